@@ -1,0 +1,47 @@
+/* firnctl -- firn's command-line tool: inspect and convert pprof files, and
+ * run benchmarks.  Wiring only: the work is done by the modules. */
+#include <stdio.h>
+#include <string.h>
+
+#include "firnctl.h"
+
+static void usage(FILE *f)
+{
+    fputs("usage: firnctl <command> [args]\n"
+          "\n"
+          "commands:\n"
+          "  pprof info FILE                  JSON summary of a pprof file (raw or gzipped)\n"
+          "  pprof convert IN OUT             decode, validate and re-encode (gzipped) IN to OUT\n"
+          "  pprof top FILE [--sample-index N|NAME] [--nodes N]\n"
+          "                                   flat/cum per function, like `go tool pprof -top`\n"
+          "  bench decode [--seconds S] FILE...\n"
+          "                                   decode speed against plain zlib inflate\n"
+          "  --version                        print the version\n"
+          "\n"
+          "FILE may be - for standard input.\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("firnctl %s\n", FIRN_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "pprof") == 0)
+        return cmd_pprof(argc - 2, argv + 2);
+    if (strcmp(cmd, "bench") == 0)
+        return cmd_bench(argc - 2, argv + 2);
+    fprintf(stderr, "firnctl: unknown command \"%s\"\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,312 @@
+/* pprof_cmd.c -- `firnctl pprof info|convert|top` and `firnctl bench`. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "firnctl.h"
+#include "pprof/pprof.h"
+#include "test/bench/bench.h"
+
+static pprof_profile *load(const char *path, size_t *file_bytes, bool *gzipped)
+{
+    pprof_limits lim;
+    pprof_limits_default(&lim);
+    unsigned char *buf;
+    size_t len;
+    firn_err err = {0};
+    if (firn_read_file(path, lim.max_input_bytes, &buf, &len, &err) < 0) {
+        fprintf(stderr, "firnctl: %s\n", err.msg);
+        return NULL;
+    }
+    if (file_bytes)
+        *file_bytes = len;
+    if (gzipped)
+        *gzipped = pprof_is_gzip(buf, len);
+    pprof_profile *p = pprof_decode(buf, len, &lim, &err);
+    free(buf);
+    if (!p)
+        fprintf(stderr, "firnctl: %s: %s\n", path, err.msg);
+    return p;
+}
+
+static json_t *value_type_json(const pprof_profile *p, pprof_value_type vt)
+{
+    return json_pack("{s:s, s:s}", "type", pprof_str(p, vt.type), "unit", pprof_str(p, vt.unit));
+}
+
+static void format_rfc3339(int64_t nanos, char *buf, size_t size)
+{
+    time_t secs = (time_t)(nanos / 1000000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, size - n, ".%03dZ", (int)((nanos % 1000000000) / 1000000));
+}
+
+static int pprof_info(const char *path)
+{
+    size_t bytes;
+    bool gz;
+    pprof_profile *p = load(path, &bytes, &gz);
+    if (!p)
+        return 1;
+    int64_t *totals = calloc(p->n_sample_types ? p->n_sample_types : 1, sizeof *totals);
+    if (!totals) {
+        pprof_free(p);
+        fprintf(stderr, "firnctl: out of memory\n");
+        return 1;
+    }
+    pprof_totals(p, totals);
+    json_t *types = json_array();
+    for (size_t i = 0; i < p->n_sample_types; i++) {
+        json_t *t = value_type_json(p, p->sample_types[i]);
+        json_object_set_new(t, "total", json_integer(totals[i]));
+        json_array_append_new(types, t);
+    }
+    int def = pprof_default_sample_index(p);
+    json_t *o = json_object();
+    json_object_set_new(o, "file", json_string(path));
+    json_object_set_new(o, "bytes", json_integer((json_int_t)bytes));
+    json_object_set_new(o, "gzipped", json_boolean(gz));
+    json_object_set_new(o, "sample_types", types);
+    json_object_set_new(o, "default_sample_type",
+                        def >= 0 ? json_string(pprof_str(p, p->sample_types[def].type)) : json_null());
+    json_object_set_new(o, "period_type", value_type_json(p, p->period_type));
+    json_object_set_new(o, "period", json_integer(p->period));
+    json_object_set_new(o, "time_nanos", json_integer(p->time_nanos));
+    if (p->time_nanos > 0) {
+        char ts[64];
+        format_rfc3339(p->time_nanos, ts, sizeof ts);
+        json_object_set_new(o, "time", json_string(ts));
+    } else {
+        json_object_set_new(o, "time", json_null());
+    }
+    json_object_set_new(o, "duration_nanos", json_integer(p->duration_nanos));
+    json_object_set_new(o, "counts",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "samples", (json_int_t)p->n_samples,
+                                  "locations", (json_int_t)p->n_locations, "functions",
+                                  (json_int_t)p->n_functions, "mappings", (json_int_t)p->n_mappings,
+                                  "strings", (json_int_t)p->n_strings));
+    json_t *repairs = json_array();
+    if (p->repairs & PPROF_REPAIR_MAPPING_IDS)
+        json_array_append_new(repairs, json_string("mapping ids were all 0: numbered by position"));
+    if (p->repairs & PPROF_REPAIR_LOCATION_IDS)
+        json_array_append_new(repairs, json_string("location ids were all 0: numbered by position"));
+    if (p->repairs & PPROF_REPAIR_FUNCTION_IDS)
+        json_array_append_new(repairs, json_string("function ids were all 0: numbered by position"));
+    json_object_set_new(o, "repairs", repairs);
+    json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    fputc('\n', stdout);
+    json_decref(o);
+    free(totals);
+    pprof_free(p);
+    return 0;
+}
+
+static int pprof_convert(const char *in, const char *out)
+{
+    pprof_profile *p = load(in, NULL, NULL);
+    if (!p)
+        return 1;
+    unsigned char *buf;
+    size_t len;
+    firn_err err = {0};
+    int rc = pprof_encode(p, -1, &buf, &len, &err);
+    pprof_free(p);
+    if (rc < 0) {
+        fprintf(stderr, "firnctl: %s: %s\n", in, err.msg);
+        return 1;
+    }
+    if (strcmp(out, "-") == 0) {
+        rc = fwrite(buf, 1, len, stdout) == len ? 0 : firn_errf(&err, FIRN_EIO, "stdout: %s", strerror(errno));
+    } else {
+        rc = firn_write_file_atomic(out, buf, len, &err);
+    }
+    free(buf);
+    if (rc < 0) {
+        fprintf(stderr, "firnctl: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* pprof's measurement scaling: pick the unit that keeps the number >= 1,
+ * print two decimals and drop a trailing ".00". */
+static void scaled(int64_t v, const char *unit, char *buf, size_t size)
+{
+    static const struct { const char *unit; double factor; const char *suffixes[5]; double steps[5]; } t[] = {
+        {"nanoseconds", 1, {"ns", "us", "ms", "s", NULL}, {1, 1e3, 1e6, 1e9, 0}},
+        {"microseconds", 1, {"us", "ms", "s", NULL, NULL}, {1, 1e3, 1e6, 0, 0}},
+        {"milliseconds", 1, {"ms", "s", NULL, NULL, NULL}, {1, 1e3, 0, 0, 0}},
+        {"bytes", 1, {"B", "kB", "MB", "GB", "TB"}, {1, 1024, 1048576, 1073741824.0, 1099511627776.0}},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        if (strcmp(unit, t[i].unit) != 0)
+            continue;
+        double a = v < 0 ? -(double)v : (double)v;
+        size_t k = 0;
+        while (k + 1 < 5 && t[i].suffixes[k + 1] && a >= t[i].steps[k + 1])
+            k++;
+        snprintf(buf, size, "%.2f", (double)v / t[i].steps[k]);
+        size_t n = strlen(buf);
+        if (n > 3 && strcmp(buf + n - 3, ".00") == 0)
+            buf[n - 3] = '\0';
+        strncat(buf, t[i].suffixes[k], size - strlen(buf) - 1);
+        return;
+    }
+    snprintf(buf, size, "%" PRId64, v);
+}
+
+static double pct(int64_t part, int64_t whole)
+{
+    return whole == 0 ? 0.0 : 100.0 * (double)part / (double)whole;
+}
+
+static int parse_size(const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int pprof_top_cmd(int argc, char **argv)
+{
+    const char *path = NULL, *index_arg = NULL;
+    long nodes = -1;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--sample-index") == 0 && i + 1 < argc) {
+            index_arg = argv[++i];
+        } else if (strcmp(argv[i], "--nodes") == 0 && i + 1 < argc) {
+            if (parse_size(argv[++i], &nodes) < 0) {
+                fprintf(stderr, "firnctl: --nodes: \"%s\" is not a non-negative integer\n", argv[i]);
+                return 2;
+            }
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "firnctl: pprof top: unknown or incomplete option \"%s\"\n", argv[i]);
+            return 2;
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            fprintf(stderr, "firnctl: pprof top: unexpected argument \"%s\"\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "usage: firnctl pprof top FILE [--sample-index N|NAME] [--nodes N]\n");
+        return 2;
+    }
+    pprof_profile *p = load(path, NULL, NULL);
+    if (!p)
+        return 1;
+    int idx = pprof_default_sample_index(p);
+    if (index_arg) {
+        long n;
+        idx = parse_size(index_arg, &n) == 0 ? (n > INT32_MAX ? -1 : (int)n)
+                                               : pprof_sample_type_index(p, index_arg);
+        if (idx < 0 || (size_t)idx >= p->n_sample_types) {
+            fprintf(stderr, "firnctl: --sample-index %s: no such sample type (profile has:", index_arg);
+            for (size_t i = 0; i < p->n_sample_types; i++)
+                fprintf(stderr, " %zu=%s", i, pprof_str(p, p->sample_types[i].type));
+            fprintf(stderr, ")\n");
+            pprof_free(p);
+            return 2;
+        }
+    }
+    pprof_top_report top;
+    firn_err err = {0};
+    if (idx < 0 || pprof_top(p, idx, &top, &err) < 0) {
+        fprintf(stderr, "firnctl: %s: %s\n", path, idx < 0 ? "profile has no sample types" : err.msg);
+        pprof_free(p);
+        return 1;
+    }
+    const char *unit = pprof_str(p, p->sample_types[idx].unit);
+    char a[64], b[64];
+    printf("Type: %s\n", pprof_str(p, p->sample_types[idx].type));
+    if (p->time_nanos > 0) {
+        char ts[64];
+        format_rfc3339(p->time_nanos, ts, sizeof ts);
+        printf("Time: %s\n", ts);
+    }
+    if (p->duration_nanos > 0) {
+        scaled(p->duration_nanos, "nanoseconds", a, sizeof a);
+        scaled(top.total, unit, b, sizeof b);
+        printf("Duration: %s, Total samples = %s\n", a, b);
+    }
+    size_t shown = top.n_rows;
+    if (nodes >= 0 && (size_t)nodes < shown)
+        shown = (size_t)nodes;
+    int64_t shown_flat = 0;
+    for (size_t i = 0; i < shown; i++)
+        shown_flat = pprof_add_sat(shown_flat, top.rows[i].flat);
+    scaled(shown_flat, unit, a, sizeof a);
+    scaled(top.total, unit, b, sizeof b);
+    printf("Showing nodes accounting for %s, %.2f%% of %s total\n", a, pct(shown_flat, top.total), b);
+    if (shown < top.n_rows)
+        printf("Showing top %zu nodes out of %zu\n", shown, top.n_rows);
+    printf("%10s %6s %6s %10s %6s\n", "flat", "flat%", "sum%", "cum", "cum%");
+    int64_t sum = 0;
+    for (size_t i = 0; i < shown; i++) {
+        const pprof_top_row *r = &top.rows[i];
+        sum = pprof_add_sat(sum, r->flat);
+        scaled(r->flat, unit, a, sizeof a);
+        scaled(r->cum, unit, b, sizeof b);
+        printf("%10s %5.2f%% %5.2f%% %10s %5.2f%%  %s\n", a, pct(r->flat, top.total),
+               pct(sum, top.total), b, pct(r->cum, top.total), r->name);
+    }
+    pprof_top_free(&top);
+    pprof_free(p);
+    return 0;
+}
+
+int cmd_pprof(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[0], "info") == 0 && argc == 2)
+        return pprof_info(argv[1]);
+    if (argc >= 1 && strcmp(argv[0], "convert") == 0 && argc == 3)
+        return pprof_convert(argv[1], argv[2]);
+    if (argc >= 1 && strcmp(argv[0], "top") == 0)
+        return pprof_top_cmd(argc - 1, argv + 1);
+    fprintf(stderr, "usage: firnctl pprof info FILE\n"
+                    "       firnctl pprof convert IN OUT\n"
+                    "       firnctl pprof top FILE [--sample-index N|NAME] [--nodes N]\n");
+    return 2;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    if (argc < 1 || strcmp(argv[0], "decode") != 0) {
+        fprintf(stderr, "usage: firnctl bench decode [--seconds S] FILE...\n");
+        return 2;
+    }
+    double seconds = 2.0;
+    int first = 1;
+    if (argc >= 3 && strcmp(argv[1], "--seconds") == 0) {
+        char *end;
+        seconds = strtod(argv[2], &end);
+        if (*end || !(seconds > 0 && seconds <= 3600)) {
+            fprintf(stderr, "firnctl: --seconds: \"%s\" is not a number of seconds in (0, 3600]\n",
+                    argv[2]);
+            return 2;
+        }
+        first = 3;
+    }
+    if (first >= argc) {
+        fprintf(stderr, "usage: firnctl bench decode [--seconds S] FILE...\n");
+        return 2;
+    }
+    firn_err err = {0};
+    if (bench_decode((const char **)argv + first, (size_t)(argc - first), seconds, stdout, stderr,
+                     &err) < 0) {
+        fprintf(stderr, "firnctl: bench decode: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}

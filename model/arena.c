@@ -1,0 +1,125 @@
+/* arena.c -- bump allocation over a singly linked list of chunks.
+ *
+ * Invariant: `head` is the chunk being carved; `used <= size` for every chunk.
+ * Oversized requests get a dedicated chunk linked *behind* the head so the
+ * head's free space is not wasted.
+ */
+#include "model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_ALIGN 16
+#define ARENA_DEFAULT_CHUNK (64 * 1024)
+
+struct chunk {
+    struct chunk *next;
+    size_t size;
+    size_t used;
+    _Alignas(ARENA_ALIGN) unsigned char data[];
+};
+
+struct firn_arena {
+    struct chunk *head;
+    size_t chunk_size;
+    size_t bytes;
+};
+
+static struct chunk *chunk_new(firn_arena *a, size_t size)
+{
+    if (size > SIZE_MAX - sizeof(struct chunk))
+        return NULL;
+    struct chunk *c = malloc(sizeof(struct chunk) + size);
+    if (!c)
+        return NULL;
+    c->size = size;
+    c->used = 0;
+    c->next = NULL;
+    a->bytes += sizeof(struct chunk) + size;
+    return c;
+}
+
+firn_arena *firn_arena_new(size_t chunk_size)
+{
+    firn_arena *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->chunk_size = chunk_size ? chunk_size : ARENA_DEFAULT_CHUNK;
+    return a;
+}
+
+void firn_arena_free(firn_arena *a)
+{
+    if (!a)
+        return;
+    struct chunk *c = a->head;
+    while (c) {
+        struct chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    free(a);
+}
+
+void *firn_arena_alloc(firn_arena *a, size_t size)
+{
+    if (size > SIZE_MAX - ARENA_ALIGN)
+        return NULL;
+    size = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (size == 0)
+        size = ARENA_ALIGN;
+    struct chunk *h = a->head;
+    if (h && h->size - h->used >= size) {
+        void *p = h->data + h->used;
+        h->used += size;
+        return p;
+    }
+    if (size > a->chunk_size / 4) {
+        struct chunk *c = chunk_new(a, size);
+        if (!c)
+            return NULL;
+        c->used = size;
+        if (h) {
+            c->next = h->next;
+            h->next = c;
+        } else {
+            a->head = c;
+        }
+        return c->data;
+    }
+    struct chunk *c = chunk_new(a, a->chunk_size);
+    if (!c)
+        return NULL;
+    c->next = h;
+    a->head = c;
+    c->used = size;
+    return c->data;
+}
+
+void *firn_arena_calloc(firn_arena *a, size_t count, size_t size)
+{
+    if (size && count > SIZE_MAX / size)
+        return NULL;
+    void *p = firn_arena_alloc(a, count * size);
+    if (p)
+        memset(p, 0, count * size);
+    return p;
+}
+
+char *firn_arena_strndup(firn_arena *a, const char *s, size_t len)
+{
+    if (len == SIZE_MAX)
+        return NULL;
+    char *p = firn_arena_alloc(a, len + 1);
+    if (!p)
+        return NULL;
+    if (len)
+        memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+size_t firn_arena_bytes(const firn_arena *a)
+{
+    return a->bytes;
+}

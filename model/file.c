@@ -1,0 +1,112 @@
+/* file.c -- whole-file reads with a size cap, and atomic whole-file writes. */
+#include "model.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int firn_read_file(const char *path, size_t max, unsigned char **out, size_t *out_len,
+                   firn_err *err)
+{
+    *out = NULL;
+    *out_len = 0;
+    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return firn_errf(err, FIRN_EIO, "%s: %s", path, strerror(errno));
+    size_t cap = 64 * 1024, len = 0;
+    unsigned char *buf = malloc(cap);
+    int rc = FIRN_OK;
+    if (!buf) {
+        rc = firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    for (;;) {
+        if (len == cap) {
+            if (cap > max) {
+                rc = firn_errf(err, FIRN_ETOOBIG, "%s: larger than the cap of %zu bytes", path, max);
+                goto out;
+            }
+            unsigned char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                rc = firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
+                goto out;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = firn_errf(err, FIRN_EIO, "%s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len > max)
+        rc = firn_errf(err, FIRN_ETOOBIG, "%s: larger than the cap of %zu bytes", path, max);
+out:
+    if (fd != STDIN_FILENO)
+        close(fd);
+    if (rc != FIRN_OK) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *out_len = len;
+    return FIRN_OK;
+}
+
+int firn_write_file_atomic(const char *path, const void *data, size_t len, firn_err *err)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (!tmp)
+        return firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
+    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int rc = firn_errf(err, FIRN_EIO, "%s: cannot create a temporary file: %s", path,
+                           strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    const unsigned char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int rc = firn_errf(err, FIRN_EIO, "%s: write: %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            free(tmp);
+            return rc;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    int sync_rc = fsync(fd);
+    int close_rc = close(fd);
+    if (sync_rc < 0 || close_rc < 0) {
+        int rc = firn_errf(err, FIRN_EIO, "%s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return rc;
+    }
+    if (chmod(tmp, 0644) < 0 || rename(tmp, path) < 0) {
+        int rc = firn_errf(err, FIRN_EIO, "%s: %s", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return rc;
+    }
+    free(tmp);
+    return FIRN_OK;
+}

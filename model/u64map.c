@@ -1,0 +1,108 @@
+/* u64map.c -- open-addressing hash map from uint64 keys to uint32 values.
+ *
+ * Invariant: len < cap * 3/4, so a probe always ends on an unused slot.
+ * Keys are mixed with a 64-bit finalizer so dense ids and addresses both
+ * spread over the table.
+ */
+#include "model.h"
+
+#include <stdlib.h>
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static int alloc_table(firn_u64map *m, size_t cap)
+{
+    m->keys = malloc(cap * sizeof *m->keys);
+    m->vals = malloc(cap * sizeof *m->vals);
+    m->used = calloc(cap, 1);
+    if (!m->keys || !m->vals || !m->used) {
+        free(m->keys);
+        free(m->vals);
+        free(m->used);
+        m->keys = NULL;
+        m->vals = NULL;
+        m->used = NULL;
+        return FIRN_ENOMEM;
+    }
+    m->cap = cap;
+    m->len = 0;
+    return 0;
+}
+
+int firn_u64map_init(firn_u64map *m, size_t expected)
+{
+    size_t cap = 16;
+    while (cap / 4 * 3 <= expected) {
+        if (cap > SIZE_MAX / 4)
+            return FIRN_ENOMEM;
+        cap *= 2;
+    }
+    return alloc_table(m, cap);
+}
+
+void firn_u64map_destroy(firn_u64map *m)
+{
+    free(m->keys);
+    free(m->vals);
+    free(m->used);
+    m->keys = NULL;
+    m->vals = NULL;
+    m->used = NULL;
+    m->cap = m->len = 0;
+}
+
+static int grow(firn_u64map *m)
+{
+    firn_u64map bigger;
+    if (m->cap > SIZE_MAX / 4 || alloc_table(&bigger, m->cap * 2) < 0)
+        return FIRN_ENOMEM;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->used[i])
+            firn_u64map_put(&bigger, m->keys[i], m->vals[i], NULL);
+    firn_u64map_destroy(m);
+    *m = bigger;
+    return 0;
+}
+
+int firn_u64map_put(firn_u64map *m, uint64_t key, uint32_t val, uint32_t *existing)
+{
+    if ((m->len + 1) > m->cap / 4 * 3 && grow(m) < 0)
+        return FIRN_ENOMEM;
+    size_t mask = m->cap - 1;
+    for (size_t i = mix64(key) & mask;; i = (i + 1) & mask) {
+        if (!m->used[i]) {
+            m->used[i] = 1;
+            m->keys[i] = key;
+            m->vals[i] = val;
+            m->len++;
+            return 1;
+        }
+        if (m->keys[i] == key) {
+            if (existing)
+                *existing = m->vals[i];
+            return 0;
+        }
+    }
+}
+
+int firn_u64map_get(const firn_u64map *m, uint64_t key, uint32_t *val)
+{
+    if (m->cap == 0)
+        return 0;
+    size_t mask = m->cap - 1;
+    for (size_t i = mix64(key) & mask; m->used[i]; i = (i + 1) & mask) {
+        if (m->keys[i] == key) {
+            *val = m->vals[i];
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,241 @@
+/* identity.c -- content identities of frames and samples, and merging samples
+ * of equal identity.
+ *
+ * Ids are renumbered by every producer and every scrape, and the same binary
+ * loads at different addresses in different processes, so identity is
+ * computed from content: symbolized frames by (function, file, line),
+ * unsymbolized ones by (build id or file name, file-relative address).
+ * Hashes are xxh3-128 over a length-prefixed encoding, so no two different
+ * contents share an encoding.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+/* A growable byte buffer for the hashed encoding (heap, reused). */
+struct hbuf {
+    unsigned char *b;
+    size_t len, cap;
+    bool oom;
+};
+
+static void hb_put(struct hbuf *h, const void *data, size_t n)
+{
+    if (h->oom)
+        return;
+    if (h->len + n > h->cap) {
+        size_t ncap = h->cap ? h->cap * 2 : 256;
+        while (ncap < h->len + n)
+            ncap *= 2;
+        unsigned char *nb = realloc(h->b, ncap);
+        if (!nb) {
+            h->oom = true;
+            return;
+        }
+        h->b = nb;
+        h->cap = ncap;
+    }
+    memcpy(h->b + h->len, data, n);
+    h->len += n;
+}
+
+static void hb_u64(struct hbuf *h, uint64_t v)
+{
+    hb_put(h, &v, sizeof v);
+}
+
+static void hb_str(struct hbuf *h, const char *s)
+{
+    size_t n = strlen(s);
+    hb_u64(h, n);
+    hb_put(h, s, n);
+}
+
+static pprof_hash hb_hash(const struct hbuf *h)
+{
+    XXH128_hash_t x = XXH3_128bits(h->b, h->len);
+    pprof_hash r = {x.low64, x.high64};
+    return r;
+}
+
+static bool location_is_symbolized(const pprof_location *l)
+{
+    for (size_t i = 0; i < l->n_lines; i++)
+        if (l->lines[i].function != PPROF_NONE)
+            return true;
+    return false;
+}
+
+static void encode_location(const pprof_profile *p, uint32_t idx, struct hbuf *h)
+{
+    const pprof_location *l = &p->locations[idx];
+    if (location_is_symbolized(l)) {
+        hb_put(h, "S", 1);
+        hb_u64(h, l->n_lines);
+        for (size_t i = 0; i < l->n_lines; i++) {
+            const pprof_line *ln = &l->lines[i];
+            if (ln->function == PPROF_NONE) {
+                hb_str(h, "");
+                hb_str(h, "");
+            } else {
+                const pprof_function *f = &p->functions[ln->function];
+                hb_str(h, pprof_str(p, f->name));
+                hb_str(h, pprof_str(p, f->filename));
+            }
+            hb_u64(h, (uint64_t)ln->line);
+        }
+        return;
+    }
+    hb_put(h, "U", 1);
+    if (l->mapping == PPROF_NONE) {
+        hb_str(h, "");
+        hb_u64(h, l->address);
+        return;
+    }
+    const pprof_mapping *m = &p->mappings[l->mapping];
+    const char *bid = pprof_str(p, m->build_id);
+    hb_str(h, bid[0] ? bid : pprof_str(p, m->filename));
+    hb_u64(h, l->address - m->memory_start + m->file_offset);
+}
+
+pprof_hash pprof_location_identity(const pprof_profile *p, uint32_t location)
+{
+    struct hbuf h = {0};
+    encode_location(p, location, &h);
+    pprof_hash r = hb_hash(&h);
+    free(h.b);
+    return r;
+}
+
+/* Orders labels by content so that label order does not change identity. */
+struct label_sort_ctx {
+    const pprof_profile *p;
+    const pprof_label *labels;
+};
+
+static _Thread_local struct label_sort_ctx sort_ctx;
+
+static int cmp_label(const void *a, const void *b)
+{
+    const pprof_label *x = &sort_ctx.labels[*(const uint32_t *)a];
+    const pprof_label *y = &sort_ctx.labels[*(const uint32_t *)b];
+    const pprof_profile *p = sort_ctx.p;
+    int c = strcmp(pprof_str(p, x->key), pprof_str(p, y->key));
+    if (c)
+        return c;
+    if ((c = strcmp(pprof_str(p, x->str), pprof_str(p, y->str))))
+        return c;
+    if (x->num != y->num)
+        return x->num < y->num ? -1 : 1;
+    return strcmp(pprof_str(p, x->num_unit), pprof_str(p, y->num_unit));
+}
+
+/* Appends the sorted labels of a sample to h. */
+static void encode_labels(const pprof_profile *p, const pprof_sample *s, struct hbuf *h)
+{
+    hb_u64(h, s->n_labels);
+    if (s->n_labels == 0)
+        return;
+    uint32_t stack_order[16];
+    uint32_t *order = s->n_labels <= 16 ? stack_order : malloc(s->n_labels * sizeof *order);
+    if (!order) {
+        h->oom = true;
+        return;
+    }
+    for (size_t i = 0; i < s->n_labels; i++)
+        order[i] = (uint32_t)i;
+    if (s->n_labels > 1) {
+        sort_ctx.p = p;
+        sort_ctx.labels = s->labels;
+        qsort(order, s->n_labels, sizeof *order, cmp_label);
+    }
+    for (size_t i = 0; i < s->n_labels; i++) {
+        const pprof_label *l = &s->labels[order[i]];
+        hb_str(h, pprof_str(p, l->key));
+        hb_str(h, pprof_str(p, l->str));
+        hb_u64(h, (uint64_t)l->num);
+        hb_str(h, pprof_str(p, l->num_unit));
+    }
+    if (order != stack_order)
+        free(order);
+}
+
+/* Sample identity from precomputed location identities (loc_ids may be NULL:
+ * computed on the fly). */
+static pprof_hash sample_identity(const pprof_profile *p, size_t i, const pprof_hash *loc_ids,
+                                  struct hbuf *h)
+{
+    const pprof_sample *s = &p->samples[i];
+    h->len = 0;
+    hb_u64(h, s->n_locations);
+    for (size_t j = 0; j < s->n_locations; j++) {
+        pprof_hash lh = loc_ids ? loc_ids[s->locations[j]]
+                                : pprof_location_identity(p, s->locations[j]);
+        hb_u64(h, lh.lo);
+        hb_u64(h, lh.hi);
+    }
+    encode_labels(p, s, h);
+    return hb_hash(h);
+}
+
+pprof_hash pprof_sample_identity(const pprof_profile *p, size_t sample)
+{
+    struct hbuf h = {0};
+    pprof_hash r = sample_identity(p, sample, NULL, &h);
+    free(h.b);
+    return r;
+}
+
+int pprof_merge_samples(pprof_profile *p, firn_err *err)
+{
+    if (p->n_samples < 2)
+        return 0;
+    int rc = 0;
+    struct hbuf h = {0};
+    firn_u64map seen = {0};
+    pprof_hash *loc_ids = malloc((p->n_locations ? p->n_locations : 1) * sizeof *loc_ids);
+    pprof_hash *ids = malloc(p->n_samples * sizeof *ids);
+    if (!loc_ids || !ids || firn_u64map_init(&seen, p->n_samples) < 0) {
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory merging samples");
+        goto out;
+    }
+    for (size_t i = 0; i < p->n_locations; i++) {
+        h.len = 0;
+        encode_location(p, (uint32_t)i, &h);
+        loc_ids[i] = hb_hash(&h);
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < p->n_samples; i++) {
+        ids[i] = sample_identity(p, i, loc_ids, &h);
+        if (h.oom) {
+            rc = firn_errf(err, FIRN_ENOMEM, "out of memory merging samples");
+            goto out;
+        }
+        uint32_t first;
+        int r = firn_u64map_put(&seen, ids[i].lo, (uint32_t)kept, &first);
+        if (r < 0) {
+            rc = firn_errf(err, FIRN_ENOMEM, "out of memory merging samples");
+            goto out;
+        }
+        if (r == 0 && pprof_hash_eq(ids[first], ids[i])) {
+            int64_t *dst = p->samples[first].values;
+            const int64_t *src = p->samples[i].values;
+            for (size_t j = 0; j < p->n_sample_types; j++)
+                dst[j] = pprof_add_sat(dst[j], src[j]);
+            continue;
+        }
+        /* New identity (or a 64-bit collision with a different one, which
+         * stays a separate sample). */
+        ids[kept] = ids[i];
+        p->samples[kept++] = p->samples[i];
+    }
+    p->n_samples = kept;
+out:
+    free(h.b);
+    free(loc_ids);
+    free(ids);
+    firn_u64map_destroy(&seen);
+    return rc;
+}

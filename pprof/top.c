@@ -1,0 +1,144 @@
+/* top.c -- flat/cum per function, as `go tool pprof -top` reports it.
+ *
+ * flat: the value of samples whose leaf frame (innermost line of the first
+ * location) is the function.  cum: the value of samples with the function
+ * anywhere on the stack, counted once per sample even under recursion.
+ * Functions are grouped by name; an unsymbolized frame is named by its
+ * address.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+struct top_state {
+    const pprof_profile *p;
+    firn_u64map by_name;       /* hash(name) -> row */
+    pprof_top_row *rows;
+    size_t *last_sample;       /* per row: 1 + the last sample counted in cum */
+    size_t n, cap;
+};
+
+/* Row index for a frame name; -1 on OOM. */
+static long row_for(struct top_state *t, const char *name)
+{
+    uint64_t key = XXH3_64bits(name, strlen(name));
+    uint32_t idx;
+    /* Linear probing on the key space resolves the (rare) hash collision of
+     * two different names. */
+    while (firn_u64map_get(&t->by_name, key, &idx)) {
+        if (strcmp(t->rows[idx].name, name) == 0)
+            return idx;
+        key++;
+    }
+    if (t->n == t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 64;
+        pprof_top_row *nr = realloc(t->rows, ncap * sizeof *nr);
+        if (!nr)
+            return -1;
+        t->rows = nr;
+        size_t *nl = realloc(t->last_sample, ncap * sizeof *nl);
+        if (!nl)
+            return -1;
+        t->last_sample = nl;
+        t->cap = ncap;
+    }
+    if (firn_u64map_put(&t->by_name, key, (uint32_t)t->n, NULL) < 0)
+        return -1;
+    t->rows[t->n] = (pprof_top_row){.name = name, .flat = 0, .cum = 0};
+    t->last_sample[t->n] = 0;
+    return (long)t->n++;
+}
+
+static const char *frame_name(const pprof_profile *p, const pprof_location *l, size_t line,
+                              char *buf, size_t size)
+{
+    if (l->n_lines > 0 && l->lines[line].function != PPROF_NONE)
+        return pprof_str(p, p->functions[l->lines[line].function].name);
+    snprintf(buf, size, "0x%llx", (unsigned long long)l->address);
+    return buf;
+}
+
+static int cmp_rows(const void *a, const void *b)
+{
+    const pprof_top_row *x = a, *y = b;
+    int64_t fx = x->flat < 0 ? -x->flat : x->flat;
+    int64_t fy = y->flat < 0 ? -y->flat : y->flat;
+    if (fx != fy)
+        return fx > fy ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+int pprof_top(const pprof_profile *p, int sample_index, pprof_top_report *out, firn_err *err)
+{
+    memset(out, 0, sizeof *out);
+    int64_t *total = &out->total;
+    if (sample_index < 0 || (size_t)sample_index >= p->n_sample_types)
+        return firn_errf(err, FIRN_EINVAL, "sample index %d out of range (profile has %zu sample types)",
+                         sample_index, p->n_sample_types);
+    struct top_state t = {.p = p};
+    int rc = 0;
+    out->arena = firn_arena_new(0);
+    if (!out->arena || firn_u64map_init(&t.by_name, 256) < 0) {
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const pprof_sample *s = &p->samples[i];
+        int64_t v = s->values[sample_index];
+        *total = pprof_add_sat(*total, v);
+        bool leaf = true;
+        for (size_t j = 0; j < s->n_locations; j++) {
+            const pprof_location *l = &p->locations[s->locations[j]];
+            size_t nl = l->n_lines ? l->n_lines : 1;
+            for (size_t k = 0; k < nl; k++) {
+                char buf[32];
+                const char *name = frame_name(p, l, k, buf, sizeof buf);
+                if (name == buf) {
+                    name = firn_arena_strndup(out->arena, buf, strlen(buf));
+                    if (!name) {
+                        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+                        goto out;
+                    }
+                }
+                long r = row_for(&t, name);
+                if (r < 0) {
+                    rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+                    goto out;
+                }
+                if (leaf)
+                    t.rows[r].flat = pprof_add_sat(t.rows[r].flat, v);
+                leaf = false;
+                if (t.last_sample[r] != i + 1) {
+                    t.last_sample[r] = i + 1;
+                    t.rows[r].cum = pprof_add_sat(t.rows[r].cum, v);
+                }
+            }
+        }
+    }
+    qsort(t.rows, t.n, sizeof *t.rows, cmp_rows);
+    pprof_top_row *out_rows = firn_arena_alloc(out->arena, (t.n ? t.n : 1) * sizeof *out_rows);
+    if (!out_rows) {
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (t.n)
+        memcpy(out_rows, t.rows, t.n * sizeof *out_rows);
+    out->rows = out_rows;
+    out->n_rows = t.n;
+out:
+    if (rc < 0)
+        pprof_top_free(out);
+    free(t.rows);
+    free(t.last_sample);
+    firn_u64map_destroy(&t.by_name);
+    return rc;
+}
+
+void pprof_top_free(pprof_top_report *t)
+{
+    firn_arena_free(t->arena);
+    memset(t, 0, sizeof *t);
+}

@@ -1,0 +1,23 @@
+/* bench.h -- firn's benchmarks, run by `firnctl bench ...`.
+ *
+ * Each prints its figures to `out`, one per line as `figure_name value`
+ * (a bare number; the unit is in the name), and notes for humans to `log`.
+ * Benchmarks never assert on timings: they measure and report.
+ */
+#ifndef FIRN_BENCH_H
+#define FIRN_BENCH_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "model/model.h"
+
+/* Decode the given pprof files in a loop for about `seconds` and compare
+ * with plain zlib inflate of the same gzipped bytes (raw inputs are gzipped
+ * first at zlib's default level, as producers send them).  Figures:
+ * bench_files, decode_mb_per_s (compressed input), decode_profiles_per_s,
+ * inflate_mb_per_s, decode_vs_inflate_ratio (decode time / inflate time). */
+int bench_decode(const char **files, size_t n_files, double seconds, FILE *out, FILE *log,
+                 firn_err *err);
+
+#endif

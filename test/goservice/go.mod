@@ -1,0 +1,3 @@
+module firn.test/goservice
+
+go 1.19

@@ -1,0 +1,1038 @@
+/* test_pprof.c -- the pprof codec on real fixtures and on crafted input.
+ *
+ * Fixtures come from ../shared/fixtures/pprof (FIRN_FIXTURES overrides the
+ * directory).  Crafted profiles are built as protobuf-c messages, broken in
+ * one way each, packed, and must be refused with a message naming the rule.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "pprof/pprof.h"
+#include "profile.pb-c.h"
+
+static const char *fixtures_dir(void)
+{
+    const char *env = getenv("FIRN_FIXTURES");
+    return env && *env ? env : FIRN_FIXTURES_DIR;
+}
+
+/* Legacy (non-protobuf) fixtures, per MANIFEST.md. */
+static const char *const legacy_fixtures[] = {
+    "pprof-fuzz_corpus_go.crc32.cpu.pb",
+    "pprof-internal_driver_testdata_cppbench.cpu",
+    "pprof-profile_testdata_java.cpu",
+};
+
+static bool is_legacy(const char *name)
+{
+    for (size_t i = 0; i < sizeof legacy_fixtures / sizeof legacy_fixtures[0]; i++)
+        if (strcmp(name, legacy_fixtures[i]) == 0)
+            return true;
+    return false;
+}
+
+static unsigned char *read_fixture(const char *name, size_t *len)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", fixtures_dir(), name);
+    unsigned char *buf;
+    firn_err err = {0};
+    if (firn_read_file(path, 64u << 20, &buf, len, &err) < 0)
+        fail_msg("%s", err.msg);
+    return buf;
+}
+
+static pprof_profile *decode_fixture(const char *name)
+{
+    size_t len;
+    unsigned char *buf = read_fixture(name, &len);
+    firn_err err = {0};
+    pprof_profile *p = pprof_decode(buf, len, NULL, &err);
+    free(buf);
+    if (!p)
+        fail_msg("%s: %s", name, err.msg);
+    return p;
+}
+
+/* ---- invariants and content equality ------------------------------------ */
+
+static void assert_invariants(const pprof_profile *p)
+{
+    assert_true(p->n_strings > 0);
+    assert_string_equal(p->strings[0], "");
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const pprof_sample *s = &p->samples[i];
+        for (size_t j = 0; j < s->n_locations; j++)
+            assert_true(s->locations[j] < p->n_locations);
+        for (size_t j = 0; j < s->n_labels; j++) {
+            assert_true(s->labels[j].key >= 0 && (size_t)s->labels[j].key < p->n_strings);
+            assert_true(s->labels[j].str >= 0 && (size_t)s->labels[j].str < p->n_strings);
+        }
+    }
+    for (size_t i = 0; i < p->n_locations; i++) {
+        const pprof_location *l = &p->locations[i];
+        assert_true(l->id != 0);
+        assert_true(l->mapping == PPROF_NONE || l->mapping < p->n_mappings);
+        for (size_t j = 0; j < l->n_lines; j++)
+            assert_true(l->lines[j].function == PPROF_NONE || l->lines[j].function < p->n_functions);
+    }
+    for (size_t i = 0; i < p->n_functions; i++) {
+        assert_true(p->functions[i].id != 0);
+        assert_true(p->functions[i].name >= 0 && (size_t)p->functions[i].name < p->n_strings);
+    }
+    for (size_t i = 0; i < p->n_mappings; i++)
+        assert_true(p->mappings[i].id != 0);
+}
+
+static void assert_same_content(const pprof_profile *a, const pprof_profile *b)
+{
+    assert_int_equal(a->n_strings, b->n_strings);
+    for (size_t i = 0; i < a->n_strings; i++)
+        assert_string_equal(a->strings[i], b->strings[i]);
+    assert_int_equal(a->n_sample_types, b->n_sample_types);
+    for (size_t i = 0; i < a->n_sample_types; i++) {
+        assert_int_equal(a->sample_types[i].type, b->sample_types[i].type);
+        assert_int_equal(a->sample_types[i].unit, b->sample_types[i].unit);
+    }
+    assert_int_equal(a->n_samples, b->n_samples);
+    for (size_t i = 0; i < a->n_samples; i++) {
+        const pprof_sample *x = &a->samples[i], *y = &b->samples[i];
+        assert_int_equal(x->n_locations, y->n_locations);
+        for (size_t j = 0; j < x->n_locations; j++)
+            assert_int_equal(a->locations[x->locations[j]].id, b->locations[y->locations[j]].id);
+        assert_memory_equal(x->values, y->values, a->n_sample_types * sizeof(int64_t));
+        assert_int_equal(x->n_labels, y->n_labels);
+        if (x->n_labels)
+            assert_memory_equal(x->labels, y->labels, x->n_labels * sizeof(pprof_label));
+    }
+    assert_int_equal(a->n_mappings, b->n_mappings);
+    for (size_t i = 0; i < a->n_mappings; i++) {
+        const pprof_mapping *x = &a->mappings[i], *y = &b->mappings[i];
+        assert_int_equal(x->id, y->id);
+        assert_int_equal(x->memory_start, y->memory_start);
+        assert_int_equal(x->memory_limit, y->memory_limit);
+        assert_int_equal(x->file_offset, y->file_offset);
+        assert_int_equal(x->filename, y->filename);
+        assert_int_equal(x->build_id, y->build_id);
+        assert_int_equal(x->has_functions, y->has_functions);
+        assert_int_equal(x->has_filenames, y->has_filenames);
+        assert_int_equal(x->has_line_numbers, y->has_line_numbers);
+        assert_int_equal(x->has_inline_frames, y->has_inline_frames);
+    }
+    assert_int_equal(a->n_functions, b->n_functions);
+    if (a->n_functions)
+        assert_memory_equal(a->functions, b->functions, a->n_functions * sizeof(pprof_function));
+    assert_int_equal(a->n_locations, b->n_locations);
+    for (size_t i = 0; i < a->n_locations; i++) {
+        const pprof_location *x = &a->locations[i], *y = &b->locations[i];
+        assert_int_equal(x->id, y->id);
+        assert_int_equal(x->mapping, y->mapping);
+        assert_int_equal(x->address, y->address);
+        assert_int_equal(x->is_folded, y->is_folded);
+        assert_int_equal(x->n_lines, y->n_lines);
+        for (size_t j = 0; j < x->n_lines; j++) {
+            assert_int_equal(x->lines[j].function, y->lines[j].function);
+            assert_int_equal(x->lines[j].line, y->lines[j].line);
+            assert_int_equal(x->lines[j].column, y->lines[j].column);
+        }
+    }
+    assert_int_equal(a->drop_frames, b->drop_frames);
+    assert_int_equal(a->keep_frames, b->keep_frames);
+    assert_int_equal(a->time_nanos, b->time_nanos);
+    assert_int_equal(a->duration_nanos, b->duration_nanos);
+    assert_int_equal(a->period_type.type, b->period_type.type);
+    assert_int_equal(a->period_type.unit, b->period_type.unit);
+    assert_int_equal(a->period, b->period);
+    assert_int_equal(a->n_comments, b->n_comments);
+    if (a->n_comments)
+        assert_memory_equal(a->comments, b->comments, a->n_comments * sizeof(int64_t));
+    assert_int_equal(a->default_sample_type, b->default_sample_type);
+    assert_int_equal(a->doc_url, b->doc_url);
+}
+
+static pprof_profile *reencode(const pprof_profile *p, int level)
+{
+    unsigned char *buf;
+    size_t len;
+    firn_err err = {0};
+    if (pprof_encode(p, level, &buf, &len, &err) < 0)
+        fail_msg("encode: %s", err.msg);
+    assert_int_equal(pprof_is_gzip(buf, len), level != 0);
+    pprof_profile *q = pprof_decode(buf, len, NULL, &err);
+    free(buf);
+    if (!q)
+        fail_msg("decode after encode: %s", err.msg);
+    return q;
+}
+
+/* ---- fixtures -------------------------------------------------------------- */
+
+static void test_every_fixture(void **state)
+{
+    (void)state;
+    DIR *d = opendir(fixtures_dir());
+    if (!d)
+        fail_msg("cannot open fixtures directory %s", fixtures_dir());
+    int valid = 0, legacy = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || strcmp(e->d_name, "MANIFEST.md") == 0)
+            continue;
+        size_t len;
+        unsigned char *buf = read_fixture(e->d_name, &len);
+        firn_err err = {0};
+        pprof_profile *p = pprof_decode(buf, len, NULL, &err);
+        free(buf);
+        if (is_legacy(e->d_name)) {
+            if (p)
+                fail_msg("%s: legacy profile decoded as protobuf", e->d_name);
+            if (!strstr(err.msg, "not a pprof protobuf"))
+                fail_msg("%s: unexpected error: %s", e->d_name, err.msg);
+            legacy++;
+            continue;
+        }
+        if (!p)
+            fail_msg("%s: %s", e->d_name, err.msg);
+        assert_invariants(p);
+        /* Round trips, gzipped and raw, keep every field. */
+        pprof_profile *q = reencode(p, -1);
+        assert_same_content(p, q);
+        pprof_free(q);
+        q = reencode(p, 0);
+        assert_same_content(p, q);
+        pprof_free(q);
+        pprof_free(p);
+        valid++;
+    }
+    closedir(d);
+    assert_int_equal(legacy, 3);
+    assert_true(valid >= 60);
+}
+
+static void test_dotnet_function_ids_numbered(void **state)
+{
+    (void)state;
+    pprof_profile *p = decode_fixture("pyro-pkg_og_convert_pprof_testdata_dotnet-pprof-3.pb.gz");
+    assert_true(p->repairs & PPROF_REPAIR_FUNCTION_IDS);
+    assert_false(p->repairs & PPROF_REPAIR_LOCATION_IDS);
+    for (size_t i = 0; i < p->n_functions; i++)
+        assert_int_equal(p->functions[i].id, i + 1);
+    /* Location 1 referred to function 1: the first function in the table. */
+    assert_string_equal(pprof_str(p, p->functions[p->locations[0].lines[0].function].name),
+                        "WebApplication1.Controllers!CpuController.fib");
+    pprof_free(p);
+}
+
+static void test_fixture_known_values(void **state)
+{
+    (void)state;
+    /* Values from the fixture's MANIFEST.md row and go tool pprof -raw. */
+    pprof_profile *p = decode_fixture("pyro-pkg_og_convert_pprof_testdata_cpu.pb.gz");
+    assert_int_equal(p->n_sample_types, 2);
+    assert_string_equal(pprof_str(p, p->sample_types[1].type), "cpu");
+    assert_string_equal(pprof_str(p, p->sample_types[1].unit), "nanoseconds");
+    assert_int_equal(p->period, 10000000);
+    assert_int_equal(p->time_nanos, 1619321948265140000LL);
+    assert_int_equal(p->duration_nanos, 1100177167);
+    assert_int_equal(p->n_samples, 7);
+    assert_int_equal(p->n_locations, 29);
+    int64_t totals[2];
+    pprof_totals(p, totals);
+    assert_int_equal(totals[0], 47);
+    assert_int_equal(totals[1], 470000000);
+    assert_int_equal(pprof_default_sample_index(p), 1);
+    assert_int_equal(pprof_sample_type_index(p, "samples"), 0);
+    assert_int_equal(pprof_sample_type_index(p, "nope"), -1);
+    pprof_free(p);
+
+    /* default_sample_type set: it wins over "the last one". */
+    p = decode_fixture("pyro-pkg_pprof_testdata_heap");
+    assert_int_equal(pprof_default_sample_index(p), pprof_sample_type_index(p, "alloc_space"));
+    pprof_free(p);
+}
+
+/* ---- crafted profiles -------------------------------------------------------- */
+
+typedef Firn__Pprof__Profile Msg;
+
+static void *aalloc(firn_arena *a, size_t n)
+{
+    void *p = firn_arena_calloc(a, 1, n);
+    assert_non_null(p);
+    return p;
+}
+
+/* A small valid profile: two functions, two locations in one mapping, two
+ * samples, one labeled. */
+static Msg *base_msg(firn_arena *a)
+{
+    static char *strings[] = {"", "samples", "count", "cpu", "nanoseconds", "main", "main.go",
+                              "foo", "/bin/app", "build-1", "k", "v"};
+    Msg *m = aalloc(a, sizeof *m);
+    firn__pprof__profile__init(m);
+    m->n_string_table = sizeof strings / sizeof strings[0];
+    m->string_table = aalloc(a, sizeof strings);
+    memcpy(m->string_table, strings, sizeof strings);
+
+    m->n_sample_type = 2;
+    m->sample_type = aalloc(a, 2 * sizeof *m->sample_type);
+    for (int i = 0; i < 2; i++) {
+        m->sample_type[i] = aalloc(a, sizeof(Firn__Pprof__ValueType));
+        firn__pprof__value_type__init(m->sample_type[i]);
+        m->sample_type[i]->type = 1 + 2 * i;
+        m->sample_type[i]->unit = 2 + 2 * i;
+    }
+    m->period_type = aalloc(a, sizeof(Firn__Pprof__ValueType));
+    firn__pprof__value_type__init(m->period_type);
+    m->period_type->type = 3;
+    m->period_type->unit = 4;
+    m->period = 10;
+    m->time_nanos = 1000000000000000000LL;
+
+    m->n_mapping = 1;
+    m->mapping = aalloc(a, sizeof *m->mapping);
+    m->mapping[0] = aalloc(a, sizeof(Firn__Pprof__Mapping));
+    firn__pprof__mapping__init(m->mapping[0]);
+    m->mapping[0]->id = 1;
+    m->mapping[0]->memory_start = 0x1000;
+    m->mapping[0]->memory_limit = 0x9000;
+    m->mapping[0]->filename = 8;
+    m->mapping[0]->build_id = 9;
+
+    m->n_function = 2;
+    m->function = aalloc(a, 2 * sizeof *m->function);
+    for (int i = 0; i < 2; i++) {
+        m->function[i] = aalloc(a, sizeof(Firn__Pprof__Function));
+        firn__pprof__function__init(m->function[i]);
+        m->function[i]->id = (uint64_t)i + 1;
+        m->function[i]->name = i == 0 ? 5 : 7;
+        m->function[i]->filename = 6;
+    }
+
+    m->n_location = 2;
+    m->location = aalloc(a, 2 * sizeof *m->location);
+    for (int i = 0; i < 2; i++) {
+        Firn__Pprof__Location *l = aalloc(a, sizeof *l);
+        firn__pprof__location__init(l);
+        l->id = (uint64_t)i + 1;
+        l->mapping_id = 1;
+        l->address = 0x1100 + 0x100 * (uint64_t)i;
+        l->n_line = 1;
+        l->line = aalloc(a, sizeof *l->line);
+        l->line[0] = aalloc(a, sizeof(Firn__Pprof__Line));
+        firn__pprof__line__init(l->line[0]);
+        l->line[0]->function_id = i == 0 ? 2 : 1; /* foo called from main */
+        l->line[0]->line = 10 + 10 * i;
+        m->location[i] = l;
+    }
+
+    m->n_sample = 2;
+    m->sample = aalloc(a, 2 * sizeof *m->sample);
+    for (int i = 0; i < 2; i++) {
+        Firn__Pprof__Sample *s = aalloc(a, sizeof *s);
+        firn__pprof__sample__init(s);
+        s->n_location_id = i == 0 ? 2 : 1;
+        s->location_id = aalloc(a, 2 * sizeof(uint64_t));
+        s->location_id[0] = i == 0 ? 1 : 2;
+        s->location_id[1] = 2;
+        s->n_value = 2;
+        s->value = aalloc(a, 2 * sizeof(int64_t));
+        s->value[0] = i + 1;
+        s->value[1] = 10 * (i + 1);
+        if (i == 1) {
+            s->n_label = 1;
+            s->label = aalloc(a, sizeof *s->label);
+            s->label[0] = aalloc(a, sizeof(Firn__Pprof__Label));
+            firn__pprof__label__init(s->label[0]);
+            s->label[0]->key = 10;
+            s->label[0]->str = 11;
+        }
+        m->sample[i] = s;
+    }
+    return m;
+}
+
+static unsigned char *pack(const Msg *m, size_t *len)
+{
+    *len = firn__pprof__profile__get_packed_size(m);
+    unsigned char *buf = malloc(*len ? *len : 1);
+    assert_non_null(buf);
+    firn__pprof__profile__pack(m, buf);
+    return buf;
+}
+
+struct bad_case {
+    const char *name;
+    void (*mutate)(Msg *m, firn_arena *a);
+    const char *expect; /* substring of the error */
+};
+
+static void m_first_string_not_empty(Msg *m, firn_arena *a)
+{
+    (void)a;
+    m->string_table[0] = "oops";
+}
+static void m_no_strings(Msg *m, firn_arena *a)
+{
+    (void)a;
+    m->n_string_table = 0;
+    m->n_sample_type = 0;
+    m->n_sample = 0;
+    m->n_location = 0;
+    m->n_function = 0;
+    m->n_mapping = 0;
+    m->period_type = NULL;
+}
+static void m_value_count(Msg *m, firn_arena *a)
+{
+    (void)a;
+    m->sample[1]->n_value = 1;
+}
+static void m_location_id_zero(Msg *m, firn_arena *a)
+{
+    (void)a;
+    m->location[1]->id = 0;
+}
+static void m_duplicate_location(Msg *m, firn_arena *a)
+{
+    (void)a;
+    m->location[1]->id = 1;
+}
+static void m_duplicate_function(Msg *m, firn_arena *a)
+{
+    (void)a;
+    m->function[0]->id = 5;
+    m->function[1]->id = 5;
+}
+static void m_missing_location(Msg *m, firn_arena *a)
+{
+    (void)a;
+    m->sample[0]->location_id[1] = 99;
+}
+static void m_missing_mapping(Msg *m, firn_arena *a)
+{
+    (void)a;
+    m->location[0]->mapping_id = 7;
+}
+static void m_missing_function(Msg *m, firn_arena *a)
+{
+    (void)a;
+    m->location[1]->line[0]->function_id = 42;
+}
+static void m_function_name_range(Msg *m, firn_arena *a)
+{
+    (void)a;
+    m->function[0]->name = 99;
+}
+static void m_negative_string(Msg *m, firn_arena *a)
+{
+    (void)a;
+    m->function[1]->filename = -1;
+}
+static void m_label_key_range(Msg *m, firn_arena *a)
+{
+    (void)a;
+    m->sample[1]->label[0]->key = 12;
+}
+static void m_sample_type_unit_range(Msg *m, firn_arena *a)
+{
+    (void)a;
+    m->sample_type[1]->unit = 1000;
+}
+static void m_mapping_filename_range(Msg *m, firn_arena *a)
+{
+    (void)a;
+    m->mapping[0]->filename = 12;
+}
+static void m_comment_range(Msg *m, firn_arena *a)
+{
+    m->n_comment = 1;
+    m->comment = aalloc(a, sizeof(int64_t));
+    m->comment[0] = 50;
+}
+static void m_period_type_range(Msg *m, firn_arena *a)
+{
+    (void)a;
+    m->period_type->type = 77;
+}
+
+static const struct bad_case bad_cases[] = {
+    {"first string not empty", m_first_string_not_empty, "string_table[0] must be \"\", found \"oops\""},
+    {"no string table", m_no_strings, "string_table is empty"},
+    {"value count", m_value_count, "sample[1]: 1 values, but 2 sample types"},
+    {"location id 0", m_location_id_zero, "location[1]: id 0 is reserved"},
+    {"duplicate location id", m_duplicate_location, "location[1]: duplicate id 1 (also location[0])"},
+    {"duplicate function id", m_duplicate_function, "function[1]: duplicate id 5"},
+    {"missing location", m_missing_location, "sample[0]: location_id 99 not found"},
+    {"missing mapping", m_missing_mapping, "location[0] (id 1): mapping_id 7 not found"},
+    {"missing function", m_missing_function, "location[1] (id 2): line[0]: function_id 42 not found"},
+    {"function name out of range", m_function_name_range,
+     "function[0] (id 1).name: string index 99 out of range (string_table has 12 entries)"},
+    {"negative string index", m_negative_string, "function[1] (id 2).filename: string index -1 out of range"},
+    {"label key out of range", m_label_key_range, "sample[1].label[0].key: string index 12"},
+    {"sample type unit out of range", m_sample_type_unit_range, "sample_type[1].unit: string index 1000"},
+    {"mapping filename out of range", m_mapping_filename_range, "mapping[0] (id 1).filename"},
+    {"comment out of range", m_comment_range, "comment[0]: string index 50"},
+    {"period type out of range", m_period_type_range, "period_type.type: string index 77"},
+};
+
+static void test_base_message_is_valid(void **state)
+{
+    (void)state;
+    firn_arena *a = firn_arena_new(0);
+    size_t len;
+    unsigned char *buf = pack(base_msg(a), &len);
+    firn_err err = {0};
+    pprof_profile *p = pprof_decode(buf, len, NULL, &err);
+    if (!p)
+        fail_msg("%s", err.msg);
+    assert_int_equal(p->n_samples, 2);
+    assert_int_equal(p->samples[0].n_locations, 2);
+    assert_string_equal(pprof_str(p, p->functions[p->locations[p->samples[0].locations[0]].lines[0].function].name),
+                        "foo");
+    assert_int_equal(p->repairs, 0);
+    pprof_free(p);
+    free(buf);
+    firn_arena_free(a);
+}
+
+static void test_invalid_profiles_rejected(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        firn_arena *a = firn_arena_new(0);
+        Msg *m = base_msg(a);
+        bad_cases[i].mutate(m, a);
+        size_t len;
+        unsigned char *buf = pack(m, &len);
+        firn_err err = {0};
+        pprof_profile *p = pprof_decode(buf, len, NULL, &err);
+        if (p)
+            fail_msg("case \"%s\": decoded, expected error \"%s\"", bad_cases[i].name, bad_cases[i].expect);
+        if (!strstr(err.msg, bad_cases[i].expect))
+            fail_msg("case \"%s\": error \"%s\" lacks \"%s\"", bad_cases[i].name, err.msg, bad_cases[i].expect);
+        assert_int_equal(err.code, FIRN_EINVAL);
+        free(buf);
+        firn_arena_free(a);
+    }
+}
+
+static void test_all_zero_ids_numbered_by_position(void **state)
+{
+    (void)state;
+    firn_arena *a = firn_arena_new(0);
+    Msg *m = base_msg(a);
+    /* Lines refer to functions by position, as the .NET profiler does. */
+    m->function[0]->id = 0;
+    m->function[1]->id = 0;
+    size_t len;
+    unsigned char *buf = pack(m, &len);
+    firn_err err = {0};
+    pprof_profile *p = pprof_decode(buf, len, NULL, &err);
+    if (!p)
+        fail_msg("%s", err.msg);
+    assert_int_equal(p->repairs, PPROF_REPAIR_FUNCTION_IDS);
+    assert_int_equal(p->functions[1].id, 2);
+    assert_string_equal(pprof_str(p, p->functions[p->locations[0].lines[0].function].name), "foo");
+    pprof_free(p);
+    free(buf);
+    firn_arena_free(a);
+}
+
+static void expect_error(const void *data, size_t len, const pprof_limits *lim, int code,
+                         const char *substring)
+{
+    firn_err err = {0};
+    pprof_profile *p = pprof_decode(data, len, lim, &err);
+    if (p)
+        fail_msg("decoded, expected \"%s\"", substring);
+    if (!strstr(err.msg, substring))
+        fail_msg("error \"%s\" lacks \"%s\"", err.msg, substring);
+    assert_int_equal(err.code, code);
+}
+
+static void test_not_protobuf(void **state)
+{
+    (void)state;
+    expect_error("", 0, NULL, FIRN_EINVAL, "not a pprof protobuf: the input is empty");
+    const char *text = "heap profile: 1: 2 [3: 4] @ heap/1048576\n1: 2 [3: 4] @ 0x1 0x2\n";
+    expect_error(text, strlen(text), NULL, FIRN_EINVAL, "not a pprof protobuf: the input is text");
+    const unsigned char gperf[] = {0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0x10, 0x27, 0, 0};
+    expect_error(gperf, sizeof gperf, NULL, FIRN_EINVAL, "not a pprof protobuf: byte 0: field number 0");
+    /* Group wire types (3/4) never appear in pprof, not even in unknown
+     * fields (here field 20). */
+    const unsigned char group[] = {0xa3, 0x01, 0xa4, 0x01};
+    expect_error(group, sizeof group, NULL, FIRN_EINVAL, "byte 0: invalid wire type 3 for field 20");
+    const unsigned char known_group[] = {0x0b, 0x0c};
+    expect_error(known_group, sizeof known_group, NULL, FIRN_EINVAL, "field 1 has wire type 3, expected 2");
+    /* A length running past the end. */
+    const unsigned char overrun[] = {0x32, 0x10, 'a'};
+    expect_error(overrun, sizeof overrun, NULL, FIRN_EINVAL, "field 6 claims 16 bytes, only 1 remain");
+    /* A known field with the wrong wire type. */
+    const unsigned char wrong[] = {0x08, 0x01};
+    expect_error(wrong, sizeof wrong, NULL, FIRN_EINVAL, "field 1 has wire type 0, expected 2");
+    /* A valid top level with a broken nested message. */
+    const unsigned char nested[] = {0x32, 0x00, 0x12, 0x02, 0x0a, 0x05};
+    expect_error(nested, sizeof nested, NULL, FIRN_EINVAL, "a nested message is malformed");
+}
+
+static void test_truncated_protobuf(void **state)
+{
+    (void)state;
+    firn_arena *a = firn_arena_new(0);
+    size_t len;
+    unsigned char *buf = pack(base_msg(a), &len);
+    /* Every proper prefix is either refused or (at a field boundary) a
+     * smaller profile that still passes validation: never a crash. */
+    for (size_t cut = 0; cut < len; cut++) {
+        firn_err err = {0};
+        pprof_profile *p = pprof_decode(buf, cut, NULL, &err);
+        if (p) {
+            assert_invariants(p);
+            pprof_free(p);
+        } else {
+            assert_true(err.msg[0] != '\0');
+        }
+    }
+    free(buf);
+    firn_arena_free(a);
+}
+
+static void test_concatenated_profiles(void **state)
+{
+    (void)state;
+    firn_arena *a = firn_arena_new(0);
+    size_t len;
+    unsigned char *one = pack(base_msg(a), &len);
+    unsigned char *two = malloc(2 * len);
+    memcpy(two, one, len);
+    memcpy(two + len, one, len);
+    expect_error(two, 2 * len, NULL, FIRN_EINVAL, "time_nanos appears twice: concatenated profiles");
+    free(one);
+    free(two);
+    firn_arena_free(a);
+}
+
+/* Minimal protobuf writer for hand-made wire forms. */
+struct wbuf {
+    unsigned char b[512];
+    size_t n;
+};
+static void w_varint(struct wbuf *w, uint64_t v)
+{
+    while (v >= 0x80) {
+        w->b[w->n++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    w->b[w->n++] = (unsigned char)v;
+}
+static void w_tag(struct wbuf *w, int field, int wt)
+{
+    w_varint(w, (uint64_t)(field << 3 | wt));
+}
+static void w_bytes(struct wbuf *w, int field, const void *data, size_t n)
+{
+    w_tag(w, field, 2);
+    w_varint(w, n);
+    memcpy(w->b + w->n, data, n);
+    w->n += n;
+}
+static void w_msg(struct wbuf *w, int field, const struct wbuf *inner)
+{
+    w_bytes(w, field, inner->b, inner->n);
+}
+
+static void test_packed_and_unpacked_repeated_fields(void **state)
+{
+    (void)state;
+    struct wbuf p = {0}, x;
+    w_bytes(&p, 6, "", 0);
+    w_bytes(&p, 6, "samples", 7);
+    w_bytes(&p, 6, "count", 5);
+    x.n = 0;
+    w_tag(&x, 1, 0);
+    w_varint(&x, 1);
+    w_tag(&x, 2, 0);
+    w_varint(&x, 2);
+    w_msg(&p, 1, &x);
+    for (int id = 1; id <= 2; id++) {
+        x.n = 0;
+        w_tag(&x, 1, 0);
+        w_varint(&x, (uint64_t)id);
+        w_msg(&p, 4, &x);
+    }
+    /* Sample 1: location_id and value unpacked (how Go writes <= 2 items). */
+    x.n = 0;
+    w_tag(&x, 1, 0);
+    w_varint(&x, 1);
+    w_tag(&x, 1, 0);
+    w_varint(&x, 2);
+    w_tag(&x, 2, 0);
+    w_varint(&x, 5);
+    w_msg(&p, 2, &x);
+    /* Sample 2: the same, packed. */
+    x.n = 0;
+    const unsigned char ids[] = {1, 2}, vals[] = {7};
+    w_bytes(&x, 1, ids, 2);
+    w_bytes(&x, 2, vals, 1);
+    w_msg(&p, 2, &x);
+
+    firn_err err = {0};
+    pprof_profile *prof = pprof_decode(p.b, p.n, NULL, &err);
+    if (!prof)
+        fail_msg("%s", err.msg);
+    assert_int_equal(prof->n_samples, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(prof->samples[i].n_locations, 2);
+        assert_int_equal(prof->locations[prof->samples[i].locations[0]].id, 1);
+        assert_int_equal(prof->locations[prof->samples[i].locations[1]].id, 2);
+    }
+    assert_int_equal(prof->samples[0].values[0], 5);
+    assert_int_equal(prof->samples[1].values[0], 7);
+    /* Equal identity: same stack, no labels. */
+    assert_true(pprof_hash_eq(pprof_sample_identity(prof, 0), pprof_sample_identity(prof, 1)));
+    pprof_free(prof);
+}
+
+/* ---- gzip and caps ------------------------------------------------------------ */
+
+static unsigned char *gzip_bytes(const void *data, size_t len, size_t *out_len)
+{
+    unsigned char *out;
+    firn_err err = {0};
+    if (pprof_gzip(data, len, 6, &out, out_len, &err) < 0)
+        fail_msg("%s", err.msg);
+    return out;
+}
+
+static void test_gzip_members_and_corruption(void **state)
+{
+    (void)state;
+    firn_arena *a = firn_arena_new(0);
+    size_t len;
+    unsigned char *raw = pack(base_msg(a), &len);
+    /* Two gzip members make one stream, as Go's gzip reader reads them. */
+    size_t l1, l2;
+    unsigned char *g1 = gzip_bytes(raw, len / 2, &l1);
+    unsigned char *g2 = gzip_bytes(raw + len / 2, len - len / 2, &l2);
+    unsigned char *both = malloc(l1 + l2);
+    memcpy(both, g1, l1);
+    memcpy(both + l1, g2, l2);
+    firn_err err = {0};
+    pprof_profile *p = pprof_decode(both, l1 + l2, NULL, &err);
+    if (!p)
+        fail_msg("%s", err.msg);
+    assert_int_equal(p->n_samples, 2);
+    pprof_free(p);
+
+    expect_error(g1, l1 - 5, NULL, FIRN_EINVAL, "gzip: truncated stream");
+    unsigned char *bad = malloc(l1);
+    memcpy(bad, g1, l1);
+    for (size_t i = 10; i < l1 - 8; i++)
+        bad[i] ^= 0x5a;
+    firn_errf(&err, FIRN_OK, "unset");
+    p = pprof_decode(bad, l1, NULL, &err);
+    assert_null(p);
+    assert_non_null(strstr(err.msg, "gzip: "));
+    free(bad);
+    free(both);
+    free(g1);
+    free(g2);
+    free(raw);
+    firn_arena_free(a);
+}
+
+static void test_caps(void **state)
+{
+    (void)state;
+    pprof_limits lim;
+    pprof_limits_default(&lim);
+
+    /* A gzip bomb: 8 MiB of zeros compresses to ~8 KiB. */
+    size_t zlen = 8u << 20;
+    unsigned char *zeros = calloc(1, zlen);
+    size_t glen;
+    unsigned char *bomb = gzip_bytes(zeros, zlen, &glen);
+    free(zeros);
+    assert_true(glen < 64 * 1024);
+    lim.max_decoded_bytes = 1u << 20;
+    expect_error(bomb, glen, &lim, FIRN_ETOOBIG, "decompressed size exceeds the cap of 1048576 bytes");
+    free(bomb);
+
+    firn_arena *a = firn_arena_new(0);
+    size_t len;
+    unsigned char *raw = pack(base_msg(a), &len);
+    pprof_limits_default(&lim);
+    lim.max_input_bytes = len - 1;
+    expect_error(raw, len, &lim, FIRN_ETOOBIG, "more than the cap of");
+    pprof_limits_default(&lim);
+    lim.max_samples = 1;
+    expect_error(raw, len, &lim, FIRN_ETOOBIG, "profile has 2 samples, more than the cap of 1");
+    pprof_limits_default(&lim);
+    lim.max_strings = 5;
+    expect_error(raw, len, &lim, FIRN_ETOOBIG, "profile has 12 strings");
+    pprof_limits_default(&lim);
+    lim.max_memory_bytes = 256;
+    expect_error(raw, len, &lim, FIRN_ETOOBIG, "memory cap of 256 bytes");
+    /* Exactly at the decoded cap is allowed. */
+    size_t gl;
+    unsigned char *gz = gzip_bytes(raw, len, &gl);
+    pprof_limits_default(&lim);
+    lim.max_decoded_bytes = len;
+    firn_err err = {0};
+    pprof_profile *p = pprof_decode(gz, gl, &lim, &err);
+    if (!p)
+        fail_msg("%s", err.msg);
+    pprof_free(p);
+    lim.max_decoded_bytes = len - 1;
+    expect_error(gz, gl, &lim, FIRN_ETOOBIG, "decompressed size exceeds");
+    free(gz);
+    free(raw);
+    firn_arena_free(a);
+}
+
+/* ---- identity and merging ------------------------------------------------------- */
+
+static pprof_profile *decode_msg(Msg *m)
+{
+    size_t len;
+    unsigned char *buf = pack(m, &len);
+    firn_err err = {0};
+    pprof_profile *p = pprof_decode(buf, len, NULL, &err);
+    free(buf);
+    if (!p)
+        fail_msg("%s", err.msg);
+    return p;
+}
+
+static void test_identity_ignores_ids_and_load_address(void **state)
+{
+    (void)state;
+    firn_arena *a = firn_arena_new(0);
+    pprof_profile *p1 = decode_msg(base_msg(a));
+
+    /* Same content, renumbered ids and moved addresses: symbolized frames
+     * keep their identity. */
+    Msg *m = base_msg(a);
+    m->location[0]->id = 100;
+    m->location[1]->id = 200;
+    m->location[0]->address += 0x40;
+    m->sample[0]->location_id[0] = 100;
+    m->sample[0]->location_id[1] = 200;
+    m->sample[1]->location_id[0] = 200;
+    m->function[0]->id = 7;
+    m->function[1]->id = 8;
+    m->location[0]->line[0]->function_id = 8;
+    m->location[1]->line[0]->function_id = 7;
+    pprof_profile *p2 = decode_msg(m);
+    for (size_t i = 0; i < 2; i++)
+        assert_true(pprof_hash_eq(pprof_sample_identity(p1, i), pprof_sample_identity(p2, i)));
+    assert_false(pprof_hash_eq(pprof_sample_identity(p1, 0), pprof_sample_identity(p1, 1)));
+
+    /* A different line number is a different frame. */
+    m = base_msg(a);
+    m->location[0]->line[0]->line = 11;
+    pprof_profile *p3 = decode_msg(m);
+    assert_false(pprof_hash_eq(pprof_sample_identity(p1, 0), pprof_sample_identity(p3, 0)));
+
+    /* A different label value is a different sample. */
+    m = base_msg(a);
+    m->sample[1]->label[0]->str = 7;
+    pprof_profile *p4 = decode_msg(m);
+    assert_false(pprof_hash_eq(pprof_sample_identity(p1, 1), pprof_sample_identity(p4, 1)));
+
+    /* Unsymbolized: the same file offset in a binary loaded elsewhere. */
+    m = base_msg(a);
+    for (int i = 0; i < 2; i++)
+        m->location[i]->n_line = 0;
+    pprof_profile *u1 = decode_msg(m);
+    m = base_msg(a);
+    for (int i = 0; i < 2; i++) {
+        m->location[i]->n_line = 0;
+        m->location[i]->address += 0x700000;
+    }
+    m->mapping[0]->memory_start += 0x700000;
+    m->mapping[0]->memory_limit += 0x700000;
+    pprof_profile *u2 = decode_msg(m);
+    assert_true(pprof_hash_eq(pprof_location_identity(u1, 0), pprof_location_identity(u2, 0)));
+    assert_false(pprof_hash_eq(pprof_location_identity(u1, 0), pprof_location_identity(u1, 1)));
+    /* ... but not in another binary. */
+    m = base_msg(a);
+    for (int i = 0; i < 2; i++)
+        m->location[i]->n_line = 0;
+    m->mapping[0]->build_id = 7;
+    pprof_profile *u3 = decode_msg(m);
+    assert_false(pprof_hash_eq(pprof_location_identity(u1, 0), pprof_location_identity(u3, 0)));
+
+    pprof_free(p1);
+    pprof_free(p2);
+    pprof_free(p3);
+    pprof_free(p4);
+    pprof_free(u1);
+    pprof_free(u2);
+    pprof_free(u3);
+    firn_arena_free(a);
+}
+
+static void test_identity_label_order(void **state)
+{
+    (void)state;
+    firn_arena *a = firn_arena_new(0);
+    Msg *m = base_msg(a);
+    /* Sample 0 gets labels k=v, foo=main; sample 1 the same in reverse
+     * order and the same stack. */
+    Firn__Pprof__Sample *s0 = m->sample[0], *s1 = m->sample[1];
+    s1->n_location_id = 2;
+    s1->location_id[0] = 1;
+    s1->location_id[1] = 2;
+    Firn__Pprof__Label *l[2];
+    for (int i = 0; i < 2; i++) {
+        l[i] = aalloc(a, sizeof *l[i]);
+        firn__pprof__label__init(l[i]);
+    }
+    l[0]->key = 10;
+    l[0]->str = 11;
+    l[1]->key = 7;
+    l[1]->str = 5;
+    s0->n_label = 2;
+    s0->label = aalloc(a, 2 * sizeof *s0->label);
+    s0->label[0] = l[0];
+    s0->label[1] = l[1];
+    s1->n_label = 2;
+    s1->label = aalloc(a, 2 * sizeof *s1->label);
+    s1->label[0] = l[1];
+    s1->label[1] = l[0];
+    pprof_profile *p = decode_msg(m);
+    assert_true(pprof_hash_eq(pprof_sample_identity(p, 0), pprof_sample_identity(p, 1)));
+
+    firn_err err = {0};
+    assert_int_equal(pprof_merge_samples(p, &err), 0);
+    assert_int_equal(p->n_samples, 1);
+    assert_int_equal(p->samples[0].values[0], 3);
+    assert_int_equal(p->samples[0].values[1], 30);
+    pprof_free(p);
+    firn_arena_free(a);
+}
+
+static void test_merge_samples_keeps_totals(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"pyro-pkg_pprof_testdata_heap", "alloy-big-heap.pprof",
+                                        "pprof-internal_proftest_testdata_large.cpu",
+                                        "pyro-pkg_pprof_testdata_go.cpu.labels.pprof"};
+    for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
+        pprof_profile *p = decode_fixture(names[f]);
+        size_t before = p->n_samples;
+        int64_t t0[8], t1[8];
+        assert_true(p->n_sample_types <= 8);
+        pprof_totals(p, t0);
+        firn_err err = {0};
+        assert_int_equal(pprof_merge_samples(p, &err), 0);
+        pprof_totals(p, t1);
+        assert_memory_equal(t0, t1, p->n_sample_types * sizeof(int64_t));
+        assert_true(p->n_samples <= before);
+        assert_invariants(p);
+        /* After merging, identities are distinct: a second merge is a no-op. */
+        size_t after = p->n_samples;
+        assert_int_equal(pprof_merge_samples(p, &err), 0);
+        assert_int_equal(p->n_samples, after);
+        pprof_free(p);
+    }
+}
+
+static void test_add_saturates(void **state)
+{
+    (void)state;
+    assert_int_equal(pprof_add_sat(INT64_MAX, 1), INT64_MAX);
+    assert_int_equal(pprof_add_sat(INT64_MIN, -1), INT64_MIN);
+    assert_int_equal(pprof_add_sat(-5, 3), -2);
+}
+
+/* ---- top ---------------------------------------------------------------------- */
+
+static void test_top_flat_and_cum(void **state)
+{
+    (void)state;
+    firn_arena *a = firn_arena_new(0);
+    Msg *m = base_msg(a);
+    /* Stacks (leaf first): [foo, main] = 10, [main] = 20, and a recursive
+     * [main, main] = 4 that must count once toward main's cum. */
+    m->n_sample = 3;
+    Firn__Pprof__Sample **ss = aalloc(a, 3 * sizeof *ss);
+    ss[0] = m->sample[0];
+    ss[1] = m->sample[1];
+    ss[2] = aalloc(a, sizeof **ss);
+    firn__pprof__sample__init(ss[2]);
+    ss[2]->n_location_id = 2;
+    ss[2]->location_id = aalloc(a, 2 * sizeof(uint64_t));
+    ss[2]->location_id[0] = 2;
+    ss[2]->location_id[1] = 2;
+    ss[2]->n_value = 2;
+    ss[2]->value = aalloc(a, 2 * sizeof(int64_t));
+    ss[2]->value[0] = 1;
+    ss[2]->value[1] = 4;
+    m->sample = ss;
+    pprof_profile *p = decode_msg(m);
+
+    pprof_top_report t;
+    firn_err err = {0};
+    assert_int_equal(pprof_top(p, 1, &t, &err), 0);
+    assert_int_equal(t.total, 34);
+    assert_int_equal(t.n_rows, 2);
+    assert_string_equal(t.rows[0].name, "main");
+    assert_int_equal(t.rows[0].flat, 24);
+    assert_int_equal(t.rows[0].cum, 34);
+    assert_string_equal(t.rows[1].name, "foo");
+    assert_int_equal(t.rows[1].flat, 10);
+    assert_int_equal(t.rows[1].cum, 10);
+    pprof_top_free(&t);
+    assert_int_equal(pprof_top(p, 2, &t, &err), FIRN_EINVAL);
+    assert_non_null(strstr(err.msg, "sample index 2 out of range"));
+    pprof_free(p);
+
+    /* Unsymbolized frames are named by address. */
+    m = base_msg(a);
+    m->location[0]->n_line = 0;
+    p = decode_msg(m);
+    assert_int_equal(pprof_top(p, 0, &t, &err), 0);
+    bool found = false;
+    for (size_t i = 0; i < t.n_rows; i++)
+        found |= strcmp(t.rows[i].name, "0x1100") == 0;
+    assert_true(found);
+    pprof_top_free(&t);
+    pprof_free(p);
+    firn_arena_free(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_fixture),
+        cmocka_unit_test(test_dotnet_function_ids_numbered),
+        cmocka_unit_test(test_fixture_known_values),
+        cmocka_unit_test(test_base_message_is_valid),
+        cmocka_unit_test(test_invalid_profiles_rejected),
+        cmocka_unit_test(test_all_zero_ids_numbered_by_position),
+        cmocka_unit_test(test_not_protobuf),
+        cmocka_unit_test(test_truncated_protobuf),
+        cmocka_unit_test(test_concatenated_profiles),
+        cmocka_unit_test(test_packed_and_unpacked_repeated_fields),
+        cmocka_unit_test(test_gzip_members_and_corruption),
+        cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_identity_ignores_ids_and_load_address),
+        cmocka_unit_test(test_identity_label_order),
+        cmocka_unit_test(test_merge_samples_keeps_totals),
+        cmocka_unit_test(test_add_saturates),
+        cmocka_unit_test(test_top_flat_and_cum),
+    };
+    return cmocka_run_group_tests_name("pprof", tests, NULL, NULL);
+}
