@@ -23,7 +23,7 @@ struct hbuf {
 
 static void hb_put(struct hbuf *h, const void *data, size_t n)
 {
-    if (h->oom)
+    if (h->oom || n == 0)
         return;
     if (h->len + n > h->cap) {
         size_t ncap = h->cap ? h->cap * 2 : 256;

@@ -220,7 +220,7 @@ int pprof_merge_samples(pprof_profile *p, firn_err *err);
 /* ---- reports ----------------------------------------------------------- */
 
 typedef struct pprof_top_row {
-    const char *name;   /* function name, or "0x<address>" if unsymbolized */
+    const char *name;   /* function name; "[binary]" or "<unknown>" if unsymbolized */
     int64_t flat;       /* value where this function is the leaf frame */
     int64_t cum;        /* value of samples with this function anywhere */
 } pprof_top_row;

@@ -3,8 +3,8 @@
  * flat: the value of samples whose leaf frame (innermost line of the first
  * location) is the function.  cum: the value of samples with the function
  * anywhere on the stack, counted once per sample even under recursion.
- * Functions are grouped by name; an unsymbolized frame is named by its
- * address.
+ * Functions are grouped by name.  Samples whose value is zero are skipped,
+ * as pprof skips them.
  */
 #include "internal.h"
 
@@ -52,13 +52,29 @@ static long row_for(struct top_state *t, const char *name)
     return (long)t->n++;
 }
 
+/* Frame names as pprof gives them at function granularity: the function's
+ * name; for an unsymbolized frame its binary, "[app]"; "<unknown>" when
+ * there is neither a name nor a binary. */
 static const char *frame_name(const pprof_profile *p, const pprof_location *l, size_t line,
                               char *buf, size_t size)
 {
-    if (l->n_lines > 0 && l->lines[line].function != PPROF_NONE)
-        return pprof_str(p, p->functions[l->lines[line].function].name);
-    snprintf(buf, size, "0x%llx", (unsigned long long)l->address);
-    return buf;
+    if (l->n_lines > 0 && l->lines[line].function != PPROF_NONE) {
+        const char *name = pprof_str(p, p->functions[l->lines[line].function].name);
+        return *name ? name : "<unknown>";
+    }
+    if (l->mapping != PPROF_NONE) {
+        const char *file = pprof_str(p, p->mappings[l->mapping].filename);
+        const char *slash = strrchr(file, '/');
+        if (slash)
+            file = slash + 1;
+        if (*file) {
+            snprintf(buf, size, "[%s]", file);
+            return buf;
+        }
+    }
+    (void)buf;
+    (void)size;
+    return "<unknown>";
 }
 
 static int cmp_rows(const void *a, const void *b)
@@ -88,13 +104,15 @@ int pprof_top(const pprof_profile *p, int sample_index, pprof_top_report *out, f
     for (size_t i = 0; i < p->n_samples; i++) {
         const pprof_sample *s = &p->samples[i];
         int64_t v = s->values[sample_index];
+        if (v == 0)
+            continue; /* as pprof: a zero sample adds no function to the report */
         *total = pprof_add_sat(*total, v);
         bool leaf = true;
         for (size_t j = 0; j < s->n_locations; j++) {
             const pprof_location *l = &p->locations[s->locations[j]];
             size_t nl = l->n_lines ? l->n_lines : 1;
             for (size_t k = 0; k < nl; k++) {
-                char buf[32];
+                char buf[256];
                 const char *name = frame_name(p, l, k, buf, sizeof buf);
                 if (name == buf) {
                     name = firn_arena_strndup(out->arena, buf, strlen(buf));
@@ -118,7 +136,8 @@ int pprof_top(const pprof_profile *p, int sample_index, pprof_top_report *out, f
             }
         }
     }
-    qsort(t.rows, t.n, sizeof *t.rows, cmp_rows);
+    if (t.n > 1)
+        qsort(t.rows, t.n, sizeof *t.rows, cmp_rows);
     pprof_top_row *out_rows = firn_arena_alloc(out->arena, (t.n ? t.n : 1) * sizeof *out_rows);
     if (!out_rows) {
         rc = firn_errf(err, FIRN_ENOMEM, "out of memory");

@@ -134,36 +134,120 @@ static int pprof_convert(const char *in, const char *out)
     return 0;
 }
 
-/* pprof's measurement scaling: pick the unit that keeps the number >= 1,
- * print two decimals and drop a trailing ".00". */
-static void scaled(int64_t v, const char *unit, char *buf, size_t size)
+/* pprof's measurement units: a display unit is chosen once per report
+ * (see report_unit), values print with two decimals and a trailing ".00"
+ * dropped, zero prints as "0". */
+struct unit_family {
+    const char *sample_unit;
+    const char *names[9];
+    double factors[9];
+};
+
+static const struct unit_family unit_families[] = {
+    {"nanoseconds",
+     {"ns", "us", "ms", "s", "mins", "hrs", "days", "wks", "yrs"},
+     {1, 1e3, 1e6, 1e9, 60e9, 3600e9, 86400e9, 604800e9, 31536000e9}},
+    {"microseconds",
+     {"us", "ms", "s", "mins", "hrs", "days", "wks", "yrs", NULL},
+     {1, 1e3, 1e6, 60e6, 3600e6, 86400e6, 604800e6, 31536000e6, 0}},
+    {"milliseconds",
+     {"ms", "s", "mins", "hrs", "days", "wks", "yrs", NULL, NULL},
+     {1, 1e3, 60e3, 3600e3, 86400e3, 604800e3, 31536000e3, 0, 0}},
+    {"bytes",
+     {"B", "kB", "MB", "GB", "TB", "PB", NULL, NULL, NULL},
+     {1, 1024, 1048576, 1073741824.0, 1099511627776.0, 1125899906842624.0, 0, 0, 0}},
+};
+
+/* A unit choice: the family and the index of the unit in it (-1: raw). */
+struct display_unit {
+    const struct unit_family *family;
+    int index;
+};
+
+/* The largest unit in which |v| >= 1, as pprof's autoscale. */
+static int autoscale(const struct unit_family *f, int64_t v)
 {
-    static const struct { const char *unit; double factor; const char *suffixes[5]; double steps[5]; } t[] = {
-        {"nanoseconds", 1, {"ns", "us", "ms", "s", NULL}, {1, 1e3, 1e6, 1e9, 0}},
-        {"microseconds", 1, {"us", "ms", "s", NULL, NULL}, {1, 1e3, 1e6, 0, 0}},
-        {"milliseconds", 1, {"ms", "s", NULL, NULL, NULL}, {1, 1e3, 0, 0, 0}},
-        {"bytes", 1, {"B", "kB", "MB", "GB", "TB"}, {1, 1024, 1048576, 1073741824.0, 1099511627776.0}},
-    };
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        if (strcmp(unit, t[i].unit) != 0)
-            continue;
-        double a = v < 0 ? -(double)v : (double)v;
-        size_t k = 0;
-        while (k + 1 < 5 && t[i].suffixes[k + 1] && a >= t[i].steps[k + 1])
-            k++;
-        snprintf(buf, size, "%.2f", (double)v / t[i].steps[k]);
-        size_t n = strlen(buf);
-        if (n > 3 && strcmp(buf + n - 3, ".00") == 0)
-            buf[n - 3] = '\0';
-        strncat(buf, t[i].suffixes[k], size - strlen(buf) - 1);
-        return;
-    }
-    snprintf(buf, size, "%" PRId64, v);
+    double a = v < 0 ? -(double)v : (double)v;
+    int best = -1;
+    for (int i = 0; i < 9 && f->names[i]; i++)
+        if (a / f->factors[i] >= 1.0)
+            best = i;
+    return best;
 }
 
-static double pct(int64_t part, int64_t whole)
+/* pprof's "minimum" output unit, chosen from the report's rows: the unit of
+ * the smallest row (its flat, or its cum when flat is 0) or, when the total
+ * needs another unit and is over 100 times larger, the unit of 100x the
+ * smallest. */
+static struct display_unit report_unit(const char *unit, const pprof_top_report *t)
 {
-    return whole == 0 ? 0.0 : 100.0 * (double)part / (double)whole;
+    struct display_unit u = {NULL, -1};
+    for (size_t i = 0; i < sizeof unit_families / sizeof unit_families[0]; i++)
+        if (strcmp(unit, unit_families[i].sample_unit) == 0)
+            u.family = &unit_families[i];
+    if (!u.family)
+        return u;
+    int64_t min = 0, max = 0;
+    for (size_t i = 0; i < t->n_rows; i++) {
+        int64_t lo = t->rows[i].flat != 0 ? t->rows[i].flat : t->rows[i].cum;
+        if (lo < 0)
+            lo = lo == INT64_MIN ? INT64_MAX : -lo;
+        if (lo > 0 && (min == 0 || lo < min))
+            min = lo;
+    }
+    max = t->total;
+    if (min == 0)
+        min = max;
+    int min_unit = autoscale(u.family, min), max_unit = autoscale(u.family, max);
+    u.index = min_unit;
+    if (min_unit != max_unit && min < max / 100 && min <= INT64_MAX / 100)
+        u.index = autoscale(u.family, 100 * min);
+    if (u.index < 0)
+        u.index = 0;
+    return u;
+}
+
+static void scaled(int64_t v, struct display_unit u, char *buf, size_t size)
+{
+    if (v == 0) {
+        snprintf(buf, size, "0");
+        return;
+    }
+    if (!u.family) {
+        snprintf(buf, size, "%" PRId64, v);
+        return;
+    }
+    snprintf(buf, size, "%.2f", (double)v / u.family->factors[u.index]);
+    size_t n = strlen(buf);
+    if (n > 3 && strcmp(buf + n - 3, ".00") == 0)
+        buf[n - 3] = '\0';
+    strncat(buf, u.family->names[u.index], size - strlen(buf) - 1);
+}
+
+static void scaled_auto(int64_t v, const char *unit, char *buf, size_t size)
+{
+    struct display_unit u = {NULL, 0};
+    for (size_t i = 0; i < sizeof unit_families / sizeof unit_families[0]; i++)
+        if (strcmp(unit, unit_families[i].sample_unit) == 0)
+            u.family = &unit_families[i];
+    if (u.family)
+        u.index = autoscale(u.family, v) < 0 ? 0 : autoscale(u.family, v);
+    scaled(v, u, buf, size);
+}
+
+/* pprof's percentages: "100%" near 100, two decimals above 1%, else two
+ * significant digits. */
+static void pct(int64_t part, int64_t whole, char *buf, size_t size)
+{
+    double r = whole == 0 ? 0.0 : 100.0 * (double)part / (double)whole;
+    if (r < 0)
+        r = -r;
+    if (r >= 99.95 && r <= 100.05)
+        snprintf(buf, size, "  100%%");
+    else if (r >= 1.0)
+        snprintf(buf, size, "%5.2f%%", r);
+    else
+        snprintf(buf, size, "%5.2g%%", r);
 }
 
 static int parse_size(const char *s, long *out)
@@ -227,8 +311,8 @@ static int pprof_top_cmd(int argc, char **argv)
         pprof_free(p);
         return 1;
     }
-    const char *unit = pprof_str(p, p->sample_types[idx].unit);
-    char a[64], b[64];
+    struct display_unit unit = report_unit(pprof_str(p, p->sample_types[idx].unit), &top);
+    char a[64], b[64], pa[16], pb[16], pc[16];
     printf("Type: %s\n", pprof_str(p, p->sample_types[idx].type));
     if (p->time_nanos > 0) {
         char ts[64];
@@ -236,7 +320,7 @@ static int pprof_top_cmd(int argc, char **argv)
         printf("Time: %s\n", ts);
     }
     if (p->duration_nanos > 0) {
-        scaled(p->duration_nanos, "nanoseconds", a, sizeof a);
+        scaled_auto(p->duration_nanos, "nanoseconds", a, sizeof a);
         scaled(top.total, unit, b, sizeof b);
         printf("Duration: %s, Total samples = %s\n", a, b);
     }
@@ -248,7 +332,8 @@ static int pprof_top_cmd(int argc, char **argv)
         shown_flat = pprof_add_sat(shown_flat, top.rows[i].flat);
     scaled(shown_flat, unit, a, sizeof a);
     scaled(top.total, unit, b, sizeof b);
-    printf("Showing nodes accounting for %s, %.2f%% of %s total\n", a, pct(shown_flat, top.total), b);
+    pct(shown_flat, top.total, pa, sizeof pa);
+    printf("Showing nodes accounting for %s, %s of %s total\n", a, pa + strspn(pa, " "), b);
     if (shown < top.n_rows)
         printf("Showing top %zu nodes out of %zu\n", shown, top.n_rows);
     printf("%10s %6s %6s %10s %6s\n", "flat", "flat%", "sum%", "cum", "cum%");
@@ -258,8 +343,10 @@ static int pprof_top_cmd(int argc, char **argv)
         sum = pprof_add_sat(sum, r->flat);
         scaled(r->flat, unit, a, sizeof a);
         scaled(r->cum, unit, b, sizeof b);
-        printf("%10s %5.2f%% %5.2f%% %10s %5.2f%%  %s\n", a, pct(r->flat, top.total),
-               pct(sum, top.total), b, pct(r->cum, top.total), r->name);
+        pct(r->flat, top.total, pa, sizeof pa);
+        pct(sum, top.total, pb, sizeof pb);
+        pct(r->cum, top.total, pc, sizeof pc);
+        printf("%10s %s %s %10s %s  %s\n", a, pa, pb, b, pc, r->name);
     }
     pprof_top_free(&top);
     pprof_free(p);

@@ -6,7 +6,9 @@
 #
 # usage: go_service.sh FIRNCTL_PATH SOURCE_DIR
 #
-# Everything runs offline and on 127.0.0.1 only; every wait is bounded.
+# Everything runs offline and on 127.0.0.1 only; every wait is bounded
+# (timeouts on the build, every tool run and every curl; polling loops share
+# a 30 s deadline).
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then
@@ -160,6 +162,38 @@ raw_totals() {
     }' "$1"
 }
 
+# raw_units RAWFILE: the unit of each sample type, from the header line that
+# follows "Samples:" in -raw output ("type/unit[dflt] type/unit ...").
+raw_units() {
+  awk '
+    /^Samples:/ {
+      getline
+      gsub(/\[dflt\]/, "")
+      for (k = 1; k <= NF; k++) {
+        sub(/^[^\/]*\//, "", $k)
+        print $k
+      }
+      exit
+    }' "$1"
+}
+
+# top_totals FILE RAWFILE: per-sample-type totals as computed by
+# `go tool pprof -top` ("... of N total"), as a JSON array. -top computes its
+# total over every sample before any filtering, so unlike -raw it includes
+# samples with no locations. -unit set to the sample type's own unit keeps
+# the value an unscaled integer ("2040000000ns", "4560696B", "14").
+top_totals() {
+  local f=$1 raw=$2 i=0 unit line vals=()
+  while read -r unit; do
+    line=$(cd "$tmp" && timeout 60 "$GO" tool pprof -top -nodecount=1 -sample_index="$i" -unit="$unit" "$f" 2>/dev/null |
+      sed -n 's/^Showing nodes accounting for .* of \(-\{0,1\}[0-9][0-9]*\)[A-Za-z]* total$/\1/p')
+    vals+=("${line:-null}")
+    i=$((i + 1))
+  done < <(raw_units "$raw")
+  local IFS=,
+  echo "[${vals[*]}]"
+}
+
 # label_lines FILE: sample label lines ("key:[values]") from -raw output.
 label_lines() {
   awk '
@@ -179,49 +213,67 @@ check_profile() {
   fi
   ok "$name: fetch $urlpath"
 
-  if ! "$firnctl" pprof info "$f" >"$tmp/$name.info.json" 2>"$tmp/$name.info.err"; then
+  if ! timeout 60 "$firnctl" pprof info "$f" >"$tmp/$name.info.json" 2>"$tmp/$name.info.err"; then
     fail "$name: firnctl pprof info" "$(head -n 5 "$tmp/$name.info.err")"
     return
   fi
   ok "$name: firnctl pprof info"
 
   local got
-  got=$(jq -c '[.sample_types[].type]' "$tmp/$name.info.json")
-  if jq -e --argjson want "$types" '[.sample_types[].type] == $want' "$tmp/$name.info.json" >/dev/null; then
+  # "|| ...": malformed JSON must fail the checks below, not abort (set -e).
+  got=$(jq -c '[.sample_types[].type]' "$tmp/$name.info.json" 2>&1) || got="unparsable: $got"
+  if jq -e --argjson want "$types" '[.sample_types[].type] == $want' "$tmp/$name.info.json" >/dev/null 2>&1; then
     ok "$name: sample types $got"
   else
     fail "$name: sample types" "got $got, want $types"
   fi
 
   local nsamples
-  nsamples=$(jq '.counts.samples' "$tmp/$name.info.json")
-  if jq -e '.counts.samples > 0' "$tmp/$name.info.json" >/dev/null; then
+  nsamples=$(jq '.counts.samples' "$tmp/$name.info.json" 2>/dev/null) || nsamples='?'
+  if jq -e '.counts.samples > 0' "$tmp/$name.info.json" >/dev/null 2>&1; then
     ok "$name: $nsamples samples"
   else
     fail "$name: samples > 0" "counts.samples = $nsamples"
   fi
 
-  if ! (cd "$tmp" && "$GO" tool pprof -raw "$f") >"$tmp/$name.raw" 2>"$tmp/$name.raw.err"; then
+  if ! (cd "$tmp" && timeout 60 "$GO" tool pprof -raw "$f") >"$tmp/$name.raw" 2>"$tmp/$name.raw.err"; then
     fail "$name: go tool pprof -raw" "$(head -n 5 "$tmp/$name.raw.err")"
   else
-    local want_totals got_totals
-    want_totals=$(raw_totals "$tmp/$name.raw")
-    got_totals=$(jq -c '[.sample_types[].total]' "$tmp/$name.info.json")
-    if jq -e --argjson want "$want_totals" '[.sample_types[].total] == $want' \
-      "$tmp/$name.info.json" >/dev/null; then
-      ok "$name: totals $got_totals match go tool pprof -raw"
+    # Two references from go tool pprof: the -raw sample sums and the -top
+    # totals. -raw omits samples with no locations (pprof's name filter
+    # keeps only samples with a location, even with no filter set); Go 1.19
+    # goroutine profiles nearly always carry one such sample. So firnctl
+    # must match -top exactly, and must match -raw whenever go tool pprof's
+    # own two views agree; when -raw is below -top, that is reported.
+    local raw_tot top_tot got_tot top_ok=0
+    raw_tot=$(raw_totals "$tmp/$name.raw")
+    top_tot=$(top_totals "$f" "$tmp/$name.raw")
+    got_tot=$(jq -c '[.sample_types[].total]' "$tmp/$name.info.json" 2>/dev/null) || got_tot='?'
+    if jq -e --argjson want "$top_tot" '[.sample_types[].total] == $want' \
+      "$tmp/$name.info.json" >/dev/null 2>&1; then
+      ok "$name: totals $got_tot match go tool pprof -top"
+      top_ok=1
     else
-      fail "$name: totals" "firnctl $got_totals, go tool pprof -raw $want_totals"
+      fail "$name: totals vs go tool pprof -top" "firnctl $got_tot, go tool pprof -top $top_tot"
+    fi
+    if jq -e --argjson want "$raw_tot" '[.sample_types[].total] == $want' \
+      "$tmp/$name.info.json" >/dev/null 2>&1; then
+      ok "$name: totals $got_tot match go tool pprof -raw"
+    elif ((top_ok)) && [[ $raw_tot != "$top_tot" ]] && jq -e -n --argjson raw "$raw_tot" --argjson top "$top_tot" \
+      '($raw | length) == ($top | length) and ([$raw, $top] | transpose | all(.[0] <= .[1]))' >/dev/null 2>&1; then
+      ok "$name: totals vs go tool pprof -raw: -raw sums $raw_tot are below its own -top totals $top_tot (-raw drops samples with no locations)"
+    else
+      fail "$name: totals vs go tool pprof -raw" "firnctl $got_tot, go tool pprof -raw $raw_tot"
     fi
   fi
 
-  if ! "$firnctl" pprof convert "$f" "$conv" 2>"$tmp/$name.conv.err"; then
+  if ! timeout 60 "$firnctl" pprof convert "$f" "$conv" 2>"$tmp/$name.conv.err"; then
     fail "$name: firnctl pprof convert" "$(head -n 5 "$tmp/$name.conv.err")"
     return
   fi
   ok "$name: firnctl pprof convert"
 
-  if (cd "$tmp" && "$GO" tool pprof -top "$conv") >"$tmp/$name.top" 2>"$tmp/$name.top.err"; then
+  if (cd "$tmp" && timeout 60 "$GO" tool pprof -top "$conv") >"$tmp/$name.top" 2>"$tmp/$name.top.err"; then
     ok "$name: go tool pprof -top on converted"
   else
     fail "$name: go tool pprof -top on converted" "$(head -n 5 "$tmp/$name.top.err")"
@@ -231,7 +283,7 @@ check_profile() {
 # check_labels NAME FILE: the file must carry at least one sample label.
 check_labels() {
   local name=$1 f=$2
-  if ! (cd "$tmp" && "$GO" tool pprof -raw "$f") >"$f.raw" 2>"$f.raw.err"; then
+  if ! (cd "$tmp" && timeout 60 "$GO" tool pprof -raw "$f") >"$f.raw" 2>"$f.raw.err"; then
     fail "$name" "go tool pprof -raw: $(head -n 5 "$f.raw.err")"
     return
   fi

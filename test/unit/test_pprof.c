@@ -999,15 +999,33 @@ static void test_top_flat_and_cum(void **state)
     assert_non_null(strstr(err.msg, "sample index 2 out of range"));
     pprof_free(p);
 
-    /* Unsymbolized frames are named by address. */
+    /* Unsymbolized frames are named by their binary, or "<unknown>" when
+     * they have no mapping; zero-valued samples add nothing. */
     m = base_msg(a);
     m->location[0]->n_line = 0;
+    m->location[1]->n_line = 0;
+    m->location[1]->mapping_id = 0;
+    m->sample[1]->value[0] = 0;
     p = decode_msg(m);
     assert_int_equal(pprof_top(p, 0, &t, &err), 0);
-    bool found = false;
-    for (size_t i = 0; i < t.n_rows; i++)
-        found |= strcmp(t.rows[i].name, "0x1100") == 0;
-    assert_true(found);
+    assert_int_equal(t.n_rows, 2);
+    assert_string_equal(t.rows[0].name, "[app]");
+    assert_int_equal(t.rows[0].flat, 1);
+    assert_string_equal(t.rows[1].name, "<unknown>");
+    assert_int_equal(t.rows[1].flat, 0);
+    assert_int_equal(t.rows[1].cum, 1);
+    assert_int_equal(t.total, 1);
+    pprof_top_free(&t);
+    pprof_free(p);
+
+    /* A column that is zero everywhere gives an empty report. */
+    m = base_msg(a);
+    m->sample[0]->value[1] = 0;
+    m->sample[1]->value[1] = 0;
+    p = decode_msg(m);
+    assert_int_equal(pprof_top(p, 1, &t, &err), 0);
+    assert_int_equal(t.n_rows, 0);
+    assert_int_equal(t.total, 0);
     pprof_top_free(&t);
     pprof_free(p);
     firn_arena_free(a);

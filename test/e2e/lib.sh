@@ -1,0 +1,85 @@
+# lib.sh -- shared helpers for firn's end-to-end tests (sourced, not run).
+#
+# Each check prints "ok <what>" or "FAIL <what>: <why>"; a test script ends
+# with `finish`, which prints a count and exits non-zero if any check failed.
+
+E2E_PASSED=0
+E2E_FAILED=0
+
+ok() {
+    E2E_PASSED=$((E2E_PASSED + 1))
+    echo "ok $*"
+}
+
+fail() {
+    E2E_FAILED=$((E2E_FAILED + 1))
+    echo "FAIL $*"
+}
+
+# check WHAT COMMAND...: ok if the command succeeds, FAIL with its output if not.
+check() {
+    local what=$1
+    shift
+    local out
+    if out=$("$@" 2>&1); then
+        ok "$what"
+    else
+        fail "$what: $(printf '%s' "$out" | tail -5)"
+    fi
+}
+
+finish() {
+    echo "$E2E_PASSED passed, $E2E_FAILED failed"
+    [ "$E2E_FAILED" -eq 0 ]
+}
+
+# Go's tools, offline: no module proxy, no toolchain download, caches in a
+# temp dir so nothing leaks into the user's home.
+go_env() {
+    export GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local GOTELEMETRY=off
+    export GOCACHE=${GOCACHE:-$1/gocache} GOPATH=${GOPATH:-$1/gopath}
+}
+
+# pprof_raw_totals FILE: the per-sample-type totals `go tool pprof -raw`
+# reports, space-separated.  Sums the numbers before ':' on sample lines of
+# the "Samples:" section; label lines ("bytes:[1024]") are not numbers.
+pprof_raw_totals() {
+    go tool pprof -raw "$1" 2>/dev/null | awk '
+        /^Samples:/ { s = 1; header = 1; next }
+        s && header { header = 0; next }
+        /^Locations/ { s = 0 }
+        s {
+            i = index($0, ":"); if (i == 0) next
+            n = split(substr($0, 1, i - 1), v, " ")
+            if (n == 0) next
+            for (k = 1; k <= n; k++) if (v[k] !~ /^-?[0-9]+$/) next
+            for (k = 1; k <= n; k++) t[k] += v[k]
+            if (n > cols) cols = n
+        }
+        END {
+            if (cols == 0) exit 1
+            for (k = 1; k <= cols; k++) printf "%s%.0f", (k > 1 ? " " : ""), t[k]
+            print ""
+        }'
+}
+
+# firn_totals FIRNCTL FILE: the same figures from `firnctl pprof info`.
+firn_totals() {
+    "$1" pprof info "$2" | jq -r '[.sample_types[].total | tostring] | join(" ")'
+}
+
+# top_rows TOOL FILE INDEX: "flat<TAB>name" rows of a -top report, sorted, so
+# that reports from go tool pprof and firnctl compare line by line.
+top_rows_go() {
+    go tool pprof -top -nodefraction=0 -sample_index="$2" "$1" 2>/dev/null | awk '
+        /flat%/ { s = 1; next }
+        s { name = ""; for (i = 6; i <= NF; i++) name = name (i > 6 ? " " : "") $i
+            sub(/ \((partial-)?inline\)$/, "", name); print $1 "\t" name }' | sort
+}
+
+top_rows_firn() {
+    "$1" pprof top "$2" --sample-index "$3" | awk '
+        /flat%/ { s = 1; next }
+        s { name = ""; for (i = 6; i <= NF; i++) name = name (i > 6 ? " " : "") $i
+            print $1 "\t" name }' | sort
+}
