@@ -67,6 +67,15 @@ char *firn_arena_strndup(firn_arena *a, const char *s, size_t len);
 /* Bytes obtained from the system so far (chunks included). */
 size_t firn_arena_bytes(const firn_arena *a);
 
+/* ---- process --------------------------------------------------------- */
+
+/* Malloc settings for programs that decode profile after profile: keep
+ * buffers up to 32 MiB on the heap instead of mapping and unmapping them
+ * per request, and return free heap to the kernel only past 64 MiB.  The
+ * page faults this avoids cost more than decoding itself (see `firnctl
+ * bench decode`).  Call once at the start of main(). */
+void firn_tune_malloc(void);
+
 /* ---- files ----------------------------------------------------------- */
 
 /* Read a whole file (or standard input for "-") into a malloc'd buffer;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "firnctl.h"
+#include "model/model.h"
 
 static void usage(FILE *f)
 {
@@ -24,6 +25,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    firn_tune_malloc();
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -1,0 +1,13 @@
+/* process.c -- process-wide settings shared by firn's programs. */
+#include "model.h"
+
+#include <malloc.h>
+
+void firn_tune_malloc(void)
+{
+    /* Fixed values also switch off glibc's dynamic mmap threshold, whose
+     * adjustments made large per-profile buffers alternate between mmap and
+     * a heap top that is trimmed again on every free. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+}
