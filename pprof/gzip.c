@@ -33,10 +33,12 @@ int pprof_gunzip(const void *data, size_t len, size_t max_out,
      * the usual single member under 4 GiB it is exact, so one allocation
      * (plus a byte to see the end) usually suffices.  It is a hint only:
      * the loop below still grows, and still stops at max_out. */
-    const unsigned char *tail = (const unsigned char *)data + len - 4;
-    size_t isize = len >= 18 ? ((size_t)tail[0] | (size_t)tail[1] << 8 | (size_t)tail[2] << 16 |
-                                (size_t)tail[3] << 24)
-                             : 0;
+    size_t isize = 0;
+    if (len >= 18) {
+        const unsigned char *tail = (const unsigned char *)data + len - 4;
+        isize = (size_t)tail[0] | (size_t)tail[1] << 8 | (size_t)tail[2] << 16 |
+                (size_t)tail[3] << 24;
+    }
     size_t cap = isize >= len / 2 ? isize + 1 : (len < 4096 ? 16384 : len * 4);
     if (cap > max_out)
         cap = max_out;

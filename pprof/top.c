@@ -21,8 +21,10 @@ struct top_state {
     size_t n, cap;
 };
 
-/* Row index for a frame name; -1 on OOM. */
-static long row_for(struct top_state *t, const char *name)
+/* Row index for a frame name; -1 on OOM.  A name that lives in a caller's
+ * scratch buffer (transient) is copied into `arena` only when it starts a
+ * new row, so repeated frames cost no memory. */
+static long row_for(struct top_state *t, const char *name, bool transient, firn_arena *arena)
 {
     uint64_t key = XXH3_64bits(name, strlen(name));
     uint32_t idx;
@@ -45,6 +47,8 @@ static long row_for(struct top_state *t, const char *name)
         t->last_sample = nl;
         t->cap = ncap;
     }
+    if (transient && !(name = firn_arena_strndup(arena, name, strlen(name))))
+        return -1;
     if (firn_u64map_put(&t->by_name, key, (uint32_t)t->n, NULL) < 0)
         return -1;
     t->rows[t->n] = (pprof_top_row){.name = name, .flat = 0, .cum = 0};
@@ -72,8 +76,6 @@ static const char *frame_name(const pprof_profile *p, const pprof_location *l, s
             return buf;
         }
     }
-    (void)buf;
-    (void)size;
     return "<unknown>";
 }
 
@@ -114,14 +116,7 @@ int pprof_top(const pprof_profile *p, int sample_index, pprof_top_report *out, f
             for (size_t k = 0; k < nl; k++) {
                 char buf[256];
                 const char *name = frame_name(p, l, k, buf, sizeof buf);
-                if (name == buf) {
-                    name = firn_arena_strndup(out->arena, buf, strlen(buf));
-                    if (!name) {
-                        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-                        goto out;
-                    }
-                }
-                long r = row_for(&t, name);
+                long r = row_for(&t, name, name == buf, out->arena);
                 if (r < 0) {
                     rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
                     goto out;

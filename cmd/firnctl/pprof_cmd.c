@@ -175,19 +175,26 @@ static int autoscale(const struct unit_family *f, int64_t v)
     return best;
 }
 
+/* The unit family of a sample unit ("nanoseconds", "bytes"...), or NULL
+ * for units printed as plain numbers. */
+static const struct unit_family *unit_family_for(const char *unit)
+{
+    for (size_t i = 0; i < sizeof unit_families / sizeof unit_families[0]; i++)
+        if (strcmp(unit, unit_families[i].sample_unit) == 0)
+            return &unit_families[i];
+    return NULL;
+}
+
 /* pprof's "minimum" output unit, chosen from the report's rows: the unit of
  * the smallest row (its flat, or its cum when flat is 0) or, when the total
  * needs another unit and is over 100 times larger, the unit of 100x the
  * smallest. */
 static struct display_unit report_unit(const char *unit, const pprof_top_report *t)
 {
-    struct display_unit u = {NULL, -1};
-    for (size_t i = 0; i < sizeof unit_families / sizeof unit_families[0]; i++)
-        if (strcmp(unit, unit_families[i].sample_unit) == 0)
-            u.family = &unit_families[i];
+    struct display_unit u = {unit_family_for(unit), -1};
     if (!u.family)
         return u;
-    int64_t min = 0, max = 0;
+    int64_t min = 0;
     for (size_t i = 0; i < t->n_rows; i++) {
         int64_t lo = t->rows[i].flat != 0 ? t->rows[i].flat : t->rows[i].cum;
         if (lo < 0)
@@ -195,7 +202,7 @@ static struct display_unit report_unit(const char *unit, const pprof_top_report 
         if (lo > 0 && (min == 0 || lo < min))
             min = lo;
     }
-    max = t->total;
+    int64_t max = t->total;
     if (min == 0)
         min = max;
     int min_unit = autoscale(u.family, min), max_unit = autoscale(u.family, max);
@@ -226,12 +233,9 @@ static void scaled(int64_t v, struct display_unit u, char *buf, size_t size)
 
 static void scaled_auto(int64_t v, const char *unit, char *buf, size_t size)
 {
-    struct display_unit u = {NULL, 0};
-    for (size_t i = 0; i < sizeof unit_families / sizeof unit_families[0]; i++)
-        if (strcmp(unit, unit_families[i].sample_unit) == 0)
-            u.family = &unit_families[i];
-    if (u.family)
-        u.index = autoscale(u.family, v) < 0 ? 0 : autoscale(u.family, v);
+    struct display_unit u = {unit_family_for(unit), 0};
+    if (u.family && autoscale(u.family, v) > 0)
+        u.index = autoscale(u.family, v);
     scaled(v, u, buf, size);
 }
 
