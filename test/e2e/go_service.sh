@@ -19,6 +19,8 @@ firnctl=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 srcdir=$2
 GO=${GO:-go}
 
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+
 tmp=$(mktemp -d)
 pid=
 
@@ -51,6 +53,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# This script counts and reports its own checks (two-argument fail).
 failures=0
 ok() { echo "ok $1"; }
 fail() {
@@ -58,11 +61,7 @@ fail() {
   failures=$((failures + 1))
 }
 
-# Offline, hermetic Go: no module proxy, no toolchain downloads, no user
-# config, caches inside the temp dir.
-export GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local GOENV=off GOWORK=off \
-  GO111MODULE=on GOCACHE="$tmp/gocache" GOPATH="$tmp/gopath" \
-  PPROF_TMPDIR="$tmp/pprof"
+go_env "$tmp"
 # Never route loopback traffic through a proxy.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
 
@@ -134,32 +133,12 @@ ok "service healthz"
 
 # --- helpers ----------------------------------------------------------------
 
-# raw_totals FILE: per-sample-type totals from `go tool pprof -raw` output,
-# as a JSON array. In the "Samples:" section, the line after "Samples:" is the
-# sample-type header; sample lines are "v1 v2 ...: loc loc ..."; label lines
-# ("   bytes:[1024]", "   worker:[hash]") have a non-integer before the ':'
-# and are skipped. The section ends at "Locations".
+# raw_totals FILE: raw_sample_sums of a -raw output file as a JSON array
+# ("[]" when it has no sample line).
 raw_totals() {
-  awk '
-    /^Samples:/ { in_s = 1; header = 1; next }
-    in_s && /^Locations/ { in_s = 0 }
-    !in_s { next }
-    header { header = 0; next }
-    {
-      i = index($0, ":")
-      if (i == 0) next
-      n = split(substr($0, 1, i - 1), v, " ")
-      if (n == 0) next
-      for (k = 1; k <= n; k++) if (v[k] !~ /^-?[0-9]+$/) next
-      for (k = 1; k <= n; k++) sum[k] += v[k]
-      if (n > nt) nt = n
-    }
-    END {
-      # %.0f: mawk would print large integers in exponent form with print.
-      printf "["
-      for (k = 1; k <= nt; k++) printf "%s%.0f", (k > 1 ? "," : ""), sum[k]
-      print "]"
-    }' "$1"
+  local sums
+  sums=$(raw_sample_sums "$1") || sums=
+  echo "[${sums// /,}]"
 }
 
 # raw_units RAWFILE: the unit of each sample type, from the header line that

@@ -33,18 +33,22 @@ finish() {
     [ "$E2E_FAILED" -eq 0 ]
 }
 
-# Go's tools, offline: no module proxy, no toolchain download, caches in a
-# temp dir so nothing leaks into the user's home.
+# go_env TMPDIR: Go's tools, offline and hermetic: no module proxy, no
+# toolchain download, no user config, caches inside TMPDIR.
 go_env() {
-    export GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local GOTELEMETRY=off
-    export GOCACHE=${GOCACHE:-$1/gocache} GOPATH=${GOPATH:-$1/gopath}
+    export GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local GOTELEMETRY=off GOENV=off \
+        GOWORK=off GO111MODULE=on GOCACHE="$1/gocache" GOPATH="$1/gopath" \
+        PPROF_TMPDIR="$1/pprof"
 }
 
-# pprof_raw_totals FILE: the per-sample-type totals `go tool pprof -raw`
-# reports, space-separated.  Sums the numbers before ':' on sample lines of
-# the "Samples:" section; label lines ("bytes:[1024]") are not numbers.
-pprof_raw_totals() {
-    go tool pprof -raw "$1" 2>/dev/null | awk '
+# raw_sample_sums [FILE]: per-sample-type sums of `go tool pprof -raw`
+# output (FILE or standard input), space-separated.  In the "Samples:"
+# section the first line is the sample-type header; sample lines are
+# "v1 v2 ...: loc loc ..."; label lines ("bytes:[1024]") have a non-number
+# before the ':' and are skipped.  Fails when there is no sample line.
+# Note: -raw leaves out samples that have no locations.
+raw_sample_sums() {
+    awk '
         /^Samples:/ { s = 1; header = 1; next }
         s && header { header = 0; next }
         /^Locations/ { s = 0 }
@@ -58,9 +62,16 @@ pprof_raw_totals() {
         }
         END {
             if (cols == 0) exit 1
+            # %.0f: mawk prints large integers in exponent form with print.
             for (k = 1; k <= cols; k++) printf "%s%.0f", (k > 1 ? " " : ""), t[k]
             print ""
-        }'
+        }' "$@"
+}
+
+# pprof_raw_totals FILE: the per-sample-type totals `go tool pprof -raw`
+# reports for FILE, space-separated.
+pprof_raw_totals() {
+    go tool pprof -raw "$1" 2>/dev/null | raw_sample_sums
 }
 
 # firn_totals FIRNCTL FILE: the same figures from `firnctl pprof info`.
