@@ -1,9 +1,12 @@
 /* model.h -- the vocabulary every firn layer shares: errors and arenas.
  *
  * model/ sits below every other module (pprof/ included): it knows nothing of
- * profiles, storage, HTTP or the query language.  Later additions (labels,
- * label matchers, logging) land here too so that the query parser can build
- * matchers the store evaluates without the store knowing the parser.
+ * profiles, storage, HTTP or the query language.  Labels and label matchers
+ * live here so that the query parser can build matchers the store evaluates
+ * without the store knowing the parser.
+ *
+ * Also here: structured logging, labels, PCRE2 regexes with Prometheus's
+ * anchoring, label matchers, and the profile-type names of series.
  *
  * Errors: a function that can fail returns an int (0 = ok, a negative
  * firn_status on error) or a pointer (NULL on error) and fills the caller's
@@ -17,6 +20,7 @@
 #define FIRN_MODEL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +32,8 @@ enum firn_status {
     FIRN_ENOMEM = -2,   /* allocation failed */
     FIRN_EIO = -3,      /* read/write/system call failed */
     FIRN_ETOOBIG = -4,  /* input exceeds a configured cap */
+    FIRN_EBUSY = -5,    /* a bounded queue is full: try again later */
+    FIRN_EEXIST = -6,   /* the thing to create is already there */
 };
 
 #define FIRN_ERR_MSG_MAX 512
@@ -106,5 +112,133 @@ void firn_u64map_destroy(firn_u64map *m);
 int firn_u64map_put(firn_u64map *m, uint64_t key, uint32_t val, uint32_t *existing);
 /* Returns 1 and sets *val when found, 0 otherwise. */
 int firn_u64map_get(const firn_u64map *m, uint64_t key, uint32_t *val);
+
+/* ---- logging ----------------------------------------------------------- */
+
+/* Structured one-line logs on standard error, as Prometheus and Parca write
+ * them:  ts=2026-11-24T10:00:00.123Z level=warn component=tsdb msg="..." k=v
+ * Each line is written with a single write(2), so lines from different
+ * threads never interleave.  Thread-safe. */
+enum firn_log_level { FIRN_LOG_DEBUG, FIRN_LOG_INFO, FIRN_LOG_WARN, FIRN_LOG_ERROR };
+
+/* Lines below level are dropped (default FIRN_LOG_INFO). */
+void firn_log_set_level(enum firn_log_level level);
+/* "debug", "info", "warn" or "error"; -1 for anything else. */
+int firn_log_level_parse(const char *name);
+/* msg is quoted and escaped; kv_fmt (may be NULL) is printf-style and
+ * appended after msg as is, e.g. "path=%s series=%zu".  Values that may hold
+ * spaces or quotes should go through firn_log_quote. */
+void firn_log(enum firn_log_level level, const char *component, const char *msg,
+              const char *kv_fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Write s as a logfmt value into buf (quoted and escaped when it needs to
+ * be, truncated to fit); returns buf. */
+const char *firn_log_quote(char *buf, size_t size, const char *s);
+
+/* ---- labels -------------------------------------------------------------- */
+
+/* A label pair.  A label set is an array of them sorted by name with unique
+ * names (Prometheus's model/labels).  The strings are owned by whoever owns
+ * the array. */
+typedef struct firn_label {
+    const char *name;
+    const char *value;
+} firn_label;
+
+#define FIRN_LABEL_NAME "__name__"
+#define FIRN_LABEL_NAME_MAX 256       /* bytes in a label name */
+#define FIRN_LABEL_VALUE_MAX 65536    /* bytes in a label value */
+#define FIRN_LABELS_MAX 256           /* pairs in a label set */
+
+/* Prometheus's label name rule: [a-zA-Z_][a-zA-Z0-9_]*. */
+bool firn_label_name_valid(const char *name);
+/* The len bytes at s are valid UTF-8. */
+bool firn_utf8_valid(const char *s, size_t len);
+/* Sort by name and check the set: valid names, UTF-8 values within
+ * FIRN_LABEL_VALUE_MAX, no duplicate names, at most FIRN_LABELS_MAX pairs.
+ * Pairs with an empty value are removed (Prometheus: an empty label is an
+ * absent label); *n is updated. */
+int firn_labels_normalize(firn_label *labels, size_t *n, firn_err *err);
+/* Value of name in a sorted set, or NULL. */
+const char *firn_labels_get(const firn_label *labels, size_t n, const char *name);
+/* {a="1", b="2"} with Prometheus's quoting of values (Go %q escapes), into a
+ * malloc'd string. */
+char *firn_labels_format(const firn_label *labels, size_t n);
+
+/* ---- regular expressions (PCRE2) --------------------------------------- */
+
+/* A compiled regex with Prometheus's anchoring: the whole input must match,
+ * and "." matches newline (RE2's ^(?s:re)$).  UTF-8 mode, JIT when
+ * available, and a match limit so a pathological pattern cannot spin.
+ * A compiled firn_regex is read-only and safe to use from many threads. */
+typedef struct firn_regex firn_regex;
+
+#define FIRN_REGEX_MAX_GROUPS 64
+
+firn_regex *firn_regex_compile(const char *pattern, firn_err *err);
+void firn_regex_free(firn_regex *re);
+/* 1 when the whole of s matches, 0 when not, negative (with err) when
+ * matching failed (match limit hit). */
+int firn_regex_match(const firn_regex *re, const char *s, size_t len, firn_err *err);
+
+/* ---- label matchers ------------------------------------------------------ */
+
+typedef enum firn_match_type {
+    FIRN_MATCH_EQ,    /* =  */
+    FIRN_MATCH_NE,    /* != */
+    FIRN_MATCH_RE,    /* =~ */
+    FIRN_MATCH_NRE,   /* !~ */
+} firn_match_type;
+
+/* One label matcher, as Prometheus's labels.Matcher: name, operator, value.
+ * A label that is absent has the value "".  Owns its strings and regex. */
+typedef struct firn_matcher {
+    firn_match_type type;
+    char *name;
+    char *value;
+    firn_regex *re;   /* for =~ and !~ */
+} firn_matcher;
+
+int firn_matcher_init(firn_matcher *m, firn_match_type type, const char *name,
+                      const char *value, firn_err *err);
+void firn_matcher_destroy(firn_matcher *m);
+/* Whether the matcher accepts value (NULL means the label is absent, i.e.
+ * ""); a regex that hits its match limit counts as no match. */
+bool firn_matcher_matches(const firn_matcher *m, const char *value);
+/* "=", "!=", "=~", "!~". */
+const char *firn_match_type_str(firn_match_type type);
+
+/* ---- durations ------------------------------------------------------------ */
+
+/* Prometheus duration syntax ("15d", "1h30m", "500ms", "0"; units y w d h m
+ * s ms, each at most once, in that order) into milliseconds. */
+int firn_duration_parse(const char *s, int64_t *ms, firn_err *err);
+/* The inverse, as Prometheus prints durations ("1h30m", "0s"); snprintf's
+ * return convention. */
+int firn_duration_format(char *buf, size_t size, int64_t ms);
+
+/* ---- profile types --------------------------------------------------------- */
+
+/* A profile type, the __name__ of every stored series, written as Parca and
+ * Pyroscope write it: name:sample_type:sample_unit:period_type:period_unit
+ * with ":delta" appended for types that are stored as deltas, e.g.
+ * process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta.  The fields point into
+ * the string that was parsed (they are not NUL-terminated). */
+typedef struct firn_profile_type {
+    const char *field[5];    /* name, sample_type, sample_unit, period_type, period_unit */
+    size_t len[5];
+    bool delta;
+} firn_profile_type;
+
+enum { FIRN_PT_NAME, FIRN_PT_SAMPLE_TYPE, FIRN_PT_SAMPLE_UNIT, FIRN_PT_PERIOD_TYPE,
+       FIRN_PT_PERIOD_UNIT };
+
+/* Parse s; rejects a wrong number of fields, an empty name or sample type,
+ * and a sixth field other than "delta". */
+int firn_profile_type_parse(const char *s, firn_profile_type *out, firn_err *err);
+/* Write the canonical form into buf; returns the length it needs (as
+ * snprintf).  A field containing ':' is rejected with -1. */
+int firn_profile_type_format(char *buf, size_t size, const char *name,
+                             const char *sample_type, const char *sample_unit,
+                             const char *period_type, const char *period_unit, bool delta);
 
 #endif

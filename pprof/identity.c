@@ -100,6 +100,18 @@ static void encode_location(const pprof_profile *p, uint32_t idx, struct hbuf *h
     hb_u64(h, l->address - m->memory_start + m->file_offset);
 }
 
+int pprof_location_identities(const pprof_profile *p, pprof_hash *out)
+{
+    struct hbuf h = {0};
+    for (size_t i = 0; i < p->n_locations; i++) {
+        h.len = 0;
+        encode_location(p, (uint32_t)i, &h);
+        out[i] = hb_hash(&h);
+    }
+    free(h.b);
+    return h.oom ? FIRN_ENOMEM : 0;
+}
+
 pprof_hash pprof_location_identity(const pprof_profile *p, uint32_t location)
 {
     struct hbuf h = {0};
@@ -201,10 +213,9 @@ int pprof_merge_samples(pprof_profile *p, firn_err *err)
         rc = firn_errf(err, FIRN_ENOMEM, "out of memory merging samples");
         goto out;
     }
-    for (size_t i = 0; i < p->n_locations; i++) {
-        h.len = 0;
-        encode_location(p, (uint32_t)i, &h);
-        loc_ids[i] = hb_hash(&h);
+    if (pprof_location_identities(p, loc_ids) < 0) {
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory merging samples");
+        goto out;
     }
     size_t kept = 0;
     for (size_t i = 0; i < p->n_samples; i++) {

@@ -208,6 +208,9 @@ static inline bool pprof_hash_eq(pprof_hash a, pprof_hash b)
  *    raw address when there is no mapping. */
 pprof_hash pprof_location_identity(const pprof_profile *p, uint32_t location);
 
+/* pprof_location_identity of every location, into out[n_locations]; one
+ * pass with one scratch buffer, for callers that need them all. */
+int pprof_location_identities(const pprof_profile *p, pprof_hash *out);
 /* Identity of a sample: its stack (location identities, leaf first) and its
  * labels in sorted order (key, str, num, num_unit as strings/numbers).  Two
  * samples with equal identity describe the same thing and may be summed. */
@@ -216,6 +219,38 @@ pprof_hash pprof_sample_identity(const pprof_profile *p, size_t sample);
 /* Sum samples of equal identity into the first of them (values saturate)
  * and drop the rest; sample order is otherwise kept. */
 int pprof_merge_samples(pprof_profile *p, firn_err *err);
+
+/* ---- building ---------------------------------------------------------- */
+
+/* Builds a profile from parts, deduplicating strings, functions, mappings
+ * and locations by content, so that code producing profiles (the store
+ * reading back, query reports, the agent) need not track ids.  Indexes
+ * returned are those of the finished profile's tables; string indexes are
+ * string table indexes.  Not thread-safe; one builder per profile. */
+typedef struct pprof_builder pprof_builder;
+
+/* n_sample_types columns; their types are set with pprof_builder_sample_type. */
+pprof_builder *pprof_builder_new(size_t n_sample_types);
+void pprof_builder_free(pprof_builder *b);
+/* Every adder returns the index, or -1 / PPROF_NONE when out of memory
+ * (the builder then refuses everything and finish reports the error). */
+int64_t pprof_builder_string(pprof_builder *b, const char *s, size_t len);
+void pprof_builder_sample_type(pprof_builder *b, size_t column, const char *type,
+                               const char *unit);
+void pprof_builder_period(pprof_builder *b, const char *type, const char *unit, int64_t period);
+void pprof_builder_time(pprof_builder *b, int64_t time_nanos, int64_t duration_nanos);
+/* f, m and l use string indexes from this builder (m->id, f->id, l->id are
+ * ignored; l->mapping and its lines' functions are indexes from this
+ * builder). */
+uint32_t pprof_builder_function(pprof_builder *b, const pprof_function *f);
+uint32_t pprof_builder_mapping(pprof_builder *b, const pprof_mapping *m);
+uint32_t pprof_builder_location(pprof_builder *b, const pprof_location *l);
+/* Values has n_sample_types entries; labels use builder string indexes. */
+int pprof_builder_sample(pprof_builder *b, const uint32_t *locations, size_t n_locations,
+                         const int64_t *values, const pprof_label *labels, size_t n_labels);
+/* The finished profile (ids 1..n in table order); the builder is consumed
+ * either way.  NULL with err when anything ran out of memory. */
+pprof_profile *pprof_builder_finish(pprof_builder *b, firn_err *err);
 
 /* ---- reports ----------------------------------------------------------- */
 

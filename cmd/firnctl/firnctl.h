@@ -4,5 +4,13 @@
 
 int cmd_pprof(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_tsdb(int argc, char **argv);
+
+/* Read and decode a pprof file (or - for stdin); prints the error and
+ * returns NULL on failure. */
+#include <stdbool.h>
+#include <stddef.h>
+#include "pprof/pprof.h"
+pprof_profile *firnctl_load_profile(const char *path, size_t *file_bytes, bool *gzipped);
 
 #endif

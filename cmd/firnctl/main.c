@@ -1,5 +1,5 @@
-/* firnctl -- firn's command-line tool: inspect and convert pprof files, and
- * run benchmarks.  Wiring only: the work is done by the modules. */
+/* firnctl -- firn's command-line tool: inspect and convert pprof files,
+ * write to and inspect stores, and run benchmarks.  Wiring only: the work is done by the modules. */
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +15,8 @@ static void usage(FILE *f)
           "  pprof convert IN OUT             decode, validate and re-encode (gzipped) IN to OUT\n"
           "  pprof top FILE [--sample-index N|NAME] [--nodes N]\n"
           "                                   flat/cum per function, like `go tool pprof -top`\n"
+          "  tsdb append|series|labels|values|dump|export|stats|clean ...\n"
+          "                                   write to and inspect a store (firnctl tsdb --help)\n"
           "  bench decode [--seconds S] FILE...\n"
           "                                   decode speed against plain zlib inflate\n"
           "  --version                        print the version\n"
@@ -41,6 +43,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "pprof") == 0)
         return cmd_pprof(argc - 2, argv + 2);
+    if (strcmp(cmd, "tsdb") == 0)
+        return cmd_tsdb(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0)
         return cmd_bench(argc - 2, argv + 2);
     fprintf(stderr, "firnctl: unknown command \"%s\"\n\n", cmd);

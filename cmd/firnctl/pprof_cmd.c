@@ -11,7 +11,7 @@
 #include "pprof/pprof.h"
 #include "test/bench/bench.h"
 
-static pprof_profile *load(const char *path, size_t *file_bytes, bool *gzipped)
+pprof_profile *firnctl_load_profile(const char *path, size_t *file_bytes, bool *gzipped)
 {
     pprof_limits lim;
     pprof_limits_default(&lim);
@@ -51,7 +51,7 @@ static int pprof_info(const char *path)
 {
     size_t bytes;
     bool gz;
-    pprof_profile *p = load(path, &bytes, &gz);
+    pprof_profile *p = firnctl_load_profile(path, &bytes, &gz);
     if (!p)
         return 1;
     int64_t *totals = calloc(p->n_sample_types ? p->n_sample_types : 1, sizeof *totals);
@@ -109,7 +109,7 @@ static int pprof_info(const char *path)
 
 static int pprof_convert(const char *in, const char *out)
 {
-    pprof_profile *p = load(in, NULL, NULL);
+    pprof_profile *p = firnctl_load_profile(in, NULL, NULL);
     if (!p)
         return 1;
     unsigned char *buf;
@@ -291,7 +291,7 @@ static int pprof_top_cmd(int argc, char **argv)
         fprintf(stderr, "usage: firnctl pprof top FILE [--sample-index N|NAME] [--nodes N]\n");
         return 2;
     }
-    pprof_profile *p = load(path, NULL, NULL);
+    pprof_profile *p = firnctl_load_profile(path, NULL, NULL);
     if (!p)
         return 1;
     int idx = pprof_default_sample_index(p);

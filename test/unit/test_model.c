@@ -1,13 +1,17 @@
-/* test_model.c -- errors, arenas, the u64 map and file helpers. */
+/* test_model.c -- errors, arenas, the u64 map, file helpers, logging, labels,
+ * regexes, label matchers and profile types. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "model/model.h"
@@ -119,6 +123,841 @@ static void test_file_roundtrip_and_cap(void **state)
     rmdir(dir);
 }
 
+/* ---- logging ------------------------------------------------------------ */
+
+static void test_log_level_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        int want;
+    } cases[] = {
+        {"debug", FIRN_LOG_DEBUG}, {"info", FIRN_LOG_INFO}, {"warn", FIRN_LOG_WARN},
+        {"error", FIRN_LOG_ERROR}, {"warning", -1},         {"INFO", -1},
+        {"", -1},                  {NULL, -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(firn_log_level_parse(cases[i].name), cases[i].want);
+}
+
+static void test_log_quote(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        size_t size;
+        const char *want;
+    } cases[] = {
+        {"abc", 64, "abc"},
+        {"/var/lib/firn", 64, "/var/lib/firn"},
+        {"a\\b", 64, "a\\b"},                 /* a backslash alone needs no quotes */
+        {"h\xc3\xa9llo", 64, "h\xc3\xa9llo"}, /* UTF-8 is kept */
+        {"", 64, "\"\""},
+        {NULL, 64, "\"\""},
+        {"a b", 64, "\"a b\""},
+        {"a=b", 64, "\"a=b\""},
+        {"a\"b", 64, "\"a\\\"b\""},
+        {"x\\ y", 64, "\"x\\\\ y\""},
+        {"a\nb", 64, "\"a\\nb\""},
+        {"\t", 64, "\"\\t\""},
+        {"\x01", 64, "\"\\u0001\""},
+        /* Truncated to fit: bare, quoted, never inside an escape or a rune. */
+        {"abcdef", 4, "abc"},
+        {"a b c d", 6, "\"a b\""},
+        {"\"\"\"", 5, "\"\\\"\""},
+        {"\xc3\xa9", 2, ""},
+        {"a \xc3\xa9", 5, "\"a \""},
+        {"a b", 2, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[64];
+        memset(buf, 'Z', sizeof buf);
+        const char *got = firn_log_quote(buf, cases[i].size, cases[i].in);
+        assert_ptr_equal(got, buf);
+        assert_string_equal(got, cases[i].want);
+    }
+    char one = 'Z';
+    firn_log_quote(&one, 0, "x");   /* size 0: nothing written */
+    assert_int_equal(one, 'Z');
+}
+
+/* Run fn with standard error sent to a file; returns what was written
+ * (malloc'd). */
+static char *capture_stderr(void (*fn)(void))
+{
+    char path[] = "/tmp/firn-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(fd, STDERR_FILENO) >= 0);
+    fn();
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    off_t len = lseek(fd, 0, SEEK_END);
+    assert_true(len >= 0);
+    char *out = malloc((size_t)len + 1);
+    assert_non_null(out);
+    assert_int_equal(pread(fd, out, (size_t)len, 0), len);
+    out[len] = '\0';
+    close(fd);
+    return out;
+}
+
+static void log_some_lines(void)
+{
+    firn_log_set_level(FIRN_LOG_WARN);
+    firn_log(FIRN_LOG_INFO, "tsdb", "dropped", NULL);
+    firn_log(FIRN_LOG_WARN, "tsdb", "disk \"full\"\n", "path=%s series=%zu", "/x", (size_t)3);
+    firn_log(FIRN_LOG_ERROR, "scrape pool", "failed", NULL);
+    firn_log_set_level(FIRN_LOG_DEBUG);
+    firn_log(FIRN_LOG_DEBUG, "http", "", NULL);
+    firn_log_set_level(FIRN_LOG_INFO);
+    firn_log(FIRN_LOG_DEBUG, "http", "dropped too", NULL);
+}
+
+static void test_log_lines(void **state)
+{
+    (void)state;
+    char *out = capture_stderr(log_some_lines);
+    static const char *const want[] = {
+        "level=warn component=tsdb msg=\"disk \\\"full\\\"\\n\" path=/x series=3",
+        "level=error component=\"scrape pool\" msg=\"failed\"",
+        "level=debug component=http msg=\"\"",
+    };
+    firn_err err = {0};
+    firn_regex *ts = firn_regex_compile(
+        "ts=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z ", &err);
+    assert_non_null(ts);
+    char *line = out;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char *nl = strchr(line, '\n');
+        assert_non_null(nl);
+        *nl = '\0';
+        const char *rest = strstr(line, " level=");
+        assert_non_null(rest);
+        assert_int_equal(firn_regex_match(ts, line, (size_t)(rest - line) + 1, &err), 1);
+        assert_string_equal(rest + 1, want[i]);
+        line = nl + 1;
+    }
+    assert_string_equal(line, "");   /* the dropped lines are not there */
+    firn_regex_free(ts);
+    free(out);
+}
+
+static void log_long_lines(void)
+{
+    char big[10000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    firn_log(FIRN_LOG_INFO, "t", big, "k=v");
+    firn_log(FIRN_LOG_INFO, "t", "short", "k=%s", big);
+    /* A value of 2-byte runes cut at the end must not leave half a rune. */
+    char runes[9001];
+    for (size_t i = 0; i < 9000; i += 2)
+        memcpy(runes + i, "\xc3\xa9", 2);
+    runes[9000] = '\0';
+    firn_log(FIRN_LOG_INFO, "t", "short", "kk=%s", runes);
+}
+
+static void test_log_long_lines_are_cut(void **state)
+{
+    (void)state;
+    char *out = capture_stderr(log_long_lines);
+    char *line = out;
+    for (int i = 0; i < 3; i++) {
+        char *nl = strchr(line, '\n');
+        assert_non_null(nl);
+        size_t len = (size_t)(nl - line) + 1;
+        assert_true(len <= 4096);
+        assert_true(len > 4000);
+        if (i == 0) {
+            assert_memory_equal(nl - 2, "x\"", 2);   /* msg closed, kv dropped */
+        } else {
+            assert_non_null(strstr(line, "msg=\"short\" k"));
+            assert_true(firn_utf8_valid(line, len - 1));
+        }
+        line = nl + 1;
+    }
+    assert_string_equal(line, "");
+    free(out);
+}
+
+/* ---- labels ------------------------------------------------------------- */
+
+static void test_label_name_valid(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        bool want;
+    } cases[] = {
+        {"job", true},      {"__name__", true}, {"_", true},        {"a1_B2", true},
+        {"A", true},        {"", false},        {"1a", false},      {"a-b", false},
+        {"a.b", false},     {"a b", false},     {"\xc3\xa9", false}, {NULL, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(firn_label_name_valid(cases[i].name), cases[i].want);
+}
+
+static void test_utf8_valid(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        bool want;
+    } cases[] = {
+        {"", true},
+        {"plain ascii", true},
+        {"\xc3\xa9", true},              /* U+00E9 */
+        {"\xe2\x82\xac", true},          /* U+20AC */
+        {"\xf0\x9f\x98\x80", true},      /* U+1F600 */
+        {"\xf4\x8f\xbf\xbf", true},      /* U+10FFFF */
+        {"\xef\xbf\xbd", true},          /* U+FFFD itself */
+        {"\xff", false},
+        {"\x80", false},                 /* a lone continuation byte */
+        {"\xc0\x80", false},             /* overlong NUL */
+        {"\xe0\x80\xaf", false},         /* overlong "/" */
+        {"\xed\xa0\x80", false},         /* surrogate U+D800 */
+        {"\xf4\x90\x80\x80", false},     /* past U+10FFFF */
+        {"\xe2\x82", false},             /* truncated */
+        {"a\xc3", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(firn_utf8_valid(cases[i].s, strlen(cases[i].s)), cases[i].want);
+    /* Only len bytes are looked at. */
+    assert_true(firn_utf8_valid("ab\xff", 2));
+}
+
+static void test_labels_normalize_sorts_and_drops_empty(void **state)
+{
+    (void)state;
+    firn_label labels[] = {
+        {"job", "api"}, {"zone", ""}, {"__name__", "cpu"}, {"instance", "a:1"},
+        {"empty", NULL}, {"az", "1"},
+    };
+    size_t n = sizeof labels / sizeof labels[0];
+    firn_err err = {0};
+    assert_int_equal(firn_labels_normalize(labels, &n, &err), 0);
+    assert_int_equal(n, 4);
+    static const char *const names[] = {"__name__", "az", "instance", "job"};
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(labels[i].name, names[i]);
+    assert_string_equal(firn_labels_get(labels, n, "job"), "api");
+    assert_string_equal(firn_labels_get(labels, n, "__name__"), "cpu");
+    assert_string_equal(firn_labels_get(labels, n, "instance"), "a:1");
+    assert_null(firn_labels_get(labels, n, "zone"));
+    assert_null(firn_labels_get(labels, n, "a"));
+    assert_null(firn_labels_get(labels, n, "zzz"));
+    assert_null(firn_labels_get(labels, n, NULL));
+    assert_null(firn_labels_get(labels, 0, "job"));
+
+    /* A twin with an empty value is an absent label, not a duplicate. */
+    firn_label twins[] = {{"job", "a"}, {"job", ""}};
+    n = 2;
+    assert_int_equal(firn_labels_normalize(twins, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(twins[0].value, "a");
+
+    n = 0;
+    assert_int_equal(firn_labels_normalize(NULL, &n, &err), 0);
+}
+
+static void test_labels_normalize_errors(void **state)
+{
+    (void)state;
+    static char long_name[FIRN_LABEL_NAME_MAX + 2];
+    static char max_name[FIRN_LABEL_NAME_MAX + 1];
+    static char long_value[FIRN_LABEL_VALUE_MAX + 2];
+    memset(long_name, 'a', sizeof long_name - 1);
+    memset(max_name, 'a', sizeof max_name - 1);
+    memset(long_value, 'v', sizeof long_value - 1);
+    static const struct {
+        firn_label labels[3];
+        size_t n;
+        int code;
+        const char *msg;   /* NULL: valid */
+    } cases[] = {
+        {{{"1a", "x"}}, 1, FIRN_EINVAL,
+         "label name \"1a\": must match [a-zA-Z_][a-zA-Z0-9_]*"},
+        {{{"job", "x"}, {"a-b", ""}}, 2, FIRN_EINVAL,
+         "label name \"a-b\": must match [a-zA-Z_][a-zA-Z0-9_]*"},
+        {{{"", "x"}}, 1, FIRN_EINVAL, "label name \"\": must match [a-zA-Z_][a-zA-Z0-9_]*"},
+        {{{"a\nb", "x"}}, 1, FIRN_EINVAL,
+         "label name \"a\\nb\": must match [a-zA-Z_][a-zA-Z0-9_]*"},
+        {{{NULL, "x"}}, 1, FIRN_EINVAL, "label 0: no name"},
+        {{{"job", "a"}, {"zone", "b"}, {"job", "c"}}, 3, FIRN_EINVAL,
+         "duplicate label name \"job\""},
+        {{{"job", "a\xff"}}, 1, FIRN_EINVAL, "label \"job\": value is not valid UTF-8"},
+        {{{"job", long_value}}, 1, FIRN_ETOOBIG, "label \"job\": value longer than 65536 bytes"},
+        {{{long_name, "x"}}, 1, FIRN_ETOOBIG, NULL},
+        {{{max_name, "x"}}, 1, FIRN_OK, NULL},
+        {{{"job", long_value + 1}}, 1, FIRN_OK, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        firn_label labels[3];
+        memcpy(labels, cases[i].labels, sizeof labels);
+        size_t n = cases[i].n;
+        firn_err err = {0};
+        int rc = firn_labels_normalize(labels, &n, &err);
+        assert_int_equal(rc, cases[i].code);
+        if (rc != FIRN_OK)
+            assert_int_equal(n, cases[i].n);   /* untouched on error */
+        if (cases[i].msg)
+            assert_string_equal(err.msg, cases[i].msg);
+    }
+}
+
+static void test_labels_normalize_count_cap(void **state)
+{
+    (void)state;
+    enum { N = FIRN_LABELS_MAX + 1 };
+    static char names[N][16];
+    static firn_label labels[N + 1];
+    for (size_t i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "l%zu", N - i);
+        labels[i] = (firn_label){names[i], "v"};
+    }
+    labels[N] = (firn_label){"empty", ""};
+    firn_err err = {0};
+    size_t n = N - 1;   /* exactly the cap */
+    assert_int_equal(firn_labels_normalize(labels, &n, &err), 0);
+    assert_int_equal(n, FIRN_LABELS_MAX);
+    for (size_t i = 1; i < n; i++)
+        assert_true(strcmp(labels[i - 1].name, labels[i].name) < 0);
+    for (size_t i = 0; i < N; i++)
+        labels[i] = (firn_label){names[i], "v"};
+    n = N + 1;   /* one over, and an empty one that does not count */
+    assert_int_equal(firn_labels_normalize(labels, &n, &err), FIRN_ETOOBIG);
+    assert_string_equal(err.msg, "label set has 257 labels, more than 256");
+}
+
+static void test_labels_format(void **state)
+{
+    (void)state;
+    static const struct {
+        firn_label labels[3];
+        size_t n;
+        const char *want;
+    } cases[] = {
+        {{{NULL, NULL}}, 0, "{}"},
+        {{{"a", "1"}}, 1, "{a=\"1\"}"},
+        {{{"a", "1"}, {"b", "x\"y"}}, 2, "{a=\"1\", b=\"x\\\"y\"}"},
+        {{{"__name__", "cpu"}, {"job", "api"}, {"z", "q"}}, 3,
+         "{__name__=\"cpu\", job=\"api\", z=\"q\"}"},
+        {{{"v", "back\\slash"}}, 1, "{v=\"back\\\\slash\"}"},
+        {{{"v", "a\nb\tc\r"}}, 1, "{v=\"a\\nb\\tc\\r\"}"},
+        {{{"v", "\a\b\f\v"}}, 1, "{v=\"\\a\\b\\f\\v\"}"},
+        {{{"v", "\x01\x1f\x7f"}}, 1, "{v=\"\\x01\\x1f\\x7f\"}"},
+        {{{"v", "caf\xc3\xa9 \xf0\x9f\x98\x80"}}, 1, "{v=\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}"},
+        {{{"v", "\xc2\x85"}}, 1, "{v=\"\\u0085\"}"},             /* C1 control */
+        {{{"v", "\xc2\xa0"}}, 1, "{v=\"\\u00a0\"}"},             /* no-break space */
+        {{{"v", "\xe2\x80\x8b"}}, 1, "{v=\"\\u200b\"}"},         /* zero-width space */
+        {{{"v", "\xef\xbb\xbf"}}, 1, "{v=\"\\ufeff\"}"},         /* BOM */
+        {{{"v", "\xf3\xa0\x80\x81"}}, 1, "{v=\"\\U000e0001\"}"}, /* language tag */
+        {{{"v", "\xff" "a\xe2\x82"}}, 1, "{v=\"\\xffa\\xe2\\x82\"}"},
+        {{{"v", NULL}}, 1, "{v=\"\"}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = firn_labels_format(cases[i].labels, cases[i].n);
+        assert_non_null(got);
+        assert_string_equal(got, cases[i].want);
+        free(got);
+    }
+}
+
+/* ---- regexes ------------------------------------------------------------ */
+
+static void test_regex_compile_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *pattern;
+        const char *msg;   /* NULL: only the code is checked */
+    } cases[] = {
+        {"a(b", "invalid regex \"a(b\": offset 3: missing closing parenthesis"},
+        {"a)|(b", "invalid regex \"a)|(b\": offset 1: unmatched closing parenthesis"},
+        {"*", NULL},
+        {"[a-", NULL},
+        {"a\\", NULL},
+        {"a{2,1}", NULL},
+        {"(?<n>a", NULL},
+        {"\"q\"(", "invalid regex \"\\\"q\\\"(\": offset 4: missing closing parenthesis"},
+        {"\\C", NULL},        /* one code unit, would break UTF-8 */
+        {"$**", NULL},        /* a grouped assertion still cannot take "**" */
+        {NULL, "invalid regex: no pattern"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        firn_err err = {0};
+        assert_null(firn_regex_compile(cases[i].pattern, &err));
+        assert_int_equal(err.code, FIRN_EINVAL);
+        if (cases[i].msg)
+            assert_string_equal(err.msg, cases[i].msg);
+        else
+            assert_non_null(strstr(err.msg, "invalid regex \""));
+    }
+    assert_null(firn_regex_compile("(", NULL));   /* NULL err is allowed */
+
+    size_t big = 64 * 1024 + 1;
+    char *pattern = malloc(big + 1);
+    assert_non_null(pattern);
+    memset(pattern, 'a', big);
+    pattern[big] = '\0';
+    firn_err err = {0};
+    assert_null(firn_regex_compile(pattern, &err));
+    assert_int_equal(err.code, FIRN_ETOOBIG);
+    assert_non_null(strstr(err.msg, "...\": longer than 65536 bytes"));
+    /* Under the cap, PCRE2 may still find the compiled form too large. */
+    pattern[big - 1] = '\0';
+    assert_null(firn_regex_compile(pattern, &err));
+    assert_int_equal(err.code, FIRN_ETOOBIG);
+    assert_non_null(strstr(err.msg, "...\": offset "));
+    assert_non_null(strstr(err.msg, ": regular expression is too large"));
+    /* At the cap, a pattern that compiles small is fine. */
+    memcpy(pattern, "(?#", 3);
+    memcpy(pattern + big - 3, ")b", 2);
+    firn_regex *re = firn_regex_compile(pattern, &err);
+    if (!re)
+        fail_msg("%s", err.msg);
+    assert_int_equal(firn_regex_match(re, "b", 1, &err), 1);
+    firn_regex_free(re);
+    free(pattern);
+    firn_regex_free(NULL);
+}
+
+static void test_regex_anchoring_and_flags(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *pattern;
+        const char *s;
+        int want;
+    } cases[] = {
+        {"foo|bar", "foo", 1},
+        {"foo|bar", "bar", 1},
+        {"foo|bar", "foobar", 0},        /* the whole value must match */
+        {"foo|foobar", "foobar", 1},     /* ... trying every alternative */
+        {"foo", "xfoo", 0},
+        {"foo", "foox", 0},
+        {".*", "", 1},
+        {".*", "anything", 1},
+        {".+", "", 0},
+        {"", "", 1},
+        {"", "a", 0},
+        {"a.b", "a\nb", 1},              /* "." matches newline, (?s) */
+        {"(?-s)a.b", "a\nb", 0},         /* ... unless turned off */
+        {"a$", "a\n", 0},                /* "$" is the end of the text */
+        {"^a$", "a", 1},
+        {"(?m)a$\\n", "a\n", 1},
+        {"(?i)FOO", "foo", 1},
+        {"(?i)FOO", "fOo", 1},
+        {"FOO", "foo", 0},
+        {"(?i)\xc3\x89t\xc3\xa9", "\xc3\xa9T\xc3\x89", 1},   /* Unicode case folding */
+        {".", "\xc3\xa9", 1},            /* one rune, two bytes */
+        {"..", "\xc3\xa9", 0},
+        {"\\d+", "123", 1},
+        {"\\d", "\xd9\xa3", 0},          /* \d is ASCII, as in RE2 */
+        {"[[:alpha:]]+", "abc", 1},
+        {"[]a]+", "]a]", 1},
+        {"a{,3}", "a{,3}", 1},           /* not a repeat, in RE2 either */
+        {"\\Qa.b", "a.b", 1},            /* \Q to the end of the pattern */
+        {"\\Qa.b", "axb", 0},
+        {"\\Qa)|(b", "a)|(b", 1},
+        {"a\\z", "a", 1},
+        /* Quantified assertions, accepted by RE2. */
+        {"$*bar", "bar", 1},
+        {"$*bar", "foo-bar", 0},
+        {"bar^*", "bar", 1},
+        {"bar^+", "bar", 0},
+        {"(?:^)+bar", "bar", 1},
+        {"\\b*bar", "bar", 1},
+        {"[$*]+", "$*", 1},              /* in a class: not an assertion */
+        {"\\Q$*", "$*", 1},              /* quoted: not an assertion */
+        {"[[:digit:]$]+", "1$", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        firn_err err = {0};
+        firn_regex *re = firn_regex_compile(cases[i].pattern, &err);
+        if (!re)
+            fail_msg("case %zu: %s", i, err.msg);
+        int got = firn_regex_match(re, cases[i].s, strlen(cases[i].s), &err);
+        if (got != cases[i].want)
+            fail_msg("case %zu: /%s/ on \"%s\": got %d, want %d", i, cases[i].pattern,
+                     cases[i].s, got, cases[i].want);
+        firn_regex_free(re);
+    }
+}
+
+static void test_regex_subject_edge_cases(void **state)
+{
+    (void)state;
+    firn_err err = {0};
+    /* More capture groups than FIRN_REGEX_MAX_GROUPS still match. */
+    enum { GROUPS = FIRN_REGEX_MAX_GROUPS + 6 };
+    char groups[GROUPS * 3 + 1], subject[GROUPS + 1];
+    for (size_t i = 0; i < GROUPS; i++) {
+        memcpy(groups + 3 * i, "(a)", 3);
+        subject[i] = 'a';
+    }
+    groups[GROUPS * 3] = '\0';
+    subject[GROUPS] = '\0';
+    firn_regex *many = firn_regex_compile(groups, &err);
+    assert_non_null(many);
+    assert_int_equal(firn_regex_match(many, subject, GROUPS, &err), 1);
+    assert_int_equal(firn_regex_match(many, subject, GROUPS - 1, &err), 0);
+    firn_regex_free(many);
+
+    firn_regex *re = firn_regex_compile("a.c", &err);
+    assert_non_null(re);
+    /* len, not the NUL, ends the subject; a NUL inside is a character. */
+    assert_int_equal(firn_regex_match(re, "abcdef", 3, &err), 1);
+    assert_int_equal(firn_regex_match(re, "a\0c", 3, &err), 1);
+    /* Invalid UTF-8 does not match "." but is not an error. */
+    assert_int_equal(firn_regex_match(re, "a\xff" "c", 3, &err), 0);
+    firn_regex_free(re);
+    re = firn_regex_compile(".*", &err);
+    assert_non_null(re);
+    assert_int_equal(firn_regex_match(re, NULL, 0, &err), 1);
+    firn_regex_free(re);
+}
+
+static double seconds_since(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static void test_regex_match_limit(void **state)
+{
+    (void)state;
+    static const char *const patterns[] = {"(a+)+$", "(a|aa)+", "(a*)*b", "(?:a|a)+c"};
+    char subject[4097];
+    memset(subject, 'a', sizeof subject - 2);
+    subject[sizeof subject - 2] = '!';
+    subject[sizeof subject - 1] = '\0';
+    for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++) {
+        firn_err err = {0};
+        firn_regex *re = firn_regex_compile(patterns[i], &err);
+        assert_non_null(re);
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        int rc = firn_regex_match(re, subject, strlen(subject), &err);
+        double took = seconds_since(&start);
+        assert_true(rc <= 0);
+        if (rc < 0) {
+            assert_int_equal(rc, FIRN_ETOOBIG);
+            assert_non_null(strstr(err.msg, "regex \""));
+            assert_non_null(strstr(err.msg, "limit"));
+        }
+        if (took > 5.0)
+            fail_msg("/%s/ took %.1f s", patterns[i], took);
+        firn_regex_free(re);
+    }
+}
+
+static void test_regex_long_subject(void **state)
+{
+    (void)state;
+    /* A repeated group over a value at the label value cap: deep
+     * backtracking state, still answered. */
+    size_t len = FIRN_LABEL_VALUE_MAX;
+    char *s = malloc(len + 1);
+    assert_non_null(s);
+    for (size_t i = 0; i < len; i++)
+        s[i] = i % 2 ? 'a' : 'b';
+    s[len] = '\0';
+    firn_err err = {0};
+    firn_regex *re = firn_regex_compile("(?:[ab]c?)*", &err);
+    assert_non_null(re);
+    int rc = firn_regex_match(re, s, len, &err);
+    if (rc < 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(rc, 1);
+    firn_regex_free(re);
+    re = firn_regex_compile(".*b.*a", &err);
+    assert_non_null(re);
+    assert_int_equal(firn_regex_match(re, s, len, &err), 1);
+    firn_regex_free(re);
+    free(s);
+}
+
+struct regex_thread_arg {
+    const firn_regex *re;
+    int matched;
+    int errors;
+};
+
+static void *regex_thread(void *p)
+{
+    struct regex_thread_arg *arg = p;
+    for (int i = 0; i < 2000; i++) {
+        char s[32];
+        int n = snprintf(s, sizeof s, "job-%d", i);
+        int rc = firn_regex_match(arg->re, s, (size_t)n, NULL);
+        if (rc < 0)
+            arg->errors++;
+        else
+            arg->matched += rc;
+    }
+    return NULL;
+}
+
+static void test_regex_threads(void **state)
+{
+    (void)state;
+    firn_err err = {0};
+    firn_regex *re = firn_regex_compile("job-(\\d*[05])", &err);
+    assert_non_null(re);
+    pthread_t threads[4];
+    struct regex_thread_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (struct regex_thread_arg){re, 0, 0};
+        assert_int_equal(pthread_create(&threads[i], NULL, regex_thread, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        assert_int_equal(args[i].errors, 0);
+        assert_int_equal(args[i].matched, 400);
+    }
+    firn_regex_free(re);
+}
+
+/* ---- label matchers ----------------------------------------------------- */
+
+static void test_matcher(void **state)
+{
+    (void)state;
+    /* Prometheus's model/labels/matcher_test.go TestMatcher, then more. */
+    static const struct {
+        firn_match_type type;
+        const char *value;
+        const char *input;   /* NULL: the label is absent */
+        bool match;
+    } cases[] = {
+        {FIRN_MATCH_EQ, "bar", "bar", true},
+        {FIRN_MATCH_EQ, "bar", "foo-bar", false},
+        {FIRN_MATCH_NE, "bar", "bar", false},
+        {FIRN_MATCH_NE, "bar", "foo-bar", true},
+        {FIRN_MATCH_RE, "bar", "bar", true},
+        {FIRN_MATCH_RE, "bar", "foo-bar", false},
+        {FIRN_MATCH_RE, ".*bar", "foo-bar", true},
+        {FIRN_MATCH_NRE, "bar", "bar", false},
+        {FIRN_MATCH_NRE, "bar", "foo-bar", true},
+        {FIRN_MATCH_NRE, ".*bar", "foo-bar", false},
+        {FIRN_MATCH_RE, "$*bar", "foo-bar", false},
+        {FIRN_MATCH_RE, "bar^+", "foo-bar", false},
+        {FIRN_MATCH_RE, "$+bar", "foo-bar", false},
+        /* An absent label is "". */
+        {FIRN_MATCH_EQ, "", NULL, true},
+        {FIRN_MATCH_EQ, "", "", true},
+        {FIRN_MATCH_EQ, "bar", NULL, false},
+        {FIRN_MATCH_NE, "", NULL, false},
+        {FIRN_MATCH_NE, "bar", NULL, true},
+        {FIRN_MATCH_RE, ".*", NULL, true},
+        {FIRN_MATCH_RE, ".+", NULL, false},
+        {FIRN_MATCH_RE, "bar|", NULL, true},
+        {FIRN_MATCH_NRE, ".*", NULL, false},
+        {FIRN_MATCH_NRE, ".+", NULL, true},
+        {FIRN_MATCH_NRE, "", "x", true},
+        /* Anchoring, newline and case. */
+        {FIRN_MATCH_RE, "foo|bar", "foobar", false},
+        {FIRN_MATCH_NRE, "foo|bar", "foobar", true},
+        {FIRN_MATCH_RE, "foo.*", "foo\nbar", true},
+        {FIRN_MATCH_RE, "(?i)FOO", "foo", true},
+        {FIRN_MATCH_NRE, "(?i)FOO", "Foo", false},
+        {FIRN_MATCH_EQ, "Foo", "foo", false},
+        {FIRN_MATCH_RE, "a.b", "a\nb", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        firn_matcher m;
+        firn_err err = {0};
+        if (firn_matcher_init(&m, cases[i].type, "test_label_name", cases[i].value, &err) != 0)
+            fail_msg("case %zu: %s", i, err.msg);
+        assert_string_equal(m.name, "test_label_name");
+        assert_string_equal(m.value, cases[i].value);
+        assert_int_equal(m.re != NULL,
+                         cases[i].type == FIRN_MATCH_RE || cases[i].type == FIRN_MATCH_NRE);
+        if (firn_matcher_matches(&m, cases[i].input) != cases[i].match)
+            fail_msg("case %zu: test_label_name%s\"%s\" on %s%s%s: want %d", i,
+                     firn_match_type_str(cases[i].type), cases[i].value,
+                     cases[i].input ? "\"" : "", cases[i].input ? cases[i].input : "absent",
+                     cases[i].input ? "\"" : "", cases[i].match);
+        firn_matcher_destroy(&m);
+        assert_null(m.name);
+        assert_null(m.re);
+        firn_matcher_destroy(&m);   /* twice is harmless */
+    }
+}
+
+static void test_matcher_errors(void **state)
+{
+    (void)state;
+    firn_matcher m;
+    firn_err err = {0};
+    assert_int_equal(firn_matcher_init(&m, FIRN_MATCH_RE, "job", "a(b", &err), FIRN_EINVAL);
+    assert_string_equal(err.msg, "label \"job\": invalid regex \"a(b\": offset 3: "
+                                 "missing closing parenthesis");
+    /* Nothing is left allocated: the struct is zeroed. */
+    assert_null(m.name);
+    assert_null(m.value);
+    assert_null(m.re);
+    firn_matcher_destroy(&m);
+    assert_int_equal(firn_matcher_init(&m, FIRN_MATCH_NRE, "job", "(", NULL), FIRN_EINVAL);
+    assert_null(m.name);
+    /* "=" does not compile its value: a(b is just a string. */
+    assert_int_equal(firn_matcher_init(&m, FIRN_MATCH_EQ, "job", "a(b", &err), 0);
+    assert_true(firn_matcher_matches(&m, "a(b"));
+    firn_matcher_destroy(&m);
+    assert_int_equal(firn_matcher_init(&m, (firn_match_type)7, "job", "x", &err), FIRN_EINVAL);
+    assert_string_equal(err.msg, "matcher: unknown match type 7");
+    assert_int_equal(firn_matcher_init(&m, FIRN_MATCH_EQ, NULL, "x", &err), FIRN_EINVAL);
+    assert_int_equal(firn_matcher_init(&m, FIRN_MATCH_EQ, "job", NULL, &err), FIRN_EINVAL);
+    firn_matcher zeroed = {0};
+    firn_matcher_destroy(&zeroed);
+}
+
+static void test_matcher_match_limit(void **state)
+{
+    (void)state;
+    char subject[4097];
+    memset(subject, 'a', sizeof subject - 2);
+    subject[sizeof subject - 2] = '!';
+    subject[sizeof subject - 1] = '\0';
+    firn_matcher re, nre;
+    assert_int_equal(firn_matcher_init(&re, FIRN_MATCH_RE, "x", "(a+)+$", NULL), 0);
+    assert_int_equal(firn_matcher_init(&nre, FIRN_MATCH_NRE, "x", "(a+)+$", NULL), 0);
+    /* Whether the limit is hit or not, the regex has not matched. */
+    assert_false(firn_matcher_matches(&re, subject));
+    assert_true(firn_matcher_matches(&nre, subject));
+    firn_matcher_destroy(&re);
+    firn_matcher_destroy(&nre);
+}
+
+static void test_match_type_str(void **state)
+{
+    (void)state;
+    assert_string_equal(firn_match_type_str(FIRN_MATCH_EQ), "=");
+    assert_string_equal(firn_match_type_str(FIRN_MATCH_NE), "!=");
+    assert_string_equal(firn_match_type_str(FIRN_MATCH_RE), "=~");
+    assert_string_equal(firn_match_type_str(FIRN_MATCH_NRE), "!~");
+    assert_string_equal(firn_match_type_str((firn_match_type)9), "?");
+}
+
+/* ---- profile types ------------------------------------------------------ */
+
+static void test_profile_type_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        const char *field[5];
+        bool delta;
+        const char *msg;   /* non-NULL: an error */
+    } cases[] = {
+        {"process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta",
+         {"process_cpu", "cpu", "nanoseconds", "cpu", "nanoseconds"}, true, NULL},
+        {"memory:inuse_space:bytes:space:bytes",
+         {"memory", "inuse_space", "bytes", "space", "bytes"}, false, NULL},
+        {"goroutine:goroutine:count::", {"goroutine", "goroutine", "count", "", ""}, false, NULL},
+        {"x:y::::delta", {"x", "y", "", "", ""}, true, NULL},
+        {"x:y", {NULL}, false,
+         "profile type \"x:y\": want "
+         "name:sample_type:sample_unit:period_type:period_unit[:delta]"},
+        {"", {NULL}, false,
+         "profile type \"\": want name:sample_type:sample_unit:period_type:period_unit[:delta]"},
+        {"a:b:c:d:e:delta:f", {NULL}, false,
+         "profile type \"a:b:c:d:e:delta:f\": want "
+         "name:sample_type:sample_unit:period_type:period_unit[:delta]"},
+        {":cpu:ns:cpu:ns", {NULL}, false, "profile type \":cpu:ns:cpu:ns\": empty name"},
+        {"p::ns:cpu:ns", {NULL}, false, "profile type \"p::ns:cpu:ns\": empty sample type"},
+        {"p:cpu:ns:cpu:ns:cumulative", {NULL}, false,
+         "profile type \"p:cpu:ns:cpu:ns:cumulative\": sixth field \"cumulative\" is not "
+         "\"delta\""},
+        {"p:cpu:ns:cpu:ns:", {NULL}, false,
+         "profile type \"p:cpu:ns:cpu:ns:\": sixth field \"\" is not \"delta\""},
+        {"p:cpu:ns:cpu:ns:deltas", {NULL}, false, NULL},
+        {NULL, {NULL}, false, "profile type: none given"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        firn_profile_type pt;
+        firn_err err = {0};
+        int rc = firn_profile_type_parse(cases[i].s, &pt, &err);
+        if (!cases[i].field[0]) {
+            assert_int_equal(rc, FIRN_EINVAL);
+            if (cases[i].msg)
+                assert_string_equal(err.msg, cases[i].msg);
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("case %zu: %s", i, err.msg);
+        for (int f = 0; f < 5; f++) {
+            assert_int_equal(pt.len[f], strlen(cases[i].field[f]));
+            assert_memory_equal(pt.field[f], cases[i].field[f], pt.len[f]);
+            /* Fields point into the parsed string. */
+            assert_true(pt.field[f] >= cases[i].s &&
+                        pt.field[f] <= cases[i].s + strlen(cases[i].s));
+        }
+        assert_int_equal(pt.delta, cases[i].delta);
+    }
+}
+
+static void test_profile_type_format(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *field[5];
+        bool delta;
+        const char *want;   /* NULL: rejected with -1 */
+    } cases[] = {
+        {{"process_cpu", "cpu", "nanoseconds", "cpu", "nanoseconds"}, true,
+         "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta"},
+        {{"memory", "alloc_space", "bytes", "space", "bytes"}, false,
+         "memory:alloc_space:bytes:space:bytes"},
+        {{"goroutine", "goroutine", "count", "", ""}, false, "goroutine:goroutine:count::"},
+        {{"goroutine", "goroutine", "count", NULL, NULL}, false, "goroutine:goroutine:count::"},
+        {{"a:b", "cpu", "ns", "cpu", "ns"}, false, NULL},
+        {{"p", "cpu", "ns", "cpu", "n:s"}, true, NULL},
+        {{"", "cpu", "ns", "cpu", "ns"}, false, NULL},
+        {{"p", "", "ns", "cpu", "ns"}, false, NULL},
+        {{NULL, "cpu", "ns", "cpu", "ns"}, false, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *const *f = cases[i].field;
+        char buf[128];
+        int n = firn_profile_type_format(buf, sizeof buf, f[0], f[1], f[2], f[3], f[4],
+                                         cases[i].delta);
+        if (!cases[i].want) {
+            assert_int_equal(n, -1);
+            continue;
+        }
+        assert_int_equal(n, (int)strlen(cases[i].want));
+        assert_string_equal(buf, cases[i].want);
+        /* snprintf semantics: the length needed, truncated output. */
+        char small[8];
+        assert_int_equal(firn_profile_type_format(small, sizeof small, f[0], f[1], f[2], f[3],
+                                                  f[4], cases[i].delta),
+                         n);
+        assert_int_equal(strlen(small), sizeof small - 1);
+        assert_int_equal(firn_profile_type_format(NULL, 0, f[0], f[1], f[2], f[3], f[4],
+                                                  cases[i].delta),
+                         n);
+
+        /* Round trip: parse gives back the fields. */
+        firn_profile_type pt;
+        firn_err err = {0};
+        assert_int_equal(firn_profile_type_parse(buf, &pt, &err), 0);
+        for (int k = 0; k < 5; k++) {
+            const char *want = f[k] ? f[k] : "";
+            assert_int_equal(pt.len[k], strlen(want));
+            assert_memory_equal(pt.field[k], want, pt.len[k]);
+        }
+        assert_int_equal(pt.delta, cases[i].delta);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -127,6 +966,28 @@ int main(void)
         cmocka_unit_test(test_arena_alignment_and_sizes),
         cmocka_unit_test(test_u64map),
         cmocka_unit_test(test_file_roundtrip_and_cap),
+        cmocka_unit_test(test_log_level_parse),
+        cmocka_unit_test(test_log_quote),
+        cmocka_unit_test(test_log_lines),
+        cmocka_unit_test(test_log_long_lines_are_cut),
+        cmocka_unit_test(test_label_name_valid),
+        cmocka_unit_test(test_utf8_valid),
+        cmocka_unit_test(test_labels_normalize_sorts_and_drops_empty),
+        cmocka_unit_test(test_labels_normalize_errors),
+        cmocka_unit_test(test_labels_normalize_count_cap),
+        cmocka_unit_test(test_labels_format),
+        cmocka_unit_test(test_regex_compile_errors),
+        cmocka_unit_test(test_regex_anchoring_and_flags),
+        cmocka_unit_test(test_regex_subject_edge_cases),
+        cmocka_unit_test(test_regex_match_limit),
+        cmocka_unit_test(test_regex_long_subject),
+        cmocka_unit_test(test_regex_threads),
+        cmocka_unit_test(test_matcher),
+        cmocka_unit_test(test_matcher_errors),
+        cmocka_unit_test(test_matcher_match_limit),
+        cmocka_unit_test(test_match_type_str),
+        cmocka_unit_test(test_profile_type_parse),
+        cmocka_unit_test(test_profile_type_format),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

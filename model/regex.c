@@ -1,0 +1,420 @@
+/* regex.c -- PCRE2 regexes with Prometheus's semantics, and label matchers.
+ *
+ * Prometheus compiles a matcher's regex as RE2's ^(?s:re)$.  The same is had
+ * here with compile options instead of a textual wrapper, which a pattern
+ * could otherwise close early ("a)|(b") or swallow ("\Qa" quotes to the end
+ * of the pattern): PCRE2_ANCHORED and PCRE2_ENDANCHORED make the whole
+ * subject match, PCRE2_DOTALL is (?s), and PCRE2_DOLLAR_ENDONLY makes "$" the
+ * end of the text as in RE2 (not "before a final newline").  RE2 also
+ * accepts a quantified empty-width assertion ("$*bar", "bar^+"), which PCRE2
+ * rejects; such a pattern is compiled again with the assertion put in a
+ * group, "(?:$)*bar", which means the same.
+ *
+ * PCRE2 backtracks, so every match runs under a match, depth and heap limit:
+ * a pathological pattern fails with an error instead of spinning.
+ *
+ * Threads: a compiled firn_regex is never written after compile.  The
+ * scratch a match needs (match data, match context, JIT stack) is kept per
+ * thread and freed when the thread exits.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "model.h"
+
+#include <pcre2.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REGEX_PATTERN_MAX (64 * 1024)
+#define REGEX_MATCH_LIMIT 1000000
+#define REGEX_DEPTH_LIMIT 100000
+#define REGEX_HEAP_LIMIT_KIB (64 * 1024)
+#define REGEX_JIT_STACK_START (32 * 1024)
+#define REGEX_JIT_STACK_MAX (1024 * 1024)
+#define REGEX_SHOW_MAX 200   /* bytes of a pattern shown in an error */
+
+#define REGEX_OPTIONS                                                                  \
+    (PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED |      \
+     PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C)
+
+struct firn_regex {
+    pcre2_code *code;
+    char *pattern;   /* for error messages */
+};
+
+/* ---- per-thread match scratch ------------------------------------------ */
+
+struct match_scratch {
+    pcre2_match_data *data;
+    pcre2_match_context *context;
+    pcre2_jit_stack *jit_stack;
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static bool scratch_key_ok;
+
+static void scratch_free(void *p)
+{
+    struct match_scratch *s = p;
+    if (!s)
+        return;
+    pcre2_match_data_free(s->data);
+    pcre2_match_context_free(s->context);
+    pcre2_jit_stack_free(s->jit_stack);
+    free(s);
+}
+
+static void scratch_key_create(void)
+{
+    scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
+}
+
+/* This thread's scratch, created on first use; NULL when out of memory. */
+static struct match_scratch *scratch_get(void)
+{
+    pthread_once(&scratch_once, scratch_key_create);
+    if (!scratch_key_ok)
+        return NULL;
+    struct match_scratch *s = pthread_getspecific(scratch_key);
+    if (s)
+        return s;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    /* Room for every group a later capture API may report. */
+    s->data = pcre2_match_data_create(FIRN_REGEX_MAX_GROUPS + 1, NULL);
+    s->context = pcre2_match_context_create(NULL);
+    if (!s->data || !s->context)
+        goto fail;
+    pcre2_set_match_limit(s->context, REGEX_MATCH_LIMIT);
+    pcre2_set_depth_limit(s->context, REGEX_DEPTH_LIMIT);
+    pcre2_set_heap_limit(s->context, REGEX_HEAP_LIMIT_KIB);
+    /* Without a stack of its own JIT gets 32 KiB of machine stack, which a
+     * long subject under a repeated group exhausts.  No JIT, no stack. */
+    s->jit_stack = pcre2_jit_stack_create(REGEX_JIT_STACK_START, REGEX_JIT_STACK_MAX, NULL);
+    if (s->jit_stack)
+        pcre2_jit_stack_assign(s->context, NULL, s->jit_stack);
+    if (pthread_setspecific(scratch_key, s) != 0)
+        goto fail;
+    return s;
+fail:
+    scratch_free(s);
+    return NULL;
+}
+
+/* ---- compile -------------------------------------------------------------- */
+
+/* The pattern in double quotes for an error message, with quotes, backslashes
+ * and control bytes escaped, cut to REGEX_SHOW_MAX bytes. */
+static const char *show_pattern(char *buf, size_t size, const char *pattern)
+{
+    size_t pos = 0, i = 0;
+    buf[pos++] = '"';
+    for (; pattern[i] && i < REGEX_SHOW_MAX && pos + 10 < size; i++) {
+        unsigned char c = (unsigned char)pattern[i];
+        if (c == '"' || c == '\\')
+            pos += (size_t)snprintf(buf + pos, size - pos, "\\%c", c);
+        else if (c < ' ' || c == 0x7f)
+            pos += (size_t)snprintf(buf + pos, size - pos, "\\x%02x", c);
+        else
+            buf[pos++] = (char)c;
+    }
+    if (pattern[i]) {
+        memcpy(buf + pos, "...", 3);
+        pos += 3;
+    }
+    buf[pos++] = '"';
+    buf[pos] = '\0';
+    return buf;
+}
+
+#define SHOW_BUF (REGEX_SHOW_MAX * 4 + 16)
+
+static bool is_quantifier(char c)
+{
+    return c == '*' || c == '+' || c == '?' || c == '{';
+}
+
+/* The pattern with each quantified empty-width assertion (^ $ \b \B \A \z \Z
+ * \G outside a character class and outside \Q...\E) put in a non-capturing
+ * group; a malloc'd string, or NULL when there is none to rewrite or out of
+ * memory. */
+static char *group_quantified_assertions(const char *p, size_t len)
+{
+    char *out = malloc(len * 3 + 1);   /* "$" becomes "(?:$)": at most x3 */
+    if (!out)
+        return NULL;
+    size_t o = 0, i = 0;
+    bool in_class = false, in_quote = false, changed = false;
+    size_t class_start = 0;
+    while (i < len) {
+        char c = p[i];
+        if (in_quote) {
+            if (c == '\\' && i + 1 < len && p[i + 1] == 'E') {
+                in_quote = false;
+                out[o++] = p[i++];
+            }
+            out[o++] = p[i++];
+            continue;
+        }
+        if (c == '\\' && i + 1 < len) {
+            char e = p[i + 1];
+            if (e == 'Q') {
+                in_quote = true;
+            } else if (!in_class && strchr("bBAzZG", e) && i + 2 < len &&
+                       is_quantifier(p[i + 2])) {
+                memcpy(out + o, "(?:", 3);
+                o += 3;
+                out[o++] = c;
+                out[o++] = e;
+                out[o++] = ')';
+                i += 2;
+                changed = true;
+                continue;
+            }
+            out[o++] = p[i++];
+            out[o++] = p[i++];
+            continue;
+        }
+        if (in_class) {
+            if (c == '[' && i + 1 < len && p[i + 1] == ':') {
+                /* [:alpha:] inside a class: its "]" does not close the class. */
+                const char *end = NULL;
+                for (size_t j = i + 2; j + 1 < len; j++)
+                    if (p[j] == ':' && p[j + 1] == ']') {
+                        end = p + j;
+                        break;
+                    }
+                if (end) {
+                    size_t n = (size_t)(end - (p + i)) + 2;
+                    memcpy(out + o, p + i, n);
+                    o += n;
+                    i += n;
+                    continue;
+                }
+            } else if (c == ']' && i > class_start) {
+                in_class = false;
+            }
+            out[o++] = p[i++];
+            continue;
+        }
+        if (c == '[') {
+            in_class = true;
+            out[o++] = p[i++];
+            if (i < len && p[i] == '^')
+                out[o++] = p[i++];
+            class_start = i;   /* a "]" right here is a literal */
+            continue;
+        }
+        if ((c == '^' || c == '$') && i + 1 < len && is_quantifier(p[i + 1])) {
+            memcpy(out + o, "(?:", 3);
+            o += 3;
+            out[o++] = c;
+            out[o++] = ')';
+            i++;
+            changed = true;
+            continue;
+        }
+        out[o++] = p[i++];
+    }
+    out[o] = '\0';
+    if (!changed) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static pcre2_code *compile(const char *pattern, size_t len, int *error_code,
+                           PCRE2_SIZE *error_offset)
+{
+    return pcre2_compile((PCRE2_SPTR)pattern, len, REGEX_OPTIONS, error_code, error_offset,
+                         NULL);
+}
+
+firn_regex *firn_regex_compile(const char *pattern, firn_err *err)
+{
+    char shown[SHOW_BUF];
+    if (!pattern) {
+        firn_errf(err, FIRN_EINVAL, "invalid regex: no pattern");
+        return NULL;
+    }
+    size_t len = strnlen(pattern, REGEX_PATTERN_MAX + 1);
+    if (len > REGEX_PATTERN_MAX) {
+        firn_errf(err, FIRN_ETOOBIG, "invalid regex %s: longer than %d bytes",
+                  show_pattern(shown, sizeof shown, pattern), REGEX_PATTERN_MAX);
+        return NULL;
+    }
+    int error_code;
+    PCRE2_SIZE error_offset;
+    pcre2_code *code = compile(pattern, len, &error_code, &error_offset);
+    if (!code && error_code == PCRE2_ERROR_QUANTIFIER_INVALID) {
+        char *grouped = group_quantified_assertions(pattern, len);
+        if (grouped) {
+            int retry_code;
+            PCRE2_SIZE retry_offset;
+            code = compile(grouped, strlen(grouped), &retry_code, &retry_offset);
+            free(grouped);
+        }
+    }
+    if (!code) {
+        /* Errors name offsets in the pattern as written, not as grouped. */
+        PCRE2_UCHAR why[256];
+        if (pcre2_get_error_message(error_code, why, sizeof why) < 0)
+            snprintf((char *)why, sizeof why, "error %d", error_code);
+        int status = FIRN_EINVAL;
+        if (error_code == PCRE2_ERROR_NOMEMORY)
+            status = FIRN_ENOMEM;
+        else if (error_code == PCRE2_ERROR_PATTERN_TOO_LARGE ||
+                 error_code == PCRE2_ERROR_PATTERN_TOO_COMPLICATED)
+            status = FIRN_ETOOBIG;
+        firn_errf(err, status, "invalid regex %s: offset %zu: %s",
+                  show_pattern(shown, sizeof shown, pattern), (size_t)error_offset,
+                  (const char *)why);
+        return NULL;
+    }
+    /* JIT is an optimization: without it (unsupported CPU, W^X policy) the
+     * interpreter gives the same answers. */
+    (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+
+    firn_regex *re = malloc(sizeof *re);
+    char *copy = malloc(len + 1);
+    if (!re || !copy) {
+        free(re);
+        free(copy);
+        pcre2_code_free(code);
+        firn_errf(err, FIRN_ENOMEM, "regex %s: out of memory",
+                  show_pattern(shown, sizeof shown, pattern));
+        return NULL;
+    }
+    memcpy(copy, pattern, len + 1);
+    re->code = code;
+    re->pattern = copy;
+    return re;
+}
+
+void firn_regex_free(firn_regex *re)
+{
+    if (!re)
+        return;
+    pcre2_code_free(re->code);
+    free(re->pattern);
+    free(re);
+}
+
+int firn_regex_match(const firn_regex *re, const char *s, size_t len, firn_err *err)
+{
+    char shown[SHOW_BUF];
+    struct match_scratch *scratch = scratch_get();
+    if (!scratch)
+        return firn_errf(err, FIRN_ENOMEM, "regex %s: out of memory",
+                         show_pattern(shown, sizeof shown, re->pattern));
+    PCRE2_SPTR subject = (PCRE2_SPTR)(s ? s : "");
+    size_t subject_len = s ? len : 0;
+    int rc = pcre2_match(re->code, subject, subject_len, 0, 0, scratch->data,
+                         scratch->context);
+    /* The interpreter keeps its backtracking state on the heap, under the
+     * heap and depth limits, where JIT ran out of its fixed stack. */
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
+        rc = pcre2_match(re->code, subject, subject_len, 0, PCRE2_NO_JIT, scratch->data,
+                         scratch->context);
+    if (rc >= 0)   /* 0: matched, with more groups than the match data holds */
+        return 1;
+    if (rc == PCRE2_ERROR_NOMATCH)
+        return 0;
+    PCRE2_UCHAR why[256];
+    if (pcre2_get_error_message(rc, why, sizeof why) < 0)
+        snprintf((char *)why, sizeof why, "error %d", rc);
+    int status = FIRN_EINVAL;
+    if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+        rc == PCRE2_ERROR_HEAPLIMIT)
+        status = FIRN_ETOOBIG;
+    else if (rc == PCRE2_ERROR_NOMEMORY)
+        status = FIRN_ENOMEM;
+    return firn_errf(err, status, "regex %s: matching %zu bytes: %s",
+                     show_pattern(shown, sizeof shown, re->pattern), subject_len,
+                     (const char *)why);
+}
+
+/* ---- label matchers ------------------------------------------------------ */
+
+const char *firn_match_type_str(firn_match_type type)
+{
+    switch (type) {
+    case FIRN_MATCH_EQ:
+        return "=";
+    case FIRN_MATCH_NE:
+        return "!=";
+    case FIRN_MATCH_RE:
+        return "=~";
+    case FIRN_MATCH_NRE:
+        return "!~";
+    }
+    return "?";
+}
+
+int firn_matcher_init(firn_matcher *m, firn_match_type type, const char *name,
+                      const char *value, firn_err *err)
+{
+    memset(m, 0, sizeof *m);
+    if (type != FIRN_MATCH_EQ && type != FIRN_MATCH_NE && type != FIRN_MATCH_RE &&
+        type != FIRN_MATCH_NRE)
+        return firn_errf(err, FIRN_EINVAL, "matcher: unknown match type %d", (int)type);
+    if (!name || !value)
+        return firn_errf(err, FIRN_EINVAL, "matcher: no label %s", name ? "value" : "name");
+    firn_regex *re = NULL;
+    if (type == FIRN_MATCH_RE || type == FIRN_MATCH_NRE) {
+        firn_err compile_err = {0};
+        re = firn_regex_compile(value, &compile_err);
+        if (!re) {
+            if (err) {
+                *err = compile_err;
+                firn_err_prefix(err, "label \"%.128s\"", name);
+            }
+            return compile_err.code;
+        }
+    }
+    char *name_copy = strdup(name);
+    char *value_copy = strdup(value);
+    if (!name_copy || !value_copy) {
+        free(name_copy);
+        free(value_copy);
+        firn_regex_free(re);
+        return firn_errf(err, FIRN_ENOMEM, "matcher %s: out of memory", name);
+    }
+    m->type = type;
+    m->name = name_copy;
+    m->value = value_copy;
+    m->re = re;
+    return FIRN_OK;
+}
+
+void firn_matcher_destroy(firn_matcher *m)
+{
+    free(m->name);
+    free(m->value);
+    firn_regex_free(m->re);
+    m->name = NULL;
+    m->value = NULL;
+    m->re = NULL;
+}
+
+bool firn_matcher_matches(const firn_matcher *m, const char *value)
+{
+    if (!value)
+        value = "";
+    switch (m->type) {
+    case FIRN_MATCH_EQ:
+        return strcmp(value, m->value) == 0;
+    case FIRN_MATCH_NE:
+        return strcmp(value, m->value) != 0;
+    case FIRN_MATCH_RE:
+        return firn_regex_match(m->re, value, strlen(value), NULL) == 1;
+    case FIRN_MATCH_NRE:
+        /* A regex that fails (match limit) has not matched: !~ accepts. */
+        return firn_regex_match(m->re, value, strlen(value), NULL) <= 0;
+    }
+    return false;
+}

@@ -1,0 +1,334 @@
+/* codec.c -- byte encodings of the store's keys and values.
+ *
+ * Keys are big-endian so that LMDB's bytewise order is numeric order and a
+ * time range of one series is one key range.  Values are varints: a block
+ * stores its samples sorted by stack id as id deltas, and its values divided
+ * by their greatest common divisor (CPU profiles count in multiples of the
+ * sampling period), so a typical sample costs two or three bytes.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
+void buf_put(struct buf *b, const void *data, size_t n)
+{
+    if (b->oom || n == 0)
+        return;
+    if (b->len + n > b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 256;
+        while (ncap < b->len + n)
+            ncap *= 2;
+        unsigned char *nb = realloc(b->b, ncap);
+        if (!nb) {
+            b->oom = true;
+            return;
+        }
+        b->b = nb;
+        b->cap = ncap;
+    }
+    memcpy(b->b + b->len, data, n);
+    b->len += n;
+}
+
+void buf_varint(struct buf *b, uint64_t v)
+{
+    unsigned char tmp[10];
+    size_t n = 0;
+    while (v >= 0x80) {
+        tmp[n++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    tmp[n++] = (unsigned char)v;
+    buf_put(b, tmp, n);
+}
+
+void buf_zigzag(struct buf *b, int64_t v)
+{
+    buf_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+void buf_bytes(struct buf *b, const void *data, size_t n)
+{
+    buf_varint(b, n);
+    buf_put(b, data, n);
+}
+
+void buf_free(struct buf *b)
+{
+    free(b->b);
+    memset(b, 0, sizeof *b);
+}
+
+uint64_t cur_varint(struct cur *c)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (c->p >= c->end)
+            break;
+        unsigned char byte = *c->p++;
+        v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            return v;
+    }
+    c->bad = true;
+    c->p = c->end;
+    return 0;
+}
+
+int64_t cur_zigzag(struct cur *c)
+{
+    uint64_t v = cur_varint(c);
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+const unsigned char *cur_bytes(struct cur *c, size_t *len)
+{
+    uint64_t n = cur_varint(c);
+    if (c->bad || n > (uint64_t)(c->end - c->p)) {
+        c->bad = true;
+        c->p = c->end;
+        *len = 0;
+        return (const unsigned char *)"";
+    }
+    const unsigned char *s = c->p;
+    c->p += n;
+    *len = (size_t)n;
+    return s;
+}
+
+void be32_put(unsigned char *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+void be64_put(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+uint32_t be32_get(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+uint64_t be64_get(const unsigned char *p)
+{
+    return (uint64_t)be32_get(p) << 32 | be32_get(p + 4);
+}
+
+void sym_key(unsigned char out[SYM_KEY_LEN], uint32_t partition, enum sym_kind kind, uint32_t id)
+{
+    be32_put(out, partition);
+    out[4] = (unsigned char)kind;
+    be32_put(out + 5, id);
+}
+
+void sym_idx_key(unsigned char out[SYM_IDX_KEY_LEN], uint32_t partition, enum sym_kind kind,
+                 pprof_hash h)
+{
+    be32_put(out, partition);
+    out[4] = (unsigned char)kind;
+    be64_put(out + 5, h.hi);
+    be64_put(out + 13, h.lo);
+}
+
+void sample_key(unsigned char out[SAMPLE_KEY_LEN], uint64_t series, int64_t ts)
+{
+    be64_put(out, series);
+    be64_put(out + 8, (uint64_t)ts);   /* timestamps are >= 0 (checked on append) */
+}
+
+size_t posting_key(unsigned char *out, const char *name, const char *value, bool *is_long)
+{
+    size_t nl = strlen(name), vl = strlen(value);
+    memcpy(out, name, nl);
+    out[nl] = 0;
+    if (nl + 1 + vl <= POSTING_KEY_MAX) {
+        memcpy(out + nl + 1, value, vl);
+        *is_long = false;
+        return nl + 1 + vl;
+    }
+    memcpy(out + nl + 1, value, POSTING_LONG_CUT);
+    unsigned char *p = out + nl + 1 + POSTING_LONG_CUT;
+    *p++ = 0xff;
+    XXH128_hash_t h = XXH3_128bits(value, vl);
+    be64_put(p, h.high64);
+    be64_put(p + 8, h.low64);
+    *is_long = true;
+    return nl + 1 + POSTING_LONG_CUT + 1 + 16;
+}
+
+pprof_hash labels_hash(const firn_label *labels, size_t n)
+{
+    XXH3_state_t st;
+    XXH3_128bits_reset(&st);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t nl = strlen(labels[i].name), vl = strlen(labels[i].value);
+        XXH3_128bits_update(&st, &nl, sizeof nl);
+        XXH3_128bits_update(&st, labels[i].name, nl);
+        XXH3_128bits_update(&st, &vl, sizeof vl);
+        XXH3_128bits_update(&st, labels[i].value, vl);
+    }
+    XXH128_hash_t h = XXH3_128bits_digest(&st);
+    pprof_hash r = {h.low64, h.high64};
+    return r;
+}
+
+int series_encode(struct buf *b, const firn_label *labels, size_t n, int64_t min_ts,
+                  int64_t max_ts)
+{
+    b->len = 0;
+    buf_zigzag(b, min_ts);
+    buf_zigzag(b, max_ts);
+    buf_varint(b, n);
+    for (size_t i = 0; i < n; i++) {
+        buf_bytes(b, labels[i].name, strlen(labels[i].name));
+        buf_bytes(b, labels[i].value, strlen(labels[i].value));
+    }
+    return b->oom ? FIRN_ENOMEM : 0;
+}
+
+int series_decode(const MDB_val *v, firn_arena *arena, tsdb_series *out, firn_err *err)
+{
+    struct cur c = {v->mv_data, (const unsigned char *)v->mv_data + v->mv_size, false};
+    out->min_time_ms = cur_zigzag(&c);
+    out->max_time_ms = cur_zigzag(&c);
+    uint64_t n = cur_varint(&c);
+    if (c.bad || n > FIRN_LABELS_MAX + 1)
+        return firn_errf(err, FIRN_EIO, "series %llu: corrupt series record",
+                         (unsigned long long)out->id);
+    out->labels = firn_arena_alloc(arena, (n ? n : 1) * sizeof *out->labels);
+    if (!out->labels)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory reading series");
+    for (uint64_t i = 0; i < n; i++) {
+        size_t nl, vl;
+        const unsigned char *name = cur_bytes(&c, &nl);
+        const unsigned char *value = cur_bytes(&c, &vl);
+        char *ns = firn_arena_strndup(arena, (const char *)name, nl);
+        char *vs = firn_arena_strndup(arena, (const char *)value, vl);
+        if (!ns || !vs)
+            return firn_errf(err, FIRN_ENOMEM, "out of memory reading series");
+        out->labels[i].name = ns;
+        out->labels[i].value = vs;
+    }
+    if (c.bad)
+        return firn_errf(err, FIRN_EIO, "series %llu: corrupt series record",
+                         (unsigned long long)out->id);
+    out->n_labels = (size_t)n;
+    return 0;
+}
+
+static int cmp_block_sample(const void *a, const void *b)
+{
+    const struct block_sample *x = a, *y = b;
+    if (x->stack != y->stack)
+        return x->stack < y->stack ? -1 : 1;
+    if (x->labelset != y->labelset)
+        return x->labelset < y->labelset ? -1 : 1;
+    return 0;
+}
+
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+static uint64_t magnitude(int64_t v)
+{
+    return v < 0 ? -(uint64_t)v : (uint64_t)v;
+}
+
+size_t block_encode(struct buf *b, struct block_sample *s, size_t n, int64_t duration_nanos,
+                    int64_t period)
+{
+    if (n > 1)
+        qsort(s, n, sizeof *s, cmp_block_sample);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (kept && s[kept - 1].stack == s[i].stack && s[kept - 1].labelset == s[i].labelset)
+            s[kept - 1].value = pprof_add_sat(s[kept - 1].value, s[i].value);
+        else
+            s[kept++] = s[i];
+    }
+    int64_t total = 0;
+    uint64_t g = 0;
+    unsigned flags = 0;
+    for (size_t i = 0; i < kept; i++) {
+        total = pprof_add_sat(total, s[i].value);
+        g = gcd64(g, magnitude(s[i].value));
+        if (s[i].labelset)
+            flags |= BLOCK_HAS_LABELSETS;
+    }
+    if (g == 0 || g > INT64_MAX)
+        g = 1;
+    b->len = 0;
+    unsigned char head[2] = {BLOCK_VERSION, (unsigned char)flags};
+    buf_put(b, head, 2);
+    buf_varint(b, kept);
+    buf_zigzag(b, total);
+    buf_zigzag(b, duration_nanos);
+    buf_zigzag(b, period);
+    buf_varint(b, g);
+    uint32_t prev = 0;
+    for (size_t i = 0; i < kept; i++) {
+        buf_varint(b, s[i].stack - prev);
+        prev = s[i].stack;
+        if (flags & BLOCK_HAS_LABELSETS)
+            buf_varint(b, s[i].labelset);
+        /* value / g is exact; INT64_MIN / g stays in range since g >= 1 */
+        int64_t q = s[i].value < 0 ? -(int64_t)(magnitude(s[i].value) / g)
+                                   : (int64_t)(magnitude(s[i].value) / g);
+        buf_zigzag(b, q);
+    }
+    return kept;
+}
+
+int block_open(struct block_reader *br, const MDB_val *v)
+{
+    memset(br, 0, sizeof *br);
+    br->c.p = v->mv_data;
+    br->c.end = br->c.p + v->mv_size;
+    if (v->mv_size < 2 || br->c.p[0] != BLOCK_VERSION)
+        return -1;
+    br->flags = br->c.p[1];
+    br->c.p += 2;
+    br->n = cur_varint(&br->c);
+    br->total = cur_zigzag(&br->c);
+    br->duration_nanos = cur_zigzag(&br->c);
+    br->period = cur_zigzag(&br->c);
+    br->gcd = cur_varint(&br->c);
+    /* each sample takes at least two bytes */
+    if (br->c.bad || br->gcd == 0 || br->n > (uint64_t)(br->c.end - br->c.p))
+        return -1;
+    return 0;
+}
+
+int block_next(struct block_reader *br, uint32_t *stack, uint32_t *labelset, int64_t *value)
+{
+    if (br->i >= br->n)
+        return 0;
+    br->i++;
+    uint64_t delta = cur_varint(&br->c);
+    uint64_t ls = (br->flags & BLOCK_HAS_LABELSETS) ? cur_varint(&br->c) : 0;
+    int64_t q = cur_zigzag(&br->c);
+    if (br->c.bad || delta > UINT32_MAX - br->stack || ls > UINT32_MAX)
+        return -1;
+    br->stack += (uint32_t)delta;
+    *stack = br->stack;
+    *labelset = (uint32_t)ls;
+    int64_t v;
+    if (__builtin_mul_overflow(q, (int64_t)br->gcd, &v))
+        v = q < 0 ? INT64_MIN : INT64_MAX;
+    *value = v;
+    return 1;
+}

@@ -1,0 +1,176 @@
+/* internal.h -- what the files of tsdb/ share: the LMDB schema, key and
+ * value encodings, and the store struct.  See docs/ARCHITECTURE.md
+ * ("Storage") for the schema in prose; keep the two in step.
+ *
+ * Sub-databases of the one environment:
+ *   meta        "schema_version" -> u32, "partition_ms" -> i64 (host order)
+ *   series      series id (u64 BE) -> series record (see series_encode)
+ *   series_idx  xxh3-128 of the sorted labels (16 bytes) -> series id (u64 BE)
+ *   postings    label name \0 value -> series ids (DUPSORT, DUPFIXED, native u64);
+ *               a value too long for an LMDB key is cut and followed by
+ *               0xFF + xxh3-128 of the whole value (0xFF never occurs in
+ *               UTF-8), the whole value kept in long_values under that key
+ *   long_values long postings key -> whole label value
+ *   samples     (series id u64 BE, timestamp ms u64 BE) -> block (see block_encode)
+ *   symbols     (partition u32 BE, kind u8, id u32 BE) -> symbol content
+ *   symbol_idx  (partition u32 BE, kind u8, xxh3-128) -> id (u32 LE)
+ */
+#ifndef FIRN_TSDB_INTERNAL_H
+#define FIRN_TSDB_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "tsdb/tsdb.h"
+
+/* Symbol kinds: the byte after the partition in symbols/symbol_idx keys. */
+enum sym_kind {
+    SYM_STRING = 1,
+    SYM_FUNCTION = 2,
+    SYM_MAPPING = 3,
+    SYM_LOCATION = 4,
+    SYM_STACK = 5,
+    SYM_LABELSET = 6,
+    SYM_KINDS = 7,
+};
+
+#define SYM_KEY_LEN 9
+#define SYM_IDX_KEY_LEN 21
+#define SAMPLE_KEY_LEN 16
+#define POSTING_KEY_MAX 480        /* under LMDB's 511-byte key limit */
+#define POSTING_LONG_CUT 200       /* bytes of a long value kept in its key */
+#define STORE_LABEL_NAME_MAX 200   /* label names longer than this are refused */
+
+#define BLOCK_VERSION 1
+#define BLOCK_HAS_LABELSETS 1u
+
+struct writer;   /* write.c */
+
+struct tsdb {
+    tsdb_options opts;
+    char *path;
+    MDB_env *env;
+    MDB_dbi dbi_meta, dbi_series, dbi_series_idx, dbi_postings, dbi_long_values,
+        dbi_samples, dbi_symbols, dbi_symbol_idx;
+    int64_t partition_ms;
+    /* Readers hold it shared for the life of their transaction; the writer
+     * takes it exclusively only to grow the map. */
+    pthread_rwlock_t resize_lock;
+    struct writer *writer;   /* NULL when read-only */
+    _Atomic uint64_t appends_total, append_failures_total, samples_total, commits_total,
+        queue_full_total, map_resizes_total, retention_deleted_blocks_total,
+        retention_deleted_series_total, retention_runs_total, queue_length;
+};
+
+/* A read snapshot (read.c). */
+struct tsdb_reader {
+    tsdb *db;
+    MDB_txn *txn;
+    firn_arena *arena;          /* function names handed out; lives with the reader */
+    uint32_t *stacks, *labelsets;
+    int64_t *values;
+    size_t cap;                 /* of the three scratch arrays above */
+};
+
+/* ---- encodings (codec.c) --------------------------------------------- */
+
+/* A growable byte buffer on the heap. */
+struct buf {
+    unsigned char *b;
+    size_t len, cap;
+    bool oom;
+};
+
+void buf_put(struct buf *b, const void *data, size_t n);
+void buf_varint(struct buf *b, uint64_t v);
+void buf_zigzag(struct buf *b, int64_t v);
+void buf_bytes(struct buf *b, const void *data, size_t n);   /* varint length + bytes */
+void buf_free(struct buf *b);
+
+/* A bounds-checked reader over a value; `bad` is set by any read past the
+ * end or any malformed varint, and reads then return 0. */
+struct cur {
+    const unsigned char *p, *end;
+    bool bad;
+};
+
+uint64_t cur_varint(struct cur *c);
+int64_t cur_zigzag(struct cur *c);
+/* A length-prefixed byte string; points into the value. */
+const unsigned char *cur_bytes(struct cur *c, size_t *len);
+
+void be32_put(unsigned char *p, uint32_t v);
+void be64_put(unsigned char *p, uint64_t v);
+uint32_t be32_get(const unsigned char *p);
+uint64_t be64_get(const unsigned char *p);
+
+void sym_key(unsigned char out[SYM_KEY_LEN], uint32_t partition, enum sym_kind kind, uint32_t id);
+void sym_idx_key(unsigned char out[SYM_IDX_KEY_LEN], uint32_t partition, enum sym_kind kind,
+                 pprof_hash h);
+void sample_key(unsigned char out[SAMPLE_KEY_LEN], uint64_t series, int64_t ts);
+/* Postings key of name=value into out (POSTING_KEY_MAX bytes); returns its
+ * length and sets *is_long when the value had to be cut. */
+size_t posting_key(unsigned char *out, const char *name, const char *value, bool *is_long);
+
+/* xxh3-128 of a sorted label set (length-prefixed names and values). */
+pprof_hash labels_hash(const firn_label *labels, size_t n);
+
+/* Series record: min ts, max ts (zigzag), label count, then length-prefixed
+ * name and value of each label, sorted by name. */
+int series_encode(struct buf *b, const firn_label *labels, size_t n, int64_t min_ts,
+                  int64_t max_ts);
+/* Decode into arena-allocated labels; FIRN_EIO with err on a bad record. */
+int series_decode(const MDB_val *v, firn_arena *arena, tsdb_series *out, firn_err *err);
+
+/* One sample of a block under construction. */
+struct block_sample {
+    uint32_t stack;
+    uint32_t labelset;
+    int64_t value;
+};
+
+/* Sorts and sums equal (stack, labelset) pairs, then encodes.  Returns the
+ * number of distinct samples written. */
+size_t block_encode(struct buf *b, struct block_sample *s, size_t n, int64_t duration_nanos,
+                    int64_t period);
+
+/* Header of a block; then block_next yields its samples. */
+struct block_reader {
+    struct cur c;
+    unsigned flags;
+    uint64_t n, i, gcd;
+    uint32_t stack;
+    int64_t total, duration_nanos, period;
+};
+
+int block_open(struct block_reader *br, const MDB_val *v);
+/* 1 and a sample, 0 at the end, -1 on a malformed block. */
+int block_next(struct block_reader *br, uint32_t *stack, uint32_t *labelset, int64_t *value);
+
+/* ---- store.c ----------------------------------------------------------- */
+
+/* Human text for an LMDB or errno code. */
+const char *tsdb_strerror(int rc);
+/* Grow the map (waits for readers); called by the writer on MDB_MAP_FULL. */
+int tsdb_grow_map(tsdb *db, firn_err *err);
+
+/* ---- write.c ------------------------------------------------------------- */
+
+int writer_start(tsdb *db, firn_err *err);
+void writer_stop(tsdb *db);
+
+/* ---- retention.c --------------------------------------------------------- */
+
+/* One bounded retention pass inside txn; *more is set when the budget ran
+ * out before everything expired was deleted.  Partitions below
+ * *first_live_partition are gone after it. */
+int retention_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, uint64_t *deleted_blocks,
+                   uint64_t *deleted_series, bool *more, uint32_t *first_live_partition,
+                   firn_err *err);
+
+/* Delete one series id from postings (and long_values when its key is the
+ * last user), series_idx and series. */
+int series_delete(tsdb *db, MDB_txn *txn, uint64_t id, const tsdb_series *s, firn_err *err);
+
+#endif

@@ -1,0 +1,1138 @@
+/* read.c -- the read side: series selection through postings, label names
+ * and values, scanning blocks, and turning blocks back into profiles.
+ *
+ * Every function here works inside the reader's one read-only LMDB
+ * transaction, so a reader sees one snapshot however long it lives and
+ * never blocks the writer.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+tsdb_reader *tsdb_reader_open(tsdb *db, firn_err *err)
+{
+    tsdb_reader *r = calloc(1, sizeof *r);
+    if (!r || !(r->arena = firn_arena_new(0))) {
+        free(r);
+        firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    r->db = db;
+    pthread_rwlock_rdlock(&db->resize_lock);
+    int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &r->txn);
+    if (rc == MDB_MAP_RESIZED && db->opts.read_only) {
+        /* another process (the server) grew the map */
+        mdb_env_set_mapsize(db->env, 0);
+        rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &r->txn);
+    }
+    if (rc) {
+        pthread_rwlock_unlock(&db->resize_lock);
+        firn_arena_free(r->arena);
+        free(r);
+        firn_errf(err, FIRN_EIO, "%s: starting a read: %s", db->path, tsdb_strerror(rc));
+        return NULL;
+    }
+    return r;
+}
+
+void tsdb_reader_close(tsdb_reader *r)
+{
+    if (!r)
+        return;
+    mdb_txn_abort(r->txn);
+    pthread_rwlock_unlock(&r->db->resize_lock);
+    firn_arena_free(r->arena);
+    free(r->stacks);
+    free(r->labelsets);
+    free(r->values);
+    free(r);
+}
+
+static int lmdb_err(tsdb_reader *r, firn_err *err, int rc, const char *what)
+{
+    return firn_errf(err, rc == ENOMEM ? FIRN_ENOMEM : FIRN_EIO, "%s: %s: %s", r->db->path, what,
+                     tsdb_strerror(rc));
+}
+
+/* ---- sets of series ids (sorted u64 vectors) ------------------------------- */
+
+struct ids {
+    uint64_t *v;
+    size_t n, cap;
+    bool oom;
+};
+
+static void ids_push(struct ids *s, uint64_t id)
+{
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 64;
+        uint64_t *nv = realloc(s->v, ncap * sizeof *nv);
+        if (!nv) {
+            s->oom = true;
+            return;
+        }
+        s->v = nv;
+        s->cap = ncap;
+    }
+    s->v[s->n++] = id;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void ids_sort_unique(struct ids *s)
+{
+    if (s->n < 2)
+        return;
+    qsort(s->v, s->n, sizeof *s->v, cmp_u64);
+    size_t k = 1;
+    for (size_t i = 1; i < s->n; i++)
+        if (s->v[i] != s->v[k - 1])
+            s->v[k++] = s->v[i];
+    s->n = k;
+}
+
+/* a := a ∩ b (keep) or a \ b (!keep); both sorted. */
+static void ids_filter(struct ids *a, const struct ids *b, bool keep)
+{
+    size_t i = 0, j = 0, k = 0;
+    while (i < a->n) {
+        while (j < b->n && b->v[j] < a->v[i])
+            j++;
+        bool in_b = j < b->n && b->v[j] == a->v[i];
+        if (in_b == keep)
+            a->v[k++] = a->v[i];
+        i++;
+    }
+    a->n = k;
+}
+
+/* Appends the series ids under the postings key the cursor is on. */
+static int postings_collect(MDB_cursor *c, struct ids *out)
+{
+    MDB_val k, v;
+    size_t count;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST_DUP);
+    if (!rc)
+        rc = mdb_cursor_count(c, &count);
+    if (rc)
+        return rc;
+    if (count == 1) {
+        /* a lone item has no duplicate page: GET_MULTIPLE would not fill v */
+        uint64_t id;
+        if (v.mv_size != sizeof id)
+            return MDB_CORRUPTED;
+        memcpy(&id, v.mv_data, sizeof id);
+        ids_push(out, id);
+        return 0;
+    }
+    rc = mdb_cursor_get(c, &k, &v, MDB_GET_MULTIPLE);
+    while (rc == 0) {
+        const unsigned char *p = v.mv_data;
+        for (size_t i = 0; i + sizeof(uint64_t) <= v.mv_size; i += sizeof(uint64_t)) {
+            uint64_t id;
+            memcpy(&id, p + i, sizeof id);
+            ids_push(out, id);
+        }
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_MULTIPLE);
+    }
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* The whole value of a postings key's label (from long_values when it was
+ * cut); NULL when out of memory. */
+static const char *posting_value(tsdb_reader *r, const MDB_val *k, size_t name_len,
+                                 firn_arena *arena)
+{
+    const char *val = (const char *)k->mv_data + name_len + 1;
+    size_t len = k->mv_size - name_len - 1;
+    if (len == POSTING_LONG_CUT + 17 && (unsigned char)val[POSTING_LONG_CUT] == 0xff) {
+        MDB_val kk = *k, lv;
+        if (mdb_get(r->txn, r->db->dbi_long_values, &kk, &lv) == 0)
+            return firn_arena_strndup(arena, lv.mv_data, lv.mv_size);
+    }
+    return firn_arena_strndup(arena, val, len);
+}
+
+/* Calls fn for every value of label name (with the cursor on its key). */
+typedef int (*value_fn)(void *ctx, const char *value, MDB_cursor *c);
+
+static int for_each_value(tsdb_reader *r, const char *name, value_fn fn, void *ctx)
+{
+    size_t nl = strlen(name);
+    if (nl > STORE_LABEL_NAME_MAX)
+        return 0;
+    unsigned char prefix[STORE_LABEL_NAME_MAX + 1];
+    memcpy(prefix, name, nl);
+    prefix[nl] = 0;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(r->txn, r->db->dbi_postings, &c);
+    if (rc)
+        return rc;
+    firn_arena *tmp = firn_arena_new(0);
+    if (!tmp) {
+        mdb_cursor_close(c);
+        return ENOMEM;
+    }
+    MDB_val k = {nl + 1, prefix}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size > nl && memcmp(k.mv_data, prefix, nl + 1) == 0) {
+        const char *value = posting_value(r, &k, nl, tmp);
+        if (!value) {
+            rc = ENOMEM;
+            break;
+        }
+        if ((rc = fn(ctx, value, c)))
+            break;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP);
+    }
+    firn_arena_free(tmp);
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+struct matcher_ctx {
+    const firn_matcher *m;
+    bool want;          /* collect values the matcher accepts (true) or rejects */
+    struct ids *out;
+};
+
+static int collect_if(void *ctx, const char *value, MDB_cursor *c)
+{
+    struct matcher_ctx *mc = ctx;
+    if (firn_matcher_matches(mc->m, value) != mc->want)
+        return 0;
+    return postings_collect(c, mc->out);
+}
+
+/* Series ids of name=value exactly. */
+static int postings_eq(tsdb_reader *r, const char *name, const char *value, struct ids *out)
+{
+    if (strlen(name) > STORE_LABEL_NAME_MAX)
+        return 0;
+    unsigned char pk[POSTING_KEY_MAX + 32];
+    bool is_long;
+    size_t len = posting_key(pk, name, value, &is_long);
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(r->txn, r->db->dbi_postings, &c);
+    if (rc)
+        return rc;
+    MDB_val k = {len, pk}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+    if (rc == 0)
+        rc = postings_collect(c, out);
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int all_series(tsdb_reader *r, struct ids *out)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(r->txn, r->db->dbi_series, &c);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        if (k.mv_size == 8)
+            ids_push(out, be64_get(k.mv_data));
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Prometheus's PostingsForMatchers: matchers that reject "" intersect the
+ * series having an accepted value; matchers that accept "" subtract the
+ * series having a rejected value. */
+static int select_ids(tsdb_reader *r, const firn_matcher *ms, size_t n, struct ids *out)
+{
+    bool have = false;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (firn_matcher_matches(&ms[i], "") || out->oom)
+            continue;
+        struct ids set = {0};
+        if (ms[i].type == FIRN_MATCH_EQ) {
+            rc = postings_eq(r, ms[i].name, ms[i].value, &set);
+        } else {
+            struct matcher_ctx mc = {&ms[i], true, &set};
+            rc = for_each_value(r, ms[i].name, collect_if, &mc);
+        }
+        ids_sort_unique(&set);
+        if (!have) {
+            free(out->v);
+            *out = set;
+            have = true;
+        } else {
+            ids_filter(out, &set, true);
+            out->oom |= set.oom;
+            free(set.v);
+        }
+    }
+    if (!have && !rc)
+        rc = all_series(r, out);
+    for (size_t i = 0; i < n && !rc && out->n; i++) {
+        if (!firn_matcher_matches(&ms[i], ""))
+            continue;
+        struct ids set = {0};
+        struct matcher_ctx mc = {&ms[i], false, &set};
+        rc = for_each_value(r, ms[i].name, collect_if, &mc);
+        ids_sort_unique(&set);
+        ids_filter(out, &set, false);
+        out->oom |= set.oom;
+        free(set.v);
+    }
+    if (!rc && out->oom)
+        rc = ENOMEM;
+    return rc;
+}
+
+static int get_series(tsdb_reader *r, uint64_t id, firn_arena *arena, tsdb_series *s,
+                      firn_err *err)
+{
+    unsigned char sk[8];
+    be64_put(sk, id);
+    MDB_val k = {sizeof sk, sk}, v;
+    int rc = mdb_get(r->txn, r->db->dbi_series, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return firn_errf(err, FIRN_EINVAL, "no series %llu", (unsigned long long)id);
+    if (rc)
+        return lmdb_err(r, err, rc, "reading a series");
+    s->id = id;
+    return series_decode(&v, arena, s, err);
+}
+
+static int cmp_series(const void *a, const void *b)
+{
+    const tsdb_series *x = a, *y = b;
+    for (size_t i = 0; i < x->n_labels && i < y->n_labels; i++) {
+        int c = strcmp(x->labels[i].name, y->labels[i].name);
+        if (!c)
+            c = strcmp(x->labels[i].value, y->labels[i].value);
+        if (c)
+            return c;
+    }
+    return x->n_labels < y->n_labels ? -1 : x->n_labels > y->n_labels;
+}
+
+void tsdb_series_set_free(tsdb_series_set *s)
+{
+    if (!s)
+        return;
+    firn_arena_free(s->arena);
+    memset(s, 0, sizeof *s);
+}
+
+int tsdb_select(tsdb_reader *r, const firn_matcher *matchers, size_t n_matchers,
+                int64_t start_ms, int64_t end_ms, tsdb_series_set *out, firn_err *err)
+{
+    memset(out, 0, sizeof *out);
+    struct ids ids = {0};
+    int rc = select_ids(r, matchers, n_matchers, &ids);
+    if (rc) {
+        free(ids.v);
+        return lmdb_err(r, err, rc, "selecting series");
+    }
+    out->arena = firn_arena_new(0);
+    out->series = out->arena ? firn_arena_alloc(out->arena, (ids.n ? ids.n : 1) *
+                                                                sizeof *out->series)
+                             : NULL;
+    if (!out->series) {
+        free(ids.v);
+        firn_arena_free(out->arena);
+        out->arena = NULL;
+        return firn_errf(err, FIRN_ENOMEM, "out of memory selecting series");
+    }
+    for (size_t i = 0; i < ids.n; i++) {
+        tsdb_series *s = &out->series[out->n];
+        if ((rc = get_series(r, ids.v[i], out->arena, s, err)) < 0) {
+            free(ids.v);
+            tsdb_series_set_free(out);
+            return rc;
+        }
+        if (s->max_time_ms >= start_ms && s->min_time_ms <= end_ms)
+            out->n++;
+    }
+    free(ids.v);
+    qsort(out->series, out->n, sizeof *out->series, cmp_series);
+    return 0;
+}
+
+/* ---- label names and values -------------------------------------------- */
+
+void tsdb_strings_free(tsdb_strings *s)
+{
+    if (!s)
+        return;
+    firn_arena_free(s->arena);
+    memset(s, 0, sizeof *s);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct strvec {
+    char **v;
+    size_t n, cap;
+    firn_arena *arena;
+    bool oom;
+};
+
+static void strvec_add(struct strvec *s, const char *str)
+{
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 64;
+        char **nv = realloc(s->v, ncap * sizeof *nv);
+        if (!nv) {
+            s->oom = true;
+            return;
+        }
+        s->v = nv;
+        s->cap = ncap;
+    }
+    char *c = firn_arena_strndup(s->arena, str, strlen(str));
+    if (!c)
+        s->oom = true;
+    else
+        s->v[s->n++] = c;
+}
+
+/* Sorts, removes duplicates and moves the vector into out. */
+static int strvec_finish(struct strvec *s, tsdb_strings *out, firn_err *err)
+{
+    if (s->oom) {
+        free(s->v);
+        firn_arena_free(s->arena);
+        return firn_errf(err, FIRN_ENOMEM, "out of memory listing labels");
+    }
+    qsort(s->v, s->n, sizeof *s->v, cmp_str);
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (!k || strcmp(s->v[i], s->v[k - 1]))
+            s->v[k++] = s->v[i];
+    out->v = firn_arena_alloc(s->arena, (k ? k : 1) * sizeof *out->v);
+    if (!out->v) {
+        free(s->v);
+        firn_arena_free(s->arena);
+        return firn_errf(err, FIRN_ENOMEM, "out of memory listing labels");
+    }
+    memcpy(out->v, s->v, k * sizeof *out->v);
+    out->n = k;
+    out->arena = s->arena;
+    free(s->v);
+    return 0;
+}
+
+static bool unbounded(const firn_matcher *m, size_t n, int64_t start, int64_t end)
+{
+    (void)m;
+    return n == 0 && start == INT64_MIN && end == INT64_MAX;
+}
+
+int tsdb_label_names(tsdb_reader *r, const firn_matcher *matchers, size_t n_matchers,
+                     int64_t start_ms, int64_t end_ms, tsdb_strings *out, firn_err *err)
+{
+    memset(out, 0, sizeof *out);
+    struct strvec sv = {.arena = firn_arena_new(0)};
+    if (!sv.arena)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    if (unbounded(matchers, n_matchers, start_ms, end_ms)) {
+        /* every distinct name in postings: skip from name\0... to name\1 */
+        MDB_cursor *c;
+        int rc = mdb_cursor_open(r->txn, r->db->dbi_postings, &c);
+        if (rc) {
+            firn_arena_free(sv.arena);
+            return lmdb_err(r, err, rc, "listing label names");
+        }
+        MDB_val k, v;
+        unsigned char next[STORE_LABEL_NAME_MAX + 2];
+        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        while (rc == 0) {
+            const char *key = k.mv_data;
+            size_t nl = strnlen(key, k.mv_size);
+            if (nl > STORE_LABEL_NAME_MAX)
+                break;
+            char name[STORE_LABEL_NAME_MAX + 1];
+            memcpy(name, key, nl);
+            name[nl] = 0;
+            strvec_add(&sv, name);
+            memcpy(next, key, nl);
+            next[nl] = 1;
+            MDB_val nk = {nl + 1, next};
+            k = nk;
+            rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        }
+        mdb_cursor_close(c);
+        if (rc && rc != MDB_NOTFOUND) {
+            free(sv.v);
+            firn_arena_free(sv.arena);
+            return lmdb_err(r, err, rc, "listing label names");
+        }
+        return strvec_finish(&sv, out, err);
+    }
+    tsdb_series_set set;
+    int rc = tsdb_select(r, matchers, n_matchers, start_ms, end_ms, &set, err);
+    if (rc < 0) {
+        firn_arena_free(sv.arena);
+        return rc;
+    }
+    for (size_t i = 0; i < set.n; i++)
+        for (size_t j = 0; j < set.series[i].n_labels; j++)
+            strvec_add(&sv, set.series[i].labels[j].name);
+    tsdb_series_set_free(&set);
+    return strvec_finish(&sv, out, err);
+}
+
+static int add_value(void *ctx, const char *value, MDB_cursor *c)
+{
+    (void)c;
+    strvec_add(ctx, value);
+    return 0;
+}
+
+int tsdb_label_values(tsdb_reader *r, const char *name, const firn_matcher *matchers,
+                      size_t n_matchers, int64_t start_ms, int64_t end_ms, tsdb_strings *out,
+                      firn_err *err)
+{
+    memset(out, 0, sizeof *out);
+    struct strvec sv = {.arena = firn_arena_new(0)};
+    if (!sv.arena)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    if (unbounded(matchers, n_matchers, start_ms, end_ms)) {
+        int rc = for_each_value(r, name, add_value, &sv);
+        if (rc) {
+            free(sv.v);
+            firn_arena_free(sv.arena);
+            return lmdb_err(r, err, rc, "listing label values");
+        }
+        return strvec_finish(&sv, out, err);
+    }
+    tsdb_series_set set;
+    int rc = tsdb_select(r, matchers, n_matchers, start_ms, end_ms, &set, err);
+    if (rc < 0) {
+        firn_arena_free(sv.arena);
+        return rc;
+    }
+    for (size_t i = 0; i < set.n; i++) {
+        const char *v = firn_labels_get(set.series[i].labels, set.series[i].n_labels, name);
+        if (v)
+            strvec_add(&sv, v);
+    }
+    tsdb_series_set_free(&set);
+    return strvec_finish(&sv, out, err);
+}
+
+/* ---- scanning blocks ------------------------------------------------------ */
+
+static int reserve_scratch(tsdb_reader *r, size_t n)
+{
+    if (n <= r->cap)
+        return 0;
+    size_t ncap = r->cap ? r->cap : 1024;
+    while (ncap < n)
+        ncap *= 2;
+    uint32_t *s = realloc(r->stacks, ncap * sizeof *s);
+    if (s)
+        r->stacks = s;
+    uint32_t *l = realloc(r->labelsets, ncap * sizeof *l);
+    if (l)
+        r->labelsets = l;
+    int64_t *v = realloc(r->values, ncap * sizeof *v);
+    if (v)
+        r->values = v;
+    if (!s || !l || !v)
+        return ENOMEM;
+    r->cap = ncap;
+    return 0;
+}
+
+int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_ms,
+              unsigned flags, tsdb_block_fn fn, void *ctx, firn_err *err)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(r->txn, r->db->dbi_samples, &c);
+    if (rc)
+        return lmdb_err(r, err, rc, "scanning");
+    unsigned char kb[SAMPLE_KEY_LEN];
+    sample_key(kb, series_id, start_ms > 0 ? start_ms : 0);
+    MDB_val k = {sizeof kb, kb}, v;
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != SAMPLE_KEY_LEN || be64_get(k.mv_data) != series_id)
+            break;
+        int64_t ts = (int64_t)be64_get((unsigned char *)k.mv_data + 8);
+        if (ts > end_ms)
+            break;
+        struct block_reader br;
+        if (block_open(&br, &v) < 0) {
+            ret = firn_errf(err, FIRN_EIO, "series %llu at %lld ms: corrupt block",
+                            (unsigned long long)series_id, (long long)ts);
+            break;
+        }
+        tsdb_block b = {.timestamp_ms = ts,
+                        .duration_nanos = br.duration_nanos,
+                        .period = br.period,
+                        .total = br.total,
+                        .partition = (uint32_t)(ts / r->db->partition_ms)};
+        if (!(flags & TSDB_SCAN_TOTALS)) {
+            if (reserve_scratch(r, br.n)) {
+                ret = firn_errf(err, FIRN_ENOMEM, "out of memory scanning");
+                break;
+            }
+            size_t i = 0;
+            int more;
+            while ((more = block_next(&br, &r->stacks[i], &r->labelsets[i], &r->values[i])) == 1)
+                i++;
+            if (more < 0) {
+                ret = firn_errf(err, FIRN_EIO, "series %llu at %lld ms: corrupt block",
+                                (unsigned long long)series_id, (long long)ts);
+                break;
+            }
+            b.n_samples = i;
+            b.stacks = r->stacks;
+            b.labelsets = (br.flags & BLOCK_HAS_LABELSETS) ? r->labelsets : NULL;
+            b.values = r->values;
+        }
+        if ((ret = fn(ctx, &b)) != 0)
+            break;
+    }
+    mdb_cursor_close(c);
+    if (!ret && rc && rc != MDB_NOTFOUND)
+        ret = lmdb_err(r, err, rc, "scanning");
+    return ret;
+}
+
+/* ---- symbols back to frames ---------------------------------------------- */
+
+static int sym_get(tsdb_reader *r, uint32_t partition, enum sym_kind kind, uint32_t id,
+                   struct cur *out)
+{
+    unsigned char kb[SYM_KEY_LEN];
+    sym_key(kb, partition, kind, id);
+    MDB_val k = {sizeof kb, kb}, v;
+    int rc = mdb_get(r->txn, r->db->dbi_symbols, &k, &v);
+    if (rc)
+        return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+    out->p = v.mv_data;
+    out->end = out->p + v.mv_size;
+    out->bad = false;
+    return 0;
+}
+
+static int sym_string(tsdb_reader *r, uint32_t partition, uint32_t id, const char **s,
+                      size_t *len)
+{
+    struct cur c;
+    int rc = sym_get(r, partition, SYM_STRING, id, &c);
+    if (rc)
+        return rc;
+    *s = (const char *)c.p;
+    *len = (size_t)(c.end - c.p);
+    return 0;
+}
+
+static int corrupt(tsdb_reader *r, firn_err *err, uint32_t partition, const char *what,
+                   uint32_t id, int rc)
+{
+    if (rc == MDB_CORRUPTED)
+        return firn_errf(err, FIRN_EIO, "%s: partition %u: %s %u missing or corrupt",
+                         r->db->path, partition, what, id);
+    return lmdb_err(r, err, rc, what);
+}
+
+int tsdb_stack_functions(tsdb_reader *r, uint32_t partition, uint32_t stack,
+                         const char ***names, size_t *n, firn_err *err)
+{
+    struct cur sc;
+    int rc = sym_get(r, partition, SYM_STACK, stack, &sc);
+    if (rc)
+        return corrupt(r, err, partition, "stack", stack, rc);
+    uint64_t nloc = cur_varint(&sc);
+    if (sc.bad || nloc > (uint64_t)(sc.end - sc.p))
+        return corrupt(r, err, partition, "stack", stack, MDB_CORRUPTED);
+    size_t cap = (size_t)nloc * 2 + 1, k = 0;
+    const char **out = firn_arena_alloc(r->arena, cap * sizeof *out);
+    if (!out)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    for (uint64_t i = 0; i < nloc; i++) {
+        uint32_t loc = (uint32_t)cur_varint(&sc);
+        struct cur lc;
+        if ((rc = sym_get(r, partition, SYM_LOCATION, loc, &lc)))
+            return corrupt(r, err, partition, "location", loc, rc);
+        cur_varint(&lc);   /* mapping */
+        cur_varint(&lc);   /* address */
+        cur_varint(&lc);   /* folded */
+        uint64_t nlines = cur_varint(&lc);
+        if (lc.bad || nlines > (uint64_t)(lc.end - lc.p))
+            return corrupt(r, err, partition, "location", loc, MDB_CORRUPTED);
+        if (k + nlines + 1 > cap) {
+            size_t ncap = (k + nlines + 1) * 2;
+            const char **grown = firn_arena_alloc(r->arena, ncap * sizeof *grown);
+            if (!grown)
+                return firn_errf(err, FIRN_ENOMEM, "out of memory");
+            memcpy(grown, out, k * sizeof *out);
+            out = grown;
+            cap = ncap;
+        }
+        if (nlines == 0)
+            out[k++] = "";
+        for (uint64_t j = 0; j < nlines; j++) {
+            uint32_t fn = (uint32_t)cur_varint(&lc);
+            cur_zigzag(&lc);
+            cur_zigzag(&lc);
+            out[k] = "";
+            if (fn) {
+                struct cur fc;
+                if ((rc = sym_get(r, partition, SYM_FUNCTION, fn, &fc)))
+                    return corrupt(r, err, partition, "function", fn, rc);
+                uint32_t name_id = (uint32_t)cur_varint(&fc);
+                const char *s;
+                size_t len;
+                if (fc.bad || (rc = sym_string(r, partition, name_id, &s, &len)))
+                    return corrupt(r, err, partition, "string", name_id,
+                                   rc ? rc : MDB_CORRUPTED);
+                if (!(out[k] = firn_arena_strndup(r->arena, s, len)))
+                    return firn_errf(err, FIRN_ENOMEM, "out of memory");
+            }
+            k++;
+        }
+    }
+    *names = out;
+    *n = k;
+    return 0;
+}
+
+/* ---- rebuilding profiles -------------------------------------------------- */
+
+/* Maps (partition, stored id) of each kind to the builder's index. */
+struct rebuild {
+    tsdb_reader *r;
+    pprof_builder *b;
+    firn_u64map map[SYM_KINDS];
+    firn_err *err;
+};
+
+static uint64_t pkey(uint32_t partition, uint32_t id)
+{
+    return (uint64_t)partition << 32 | id;
+}
+
+static int rb_string(struct rebuild *rb, uint32_t part, uint32_t id, int64_t *out)
+{
+    uint32_t have;
+    if (firn_u64map_get(&rb->map[SYM_STRING], pkey(part, id), &have)) {
+        *out = have;
+        return 0;
+    }
+    const char *s;
+    size_t len;
+    int rc = sym_string(rb->r, part, id, &s, &len);
+    if (rc)
+        return corrupt(rb->r, rb->err, part, "string", id, rc);
+    *out = pprof_builder_string(rb->b, s, len);
+    if (*out < 0 || firn_u64map_put(&rb->map[SYM_STRING], pkey(part, id), (uint32_t)*out,
+                                    NULL) < 0)
+        return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int rb_function(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *out)
+{
+    if (firn_u64map_get(&rb->map[SYM_FUNCTION], pkey(part, id), out))
+        return 0;
+    struct cur c;
+    int rc = sym_get(rb->r, part, SYM_FUNCTION, id, &c);
+    if (rc)
+        return corrupt(rb->r, rb->err, part, "function", id, rc);
+    uint32_t name = (uint32_t)cur_varint(&c), sys = (uint32_t)cur_varint(&c),
+             file = (uint32_t)cur_varint(&c);
+    pprof_function f = {.start_line = cur_zigzag(&c)};
+    if (c.bad)
+        return corrupt(rb->r, rb->err, part, "function", id, MDB_CORRUPTED);
+    if ((rc = rb_string(rb, part, name, &f.name)) || (rc = rb_string(rb, part, sys, &f.system_name)) ||
+        (rc = rb_string(rb, part, file, &f.filename)))
+        return rc;
+    *out = pprof_builder_function(rb->b, &f);
+    if (*out == PPROF_NONE || firn_u64map_put(&rb->map[SYM_FUNCTION], pkey(part, id), *out, NULL) < 0)
+        return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int rb_mapping(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *out,
+                      uint64_t *start, uint64_t *offset)
+{
+    struct cur c;
+    int rc = sym_get(rb->r, part, SYM_MAPPING, id, &c);
+    if (rc)
+        return corrupt(rb->r, rb->err, part, "mapping", id, rc);
+    uint32_t file = (uint32_t)cur_varint(&c), bid = (uint32_t)cur_varint(&c);
+    unsigned flags = (unsigned)cur_varint(&c);
+    pprof_mapping m = {.memory_start = cur_varint(&c)};
+    m.memory_limit = cur_varint(&c);
+    m.file_offset = cur_varint(&c);
+    if (c.bad)
+        return corrupt(rb->r, rb->err, part, "mapping", id, MDB_CORRUPTED);
+    m.has_functions = flags & 1;
+    m.has_filenames = flags & 2;
+    m.has_line_numbers = flags & 4;
+    m.has_inline_frames = flags & 8;
+    *start = m.memory_start;
+    *offset = m.file_offset;
+    if (firn_u64map_get(&rb->map[SYM_MAPPING], pkey(part, id), out))
+        return 0;
+    if ((rc = rb_string(rb, part, file, &m.filename)) || (rc = rb_string(rb, part, bid, &m.build_id)))
+        return rc;
+    *out = pprof_builder_mapping(rb->b, &m);
+    if (*out == PPROF_NONE || firn_u64map_put(&rb->map[SYM_MAPPING], pkey(part, id), *out, NULL) < 0)
+        return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int rb_location(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *out)
+{
+    if (firn_u64map_get(&rb->map[SYM_LOCATION], pkey(part, id), out))
+        return 0;
+    struct cur c;
+    int rc = sym_get(rb->r, part, SYM_LOCATION, id, &c);
+    if (rc)
+        return corrupt(rb->r, rb->err, part, "location", id, rc);
+    uint32_t mapping = (uint32_t)cur_varint(&c);
+    uint64_t address = cur_varint(&c);
+    pprof_location l = {.is_folded = cur_varint(&c) != 0, .mapping = PPROF_NONE};
+    uint64_t nlines = cur_varint(&c);
+    if (c.bad || nlines > (uint64_t)(c.end - c.p))
+        return corrupt(rb->r, rb->err, part, "location", id, MDB_CORRUPTED);
+    pprof_line lines_stack[8];
+    pprof_line *lines = nlines <= 8 ? lines_stack : malloc(nlines * sizeof *lines);
+    if (!lines)
+        return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
+    for (uint64_t i = 0; i < nlines && !rc; i++) {
+        uint32_t fn = (uint32_t)cur_varint(&c);
+        lines[i].line = cur_zigzag(&c);
+        lines[i].column = cur_zigzag(&c);
+        lines[i].function = PPROF_NONE;
+        if (fn)
+            rc = rb_function(rb, part, fn, &lines[i].function);
+    }
+    if (!rc && c.bad)
+        rc = corrupt(rb->r, rb->err, part, "location", id, MDB_CORRUPTED);
+    if (!rc && mapping) {
+        uint64_t start = 0, offset = 0;
+        if (!(rc = rb_mapping(rb, part, mapping, &l.mapping, &start, &offset)))
+            address = address - offset + start;
+    }
+    if (!rc) {
+        l.address = address;
+        l.lines = lines;
+        l.n_lines = (size_t)nlines;
+        *out = pprof_builder_location(rb->b, &l);
+        if (*out == PPROF_NONE ||
+            firn_u64map_put(&rb->map[SYM_LOCATION], pkey(part, id), *out, NULL) < 0)
+            rc = firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
+    }
+    if (lines != lines_stack)
+        free(lines);
+    return rc;
+}
+
+static int rb_labels(struct rebuild *rb, uint32_t part, uint32_t id, pprof_label **out,
+                     size_t *n)
+{
+    *n = 0;
+    if (!id)
+        return 0;
+    struct cur c;
+    int rc = sym_get(rb->r, part, SYM_LABELSET, id, &c);
+    if (rc)
+        return corrupt(rb->r, rb->err, part, "label set", id, rc);
+    uint64_t count = cur_varint(&c);
+    if (c.bad || count > (uint64_t)(c.end - c.p))
+        return corrupt(rb->r, rb->err, part, "label set", id, MDB_CORRUPTED);
+    pprof_label *l = firn_arena_alloc(rb->r->arena, (count ? count : 1) * sizeof *l);
+    if (!l)
+        return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
+    for (uint64_t i = 0; i < count; i++) {
+        uint32_t key = (uint32_t)cur_varint(&c), str = (uint32_t)cur_varint(&c);
+        l[i].num = cur_zigzag(&c);
+        uint32_t unit = (uint32_t)cur_varint(&c);
+        if (c.bad)
+            return corrupt(rb->r, rb->err, part, "label set", id, MDB_CORRUPTED);
+        if ((rc = rb_string(rb, part, key, &l[i].key)) || (rc = rb_string(rb, part, str, &l[i].str)) ||
+            (rc = rb_string(rb, part, unit, &l[i].num_unit)))
+            return rc;
+    }
+    *out = l;
+    *n = (size_t)count;
+    return 0;
+}
+
+static int rb_stack(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t **locs,
+                    size_t *n, size_t *cap)
+{
+    struct cur c;
+    int rc = sym_get(rb->r, part, SYM_STACK, id, &c);
+    if (rc)
+        return corrupt(rb->r, rb->err, part, "stack", id, rc);
+    uint64_t count = cur_varint(&c);
+    if (c.bad || count > (uint64_t)(c.end - c.p))
+        return corrupt(rb->r, rb->err, part, "stack", id, MDB_CORRUPTED);
+    if (count > *cap) {
+        uint32_t *nl = realloc(*locs, count * sizeof *nl);
+        if (!nl)
+            return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
+        *locs = nl;
+        *cap = (size_t)count;
+    }
+    for (uint64_t i = 0; i < count; i++) {
+        uint32_t loc = (uint32_t)cur_varint(&c);
+        if (c.bad)
+            return corrupt(rb->r, rb->err, part, "stack", id, MDB_CORRUPTED);
+        if ((rc = rb_location(rb, part, loc, &(*locs)[i])))
+            return rc;
+    }
+    *n = (size_t)count;
+    return 0;
+}
+
+/* ---- merging ---------------------------------------------------------------- */
+
+/* One distinct (partition, stack[, label set]) of a merge; entries of the
+ * same stack with other label sets chain through next. */
+struct merge_entry {
+    uint32_t partition, stack, labelset, next;
+    int64_t value;
+};
+
+struct merge {
+    firn_u64map index;            /* pkey(partition, stack) -> first entry */
+    struct merge_entry *e;
+    size_t n, cap;
+    bool keep_labels;
+    size_t max_samples;
+    tsdb_merge_stats stats;
+    int64_t min_ts, max_end_ns, period;
+    bool oom;
+    firn_err *err;
+};
+
+static uint32_t merge_new(struct merge *m, uint32_t part, uint32_t stack, uint32_t ls,
+                          int64_t value)
+{
+    if (m->n == m->cap) {
+        size_t ncap = m->cap ? m->cap * 2 : 4096;
+        struct merge_entry *ne = realloc(m->e, ncap * sizeof *ne);
+        if (!ne) {
+            m->oom = true;
+            return UINT32_MAX;
+        }
+        m->e = ne;
+        m->cap = ncap;
+    }
+    struct merge_entry *e = &m->e[m->n];
+    e->partition = part;
+    e->stack = stack;
+    e->labelset = ls;
+    e->next = UINT32_MAX;
+    e->value = value;
+    return (uint32_t)m->n++;
+}
+
+static int merge_block(void *ctx, const tsdb_block *b)
+{
+    struct merge *m = ctx;
+    m->stats.blocks++;
+    m->stats.samples += b->n_samples;
+    if (m->max_samples && m->stats.samples > m->max_samples)
+        return firn_errf(m->err, FIRN_ETOOBIG,
+                         "the query reads more than %zu samples; narrow the selector or the "
+                         "time range", m->max_samples);
+    if (b->timestamp_ms < m->min_ts)
+        m->min_ts = b->timestamp_ms;
+    int64_t end_ns = b->timestamp_ms * 1000000 + b->duration_nanos;
+    if (end_ns > m->max_end_ns)
+        m->max_end_ns = end_ns;
+    if (!m->period)
+        m->period = b->period;
+    uint64_t hi = (uint64_t)b->partition << 32;
+    for (size_t i = 0; i < b->n_samples; i++) {
+        uint32_t ls = m->keep_labels && b->labelsets ? b->labelsets[i] : 0;
+        uint32_t idx = (uint32_t)m->n;
+        int r = firn_u64map_put(&m->index, hi | b->stacks[i], idx, &idx);
+        if (r < 0)
+            goto oom;
+        if (r == 1) {
+            if (merge_new(m, b->partition, b->stacks[i], ls, b->values[i]) == UINT32_MAX)
+                goto oom;
+            continue;
+        }
+        for (;;) {   /* the chain of label sets of this stack */
+            struct merge_entry *e = &m->e[idx];
+            if (e->labelset == ls) {
+                e->value = pprof_add_sat(e->value, b->values[i]);
+                break;
+            }
+            if (e->next == UINT32_MAX) {
+                uint32_t n = merge_new(m, b->partition, b->stacks[i], ls, b->values[i]);
+                if (n == UINT32_MAX)
+                    goto oom;
+                m->e[idx].next = n;
+                break;
+            }
+            idx = e->next;
+        }
+    }
+    return 0;
+oom:
+    return firn_errf(m->err, FIRN_ENOMEM, "out of memory merging profiles");
+}
+
+static int field_copy(char *dst, size_t size, const firn_profile_type *pt, int i)
+{
+    if (pt->len[i] >= size)
+        return -1;
+    memcpy(dst, pt->field[i], pt->len[i]);
+    dst[pt->len[i]] = 0;
+    return 0;
+}
+
+static pprof_profile *merge_build(tsdb_reader *r, struct merge *m, const char *type_name,
+                                  firn_err *err)
+{
+    firn_profile_type pt;
+    if (firn_profile_type_parse(type_name, &pt, err) < 0)
+        return NULL;
+    char f[5][256];
+    for (int i = 0; i < 5; i++)
+        if (field_copy(f[i], sizeof f[i], &pt, i) < 0) {
+            firn_errf(err, FIRN_EINVAL, "profile type %s: field too long", type_name);
+            return NULL;
+        }
+    struct rebuild rb = {.r = r, .b = pprof_builder_new(1), .err = err};
+    bool ok = rb.b != NULL;
+    for (int k = 0; k < SYM_KINDS && ok; k++)
+        ok = firn_u64map_init(&rb.map[k], 256) == 0;
+    uint32_t *locs = NULL;
+    size_t cap = 0;
+    bool partitions_differ = false;
+    int rc = ok ? 0 : firn_errf(err, FIRN_ENOMEM, "out of memory");
+    if (ok) {
+        pprof_builder_sample_type(rb.b, 0, f[FIRN_PT_SAMPLE_TYPE], f[FIRN_PT_SAMPLE_UNIT]);
+        pprof_builder_period(rb.b, f[FIRN_PT_PERIOD_TYPE], f[FIRN_PT_PERIOD_UNIT], m->period);
+        if (m->stats.blocks)
+            pprof_builder_time(rb.b, m->min_ts * 1000000, m->max_end_ns - m->min_ts * 1000000);
+    }
+    for (size_t i = 0; i < m->n && !rc; i++) {
+        const struct merge_entry *e = &m->e[i];
+        partitions_differ |= e->partition != m->e[0].partition;
+        size_t n = 0, nl = 0;
+        pprof_label *labels = NULL;
+        if (!(rc = rb_stack(&rb, e->partition, e->stack, &locs, &n, &cap)) &&
+            !(rc = rb_labels(&rb, e->partition, e->labelset, &labels, &nl)))
+            rc = pprof_builder_sample(rb.b, locs, n, &e->value, labels, nl);
+        if (rc == FIRN_ENOMEM && (!err || !err->code))
+            firn_errf(err, FIRN_ENOMEM, "out of memory");
+    }
+    free(locs);
+    for (int k = 0; k < SYM_KINDS; k++)
+        firn_u64map_destroy(&rb.map[k]);
+    if (rc) {
+        pprof_builder_free(rb.b);
+        return NULL;
+    }
+    pprof_profile *p = pprof_builder_finish(rb.b, err);
+    /* the same stack stored in two partitions is two entries: sum them */
+    if (p && partitions_differ && pprof_merge_samples(p, err) < 0) {
+        pprof_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+pprof_profile *tsdb_merge(tsdb_reader *r, const uint64_t *series_ids, size_t n_series,
+                          int64_t start_ms, int64_t end_ms, const tsdb_merge_options *opts,
+                          tsdb_merge_stats *stats, firn_err *err)
+{
+    struct merge m = {.keep_labels = opts && opts->keep_labels,
+                      .max_samples = opts ? opts->max_samples : 0,
+                      .min_ts = INT64_MAX,
+                      .max_end_ns = INT64_MIN,
+                      .err = err};
+    firn_arena *arena = firn_arena_new(0);
+    char *type_name = NULL;
+    pprof_profile *p = NULL;
+    if (!arena || firn_u64map_init(&m.index, 4096) < 0) {
+        firn_errf(err, FIRN_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (n_series == 0) {
+        firn_errf(err, FIRN_EINVAL, "no series to merge");
+        goto out;
+    }
+    for (size_t i = 0; i < n_series; i++) {
+        tsdb_series s;
+        if (get_series(r, series_ids[i], arena, &s, err) < 0)
+            goto out;
+        const char *name = firn_labels_get(s.labels, s.n_labels, FIRN_LABEL_NAME);
+        if (!name) {
+            firn_errf(err, FIRN_EIO, "series %llu has no __name__",
+                      (unsigned long long)series_ids[i]);
+            goto out;
+        }
+        if (!type_name) {
+            type_name = firn_arena_strndup(arena, name, strlen(name));
+        } else if (strcmp(type_name, name) != 0) {
+            firn_errf(err, FIRN_EINVAL,
+                      "cannot merge profiles of different types (%s and %s); select one "
+                      "profile type", type_name, name);
+            goto out;
+        }
+        if (tsdb_scan(r, series_ids[i], start_ms, end_ms, 0, merge_block, &m, err) < 0)
+            goto out;
+    }
+    if (!m.stats.blocks)
+        m.min_ts = start_ms > 0 ? start_ms : 0;
+    p = merge_build(r, &m, type_name, err);
+    if (stats) {
+        *stats = m.stats;
+        stats->stacks = m.n;
+    }
+out:
+    firn_u64map_destroy(&m.index);
+    free(m.e);
+    firn_arena_free(arena);
+    return p;
+}
+
+struct exists_ctx {
+    bool found;
+};
+
+static int note_found(void *ctx, const tsdb_block *b)
+{
+    (void)b;
+    ((struct exists_ctx *)ctx)->found = true;
+    return 0;
+}
+
+pprof_profile *tsdb_profile_at(tsdb_reader *r, uint64_t series_id, int64_t timestamp_ms,
+                               firn_err *err)
+{
+    struct exists_ctx ex = {false};
+    if (tsdb_scan(r, series_id, timestamp_ms, timestamp_ms, TSDB_SCAN_TOTALS, note_found, &ex,
+                  err) < 0)
+        return NULL;
+    if (!ex.found) {
+        firn_errf(err, FIRN_EINVAL, "series %llu has no profile at %lld ms",
+                  (unsigned long long)series_id, (long long)timestamp_ms);
+        return NULL;
+    }
+    tsdb_merge_options o = {.keep_labels = true};
+    return tsdb_merge(r, &series_id, 1, timestamp_ms, timestamp_ms, &o, NULL, err);
+}

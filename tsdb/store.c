@@ -1,0 +1,316 @@
+/* store.c -- opening, checking and closing the LMDB environment; the schema
+ * record; growing the map; self-metrics.
+ *
+ * Open checks what LMDB itself trusts blindly: a data file shorter than the
+ * pages its meta page claims would be mapped and read past its end (SIGBUS),
+ * so the size is checked against the meta page before any transaction.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define DEFAULT_MAP_SIZE (1ull << 30)
+
+static const char *const DB_NAMES[] = {"meta", "series", "series_idx", "postings",
+                                       "long_values", "samples", "symbols", "symbol_idx"};
+
+void tsdb_options_default(tsdb_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->path = "./data";
+    o->retention_ms = TSDB_DEFAULT_RETENTION_MS;
+    o->retention_interval_ms = 60 * 1000;
+    o->map_size = DEFAULT_MAP_SIZE;
+    o->queue_max = 4096;
+    o->queue_max_bytes = 512u << 20;
+    o->batch_max = 512;
+}
+
+const char *tsdb_strerror(int rc)
+{
+    return mdb_strerror(rc);   /* covers errno values too */
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path, firn_err *err)
+{
+    char *p = strdup(path);
+    if (!p)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    for (char *s = p + 1;; s++) {
+        char c = *s;
+        if (c == '/' || c == 0) {
+            *s = 0;
+            if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+                int e = errno;
+                free(p);
+                return firn_errf(err, FIRN_EIO, "%s: cannot create directory: %s", path,
+                                 strerror(e));
+            }
+            *s = c;
+        }
+        if (c == 0)
+            break;
+    }
+    free(p);
+    return 0;
+}
+
+/* The directory exists (or is made) and its data file, if any, has a size
+ * LMDB can open without reading past the end of it. */
+static int check_dir(const tsdb_options *o, off_t *data_size, firn_err *err)
+{
+    struct stat st;
+    *data_size = -1;
+    if (stat(o->path, &st) < 0) {
+        if (errno != ENOENT)
+            return firn_errf(err, FIRN_EIO, "%s: %s", o->path, strerror(errno));
+        if (o->read_only)
+            return firn_errf(err, FIRN_EINVAL, "%s: no store there", o->path);
+        return make_dirs(o->path, err);
+    }
+    if (!S_ISDIR(st.st_mode))
+        return firn_errf(err, FIRN_EINVAL, "%s: not a directory (a store is a directory)",
+                         o->path);
+    char file[4096];
+    snprintf(file, sizeof file, "%s/data.mdb", o->path);
+    if (stat(file, &st) < 0) {
+        if (errno == ENOENT) {
+            if (o->read_only)
+                return firn_errf(err, FIRN_EINVAL, "%s: no store there", o->path);
+            return 0;
+        }
+        return firn_errf(err, FIRN_EIO, "%s: %s", file, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode))
+        return firn_errf(err, FIRN_EINVAL, "%s: not a regular file", file);
+    *data_size = st.st_size;
+    return 0;
+}
+
+static int open_env(tsdb *db, off_t data_size, firn_err *err)
+{
+    char file[4096];
+    snprintf(file, sizeof file, "%s/data.mdb", db->path);
+    int rc = mdb_env_create(&db->env);
+    if (rc)
+        return firn_errf(err, FIRN_EIO, "lmdb: %s", tsdb_strerror(rc));
+    size_t map = db->opts.map_size ? db->opts.map_size : DEFAULT_MAP_SIZE;
+    if (data_size > 0 && (size_t)data_size > map)
+        map = (size_t)data_size * 2;
+    mdb_env_set_mapsize(db->env, map);
+    mdb_env_set_maxdbs(db->env, 16);
+    mdb_env_set_maxreaders(db->env, 1024);
+    unsigned flags = MDB_NOTLS | (db->opts.read_only ? MDB_RDONLY : 0);
+    rc = mdb_env_open(db->env, db->path, flags, 0644);
+    if (rc == MDB_INVALID)
+        return firn_errf(err, FIRN_EINVAL, "%s: not an LMDB data file (or its header is corrupt)",
+                         file);
+    if (rc == MDB_VERSION_MISMATCH)
+        return firn_errf(err, FIRN_EINVAL, "%s: written by an incompatible LMDB version", file);
+    if (rc)
+        return firn_errf(err, FIRN_EIO, "%s: cannot open: %s", file, tsdb_strerror(rc));
+    if (data_size > 0) {
+        MDB_envinfo info;
+        MDB_stat st;
+        mdb_env_info(db->env, &info);
+        mdb_env_stat(db->env, &st);
+        uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+        if (need > (uint64_t)data_size)
+            return firn_errf(err, FIRN_EINVAL,
+                             "%s: truncated: %lld bytes, but the store's pages need %llu",
+                             file, (long long)data_size, (unsigned long long)need);
+    }
+    return 0;
+}
+
+/* Opens the named databases and checks or writes the schema record. */
+static int open_schema(tsdb *db, firn_err *err)
+{
+    bool ro = db->opts.read_only;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(db->env, NULL, ro ? MDB_RDONLY : 0, &txn);
+    if (rc)
+        return firn_errf(err, FIRN_EIO, "%s: %s", db->path, tsdb_strerror(rc));
+    MDB_dbi main;
+    MDB_stat mst;
+    if ((rc = mdb_dbi_open(txn, NULL, 0, &main)) || (rc = mdb_stat(txn, main, &mst))) {
+        mdb_txn_abort(txn);
+        return firn_errf(err, FIRN_EIO, "%s: %s", db->path, tsdb_strerror(rc));
+    }
+    bool fresh = mst.ms_entries == 0;
+    MDB_dbi *dbis[] = {&db->dbi_meta, &db->dbi_series, &db->dbi_series_idx, &db->dbi_postings,
+                       &db->dbi_long_values, &db->dbi_samples, &db->dbi_symbols,
+                       &db->dbi_symbol_idx};
+    for (size_t i = 0; i < sizeof dbis / sizeof *dbis; i++) {
+        unsigned f = ro ? 0 : MDB_CREATE;
+        if (dbis[i] == &db->dbi_postings)
+            f |= MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP;
+        rc = mdb_dbi_open(txn, DB_NAMES[i], f, dbis[i]);
+        if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
+            mdb_txn_abort(txn);
+            return firn_errf(err, FIRN_EINVAL,
+                             "%s: an LMDB environment, but not a firn store (no \"%s\" "
+                             "database)", db->path, DB_NAMES[i]);
+        }
+        if (rc) {
+            mdb_txn_abort(txn);
+            return firn_errf(err, FIRN_EIO, "%s: opening \"%s\": %s", db->path, DB_NAMES[i],
+                             tsdb_strerror(rc));
+        }
+        if (i == 0 && !fresh) {
+            MDB_stat ms;
+            if (mdb_stat(txn, db->dbi_meta, &ms) == 0 && ms.ms_entries == 0) {
+                mdb_txn_abort(txn);
+                return firn_errf(err, FIRN_EINVAL,
+                                 "%s: an LMDB environment, but not a firn store (no schema "
+                                 "record)", db->path);
+            }
+        }
+    }
+    MDB_val k = {strlen("schema_version"), "schema_version"}, v;
+    rc = mdb_get(txn, db->dbi_meta, &k, &v);
+    if (rc == MDB_NOTFOUND && !ro) {
+        uint32_t ver = TSDB_SCHEMA_VERSION;
+        int64_t width = db->opts.partition_ms;
+        if (width <= 0) {
+            int64_t r = db->opts.retention_ms > 0 ? db->opts.retention_ms / 4 : 0;
+            const int64_t hour = 3600 * 1000, day = 24 * hour;
+            width = r <= 0 || r > day ? day : r < hour ? hour : r;
+        }
+        MDB_val vv = {sizeof ver, &ver};
+        MDB_val pk = {strlen("partition_ms"), "partition_ms"}, pv = {sizeof width, &width};
+        if ((rc = mdb_put(txn, db->dbi_meta, &k, &vv, 0)) ||
+            (rc = mdb_put(txn, db->dbi_meta, &pk, &pv, 0)) || (rc = mdb_txn_commit(txn)))
+            return firn_errf(err, FIRN_EIO, "%s: writing the schema record: %s", db->path,
+                             tsdb_strerror(rc));
+        db->partition_ms = width;
+        return 0;
+    }
+    if (rc) {
+        mdb_txn_abort(txn);
+        return firn_errf(err, FIRN_EINVAL, "%s: not a firn store (no schema version record)",
+                         db->path);
+    }
+    uint32_t version = 0;
+    if (v.mv_size == sizeof version)
+        memcpy(&version, v.mv_data, sizeof version);   /* little-endian hosts only */
+    MDB_val pk = {strlen("partition_ms"), "partition_ms"}, pv;
+    int prc = mdb_get(txn, db->dbi_meta, &pk, &pv);
+    if (prc == 0 && pv.mv_size == sizeof db->partition_ms)
+        memcpy(&db->partition_ms, pv.mv_data, sizeof db->partition_ms);
+    /* committing (even a read-only transaction) keeps the handles open */
+    if ((rc = mdb_txn_commit(txn)))
+        return firn_errf(err, FIRN_EIO, "%s: %s", db->path, tsdb_strerror(rc));
+    if (version != TSDB_SCHEMA_VERSION)
+        return firn_errf(err, FIRN_EINVAL,
+                         "%s: store schema version %u; this firn reads version %d only",
+                         db->path, version, TSDB_SCHEMA_VERSION);
+    if (prc || db->partition_ms <= 0)
+        return firn_errf(err, FIRN_EINVAL, "%s: corrupt schema record (partition width)",
+                         db->path);
+    return 0;
+}
+
+tsdb *tsdb_open(const tsdb_options *o, firn_err *err)
+{
+    tsdb *db = calloc(1, sizeof *db);
+    if (!db) {
+        firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    db->opts = *o;
+    db->path = strdup(o->path && o->path[0] ? o->path : "./data");
+    db->opts.path = db->path;
+    if (!db->opts.queue_max)
+        db->opts.queue_max = 4096;
+    if (!db->opts.queue_max_bytes)
+        db->opts.queue_max_bytes = 512u << 20;
+    if (!db->opts.batch_max)
+        db->opts.batch_max = 512;
+    if (db->opts.retention_interval_ms <= 0)
+        db->opts.retention_interval_ms = 60 * 1000;
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&db->resize_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    off_t data_size;
+    if (!db->path || check_dir(&db->opts, &data_size, err) < 0 ||
+        open_env(db, data_size, err) < 0 || open_schema(db, err) < 0 ||
+        (!o->read_only && writer_start(db, err) < 0)) {
+        tsdb_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+void tsdb_close(tsdb *db)
+{
+    if (!db)
+        return;
+    if (db->writer)
+        writer_stop(db);
+    if (db->env)
+        mdb_env_close(db->env);
+    pthread_rwlock_destroy(&db->resize_lock);
+    free(db->path);
+    free(db);
+}
+
+int tsdb_grow_map(tsdb *db, firn_err *err)
+{
+    pthread_rwlock_wrlock(&db->resize_lock);
+    MDB_envinfo info;
+    mdb_env_info(db->env, &info);
+    size_t cur = info.me_mapsize;
+    size_t step = cur < (8ull << 30) ? cur : (8ull << 30);
+    int rc = mdb_env_set_mapsize(db->env, cur + step);
+    pthread_rwlock_unlock(&db->resize_lock);
+    if (rc)
+        return firn_errf(err, FIRN_EIO, "growing the map to %zu bytes: %s", cur + step,
+                         tsdb_strerror(rc));
+    atomic_fetch_add(&db->map_resizes_total, 1);
+    firn_log(FIRN_LOG_INFO, "tsdb", "grew the LMDB map", "path=%s bytes=%zu", db->path,
+             cur + step);
+    return 0;
+}
+
+int tsdb_stats_get(tsdb *db, tsdb_stats *out, firn_err *err)
+{
+    memset(out, 0, sizeof *out);
+    tsdb_reader *r = tsdb_reader_open(db, err);
+    if (!r)
+        return err ? err->code : FIRN_EIO;
+    MDB_txn *txn = r->txn;
+    MDB_stat st;
+    if (mdb_stat(txn, db->dbi_series, &st) == 0)
+        out->series = st.ms_entries;
+    if (mdb_stat(txn, db->dbi_samples, &st) == 0)
+        out->blocks = st.ms_entries;
+    tsdb_reader_close(r);
+    MDB_envinfo info;
+    mdb_env_info(db->env, &info);
+    out->map_bytes = info.me_mapsize;
+    char file[4096];
+    struct stat fst;
+    snprintf(file, sizeof file, "%s/data.mdb", db->path);
+    if (stat(file, &fst) == 0)
+        out->disk_bytes = (uint64_t)fst.st_size;
+    out->appends_total = atomic_load(&db->appends_total);
+    out->append_failures_total = atomic_load(&db->append_failures_total);
+    out->samples_total = atomic_load(&db->samples_total);
+    out->commits_total = atomic_load(&db->commits_total);
+    out->queue_full_total = atomic_load(&db->queue_full_total);
+    out->map_resizes_total = atomic_load(&db->map_resizes_total);
+    out->retention_deleted_blocks_total = atomic_load(&db->retention_deleted_blocks_total);
+    out->retention_deleted_series_total = atomic_load(&db->retention_deleted_series_total);
+    out->retention_runs_total = atomic_load(&db->retention_runs_total);
+    out->queue_length = atomic_load(&db->queue_length);
+    return 0;
+}

@@ -1,0 +1,212 @@
+/* tsdb.h -- firn's profile store: series of profiles on LMDB.
+ *
+ * Owns one directory (default ./data) holding one LMDB environment.  A
+ * series is a label set whose __name__ is a profile type
+ * (name:sample_type:sample_unit:period_type:period_unit[:delta]); one pprof
+ * with N sample types becomes N series.  Each stored profile is a block of
+ * (stack, value[, sample-label set]) keyed by (series, timestamp); stacks and
+ * the symbols under them are content-addressed within a time partition, so a
+ * stack seen a million times is stored once per partition.  The schema is in
+ * docs/ARCHITECTURE.md ("Storage").
+ *
+ * Threads:
+ *  - tsdb_append may be called from any number of threads.  It hands the
+ *    profile to the single writer thread through a bounded queue and returns
+ *    once the write is committed (durable: LMDB syncs on commit), or at once
+ *    with FIRN_EBUSY when the queue is full.  The writer commits many
+ *    appends per transaction.
+ *  - Readers (tsdb_reader_open) may be opened from any thread, any number at
+ *    once; each sees one consistent snapshot and never blocks the writer.
+ *    A reader is used by one thread at a time.
+ *  - A background pass in the writer thread deletes profiles older than the
+ *    retention, then series without profiles, then whole symbol partitions.
+ *  - When LMDB's map is full the writer grows it and retries the batch; that
+ *    one step waits for open readers to close.
+ *
+ * Memory: results are owned by the caller and freed with the matching
+ * *_free function; profiles returned are pprof_free'd.
+ */
+#ifndef FIRN_TSDB_H
+#define FIRN_TSDB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+#include "pprof/pprof.h"
+
+#define TSDB_SCHEMA_VERSION 1
+#define TSDB_DEFAULT_RETENTION_MS (15LL * 24 * 3600 * 1000)   /* 15d, as Prometheus */
+
+typedef struct tsdb tsdb;
+
+typedef struct tsdb_options {
+    const char *path;              /* directory; created if missing */
+    int64_t retention_ms;          /* profiles older than this are deleted; 0 = forever */
+    int64_t retention_interval_ms; /* how often the retention pass runs (default 1m) */
+    size_t map_size;               /* initial LMDB map size in bytes (default 1 GiB) */
+    size_t queue_max;              /* appends waiting for the writer before FIRN_EBUSY */
+    size_t queue_max_bytes;        /* their decoded size, likewise */
+    size_t batch_max;              /* appends per commit at most */
+    int64_t partition_ms;          /* symbol partition width, fixed when the store is
+                                      created (0: derived from the retention) */
+    bool read_only;                /* no writer: for inspecting a store in use */
+} tsdb_options;
+
+void tsdb_options_default(tsdb_options *o);
+
+/* Opens (creating if needed) the store.  Refuses, with a message naming the
+ * file: a path that is not a directory, a file that is not an LMDB
+ * environment or is truncated, an LMDB environment that is not a firn store,
+ * and a store of another schema version. */
+tsdb *tsdb_open(const tsdb_options *o, firn_err *err);
+/* Waits for queued appends to commit, stops the threads, closes. */
+void tsdb_close(tsdb *db);
+
+/* ---- writing ------------------------------------------------------------- */
+
+typedef struct tsdb_append_req {
+    const firn_label *labels;    /* target labels; no __name__ (it is derived) */
+    size_t n_labels;
+    const char *profile_name;    /* first field of the profile type, e.g. "process_cpu" */
+    bool delta;                  /* the values are deltas: the type gets ":delta" */
+    const pprof_profile *profile;
+    int64_t timestamp_ms;        /* 0: the profile's time_nanos, else now */
+} tsdb_append_req;
+
+/* Stores one profile: one block per sample type, all in one commit.
+ * Returns 0 once durable.  Errors: FIRN_EINVAL (bad labels, a timestamp
+ * outside retention, a series that already holds a profile at this
+ * timestamp), FIRN_EBUSY (queue full), FIRN_ETOOBIG, FIRN_EIO.  On error
+ * nothing of the profile is stored.  req and the profile are only read, and
+ * only until the call returns. */
+int tsdb_append(tsdb *db, const tsdb_append_req *req, firn_err *err);
+
+/* Runs one retention pass now as of now_ms (the background pass uses the
+ * wall clock); waits for it.  deleted_blocks may be NULL. */
+int tsdb_retention_run(tsdb *db, int64_t now_ms, uint64_t *deleted_blocks, firn_err *err);
+
+/* ---- self-metrics ------------------------------------------------------- */
+
+typedef struct tsdb_stats {
+    uint64_t series;             /* live series */
+    uint64_t blocks;             /* stored profiles (one per series and timestamp) */
+    uint64_t disk_bytes;         /* size of the data file */
+    uint64_t map_bytes;          /* current LMDB map size */
+    uint64_t appends_total;      /* profiles acknowledged */
+    uint64_t append_failures_total;
+    uint64_t samples_total;      /* samples stored by those appends */
+    uint64_t commits_total;
+    uint64_t queue_full_total;   /* appends refused with FIRN_EBUSY */
+    uint64_t map_resizes_total;
+    uint64_t retention_deleted_blocks_total;
+    uint64_t retention_deleted_series_total;
+    uint64_t retention_runs_total;
+    uint64_t queue_length;
+} tsdb_stats;
+
+int tsdb_stats_get(tsdb *db, tsdb_stats *out, firn_err *err);
+
+/* ---- reading ------------------------------------------------------------- */
+
+typedef struct tsdb_reader tsdb_reader;
+
+tsdb_reader *tsdb_reader_open(tsdb *db, firn_err *err);
+void tsdb_reader_close(tsdb_reader *r);
+
+typedef struct tsdb_series {
+    uint64_t id;
+    firn_label *labels;          /* sorted, __name__ included */
+    size_t n_labels;
+    int64_t min_time_ms;         /* oldest and newest profile */
+    int64_t max_time_ms;
+} tsdb_series;
+
+typedef struct tsdb_series_set {
+    tsdb_series *series;         /* ordered by labels */
+    size_t n;
+    firn_arena *arena;           /* owns everything above */
+} tsdb_series_set;
+
+void tsdb_series_set_free(tsdb_series_set *s);
+
+/* Series matching all matchers (Prometheus semantics: an absent label is
+ * "") that hold a profile in [start_ms, end_ms] (INT64_MIN/INT64_MAX for no
+ * bound).  No matchers selects every series. */
+int tsdb_select(tsdb_reader *r, const firn_matcher *matchers, size_t n_matchers,
+                int64_t start_ms, int64_t end_ms, tsdb_series_set *out, firn_err *err);
+
+typedef struct tsdb_strings {
+    char **v;                    /* sorted, unique */
+    size_t n;
+    firn_arena *arena;
+} tsdb_strings;
+
+void tsdb_strings_free(tsdb_strings *s);
+
+/* Label names, or the values of one label, over the series that match the
+ * matchers in the time range. */
+int tsdb_label_names(tsdb_reader *r, const firn_matcher *matchers, size_t n_matchers,
+                     int64_t start_ms, int64_t end_ms, tsdb_strings *out, firn_err *err);
+int tsdb_label_values(tsdb_reader *r, const char *name, const firn_matcher *matchers,
+                      size_t n_matchers, int64_t start_ms, int64_t end_ms, tsdb_strings *out,
+                      firn_err *err);
+
+/* One stored profile of one series.  stacks/labelsets are ids within the
+ * block's partition (resolve them with tsdb_stack_frames); labelsets is
+ * NULL when no sample has labels; 0 there means "no labels". */
+typedef struct tsdb_block {
+    int64_t timestamp_ms;
+    int64_t duration_nanos;
+    int64_t period;
+    int64_t total;               /* sum of the values (saturating) */
+    uint32_t partition;
+    size_t n_samples;            /* 0 when scanned with TSDB_SCAN_TOTALS */
+    const uint32_t *stacks;
+    const uint32_t *labelsets;
+    const int64_t *values;
+} tsdb_block;
+
+enum {
+    TSDB_SCAN_TOTALS = 1u << 0,  /* headers only: timestamps, durations, totals */
+};
+
+/* Calls fn for each profile of the series in [start_ms, end_ms], oldest
+ * first; the block is valid during the call.  fn returns 0 to go on, or a
+ * negative code that tsdb_scan returns. */
+typedef int (*tsdb_block_fn)(void *ctx, const tsdb_block *block);
+int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_ms,
+              unsigned flags, tsdb_block_fn fn, void *ctx, firn_err *err);
+
+/* Function names of a stack, leaf first (inlined frames expanded), for
+ * stack filters; names point into the reader and live until it closes.  An
+ * unsymbolized frame has the name "". */
+int tsdb_stack_functions(tsdb_reader *r, uint32_t partition, uint32_t stack,
+                         const char ***names, size_t *n, firn_err *err);
+
+typedef struct tsdb_merge_options {
+    bool keep_labels;            /* keep pprof sample labels (group-by needs them) */
+    size_t max_samples;          /* cap on samples read (0: none); FIRN_ETOOBIG past it */
+} tsdb_merge_options;
+
+typedef struct tsdb_merge_stats {
+    uint64_t blocks;
+    uint64_t samples;            /* samples read */
+    uint64_t stacks;             /* distinct stacks in the result */
+} tsdb_merge_stats;
+
+/* Sums every profile of the series in [start_ms, end_ms] into one profile
+ * with one sample per distinct stack (and label set).  All series must
+ * share a profile type: it gives the sample type and period.  opts and stats
+ * may be NULL. */
+pprof_profile *tsdb_merge(tsdb_reader *r, const uint64_t *series_ids, size_t n_series,
+                          int64_t start_ms, int64_t end_ms, const tsdb_merge_options *opts,
+                          tsdb_merge_stats *stats, firn_err *err);
+
+/* The profile a series holds at exactly timestamp_ms, as stored (one
+ * sample type; sample labels kept).  FIRN_EINVAL-coded NULL when none. */
+pprof_profile *tsdb_profile_at(tsdb_reader *r, uint64_t series_id, int64_t timestamp_ms,
+                               firn_err *err);
+
+#endif
