@@ -44,6 +44,9 @@ enum sym_kind {
 
 #define BLOCK_VERSION 1
 #define BLOCK_HAS_LABELSETS 1u
+#define BLOCK_DEFLATE 2u            /* body is zlib-compressed; raw length follows the header */
+#define BLOCK_DEFLATE_MIN 64        /* bodies shorter than this stay raw */
+#define BLOCK_RAW_MAX (256u << 20)  /* a body larger than this is corrupt */
 
 struct writer;   /* write.c */
 
@@ -63,16 +66,6 @@ struct tsdb {
         retention_deleted_series_total, retention_runs_total, queue_length;
 };
 
-/* A read snapshot (read.c). */
-struct tsdb_reader {
-    tsdb *db;
-    MDB_txn *txn;
-    firn_arena *arena;          /* function names handed out; lives with the reader */
-    uint32_t *stacks, *labelsets;
-    int64_t *values;
-    size_t cap;                 /* of the three scratch arrays above */
-};
-
 /* ---- encodings (codec.c) --------------------------------------------- */
 
 /* A growable byte buffer on the heap. */
@@ -87,6 +80,17 @@ void buf_varint(struct buf *b, uint64_t v);
 void buf_zigzag(struct buf *b, int64_t v);
 void buf_bytes(struct buf *b, const void *data, size_t n);   /* varint length + bytes */
 void buf_free(struct buf *b);
+
+/* A read snapshot (read.c). */
+struct tsdb_reader {
+    tsdb *db;
+    MDB_txn *txn;
+    firn_arena *arena;          /* function names handed out; lives with the reader */
+    uint32_t *stacks, *labelsets;
+    int64_t *values;
+    size_t cap;                 /* of the three scratch arrays above */
+    struct buf inflated;        /* a compressed block's body */
+};
 
 /* A bounds-checked reader over a value; `bad` is set by any read past the
  * end or any malformed varint, and reads then return 0. */
@@ -130,10 +134,10 @@ struct block_sample {
     int64_t value;
 };
 
-/* Sorts and sums equal (stack, labelset) pairs, then encodes.  Returns the
- * number of distinct samples written. */
-size_t block_encode(struct buf *b, struct block_sample *s, size_t n, int64_t duration_nanos,
-                    int64_t period);
+/* Sorts and sums equal (stack, labelset) pairs, then encodes into b (body
+ * is scratch).  Returns the number of distinct samples written. */
+size_t block_encode(struct buf *b, struct buf *body, struct block_sample *s, size_t n,
+                    int64_t duration_nanos, int64_t period);
 
 /* Header of a block; then block_next yields its samples. */
 struct block_reader {
@@ -144,7 +148,8 @@ struct block_reader {
     int64_t total, duration_nanos, period;
 };
 
-int block_open(struct block_reader *br, const MDB_val *v);
+/* scratch holds the inflated body; NULL reads the header only. */
+int block_open(struct block_reader *br, const MDB_val *v, struct buf *scratch);
 /* 1 and a sample, 0 at the end, -1 on a malformed block. */
 int block_next(struct block_reader *br, uint32_t *stack, uint32_t *labelset, int64_t *value);
 

@@ -47,6 +47,7 @@ void tsdb_reader_close(tsdb_reader *r)
     free(r->stacks);
     free(r->labelsets);
     free(r->values);
+    buf_free(&r->inflated);
     free(r);
 }
 
@@ -571,7 +572,7 @@ int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_
         if (ts > end_ms)
             break;
         struct block_reader br;
-        if (block_open(&br, &v) < 0) {
+        if (block_open(&br, &v, (flags & TSDB_SCAN_TOTALS) ? NULL : &r->inflated) < 0) {
             ret = firn_errf(err, FIRN_EIO, "series %llu at %lld ms: corrupt block",
                             (unsigned long long)series_id, (long long)ts);
             break;

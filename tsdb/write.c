@@ -888,7 +888,7 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
             w->bs[n].value = v;
             n++;
         }
-        size_t kept = block_encode(&w->val, w->bs, n, p->duration_nanos, p->period);
+        size_t kept = block_encode(&w->val, &w->val2, w->bs, n, p->duration_nanos, p->period);
         if (w->val.oom) {
             rc = ENOMEM;
             goto out;

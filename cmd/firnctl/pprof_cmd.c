@@ -1,4 +1,4 @@
-/* pprof_cmd.c -- `firnctl pprof info|convert|top` and `firnctl bench`. */
+/* pprof_cmd.c -- `firnctl pprof info|convert|top` and `firnctl bench decode|tsdb`. */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -371,12 +371,58 @@ int cmd_pprof(int argc, char **argv)
     return 2;
 }
 
+static int bench_usage(void)
+{
+    fprintf(stderr, "usage: firnctl bench decode [--seconds S] FILE...\n"
+                    "       firnctl bench tsdb [--targets N] [--profiles N] [--threads N] "
+                    "FILE...\n");
+    return 2;
+}
+
+/* strtol with a range check; -1 when s is not a number in [lo, hi]. */
+static long bench_count(const char *flag, const char *s, long lo, long hi)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) {
+        fprintf(stderr, "firnctl: %s: \"%s\" is not a count in [%ld, %ld]\n", flag, s, lo, hi);
+        return -1;
+    }
+    return v;
+}
+
+static int bench_tsdb_cmd(int argc, char **argv)
+{
+    long targets = 1000, profiles = 360, threads = 64;
+    int first = 0;
+    while (first + 1 < argc && strncmp(argv[first], "--", 2) == 0) {
+        long *dst = strcmp(argv[first], "--targets") == 0    ? &targets
+                    : strcmp(argv[first], "--profiles") == 0 ? &profiles
+                    : strcmp(argv[first], "--threads") == 0  ? &threads
+                                                             : NULL;
+        if (!dst)
+            return bench_usage();
+        if ((*dst = bench_count(argv[first], argv[first + 1], 1, 1000000)) < 0)
+            return 2;
+        first += 2;
+    }
+    if (first >= argc)
+        return bench_usage();
+    firn_err err = {0};
+    if (bench_tsdb((const char **)argv + first, (size_t)(argc - first), targets, profiles,
+                   (int)threads, stdout, stderr, &err) < 0) {
+        fprintf(stderr, "firnctl: bench tsdb: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv)
 {
-    if (argc < 1 || strcmp(argv[0], "decode") != 0) {
-        fprintf(stderr, "usage: firnctl bench decode [--seconds S] FILE...\n");
-        return 2;
-    }
+    if (argc >= 1 && strcmp(argv[0], "tsdb") == 0)
+        return bench_tsdb_cmd(argc - 1, argv + 1);
+    if (argc < 1 || strcmp(argv[0], "decode") != 0)
+        return bench_usage();
     double seconds = 2.0;
     int first = 1;
     if (argc >= 3 && strcmp(argv[1], "--seconds") == 0) {
@@ -389,10 +435,8 @@ int cmd_bench(int argc, char **argv)
         }
         first = 3;
     }
-    if (first >= argc) {
-        fprintf(stderr, "usage: firnctl bench decode [--seconds S] FILE...\n");
-        return 2;
-    }
+    if (first >= argc)
+        return bench_usage();
     firn_err err = {0};
     if (bench_decode((const char **)argv + first, (size_t)(argc - first), seconds, stdout, stderr,
                      &err) < 0) {

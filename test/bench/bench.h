@@ -20,4 +20,15 @@
 int bench_decode(const char **files, size_t n_files, double seconds, FILE *out, FILE *log,
                  firn_err *err);
 
+/* Ingest `targets` x `profiles` synthetic profiles (variants of the given
+ * base files) into a fresh store from `threads` producer threads, then merge
+ * 1M+ samples of one profile type, and compare with zlib inflate of the
+ * same input and with `go tool pprof -proto` merging the same profiles.
+ * Figures: ingest_profiles_per_s, ingest_samples_per_s,
+ * ingest_vs_inflate_ratio, disk_bytes_per_sample, merge_samples_per_s,
+ * merge_speedup_vs_go_pprof (omitted when go is missing), peak_rss_mb, and
+ * the counts behind them. */
+int bench_tsdb(const char **files, size_t n_files, long targets, long profiles, int threads,
+               FILE *out, FILE *log, firn_err *err);
+
 #endif

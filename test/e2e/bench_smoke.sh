@@ -1,8 +1,8 @@
 #!/bin/bash
-# bench_smoke.sh FIRNCTL FIXTURES_DIR -- `firnctl bench decode` runs on the
-# fixtures and prints its figures in the `figure_name value` form scripts
-# read.  This checks the form, never the speed: speed is measured, not
-# asserted.
+# bench_smoke.sh FIRNCTL FIXTURES_DIR -- `firnctl bench decode` and `firnctl
+# bench tsdb` run (tiny sizes) and print their figures in the `figure_name
+# value` form scripts read.  This checks the form, never the speed: speed is
+# measured, not asserted.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
@@ -20,4 +20,22 @@ bad=$(printf '%s\n' "$out" | grep -Evc '^[a-z0-9_]+ [0-9]+(\.[0-9]+)?$')
 [ "$bad" -eq 0 ] && ok "every output line is 'figure_name value'" || fail "$bad malformed lines"
 files=$(printf '%s\n' "$out" | awk '$1 == "bench_files" { print $2 }')
 [ "${files:-0}" -ge 60 ] && ok "all $files decodable fixtures timed" || fail "only ${files:-0} fixtures timed"
+
+# bench tsdb on a tiny synthetic set: every required figure, well formed
+out=$("$1" bench tsdb --targets 4 --profiles 6 --threads 4 \
+    "$2"/pyro-pkg_pprof_testdata_go.cpu.labels.pprof "$2"/pyro-pkg_og_convert_pprof_testdata_heap.pb.gz 2>/dev/null)
+rc=$?
+[ $rc -eq 0 ] && ok "bench tsdb exits 0" || fail "bench tsdb exited $rc"
+for fig in ingest_profiles_per_s ingest_samples_per_s ingest_vs_inflate_ratio disk_bytes_per_sample \
+    merge_samples_per_s merge_speedup_vs_go_pprof peak_rss_mb; do
+    if printf '%s\n' "$out" | grep -Eq "^$fig [0-9]+(\.[0-9]+)?$"; then
+        ok "figure $(printf '%s\n' "$out" | grep "^$fig ")"
+    else
+        fail "figure $fig missing or malformed in: $(printf '%s' "$out" | tr '\n' '|')"
+    fi
+done
+bad=$(printf '%s\n' "$out" | grep -Evc '^[a-z0-9_]+ [0-9]+(\.[0-9]+)?$')
+[ "$bad" -eq 0 ] && ok "every bench tsdb line is 'figure_name value'" || fail "$bad malformed lines"
+stored=$(printf '%s\n' "$out" | awk '$1 == "bench_profiles" { print $2 }')
+[ "${stored:-0}" -eq 24 ] && ok "bench tsdb stored all 24 profiles" || fail "bench_profiles ${stored:-none}, want 24"
 finish

@@ -1,0 +1,402 @@
+/* bench_tsdb.c -- the store's ingest and merge speed, disk use per sample,
+ * and peak memory, against two floors/peers measured in the same run:
+ * zlib inflate of the same input bytes (ingest can't beat reading them)
+ * and `go tool pprof -proto` merging the same profiles (what a user would
+ * do with the files).
+ *
+ * Synthetic series: `targets` targets, each sending `profiles` profiles 10 s
+ * apart.  Target t sends variants of base profile t % n_bases (the given
+ * files): every sample's values scaled by a random factor 0..3 (0 drops it),
+ * so blocks differ while stacks repeat, as they do for a fleet of one
+ * service.  A pool of variants is encoded once; ingest then decodes and
+ * appends them from several producer threads into the one writer, so
+ * commits are batched as they are in the server.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tsdb/tsdb.h"
+
+#define VARIANTS 32
+#define MAX_BASES 16
+
+struct variant {
+    unsigned char *gz;
+    size_t len;
+    size_t samples;   /* nonzero samples of its first column */
+};
+
+struct base {
+    const char *file;
+    const char *name;   /* profile name: process_cpu or memory */
+    char type[256];     /* __name__ of its first sample type */
+    struct variant v[VARIANTS];
+};
+
+struct bench {
+    struct base bases[MAX_BASES];
+    size_t n_bases;
+    long targets, profiles;
+    int64_t t0;
+    tsdb *db;
+    _Atomic long next;          /* next (target, profile) index to ingest */
+    _Atomic uint64_t samples;   /* samples appended (all columns) */
+    _Atomic int failed;
+    firn_err err;
+    pthread_mutex_t err_mu;
+};
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t rng(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static int make_variants(struct base *b, firn_err *err)
+{
+    unsigned char *buf;
+    size_t len;
+    if (firn_read_file(b->file, 64u << 20, &buf, &len, err) < 0)
+        return err->code;
+    uint64_t seed = 0x9E3779B97F4A7C15ull ^ len;
+    for (int k = 0; k < VARIANTS; k++) {
+        pprof_profile *p = pprof_decode(buf, len, NULL, err);
+        if (!p) {
+            free(buf);
+            firn_err_prefix(err, "%s", b->file);
+            return err->code;
+        }
+        if (k == 0) {
+            const char *pt = pprof_str(p, p->period_type.type);
+            b->name = strcmp(pt, "cpu") == 0 ? "process_cpu" : "memory";
+            firn_profile_type_format(b->type, sizeof b->type, b->name,
+                                     pprof_str(p, p->sample_types[0].type),
+                                     pprof_str(p, p->sample_types[0].unit), pt,
+                                     pprof_str(p, p->period_type.unit), false);
+        }
+        size_t kept = 0;
+        for (size_t i = 0; i < p->n_samples; i++) {
+            int64_t f = (int64_t)(rng(&seed) % 4);
+            for (size_t j = 0; j < p->n_sample_types; j++)
+                p->samples[i].values[j] *= f;
+            kept += p->samples[i].values[0] != 0;
+        }
+        b->v[k].samples = kept;
+        int rc = pprof_encode(p, -1, &b->v[k].gz, &b->v[k].len, err);
+        pprof_free(p);
+        if (rc < 0) {
+            free(buf);
+            return rc;
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+static const struct variant *variant_of(const struct bench *b, long target, long i)
+{
+    const struct base *base = &b->bases[target % (long)b->n_bases];
+    return &base->v[(target * 7 + i) % VARIANTS];
+}
+
+static void *producer(void *arg)
+{
+    struct bench *b = arg;
+    long total = b->targets * b->profiles;
+    char instance[64];
+    for (;;) {
+        long k = atomic_fetch_add(&b->next, 1);
+        if (k >= total || atomic_load(&b->failed))
+            break;
+        /* time-major order, as scrapes arrive */
+        long i = k / b->targets, t = k % b->targets;
+        const struct variant *v = variant_of(b, t, i);
+        firn_err err = {0};
+        pprof_profile *p = pprof_decode(v->gz, v->len, NULL, &err);
+        int rc = p ? 0 : err.code;
+        if (p) {
+            snprintf(instance, sizeof instance, "host-%ld:6060", t);
+            firn_label labels[2] = {{"instance", instance}, {"job", "bench"}};
+            tsdb_append_req req = {.labels = labels,
+                                   .n_labels = 2,
+                                   .profile_name = b->bases[t % (long)b->n_bases].name,
+                                   .profile = p,
+                                   .timestamp_ms = b->t0 + i * 10000};
+            rc = tsdb_append(b->db, &req, &err);
+            if (rc == FIRN_EBUSY) {   /* back-pressure: retry this one */
+                for (int tries = 0; rc == FIRN_EBUSY && tries < 1000; tries++) {
+                    struct timespec pause = {0, 1000000};
+                    nanosleep(&pause, NULL);
+                    rc = tsdb_append(b->db, &req, &err);
+                }
+            }
+            if (rc == 0) {
+                uint64_t n = 0;
+                for (size_t s = 0; s < p->n_samples; s++)
+                    for (size_t j = 0; j < p->n_sample_types; j++)
+                        n += p->samples[s].values[j] != 0;
+                atomic_fetch_add(&b->samples, n);
+            }
+            pprof_free(p);
+        }
+        if (rc < 0) {
+            pthread_mutex_lock(&b->err_mu);
+            if (!atomic_exchange(&b->failed, 1))
+                b->err = err;
+            pthread_mutex_unlock(&b->err_mu);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static double time_inflate(const struct bench *b, firn_err *err)
+{
+    double start = now_seconds();
+    for (long k = 0; k < b->targets * b->profiles; k++) {
+        const struct variant *v = variant_of(b, k % b->targets, k / b->targets);
+        unsigned char *out;
+        size_t len;
+        if (pprof_gunzip(v->gz, v->len, 1u << 30, &out, &len, err) < 0)
+            return -1;
+        free(out);
+    }
+    return now_seconds() - start;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Runs `go tool pprof -proto` on files; seconds taken, or -1 when go is
+ * missing or fails. */
+static double time_go_merge(const char *dir, char **files, size_t n, FILE *log)
+{
+    size_t argc = n + 8;
+    char **argv = calloc(argc, sizeof *argv);
+    if (!argv)
+        return -1;
+    size_t a = 0;
+    argv[a++] = "go";
+    argv[a++] = "tool";
+    argv[a++] = "pprof";
+    argv[a++] = "-proto";
+    argv[a++] = "-sample_index=0";
+    for (size_t i = 0; i < n; i++)
+        argv[a++] = files[i];
+    argv[a] = NULL;
+    char out[4096];
+    snprintf(out, sizeof out, "%s/go-merged.pb.gz", dir);
+    double start = now_seconds();
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *o = freopen(out, "w", stdout);
+        FILE *e = freopen("/dev/null", "w", stderr);
+        (void)o;
+        (void)e;
+        setenv("PPROF_TMPDIR", dir, 1);
+        setenv("HOME", dir, 1);
+        setenv("GOTOOLCHAIN", "local", 1);
+        setenv("GOPROXY", "off", 1);
+        execvp("go", argv);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0) {
+        fprintf(log, "bench tsdb: `go tool pprof -proto` failed (status %d); is golang-go "
+                     "installed?\n", status);
+        free(argv);
+        return -1;
+    }
+    double secs = now_seconds() - start;
+    free(argv);
+    return secs;
+}
+
+int bench_tsdb(const char **files, size_t n_files, long targets, long profiles, int threads,
+               FILE *out, FILE *log, firn_err *err)
+{
+    static struct bench b;
+    memset(&b, 0, sizeof b);
+    pthread_mutex_init(&b.err_mu, NULL);
+    if (n_files > MAX_BASES)
+        n_files = MAX_BASES;
+    b.n_bases = n_files;
+    b.targets = targets;
+    b.profiles = profiles;
+    int rc = 0;
+    for (size_t i = 0; i < n_files && !rc; i++) {
+        b.bases[i].file = files[i];
+        rc = make_variants(&b.bases[i], err);
+    }
+    char dir[] = "/var/tmp/firn-bench-XXXXXX";
+    bool have_dir = false;
+    if (!rc && !mkdtemp(dir))
+        rc = firn_errf(err, FIRN_EIO, "mkdtemp: %s", strerror(errno));
+    have_dir = !rc;
+    char store[4096];
+    snprintf(store, sizeof store, "%s/store", dir);
+    if (!rc) {
+        tsdb_options o;
+        tsdb_options_default(&o);
+        o.path = store;
+        b.db = tsdb_open(&o, err);
+        if (!b.db)
+            rc = err->code;
+    }
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    b.t0 = (int64_t)wall.tv_sec * 1000 - profiles * 10000;
+    double ingest = 0, inflate = 0, merge = 0, go = -1;
+    uint64_t in_bytes = 0, merged_samples = 0;
+    long n_profiles = targets * profiles;
+    if (!rc) {
+        for (long k = 0; k < n_profiles; k++)
+            in_bytes += variant_of(&b, k % targets, k / targets)->len;
+        fprintf(log, "bench tsdb: %ld targets x %ld profiles from %zu base files, %d producer "
+                     "threads, store %s\n", targets, profiles, n_files, threads, store);
+        pthread_t *th = calloc((size_t)threads, sizeof *th);
+        double start = now_seconds();
+        int started = 0;
+        for (int i = 0; th && i < threads; i++)
+            started += pthread_create(&th[i], NULL, producer, &b) == 0;
+        for (int i = 0; i < started; i++)
+            pthread_join(th[i], NULL);
+        ingest = now_seconds() - start;
+        free(th);
+        if (!th || !started)
+            rc = firn_errf(err, FIRN_EIO, "cannot start producer threads");
+        else if (atomic_load(&b.failed)) {
+            *err = b.err;
+            rc = err->code ? err->code : FIRN_EIO;
+        }
+    }
+    if (!rc && (inflate = time_inflate(&b, err)) < 0)
+        rc = err->code;
+
+    /* Merge: the first sample type of base 0 over enough of its targets for
+     * 1M samples (at least one target), whole time range. */
+    size_t n_go = 0;
+    char **go_files = NULL;
+    if (!rc) {
+        uint64_t per_target = 0;
+        for (long i = 0; i < profiles; i++)
+            per_target += variant_of(&b, 0, i)->samples;
+        long want = per_target ? (long)((1000000 + per_target - 1) / per_target) : 1;
+        long have = (targets + (long)n_files - 1) / (long)n_files;
+        if (want > have)
+            want = have;
+        char re[8192];
+        size_t len = (size_t)snprintf(re, sizeof re, "host-(");
+        for (long t = 0, k = 0; k < want && len < sizeof re - 32; t += (long)n_files, k++)
+            len += (size_t)snprintf(re + len, sizeof re - len, "%s%ld", k ? "|" : "", t);
+        snprintf(re + len, sizeof re - len, "):6060");
+        firn_matcher m[2];
+        memset(m, 0, sizeof m);
+        if (firn_matcher_init(&m[0], FIRN_MATCH_EQ, FIRN_LABEL_NAME, b.bases[0].type, err) < 0 ||
+            firn_matcher_init(&m[1], FIRN_MATCH_RE, "instance", re, err) < 0)
+            rc = err->code;
+        double start = now_seconds();
+        tsdb_reader *r = rc ? NULL : tsdb_reader_open(b.db, err);
+        tsdb_series_set set = {0};
+        pprof_profile *merged = NULL;
+        if (r && tsdb_select(r, m, 2, INT64_MIN, INT64_MAX, &set, err) == 0) {
+            uint64_t *ids = calloc(set.n + 1, sizeof *ids);
+            for (size_t i = 0; ids && i < set.n; i++)
+                ids[i] = set.series[i].id;
+            tsdb_merge_stats st = {0};
+            merged = ids ? tsdb_merge(r, ids, set.n, INT64_MIN, INT64_MAX, NULL, &st, err) : NULL;
+            merge = now_seconds() - start;
+            merged_samples = st.samples;
+            fprintf(log, "bench tsdb: merged %zu series, %llu profiles, %llu samples into %llu "
+                         "stacks\n", set.n, (unsigned long long)st.blocks,
+                    (unsigned long long)st.samples, (unsigned long long)st.stacks);
+            free(ids);
+        }
+        if (!merged && !rc)
+            rc = err->code ? err->code : FIRN_EIO;
+        pprof_free(merged);
+        tsdb_series_set_free(&set);
+        tsdb_reader_close(r);
+        firn_matcher_destroy(&m[0]);
+        firn_matcher_destroy(&m[1]);
+        /* the same profiles as files, for go tool pprof */
+        go_files = rc ? NULL : calloc((size_t)(want * profiles) + 1, sizeof *go_files);
+        for (long t = 0, k = 0; go_files && k < want && !rc; t += (long)n_files, k++)
+            for (long i = 0; i < profiles && !rc; i++) {
+                char path[4096];
+                snprintf(path, sizeof path, "%s/p-%ld-%ld.pb.gz", dir, t, i);
+                const struct variant *v = variant_of(&b, t, i);
+                if (firn_write_file_atomic(path, v->gz, v->len, err) < 0)
+                    rc = err->code;
+                else if (!(go_files[n_go++] = strdup(path)))
+                    rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+            }
+        if (!rc && n_go)
+            go = time_go_merge(dir, go_files, n_go, log);
+    }
+    tsdb_stats st = {0};
+    if (!rc && tsdb_stats_get(b.db, &st, err) < 0)
+        rc = err->code;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    if (!rc) {
+        uint64_t samples = atomic_load(&b.samples);
+        fprintf(out, "bench_targets %ld\n", targets);
+        fprintf(out, "bench_profiles %ld\n", n_profiles);
+        fprintf(out, "bench_series %llu\n", (unsigned long long)st.series);
+        fprintf(out, "bench_samples %llu\n", (unsigned long long)samples);
+        fprintf(out, "ingest_profiles_per_s %.0f\n", (double)n_profiles / ingest);
+        fprintf(out, "ingest_samples_per_s %.0f\n", (double)samples / ingest);
+        fprintf(out, "ingest_mb_per_s %.1f\n", (double)in_bytes / 1e6 / ingest);
+        fprintf(out, "inflate_mb_per_s %.1f\n", (double)in_bytes / 1e6 / inflate);
+        fprintf(out, "ingest_vs_inflate_ratio %.2f\n", ingest / inflate);
+        fprintf(out, "commits %llu\n", (unsigned long long)st.commits_total);
+        fprintf(out, "disk_bytes %llu\n", (unsigned long long)st.disk_bytes);
+        fprintf(out, "disk_bytes_per_sample %.2f\n",
+                samples ? (double)st.disk_bytes / (double)samples : 0.0);
+        fprintf(out, "merge_samples %llu\n", (unsigned long long)merged_samples);
+        fprintf(out, "merge_samples_per_s %.0f\n", (double)merged_samples / merge);
+        if (go > 0) {
+            fprintf(out, "go_pprof_merge_seconds %.3f\n", go);
+            fprintf(out, "merge_speedup_vs_go_pprof %.1f\n", go / merge);
+        }
+        fprintf(out, "peak_rss_mb %.1f\n", (double)ru.ru_maxrss / 1024.0);
+    }
+    for (size_t i = 0; i < n_go; i++)
+        free(go_files[i]);
+    free(go_files);
+    tsdb_close(b.db);
+    for (size_t i = 0; i < n_files; i++)
+        for (int k = 0; k < VARIANTS; k++)
+            free(b.bases[i].v[k].gz);
+    if (have_dir)
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    pthread_mutex_destroy(&b.err_mu);
+    return rc;
+}
