@@ -57,6 +57,7 @@ struct tsdb {
     MDB_dbi dbi_meta, dbi_series, dbi_series_idx, dbi_postings, dbi_long_values,
         dbi_samples, dbi_symbols, dbi_symbol_idx;
     int64_t partition_ms;
+    int lock_fd;             /* flock'd firn.lock: one writing process */
     /* Readers hold it shared for the life of their transaction; the writer
      * takes it exclusively only to grow the map. */
     pthread_rwlock_t resize_lock;

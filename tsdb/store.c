@@ -11,8 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DEFAULT_MAP_SIZE (1ull << 30)
 
@@ -90,6 +93,32 @@ static int check_dir(const tsdb_options *o, off_t *data_size, firn_err *err)
     if (!S_ISREG(st.st_mode))
         return firn_errf(err, FIRN_EINVAL, "%s: not a regular file", file);
     *data_size = st.st_size;
+    return 0;
+}
+
+/* One writing process per store: the writer's caches assume no other
+ * process adds symbols.  flock(2) is released by the kernel when the
+ * process dies, so a kill -9 leaves no stale lock. */
+static int lock_dir(tsdb *db, firn_err *err)
+{
+    char file[4096];
+    snprintf(file, sizeof file, "%s/firn.lock", db->path);
+    db->lock_fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (db->lock_fd < 0)
+        return firn_errf(err, FIRN_EIO, "%s: %s", file, strerror(errno));
+    if (flock(db->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        char pid[32] = "";
+        ssize_t n = pread(db->lock_fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        return firn_errf(err, FIRN_EINVAL,
+                         "%s: the store is in use by another process%s%s (open it read-only "
+                         "to inspect it)", db->path, pid[0] ? " with pid " : "", pid);
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(db->lock_fd, 0) < 0 || pwrite(db->lock_fd, pid, (size_t)n, 0) != n)
+        return firn_errf(err, FIRN_EIO, "%s: %s", file, strerror(errno));
     return 0;
 }
 
@@ -241,8 +270,9 @@ tsdb *tsdb_open(const tsdb_options *o, firn_err *err)
     pthread_rwlock_init(&db->resize_lock, &attr);
     pthread_rwlockattr_destroy(&attr);
     off_t data_size;
+    db->lock_fd = -1;
     if (!db->path || check_dir(&db->opts, &data_size, err) < 0 ||
-        open_env(db, data_size, err) < 0 || open_schema(db, err) < 0 ||
+        (!o->read_only && lock_dir(db, err) < 0) || open_env(db, data_size, err) < 0 || open_schema(db, err) < 0 ||
         (!o->read_only && writer_start(db, err) < 0)) {
         tsdb_close(db);
         return NULL;
@@ -259,6 +289,8 @@ void tsdb_close(tsdb *db)
     if (db->env)
         mdb_env_close(db->env);
     pthread_rwlock_destroy(&db->resize_lock);
+    if (db->lock_fd >= 0)
+        close(db->lock_fd);   /* releases the flock */
     free(db->path);
     free(db);
 }

@@ -456,7 +456,8 @@ static int sym_insert(struct writer *w, MDB_txn *txn, struct part_cache *pc, enu
     sym_idx_key(ib, pc->partition, kind, h);
     MDB_val k = {sizeof kb, kb}, v = {content->len, content->b};
     MDB_val ik = {sizeof ib, ib}, iv = {4, id};
-    int rc = mdb_put(txn, w->db->dbi_symbols, &k, &v, 0);
+    /* NOOVERWRITE: an existing key would mean the id counter is wrong */
+    int rc = mdb_put(txn, w->db->dbi_symbols, &k, &v, MDB_NOOVERWRITE);
     if (!rc)
         rc = mdb_put(txn, w->db->dbi_symbol_idx, &ik, &iv, 0);
     if (!rc)
