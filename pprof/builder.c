@@ -291,7 +291,8 @@ int pprof_builder_sample(pprof_builder *b, const uint32_t *locations, size_t n_l
         b->oom = true;
         return FIRN_ENOMEM;
     }
-    memcpy(s->locations, locations, n_locations * sizeof(uint32_t));
+    if (n_locations)   /* locations may be NULL then */
+        memcpy(s->locations, locations, n_locations * sizeof(uint32_t));
     memcpy(s->values, values, b->n_types * sizeof(int64_t));
     if (n_labels)
         memcpy(s->labels, labels, n_labels * sizeof(pprof_label));

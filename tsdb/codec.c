@@ -279,9 +279,9 @@ size_t block_encode(struct buf *b, struct buf *body, struct block_sample *s, siz
         prev = s[i].stack;
         if (flags & BLOCK_HAS_LABELSETS)
             buf_varint(body, s[i].labelset);
-        /* value / g is exact; INT64_MIN / g stays in range since g >= 1 */
-        int64_t q = s[i].value < 0 ? -(int64_t)(magnitude(s[i].value) / g)
-                                   : (int64_t)(magnitude(s[i].value) / g);
+        /* exact, as g divides every value; in range as 1 <= g <= INT64_MAX
+         * (negating the magnitude would overflow for INT64_MIN) */
+        int64_t q = s[i].value / (int64_t)g;
         buf_zigzag(body, q);
     }
     /* Deflate the body when that saves at least an eighth: values of heap

@@ -3,7 +3,8 @@
  * ("Storage") for the schema in prose; keep the two in step.
  *
  * Sub-databases of the one environment:
- *   meta        "schema_version" -> u32, "partition_ms" -> i64 (host order)
+ *   meta        "schema_version" -> u32, "partition_ms" -> i64,
+ *               "next_series_id" -> u64 (host order; ids are never reused)
  *   series      series id (u64 BE) -> series record (see series_encode)
  *   series_idx  xxh3-128 of the sorted labels (16 bytes) -> series id (u64 BE)
  *   postings    label name \0 value -> series ids (DUPSORT, DUPFIXED, native u64);

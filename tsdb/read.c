@@ -328,6 +328,29 @@ void tsdb_series_set_free(tsdb_series_set *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Whether the series holds a profile in [start_ms, end_ms]: its oldest and
+ * newest overlapping the range is not enough when the range falls between
+ * two of its profiles. */
+static int holds_profile_in(tsdb_reader *r, const tsdb_series *s, int64_t start_ms,
+                            int64_t end_ms, bool *yes)
+{
+    *yes = s->max_time_ms >= start_ms && s->min_time_ms <= end_ms;
+    if (!*yes || s->min_time_ms >= start_ms || s->max_time_ms <= end_ms)
+        return 0;   /* no overlap, or an end of the series lies in the range */
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(r->txn, r->db->dbi_samples, &c);
+    if (rc)
+        return rc;
+    unsigned char kb[SAMPLE_KEY_LEN];
+    sample_key(kb, s->id, start_ms);   /* start_ms > min_time_ms >= 0 */
+    MDB_val k = {sizeof kb, kb}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    *yes = rc == 0 && k.mv_size == SAMPLE_KEY_LEN && be64_get(k.mv_data) == s->id &&
+           (int64_t)be64_get((unsigned char *)k.mv_data + 8) <= end_ms;
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int tsdb_select(tsdb_reader *r, const firn_matcher *matchers, size_t n_matchers,
                 int64_t start_ms, int64_t end_ms, tsdb_series_set *out, firn_err *err)
 {
@@ -355,7 +378,13 @@ int tsdb_select(tsdb_reader *r, const firn_matcher *matchers, size_t n_matchers,
             tsdb_series_set_free(out);
             return rc;
         }
-        if (s->max_time_ms >= start_ms && s->min_time_ms <= end_ms)
+        bool in_range;
+        if ((rc = holds_profile_in(r, s, start_ms, end_ms, &in_range))) {
+            free(ids.v);
+            tsdb_series_set_free(out);
+            return lmdb_err(r, err, rc, "selecting series");
+        }
+        if (in_range)
             out->n++;
     }
     free(ids.v);
@@ -412,7 +441,8 @@ static int strvec_finish(struct strvec *s, tsdb_strings *out, firn_err *err)
         firn_arena_free(s->arena);
         return firn_errf(err, FIRN_ENOMEM, "out of memory listing labels");
     }
-    qsort(s->v, s->n, sizeof *s->v, cmp_str);
+    if (s->n > 1)
+        qsort(s->v, s->n, sizeof *s->v, cmp_str);
     size_t k = 0;
     for (size_t i = 0; i < s->n; i++)
         if (!k || strcmp(s->v[i], s->v[k - 1]))
@@ -423,7 +453,8 @@ static int strvec_finish(struct strvec *s, tsdb_strings *out, firn_err *err)
         firn_arena_free(s->arena);
         return firn_errf(err, FIRN_ENOMEM, "out of memory listing labels");
     }
-    memcpy(out->v, s->v, k * sizeof *out->v);
+    if (k)
+        memcpy(out->v, s->v, k * sizeof *out->v);
     out->n = k;
     out->arena = s->arena;
     free(s->v);

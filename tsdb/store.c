@@ -92,6 +92,12 @@ static int check_dir(const tsdb_options *o, off_t *data_size, firn_err *err)
     }
     if (!S_ISREG(st.st_mode))
         return firn_errf(err, FIRN_EINVAL, "%s: not a regular file", file);
+    /* LMDB would quietly start a new store in an empty file: refuse, since
+     * emptying it is how data gets lost */
+    if (st.st_size == 0)
+        return firn_errf(err, FIRN_EINVAL,
+                         "%s: empty file: truncated, or its creation was interrupted; remove "
+                         "it to start a new store", file);
     *data_size = st.st_size;
     return 0;
 }

@@ -21,7 +21,9 @@
  *  - A background pass in the writer thread deletes profiles older than the
  *    retention, then series without profiles, then whole symbol partitions.
  *  - When LMDB's map is full the writer grows it and retries the batch; that
- *    one step waits for open readers to close.
+ *    one step waits for open readers to close.  So a thread holds at most
+ *    one reader at a time, and never holds one while it calls tsdb_append or
+ *    tsdb_stats_get (which opens its own): that could wait forever.
  *
  * Memory: results are owned by the caller and freed with the matching
  * *_free function; profiles returned are pprof_free'd.
@@ -83,8 +85,9 @@ typedef struct tsdb_append_req {
  * only until the call returns. */
 int tsdb_append(tsdb *db, const tsdb_append_req *req, firn_err *err);
 
-/* Runs one retention pass now as of now_ms (the background pass uses the
- * wall clock); waits for it.  deleted_blocks may be NULL. */
+/* Deletes everything expired as of now_ms (the background pass uses the
+ * wall clock and a bounded amount of work per pass; this runs passes until
+ * nothing expired is left) and waits for it.  deleted_blocks may be NULL. */
 int tsdb_retention_run(tsdb *db, int64_t now_ms, uint64_t *deleted_blocks, firn_err *err);
 
 /* ---- self-metrics ------------------------------------------------------- */

@@ -746,19 +746,32 @@ static int series_create(struct writer *w, MDB_txn *txn, const struct series_pre
 {
     tsdb *db = w->db;
     int rc;
+    /* Ids are never reused, even after retention deleted the newest series:
+     * the next one is kept in meta. */
+    MDB_val nk = {strlen("next_series_id"), "next_series_id"}, nv;
     if (!w->next_series_id) {
-        MDB_cursor *c;
-        if ((rc = mdb_cursor_open(txn, db->dbi_series, &c)))
+        rc = mdb_get(txn, db->dbi_meta, &nk, &nv);
+        if (rc == 0 && nv.mv_size == sizeof w->next_series_id) {
+            memcpy(&w->next_series_id, nv.mv_data, sizeof w->next_series_id);
+        } else if (rc == MDB_NOTFOUND || rc == 0) {
+            MDB_cursor *c;
+            if ((rc = mdb_cursor_open(txn, db->dbi_series, &c)))
+                return rc;
+            MDB_val k, v;
+            rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+            w->next_series_id = rc == 0 && k.mv_size == 8 ? be64_get(k.mv_data) + 1 : 1;
+            mdb_cursor_close(c);
+            if (rc && rc != MDB_NOTFOUND)
+                return rc;
+        } else {
             return rc;
-        MDB_val k, v;
-        rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-        w->next_series_id = rc == 0 && k.mv_size == 8 ? be64_get(k.mv_data) + 1 : 1;
-        mdb_cursor_close(c);
-        if (rc && rc != MDB_NOTFOUND)
-            return rc;
+        }
     }
     *id = w->next_series_id++;
-    if ((rc = series_put_record(w, txn, *id, sp, ts, ts, MDB_APPEND)))
+    nv.mv_size = sizeof w->next_series_id;
+    nv.mv_data = &w->next_series_id;
+    if ((rc = mdb_put(txn, db->dbi_meta, &nk, &nv, 0)) ||
+        (rc = series_put_record(w, txn, *id, sp, ts, ts, MDB_APPEND)))
         return rc;
     unsigned char hk[16], sk[8];
     be64_put(hk, sp->hash.hi);
@@ -836,7 +849,7 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
         if (exists) {
             char *ls = firn_labels_format(pp->series[t].labels, pp->series[t].n_labels);
             rq->status = firn_errf(&rq->err, FIRN_EINVAL,
-                                   "series %s already has a profile at %lld ms",
+                                   "series %.300s already has a profile at %lld ms",
                                    ls ? ls : "?", (long long)pp->ts);
             free(ls);
             rc = APPLY_REJECTED;
@@ -984,8 +997,9 @@ static void run_retention(struct writer *w, int64_t now, uint64_t *deleted_block
             atomic_fetch_add(&db->retention_deleted_series_total, series);
             *deleted_blocks += blocks;
             w->retention_more = more;
-            /* deleted series and partitions must not be found in the caches */
-            if (series)
+            /* deleted series and partitions must not be found in the caches,
+             * nor the oldest timestamps of series that lost blocks */
+            if (series || blocks)
                 series_cache_drop(w);
             if (first_live != w->first_live_partition) {
                 for (int i = 0; i < PART_CACHES; i++)
@@ -1063,7 +1077,12 @@ static void *writer_main(void *arg)
                                                   : &db->appends_total, 1);
         }
         if (retention) {
-            run_retention(w, retention->now_ms, &retention->deleted_blocks, &retention->err);
+            /* an explicit run finishes the job, pass after pass */
+            do {
+                uint64_t deleted = 0;
+                run_retention(w, retention->now_ms, &deleted, &retention->err);
+                retention->deleted_blocks += deleted;
+            } while (w->retention_more && !retention->err.code);
             retention->status = retention->err.code;
         } else if (retention_due) {
             firn_err rerr = {0};
@@ -1140,6 +1159,12 @@ static int submit(tsdb *db, struct request *rq, size_t bytes, firn_err *err)
     if (w->stop) {
         pthread_mutex_unlock(&w->mu);
         return firn_errf(err, FIRN_EINVAL, "%s: the store is closing", db->path);
+    }
+    if (rq->kind == REQ_APPEND && bytes > db->opts.queue_max_bytes) {
+        pthread_mutex_unlock(&w->mu);
+        return firn_errf(err, FIRN_ETOOBIG,
+                         "profile needs %zu bytes in the append queue; its limit is %zu", bytes,
+                         db->opts.queue_max_bytes);
     }
     if (rq->kind == REQ_APPEND &&
         (w->queued >= db->opts.queue_max || w->queued_bytes + bytes > db->opts.queue_max_bytes)) {

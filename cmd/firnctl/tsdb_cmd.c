@@ -323,9 +323,25 @@ static int do_export(tsdb_reader *r, struct opts *o)
         ids[i] = set.series[i].id;
     firn_err err = {0};
     tsdb_merge_options mo = {.keep_labels = o->have_time};
-    pprof_profile *p = ids ? tsdb_merge(r, ids, set.n, o->start, o->end, &mo, NULL, &err) : NULL;
+    tsdb_merge_stats ms = {0};
+    bool none = ids && !set.n;
+    pprof_profile *p = ids && !none
+                           ? tsdb_merge(r, ids, set.n, o->start, o->end, &mo, &ms, &err)
+                           : NULL;
     free(ids);
     tsdb_series_set_free(&set);
+    /* a series is selected when its time span overlaps the range, so it may
+     * hold no profile inside: an empty file would hide the mistake */
+    if (none || (p && !ms.blocks)) {
+        pprof_free(p);
+        if (o->have_time)
+            fprintf(stderr, "firnctl: no profile of the matching series at %lld ms\n",
+                    (long long)o->time);
+        else
+            fprintf(stderr, "firnctl: no profile of the matching series in [%lld, %lld] ms\n",
+                    (long long)o->start, (long long)o->end);
+        return 1;
+    }
     if (!p) {
         fprintf(stderr, "firnctl: %s\n", err.msg[0] ? err.msg : "out of memory");
         return 1;
@@ -407,15 +423,19 @@ int cmd_tsdb(int argc, char **argv)
     if (strcmp(cmd, "append") == 0) {
         rc = do_append(db, &o);
     } else if (strcmp(cmd, "clean") == 0) {
-        uint64_t deleted = 0;
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
-        if (tsdb_retention_run(db, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, &deleted,
-                               &err) < 0) {
+        tsdb_stats st;
+        /* the writer runs a pass of its own as the store opens, which may
+         * come first and leave this one nothing: count what both deleted */
+        if (tsdb_retention_run(db, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, NULL,
+                               &err) < 0 ||
+            tsdb_stats_get(db, &st, &err) < 0) {
             fprintf(stderr, "firnctl: %s\n", err.msg);
             rc = 1;
         } else {
-            printf("deleted %llu profiles older than the retention\n", (unsigned long long)deleted);
+            printf("deleted %llu profiles older than the retention\n",
+                   (unsigned long long)st.retention_deleted_blocks_total);
         }
     } else if (strcmp(cmd, "stats") == 0) {
         rc = do_stats(db);
