@@ -174,6 +174,15 @@ static void encode_labels(const pprof_profile *p, const pprof_sample *s, struct 
         free(order);
 }
 
+pprof_hash pprof_labels_identity(const pprof_profile *p, size_t sample)
+{
+    struct hbuf h = {0};
+    encode_labels(p, &p->samples[sample], &h);
+    pprof_hash r = hb_hash(&h);
+    free(h.b);
+    return r;
+}
+
 /* Sample identity from precomputed location identities (loc_ids may be NULL:
  * computed on the fly). */
 static pprof_hash sample_identity(const pprof_profile *p, size_t i, const pprof_hash *loc_ids,

@@ -216,6 +216,9 @@ int pprof_location_identities(const pprof_profile *p, pprof_hash *out);
  * samples with equal identity describe the same thing and may be summed. */
 pprof_hash pprof_sample_identity(const pprof_profile *p, size_t sample);
 
+/* Identity of a sample's labels alone, in sorted order (the part of
+ * pprof_sample_identity after the stack). */
+pprof_hash pprof_labels_identity(const pprof_profile *p, size_t sample);
 /* Sum samples of equal identity into the first of them (values saturate)
  * and drop the rest; sample order is otherwise kept. */
 int pprof_merge_samples(pprof_profile *p, firn_err *err);

@@ -119,61 +119,6 @@ static int64_t now_ms(void)
 
 /* ---- preparing (caller's thread) ----------------------------------------- */
 
-struct label_sort {
-    const pprof_profile *p;
-    const pprof_label *labels;
-};
-
-static _Thread_local struct label_sort label_sort_ctx;
-
-static int cmp_pprof_label(const void *a, const void *b)
-{
-    const pprof_label *x = &label_sort_ctx.labels[*(const uint32_t *)a];
-    const pprof_label *y = &label_sort_ctx.labels[*(const uint32_t *)b];
-    const pprof_profile *p = label_sort_ctx.p;
-    int c = strcmp(pprof_str(p, x->key), pprof_str(p, y->key));
-    if (c)
-        return c;
-    if ((c = strcmp(pprof_str(p, x->str), pprof_str(p, y->str))))
-        return c;
-    if (x->num != y->num)
-        return x->num < y->num ? -1 : 1;
-    return strcmp(pprof_str(p, x->num_unit), pprof_str(p, y->num_unit));
-}
-
-static void hash_str(XXH3_state_t *st, const char *s)
-{
-    uint64_t n = strlen(s);
-    XXH3_128bits_update(st, &n, sizeof n);
-    XXH3_128bits_update(st, s, n);
-}
-
-/* Content hash of a sample's labels in sorted order; order[] has room for
- * n_labels entries. */
-static pprof_hash sample_labels_hash(const pprof_profile *p, const pprof_sample *s,
-                                     uint32_t *order)
-{
-    for (size_t i = 0; i < s->n_labels; i++)
-        order[i] = (uint32_t)i;
-    label_sort_ctx.p = p;
-    label_sort_ctx.labels = s->labels;
-    qsort(order, s->n_labels, sizeof *order, cmp_pprof_label);
-    XXH3_state_t st;
-    XXH3_128bits_reset(&st);
-    for (size_t i = 0; i < s->n_labels; i++) {
-        const pprof_label *l = &s->labels[order[i]];
-        hash_str(&st, pprof_str(p, l->key));
-        hash_str(&st, pprof_str(p, l->str));
-        XXH3_128bits_update(&st, &l->num, sizeof l->num);
-        hash_str(&st, pprof_str(p, l->num_unit));
-    }
-    XXH128_hash_t h = XXH3_128bits_digest(&st);
-    pprof_hash r = {h.low64, h.high64};
-    if (r.lo == 0 && r.hi == 0)
-        r.lo = 1;   /* {0,0} means "no labels" */
-    return r;
-}
-
 static int prepare_series(struct prepared *pp, const tsdb_append_req *req, firn_label *base,
                           size_t n_base, firn_err *err)
 {
@@ -276,13 +221,6 @@ static int prepare(tsdb *db, const tsdb_append_req *req, struct prepared *pp, fi
     if (!pp->loc_ids || !pp->stack_hash || !pp->ls_hash || !pp->stack_id || !pp->ls_id ||
         pprof_location_identities(p, pp->loc_ids) < 0)
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    size_t max_labels = 0;
-    for (size_t i = 0; i < ns; i++)
-        if (p->samples[i].n_labels > max_labels)
-            max_labels = p->samples[i].n_labels;
-    uint32_t *order = firn_arena_alloc(pp->arena, (max_labels + 1) * sizeof *order);
-    if (!order)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     for (size_t i = 0; i < ns; i++) {
         const pprof_sample *s = &p->samples[i];
         XXH3_state_t st;
@@ -292,8 +230,11 @@ static int prepare(tsdb *db, const tsdb_append_req *req, struct prepared *pp, fi
         XXH128_hash_t h = XXH3_128bits_digest(&st);
         pp->stack_hash[i].lo = h.low64;
         pp->stack_hash[i].hi = h.high64;
-        if (s->n_labels)
-            pp->ls_hash[i] = sample_labels_hash(p, s, order);
+        if (s->n_labels) {
+            pp->ls_hash[i] = pprof_labels_identity(p, i);
+            if (pp->ls_hash[i].lo == 0 && pp->ls_hash[i].hi == 0)
+                pp->ls_hash[i].lo = 1;   /* {0,0} means "no labels" */
+        }
     }
     pp->bytes = firn_arena_bytes(pp->arena) + firn_arena_bytes(p->arena);
     return 0;

@@ -6,18 +6,29 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
+
+# check_figures NAME OUTPUT FIGURE...: each figure present as a number, and
+# every line of OUTPUT in the `figure_name value` form.
+check_figures() {
+    local name=$1 out=$2 fig
+    shift 2
+    for fig in "$@"; do
+        if printf '%s\n' "$out" | grep -Eq "^$fig [0-9]+(\.[0-9]+)?$"; then
+            ok "$name figure $(printf '%s\n' "$out" | grep "^$fig ")"
+        else
+            fail "$name figure $fig missing or malformed in: $(printf '%s' "$out" | tr '\n' '|')"
+        fi
+    done
+    local bad
+    bad=$(printf '%s\n' "$out" | grep -Evc '^[a-z0-9_]+ [0-9]+(\.[0-9]+)?$')
+    [ "$bad" -eq 0 ] && ok "every $name line is 'figure_name value'" || fail "$name: $bad malformed lines"
+}
+
 out=$("$1" bench decode --seconds 0.2 "$2"/* 2>/dev/null)
 rc=$?
 [ $rc -eq 0 ] && ok "bench decode exits 0" || fail "bench decode exited $rc"
-for fig in bench_files decode_mb_per_s decode_profiles_per_s inflate_mb_per_s decode_vs_inflate_ratio; do
-    if printf '%s\n' "$out" | grep -Eq "^$fig [0-9]+(\.[0-9]+)?$"; then
-        ok "figure $(printf '%s\n' "$out" | grep "^$fig ")"
-    else
-        fail "figure $fig missing or malformed in: $(printf '%s' "$out" | tr '\n' '|')"
-    fi
-done
-bad=$(printf '%s\n' "$out" | grep -Evc '^[a-z0-9_]+ [0-9]+(\.[0-9]+)?$')
-[ "$bad" -eq 0 ] && ok "every output line is 'figure_name value'" || fail "$bad malformed lines"
+check_figures "bench decode" "$out" bench_files decode_mb_per_s decode_profiles_per_s \
+    inflate_mb_per_s decode_vs_inflate_ratio
 files=$(printf '%s\n' "$out" | awk '$1 == "bench_files" { print $2 }')
 [ "${files:-0}" -ge 60 ] && ok "all $files decodable fixtures timed" || fail "only ${files:-0} fixtures timed"
 
@@ -26,16 +37,9 @@ out=$("$1" bench tsdb --targets 4 --profiles 6 --threads 4 \
     "$2"/pyro-pkg_pprof_testdata_go.cpu.labels.pprof "$2"/pyro-pkg_og_convert_pprof_testdata_heap.pb.gz 2>/dev/null)
 rc=$?
 [ $rc -eq 0 ] && ok "bench tsdb exits 0" || fail "bench tsdb exited $rc"
-for fig in ingest_profiles_per_s ingest_samples_per_s ingest_vs_inflate_ratio disk_bytes_per_sample \
-    merge_samples_per_s merge_speedup_vs_go_pprof peak_rss_mb; do
-    if printf '%s\n' "$out" | grep -Eq "^$fig [0-9]+(\.[0-9]+)?$"; then
-        ok "figure $(printf '%s\n' "$out" | grep "^$fig ")"
-    else
-        fail "figure $fig missing or malformed in: $(printf '%s' "$out" | tr '\n' '|')"
-    fi
-done
-bad=$(printf '%s\n' "$out" | grep -Evc '^[a-z0-9_]+ [0-9]+(\.[0-9]+)?$')
-[ "$bad" -eq 0 ] && ok "every bench tsdb line is 'figure_name value'" || fail "$bad malformed lines"
+check_figures "bench tsdb" "$out" ingest_profiles_per_s ingest_samples_per_s \
+    ingest_vs_inflate_ratio disk_bytes_per_sample merge_samples_per_s merge_speedup_vs_go_pprof \
+    peak_rss_mb
 stored=$(printf '%s\n' "$out" | awk '$1 == "bench_profiles" { print $2 }')
 [ "${stored:-0}" -eq 24 ] && ok "bench tsdb stored all 24 profiles" || fail "bench_profiles ${stored:-none}, want 24"
 finish
