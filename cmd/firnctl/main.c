@@ -17,6 +17,7 @@ static void usage(FILE *f)
           "                                   flat/cum per function, like `go tool pprof -top`\n"
           "  tsdb append|series|labels|values|dump|export|stats|clean ...\n"
           "                                   write to and inspect a store (firnctl tsdb --help)\n"
+          "  query parse EXPR                 print the AST of a query, or its parse error\n"
           "  bench decode [--seconds S] FILE...\n"
           "                                   decode speed against plain zlib inflate\n"
           "  --version                        print the version\n"
@@ -45,6 +46,8 @@ int main(int argc, char **argv)
         return cmd_pprof(argc - 2, argv + 2);
     if (strcmp(cmd, "tsdb") == 0)
         return cmd_tsdb(argc - 2, argv + 2);
+    if (strcmp(cmd, "query") == 0)
+        return cmd_query(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0)
         return cmd_bench(argc - 2, argv + 2);
     fprintf(stderr, "firnctl: unknown command \"%s\"\n\n", cmd);

@@ -375,6 +375,8 @@ static int bench_usage(void)
 {
     fprintf(stderr, "usage: firnctl bench decode [--seconds S] FILE...\n"
                     "       firnctl bench tsdb [--targets N] [--profiles N] [--threads N] "
+                    "FILE...\n"
+                    "       firnctl bench query [--targets N] [--profiles N] [--threads N] "
                     "FILE...\n");
     return 2;
 }
@@ -391,7 +393,11 @@ static long bench_count(const char *flag, const char *s, long lo, long hi)
     return v;
 }
 
-static int bench_tsdb_cmd(int argc, char **argv)
+typedef int (*store_bench_fn)(const char **, size_t, long, long, int, FILE *, FILE *,
+                              firn_err *);
+
+/* bench tsdb and bench query: the same flags over the same synthetic set. */
+static int bench_store_cmd(const char *name, store_bench_fn fn, int argc, char **argv)
 {
     long targets = 1000, profiles = 360, threads = 64;
     int first = 0;
@@ -409,9 +415,9 @@ static int bench_tsdb_cmd(int argc, char **argv)
     if (first >= argc)
         return bench_usage();
     firn_err err = {0};
-    if (bench_tsdb((const char **)argv + first, (size_t)(argc - first), targets, profiles,
-                   (int)threads, stdout, stderr, &err) < 0) {
-        fprintf(stderr, "firnctl: bench tsdb: %s\n", err.msg);
+    if (fn((const char **)argv + first, (size_t)(argc - first), targets, profiles, (int)threads,
+           stdout, stderr, &err) < 0) {
+        fprintf(stderr, "firnctl: bench %s: %s\n", name, err.msg);
         return 1;
     }
     return 0;
@@ -420,7 +426,9 @@ static int bench_tsdb_cmd(int argc, char **argv)
 int cmd_bench(int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "tsdb") == 0)
-        return bench_tsdb_cmd(argc - 1, argv + 1);
+        return bench_store_cmd("tsdb", bench_tsdb, argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "query") == 0)
+        return bench_store_cmd("query", bench_query, argc - 1, argv + 1);
     if (argc < 1 || strcmp(argv[0], "decode") != 0)
         return bench_usage();
     double seconds = 2.0;

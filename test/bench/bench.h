@@ -31,4 +31,13 @@ int bench_decode(const char **files, size_t n_files, double seconds, FILE *out, 
 int bench_tsdb(const char **files, size_t n_files, long targets, long profiles, int threads,
                FILE *out, FILE *log, firn_err *err);
 
+/* The query language over the bench tsdb data set (targets in 10 jobs):
+ * parse time per query, a range query `sum by (job)` over targets x
+ * profiles points (first and warm), a range query with a stack filter (it
+ * decodes every block of its series), and a profile (flame graph) merge of
+ * one job.  Figures: parse_us, range_query_first_ms, range_query_ms,
+ * filtered_range_query_ms, merge_query_ms, and the sizes behind them. */
+int bench_query(const char **files, size_t n_files, long targets, long profiles, int threads,
+                FILE *out, FILE *log, firn_err *err);
+
 #endif

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "promql-like/pql.h"
 #include "tsdb/tsdb.h"
 
 #define VARIANTS 32
@@ -123,7 +124,7 @@ static void *producer(void *arg)
 {
     struct bench *b = arg;
     long total = b->targets * b->profiles;
-    char instance[64];
+    char instance[64], job[32];
     for (;;) {
         long k = atomic_fetch_add(&b->next, 1);
         if (k >= total || atomic_load(&b->failed))
@@ -136,7 +137,8 @@ static void *producer(void *arg)
         int rc = p ? 0 : err.code;
         if (p) {
             snprintf(instance, sizeof instance, "host-%ld:6060", t);
-            firn_label labels[2] = {{"instance", instance}, {"job", "bench"}};
+            snprintf(job, sizeof job, "bench-%ld", t % 10);
+            firn_label labels[2] = {{"instance", instance}, {"job", job}};
             tsdb_append_req req = {.labels = labels,
                                    .n_labels = 2,
                                    .profile_name = b->bases[t % (long)b->n_bases].name,
@@ -264,64 +266,90 @@ static double time_merge(tsdb *db, const firn_matcher *m, tsdb_merge_stats *st, 
     return merged ? secs : -1;
 }
 
+/* Makes the variants, opens a fresh store under /var/tmp (its directory
+ * written to dir) and ingests targets x profiles from threads producers.
+ * *ingest is the ingest time in seconds, *in_bytes the gzipped bytes. */
+static int bench_fill(struct bench *b, const char **files, size_t n_files, long targets,
+                      long profiles, int threads, char dir[32], FILE *log, double *ingest,
+                      uint64_t *in_bytes, firn_err *err)
+{
+    memset(b, 0, sizeof *b);
+    pthread_mutex_init(&b->err_mu, NULL);
+    if (n_files > MAX_BASES)
+        n_files = MAX_BASES;
+    b->n_bases = n_files;
+    b->targets = targets;
+    b->profiles = profiles;
+    int rc = 0;
+    for (size_t i = 0; i < n_files && !rc; i++) {
+        b->bases[i].file = files[i];
+        rc = make_variants(&b->bases[i], err);
+    }
+    strcpy(dir, "/var/tmp/firn-bench-XXXXXX");
+    if (!rc && !mkdtemp(dir))
+        rc = firn_errf(err, FIRN_EIO, "mkdtemp: %s", strerror(errno));
+    if (rc) {
+        dir[0] = 0;
+        return rc;
+    }
+    char store[64];
+    snprintf(store, sizeof store, "%s/store", dir);
+    tsdb_options o;
+    tsdb_options_default(&o);
+    o.path = store;
+    if (!(b->db = tsdb_open(&o, err)))
+        return err->code;
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    b->t0 = (int64_t)wall.tv_sec * 1000 - profiles * 10000;
+    long n_profiles = targets * profiles;
+    *in_bytes = 0;
+    for (long k = 0; k < n_profiles; k++)
+        *in_bytes += variant_of(b, k % targets, k / targets)->len;
+    fprintf(log, "bench: %ld targets x %ld profiles from %zu base files, %d producer threads, "
+                 "store %s\n", targets, profiles, n_files, threads, store);
+    pthread_t *th = calloc((size_t)threads, sizeof *th);
+    double start = now_seconds();
+    int started = 0;
+    for (int i = 0; th && i < threads; i++)
+        started += pthread_create(&th[i], NULL, producer, b) == 0;
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    *ingest = now_seconds() - start;
+    free(th);
+    if (!th || !started)
+        return firn_errf(err, FIRN_EIO, "cannot start producer threads");
+    if (atomic_load(&b->failed)) {
+        *err = b->err;
+        return err->code ? err->code : FIRN_EIO;
+    }
+    return 0;
+}
+
+/* Closes the store, frees the variants and removes dir. */
+static void bench_cleanup(struct bench *b, const char *dir)
+{
+    tsdb_close(b->db);
+    for (size_t i = 0; i < b->n_bases; i++)
+        for (int k = 0; k < VARIANTS; k++)
+            free(b->bases[i].v[k].gz);
+    if (dir[0])
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    pthread_mutex_destroy(&b->err_mu);
+}
+
 int bench_tsdb(const char **files, size_t n_files, long targets, long profiles, int threads,
                FILE *out, FILE *log, firn_err *err)
 {
     static struct bench b;
-    memset(&b, 0, sizeof b);
-    pthread_mutex_init(&b.err_mu, NULL);
-    if (n_files > MAX_BASES)
-        n_files = MAX_BASES;
-    b.n_bases = n_files;
-    b.targets = targets;
-    b.profiles = profiles;
-    int rc = 0;
-    for (size_t i = 0; i < n_files && !rc; i++) {
-        b.bases[i].file = files[i];
-        rc = make_variants(&b.bases[i], err);
-    }
-    char dir[] = "/var/tmp/firn-bench-XXXXXX";
-    bool have_dir = false;
-    if (!rc && !mkdtemp(dir))
-        rc = firn_errf(err, FIRN_EIO, "mkdtemp: %s", strerror(errno));
-    have_dir = !rc;
-    char store[4096];
-    snprintf(store, sizeof store, "%s/store", dir);
-    if (!rc) {
-        tsdb_options o;
-        tsdb_options_default(&o);
-        o.path = store;
-        b.db = tsdb_open(&o, err);
-        if (!b.db)
-            rc = err->code;
-    }
-    struct timespec wall;
-    clock_gettime(CLOCK_REALTIME, &wall);
-    b.t0 = (int64_t)wall.tv_sec * 1000 - profiles * 10000;
+    char dir[32];
     double ingest = 0, inflate = 0, merge = 0, merge_first = 0, go = -1;
     uint64_t in_bytes = 0, merged_samples = 0;
     long n_profiles = targets * profiles;
-    if (!rc) {
-        for (long k = 0; k < n_profiles; k++)
-            in_bytes += variant_of(&b, k % targets, k / targets)->len;
-        fprintf(log, "bench tsdb: %ld targets x %ld profiles from %zu base files, %d producer "
-                     "threads, store %s\n", targets, profiles, n_files, threads, store);
-        pthread_t *th = calloc((size_t)threads, sizeof *th);
-        double start = now_seconds();
-        int started = 0;
-        for (int i = 0; th && i < threads; i++)
-            started += pthread_create(&th[i], NULL, producer, &b) == 0;
-        for (int i = 0; i < started; i++)
-            pthread_join(th[i], NULL);
-        ingest = now_seconds() - start;
-        free(th);
-        if (!th || !started)
-            rc = firn_errf(err, FIRN_EIO, "cannot start producer threads");
-        else if (atomic_load(&b.failed)) {
-            *err = b.err;
-            rc = err->code ? err->code : FIRN_EIO;
-        }
-    }
+    int rc = bench_fill(&b, files, n_files, targets, profiles, threads, dir, log, &ingest,
+                        &in_bytes, err);
+    if (n_files > MAX_BASES)
+        n_files = MAX_BASES;
     if (!rc && (inflate = time_inflate(&b, err)) < 0)
         rc = err->code;
 
@@ -408,12 +436,106 @@ int bench_tsdb(const char **files, size_t n_files, long targets, long profiles, 
     for (size_t i = 0; i < n_go; i++)
         free(go_files[i]);
     free(go_files);
-    tsdb_close(b.db);
-    for (size_t i = 0; i < n_files; i++)
-        for (int k = 0; k < VARIANTS; k++)
-            free(b.bases[i].v[k].gz);
-    if (have_dir)
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    pthread_mutex_destroy(&b.err_mu);
+    bench_cleanup(&b, dir);
+    return rc;
+}
+
+/* ---- bench query ------------------------------------------------------------ */
+
+/* Mean microseconds to parse each of a few representative queries. */
+static double time_parse(const char *type, firn_err *err)
+{
+    char q[4][1024];
+    snprintf(q[0], sizeof q[0], "%s{job=\"api\", instance=~\"10\\\\..*\"}", type);
+    snprintf(q[1], sizeof q[1], "sum by (job) (rate(%s{job=~\"bench-.*\"}[5m]))", type);
+    snprintf(q[2], sizeof q[2],
+             "sum(%s{__function__=~\"encoding/json\\\\..*\"}) / sum(%s) > bool 0.2", type, type);
+    snprintf(q[3], sizeof q[3], "topk(5, max_over_time(%s[1h])) - on (instance) %s offset 1h",
+             type, type);
+    const int rounds = 2000;
+    double start = now_seconds();
+    for (int i = 0; i < rounds; i++)
+        for (int k = 0; k < 4; k++) {
+            pql_query pq;
+            if (pql_parse(q[k], &pq, err) < 0)
+                return -1;
+            pql_query_free(&pq);
+        }
+    return (now_seconds() - start) * 1e6 / (rounds * 4);
+}
+
+/* Milliseconds for a range query of text over [start, end] at step; the
+ * number of output series in *n_series. */
+static double time_range(tsdb *db, const char *text, int64_t start, int64_t end, int64_t step,
+                         size_t *n_series, firn_err *err)
+{
+    double t0 = now_seconds();
+    pql_query q;
+    if (pql_parse(text, &q, err) < 0)
+        return -1;
+    tsdb_reader *r = tsdb_reader_open(db, err);
+    pql_result res;
+    int rc = r ? pql_eval_range(r, &q, start, end, step, NULL, &res, err) : -1;
+    double ms = (now_seconds() - t0) * 1000;
+    if (rc == 0) {
+        *n_series = res.n_series;
+        pql_result_free(&res);
+    }
+    tsdb_reader_close(r);
+    pql_query_free(&q);
+    return rc == 0 ? ms : -1;
+}
+
+int bench_query(const char **files, size_t n_files, long targets, long profiles, int threads,
+                FILE *out, FILE *log, firn_err *err)
+{
+    static struct bench b;
+    char dir[32];
+    double ingest;
+    uint64_t in_bytes;
+    int rc = bench_fill(&b, files, n_files, targets, profiles, threads, dir, log, &ingest,
+                        &in_bytes, err);
+    const char *type = b.bases[0].type;
+    int64_t start = b.t0, end = b.t0 + (profiles - 1) * 10000;
+    char text[1024];
+    size_t n_out = 0, n_filtered = 0;
+    double parse_us = -1, range_first = -1, range_ms = -1, filtered_ms = -1, merge_ms = -1;
+    if (!rc && (parse_us = time_parse(type, err)) < 0)
+        rc = err->code;
+    snprintf(text, sizeof text, "sum by (job) (%s)", type);
+    if (!rc && ((range_first = time_range(b.db, text, start, end, 10000, &n_out, err)) < 0 ||
+                (range_ms = time_range(b.db, text, start, end, 10000, &n_out, err)) < 0))
+        rc = err->code;
+    /* a stack filter decodes every block of its series */
+    snprintf(text, sizeof text, "sum(%s{job=\"bench-0\", __function__=~\"main\\\\..*\"})", type);
+    if (!rc && (filtered_ms = time_range(b.db, text, start, end, 10000, &n_filtered, err)) < 0)
+        rc = err->code;
+    pql_tree tree = {0};
+    if (!rc) {
+        snprintf(text, sizeof text, "%s{job=\"bench-0\"}", type);
+        pql_profile_request req = {.query = text, .mode = PQL_PROFILE_MERGE, .start_ms = start,
+                                   .end_ms = end, .max_nodes = 1024};
+        double t0 = now_seconds();
+        tsdb_reader *r = tsdb_reader_open(b.db, err);
+        if (!r || pql_profile_tree(r, &req, &tree, err) < 0)
+            rc = err->code ? err->code : FIRN_EIO;
+        merge_ms = (now_seconds() - t0) * 1000;
+        tsdb_reader_close(r);
+        pql_tree_free(&tree);
+    }
+    if (!rc) {
+        fprintf(log, "bench query: range query over %ld series x %ld points -> %zu series\n",
+                targets / (long)b.n_bases, profiles, n_out);
+        fprintf(out, "bench_targets %ld\n", targets);
+        fprintf(out, "bench_profiles %ld\n", targets * profiles);
+        fprintf(out, "parse_us %.2f\n", parse_us);
+        fprintf(out, "range_query_series %ld\n", targets / (long)b.n_bases);
+        fprintf(out, "range_query_points %ld\n", profiles);
+        fprintf(out, "range_query_first_ms %.1f\n", range_first);
+        fprintf(out, "range_query_ms %.1f\n", range_ms);
+        fprintf(out, "filtered_range_query_ms %.1f\n", filtered_ms);
+        fprintf(out, "merge_query_ms %.1f\n", merge_ms);
+    }
+    bench_cleanup(&b, dir);
     return rc;
 }

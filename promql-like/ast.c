@@ -1,0 +1,444 @@
+/* ast.c -- what a parsed query is made of, once parsed: names of its
+ * operators and types, the indented text form (`firnctl query parse`), and
+ * freeing.
+ *
+ * The text form is one node per line, children indented by two spaces,
+ * matchers in Prometheus's form with Go-quoted values:
+ *
+ *   binary / on (job)
+ *     aggregate sum by (job)
+ *       call rate
+ *         matrix_selector {__name__="cpu", job=~"api"} filters {__function__=~"json.*"} [5m]
+ *     number 2
+ */
+#include "promql-like/pql.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+const char *pql_agg_name(pql_agg_op op)
+{
+    switch (op) {
+    case PQL_AGG_SUM: return "sum";
+    case PQL_AGG_AVG: return "avg";
+    case PQL_AGG_MIN: return "min";
+    case PQL_AGG_MAX: return "max";
+    case PQL_AGG_COUNT: return "count";
+    case PQL_AGG_TOPK: return "topk";
+    case PQL_AGG_BOTTOMK: return "bottomk";
+    }
+    return "?";
+}
+
+const char *pql_func_name(pql_func fn)
+{
+    switch (fn) {
+    case PQL_FN_RATE: return "rate";
+    case PQL_FN_INCREASE: return "increase";
+    case PQL_FN_SUM_OVER_TIME: return "sum_over_time";
+    case PQL_FN_AVG_OVER_TIME: return "avg_over_time";
+    case PQL_FN_MAX_OVER_TIME: return "max_over_time";
+    case PQL_FN_MIN_OVER_TIME: return "min_over_time";
+    case PQL_FN_COUNT_OVER_TIME: return "count_over_time";
+    }
+    return "?";
+}
+
+const char *pql_binop_name(pql_binop op)
+{
+    switch (op) {
+    case PQL_OP_ADD: return "+";
+    case PQL_OP_SUB: return "-";
+    case PQL_OP_MUL: return "*";
+    case PQL_OP_DIV: return "/";
+    case PQL_OP_EQ: return "==";
+    case PQL_OP_NE: return "!=";
+    case PQL_OP_GT: return ">";
+    case PQL_OP_LT: return "<";
+    case PQL_OP_GE: return ">=";
+    case PQL_OP_LE: return "<=";
+    }
+    return "?";
+}
+
+/* The names of Prometheus's API ("resultType"), not of its error messages
+ * ("instant vector", "range vector"). */
+const char *pql_type_name(pql_value_type t)
+{
+    switch (t) {
+    case PQL_TYPE_SCALAR: return "scalar";
+    case PQL_TYPE_VECTOR: return "vector";
+    case PQL_TYPE_MATRIX: return "matrix";
+    case PQL_TYPE_STRING: return "string";
+    }
+    return "?";
+}
+
+/* ---- freeing ------------------------------------------------------------ */
+
+/* The tree's height is at most PQL_DEPTH_MAX (the parser's promise), so
+ * recursion is bounded. */
+static void destroy_matchers(pql_expr *e)
+{
+    if (!e)
+        return;
+    switch (e->kind) {
+    case PQL_NUMBER:
+    case PQL_STRING:
+        break;
+    case PQL_VECTOR_SELECTOR:
+    case PQL_MATRIX_SELECTOR:
+        for (size_t i = 0; i < e->sel.n_matchers; i++)
+            firn_matcher_destroy(&e->sel.matchers[i]);
+        for (size_t i = 0; i < e->sel.n_filters; i++)
+            firn_matcher_destroy(&e->sel.filters[i]);
+        e->sel.n_matchers = e->sel.n_filters = 0;
+        break;
+    case PQL_AGGREGATE:
+        destroy_matchers(e->agg.param);
+        destroy_matchers(e->agg.expr);
+        break;
+    case PQL_CALL:
+        for (size_t i = 0; i < e->call.n_args; i++)
+            destroy_matchers(e->call.args[i]);
+        break;
+    case PQL_BINARY:
+        destroy_matchers(e->bin.lhs);
+        destroy_matchers(e->bin.rhs);
+        break;
+    case PQL_UNARY_MINUS:
+    case PQL_PAREN:
+        destroy_matchers(e->unary.expr);
+        break;
+    }
+}
+
+void pql_query_free(pql_query *q)
+{
+    if (!q)
+        return;
+    destroy_matchers(q->root);
+    firn_arena_free(q->arena);
+    q->root = NULL;
+    q->arena = NULL;
+}
+
+/* ---- Go quoting ------------------------------------------------------------ */
+
+/* Length of the UTF-8 sequence at s[0..len) and its rune, or 0 when invalid
+ * (bad lead or continuation byte, overlong, surrogate, past U+10FFFF). */
+static size_t utf8_next(const unsigned char *s, size_t len, uint32_t *rune)
+{
+    unsigned char c = s[0];
+    if (c < 0x80) {
+        *rune = c;
+        return 1;
+    }
+    size_t n;
+    uint32_t r, min;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2, r = c & 0x1f, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3, r = c & 0x0f, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4, r = c & 0x07, min = 0x10000;
+    else
+        return 0;
+    if (len < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        r = (r << 6) | (s[i] & 0x3f);
+    }
+    if (r < min || r > 0x10ffff || (r >= 0xd800 && r <= 0xdfff))
+        return 0;
+    *rune = r;
+    return n;
+}
+
+/* Runes Go's strconv.Quote would escape, short of its Unicode tables:
+ * controls, C1 controls, line and paragraph separators, BOM, noncharacters. */
+static bool rune_escaped(uint32_t r)
+{
+    return r < 0x20 || (r >= 0x7f && r <= 0xa0) || r == 0xad || r == 0x2028 ||
+           r == 0x2029 || r == 0xfeff || (r & 0xfffe) == 0xfffe;
+}
+
+/* Writes the Go-quoted form of s[0..len) to out (when not NULL) and returns
+ * its length: at most 10 bytes per input byte, plus the 2 quotes.  Invalid
+ * UTF-8 bytes come out as \xNN, as Go writes them. */
+size_t pql_quote(char *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t pos = 0, i = 0;
+    char unit[16];
+    if (out)
+        out[pos] = '"';
+    pos++;
+    while (i < len) {
+        uint32_t r;
+        size_t n = utf8_next(p + i, len - i, &r), u = 0;
+        if (n == 0) {
+            unit[u++] = '\\';
+            unit[u++] = 'x';
+            unit[u++] = hex[p[i] >> 4];
+            unit[u++] = hex[p[i] & 0xf];
+            n = 1;
+        } else if (r == '"' || r == '\\') {
+            unit[u++] = '\\';
+            unit[u++] = (char)r;
+        } else if (!rune_escaped(r)) {
+            memcpy(unit, p + i, n);
+            u = n;
+        } else {
+            static const char controls[] = "abtnvfr"; /* \a=7 .. \r=13 */
+            unit[u++] = '\\';
+            if (r >= 7 && r <= 13) {
+                unit[u++] = controls[r - 7];
+            } else if (r < 0x80) {
+                unit[u++] = 'x';
+                unit[u++] = hex[r >> 4];
+                unit[u++] = hex[r & 0xf];
+            } else {
+                int digits = r < 0x10000 ? 4 : 8;
+                unit[u++] = r < 0x10000 ? 'u' : 'U';
+                for (int d = digits - 1; d >= 0; d--)
+                    unit[u++] = hex[(r >> (4 * d)) & 0xf];
+            }
+        }
+        if (out)
+            memcpy(out + pos, unit, u);
+        pos += u;
+        i += n;
+    }
+    if (out)
+        out[pos] = '"';
+    return pos + 1;
+}
+
+/* ---- the text form --------------------------------------------------------- */
+
+typedef struct strbuf {
+    char *data;
+    size_t len, cap;
+    bool oom;
+} strbuf;
+
+/* Room for n more bytes and a NUL; false (and oom set) when there is none. */
+static bool sb_reserve(strbuf *b, size_t n)
+{
+    if (b->oom)
+        return false;
+    if (b->len + n + 1 <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n + 1)
+        cap *= 2;
+    char *data = realloc(b->data, cap);
+    if (!data) {
+        b->oom = true;
+        return false;
+    }
+    b->data = data;
+    b->cap = cap;
+    return true;
+}
+
+static void sb_append(strbuf *b, const char *s, size_t n)
+{
+    if (!sb_reserve(b, n))
+        return;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static void sb_puts(strbuf *b, const char *s)
+{
+    sb_append(b, s, strlen(s));
+}
+
+__attribute__((format(printf, 2, 3))) static void sb_printf(strbuf *b, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        sb_append(b, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+static void sb_quote(strbuf *b, const char *s)
+{
+    size_t len = strlen(s);
+    size_t need = pql_quote(NULL, s, len);
+    if (!sb_reserve(b, need))
+        return;
+    pql_quote(b->data + b->len, s, len);
+    b->len += need;
+    b->data[b->len] = '\0';
+}
+
+/* A label name as written in a selector: bare when it is a legacy name,
+ * quoted otherwise (Prometheus 3). */
+static void sb_label_name(strbuf *b, const char *name)
+{
+    if (firn_label_name_valid(name))
+        sb_puts(b, name);
+    else
+        sb_quote(b, name);
+}
+
+static void sb_number(strbuf *b, double v)
+{
+    if (v != v) {
+        sb_puts(b, "NaN");
+        return;
+    }
+    if (v > 1.7976931348623157e308 || v < -1.7976931348623157e308) {
+        sb_puts(b, v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    /* Whole numbers in full, others in the shortest form that reads back
+     * as the same double. */
+    char buf[64];
+    if (v > -1e15 && v < 1e15 && v == (double)(int64_t)v) {
+        sb_printf(b, "%.0f", v);
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    sb_puts(b, buf);
+}
+
+static void sb_duration(strbuf *b, int64_t ms)
+{
+    char buf[64];
+    if (ms < 0) {
+        sb_puts(b, "-");
+        ms = -ms;
+    }
+    firn_duration_format(buf, sizeof buf, ms);
+    sb_puts(b, buf);
+}
+
+static void sb_matchers(strbuf *b, const firn_matcher *m, size_t n)
+{
+    sb_puts(b, "{");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            sb_puts(b, ", ");
+        sb_label_name(b, m[i].name);
+        sb_puts(b, firn_match_type_str(m[i].type));
+        sb_quote(b, m[i].value);
+    }
+    sb_puts(b, "}");
+}
+
+static void sb_labels(strbuf *b, const char *const *labels, size_t n)
+{
+    sb_puts(b, "(");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            sb_puts(b, ", ");
+        sb_label_name(b, labels[i]);
+    }
+    sb_puts(b, ")");
+}
+
+static void format_node(strbuf *b, const pql_expr *e, int indent)
+{
+    for (int i = 0; i < indent; i++)
+        sb_puts(b, "  ");
+    switch (e->kind) {
+    case PQL_NUMBER:
+        sb_puts(b, "number ");
+        sb_number(b, e->number);
+        sb_puts(b, "\n");
+        return;
+    case PQL_STRING:
+        sb_puts(b, "string ");
+        sb_quote(b, e->string);
+        sb_puts(b, "\n");
+        return;
+    case PQL_VECTOR_SELECTOR:
+    case PQL_MATRIX_SELECTOR:
+        sb_puts(b, e->kind == PQL_VECTOR_SELECTOR ? "vector_selector " : "matrix_selector ");
+        sb_matchers(b, e->sel.matchers, e->sel.n_matchers);
+        if (e->sel.n_filters) {
+            sb_puts(b, " filters ");
+            sb_matchers(b, e->sel.filters, e->sel.n_filters);
+        }
+        if (e->kind == PQL_MATRIX_SELECTOR) {
+            sb_puts(b, " [");
+            sb_duration(b, e->sel.range_ms);
+            sb_puts(b, "]");
+        }
+        if (e->sel.offset_ms) {
+            sb_puts(b, " offset ");
+            sb_duration(b, e->sel.offset_ms);
+        }
+        sb_puts(b, "\n");
+        return;
+    case PQL_AGGREGATE:
+        sb_printf(b, "aggregate %s", pql_agg_name(e->agg.op));
+        if (e->agg.without || e->agg.n_labels) {
+            sb_puts(b, e->agg.without ? " without " : " by ");
+            sb_labels(b, e->agg.labels, e->agg.n_labels);
+        }
+        sb_puts(b, "\n");
+        if (e->agg.param)
+            format_node(b, e->agg.param, indent + 1);
+        format_node(b, e->agg.expr, indent + 1);
+        return;
+    case PQL_CALL:
+        sb_printf(b, "call %s\n", pql_func_name(e->call.fn));
+        for (size_t i = 0; i < e->call.n_args; i++)
+            format_node(b, e->call.args[i], indent + 1);
+        return;
+    case PQL_BINARY:
+        sb_printf(b, "binary %s", pql_binop_name(e->bin.op));
+        if (e->bin.return_bool)
+            sb_puts(b, " bool");
+        if (e->bin.on || e->bin.ignoring) {
+            sb_puts(b, e->bin.on ? " on " : " ignoring ");
+            sb_labels(b, e->bin.labels, e->bin.n_labels);
+        }
+        sb_puts(b, "\n");
+        format_node(b, e->bin.lhs, indent + 1);
+        format_node(b, e->bin.rhs, indent + 1);
+        return;
+    case PQL_UNARY_MINUS:
+        sb_puts(b, "unary_minus\n");
+        format_node(b, e->unary.expr, indent + 1);
+        return;
+    case PQL_PAREN:
+        sb_puts(b, "paren\n");
+        format_node(b, e->unary.expr, indent + 1);
+        return;
+    }
+}
+
+/* A malloc'd string (free it with free()), or NULL when out of memory. */
+char *pql_format_ast(const pql_query *q)
+{
+    strbuf b = {0};
+    sb_reserve(&b, 0);
+    if (q && q->root)
+        format_node(&b, q->root, 0);
+    if (b.oom) {
+        free(b.data);
+        return NULL;
+    }
+    return b.data;
+}

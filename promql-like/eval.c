@@ -1,0 +1,980 @@
+/* eval.c -- evaluating metric expressions over the store, with Prometheus's
+ * step and lookback semantics.
+ *
+ * Evaluation has two phases, as in Prometheus's engine.  First every
+ * selector loads, once for the whole query, the (time, total) points of its
+ * series over the widest window any step needs: headers only (each block
+ * stores its total), or, with a __function__ stack filter, the sum of the
+ * samples the filter keeps (stack verdicts memoized per partition).  Then
+ * each step evaluates the tree against those points in memory, so a range
+ * query of 360 steps reads the store once, not 360 times.
+ *
+ * Per-step values live in a step arena that is reset between steps; what a
+ * range query keeps (result labels and points) is copied to the result's
+ * arena.
+ */
+#include "promql-like/pql.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define DEFAULT_MAX_POINTS 50000000u
+
+/* The points of one series of a selector, oldest first. */
+struct loaded_series {
+    const tsdb_series *series;
+    pql_point *points;
+    size_t n;
+    bool delta;                      /* its profile type ends in ":delta" */
+};
+
+struct loaded {
+    const pql_expr *node;
+    tsdb_series_set set;
+    struct loaded_series *s;
+    size_t n;
+};
+
+struct ctx {
+    tsdb_reader *r;
+    firn_err *err;
+    int64_t lookback_ms;
+    size_t max_points, points;
+    struct loaded *sel;              /* one per selector node */
+    size_t n_sel;
+    firn_arena *load_arena;          /* points */
+    firn_arena *step;                /* values of the current step */
+};
+
+/* An instant-vector element during evaluation. */
+struct sample {
+    firn_label *labels;
+    size_t n_labels;
+    double v;
+};
+
+struct value {
+    pql_value_type type;
+    double scalar;
+    struct sample *s;                /* vector */
+    size_t n;
+    const struct loaded *matrix;     /* a matrix selector at top level */
+    const char *string;
+};
+
+/* ---- loading ------------------------------------------------------------- */
+
+static void count_selectors(const pql_expr *e, size_t *n)
+{
+    switch (e->kind) {
+    case PQL_VECTOR_SELECTOR:
+    case PQL_MATRIX_SELECTOR:
+        (*n)++;
+        break;
+    case PQL_AGGREGATE:
+        if (e->agg.param)
+            count_selectors(e->agg.param, n);
+        count_selectors(e->agg.expr, n);
+        break;
+    case PQL_CALL:
+        for (size_t i = 0; i < e->call.n_args; i++)
+            count_selectors(e->call.args[i], n);
+        break;
+    case PQL_BINARY:
+        count_selectors(e->bin.lhs, n);
+        count_selectors(e->bin.rhs, n);
+        break;
+    case PQL_UNARY_MINUS:
+    case PQL_PAREN:
+        count_selectors(e->unary.expr, n);
+        break;
+    default:
+        break;
+    }
+}
+
+static const struct loaded *find_loaded(const struct ctx *c, const pql_expr *node)
+{
+    for (size_t i = 0; i < c->n_sel; i++)
+        if (c->sel[i].node == node)
+            return &c->sel[i];
+    return NULL;
+}
+
+/* Whether a stack passes every filter: = and =~ want some frame to match,
+ * != and !~ want none to (the positive form of the matcher). */
+static bool stack_passes(const firn_matcher *filters, size_t n_filters, const char **names,
+                         size_t n_names)
+{
+    for (size_t f = 0; f < n_filters; f++) {
+        const firn_matcher *m = &filters[f];
+        bool any = false;
+        for (size_t i = 0; i < n_names && !any; i++) {
+            if (m->type == FIRN_MATCH_EQ || m->type == FIRN_MATCH_NE)
+                any = strcmp(names[i], m->value) == 0;
+            else
+                any = firn_regex_match(m->re, names[i], strlen(names[i]), NULL) == 1;
+        }
+        bool want_any = m->type == FIRN_MATCH_EQ || m->type == FIRN_MATCH_RE;
+        if (any != want_any)
+            return false;
+    }
+    return true;
+}
+
+struct load_scan {
+    struct ctx *c;
+    const pql_expr *node;
+    pql_point *p;
+    size_t n, cap;
+    firn_u64map *verdicts;           /* (partition << 32 | stack) -> 1 keep, 2 drop */
+};
+
+static int load_block(void *arg, const tsdb_block *b)
+{
+    struct load_scan *ls = arg;
+    struct ctx *c = ls->c;
+    if (++c->points > c->max_points)
+        return firn_errf(c->err, FIRN_ETOOBIG,
+                         "the query loads more than %zu points; narrow the selector or the "
+                         "time range", c->max_points);
+    double v = (double)b->total;
+    if (ls->node->sel.n_filters) {
+        int64_t sum = 0;
+        for (size_t i = 0; i < b->n_samples; i++) {
+            uint64_t key = (uint64_t)b->partition << 32 | b->stacks[i];
+            uint32_t verdict;
+            if (!firn_u64map_get(ls->verdicts, key, &verdict)) {
+                const char **names;
+                size_t n;
+                if (tsdb_stack_functions(c->r, b->partition, b->stacks[i], &names, &n, c->err) <
+                    0)
+                    return c->err ? c->err->code : FIRN_EIO;
+                verdict = stack_passes(ls->node->sel.filters, ls->node->sel.n_filters, names, n)
+                              ? 1
+                              : 2;
+                if (firn_u64map_put(ls->verdicts, key, verdict, NULL) < 0)
+                    return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+            }
+            if (verdict == 1)
+                sum = pprof_add_sat(sum, b->values[i]);
+        }
+        v = (double)sum;
+    }
+    if (ls->n == ls->cap) {
+        size_t ncap = ls->cap ? ls->cap * 2 : 64;
+        pql_point *np = firn_arena_alloc(c->load_arena, ncap * sizeof *np);
+        if (!np)
+            return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+        if (ls->n)
+            memcpy(np, ls->p, ls->n * sizeof *np);
+        ls->p = np;
+        ls->cap = ncap;
+    }
+    ls->p[ls->n].t_ms = b->timestamp_ms;
+    ls->p[ls->n].v = v;
+    ls->n++;
+    return 0;
+}
+
+static bool ends_with_delta(const tsdb_series *s)
+{
+    const char *name = firn_labels_get(s->labels, s->n_labels, FIRN_LABEL_NAME);
+    size_t n = name ? strlen(name) : 0;
+    return n > 6 && strcmp(name + n - 6, ":delta") == 0;
+}
+
+/* Loads the points every step in [start, end] can need for one selector. */
+static int load_selector(struct ctx *c, const pql_expr *node, int64_t start, int64_t end,
+                         struct loaded *out)
+{
+    int64_t back = node->kind == PQL_MATRIX_SELECTOR ? node->sel.range_ms : c->lookback_ms;
+    int64_t from = start - node->sel.offset_ms - back, to = end - node->sel.offset_ms;
+    out->node = node;
+    if (tsdb_select(c->r, node->sel.matchers, node->sel.n_matchers, from + 1, to, &out->set,
+                    c->err) < 0)
+        return c->err ? c->err->code : FIRN_EIO;
+    out->s = firn_arena_calloc(c->load_arena, out->set.n + 1, sizeof *out->s);
+    if (!out->s)
+        return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+    firn_u64map verdicts = {0};
+    if (node->sel.n_filters && firn_u64map_init(&verdicts, 1024) < 0)
+        return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; i < out->set.n && !rc; i++) {
+        struct load_scan ls = {.c = c, .node = node, .verdicts = &verdicts};
+        rc = tsdb_scan(c->r, out->set.series[i].id, from + 1, to,
+                       node->sel.n_filters ? 0 : TSDB_SCAN_TOTALS, load_block, &ls, c->err);
+        out->s[i].series = &out->set.series[i];
+        out->s[i].points = ls.p;
+        out->s[i].n = ls.n;
+        out->s[i].delta = ends_with_delta(&out->set.series[i]);
+    }
+    out->n = out->set.n;
+    firn_u64map_destroy(&verdicts);
+    return rc < 0 ? rc : 0;
+}
+
+static int load_all(struct ctx *c, const pql_expr *e, int64_t start, int64_t end)
+{
+    int rc = 0;
+    switch (e->kind) {
+    case PQL_VECTOR_SELECTOR:
+    case PQL_MATRIX_SELECTOR:
+        rc = load_selector(c, e, start, end, &c->sel[c->n_sel]);
+        c->n_sel++;   /* counted even on failure, so its set is freed */
+        return rc;
+    case PQL_AGGREGATE:
+        if (e->agg.param && (rc = load_all(c, e->agg.param, start, end)))
+            return rc;
+        return load_all(c, e->agg.expr, start, end);
+    case PQL_CALL:
+        for (size_t i = 0; i < e->call.n_args && !rc; i++)
+            rc = load_all(c, e->call.args[i], start, end);
+        return rc;
+    case PQL_BINARY:
+        if ((rc = load_all(c, e->bin.lhs, start, end)))
+            return rc;
+        return load_all(c, e->bin.rhs, start, end);
+    case PQL_UNARY_MINUS:
+    case PQL_PAREN:
+        return load_all(c, e->unary.expr, start, end);
+    default:
+        return 0;
+    }
+}
+
+/* ---- labels ---------------------------------------------------------------- */
+
+static bool in_list(const char *name, const char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(name, list[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Copy of labels keeping those for which keep() holds. */
+static firn_label *labels_filter(firn_arena *a, const firn_label *l, size_t n, size_t *out_n,
+                                 bool drop_name, const char **list, size_t n_list, bool only)
+{
+    firn_label *out = firn_arena_alloc(a, (n ? n : 1) * sizeof *out);
+    if (!out)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool listed = in_list(l[i].name, list, n_list);
+        if (only ? !listed : listed)
+            continue;
+        if (drop_name && strcmp(l[i].name, FIRN_LABEL_NAME) == 0)
+            continue;
+        out[k++] = l[i];
+    }
+    *out_n = k;
+    return out;
+}
+
+static uint64_t labels_sig(const firn_label *l, size_t n)
+{
+    XXH64_hash_t h = 0x5bd1e995;
+    for (size_t i = 0; i < n; i++) {
+        h = XXH64(l[i].name, strlen(l[i].name), h);
+        h = XXH64("\xff", 1, h);
+        h = XXH64(l[i].value, strlen(l[i].value), h);
+        h = XXH64("\xfe", 1, h);
+    }
+    return h;
+}
+
+static int cmp_labels(const firn_label *a, size_t na, const firn_label *b, size_t nb)
+{
+    for (size_t i = 0; i < na && i < nb; i++) {
+        int c = strcmp(a[i].name, b[i].name);
+        if (!c)
+            c = strcmp(a[i].value, b[i].value);
+        if (c)
+            return c;
+    }
+    return na < nb ? -1 : na > nb;
+}
+
+static int cmp_sample(const void *x, const void *y)
+{
+    const struct sample *a = x, *b = y;
+    return cmp_labels(a->labels, a->n_labels, b->labels, b->n_labels);
+}
+
+/* ---- evaluation of one step ----------------------------------------------- */
+
+static int eval(struct ctx *c, const pql_expr *e, int64_t t, struct value *out);
+
+static struct sample *samples_alloc(struct ctx *c, size_t n)
+{
+    struct sample *s = firn_arena_alloc(c->step, (n ? n : 1) * sizeof *s);
+    if (!s)
+        firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+    return s;
+}
+
+/* Index of the last point with t_ms <= t, or -1. */
+static long last_at_or_before(const struct loaded_series *ls, int64_t t)
+{
+    long lo = 0, hi = (long)ls->n - 1, found = -1;
+    while (lo <= hi) {
+        long mid = (lo + hi) / 2;
+        if (ls->points[mid].t_ms <= t) {
+            found = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return found;
+}
+
+static int eval_vector_selector(struct ctx *c, const pql_expr *e, int64_t t, struct value *out)
+{
+    const struct loaded *l = find_loaded(c, e);
+    out->type = PQL_TYPE_VECTOR;
+    out->s = samples_alloc(c, l->n);
+    if (!out->s)
+        return FIRN_ENOMEM;
+    int64_t at = t - e->sel.offset_ms;
+    for (size_t i = 0; i < l->n; i++) {
+        long k = last_at_or_before(&l->s[i], at);
+        if (k < 0 || l->s[i].points[k].t_ms <= at - c->lookback_ms)
+            continue;
+        struct sample *s = &out->s[out->n++];
+        s->labels = l->s[i].series->labels;
+        s->n_labels = l->s[i].series->n_labels;
+        s->v = l->s[i].points[k].v;
+    }
+    return 0;
+}
+
+/* Prometheus's extrapolatedRate for counters (and increase). */
+static double extrapolated(const pql_point *p, size_t n, int64_t range_start, int64_t range_end,
+                           bool is_rate, double range_s)
+{
+    double result = p[n - 1].v - p[0].v;
+    for (size_t i = 1; i < n; i++)   /* counter resets */
+        if (p[i].v < p[i - 1].v)
+            result += p[i - 1].v;
+    double to_start = (double)(p[0].t_ms - range_start) / 1000.0;
+    double to_end = (double)(range_end - p[n - 1].t_ms) / 1000.0;
+    double sampled = (double)(p[n - 1].t_ms - p[0].t_ms) / 1000.0;
+    double avg_between = sampled / (double)(n - 1);
+    if (result > 0 && p[0].v >= 0) {
+        double to_zero = sampled * (p[0].v / result);
+        if (to_zero < to_start)
+            to_start = to_zero;
+    }
+    double threshold = avg_between * 1.1, interval = sampled;
+    interval += to_start < threshold ? to_start : avg_between / 2;
+    interval += to_end < threshold ? to_end : avg_between / 2;
+    result *= interval / sampled;
+    return is_rate ? result / range_s : result;
+}
+
+static int eval_call(struct ctx *c, const pql_expr *e, int64_t t, struct value *out)
+{
+    const pql_expr *arg = e->call.args[0];
+    while (arg->kind == PQL_PAREN)
+        arg = arg->unary.expr;
+    const struct loaded *l = find_loaded(c, arg);
+    if (!l)
+        return firn_errf(c->err, FIRN_EINVAL, "%d:%d: %s needs a range selector such as x[5m]",
+                         e->line, e->col, pql_func_name(e->call.fn));
+    int64_t end = t - arg->sel.offset_ms, start = end - arg->sel.range_ms;
+    double range_s = (double)arg->sel.range_ms / 1000.0;
+    out->type = PQL_TYPE_VECTOR;
+    out->s = samples_alloc(c, l->n);
+    if (!out->s)
+        return FIRN_ENOMEM;
+    for (size_t i = 0; i < l->n; i++) {
+        const struct loaded_series *ls = &l->s[i];
+        long hi = last_at_or_before(ls, end), lo = last_at_or_before(ls, start) + 1;
+        if (hi < lo)
+            continue;
+        const pql_point *p = ls->points + lo;
+        size_t n = (size_t)(hi - lo + 1);
+        double v = 0, sum = 0, mx = -INFINITY, mn = INFINITY;
+        for (size_t k = 0; k < n; k++) {
+            sum += p[k].v;
+            mx = p[k].v > mx || isnan(mx) ? p[k].v : mx;
+            mn = p[k].v < mn || isnan(mn) ? p[k].v : mn;
+        }
+        switch (e->call.fn) {
+        case PQL_FN_RATE:
+        case PQL_FN_INCREASE:
+            if (ls->delta) {
+                v = e->call.fn == PQL_FN_RATE ? sum / range_s : sum;
+            } else {
+                if (n < 2)
+                    continue;
+                v = extrapolated(p, n, start, end, e->call.fn == PQL_FN_RATE, range_s);
+            }
+            break;
+        case PQL_FN_SUM_OVER_TIME: v = sum; break;
+        case PQL_FN_AVG_OVER_TIME: v = sum / (double)n; break;
+        case PQL_FN_MAX_OVER_TIME: v = mx; break;
+        case PQL_FN_MIN_OVER_TIME: v = mn; break;
+        case PQL_FN_COUNT_OVER_TIME: v = (double)n; break;
+        }
+        struct sample *s = &out->s[out->n];
+        s->labels = labels_filter(c->step, ls->series->labels, ls->series->n_labels,
+                                  &s->n_labels, true, NULL, 0, false);
+        if (!s->labels)
+            return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+        s->v = v;
+        out->n++;
+    }
+    return 0;
+}
+
+struct group {
+    uint64_t sig;
+    firn_label *labels;
+    size_t n_labels;
+    double v;
+    size_t count;
+    size_t first, n_members;         /* topk/bottomk: members in order[] */
+};
+
+static int cmp_desc(const void *x, const void *y)
+{
+    double a = ((const struct sample *)x)->v, b = ((const struct sample *)y)->v;
+    if (isnan(a))
+        return isnan(b) ? 0 : 1;
+    if (isnan(b))
+        return -1;
+    return a > b ? -1 : a < b;
+}
+
+static int cmp_asc(const void *x, const void *y)
+{
+    double a = ((const struct sample *)x)->v, b = ((const struct sample *)y)->v;
+    if (isnan(a))
+        return isnan(b) ? 0 : 1;
+    if (isnan(b))
+        return -1;
+    return a < b ? -1 : a > b;
+}
+
+static int eval_aggregate(struct ctx *c, const pql_expr *e, int64_t t, struct value *out)
+{
+    struct value in = {0}, param = {0};
+    int rc;
+    if ((rc = eval(c, e->agg.expr, t, &in)))
+        return rc;
+    double k = 0;
+    if (e->agg.param) {
+        if ((rc = eval(c, e->agg.param, t, &param)))
+            return rc;
+        k = param.scalar;
+    }
+    out->type = PQL_TYPE_VECTOR;
+    struct group *g = firn_arena_alloc(c->step, (in.n ? in.n : 1) * sizeof *g);
+    size_t *group_of = firn_arena_alloc(c->step, (in.n ? in.n : 1) * sizeof *group_of);
+    firn_u64map map = {0};
+    if (!g || !group_of || firn_u64map_init(&map, in.n) < 0) {
+        firn_u64map_destroy(&map);
+        return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+    }
+    size_t ng = 0;
+    for (size_t i = 0; i < in.n; i++) {
+        size_t nl;
+        firn_label *gl = labels_filter(c->step, in.s[i].labels, in.s[i].n_labels, &nl,
+                                       e->agg.without, e->agg.labels, e->agg.n_labels,
+                                       !e->agg.without);
+        if (!gl) {
+            firn_u64map_destroy(&map);
+            return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+        }
+        uint64_t sig = labels_sig(gl, nl);
+        uint32_t idx;
+        int r = firn_u64map_put(&map, sig, (uint32_t)ng, &idx);
+        if (r < 0) {
+            firn_u64map_destroy(&map);
+            return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+        }
+        double v = in.s[i].v;
+        if (r == 1) {
+            idx = (uint32_t)ng++;
+            g[idx] = (struct group){.sig = sig, .labels = gl, .n_labels = nl, .v = v, .count = 1};
+        } else {
+            struct group *gr = &g[idx];
+            gr->count++;
+            switch (e->agg.op) {
+            case PQL_AGG_SUM:
+            case PQL_AGG_AVG: gr->v += v; break;
+            case PQL_AGG_MIN: gr->v = v < gr->v || isnan(gr->v) ? v : gr->v; break;
+            case PQL_AGG_MAX: gr->v = v > gr->v || isnan(gr->v) ? v : gr->v; break;
+            default: break;
+            }
+        }
+        group_of[i] = idx;
+    }
+    firn_u64map_destroy(&map);
+    if (e->agg.op == PQL_AGG_TOPK || e->agg.op == PQL_AGG_BOTTOMK) {
+        /* per group, its members sorted; keep the first k */
+        out->s = samples_alloc(c, in.n);
+        struct sample *tmp = samples_alloc(c, in.n);
+        if (!out->s || !tmp)
+            return FIRN_ENOMEM;
+        long kk = isnan(k) || k < 1 ? 0 : k > (double)in.n ? (long)in.n : (long)k;
+        for (size_t gi = 0; gi < ng && kk > 0; gi++) {
+            size_t m = 0;
+            for (size_t i = 0; i < in.n; i++)
+                if (group_of[i] == gi)
+                    tmp[m++] = in.s[i];
+            qsort(tmp, m, sizeof *tmp, e->agg.op == PQL_AGG_TOPK ? cmp_desc : cmp_asc);
+            for (size_t i = 0; i < m && (long)i < kk; i++)
+                out->s[out->n++] = tmp[i];
+        }
+        return 0;
+    }
+    out->s = samples_alloc(c, ng);
+    if (!out->s)
+        return FIRN_ENOMEM;
+    for (size_t i = 0; i < ng; i++) {
+        double v = g[i].v;
+        if (e->agg.op == PQL_AGG_AVG)
+            v /= (double)g[i].count;
+        else if (e->agg.op == PQL_AGG_COUNT)
+            v = (double)g[i].count;
+        out->s[out->n++] = (struct sample){g[i].labels, g[i].n_labels, v};
+    }
+    return 0;
+}
+
+static bool is_comparison(pql_binop op)
+{
+    return op >= PQL_OP_EQ;
+}
+
+/* lhs op rhs; *keep is false when a comparison is false. */
+static double apply(pql_binop op, double a, double b, bool *keep)
+{
+    *keep = true;
+    switch (op) {
+    case PQL_OP_ADD: return a + b;
+    case PQL_OP_SUB: return a - b;
+    case PQL_OP_MUL: return a * b;
+    case PQL_OP_DIV: return a / b;
+    case PQL_OP_EQ: *keep = a == b; break;
+    case PQL_OP_NE: *keep = a != b; break;
+    case PQL_OP_GT: *keep = a > b; break;
+    case PQL_OP_LT: *keep = a < b; break;
+    case PQL_OP_GE: *keep = a >= b; break;
+    case PQL_OP_LE: *keep = a <= b; break;
+    }
+    return a;
+}
+
+/* Result labels of a vector element of a binary operation. */
+static firn_label *result_labels(struct ctx *c, const pql_expr *e, const struct sample *s,
+                                 bool vector_vector, size_t *n)
+{
+    bool drop_name = !is_comparison(e->bin.op) || e->bin.return_bool;
+    if (!vector_vector || (!e->bin.on && !e->bin.ignoring))
+        return labels_filter(c->step, s->labels, s->n_labels, n, drop_name, NULL, 0, false);
+    return labels_filter(c->step, s->labels, s->n_labels, n, drop_name, e->bin.labels,
+                         e->bin.n_labels, e->bin.on);
+}
+
+static int eval_binary(struct ctx *c, const pql_expr *e, int64_t t, struct value *out)
+{
+    struct value l = {0}, r = {0};
+    int rc;
+    if ((rc = eval(c, e->bin.lhs, t, &l)) || (rc = eval(c, e->bin.rhs, t, &r)))
+        return rc;
+    bool keep;
+    if (l.type == PQL_TYPE_SCALAR && r.type == PQL_TYPE_SCALAR) {
+        double v = apply(e->bin.op, l.scalar, r.scalar, &keep);
+        out->type = PQL_TYPE_SCALAR;
+        out->scalar = is_comparison(e->bin.op) ? (keep ? 1 : 0) : v;
+        return 0;
+    }
+    out->type = PQL_TYPE_VECTOR;
+    if (l.type == PQL_TYPE_SCALAR || r.type == PQL_TYPE_SCALAR) {
+        bool scalar_left = l.type == PQL_TYPE_SCALAR;
+        const struct value *vec = scalar_left ? &r : &l;
+        double sc = scalar_left ? l.scalar : r.scalar;
+        out->s = samples_alloc(c, vec->n);
+        if (!out->s)
+            return FIRN_ENOMEM;
+        for (size_t i = 0; i < vec->n; i++) {
+            double a = scalar_left ? sc : vec->s[i].v, b = scalar_left ? vec->s[i].v : sc;
+            double v = apply(e->bin.op, a, b, &keep);
+            if (is_comparison(e->bin.op)) {
+                if (e->bin.return_bool)
+                    v = keep ? 1 : 0;
+                else if (!keep)
+                    continue;
+                else
+                    v = vec->s[i].v;   /* the vector's value, on either side */
+            }
+            struct sample *s = &out->s[out->n];
+            if (!(s->labels = result_labels(c, e, &vec->s[i], false, &s->n_labels)))
+                return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+            s->v = v;
+            out->n++;
+        }
+        return 0;
+    }
+    /* vector-vector, one-to-one on the matching labels */
+    firn_u64map rmap = {0};
+    if (firn_u64map_init(&rmap, r.n) < 0)
+        return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+    uint64_t *lsig = firn_arena_alloc(c->step, (l.n ? l.n : 1) * sizeof *lsig);
+    out->s = samples_alloc(c, l.n);
+    rc = !lsig || !out->s ? firn_errf(c->err, FIRN_ENOMEM, "out of memory") : 0;
+    for (size_t i = 0; i < r.n && !rc; i++) {
+        size_t n;
+        firn_label *m = labels_filter(c->step, r.s[i].labels, r.s[i].n_labels, &n, true,
+                                      e->bin.labels, e->bin.n_labels, e->bin.on);
+        uint32_t have;
+        int put = m ? firn_u64map_put(&rmap, labels_sig(m, n), (uint32_t)i, &have) : -1;
+        if (put < 0)
+            rc = firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+        else if (put == 0)
+            rc = firn_errf(c->err, FIRN_EINVAL,
+                           "%d:%d: found duplicate series for the match group on the right "
+                           "hand-side of the operation; many-to-many matching not allowed",
+                           e->line, e->col);
+    }
+    firn_u64map seen = {0};
+    if (!rc && firn_u64map_init(&seen, l.n) < 0)
+        rc = firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < l.n && !rc; i++) {
+        size_t n;
+        firn_label *m = labels_filter(c->step, l.s[i].labels, l.s[i].n_labels, &n, true,
+                                      e->bin.labels, e->bin.n_labels, e->bin.on);
+        if (!m) {
+            rc = firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+            break;
+        }
+        uint64_t sig = labels_sig(m, n);
+        uint32_t ri, dup;
+        if (!firn_u64map_get(&rmap, sig, &ri))
+            continue;
+        if (firn_u64map_put(&seen, sig, (uint32_t)i, &dup) == 0) {
+            rc = firn_errf(c->err, FIRN_EINVAL,
+                           "%d:%d: found duplicate series for the match group on the left "
+                           "hand-side of the operation; many-to-many matching not allowed",
+                           e->line, e->col);
+            break;
+        }
+        double v = apply(e->bin.op, l.s[i].v, r.s[ri].v, &keep);
+        if (is_comparison(e->bin.op)) {
+            if (e->bin.return_bool)
+                v = keep ? 1 : 0;
+            else if (!keep)
+                continue;
+        }
+        struct sample *s = &out->s[out->n];
+        if (!(s->labels = result_labels(c, e, &l.s[i], true, &s->n_labels))) {
+            rc = firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+            break;
+        }
+        s->v = v;
+        out->n++;
+    }
+    firn_u64map_destroy(&rmap);
+    firn_u64map_destroy(&seen);
+    return rc;
+}
+
+static int eval(struct ctx *c, const pql_expr *e, int64_t t, struct value *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc;
+    switch (e->kind) {
+    case PQL_NUMBER:
+        out->type = PQL_TYPE_SCALAR;
+        out->scalar = e->number;
+        return 0;
+    case PQL_STRING:
+        out->type = PQL_TYPE_STRING;
+        out->string = e->string;
+        return 0;
+    case PQL_VECTOR_SELECTOR:
+        return eval_vector_selector(c, e, t, out);
+    case PQL_MATRIX_SELECTOR:
+        out->type = PQL_TYPE_MATRIX;
+        out->matrix = find_loaded(c, e);
+        return 0;
+    case PQL_AGGREGATE:
+        return eval_aggregate(c, e, t, out);
+    case PQL_CALL:
+        return eval_call(c, e, t, out);
+    case PQL_BINARY:
+        return eval_binary(c, e, t, out);
+    case PQL_PAREN:
+        return eval(c, e->unary.expr, t, out);
+    case PQL_UNARY_MINUS:
+        if ((rc = eval(c, e->unary.expr, t, out)))
+            return rc;
+        if (out->type == PQL_TYPE_SCALAR) {
+            out->scalar = -out->scalar;
+            return 0;
+        }
+        for (size_t i = 0; i < out->n; i++) {
+            size_t n;
+            firn_label *l = labels_filter(c->step, out->s[i].labels, out->s[i].n_labels, &n,
+                                          true, NULL, 0, false);
+            if (!l)
+                return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+            out->s[i].labels = l;
+            out->s[i].n_labels = n;
+            out->s[i].v = -out->s[i].v;
+        }
+        return 0;
+    }
+    return firn_errf(c->err, FIRN_EINVAL, "unknown expression node");
+}
+
+/* ---- the public entry points ------------------------------------------- */
+
+void pql_result_free(pql_result *r)
+{
+    if (!r)
+        return;
+    firn_arena_free(r->arena);
+    memset(r, 0, sizeof *r);
+}
+
+static void ctx_free(struct ctx *c)
+{
+    for (size_t i = 0; i < c->n_sel; i++)
+        tsdb_series_set_free(&c->sel[i].set);
+    free(c->sel);
+    firn_arena_free(c->load_arena);
+    firn_arena_free(c->step);
+}
+
+static int ctx_init(struct ctx *c, tsdb_reader *r, const pql_query *q, int64_t start,
+                    int64_t end, const pql_eval_options *opts, firn_err *err)
+{
+    memset(c, 0, sizeof *c);
+    c->r = r;
+    c->err = err;
+    c->lookback_ms = opts && opts->lookback_ms > 0 ? opts->lookback_ms : PQL_DEFAULT_LOOKBACK_MS;
+    c->max_points = opts && opts->max_samples ? opts->max_samples : DEFAULT_MAX_POINTS;
+    size_t n = 0;
+    count_selectors(q->root, &n);
+    c->sel = calloc(n + 1, sizeof *c->sel);
+    c->load_arena = firn_arena_new(0);
+    c->step = firn_arena_new(0);
+    if (!c->sel || !c->load_arena || !c->step)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    return load_all(c, q->root, start, end);
+}
+
+static firn_label *copy_labels(firn_arena *a, const firn_label *l, size_t n)
+{
+    firn_label *out = firn_arena_alloc(a, (n ? n : 1) * sizeof *out);
+    for (size_t i = 0; out && i < n; i++) {
+        out[i].name = firn_arena_strndup(a, l[i].name, strlen(l[i].name));
+        out[i].value = firn_arena_strndup(a, l[i].value, strlen(l[i].value));
+        if (!out[i].name || !out[i].value)
+            return NULL;
+    }
+    return out;
+}
+
+/* Sorts a step's vector and refuses two elements with one label set. */
+static int check_vector(struct ctx *c, struct value *v)
+{
+    if (v->n > 1)
+        qsort(v->s, v->n, sizeof *v->s, cmp_sample);
+    for (size_t i = 1; i < v->n; i++)
+        if (cmp_sample(&v->s[i - 1], &v->s[i]) == 0)
+            return firn_errf(c->err, FIRN_EINVAL,
+                             "vector cannot contain metrics with the same labelset");
+    return 0;
+}
+
+int pql_eval_instant(tsdb_reader *r, const pql_query *q, int64_t t_ms,
+                     const pql_eval_options *opts, pql_result *out, firn_err *err)
+{
+    memset(out, 0, sizeof *out);
+    struct ctx c;
+    struct value v;
+    int rc = ctx_init(&c, r, q, t_ms, t_ms, opts, err);
+    if (!rc)
+        rc = eval(&c, q->root, t_ms, &v);
+    if (!rc && v.type == PQL_TYPE_VECTOR)
+        rc = check_vector(&c, &v);
+    if (!rc && !(out->arena = firn_arena_new(0)))
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+    if (rc) {
+        ctx_free(&c);
+        return rc < 0 ? rc : FIRN_EIO;
+    }
+    out->type = v.type;
+    out->t_ms = t_ms;
+    out->scalar = v.scalar;
+    if (v.type == PQL_TYPE_STRING)
+        out->string = firn_arena_strndup(out->arena, v.string, strlen(v.string));
+    if (v.type == PQL_TYPE_VECTOR || v.type == PQL_TYPE_MATRIX) {
+        size_t n = v.type == PQL_TYPE_VECTOR ? v.n : v.matrix->n;
+        out->series = firn_arena_calloc(out->arena, n + 1, sizeof *out->series);
+        for (size_t i = 0; out->series && i < n; i++) {
+            pql_series *s = &out->series[out->n_series];
+            if (v.type == PQL_TYPE_VECTOR) {
+                s->labels = copy_labels(out->arena, v.s[i].labels, v.s[i].n_labels);
+                s->n_labels = v.s[i].n_labels;
+                s->points = firn_arena_alloc(out->arena, sizeof *s->points);
+                if (s->points)
+                    *s->points = (pql_point){t_ms, v.s[i].v};
+                s->n_points = 1;
+            } else {
+                /* a range selector's raw points in (t - range, t] */
+                const struct loaded_series *ls = &v.matrix->s[i];
+                int64_t end = t_ms - v.matrix->node->sel.offset_ms;
+                long hi = last_at_or_before(ls, end);
+                long lo = last_at_or_before(ls, end - v.matrix->node->sel.range_ms) + 1;
+                if (hi < lo)
+                    continue;
+                s->labels = copy_labels(out->arena, ls->series->labels, ls->series->n_labels);
+                s->n_labels = ls->series->n_labels;
+                s->n_points = (size_t)(hi - lo + 1);
+                s->points = firn_arena_alloc(out->arena, s->n_points * sizeof *s->points);
+                if (s->points)
+                    memcpy(s->points, ls->points + lo, s->n_points * sizeof *s->points);
+            }
+            if (!s->labels || !s->points) {
+                ctx_free(&c);
+                pql_result_free(out);
+                return firn_errf(err, FIRN_ENOMEM, "out of memory");
+            }
+            out->n_series++;
+        }
+    }
+    ctx_free(&c);
+    return 0;
+}
+
+/* A series of a range result being built. */
+struct range_series {
+    firn_label *labels;
+    size_t n_labels;
+    pql_point *p;
+    size_t n, cap;
+};
+
+int pql_eval_range(tsdb_reader *r, const pql_query *q, int64_t start_ms, int64_t end_ms,
+                   int64_t step_ms, const pql_eval_options *opts, pql_result *out,
+                   firn_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (step_ms <= 0 || end_ms < start_ms)
+        return firn_errf(err, FIRN_EINVAL, "a range query needs step > 0 and end >= start");
+    if (q->type != PQL_TYPE_SCALAR && q->type != PQL_TYPE_VECTOR)
+        return firn_errf(err, FIRN_EINVAL,
+                         "invalid expression type \"%s\" for range query, must be scalar or "
+                         "instant vector", pql_type_name(q->type));
+    struct ctx c;
+    int rc = ctx_init(&c, r, q, start_ms, end_ms, opts, err);
+    out->arena = firn_arena_new(0);
+    if (!rc && !out->arena)
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+    firn_u64map index = {0};
+    struct range_series *rs = NULL;
+    size_t n_rs = 0, cap_rs = 0;
+    if (!rc && firn_u64map_init(&index, 64) < 0)
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+    for (int64_t t = start_ms; !rc && t <= end_ms; t += step_ms) {
+        struct value v;
+        if ((rc = eval(&c, q->root, t, &v)) || (v.type == PQL_TYPE_VECTOR &&
+                                                (rc = check_vector(&c, &v))))
+            break;
+        struct sample scalar = {NULL, 0, v.scalar};
+        struct sample *s = v.type == PQL_TYPE_SCALAR ? &scalar : v.s;
+        size_t n = v.type == PQL_TYPE_SCALAR ? 1 : v.n;
+        for (size_t i = 0; i < n && !rc; i++) {
+            uint64_t sig = labels_sig(s[i].labels, s[i].n_labels);
+            uint32_t idx;
+            int put = firn_u64map_put(&index, sig, (uint32_t)n_rs, &idx);
+            if (put < 0) {
+                rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+                break;
+            }
+            if (put == 1) {
+                if (n_rs == cap_rs) {
+                    size_t ncap = cap_rs ? cap_rs * 2 : 64;
+                    struct range_series *nr = realloc(rs, ncap * sizeof *nr);
+                    if (!nr) {
+                        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+                        break;
+                    }
+                    rs = nr;
+                    cap_rs = ncap;
+                }
+                idx = (uint32_t)n_rs++;
+                rs[idx] = (struct range_series){
+                    .labels = copy_labels(out->arena, s[i].labels, s[i].n_labels),
+                    .n_labels = s[i].n_labels};
+                if (!rs[idx].labels) {
+                    rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+                    break;
+                }
+            }
+            struct range_series *x = &rs[idx];
+            if (x->n == x->cap) {
+                size_t ncap = x->cap ? x->cap * 2 : 16;
+                pql_point *np = firn_arena_alloc(out->arena, ncap * sizeof *np);
+                if (!np) {
+                    rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+                    break;
+                }
+                if (x->n)
+                    memcpy(np, x->p, x->n * sizeof *np);
+                x->p = np;
+                x->cap = ncap;
+            }
+            x->p[x->n++] = (pql_point){t, s[i].v};
+        }
+        /* the step's values are done with: start its arena over */
+        firn_arena_free(c.step);
+        if (!(c.step = firn_arena_new(0)) && !rc)
+            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+    }
+    firn_u64map_destroy(&index);
+    if (!rc) {
+        out->type = PQL_TYPE_MATRIX;
+        out->series = firn_arena_calloc(out->arena, n_rs + 1, sizeof *out->series);
+        if (!out->series)
+            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+        for (size_t i = 0; !rc && i < n_rs; i++)
+            out->series[i] = (pql_series){rs[i].labels, rs[i].n_labels, rs[i].p, rs[i].n};
+        out->n_series = rc ? 0 : n_rs;
+        if (!rc && n_rs > 1) {
+            /* sort by labels, as Prometheus returns them */
+            struct sample *tmp = calloc(n_rs, sizeof *tmp);
+            pql_series *sorted = calloc(n_rs, sizeof *sorted);
+            if (tmp && sorted) {
+                for (size_t i = 0; i < n_rs; i++)
+                    tmp[i] = (struct sample){out->series[i].labels, out->series[i].n_labels,
+                                             (double)i};
+                qsort(tmp, n_rs, sizeof *tmp, cmp_sample);
+                for (size_t i = 0; i < n_rs; i++)
+                    sorted[i] = out->series[(size_t)tmp[i].v];
+                memcpy(out->series, sorted, n_rs * sizeof *sorted);
+            }
+            free(tmp);
+            free(sorted);
+        }
+    }
+    free(rs);
+    ctx_free(&c);
+    if (rc) {
+        pql_result_free(out);
+        return rc < 0 ? rc : FIRN_EIO;
+    }
+    return 0;
+}

@@ -1,0 +1,1142 @@
+/* profile.c -- profile queries: what a flame graph shows.
+ *
+ * A request's selector picks series of one profile type; their profiles in
+ * a time range (or at one timestamp) are merged by the store, then the
+ * stack filters drop samples (every __function__ matcher of the selector
+ * and the request's function regex must hold), and the result is either
+ * returned as pprof or turned into a stack tree: root-first paths of
+ * function frames, one node per function per path, with self/cum values of
+ * one side or of both sides of a diff.  A selector's offset shifts its
+ * range back, as in PromQL.  A frame's name for the stack filters is its
+ * function's name ("" when unsymbolized), as tsdb_stack_functions gives it,
+ * so metric expressions and profile queries filter alike; in the tree an
+ * unsymbolized frame is named by its binary and address.
+ *
+ * Invariants of the tree while it is built (struct build):
+ *  - node 0 is the root; every other node has a parent with a smaller
+ *    index, and (parent, key) is unique: frames of the same function (same
+ *    name and file) under the same parent are one node;
+ *  - a node's cum is the sum of the values of the samples whose path goes
+ *    through it, its self the sum of those that end there; so the root's cum
+ *    is the side's total;
+ *  - node and function-info keys are interned byte strings, so equality of
+ *    names is equality of ids.
+ * The finished tree lives in one arena (pql_tree.arena); everything else
+ * is freed before returning, on success and on every error.  The function
+ * table holds the functions the finished nodes name.
+ *
+ * Threads: a query runs on the caller's thread with the caller's reader.
+ */
+#include "pql.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define PROFILE_MAX_SAMPLES_DEFAULT ((size_t)100 * 1000 * 1000)
+#define PROFILE_TYPES_SHOWN 5   /* profile types named in a "several types" error */
+#define SELECTOR_EXAMPLE "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta{job=\"api\"}"
+#define NODE_NONE UINT32_MAX
+
+/* ---- one side: select, merge, filter ---------------------------------------- */
+
+struct side_spec {
+    const char *what;            /* "query" or "compare query", for messages */
+    const char *query;
+    pql_profile_mode mode;
+    int64_t start_ms, end_ms, time_ms;
+};
+
+struct side {
+    pprof_profile *p;            /* merged and filtered; NULL when no series matched */
+    char *type_name;             /* malloc'd __name__ of the series (or the selector's); NULL if unknown */
+};
+
+static void side_free(struct side *s)
+{
+    pprof_free(s->p);
+    free(s->type_name);
+    s->p = NULL;
+    s->type_name = NULL;
+}
+
+static char *str_dup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* t - offset without overflow; the unbounded ends stay unbounded. */
+static int64_t shift_time(int64_t t, int64_t offset)
+{
+    if (t == INT64_MIN || t == INT64_MAX || offset == 0)
+        return t;
+    int64_t r;
+    if (__builtin_sub_overflow(t, offset, &r))
+        return offset > 0 ? INT64_MIN : INT64_MAX;
+    return r;
+}
+
+/* The profile type a selector names with __name__="...", or NULL. */
+static const char *selector_type(const pql_expr *sel)
+{
+    for (size_t i = 0; i < sel->sel.n_matchers; i++) {
+        const firn_matcher *m = &sel->sel.matchers[i];
+        if (m->type == FIRN_MATCH_EQ && strcmp(m->name, FIRN_LABEL_NAME) == 0)
+            return m->value;
+    }
+    return NULL;
+}
+
+/* Whether name satisfies the positive form of a stack filter: = and != test
+ * equality, =~ and !~ the regex; the negation of != and !~ is applied per
+ * stack, not per frame. */
+static bool filter_hit(const firn_matcher *m, const char *name)
+{
+    if (m->type == FIRN_MATCH_EQ || m->type == FIRN_MATCH_NE)
+        return strcmp(name, m->value) == 0;
+    return firn_regex_match(m->re, name, strlen(name), NULL) == 1;
+}
+
+static bool filter_positive(const firn_matcher *m)
+{
+    return m->type == FIRN_MATCH_EQ || m->type == FIRN_MATCH_RE;
+}
+
+/* Whether one filter (matcher index f, or the request regex when f == nm)
+ * holds for a function name. */
+static int name_hits(const firn_matcher *ms, size_t nm, const firn_regex *re, size_t f,
+                     const char *name, firn_err *err)
+{
+    if (f < nm)
+        return filter_hit(&ms[f], name);
+    int rc = firn_regex_match(re, name, strlen(name), err);
+    if (rc < 0)
+        firn_err_prefix(err, "filter");
+    return rc;
+}
+
+/* Drops the samples whose stack fails a filter. */
+static int apply_filters(pprof_profile *p, const firn_matcher *ms, size_t nm,
+                         const firn_regex *re, firn_err *err)
+{
+    size_t nf = nm + (re ? 1 : 0);
+    if (nf == 0 || p->n_samples == 0)
+        return 0;
+    size_t nfn = p->n_functions, nloc = p->n_locations;
+    /* per filter: [0, nfn) functions, nfn "" (no function), then locations */
+    size_t stride = nfn + 1 + nloc;
+    unsigned char *hit = calloc(nf * stride, 1);
+    if (!hit)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory filtering stacks");
+    int rc = 0;
+    for (size_t f = 0; f < nf && rc == 0; f++) {
+        unsigned char *h = hit + f * stride;
+        for (size_t i = 0; i <= nfn && rc == 0; i++) {
+            const char *name = i < nfn ? pprof_str(p, p->functions[i].name) : "";
+            int r = name_hits(ms, nm, re, f, name, err);
+            if (r < 0)
+                rc = r;
+            else
+                h[i] = (unsigned char)r;
+        }
+        for (size_t l = 0; l < nloc && rc == 0; l++) {
+            const pprof_location *loc = &p->locations[l];
+            unsigned char any = loc->n_lines == 0 ? h[nfn] : 0;
+            for (size_t j = 0; j < loc->n_lines && !any; j++) {
+                uint32_t fn = loc->lines[j].function;
+                any = fn < nfn ? h[fn] : h[nfn];
+            }
+            h[nfn + 1 + l] = any;
+        }
+    }
+    if (rc) {
+        free(hit);
+        return rc;
+    }
+    size_t kept = 0;
+    for (size_t s = 0; s < p->n_samples; s++) {
+        const pprof_sample *smp = &p->samples[s];
+        bool keep = true;
+        for (size_t f = 0; f < nf && keep; f++) {
+            const unsigned char *lh = hit + f * stride + nfn + 1;
+            bool has = false;
+            for (size_t k = 0; k < smp->n_locations && !has; k++)
+                has = smp->locations[k] < nloc && lh[smp->locations[k]];
+            bool positive = f < nm ? filter_positive(&ms[f]) : true;
+            keep = positive ? has : !has;
+        }
+        if (keep)
+            p->samples[kept++] = *smp;
+    }
+    p->n_samples = kept;
+    free(hit);
+    return 0;
+}
+
+/* Checks that every series has the same __name__; fills *type with it. */
+static int one_type(const tsdb_series_set *set, const char **type, firn_err *err)
+{
+    const char *shown[PROFILE_TYPES_SHOWN];
+    size_t n_shown = 0, n_types = 0;
+    *type = NULL;
+    for (size_t i = 0; i < set->n; i++) {
+        const tsdb_series *s = &set->series[i];
+        const char *name = firn_labels_get(s->labels, s->n_labels, FIRN_LABEL_NAME);
+        if (!name)
+            name = "";
+        bool seen = false;
+        for (size_t k = 0; k < n_shown && !seen; k++)
+            seen = strcmp(shown[k], name) == 0;
+        if (seen)
+            continue;
+        /* a type not among the first few shown: count it if new */
+        if (n_shown == PROFILE_TYPES_SHOWN) {
+            bool earlier = false;
+            for (size_t j = 0; j < i && !earlier; j++) {
+                const tsdb_series *e = &set->series[j];
+                const char *en = firn_labels_get(e->labels, e->n_labels, FIRN_LABEL_NAME);
+                earlier = strcmp(en ? en : "", name) == 0;
+            }
+            if (!earlier)
+                n_types++;
+            continue;
+        }
+        shown[n_shown++] = name;
+        n_types++;
+    }
+    if (n_types <= 1) {
+        *type = n_shown ? shown[0] : NULL;
+        return 0;
+    }
+    char list[1024];
+    size_t len = 0;
+    list[0] = 0;
+    for (size_t k = 0; k < n_shown && len < sizeof list; k++) {
+        int w = snprintf(list + len, sizeof list - len, "%s%s", k ? ", " : "", shown[k]);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+    return firn_errf(err, FIRN_EINVAL,
+                     "the selector matches %zu profile types (%s%s); add __name__ to select one",
+                     n_types, list, n_types > n_shown ? ", ..." : "");
+}
+
+/* Parses, selects, merges and filters one side of a request. */
+static int side_eval(tsdb_reader *r, const pql_profile_request *req, const struct side_spec *sp,
+                     const firn_regex *re, struct side *out, firn_err *err)
+{
+    out->p = NULL;
+    out->type_name = NULL;
+    if (!sp->query)
+        return firn_errf(err, FIRN_EINVAL, "%s: none given; a profile query is a selector, "
+                         "such as %s", sp->what, SELECTOR_EXAMPLE);
+    int64_t start, end;
+    if (sp->mode == PQL_PROFILE_MERGE) {
+        if (sp->start_ms > sp->end_ms)
+            return firn_errf(err, FIRN_EINVAL, "start %" PRId64 " is after end %" PRId64,
+                         sp->start_ms, sp->end_ms);
+        start = sp->start_ms;
+        end = sp->end_ms;
+    } else if (sp->mode == PQL_PROFILE_SINGLE) {
+        start = end = sp->time_ms;
+    } else {
+        return firn_errf(err, FIRN_EINVAL, "unknown profile query mode %d", (int)sp->mode);
+    }
+
+    pql_query q = {0};
+    int rc = pql_parse(sp->query, &q, err);
+    if (rc < 0)
+        return rc;
+    tsdb_series_set set = {0};
+    uint64_t *ids = NULL;
+    const pql_expr *sel = q.root;
+    if (!sel || sel->kind != PQL_VECTOR_SELECTOR) {
+        rc = firn_errf(err, FIRN_EINVAL, "a profile query is a selector, such as %s",
+                       SELECTOR_EXAMPLE);
+        goto out;
+    }
+    start = shift_time(start, sel->sel.offset_ms);
+    end = shift_time(end, sel->sel.offset_ms);
+    if ((rc = tsdb_select(r, sel->sel.matchers, sel->sel.n_matchers, start, end, &set, err)) < 0)
+        goto out;
+    const char *type;
+    if ((rc = one_type(&set, &type, err)) < 0)
+        goto out;
+    if (!type)
+        type = selector_type(sel);
+    if (type && !(out->type_name = str_dup(type))) {
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (set.n == 0)
+        goto out;   /* nothing matches: no profile, not an error */
+    if (!(ids = malloc(set.n * sizeof *ids))) {
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < set.n; i++)
+        ids[i] = set.series[i].id;
+    tsdb_merge_options mo = {
+        .keep_labels = req->n_group_by > 0,
+        .max_samples = req->max_samples ? req->max_samples : PROFILE_MAX_SAMPLES_DEFAULT,
+    };
+    if (!(out->p = tsdb_merge(r, ids, set.n, start, end, &mo, NULL, err))) {
+        rc = err && err->code ? err->code : FIRN_EIO;
+        goto out;
+    }
+    if (out->p->n_sample_types != 1) {
+        rc = firn_errf(err, FIRN_EIO, "the merged profile has %zu sample types, want 1",
+                       out->p->n_sample_types);
+        goto out;
+    }
+    rc = apply_filters(out->p, sel->sel.filters, sel->sel.n_filters, re, err);
+out:
+    free(ids);
+    tsdb_series_set_free(&set);
+    pql_query_free(&q);
+    if (rc < 0)
+        side_free(out);
+    return rc;
+}
+
+static int check_request(const pql_profile_request *req, firn_err *err)
+{
+    if (!req)
+        return firn_errf(err, FIRN_EINVAL, "no profile request");
+    if (req->n_group_by > FIRN_LABELS_MAX)
+        return firn_errf(err, FIRN_EINVAL, "group_by: %zu labels, at most %d",
+                         req->n_group_by, FIRN_LABELS_MAX);
+    for (size_t i = 0; i < req->n_group_by; i++)
+        if (!req->group_by || !req->group_by[i] || !*req->group_by[i])
+            return firn_errf(err, FIRN_EINVAL, "group_by: label %zu is empty", i + 1);
+    return 0;
+}
+
+static void base_spec(const pql_profile_request *req, struct side_spec *sp)
+{
+    *sp = (struct side_spec){"query", req->query, req->mode, req->start_ms, req->end_ms,
+                             req->time_ms};
+}
+
+static void compare_spec(const pql_profile_request *req, struct side_spec *sp)
+{
+    *sp = (struct side_spec){"compare query", req->compare_query, req->compare_mode,
+                             req->compare_start_ms, req->compare_end_ms, req->compare_time_ms};
+}
+
+/* The request regex, or NULL with *re NULL when there is none. */
+static int compile_filter(const pql_profile_request *req, firn_regex **re, firn_err *err)
+{
+    *re = NULL;
+    if (!req->filter || !*req->filter)
+        return 0;
+    if (!(*re = firn_regex_compile(req->filter, err))) {
+        firn_err_prefix(err, "filter");
+        return err && err->code ? err->code : FIRN_EINVAL;
+    }
+    return 0;
+}
+
+static const char *label_key(const pprof_profile *p, const pprof_label *l)
+{
+    return pprof_str(p, l->key);
+}
+
+/* Whether a sample label's key is one of the group_by keys. */
+static bool is_group_key(const pql_profile_request *req, const char *key)
+{
+    for (size_t i = 0; i < req->n_group_by; i++)
+        if (strcmp(req->group_by[i], key) == 0)
+            return true;
+    return false;
+}
+
+/* ---- pprof ----------------------------------------------------------------- */
+
+static pprof_profile *empty_profile(const char *type_name, firn_err *err)
+{
+    firn_profile_type pt;
+    if (firn_profile_type_parse(type_name, &pt, err) < 0)
+        return NULL;
+    pprof_builder *b = pprof_builder_new(1);
+    if (!b) {
+        firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    char f[5][256];
+    for (int i = 0; i < 5; i++)
+        snprintf(f[i], sizeof f[i], "%.*s", (int)pt.len[i], pt.field[i]);
+    pprof_builder_sample_type(b, 0, f[FIRN_PT_SAMPLE_TYPE], f[FIRN_PT_SAMPLE_UNIT]);
+    pprof_builder_period(b, f[FIRN_PT_PERIOD_TYPE], f[FIRN_PT_PERIOD_UNIT], 0);
+    return pprof_builder_finish(b, err);
+}
+
+pprof_profile *pql_profile_pprof(tsdb_reader *r, const pql_profile_request *req, firn_err *err)
+{
+    if (check_request(req, err) < 0)
+        return NULL;
+    firn_regex *re;
+    if (compile_filter(req, &re, err) < 0)
+        return NULL;
+    struct side_spec sp;
+    base_spec(req, &sp);
+    struct side s;
+    int rc = side_eval(r, req, &sp, re, &s, err);
+    firn_regex_free(re);
+    if (rc < 0)
+        return NULL;
+    pprof_profile *p = s.p;
+    s.p = NULL;
+    if (!p) {
+        if (s.type_name)
+            p = empty_profile(s.type_name, err);
+        else
+            firn_errf(err, FIRN_EINVAL, "no profile matches %s", req->query);
+        side_free(&s);
+        return p;
+    }
+    side_free(&s);
+    if (req->n_group_by == 0)
+        return p;
+    /* keep the group_by labels only, then sum samples that became equal */
+    for (size_t i = 0; i < p->n_samples; i++) {
+        pprof_sample *smp = &p->samples[i];
+        size_t k = 0;
+        for (size_t j = 0; j < smp->n_labels; j++)
+            if (is_group_key(req, label_key(p, &smp->labels[j])))
+                smp->labels[k++] = smp->labels[j];
+        smp->n_labels = k;
+    }
+    if (pprof_merge_samples(p, err) < 0) {
+        pprof_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* ---- interning ------------------------------------------------------------- */
+
+/* Byte strings -> dense ids 0, 1, ...; the bytes are copied into arena. */
+struct intern {
+    uint32_t *slots;             /* id + 1; 0 = empty; cap is a power of two */
+    size_t cap;
+    struct intern_key {
+        const char *s;
+        size_t len;
+        uint64_t hash;
+    } *keys;
+    size_t n, keys_cap;
+    firn_arena *arena;
+};
+
+static void intern_destroy(struct intern *in)
+{
+    free(in->slots);
+    free(in->keys);
+}
+
+static int intern_grow(struct intern *in)
+{
+    size_t cap = in->cap ? in->cap * 2 : 1024;
+    uint32_t *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return FIRN_ENOMEM;
+    for (size_t i = 0; i < in->n; i++) {
+        size_t h = (size_t)in->keys[i].hash & (cap - 1);
+        while (slots[h])
+            h = (h + 1) & (cap - 1);
+        slots[h] = (uint32_t)i + 1;
+    }
+    free(in->slots);
+    in->slots = slots;
+    in->cap = cap;
+    return 0;
+}
+
+/* 1 when new, 0 when found, FIRN_ENOMEM; *id is the key's id. */
+static int intern_get(struct intern *in, const void *s, size_t len, uint32_t *id)
+{
+    if ((in->n + 1) * 2 > in->cap && intern_grow(in) < 0)
+        return FIRN_ENOMEM;
+    uint64_t hash = XXH3_64bits(s, len);
+    size_t h = (size_t)hash & (in->cap - 1);
+    while (in->slots[h]) {
+        const struct intern_key *k = &in->keys[in->slots[h] - 1];
+        if (k->hash == hash && k->len == len && memcmp(k->s, s, len) == 0) {
+            *id = in->slots[h] - 1;
+            return 0;
+        }
+        h = (h + 1) & (in->cap - 1);
+    }
+    if (in->n >= UINT32_MAX - 1)
+        return FIRN_ENOMEM;
+    if (in->n == in->keys_cap) {
+        size_t nc = in->keys_cap ? in->keys_cap * 2 : 1024;
+        struct intern_key *nk = realloc(in->keys, nc * sizeof *nk);
+        if (!nk)
+            return FIRN_ENOMEM;
+        in->keys = nk;
+        in->keys_cap = nc;
+    }
+    char *copy = firn_arena_strndup(in->arena, s, len);
+    if (!copy)
+        return FIRN_ENOMEM;
+    in->keys[in->n] = (struct intern_key){copy, len, hash};
+    in->slots[h] = (uint32_t)in->n + 1;
+    *id = (uint32_t)in->n++;
+    return 1;
+}
+
+/* A growable byte buffer for building keys. */
+struct buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void buf_add(struct buf *b, const void *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n > b->cap) {
+        size_t nc = b->cap ? b->cap : 256;
+        while (nc < b->len + n)
+            nc *= 2;
+        char *np = realloc(b->p, nc);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+/* A field of a key: its length, then its bytes, so that no two different
+ * field lists give the same key. */
+static void buf_field(struct buf *b, const char *s)
+{
+    uint64_t n = strlen(s);
+    buf_add(b, &n, sizeof n);
+    buf_add(b, s, (size_t)n);
+}
+
+/* ---- the tree under construction ---------------------------------------- */
+
+struct bnode {
+    uint32_t parent, key, function;
+    uint32_t first_child, next_sibling;
+    int64_t self[2], cum[2];
+};
+
+struct build {
+    firn_arena *arena;           /* the tree's arena: names and infos land here */
+    struct bnode *nodes;
+    size_t n_nodes, cap_nodes;
+    firn_u64map children;        /* parent << 32 | key -> node */
+    struct intern keys;          /* node keys: 'N' name, filename / 'G' group name */
+    const char **key_names;      /* per key id */
+    size_t key_names_cap;
+    struct intern infos;         /* function info keys */
+    pql_function_info *info;     /* per info id */
+    size_t info_cap;
+    struct buf kb;               /* scratch for keys */
+    firn_err *err;
+};
+
+static int build_init(struct build *b, firn_arena *arena, firn_err *err)
+{
+    memset(b, 0, sizeof *b);
+    b->arena = arena;
+    b->err = err;
+    b->keys.arena = arena;
+    b->infos.arena = arena;
+    b->cap_nodes = 1024;
+    b->nodes = malloc(b->cap_nodes * sizeof *b->nodes);
+    if (!b->nodes || firn_u64map_init(&b->children, 1024) < 0)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory building the stack tree");
+    b->nodes[0] = (struct bnode){.parent = NODE_NONE, .key = NODE_NONE, .function = NODE_NONE,
+                                 .first_child = NODE_NONE, .next_sibling = NODE_NONE};
+    b->n_nodes = 1;
+    return 0;
+}
+
+static void build_destroy(struct build *b)
+{
+    free(b->nodes);
+    firn_u64map_destroy(&b->children);
+    intern_destroy(&b->keys);
+    intern_destroy(&b->infos);
+    free(b->key_names);
+    free(b->info);
+    free(b->kb.p);
+}
+
+static int oom(struct build *b)
+{
+    return firn_errf(b->err, FIRN_ENOMEM, "out of memory building the stack tree");
+}
+
+/* The id of a node key; name is what the node will be called. */
+static int node_key(struct build *b, char tag, const char *name, const char *filename,
+                    uint32_t *id)
+{
+    b->kb.len = 0;
+    buf_add(&b->kb, &tag, 1);
+    buf_field(&b->kb, name);
+    if (filename)
+        buf_field(&b->kb, filename);
+    if (b->kb.oom)
+        return oom(b);
+    int r = intern_get(&b->keys, b->kb.p, b->kb.len, id);
+    if (r < 0)
+        return oom(b);
+    if (r == 1) {
+        if (*id >= b->key_names_cap) {
+            size_t nc = b->key_names_cap ? b->key_names_cap * 2 : 1024;
+            const char **nn = realloc(b->key_names, nc * sizeof *nn);
+            if (!nn)
+                return oom(b);
+            b->key_names = nn;
+            b->key_names_cap = nc;
+        }
+        char *nm = firn_arena_strndup(b->arena, name, strlen(name));
+        if (!nm)
+            return oom(b);
+        b->key_names[*id] = nm;
+    }
+    return 0;
+}
+
+static char *arena_str(firn_arena *a, const char *s)
+{
+    return firn_arena_strndup(a, s, strlen(s));
+}
+
+/* The id of a function info. */
+static int info_id(struct build *b, const char *name, const char *system_name,
+                   const char *filename, int64_t start_line, const char *mapping, uint32_t *id)
+{
+    b->kb.len = 0;
+    buf_field(&b->kb, name);
+    buf_field(&b->kb, system_name);
+    buf_field(&b->kb, filename);
+    buf_add(&b->kb, &start_line, sizeof start_line);
+    buf_field(&b->kb, mapping);
+    if (b->kb.oom)
+        return oom(b);
+    int r = intern_get(&b->infos, b->kb.p, b->kb.len, id);
+    if (r < 0)
+        return oom(b);
+    if (r == 1) {
+        if (*id >= b->info_cap) {
+            size_t nc = b->info_cap ? b->info_cap * 2 : 1024;
+            pql_function_info *ni = realloc(b->info, nc * sizeof *ni);
+            if (!ni)
+                return oom(b);
+            b->info = ni;
+            b->info_cap = nc;
+        }
+        pql_function_info *fi = &b->info[*id];
+        fi->name = arena_str(b->arena, name);
+        fi->system_name = arena_str(b->arena, system_name);
+        fi->filename = arena_str(b->arena, filename);
+        fi->start_line = start_line;
+        fi->mapping = arena_str(b->arena, mapping);
+        if (!fi->name || !fi->system_name || !fi->filename || !fi->mapping)
+            return oom(b);
+    }
+    return 0;
+}
+
+/* The child of parent with key (created with function info when new). */
+static int child_of(struct build *b, uint32_t parent, uint32_t key, uint32_t function,
+                    uint32_t *out)
+{
+    uint64_t k = (uint64_t)parent << 32 | key;
+    uint32_t idx = (uint32_t)b->n_nodes;
+    int r = firn_u64map_put(&b->children, k, idx, out);
+    if (r < 0)
+        return oom(b);
+    if (r == 0)
+        return 0;
+    if (b->n_nodes >= UINT32_MAX - 1)
+        return firn_errf(b->err, FIRN_ETOOBIG, "the stack tree has too many nodes");
+    if (b->n_nodes == b->cap_nodes) {
+        size_t nc = b->cap_nodes * 2;
+        struct bnode *nn = realloc(b->nodes, nc * sizeof *nn);
+        if (!nn)
+            return oom(b);
+        b->nodes = nn;
+        b->cap_nodes = nc;
+    }
+    struct bnode *pn = &b->nodes[parent];
+    b->nodes[idx] = (struct bnode){.parent = parent, .key = key, .function = function,
+                                   .first_child = NODE_NONE, .next_sibling = pn->first_child};
+    pn->first_child = idx;
+    b->n_nodes++;
+    *out = idx;
+    return 0;
+}
+
+/* Frames of every location of a profile, root-first within the location
+ * (lines[0], the innermost inlined frame, comes last). */
+struct frames {
+    uint32_t *key, *info;        /* per frame */
+    size_t *off, *n;             /* per location */
+};
+
+static void frames_free(struct frames *f)
+{
+    free(f->key);
+    free(f->info);
+    free(f->off);
+    free(f->n);
+}
+
+/* "[libc.so.6] 0x1234", or "0x1234" without a mapping file. */
+static void unsymbolized_name(const pprof_profile *p, const pprof_location *l, char *buf,
+                              size_t size)
+{
+    const char *file = l->mapping < p->n_mappings
+                           ? pprof_str(p, p->mappings[l->mapping].filename) : "";
+    const char *slash = strrchr(file, '/');
+    if (slash)
+        file = slash + 1;
+    if (*file)
+        snprintf(buf, size, "[%s] 0x%" PRIx64, file, l->address);
+    else
+        snprintf(buf, size, "0x%" PRIx64, l->address);
+}
+
+static int frames_make(struct build *b, const pprof_profile *p, struct frames *f)
+{
+    size_t nloc = p->n_locations, total = 0;
+    for (size_t i = 0; i < nloc; i++)
+        total += p->locations[i].n_lines ? p->locations[i].n_lines : 1;
+    f->key = malloc((total ? total : 1) * sizeof *f->key);
+    f->info = malloc((total ? total : 1) * sizeof *f->info);
+    f->off = malloc((nloc ? nloc : 1) * sizeof *f->off);
+    f->n = malloc((nloc ? nloc : 1) * sizeof *f->n);
+    if (!f->key || !f->info || !f->off || !f->n)
+        return oom(b);
+    size_t k = 0;
+    char addr[320];
+    for (size_t i = 0; i < nloc; i++) {
+        const pprof_location *l = &p->locations[i];
+        const char *mapping = l->mapping < p->n_mappings
+                                  ? pprof_str(p, p->mappings[l->mapping].filename) : "";
+        size_t nl = l->n_lines ? l->n_lines : 1;
+        f->off[i] = k;
+        f->n[i] = nl;
+        for (size_t j = nl; j-- > 0;) {
+            const pprof_function *fn = NULL;
+            if (l->n_lines && l->lines[j].function < p->n_functions)
+                fn = &p->functions[l->lines[j].function];
+            const char *name = fn ? pprof_str(p, fn->name) : "";
+            int rc;
+            if (!*name) {   /* unsymbolized: the binary and the address */
+                unsymbolized_name(p, l, addr, sizeof addr);
+                rc = info_id(b, addr, "", "", 0, mapping, &f->info[k]);
+                if (!rc)
+                    rc = node_key(b, 'N', addr, "", &f->key[k]);
+            } else {
+                const char *file = pprof_str(p, fn->filename);
+                rc = info_id(b, name, pprof_str(p, fn->system_name), file, fn->start_line,
+                             mapping, &f->info[k]);
+                if (!rc)
+                    rc = node_key(b, 'N', name, file, &f->key[k]);
+            }
+            if (rc)
+                return rc;
+            k++;
+        }
+    }
+    return 0;
+}
+
+/* "key=value, key2=value2" of a sample's group_by labels (missing: ""). */
+static int group_key(struct build *b, const pprof_profile *p, const pprof_sample *s,
+                     const pql_profile_request *req, uint32_t *id)
+{
+    struct buf g = {0};
+    char num[32];
+    for (size_t i = 0; i < req->n_group_by; i++) {
+        const char *value = "";
+        for (size_t j = 0; j < s->n_labels; j++) {
+            const pprof_label *l = &s->labels[j];
+            if (strcmp(label_key(p, l), req->group_by[i]) != 0)
+                continue;
+            if (l->str) {
+                value = pprof_str(p, l->str);
+            } else {
+                snprintf(num, sizeof num, "%" PRId64, l->num);
+                value = num;
+            }
+            break;
+        }
+        if (i)
+            buf_add(&g, ", ", 2);
+        buf_add(&g, req->group_by[i], strlen(req->group_by[i]));
+        buf_add(&g, "=", 1);
+        buf_add(&g, value, strlen(value));
+    }
+    buf_add(&g, "", 1);
+    int rc = g.oom ? oom(b) : node_key(b, 'G', g.p, NULL, id);
+    free(g.p);
+    return rc;
+}
+
+/* Adds one side's samples to the tree. */
+static int build_add(struct build *b, const pprof_profile *p, int side,
+                     const pql_profile_request *req)
+{
+    struct frames f = {0};
+    int rc = frames_make(b, p, &f);
+    for (size_t i = 0; i < p->n_samples && !rc; i++) {
+        const pprof_sample *s = &p->samples[i];
+        int64_t v = s->values[0];
+        uint32_t node = 0;
+        b->nodes[0].cum[side] = pprof_add_sat(b->nodes[0].cum[side], v);
+        if (req->n_group_by) {
+            uint32_t g;
+            if ((rc = group_key(b, p, s, req, &g)) || (rc = child_of(b, node, g, NODE_NONE, &node)))
+                break;
+            b->nodes[node].cum[side] = pprof_add_sat(b->nodes[node].cum[side], v);
+        }
+        for (size_t k = s->n_locations; k-- > 0 && !rc;) {
+            uint32_t loc = s->locations[k];
+            if (loc >= p->n_locations)
+                continue;
+            for (size_t j = 0; j < f.n[loc]; j++) {
+                size_t x = f.off[loc] + j;
+                if ((rc = child_of(b, node, f.key[x], f.info[x], &node)))
+                    break;
+                b->nodes[node].cum[side] = pprof_add_sat(b->nodes[node].cum[side], v);
+            }
+        }
+        if (!rc)
+            b->nodes[node].self[side] = pprof_add_sat(b->nodes[node].self[side], v);
+    }
+    frames_free(&f);
+    return rc;
+}
+
+/* ---- node limit ------------------------------------------------------------ */
+
+struct ranked {
+    int64_t rank;
+    const char *name;
+    uint32_t node;
+};
+
+static int cmp_ranked(const void *x, const void *y)
+{
+    const struct ranked *a = x, *c = y;
+    if (a->rank != c->rank)
+        return a->rank > c->rank ? -1 : 1;
+    int n = strcmp(a->name, c->name);
+    if (n)
+        return n;
+    return a->node < c->node ? -1 : a->node > c->node;
+}
+
+static const char *node_name(const struct build *b, uint32_t i)
+{
+    return i == 0 ? "total" : b->key_names[b->nodes[i].key];
+}
+
+/* keep[i]: whether node i stays.  With a limit, the max_nodes nodes of the
+ * largest cum (max of both sides for a diff) stay, each with its
+ * ancestors, so the count never exceeds the limit. */
+static int select_nodes(struct build *b, size_t max_nodes, bool diff, unsigned char **keep_out)
+{
+    size_t n = b->n_nodes;
+    unsigned char *keep = malloc(n);
+    if (!keep)
+        return oom(b);
+    *keep_out = keep;
+    if (max_nodes == 0 || n - 1 <= max_nodes) {
+        memset(keep, 1, n);
+        return 0;
+    }
+    memset(keep, 0, n);
+    keep[0] = 1;
+    struct ranked *order = malloc((n - 1) * sizeof *order);
+    if (!order)
+        return oom(b);
+    for (uint32_t i = 1; i < n; i++) {
+        const struct bnode *nd = &b->nodes[i];
+        int64_t rank = nd->cum[0];
+        if (diff && nd->cum[1] > rank)
+            rank = nd->cum[1];
+        order[i - 1] = (struct ranked){rank, node_name(b, i), i};
+    }
+    qsort(order, n - 1, sizeof *order, cmp_ranked);
+    size_t kept = 0;
+    for (size_t i = 0; i < n - 1 && kept < max_nodes; i++) {
+        uint32_t x = order[i].node;
+        size_t chain = 0;
+        for (uint32_t a = x; !keep[a]; a = b->nodes[a].parent)
+            chain++;
+        if (kept + chain > max_nodes)
+            continue;
+        for (uint32_t a = x; !keep[a]; a = b->nodes[a].parent)
+            keep[a] = 1;
+        kept += chain;
+    }
+    free(order);
+    return 0;
+}
+
+/* ---- the finished tree ---------------------------------------------------- */
+
+struct pending {
+    pql_node node;
+    uint32_t src;                /* build node, or NODE_NONE for "other" */
+};
+
+static int cmp_pending(const void *x, const void *y)
+{
+    const pql_node *a = &((const struct pending *)x)->node, *c = &((const struct pending *)y)->node;
+    if (a->cum != c->cum)
+        return a->cum > c->cum ? -1 : 1;
+    if (a->compare_cum != c->compare_cum)
+        return a->compare_cum > c->compare_cum ? -1 : 1;
+    return strcmp(a->name, c->name);
+}
+
+static void node_values(pql_node *d, const struct bnode *s)
+{
+    d->self = s->self[0];
+    d->cum = s->cum[0];
+    d->compare_self = s->self[1];
+    d->compare_cum = s->cum[1];
+}
+
+/* Turns the kept build nodes into pql_nodes (breadth first, no recursion:
+ * stacks may be deep), with an "other" child where children were cut and
+ * the function table holding the functions the nodes use. */
+static int finish_tree(struct build *b, const unsigned char *keep, pql_tree *out)
+{
+    size_t n = b->n_nodes;
+    struct qitem {
+        uint32_t src;
+        pql_node *dst;
+    } *queue = malloc(n * sizeof *queue);
+    uint32_t *remap = malloc((b->infos.n ? b->infos.n : 1) * sizeof *remap);
+    struct pending *scratch = NULL;
+    size_t scratch_cap = 0;
+    int rc = 0;
+    if (!queue || !remap) {
+        rc = oom(b);
+        goto out;
+    }
+    for (size_t i = 0; i < b->infos.n; i++)
+        remap[i] = NODE_NONE;
+    size_t n_used = 0;
+    pql_function_info *fns =
+        firn_arena_alloc(out->arena, (b->infos.n ? b->infos.n : 1) * sizeof *fns);
+    if (!fns) {
+        rc = oom(b);
+        goto out;
+    }
+    out->root = (pql_node){.function = NODE_NONE, .name = "total"};
+    node_values(&out->root, &b->nodes[0]);
+    size_t head = 0, tail = 0;
+    queue[tail++] = (struct qitem){0, &out->root};
+    while (head < tail) {
+        struct qitem it = queue[head++];
+        size_t nc = 0;
+        int64_t other[2] = {0, 0};
+        bool has_other = false;
+        for (uint32_t c = b->nodes[it.src].first_child; c != NODE_NONE;
+             c = b->nodes[c].next_sibling) {
+            if (keep[c]) {
+                nc++;
+            } else {
+                has_other = true;
+                other[0] = pprof_add_sat(other[0], b->nodes[c].cum[0]);
+                other[1] = pprof_add_sat(other[1], b->nodes[c].cum[1]);
+            }
+        }
+        nc += has_other;
+        if (nc == 0)
+            continue;
+        if (nc > scratch_cap) {
+            size_t cap = nc * 2;
+            struct pending *ns = realloc(scratch, cap * sizeof *ns);
+            if (!ns) {
+                rc = oom(b);
+                goto out;
+            }
+            scratch = ns;
+            scratch_cap = cap;
+        }
+        size_t k = 0;
+        for (uint32_t c = b->nodes[it.src].first_child; c != NODE_NONE;
+             c = b->nodes[c].next_sibling) {
+            if (!keep[c])
+                continue;
+            const struct bnode *src = &b->nodes[c];
+            pql_node *d = &scratch[k].node;
+            *d = (pql_node){.function = NODE_NONE, .name = b->key_names[src->key]};
+            node_values(d, src);
+            if (src->function != NODE_NONE) {
+                if (remap[src->function] == NODE_NONE) {
+                    remap[src->function] = (uint32_t)n_used;
+                    fns[n_used++] = b->info[src->function];
+                }
+                d->function = remap[src->function];
+            }
+            scratch[k++].src = c;
+        }
+        if (has_other) {
+            scratch[k].node = (pql_node){.function = NODE_NONE, .name = "other",
+                                         .self = other[0], .cum = other[0],
+                                         .compare_self = other[1], .compare_cum = other[1]};
+            scratch[k++].src = NODE_NONE;
+        }
+        qsort(scratch, nc, sizeof *scratch, cmp_pending);
+        pql_node *kids = firn_arena_alloc(out->arena, nc * sizeof *kids);
+        if (!kids) {
+            rc = oom(b);
+            goto out;
+        }
+        for (size_t i = 0; i < nc; i++) {
+            kids[i] = scratch[i].node;
+            if (scratch[i].src != NODE_NONE)
+                queue[tail++] = (struct qitem){scratch[i].src, &kids[i]};
+        }
+        it.dst->children = kids;
+        it.dst->n_children = nc;
+    }
+    out->functions = fns;
+    out->n_functions = n_used;
+out:
+    free(queue);
+    free(remap);
+    free(scratch);
+    return rc;
+}
+
+/* ---- the request ---------------------------------------------------------- */
+
+/* Sample type and unit of a profile type name, into the arena.  A name
+ * that is no profile type (only a selector's, when nothing matched) leaves
+ * them "": an empty result is not an error. */
+static int type_fields(firn_arena *a, const char *type_name, const char **sample_type,
+                       const char **sample_unit)
+{
+    firn_profile_type pt;
+    if (firn_profile_type_parse(type_name, &pt, NULL) < 0)
+        return 0;
+    *sample_type = firn_arena_strndup(a, pt.field[FIRN_PT_SAMPLE_TYPE],
+                                      pt.len[FIRN_PT_SAMPLE_TYPE]);
+    *sample_unit = firn_arena_strndup(a, pt.field[FIRN_PT_SAMPLE_UNIT],
+                                      pt.len[FIRN_PT_SAMPLE_UNIT]);
+    return *sample_type && *sample_unit ? 0 : FIRN_ENOMEM;
+}
+
+/* Both sides of a diff must count the same thing in the same unit. */
+static int check_comparable(const struct side *base, const struct side *cmp, firn_err *err)
+{
+    if (!base->type_name || !cmp->type_name)
+        return 0;
+    firn_profile_type a, c;
+    if (firn_profile_type_parse(base->type_name, &a, NULL) < 0 ||
+        firn_profile_type_parse(cmp->type_name, &c, NULL) < 0)
+        return 0;   /* a selector's name, nothing matched: nothing to compare */
+    for (int f = FIRN_PT_SAMPLE_TYPE; f <= FIRN_PT_SAMPLE_UNIT; f++)
+        if (a.len[f] != c.len[f] || memcmp(a.field[f], c.field[f], a.len[f]) != 0)
+            return firn_errf(err, FIRN_EINVAL,
+                             "cannot compare %s with %s: the sample types or units differ",
+                             base->type_name, cmp->type_name);
+    return 0;
+}
+
+int pql_profile_tree(tsdb_reader *r, const pql_profile_request *req, pql_tree *out,
+                     firn_err *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = check_request(req, err);
+    if (rc < 0)
+        return rc;
+    firn_regex *re;
+    if ((rc = compile_filter(req, &re, err)) < 0)
+        return rc;
+    struct side sides[2] = {{0}};
+    struct build b;
+    unsigned char *keep = NULL;
+    bool diff = req->compare_query != NULL;
+    bool built = false;
+    struct side_spec sp;
+    base_spec(req, &sp);
+    if ((rc = side_eval(r, req, &sp, re, &sides[0], err)) < 0)
+        goto out;
+    if (diff) {
+        compare_spec(req, &sp);
+        if ((rc = side_eval(r, req, &sp, re, &sides[1], err)) < 0) {
+            firn_err_prefix(err, "compare query");
+            goto out;
+        }
+        if ((rc = check_comparable(&sides[0], &sides[1], err)) < 0)
+            goto out;
+    }
+    if (!(out->arena = firn_arena_new(0))) {
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+        goto out;
+    }
+    out->diff = diff;
+    const char *type = sides[0].type_name ? sides[0].type_name : sides[1].type_name;
+    out->profile_type = arena_str(out->arena, type ? type : "");
+    out->sample_type = out->sample_unit = "";
+    if (!out->profile_type) {
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (type && (rc = type_fields(out->arena, type, &out->sample_type, &out->sample_unit)) < 0) {
+        rc = firn_errf(err, rc, "out of memory");
+        goto out;
+    }
+    if ((rc = build_init(&b, out->arena, err)) < 0) {
+        build_destroy(&b);
+        goto out;
+    }
+    built = true;
+    for (int s = 0; s < 2; s++)
+        if (sides[s].p && (rc = build_add(&b, sides[s].p, s, req)) < 0)
+            goto out;
+    if ((rc = select_nodes(&b, req->max_nodes, diff, &keep)) < 0 ||
+        (rc = finish_tree(&b, keep, out)) < 0)
+        goto out;
+    out->total = out->root.cum;
+    out->compare_total = out->root.compare_cum;
+out:
+    free(keep);
+    if (built)
+        build_destroy(&b);
+    side_free(&sides[0]);
+    side_free(&sides[1]);
+    firn_regex_free(re);
+    if (rc < 0)
+        pql_tree_free(out);
+    return rc;
+}
+
+void pql_tree_free(pql_tree *t)
+{
+    if (!t)
+        return;
+    firn_arena_free(t->arena);
+    memset(t, 0, sizeof *t);
+}
