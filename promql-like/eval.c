@@ -17,6 +17,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -25,6 +26,8 @@
 /* The points of one series of a selector, oldest first. */
 struct loaded_series {
     const tsdb_series *series;
+    firn_label *nameless;            /* its labels without __name__ (function results) */
+    size_t n_nameless;
     pql_point *points;
     size_t n;
     bool delta;                      /* its profile type ends in ":delta" */
@@ -37,6 +40,15 @@ struct loaded {
     size_t n;
 };
 
+/* An aggregation's grouping of one stable label set, kept across steps. */
+struct group_memo {
+    const pql_expr *node;
+    const firn_label *key;
+    firn_label *labels;
+    size_t n_labels;
+    uint64_t sig;
+};
+
 struct ctx {
     tsdb_reader *r;
     firn_err *err;
@@ -46,13 +58,19 @@ struct ctx {
     size_t n_sel;
     firn_arena *load_arena;          /* points */
     firn_arena *step;                /* values of the current step */
+    firn_u64map memo_index;          /* (node, labels) -> index into memo */
+    struct group_memo *memo;
+    size_t n_memo, cap_memo;
 };
 
-/* An instant-vector element during evaluation. */
+/* An instant-vector element during evaluation.  stable is set when labels
+ * live for the whole query (a loaded series' own or nameless labels), so
+ * work on them can be remembered across steps. */
 struct sample {
     firn_label *labels;
     size_t n_labels;
     double v;
+    bool stable;
 };
 
 struct value {
@@ -63,6 +81,9 @@ struct value {
     const struct loaded *matrix;     /* a matrix selector at top level */
     const char *string;
 };
+
+static firn_label *labels_filter(firn_arena *a, const firn_label *l, size_t n, size_t *out_n,
+                                 bool drop_name, const char **list, size_t n_list, bool only);
 
 /* ---- loading ------------------------------------------------------------- */
 
@@ -208,6 +229,11 @@ static int load_selector(struct ctx *c, const pql_expr *node, int64_t start, int
         rc = tsdb_scan(c->r, out->set.series[i].id, from + 1, to,
                        node->sel.n_filters ? 0 : TSDB_SCAN_TOTALS, load_block, &ls, c->err);
         out->s[i].series = &out->set.series[i];
+        out->s[i].nameless = labels_filter(c->load_arena, out->set.series[i].labels,
+                                           out->set.series[i].n_labels, &out->s[i].n_nameless,
+                                           true, NULL, 0, false);
+        if (!out->s[i].nameless && !rc)
+            rc = firn_errf(c->err, FIRN_ENOMEM, "out of memory");
         out->s[i].points = ls.p;
         out->s[i].n = ls.n;
         out->s[i].delta = ends_with_delta(&out->set.series[i]);
@@ -350,6 +376,7 @@ static int eval_vector_selector(struct ctx *c, const pql_expr *e, int64_t t, str
         s->labels = l->s[i].series->labels;
         s->n_labels = l->s[i].series->n_labels;
         s->v = l->s[i].points[k].v;
+        s->stable = true;
     }
     return 0;
 }
@@ -423,13 +450,11 @@ static int eval_call(struct ctx *c, const pql_expr *e, int64_t t, struct value *
         case PQL_FN_MIN_OVER_TIME: v = mn; break;
         case PQL_FN_COUNT_OVER_TIME: v = (double)n; break;
         }
-        struct sample *s = &out->s[out->n];
-        s->labels = labels_filter(c->step, ls->series->labels, ls->series->n_labels,
-                                  &s->n_labels, true, NULL, 0, false);
-        if (!s->labels)
-            return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+        struct sample *s = &out->s[out->n++];
+        s->labels = ls->nameless;
+        s->n_labels = ls->n_nameless;
         s->v = v;
-        out->n++;
+        s->stable = true;
     }
     return 0;
 }
@@ -463,6 +488,44 @@ static int cmp_asc(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
+/* The group labels and signature of a sample under aggregation e; for a
+ * stable label set they are computed once per query and remembered. */
+static int group_key(struct ctx *c, const pql_expr *e, const struct sample *s,
+                     firn_label **labels, size_t *n, uint64_t *sig)
+{
+    uint64_t key = 0;
+    uint32_t idx;
+    if (s->stable) {
+        key = ((uint64_t)(uintptr_t)s->labels * 0x9E3779B97F4A7C15ull) ^ (uint64_t)(uintptr_t)e;
+        if (firn_u64map_get(&c->memo_index, key, &idx) && c->memo[idx].node == e &&
+            c->memo[idx].key == s->labels) {
+            *labels = c->memo[idx].labels;
+            *n = c->memo[idx].n_labels;
+            *sig = c->memo[idx].sig;
+            return 0;
+        }
+    }
+    firn_arena *a = s->stable ? c->load_arena : c->step;
+    *labels = labels_filter(a, s->labels, s->n_labels, n, e->agg.without, e->agg.labels,
+                            e->agg.n_labels, !e->agg.without);
+    if (!*labels)
+        return FIRN_ENOMEM;
+    *sig = labels_sig(*labels, *n);
+    if (!s->stable)
+        return 0;
+    if (c->n_memo == c->cap_memo) {
+        size_t ncap = c->cap_memo ? c->cap_memo * 2 : 256;
+        struct group_memo *nm = realloc(c->memo, ncap * sizeof *nm);
+        if (!nm)
+            return 0;   /* not remembered; still correct */
+        c->memo = nm;
+        c->cap_memo = ncap;
+    }
+    if (firn_u64map_put(&c->memo_index, key, (uint32_t)c->n_memo, &idx) == 1)
+        c->memo[c->n_memo++] = (struct group_memo){e, s->labels, *labels, *n, *sig};
+    return 0;
+}
+
 static int eval_aggregate(struct ctx *c, const pql_expr *e, int64_t t, struct value *out)
 {
     struct value in = {0}, param = {0};
@@ -486,14 +549,12 @@ static int eval_aggregate(struct ctx *c, const pql_expr *e, int64_t t, struct va
     size_t ng = 0;
     for (size_t i = 0; i < in.n; i++) {
         size_t nl;
-        firn_label *gl = labels_filter(c->step, in.s[i].labels, in.s[i].n_labels, &nl,
-                                       e->agg.without, e->agg.labels, e->agg.n_labels,
-                                       !e->agg.without);
-        if (!gl) {
+        firn_label *gl;
+        uint64_t sig;
+        if (group_key(c, e, &in.s[i], &gl, &nl, &sig) < 0) {
             firn_u64map_destroy(&map);
             return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
         }
-        uint64_t sig = labels_sig(gl, nl);
         uint32_t idx;
         int r = firn_u64map_put(&map, sig, (uint32_t)ng, &idx);
         if (r < 0) {
@@ -545,7 +606,7 @@ static int eval_aggregate(struct ctx *c, const pql_expr *e, int64_t t, struct va
             v /= (double)g[i].count;
         else if (e->agg.op == PQL_AGG_COUNT)
             v = (double)g[i].count;
-        out->s[out->n++] = (struct sample){g[i].labels, g[i].n_labels, v};
+        out->s[out->n++] = (struct sample){g[i].labels, g[i].n_labels, v, false};
     }
     return 0;
 }
@@ -752,6 +813,8 @@ static void ctx_free(struct ctx *c)
     for (size_t i = 0; i < c->n_sel; i++)
         tsdb_series_set_free(&c->sel[i].set);
     free(c->sel);
+    free(c->memo);
+    firn_u64map_destroy(&c->memo_index);
     firn_arena_free(c->load_arena);
     firn_arena_free(c->step);
 }
@@ -769,7 +832,7 @@ static int ctx_init(struct ctx *c, tsdb_reader *r, const pql_query *q, int64_t s
     c->sel = calloc(n + 1, sizeof *c->sel);
     c->load_arena = firn_arena_new(0);
     c->step = firn_arena_new(0);
-    if (!c->sel || !c->load_arena || !c->step)
+    if (!c->sel || !c->load_arena || !c->step || firn_u64map_init(&c->memo_index, 256) < 0)
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
     return load_all(c, q->root, start, end);
 }
@@ -893,7 +956,7 @@ int pql_eval_range(tsdb_reader *r, const pql_query *q, int64_t start_ms, int64_t
         if ((rc = eval(&c, q->root, t, &v)) || (v.type == PQL_TYPE_VECTOR &&
                                                 (rc = check_vector(&c, &v))))
             break;
-        struct sample scalar = {NULL, 0, v.scalar};
+        struct sample scalar = {NULL, 0, v.scalar, false};
         struct sample *s = v.type == PQL_TYPE_SCALAR ? &scalar : v.s;
         size_t n = v.type == PQL_TYPE_SCALAR ? 1 : v.n;
         for (size_t i = 0; i < n && !rc; i++) {
@@ -960,7 +1023,7 @@ int pql_eval_range(tsdb_reader *r, const pql_query *q, int64_t start_ms, int64_t
             if (tmp && sorted) {
                 for (size_t i = 0; i < n_rs; i++)
                     tmp[i] = (struct sample){out->series[i].labels, out->series[i].n_labels,
-                                             (double)i};
+                                             (double)i, false};
                 qsort(tmp, n_rs, sizeof *tmp, cmp_sample);
                 for (size_t i = 0; i < n_rs; i++)
                     sorted[i] = out->series[(size_t)tmp[i].v];
