@@ -14,6 +14,7 @@
  * arena.
  */
 #include "promql-like/pql.h"
+#include "internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -124,22 +125,15 @@ static const struct loaded *find_loaded(const struct ctx *c, const pql_expr *nod
     return NULL;
 }
 
-/* Whether a stack passes every filter: = and =~ want some frame to match,
- * != and !~ want none to (the positive form of the matcher). */
+/* Whether a stack (its function names) passes every filter. */
 static bool stack_passes(const firn_matcher *filters, size_t n_filters, const char **names,
                          size_t n_names)
 {
     for (size_t f = 0; f < n_filters; f++) {
-        const firn_matcher *m = &filters[f];
         bool any = false;
-        for (size_t i = 0; i < n_names && !any; i++) {
-            if (m->type == FIRN_MATCH_EQ || m->type == FIRN_MATCH_NE)
-                any = strcmp(names[i], m->value) == 0;
-            else
-                any = firn_regex_match(m->re, names[i], strlen(names[i]), NULL) == 1;
-        }
-        bool want_any = m->type == FIRN_MATCH_EQ || m->type == FIRN_MATCH_RE;
-        if (any != want_any)
+        for (size_t i = 0; i < n_names && !any; i++)
+            any = pql_filter_hit(&filters[f], names[i]);
+        if (any != pql_filter_positive(&filters[f]))
             return false;
     }
     return true;
@@ -939,8 +933,9 @@ int pql_eval_range(tsdb_reader *r, const pql_query *q, int64_t start_ms, int64_t
         return firn_errf(err, FIRN_EINVAL, "a range query needs step > 0 and end >= start");
     if (q->type != PQL_TYPE_SCALAR && q->type != PQL_TYPE_VECTOR)
         return firn_errf(err, FIRN_EINVAL,
-                         "invalid expression type \"%s\" for range query, must be scalar or "
-                         "instant vector", pql_type_name(q->type));
+                         "invalid expression type \"%s\" for range query, must be Scalar or "
+                         "instant Vector",
+                         q->type == PQL_TYPE_MATRIX ? "range vector" : "string");
     struct ctx c;
     int rc = ctx_init(&c, r, q, start_ms, end_ms, opts, err);
     out->arena = firn_arena_new(0);

@@ -28,6 +28,7 @@
  * Threads: a query runs on the caller's thread with the caller's reader.
  */
 #include "pql.h"
+#include "internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -93,17 +94,14 @@ static const char *selector_type(const pql_expr *sel)
     return NULL;
 }
 
-/* Whether name satisfies the positive form of a stack filter: = and != test
- * equality, =~ and !~ the regex; the negation of != and !~ is applied per
- * stack, not per frame. */
-static bool filter_hit(const firn_matcher *m, const char *name)
+bool pql_filter_hit(const firn_matcher *m, const char *name)
 {
     if (m->type == FIRN_MATCH_EQ || m->type == FIRN_MATCH_NE)
         return strcmp(name, m->value) == 0;
     return firn_regex_match(m->re, name, strlen(name), NULL) == 1;
 }
 
-static bool filter_positive(const firn_matcher *m)
+bool pql_filter_positive(const firn_matcher *m)
 {
     return m->type == FIRN_MATCH_EQ || m->type == FIRN_MATCH_RE;
 }
@@ -114,7 +112,7 @@ static int name_hits(const firn_matcher *ms, size_t nm, const firn_regex *re, si
                      const char *name, firn_err *err)
 {
     if (f < nm)
-        return filter_hit(&ms[f], name);
+        return pql_filter_hit(&ms[f], name);
     int rc = firn_regex_match(re, name, strlen(name), err);
     if (rc < 0)
         firn_err_prefix(err, "filter");
@@ -168,7 +166,7 @@ static int apply_filters(pprof_profile *p, const firn_matcher *ms, size_t nm,
             bool has = false;
             for (size_t k = 0; k < smp->n_locations && !has; k++)
                 has = smp->locations[k] < nloc && lh[smp->locations[k]];
-            bool positive = f < nm ? filter_positive(&ms[f]) : true;
+            bool positive = f < nm ? pql_filter_positive(&ms[f]) : true;
             keep = positive ? has : !has;
         }
         if (keep)
@@ -363,8 +361,12 @@ static bool is_group_key(const pql_profile_request *req, const char *key)
 static pprof_profile *empty_profile(const char *type_name, firn_err *err)
 {
     firn_profile_type pt;
-    if (firn_profile_type_parse(type_name, &pt, err) < 0)
+    if (firn_profile_type_parse(type_name, &pt, NULL) < 0) {
+        /* nothing matched, and the name gives no sample type to show */
+        firn_errf(err, FIRN_EINVAL, "no profile matches: no series named \"%.200s\"",
+                  type_name);
         return NULL;
+    }
     pprof_builder *b = pprof_builder_new(1);
     if (!b) {
         firn_errf(err, FIRN_ENOMEM, "out of memory");
