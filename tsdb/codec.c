@@ -335,6 +335,7 @@ int block_open(struct block_reader *br, const MDB_val *v, struct buf *scratch)
     uint64_t raw_len = (br->flags & BLOCK_DEFLATE) ? cur_varint(&br->c) : 0;
     if (br->c.bad || br->gcd == 0)
         return -1;
+    br->header_len = (size_t)(br->c.p - (const unsigned char *)v->mv_data);
     if (!scratch) {   /* header only */
         br->c.p = br->c.end;
         return 0;

@@ -13,6 +13,8 @@
  *               UTF-8), the whole value kept in long_values under that key
  *   long_values long postings key -> whole label value
  *   samples     (series id u64 BE, timestamp ms u64 BE) -> block (see block_encode)
+ *   totals      the same key -> the block's header alone (count, total, duration,
+ *               period), packed densely so metric queries read no sample pages
  *   symbols     (partition u32 BE, kind u8, id u32 BE) -> symbol content
  *   symbol_idx  (partition u32 BE, kind u8, xxh3-128) -> id (u32 LE)
  */
@@ -56,7 +58,7 @@ struct tsdb {
     char *path;
     MDB_env *env;
     MDB_dbi dbi_meta, dbi_series, dbi_series_idx, dbi_postings, dbi_long_values,
-        dbi_samples, dbi_symbols, dbi_symbol_idx;
+        dbi_samples, dbi_totals, dbi_symbols, dbi_symbol_idx;
     int64_t partition_ms;
     int lock_fd;             /* flock'd firn.lock: one writing process */
     /* Readers hold it shared for the life of their transaction; the writer
@@ -144,6 +146,7 @@ size_t block_encode(struct buf *b, struct buf *body, struct block_sample *s, siz
 /* Header of a block; then block_next yields its samples. */
 struct block_reader {
     struct cur c;
+    size_t header_len;          /* bytes before the body */
     unsigned flags;
     uint64_t n, i, gcd;
     uint32_t stack;

@@ -587,8 +587,11 @@ static int reserve_scratch(tsdb_reader *r, size_t n)
 int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_ms,
               unsigned flags, tsdb_block_fn fn, void *ctx, firn_err *err)
 {
+    /* totals alone live densely in their own database */
     MDB_cursor *c;
-    int rc = mdb_cursor_open(r->txn, r->db->dbi_samples, &c);
+    int rc = mdb_cursor_open(r->txn,
+                             (flags & TSDB_SCAN_TOTALS) ? r->db->dbi_totals : r->db->dbi_samples,
+                             &c);
     if (rc)
         return lmdb_err(r, err, rc, "scanning");
     unsigned char kb[SAMPLE_KEY_LEN];

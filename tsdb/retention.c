@@ -66,7 +66,11 @@ static int expire_blocks(tsdb *db, MDB_txn *txn, uint64_t id, int64_t cutoff, lo
         int64_t ts = (int64_t)be64_get((unsigned char *)k.mv_data + 8);
         if (ts >= cutoff || *budget <= 0)
             break;
-        if ((rc = mdb_cursor_del(c, 0)))
+        unsigned char key[SAMPLE_KEY_LEN];
+        memcpy(key, k.mv_data, sizeof key);
+        MDB_val tk = {sizeof key, key};
+        rc = mdb_del(txn, db->dbi_totals, &tk, NULL);
+        if ((rc && rc != MDB_NOTFOUND) || (rc = mdb_cursor_del(c, 0)))
             break;
         (*deleted)++;
         (*budget)--;

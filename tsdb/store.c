@@ -19,8 +19,9 @@
 
 #define DEFAULT_MAP_SIZE (1ull << 30)
 
-static const char *const DB_NAMES[] = {"meta", "series", "series_idx", "postings",
-                                       "long_values", "samples", "symbols", "symbol_idx"};
+static const char *const DB_NAMES[] = {"meta",        "series",  "series_idx", "postings",
+                                       "long_values", "samples", "totals",     "symbols",
+                                       "symbol_idx"};
 
 void tsdb_options_default(tsdb_options *o)
 {
@@ -180,7 +181,7 @@ static int open_schema(tsdb *db, firn_err *err)
     }
     bool fresh = mst.ms_entries == 0;
     MDB_dbi *dbis[] = {&db->dbi_meta, &db->dbi_series, &db->dbi_series_idx, &db->dbi_postings,
-                       &db->dbi_long_values, &db->dbi_samples, &db->dbi_symbols,
+                       &db->dbi_long_values, &db->dbi_samples, &db->dbi_totals, &db->dbi_symbols,
                        &db->dbi_symbol_idx};
     for (size_t i = 0; i < sizeof dbis / sizeof *dbis; i++) {
         unsigned f = ro ? 0 : MDB_CREATE;

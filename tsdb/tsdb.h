@@ -38,7 +38,7 @@
 #include "model/model.h"
 #include "pprof/pprof.h"
 
-#define TSDB_SCHEMA_VERSION 1
+#define TSDB_SCHEMA_VERSION 2
 #define TSDB_DEFAULT_RETENTION_MS (15LL * 24 * 3600 * 1000)   /* 15d, as Prometheus */
 
 typedef struct tsdb tsdb;

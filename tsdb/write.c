@@ -851,7 +851,15 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
         unsigned char kb[SAMPLE_KEY_LEN];
         sample_key(kb, ids[t], pp->ts);
         MDB_val k = {sizeof kb, kb}, v = {w->val.len, w->val.b};
+        struct block_reader br;
         if ((rc = mdb_put(txn, db->dbi_samples, &k, &v, MDB_NOOVERWRITE)))
+            goto out;
+        if (block_open(&br, &v, NULL) < 0) {   /* cannot fail on what we just encoded */
+            rc = MDB_CORRUPTED;
+            goto out;
+        }
+        MDB_val hv = {br.header_len, w->val.b};
+        if ((rc = mdb_put(txn, db->dbi_totals, &k, &hv, MDB_NOOVERWRITE)))
             goto out;
         atomic_fetch_add(&db->samples_total, kept);
     }
