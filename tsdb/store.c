@@ -200,12 +200,24 @@ static int open_schema(tsdb *db, firn_err *err)
                              tsdb_strerror(rc));
         }
         if (i == 0 && !fresh) {
-            MDB_stat ms;
-            if (mdb_stat(txn, db->dbi_meta, &ms) == 0 && ms.ms_entries == 0) {
+            /* the version before anything else, so that no other database
+             * is created in (or demanded of) a store of another version */
+            MDB_val vk = {strlen("schema_version"), "schema_version"}, vv;
+            uint32_t version = 0;
+            int vrc = mdb_get(txn, db->dbi_meta, &vk, &vv);
+            if (vrc == 0 && vv.mv_size == sizeof version)
+                memcpy(&version, vv.mv_data, sizeof version);   /* little-endian hosts only */
+            if (vrc) {
                 mdb_txn_abort(txn);
                 return firn_errf(err, FIRN_EINVAL,
                                  "%s: an LMDB environment, but not a firn store (no schema "
                                  "record)", db->path);
+            }
+            if (version != TSDB_SCHEMA_VERSION) {
+                mdb_txn_abort(txn);
+                return firn_errf(err, FIRN_EINVAL,
+                                 "%s: store schema version %u; this firn reads version %d only",
+                                 db->path, version, TSDB_SCHEMA_VERSION);
             }
         }
     }
