@@ -107,9 +107,7 @@ static bool rune_printable(uint32_t r)
     return true;
 }
 
-/* Write the Go-quoted form of s[0..len) into out (when out is not NULL) and
- * return its length, quotes included. */
-static size_t go_quote(char *out, const char *s, size_t len)
+size_t firn_go_quote(char *out, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
@@ -169,7 +167,7 @@ static const char *show(char *buf, const char *s)
     bool cut = len > ERR_SHOW_MAX;
     if (cut)
         len = ERR_SHOW_MAX;
-    size_t n = go_quote(buf, s, len);   /* at most 10 bytes per input byte, + 2 */
+    size_t n = firn_go_quote(buf, s, len);   /* at most 10 bytes per input byte, + 2 */
     if (cut) {
         memcpy(buf + n, "...", 3);
         n += 3;
@@ -266,7 +264,7 @@ static size_t format_into(char *out, const firn_label *labels, size_t n)
             PUT(", ", 2);
         PUT(labels[i].name, strlen(labels[i].name));
         PUT("=", 1);
-        pos += go_quote(out ? out + pos : NULL, value, strlen(value));
+        pos += firn_go_quote(out ? out + pos : NULL, value, strlen(value));
     }
     PUT("}", 1);
 #undef PUT

@@ -160,6 +160,10 @@ bool firn_utf8_valid(const char *s, size_t len);
 int firn_labels_normalize(firn_label *labels, size_t *n, firn_err *err);
 /* Value of name in a sorted set, or NULL. */
 const char *firn_labels_get(const firn_label *labels, size_t n, const char *name);
+/* The Go-quoted (strconv.Quote) form of s[0..len) written to out when out
+ * is not NULL; returns its length, quotes included: at most 10 bytes per
+ * input byte, plus 2.  Invalid UTF-8 bytes come out as \xNN, as in Go. */
+size_t firn_go_quote(char *out, const char *s, size_t len);
 /* {a="1", b="2"} with Prometheus's quoting of values (Go %q escapes), into a
  * malloc'd string. */
 char *firn_labels_format(const firn_label *labels, size_t n);

@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
 
 const char *pql_agg_name(pql_agg_op op)
 {
@@ -127,101 +126,6 @@ void pql_query_free(pql_query *q)
     q->arena = NULL;
 }
 
-/* ---- Go quoting ------------------------------------------------------------ */
-
-/* Length of the UTF-8 sequence at s[0..len) and its rune, or 0 when invalid
- * (bad lead or continuation byte, overlong, surrogate, past U+10FFFF). */
-static size_t utf8_next(const unsigned char *s, size_t len, uint32_t *rune)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *rune = c;
-        return 1;
-    }
-    size_t n;
-    uint32_t r, min;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2, r = c & 0x1f, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef)
-        n = 3, r = c & 0x0f, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        n = 4, r = c & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (len < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        r = (r << 6) | (s[i] & 0x3f);
-    }
-    if (r < min || r > 0x10ffff || (r >= 0xd800 && r <= 0xdfff))
-        return 0;
-    *rune = r;
-    return n;
-}
-
-/* Runes Go's strconv.Quote would escape, short of its Unicode tables:
- * controls, C1 controls, line and paragraph separators, BOM, noncharacters. */
-static bool rune_escaped(uint32_t r)
-{
-    return r < 0x20 || (r >= 0x7f && r <= 0xa0) || r == 0xad || r == 0x2028 ||
-           r == 0x2029 || r == 0xfeff || (r & 0xfffe) == 0xfffe;
-}
-
-/* Writes the Go-quoted form of s[0..len) to out (when not NULL) and returns
- * its length: at most 10 bytes per input byte, plus the 2 quotes.  Invalid
- * UTF-8 bytes come out as \xNN, as Go writes them. */
-size_t pql_quote(char *out, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s;
-    size_t pos = 0, i = 0;
-    char unit[16];
-    if (out)
-        out[pos] = '"';
-    pos++;
-    while (i < len) {
-        uint32_t r;
-        size_t n = utf8_next(p + i, len - i, &r), u = 0;
-        if (n == 0) {
-            unit[u++] = '\\';
-            unit[u++] = 'x';
-            unit[u++] = hex[p[i] >> 4];
-            unit[u++] = hex[p[i] & 0xf];
-            n = 1;
-        } else if (r == '"' || r == '\\') {
-            unit[u++] = '\\';
-            unit[u++] = (char)r;
-        } else if (!rune_escaped(r)) {
-            memcpy(unit, p + i, n);
-            u = n;
-        } else {
-            static const char controls[] = "abtnvfr"; /* \a=7 .. \r=13 */
-            unit[u++] = '\\';
-            if (r >= 7 && r <= 13) {
-                unit[u++] = controls[r - 7];
-            } else if (r < 0x80) {
-                unit[u++] = 'x';
-                unit[u++] = hex[r >> 4];
-                unit[u++] = hex[r & 0xf];
-            } else {
-                int digits = r < 0x10000 ? 4 : 8;
-                unit[u++] = r < 0x10000 ? 'u' : 'U';
-                for (int d = digits - 1; d >= 0; d--)
-                    unit[u++] = hex[(r >> (4 * d)) & 0xf];
-            }
-        }
-        if (out)
-            memcpy(out + pos, unit, u);
-        pos += u;
-        i += n;
-    }
-    if (out)
-        out[pos] = '"';
-    return pos + 1;
-}
-
 /* ---- the text form --------------------------------------------------------- */
 
 typedef struct strbuf {
@@ -278,10 +182,10 @@ __attribute__((format(printf, 2, 3))) static void sb_printf(strbuf *b, const cha
 static void sb_quote(strbuf *b, const char *s)
 {
     size_t len = strlen(s);
-    size_t need = pql_quote(NULL, s, len);
+    size_t need = firn_go_quote(NULL, s, len);
     if (!sb_reserve(b, need))
         return;
-    pql_quote(b->data + b->len, s, len);
+    firn_go_quote(b->data + b->len, s, len);
     b->len += need;
     b->data[b->len] = '\0';
 }

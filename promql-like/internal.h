@@ -7,10 +7,6 @@
 
 #include "model/model.h"
 
-/* s[0..len) Go-quoted (strconv.Quote) into out when not NULL; returns the
- * length, at most 10 bytes per input byte + 2.  Defined in ast.c. */
-size_t pql_quote(char *out, const char *s, size_t len);
-
 /* Stack filters (__function__ matchers): whether a function name satisfies
  * the positive form of m (= and != test equality, =~ and !~ the regex),
  * and whether m wants a stack with such a frame (= =~) or without (!= !~).

@@ -35,7 +35,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
 
 #define SHOW_MAX 64 /* bytes of a token shown in an error */
 
@@ -143,7 +142,7 @@ static int out_of_memory(parser *p)
 static const char *show(char *buf, const char *s, size_t len)
 {
     bool cut = len > SHOW_MAX;
-    size_t n = pql_quote(buf, s, cut ? SHOW_MAX : len);
+    size_t n = firn_go_quote(buf, s, cut ? SHOW_MAX : len);
     if (cut) {
         memcpy(buf + n, "...", 3);
         n += 3;
