@@ -223,6 +223,29 @@ pprof_hash pprof_labels_identity(const pprof_profile *p, size_t sample);
  * and drop the rest; sample order is otherwise kept. */
 int pprof_merge_samples(pprof_profile *p, firn_err *err);
 
+/* ---- deltas of cumulative profiles --------------------------------------- */
+
+/* The previous scrape of one (target, profile type), for turning Go's
+ * cumulative profiles (allocs/heap alloc_*, block, mutex) into deltas.
+ * Not thread-safe: one state per scrape loop. */
+typedef struct pprof_delta_state pprof_delta_state;
+
+pprof_delta_state *pprof_delta_new(void);
+void pprof_delta_free(pprof_delta_state *st);
+/* columns[i] = whether column i is cumulative (alloc_objects/count,
+ * alloc_space/bytes, contentions/count, delay/nanoseconds); the rest
+ * (inuse_*, goroutine, cpu) are snapshots or deltas already. */
+void pprof_delta_columns(const pprof_profile *p, bool *columns);
+/* Turns p, in place, into its difference from the previous profile for the
+ * columns marked, per sample identity (other columns are kept as they are),
+ * drops samples left all zero, sets duration_nanos to the time between the
+ * two, and makes p's original values the next baseline.  Returns 1 when p
+ * now holds a delta to store, 0 when there was no usable baseline (the
+ * first profile, other sample types, or a value that went down: a restart)
+ * and p should not be stored, negative on error. */
+int pprof_delta_apply(pprof_delta_state *st, pprof_profile *p, const bool *columns,
+                      firn_err *err);
+
 /* ---- building ---------------------------------------------------------- */
 
 /* Builds a profile from parts, deduplicating strings, functions, mappings

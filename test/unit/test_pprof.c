@@ -1031,6 +1031,133 @@ static void test_top_flat_and_cum(void **state)
     firn_arena_free(a);
 }
 
+/* ---- deltas of cumulative profiles ---------------------------------------- */
+
+/* A heap-like profile: stack i is main;fn[i] with the given four values
+ * (alloc_objects, alloc_space, inuse_objects, inuse_space). */
+static pprof_profile *heap_profile(const char *const *fn, const int64_t (*v)[4], size_t n,
+                                   int64_t time_nanos)
+{
+    static const char *const types[4][2] = {{"alloc_objects", "count"}, {"alloc_space", "bytes"},
+                                             {"inuse_objects", "count"}, {"inuse_space", "bytes"}};
+    pprof_builder *b = pprof_builder_new(4);
+    assert_non_null(b);
+    for (size_t i = 0; i < 4; i++)
+        pprof_builder_sample_type(b, i, types[i][0], types[i][1]);
+    pprof_builder_period(b, "space", "bytes", 524288);
+    pprof_builder_time(b, time_nanos, 0);
+    pprof_function mf = {.name = pprof_builder_string(b, "main", 4)};
+    pprof_line ml = {.function = pprof_builder_function(b, &mf), .line = 1};
+    pprof_location main_loc = {.mapping = PPROF_NONE, .lines = &ml, .n_lines = 1};
+    uint32_t root = pprof_builder_location(b, &main_loc);
+    for (size_t i = 0; i < n; i++) {
+        pprof_function f = {.name = pprof_builder_string(b, fn[i], strlen(fn[i]))};
+        pprof_line ln = {.function = pprof_builder_function(b, &f), .line = 2};
+        pprof_location l = {.mapping = PPROF_NONE, .lines = &ln, .n_lines = 1};
+        uint32_t stack[2] = {pprof_builder_location(b, &l), root};
+        assert_int_equal(pprof_builder_sample(b, stack, 2, v[i], NULL, 0), 0);
+    }
+    firn_err err = {0};
+    pprof_profile *p = pprof_builder_finish(b, &err);
+    assert_non_null(p);
+    return p;
+}
+
+/* The values of the sample whose leaf function is fn, or NULL. */
+static const int64_t *values_of(const pprof_profile *p, const char *fn)
+{
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const pprof_location *l = &p->locations[p->samples[i].locations[0]];
+        if (strcmp(pprof_str(p, p->functions[l->lines[0].function].name), fn) == 0)
+            return p->samples[i].values;
+    }
+    return NULL;
+}
+
+static void test_delta_subtracts_cumulative_columns(void **state)
+{
+    (void)state;
+    pprof_delta_state *st = pprof_delta_new();
+    bool cols[4];
+    firn_err err = {0};
+    const char *fn1[] = {"a", "b"};
+    const int64_t v1[][4] = {{10, 100, 1, 10}, {5, 50, 0, 0}};
+    pprof_profile *p = heap_profile(fn1, v1, 2, 1000000000);
+    pprof_delta_columns(p, cols);
+    assert_true(cols[0] && cols[1] && !cols[2] && !cols[3]);
+    assert_int_equal(pprof_delta_apply(st, p, cols, &err), 0);   /* no baseline yet */
+    pprof_free(p);
+
+    const char *fn2[] = {"a", "b", "c", "a"};   /* "a" twice: summed first */
+    const int64_t v2[][4] = {{12, 120, 1, 10}, {5, 50, 0, 0}, {1, 8, 1, 8}, {3, 40, 1, 10}};
+    p = heap_profile(fn2, v2, 4, 11000000000);
+    assert_int_equal(pprof_delta_apply(st, p, cols, &err), 1);
+    assert_int_equal(p->n_samples, 2);   /* b did nothing: dropped */
+    const int64_t *a = values_of(p, "a"), *c = values_of(p, "c");
+    assert_non_null(a);
+    assert_non_null(c);
+    assert_null(values_of(p, "b"));
+    /* alloc: (12+3)-10, (120+40)-100; inuse: the latest, summed */
+    assert_int_equal(a[0], 5);
+    assert_int_equal(a[1], 60);
+    assert_int_equal(a[2], 2);
+    assert_int_equal(a[3], 20);
+    assert_int_equal(c[0], 1);   /* no baseline for c: all of it is new */
+    assert_int_equal(c[1], 8);
+    assert_int_equal(p->duration_nanos, 10000000000);
+    pprof_free(p);
+
+    /* a value going down is a restart: nothing to store, new baseline */
+    const char *fn3[] = {"a"};
+    const int64_t v3[][4] = {{2, 20, 2, 20}};
+    p = heap_profile(fn3, v3, 1, 21000000000);
+    assert_int_equal(pprof_delta_apply(st, p, cols, &err), 0);
+    pprof_free(p);
+    const int64_t v4[][4] = {{7, 70, 3, 30}};
+    p = heap_profile(fn3, v4, 1, 31000000000);
+    assert_int_equal(pprof_delta_apply(st, p, cols, &err), 1);
+    assert_int_equal(values_of(p, "a")[1], 50);
+    assert_int_equal(values_of(p, "a")[3], 30);
+    pprof_free(p);
+
+    /* other sample types: no usable baseline */
+    p = decode_fixture("alloy-block.before.pprof");
+    bool bcols[2];
+    pprof_delta_columns(p, bcols);
+    assert_true(bcols[0] && bcols[1]);
+    assert_int_equal(pprof_delta_apply(st, p, bcols, &err), 0);
+    pprof_free(p);
+    pprof_delta_free(st);
+}
+
+/* Alloy's before/after heap pair (the same allocations six seconds apart):
+ * the delta's alloc totals are after minus before, here zero, while the
+ * inuse totals are after's, so the samples stay. */
+static void test_delta_fixture_pair(void **state)
+{
+    (void)state;
+    pprof_profile *before = decode_fixture("alloy-heap.before.pprof");
+    pprof_profile *after = decode_fixture("alloy-heap.after.pprof");
+    int64_t tb[4], ta[4], td[4];
+    pprof_totals(before, tb);
+    pprof_totals(after, ta);
+    pprof_delta_state *st = pprof_delta_new();
+    bool cols[4];
+    pprof_delta_columns(before, cols);
+    firn_err err = {0};
+    assert_int_equal(pprof_delta_apply(st, before, cols, &err), 0);
+    assert_int_equal(pprof_delta_apply(st, after, cols, &err), 1);
+    pprof_totals(after, td);
+    assert_int_equal(td[0], ta[0] - tb[0]);
+    assert_int_equal(td[1], ta[1] - tb[1]);
+    assert_int_equal(td[2], ta[2]);
+    assert_int_equal(td[3], ta[3]);
+    assert_int_equal(after->n_samples, 2);
+    pprof_delta_free(st);
+    pprof_free(before);
+    pprof_free(after);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1051,6 +1178,8 @@ int main(void)
         cmocka_unit_test(test_merge_samples_keeps_totals),
         cmocka_unit_test(test_add_saturates),
         cmocka_unit_test(test_top_flat_and_cum),
+        cmocka_unit_test(test_delta_subtracts_cumulative_columns),
+        cmocka_unit_test(test_delta_fixture_pair),
     };
     return cmocka_run_group_tests_name("pprof", tests, NULL, NULL);
 }
