@@ -184,6 +184,39 @@ void firn_regex_free(firn_regex *re);
  * matching failed (match limit hit). */
 int firn_regex_match(const firn_regex *re, const char *s, size_t len, firn_err *err);
 
+/* Capture groups and Go's regexp.Expand, for relabeling.
+ *
+ * An ovector holds 2 * FIRN_REGEX_MAX_GROUPS offsets into the subject: the
+ * start and end of group i at [2i] and [2i+1], group 0 the whole match, a
+ * group that did not take part (SIZE_MAX, SIZE_MAX). */
+
+/* Capture groups in the pattern, group 0 not counted. */
+int firn_regex_group_count(const firn_regex *re);
+/* 1 when the whole of s matches, with the groups in ovector and their
+ * number (capture groups + 1) in *n_groups; 0 when it does not match;
+ * negative (with err) when matching failed, or the pattern has
+ * FIRN_REGEX_MAX_GROUPS capture groups or more. */
+int firn_regex_match_groups(const firn_regex *re, const char *s, size_t len,
+                            size_t *ovector /* 2 * FIRN_REGEX_MAX_GROUPS */,
+                            size_t *n_groups, firn_err *err);
+/* Index of the named group (?P<name>...) or (?<name>...), -1 if none. */
+int firn_regex_group_index(const firn_regex *re, const char *name);
+/* tmpl with its references replaced as Go's regexp.Expand does: $name or
+ * ${name}, name the longest run of letters, digits and "_" ($1x is ${1x});
+ * an all-digit name is a group index, any other a group name; an unknown,
+ * out-of-range or unmatched group gives ""; "$$" is "$"; a "$" not followed
+ * by a name or a closed ${name} is itself.  subject, ovector and n_groups
+ * come from firn_regex_match_groups.  A malloc'd string; NULL when out of
+ * memory. */
+char *firn_regex_expand(const firn_regex *re, const char *tmpl, const char *subject,
+                        const size_t *ovector, size_t n_groups);
+/* Go's re.ReplaceAllString(s, replacement): with Prometheus's anchoring the
+ * regex matches all of s or nothing, so this is the expanded replacement
+ * when s matches and a copy of s when not.  A malloc'd string; NULL (with
+ * err) when matching failed or out of memory. */
+char *firn_regex_replace_all(const firn_regex *re, const char *s, size_t len,
+                             const char *replacement, firn_err *err);
+
 /* ---- label matchers ------------------------------------------------------ */
 
 typedef enum firn_match_type {
@@ -244,5 +277,78 @@ int firn_profile_type_parse(const char *s, firn_profile_type *out, firn_err *err
 int firn_profile_type_format(char *buf, size_t size, const char *name,
                              const char *sample_type, const char *sample_unit,
                              const char *period_type, const char *period_unit, bool delta);
+
+/* ---- relabeling ------------------------------------------------------------ */
+
+/* Prometheus's relabel_config (model/relabel): the rules that rewrite, keep
+ * or drop a label set, applied to discovered targets and scraped samples.
+ * Label names are validated the legacy way ([a-zA-Z_][a-zA-Z0-9_]*, at most
+ * FIRN_LABEL_NAME_MAX bytes), as firn_label_name_valid; target_label and the
+ * labelmap replacement may hold $-references, checked against Prometheus's
+ * ^(?:(?:[a-zA-Z_]|\$(?:\{\w+\}|\w+))+\w*)+$.
+ *
+ * A config is built once (by the config loader), then read-only: it can be
+ * applied from many threads at once. */
+typedef enum firn_relabel_action {
+    FIRN_RELABEL_REPLACE,
+    FIRN_RELABEL_KEEP,
+    FIRN_RELABEL_DROP,
+    FIRN_RELABEL_KEEPEQUAL,
+    FIRN_RELABEL_DROPEQUAL,
+    FIRN_RELABEL_HASHMOD,
+    FIRN_RELABEL_LABELMAP,
+    FIRN_RELABEL_LABELDROP,
+    FIRN_RELABEL_LABELKEEP,
+    FIRN_RELABEL_LOWERCASE,
+    FIRN_RELABEL_UPPERCASE,
+} firn_relabel_action;
+
+typedef struct firn_relabel_config {
+    firn_relabel_action action;
+    char **source_labels;    /* malloc'd array of malloc'd names, owned; not NULL
+                              * when given, even as [] (labeldrop and labelkeep
+                              * refuse a given source_labels, as Prometheus) */
+    size_t n_source_labels;
+    char *separator;         /* NULL = ";" */
+    char *target_label;      /* may be NULL */
+    char *regex;             /* pattern text; NULL = "(.*)"; "" (an explicit null in
+                              * YAML) = the empty regex, which matches only "" */
+    uint64_t modulus;
+    char *replacement;       /* NULL = "$1" */
+    firn_regex *compiled;    /* set by firn_relabel_config_init */
+    /* Which fields were given explicitly.  Prometheus compares separator,
+     * modulus and replacement with their defaults by value, so only an
+     * explicit regex (has_regex, or regex not NULL) counts in validation;
+     * the others are for the loader's own use. */
+    bool has_separator, has_regex, has_modulus, has_replacement;
+} firn_relabel_config;
+
+/* Most labels a label set may hold while rules run (labelmap adds some). */
+#define FIRN_RELABEL_LABELS_MAX 4096
+
+/* The action named s, case-insensitively (Go's strings.ToLower); -1 when
+ * there is none. */
+int firn_relabel_action_parse(const char *s, firn_relabel_action *out);
+/* "replace", "keep", ...; "unknown" for a value outside the enum. */
+const char *firn_relabel_action_name(firn_relabel_action a);
+/* Validate c as Prometheus's Config.Validate does, with the same messages
+ * ("relabel configuration for replace action requires 'target_label'
+ * value"), and compile its regex into c->compiled.  c holds zeros or
+ * values in every field it does not set. */
+int firn_relabel_config_init(firn_relabel_config *c, firn_err *err);
+/* Free the owned strings and the compiled regex; c is zeroed. */
+void firn_relabel_config_destroy(firn_relabel_config *c);
+/* Apply cfgs[0..n) in order, as Prometheus's relabel.Process, stopping at
+ * the first rule that drops.  in is a label set (pairs with an empty value
+ * count as absent).  Returns 1 when kept, with *out the new label set,
+ * sorted by name, its array and strings allocated from arena (NULL when
+ * the set is empty); 0 when
+ * dropped (*out NULL, *n_out 0); negative (with err) when a regex hits its
+ * match limit, a produced value is longer than FIRN_LABEL_VALUE_MAX, the
+ * set grows past FIRN_RELABEL_LABELS_MAX, in has a duplicate name, or out
+ * of memory.  Thread-safe for read-only cfgs. */
+int firn_relabel_process(const firn_relabel_config *cfgs, size_t n, const firn_label *in,
+                         size_t n_in, firn_arena *arena, firn_label **out, size_t *n_out,
+                         firn_err *err);
 
 #endif

@@ -10,6 +10,10 @@
  * rejects; such a pattern is compiled again with the assertion put in a
  * group, "(?:$)*bar", which means the same.
  *
+ * Relabeling also needs the capture groups of a match and Go's
+ * regexp.Expand to fill "$1"/"${name}" templates from them; PCRE2's own
+ * substitution syntax differs, so Expand is written out here.
+ *
  * PCRE2 backtracks, so every match runs under a match, depth and heap limit:
  * a pathological pattern fails with an error instead of spinning.
  *
@@ -304,13 +308,35 @@ void firn_regex_free(firn_regex *re)
     free(re);
 }
 
-int firn_regex_match(const firn_regex *re, const char *s, size_t len, firn_err *err)
+/* The error for a failed pcre2_match (rc < 0, not "no match"). */
+static int match_error(const firn_regex *re, int rc, size_t subject_len, firn_err *err)
+{
+    char shown[SHOW_BUF];
+    PCRE2_UCHAR why[256];
+    if (pcre2_get_error_message(rc, why, sizeof why) < 0)
+        snprintf((char *)why, sizeof why, "error %d", rc);
+    int status = FIRN_EINVAL;
+    if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+        rc == PCRE2_ERROR_HEAPLIMIT)
+        status = FIRN_ETOOBIG;
+    else if (rc == PCRE2_ERROR_NOMEMORY)
+        status = FIRN_ENOMEM;
+    return firn_errf(err, status, "regex %s: matching %zu bytes: %s",
+                     show_pattern(shown, sizeof shown, re->pattern), subject_len,
+                     (const char *)why);
+}
+
+/* Run re over s into this thread's match data: 1 matched, 0 not, negative
+ * (with err) on failure.  *scratch_out is the match data's owner. */
+static int run_match(const firn_regex *re, const char *s, size_t len,
+                     struct match_scratch **scratch_out, firn_err *err)
 {
     char shown[SHOW_BUF];
     struct match_scratch *scratch = scratch_get();
     if (!scratch)
         return firn_errf(err, FIRN_ENOMEM, "regex %s: out of memory",
                          show_pattern(shown, sizeof shown, re->pattern));
+    *scratch_out = scratch;
     PCRE2_SPTR subject = (PCRE2_SPTR)(s ? s : "");
     size_t subject_len = s ? len : 0;
     int rc = pcre2_match(re->code, subject, subject_len, 0, 0, scratch->data,
@@ -324,18 +350,213 @@ int firn_regex_match(const firn_regex *re, const char *s, size_t len, firn_err *
         return 1;
     if (rc == PCRE2_ERROR_NOMATCH)
         return 0;
-    PCRE2_UCHAR why[256];
-    if (pcre2_get_error_message(rc, why, sizeof why) < 0)
-        snprintf((char *)why, sizeof why, "error %d", rc);
-    int status = FIRN_EINVAL;
-    if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
-        rc == PCRE2_ERROR_HEAPLIMIT)
-        status = FIRN_ETOOBIG;
-    else if (rc == PCRE2_ERROR_NOMEMORY)
-        status = FIRN_ENOMEM;
-    return firn_errf(err, status, "regex %s: matching %zu bytes: %s",
-                     show_pattern(shown, sizeof shown, re->pattern), subject_len,
-                     (const char *)why);
+    return match_error(re, rc, subject_len, err);
+}
+
+int firn_regex_match(const firn_regex *re, const char *s, size_t len, firn_err *err)
+{
+    struct match_scratch *scratch;
+    return run_match(re, s, len, &scratch, err);
+}
+
+/* ---- capture groups and Go's Expand ------------------------------------- */
+
+int firn_regex_group_count(const firn_regex *re)
+{
+    uint32_t count = 0;
+    if (pcre2_pattern_info(re->code, PCRE2_INFO_CAPTURECOUNT, &count) != 0)
+        return 0;
+    return (int)count;
+}
+
+int firn_regex_match_groups(const firn_regex *re, const char *s, size_t len,
+                            size_t *ovector, size_t *n_groups, firn_err *err)
+{
+    char shown[SHOW_BUF];
+    int count = firn_regex_group_count(re);
+    if (count >= FIRN_REGEX_MAX_GROUPS)
+        return firn_errf(err, FIRN_ETOOBIG, "regex %s: %d capture groups, more than %d",
+                         show_pattern(shown, sizeof shown, re->pattern), count,
+                         FIRN_REGEX_MAX_GROUPS - 1);
+    struct match_scratch *scratch;
+    int rc = run_match(re, s, len, &scratch, err);
+    if (rc != 1)
+        return rc;
+    /* The match data holds FIRN_REGEX_MAX_GROUPS + 1 pairs, more than count
+     * + 1, so every group has its pair; PCRE2 marks unset ones PCRE2_UNSET,
+     * which is SIZE_MAX. */
+    const PCRE2_SIZE *pairs = pcre2_get_ovector_pointer(scratch->data);
+    uint32_t have = pcre2_get_ovector_count(scratch->data);
+    size_t n = (size_t)count + 1;
+    for (size_t i = 0; i < n; i++) {
+        bool set = i < have && pairs[2 * i] != PCRE2_UNSET;
+        ovector[2 * i] = set ? (size_t)pairs[2 * i] : SIZE_MAX;
+        ovector[2 * i + 1] = set ? (size_t)pairs[2 * i + 1] : SIZE_MAX;
+    }
+    *n_groups = n;
+    return 1;
+}
+
+int firn_regex_group_index(const firn_regex *re, const char *name)
+{
+    if (!name || !*name)
+        return -1;
+    int n = pcre2_substring_number_from_name(re->code, (PCRE2_SPTR)name);
+    return n > 0 ? n : -1;
+}
+
+/* Go's Expand reads a name as the longest run of Unicode letters, decimal
+ * digits and "_" (unicode.IsLetter, unicode.IsDigit).  PCRE2 has those
+ * tables: this start-anchored pattern, compiled once per process and kept
+ * for its life, measures the run. */
+static pcre2_code *name_run_code;
+static pthread_once_t name_run_once = PTHREAD_ONCE_INIT;
+
+static void name_run_compile(void)
+{
+    int error_code;
+    PCRE2_SIZE error_offset;
+    name_run_code = pcre2_compile((PCRE2_SPTR) "[\\p{L}\\p{Nd}_]*", PCRE2_ZERO_TERMINATED,
+                                  PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_ANCHORED,
+                                  &error_code, &error_offset, NULL);
+    if (name_run_code)
+        (void)pcre2_jit_compile(name_run_code, PCRE2_JIT_COMPLETE);
+}
+
+/* Bytes of the name run at s[at..len), or -1 when out of memory. */
+static long name_run(const char *s, size_t len, size_t at, struct match_scratch *scratch)
+{
+    pthread_once(&name_run_once, name_run_compile);
+    if (!name_run_code)
+        return -1;
+    int rc = pcre2_match(name_run_code, (PCRE2_SPTR)s, len, at, 0, scratch->data,
+                         scratch->context);
+    if (rc < 0)   /* the pattern matches the empty string: only failures land here */
+        return -1;
+    const PCRE2_SIZE *pairs = pcre2_get_ovector_pointer(scratch->data);
+    return (long)(pairs[1] - at);
+}
+
+struct strbuf {
+    char *data;
+    size_t len, cap;
+    bool failed;
+};
+
+static void strbuf_add(struct strbuf *b, const char *s, size_t n)
+{
+    if (b->failed || n == 0)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *data = realloc(b->data, cap);
+        if (!data) {
+            b->failed = true;
+            return;
+        }
+        b->data = data;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
+/* The group a reference names: an all-digit name (no leading zero, below
+ * 1e8, as Go) is an index, anything else a group name; -1 for none. */
+static long reference_group(const firn_regex *re, const char *name, size_t len)
+{
+    long num = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (name[i] < '0' || name[i] > '9' || num >= 100000000) {
+            num = -1;
+            break;
+        }
+        num = num * 10 + (name[i] - '0');
+    }
+    if (name[0] == '0' && len > 1)
+        num = -1;
+    if (num >= 0)
+        return num;
+    char copy[256];   /* PCRE2 names are at most 32 code units */
+    if (len >= sizeof copy)
+        return -1;
+    memcpy(copy, name, len);
+    copy[len] = '\0';
+    return firn_regex_group_index(re, copy);
+}
+
+char *firn_regex_expand(const firn_regex *re, const char *tmpl, const char *subject,
+                        const size_t *ovector, size_t n_groups)
+{
+    struct match_scratch *scratch = scratch_get();
+    if (!scratch)
+        return NULL;
+    struct strbuf out = {0};
+    size_t len = strlen(tmpl), i = 0;
+    while (i < len) {
+        const char *dollar = memchr(tmpl + i, '$', len - i);
+        if (!dollar)
+            break;
+        size_t at = (size_t)(dollar - tmpl);
+        strbuf_add(&out, tmpl + i, at - i);
+        i = at + 1;
+        if (i < len && tmpl[i] == '$') {   /* "$$" */
+            strbuf_add(&out, "$", 1);
+            i++;
+            continue;
+        }
+        bool brace = i < len && tmpl[i] == '{';
+        size_t name_at = brace ? i + 1 : i;
+        long run = name_run(tmpl, len, name_at, scratch);
+        if (run < 0) {
+            out.failed = true;
+            break;
+        }
+        size_t name_len = (size_t)run;
+        size_t end = name_at + name_len;
+        bool ok = name_len > 0;
+        if (ok && brace) {
+            ok = end < len && tmpl[end] == '}';
+            end++;
+        }
+        if (!ok) {   /* malformed: the "$" is text */
+            strbuf_add(&out, "$", 1);
+            continue;
+        }
+        long group = reference_group(re, tmpl + name_at, name_len);
+        if (group >= 0 && (size_t)group < n_groups && ovector[2 * group] != SIZE_MAX)
+            strbuf_add(&out, subject + ovector[2 * group],
+                       ovector[2 * group + 1] - ovector[2 * group]);
+        i = end;
+    }
+    strbuf_add(&out, tmpl + i, len - i);
+    if (out.failed) {
+        free(out.data);
+        return NULL;
+    }
+    if (!out.data)
+        return strdup("");
+    out.data[out.len] = '\0';
+    return out.data;
+}
+
+char *firn_regex_replace_all(const firn_regex *re, const char *s, size_t len,
+                             const char *replacement, firn_err *err)
+{
+    char shown[SHOW_BUF];
+    size_t ovector[2 * FIRN_REGEX_MAX_GROUPS];
+    size_t n_groups;
+    int rc = firn_regex_match_groups(re, s, len, ovector, &n_groups, err);
+    if (rc < 0)
+        return NULL;
+    char *out = rc == 1 ? firn_regex_expand(re, replacement, s, ovector, n_groups)
+                        : strndup(s, len);
+    if (!out)
+        firn_errf(err, FIRN_ENOMEM, "regex %s: out of memory",
+                  show_pattern(shown, sizeof shown, re->pattern));
+    return out;
 }
 
 /* ---- label matchers ------------------------------------------------------ */

@@ -1,5 +1,6 @@
 /* firnctl -- firn's command-line tool: inspect and convert pprof files,
- * write to and inspect stores, and run benchmarks.  Wiring only: the work is done by the modules. */
+ * write to and inspect stores, check configuration files, and run benchmarks.
+ * Wiring only: the work is done by the modules. */
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +22,8 @@ static void usage(FILE *f)
           "                                   the query language: AST, instant and range queries\n"
           "                                   (Prometheus API JSON), profile queries as collapsed\n"
           "                                   stacks, top or pprof (firnctl query --help)\n"
+          "  check config FILE...             validate configuration files: \"FILE: OK\" or\n"
+          "                                   FILE:LINE:COL: errors, one per line (exit 1)\n"
           "  bench decode [--seconds S] FILE...\n"
           "                                   decode speed against plain zlib inflate\n"
           "  --version                        print the version\n"
@@ -51,6 +54,8 @@ int main(int argc, char **argv)
         return cmd_tsdb(argc - 2, argv + 2);
     if (strcmp(cmd, "query") == 0)
         return cmd_query(argc - 2, argv + 2);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0)
         return cmd_bench(argc - 2, argv + 2);
     fprintf(stderr, "firnctl: unknown command \"%s\"\n\n", cmd);

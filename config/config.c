@@ -1,0 +1,1589 @@
+/* config.c -- decode the YAML tree into firn_config, apply Parca's and
+ * Prometheus's defaults, validate (config.h has the contract and the keys).
+ *
+ * Decoding never stops at the first error: a bad field is reported and
+ * skipped, so one run of `firnctl check config` lists every problem.
+ * Cross-field checks run only on fields that decoded.
+ */
+#include "config/config.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/yaml_tree.h"
+
+#define DEFAULT_INTERVAL_MS (10 * 1000)   /* Parca */
+#define DEFAULT_TIMEOUT_MS (10 * 1000)    /* Prometheus */
+#define FILE_SD_REFRESH_MS (5 * 60 * 1000)
+#define DNS_SD_REFRESH_MS (30 * 1000)
+#define DELTA_TIMEOUT_MARGIN_MS 3000      /* Parca: timeout = interval + 3s */
+#define MAX_PROFILE_SECONDS 86400         /* a day-long CPU profile is surely a mistake */
+
+/* ---- decoder state and errors ------------------------------------------- */
+
+typedef struct derror {
+    int line, col;   /* 0 for errors about the whole file */
+    size_t seq;      /* report order, to keep the sort stable */
+    char *text;      /* malloc'd */
+} derror;
+
+typedef struct dec {
+    const char *name;
+    firn_arena *arena;
+    derror *errs;
+    size_t n_lines, cap_lines;
+    size_t dropped;   /* errors beyond CONFIG_MAX_ERRORS */
+    bool oom;
+} dec;
+
+static void add_line(dec *d, int line_no, int col, char *line)
+{
+    if (!line) {
+        d->oom = true;
+        return;
+    }
+    if (d->n_lines == CONFIG_MAX_ERRORS) {
+        d->dropped++;
+        free(line);
+        return;
+    }
+    if (d->n_lines == d->cap_lines) {
+        size_t cap = d->cap_lines ? d->cap_lines * 2 : 8;
+        derror *ne = realloc(d->errs, cap * sizeof *ne);
+        if (!ne) {
+            d->oom = true;
+            free(line);
+            return;
+        }
+        d->errs = ne;
+        d->cap_lines = cap;
+    }
+    d->errs[d->n_lines] = (derror){line_no, col, d->n_lines, line};
+    d->n_lines++;
+}
+
+static int cmp_error(const void *a, const void *b)
+{
+    const derror *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    if (x->col != y->col)
+        return x->col < y->col ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Report "NAME:LINE:COL: field: message" at node `at` (NULL: the file). */
+static void derr(dec *d, const ynode *at, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void derr(dec *d, const ynode *at, const char *field, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char *line = NULL;
+    int rc;
+    if (at)
+        rc = field ? asprintf(&line, "%s:%d:%d: %s: %s", d->name, at->line, at->col, field, msg)
+                   : asprintf(&line, "%s:%d:%d: %s", d->name, at->line, at->col, msg);
+    else
+        rc = field ? asprintf(&line, "%s: %s: %s", d->name, field, msg)
+                   : asprintf(&line, "%s: %s", d->name, msg);
+    add_line(d, at ? at->line : 0, at ? at->col : 0, rc < 0 ? NULL : line);
+}
+
+static char *dstrdup(dec *d, const char *s)
+{
+    char *c = firn_arena_strndup(d->arena, s, strlen(s));
+    if (!c)
+        d->oom = true;
+    return c;
+}
+
+static void *dcalloc(dec *d, size_t n, size_t size)
+{
+    if (n == 0)
+        return NULL;
+    void *p = firn_arena_calloc(d->arena, n, size);
+    if (!p)
+        d->oom = true;
+    return p;
+}
+
+static const char *kind_name(const ynode *n)
+{
+    if (ynode_is_null(n))
+        return "null";
+    switch (n->kind) {
+    case YNODE_MAP:
+        return "a mapping";
+    case YNODE_SEQ:
+        return "a list";
+    default:
+        return "a scalar";
+    }
+}
+
+/* ---- mappings with a fixed set of fields --------------------------------- */
+
+/* Look up each of names[0..count) in map n: vals[i] / keys[i] get the value
+ * and key nodes, or NULL.  Reports unknown and duplicate keys and non-scalar
+ * keys.  Returns false (after reporting) when n is neither a mapping nor
+ * null; a null node is an empty mapping. */
+static bool dec_fields(dec *d, const ynode *n, const char *field, const char *what,
+                       const char *const *names, size_t count, const ynode **vals,
+                       const ynode **keys)
+{
+    const ynode *own_keys[32];
+    if (!keys) {
+        assert(count <= sizeof own_keys / sizeof *own_keys);
+        keys = own_keys;
+    }
+    for (size_t i = 0; i < count; i++)
+        vals[i] = keys[i] = NULL;
+    if (ynode_is_null(n))
+        return true;
+    if (n->kind != YNODE_MAP) {
+        derr(d, n, field, "expected a mapping, got %s", kind_name(n));
+        return false;
+    }
+    for (size_t p = 0; p < n->n; p++) {
+        const ynode *k = n->items[2 * p], *v = n->items[2 * p + 1];
+        if (k->kind != YNODE_SCALAR) {
+            derr(d, k, field, "mapping keys must be scalars, got %s", kind_name(k));
+            continue;
+        }
+        size_t i = 0;
+        while (i < count && strcmp(names[i], k->value) != 0)
+            i++;
+        if (i == count || k->len != strlen(k->value)) {
+            derr(d, k, k->value, "unknown field in %s", what);
+            continue;
+        }
+        if (vals[i]) {
+            derr(d, k, k->value, "duplicate field in %s (first set at %d:%d)", what, keys[i]->line,
+                 keys[i]->col);
+            continue;
+        }
+        vals[i] = v;
+        keys[i] = k;
+    }
+    return true;
+}
+
+/* ---- scalars ------------------------------------------------------------- */
+
+/* A scalar as a string; false after reporting when v is not a scalar or holds
+ * a NUL.  A null value is "not given": *out is left alone. */
+static bool get_str(dec *d, const ynode *v, const char *field, char **out)
+{
+    if (!v || ynode_is_null(v))
+        return true;
+    if (v->kind != YNODE_SCALAR) {
+        derr(d, v, field, "expected a string, got %s", kind_name(v));
+        return false;
+    }
+    if (strlen(v->value) != v->len) {
+        derr(d, v, field, "string contains a NUL byte");
+        return false;
+    }
+    if (!firn_utf8_valid(v->value, v->len)) {
+        derr(d, v, field, "string is not valid UTF-8");
+        return false;
+    }
+    *out = v->value;   /* the tree lives in the same arena as the config */
+    return true;
+}
+
+/* YAML 1.1 booleans, as go-yaml v2 reads them (plain scalars only). */
+static bool get_bool(dec *d, const ynode *v, const char *field, bool *out)
+{
+    if (!v || ynode_is_null(v))
+        return true;
+    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On",
+                                      "ON", "y", "Y"};
+    static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off",
+                                     "OFF", "n", "N"};
+    if (v->kind == YNODE_SCALAR && v->plain) {
+        for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+            if (strcmp(v->value, yes[i]) == 0) {
+                *out = true;
+                return true;
+            }
+            if (strcmp(v->value, no[i]) == 0) {
+                *out = false;
+                return true;
+            }
+        }
+    }
+    if (v->kind == YNODE_SCALAR)
+        derr(d, v, field, "expected a boolean, got \"%.64s\"", v->value);
+    else
+        derr(d, v, field, "expected a boolean, got %s", kind_name(v));
+    return false;
+}
+
+static bool get_u64(dec *d, const ynode *v, const char *field, uint64_t *out)
+{
+    if (!v || ynode_is_null(v))
+        return true;
+    if (v->kind != YNODE_SCALAR || !v->plain) {
+        derr(d, v, field, "expected an unsigned integer, got %s",
+             v->kind == YNODE_SCALAR ? "a quoted string" : kind_name(v));
+        return false;
+    }
+    const char *p = v->value;
+    if (*p == '+')
+        p++;
+    uint64_t n = 0;
+    if (!*p)
+        goto bad;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            goto bad;
+        if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, (uint64_t)(*p - '0'), &n)) {
+            derr(d, v, field, "integer out of range: %.64s", v->value);
+            return false;
+        }
+    }
+    *out = n;
+    return true;
+bad:
+    derr(d, v, field, "expected an unsigned integer, got \"%.64s\"", v->value);
+    return false;
+}
+
+/* A Prometheus duration; *given is set when the value was there. */
+static bool get_duration(dec *d, const ynode *v, const char *field, int64_t *out, bool *given)
+{
+    char *s = NULL;
+    if (!get_str(d, v, field, &s))
+        return false;
+    if (!s)
+        return true;
+    firn_err e = {0};
+    int64_t ms;
+    if (firn_duration_parse(s, &ms, &e) < 0) {
+        derr(d, v, field, "%s", e.msg);
+        return false;
+    }
+    *out = ms;
+    if (given)
+        *given = true;
+    return true;
+}
+
+/* Prometheus's units.Base2Bytes: a decimal number and a unit, repeated
+ * ("1GB512MB"); KB and KiB alike mean 1024.  "0" needs no unit. */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {
+        {"B", 1},          {"KB", 1ull << 10}, {"KiB", 1ull << 10}, {"MB", 1ull << 20},
+        {"MiB", 1ull << 20}, {"GB", 1ull << 30}, {"GiB", 1ull << 30}, {"TB", 1ull << 40},
+        {"TiB", 1ull << 40}, {"PB", 1ull << 50}, {"PiB", 1ull << 50}, {"EB", 1ull << 60},
+        {"EiB", 1ull << 60},
+    };
+    if (strcmp(s, "0") == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (!*s)
+        return -1;
+    long double total = 0;
+    const char *p = s;
+    while (*p) {
+        const char *num = p;
+        long double n = 0, scale = 1;
+        bool frac = false, digits = false;
+        for (; (*p >= '0' && *p <= '9') || (*p == '.' && !frac); p++) {
+            if (*p == '.') {
+                frac = true;
+                continue;
+            }
+            digits = true;
+            if (frac) {
+                scale /= 10;
+                n += (*p - '0') * scale;
+            } else {
+                n = n * 10 + (*p - '0');
+            }
+            if (n > 1e30L)
+                return -1;
+        }
+        if (!digits || p == num)
+            return -1;
+        size_t best = sizeof units / sizeof *units, best_len = 0;
+        for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+            size_t len = strlen(units[i].unit);
+            if (len > best_len && strncmp(p, units[i].unit, len) == 0) {
+                best = i;
+                best_len = len;
+            }
+        }
+        if (best_len == 0)
+            return -1;
+        total += n * (long double)units[best].mult;
+        if (total >= 18446744073709551615.0L)
+            return -1;
+        p += best_len;
+    }
+    *out = (uint64_t)total;
+    return 0;
+}
+
+static bool get_bytes(dec *d, const ynode *v, const char *field, uint64_t *out)
+{
+    char *s = NULL;
+    if (!get_str(d, v, field, &s))
+        return false;
+    if (s && parse_bytes(s, out) < 0) {
+        derr(d, v, field, "invalid size \"%.64s\" (want e.g. 10MB, 512KiB, 0)", s);
+        return false;
+    }
+    return true;
+}
+
+/* A list of strings; null is an empty list. */
+static bool get_str_list(dec *d, const ynode *v, const char *field, char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!v || ynode_is_null(v))
+        return true;
+    if (v->kind != YNODE_SEQ) {
+        derr(d, v, field, "expected a list of strings, got %s", kind_name(v));
+        return false;
+    }
+    char **list = dcalloc(d, v->n, sizeof *list);
+    if (v->n && !list)
+        return false;
+    bool ok = true;
+    size_t k = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        char *s = NULL;
+        if (!get_str(d, v->items[i], field, &s)) {
+            ok = false;
+            continue;
+        }
+        if (!s) {
+            derr(d, v->items[i], field, "null entry in a list of strings");
+            ok = false;
+            continue;
+        }
+        list[k++] = s;
+    }
+    *out = list;
+    *n = k;
+    return ok;
+}
+
+static int cmp_label(const void *a, const void *b)
+{
+    return strcmp(((const firn_label *)a)->name, ((const firn_label *)b)->name);
+}
+
+/* A {name: value} label map: valid names, UTF-8 values, sorted by name. */
+static bool get_labels(dec *d, const ynode *v, const char *field, firn_label **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!v || ynode_is_null(v))
+        return true;
+    if (v->kind != YNODE_MAP) {
+        derr(d, v, field, "expected a mapping of label names to values, got %s", kind_name(v));
+        return false;
+    }
+    if (v->n > FIRN_LABELS_MAX) {
+        derr(d, v, field, "more than %d labels", FIRN_LABELS_MAX);
+        return false;
+    }
+    firn_label *labels = dcalloc(d, v->n, sizeof *labels);
+    if (v->n && !labels)
+        return false;
+    bool ok = true;
+    size_t k = 0;
+    for (size_t p = 0; p < v->n; p++) {
+        const ynode *key = v->items[2 * p], *val = v->items[2 * p + 1];
+        char *name = NULL, *value = NULL;
+        if (!get_str(d, key, field, &name)) {
+            ok = false;
+            continue;
+        }
+        if (!name || !firn_label_name_valid(name)) {
+            derr(d, key, field, "\"%.128s\" is not a valid label name", name ? name : "");
+            ok = false;
+            continue;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < k; j++)
+            dup |= strcmp(labels[j].name, name) == 0;
+        if (dup) {
+            derr(d, key, field, "duplicate label name \"%s\"", name);
+            ok = false;
+            continue;
+        }
+        if (!get_str(d, val, field, &value)) {
+            ok = false;
+            continue;
+        }
+        labels[k].name = name;
+        labels[k].value = value ? value : "";
+        k++;
+    }
+    qsort(labels, k, sizeof *labels, cmp_label);
+    *out = labels;
+    *n = k;
+    return ok;
+}
+
+/* v as a list (NULL when absent or null, after reporting anything else). */
+static const ynode *seq_or_null(dec *d, const ynode *v, const char *field)
+{
+    if (!v || ynode_is_null(v))
+        return NULL;
+    if (v->kind != YNODE_SEQ) {
+        derr(d, v, field, "expected a list, got %s", kind_name(v));
+        return NULL;
+    }
+    return v;
+}
+
+/* The later of two nodes in the file: where a conflict becomes one. */
+static const ynode *later(const ynode *a, const ynode *b)
+{
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    return (b->line > a->line || (b->line == a->line && b->col > a->col)) ? b : a;
+}
+
+/* ---- HTTP client keys ---------------------------------------------------- */
+
+static void dec_basic_auth(dec *d, const ynode *v, config_basic_auth *out)
+{
+    static const char *const names[] = {"username", "password", "password_file"};
+    const ynode *vals[3], *keys[3];
+    if (!v || !dec_fields(d, v, "basic_auth", "basic_auth", names, 3, vals, keys))
+        return;
+    out->set = true;
+    out->username = "";
+    get_str(d, vals[0], "username", &out->username);
+    get_str(d, vals[1], "password", &out->password);
+    get_str(d, vals[2], "password_file", &out->password_file);
+    if (out->password && out->password_file)
+        derr(d, later(keys[1], keys[2]), "basic_auth",
+             "at most one of basic_auth password & password_file must be configured");
+}
+
+static void dec_authorization(dec *d, const ynode *v, config_authorization *out)
+{
+    static const char *const names[] = {"type", "credentials", "credentials_file"};
+    const ynode *vals[3], *keys[3];
+    if (!v || !dec_fields(d, v, "authorization", "authorization", names, 3, vals, keys))
+        return;
+    out->set = true;
+    out->type = "Bearer";
+    get_str(d, vals[0], "type", &out->type);
+    get_str(d, vals[1], "credentials", &out->credentials);
+    get_str(d, vals[2], "credentials_file", &out->credentials_file);
+    if (strcasecmp(out->type, "basic") == 0)
+        derr(d, vals[0], "authorization",
+             "authorization type cannot be set to \"basic\", use \"basic_auth\" instead");
+    if (out->credentials && out->credentials_file)
+        derr(d, later(keys[1], keys[2]), "authorization",
+             "at most one of authorization credentials & credentials_file must be configured");
+}
+
+static void dec_tls(dec *d, const ynode *v, config_tls *out)
+{
+    static const char *const names[] = {"ca_file", "cert_file", "key_file", "server_name",
+                                        "insecure_skip_verify"};
+    const ynode *vals[5], *keys[5];
+    if (!v || !dec_fields(d, v, "tls_config", "tls_config", names, 5, vals, keys))
+        return;
+    get_str(d, vals[0], "ca_file", &out->ca_file);
+    get_str(d, vals[1], "cert_file", &out->cert_file);
+    get_str(d, vals[2], "key_file", &out->key_file);
+    get_str(d, vals[3], "server_name", &out->server_name);
+    get_bool(d, vals[4], "insecure_skip_verify", &out->insecure_skip_verify);
+    if (out->cert_file && !out->key_file)
+        derr(d, keys[1], "tls_config", "key_file must be configured together with cert_file");
+    if (out->key_file && !out->cert_file)
+        derr(d, keys[2], "tls_config", "cert_file must be configured together with key_file");
+}
+
+/* The HTTP client keys of a scrape or SD config, as indexes into vals/keys:
+ * basic_auth, authorization, bearer_token, bearer_token_file, tls_config. */
+static void dec_http(dec *d, const ynode *const *vals, const ynode *const *keys, config_http *out)
+{
+    dec_basic_auth(d, vals[0], &out->basic_auth);
+    dec_authorization(d, vals[1], &out->authorization);
+    char *token = NULL, *token_file = NULL;
+    get_str(d, vals[2], "bearer_token", &token);
+    get_str(d, vals[3], "bearer_token_file", &token_file);
+    dec_tls(d, vals[4], &out->tls);
+    if (token && token_file)
+        derr(d, later(keys[2], keys[3]), "bearer_token",
+             "at most one of bearer_token & bearer_token_file must be configured");
+    if ((token || token_file) && out->authorization.set)
+        derr(d, later(keys[1], later(keys[2], keys[3])), "authorization",
+             "authorization is not compatible with bearer_token & bearer_token_file");
+    else if ((token || token_file) && out->basic_auth.set)
+        derr(d, later(keys[0], later(keys[2], keys[3])), "basic_auth",
+             "at most one of basic_auth, bearer_token & bearer_token_file must be configured");
+    else if (out->authorization.set && out->basic_auth.set)
+        derr(d, later(keys[0], keys[1]), "basic_auth",
+             "at most one of basic_auth & authorization must be configured");
+    if ((token || token_file) && !out->authorization.set) {
+        out->authorization.set = true;
+        out->authorization.type = "Bearer";
+        out->authorization.credentials = token;
+        out->authorization.credentials_file = token ? NULL : token_file;
+    }
+}
+
+#define HTTP_FIELD_NAMES "basic_auth", "authorization", "bearer_token", "bearer_token_file", "tls_config"
+#define N_HTTP_FIELDS 5
+
+/* ---- service discovery --------------------------------------------------- */
+
+static void dec_static(dec *d, const ynode *v, config_target_group *out)
+{
+    static const char *const names[] = {"targets", "labels"};
+    const ynode *vals[2];
+    if (!dec_fields(d, v, "static_configs", "static_config", names, 2, vals, NULL))
+        return;
+    get_str_list(d, vals[0], "targets", &out->targets, &out->n_targets);
+    get_labels(d, vals[1], "labels", &out->labels, &out->n_labels);
+}
+
+/* Prometheus's file SD pattern rule:
+ * ^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$ */
+static bool file_sd_pattern_ok(const char *s)
+{
+    const char *star = strchr(s, '*');
+    if (star && (strchr(star + 1, '*') || strchr(star + 1, '/')))
+        return false;
+    const char *dot = strrchr(s, '.');
+    if (!dot || (star && dot < star))
+        return false;
+    static const char *const ext[] = {"json", "yml", "yaml", "JSON", "YML", "YAML"};
+    for (size_t i = 0; i < 6; i++)
+        if (strcmp(dot + 1, ext[i]) == 0)
+            return true;
+    return false;
+}
+
+static void dec_file_sd(dec *d, const ynode *v, config_file_sd *out)
+{
+    static const char *const names[] = {"files", "refresh_interval"};
+    const ynode *vals[2];
+    out->refresh_interval_ms = FILE_SD_REFRESH_MS;
+    if (!dec_fields(d, v, "file_sd_configs", "file_sd_config", names, 2, vals, NULL))
+        return;
+    bool ok = get_str_list(d, vals[0], "files", &out->files, &out->n_files);
+    get_duration(d, vals[1], "refresh_interval", &out->refresh_interval_ms, NULL);
+    if (ok && out->n_files == 0)
+        derr(d, vals[0] ? vals[0] : v, "file_sd_configs",
+             "file service discovery config must contain at least one path name");
+    for (size_t i = 0; ok && i < out->n_files; i++)
+        if (!file_sd_pattern_ok(out->files[i]))
+            derr(d, vals[0]->items[i], "files",
+                 "path name \"%.256s\" is not valid for file discovery", out->files[i]);
+}
+
+static void dec_dns_sd(dec *d, const ynode *v, config_dns_sd *out)
+{
+    static const char *const names[] = {"names", "type", "port", "refresh_interval"};
+    const ynode *vals[4];
+    out->refresh_interval_ms = DNS_SD_REFRESH_MS;
+    out->type = "SRV";
+    if (!dec_fields(d, v, "dns_sd_configs", "dns_sd_config", names, 4, vals, NULL))
+        return;
+    bool ok = get_str_list(d, vals[0], "names", &out->names, &out->n_names);
+    char *type = NULL;
+    uint64_t port = 0;
+    get_str(d, vals[1], "type", &type);
+    bool port_ok = get_u64(d, vals[2], "port", &port);
+    get_duration(d, vals[3], "refresh_interval", &out->refresh_interval_ms, NULL);
+    if (ok && out->n_names == 0)
+        derr(d, vals[0] ? vals[0] : v, "dns_sd_configs",
+             "DNS-SD config must contain at least one SRV record name");
+    if (type) {
+        static const char *const types[] = {"SRV", "A", "AAAA", "MX", "NS"};
+        out->type = NULL;
+        for (size_t i = 0; i < 5; i++)
+            if (strcasecmp(type, types[i]) == 0)
+                out->type = (char *)types[i];
+        if (!out->type) {
+            derr(d, vals[1], "type", "invalid DNS-SD records type %.64s", type);
+            out->type = "SRV";
+        }
+    }
+    if (port > 65535)
+        derr(d, vals[2], "port", "port %llu out of range", (unsigned long long)port);
+    else
+        out->port = (uint16_t)port;
+    if (port_ok && port == 0 && strcmp(out->type, "SRV") != 0)
+        derr(d, vals[2] ? vals[2] : v, "dns_sd_configs",
+             "a port is required in DNS-SD configs for all record types except SRV");
+}
+
+static const char *const K8S_ROLES[] = {"node", "service", "pod", "endpoints", "endpointslice",
+                                        "ingress"};
+
+/* Selector roles allowed per SD role (PROMETHEUS.md 3.4). */
+static bool k8s_selector_allowed(const char *role, const char *sel)
+{
+    if (strcmp(role, "pod") == 0)
+        return strcmp(sel, "pod") == 0 || strcmp(sel, "node") == 0;
+    if (strcmp(role, "endpoints") == 0)
+        return strcmp(sel, "pod") == 0 || strcmp(sel, "service") == 0 ||
+               strcmp(sel, "endpoints") == 0;
+    if (strcmp(role, "endpointslice") == 0)
+        return strcmp(sel, "pod") == 0 || strcmp(sel, "service") == 0 ||
+               strcmp(sel, "endpointslice") == 0;
+    return strcmp(role, sel) == 0;
+}
+
+static bool k8s_role_valid(const char *role)
+{
+    for (size_t i = 0; i < sizeof K8S_ROLES / sizeof *K8S_ROLES; i++)
+        if (strcmp(role, K8S_ROLES[i]) == 0)
+            return true;
+    return false;
+}
+
+static void dec_k8s_sd(dec *d, const ynode *v, config_kubernetes_sd *out)
+{
+    static const char *const names[] = {HTTP_FIELD_NAMES, "role", "api_server", "kubeconfig_file",
+                                        "namespaces", "selectors", "attach_metadata"};
+    enum { F_ROLE = N_HTTP_FIELDS, F_API, F_KUBECONFIG, F_NS, F_SEL, F_ATTACH, F_COUNT };
+    const ynode *vals[F_COUNT], *keys[F_COUNT];
+    if (!dec_fields(d, v, "kubernetes_sd_configs", "kubernetes_sd_config", names, F_COUNT, vals,
+                    keys))
+        return;
+    dec_http(d, vals, keys, &out->http);
+    get_str(d, vals[F_ROLE], "role", &out->role);
+    get_str(d, vals[F_API], "api_server", &out->api_server);
+    get_str(d, vals[F_KUBECONFIG], "kubeconfig_file", &out->kubeconfig_file);
+    if (!out->role)
+        derr(d, vals[F_ROLE] ? vals[F_ROLE] : v, "role", "role missing (one of pod, service, "
+             "endpoints, endpointslice, node, ingress)");
+    else if (!k8s_role_valid(out->role))
+        derr(d, vals[F_ROLE], "role", "unknown Kubernetes SD role \"%.64s\"", out->role);
+    if (out->api_server && out->kubeconfig_file)
+        derr(d, later(keys[F_API], keys[F_KUBECONFIG]), "kubernetes_sd_configs",
+             "cannot use 'kubeconfig_file' and 'api_server' simultaneously");
+    bool custom_http = false;
+    for (size_t i = 0; i < N_HTTP_FIELDS; i++)
+        custom_http |= vals[i] != NULL;
+    if (custom_http && !out->api_server)
+        derr(d, v, "kubernetes_sd_configs",
+             "to use custom HTTP client configuration please provide the 'api_server' URL explicitly");
+
+    static const char *const ns_names[] = {"own_namespace", "names"};
+    const ynode *ns[2];
+    if (vals[F_NS] && dec_fields(d, vals[F_NS], "namespaces", "namespaces", ns_names, 2, ns, NULL)) {
+        get_bool(d, ns[0], "own_namespace", &out->own_namespace);
+        get_str_list(d, ns[1], "names", &out->namespaces, &out->n_namespaces);
+        if (out->own_namespace && (out->api_server || out->kubeconfig_file))
+            derr(d, ns[0], "own_namespace",
+                 "cannot use 'own_namespace' with 'api_server' or 'kubeconfig_file'");
+    }
+
+    const ynode *sel = seq_or_null(d, vals[F_SEL], "selectors");
+    if (sel) {
+        out->selectors = dcalloc(d, sel->n, sizeof *out->selectors);
+        for (size_t i = 0; out->selectors && i < sel->n; i++) {
+            static const char *const s_names[] = {"role", "label", "field"};
+            const ynode *sv[3];
+            config_k8s_selector *s = &out->selectors[out->n_selectors];
+            if (!dec_fields(d, sel->items[i], "selectors", "selector", s_names, 3, sv, NULL))
+                continue;
+            get_str(d, sv[0], "role", &s->role);
+            get_str(d, sv[1], "label", &s->label);
+            get_str(d, sv[2], "field", &s->field);
+            if (!s->role) {
+                derr(d, sel->items[i], "selectors", "selector role missing");
+                continue;
+            }
+            if (!k8s_role_valid(s->role)) {
+                derr(d, sv[0], "role", "unknown selector role \"%.64s\"", s->role);
+                continue;
+            }
+            if (out->role && k8s_role_valid(out->role) && !k8s_selector_allowed(out->role, s->role)) {
+                derr(d, sv[0], "role", "%s role supports only %s selectors", out->role,
+                     strcmp(out->role, "pod") == 0             ? "pod, node"
+                     : strcmp(out->role, "endpoints") == 0     ? "pod, service, endpoints"
+                     : strcmp(out->role, "endpointslice") == 0 ? "pod, service, endpointslice"
+                                                               : out->role);
+                continue;
+            }
+            bool dup = false;
+            for (size_t j = 0; j < out->n_selectors; j++)
+                dup |= strcmp(out->selectors[j].role, s->role) == 0;
+            if (dup) {
+                derr(d, sv[0], "role", "duplicated selector role: %s", s->role);
+                continue;
+            }
+            out->n_selectors++;
+        }
+    }
+
+    static const char *const a_names[] = {"node", "namespace", "deployment", "job", "cronjob"};
+    const ynode *av[5];
+    if (vals[F_ATTACH] &&
+        dec_fields(d, vals[F_ATTACH], "attach_metadata", "attach_metadata", a_names, 5, av, NULL)) {
+        get_bool(d, av[0], "node", &out->attach_node);
+        get_bool(d, av[1], "namespace", &out->attach_namespace);
+        get_bool(d, av[2], "deployment", &out->attach_deployment);
+        get_bool(d, av[3], "job", &out->attach_job);
+        get_bool(d, av[4], "cronjob", &out->attach_cronjob);
+    }
+}
+
+/* ---- relabel rules ------------------------------------------------------- */
+
+static char *mdup(dec *d, const char *s)
+{
+    char *c = strdup(s);
+    if (!c)
+        d->oom = true;
+    return c;
+}
+
+/* Decode one rule into rc (malloc'd strings, as firn_relabel_config owns
+ * them) and initialize it.  Returns true when rc is initialized and must be
+ * destroyed later. */
+static bool dec_relabel(dec *d, const ynode *v, firn_relabel_config *rc)
+{
+    static const char *const names[] = {"source_labels", "separator", "target_label", "regex",
+                                        "modulus", "replacement", "action"};
+    const ynode *vals[7];
+    memset(rc, 0, sizeof *rc);
+    if (ynode_is_null(v)) {
+        derr(d, v, "relabel_configs", "empty or null target relabeling rule in scrape config");
+        return false;
+    }
+    size_t before = d->n_lines + d->dropped;
+    if (!dec_fields(d, v, "relabel_configs", "relabel_config", names, 7, vals, NULL))
+        return false;
+
+    char **src = NULL, *sep = NULL, *target = NULL, *regex = NULL, *repl = NULL, *action = NULL;
+    size_t n_src = 0;
+    get_str_list(d, vals[0], "source_labels", &src, &n_src);
+    get_str(d, vals[1], "separator", &sep);
+    get_str(d, vals[2], "target_label", &target);
+    get_str(d, vals[3], "regex", &regex);
+    get_u64(d, vals[4], "modulus", &rc->modulus);
+    get_str(d, vals[5], "replacement", &repl);
+    get_str(d, vals[6], "action", &action);
+    rc->action = FIRN_RELABEL_REPLACE;
+    if (vals[6] && firn_relabel_action_parse(action ? action : "", &rc->action) < 0) {
+        if (!action || !*action)
+            derr(d, vals[6], "action", "relabel action cannot be empty");
+        else
+            derr(d, vals[6], "action", "unknown relabel action \"%.64s\"", action);
+    }
+    if (d->n_lines + d->dropped != before)
+        return false;
+
+    rc->has_separator = vals[1] != NULL;
+    rc->has_regex = vals[3] != NULL;
+    rc->has_modulus = vals[4] != NULL;
+    rc->has_replacement = vals[5] != NULL;
+    if (n_src) {
+        rc->source_labels = calloc(n_src, sizeof *rc->source_labels);
+        if (!rc->source_labels) {
+            d->oom = true;
+            return false;
+        }
+        for (size_t i = 0; i < n_src; i++) {
+            rc->source_labels[i] = mdup(d, src[i]);
+            rc->n_source_labels += rc->source_labels[i] != NULL;
+        }
+    }
+    /* An explicit null regex is the empty regex (Prometheus's YAML quirk). */
+    if (rc->has_regex)
+        rc->regex = mdup(d, regex ? regex : "");
+    if (rc->has_separator)
+        rc->separator = mdup(d, sep ? sep : "");
+    if (rc->has_replacement)
+        rc->replacement = mdup(d, repl ? repl : "");
+    if (target)
+        rc->target_label = mdup(d, target);
+    if (d->oom) {
+        firn_relabel_config_destroy(rc);
+        return false;
+    }
+    firn_err e = {0};
+    if (firn_relabel_config_init(rc, &e) < 0) {
+        derr(d, v, "relabel_configs", "%s", e.msg);
+        firn_relabel_config_destroy(rc);
+        return false;
+    }
+    return true;
+}
+
+/* ---- profiling_config ---------------------------------------------------- */
+
+static const struct {
+    const char *name, *path;
+    bool delta;
+} BUILTIN_PROFILES[] = {
+    /* Parca pkg/config/config.go DefaultScrapeConfig */
+    {"memory", "/debug/pprof/allocs", false},
+    {"block", "/debug/pprof/block", false},
+    {"goroutine", "/debug/pprof/goroutine", false},
+    {"mutex", "/debug/pprof/mutex", false},
+    {"process_cpu", "/debug/pprof/profile", true},
+};
+#define N_BUILTIN (sizeof BUILTIN_PROFILES / sizeof *BUILTIN_PROFILES)
+
+/* One pprof_config entry as written, before defaults. */
+typedef struct profile_entry {
+    const ynode *key;
+    const ynode *seconds_node;
+    char *name;
+    bool enabled, has_delta, delta, has_seconds;
+    char *path;
+    uint64_t seconds;
+    config_sample_type *keep;
+    size_t n_keep;
+} profile_entry;
+
+static bool dec_profile_entry(dec *d, const ynode *key, const ynode *v, profile_entry *e)
+{
+    static const char *const names[] = {"enabled", "path", "delta", "seconds", "keep_sample_type"};
+    const ynode *vals[5];
+    e->key = key;
+    e->name = key->value;
+    e->enabled = true;
+    if (!firn_label_name_valid(key->value)) {
+        derr(d, key, "pprof_config", "\"%.64s\" is not a valid profile name "
+             "(it must match [a-zA-Z_][a-zA-Z0-9_]*)", key->value);
+        return false;
+    }
+    if (!dec_fields(d, v, key->value, "pprof_config entry", names, 5, vals, NULL))
+        return false;
+    get_bool(d, vals[0], "enabled", &e->enabled);
+    get_str(d, vals[1], "path", &e->path);
+    e->has_delta = vals[2] && !ynode_is_null(vals[2]);
+    get_bool(d, vals[2], "delta", &e->delta);
+    e->has_seconds = vals[3] && !ynode_is_null(vals[3]);
+    e->seconds_node = vals[3];
+    get_u64(d, vals[3], "seconds", &e->seconds);
+    if (e->path && e->path[0] != '/')
+        derr(d, vals[1], "path", "\"%.128s\" must start with \"/\"", e->path);
+    if (e->has_seconds && (e->seconds == 0 || e->seconds > MAX_PROFILE_SECONDS))
+        derr(d, vals[3], "seconds", "must be between 1 and %d", MAX_PROFILE_SECONDS);
+    const ynode *keep = seq_or_null(d, vals[4], "keep_sample_type");
+    if (keep) {
+        e->keep = dcalloc(d, keep->n, sizeof *e->keep);
+        for (size_t i = 0; e->keep && i < keep->n; i++) {
+            static const char *const k_names[] = {"type", "unit"};
+            const ynode *kv[2];
+            config_sample_type *st = &e->keep[e->n_keep];
+            if (!dec_fields(d, keep->items[i], "keep_sample_type", "keep_sample_type entry",
+                            k_names, 2, kv, NULL))
+                continue;
+            get_str(d, kv[0], "type", &st->type);
+            get_str(d, kv[1], "unit", &st->unit);
+            if (!st->type || !st->unit) {
+                derr(d, keep->items[i], "keep_sample_type", "both type and unit are required");
+                continue;
+            }
+            e->n_keep++;
+        }
+    }
+    return true;
+}
+
+typedef struct profiling {
+    char *path_prefix;
+    profile_entry *entries;
+    size_t n_entries;
+    const ynode *node;
+} profiling;
+
+static void dec_profiling(dec *d, const ynode *v, profiling *out)
+{
+    static const char *const names[] = {"path_prefix", "pprof_config"};
+    const ynode *vals[2];
+    out->node = v;
+    if (!dec_fields(d, v, "profiling_config", "profiling_config", names, 2, vals, NULL))
+        return;
+    get_str(d, vals[0], "path_prefix", &out->path_prefix);
+    if (out->path_prefix && out->path_prefix[0] && out->path_prefix[0] != '/')
+        derr(d, vals[0], "path_prefix", "\"%.128s\" must start with \"/\"", out->path_prefix);
+    const ynode *pc = vals[1];
+    if (!pc || ynode_is_null(pc))
+        return;
+    if (pc->kind != YNODE_MAP) {
+        derr(d, pc, "pprof_config", "expected a mapping of profile names, got %s", kind_name(pc));
+        return;
+    }
+    out->entries = dcalloc(d, pc->n, sizeof *out->entries);
+    for (size_t p = 0; out->entries && p < pc->n; p++) {
+        const ynode *k = pc->items[2 * p], *v2 = pc->items[2 * p + 1];
+        char *name = NULL;
+        if (!get_str(d, k, "pprof_config", &name) || !name) {
+            if (!name && k->kind == YNODE_SCALAR)
+                derr(d, k, "pprof_config", "profile name missing");
+            continue;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < out->n_entries; j++) {
+            if (strcmp(out->entries[j].name, name) == 0) {
+                derr(d, k, name, "duplicate field in pprof_config (first set at %d:%d)",
+                     out->entries[j].key->line, out->entries[j].key->col);
+                dup = true;
+            }
+        }
+        if (dup)
+            continue;
+        if (dec_profile_entry(d, k, v2, &out->entries[out->n_entries]))
+            out->n_entries++;
+    }
+}
+
+static char *join_path(dec *d, const char *prefix, const char *path)
+{
+    size_t a = strlen(prefix), b = strlen(path);
+    char *s = firn_arena_alloc(d->arena, a + b + 1);
+    if (!s) {
+        d->oom = true;
+        return NULL;
+    }
+    memcpy(s, prefix, a);
+    memcpy(s + a, path, b + 1);
+    return s;
+}
+
+/* Merge Parca's defaults with the entries as written (see config.h). */
+static void finish_profiles(dec *d, config_scrape *sc, const profiling *pr)
+{
+    sc->path_prefix = pr->path_prefix ? pr->path_prefix : "";
+    sc->profile_types = dcalloc(d, N_BUILTIN + pr->n_entries, sizeof *sc->profile_types);
+    if (!sc->profile_types)
+        return;
+    bool *used = dcalloc(d, pr->n_entries + 1, sizeof *used);
+    if (!used)
+        return;
+    for (size_t pass = 0; pass < 2; pass++) {
+        size_t count = pass == 0 ? N_BUILTIN : pr->n_entries;
+        for (size_t i = 0; i < count; i++) {
+            const profile_entry *e = NULL;
+            size_t builtin = N_BUILTIN;
+            if (pass == 0) {
+                builtin = i;
+                for (size_t j = 0; j < pr->n_entries; j++)
+                    if (strcmp(pr->entries[j].name, BUILTIN_PROFILES[i].name) == 0) {
+                        e = &pr->entries[j];
+                        used[j] = true;
+                    }
+            } else {
+                if (used[i])
+                    continue;
+                e = &pr->entries[i];
+            }
+            config_profile_type *pt = &sc->profile_types[sc->n_profile_types];
+            pt->name = e ? e->name : (char *)BUILTIN_PROFILES[builtin].name;
+            pt->enabled = e ? e->enabled : true;
+            const char *path = e && e->path ? e->path
+                               : builtin < N_BUILTIN ? BUILTIN_PROFILES[builtin].path
+                                                     : NULL;
+            if (!path) {
+                derr(d, e->key, e->name, "path is required for the custom profile type \"%s\"",
+                     e->name);
+                continue;
+            }
+            pt->path = join_path(d, sc->path_prefix, path);
+            pt->delta = e && e->has_delta ? e->delta
+                        : builtin < N_BUILTIN ? BUILTIN_PROFILES[builtin].delta
+                                              : false;
+            if (e && e->has_seconds && !pt->delta) {
+                derr(d, e->seconds_node, "seconds", "seconds is only used with delta: true");
+                continue;
+            }
+            pt->timeout_ms = sc->timeout_ms;
+            if (pt->delta) {
+                int64_t def = sc->interval_ms / 1000 - 1;
+                pt->seconds = e && e->has_seconds ? (int64_t)e->seconds : (def < 1 ? 1 : def);
+                int64_t need = pt->seconds * 1000 + DELTA_TIMEOUT_MARGIN_MS;
+                if (pt->timeout_ms < need)
+                    pt->timeout_ms = need;
+            }
+            if (e) {
+                pt->keep_sample_types = e->keep;
+                pt->n_keep_sample_types = e->n_keep;
+            }
+            sc->n_profile_types++;
+        }
+    }
+}
+
+/* ---- scrape_config ------------------------------------------------------- */
+
+static void dec_params(dec *d, const ynode *v, config_scrape *sc)
+{
+    if (!v || ynode_is_null(v))
+        return;
+    if (v->kind != YNODE_MAP) {
+        derr(d, v, "params", "expected a mapping of names to lists of values, got %s",
+             kind_name(v));
+        return;
+    }
+    sc->params = dcalloc(d, v->n, sizeof *sc->params);
+    for (size_t p = 0; sc->params && p < v->n; p++) {
+        config_param *pa = &sc->params[sc->n_params];
+        const ynode *k = v->items[2 * p];
+        if (!get_str(d, k, "params", &pa->name) || !pa->name)
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < sc->n_params; j++)
+            dup |= strcmp(sc->params[j].name, pa->name) == 0;
+        if (dup) {
+            derr(d, k, "params", "duplicate parameter \"%.64s\"", pa->name);
+            continue;
+        }
+        if (get_str_list(d, v->items[2 * p + 1], pa->name, &pa->values, &pa->n_values))
+            sc->n_params++;
+    }
+    for (size_t i = 1; i < sc->n_params; i++)   /* insertion sort: few params */
+        for (size_t j = i; j > 0 && strcmp(sc->params[j - 1].name, sc->params[j].name) > 0; j--) {
+            config_param t = sc->params[j];
+            sc->params[j] = sc->params[j - 1];
+            sc->params[j - 1] = t;
+        }
+}
+
+enum {
+    S_JOB = N_HTTP_FIELDS, S_INTERVAL, S_TIMEOUT, S_SCHEME, S_PARAMS, S_HONOR_LABELS,
+    S_HONOR_TS, S_STATIC, S_FILE_SD, S_DNS_SD, S_K8S_SD, S_RELABEL, S_SAMPLE_LIMIT,
+    S_TARGET_LIMIT, S_LABEL_LIMIT, S_BODY_LIMIT, S_PROFILING, S_NORMALIZED, S_COUNT
+};
+
+static const char *const SCRAPE_FIELDS[S_COUNT] = {
+    HTTP_FIELD_NAMES, "job_name", "scrape_interval", "scrape_timeout", "scheme", "params",
+    "honor_labels", "honor_timestamps", "static_configs", "file_sd_configs", "dns_sd_configs",
+    "kubernetes_sd_configs", "relabel_configs", "sample_limit", "target_limit", "label_limit",
+    "body_size_limit", "profiling_config", "normalized_addresses",
+};
+
+/* Decode a list of mappings with fn into a freshly allocated array. */
+#define DEC_LIST(d, node, field, arr, count, fn)                                   \
+    do {                                                                           \
+        const ynode *seq_ = seq_or_null((d), (node), (field));                     \
+        if (seq_) {                                                                \
+            (arr) = dcalloc((d), seq_->n, sizeof *(arr));                          \
+            for (size_t i_ = 0; (arr) && i_ < seq_->n; i_++)                       \
+                fn((d), seq_->items[i_], &(arr)[(count)++]);                       \
+        }                                                                          \
+    } while (0)
+
+/* Prometheus's checkStaticTargets: refuse "http://host:port/path" targets. */
+static void check_static_targets(dec *d, const ynode *groups)
+{
+    for (size_t g = 0; groups && g < groups->n; g++) {
+        const ynode *grp = groups->items[g];
+        if (grp->kind != YNODE_MAP)
+            continue;
+        for (size_t p = 0; p < grp->n; p++) {
+            const ynode *k = grp->items[2 * p], *v = grp->items[2 * p + 1];
+            if (k->kind != YNODE_SCALAR || strcmp(k->value, "targets") != 0 ||
+                v->kind != YNODE_SEQ)
+                continue;
+            for (size_t t = 0; t < v->n; t++)
+                if (v->items[t]->kind == YNODE_SCALAR && strchr(v->items[t]->value, '/'))
+                    derr(d, v->items[t], "targets", "\"%.256s\" is not a valid hostname",
+                         v->items[t]->value);
+        }
+    }
+}
+
+/* Returns the job_name value node (for duplicate reporting) or NULL. */
+static const ynode *dec_scrape(dec *d, const ynode *v, const firn_config *cfg, config_scrape *sc)
+{
+    const ynode *vals[S_COUNT], *keys[S_COUNT];
+    sc->scheme = "http";
+    sc->honor_timestamps = true;
+    sc->path_prefix = "";
+    if (ynode_is_null(v)) {
+        derr(d, v, "scrape_configs", "empty or null scrape config section");
+        return NULL;
+    }
+    if (!dec_fields(d, v, "scrape_configs", "scrape_config", SCRAPE_FIELDS, S_COUNT, vals, keys))
+        return NULL;
+    get_str(d, vals[S_JOB], "job_name", &sc->job_name);
+    if (!sc->job_name || !*sc->job_name) {
+        derr(d, vals[S_JOB] ? vals[S_JOB] : v, "job_name", "job_name is empty");
+        sc->job_name = NULL;
+    }
+
+    int64_t interval = 0, timeout = 0;
+    get_duration(d, vals[S_INTERVAL], "scrape_interval", &interval, NULL);
+    get_duration(d, vals[S_TIMEOUT], "scrape_timeout", &timeout, NULL);
+    sc->interval_ms = interval ? interval : cfg->scrape_interval_ms;
+    if (timeout)
+        sc->timeout_ms = timeout;
+    else
+        sc->timeout_ms = cfg->scrape_timeout_ms < sc->interval_ms ? cfg->scrape_timeout_ms
+                                                                  : sc->interval_ms;
+
+    get_str(d, vals[S_SCHEME], "scheme", &sc->scheme);
+    if (strcmp(sc->scheme, "http") != 0 && strcmp(sc->scheme, "https") != 0) {
+        derr(d, vals[S_SCHEME], "scheme", "unsupported scheme \"%.32s\" (http or https)",
+             sc->scheme);
+        sc->scheme = "http";
+    }
+    dec_params(d, vals[S_PARAMS], sc);
+    get_bool(d, vals[S_HONOR_LABELS], "honor_labels", &sc->honor_labels);
+    get_bool(d, vals[S_HONOR_TS], "honor_timestamps", &sc->honor_timestamps);
+    bool normalized = false;
+    get_bool(d, vals[S_NORMALIZED], "normalized_addresses", &normalized);
+    dec_http(d, vals, keys, &sc->http);
+    get_u64(d, vals[S_SAMPLE_LIMIT], "sample_limit", &sc->sample_limit);
+    get_u64(d, vals[S_TARGET_LIMIT], "target_limit", &sc->target_limit);
+    get_u64(d, vals[S_LABEL_LIMIT], "label_limit", &sc->label_limit);
+    get_bytes(d, vals[S_BODY_LIMIT], "body_size_limit", &sc->body_size_limit);
+
+    DEC_LIST(d, vals[S_STATIC], "static_configs", sc->static_configs, sc->n_static_configs,
+             dec_static);
+    DEC_LIST(d, vals[S_FILE_SD], "file_sd_configs", sc->file_sd, sc->n_file_sd, dec_file_sd);
+    DEC_LIST(d, vals[S_DNS_SD], "dns_sd_configs", sc->dns_sd, sc->n_dns_sd, dec_dns_sd);
+    DEC_LIST(d, vals[S_K8S_SD], "kubernetes_sd_configs", sc->kubernetes_sd, sc->n_kubernetes_sd,
+             dec_k8s_sd);
+
+    const ynode *rl = seq_or_null(d, vals[S_RELABEL], "relabel_configs");
+    if (rl) {
+        sc->relabel_configs = dcalloc(d, rl->n, sizeof *sc->relabel_configs);
+        for (size_t i = 0; sc->relabel_configs && i < rl->n; i++)
+            if (dec_relabel(d, rl->items[i], &sc->relabel_configs[sc->n_relabel_configs]))
+                sc->n_relabel_configs++;
+    }
+
+    /* A URL pasted as a target, unless relabeling may fix it up. */
+    if (!rl || rl->n == 0)
+        check_static_targets(d, vals[S_STATIC] && vals[S_STATIC]->kind == YNODE_SEQ
+                                    ? vals[S_STATIC]
+                                    : NULL);
+
+    profiling pr = {0};
+    if (vals[S_PROFILING])
+        dec_profiling(d, vals[S_PROFILING], &pr);
+    finish_profiles(d, sc, &pr);
+    return sc->job_name ? vals[S_JOB] : NULL;
+}
+
+/* ---- top level ----------------------------------------------------------- */
+
+static void dec_global(dec *d, const ynode *v, firn_config *cfg)
+{
+    static const char *const names[] = {"scrape_interval", "scrape_timeout", "external_labels"};
+    const ynode *vals[3];
+    if (!dec_fields(d, v, "global", "global", names, 3, vals, NULL))
+        return;
+    bool has_timeout = false;
+    int64_t interval = 0, timeout = 0;
+    get_duration(d, vals[0], "scrape_interval", &interval, NULL);
+    get_duration(d, vals[1], "scrape_timeout", &timeout, &has_timeout);
+    if (interval)
+        cfg->scrape_interval_ms = interval;
+    if (timeout > cfg->scrape_interval_ms) {
+        char t[32], iv[32];
+        firn_duration_format(t, sizeof t, timeout);
+        firn_duration_format(iv, sizeof iv, cfg->scrape_interval_ms);
+        derr(d, vals[1], "scrape_timeout",
+             "global scrape timeout greater than scrape interval (%s > %s)", t, iv);
+    }
+    else if (timeout)
+        cfg->scrape_timeout_ms = timeout;
+    if (!timeout && cfg->scrape_timeout_ms > cfg->scrape_interval_ms)
+        cfg->scrape_timeout_ms = cfg->scrape_interval_ms;
+    get_labels(d, vals[2], "external_labels", &cfg->external_labels, &cfg->n_external_labels);
+}
+
+static void dec_object_storage(dec *d, const ynode *v, firn_config *cfg)
+{
+    cfg->has_object_storage = true;
+    if (ynode_is_null(v))
+        return;
+    if (v->kind != YNODE_MAP) {
+        derr(d, v, "object_storage", "expected a mapping, got %s", kind_name(v));
+        return;
+    }
+    /* Parca's bucket config is not used; only its type is kept for the log. */
+    for (size_t p = 0; p < v->n; p++) {
+        const ynode *k = v->items[2 * p], *b = v->items[2 * p + 1];
+        if (k->kind != YNODE_SCALAR || strcmp(k->value, "bucket") != 0 || b->kind != YNODE_MAP)
+            continue;
+        for (size_t q = 0; q < b->n; q++)
+            if (b->items[2 * q]->kind == YNODE_SCALAR &&
+                strcmp(b->items[2 * q]->value, "type") == 0 &&
+                b->items[2 * q + 1]->kind == YNODE_SCALAR)
+                cfg->object_storage_type = b->items[2 * q + 1]->value;
+    }
+}
+
+static void dec_config(dec *d, const ynode *root, firn_config *cfg)
+{
+    static const char *const names[] = {"global", "scrape_configs", "object_storage"};
+    const ynode *vals[3];
+    if (root && root->kind != YNODE_MAP && !ynode_is_null(root)) {
+        derr(d, root, NULL, "expected a mapping at the top level, got %s", kind_name(root));
+        return;
+    }
+    if (!dec_fields(d, root, NULL, "the top level", names, 3, vals, NULL))
+        return;
+    if (vals[0])
+        dec_global(d, vals[0], cfg);
+    if (vals[2])
+        dec_object_storage(d, vals[2], cfg);
+    const ynode *sc = seq_or_null(d, vals[1], "scrape_configs");
+    if (!sc)
+        return;
+    cfg->scrapes = dcalloc(d, sc->n, sizeof *cfg->scrapes);
+    if (!cfg->scrapes)
+        return;
+    const ynode **job_nodes = dcalloc(d, sc->n, sizeof *job_nodes);
+    if (!job_nodes)
+        return;
+    for (size_t i = 0; i < sc->n; i++) {
+        config_scrape *s = &cfg->scrapes[cfg->n_scrapes++];
+        job_nodes[i] = dec_scrape(d, sc->items[i], cfg, s);
+        for (size_t j = 0; job_nodes[i] && j < i; j++)
+            if (job_nodes[j] && strcmp(cfg->scrapes[j].job_name, s->job_name) == 0) {
+                derr(d, job_nodes[i], "job_name",
+                     "found multiple scrape configs with job name \"%.128s\"", s->job_name);
+                break;
+            }
+    }
+}
+
+/* ---- loading ------------------------------------------------------------- */
+
+void config_free(firn_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->n_scrapes; i++)
+        for (size_t j = 0; j < cfg->scrapes[i].n_relabel_configs; j++)
+            firn_relabel_config_destroy(&cfg->scrapes[i].relabel_configs[j]);
+    firn_arena_free(cfg->arena);
+    free(cfg);
+}
+
+void config_errors_free(config_errors *errs)
+{
+    if (!errs)
+        return;
+    for (size_t i = 0; i < errs->n; i++)
+        free(errs->lines[i]);
+    free(errs->lines);
+    errs->lines = NULL;
+    errs->n = 0;
+}
+
+/* err->msg: as many whole lines as fit, then "(and N more)". */
+static void summarize(char *const *lines, size_t n, size_t total, bool oom, firn_err *err)
+{
+    if (!err)
+        return;
+    char buf[FIRN_ERR_MSG_MAX];
+    size_t used = 0, shown = 0;
+    const size_t reserve = 32;   /* room for the "(and N more)" tail */
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(lines[i]);
+        if (shown > 0 && used + 1 + len + reserve >= sizeof buf)
+            break;
+        snprintf(buf + used, sizeof buf - used, "%s%s", shown ? "\n" : "", lines[i]);
+        used = strlen(buf);
+        shown++;
+        if (used + reserve >= sizeof buf)
+            break;
+    }
+    if (shown < total) {
+        if (used + reserve >= sizeof buf)
+            used = sizeof buf - reserve;
+        snprintf(buf + used, sizeof buf - used, "\n(and %zu more)", total - shown);
+    }
+    firn_errf(err, oom ? FIRN_ENOMEM : FIRN_EINVAL, "%s", buf);
+}
+
+firn_config *config_load_string_errors(const char *text, size_t len, const char *name,
+                                       config_errors *errs, firn_err *err)
+{
+    if (errs) {
+        errs->lines = NULL;
+        errs->n = 0;
+    }
+    if (!name)
+        name = "<config>";
+    firn_config *cfg = calloc(1, sizeof *cfg);
+    firn_arena *arena = cfg ? firn_arena_new(0) : NULL;
+    if (!arena) {
+        free(cfg);
+        firn_errf(err, FIRN_ENOMEM, "%s: out of memory", name);
+        return NULL;
+    }
+    cfg->arena = arena;
+    cfg->scrape_interval_ms = DEFAULT_INTERVAL_MS;
+    cfg->scrape_timeout_ms = DEFAULT_TIMEOUT_MS;
+    dec d = {.name = name, .arena = arena};
+    cfg->source = dstrdup(&d, name);
+
+    if (len > CONFIG_MAX_BYTES) {
+        derr(&d, NULL, NULL, "larger than the cap of %u bytes", CONFIG_MAX_BYTES);
+    } else {
+        ynode *root = NULL;
+        int line, col;
+        firn_err perr = {0};
+        if (ytree_parse(text, len, arena, &root, &line, &col, &perr) < 0) {
+            char *l = NULL;
+            if (asprintf(&l, "%s:%s", name, perr.msg) < 0)
+                l = NULL;
+            add_line(&d, line, col, l);
+            d.oom |= perr.code == FIRN_ENOMEM;
+        } else {
+            dec_config(&d, root, cfg);
+        }
+    }
+    if (d.oom && d.n_lines == 0)
+        derr(&d, NULL, NULL, "out of memory");
+    if (d.n_lines == 0) {
+        free(d.errs);
+        return cfg;
+    }
+
+    /* Failed: the lines in document order, plus a note when some were cut. */
+    qsort(d.errs, d.n_lines, sizeof *d.errs, cmp_error);
+    char **lines = malloc((d.n_lines + 1) * sizeof *lines);
+    size_t n = 0;
+    for (size_t i = 0; i < d.n_lines; i++) {
+        if (lines)
+            lines[n++] = d.errs[i].text;
+        else
+            free(d.errs[i].text);
+    }
+    free(d.errs);
+    if (lines && d.dropped &&
+        asprintf(&lines[n], "%s: too many errors, %zu more not shown", name, d.dropped) >= 0)
+        n++;
+    if (lines)
+        summarize(lines, n, d.n_lines + d.dropped, d.oom, err);
+    else
+        firn_errf(err, FIRN_ENOMEM, "%s: out of memory", name);
+    if (errs && lines) {
+        errs->lines = lines;
+        errs->n = n;
+    } else {
+        for (size_t i = 0; lines && i < n; i++)
+            free(lines[i]);
+        free(lines);
+    }
+    config_free(cfg);
+    return NULL;
+}
+
+firn_config *config_load_string(const char *text, size_t len, const char *name, firn_err *err)
+{
+    return config_load_string_errors(text, len, name, NULL, err);
+}
+
+firn_config *config_load_file_errors(const char *path, config_errors *errs, firn_err *err)
+{
+    if (errs) {
+        errs->lines = NULL;
+        errs->n = 0;
+    }
+    unsigned char *buf;
+    size_t len;
+    firn_err rerr = {0};
+    if (firn_read_file(path, CONFIG_MAX_BYTES, &buf, &len, &rerr) < 0) {
+        firn_errf(err, rerr.code, "%s", rerr.msg);
+        if (errs) {
+            errs->lines = malloc(sizeof *errs->lines);
+            if (errs->lines && (errs->lines[0] = strdup(rerr.msg)))
+                errs->n = 1;
+        }
+        return NULL;
+    }
+    firn_config *cfg = config_load_string_errors((const char *)buf, len, path, errs, err);
+    free(buf);
+    return cfg;
+}
+
+firn_config *config_load_file(const char *path, firn_err *err)
+{
+    return config_load_file_errors(path, NULL, err);
+}
+
+/* ---- queries ------------------------------------------------------------- */
+
+static const char DEFAULT_YAML[] =
+    "# firn's built-in configuration, used when no --config.file is given:\n"
+    "# firn scrapes its own profiles, so a fresh server has data to show.\n"
+    "global:\n"
+    "  scrape_interval: 10s\n"
+    "  scrape_timeout: 10s\n"
+    "scrape_configs:\n"
+    "  - job_name: firn\n"
+    "    static_configs:\n"
+    "      - targets: ['localhost:7070']\n";
+
+const char *config_default_yaml(void)
+{
+    return DEFAULT_YAML;
+}
+
+const config_scrape *config_scrape_find(const firn_config *cfg, const char *job_name)
+{
+    for (size_t i = 0; cfg && i < cfg->n_scrapes; i++)
+        if (cfg->scrapes[i].job_name && strcmp(cfg->scrapes[i].job_name, job_name) == 0)
+            return &cfg->scrapes[i];
+    return NULL;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool strs_eq(char *const *a, size_t na, char *const *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (!str_eq(a[i], b[i]))
+            return false;
+    return true;
+}
+
+static bool labels_eq(const firn_label *a, size_t na, const firn_label *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (!str_eq(a[i].name, b[i].name) || !str_eq(a[i].value, b[i].value))
+            return false;
+    return true;
+}
+
+static bool http_eq(const config_http *a, const config_http *b)
+{
+    return a->basic_auth.set == b->basic_auth.set &&
+           str_eq(a->basic_auth.username, b->basic_auth.username) &&
+           str_eq(a->basic_auth.password, b->basic_auth.password) &&
+           str_eq(a->basic_auth.password_file, b->basic_auth.password_file) &&
+           a->authorization.set == b->authorization.set &&
+           str_eq(a->authorization.type, b->authorization.type) &&
+           str_eq(a->authorization.credentials, b->authorization.credentials) &&
+           str_eq(a->authorization.credentials_file, b->authorization.credentials_file) &&
+           str_eq(a->tls.ca_file, b->tls.ca_file) && str_eq(a->tls.cert_file, b->tls.cert_file) &&
+           str_eq(a->tls.key_file, b->tls.key_file) &&
+           str_eq(a->tls.server_name, b->tls.server_name) &&
+           a->tls.insecure_skip_verify == b->tls.insecure_skip_verify;
+}
+
+/* Compares what the rules do: an omitted field equals its default. */
+static bool relabel_eq(const firn_relabel_config *a, const firn_relabel_config *b)
+{
+    return a->action == b->action &&
+           strs_eq(a->source_labels, a->n_source_labels, b->source_labels, b->n_source_labels) &&
+           str_eq(a->separator ? a->separator : ";", b->separator ? b->separator : ";") &&
+           str_eq(a->target_label, b->target_label) &&
+           str_eq(a->regex ? a->regex : "(.*)", b->regex ? b->regex : "(.*)") &&
+           a->modulus == b->modulus &&
+           str_eq(a->replacement ? a->replacement : "$1", b->replacement ? b->replacement : "$1");
+}
+
+static bool k8s_eq(const config_kubernetes_sd *a, const config_kubernetes_sd *b)
+{
+    if (!str_eq(a->role, b->role) || !str_eq(a->api_server, b->api_server) ||
+        !str_eq(a->kubeconfig_file, b->kubeconfig_file) || a->own_namespace != b->own_namespace ||
+        !strs_eq(a->namespaces, a->n_namespaces, b->namespaces, b->n_namespaces) ||
+        a->n_selectors != b->n_selectors || a->attach_node != b->attach_node ||
+        a->attach_namespace != b->attach_namespace ||
+        a->attach_deployment != b->attach_deployment || a->attach_job != b->attach_job ||
+        a->attach_cronjob != b->attach_cronjob || !http_eq(&a->http, &b->http))
+        return false;
+    for (size_t i = 0; i < a->n_selectors; i++)
+        if (!str_eq(a->selectors[i].role, b->selectors[i].role) ||
+            !str_eq(a->selectors[i].label, b->selectors[i].label) ||
+            !str_eq(a->selectors[i].field, b->selectors[i].field))
+            return false;
+    return true;
+}
+
+static bool profile_eq(const config_profile_type *a, const config_profile_type *b)
+{
+    if (!str_eq(a->name, b->name) || a->enabled != b->enabled || !str_eq(a->path, b->path) ||
+        a->delta != b->delta || a->seconds != b->seconds || a->timeout_ms != b->timeout_ms ||
+        a->n_keep_sample_types != b->n_keep_sample_types)
+        return false;
+    for (size_t i = 0; i < a->n_keep_sample_types; i++)
+        if (!str_eq(a->keep_sample_types[i].type, b->keep_sample_types[i].type) ||
+            !str_eq(a->keep_sample_types[i].unit, b->keep_sample_types[i].unit))
+            return false;
+    return true;
+}
+
+bool config_scrape_equal(const config_scrape *a, const config_scrape *b)
+{
+    if (!str_eq(a->job_name, b->job_name) || a->interval_ms != b->interval_ms ||
+        a->timeout_ms != b->timeout_ms || !str_eq(a->scheme, b->scheme) ||
+        a->honor_labels != b->honor_labels || a->honor_timestamps != b->honor_timestamps ||
+        a->n_params != b->n_params || !http_eq(&a->http, &b->http) ||
+        a->sample_limit != b->sample_limit || a->target_limit != b->target_limit ||
+        a->label_limit != b->label_limit || a->body_size_limit != b->body_size_limit ||
+        !str_eq(a->path_prefix, b->path_prefix) || a->n_profile_types != b->n_profile_types ||
+        a->n_static_configs != b->n_static_configs || a->n_file_sd != b->n_file_sd ||
+        a->n_dns_sd != b->n_dns_sd || a->n_kubernetes_sd != b->n_kubernetes_sd ||
+        a->n_relabel_configs != b->n_relabel_configs)
+        return false;
+    for (size_t i = 0; i < a->n_params; i++)
+        if (!str_eq(a->params[i].name, b->params[i].name) ||
+            !strs_eq(a->params[i].values, a->params[i].n_values, b->params[i].values,
+                     b->params[i].n_values))
+            return false;
+    for (size_t i = 0; i < a->n_profile_types; i++)
+        if (!profile_eq(&a->profile_types[i], &b->profile_types[i]))
+            return false;
+    for (size_t i = 0; i < a->n_static_configs; i++) {
+        const config_target_group *x = &a->static_configs[i], *y = &b->static_configs[i];
+        if (!strs_eq(x->targets, x->n_targets, y->targets, y->n_targets) ||
+            !labels_eq(x->labels, x->n_labels, y->labels, y->n_labels))
+            return false;
+    }
+    for (size_t i = 0; i < a->n_file_sd; i++)
+        if (!strs_eq(a->file_sd[i].files, a->file_sd[i].n_files, b->file_sd[i].files,
+                     b->file_sd[i].n_files) ||
+            a->file_sd[i].refresh_interval_ms != b->file_sd[i].refresh_interval_ms)
+            return false;
+    for (size_t i = 0; i < a->n_dns_sd; i++)
+        if (!strs_eq(a->dns_sd[i].names, a->dns_sd[i].n_names, b->dns_sd[i].names,
+                     b->dns_sd[i].n_names) ||
+            !str_eq(a->dns_sd[i].type, b->dns_sd[i].type) || a->dns_sd[i].port != b->dns_sd[i].port ||
+            a->dns_sd[i].refresh_interval_ms != b->dns_sd[i].refresh_interval_ms)
+            return false;
+    for (size_t i = 0; i < a->n_kubernetes_sd; i++)
+        if (!k8s_eq(&a->kubernetes_sd[i], &b->kubernetes_sd[i]))
+            return false;
+    for (size_t i = 0; i < a->n_relabel_configs; i++)
+        if (!relabel_eq(&a->relabel_configs[i], &b->relabel_configs[i]))
+            return false;
+    return true;
+}

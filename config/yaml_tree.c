@@ -1,0 +1,277 @@
+/* yaml_tree.c -- libyaml events to a tree of positioned nodes (yaml_tree.h).
+ *
+ * Built with an explicit stack of open collections, never recursion, so a
+ * hostile nesting depth costs nothing before the depth cap refuses it.
+ */
+#include "config/yaml_tree.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "config/config.h"
+
+#define FIRN_STR_(x) #x
+#define FIRN_STR(x) FIRN_STR_(x)
+
+typedef struct frame {
+    ynode *node;
+    char *anchor;     /* malloc'd, or NULL */
+    ynode **kids;     /* malloc'd until the collection ends */
+    size_t n, cap;
+    size_t weight;
+} frame;
+
+typedef struct anchor {
+    char *name;       /* malloc'd */
+    ynode *node;
+} anchor;
+
+typedef struct builder {
+    firn_arena *arena;
+    frame stack[CONFIG_MAX_DEPTH];
+    size_t depth;
+    anchor *anchors;
+    size_t n_anchors, cap_anchors;
+    ynode *root;
+    bool have_root;
+    int line, col;
+    firn_err *err;
+} builder;
+
+bool ynode_is_null(const ynode *n)
+{
+    if (!n)
+        return true;
+    if (n->kind != YNODE_SCALAR || !n->plain)
+        return false;
+    return n->len == 0 || strcmp(n->value, "~") == 0 || strcmp(n->value, "null") == 0 ||
+           strcmp(n->value, "Null") == 0 || strcmp(n->value, "NULL") == 0;
+}
+
+static int fail_at(builder *b, yaml_mark_t mark, int code, const char *msg)
+{
+    b->line = (int)mark.line + 1;
+    b->col = (int)mark.column + 1;
+    return firn_errf(b->err, code, "%d:%d: %s", b->line, b->col, msg);
+}
+
+static size_t add_sat(size_t a, size_t b)
+{
+    size_t s;
+    return __builtin_add_overflow(a, b, &s) ? SIZE_MAX : s;
+}
+
+static int remember_anchor(builder *b, const yaml_char_t *name, ynode *node, yaml_mark_t mark)
+{
+    if (!name)
+        return 0;
+    if (b->n_anchors == b->cap_anchors) {
+        size_t cap = b->cap_anchors ? b->cap_anchors * 2 : 16;
+        anchor *na = realloc(b->anchors, cap * sizeof *na);
+        if (!na)
+            return fail_at(b, mark, FIRN_ENOMEM, "out of memory");
+        b->anchors = na;
+        b->cap_anchors = cap;
+    }
+    char *copy = strdup((const char *)name);
+    if (!copy)
+        return fail_at(b, mark, FIRN_ENOMEM, "out of memory");
+    b->anchors[b->n_anchors].name = copy;
+    b->anchors[b->n_anchors].node = node;
+    b->n_anchors++;
+    return 0;
+}
+
+static int too_large(builder *b, yaml_mark_t mark)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, "document too large: more than %d nodes with aliases expanded",
+             CONFIG_MAX_NODES);
+    return fail_at(b, mark, FIRN_ETOOBIG, msg);
+}
+
+/* Attach a complete node to the open collection, or make it the root. */
+static int attach(builder *b, ynode *node, yaml_mark_t mark)
+{
+    if (node->weight > CONFIG_MAX_NODES)
+        return too_large(b, mark);
+    if (b->depth == 0) {
+        b->root = node;
+        b->have_root = true;
+        return 0;
+    }
+    frame *f = &b->stack[b->depth - 1];
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 8;
+        ynode **nk = realloc(f->kids, cap * sizeof *nk);
+        if (!nk)
+            return fail_at(b, mark, FIRN_ENOMEM, "out of memory");
+        f->kids = nk;
+        f->cap = cap;
+    }
+    f->kids[f->n++] = node;
+    f->weight = add_sat(f->weight, node->weight);
+    if (f->weight > CONFIG_MAX_NODES)
+        return too_large(b, mark);
+    return 0;
+}
+
+static ynode *new_node(builder *b, ynode_kind kind, yaml_mark_t mark)
+{
+    ynode *n = firn_arena_calloc(b->arena, 1, sizeof *n);
+    if (!n)
+        return NULL;
+    n->kind = kind;
+    n->line = (int)mark.line + 1;
+    n->col = (int)mark.column + 1;
+    n->weight = 1;
+    return n;
+}
+
+static int on_scalar(builder *b, const yaml_event_t *ev)
+{
+    ynode *n = new_node(b, YNODE_SCALAR, ev->start_mark);
+    if (!n)
+        return fail_at(b, ev->start_mark, FIRN_ENOMEM, "out of memory");
+    n->value = firn_arena_strndup(b->arena, (const char *)ev->data.scalar.value,
+                                  ev->data.scalar.length);
+    if (!n->value)
+        return fail_at(b, ev->start_mark, FIRN_ENOMEM, "out of memory");
+    n->len = ev->data.scalar.length;
+    n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    int rc = remember_anchor(b, ev->data.scalar.anchor, n, ev->start_mark);
+    return rc < 0 ? rc : attach(b, n, ev->start_mark);
+}
+
+static int on_start(builder *b, const yaml_event_t *ev, ynode_kind kind, const yaml_char_t *anchor_name)
+{
+    if (b->depth == CONFIG_MAX_DEPTH)
+        return fail_at(b, ev->start_mark, FIRN_ETOOBIG, "nesting deeper than the cap of " FIRN_STR(CONFIG_MAX_DEPTH) " levels");
+    ynode *n = new_node(b, kind, ev->start_mark);
+    if (!n)
+        return fail_at(b, ev->start_mark, FIRN_ENOMEM, "out of memory");
+    frame *f = &b->stack[b->depth];
+    memset(f, 0, sizeof *f);
+    f->node = n;
+    f->weight = 1;
+    if (anchor_name) {
+        f->anchor = strdup((const char *)anchor_name);
+        if (!f->anchor)
+            return fail_at(b, ev->start_mark, FIRN_ENOMEM, "out of memory");
+    }
+    b->depth++;
+    return 0;
+}
+
+static int on_end(builder *b, const yaml_event_t *ev)
+{
+    frame *f = &b->stack[b->depth - 1];
+    ynode *n = f->node;
+    if (f->n) {
+        n->items = firn_arena_alloc(b->arena, f->n * sizeof *n->items);
+        if (!n->items)
+            return fail_at(b, ev->start_mark, FIRN_ENOMEM, "out of memory");
+        memcpy(n->items, f->kids, f->n * sizeof *n->items);
+    }
+    n->n = n->kind == YNODE_MAP ? f->n / 2 : f->n;
+    n->weight = f->weight;
+    free(f->kids);
+    char *anchor_name = f->anchor;
+    f->kids = NULL;
+    f->anchor = NULL;
+    b->depth--;
+    int rc = remember_anchor(b, (const yaml_char_t *)anchor_name, n, ev->start_mark);
+    free(anchor_name);
+    return rc < 0 ? rc : attach(b, n, ev->start_mark);
+}
+
+static int on_alias(builder *b, const yaml_event_t *ev)
+{
+    const char *name = (const char *)ev->data.alias.anchor;
+    for (size_t i = b->n_anchors; i-- > 0;)
+        if (strcmp(b->anchors[i].name, name) == 0)
+            return attach(b, b->anchors[i].node, ev->start_mark);
+    return fail_at(b, ev->start_mark, FIRN_EINVAL, "unknown anchor referenced by alias");
+}
+
+static int syntax_error(builder *b, const yaml_parser_t *p)
+{
+    char msg[400];
+    const char *problem = p->problem ? p->problem : "invalid YAML";
+    if (p->context)
+        snprintf(msg, sizeof msg, "yaml: %s %s at line %zu column %zu", problem, p->context,
+                 p->context_mark.line + 1, p->context_mark.column + 1);
+    else
+        snprintf(msg, sizeof msg, "yaml: %s", problem);
+    if (p->error == YAML_MEMORY_ERROR)
+        return fail_at(b, p->problem_mark, FIRN_ENOMEM, "out of memory");
+    return fail_at(b, p->problem_mark, FIRN_EINVAL, msg);
+}
+
+int ytree_parse(const char *text, size_t len, firn_arena *arena, ynode **root,
+                int *line, int *col, firn_err *err)
+{
+    builder b = {.arena = arena, .err = err};
+    yaml_parser_t parser;
+    *root = NULL;
+    *line = *col = 0;
+    if (!yaml_parser_initialize(&parser))
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+
+    int rc = 0, documents = 0;
+    bool done = false;
+    while (!done && rc == 0) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            rc = syntax_error(&b, &parser);
+            break;
+        }
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        case YAML_DOCUMENT_START_EVENT:
+            if (++documents > 1)
+                rc = fail_at(&b, ev.start_mark, FIRN_EINVAL,
+                             "a config file holds one YAML document, found a second one");
+            break;
+        case YAML_SCALAR_EVENT:
+            rc = on_scalar(&b, &ev);
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+            rc = on_start(&b, &ev, YNODE_SEQ, ev.data.sequence_start.anchor);
+            break;
+        case YAML_MAPPING_START_EVENT:
+            rc = on_start(&b, &ev, YNODE_MAP, ev.data.mapping_start.anchor);
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            rc = on_end(&b, &ev);
+            break;
+        case YAML_ALIAS_EVENT:
+            rc = on_alias(&b, &ev);
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    for (size_t i = 0; i < b.depth; i++) {
+        free(b.stack[i].kids);
+        free(b.stack[i].anchor);
+    }
+    for (size_t i = 0; i < b.n_anchors; i++)
+        free(b.anchors[i].name);
+    free(b.anchors);
+    if (rc < 0) {
+        *line = b.line;
+        *col = b.col;
+        return rc;
+    }
+    *root = b.root;
+    return 0;
+}

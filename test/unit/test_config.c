@@ -1,0 +1,883 @@
+/* test_config.c -- the YAML config: Parca's and Prometheus's configs load
+ * with the right defaults, every error names its line and column, caps
+ * hold, and config_scrape_equal sees every field. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config.h"
+
+static firn_config *load(const char *yaml)
+{
+    firn_err err = {0};
+    firn_config *cfg = config_load_string(yaml, strlen(yaml), "t.yml", &err);
+    if (!cfg)
+        fail_msg("unexpected error:\n%s", err.msg);
+    return cfg;
+}
+
+static const config_profile_type *profile(const config_scrape *sc, const char *name)
+{
+    for (size_t i = 0; i < sc->n_profile_types; i++)
+        if (strcmp(sc->profile_types[i].name, name) == 0)
+            return &sc->profile_types[i];
+    fail_msg("no profile type %s", name);
+    return NULL;
+}
+
+static void assert_profile(const config_scrape *sc, const char *name, bool enabled,
+                           const char *path, bool delta, int64_t seconds, int64_t timeout_ms)
+{
+    const config_profile_type *pt = profile(sc, name);
+    assert_int_equal(pt->enabled, enabled);
+    assert_string_equal(pt->path, path);
+    assert_int_equal(pt->delta, delta);
+    assert_int_equal(pt->seconds, seconds);
+    assert_int_equal(pt->timeout_ms, timeout_ms);
+}
+
+/* ---- Parca's configs ------------------------------------------------------ */
+
+/* PARCA.md section 3: the repository's parca.yaml. */
+static void test_parca_default_yaml(void **state)
+{
+    (void)state;
+    firn_config *cfg = load("object_storage:\n"
+                            "  bucket:\n"
+                            "    type: \"FILESYSTEM\"\n"
+                            "    config:\n"
+                            "      directory: \"./data\"\n"
+                            "# scrape_configs:\n"
+                            "#   - job_name: \"parca\"\n");
+    assert_true(cfg->has_object_storage);
+    assert_string_equal(cfg->object_storage_type, "FILESYSTEM");
+    assert_int_equal(cfg->n_scrapes, 0);
+    assert_int_equal(cfg->scrape_interval_ms, 10000);
+    assert_int_equal(cfg->scrape_timeout_ms, 10000);
+    config_free(cfg);
+}
+
+/* PARCA.md section 3: pkg/config/config_test.go TestLoadComplex. */
+static const char PARCA_COMPLEX[] =
+    "object_storage:\n"
+    "  bucket:\n"
+    "    type: \"FILESYSTEM\"\n"
+    "    config:\n"
+    "      directory: \"./tmp\"\n"
+    "scrape_configs:\n"
+    "  - job_name: 'parca'\n"
+    "    scrape_interval: 5s            # timeout becomes 8s\n"
+    "    static_configs:\n"
+    "      - targets: [ 'localhost:10902' ]\n"
+    "    profiling_config:\n"
+    "      pprof_config:\n"
+    "        memory:\n"
+    "          enabled: true\n"
+    "          path: /parca/debug/pprof/allocs\n"
+    "        fgprof:\n"
+    "          enabled: true\n"
+    "          path: /debug/fgprof\n"
+    "  - job_name: 'path-prefix-and-seconds'\n"
+    "    scheme: https\n"
+    "    params: { key_1: ['value1'] }\n"
+    "    profiling_config:\n"
+    "      path_prefix: /test/prefix\n"
+    "      pprof_config:\n"
+    "        fgprof:\n"
+    "          enabled: true\n"
+    "          path: /debug/fgprof\n"
+    "          delta: true\n"
+    "          seconds: 3\n"
+    "    relabel_configs:\n"
+    "      - source_labels: [__address__]\n"
+    "        target_label: instance\n";
+
+static void test_parca_complex(void **state)
+{
+    (void)state;
+    firn_config *cfg = load(PARCA_COMPLEX);
+    assert_true(cfg->has_object_storage);
+    assert_int_equal(cfg->n_scrapes, 2);
+
+    const config_scrape *a = &cfg->scrapes[0];
+    assert_string_equal(a->job_name, "parca");
+    assert_int_equal(a->interval_ms, 5000);
+    assert_int_equal(a->timeout_ms, 5000);   /* min(global 10s, interval) */
+    assert_string_equal(a->scheme, "http");
+    assert_true(a->honor_timestamps);
+    assert_false(a->honor_labels);
+    assert_int_equal(a->n_static_configs, 1);
+    assert_int_equal(a->static_configs[0].n_targets, 1);
+    assert_string_equal(a->static_configs[0].targets[0], "localhost:10902");
+    /* built-ins first in Parca's order, then custom ones */
+    assert_int_equal(a->n_profile_types, 6);
+    const char *order[] = {"memory", "block", "goroutine", "mutex", "process_cpu", "fgprof"};
+    for (size_t i = 0; i < 6; i++)
+        assert_string_equal(a->profile_types[i].name, order[i]);
+    assert_profile(a, "memory", true, "/parca/debug/pprof/allocs", false, 0, 5000);
+    assert_profile(a, "block", true, "/debug/pprof/block", false, 0, 5000);
+    assert_profile(a, "goroutine", true, "/debug/pprof/goroutine", false, 0, 5000);
+    assert_profile(a, "mutex", true, "/debug/pprof/mutex", false, 0, 5000);
+    /* seconds = interval - 1s; the CPU request gets seconds + 3s */
+    assert_profile(a, "process_cpu", true, "/debug/pprof/profile", true, 4, 7000);
+    assert_profile(a, "fgprof", true, "/debug/fgprof", false, 0, 5000);
+
+    const config_scrape *b = &cfg->scrapes[1];
+    assert_string_equal(b->job_name, "path-prefix-and-seconds");
+    assert_int_equal(b->interval_ms, 10000);
+    assert_int_equal(b->timeout_ms, 10000);
+    assert_string_equal(b->scheme, "https");
+    assert_int_equal(b->n_params, 1);
+    assert_string_equal(b->params[0].name, "key_1");
+    assert_int_equal(b->params[0].n_values, 1);
+    assert_string_equal(b->params[0].values[0], "value1");
+    assert_string_equal(b->path_prefix, "/test/prefix");
+    assert_profile(b, "memory", true, "/test/prefix/debug/pprof/allocs", false, 0, 10000);
+    assert_profile(b, "process_cpu", true, "/test/prefix/debug/pprof/profile", true, 9, 12000);
+    assert_profile(b, "fgprof", true, "/test/prefix/debug/fgprof", true, 3, 10000);
+    assert_int_equal(b->n_relabel_configs, 1);
+    assert_int_equal(b->relabel_configs[0].action, FIRN_RELABEL_REPLACE);
+    assert_string_equal(b->relabel_configs[0].source_labels[0], "__address__");
+    assert_string_equal(b->relabel_configs[0].target_label, "instance");
+    assert_non_null(b->relabel_configs[0].compiled);
+    config_free(cfg);
+}
+
+/* Parca merges its defaults into a partial entry; enabled: false disables. */
+static void test_parca_profile_merge(void **state)
+{
+    (void)state;
+    firn_config *cfg = load("scrape_configs:\n"
+                            "  - job_name: a\n"
+                            "    scrape_interval: 30s\n"
+                            "    scrape_timeout: 45s\n"
+                            "    profiling_config:\n"
+                            "      pprof_config:\n"
+                            "        memory: {enabled: false}\n"
+                            "        process_cpu: {seconds: 30}\n"
+                            "        block:\n"
+                            "        mutex: {delta: true}\n"
+                            "        heap: {path: /debug/pprof/heap, enabled: no,\n"
+                            "               keep_sample_type: [{type: inuse_space, unit: bytes}]}\n");
+    const config_scrape *sc = &cfg->scrapes[0];
+    assert_int_equal(sc->timeout_ms, 45000);   /* Parca: timeout > interval is fine */
+    assert_profile(sc, "memory", false, "/debug/pprof/allocs", false, 0, 45000);
+    assert_profile(sc, "process_cpu", true, "/debug/pprof/profile", true, 30, 45000);
+    assert_profile(sc, "block", true, "/debug/pprof/block", false, 0, 45000);
+    assert_profile(sc, "mutex", true, "/debug/pprof/mutex", true, 29, 45000);
+    assert_profile(sc, "heap", false, "/debug/pprof/heap", false, 0, 45000);
+    const config_profile_type *heap = profile(sc, "heap");
+    assert_int_equal(heap->n_keep_sample_types, 1);
+    assert_string_equal(heap->keep_sample_types[0].type, "inuse_space");
+    assert_string_equal(heap->keep_sample_types[0].unit, "bytes");
+    config_free(cfg);
+}
+
+/* process_cpu seconds never drops below 1, and the CPU timeout covers it. */
+static void test_cpu_seconds_small_interval(void **state)
+{
+    (void)state;
+    firn_config *cfg = load("global: {scrape_interval: 1s}\n"
+                            "scrape_configs: [{job_name: a}, {job_name: b, scrape_interval: 1m}]\n");
+    assert_int_equal(cfg->scrape_timeout_ms, 1000);   /* min(10s, 1s) */
+    assert_profile(&cfg->scrapes[0], "process_cpu", true, "/debug/pprof/profile", true, 1, 4000);
+    assert_int_equal(cfg->scrapes[1].timeout_ms, 1000);   /* min(global timeout, 1m) */
+    assert_profile(&cfg->scrapes[1], "process_cpu", true, "/debug/pprof/profile", true, 59, 62000);
+    config_free(cfg);
+}
+
+/* ---- Prometheus's scrape config, every field ------------------------------ */
+
+static const char FULL[] =
+    "global:\n"
+    "  scrape_interval: 15s\n"
+    "  scrape_timeout: 12s\n"
+    "  external_labels: {region: eu, cluster: c1}\n"
+    "scrape_configs:\n"
+    "  - job_name: api\n"
+    "    scrape_interval: 20s\n"
+    "    scrape_timeout: 5s\n"
+    "    scheme: https\n"
+    "    params:\n"
+    "      z: [1]\n"
+    "      a: [x, y]\n"
+    "    honor_labels: true\n"
+    "    honor_timestamps: false\n"
+    "    basic_auth:\n"
+    "      username: user\n"
+    "      password_file: /etc/pw\n"
+    "    tls_config:\n"
+    "      ca_file: /ca.pem\n"
+    "      cert_file: /c.pem\n"
+    "      key_file: /k.pem\n"
+    "      server_name: api.internal\n"
+    "      insecure_skip_verify: true\n"
+    "    sample_limit: 1000\n"
+    "    target_limit: 50\n"
+    "    label_limit: 30\n"
+    "    body_size_limit: 10MB\n"
+    "    static_configs:\n"
+    "      - targets: ['10.0.0.1:6060', '10.0.0.2:6060']\n"
+    "        labels: {zone: b, env: prod}\n"
+    "      - targets: []\n"
+    "    file_sd_configs:\n"
+    "      - files: ['/etc/firn/*.json', 'targets.yml']\n"
+    "      - files: [a.yaml]\n"
+    "        refresh_interval: 1m\n"
+    "    dns_sd_configs:\n"
+    "      - names: [_pprof._tcp.example.com]\n"
+    "      - names: [api.example.com]\n"
+    "        type: a\n"
+    "        port: 6060\n"
+    "        refresh_interval: 10s\n"
+    "    kubernetes_sd_configs:\n"
+    "      - role: pod\n"
+    "        namespaces: {own_namespace: true, names: [default]}\n"
+    "        selectors: [{role: pod, label: 'app=x', field: 'spec.nodeName=n1'}, {role: node}]\n"
+    "        attach_metadata: {node: true}\n"
+    "      - role: endpoints\n"
+    "        api_server: https://k8s:6443\n"
+    "        bearer_token_file: /var/run/token\n"
+    "        tls_config: {ca_file: /k8s-ca.pem}\n"
+    "    relabel_configs:\n"
+    "      - source_labels: [__meta_kubernetes_pod_annotation_firn_scrape]\n"
+    "        action: keep\n"
+    "        regex: 'true'\n"
+    "      - source_labels: [a, b]\n"
+    "        separator: '-'\n"
+    "        regex: (.+)-(.+)\n"
+    "        target_label: ab\n"
+    "        replacement: $2$1\n"
+    "      - action: HashMod\n"
+    "        source_labels: [__address__]\n"
+    "        modulus: 8\n"
+    "        target_label: __tmp_shard\n"
+    "      - action: labelmap\n"
+    "        regex: __meta_kubernetes_pod_label_(.+)\n"
+    "  - job_name: other\n"
+    "    bearer_token: secret\n";
+
+static void test_full_prometheus(void **state)
+{
+    (void)state;
+    firn_config *cfg = load(FULL);
+    assert_int_equal(cfg->scrape_interval_ms, 15000);
+    assert_int_equal(cfg->scrape_timeout_ms, 12000);
+    assert_int_equal(cfg->n_external_labels, 2);
+    assert_string_equal(cfg->external_labels[0].name, "cluster");
+    assert_string_equal(cfg->external_labels[1].value, "eu");
+    assert_int_equal(cfg->n_scrapes, 2);
+
+    const config_scrape *sc = config_scrape_find(cfg, "api");
+    assert_ptr_equal(sc, &cfg->scrapes[0]);
+    assert_int_equal(sc->interval_ms, 20000);
+    assert_int_equal(sc->timeout_ms, 5000);
+    assert_string_equal(sc->scheme, "https");
+    assert_int_equal(sc->n_params, 2);
+    assert_string_equal(sc->params[0].name, "a");   /* sorted */
+    assert_int_equal(sc->params[0].n_values, 2);
+    assert_string_equal(sc->params[0].values[1], "y");
+    assert_string_equal(sc->params[1].values[0], "1");
+    assert_true(sc->honor_labels);
+    assert_false(sc->honor_timestamps);
+    assert_true(sc->http.basic_auth.set);
+    assert_string_equal(sc->http.basic_auth.username, "user");
+    assert_null(sc->http.basic_auth.password);
+    assert_string_equal(sc->http.basic_auth.password_file, "/etc/pw");
+    assert_false(sc->http.authorization.set);
+    assert_string_equal(sc->http.tls.ca_file, "/ca.pem");
+    assert_string_equal(sc->http.tls.cert_file, "/c.pem");
+    assert_string_equal(sc->http.tls.key_file, "/k.pem");
+    assert_string_equal(sc->http.tls.server_name, "api.internal");
+    assert_true(sc->http.tls.insecure_skip_verify);
+    assert_int_equal(sc->sample_limit, 1000);
+    assert_int_equal(sc->target_limit, 50);
+    assert_int_equal(sc->label_limit, 30);
+    assert_int_equal(sc->body_size_limit, 10u << 20);
+
+    assert_int_equal(sc->n_static_configs, 2);
+    assert_int_equal(sc->static_configs[0].n_targets, 2);
+    assert_string_equal(sc->static_configs[0].targets[1], "10.0.0.2:6060");
+    assert_int_equal(sc->static_configs[0].n_labels, 2);
+    assert_string_equal(sc->static_configs[0].labels[0].name, "env");
+    assert_string_equal(sc->static_configs[0].labels[1].value, "b");
+    assert_int_equal(sc->static_configs[1].n_targets, 0);
+
+    assert_int_equal(sc->n_file_sd, 2);
+    assert_int_equal(sc->file_sd[0].n_files, 2);
+    assert_int_equal(sc->file_sd[0].refresh_interval_ms, 5 * 60000);
+    assert_int_equal(sc->file_sd[1].refresh_interval_ms, 60000);
+
+    assert_int_equal(sc->n_dns_sd, 2);
+    assert_string_equal(sc->dns_sd[0].type, "SRV");
+    assert_int_equal(sc->dns_sd[0].port, 0);
+    assert_int_equal(sc->dns_sd[0].refresh_interval_ms, 30000);
+    assert_string_equal(sc->dns_sd[1].type, "A");
+    assert_int_equal(sc->dns_sd[1].port, 6060);
+    assert_int_equal(sc->dns_sd[1].refresh_interval_ms, 10000);
+
+    assert_int_equal(sc->n_kubernetes_sd, 2);
+    const config_kubernetes_sd *k = &sc->kubernetes_sd[0];
+    assert_string_equal(k->role, "pod");
+    assert_null(k->api_server);
+    assert_true(k->own_namespace);
+    assert_int_equal(k->n_namespaces, 1);
+    assert_int_equal(k->n_selectors, 2);
+    assert_string_equal(k->selectors[0].label, "app=x");
+    assert_string_equal(k->selectors[0].field, "spec.nodeName=n1");
+    assert_null(k->selectors[1].label);
+    assert_true(k->attach_node);
+    assert_false(k->attach_namespace);
+    k = &sc->kubernetes_sd[1];
+    assert_string_equal(k->api_server, "https://k8s:6443");
+    assert_true(k->http.authorization.set);
+    assert_string_equal(k->http.authorization.type, "Bearer");
+    assert_string_equal(k->http.authorization.credentials_file, "/var/run/token");
+    assert_string_equal(k->http.tls.ca_file, "/k8s-ca.pem");
+
+    assert_int_equal(sc->n_relabel_configs, 4);
+    assert_int_equal(sc->relabel_configs[0].action, FIRN_RELABEL_KEEP);
+    assert_string_equal(sc->relabel_configs[0].regex, "true");
+    assert_string_equal(sc->relabel_configs[1].separator, "-");
+    assert_string_equal(sc->relabel_configs[1].replacement, "$2$1");
+    assert_int_equal(sc->relabel_configs[2].action, FIRN_RELABEL_HASHMOD);
+    assert_int_equal(sc->relabel_configs[2].modulus, 8);
+    assert_int_equal(sc->relabel_configs[3].action, FIRN_RELABEL_LABELMAP);
+    /* the relabel rules work: run them on a discovered target */
+    firn_label in[] = {{"__address__", "10.0.0.1:6060"},
+                       {"__meta_kubernetes_pod_annotation_firn_scrape", "true"},
+                       {"__meta_kubernetes_pod_label_app", "api"},
+                       {"a", "A"},
+                       {"b", "B"}};
+    firn_arena *arena = firn_arena_new(0);
+    firn_label *out;
+    size_t n_out;
+    firn_err err = {0};
+    assert_int_equal(firn_relabel_process(sc->relabel_configs, sc->n_relabel_configs, in, 5,
+                                          arena, &out, &n_out, &err),
+                     1);
+    assert_string_equal(firn_labels_get(out, n_out, "ab"), "BA");
+    assert_string_equal(firn_labels_get(out, n_out, "app"), "api");
+    assert_non_null(firn_labels_get(out, n_out, "__tmp_shard"));
+    firn_arena_free(arena);
+
+    /* every profile type is on by default */
+    assert_int_equal(sc->n_profile_types, 5);
+    assert_profile(sc, "process_cpu", true, "/debug/pprof/profile", true, 19, 22000);
+
+    const config_scrape *o = &cfg->scrapes[1];
+    assert_int_equal(o->interval_ms, 15000);
+    assert_int_equal(o->timeout_ms, 12000);
+    assert_true(o->http.authorization.set);   /* bearer_token becomes authorization */
+    assert_string_equal(o->http.authorization.type, "Bearer");
+    assert_string_equal(o->http.authorization.credentials, "secret");
+    assert_null(config_scrape_find(cfg, "nope"));
+    config_free(cfg);
+}
+
+/* YAML details: anchors, YAML 1.1 booleans, explicit nulls. */
+static void test_yaml_anchors_and_nulls(void **state)
+{
+    (void)state;
+    firn_config *cfg = load("scrape_configs:\n"
+                            "  - job_name: a\n"
+                            "    static_configs: &targets\n"
+                            "      - targets: ['h:1']\n"
+                            "    honor_labels: yes\n"
+                            "    relabel_configs:\n"
+                            "      - source_labels: [x]\n"
+                            "        regex:\n"
+                            "        action: keep\n"
+                            "  - job_name: b\n"
+                            "    static_configs: *targets\n"
+                            "    honor_labels: Off\n"
+                            "    params:\n"
+                            "    file_sd_configs: ~\n");
+    assert_int_equal(cfg->n_scrapes, 2);
+    assert_true(cfg->scrapes[0].honor_labels);
+    assert_false(cfg->scrapes[1].honor_labels);
+    assert_int_equal(cfg->scrapes[1].n_static_configs, 1);
+    assert_string_equal(cfg->scrapes[1].static_configs[0].targets[0], "h:1");
+    /* an explicit null regex is the empty regex, not the default */
+    assert_true(cfg->scrapes[0].relabel_configs[0].has_regex);
+    assert_string_equal(cfg->scrapes[0].relabel_configs[0].regex, "");
+    config_free(cfg);
+}
+
+static void test_empty_documents(void **state)
+{
+    (void)state;
+    const char *docs[] = {"", "# nothing\n", "---\n", "~\n", "{}\n", "scrape_configs:\n"};
+    for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
+        firn_config *cfg = load(docs[i]);
+        assert_int_equal(cfg->n_scrapes, 0);
+        assert_int_equal(cfg->scrape_interval_ms, 10000);
+        config_free(cfg);
+    }
+}
+
+static void test_body_size_units(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        uint64_t want;
+    } cases[] = {
+        {"0", 0}, {"100B", 100}, {"1KB", 1024}, {"1KiB", 1024}, {"1.5MB", 1572864},
+        {"1GB512MB", (1ull << 30) + (512ull << 20)}, {"2TiB", 2ull << 40},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char yaml[200];
+        snprintf(yaml, sizeof yaml, "scrape_configs: [{job_name: a, body_size_limit: %s}]\n",
+                 cases[i].in);
+        firn_config *cfg = load(yaml);
+        assert_int_equal(cfg->scrapes[0].body_size_limit, cases[i].want);
+        config_free(cfg);
+    }
+}
+
+/* ---- errors --------------------------------------------------------------- */
+
+static const struct {
+    const char *what;
+    const char *yaml;
+    const char *want;   /* the first error line */
+} ERRORS[] = {
+    {"unknown top-level key",
+     "global:\n  scrape_interval: 15s\nrule_files: [a.yml]\n",
+     "t.yml:3:1: rule_files: unknown field in the top level"},
+    {"unknown global key",
+     "global:\n  evaluation_interval: 15s\n",
+     "t.yml:2:3: evaluation_interval: unknown field in global"},
+    {"unknown scrape key",
+     "scrape_configs:\n  - job_name: a\n    metrics_path: /x\n",
+     "t.yml:3:5: metrics_path: unknown field in scrape_config"},
+    {"duplicate key",
+     "scrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n    scrape_interval: 6s\n",
+     "t.yml:4:5: scrape_interval: duplicate field in scrape_config (first set at 3:5)"},
+    {"duplicate top-level key",
+     "scrape_configs: []\nscrape_configs: []\n",
+     "t.yml:2:1: scrape_configs: duplicate field in the top level (first set at 1:1)"},
+    {"duplicate job",
+     "scrape_configs:\n  - job_name: a\n  - job_name: a\n",
+     "t.yml:3:15: job_name: found multiple scrape configs with job name \"a\""},
+    {"missing job name",
+     "scrape_configs:\n  - scrape_interval: 5s\n",
+     "t.yml:2:5: job_name: job_name is empty"},
+    {"bad duration",
+     "scrape_configs:\n  - job_name: a\n    scrape_interval: 1x\n",
+     "t.yml:3:22: scrape_interval: not a valid duration string: \"1x\""},
+    {"global timeout > interval",
+     "global:\n  scrape_interval: 5s\n  scrape_timeout: 10s\n",
+     "t.yml:3:19: scrape_timeout: global scrape timeout greater than scrape interval "
+     "(10s > 5s)"},
+    {"bad relabel action",
+     "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: frobnicate\n",
+     "t.yml:4:17: action: unknown relabel action \"frobnicate\""},
+    {"empty relabel action",
+     "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: ''\n",
+     "t.yml:4:17: action: relabel action cannot be empty"},
+    {"relabel validation error",
+     "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - source_labels: [a]\n"
+     "        target_label: b\n      - action: hashmod\n        target_label: c\n",
+     "t.yml:6:9: relabel_configs: relabel configuration for hashmod requires non-zero modulus"},
+    {"relabel lowercase with replacement",
+     "scrape_configs:\n  - job_name: a\n    relabel_configs:\n"
+     "      - {action: lowercase, target_label: x, replacement: y}\n",
+     "t.yml:4:9: relabel_configs: 'replacement' can not be set for lowercase action"},
+    {"relabel bad regex",
+     "scrape_configs:\n  - job_name: a\n    relabel_configs:\n"
+     "      - {action: keep, source_labels: [a], regex: '(a'}\n",
+     "t.yml:4:9: relabel_configs: "},
+    {"null relabel rule",
+     "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      -\n",
+     "t.yml:4:8: relabel_configs: empty or null target relabeling rule in scrape config"},
+    {"bad static label name",
+     "scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: [h:1]\n"
+     "        labels:\n          bad-name: x\n",
+     "t.yml:6:11: labels: \"bad-name\" is not a valid label name"},
+    {"bad external label name",
+     "global:\n  external_labels: {0ab: x}\n",
+     "t.yml:2:21: external_labels: \"0ab\" is not a valid label name"},
+    {"password and password_file",
+     "scrape_configs:\n  - job_name: a\n    basic_auth:\n      username: u\n      password: p\n"
+     "      password_file: /f\n",
+     "t.yml:6:7: basic_auth: at most one of basic_auth password & password_file must be "
+     "configured"},
+    {"bearer_token and authorization",
+     "scrape_configs:\n  - job_name: a\n    authorization:\n      credentials: c\n"
+     "    bearer_token: t\n",
+     "t.yml:5:5: authorization: authorization is not compatible with bearer_token & "
+     "bearer_token_file"},
+    {"bearer_token and bearer_token_file",
+     "scrape_configs:\n  - job_name: a\n    bearer_token_file: /t\n    bearer_token: t\n",
+     "t.yml:4:5: bearer_token: at most one of bearer_token & bearer_token_file must be "
+     "configured"},
+    {"basic_auth and authorization",
+     "scrape_configs:\n  - job_name: a\n    basic_auth: {username: u}\n"
+     "    authorization: {credentials: c}\n",
+     "t.yml:4:5: basic_auth: at most one of basic_auth & authorization must be configured"},
+    {"authorization type basic",
+     "scrape_configs:\n  - job_name: a\n    authorization: {type: Basic, credentials: c}\n",
+     "t.yml:3:27: authorization: authorization type cannot be set to \"basic\", use "
+     "\"basic_auth\" instead"},
+    {"cert without key",
+     "scrape_configs:\n  - job_name: a\n    tls_config:\n      cert_file: /c\n",
+     "t.yml:4:7: tls_config: key_file must be configured together with cert_file"},
+    {"key without cert",
+     "scrape_configs:\n  - job_name: a\n    tls_config: {key_file: /k}\n",
+     "t.yml:3:18: tls_config: cert_file must be configured together with key_file"},
+    {"a mapping where a list is expected",
+     "scrape_configs: {job_name: a}\n",
+     "t.yml:1:17: scrape_configs: expected a list, got a mapping"},
+    {"a scalar where a list is expected",
+     "scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: h:1\n",
+     "t.yml:4:18: targets: expected a list of strings, got a scalar"},
+    {"a list where a scalar is expected",
+     "scrape_configs:\n  - job_name: [a]\n",
+     "t.yml:2:15: job_name: expected a string, got a list"},
+    {"a quoted string where a bool is expected",
+     "scrape_configs:\n  - job_name: a\n    honor_labels: 'true'\n",
+     "t.yml:3:19: honor_labels: expected a boolean, got \"true\""},
+    {"negative limit",
+     "scrape_configs:\n  - job_name: a\n    sample_limit: -1\n",
+     "t.yml:3:19: sample_limit: expected an unsigned integer, got \"-1\""},
+    {"bad body size",
+     "scrape_configs:\n  - job_name: a\n    body_size_limit: 10XB\n",
+     "t.yml:3:22: body_size_limit: invalid size \"10XB\" (want e.g. 10MB, 512KiB, 0)"},
+    {"bad scheme",
+     "scrape_configs:\n  - job_name: a\n    scheme: ftp\n",
+     "t.yml:3:13: scheme: unsupported scheme \"ftp\" (http or https)"},
+    {"URL as a static target",
+     "scrape_configs:\n  - job_name: a\n    static_configs:\n"
+     "      - targets: ['h:1', 'http://h:2/x']\n",
+     "t.yml:4:26: targets: \"http://h:2/x\" is not a valid hostname"},
+    {"custom profile without path",
+     "scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n"
+     "        fgprof: {enabled: true}\n",
+     "t.yml:5:9: fgprof: path is required for the custom profile type \"fgprof\""},
+    {"seconds without delta",
+     "scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n"
+     "        memory: {seconds: 5}\n",
+     "t.yml:5:27: seconds: seconds is only used with delta: true"},
+    {"bad profile name",
+     "scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n"
+     "        my-prof: {path: /x}\n",
+     "t.yml:5:9: pprof_config: \"my-prof\" is not a valid profile name (it must match "
+     "[a-zA-Z_][a-zA-Z0-9_]*)"},
+    {"unknown profile field",
+     "scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n"
+     "        memory: {enable: true}\n",
+     "t.yml:5:18: enable: unknown field in pprof_config entry"},
+    {"profile seconds out of range",
+     "scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n"
+     "        process_cpu: {seconds: 86401}\n",
+     "t.yml:5:32: seconds: must be between 1 and 86400"},
+    {"relative profile path",
+     "scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n"
+     "        memory: {path: debug/pprof/heap}\n",
+     "t.yml:5:24: path: \"debug/pprof/heap\" must start with \"/\""},
+    {"file SD without files",
+     "scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - refresh_interval: 1m\n",
+     "t.yml:4:9: file_sd_configs: file service discovery config must contain at least one "
+     "path name"},
+    {"file SD bad pattern",
+     "scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - files: ['a/*/b.json']\n",
+     "t.yml:4:17: files: path name \"a/*/b.json\" is not valid for file discovery"},
+    {"DNS SD A without port",
+     "scrape_configs:\n  - job_name: a\n    dns_sd_configs:\n      - {names: [x], type: A}\n",
+     "t.yml:4:9: dns_sd_configs: a port is required in DNS-SD configs for all record types "
+     "except SRV"},
+    {"DNS SD bad type",
+     "scrape_configs:\n  - job_name: a\n    dns_sd_configs:\n      - {names: [x], type: PTR}\n",
+     "t.yml:4:28: type: invalid DNS-SD records type PTR"},
+    {"Kubernetes SD without role",
+     "scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs:\n      - api_server: x\n",
+     "t.yml:4:9: role: role missing (one of pod, service, endpoints, endpointslice, node, "
+     "ingress)"},
+    {"Kubernetes SD selector role",
+     "scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs:\n"
+     "      - {role: service, selectors: [{role: pod}]}\n",
+     "t.yml:4:44: role: service role supports only service selectors"},
+    {"Kubernetes SD HTTP config without api_server",
+     "scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs:\n"
+     "      - {role: pod, bearer_token: x}\n",
+     "t.yml:4:9: kubernetes_sd_configs: to use custom HTTP client configuration please "
+     "provide the 'api_server' URL explicitly"},
+    {"YAML syntax error",
+     "scrape_configs:\n  - job_name: a\n   bad: [\n",
+     "t.yml:3:4: yaml: did not find expected '-' indicator while parsing a block collection "
+     "at line 2 column 3"},
+    {"two documents",
+     "scrape_configs: []\n---\nscrape_configs: []\n",
+     "t.yml:2:1: a config file holds one YAML document, found a second one"},
+    {"unknown alias",
+     "scrape_configs: *nope\n",
+     "t.yml:1:17: unknown anchor referenced by alias"},
+    {"top level is a list",
+     "- a\n",
+     "t.yml:1:1: expected a mapping at the top level, got a list"},
+    {"non-scalar key",
+     "? [a]\n: b\n",
+     "t.yml:1:3: mapping keys must be scalars, got a list"},
+    {"NUL in a string",
+     "scrape_configs: [{job_name: \"a\\0b\"}]\n",
+     "t.yml:1:29: job_name: string contains a NUL byte"},
+    {"merge keys are not supported",
+     "scrape_configs:\n  - job_name: a\n    <<: {scheme: https}\n",
+     "t.yml:3:5: <<: unknown field in scrape_config"},
+};
+
+static void test_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof ERRORS / sizeof *ERRORS; i++) {
+        config_errors errs = {0};
+        firn_err err = {0};
+        firn_config *cfg = config_load_string_errors(ERRORS[i].yaml, strlen(ERRORS[i].yaml),
+                                                     "t.yml", &errs, &err);
+        if (cfg || errs.n == 0)
+            fail_msg("%s: loaded without error", ERRORS[i].what);
+        if (strncmp(errs.lines[0], ERRORS[i].want, strlen(ERRORS[i].want)) != 0)
+            fail_msg("%s:\n got: %s\nwant: %s", ERRORS[i].what, errs.lines[0], ERRORS[i].want);
+        /* err->msg starts with the same line */
+        assert_int_equal(err.code, FIRN_EINVAL);
+        assert_int_equal(strncmp(err.msg, errs.lines[0], strlen(ERRORS[i].want)), 0);
+        config_errors_free(&errs);
+        /* and the plain API refuses it too, never crashing */
+        assert_null(config_load_string(ERRORS[i].yaml, strlen(ERRORS[i].yaml), "t.yml", NULL));
+    }
+}
+
+/* Every error is reported, in document order; err->msg holds what fits. */
+static void test_errors_collected(void **state)
+{
+    (void)state;
+    const char *yaml = "global:\n"
+                       "  scrape_interval: 1x\n"
+                       "scrape_configs:\n"
+                       "  - job_name: a\n"
+                       "    honor_labels: maybe\n"
+                       "    bogus: 1\n"
+                       "  - job_name: a\n";
+    config_errors errs = {0};
+    firn_err err = {0};
+    assert_null(config_load_string_errors(yaml, strlen(yaml), "t.yml", &errs, &err));
+    assert_int_equal(errs.n, 4);
+    assert_string_equal(errs.lines[0], "t.yml:2:20: scrape_interval: not a valid duration "
+                                       "string: \"1x\"");
+    assert_string_equal(errs.lines[1], "t.yml:5:19: honor_labels: expected a boolean, got "
+                                       "\"maybe\"");
+    assert_string_equal(errs.lines[2], "t.yml:6:5: bogus: unknown field in scrape_config");
+    assert_string_equal(errs.lines[3], "t.yml:7:15: job_name: found multiple scrape configs "
+                                       "with job name \"a\"");
+    char want[1024];
+    snprintf(want, sizeof want, "%s\n%s\n%s\n%s", errs.lines[0], errs.lines[1], errs.lines[2],
+             errs.lines[3]);
+    assert_string_equal(err.msg, want);
+    config_errors_free(&errs);
+    config_errors_free(&errs);   /* idempotent */
+
+    /* many errors: capped, and err->msg says how many it left out */
+    size_t n = 300;
+    char *big = malloc(n * 40 + 64);
+    size_t len = (size_t)sprintf(big, "scrape_configs:\n  - job_name: a\n");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(big + len, "    bad_%zu: 1\n", i);
+    assert_null(config_load_string_errors(big, len, "t.yml", &errs, &err));
+    assert_int_equal(errs.n, CONFIG_MAX_ERRORS + 1);
+    assert_string_equal(errs.lines[CONFIG_MAX_ERRORS], "t.yml: too many errors, 200 more not shown");
+    assert_non_null(strstr(err.msg, " more)"));
+    assert_true(strlen(err.msg) < FIRN_ERR_MSG_MAX);
+    config_errors_free(&errs);
+    free(big);
+}
+
+static void test_caps(void **state)
+{
+    (void)state;
+    firn_err err = {0};
+    /* nesting */
+    char deep[400];
+    memset(deep, '[', 200);
+    memset(deep + 200, ']', 200);
+    assert_null(config_load_string(deep, sizeof deep, "t.yml", &err));
+    assert_non_null(strstr(err.msg, "nesting deeper than the cap of 64 levels"));
+
+    /* an alias bomb is refused before anything walks it */
+    const char *bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+                       "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                       "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                       "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                       "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+                       "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+                       "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n";
+    assert_null(config_load_string(bomb, strlen(bomb), "t.yml", &err));
+    assert_non_null(strstr(err.msg, "t.yml:6:"));
+    assert_non_null(strstr(err.msg, "document too large"));
+
+    /* size */
+    assert_null(config_load_string("", (size_t)CONFIG_MAX_BYTES + 1, "t.yml", &err));
+    assert_int_equal(err.code, FIRN_EINVAL);
+    assert_string_equal(err.msg, "t.yml: larger than the cap of 16777216 bytes");
+
+    /* invalid UTF-8 is a YAML error, not a crash */
+    assert_null(config_load_string("a: \xff\n", 6, "t.yml", &err));
+    assert_non_null(strstr(err.msg, "t.yml:1:"));
+}
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, PARCA_COMPLEX, strlen(PARCA_COMPLEX)), (ssize_t)strlen(PARCA_COMPLEX));
+    close(fd);
+    firn_err err = {0};
+    firn_config *cfg = config_load_file(path, &err);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->source, path);
+    assert_int_equal(cfg->n_scrapes, 2);
+    config_free(cfg);
+
+    FILE *f = fopen(path, "w");
+    fputs("scrape_configs:\n  - job_name: a\n    nope: 1\n", f);
+    fclose(f);
+    config_errors errs = {0};
+    assert_null(config_load_file_errors(path, &errs, &err));
+    assert_int_equal(errs.n, 1);
+    char want[256];
+    snprintf(want, sizeof want, "%s:3:5: nope: unknown field in scrape_config", path);
+    assert_string_equal(errs.lines[0], want);
+    assert_string_equal(err.msg, want);
+    config_errors_free(&errs);
+    unlink(path);
+
+    assert_null(config_load_file_errors(path, &errs, &err));
+    assert_int_equal(err.code, FIRN_EIO);
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.lines[0], "No such file"));
+    config_errors_free(&errs);
+    config_free(NULL);
+}
+
+/* ---- the embedded default and equality ----------------------------------- */
+
+static void test_default_config(void **state)
+{
+    (void)state;
+    firn_config *cfg = load(config_default_yaml());
+    assert_int_equal(cfg->n_scrapes, 1);
+    const config_scrape *sc = &cfg->scrapes[0];
+    assert_string_equal(sc->job_name, "firn");
+    assert_int_equal(sc->interval_ms, 10000);
+    assert_int_equal(sc->timeout_ms, 10000);
+    assert_int_equal(sc->n_static_configs, 1);
+    assert_string_equal(sc->static_configs[0].targets[0], "localhost:7070");
+    assert_int_equal(sc->n_profile_types, 5);
+    for (size_t i = 0; i < sc->n_profile_types; i++)
+        assert_true(sc->profile_types[i].enabled);
+    assert_profile(sc, "process_cpu", true, "/debug/pprof/profile", true, 9, 12000);
+    config_free(cfg);
+}
+
+static void test_scrape_equal(void **state)
+{
+    (void)state;
+    firn_config *a = load(FULL), *b = load(FULL);
+    assert_true(config_scrape_equal(&a->scrapes[0], &b->scrapes[0]));
+    assert_true(config_scrape_equal(&a->scrapes[1], &b->scrapes[1]));
+    assert_false(config_scrape_equal(&a->scrapes[0], &a->scrapes[1]));
+    config_free(b);
+
+    /* one changed line anywhere in a job makes it different */
+    static const struct {
+        const char *from, *to;
+    } edits[] = {
+        {"scrape_interval: 20s", "scrape_interval: 21s"},
+        {"scrape_timeout: 5s", "scrape_timeout: 6s"},
+        {"scheme: https", "scheme: http"},
+        {"a: [x, y]", "a: [x, z]"},
+        {"honor_labels: true", "honor_labels: false"},
+        {"password_file: /etc/pw", "password_file: /etc/pw2"},
+        {"server_name: api.internal", "server_name: api2"},
+        {"sample_limit: 1000", "sample_limit: 1001"},
+        {"body_size_limit: 10MB", "body_size_limit: 11MB"},
+        {"'10.0.0.2:6060'", "'10.0.0.3:6060'"},
+        {"zone: b", "zone: c"},
+        {"refresh_interval: 1m", "refresh_interval: 2m"},
+        {"port: 6060", "port: 6061"},
+        {"field: 'spec.nodeName=n1'", "field: 'spec.nodeName=n2'"},
+        {"attach_metadata: {node: true}", "attach_metadata: {node: false}"},
+        {"bearer_token_file: /var/run/token", "bearer_token_file: /var/run/token2"},
+        {"regex: 'true'", "regex: 'yes'"},
+        {"replacement: $2$1", "replacement: $1$2"},
+        {"modulus: 8", "modulus: 9"},
+        {"action: labelmap", "action: labelkeep"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof *edits; i++) {
+        const char *at = strstr(FULL, edits[i].from);
+        assert_non_null(at);
+        size_t pre = (size_t)(at - FULL), from_len = strlen(edits[i].from);
+        char *text = malloc(sizeof FULL + 64);
+        sprintf(text, "%.*s%s%s", (int)pre, FULL, edits[i].to, at + from_len);
+        firn_config *c = load(text);
+        if (config_scrape_equal(&a->scrapes[0], &c->scrapes[0]))
+            fail_msg("edit %zu (%s -> %s) not seen", i, edits[i].from, edits[i].to);
+        assert_true(config_scrape_equal(&a->scrapes[1], &c->scrapes[1]));
+        config_free(c);
+        free(text);
+    }
+
+    /* defaults written out explicitly change nothing */
+    firn_config *x = load("scrape_configs: [{job_name: a}]\n");
+    firn_config *y = load("scrape_configs:\n"
+                          "  - job_name: a\n"
+                          "    scrape_interval: 10s\n"
+                          "    scheme: http\n"
+                          "    honor_timestamps: true\n"
+                          "    profiling_config:\n"
+                          "      pprof_config:\n"
+                          "        memory: {enabled: true, path: /debug/pprof/allocs}\n"
+                          "        process_cpu: {delta: true, seconds: 9}\n");
+    assert_true(config_scrape_equal(&x->scrapes[0], &y->scrapes[0]));
+    config_free(x);
+    config_free(y);
+    /* profile settings count */
+    x = load("scrape_configs: [{job_name: a, profiling_config: {pprof_config: "
+             "{goroutine: {enabled: false}}}}]\n");
+    y = load("scrape_configs: [{job_name: a}]\n");
+    assert_false(config_scrape_equal(&x->scrapes[0], &y->scrapes[0]));
+    config_free(x);
+    config_free(y);
+    config_free(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parca_default_yaml),
+        cmocka_unit_test(test_parca_complex),
+        cmocka_unit_test(test_parca_profile_merge),
+        cmocka_unit_test(test_cpu_seconds_small_interval),
+        cmocka_unit_test(test_full_prometheus),
+        cmocka_unit_test(test_yaml_anchors_and_nulls),
+        cmocka_unit_test(test_empty_documents),
+        cmocka_unit_test(test_body_size_units),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_errors_collected),
+        cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_default_config),
+        cmocka_unit_test(test_scrape_equal),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
