@@ -26,6 +26,9 @@ static void usage(FILE *f)
           "                                   FILE:LINE:COL: errors, one per line (exit 1)\n"
           "  bench decode [--seconds S] FILE...\n"
           "                                   decode speed against plain zlib inflate\n"
+          "  bench tsdb|query [--targets N] [--profiles N] [--threads N] FILE...\n"
+          "                                   store ingest/merge and query speed on synthetic\n"
+          "                                   series made from FILEs\n"
           "  --version                        print the version\n"
           "\n"
           "FILE may be - for standard input.\n",
