@@ -34,7 +34,7 @@ bool firn_label_name_valid(const char *name)
  * sets *rune, or returns 0 for an invalid sequence: a bad lead byte, a
  * missing continuation byte, an overlong form, a surrogate, or a code point
  * past U+10FFFF. */
-static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *rune)
+size_t firn_utf8_decode(const unsigned char *s, size_t len, uint32_t *rune)
 {
     unsigned char c = s[0];
     if (c < 0x80) {
@@ -71,7 +71,7 @@ bool firn_utf8_valid(const char *s, size_t len)
     size_t i = 0;
     while (i < len) {
         uint32_t r;
-        size_t n = utf8_decode(p + i, len - i, &r);
+        size_t n = firn_utf8_decode(p + i, len - i, &r);
         if (n == 0)
             return false;
         i += n;
@@ -122,7 +122,7 @@ size_t firn_go_quote(char *out, const char *s, size_t len)
     EMIT("\"", 1);
     while (i < len) {
         uint32_t r;
-        size_t n = utf8_decode(p + i, len - i, &r);
+        size_t n = firn_utf8_decode(p + i, len - i, &r);
         size_t u = 0;
         if (n == 0) {   /* an invalid byte: \xNN */
             unit[u++] = '\\';

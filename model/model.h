@@ -151,6 +151,10 @@ typedef struct firn_label {
 
 /* Prometheus's label name rule: [a-zA-Z_][a-zA-Z0-9_]*. */
 bool firn_label_name_valid(const char *name);
+/* One UTF-8 sequence at s[0..len) (len > 0): its length with *rune set, or
+ * 0 when invalid (bad lead byte, missing continuation, overlong form,
+ * surrogate, past U+10FFFF). */
+size_t firn_utf8_decode(const unsigned char *s, size_t len, uint32_t *rune);
 /* The len bytes at s are valid UTF-8. */
 bool firn_utf8_valid(const char *s, size_t len);
 /* Sort by name and check the set: valid names, UTF-8 values within

@@ -133,38 +133,6 @@ static uint32_t rune_upper(uint32_t r)
     return r;
 }
 
-/* One UTF-8 sequence at s[0..len) (len > 0): its length, or 0 when invalid
- * (bad lead byte, missing continuation, overlong, surrogate, > U+10FFFF). */
-static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *rune)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *rune = c;
-        return 1;
-    }
-    size_t n;
-    uint32_t r, min;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2, r = c & 0x1f, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef)
-        n = 3, r = c & 0x0f, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        n = 4, r = c & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (len < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        r = (r << 6) | (s[i] & 0x3f);
-    }
-    if (r < min || r > 0x10ffff || (r >= 0xd800 && r <= 0xdfff))
-        return 0;
-    *rune = r;
-    return n;
-}
-
 static size_t utf8_encode(uint32_t r, char *out)
 {
     if (r < 0x80) {
@@ -199,7 +167,7 @@ static size_t map_case_into(char *out, const char *s, size_t len, bool upper)
     size_t i = 0, o = 0;
     while (i < len) {
         uint32_t r;
-        size_t n = utf8_decode(p + i, len - i, &r);
+        size_t n = firn_utf8_decode(p + i, len - i, &r);
         if (n == 0) {
             r = 0xfffd;
             n = 1;

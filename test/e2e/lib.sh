@@ -28,6 +28,15 @@ check() {
     fi
 }
 
+# same WHAT GOT WANT: ok if the two texts are equal, else FAIL with a diff.
+same() {
+    if [ "$2" = "$3" ]; then
+        ok "$1"
+    else
+        fail "$1: $(diff <(printf '%s\n' "$3") <(printf '%s\n' "$2") | grep '^[<>]' | head -6 | tr '\n' ';')"
+    fi
+}
+
 finish() {
     echo "$E2E_PASSED passed, $E2E_FAILED failed"
     [ "$E2E_FAILED" -eq 0 ]

@@ -43,15 +43,6 @@ q() {
     "$FIRNCTL" query "$1" --storage.tsdb.path "$store" "${@:2}"
 }
 
-# same WHAT GOT WANT: ok if the two texts are equal, else FAIL with both.
-same() {
-    if [ "$2" = "$3" ]; then
-        ok "$1"
-    else
-        fail "$1: got [$(printf '%s' "$2" | head -c 300)], want [$(printf '%s' "$3" | head -c 300)]"
-    fi
-}
-
 # cpu_total FILE: the fixture's cpu sample type total.
 cpu_total() {
     "$FIRNCTL" pprof info "$1" | jq -r '.sample_types[] | select(.type == "cpu") | .total'

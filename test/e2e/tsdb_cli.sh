@@ -39,15 +39,6 @@ tsdb() {
     "$FIRNCTL" tsdb "$1" --storage.tsdb.path "$store" "${@:2}"
 }
 
-# same WHAT GOT WANT: ok if the two texts are equal, else FAIL with a diff.
-same() {
-    if [ "$2" = "$3" ]; then
-        ok "$1"
-    else
-        fail "$1: $(diff <(printf '%s\n' "$3") <(printf '%s\n' "$2") | grep '^[<>]' | head -6 | tr '\n' ';')"
-    fi
-}
-
 # column N WORDS...: the Nth (0-based) word.
 column() {
     local n=$1
