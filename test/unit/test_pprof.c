@@ -18,12 +18,7 @@
 
 #include "pprof/pprof.h"
 #include "profile.pb-c.h"
-
-static const char *fixtures_dir(void)
-{
-    const char *env = getenv("FIRN_FIXTURES");
-    return env && *env ? env : FIRN_FIXTURES_DIR;
-}
+#include "fixtures.h"
 
 /* Legacy (non-protobuf) fixtures, per MANIFEST.md. */
 static const char *const legacy_fixtures[] = {
@@ -38,29 +33,6 @@ static bool is_legacy(const char *name)
         if (strcmp(name, legacy_fixtures[i]) == 0)
             return true;
     return false;
-}
-
-static unsigned char *read_fixture(const char *name, size_t *len)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", fixtures_dir(), name);
-    unsigned char *buf;
-    firn_err err = {0};
-    if (firn_read_file(path, 64u << 20, &buf, len, &err) < 0)
-        fail_msg("%s", err.msg);
-    return buf;
-}
-
-static pprof_profile *decode_fixture(const char *name)
-{
-    size_t len;
-    unsigned char *buf = read_fixture(name, &len);
-    firn_err err = {0};
-    pprof_profile *p = pprof_decode(buf, len, NULL, &err);
-    free(buf);
-    if (!p)
-        fail_msg("%s: %s", name, err.msg);
-    return p;
 }
 
 /* ---- invariants and content equality ------------------------------------ */

@@ -18,6 +18,8 @@
 #include <ftw.h>
 #include <cmocka.h>
 
+#include "fixtures.h"
+
 #include "promql-like/pql.h"
 
 #define T0 1700000000000LL
@@ -479,16 +481,8 @@ static void test_range_query(void **state)
 static void test_fixture_totals(void **state)
 {
     struct fixture *f = *state;
-    char path[4096];
-    const char *dir = getenv("FIRN_FIXTURES") ? getenv("FIRN_FIXTURES") : FIRN_FIXTURES_DIR;
-    snprintf(path, sizeof path, "%s/pyro-pkg_pprof_testdata_go.cpu.labels.pprof", dir);
-    unsigned char *buf;
-    size_t len;
+    pprof_profile *p = decode_fixture("pyro-pkg_pprof_testdata_go.cpu.labels.pprof");
     firn_err err = {0};
-    assert_int_equal(firn_read_file(path, 64u << 20, &buf, &len, &err), 0);
-    pprof_profile *p = pprof_decode(buf, len, NULL, &err);
-    free(buf);
-    assert_non_null(p);
     int64_t totals[2];
     pprof_totals(p, totals);
     tsdb_reader_close(f->r);

@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fixtures.h"
+
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,28 +43,6 @@
 #define N(a) (sizeof(a) / sizeof *(a))
 
 /* ---- store helpers ------------------------------------------------------ */
-
-static const char *fixtures_dir(void)
-{
-    const char *env = getenv("FIRN_FIXTURES");
-    return env && *env ? env : FIRN_FIXTURES_DIR;
-}
-
-static pprof_profile *decode_fixture(const char *name)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", fixtures_dir(), name);
-    unsigned char *buf;
-    size_t len;
-    firn_err err = {0};
-    if (firn_read_file(path, 64u << 20, &buf, &len, &err) < 0)
-        fail_msg("%s", err.msg);
-    pprof_profile *p = pprof_decode(buf, len, NULL, &err);
-    free(buf);
-    if (!p)
-        fail_msg("%s: %s", name, err.msg);
-    return p;
-}
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fixtures.h"
+
 #include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
@@ -38,28 +40,6 @@
 #define N(a) (sizeof(a) / sizeof *(a))
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static const char *fixtures_dir(void)
-{
-    const char *env = getenv("FIRN_FIXTURES");
-    return env && *env ? env : FIRN_FIXTURES_DIR;
-}
-
-static pprof_profile *decode_fixture(const char *name)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", fixtures_dir(), name);
-    unsigned char *buf;
-    size_t len;
-    firn_err err = {0};
-    if (firn_read_file(path, 64u << 20, &buf, &len, &err) < 0)
-        fail_msg("%s", err.msg);
-    pprof_profile *p = pprof_decode(buf, len, NULL, &err);
-    free(buf);
-    if (!p)
-        fail_msg("%s: %s", name, err.msg);
-    return p;
-}
 
 static int64_t wall_ms(void)
 {
