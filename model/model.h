@@ -20,6 +20,7 @@
 #define FIRN_MODEL_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -171,6 +172,56 @@ size_t firn_go_quote(char *out, const char *s, size_t len);
 /* {a="1", b="2"} with Prometheus's quoting of values (Go %q escapes), into a
  * malloc'd string. */
 char *firn_labels_format(const firn_label *labels, size_t n);
+
+/* ---- growable byte buffers ---------------------------------------------- */
+
+/* Appends never fail loudly: the first allocation failure sets failed and
+ * every later append is a no-op, so a writer checks once at the end.  data
+ * is always NUL-terminated when not NULL.  Zero-initialize to start. */
+typedef struct firn_buf {
+    char *data;
+    size_t len, cap;
+    bool failed;
+} firn_buf;
+
+void firn_buf_append(firn_buf *b, const void *p, size_t n);
+void firn_buf_puts(firn_buf *b, const char *s);
+void firn_buf_printf(firn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Hand the bytes to the caller (free them); the buffer is empty again.
+ * NULL when an append failed (the bytes are freed then). */
+char *firn_buf_take(firn_buf *b, size_t *len);
+void firn_buf_free(firn_buf *b);
+
+/* ---- Prometheus text exposition ----------------------------------------- */
+
+/* Writers of the text format (version 0.0.4) that /metrics serves and
+ * `promtool check metrics` accepts.  A family is one header then its
+ * samples; names must be valid metric names, label names valid label
+ * names; values are escaped here (\\, \", \n). */
+#define FIRN_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* "# HELP name help" and "# TYPE name type" (counter, gauge, histogram). */
+void firn_metrics_header(firn_buf *b, const char *name, const char *type, const char *help);
+/* name{labels} value: labels may be NULL when n is 0.  Integral values are
+ * printed without exponent; NaN and infinities as Prometheus spells them. */
+void firn_metrics_sample(firn_buf *b, const char *name, const firn_label *labels, size_t n,
+                         double value);
+
+/* A histogram with fixed upper bounds, observed from any thread. */
+#define FIRN_HISTOGRAM_MAX_BUCKETS 24
+typedef struct firn_histogram {
+    double bounds[FIRN_HISTOGRAM_MAX_BUCKETS];  /* ascending; +Inf is implicit */
+    size_t n_bounds;
+    _Atomic uint64_t counts[FIRN_HISTOGRAM_MAX_BUCKETS + 1];  /* per bucket, not cumulative */
+    _Atomic uint64_t sum_micro;  /* sum of observations, in millionths */
+} firn_histogram;
+
+/* bounds[0..n) ascending, n <= FIRN_HISTOGRAM_MAX_BUCKETS. */
+void firn_histogram_init(firn_histogram *h, const double *bounds, size_t n);
+void firn_histogram_observe(firn_histogram *h, double v);
+/* name_bucket{labels,le="..."}, name_sum, name_count (no header). */
+void firn_histogram_write(firn_buf *b, const char *name, const firn_label *labels, size_t n,
+                          const firn_histogram *h);
 
 /* ---- regular expressions (PCRE2) --------------------------------------- */
 
