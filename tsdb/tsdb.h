@@ -73,6 +73,9 @@ typedef struct tsdb_append_req {
     size_t n_labels;
     const char *profile_name;    /* first field of the profile type, e.g. "process_cpu" */
     bool delta;                  /* the values are deltas: the type gets ":delta" */
+    const bool *delta_columns;   /* NULL, or per sample type: overrides delta (a Go
+                                    allocs profile made delta has delta alloc_* and
+                                    snapshot inuse_* columns) */
     const pprof_profile *profile;
     int64_t timestamp_ms;        /* 0: the profile's time_nanos, else now */
 } tsdb_append_req;

@@ -131,7 +131,8 @@ static int prepare_series(struct prepared *pp, const tsdb_append_req *req, firn_
         const char *su = pprof_str(p, p->sample_types[t].unit);
         const char *pt = pprof_str(p, p->period_type.type);
         const char *pu = pprof_str(p, p->period_type.unit);
-        int len = firn_profile_type_format(NULL, 0, req->profile_name, st, su, pt, pu, req->delta);
+        bool delta = req->delta_columns ? req->delta_columns[t] : req->delta;
+        int len = firn_profile_type_format(NULL, 0, req->profile_name, st, su, pt, pu, delta);
         if (len < 0)
             return firn_errf(err, FIRN_EINVAL,
                              "sample type %zu (%s:%s, period %s:%s): a profile type may not "
@@ -140,7 +141,7 @@ static int prepare_series(struct prepared *pp, const tsdb_append_req *req, firn_
         if (!name)
             return firn_errf(err, FIRN_ENOMEM, "out of memory");
         firn_profile_type_format(name, (size_t)len + 1, req->profile_name, st, su, pt, pu,
-                                 req->delta);
+                                 delta);
         for (size_t u = 0; u < t; u++)
             if (strcmp(firn_labels_get(pp->series[u].labels, pp->series[u].n_labels,
                                        FIRN_LABEL_NAME), name) == 0)
