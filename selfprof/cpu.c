@@ -1,0 +1,361 @@
+/* cpu.c -- the CPU profiler: SIGPROF samples of this process, aggregated
+ * by stack and built into a profile shaped as Go's /debug/pprof/profile.
+ *
+ * ITIMER_PROF sends SIGPROF after every 1/hz s of CPU the process uses, to
+ * whichever thread is running.  The handler unwinds that thread from the
+ * signal's ucontext (libunwind local unwinding, async-signal-safe: no
+ * malloc, no locks that signals can interrupt) straight into a slot of a
+ * static ring.  A slot is claimed by a compare-and-swap of its state
+ * (EMPTY -> WRITING), filled, then published (FULL); a handler that finds
+ * no empty slot drops the sample and counts it.  The profiling caller
+ * drains the ring every DRAIN_NS into a hash table of unique stacks, so the
+ * ring only ever holds ~100 ms of samples.
+ *
+ * Stopping: the timer is disarmed, `armed` cleared, SIGPROF set to SIG_IGN
+ * (which discards a signal still pending, so it cannot reach a SIG_DFL
+ * disposition and kill the process) and then restored to what it was; the
+ * caller waits for handlers already running (`in_flight`) before the last
+ * drain.  The ring is static, so a late handler never touches freed memory.
+ *
+ * ITIMER_PROF and SIGPROF belong to the whole process: `busy` lets one
+ * profile run at a time, and a timer someone else armed makes us refuse.
+ */
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include "selfprof/internal.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <xxhash.h>
+
+#define RING_SLOTS 1024              /* ~10 s of samples at 100 Hz on 1 core */
+#define RING_PROBES 8                /* slots a handler tries before dropping */
+#define DRAIN_NS (100 * 1000000L)    /* how often the caller drains */
+#define MAX_HZ 10000
+
+enum { SLOT_EMPTY, SLOT_WRITING, SLOT_FULL };
+
+struct ring_slot {
+    _Atomic int state;
+    int depth;
+    uintptr_t pcs[SELFPROF_MAX_FRAMES];
+};
+
+__thread volatile sig_atomic_t selfprof_in_unwind __attribute__((tls_model("initial-exec")));
+
+static struct ring_slot ring[RING_SLOTS];
+static _Atomic unsigned ring_next;
+static atomic_bool busy;            /* a profile is being recorded */
+static atomic_bool armed;           /* the handler records samples */
+static _Atomic int in_flight;       /* handlers running now */
+static _Atomic uint64_t dropped;    /* samples lost: ring full or re-entrant */
+
+/* ---- signal side ---------------------------------------------------------- */
+
+/* Unwinds the interrupted context into pcs (return-PC form).  unw_init_local2
+ * with UNW_INIT_SIGNAL_FRAME starts at the interrupted instruction, so the
+ * handler's own frames and the signal trampoline never appear. */
+static int unwind_signal_context(void *ucontext, uintptr_t *pcs)
+{
+    unw_cursor_t cursor;
+    if (unw_init_local2(&cursor, (unw_context_t *)ucontext, UNW_INIT_SIGNAL_FRAME) < 0)
+        return 0;
+    int n = 0;
+    do {
+        unw_word_t ip;
+        if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0)
+            break;
+        /* The leaf is the exact PC; + 1 puts it in return-PC form, as Go does. */
+        pcs[n] = n == 0 ? (uintptr_t)ip + 1 : (uintptr_t)ip;
+        n++;
+    } while (n < SELFPROF_MAX_FRAMES && unw_step(&cursor) > 0);
+    return n;
+}
+
+static void record_sample(void *ucontext)
+{
+    unsigned start = atomic_fetch_add_explicit(&ring_next, 1, memory_order_relaxed);
+    for (unsigned i = 0; i < RING_PROBES; i++) {
+        struct ring_slot *slot = &ring[(start + i) % RING_SLOTS];
+        int expected = SLOT_EMPTY;
+        if (atomic_compare_exchange_strong_explicit(&slot->state, &expected, SLOT_WRITING,
+                                                    memory_order_acquire,
+                                                    memory_order_relaxed)) {
+            slot->depth = unwind_signal_context(ucontext, slot->pcs);
+            if (slot->depth == 0)   /* libunwind could not start here */
+                atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+            atomic_store_explicit(&slot->state, slot->depth > 0 ? SLOT_FULL : SLOT_EMPTY,
+                                  memory_order_release);
+            return;
+        }
+    }
+    atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+}
+
+static void sigprof_handler(int sig, siginfo_t *info, void *ucontext)
+{
+    (void)sig;
+    (void)info;
+    int saved_errno = errno;
+    /* in_flight first, armed second: the stopper clears armed, then waits
+     * for in_flight to reach 0, so a handler either sees armed clear or is
+     * waited for. */
+    atomic_fetch_add(&in_flight, 1);
+    if (atomic_load(&armed)) {
+        if (selfprof_in_unwind) {   /* interrupted the heap sampler's unwind */
+            atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+        } else {
+            selfprof_in_unwind = 1;
+            record_sample(ucontext);
+            selfprof_in_unwind = 0;
+        }
+    }
+    atomic_fetch_sub(&in_flight, 1);
+    errno = saved_errno;
+}
+
+/* ---- unique stacks -------------------------------------------------------- */
+
+struct stack {
+    uint64_t hash;
+    size_t depth;
+    size_t first;     /* index of pcs[0] in stack_table.pcs */
+    int64_t count;
+};
+
+struct stack_table {
+    firn_u64map index;   /* hash (re-probed on collision) -> stacks[] index */
+    struct stack *stacks;
+    size_t n, cap;
+    uintptr_t *pcs;
+    size_t n_pcs, cap_pcs;
+    bool oom;
+};
+
+static bool grow(void **v, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t ncap = *cap ? *cap : 256;
+    while (ncap < need)
+        ncap *= 2;
+    void *nv = realloc(*v, ncap * elem);
+    if (!nv)
+        return false;
+    *v = nv;
+    *cap = ncap;
+    return true;
+}
+
+static void stack_table_add(struct stack_table *t, const uintptr_t *pcs, size_t depth)
+{
+    if (t->oom)
+        return;
+    uint64_t h = XXH3_64bits(pcs, depth * sizeof *pcs);
+    uint64_t key = h;
+    for (;;) {
+        uint32_t idx;
+        uint32_t next = (uint32_t)t->n;
+        int r = firn_u64map_put(&t->index, key, next, &idx);
+        if (r < 0) {
+            t->oom = true;
+            return;
+        }
+        if (r == 0) {
+            struct stack *s = &t->stacks[idx];
+            if (s->depth == depth && memcmp(&t->pcs[s->first], pcs, depth * sizeof *pcs) == 0) {
+                s->count++;
+                return;
+            }
+            key = key * 0x9E3779B97F4A7C15ull + 1;   /* a collision: probe another key */
+            continue;
+        }
+        if (!grow((void **)&t->stacks, &t->cap, t->n + 1, sizeof *t->stacks) ||
+            !grow((void **)&t->pcs, &t->cap_pcs, t->n_pcs + depth, sizeof *t->pcs)) {
+            t->oom = true;   /* the key now points past the end; nothing reads it again */
+            return;
+        }
+        memcpy(&t->pcs[t->n_pcs], pcs, depth * sizeof *pcs);
+        t->stacks[t->n++] = (struct stack){h, depth, t->n_pcs, 1};
+        t->n_pcs += depth;
+        return;
+    }
+}
+
+static void stack_table_free(struct stack_table *t)
+{
+    firn_u64map_destroy(&t->index);
+    free(t->stacks);
+    free(t->pcs);
+}
+
+/* Moves every published sample of the ring into t. */
+static void drain(struct stack_table *t)
+{
+    for (size_t i = 0; i < RING_SLOTS; i++) {
+        struct ring_slot *slot = &ring[i];
+        if (atomic_load_explicit(&slot->state, memory_order_acquire) != SLOT_FULL)
+            continue;
+        stack_table_add(t, slot->pcs, (size_t)slot->depth);
+        atomic_store_explicit(&slot->state, SLOT_EMPTY, memory_order_release);
+    }
+}
+
+/* ---- the profile ---------------------------------------------------------- */
+
+static int64_t clock_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static pprof_profile *build_profile(const struct stack_table *t, int64_t period,
+                                    int64_t time_nanos, int64_t duration_nanos, firn_err *err)
+{
+    pprof_builder *b = pprof_builder_new(2);
+    if (!b) {
+        firn_errf(err, FIRN_ENOMEM, "out of memory building the cpu profile");
+        return NULL;
+    }
+    pprof_builder_sample_type(b, 0, "samples", "count");
+    pprof_builder_sample_type(b, 1, "cpu", "nanoseconds");
+    pprof_builder_period(b, "cpu", "nanoseconds", period);
+    pprof_builder_time(b, time_nanos, duration_nanos);
+    selfprof_symbolizer *sym = selfprof_symbolizer_new(b, err);
+    if (!sym) {
+        pprof_builder_free(b);
+        return NULL;
+    }
+    uint32_t locs[SELFPROF_MAX_FRAMES];
+    for (size_t i = 0; i < t->n; i++) {
+        const struct stack *s = &t->stacks[i];
+        for (size_t j = 0; j < s->depth; j++)
+            locs[j] = selfprof_symbolizer_location(sym, t->pcs[s->first + j]);
+        int64_t values[2] = {s->count, s->count * period};
+        pprof_builder_sample(b, locs, s->depth, values, NULL, 0);   /* OOM shows at finish */
+    }
+    selfprof_symbolizer_free(sym);
+    pprof_profile *p = pprof_builder_finish(b, err);
+    if (p)
+        selfprof_mark_mappings(p);
+    return p;
+}
+
+/* Waits until deadline (CLOCK_MONOTONIC ns) or DRAIN_NS, whichever is first. */
+static void nap_until(int64_t deadline)
+{
+    int64_t now = clock_ns(CLOCK_MONOTONIC);
+    int64_t until = deadline - now < DRAIN_NS ? deadline : now + DRAIN_NS;
+    struct timespec ts = {until / 1000000000, until % 1000000000};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;   /* SIGPROF may land on this thread too */
+}
+
+/* libunwind initializes itself on first use; do it here rather than in
+ * the first signal handler. */
+static void warm_up_unwinder(void)
+{
+    unw_context_t context;
+    unw_cursor_t cursor;
+    if (unw_getcontext(&context) == 0 && unw_init_local(&cursor, &context) == 0)
+        (void)unw_step(&cursor);
+}
+
+pprof_profile *selfprof_cpu(int seconds, int hz, const _Atomic bool *cancel, firn_err *err)
+{
+    if (seconds < 1 || seconds > SELFPROF_MAX_SECONDS) {
+        firn_errf(err, FIRN_EINVAL, "cpu profile: seconds must be 1..%d, not %d",
+                  SELFPROF_MAX_SECONDS, seconds);
+        return NULL;
+    }
+    if (hz < 1 || hz > MAX_HZ) {
+        firn_errf(err, FIRN_EINVAL, "cpu profile: hz must be 1..%d, not %d", MAX_HZ, hz);
+        return NULL;
+    }
+    if (atomic_exchange(&busy, true)) {
+        firn_errf(err, FIRN_EBUSY, "cpu profiling already in use");
+        return NULL;
+    }
+    struct itimerval current;
+    if (getitimer(ITIMER_PROF, &current) == 0 &&
+        (current.it_value.tv_sec || current.it_value.tv_usec)) {
+        atomic_store(&busy, false);   /* another profiler in this process owns the timer */
+        firn_errf(err, FIRN_EBUSY, "cpu profiling already in use");
+        return NULL;
+    }
+
+    struct stack_table table = {0};
+    if (firn_u64map_init(&table.index, 1024) < 0) {
+        atomic_store(&busy, false);
+        firn_errf(err, FIRN_ENOMEM, "out of memory starting the cpu profile");
+        return NULL;
+    }
+    /* The ring is empty here: the last profile drained it after its
+     * handlers were done. */
+    warm_up_unwinder();
+    uint64_t dropped_before = atomic_load(&dropped);
+
+    struct sigaction action = {0}, previous;
+    action.sa_sigaction = sigprof_handler;
+    action.sa_flags = SA_RESTART | SA_SIGINFO;
+    sigemptyset(&action.sa_mask);
+    long usec = 1000000L / hz;
+    struct itimerval timer = {{usec / 1000000, usec % 1000000}, {usec / 1000000, usec % 1000000}};
+    int64_t time_nanos = clock_ns(CLOCK_REALTIME);
+    int64_t start = clock_ns(CLOCK_MONOTONIC);
+    atomic_store(&armed, true);
+    if (sigaction(SIGPROF, &action, &previous) != 0 || setitimer(ITIMER_PROF, &timer, NULL) != 0) {
+        int e = errno;
+        atomic_store(&armed, false);
+        sigaction(SIGPROF, &previous, NULL);
+        stack_table_free(&table);
+        atomic_store(&busy, false);
+        firn_errf(err, FIRN_EIO, "cpu profile: starting the timer: %s", strerror(e));
+        return NULL;
+    }
+
+    int64_t deadline = start + (int64_t)seconds * 1000000000;
+    for (;;) {
+        nap_until(deadline);
+        drain(&table);
+        if (clock_ns(CLOCK_MONOTONIC) >= deadline || (cancel && atomic_load(cancel)))
+            break;
+    }
+
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_PROF, &off, NULL);
+    int64_t duration = clock_ns(CLOCK_MONOTONIC) - start;
+    atomic_store(&armed, false);
+    struct sigaction ignore = {0};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    sigaction(SIGPROF, &ignore, NULL);
+    sigaction(SIGPROF, &previous, NULL);
+    while (atomic_load(&in_flight) > 0)
+        sched_yield();   /* a handler on another CPU finishing its unwind */
+    drain(&table);
+
+    uint64_t lost = atomic_load(&dropped) - dropped_before;
+    if (lost > 0)
+        firn_log(FIRN_LOG_INFO, "selfprof", "cpu profile dropped samples", "dropped=%llu",
+                 (unsigned long long)lost);
+    pprof_profile *p = NULL;
+    if (table.oom)
+        firn_errf(err, FIRN_ENOMEM, "out of memory recording the cpu profile");
+    else
+        p = build_profile(&table, 1000000000 / hz, time_nanos, duration, err);
+    stack_table_free(&table);
+    atomic_store(&busy, false);
+    return p;
+}
+
+bool selfprof_cpu_active(void)
+{
+    return atomic_load(&busy);
+}

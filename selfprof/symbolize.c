@@ -1,0 +1,407 @@
+/* symbolize.c -- program counters of this process to pprof mappings,
+ * locations and functions, with elfutils' libdwfl.
+ *
+ * Mappings are taken as Go's runtime/pprof takes them: every executable
+ * entry of /proc/self/maps with a name, its own start/limit/offset, so that
+ * pprof can relate an address to the file.  The main binary comes first
+ * because pprof (and Go's tools) treat mapping 1 as the program.  Build ids
+ * come from libdwfl's view of the same modules.
+ *
+ * An address is resolved once per profile: the symbol table gives the
+ * function's symbol, the line table file:line, and the DWARF scopes at the
+ * address the chain of inlined calls (innermost first, as pprof wants a
+ * location's lines).  Without DWARF a location still gets its function from
+ * the symbol table; without libdwfl at all it keeps its bare address, and
+ * pprof can symbolize it later from the mapping.
+ */
+#include "selfprof/internal.h"
+
+#include <dwarf.h>
+#include <elfutils/libdwfl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Inlined frames kept per address (the outermost function always is). */
+#define MAX_INLINE_DEPTH 16
+/* Executable mappings considered; firn maps a few dozen. */
+#define MAX_MAPPINGS 4096
+
+struct map_range {
+    uint64_t start, limit;
+    uint32_t index;   /* builder mapping index */
+};
+
+struct selfprof_symbolizer {
+    pprof_builder *b;
+    Dwfl *dwfl;               /* NULL when libdwfl could not report us */
+    struct map_range *maps;   /* sorted by start */
+    size_t n_maps;
+    firn_u64map cache;        /* pc -> builder location index */
+};
+
+static const Dwfl_Callbacks dwfl_callbacks = {
+    .find_elf = dwfl_linux_proc_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+};
+
+/* ---- mappings ----------------------------------------------------------- */
+
+struct proc_map {
+    uint64_t start, limit, offset;
+    char *path;
+};
+
+static void free_proc_maps(struct proc_map *maps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(maps[i].path);
+    free(maps);
+}
+
+/* The length of path[0..len) without the " (deleted)" the kernel appends
+ * to files replaced since they were mapped (the name is still the name). */
+static size_t without_deleted(const char *path, size_t len)
+{
+    static const char deleted[] = " (deleted)";
+    if (len >= sizeof deleted - 1 &&
+        memcmp(path + len - (sizeof deleted - 1), deleted, sizeof deleted - 1) == 0)
+        len -= sizeof deleted - 1;
+    return len;
+}
+
+/* The executable, named entries of /proc/self/maps, in address order.
+ * Returns -1 when the file cannot be read or memory runs out. */
+static int read_proc_maps(struct proc_map **out, size_t *n_out)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return -1;
+    struct proc_map *maps = NULL;
+    size_t n = 0, cap = 0;
+    char *line = NULL;
+    size_t line_cap = 0;
+    int rc = 0;
+    while (getline(&line, &line_cap, f) > 0) {
+        unsigned long long start, limit, offset;
+        char perms[8];
+        int path_at = 0;
+        if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %n", &start, &limit, perms, &offset,
+                   &path_at) < 4 || path_at == 0)
+            continue;
+        if (strlen(perms) < 3 || perms[2] != 'x')
+            continue;   /* only code is ever sampled */
+        char *path = line + path_at;
+        size_t len = without_deleted(path, strcspn(path, "\n"));
+        if (len == 0)
+            continue;   /* anonymous: nothing to name it by (Go skips these too) */
+        if (n == MAX_MAPPINGS)
+            break;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            struct proc_map *nm = realloc(maps, ncap * sizeof *nm);
+            if (!nm) {
+                rc = -1;
+                break;
+            }
+            maps = nm;
+            cap = ncap;
+        }
+        char *copy = strndup(path, len);
+        if (!copy) {
+            rc = -1;
+            break;
+        }
+        maps[n++] = (struct proc_map){start, limit, offset, copy};
+    }
+    free(line);
+    fclose(f);
+    if (rc < 0) {
+        free_proc_maps(maps, n);
+        return -1;
+    }
+    *out = maps;
+    *n_out = n;
+    return 0;
+}
+
+/* Hex GNU build id of the module at addr, "" when unknown. */
+static void build_id_hex(Dwfl *dwfl, uint64_t addr, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (!dwfl)
+        return;
+    Dwfl_Module *mod = dwfl_addrmodule(dwfl, addr);
+    GElf_Addr bias;
+    if (!mod || !dwfl_module_getelf(mod, &bias))   /* the id is read from the ELF */
+        return;
+    const unsigned char *bits;
+    GElf_Addr vaddr;
+    int len = dwfl_module_build_id(mod, &bits, &vaddr);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < len && (size_t)(2 * i + 2) < cap; i++) {
+        out[2 * i] = hex[bits[i] >> 4];
+        out[2 * i + 1] = hex[bits[i] & 15];
+        out[2 * i + 2] = '\0';
+    }
+}
+
+static int64_t str(pprof_builder *b, const char *s)
+{
+    return pprof_builder_string(b, s ? s : "", s ? strlen(s) : 0);
+}
+
+static int compare_range(const void *a, const void *b)
+{
+    const struct map_range *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Adds the mappings to the builder, the main binary's first. */
+static int add_mappings(selfprof_symbolizer *s)
+{
+    struct proc_map *maps;
+    size_t n;
+    if (read_proc_maps(&maps, &n) < 0) {
+        firn_log(FIRN_LOG_WARN, "selfprof", "cannot read /proc/self/maps; profile has no mappings",
+                 NULL);
+        return 0;
+    }
+    char exe[4096];
+    ssize_t exe_len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[exe_len > 0 ? without_deleted(exe, (size_t)exe_len) : 0] = '\0';
+
+    s->maps = calloc(n ? n : 1, sizeof *s->maps);
+    if (!s->maps) {
+        free_proc_maps(maps, n);
+        return -1;
+    }
+    /* Two passes: the main binary's entries, then everything else. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            if ((strcmp(maps[i].path, exe) == 0) != (pass == 0))
+                continue;
+            char build_id[2 * 64 + 1];
+            build_id_hex(s->dwfl, maps[i].start, build_id, sizeof build_id);
+            pprof_mapping m = {
+                .memory_start = maps[i].start,
+                .memory_limit = maps[i].limit,
+                .file_offset = maps[i].offset,
+                .filename = str(s->b, maps[i].path),
+                .build_id = str(s->b, build_id),
+            };
+            s->maps[s->n_maps++] = (struct map_range){
+                maps[i].start, maps[i].limit, pprof_builder_mapping(s->b, &m)};
+        }
+    }
+    free_proc_maps(maps, n);
+    qsort(s->maps, s->n_maps, sizeof *s->maps, compare_range);
+    return 0;
+}
+
+static uint32_t mapping_of(const selfprof_symbolizer *s, uint64_t addr)
+{
+    size_t lo = 0, hi = s->n_maps;
+    while (lo < hi) {   /* first range starting above addr */
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->maps[mid].start <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo > 0 && addr < s->maps[lo - 1].limit)
+        return s->maps[lo - 1].index;
+    return PPROF_NONE;
+}
+
+/* ---- functions and lines -------------------------------------------------- */
+
+static pprof_line make_line(selfprof_symbolizer *s, const char *name, const char *system_name,
+                            const char *file, int start_line, int line)
+{
+    pprof_function f = {
+        .name = str(s->b, name),
+        .system_name = str(s->b, system_name ? system_name : name),
+        .filename = str(s->b, file),
+        .start_line = start_line > 0 ? start_line : 0,
+    };
+    return (pprof_line){.function = pprof_builder_function(s->b, &f), .line = line > 0 ? line : 0};
+}
+
+static const char *attr_string(Dwarf_Die *die, unsigned int name)
+{
+    Dwarf_Attribute attr;
+    return dwarf_formstring(dwarf_attr_integrate(die, name, &attr));
+}
+
+/* The inline chain at pc (a DWARF address: module address - bias) from the
+ * scopes of its CU, innermost first.  file:line is where pc is; each
+ * inlined call's call_file:call_line is where its caller is. */
+static size_t dwarf_frames(selfprof_symbolizer *s, Dwarf_Die *cu, Dwarf_Addr pc,
+                           const char *symbol, const char *file, int line, pprof_line *out)
+{
+    Dwarf_Die *scopes = NULL;
+    int n_scopes = dwarf_getscopes(cu, pc, &scopes);
+    if (n_scopes <= 0)
+        return 0;
+    Dwarf_Files *files = NULL;
+    size_t n_files = 0;
+    if (dwarf_getsrcfiles(cu, &files, &n_files) != 0)
+        files = NULL;
+
+    size_t n = 0;
+    bool outermost = false;
+    for (int i = 0; i < n_scopes && n < MAX_INLINE_DEPTH && !outermost; i++) {
+        Dwarf_Die *die = &scopes[i];
+        int tag = dwarf_tag(die);
+        if (tag != DW_TAG_subprogram && tag != DW_TAG_inlined_subroutine)
+            continue;
+        outermost = tag == DW_TAG_subprogram;
+        const char *name = dwarf_diename(die);
+        const char *linkage = attr_string(die, DW_AT_linkage_name);
+        if (!linkage)
+            linkage = attr_string(die, DW_AT_MIPS_linkage_name);
+        /* The symbol names the code that runs (foo.isra.0); DWARF the
+         * function it came from (foo). */
+        const char *system_name = linkage ? linkage : outermost && symbol ? symbol : name;
+        if (!name)
+            name = system_name;
+        if (!name)
+            continue;
+        const char *decl_file = dwarf_decl_file(die);
+        int decl_line = 0;
+        if (dwarf_decl_line(die, &decl_line) != 0)
+            decl_line = 0;
+        out[n++] = make_line(s, name, system_name, decl_file ? decl_file : file, decl_line, line);
+
+        if (!outermost) {   /* the caller continues at this call's site */
+            Dwarf_Attribute attr;
+            Dwarf_Word w;
+            line = dwarf_formudata(dwarf_attr(die, DW_AT_call_line, &attr), &w) == 0 ? (int)w : 0;
+            file = files && dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &attr), &w) == 0
+                       ? dwarf_filesrc(files, w, NULL, NULL)
+                       : NULL;
+        }
+    }
+    free(scopes);
+    /* Scopes that ended on an inlined call (no subprogram DIE covers pc):
+     * the symbol stands for the function it was inlined into. */
+    if (n > 0 && !outermost && symbol && n < MAX_INLINE_DEPTH)
+        out[n++] = make_line(s, symbol, symbol, file, 0, line);
+    return n;
+}
+
+static size_t symbolize(selfprof_symbolizer *s, uint64_t addr, pprof_line *out)
+{
+    if (!s->dwfl)
+        return 0;
+    Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, addr);
+    if (!mod)
+        return 0;
+    GElf_Off offset;
+    GElf_Sym sym;
+    const char *symbol = dwfl_module_addrinfo(mod, addr, &offset, &sym, NULL, NULL, NULL);
+    const char *file = NULL;
+    int line = 0;
+    Dwfl_Line *dl = dwfl_module_getsrc(mod, addr);
+    if (dl)
+        file = dwfl_lineinfo(dl, NULL, &line, NULL, NULL, NULL);
+    Dwarf_Addr bias;
+    Dwarf_Die *cu = dwfl_module_addrdie(mod, addr, &bias);
+    size_t n = cu ? dwarf_frames(s, cu, addr - bias, symbol, file, line, out) : 0;
+    if (n == 0 && symbol)
+        out[n++] = make_line(s, symbol, symbol, file, 0, line);
+    return n;
+}
+
+/* ---- the symbolizer ------------------------------------------------------- */
+
+selfprof_symbolizer *selfprof_symbolizer_new(pprof_builder *b, firn_err *err)
+{
+    selfprof_symbolizer *s = calloc(1, sizeof *s);
+    if (!s || firn_u64map_init(&s->cache, 1024) < 0) {
+        free(s);
+        firn_errf(err, FIRN_ENOMEM, "out of memory symbolizing a profile");
+        return NULL;
+    }
+    s->b = b;
+    s->dwfl = dwfl_begin(&dwfl_callbacks);
+    if (s->dwfl && (dwfl_linux_proc_report(s->dwfl, getpid()) != 0 ||
+                    dwfl_report_end(s->dwfl, NULL, NULL) != 0)) {
+        dwfl_end(s->dwfl);
+        s->dwfl = NULL;
+    }
+    if (!s->dwfl) {
+        static atomic_bool warned;
+        if (!atomic_exchange(&warned, true))
+            firn_log(FIRN_LOG_WARN, "selfprof", "cannot symbolize this process; profiles "
+                     "keep bare addresses", "err=\"%s\"", dwfl_errmsg(-1));
+    }
+    if (add_mappings(s) < 0) {
+        selfprof_symbolizer_free(s);
+        firn_errf(err, FIRN_ENOMEM, "out of memory symbolizing a profile");
+        return NULL;
+    }
+    return s;
+}
+
+uint32_t selfprof_symbolizer_location(selfprof_symbolizer *s, uintptr_t pc)
+{
+    uint32_t idx;
+    if (firn_u64map_get(&s->cache, pc, &idx))
+        return idx;
+    uint64_t addr = pc - 1;   /* return-PC form: the frame's instruction */
+    pprof_line lines[MAX_INLINE_DEPTH];
+    pprof_location l = {
+        .mapping = mapping_of(s, addr),
+        .address = addr,
+        .lines = lines,
+        .n_lines = symbolize(s, addr, lines),
+    };
+    idx = pprof_builder_location(s->b, &l);
+    if (idx != PPROF_NONE)
+        (void)firn_u64map_put(&s->cache, pc, idx, NULL);   /* a cache miss later is fine */
+    return idx;
+}
+
+void selfprof_symbolizer_free(selfprof_symbolizer *s)
+{
+    if (!s)
+        return;
+    if (s->dwfl)
+        dwfl_end(s->dwfl);
+    free(s->maps);
+    firn_u64map_destroy(&s->cache);
+    free(s);
+}
+
+void selfprof_mark_mappings(pprof_profile *p)
+{
+    for (size_t m = 0; m < p->n_mappings; m++) {
+        size_t n = 0;
+        bool functions = true, filenames = true, lines = true;
+        for (size_t i = 0; i < p->n_locations; i++) {
+            const pprof_location *l = &p->locations[i];
+            if (l->mapping != m)
+                continue;
+            n++;
+            if (l->n_lines == 0)
+                functions = filenames = lines = false;
+            for (size_t j = 0; j < l->n_lines; j++) {
+                const pprof_line *ln = &l->lines[j];
+                const pprof_function *f =
+                    ln->function < p->n_functions ? &p->functions[ln->function] : NULL;
+                functions &= f && pprof_str(p, f->name)[0] != '\0';
+                filenames &= f && pprof_str(p, f->filename)[0] != '\0';
+                lines &= ln->line > 0;
+            }
+        }
+        pprof_mapping *mp = &p->mappings[m];
+        mp->has_functions = n > 0 && functions;
+        mp->has_filenames = n > 0 && filenames;
+        mp->has_line_numbers = n > 0 && lines;
+        mp->has_inline_frames = mp->has_line_numbers;
+    }
+}
