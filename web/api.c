@@ -1,0 +1,383 @@
+/* api.c -- the endpoints of the running server: lifecycle, /metrics, the
+ * targets API and firn's own profiles (contract in web.h). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "selfprof/selfprof.h"
+#include "web/web.h"
+
+#define JSON_TYPE "application/json"
+#define PPROF_TYPE "application/octet-stream"
+
+static double process_start_time;
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+static void handle_healthy(void *ctx, const web_request *req, web_response *resp)
+{
+    (void)ctx, (void)req;
+    web_respond_text(resp, 200, "firn is Healthy.");
+}
+
+static void handle_ready(void *ctx, const web_request *req, web_response *resp)
+{
+    web_api *api = ctx;
+    (void)req;
+    if (atomic_load(&api->ready))
+        web_respond_text(resp, 200, "firn is Ready.");
+    else
+        web_respond_text(resp, 503, "Service Unavailable");
+}
+
+static void handle_reload(void *ctx, const web_request *req, web_response *resp)
+{
+    web_api *api = ctx;
+    (void)req;
+    if (!api->enable_lifecycle) {
+        web_respond_text(resp, 403, "Lifecycle API is not enabled.");
+        return;
+    }
+    firn_err err = {0};
+    if (api->reload(api->reload_ctx, &err) < 0)
+        web_respond_text(resp, 500, "failed to reload config: %s", err.msg);
+    else
+        web_respond_text(resp, 200, "config reloaded");
+}
+
+/* ---- /metrics ----------------------------------------------------------------- */
+
+static void write_process_metrics(firn_buf *b)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    firn_metrics_header(b, "process_cpu_seconds_total", "counter",
+                        "Total user and system CPU time spent in seconds.");
+    firn_metrics_sample(b, "process_cpu_seconds_total", NULL, 0, cpu);
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            pages = resident = 0;
+        fclose(f);
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    firn_metrics_header(b, "process_resident_memory_bytes", "gauge",
+                        "Resident memory size in bytes.");
+    firn_metrics_sample(b, "process_resident_memory_bytes", NULL, 0, (double)resident * page);
+    firn_metrics_header(b, "process_virtual_memory_bytes", "gauge",
+                        "Virtual memory size in bytes.");
+    firn_metrics_sample(b, "process_virtual_memory_bytes", NULL, 0, (double)pages * page);
+    firn_metrics_header(b, "process_start_time_seconds", "gauge",
+                        "Start time of the process since unix epoch in seconds.");
+    firn_metrics_sample(b, "process_start_time_seconds", NULL, 0, process_start_time);
+}
+
+static void write_tsdb_metrics(firn_buf *b, tsdb *db)
+{
+    tsdb_stats st;
+    firn_err err = {0};
+    if (tsdb_stats_get(db, &st, &err) < 0) {
+        firn_log(FIRN_LOG_WARN, "web", "reading store statistics failed", "err=\"%s\"",
+                 err.msg);
+        return;
+    }
+    static const struct {
+        const char *name, *type, *help;
+        size_t offset;
+    } F[] = {
+        {"firn_tsdb_series", "gauge", "Series in the store.", offsetof(tsdb_stats, series)},
+        {"firn_tsdb_profiles", "gauge", "Profiles in the store (one per series and timestamp).",
+         offsetof(tsdb_stats, blocks)},
+        {"firn_tsdb_disk_bytes", "gauge", "Size of the store's data file.",
+         offsetof(tsdb_stats, disk_bytes)},
+        {"firn_tsdb_map_bytes", "gauge", "Current LMDB map size.", offsetof(tsdb_stats, map_bytes)},
+        {"firn_tsdb_appends_total", "counter", "Profiles stored.",
+         offsetof(tsdb_stats, appends_total)},
+        {"firn_tsdb_append_failures_total", "counter", "Profiles refused or failed.",
+         offsetof(tsdb_stats, append_failures_total)},
+        {"firn_tsdb_samples_total", "counter", "Samples stored.",
+         offsetof(tsdb_stats, samples_total)},
+        {"firn_tsdb_commits_total", "counter", "Write transactions committed.",
+         offsetof(tsdb_stats, commits_total)},
+        {"firn_tsdb_queue_full_total", "counter", "Appends refused because the queue was full.",
+         offsetof(tsdb_stats, queue_full_total)},
+        {"firn_tsdb_map_resizes_total", "counter", "Times the LMDB map grew.",
+         offsetof(tsdb_stats, map_resizes_total)},
+        {"firn_tsdb_retention_deleted_profiles_total", "counter",
+         "Profiles deleted by retention.", offsetof(tsdb_stats, retention_deleted_blocks_total)},
+        {"firn_tsdb_retention_deleted_series_total", "counter", "Series deleted by retention.",
+         offsetof(tsdb_stats, retention_deleted_series_total)},
+        {"firn_tsdb_retention_runs_total", "counter", "Retention passes run.",
+         offsetof(tsdb_stats, retention_runs_total)},
+        {"firn_tsdb_append_queue_length", "gauge", "Appends waiting for the writer.",
+         offsetof(tsdb_stats, queue_length)},
+    };
+    for (size_t i = 0; i < sizeof F / sizeof F[0]; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&st + F[i].offset, sizeof v);
+        firn_metrics_header(b, F[i].name, F[i].type, F[i].help);
+        firn_metrics_sample(b, F[i].name, NULL, 0, (double)v);
+    }
+}
+
+static void handle_metrics(void *ctx, const web_request *req, web_response *resp)
+{
+    web_api *api = ctx;
+    (void)req;
+    firn_buf b = {0};
+    firn_metrics_header(&b, "firn_build_info", "gauge", "A metric with a constant '1' value "
+                        "labeled by the version firn was built from.");
+    firn_label l[1] = {{"version", FIRN_VERSION}};
+    firn_metrics_sample(&b, "firn_build_info", l, 1, 1);
+    write_process_metrics(&b);
+    web_metrics_write(api->server, &b);
+    if (api->scrape)
+        scrape_manager_metrics_write(api->scrape, &b);
+    if (api->db)
+        write_tsdb_metrics(&b, api->db);
+    if (api->metrics)
+        api->metrics(api->metrics_ctx, &b);
+    resp->status = 200;
+    resp->content_type = FIRN_METRICS_CONTENT_TYPE;
+    resp->body = firn_buf_take(&b, &resp->body_len);
+    if (!resp->body)
+        web_respond_text(resp, 500, "out of memory");
+}
+
+/* ---- /api/v1/targets ------------------------------------------------------------ */
+
+static json_t *labels_json(const firn_label *l, size_t n)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(o, l[i].name, json_string(l[i].value));
+    return o;
+}
+
+/* Go's time.RFC3339Nano in UTC: trailing zeros of the fraction trimmed; the
+ * zero time for a target never scraped. */
+static void rfc3339nano(char *buf, size_t size, int64_t ms)
+{
+    if (ms == 0) {
+        snprintf(buf, size, "0001-01-01T00:00:00Z");
+        return;
+    }
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    int frac = (int)(ms % 1000);
+    if (frac) {
+        n += (size_t)snprintf(buf + n, size - n, ".%03d", frac);
+        while (buf[n - 1] == '0')
+            buf[--n] = '\0';
+    }
+    snprintf(buf + n, size - n, "Z");
+}
+
+static json_t *error_json(const char *type, const char *msg)
+{
+    return json_pack("{s:s, s:s, s:s}", "status", "error", "errorType", type, "error", msg);
+}
+
+static void respond_json(web_response *resp, int status, json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s) {
+        web_respond_text(resp, 500, "out of memory");
+        return;
+    }
+    resp->status = status;
+    resp->content_type = JSON_TYPE;
+    resp->body = s;
+    resp->body_len = strlen(s);
+}
+
+static void handle_targets(void *ctx, const web_request *req, web_response *resp)
+{
+    web_api *api = ctx;
+    const char *state = web_request_param(req, "state");
+    const char *only_pool = web_request_param(req, "scrapePool");
+    bool active = true, dropped = true;
+    if (state && *state) {
+        if (strcasecmp(state, "active") == 0)
+            dropped = false;
+        else if (strcasecmp(state, "dropped") == 0)
+            active = false;
+        else if (strcasecmp(state, "any") != 0) {
+            /* Prometheus treats an unknown state as "any". */
+        }
+    }
+    scrape_status st;
+    firn_err err = {0};
+    if (scrape_manager_status(api->scrape, &st, &err) < 0) {
+        respond_json(resp, 500, error_json("internal", err.msg));
+        return;
+    }
+    json_t *act = json_array(), *drop = json_array(), *counts = json_object();
+    for (size_t i = 0; i < st.n_pools; i++) {
+        size_t n = 0;
+        for (size_t k = 0; k < st.n_dropped; k++)
+            n += strcmp(st.dropped[k].pool, st.pools[i]) == 0;
+        json_object_set_new(counts, st.pools[i], json_integer((json_int_t)n));
+    }
+    /* Pools in name order, as Prometheus lists them. */
+    for (size_t i = 0; i < st.n_pools; i++) {
+        const char *pool = st.pools[i];
+        if (only_pool && *only_pool && strcmp(pool, only_pool) != 0)
+            continue;
+        for (size_t k = 0; active && k < st.n_active; k++) {
+            const scrape_loop_status *t = &st.active[k];
+            if (strcmp(t->pool, pool) != 0)
+                continue;
+            char last[64], interval[32], timeout[32];
+            rfc3339nano(last, sizeof last, t->last_scrape_ms);
+            firn_duration_format(interval, sizeof interval, t->interval_ms);
+            firn_duration_format(timeout, sizeof timeout, t->timeout_ms);
+            json_t *o = json_object();
+            json_object_set_new(o, "discoveredLabels", labels_json(t->discovered, t->n_discovered));
+            json_object_set_new(o, "labels", labels_json(t->labels, t->n_labels));
+            json_object_set_new(o, "scrapePool", json_string(pool));
+            json_object_set_new(o, "scrapeUrl", json_string(t->url));
+            json_object_set_new(o, "globalUrl", json_string(t->url));
+            json_object_set_new(o, "lastError", json_string(t->last_error));
+            json_object_set_new(o, "lastScrape", json_string(last));
+            json_object_set_new(o, "lastScrapeDuration", json_real(t->last_duration_s));
+            json_object_set_new(o, "health", json_string(scrape_health_name(t->health)));
+            json_object_set_new(o, "scrapeInterval", json_string(interval));
+            json_object_set_new(o, "scrapeTimeout", json_string(timeout));
+            json_array_append_new(act, o);
+        }
+        for (size_t k = 0; dropped && k < st.n_dropped; k++) {
+            const scrape_dropped_status *d = &st.dropped[k];
+            if (strcmp(d->pool, pool) != 0)
+                continue;
+            json_array_append_new(drop, json_pack("{s:o, s:s}", "discoveredLabels",
+                                                  labels_json(d->discovered, d->n_discovered),
+                                                  "scrapePool", pool));
+        }
+    }
+    scrape_status_free(&st);
+    json_t *data = json_pack("{s:o, s:o, s:o}", "activeTargets", act, "droppedTargets", drop,
+                             "droppedTargetCounts", counts);
+    respond_json(resp, 200, json_pack("{s:s, s:o}", "status", "success", "data", data));
+}
+
+/* ---- /debug/pprof ------------------------------------------------------------------ */
+
+static void respond_profile(web_response *resp, pprof_profile *p, firn_err *err)
+{
+    if (!p) {
+        int status = err->code == FIRN_EBUSY ? 500 : err->code == FIRN_EINVAL ? 501 : 500;
+        web_respond_text(resp, status, "Could not enable profiling: %s", err->msg);
+        return;
+    }
+    unsigned char *out = NULL;
+    size_t len = 0;
+    int rc = pprof_encode(p, -1, &out, &len, err);
+    pprof_free(p);
+    if (rc < 0) {
+        web_respond_text(resp, 500, "encoding the profile: %s", err->msg);
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = PPROF_TYPE;
+    resp->body = (char *)out;
+    resp->body_len = len;
+}
+
+/* Go's handler: seconds defaults to 30 when absent or not a positive
+ * integer. */
+static void handle_cpu_profile(void *ctx, const web_request *req, web_response *resp)
+{
+    (void)ctx;
+    const char *s = web_request_param(req, "seconds");
+    long seconds = 30;
+    if (s && *s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (*end == '\0' && v > 0)
+            seconds = v;
+    }
+    if (seconds > SELFPROF_MAX_SECONDS) {
+        web_respond_text(resp, 400, "profile duration exceeds %d seconds", SELFPROF_MAX_SECONDS);
+        return;
+    }
+    firn_err err = {0};
+    pprof_profile *p = selfprof_cpu((int)seconds, SELFPROF_DEFAULT_HZ, NULL, &err);
+    respond_profile(resp, p, &err);
+    resp->content_disposition = "attachment; filename=\"profile\"";
+}
+
+static void handle_heap(void *ctx, const web_request *req, web_response *resp)
+{
+    bool allocs = ctx != NULL;
+    (void)req;
+    firn_err err = {0};
+    pprof_profile *p = selfprof_heap(&err);
+    if (p && allocs) {
+        /* /allocs is the same profile with alloc_space shown by default. */
+        int i = pprof_sample_type_index(p, "alloc_space");
+        if (i >= 0)
+            p->default_sample_type = p->sample_types[i].type;
+    }
+    respond_profile(resp, p, &err);
+    resp->content_disposition = allocs ? "attachment; filename=\"allocs\""
+                                       : "attachment; filename=\"heap\"";
+}
+
+static void handle_pprof_index(void *ctx, const web_request *req, web_response *resp)
+{
+    (void)ctx, (void)req;
+    static const char page[] =
+        "<html><head><title>/debug/pprof/</title></head><body>\n"
+        "<p>firn's own profiles, in the format of Go's net/http/pprof:</p>\n<ul>\n"
+        "<li><a href=\"profile?seconds=10\">profile</a>: CPU, recorded for ?seconds=N (30)</li>\n"
+        "<li><a href=\"heap\">heap</a>: sampled allocations, live and total</li>\n"
+        "<li><a href=\"allocs\">allocs</a>: the same, showing total allocations</li>\n"
+        "</ul></body></html>\n";
+    resp->status = 200;
+    resp->content_type = "text/html; charset=utf-8";
+    resp->body = strdup(page);
+    resp->body_len = resp->body ? strlen(page) : 0;
+}
+
+/* ---- registration ------------------------------------------------------------------ */
+
+int web_api_register(web_server *s, web_api *api, firn_err *err)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (process_start_time == 0)
+        process_start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    api->server = s;
+    static int allocs_marker;
+    const struct {
+        const char *methods, *path;
+        unsigned flags;
+        web_handler_fn fn;
+        void *ctx;
+    } R[] = {
+        {"GET", "/-/healthy", 0, handle_healthy, api},
+        {"GET", "/-/ready", 0, handle_ready, api},
+        {"POST", "/-/reload", WEB_ROUTE_WORKER, handle_reload, api},
+        {"GET", "/metrics", WEB_ROUTE_WORKER, handle_metrics, api},
+        {"GET", "/api/v1/targets", WEB_ROUTE_WORKER, handle_targets, api},
+        {"GET", "/debug/pprof/", 0, handle_pprof_index, NULL},
+        {"GET", "/debug/pprof/profile", WEB_ROUTE_WORKER, handle_cpu_profile, NULL},
+        {"GET", "/debug/pprof/heap", WEB_ROUTE_WORKER, handle_heap, NULL},
+        {"GET", "/debug/pprof/allocs", WEB_ROUTE_WORKER, handle_heap, &allocs_marker},
+    };
+    for (size_t i = 0; i < sizeof R / sizeof R[0]; i++)
+        if (web_route(s, R[i].methods, R[i].path, R[i].flags, R[i].fn, R[i].ctx, err) < 0)
+            return -1;
+    return 0;
+}

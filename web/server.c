@@ -1,0 +1,1115 @@
+/* server.c -- firn's HTTP server: h2o's event loop on one thread, handlers
+ * on it or on a pool of workers, and the server's own metrics.
+ *
+ * Threads
+ *  - the caller's: web_new (binds), web_route, web_start, web_stop.
+ *  - the loop thread creates, runs and destroys every h2o object: it routes
+ *    each request, calls inline handlers, queues worker jobs and sends every
+ *    response.  h2o is single-threaded; nothing else touches it, except
+ *    h2o_multithread_send_message, which is made for that.
+ *  - workers take jobs from the queue, run their handler, and post the job
+ *    back to the loop thread.  A job carries its own copy of the request
+ *    (request.c), so a worker never reads h2o's memory.
+ *  Our threads start with the caller's signal mask plus SIGPIPE blocked, so
+ *  that a write to a client that went away fails with EPIPE instead of
+ *  killing a process that did not ignore SIGPIPE.  Nothing else is blocked:
+ *  SIGPROF must reach them for selfprof's CPU profiles.
+ *
+ * A job's life.  The loop thread allocates it, links a small guard object
+ * into the h2o request's pool (h2o_mem_alloc_shared) and queues it.  If h2o
+ * disposes of the request before the job comes back, the guard's dispose
+ * callback clears job->req and the response is dropped; otherwise the loop
+ * thread clears the guard's pointer before it answers.  Either way the job
+ * is freed by the loop thread, once, when it comes back from its worker
+ * (or, still queued at shutdown, when the loop thread answers it 503).
+ * h2o 2.2.5 serves HTTP/1.1 only here (no TLS, no h2c upgrade) and stops
+ * reading a connection while its request is processed, so it notices a
+ * client that left only when the response is written, which then fails
+ * harmlessly; the guard is what keeps a request h2o disposed of early
+ * (an HTTP/2 stream reset, an h2o that watches the socket) from being
+ * written to after it was freed.
+ *
+ * Shutdown (web_stop).  The loop thread closes the listener, answers queued
+ * jobs 503, waits for running jobs to come back, joins the workers (so none
+ * is left inside h2o_multithread_send_message), then shuts down the read
+ * side of every connection: h2o closes each once its last response is
+ * written.  Clients that do not read their response get WEB_DRAIN_MS, then
+ * the write side is shut too.  Only when no connection is left does it
+ * destroy h2o's objects.
+ */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <h2o.h>
+
+#include "web/internal.h"
+
+#define WEB_DEFAULT_WORKERS 4
+#define WEB_DEFAULT_QUEUE 256
+#define WEB_WORKERS_MAX 1024
+#define WEB_QUEUE_MAX (1u << 20)
+#define WEB_ACCEPT_BURST 16     /* connections accepted per wake-up, as h2o's server */
+#define WEB_DRAIN_MS 5000       /* at shutdown, time given to clients to read their responses */
+#define WEB_STATUS_MIN 100
+#define WEB_STATUS_MAX 599
+#define WEB_STATUS_SLOTS (WEB_STATUS_MAX - WEB_STATUS_MIN + 1)
+
+enum { METHOD_GET = 1u << 0, METHOD_HEAD = 1u << 1, METHOD_POST = 1u << 2 };
+
+/* Prometheus's web handler buckets (web/web.go). */
+static const double duration_buckets[] = {0.1, 0.2, 0.4, 1, 3, 8, 20, 60, 120};
+
+/* Counters of one handler label: a route, or "other" for paths with no
+ * route.  Written by the loop thread, read by web_metrics_write. */
+typedef struct route_stats {
+    const char *handler;
+    _Atomic uint64_t codes[WEB_STATUS_SLOTS];
+    firn_histogram duration;
+} route_stats;
+
+typedef struct route {
+    char *path;
+    size_t path_len;
+    unsigned flags;
+    unsigned methods;   /* METHOD_*; GET brings HEAD */
+    char allow[24];     /* the Allow header of a 405 */
+    web_handler_fn fn;
+    void *ctx;
+    route_stats stats;
+} route;
+
+typedef struct web_job web_job;
+
+/* Lives in the h2o request's pool; see "A job's life" above. */
+typedef struct job_guard {
+    web_job *job;
+} job_guard;
+
+struct web_job {
+    h2o_multithread_message_t msg;  /* the link through h2o's queue back to the loop */
+    web_job *next;                  /* the worker queue */
+    route *route;
+    firn_arena *arena;              /* the request's copy and everything it points to */
+    web_request request;
+    web_response response;
+    uint64_t start_ns;
+    /* Loop thread only. */
+    h2o_req_t *req;                 /* NULL once h2o disposed of the request */
+    job_guard *guard;
+};
+
+/* Every accepted connection, so shutdown can close them. */
+typedef struct web_conn {
+    h2o_linklist_t link;
+    h2o_socket_t *sock;
+} web_conn;
+
+typedef struct web_h2o_handler {
+    h2o_handler_t super;
+    web_server *server;
+} web_h2o_handler;
+
+struct web_server {
+    web_options opts;
+    char *listen_address;
+    int fd;                 /* the listening socket until h2o owns it */
+    int port;
+
+    route **routes;
+    size_t n_routes, cap_routes;
+    route_stats other;
+    atomic_llong in_flight;
+
+    bool started;
+    atomic_bool stop_requested;
+    pthread_t loop_thread;
+
+    /* Loop thread only, once started. */
+    h2o_globalconf_t globalconf;
+    h2o_context_t ctx;
+    h2o_evloop_t *loop;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    h2o_multithread_receiver_t job_receiver;
+    h2o_linklist_t conns;
+    size_t jobs_out;        /* jobs handed to workers and not back yet */
+
+    /* The worker pool: threads started by web_start, joined by the loop
+     * thread at shutdown; the queue and the flags below under mu. */
+    pthread_t *workers;
+    size_t n_workers;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    web_job *head, *tail;   /* queued, not taken by a worker yet */
+    size_t queued;
+    size_t idle;            /* workers waiting for a job */
+    bool pool_stopping;
+    bool ready;             /* the loop thread is set up (also under mu) */
+    pthread_cond_t ready_cv;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- options and listening ------------------------------------------------- */
+
+void web_options_default(web_options *o)
+{
+    *o = (web_options){
+        .listen_address = WEB_DEFAULT_LISTEN,
+        .workers = WEB_DEFAULT_WORKERS,
+        .queue_max = WEB_DEFAULT_QUEUE,
+        .max_body_bytes = WEB_DEFAULT_MAX_BODY,
+    };
+}
+
+/* strerror as Go words it: lower case ("address already in use"). */
+static const char *errno_text(int e, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", strerror(e));
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
+/* "host:port", ":port" or "[v6]:port", as Go's net.SplitHostPort; the port
+ * must be numeric. */
+static int split_host_port(const char *addr, char *host, size_t host_size, int *port,
+                           firn_err *err)
+{
+    const char *colon, *h = addr;
+    size_t h_len;
+    if (addr[0] == '[') {
+        const char *close = strchr(addr, ']');
+        if (!close)
+            return firn_errf(err, FIRN_EINVAL, "listen tcp %s: missing ']' in address", addr);
+        if (close[1] != ':')
+            return firn_errf(err, FIRN_EINVAL, "listen tcp %s: missing port in address", addr);
+        h = addr + 1;
+        h_len = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon)
+            return firn_errf(err, FIRN_EINVAL, "listen tcp %s: missing port in address", addr);
+        if (memchr(addr, ':', (size_t)(colon - addr)))
+            return firn_errf(err, FIRN_EINVAL, "listen tcp %s: too many colons in address",
+                             addr);
+        h_len = (size_t)(colon - addr);
+    }
+    if (h_len >= host_size)
+        return firn_errf(err, FIRN_EINVAL, "listen tcp %s: host too long", addr);
+    memcpy(host, h, h_len);
+    host[h_len] = '\0';
+    const char *p = colon + 1;
+    long v = 0;
+    if (*p == '\0')
+        return firn_errf(err, FIRN_EINVAL, "listen tcp %s: missing port in address", addr);
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9' || (v = v * 10 + (*p - '0')) > 65535)
+            return firn_errf(err, FIRN_EINVAL, "listen tcp %s: invalid port", addr);
+    }
+    *port = (int)v;
+    return 0;
+}
+
+/* A socket bound to sa and listening; -1 with *saved_errno on failure. */
+static int bind_listen(const struct sockaddr *sa, socklen_t len, bool dual_stack,
+                       int *saved_errno)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *saved_errno = errno;
+        return -1;
+    }
+    int on = 1, off = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        (dual_stack && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) != 0) ||
+        bind(fd, sa, len) != 0 || listen(fd, SOMAXCONN) != 0) {
+        *saved_errno = errno;
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Listen on addr.  An empty host means every address: [::] with
+ * IPV6_V6ONLY off (IPv4 too), or 0.0.0.0 where IPv6 is not available.  A
+ * host name resolving to several addresses binds the first IPv4 one, as Go
+ * does. */
+static int listen_on(const char *addr, int *out_fd, firn_err *err)
+{
+    char host[256], ebuf[128];
+    int port = 0, e = 0, fd;
+    int rc = split_host_port(addr, host, sizeof host, &port, err);
+    if (rc < 0)
+        return rc;
+    if (host[0] == '\0') {
+        struct sockaddr_in6 any6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+                                    .sin6_addr = IN6ADDR_ANY_INIT};
+        fd = bind_listen((struct sockaddr *)&any6, sizeof any6, true, &e);
+        if (fd < 0 && (e == EAFNOSUPPORT || e == EADDRNOTAVAIL || e == EPROTONOSUPPORT)) {
+            struct sockaddr_in any4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                       .sin_addr.s_addr = htonl(INADDR_ANY)};
+            fd = bind_listen((struct sockaddr *)&any4, sizeof any4, false, &e);
+        }
+    } else {
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+        struct addrinfo *res = NULL;
+        rc = getaddrinfo(host, NULL, &hints, &res);
+        if (rc != 0)
+            return firn_errf(err, FIRN_EINVAL, "listen tcp %s: lookup %s: %s", addr, host,
+                             rc == EAI_SYSTEM ? errno_text(errno, ebuf, sizeof ebuf)
+                                              : gai_strerror(rc));
+        struct addrinfo *pick = NULL;
+        for (struct addrinfo *ai = res; ai && !pick; ai = ai->ai_next)
+            if (ai->ai_family == AF_INET)
+                pick = ai;
+        for (struct addrinfo *ai = res; ai && !pick; ai = ai->ai_next)
+            if (ai->ai_family == AF_INET6)
+                pick = ai;
+        if (!pick) {
+            freeaddrinfo(res);
+            return firn_errf(err, FIRN_EINVAL, "listen tcp %s: no IP address for %s", addr,
+                             host);
+        }
+        struct sockaddr_storage ss;
+        memcpy(&ss, pick->ai_addr, pick->ai_addrlen);
+        socklen_t len = pick->ai_addrlen;
+        freeaddrinfo(res);
+        if (ss.ss_family == AF_INET)
+            ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+        else
+            ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+        fd = bind_listen((struct sockaddr *)&ss, len, false, &e);
+    }
+    if (fd < 0)
+        return firn_errf(err, FIRN_EIO, "listen tcp %s: %s", addr,
+                         errno_text(e, ebuf, sizeof ebuf));
+    *out_fd = fd;
+    return 0;
+}
+
+static int bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return -1;
+}
+
+static void stats_init(route_stats *st, const char *handler)
+{
+    st->handler = handler;
+    for (size_t i = 0; i < WEB_STATUS_SLOTS; i++)
+        atomic_init(&st->codes[i], 0);
+    firn_histogram_init(&st->duration, duration_buckets,
+                        sizeof duration_buckets / sizeof duration_buckets[0]);
+}
+
+web_server *web_new(const web_options *o, firn_err *err)
+{
+    web_options opts;
+    web_options_default(&opts);
+    if (o)
+        opts = *o;
+    if (!opts.listen_address)
+        opts.listen_address = WEB_DEFAULT_LISTEN;
+    if (opts.workers < 1 || opts.workers > WEB_WORKERS_MAX) {
+        firn_errf(err, FIRN_EINVAL, "web: workers must be between 1 and %d, not %zu",
+                  WEB_WORKERS_MAX, opts.workers);
+        return NULL;
+    }
+    if (opts.queue_max > WEB_QUEUE_MAX) {
+        firn_errf(err, FIRN_EINVAL, "web: queue_max must be at most %u, not %zu", WEB_QUEUE_MAX,
+                  opts.queue_max);
+        return NULL;
+    }
+    if (opts.max_body_bytes < 1) {
+        firn_errf(err, FIRN_EINVAL, "web: max_body_bytes must be at least 1");
+        return NULL;
+    }
+    web_server *s = calloc(1, sizeof *s);
+    if (!s || !(s->listen_address = strdup(opts.listen_address))) {
+        free(s);
+        firn_errf(err, FIRN_ENOMEM, "web: out of memory");
+        return NULL;
+    }
+    opts.listen_address = s->listen_address;
+    s->opts = opts;
+    s->fd = -1;
+    stats_init(&s->other, "other");
+    atomic_init(&s->in_flight, 0);
+    atomic_init(&s->stop_requested, false);
+    h2o_linklist_init_anchor(&s->conns);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->ready_cv, NULL);
+    if (listen_on(s->listen_address, &s->fd, err) < 0) {
+        web_stop(s);
+        return NULL;
+    }
+    s->port = bound_port(s->fd);
+    return s;
+}
+
+int web_port(const web_server *s)
+{
+    return s->port;
+}
+
+/* ---- routes ---------------------------------------------------------------- */
+
+static int parse_methods(const char *methods, unsigned *out)
+{
+    unsigned m = 0;
+    const char *p = methods;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (n == 3 && strncmp(p, "GET", 3) == 0)
+            m |= METHOD_GET | METHOD_HEAD;
+        else if (n == 4 && strncmp(p, "HEAD", 4) == 0)
+            m |= METHOD_HEAD;
+        else if (n == 4 && strncmp(p, "POST", 4) == 0)
+            m |= METHOD_POST;
+        else if (n > 0)
+            return -1;
+        p += n;
+    }
+    *out = m;
+    return m ? 0 : -1;
+}
+
+int web_route(web_server *s, const char *methods, const char *path, unsigned flags,
+              web_handler_fn fn, void *ctx, firn_err *err)
+{
+    unsigned m;
+    if (s->started)
+        return firn_errf(err, FIRN_EINVAL, "web: route %s: the server is already started", path);
+    if (!path || path[0] != '/')
+        return firn_errf(err, FIRN_EINVAL, "web: route %s: path must start with '/'",
+                         path ? path : "(null)");
+    if (!fn)
+        return firn_errf(err, FIRN_EINVAL, "web: route %s: no handler", path);
+    if (!methods || parse_methods(methods, &m) < 0)
+        return firn_errf(err, FIRN_EINVAL,
+                         "web: route %s: methods \"%s\": want GET, HEAD or POST, comma-separated",
+                         path, methods ? methods : "(null)");
+    if (flags & ~(unsigned)(WEB_ROUTE_PREFIX | WEB_ROUTE_WORKER))
+        return firn_errf(err, FIRN_EINVAL, "web: route %s: unknown flags %#x", path, flags);
+    /* One handler label per path: a path registered twice, even once as a
+     * prefix, would give two series the same labels. */
+    for (size_t i = 0; i < s->n_routes; i++)
+        if (strcmp(s->routes[i]->path, path) == 0)
+            return firn_errf(err, FIRN_EEXIST, "web: route %s: already registered", path);
+    if (s->n_routes == s->cap_routes) {
+        size_t cap = s->cap_routes ? s->cap_routes * 2 : 16;
+        route **routes = realloc(s->routes, cap * sizeof *routes);
+        if (!routes)
+            return firn_errf(err, FIRN_ENOMEM, "web: route %s: out of memory", path);
+        s->routes = routes;
+        s->cap_routes = cap;
+    }
+    route *rt = calloc(1, sizeof *rt);
+    if (!rt || !(rt->path = strdup(path))) {
+        free(rt);
+        return firn_errf(err, FIRN_ENOMEM, "web: route %s: out of memory", path);
+    }
+    rt->path_len = strlen(path);
+    rt->flags = flags;
+    rt->methods = m;
+    rt->fn = fn;
+    rt->ctx = ctx;
+    snprintf(rt->allow, sizeof rt->allow, "%s%s%s%s", (m & METHOD_GET) ? "GET, " : "",
+             (m & METHOD_HEAD) ? "HEAD" : "", (m & METHOD_HEAD) && (m & METHOD_POST) ? ", " : "",
+             (m & METHOD_POST) ? "POST" : "");
+    stats_init(&rt->stats, rt->path);
+    s->routes[s->n_routes++] = rt;
+    return 0;
+}
+
+/* A prefix route covers its path and what lies below it: "/debug/pprof"
+ * covers "/debug/pprof/heap" but not "/debug/pprofx". */
+static bool prefix_covers(const route *rt, const char *path, size_t len)
+{
+    if (len < rt->path_len || memcmp(path, rt->path, rt->path_len) != 0)
+        return false;
+    return len == rt->path_len || rt->path[rt->path_len - 1] == '/' || path[rt->path_len] == '/';
+}
+
+/* The exact route for path, else the longest prefix route covering it. */
+static route *route_match(const web_server *s, const char *path, size_t len)
+{
+    route *best = NULL;
+    for (size_t i = 0; i < s->n_routes; i++) {
+        route *rt = s->routes[i];
+        if (!(rt->flags & WEB_ROUTE_PREFIX)) {
+            if (rt->path_len == len && memcmp(rt->path, path, len) == 0)
+                return rt;
+        } else if (prefix_covers(rt, path, len) && (!best || rt->path_len > best->path_len)) {
+            best = rt;
+        }
+    }
+    return best;
+}
+
+static unsigned method_bit(h2o_iovec_t m)
+{
+    if (h2o_memis(m.base, m.len, H2O_STRLIT("GET")))
+        return METHOD_GET;
+    if (h2o_memis(m.base, m.len, H2O_STRLIT("HEAD")))
+        return METHOD_HEAD;
+    if (h2o_memis(m.base, m.len, H2O_STRLIT("POST")))
+        return METHOD_POST;
+    return 0;
+}
+
+/* ---- responses ------------------------------------------------------------- */
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 413: return "Request Entity Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "";
+    }
+}
+
+/* Lives in the request's pool: the body is freed when h2o is done with it. */
+typedef struct body_ref {
+    char *body;
+} body_ref;
+
+static void body_ref_dispose(void *p)
+{
+    free(((body_ref *)p)->body);
+}
+
+static void add_header(h2o_req_t *req, const h2o_token_t *token, const char *value)
+{
+    h2o_iovec_t v = h2o_strdup(&req->pool, value, SIZE_MAX);
+    h2o_add_header(&req->pool, &req->res.headers, token, NULL, v.base, v.len);
+}
+
+/* Send resp on req; the body goes to req's pool (or is freed now). */
+static void send_response(h2o_req_t *req, int status, web_response *resp, const char *allow)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    req->res.status = status;
+    req->res.reason = reason_phrase(status);
+    add_header(req, H2O_TOKEN_CONTENT_TYPE,
+               resp->content_type ? resp->content_type : "text/plain; charset=utf-8");
+    if (resp->content_encoding)
+        add_header(req, H2O_TOKEN_CONTENT_ENCODING, resp->content_encoding);
+    if (resp->content_disposition)
+        add_header(req, H2O_TOKEN_CONTENT_DISPOSITION, resp->content_disposition);
+    if (allow)
+        add_header(req, H2O_TOKEN_ALLOW, allow);
+    size_t len = resp->body ? resp->body_len : 0;
+    req->res.content_length = len;
+    h2o_start_response(req, &generator);
+    if (len == 0 || method_bit(req->method) == METHOD_HEAD) {
+        free(resp->body);
+        resp->body = NULL;
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return;
+    }
+    body_ref *ref = h2o_mem_alloc_shared(&req->pool, sizeof *ref, body_ref_dispose);
+    ref->body = resp->body;
+    resp->body = NULL;
+    h2o_iovec_t buf = h2o_iovec_init(ref->body, len);
+    h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+/* Count, time and log one answered request. */
+static void record(route_stats *st, const char *method, size_t method_len, const char *path,
+                   size_t path_len, int status, double seconds, bool dropped)
+{
+    if (status >= WEB_STATUS_MIN && status <= WEB_STATUS_MAX)
+        atomic_fetch_add(&st->codes[status - WEB_STATUS_MIN], 1);
+    firn_histogram_observe(&st->duration, seconds);
+
+    char m[32], p[256], mq[80], pq[600];
+    snprintf(m, sizeof m, "%.*s", (int)(method_len < sizeof m ? method_len : sizeof m - 1),
+             method);
+    snprintf(p, sizeof p, "%.*s", (int)(path_len < sizeof p ? path_len : sizeof p - 1), path);
+    firn_log_quote(mq, sizeof mq, m);
+    firn_log_quote(pq, sizeof pq, p);
+    firn_log(FIRN_LOG_DEBUG, "web", dropped ? "client gone, response dropped" : "request",
+             "method=%s path=%s code=%d duration=%.3fms", mq, pq, status, seconds * 1e3);
+}
+
+/* Record a request, then send its response if the client is still there
+ * (req not NULL), else drop it.  Recorded first because h2o may dispose
+ * of req inside h2o_send. */
+static void finish(web_server *s, h2o_req_t *req, route_stats *st, const char *method,
+                   size_t method_len, const char *path, size_t path_len, uint64_t start_ns,
+                   web_response *resp, const char *allow)
+{
+    int status = resp->status ? resp->status : 200;
+    if (status < 200 || status > WEB_STATUS_MAX) {
+        firn_log(FIRN_LOG_WARN, "web", "handler returned an invalid status", "handler=%s code=%d",
+                 st->handler, status);
+        web_respond_text(resp, 500, "handler returned invalid status %d", status);
+        status = 500;
+        allow = NULL;
+    }
+    record(st, method, method_len, path, path_len, status,
+           (double)(now_ns() - start_ns) / 1e9, req == NULL);
+    atomic_fetch_sub(&s->in_flight, 1);
+    if (req) {
+        send_response(req, status, resp, allow);
+    } else {
+        free(resp->body);
+        resp->body = NULL;
+    }
+}
+
+/* Some responses h2o makes itself, before on_req: 413 for a body over
+ * max_body_bytes (h2o has the same limit, so it never buffers more), 404
+ * for a path that is not absolute.  h2o binds those requests to the
+ * host's fallback path, where this logger sits, so they are counted and
+ * logged like ours. */
+typedef struct web_h2o_logger {
+    h2o_logger_t super;
+    web_server *server;
+} web_h2o_logger;
+
+static void on_h2o_response(h2o_logger_t *self, h2o_req_t *req)
+{
+    web_server *s = ((web_h2o_logger *)self)->server;
+    route *rt = route_match(s, req->path_normalized.base, req->path_normalized.len);
+    struct timeval now, *begin = &req->timestamps.request_begin_at;
+    gettimeofday(&now, NULL);
+    double seconds = begin->tv_sec ? (double)(now.tv_sec - begin->tv_sec) +
+                                         (double)(now.tv_usec - begin->tv_usec) / 1e6
+                                   : 0;
+    record(rt ? &rt->stats : &s->other, req->method.base, req->method.len,
+           req->path_normalized.base, req->path_normalized.len, req->res.status,
+           seconds > 0 ? seconds : 0, false);
+}
+
+/* ---- jobs and workers -------------------------------------------------------- */
+
+static void job_free(web_job *job)
+{
+    firn_arena_free(job->arena);
+    free(job->response.body);
+    free(job);
+}
+
+static void guard_dispose(void *p)
+{
+    job_guard *g = p;
+    if (g->job) {
+        g->job->req = NULL;
+        g->job->guard = NULL;
+    }
+}
+
+/* Answer a job that came back (or never left) and free it. */
+static void job_complete(web_server *s, web_job *job)
+{
+    if (job->guard)
+        job->guard->job = NULL;
+    const web_request *r = &job->request;
+    route *rt = job->route;
+    if (job->response.status >= 500 && job->response.status != 503)
+        firn_log(FIRN_LOG_WARN, "web", "handler failed", "handler=%s code=%d", rt->path,
+                 job->response.status);
+    finish(s, job->req, &rt->stats, r->method, strlen(r->method), r->path, strlen(r->path),
+           job->start_ns, &job->response, NULL);
+    job_free(job);
+}
+
+static void on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    web_server *s = H2O_STRUCT_FROM_MEMBER(web_server, job_receiver, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *m =
+            H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&m->link);
+        web_job *job = H2O_STRUCT_FROM_MEMBER(web_job, msg, m);
+        assert(s->jobs_out > 0);
+        s->jobs_out--;
+        job_complete(s, job);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    web_server *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->head && !s->pool_stopping) {
+            s->idle++;
+            pthread_cond_wait(&s->cv, &s->mu);
+            s->idle--;
+        }
+        web_job *job = s->head;
+        if (!job)
+            break;
+        s->head = job->next;
+        if (!s->head)
+            s->tail = NULL;
+        s->queued--;
+        pthread_mutex_unlock(&s->mu);
+        job->route->fn(job->route->ctx, &job->request, &job->response);
+        h2o_multithread_send_message(&s->job_receiver, &job->msg);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Queue a job unless that would leave more than queue_max jobs waiting
+ * once every idle worker has taken one. */
+static bool pool_submit(web_server *s, web_job *job)
+{
+    bool ok = false;
+    pthread_mutex_lock(&s->mu);
+    if (!s->pool_stopping && s->queued < s->idle + s->opts.queue_max) {
+        job->next = NULL;
+        if (s->tail)
+            s->tail->next = job;
+        else
+            s->head = job;
+        s->tail = job;
+        s->queued++;
+        ok = true;
+        pthread_cond_signal(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+/* h2o refuses such bodies first (see on_h2o_response); this is for what
+ * reaches on_req all the same, declared or received. */
+static bool body_too_large(const h2o_req_t *req, size_t max)
+{
+    if (req->entity.len > max)
+        return true;
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_LENGTH, -1);
+    if (i < 0)
+        return false;
+    const h2o_iovec_t *v = &req->headers.entries[i].value;
+    size_t declared = h2o_strtosize(v->base, v->len);
+    return declared != SIZE_MAX && declared > max;
+}
+
+/* Copy what a handler may read off h2o's request into job's arena. */
+static int build_request(web_job *job, h2o_req_t *req, firn_err *err)
+{
+    web_header_part *headers = NULL;
+    bool form = false;
+    if (req->headers.size) {
+        headers = firn_arena_alloc(job->arena, req->headers.size * sizeof *headers);
+        if (!headers)
+            return firn_errf(err, FIRN_ENOMEM, "out of memory copying headers");
+    }
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        headers[i] = (web_header_part){h->name->base, h->name->len, h->value.base, h->value.len};
+        if (h->name == &H2O_TOKEN_CONTENT_TYPE->buf)
+            form = form || web_is_form_content_type(h->value.base, h->value.len);
+    }
+    web_request_parts parts = {
+        .method = req->method.base,
+        .method_len = req->method.len,
+        .path = req->path_normalized.base,
+        .path_len = req->path_normalized.len,
+        .headers = headers,
+        .n_headers = req->headers.size,
+        .body = req->entity.base,
+        .body_len = req->entity.base ? req->entity.len : 0,
+        .form_body = form && method_bit(req->method) == METHOD_POST,
+    };
+    if (req->query_at != SIZE_MAX) {
+        parts.query = req->path.base + req->query_at + 1;
+        parts.query_len = req->path.len - req->query_at - 1;
+    }
+    return web_request_build(&job->request, job->arena, &parts, err);
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    web_server *s = ((web_h2o_handler *)self)->server;
+    uint64_t start = now_ns();
+    atomic_fetch_add(&s->in_flight, 1);
+    h2o_iovec_t path = req->path_normalized;
+    route *rt = route_match(s, path.base, path.len);
+    route_stats *st = rt ? &rt->stats : &s->other;
+    web_response resp = {0};
+#define FINISH(allow)                                                                         \
+    finish(s, req, st, req->method.base, req->method.len, path.base, path.len, start, &resp, \
+           (allow))
+
+    if (!rt) {
+        web_respond_text(&resp, 404, "404 page not found");
+        FINISH(NULL);
+        return 0;
+    }
+    if (!(method_bit(req->method) & rt->methods)) {
+        web_respond_text(&resp, 405, "Method Not Allowed");
+        FINISH(rt->allow);
+        return 0;
+    }
+    if (body_too_large(req, s->opts.max_body_bytes)) {
+        web_respond_text(&resp, 413, "request body too large: more than %zu bytes",
+                         s->opts.max_body_bytes);
+        FINISH(NULL);
+        return 0;
+    }
+
+    firn_err err = {0};
+    web_job *job = calloc(1, sizeof *job);
+    if (!job || !(job->arena = firn_arena_new(0))) {
+        free(job);
+        firn_log(FIRN_LOG_WARN, "web", "out of memory", "handler=%s", rt->path);
+        web_respond_text(&resp, 500, "out of memory");
+        FINISH(NULL);
+        return 0;
+    }
+    job->route = rt;
+    job->start_ns = start;
+    if (build_request(job, req, &err) < 0) {
+        if (err.code == FIRN_ENOMEM)
+            firn_log(FIRN_LOG_WARN, "web", "out of memory", "handler=%s", rt->path);
+        web_respond_text(&resp, err.code == FIRN_ENOMEM ? 500 : 400, "%s", err.msg);
+        job_free(job);
+        FINISH(NULL);
+        return 0;
+    }
+    if (!(rt->flags & WEB_ROUTE_WORKER)) {
+        rt->fn(rt->ctx, &job->request, &job->response);
+        job->req = req;
+        job_complete(s, job);
+        return 0;
+    }
+    job->req = req;
+    job->guard = h2o_mem_alloc_shared(&req->pool, sizeof *job->guard, guard_dispose);
+    job->guard->job = job;
+    if (!pool_submit(s, job)) {
+        job->guard->job = NULL;
+        job_free(job);
+        bool stopping = atomic_load(&s->stop_requested);
+        web_respond_text(&resp, 503, stopping ? "server shutting down" : "server busy");
+        FINISH(NULL);
+        return 0;
+    }
+    s->jobs_out++;
+    return 0;
+#undef FINISH
+}
+
+/* ---- the loop thread ----------------------------------------------------------- */
+
+static void on_conn_close(void *data)
+{
+    web_conn *c = data;
+    h2o_linklist_unlink(&c->link);
+    free(c);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    web_server *s = listener->data;
+    if (err)
+        return;
+    for (int i = 0; i < WEB_ACCEPT_BURST; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (!sock)
+            return;
+        web_conn *c = calloc(1, sizeof *c);  /* h2o asserts an unlinked link is zeroed */
+        if (!c) {
+            firn_log(FIRN_LOG_WARN, "web", "out of memory accepting a connection", NULL);
+            h2o_socket_close(sock);
+            continue;
+        }
+        int one = 1;
+        setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c->sock = sock;
+        h2o_linklist_insert(&s->conns, &c->link);
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = c;
+        h2o_accept(&s->accept_ctx, sock);
+    }
+}
+
+static void h2o_setup(web_server *s)
+{
+    h2o_config_init(&s->globalconf);
+    s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("firn/" FIRN_VERSION));
+    s->globalconf.max_request_entity_size = s->opts.max_body_bytes;
+    s->globalconf.http1.upgrade_to_http2 = 0;
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
+    web_h2o_handler *handler = (web_h2o_handler *)h2o_create_handler(pathconf, sizeof *handler);
+    handler->super.on_req = on_req;
+    handler->server = s;
+    web_h2o_logger *logger =
+        (web_h2o_logger *)h2o_create_logger(&host->fallback_path, sizeof *logger);
+    logger->super.log_access = on_h2o_response;
+    logger->server = s;
+
+    s->loop = h2o_evloop_create();
+    h2o_context_init(&s->ctx, s->loop, &s->globalconf);
+    s->accept_ctx = (h2o_accept_ctx_t){.ctx = &s->ctx, .hosts = s->globalconf.hosts};
+    h2o_multithread_register_receiver(s->ctx.queue, &s->job_receiver, on_jobs_done);
+    s->listener = h2o_evloop_socket_create(s->loop, s->fd, H2O_SOCKET_FLAG_DONT_READ);
+    s->listener->data = s;
+    h2o_socket_read_start(s->listener, on_accept);
+}
+
+static size_t count_conns(web_server *s)
+{
+    size_t n = 0;
+    for (h2o_linklist_t *l = s->conns.next; l != &s->conns; l = l->next)
+        n++;
+    return n;
+}
+
+static void shutdown_conns(web_server *s, int how)
+{
+    for (h2o_linklist_t *l = s->conns.next; l != &s->conns; l = l->next) {
+        web_conn *c = H2O_STRUCT_FROM_MEMBER(web_conn, link, l);
+        shutdown(h2o_socket_get_fd(c->sock), how);
+    }
+}
+
+/* See "Shutdown" at the top of the file. */
+static void loop_shutdown(web_server *s)
+{
+    h2o_socket_read_stop(s->listener);
+    h2o_socket_close(s->listener);
+    s->listener = NULL;
+    s->fd = -1;
+
+    pthread_mutex_lock(&s->mu);
+    s->pool_stopping = true;
+    web_job *queued = s->head;
+    s->head = s->tail = NULL;
+    s->queued = 0;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    while (queued) {
+        web_job *job = queued;
+        queued = job->next;
+        web_respond_text(&job->response, 503, "server shutting down");
+        s->jobs_out--;
+        job_complete(s, job);
+    }
+    while (s->jobs_out > 0)
+        h2o_evloop_run(s->loop, INT32_MAX);
+    for (size_t i = 0; i < s->n_workers; i++)
+        pthread_join(s->workers[i], NULL);
+    s->n_workers = 0;
+
+    shutdown_conns(s, SHUT_RD);
+    uint64_t deadline = now_ns() + (uint64_t)WEB_DRAIN_MS * 1000000u;
+    bool forced = false;
+    while (!h2o_linklist_is_empty(&s->conns)) {
+        uint64_t now = now_ns();
+        if (!forced && now >= deadline) {
+            firn_log(FIRN_LOG_WARN, "web", "closing connections whose clients do not read",
+                     "connections=%zu", count_conns(s));
+            shutdown_conns(s, SHUT_RDWR);
+            forced = true;
+        }
+        h2o_evloop_run(s->loop, forced ? 1000 : (int32_t)((deadline - now) / 1000000u + 1));
+    }
+    h2o_evloop_run(s->loop, 0);  /* frees the sockets closed last */
+
+    h2o_multithread_unregister_receiver(s->ctx.queue, &s->job_receiver);
+    h2o_context_dispose(&s->ctx);
+    h2o_evloop_destroy(s->loop);
+    s->loop = NULL;
+    h2o_config_dispose(&s->globalconf);
+}
+
+static void *loop_main(void *arg)
+{
+    web_server *s = arg;
+    h2o_setup(s);
+    pthread_mutex_lock(&s->mu);
+    s->ready = true;
+    pthread_cond_signal(&s->ready_cv);
+    pthread_mutex_unlock(&s->mu);
+    while (!atomic_load(&s->stop_requested))
+        h2o_evloop_run(s->loop, INT32_MAX);
+    loop_shutdown(s);
+    return NULL;
+}
+
+static void stop_workers(web_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->pool_stopping = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < s->n_workers; i++)
+        pthread_join(s->workers[i], NULL);
+    s->n_workers = 0;
+}
+
+int web_start(web_server *s, firn_err *err)
+{
+    if (s->started)
+        return firn_errf(err, FIRN_EINVAL, "web: already started");
+    s->workers = calloc(s->opts.workers, sizeof *s->workers);
+    if (!s->workers)
+        return firn_errf(err, FIRN_ENOMEM, "web: out of memory");
+    /* Threads inherit the signal mask: see the top of the file. */
+    sigset_t pipe_only, old;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    int rc = 0;
+    for (size_t i = 0; i < s->opts.workers && rc == 0; i++) {
+        rc = pthread_create(&s->workers[i], NULL, worker_main, s);
+        if (rc == 0)
+            s->n_workers++;
+    }
+    if (rc == 0)
+        rc = pthread_create(&s->loop_thread, NULL, loop_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        stop_workers(s);
+        pthread_mutex_lock(&s->mu);
+        s->pool_stopping = false;
+        pthread_mutex_unlock(&s->mu);
+        free(s->workers);
+        s->workers = NULL;
+        char ebuf[128];
+        return firn_errf(err, FIRN_EIO, "web: starting threads: %s",
+                         errno_text(rc, ebuf, sizeof ebuf));
+    }
+    /* web_stop needs the loop's queue to wake it. */
+    pthread_mutex_lock(&s->mu);
+    while (!s->ready)
+        pthread_cond_wait(&s->ready_cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    s->started = true;
+    char q[300];
+    firn_log(FIRN_LOG_INFO, "web", "Listening on", "address=%s port=%d workers=%zu",
+             firn_log_quote(q, sizeof q, s->listen_address), s->port, s->opts.workers);
+    return 0;
+}
+
+void web_stop(web_server *s)
+{
+    if (!s)
+        return;
+    if (s->started) {
+        atomic_store(&s->stop_requested, true);
+        h2o_multithread_send_message(&s->job_receiver, NULL);
+        pthread_join(s->loop_thread, NULL);
+    }
+    if (s->fd >= 0)
+        close(s->fd);
+    for (size_t i = 0; i < s->n_routes; i++) {
+        free(s->routes[i]->path);
+        free(s->routes[i]);
+    }
+    free(s->routes);
+    free(s->workers);
+    pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->ready_cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s->listen_address);
+    free(s);
+}
+
+/* ---- self-metrics ------------------------------------------------------------- */
+
+static void write_counts(firn_buf *b, const route_stats *st)
+{
+    for (int i = 0; i < WEB_STATUS_SLOTS; i++) {
+        uint64_t n = atomic_load(&st->codes[i]);
+        if (n == 0)
+            continue;
+        char code[8];
+        snprintf(code, sizeof code, "%d", i + WEB_STATUS_MIN);
+        firn_label labels[] = {{"code", code}, {"handler", st->handler}};
+        firn_metrics_sample(b, "firn_http_requests_total", labels, 2, (double)n);
+    }
+}
+
+void web_metrics_write(web_server *s, firn_buf *b)
+{
+    firn_metrics_header(b, "firn_http_requests_total", "counter",
+                        "Requests answered, by handler (the route's path) and status code.");
+    for (size_t i = 0; i < s->n_routes; i++)
+        write_counts(b, &s->routes[i]->stats);
+    write_counts(b, &s->other);
+
+    firn_metrics_header(b, "firn_http_request_duration_seconds", "histogram",
+                        "Time from a request's arrival to its response, by handler.");
+    for (size_t i = 0; i < s->n_routes; i++) {
+        firn_label label = {"handler", s->routes[i]->stats.handler};
+        firn_histogram_write(b, "firn_http_request_duration_seconds", &label, 1,
+                             &s->routes[i]->stats.duration);
+    }
+    firn_label other = {"handler", s->other.handler};
+    firn_histogram_write(b, "firn_http_request_duration_seconds", &other, 1, &s->other.duration);
+
+    firn_metrics_header(b, "firn_http_requests_in_flight", "gauge",
+                        "Requests being served now.");
+    firn_metrics_sample(b, "firn_http_requests_in_flight", NULL, 0,
+                        (double)atomic_load(&s->in_flight));
+}
