@@ -1,10 +1,12 @@
-/* scrape.h -- scraping: for now, building targets from discovered target groups.
+/* scrape.h -- scraping: targets from discovered groups, and the scrape manager.
  *
- * What this module owns today: turning one discovered target (its labels
- * and its group's labels) into a scrape target under a scrape config, as
+ * What this module owns: turning one discovered target (its labels and its
+ * group's labels) into a scrape target under a scrape config, as
  * Prometheus's scrape/target.go PopulateDiscoveredLabels + PopulateLabels
- * do; the URL of each profile type of a target, as Parca builds it; and the
- * spreading of scrapes over the interval (a stable per-target offset).
+ * do; the URL of each profile type of a target, as Parca builds it; the
+ * spreading of scrapes over the interval (a stable per-target offset); and
+ * the scrape manager that pulls every (target, profile type) on its
+ * schedule and stores what it gets (see "the scrape manager" below).
  *
  * Label population (PROMETHEUS.md 1.2), with firn's choices:
  * - Discovered labels: the target's labels, then each group label the
@@ -53,7 +55,9 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "discovery/discovery.h"
 #include "model/model.h"
+#include "tsdb/tsdb.h"
 
 #define SCRAPE_LABEL_ADDRESS "__address__"
 #define SCRAPE_LABEL_SCHEME "__scheme__"
@@ -109,5 +113,119 @@ uint64_t scrape_target_offset_ms(const scrape_target *t, const char *url, uint64
  * offset_ms modulo interval_ms: in (0, interval_ms].  interval_ms > 0 and
  * offset_ms < interval_ms. */
 int64_t scrape_next_delay_ms(int64_t now_ms, int64_t interval_ms, uint64_t offset_ms);
+
+/* ---- the scrape manager ------------------------------------------------------
+ *
+ * One scrape pool per job; in a pool one scrape loop per (kept target,
+ * enabled profile type), as Parca: each loop is a target of its own on
+ * /api/v1/targets, its labels the target's plus __name__ = the profile
+ * type's name.  A loop scrapes at times congruent to its offset modulo its
+ * interval (scrape_target_offset_ms), so scrapes spread over the interval
+ * and keep their phase across restarts.  A tick that finds the previous
+ * scrape of the loop still running (or still being stored) is skipped.
+ *
+ * Threads:
+ *  - one scrape thread drives every HTTP request through one libcurl multi
+ *    handle (connections reused; timeouts, body limits, gzip, TLS and auth
+ *    per job).  It never decodes or stores.
+ *  - ingest workers take fetched bodies from a bounded queue, decode them
+ *    (pprof/ with its caps), turn cumulative columns into deltas per loop
+ *    (pprof_delta_apply: the first scrape only sets the baseline), check
+ *    sample_limit, keep the configured sample types, and append to the
+ *    store; the appends of several workers share commits.  A full queue
+ *    drops the profile with lastError saying so, never blocks the scrape
+ *    thread.
+ *  - scrape_manager_apply/update/status/metrics may be called from any
+ *    thread; apply and update return once the pools are rebuilt (loops
+ *    start scraping on their next tick).
+ *
+ * Reload: a job whose scrape config is unchanged (config_scrape_equal)
+ * keeps its pool as it is: loops, delta baselines and health.  Other jobs
+ * are rebuilt; jobs no longer configured stop (an in-flight request is
+ * aborted).  Within a pool, a target group update keeps every loop whose
+ * labels and URL are unchanged.
+ *
+ * Health per loop: unknown until its first scrape ends, then up or down
+ * with lastError, the wall time the last scrape started and how long
+ * fetching and storing took.
+ */
+
+typedef struct scrape_manager scrape_manager;
+
+typedef struct scrape_options {
+    tsdb *db;                  /* where profiles go; must outlive the manager */
+    size_t ingest_workers;     /* default 2 */
+    size_t ingest_queue_max;   /* fetched profiles waiting for a worker (default 512) */
+    uint64_t offset_seed;      /* sets HA replicas apart (scrape_target_offset_ms) */
+    uint64_t default_body_limit;  /* when a job sets no body_size_limit (default:
+                                     pprof's max_input_bytes) */
+    const char *user_agent;    /* default "firn/<version>" */
+} scrape_options;
+
+void scrape_options_default(scrape_options *o);
+scrape_manager *scrape_manager_new(const scrape_options *o, firn_err *err);
+/* Stops every loop (aborting requests), lets the workers finish what they
+ * hold, frees everything including the configs taken. */
+void scrape_manager_free(scrape_manager *m);
+
+/* Run cfg: the manager takes it (frees it when no pool uses it any more),
+ * also when this fails.  Each job's static_configs become its "static"
+ * target groups.  Fails (FIRN_ENOMEM) leaving the previous config running
+ * and cfg freed. */
+int scrape_manager_apply(scrape_manager *m, firn_config *cfg, firn_err *err);
+
+/* Replace the target groups a provider (a name unique within the job, e.g.
+ * "file/0") found for a job, by source: each group given replaces the one
+ * of the same source (a group without targets empties it).  groups are
+ * copied.  FIRN_EINVAL when the job is not configured. */
+int scrape_manager_update(scrape_manager *m, const char *job, const char *provider,
+                          const disc_group *groups, size_t n, firn_err *err);
+
+typedef enum scrape_health {
+    SCRAPE_HEALTH_UNKNOWN,
+    SCRAPE_HEALTH_UP,
+    SCRAPE_HEALTH_DOWN,
+} scrape_health;
+
+const char *scrape_health_name(scrape_health h);   /* "unknown", "up", "down" */
+
+typedef struct scrape_loop_status {
+    const char *pool;
+    const char *profile_name;       /* the profile type's name, "process_cpu" */
+    firn_label *discovered;         /* before relabeling */
+    size_t n_discovered;
+    firn_label *labels;             /* public labels and __name__ */
+    size_t n_labels;
+    const char *url;
+    scrape_health health;
+    const char *last_error;         /* "" when the last scrape succeeded */
+    int64_t last_scrape_ms;         /* wall clock; 0 when never scraped */
+    double last_duration_s;
+    int64_t interval_ms, timeout_ms;
+} scrape_loop_status;
+
+typedef struct scrape_dropped_status {
+    const char *pool;
+    firn_label *discovered;
+    size_t n_discovered;
+} scrape_dropped_status;
+
+/* A consistent copy of every pool, for /api/v1/targets: pools sorted by
+ * name, loops by labels within a pool. */
+typedef struct scrape_status {
+    const char **pools;
+    size_t n_pools;
+    scrape_loop_status *active;
+    size_t n_active;
+    scrape_dropped_status *dropped;
+    size_t n_dropped;
+    firn_arena *arena;              /* owns all of the above */
+} scrape_status;
+
+int scrape_manager_status(scrape_manager *m, scrape_status *out, firn_err *err);
+void scrape_status_free(scrape_status *s);
+
+/* firn_scrape_* and firn_ingest_* families in the text exposition format. */
+void scrape_manager_metrics_write(scrape_manager *m, firn_buf *b);
 
 #endif

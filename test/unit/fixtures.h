@@ -4,8 +4,11 @@
 #ifndef FIRN_TEST_FIXTURES_H
 #define FIRN_TEST_FIXTURES_H
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "pprof/pprof.h"
 
@@ -36,6 +39,29 @@ static inline pprof_profile *decode_fixture(const char *name)
     if (!p)
         fail_msg("%s: %s", name, err.msg);
     return p;
+}
+
+/* A fresh directory /tmp/firn-test-NAME-XXXXXX (malloc'd path). */
+static inline char *temp_dir(const char *name)
+{
+    char tmpl[256];
+    snprintf(tmpl, sizeof tmpl, "/tmp/firn-test-%s-XXXXXX", name);
+    if (!mkdtemp(tmpl))
+        fail_msg("mkdtemp failed");
+    return strdup(tmpl);
+}
+
+static inline int remove_entry_(const char *path, const struct stat *st, int flag,
+                                struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* rm -rf path. */
+static inline void remove_tree(const char *path)
+{
+    nftw(path, remove_entry_, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 #endif

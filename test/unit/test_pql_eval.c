@@ -77,14 +77,6 @@ struct fixture {
     tsdb_reader *r;
 };
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void append(tsdb *db, const char *job, const char *instance, const char *name, bool delta,
                    pprof_profile *p, int64_t ts)
 {
@@ -133,7 +125,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     tsdb_reader_close(f->r);
     tsdb_close(f->db);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    remove_tree(f->dir);
     free(f);
     return 0;
 }

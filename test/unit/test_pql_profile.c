@@ -44,14 +44,6 @@
 
 /* ---- store helpers ------------------------------------------------------ */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 struct fixture {
     char dir[64];
     tsdb *db;
@@ -75,7 +67,7 @@ static int store_setup(void **state)
     firn_err err = {0};
     if (!(f->db = tsdb_open(&o, &err))) {
         print_error("tsdb_open %s: %s\n", f->dir, err.msg);
-        nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        remove_tree(f->dir);
         free(f);
         return -1;
     }
@@ -87,7 +79,7 @@ static int store_teardown(void **state)
 {
     struct fixture *f = *state;
     tsdb_close(f->db);
-    nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_tree(f->dir);
     free(f);
     return 0;
 }

@@ -48,32 +48,16 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static char *temp_dir(void)
-{
-    char tmpl[] = "/tmp/firn-test-tsdb-XXXXXX";
-    if (!mkdtemp(tmpl))
-        fail_msg("mkdtemp failed");
-    return strdup(tmpl);
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* Each store test gets a fresh directory, removed even when it fails. */
 static int dir_setup(void **state)
 {
-    *state = temp_dir();
+    *state = temp_dir("tsdb");
     return 0;
 }
 
 static int dir_teardown(void **state)
 {
-    nftw(*state, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_tree(*state);
     free(*state);
     return 0;
 }

@@ -1,0 +1,1541 @@
+/* manager.c -- the scrape manager: pools, loops, the libcurl scrape thread
+ * and the ingest workers (contract in scrape.h).
+ *
+ * Ownership and lifetimes:
+ * - A cfg_ref wraps one applied firn_config with a reference count: the
+ *   manager holds one on the current config, each pool one on the config it
+ *   was built from, each loop one on its pool's config (loops point into
+ *   the config: their profile type and scrape config).
+ * - A loop is reference counted: its pool holds one, the scheduling heap one
+ *   per entry, an in-flight ingest job one.  Removing a loop from its pool
+ *   marks it removed; whoever drops the last reference frees it.
+ * - m->mu guards the pools, every loop's health fields and the lists the
+ *   scrape thread picks up (loops to schedule, loops to reap).  Loop fields
+ *   set at creation (labels, URL, offset, configs) are read without it.
+ * - loop->busy is set by the scrape thread when a scrape starts and cleared
+ *   by whoever finishes with the loop (the scrape thread on a failed fetch,
+ *   an ingest worker after storing): so fetching and storing of one loop
+ *   never overlap, and its delta state needs no lock.
+ */
+#include <curl/curl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "pprof/pprof.h"
+#include "scrape/scrape.h"
+
+#define DEFAULT_INGEST_WORKERS 2
+#define DEFAULT_INGEST_QUEUE 512
+#define MAX_CONNECTIONS_CACHED 1024
+#define ERROR_MAX 512
+
+/* ---- results (firn_scrapes_total{result}) ---------------------------------- */
+
+enum result {
+    RES_SUCCESS,       /* stored */
+    RES_BASELINE,      /* first scrape of a cumulative profile: baseline only */
+    RES_HTTP_ERROR,    /* status other than 200 */
+    RES_FETCH_ERROR,   /* connection, DNS, TLS, protocol */
+    RES_TIMEOUT,
+    RES_BODY_LIMIT,
+    RES_DECODE_ERROR,
+    RES_LIMIT,         /* sample_limit, label_limit, target_limit */
+    RES_STORE_ERROR,
+    RES_QUEUE_FULL,
+    RES_SKIPPED,       /* the previous scrape of the loop was still running */
+    RES_COUNT
+};
+
+static const char *const RESULT_NAMES[RES_COUNT] = {
+    "success", "baseline", "http_error", "fetch_error", "timeout", "body_limit",
+    "decode_error", "limit", "store_error", "queue_full", "skipped",
+};
+
+/* ---- types ------------------------------------------------------------------ */
+
+typedef struct cfg_ref {
+    firn_config *cfg;
+    _Atomic int refs;
+} cfg_ref;
+
+typedef struct pool pool;
+
+typedef struct loop {
+    _Atomic int refs;
+    _Atomic bool busy;
+    _Atomic bool removed;
+    scrape_manager *m;
+    cfg_ref *cref;
+    const config_scrape *job;
+    const config_profile_type *pt;
+    char *pool_name;                /* copied: the loop may outlive its pool */
+    firn_arena *arena;              /* labels and strings below */
+    scrape_target target;           /* labels copied into arena */
+    firn_label *store_labels;       /* __name__ and target.public_labels (which point
+                                       into it): /api/v1/targets' labels */
+    size_t n_store_labels;
+    char *url;
+    uint64_t key;                   /* identity within the pool: labels + URL */
+    uint64_t offset_ms;
+    int64_t label_count;            /* for label_limit */
+
+    /* scrape thread only */
+    CURL *easy;
+    bool in_multi;                  /* easy is added to the multi handle */
+    struct curl_slist *headers;
+    firn_buf body;
+    bool body_too_big;
+    int64_t started_mono_ms;
+    int64_t started_wall_ms;
+    char curl_error[CURL_ERROR_SIZE];
+
+    /* ingest worker only (serialized by busy) */
+    pprof_delta_state *delta;
+
+    /* m->mu */
+    scrape_health health;
+    char last_error[ERROR_MAX];
+    int64_t last_scrape_ms;
+    double last_duration_s;
+} loop;
+
+typedef struct provider {
+    char *name;
+    disc_groups groups;             /* one per source, latest wins */
+} provider;
+
+struct pool {
+    char *name;
+    cfg_ref *cref;
+    const config_scrape *job;
+    loop **loops;                   /* sorted by labels for status */
+    size_t n_loops;
+    firn_label **dropped;           /* discovered label sets of dropped targets */
+    size_t *n_dropped_labels;
+    size_t n_dropped;
+    firn_arena *dropped_arena;
+    provider *providers;
+    size_t n_providers;
+    char limit_error[ERROR_MAX];    /* target_limit exceeded: every loop fails */
+};
+
+typedef struct heap_entry {
+    int64_t due_mono_ms;
+    loop *l;
+} heap_entry;
+
+typedef struct ingest_job {
+    loop *l;
+    firn_buf body;
+    int64_t fetch_s_start_mono;
+} ingest_job;
+
+struct scrape_manager {
+    scrape_options opts;
+    char *user_agent;
+    pthread_mutex_t mu;
+    cfg_ref *current;
+    pool **pools;
+    size_t n_pools;
+    loop **to_schedule;             /* new loops for the scrape thread */
+    size_t n_to_schedule, cap_to_schedule;
+    loop **to_reap;                 /* removed loops it must abort and release */
+    size_t n_to_reap, cap_to_reap;
+    bool stopping;
+
+    /* scrape thread */
+    pthread_t thread;
+    CURLM *multi;
+    heap_entry *heap;
+    size_t n_heap, cap_heap;
+
+    /* ingest */
+    pthread_mutex_t qmu;
+    pthread_cond_t qcond;
+    ingest_job *queue;              /* ring */
+    size_t q_head, q_len;
+    bool q_stopping;
+    pthread_t *workers;
+    size_t n_workers;
+
+    /* self-metrics */
+    _Atomic uint64_t results[RES_COUNT];
+    _Atomic uint64_t samples_stored;
+    _Atomic uint64_t bytes_fetched;
+    _Atomic uint64_t syncs;
+    firn_histogram duration;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *scrape_health_name(scrape_health h)
+{
+    switch (h) {
+    case SCRAPE_HEALTH_UP:
+        return "up";
+    case SCRAPE_HEALTH_DOWN:
+        return "down";
+    default:
+        return "unknown";
+    }
+}
+
+/* ---- references ---------------------------------------------------------------- */
+
+static cfg_ref *cfg_ref_get(cfg_ref *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+    return c;
+}
+
+static void cfg_ref_put(cfg_ref *c)
+{
+    if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
+        config_free(c->cfg);
+        free(c);
+    }
+}
+
+static loop *loop_get(loop *l)
+{
+    atomic_fetch_add(&l->refs, 1);
+    return l;
+}
+
+static void loop_put(loop *l)
+{
+    if (!l || atomic_fetch_sub(&l->refs, 1) != 1)
+        return;
+    if (l->easy)
+        curl_easy_cleanup(l->easy);
+    curl_slist_free_all(l->headers);
+    firn_buf_free(&l->body);
+    pprof_delta_free(l->delta);
+    free(l->url);
+    free(l->pool_name);
+    firn_arena_free(l->arena);
+    cfg_ref_put(l->cref);
+    free(l);
+}
+
+/* Record the end of one scrape of l (any thread). */
+static void loop_finish(loop *l, enum result res, const char *error, int64_t started_mono)
+{
+    scrape_manager *m = l->m;
+    double took = (double)(mono_ms() - started_mono) / 1000.0;
+    atomic_fetch_add(&m->results[res], 1);
+    if (res != RES_SKIPPED)
+        firn_histogram_observe(&m->duration, took);
+    pthread_mutex_lock(&m->mu);
+    l->health = error ? SCRAPE_HEALTH_DOWN : SCRAPE_HEALTH_UP;
+    snprintf(l->last_error, sizeof l->last_error, "%s", error ? error : "");
+    l->last_scrape_ms = l->started_wall_ms;
+    l->last_duration_s = took;
+    pthread_mutex_unlock(&m->mu);
+    if (error && !atomic_load(&l->removed)) {
+        char q[600];
+        firn_log(FIRN_LOG_DEBUG, "scrape", "scrape failed", "pool=%s url=%s err=%s",
+                 l->pool_name, l->url, firn_log_quote(q, sizeof q, error));
+    }
+}
+
+/* ---- growing arrays ------------------------------------------------------------- */
+
+static bool push_loop(loop ***v, size_t *n, size_t *cap, loop *l)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 64;
+        loop **p = realloc(*v, c * sizeof *p);
+        if (!p)
+            return false;
+        *v = p;
+        *cap = c;
+    }
+    (*v)[(*n)++] = l;
+    return true;
+}
+
+/* ---- the schedule (a binary min-heap on due time) ---------------------------- */
+
+static bool heap_push(scrape_manager *m, int64_t due, loop *l)
+{
+    if (m->n_heap == m->cap_heap) {
+        size_t c = m->cap_heap ? m->cap_heap * 2 : 256;
+        heap_entry *p = realloc(m->heap, c * sizeof *p);
+        if (!p)
+            return false;
+        m->heap = p;
+        m->cap_heap = c;
+    }
+    size_t i = m->n_heap++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (m->heap[parent].due_mono_ms <= due)
+            break;
+        m->heap[i] = m->heap[parent];
+        i = parent;
+    }
+    m->heap[i] = (heap_entry){due, l};
+    return true;
+}
+
+static heap_entry heap_pop(scrape_manager *m)
+{
+    heap_entry top = m->heap[0];
+    heap_entry last = m->heap[--m->n_heap];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= m->n_heap)
+            break;
+        if (c + 1 < m->n_heap && m->heap[c + 1].due_mono_ms < m->heap[c].due_mono_ms)
+            c++;
+        if (last.due_mono_ms <= m->heap[c].due_mono_ms)
+            break;
+        m->heap[i] = m->heap[c];
+        i = c;
+    }
+    if (m->n_heap)
+        m->heap[i] = last;
+    return top;
+}
+
+/* The next due time of l after now, on its phase. */
+static int64_t next_due(const loop *l)
+{
+    return mono_ms() + scrape_next_delay_ms(wall_ms(), l->target.interval_ms, l->offset_ms);
+}
+
+/* ---- fetching (scrape thread) ---------------------------------------------------- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
+{
+    loop *l = ctx;
+    size_t n = size * nmemb;
+    uint64_t limit = l->job->body_size_limit ? l->job->body_size_limit
+                                             : l->m->opts.default_body_limit;
+    if (l->body.len + n > limit) {
+        l->body_too_big = true;
+        return 0;  /* aborts the transfer: CURLE_WRITE_ERROR */
+    }
+    firn_buf_append(&l->body, data, n);
+    return l->body.failed ? 0 : n;
+}
+
+/* Secrets from files are read at every scrape, as Prometheus does, so a
+ * rotated token is picked up without a reload. */
+static int read_secret(const char *path, char *out, size_t size, char *why, size_t why_size)
+{
+    unsigned char *data = NULL;
+    size_t len = 0;
+    firn_err err = {0};
+    if (firn_read_file(path, size - 1, &data, &len, &err) < 0) {
+        snprintf(why, why_size, "%s", err.msg);
+        return -1;
+    }
+    while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+        len--;
+    memcpy(out, data, len);
+    out[len] = '\0';
+    free(data);
+    return 0;
+}
+
+static int64_t loop_timeout_ms(const loop *l)
+{
+    int64_t t = l->target.timeout_ms;
+    if (l->pt->delta && l->pt->timeout_ms > t)
+        t = l->pt->timeout_ms;  /* the target records for `seconds` first */
+    return t;
+}
+
+/* Set up l's request.  Returns NULL or an error for lastError. */
+static const char *loop_prepare(loop *l, char *why, size_t why_size)
+{
+    const config_http *h = &l->job->http;
+    if (!l->easy) {
+        l->easy = curl_easy_init();
+        if (!l->easy)
+            return "out of memory";
+    } else {
+        curl_easy_reset(l->easy);
+    }
+    curl_slist_free_all(l->headers);
+    l->headers = NULL;
+    CURL *e = l->easy;
+    curl_easy_setopt(e, CURLOPT_URL, l->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, l);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, l);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, l->curl_error);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, l->m->user_agent);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)loop_timeout_ms(l));
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);  /* Go's client follows redirects */
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    uint64_t limit = l->job->body_size_limit ? l->job->body_size_limit
+                                             : l->m->opts.default_body_limit;
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)limit);
+
+    char hdr[4200];
+    snprintf(hdr, sizeof hdr, "X-Prometheus-Scrape-Timeout-Seconds: %g",
+             (double)loop_timeout_ms(l) / 1000.0);
+    l->headers = curl_slist_append(l->headers, hdr);
+    if (h->authorization.set) {
+        char secret[4096];
+        const char *cred = h->authorization.credentials ? h->authorization.credentials : "";
+        if (h->authorization.credentials_file) {
+            if (read_secret(h->authorization.credentials_file, secret, sizeof secret, why,
+                            why_size) < 0)
+                return why;
+            cred = secret;
+        }
+        snprintf(hdr, sizeof hdr, "Authorization: %s %s", h->authorization.type, cred);
+        l->headers = curl_slist_append(l->headers, hdr);
+    }
+    if (h->basic_auth.set) {
+        char secret[4096];
+        const char *pw = h->basic_auth.password ? h->basic_auth.password : "";
+        if (h->basic_auth.password_file) {
+            if (read_secret(h->basic_auth.password_file, secret, sizeof secret, why,
+                            why_size) < 0)
+                return why;
+            pw = secret;
+        }
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_USERNAME, h->basic_auth.username ? h->basic_auth.username
+                                                                     : "");
+        curl_easy_setopt(e, CURLOPT_PASSWORD, pw);
+    }
+    if (!l->headers)
+        return "out of memory";
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, l->headers);
+
+    const config_tls *tls = &h->tls;
+    if (tls->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, tls->ca_file);
+    if (tls->cert_file) {
+        curl_easy_setopt(e, CURLOPT_SSLCERT, tls->cert_file);
+        curl_easy_setopt(e, CURLOPT_SSLKEY, tls->key_file);
+    }
+    if (tls->insecure_skip_verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    return NULL;
+}
+
+static void loop_start(scrape_manager *m, loop *l)
+{
+    char why[ERROR_MAX];
+    l->started_mono_ms = mono_ms();
+    l->started_wall_ms = wall_ms();
+    if (l->job->label_limit && (uint64_t)l->label_count > l->job->label_limit) {
+        snprintf(why, sizeof why, "label_limit exceeded (labels: %lld, limit: %llu)",
+                 (long long)l->label_count, (unsigned long long)l->job->label_limit);
+        loop_finish(l, RES_LIMIT, why, l->started_mono_ms);
+        return;
+    }
+    firn_buf_free(&l->body);
+    l->body_too_big = false;
+    l->curl_error[0] = '\0';
+    const char *error = loop_prepare(l, why, sizeof why);
+    if (error) {
+        loop_finish(l, RES_FETCH_ERROR, error, l->started_mono_ms);
+        return;
+    }
+    if (curl_multi_add_handle(m->multi, l->easy) != CURLM_OK) {
+        loop_finish(l, RES_FETCH_ERROR, "could not start the request", l->started_mono_ms);
+        return;
+    }
+    l->in_multi = true;
+    atomic_store(&l->busy, true);
+    loop_get(l);  /* the transfer's reference */
+}
+
+/* Go's http.StatusText for the codes a target is likely to send. */
+static const char *status_text(long code)
+{
+    switch (code) {
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "";
+    }
+}
+
+static bool enqueue_ingest(scrape_manager *m, loop *l);
+
+/* A transfer ended: record a failure, or hand the body to the workers. */
+static void loop_fetched(scrape_manager *m, loop *l, CURLcode rc)
+{
+    char why[ERROR_MAX + CURL_ERROR_SIZE];
+    long code = 0;
+    curl_easy_getinfo(l->easy, CURLINFO_RESPONSE_CODE, &code);
+    curl_multi_remove_handle(m->multi, l->easy);
+    l->in_multi = false;
+    enum result res = RES_SUCCESS;
+    if (l->body_too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+        uint64_t limit = l->job->body_size_limit ? l->job->body_size_limit
+                                                 : m->opts.default_body_limit;
+        snprintf(why, sizeof why, "body size limit exceeded (limit: %llu bytes)",
+                 (unsigned long long)limit);
+        res = RES_BODY_LIMIT;
+    } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+        snprintf(why, sizeof why, "Get \"%s\": timed out after %gs", l->url,
+                 (double)loop_timeout_ms(l) / 1000.0);
+        res = RES_TIMEOUT;
+    } else if (rc != CURLE_OK) {
+        snprintf(why, sizeof why, "Get \"%s\": %s", l->url,
+                 l->curl_error[0] ? l->curl_error : curl_easy_strerror(rc));
+        res = RES_FETCH_ERROR;
+    } else if (code != 200) {
+        const char *text = status_text(code);
+        snprintf(why, sizeof why, "server returned HTTP status %ld%s%s", code, *text ? " " : "",
+                 text);
+        res = RES_HTTP_ERROR;
+    } else if (l->body.failed) {
+        snprintf(why, sizeof why, "out of memory reading the body");
+        res = RES_FETCH_ERROR;
+    }
+    atomic_fetch_add(&m->bytes_fetched, l->body.len);
+    if (res != RES_SUCCESS) {
+        firn_buf_free(&l->body);
+        loop_finish(l, res, why, l->started_mono_ms);
+        atomic_store(&l->busy, false);
+    } else if (atomic_load(&l->removed)) {
+        firn_buf_free(&l->body);
+        atomic_store(&l->busy, false);
+    } else if (!enqueue_ingest(m, l)) {
+        firn_buf_free(&l->body);
+        loop_finish(l, RES_QUEUE_FULL, "ingest queue full: profile dropped", l->started_mono_ms);
+        atomic_store(&l->busy, false);
+    }
+    loop_put(l);  /* the transfer's reference */
+}
+
+/* Take the loops apply/update created or removed since the last wake. */
+static void take_changes(scrape_manager *m)
+{
+    pthread_mutex_lock(&m->mu);
+    loop **add = m->to_schedule, **reap = m->to_reap;
+    size_t n_add = m->n_to_schedule, n_reap = m->n_to_reap;
+    m->to_schedule = m->to_reap = NULL;
+    m->n_to_schedule = m->cap_to_schedule = m->n_to_reap = m->cap_to_reap = 0;
+    pthread_mutex_unlock(&m->mu);
+    for (size_t i = 0; i < n_reap; i++) {
+        loop *l = reap[i];
+        if (l->in_multi) {
+            /* Abort the transfer; a loop being stored finishes in its
+             * worker instead. */
+            curl_multi_remove_handle(m->multi, l->easy);
+            l->in_multi = false;
+            firn_buf_free(&l->body);
+            atomic_store(&l->busy, false);
+            loop_put(l);  /* the transfer's reference */
+        }
+        loop_put(l);  /* the pool's reference */
+    }
+    free(reap);
+    for (size_t i = 0; i < n_add; i++) {
+        if (!heap_push(m, next_due(add[i]), add[i]))
+            loop_put(add[i]);  /* out of memory: the loop never runs */
+    }
+    free(add);
+}
+
+static void *scrape_thread(void *arg)
+{
+    scrape_manager *m = arg;
+    for (;;) {
+        pthread_mutex_lock(&m->mu);
+        bool stop = m->stopping;
+        pthread_mutex_unlock(&m->mu);
+        if (stop)
+            break;
+        take_changes(m);
+
+        int64_t now = mono_ms();
+        while (m->n_heap && m->heap[0].due_mono_ms <= now) {
+            heap_entry e = heap_pop(m);
+            loop *l = e.l;
+            if (atomic_load(&l->removed)) {
+                loop_put(l);  /* the heap's reference */
+                continue;
+            }
+            pthread_mutex_lock(&m->mu);
+            const char *limit_error = NULL;
+            char limit_copy[ERROR_MAX];
+            for (size_t i = 0; i < m->n_pools; i++)
+                if (strcmp(m->pools[i]->name, l->pool_name) == 0 && m->pools[i]->limit_error[0]) {
+                    snprintf(limit_copy, sizeof limit_copy, "%s", m->pools[i]->limit_error);
+                    limit_error = limit_copy;
+                }
+            pthread_mutex_unlock(&m->mu);
+            if (atomic_load(&l->busy)) {
+                atomic_fetch_add(&m->results[RES_SKIPPED], 1);
+            } else if (limit_error) {
+                l->started_wall_ms = wall_ms();
+                loop_finish(l, RES_LIMIT, limit_error, mono_ms());
+            } else {
+                loop_start(m, l);
+            }
+            if (!heap_push(m, next_due(l), l))
+                loop_put(l);
+        }
+
+        int running = 0;
+        curl_multi_perform(m->multi, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(m->multi, &left))) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            loop *l = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&l);
+            loop_fetched(m, l, msg->data.result);
+        }
+
+        long curl_timeout = -1;
+        curl_multi_timeout(m->multi, &curl_timeout);
+        int64_t wait = 1000;
+        if (m->n_heap) {
+            int64_t until = m->heap[0].due_mono_ms - mono_ms();
+            wait = until < 0 ? 0 : until;
+        }
+        if (curl_timeout >= 0 && curl_timeout < wait)
+            wait = curl_timeout;
+        if (wait > 1000)
+            wait = 1000;
+        curl_multi_poll(m->multi, NULL, 0, (int)wait, NULL);
+    }
+    return NULL;
+}
+
+/* ---- storing (ingest workers) ------------------------------------------------- */
+
+static bool enqueue_ingest(scrape_manager *m, loop *l)
+{
+    pthread_mutex_lock(&m->qmu);
+    if (m->q_len == m->opts.ingest_queue_max || m->q_stopping) {
+        pthread_mutex_unlock(&m->qmu);
+        return false;
+    }
+    ingest_job *j = &m->queue[(m->q_head + m->q_len) % m->opts.ingest_queue_max];
+    j->l = loop_get(l);
+    j->body = l->body;
+    l->body = (firn_buf){0};
+    m->q_len++;
+    pthread_cond_signal(&m->qcond);
+    pthread_mutex_unlock(&m->qmu);
+    return true;
+}
+
+/* Keep only the sample types the job lists (Parca's keep_sample_type);
+ * columns are removed from every sample in place. */
+static void keep_sample_types(const config_profile_type *pt, pprof_profile *p)
+{
+    if (!pt->n_keep_sample_types)
+        return;
+    size_t kept = 0;
+    bool keep[64] = {0};
+    size_t n = p->n_sample_types < 64 ? p->n_sample_types : 64;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < pt->n_keep_sample_types; k++)
+            if (strcmp(pprof_str(p, p->sample_types[i].type), pt->keep_sample_types[k].type) == 0 &&
+                strcmp(pprof_str(p, p->sample_types[i].unit), pt->keep_sample_types[k].unit) == 0)
+                keep[i] = true;
+    for (size_t i = 0; i < n; i++)
+        if (keep[i])
+            p->sample_types[kept++] = p->sample_types[i];
+    for (size_t s = 0; s < p->n_samples; s++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (keep[i])
+                p->samples[s].values[k++] = p->samples[s].values[i];
+    }
+    p->n_sample_types = kept;
+}
+
+static void ingest_one(scrape_manager *m, loop *l, firn_buf *body)
+{
+    char why[ERROR_MAX + FIRN_ERR_MSG_MAX];
+    firn_err err = {0};
+    enum result res = RES_SUCCESS;
+    pprof_limits limits;
+    pprof_limits_default(&limits);
+    pprof_profile *p = pprof_decode(body->data, body->len, &limits, &err);
+    if (!p) {
+        snprintf(why, sizeof why, "decoding profile: %s", err.msg);
+        loop_finish(l, RES_DECODE_ERROR, why, l->started_mono_ms);
+        return;
+    }
+    if (l->job->sample_limit && p->n_samples > l->job->sample_limit) {
+        snprintf(why, sizeof why, "sample limit exceeded (samples: %zu, limit: %llu)",
+                 p->n_samples, (unsigned long long)l->job->sample_limit);
+        pprof_free(p);
+        loop_finish(l, RES_LIMIT, why, l->started_mono_ms);
+        return;
+    }
+    keep_sample_types(l->pt, p);
+    if (p->n_sample_types == 0) {
+        pprof_free(p);
+        loop_finish(l, RES_DECODE_ERROR, "no sample type left after keep_sample_type",
+                    l->started_mono_ms);
+        return;
+    }
+    bool *columns = calloc(p->n_sample_types, sizeof *columns);
+    if (!columns) {
+        pprof_free(p);
+        loop_finish(l, RES_STORE_ERROR, "out of memory", l->started_mono_ms);
+        return;
+    }
+    bool cumulative = false;
+    if (!l->pt->delta) {
+        pprof_delta_columns(p, columns);
+        for (size_t i = 0; i < p->n_sample_types; i++)
+            cumulative |= columns[i];
+    } else {
+        for (size_t i = 0; i < p->n_sample_types; i++)
+            columns[i] = true;  /* the target sent a delta over ?seconds=N */
+    }
+    int keep = 1;
+    if (cumulative) {
+        if (!l->delta)
+            l->delta = pprof_delta_new();
+        keep = l->delta ? pprof_delta_apply(l->delta, p, columns, &err)
+                        : firn_errf(&err, FIRN_ENOMEM, "out of memory");
+    }
+    if (keep < 0) {
+        snprintf(why, sizeof why, "computing the delta: %s", err.msg);
+        res = RES_DECODE_ERROR;
+    } else if (keep == 0) {
+        res = RES_BASELINE;
+    } else {
+        tsdb_append_req req = {
+            .labels = l->target.public_labels,  /* __name__ is the store's to derive */
+            .n_labels = l->target.n_public,
+            .profile_name = l->pt->name,
+            .delta = l->pt->delta,
+            .delta_columns = columns,
+            .profile = p,
+            .timestamp_ms = l->started_wall_ms,
+        };
+        size_t n_samples = p->n_samples;
+        if (tsdb_append(m->opts.db, &req, &err) < 0) {
+            snprintf(why, sizeof why, "storing the profile: %s", err.msg);
+            res = RES_STORE_ERROR;
+        } else {
+            atomic_fetch_add(&m->samples_stored, n_samples);
+        }
+    }
+    free(columns);
+    pprof_free(p);
+    bool failed = res != RES_SUCCESS && res != RES_BASELINE;
+    loop_finish(l, res, failed ? why : NULL, l->started_mono_ms);
+}
+
+static void *ingest_worker(void *arg)
+{
+    scrape_manager *m = arg;
+    for (;;) {
+        pthread_mutex_lock(&m->qmu);
+        while (m->q_len == 0 && !m->q_stopping)
+            pthread_cond_wait(&m->qcond, &m->qmu);
+        if (m->q_len == 0) {
+            pthread_mutex_unlock(&m->qmu);
+            return NULL;
+        }
+        ingest_job j = m->queue[m->q_head];
+        m->q_head = (m->q_head + 1) % m->opts.ingest_queue_max;
+        m->q_len--;
+        pthread_mutex_unlock(&m->qmu);
+        if (!atomic_load(&j.l->removed))
+            ingest_one(m, j.l, &j.body);
+        firn_buf_free(&j.body);
+        atomic_store(&j.l->busy, false);
+        loop_put(j.l);
+    }
+}
+
+/* ---- pools ------------------------------------------------------------------- */
+
+static int label_set_cmp(const firn_label *a, size_t na, const firn_label *b, size_t nb)
+{
+    for (size_t i = 0; i < na && i < nb; i++) {
+        int c = strcmp(a[i].name, b[i].name);
+        if (c)
+            return c;
+        c = strcmp(a[i].value, b[i].value);
+        if (c)
+            return c;
+    }
+    return na < nb ? -1 : na > nb;
+}
+
+static int loop_cmp(const void *a, const void *b)
+{
+    const loop *x = *(loop *const *)a, *y = *(loop *const *)b;
+    int c = label_set_cmp(x->store_labels, x->n_store_labels, y->store_labels, y->n_store_labels);
+    return c ? c : strcmp(x->pt->name, y->pt->name);
+}
+
+static firn_label *copy_labels(firn_arena *a, const firn_label *in, size_t n)
+{
+    firn_label *out = firn_arena_calloc(a, n + 1, sizeof *out);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        out[i].name = firn_arena_strndup(a, in[i].name, strlen(in[i].name));
+        out[i].value = firn_arena_strndup(a, in[i].value, strlen(in[i].value));
+        if (!out[i].name || !out[i].value)
+            return NULL;
+    }
+    return out;
+}
+
+static uint64_t loop_key(const scrape_target *t, const char *url, const char *profile)
+{
+    XXH3_state_t *st = XXH3_createState();
+    if (!st)
+        return 0;
+    XXH3_64bits_reset(st);
+    static const unsigned char sep = 0xff;
+    for (size_t i = 0; i < t->n_labels; i++) {
+        XXH3_64bits_update(st, t->labels[i].name, strlen(t->labels[i].name));
+        XXH3_64bits_update(st, &sep, 1);
+        XXH3_64bits_update(st, t->labels[i].value, strlen(t->labels[i].value));
+        XXH3_64bits_update(st, &sep, 1);
+    }
+    XXH3_64bits_update(st, url, strlen(url));
+    XXH3_64bits_update(st, &sep, 1);
+    XXH3_64bits_update(st, profile, strlen(profile));
+    uint64_t h = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return h;
+}
+
+/* A new loop for profile type pt of the kept target t (labels copied). */
+static loop *loop_new(scrape_manager *m, pool *p, const scrape_target *t,
+                      const config_profile_type *pt, char *url, uint64_t key)
+{
+    loop *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    atomic_init(&l->refs, 1);
+    l->m = m;
+    l->cref = cfg_ref_get(p->cref);
+    l->job = p->job;
+    l->pt = pt;
+    l->url = url;
+    l->key = key;
+    l->pool_name = strdup(p->name);
+    l->arena = firn_arena_new(0);
+    if (!l->pool_name || !l->arena)
+        goto fail;
+    l->target = *t;
+    l->target.discovered = copy_labels(l->arena, t->discovered, t->n_discovered);
+    l->target.labels = copy_labels(l->arena, t->labels, t->n_labels);
+    l->store_labels = firn_arena_calloc(l->arena, t->n_public + 1, sizeof *l->store_labels);
+    if (!l->target.discovered || !l->target.labels || !l->store_labels)
+        goto fail;
+    /* __name__ sorts before any other public label (they start with a
+     * letter or one underscore), so it goes first. */
+    l->store_labels[0] = (firn_label){FIRN_LABEL_NAME, pt->name};
+    firn_label *pub = copy_labels(l->arena, t->public_labels, t->n_public);
+    if (!pub)
+        goto fail;
+    memcpy(l->store_labels + 1, pub, t->n_public * sizeof *pub);
+    l->n_store_labels = t->n_public + 1;
+    l->target.public_labels = l->store_labels + 1;
+    l->label_count = (int64_t)t->n_public;
+    l->offset_ms = scrape_target_offset_ms(t, url, m->opts.offset_seed, t->interval_ms);
+    l->health = SCRAPE_HEALTH_UNKNOWN;
+    return l;
+fail:
+    l->url = NULL;
+    loop_put(l);
+    return NULL;
+}
+
+/* Remove l from service: the scrape thread aborts its transfer and drops
+ * the pool's reference.  m->mu held. */
+static void retire_loop(scrape_manager *m, loop *l)
+{
+    atomic_store(&l->removed, true);
+    if (!push_loop(&m->to_reap, &m->n_to_reap, &m->cap_to_reap, l)) {
+        /* Out of memory: never release rather than free a loop in use. */
+        firn_log(FIRN_LOG_ERROR, "scrape", "out of memory retiring a scrape loop", NULL);
+    }
+}
+
+/* Rebuild p's loops from its providers' groups, keeping every loop whose
+ * identity is unchanged.  m->mu held. */
+static int pool_sync(scrape_manager *m, pool *p, firn_err *err)
+{
+    firn_arena *scratch = firn_arena_new(0);
+    firn_arena *dropped_arena = firn_arena_new(0);
+    loop **loops = NULL;
+    size_t n_loops = 0, cap_loops = 0;
+    firn_label **dropped = NULL;
+    size_t *n_dropped_labels = NULL, n_dropped = 0, cap_dropped = 0;
+    firn_u64map seen;
+    int rc = 0;
+    if (!scratch || !dropped_arena || firn_u64map_init(&seen, p->n_loops + 16) < 0) {
+        firn_arena_free(scratch);
+        firn_arena_free(dropped_arena);
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    }
+    firn_u64map old;
+    if (firn_u64map_init(&old, p->n_loops + 16) < 0) {
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < p->n_loops; i++)
+        firn_u64map_put(&old, p->loops[i]->key, (uint32_t)i, NULL);
+
+    size_t n_targets = 0;
+    for (size_t pi = 0; pi < p->n_providers && rc == 0; pi++) {
+        const disc_groups *gs = &p->providers[pi].groups;
+        for (size_t gi = 0; gi < gs->n && rc == 0; gi++) {
+            const disc_group *g = &gs->v[gi];
+            for (size_t ti = 0; ti < g->n_targets && rc == 0; ti++) {
+                scrape_target t;
+                firn_err terr = {0};
+                int trc = scrape_target_labels(p->job, g->targets[ti].labels,
+                                               g->targets[ti].n_labels, g->labels, g->n_labels,
+                                               scratch, &t, &terr);
+                if (trc == FIRN_ENOMEM) {
+                    rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+                    break;
+                }
+                if (trc < 0) {
+                    char q[600];
+                    firn_log(FIRN_LOG_WARN, "scrape", "creating target failed",
+                             "pool=%s err=%s", p->name, firn_log_quote(q, sizeof q, terr.msg));
+                    continue;
+                }
+                if (t.dropped) {
+                    if (n_dropped == cap_dropped) {
+                        size_t c = cap_dropped ? cap_dropped * 2 : 16;
+                        firn_label **d = realloc(dropped, c * sizeof *d);
+                        size_t *dn = realloc(n_dropped_labels, c * sizeof *dn);
+                        if (d)
+                            dropped = d;
+                        if (dn)
+                            n_dropped_labels = dn;
+                        if (!d || !dn) {
+                            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+                            break;
+                        }
+                        cap_dropped = c;
+                    }
+                    dropped[n_dropped] = copy_labels(dropped_arena, t.discovered, t.n_discovered);
+                    n_dropped_labels[n_dropped++] = t.n_discovered;
+                    continue;
+                }
+                n_targets++;
+                for (size_t k = 0; k < p->job->n_profile_types; k++) {
+                    const config_profile_type *pt = &p->job->profile_types[k];
+                    if (!pt->enabled)
+                        continue;
+                    char *url = scrape_target_url(&t, p->job, pt);
+                    if (!url) {
+                        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+                        break;
+                    }
+                    uint64_t key = loop_key(&t, url, pt->name);
+                    uint32_t idx;
+                    if (firn_u64map_get(&seen, key, &idx) == 1) {
+                        free(url);  /* the same target twice */
+                        continue;
+                    }
+                    loop *l = NULL;
+                    bool fresh = false;
+                    if (firn_u64map_get(&old, key, &idx) == 1 && p->loops[idx]) {
+                        l = p->loops[idx];
+                        p->loops[idx] = NULL;
+                        free(url);
+                    } else {
+                        l = loop_new(m, p, &t, pt, url, key);
+                        fresh = true;
+                        if (!l) {
+                            free(url);
+                            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+                            break;
+                        }
+                    }
+                    if (!push_loop(&loops, &n_loops, &cap_loops, l) ||
+                        firn_u64map_put(&seen, key, (uint32_t)(n_loops - 1), NULL) < 0) {
+                        if (fresh)
+                            loop_put(l);
+                        else
+                            retire_loop(m, l);
+                        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+                        break;
+                    }
+                    if (fresh && !push_loop(&m->to_schedule, &m->n_to_schedule,
+                                            &m->cap_to_schedule, loop_get(l))) {
+                        loop_put(l);
+                        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    /* Loops not found again stop; on failure the pool still takes what was
+     * built, so no loop is lost track of. */
+    for (size_t i = 0; i < p->n_loops; i++)
+        if (p->loops[i])
+            retire_loop(m, p->loops[i]);
+    free(p->loops);
+    if (loops)
+        qsort(loops, n_loops, sizeof *loops, loop_cmp);
+    p->loops = loops;
+    p->n_loops = n_loops;
+    free(p->dropped);
+    free(p->n_dropped_labels);
+    firn_arena_free(p->dropped_arena);
+    p->dropped = dropped;
+    p->n_dropped_labels = n_dropped_labels;
+    p->n_dropped = n_dropped;
+    p->dropped_arena = dropped_arena;
+    dropped_arena = NULL;
+    p->limit_error[0] = '\0';
+    if (p->job->target_limit && n_targets > p->job->target_limit)
+        snprintf(p->limit_error, sizeof p->limit_error,
+                 "target_limit exceeded (number of targets: %zu, limit: %llu)", n_targets,
+                 (unsigned long long)p->job->target_limit);
+    atomic_fetch_add(&m->syncs, 1);
+    firn_u64map_destroy(&old);
+out:
+    firn_u64map_destroy(&seen);
+    firn_arena_free(scratch);
+    firn_arena_free(dropped_arena);
+    return rc;
+}
+
+static void pool_free(scrape_manager *m, pool *p)
+{
+    for (size_t i = 0; i < p->n_loops; i++)
+        retire_loop(m, p->loops[i]);
+    free(p->loops);
+    free(p->dropped);
+    free(p->n_dropped_labels);
+    firn_arena_free(p->dropped_arena);
+    for (size_t i = 0; i < p->n_providers; i++) {
+        free(p->providers[i].name);
+        disc_groups_free(&p->providers[i].groups);
+    }
+    free(p->providers);
+    free(p->name);
+    cfg_ref_put(p->cref);
+    free(p);
+}
+
+/* Store groups as provider's (replacing sources given).  Takes gs. */
+static int pool_set_groups(pool *p, const char *provider_name, disc_groups *gs, firn_err *err)
+{
+    provider *pv = NULL;
+    for (size_t i = 0; i < p->n_providers; i++)
+        if (strcmp(p->providers[i].name, provider_name) == 0)
+            pv = &p->providers[i];
+    if (!pv) {
+        provider *v = realloc(p->providers, (p->n_providers + 1) * sizeof *v);
+        if (!v)
+            goto oom;
+        p->providers = v;
+        pv = &v[p->n_providers];
+        *pv = (provider){0};
+        pv->name = strdup(provider_name);
+        if (!pv->name)
+            goto oom;
+        p->n_providers++;
+        pv->groups = *gs;
+        *gs = (disc_groups){0};
+        return 0;
+    }
+    /* Merge by source: a source in gs replaces the old one; the rest stay.
+     * The old groups are copied into gs's arena so one arena owns all. */
+    size_t n = gs->n;
+    for (size_t i = 0; i < pv->groups.n; i++) {
+        bool replaced = false;
+        for (size_t k = 0; k < gs->n; k++)
+            if (strcmp(gs->v[k].source, pv->groups.v[i].source) == 0)
+                replaced = true;
+        n += !replaced;
+    }
+    disc_group *v = firn_arena_calloc(gs->arena, n + 1, sizeof *v);
+    if (!v)
+        goto oom;
+    memcpy(v, gs->v, gs->n * sizeof *v);
+    size_t at = gs->n;
+    for (size_t i = 0; i < pv->groups.n; i++) {
+        const disc_group *old = &pv->groups.v[i];
+        bool replaced = false;
+        for (size_t k = 0; k < gs->n; k++)
+            if (strcmp(gs->v[k].source, old->source) == 0)
+                replaced = true;
+        if (replaced)
+            continue;
+        disc_group *g = &v[at++];
+        g->source = firn_arena_strndup(gs->arena, old->source, strlen(old->source));
+        g->labels = copy_labels(gs->arena, old->labels, old->n_labels);
+        g->n_labels = old->n_labels;
+        g->targets = firn_arena_calloc(gs->arena, old->n_targets + 1, sizeof *g->targets);
+        if (!g->source || !g->labels || !g->targets)
+            goto oom;
+        for (size_t t = 0; t < old->n_targets; t++) {
+            g->targets[t].labels = copy_labels(gs->arena, old->targets[t].labels,
+                                               old->targets[t].n_labels);
+            g->targets[t].n_labels = old->targets[t].n_labels;
+            if (!g->targets[t].labels)
+                goto oom;
+        }
+        g->n_targets = old->n_targets;
+    }
+    gs->v = v;
+    gs->n = n;
+    disc_groups_free(&pv->groups);
+    pv->groups = *gs;
+    *gs = (disc_groups){0};
+    return 0;
+oom:
+    disc_groups_free(gs);
+    return firn_errf(err, FIRN_ENOMEM, "out of memory");
+}
+
+/* A new pool for job, its static targets synced.  m->mu held. */
+static pool *pool_new(scrape_manager *m, cfg_ref *cref, const config_scrape *job, firn_err *err)
+{
+    pool *p = calloc(1, sizeof *p);
+    if (!p || !(p->name = strdup(job->job_name))) {
+        free(p);
+        firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    p->cref = cfg_ref_get(cref);
+    p->job = job;
+    disc_groups gs;
+    if (disc_static_groups(job, &gs, err) < 0 || pool_set_groups(p, "static", &gs, err) < 0 ||
+        pool_sync(m, p, err) < 0) {
+        pool_free(m, p);
+        return NULL;
+    }
+    return p;
+}
+
+/* ---- the manager ------------------------------------------------------------- */
+
+void scrape_options_default(scrape_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->ingest_workers = DEFAULT_INGEST_WORKERS;
+    o->ingest_queue_max = DEFAULT_INGEST_QUEUE;
+    pprof_limits limits;
+    pprof_limits_default(&limits);
+    o->default_body_limit = limits.max_input_bytes;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_ALL);
+}
+
+static void wake(scrape_manager *m)
+{
+    curl_multi_wakeup(m->multi);
+}
+
+scrape_manager *scrape_manager_new(const scrape_options *o, firn_err *err)
+{
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK) {
+        firn_errf(err, FIRN_EIO, "initializing libcurl: %s", curl_easy_strerror(curl_init_rc));
+        return NULL;
+    }
+    scrape_manager *m = calloc(1, sizeof *m);
+    if (!m) {
+        firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    m->opts = *o;
+    if (!m->opts.ingest_workers)
+        m->opts.ingest_workers = DEFAULT_INGEST_WORKERS;
+    if (!m->opts.ingest_queue_max)
+        m->opts.ingest_queue_max = DEFAULT_INGEST_QUEUE;
+    if (!m->opts.default_body_limit) {
+        pprof_limits limits;
+        pprof_limits_default(&limits);
+        m->opts.default_body_limit = limits.max_input_bytes;
+    }
+    m->user_agent = strdup(o->user_agent ? o->user_agent : "firn/" FIRN_VERSION);
+    m->queue = calloc(m->opts.ingest_queue_max, sizeof *m->queue);
+    m->workers = calloc(m->opts.ingest_workers, sizeof *m->workers);
+    m->multi = curl_multi_init();
+    static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                    2.5, 5, 10, 20, 30, 60};
+    firn_histogram_init(&m->duration, bounds, sizeof bounds / sizeof bounds[0]);
+    if (!m->user_agent || !m->queue || !m->workers || !m->multi) {
+        if (m->multi)
+            curl_multi_cleanup(m->multi);
+        free(m->user_agent);
+        free(m->queue);
+        free(m->workers);
+        free(m);
+        firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)MAX_CONNECTIONS_CACHED);
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->qmu, NULL);
+    pthread_cond_init(&m->qcond, NULL);
+    for (size_t i = 0; i < m->opts.ingest_workers; i++) {
+        if (pthread_create(&m->workers[i], NULL, ingest_worker, m) != 0)
+            break;
+        m->n_workers++;
+    }
+    if (m->n_workers != m->opts.ingest_workers ||
+        pthread_create(&m->thread, NULL, scrape_thread, m) != 0) {
+        pthread_mutex_lock(&m->qmu);
+        m->q_stopping = true;
+        pthread_cond_broadcast(&m->qcond);
+        pthread_mutex_unlock(&m->qmu);
+        for (size_t i = 0; i < m->n_workers; i++)
+            pthread_join(m->workers[i], NULL);
+        curl_multi_cleanup(m->multi);
+        free(m->user_agent);
+        free(m->queue);
+        free(m->workers);
+        free(m);
+        firn_errf(err, FIRN_EIO, "starting the scrape threads failed");
+        return NULL;
+    }
+    return m;
+}
+
+int scrape_manager_apply(scrape_manager *m, firn_config *cfg, firn_err *err)
+{
+    cfg_ref *cref = calloc(1, sizeof *cref);
+    if (!cref) {
+        config_free(cfg);
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    }
+    cref->cfg = cfg;
+    atomic_init(&cref->refs, 1);
+
+    pthread_mutex_lock(&m->mu);
+    pool **pools = calloc(cfg->n_scrapes + 1, sizeof *pools);
+    bool *kept = calloc(cfg->n_scrapes + 1, sizeof *kept);
+    int rc = pools && kept ? 0 : firn_errf(err, FIRN_ENOMEM, "out of memory");
+    size_t n_kept = 0, built = 0;
+    for (size_t i = 0; i < cfg->n_scrapes && rc == 0; i++) {
+        const config_scrape *job = &cfg->scrapes[i];
+        for (size_t k = 0; k < m->n_pools && !pools[i]; k++) {
+            pool *old = m->pools[k];
+            if (strcmp(old->name, job->job_name) == 0 && config_scrape_equal(old->job, job)) {
+                pools[i] = old;  /* unchanged: keeps loops, baselines, health */
+                kept[i] = true;
+                n_kept++;
+            }
+        }
+        if (!pools[i]) {
+            pools[i] = pool_new(m, cref, job, err);
+            if (!pools[i])
+                rc = FIRN_ENOMEM;
+            built++;
+        }
+    }
+    if (rc < 0) {
+        /* Drop what was built: the old pools run on untouched. */
+        for (size_t i = 0; pools && i < cfg->n_scrapes; i++)
+            if (pools[i] && !kept[i])
+                pool_free(m, pools[i]);
+        free(pools);
+        free(kept);
+        pthread_mutex_unlock(&m->mu);
+        cfg_ref_put(cref);
+        wake(m);
+        return rc;
+    }
+    size_t stopped = 0;
+    for (size_t k = 0; k < m->n_pools; k++) {
+        bool still = false;
+        for (size_t i = 0; i < cfg->n_scrapes; i++)
+            still |= pools[i] == m->pools[k];
+        if (!still) {
+            pool_free(m, m->pools[k]);
+            stopped++;
+        }
+    }
+    free(kept);
+    free(m->pools);
+    m->pools = pools;
+    m->n_pools = cfg->n_scrapes;
+    cfg_ref *previous = m->current;
+    m->current = cref;
+    pthread_mutex_unlock(&m->mu);
+    cfg_ref_put(previous);
+    wake(m);
+    firn_log(FIRN_LOG_INFO, "scrape", "scrape configuration applied",
+             "source=%s pools=%zu kept=%zu started=%zu stopped=%zu", cfg->source,
+             cfg->n_scrapes, n_kept, built, stopped);
+    return 0;
+}
+
+int scrape_manager_update(scrape_manager *m, const char *job, const char *provider_name,
+                          const disc_group *groups, size_t n, firn_err *err)
+{
+    /* Copy the groups first, outside the lock. */
+    disc_groups gs = {0};
+    gs.arena = firn_arena_new(0);
+    if (!gs.arena || !(gs.v = firn_arena_calloc(gs.arena, n + 1, sizeof *gs.v))) {
+        disc_groups_free(&gs);
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        disc_group *g = &gs.v[i];
+        g->source = firn_arena_strndup(gs.arena, groups[i].source, strlen(groups[i].source));
+        g->labels = copy_labels(gs.arena, groups[i].labels, groups[i].n_labels);
+        g->n_labels = groups[i].n_labels;
+        g->targets = firn_arena_calloc(gs.arena, groups[i].n_targets + 1, sizeof *g->targets);
+        if (!g->source || !g->labels || !g->targets) {
+            disc_groups_free(&gs);
+            return firn_errf(err, FIRN_ENOMEM, "out of memory");
+        }
+        for (size_t t = 0; t < groups[i].n_targets; t++) {
+            g->targets[t].labels = copy_labels(gs.arena, groups[i].targets[t].labels,
+                                               groups[i].targets[t].n_labels);
+            g->targets[t].n_labels = groups[i].targets[t].n_labels;
+            if (!g->targets[t].labels) {
+                disc_groups_free(&gs);
+                return firn_errf(err, FIRN_ENOMEM, "out of memory");
+            }
+        }
+        g->n_targets = groups[i].n_targets;
+        gs.n++;
+    }
+    pthread_mutex_lock(&m->mu);
+    pool *p = NULL;
+    for (size_t i = 0; i < m->n_pools; i++)
+        if (strcmp(m->pools[i]->name, job) == 0)
+            p = m->pools[i];
+    int rc;
+    if (!p) {
+        disc_groups_free(&gs);
+        rc = firn_errf(err, FIRN_EINVAL, "no scrape config for job %s", job);
+    } else {
+        rc = pool_set_groups(p, provider_name, &gs, err);
+        if (rc == 0)
+            rc = pool_sync(m, p, err);
+    }
+    pthread_mutex_unlock(&m->mu);
+    wake(m);
+    return rc;
+}
+
+void scrape_manager_free(scrape_manager *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->n_pools; i++)
+        pool_free(m, m->pools[i]);
+    free(m->pools);
+    m->pools = NULL;
+    m->n_pools = 0;
+    m->stopping = true;
+    pthread_mutex_unlock(&m->mu);
+    wake(m);
+    pthread_join(m->thread, NULL);
+    /* Abort transfers still running and release everything the scrape
+     * thread held. */
+    take_changes(m);
+    while (m->n_heap)
+        loop_put(heap_pop(m).l);
+    free(m->heap);
+
+    pthread_mutex_lock(&m->qmu);
+    m->q_stopping = true;
+    pthread_cond_broadcast(&m->qcond);
+    pthread_mutex_unlock(&m->qmu);
+    for (size_t i = 0; i < m->n_workers; i++)
+        pthread_join(m->workers[i], NULL);
+    curl_multi_cleanup(m->multi);
+    pthread_mutex_destroy(&m->mu);
+    pthread_mutex_destroy(&m->qmu);
+    pthread_cond_destroy(&m->qcond);
+    cfg_ref_put(m->current);
+    free(m->queue);
+    free(m->workers);
+    free(m->user_agent);
+    free(m);
+}
+
+/* ---- status and metrics --------------------------------------------------------- */
+
+int scrape_manager_status(scrape_manager *m, scrape_status *out, firn_err *err)
+{
+    *out = (scrape_status){0};
+    out->arena = firn_arena_new(0);
+    if (!out->arena)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    firn_arena *a = out->arena;
+    pthread_mutex_lock(&m->mu);
+    size_t n_active = 0, n_dropped = 0;
+    for (size_t i = 0; i < m->n_pools; i++) {
+        n_active += m->pools[i]->n_loops;
+        n_dropped += m->pools[i]->n_dropped;
+    }
+    out->pools = firn_arena_calloc(a, m->n_pools + 1, sizeof *out->pools);
+    out->active = firn_arena_calloc(a, n_active + 1, sizeof *out->active);
+    out->dropped = firn_arena_calloc(a, n_dropped + 1, sizeof *out->dropped);
+    bool oom = !out->pools || !out->active || !out->dropped;
+    for (size_t i = 0; i < m->n_pools && !oom; i++) {
+        const pool *p = m->pools[i];
+        const char *name = firn_arena_strndup(a, p->name, strlen(p->name));
+        oom |= !name;
+        out->pools[out->n_pools++] = name;
+        for (size_t k = 0; k < p->n_loops && !oom; k++) {
+            const loop *l = p->loops[k];
+            scrape_loop_status *s = &out->active[out->n_active++];
+            s->pool = name;
+            s->profile_name = firn_arena_strndup(a, l->pt->name, strlen(l->pt->name));
+            s->discovered = copy_labels(a, l->target.discovered, l->target.n_discovered);
+            s->n_discovered = l->target.n_discovered;
+            s->labels = copy_labels(a, l->store_labels, l->n_store_labels);
+            s->n_labels = l->n_store_labels;
+            s->url = firn_arena_strndup(a, l->url, strlen(l->url));
+            s->health = l->health;
+            s->last_error = firn_arena_strndup(a, l->last_error, strlen(l->last_error));
+            s->last_scrape_ms = l->last_scrape_ms;
+            s->last_duration_s = l->last_duration_s;
+            s->interval_ms = l->target.interval_ms;
+            s->timeout_ms = loop_timeout_ms(l);
+            oom |= !s->profile_name || !s->discovered || !s->labels || !s->url ||
+                   !s->last_error;
+        }
+        for (size_t k = 0; k < p->n_dropped && !oom; k++) {
+            scrape_dropped_status *d = &out->dropped[out->n_dropped++];
+            d->pool = name;
+            d->discovered = copy_labels(a, p->dropped[k], p->n_dropped_labels[k]);
+            d->n_discovered = p->n_dropped_labels[k];
+            oom |= !d->discovered;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (oom) {
+        scrape_status_free(out);
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    }
+    /* Pools sorted by name; each pool's loops are already in label order. */
+    for (size_t i = 1; i < out->n_pools; i++)
+        for (size_t k = i; k > 0 && strcmp(out->pools[k - 1], out->pools[k]) > 0; k--) {
+            const char *t = out->pools[k];
+            out->pools[k] = out->pools[k - 1];
+            out->pools[k - 1] = t;
+        }
+    return 0;
+}
+
+void scrape_status_free(scrape_status *s)
+{
+    firn_arena_free(s->arena);
+    *s = (scrape_status){0};
+}
+
+void scrape_manager_metrics_write(scrape_manager *m, firn_buf *b)
+{
+    size_t pools, loops = 0, up = 0, down = 0, dropped = 0;
+    pthread_mutex_lock(&m->mu);
+    pools = m->n_pools;
+    for (size_t i = 0; i < m->n_pools; i++) {
+        loops += m->pools[i]->n_loops;
+        dropped += m->pools[i]->n_dropped;
+        for (size_t k = 0; k < m->pools[i]->n_loops; k++) {
+            up += m->pools[i]->loops[k]->health == SCRAPE_HEALTH_UP;
+            down += m->pools[i]->loops[k]->health == SCRAPE_HEALTH_DOWN;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    pthread_mutex_lock(&m->qmu);
+    size_t qlen = m->q_len;
+    pthread_mutex_unlock(&m->qmu);
+
+    firn_metrics_header(b, "firn_scrape_pools", "gauge", "Scrape pools (jobs) running.");
+    firn_metrics_sample(b, "firn_scrape_pools", NULL, 0, (double)pools);
+    firn_metrics_header(b, "firn_scrape_targets", "gauge",
+                        "Scrape loops (target and profile type) by health.");
+    firn_label l[1] = {{"health", "up"}};
+    firn_metrics_sample(b, "firn_scrape_targets", l, 1, (double)up);
+    l[0].value = "down";
+    firn_metrics_sample(b, "firn_scrape_targets", l, 1, (double)down);
+    l[0].value = "unknown";
+    firn_metrics_sample(b, "firn_scrape_targets", l, 1, (double)(loops - up - down));
+    firn_metrics_header(b, "firn_scrape_dropped_targets", "gauge",
+                        "Discovered targets that relabeling dropped.");
+    firn_metrics_sample(b, "firn_scrape_dropped_targets", NULL, 0, (double)dropped);
+    firn_metrics_header(b, "firn_scrapes_total", "counter", "Scrapes by result.");
+    for (int r = 0; r < RES_COUNT; r++) {
+        firn_label rl = {"result", RESULT_NAMES[r]};
+        firn_metrics_sample(b, "firn_scrapes_total", &rl, 1, (double)atomic_load(&m->results[r]));
+    }
+    firn_metrics_header(b, "firn_scrape_duration_seconds", "histogram",
+                        "Time from the start of a scrape until its profile is stored or it fails.");
+    firn_histogram_write(b, "firn_scrape_duration_seconds", NULL, 0, &m->duration);
+    firn_metrics_header(b, "firn_scrape_body_bytes_total", "counter",
+                        "Bytes of profiles fetched from targets.");
+    firn_metrics_sample(b, "firn_scrape_body_bytes_total", NULL, 0,
+                        (double)atomic_load(&m->bytes_fetched));
+    firn_metrics_header(b, "firn_scrape_samples_stored_total", "counter",
+                        "Samples of scraped profiles stored.");
+    firn_metrics_sample(b, "firn_scrape_samples_stored_total", NULL, 0,
+                        (double)atomic_load(&m->samples_stored));
+    firn_metrics_header(b, "firn_scrape_target_syncs_total", "counter",
+                        "Times a scrape pool rebuilt its targets from target groups.");
+    firn_metrics_sample(b, "firn_scrape_target_syncs_total", NULL, 0,
+                        (double)atomic_load(&m->syncs));
+    firn_metrics_header(b, "firn_ingest_queue_length", "gauge",
+                        "Fetched profiles waiting to be decoded and stored.");
+    firn_metrics_sample(b, "firn_ingest_queue_length", NULL, 0, (double)qlen);
+    firn_metrics_header(b, "firn_ingest_queue_capacity", "gauge",
+                        "Fetched profiles the ingest queue holds at most.");
+    firn_metrics_sample(b, "firn_ingest_queue_capacity", NULL, 0,
+                        (double)m->opts.ingest_queue_max);
+}
