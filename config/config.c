@@ -1433,6 +1433,8 @@ firn_config *config_load_file(const char *path, firn_err *err)
 
 /* ---- queries ------------------------------------------------------------- */
 
+/* firn serves CPU and heap profiles of its own (selfprof/), not Go's
+ * block, goroutine and mutex profiles: those are off. */
 static const char DEFAULT_YAML[] =
     "# firn's built-in configuration, used when no --config.file is given:\n"
     "# firn scrapes its own profiles, so a fresh server has data to show.\n"
@@ -1442,11 +1444,35 @@ static const char DEFAULT_YAML[] =
     "scrape_configs:\n"
     "  - job_name: firn\n"
     "    static_configs:\n"
-    "      - targets: ['localhost:7070']\n";
+    "      - targets: ['%s']\n"
+    "    profiling_config:\n"
+    "      pprof_config:\n"
+    "        block: {enabled: false}\n"
+    "        goroutine: {enabled: false}\n"
+    "        mutex: {enabled: false}\n";
 
-const char *config_default_yaml(void)
+char *config_default_yaml(const char *self)
 {
-    return DEFAULT_YAML;
+    /* The target is quoted in YAML single quotes: double any quote in it. */
+    size_t n = strlen(self), q = 0;
+    for (size_t i = 0; i < n; i++)
+        q += self[i] == '\'';
+    char *target = malloc(n + q + 1);
+    if (!target)
+        return NULL;
+    char *t = target;
+    for (size_t i = 0; i < n; i++) {
+        *t++ = self[i];
+        if (self[i] == '\'')
+            *t++ = '\'';
+    }
+    *t = '\0';
+    size_t len = sizeof DEFAULT_YAML + strlen(target);
+    char *out = malloc(len);
+    if (out)
+        snprintf(out, len, DEFAULT_YAML, target);
+    free(target);
+    return out;
 }
 
 const config_scrape *config_scrape_find(const firn_config *cfg, const char *job_name)

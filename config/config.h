@@ -268,10 +268,11 @@ void config_free(firn_config *cfg);
 
 /* ---- queries ------------------------------------------------------------- */
 
-/* The embedded configuration firn runs with when no file is given: job
- * "firn" scraping firn itself at localhost:7070 with every default profile
- * type. */
-const char *config_default_yaml(void);
+/* The embedded configuration firn runs with when no file is given, as
+ * malloc'd YAML: job "firn" scraping firn itself at self ("localhost:7070")
+ * for the profiles firn serves of itself (process_cpu and memory; block,
+ * goroutine and mutex disabled). */
+char *config_default_yaml(const char *self);
 
 /* Whether two scrape configs would scrape identically (every field,
  * relabel rules included), so that a reload can keep that scrape pool. */

@@ -774,7 +774,9 @@ static void test_load_file(void **state)
 static void test_default_config(void **state)
 {
     (void)state;
-    firn_config *cfg = load(config_default_yaml());
+    char *yaml = config_default_yaml("localhost:7070");
+    firn_config *cfg = load(yaml);
+    free(yaml);
     assert_int_equal(cfg->n_scrapes, 1);
     const config_scrape *sc = &cfg->scrapes[0];
     assert_string_equal(sc->job_name, "firn");
@@ -783,9 +785,18 @@ static void test_default_config(void **state)
     assert_int_equal(sc->n_static_configs, 1);
     assert_string_equal(sc->static_configs[0].targets[0], "localhost:7070");
     assert_int_equal(sc->n_profile_types, 5);
-    for (size_t i = 0; i < sc->n_profile_types; i++)
-        assert_true(sc->profile_types[i].enabled);
+    for (size_t i = 0; i < sc->n_profile_types; i++) {
+        const char *name = sc->profile_types[i].name;
+        bool served = strcmp(name, "process_cpu") == 0 || strcmp(name, "memory") == 0;
+        assert_int_equal(sc->profile_types[i].enabled, served);
+    }
     assert_profile(sc, "process_cpu", true, "/debug/pprof/profile", true, 9, 12000);
+    config_free(cfg);
+    /* A quote in the address stays inside the YAML string. */
+    yaml = config_default_yaml("it's:1");
+    cfg = load(yaml);
+    free(yaml);
+    assert_string_equal(cfg->scrapes[0].static_configs[0].targets[0], "it's:1");
     config_free(cfg);
 }
 
