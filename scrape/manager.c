@@ -1313,9 +1313,10 @@ int scrape_manager_apply(scrape_manager *m, firn_config *cfg, firn_err *err)
     pthread_mutex_unlock(&m->mu);
     cfg_ref_put(previous);
     wake(m);
+    char q[300];
     firn_log(FIRN_LOG_INFO, "scrape", "scrape configuration applied",
-             "source=%s pools=%zu kept=%zu started=%zu stopped=%zu", cfg->source,
-             cfg->n_scrapes, n_kept, built, stopped);
+             "source=%s pools=%zu kept=%zu started=%zu stopped=%zu",
+             firn_log_quote(q, sizeof q, cfg->source), cfg->n_scrapes, n_kept, built, stopped);
     return 0;
 }
 

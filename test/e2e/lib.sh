@@ -103,3 +103,89 @@ top_rows_firn() {
         s { name = ""; for (i = 6; i <= NF; i++) name = name (i > 6 ? " " : "") $i
             print $1 "\t" name }' | sort
 }
+
+# ---- processes ---------------------------------------------------------------
+# Tests start servers in the background, record their PIDs with track_pid,
+# and stop every one of them on exit (stop_tracked from an EXIT trap).
+
+E2E_PIDS=()
+
+track_pid() { E2E_PIDS+=("$1"); }
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)
+    [[ -n $state && $state != Z ]]
+}
+
+# stop_pid PID [SIGNAL]: send SIGNAL (TERM), wait up to 10 s, then KILL.
+stop_pid() {
+    local pid=$1 sig=${2:-TERM} i
+    kill -"$sig" "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        alive "$pid" || break
+        sleep 0.1
+    done
+    alive "$pid" && kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+}
+
+stop_tracked() {
+    local p
+    for p in "${E2E_PIDS[@]}"; do
+        alive "$p" && stop_pid "$p"
+    done
+    E2E_PIDS=()
+}
+
+# wait_for SECONDS COMMAND...: run COMMAND every 0.1 s until it succeeds;
+# fails after SECONDS.  For readiness conditions only, never as a delay.
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    while ((SECONDS < deadline)); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    "$@" >/dev/null 2>&1
+}
+
+curl_local() { curl --noproxy '*' --silent --show-error "$@"; }
+
+# build_goservice SRCDIR TMPDIR: build test/goservice into TMPDIR/goservice
+# (from a copy, so the source tree is never written to).
+build_goservice() {
+    mkdir -p "$2/gosrc"
+    cp "$1/test/goservice/main.go" "$1/test/goservice/go.mod" "$2/gosrc/"
+    (cd "$2/gosrc" && timeout 300 go build -o "$2/goservice" .) >"$2/gobuild.log" 2>&1
+}
+
+# start_goservice TMPDIR NAME: start the built service on a free loopback
+# port and wait until it answers /healthz; its address is in GO_ADDR.
+# (Not to be run in $(...): the PID must be tracked by this shell.)
+GO_ADDR=
+start_goservice() {
+    local dir=$1 name=$2
+    "$dir/goservice" -addr 127.0.0.1:0 -addr-file "$dir/$name.addr" >"$dir/$name.log" 2>&1 &
+    track_pid $!
+    wait_for 30 test -s "$dir/$name.addr" || return 1
+    GO_ADDR=$(head -n 1 "$dir/$name.addr")
+    wait_for 30 curl_local --fail --max-time 1 "http://$GO_ADDR/healthz"
+}
+
+# start_firn FIRN LOG ARGS...: start the server with ARGS (which should
+# listen on 127.0.0.1:0) and wait until it logs that it is ready; its PID
+# is in FIRN_PID and its port in FIRN_PORT.
+FIRN_PID=
+FIRN_PORT=
+start_firn() {
+    local firn=$1 log=$2
+    shift 2
+    "$firn" "$@" >"$log" 2>&1 &
+    FIRN_PID=$!
+    track_pid "$FIRN_PID"
+    wait_for 30 grep -q 'Server is ready to receive web requests' "$log" || return 1
+    FIRN_PORT=$(sed -n 's/.*Server is ready to receive web requests.* port=\([0-9]*\).*/\1/p' "$log" | tail -1)
+    [[ -n $FIRN_PORT ]]
+}

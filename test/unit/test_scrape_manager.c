@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "fixtures.h"
+#include "h2o_lsan.h"
 
 #include <stdatomic.h>
 #include <stdio.h>

@@ -1,0 +1,369 @@
+/* firn -- the continuous-profiling server: reads a scrape config, pulls
+ * profiles from targets, stores them, and serves its HTTP endpoints.
+ * Wiring only: flags, signals and the order things start and stop in. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "model/model.h"
+#include "scrape/scrape.h"
+#include "tsdb/tsdb.h"
+#include "web/web.h"
+
+typedef struct flags {
+    const char *config_file;        /* NULL: the embedded default */
+    const char *listen_address;
+    const char *storage_path;
+    int64_t retention_ms;
+    bool enable_lifecycle;
+    const char *log_level;
+} flags;
+
+typedef struct server {
+    flags f;
+    char *self_address;             /* where firn scrapes itself */
+    tsdb *db;
+    scrape_manager *scrape;
+    web_server *web;
+    web_api api;
+    pthread_mutex_t reload_mu;
+    _Atomic bool last_reload_ok;
+    _Atomic int64_t last_reload_success_s;
+    _Atomic uint64_t reloads_total, reload_failures_total;
+} server;
+
+static void usage(FILE *f)
+{
+    fputs("usage: firn [flags]\n"
+          "\n"
+          "The firn continuous-profiling server: scrapes pprof profiles from the targets\n"
+          "of its configuration, stores them, and serves them over HTTP.\n"
+          "\n"
+          "flags:\n"
+          "  --config.file=FILE              scrape configuration (Prometheus/Parca YAML);\n"
+          "                                  without it firn runs its embedded configuration,\n"
+          "                                  which scrapes firn itself\n"
+          "  --web.listen-address=ADDR       address to serve HTTP on (default :7070)\n"
+          "  --storage.tsdb.path=DIR         where profiles are stored (default ./data)\n"
+          "  --storage.tsdb.retention.time=D how long profiles are kept (default 15d; 0 = forever)\n"
+          "  --web.enable-lifecycle          allow POST /-/reload\n"
+          "  --log.level=LEVEL               debug, info, warn or error (default info)\n"
+          "  --version                       print the version\n"
+          "  -h, --help                      this text\n"
+          "\n"
+          "Signals: SIGHUP reloads the configuration file (a bad file is rejected whole and\n"
+          "the running configuration stays); SIGTERM and SIGINT stop the server.\n",
+          f);
+}
+
+enum { OPT_CONFIG = 256, OPT_LISTEN, OPT_PATH, OPT_RETENTION, OPT_LIFECYCLE, OPT_LOG, OPT_VERSION };
+
+static int parse_flags(int argc, char **argv, flags *f)
+{
+    static const struct option opts[] = {
+        {"config.file", required_argument, NULL, OPT_CONFIG},
+        {"web.listen-address", required_argument, NULL, OPT_LISTEN},
+        {"storage.tsdb.path", required_argument, NULL, OPT_PATH},
+        {"storage.tsdb.retention.time", required_argument, NULL, OPT_RETENTION},
+        {"web.enable-lifecycle", no_argument, NULL, OPT_LIFECYCLE},
+        {"log.level", required_argument, NULL, OPT_LOG},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *f = (flags){
+        .listen_address = WEB_DEFAULT_LISTEN,
+        .storage_path = "data",
+        .retention_ms = TSDB_DEFAULT_RETENTION_MS,
+        .log_level = "info",
+    };
+    int c;
+    firn_err err = {0};
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_CONFIG:
+            f->config_file = optarg;
+            break;
+        case OPT_LISTEN:
+            f->listen_address = optarg;
+            break;
+        case OPT_PATH:
+            f->storage_path = optarg;
+            break;
+        case OPT_RETENTION:
+            if (strcmp(optarg, "0") == 0) {
+                f->retention_ms = 0;
+            } else if (firn_duration_parse(optarg, &f->retention_ms, &err) < 0) {
+                fprintf(stderr, "firn: --storage.tsdb.retention.time: %s\n", err.msg);
+                return 2;
+            }
+            break;
+        case OPT_LIFECYCLE:
+            f->enable_lifecycle = true;
+            break;
+        case OPT_LOG:
+            if (firn_log_level_parse(optarg) < 0) {
+                fprintf(stderr, "firn: --log.level: %s is not one of debug, info, warn, error\n",
+                        optarg);
+                return 2;
+            }
+            f->log_level = optarg;
+            break;
+        case OPT_VERSION:
+            printf("firn %s\n", FIRN_VERSION);
+            exit(0);
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "firn: unexpected argument %s\n", argv[optind]);
+        return 2;
+    }
+    return 0;
+}
+
+/* The address firn scrapes itself at: the listen host, or localhost when
+ * it listens on every address. */
+static char *self_address(const char *listen, int port)
+{
+    const char *colon = strrchr(listen, ':');
+    size_t host_len = colon ? (size_t)(colon - listen) : 0;
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", (int)host_len, listen);
+    if (host_len == 0 || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0)
+        snprintf(host, sizeof host, "localhost");
+    char *out = malloc(strlen(host) + 16);
+    if (out)
+        sprintf(out, "%s:%d", host, port);
+    return out;
+}
+
+static firn_config *load_config(server *s, firn_err *err)
+{
+    if (!s->f.config_file) {
+        char *yaml = config_default_yaml(s->self_address);
+        if (!yaml) {
+            firn_errf(err, FIRN_ENOMEM, "out of memory");
+            return NULL;
+        }
+        firn_config *cfg = config_load_string(yaml, strlen(yaml), "<embedded default>", err);
+        free(yaml);
+        return cfg;
+    }
+    char q[600];
+    firn_log(FIRN_LOG_INFO, "main", "Loading configuration file", "filename=%s",
+             firn_log_quote(q, sizeof q, s->f.config_file));
+    config_errors errs = {0};
+    firn_config *cfg = config_load_file_errors(s->f.config_file, &errs, err);
+    if (!cfg) {
+        for (size_t i = 0; i < errs.n; i++)
+            firn_log(FIRN_LOG_ERROR, "main", "configuration error", "err=%s",
+                     firn_log_quote(q, sizeof q, errs.lines[i]));
+        if (errs.n > 1) {
+            char first[FIRN_ERR_MSG_MAX];
+            snprintf(first, sizeof first, "%s", errs.lines[0]);
+            firn_errf(err, FIRN_EINVAL, "%s (and %zu more errors)", first, errs.n - 1);
+        } else if (errs.n == 1) {
+            char first[FIRN_ERR_MSG_MAX];
+            snprintf(first, sizeof first, "%s", errs.lines[0]);
+            firn_errf(err, FIRN_EINVAL, "%s", first);
+        }
+    }
+    config_errors_free(&errs);
+    return cfg;
+}
+
+/* Load and apply the configuration file; the running one stays on any
+ * error.  From SIGHUP (main thread) and POST /-/reload (a web worker). */
+static int reload(void *ctx, firn_err *err)
+{
+    server *s = ctx;
+    pthread_mutex_lock(&s->reload_mu);
+    atomic_fetch_add(&s->reloads_total, 1);
+    firn_config *cfg = load_config(s, err);
+    int rc = cfg ? scrape_manager_apply(s->scrape, cfg, err) : -1;
+    char q[600];
+    if (rc < 0) {
+        atomic_store(&s->last_reload_ok, false);
+        atomic_fetch_add(&s->reload_failures_total, 1);
+        firn_log(FIRN_LOG_ERROR, "main", "Error reloading config; the running configuration "
+                 "stays", "err=%s", firn_log_quote(q, sizeof q, err->msg));
+    } else {
+        atomic_store(&s->last_reload_ok, true);
+        atomic_store(&s->last_reload_success_s, (int64_t)time(NULL));
+        firn_log(FIRN_LOG_INFO, "main", "Completed loading of configuration file", "filename=%s",
+                 firn_log_quote(q, sizeof q, s->f.config_file ? s->f.config_file
+                                                               : "<embedded default>"));
+    }
+    pthread_mutex_unlock(&s->reload_mu);
+    return rc < 0 ? -1 : 0;
+}
+
+static void reload_metrics(void *ctx, firn_buf *b)
+{
+    server *s = ctx;
+    firn_metrics_header(b, "firn_config_last_reload_successful", "gauge",
+                        "Whether the last configuration reload attempt was successful.");
+    firn_metrics_sample(b, "firn_config_last_reload_successful", NULL, 0,
+                        atomic_load(&s->last_reload_ok) ? 1 : 0);
+    firn_metrics_header(b, "firn_config_last_reload_success_timestamp_seconds", "gauge",
+                        "Timestamp of the last successful configuration reload.");
+    firn_metrics_sample(b, "firn_config_last_reload_success_timestamp_seconds", NULL, 0,
+                        (double)atomic_load(&s->last_reload_success_s));
+    firn_metrics_header(b, "firn_config_reloads_total", "counter",
+                        "Configuration reloads attempted (startup included).");
+    firn_metrics_sample(b, "firn_config_reloads_total", NULL, 0,
+                        (double)atomic_load(&s->reloads_total));
+    firn_metrics_header(b, "firn_config_reload_failures_total", "counter",
+                        "Configuration reloads that failed.");
+    firn_metrics_sample(b, "firn_config_reload_failures_total", NULL, 0,
+                        (double)atomic_load(&s->reload_failures_total));
+}
+
+/* A seed from the host name, so that two replicas scraping the same targets
+ * scrape them at different moments (Prometheus seeds with it too). */
+static uint64_t offset_seed(void)
+{
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *p = host; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    return h;
+}
+
+int main(int argc, char **argv)
+{
+    firn_tune_malloc();
+    server s = {0};
+    int rc = parse_flags(argc, argv, &s.f);
+    if (rc)
+        return rc;
+    firn_log_set_level((enum firn_log_level)firn_log_level_parse(s.f.log_level));
+    pthread_mutex_init(&s.reload_mu, NULL);
+
+    /* Signals are taken by sigwait in this thread only; every thread
+     * started from here on inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    firn_err err = {0};
+    char q[600];
+    firn_log(FIRN_LOG_INFO, "main", "Starting firn", "version=%s", FIRN_VERSION);
+    web_options wo;
+    web_options_default(&wo);
+    wo.listen_address = s.f.listen_address;
+    s.web = web_new(&wo, &err);
+    if (!s.web) {
+        firn_log(FIRN_LOG_ERROR, "main", "Cannot listen", "err=%s",
+                 firn_log_quote(q, sizeof q, err.msg));
+        return 1;
+    }
+    s.self_address = self_address(s.f.listen_address, web_port(s.web));
+
+    firn_config *cfg = load_config(&s, &err);
+    if (!cfg) {
+        firn_log(FIRN_LOG_ERROR, "main", "Error loading config", "err=%s",
+                 firn_log_quote(q, sizeof q, err.msg));
+        web_stop(s.web);
+        free(s.self_address);
+        return 1;
+    }
+
+    tsdb_options to;
+    tsdb_options_default(&to);
+    to.path = s.f.storage_path;
+    to.retention_ms = s.f.retention_ms;
+    s.db = tsdb_open(&to, &err);
+    if (!s.db) {
+        firn_log(FIRN_LOG_ERROR, "main", "Opening storage failed", "err=%s",
+                 firn_log_quote(q, sizeof q, err.msg));
+        config_free(cfg);
+        web_stop(s.web);
+        free(s.self_address);
+        return 1;
+    }
+    firn_log(FIRN_LOG_INFO, "main", "Storage opened", "path=%s retention=%lldms",
+             firn_log_quote(q, sizeof q, s.f.storage_path), (long long)s.f.retention_ms);
+
+    scrape_options so;
+    scrape_options_default(&so);
+    so.db = s.db;
+    so.offset_seed = offset_seed();
+    s.scrape = scrape_manager_new(&so, &err);
+    if (!s.scrape || scrape_manager_apply(s.scrape, cfg, &err) < 0) {
+        if (!s.scrape)
+            config_free(cfg);
+        firn_log(FIRN_LOG_ERROR, "main", "Starting the scrape manager failed", "err=%s",
+                 firn_log_quote(q, sizeof q, err.msg));
+        scrape_manager_free(s.scrape);
+        tsdb_close(s.db);
+        web_stop(s.web);
+        free(s.self_address);
+        return 1;
+    }
+    atomic_store(&s.last_reload_ok, true);
+    atomic_store(&s.last_reload_success_s, (int64_t)time(NULL));
+    atomic_store(&s.reloads_total, 1);
+
+    s.api.db = s.db;
+    s.api.scrape = s.scrape;
+    s.api.enable_lifecycle = s.f.enable_lifecycle;
+    s.api.reload = reload;
+    s.api.reload_ctx = &s;
+    s.api.metrics = reload_metrics;
+    s.api.metrics_ctx = &s;
+    if (web_api_register(s.web, &s.api, &err) < 0 || web_start(s.web, &err) < 0) {
+        firn_log(FIRN_LOG_ERROR, "main", "Starting the web server failed", "err=%s",
+                 firn_log_quote(q, sizeof q, err.msg));
+        scrape_manager_free(s.scrape);
+        tsdb_close(s.db);
+        web_stop(s.web);
+        free(s.self_address);
+        return 1;
+    }
+    atomic_store(&s.api.ready, true);
+    firn_log(FIRN_LOG_INFO, "main", "Server is ready to receive web requests.",
+             "address=%s port=%d", firn_log_quote(q, sizeof q, s.f.listen_address),
+             web_port(s.web));
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            firn_err rerr = {0};
+            reload(&s, &rerr);
+            continue;
+        }
+        firn_log(FIRN_LOG_WARN, "main", "Received a signal, exiting gracefully...",
+                 "signal=%s", sig == SIGTERM ? "terminated" : "interrupt");
+        break;
+    }
+    atomic_store(&s.api.ready, false);
+    web_stop(s.web);
+    scrape_manager_free(s.scrape);
+    tsdb_close(s.db);
+    free(s.self_address);
+    pthread_mutex_destroy(&s.reload_mu);
+    firn_log(FIRN_LOG_INFO, "main", "See you next time!", NULL);
+    return 0;
+}
