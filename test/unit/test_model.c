@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -958,6 +959,69 @@ static void test_profile_type_format(void **state)
     }
 }
 
+/* ---- buffers and the text exposition format ------------------------------ */
+
+static void test_buf(void **state)
+{
+    (void)state;
+    firn_buf b = {0};
+    firn_buf_puts(&b, "a");
+    firn_buf_printf(&b, "%d-%s", 42, "x");
+    char big[1000];
+    memset(big, 'y', sizeof big);
+    firn_buf_append(&b, big, sizeof big);
+    size_t len;
+    char *s = firn_buf_take(&b, &len);
+    assert_int_equal(len, 5 + sizeof big);
+    assert_memory_equal(s, "a42-x", 5);
+    assert_int_equal(s[len], '\0');
+    free(s);
+    assert_null(b.data);
+    s = firn_buf_take(&b, &len);  /* empty: still a string */
+    assert_string_equal(s, "");
+    free(s);
+    b.failed = true;
+    firn_buf_puts(&b, "lost");
+    assert_null(firn_buf_take(&b, &len));
+}
+
+static void test_metrics_text(void **state)
+{
+    (void)state;
+    firn_buf b = {0};
+    firn_metrics_header(&b, "x_total", "counter", "Help with \\ and\nnewline.");
+    firn_label l[2] = {{"a", "q\"uote\\"}, {"b", "line\nbreak"}};
+    firn_metrics_sample(&b, "x_total", l, 2, 3);
+    firn_metrics_sample(&b, "x_total", NULL, 0, 0.25);
+    firn_metrics_sample(&b, "x_total", NULL, 0, NAN);
+    firn_metrics_sample(&b, "x_total", NULL, 0, -INFINITY);
+    firn_histogram h;
+    const double bounds[] = {0.1, 1, 120, 1e6};
+    firn_histogram_init(&h, bounds, 4);
+    firn_histogram_observe(&h, 0.05);
+    firn_histogram_observe(&h, 0.1);  /* le is inclusive */
+    firn_histogram_observe(&h, 50);
+    firn_histogram_observe(&h, 2e6);
+    firn_label hl = {"handler", "/m"};
+    firn_histogram_write(&b, "d_seconds", &hl, 1, &h);
+    char *s = firn_buf_take(&b, NULL);
+    assert_string_equal(s,
+        "# HELP x_total Help with \\\\ and\\nnewline.\n"
+        "# TYPE x_total counter\n"
+        "x_total{a=\"q\\\"uote\\\\\",b=\"line\\nbreak\"} 3\n"
+        "x_total 0.25\n"
+        "x_total NaN\n"
+        "x_total -Inf\n"
+        "d_seconds_bucket{handler=\"/m\",le=\"0.1\"} 2\n"
+        "d_seconds_bucket{handler=\"/m\",le=\"1\"} 2\n"
+        "d_seconds_bucket{handler=\"/m\",le=\"120\"} 3\n"
+        "d_seconds_bucket{handler=\"/m\",le=\"1e+06\"} 3\n"
+        "d_seconds_bucket{handler=\"/m\",le=\"+Inf\"} 4\n"
+        "d_seconds_sum{handler=\"/m\"} 2.00005015e+06\n"
+        "d_seconds_count{handler=\"/m\"} 4\n");
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -988,6 +1052,8 @@ int main(void)
         cmocka_unit_test(test_match_type_str),
         cmocka_unit_test(test_profile_type_parse),
         cmocka_unit_test(test_profile_type_format),
+        cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_metrics_text),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }
