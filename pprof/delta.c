@@ -104,7 +104,10 @@ static int set_baseline(pprof_delta_state *st, const pprof_profile *p, const boo
                         const pprof_hash *ids, firn_err *err)
 {
     st->n_types = p->n_sample_types;
-    st->arena = firn_arena_new(0);
+    /* One chunk that fits the values: a state lives as long as its scrape
+     * loop, so the default 64 KiB chunk would be mostly waste. */
+    st->arena = firn_arena_new((p->n_samples + 1) * (st->n_types + 1) * sizeof(int64_t) +
+                               64 * (st->n_types + 1));
     st->columns = malloc((st->n_types ? st->n_types : 1) * sizeof *st->columns);
     st->type_names = st->arena ? firn_arena_alloc(st->arena, (st->n_types + 1) * sizeof(char *))
                                : NULL;
@@ -156,10 +159,10 @@ int pprof_delta_apply(pprof_delta_state *st, pprof_profile *p, const bool *colum
     if (pprof_merge_samples(p, err) < 0)
         return err ? err->code : FIRN_ENOMEM;
     pprof_hash *ids = malloc((p->n_samples ? p->n_samples : 1) * sizeof *ids);
-    if (!ids)
+    if (!ids || pprof_sample_identities(p, ids) < 0) {
+        free(ids);
         return firn_errf(err, FIRN_ENOMEM, "out of memory computing a delta profile");
-    for (size_t s = 0; s < p->n_samples; s++)
-        ids[s] = pprof_sample_identity(p, s);
+    }
     bool reset = !same_shape(st, p, columns);
     for (size_t s = 0; s < p->n_samples && !reset; s++) {
         const struct delta_entry *e = find(st, ids[s]);

@@ -209,6 +209,22 @@ pprof_hash pprof_sample_identity(const pprof_profile *p, size_t sample)
     return r;
 }
 
+int pprof_sample_identities(const pprof_profile *p, pprof_hash *ids)
+{
+    pprof_hash *loc_ids = malloc((p->n_locations ? p->n_locations : 1) * sizeof *loc_ids);
+    if (!loc_ids || pprof_location_identities(p, loc_ids) < 0) {
+        free(loc_ids);
+        return FIRN_ENOMEM;
+    }
+    struct hbuf h = {0};
+    for (size_t i = 0; i < p->n_samples && !h.oom; i++)
+        ids[i] = sample_identity(p, i, loc_ids, &h);
+    bool oom = h.oom;
+    free(h.b);
+    free(loc_ids);
+    return oom ? FIRN_ENOMEM : 0;
+}
+
 int pprof_merge_samples(pprof_profile *p, firn_err *err)
 {
     if (p->n_samples < 2)
