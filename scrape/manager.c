@@ -87,6 +87,7 @@ typedef struct loop {
 
     /* scrape thread only */
     CURL *easy;
+    struct curl_slist *connect_to;  /* tls_config.server_name */
     bool in_multi;                  /* easy is added to the multi handle */
     struct curl_slist *headers;
     firn_buf body;
@@ -227,6 +228,7 @@ static void loop_put(loop *l)
     if (l->easy)
         curl_easy_cleanup(l->easy);
     curl_slist_free_all(l->headers);
+    curl_slist_free_all(l->connect_to);
     firn_buf_free(&l->body);
     pprof_delta_free(l->delta);
     free(l->url);
@@ -367,6 +369,43 @@ static int64_t loop_timeout_ms(const loop *l)
     return t;
 }
 
+/* tls_config.server_name: libcurl takes the TLS server name (SNI and
+ * certificate check) from the URL's host, so the URL names server_name and
+ * CURLOPT_CONNECT_TO sends the connection to the target's address.  Unlike
+ * Go, the Host header then says server_name too. */
+static bool use_server_name(loop *l, const char *server_name)
+{
+    const char *addr = firn_labels_get(l->target.labels, l->target.n_labels,
+                                       SCRAPE_LABEL_ADDRESS);
+    const char *scheme = firn_labels_get(l->target.labels, l->target.n_labels,
+                                         SCRAPE_LABEL_SCHEME);
+    if (!addr || !scheme)
+        return false;
+    const char *colon = strrchr(addr, ':');
+    const char *bracket = strrchr(addr, ']');
+    const char *port = colon && (!bracket || colon > bracket) ? colon + 1
+                       : strcmp(scheme, "https") == 0 ? "443" : "80";
+    size_t host_len = colon && (!bracket || colon > bracket) ? (size_t)(colon - addr)
+                                                              : strlen(addr);
+    size_t prefix = strlen(scheme) + 3 + strlen(addr);  /* "scheme://address" */
+    if (strncmp(l->url, scheme, strlen(scheme)) != 0 || strlen(l->url) < prefix)
+        return false;
+    firn_buf url = {0}, to = {0};
+    firn_buf_printf(&url, "%s://%s:%s%s", scheme, server_name, port, l->url + prefix);
+    firn_buf_printf(&to, "%s:%s:%.*s:%s", server_name, port, (int)host_len, addr, port);
+    char *u = firn_buf_take(&url, NULL), *t = firn_buf_take(&to, NULL);
+    curl_slist_free_all(l->connect_to);
+    l->connect_to = t ? curl_slist_append(NULL, t) : NULL;
+    bool ok = u && l->connect_to;
+    if (ok) {
+        curl_easy_setopt(l->easy, CURLOPT_URL, u);  /* libcurl copies strings */
+        curl_easy_setopt(l->easy, CURLOPT_CONNECT_TO, l->connect_to);
+    }
+    free(u);
+    free(t);
+    return ok;
+}
+
 /* Set up l's request.  Returns NULL or an error for lastError. */
 static const char *loop_prepare(loop *l, char *why, size_t why_size)
 {
@@ -381,7 +420,6 @@ static const char *loop_prepare(loop *l, char *why, size_t why_size)
     curl_slist_free_all(l->headers);
     l->headers = NULL;
     CURL *e = l->easy;
-    curl_easy_setopt(e, CURLOPT_URL, l->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, l);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, l);
@@ -433,6 +471,12 @@ static const char *loop_prepare(loop *l, char *why, size_t why_size)
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, l->headers);
 
     const config_tls *tls = &h->tls;
+    if (tls->server_name) {
+        if (!use_server_name(l, tls->server_name))
+            return "out of memory";
+    } else {
+        curl_easy_setopt(e, CURLOPT_URL, l->url);
+    }
     if (tls->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, tls->ca_file);
     if (tls->cert_file) {
@@ -612,7 +656,14 @@ static void *scrape_thread(void *arg)
             } else {
                 loop_start(m, l);
             }
-            if (!heap_push(m, next_due(l), l))
+            /* The next tick is a whole interval on, so the phase never
+             * drifts and a tick can never come twice (recomputing from the
+             * wall clock, rounded to ms, could land 1 ms later). */
+            int64_t due = e.due_mono_ms + l->target.interval_ms;
+            if (due <= now)
+                due += (now - due) / l->target.interval_ms * l->target.interval_ms +
+                       l->target.interval_ms;
+            if (!heap_push(m, due, l))
                 loop_put(l);
         }
 
@@ -862,7 +913,7 @@ static loop *loop_new(scrape_manager *m, pool *p, const scrape_target *t,
     l->url = url;
     l->key = key;
     l->pool_name = strdup(p->name);
-    l->arena = firn_arena_new(0);
+    l->arena = firn_arena_new(2048);  /* a few hundred bytes of labels per loop */
     if (!l->pool_name || !l->arena)
         goto fail;
     l->target = *t;
