@@ -161,17 +161,20 @@ build_goservice() {
     (cd "$2/gosrc" && timeout 300 go build -o "$2/goservice" .) >"$2/gobuild.log" 2>&1
 }
 
-# start_goservice TMPDIR NAME: start the built service on a free loopback
-# port and wait until it answers /healthz; its address is in GO_ADDR.
+# start_goservice TMPDIR NAME [ARGS...]: start the built service (with
+# ARGS, e.g. -fixtures DIR or -tls-cert/-tls-key) on a free loopback port
+# and wait until it answers /healthz; its address is in GO_ADDR.
 # (Not to be run in $(...): the PID must be tracked by this shell.)
 GO_ADDR=
 start_goservice() {
-    local dir=$1 name=$2
-    "$dir/goservice" -addr 127.0.0.1:0 -addr-file "$dir/$name.addr" >"$dir/$name.log" 2>&1 &
+    local dir=$1 name=$2 scheme=http
+    shift 2
+    [[ " $* " == *" -tls-cert "* ]] && scheme=https
+    "$dir/goservice" -addr 127.0.0.1:0 -addr-file "$dir/$name.addr" "$@" >"$dir/$name.log" 2>&1 &
     track_pid $!
     wait_for 30 test -s "$dir/$name.addr" || return 1
     GO_ADDR=$(head -n 1 "$dir/$name.addr")
-    wait_for 30 curl_local --fail --max-time 1 "http://$GO_ADDR/healthz"
+    wait_for 30 curl_local --insecure --fail --max-time 1 "$scheme://$GO_ADDR/healthz"
 }
 
 # start_firn FIRN LOG ARGS...: start the server with ARGS (which should

@@ -1,11 +1,14 @@
 // Command goservice is a tiny Go program used by firn's end-to-end tests.
 // It serves net/http/pprof on a loopback address and keeps a few background
 // goroutines busy so that every profile type it serves has samples.
+//
+// With -fixtures DIR it instead serves fixed profile files from DIR on the
+// pprof paths, with no background work, so that a benchmark scraping it
+// measures the scraper and not this program.
 package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"flag"
 	"log"
@@ -17,7 +20,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"sync"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -25,12 +30,25 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (port 0 picks a free port)")
 	addrFile := flag.String("addr-file", "", "if set, write the actual listen address to this file")
+	fixtures := flag.String("fixtures", "", "if set, serve the profiles in this directory instead of net/http/pprof (see fixtureMux)")
+	tlsCert := flag.String("tls-cert", "", "with -tls-key: serve HTTPS with this certificate (PEM)")
+	tlsKey := flag.String("tls-key", "", "the certificate's private key (PEM)")
+	basicAuth := flag.String("basic-auth", "", "USER:PASSWORD: every path but /healthz needs these credentials")
 	flag.Parse()
 
-	// Rate 1 records every blocking event and every contended mutex, so the
-	// block and mutex profiles are non-empty after a short run.
-	runtime.SetBlockProfileRate(1)
-	runtime.SetMutexProfileFraction(1)
+	var handler http.Handler = http.DefaultServeMux
+	if *fixtures != "" {
+		mux, err := fixtureMux(*fixtures)
+		if err != nil {
+			log.Fatalf("fixtures: %v", err)
+		}
+		handler = mux
+	} else {
+		enableProfiling()
+	}
+	if *basicAuth != "" {
+		handler = requireBasicAuth(handler, *basicAuth)
+	}
 
 	// Listen before writing the address file so that the file's existence
 	// implies the port is already accepting connections.
@@ -44,16 +62,14 @@ func main() {
 		}
 	}
 
-	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("ok"))
-	})
-
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	startWorkers(ctx)
+	if *fixtures == "" {
+		startWorkers(ctx)
+	}
 
-	srv := &http.Server{Handler: http.DefaultServeMux}
+	srv := &http.Server{Handler: handler}
 	go func() {
 		<-ctx.Done()
 		// Give in-flight profile requests a moment, then close.
@@ -61,9 +77,78 @@ func main() {
 		defer cancel()
 		srv.Shutdown(shutCtx)
 	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if *tlsCert != "" {
+		err = srv.ServeTLS(ln, *tlsCert, *tlsKey)
+	} else {
+		err = srv.Serve(ln)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Fatalf("serve: %v", err)
 	}
+}
+
+// requireBasicAuth answers 401 unless the request carries the credentials
+// "user:password"; /healthz stays open so tests can wait for readiness.
+func requireBasicAuth(next http.Handler, credentials string) http.Handler {
+	user, password, _ := strings.Cut(credentials, ":")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if r.URL.Path != "/healthz" && (!ok || u != user || p != password) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="goservice"`)
+			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// enableProfiling sets up the live mode: profile rates, /healthz and the
+// misbehaving paths on http.DefaultServeMux (where net/http/pprof is).
+func enableProfiling() {
+	// Rate 1 records every blocking event and every contended mutex, so the
+	// block and mutex profiles are non-empty after a short run.
+	runtime.SetBlockProfileRate(1)
+	runtime.SetMutexProfileFraction(1)
+
+	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	})
+	misbehave()
+}
+
+// fixtureFiles maps each pprof path to the file in the -fixtures directory
+// served on it.  The CPU path answers at once whatever ?seconds asks for.
+var fixtureFiles = []struct{ path, file string }{
+	{"/debug/pprof/profile", "cpu.pb.gz"},
+	{"/debug/pprof/allocs", "allocs.pb.gz"},
+	{"/debug/pprof/block", "block.pb.gz"},
+	{"/debug/pprof/mutex", "mutex.pb.gz"},
+	{"/debug/pprof/goroutine", "goroutine.pb.gz"},
+}
+
+// fixtureMux reads every fixture file of dir once and returns a mux (not
+// http.DefaultServeMux, which net/http/pprof fills) serving them from
+// memory, plus /healthz.  The files are sent as they are (gzipped or not),
+// as application/octet-stream, like net/http/pprof.
+func fixtureMux(dir string) (*http.ServeMux, error) {
+	mux := http.NewServeMux()
+	for _, f := range fixtureFiles {
+		body, err := os.ReadFile(filepath.Join(dir, f.file))
+		if err != nil {
+			return nil, err
+		}
+		length := strconv.Itoa(len(body))
+		mux.HandleFunc(f.path, func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			h.Set("Content-Type", "application/octet-stream")
+			h.Set("Content-Length", length)
+			w.Write(body)
+		})
+	}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	})
+	return mux, nil
 }
 
 // writeFileAtomic writes to a temp file in the same directory and renames
@@ -85,21 +170,66 @@ func writeFileAtomic(path, data string) error {
 	return os.Rename(tmp.Name(), path)
 }
 
+// burnSink keeps burnCPU's result alive so the compiler cannot drop it.
+var burnSink uint64
+
+// burnCPU spins for a few hundred microseconds (xorshift steps).
+//
+//go:noinline
+func burnCPU(x uint64) uint64 {
+	for i := 0; i < 200000; i++ {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+	}
+	return x
+}
+
+// misbehave serves the failure modes firn's scrape tests need, each under
+// its own path prefix (a job's profiling_config.path_prefix):
+//
+//	/garbage/...  200 with a body that is not a profile
+//	/slow/...     answers only when the client gives up (or after 60 s)
+//	/huge/...     200 with 8 MiB of bytes
+//
+// Any other unknown path gets the mux's 404.
+func misbehave() {
+	http.HandleFunc("/garbage/", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("this is not a profile\n"))
+	})
+	http.HandleFunc("/slow/", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(60 * time.Second):
+		}
+	})
+	http.HandleFunc("/huge/", func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		for i := range chunk {
+			chunk[i] = byte(i * 7)
+		}
+		for i := 0; i < 128; i++ {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+}
+
 // heapKeep holds on to recent allocations so the heap profile shows live
 // (inuse) memory, not only allocation totals.
 var heapKeep [64][]byte
 
 func startWorkers(ctx context.Context) {
-	// CPU: hash in a loop. The pprof label makes CPU (and goroutine)
-	// samples carry worker=hash, which the test checks for.
+	// CPU: spin in burnCPU, so that it is the busiest function of every
+	// CPU profile. The pprof label makes CPU (and goroutine) samples carry
+	// worker=hash, which the tests check for.
 	go pprof.Do(ctx, pprof.Labels("worker", "hash"), func(ctx context.Context) {
-		buf := make([]byte, 4096)
+		var x uint64 = 1
 		for ctx.Err() == nil {
-			for i := 0; i < 1000; i++ {
-				sum := sha256.Sum256(buf)
-				copy(buf, sum[:])
-			}
+			x = burnCPU(x)
 		}
+		burnSink = x
 	})
 
 	// Heap: allocate steadily, keeping a rotating window alive.

@@ -1,0 +1,27 @@
+#!/bin/bash
+# bench_scrape_smoke.sh FIRN FIXTURES_DIR -- test/bench/bench_scrape.sh runs
+# (a few targets, a 1 s interval, a few seconds) and prints every figure in
+# the `figure_name value` form.  This checks the form, never the speed:
+# speed is measured, not asserted.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+
+figures=(targets profile_types interval_s scrapes scrapes_skipped scrape_errors firn_cpu_s
+    cpu_s_per_1000_scrapes targets_per_core_10s goal_targets_per_core_10s
+    targets_per_core_vs_goal firn_rss_mb)
+
+out=$(timeout 240 bash "$HERE/../bench/bench_scrape.sh" "$1" "$2" --targets 20 --seconds 4 --interval 1s)
+rc=$?
+[ $rc -eq 0 ] && ok "bench_scrape.sh exits 0" || fail "bench_scrape.sh exited $rc"
+for fig in "${figures[@]}"; do
+    if printf '%s\n' "$out" | grep -Eq "^$fig [0-9]+(\.[0-9]+)?$"; then
+        ok "figure $(printf '%s\n' "$out" | grep "^$fig ")"
+    else
+        fail "figure $fig missing or malformed in: $(printf '%s' "$out" | tr '\n' '|')"
+    fi
+done
+bad=$(printf '%s\n' "$out" | grep -Evc '^[a-z0-9_]+ [0-9]+(\.[0-9]+)?$')
+[ "$bad" -eq 0 ] && ok "every line is 'figure_name value'" || fail "$bad malformed lines"
+same "targets as asked" "$(printf '%s\n' "$out" | awk '$1 == "targets" { print $2 }')" 20
+finish
