@@ -192,6 +192,10 @@ void firn_buf_printf(firn_buf *b, const char *fmt, ...) __attribute__((format(pr
 char *firn_buf_take(firn_buf *b, size_t *len);
 void firn_buf_free(firn_buf *b);
 
+/* The reason phrase of an HTTP status, as Go's http.StatusText ("Not
+ * Found"); "" for a code it does not know. */
+const char *firn_http_status_text(int status);
+
 /* ---- Prometheus text exposition ----------------------------------------- */
 
 /* Writers of the text format (version 0.0.4) that /metrics serves and

@@ -128,93 +128,47 @@ void pql_query_free(pql_query *q)
 
 /* ---- the text form --------------------------------------------------------- */
 
-typedef struct strbuf {
-    char *data;
-    size_t len, cap;
-    bool oom;
-} strbuf;
-
-/* Room for n more bytes and a NUL; false (and oom set) when there is none. */
-static bool sb_reserve(strbuf *b, size_t n)
-{
-    if (b->oom)
-        return false;
-    if (b->len + n + 1 <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n + 1)
-        cap *= 2;
-    char *data = realloc(b->data, cap);
-    if (!data) {
-        b->oom = true;
-        return false;
-    }
-    b->data = data;
-    b->cap = cap;
-    return true;
-}
-
-static void sb_append(strbuf *b, const char *s, size_t n)
-{
-    if (!sb_reserve(b, n))
-        return;
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void sb_puts(strbuf *b, const char *s)
-{
-    sb_append(b, s, strlen(s));
-}
-
-__attribute__((format(printf, 2, 3))) static void sb_printf(strbuf *b, const char *fmt, ...)
-{
-    char buf[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        sb_append(b, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-}
-
-static void sb_quote(strbuf *b, const char *s)
+static void sb_quote(firn_buf *b, const char *s)
 {
     size_t len = strlen(s);
+    char small[256];
     size_t need = firn_go_quote(NULL, s, len);
-    if (!sb_reserve(b, need))
+    char *q = need <= sizeof small ? small : malloc(need);
+    if (!q) {
+        b->failed = true;
         return;
-    firn_go_quote(b->data + b->len, s, len);
-    b->len += need;
-    b->data[b->len] = '\0';
+    }
+    firn_go_quote(q, s, len);
+    firn_buf_append(b, q, need);
+    if (q != small)
+        free(q);
 }
 
 /* A label name as written in a selector: bare when it is a legacy name,
  * quoted otherwise (Prometheus 3). */
-static void sb_label_name(strbuf *b, const char *name)
+static void sb_label_name(firn_buf *b, const char *name)
 {
     if (firn_label_name_valid(name))
-        sb_puts(b, name);
+        firn_buf_puts(b, name);
     else
         sb_quote(b, name);
 }
 
-static void sb_number(strbuf *b, double v)
+static void sb_number(firn_buf *b, double v)
 {
     if (v != v) {
-        sb_puts(b, "NaN");
+        firn_buf_puts(b, "NaN");
         return;
     }
     if (v > 1.7976931348623157e308 || v < -1.7976931348623157e308) {
-        sb_puts(b, v > 0 ? "+Inf" : "-Inf");
+        firn_buf_puts(b, v > 0 ? "+Inf" : "-Inf");
         return;
     }
     /* Whole numbers in full, others in the shortest form that reads back
      * as the same double. */
     char buf[64];
     if (v > -1e15 && v < 1e15 && v == (double)(int64_t)v) {
-        sb_printf(b, "%.0f", v);
+        firn_buf_printf(b, "%.0f", v);
         return;
     }
     for (int prec = 1; prec <= 17; prec++) {
@@ -222,112 +176,112 @@ static void sb_number(strbuf *b, double v)
         if (strtod(buf, NULL) == v)
             break;
     }
-    sb_puts(b, buf);
+    firn_buf_puts(b, buf);
 }
 
-static void sb_duration(strbuf *b, int64_t ms)
+static void sb_duration(firn_buf *b, int64_t ms)
 {
     char buf[64];
     if (ms < 0) {
-        sb_puts(b, "-");
+        firn_buf_puts(b, "-");
         ms = -ms;
     }
     firn_duration_format(buf, sizeof buf, ms);
-    sb_puts(b, buf);
+    firn_buf_puts(b, buf);
 }
 
-static void sb_matchers(strbuf *b, const firn_matcher *m, size_t n)
+static void sb_matchers(firn_buf *b, const firn_matcher *m, size_t n)
 {
-    sb_puts(b, "{");
+    firn_buf_puts(b, "{");
     for (size_t i = 0; i < n; i++) {
         if (i)
-            sb_puts(b, ", ");
+            firn_buf_puts(b, ", ");
         sb_label_name(b, m[i].name);
-        sb_puts(b, firn_match_type_str(m[i].type));
+        firn_buf_puts(b, firn_match_type_str(m[i].type));
         sb_quote(b, m[i].value);
     }
-    sb_puts(b, "}");
+    firn_buf_puts(b, "}");
 }
 
-static void sb_labels(strbuf *b, const char *const *labels, size_t n)
+static void sb_labels(firn_buf *b, const char *const *labels, size_t n)
 {
-    sb_puts(b, "(");
+    firn_buf_puts(b, "(");
     for (size_t i = 0; i < n; i++) {
         if (i)
-            sb_puts(b, ", ");
+            firn_buf_puts(b, ", ");
         sb_label_name(b, labels[i]);
     }
-    sb_puts(b, ")");
+    firn_buf_puts(b, ")");
 }
 
-static void format_node(strbuf *b, const pql_expr *e, int indent)
+static void format_node(firn_buf *b, const pql_expr *e, int indent)
 {
     for (int i = 0; i < indent; i++)
-        sb_puts(b, "  ");
+        firn_buf_puts(b, "  ");
     switch (e->kind) {
     case PQL_NUMBER:
-        sb_puts(b, "number ");
+        firn_buf_puts(b, "number ");
         sb_number(b, e->number);
-        sb_puts(b, "\n");
+        firn_buf_puts(b, "\n");
         return;
     case PQL_STRING:
-        sb_puts(b, "string ");
+        firn_buf_puts(b, "string ");
         sb_quote(b, e->string);
-        sb_puts(b, "\n");
+        firn_buf_puts(b, "\n");
         return;
     case PQL_VECTOR_SELECTOR:
     case PQL_MATRIX_SELECTOR:
-        sb_puts(b, e->kind == PQL_VECTOR_SELECTOR ? "vector_selector " : "matrix_selector ");
+        firn_buf_puts(b, e->kind == PQL_VECTOR_SELECTOR ? "vector_selector " : "matrix_selector ");
         sb_matchers(b, e->sel.matchers, e->sel.n_matchers);
         if (e->sel.n_filters) {
-            sb_puts(b, " filters ");
+            firn_buf_puts(b, " filters ");
             sb_matchers(b, e->sel.filters, e->sel.n_filters);
         }
         if (e->kind == PQL_MATRIX_SELECTOR) {
-            sb_puts(b, " [");
+            firn_buf_puts(b, " [");
             sb_duration(b, e->sel.range_ms);
-            sb_puts(b, "]");
+            firn_buf_puts(b, "]");
         }
         if (e->sel.offset_ms) {
-            sb_puts(b, " offset ");
+            firn_buf_puts(b, " offset ");
             sb_duration(b, e->sel.offset_ms);
         }
-        sb_puts(b, "\n");
+        firn_buf_puts(b, "\n");
         return;
     case PQL_AGGREGATE:
-        sb_printf(b, "aggregate %s", pql_agg_name(e->agg.op));
+        firn_buf_printf(b, "aggregate %s", pql_agg_name(e->agg.op));
         if (e->agg.without || e->agg.n_labels) {
-            sb_puts(b, e->agg.without ? " without " : " by ");
+            firn_buf_puts(b, e->agg.without ? " without " : " by ");
             sb_labels(b, e->agg.labels, e->agg.n_labels);
         }
-        sb_puts(b, "\n");
+        firn_buf_puts(b, "\n");
         if (e->agg.param)
             format_node(b, e->agg.param, indent + 1);
         format_node(b, e->agg.expr, indent + 1);
         return;
     case PQL_CALL:
-        sb_printf(b, "call %s\n", pql_func_name(e->call.fn));
+        firn_buf_printf(b, "call %s\n", pql_func_name(e->call.fn));
         for (size_t i = 0; i < e->call.n_args; i++)
             format_node(b, e->call.args[i], indent + 1);
         return;
     case PQL_BINARY:
-        sb_printf(b, "binary %s", pql_binop_name(e->bin.op));
+        firn_buf_printf(b, "binary %s", pql_binop_name(e->bin.op));
         if (e->bin.return_bool)
-            sb_puts(b, " bool");
+            firn_buf_puts(b, " bool");
         if (e->bin.on || e->bin.ignoring) {
-            sb_puts(b, e->bin.on ? " on " : " ignoring ");
+            firn_buf_puts(b, e->bin.on ? " on " : " ignoring ");
             sb_labels(b, e->bin.labels, e->bin.n_labels);
         }
-        sb_puts(b, "\n");
+        firn_buf_puts(b, "\n");
         format_node(b, e->bin.lhs, indent + 1);
         format_node(b, e->bin.rhs, indent + 1);
         return;
     case PQL_UNARY_MINUS:
-        sb_puts(b, "unary_minus\n");
+        firn_buf_puts(b, "unary_minus\n");
         format_node(b, e->unary.expr, indent + 1);
         return;
     case PQL_PAREN:
-        sb_puts(b, "paren\n");
+        firn_buf_puts(b, "paren\n");
         format_node(b, e->unary.expr, indent + 1);
         return;
     }
@@ -336,13 +290,8 @@ static void format_node(strbuf *b, const pql_expr *e, int indent)
 /* A malloc'd string (free it with free()), or NULL when out of memory. */
 char *pql_format_ast(const pql_query *q)
 {
-    strbuf b = {0};
-    sb_reserve(&b, 0);
+    firn_buf b = {0};
     if (q && q->root)
         format_node(&b, q->root, 0);
-    if (b.oom) {
-        free(b.data);
-        return NULL;
-    }
-    return b.data;
+    return firn_buf_take(&b, NULL);
 }

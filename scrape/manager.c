@@ -361,6 +361,16 @@ static int read_secret(const char *path, char *out, size_t size, char *why, size
     return 0;
 }
 
+/* A secret given inline or in a file (read into out): the value, or NULL
+ * with why set. */
+static const char *secret_value(const char *inline_value, const char *file, char *out,
+                                size_t size, char *why, size_t why_size)
+{
+    if (!file)
+        return inline_value ? inline_value : "";
+    return read_secret(file, out, size, why, why_size) < 0 ? NULL : out;
+}
+
 static int64_t loop_timeout_ms(const loop *l)
 {
     int64_t t = l->target.timeout_ms;
@@ -440,27 +450,21 @@ static const char *loop_prepare(loop *l, char *why, size_t why_size)
     snprintf(hdr, sizeof hdr, "X-Prometheus-Scrape-Timeout-Seconds: %g",
              (double)loop_timeout_ms(l) / 1000.0);
     l->headers = curl_slist_append(l->headers, hdr);
+    char secret[4096];
     if (h->authorization.set) {
-        char secret[4096];
-        const char *cred = h->authorization.credentials ? h->authorization.credentials : "";
-        if (h->authorization.credentials_file) {
-            if (read_secret(h->authorization.credentials_file, secret, sizeof secret, why,
-                            why_size) < 0)
-                return why;
-            cred = secret;
-        }
+        const char *cred = secret_value(h->authorization.credentials,
+                                        h->authorization.credentials_file, secret,
+                                        sizeof secret, why, why_size);
+        if (!cred)
+            return why;
         snprintf(hdr, sizeof hdr, "Authorization: %s %s", h->authorization.type, cred);
         l->headers = curl_slist_append(l->headers, hdr);
     }
     if (h->basic_auth.set) {
-        char secret[4096];
-        const char *pw = h->basic_auth.password ? h->basic_auth.password : "";
-        if (h->basic_auth.password_file) {
-            if (read_secret(h->basic_auth.password_file, secret, sizeof secret, why,
-                            why_size) < 0)
-                return why;
-            pw = secret;
-        }
+        const char *pw = secret_value(h->basic_auth.password, h->basic_auth.password_file,
+                                      secret, sizeof secret, why, why_size);
+        if (!pw)
+            return why;
         curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(e, CURLOPT_USERNAME, h->basic_auth.username ? h->basic_auth.username
                                                                      : "");
@@ -518,27 +522,6 @@ static void loop_start(scrape_manager *m, loop *l)
     loop_get(l);  /* the transfer's reference */
 }
 
-/* Go's http.StatusText for the codes a target is likely to send. */
-static const char *status_text(long code)
-{
-    switch (code) {
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "";
-    }
-}
 
 static bool enqueue_ingest(scrape_manager *m, loop *l);
 
@@ -566,7 +549,7 @@ static void loop_fetched(scrape_manager *m, loop *l, CURLcode rc)
                  l->curl_error[0] ? l->curl_error : curl_easy_strerror(rc));
         res = RES_FETCH_ERROR;
     } else if (code != 200) {
-        const char *text = status_text(code);
+        const char *text = firn_http_status_text((int)code);
         snprintf(why, sizeof why, "server returned HTTP status %ld%s%s", code, *text ? " " : "",
                  text);
         res = RES_HTTP_ERROR;
@@ -1234,6 +1217,17 @@ static void wake(scrape_manager *m)
     curl_multi_wakeup(m->multi);
 }
 
+/* Free a manager that never ran (no thread left). */
+static void manager_discard(scrape_manager *m)
+{
+    if (m->multi)
+        curl_multi_cleanup(m->multi);
+    free(m->user_agent);
+    free(m->queue);
+    free(m->workers);
+    free(m);
+}
+
 scrape_manager *scrape_manager_new(const scrape_options *o, firn_err *err)
 {
     pthread_once(&curl_once, curl_init);
@@ -1264,12 +1258,7 @@ scrape_manager *scrape_manager_new(const scrape_options *o, firn_err *err)
                                     2.5, 5, 10, 20, 30, 60};
     firn_histogram_init(&m->duration, bounds, sizeof bounds / sizeof bounds[0]);
     if (!m->user_agent || !m->queue || !m->workers || !m->multi) {
-        if (m->multi)
-            curl_multi_cleanup(m->multi);
-        free(m->user_agent);
-        free(m->queue);
-        free(m->workers);
-        free(m);
+        manager_discard(m);
         firn_errf(err, FIRN_ENOMEM, "out of memory");
         return NULL;
     }
@@ -1290,11 +1279,7 @@ scrape_manager *scrape_manager_new(const scrape_options *o, firn_err *err)
         pthread_mutex_unlock(&m->qmu);
         for (size_t i = 0; i < m->n_workers; i++)
             pthread_join(m->workers[i], NULL);
-        curl_multi_cleanup(m->multi);
-        free(m->user_agent);
-        free(m->queue);
-        free(m->workers);
-        free(m);
+        manager_discard(m);
         firn_errf(err, FIRN_EIO, "starting the scrape threads failed");
         return NULL;
     }

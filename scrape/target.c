@@ -191,53 +191,21 @@ int scrape_target_labels(const config_scrape *cfg, const firn_label *target, siz
 
 /* ---- URL ------------------------------------------------------------------- */
 
-typedef struct buf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} buf;
-
-static void buf_add(buf *b, const char *s, size_t len)
-{
-    if (b->oom)
-        return;
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->len + len + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, len);
-    b->len += len;
-    b->s[b->len] = '\0';
-}
-
-static void buf_str(buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
-
 /* Go's url.QueryEscape: unreserved bytes as they are, ' ' as '+', the
  * rest as %XX. */
-static void buf_query_escape(buf *b, const char *s)
+static void buf_query_escape(firn_buf *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
             c == '-' || c == '_' || c == '.' || c == '~') {
-            buf_add(b, (const char *)&c, 1);
+            firn_buf_append(b, (const char *)&c, 1);
         } else if (c == ' ') {
-            buf_add(b, "+", 1);
+            firn_buf_append(b, "+", 1);
         } else {
             char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            buf_add(b, e, 3);
+            firn_buf_append(b, e, 3);
         }
     }
 }
@@ -307,26 +275,22 @@ char *scrape_target_url(const scrape_target *t, const config_scrape *cfg,
     }
     qsort(keys, n, sizeof *keys, query_key_cmp);
 
-    buf b = {0};
-    buf_str(&b, scheme ? scheme : "");
-    buf_str(&b, "://");
-    buf_str(&b, addr ? addr : "");
-    buf_str(&b, prefix ? prefix : "");
-    buf_str(&b, path);
+    firn_buf b = {0};
+    firn_buf_puts(&b, scheme ? scheme : "");
+    firn_buf_puts(&b, "://");
+    firn_buf_puts(&b, addr ? addr : "");
+    firn_buf_puts(&b, prefix ? prefix : "");
+    firn_buf_puts(&b, path);
     for (size_t i = 0; i < n; i++) {
         for (size_t v = 0; v <= keys[i].n_rest; v++) {
-            buf_str(&b, i == 0 && v == 0 ? "?" : "&");
+            firn_buf_puts(&b, i == 0 && v == 0 ? "?" : "&");
             buf_query_escape(&b, keys[i].key);
-            buf_str(&b, "=");
+            firn_buf_puts(&b, "=");
             buf_query_escape(&b, v == 0 ? keys[i].first : keys[i].rest[v - 1]);
         }
     }
     free(keys);
-    if (b.oom) {
-        free(b.s);
-        return NULL;
-    }
-    return b.s;
+    return firn_buf_take(&b, NULL);
 }
 
 /* ---- spreading ------------------------------------------------------------- */

@@ -489,44 +489,6 @@ static unsigned method_bit(h2o_iovec_t m)
     return 0;
 }
 
-/* ---- responses ------------------------------------------------------------- */
-
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 413: return "Request Entity Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "";
-    }
-}
-
 /* Lives in the request's pool: the body is freed when h2o is done with it. */
 typedef struct body_ref {
     char *body;
@@ -548,7 +510,7 @@ static void send_response(h2o_req_t *req, int status, web_response *resp, const 
 {
     static h2o_generator_t generator = {NULL, NULL};
     req->res.status = status;
-    req->res.reason = reason_phrase(status);
+    req->res.reason = firn_http_status_text(status);
     add_header(req, H2O_TOKEN_CONTENT_TYPE,
                resp->content_type ? resp->content_type : "text/plain; charset=utf-8");
     if (resp->content_encoding)

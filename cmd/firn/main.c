@@ -279,13 +279,12 @@ int main(int argc, char **argv)
     }
     s.self_address = self_address(s.f.listen_address, web_port(s.web));
 
+    int status = 1;
     firn_config *cfg = load_config(&s, &err);
     if (!cfg) {
         firn_log(FIRN_LOG_ERROR, "main", "Error loading config", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
-        web_stop(s.web);
-        free(s.self_address);
-        return 1;
+        goto out;
     }
 
     tsdb_options to;
@@ -297,9 +296,7 @@ int main(int argc, char **argv)
         firn_log(FIRN_LOG_ERROR, "main", "Opening storage failed", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
         config_free(cfg);
-        web_stop(s.web);
-        free(s.self_address);
-        return 1;
+        goto out;
     }
     firn_log(FIRN_LOG_INFO, "main", "Storage opened", "path=%s retention=%lldms",
              firn_log_quote(q, sizeof q, s.f.storage_path), (long long)s.f.retention_ms);
@@ -309,16 +306,13 @@ int main(int argc, char **argv)
     so.db = s.db;
     so.offset_seed = offset_seed();
     s.scrape = scrape_manager_new(&so, &err);
+    if (!s.scrape)
+        config_free(cfg);
+    /* apply takes cfg, also when it fails */
     if (!s.scrape || scrape_manager_apply(s.scrape, cfg, &err) < 0) {
-        if (!s.scrape)
-            config_free(cfg);
         firn_log(FIRN_LOG_ERROR, "main", "Starting the scrape manager failed", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
-        scrape_manager_free(s.scrape);
-        tsdb_close(s.db);
-        web_stop(s.web);
-        free(s.self_address);
-        return 1;
+        goto out;
     }
     atomic_store(&s.last_reload_ok, true);
     atomic_store(&s.last_reload_success_s, (int64_t)time(NULL));
@@ -334,11 +328,7 @@ int main(int argc, char **argv)
     if (web_api_register(s.web, &s.api, &err) < 0 || web_start(s.web, &err) < 0) {
         firn_log(FIRN_LOG_ERROR, "main", "Starting the web server failed", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
-        scrape_manager_free(s.scrape);
-        tsdb_close(s.db);
-        web_stop(s.web);
-        free(s.self_address);
-        return 1;
+        goto out;
     }
     atomic_store(&s.api.ready, true);
     firn_log(FIRN_LOG_INFO, "main", "Server is ready to receive web requests.",
@@ -359,11 +349,16 @@ int main(int argc, char **argv)
         break;
     }
     atomic_store(&s.api.ready, false);
+    status = 0;
+out:
+    /* Stop in reverse order of dependence: nothing serves, then nothing
+     * scrapes, then the store closes with every acknowledged write. */
     web_stop(s.web);
     scrape_manager_free(s.scrape);
     tsdb_close(s.db);
     free(s.self_address);
     pthread_mutex_destroy(&s.reload_mu);
-    firn_log(FIRN_LOG_INFO, "main", "See you next time!", NULL);
-    return 0;
+    if (status == 0)
+        firn_log(FIRN_LOG_INFO, "main", "See you next time!", NULL);
+    return status;
 }

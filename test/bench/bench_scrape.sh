@@ -93,16 +93,7 @@ declare -A FIXTURE=(
     [goroutine]=pyro-pkg_og_convert_pprof_testdata_req_2.pprof
 )
 
-tmp=$(mktemp -d)
-cleanup() {
-    stop_tracked
-    chmod -R u+w "$tmp" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-go_env "$tmp"
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY
+e2e_workspace
 
 mkdir -p "$tmp/fixtures"
 # goservice -fixtures serves DIR/<kind>.pb.gz (gzipped or not: firn sniffs).
@@ -113,13 +104,9 @@ done
 
 note "building the Go service"
 build_goservice "$SRCDIR" "$tmp" || die "build go service: $(tail -5 "$tmp/gobuild.log")"
-"$tmp/goservice" -fixtures "$tmp/fixtures" -addr 127.0.0.1:0 -addr-file "$tmp/svc.addr" \
-    >"$tmp/svc.log" 2>&1 &
-track_pid $!
-wait_for 30 test -s "$tmp/svc.addr" || die "go service did not start: $(tail -5 "$tmp/svc.log")"
-addr=$(head -n 1 "$tmp/svc.addr")
-wait_for 30 curl_local --fail --max-time 1 "http://$addr/healthz" ||
-    die "go service at $addr does not answer /healthz"
+start_goservice "$tmp" svc -fixtures "$tmp/fixtures" ||
+    die "go service did not start: $(tail -5 "$tmp/svc.log")"
+addr=$GO_ADDR
 
 # One job, the five default profile types (no profiling_config), N targets
 # told apart by their shard label.

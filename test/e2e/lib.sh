@@ -105,6 +105,24 @@ top_rows_firn() {
 }
 
 # ---- processes ---------------------------------------------------------------
+# e2e_workspace: make the temporary directory $tmp, removed on exit after
+# every tracked process is stopped; Go's tools hermetic inside it; no proxy
+# for loopback traffic.  Call once, at the top level of a test script.
+e2e_workspace() {
+    tmp=$(mktemp -d)
+    trap e2e_cleanup EXIT
+    trap 'exit 130' INT TERM
+    go_env "$tmp"
+    unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY
+}
+
+e2e_cleanup() {
+    stop_tracked
+    # Go makes module-cache files read-only; make sure rm can remove them.
+    chmod -R u+w "$tmp" 2>/dev/null
+    rm -rf "$tmp"
+}
+
 # Tests start servers in the background, record their PIDs with track_pid,
 # and stop every one of them on exit (stop_tracked from an EXIT trap).
 

@@ -13,15 +13,7 @@ firnctl=$2
 srcdir=$3
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
-tmp=$(mktemp -d)
-cleanup() {
-    stop_tracked
-    chmod -R u+w "$tmp" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-go_env "$tmp"
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
+e2e_workspace
 
 if ! build_goservice "$srcdir" "$tmp"; then
     fail "build go service: $(tail -5 "$tmp/gobuild.log")"
@@ -260,6 +252,24 @@ more() { (($(count_profiles) > after)); }
 if wait_for 30 more; then ok "scraping resumes after the restart"; else fail "no new profiles after restart"; fi
 code=$(curl_local -o "$tmp/reload.out" -w '%{http_code}' -X POST "$api/-/reload")
 same "POST /-/reload without --web.enable-lifecycle is forbidden" "$code" 403
+
+# ---- refusing to start ------------------------------------------------------------------
+# expect_exit WHAT CODE REGEX ARGS...: firn exits with CODE, its output matching REGEX.
+expect_exit() {
+    local what=$1 code=$2 re=$3 out rc
+    shift 3
+    out=$(timeout 20 "$firn" "$@" 2>&1)
+    rc=$?
+    if [[ $rc == "$code" && $out =~ $re ]]; then ok "$what"; else fail "$what: exit $rc, output: $(tail -2 <<<"$out")"; fi
+}
+printf 'scrape_configs:\n  - job_name: a\n    bogus: 1\n' >"$tmp/bad.yml"
+expect_exit "a broken config file stops startup with its position" 1 'bad.yml:3:5: bogus: unknown field' \
+    --config.file="$tmp/bad.yml" --web.listen-address=127.0.0.1:0 --storage.tsdb.path="$tmp/d2"
+expect_exit "a port in use stops startup, naming the address" 1 "127.0.0.1:$FIRN_PORT.*in use" \
+    --web.listen-address=127.0.0.1:$FIRN_PORT --storage.tsdb.path="$tmp/d3"
+expect_exit "a store in use by another firn stops startup" 1 'Opening storage failed' \
+    --web.listen-address=127.0.0.1:0 --storage.tsdb.path="$data"
+expect_exit "an unknown flag is a usage error" 2 'usage: firn' --bogus
 
 stop_pid "$FIRN_PID"
 grep -q 'See you next time' "$tmp/firn2.log" && ok "SIGTERM stops firn cleanly" ||

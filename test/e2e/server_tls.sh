@@ -11,15 +11,7 @@ firn=$1
 srcdir=$2
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
-tmp=$(mktemp -d)
-cleanup() {
-    stop_tracked
-    chmod -R u+w "$tmp" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-go_env "$tmp"
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
+e2e_workspace
 
 # A self-signed certificate for the name firn-test.local only (not for
 # 127.0.0.1), so the name check has something to refuse.
