@@ -1,5 +1,5 @@
 /* cpu.c -- the CPU profiler: SIGPROF samples of this process, aggregated
- * by stack and built into a profile shaped as Go's /debug/pprof/profile.
+ * by stack and built into profiles shaped as Go's /debug/pprof/profile.
  *
  * ITIMER_PROF sends SIGPROF after every 1/hz s of CPU the process uses, to
  * whichever thread is running.  The handler unwinds that thread from the
@@ -7,18 +7,32 @@
  * malloc, no locks that signals can interrupt) straight into a slot of a
  * static ring.  A slot is claimed by a compare-and-swap of its state
  * (EMPTY -> WRITING), filled, then published (FULL); a handler that finds
- * no empty slot drops the sample and counts it.  The profiling caller
- * drains the ring every DRAIN_NS into a hash table of unique stacks, so the
- * ring only ever holds ~100 ms of samples.
+ * no empty slot drops the sample and counts it.
  *
- * Stopping: the timer is disarmed, `armed` cleared, SIGPROF set to SIG_IGN
- * (which discards a signal still pending, so it cannot reach a SIG_DFL
- * disposition and kill the process) and then restored to what it was; the
- * caller waits for handlers already running (`in_flight`) before the last
- * drain.  The ring is static, so a late handler never touches freed memory.
+ * Up to SELFPROF_MAX_CPU_PROFILES profiles may be recorded at once, over
+ * one sampler.  Each selfprof_cpu call is a subscriber with its own table
+ * of unique stacks, start time and deadline.  `lock` guards the subscriber
+ * list, their tables and the sampler's start and stop:
  *
- * ITIMER_PROF and SIGPROF belong to the whole process: `busy` lets one
- * profile run at a time, and a timer someone else armed makes us refuse.
+ *  - the first subscriber starts the sampler (handler installed, timer
+ *    armed); later ones must ask for the same hz;
+ *  - whoever holds `lock` may drain: every published sample of the ring is
+ *    added to the table of every subscriber at that moment.  Each waiting
+ *    subscriber drains every DRAIN_NS, so the ring holds ~100 ms of
+ *    samples, and a join or leave drains first, so that a subscriber gets
+ *    exactly the samples taken while it was subscribed (to a drain's
+ *    granularity: a sample still being written is the next drain's);
+ *  - the last subscriber to leave stops the sampler: the timer is
+ *    disarmed, `armed` cleared, SIGPROF set to SIG_IGN (which discards a
+ *    signal still pending, so it cannot reach a SIG_DFL disposition and
+ *    kill the process) and then restored to what it was before the first
+ *    subscriber; handlers already running (`in_flight`) are waited for, and
+ *    the last drain leaves the ring empty for the next start.
+ *
+ * Symbolizing and building a profile happen after leaving, without `lock`.
+ * The ring is static, so a late handler never touches freed memory.
+ * ITIMER_PROF and SIGPROF belong to the whole process: a timer someone
+ * else armed makes the first subscriber refuse.
  */
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
@@ -26,6 +40,7 @@
 #include "selfprof/internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +50,7 @@
 
 #define RING_SLOTS 1024              /* ~10 s of samples at 100 Hz on 1 core */
 #define RING_PROBES 8                /* slots a handler tries before dropping */
-#define DRAIN_NS (100 * 1000000L)    /* how often the caller drains */
+#define DRAIN_NS (100 * 1000000L)    /* how often each subscriber drains */
 #define MAX_HZ 10000
 
 enum { SLOT_EMPTY, SLOT_WRITING, SLOT_FULL };
@@ -50,7 +65,6 @@ __thread volatile sig_atomic_t selfprof_in_unwind __attribute__((tls_model("init
 
 static struct ring_slot ring[RING_SLOTS];
 static _Atomic unsigned ring_next;
-static atomic_bool busy;            /* a profile is being recorded */
 static atomic_bool armed;           /* the handler records samples */
 static _Atomic int in_flight;       /* handlers running now */
 static _Atomic uint64_t dropped;    /* samples lost: ring full or re-entrant */
@@ -152,11 +166,12 @@ static bool grow(void **v, size_t *cap, size_t need, size_t elem)
     return true;
 }
 
-static void stack_table_add(struct stack_table *t, const uintptr_t *pcs, size_t depth)
+/* Counts one sample of pcs[0..depth), whose XXH3 hash is h. */
+static void stack_table_add(struct stack_table *t, const uintptr_t *pcs, size_t depth,
+                            uint64_t h)
 {
     if (t->oom)
         return;
-    uint64_t h = XXH3_64bits(pcs, depth * sizeof *pcs);
     uint64_t key = h;
     for (;;) {
         uint32_t idx;
@@ -192,18 +207,6 @@ static void stack_table_free(struct stack_table *t)
     firn_u64map_destroy(&t->index);
     free(t->stacks);
     free(t->pcs);
-}
-
-/* Moves every published sample of the ring into t. */
-static void drain(struct stack_table *t)
-{
-    for (size_t i = 0; i < RING_SLOTS; i++) {
-        struct ring_slot *slot = &ring[i];
-        if (atomic_load_explicit(&slot->state, memory_order_acquire) != SLOT_FULL)
-            continue;
-        stack_table_add(t, slot->pcs, (size_t)slot->depth);
-        atomic_store_explicit(&slot->state, SLOT_EMPTY, memory_order_release);
-    }
 }
 
 /* ---- the profile ---------------------------------------------------------- */
@@ -247,6 +250,41 @@ static pprof_profile *build_profile(const struct stack_table *t, int64_t period,
     return p;
 }
 
+/* ---- subscribers and the sampler ------------------------------------------- */
+
+/* One selfprof_cpu call recording. */
+struct subscriber {
+    struct stack_table table;
+    int64_t time_nanos;   /* CLOCK_REALTIME when it joined */
+    int64_t start;        /* CLOCK_MONOTONIC when it joined */
+    uint64_t dropped_before;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* Under lock. */
+static struct subscriber *subscribers[SELFPROF_MAX_CPU_PROFILES];
+static int n_subscribers;
+static int sampler_hz;                  /* while n_subscribers > 0 */
+static struct sigaction previous;       /* SIGPROF's disposition before the sampler */
+/* n_subscribers, for readers without the lock. */
+static _Atomic int profiles_active;
+
+/* Moves every published sample of the ring into the table of every
+ * subscriber.  Under lock. */
+static void drain_locked(void)
+{
+    for (size_t i = 0; i < RING_SLOTS; i++) {
+        struct ring_slot *slot = &ring[i];
+        if (atomic_load_explicit(&slot->state, memory_order_acquire) != SLOT_FULL)
+            continue;
+        size_t depth = (size_t)slot->depth;
+        uint64_t h = XXH3_64bits(slot->pcs, depth * sizeof *slot->pcs);
+        for (int s = 0; s < n_subscribers; s++)
+            stack_table_add(&subscribers[s]->table, slot->pcs, depth, h);
+        atomic_store_explicit(&slot->state, SLOT_EMPTY, memory_order_release);
+    }
+}
+
 /* Waits until deadline (CLOCK_MONOTONIC ns) or DRAIN_NS, whichever is first. */
 static void nap_until(int64_t deadline)
 {
@@ -267,6 +305,111 @@ static void warm_up_unwinder(void)
         (void)unw_step(&cursor);
 }
 
+/* Installs the handler and arms the timer at hz.  Under lock, with no
+ * subscribers (so the ring is empty: the last stop drained it after its
+ * handlers were done). */
+static int start_sampler_locked(int hz, firn_err *err)
+{
+    struct itimerval current;
+    if (getitimer(ITIMER_PROF, &current) == 0 &&
+        (current.it_value.tv_sec || current.it_value.tv_usec))
+        /* another profiler in this process owns the timer */
+        return firn_errf(err, FIRN_EBUSY, "cpu profiling already in use");
+    warm_up_unwinder();
+    struct sigaction action = {0};
+    action.sa_sigaction = sigprof_handler;
+    action.sa_flags = SA_RESTART | SA_SIGINFO;
+    sigemptyset(&action.sa_mask);
+    long usec = 1000000L / hz;
+    struct itimerval timer = {{usec / 1000000, usec % 1000000}, {usec / 1000000, usec % 1000000}};
+    atomic_store(&armed, true);
+    if (sigaction(SIGPROF, &action, &previous) != 0) {
+        int e = errno;
+        atomic_store(&armed, false);
+        return firn_errf(err, FIRN_EIO, "cpu profile: installing the SIGPROF handler: %s",
+                         strerror(e));
+    }
+    if (setitimer(ITIMER_PROF, &timer, NULL) != 0) {
+        int e = errno;
+        atomic_store(&armed, false);
+        sigaction(SIGPROF, &previous, NULL);
+        return firn_errf(err, FIRN_EIO, "cpu profile: starting the timer: %s", strerror(e));
+    }
+    sampler_hz = hz;
+    return 0;
+}
+
+/* Disarms the timer, restores SIGPROF and waits for running handlers.
+ * Under lock, by the last subscriber. */
+static void stop_sampler_locked(void)
+{
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_PROF, &off, NULL);
+    atomic_store(&armed, false);
+    struct sigaction ignore = {0};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    sigaction(SIGPROF, &ignore, NULL);
+    sigaction(SIGPROF, &previous, NULL);
+    while (atomic_load(&in_flight) > 0)
+        sched_yield();   /* a handler on another CPU finishing its unwind */
+}
+
+/* Subscribes sub to samples from now on, starting the sampler if it is the
+ * first. */
+static int join(struct subscriber *sub, int hz, firn_err *err)
+{
+    pthread_mutex_lock(&lock);
+    int rc = 0;
+    if (n_subscribers == SELFPROF_MAX_CPU_PROFILES)
+        rc = firn_errf(err, FIRN_EBUSY,
+                       "cpu profiling already in use: %d profiles are being recorded, "
+                       "the most at once", SELFPROF_MAX_CPU_PROFILES);
+    else if (n_subscribers > 0 && hz != sampler_hz)
+        rc = firn_errf(err, FIRN_EBUSY, "cpu profiling already in use at %d Hz, not %d",
+                       sampler_hz, hz);
+    else if (n_subscribers == 0)
+        rc = start_sampler_locked(hz, err);
+    else
+        drain_locked();   /* what is in the ring was taken before sub joined */
+    if (rc == 0) {
+        sub->time_nanos = clock_ns(CLOCK_REALTIME);
+        sub->start = clock_ns(CLOCK_MONOTONIC);
+        sub->dropped_before = atomic_load(&dropped);
+        subscribers[n_subscribers++] = sub;
+        atomic_store(&profiles_active, n_subscribers);
+    }
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+static void drain(void)
+{
+    pthread_mutex_lock(&lock);
+    drain_locked();
+    pthread_mutex_unlock(&lock);
+}
+
+/* Gives sub the samples taken so far and unsubscribes it, stopping the
+ * sampler if it was the last.  Returns how long it was subscribed (ns). */
+static int64_t leave(struct subscriber *sub)
+{
+    pthread_mutex_lock(&lock);
+    int64_t duration = clock_ns(CLOCK_MONOTONIC) - sub->start;
+    if (n_subscribers == 1)
+        stop_sampler_locked();
+    drain_locked();
+    for (int i = 0; i < n_subscribers; i++) {
+        if (subscribers[i] == sub) {
+            subscribers[i] = subscribers[--n_subscribers];
+            break;
+        }
+    }
+    atomic_store(&profiles_active, n_subscribers);
+    pthread_mutex_unlock(&lock);
+    return duration;
+}
+
 pprof_profile *selfprof_cpu(int seconds, int hz, const _Atomic bool *cancel, firn_err *err)
 {
     if (seconds < 1 || seconds > SELFPROF_MAX_SECONDS) {
@@ -278,84 +421,39 @@ pprof_profile *selfprof_cpu(int seconds, int hz, const _Atomic bool *cancel, fir
         firn_errf(err, FIRN_EINVAL, "cpu profile: hz must be 1..%d, not %d", MAX_HZ, hz);
         return NULL;
     }
-    if (atomic_exchange(&busy, true)) {
-        firn_errf(err, FIRN_EBUSY, "cpu profiling already in use");
-        return NULL;
-    }
-    struct itimerval current;
-    if (getitimer(ITIMER_PROF, &current) == 0 &&
-        (current.it_value.tv_sec || current.it_value.tv_usec)) {
-        atomic_store(&busy, false);   /* another profiler in this process owns the timer */
-        firn_errf(err, FIRN_EBUSY, "cpu profiling already in use");
-        return NULL;
-    }
-
-    struct stack_table table = {0};
-    if (firn_u64map_init(&table.index, 1024) < 0) {
-        atomic_store(&busy, false);
+    struct subscriber sub = {0};
+    if (firn_u64map_init(&sub.table.index, 1024) < 0) {
         firn_errf(err, FIRN_ENOMEM, "out of memory starting the cpu profile");
         return NULL;
     }
-    /* The ring is empty here: the last profile drained it after its
-     * handlers were done. */
-    warm_up_unwinder();
-    uint64_t dropped_before = atomic_load(&dropped);
-
-    struct sigaction action = {0}, previous;
-    action.sa_sigaction = sigprof_handler;
-    action.sa_flags = SA_RESTART | SA_SIGINFO;
-    sigemptyset(&action.sa_mask);
-    long usec = 1000000L / hz;
-    struct itimerval timer = {{usec / 1000000, usec % 1000000}, {usec / 1000000, usec % 1000000}};
-    int64_t time_nanos = clock_ns(CLOCK_REALTIME);
-    int64_t start = clock_ns(CLOCK_MONOTONIC);
-    atomic_store(&armed, true);
-    if (sigaction(SIGPROF, &action, &previous) != 0 || setitimer(ITIMER_PROF, &timer, NULL) != 0) {
-        int e = errno;
-        atomic_store(&armed, false);
-        sigaction(SIGPROF, &previous, NULL);
-        stack_table_free(&table);
-        atomic_store(&busy, false);
-        firn_errf(err, FIRN_EIO, "cpu profile: starting the timer: %s", strerror(e));
+    if (join(&sub, hz, err) < 0) {
+        stack_table_free(&sub.table);
         return NULL;
     }
 
-    int64_t deadline = start + (int64_t)seconds * 1000000000;
+    int64_t deadline = sub.start + (int64_t)seconds * 1000000000;
     for (;;) {
         nap_until(deadline);
-        drain(&table);
+        drain();
         if (clock_ns(CLOCK_MONOTONIC) >= deadline || (cancel && atomic_load(cancel)))
             break;
     }
+    int64_t duration = leave(&sub);
 
-    struct itimerval off = {{0, 0}, {0, 0}};
-    setitimer(ITIMER_PROF, &off, NULL);
-    int64_t duration = clock_ns(CLOCK_MONOTONIC) - start;
-    atomic_store(&armed, false);
-    struct sigaction ignore = {0};
-    ignore.sa_handler = SIG_IGN;
-    sigemptyset(&ignore.sa_mask);
-    sigaction(SIGPROF, &ignore, NULL);
-    sigaction(SIGPROF, &previous, NULL);
-    while (atomic_load(&in_flight) > 0)
-        sched_yield();   /* a handler on another CPU finishing its unwind */
-    drain(&table);
-
-    uint64_t lost = atomic_load(&dropped) - dropped_before;
+    uint64_t lost = atomic_load(&dropped) - sub.dropped_before;
     if (lost > 0)
         firn_log(FIRN_LOG_INFO, "selfprof", "cpu profile dropped samples", "dropped=%llu",
                  (unsigned long long)lost);
     pprof_profile *p = NULL;
-    if (table.oom)
+    if (sub.table.oom)
         firn_errf(err, FIRN_ENOMEM, "out of memory recording the cpu profile");
     else
-        p = build_profile(&table, 1000000000 / hz, time_nanos, duration, err);
-    stack_table_free(&table);
-    atomic_store(&busy, false);
+        p = build_profile(&sub.table, 1000000000 / hz, sub.time_nanos, duration, err);
+    stack_table_free(&sub.table);
     return p;
 }
 
-bool selfprof_cpu_active(void)
+int selfprof_cpu_active(void)
 {
-    return atomic_load(&busy);
+    return atomic_load(&profiles_active);
 }

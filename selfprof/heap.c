@@ -8,6 +8,8 @@
 #include "selfprof/internal.h"
 
 #include <math.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 /* Weak: NULL unless malloc.c is part of the program. */
@@ -49,31 +51,74 @@ static void unsample(int64_t count, int64_t bytes, int64_t rate, int64_t *out_co
     *out_bytes = (int64_t)((double)bytes * scale);
 }
 
-struct build {
-    pprof_builder *b;
-    selfprof_symbolizer *sym;
-    int64_t rate;
-    int64_t bytes_key;   /* string index of "bytes" */
+/* One bucket as it was when the profile was asked for. */
+struct bucket_copy {
+    const uintptr_t *pcs;   /* the bucket's own: buckets live as long as the process */
+    size_t depth, size;
+    int64_t allocs, alloc_bytes, frees, free_bytes;
 };
 
-static void add_bucket(void *ctx, const uintptr_t *pcs, size_t depth, size_t size,
-                       int64_t allocs, int64_t alloc_bytes, int64_t frees, int64_t free_bytes)
+/* The copies live in memory from mmap, not malloc: a malloc'd copy would
+ * be sampled into a bucket that the walk then visits, and the profile
+ * would show its own copy as in use. */
+struct snapshot {
+    struct bucket_copy *v;
+    size_t n, cap;
+    bool oom;
+};
+
+static void snapshot_free(struct snapshot *snap)
 {
-    struct build *bd = ctx;
-    uint32_t locs[SELFPROF_MAX_FRAMES];
-    if (depth > SELFPROF_MAX_FRAMES)
-        depth = SELFPROF_MAX_FRAMES;
-    for (size_t i = 0; i < depth; i++)
-        locs[i] = selfprof_symbolizer_location(bd->sym, pcs[i]);
-    int64_t values[4];
-    unsample(allocs, alloc_bytes, bd->rate, &values[0], &values[1]);
-    unsample(allocs - frees, alloc_bytes - free_bytes, bd->rate, &values[2], &values[3]);
-    /* Go labels each sample with its block size (Go's buckets are per
-     * size too). */
-    pprof_label label = {.key = bd->bytes_key, .num = (int64_t)size};
-    pprof_builder_sample(bd->b, locs, depth, values, &label, size > 0 ? 1 : 0);
+    if (snap->v)
+        munmap(snap->v, snap->cap * sizeof *snap->v);
 }
 
+static void copy_bucket(void *ctx, const uintptr_t *pcs, size_t depth, size_t size,
+                        int64_t allocs, int64_t alloc_bytes, int64_t frees, int64_t free_bytes)
+{
+    struct snapshot *snap = ctx;
+    if (snap->oom)
+        return;
+    if (snap->n == snap->cap) {
+        size_t ncap = snap->cap ? snap->cap * 2 : 4096;
+        struct bucket_copy *nv = mmap(NULL, ncap * sizeof *nv, PROT_READ | PROT_WRITE,
+                                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (nv == MAP_FAILED) {
+            snap->oom = true;
+            return;
+        }
+        if (snap->n > 0)
+            memcpy(nv, snap->v, snap->n * sizeof *nv);
+        snapshot_free(snap);
+        snap->v = nv;
+        snap->cap = ncap;
+    }
+    if (depth > SELFPROF_MAX_FRAMES)
+        depth = SELFPROF_MAX_FRAMES;
+    snap->v[snap->n++] =
+        (struct bucket_copy){pcs, depth, size, allocs, alloc_bytes, frees, free_bytes};
+}
+
+static void add_bucket(pprof_builder *b, selfprof_symbolizer *sym, int64_t rate,
+                       int64_t bytes_key, const struct bucket_copy *c)
+{
+    uint32_t locs[SELFPROF_MAX_FRAMES];
+    for (size_t i = 0; i < c->depth; i++)
+        locs[i] = selfprof_symbolizer_location(sym, c->pcs[i]);
+    int64_t values[4];
+    unsample(c->allocs, c->alloc_bytes, rate, &values[0], &values[1]);
+    unsample(c->allocs - c->frees, c->alloc_bytes - c->free_bytes, rate, &values[2],
+             &values[3]);
+    /* Go labels each sample with its block size (Go's buckets are per
+     * size too). */
+    pprof_label label = {.key = bytes_key, .num = (int64_t)c->size};
+    pprof_builder_sample(b, locs, c->depth, values, &label, c->size > 0 ? 1 : 0);
+}
+
+/* The counters are copied before anything is symbolized: symbolizing
+ * allocates (libdw, libelf: megabytes), and a walk that symbolized as it
+ * went would find those allocations in the buckets it had yet to visit and
+ * report the profile's own transient memory as in use. */
 static pprof_profile *build_heap(bool allocs_default, firn_err *err)
 {
     if (!selfprof_heap_available()) {
@@ -82,26 +127,38 @@ static pprof_profile *build_heap(bool allocs_default, firn_err *err)
     }
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    struct build bd = {.b = pprof_builder_new(4), .rate = (int64_t)selfprof_heap_source.rate()};
-    if (!bd.b) {
+    int64_t rate = (int64_t)selfprof_heap_source.rate();
+    struct snapshot snap = {0};
+    selfprof_heap_source.visit(copy_bucket, &snap);
+    if (snap.oom) {
+        snapshot_free(&snap);
+        firn_errf(err, FIRN_ENOMEM, "out of memory copying the heap profile's counters");
+        return NULL;
+    }
+    pprof_builder *b = pprof_builder_new(4);
+    if (!b) {
+        snapshot_free(&snap);
         firn_errf(err, FIRN_ENOMEM, "out of memory building the heap profile");
         return NULL;
     }
-    pprof_builder_sample_type(bd.b, 0, "alloc_objects", "count");
-    pprof_builder_sample_type(bd.b, 1, "alloc_space", "bytes");
-    pprof_builder_sample_type(bd.b, 2, "inuse_objects", "count");
-    pprof_builder_sample_type(bd.b, 3, "inuse_space", "bytes");
-    pprof_builder_period(bd.b, "space", "bytes", bd.rate);
-    pprof_builder_time(bd.b, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec, 0);
-    bd.bytes_key = pprof_builder_string(bd.b, "bytes", 5);
-    bd.sym = selfprof_symbolizer_new(bd.b, err);
-    if (!bd.sym) {
-        pprof_builder_free(bd.b);
+    pprof_builder_sample_type(b, 0, "alloc_objects", "count");
+    pprof_builder_sample_type(b, 1, "alloc_space", "bytes");
+    pprof_builder_sample_type(b, 2, "inuse_objects", "count");
+    pprof_builder_sample_type(b, 3, "inuse_space", "bytes");
+    pprof_builder_period(b, "space", "bytes", rate);
+    pprof_builder_time(b, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec, 0);
+    int64_t bytes_key = pprof_builder_string(b, "bytes", 5);
+    selfprof_symbolizer *sym = selfprof_symbolizer_new(b, err);
+    if (!sym) {
+        snapshot_free(&snap);
+        pprof_builder_free(b);
         return NULL;
     }
-    selfprof_heap_source.visit(add_bucket, &bd);
-    selfprof_symbolizer_free(bd.sym);
-    pprof_profile *p = pprof_builder_finish(bd.b, err);
+    for (size_t i = 0; i < snap.n; i++)
+        add_bucket(b, sym, rate, bytes_key, &snap.v[i]);
+    selfprof_symbolizer_free(sym);
+    snapshot_free(&snap);
+    pprof_profile *p = pprof_builder_finish(b, err);
     if (!p)
         return NULL;
     selfprof_mark_mappings(p);

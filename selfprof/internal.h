@@ -33,7 +33,8 @@ extern __thread volatile sig_atomic_t selfprof_in_unwind
 /* ---- heap sampler (defined by malloc.c when it is linked) ---------------- */
 
 /* Called for each bucket with a consistent-enough copy of its counters
- * (frees are read before allocs, so frees <= allocs). */
+ * (frees are read before allocs, so frees <= allocs).  pcs is the bucket's
+ * own and stays valid: buckets are never freed. */
 typedef void (*selfprof_heap_visit_fn)(void *ctx, const uintptr_t *pcs, size_t depth,
                                        size_t size, int64_t allocs, int64_t alloc_bytes,
                                        int64_t frees, int64_t free_bytes);
@@ -60,18 +61,20 @@ extern const struct selfprof_heap_source selfprof_heap_source;
  * be used.  One per profile built, on the building thread. */
 typedef struct selfprof_symbolizer selfprof_symbolizer;
 
-/* Adds every executable mapping to b, the main binary first. */
+/* Adds every executable mapping to b, the main binary first, with
+ * has_functions when libdwfl knows its module (selfprof.h says why). */
 selfprof_symbolizer *selfprof_symbolizer_new(pprof_builder *b, firn_err *err);
 /* Builder index of the location for pc (cached per pc); PPROF_NONE when
  * the builder ran out of memory. */
 uint32_t selfprof_symbolizer_location(selfprof_symbolizer *s, uintptr_t pc);
 void selfprof_symbolizer_free(selfprof_symbolizer *s);
 
-/* Sets the mappings' has_functions/has_filenames/has_line_numbers from
- * what their locations in the finished profile actually carry: true when
- * every location of the mapping has it (and there is at least one).
- * has_inline_frames follows has_line_numbers: line numbers come from DWARF,
- * and whenever DWARF is there inlined frames were expanded. */
+/* Sets the mappings' has_filenames/has_line_numbers from what their
+ * locations in the finished profile carry: true when some location of the
+ * mapping has it (the module's DWARF was read), as pprof's own symbolizer
+ * does.  has_inline_frames follows has_line_numbers: line numbers come from
+ * DWARF, and whenever DWARF is there inlined frames were expanded.
+ * has_functions is the symbolizer's, set when it adds the mapping. */
 void selfprof_mark_mappings(pprof_profile *p);
 
 #endif

@@ -12,12 +12,15 @@
  * address the chain of inlined calls (innermost first, as pprof wants a
  * location's lines).  Without DWARF a location still gets its function from
  * the symbol table; without libdwfl at all it keeps its bare address, and
- * pprof can symbolize it later from the mapping.
+ * pprof can symbolize it later from the mapping.  The mappings' has_*
+ * flags tell pprof which of these happened (selfprof.h).  An executable
+ * replaced on disk since it started is read through /proc/self/exe.
  */
 #include "selfprof/internal.h"
 
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,8 +45,44 @@ struct selfprof_symbolizer {
     firn_u64map cache;        /* pc -> builder location index */
 };
 
+/* ---- finding the files ----------------------------------------------------- */
+
+/* The length of path[0..len) without the " (deleted)" the kernel appends
+ * to files replaced since they were mapped (the name is still the name). */
+static size_t without_deleted(const char *path, size_t len)
+{
+    static const char deleted[] = " (deleted)";
+    if (len >= sizeof deleted - 1 &&
+        memcmp(path + len - (sizeof deleted - 1), deleted, sizeof deleted - 1) == 0)
+        len -= sizeof deleted - 1;
+    return len;
+}
+
+/* libdwfl's find_elf for this process, which also finds the executable
+ * after it was replaced on disk (rebuilt, upgraded): libdwfl sees the
+ * module as "PATH (deleted)", opens nothing, and every frame of firn's own
+ * would stay a bare address; /proc/self/exe still opens the file that
+ * runs. */
+static int find_elf(Dwfl_Module *mod, void **userdata, const char *module_name,
+                    Dwarf_Addr base, char **file_name, Elf **elfp)
+{
+    size_t len = strlen(module_name);
+    if (without_deleted(module_name, len) != len) {
+        char exe[4096];
+        ssize_t exe_len = readlink("/proc/self/exe", exe, sizeof exe);
+        if (exe_len > 0 && (size_t)exe_len == len && memcmp(exe, module_name, len) == 0) {
+            int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+            if (fd >= 0) {
+                *file_name = strdup("/proc/self/exe");
+                return fd;
+            }
+        }
+    }
+    return dwfl_linux_proc_find_elf(mod, userdata, module_name, base, file_name, elfp);
+}
+
 static const Dwfl_Callbacks dwfl_callbacks = {
-    .find_elf = dwfl_linux_proc_find_elf,
+    .find_elf = find_elf,
     .find_debuginfo = dwfl_standard_find_debuginfo,
 };
 
@@ -59,17 +98,6 @@ static void free_proc_maps(struct proc_map *maps, size_t n)
     for (size_t i = 0; i < n; i++)
         free(maps[i].path);
     free(maps);
-}
-
-/* The length of path[0..len) without the " (deleted)" the kernel appends
- * to files replaced since they were mapped (the name is still the name). */
-static size_t without_deleted(const char *path, size_t len)
-{
-    static const char deleted[] = " (deleted)";
-    if (len >= sizeof deleted - 1 &&
-        memcmp(path + len - (sizeof deleted - 1), deleted, sizeof deleted - 1) == 0)
-        len -= sizeof deleted - 1;
-    return len;
 }
 
 /* The executable, named entries of /proc/self/maps, in address order.
@@ -127,13 +155,10 @@ static int read_proc_maps(struct proc_map **out, size_t *n_out)
     return 0;
 }
 
-/* Hex GNU build id of the module at addr, "" when unknown. */
-static void build_id_hex(Dwfl *dwfl, uint64_t addr, char *out, size_t cap)
+/* Hex GNU build id of mod (may be NULL), "" when unknown. */
+static void build_id_hex(Dwfl_Module *mod, char *out, size_t cap)
 {
     out[0] = '\0';
-    if (!dwfl)
-        return;
-    Dwfl_Module *mod = dwfl_addrmodule(dwfl, addr);
     GElf_Addr bias;
     if (!mod || !dwfl_module_getelf(mod, &bias))   /* the id is read from the ELF */
         return;
@@ -183,14 +208,18 @@ static int add_mappings(selfprof_symbolizer *s)
         for (size_t i = 0; i < n; i++) {
             if ((strcmp(maps[i].path, exe) == 0) != (pass == 0))
                 continue;
+            Dwfl_Module *mod = s->dwfl ? dwfl_addrmodule(s->dwfl, maps[i].start) : NULL;
             char build_id[2 * 64 + 1];
-            build_id_hex(s->dwfl, maps[i].start, build_id, sizeof build_id);
+            build_id_hex(mod, build_id, sizeof build_id);
             pprof_mapping m = {
                 .memory_start = maps[i].start,
                 .memory_limit = maps[i].limit,
                 .file_offset = maps[i].offset,
                 .filename = str(s->b, maps[i].path),
                 .build_id = str(s->b, build_id),
+                /* Every address in it will be looked up in mod: see
+                 * selfprof.h on the has_* flags. */
+                .has_functions = mod != NULL,
             };
             s->maps[s->n_maps++] = (struct map_range){
                 maps[i].start, maps[i].limit, pprof_builder_mapping(s->b, &m)};
@@ -379,29 +408,20 @@ void selfprof_symbolizer_free(selfprof_symbolizer *s)
 
 void selfprof_mark_mappings(pprof_profile *p)
 {
-    for (size_t m = 0; m < p->n_mappings; m++) {
-        size_t n = 0;
-        bool functions = true, filenames = true, lines = true;
-        for (size_t i = 0; i < p->n_locations; i++) {
-            const pprof_location *l = &p->locations[i];
-            if (l->mapping != m)
-                continue;
-            n++;
-            if (l->n_lines == 0)
-                functions = filenames = lines = false;
-            for (size_t j = 0; j < l->n_lines; j++) {
-                const pprof_line *ln = &l->lines[j];
-                const pprof_function *f =
-                    ln->function < p->n_functions ? &p->functions[ln->function] : NULL;
-                functions &= f && pprof_str(p, f->name)[0] != '\0';
-                filenames &= f && pprof_str(p, f->filename)[0] != '\0';
-                lines &= ln->line > 0;
-            }
+    for (size_t i = 0; i < p->n_locations; i++) {
+        const pprof_location *l = &p->locations[i];
+        if (l->mapping >= p->n_mappings)
+            continue;
+        pprof_mapping *mp = &p->mappings[l->mapping];
+        for (size_t j = 0; j < l->n_lines; j++) {
+            const pprof_line *ln = &l->lines[j];
+            if (ln->function < p->n_functions &&
+                pprof_str(p, p->functions[ln->function].filename)[0] != '\0')
+                mp->has_filenames = true;
+            if (ln->line > 0)
+                mp->has_line_numbers = true;
         }
-        pprof_mapping *mp = &p->mappings[m];
-        mp->has_functions = n > 0 && functions;
-        mp->has_filenames = n > 0 && filenames;
-        mp->has_line_numbers = n > 0 && lines;
-        mp->has_inline_frames = mp->has_line_numbers;
     }
+    for (size_t m = 0; m < p->n_mappings; m++)
+        p->mappings[m].has_inline_frames = p->mappings[m].has_line_numbers;
 }

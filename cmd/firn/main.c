@@ -248,6 +248,10 @@ static uint64_t offset_seed(void)
 int main(int argc, char **argv)
 {
     firn_tune_malloc();
+    /* elfutils would fetch debug info over the network while firn
+     * symbolizes its own profiles on a web worker; firn uses what is on
+     * disk only. */
+    unsetenv("DEBUGINFOD_URLS");
     server s = {0};
     int rc = parse_flags(argc, argv, &s.f);
     if (rc)
@@ -271,6 +275,7 @@ int main(int argc, char **argv)
     web_options wo;
     web_options_default(&wo);
     wo.listen_address = s.f.listen_address;
+    wo.workers = 8;  /* CPU profile requests hold a worker for their duration */
     s.web = web_new(&wo, &err);
     if (!s.web) {
         firn_log(FIRN_LOG_ERROR, "main", "Cannot listen", "err=%s",

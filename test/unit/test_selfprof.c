@@ -83,6 +83,17 @@ static void keep_profile(const pprof_profile *p, const char *name)
     free(buf);
 }
 
+/* Every mapping with locations says has_functions: firn symbolized it,
+ * and pprof must not ask firn's /debug/pprof/symbol (there is none). */
+static void assert_all_mappings_symbolized(const pprof_profile *p)
+{
+    for (size_t i = 0; i < p->n_locations; i++) {
+        uint32_t m = p->locations[i].mapping;
+        if (m != PPROF_NONE && !p->mappings[m].has_functions)
+            fail_msg("mapping %s lacks has_functions", pprof_str(p, p->mappings[m].filename));
+    }
+}
+
 /* ---- tests ------------------------------------------------------------------- */
 
 static void test_cpu_profile(void **state)
@@ -138,6 +149,10 @@ static void test_cpu_profile(void **state)
     assert_string_equal(pprof_str(p, p->mappings[0].filename), exe);
     assert_true(strlen(pprof_str(p, p->mappings[0].build_id)) >= 16);
     assert_true(p->mappings[0].has_functions);
+    assert_true(p->mappings[0].has_filenames);
+    assert_true(p->mappings[0].has_line_numbers);
+    assert_true(p->mappings[0].has_inline_frames);
+    assert_all_mappings_symbolized(p);
 
     /* The hottest function is the burner, with its file and line. */
     pprof_top_report top;
@@ -185,48 +200,166 @@ static void test_cpu_profile(void **state)
     pprof_free(p);
 }
 
+static void custom_sigprof(int sig)
+{
+    (void)sig;
+}
+
+/* Samples with the burner on their stack. */
+static int64_t burn_samples(const pprof_profile *p)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const pprof_sample *s = &p->samples[i];
+        bool burn = false;
+        for (size_t j = 0; j < s->n_locations && !burn; j++) {
+            const pprof_location *l = &p->locations[s->locations[j]];
+            for (size_t k = 0; k < l->n_lines && !burn; k++)
+                burn = l->lines[k].function != PPROF_NONE &&
+                       strcmp(pprof_str(p, p->functions[l->lines[k].function].name),
+                              "selfprof_test_burn") == 0;
+        }
+        if (burn)
+            n += s->values[0];
+    }
+    return n;
+}
+
+static int64_t total_samples(const pprof_profile *p)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < p->n_samples; i++)
+        n += p->samples[i].values[0];
+    return n;
+}
+
+/* Waits (polling, bounded) until n CPU profiles are being recorded. */
+static void wait_for_active(int n)
+{
+    double give_up = now_seconds() + 30;
+    while (selfprof_cpu_active() != n && now_seconds() < give_up)
+        sched_yield();
+    assert_int_equal(selfprof_cpu_active(), n);
+}
+
 struct background {
+    int seconds, hz;
     _Atomic bool cancel;
     pprof_profile *p;
     firn_err err;
-    double seconds;
+    double elapsed;
 };
 
 static void *background_profile(void *arg)
 {
     struct background *bg = arg;
     double start = now_seconds();
-    bg->p = selfprof_cpu(60, 100, &bg->cancel, &bg->err);
-    bg->seconds = now_seconds() - start;
+    bg->p = selfprof_cpu(bg->seconds, bg->hz, &bg->cancel, &bg->err);
+    bg->elapsed = now_seconds() - start;
     return NULL;
 }
 
-static void test_cpu_busy_and_cancel(void **state)
+/* Two overlapping profiles, 2 s and 1 s, the second starting 0.5 s into
+ * the first: both are recorded, each over its own time, and SIGPROF is
+ * restored once the last is done. */
+static void test_cpu_overlapping(void **state)
 {
     (void)state;
-    struct background bg = {0};
+    struct sigaction mine = {0}, before, after;
+    mine.sa_handler = custom_sigprof;
+    sigemptyset(&mine.sa_mask);
+    assert_int_equal(sigaction(SIGPROF, &mine, &before), 0);
+    pthread_t burn;
+    atomic_store(&burn_stop, false);
+    assert_int_equal(pthread_create(&burn, NULL, burner, NULL), 0);
+
+    struct background longer = {.seconds = 2, .hz = 100};
     pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, background_profile, &bg), 0);
-    /* Wait for the background profile to have started (polling its state,
-     * bounded). */
-    double give_up = now_seconds() + 30;
-    while (!selfprof_cpu_active() && now_seconds() < give_up)
-        sched_yield();
-    assert_true(selfprof_cpu_active());
+    assert_int_equal(pthread_create(&t, NULL, background_profile, &longer), 0);
+    wait_for_active(1);
+    /* The offset of the scenario, not a synchronization: the second
+     * profile starts while the first runs whenever this wakes up. */
+    struct timespec half = {0, 500000000};
+    nanosleep(&half, NULL);
+    firn_err err = {0};
+    pprof_profile *shorter = selfprof_cpu(1, 100, NULL, &err);
+    pthread_join(t, NULL);
+    atomic_store(&burn_stop, true);
+    pthread_join(burn, NULL);
+    if (!shorter)
+        fail_msg("the shorter profile: %s", err.msg);
+    if (!longer.p)
+        fail_msg("the longer profile: %s", longer.err.msg);
+    assert_int_equal(selfprof_cpu_active(), 0);
+
+    const pprof_profile *a = longer.p, *b = shorter;
+    assert_true(a->duration_nanos >= 1900000000);
+    assert_true(b->duration_nanos >= 900000000);
+    assert_true(b->time_nanos > a->time_nanos);
+    int64_t a_burn = burn_samples(a), b_burn = burn_samples(b);
+    if (a_burn == 0 || b_burn == 0)
+        fail_msg("burner samples: %lld in 2 s, %lld in 1 s", (long long)a_burn,
+                 (long long)b_burn);
+    /* Every sample goes to every profile subscribed when it is taken: when
+     * the shorter one ran inside the longer one (unless this thread woke
+     * up very late), its samples are a subset of the other's. */
+    if (b->time_nanos + b->duration_nanos <= a->time_nanos + a->duration_nanos) {
+        assert_true(total_samples(b) <= total_samples(a));
+        if (b_burn >= a_burn)
+            fail_msg("burner samples: %lld in 2 s, %lld in the 1 s within", (long long)a_burn,
+                     (long long)b_burn);
+    }
+    pprof_free(longer.p);
+    pprof_free(shorter);
+
+    assert_int_equal(sigaction(SIGPROF, &before, &after), 0);
+    assert_ptr_equal(after.sa_handler, custom_sigprof);
+    struct itimerval timer;
+    assert_int_equal(getitimer(ITIMER_PROF, &timer), 0);
+    assert_true(timer.it_value.tv_sec == 0 && timer.it_value.tv_usec == 0);
+}
+
+/* SELFPROF_MAX_CPU_PROFILES at once, no more; another hz is refused while
+ * they run; cancel ends each early. */
+static void test_cpu_limits_and_cancel(void **state)
+{
+    (void)state;
+    static struct background bg[SELFPROF_MAX_CPU_PROFILES];
+    pthread_t t[SELFPROF_MAX_CPU_PROFILES];
+    for (int i = 0; i < SELFPROF_MAX_CPU_PROFILES; i++) {
+        bg[i] = (struct background){.seconds = 60, .hz = 100};
+        assert_int_equal(pthread_create(&t[i], NULL, background_profile, &bg[i]), 0);
+    }
+    wait_for_active(SELFPROF_MAX_CPU_PROFILES);
 
     firn_err err = {0};
     assert_null(selfprof_cpu(1, 100, NULL, &err));
     assert_int_equal(err.code, FIRN_EBUSY);
-    assert_string_equal(err.msg, "cpu profiling already in use");
+    assert_string_equal(err.msg, "cpu profiling already in use: 16 profiles are being "
+                                 "recorded, the most at once");
 
-    atomic_store(&bg.cancel, true);
-    pthread_join(t, NULL);
-    if (!bg.p)
-        fail_msg("selfprof_cpu: %s", bg.err.msg);
-    assert_true(bg.seconds < 20);   /* 60 s asked; cancel is seen within ~100 ms */
-    assert_true(bg.p->duration_nanos < 20000000000ll);
-    pprof_free(bg.p);
-    assert_false(selfprof_cpu_active());
+    atomic_store(&bg[0].cancel, true);
+    pthread_join(t[0], NULL);
+    assert_int_equal(selfprof_cpu_active(), SELFPROF_MAX_CPU_PROFILES - 1);
+    firn_err_clear(&err);
+    assert_null(selfprof_cpu(1, 250, NULL, &err));
+    assert_int_equal(err.code, FIRN_EBUSY);
+    assert_string_equal(err.msg, "cpu profiling already in use at 100 Hz, not 250");
+
+    for (int i = 1; i < SELFPROF_MAX_CPU_PROFILES; i++)
+        atomic_store(&bg[i].cancel, true);
+    for (int i = 0; i < SELFPROF_MAX_CPU_PROFILES; i++) {
+        if (i > 0)
+            pthread_join(t[i], NULL);
+        if (!bg[i].p)
+            fail_msg("profile %d: %s", i, bg[i].err.msg);
+        /* 60 s asked; cancel is seen within ~100 ms */
+        assert_true(bg[i].elapsed < 20);
+        assert_true(bg[i].p->duration_nanos < 20000000000ll);
+        assert_int_equal(bg[i].p->period, 10000000);
+        pprof_free(bg[i].p);
+    }
+    assert_int_equal(selfprof_cpu_active(), 0);
 }
 
 static void test_cpu_cancelled_before_start(void **state)
@@ -257,11 +390,6 @@ static void test_cpu_invalid_arguments(void **state)
         assert_int_equal(err.code, FIRN_EINVAL);
     }
     assert_false(selfprof_cpu_active());
-}
-
-static void custom_sigprof(int sig)
-{
-    (void)sig;
 }
 
 /* The profiler leaves SIGPROF and ITIMER_PROF as it found them. */
@@ -318,7 +446,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cpu_profile),
-        cmocka_unit_test(test_cpu_busy_and_cancel),
+        cmocka_unit_test(test_cpu_overlapping),
+        cmocka_unit_test(test_cpu_limits_and_cancel),
         cmocka_unit_test(test_cpu_cancelled_before_start),
         cmocka_unit_test(test_cpu_invalid_arguments),
         cmocka_unit_test(test_cpu_restores_signal_state),

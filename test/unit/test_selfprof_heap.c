@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -178,6 +179,15 @@ static void test_heap_profile(void **state)
     }
     assert_int_equal(n, 1);   /* one (stack, size) bucket */
     assert_true(p->mappings[0].has_functions);
+    assert_true(p->mappings[0].has_filenames);
+    assert_true(p->mappings[0].has_line_numbers);
+    /* Every mapping is symbolized as far as it goes: pprof must not ask
+     * firn's /debug/pprof/symbol (there is none). */
+    for (size_t i = 0; i < p->n_locations; i++) {
+        uint32_t m = p->locations[i].mapping;
+        if (m != PPROF_NONE && !p->mappings[m].has_functions)
+            fail_msg("mapping %s lacks has_functions", pprof_str(p, p->mappings[m].filename));
+    }
 
     const char *dir = getenv("FIRN_SELFPROF_TEST_OUT");
     firn_err err = {0};
@@ -215,6 +225,40 @@ static void test_heap_profile(void **state)
     assert_non_null(allocs);
     assert_string_equal(pprof_str(allocs, allocs->default_sample_type), "alloc_space");
     pprof_free(allocs);
+}
+
+/* Building a profile allocates: a copy of the counters, the profile, and
+ * megabytes in libdw and libelf to symbolize it.  The profile does not
+ * report its own building, still going on, as in use; and nothing of it
+ * stays in use afterwards (every Dwfl is ended), but for what libraries
+ * initialize once per process (libdw's debuginfod client initializes
+ * libcurl, which initializes its TLS library: a few KB). */
+static void test_building_not_in_use(void **state)
+{
+    (void)state;
+    use_rate(4096);
+    for (int i = 0; i < 2; i++)   /* past the one-time initializations */
+        pprof_free(heap_profile());
+    pprof_profile *p = heap_profile();
+    int64_t first[4];
+    function_values(p, "build_heap", first);
+    pprof_free(p);
+    if (first[0] == 0 || first[3] > 256 * 1024)
+        fail_msg("building allocated %lld objects, %lld bytes; %lld objects, %lld bytes in use",
+                 (long long)first[0], (long long)first[1], (long long)first[2],
+                 (long long)first[3]);
+    for (int i = 0; i < 5; i++)
+        pprof_free(heap_profile());
+    p = heap_profile();
+    int64_t last[4];
+    function_values(p, "build_heap", last);
+    pprof_free(p);
+    assert_true(last[0] > first[0]);   /* those five were sampled too */
+    if (last[2] != first[2] || last[3] != first[3])
+        fail_msg("building holds %lld objects, %lld bytes after 5 profiles more, %lld, %lld "
+                 "before", (long long)last[2], (long long)last[3], (long long)first[2],
+                 (long long)first[3]);
+    use_rate(TEST_RATE);
 }
 
 /* realloc is a free of the old block and an allocation of the new one. */
@@ -434,6 +478,72 @@ static void test_concurrent_churn(void **state)
     pprof_free(p);
 }
 
+/* The child of test_replaced_binary, running from a copy of this program
+ * that it deletes first (as a rebuild or an upgrade replaces a running
+ * server's binary): its own frames are still symbolized from the file that
+ * runs.  Returns the exit status: 0 when they are. */
+static int replaced_binary_child(void)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return 2;
+    exe[n] = '\0';
+    if (unlink(exe) != 0)
+        return 3;
+    use_rate(1);
+    void *block = selfprof_test_first(1000);
+    firn_err err = {0};
+    pprof_profile *p = selfprof_heap(&err);
+    free(block);
+    if (!p) {
+        fprintf(stderr, "selfprof_heap: %s\n", err.msg);
+        return 4;
+    }
+    bool found = false;
+    for (size_t i = 0; i < p->n_samples; i++)
+        found |= strcmp(leaf_function(p, &p->samples[i]), "selfprof_test_first") == 0;
+    int rc = !found                                                      ? 5
+             : strcmp(pprof_str(p, p->mappings[0].filename), exe) != 0   ? 6
+             : strlen(pprof_str(p, p->mappings[0].build_id)) < 16        ? 7
+             : !p->mappings[0].has_line_numbers                          ? 8
+                                                                         : 0;
+    pprof_free(p);
+    return rc;
+}
+
+static void test_replaced_binary(void **state)
+{
+    (void)state;
+    unsigned char *bin;
+    size_t len;
+    firn_err err = {0};
+    if (firn_read_file("/proc/self/exe", 256u << 20, &bin, &len, &err) < 0)
+        fail_msg("%s", err.msg);
+    char dir[] = "/tmp/firn-test-selfprof-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char copy[sizeof dir + 32];
+    snprintf(copy, sizeof copy, "%s/test_selfprof_heap", dir);
+    assert_int_equal(firn_write_file_atomic(copy, bin, len, &err), 0);
+    free(bin);
+    assert_int_equal(chmod(copy, 0700), 0);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("FIRN_SELFPROF_TEST_REPLACED", "1", 1);
+        execl(copy, copy, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    unlink(copy);   /* when the child did not get to it */
+    rmdir(dir);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) != 0)
+        fail_msg("the child from a deleted binary exited %d", WEXITSTATUS(status));
+}
+
 /* fork while other threads hold (or race for) the sampler's locks: the
  * child can still allocate, sample and free. */
 static void test_fork_while_churning(void **state)
@@ -459,13 +569,17 @@ static void test_fork_while_churning(void **state)
 
 int main(void)
 {
+    if (getenv("FIRN_SELFPROF_TEST_REPLACED"))
+        return replaced_binary_child();
     use_rate(TEST_RATE);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heap_profile),
+        cmocka_unit_test(test_building_not_in_use),
         cmocka_unit_test(test_realloc_counts),
         cmocka_unit_test(test_libc_semantics),
         cmocka_unit_test(test_concurrent_churn),
         cmocka_unit_test(test_fork_while_churning),
+        cmocka_unit_test(test_replaced_binary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
