@@ -442,7 +442,7 @@ pprof_profile *selfprof_cpu(int seconds, int hz, const _Atomic bool *cancel, fir
 
     uint64_t lost = atomic_load(&dropped) - sub.dropped_before;
     if (lost > 0)
-        firn_log(FIRN_LOG_INFO, "selfprof", "cpu profile dropped samples", "dropped=%llu",
+        firn_log(FIRN_LOG_DEBUG, "selfprof", "cpu profile dropped samples", "dropped=%llu",
                  (unsigned long long)lost);
     pprof_profile *p = NULL;
     if (sub.table.oom)
