@@ -1017,6 +1017,8 @@ static void finish_profiles(dec *d, config_scrape *sc, const profiling *pr)
                 derr(d, e->seconds_node, "seconds", "seconds is only used with delta: true");
                 continue;
             }
+            if (e && e->has_seconds && (e->seconds == 0 || e->seconds > MAX_PROFILE_SECONDS))
+                continue;  /* refused where it was read; no timeout from it */
             pt->timeout_ms = sc->timeout_ms;
             if (pt->delta) {
                 int64_t def = sc->interval_ms / 1000 - 1;

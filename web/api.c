@@ -298,7 +298,7 @@ static void respond_profile(web_response *resp, pprof_profile *p, firn_err *err)
  * integer. */
 static void handle_cpu_profile(void *ctx, const web_request *req, web_response *resp)
 {
-    (void)ctx;
+    web_api *api = ctx;
     const char *s = web_request_param(req, "seconds");
     long seconds = 30;
     if (s && *s) {
@@ -312,7 +312,8 @@ static void handle_cpu_profile(void *ctx, const web_request *req, web_response *
         return;
     }
     firn_err err = {0};
-    pprof_profile *p = selfprof_cpu((int)seconds, SELFPROF_DEFAULT_HZ, NULL, &err);
+    /* Cut short when the server stops, so shutdown never waits for it. */
+    pprof_profile *p = selfprof_cpu((int)seconds, SELFPROF_DEFAULT_HZ, &api->stopping, &err);
     respond_profile(resp, p, &err);
     resp->content_disposition = "attachment; filename=\"profile\"";
 }
@@ -372,7 +373,7 @@ int web_api_register(web_server *s, web_api *api, firn_err *err)
         {"GET", "/metrics", WEB_ROUTE_WORKER, handle_metrics, api},
         {"GET", "/api/v1/targets", WEB_ROUTE_WORKER, handle_targets, api},
         {"GET", "/debug/pprof/", 0, handle_pprof_index, NULL},
-        {"GET", "/debug/pprof/profile", WEB_ROUTE_WORKER, handle_cpu_profile, NULL},
+        {"GET", "/debug/pprof/profile", WEB_ROUTE_WORKER, handle_cpu_profile, api},
         {"GET", "/debug/pprof/heap", WEB_ROUTE_WORKER, handle_heap, NULL},
         {"GET", "/debug/pprof/allocs", WEB_ROUTE_WORKER, handle_heap, &allocs_marker},
     };

@@ -150,6 +150,7 @@ typedef struct web_api {
     void (*metrics)(void *ctx, firn_buf *b);
     void *metrics_ctx;
     _Atomic bool ready;             /* /-/ready says 503 until set */
+    _Atomic bool stopping;          /* set before web_stop: long handlers end early */
     web_server *server;             /* set by web_api_register */
 } web_api;
 

@@ -354,6 +354,7 @@ int main(int argc, char **argv)
         break;
     }
     atomic_store(&s.api.ready, false);
+    atomic_store(&s.api.stopping, true);
     status = 0;
 out:
     /* Stop in reverse order of dependence: nothing serves, then nothing

@@ -580,6 +580,10 @@ static const struct {
      "scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n"
      "        process_cpu: {seconds: 86401}\n",
      "t.yml:5:32: seconds: must be between 1 and 86400"},
+    {"profile seconds beyond int64 (found by fuzz.config)",
+     "scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n"
+     "        process_cpu: {seconds: 14347467612885206812}\n",
+     "t.yml:5:32: seconds: must be between 1 and 86400"},
     {"relative profile path",
      "scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n"
      "        memory: {path: debug/pprof/heap}\n",
