@@ -64,6 +64,11 @@ int firn_duration_format(char *buf, size_t size, int64_t ms)
     size_t n = 0;
     buf[0] = 0;
     for (size_t i = 0; i < N_UNITS; i++) {
+        /* Years and weeks only when they divide evenly, as Prometheus's
+         * model.Duration prints: 15d, not 2w1d. */
+        bool exact_only = UNITS[i].unit[0] == 'y' || UNITS[i].unit[0] == 'w';
+        if (exact_only && ms % UNITS[i].ms != 0)
+            continue;
         int64_t q = ms / UNITS[i].ms;
         if (!q)
             continue;

@@ -83,6 +83,10 @@ size_t firn_arena_bytes(const firn_arena *a);
  * bench decode`).  Call once at the start of main(). */
 void firn_tune_malloc(void);
 
+/* The wall clock (CLOCK_REALTIME) and a monotonic clock, in milliseconds. */
+int64_t firn_now_ms(void);
+int64_t firn_mono_ms(void);
+
 /* ---- files ----------------------------------------------------------- */
 
 /* Read a whole file (or standard input for "-") into a malloc'd buffer;

@@ -2,6 +2,7 @@
 #include "model.h"
 
 #include <malloc.h>
+#include <time.h>
 
 void firn_tune_malloc(void)
 {
@@ -10,4 +11,18 @@ void firn_tune_malloc(void)
      * a heap top that is trimmed again on every free. */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
+}
+
+int64_t firn_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t firn_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -173,20 +173,6 @@ struct scrape_manager {
     firn_histogram duration;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 const char *scrape_health_name(scrape_health h)
 {
     switch (h) {
@@ -242,7 +228,7 @@ static void loop_put(loop *l)
 static void loop_finish(loop *l, enum result res, const char *error, int64_t started_mono)
 {
     scrape_manager *m = l->m;
-    double took = (double)(mono_ms() - started_mono) / 1000.0;
+    double took = (double)(firn_mono_ms() - started_mono) / 1000.0;
     atomic_fetch_add(&m->results[res], 1);
     if (res != RES_SKIPPED)
         firn_histogram_observe(&m->duration, took);
@@ -323,7 +309,8 @@ static heap_entry heap_pop(scrape_manager *m)
 /* The next due time of l after now, on its phase. */
 static int64_t next_due(const loop *l)
 {
-    return mono_ms() + scrape_next_delay_ms(wall_ms(), l->target.interval_ms, l->offset_ms);
+    return firn_mono_ms() +
+           scrape_next_delay_ms(firn_now_ms(), l->target.interval_ms, l->offset_ms);
 }
 
 /* ---- fetching (scrape thread) ---------------------------------------------------- */
@@ -497,8 +484,8 @@ static const char *loop_prepare(loop *l, char *why, size_t why_size)
 static void loop_start(scrape_manager *m, loop *l)
 {
     char why[ERROR_MAX];
-    l->started_mono_ms = mono_ms();
-    l->started_wall_ms = wall_ms();
+    l->started_mono_ms = firn_mono_ms();
+    l->started_wall_ms = firn_now_ms();
     if (l->job->label_limit && (uint64_t)l->label_count > l->job->label_limit) {
         snprintf(why, sizeof why, "label_limit exceeded (labels: %lld, limit: %llu)",
                  (long long)l->label_count, (unsigned long long)l->job->label_limit);
@@ -614,7 +601,7 @@ static void *scrape_thread(void *arg)
             break;
         take_changes(m);
 
-        int64_t now = mono_ms();
+        int64_t now = firn_mono_ms();
         while (m->n_heap && m->heap[0].due_mono_ms <= now) {
             heap_entry e = heap_pop(m);
             loop *l = e.l;
@@ -634,8 +621,8 @@ static void *scrape_thread(void *arg)
             if (atomic_load(&l->busy)) {
                 atomic_fetch_add(&m->results[RES_SKIPPED], 1);
             } else if (limit_error) {
-                l->started_wall_ms = wall_ms();
-                loop_finish(l, RES_LIMIT, limit_error, mono_ms());
+                l->started_wall_ms = firn_now_ms();
+                loop_finish(l, RES_LIMIT, limit_error, firn_mono_ms());
             } else {
                 loop_start(m, l);
             }
@@ -666,7 +653,7 @@ static void *scrape_thread(void *arg)
         curl_multi_timeout(m->multi, &curl_timeout);
         int64_t wait = 1000;
         if (m->n_heap) {
-            int64_t until = m->heap[0].due_mono_ms - mono_ms();
+            int64_t until = m->heap[0].due_mono_ms - firn_mono_ms();
             wait = until < 0 ? 0 : until;
         }
         if (curl_timeout >= 0 && curl_timeout < wait)

@@ -110,13 +110,6 @@ struct writer {
 /* Outcome of applying one request inside the batch transaction. */
 enum { APPLY_OK = 0, APPLY_REJECTED = 1 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- preparing (caller's thread) ----------------------------------------- */
 
 static int prepare_series(struct prepared *pp, const tsdb_append_req *req, firn_label *base,
@@ -182,7 +175,7 @@ static int prepare(tsdb *db, const tsdb_append_req *req, struct prepared *pp, fi
                          FIRN_LABELS_MAX);
     int64_t ts = req->timestamp_ms;
     if (ts == 0)
-        ts = p->time_nanos > 0 ? p->time_nanos / 1000000 : now_ms();
+        ts = p->time_nanos > 0 ? p->time_nanos / 1000000 : firn_now_ms();
     if (ts < 0)
         return firn_errf(err, FIRN_EINVAL, "timestamp %lld ms is before 1970", (long long)ts);
     pp->ts = ts;
@@ -882,7 +875,7 @@ static void process_batch(struct writer *w, struct request **batch, size_t n)
     for (;;) {
         MDB_txn *txn;
         int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
-        int64_t now = now_ms();
+        int64_t now = firn_now_ms();
         for (size_t i = 0; i < n && !rc; i++) {
             batch[i]->status = 0;
             firn_err_clear(&batch[i]->err);
@@ -987,7 +980,7 @@ static void *writer_main(void *arg)
     struct request **batch = w->batch;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        int64_t now = now_ms();
+        int64_t now = firn_now_ms();
         bool retention_due = db->opts.retention_ms > 0 &&
                              (w->retention_more || now >= w->next_retention_ms);
         if (!w->head && !w->stop && !retention_due) {
@@ -1067,7 +1060,7 @@ int writer_start(tsdb *db, firn_err *err)
     pthread_cond_init(&w->wake, NULL);
     pthread_cond_init(&w->done, NULL);
     /* the first pass soon after opening, then every interval */
-    w->next_retention_ms = now_ms();
+    w->next_retention_ms = firn_now_ms();
     db->writer = w;
     int rc = pthread_create(&w->thread, NULL, writer_main, w);
     if (rc) {

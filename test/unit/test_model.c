@@ -959,6 +959,43 @@ static void test_profile_type_format(void **state)
     }
 }
 
+/* ---- durations ------------------------------------------------------------- */
+
+/* Prometheus's common/model TestParseDuration table: input, value, and how
+ * model.Duration prints it back (weeks and years only when exact). */
+static void test_durations(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        int64_t ms;
+        const char *out;
+    } cases[] = {
+        {"0", 0, "0s"},         {"0s", 0, "0s"},          {"324ms", 324, "324ms"},
+        {"3s", 3000, "3s"},     {"5m", 300000, "5m"},     {"1h", 3600000, "1h"},
+        {"4d", 345600000, "4d"}, {"4d1h", 349200000, "4d1h"}, {"14d", 1209600000, "2w"},
+        {"3w", 1814400000, "3w"}, {"3w2d1h", 1990800000, "23d1h"},
+        {"15d", 1296000000, "15d"}, {"10y", 315360000000, "10y"},
+        {"1h30m", 5400000, "1h30m"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t ms = -1;
+        firn_err err = {0};
+        assert_int_equal(firn_duration_parse(cases[i].in, &ms, &err), 0);
+        assert_int_equal(ms, cases[i].ms);
+        char buf[64];
+        firn_duration_format(buf, sizeof buf, ms);
+        assert_string_equal(buf, cases[i].out);
+    }
+    const char *bad[] = {"", "1", "1.5h", "-1s", "1h1h", "1m1h", "1x", "s", "3.5d"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t ms;
+        firn_err err = {0};
+        assert_int_equal(firn_duration_parse(bad[i], &ms, &err), FIRN_EINVAL);
+        assert_non_null(strstr(err.msg, "duration"));
+    }
+}
+
 /* ---- buffers and the text exposition format ------------------------------ */
 
 static void test_buf(void **state)
@@ -1052,6 +1089,7 @@ int main(void)
         cmocka_unit_test(test_match_type_str),
         cmocka_unit_test(test_profile_type_parse),
         cmocka_unit_test(test_profile_type_format),
+        cmocka_unit_test(test_durations),
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_metrics_text),
     };

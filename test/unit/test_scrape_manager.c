@@ -212,18 +212,11 @@ static bool view(fixture *f, const char *pool, const char *profile, const char *
     return found;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Poll cond every 20 ms for up to 10 s. */
 #define wait_until(cond)                                                     \
     do {                                                                     \
-        int64_t deadline_ = now_ms() + 10000;                                \
-        while (!(cond) && now_ms() < deadline_)                              \
+        int64_t deadline_ = firn_mono_ms() + 10000;                                \
+        while (!(cond) && firn_mono_ms() < deadline_)                              \
             usleep(20000);                                                   \
         assert_true(cond);                                                   \
     } while (0)

@@ -41,13 +41,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Each store test gets a fresh directory, removed even when it fails. */
 static int dir_setup(void **state)
 {
@@ -1261,7 +1254,7 @@ static void test_append_refusals(void **state)
     o.retention_ms = 3600 * 1000;
     tsdb *db = open_ok(&o);
     pprof_profile *cpu = decode_fixture(FX_CPU);
-    const int64_t now = wall_ms();
+    const int64_t now = firn_now_ms();
     firn_label x[] = {{"job", "x"}};
     append_ok(db, cpu, x, 1, "process_cpu", now);
     tsdb_stats before = stats_of(db);
@@ -1386,7 +1379,7 @@ static void test_retention(void **state)
     pprof_totals(cpu, totals);
     /* appends must lie within the retention of the wall clock: start at
      * the next whole second */
-    const int64_t T = (wall_ms() / 1000 + 1) * 1000;
+    const int64_t T = (firn_now_ms() / 1000 + 1) * 1000;
     firn_label a[] = {{"job", "a"}}, old[] = {{"job", "old"}};
     for (int i = 0; i <= 20; i++)
         append_ok(db, cpu, a, 1, "process_cpu", T + i * 1000);
@@ -1480,7 +1473,7 @@ static void test_retention_steady_state(void **state)
     tsdb *db = open_ok(&o);
     pprof_profile *heap = decode_fixture(FX_HEAP);
     firn_label a[] = {{"job", "a"}};
-    const int64_t T = (wall_ms() / 1000 + 1) * 1000;
+    const int64_t T = (firn_now_ms() / 1000 + 1) * 1000;
     enum { ROUNDS = 40, BATCH = 2 };   /* the file stops growing by round 15 */
     uint64_t size[ROUNDS];
     for (int round = 0; round < ROUNDS; round++) {
@@ -1963,7 +1956,7 @@ static void test_retention_then_older_append(void **state)
     o.retention_ms = 5000;
     tsdb *db = open_ok(&o);
     pprof_profile *cpu = decode_fixture(FX_CPU);
-    const int64_t T = (wall_ms() / 1000 + 1) * 1000;
+    const int64_t T = (firn_now_ms() / 1000 + 1) * 1000;
     firn_label a[] = {{"job", "a"}};
     for (int i = 0; i <= 10; i++)
         append_ok(db, cpu, a, 1, "process_cpu", T + i * 1000);
@@ -2026,7 +2019,7 @@ static void test_long_label_values(void **state)
     long1[999] = '1';
     long2[999] = '2';
     memset(mid, 'm', 399);
-    const int64_t T = (wall_ms() / 1000 + 1) * 1000;
+    const int64_t T = (firn_now_ms() / 1000 + 1) * 1000;
     firn_label s1[] = {{"url", long1}}, s2[] = {{"url", long2}}, s3[] = {{"url", mid}};
     firn_label s4[] = {{"url", long1}, {"job", "x"}};
     append_ok(db, p, s1, 1, "process_cpu", T);
