@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config/decode.h"
 #include "config/yaml_tree.h"
 
 #define DEFAULT_INTERVAL_MS (10 * 1000)   /* Parca */
@@ -23,219 +24,15 @@
 #define DELTA_TIMEOUT_MARGIN_MS 3000      /* Parca: timeout = interval + 3s */
 #define MAX_PROFILE_SECONDS 86400         /* a day-long CPU profile is surely a mistake */
 
-/* ---- decoder state and errors ------------------------------------------- */
-
-typedef struct derror {
-    int line, col;   /* 0 for errors about the whole file */
-    size_t seq;      /* report order, to keep the sort stable */
-    char *text;      /* malloc'd */
-} derror;
-
-typedef struct dec {
-    const char *name;
-    firn_arena *arena;
-    derror *errs;
-    size_t n_lines, cap_lines;
-    size_t dropped;   /* errors beyond CONFIG_MAX_ERRORS */
-    bool oom;
-} dec;
-
-static void add_line(dec *d, int line_no, int col, char *line)
-{
-    if (!line) {
-        d->oom = true;
-        return;
-    }
-    if (d->n_lines == CONFIG_MAX_ERRORS) {
-        d->dropped++;
-        free(line);
-        return;
-    }
-    if (d->n_lines == d->cap_lines) {
-        size_t cap = d->cap_lines ? d->cap_lines * 2 : 8;
-        derror *ne = realloc(d->errs, cap * sizeof *ne);
-        if (!ne) {
-            d->oom = true;
-            free(line);
-            return;
-        }
-        d->errs = ne;
-        d->cap_lines = cap;
-    }
-    d->errs[d->n_lines] = (derror){line_no, col, d->n_lines, line};
-    d->n_lines++;
-}
-
-static int cmp_error(const void *a, const void *b)
-{
-    const derror *x = a, *y = b;
-    if (x->line != y->line)
-        return x->line < y->line ? -1 : 1;
-    if (x->col != y->col)
-        return x->col < y->col ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* Report "NAME:LINE:COL: field: message" at node `at` (NULL: the file). */
-static void derr(dec *d, const ynode *at, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void derr(dec *d, const ynode *at, const char *field, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    char *line = NULL;
-    int rc;
-    if (at)
-        rc = field ? asprintf(&line, "%s:%d:%d: %s: %s", d->name, at->line, at->col, field, msg)
-                   : asprintf(&line, "%s:%d:%d: %s", d->name, at->line, at->col, msg);
-    else
-        rc = field ? asprintf(&line, "%s: %s: %s", d->name, field, msg)
-                   : asprintf(&line, "%s: %s", d->name, msg);
-    add_line(d, at ? at->line : 0, at ? at->col : 0, rc < 0 ? NULL : line);
-}
-
-static char *dstrdup(dec *d, const char *s)
-{
-    char *c = firn_arena_strndup(d->arena, s, strlen(s));
-    if (!c)
-        d->oom = true;
-    return c;
-}
-
-static void *dcalloc(dec *d, size_t n, size_t size)
-{
-    if (n == 0)
-        return NULL;
-    void *p = firn_arena_calloc(d->arena, n, size);
-    if (!p)
-        d->oom = true;
-    return p;
-}
-
-static const char *kind_name(const ynode *n)
-{
-    if (ynode_is_null(n))
-        return "null";
-    switch (n->kind) {
-    case YNODE_MAP:
-        return "a mapping";
-    case YNODE_SEQ:
-        return "a list";
-    default:
-        return "a scalar";
-    }
-}
-
-/* ---- mappings with a fixed set of fields --------------------------------- */
-
-/* Look up each of names[0..count) in map n: vals[i] / keys[i] get the value
- * and key nodes, or NULL.  Reports unknown and duplicate keys and non-scalar
- * keys.  Returns false (after reporting) when n is neither a mapping nor
- * null; a null node is an empty mapping. */
-static bool dec_fields(dec *d, const ynode *n, const char *field, const char *what,
-                       const char *const *names, size_t count, const ynode **vals,
-                       const ynode **keys)
-{
-    const ynode *own_keys[32];
-    if (!keys) {
-        assert(count <= sizeof own_keys / sizeof *own_keys);
-        keys = own_keys;
-    }
-    for (size_t i = 0; i < count; i++)
-        vals[i] = keys[i] = NULL;
-    if (ynode_is_null(n))
-        return true;
-    if (n->kind != YNODE_MAP) {
-        derr(d, n, field, "expected a mapping, got %s", kind_name(n));
-        return false;
-    }
-    for (size_t p = 0; p < n->n; p++) {
-        const ynode *k = n->items[2 * p], *v = n->items[2 * p + 1];
-        if (k->kind != YNODE_SCALAR) {
-            derr(d, k, field, "mapping keys must be scalars, got %s", kind_name(k));
-            continue;
-        }
-        size_t i = 0;
-        while (i < count && strcmp(names[i], k->value) != 0)
-            i++;
-        if (i == count || k->len != strlen(k->value)) {
-            derr(d, k, k->value, "unknown field in %s", what);
-            continue;
-        }
-        if (vals[i]) {
-            derr(d, k, k->value, "duplicate field in %s (first set at %d:%d)", what, keys[i]->line,
-                 keys[i]->col);
-            continue;
-        }
-        vals[i] = v;
-        keys[i] = k;
-    }
-    return true;
-}
-
 /* ---- scalars ------------------------------------------------------------- */
-
-/* A scalar as a string; false after reporting when v is not a scalar or holds
- * a NUL.  A null value is "not given": *out is left alone. */
-static bool get_str(dec *d, const ynode *v, const char *field, char **out)
-{
-    if (!v || ynode_is_null(v))
-        return true;
-    if (v->kind != YNODE_SCALAR) {
-        derr(d, v, field, "expected a string, got %s", kind_name(v));
-        return false;
-    }
-    if (strlen(v->value) != v->len) {
-        derr(d, v, field, "string contains a NUL byte");
-        return false;
-    }
-    if (!firn_utf8_valid(v->value, v->len)) {
-        derr(d, v, field, "string is not valid UTF-8");
-        return false;
-    }
-    *out = v->value;   /* the tree lives in the same arena as the config */
-    return true;
-}
-
-/* YAML 1.1 booleans, as go-yaml v2 reads them (plain scalars only). */
-static bool get_bool(dec *d, const ynode *v, const char *field, bool *out)
-{
-    if (!v || ynode_is_null(v))
-        return true;
-    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On",
-                                      "ON", "y", "Y"};
-    static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off",
-                                     "OFF", "n", "N"};
-    if (v->kind == YNODE_SCALAR && v->plain) {
-        for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
-            if (strcmp(v->value, yes[i]) == 0) {
-                *out = true;
-                return true;
-            }
-            if (strcmp(v->value, no[i]) == 0) {
-                *out = false;
-                return true;
-            }
-        }
-    }
-    if (v->kind == YNODE_SCALAR)
-        derr(d, v, field, "expected a boolean, got \"%.64s\"", v->value);
-    else
-        derr(d, v, field, "expected a boolean, got %s", kind_name(v));
-    return false;
-}
 
 static bool get_u64(dec *d, const ynode *v, const char *field, uint64_t *out)
 {
     if (!v || ynode_is_null(v))
         return true;
     if (v->kind != YNODE_SCALAR || !v->plain) {
-        derr(d, v, field, "expected an unsigned integer, got %s",
-             v->kind == YNODE_SCALAR ? "a quoted string" : kind_name(v));
+        dec_err(d, v, field, "expected an unsigned integer, got %s",
+                v->kind == YNODE_SCALAR ? "a quoted string" : dec_kind(v));
         return false;
     }
     const char *p = v->value;
@@ -248,14 +45,14 @@ static bool get_u64(dec *d, const ynode *v, const char *field, uint64_t *out)
         if (*p < '0' || *p > '9')
             goto bad;
         if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, (uint64_t)(*p - '0'), &n)) {
-            derr(d, v, field, "integer out of range: %.64s", v->value);
+            dec_err(d, v, field, "integer out of range: %.64s", v->value);
             return false;
         }
     }
     *out = n;
     return true;
 bad:
-    derr(d, v, field, "expected an unsigned integer, got \"%.64s\"", v->value);
+    dec_err(d, v, field, "expected an unsigned integer, got \"%.64s\"", v->value);
     return false;
 }
 
@@ -263,14 +60,14 @@ bad:
 static bool get_duration(dec *d, const ynode *v, const char *field, int64_t *out, bool *given)
 {
     char *s = NULL;
-    if (!get_str(d, v, field, &s))
+    if (!dec_str(d, v, field, &s))
         return false;
     if (!s)
         return true;
     firn_err e = {0};
     int64_t ms;
     if (firn_duration_parse(s, &ms, &e) < 0) {
-        derr(d, v, field, "%s", e.msg);
+        dec_err(d, v, field, "%s", e.msg);
         return false;
     }
     *out = ms;
@@ -343,49 +140,14 @@ static int parse_bytes(const char *s, uint64_t *out)
 static bool get_bytes(dec *d, const ynode *v, const char *field, uint64_t *out)
 {
     char *s = NULL;
-    if (!get_str(d, v, field, &s))
+    if (!dec_str(d, v, field, &s))
         return false;
     if (s && parse_bytes(s, out) < 0) {
-        derr(d, v, field, "invalid size \"%.64s\" (want e.g. 10MB, 512KiB, 0)", s);
+        dec_err(d, v, field, "invalid size \"%.64s\" (want e.g. 10MB, 512KiB, 0)", s);
         return false;
     }
     return true;
 }
-
-/* A list of strings; null is an empty list. */
-static bool get_str_list(dec *d, const ynode *v, const char *field, char ***out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    if (!v || ynode_is_null(v))
-        return true;
-    if (v->kind != YNODE_SEQ) {
-        derr(d, v, field, "expected a list of strings, got %s", kind_name(v));
-        return false;
-    }
-    char **list = dcalloc(d, v->n, sizeof *list);
-    if (v->n && !list)
-        return false;
-    bool ok = true;
-    size_t k = 0;
-    for (size_t i = 0; i < v->n; i++) {
-        char *s = NULL;
-        if (!get_str(d, v->items[i], field, &s)) {
-            ok = false;
-            continue;
-        }
-        if (!s) {
-            derr(d, v->items[i], field, "null entry in a list of strings");
-            ok = false;
-            continue;
-        }
-        list[k++] = s;
-    }
-    *out = list;
-    *n = k;
-    return ok;
-}
-
 static int cmp_label(const void *a, const void *b)
 {
     return strcmp(((const firn_label *)a)->name, ((const firn_label *)b)->name);
@@ -399,14 +161,14 @@ static bool get_labels(dec *d, const ynode *v, const char *field, firn_label **o
     if (!v || ynode_is_null(v))
         return true;
     if (v->kind != YNODE_MAP) {
-        derr(d, v, field, "expected a mapping of label names to values, got %s", kind_name(v));
+        dec_err(d, v, field, "expected a mapping of label names to values, got %s", dec_kind(v));
         return false;
     }
     if (v->n > FIRN_LABELS_MAX) {
-        derr(d, v, field, "more than %d labels", FIRN_LABELS_MAX);
+        dec_err(d, v, field, "more than %d labels", FIRN_LABELS_MAX);
         return false;
     }
-    firn_label *labels = dcalloc(d, v->n, sizeof *labels);
+    firn_label *labels = dec_calloc(d, v->n, sizeof *labels);
     if (v->n && !labels)
         return false;
     bool ok = true;
@@ -414,12 +176,12 @@ static bool get_labels(dec *d, const ynode *v, const char *field, firn_label **o
     for (size_t p = 0; p < v->n; p++) {
         const ynode *key = v->items[2 * p], *val = v->items[2 * p + 1];
         char *name = NULL, *value = NULL;
-        if (!get_str(d, key, field, &name)) {
+        if (!dec_str(d, key, field, &name)) {
             ok = false;
             continue;
         }
         if (!name || !firn_label_name_valid(name)) {
-            derr(d, key, field, "\"%.128s\" is not a valid label name", name ? name : "");
+            dec_err(d, key, field, "\"%.128s\" is not a valid label name", name ? name : "");
             ok = false;
             continue;
         }
@@ -427,11 +189,11 @@ static bool get_labels(dec *d, const ynode *v, const char *field, firn_label **o
         for (size_t j = 0; j < k; j++)
             dup |= strcmp(labels[j].name, name) == 0;
         if (dup) {
-            derr(d, key, field, "duplicate label name \"%s\"", name);
+            dec_err(d, key, field, "duplicate label name \"%s\"", name);
             ok = false;
             continue;
         }
-        if (!get_str(d, val, field, &value)) {
+        if (!dec_str(d, val, field, &value)) {
             ok = false;
             continue;
         }
@@ -451,7 +213,7 @@ static const ynode *seq_or_null(dec *d, const ynode *v, const char *field)
     if (!v || ynode_is_null(v))
         return NULL;
     if (v->kind != YNODE_SEQ) {
-        derr(d, v, field, "expected a list, got %s", kind_name(v));
+        dec_err(d, v, field, "expected a list, got %s", dec_kind(v));
         return NULL;
     }
     return v;
@@ -477,12 +239,12 @@ static void dec_basic_auth(dec *d, const ynode *v, config_basic_auth *out)
         return;
     out->set = true;
     out->username = "";
-    get_str(d, vals[0], "username", &out->username);
-    get_str(d, vals[1], "password", &out->password);
-    get_str(d, vals[2], "password_file", &out->password_file);
+    dec_str(d, vals[0], "username", &out->username);
+    dec_str(d, vals[1], "password", &out->password);
+    dec_str(d, vals[2], "password_file", &out->password_file);
     if (out->password && out->password_file)
-        derr(d, later(keys[1], keys[2]), "basic_auth",
-             "at most one of basic_auth password & password_file must be configured");
+        dec_err(d, later(keys[1], keys[2]), "basic_auth",
+                "at most one of basic_auth password & password_file must be configured");
 }
 
 static void dec_authorization(dec *d, const ynode *v, config_authorization *out)
@@ -493,15 +255,15 @@ static void dec_authorization(dec *d, const ynode *v, config_authorization *out)
         return;
     out->set = true;
     out->type = "Bearer";
-    get_str(d, vals[0], "type", &out->type);
-    get_str(d, vals[1], "credentials", &out->credentials);
-    get_str(d, vals[2], "credentials_file", &out->credentials_file);
+    dec_str(d, vals[0], "type", &out->type);
+    dec_str(d, vals[1], "credentials", &out->credentials);
+    dec_str(d, vals[2], "credentials_file", &out->credentials_file);
     if (strcasecmp(out->type, "basic") == 0)
-        derr(d, vals[0], "authorization",
-             "authorization type cannot be set to \"basic\", use \"basic_auth\" instead");
+        dec_err(d, vals[0], "authorization",
+                "authorization type cannot be set to \"basic\", use \"basic_auth\" instead");
     if (out->credentials && out->credentials_file)
-        derr(d, later(keys[1], keys[2]), "authorization",
-             "at most one of authorization credentials & credentials_file must be configured");
+        dec_err(d, later(keys[1], keys[2]), "authorization",
+                "at most one of authorization credentials & credentials_file must be configured");
 }
 
 static void dec_tls(dec *d, const ynode *v, config_tls *out)
@@ -511,15 +273,15 @@ static void dec_tls(dec *d, const ynode *v, config_tls *out)
     const ynode *vals[5], *keys[5];
     if (!v || !dec_fields(d, v, "tls_config", "tls_config", names, 5, vals, keys))
         return;
-    get_str(d, vals[0], "ca_file", &out->ca_file);
-    get_str(d, vals[1], "cert_file", &out->cert_file);
-    get_str(d, vals[2], "key_file", &out->key_file);
-    get_str(d, vals[3], "server_name", &out->server_name);
-    get_bool(d, vals[4], "insecure_skip_verify", &out->insecure_skip_verify);
+    dec_str(d, vals[0], "ca_file", &out->ca_file);
+    dec_str(d, vals[1], "cert_file", &out->cert_file);
+    dec_str(d, vals[2], "key_file", &out->key_file);
+    dec_str(d, vals[3], "server_name", &out->server_name);
+    dec_bool(d, vals[4], "insecure_skip_verify", &out->insecure_skip_verify);
     if (out->cert_file && !out->key_file)
-        derr(d, keys[1], "tls_config", "key_file must be configured together with cert_file");
+        dec_err(d, keys[1], "tls_config", "key_file must be configured together with cert_file");
     if (out->key_file && !out->cert_file)
-        derr(d, keys[2], "tls_config", "cert_file must be configured together with key_file");
+        dec_err(d, keys[2], "tls_config", "cert_file must be configured together with key_file");
 }
 
 /* The HTTP client keys of a scrape or SD config, as indexes into vals/keys:
@@ -529,21 +291,21 @@ static void dec_http(dec *d, const ynode *const *vals, const ynode *const *keys,
     dec_basic_auth(d, vals[0], &out->basic_auth);
     dec_authorization(d, vals[1], &out->authorization);
     char *token = NULL, *token_file = NULL;
-    get_str(d, vals[2], "bearer_token", &token);
-    get_str(d, vals[3], "bearer_token_file", &token_file);
+    dec_str(d, vals[2], "bearer_token", &token);
+    dec_str(d, vals[3], "bearer_token_file", &token_file);
     dec_tls(d, vals[4], &out->tls);
     if (token && token_file)
-        derr(d, later(keys[2], keys[3]), "bearer_token",
-             "at most one of bearer_token & bearer_token_file must be configured");
+        dec_err(d, later(keys[2], keys[3]), "bearer_token",
+                "at most one of bearer_token & bearer_token_file must be configured");
     if ((token || token_file) && out->authorization.set)
-        derr(d, later(keys[1], later(keys[2], keys[3])), "authorization",
-             "authorization is not compatible with bearer_token & bearer_token_file");
+        dec_err(d, later(keys[1], later(keys[2], keys[3])), "authorization",
+                "authorization is not compatible with bearer_token & bearer_token_file");
     else if ((token || token_file) && out->basic_auth.set)
-        derr(d, later(keys[0], later(keys[2], keys[3])), "basic_auth",
-             "at most one of basic_auth, bearer_token & bearer_token_file must be configured");
+        dec_err(d, later(keys[0], later(keys[2], keys[3])), "basic_auth",
+                "at most one of basic_auth, bearer_token & bearer_token_file must be configured");
     else if (out->authorization.set && out->basic_auth.set)
-        derr(d, later(keys[0], keys[1]), "basic_auth",
-             "at most one of basic_auth & authorization must be configured");
+        dec_err(d, later(keys[0], keys[1]), "basic_auth",
+                "at most one of basic_auth & authorization must be configured");
     if ((token || token_file) && !out->authorization.set) {
         out->authorization.set = true;
         out->authorization.type = "Bearer";
@@ -563,7 +325,7 @@ static void dec_static(dec *d, const ynode *v, config_target_group *out)
     const ynode *vals[2];
     if (!dec_fields(d, v, "static_configs", "static_config", names, 2, vals, NULL))
         return;
-    get_str_list(d, vals[0], "targets", &out->targets, &out->n_targets);
+    dec_str_list(d, vals[0], "targets", &out->targets, &out->n_targets);
     get_labels(d, vals[1], "labels", &out->labels, &out->n_labels);
 }
 
@@ -591,15 +353,15 @@ static void dec_file_sd(dec *d, const ynode *v, config_file_sd *out)
     out->refresh_interval_ms = FILE_SD_REFRESH_MS;
     if (!dec_fields(d, v, "file_sd_configs", "file_sd_config", names, 2, vals, NULL))
         return;
-    bool ok = get_str_list(d, vals[0], "files", &out->files, &out->n_files);
+    bool ok = dec_str_list(d, vals[0], "files", &out->files, &out->n_files);
     get_duration(d, vals[1], "refresh_interval", &out->refresh_interval_ms, NULL);
     if (ok && out->n_files == 0)
-        derr(d, vals[0] ? vals[0] : v, "file_sd_configs",
-             "file service discovery config must contain at least one path name");
+        dec_err(d, vals[0] ? vals[0] : v, "file_sd_configs",
+                "file service discovery config must contain at least one path name");
     for (size_t i = 0; ok && i < out->n_files; i++)
         if (!file_sd_pattern_ok(out->files[i]))
-            derr(d, vals[0]->items[i], "files",
-                 "path name \"%.256s\" is not valid for file discovery", out->files[i]);
+            dec_err(d, vals[0]->items[i], "files",
+                    "path name \"%.256s\" is not valid for file discovery", out->files[i]);
 }
 
 static void dec_dns_sd(dec *d, const ynode *v, config_dns_sd *out)
@@ -610,15 +372,15 @@ static void dec_dns_sd(dec *d, const ynode *v, config_dns_sd *out)
     out->type = "SRV";
     if (!dec_fields(d, v, "dns_sd_configs", "dns_sd_config", names, 4, vals, NULL))
         return;
-    bool ok = get_str_list(d, vals[0], "names", &out->names, &out->n_names);
+    bool ok = dec_str_list(d, vals[0], "names", &out->names, &out->n_names);
     char *type = NULL;
     uint64_t port = 0;
-    get_str(d, vals[1], "type", &type);
+    dec_str(d, vals[1], "type", &type);
     bool port_ok = get_u64(d, vals[2], "port", &port);
     get_duration(d, vals[3], "refresh_interval", &out->refresh_interval_ms, NULL);
     if (ok && out->n_names == 0)
-        derr(d, vals[0] ? vals[0] : v, "dns_sd_configs",
-             "DNS-SD config must contain at least one SRV record name");
+        dec_err(d, vals[0] ? vals[0] : v, "dns_sd_configs",
+                "DNS-SD config must contain at least one SRV record name");
     if (type) {
         static const char *const types[] = {"SRV", "A", "AAAA", "MX", "NS"};
         out->type = NULL;
@@ -626,17 +388,17 @@ static void dec_dns_sd(dec *d, const ynode *v, config_dns_sd *out)
             if (strcasecmp(type, types[i]) == 0)
                 out->type = (char *)types[i];
         if (!out->type) {
-            derr(d, vals[1], "type", "invalid DNS-SD records type %.64s", type);
+            dec_err(d, vals[1], "type", "invalid DNS-SD records type %.64s", type);
             out->type = "SRV";
         }
     }
     if (port > 65535)
-        derr(d, vals[2], "port", "port %llu out of range", (unsigned long long)port);
+        dec_err(d, vals[2], "port", "port %llu out of range", (unsigned long long)port);
     else
         out->port = (uint16_t)port;
     if (port_ok && port == 0 && strcmp(out->type, "SRV") != 0)
-        derr(d, vals[2] ? vals[2] : v, "dns_sd_configs",
-             "a port is required in DNS-SD configs for all record types except SRV");
+        dec_err(d, vals[2] ? vals[2] : v, "dns_sd_configs",
+                "a port is required in DNS-SD configs for all record types except SRV");
 }
 
 static const char *const K8S_ROLES[] = {"node", "service", "pod", "endpoints", "endpointslice",
@@ -674,59 +436,59 @@ static void dec_k8s_sd(dec *d, const ynode *v, config_kubernetes_sd *out)
                     keys))
         return;
     dec_http(d, vals, keys, &out->http);
-    get_str(d, vals[F_ROLE], "role", &out->role);
-    get_str(d, vals[F_API], "api_server", &out->api_server);
-    get_str(d, vals[F_KUBECONFIG], "kubeconfig_file", &out->kubeconfig_file);
+    dec_str(d, vals[F_ROLE], "role", &out->role);
+    dec_str(d, vals[F_API], "api_server", &out->api_server);
+    dec_str(d, vals[F_KUBECONFIG], "kubeconfig_file", &out->kubeconfig_file);
     if (!out->role)
-        derr(d, vals[F_ROLE] ? vals[F_ROLE] : v, "role", "role missing (one of pod, service, "
-             "endpoints, endpointslice, node, ingress)");
+        dec_err(d, vals[F_ROLE] ? vals[F_ROLE] : v, "role", "role missing (one of pod, service, "
+                "endpoints, endpointslice, node, ingress)");
     else if (!k8s_role_valid(out->role))
-        derr(d, vals[F_ROLE], "role", "unknown Kubernetes SD role \"%.64s\"", out->role);
+        dec_err(d, vals[F_ROLE], "role", "unknown Kubernetes SD role \"%.64s\"", out->role);
     if (out->api_server && out->kubeconfig_file)
-        derr(d, later(keys[F_API], keys[F_KUBECONFIG]), "kubernetes_sd_configs",
-             "cannot use 'kubeconfig_file' and 'api_server' simultaneously");
+        dec_err(d, later(keys[F_API], keys[F_KUBECONFIG]), "kubernetes_sd_configs",
+                "cannot use 'kubeconfig_file' and 'api_server' simultaneously");
     bool custom_http = false;
     for (size_t i = 0; i < N_HTTP_FIELDS; i++)
         custom_http |= vals[i] != NULL;
     if (custom_http && !out->api_server)
-        derr(d, v, "kubernetes_sd_configs",
-             "to use custom HTTP client configuration please provide the 'api_server' URL explicitly");
+        dec_err(d, v, "kubernetes_sd_configs",
+                "to use custom HTTP client configuration please provide the 'api_server' URL explicitly");
 
     static const char *const ns_names[] = {"own_namespace", "names"};
     const ynode *ns[2];
     if (vals[F_NS] && dec_fields(d, vals[F_NS], "namespaces", "namespaces", ns_names, 2, ns, NULL)) {
-        get_bool(d, ns[0], "own_namespace", &out->own_namespace);
-        get_str_list(d, ns[1], "names", &out->namespaces, &out->n_namespaces);
+        dec_bool(d, ns[0], "own_namespace", &out->own_namespace);
+        dec_str_list(d, ns[1], "names", &out->namespaces, &out->n_namespaces);
         if (out->own_namespace && (out->api_server || out->kubeconfig_file))
-            derr(d, ns[0], "own_namespace",
-                 "cannot use 'own_namespace' with 'api_server' or 'kubeconfig_file'");
+            dec_err(d, ns[0], "own_namespace",
+                    "cannot use 'own_namespace' with 'api_server' or 'kubeconfig_file'");
     }
 
     const ynode *sel = seq_or_null(d, vals[F_SEL], "selectors");
     if (sel) {
-        out->selectors = dcalloc(d, sel->n, sizeof *out->selectors);
+        out->selectors = dec_calloc(d, sel->n, sizeof *out->selectors);
         for (size_t i = 0; out->selectors && i < sel->n; i++) {
             static const char *const s_names[] = {"role", "label", "field"};
             const ynode *sv[3];
             config_k8s_selector *s = &out->selectors[out->n_selectors];
             if (!dec_fields(d, sel->items[i], "selectors", "selector", s_names, 3, sv, NULL))
                 continue;
-            get_str(d, sv[0], "role", &s->role);
-            get_str(d, sv[1], "label", &s->label);
-            get_str(d, sv[2], "field", &s->field);
+            dec_str(d, sv[0], "role", &s->role);
+            dec_str(d, sv[1], "label", &s->label);
+            dec_str(d, sv[2], "field", &s->field);
             if (!s->role) {
-                derr(d, sel->items[i], "selectors", "selector role missing");
+                dec_err(d, sel->items[i], "selectors", "selector role missing");
                 continue;
             }
             if (!k8s_role_valid(s->role)) {
-                derr(d, sv[0], "role", "unknown selector role \"%.64s\"", s->role);
+                dec_err(d, sv[0], "role", "unknown selector role \"%.64s\"", s->role);
                 continue;
             }
             if (out->role && k8s_role_valid(out->role) && !k8s_selector_allowed(out->role, s->role)) {
-                derr(d, sv[0], "role", "%s role supports only %s selectors", out->role,
-                     strcmp(out->role, "pod") == 0             ? "pod, node"
-                     : strcmp(out->role, "endpoints") == 0     ? "pod, service, endpoints"
-                     : strcmp(out->role, "endpointslice") == 0 ? "pod, service, endpointslice"
+                dec_err(d, sv[0], "role", "%s role supports only %s selectors", out->role,
+                        strcmp(out->role, "pod") == 0             ? "pod, node"
+                        : strcmp(out->role, "endpoints") == 0     ? "pod, service, endpoints"
+                        : strcmp(out->role, "endpointslice") == 0 ? "pod, service, endpointslice"
                                                                : out->role);
                 continue;
             }
@@ -734,7 +496,7 @@ static void dec_k8s_sd(dec *d, const ynode *v, config_kubernetes_sd *out)
             for (size_t j = 0; j < out->n_selectors; j++)
                 dup |= strcmp(out->selectors[j].role, s->role) == 0;
             if (dup) {
-                derr(d, sv[0], "role", "duplicated selector role: %s", s->role);
+                dec_err(d, sv[0], "role", "duplicated selector role: %s", s->role);
                 continue;
             }
             out->n_selectors++;
@@ -745,11 +507,11 @@ static void dec_k8s_sd(dec *d, const ynode *v, config_kubernetes_sd *out)
     const ynode *av[5];
     if (vals[F_ATTACH] &&
         dec_fields(d, vals[F_ATTACH], "attach_metadata", "attach_metadata", a_names, 5, av, NULL)) {
-        get_bool(d, av[0], "node", &out->attach_node);
-        get_bool(d, av[1], "namespace", &out->attach_namespace);
-        get_bool(d, av[2], "deployment", &out->attach_deployment);
-        get_bool(d, av[3], "job", &out->attach_job);
-        get_bool(d, av[4], "cronjob", &out->attach_cronjob);
+        dec_bool(d, av[0], "node", &out->attach_node);
+        dec_bool(d, av[1], "namespace", &out->attach_namespace);
+        dec_bool(d, av[2], "deployment", &out->attach_deployment);
+        dec_bool(d, av[3], "job", &out->attach_job);
+        dec_bool(d, av[4], "cronjob", &out->attach_cronjob);
     }
 }
 
@@ -773,7 +535,7 @@ static bool dec_relabel(dec *d, const ynode *v, firn_relabel_config *rc)
     const ynode *vals[7];
     memset(rc, 0, sizeof *rc);
     if (ynode_is_null(v)) {
-        derr(d, v, "relabel_configs", "empty or null target relabeling rule in scrape config");
+        dec_err(d, v, "relabel_configs", "empty or null target relabeling rule in scrape config");
         return false;
     }
     size_t before = d->n_lines + d->dropped;
@@ -782,19 +544,19 @@ static bool dec_relabel(dec *d, const ynode *v, firn_relabel_config *rc)
 
     char **src = NULL, *sep = NULL, *target = NULL, *regex = NULL, *repl = NULL, *action = NULL;
     size_t n_src = 0;
-    get_str_list(d, vals[0], "source_labels", &src, &n_src);
-    get_str(d, vals[1], "separator", &sep);
-    get_str(d, vals[2], "target_label", &target);
-    get_str(d, vals[3], "regex", &regex);
+    dec_str_list(d, vals[0], "source_labels", &src, &n_src);
+    dec_str(d, vals[1], "separator", &sep);
+    dec_str(d, vals[2], "target_label", &target);
+    dec_str(d, vals[3], "regex", &regex);
     get_u64(d, vals[4], "modulus", &rc->modulus);
-    get_str(d, vals[5], "replacement", &repl);
-    get_str(d, vals[6], "action", &action);
+    dec_str(d, vals[5], "replacement", &repl);
+    dec_str(d, vals[6], "action", &action);
     rc->action = FIRN_RELABEL_REPLACE;
     if (vals[6] && firn_relabel_action_parse(action ? action : "", &rc->action) < 0) {
         if (!action || !*action)
-            derr(d, vals[6], "action", "relabel action cannot be empty");
+            dec_err(d, vals[6], "action", "relabel action cannot be empty");
         else
-            derr(d, vals[6], "action", "unknown relabel action \"%.64s\"", action);
+            dec_err(d, vals[6], "action", "unknown relabel action \"%.64s\"", action);
     }
     if (d->n_lines + d->dropped != before)
         return false;
@@ -829,7 +591,7 @@ static bool dec_relabel(dec *d, const ynode *v, firn_relabel_config *rc)
     }
     firn_err e = {0};
     if (firn_relabel_config_init(rc, &e) < 0) {
-        derr(d, v, "relabel_configs", "%s", e.msg);
+        dec_err(d, v, "relabel_configs", "%s", e.msg);
         firn_relabel_config_destroy(rc);
         return false;
     }
@@ -871,26 +633,26 @@ static bool dec_profile_entry(dec *d, const ynode *key, const ynode *v, profile_
     e->name = key->value;
     e->enabled = true;
     if (!firn_label_name_valid(key->value)) {
-        derr(d, key, "pprof_config", "\"%.64s\" is not a valid profile name "
-             "(it must match [a-zA-Z_][a-zA-Z0-9_]*)", key->value);
+        dec_err(d, key, "pprof_config", "\"%.64s\" is not a valid profile name "
+                "(it must match [a-zA-Z_][a-zA-Z0-9_]*)", key->value);
         return false;
     }
     if (!dec_fields(d, v, key->value, "pprof_config entry", names, 5, vals, NULL))
         return false;
-    get_bool(d, vals[0], "enabled", &e->enabled);
-    get_str(d, vals[1], "path", &e->path);
+    dec_bool(d, vals[0], "enabled", &e->enabled);
+    dec_str(d, vals[1], "path", &e->path);
     e->has_delta = vals[2] && !ynode_is_null(vals[2]);
-    get_bool(d, vals[2], "delta", &e->delta);
+    dec_bool(d, vals[2], "delta", &e->delta);
     e->has_seconds = vals[3] && !ynode_is_null(vals[3]);
     e->seconds_node = vals[3];
     get_u64(d, vals[3], "seconds", &e->seconds);
     if (e->path && e->path[0] != '/')
-        derr(d, vals[1], "path", "\"%.128s\" must start with \"/\"", e->path);
+        dec_err(d, vals[1], "path", "\"%.128s\" must start with \"/\"", e->path);
     if (e->has_seconds && (e->seconds == 0 || e->seconds > MAX_PROFILE_SECONDS))
-        derr(d, vals[3], "seconds", "must be between 1 and %d", MAX_PROFILE_SECONDS);
+        dec_err(d, vals[3], "seconds", "must be between 1 and %d", MAX_PROFILE_SECONDS);
     const ynode *keep = seq_or_null(d, vals[4], "keep_sample_type");
     if (keep) {
-        e->keep = dcalloc(d, keep->n, sizeof *e->keep);
+        e->keep = dec_calloc(d, keep->n, sizeof *e->keep);
         for (size_t i = 0; e->keep && i < keep->n; i++) {
             static const char *const k_names[] = {"type", "unit"};
             const ynode *kv[2];
@@ -898,10 +660,10 @@ static bool dec_profile_entry(dec *d, const ynode *key, const ynode *v, profile_
             if (!dec_fields(d, keep->items[i], "keep_sample_type", "keep_sample_type entry",
                             k_names, 2, kv, NULL))
                 continue;
-            get_str(d, kv[0], "type", &st->type);
-            get_str(d, kv[1], "unit", &st->unit);
+            dec_str(d, kv[0], "type", &st->type);
+            dec_str(d, kv[1], "unit", &st->unit);
             if (!st->type || !st->unit) {
-                derr(d, keep->items[i], "keep_sample_type", "both type and unit are required");
+                dec_err(d, keep->items[i], "keep_sample_type", "both type and unit are required");
                 continue;
             }
             e->n_keep++;
@@ -924,30 +686,30 @@ static void dec_profiling(dec *d, const ynode *v, profiling *out)
     out->node = v;
     if (!dec_fields(d, v, "profiling_config", "profiling_config", names, 2, vals, NULL))
         return;
-    get_str(d, vals[0], "path_prefix", &out->path_prefix);
+    dec_str(d, vals[0], "path_prefix", &out->path_prefix);
     if (out->path_prefix && out->path_prefix[0] && out->path_prefix[0] != '/')
-        derr(d, vals[0], "path_prefix", "\"%.128s\" must start with \"/\"", out->path_prefix);
+        dec_err(d, vals[0], "path_prefix", "\"%.128s\" must start with \"/\"", out->path_prefix);
     const ynode *pc = vals[1];
     if (!pc || ynode_is_null(pc))
         return;
     if (pc->kind != YNODE_MAP) {
-        derr(d, pc, "pprof_config", "expected a mapping of profile names, got %s", kind_name(pc));
+        dec_err(d, pc, "pprof_config", "expected a mapping of profile names, got %s", dec_kind(pc));
         return;
     }
-    out->entries = dcalloc(d, pc->n, sizeof *out->entries);
+    out->entries = dec_calloc(d, pc->n, sizeof *out->entries);
     for (size_t p = 0; out->entries && p < pc->n; p++) {
         const ynode *k = pc->items[2 * p], *v2 = pc->items[2 * p + 1];
         char *name = NULL;
-        if (!get_str(d, k, "pprof_config", &name) || !name) {
+        if (!dec_str(d, k, "pprof_config", &name) || !name) {
             if (!name && k->kind == YNODE_SCALAR)
-                derr(d, k, "pprof_config", "profile name missing");
+                dec_err(d, k, "pprof_config", "profile name missing");
             continue;
         }
         bool dup = false;
         for (size_t j = 0; j < out->n_entries; j++) {
             if (strcmp(out->entries[j].name, name) == 0) {
-                derr(d, k, name, "duplicate field in pprof_config (first set at %d:%d)",
-                     out->entries[j].key->line, out->entries[j].key->col);
+                dec_err(d, k, name, "duplicate field in pprof_config (first set at %d:%d)",
+                        out->entries[j].key->line, out->entries[j].key->col);
                 dup = true;
             }
         }
@@ -975,10 +737,10 @@ static char *join_path(dec *d, const char *prefix, const char *path)
 static void finish_profiles(dec *d, config_scrape *sc, const profiling *pr)
 {
     sc->path_prefix = pr->path_prefix ? pr->path_prefix : "";
-    sc->profile_types = dcalloc(d, N_BUILTIN + pr->n_entries, sizeof *sc->profile_types);
+    sc->profile_types = dec_calloc(d, N_BUILTIN + pr->n_entries, sizeof *sc->profile_types);
     if (!sc->profile_types)
         return;
-    bool *used = dcalloc(d, pr->n_entries + 1, sizeof *used);
+    bool *used = dec_calloc(d, pr->n_entries + 1, sizeof *used);
     if (!used)
         return;
     for (size_t pass = 0; pass < 2; pass++) {
@@ -1005,8 +767,8 @@ static void finish_profiles(dec *d, config_scrape *sc, const profiling *pr)
                                : builtin < N_BUILTIN ? BUILTIN_PROFILES[builtin].path
                                                      : NULL;
             if (!path) {
-                derr(d, e->key, e->name, "path is required for the custom profile type \"%s\"",
-                     e->name);
+                dec_err(d, e->key, e->name, "path is required for the custom profile type \"%s\"",
+                        e->name);
                 continue;
             }
             pt->path = join_path(d, sc->path_prefix, path);
@@ -1014,7 +776,7 @@ static void finish_profiles(dec *d, config_scrape *sc, const profiling *pr)
                         : builtin < N_BUILTIN ? BUILTIN_PROFILES[builtin].delta
                                               : false;
             if (e && e->has_seconds && !pt->delta) {
-                derr(d, e->seconds_node, "seconds", "seconds is only used with delta: true");
+                dec_err(d, e->seconds_node, "seconds", "seconds is only used with delta: true");
                 continue;
             }
             if (e && e->has_seconds && (e->seconds == 0 || e->seconds > MAX_PROFILE_SECONDS))
@@ -1043,24 +805,24 @@ static void dec_params(dec *d, const ynode *v, config_scrape *sc)
     if (!v || ynode_is_null(v))
         return;
     if (v->kind != YNODE_MAP) {
-        derr(d, v, "params", "expected a mapping of names to lists of values, got %s",
-             kind_name(v));
+        dec_err(d, v, "params", "expected a mapping of names to lists of values, got %s",
+                dec_kind(v));
         return;
     }
-    sc->params = dcalloc(d, v->n, sizeof *sc->params);
+    sc->params = dec_calloc(d, v->n, sizeof *sc->params);
     for (size_t p = 0; sc->params && p < v->n; p++) {
         config_param *pa = &sc->params[sc->n_params];
         const ynode *k = v->items[2 * p];
-        if (!get_str(d, k, "params", &pa->name) || !pa->name)
+        if (!dec_str(d, k, "params", &pa->name) || !pa->name)
             continue;
         bool dup = false;
         for (size_t j = 0; j < sc->n_params; j++)
             dup |= strcmp(sc->params[j].name, pa->name) == 0;
         if (dup) {
-            derr(d, k, "params", "duplicate parameter \"%.64s\"", pa->name);
+            dec_err(d, k, "params", "duplicate parameter \"%.64s\"", pa->name);
             continue;
         }
-        if (get_str_list(d, v->items[2 * p + 1], pa->name, &pa->values, &pa->n_values))
+        if (dec_str_list(d, v->items[2 * p + 1], pa->name, &pa->values, &pa->n_values))
             sc->n_params++;
     }
     for (size_t i = 1; i < sc->n_params; i++)   /* insertion sort: few params */
@@ -1089,7 +851,7 @@ static const char *const SCRAPE_FIELDS[S_COUNT] = {
     do {                                                                           \
         const ynode *seq_ = seq_or_null((d), (node), (field));                     \
         if (seq_) {                                                                \
-            (arr) = dcalloc((d), seq_->n, sizeof *(arr));                          \
+            (arr) = dec_calloc((d), seq_->n, sizeof *(arr));                          \
             for (size_t i_ = 0; (arr) && i_ < seq_->n; i_++)                       \
                 fn((d), seq_->items[i_], &(arr)[(count)++]);                       \
         }                                                                          \
@@ -1109,8 +871,8 @@ static void check_static_targets(dec *d, const ynode *groups)
                 continue;
             for (size_t t = 0; t < v->n; t++)
                 if (v->items[t]->kind == YNODE_SCALAR && strchr(v->items[t]->value, '/'))
-                    derr(d, v->items[t], "targets", "\"%.256s\" is not a valid hostname",
-                         v->items[t]->value);
+                    dec_err(d, v->items[t], "targets", "\"%.256s\" is not a valid hostname",
+                            v->items[t]->value);
         }
     }
 }
@@ -1123,14 +885,14 @@ static const ynode *dec_scrape(dec *d, const ynode *v, const firn_config *cfg, c
     sc->honor_timestamps = true;
     sc->path_prefix = "";
     if (ynode_is_null(v)) {
-        derr(d, v, "scrape_configs", "empty or null scrape config section");
+        dec_err(d, v, "scrape_configs", "empty or null scrape config section");
         return NULL;
     }
     if (!dec_fields(d, v, "scrape_configs", "scrape_config", SCRAPE_FIELDS, S_COUNT, vals, keys))
         return NULL;
-    get_str(d, vals[S_JOB], "job_name", &sc->job_name);
+    dec_str(d, vals[S_JOB], "job_name", &sc->job_name);
     if (!sc->job_name || !*sc->job_name) {
-        derr(d, vals[S_JOB] ? vals[S_JOB] : v, "job_name", "job_name is empty");
+        dec_err(d, vals[S_JOB] ? vals[S_JOB] : v, "job_name", "job_name is empty");
         sc->job_name = NULL;
     }
 
@@ -1144,17 +906,17 @@ static const ynode *dec_scrape(dec *d, const ynode *v, const firn_config *cfg, c
         sc->timeout_ms = cfg->scrape_timeout_ms < sc->interval_ms ? cfg->scrape_timeout_ms
                                                                   : sc->interval_ms;
 
-    get_str(d, vals[S_SCHEME], "scheme", &sc->scheme);
+    dec_str(d, vals[S_SCHEME], "scheme", &sc->scheme);
     if (strcmp(sc->scheme, "http") != 0 && strcmp(sc->scheme, "https") != 0) {
-        derr(d, vals[S_SCHEME], "scheme", "unsupported scheme \"%.32s\" (http or https)",
-             sc->scheme);
+        dec_err(d, vals[S_SCHEME], "scheme", "unsupported scheme \"%.32s\" (http or https)",
+                sc->scheme);
         sc->scheme = "http";
     }
     dec_params(d, vals[S_PARAMS], sc);
-    get_bool(d, vals[S_HONOR_LABELS], "honor_labels", &sc->honor_labels);
-    get_bool(d, vals[S_HONOR_TS], "honor_timestamps", &sc->honor_timestamps);
+    dec_bool(d, vals[S_HONOR_LABELS], "honor_labels", &sc->honor_labels);
+    dec_bool(d, vals[S_HONOR_TS], "honor_timestamps", &sc->honor_timestamps);
     bool normalized = false;
-    get_bool(d, vals[S_NORMALIZED], "normalized_addresses", &normalized);
+    dec_bool(d, vals[S_NORMALIZED], "normalized_addresses", &normalized);
     dec_http(d, vals, keys, &sc->http);
     get_u64(d, vals[S_SAMPLE_LIMIT], "sample_limit", &sc->sample_limit);
     get_u64(d, vals[S_TARGET_LIMIT], "target_limit", &sc->target_limit);
@@ -1170,7 +932,7 @@ static const ynode *dec_scrape(dec *d, const ynode *v, const firn_config *cfg, c
 
     const ynode *rl = seq_or_null(d, vals[S_RELABEL], "relabel_configs");
     if (rl) {
-        sc->relabel_configs = dcalloc(d, rl->n, sizeof *sc->relabel_configs);
+        sc->relabel_configs = dec_calloc(d, rl->n, sizeof *sc->relabel_configs);
         for (size_t i = 0; sc->relabel_configs && i < rl->n; i++)
             if (dec_relabel(d, rl->items[i], &sc->relabel_configs[sc->n_relabel_configs]))
                 sc->n_relabel_configs++;
@@ -1207,8 +969,8 @@ static void dec_global(dec *d, const ynode *v, firn_config *cfg)
         char t[32], iv[32];
         firn_duration_format(t, sizeof t, timeout);
         firn_duration_format(iv, sizeof iv, cfg->scrape_interval_ms);
-        derr(d, vals[1], "scrape_timeout",
-             "global scrape timeout greater than scrape interval (%s > %s)", t, iv);
+        dec_err(d, vals[1], "scrape_timeout",
+                "global scrape timeout greater than scrape interval (%s > %s)", t, iv);
     }
     else if (timeout)
         cfg->scrape_timeout_ms = timeout;
@@ -1223,7 +985,7 @@ static void dec_object_storage(dec *d, const ynode *v, firn_config *cfg)
     if (ynode_is_null(v))
         return;
     if (v->kind != YNODE_MAP) {
-        derr(d, v, "object_storage", "expected a mapping, got %s", kind_name(v));
+        dec_err(d, v, "object_storage", "expected a mapping, got %s", dec_kind(v));
         return;
     }
     /* Parca's bucket config is not used; only its type is kept for the log. */
@@ -1244,7 +1006,7 @@ static void dec_config(dec *d, const ynode *root, firn_config *cfg)
     static const char *const names[] = {"global", "scrape_configs", "object_storage"};
     const ynode *vals[3];
     if (root && root->kind != YNODE_MAP && !ynode_is_null(root)) {
-        derr(d, root, NULL, "expected a mapping at the top level, got %s", kind_name(root));
+        dec_err(d, root, NULL, "expected a mapping at the top level, got %s", dec_kind(root));
         return;
     }
     if (!dec_fields(d, root, NULL, "the top level", names, 3, vals, NULL))
@@ -1256,10 +1018,10 @@ static void dec_config(dec *d, const ynode *root, firn_config *cfg)
     const ynode *sc = seq_or_null(d, vals[1], "scrape_configs");
     if (!sc)
         return;
-    cfg->scrapes = dcalloc(d, sc->n, sizeof *cfg->scrapes);
+    cfg->scrapes = dec_calloc(d, sc->n, sizeof *cfg->scrapes);
     if (!cfg->scrapes)
         return;
-    const ynode **job_nodes = dcalloc(d, sc->n, sizeof *job_nodes);
+    const ynode **job_nodes = dec_calloc(d, sc->n, sizeof *job_nodes);
     if (!job_nodes)
         return;
     for (size_t i = 0; i < sc->n; i++) {
@@ -1267,8 +1029,8 @@ static void dec_config(dec *d, const ynode *root, firn_config *cfg)
         job_nodes[i] = dec_scrape(d, sc->items[i], cfg, s);
         for (size_t j = 0; job_nodes[i] && j < i; j++)
             if (job_nodes[j] && strcmp(cfg->scrapes[j].job_name, s->job_name) == 0) {
-                derr(d, job_nodes[i], "job_name",
-                     "found multiple scrape configs with job name \"%.128s\"", s->job_name);
+                dec_err(d, job_nodes[i], "job_name",
+                        "found multiple scrape configs with job name \"%.128s\"", s->job_name);
                 break;
             }
     }
@@ -1298,33 +1060,6 @@ void config_errors_free(config_errors *errs)
     errs->n = 0;
 }
 
-/* err->msg: as many whole lines as fit, then "(and N more)". */
-static void summarize(char *const *lines, size_t n, size_t total, bool oom, firn_err *err)
-{
-    if (!err)
-        return;
-    char buf[FIRN_ERR_MSG_MAX];
-    size_t used = 0, shown = 0;
-    const size_t reserve = 32;   /* room for the "(and N more)" tail */
-    buf[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(lines[i]);
-        if (shown > 0 && used + 1 + len + reserve >= sizeof buf)
-            break;
-        snprintf(buf + used, sizeof buf - used, "%s%s", shown ? "\n" : "", lines[i]);
-        used = strlen(buf);
-        shown++;
-        if (used + reserve >= sizeof buf)
-            break;
-    }
-    if (shown < total) {
-        if (used + reserve >= sizeof buf)
-            used = sizeof buf - reserve;
-        snprintf(buf + used, sizeof buf - used, "\n(and %zu more)", total - shown);
-    }
-    firn_errf(err, oom ? FIRN_ENOMEM : FIRN_EINVAL, "%s", buf);
-}
-
 firn_config *config_load_string_errors(const char *text, size_t len, const char *name,
                                        config_errors *errs, firn_err *err)
 {
@@ -1345,56 +1080,14 @@ firn_config *config_load_string_errors(const char *text, size_t len, const char 
     cfg->scrape_interval_ms = DEFAULT_INTERVAL_MS;
     cfg->scrape_timeout_ms = DEFAULT_TIMEOUT_MS;
     dec d = {.name = name, .arena = arena};
-    cfg->source = dstrdup(&d, name);
-
-    if (len > CONFIG_MAX_BYTES) {
-        derr(&d, NULL, NULL, "larger than the cap of %u bytes", CONFIG_MAX_BYTES);
-    } else {
-        ynode *root = NULL;
-        int line, col;
-        firn_err perr = {0};
-        if (ytree_parse(text, len, arena, &root, &line, &col, &perr) < 0) {
-            char *l = NULL;
-            if (asprintf(&l, "%s:%s", name, perr.msg) < 0)
-                l = NULL;
-            add_line(&d, line, col, l);
-            d.oom |= perr.code == FIRN_ENOMEM;
-        } else {
-            dec_config(&d, root, cfg);
-        }
-    }
-    if (d.oom && d.n_lines == 0)
-        derr(&d, NULL, NULL, "out of memory");
-    if (d.n_lines == 0) {
-        free(d.errs);
+    cfg->source = dec_strdup(&d, name);
+    ynode *root;
+    if (dec_parse(&d, text, len, &root))
+        dec_config(&d, root, cfg);
+    /* the text, once it is known to be a config within the size cap */
+    if (dec_finish(&d, errs, err) == 0) {
+        cfg->yaml = firn_arena_strndup(arena, text ? text : "", text ? len : 0);
         return cfg;
-    }
-
-    /* Failed: the lines in document order, plus a note when some were cut. */
-    qsort(d.errs, d.n_lines, sizeof *d.errs, cmp_error);
-    char **lines = malloc((d.n_lines + 1) * sizeof *lines);
-    size_t n = 0;
-    for (size_t i = 0; i < d.n_lines; i++) {
-        if (lines)
-            lines[n++] = d.errs[i].text;
-        else
-            free(d.errs[i].text);
-    }
-    free(d.errs);
-    if (lines && d.dropped &&
-        asprintf(&lines[n], "%s: too many errors, %zu more not shown", name, d.dropped) >= 0)
-        n++;
-    if (lines)
-        summarize(lines, n, d.n_lines + d.dropped, d.oom, err);
-    else
-        firn_errf(err, FIRN_ENOMEM, "%s: out of memory", name);
-    if (errs && lines) {
-        errs->lines = lines;
-        errs->n = n;
-    } else {
-        for (size_t i = 0; lines && i < n; i++)
-            free(lines[i]);
-        free(lines);
     }
     config_free(cfg);
     return NULL;
@@ -1407,22 +1100,10 @@ firn_config *config_load_string(const char *text, size_t len, const char *name, 
 
 firn_config *config_load_file_errors(const char *path, config_errors *errs, firn_err *err)
 {
-    if (errs) {
-        errs->lines = NULL;
-        errs->n = 0;
-    }
     unsigned char *buf;
     size_t len;
-    firn_err rerr = {0};
-    if (firn_read_file(path, CONFIG_MAX_BYTES, &buf, &len, &rerr) < 0) {
-        firn_errf(err, rerr.code, "%s", rerr.msg);
-        if (errs) {
-            errs->lines = malloc(sizeof *errs->lines);
-            if (errs->lines && (errs->lines[0] = strdup(rerr.msg)))
-                errs->n = 1;
-        }
+    if (dec_read_file(path, &buf, &len, errs, err) < 0)
         return NULL;
-    }
     firn_config *cfg = config_load_string_errors((const char *)buf, len, path, errs, err);
     free(buf);
     return cfg;

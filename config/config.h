@@ -231,6 +231,7 @@ typedef struct firn_config firn_config;
 
 struct firn_config {
     char *source;  /* the name errors and logs use: the path, or the given name */
+    char *yaml;    /* the text it was loaded from (/api/v1/status/config) */
     int64_t scrape_interval_ms;
     int64_t scrape_timeout_ms;
     firn_label *external_labels;  /* sorted by name */

@@ -1,0 +1,337 @@
+/* decode.c -- the decoder the YAML file loaders share (decode.h): error
+ * collection in document order, strict mappings, scalars and string lists.
+ */
+#include "config/decode.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- errors ---------------------------------------------------------------- */
+
+static void add_line(dec *d, int line_no, int col, char *line)
+{
+    if (!line) {
+        d->oom = true;
+        return;
+    }
+    if (d->n_lines == CONFIG_MAX_ERRORS) {
+        d->dropped++;
+        free(line);
+        return;
+    }
+    if (d->n_lines == d->cap_lines) {
+        size_t cap = d->cap_lines ? d->cap_lines * 2 : 8;
+        dec_error *ne = realloc(d->errs, cap * sizeof *ne);
+        if (!ne) {
+            d->oom = true;
+            free(line);
+            return;
+        }
+        d->errs = ne;
+        d->cap_lines = cap;
+    }
+    d->errs[d->n_lines] = (dec_error){line_no, col, d->n_lines, line};
+    d->n_lines++;
+}
+
+static int cmp_error(const void *a, const void *b)
+{
+    const dec_error *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    if (x->col != y->col)
+        return x->col < y->col ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void dec_err(dec *d, const ynode *at, const char *field, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char *line = NULL;
+    int rc;
+    if (at)
+        rc = field ? asprintf(&line, "%s:%d:%d: %s: %s", d->name, at->line, at->col, field, msg)
+                   : asprintf(&line, "%s:%d:%d: %s", d->name, at->line, at->col, msg);
+    else
+        rc = field ? asprintf(&line, "%s: %s: %s", d->name, field, msg)
+                   : asprintf(&line, "%s: %s", d->name, msg);
+    add_line(d, at ? at->line : 0, at ? at->col : 0, rc < 0 ? NULL : line);
+}
+
+/* ---- memory ---------------------------------------------------------------- */
+
+char *dec_strdup(dec *d, const char *s)
+{
+    char *c = firn_arena_strndup(d->arena, s, strlen(s));
+    if (!c)
+        d->oom = true;
+    return c;
+}
+
+void *dec_calloc(dec *d, size_t n, size_t size)
+{
+    if (n == 0)
+        return NULL;
+    void *p = firn_arena_calloc(d->arena, n, size);
+    if (!p)
+        d->oom = true;
+    return p;
+}
+
+/* ---- nodes ------------------------------------------------------------------ */
+
+const char *dec_kind(const ynode *n)
+{
+    if (ynode_is_null(n))
+        return "null";
+    switch (n->kind) {
+    case YNODE_MAP:
+        return "a mapping";
+    case YNODE_SEQ:
+        return "a list";
+    default:
+        return "a scalar";
+    }
+}
+
+bool dec_fields(dec *d, const ynode *n, const char *field, const char *what,
+                const char *const *names, size_t count, const ynode **vals, const ynode **keys)
+{
+    const ynode *own_keys[32];
+    if (!keys) {
+        assert(count <= sizeof own_keys / sizeof *own_keys);
+        keys = own_keys;
+    }
+    for (size_t i = 0; i < count; i++)
+        vals[i] = keys[i] = NULL;
+    if (ynode_is_null(n))
+        return true;
+    if (n->kind != YNODE_MAP) {
+        dec_err(d, n, field, "expected a mapping, got %s", dec_kind(n));
+        return false;
+    }
+    for (size_t p = 0; p < n->n; p++) {
+        const ynode *k = n->items[2 * p], *v = n->items[2 * p + 1];
+        if (k->kind != YNODE_SCALAR) {
+            dec_err(d, k, field, "mapping keys must be scalars, got %s", dec_kind(k));
+            continue;
+        }
+        size_t i = 0;
+        while (i < count && strcmp(names[i], k->value) != 0)
+            i++;
+        if (i == count || k->len != strlen(k->value)) {
+            dec_err(d, k, k->value, "unknown field in %s", what);
+            continue;
+        }
+        if (vals[i]) {
+            dec_err(d, k, k->value, "duplicate field in %s (first set at %d:%d)", what,
+                    keys[i]->line, keys[i]->col);
+            continue;
+        }
+        vals[i] = v;
+        keys[i] = k;
+    }
+    return true;
+}
+
+bool dec_str(dec *d, const ynode *v, const char *field, char **out)
+{
+    if (!v || ynode_is_null(v))
+        return true;
+    if (v->kind != YNODE_SCALAR) {
+        dec_err(d, v, field, "expected a string, got %s", dec_kind(v));
+        return false;
+    }
+    if (strlen(v->value) != v->len) {
+        dec_err(d, v, field, "string contains a NUL byte");
+        return false;
+    }
+    if (!firn_utf8_valid(v->value, v->len)) {
+        dec_err(d, v, field, "string is not valid UTF-8");
+        return false;
+    }
+    *out = v->value;   /* the tree lives in the decoder's arena */
+    return true;
+}
+
+/* YAML 1.1 booleans, as go-yaml v2 reads them (plain scalars only). */
+bool dec_bool(dec *d, const ynode *v, const char *field, bool *out)
+{
+    if (!v || ynode_is_null(v))
+        return true;
+    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On",
+                                      "ON", "y", "Y"};
+    static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off",
+                                     "OFF", "n", "N"};
+    if (v->kind == YNODE_SCALAR && v->plain) {
+        for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+            if (strcmp(v->value, yes[i]) == 0) {
+                *out = true;
+                return true;
+            }
+            if (strcmp(v->value, no[i]) == 0) {
+                *out = false;
+                return true;
+            }
+        }
+    }
+    if (v->kind == YNODE_SCALAR)
+        dec_err(d, v, field, "expected a boolean, got \"%.64s\"", v->value);
+    else
+        dec_err(d, v, field, "expected a boolean, got %s", dec_kind(v));
+    return false;
+}
+
+/* A list of strings; null is an empty list. */
+bool dec_str_list(dec *d, const ynode *v, const char *field, char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!v || ynode_is_null(v))
+        return true;
+    if (v->kind != YNODE_SEQ) {
+        dec_err(d, v, field, "expected a list of strings, got %s", dec_kind(v));
+        return false;
+    }
+    char **list = dec_calloc(d, v->n, sizeof *list);
+    if (v->n && !list)
+        return false;
+    bool ok = true;
+    size_t k = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        char *s = NULL;
+        if (!dec_str(d, v->items[i], field, &s)) {
+            ok = false;
+            continue;
+        }
+        if (!s) {
+            dec_err(d, v->items[i], field, "null entry in a list of strings");
+            ok = false;
+            continue;
+        }
+        list[k++] = s;
+    }
+    *out = list;
+    *n = k;
+    return ok;
+}
+
+/* ---- loading ---------------------------------------------------------------- */
+
+/* err->msg: as many whole lines as fit, then "(and N more)". */
+static void summarize(char *const *lines, size_t n, size_t total, bool oom, firn_err *err)
+{
+    if (!err)
+        return;
+    char buf[FIRN_ERR_MSG_MAX];
+    size_t used = 0, shown = 0;
+    const size_t reserve = 32;   /* room for the "(and N more)" tail */
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(lines[i]);
+        if (shown > 0 && used + 1 + len + reserve >= sizeof buf)
+            break;
+        snprintf(buf + used, sizeof buf - used, "%s%s", shown ? "\n" : "", lines[i]);
+        used = strlen(buf);
+        shown++;
+        if (used + reserve >= sizeof buf)
+            break;
+    }
+    if (shown < total) {
+        if (used + reserve >= sizeof buf)
+            used = sizeof buf - reserve;
+        snprintf(buf + used, sizeof buf - used, "\n(and %zu more)", total - shown);
+    }
+    firn_errf(err, oom ? FIRN_ENOMEM : FIRN_EINVAL, "%s", buf);
+}
+
+bool dec_parse(dec *d, const char *text, size_t len, ynode **root)
+{
+    *root = NULL;
+    if (len > CONFIG_MAX_BYTES) {
+        dec_err(d, NULL, NULL, "larger than the cap of %u bytes", CONFIG_MAX_BYTES);
+        return false;
+    }
+    int line, col;
+    firn_err perr = {0};
+    if (ytree_parse(text, len, d->arena, root, &line, &col, &perr) < 0) {
+        char *l = NULL;
+        if (asprintf(&l, "%s:%s", d->name, perr.msg) < 0)
+            l = NULL;
+        add_line(d, line, col, l);
+        d->oom |= perr.code == FIRN_ENOMEM;
+        return false;
+    }
+    return true;
+}
+
+int dec_finish(dec *d, config_errors *errs, firn_err *err)
+{
+    if (errs) {
+        errs->lines = NULL;
+        errs->n = 0;
+    }
+    if (d->oom && d->n_lines == 0)
+        dec_err(d, NULL, NULL, "out of memory");
+    if (d->n_lines == 0) {
+        free(d->errs);
+        d->errs = NULL;
+        return 0;
+    }
+
+    /* The lines in document order, plus a note when some were cut. */
+    qsort(d->errs, d->n_lines, sizeof *d->errs, cmp_error);
+    char **lines = malloc((d->n_lines + 1) * sizeof *lines);
+    size_t n = 0;
+    for (size_t i = 0; i < d->n_lines; i++) {
+        if (lines)
+            lines[n++] = d->errs[i].text;
+        else
+            free(d->errs[i].text);
+    }
+    free(d->errs);
+    d->errs = NULL;
+    if (lines && d->dropped &&
+        asprintf(&lines[n], "%s: too many errors, %zu more not shown", d->name, d->dropped) >= 0)
+        n++;
+    if (lines)
+        summarize(lines, n, d->n_lines + d->dropped, d->oom, err);
+    else
+        firn_errf(err, FIRN_ENOMEM, "%s: out of memory", d->name);
+    if (errs && lines) {
+        errs->lines = lines;
+        errs->n = n;
+    } else {
+        for (size_t i = 0; lines && i < n; i++)
+            free(lines[i]);
+        free(lines);
+    }
+    return -1;
+}
+
+int dec_read_file(const char *path, unsigned char **buf, size_t *len, config_errors *errs,
+                  firn_err *err)
+{
+    if (errs) {
+        errs->lines = NULL;
+        errs->n = 0;
+    }
+    firn_err rerr = {0};
+    if (firn_read_file(path, CONFIG_MAX_BYTES, buf, len, &rerr) < 0) {
+        firn_errf(err, rerr.code, "%s", rerr.msg);
+        if (errs) {
+            errs->lines = malloc(sizeof *errs->lines);
+            if (errs->lines && (errs->lines[0] = strdup(rerr.msg)))
+                errs->n = 1;
+        }
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,90 @@
+/* decode.h -- internal to config/: what the YAML file loaders share to turn
+ * a node tree (yaml_tree.h) into typed structs, strictly, with every error
+ * as "NAME:LINE:COL: field: message".
+ *
+ * A decoder (dec) collects errors instead of stopping at the first one
+ * (up to CONFIG_MAX_ERRORS, then a count), so one run lists every problem
+ * of a file.  Strings it returns live in the decoder's arena, which the
+ * caller owns.  config.c (the scrape configuration) and web_config.c (the
+ * web configuration) are its users.
+ */
+#ifndef FIRN_CONFIG_DECODE_H
+#define FIRN_CONFIG_DECODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "config/yaml_tree.h"
+#include "model/model.h"
+
+typedef struct dec_error {
+    int line, col;   /* 0 for errors about the whole file */
+    size_t seq;      /* report order, to keep the sort stable */
+    char *text;      /* malloc'd */
+} dec_error;
+
+typedef struct dec {
+    const char *name;    /* the file's name in messages */
+    firn_arena *arena;   /* the result's: strings and arrays decoded go here */
+    dec_error *errs;
+    size_t n_lines, cap_lines;
+    size_t dropped;      /* errors beyond CONFIG_MAX_ERRORS */
+    bool oom;
+} dec;
+
+/* ---- errors ---------------------------------------------------------------- */
+
+/* Report "NAME:LINE:COL: field: message" at node `at` (NULL: the whole
+ * file, "NAME: field: message"); field may be NULL. */
+void dec_err(dec *d, const ynode *at, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Parse text into *root (NULL for an empty document).  False, after
+ * reporting, when the text is over CONFIG_MAX_BYTES or is not YAML: then
+ * that is the only error. */
+bool dec_parse(dec *d, const char *text, size_t len, ynode **root);
+
+/* The end of a load: 0 when nothing was reported.  Otherwise -1, err holds
+ * the first lines (as many as fit, then "(and N more)"), and when errs is
+ * not NULL every line in document order goes to it (caller frees with
+ * config_errors_free).  Frees the decoder's own error list either way. */
+int dec_finish(dec *d, config_errors *errs, firn_err *err);
+
+/* Read a file for a loader: at most CONFIG_MAX_BYTES.  On failure err and
+ * errs (one line, when not NULL) say why. */
+int dec_read_file(const char *path, unsigned char **buf, size_t *len, config_errors *errs,
+                  firn_err *err);
+
+/* ---- memory ---------------------------------------------------------------- */
+
+/* In the decoder's arena; NULL (and d->oom) when out of memory.
+ * dec_calloc returns NULL for n == 0. */
+char *dec_strdup(dec *d, const char *s);
+void *dec_calloc(dec *d, size_t n, size_t size);
+
+/* ---- nodes ------------------------------------------------------------------ */
+
+/* "null", "a mapping", "a list" or "a scalar", for messages. */
+const char *dec_kind(const ynode *n);
+
+/* Look up each of names[0..count) in map n: vals[i] / keys[i] get the value
+ * and key nodes, or NULL (keys may be NULL when count <= 32).  Reports
+ * unknown and duplicate keys ("unknown field in WHAT") and non-scalar keys.
+ * Returns false (after reporting) when n is neither a mapping nor null; a
+ * null node is an empty mapping. */
+bool dec_fields(dec *d, const ynode *n, const char *field, const char *what,
+                const char *const *names, size_t count, const ynode **vals, const ynode **keys);
+
+/* A scalar as a string (valid UTF-8, no NUL); false after reporting when it
+ * is not.  A null or absent value is "not given": *out is left alone.  The
+ * string lives in the tree, so in the decoder's arena. */
+bool dec_str(dec *d, const ynode *v, const char *field, char **out);
+
+/* A YAML 1.1 boolean as go-yaml v2 reads it; null or absent leaves *out. */
+bool dec_bool(dec *d, const ynode *v, const char *field, bool *out);
+
+/* A list of strings; null or absent is an empty list. */
+bool dec_str_list(dec *d, const ynode *v, const char *field, char ***out, size_t *n);
+
+#endif
