@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "selfprof/selfprof.h"
+#include "web/internal.h"
 #include "web/web.h"
 
 #define JSON_TYPE "application/json"
@@ -46,7 +47,7 @@ static void handle_reload(void *ctx, const web_request *req, web_response *resp)
     if (api->reload(api->reload_ctx, &err) < 0)
         web_respond_text(resp, 500, "failed to reload config: %s", err.msg);
     else
-        web_respond_text(resp, 200, "config reloaded");
+        resp->status = 200;  /* Prometheus answers a reload with an empty body */
 }
 
 /* ---- /metrics ----------------------------------------------------------------- */
@@ -182,25 +183,6 @@ static void rfc3339nano(char *buf, size_t size, int64_t ms)
     snprintf(buf + n, size - n, "Z");
 }
 
-static json_t *error_json(const char *type, const char *msg)
-{
-    return json_pack("{s:s, s:s, s:s}", "status", "error", "errorType", type, "error", msg);
-}
-
-static void respond_json(web_response *resp, int status, json_t *j)
-{
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (!s) {
-        web_respond_text(resp, 500, "out of memory");
-        return;
-    }
-    resp->status = status;
-    resp->content_type = JSON_TYPE;
-    resp->body = s;
-    resp->body_len = strlen(s);
-}
-
 static void handle_targets(void *ctx, const web_request *req, web_response *resp)
 {
     web_api *api = ctx;
@@ -219,7 +201,7 @@ static void handle_targets(void *ctx, const web_request *req, web_response *resp
     scrape_status st;
     firn_err err = {0};
     if (scrape_manager_status(api->scrape, &st, &err) < 0) {
-        respond_json(resp, 500, error_json("internal", err.msg));
+        web_respond_error(resp, "internal", "%s", err.msg);
         return;
     }
     json_t *act = json_array(), *drop = json_array(), *counts = json_object();
@@ -268,7 +250,7 @@ static void handle_targets(void *ctx, const web_request *req, web_response *resp
     scrape_status_free(&st);
     json_t *data = json_pack("{s:o, s:o, s:o}", "activeTargets", act, "droppedTargets", drop,
                              "droppedTargetCounts", counts);
-    respond_json(resp, 200, json_pack("{s:s, s:o}", "status", "success", "data", data));
+    web_respond_data(resp, data);
 }
 
 /* ---- /debug/pprof ------------------------------------------------------------------ */
@@ -380,5 +362,8 @@ int web_api_register(web_server *s, web_api *api, firn_err *err)
     for (size_t i = 0; i < sizeof R / sizeof R[0]; i++)
         if (web_route(s, R[i].methods, R[i].path, R[i].flags, R[i].fn, R[i].ctx, err) < 0)
             return -1;
+    if (web_api_prom_register(s, api, err) < 0 || web_api_profile_register(s, api, err) < 0 ||
+        web_api_ingest_register(s, api, err) < 0)
+        return -1;
     return 0;
 }

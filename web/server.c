@@ -22,12 +22,23 @@
  * thread clears the guard's pointer before it answers.  Either way the job
  * is freed by the loop thread, once, when it comes back from its worker
  * (or, still queued at shutdown, when the loop thread answers it 503).
- * h2o 2.2.5 serves HTTP/1.1 only here (no TLS, no h2c upgrade) and stops
- * reading a connection while its request is processed, so it notices a
- * client that left only when the response is written, which then fails
- * harmlessly; the guard is what keeps a request h2o disposed of early
- * (an HTTP/2 stream reset, an h2o that watches the socket) from being
- * written to after it was freed.
+ * h2o 2.2.5 serves HTTP/1.1 only here (also over TLS, where ALPN offers
+ * http/1.1 alone; no h2c upgrade) and stops reading a connection while its
+ * request is processed, so it notices a client that left only when the
+ * response is written, which then fails harmlessly; the guard is what
+ * keeps a request h2o disposed of early (an HTTP/2 stream reset, an h2o
+ * that watches the socket) from being written to after it was freed.
+ *
+ * Credentials (a web config with users or tokens).  The loop thread reads
+ * the Authorization header of every request before routing it.  A bearer
+ * token is checked at once (one SHA-256).  A basic-auth password is looked
+ * up in a small cache keyed by a keyed hash of user and password: a hit
+ * (yes or no) is answered at once; a miss becomes a "verify" job, which a
+ * worker answers with bcrypt (tens of milliseconds), storing the answer in
+ * the cache; back on the loop thread a verified request is dispatched as if
+ * it had just arrived (an inline route runs on the loop, a worker route is
+ * queued again), a refused one gets 401.  So bcrypt never runs on the loop,
+ * and inline handlers never run on a worker.
  *
  * Shutdown (web_stop).  The loop thread closes the listener, answers queued
  * jobs 503, waits for running jobs to come back, joins the workers (so none
@@ -49,12 +60,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <h2o.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
 
 #include "web/internal.h"
 
@@ -67,6 +84,9 @@
 #define WEB_STATUS_MIN 100
 #define WEB_STATUS_MAX 599
 #define WEB_STATUS_SLOTS (WEB_STATUS_MAX - WEB_STATUS_MIN + 1)
+#define WEB_AUTH_CACHE_SLOTS 128  /* checked (user, password) pairs remembered */
+#define WEB_AUTH_MAX_BYTES 4096   /* longer credentials are refused unchecked */
+#define WEB_AUTH_KEY_LEN 32       /* SHA-256 */
 
 enum { METHOD_GET = 1u << 0, METHOD_HEAD = 1u << 1, METHOD_POST = 1u << 2 };
 
@@ -107,6 +127,13 @@ struct web_job {
     web_request request;
     web_response response;
     uint64_t start_ns;
+    /* A verify job (see "Credentials" above): the credentials to check, in
+     * the arena, and the worker's answer. */
+    bool verify;
+    bool auth_ok;
+    const char *user, *password;
+    size_t user_len, password_len;
+    unsigned char auth_key[WEB_AUTH_KEY_LEN];
     /* Loop thread only. */
     h2o_req_t *req;                 /* NULL once h2o disposed of the request */
     job_guard *guard;
@@ -116,7 +143,17 @@ struct web_job {
 typedef struct web_conn {
     h2o_linklist_t link;
     h2o_socket_t *sock;
+    web_server *server;
+    h2o_timeout_entry_t first_bytes;  /* HTTPS: waiting for the client's first bytes */
 } web_conn;
+
+/* One remembered answer of bcrypt; see auth_cache_get. */
+typedef struct auth_entry {
+    unsigned char key[WEB_AUTH_KEY_LEN];
+    bool used;
+    bool ok;
+    uint64_t expires_ns;
+} auth_entry;
 
 typedef struct web_h2o_handler {
     h2o_handler_t super;
@@ -128,6 +165,15 @@ struct web_server {
     char *listen_address;
     int fd;                 /* the listening socket until h2o owns it */
     int port;
+    SSL_CTX *ssl_ctx;       /* HTTPS with a web config's tls_server_config, else NULL */
+
+    /* Credentials (opts.web_config with users or tokens).  The cache under
+     * auth_mu: read by the loop thread, written by workers. */
+    bool auth;
+    unsigned char auth_secret[WEB_AUTH_KEY_LEN];  /* keys the cache's hashes */
+    pthread_mutex_t auth_mu;
+    auth_entry auth_cache[WEB_AUTH_CACHE_SLOTS];
+    _Atomic uint64_t bcrypt_ok, bcrypt_denied;
 
     route **routes;
     size_t n_routes, cap_routes;
@@ -330,6 +376,108 @@ static void stats_init(route_stats *st, const char *handler)
                         sizeof duration_buckets / sizeof duration_buckets[0]);
 }
 
+/* ---- TLS ------------------------------------------------------------------------ */
+
+/* The reason of the oldest OpenSSL error queued (the cause; later ones say
+ * where it surfaced), and the queue emptied. */
+static const char *ssl_error_text(void)
+{
+    unsigned long e = ERR_get_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    ERR_clear_error();
+    return r ? r : "unknown OpenSSL error";
+}
+
+/* Go's RequestClientCert and RequireAnyClientCert take any certificate. */
+static int accept_any_certificate(int preverify_ok, X509_STORE_CTX *store)
+{
+    (void)preverify_ok;
+    (void)store;
+    return 1;
+}
+
+static int readable(const char *what, const char *path, firn_err *err)
+{
+    char ebuf[128];
+    if (access(path, R_OK) != 0)
+        return firn_errf(err, FIRN_EINVAL, "web: tls_server_config: %s %s: %s", what, path,
+                         errno_text(errno, ebuf, sizeof ebuf));
+    return 0;
+}
+
+/* The SSL_CTX of tls_server_config: certificate and key (checked to
+ * match), versions, client certificates, ALPN http/1.1. */
+static SSL_CTX *tls_context(const config_web *wc, firn_err *err)
+{
+    static const h2o_iovec_t alpn[] = {{H2O_STRLIT("http/1.1")}, {NULL, 0}};
+    if (readable("cert_file", wc->cert_file, err) < 0 ||
+        readable("key_file", wc->key_file, err) < 0 ||
+        (wc->client_ca_file && readable("client_ca_file", wc->client_ca_file, err) < 0))
+        return NULL;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        firn_errf(err, FIRN_ENOMEM, "web: TLS: %s", ssl_error_text());
+        return NULL;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_set_min_proto_version(ctx, wc->min_version) != 1 ||
+        SSL_CTX_set_max_proto_version(ctx, wc->max_version) != 1) {
+        firn_errf(err, FIRN_EINVAL, "web: tls_server_config: versions: %s", ssl_error_text());
+        goto fail;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, wc->cert_file) != 1) {
+        firn_errf(err, FIRN_EINVAL, "web: tls_server_config: cert_file %s: %s", wc->cert_file,
+                  ssl_error_text());
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, wc->key_file, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+        firn_errf(err, FIRN_EINVAL, "web: tls_server_config: key_file %s: %s", wc->key_file,
+                  mismatch ? "does not match the certificate of cert_file" : ssl_error_text());
+        ERR_clear_error();
+        goto fail;
+    }
+    if (wc->client_ca_file) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(wc->client_ca_file);
+        if (!names || SSL_CTX_load_verify_locations(ctx, wc->client_ca_file, NULL) != 1) {
+            if (names)
+                sk_X509_NAME_pop_free(names, X509_NAME_free);
+            firn_errf(err, FIRN_EINVAL, "web: tls_server_config: client_ca_file %s: %s",
+                      wc->client_ca_file, names ? ssl_error_text() : "no certificate in it");
+            ERR_clear_error();
+            goto fail;
+        }
+        SSL_CTX_set_client_CA_list(ctx, names);   /* ctx owns names */
+    }
+    switch (wc->client_auth) {
+    case CONFIG_WEB_NO_CLIENT_CERT:
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+        break;
+    case CONFIG_WEB_REQUEST_CLIENT_CERT:
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any_certificate);
+        break;
+    case CONFIG_WEB_REQUIRE_ANY_CLIENT_CERT:
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                           accept_any_certificate);
+        break;
+    case CONFIG_WEB_VERIFY_CLIENT_CERT_IF_GIVEN:
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        break;
+    case CONFIG_WEB_REQUIRE_AND_VERIFY_CLIENT_CERT:
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        break;
+    }
+    /* Sessions resumed with a verified client need an id context. */
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"firn", 4);
+    h2o_ssl_register_alpn_protocols(ctx, alpn);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
 web_server *web_new(const web_options *o, firn_err *err)
 {
     web_options opts;
@@ -368,6 +516,23 @@ web_server *web_new(const web_options *o, firn_err *err)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_cond_init(&s->ready_cv, NULL);
+    pthread_mutex_init(&s->auth_mu, NULL);
+    atomic_init(&s->bcrypt_ok, 0);
+    atomic_init(&s->bcrypt_denied, 0);
+    const config_web *wc = opts.web_config;
+    if (wc && wc->tls && !(s->ssl_ctx = tls_context(wc, err))) {
+        web_stop(s);
+        return NULL;
+    }
+    if (config_web_auth_required(wc)) {
+        if (RAND_bytes(s->auth_secret, sizeof s->auth_secret) != 1) {
+            firn_errf(err, FIRN_EIO, "web: no random bytes for the credentials cache: %s",
+                      ssl_error_text());
+            web_stop(s);
+            return NULL;
+        }
+        s->auth = true;
+    }
     if (listen_on(s->listen_address, &s->fd, err) < 0) {
         web_stop(s);
         return NULL;
@@ -420,7 +585,7 @@ int web_route(web_server *s, const char *methods, const char *path, unsigned fla
         return firn_errf(err, FIRN_EINVAL,
                          "web: route %s: methods \"%s\": want GET, HEAD or POST, comma-separated",
                          path, methods ? methods : "(null)");
-    if (flags & ~(unsigned)(WEB_ROUTE_PREFIX | WEB_ROUTE_WORKER))
+    if (flags & ~(unsigned)(WEB_ROUTE_PREFIX | WEB_ROUTE_WORKER | WEB_ROUTE_RAW_BODY))
         return firn_errf(err, FIRN_EINVAL, "web: route %s: unknown flags %#x", path, flags);
     /* One handler label per path: a path registered twice, even once as a
      * prefix, would give two series the same labels. */
@@ -505,8 +670,11 @@ static void add_header(h2o_req_t *req, const h2o_token_t *token, const char *val
     h2o_add_header(&req->pool, &req->res.headers, token, NULL, v.base, v.len);
 }
 
-/* Send resp on req; the body goes to req's pool (or is freed now). */
-static void send_response(h2o_req_t *req, int status, web_response *resp, const char *allow)
+/* Send resp on req; the body goes to req's pool (or is freed now).  A
+ * 401 carries the challenges of the credentials configured; every response
+ * the configured headers. */
+static void send_response(web_server *s, h2o_req_t *req, int status, web_response *resp,
+                          const char *allow)
 {
     static h2o_generator_t generator = {NULL, NULL};
     req->res.status = status;
@@ -517,8 +685,21 @@ static void send_response(h2o_req_t *req, int status, web_response *resp, const 
         add_header(req, H2O_TOKEN_CONTENT_ENCODING, resp->content_encoding);
     if (resp->content_disposition)
         add_header(req, H2O_TOKEN_CONTENT_DISPOSITION, resp->content_disposition);
+    if (resp->retry_after)
+        add_header(req, H2O_TOKEN_RETRY_AFTER, resp->retry_after);
     if (allow)
         add_header(req, H2O_TOKEN_ALLOW, allow);
+    const config_web *wc = s->opts.web_config;
+    if (status == 401 && s->auth) {
+        if (wc->n_users)
+            add_header(req, H2O_TOKEN_WWW_AUTHENTICATE, "Basic");
+        if (wc->n_tokens)
+            add_header(req, H2O_TOKEN_WWW_AUTHENTICATE, "Bearer");
+    }
+    for (size_t i = 0; wc && i < wc->n_headers; i++)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, wc->headers[i].name,
+                              strlen(wc->headers[i].name), 0, NULL, wc->headers[i].value,
+                              strlen(wc->headers[i].value));
     size_t len = resp->body ? resp->body_len : 0;
     req->res.content_length = len;
     h2o_start_response(req, &generator);
@@ -572,7 +753,7 @@ static void finish(web_server *s, h2o_req_t *req, route_stats *st, const char *m
            (double)(now_ns() - start_ns) / 1e9, req == NULL);
     atomic_fetch_sub(&s->in_flight, 1);
     if (req) {
-        send_response(req, status, resp, allow);
+        send_response(s, req, status, resp, allow);
     } else {
         free(resp->body);
         resp->body = NULL;
@@ -603,10 +784,113 @@ static void on_h2o_response(h2o_logger_t *self, h2o_req_t *req)
            seconds > 0 ? seconds : 0, false);
 }
 
+/* ---- the credentials cache ----------------------------------------------------- */
+
+/* The cache key of (user, password): SHA-256 of the server's random secret,
+ * the user's length, the user and the password, so the cache holds no
+ * password and its keys are of no use outside this process. */
+static void auth_key(const web_server *s, const unsigned char *user, size_t user_len,
+                     const unsigned char *password, size_t password_len,
+                     unsigned char key[WEB_AUTH_KEY_LEN])
+{
+    unsigned char buf[WEB_AUTH_KEY_LEN + sizeof(uint64_t) + WEB_AUTH_MAX_BYTES];
+    uint64_t ulen = user_len;
+    size_t n = 0;
+    assert(user_len + password_len <= WEB_AUTH_MAX_BYTES);
+    memcpy(buf, s->auth_secret, WEB_AUTH_KEY_LEN);
+    n += WEB_AUTH_KEY_LEN;
+    memcpy(buf + n, &ulen, sizeof ulen);
+    n += sizeof ulen;
+    memcpy(buf + n, user, user_len);
+    n += user_len;
+    memcpy(buf + n, password, password_len);
+    n += password_len;
+    if (!EVP_Digest(buf, n, key, NULL, EVP_sha256(), NULL))
+        memset(key, 0, WEB_AUTH_KEY_LEN);   /* all-zero keys never match: see auth_cache_get */
+    OPENSSL_cleanse(buf, n);
+}
+
+static bool key_is_zero(const unsigned char *key)
+{
+    unsigned char any = 0;
+    for (size_t i = 0; i < WEB_AUTH_KEY_LEN; i++)
+        any |= key[i];
+    return any == 0;
+}
+
+/* The remembered answer for key, if it has not expired.  An acceptance
+ * lives WEB_AUTH_CACHE_TTL_S past its last use (the users cannot change
+ * while the server runs, so a steady client never pays bcrypt again and an
+ * inline route such as /-/healthy stays on the loop); a refusal lives that
+ * long past its check. */
+static bool auth_cache_get(web_server *s, const unsigned char *key, bool *ok)
+{
+    if (key_is_zero(key))
+        return false;
+    uint64_t now = now_ns();
+    bool hit = false;
+    pthread_mutex_lock(&s->auth_mu);
+    for (size_t i = 0; i < WEB_AUTH_CACHE_SLOTS && !hit; i++) {
+        auth_entry *e = &s->auth_cache[i];
+        if (e->used && e->expires_ns > now && CRYPTO_memcmp(e->key, key, WEB_AUTH_KEY_LEN) == 0) {
+            *ok = e->ok;
+            hit = true;
+            if (e->ok)
+                e->expires_ns = now + (uint64_t)WEB_AUTH_CACHE_TTL_S * 1000000000u;
+        }
+    }
+    pthread_mutex_unlock(&s->auth_mu);
+    return hit;
+}
+
+/* Remember an answer.  When full, a refusal is forgotten before an
+ * acceptance (so guessing passwords does not push the users' own
+ * credentials out), the oldest first. */
+static void auth_cache_put(web_server *s, const unsigned char *key, bool ok)
+{
+    if (key_is_zero(key))
+        return;
+    uint64_t now = now_ns();
+    pthread_mutex_lock(&s->auth_mu);
+    auth_entry *same = NULL, *free_slot = NULL, *oldest_refusal = NULL, *oldest = NULL;
+    for (size_t i = 0; i < WEB_AUTH_CACHE_SLOTS && !same; i++) {
+        auth_entry *e = &s->auth_cache[i];
+        if (!e->used || e->expires_ns <= now) {
+            if (!free_slot)
+                free_slot = e;
+        } else if (memcmp(e->key, key, WEB_AUTH_KEY_LEN) == 0) {
+            same = e;
+        } else {
+            if (!e->ok && (!oldest_refusal || e->expires_ns < oldest_refusal->expires_ns))
+                oldest_refusal = e;
+            if (!oldest || e->expires_ns < oldest->expires_ns)
+                oldest = e;
+        }
+    }
+    auth_entry *e = same ? same : free_slot ? free_slot : oldest_refusal ? oldest_refusal : oldest;
+    memcpy(e->key, key, WEB_AUTH_KEY_LEN);
+    e->used = true;
+    e->ok = ok;
+    e->expires_ns = now + (uint64_t)WEB_AUTH_CACHE_TTL_S * 1000000000u;
+    pthread_mutex_unlock(&s->auth_mu);
+}
+
+/* A verify job's work, on a worker: bcrypt, then remember the answer. */
+static void verify_credentials(web_server *s, web_job *job)
+{
+    bool ok = config_web_check_basic(s->opts.web_config, job->user, job->user_len,
+                                     job->password, job->password_len);
+    atomic_fetch_add(ok ? &s->bcrypt_ok : &s->bcrypt_denied, 1);
+    auth_cache_put(s, job->auth_key, ok);
+    job->auth_ok = ok;
+}
+
 /* ---- jobs and workers -------------------------------------------------------- */
 
 static void job_free(web_job *job)
 {
+    if (job->password)
+        OPENSSL_cleanse((char *)job->password, job->password_len);
     firn_arena_free(job->arena);
     free(job->response.body);
     free(job);
@@ -636,6 +920,35 @@ static void job_complete(web_server *s, web_job *job)
     job_free(job);
 }
 
+static void dispatch(web_server *s, h2o_req_t *req, uint64_t start);
+
+/* A verify job back from its worker (or answered 503 at shutdown): route
+ * the request if its credentials were accepted, else answer 401. */
+static void verify_done(web_server *s, web_job *job)
+{
+    if (job->guard)
+        job->guard->job = NULL;
+    if (job->req && job->auth_ok && job->response.status == 0) {
+        dispatch(s, job->req, job->start_ns);
+    } else {
+        const web_request *r = &job->request;
+        if (!job->auth_ok && job->response.status == 0)
+            web_respond_text(&job->response, 401, "Unauthorized");
+        finish(s, job->req, job->route ? &job->route->stats : &s->other, r->method,
+               strlen(r->method), r->path, strlen(r->path), job->start_ns, &job->response,
+               NULL);
+    }
+    job_free(job);
+}
+
+static void job_done(web_server *s, web_job *job)
+{
+    if (job->verify)
+        verify_done(s, job);
+    else
+        job_complete(s, job);
+}
+
 static void on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     web_server *s = H2O_STRUCT_FROM_MEMBER(web_server, job_receiver, receiver);
@@ -646,7 +959,7 @@ static void on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *m
         web_job *job = H2O_STRUCT_FROM_MEMBER(web_job, msg, m);
         assert(s->jobs_out > 0);
         s->jobs_out--;
-        job_complete(s, job);
+        job_done(s, job);
     }
 }
 
@@ -668,7 +981,10 @@ static void *worker_main(void *arg)
             s->tail = NULL;
         s->queued--;
         pthread_mutex_unlock(&s->mu);
-        job->route->fn(job->route->ctx, &job->request, &job->response);
+        if (job->verify)
+            verify_credentials(s, job);
+        else
+            job->route->fn(job->route->ctx, &job->request, &job->response);
         h2o_multithread_send_message(&s->job_receiver, &job->msg);
         pthread_mutex_lock(&s->mu);
     }
@@ -738,7 +1054,8 @@ static int build_request(web_job *job, h2o_req_t *req, firn_err *err)
         .n_headers = req->headers.size,
         .body = req->entity.base,
         .body_len = req->entity.base ? req->entity.len : 0,
-        .form_body = form && method_bit(req->method) == METHOD_POST,
+        .form_body = form && method_bit(req->method) == METHOD_POST &&
+                     !(job->route->flags & WEB_ROUTE_RAW_BODY),
     };
     if (req->query_at != SIZE_MAX) {
         parts.query = req->path.base + req->query_at + 1;
@@ -747,11 +1064,28 @@ static int build_request(web_job *job, h2o_req_t *req, firn_err *err)
     return web_request_build(&job->request, job->arena, &parts, err);
 }
 
-static int on_req(h2o_handler_t *self, h2o_req_t *req)
+/* Queue a worker job for req, guarded (see "A job's life"); false, with
+ * the job freed and resp set to 503, when the queue is full or stopping. */
+static bool submit(web_server *s, h2o_req_t *req, web_job *job, web_response *resp)
 {
-    web_server *s = ((web_h2o_handler *)self)->server;
-    uint64_t start = now_ns();
-    atomic_fetch_add(&s->in_flight, 1);
+    job->req = req;
+    job->guard = h2o_mem_alloc_shared(&req->pool, sizeof *job->guard, guard_dispose);
+    job->guard->job = job;
+    if (!pool_submit(s, job)) {
+        job->guard->job = NULL;
+        job_free(job);
+        bool stopping = atomic_load(&s->stop_requested);
+        web_respond_text(resp, 503, stopping ? "server shutting down" : "server busy");
+        return false;
+    }
+    s->jobs_out++;
+    return true;
+}
+
+/* Route and answer a request that arrived at start (counted in flight),
+ * its credentials accepted if any are needed. */
+static void dispatch(web_server *s, h2o_req_t *req, uint64_t start)
+{
     h2o_iovec_t path = req->path_normalized;
     route *rt = route_match(s, path.base, path.len);
     route_stats *st = rt ? &rt->stats : &s->other;
@@ -763,18 +1097,18 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (!rt) {
         web_respond_text(&resp, 404, "404 page not found");
         FINISH(NULL);
-        return 0;
+        return;
     }
     if (!(method_bit(req->method) & rt->methods)) {
         web_respond_text(&resp, 405, "Method Not Allowed");
         FINISH(rt->allow);
-        return 0;
+        return;
     }
     if (body_too_large(req, s->opts.max_body_bytes)) {
         web_respond_text(&resp, 413, "request body too large: more than %zu bytes",
                          s->opts.max_body_bytes);
         FINISH(NULL);
-        return 0;
+        return;
     }
 
     firn_err err = {0};
@@ -784,7 +1118,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         firn_log(FIRN_LOG_WARN, "web", "out of memory", "handler=%s", rt->path);
         web_respond_text(&resp, 500, "out of memory");
         FINISH(NULL);
-        return 0;
+        return;
     }
     job->route = rt;
     job->start_ns = start;
@@ -794,28 +1128,159 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         web_respond_text(&resp, err.code == FIRN_ENOMEM ? 500 : 400, "%s", err.msg);
         job_free(job);
         FINISH(NULL);
-        return 0;
+        return;
     }
     if (!(rt->flags & WEB_ROUTE_WORKER)) {
         rt->fn(rt->ctx, &job->request, &job->response);
         job->req = req;
         job_complete(s, job);
-        return 0;
+        return;
     }
-    job->req = req;
-    job->guard = h2o_mem_alloc_shared(&req->pool, sizeof *job->guard, guard_dispose);
-    job->guard->job = job;
-    if (!pool_submit(s, job)) {
-        job->guard->job = NULL;
-        job_free(job);
-        bool stopping = atomic_load(&s->stop_requested);
-        web_respond_text(&resp, 503, stopping ? "server shutting down" : "server busy");
+    if (!submit(s, req, job, &resp))
         FINISH(NULL);
-        return 0;
-    }
-    s->jobs_out++;
-    return 0;
 #undef FINISH
+}
+
+/* Standard base64 with padding, as Go's base64.StdEncoding decodes the
+ * credentials of a basic Authorization header; -1 when malformed or longer
+ * than cap. */
+static ssize_t base64_decode(const char *in, size_t len, unsigned char *out, size_t cap)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (len % 4 != 0)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        uint32_t n = 0;
+        int pad = 0;
+        for (int j = 0; j < 4; j++) {
+            char c = in[i + j];
+            const char *at = c ? strchr(alphabet, c) : NULL;
+            if (c == '=' && j >= 2 && i + 4 == len) {
+                pad++;
+            } else if (!at || pad) {
+                return -1;
+            }
+            n = n << 6 | (uint32_t)(at ? at - alphabet : 0);
+        }
+        size_t bytes = (size_t)(3 - pad);
+        if (o + bytes > cap)
+            return -1;
+        unsigned char b[3] = {(unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n};
+        memcpy(out + o, b, bytes);
+        o += bytes;
+    }
+    return (ssize_t)o;
+}
+
+/* "Basic " or "Bearer ": the scheme, case-insensitively, and one space. */
+static bool has_scheme(h2o_iovec_t v, const char *scheme)
+{
+    size_t n = strlen(scheme);
+    return v.len > n && strncasecmp(v.base, scheme, n) == 0 && v.base[n] == ' ';
+}
+
+typedef enum auth_result { AUTH_OK, AUTH_DENIED, AUTH_VERIFY } auth_result;
+
+/* Basic credentials as decoded: "user:password" in buf. */
+typedef struct basic_credentials {
+    unsigned char buf[WEB_AUTH_MAX_BYTES];
+    size_t len, user_len;
+    unsigned char key[WEB_AUTH_KEY_LEN];
+} basic_credentials;
+
+/* What the Authorization header of req is worth, on the loop thread:
+ * AUTH_VERIFY (with bc filled) when only bcrypt can tell. */
+static auth_result auth_check(web_server *s, h2o_req_t *req, basic_credentials *bc)
+{
+    const config_web *wc = s->opts.web_config;
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (i < 0)
+        return AUTH_DENIED;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    if (has_scheme(v, "Bearer"))
+        return config_web_check_bearer(wc, v.base + 7, v.len - 7) ? AUTH_OK : AUTH_DENIED;
+    if (wc->n_users == 0 || !has_scheme(v, "Basic"))
+        return AUTH_DENIED;
+    ssize_t n = base64_decode(v.base + 6, v.len - 6, bc->buf, sizeof bc->buf);
+    const unsigned char *colon = n > 0 ? memchr(bc->buf, ':', (size_t)n) : NULL;
+    if (!colon)
+        return AUTH_DENIED;
+    bc->len = (size_t)n;
+    bc->user_len = (size_t)(colon - bc->buf);
+    auth_key(s, bc->buf, bc->user_len, colon + 1, bc->len - bc->user_len - 1, bc->key);
+    bool ok;
+    if (auth_cache_get(s, bc->key, &ok))
+        return ok ? AUTH_OK : AUTH_DENIED;
+    return AUTH_VERIFY;
+}
+
+/* Hand credentials that missed the cache to a worker; the request waits
+ * (guarded as a worker job) and comes back through verify_done. */
+static void submit_verify(web_server *s, h2o_req_t *req, route *rt, uint64_t start,
+                          const basic_credentials *bc)
+{
+    route_stats *st = rt ? &rt->stats : &s->other;
+    web_response resp = {0};
+    web_job *job = calloc(1, sizeof *job);
+    char *copy = NULL, *method = NULL, *path = NULL;
+    if (job && (job->arena = firn_arena_new(0))) {
+        copy = firn_arena_alloc(job->arena, bc->len + 1);
+        method = firn_arena_strndup(job->arena, req->method.base, req->method.len);
+        path = firn_arena_strndup(job->arena, req->path_normalized.base,
+                                  req->path_normalized.len);
+    }
+    if (!copy || !method || !path) {
+        if (job)
+            job_free(job);
+        firn_log(FIRN_LOG_WARN, "web", "out of memory", "handler=%s", st->handler);
+        web_respond_text(&resp, 500, "out of memory");
+        finish(s, req, st, req->method.base, req->method.len, req->path_normalized.base,
+               req->path_normalized.len, start, &resp, NULL);
+        return;
+    }
+    memcpy(copy, bc->buf, bc->len);
+    copy[bc->len] = '\0';
+    job->verify = true;
+    job->route = rt;
+    job->start_ns = start;
+    job->request.method = method;
+    job->request.path = path;
+    job->user = copy;
+    job->user_len = bc->user_len;
+    job->password = copy + bc->user_len + 1;
+    job->password_len = bc->len - bc->user_len - 1;
+    memcpy(job->auth_key, bc->key, sizeof job->auth_key);
+    if (!submit(s, req, job, &resp))
+        finish(s, req, st, req->method.base, req->method.len, req->path_normalized.base,
+               req->path_normalized.len, start, &resp, NULL);
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    web_server *s = ((web_h2o_handler *)self)->server;
+    uint64_t start = now_ns();
+    atomic_fetch_add(&s->in_flight, 1);
+    if (s->auth) {
+        basic_credentials bc;
+        route *rt = route_match(s, req->path_normalized.base, req->path_normalized.len);
+        auth_result r = auth_check(s, req, &bc);
+        if (r == AUTH_VERIFY)
+            submit_verify(s, req, rt, start, &bc);
+        OPENSSL_cleanse(&bc, sizeof bc);
+        if (r == AUTH_VERIFY)
+            return 0;
+        if (r == AUTH_DENIED) {
+            web_response resp = {0};
+            web_respond_text(&resp, 401, "Unauthorized");
+            finish(s, req, rt ? &rt->stats : &s->other, req->method.base, req->method.len,
+                   req->path_normalized.base, req->path_normalized.len, start, &resp, NULL);
+            return 0;
+        }
+    }
+    dispatch(s, req, start);
+    return 0;
 }
 
 /* ---- the loop thread ----------------------------------------------------------- */
@@ -823,8 +1288,52 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 static void on_conn_close(void *data)
 {
     web_conn *c = data;
+    if (h2o_timeout_is_linked(&c->first_bytes))
+        h2o_timeout_unlink(&c->first_bytes);
     h2o_linklist_unlink(&c->link);
     free(c);
+}
+
+static void on_plain_refused(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    h2o_socket_close(sock);
+}
+
+/* HTTPS: the first bytes of a connection decide.  A TLS handshake record
+ * goes to h2o; plain HTTP gets Go's answer (net/http says this to a client
+ * that speaks HTTP to its TLS port), so a misconfigured scraper or browser
+ * is told what is wrong; anything else is closed. */
+static void on_first_bytes(h2o_socket_t *sock, const char *err)
+{
+    static const char plain_http[] =
+        "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+    web_conn *c = sock->on_close.data;
+    if (!err && sock->input->size == 0)
+        return;
+    h2o_socket_read_stop(sock);
+    h2o_timeout_unlink(&c->first_bytes);
+    if (err) {
+        h2o_socket_close(sock);
+        return;
+    }
+    unsigned char first = (unsigned char)sock->input->bytes[0];
+    if (first == 0x16) {   /* TLS record type "handshake" */
+        h2o_accept(&c->server->accept_ctx, sock);
+    } else if (first >= 'A' && first <= 'Z') {
+        h2o_iovec_t buf = h2o_iovec_init(plain_http, sizeof plain_http - 1);
+        h2o_socket_write(sock, &buf, 1, on_plain_refused);
+    } else {
+        h2o_socket_close(sock);
+    }
+}
+
+/* A client that connects to the HTTPS port and sends nothing. */
+static void on_first_bytes_timeout(h2o_timeout_entry_t *entry)
+{
+    web_conn *c = H2O_STRUCT_FROM_MEMBER(web_conn, first_bytes, entry);
+    h2o_socket_read_stop(c->sock);
+    h2o_socket_close(c->sock);
 }
 
 static void on_accept(h2o_socket_t *listener, const char *err)
@@ -845,10 +1354,17 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         int one = 1;
         setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c->sock = sock;
+        c->server = s;
         h2o_linklist_insert(&s->conns, &c->link);
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = c;
-        h2o_accept(&s->accept_ctx, sock);
+        if (s->ssl_ctx) {
+            c->first_bytes.cb = on_first_bytes_timeout;
+            h2o_timeout_link(s->loop, &s->ctx.handshake_timeout, &c->first_bytes);
+            h2o_socket_read_start(sock, on_first_bytes);
+        } else {
+            h2o_accept(&s->accept_ctx, sock);
+        }
     }
 }
 
@@ -871,7 +1387,8 @@ static void h2o_setup(web_server *s)
 
     s->loop = h2o_evloop_create();
     h2o_context_init(&s->ctx, s->loop, &s->globalconf);
-    s->accept_ctx = (h2o_accept_ctx_t){.ctx = &s->ctx, .hosts = s->globalconf.hosts};
+    s->accept_ctx = (h2o_accept_ctx_t){.ctx = &s->ctx, .hosts = s->globalconf.hosts,
+                                       .ssl_ctx = s->ssl_ctx};
     h2o_multithread_register_receiver(s->ctx.queue, &s->job_receiver, on_jobs_done);
     s->listener = h2o_evloop_socket_create(s->loop, s->fd, H2O_SOCKET_FLAG_DONT_READ);
     s->listener->data = s;
@@ -914,7 +1431,7 @@ static void loop_shutdown(web_server *s)
         queued = job->next;
         web_respond_text(&job->response, 503, "server shutting down");
         s->jobs_out--;
-        job_complete(s, job);
+        job_done(s, job);
     }
     while (s->jobs_out > 0)
         h2o_evloop_run(s->loop, INT32_MAX);
@@ -1033,6 +1550,9 @@ void web_stop(web_server *s)
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->ready_cv);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->auth_mu);
+    OPENSSL_cleanse(s->auth_secret, sizeof s->auth_secret);
+    SSL_CTX_free(s->ssl_ctx);
     free(s->listen_address);
     free(s);
 }
@@ -1074,4 +1594,15 @@ void web_metrics_write(web_server *s, firn_buf *b)
                         "Requests being served now.");
     firn_metrics_sample(b, "firn_http_requests_in_flight", NULL, 0,
                         (double)atomic_load(&s->in_flight));
+
+    if (!s->auth)
+        return;
+    firn_metrics_header(b, "firn_http_auth_bcrypt_checks_total", "counter",
+                        "Basic-auth passwords checked with bcrypt (not found in the cache), "
+                        "by result.");
+    firn_label ok = {"result", "ok"}, denied = {"result", "denied"};
+    firn_metrics_sample(b, "firn_http_auth_bcrypt_checks_total", &ok, 1,
+                        (double)atomic_load(&s->bcrypt_ok));
+    firn_metrics_sample(b, "firn_http_auth_bcrypt_checks_total", &denied, 1,
+                        (double)atomic_load(&s->bcrypt_denied));
 }

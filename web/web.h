@@ -16,7 +16,8 @@
  * Requests: GET, HEAD and POST.  Query parameters are percent-decoded ('+'
  * is a space) as Go's url.ParseQuery decodes them, and so are the
  * parameters of an application/x-www-form-urlencoded POST body, appended
- * after the URL's (Go's Request.Form puts the body's first).  A malformed
+ * after the URL's (Go's Request.Form puts the body's first), except on
+ * WEB_ROUTE_RAW_BODY routes, whose bodies are uploads.  A malformed
  * escape or a ';' separator gets 400 with Go's message ("invalid URL escape
  * \"%zz\""); more than 10000 parameters 400.  Bodies larger than
  * max_body_bytes get 413 (from h2o itself when the length is declared or
@@ -25,10 +26,30 @@
  * like GET without the body.  Routing uses the path h2o has percent-decoded
  * and cleaned of "." and "..".
  *
+ * TLS and authentication (web_options.web_config, Prometheus's web config:
+ * config/web_config.h).  With tls_server_config the socket speaks HTTPS
+ * only (HTTP/1.1 over TLS 1.2 or 1.3, client certificates as configured):
+ * plain HTTP gets Go's "400 Bad Request ... Client sent an HTTP request to
+ * an HTTPS server.", a failed handshake or 10 s of silence a closed
+ * connection.  With basic_auth_users or firn_bearer_token_sha256 every
+ * request, on every path (/-/healthy and /metrics too, as Prometheus), needs
+ * a valid "Authorization: Basic" or "Bearer" credential; otherwise 401
+ * "Unauthorized" with WWW-Authenticate: Basic (and Bearer when tokens are
+ * configured).  A password is checked with bcrypt on a worker, never on the
+ * loop, and the answer is cached under a keyed hash of user and password: a
+ * "yes" until unused for WEB_AUTH_CACHE_TTL_S, a "no" for that long, so a
+ * client that keeps sending the same credentials pays bcrypt once.  A
+ * request whose credentials are not cached waits for a worker even on an
+ * inline route, then is routed as usual.  Configured response headers go
+ * on every response firn makes.  Bodies are read (up to max_body_bytes)
+ * before credentials are checked: h2o 2.2 hands over whole requests.
+ *
  * Self-metrics (web_metrics_write): firn_http_requests_total{code,handler},
- * firn_http_request_duration_seconds{handler} (a histogram) and
+ * firn_http_request_duration_seconds{handler} (a histogram),
  * firn_http_requests_in_flight, handler being the route's path as
- * registered, or "other" for paths with no route.
+ * registered, or "other" for paths with no route; with credentials
+ * configured also firn_http_auth_bcrypt_checks_total{result} (passwords that
+ * missed the cache).
  *
  * Memory: a web_request and everything it returns belong to the server and
  * live until the handler returns.  A handler puts a malloc'd body in the
@@ -46,12 +67,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/web_config.h"
 #include "model/model.h"
+#include "promql-like/pql.h"
 #include "scrape/scrape.h"
 #include "tsdb/tsdb.h"
 
 #define WEB_DEFAULT_LISTEN ":7070"
 #define WEB_DEFAULT_MAX_BODY (64u << 20)
+#define WEB_AUTH_CACHE_TTL_S 60   /* how long a checked password is remembered unused */
 
 typedef struct web_server web_server;
 typedef struct web_request web_request;
@@ -62,6 +86,10 @@ typedef struct web_options {
     size_t queue_max;            /* requests waiting for a worker before 503 (default 256;
                                   * 0: 503 whenever every worker is busy) */
     size_t max_body_bytes;       /* at least 1; default WEB_DEFAULT_MAX_BODY */
+    const config_web *web_config;  /* --web.config.file: TLS, credentials, response
+                                  * headers (see "TLS and authentication" above); NULL
+                                  * (the default): plain HTTP, no credentials.  Must
+                                  * outlive the server. */
 } web_options;
 
 void web_options_default(web_options *o);
@@ -71,6 +99,7 @@ typedef struct web_response {
     const char *content_type;      /* a static string; "text/plain; charset=utf-8" when NULL */
     const char *content_encoding;  /* a static string or NULL ("gzip") */
     const char *content_disposition;  /* a static string or NULL */
+    const char *retry_after;       /* a static string or NULL: Retry-After (with 503) */
     char *body;                    /* malloc'd, freed by the server; may be NULL */
     size_t body_len;
 } web_response;
@@ -82,6 +111,9 @@ enum web_route_flags {
                                   * "/a" and "/a/b", not "/ab"; "/a/" matches "/a/" and
                                   * "/a/b", not "/a" */
     WEB_ROUTE_WORKER = 1u << 1,  /* run on a worker thread: may block */
+    WEB_ROUTE_RAW_BODY = 1u << 2, /* never parse the body as a form, whatever its
+                                  * Content-Type (uploads: `curl --data-binary` sends
+                                  * pprof or folded stacks as form-urlencoded) */
 };
 
 /* The server, its socket bound and listening (so a port in use fails
@@ -136,6 +168,14 @@ void web_respond_text(web_response *resp, int status, const char *fmt, ...)
  *   GET  /metrics                     (text exposition: build info, process,
  *                                      HTTP, scrape, store, config reloads)
  *   GET  /api/v1/targets              (Prometheus's shape; state, scrapePool)
+ *   GET|POST /api/v1/query, /api/v1/query_range, /api/v1/series,
+ *        /api/v1/labels, /api/v1/query_exemplars; GET /api/v1/label/NAME/values,
+ *        /api/v1/metadata, /api/v1/status/buildinfo, /config, /flags
+ *                                     (Prometheus's query API: api_prom.c)
+ *   GET|POST /api/v1/profile_types, /api/v1/profile
+ *                                     (profile types; merge, single and diff
+ *                                      queries as flamegraph JSON, top, pprof,
+ *                                      collapsed, svg: api_profile.c)
  *   GET  /debug/pprof/, /debug/pprof/profile, /heap, /allocs  (selfprof/)
  * The struct must outlive the server.  reload runs on a worker thread.
  */
@@ -149,11 +189,67 @@ typedef struct web_api {
     /* More families for /metrics (config reload state...); may be NULL. */
     void (*metrics)(void *ctx, firn_buf *b);
     void *metrics_ctx;
+    /* /api/v1/status/flags: name, value, name, value, ..., NULL; may be NULL. */
+    const char *const *flags;
+    /* /api/v1/status/config: the running configuration's YAML, malloc'd (the
+     * caller frees it), or NULL (then "").  Called on a worker thread. */
+    char *(*config_yaml)(void *ctx);
+    void *config_yaml_ctx;
     _Atomic bool ready;             /* /-/ready says 503 until set */
     _Atomic bool stopping;          /* set before web_stop: long handlers end early */
     web_server *server;             /* set by web_api_register */
 } web_api;
 
 int web_api_register(web_server *s, web_api *api, firn_err *err);
+
+/* ---- profile renderers (render.c) ------------------------------------------
+ *
+ * A profile query's result in the formats /api/v1/profile answers; firnctl
+ * query profile prints the same.  Each appends to b and returns 0, or a
+ * negative code (FIRN_ENOMEM when an append failed).  Trees of any depth;
+ * names may hold any byte (escaped or replaced as each format needs).
+ */
+
+/* Collapsed stacks, flamegraph.pl's input: one line per node with a self
+ * value, "frame;frame;... VALUE", root first with the root "total" left
+ * out; a diff gives "... BASE COMPARE" (difffolded's input).  In names ';'
+ * becomes ':' and line breaks spaces. */
+int web_render_collapsed(firn_buf *b, const pql_tree *t);
+
+/* The flame graph as a JSON object: profile_type, sample_type,
+ * sample_unit, diff, total (and compare_total), root, functions.  A node is
+ * {"name", "value" (cum), "self", "function" (index into functions; absent
+ * for the root, "other" and group_by nodes), "children": [...]}, and
+ * "compare_value", "compare_self" in a diff; a function is {"name",
+ * "system_name", "filename", "start_line", "mapping"}.  Invalid UTF-8
+ * comes out as U+FFFD. */
+int web_render_flamegraph(firn_buf *b, const pql_tree *t);
+
+typedef struct web_svg_options {
+    const char *title;       /* NULL: "Flame Graph" ("Differential Flame Graph") */
+    const char *subtitle;    /* NULL: the request's, if any */
+    const pql_profile_request *request;  /* NULL, or what the subtitle describes:
+                                          * the selectors and their times */
+    int width;               /* pixels; 0: 1200 */
+} web_svg_options;
+
+/* A standalone SVG flame graph, root at the top, with a script: hover for
+ * a frame's values, click to zoom into it, search by regular expression
+ * (Ctrl-F) with the share matched.  Widths are cum values, colors a hash of
+ * the function name; a diff is sized by the compare side and colored by the
+ * change (red grew, blue shrank).  Frames narrower than 0.1 px are left
+ * out, with everything under them.  o may be NULL. */
+int web_render_svg(firn_buf *b, const pql_tree *t, const web_svg_options *o);
+
+/* `go tool pprof -top`'s table of the first sample type, raw values:
+ * flat, flat%, sum%, cum, cum%, name; max_rows 0 shows every function. */
+int web_render_top_text(firn_buf *b, const pprof_profile *p, size_t max_rows, firn_err *err);
+/* The same as a JSON object: sample_type, sample_unit, diff, total,
+ * rows_total (rows before max_rows), rows [{"name", "flat", "cum"}] in
+ * pprof's order.  With compare (may be NULL) also compare_total, and each
+ * row compare_flat and compare_cum, sorted by the change of flat as
+ * `go tool pprof -diff_base` sorts. */
+int web_render_top_json(firn_buf *b, const pprof_profile *p, const pprof_profile *compare,
+                        size_t max_rows, firn_err *err);
 
 #endif

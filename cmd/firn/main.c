@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config/web_config.h"
 #include "model/model.h"
 #include "scrape/scrape.h"
 #include "tsdb/tsdb.h"
@@ -21,6 +22,7 @@
 typedef struct flags {
     const char *config_file;        /* NULL: the embedded default */
     const char *listen_address;
+    const char *web_config_file;    /* NULL: plain HTTP, no credentials */
     const char *storage_path;
     int64_t retention_ms;
     bool enable_lifecycle;
@@ -33,11 +35,14 @@ typedef struct server {
     tsdb *db;
     scrape_manager *scrape;
     web_server *web;
+    config_web *web_config;         /* --web.config.file, read once at startup */
     web_api api;
     pthread_mutex_t reload_mu;
     _Atomic bool last_reload_ok;
     _Atomic int64_t last_reload_success_s;
     _Atomic uint64_t reloads_total, reload_failures_total;
+    pthread_mutex_t config_mu;
+    char *config_yaml;              /* the running configuration's text */
 } server;
 
 static void usage(FILE *f)
@@ -52,6 +57,10 @@ static void usage(FILE *f)
           "                                  without it firn runs its embedded configuration,\n"
           "                                  which scrapes firn itself\n"
           "  --web.listen-address=ADDR       address to serve HTTP on (default :7070)\n"
+          "  --web.config.file=FILE          TLS and authentication (Prometheus's web config:\n"
+          "                                  tls_server_config, basic_auth_users...), read at\n"
+          "                                  startup; with it the embedded configuration cannot\n"
+          "                                  scrape firn (give --config.file)\n"
           "  --storage.tsdb.path=DIR         where profiles are stored (default ./data)\n"
           "  --storage.tsdb.retention.time=D how long profiles are kept (default 15d; 0 = forever)\n"
           "  --web.enable-lifecycle          allow POST /-/reload\n"
@@ -64,13 +73,17 @@ static void usage(FILE *f)
           f);
 }
 
-enum { OPT_CONFIG = 256, OPT_LISTEN, OPT_PATH, OPT_RETENTION, OPT_LIFECYCLE, OPT_LOG, OPT_VERSION };
+enum {
+    OPT_CONFIG = 256, OPT_LISTEN, OPT_WEB_CONFIG, OPT_PATH, OPT_RETENTION, OPT_LIFECYCLE,
+    OPT_LOG, OPT_VERSION
+};
 
 static int parse_flags(int argc, char **argv, flags *f)
 {
     static const struct option opts[] = {
         {"config.file", required_argument, NULL, OPT_CONFIG},
         {"web.listen-address", required_argument, NULL, OPT_LISTEN},
+        {"web.config.file", required_argument, NULL, OPT_WEB_CONFIG},
         {"storage.tsdb.path", required_argument, NULL, OPT_PATH},
         {"storage.tsdb.retention.time", required_argument, NULL, OPT_RETENTION},
         {"web.enable-lifecycle", no_argument, NULL, OPT_LIFECYCLE},
@@ -94,6 +107,9 @@ static int parse_flags(int argc, char **argv, flags *f)
             break;
         case OPT_LISTEN:
             f->listen_address = optarg;
+            break;
+        case OPT_WEB_CONFIG:
+            f->web_config_file = optarg;
             break;
         case OPT_PATH:
             f->storage_path = optarg;
@@ -186,6 +202,64 @@ static firn_config *load_config(server *s, firn_err *err)
     return cfg;
 }
 
+/* Keep the text of the configuration now running (taken). */
+static void set_config_yaml(server *s, char *yaml)
+{
+    pthread_mutex_lock(&s->config_mu);
+    free(s->config_yaml);
+    s->config_yaml = yaml;
+    pthread_mutex_unlock(&s->config_mu);
+}
+
+/* A copy for /api/v1/status/config (a web worker). */
+static char *config_yaml(void *ctx)
+{
+    server *s = ctx;
+    pthread_mutex_lock(&s->config_mu);
+    char *yaml = s->config_yaml ? strdup(s->config_yaml) : NULL;
+    pthread_mutex_unlock(&s->config_mu);
+    return yaml;
+}
+
+/* --web.config.file, once, before the server listens: a bad file stops
+ * firn with every error logged.  Unlike Prometheus (which re-reads the file
+ * on every request), changes need a restart. */
+static int load_web_config(server *s, firn_err *err)
+{
+    if (!s->f.web_config_file)
+        return 0;
+    char q[600];
+    firn_log(FIRN_LOG_INFO, "main", "Loading web configuration file", "filename=%s",
+             firn_log_quote(q, sizeof q, s->f.web_config_file));
+    config_errors errs = {0};
+    s->web_config = config_web_load_file(s->f.web_config_file, &errs, err);
+    if (!s->web_config) {
+        for (size_t i = 0; i < errs.n; i++)
+            firn_log(FIRN_LOG_ERROR, "main", "web configuration error", "err=%s",
+                     firn_log_quote(q, sizeof q, errs.lines[i]));
+        if (errs.n > 0) {   /* the summary names the first; each was logged above */
+            char first[FIRN_ERR_MSG_MAX];
+            snprintf(first, sizeof first, "%s", errs.lines[0]);
+            if (errs.n > 1)
+                firn_errf(err, FIRN_EINVAL, "%s (and %zu more errors)", first, errs.n - 1);
+            else
+                firn_errf(err, FIRN_EINVAL, "%s", first);
+        }
+        config_errors_free(&errs);
+        return -1;
+    }
+    config_errors_free(&errs);
+    const config_web *w = s->web_config;
+    firn_log(FIRN_LOG_INFO, "main", w->tls ? "TLS is enabled." : "TLS is disabled.",
+             "http2=false basic_auth_users=%zu bearer_tokens=%zu", w->n_users, w->n_tokens);
+    if (!s->f.config_file && (w->tls || config_web_auth_required(w)))
+        firn_log(FIRN_LOG_WARN, "main", "The embedded configuration scrapes firn over plain "
+                 "HTTP without credentials, which this web configuration refuses: give a "
+                 "--config.file whose job for firn sets scheme, tls_config and basic_auth",
+                 NULL);
+    return 0;
+}
+
 /* Load and apply the configuration file; the running one stays on any
  * error.  From SIGHUP (main thread) and POST /-/reload (a web worker). */
 static int reload(void *ctx, firn_err *err)
@@ -194,14 +268,17 @@ static int reload(void *ctx, firn_err *err)
     pthread_mutex_lock(&s->reload_mu);
     atomic_fetch_add(&s->reloads_total, 1);
     firn_config *cfg = load_config(s, err);
+    char *yaml = cfg && cfg->yaml ? strdup(cfg->yaml) : NULL;
     int rc = cfg ? scrape_manager_apply(s->scrape, cfg, err) : -1;
     char q[600];
     if (rc < 0) {
+        free(yaml);
         atomic_store(&s->last_reload_ok, false);
         atomic_fetch_add(&s->reload_failures_total, 1);
         firn_log(FIRN_LOG_ERROR, "main", "Error reloading config; the running configuration "
                  "stays", "err=%s", firn_log_quote(q, sizeof q, err->msg));
     } else {
+        set_config_yaml(s, yaml);
         atomic_store(&s->last_reload_ok, true);
         atomic_store(&s->last_reload_success_s, (int64_t)time(NULL));
         firn_log(FIRN_LOG_INFO, "main", "Completed loading of configuration file", "filename=%s",
@@ -258,6 +335,7 @@ int main(int argc, char **argv)
         return rc;
     firn_log_set_level((enum firn_log_level)firn_log_level_parse(s.f.log_level));
     pthread_mutex_init(&s.reload_mu, NULL);
+    pthread_mutex_init(&s.config_mu, NULL);
 
     /* Signals are taken by sigwait in this thread only; every thread
      * started from here on inherits the mask. */
@@ -272,14 +350,21 @@ int main(int argc, char **argv)
     firn_err err = {0};
     char q[600];
     firn_log(FIRN_LOG_INFO, "main", "Starting firn", "version=%s", FIRN_VERSION);
+    if (load_web_config(&s, &err) < 0) {
+        firn_log(FIRN_LOG_ERROR, "main", "Error loading web configuration", "err=%s",
+                 firn_log_quote(q, sizeof q, err.msg));
+        return 1;
+    }
     web_options wo;
     web_options_default(&wo);
     wo.listen_address = s.f.listen_address;
+    wo.web_config = s.web_config;
     wo.workers = 8;  /* CPU profile requests hold a worker for their duration */
     s.web = web_new(&wo, &err);
     if (!s.web) {
         firn_log(FIRN_LOG_ERROR, "main", "Cannot listen", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
+        config_web_free(s.web_config);
         return 1;
     }
     s.self_address = self_address(s.f.listen_address, web_port(s.web));
@@ -313,12 +398,15 @@ int main(int argc, char **argv)
     s.scrape = scrape_manager_new(&so, &err);
     if (!s.scrape)
         config_free(cfg);
+    char *yaml = s.scrape && cfg->yaml ? strdup(cfg->yaml) : NULL;
     /* apply takes cfg, also when it fails */
     if (!s.scrape || scrape_manager_apply(s.scrape, cfg, &err) < 0) {
+        free(yaml);
         firn_log(FIRN_LOG_ERROR, "main", "Starting the scrape manager failed", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
         goto out;
     }
+    set_config_yaml(&s, yaml);
     atomic_store(&s.last_reload_ok, true);
     atomic_store(&s.last_reload_success_s, (int64_t)time(NULL));
     atomic_store(&s.reloads_total, 1);
@@ -330,6 +418,22 @@ int main(int argc, char **argv)
     s.api.reload_ctx = &s;
     s.api.metrics = reload_metrics;
     s.api.metrics_ctx = &s;
+    s.api.config_yaml = config_yaml;
+    s.api.config_yaml_ctx = &s;
+    /* /api/v1/status/flags; main's locals outlive the server */
+    char retention[32];
+    firn_duration_format(retention, sizeof retention, s.f.retention_ms);
+    const char *flag_values[] = {
+        "config.file", s.f.config_file ? s.f.config_file : "",
+        "web.listen-address", s.f.listen_address,
+        "web.config.file", s.f.web_config_file ? s.f.web_config_file : "",
+        "storage.tsdb.path", s.f.storage_path,
+        "storage.tsdb.retention.time", retention,
+        "web.enable-lifecycle", s.f.enable_lifecycle ? "true" : "false",
+        "log.level", s.f.log_level,
+        NULL,
+    };
+    s.api.flags = flag_values;
     if (web_api_register(s.web, &s.api, &err) < 0 || web_start(s.web, &err) < 0) {
         firn_log(FIRN_LOG_ERROR, "main", "Starting the web server failed", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
@@ -360,10 +464,13 @@ out:
     /* Stop in reverse order of dependence: nothing serves, then nothing
      * scrapes, then the store closes with every acknowledged write. */
     web_stop(s.web);
+    config_web_free(s.web_config);
     scrape_manager_free(s.scrape);
     tsdb_close(s.db);
     free(s.self_address);
     pthread_mutex_destroy(&s.reload_mu);
+    free(s.config_yaml);
+    pthread_mutex_destroy(&s.config_mu);
     if (status == 0)
         firn_log(FIRN_LOG_INFO, "main", "See you next time!", NULL);
     return status;

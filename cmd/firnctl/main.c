@@ -22,6 +22,9 @@ static void usage(FILE *f)
           "                                   the query language: AST, instant and range queries\n"
           "                                   (Prometheus API JSON), profile queries as collapsed\n"
           "                                   stacks, top or pprof (firnctl query --help)\n"
+          "  push [--server URL] [--name NAME] [--label k=v]... FILE...\n"
+          "                                   upload pprof files to a running firn\n"
+          "                                   (firnctl push --help)\n"
           "  check config FILE...             validate configuration files: \"FILE: OK\" or\n"
           "                                   FILE:LINE:COL: errors, one per line (exit 1)\n"
           "  bench decode [--seconds S] FILE...\n"
@@ -57,6 +60,8 @@ int main(int argc, char **argv)
         return cmd_tsdb(argc - 2, argv + 2);
     if (strcmp(cmd, "query") == 0)
         return cmd_query(argc - 2, argv + 2);
+    if (strcmp(cmd, "push") == 0)
+        return cmd_push(argc - 2, argv + 2);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0)

@@ -3,14 +3,16 @@
  *
  *  - parse EXPR prints the AST as the parser sees it (one node per line), or
  *    the parse error with its line and column;
- *  - eval and range print what Prometheus's /api/v1/query and
- *    /api/v1/query_range answer, byte for byte in shape: timestamps as
- *    seconds with at most 3 decimals, values as Go's strconv.FormatFloat(v,
- *    'f', -1, 64), errors as {"status":"error","errorType":...} on standard
- *    output with exit status 1;
+ *  - eval and range print what firn's /api/v1/query and /api/v1/query_range
+ *    answer, byte for byte (web/json.c writes both): Prometheus's JSON,
+ *    timestamps as seconds with at most 3 decimals, values as Go's
+ *    strconv.FormatFloat; errors as {"status":"error","errorType":...} on
+ *    standard output with exit status 1;
  *  - profile prints a profile query as collapsed stacks (flamegraph.pl's
  *    input; two columns for a diff, as its difffolded input), as a flat/cum
- *    table like `go tool pprof -top`, or as gzipped pprof.
+ *    table like `go tool pprof -top`, as gzipped pprof, or as the flame
+ *    graph JSON and SVG of /api/v1/profile (web/'s renderers, so the CLI
+ *    and the API print the same).
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -22,10 +24,8 @@
 
 #include "firnctl.h"
 #include "promql-like/pql.h"
-
-/* Prometheus's cap on a range query (web/api/v1: "exceeded maximum
- * resolution of 11,000 points per timeseries"). */
-#define QUERY_RANGE_POINTS_MAX 11000
+#include "web/internal.h"
+#include "web/web.h"
 
 static void usage(FILE *f)
 {
@@ -42,11 +42,12 @@ static void usage(FILE *f)
           "          [--filter REGEX] [--max-nodes N]\n"
           "          [--compare SELECTOR (--compare-time MS |\n"
           "                               --compare-start MS --compare-end MS)]\n"
-          "          [--format collapsed|top|pprof] [-o FILE]\n"
+          "          [--format collapsed|top|pprof|flamegraph|svg] [-o FILE]\n"
           "                                   the profiles at MS (or merged over [start, end]):\n"
           "                                   collapsed stacks \"a;b;c VALUE\" (default; with\n"
           "                                   --compare \"a;b;c BASE COMPARE\"), flat/cum per\n"
-          "                                   function, or gzipped pprof\n"
+          "                                   function, gzipped pprof, or the flame graph as\n"
+          "                                   /api/v1/profile's JSON or a standalone SVG\n"
           "\n"
           "profile flags:\n"
           "  --group-by KEY                   one subtree per value of this pprof sample label\n"
@@ -255,135 +256,10 @@ static void store_close(struct store *s)
 
 /* ---- Prometheus JSON ---------------------------------------------------------- */
 
-/* Seconds with the milliseconds as 3 decimals, none when whole, as
- * Prometheus's jsonutil.MarshalTimestamp writes them. */
-static void put_timestamp(FILE *f, int64_t ms)
-{
-    uint64_t u = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
-    fprintf(f, "%s%" PRIu64, ms < 0 ? "-" : "", u / 1000);
-    if (u % 1000)
-        fprintf(f, ".%03" PRIu64, u % 1000);
-}
-
-/* v as Go's strconv.FormatFloat(v, 'f', -1, 64): the fewest digits that
- * read back as v, in positional notation; "NaN", "+Inf", "-Inf". */
-static void format_value(double v, char *buf, size_t size)
-{
-    if (isnan(v)) {
-        snprintf(buf, size, "NaN");
-        return;
-    }
-    if (isinf(v)) {
-        snprintf(buf, size, v > 0 ? "+Inf" : "-Inf");
-        return;
-    }
-    char e[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(e, sizeof e, "%.*e", prec - 1, v);
-        if (strtod(e, NULL) == v)
-            break;
-    }
-    /* e is [-]d[.ddd]e(+|-)XX: collect the digits and the exponent */
-    char digits[24];
-    size_t n = 0;
-    const char *p = e + (e[0] == '-');
-    for (; *p && *p != 'e'; p++)
-        if (*p != '.' && n < sizeof digits)
-            digits[n++] = *p;
-    int exp = *p == 'e' ? atoi(p + 1) : 0;
-    while (n > 1 && digits[n - 1] == '0')
-        n--;
-    long point = exp + 1L;   /* digits before the decimal point */
-    size_t len = 0;
-#define PUT(c) (len + 1 < size ? (void)(buf[len++] = (c)) : (void)0)
-    if (e[0] == '-')
-        PUT('-');
-    if (point <= 0) {
-        PUT('0');
-        PUT('.');
-        for (long i = point; i < 0; i++)
-            PUT('0');
-        for (size_t i = 0; i < n; i++)
-            PUT(digits[i]);
-    } else {
-        for (long i = 0; i < point || i < (long)n; i++) {
-            if (i == point)
-                PUT('.');
-            PUT(i < (long)n ? digits[i] : '0');
-        }
-    }
-#undef PUT
-    buf[len] = 0;
-}
-
 static void put_json(FILE *f, json_t *j)
 {
     json_dumpf(j, f, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(j);
-}
-
-static void put_string(FILE *f, const char *s)
-{
-    put_json(f, json_string(s ? s : ""));
-}
-
-/* [t,"v"] */
-static void put_point(FILE *f, int64_t t_ms, double v)
-{
-    char buf[400];
-    format_value(v, buf, sizeof buf);
-    fputc('[', f);
-    put_timestamp(f, t_ms);
-    fprintf(f, ",\"%s\"]", buf);
-}
-
-static void put_metric(FILE *f, const pql_series *s)
-{
-    json_t *m = json_object();
-    for (size_t i = 0; m && i < s->n_labels; i++)
-        json_object_set_new(m, s->labels[i].name, json_string(s->labels[i].value));
-    put_json(f, m);
-}
-
-/* The "data" of a success: {"resultType":...,"result":...}. */
-static void put_result(FILE *f, const pql_result *r)
-{
-    fprintf(f, "{\"resultType\":\"%s\",\"result\":",
-            r->type == PQL_TYPE_SCALAR   ? "scalar"
-            : r->type == PQL_TYPE_STRING ? "string"
-            : r->type == PQL_TYPE_VECTOR ? "vector"
-                                         : "matrix");
-    if (r->type == PQL_TYPE_SCALAR) {
-        put_point(f, r->t_ms, r->scalar);
-    } else if (r->type == PQL_TYPE_STRING) {
-        fputc('[', f);
-        put_timestamp(f, r->t_ms);
-        fputc(',', f);
-        put_string(f, r->string);
-        fputc(']', f);
-    } else {
-        fputc('[', f);
-        for (size_t i = 0; i < r->n_series; i++) {
-            const pql_series *s = &r->series[i];
-            fputs(i ? ",{\"metric\":" : "{\"metric\":", f);
-            put_metric(f, s);
-            if (r->type == PQL_TYPE_VECTOR && s->n_points == 1) {
-                fputs(",\"value\":", f);
-                put_point(f, s->points[0].t_ms, s->points[0].v);
-            } else {
-                fputs(",\"values\":[", f);
-                for (size_t k = 0; k < s->n_points; k++) {
-                    if (k)
-                        fputc(',', f);
-                    put_point(f, s->points[k].t_ms, s->points[k].v);
-                }
-                fputc(']', f);
-            }
-            fputc('}', f);
-        }
-        fputc(']', f);
-    }
-    fputc('}', f);
 }
 
 /* Prometheus's error envelope on standard output; returns the exit status. */
@@ -393,13 +269,6 @@ static int json_error(const char *type, const char *msg)
     put_json(stdout, j);
     putchar('\n');
     return 1;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* query eval / query range: Prometheus checks the request (bad_data), then
@@ -416,26 +285,15 @@ static int query_eval(struct opts *o, bool range)
                 return 2;
             }
     } else if (!(o->given & F_TIME)) {
-        o->time = now_ms();
+        o->time = firn_now_ms();
     }
     firn_err err = {0};
     pql_query q;
     if (pql_parse(o->expr, &q, &err) < 0)
         return json_error("bad_data", err.msg);
-    if (range) {
-        const char *bad = NULL;
-        if (o->end < o->start)
-            bad = "end timestamp must not be before start time";
-        else if (o->step_ms <= 0)
-            bad = "zero or negative query resolution step widths are not accepted. Try a "
-                  "positive integer";
-        else if ((o->end - o->start) / o->step_ms > QUERY_RANGE_POINTS_MAX)
-            bad = "exceeded maximum resolution of 11,000 points per timeseries. Try "
-                  "decreasing the query resolution (?step=XX)";
-        if (bad) {
-            pql_query_free(&q);
-            return json_error("bad_data", bad);
-        }
+    if (range && web_query_range_check(o->start, o->end, o->step_ms, &err) < 0) {
+        pql_query_free(&q);
+        return json_error("bad_data", err.msg);
     }
     struct store st;
     if (store_open(o->path, &st, &err) < 0) {
@@ -450,11 +308,20 @@ static int query_eval(struct opts *o, bool range)
     pql_query_free(&q);
     if (rc < 0)
         return json_error(request_error ? "bad_data" : "execution", err.msg);
-    fputs("{\"status\":\"success\",\"data\":", stdout);
-    put_result(stdout, &res);
-    fputs("}\n", stdout);
+    firn_buf b = {0};
+    firn_buf_puts(&b, "{\"status\":\"success\",\"data\":");
+    web_json_pql_result(&b, &res);
+    firn_buf_puts(&b, "}\n");
     pql_result_free(&res);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
+    size_t len;
+    char *out = firn_buf_take(&b, &len);
+    if (!out) {
+        fprintf(stderr, "firnctl: out of memory\n");
+        return 1;
+    }
+    size_t written = fwrite(out, 1, len, stdout);
+    free(out);
+    if (written != len || fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "firnctl: writing standard output failed\n");
         return 1;
     }
@@ -462,120 +329,6 @@ static int query_eval(struct opts *o, bool range)
 }
 
 /* ---- profile queries -------------------------------------------------------- */
-
-/* A function name as one collapsed-stack frame: ';' separates frames and a
- * line ends the stack, so neither may appear inside. */
-static void put_frame(FILE *f, const char *name)
-{
-    for (const char *p = name; *p; p++)
-        fputc(*p == ';' ? ':' : *p == '\n' || *p == '\r' ? ' ' : *p, f);
-}
-
-/* One line per node with a self value: its path from the root (the root
- * "total" left out) and the value, or both values for a diff.  Depth
- * first with an explicit stack: profiles may be deep. */
-static int put_collapsed(FILE *f, const pql_tree *t)
-{
-    struct item {
-        const pql_node *node;
-        size_t depth;
-    } *stack = NULL;
-    const char **path = NULL;
-    size_t n = 0, cap = 0, path_cap = 0;
-    int rc = 0;
-    for (size_t i = t->root.n_children; i-- > 0;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 256;
-            struct item *ns = realloc(stack, cap * sizeof *ns);
-            if (!ns)
-                goto oom;
-            stack = ns;
-        }
-        stack[n++] = (struct item){&t->root.children[i], 0};
-    }
-    while (n) {
-        struct item it = stack[--n];
-        if (it.depth >= path_cap) {
-            path_cap = path_cap ? path_cap * 2 : 64;
-            const char **np = realloc(path, path_cap * sizeof *np);
-            if (!np)
-                goto oom;
-            path = np;
-        }
-        path[it.depth] = it.node->name;
-        if (it.node->self || (t->diff && it.node->compare_self)) {
-            for (size_t d = 0; d <= it.depth; d++) {
-                if (d)
-                    fputc(';', f);
-                put_frame(f, path[d]);
-            }
-            if (t->diff)
-                fprintf(f, " %" PRId64 " %" PRId64 "\n", it.node->self, it.node->compare_self);
-            else
-                fprintf(f, " %" PRId64 "\n", it.node->self);
-        }
-        if (n + it.node->n_children > cap) {
-            cap = (n + it.node->n_children) * 2;
-            struct item *ns = realloc(stack, cap * sizeof *ns);
-            if (!ns)
-                goto oom;
-            stack = ns;
-        }
-        for (size_t i = it.node->n_children; i-- > 0;)
-            stack[n++] = (struct item){&it.node->children[i], it.depth + 1};
-    }
-    goto out;
-oom:
-    rc = -1;
-    fprintf(stderr, "firnctl: out of memory\n");
-out:
-    free(stack);
-    free(path);
-    return rc;
-}
-
-static void put_percent(FILE *f, int64_t part, int64_t whole)
-{
-    fprintf(f, " %6.2f%%", whole ? 100.0 * (double)part / (double)whole : 0.0);
-}
-
-/* flat, flat%, sum%, cum, cum%, name: the columns of `go tool pprof -top`,
- * with raw values; max_rows 0 shows every function. */
-static int put_top(FILE *f, const pprof_profile *p, size_t max_rows)
-{
-    pprof_top_report top;
-    firn_err err = {0};
-    if (pprof_top(p, 0, &top, &err) < 0) {
-        fprintf(stderr, "firnctl: %s\n", err.msg);
-        return -1;
-    }
-    size_t shown = max_rows && max_rows < top.n_rows ? max_rows : top.n_rows;
-    int64_t shown_flat = 0;
-    for (size_t i = 0; i < shown; i++)
-        shown_flat = pprof_add_sat(shown_flat, top.rows[i].flat);
-    if (p->n_sample_types)
-        fprintf(f, "Type: %s (%s)\n", pprof_str(p, p->sample_types[0].type),
-                pprof_str(p, p->sample_types[0].unit));
-    fprintf(f, "Showing nodes accounting for %" PRId64 ",", shown_flat);
-    put_percent(f, shown_flat, top.total);
-    fprintf(f, " of %" PRId64 " total\n", top.total);
-    if (shown < top.n_rows)
-        fprintf(f, "Dropped %zu nodes\n", top.n_rows - shown);
-    fprintf(f, "%12s %7s %7s %12s %7s\n", "flat", "flat%", "sum%", "cum", "cum%");
-    int64_t sum = 0;
-    for (size_t i = 0; i < shown; i++) {
-        const pprof_top_row *row = &top.rows[i];
-        sum = pprof_add_sat(sum, row->flat);
-        fprintf(f, "%12" PRId64, row->flat);
-        put_percent(f, row->flat, top.total);
-        put_percent(f, sum, top.total);
-        fprintf(f, " %12" PRId64, row->cum);
-        put_percent(f, row->cum, top.total);
-        fprintf(f, "  %s\n", row->name);
-    }
-    pprof_top_free(&top);
-    return 0;
-}
 
 /* Whether given holds the single flag, or every flag of the pair, but not
  * both kinds. */
@@ -589,10 +342,13 @@ static int profile_request(struct opts *o, pql_profile_request *req)
 {
     const char *format = o->format ? o->format : "collapsed";
     if (strcmp(format, "collapsed") != 0 && strcmp(format, "top") != 0 &&
-        strcmp(format, "pprof") != 0) {
-        fprintf(stderr, "firnctl: --format \"%s\": want collapsed, top or pprof\n", format);
+        strcmp(format, "pprof") != 0 && strcmp(format, "flamegraph") != 0 &&
+        strcmp(format, "svg") != 0) {
+        fprintf(stderr, "firnctl: --format \"%s\": want collapsed, top, pprof, flamegraph or "
+                        "svg\n", format);
         return -1;
     }
+    bool tree = strcmp(format, "top") != 0 && strcmp(format, "pprof") != 0;
     o->format = format;
     bool time = o->given & F_TIME, ctime = o->given & F_COMPARE_TIME;
     if (!one_of(o->given, F_TIME, F_START | F_END)) {
@@ -609,9 +365,9 @@ static int profile_request(struct opts *o, pql_profile_request *req)
                         "--compare-end MS\n");
         return -1;
     }
-    if (o->compare && strcmp(format, "collapsed") != 0) {
-        fprintf(stderr, "firnctl: --compare needs --format collapsed (a diff has two values "
-                        "per stack)\n");
+    if (o->compare && !tree) {
+        fprintf(stderr, "firnctl: --compare needs --format collapsed, flamegraph or svg (a "
+                        "diff has two values per stack)\n");
         return -1;
     }
     if ((o->given & F_MAX_NODES) && strcmp(format, "pprof") == 0) {
@@ -633,7 +389,7 @@ static int profile_request(struct opts *o, pql_profile_request *req)
         .n_group_by = o->n_group_by,
         .filter = o->filter,
         /* the tree's node limit; for top it limits the rows instead */
-        .max_nodes = strcmp(format, "collapsed") == 0 ? o->max_nodes : 0,
+        .max_nodes = tree ? o->max_nodes : 0,
     };
     return 0;
 }
@@ -653,40 +409,36 @@ static int profile_render(struct opts *o, tsdb_reader *r, const pql_profile_requ
         pprof_free(p);
         return 0;
     }
-    FILE *f = open_memstream(out, len);
-    if (!f) {
-        fprintf(stderr, "firnctl: out of memory\n");
-        return 1;
-    }
-    int rc = 0;
+    firn_buf b = {0};
+    int rc;
     if (strcmp(o->format, "top") == 0) {
         pprof_profile *p = pql_profile_pprof(r, req, &err);
-        if (!p) {
-            fprintf(stderr, "firnctl: %s\n", err.msg);
-            rc = 1;
-        } else {
-            rc = put_top(f, p, o->max_nodes) < 0;
-            pprof_free(p);
-        }
+        rc = p ? web_render_top_text(&b, p, o->max_nodes, &err) : -1;
+        pprof_free(p);
     } else {
         pql_tree t;
-        if (pql_profile_tree(r, req, &t, &err) < 0) {
-            fprintf(stderr, "firnctl: %s\n", err.msg);
-            rc = 1;
-        } else {
-            rc = put_collapsed(f, &t) < 0;
+        if ((rc = pql_profile_tree(r, req, &t, &err)) == 0) {
+            if (strcmp(o->format, "collapsed") == 0) {
+                rc = web_render_collapsed(&b, &t);
+            } else if (strcmp(o->format, "svg") == 0) {
+                web_svg_options so = {.request = req};
+                rc = web_render_svg(&b, &t, &so);
+            } else {   /* what /api/v1/profile answers */
+                firn_buf_puts(&b, "{\"status\":\"success\",\"data\":");
+                rc = web_render_flamegraph(&b, &t);
+                firn_buf_puts(&b, "}\n");
+            }
             pql_tree_free(&t);
         }
     }
-    if (fclose(f) != 0 && !rc) {
-        fprintf(stderr, "firnctl: out of memory\n");
-        rc = 1;
+    if (rc == 0 && !(*out = firn_buf_take(&b, len)))
+        rc = FIRN_ENOMEM;
+    if (rc < 0) {
+        fprintf(stderr, "firnctl: %s\n", err.code ? err.msg : "out of memory");
+        firn_buf_free(&b);
+        return 1;
     }
-    if (rc) {
-        free(*out);
-        *out = NULL;
-    }
-    return rc;
+    return 0;
 }
 
 static int query_profile(struct opts *o)

@@ -1,0 +1,761 @@
+/* api_prom.c -- Prometheus's HTTP query API over firn's store, so that
+ * Grafana's Prometheus data source and `promtool query` work unchanged
+ * (../shared/PROMETHEUS.md section 4, Prometheus's web/api/v1/api.go).
+ *
+ * Queries, series and label lookups run on worker threads, each with a
+ * store reader of its own opened and closed within the request (tsdb.h: a
+ * thread holds at most one reader).  Parameters come from the URL or an
+ * application/x-www-form-urlencoded body alike (web.h), and are checked in
+ * Prometheus's order with its messages, so a client that parses errors
+ * sees what Prometheus would say.  Results are written straight into one
+ * buffer (json.c), not through a JSON tree: a range query may hold
+ * millions of points.
+ *
+ * Timeouts: an evaluation cannot be interrupted (pql has no cancellation
+ * point), so the deadline (the `timeout` parameter, at most Prometheus's
+ * default --query.timeout of 2 minutes) is checked when the evaluation
+ * ends: past it, the result is dropped and the answer is Prometheus's 503
+ * "query timed out in expression evaluation".
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "promql-like/pql.h"
+#include "web/internal.h"
+
+#define QUERY_TIMEOUT_MS (2 * 60 * 1000)
+/* Points an answer may hold: Prometheus's default --query.max-samples.  A
+ * range query repeats a point in every step its lookback covers, so the
+ * answer can outgrow what pql loaded. */
+#define QUERY_POINTS_MAX 50000000
+#define SUCCESS_OPEN "{\"status\":\"success\",\"data\":"
+#define TRUNCATED_WARNING "results truncated due to limit"
+
+/* Prometheus's MinTime and MaxTime as RFC3339Nano: its clients send them
+ * for "no bound", and Go's time parser (like web_parse_time) reads only
+ * 4-digit years. */
+#define MIN_TIME_FORMATTED "-292273086-05-16T16:47:06Z"
+#define MAX_TIME_FORMATTED "292277025-08-18T07:12:54.999999999Z"
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* s Go-quoted (%q) into buf, cut to its first 200 bytes. */
+static const char *quoted(char *buf, size_t size, const char *s)
+{
+    size_t len = strnlen(s, 200);
+    if (size < len * 10 + 3) {
+        snprintf(buf, size, "\"\"");
+        return buf;
+    }
+    buf[firn_go_quote(buf, s, len)] = '\0';
+    return buf;
+}
+
+/* ---- responses ---------------------------------------------------------------- */
+
+/* Every API answer waits for the server to be ready, as Prometheus's
+ * testReady wrapper does. */
+static bool ready(web_api *api, web_response *resp)
+{
+    if (atomic_load(&api->ready))
+        return true;
+    web_respond_text(resp, 503, "Service Unavailable");
+    return false;
+}
+
+/* b holds SUCCESS_OPEN and the data: close the envelope and send it. */
+static void respond_success(web_response *resp, firn_buf *b, bool truncated)
+{
+    if (truncated)
+        firn_buf_puts(b, ",\"warnings\":[\"" TRUNCATED_WARNING "\"]");
+    firn_buf_append(b, "}", 1);
+    size_t len;
+    char *body = firn_buf_take(b, &len);
+    if (!body) {
+        web_respond_error(resp, "internal", "out of memory");
+        return;
+    }
+    free(resp->body);
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->body = body;
+    resp->body_len = len;
+}
+
+static tsdb_reader *open_reader(web_api *api, web_response *resp)
+{
+    firn_err err = {0};
+    tsdb_reader *r = api->db ? tsdb_reader_open(api->db, &err) : NULL;
+    if (!r)
+        web_respond_error(resp, "internal", "%s", api->db ? err.msg : "no store");
+    return r;
+}
+
+/* ---- parameters --------------------------------------------------------------- */
+
+/* An optional time (Prometheus's parseTimeParam): dflt when absent; the
+ * MinTime/MaxTime spellings mean no bound. */
+static bool param_time(const web_request *req, const char *name, int64_t dflt, int64_t *out,
+                       web_response *resp)
+{
+    const char *s = web_request_param(req, name);
+    firn_err err = {0};
+    if (!s || !*s)
+        *out = dflt;
+    else if (strcmp(s, MIN_TIME_FORMATTED) == 0)
+        *out = INT64_MIN;
+    else if (strcmp(s, MAX_TIME_FORMATTED) == 0)
+        *out = INT64_MAX;
+    else if (web_parse_time(s, out, &err) < 0) {
+        web_respond_error(resp, "bad_data", "invalid parameter \"%s\": Invalid time value for "
+                          "'%s': %s", name, name, err.msg);
+        return false;
+    }
+    return true;
+}
+
+/* A required time (query_range's start and end: Prometheus's parseTime). */
+static bool param_time_required(const web_request *req, const char *name, int64_t *out,
+                                web_response *resp)
+{
+    const char *s = web_request_param(req, name);
+    firn_err err = {0};
+    if (web_parse_time(s ? s : "", out, &err) < 0) {
+        web_respond_error(resp, "bad_data", "invalid parameter \"%s\": %s", name, err.msg);
+        return false;
+    }
+    return true;
+}
+
+/* limit: a non-negative integer as Go's strconv.Atoi reads it; 0 for none. */
+static bool param_limit(const web_request *req, size_t *limit, web_response *resp)
+{
+    const char *s = web_request_param(req, "limit");
+    *limit = 0;
+    if (!s || !*s)
+        return true;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    char q[2048];
+    if (*end || end == s || s[0] == ' ' || (s[0] < '0' && s[0] != '+' && s[0] != '-') ||
+        errno == ERANGE) {
+        web_respond_error(resp, "bad_data", "invalid parameter \"limit\": strconv.Atoi: parsing "
+                          "%s: %s", quoted(q, sizeof q, s),
+                          errno == ERANGE ? "value out of range" : "invalid syntax");
+        return false;
+    }
+    if (v < 0) {
+        web_respond_error(resp, "bad_data",
+                          "invalid parameter \"limit\": limit must be non-negative");
+        return false;
+    }
+    *limit = (size_t)v;
+    return true;
+}
+
+/* What /query and /query_range share besides their times. */
+typedef struct query_opts {
+    int64_t deadline_ns;           /* monotonic */
+    size_t limit;
+    pql_eval_options eval;
+} query_opts;
+
+static bool param_query_opts(const web_request *req, query_opts *o, web_response *resp)
+{
+    *o = (query_opts){0};
+    int64_t timeout_ms = QUERY_TIMEOUT_MS;
+    firn_err err = {0};
+    const char *s = web_request_param(req, "timeout");
+    if (s && *s) {
+        if (web_parse_duration(s, &timeout_ms, &err) < 0) {
+            web_respond_error(resp, "bad_data", "invalid parameter \"timeout\": %s", err.msg);
+            return false;
+        }
+        if (timeout_ms > QUERY_TIMEOUT_MS)
+            timeout_ms = QUERY_TIMEOUT_MS;
+    }
+    o->deadline_ns = monotonic_ns() + timeout_ms * 1000000;
+    if (!param_limit(req, &o->limit, resp))
+        return false;
+    s = web_request_param(req, "lookback_delta");
+    if (s && *s) {
+        int64_t ms;
+        if (web_parse_duration(s, &ms, &err) < 0) {
+            web_respond_error(resp, "bad_data", "error parsing lookback delta duration: %s",
+                              err.msg);
+            return false;
+        }
+        o->eval.lookback_ms = ms > 0 ? ms : 0;   /* 0: pql's default, 5 minutes */
+    }
+    return true;
+}
+
+/* ---- /api/v1/query and /api/v1/query_range ---------------------------------- */
+
+/* Parse, evaluate (at start, or over [start, end] by step) and answer. */
+static void run_query(web_api *api, const web_request *req, web_response *resp,
+                      const query_opts *o, bool range, int64_t start, int64_t end, int64_t step)
+{
+    const char *text = web_request_param(req, "query");
+    pql_query q;
+    firn_err err = {0};
+    if (pql_parse(text ? text : "", &q, &err) < 0) {
+        web_respond_error(resp, "bad_data", "invalid parameter \"query\": %s", err.msg);
+        return;
+    }
+    tsdb_reader *r = open_reader(api, resp);
+    if (!r) {
+        pql_query_free(&q);
+        return;
+    }
+    pql_result res;
+    int rc = range ? pql_eval_range(r, &q, start, end, step, &o->eval, &res, &err)
+                   : pql_eval_instant(r, &q, start, &o->eval, &res, &err);
+    tsdb_reader_close(r);
+    /* a range query of a range vector or a string is a bad request */
+    bool bad_type = range && q.type != PQL_TYPE_SCALAR && q.type != PQL_TYPE_VECTOR;
+    pql_query_free(&q);
+    bool timed_out = monotonic_ns() >= o->deadline_ns;
+    if (rc < 0 && bad_type) {
+        web_respond_error(resp, "bad_data", "invalid parameter \"query\": %s", err.msg);
+    } else if (timed_out) {
+        pql_result_free(&res);
+        web_respond_error(resp, "timeout", "query timed out in expression evaluation");
+    } else if (rc < 0) {
+        web_respond_error(resp, rc == FIRN_EIO || rc == FIRN_ENOMEM ? "internal" : "execution",
+                          "%s", err.msg);
+    } else {
+        pql_result shown = res;
+        bool series = res.type == PQL_TYPE_VECTOR || res.type == PQL_TYPE_MATRIX;
+        bool truncated = series && o->limit && res.n_series > o->limit;
+        if (truncated)
+            shown.n_series = o->limit;
+        size_t points = 0;
+        for (size_t i = 0; series && i < shown.n_series; i++)
+            points += shown.series[i].n_points;
+        if (points > QUERY_POINTS_MAX) {
+            pql_result_free(&res);
+            web_respond_error(resp, "execution", "query processing would load too many samples "
+                              "into memory in query execution");
+            return;
+        }
+        firn_buf b = {0};
+        firn_buf_puts(&b, SUCCESS_OPEN);
+        web_json_pql_result(&b, &shown);
+        pql_result_free(&res);
+        respond_success(resp, &b, truncated);
+    }
+}
+
+static void handle_query(void *ctx, const web_request *req, web_response *resp)
+{
+    web_api *api = ctx;
+    if (!ready(api, resp))
+        return;
+    int64_t t;
+    query_opts o;
+    if (param_time(req, "time", firn_now_ms(), &t, resp) && param_query_opts(req, &o, resp))
+        run_query(api, req, resp, &o, false, t, t, 0);
+}
+
+static void handle_query_range(void *ctx, const web_request *req, web_response *resp)
+{
+    web_api *api = ctx;
+    if (!ready(api, resp))
+        return;
+    int64_t start, end, step;
+    firn_err err = {0};
+    if (!param_time_required(req, "start", &start, resp) ||
+        !param_time_required(req, "end", &end, resp))
+        return;
+    if (end < start) {
+        web_query_range_check(start, end, 1, &err);
+        web_respond_error(resp, "bad_data", "%s", err.msg);
+        return;
+    }
+    const char *s = web_request_param(req, "step");
+    if (web_parse_duration(s ? s : "", &step, &err) < 0) {
+        web_respond_error(resp, "bad_data", "invalid parameter \"step\": %s", err.msg);
+        return;
+    }
+    if (web_query_range_check(start, end, step, &err) < 0) {
+        web_respond_error(resp, "bad_data", "%s", err.msg);
+        return;
+    }
+    query_opts o;
+    if (param_query_opts(req, &o, resp))
+        run_query(api, req, resp, &o, true, start, end, step);
+}
+
+/* ---- match[] ------------------------------------------------------------------ */
+
+typedef struct selectors {
+    pql_query *q;
+    size_t n;
+} selectors;
+
+static void selectors_free(selectors *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        pql_query_free(&s->q[i]);
+    free(s->q);
+    s->q = NULL;
+    s->n = 0;
+}
+
+/* The match[] selectors (Prometheus's parseMatchersParam): each a plain
+ * series selector with a matcher that does not match "".  A __function__
+ * matcher is a stack filter: it does not narrow a list of series or
+ * labels, and is left out.  wrap: errors read `invalid parameter
+ * "match[]": ...` (the series endpoint) or bare (labels, as Prometheus). */
+static bool param_selectors(const web_request *req, bool wrap, selectors *out,
+                            web_response *resp)
+{
+    const char *const *match;
+    size_t n = web_request_params(req, "match[]", &match);
+    *out = (selectors){0};
+    if (n == 0)
+        return true;
+    if (!(out->q = calloc(n, sizeof *out->q))) {
+        web_respond_error(resp, "internal", "out of memory");
+        return false;
+    }
+    const char *prefix = wrap ? "invalid parameter \"match[]\": " : "";
+    static const char non_empty[] = "match[] must contain at least one non-empty matcher";
+    for (size_t i = 0; i < n; i++) {
+        firn_err err = {0};
+        if (pql_parse(match[i], &out->q[out->n], &err) < 0) {
+            /* pql says it of the selector, Prometheus of the parameter */
+            bool empty = strstr(err.msg, "at least one non-empty matcher") != NULL;
+            web_respond_error(resp, "bad_data", "%s%s", prefix, empty ? non_empty : err.msg);
+            selectors_free(out);
+            return false;
+        }
+        const pql_expr *e = out->q[out->n++].root;
+        if (e->kind != PQL_VECTOR_SELECTOR || e->sel.offset_ms != 0) {
+            char q[2048];
+            web_respond_error(resp, "bad_data", "%s%s is not a series selector such as "
+                              "process_cpu{job=\"api\"}", prefix, quoted(q, sizeof q, match[i]));
+            selectors_free(out);
+            return false;
+        }
+        bool ok = false;
+        for (size_t k = 0; k < e->sel.n_matchers && !ok; k++)
+            ok = !firn_matcher_matches(&e->sel.matchers[k], "");
+        if (!ok) {
+            web_respond_error(resp, "bad_data", "%s%s", prefix, non_empty);
+            selectors_free(out);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- listings: series, label names, label values -------------------------------- */
+
+/* items sorted by cmp (a qsort comparator of pointers to items), each
+ * written once (equal neighbours are one), at most limit of them (0: all)
+ * with Prometheus's warning when cut: the answer to a listing. */
+static void respond_list(web_response *resp, const void **items, size_t n, size_t limit,
+                         int (*cmp)(const void *, const void *),
+                         void (*write)(firn_buf *, const void *))
+{
+    if (n > 1)
+        qsort(items, n, sizeof *items, cmp);
+    firn_buf b = {0};
+    firn_buf_puts(&b, SUCCESS_OPEN "[");
+    size_t shown = 0;
+    bool truncated = false;
+    for (size_t i = 0; i < n; i++) {
+        if (i && cmp(&items[i], &items[i - 1]) == 0)
+            continue;
+        if (limit && shown == limit) {
+            truncated = true;
+            break;
+        }
+        if (shown++)
+            firn_buf_append(&b, ",", 1);
+        write(&b, items[i]);
+    }
+    firn_buf_append(&b, "]", 1);
+    respond_success(resp, &b, truncated);
+}
+
+/* ---- /api/v1/series ------------------------------------------------------------- */
+
+static int labels_cmp(const tsdb_series *a, const tsdb_series *b)
+{
+    size_t n = a->n_labels < b->n_labels ? a->n_labels : b->n_labels;
+    for (size_t i = 0; i < n; i++) {
+        int c = strcmp(a->labels[i].name, b->labels[i].name);
+        if (!c)
+            c = strcmp(a->labels[i].value, b->labels[i].value);
+        if (c)
+            return c;
+    }
+    return (a->n_labels > b->n_labels) - (a->n_labels < b->n_labels);
+}
+
+static int series_ptr_cmp(const void *a, const void *b)
+{
+    return labels_cmp(*(const tsdb_series *const *)a, *(const tsdb_series *const *)b);
+}
+
+static void write_series(firn_buf *b, const void *item)
+{
+    const tsdb_series *s = item;
+    web_json_labels(b, s->labels, s->n_labels);
+}
+
+static void handle_series(void *ctx, const web_request *req, web_response *resp)
+{
+    web_api *api = ctx;
+    if (!ready(api, resp))
+        return;
+    const char *const *match;
+    if (web_request_params(req, "match[]", &match) == 0) {
+        web_respond_error(resp, "bad_data", "no match[] parameter provided");
+        return;
+    }
+    size_t limit;
+    int64_t start, end;
+    selectors sel;
+    if (!param_limit(req, &limit, resp) || !param_time(req, "start", INT64_MIN, &start, resp) ||
+        !param_time(req, "end", INT64_MAX, &end, resp) ||
+        !param_selectors(req, true, &sel, resp))
+        return;
+    tsdb_reader *r = open_reader(api, resp);
+    tsdb_series_set *sets = r ? calloc(sel.n, sizeof *sets) : NULL;
+    const void **all = NULL;
+    size_t n_all = 0;
+    firn_err err = {0};
+    int rc = 0;
+    if (r && !sets)
+        rc = firn_errf(&err, FIRN_ENOMEM, "out of memory");
+    for (size_t i = 0; sets && i < sel.n && rc == 0; i++) {
+        const pql_expr *e = sel.q[i].root;
+        rc = tsdb_select(r, e->sel.matchers, e->sel.n_matchers, start, end, &sets[i], &err);
+        n_all += rc == 0 ? sets[i].n : 0;
+    }
+    if (sets && rc == 0 && n_all && !(all = malloc(n_all * sizeof *all)))
+        rc = firn_errf(&err, FIRN_ENOMEM, "out of memory");
+    if (r && rc == 0) {
+        /* the union of the sets, in label order, each series once */
+        size_t k = 0;
+        for (size_t i = 0; i < sel.n; i++)
+            for (size_t j = 0; j < sets[i].n; j++)
+                all[k++] = &sets[i].series[j];
+        respond_list(resp, all, n_all, limit, series_ptr_cmp, write_series);
+    } else if (r) {
+        web_respond_error(resp, rc == FIRN_ENOMEM ? "internal" : "execution", "%s", err.msg);
+    }
+    for (size_t i = 0; sets && i < sel.n; i++)
+        tsdb_series_set_free(&sets[i]);
+    free(sets);
+    free(all);
+    tsdb_reader_close(r);
+    selectors_free(&sel);
+}
+
+/* ---- /api/v1/labels and /api/v1/label/<name>/values --------------------------- */
+
+static int str_ptr_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void write_string(firn_buf *b, const void *item)
+{
+    web_json_string(b, item);
+}
+
+/* Label names (name NULL) or one label's values over the series the
+ * selectors match (all series without selectors), sorted, each once; []
+ * when there are none. */
+static void respond_label_strings(web_api *api, const web_request *req, web_response *resp,
+                                  const char *name)
+{
+    size_t limit;
+    int64_t start, end;
+    selectors sel;
+    if (!param_time(req, "start", INT64_MIN, &start, resp) ||
+        !param_time(req, "end", INT64_MAX, &end, resp) ||
+        !param_selectors(req, false, &sel, resp))
+        return;
+    if (!param_limit(req, &limit, resp)) {
+        selectors_free(&sel);
+        return;
+    }
+    tsdb_reader *r = open_reader(api, resp);
+    size_t n_lists = sel.n ? sel.n : 1;
+    tsdb_strings *lists = r ? calloc(n_lists, sizeof *lists) : NULL;
+    const void **all = NULL;
+    size_t n_all = 0;
+    firn_err err = {0};
+    int rc = 0;
+    if (r && !lists)
+        rc = firn_errf(&err, FIRN_ENOMEM, "out of memory");
+    for (size_t i = 0; lists && i < n_lists && rc == 0; i++) {
+        const pql_expr *e = sel.n ? sel.q[i].root : NULL;
+        const firn_matcher *m = e ? e->sel.matchers : NULL;
+        size_t nm = e ? e->sel.n_matchers : 0;
+        rc = name ? tsdb_label_values(r, name, m, nm, start, end, &lists[i], &err)
+                  : tsdb_label_names(r, m, nm, start, end, &lists[i], &err);
+        n_all += rc == 0 ? lists[i].n : 0;
+    }
+    if (lists && rc == 0 && n_all && !(all = malloc(n_all * sizeof *all)))
+        rc = firn_errf(&err, FIRN_ENOMEM, "out of memory");
+    if (r && rc == 0) {
+        size_t k = 0;
+        for (size_t i = 0; i < n_lists; i++)
+            for (size_t j = 0; j < lists[i].n; j++)
+                all[k++] = lists[i].v[j];
+        respond_list(resp, all, n_all, limit, str_ptr_cmp, write_string);
+    } else if (r) {
+        web_respond_error(resp, rc == FIRN_ENOMEM ? "internal" : "execution", "%s", err.msg);
+    }
+    for (size_t i = 0; lists && i < n_lists; i++)
+        tsdb_strings_free(&lists[i]);
+    free(lists);
+    free(all);
+    tsdb_reader_close(r);
+    selectors_free(&sel);
+}
+
+static void handle_labels(void *ctx, const web_request *req, web_response *resp)
+{
+    web_api *api = ctx;
+    if (ready(api, resp))
+        respond_label_strings(api, req, resp, NULL);
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* A "U__" name of Prometheus's value-encoding escape undone ("__" is "_",
+ * "_1f600_" a code point), as model.UnescapeName; the name itself when it
+ * has no such prefix or is not a valid escape.  out has room for name. */
+static void unescape_name(const char *name, char *out)
+{
+    strcpy(out, name);
+    if (strncmp(name, "U__", 3) != 0)
+        return;
+    const char *p = name + 3;
+    size_t n = 0;
+    while (*p) {
+        if (*p != '_') {
+            out[n++] = *p++;
+            continue;
+        }
+        p++;
+        if (*p == '_') {
+            out[n++] = '_';
+            p++;
+            continue;
+        }
+        uint32_t rune = 0;
+        int digits = 0, d;
+        while ((d = hex_digit(*p)) >= 0 && digits < 6) {
+            rune = rune * 16 + (uint32_t)d;
+            digits++;
+            p++;
+        }
+        /* Go's utf8.ValidRune; NUL, which no C string can hold, is refused too */
+        if (*p != '_' || digits == 0 || rune == 0 || rune > 0x10FFFF ||
+            (rune >= 0xD800 && rune <= 0xDFFF)) {
+            strcpy(out, name);
+            return;
+        }
+        p++;
+        if (rune < 0x80) {
+            out[n++] = (char)rune;
+        } else if (rune < 0x800) {
+            out[n++] = (char)(0xC0 | rune >> 6);
+            out[n++] = (char)(0x80 | (rune & 0x3F));
+        } else if (rune < 0x10000) {
+            out[n++] = (char)(0xE0 | rune >> 12);
+            out[n++] = (char)(0x80 | (rune >> 6 & 0x3F));
+            out[n++] = (char)(0x80 | (rune & 0x3F));
+        } else {
+            out[n++] = (char)(0xF0 | rune >> 18);
+            out[n++] = (char)(0x80 | (rune >> 12 & 0x3F));
+            out[n++] = (char)(0x80 | (rune >> 6 & 0x3F));
+            out[n++] = (char)(0x80 | (rune & 0x3F));
+        }
+    }
+    out[n] = '\0';
+}
+
+#define LABEL_VALUES_PREFIX "/api/v1/label/"
+
+static void handle_label_values(void *ctx, const web_request *req, web_response *resp)
+{
+    web_api *api = ctx;
+    const char *path = web_request_path(req) + strlen(LABEL_VALUES_PREFIX);
+    const char *slash = strchr(path, '/');
+    if (!slash || slash == path || strcmp(slash, "/values") != 0) {
+        web_respond_text(resp, 404, "404 page not found");
+        return;
+    }
+    if (!ready(api, resp))
+        return;
+    size_t len = (size_t)(slash - path);
+    char *raw = malloc(len + 1), *name = malloc(len + 1);
+    if (raw && name) {
+        memcpy(raw, path, len);
+        raw[len] = '\0';
+        unescape_name(raw, name);
+        char q[2048];
+        if (!firn_label_name_valid(name))
+            web_respond_error(resp, "bad_data", "invalid label name: %s",
+                              quoted(q, sizeof q, name));
+        else
+            respond_label_strings(api, req, resp, name);
+    } else {
+        web_respond_error(resp, "internal", "out of memory");
+    }
+    free(raw);
+    free(name);
+}
+
+/* ---- status, metadata, exemplars ------------------------------------------------ */
+
+static void handle_buildinfo(void *ctx, const web_request *req, web_response *resp)
+{
+    (void)req;
+    if (!ready(ctx, resp))
+        return;
+    /* what firn knows of its build; Go's fields stay empty */
+    web_respond_data(resp, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "version", FIRN_VERSION,
+                                     "revision", "", "branch", "", "buildUser", "",
+                                     "buildDate", "", "goVersion", ""));
+}
+
+static void handle_config(void *ctx, const web_request *req, web_response *resp)
+{
+    web_api *api = ctx;
+    (void)req;
+    if (!ready(api, resp))
+        return;
+    char *yaml = api->config_yaml ? api->config_yaml(api->config_yaml_ctx) : NULL;
+    firn_buf b = {0};
+    firn_buf_puts(&b, SUCCESS_OPEN "{\"yaml\":");
+    web_json_string(&b, yaml ? yaml : "");
+    firn_buf_append(&b, "}", 1);
+    free(yaml);
+    respond_success(resp, &b, false);
+}
+
+static int flag_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The flags as Prometheus lists them: an object, names in order. */
+static void handle_flags(void *ctx, const web_request *req, web_response *resp)
+{
+    web_api *api = ctx;
+    (void)req;
+    if (!ready(api, resp))
+        return;
+    size_t n = 0;
+    while (api->flags && api->flags[2 * n])
+        n++;
+    const char **pairs = n ? malloc(2 * n * sizeof *pairs) : NULL;
+    if (n && !pairs) {
+        web_respond_error(resp, "internal", "out of memory");
+        return;
+    }
+    if (n) {
+        memcpy(pairs, api->flags, 2 * n * sizeof *pairs);
+        qsort(pairs, n, 2 * sizeof *pairs, flag_cmp);
+    }
+    firn_buf b = {0};
+    firn_buf_puts(&b, SUCCESS_OPEN "{");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            firn_buf_append(&b, ",", 1);
+        web_json_string(&b, pairs[2 * i]);
+        firn_buf_append(&b, ":", 1);
+        web_json_string(&b, pairs[2 * i + 1] ? pairs[2 * i + 1] : "");
+    }
+    firn_buf_append(&b, "}", 1);
+    free(pairs);
+    respond_success(resp, &b, false);
+}
+
+/* Profile types carry no HELP or TYPE: no metadata. */
+static void handle_metadata(void *ctx, const web_request *req, web_response *resp)
+{
+    (void)req;
+    if (ready(ctx, resp))
+        web_respond_data(resp, json_object());
+}
+
+/* Profiles have no exemplars: the request is checked as Prometheus checks
+ * it, and the answer is []. */
+static void handle_exemplars(void *ctx, const web_request *req, web_response *resp)
+{
+    if (!ready(ctx, resp))
+        return;
+    int64_t start, end;
+    if (!param_time(req, "start", INT64_MIN, &start, resp) ||
+        !param_time(req, "end", INT64_MAX, &end, resp))
+        return;
+    if (end < start) {
+        web_respond_error(resp, "bad_data", "end timestamp must not be before start timestamp");
+        return;
+    }
+    const char *text = web_request_param(req, "query");
+    pql_query q;
+    firn_err err = {0};
+    if (pql_parse(text ? text : "", &q, &err) < 0) {
+        web_respond_error(resp, "bad_data", "%s", err.msg);
+        return;
+    }
+    pql_query_free(&q);
+    web_respond_data(resp, json_array());
+}
+
+/* ---- registration ----------------------------------------------------------------- */
+
+int web_api_prom_register(web_server *s, web_api *api, firn_err *err)
+{
+    static const struct {
+        const char *methods, *path;
+        unsigned flags;
+        web_handler_fn fn;
+    } R[] = {
+        {"GET,POST", "/api/v1/query", 0, handle_query},
+        {"GET,POST", "/api/v1/query_range", 0, handle_query_range},
+        {"GET,POST", "/api/v1/series", 0, handle_series},
+        {"GET,POST", "/api/v1/labels", 0, handle_labels},
+        {"GET", LABEL_VALUES_PREFIX, WEB_ROUTE_PREFIX, handle_label_values},
+        {"GET,POST", "/api/v1/query_exemplars", 0, handle_exemplars},
+        {"GET", "/api/v1/metadata", 0, handle_metadata},
+        {"GET", "/api/v1/status/buildinfo", 0, handle_buildinfo},
+        {"GET", "/api/v1/status/config", 0, handle_config},
+        {"GET", "/api/v1/status/flags", 0, handle_flags},
+    };
+    for (size_t i = 0; i < sizeof R / sizeof R[0]; i++)
+        if (web_route(s, R[i].methods, R[i].path, R[i].flags | WEB_ROUTE_WORKER, R[i].fn, api,
+                      err) < 0)
+            return -1;
+    return 0;
+}
