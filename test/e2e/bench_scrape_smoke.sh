@@ -14,14 +14,6 @@ figures=(targets profile_types interval_s scrapes scrapes_skipped scrape_errors 
 out=$(timeout 240 bash "$HERE/../bench/bench_scrape.sh" "$1" "$2" --targets 20 --seconds 4 --interval 1s)
 rc=$?
 [ $rc -eq 0 ] && ok "bench_scrape.sh exits 0" || fail "bench_scrape.sh exited $rc"
-for fig in "${figures[@]}"; do
-    if printf '%s\n' "$out" | grep -Eq "^$fig [0-9]+(\.[0-9]+)?$"; then
-        ok "figure $(printf '%s\n' "$out" | grep "^$fig ")"
-    else
-        fail "figure $fig missing or malformed in: $(printf '%s' "$out" | tr '\n' '|')"
-    fi
-done
-bad=$(printf '%s\n' "$out" | grep -Evc '^[a-z0-9_]+ [0-9]+(\.[0-9]+)?$')
-[ "$bad" -eq 0 ] && ok "every line is 'figure_name value'" || fail "$bad malformed lines"
+check_figures "bench_scrape" "$out" "${figures[@]}"
 same "targets as asked" "$(printf '%s\n' "$out" | awk '$1 == "targets" { print $2 }')" 20
 finish

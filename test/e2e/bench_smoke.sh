@@ -7,23 +7,6 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
-# check_figures NAME OUTPUT FIGURE...: each figure present as a number, and
-# every line of OUTPUT in the `figure_name value` form.
-check_figures() {
-    local name=$1 out=$2 fig
-    shift 2
-    for fig in "$@"; do
-        if printf '%s\n' "$out" | grep -Eq "^$fig [0-9]+(\.[0-9]+)?$"; then
-            ok "$name figure $(printf '%s\n' "$out" | grep "^$fig ")"
-        else
-            fail "$name figure $fig missing or malformed in: $(printf '%s' "$out" | tr '\n' '|')"
-        fi
-    done
-    local bad
-    bad=$(printf '%s\n' "$out" | grep -Evc '^[a-z0-9_]+ [0-9]+(\.[0-9]+)?$')
-    [ "$bad" -eq 0 ] && ok "every $name line is 'figure_name value'" || fail "$name: $bad malformed lines"
-}
-
 out=$("$1" bench decode --seconds 0.2 "$2"/* 2>/dev/null)
 rc=$?
 [ $rc -eq 0 ] && ok "bench decode exits 0" || fail "bench decode exited $rc"

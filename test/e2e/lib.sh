@@ -104,6 +104,24 @@ top_rows_firn() {
             print $1 "\t" name }' | sort
 }
 
+# check_figures NAME OUTPUT FIGURE...: each figure present as a number, and
+# every line of OUTPUT in the `figure_name value` form (benchmarks' smoke
+# tests check the form, never the speed).
+check_figures() {
+    local name=$1 out=$2 fig
+    shift 2
+    for fig in "$@"; do
+        if printf '%s\n' "$out" | grep -Eq "^$fig [0-9]+(\.[0-9]+)?$"; then
+            ok "$name figure $(printf '%s\n' "$out" | grep "^$fig ")"
+        else
+            fail "$name figure $fig missing or malformed in: $(printf '%s' "$out" | tr '\n' '|')"
+        fi
+    done
+    local bad
+    bad=$(printf '%s\n' "$out" | grep -Evc '^[a-z0-9_]+ [0-9]+(\.[0-9]+)?$')
+    [ "$bad" -eq 0 ] && ok "every $name line is 'figure_name value'" || fail "$name: $bad malformed lines"
+}
+
 # ---- processes ---------------------------------------------------------------
 # e2e_workspace: make the temporary directory $tmp, removed on exit after
 # every tracked process is stopped; Go's tools hermetic inside it; no proxy
