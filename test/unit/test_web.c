@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "model/model.h"
+#include "http_reply.h"
 #include "web/web.h"
 
 #define MAX_BODY 4096
@@ -222,50 +223,6 @@ static web_server *start_server(const char *listen, size_t workers, size_t queue
 /* Where the client connects ("[::1]" in the IPv6 test). */
 static const char *client_host = "127.0.0.1";
 
-typedef struct reply {
-    long status;
-    firn_buf body;
-    firn_buf headers;
-} reply;
-
-static size_t collect(char *p, size_t size, size_t n, void *userdata)
-{
-    firn_buf_append(userdata, p, size * n);
-    return size * n;
-}
-
-static void reply_free(reply *r)
-{
-    firn_buf_free(&r->body);
-    firn_buf_free(&r->headers);
-}
-
-static const char *body_of(const reply *r)
-{
-    return r->body.data ? r->body.data : "";
-}
-
-/* The value of response header name (case-insensitive) in a static buffer,
- * or NULL. */
-static const char *header_of(const reply *r, const char *name)
-{
-    static char value[512];
-    size_t n = strlen(name);
-    const char *p = r->headers.data;
-    while (p && *p) {
-        const char *eol = strstr(p, "\r\n");
-        size_t len = eol ? (size_t)(eol - p) : strlen(p);
-        if (len > n && strncasecmp(p, name, n) == 0 && p[n] == ':') {
-            const char *v = p + n + 1;
-            while (*v == ' ')
-                v++;
-            snprintf(value, sizeof value, "%.*s", (int)(len - (size_t)(v - p)), v);
-            return value;
-        }
-        p = eol ? eol + 2 : p + len;
-    }
-    return NULL;
-}
 
 static CURL *easy_new(web_server *s, const char *method, const char *target, const char *body,
                       size_t body_len, struct curl_slist *headers, reply *out)

@@ -36,6 +36,7 @@
 #include "web/web.h"
 
 #include "h2o_lsan.h"
+#include "http_reply.h"
 
 #define T0 1700000000000LL   /* 2023-11-14T22:13:20Z */
 #define STEPS 6
@@ -444,16 +445,6 @@ static int server_down(void **state)
     return 0;
 }
 
-typedef struct reply {
-    long status;
-    firn_buf body, headers;
-} reply;
-
-static size_t collect(char *p, size_t size, size_t n, void *ctx)
-{
-    firn_buf_append(ctx, p, size * n);
-    return size * n;
-}
 
 /* One request (a POST form when form is not NULL); a transport error fails the test. */
 static reply request(const char *target, const char *form)

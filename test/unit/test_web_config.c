@@ -30,6 +30,7 @@
 
 #include "config/web_config.h"
 #include "model/model.h"
+#include "http_reply.h"
 #include "web/web.h"
 
 #include "h2o_lsan.h"
@@ -395,17 +396,6 @@ typedef struct client {
     long tls_max;              /* CURL_SSLVERSION_MAX_... or 0 */
 } client;
 
-typedef struct reply {
-    CURLcode rc;
-    long status;
-    firn_buf body, headers;
-} reply;
-
-static size_t collect(char *p, size_t size, size_t n, void *userdata)
-{
-    firn_buf_append(userdata, p, size * n);
-    return size * n;
-}
 
 static reply request(const web_server *s, const char *scheme, const char *path, const client *c)
 {

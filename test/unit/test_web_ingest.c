@@ -20,6 +20,7 @@
 
 #include "fixtures.h"
 #include "model/model.h"
+#include "http_reply.h"
 #include "tsdb/tsdb.h"
 #include "web/internal.h"
 #include "web/web.h"
@@ -383,28 +384,6 @@ static int teardown_server(void **state)
     return 0;
 }
 
-typedef struct reply {
-    long status;
-    firn_buf body;
-    firn_buf headers;
-} reply;
-
-static size_t collect(char *p, size_t size, size_t n, void *userdata)
-{
-    firn_buf_append(userdata, p, size * n);
-    return size * n;
-}
-
-static void reply_free(reply *r)
-{
-    firn_buf_free(&r->body);
-    firn_buf_free(&r->headers);
-}
-
-static const char *body_of(const reply *r)
-{
-    return r->body.data ? r->body.data : "";
-}
 
 static CURL *post_new(fixture *f, const char *target, const void *body, size_t len,
                       struct curl_slist *headers, reply *out)
