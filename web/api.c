@@ -260,6 +260,7 @@ static void respond_profile(web_response *resp, pprof_profile *p, firn_err *err)
     if (!p) {
         int status = err->code == FIRN_EBUSY ? 500 : err->code == FIRN_EINVAL ? 501 : 500;
         web_respond_text(resp, status, "Could not enable profiling: %s", err->msg);
+        resp->go_pprof_error = true;
         return;
     }
     unsigned char *out = NULL;

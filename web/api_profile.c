@@ -397,6 +397,25 @@ static tsdb_reader *open_reader(web_api *api, web_response *resp)
     return r;
 }
 
+/* `go tool pprof` prints an error's body only when it is text/plain marked
+ * X-Go-Pprof (as Go's net/http/pprof answers): a format=pprof error is
+ * turned from the JSON envelope into its message as plain text. */
+static void pprof_error_as_text(web_response *resp)
+{
+    json_t *j = resp->body ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+    const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
+    if (msg) {
+        char *copy = strdup(msg);
+        int status = resp->status;
+        if (copy) {
+            web_respond_text(resp, status, "%s", copy);
+            resp->go_pprof_error = true;
+        }
+        free(copy);
+    }
+    json_decref(j);
+}
+
 static void handle_profile(void *ctx, const web_request *req, web_response *resp)
 {
     firn_arena *a = firn_arena_new(0);
@@ -425,6 +444,9 @@ static void handle_profile(void *ctx, const web_request *req, web_response *resp
 out:
     tsdb_reader_close(r);
     firn_arena_free(a);
+    const char *format = web_request_param(req, "format");
+    if (resp->status >= 400 && format && strcmp(format, "pprof") == 0)
+        pprof_error_as_text(resp);
 }
 
 /* ---- profile types ---------------------------------------------------------------- */

@@ -65,6 +65,10 @@ void web_respond_error(web_response *resp, const char *type, const char *fmt, ..
     json_t *m = json_string(msg);
     json_object_set_new(j, "error", m ? m : json_stringn_nocheck(msg, strlen(msg)));
     web_respond_json(resp, error_status(type), j);
+    /* The profile API is also read by `go tool pprof`, which shows an
+     * error's body only when this header says it comes from a pprof
+     * server (as Go's net/http/pprof marks its errors). */
+    resp->go_pprof_error = true;
 }
 
 /* RFC3339 with optional fraction: 2006-01-02T15:04:05.999999999Z07:00. */

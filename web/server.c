@@ -687,6 +687,8 @@ static void send_response(web_server *s, h2o_req_t *req, int status, web_respons
         add_header(req, H2O_TOKEN_CONTENT_DISPOSITION, resp->content_disposition);
     if (resp->retry_after)
         add_header(req, H2O_TOKEN_RETRY_AFTER, resp->retry_after);
+    if (resp->go_pprof_error)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, "x-go-pprof", 10, 0, NULL, "1", 1);
     if (allow)
         add_header(req, H2O_TOKEN_ALLOW, allow);
     const config_web *wc = s->opts.web_config;

@@ -100,6 +100,8 @@ typedef struct web_response {
     const char *content_encoding;  /* a static string or NULL ("gzip") */
     const char *content_disposition;  /* a static string or NULL */
     const char *retry_after;       /* a static string or NULL: Retry-After (with 503) */
+    bool go_pprof_error;           /* "X-Go-Pprof: 1": `go tool pprof` then prints the
+                                      body of an error instead of only its status */
     char *body;                    /* malloc'd, freed by the server; may be NULL */
     size_t body_len;
 } web_response;

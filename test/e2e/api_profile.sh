@@ -256,15 +256,26 @@ bad "a bad time" 400 bad_data 'invalid parameter "start"' --data-urlencode "quer
 bad "end before start" 400 bad_data 'end timestamp must not be before start' \
     --data-urlencode "query=$SEL" -d start="$END" -d end="$START"
 bad "a bad filter regex" 400 bad_data '^filter: ' --data-urlencode "query=$SEL" -d 'filter=(('
-bad "pprof of a diff" 400 bad_data 'diff_base' --data-urlencode "query=$SEL" -d format=pprof \
-    -d compare_time="$AT"
-bad "pprof of a selector with no type that matches nothing" 404 not_found 'no profile matches' \
-    --data-urlencode 'query={job="nothing"}' -d format=pprof
+# format=pprof errors are for pprof tools: plain text marked X-Go-Pprof.
+bad_pprof() {  # WHAT STATUS PATTERN CURL-ARGS...
+    local what=$1 status=$2 pattern=$3 out
+    shift 3
+    out=$(curl_local -D "$tmp/hdr" -w '\n%{http_code}' "$api/api/v1/profile" -d format=pprof "$@")
+    if [[ ${out##*$'\n'} == "$status" && ${out%$'\n'*} =~ $pattern ]] &&
+        grep -qi '^x-go-pprof: 1' "$tmp/hdr" && grep -qi '^content-type: text/plain' "$tmp/hdr"; then
+        ok "$what: ${out//$'\n'/ }"
+    else
+        fail "$what: want $status /$pattern/ as text with X-Go-Pprof, got ${out//$'\n'/ }"
+    fi
+}
+bad_pprof "pprof of a diff" 400 'diff_base' --data-urlencode "query=$SEL" -d compare_time="$AT"
+bad_pprof "pprof of a selector with no type that matches nothing" 404 'no profile matches' \
+    --data-urlencode 'query={job="nothing"}'
 if timeout 60 go tool pprof -top "$api/api/v1/profile?query=sum(&format=pprof" >/dev/null 2>"$tmp/err"; then
     fail "go tool pprof on a bad query: exited 0"
 else
-    same "go tool pprof on a bad query: the server's 400" \
-        "$(grep -c '400 Bad Request' "$tmp/err")" 1
+    same "go tool pprof on a bad query: the server's 400 with firn's message" \
+        "$(grep -c '400 Bad Request - 1:5: ' "$tmp/err")" 1
 fi
 same "firn keeps serving" "$(curl_local --max-time 5 "$api/-/healthy")" "firn is Healthy."
 
