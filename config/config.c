@@ -331,7 +331,7 @@ static void dec_static(dec *d, const ynode *v, config_target_group *out)
 
 /* Prometheus's file SD pattern rule:
  * ^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$ */
-static bool file_sd_pattern_ok(const char *s)
+bool config_file_sd_pattern_ok(const char *s)
 {
     const char *star = strchr(s, '*');
     if (star && (strchr(star + 1, '*') || strchr(star + 1, '/')))
@@ -359,7 +359,7 @@ static void dec_file_sd(dec *d, const ynode *v, config_file_sd *out)
         dec_err(d, vals[0] ? vals[0] : v, "file_sd_configs",
                 "file service discovery config must contain at least one path name");
     for (size_t i = 0; ok && i < out->n_files; i++)
-        if (!file_sd_pattern_ok(out->files[i]))
+        if (!config_file_sd_pattern_ok(out->files[i]))
             dec_err(d, vals[0]->items[i], "files",
                     "path name \"%.256s\" is not valid for file discovery", out->files[i]);
 }

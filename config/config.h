@@ -279,6 +279,11 @@ char *config_default_yaml(const char *self);
  * relabel rules included), so that a reload can keep that scrape pool. */
 bool config_scrape_equal(const config_scrape *a, const config_scrape *b);
 
+/* Prometheus's file_sd pattern rule: "*" only in the last path element,
+ * and a .json, .yml or .yaml name:
+ * ^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$ */
+bool config_file_sd_pattern_ok(const char *pattern);
+
 /* The scrape config of a job, or NULL. */
 const config_scrape *config_scrape_find(const firn_config *cfg, const char *job_name);
 

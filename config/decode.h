@@ -6,7 +6,8 @@
  * (up to CONFIG_MAX_ERRORS, then a count), so one run lists every problem
  * of a file.  Strings it returns live in the decoder's arena, which the
  * caller owns.  config.c (the scrape configuration) and web_config.c (the
- * web configuration) are its users.
+ * web configuration) are its users, and discovery/file.c for file_sd's
+ * YAML target files.
  */
 #ifndef FIRN_CONFIG_DECODE_H
 #define FIRN_CONFIG_DECODE_H

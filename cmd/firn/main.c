@@ -27,6 +27,7 @@ typedef struct flags {
     int64_t retention_ms;
     bool enable_lifecycle;
     const char *log_level;
+    const char *dns_server;         /* --discovery.dns.server: NULL for resolv.conf */
 } flags;
 
 typedef struct server {
@@ -34,6 +35,7 @@ typedef struct server {
     char *self_address;             /* where firn scrapes itself */
     tsdb *db;
     scrape_manager *scrape;
+    disc_manager *disc;
     web_server *web;
     config_web *web_config;         /* --web.config.file, read once at startup */
     web_api api;
@@ -65,6 +67,9 @@ static void usage(FILE *f)
           "  --storage.tsdb.retention.time=D how long profiles are kept (default 15d; 0 = forever)\n"
           "  --web.enable-lifecycle          allow POST /-/reload\n"
           "  --log.level=LEVEL               debug, info, warn or error (default info)\n"
+          "  --discovery.dns.server=HOST:PORT\n"
+          "                                  the DNS server dns_sd_configs ask (default: the\n"
+          "                                  servers and search list of /etc/resolv.conf)\n"
           "  --version                       print the version\n"
           "  -h, --help                      this text\n"
           "\n"
@@ -75,7 +80,7 @@ static void usage(FILE *f)
 
 enum {
     OPT_CONFIG = 256, OPT_LISTEN, OPT_WEB_CONFIG, OPT_PATH, OPT_RETENTION, OPT_LIFECYCLE,
-    OPT_LOG, OPT_VERSION
+    OPT_LOG, OPT_DNS_SERVER, OPT_VERSION
 };
 
 static int parse_flags(int argc, char **argv, flags *f)
@@ -88,6 +93,7 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"storage.tsdb.retention.time", required_argument, NULL, OPT_RETENTION},
         {"web.enable-lifecycle", no_argument, NULL, OPT_LIFECYCLE},
         {"log.level", required_argument, NULL, OPT_LOG},
+        {"discovery.dns.server", required_argument, NULL, OPT_DNS_SERVER},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -124,6 +130,9 @@ static int parse_flags(int argc, char **argv, flags *f)
             break;
         case OPT_LIFECYCLE:
             f->enable_lifecycle = true;
+            break;
+        case OPT_DNS_SERVER:
+            f->dns_server = optarg;
             break;
         case OPT_LOG:
             if (firn_log_level_parse(optarg) < 0) {
@@ -260,6 +269,30 @@ static int load_web_config(server *s, firn_err *err)
     return 0;
 }
 
+/* Target groups from discovery go to the scrape pools. */
+static void discovered(void *ctx, const char *job, const char *provider, const disc_group *groups,
+                       size_t n)
+{
+    firn_err err = {0};
+    if (scrape_manager_update(ctx, job, provider, groups, n, &err) < 0) {
+        char q[600];
+        firn_log(FIRN_LOG_WARN, "main", "Applying discovered targets failed", "job=%s err=%s",
+                 job, firn_log_quote(q, sizeof q, err.msg));
+    }
+}
+
+/* Start the providers of cfg (the scrape manager's, applied just before):
+ * one that cannot start is logged; the others and scraping go on. */
+static void apply_discovery(server *s, const firn_config *cfg)
+{
+    firn_err err = {0};
+    if (disc_manager_apply(s->disc, cfg, &err) < 0) {
+        char q[600];
+        firn_log(FIRN_LOG_ERROR, "main", "Starting service discovery failed", "err=%s",
+                 firn_log_quote(q, sizeof q, err.msg));
+    }
+}
+
 /* Load and apply the configuration file; the running one stays on any
  * error.  From SIGHUP (main thread) and POST /-/reload (a web worker). */
 static int reload(void *ctx, firn_err *err)
@@ -279,6 +312,7 @@ static int reload(void *ctx, firn_err *err)
                  "stays", "err=%s", firn_log_quote(q, sizeof q, err->msg));
     } else {
         set_config_yaml(s, yaml);
+        apply_discovery(s, cfg);
         atomic_store(&s->last_reload_ok, true);
         atomic_store(&s->last_reload_success_s, (int64_t)time(NULL));
         firn_log(FIRN_LOG_INFO, "main", "Completed loading of configuration file", "filename=%s",
@@ -292,6 +326,8 @@ static int reload(void *ctx, firn_err *err)
 static void reload_metrics(void *ctx, firn_buf *b)
 {
     server *s = ctx;
+    if (s->disc)
+        disc_manager_metrics_write(s->disc, b);
     firn_metrics_header(b, "firn_config_last_reload_successful", "gauge",
                         "Whether the last configuration reload attempt was successful.");
     firn_metrics_sample(b, "firn_config_last_reload_successful", NULL, 0,
@@ -407,6 +443,15 @@ int main(int argc, char **argv)
         goto out;
     }
     set_config_yaml(&s, yaml);
+    disc_manager_options dopts = {.update = discovered, .ctx = s.scrape};
+    dopts.dns.server = s.f.dns_server;
+    s.disc = disc_manager_new(&dopts, &err);
+    if (!s.disc) {
+        firn_log(FIRN_LOG_ERROR, "main", "Starting discovery failed", "err=%s",
+                 firn_log_quote(q, sizeof q, err.msg));
+        goto out;
+    }
+    apply_discovery(&s, cfg);
     atomic_store(&s.last_reload_ok, true);
     atomic_store(&s.last_reload_success_s, (int64_t)time(NULL));
     atomic_store(&s.reloads_total, 1);
@@ -465,6 +510,7 @@ out:
      * scrapes, then the store closes with every acknowledged write. */
     web_stop(s.web);
     config_web_free(s.web_config);
+    disc_manager_free(s.disc);
     scrape_manager_free(s.scrape);
     tsdb_close(s.db);
     free(s.self_address);

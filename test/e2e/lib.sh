@@ -228,3 +228,41 @@ start_firn() {
     FIRN_PORT=$(sed -n 's/.*Server is ready to receive web requests.* port=\([0-9]*\).*/\1/p' "$log" | tail -1)
     [[ -n $FIRN_PORT ]]
 }
+
+# ---- dnsmasq -------------------------------------------------------------------
+# start_dnsmasq NAME RECORD_ARGS...: a DNS server on 127.0.0.1 serving the
+# records given as dnsmasq options (--srv-host=, --host-record=, ...) and
+# nothing else, its log in $tmp/NAME.log.  The first start picks a random
+# high port (retrying when taken) into DNS_PORT; later starts (after
+# stop_dnsmasq, to change the records: dnsmasq reads them only at start)
+# reuse it.  Unknown names under .test get NXDOMAIN (--local) instead of
+# REFUSED for want of an upstream.  The PID is in DNS_PID.
+DNS_PORT=
+DNS_PID=
+start_dnsmasq() {
+    local name=$1 try port dnsmasq
+    shift
+    dnsmasq=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
+    for ((try = 0; try < 20; try++)); do
+        port=${DNS_PORT:-$((20000 + RANDOM % 40000))}
+        "$dnsmasq" --port="$port" --listen-address=127.0.0.1 --bind-interfaces --no-resolv \
+            --no-hosts --conf-file=/dev/null --keep-in-foreground --log-facility=- \
+            --pid-file= --local=/test/ "$@" >"$tmp/$name.log" 2>&1 &
+        DNS_PID=$!
+        wait_for 10 dnsmasq_settled "$DNS_PID" "$tmp/$name.log"
+        if alive "$DNS_PID" && grep -q 'started, version' "$tmp/$name.log"; then
+            track_pid "$DNS_PID"
+            DNS_PORT=$port
+            return 0
+        fi
+        wait "$DNS_PID" 2>/dev/null
+        [[ -n $DNS_PORT ]] && sleep 0.2   # the fixed port: its old owner is on its way out
+    done
+    return 1
+}
+dnsmasq_settled() { ! alive "$1" || grep -q 'started, version' "$2"; }
+
+stop_dnsmasq() {
+    [[ -n $DNS_PID ]] && stop_pid "$DNS_PID"
+    DNS_PID=
+}

@@ -1,0 +1,454 @@
+/* manager.c -- the discovery manager: one provider per SD config entry of
+ * each job, their groups coalesced and handed on (contract in
+ * discovery.h).
+ *
+ * Each provider reports through its sink from its own thread; the sink
+ * merges the groups by source into two sets under the manager's mutex:
+ * `pending` (what changed since the last flush, an empty group included,
+ * since it tells that a source is gone) and `current` (every source that
+ * has targets, to send again after a reload rebuilt the scrape pools).  A
+ * flusher thread hands pending sets on every update_interval, so a burst
+ * of changes (a directory of files rewritten) costs one target sync.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "discovery/discovery.h"
+
+#define DEFAULT_UPDATE_INTERVAL_MS 5000
+
+enum mechanism { MECH_FILE, MECH_DNS, MECH_COUNT };
+static const char *const MECH_NAMES[MECH_COUNT] = {"file", "dns"};
+
+/* A group that owns its memory. */
+typedef struct owned_group {
+    firn_arena *arena;
+    disc_group g;
+} owned_group;
+
+typedef struct group_set {
+    owned_group *v;
+    size_t n, cap;
+} group_set;
+
+typedef struct provider {
+    disc_sink sink;              /* first: the sink handed out is the provider */
+    disc_manager *m;
+    char *job;
+    char name[32];               /* "file/0", "dns/1": unique within the job */
+    enum mechanism mech;
+    config_file_sd file_cfg;     /* a copy, for comparing on reload */
+    config_dns_sd dns_cfg;
+    firn_arena *cfg_arena;
+    disc_file *file;
+    disc_dns *dns;
+    group_set pending, current;  /* m->mu */
+    bool dirty;                  /* m->mu */
+    size_t targets;              /* m->mu: targets in current */
+} provider;
+
+struct disc_manager {
+    disc_manager_options opts;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool stopping;
+    pthread_t flusher;
+    provider **providers;
+    size_t n_providers;
+    /* self-metrics */
+    _Atomic uint64_t refreshes[MECH_COUNT], failures[MECH_COUNT], updates;
+};
+
+/* ---- owned groups ------------------------------------------------------------- */
+
+static firn_label *copy_labels(firn_arena *a, const firn_label *in, size_t n)
+{
+    firn_label *out = firn_arena_calloc(a, n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++) {
+        out[i].name = firn_arena_strndup(a, in[i].name, strlen(in[i].name));
+        out[i].value = firn_arena_strndup(a, in[i].value, strlen(in[i].value));
+        if (!out[i].name || !out[i].value)
+            return NULL;
+    }
+    return out;
+}
+
+static bool group_copy(owned_group *o, const disc_group *g)
+{
+    o->arena = firn_arena_new(1024);
+    if (!o->arena)
+        return false;
+    firn_arena *a = o->arena;
+    o->g.source = firn_arena_strndup(a, g->source, strlen(g->source));
+    o->g.labels = copy_labels(a, g->labels, g->n_labels);
+    o->g.n_labels = g->n_labels;
+    o->g.targets = firn_arena_calloc(a, g->n_targets + 1, sizeof *o->g.targets);
+    if (!o->g.source || !o->g.labels || !o->g.targets)
+        return false;
+    for (size_t t = 0; t < g->n_targets; t++) {
+        o->g.targets[t].labels = copy_labels(a, g->targets[t].labels, g->targets[t].n_labels);
+        o->g.targets[t].n_labels = g->targets[t].n_labels;
+        if (!o->g.targets[t].labels)
+            return false;
+    }
+    o->g.n_targets = g->n_targets;
+    return true;
+}
+
+static void set_clear(group_set *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        firn_arena_free(s->v[i].arena);
+    free(s->v);
+    *s = (group_set){0};
+}
+
+/* Put a copy of g into s in place of the group of the same source; with
+ * drop_empty, an empty g only removes that source. */
+static bool set_put(group_set *s, const disc_group *g, bool drop_empty)
+{
+    size_t at = s->n;
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->v[i].g.source, g->source) == 0)
+            at = i;
+    if (at < s->n) {
+        firn_arena_free(s->v[at].arena);
+        s->v[at] = s->v[--s->n];
+    }
+    if (drop_empty && g->n_targets == 0)
+        return true;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        owned_group *v = realloc(s->v, cap * sizeof *v);
+        if (!v)
+            return false;
+        s->v = v;
+        s->cap = cap;
+    }
+    owned_group o = {0};
+    if (!group_copy(&o, g)) {
+        firn_arena_free(o.arena);
+        return false;
+    }
+    s->v[s->n++] = o;
+    return true;
+}
+
+/* The groups of s as a plain array (malloc'd; the groups stay s's). */
+static disc_group *set_view(const group_set *s)
+{
+    disc_group *v = malloc((s->n + 1) * sizeof *v);
+    for (size_t i = 0; v && i < s->n; i++)
+        v[i] = s->v[i].g;
+    return v;
+}
+
+/* ---- sinks ------------------------------------------------------------------------ */
+
+static void sink_send(disc_sink *self, const disc_group *groups, size_t n)
+{
+    provider *p = (provider *)self;
+    disc_manager *m = p->m;
+    pthread_mutex_lock(&m->mu);
+    bool ok = true;
+    for (size_t i = 0; i < n; i++)
+        ok &= set_put(&p->pending, &groups[i], false) && set_put(&p->current, &groups[i], true);
+    size_t targets = 0;
+    for (size_t i = 0; i < p->current.n; i++)
+        targets += p->current.v[i].g.n_targets;
+    p->targets = targets;
+    p->dirty = true;
+    pthread_mutex_unlock(&m->mu);
+    if (!ok)
+        firn_log(FIRN_LOG_ERROR, "discovery", "out of memory keeping target groups",
+                 "job=%s provider=%s", p->job, p->name);
+}
+
+static void sink_refreshed(disc_sink *self, bool ok)
+{
+    provider *p = (provider *)self;
+    atomic_fetch_add(&p->m->refreshes[p->mech], 1);
+    if (!ok)
+        atomic_fetch_add(&p->m->failures[p->mech], 1);
+}
+
+/* ---- providers ---------------------------------------------------------------------- */
+
+static char **copy_strings(firn_arena *a, char *const *in, size_t n)
+{
+    char **out = firn_arena_calloc(a, n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++)
+        if (!(out[i] = firn_arena_strndup(a, in[i], strlen(in[i]))))
+            return NULL;
+    return out;
+}
+
+static bool strings_equal(char *const *a, size_t na, char *const *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return false;
+    return true;
+}
+
+static bool file_cfg_equal(const config_file_sd *a, const config_file_sd *b)
+{
+    return a->refresh_interval_ms == b->refresh_interval_ms &&
+           strings_equal(a->files, a->n_files, b->files, b->n_files);
+}
+
+static bool dns_cfg_equal(const config_dns_sd *a, const config_dns_sd *b)
+{
+    return a->refresh_interval_ms == b->refresh_interval_ms && a->port == b->port &&
+           strcmp(a->type, b->type) == 0 &&
+           strings_equal(a->names, a->n_names, b->names, b->n_names);
+}
+
+static void provider_free(provider *p)
+{
+    if (!p)
+        return;
+    if (p->file)
+        disc_file_stop(p->file);
+    if (p->dns)
+        disc_dns_stop(p->dns);
+    set_clear(&p->pending);
+    set_clear(&p->current);
+    firn_arena_free(p->cfg_arena);
+    free(p->job);
+    free(p);
+}
+
+/* A provider for entry index of mechanism mech of job; started. */
+static provider *provider_new(disc_manager *m, const char *job, enum mechanism mech, size_t index,
+                              const void *cfg, firn_err *err)
+{
+    provider *p = calloc(1, sizeof *p);
+    if (!p || !(p->job = strdup(job)) || !(p->cfg_arena = firn_arena_new(1024))) {
+        provider_free(p);
+        firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    p->sink.send = sink_send;
+    p->sink.refreshed = sink_refreshed;
+    p->m = m;
+    p->mech = mech;
+    snprintf(p->name, sizeof p->name, "%s/%zu", MECH_NAMES[mech], index);
+    bool ok;
+    if (mech == MECH_FILE) {
+        const config_file_sd *c = cfg;
+        p->file_cfg = *c;
+        p->file_cfg.files = copy_strings(p->cfg_arena, c->files, c->n_files);
+        ok = p->file_cfg.files && (p->file = disc_file_start(&p->file_cfg, &p->sink, err));
+    } else {
+        const config_dns_sd *c = cfg;
+        p->dns_cfg = *c;
+        p->dns_cfg.names = copy_strings(p->cfg_arena, c->names, c->n_names);
+        p->dns_cfg.type = firn_arena_strndup(p->cfg_arena, c->type, strlen(c->type));
+        ok = p->dns_cfg.names && p->dns_cfg.type &&
+             (p->dns = disc_dns_start(&p->dns_cfg, &m->opts.dns, &p->sink, err));
+    }
+    if (!ok) {
+        if (!err->msg[0])
+            firn_errf(err, FIRN_ENOMEM, "out of memory");
+        provider_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* ---- flushing ----------------------------------------------------------------------- */
+
+/* Hand on every provider's pending groups (all of current when all). */
+static void flush(disc_manager *m, bool all)
+{
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->n_providers; i++) {
+        provider *p = m->providers[i];
+        if (!p->dirty && !all)
+            continue;
+        group_set *s = all ? &p->current : &p->pending;
+        disc_group *v = set_view(s);
+        if (v || s->n == 0) {
+            /* The callback runs under the lock so providers cannot change
+             * the groups it reads; it must not call back into discovery. */
+            m->opts.update(m->opts.ctx, p->job, p->name, v, s->n);
+            atomic_fetch_add(&m->updates, 1);
+        }
+        free(v);
+        set_clear(&p->pending);
+        p->dirty = false;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void *flusher(void *arg)
+{
+    disc_manager *m = arg;
+    pthread_mutex_lock(&m->mu);
+    while (!m->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + (m->opts.update_interval_ms % 1000) * 1000000;
+        until.tv_sec += m->opts.update_interval_ms / 1000 + ns / 1000000000;
+        until.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&m->cond, &m->mu, &until);
+        if (m->stopping)
+            break;
+        pthread_mutex_unlock(&m->mu);
+        flush(m, false);
+        pthread_mutex_lock(&m->mu);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+/* ---- the manager -------------------------------------------------------------------- */
+
+disc_manager *disc_manager_new(const disc_manager_options *o, firn_err *err)
+{
+    disc_manager *m = calloc(1, sizeof *m);
+    if (!m) {
+        firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    m->opts = *o;
+    if (m->opts.update_interval_ms <= 0)
+        m->opts.update_interval_ms = DEFAULT_UPDATE_INTERVAL_MS;
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_cond_init(&m->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&m->flusher, NULL, flusher, m) != 0) {
+        pthread_mutex_destroy(&m->mu);
+        pthread_cond_destroy(&m->cond);
+        free(m);
+        firn_errf(err, FIRN_EIO, "starting the discovery thread failed");
+        return NULL;
+    }
+    return m;
+}
+
+int disc_manager_apply(disc_manager *m, const firn_config *cfg, firn_err *err)
+{
+    size_t want = 0;
+    for (size_t i = 0; i < cfg->n_scrapes; i++)
+        want += cfg->scrapes[i].n_file_sd + cfg->scrapes[i].n_dns_sd;
+    provider **next = calloc(want + 1, sizeof *next);
+    if (!next)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    pthread_mutex_lock(&m->mu);
+    provider **old = m->providers;
+    size_t n_old = m->n_providers;
+    m->providers = NULL;
+    m->n_providers = 0;
+    pthread_mutex_unlock(&m->mu);
+
+    size_t n = 0, kept = 0;
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_scrapes && rc == 0; i++) {
+        const config_scrape *job = &cfg->scrapes[i];
+        for (size_t k = 0; k < job->n_file_sd + job->n_dns_sd && rc == 0; k++) {
+            bool is_file = k < job->n_file_sd;
+            enum mechanism mech = is_file ? MECH_FILE : MECH_DNS;
+            size_t index = is_file ? k : k - job->n_file_sd;
+            const void *c = is_file ? (const void *)&job->file_sd[index]
+                                    : (const void *)&job->dns_sd[index];
+            char name[32];
+            snprintf(name, sizeof name, "%s/%zu", MECH_NAMES[mech], index);
+            provider *p = NULL;
+            for (size_t o = 0; o < n_old && !p; o++) {
+                provider *q = old[o];
+                if (q && q->mech == mech && strcmp(q->job, job->job_name) == 0 &&
+                    strcmp(q->name, name) == 0 &&
+                    (is_file ? file_cfg_equal(&q->file_cfg, c) : dns_cfg_equal(&q->dns_cfg, c))) {
+                    p = q;  /* unchanged: keeps running, and its groups */
+                    old[o] = NULL;
+                    kept++;
+                }
+            }
+            if (!p) {
+                firn_err perr = {0};
+                p = provider_new(m, job->job_name, mech, index, c, &perr);
+                if (!p)
+                    rc = firn_errf(err, perr.code ? perr.code : FIRN_ENOMEM,
+                                   "job %s, %s: %s", job->job_name, name, perr.msg);
+            }
+            if (p)
+                next[n++] = p;
+        }
+    }
+    /* Providers gone from the config stop (outside the lock: they may be
+     * sending). */
+    for (size_t o = 0; o < n_old; o++)
+        provider_free(old[o]);
+    free(old);
+    pthread_mutex_lock(&m->mu);
+    m->providers = next;
+    m->n_providers = n;
+    pthread_mutex_unlock(&m->mu);
+    /* Pools the scrape manager rebuilt have none of these groups yet. */
+    flush(m, true);
+    firn_log(FIRN_LOG_INFO, "discovery", "discovery configuration applied",
+             "providers=%zu kept=%zu", n, kept);
+    return rc;
+}
+
+void disc_manager_free(disc_manager *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->stopping = true;
+    pthread_cond_broadcast(&m->cond);
+    provider **ps = m->providers;
+    size_t n = m->n_providers;
+    m->providers = NULL;
+    m->n_providers = 0;
+    pthread_mutex_unlock(&m->mu);
+    pthread_join(m->flusher, NULL);
+    for (size_t i = 0; i < n; i++)
+        provider_free(ps[i]);
+    free(ps);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cond);
+    free(m);
+}
+
+void disc_manager_metrics_write(disc_manager *m, firn_buf *b)
+{
+    firn_metrics_header(b, "firn_sd_refreshes_total", "counter",
+                        "Refreshes of discovery providers, by mechanism.");
+    for (int i = 0; i < MECH_COUNT; i++) {
+        firn_label l = {"mechanism", MECH_NAMES[i]};
+        firn_metrics_sample(b, "firn_sd_refreshes_total", &l, 1,
+                            (double)atomic_load(&m->refreshes[i]));
+    }
+    firn_metrics_header(b, "firn_sd_refresh_failures_total", "counter",
+                        "Refreshes that failed (the last good targets stay), by mechanism.");
+    for (int i = 0; i < MECH_COUNT; i++) {
+        firn_label l = {"mechanism", MECH_NAMES[i]};
+        firn_metrics_sample(b, "firn_sd_refresh_failures_total", &l, 1,
+                            (double)atomic_load(&m->failures[i]));
+    }
+    firn_metrics_header(b, "firn_sd_updates_total", "counter",
+                        "Target group updates handed to the scrape manager.");
+    firn_metrics_sample(b, "firn_sd_updates_total", NULL, 0, (double)atomic_load(&m->updates));
+    size_t targets[MECH_COUNT] = {0};
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->n_providers; i++)
+        targets[m->providers[i]->mech] += m->providers[i]->targets;
+    pthread_mutex_unlock(&m->mu);
+    firn_metrics_header(b, "firn_sd_discovered_targets", "gauge",
+                        "Targets the providers currently report, by mechanism.");
+    for (int i = 0; i < MECH_COUNT; i++) {
+        firn_label l = {"mechanism", MECH_NAMES[i]};
+        firn_metrics_sample(b, "firn_sd_discovered_targets", &l, 1, (double)targets[i]);
+    }
+}
