@@ -1,20 +1,28 @@
-/* check_cmd.c -- `firnctl check config FILE...`: load each file as firn
- * would and print "FILE: OK" with a summary, or every error, one per line
- * ("FILE:LINE:COL: field: message"), as promtool check config does. */
+/* check_cmd.c -- `firnctl check config|web-config FILE...`: load each file
+ * as firn would and print "FILE: OK" with a summary, or every error, one
+ * per line ("FILE:LINE:COL: field: message"), as promtool check config and
+ * check web-config do. */
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "config/config.h"
+#include "config/web_config.h"
 #include "firnctl.h"
 
 static void check_usage(FILE *f)
 {
     fputs("usage: firnctl check config FILE...\n"
+          "       firnctl check web-config FILE...\n"
           "\n"
-          "Load each configuration file as firn would (strict: unknown or duplicate keys,\n"
-          "bad durations, label names, relabel rules and duplicate job names are errors).\n"
-          "Prints \"FILE: OK\" and a summary, or the errors one per line as\n"
-          "FILE:LINE:COL: message.  Exits 1 when any file has an error.\n",
+          "Load each configuration file (--config.file) or web configuration file\n"
+          "(--web.config.file) as firn would (strict: unknown or duplicate keys, bad\n"
+          "durations, label names, relabel rules, duplicate job names, bad bcrypt hashes,\n"
+          "unreadable certificates are errors).  Prints \"FILE: OK\" and a summary, or the\n"
+          "errors one per line as FILE:LINE:COL: message.  Exits 1 when any file has an\n"
+          "error.\n",
           f);
 }
 
@@ -67,6 +75,51 @@ static int check_config(int argc, char **argv)
     return failed;
 }
 
+static int check_web_config(int argc, char **argv)
+{
+    if (argc < 1) {
+        check_usage(stderr);
+        return 2;
+    }
+    int failed = 0;
+    for (int i = 0; i < argc; i++) {
+        config_errors errs = {0};
+        firn_err err = {0};
+        config_web *w = config_web_load_file(argv[i], &errs, &err);
+        /* The server reads the certificate files at startup: so does the check. */
+        const char *files[3][2] = {{"cert_file", w && w->tls ? w->cert_file : NULL},
+                                   {"key_file", w && w->tls ? w->key_file : NULL},
+                                   {"client_ca_file", w ? w->client_ca_file : NULL}};
+        bool unreadable = false;
+        for (int k = 0; k < 3; k++) {
+            if (!files[k][1] || access(files[k][1], R_OK) == 0)
+                continue;
+            char why[128];
+            snprintf(why, sizeof why, "%s", strerror(errno));
+            why[0] = (char)tolower((unsigned char)why[0]);  /* Go's error style */
+            fprintf(stderr, "%s: %s %s: %s\n", argv[i], files[k][0], files[k][1], why);
+            unreadable = true;
+        }
+        if (w && unreadable) {
+            failed = 1;
+            config_web_free(w);
+        } else if (w) {
+            printf("%s: OK\n  %s, %zu user%s, %zu bearer token%s\n", argv[i],
+                   w->tls ? "TLS" : "plain HTTP", w->n_users, w->n_users == 1 ? "" : "s",
+                   w->n_tokens, w->n_tokens == 1 ? "" : "s");
+            config_web_free(w);
+        } else {
+            failed = 1;
+            if (errs.n == 0)
+                fprintf(stderr, "%s\n", err.msg);
+            for (size_t j = 0; j < errs.n; j++)
+                fprintf(stderr, "%s\n", errs.lines[j]);
+        }
+        config_errors_free(&errs);
+    }
+    return failed;
+}
+
 int cmd_check(int argc, char **argv)
 {
     if (argc < 1 || strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0) {
@@ -75,6 +128,8 @@ int cmd_check(int argc, char **argv)
     }
     if (strcmp(argv[0], "config") == 0)
         return check_config(argc - 1, argv + 1);
+    if (strcmp(argv[0], "web-config") == 0)
+        return check_web_config(argc - 1, argv + 1);
     fprintf(stderr, "firnctl check: unknown subcommand \"%s\"\n\n", argv[0]);
     check_usage(stderr);
     return 2;

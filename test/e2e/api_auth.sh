@@ -6,10 +6,11 @@
 # clients; client certificates required; bad web configs stop startup.
 # Also measures what a request costs with the credentials cache warm.
 #
-# usage: api_auth.sh FIRN
+# usage: api_auth.sh FIRN FIRNCTL
 # Everything runs on 127.0.0.1; every wait is bounded.
 set -uo pipefail
 firn=$1
+firnctl=$2
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
 e2e_workspace
@@ -250,7 +251,17 @@ refuses() {  # WHAT WANT-IN-LOG: the web config in $tmp/bad.yml
     else
         fail "$1: exit $rc, log: $(tail -3 "$tmp/bad.log")"
     fi
+    # firnctl check web-config says the same before anyone starts firn.
+    rc=0
+    "$firnctl" check web-config "$tmp/bad.yml" >"$tmp/check.out" 2>&1 || rc=$?
+    if ((rc == 1)) && grep -qF -- "$2" "$tmp/check.out"; then
+        ok "firnctl check web-config: $1"
+    else
+        fail "firnctl check web-config, $1: exit $rc: $(tail -2 "$tmp/check.out")"
+    fi
 }
+same "firnctl check web-config accepts the good file" \
+    "$("$firnctl" check web-config "$tmp/web.yml" | head -1)" "$tmp/web.yml: OK"
 printf 'tls_server_config:\n  cert_file: server.pem\n' >"$tmp/bad.yml"
 refuses "a cert_file without key_file" \
     "bad.yml:1:1: tls_server_config: key_file is required (with cert_file)"
