@@ -354,6 +354,10 @@ int disc_manager_apply(disc_manager *m, const firn_config *cfg, firn_err *err)
     int rc = 0;
     for (size_t i = 0; i < cfg->n_scrapes && rc == 0; i++) {
         const config_scrape *job = &cfg->scrapes[i];
+        if (job->n_kubernetes_sd)
+            firn_log(FIRN_LOG_WARN, "discovery",
+                     "kubernetes_sd_configs is not supported by this firn yet: the job gets "
+                     "no targets from it", "job=%s", job->job_name);
         for (size_t k = 0; k < job->n_file_sd + job->n_dns_sd && rc == 0; k++) {
             bool is_file = k < job->n_file_sd;
             enum mechanism mech = is_file ? MECH_FILE : MECH_DNS;
