@@ -273,7 +273,8 @@ char *scrape_target_url(const scrape_target *t, const config_scrape *cfg,
             k = &keys[n++];
         *k = (query_key){"seconds", seconds, NULL, 0};
     }
-    qsort(keys, n, sizeof *keys, query_key_cmp);
+    if (n > 1)
+        qsort(keys, n, sizeof *keys, query_key_cmp);
 
     firn_buf b = {0};
     firn_buf_puts(&b, scheme ? scheme : "");

@@ -584,6 +584,11 @@ static const struct {
      "scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n"
      "        process_cpu: {seconds: 14347467612885206812}\n",
      "t.yml:5:32: seconds: must be between 1 and 86400"},
+    {"an empty labels map is no labels (found by fuzz.config: qsort on NULL)",
+     "scrape_configs:\n  - job_name: a\n    static_configs:\n"
+     "      - targets: ['10.0.0.1:6060']\n        labels: {}\n"
+     "      - targets: ['10.0.0.2:6060']\n        bogus: 1\n",
+     "t.yml:7:9: bogus: unknown field in static_config"},
     {"relative profile path",
      "scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n"
      "        memory: {path: debug/pprof/heap}\n",
