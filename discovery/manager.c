@@ -425,34 +425,36 @@ void disc_manager_free(disc_manager *m)
     free(m);
 }
 
+/* A family with one sample per mechanism. */
+static void write_by_mechanism(firn_buf *b, const char *name, const char *type, const char *help,
+                               const double *values)
+{
+    firn_metrics_header(b, name, type, help);
+    for (int i = 0; i < MECH_COUNT; i++) {
+        firn_label l = {"mechanism", MECH_NAMES[i]};
+        firn_metrics_sample(b, name, &l, 1, values[i]);
+    }
+}
+
 void disc_manager_metrics_write(disc_manager *m, firn_buf *b)
 {
-    firn_metrics_header(b, "firn_sd_refreshes_total", "counter",
-                        "Refreshes of discovery providers, by mechanism.");
+    double refreshes[MECH_COUNT], failures[MECH_COUNT], targets[MECH_COUNT] = {0};
     for (int i = 0; i < MECH_COUNT; i++) {
-        firn_label l = {"mechanism", MECH_NAMES[i]};
-        firn_metrics_sample(b, "firn_sd_refreshes_total", &l, 1,
-                            (double)atomic_load(&m->refreshes[i]));
+        refreshes[i] = (double)atomic_load(&m->refreshes[i]);
+        failures[i] = (double)atomic_load(&m->failures[i]);
     }
-    firn_metrics_header(b, "firn_sd_refresh_failures_total", "counter",
-                        "Refreshes that failed (the last good targets stay), by mechanism.");
-    for (int i = 0; i < MECH_COUNT; i++) {
-        firn_label l = {"mechanism", MECH_NAMES[i]};
-        firn_metrics_sample(b, "firn_sd_refresh_failures_total", &l, 1,
-                            (double)atomic_load(&m->failures[i]));
-    }
-    firn_metrics_header(b, "firn_sd_updates_total", "counter",
-                        "Target group updates handed to the scrape manager.");
-    firn_metrics_sample(b, "firn_sd_updates_total", NULL, 0, (double)atomic_load(&m->updates));
-    size_t targets[MECH_COUNT] = {0};
     pthread_mutex_lock(&m->mu);
     for (size_t i = 0; i < m->n_providers; i++)
-        targets[m->providers[i]->mech] += m->providers[i]->targets;
+        targets[m->providers[i]->mech] += (double)m->providers[i]->targets;
     pthread_mutex_unlock(&m->mu);
-    firn_metrics_header(b, "firn_sd_discovered_targets", "gauge",
-                        "Targets the providers currently report, by mechanism.");
-    for (int i = 0; i < MECH_COUNT; i++) {
-        firn_label l = {"mechanism", MECH_NAMES[i]};
-        firn_metrics_sample(b, "firn_sd_discovered_targets", &l, 1, (double)targets[i]);
-    }
+    write_by_mechanism(b, "firn_sd_refreshes_total", "counter",
+                       "Refreshes of discovery providers, by mechanism.", refreshes);
+    write_by_mechanism(b, "firn_sd_refresh_failures_total", "counter",
+                       "Refreshes that failed (the last good targets stay), by mechanism.",
+                       failures);
+    firn_metrics_single(b, "firn_sd_updates_total", "counter",
+                        "Target group updates handed to the scrape manager.",
+                        (double)atomic_load(&m->updates));
+    write_by_mechanism(b, "firn_sd_discovered_targets", "gauge",
+                       "Targets the providers currently report, by mechanism.", targets);
 }

@@ -220,6 +220,13 @@ void firn_metrics_sample(firn_buf *b, const char *name, const firn_label *labels
     firn_buf_puts(b, "\n");
 }
 
+void firn_metrics_single(firn_buf *b, const char *name, const char *type, const char *help,
+                         double value)
+{
+    firn_metrics_header(b, name, type, help);
+    firn_metrics_sample(b, name, NULL, 0, value);
+}
+
 void firn_histogram_init(firn_histogram *h, const double *bounds, size_t n)
 {
     memset(h, 0, sizeof *h);

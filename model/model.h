@@ -215,6 +215,10 @@ void firn_metrics_header(firn_buf *b, const char *name, const char *type, const 
 void firn_metrics_sample(firn_buf *b, const char *name, const firn_label *labels, size_t n,
                          double value);
 
+/* A family of one sample without labels: header, then name value. */
+void firn_metrics_single(firn_buf *b, const char *name, const char *type, const char *help,
+                         double value);
+
 /* A histogram with fixed upper bounds, observed from any thread. */
 #define FIRN_HISTOGRAM_MAX_BUCKETS 24
 typedef struct firn_histogram {

@@ -1522,8 +1522,9 @@ void scrape_manager_metrics_write(scrape_manager *m, firn_buf *b)
     size_t qlen = m->q_len;
     pthread_mutex_unlock(&m->qmu);
 
-    firn_metrics_header(b, "firn_scrape_pools", "gauge", "Scrape pools (jobs) running.");
-    firn_metrics_sample(b, "firn_scrape_pools", NULL, 0, (double)pools);
+    firn_metrics_single(b, "firn_scrape_pools", "gauge",
+                        "Scrape pools (jobs) running.",
+                        (double)pools);
     firn_metrics_header(b, "firn_scrape_targets", "gauge",
                         "Scrape loops (target and profile type) by health.");
     firn_label l[1] = {{"health", "up"}};
@@ -1532,9 +1533,9 @@ void scrape_manager_metrics_write(scrape_manager *m, firn_buf *b)
     firn_metrics_sample(b, "firn_scrape_targets", l, 1, (double)down);
     l[0].value = "unknown";
     firn_metrics_sample(b, "firn_scrape_targets", l, 1, (double)(loops - up - down));
-    firn_metrics_header(b, "firn_scrape_dropped_targets", "gauge",
-                        "Discovered targets that relabeling dropped.");
-    firn_metrics_sample(b, "firn_scrape_dropped_targets", NULL, 0, (double)dropped);
+    firn_metrics_single(b, "firn_scrape_dropped_targets", "gauge",
+                        "Discovered targets that relabeling dropped.",
+                        (double)dropped);
     firn_metrics_header(b, "firn_scrapes_total", "counter", "Scrapes by result.");
     for (int r = 0; r < RES_COUNT; r++) {
         firn_label rl = {"result", RESULT_NAMES[r]};
@@ -1543,23 +1544,19 @@ void scrape_manager_metrics_write(scrape_manager *m, firn_buf *b)
     firn_metrics_header(b, "firn_scrape_duration_seconds", "histogram",
                         "Time from the start of a scrape until its profile is stored or it fails.");
     firn_histogram_write(b, "firn_scrape_duration_seconds", NULL, 0, &m->duration);
-    firn_metrics_header(b, "firn_scrape_body_bytes_total", "counter",
-                        "Bytes of profiles fetched from targets.");
-    firn_metrics_sample(b, "firn_scrape_body_bytes_total", NULL, 0,
+    firn_metrics_single(b, "firn_scrape_body_bytes_total", "counter",
+                        "Bytes of profiles fetched from targets.",
                         (double)atomic_load(&m->bytes_fetched));
-    firn_metrics_header(b, "firn_scrape_samples_stored_total", "counter",
-                        "Samples of scraped profiles stored.");
-    firn_metrics_sample(b, "firn_scrape_samples_stored_total", NULL, 0,
+    firn_metrics_single(b, "firn_scrape_samples_stored_total", "counter",
+                        "Samples of scraped profiles stored.",
                         (double)atomic_load(&m->samples_stored));
-    firn_metrics_header(b, "firn_scrape_target_syncs_total", "counter",
-                        "Times a scrape pool rebuilt its targets from target groups.");
-    firn_metrics_sample(b, "firn_scrape_target_syncs_total", NULL, 0,
+    firn_metrics_single(b, "firn_scrape_target_syncs_total", "counter",
+                        "Times a scrape pool rebuilt its targets from target groups.",
                         (double)atomic_load(&m->syncs));
-    firn_metrics_header(b, "firn_ingest_queue_length", "gauge",
-                        "Fetched profiles waiting to be decoded and stored.");
-    firn_metrics_sample(b, "firn_ingest_queue_length", NULL, 0, (double)qlen);
-    firn_metrics_header(b, "firn_ingest_queue_capacity", "gauge",
-                        "Fetched profiles the ingest queue holds at most.");
-    firn_metrics_sample(b, "firn_ingest_queue_capacity", NULL, 0,
+    firn_metrics_single(b, "firn_ingest_queue_length", "gauge",
+                        "Fetched profiles waiting to be decoded and stored.",
+                        (double)qlen);
+    firn_metrics_single(b, "firn_ingest_queue_capacity", "gauge",
+                        "Fetched profiles the ingest queue holds at most.",
                         (double)m->opts.ingest_queue_max);
 }

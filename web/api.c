@@ -58,9 +58,9 @@ static void write_process_metrics(firn_buf *b)
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                  (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    firn_metrics_header(b, "process_cpu_seconds_total", "counter",
-                        "Total user and system CPU time spent in seconds.");
-    firn_metrics_sample(b, "process_cpu_seconds_total", NULL, 0, cpu);
+    firn_metrics_single(b, "process_cpu_seconds_total", "counter",
+                        "Total user and system CPU time spent in seconds.",
+                        cpu);
     long pages = 0, resident = 0;
     FILE *f = fopen("/proc/self/statm", "r");
     if (f) {
@@ -69,15 +69,15 @@ static void write_process_metrics(firn_buf *b)
         fclose(f);
     }
     long page = sysconf(_SC_PAGESIZE);
-    firn_metrics_header(b, "process_resident_memory_bytes", "gauge",
-                        "Resident memory size in bytes.");
-    firn_metrics_sample(b, "process_resident_memory_bytes", NULL, 0, (double)resident * page);
-    firn_metrics_header(b, "process_virtual_memory_bytes", "gauge",
-                        "Virtual memory size in bytes.");
-    firn_metrics_sample(b, "process_virtual_memory_bytes", NULL, 0, (double)pages * page);
-    firn_metrics_header(b, "process_start_time_seconds", "gauge",
-                        "Start time of the process since unix epoch in seconds.");
-    firn_metrics_sample(b, "process_start_time_seconds", NULL, 0, process_start_time);
+    firn_metrics_single(b, "process_resident_memory_bytes", "gauge",
+                        "Resident memory size in bytes.",
+                        (double)resident * page);
+    firn_metrics_single(b, "process_virtual_memory_bytes", "gauge",
+                        "Virtual memory size in bytes.",
+                        (double)pages * page);
+    firn_metrics_single(b, "process_start_time_seconds", "gauge",
+                        "Start time of the process since unix epoch in seconds.",
+                        process_start_time);
 }
 
 static void write_tsdb_metrics(firn_buf *b, tsdb *db)
@@ -123,8 +123,9 @@ static void write_tsdb_metrics(firn_buf *b, tsdb *db)
     for (size_t i = 0; i < sizeof F / sizeof F[0]; i++) {
         uint64_t v;
         memcpy(&v, (const char *)&st + F[i].offset, sizeof v);
-        firn_metrics_header(b, F[i].name, F[i].type, F[i].help);
-        firn_metrics_sample(b, F[i].name, NULL, 0, (double)v);
+        firn_metrics_single(b, F[i].name, F[i].type,
+                            F[i].help,
+                            (double)v);
     }
 }
 

@@ -1592,9 +1592,8 @@ void web_metrics_write(web_server *s, firn_buf *b)
     firn_label other = {"handler", s->other.handler};
     firn_histogram_write(b, "firn_http_request_duration_seconds", &other, 1, &s->other.duration);
 
-    firn_metrics_header(b, "firn_http_requests_in_flight", "gauge",
-                        "Requests being served now.");
-    firn_metrics_sample(b, "firn_http_requests_in_flight", NULL, 0,
+    firn_metrics_single(b, "firn_http_requests_in_flight", "gauge",
+                        "Requests being served now.",
                         (double)atomic_load(&s->in_flight));
 
     if (!s->auth)

@@ -328,21 +328,17 @@ static void reload_metrics(void *ctx, firn_buf *b)
     server *s = ctx;
     if (s->disc)
         disc_manager_metrics_write(s->disc, b);
-    firn_metrics_header(b, "firn_config_last_reload_successful", "gauge",
-                        "Whether the last configuration reload attempt was successful.");
-    firn_metrics_sample(b, "firn_config_last_reload_successful", NULL, 0,
+    firn_metrics_single(b, "firn_config_last_reload_successful", "gauge",
+                        "Whether the last configuration reload attempt was successful.",
                         atomic_load(&s->last_reload_ok) ? 1 : 0);
-    firn_metrics_header(b, "firn_config_last_reload_success_timestamp_seconds", "gauge",
-                        "Timestamp of the last successful configuration reload.");
-    firn_metrics_sample(b, "firn_config_last_reload_success_timestamp_seconds", NULL, 0,
+    firn_metrics_single(b, "firn_config_last_reload_success_timestamp_seconds", "gauge",
+                        "Timestamp of the last successful configuration reload.",
                         (double)atomic_load(&s->last_reload_success_s));
-    firn_metrics_header(b, "firn_config_reloads_total", "counter",
-                        "Configuration reloads attempted (startup included).");
-    firn_metrics_sample(b, "firn_config_reloads_total", NULL, 0,
+    firn_metrics_single(b, "firn_config_reloads_total", "counter",
+                        "Configuration reloads attempted (startup included).",
                         (double)atomic_load(&s->reloads_total));
-    firn_metrics_header(b, "firn_config_reload_failures_total", "counter",
-                        "Configuration reloads that failed.");
-    firn_metrics_sample(b, "firn_config_reload_failures_total", NULL, 0,
+    firn_metrics_single(b, "firn_config_reload_failures_total", "counter",
+                        "Configuration reloads that failed.",
                         (double)atomic_load(&s->reload_failures_total));
 }
 
