@@ -16,4 +16,9 @@ int cmd_push(int argc, char **argv);
 #include "pprof/pprof.h"
 pprof_profile *firnctl_load_profile(const char *path, size_t *file_bytes, bool *gzipped);
 
+/* s as a whole number of milliseconds into *out; prints an error naming
+ * flag and returns -1 otherwise. */
+#include <stdint.h>
+int firnctl_parse_ms(const char *flag, const char *s, int64_t *out);
+
 #endif

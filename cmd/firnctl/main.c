@@ -2,10 +2,23 @@
  * write to and inspect stores, check configuration files, and run benchmarks.
  * Wiring only: the work is done by the modules. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "firnctl.h"
 #include "model/model.h"
+
+int firnctl_parse_ms(const char *flag, const char *s, int64_t *out)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end) {
+        fprintf(stderr, "firnctl: %s: \"%s\" is not a number of milliseconds\n", flag, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
 
 static void usage(FILE *f)
 {

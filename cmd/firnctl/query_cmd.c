@@ -108,18 +108,6 @@ struct opts {
     size_t max_nodes;
 };
 
-static int parse_ms(const char *flag, const char *s, int64_t *out)
-{
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end) {
-        fprintf(stderr, "firnctl: %s: \"%s\" is not a number of milliseconds\n", flag, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 /* A step is milliseconds when it is a bare integer, else a duration. */
 static int parse_step(const char *s, int64_t *out)
 {
@@ -141,16 +129,16 @@ static int set_flag(struct opts *o, const struct flag *f, const char *v)
 {
     switch (f->bit) {
     case F_PATH: o->path = v; return 0;
-    case F_TIME: return parse_ms(f->name, v, &o->time);
-    case F_START: return parse_ms(f->name, v, &o->start);
-    case F_END: return parse_ms(f->name, v, &o->end);
+    case F_TIME: return firnctl_parse_ms(f->name, v, &o->time);
+    case F_START: return firnctl_parse_ms(f->name, v, &o->start);
+    case F_END: return firnctl_parse_ms(f->name, v, &o->end);
     case F_STEP: return parse_step(v, &o->step_ms);
     case F_GROUP_BY: o->group_by[o->n_group_by++] = v; return 0;
     case F_FILTER: o->filter = v; return 0;
     case F_COMPARE: o->compare = v; return 0;
-    case F_COMPARE_TIME: return parse_ms(f->name, v, &o->compare_time);
-    case F_COMPARE_START: return parse_ms(f->name, v, &o->compare_start);
-    case F_COMPARE_END: return parse_ms(f->name, v, &o->compare_end);
+    case F_COMPARE_TIME: return firnctl_parse_ms(f->name, v, &o->compare_time);
+    case F_COMPARE_START: return firnctl_parse_ms(f->name, v, &o->compare_start);
+    case F_COMPARE_END: return firnctl_parse_ms(f->name, v, &o->compare_end);
     case F_FORMAT: o->format = v; return 0;
     case F_OUTPUT: o->output = v; return 0;
     case F_MAX_NODES: {

@@ -54,18 +54,6 @@ static void usage(FILE *f)
           f);
 }
 
-static int parse_ms(const char *flag, const char *s, int64_t *out)
-{
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end) {
-        fprintf(stderr, "firnctl: %s: \"%s\" is not a number of milliseconds\n", flag, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static int parse_matcher(struct opts *o, char *s)
 {
     if (o->n_matchers == MAX_MATCHERS) {
@@ -138,19 +126,19 @@ static int parse(int argc, char **argv, struct opts *o)
             if (parse_matcher(o, argv[i + 1]) < 0)
                 return -1;
         } else if (strcmp(a, "--timestamp") == 0 && v) {
-            if (parse_ms(a, v, &o->timestamp) < 0)
+            if (firnctl_parse_ms(a, v, &o->timestamp) < 0)
                 return -1;
         } else if (strcmp(a, "--interval") == 0 && v) {
-            if (parse_ms(a, v, &o->interval) < 0)
+            if (firnctl_parse_ms(a, v, &o->interval) < 0)
                 return -1;
         } else if (strcmp(a, "--start") == 0 && v) {
-            if (parse_ms(a, v, &o->start) < 0)
+            if (firnctl_parse_ms(a, v, &o->start) < 0)
                 return -1;
         } else if (strcmp(a, "--end") == 0 && v) {
-            if (parse_ms(a, v, &o->end) < 0)
+            if (firnctl_parse_ms(a, v, &o->end) < 0)
                 return -1;
         } else if (strcmp(a, "--time") == 0 && v) {
-            if (parse_ms(a, v, &o->time) < 0)
+            if (firnctl_parse_ms(a, v, &o->time) < 0)
                 return -1;
             o->have_time = true;
         } else if (strcmp(a, "--repeat") == 0 && v) {
