@@ -1204,6 +1204,17 @@ static void wake(scrape_manager *m)
     curl_multi_wakeup(m->multi);
 }
 
+/* Let the ingest workers finish the jobs queued and join them. */
+static void stop_workers(scrape_manager *m)
+{
+    pthread_mutex_lock(&m->qmu);
+    m->q_stopping = true;
+    pthread_cond_broadcast(&m->qcond);
+    pthread_mutex_unlock(&m->qmu);
+    for (size_t i = 0; i < m->n_workers; i++)
+        pthread_join(m->workers[i], NULL);
+}
+
 /* Free a manager that never ran (no thread left). */
 static void manager_discard(scrape_manager *m)
 {
@@ -1260,12 +1271,7 @@ scrape_manager *scrape_manager_new(const scrape_options *o, firn_err *err)
     }
     if (m->n_workers != m->opts.ingest_workers ||
         pthread_create(&m->thread, NULL, scrape_thread, m) != 0) {
-        pthread_mutex_lock(&m->qmu);
-        m->q_stopping = true;
-        pthread_cond_broadcast(&m->qcond);
-        pthread_mutex_unlock(&m->qmu);
-        for (size_t i = 0; i < m->n_workers; i++)
-            pthread_join(m->workers[i], NULL);
+        stop_workers(m);
         manager_discard(m);
         firn_errf(err, FIRN_EIO, "starting the scrape threads failed");
         return NULL;
@@ -1415,12 +1421,7 @@ void scrape_manager_free(scrape_manager *m)
         loop_put(heap_pop(m).l);
     free(m->heap);
 
-    pthread_mutex_lock(&m->qmu);
-    m->q_stopping = true;
-    pthread_cond_broadcast(&m->qcond);
-    pthread_mutex_unlock(&m->qmu);
-    for (size_t i = 0; i < m->n_workers; i++)
-        pthread_join(m->workers[i], NULL);
+    stop_workers(m);
     curl_multi_cleanup(m->multi);
     pthread_mutex_destroy(&m->mu);
     pthread_mutex_destroy(&m->qmu);
