@@ -52,6 +52,16 @@ static void print_summary(const firn_config *cfg)
                cfg->object_storage_type ? cfg->object_storage_type : "");
 }
 
+/* The error lines of a refused file, or err alone when none were
+ * collected (out of memory, an unreadable file). */
+static void print_errors(const config_errors *errs, const firn_err *err)
+{
+    if (errs->n == 0)
+        fprintf(stderr, "%s\n", err->msg);
+    for (size_t j = 0; j < errs->n; j++)
+        fprintf(stderr, "%s\n", errs->lines[j]);
+}
+
 static int check_config(int argc, char **argv)
 {
     if (argc < 1) {
@@ -69,10 +79,7 @@ static int check_config(int argc, char **argv)
             config_free(cfg);
         } else {
             failed = 1;
-            if (errs.n == 0)   /* out of memory while collecting */
-                fprintf(stderr, "%s\n", err.msg);
-            for (size_t j = 0; j < errs.n; j++)
-                fprintf(stderr, "%s\n", errs.lines[j]);
+            print_errors(&errs, &err);
         }
         config_errors_free(&errs);
     }
@@ -114,10 +121,7 @@ static int check_web_config(int argc, char **argv)
             config_web_free(w);
         } else {
             failed = 1;
-            if (errs.n == 0)
-                fprintf(stderr, "%s\n", err.msg);
-            for (size_t j = 0; j < errs.n; j++)
-                fprintf(stderr, "%s\n", errs.lines[j]);
+            print_errors(&errs, &err);
         }
         config_errors_free(&errs);
     }
