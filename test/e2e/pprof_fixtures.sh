@@ -14,9 +14,7 @@ FIXTURES=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-go_env "$tmp"
+e2e_workspace
 
 # pprof shortens some names in reports (Go generic shapes, C++/Rust template
 # arguments) and replaces invalid UTF-8; firnctl prints names as stored, so

@@ -22,9 +22,7 @@ FIXTURES=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-go_env "$tmp"
+e2e_workspace
 
 CPU="$FIXTURES/pyro-pkg_pprof_testdata_go.cpu.labels.pprof"
 CPU2="$FIXTURES/pyro-pkg_og_convert_pprof_testdata_cpu.pb.gz"
