@@ -388,14 +388,10 @@ typedef struct batch {
 
 static bool batch_add(batch *b, const disc_group *g)
 {
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 16;
-        disc_group *nv = realloc(b->v, cap * sizeof *nv);
-        if (!nv)
-            return false;
-        b->v = nv;
-        b->cap = cap;
-    }
+    disc_group *nv = firn_grow(b->v, b->n, &b->cap, sizeof *nv, 16);
+    if (!nv)
+        return false;
+    b->v = nv;
     b->v[b->n++] = *g;
     return true;
 }
@@ -403,14 +399,10 @@ static bool batch_add(batch *b, const disc_group *g)
 /* Hand g to the batch; false (g still the caller's) when out of memory. */
 static bool batch_add_file(batch *b, disc_groups *g)
 {
-    if (b->n_files == b->cap_files) {
-        size_t cap = b->cap_files ? b->cap_files * 2 : 8;
-        disc_groups *nf = realloc(b->files, cap * sizeof *nf);
-        if (!nf)
-            return false;
-        b->files = nf;
-        b->cap_files = cap;
-    }
+    disc_groups *nf = firn_grow(b->files, b->n_files, &b->cap_files, sizeof *nf, 8);
+    if (!nf)
+        return false;
+    b->files = nf;
     size_t n = b->n;
     for (size_t i = 0; i < g->n; i++)
         if (!batch_add(b, &g->v[i])) {
@@ -466,16 +458,12 @@ static char **list_files(disc_file *f, size_t *n, bool *ok)
                 dup = strcmp(files[j], g.gl_pathv[i]) == 0;
             if (dup)
                 continue;
-            if (*n == cap) {
-                size_t nc = cap ? cap * 2 : 8;
-                char **nf = realloc(files, nc * sizeof *nf);
-                if (!nf) {
-                    *ok = false;
-                    break;
-                }
-                files = nf;
-                cap = nc;
+            char **nf = firn_grow(files, *n, &cap, sizeof *nf, 8);
+            if (!nf) {
+                *ok = false;
+                break;
             }
+            files = nf;
             if (!(files[*n] = strdup(g.gl_pathv[i]))) {
                 *ok = false;
                 break;

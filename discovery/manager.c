@@ -120,14 +120,10 @@ static bool set_put(group_set *s, const disc_group *g, bool drop_empty)
     }
     if (drop_empty && g->n_targets == 0)
         return true;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 8;
-        owned_group *v = realloc(s->v, cap * sizeof *v);
-        if (!v)
-            return false;
-        s->v = v;
-        s->cap = cap;
-    }
+    owned_group *v = firn_grow(s->v, s->n, &s->cap, sizeof *v, 8);
+    if (!v)
+        return false;
+    s->v = v;
     owned_group o = {0};
     if (!group_copy(&o, g)) {
         firn_arena_free(o.arena);

@@ -123,3 +123,16 @@ size_t firn_arena_bytes(const firn_arena *a)
 {
     return a->bytes;
 }
+
+void *firn_grow(void *v, size_t n, size_t *cap, size_t elem, size_t initial)
+{
+    if (n < *cap)
+        return v;
+    size_t want = *cap ? *cap * 2 : initial;
+    if (want < *cap || (elem && want > SIZE_MAX / elem))
+        return NULL;
+    void *p = realloc(v, want * elem);
+    if (p)
+        *cap = want;
+    return p;
+}

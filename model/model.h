@@ -98,6 +98,14 @@ int firn_read_file(const char *path, size_t max, unsigned char **out, size_t *ou
  * reader never sees a half-written file. */
 int firn_write_file_atomic(const char *path, const void *data, size_t len, firn_err *err);
 
+/* ---- growing arrays ----------------------------------------------------- */
+
+/* The array v (n used of *cap) with room for one more element: v itself
+ * when there is room, else v reallocated to twice *cap (initial when
+ * empty) with *cap updated.  NULL when out of memory; v and *cap are then
+ * unchanged and still the caller's. */
+void *firn_grow(void *v, size_t n, size_t *cap, size_t elem, size_t initial);
+
 /* ---- u64 -> u32 hash map --------------------------------------------- */
 
 /* Open addressing, linear probing; keys are arbitrary uint64 values (0 is a

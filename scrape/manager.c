@@ -249,14 +249,10 @@ static void loop_finish(loop *l, enum result res, const char *error, int64_t sta
 
 static bool push_loop(loop ***v, size_t *n, size_t *cap, loop *l)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 64;
-        loop **p = realloc(*v, c * sizeof *p);
-        if (!p)
-            return false;
-        *v = p;
-        *cap = c;
-    }
+    loop **p = firn_grow(*v, *n, cap, sizeof *p, 64);
+    if (!p)
+        return false;
+    *v = p;
     (*v)[(*n)++] = l;
     return true;
 }
@@ -265,14 +261,10 @@ static bool push_loop(loop ***v, size_t *n, size_t *cap, loop *l)
 
 static bool heap_push(scrape_manager *m, int64_t due, loop *l)
 {
-    if (m->n_heap == m->cap_heap) {
-        size_t c = m->cap_heap ? m->cap_heap * 2 : 256;
-        heap_entry *p = realloc(m->heap, c * sizeof *p);
-        if (!p)
-            return false;
-        m->heap = p;
-        m->cap_heap = c;
-    }
+    heap_entry *p = firn_grow(m->heap, m->n_heap, &m->cap_heap, sizeof *p, 256);
+    if (!p)
+        return false;
+    m->heap = p;
     size_t i = m->n_heap++;
     while (i > 0) {
         size_t parent = (i - 1) / 2;

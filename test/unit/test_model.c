@@ -959,6 +959,33 @@ static void test_profile_type_format(void **state)
     }
 }
 
+/* ---- growing arrays ---------------------------------------------------------- */
+
+static void test_grow(void **state)
+{
+    (void)state;
+    int *v = NULL;
+    size_t n = 0, cap = 0;
+    for (int i = 0; i < 100; i++) {
+        int *g = firn_grow(v, n, &cap, sizeof *g, 4);
+        assert_non_null(g);
+        v = g;
+        v[n++] = i;
+        assert_true(cap >= n);
+    }
+    assert_int_equal(cap, 128);  /* 4, 8, ..., doubled only when full */
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(v[i], i);
+    /* Room left: the same array, cap untouched. */
+    assert_ptr_equal(firn_grow(v, n, &cap, sizeof *v, 4), v);
+    assert_int_equal(cap, 128);
+    /* A size that cannot be: NULL, the array and cap left as they were. */
+    size_t huge = SIZE_MAX / 4;
+    assert_null(firn_grow(v, huge, &huge, 16, 4));
+    assert_int_equal(huge, SIZE_MAX / 4);
+    free(v);
+}
+
 /* ---- durations ------------------------------------------------------------- */
 
 /* Prometheus's common/model TestParseDuration table: input, value, and how
@@ -1089,6 +1116,7 @@ int main(void)
         cmocka_unit_test(test_match_type_str),
         cmocka_unit_test(test_profile_type_parse),
         cmocka_unit_test(test_profile_type_format),
+        cmocka_unit_test(test_grow),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_metrics_text),
