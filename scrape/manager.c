@@ -27,6 +27,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "httpc/httpc.h"
 #include "pprof/pprof.h"
 #include "scrape/scrape.h"
 
@@ -87,9 +88,8 @@ typedef struct loop {
 
     /* scrape thread only */
     CURL *easy;
-    struct curl_slist *connect_to;  /* tls_config.server_name */
     bool in_multi;                  /* easy is added to the multi handle */
-    struct curl_slist *headers;
+    httpc_request req;              /* headers, connect_to: live while in_multi */
     firn_buf body;
     bool body_too_big;
     int64_t started_mono_ms;
@@ -213,8 +213,7 @@ static void loop_put(loop *l)
         return;
     if (l->easy)
         curl_easy_cleanup(l->easy);
-    curl_slist_free_all(l->headers);
-    curl_slist_free_all(l->connect_to);
+    httpc_request_free(&l->req);
     firn_buf_free(&l->body);
     pprof_delta_free(l->delta);
     free(l->url);
@@ -321,35 +320,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
     return l->body.failed ? 0 : n;
 }
 
-/* Secrets from files are read at every scrape, as Prometheus does, so a
- * rotated token is picked up without a reload. */
-static int read_secret(const char *path, char *out, size_t size, char *why, size_t why_size)
-{
-    unsigned char *data = NULL;
-    size_t len = 0;
-    firn_err err = {0};
-    if (firn_read_file(path, size - 1, &data, &len, &err) < 0) {
-        snprintf(why, why_size, "%s", err.msg);
-        return -1;
-    }
-    while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
-        len--;
-    memcpy(out, data, len);
-    out[len] = '\0';
-    free(data);
-    return 0;
-}
-
-/* A secret given inline or in a file (read into out): the value, or NULL
- * with why set. */
-static const char *secret_value(const char *inline_value, const char *file, char *out,
-                                size_t size, char *why, size_t why_size)
-{
-    if (!file)
-        return inline_value ? inline_value : "";
-    return read_secret(file, out, size, why, why_size) < 0 ? NULL : out;
-}
-
 static int64_t loop_timeout_ms(const loop *l)
 {
     int64_t t = l->target.timeout_ms;
@@ -358,47 +328,9 @@ static int64_t loop_timeout_ms(const loop *l)
     return t;
 }
 
-/* tls_config.server_name: libcurl takes the TLS server name (SNI and
- * certificate check) from the URL's host, so the URL names server_name and
- * CURLOPT_CONNECT_TO sends the connection to the target's address.  Unlike
- * Go, the Host header then says server_name too. */
-static bool use_server_name(loop *l, const char *server_name)
-{
-    const char *addr = firn_labels_get(l->target.labels, l->target.n_labels,
-                                       SCRAPE_LABEL_ADDRESS);
-    const char *scheme = firn_labels_get(l->target.labels, l->target.n_labels,
-                                         SCRAPE_LABEL_SCHEME);
-    if (!addr || !scheme)
-        return false;
-    const char *colon = strrchr(addr, ':');
-    const char *bracket = strrchr(addr, ']');
-    const char *port = colon && (!bracket || colon > bracket) ? colon + 1
-                       : strcmp(scheme, "https") == 0 ? "443" : "80";
-    size_t host_len = colon && (!bracket || colon > bracket) ? (size_t)(colon - addr)
-                                                              : strlen(addr);
-    size_t prefix = strlen(scheme) + 3 + strlen(addr);  /* "scheme://address" */
-    if (strncmp(l->url, scheme, strlen(scheme)) != 0 || strlen(l->url) < prefix)
-        return false;
-    firn_buf url = {0}, to = {0};
-    firn_buf_printf(&url, "%s://%s:%s%s", scheme, server_name, port, l->url + prefix);
-    firn_buf_printf(&to, "%s:%s:%.*s:%s", server_name, port, (int)host_len, addr, port);
-    char *u = firn_buf_take(&url, NULL), *t = firn_buf_take(&to, NULL);
-    curl_slist_free_all(l->connect_to);
-    l->connect_to = t ? curl_slist_append(NULL, t) : NULL;
-    bool ok = u && l->connect_to;
-    if (ok) {
-        curl_easy_setopt(l->easy, CURLOPT_URL, u);  /* libcurl copies strings */
-        curl_easy_setopt(l->easy, CURLOPT_CONNECT_TO, l->connect_to);
-    }
-    free(u);
-    free(t);
-    return ok;
-}
-
 /* Set up l's request.  Returns NULL or an error for lastError. */
 static const char *loop_prepare(loop *l, char *why, size_t why_size)
 {
-    const config_http *h = &l->job->http;
     if (!l->easy) {
         l->easy = curl_easy_init();
         if (!l->easy)
@@ -406,8 +338,7 @@ static const char *loop_prepare(loop *l, char *why, size_t why_size)
     } else {
         curl_easy_reset(l->easy);
     }
-    curl_slist_free_all(l->headers);
-    l->headers = NULL;
+    httpc_request_free(&l->req);
     CURL *e = l->easy;
     curl_easy_setopt(e, CURLOPT_PRIVATE, l);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -425,52 +356,12 @@ static const char *loop_prepare(loop *l, char *why, size_t why_size)
                                              : l->m->opts.default_body_limit;
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)limit);
 
-    char hdr[4200];
+    char hdr[128];
     snprintf(hdr, sizeof hdr, "X-Prometheus-Scrape-Timeout-Seconds: %g",
              (double)loop_timeout_ms(l) / 1000.0);
-    l->headers = curl_slist_append(l->headers, hdr);
-    char secret[4096];
-    if (h->authorization.set) {
-        const char *cred = secret_value(h->authorization.credentials,
-                                        h->authorization.credentials_file, secret,
-                                        sizeof secret, why, why_size);
-        if (!cred)
-            return why;
-        snprintf(hdr, sizeof hdr, "Authorization: %s %s", h->authorization.type, cred);
-        l->headers = curl_slist_append(l->headers, hdr);
-    }
-    if (h->basic_auth.set) {
-        const char *pw = secret_value(h->basic_auth.password, h->basic_auth.password_file,
-                                      secret, sizeof secret, why, why_size);
-        if (!pw)
-            return why;
-        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(e, CURLOPT_USERNAME, h->basic_auth.username ? h->basic_auth.username
-                                                                     : "");
-        curl_easy_setopt(e, CURLOPT_PASSWORD, pw);
-    }
-    if (!l->headers)
+    if (!(l->req.headers = curl_slist_append(NULL, hdr)))
         return "out of memory";
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, l->headers);
-
-    const config_tls *tls = &h->tls;
-    if (tls->server_name) {
-        if (!use_server_name(l, tls->server_name))
-            return "out of memory";
-    } else {
-        curl_easy_setopt(e, CURLOPT_URL, l->url);
-    }
-    if (tls->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, tls->ca_file);
-    if (tls->cert_file) {
-        curl_easy_setopt(e, CURLOPT_SSLCERT, tls->cert_file);
-        curl_easy_setopt(e, CURLOPT_SSLKEY, tls->key_file);
-    }
-    if (tls->insecure_skip_verify) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    return NULL;
+    return httpc_apply(e, &l->job->http, l->url, &l->req, why, why_size);
 }
 
 static void loop_start(scrape_manager *m, loop *l)
