@@ -208,28 +208,6 @@ static bool get_labels(dec *d, const ynode *v, const char *field, firn_label **o
     return ok;
 }
 
-/* v as a list (NULL when absent or null, after reporting anything else). */
-static const ynode *seq_or_null(dec *d, const ynode *v, const char *field)
-{
-    if (!v || ynode_is_null(v))
-        return NULL;
-    if (v->kind != YNODE_SEQ) {
-        dec_err(d, v, field, "expected a list, got %s", dec_kind(v));
-        return NULL;
-    }
-    return v;
-}
-
-/* The later of two nodes in the file: where a conflict becomes one. */
-static const ynode *later(const ynode *a, const ynode *b)
-{
-    if (!a)
-        return b;
-    if (!b)
-        return a;
-    return (b->line > a->line || (b->line == a->line && b->col > a->col)) ? b : a;
-}
-
 /* ---- HTTP client keys ---------------------------------------------------- */
 
 static void dec_basic_auth(dec *d, const ynode *v, config_basic_auth *out)
@@ -244,7 +222,7 @@ static void dec_basic_auth(dec *d, const ynode *v, config_basic_auth *out)
     dec_str(d, vals[1], "password", &out->password);
     dec_str(d, vals[2], "password_file", &out->password_file);
     if (out->password && out->password_file)
-        dec_err(d, later(keys[1], keys[2]), "basic_auth",
+        dec_err(d, dec_later(keys[1], keys[2]), "basic_auth",
                 "at most one of basic_auth password & password_file must be configured");
 }
 
@@ -263,7 +241,7 @@ static void dec_authorization(dec *d, const ynode *v, config_authorization *out)
         dec_err(d, vals[0], "authorization",
                 "authorization type cannot be set to \"basic\", use \"basic_auth\" instead");
     if (out->credentials && out->credentials_file)
-        dec_err(d, later(keys[1], keys[2]), "authorization",
+        dec_err(d, dec_later(keys[1], keys[2]), "authorization",
                 "at most one of authorization credentials & credentials_file must be configured");
 }
 
@@ -296,16 +274,16 @@ static void dec_http(dec *d, const ynode *const *vals, const ynode *const *keys,
     dec_str(d, vals[3], "bearer_token_file", &token_file);
     dec_tls(d, vals[4], &out->tls);
     if (token && token_file)
-        dec_err(d, later(keys[2], keys[3]), "bearer_token",
+        dec_err(d, dec_later(keys[2], keys[3]), "bearer_token",
                 "at most one of bearer_token & bearer_token_file must be configured");
     if ((token || token_file) && out->authorization.set)
-        dec_err(d, later(keys[1], later(keys[2], keys[3])), "authorization",
+        dec_err(d, dec_later(keys[1], dec_later(keys[2], keys[3])), "authorization",
                 "authorization is not compatible with bearer_token & bearer_token_file");
     else if ((token || token_file) && out->basic_auth.set)
-        dec_err(d, later(keys[0], later(keys[2], keys[3])), "basic_auth",
+        dec_err(d, dec_later(keys[0], dec_later(keys[2], keys[3])), "basic_auth",
                 "at most one of basic_auth, bearer_token & bearer_token_file must be configured");
     else if (out->authorization.set && out->basic_auth.set)
-        dec_err(d, later(keys[0], keys[1]), "basic_auth",
+        dec_err(d, dec_later(keys[0], keys[1]), "basic_auth",
                 "at most one of basic_auth & authorization must be configured");
     if ((token || token_file) && !out->authorization.set) {
         out->authorization.set = true;
@@ -446,7 +424,7 @@ static void dec_k8s_sd(dec *d, const ynode *v, config_kubernetes_sd *out)
     else if (!k8s_role_valid(out->role))
         dec_err(d, vals[F_ROLE], "role", "unknown Kubernetes SD role \"%.64s\"", out->role);
     if (out->api_server && out->kubeconfig_file)
-        dec_err(d, later(keys[F_API], keys[F_KUBECONFIG]), "kubernetes_sd_configs",
+        dec_err(d, dec_later(keys[F_API], keys[F_KUBECONFIG]), "kubernetes_sd_configs",
                 "cannot use 'kubeconfig_file' and 'api_server' simultaneously");
     bool custom_http = false;
     for (size_t i = 0; i < N_HTTP_FIELDS; i++)
@@ -465,7 +443,7 @@ static void dec_k8s_sd(dec *d, const ynode *v, config_kubernetes_sd *out)
                     "cannot use 'own_namespace' with 'api_server' or 'kubeconfig_file'");
     }
 
-    const ynode *sel = seq_or_null(d, vals[F_SEL], "selectors");
+    const ynode *sel = dec_seq(d, vals[F_SEL], "selectors");
     if (sel) {
         out->selectors = dec_calloc(d, sel->n, sizeof *out->selectors);
         for (size_t i = 0; out->selectors && i < sel->n; i++) {
@@ -504,15 +482,22 @@ static void dec_k8s_sd(dec *d, const ynode *v, config_kubernetes_sd *out)
         }
     }
 
+    /* Prometheus's deployment, job and cronjob metadata need watches of
+     * ReplicaSets, Jobs and CronJobs that firn's discovery does not make:
+     * asking for them is an error, not labels silently missing. */
     static const char *const a_names[] = {"node", "namespace", "deployment", "job", "cronjob"};
     const ynode *av[5];
     if (vals[F_ATTACH] &&
         dec_fields(d, vals[F_ATTACH], "attach_metadata", "attach_metadata", a_names, 5, av, NULL)) {
         dec_bool(d, av[0], "node", &out->attach_node);
         dec_bool(d, av[1], "namespace", &out->attach_namespace);
-        dec_bool(d, av[2], "deployment", &out->attach_deployment);
-        dec_bool(d, av[3], "job", &out->attach_job);
-        dec_bool(d, av[4], "cronjob", &out->attach_cronjob);
+        for (size_t i = 2; i < 5; i++) {
+            bool on = false;
+            if (dec_bool(d, av[i], a_names[i], &on) && on)
+                dec_err(d, av[i], NULL,
+                        "attach_metadata.%s is not supported by firn (node and namespace are)",
+                        a_names[i]);
+        }
     }
 }
 
@@ -651,7 +636,7 @@ static bool dec_profile_entry(dec *d, const ynode *key, const ynode *v, profile_
         dec_err(d, vals[1], "path", "\"%.128s\" must start with \"/\"", e->path);
     if (e->has_seconds && (e->seconds == 0 || e->seconds > MAX_PROFILE_SECONDS))
         dec_err(d, vals[3], "seconds", "must be between 1 and %d", MAX_PROFILE_SECONDS);
-    const ynode *keep = seq_or_null(d, vals[4], "keep_sample_type");
+    const ynode *keep = dec_seq(d, vals[4], "keep_sample_type");
     if (keep) {
         e->keep = dec_calloc(d, keep->n, sizeof *e->keep);
         for (size_t i = 0; e->keep && i < keep->n; i++) {
@@ -850,7 +835,7 @@ static const char *const SCRAPE_FIELDS[S_COUNT] = {
 /* Decode a list of mappings with fn into a freshly allocated array. */
 #define DEC_LIST(d, node, field, arr, count, fn)                                   \
     do {                                                                           \
-        const ynode *seq_ = seq_or_null((d), (node), (field));                     \
+        const ynode *seq_ = dec_seq((d), (node), (field));                         \
         if (seq_) {                                                                \
             (arr) = dec_calloc((d), seq_->n, sizeof *(arr));                          \
             for (size_t i_ = 0; (arr) && i_ < seq_->n; i_++)                       \
@@ -931,7 +916,7 @@ static const ynode *dec_scrape(dec *d, const ynode *v, const firn_config *cfg, c
     DEC_LIST(d, vals[S_K8S_SD], "kubernetes_sd_configs", sc->kubernetes_sd, sc->n_kubernetes_sd,
              dec_k8s_sd);
 
-    const ynode *rl = seq_or_null(d, vals[S_RELABEL], "relabel_configs");
+    const ynode *rl = dec_seq(d, vals[S_RELABEL], "relabel_configs");
     if (rl) {
         sc->relabel_configs = dec_calloc(d, rl->n, sizeof *sc->relabel_configs);
         for (size_t i = 0; sc->relabel_configs && i < rl->n; i++)
@@ -1016,7 +1001,7 @@ static void dec_config(dec *d, const ynode *root, firn_config *cfg)
         dec_global(d, vals[0], cfg);
     if (vals[2])
         dec_object_storage(d, vals[2], cfg);
-    const ynode *sc = seq_or_null(d, vals[1], "scrape_configs");
+    const ynode *sc = dec_seq(d, vals[1], "scrape_configs");
     if (!sc)
         return;
     cfg->scrapes = dec_calloc(d, sc->n, sizeof *cfg->scrapes);
@@ -1226,9 +1211,7 @@ static bool k8s_eq(const config_kubernetes_sd *a, const config_kubernetes_sd *b)
         !str_eq(a->kubeconfig_file, b->kubeconfig_file) || a->own_namespace != b->own_namespace ||
         !strs_eq(a->namespaces, a->n_namespaces, b->namespaces, b->n_namespaces) ||
         a->n_selectors != b->n_selectors || a->attach_node != b->attach_node ||
-        a->attach_namespace != b->attach_namespace ||
-        a->attach_deployment != b->attach_deployment || a->attach_job != b->attach_job ||
-        a->attach_cronjob != b->attach_cronjob || !http_eq(&a->http, &b->http))
+        a->attach_namespace != b->attach_namespace || !http_eq(&a->http, &b->http))
         return false;
     for (size_t i = 0; i < a->n_selectors; i++)
         if (!str_eq(a->selectors[i].role, b->selectors[i].role) ||

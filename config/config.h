@@ -64,8 +64,11 @@
  *     kubernetes_sd_configs  [{role, api_server | kubeconfig_file,
  *                        namespaces: {own_namespace, names}, selectors:
  *                        [{role, label, field}], attach_metadata: {node,
- *                        namespace, deployment, job, cronjob}, and the HTTP
- *                        client keys above (only with api_server)}]
+ *                        namespace}, and the HTTP client keys above (only
+ *                        with api_server)}].  attach_metadata's deployment,
+ *                        job and cronjob are refused when true (false is
+ *                        accepted).  kubeconfig_file is only a path here:
+ *                        config_kubeconfig_load (kubeconfig.h) reads it.
  *     relabel_configs   [relabel_config], each validated and compiled by
  *                       firn_relabel_config_init (model/)
  *     sample_limit, target_limit, label_limit   0 (no limit)
@@ -180,7 +183,7 @@ typedef struct config_kubernetes_sd {
     size_t n_namespaces;
     config_k8s_selector *selectors;
     size_t n_selectors;
-    bool attach_node, attach_namespace, attach_deployment, attach_job, attach_cronjob;
+    bool attach_node, attach_namespace;
     config_http http;       /* only with api_server */
 } config_kubernetes_sd;
 

@@ -101,8 +101,10 @@ const char *dec_kind(const ynode *n)
     }
 }
 
-bool dec_fields(dec *d, const ynode *n, const char *field, const char *what,
-                const char *const *names, size_t count, const ynode **vals, const ynode **keys)
+/* dec_fields and dec_fields_lax: strict reports keys not in names. */
+static bool fields(dec *d, const ynode *n, const char *field, const char *what,
+                   const char *const *names, size_t count, const ynode **vals,
+                   const ynode **keys, bool strict)
 {
     const ynode *own_keys[32];
     if (!keys) {
@@ -120,14 +122,16 @@ bool dec_fields(dec *d, const ynode *n, const char *field, const char *what,
     for (size_t p = 0; p < n->n; p++) {
         const ynode *k = n->items[2 * p], *v = n->items[2 * p + 1];
         if (k->kind != YNODE_SCALAR) {
-            dec_err(d, k, field, "mapping keys must be scalars, got %s", dec_kind(k));
+            if (strict)
+                dec_err(d, k, field, "mapping keys must be scalars, got %s", dec_kind(k));
             continue;
         }
         size_t i = 0;
         while (i < count && strcmp(names[i], k->value) != 0)
             i++;
         if (i == count || k->len != strlen(k->value)) {
-            dec_err(d, k, k->value, "unknown field in %s", what);
+            if (strict)
+                dec_err(d, k, k->value, "unknown field in %s", what);
             continue;
         }
         if (vals[i]) {
@@ -139,6 +143,39 @@ bool dec_fields(dec *d, const ynode *n, const char *field, const char *what,
         keys[i] = k;
     }
     return true;
+}
+
+bool dec_fields(dec *d, const ynode *n, const char *field, const char *what,
+                const char *const *names, size_t count, const ynode **vals, const ynode **keys)
+{
+    return fields(d, n, field, what, names, count, vals, keys, true);
+}
+
+bool dec_fields_lax(dec *d, const ynode *n, const char *field, const char *what,
+                    const char *const *names, size_t count, const ynode **vals,
+                    const ynode **keys)
+{
+    return fields(d, n, field, what, names, count, vals, keys, false);
+}
+
+const ynode *dec_seq(dec *d, const ynode *v, const char *field)
+{
+    if (!v || ynode_is_null(v))
+        return NULL;
+    if (v->kind != YNODE_SEQ) {
+        dec_err(d, v, field, "expected a list, got %s", dec_kind(v));
+        return NULL;
+    }
+    return v;
+}
+
+const ynode *dec_later(const ynode *a, const ynode *b)
+{
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    return (b->line > a->line || (b->line == a->line && b->col > a->col)) ? b : a;
 }
 
 bool dec_str(dec *d, const ynode *v, const char *field, char **out)

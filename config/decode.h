@@ -5,9 +5,9 @@
  * A decoder (dec) collects errors instead of stopping at the first one
  * (up to CONFIG_MAX_ERRORS, then a count), so one run lists every problem
  * of a file.  Strings it returns live in the decoder's arena, which the
- * caller owns.  config.c (the scrape configuration) and web_config.c (the
- * web configuration) are its users, and discovery/file.c for file_sd's
- * YAML target files.
+ * caller owns.  config.c (the scrape configuration), web_config.c (the
+ * web configuration) and kubeconfig.c (kubeconfig files, leniently) are
+ * its users, and discovery/file.c for file_sd's YAML target files.
  */
 #ifndef FIRN_CONFIG_DECODE_H
 #define FIRN_CONFIG_DECODE_H
@@ -76,6 +76,21 @@ const char *dec_kind(const ynode *n);
  * null node is an empty mapping. */
 bool dec_fields(dec *d, const ynode *n, const char *field, const char *what,
                 const char *const *names, size_t count, const ynode **vals, const ynode **keys);
+
+/* As dec_fields, for formats whose files carry many keys firn does not
+ * read (kubeconfig's preferences, extensions, ...): keys not in names are
+ * ignored, without a word.  Duplicates of names are still reported. */
+bool dec_fields_lax(dec *d, const ynode *n, const char *field, const char *what,
+                    const char *const *names, size_t count, const ynode **vals,
+                    const ynode **keys);
+
+/* v as a list: NULL when absent or null, and (after reporting "expected a
+ * list") when it is anything else. */
+const ynode *dec_seq(dec *d, const ynode *v, const char *field);
+
+/* The later of two nodes in the file (either may be NULL): where a
+ * conflict between two keys becomes one. */
+const ynode *dec_later(const ynode *a, const ynode *b);
 
 /* A scalar as a string (valid UTF-8, no NUL); false after reporting when it
  * is not.  A null or absent value is "not given": *out is left alone.  The

@@ -1,6 +1,8 @@
 /* test_config.c -- the YAML config: Parca's and Prometheus's configs load
  * with the right defaults, every error names its line and column, caps
- * hold, and config_scrape_equal sees every field. */
+ * hold, and config_scrape_equal sees every field.  Also kubeconfig files
+ * (kubeconfig.h): context selection, paths, base64 data, credentials, and
+ * every refusal naming its place. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,14 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config/kubeconfig.h"
+
+/* test_config reads no pprof fixture: fixtures.h is here for temp_dir and
+ * remove_tree. */
+#ifndef FIRN_FIXTURES_DIR
+#define FIRN_FIXTURES_DIR ""
+#endif
+#include "fixtures.h"
 
 static firn_config *load(const char *yaml)
 {
@@ -615,6 +625,19 @@ static const struct {
      "scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs:\n"
      "      - {role: service, selectors: [{role: pod}]}\n",
      "t.yml:4:44: role: service role supports only service selectors"},
+    {"Kubernetes SD attach_metadata.deployment",
+     "scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs:\n"
+     "      - {role: pod, attach_metadata: {deployment: true}}\n",
+     "t.yml:4:51: attach_metadata.deployment is not supported by firn (node and namespace "
+     "are)"},
+    {"Kubernetes SD attach_metadata.job",
+     "scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs:\n"
+     "      - role: pod\n        attach_metadata:\n          node: true\n          job: yes\n",
+     "t.yml:7:16: attach_metadata.job is not supported by firn (node and namespace are)"},
+    {"Kubernetes SD attach_metadata.cronjob",
+     "scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs:\n"
+     "      - {role: pod, attach_metadata: {cronjob: True}}\n",
+     "t.yml:4:48: attach_metadata.cronjob is not supported by firn (node and namespace are)"},
     {"Kubernetes SD HTTP config without api_server",
      "scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs:\n"
      "      - {role: pod, bearer_token: x}\n",
@@ -881,6 +904,606 @@ static void test_scrape_equal(void **state)
     config_free(a);
 }
 
+/* ---- Kubernetes SD attach_metadata ------------------------------------------ */
+
+/* node and namespace are implemented; the others may be written, false. */
+static void test_k8s_attach_metadata(void **state)
+{
+    (void)state;
+    firn_config *cfg = load("scrape_configs:\n"
+                            "  - job_name: a\n"
+                            "    kubernetes_sd_configs:\n"
+                            "      - role: pod\n"
+                            "        attach_metadata: {node: true, namespace: true,\n"
+                            "                          deployment: false, job: no, cronjob: ~}\n");
+    const config_kubernetes_sd *k = &cfg->scrapes[0].kubernetes_sd[0];
+    assert_true(k->attach_node);
+    assert_true(k->attach_namespace);
+    config_free(cfg);
+
+    /* all three at once: three errors, each at its value */
+    const char *yaml = "scrape_configs:\n"
+                       "  - job_name: a\n"
+                       "    kubernetes_sd_configs:\n"
+                       "      - role: pod\n"
+                       "        attach_metadata: {deployment: true, job: true, cronjob: true}\n";
+    config_errors errs = {0};
+    firn_err err = {0};
+    assert_null(config_load_string_errors(yaml, strlen(yaml), "t.yml", &errs, &err));
+    assert_int_equal(errs.n, 3);
+    assert_string_equal(errs.lines[0], "t.yml:5:39: attach_metadata.deployment is not "
+                                       "supported by firn (node and namespace are)");
+    assert_string_equal(errs.lines[1], "t.yml:5:50: attach_metadata.job is not supported by "
+                                       "firn (node and namespace are)");
+    assert_string_equal(errs.lines[2], "t.yml:5:65: attach_metadata.cronjob is not supported "
+                                       "by firn (node and namespace are)");
+    config_errors_free(&errs);
+}
+
+/* ---- kubeconfig files -------------------------------------------------------- */
+
+/* PEM-ish texts and their base64 (python3 base64.b64encode): 65, 69 and 64
+ * bytes, so one '=', none and two of padding. */
+#define CA_PEM "-----BEGIN CERTIFICATE-----\nMIIBfirnCA\n-----END CERTIFICATE-----\n"
+#define CA_B64 "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJmaXJuQ0EKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="
+#define CERT_PEM "-----BEGIN CERTIFICATE-----\nMIIBfirnClient\n-----END CERTIFICATE-----\n"
+#define CERT_B64 "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJmaXJuQ2xpZW50Ci0tLS0tRU5EIENFUlRJRklDQVRFLS0tLS0K"
+#define KEY_PEM "-----BEGIN PRIVATE KEY-----\nMIIEkey01\n-----END PRIVATE KEY-----\n"
+#define KEY_B64 "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCk1JSUVrZXkwMQotLS0tLUVORCBQUklWQVRFIEtFWS0tLS0tCg=="
+
+static int kc_setup(void **state)
+{
+    *state = temp_dir("kubeconfig");
+    return 0;
+}
+
+static int kc_teardown(void **state)
+{
+    remove_tree(*state);
+    free(*state);
+    return 0;
+}
+
+/* Write text to dir/name; the path, malloc'd. */
+static char *kc_write(const char *dir, const char *name, const char *text)
+{
+    char *path = malloc(strlen(dir) + strlen(name) + 2);
+    sprintf(path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        fail_msg("cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* dir/kubeconfig holding text, loaded; fails the test on an error. */
+static void kc_load(const char *dir, const char *text, config_kubeconfig *k)
+{
+    char *path = kc_write(dir, "kubeconfig", text);
+    firn_err err = {0};
+    if (config_kubeconfig_load(path, k, &err) < 0)
+        fail_msg("unexpected error:\n%s", err.msg);
+    assert_non_null(k->arena);
+    free(path);
+}
+
+static void assert_path(const char *got, const char *dir, const char *rel)
+{
+    char want[1024];
+    snprintf(want, sizeof want, "%s/%s", dir, rel);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+}
+
+/* Relative files resolve against the kubeconfig's directory; the keys firn
+ * does not read (and the users and clusters the context does not name)
+ * are ignored. */
+static void test_kubeconfig_files(void **state)
+{
+    const char *dir = *state;
+    char sub[1024];
+    snprintf(sub, sizeof sub, "%s/certs", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    free(kc_write(dir, "certs/ca.pem", CA_PEM));
+    free(kc_write(dir, "certs/client.crt", CERT_PEM));
+    char *key = kc_write(dir, "certs/client.key", KEY_PEM);
+    free(kc_write(dir, "token", "tok\n"));
+    char text[4096];
+    snprintf(text, sizeof text,
+             "apiVersion: v1\n"
+             "kind: Config\n"
+             "preferences: {colors: true}\n"
+             "clusters:\n"
+             "- name: dev\n"
+             "  cluster:\n"
+             "    server: https://10.0.0.1:6443\n"
+             "    certificate-authority: certs/ca.pem\n"
+             "    tls-server-name: kubernetes.default\n"
+             "    disable-compression: true\n"
+             "    extensions:\n"
+             "    - name: client.authentication.k8s.io/exec\n"
+             "      extension: {audience: x}\n"
+             "- name: prod\n"
+             "  cluster: {server: 'https://prod:6443', proxy-url: 'http://proxy:3128'}\n"
+             "users:\n"
+             "- name: dev-admin\n"
+             "  user:\n"
+             "    client-certificate: certs/client.crt\n"
+             "    client-key: %s\n"
+             "    tokenFile: token\n"
+             "- name: cloud\n"
+             "  user: {exec: {command: gke-gcloud-auth-plugin, apiVersion: v1beta1}}\n"
+             "contexts:\n"
+             "- name: dev\n"
+             "  context: {cluster: dev, user: dev-admin, namespace: monitoring}\n"
+             "- name: prod\n"
+             "  context: {cluster: prod, user: cloud}\n"
+             "current-context: dev\n"
+             "extensions: []\n",
+             key);
+    config_kubeconfig k;
+    kc_load(dir, text, &k);
+    assert_string_equal(k.server, "https://10.0.0.1:6443");
+    assert_path(k.http.tls.ca_file, dir, "certs/ca.pem");
+    assert_path(k.http.tls.cert_file, dir, "certs/client.crt");
+    assert_string_equal(k.http.tls.key_file, key);   /* absolute: as given */
+    assert_string_equal(k.http.tls.server_name, "kubernetes.default");
+    assert_false(k.http.tls.insecure_skip_verify);
+    assert_true(k.http.authorization.set);
+    assert_string_equal(k.http.authorization.type, "Bearer");
+    assert_null(k.http.authorization.credentials);
+    assert_path(k.http.authorization.credentials_file, dir, "token");
+    assert_false(k.http.basic_auth.set);
+    assert_null(k.ca_data);
+    assert_null(k.cert_data);
+    assert_null(k.key_data);
+    assert_string_equal(k.ns, "monitoring");
+    config_kubeconfig_free(&k);
+    assert_null(k.arena);
+    config_kubeconfig_free(&k);   /* a zeroed one is fine */
+    config_kubeconfig_free(NULL);
+
+    /* parse names the file: a name without a directory leaves paths as
+     * they are (relative to the working directory) */
+    const char *bare = "clusters: [{name: c, cluster: {server: 'http://h:8080', "
+                       "certificate-authority: /dev/null}}]\n"
+                       "users: [{name: u, user: {}}]\n"
+                       "contexts: [{name: x, context: {cluster: c, user: u}}]\n";
+    firn_err err = {0};
+    assert_int_equal(config_kubeconfig_parse("kubeconfig", bare, strlen(bare), &k, &err), 0);
+    assert_string_equal(k.server, "http://h:8080");
+    assert_string_equal(k.http.tls.ca_file, "/dev/null");
+    assert_false(k.http.authorization.set);
+    assert_false(k.http.basic_auth.set);
+    assert_null(k.ns);
+    config_kubeconfig_free(&k);
+    free(key);
+}
+
+/* The *-data fields decode to the PEM bytes, whatever their padding and
+ * line breaks; a token given inline is the credentials. */
+static void test_kubeconfig_data(void **state)
+{
+    const char *dir = *state;
+    /* the CA's base64 split over lines, as a literal block */
+    const char *text =
+        "clusters:\n"
+        "- name: c\n"
+        "  cluster:\n"
+        "    server: https://k8s.example.com\n"
+        "    certificate-authority-data: |\n"
+        "      LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJmaXJu\n"
+        "      Q0EKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=\n"
+        "users:\n"
+        "- name: u\n"
+        "  user:\n"
+        "    client-certificate-data: " CERT_B64 "\n"
+        "    client-key-data: " KEY_B64 "\n"
+        "    token: s3cret\n"
+        "contexts:\n"
+        "- name: only\n"
+        "  context: {cluster: c, user: u}\n";
+    config_kubeconfig k;
+    kc_load(dir, text, &k);
+    assert_string_equal(k.server, "https://k8s.example.com");
+    assert_int_equal(k.ca_len, strlen(CA_PEM));
+    assert_memory_equal(k.ca_data, CA_PEM, k.ca_len);
+    assert_int_equal(k.cert_len, strlen(CERT_PEM));
+    assert_memory_equal(k.cert_data, CERT_PEM, k.cert_len);
+    assert_int_equal(k.key_len, strlen(KEY_PEM));
+    assert_memory_equal(k.key_data, KEY_PEM, k.key_len);
+    assert_null(k.http.tls.ca_file);
+    assert_null(k.http.tls.cert_file);
+    assert_null(k.http.tls.key_file);
+    assert_true(k.http.authorization.set);
+    assert_string_equal(k.http.authorization.type, "Bearer");
+    assert_string_equal(k.http.authorization.credentials, "s3cret");
+    assert_null(k.http.authorization.credentials_file);
+    assert_null(k.ns);
+    config_kubeconfig_free(&k);
+}
+
+static void test_kubeconfig_basic_auth(void **state)
+{
+    const char *dir = *state;
+    config_kubeconfig k;
+    kc_load(dir,
+            "clusters: [{name: c, cluster: {server: 'https://h:6443', "
+            "insecure-skip-tls-verify: true}}]\n"
+            "users: [{name: u, user: {username: admin, password: 'pa:ss'}}]\n"
+            "contexts: [{name: x, context: {cluster: c, user: u, namespace: kube-system}}]\n"
+            "current-context: x\n",
+            &k);
+    assert_true(k.http.tls.insecure_skip_verify);
+    assert_true(k.http.basic_auth.set);
+    assert_string_equal(k.http.basic_auth.username, "admin");
+    assert_string_equal(k.http.basic_auth.password, "pa:ss");
+    assert_null(k.http.basic_auth.password_file);
+    assert_false(k.http.authorization.set);
+    assert_string_equal(k.ns, "kube-system");
+    config_kubeconfig_free(&k);
+
+    /* a password alone is basic auth with an empty user name, as client-go */
+    kc_load(dir,
+            "clusters: [{name: c, cluster: {server: 'https://h:6443'}}]\n"
+            "users: [{name: u, user: {password: p, username: ''}}]\n"
+            "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+            &k);
+    assert_true(k.http.basic_auth.set);
+    assert_string_equal(k.http.basic_auth.username, "");
+    assert_string_equal(k.http.basic_auth.password, "p");
+    config_kubeconfig_free(&k);
+}
+
+/* current-context picks among several; without it the only context. */
+static void test_kubeconfig_current_context(void **state)
+{
+    const char *dir = *state;
+    static const char base[] =
+        "clusters:\n"
+        "- {name: a, cluster: {server: 'https://a:6443'}}\n"
+        "- {name: b, cluster: {server: 'https://b:6443'}}\n"
+        "users:\n"
+        "- {name: ua, user: {token: ta}}\n"
+        "- {name: ub, user: {token: tb}}\n"
+        "contexts:\n"
+        "- {name: ctx-a, context: {cluster: a, user: ua, namespace: na}}\n"
+        "- {name: ctx-b, context: {cluster: b, user: ub}}\n"
+        "- {name: ctx-mixed, context: {cluster: a, user: ub, namespace: nm}}\n";
+    static const struct {
+        const char *current;
+        const char *server, *token, *ns;
+    } cases[] = {
+        {"ctx-a", "https://a:6443", "ta", "na"},
+        {"ctx-b", "https://b:6443", "tb", NULL},
+        {"ctx-mixed", "https://a:6443", "tb", "nm"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, "current-context: %s\n%s", cases[i].current, base);
+        config_kubeconfig k;
+        kc_load(dir, text, &k);
+        assert_string_equal(k.server, cases[i].server);
+        assert_string_equal(k.http.authorization.credentials, cases[i].token);
+        if (cases[i].ns)
+            assert_string_equal(k.ns, cases[i].ns);
+        else
+            assert_null(k.ns);
+        config_kubeconfig_free(&k);
+    }
+    config_kubeconfig k;
+    kc_load(dir,
+            "current-context: ''\n"
+            "clusters: [{name: a, cluster: {server: 'https://only:6443'}}]\n"
+            "users: [{name: u, user: {token: t}}]\n"
+            "contexts: [{name: lone, context: {cluster: a, user: u}}]\n",
+            &k);
+    assert_string_equal(k.server, "https://only:6443");
+    config_kubeconfig_free(&k);
+}
+
+/* Each refusal: the first line of err->msg, "%1$s" standing for the
+ * kubeconfig's path and "%2$s" for its directory. */
+static const struct {
+    const char *what;
+    const char *yaml;
+    const char *want;
+    int code;
+} KC_ERRORS[] = {
+    {"no such context",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+     "current-context: y\n",
+     "%1$s:4:18: current-context: no context named \"y\"", FIRN_EINVAL},
+    {"no current-context among several",
+     "contexts:\n- {name: x, context: {cluster: c, user: u}}\n"
+     "- {name: y, context: {cluster: c, user: u}}\n",
+     "%1$s: no current-context, and 2 contexts to choose from: set current-context",
+     FIRN_EINVAL},
+    {"no contexts at all",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n",
+     "%1$s: no current-context and no contexts: nothing names a cluster", FIRN_EINVAL},
+    {"an empty file",
+     "",
+     "%1$s: no current-context and no contexts: nothing names a cluster", FIRN_EINVAL},
+    {"no such cluster",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: d, user: u}}]\n",
+     "%1$s:3:41: cluster: no cluster named \"d\" (context \"x\")", FIRN_EINVAL},
+    {"no such user",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: v}}]\n",
+     "%1$s:3:50: user: no user named \"v\" (context \"x\")", FIRN_EINVAL},
+    {"a context without a cluster",
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {user: u}}]\n",
+     "%1$s:2:31: context \"x\" names no cluster", FIRN_EINVAL},
+    {"a context without a user",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "contexts:\n- name: x\n  context:\n    cluster: c\n",
+     "%1$s:5:5: context \"x\" names no user", FIRN_EINVAL},
+    {"no server",
+     "clusters:\n- name: c\n  cluster:\n    certificate-authority-data: " CA_B64 "\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:4:5: cluster \"c\" has no server", FIRN_EINVAL},
+    {"a server that is no URL",
+     "clusters: [{name: c, cluster: {server: 'h:6443'}}]\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:1:40: server: cluster \"c\": \"h:6443\" is not an http:// or https:// URL",
+     FIRN_EINVAL},
+    {"bad base64",
+     "clusters:\n- name: c\n  cluster:\n    server: https://h\n"
+     "    certificate-authority-data: LS0tLS1CRUdJTi*=\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:5:33: certificate-authority-data: cluster \"c\": not valid base64", FIRN_EINVAL},
+    {"base64 without its padding",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users:\n- name: u\n  user:\n    client-certificate-data: " CERT_B64 "\n"
+     "    client-key-data: LS0tLS1CRUdJTiBQU\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:6:22: client-key-data: user \"u\": not valid base64", FIRN_EINVAL},
+    {"base64 with '=' inside",
+     "clusters: [{name: c, cluster: {server: 'https://h', certificate-authority-data: 'LS0=LS0t'}}]\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:1:81: certificate-authority-data: cluster \"c\": not valid base64", FIRN_EINVAL},
+    {"an exec plugin",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users:\n- name: eks\n  user:\n    exec:\n      command: aws\n"
+     "contexts: [{name: x, context: {cluster: c, user: eks}}]\n",
+     "%1$s:5:5: exec: user \"eks\" gets its credentials from an exec plugin, which firn "
+     "cannot run (give the user a token, tokenFile, client certificate or username and "
+     "password)",
+     FIRN_EINVAL},
+    {"an auth-provider plugin",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users: [{name: gke, user: {auth-provider: {name: gcp}}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: gke}}]\n",
+     "%1$s:2:28: auth-provider: user \"gke\" gets its credentials from an auth-provider "
+     "plugin, which firn cannot run",
+     FIRN_EINVAL},
+    {"impersonation",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users: [{name: u, user: {token: t, as-groups: [admins]}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:2:36: as-groups: user \"u\" impersonates another user, which firn does not "
+     "support",
+     FIRN_EINVAL},
+    {"CA data and file",
+     "clusters:\n- name: c\n  cluster:\n    server: https://h\n"
+     "    certificate-authority-data: " CA_B64 "\n"
+     "    certificate-authority: /dev/null\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:6:5: cluster \"c\" has both certificate-authority and certificate-authority-data "
+     "(give one)",
+     FIRN_EINVAL},
+    {"client certificate data and file",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users:\n- name: u\n  user:\n    client-certificate: /dev/null\n"
+     "    client-key: /dev/null\n    client-certificate-data: " CERT_B64 "\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:7:5: user \"u\" has both client-certificate and client-certificate-data (give one)",
+     FIRN_EINVAL},
+    {"client key data and file",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users:\n- name: u\n  user:\n    client-key-data: " KEY_B64 "\n"
+     "    client-key: /dev/null\n    client-certificate: /dev/null\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:6:5: user \"u\" has both client-key and client-key-data (give one)", FIRN_EINVAL},
+    {"token and tokenFile",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users: [{name: u, user: {tokenFile: /dev/null, token: s3cret}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:2:48: user \"u\" has both token and tokenFile (give one)", FIRN_EINVAL},
+    {"token and basic auth",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users: [{name: u, user: {token: s3cret, username: a, password: s3cret}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:2:54: user \"u\" has more than one authentication method (a token and a "
+     "username/password): give one",
+     FIRN_EINVAL},
+    {"a certificate without its key",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users: [{name: u, user: {client-certificate-data: " CERT_B64 "}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:2:26: user \"u\" has a client certificate but no client-key or client-key-data",
+     FIRN_EINVAL},
+    {"a key without its certificate",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users: [{name: u, user: {client-key: /dev/null}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:2:26: user \"u\" has a client key but no client-certificate or "
+     "client-certificate-data",
+     FIRN_EINVAL},
+    {"an unreadable CA file",
+     "clusters:\n- name: c\n  cluster:\n    server: https://h\n"
+     "    certificate-authority: missing/ca.pem\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:5:28: certificate-authority: cluster \"c\": cannot read \"%2$s/missing/ca.pem\": No "
+     "such file or directory",
+     FIRN_EIO},
+    {"a directory as the token file",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users: [{name: u, user: {tokenFile: .}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:2:37: tokenFile: user \"u\": cannot read \"%2$s/.\": Is a directory", FIRN_EIO},
+    {"an unreadable client key",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users: [{name: u, user: {client-certificate: /dev/null, client-key: /nonexistent/k}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:2:69: client-key: user \"u\": cannot read \"/nonexistent/k\": No such file or "
+     "directory",
+     FIRN_EIO},
+    {"a CA and insecure-skip-tls-verify",
+     "clusters: [{name: c, cluster: {server: 'https://h', certificate-authority-data: "
+     CA_B64 ", insecure-skip-tls-verify: true}}]\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:1:197: insecure-skip-tls-verify: cluster \"c\" has a certificate authority and "
+     "skips verification: give one (client-go refuses both)",
+     FIRN_EINVAL},
+    {"a proxy",
+     "clusters: [{name: c, cluster: {server: 'https://h', proxy-url: 'socks5://p:1080'}}]\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:1:64: proxy-url: cluster \"c\" is reached through a proxy, which firn does not "
+     "support",
+     FIRN_EINVAL},
+    {"a bad namespace",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u, namespace: Monitoring}}]\n",
+     "%1$s:3:64: namespace: \"Monitoring\" is not a valid namespace name", FIRN_EINVAL},
+    {"a duplicate cluster name",
+     "clusters:\n- {name: c, cluster: {server: 'https://h'}}\n"
+     "- {name: c, cluster: {server: 'https://i'}}\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:3:10: name: duplicate cluster name \"c\" (first at 2:10)", FIRN_EINVAL},
+    {"a duplicate key",
+     "clusters: [{name: c, cluster: {server: 'https://h', server: 'https://i'}}]\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:1:53: server: duplicate field in cluster (first set at 1:32)", FIRN_EINVAL},
+    {"a list where a string is read",
+     "clusters: [{name: c, cluster: {server: ['https://h']}}]\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:1:40: server: expected a string, got a list", FIRN_EINVAL},
+    {"a quoted boolean",
+     "clusters: [{name: c, cluster: {server: 'https://h', insecure-skip-tls-verify: 'true'}}]\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:1:79: insecure-skip-tls-verify: expected a boolean, got \"true\"", FIRN_EINVAL},
+    {"clusters as a mapping",
+     "clusters: {c: {server: 'https://h'}}\n"
+     "users: [{name: u, user: {}}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:1:11: clusters: expected a list, got a mapping", FIRN_EINVAL},
+    {"a user that is a scalar",
+     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+     "users: [{name: u, user: admin}]\n"
+     "contexts: [{name: x, context: {cluster: c, user: u}}]\n",
+     "%1$s:2:25: user: expected a mapping, got a scalar", FIRN_EINVAL},
+    {"the top level is a list",
+     "- clusters\n",
+     "%1$s:1:1: expected a mapping at the top level, got a list", FIRN_EINVAL},
+    {"a YAML syntax error",
+     "clusters: [{name: c\n",
+     "%1$s:2:1: yaml: ", FIRN_EINVAL},
+};
+
+static void test_kubeconfig_errors(void **state)
+{
+    const char *dir = *state;
+    for (size_t i = 0; i < sizeof KC_ERRORS / sizeof *KC_ERRORS; i++) {
+        char *path = kc_write(dir, "kubeconfig", KC_ERRORS[i].yaml);
+        char want[1024];
+        snprintf(want, sizeof want, KC_ERRORS[i].want, path, dir);
+        config_kubeconfig k;
+        firn_err err = {0};
+        int rc = config_kubeconfig_load(path, &k, &err);
+        if (rc == 0)
+            fail_msg("%s: loaded without error", KC_ERRORS[i].what);
+        size_t first = strcspn(err.msg, "\n");
+        if (strncmp(err.msg, want, strlen(want)) != 0 || first < strlen(want))
+            fail_msg("%s:\n got: %s\nwant: %s", KC_ERRORS[i].what, err.msg, want);
+        assert_int_equal(rc, KC_ERRORS[i].code);
+        assert_int_equal(err.code, KC_ERRORS[i].code);
+        assert_null(k.arena);
+        assert_null(k.server);
+        /* secrets stay out of messages */
+        assert_null(strstr(err.msg, "s3cret"));
+        assert_null(strstr(err.msg, "LS0t"));
+        free(path);
+    }
+}
+
+/* Every problem of the chosen context is reported, in file order. */
+static void test_kubeconfig_errors_collected(void **state)
+{
+    const char *dir = *state;
+    char *path = kc_write(dir, "kubeconfig",
+                          "clusters:\n"
+                          "- name: c\n"
+                          "  cluster: {proxy-url: 'http://p:3128'}\n"
+                          "users:\n"
+                          "- name: u\n"
+                          "  user: {exec: {command: x}}\n"
+                          "contexts: [{name: x, context: {cluster: c, user: u}}]\n");
+    config_kubeconfig k;
+    firn_err err = {0};
+    assert_int_equal(config_kubeconfig_load(path, &k, &err), FIRN_EINVAL);
+    char want[2048];
+    snprintf(want, sizeof want,
+             "%s:3:12: cluster \"c\" has no server\n"
+             "%s:3:24: proxy-url: cluster \"c\" is reached through a proxy, which firn does not "
+             "support\n"
+             "%s:6:10: exec: user \"u\" gets its credentials from an exec plugin, which firn "
+             "cannot run (give the user a token, tokenFile, client certificate or username and "
+             "password)",
+             path, path, path);
+    assert_string_equal(err.msg, want);
+    free(path);
+}
+
+/* The file itself: missing, too large; the cap holds for text in memory. */
+static void test_kubeconfig_read(void **state)
+{
+    const char *dir = *state;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/none", dir);
+    config_kubeconfig k;
+    firn_err err = {0};
+    assert_int_equal(config_kubeconfig_load(path, &k, &err), FIRN_EIO);
+    char want[1100];
+    snprintf(want, sizeof want, "%s: No such file or directory", path);
+    assert_string_equal(err.msg, want);
+    assert_null(k.arena);
+
+    size_t big = KUBECONFIG_MAX_BYTES + 1;
+    char *text = malloc(big + 1);
+    memset(text, '#', big);
+    text[big] = '\0';
+    char *big_path = kc_write(dir, "big", text);
+    assert_int_equal(config_kubeconfig_load(big_path, &k, &err), FIRN_ETOOBIG);
+    assert_non_null(strstr(err.msg, "larger than the cap of 4194304 bytes"));
+    assert_int_equal(config_kubeconfig_parse("kc", text, big, &k, &err), FIRN_ETOOBIG);
+    assert_string_equal(err.msg, "kc: larger than the cap of 4194304 bytes");
+    assert_null(k.arena);
+    free(text);
+    free(big_path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -898,6 +1521,16 @@ int main(void)
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_default_config),
         cmocka_unit_test(test_scrape_equal),
+        cmocka_unit_test(test_k8s_attach_metadata),
+        cmocka_unit_test_setup_teardown(test_kubeconfig_files, kc_setup, kc_teardown),
+        cmocka_unit_test_setup_teardown(test_kubeconfig_data, kc_setup, kc_teardown),
+        cmocka_unit_test_setup_teardown(test_kubeconfig_basic_auth, kc_setup, kc_teardown),
+        cmocka_unit_test_setup_teardown(test_kubeconfig_current_context, kc_setup,
+                                        kc_teardown),
+        cmocka_unit_test_setup_teardown(test_kubeconfig_errors, kc_setup, kc_teardown),
+        cmocka_unit_test_setup_teardown(test_kubeconfig_errors_collected, kc_setup,
+                                        kc_teardown),
+        cmocka_unit_test_setup_teardown(test_kubeconfig_read, kc_setup, kc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
