@@ -1,0 +1,3 @@
+module firn.test/kubeapi
+
+go 1.19
