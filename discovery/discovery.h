@@ -9,8 +9,9 @@
  * knows nothing of scraping.
  *
  * What is here: the group type, static_configs, and the providers of
- * file_sd_configs (file.c) and dns_sd_configs (dns.c), each running in a
- * thread of its own and reporting groups to a disc_sink.
+ * file_sd_configs (file.c), dns_sd_configs (dns.c) and
+ * kubernetes_sd_configs (kubernetes.c, with k8s_roles.c), each running in
+ * a thread of its own and reporting groups to a disc_sink.
  *
  * Memory: a disc_groups owns all it points to (one arena); free it with
  * disc_groups_free.  Threads: no global state.
@@ -103,10 +104,34 @@ disc_dns *disc_dns_start(const config_dns_sd *cfg, const disc_dns_options *o, di
                          firn_err *err);
 void disc_dns_stop(disc_dns *d);
 
+typedef struct disc_k8s_options {
+    const char *serviceaccount_dir;  /* in-cluster token, ca.crt, namespace; NULL:
+                                        /var/run/secrets/kubernetes.io/serviceaccount */
+    int64_t watch_timeout_s;         /* watch timeoutSeconds; 0: random in [300, 600] */
+    const char *job;                 /* for log lines; NULL: none */
+} disc_k8s_options;
+
+typedef struct disc_k8s disc_k8s;
+/* Discover cfg's role from the Kubernetes API server (api_server with the
+ * config's HTTP settings, kubeconfig_file, or the in-cluster service
+ * account: KUBERNETES_SERVICE_HOST/PORT, its token re-read at each request,
+ * its ca.crt): list + watch of the role's objects (and of what their labels
+ * need: services and pods for endpoints, nodes and namespaces for
+ * attach_metadata) in cfg's namespaces with cfg's selectors; a group per
+ * object with Prometheus's sources and __meta_kubernetes_* labels, sent
+ * once every list has been read and then as objects change.  A refresh is
+ * a list; failed requests back off from 0.8 s to 30 s and keep the last
+ * groups.  Refuses a config it cannot connect with at all (no server, not
+ * in a cluster, a bad kubeconfig).  cfg and o are copied. */
+disc_k8s *disc_k8s_start(const config_kubernetes_sd *cfg, const disc_k8s_options *o,
+                         disc_sink *sink, firn_err *err);
+void disc_k8s_stop(disc_k8s *k);
+
 /* ---- the discovery manager -------------------------------------------------
  *
- * Runs one provider per entry of each job's file_sd_configs and
- * dns_sd_configs (provider names "file/0", "dns/1", ... within the job),
+ * Runs one provider per entry of each job's file_sd_configs, dns_sd_configs
+ * and kubernetes_sd_configs (provider names "file/0", "dns/1",
+ * "kubernetes/0", ... within the job),
  * merges what they report by source, and hands the changes on through
  * update() at most every update_interval_ms (Prometheus: 5 s), from its own
  * thread.  update() gets, for one job and provider, the groups that changed
@@ -122,6 +147,7 @@ typedef struct disc_manager_options {
     void *ctx;
     int64_t update_interval_ms;    /* default 5000 */
     disc_dns_options dns;
+    disc_k8s_options k8s;
 } disc_manager_options;
 
 typedef struct disc_manager disc_manager;
@@ -131,8 +157,10 @@ disc_manager *disc_manager_new(const disc_manager_options *o, firn_err *err);
  * are unchanged keeps running with its groups; others start or stop.  Then
  * every provider's groups are handed on again at once, since pools the
  * scrape manager rebuilt for the same config start without them.  cfg is
- * only read during the call.  A provider that cannot start is an error
- * naming it; the others run. */
+ * only read during the call.  A provider that cannot start (a Kubernetes
+ * config outside a cluster, say) makes the call fail with the first such
+ * error, naming the job and provider; the others, later ones included,
+ * run, and further failures are logged. */
 int disc_manager_apply(disc_manager *m, const firn_config *cfg, firn_err *err);
 void disc_manager_free(disc_manager *m);
 /* firn_sd_refreshes_total{mechanism}, firn_sd_refresh_failures_total,

@@ -20,8 +20,8 @@
 
 #define DEFAULT_UPDATE_INTERVAL_MS 5000
 
-enum mechanism { MECH_FILE, MECH_DNS, MECH_COUNT };
-static const char *const MECH_NAMES[MECH_COUNT] = {"file", "dns"};
+enum mechanism { MECH_FILE, MECH_DNS, MECH_K8S, MECH_COUNT };
+static const char *const MECH_NAMES[MECH_COUNT] = {"file", "dns", "kubernetes"};
 
 /* A group that owns its memory. */
 typedef struct owned_group {
@@ -42,9 +42,11 @@ typedef struct provider {
     enum mechanism mech;
     config_file_sd file_cfg;     /* a copy, for comparing on reload */
     config_dns_sd dns_cfg;
+    char *k8s_cfg;               /* the Kubernetes SD config, written out */
     firn_arena *cfg_arena;
     disc_file *file;
     disc_dns *dns;
+    disc_k8s *k8s;
     group_set pending, current;  /* m->mu */
     bool dirty;                  /* m->mu */
     size_t targets;              /* m->mu: targets in current */
@@ -205,6 +207,38 @@ static bool dns_cfg_equal(const config_dns_sd *a, const config_dns_sd *b)
            strings_equal(a->names, a->n_names, b->names, b->n_names);
 }
 
+/* A Kubernetes SD config written out whole, each string length-prefixed:
+ * equal texts, equal configs. */
+static char *k8s_cfg_text(const config_kubernetes_sd *c)
+{
+    firn_buf b = {0};
+    const char *strs[] = {
+        c->role, c->api_server, c->kubeconfig_file,
+        c->http.basic_auth.username, c->http.basic_auth.password,
+        c->http.basic_auth.password_file, c->http.authorization.type,
+        c->http.authorization.credentials, c->http.authorization.credentials_file,
+        c->http.tls.ca_file, c->http.tls.cert_file, c->http.tls.key_file,
+        c->http.tls.server_name,
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
+        firn_buf_printf(&b, strs[i] ? "%zu:%s" : "-", strs[i] ? strlen(strs[i]) : 0,
+                        strs[i] ? strs[i] : "");
+    firn_buf_printf(&b, "|%d%d%d%d%d%d|", c->own_namespace, c->attach_node,
+                    c->attach_namespace, c->http.basic_auth.set, c->http.authorization.set,
+                    c->http.tls.insecure_skip_verify);
+    for (size_t i = 0; i < c->n_namespaces; i++)
+        firn_buf_printf(&b, "ns%zu:%s", strlen(c->namespaces[i]), c->namespaces[i]);
+    for (size_t i = 0; i < c->n_selectors; i++) {
+        const config_k8s_selector *s = &c->selectors[i];
+        firn_buf_printf(&b, "sel%zu:%s", strlen(s->role), s->role);
+        firn_buf_printf(&b, s->label ? "%zu:%s" : "-", s->label ? strlen(s->label) : 0,
+                        s->label ? s->label : "");
+        firn_buf_printf(&b, s->field ? "%zu:%s" : "-", s->field ? strlen(s->field) : 0,
+                        s->field ? s->field : "");
+    }
+    return firn_buf_take(&b, NULL);
+}
+
 static void provider_free(provider *p)
 {
     if (!p)
@@ -213,6 +247,9 @@ static void provider_free(provider *p)
         disc_file_stop(p->file);
     if (p->dns)
         disc_dns_stop(p->dns);
+    if (p->k8s)
+        disc_k8s_stop(p->k8s);
+    free(p->k8s_cfg);
     set_clear(&p->pending);
     set_clear(&p->current);
     firn_arena_free(p->cfg_arena);
@@ -241,6 +278,11 @@ static provider *provider_new(disc_manager *m, const char *job, enum mechanism m
         p->file_cfg = *c;
         p->file_cfg.files = copy_strings(p->cfg_arena, c->files, c->n_files);
         ok = p->file_cfg.files && (p->file = disc_file_start(&p->file_cfg, &p->sink, err));
+    } else if (mech == MECH_K8S) {
+        disc_k8s_options ko = m->opts.k8s;
+        ko.job = job;
+        ok = (p->k8s_cfg = k8s_cfg_text(cfg)) &&
+             (p->k8s = disc_k8s_start(cfg, &ko, &p->sink, err));
     } else {
         const config_dns_sd *c = cfg;
         p->dns_cfg = *c;
@@ -335,7 +377,8 @@ int disc_manager_apply(disc_manager *m, const firn_config *cfg, firn_err *err)
 {
     size_t want = 0;
     for (size_t i = 0; i < cfg->n_scrapes; i++)
-        want += cfg->scrapes[i].n_file_sd + cfg->scrapes[i].n_dns_sd;
+        want += cfg->scrapes[i].n_file_sd + cfg->scrapes[i].n_dns_sd +
+                cfg->scrapes[i].n_kubernetes_sd;
     provider **next = calloc(want + 1, sizeof *next);
     if (!next)
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
@@ -348,18 +391,20 @@ int disc_manager_apply(disc_manager *m, const firn_config *cfg, firn_err *err)
 
     size_t n = 0, kept = 0;
     int rc = 0;
-    for (size_t i = 0; i < cfg->n_scrapes && rc == 0; i++) {
+    for (size_t i = 0; i < cfg->n_scrapes; i++) {
         const config_scrape *job = &cfg->scrapes[i];
-        if (job->n_kubernetes_sd)
-            firn_log(FIRN_LOG_WARN, "discovery",
-                     "kubernetes_sd_configs is not supported by this firn yet: the job gets "
-                     "no targets from it", "job=%s", job->job_name);
-        for (size_t k = 0; k < job->n_file_sd + job->n_dns_sd && rc == 0; k++) {
-            bool is_file = k < job->n_file_sd;
-            enum mechanism mech = is_file ? MECH_FILE : MECH_DNS;
-            size_t index = is_file ? k : k - job->n_file_sd;
-            const void *c = is_file ? (const void *)&job->file_sd[index]
-                                    : (const void *)&job->dns_sd[index];
+        size_t n_sd = job->n_file_sd + job->n_dns_sd + job->n_kubernetes_sd;
+        for (size_t k = 0; k < n_sd; k++) {
+            enum mechanism mech = k < job->n_file_sd                  ? MECH_FILE
+                                  : k < job->n_file_sd + job->n_dns_sd ? MECH_DNS
+                                                                       : MECH_K8S;
+            size_t index = mech == MECH_FILE ? k
+                           : mech == MECH_DNS ? k - job->n_file_sd
+                                              : k - job->n_file_sd - job->n_dns_sd;
+            const void *c = mech == MECH_FILE  ? (const void *)&job->file_sd[index]
+                            : mech == MECH_DNS ? (const void *)&job->dns_sd[index]
+                                               : (const void *)&job->kubernetes_sd[index];
+            char *k8s_text = mech == MECH_K8S ? k8s_cfg_text(c) : NULL;
             char name[32];
             snprintf(name, sizeof name, "%s/%zu", MECH_NAMES[mech], index);
             provider *p = NULL;
@@ -367,7 +412,9 @@ int disc_manager_apply(disc_manager *m, const firn_config *cfg, firn_err *err)
                 provider *q = old[o];
                 if (q && q->mech == mech && strcmp(q->job, job->job_name) == 0 &&
                     strcmp(q->name, name) == 0 &&
-                    (is_file ? file_cfg_equal(&q->file_cfg, c) : dns_cfg_equal(&q->dns_cfg, c))) {
+                    (mech == MECH_FILE  ? file_cfg_equal(&q->file_cfg, c)
+                     : mech == MECH_DNS ? dns_cfg_equal(&q->dns_cfg, c)
+                                        : k8s_text && strcmp(q->k8s_cfg, k8s_text) == 0)) {
                     p = q;  /* unchanged: keeps running, and its groups */
                     old[o] = NULL;
                     kept++;
@@ -376,10 +423,15 @@ int disc_manager_apply(disc_manager *m, const firn_config *cfg, firn_err *err)
             if (!p) {
                 firn_err perr = {0};
                 p = provider_new(m, job->job_name, mech, index, c, &perr);
-                if (!p)
+                if (!p && rc == 0)  /* the first failure is the error; the rest start */
                     rc = firn_errf(err, perr.code ? perr.code : FIRN_ENOMEM,
                                    "job %s, %s: %s", job->job_name, name, perr.msg);
+                else if (!p)
+                    firn_log(FIRN_LOG_ERROR, "discovery", "Starting a discovery provider failed",
+                             "job=%s provider=%s err=%s", job->job_name, name,
+                             firn_log_quote((char[600]){0}, 600, perr.msg));
             }
+            free(k8s_text);
             if (p)
                 next[n++] = p;
         }

@@ -42,10 +42,6 @@ static void print_summary(const firn_config *cfg)
         putchar(')');
     }
     putchar('\n');
-    for (size_t i = 0; i < cfg->n_scrapes; i++)
-        if (cfg->scrapes[i].n_kubernetes_sd)
-            printf("  job %s: kubernetes_sd_configs is accepted but not supported by this firn "
-                   "yet: no targets come from it\n", cfg->scrapes[i].job_name);
     if (cfg->has_object_storage)
         printf("  object_storage%s%s is accepted and not used: firn stores locally\n",
                cfg->object_storage_type ? " of type " : "",

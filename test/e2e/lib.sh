@@ -189,13 +189,18 @@ wait_for() {
 
 curl_local() { curl --noproxy '*' --silent --show-error "$@"; }
 
-# build_goservice SRCDIR TMPDIR: build test/goservice into TMPDIR/goservice
-# (from a copy, so the source tree is never written to).
-build_goservice() {
-    mkdir -p "$2/gosrc"
-    cp "$1/test/goservice/main.go" "$1/test/goservice/go.mod" "$2/gosrc/"
-    (cd "$2/gosrc" && timeout 300 go build -o "$2/goservice" .) >"$2/gobuild.log" 2>&1
+# build_go SRCDIR PROGRAM TMPDIR: build the Go program test/PROGRAM into
+# TMPDIR/PROGRAM (from a copy, so the source tree is never written to); the
+# log is TMPDIR/PROGRAM-build.log.
+build_go() {
+    mkdir -p "$3/$2-src"
+    cp "$1/test/$2/"*.go "$1/test/$2/go.mod" "$3/$2-src/"
+    rm -f "$3/$2-src/"*_test.go
+    (cd "$3/$2-src" && timeout 300 go build -o "$3/$2" .) >"$3/$2-build.log" 2>&1
 }
+
+# build_goservice SRCDIR TMPDIR: build test/goservice into TMPDIR/goservice.
+build_goservice() { build_go "$1" goservice "$2"; }
 
 # start_goservice TMPDIR NAME [ARGS...]: start the built service (with
 # ARGS, e.g. -fixtures DIR or -tls-cert/-tls-key) on a free loopback port

@@ -16,7 +16,7 @@ srcdir=$3
 e2e_workspace
 
 if ! build_goservice "$srcdir" "$tmp"; then
-    fail "build go service: $(tail -5 "$tmp/gobuild.log")"
+    fail "build go service: $(tail -5 "$tmp/goservice-build.log")"
     finish
     exit 1
 fi

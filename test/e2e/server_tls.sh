@@ -23,7 +23,7 @@ if ! openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=firn-test.local
     exit 1
 fi
 if ! build_goservice "$srcdir" "$tmp"; then
-    fail "build go service: $(tail -5 "$tmp/gobuild.log")"
+    fail "build go service: $(tail -5 "$tmp/goservice-build.log")"
     finish
     exit 1
 fi
