@@ -18,6 +18,7 @@
 
 #define PROFILE_NAME "process_cpu"
 #define KERNEL_MAPPING "[kernel.kallsyms]"
+#define PROC_TTL 6
 
 /* A sample copied out of the BPF maps for the length of one drain. */
 typedef struct drained {
@@ -36,6 +37,15 @@ struct agent {
     agent_pushbuf *q;
     agent_pusher *pusher;
     CURL *escaper;                /* for curl_easy_escape only */
+
+    /* Processes of the last drains, by pid: a process that exits before
+     * the drain after its last samples is symbolized from what was read of
+     * it then.  Kept PROC_TTL drains after its last samples while it runs,
+     * freed at the first drain that finds it gone. */
+    agent_proc **procs;
+    size_t n_procs, cap_procs;
+    size_t n_sorted;              /* procs[0..n_sorted) sorted by pid; new ones follow */
+    uint64_t drains;
 
     /* one drain */
     firn_arena *arena;
@@ -237,36 +247,103 @@ static char *ingest_query(agent *a, const firn_label *labels, size_t n)
     return firn_buf_take(&b, &len);
 }
 
+static int compare_proc(const void *x, const void *y)
+{
+    const agent_proc *a = *(agent_proc *const *)x, *b = *(agent_proc *const *)y;
+    return a->pid < b->pid ? -1 : a->pid > b->pid;
+}
+
+static agent_proc *cached_proc(agent *a, int pid)
+{
+    size_t lo = 0, hi = a->n_sorted;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a->procs[mid]->pid < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < a->n_sorted && a->procs[lo]->pid == pid ? a->procs[lo] : NULL;
+}
+
+/* The process as /proc shows it now (added to the cache), or as it was
+ * last read when it has exited since.  NULL when out of memory. */
+static agent_proc *proc_for(agent *a, int pid)
+{
+    agent_proc *old = cached_proc(a, pid);
+    agent_proc **grown = firn_grow(a->procs, a->n_procs, &a->cap_procs, sizeof *a->procs, 64);
+    agent_proc *fresh = grown ? calloc(1, sizeof *fresh) : NULL;
+    if (!fresh)
+        return NULL;
+    a->procs = grown;
+    if (agent_proc_load(fresh, pid, NULL) < 0) {
+        agent_proc_free(fresh);
+        if (old) {
+            free(fresh);
+            old->last_seen = a->drains;
+            return old;
+        }
+        fresh->pid = pid;   /* only its pid and samples are known */
+        atomic_fetch_add(&a->processes_gone, 1);
+    }
+    if (old)
+        old->superseded = true;
+    fresh->last_seen = a->drains;
+    a->procs[a->n_procs++] = fresh;
+    return fresh;
+}
+
+/* After a drain: keep the processes sampled, and the others while they run
+ * and were sampled lately; free the rest. */
+static void procs_expire(agent *a)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->n_procs; i++) {
+        agent_proc *p = a->procs[i];
+        char path[32];
+        snprintf(path, sizeof path, "/proc/%d", p->pid);
+        bool keep = !p->superseded && p->loaded &&
+                    (p->last_seen == a->drains ||
+                     (a->drains - p->last_seen < PROC_TTL && access(path, F_OK) == 0));
+        if (keep) {
+            a->procs[n++] = p;
+        } else {
+            agent_proc_free(p);
+            free(p);
+        }
+    }
+    a->n_procs = n;
+    qsort(a->procs, a->n_procs, sizeof *a->procs, compare_proc);
+    a->n_sorted = n;
+}
+
 /* Samples [from, to) of one pid into a queued profile. */
 static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
                           int64_t duration_ns)
 {
     int pid = (int)s[0].pid;
-    agent_proc proc;
     firn_err err = {0};
-    if (agent_proc_load(&proc, pid, &err) < 0) {
-        /* gone since (or a kernel-only view): frames stay addresses */
-        atomic_fetch_add(&a->processes_gone, 1);
-        agent_proc_free(&proc);
-        memset(&proc, 0, sizeof proc);
-        proc.pid = pid;
+    agent_proc *proc = proc_for(a, pid);
+    if (!proc) {
+        atomic_fetch_add(&a->profile_errors, 1);
+        return;
     }
-    const char *comm = proc.comm[0] ? proc.comm : s[0].comm;
-    for (size_t i = 0; i < n && !proc.comm[0]; i++)
+    const char *comm = proc->comm[0] ? proc->comm : s[0].comm;
+    for (size_t i = 0; i < n && !proc->comm[0]; i++)
         if (s[i].tid == s[i].pid)
             comm = s[i].comm;   /* the main thread names the process */
 
-    builder b = {.a = a, .proc = &proc, .kernel_mapping = PPROF_NONE};
+    builder b = {.a = a, .proc = proc, .kernel_mapping = PPROF_NONE};
     if (agent_profile_init(&b.prof, a->o.frequency_hz, time_ns, duration_ns, &err) < 0 ||
         firn_u64map_init(&b.locations, 256) < 0 || firn_u64map_init(&b.mappings, 16) < 0) {
         atomic_fetch_add(&a->profile_errors, 1);
         goto out;
     }
     /* pprof takes mapping 1 for the program */
-    for (size_t i = 0; i < proc.maps.n && proc.executable[0]; i++) {
-        if (strcmp(proc.maps.maps[i].path, proc.executable) == 0) {
+    for (size_t i = 0; i < proc->maps.n && proc->executable[0]; i++) {
+        if (strcmp(proc->maps.maps[i].path, proc->executable) == 0) {
             agent_user_frame f;
-            if (agent_symbolize_user(a->sym, &proc, proc.maps.maps[i].start, true, &f) == 0 &&
+            if (agent_symbolize_user(a->sym, proc, proc->maps.maps[i].start, true, &f) == 0 &&
                 f.map)
                 user_mapping(&b, &f);
             break;
@@ -297,7 +374,7 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
     char pid_text[16];
     snprintf(pid_text, sizeof pid_text, "%d", pid);
     firn_label in[64];
-    size_t n_in = base_labels(a, &proc, comm, pid_text, in, 64);
+    size_t n_in = base_labels(a, proc, comm, pid_text, in, 64);
     firn_label *labels = NULL;
     size_t n_labels = 0;
     int kept = firn_labels_normalize(in, &n_in, &err);
@@ -330,7 +407,6 @@ out:
     agent_profile_discard(&b.prof);
     firn_u64map_destroy(&b.locations);
     firn_u64map_destroy(&b.mappings);
-    agent_proc_free(&proc);
 }
 
 static void drain(agent *a, int64_t time_ns, int64_t duration_ns)
@@ -348,6 +424,7 @@ static void drain(agent *a, int64_t time_ns, int64_t duration_ns)
         atomic_fetch_add(&a->profile_errors, 1);
     qsort(a->samples, a->n_samples, sizeof *a->samples, compare_pid);
     agent_symbolizer_begin(a->sym);
+    a->drains++;
     size_t processes = 0;
     for (size_t i = 0; i < a->n_samples;) {
         size_t j = i;
@@ -357,6 +434,7 @@ static void drain(agent *a, int64_t time_ns, int64_t duration_ns)
         processes++;
         i = j;
     }
+    procs_expire(a);
     agent_symbolizer_end(a->sym);
     firn_arena_free(a->arena);
     a->arena = NULL;
@@ -476,6 +554,11 @@ void agent_free(agent *a, int64_t grace_ms)
     if (a->escaper)
         curl_easy_cleanup(a->escaper);
     free(a->samples);
+    for (size_t i = 0; i < a->n_procs; i++) {
+        agent_proc_free(a->procs[i]);
+        free(a->procs[i]);
+    }
+    free(a->procs);
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cond);
     free(a);

@@ -25,6 +25,8 @@ typedef struct agent_proc {
     char cgroup[1024];
     agent_perf_map perf_map;
     bool perf_map_tried;
+    uint64_t last_seen;           /* the drain that last sampled it (agent.c's cache) */
+    bool superseded;              /* a newer read of the same pid replaced it */
 } agent_proc;
 
 /* Read /proc/PID/{maps,comm,exe,cgroup,status}; an error when the process

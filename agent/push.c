@@ -103,7 +103,7 @@ static enum outcome push_one(agent_pusher *p, const agent_push_item *it)
     return PUSH_DROP;
 }
 
-/* Wait ms unless stopping; true when the thread should end. */
+/* Wait ms unless asked to stop meanwhile; true then. */
 static bool pause_or_stop(agent_pusher *p, int64_t ms)
 {
     struct timespec until;
@@ -117,7 +117,7 @@ static bool pause_or_stop(agent_pusher *p, int64_t ms)
     pthread_mutex_lock(&p->mu);
     while (!p->stopping && pthread_cond_timedwait(&p->cond, &p->mu, &until) == 0)
         ;
-    bool stop = p->stopping && firn_mono_ms() >= p->stop_deadline_ms;
+    bool stop = p->stopping;
     pthread_mutex_unlock(&p->mu);
     return stop;
 }
@@ -150,8 +150,8 @@ static void *pusher_main(void *arg)
         if (o == PUSH_RETRY) {
             atomic_fetch_add(&p->stats->retried, 1);
             agent_pushbuf_requeue(p->q, &it);
-            if (pause_or_stop(p, backoff))
-                break;
+            if (stop || pause_or_stop(p, backoff))
+                break;   /* stopping, and firn does not take profiles: no use waiting */
             backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
             continue;
         }
