@@ -6,6 +6,7 @@
  * crash, and every table is capped. */
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,15 +165,9 @@ int agent_kallsyms_parse(const char *text, size_t len, agent_kallsyms *out, firn
 
 const agent_ksym *agent_kallsyms_lookup(const agent_kallsyms *k, uint64_t addr)
 {
-    size_t lo = 0, hi = k->n;
-    while (lo < hi) {   /* the first symbol above addr */
-        size_t mid = lo + (hi - lo) / 2;
-        if (k->syms[mid].addr <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo > 0 ? &k->syms[lo - 1] : NULL;
+    size_t i = firn_sorted_count_le(k->syms, k->n, sizeof *k->syms, offsetof(agent_ksym, addr),
+                                    addr);
+    return i > 0 ? &k->syms[i - 1] : NULL;
 }
 
 void agent_kallsyms_free(agent_kallsyms *k)
@@ -256,17 +251,9 @@ int agent_maps_parse(const char *text, size_t len, agent_maps *out, firn_err *er
 
 const agent_map *agent_maps_find(const agent_maps *m, uint64_t addr)
 {
-    size_t lo = 0, hi = m->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->maps[mid].start <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo > 0 && addr < m->maps[lo - 1].limit)
-        return &m->maps[lo - 1];
-    return NULL;
+    size_t i = firn_sorted_count_le(m->maps, m->n, sizeof *m->maps, offsetof(agent_map, start),
+                                    addr);
+    return i > 0 && addr < m->maps[i - 1].limit ? &m->maps[i - 1] : NULL;
 }
 
 void agent_maps_free(agent_maps *m)
@@ -337,17 +324,9 @@ int agent_perf_map_parse(const char *text, size_t len, agent_perf_map *out, firn
 
 const agent_perf_sym *agent_perf_map_lookup(const agent_perf_map *m, uint64_t addr)
 {
-    size_t lo = 0, hi = m->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->syms[mid].start <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo > 0 && addr - m->syms[lo - 1].start < m->syms[lo - 1].size)
-        return &m->syms[lo - 1];
-    return NULL;
+    size_t i = firn_sorted_count_le(m->syms, m->n, sizeof *m->syms,
+                                    offsetof(agent_perf_sym, start), addr);
+    return i > 0 && addr - m->syms[i - 1].start < m->syms[i - 1].size ? &m->syms[i - 1] : NULL;
 }
 
 void agent_perf_map_free(agent_perf_map *m)

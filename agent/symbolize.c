@@ -80,23 +80,6 @@ struct agent_symbolizer {
     agent_symbolizer_stats *stats;
 };
 
-static const Dwfl_Callbacks callbacks = {
-    .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = NULL,   /* set in agent_symbolizer_new: no separate files */
-};
-
-static int no_separate_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
-                                 Dwarf_Addr base, const char *file_name,
-                                 const char *debuglink_file, GElf_Word debuglink_crc,
-                                 char **debuginfo_file_name)
-{
-    (void)mod, (void)userdata, (void)modname, (void)base, (void)file_name;
-    (void)debuglink_file, (void)debuglink_crc, (void)debuginfo_file_name;
-    return -1;
-}
-
-static Dwfl_Callbacks dwfl_callbacks;
-
 static uint64_t file_key(uint64_t dev, uint64_t inode)
 {
     uint64_t h = dev * 0x9e3779b97f4a7c15ULL ^ inode;
@@ -189,7 +172,7 @@ static object *object_open(agent_symbolizer *s, int pid, const agent_map *map)
              map->limit);
     if (access(path, R_OK) != 0)
         snprintf(path, sizeof path, "/proc/%d/root%s", pid, map->path);
-    o->dwfl = dwfl_begin(&dwfl_callbacks);
+    o->dwfl = selfprof_dwfl_begin();
     if (o->dwfl) {
         dwfl_report_begin(o->dwfl);
         o->mod = dwfl_report_elf(o->dwfl, map->path, path, -1, 0, false);
@@ -431,8 +414,6 @@ agent_symbolizer *agent_symbolizer_new(agent_symbolizer_stats *stats, firn_err *
         firn_errf(err, FIRN_ENOMEM, "out of memory");
         return NULL;
     }
-    dwfl_callbacks = callbacks;
-    dwfl_callbacks.find_debuginfo = no_separate_debuginfo;
     s->stats = stats;
     load_kallsyms(s);
     return s;

@@ -109,6 +109,13 @@ size_t selfprof_heap_rate(void);
  * processes' files) share: one address of a libdwfl module as the frames
  * pprof wants in a location's lines. */
 struct Dwfl_Module;
+struct Dwfl;
+
+/* A libdwfl session (dwfl_end frees it) that reads only the DWARF inside
+ * the files themselves: no separate debug files, no debuginfod (see
+ * symbolize.c).  Its find_elf serves dwfl_linux_proc_report of this
+ * process; modules reported with dwfl_report_elf never call it. */
+struct Dwfl *selfprof_dwfl_begin(void);
 
 /* Inlined frames kept per address (the outermost function always is). */
 #define SELFPROF_MAX_INLINE_DEPTH 16

@@ -22,6 +22,7 @@
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,11 @@ static const Dwfl_Callbacks dwfl_callbacks = {
     .find_elf = find_elf,
     .find_debuginfo = no_separate_debuginfo,
 };
+
+Dwfl *selfprof_dwfl_begin(void)
+{
+    return dwfl_begin(&dwfl_callbacks);
+}
 
 /* ---- mappings ----------------------------------------------------------- */
 
@@ -245,17 +251,9 @@ static int add_mappings(selfprof_symbolizer *s)
 
 static uint32_t mapping_of(const selfprof_symbolizer *s, uint64_t addr)
 {
-    size_t lo = 0, hi = s->n_maps;
-    while (lo < hi) {   /* first range starting above addr */
-        size_t mid = lo + (hi - lo) / 2;
-        if (s->maps[mid].start <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo > 0 && addr < s->maps[lo - 1].limit)
-        return s->maps[lo - 1].index;
-    return PPROF_NONE;
+    size_t i = firn_sorted_count_le(s->maps, s->n_maps, sizeof *s->maps,
+                                    offsetof(struct map_range, start), addr);
+    return i > 0 && addr < s->maps[i - 1].limit ? s->maps[i - 1].index : PPROF_NONE;
 }
 
 /* ---- functions and lines -------------------------------------------------- */
