@@ -103,6 +103,11 @@ else
     fail "building the Go program: $(tail -3 "$tmp/gobuild.log")"
 fi
 
+if command -v promtool >/dev/null; then
+    check "promtool check metrics accepts the agent's /metrics" bash -c \
+        "curl --noproxy '*' -sf http://127.0.0.1:$AGENT_PORT/metrics | promtool check metrics"
+fi
+
 # -- the C workload in user mode: hottest function, with file:line
 sel="{pid=\"$USER_PID\",comm=\"agent_workload\",program=\"agent_workload\",job=\"firn-agent\",team=\"infra\"}"
 if wait_for 40 hottest_is "$sel" workload_spin_user; then
