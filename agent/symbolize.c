@@ -240,7 +240,7 @@ static size_t object_frames(agent_symbolizer *s, object *o, uint64_t vaddr,
     uint32_t idx;
     if (firn_u64map_get(&o->cache, vaddr, &idx)) {
         atomic_fetch_add(&s->stats->cache_hits, 1);
-        *frames = o->frames + o->addrs[idx].first;
+        *frames = o->addrs[idx].n > 0 ? o->frames + o->addrs[idx].first : NULL;
         return o->addrs[idx].n;
     }
     atomic_fetch_add(&s->stats->cache_misses, 1);
@@ -264,11 +264,12 @@ static size_t object_frames(agent_symbolizer *s, object *o, uint64_t vaddr,
     }
     if (!addrs || !o->cache.keys)   /* out of memory: the frame stays an address */
         return 0;
-    memcpy(o->frames + o->n_frames, found, n * sizeof *found);
+    if (n > 0)   /* an address nothing names is cached as 0 frames */
+        memcpy(o->frames + o->n_frames, found, n * sizeof *found);
     o->addrs[o->n_addrs] = (cached_addr){(uint32_t)o->n_frames, (uint32_t)n};
-    o->n_frames += n;
     (void)firn_u64map_put(&o->cache, vaddr, (uint32_t)o->n_addrs, NULL);
-    *frames = o->frames + o->addrs[o->n_addrs].first;
+    *frames = n > 0 ? o->frames + o->n_frames : NULL;
+    o->n_frames += n;
     o->n_addrs++;
     return n;
 }
