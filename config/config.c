@@ -511,10 +511,7 @@ static char *mdup(dec *d, const char *s)
     return c;
 }
 
-/* Decode one rule into rc (malloc'd strings, as firn_relabel_config owns
- * them) and initialize it.  Returns true when rc is initialized and must be
- * destroyed later. */
-static bool dec_relabel(dec *d, const ynode *v, firn_relabel_config *rc)
+bool dec_relabel(dec *d, const ynode *v, firn_relabel_config *rc)
 {
     static const char *const names[] = {"source_labels", "separator", "target_label", "regex",
                                         "modulus", "replacement", "action"};

@@ -103,4 +103,12 @@ bool dec_bool(dec *d, const ynode *v, const char *field, bool *out);
 /* A list of strings; null or absent is an empty list. */
 bool dec_str_list(dec *d, const ynode *v, const char *field, char ***out, size_t *n);
 
+/* ---- shared decoders -------------------------------------------------------- */
+
+/* One relabel_config rule into rc (malloc'd strings, as firn_relabel_config
+ * owns them), validated and compiled.  Returns true when rc is initialized
+ * and must be destroyed later (firn_relabel_config_destroy).  config.c's;
+ * the agent's config uses it too. */
+bool dec_relabel(dec *d, const ynode *v, firn_relabel_config *rc);
+
 #endif

@@ -136,3 +136,20 @@ void *firn_grow(void *v, size_t n, size_t *cap, size_t elem, size_t initial)
         *cap = want;
     return p;
 }
+
+size_t firn_sorted_count_le(const void *base, size_t n, size_t elem, size_t key_offset,
+                            uint64_t key)
+{
+    const unsigned char *a = base;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {   /* the first element above key */
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t k;
+        memcpy(&k, a + mid * elem + key_offset, sizeof k);
+        if (k <= key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}

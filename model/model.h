@@ -106,6 +106,15 @@ int firn_write_file_atomic(const char *path, const void *data, size_t len, firn_
  * unchanged and still the caller's. */
 void *firn_grow(void *v, size_t n, size_t *cap, size_t elem, size_t initial);
 
+/* ---- sorted tables ------------------------------------------------------ */
+
+/* In an array of n elements of elem bytes sorted by the uint64_t at
+ * key_offset in each, the number of elements whose key is <= key: the
+ * element at the result - 1 is the last one at or below key (none when 0).
+ * For address tables: symbols, mappings, JIT code ranges. */
+size_t firn_sorted_count_le(const void *base, size_t n, size_t elem, size_t key_offset,
+                            uint64_t key);
+
 /* ---- u64 -> u32 hash map --------------------------------------------- */
 
 /* Open addressing, linear probing; keys are arbitrary uint64 values (0 is a

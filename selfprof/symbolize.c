@@ -22,13 +22,12 @@
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* Inlined frames kept per address (the outermost function always is). */
-#define MAX_INLINE_DEPTH 16
 /* Executable mappings considered; firn maps a few dozen. */
 #define MAX_MAPPINGS 4096
 
@@ -102,6 +101,11 @@ static const Dwfl_Callbacks dwfl_callbacks = {
     .find_debuginfo = no_separate_debuginfo,
 };
 
+Dwfl *selfprof_dwfl_begin(void)
+{
+    return dwfl_begin(&dwfl_callbacks);
+}
+
 /* ---- mappings ----------------------------------------------------------- */
 
 struct proc_map {
@@ -171,8 +175,7 @@ static int read_proc_maps(struct proc_map **out, size_t *n_out)
     return 0;
 }
 
-/* Hex GNU build id of mod (may be NULL), "" when unknown. */
-static void build_id_hex(Dwfl_Module *mod, char *out, size_t cap)
+void selfprof_build_id_hex(Dwfl_Module *mod, char *out, size_t cap)
 {
     out[0] = '\0';
     GElf_Addr bias;
@@ -226,7 +229,7 @@ static int add_mappings(selfprof_symbolizer *s)
                 continue;
             Dwfl_Module *mod = s->dwfl ? dwfl_addrmodule(s->dwfl, maps[i].start) : NULL;
             char build_id[2 * 64 + 1];
-            build_id_hex(mod, build_id, sizeof build_id);
+            selfprof_build_id_hex(mod, build_id, sizeof build_id);
             pprof_mapping m = {
                 .memory_start = maps[i].start,
                 .memory_limit = maps[i].limit,
@@ -248,31 +251,23 @@ static int add_mappings(selfprof_symbolizer *s)
 
 static uint32_t mapping_of(const selfprof_symbolizer *s, uint64_t addr)
 {
-    size_t lo = 0, hi = s->n_maps;
-    while (lo < hi) {   /* first range starting above addr */
-        size_t mid = lo + (hi - lo) / 2;
-        if (s->maps[mid].start <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo > 0 && addr < s->maps[lo - 1].limit)
-        return s->maps[lo - 1].index;
-    return PPROF_NONE;
+    size_t i = firn_sorted_count_le(s->maps, s->n_maps, sizeof *s->maps,
+                                    offsetof(struct map_range, start), addr);
+    return i > 0 && addr < s->maps[i - 1].limit ? s->maps[i - 1].index : PPROF_NONE;
 }
 
 /* ---- functions and lines -------------------------------------------------- */
 
-static pprof_line make_line(selfprof_symbolizer *s, const char *name, const char *system_name,
-                            const char *file, int start_line, int line)
+static pprof_line make_line(selfprof_symbolizer *s, const selfprof_frame *f)
 {
-    pprof_function f = {
-        .name = str(s->b, name),
-        .system_name = str(s->b, system_name ? system_name : name),
-        .filename = str(s->b, file),
-        .start_line = start_line > 0 ? start_line : 0,
+    pprof_function fn = {
+        .name = str(s->b, f->name),
+        .system_name = str(s->b, f->system_name ? f->system_name : f->name),
+        .filename = str(s->b, f->file),
+        .start_line = f->start_line > 0 ? f->start_line : 0,
     };
-    return (pprof_line){.function = pprof_builder_function(s->b, &f), .line = line > 0 ? line : 0};
+    return (pprof_line){.function = pprof_builder_function(s->b, &fn),
+                        .line = f->line > 0 ? f->line : 0};
 }
 
 static const char *attr_string(Dwarf_Die *die, unsigned int name)
@@ -284,8 +279,8 @@ static const char *attr_string(Dwarf_Die *die, unsigned int name)
 /* The inline chain at pc (a DWARF address: module address - bias) from the
  * scopes of its CU, innermost first.  file:line is where pc is; each
  * inlined call's call_file:call_line is where its caller is. */
-static size_t dwarf_frames(selfprof_symbolizer *s, Dwarf_Die *cu, Dwarf_Addr pc,
-                           const char *symbol, const char *file, int line, pprof_line *out)
+static size_t dwarf_frames(Dwarf_Die *cu, Dwarf_Addr pc, const char *symbol, const char *file,
+                           int line, selfprof_frame *out)
 {
     Dwarf_Die *scopes = NULL;
     int n_scopes = dwarf_getscopes(cu, pc, &scopes);
@@ -298,7 +293,7 @@ static size_t dwarf_frames(selfprof_symbolizer *s, Dwarf_Die *cu, Dwarf_Addr pc,
 
     size_t n = 0;
     bool outermost = false;
-    for (int i = 0; i < n_scopes && n < MAX_INLINE_DEPTH && !outermost; i++) {
+    for (int i = 0; i < n_scopes && n < SELFPROF_MAX_INLINE_DEPTH && !outermost; i++) {
         Dwarf_Die *die = &scopes[i];
         int tag = dwarf_tag(die);
         if (tag != DW_TAG_subprogram && tag != DW_TAG_inlined_subroutine)
@@ -319,7 +314,8 @@ static size_t dwarf_frames(selfprof_symbolizer *s, Dwarf_Die *cu, Dwarf_Addr pc,
         int decl_line = 0;
         if (dwarf_decl_line(die, &decl_line) != 0)
             decl_line = 0;
-        out[n++] = make_line(s, name, system_name, decl_file ? decl_file : file, decl_line, line);
+        out[n++] = (selfprof_frame){name, system_name, decl_file ? decl_file : file, decl_line,
+                                    line};
 
         if (!outermost) {   /* the caller continues at this call's site */
             Dwarf_Attribute attr;
@@ -333,18 +329,14 @@ static size_t dwarf_frames(selfprof_symbolizer *s, Dwarf_Die *cu, Dwarf_Addr pc,
     free(scopes);
     /* Scopes that ended on an inlined call (no subprogram DIE covers pc):
      * the symbol stands for the function it was inlined into. */
-    if (n > 0 && !outermost && symbol && n < MAX_INLINE_DEPTH)
-        out[n++] = make_line(s, symbol, symbol, file, 0, line);
+    if (n > 0 && !outermost && symbol && n < SELFPROF_MAX_INLINE_DEPTH)
+        out[n++] = (selfprof_frame){symbol, symbol, file, 0, line};
     return n;
 }
 
-static size_t symbolize(selfprof_symbolizer *s, uint64_t addr, pprof_line *out)
+size_t selfprof_dwfl_frames(Dwfl_Module *mod, uint64_t addr,
+                            selfprof_frame out[SELFPROF_MAX_INLINE_DEPTH])
 {
-    if (!s->dwfl)
-        return 0;
-    Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, addr);
-    if (!mod)
-        return 0;
     GElf_Off offset;
     GElf_Sym sym;
     const char *symbol = dwfl_module_addrinfo(mod, addr, &offset, &sym, NULL, NULL, NULL);
@@ -355,9 +347,23 @@ static size_t symbolize(selfprof_symbolizer *s, uint64_t addr, pprof_line *out)
         file = dwfl_lineinfo(dl, NULL, &line, NULL, NULL, NULL);
     Dwarf_Addr bias;
     Dwarf_Die *cu = dwfl_module_addrdie(mod, addr, &bias);
-    size_t n = cu ? dwarf_frames(s, cu, addr - bias, symbol, file, line, out) : 0;
+    size_t n = cu ? dwarf_frames(cu, addr - bias, symbol, file, line, out) : 0;
     if (n == 0 && symbol)
-        out[n++] = make_line(s, symbol, symbol, file, 0, line);
+        out[n++] = (selfprof_frame){symbol, symbol, file, 0, line};
+    return n;
+}
+
+static size_t symbolize(selfprof_symbolizer *s, uint64_t addr, pprof_line *out)
+{
+    if (!s->dwfl)
+        return 0;
+    Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, addr);
+    if (!mod)
+        return 0;
+    selfprof_frame frames[SELFPROF_MAX_INLINE_DEPTH];
+    size_t n = selfprof_dwfl_frames(mod, addr, frames);
+    for (size_t i = 0; i < n; i++)
+        out[i] = make_line(s, &frames[i]);
     return n;
 }
 
@@ -398,7 +404,7 @@ uint32_t selfprof_symbolizer_location(selfprof_symbolizer *s, uintptr_t pc)
     if (firn_u64map_get(&s->cache, pc, &idx))
         return idx;
     uint64_t addr = pc - 1;   /* return-PC form: the frame's instruction */
-    pprof_line lines[MAX_INLINE_DEPTH];
+    pprof_line lines[SELFPROF_MAX_INLINE_DEPTH];
     pprof_location l = {
         .mapping = mapping_of(s, addr),
         .address = addr,

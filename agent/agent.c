@@ -1,0 +1,656 @@
+/* agent.c -- firn-agent's loop: every interval, drain the BPF maps,
+ * group the samples by process, symbolize them, build one pprof per
+ * process, label it (pid, comm, executable, node, cgroup, container and
+ * pod, external labels, relabel_configs), gzip it and queue it for the
+ * pusher.  Nothing here waits for the network, so sampling and draining go
+ * on whatever firn does.
+ */
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/internal.h"
+
+#define PROFILE_NAME "process_cpu"
+#define KERNEL_MAPPING "[kernel.kallsyms]"
+#define PROC_TTL 6
+
+/* A sample copied out of the BPF maps for the length of one drain. */
+typedef struct drained {
+    uint32_t pid, tid;
+    char comm[16];
+    uint64_t count;
+    uint64_t *user, *kernel;      /* in the drain's arena */
+    size_t n_user, n_kernel;
+} drained;
+
+struct agent {
+    agent_options o;
+    char node[256];
+    agent_sampler *sampler;
+    agent_symbolizer *sym;
+    agent_pushbuf *q;
+    agent_pusher *pusher;
+    CURL *escaper;                /* for curl_easy_escape only */
+
+    /* Processes of the last drains, by pid: a process that exits before
+     * the drain after its last samples is symbolized from what was read of
+     * it then.  Kept PROC_TTL drains after its last samples while it runs,
+     * freed at the first drain that finds it gone. */
+    agent_proc **procs;
+    size_t n_procs, cap_procs;
+    size_t n_sorted;              /* procs[0..n_sorted) sorted by pid; new ones follow */
+    uint64_t drains;
+
+    /* one drain */
+    firn_arena *arena;
+    drained *samples;
+    size_t n_samples, cap_samples;
+    bool out_of_memory;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool stop;
+
+    agent_sampler_stats sampler_stats;
+    agent_symbolizer_stats sym_stats;
+    agent_push_stats push_stats;
+    _Atomic uint64_t samples_drained, profiles_built, profiles_relabel_dropped;
+    _Atomic uint64_t profile_errors, processes_gone;
+    _Atomic uint64_t last_processes, last_drain_us;
+};
+
+void agent_options_default(agent_options *o)
+{
+    *o = (agent_options){
+        .frequency_hz = AGENT_DEFAULT_HZ,
+        .duration_ms = AGENT_DEFAULT_DURATION_MS,
+        .stack_map_size = 16384,
+        .remote = "http://localhost:7070",
+        .buffer_profiles = AGENT_DEFAULT_BUFFER_PROFILES,
+        .buffer_bytes = AGENT_DEFAULT_BUFFER_BYTES,
+    };
+}
+
+/* ---- collecting a drain ---------------------------------------------------------- */
+
+static uint64_t *copy_stack(agent *a, const uint64_t *pcs, size_t n)
+{
+    if (n == 0)
+        return NULL;
+    uint64_t *c = firn_arena_alloc(a->arena, n * sizeof *c);
+    if (c)
+        memcpy(c, pcs, n * sizeof *c);
+    else
+        a->out_of_memory = true;
+    return c;
+}
+
+static void collect(void *ctx, const agent_sample *s)
+{
+    agent *a = ctx;
+    drained *grown = firn_grow(a->samples, a->n_samples, &a->cap_samples, sizeof *grown, 1024);
+    if (!grown) {
+        a->out_of_memory = true;
+        return;
+    }
+    a->samples = grown;
+    drained *d = &a->samples[a->n_samples];
+    *d = (drained){.pid = s->pid, .tid = s->tid, .count = s->count};
+    memcpy(d->comm, s->comm, sizeof d->comm);
+    d->user = copy_stack(a, s->user, s->n_user);
+    d->n_user = d->user ? s->n_user : 0;
+    d->kernel = copy_stack(a, s->kernel, s->n_kernel);
+    d->n_kernel = d->kernel ? s->n_kernel : 0;
+    a->n_samples++;
+    atomic_fetch_add(&a->samples_drained, s->count);
+}
+
+static int compare_pid(const void *x, const void *y)
+{
+    const drained *a = x, *b = y;
+    return a->pid < b->pid ? -1 : a->pid > b->pid;
+}
+
+/* ---- one process's profile ----------------------------------------------------------- */
+
+typedef struct builder {
+    agent *a;
+    agent_proc *proc;
+    agent_profile prof;
+    firn_u64map locations;        /* pc -> location */
+    firn_u64map mappings;         /* mapping start -> mapping */
+    uint32_t kernel_mapping;
+} builder;
+
+static uint32_t user_mapping(builder *b, const agent_user_frame *f)
+{
+    uint32_t idx;
+    if (firn_u64map_get(&b->mappings, f->map->start, &idx))
+        return idx;
+    const agent_map *m = f->map;
+    idx = agent_profile_mapping(&b->prof, m->start, m->limit, m->offset, m->path,
+                                f->build_id ? f->build_id : "", f->has_functions,
+                                f->has_functions);
+    (void)firn_u64map_put(&b->mappings, m->start, idx, NULL);
+    return idx;
+}
+
+static uint32_t user_location(builder *b, uint64_t addr, bool leaf)
+{
+    uint64_t pc = leaf ? addr : addr - 1;
+    uint32_t idx;
+    if (firn_u64map_get(&b->locations, pc, &idx))
+        return idx;
+    agent_user_frame f;
+    agent_symbolize_user(b->a->sym, b->proc, addr, leaf, &f);
+    pprof_line lines[SELFPROF_MAX_INLINE_DEPTH];
+    size_t n = 0;
+    for (size_t i = 0; i < f.n_frames; i++) {
+        const selfprof_frame *fr = &f.frames[i];
+        lines[n++] = (pprof_line){
+            .function = agent_profile_function(&b->prof, fr->name, fr->system_name, fr->file,
+                                               fr->start_line),
+            .line = fr->line > 0 ? fr->line : 0,
+        };
+    }
+    if (f.jit_name)
+        lines[n++] = (pprof_line){
+            .function = agent_profile_function(&b->prof, f.jit_name, f.jit_name, NULL, 0)};
+    uint32_t mapping = f.map && f.map->path[0] ? user_mapping(b, &f) : PPROF_NONE;
+    idx = agent_profile_location(&b->prof, mapping, pc, lines, n);
+    (void)firn_u64map_put(&b->locations, pc, idx, NULL);
+    return idx;
+}
+
+static uint32_t kernel_location(builder *b, uint64_t addr, bool leaf)
+{
+    uint64_t pc = leaf ? addr : addr - 1;
+    uint32_t idx;
+    if (firn_u64map_get(&b->locations, pc, &idx))
+        return idx;
+    const char *name = agent_symbolize_kernel(b->a->sym, pc);
+    if (b->kernel_mapping == PPROF_NONE)
+        b->kernel_mapping = agent_profile_mapping(&b->prof, 0, UINT64_MAX, 0, KERNEL_MAPPING,
+                                                  "", name != NULL, false);
+    pprof_line line = {0};
+    if (name)
+        line.function = agent_profile_function(&b->prof, name, name, NULL, 0);
+    idx = agent_profile_location(&b->prof, b->kernel_mapping, pc, &line, name ? 1 : 0);
+    (void)firn_u64map_put(&b->locations, pc, idx, NULL);
+    return idx;
+}
+
+/* The process's own labels, then the external ones (which override). */
+static size_t base_labels(agent *a, const agent_proc *proc, const char *comm, char *pid_text,
+                          firn_label *out, size_t cap)
+{
+    size_t n = 0;
+    agent_cgroup_info cg;
+    agent_cgroup_parse(proc->cgroup, &cg);
+    /* the strings must outlive this call: copy what is local */
+    char *container = firn_arena_strndup(a->arena, cg.container_id, strlen(cg.container_id));
+    char *pod = firn_arena_strndup(a->arena, cg.pod_uid, strlen(cg.pod_uid));
+    char *unit = firn_arena_strndup(a->arena, cg.systemd_unit, strlen(cg.systemd_unit));
+    const firn_label own[] = {
+        {"job", AGENT_DEFAULT_JOB},
+        {"pid", pid_text},
+        {"comm", comm},
+        {"executable", proc->executable},
+        {"node", a->node},
+        {"cgroup", proc->cgroup},
+        {"container_id", container ? container : ""},
+        {"pod_uid", pod ? pod : ""},
+        {"systemd_unit", unit ? unit : ""},
+    };
+    for (size_t i = 0; i < sizeof own / sizeof own[0] && n < cap; i++) {
+        bool overridden = false;
+        for (size_t k = 0; k < a->o.n_external_labels && !overridden; k++)
+            overridden = strcmp(a->o.external_labels[k].name, own[i].name) == 0;
+        if (!overridden)
+            out[n++] = own[i];
+    }
+    for (size_t k = 0; k < a->o.n_external_labels && n < cap; k++)
+        out[n++] = a->o.external_labels[k];
+    return n;
+}
+
+/* The ingest query for labels: name, delta, then each label. */
+static char *ingest_query(agent *a, const firn_label *labels, size_t n)
+{
+    firn_buf b = {0};
+    firn_buf_puts(&b, "name=" PROFILE_NAME "&delta=true");
+    for (size_t i = 0; i < n; i++) {
+        const char *name = labels[i].name;
+        if (strncmp(name, "__", 2) == 0 || !labels[i].value[0])
+            continue;
+        if (strcmp(name, "name") == 0 || strcmp(name, "delta") == 0 ||
+            strcmp(name, "time") == 0) {
+            firn_log(FIRN_LOG_WARN, "agent", "label name reserved by firn's ingest API; left out",
+                     "label=%s", name);
+            continue;
+        }
+        char *v = curl_easy_escape(a->escaper, labels[i].value, 0);
+        if (!v) {
+            firn_buf_free(&b);
+            return NULL;
+        }
+        firn_buf_printf(&b, "&%s=%s", name, v);
+        curl_free(v);
+    }
+    size_t len;
+    return firn_buf_take(&b, &len);
+}
+
+static int compare_proc(const void *x, const void *y)
+{
+    const agent_proc *a = *(agent_proc *const *)x, *b = *(agent_proc *const *)y;
+    return a->pid < b->pid ? -1 : a->pid > b->pid;
+}
+
+static agent_proc *cached_proc(agent *a, int pid)
+{
+    size_t lo = 0, hi = a->n_sorted;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a->procs[mid]->pid < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < a->n_sorted && a->procs[lo]->pid == pid ? a->procs[lo] : NULL;
+}
+
+/* The process as /proc shows it now (added to the cache), or as it was
+ * last read when it has exited since.  NULL when out of memory. */
+static agent_proc *proc_for(agent *a, int pid)
+{
+    agent_proc *old = cached_proc(a, pid);
+    agent_proc **grown = firn_grow(a->procs, a->n_procs, &a->cap_procs, sizeof *a->procs, 64);
+    agent_proc *fresh = grown ? calloc(1, sizeof *fresh) : NULL;
+    if (!fresh)
+        return NULL;
+    a->procs = grown;
+    if (agent_proc_load(fresh, pid, NULL) < 0) {
+        agent_proc_free(fresh);
+        if (old) {
+            free(fresh);
+            old->last_seen = a->drains;
+            return old;
+        }
+        fresh->pid = pid;   /* only its pid and samples are known */
+        atomic_fetch_add(&a->processes_gone, 1);
+    }
+    if (old)
+        old->superseded = true;
+    fresh->last_seen = a->drains;
+    a->procs[a->n_procs++] = fresh;
+    return fresh;
+}
+
+/* After a drain: keep the processes sampled, and the others while they run
+ * and were sampled lately; free the rest. */
+static void procs_expire(agent *a)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->n_procs; i++) {
+        agent_proc *p = a->procs[i];
+        char path[32];
+        snprintf(path, sizeof path, "/proc/%d", p->pid);
+        bool keep = !p->superseded && p->loaded &&
+                    (p->last_seen == a->drains ||
+                     (a->drains - p->last_seen < PROC_TTL && access(path, F_OK) == 0));
+        if (keep) {
+            a->procs[n++] = p;
+        } else {
+            agent_proc_free(p);
+            free(p);
+        }
+    }
+    a->n_procs = n;
+    qsort(a->procs, a->n_procs, sizeof *a->procs, compare_proc);
+    a->n_sorted = n;
+}
+
+/* Samples [from, to) of one pid into a queued profile. */
+static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
+                          int64_t duration_ns)
+{
+    int pid = (int)s[0].pid;
+    firn_err err = {0};
+    agent_proc *proc = proc_for(a, pid);
+    if (!proc) {
+        atomic_fetch_add(&a->profile_errors, 1);
+        return;
+    }
+    const char *comm = proc->comm[0] ? proc->comm : s[0].comm;
+    for (size_t i = 0; i < n && !proc->comm[0]; i++)
+        if (s[i].tid == s[i].pid)
+            comm = s[i].comm;   /* the main thread names the process */
+
+    builder b = {.a = a, .proc = proc, .kernel_mapping = PPROF_NONE};
+    if (agent_profile_init(&b.prof, a->o.frequency_hz, time_ns, duration_ns, &err) < 0 ||
+        firn_u64map_init(&b.locations, 256) < 0 || firn_u64map_init(&b.mappings, 16) < 0) {
+        atomic_fetch_add(&a->profile_errors, 1);
+        goto out;
+    }
+    /* pprof takes mapping 1 for the program */
+    for (size_t i = 0; i < proc->maps.n && proc->executable[0]; i++) {
+        if (strcmp(proc->maps.maps[i].path, proc->executable) == 0) {
+            agent_user_frame f;
+            if (agent_symbolize_user(a->sym, proc, proc->maps.maps[i].start, true, &f) == 0 &&
+                f.map)
+                user_mapping(&b, &f);
+            break;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t locs[2 * 127];
+        size_t k = 0;
+        for (size_t j = 0; j < s[i].n_kernel; j++)
+            locs[k++] = kernel_location(&b, s[i].kernel[j], j == 0);
+        for (size_t j = 0; j < s[i].n_user; j++)
+            locs[k++] = user_location(&b, s[i].user[j], j == 0 && s[i].n_kernel == 0);
+        agent_profile_sample(&b.prof, locs, k, s[i].count, s[i].comm);
+    }
+    pprof_profile *p = agent_profile_finish(&b.prof, &err);
+    unsigned char *body = NULL;
+    size_t body_len = 0;
+    if (!p || pprof_encode(p, 1, &body, &body_len, &err) < 0) {
+        atomic_fetch_add(&a->profile_errors, 1);
+        char q[600];
+        firn_log(FIRN_LOG_WARN, "agent", "building a profile failed", "pid=%d err=%s", pid,
+                 firn_log_quote(q, sizeof q, err.msg));
+        pprof_free(p);
+        goto out;
+    }
+    pprof_free(p);
+
+    char pid_text[16];
+    snprintf(pid_text, sizeof pid_text, "%d", pid);
+    firn_label in[64];
+    size_t n_in = base_labels(a, proc, comm, pid_text, in, 64);
+    firn_label *labels = NULL;
+    size_t n_labels = 0;
+    int kept = firn_labels_normalize(in, &n_in, &err);
+    if (kept == 0)
+        kept = firn_relabel_process(a->o.relabel_configs, a->o.n_relabel_configs, in, n_in,
+                                    a->arena, &labels, &n_labels, &err);
+    if (kept <= 0) {
+        if (kept < 0) {
+            atomic_fetch_add(&a->profile_errors, 1);
+            char q[600];
+            firn_log(FIRN_LOG_WARN, "agent", "labeling a profile failed", "pid=%d err=%s", pid,
+                     firn_log_quote(q, sizeof q, err.msg));
+        } else {
+            atomic_fetch_add(&a->profiles_relabel_dropped, 1);
+        }
+        free(body);
+        goto out;
+    }
+    agent_push_item it = {.body = body, .body_len = body_len,
+                          .query = ingest_query(a, labels, n_labels),
+                          .enqueued_ms = firn_mono_ms()};
+    if (!it.query) {
+        atomic_fetch_add(&a->profile_errors, 1);
+        agent_push_item_free(&it);
+        goto out;
+    }
+    atomic_fetch_add(&a->profiles_built, 1);
+    agent_pushbuf_put(a->q, &it);
+out:
+    agent_profile_discard(&b.prof);
+    firn_u64map_destroy(&b.locations);
+    firn_u64map_destroy(&b.mappings);
+}
+
+static void drain(agent *a, int64_t time_ns, int64_t duration_ns)
+{
+    int64_t t0 = firn_mono_ms();
+    a->arena = firn_arena_new(1 << 16);
+    a->n_samples = 0;
+    a->out_of_memory = false;
+    if (!a->arena) {
+        atomic_fetch_add(&a->profile_errors, 1);
+        return;
+    }
+    agent_sampler_drain(a->sampler, collect, a);
+    if (a->out_of_memory)
+        atomic_fetch_add(&a->profile_errors, 1);
+    qsort(a->samples, a->n_samples, sizeof *a->samples, compare_pid);
+    agent_symbolizer_begin(a->sym);
+    a->drains++;
+    size_t processes = 0;
+    for (size_t i = 0; i < a->n_samples;) {
+        size_t j = i;
+        while (j < a->n_samples && a->samples[j].pid == a->samples[i].pid)
+            j++;
+        build_process(a, &a->samples[i], j - i, time_ns, duration_ns);
+        processes++;
+        i = j;
+    }
+    procs_expire(a);
+    agent_symbolizer_end(a->sym);
+    firn_arena_free(a->arena);
+    a->arena = NULL;
+    /* the drain's array would only hold memory until the next one */
+    if (a->cap_samples > 4096) {
+        free(a->samples);
+        a->samples = NULL;
+        a->cap_samples = 0;
+    }
+    atomic_store(&a->last_processes, processes);
+    atomic_store(&a->last_drain_us, (uint64_t)(firn_mono_ms() - t0) * 1000);
+}
+
+/* ---- the loop ------------------------------------------------------------------- */
+
+agent *agent_new(const agent_options *o, firn_err *err)
+{
+    if (o->frequency_hz < 1 || o->frequency_hz > 10000) {
+        firn_errf(err, FIRN_EINVAL, "sampling frequency %d Hz: want 1 to 10000", o->frequency_hz);
+        return NULL;
+    }
+    if (o->duration_ms < 100) {
+        firn_errf(err, FIRN_EINVAL, "profiling duration %" PRId64 "ms: want at least 100ms",
+                  o->duration_ms);
+        return NULL;
+    }
+    if (o->stack_map_size < 64 || o->stack_map_size > (1u << 22)) {
+        firn_errf(err, FIRN_EINVAL, "stack map size %u: want 64 to 4194304", o->stack_map_size);
+        return NULL;
+    }
+    agent *a = calloc(1, sizeof *a);
+    if (!a) {
+        firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    a->o = *o;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cond, NULL);
+    if (o->node && *o->node)
+        snprintf(a->node, sizeof a->node, "%s", o->node);
+    else if (gethostname(a->node, sizeof a->node - 1) != 0)
+        snprintf(a->node, sizeof a->node, "unknown");
+    a->escaper = curl_easy_init();
+    a->q = agent_pushbuf_new(o->buffer_profiles, o->buffer_bytes);
+    if (!a->escaper || !a->q) {
+        firn_errf(err, FIRN_ENOMEM, "out of memory");
+        agent_free(a, 0);
+        return NULL;
+    }
+    a->sampler = agent_sampler_new(o->frequency_hz, o->stack_map_size, &a->sampler_stats, err);
+    if (!a->sampler) {
+        agent_free(a, 0);
+        return NULL;
+    }
+    a->sym = agent_symbolizer_new(&a->sym_stats, err);
+    if (!a->sym) {
+        agent_free(a, 0);
+        return NULL;
+    }
+    a->pusher = agent_pusher_start(o->remote, a->q, &a->push_stats, err);
+    if (!a->pusher) {
+        agent_free(a, 0);
+        return NULL;
+    }
+    return a;
+}
+
+void agent_run(agent *a)
+{
+    int64_t last_wall_ns = firn_now_ms() * 1000000;
+    int64_t next = firn_mono_ms() + a->o.duration_ms;
+    for (;;) {
+        pthread_mutex_lock(&a->mu);
+        while (!a->stop) {
+            int64_t left = next - firn_mono_ms();
+            if (left <= 0)
+                break;
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += left / 1000;
+            until.tv_nsec += (left % 1000) * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&a->cond, &a->mu, &until);
+        }
+        bool stop = a->stop;
+        pthread_mutex_unlock(&a->mu);
+        int64_t now_ns = firn_now_ms() * 1000000;
+        drain(a, last_wall_ns, now_ns - last_wall_ns);
+        last_wall_ns = now_ns;
+        if (stop)
+            return;
+        next += a->o.duration_ms;
+        if (next < firn_mono_ms())   /* a drain longer than the interval: no catching up */
+            next = firn_mono_ms() + a->o.duration_ms;
+    }
+}
+
+void agent_stop(agent *a)
+{
+    pthread_mutex_lock(&a->mu);
+    a->stop = true;
+    pthread_cond_broadcast(&a->cond);
+    pthread_mutex_unlock(&a->mu);
+}
+
+void agent_free(agent *a, int64_t grace_ms)
+{
+    if (!a)
+        return;
+    agent_sampler_free(a->sampler);   /* sampling stops first */
+    agent_pusher_stop(a->pusher, grace_ms);
+    agent_symbolizer_free(a->sym);
+    agent_pushbuf_free(a->q);
+    if (a->escaper)
+        curl_easy_cleanup(a->escaper);
+    free(a->samples);
+    for (size_t i = 0; i < a->n_procs; i++) {
+        agent_proc_free(a->procs[i]);
+        free(a->procs[i]);
+    }
+    free(a->procs);
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cond);
+    free(a);
+}
+
+/* ---- metrics --------------------------------------------------------------------- */
+
+static void counter(firn_buf *b, const char *name, const char *help, uint64_t v)
+{
+    firn_metrics_single(b, name, "counter", help, (double)v);
+}
+
+static void gauge(firn_buf *b, const char *name, const char *help, double v)
+{
+    firn_metrics_single(b, name, "gauge", help, v);
+}
+
+void agent_metrics_write(agent *a, firn_buf *b)
+{
+    const agent_sampler_stats *ss = &a->sampler_stats;
+    counter(b, "firn_agent_samples_total", "CPU samples the BPF program took (idle excluded).",
+            atomic_load(&ss->samples));
+    counter(b, "firn_agent_samples_drained_total", "Samples read from the BPF maps.",
+            atomic_load(&a->samples_drained));
+    firn_metrics_header(b, "firn_agent_stack_errors_total", "counter",
+                        "Stacks that could not be read (EFAULT, no stack of that kind, "
+                        "excluded).");
+    firn_label user[] = {{"stack", "user"}}, kernel[] = {{"stack", "kernel"}};
+    firn_metrics_sample(b, "firn_agent_stack_errors_total", user, 1,
+                        (double)atomic_load(&ss->user_stack_errors));
+    firn_metrics_sample(b, "firn_agent_stack_errors_total", kernel, 1,
+                        (double)atomic_load(&ss->kernel_stack_errors));
+    counter(b, "firn_agent_stack_map_full_total",
+            "Stacks lost because the stack map was full (raise --stack-map-size).",
+            atomic_load(&ss->stack_map_full));
+    counter(b, "firn_agent_counts_map_full_total",
+            "Samples lost because the counts map was full.", atomic_load(&ss->counts_full));
+    counter(b, "firn_agent_stacks_lost_total", "Stack ids a count named that were gone.",
+            atomic_load(&ss->stacks_lost));
+    counter(b, "firn_agent_drains_total", "Drains of the BPF maps.", atomic_load(&ss->drains));
+    gauge(b, "firn_agent_perf_events", "CPUs sampled (one perf event each).",
+          (double)atomic_load(&ss->cpus));
+    gauge(b, "firn_agent_last_drain_processes", "Processes in the last drain.",
+          (double)atomic_load(&a->last_processes));
+    gauge(b, "firn_agent_last_drain_duration_seconds",
+          "How long the last drain took (symbolizing and building included).",
+          (double)atomic_load(&a->last_drain_us) / 1e6);
+    counter(b, "firn_agent_processes_gone_total",
+            "Processes that exited before their samples were symbolized.",
+            atomic_load(&a->processes_gone));
+
+    const agent_symbolizer_stats *ys = &a->sym_stats;
+    counter(b, "firn_agent_symbol_cache_hits_total",
+            "User addresses found in a file's symbol cache.", atomic_load(&ys->cache_hits));
+    counter(b, "firn_agent_symbol_cache_misses_total",
+            "User addresses looked up in a file's symbols and DWARF.",
+            atomic_load(&ys->cache_misses));
+    counter(b, "firn_agent_symbol_files_opened_total", "Mapped files opened for symbols.",
+            atomic_load(&ys->objects_opened));
+    counter(b, "firn_agent_symbol_file_errors_total",
+            "Mapped files or perf maps that could not be read.", atomic_load(&ys->object_errors));
+    gauge(b, "firn_agent_symbol_files_open", "Mapped files kept open, one per build ID.",
+          (double)atomic_load(&ys->objects_open));
+
+    counter(b, "firn_agent_profiles_total", "Profiles built and queued for pushing.",
+            atomic_load(&a->profiles_built));
+    firn_metrics_header(b, "firn_agent_profiles_dropped_total", "counter",
+                        "Profiles not pushed, by reason.");
+    firn_label full[] = {{"reason", "buffer_full"}}, relabel[] = {{"reason", "relabel"}},
+               error[] = {{"reason", "error"}};
+    firn_metrics_sample(b, "firn_agent_profiles_dropped_total", full, 1,
+                        (double)agent_pushbuf_dropped(a->q));
+    firn_metrics_sample(b, "firn_agent_profiles_dropped_total", relabel, 1,
+                        (double)atomic_load(&a->profiles_relabel_dropped));
+    firn_metrics_sample(b, "firn_agent_profiles_dropped_total", error, 1,
+                        (double)atomic_load(&a->profile_errors));
+    gauge(b, "firn_agent_push_buffer_profiles", "Profiles waiting to be pushed.",
+          (double)agent_pushbuf_len(a->q));
+    gauge(b, "firn_agent_push_buffer_bytes", "Bytes of the profiles waiting to be pushed.",
+          (double)agent_pushbuf_bytes(a->q));
+    const agent_push_stats *ps = &a->push_stats;
+    firn_metrics_header(b, "firn_agent_pushes_total", "counter",
+                        "Push attempts to firn, by result.");
+    firn_label ok[] = {{"result", "success"}}, failed[] = {{"result", "error"}},
+               rejected[] = {{"result", "rejected"}};
+    firn_metrics_sample(b, "firn_agent_pushes_total", ok, 1, (double)atomic_load(&ps->ok));
+    firn_metrics_sample(b, "firn_agent_pushes_total", failed, 1,
+                        (double)atomic_load(&ps->failed));
+    firn_metrics_sample(b, "firn_agent_pushes_total", rejected, 1,
+                        (double)atomic_load(&ps->rejected));
+    counter(b, "firn_agent_push_retries_total", "Pushes put back to be tried again.",
+            atomic_load(&ps->retried));
+    counter(b, "firn_agent_pushed_bytes_total", "Gzipped profile bytes firn accepted.",
+            atomic_load(&ps->bytes));
+}

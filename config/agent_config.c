@@ -1,0 +1,74 @@
+/* agent_config.c -- firn-agent's configuration file (agent_config.h):
+ * relabel_configs, decoded by the same rule decoder as scrape configs. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/agent_config.h"
+#include "config/decode.h"
+
+static void dec_agent(dec *d, const ynode *root, config_agent *out)
+{
+    static const char *const names[] = {"relabel_configs"};
+    const ynode *vals[1];
+    if (!dec_fields(d, root, NULL, "the agent config", names, 1, vals, NULL))
+        return;
+    const ynode *rl = vals[0];
+    if (!rl || ynode_is_null(rl))
+        return;
+    if (rl->kind != YNODE_SEQ) {
+        dec_err(d, rl, "relabel_configs", "expected a list, got %s", dec_kind(rl));
+        return;
+    }
+    out->relabel_configs = dec_calloc(d, rl->n, sizeof *out->relabel_configs);
+    for (size_t i = 0; out->relabel_configs && i < rl->n; i++)
+        if (dec_relabel(d, rl->items[i], &out->relabel_configs[out->n_relabel_configs]))
+            out->n_relabel_configs++;
+}
+
+void config_agent_free(config_agent *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_relabel_configs; i++)
+        firn_relabel_config_destroy(&c->relabel_configs[i]);
+    firn_arena_free(c->arena);
+    free(c);
+}
+
+config_agent *config_agent_load_string(const char *text, size_t len, const char *name,
+                                       config_errors *errs, firn_err *err)
+{
+    if (errs) {
+        errs->lines = NULL;
+        errs->n = 0;
+    }
+    if (!name)
+        name = "<agent config>";
+    config_agent *out = calloc(1, sizeof *out);
+    firn_arena *arena = out ? firn_arena_new(0) : NULL;
+    if (!arena) {
+        free(out);
+        firn_errf(err, FIRN_ENOMEM, "%s: out of memory", name);
+        return NULL;
+    }
+    out->arena = arena;
+    dec d = {.name = name, .arena = arena};
+    ynode *root;
+    if (dec_parse(&d, text, len, &root))
+        dec_agent(&d, root, out);
+    if (dec_finish(&d, errs, err) == 0)
+        return out;
+    config_agent_free(out);
+    return NULL;
+}
+
+config_agent *config_agent_load_file(const char *path, config_errors *errs, firn_err *err)
+{
+    unsigned char *buf;
+    size_t len;
+    if (dec_read_file(path, &buf, &len, errs, err) < 0)
+        return NULL;
+    config_agent *c = config_agent_load_string((const char *)buf, len, path, errs, err);
+    free(buf);
+    return c;
+}

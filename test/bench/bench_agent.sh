@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# bench_agent.sh -- firn-agent's overhead against `perf record`: a
+# CPU-bound workload (test/agent/workload.c, user mode) runs for S seconds
+# three ways -- without profiling, under firn-agent, and under
+# `perf record -F HZ -a -g` -- and the script reports what each profiler
+# cost.
+#
+# usage: bench_agent.sh FIRN FIRN_AGENT WORKLOAD [--seconds S] [--frequency HZ]
+#
+#   --seconds S      length of each run (default 60)
+#   --frequency HZ   sampling frequency of both profilers (default 19)
+#
+# firn-agent pushes to a firn started here (firn's own CPU is not counted),
+# draining every 10 s as by default.  A profiler's CPU is the utime+stime
+# of its process (/proc/PID/stat, threads included) over the run, read
+# just before it is stopped; its memory the peak RSS (VmHWM).  The
+# workload's work is its loop iterations; slowdown is the drop against the
+# run without profiling (noise can make it negative: printed as 0).
+#
+# Prints on standard output one `figure_name value` per line:
+#   seconds, frequency_hz, baseline_iterations, agent_cpu_s_per_min,
+#   agent_rss_mb, workload_slowdown_pct, perf_cpu_s_per_min, perf_rss_mb,
+#   perf_workload_slowdown_pct, agent_cpu_pct_of_core
+# Needs root (BPF and system-wide perf events): exits 77 without it.
+# Progress goes to standard error; whatever the script starts it stops.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRCDIR=$(cd "$HERE/../.." && pwd)
+. "$SRCDIR/test/e2e/lib.sh"
+
+usage() {
+    echo "usage: bench_agent.sh FIRN FIRN_AGENT WORKLOAD [--seconds S] [--frequency HZ]" >&2
+    exit 2
+}
+die() {
+    echo "bench_agent: $*" >&2
+    exit 1
+}
+note() { echo "bench_agent: $*" >&2; }
+
+[ $# -ge 3 ] || usage
+FIRN=$1 AGENT=$2 WORKLOAD=$3
+shift 3
+SECONDS_RUN=60
+HZ=19
+while [ $# -gt 0 ]; do
+    case $1 in
+    --seconds) SECONDS_RUN=$2; shift 2 ;;
+    --frequency) HZ=$2; shift 2 ;;
+    *) usage ;;
+    esac
+done
+[[ $SECONDS_RUN =~ ^[0-9]+$ && $SECONDS_RUN -gt 0 && $HZ =~ ^[0-9]+$ && $HZ -gt 0 ]] || usage
+if [ "$(id -u)" -ne 0 ]; then
+    note "SKIP: needs root (BPF programs and system-wide perf events)"
+    exit 77
+fi
+command -v perf >/dev/null || die "perf not found (Debian package linux-perf)"
+
+e2e_workspace
+TICKS=$(getconf CLK_TCK)
+
+# cpu_seconds PID: utime + stime of the process so far.
+cpu_seconds() { awk -v t="$TICKS" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
+rss_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+# run_workload: run it for SECONDS_RUN and print its iterations.
+run_workload() { "$WORKLOAD" cpu "$SECONDS_RUN" | awk '/^iterations/ { print $2 }'; }
+per_min() { awk -v c="$1" -v s="$SECONDS_RUN" 'BEGIN { printf "%.3f", c * 60 / s }'; }
+slowdown() {
+    awk -v b="$1" -v x="$2" 'BEGIN { d = (b - x) * 100 / b; if (d < 0) d = 0; printf "%.2f", d }'
+}
+
+note "baseline: the workload alone for ${SECONDS_RUN}s"
+base=$(run_workload)
+[ -n "$base" ] || die "the workload printed no iterations"
+
+note "firn-agent at ${HZ} Hz"
+start_firn "$FIRN" "$tmp/firn.log" --web.listen-address=127.0.0.1:0 \
+    --storage.tsdb.path="$tmp/data" || die "firn did not start: $(tail -3 "$tmp/firn.log")"
+"$AGENT" --remote-store-address="http://127.0.0.1:$FIRN_PORT" --http-address=127.0.0.1:0 \
+    --sampling-frequency="$HZ" >"$tmp/agent.log" 2>&1 &
+agent_pid=$!
+track_pid "$agent_pid"
+wait_for 30 grep -q 'agent is ready' "$tmp/agent.log" ||
+    die "firn-agent did not start: $(tail -3 "$tmp/agent.log")"
+agent_cpu0=$(cpu_seconds "$agent_pid")
+agent_iter=$(run_workload)
+agent_cpu=$(awk -v a="$(cpu_seconds "$agent_pid")" -v b="$agent_cpu0" 'BEGIN { print a - b }')
+agent_rss=$(rss_mb "$agent_pid")
+stop_pid "$agent_pid"
+stop_pid "$FIRN_PID"
+
+note "perf record -F ${HZ} -a -g"
+perf record -F "$HZ" -a -g -o "$tmp/perf.data" >"$tmp/perf.log" 2>&1 &
+perf_pid=$!
+track_pid "$perf_pid"
+wait_for 30 test -s "$tmp/perf.data" || die "perf record did not start: $(tail -3 "$tmp/perf.log")"
+perf_cpu0=$(cpu_seconds "$perf_pid")
+perf_iter=$(run_workload)
+perf_cpu=$(awk -v a="$(cpu_seconds "$perf_pid")" -v b="$perf_cpu0" 'BEGIN { print a - b }')
+perf_rss=$(rss_mb "$perf_pid")
+stop_pid "$perf_pid" INT
+
+agent_per_min=$(per_min "$agent_cpu")
+echo "seconds $SECONDS_RUN"
+echo "frequency_hz $HZ"
+echo "baseline_iterations $base"
+echo "agent_cpu_s_per_min $agent_per_min"
+echo "agent_rss_mb $agent_rss"
+echo "workload_slowdown_pct $(slowdown "$base" "$agent_iter")"
+echo "perf_cpu_s_per_min $(per_min "$perf_cpu")"
+echo "perf_rss_mb $perf_rss"
+echo "perf_workload_slowdown_pct $(slowdown "$base" "$perf_iter")"
+echo "agent_cpu_pct_of_core $(awk -v c="$agent_per_min" 'BEGIN { printf "%.3f\n", c * 100 / 60 }')"

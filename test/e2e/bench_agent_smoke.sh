@@ -1,0 +1,22 @@
+#!/bin/bash
+# bench_agent_smoke.sh FIRN FIRN_AGENT WORKLOAD -- test/bench/bench_agent.sh
+# runs (3 s per run) and prints every figure in the `figure_name value`
+# form.  This checks the form, never the speed: speed is measured, not
+# asserted.  Skipped (77) without root, as the benchmark itself.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+
+if [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
+    echo "SKIP: the agent benchmark needs root and a BTF kernel"
+    exit 77
+fi
+figures=(seconds frequency_hz baseline_iterations agent_cpu_s_per_min agent_rss_mb
+    workload_slowdown_pct perf_cpu_s_per_min perf_rss_mb perf_workload_slowdown_pct
+    agent_cpu_pct_of_core)
+out=$(timeout 240 bash "$HERE/../bench/bench_agent.sh" "$1" "$2" "$3" --seconds 3)
+rc=$?
+[ $rc -eq 0 ] && ok "bench_agent.sh exits 0" || fail "bench_agent.sh exited $rc"
+check_figures "bench_agent" "$out" "${figures[@]}"
+same "frequency as asked" "$(printf '%s\n' "$out" | awk '$1 == "frequency_hz" { print $2 }')" 19
+finish
