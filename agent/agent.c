@@ -18,7 +18,9 @@
 
 #define PROFILE_NAME "process_cpu"
 #define KERNEL_MAPPING "[kernel.kallsyms]"
-#define PROC_TTL 6
+#define PROC_TTL 6         /* drains a process is kept after its last samples */
+#define PROC_REFRESH 6     /* drains after which a process is read in full again */
+#define GZIP_MIN_BYTES 4096   /* smaller profiles go raw: deflate's setup costs more */
 
 /* A sample copied out of the BPF maps for the length of one drain. */
 typedef struct drained {
@@ -266,46 +268,50 @@ static agent_proc *cached_proc(agent *a, int pid)
     return lo < a->n_sorted && a->procs[lo]->pid == pid ? a->procs[lo] : NULL;
 }
 
-/* The process as /proc shows it now (added to the cache), or as it was
- * last read when it has exited since.  NULL when out of memory. */
+/* The process as /proc shows it now: the cached one while it is the same
+ * image (only /proc/PID/stat read), else read anew (and added to the
+ * cache); as it was last read when it has exited since.  NULL when out of
+ * memory. */
 static agent_proc *proc_for(agent *a, int pid)
 {
     agent_proc *old = cached_proc(a, pid);
+    agent_proc_stat now;
+    bool running = agent_proc_read_stat(pid, &now) == 0;
+    if (old && (!running || (agent_proc_same(old, &now) &&
+                             a->drains - old->loaded_at < PROC_REFRESH))) {
+        old->last_seen = a->drains;
+        old->maps_current = old->perf_map_current = false;
+        if (running)
+            snprintf(old->comm, sizeof old->comm, "%s", now.comm);   /* prctl renames */
+        else
+            old->gone = true;
+        return old;
+    }
     agent_proc **grown = firn_grow(a->procs, a->n_procs, &a->cap_procs, sizeof *a->procs, 64);
     agent_proc *fresh = grown ? calloc(1, sizeof *fresh) : NULL;
     if (!fresh)
         return NULL;
     a->procs = grown;
-    if (agent_proc_load(fresh, pid, NULL) < 0) {
+    if (!running || agent_proc_load(fresh, pid, &now, NULL) < 0) {
         agent_proc_free(fresh);
-        if (old) {
-            free(fresh);
-            old->last_seen = a->drains;
-            return old;
-        }
         fresh->pid = pid;   /* only its pid and samples are known */
         atomic_fetch_add(&a->processes_gone, 1);
     }
     if (old)
         old->superseded = true;
-    fresh->last_seen = a->drains;
+    fresh->loaded_at = fresh->last_seen = a->drains;
     a->procs[a->n_procs++] = fresh;
     return fresh;
 }
 
-/* After a drain: keep the processes sampled, and the others while they run
- * and were sampled lately; free the rest. */
+/* After a drain: keep the processes read in full that were sampled in the
+ * last PROC_TTL drains and have not exited; free the rest. */
 static void procs_expire(agent *a)
 {
     size_t n = 0;
     for (size_t i = 0; i < a->n_procs; i++) {
         agent_proc *p = a->procs[i];
-        char path[32];
-        snprintf(path, sizeof path, "/proc/%d", p->pid);
-        bool keep = !p->superseded && p->loaded &&
-                    (p->last_seen == a->drains ||
-                     (a->drains - p->last_seen < PROC_TTL && access(path, F_OK) == 0));
-        if (keep) {
+        if (!p->superseded && p->loaded && !p->gone && a->drains - p->last_seen < PROC_TTL) {
             a->procs[n++] = p;
         } else {
             agent_proc_free(p);
@@ -315,6 +321,19 @@ static void procs_expire(agent *a)
     a->n_procs = n;
     qsort(a->procs, a->n_procs, sizeof *a->procs, compare_proc);
     a->n_sorted = n;
+}
+
+/* Replace the raw profile in *body by its gzip (level 1). */
+static int gzip_body(unsigned char **body, size_t *len, firn_err *err)
+{
+    unsigned char *gz;
+    size_t gz_len;
+    if (pprof_gzip(*body, *len, 1, &gz, &gz_len, err) < 0)
+        return -1;
+    free(*body);
+    *body = gz;
+    *len = gz_len;
+    return 0;
 }
 
 /* Samples [from, to) of one pid into a queued profile. */
@@ -361,12 +380,14 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
     pprof_profile *p = agent_profile_finish(&b.prof, &err);
     unsigned char *body = NULL;
     size_t body_len = 0;
-    if (!p || pprof_encode(p, 1, &body, &body_len, &err) < 0) {
+    if (!p || pprof_encode(p, 0, &body, &body_len, &err) < 0 ||
+        (body_len >= GZIP_MIN_BYTES && gzip_body(&body, &body_len, &err) < 0)) {
         atomic_fetch_add(&a->profile_errors, 1);
         char q[600];
         firn_log(FIRN_LOG_WARN, "agent", "building a profile failed", "pid=%d err=%s", pid,
                  firn_log_quote(q, sizeof q, err.msg));
         pprof_free(p);
+        free(body);
         goto out;
     }
     pprof_free(p);

@@ -95,6 +95,23 @@ int agent_maps_parse(const char *text, size_t len, agent_maps *out, firn_err *er
 const agent_map *agent_maps_find(const agent_maps *m, uint64_t addr);
 void agent_maps_free(agent_maps *m);
 
+/* ---- /proc/PID/stat (procfs.c) ------------------------------------------------ */
+
+/* What tells one process image from another under the same pid: the start
+ * time (clock ticks after boot; another process reusing the pid has
+ * another) and, as exec keeps the start time, the addresses of the
+ * program's text and of its stack (an exec maps them anew; with ASLR, at
+ * new addresses).  The kernel shows startcode and startstack as 0 to
+ * readers that may not ptrace the process. */
+typedef struct agent_proc_stat {
+    char comm[16];
+    uint64_t start_time, start_code, start_stack;
+} agent_proc_stat;
+
+/* Parse the text of /proc/PID/stat.  comm may hold spaces and ')': the
+ * fields start after the last ')'.  FIRN_EINVAL when fields are missing. */
+int agent_proc_stat_parse(const char *text, size_t len, agent_proc_stat *out, firn_err *err);
+
 /* ---- JIT perf maps (procfs.c) ------------------------------------------------ */
 
 typedef struct agent_perf_sym {

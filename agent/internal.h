@@ -15,23 +15,37 @@ typedef struct agent_symbolizer_stats {
     _Atomic uint64_t objects_open;
 } agent_symbolizer_stats;
 
-/* What one process looks like in this drain. */
+/* What is known of one process, kept across drains (agent.c's cache).
+ * Read in full once (agent_proc_load); a later drain that samples the same
+ * image again (agent_proc_stat identity: start time, text and stack
+ * addresses) reads only /proc/PID/stat, and re-reads the maps when an
+ * address falls outside every executable mapping (a library loaded since),
+ * the perf map when its mtime or size changed. */
 typedef struct agent_proc {
     int pid, ns_pid;
-    bool loaded;                  /* maps were read (the process still ran) */
+    bool loaded;                  /* read in full (the process still ran) */
+    agent_proc_stat stat;         /* its identity when read */
     agent_maps maps;
+    bool maps_current;            /* maps read in this drain: no re-read on a miss */
     char comm[64];
     char executable[1024];
     char cgroup[1024];
     agent_perf_map perf_map;
-    bool perf_map_tried;
-    uint64_t last_seen;           /* the drain that last sampled it (agent.c's cache) */
+    bool perf_map_current;        /* perf map checked in this drain */
+    int64_t perf_map_mtime_ns, perf_map_size;   /* of what perf_map holds, -1: none */
+    uint64_t loaded_at;           /* the drain of the full read (agent.c) */
+    uint64_t last_seen;           /* the drain that last sampled it (agent.c) */
     bool superseded;              /* a newer read of the same pid replaced it */
+    bool gone;                    /* found exited: freed after this drain */
 } agent_proc;
 
-/* Read /proc/PID/{maps,comm,exe,cgroup,status}; an error when the process
- * is gone (its maps cannot be read). */
-int agent_proc_load(agent_proc *p, int pid, firn_err *err);
+/* /proc/PID/stat of pid into st; an error when the process is gone. */
+int agent_proc_read_stat(int pid, agent_proc_stat *st);
+/* Whether st (just read) is still the image p was read from. */
+bool agent_proc_same(const agent_proc *p, const agent_proc_stat *st);
+/* Read /proc/PID/{maps,comm,exe,cgroup,status} of the process st
+ * identifies; an error when it is gone (its maps cannot be read). */
+int agent_proc_load(agent_proc *p, int pid, const agent_proc_stat *st, firn_err *err);
 void agent_proc_free(agent_proc *p);
 
 typedef struct agent_symbolizer agent_symbolizer;

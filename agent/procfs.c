@@ -1,6 +1,6 @@
 /* procfs.c -- parsers of what the kernel tells about processes:
- * /proc/kallsyms, /proc/PID/maps, /proc/PID/cgroup, and the JIT perf maps
- * runtimes write into /tmp.  Pure functions over text already read (the
+ * /proc/kallsyms, /proc/PID/maps, /proc/PID/stat, /proc/PID/cgroup, and the
+ * JIT perf maps runtimes write into /tmp.  Pure functions over text already read (the
  * callers read the files, capped), so that they are unit-tested and fuzzed
  * on any input: a malformed line is an error naming its number, never a
  * crash, and every table is capped. */
@@ -261,6 +261,52 @@ void agent_maps_free(agent_maps *m)
     free(m->maps);
     firn_arena_free(m->arena);
     memset(m, 0, sizeof *m);
+}
+
+/* ---- /proc/PID/stat ----------------------------------------------------------------- */
+
+int agent_proc_stat_parse(const char *text, size_t len, agent_proc_stat *out, firn_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const char *open = memchr(text, '(', len);
+    const char *close = NULL;
+    for (const char *q = text + len; q > text && !close; q--)
+        if (q[-1] == ')')
+            close = q - 1;
+    if (!open || !close || close < open)
+        return firn_errf(err, FIRN_EINVAL, "/proc/PID/stat: no (comm)");
+    size_t n = (size_t)(close - open - 1);
+    memcpy(out->comm, open + 1, n < sizeof out->comm ? n : sizeof out->comm - 1);
+    /* Fields 3 (state) onwards; we want 22 (starttime), 26 (startcode) and
+     * 28 (startstack). */
+    const char *p = close + 1, *end = text + len;
+    for (int field = 3; field <= 28; field++) {
+        p = skip_spaces(p, end);
+        const char *f = p;
+        while (p < end && *p != ' ' && *p != '\n')
+            p++;
+        if (p == f)
+            return firn_errf(err, FIRN_EINVAL, "/proc/PID/stat: %d fields, want 28", field - 1);
+        uint64_t *want = field == 22 ? &out->start_time
+                         : field == 26 ? &out->start_code
+                         : field == 28 ? &out->start_stack
+                                       : NULL;
+        if (want) {
+            char num[24];
+            size_t k = (size_t)(p - f);
+            char *num_end;
+            if (k >= sizeof num)
+                return firn_errf(err, FIRN_EINVAL, "/proc/PID/stat: field %d too long", field);
+            memcpy(num, f, k);
+            num[k] = '\0';
+            errno = 0;
+            *want = strtoull(num, &num_end, 10);
+            if (*num_end || errno || num[0] == '-')
+                return firn_errf(err, FIRN_EINVAL, "/proc/PID/stat: field %d: bad number \"%s\"",
+                                 field, num);
+        }
+    }
+    return 0;
 }
 
 /* ---- JIT perf maps ------------------------------------------------------------------ */

@@ -38,8 +38,13 @@ struct agent_sampler {
     int n_cpus;                   /* possible CPUs: per-CPU values come in this many */
     agent_sampler_stats *stats;
     struct profile_key *keys;     /* scratch for a drain: PROFILE_MAX_KEYS */
+    uint64_t *counts;             /* scratch: their counts */
     uint32_t *stack_ids;          /* scratch: ids to clear */
     uint32_t stack_map_size;
+    firn_u64map frames_of;        /* a drain's stack id -> index into frames */
+    uint64_t *frames;             /* PROFILE_MAX_DEPTH a stack read this drain */
+    size_t frames_cap;            /* stacks frames has room for */
+    bool no_batch;                /* the kernel refused batch operations */
 };
 
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -134,8 +139,10 @@ agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size,
     s->stack_map_size = stack_map_size;
     s->n_cpus = libbpf_num_possible_cpus();
     s->keys = calloc(PROFILE_MAX_KEYS, sizeof *s->keys);
+    s->counts = calloc(PROFILE_MAX_KEYS, sizeof *s->counts);
     s->stack_ids = calloc(stack_map_size, sizeof *s->stack_ids);
-    if (s->n_cpus <= 0 || !s->keys || !s->stack_ids) {
+    if (s->n_cpus <= 0 || !s->keys || !s->counts || !s->stack_ids ||
+        firn_u64map_init(&s->frames_of, 256) < 0) {
         firn_errf(err, FIRN_ENOMEM, "out of memory");
         agent_sampler_free(s);
         return NULL;
@@ -180,20 +187,106 @@ static void read_stats(agent_sampler *s)
     atomic_store(&s->stats->counts_full, sums[PROFILE_STAT_COUNTS_FULL]);
 }
 
-/* The frames of stack id (leaf first, up to the first 0) into out; 0 when
- * the id is an error (no such stack) or the stack is gone. */
-static size_t read_stack(agent_sampler *s, int fd, int32_t id, uint64_t *out)
+/* The frames of stack id (leaf first, up to the first 0): read from the
+ * map and deleted there the first time a drain asks (one system call),
+ * then from this drain's copy, since keys share stacks.  NULL with *n 0
+ * when id is an error or the stack is gone. */
+static const uint64_t *read_stack(agent_sampler *s, int fd, int32_t id, size_t *n)
 {
+    *n = 0;
     if (id < 0)
-        return 0;
-    if (bpf_map_lookup_elem(fd, &id, out) != 0) {
-        atomic_fetch_add(&s->stats->stacks_lost, 1);
-        return 0;
+        return NULL;
+    uint32_t at;
+    if (firn_u64map_get(&s->frames_of, (uint32_t)id, &at) != 1) {
+        at = (uint32_t)s->frames_of.len;
+        if (at >= s->frames_cap) {
+            size_t cap = s->frames_cap ? s->frames_cap * 2 : 64;
+            uint64_t *f = realloc(s->frames, cap * PROFILE_MAX_DEPTH * sizeof *f);
+            if (!f)
+                return NULL;
+            s->frames = f;
+            s->frames_cap = cap;
+        }
+        uint64_t *out = s->frames + (size_t)at * PROFILE_MAX_DEPTH;
+        int rc = s->no_batch ? -1 : bpf_map_lookup_and_delete_elem(fd, &id, out);
+        if (rc != 0 && (s->no_batch || errno == EINVAL || errno == ENOTSUP || errno == EOPNOTSUPP)) {
+            s->no_batch = true;  /* an older kernel: look up now, clear in the sweep */
+            rc = bpf_map_lookup_elem(fd, &id, out);
+        }
+        if (rc != 0) {
+            atomic_fetch_add(&s->stats->stacks_lost, 1);
+            return NULL;
+        }
+        if (firn_u64map_put(&s->frames_of, (uint32_t)id, at, NULL) < 0)
+            return NULL;
     }
+    const uint64_t *f = s->frames + (size_t)at * PROFILE_MAX_DEPTH;
+    while (*n < PROFILE_MAX_DEPTH && f[*n])
+        (*n)++;
+    return f;
+}
+
+/* Take every count of the old generation out of its map into s->keys and
+ * s->counts: batches of lookup-and-delete (a few system calls in all), or
+ * key by key where the kernel has no batch operations. */
+static size_t take_counts(agent_sampler *s, int fd)
+{
     size_t n = 0;
-    while (n < PROFILE_MAX_DEPTH && out[n])
-        n++;
+    if (!s->no_batch) {
+        uint32_t batch = 0;
+        bool first = true;
+        for (;;) {
+            __u32 got = (__u32)(PROFILE_MAX_KEYS - n);
+            if (got == 0)
+                return n;
+            int rc = bpf_map_lookup_and_delete_batch(fd, first ? NULL : &batch, &batch,
+                                                     s->keys + n, s->counts + n, &got, NULL);
+            int e = errno;
+            first = false;
+            if (rc == 0 || e == ENOENT)
+                n += got;  /* ENOENT: that was the last batch */
+            if (rc != 0 && e == ENOENT)
+                return n;
+            if (rc != 0 && n == 0 && (e == EINVAL || e == ENOTSUP || e == EOPNOTSUPP)) {
+                s->no_batch = true;
+                break;
+            }
+            if (rc != 0)
+                return n;  /* ENOSPC and the like: the rest waits for the sweep */
+        }
+    }
+    struct profile_key key, *prev = NULL;
+    while (n < PROFILE_MAX_KEYS && bpf_map_get_next_key(fd, prev, &key) == 0) {
+        s->keys[n] = key;
+        prev = &s->keys[n++];
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (bpf_map_lookup_elem(fd, &s->keys[i], &s->counts[i]) != 0)
+            s->counts[i] = 0;
+        bpf_map_delete_elem(fd, &s->keys[i]);
+    }
     return n;
+}
+
+/* Delete whatever is left in map fd (keys of size 4 or a profile_key). */
+static void sweep(agent_sampler *s, int fd, bool stacks)
+{
+    if (stacks) {
+        uint32_t id;
+        size_t n = 0;
+        uint32_t *prev = NULL;
+        while (n < s->stack_map_size && bpf_map_get_next_key(fd, prev, &id) == 0) {
+            s->stack_ids[n] = id;
+            prev = &s->stack_ids[n++];
+        }
+        for (size_t i = 0; i < n; i++)
+            bpf_map_delete_elem(fd, &s->stack_ids[i]);
+    } else {
+        struct profile_key key;
+        while (bpf_map_get_next_key(fd, NULL, &key) == 0)
+            if (bpf_map_delete_elem(fd, &key) != 0)
+                break;
+    }
 }
 
 void agent_sampler_drain(agent_sampler *s, agent_sample_fn fn, void *ctx)
@@ -205,42 +298,23 @@ void agent_sampler_drain(agent_sampler *s, agent_sample_fn fn, void *ctx)
 
     int counts_fd = bpf_map__fd(old ? s->skel->maps.counts1 : s->skel->maps.counts0);
     int stacks_fd = bpf_map__fd(old ? s->skel->maps.stacks1 : s->skel->maps.stacks0);
-    size_t n = 0;
-    struct profile_key key, *prev = NULL;
-    while (n < PROFILE_MAX_KEYS && bpf_map_get_next_key(counts_fd, prev, &key) == 0) {
-        s->keys[n] = key;
-        prev = &s->keys[n++];
-    }
-    uint64_t user[PROFILE_MAX_DEPTH], kernel[PROFILE_MAX_DEPTH];
+    size_t n = take_counts(s, counts_fd);
+    firn_u64map_clear(&s->frames_of);
     for (size_t i = 0; i < n; i++) {
         const struct profile_key *k = &s->keys[i];
-        uint64_t count = 0;
-        if (bpf_map_lookup_elem(counts_fd, k, &count) != 0 || count == 0)
+        if (s->counts[i] == 0)
             continue;
-        agent_sample sample = {
-            .pid = k->pid,
-            .tid = k->tid,
-            .count = count,
-            .user = user,
-            .n_user = read_stack(s, stacks_fd, k->user_stack_id, user),
-            .kernel = kernel,
-            .n_kernel = read_stack(s, stacks_fd, k->kernel_stack_id, kernel),
-        };
+        agent_sample sample = {.pid = k->pid, .tid = k->tid, .count = s->counts[i]};
+        sample.user = read_stack(s, stacks_fd, k->user_stack_id, &sample.n_user);
+        sample.kernel = read_stack(s, stacks_fd, k->kernel_stack_id, &sample.n_kernel);
         memcpy(sample.comm, k->comm, sizeof sample.comm);
         sample.comm[sizeof sample.comm - 1] = '\0';
         fn(ctx, &sample);
     }
-    for (size_t i = 0; i < n; i++)
-        bpf_map_delete_elem(counts_fd, &s->keys[i]);
-    /* Every stack of the old generation, also those of keys not read. */
-    size_t n_ids = 0;
-    uint32_t id, *prev_id = NULL;
-    while (n_ids < s->stack_map_size && bpf_map_get_next_key(stacks_fd, prev_id, &id) == 0) {
-        s->stack_ids[n_ids] = id;
-        prev_id = &s->stack_ids[n_ids++];
-    }
-    for (size_t i = 0; i < n_ids; i++)
-        bpf_map_delete_elem(stacks_fd, &s->stack_ids[i]);
+    /* What no key read (or all of it, where lookup-and-delete is missing):
+     * usually nothing, one system call to find out. */
+    sweep(s, counts_fd, false);
+    sweep(s, stacks_fd, true);
     read_stats(s);
     atomic_fetch_add(&s->stats->drains, 1);
 }
@@ -257,6 +331,9 @@ void agent_sampler_free(agent_sampler *s)
     free(s->fds);
     profile_bpf__destroy(s->skel);
     free(s->keys);
+    free(s->counts);
     free(s->stack_ids);
+    free(s->frames);
+    firn_u64map_destroy(&s->frames_of);
     free(s);
 }

@@ -2,8 +2,9 @@
  *
  * Kernel frames: /proc/kallsyms, read once (sorted, binary search).
  *
- * User frames: the executable mappings of /proc/PID/maps, read once per
- * drain for each process sampled.  Each mapped file is an "object": opened
+ * User frames: the executable mappings of /proc/PID/maps, kept per process
+ * across drains (agent_proc, internal.h) and read again when an address
+ * lies in none of them.  Each mapped file is an "object": opened
  * through /proc/PID/map_files/START-END (the very file the process mapped,
  * also when it lives in a container's mount namespace or was deleted since),
  * else /proc/PID/root/PATH, and reported to its own libdwfl session at its
@@ -12,7 +13,9 @@
  * is what PIE executables and shared libraries need wherever they were
  * loaded.  Objects are keyed by build ID (so the same library in a hundred
  * processes, or in two containers, is read once), found again per mapping
- * by (device, inode); each keeps a cache of the addresses it resolved.  An
+ * by (device, inode); each keeps a cache of the addresses it resolved, and
+ * the index of its compilation units that libdwfl lacks when the file has
+ * no .debug_aranges (Go; see selfprof_cu_index).  An
  * object unused for AGENT_OBJECT_TTL drains (its processes exited) is
  * closed, and at most AGENT_MAX_OBJECTS stay open (least recently used
  * closed first), so memory stays bounded on a busy host.
@@ -57,6 +60,7 @@ typedef struct object {
     char build_id[129];
     Dwfl *dwfl;                    /* NULL: the file could not be read */
     Dwfl_Module *mod;
+    selfprof_cu_index *cus;        /* built on need (Go: no .debug_aranges) */
     GElf_Addr bias;
     struct segment { uint64_t offset, filesz, vaddr; } seg[MAX_SEGMENTS];
     uint64_t keys[MAX_KEYS];       /* file_key of every (device, inode) seen to be it */
@@ -119,6 +123,7 @@ const char *agent_symbolize_kernel(agent_symbolizer *s, uint64_t addr)
 
 static void object_close(agent_symbolizer *s, object *o)
 {
+    selfprof_cu_index_free(o->cus);
     if (o->dwfl)
         dwfl_end(o->dwfl);
     firn_u64map_destroy(&o->cache);
@@ -245,7 +250,7 @@ static size_t object_frames(agent_symbolizer *s, object *o, uint64_t vaddr,
     }
     atomic_fetch_add(&s->stats->cache_misses, 1);
     selfprof_frame found[SELFPROF_MAX_INLINE_DEPTH];
-    size_t n = selfprof_dwfl_frames(o->mod, vaddr + o->bias, found);
+    size_t n = selfprof_dwfl_frames(o->mod, &o->cus, vaddr + o->bias, found);
     if (o->n_addrs >= AGENT_OBJECT_CACHE_MAX) {   /* start over rather than grow */
         firn_u64map_destroy(&o->cache);
         if (firn_u64map_init(&o->cache, 256) < 0)
@@ -285,19 +290,55 @@ static int read_proc(int pid, const char *name, size_t max, char **text, size_t 
     return firn_read_file(path, max, (unsigned char **)text, len, err);
 }
 
-int agent_proc_load(agent_proc *p, int pid, firn_err *err)
+int agent_proc_read_stat(int pid, agent_proc_stat *st)
 {
-    memset(p, 0, sizeof *p);
-    p->pid = pid;
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return FIRN_EIO;
+    ssize_t n = read(fd, text, sizeof text);   /* one read: the kernel writes it whole */
+    close(fd);
+    if (n <= 0)
+        return FIRN_EIO;
+    return agent_proc_stat_parse(text, (size_t)n, st, NULL);
+}
+
+bool agent_proc_same(const agent_proc *p, const agent_proc_stat *st)
+{
+    return p->stat.start_time == st->start_time && p->stat.start_code == st->start_code &&
+           p->stat.start_stack == st->start_stack;
+}
+
+static int load_maps(agent_proc *p, firn_err *err)
+{
     char *text = NULL;
     size_t len = 0;
-    if (read_proc(pid, "maps", AGENT_MAPS_MAX_BYTES, &text, &len, err) < 0)
+    if (read_proc(p->pid, "maps", AGENT_MAPS_MAX_BYTES, &text, &len, err) < 0)
         return err ? err->code : FIRN_EIO;
-    int rc = agent_maps_parse(text, len, &p->maps, err);
+    agent_maps maps;
+    int rc = agent_maps_parse(text, len, &maps, err);
     free(text);
     if (rc < 0)
         return rc;
+    agent_maps_free(&p->maps);
+    p->maps = maps;
+    p->maps_current = true;
+    return 0;
+}
+
+int agent_proc_load(agent_proc *p, int pid, const agent_proc_stat *st, firn_err *err)
+{
+    memset(p, 0, sizeof *p);
+    p->pid = pid;
+    p->stat = *st;
+    p->perf_map_mtime_ns = p->perf_map_size = -1;
+    int rc = load_maps(p, err);
+    if (rc < 0)
+        return rc;
     p->loaded = true;
+    char *text = NULL;
+    size_t len = 0;
     if (read_proc(pid, "comm", 4096, &text, &len, NULL) == 0) {
         snprintf(p->comm, sizeof p->comm, "%.*s", (int)strcspn(text, "\n"), text);
         free(text);
@@ -344,13 +385,27 @@ void agent_proc_free(agent_proc *p)
     memset(p, 0, sizeof *p);
 }
 
+/* The process's perf map, read again when its mtime or size changed (a
+ * JIT appends to it as it compiles), checked once per drain. */
 static const agent_perf_map *perf_map(agent_symbolizer *s, agent_proc *p)
 {
-    if (p->perf_map_tried)
+    if (p->perf_map_current)
         return p->perf_map.syms ? &p->perf_map : NULL;
-    p->perf_map_tried = true;
+    p->perf_map_current = true;
     char path[128];
     snprintf(path, sizeof path, "/proc/%d/root/tmp/perf-%d.map", p->pid, p->ns_pid);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        agent_perf_map_free(&p->perf_map);
+        p->perf_map_mtime_ns = p->perf_map_size = -1;
+        return NULL;
+    }
+    int64_t mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    if (mtime_ns == p->perf_map_mtime_ns && (int64_t)st.st_size == p->perf_map_size)
+        return p->perf_map.syms ? &p->perf_map : NULL;
+    agent_perf_map_free(&p->perf_map);
+    p->perf_map_mtime_ns = mtime_ns;
+    p->perf_map_size = (int64_t)st.st_size;
     unsigned char *text = NULL;
     size_t len = 0;
     if (firn_read_file(path, AGENT_PERF_MAP_MAX_BYTES, &text, &len, NULL) < 0)
@@ -372,6 +427,8 @@ int agent_symbolize_user(agent_symbolizer *s, agent_proc *p, uint64_t addr, bool
     memset(out, 0, sizeof *out);
     uint64_t pc = leaf ? addr : addr - 1;   /* a return address: the call is before it */
     const agent_map *m = p->loaded ? agent_maps_find(&p->maps, pc) : NULL;
+    if (!m && p->loaded && !p->maps_current && load_maps(p, NULL) == 0)
+        m = agent_maps_find(&p->maps, pc);   /* mapped since the maps were read? */
     out->map = m;
     if (!m || !m->path[0] || m->path[0] == '[') {
         /* anonymous or special ([vdso]...): JIT code names itself in a perf map */

@@ -129,6 +129,8 @@ typedef struct firn_u64map {
 
 int firn_u64map_init(firn_u64map *m, size_t expected);
 void firn_u64map_destroy(firn_u64map *m);
+/* Empty m, keeping its capacity. */
+void firn_u64map_clear(firn_u64map *m);
 /* Insert key -> val.  Returns 1 if inserted, 0 if the key existed (its value
  * is left unchanged and written to *existing if not NULL), negative on OOM. */
 int firn_u64map_put(firn_u64map *m, uint64_t key, uint32_t val, uint32_t *existing);

@@ -7,6 +7,7 @@
 #include "model.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static uint64_t mix64(uint64_t x)
 {
@@ -46,6 +47,13 @@ int firn_u64map_init(firn_u64map *m, size_t expected)
         cap *= 2;
     }
     return alloc_table(m, cap);
+}
+
+void firn_u64map_clear(firn_u64map *m)
+{
+    if (m->used)
+        memset(m->used, 0, m->cap * sizeof *m->used);
+    m->len = 0;
 }
 
 void firn_u64map_destroy(firn_u64map *m)

@@ -127,15 +127,23 @@ typedef struct selfprof_frame {
     int start_line, line;      /* 0 when unknown */
 } selfprof_frame;
 
-/* The frames at addr (an address in mod's own terms) innermost first: the
- * inline chain from DWARF when mod has it, else the symbol table's
- * function; 0 when nothing names addr.  The strings belong to libdw and
- * live as long as the module's Dwfl. */
 /* The hex GNU build id of mod (may be NULL) into out (cap bytes, 129 hold
  * any), "" when unknown. */
 void selfprof_build_id_hex(struct Dwfl_Module *mod, char *out, size_t cap);
 
-size_t selfprof_dwfl_frames(struct Dwfl_Module *mod, uint64_t addr,
+/* The compilation units of one module by address, for files without
+ * .debug_aranges (Go's, clang's by default), where libdwfl 0.188 finds no
+ * CU and so no file:line (symbolize.c).  Built by selfprof_dwfl_frames the
+ * first time libdwfl finds no CU; its owner frees it. */
+typedef struct selfprof_cu_index selfprof_cu_index;
+void selfprof_cu_index_free(selfprof_cu_index *cus);
+
+/* The frames at addr (an address in mod's own terms) innermost first: the
+ * inline chain from DWARF when mod has it, else the symbol table's
+ * function; 0 when nothing names addr.  cus (NULL: none) points to the
+ * module's CU index, NULL until built.  The strings belong to libdw and
+ * live as long as the module's Dwfl. */
+size_t selfprof_dwfl_frames(struct Dwfl_Module *mod, selfprof_cu_index **cus, uint64_t addr,
                             selfprof_frame out[SELFPROF_MAX_INLINE_DEPTH]);
 
 #endif

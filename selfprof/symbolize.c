@@ -334,7 +334,85 @@ static size_t dwarf_frames(Dwarf_Die *cu, Dwarf_Addr pc, const char *symbol, con
     return n;
 }
 
-size_t selfprof_dwfl_frames(Dwfl_Module *mod, uint64_t addr,
+/* ---- compilation units by address ------------------------------------------
+ * libdwfl finds the compilation unit of an address (dwfl_module_getsrc,
+ * dwfl_module_addrdie) through libdw's dwarf_getaranges, and elfutils 0.188
+ * reads those from .debug_aranges only: a file without that section has no
+ * CU at any address ("address out of range").  Go never writes it, nor
+ * clang by default, so their file:line and inlined frames were lost.  The
+ * index holds what .debug_aranges would have said, from the CUs' own DIEs
+ * (DW_AT_low_pc/high_pc, DW_AT_ranges). */
+
+struct cu_range {
+    uint64_t low, high;   /* DWARF addresses [low, high) */
+    Dwarf_Off die;        /* the CU's DIE */
+};
+
+struct selfprof_cu_index {
+    Dwarf *dwarf;         /* NULL: the module has no DWARF */
+    Dwarf_Addr bias;
+    struct cu_range *ranges;   /* sorted by low */
+    size_t n;
+};
+
+static int compare_cu_range(const void *a, const void *b)
+{
+    const struct cu_range *x = a, *y = b;
+    return x->low < y->low ? -1 : x->low > y->low;
+}
+
+/* The index of mod; NULL only when memory runs out. */
+static selfprof_cu_index *cu_index_new(Dwfl_Module *mod)
+{
+    selfprof_cu_index *cus = calloc(1, sizeof *cus);
+    if (!cus)
+        return NULL;
+    cus->dwarf = dwfl_module_getdwarf(mod, &cus->bias);
+    size_t cap = 0;
+    Dwarf_CU *unit = NULL;
+    Dwarf_Die cu;
+    uint8_t unit_type;
+    while (cus->dwarf &&
+           dwarf_get_units(cus->dwarf, unit, &unit, NULL, &unit_type, &cu, NULL) == 0) {
+        if (unit_type != DW_UT_compile && unit_type != DW_UT_partial &&
+            unit_type != DW_UT_skeleton)
+            continue;
+        Dwarf_Addr base, low, high;
+        for (ptrdiff_t at = 0; (at = dwarf_ranges(&cu, at, &base, &low, &high)) > 0;) {
+            if (low >= high)
+                continue;
+            struct cu_range *r = firn_grow(cus->ranges, cus->n, &cap, sizeof *r, 64);
+            if (!r) {
+                selfprof_cu_index_free(cus);
+                return NULL;
+            }
+            cus->ranges = r;
+            r[cus->n++] = (struct cu_range){low, high, dwarf_dieoffset(&cu)};
+        }
+    }
+    if (cus->n > 0)
+        qsort(cus->ranges, cus->n, sizeof *cus->ranges, compare_cu_range);
+    return cus;
+}
+
+void selfprof_cu_index_free(selfprof_cu_index *cus)
+{
+    if (!cus)
+        return;
+    free(cus->ranges);
+    free(cus);
+}
+
+/* The CU whose ranges hold DWARF address pc, into *cu. */
+static bool cu_index_find(const selfprof_cu_index *cus, Dwarf_Addr pc, Dwarf_Die *cu)
+{
+    size_t i = firn_sorted_count_le(cus->ranges, cus->n, sizeof *cus->ranges,
+                                    offsetof(struct cu_range, low), pc);
+    return i > 0 && pc < cus->ranges[i - 1].high &&
+           dwarf_offdie(cus->dwarf, cus->ranges[i - 1].die, cu) != NULL;
+}
+
+size_t selfprof_dwfl_frames(Dwfl_Module *mod, selfprof_cu_index **cus, uint64_t addr,
                             selfprof_frame out[SELFPROF_MAX_INLINE_DEPTH])
 {
     GElf_Off offset;
@@ -347,6 +425,18 @@ size_t selfprof_dwfl_frames(Dwfl_Module *mod, uint64_t addr,
         file = dwfl_lineinfo(dl, NULL, &line, NULL, NULL, NULL);
     Dwarf_Addr bias;
     Dwarf_Die *cu = dwfl_module_addrdie(mod, addr, &bias);
+    Dwarf_Die cu_mem;
+    if (!cu && cus && (*cus || (*cus = cu_index_new(mod))) && (*cus)->dwarf &&
+        cu_index_find(*cus, addr - (*cus)->bias, &cu_mem)) {
+        cu = &cu_mem;
+        bias = (*cus)->bias;
+        Dwarf_Line *l = dl ? NULL : dwarf_getsrc_die(cu, addr - bias);
+        if (l) {
+            file = dwarf_linesrc(l, NULL, NULL);
+            if (dwarf_lineno(l, &line) != 0)
+                line = 0;
+        }
+    }
     size_t n = cu ? dwarf_frames(cu, addr - bias, symbol, file, line, out) : 0;
     if (n == 0 && symbol)
         out[n++] = (selfprof_frame){symbol, symbol, file, 0, line};
@@ -361,7 +451,7 @@ static size_t symbolize(selfprof_symbolizer *s, uint64_t addr, pprof_line *out)
     if (!mod)
         return 0;
     selfprof_frame frames[SELFPROF_MAX_INLINE_DEPTH];
-    size_t n = selfprof_dwfl_frames(mod, addr, frames);
+    size_t n = selfprof_dwfl_frames(mod, NULL, addr, frames);
     for (size_t i = 0; i < n; i++)
         out[i] = make_line(s, &frames[i]);
     return n;

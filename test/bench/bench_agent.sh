@@ -11,16 +11,28 @@
 #   --frequency HZ   sampling frequency of both profilers (default 19)
 #
 # firn-agent pushes to a firn started here (firn's own CPU is not counted),
-# draining every 10 s as by default.  A profiler's CPU is the utime+stime
-# of its process (/proc/PID/stat, threads included) over the run, read
-# just before it is stopped; its memory the peak RSS (VmHWM).  The
+# draining every 10 s as by default.  Each profiler's CPU is counted two
+# ways:
+#   *_cpu_s_per_min         its whole run, from start to exit (getrusage of
+#                           the waited child, via bash's `times`): startup
+#                           (the agent loads its BPF program and reads
+#                           kallsyms; perf synthesizes every process's
+#                           mappings), the run, and the exit (perf writes
+#                           its build-id table) -- the CPU it took to
+#                           profile the minute;
+#   *_steady_cpu_s_per_min  only while the workload runs, from the
+#                           scheduler's ns counters of its threads
+#                           (/proc/PID/task/*/schedstat).
+# Both are per minute of workload.  Memory is the peak RSS (VmHWM).  The
 # workload's work is its loop iterations; slowdown is the drop against the
 # run without profiling (noise can make it negative: printed as 0).
 #
 # Prints on standard output one `figure_name value` per line:
 #   seconds, frequency_hz, baseline_iterations, agent_cpu_s_per_min,
-#   agent_rss_mb, workload_slowdown_pct, perf_cpu_s_per_min, perf_rss_mb,
-#   perf_workload_slowdown_pct, agent_cpu_pct_of_core
+#   agent_steady_cpu_s_per_min, agent_rss_mb, workload_slowdown_pct,
+#   perf_cpu_s_per_min, perf_steady_cpu_s_per_min, perf_rss_mb,
+#   perf_workload_slowdown_pct, agent_vs_perf_cpu_ratio (whole runs),
+#   agent_cpu_pct_of_core
 # Needs root (BPF and system-wide perf events): exits 77 without it.
 # Progress goes to standard error; whatever the script starts it stops.
 set -uo pipefail
@@ -59,14 +71,23 @@ fi
 command -v perf >/dev/null || die "perf not found (Debian package linux-perf)"
 
 e2e_workspace
-TICKS=$(getconf CLK_TCK)
-
-# cpu_seconds PID: utime + stime of the process so far.
-cpu_seconds() { awk -v t="$TICKS" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
+# steady_ns PID: on-CPU ns of the process's threads so far.
+steady_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s }'; }
+# mark_children NAME: note the user+sys time of this shell's waited children
+# (`times`, run in this shell: a subshell's children start at zero);
+# children_s NAME: that time in seconds.
+mark_children() { times >"$tmp/times.$1"; }
+children_s() {
+    awk 'NR == 2 {
+        t = 0
+        for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+        printf "%.3f", t }' "$tmp/times.$1"
+}
 rss_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 # run_workload: run it for SECONDS_RUN and print its iterations.
 run_workload() { "$WORKLOAD" cpu "$SECONDS_RUN" | awk '/^iterations/ { print $2 }'; }
 per_min() { awk -v c="$1" -v s="$SECONDS_RUN" 'BEGIN { printf "%.3f", c * 60 / s }'; }
+ns_per_min() { awk -v c="$1" -v s="$SECONDS_RUN" 'BEGIN { printf "%.4f", c / 1e9 * 60 / s }'; }
 slowdown() {
     awk -v b="$1" -v x="$2" 'BEGIN { d = (b - x) * 100 / b; if (d < 0) d = 0; printf "%.2f", d }'
 }
@@ -84,11 +105,14 @@ agent_pid=$!
 track_pid "$agent_pid"
 wait_for 30 grep -q 'agent is ready' "$tmp/agent.log" ||
     die "firn-agent did not start: $(tail -3 "$tmp/agent.log")"
-agent_cpu0=$(cpu_seconds "$agent_pid")
+agent_ns0=$(steady_ns "$agent_pid")
 agent_iter=$(run_workload)
-agent_cpu=$(awk -v a="$(cpu_seconds "$agent_pid")" -v b="$agent_cpu0" 'BEGIN { print a - b }')
+agent_steady=$(($(steady_ns "$agent_pid") - agent_ns0))
 agent_rss=$(rss_mb "$agent_pid")
-stop_pid "$agent_pid"
+mark_children agent0
+stop_pid "$agent_pid" INT
+mark_children agent1
+agent_cpu=$(awk -v a="$(children_s agent1)" -v b="$(children_s agent0)" 'BEGIN { print a - b }')
 stop_pid "$FIRN_PID"
 
 note "perf record -F ${HZ} -a -g"
@@ -96,20 +120,27 @@ perf record -F "$HZ" -a -g -o "$tmp/perf.data" >"$tmp/perf.log" 2>&1 &
 perf_pid=$!
 track_pid "$perf_pid"
 wait_for 30 test -s "$tmp/perf.data" || die "perf record did not start: $(tail -3 "$tmp/perf.log")"
-perf_cpu0=$(cpu_seconds "$perf_pid")
+perf_ns0=$(steady_ns "$perf_pid")
 perf_iter=$(run_workload)
-perf_cpu=$(awk -v a="$(cpu_seconds "$perf_pid")" -v b="$perf_cpu0" 'BEGIN { print a - b }')
+perf_steady=$(($(steady_ns "$perf_pid") - perf_ns0))
 perf_rss=$(rss_mb "$perf_pid")
+mark_children perf0
 stop_pid "$perf_pid" INT
+mark_children perf1
+perf_cpu=$(awk -v a="$(children_s perf1)" -v b="$(children_s perf0)" 'BEGIN { print a - b }')
 
 agent_per_min=$(per_min "$agent_cpu")
+perf_per_min=$(per_min "$perf_cpu")
 echo "seconds $SECONDS_RUN"
 echo "frequency_hz $HZ"
 echo "baseline_iterations $base"
 echo "agent_cpu_s_per_min $agent_per_min"
+echo "agent_steady_cpu_s_per_min $(ns_per_min "$agent_steady")"
 echo "agent_rss_mb $agent_rss"
 echo "workload_slowdown_pct $(slowdown "$base" "$agent_iter")"
-echo "perf_cpu_s_per_min $(per_min "$perf_cpu")"
+echo "perf_cpu_s_per_min $perf_per_min"
+echo "perf_steady_cpu_s_per_min $(ns_per_min "$perf_steady")"
 echo "perf_rss_mb $perf_rss"
 echo "perf_workload_slowdown_pct $(slowdown "$base" "$perf_iter")"
+echo "agent_vs_perf_cpu_ratio $(awk -v a="$agent_per_min" -v p="$perf_per_min" 'BEGIN { if (p > 0) printf "%.2f", a / p; else print "inf" }')"
 echo "agent_cpu_pct_of_core $(awk -v c="$agent_per_min" 'BEGIN { printf "%.3f\n", c * 100 / 60 }')"

@@ -4,8 +4,8 @@
 # to profile: the C workload spinning in user mode (workload_spin_user) and
 # in the kernel (reading /dev/zero), and a Go program (main.spinGo).
 # Within ~30 s firn must hold each one's profiles, found by pid and comm
-# labels, hottest function first with file:line (C), kernel frames for the
-# kernel workload, Go names for Go.  Then firn goes away: the agent keeps
+# labels, hottest function first with file:line (C and Go), kernel frames
+# for the kernel workload.  Then firn goes away: the agent keeps
 # sampling, drops what exceeds its (small) push buffer and counts it, and
 # pushes again once firn is back.
 # Without root or BTF the test is skipped (exit 77, ctest's SKIP_RETURN_CODE).
@@ -37,6 +37,19 @@ profile() {
 # hottest SELECTOR: the name of the top row (largest flat).
 hottest() { profile top "$1" | jq -r '.data.rows[0].name // empty'; }
 hottest_is() { [ "$(hottest "$1")" = "$2" ]; }
+# hottest_line_is SELECTOR FUNCTION FILE: the top line of `go tool pprof
+# -top -lines` is FUNCTION at FILE:LINE.
+hottest_line_is() {
+    local line
+    profile pprof "$1" "$tmp/hottest.pb.gz"
+    line=$(go tool pprof -top -lines -nodecount=1 "$tmp/hottest.pb.gz" 2>/dev/null |
+        awk '/flat%/ { getline; print; exit }')
+    if [[ $line == *"$2 "*"$3:"[0-9]* ]]; then
+        ok "$2's hottest line has file:line: ${line##* }"
+    else
+        fail "want $2 with $3:LINE, got '$line'"
+    fi
+}
 metric() {
     curl_local "http://127.0.0.1:$AGENT_PORT/metrics" |
         awk -v m="$1" '$1 == m { print $2 }'
@@ -115,14 +128,7 @@ if wait_for 40 hottest_is "$sel" workload_spin_user; then
 else
     fail "C workload's hottest function: got '$(hottest "$sel")': $(profile top "$sel" | head -c 400)"
 fi
-profile pprof "$sel" "$tmp/user.pb.gz"
-top_line=$(go tool pprof -top -lines -nodecount=1 "$tmp/user.pb.gz" 2>/dev/null |
-    awk '/flat%/ { getline; print; exit }')
-if [[ $top_line == *"workload_spin_user "*"workload.c:"[0-9]* ]]; then
-    ok "hottest line has file:line: ${top_line##* }"
-else
-    fail "want workload_spin_user with workload.c:LINE, got '$top_line'"
-fi
+hottest_line_is "$sel" workload_spin_user workload.c
 check "profile has the labels pid, comm, executable, node" bash -c \
     "curl --noproxy '*' -sf -G 'http://127.0.0.1:$FIRN_PORT/api/v1/series' \
         --data-urlencode 'match[]=$CPU_TYPE$sel' |
@@ -153,6 +159,9 @@ if [ -n "$GO_PID" ]; then
     else
         fail "Go program's hottest: '$(hottest "{pid=\"$GO_PID\"}")'"
     fi
+    # Go writes no .debug_aranges (and compresses its DWARF): file:line
+    # needs the agent's own CU index.
+    hottest_line_is "{pid=\"$GO_PID\"}" main.spinGo main.go
 fi
 
 # -- firn away: the agent keeps sampling, drops past its buffer, counts it

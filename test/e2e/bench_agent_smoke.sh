@@ -11,9 +11,9 @@ if [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
     echo "SKIP: the agent benchmark needs root and a BTF kernel"
     exit 77
 fi
-figures=(seconds frequency_hz baseline_iterations agent_cpu_s_per_min agent_rss_mb
-    workload_slowdown_pct perf_cpu_s_per_min perf_rss_mb perf_workload_slowdown_pct
-    agent_cpu_pct_of_core)
+figures=(seconds frequency_hz baseline_iterations agent_cpu_s_per_min agent_steady_cpu_s_per_min
+    agent_rss_mb workload_slowdown_pct perf_cpu_s_per_min perf_steady_cpu_s_per_min perf_rss_mb
+    perf_workload_slowdown_pct agent_vs_perf_cpu_ratio agent_cpu_pct_of_core)
 out=$(timeout 240 bash "$HERE/../bench/bench_agent.sh" "$1" "$2" "$3" --seconds 3)
 rc=$?
 [ $rc -eq 0 ] && ok "bench_agent.sh exits 0" || fail "bench_agent.sh exited $rc"

@@ -1,7 +1,7 @@
 /* test_agent.c -- the pure parts of firn-agent (agent/procfs.c, pushbuf.c,
  * profile.c) and its config file (config/agent_config.c): kallsyms parsing
- * and lookup, /proc/PID/maps, perf maps, cgroup files and what cgroup
- * paths say of containers and pods (real shapes of docker, containerd,
+ * and lookup, /proc/PID/maps, /proc/PID/stat, perf maps, cgroup files and
+ * what cgroup paths say of containers and pods (real shapes of docker, containerd,
  * cri-o, podman and systemd kubepods slices, cgroup v1 and v2), the bounded
  * push buffer, and profiles built from samples read back with the pprof
  * decoder. */
@@ -172,6 +172,50 @@ static void test_cgroup_path(void **state)
     assert_non_null(strstr(err.msg, "cgroup:1:"));
     assert_true(agent_cgroup_path("x::/y\n", 6, out, sizeof out, &err) < 0);
     assert_true(agent_cgroup_path("0::y\n", 5, out, sizeof out, &err) < 0);
+}
+
+/* /proc/PID/stat: a comm with spaces and parentheses, fields counted after
+ * the last ')'; starttime (22), startcode (26), startstack (28). */
+static void test_proc_stat(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *comm;
+        uint64_t start_time, start_code, start_stack;
+    } cases[] = {
+        {"1234 (gospin.bin) R 1 1234 1234 0 -1 4194304 120 0 0 0 5 1 0 0 20 0 3 0 "
+         "987654 1234567 300 18446744073709551615 4194304 4750842 140723456 0 0 0 0 0 0 "
+         "0 0 0 17 1 0 0 0 0 0\n",
+         "gospin.bin", 987654, 4194304, 140723456},
+        {"77 (a (b) c) S 2 0 0 0 -1 69238880 0 0 0 0 0 0 0 0 20 0 1 0 42 0 0 "
+         "18446744073709551615 0 0 0 0 0 0 0 2147483647 0 0 0 0 17 1 0 0 0 0 0\n",
+         "a (b) c", 42, 0, 0},   /* a kernel thread: no text, no stack */
+        {"9 (0123456789abcdefXYZ) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 7 1 2 3 10 20 30",
+         "0123456789abcde", 7, 10, 30},   /* comm cut to 15; ends without '\n' */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        agent_proc_stat st;
+        firn_err err = {0};
+        assert_int_equal(agent_proc_stat_parse(cases[i].text, strlen(cases[i].text), &st, &err),
+                         0);
+        assert_string_equal(st.comm, cases[i].comm);
+        assert_true(st.start_time == cases[i].start_time);
+        assert_true(st.start_code == cases[i].start_code);
+        assert_true(st.start_stack == cases[i].start_stack);
+    }
+    static const char *bad[] = {
+        "",
+        "1 comm R 1",                                   /* no parentheses */
+        "1 (x) R 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 1 2 3 4 5",   /* 27 fields */
+        "1 (x) R 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 zz 1 2 3 4 5 6 7",
+        "1 (x) R 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 -5 1 2 3 4 5 6 7",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        agent_proc_stat st;
+        firn_err err = {0};
+        assert_true(agent_proc_stat_parse(bad[i], strlen(bad[i]), &st, &err) < 0);
+        assert_non_null(strstr(err.msg, "/proc/PID/stat"));
+    }
 }
 
 #define CID "3f4b1c2d9e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c"
@@ -417,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_maps),
         cmocka_unit_test(test_perf_map),
         cmocka_unit_test(test_cgroup_path),
+        cmocka_unit_test(test_proc_stat),
         cmocka_unit_test(test_cgroup_containers),
         cmocka_unit_test(test_pushbuf),
         cmocka_unit_test(test_profile),

@@ -95,6 +95,15 @@ static void test_u64map(void **state)
     assert_int_equal(existing, 0); /* key 0 was inserted with value 0 */
     uint32_t v;
     assert_int_equal(firn_u64map_get(&m, 12345, &v), 0);
+    /* Cleared: empty, same capacity, usable again. */
+    size_t cap = m.cap;
+    firn_u64map_clear(&m);
+    assert_int_equal(m.len, 0);
+    assert_int_equal(m.cap, cap);
+    assert_int_equal(firn_u64map_get(&m, UINT64_MAX, &v), 0);
+    assert_int_equal(firn_u64map_put(&m, UINT64_MAX, 3, NULL), 1);
+    assert_int_equal(firn_u64map_get(&m, UINT64_MAX, &v), 1);
+    assert_int_equal(v, 3);
     firn_u64map_destroy(&m);
 }
 
