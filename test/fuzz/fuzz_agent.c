@@ -1,6 +1,6 @@
 /* fuzz_agent.c -- firn-agent's parsers of kernel-provided text
  * (agent/procfs.c): /proc/kallsyms, /proc/PID/maps, perf maps,
- * /proc/PID/cgroup and cgroup paths.  Any input: an error or a result,
+ * /proc/PID/stat, /proc/PID/cgroup and cgroup paths.  Any input: an error or a result,
  * never a crash; lookups on what parsed stay in bounds. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,6 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         agent_perf_map_lookup(&pm, 0x1000);
         agent_perf_map_free(&pm);
     }
+    agent_proc_stat st;
+    agent_proc_stat_parse(text, size, &st, &err);
     char path[512];
     if (agent_cgroup_path(text, size, path, sizeof path, &err) == 0) {
         agent_cgroup_info info;
