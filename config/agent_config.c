@@ -38,19 +38,10 @@ void config_agent_free(config_agent *c)
 config_agent *config_agent_load_string(const char *text, size_t len, const char *name,
                                        config_errors *errs, firn_err *err)
 {
-    if (errs) {
-        errs->lines = NULL;
-        errs->n = 0;
-    }
-    if (!name)
-        name = "<agent config>";
-    config_agent *out = calloc(1, sizeof *out);
-    firn_arena *arena = out ? firn_arena_new(0) : NULL;
-    if (!arena) {
-        free(out);
-        firn_errf(err, FIRN_ENOMEM, "%s: out of memory", name);
+    firn_arena *arena;
+    config_agent *out = dec_begin(errs, &name, "<agent config>", sizeof *out, &arena, err);
+    if (!out)
         return NULL;
-    }
     out->arena = arena;
     dec d = {.name = name, .arena = arena};
     ynode *root;

@@ -1046,19 +1046,10 @@ void config_errors_free(config_errors *errs)
 firn_config *config_load_string_errors(const char *text, size_t len, const char *name,
                                        config_errors *errs, firn_err *err)
 {
-    if (errs) {
-        errs->lines = NULL;
-        errs->n = 0;
-    }
-    if (!name)
-        name = "<config>";
-    firn_config *cfg = calloc(1, sizeof *cfg);
-    firn_arena *arena = cfg ? firn_arena_new(0) : NULL;
-    if (!arena) {
-        free(cfg);
-        firn_errf(err, FIRN_ENOMEM, "%s: out of memory", name);
+    firn_arena *arena;
+    firn_config *cfg = dec_begin(errs, &name, "<config>", sizeof *cfg, &arena, err);
+    if (!cfg)
         return NULL;
-    }
     cfg->arena = arena;
     cfg->scrape_interval_ms = DEFAULT_INTERVAL_MS;
     cfg->scrape_timeout_ms = DEFAULT_TIMEOUT_MS;

@@ -309,6 +309,25 @@ bool dec_parse(dec *d, const char *text, size_t len, ynode **root)
     return true;
 }
 
+void *dec_begin(config_errors *errs, const char **name, const char *default_name, size_t size,
+                firn_arena **arena, firn_err *err)
+{
+    if (errs) {
+        errs->lines = NULL;
+        errs->n = 0;
+    }
+    if (!*name)
+        *name = default_name;
+    void *out = calloc(1, size);
+    *arena = out ? firn_arena_new(0) : NULL;
+    if (!*arena) {
+        free(out);
+        firn_errf(err, FIRN_ENOMEM, "%s: out of memory", *name);
+        return NULL;
+    }
+    return out;
+}
+
 int dec_finish(dec *d, config_errors *errs, firn_err *err)
 {
     if (errs) {

@@ -46,6 +46,13 @@ void dec_err(dec *d, const ynode *at, const char *field, const char *fmt, ...)
  * that is the only error. */
 bool dec_parse(dec *d, const char *text, size_t len, ynode **root);
 
+/* The start of a load from text: errs (when not NULL) emptied, *name
+ * defaulted to default_name, a zeroed result of size bytes with a new
+ * arena in *arena (the caller stores it in the result).  NULL with err
+ * "NAME: out of memory" when either allocation fails. */
+void *dec_begin(config_errors *errs, const char **name, const char *default_name, size_t size,
+                firn_arena **arena, firn_err *err);
+
 /* The end of a load: 0 when nothing was reported.  Otherwise -1, err holds
  * the first lines (as many as fit, then "(and N more)"), and when errs is
  * not NULL every line in document order goes to it (caller frees with

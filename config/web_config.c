@@ -455,19 +455,10 @@ bool config_web_check_bearer(const config_web *w, const char *token, size_t len)
 config_web *config_web_load_string(const char *text, size_t len, const char *name,
                                    config_errors *errs, firn_err *err)
 {
-    if (errs) {
-        errs->lines = NULL;
-        errs->n = 0;
-    }
-    if (!name)
-        name = "<web config>";
-    config_web *out = calloc(1, sizeof *out);
-    firn_arena *arena = out ? firn_arena_new(0) : NULL;
-    if (!arena) {
-        free(out);
-        firn_errf(err, FIRN_ENOMEM, "%s: out of memory", name);
+    firn_arena *arena;
+    config_web *out = dec_begin(errs, &name, "<web config>", sizeof *out, &arena, err);
+    if (!out)
         return NULL;
-    }
     out->arena = arena;
     out->client_auth = CONFIG_WEB_NO_CLIENT_CERT;
     out->min_version = CONFIG_WEB_TLS12;
