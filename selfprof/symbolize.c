@@ -245,7 +245,8 @@ static int add_mappings(selfprof_symbolizer *s)
         }
     }
     free_proc_maps(maps, n);
-    qsort(s->maps, s->n_maps, sizeof *s->maps, compare_range);
+    if (s->n_maps > 1)  /* qsort wants a non-NULL array, even empty */
+        qsort(s->maps, s->n_maps, sizeof *s->maps, compare_range);
     return 0;
 }
 
