@@ -1193,7 +1193,19 @@ static bool relabel_eq(const firn_relabel_config *a, const firn_relabel_config *
            str_eq(a->replacement ? a->replacement : "$1", b->replacement ? b->replacement : "$1");
 }
 
-static bool k8s_eq(const config_kubernetes_sd *a, const config_kubernetes_sd *b)
+bool config_file_sd_equal(const config_file_sd *a, const config_file_sd *b)
+{
+    return strs_eq(a->files, a->n_files, b->files, b->n_files) &&
+           a->refresh_interval_ms == b->refresh_interval_ms;
+}
+
+bool config_dns_sd_equal(const config_dns_sd *a, const config_dns_sd *b)
+{
+    return strs_eq(a->names, a->n_names, b->names, b->n_names) && str_eq(a->type, b->type) &&
+           a->port == b->port && a->refresh_interval_ms == b->refresh_interval_ms;
+}
+
+bool config_kubernetes_sd_equal(const config_kubernetes_sd *a, const config_kubernetes_sd *b)
 {
     if (!str_eq(a->role, b->role) || !str_eq(a->api_server, b->api_server) ||
         !str_eq(a->kubeconfig_file, b->kubeconfig_file) || a->own_namespace != b->own_namespace ||
@@ -1250,21 +1262,92 @@ bool config_scrape_equal(const config_scrape *a, const config_scrape *b)
             return false;
     }
     for (size_t i = 0; i < a->n_file_sd; i++)
-        if (!strs_eq(a->file_sd[i].files, a->file_sd[i].n_files, b->file_sd[i].files,
-                     b->file_sd[i].n_files) ||
-            a->file_sd[i].refresh_interval_ms != b->file_sd[i].refresh_interval_ms)
+        if (!config_file_sd_equal(&a->file_sd[i], &b->file_sd[i]))
             return false;
     for (size_t i = 0; i < a->n_dns_sd; i++)
-        if (!strs_eq(a->dns_sd[i].names, a->dns_sd[i].n_names, b->dns_sd[i].names,
-                     b->dns_sd[i].n_names) ||
-            !str_eq(a->dns_sd[i].type, b->dns_sd[i].type) || a->dns_sd[i].port != b->dns_sd[i].port ||
-            a->dns_sd[i].refresh_interval_ms != b->dns_sd[i].refresh_interval_ms)
+        if (!config_dns_sd_equal(&a->dns_sd[i], &b->dns_sd[i]))
             return false;
     for (size_t i = 0; i < a->n_kubernetes_sd; i++)
-        if (!k8s_eq(&a->kubernetes_sd[i], &b->kubernetes_sd[i]))
+        if (!config_kubernetes_sd_equal(&a->kubernetes_sd[i], &b->kubernetes_sd[i]))
             return false;
     for (size_t i = 0; i < a->n_relabel_configs; i++)
         if (!relabel_eq(&a->relabel_configs[i], &b->relabel_configs[i]))
             return false;
     return true;
+}
+
+/* ---- copies --------------------------------------------------------------- */
+
+/* s in arena a (NULL stays NULL); *ok turns false when a runs out. */
+static char *acopy(firn_arena *a, const char *s, bool *ok)
+{
+    if (!s)
+        return NULL;
+    char *c = firn_arena_strndup(a, s, strlen(s));
+    *ok &= c != NULL;
+    return c;
+}
+
+static char **acopy_strs(firn_arena *a, char *const *in, size_t n, bool *ok)
+{
+    char **out = firn_arena_calloc(a, n + 1, sizeof *out);
+    *ok &= out != NULL;
+    for (size_t i = 0; out && i < n; i++)
+        out[i] = acopy(a, in[i], ok);
+    return out;
+}
+
+bool config_http_copy(firn_arena *a, const config_http *in, config_http *out)
+{
+    bool ok = true;
+    *out = *in;
+    out->basic_auth.username = acopy(a, in->basic_auth.username, &ok);
+    out->basic_auth.password = acopy(a, in->basic_auth.password, &ok);
+    out->basic_auth.password_file = acopy(a, in->basic_auth.password_file, &ok);
+    out->authorization.type = acopy(a, in->authorization.type, &ok);
+    out->authorization.credentials = acopy(a, in->authorization.credentials, &ok);
+    out->authorization.credentials_file = acopy(a, in->authorization.credentials_file, &ok);
+    out->tls.ca_file = acopy(a, in->tls.ca_file, &ok);
+    out->tls.cert_file = acopy(a, in->tls.cert_file, &ok);
+    out->tls.key_file = acopy(a, in->tls.key_file, &ok);
+    out->tls.server_name = acopy(a, in->tls.server_name, &ok);
+    return ok;
+}
+
+bool config_file_sd_copy(firn_arena *a, const config_file_sd *in, config_file_sd *out)
+{
+    bool ok = true;
+    *out = *in;
+    out->files = acopy_strs(a, in->files, in->n_files, &ok);
+    return ok;
+}
+
+bool config_dns_sd_copy(firn_arena *a, const config_dns_sd *in, config_dns_sd *out)
+{
+    bool ok = true;
+    *out = *in;
+    out->names = acopy_strs(a, in->names, in->n_names, &ok);
+    out->type = acopy(a, in->type, &ok);
+    return ok;
+}
+
+bool config_kubernetes_sd_copy(firn_arena *a, const config_kubernetes_sd *in,
+                               config_kubernetes_sd *out)
+{
+    bool ok = config_http_copy(a, &in->http, &out->http);
+    config_http http = out->http;
+    *out = *in;
+    out->http = http;
+    out->role = acopy(a, in->role, &ok);
+    out->api_server = acopy(a, in->api_server, &ok);
+    out->kubeconfig_file = acopy(a, in->kubeconfig_file, &ok);
+    out->namespaces = acopy_strs(a, in->namespaces, in->n_namespaces, &ok);
+    out->selectors = firn_arena_calloc(a, in->n_selectors + 1, sizeof *out->selectors);
+    ok &= out->selectors != NULL;
+    for (size_t i = 0; out->selectors && i < in->n_selectors; i++) {
+        out->selectors[i].role = acopy(a, in->selectors[i].role, &ok);
+        out->selectors[i].label = acopy(a, in->selectors[i].label, &ok);
+        out->selectors[i].field = acopy(a, in->selectors[i].field, &ok);
+    }
+    return ok;
 }

@@ -281,6 +281,19 @@ char *config_default_yaml(const char *self);
 /* Whether two scrape configs would scrape identically (every field,
  * relabel rules included), so that a reload can keep that scrape pool. */
 bool config_scrape_equal(const config_scrape *a, const config_scrape *b);
+/* The same comparison for one SD config entry (discovery keeps a provider
+ * whose entry is unchanged). */
+bool config_file_sd_equal(const config_file_sd *a, const config_file_sd *b);
+bool config_dns_sd_equal(const config_dns_sd *a, const config_dns_sd *b);
+bool config_kubernetes_sd_equal(const config_kubernetes_sd *a, const config_kubernetes_sd *b);
+
+/* Deep copies of in into out, every string and array in arena a, so that
+ * the copy outlives the config; false when a runs out of memory. */
+bool config_http_copy(firn_arena *a, const config_http *in, config_http *out);
+bool config_file_sd_copy(firn_arena *a, const config_file_sd *in, config_file_sd *out);
+bool config_dns_sd_copy(firn_arena *a, const config_dns_sd *in, config_dns_sd *out);
+bool config_kubernetes_sd_copy(firn_arena *a, const config_kubernetes_sd *in,
+                               config_kubernetes_sd *out);
 
 /* Prometheus's file_sd pattern rule: "*" only in the last path element,
  * and a .json, .yml or .yaml name:

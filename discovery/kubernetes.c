@@ -117,21 +117,6 @@ static char *adup(firn_arena *a, const char *s)
     return s ? firn_arena_strndup(a, s, strlen(s)) : NULL;
 }
 
-static void copy_http(firn_arena *a, const config_http *in, config_http *out)
-{
-    *out = *in;
-    out->basic_auth.username = adup(a, in->basic_auth.username);
-    out->basic_auth.password = adup(a, in->basic_auth.password);
-    out->basic_auth.password_file = adup(a, in->basic_auth.password_file);
-    out->authorization.type = adup(a, in->authorization.type);
-    out->authorization.credentials = adup(a, in->authorization.credentials);
-    out->authorization.credentials_file = adup(a, in->authorization.credentials_file);
-    out->tls.ca_file = adup(a, in->tls.ca_file);
-    out->tls.cert_file = adup(a, in->tls.cert_file);
-    out->tls.key_file = adup(a, in->tls.key_file);
-    out->tls.server_name = adup(a, in->tls.server_name);
-}
-
 static int64_t backoff_next(int64_t cur)
 {
     if (cur < K8S_BACKOFF_MIN_MS)
@@ -821,13 +806,15 @@ static int connection_setup(disc_k8s *k, const config_kubernetes_sd *cfg, char *
     firn_arena *a = k->arena;
     if (cfg->api_server) {
         k->server = adup(a, cfg->api_server);
-        copy_http(a, &cfg->http, &k->http);
+        if (!config_http_copy(a, &cfg->http, &k->http))
+            return firn_errf(err, FIRN_ENOMEM, "out of memory");
     } else if (cfg->kubeconfig_file) {
         if (config_kubeconfig_load(cfg->kubeconfig_file, &k->kubeconfig, err) < 0)
             return -1;
         k->has_kubeconfig = true;
         k->server = adup(a, k->kubeconfig.server);
-        copy_http(a, &k->kubeconfig.http, &k->http);
+        if (!config_http_copy(a, &k->kubeconfig.http, &k->http))
+            return firn_errf(err, FIRN_ENOMEM, "out of memory");
     } else {
         const char *host = getenv("KUBERNETES_SERVICE_HOST");
         const char *port = getenv("KUBERNETES_SERVICE_PORT");

@@ -42,7 +42,7 @@ typedef struct provider {
     enum mechanism mech;
     config_file_sd file_cfg;     /* a copy, for comparing on reload */
     config_dns_sd dns_cfg;
-    char *k8s_cfg;               /* the Kubernetes SD config, written out */
+    config_kubernetes_sd k8s_cfg;
     firn_arena *cfg_arena;
     disc_file *file;
     disc_dns *dns;
@@ -175,70 +175,6 @@ static void sink_refreshed(disc_sink *self, bool ok)
 
 /* ---- providers ---------------------------------------------------------------------- */
 
-static char **copy_strings(firn_arena *a, char *const *in, size_t n)
-{
-    char **out = firn_arena_calloc(a, n + 1, sizeof *out);
-    for (size_t i = 0; out && i < n; i++)
-        if (!(out[i] = firn_arena_strndup(a, in[i], strlen(in[i]))))
-            return NULL;
-    return out;
-}
-
-static bool strings_equal(char *const *a, size_t na, char *const *b, size_t nb)
-{
-    if (na != nb)
-        return false;
-    for (size_t i = 0; i < na; i++)
-        if (strcmp(a[i], b[i]) != 0)
-            return false;
-    return true;
-}
-
-static bool file_cfg_equal(const config_file_sd *a, const config_file_sd *b)
-{
-    return a->refresh_interval_ms == b->refresh_interval_ms &&
-           strings_equal(a->files, a->n_files, b->files, b->n_files);
-}
-
-static bool dns_cfg_equal(const config_dns_sd *a, const config_dns_sd *b)
-{
-    return a->refresh_interval_ms == b->refresh_interval_ms && a->port == b->port &&
-           strcmp(a->type, b->type) == 0 &&
-           strings_equal(a->names, a->n_names, b->names, b->n_names);
-}
-
-/* A Kubernetes SD config written out whole, each string length-prefixed:
- * equal texts, equal configs. */
-static char *k8s_cfg_text(const config_kubernetes_sd *c)
-{
-    firn_buf b = {0};
-    const char *strs[] = {
-        c->role, c->api_server, c->kubeconfig_file,
-        c->http.basic_auth.username, c->http.basic_auth.password,
-        c->http.basic_auth.password_file, c->http.authorization.type,
-        c->http.authorization.credentials, c->http.authorization.credentials_file,
-        c->http.tls.ca_file, c->http.tls.cert_file, c->http.tls.key_file,
-        c->http.tls.server_name,
-    };
-    for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
-        firn_buf_printf(&b, strs[i] ? "%zu:%s" : "-", strs[i] ? strlen(strs[i]) : 0,
-                        strs[i] ? strs[i] : "");
-    firn_buf_printf(&b, "|%d%d%d%d%d%d|", c->own_namespace, c->attach_node,
-                    c->attach_namespace, c->http.basic_auth.set, c->http.authorization.set,
-                    c->http.tls.insecure_skip_verify);
-    for (size_t i = 0; i < c->n_namespaces; i++)
-        firn_buf_printf(&b, "ns%zu:%s", strlen(c->namespaces[i]), c->namespaces[i]);
-    for (size_t i = 0; i < c->n_selectors; i++) {
-        const config_k8s_selector *s = &c->selectors[i];
-        firn_buf_printf(&b, "sel%zu:%s", strlen(s->role), s->role);
-        firn_buf_printf(&b, s->label ? "%zu:%s" : "-", s->label ? strlen(s->label) : 0,
-                        s->label ? s->label : "");
-        firn_buf_printf(&b, s->field ? "%zu:%s" : "-", s->field ? strlen(s->field) : 0,
-                        s->field ? s->field : "");
-    }
-    return firn_buf_take(&b, NULL);
-}
-
 static void provider_free(provider *p)
 {
     if (!p)
@@ -249,7 +185,6 @@ static void provider_free(provider *p)
         disc_dns_stop(p->dns);
     if (p->k8s)
         disc_k8s_stop(p->k8s);
-    free(p->k8s_cfg);
     set_clear(&p->pending);
     set_clear(&p->current);
     firn_arena_free(p->cfg_arena);
@@ -274,21 +209,15 @@ static provider *provider_new(disc_manager *m, const char *job, enum mechanism m
     snprintf(p->name, sizeof p->name, "%s/%zu", MECH_NAMES[mech], index);
     bool ok;
     if (mech == MECH_FILE) {
-        const config_file_sd *c = cfg;
-        p->file_cfg = *c;
-        p->file_cfg.files = copy_strings(p->cfg_arena, c->files, c->n_files);
-        ok = p->file_cfg.files && (p->file = disc_file_start(&p->file_cfg, &p->sink, err));
+        ok = config_file_sd_copy(p->cfg_arena, cfg, &p->file_cfg) &&
+             (p->file = disc_file_start(&p->file_cfg, &p->sink, err));
     } else if (mech == MECH_K8S) {
         disc_k8s_options ko = m->opts.k8s;
         ko.job = job;
-        ok = (p->k8s_cfg = k8s_cfg_text(cfg)) &&
-             (p->k8s = disc_k8s_start(cfg, &ko, &p->sink, err));
+        ok = config_kubernetes_sd_copy(p->cfg_arena, cfg, &p->k8s_cfg) &&
+             (p->k8s = disc_k8s_start(&p->k8s_cfg, &ko, &p->sink, err));
     } else {
-        const config_dns_sd *c = cfg;
-        p->dns_cfg = *c;
-        p->dns_cfg.names = copy_strings(p->cfg_arena, c->names, c->n_names);
-        p->dns_cfg.type = firn_arena_strndup(p->cfg_arena, c->type, strlen(c->type));
-        ok = p->dns_cfg.names && p->dns_cfg.type &&
+        ok = config_dns_sd_copy(p->cfg_arena, cfg, &p->dns_cfg) &&
              (p->dns = disc_dns_start(&p->dns_cfg, &m->opts.dns, &p->sink, err));
     }
     if (!ok) {
@@ -404,7 +333,6 @@ int disc_manager_apply(disc_manager *m, const firn_config *cfg, firn_err *err)
             const void *c = mech == MECH_FILE  ? (const void *)&job->file_sd[index]
                             : mech == MECH_DNS ? (const void *)&job->dns_sd[index]
                                                : (const void *)&job->kubernetes_sd[index];
-            char *k8s_text = mech == MECH_K8S ? k8s_cfg_text(c) : NULL;
             char name[32];
             snprintf(name, sizeof name, "%s/%zu", MECH_NAMES[mech], index);
             provider *p = NULL;
@@ -412,9 +340,9 @@ int disc_manager_apply(disc_manager *m, const firn_config *cfg, firn_err *err)
                 provider *q = old[o];
                 if (q && q->mech == mech && strcmp(q->job, job->job_name) == 0 &&
                     strcmp(q->name, name) == 0 &&
-                    (mech == MECH_FILE  ? file_cfg_equal(&q->file_cfg, c)
-                     : mech == MECH_DNS ? dns_cfg_equal(&q->dns_cfg, c)
-                                        : k8s_text && strcmp(q->k8s_cfg, k8s_text) == 0)) {
+                    (mech == MECH_FILE  ? config_file_sd_equal(&q->file_cfg, c)
+                     : mech == MECH_DNS ? config_dns_sd_equal(&q->dns_cfg, c)
+                                        : config_kubernetes_sd_equal(&q->k8s_cfg, c))) {
                     p = q;  /* unchanged: keeps running, and its groups */
                     old[o] = NULL;
                     kept++;
@@ -431,7 +359,6 @@ int disc_manager_apply(disc_manager *m, const firn_config *cfg, firn_err *err)
                              "job=%s provider=%s err=%s", job->job_name, name,
                              firn_log_quote((char[600]){0}, 600, perr.msg));
             }
-            free(k8s_text);
             if (p)
                 next[n++] = p;
         }
