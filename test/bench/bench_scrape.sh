@@ -103,7 +103,7 @@ for kind in "${!FIXTURE[@]}"; do
 done
 
 note "building the Go service"
-build_goservice "$SRCDIR" "$tmp" || die "build go service: $(tail -5 "$tmp/goservice-build.log")"
+build_go "$SRCDIR" goservice "$tmp" || die "build go service: $(tail -5 "$tmp/goservice-build.log")"
 start_goservice "$tmp" svc -fixtures "$tmp/fixtures" ||
     die "go service did not start: $(tail -5 "$tmp/svc.log")"
 addr=$GO_ADDR

@@ -17,11 +17,7 @@ firn=$3
 . "$(dirname "$0")/lib.sh"
 e2e_workspace
 
-if ! build_go "$srcdir" kubeapi "$tmp"; then
-    fail "build the fake API server: $(tail -5 "$tmp/kubeapi-build.log")"
-    finish
-    exit
-fi
+need_go "$srcdir" kubeapi "$tmp"
 
 # start_kubeapi NAME ARGS...: the fake API server on a free loopback port;
 # its base URL in KUBE_URL.
@@ -371,11 +367,7 @@ check "in-cluster: outside a cluster the provider refuses to start, saying why" 
     test "$rc" = 1 -a -n "$(grep 'not running in a Kubernetes cluster' <<<"$out")"
 
 # ---- firn: a pod's pprof port discovered, relabeled and scraped --------------------------
-if ! build_goservice "$srcdir" "$tmp"; then
-    fail "build go service: $(tail -5 "$tmp/goservice-build.log")"
-    finish
-    exit
-fi
+need_go "$srcdir" goservice "$tmp"
 start_goservice "$tmp" svc || { fail "start the go service"; finish; exit; }
 go_port=${GO_ADDR##*:}
 start_kubeapi firnapi -token secret

@@ -199,8 +199,14 @@ build_go() {
     (cd "$3/$2-src" && timeout 300 go build -o "$3/$2" .) >"$3/$2-build.log" 2>&1
 }
 
-# build_goservice SRCDIR TMPDIR: build test/goservice into TMPDIR/goservice.
-build_goservice() { build_go "$1" goservice "$2"; }
+# need_go SRCDIR PROGRAM TMPDIR: build_go, or fail with the build log's
+# tail and end the test (exit 1).
+need_go() {
+    build_go "$@" && return 0
+    fail "build test/$2: $(tail -5 "$3/$2-build.log")"
+    finish
+    exit 1
+}
 
 # start_goservice TMPDIR NAME [ARGS...]: start the built service (with
 # ARGS, e.g. -fixtures DIR or -tls-cert/-tls-key) on a free loopback port

@@ -13,11 +13,7 @@ srcdir=$3
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 e2e_workspace
 
-if ! build_goservice "$srcdir" "$tmp"; then
-    fail "build go service: $(tail -5 "$tmp/goservice-build.log")"
-    finish
-    exit 1
-fi
+need_go "$srcdir" goservice "$tmp"
 start_goservice "$tmp" a || { fail "start service a"; finish; exit 1; }
 A=$GO_ADDR
 start_goservice "$tmp" b || { fail "start service b"; finish; exit 1; }

@@ -15,11 +15,7 @@ srcdir=$3
 
 e2e_workspace
 
-if ! build_goservice "$srcdir" "$tmp"; then
-    fail "build go service: $(tail -5 "$tmp/goservice-build.log")"
-    finish
-    exit 1
-fi
+need_go "$srcdir" goservice "$tmp"
 if ! start_goservice "$tmp" svc; then
     fail "start go service: $(tail -5 "$tmp/svc.log")"
     finish

@@ -22,11 +22,7 @@ if ! openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=firn-test.local
     finish
     exit 1
 fi
-if ! build_goservice "$srcdir" "$tmp"; then
-    fail "build go service: $(tail -5 "$tmp/goservice-build.log")"
-    finish
-    exit 1
-fi
+need_go "$srcdir" goservice "$tmp"
 if ! start_goservice "$tmp" tls -tls-cert "$tmp/cert.pem" -tls-key "$tmp/key.pem" \
         -basic-auth 'scraper:pa ss'; then
     fail "start go service: $(tail -5 "$tmp/tls.log")"
