@@ -92,6 +92,25 @@ slowdown() {
     awk -v b="$1" -v x="$2" 'BEGIN { d = (b - x) * 100 / b; if (d < 0) d = 0; printf "%.2f", d }'
 }
 
+# measure NAME PID: run the workload under the profiler PID, then stop it
+# (SIGINT) and set NAME_iter, NAME_steady (ns on CPU during the workload),
+# NAME_rss and NAME_cpu (seconds over its whole run, start to exit).
+measure() {
+    local name=$1 pid=$2 ns0 iter steady rss
+    ns0=$(steady_ns "$pid")
+    iter=$(run_workload)
+    steady=$(($(steady_ns "$pid") - ns0))
+    rss=$(rss_mb "$pid")
+    mark_children "${name}0"
+    stop_pid "$pid" INT
+    mark_children "${name}1"
+    printf -v "${name}_iter" '%s' "$iter"
+    printf -v "${name}_steady" '%s' "$steady"
+    printf -v "${name}_rss" '%s' "$rss"
+    printf -v "${name}_cpu" '%s' "$(awk -v a="$(children_s "${name}1")" \
+        -v b="$(children_s "${name}0")" 'BEGIN { print a - b }')"
+}
+
 note "baseline: the workload alone for ${SECONDS_RUN}s"
 base=$(run_workload)
 [ -n "$base" ] || die "the workload printed no iterations"
@@ -105,14 +124,7 @@ agent_pid=$!
 track_pid "$agent_pid"
 wait_for 30 grep -q 'agent is ready' "$tmp/agent.log" ||
     die "firn-agent did not start: $(tail -3 "$tmp/agent.log")"
-agent_ns0=$(steady_ns "$agent_pid")
-agent_iter=$(run_workload)
-agent_steady=$(($(steady_ns "$agent_pid") - agent_ns0))
-agent_rss=$(rss_mb "$agent_pid")
-mark_children agent0
-stop_pid "$agent_pid" INT
-mark_children agent1
-agent_cpu=$(awk -v a="$(children_s agent1)" -v b="$(children_s agent0)" 'BEGIN { print a - b }')
+measure agent "$agent_pid"
 stop_pid "$FIRN_PID"
 
 note "perf record -F ${HZ} -a -g"
@@ -120,14 +132,7 @@ perf record -F "$HZ" -a -g -o "$tmp/perf.data" >"$tmp/perf.log" 2>&1 &
 perf_pid=$!
 track_pid "$perf_pid"
 wait_for 30 test -s "$tmp/perf.data" || die "perf record did not start: $(tail -3 "$tmp/perf.log")"
-perf_ns0=$(steady_ns "$perf_pid")
-perf_iter=$(run_workload)
-perf_steady=$(($(steady_ns "$perf_pid") - perf_ns0))
-perf_rss=$(rss_mb "$perf_pid")
-mark_children perf0
-stop_pid "$perf_pid" INT
-mark_children perf1
-perf_cpu=$(awk -v a="$(children_s perf1)" -v b="$(children_s perf0)" 'BEGIN { print a - b }')
+measure perf "$perf_pid"
 
 agent_per_min=$(per_min "$agent_cpu")
 perf_per_min=$(per_min "$perf_cpu")
