@@ -1278,22 +1278,12 @@ bool config_scrape_equal(const config_scrape *a, const config_scrape *b)
 
 /* ---- copies --------------------------------------------------------------- */
 
-/* s in arena a (NULL stays NULL); *ok turns false when a runs out. */
-static char *acopy(firn_arena *a, const char *s, bool *ok)
-{
-    if (!s)
-        return NULL;
-    char *c = firn_arena_strndup(a, s, strlen(s));
-    *ok &= c != NULL;
-    return c;
-}
-
 static char **acopy_strs(firn_arena *a, char *const *in, size_t n, bool *ok)
 {
     char **out = firn_arena_calloc(a, n + 1, sizeof *out);
     *ok &= out != NULL;
     for (size_t i = 0; out && i < n; i++)
-        out[i] = acopy(a, in[i], ok);
+        out[i] = dec_copy_str(a, in[i], ok);
     return out;
 }
 
@@ -1301,16 +1291,16 @@ bool config_http_copy(firn_arena *a, const config_http *in, config_http *out)
 {
     bool ok = true;
     *out = *in;
-    out->basic_auth.username = acopy(a, in->basic_auth.username, &ok);
-    out->basic_auth.password = acopy(a, in->basic_auth.password, &ok);
-    out->basic_auth.password_file = acopy(a, in->basic_auth.password_file, &ok);
-    out->authorization.type = acopy(a, in->authorization.type, &ok);
-    out->authorization.credentials = acopy(a, in->authorization.credentials, &ok);
-    out->authorization.credentials_file = acopy(a, in->authorization.credentials_file, &ok);
-    out->tls.ca_file = acopy(a, in->tls.ca_file, &ok);
-    out->tls.cert_file = acopy(a, in->tls.cert_file, &ok);
-    out->tls.key_file = acopy(a, in->tls.key_file, &ok);
-    out->tls.server_name = acopy(a, in->tls.server_name, &ok);
+    out->basic_auth.username = dec_copy_str(a, in->basic_auth.username, &ok);
+    out->basic_auth.password = dec_copy_str(a, in->basic_auth.password, &ok);
+    out->basic_auth.password_file = dec_copy_str(a, in->basic_auth.password_file, &ok);
+    out->authorization.type = dec_copy_str(a, in->authorization.type, &ok);
+    out->authorization.credentials = dec_copy_str(a, in->authorization.credentials, &ok);
+    out->authorization.credentials_file = dec_copy_str(a, in->authorization.credentials_file, &ok);
+    out->tls.ca_file = dec_copy_str(a, in->tls.ca_file, &ok);
+    out->tls.cert_file = dec_copy_str(a, in->tls.cert_file, &ok);
+    out->tls.key_file = dec_copy_str(a, in->tls.key_file, &ok);
+    out->tls.server_name = dec_copy_str(a, in->tls.server_name, &ok);
     return ok;
 }
 
@@ -1327,7 +1317,7 @@ bool config_dns_sd_copy(firn_arena *a, const config_dns_sd *in, config_dns_sd *o
     bool ok = true;
     *out = *in;
     out->names = acopy_strs(a, in->names, in->n_names, &ok);
-    out->type = acopy(a, in->type, &ok);
+    out->type = dec_copy_str(a, in->type, &ok);
     return ok;
 }
 
@@ -1338,16 +1328,16 @@ bool config_kubernetes_sd_copy(firn_arena *a, const config_kubernetes_sd *in,
     config_http http = out->http;
     *out = *in;
     out->http = http;
-    out->role = acopy(a, in->role, &ok);
-    out->api_server = acopy(a, in->api_server, &ok);
-    out->kubeconfig_file = acopy(a, in->kubeconfig_file, &ok);
+    out->role = dec_copy_str(a, in->role, &ok);
+    out->api_server = dec_copy_str(a, in->api_server, &ok);
+    out->kubeconfig_file = dec_copy_str(a, in->kubeconfig_file, &ok);
     out->namespaces = acopy_strs(a, in->namespaces, in->n_namespaces, &ok);
     out->selectors = firn_arena_calloc(a, in->n_selectors + 1, sizeof *out->selectors);
     ok &= out->selectors != NULL;
     for (size_t i = 0; out->selectors && i < in->n_selectors; i++) {
-        out->selectors[i].role = acopy(a, in->selectors[i].role, &ok);
-        out->selectors[i].label = acopy(a, in->selectors[i].label, &ok);
-        out->selectors[i].field = acopy(a, in->selectors[i].field, &ok);
+        out->selectors[i].role = dec_copy_str(a, in->selectors[i].role, &ok);
+        out->selectors[i].label = dec_copy_str(a, in->selectors[i].label, &ok);
+        out->selectors[i].field = dec_copy_str(a, in->selectors[i].field, &ok);
     }
     return ok;
 }

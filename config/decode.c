@@ -67,6 +67,13 @@ void dec_err(dec *d, const ynode *at, const char *field, const char *fmt, ...)
 
 /* ---- memory ---------------------------------------------------------------- */
 
+char *dec_copy_str(firn_arena *a, const char *s, bool *ok)
+{
+    char *c = firn_arena_strdup(a, s);
+    *ok &= !s || c;
+    return c;
+}
+
 char *dec_strdup(dec *d, const char *s)
 {
     char *c = firn_arena_strndup(d->arena, s, strlen(s));

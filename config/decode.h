@@ -66,6 +66,10 @@ int dec_read_file(const char *path, unsigned char **buf, size_t *len, config_err
 
 /* ---- memory ---------------------------------------------------------------- */
 
+/* s copied into a (NULL stays NULL); *ok turns false when a runs out.  For
+ * copying a decoded result out of the decoder's arena. */
+char *dec_copy_str(firn_arena *a, const char *s, bool *ok);
+
 /* In the decoder's arena; NULL (and d->oom) when out of memory.
  * dec_calloc returns NULL for n == 0. */
 char *dec_strdup(dec *d, const char *s);

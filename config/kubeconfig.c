@@ -468,21 +468,12 @@ static void dec_kubeconfig(kdec *k, const ynode *root, config_kubeconfig *out)
 
 /* ---- the result ----------------------------------------------------------------- */
 
-static char *keep_str(firn_arena *a, const char *s, bool *oom)
-{
-    if (!s)
-        return NULL;
-    char *c = firn_arena_strndup(a, s, strlen(s));
-    *oom |= !c;
-    return c;
-}
-
-static unsigned char *keep_data(firn_arena *a, const unsigned char *p, size_t len, bool *oom)
+static unsigned char *keep_data(firn_arena *a, const unsigned char *p, size_t len, bool *ok)
 {
     if (!p)
         return NULL;
     unsigned char *c = (unsigned char *)firn_arena_strndup(a, (const char *)p, len);
-    *oom |= !c;
+    *ok &= c != NULL;
     return c;
 }
 
@@ -490,32 +481,17 @@ static unsigned char *keep_data(firn_arena *a, const unsigned char *p, size_t le
  * memory. */
 static bool keep(const config_kubeconfig *in, firn_arena *a, config_kubeconfig *out)
 {
-    bool oom = false;
-    const config_http *h = &in->http;
-    config_http *o = &out->http;
-    out->server = keep_str(a, in->server, &oom);
-    out->ns = keep_str(a, in->ns, &oom);
-    o->tls.ca_file = keep_str(a, h->tls.ca_file, &oom);
-    o->tls.cert_file = keep_str(a, h->tls.cert_file, &oom);
-    o->tls.key_file = keep_str(a, h->tls.key_file, &oom);
-    o->tls.server_name = keep_str(a, h->tls.server_name, &oom);
-    o->tls.insecure_skip_verify = h->tls.insecure_skip_verify;
-    o->authorization.set = h->authorization.set;
-    o->authorization.type = keep_str(a, h->authorization.type, &oom);
-    o->authorization.credentials = keep_str(a, h->authorization.credentials, &oom);
-    o->authorization.credentials_file = keep_str(a, h->authorization.credentials_file, &oom);
-    o->basic_auth.set = h->basic_auth.set;
-    o->basic_auth.username = keep_str(a, h->basic_auth.username, &oom);
-    o->basic_auth.password = keep_str(a, h->basic_auth.password, &oom);
-    o->basic_auth.password_file = NULL;
-    out->ca_data = keep_data(a, in->ca_data, in->ca_len, &oom);
-    out->cert_data = keep_data(a, in->cert_data, in->cert_len, &oom);
-    out->key_data = keep_data(a, in->key_data, in->key_len, &oom);
+    bool ok = config_http_copy(a, &in->http, &out->http);
+    out->server = dec_copy_str(a, in->server, &ok);
+    out->ns = dec_copy_str(a, in->ns, &ok);
+    out->ca_data = keep_data(a, in->ca_data, in->ca_len, &ok);
+    out->cert_data = keep_data(a, in->cert_data, in->cert_len, &ok);
+    out->key_data = keep_data(a, in->key_data, in->key_len, &ok);
     out->ca_len = in->ca_len;
     out->cert_len = in->cert_len;
     out->key_len = in->key_len;
     out->arena = a;
-    return !oom;
+    return ok;
 }
 
 int config_kubeconfig_parse(const char *path, const char *data, size_t len,

@@ -174,11 +174,6 @@ typedef struct target_list {
     size_t n, cap;
 } target_list;
 
-static char *dns_strdup(firn_arena *a, const char *s)
-{
-    return firn_arena_strndup(a, s, strlen(s));
-}
-
 /* host (no trailing dot) and port as net.JoinHostPort joins them. */
 static char *dns_join_host_port(firn_arena *a, const char *host, unsigned port)
 {
@@ -199,7 +194,7 @@ static char *dns_rooted(firn_arena *a, const char *name)
 {
     size_t len = strlen(name);
     if (len > 0 && name[len - 1] == '.')
-        return dns_strdup(a, name);
+        return firn_arena_strdup(a, name);
     char *s = firn_arena_alloc(a, len + 2);
     if (!s)
         return NULL;
@@ -266,7 +261,7 @@ static int dns_parse(dns_lookup *l, const unsigned char *abuf, int alen)
             snprintf(portbuf, sizeof portbuf, "%u", (unsigned)r->port);
             st = dns_add_target(l, &t, dns_join_host_port(a, r->host, r->port),
                                 "__meta_dns_srv_record_target", dns_rooted(a, r->host),
-                                dns_strdup(a, portbuf));
+                                firn_arena_strdup(a, portbuf));
         }
         ares_free_data(srv);
         break;

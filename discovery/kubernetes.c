@@ -112,11 +112,6 @@ struct disc_k8s {
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-static char *adup(firn_arena *a, const char *s)
-{
-    return s ? firn_arena_strndup(a, s, strlen(s)) : NULL;
-}
-
 static int64_t backoff_next(int64_t cur)
 {
     if (cur < K8S_BACKOFF_MIN_MS)
@@ -805,14 +800,14 @@ static int connection_setup(disc_k8s *k, const config_kubernetes_sd *cfg, char *
 {
     firn_arena *a = k->arena;
     if (cfg->api_server) {
-        k->server = adup(a, cfg->api_server);
+        k->server = firn_arena_strdup(a, cfg->api_server);
         if (!config_http_copy(a, &cfg->http, &k->http))
             return firn_errf(err, FIRN_ENOMEM, "out of memory");
     } else if (cfg->kubeconfig_file) {
         if (config_kubeconfig_load(cfg->kubeconfig_file, &k->kubeconfig, err) < 0)
             return -1;
         k->has_kubeconfig = true;
-        k->server = adup(a, k->kubeconfig.server);
+        k->server = firn_arena_strdup(a, k->kubeconfig.server);
         if (!config_http_copy(a, &k->kubeconfig.http, &k->http))
             return firn_errf(err, FIRN_ENOMEM, "out of memory");
     } else {
@@ -826,7 +821,7 @@ static int connection_setup(disc_k8s *k, const config_kubernetes_sd *cfg, char *
         firn_buf b = {0};
         firn_buf_printf(&b, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host, port);
         char *url = firn_buf_take(&b, NULL);
-        k->server = adup(a, url);
+        k->server = firn_arena_strdup(a, url);
         free(url);
         const char *dir = k->opts.serviceaccount_dir ? k->opts.serviceaccount_dir : K8S_SA_DIR;
         firn_buf path = {0};
@@ -836,8 +831,8 @@ static int connection_setup(disc_k8s *k, const config_kubernetes_sd *cfg, char *
         char *ca_path = firn_buf_take(&path, NULL);
         k->http.authorization.set = true;
         k->http.authorization.type = "Bearer";
-        k->http.authorization.credentials_file = adup(a, token_path);
-        k->http.tls.ca_file = adup(a, ca_path);
+        k->http.authorization.credentials_file = firn_arena_strdup(a, token_path);
+        k->http.tls.ca_file = firn_arena_strdup(a, ca_path);
         free(token_path);
         free(ca_path);
         if (cfg->own_namespace) {
@@ -934,8 +929,8 @@ disc_k8s *disc_k8s_start(const config_kubernetes_sd *cfg, const disc_k8s_options
     k->sink = sink;
     if (o)
         k->opts = *o;
-    k->opts.serviceaccount_dir = adup(k->arena, k->opts.serviceaccount_dir);
-    k->opts.job = adup(k->arena, k->opts.job ? k->opts.job : "");
+    k->opts.serviceaccount_dir = firn_arena_strdup(k->arena, k->opts.serviceaccount_dir);
+    k->opts.job = firn_arena_strdup(k->arena, k->opts.job ? k->opts.job : "");
     snprintf(k->user_agent, sizeof k->user_agent, "firn/%s", FIRN_VERSION);
     char own_ns[256] = "";
     if (connection_setup(k, cfg, own_ns, sizeof own_ns, err) < 0) {
@@ -976,8 +971,8 @@ disc_k8s *disc_k8s_start(const config_kubernetes_sd *cfg, const disc_k8s_options
             w->kind = (k8s_kind)kind;
             w->ns = strdup(per_ns ? names[i] : "");
             w->store = json_object();
-            w->label_sel = adup(k->arena, selector_for(cfg, (k8s_kind)kind, true));
-            w->field_sel = adup(k->arena, selector_for(cfg, (k8s_kind)kind, false));
+            w->label_sel = firn_arena_strdup(k->arena, selector_for(cfg, (k8s_kind)kind, true));
+            w->field_sel = firn_arena_strdup(k->arena, selector_for(cfg, (k8s_kind)kind, false));
             k->n_w++;
             if (!w->ns || !w->store) {
                 k8s_free(k);

@@ -106,6 +106,11 @@ void *firn_arena_calloc(firn_arena *a, size_t count, size_t size)
     return p;
 }
 
+char *firn_arena_strdup(firn_arena *a, const char *s)
+{
+    return s ? firn_arena_strndup(a, s, strlen(s)) : NULL;
+}
+
 char *firn_arena_strndup(firn_arena *a, const char *s, size_t len)
 {
     if (len == SIZE_MAX)

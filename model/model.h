@@ -71,6 +71,8 @@ void *firn_arena_alloc(firn_arena *a, size_t size);
 void *firn_arena_calloc(firn_arena *a, size_t count, size_t size);
 /* Copy len bytes and add a NUL. */
 char *firn_arena_strndup(firn_arena *a, const char *s, size_t len);
+/* A copy of the string s in a; NULL when s is NULL or a runs out. */
+char *firn_arena_strdup(firn_arena *a, const char *s);
 /* Bytes obtained from the system so far (chunks included). */
 size_t firn_arena_bytes(const firn_arena *a);
 

@@ -479,11 +479,6 @@ static int set_label(struct labelset *set, const char *name, const char *value, 
     return FIRN_OK;
 }
 
-static char *arena_str(firn_arena *arena, const char *s)
-{
-    return firn_arena_strndup(arena, s, strlen(s));
-}
-
 static int compare_name(const void *a, const void *b)
 {
     return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
@@ -535,8 +530,8 @@ static int replace(const firn_relabel_config *c, struct labelset *set, const cha
     /* Prometheus's fast path to add or delete a label: the default regex
      * matches "" with group 1 empty, so there is nothing to expand. */
     if (val_len == 0 && !c->regex && !strchr(target, '$') && !strchr(replacement, '$')) {
-        char *name = arena_str(set->arena, target);
-        char *value = arena_str(set->arena, replacement);
+        char *name = firn_arena_strdup(set->arena, target);
+        char *value = firn_arena_strdup(set->arena, replacement);
         if (!name || !value)
             return firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
         return set_label(set, name, value, err);
@@ -557,8 +552,8 @@ static int replace(const firn_relabel_config *c, struct labelset *set, const cha
         free(name);
         return firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
     }
-    char *name_a = arena_str(set->arena, name);
-    char *value_a = arena_str(set->arena, value);
+    char *name_a = firn_arena_strdup(set->arena, name);
+    char *value_a = firn_arena_strdup(set->arena, value);
     free(name);
     free(value);
     if (!name_a || !value_a)
@@ -579,8 +574,8 @@ static int hashmod(const firn_relabel_config *c, struct labelset *set, const cha
         h = (h << 8) | digest[i];
     char buf[24];
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)(h % c->modulus));
-    char *name = arena_str(set->arena, c->target_label);
-    char *value = arena_str(set->arena, buf);
+    char *name = firn_arena_strdup(set->arena, c->target_label);
+    char *value = firn_arena_strdup(set->arena, buf);
     if (!name || !value)
         return firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
     return set_label(set, name, value, err);
@@ -616,7 +611,7 @@ static int labelmap(const firn_relabel_config *c, struct labelset *set, firn_err
             continue;
         }
         if (name_ok(mapped)) {
-            char *mapped_a = arena_str(set->arena, mapped);
+            char *mapped_a = firn_arena_strdup(set->arena, mapped);
             rc = mapped_a ? set_label(set, mapped_a, snapshot[i].value, err)
                           : firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
         }
@@ -668,7 +663,7 @@ static int relabel(const firn_relabel_config *c, struct labelset *set, firn_err 
         break;
     case FIRN_RELABEL_LOWERCASE:
     case FIRN_RELABEL_UPPERCASE: {
-        char *name = arena_str(set->arena, c->target_label);
+        char *name = firn_arena_strdup(set->arena, c->target_label);
         char *value = map_case(set->arena, val, val_len, c->action == FIRN_RELABEL_UPPERCASE);
         rc = name && value ? set_label(set, name, value, err)
                            : firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
@@ -720,8 +715,8 @@ int firn_relabel_process(const firn_relabel_config *cfgs, size_t n, const firn_l
         }
         if (!in[i].value || !in[i].value[0])
             continue;   /* an empty label is an absent label */
-        char *name = arena_str(arena, in[i].name);
-        char *value = arena_str(arena, in[i].value);
+        char *name = firn_arena_strdup(arena, in[i].name);
+        char *value = firn_arena_strdup(arena, in[i].value);
         if (!name || !value) {
             free(set.e);
             return firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");

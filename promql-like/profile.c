@@ -619,11 +619,6 @@ static int node_key(struct build *b, char tag, const char *name, const char *fil
     return 0;
 }
 
-static char *arena_str(firn_arena *a, const char *s)
-{
-    return firn_arena_strndup(a, s, strlen(s));
-}
-
 /* The id of a function info. */
 static int info_id(struct build *b, const char *name, const char *system_name,
                    const char *filename, int64_t start_line, const char *mapping, uint32_t *id)
@@ -649,11 +644,11 @@ static int info_id(struct build *b, const char *name, const char *system_name,
             b->info_cap = nc;
         }
         pql_function_info *fi = &b->info[*id];
-        fi->name = arena_str(b->arena, name);
-        fi->system_name = arena_str(b->arena, system_name);
-        fi->filename = arena_str(b->arena, filename);
+        fi->name = firn_arena_strdup(b->arena, name);
+        fi->system_name = firn_arena_strdup(b->arena, system_name);
+        fi->filename = firn_arena_strdup(b->arena, filename);
         fi->start_line = start_line;
-        fi->mapping = arena_str(b->arena, mapping);
+        fi->mapping = firn_arena_strdup(b->arena, mapping);
         if (!fi->name || !fi->system_name || !fi->filename || !fi->mapping)
             return oom(b);
     }
@@ -1100,7 +1095,7 @@ int pql_profile_tree(tsdb_reader *r, const pql_profile_request *req, pql_tree *o
     }
     out->diff = diff;
     const char *type = sides[0].type_name ? sides[0].type_name : sides[1].type_name;
-    out->profile_type = arena_str(out->arena, type ? type : "");
+    out->profile_type = firn_arena_strdup(out->arena, type ? type : "");
     out->sample_type = out->sample_unit = "";
     if (!out->profile_type) {
         rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
