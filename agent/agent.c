@@ -319,8 +319,7 @@ static void procs_expire(agent *a)
         }
     }
     a->n_procs = n;
-    if (a->n_procs > 1)  /* qsort wants a non-NULL array, even empty */
-        qsort(a->procs, a->n_procs, sizeof *a->procs, compare_proc);
+    firn_sort(a->procs, a->n_procs, sizeof *a->procs, compare_proc);
     a->n_sorted = n;
 }
 
@@ -444,8 +443,7 @@ static void drain(agent *a, int64_t time_ns, int64_t duration_ns)
     agent_sampler_drain(a->sampler, collect, a);
     if (a->out_of_memory)
         atomic_fetch_add(&a->profile_errors, 1);
-    if (a->n_samples > 1)
-        qsort(a->samples, a->n_samples, sizeof *a->samples, compare_pid);
+    firn_sort(a->samples, a->n_samples, sizeof *a->samples, compare_pid);
     agent_symbolizer_begin(a->sym);
     a->drains++;
     size_t processes = 0;

@@ -159,8 +159,7 @@ int agent_kallsyms_parse(const char *text, size_t len, agent_kallsyms *out, firn
         return firn_errf(err, FIRN_EINVAL, "kallsyms: every address is 0: the kernel hides "
                          "them (kernel.kptr_restrict) from a reader without CAP_SYSLOG");
     }
-    if (out->n > 1)  /* qsort wants a non-NULL array, even empty */
-        qsort(out->syms, out->n, sizeof *out->syms, compare_ksym);
+    firn_sort(out->syms, out->n, sizeof *out->syms, compare_ksym);
     return 0;
 }
 
@@ -365,8 +364,7 @@ int agent_perf_map_parse(const char *text, size_t len, agent_perf_map *out, firn
     }
     /* Stable order of equal starts is not needed: the last entry written
      * for an address (code regenerated in place) is as good as any. */
-    if (out->n > 1)
-        qsort(out->syms, out->n, sizeof *out->syms, compare_perf_sym);
+    firn_sort(out->syms, out->n, sizeof *out->syms, compare_perf_sym);
     return 0;
 }
 

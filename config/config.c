@@ -201,8 +201,7 @@ static bool get_labels(dec *d, const ynode *v, const char *field, firn_label **o
         labels[k].value = value ? value : "";
         k++;
     }
-    if (k > 1)   /* labels is NULL for an empty map: qsort must not see it */
-        qsort(labels, k, sizeof *labels, cmp_label);
+    firn_sort(labels, k, sizeof *labels, cmp_label);
     *out = labels;
     *n = k;
     return ok;

@@ -350,8 +350,7 @@ int dec_finish(dec *d, config_errors *errs, firn_err *err)
     }
 
     /* The lines in document order, plus a note when some were cut. */
-    if (d->n_lines > 1)
-        qsort(d->errs, d->n_lines, sizeof *d->errs, cmp_error);
+    firn_sort(d->errs, d->n_lines, sizeof *d->errs, cmp_error);
     char **lines = malloc((d->n_lines + 1) * sizeof *lines);
     size_t n = 0;
     for (size_t i = 0; i < d->n_lines; i++) {

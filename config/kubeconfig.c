@@ -231,7 +231,7 @@ static void index_list(kdec *k, const ynode *v, const char *list, const char *ki
     if (!sorted)
         return;
     memcpy(sorted, out->items, out->n * sizeof *sorted);
-    qsort(sorted, out->n, sizeof *sorted, cmp_named);
+    firn_sort(sorted, out->n, sizeof *sorted, cmp_named);
     for (size_t i = 1, first = 0; i < out->n; i++) {
         if (strcmp(sorted[i].name, sorted[first].name) != 0) {
             first = i;

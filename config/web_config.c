@@ -348,8 +348,7 @@ static void dec_users(dec *d, const ynode *v, config_web *out)
         }
         out->users[out->n_users++] = (config_web_user){name, hash};
     }
-    if (out->n_users > 1)
-        qsort(out->users, out->n_users, sizeof *out->users, cmp_user);
+    firn_sort(out->users, out->n_users, sizeof *out->users, cmp_user);
 }
 
 static void dec_tokens(dec *d, const ynode *v, config_web *out)

@@ -350,8 +350,7 @@ static int lent_cmp(const void *x, const void *y)
 static firn_label *ls_finish(bctx *b, lset *ls, size_t *n_out)
 {
     *n_out = 0;
-    if (ls->n > 1)
-        qsort(ls->v, ls->n, sizeof *ls->v, lent_cmp);
+    firn_sort(ls->v, ls->n, sizeof *ls->v, lent_cmp);
     firn_label *out = firn_arena_calloc(b->a, ls->n + 1, sizeof *out);
     if (!out) {
         b->oom = true;

@@ -142,6 +142,12 @@ void *firn_grow(void *v, size_t n, size_t *cap, size_t elem, size_t initial)
     return p;
 }
 
+void firn_sort(void *base, size_t n, size_t elem, int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, elem, cmp);
+}
+
 size_t firn_sorted_count_le(const void *base, size_t n, size_t elem, size_t key_offset,
                             uint64_t key)
 {

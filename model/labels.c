@@ -219,8 +219,7 @@ int firn_labels_normalize(firn_label *labels, size_t *n, firn_err *err)
     for (size_t i = 0; i < *n; i++)
         if (labels[i].value && labels[i].value[0])
             labels[out++] = labels[i];
-    if (out > 1)
-        qsort(labels, out, sizeof *labels, compare_by_name);
+    firn_sort(labels, out, sizeof *labels, compare_by_name);
     for (size_t i = 1; i < out; i++)
         if (strcmp(labels[i - 1].name, labels[i].name) == 0)
             return firn_errf(err, FIRN_EINVAL, "duplicate label name %s",

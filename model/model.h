@@ -110,6 +110,11 @@ void *firn_grow(void *v, size_t n, size_t *cap, size_t elem, size_t initial);
 
 /* ---- sorted tables ------------------------------------------------------ */
 
+/* qsort that takes an empty array as it comes (NULL included: qsort's
+ * arguments must not be NULL even for no elements) and sorts nothing below
+ * two elements. */
+void firn_sort(void *base, size_t n, size_t elem, int (*cmp)(const void *, const void *));
+
 /* In an array of n elements of elem bytes sorted by the uint64_t at
  * key_offset in each, the number of elements whose key is <= key: the
  * element at the result - 1 is the last one at or below key (none when 0).

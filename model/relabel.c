@@ -590,7 +590,7 @@ static int labelmap(const firn_relabel_config *c, struct labelset *set, firn_err
         return firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
     size_t n = set->n;
     memcpy(snapshot, set->e, n * sizeof *snapshot);
-    qsort(snapshot, n, sizeof *snapshot, compare_range_order);
+    firn_sort(snapshot, n, sizeof *snapshot, compare_range_order);
     const char *replacement = c->replacement ? c->replacement : "$1";
     firn_err replace_err = {0};
     int rc = FIRN_OK;
@@ -723,7 +723,7 @@ int firn_relabel_process(const firn_relabel_config *cfgs, size_t n, const firn_l
         }
         set.e[set.n++] = (struct entry){name, value, 0};
     }
-    qsort(set.e, set.n, sizeof *set.e, compare_name);
+    firn_sort(set.e, set.n, sizeof *set.e, compare_name);
     for (size_t i = 1; i < set.n; i++)
         if (strcmp(set.e[i - 1].name, set.e[i].name) == 0) {
             rc = firn_errf(err, FIRN_EINVAL, "relabel: duplicate label name %s",

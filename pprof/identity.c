@@ -161,7 +161,7 @@ static void encode_labels(const pprof_profile *p, const pprof_sample *s, struct 
     if (s->n_labels > 1) {
         sort_ctx.p = p;
         sort_ctx.labels = s->labels;
-        qsort(order, s->n_labels, sizeof *order, cmp_label);
+        firn_sort(order, s->n_labels, sizeof *order, cmp_label);
     }
     for (size_t i = 0; i < s->n_labels; i++) {
         const pprof_label *l = &s->labels[order[i]];

@@ -131,8 +131,7 @@ int pprof_top(const pprof_profile *p, int sample_index, pprof_top_report *out, f
             }
         }
     }
-    if (t.n > 1)
-        qsort(t.rows, t.n, sizeof *t.rows, cmp_rows);
+    firn_sort(t.rows, t.n, sizeof *t.rows, cmp_rows);
     pprof_top_row *out_rows = firn_arena_alloc(out->arena, (t.n ? t.n : 1) * sizeof *out_rows);
     if (!out_rows) {
         rc = firn_errf(err, FIRN_ENOMEM, "out of memory");

@@ -585,7 +585,7 @@ static int eval_aggregate(struct ctx *c, const pql_expr *e, int64_t t, struct va
             for (size_t i = 0; i < in.n; i++)
                 if (group_of[i] == gi)
                     tmp[m++] = in.s[i];
-            qsort(tmp, m, sizeof *tmp, e->agg.op == PQL_AGG_TOPK ? cmp_desc : cmp_asc);
+            firn_sort(tmp, m, sizeof *tmp, e->agg.op == PQL_AGG_TOPK ? cmp_desc : cmp_asc);
             for (size_t i = 0; i < m && (long)i < kk; i++)
                 out->s[out->n++] = tmp[i];
         }
@@ -846,8 +846,7 @@ static firn_label *copy_labels(firn_arena *a, const firn_label *l, size_t n)
 /* Sorts a step's vector and refuses two elements with one label set. */
 static int check_vector(struct ctx *c, struct value *v)
 {
-    if (v->n > 1)
-        qsort(v->s, v->n, sizeof *v->s, cmp_sample);
+    firn_sort(v->s, v->n, sizeof *v->s, cmp_sample);
     for (size_t i = 1; i < v->n; i++)
         if (cmp_sample(&v->s[i - 1], &v->s[i]) == 0)
             return firn_errf(c->err, FIRN_EINVAL,
@@ -1019,7 +1018,7 @@ int pql_eval_range(tsdb_reader *r, const pql_query *q, int64_t start_ms, int64_t
                 for (size_t i = 0; i < n_rs; i++)
                     tmp[i] = (struct sample){out->series[i].labels, out->series[i].n_labels,
                                              (double)i, false};
-                qsort(tmp, n_rs, sizeof *tmp, cmp_sample);
+                firn_sort(tmp, n_rs, sizeof *tmp, cmp_sample);
                 for (size_t i = 0; i < n_rs; i++)
                     sorted[i] = out->series[(size_t)tmp[i].v];
                 memcpy(out->series, sorted, n_rs * sizeof *sorted);

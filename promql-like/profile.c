@@ -878,7 +878,7 @@ static int select_nodes(struct build *b, size_t max_nodes, bool diff, unsigned c
             rank = nd->cum[1];
         order[i - 1] = (struct ranked){rank, node_name(b, i), i};
     }
-    qsort(order, n - 1, sizeof *order, cmp_ranked);
+    firn_sort(order, n - 1, sizeof *order, cmp_ranked);
     size_t kept = 0;
     for (size_t i = 0; i < n - 1 && kept < max_nodes; i++) {
         uint32_t x = order[i].node;
@@ -1003,7 +1003,7 @@ static int finish_tree(struct build *b, const unsigned char *keep, pql_tree *out
                                          .compare_self = other[1], .compare_cum = other[1]};
             scratch[k++].src = NODE_NONE;
         }
-        qsort(scratch, nc, sizeof *scratch, cmp_pending);
+        firn_sort(scratch, nc, sizeof *scratch, cmp_pending);
         pql_node *kids = firn_arena_alloc(out->arena, nc * sizeof *kids);
         if (!kids) {
             rc = oom(b);

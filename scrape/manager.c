@@ -926,8 +926,7 @@ static int pool_sync(scrape_manager *m, pool *p, firn_err *err)
         if (p->loops[i])
             retire_loop(m, p->loops[i]);
     free(p->loops);
-    if (loops)
-        qsort(loops, n_loops, sizeof *loops, loop_cmp);
+    firn_sort(loops, n_loops, sizeof *loops, loop_cmp);
     p->loops = loops;
     p->n_loops = n_loops;
     free(p->dropped);

@@ -99,7 +99,7 @@ static int populate_discovered(const config_scrape *cfg, const firn_label *targe
         snprintf(name, len, "%s%s", SCRAPE_LABEL_PARAM_PREFIX, p->name);
         builder_set_if_empty(&b, name, p->values[0]);
     }
-    qsort(b.l, b.n, sizeof *b.l, label_cmp);
+    firn_sort(b.l, b.n, sizeof *b.l, label_cmp);
     out->discovered = b.n ? b.l : NULL;
     out->n_discovered = b.n;
     return FIRN_OK;
@@ -165,7 +165,7 @@ int scrape_target_labels(const config_scrape *cfg, const firn_label *target, siz
         l[n].name = "instance";
         l[n].value = addr;
         n++;
-        qsort(l, n, sizeof *l, label_cmp);
+        firn_sort(l, n, sizeof *l, label_cmp);
     }
     for (size_t i = 0; i < n; i++) {
         if (!firn_utf8_valid(l[i].value, strlen(l[i].value))) {
@@ -273,8 +273,7 @@ char *scrape_target_url(const scrape_target *t, const config_scrape *cfg,
             k = &keys[n++];
         *k = (query_key){"seconds", seconds, NULL, 0};
     }
-    if (n > 1)
-        qsort(keys, n, sizeof *keys, query_key_cmp);
+    firn_sort(keys, n, sizeof *keys, query_key_cmp);
 
     firn_buf b = {0};
     firn_buf_puts(&b, scheme ? scheme : "");

@@ -245,8 +245,7 @@ static int add_mappings(selfprof_symbolizer *s)
         }
     }
     free_proc_maps(maps, n);
-    if (s->n_maps > 1)  /* qsort wants a non-NULL array, even empty */
-        qsort(s->maps, s->n_maps, sizeof *s->maps, compare_range);
+    firn_sort(s->maps, s->n_maps, sizeof *s->maps, compare_range);
     return 0;
 }
 
@@ -391,8 +390,7 @@ static selfprof_cu_index *cu_index_new(Dwfl_Module *mod)
             r[cus->n++] = (struct cu_range){low, high, dwarf_dieoffset(&cu)};
         }
     }
-    if (cus->n > 0)
-        qsort(cus->ranges, cus->n, sizeof *cus->ranges, compare_cu_range);
+    firn_sort(cus->ranges, cus->n, sizeof *cus->ranges, compare_cu_range);
     return cus;
 }
 

@@ -252,8 +252,7 @@ static uint64_t magnitude(int64_t v)
 size_t block_encode(struct buf *b, struct buf *body, struct block_sample *s, size_t n,
                     int64_t duration_nanos, int64_t period)
 {
-    if (n > 1)
-        qsort(s, n, sizeof *s, cmp_block_sample);
+    firn_sort(s, n, sizeof *s, cmp_block_sample);
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
         if (kept && s[kept - 1].stack == s[i].stack && s[kept - 1].labelset == s[i].labelset)

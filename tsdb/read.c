@@ -90,7 +90,7 @@ static void ids_sort_unique(struct ids *s)
 {
     if (s->n < 2)
         return;
-    qsort(s->v, s->n, sizeof *s->v, cmp_u64);
+    firn_sort(s->v, s->n, sizeof *s->v, cmp_u64);
     size_t k = 1;
     for (size_t i = 1; i < s->n; i++)
         if (s->v[i] != s->v[k - 1])
@@ -388,7 +388,7 @@ int tsdb_select(tsdb_reader *r, const firn_matcher *matchers, size_t n_matchers,
             out->n++;
     }
     free(ids.v);
-    qsort(out->series, out->n, sizeof *out->series, cmp_series);
+    firn_sort(out->series, out->n, sizeof *out->series, cmp_series);
     return 0;
 }
 
@@ -441,8 +441,7 @@ static int strvec_finish(struct strvec *s, tsdb_strings *out, firn_err *err)
         firn_arena_free(s->arena);
         return firn_errf(err, FIRN_ENOMEM, "out of memory listing labels");
     }
-    if (s->n > 1)
-        qsort(s->v, s->n, sizeof *s->v, cmp_str);
+    firn_sort(s->v, s->n, sizeof *s->v, cmp_str);
     size_t k = 0;
     for (size_t i = 0; i < s->n; i++)
         if (!k || strcmp(s->v[i], s->v[k - 1]))

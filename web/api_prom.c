@@ -371,8 +371,7 @@ static void respond_list(web_response *resp, const void **items, size_t n, size_
                          int (*cmp)(const void *, const void *),
                          void (*write)(firn_buf *, const void *))
 {
-    if (n > 1)
-        qsort(items, n, sizeof *items, cmp);
+    firn_sort(items, n, sizeof *items, cmp);
     firn_buf b = {0};
     firn_buf_puts(&b, SUCCESS_OPEN "[");
     size_t shown = 0;
@@ -684,7 +683,7 @@ static void handle_flags(void *ctx, const web_request *req, web_response *resp)
     }
     if (n) {
         memcpy(pairs, api->flags, 2 * n * sizeof *pairs);
-        qsort(pairs, n, 2 * sizeof *pairs, flag_cmp);
+        firn_sort(pairs, n, 2 * sizeof *pairs, flag_cmp);
     }
     firn_buf b = {0};
     firn_buf_puts(&b, SUCCESS_OPEN "{");

@@ -300,10 +300,8 @@ static struct top_pair *join_tops(pprof_top_report *a, pprof_top_report *c, size
     struct top_pair *pairs = malloc((a->n_rows + c->n_rows + 1) * sizeof *pairs);
     if (!pairs)
         return NULL;
-    if (a->n_rows > 1)
-        qsort(a->rows, a->n_rows, sizeof *a->rows, cmp_row_name);
-    if (c->n_rows > 1)
-        qsort(c->rows, c->n_rows, sizeof *c->rows, cmp_row_name);
+    firn_sort(a->rows, a->n_rows, sizeof *a->rows, cmp_row_name);
+    firn_sort(c->rows, c->n_rows, sizeof *c->rows, cmp_row_name);
     size_t i = 0, k = 0, n = 0;
     while (i < a->n_rows || k < c->n_rows) {
         int order = i == a->n_rows ? 1 : k == c->n_rows ? -1
@@ -319,8 +317,7 @@ static struct top_pair *join_tops(pprof_top_report *a, pprof_top_report *c, size
             pr->compare_cum = c->rows[k++].cum;
         }
     }
-    if (n > 1)
-        qsort(pairs, n, sizeof *pairs, cmp_pair);
+    firn_sort(pairs, n, sizeof *pairs, cmp_pair);
     *n_out = n;
     return pairs;
 }

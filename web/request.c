@@ -130,7 +130,7 @@ static int group_params(web_request *r, firn_arena *a, param_list *list, firn_er
     r->n_groups = 0;
     if (list->n == 0)
         return 0;
-    qsort(list->items, list->n, sizeof list->items[0], param_cmp);
+    firn_sort(list->items, list->n, sizeof list->items[0], param_cmp);
     const char **values = firn_arena_alloc(a, list->n * sizeof *values);
     size_t n_groups = 1;
     for (size_t i = 1; i < list->n; i++)

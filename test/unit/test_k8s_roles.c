@@ -107,7 +107,7 @@ static void check_labels(const char *what, const char *const *want, const firn_l
     assert_non_null(w);
     for (size_t i = 0; i < n; i++)
         w[i] = (firn_label){want[2 * i], want[2 * i + 1]};
-    qsort(w, n, sizeof *w, label_cmp);
+    firn_sort(w, n, sizeof *w, label_cmp);
     bool same = n == n_got;
     for (size_t i = 0; same && i < n; i++)
         same = strcmp(w[i].name, got[i].name) == 0 && strcmp(w[i].value, got[i].value) == 0;

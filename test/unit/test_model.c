@@ -107,6 +107,25 @@ static void test_u64map(void **state)
     firn_u64map_destroy(&m);
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_sort(void **state)
+{
+    (void)state;
+    firn_sort(NULL, 0, sizeof(int), cmp_int);  /* UBSan stops qsort(NULL, 0, ...) */
+    int one = 7;
+    firn_sort(&one, 1, sizeof one, cmp_int);
+    assert_int_equal(one, 7);
+    int v[] = {3, -1, 2, 2, 0};
+    firn_sort(v, 5, sizeof *v, cmp_int);
+    static const int want[] = {-1, 0, 2, 2, 3};
+    assert_memory_equal(v, want, sizeof want);
+}
+
 static void test_file_roundtrip_and_cap(void **state)
 {
     (void)state;
@@ -1102,6 +1121,7 @@ int main(void)
         cmocka_unit_test(test_err_prefix_truncates_safely),
         cmocka_unit_test(test_arena_alignment_and_sizes),
         cmocka_unit_test(test_u64map),
+        cmocka_unit_test(test_sort),
         cmocka_unit_test(test_file_roundtrip_and_cap),
         cmocka_unit_test(test_log_level_parse),
         cmocka_unit_test(test_log_quote),

@@ -105,7 +105,7 @@ static size_t pairs_to_labels(const char *const *pairs, firn_label *labels)
     size_t n = 0;
     for (; pairs[2 * n]; n++)
         labels[n] = (firn_label){pairs[2 * n], pairs[2 * n + 1]};
-    qsort(labels, n, sizeof *labels, compare_label);
+    firn_sort(labels, n, sizeof *labels, compare_label);
     return n;
 }
 

@@ -378,7 +378,7 @@ static size_t flatten(const pprof_profile *p, size_t column, struct flat_sample 
                     (long long)l->num, pprof_str(p, l->num_unit));
             fclose(lf);
         }
-        qsort(ls, s->n_labels, sizeof *ls, cmp_cstr);
+        firn_sort(ls, s->n_labels, sizeof *ls, cmp_cstr);
         fprintf(f, "|");
         for (size_t j = 0; j < s->n_labels; j++) {
             fprintf(f, "%s,", ls[j]);
@@ -390,7 +390,7 @@ static size_t flatten(const pprof_profile *p, size_t column, struct flat_sample 
         fs[n].value = s->values[column];
         n++;
     }
-    qsort(fs, n, sizeof *fs, cmp_flat);
+    firn_sort(fs, n, sizeof *fs, cmp_flat);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (k && strcmp(fs[k - 1].key, fs[i].key) == 0) {
