@@ -136,10 +136,10 @@ static const char *label_find(const ingest *in, const char *name)
 /* The body as the client meant it: inflated when Content-Encoding says
  * gzip.  (A pprof body may also be gzipped without saying so: the decoder
  * sees the magic bytes.) */
-static int ingest_body(ingest *in, const web_request *req, firn_err *err)
+static int ingest_body(ingest *in, const http_request *req, firn_err *err)
 {
-    in->body = web_request_body(req, &in->body_len);
-    const char *enc = web_request_header(req, "Content-Encoding");
+    in->body = http_request_body(req, &in->body_len);
+    const char *enc = http_request_header(req, "Content-Encoding");
     if (!enc || !*enc || strcasecmp(enc, "identity") == 0)
         return 0;
     if (strcasecmp(enc, "gzip") != 0 && strcasecmp(enc, "x-gzip") != 0)
@@ -279,10 +279,10 @@ static int kv_list_parse(firn_arena *a, const char *what, const char *p, const c
     return 0;
 }
 
-static int api_ingest_params(ingest *in, const web_request *req, int *delta, firn_err *err)
+static int api_ingest_params(ingest *in, const http_request *req, int *delta, firn_err *err)
 {
-    const char *name = web_request_param(req, "name");
-    const char *name2 = web_request_param(req, FIRN_LABEL_NAME);
+    const char *name = http_request_param(req, "name");
+    const char *name2 = http_request_param(req, FIRN_LABEL_NAME);
     if (name && name2 && strcmp(name, name2) != 0)
         return firn_errf(err, FIRN_EINVAL, "name \"%.100s\" and __name__ \"%.100s\" differ",
                          name, name2);
@@ -297,14 +297,14 @@ static int api_ingest_params(ingest *in, const web_request *req, int *delta, fir
     in->name = name;
 
     *delta = -1;
-    const char *d = web_request_param(req, "delta");
+    const char *d = http_request_param(req, "delta");
     if (d) {
         bool b;
         if (parse_bool(d, &b) < 0)
             return firn_errf(err, FIRN_EINVAL, "delta \"%.100s\": want true or false", d);
         *delta = b;
     }
-    const char *t = web_request_param(req, "time");
+    const char *t = http_request_param(req, "time");
     if (t) {
         int rc = web_parse_time(t, &in->timestamp_ms, err);
         if (rc < 0) {
@@ -315,22 +315,24 @@ static int api_ingest_params(ingest *in, const web_request *req, int *delta, fir
             return firn_errf(err, FIRN_EINVAL, "time \"%.100s\": before 1970", t);
     }
 
-    const char *h = web_request_header(req, LABELS_HEADER);
+    const char *h = http_request_header(req, LABELS_HEADER);
     firn_label *hl = NULL;
     size_t n_hl = 0;
+    size_t n_params = http_request_param_count(req);
     int rc;
     if ((h && (rc = kv_list_parse(in->arena, LABELS_HEADER, h, h + strlen(h), &hl, &n_hl,
                                   err)) < 0) ||
-        (rc = labels_reserve(in, req->n_groups + n_hl, err)) < 0)
+        (rc = labels_reserve(in, n_params + n_hl, err)) < 0)
         return rc;
-    for (size_t i = 0; i < req->n_groups; i++) {
-        const web_param_group *g = &req->groups[i];
-        if (is_reserved_param(g->name))
+    for (size_t i = 0; i < n_params; i++) {
+        const char *const *values;
+        size_t n_values;
+        const char *pname = http_request_param_at(req, i, &values, &n_values);
+        if (is_reserved_param(pname))
             continue;
-        if (g->n_values > 1)
-            return firn_errf(err, FIRN_EINVAL, "label %.100s given %zu times", g->name,
-                             g->n_values);
-        label_add(in, g->name, g->values[0]);
+        if (n_values > 1)
+            return firn_errf(err, FIRN_EINVAL, "label %.100s given %zu times", pname, n_values);
+        label_add(in, pname, values[0]);
     }
     for (size_t i = 0; i < n_hl; i++)
         label_add(in, hl[i].name, hl[i].value);
@@ -355,7 +357,7 @@ static json_t *profile_types_json(const ingest *in)
     return a;
 }
 
-static int api_ingest(web_api *api, const web_request *req, ingest *in, firn_err *err)
+static int api_ingest(web_api *api, const http_request *req, ingest *in, firn_err *err)
 {
     int delta = -1, rc;
     if ((rc = api_ingest_params(in, req, &delta, err)) < 0 ||
@@ -374,7 +376,7 @@ static int api_ingest(web_api *api, const web_request *req, ingest *in, firn_err
     return ingest_store(api, in, err);
 }
 
-static void handle_api_ingest(void *ctx, const web_request *req, web_response *resp)
+static void handle_api_ingest(void *ctx, const http_request *req, http_response *resp)
 {
     firn_err err = {0};
     ingest in = {.arena = firn_arena_new(0)};
@@ -766,23 +768,23 @@ const char *web_pyroscope_profile_name(const pprof_profile *p, json_t *config, b
 static int pyroscope_multipart(ingest *in, const char *content_type, const void **data,
                                size_t *len, json_t **config, firn_err *err)
 {
-    web_multipart_part *parts;
+    http_multipart_part *parts;
     size_t n;
-    int rc = web_multipart_parse(content_type, in->body, in->body_len, in->arena, &parts, &n,
+    int rc = http_multipart_parse(content_type, in->body, in->body_len, in->arena, &parts, &n,
                                  err);
     if (rc < 0) {
         firn_err_prefix(err, "multipart body");
         return rc;
     }
-    const web_multipart_part *prof = web_multipart_get(parts, n, "profile");
+    const http_multipart_part *prof = http_multipart_get(parts, n, "profile");
     if (!prof)
         return firn_errf(err, FIRN_EINVAL, "multipart body: no \"profile\" part");
-    const web_multipart_part *prev = web_multipart_get(parts, n, "prev_profile");
+    const http_multipart_part *prev = http_multipart_get(parts, n, "prev_profile");
     if (prev && prev->len)  /* Pyroscope's own answer: deltas are the client's to compute */
         return firn_errf(err, FIRN_EINVAL, "unsupported client version. Please update "
                          "github.com/grafana/pyroscope-go to the latest version (a "
                          "prev_profile part: send profiles with deltas computed)");
-    const web_multipart_part *stc = web_multipart_get(parts, n, "sample_type_config");
+    const http_multipart_part *stc = http_multipart_get(parts, n, "sample_type_config");
     if (stc && stc->len) {
         if (stc->len > SAMPLE_TYPE_CONFIG_MAX)
             return firn_errf(err, FIRN_ETOOBIG, "sample_type_config: more than %u bytes",
@@ -811,7 +813,7 @@ static int pyroscope_pprof(ingest *in, const char *content_type, const pyroscope
     const void *data = in->body;
     size_t len = in->body_len;
     json_t *config = NULL;
-    if (web_is_multipart_content_type(content_type))
+    if (http_is_multipart_content_type(content_type))
         rc = pyroscope_multipart(in, content_type, &data, &len, &config, err);
     if (rc == 0)
         rc = ingest_decode(in, data, len, err);
@@ -844,21 +846,21 @@ static int pyroscope_pprof(ingest *in, const char *content_type, const pyroscope
     return 0;
 }
 
-static int pyroscope_ingest(web_api *api, const web_request *req, ingest *in, firn_err *err)
+static int pyroscope_ingest(web_api *api, const http_request *req, ingest *in, firn_err *err)
 {
-    const char *name = web_request_param(req, "name");
+    const char *name = http_request_param(req, "name");
     if (!name || !*name)
         return firn_errf(err, FIRN_EINVAL, "missing parameter name: the application name, "
                          "e.g. name=myapp.cpu{env=prod}");
     pyroscope_meta m = {.sample_rate = DEFAULT_SAMPLE_RATE,
-                        .spy = web_request_param(req, "spyName")};
+                        .spy = http_request_param(req, "spyName")};
     firn_label *l;
     size_t n;
     int rc = web_pyroscope_name_parse(name, in->arena, &m.app, &l, &n, err);
     if (rc < 0)
         return rc;
-    const char *from = web_request_param(req, "from");
-    const char *until = web_request_param(req, "until");
+    const char *from = http_request_param(req, "from");
+    const char *until = http_request_param(req, "until");
     m.from_ms = m.until_ms = now_ms();
     if ((from && (rc = parse_unix_time("from", from, &m.from_ms, err)) < 0) ||
         (until && (rc = parse_unix_time("until", until, &m.until_ms, err)) < 0))
@@ -866,7 +868,7 @@ static int pyroscope_ingest(web_api *api, const web_request *req, ingest *in, fi
     if (m.until_ms < m.from_ms)
         return firn_errf(err, FIRN_EINVAL, "until (%s) is before from (%s)",
                          until ? until : "now", from ? from : "now");
-    const char *rate = web_request_param(req, "sampleRate");
+    const char *rate = http_request_param(req, "sampleRate");
     if (rate && (parse_count(rate, strlen(rate), &m.sample_rate) < 0 ||
                  m.sample_rate > 1000000000))
         return firn_errf(err, FIRN_EINVAL, "sampleRate \"%.100s\": want a rate in Hz "
@@ -874,8 +876,8 @@ static int pyroscope_ingest(web_api *api, const web_request *req, ingest *in, fi
 
     /* Pyroscope's dispatch: format first, then a multipart body is pprof,
      * and anything else collapsed stacks. */
-    const char *format = web_request_param(req, "format");
-    const char *ct = web_request_header(req, "Content-Type");
+    const char *format = http_request_param(req, "format");
+    const char *ct = http_request_header(req, "Content-Type");
     if (!format)
         format = "";
     if (strcmp(format, "trie") == 0 || strcmp(format, "tree") == 0 ||
@@ -887,7 +889,7 @@ static int pyroscope_ingest(web_api *api, const web_request *req, ingest *in, fi
         return rc;
     if (strcmp(format, "lines") == 0)
         rc = pyroscope_folded(in, &m, l, n, true, err);
-    else if (strcmp(format, "pprof") == 0 || web_is_multipart_content_type(ct))
+    else if (strcmp(format, "pprof") == 0 || http_is_multipart_content_type(ct))
         rc = pyroscope_pprof(in, ct, &m, l, n, err);
     else
         rc = pyroscope_folded(in, &m, l, n, false, err);
@@ -896,7 +898,7 @@ static int pyroscope_ingest(web_api *api, const web_request *req, ingest *in, fi
     return ingest_store(api, in, err);
 }
 
-static void handle_pyroscope_ingest(void *ctx, const web_request *req, web_response *resp)
+static void handle_pyroscope_ingest(void *ctx, const http_request *req, http_response *resp)
 {
     firn_err err = {0};
     ingest in = {.arena = firn_arena_new(0)};
@@ -905,7 +907,7 @@ static void handle_pyroscope_ingest(void *ctx, const web_request *req, web_respo
     if (rc == 0) {
         resp->status = 200;  /* Pyroscope answers an ingest with an empty body */
     } else {
-        web_respond_text(resp, status_of(rc), "%s", err.msg);
+        http_respond_text(resp, status_of(rc), "%s", err.msg);
         if (resp->status == 503)
             resp->retry_after = RETRY_AFTER_SECONDS;
     }
@@ -914,11 +916,11 @@ static void handle_pyroscope_ingest(void *ctx, const web_request *req, web_respo
 
 /* ---- registration ------------------------------------------------------------------- */
 
-int web_api_ingest_register(web_server *s, web_api *api, firn_err *err)
+int web_api_ingest_register(http_server *s, web_api *api, firn_err *err)
 {
-    unsigned flags = WEB_ROUTE_WORKER | WEB_ROUTE_RAW_BODY;
-    int rc = web_route(s, "POST", "/api/v1/ingest", flags, handle_api_ingest, api, err);
+    unsigned flags = HTTP_ROUTE_WORKER | HTTP_ROUTE_RAW_BODY;
+    int rc = http_route(s, "POST", "/api/v1/ingest", flags, handle_api_ingest, api, err);
     if (rc == 0)
-        rc = web_route(s, "POST", "/ingest", flags, handle_pyroscope_ingest, api, err);
+        rc = http_route(s, "POST", "/ingest", flags, handle_pyroscope_ingest, api, err);
     return rc;
 }

@@ -13,12 +13,12 @@
 #include "promql-like/pql.h"
 #include "web/internal.h"
 
-void web_respond_json(web_response *resp, int status, json_t *j)
+void web_respond_json(http_response *resp, int status, json_t *j)
 {
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(j);
     if (!s) {
-        web_respond_text(resp, 500, "out of memory");
+        http_respond_text(resp, 500, "out of memory");
         return;
     }
     free(resp->body);
@@ -28,7 +28,7 @@ void web_respond_json(web_response *resp, int status, json_t *j)
     resp->body_len = strlen(s);
 }
 
-void web_respond_data(web_response *resp, json_t *data)
+void web_respond_data(http_response *resp, json_t *data)
 {
     json_t *j = json_object();
     json_object_set_new(j, "status", json_string("success"));
@@ -51,7 +51,7 @@ static int error_status(const char *type)
     return 500;
 }
 
-void web_respond_error(web_response *resp, const char *type, const char *fmt, ...)
+void web_respond_error(http_response *resp, const char *type, const char *fmt, ...)
 {
     char msg[2048];
     va_list ap;

@@ -16,12 +16,12 @@
 #include <string.h>
 
 #include "firnctl.h"
-#include "web/internal.h"
+#include "web/web.h"
 
 #define MAX_LABELS 64
 #define DEFAULT_SERVER "http://localhost:7070"
 /* The server's default body cap: a larger file would be refused anyway. */
-#define PUSH_MAX_BYTES WEB_DEFAULT_MAX_BODY
+#define PUSH_MAX_BYTES HTTP_DEFAULT_MAX_BODY
 
 struct push_opts {
     const char *server;

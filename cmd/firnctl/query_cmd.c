@@ -24,7 +24,6 @@
 
 #include "firnctl.h"
 #include "promql-like/pql.h"
-#include "web/internal.h"
 #include "web/web.h"
 
 static void usage(FILE *f)

@@ -1,4 +1,4 @@
-/* test_web_ingest.c -- pushed profiles (web/api_ingest.c, web/multipart.c):
+/* test_web_ingest.c -- pushed profiles (web/api_ingest.c, http/multipart.c):
  * the parsers on their own (multipart bodies, Pyroscope's name, collapsed
  * stacks), then both endpoints through a real server on loopback with a
  * store behind it: what is accepted is stored with the right series and
@@ -95,10 +95,10 @@ static void test_multipart_table(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const mp_case *c = &cases[i];
         firn_arena *a = firn_arena_new(0);
-        web_multipart_part *parts;
+        http_multipart_part *parts;
         size_t n;
         firn_err err = {0};
-        int rc = web_multipart_parse(c->content_type, c->body, strlen(c->body), a, &parts, &n,
+        int rc = http_multipart_parse(c->content_type, c->body, strlen(c->body), a, &parts, &n,
                                      &err);
         if (rc != c->rc)
             fail_msg("%s: rc %d, want %d (%s)", c->what, rc, c->rc, err.msg);
@@ -121,14 +121,14 @@ static void test_multipart_caps(void **state)
 {
     (void)state;
     firn_buf b = {0};
-    for (int i = 0; i <= WEB_MULTIPART_PARTS_MAX; i++)
+    for (int i = 0; i <= HTTP_MULTIPART_PARTS_MAX; i++)
         firn_buf_printf(&b, "--b\r\nContent-Disposition: form-data; name=\"p%d\"\r\n\r\nx\r\n", i);
     firn_buf_puts(&b, "--b--\r\n");
     firn_arena *a = firn_arena_new(0);
-    web_multipart_part *parts;
+    http_multipart_part *parts;
     size_t n;
     firn_err err = {0};
-    assert_int_equal(web_multipart_parse("multipart/form-data; boundary=b", b.data, b.len, a,
+    assert_int_equal(http_multipart_parse("multipart/form-data; boundary=b", b.data, b.len, a,
                                          &parts, &n, &err),
                      FIRN_ETOOBIG);
     firn_buf_free(&b);
@@ -137,14 +137,14 @@ static void test_multipart_caps(void **state)
     for (int i = 0; i < 2000; i++)
         firn_buf_puts(&b, "X-Padding: 0123456789\r\n");
     firn_buf_puts(&b, "\r\nx\r\n--b--");
-    assert_int_equal(web_multipart_parse("multipart/form-data; boundary=b", b.data, b.len, a,
+    assert_int_equal(http_multipart_parse("multipart/form-data; boundary=b", b.data, b.len, a,
                                          &parts, &n, &err),
                      FIRN_ETOOBIG);
     firn_buf_free(&b);
 
     char boundary[128] = "multipart/form-data; boundary=";
     memset(boundary + strlen(boundary), 'k', 71);
-    assert_int_equal(web_multipart_parse(boundary, "x", 1, a, &parts, &n, &err), FIRN_EINVAL);
+    assert_int_equal(http_multipart_parse(boundary, "x", 1, a, &parts, &n, &err), FIRN_EINVAL);
     assert_non_null(strstr(err.msg, "longer than 70"));
     firn_arena_free(a);
 }
@@ -342,7 +342,7 @@ static void test_pyroscope_profile_name(void **state)
 typedef struct fixture {
     char *dir;
     tsdb *db;
-    web_server *web;
+    http_server *web;
     web_api api;
 } fixture;
 
@@ -359,15 +359,15 @@ static int setup_server(void **state)
     f->db = tsdb_open(&to, &err);
     if (!f->db)
         fail_msg("tsdb_open: %s", err.msg);
-    web_options wo;
-    web_options_default(&wo);
+    http_options wo;
+    http_options_default(&wo);
     wo.listen_address = "127.0.0.1:0";
     wo.max_body_bytes = MAX_BODY;
-    f->web = web_new(&wo, &err);
+    f->web = http_new(&wo, &err);
     if (!f->web)
-        fail_msg("web_new: %s", err.msg);
+        fail_msg("http_new: %s", err.msg);
     f->api.db = f->db;
-    if (web_api_ingest_register(f->web, &f->api, &err) < 0 || web_start(f->web, &err) < 0)
+    if (web_api_ingest_register(f->web, &f->api, &err) < 0 || http_start(f->web, &err) < 0)
         fail_msg("server: %s", err.msg);
     *state = f;
     return 0;
@@ -376,7 +376,7 @@ static int setup_server(void **state)
 static int teardown_server(void **state)
 {
     fixture *f = *state;
-    web_stop(f->web);
+    http_stop(f->web);
     tsdb_close(f->db);
     remove_tree(f->dir);
     free(f->dir);
@@ -389,7 +389,7 @@ static CURL *post_new(fixture *f, const char *target, const void *body, size_t l
                       struct curl_slist *headers, reply *out)
 {
     char url[4096];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", web_port(f->web), target);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", http_port(f->web), target);
     CURL *c = curl_easy_init();
     assert_non_null(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
