@@ -221,6 +221,9 @@ void firn_buf_printf(firn_buf *b, const char *fmt, ...) __attribute__((format(pr
  * NULL when an append failed (the bytes are freed then). */
 char *firn_buf_take(firn_buf *b, size_t *len);
 void firn_buf_free(firn_buf *b);
+/* s (NULL as "") as a JSON string escaped as Go's encoding/json does (<, >,
+ * & and U+2028/9 as \u escapes; invalid UTF-8 as \ufffd). */
+void firn_json_string(firn_buf *b, const char *s);
 
 /* The reason phrase of an HTTP status, as Go's http.StatusText ("Not
  * Found"); "" for a code it does not know. */

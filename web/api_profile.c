@@ -42,6 +42,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "promql-like/render.h"
 #include "web/internal.h"
 
 #define PROFILE_MAX_NODES_DEFAULT 8192
@@ -279,14 +280,14 @@ static void respond_tree(http_response *resp, const struct profile_query *q, con
 {
     firn_buf b = {0};
     if (q->format == FORMAT_COLLAPSED) {
-        respond_rendered(resp, &b, web_render_collapsed(&b, t), NULL,
+        respond_rendered(resp, &b, pql_render_collapsed(&b, t), NULL,
                          "text/plain; charset=utf-8");
     } else if (q->format == FORMAT_SVG) {
-        web_svg_options o = {.request = &q->pr};
-        respond_rendered(resp, &b, web_render_svg(&b, t, &o), NULL, "image/svg+xml");
+        pql_svg_options o = {.request = &q->pr};
+        respond_rendered(resp, &b, pql_render_svg(&b, t, &o), NULL, "image/svg+xml");
     } else {
         firn_buf_puts(&b, DATA_HEAD);
-        respond_data_rendered(resp, &b, web_render_flamegraph(&b, t), NULL);
+        respond_data_rendered(resp, &b, pql_render_flamegraph(&b, t), NULL);
     }
 }
 
@@ -356,7 +357,7 @@ static void respond_top(http_response *resp, tsdb_reader *r, const struct profil
     firn_buf b = {0};
     firn_err err = {0};
     firn_buf_puts(&b, DATA_HEAD);
-    respond_data_rendered(resp, &b, web_render_top_json(&b, p, c, pr->max_nodes, &err), &err);
+    respond_data_rendered(resp, &b, pql_render_top_json(&b, p, c, pr->max_nodes, &err), &err);
     pprof_free(p);
     pprof_free(c);
 }

@@ -476,7 +476,7 @@ static int str_ptr_cmp(const void *a, const void *b)
 
 static void write_string(firn_buf *b, const void *item)
 {
-    web_json_string(b, item);
+    firn_json_string(b, item);
 }
 
 /* Label names (name NULL) or one label's values over the series the
@@ -655,7 +655,7 @@ static void handle_config(void *ctx, const http_request *req, http_response *res
     char *yaml = api->config_yaml ? api->config_yaml(api->config_yaml_ctx) : NULL;
     firn_buf b = {0};
     firn_buf_puts(&b, SUCCESS_OPEN "{\"yaml\":");
-    web_json_string(&b, yaml ? yaml : "");
+    firn_json_string(&b, yaml ? yaml : "");
     firn_buf_append(&b, "}", 1);
     free(yaml);
     respond_success(resp, &b, false);
@@ -690,9 +690,9 @@ static void handle_flags(void *ctx, const http_request *req, http_response *resp
     for (size_t i = 0; i < n; i++) {
         if (i)
             firn_buf_append(&b, ",", 1);
-        web_json_string(&b, pairs[2 * i]);
+        firn_json_string(&b, pairs[2 * i]);
         firn_buf_append(&b, ":", 1);
-        web_json_string(&b, pairs[2 * i + 1] ? pairs[2 * i + 1] : "");
+        firn_json_string(&b, pairs[2 * i + 1] ? pairs[2 * i + 1] : "");
     }
     firn_buf_append(&b, "}", 1);
     free(pairs);

@@ -78,9 +78,6 @@ void web_json_timestamp(firn_buf *b, int64_t ms);
  * -1, 64), or 'e' when v != 0 and |v| < 1e-6 or |v| >= 1e21; "NaN",
  * "+Inf", "-Inf".  Returns the length. */
 size_t web_format_value(double v, char *buf, size_t size);
-/* s as a JSON string escaped as Go's encoding/json does (<, >, & and
- * U+2028/9 as \u escapes; invalid UTF-8 as \ufffd). */
-void web_json_string(firn_buf *b, const char *s);
 /* A label set as a JSON object, in the set's (sorted) order. */
 void web_json_labels(firn_buf *b, const firn_label *labels, size_t n);
 /* The "data" of a query's success, {"resultType":...,"result":...}. */
@@ -98,55 +95,5 @@ int web_query_range_check(int64_t start_ms, int64_t end_ms, int64_t step_ms, fir
  * (mutex_*), block (block_*), goroutines; else the last one's name, or NULL
  * when fallback is false. */
 const char *web_pyroscope_profile_name(const pprof_profile *p, json_t *config, bool fallback);
-
-/* ---- profile renderers (render.c) ------------------------------------------
- *
- * A profile query's result in the formats /api/v1/profile answers; firnctl
- * query profile prints the same.  Each appends to b and returns 0, or a
- * negative code (FIRN_ENOMEM when an append failed).  Trees of any depth;
- * names may hold any byte (escaped or replaced as each format needs).
- */
-
-/* Collapsed stacks, flamegraph.pl's input: one line per node with a self
- * value, "frame;frame;... VALUE", root first with the root "total" left
- * out; a diff gives "... BASE COMPARE" (difffolded's input).  In names ';'
- * becomes ':' and line breaks spaces. */
-int web_render_collapsed(firn_buf *b, const pql_tree *t);
-
-/* The flame graph as a JSON object: profile_type, sample_type,
- * sample_unit, diff, total (and compare_total), root, functions.  A node is
- * {"name", "value" (cum), "self", "function" (index into functions; absent
- * for the root, "other" and group_by nodes), "children": [...]}, and
- * "compare_value", "compare_self" in a diff; a function is {"name",
- * "system_name", "filename", "start_line", "mapping"}.  Invalid UTF-8
- * comes out as U+FFFD. */
-int web_render_flamegraph(firn_buf *b, const pql_tree *t);
-
-typedef struct web_svg_options {
-    const char *title;       /* NULL: "Flame Graph" ("Differential Flame Graph") */
-    const char *subtitle;    /* NULL: the request's, if any */
-    const pql_profile_request *request;  /* NULL, or what the subtitle describes:
-                                          * the selectors and their times */
-    int width;               /* pixels; 0: 1200 */
-} web_svg_options;
-
-/* A standalone SVG flame graph, root at the top, with a script: hover for
- * a frame's values, click to zoom into it, search by regular expression
- * (Ctrl-F) with the share matched.  Widths are cum values, colors a hash of
- * the function name; a diff is sized by the compare side and colored by the
- * change (red grew, blue shrank).  Frames narrower than 0.1 px are left
- * out, with everything under them.  o may be NULL. */
-int web_render_svg(firn_buf *b, const pql_tree *t, const web_svg_options *o);
-
-/* `go tool pprof -top`'s table of the first sample type, raw values:
- * flat, flat%, sum%, cum, cum%, name; max_rows 0 shows every function. */
-int web_render_top_text(firn_buf *b, const pprof_profile *p, size_t max_rows, firn_err *err);
-/* The same as a JSON object: sample_type, sample_unit, diff, total,
- * rows_total (rows before max_rows), rows [{"name", "flat", "cum"}] in
- * pprof's order.  With compare (may be NULL) also compare_total, and each
- * row compare_flat and compare_cum, sorted by the change of flat as
- * `go tool pprof -diff_base` sorts. */
-int web_render_top_json(firn_buf *b, const pprof_profile *p, const pprof_profile *compare,
-                        size_t max_rows, firn_err *err);
 
 #endif

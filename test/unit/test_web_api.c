@@ -263,11 +263,11 @@ static void test_json_string(void **state)
     };
     for (size_t i = 0; i < sizeof T / sizeof T[0]; i++) {
         firn_buf b = {0};
-        web_json_string(&b, T[i].in);
+        firn_json_string(&b, T[i].in);
         expect_buf(&b, T[i].want);
     }
     firn_buf b = {0};
-    web_json_string(&b, NULL);
+    firn_json_string(&b, NULL);
     expect_buf(&b, "\"\"");
 }
 
