@@ -12,8 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "http/http.h"
 #include "model/model.h"
 #include "promql-like/pql.h"
@@ -85,15 +83,5 @@ void web_json_pql_result(firn_buf *b, const struct pql_result *r);
 /* A range query's bounds as Prometheus checks them: FIRN_EINVAL with its
  * message (end before start, step <= 0, more than 11,000 points). */
 int web_query_range_check(int64_t start_ms, int64_t end_ms, int64_t step_ms, firn_err *err);
-
-/* ---- Pyroscope uploads (api_ingest.c; firnctl push names its uploads so) -- */
-
-/* The profile name Pyroscope gives a pprof upload by its sample types
- * (display names from sample_type_config when config is not NULL): "wall"
- * when one is wall; else by the first that matches: process_cpu (contains
- * cpu; "samples" is cpu), memory (alloc_*, inuse_*, space, objects), mutex
- * (mutex_*), block (block_*), goroutines; else the last one's name, or NULL
- * when fallback is false. */
-const char *web_pyroscope_profile_name(const pprof_profile *p, json_t *config, bool fallback);
 
 #endif

@@ -16,7 +16,8 @@
 #include <string.h>
 
 #include "firnctl.h"
-#include "web/web.h"
+#include "http/http.h"
+#include "ingest/ingest.h"
 
 #define MAX_LABELS 64
 #define DEFAULT_SERVER "http://localhost:7070"
@@ -148,7 +149,7 @@ static const char *guess_name(const char *path, const unsigned char *data, size_
         fprintf(stderr, "firnctl: push %s: %s\n", path, err.msg);
         return NULL;
     }
-    const char *name = web_pyroscope_profile_name(p, NULL, false);
+    const char *name = ingest_pyroscope_profile_name(p, NULL, false);
     if (!name) {
         fprintf(stderr, "firnctl: push %s: cannot tell the profile name from its sample types "
                 "(", path);

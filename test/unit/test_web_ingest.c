@@ -19,8 +19,10 @@
 #include <strings.h>
 
 #include "fixtures.h"
-#include "model/model.h"
+#include "http/http.h"
 #include "http_reply.h"
+#include "ingest/ingest.h"
+#include "model/model.h"
 #include "tsdb/tsdb.h"
 #include "web/internal.h"
 #include "web/web.h"
@@ -182,7 +184,7 @@ static void test_pyroscope_name(void **state)
         firn_label *l;
         size_t n;
         firn_err err = {0};
-        int rc = web_pyroscope_name_parse(cases[i].in, a, &app, &l, &n, &err);
+        int rc = ingest_pyroscope_name_parse(cases[i].in, a, &app, &l, &n, &err);
         const char *want = cases[i].want;
         if (want[0] == '!') {
             if (rc != FIRN_EINVAL || !strstr(err.msg, want + 1))
@@ -238,10 +240,10 @@ static char *samples_text(const pprof_profile *p)
     return s ? s : strdup("");
 }
 
-static void expect_folded(const char *body, const web_folded_type *t, const char *want)
+static void expect_folded(const char *body, const ingest_folded_type *t, const char *want)
 {
     firn_err err = {0};
-    pprof_profile *p = web_folded_parse(body, strlen(body), t, &err);
+    pprof_profile *p = ingest_folded_parse(body, strlen(body), t, &err);
     if (!p)
         fail_msg("\"%s\": %s", body, err.msg);
     char *got = samples_text(p);
@@ -254,7 +256,7 @@ static void expect_folded(const char *body, const web_folded_type *t, const char
 static void test_folded(void **state)
 {
     (void)state;
-    web_folded_type t = {.sample_type = "samples", .sample_unit = "count", .scale = 1};
+    ingest_folded_type t = {.sample_type = "samples", .sample_unit = "count", .scale = 1};
     expect_folded("main;a;b 3\nmain;a 2\nmain;a;b 4\r\n\nnovalue\n;x 0\n main 1", &t,
                   " main 1\nmain;a 2\nmain;a;b 7\n");
     expect_folded("", &t, "");
@@ -265,11 +267,11 @@ static void test_folded(void **state)
     expect_folded("a;b\na;b\r\nc\n\n", &t, "a;b 2\nc 1\n");
 
     /* the sample and period types as given */
-    t = (web_folded_type){.sample_type = "cpu", .sample_unit = "nanoseconds",
+    t = (ingest_folded_type){.sample_type = "cpu", .sample_unit = "nanoseconds",
                           .period_type = "cpu", .period_unit = "nanoseconds",
                           .period = 10000000, .scale = 10000000};
     firn_err err = {0};
-    pprof_profile *p = web_folded_parse("x 1", 3, &t, &err);
+    pprof_profile *p = ingest_folded_parse("x 1", 3, &t, &err);
     assert_non_null(p);
     assert_int_equal(p->n_sample_types, 1);
     assert_string_equal(pprof_str(p, p->sample_types[0].type), "cpu");
@@ -288,19 +290,19 @@ static void test_folded(void **state)
         {"a 922337203685477", 100000, "overflows"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        t = (web_folded_type){.sample_type = "samples", .sample_unit = "count",
+        t = (ingest_folded_type){.sample_type = "samples", .sample_unit = "count",
                               .scale = bad[i].scale};
-        p = web_folded_parse(bad[i].body, strlen(bad[i].body), &t, &err);
+        p = ingest_folded_parse(bad[i].body, strlen(bad[i].body), &t, &err);
         assert_null(p);
         if (!strstr(err.msg, bad[i].msg))
             fail_msg("\"%s\": \"%s\" lacks \"%s\"", bad[i].body, err.msg, bad[i].msg);
     }
     firn_buf deep = {0};
-    for (int i = 0; i <= WEB_FOLDED_DEPTH_MAX; i++)
+    for (int i = 0; i <= INGEST_FOLDED_DEPTH_MAX; i++)
         firn_buf_puts(&deep, "f;");
     firn_buf_puts(&deep, "leaf 1");
-    t = (web_folded_type){.sample_type = "samples", .sample_unit = "count", .scale = 1};
-    assert_null(web_folded_parse(deep.data, deep.len, &t, &err));
+    t = (ingest_folded_type){.sample_type = "samples", .sample_unit = "count", .scale = 1};
+    assert_null(ingest_folded_parse(deep.data, deep.len, &t, &err));
     assert_non_null(strstr(err.msg, "frames"));
     firn_buf_free(&deep);
 }
@@ -320,8 +322,8 @@ static void test_pyroscope_profile_name(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         pprof_profile *p = decode_fixture(cases[i].fixture);
-        assert_string_equal(web_pyroscope_profile_name(p, NULL, true), cases[i].want);
-        const char *strict = web_pyroscope_profile_name(p, NULL, false);
+        assert_string_equal(ingest_pyroscope_profile_name(p, NULL, true), cases[i].want);
+        const char *strict = ingest_pyroscope_profile_name(p, NULL, false);
         if (cases[i].strict)
             assert_string_equal(strict, cases[i].strict);
         else
@@ -332,7 +334,7 @@ static void test_pyroscope_profile_name(void **state)
     pprof_profile *p = decode_fixture(MUTEX_FIXTURE);
     json_t *config = json_pack("{s:{s:s}, s:{s:s}}", "contentions", "display-name",
                                "mutex_count", "delay", "display-name", "mutex_duration");
-    assert_string_equal(web_pyroscope_profile_name(p, config, true), "mutex");
+    assert_string_equal(ingest_pyroscope_profile_name(p, config, true), "mutex");
     json_decref(config);
     pprof_free(p);
 }
