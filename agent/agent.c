@@ -151,10 +151,10 @@ static uint32_t user_location(builder *b, uint64_t addr, bool leaf)
         return idx;
     agent_user_frame f;
     agent_symbolize_user(b->a->sym, b->proc, addr, leaf, &f);
-    pprof_line lines[SELFPROF_MAX_INLINE_DEPTH];
+    pprof_line lines[SYMBOLIZE_MAX_INLINE_DEPTH];
     size_t n = 0;
     for (size_t i = 0; i < f.n_frames; i++) {
-        const selfprof_frame *fr = &f.frames[i];
+        const symbolize_frame *fr = &f.frames[i];
         lines[n++] = (pprof_line){
             .function = agent_profile_function(&b->prof, fr->name, fr->system_name, fr->file,
                                                fr->start_line),

@@ -6,7 +6,10 @@
 #    no symbol (defined or imported) starting with tsdb_, pql_, scrape_ or mdb_ (LMDB);
 #  - the same check on firnctl finds those symbols (so the pattern matches
 #    what it is meant to catch);
-#  - firnctl's sources include no module's internal header.
+#  - firnctl's sources include no module's internal header, and no module
+#    includes another's (tests and fuzz targets may: they test internals);
+#  - config/ keeps no header marked internal, so discovery/ reads YAML
+#    through config/yaml.h, the public decoder.
 set -uo pipefail
 AGENT=$1
 FIRNCTL=$2
@@ -40,5 +43,16 @@ done
 
 bad=$(grep -n '#include "[a-z-]*/internal\.h"' "$SRC"/cmd/firnctl/*.[ch] | tr '\n' ';')
 if [ -z "$bad" ]; then ok "firnctl includes no internal header"; else fail "firnctl: $bad"; fi
+
+bad=""
+for f in $(cd "$SRC" && git ls-files '*.c' '*.h' | grep -v '^test/'); do
+    dir=${f%%/*}
+    while read -r inc; do
+        [ "${inc%%/*}" = "$dir" ] || bad+="$f includes $inc;"
+    done < <(sed -n 's|^#include "\([a-z-]*/internal\.h\)".*|\1|p' "$SRC/$f")
+done
+if [ -z "$bad" ]; then ok "no module includes another's internal header"; else fail "$bad"; fi
+bad=$(grep -l 'internal to config/' "$SRC"/config/*.h | tr '\n' ';')
+if [ -z "$bad" ]; then ok "config/ has no internal header"; else fail "internal config/ headers: $bad"; fi
 
 finish
