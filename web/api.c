@@ -119,6 +119,11 @@ static void write_tsdb_metrics(firn_buf *b, tsdb *db)
          offsetof(tsdb_stats, retention_runs_total)},
         {"firn_tsdb_append_queue_length", "gauge", "Appends waiting for the writer.",
          offsetof(tsdb_stats, queue_length)},
+        {"firn_tsdb_float_samples_total", "counter",
+         "Float samples stored (recording rules, ALERTS).", offsetof(tsdb_stats, float_samples_total)},
+        {"firn_tsdb_float_samples_dropped_total", "counter",
+         "Float samples dropped: older than the retention, or a conflicting duplicate.",
+         offsetof(tsdb_stats, float_samples_dropped_total)},
     };
     for (size_t i = 0; i < sizeof F / sizeof F[0]; i++) {
         uint64_t v;
