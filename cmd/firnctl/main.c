@@ -42,6 +42,7 @@ static void usage(FILE *f)
           "  check config|web-config FILE...  validate configuration or web configuration\n"
           "                                   files: \"FILE: OK\" or FILE:LINE:COL: errors,\n"
           "                                   one per line (exit 1)\n"
+          "  check rules FILE...              validate Prometheus rule files as promtool does\n"
           "  bench decode [--seconds S] FILE...\n"
           "                                   decode speed against plain zlib inflate\n"
           "  bench tsdb|query [--targets N] [--profiles N] [--threads N] FILE...\n"
