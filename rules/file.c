@@ -459,32 +459,14 @@ static char *parse_error_text(const char *msg)
 /* Go's %q (strconv.Quote) of s, into the loader's arena. */
 static const char *go_quote(struct loader *ld, const char *s)
 {
-    firn_buf b = {0};
-    firn_buf_puts(&b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': firn_buf_puts(&b, "\\\""); break;
-        case '\\': firn_buf_puts(&b, "\\\\"); break;
-        case '\n': firn_buf_puts(&b, "\\n"); break;
-        case '\t': firn_buf_puts(&b, "\\t"); break;
-        case '\r': firn_buf_puts(&b, "\\r"); break;
-        case '\a': firn_buf_puts(&b, "\\a"); break;
-        case '\b': firn_buf_puts(&b, "\\b"); break;
-        case '\f': firn_buf_puts(&b, "\\f"); break;
-        case '\v': firn_buf_puts(&b, "\\v"); break;
-        default:
-            if (*p < 0x20 || *p == 0x7f)
-                firn_buf_printf(&b, "\\x%02x", *p);
-            else
-                firn_buf_append(&b, p, 1);
-        }
-    }
-    firn_buf_puts(&b, "\"");
-    const char *q = b.data ? firn_arena_strdup(ld->arena, b.data) : NULL;
-    firn_buf_free(&b);
-    if (!q)
+    size_t len = strlen(s);
+    char *q = firn_arena_alloc(ld->arena, len * 10 + 3);
+    if (!q) {
         ld->oom = true;
-    return q ? q : "\"\"";
+        return "\"\"";
+    }
+    q[firn_go_quote(q, s, len)] = 0;
+    return q;
 }
 
 static bool is_profile_type(const char *name)

@@ -24,8 +24,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include "model/model.h"
 #include "promql-like/pql.h"
+#include "tsdb/tsdb.h"
 
 #define RULES_FILE_MAX (16u << 20)   /* bytes of one rule file */
 
@@ -117,5 +120,115 @@ char *rules_file_lint_duplicates(const rules_file *f);
 /* Fields firn accepts that Prometheus 2.42 refuses: a malloc'd note, or
  * NULL. */
 char *rules_file_newer_fields(const rules_file *f);
+
+/* ---- evaluation (eval.c) --------------------------------------------------------
+ *
+ * One group's rules evaluated at a slot time ts, in file order, each rule's
+ * output committed to the store before the next rule runs (so a recording
+ * rule's series is visible to the next rule at the same ts).  Recording
+ * rules write float series; alerting rules run Prometheus's state machine
+ * (inactive / pending / firing, for, keep_firing_for, resolved alerts kept
+ * and re-sent for 15 minutes) and write ALERTS and ALERTS_FOR_STATE once
+ * the group is restored.  Series a rule produced last time and not this
+ * time get a stale marker.  A rule error writes nothing (and no stale
+ * markers) and sets the rule's health.  Timestamps of samples and alerts
+ * are ts; the wall clock only times the evaluation.
+ */
+
+typedef enum rules_alert_state { RULES_INACTIVE, RULES_PENDING, RULES_FIRING } rules_alert_state;
+
+typedef struct rules_alert {
+    firn_label *labels;              /* sorted, alertname included; one allocation */
+    size_t n_labels;
+    firn_label *annotations;
+    size_t n_annotations;
+    rules_alert_state state;
+    double value;
+    uint64_t hash;                   /* of labels */
+    int64_t active_at_ms, fired_at_ms, resolved_at_ms, last_sent_ms, valid_until_ms,
+        keep_firing_since_ms;
+} rules_alert;
+
+/* One alert as the notifier sends it (Alertmanager API v2). */
+typedef struct rules_notification {
+    const firn_label *labels;
+    size_t n_labels;
+    const firn_label *annotations;
+    size_t n_annotations;
+    int64_t starts_at_ms, ends_at_ms;
+    const char *generator_url;
+} rules_notification;
+
+/* Called after an alerting rule's evaluation with the alerts due to be
+ * sent; the array is valid during the call only. */
+typedef void (*rules_send_fn)(void *ctx, const rules_notification *alerts, size_t n);
+
+typedef struct rules_eval_options {
+    tsdb *db;
+    const firn_label *external_labels;   /* for templates ($externalLabels) */
+    size_t n_external_labels;
+    const char *external_url;            /* $externalURL; generatorURL's base */
+    int64_t resend_delay_ms;             /* 0: 1m */
+    int64_t outage_tolerance_ms;         /* 0: 1h */
+    int64_t for_grace_period_ms;         /* 0: 10m */
+    rules_send_fn send;                  /* NULL: alerts are not sent */
+    void *send_ctx;
+    pql_eval_options pql;
+} rules_eval_options;
+
+typedef enum rules_health { RULES_HEALTH_UNKNOWN, RULES_HEALTH_OK, RULES_HEALTH_ERR } rules_health;
+
+/* A rule's state; read it under the group's lock (rules_group_rt_lock). */
+typedef struct rules_rule_rt {
+    const rules_rule *rule;
+    rules_health health;
+    char last_error[512];
+    int64_t last_eval_wall_ms;
+    double eval_seconds;
+    rules_alert *alerts;
+    size_t n_alerts, cap_alerts;
+    /* series written last time, for stale markers: packed label sets */
+    firn_label **prev;
+    size_t *prev_n;
+    size_t n_prev;
+    uint64_t evaluations_total, failures_total;
+} rules_rule_rt;
+
+typedef struct rules_group_rt {
+    const rules_file *file;
+    const rules_group *group;
+    char *key;                       /* file ";" name */
+    int64_t interval_ms;
+    rules_eval_options opts;
+    rules_rule_rt *rules;
+    size_t n_rules;
+    bool restored;                   /* ALERTS are written (after the for-state restore) */
+    int64_t last_eval_wall_ms, last_eval_ts_ms;
+    double eval_seconds;
+    uint64_t iterations_total, iterations_missed_total, last_samples;
+    pthread_mutex_t mu;
+} rules_group_rt;
+
+/* The runtime of f's group gi (f must outlive it); default_interval_ms
+ * applies when the group has no interval. */
+rules_group_rt *rules_group_rt_new(const rules_file *f, size_t gi, int64_t default_interval_ms,
+                                   const rules_eval_options *o, firn_err *err);
+void rules_group_rt_free(rules_group_rt *g);
+/* Evaluates every rule at ts (ms). */
+void rules_group_rt_eval(rules_group_rt *g, int64_t ts_ms);
+/* Prometheus's RestoreForState at now_ms: pending time of alerts of rules
+ * with for >= the grace period is carried over from ALERTS_FOR_STATE; then
+ * the group is restored. */
+void rules_group_rt_restore(rules_group_rt *g, int64_t now_ms);
+/* Prometheus's CopyState on reload: evaluation times, stale-marker sets and
+ * the alerts of alerting rules matched by name and labels (the n-th
+ * duplicate with the n-th). */
+void rules_group_rt_copy_state(rules_group_rt *to, rules_group_rt *from);
+/* The offset of the group's slots within its interval (Prometheus's hash
+ * offset: xxhash64 of the file and name as labels, modulo the interval). */
+int64_t rules_group_rt_offset(const rules_group_rt *g);
+/* Writes stale markers at ts for every series the group wrote last
+ * (a removed group). */
+void rules_group_rt_mark_all_stale(rules_group_rt *g, int64_t ts_ms);
 
 #endif
