@@ -26,6 +26,7 @@
 
 #include <pthread.h>
 
+#include "config/config.h"
 #include "model/model.h"
 #include "promql-like/pql.h"
 #include "tsdb/tsdb.h"
@@ -230,5 +231,48 @@ int64_t rules_group_rt_offset(const rules_group_rt *g);
 /* Writes stale markers at ts for every series the group wrote last
  * (a removed group). */
 void rules_group_rt_mark_all_stale(rules_group_rt *g, int64_t ts_ms);
+
+/* ---- the manager (manager.c): firn's rule engine in the server -------------------
+ *
+ * Runs the rule groups of a configuration's rule_files, each on its own
+ * thread at fixed slots (k * interval + the group's hash offset), and feeds
+ * the notifier.  Rules and alerting configuration are applied whole or not
+ * at all: on any rule file error the running groups and Alertmanagers stay.
+ * A group whose file and name are unchanged takes over its predecessor's
+ * state (alerts, stale-marker sets, evaluation times; its phase is its
+ * hash's); a removed group's series get stale markers.  Groups loaded at
+ * startup restore their alerts' `for` state after their second evaluation
+ * (Prometheus's RestoreForState); groups added by a reload start restored.
+ */
+typedef struct rules_manager rules_manager;
+
+typedef struct rules_manager_options {
+    tsdb *db;
+    const char *external_url;        /* firn's URL: generatorURL, $externalURL */
+    int64_t resend_delay_ms;         /* 0: 1m */
+    int64_t outage_tolerance_ms;     /* 0: 1h */
+    int64_t for_grace_period_ms;     /* 0: 10m */
+    size_t queue_capacity;           /* 0: 10000 */
+    size_t batch_size;               /* 0: 64 (Prometheus 2.42; 256 since 3.4) */
+} rules_manager_options;
+
+rules_manager *rules_manager_new(const rules_manager_options *o, firn_err *err);
+/* Applies cfg's rule_files (globs relative to the directory of cfg->source
+ * when it is a file), evaluation_interval, external_labels and alerting.
+ * Takes cfg: it is kept while in use and freed later, or at once on error.
+ * On error (every rule file error logged, the first in err) nothing
+ * changes. */
+int rules_manager_apply(rules_manager *m, firn_config *cfg, firn_err *err);
+void rules_manager_free(rules_manager *m);
+void rules_manager_metrics_write(rules_manager *m, firn_buf *b);
+/* GET /api/v1/rules: the whole response body in Prometheus 2.42's JSON;
+ * type is NULL/"" (all), "alert" or "record" (any case); another value is
+ * FIRN_EINVAL with Prometheus's message. */
+int rules_manager_json_rules(rules_manager *m, const char *type, firn_buf *b, firn_err *err);
+/* GET /api/v1/alerts: pending and firing alerts, sorted by labels. */
+void rules_manager_json_alerts(rules_manager *m, firn_buf *b);
+
+/* Go's strconv.FormatFloat(v, 'e', -1, 64) (alert values in the API). */
+void rules_format_float_e(char *buf, size_t size, double v);
 
 #endif

@@ -1097,6 +1097,11 @@ static void go_float(char *buf, size_t size, double v, bool force_e)
     snprintf(buf, size, "%s", out);
 }
 
+void rules_format_float_e(char *buf, size_t size, double v)
+{
+    go_float(buf, size, v, true);
+}
+
 /* Go's %.4g (and %.Ng): C's, except for infinities and NaN. */
 static void go_g(char *buf, size_t size, int prec, double v)
 {
