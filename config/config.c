@@ -1017,13 +1017,9 @@ static void dec_alertmanager(config_dec *d, const config_ynode *v, config_alertm
         config_dec_err(d, x[4], "api_version",
                        "expected Alertmanager api version to be one of [v2] but got %.16s "
                        "(firn speaks API v2 only)", version);
-    const config_ynode *rl = config_dec_seq(d, x[5], "relabel_configs");
-    if (rl) {
-        am->relabel_configs = config_dec_calloc(d, rl->n, sizeof *am->relabel_configs);
-        for (size_t i = 0; am->relabel_configs && i < rl->n; i++)
-            if (config_dec_relabel(d, rl->items[i], &am->relabel_configs[am->n_relabel_configs]))
-                am->n_relabel_configs++;
-    }
+    if (x[5] && !config_ynode_is_null(x[5]))
+        config_dec_err(d, x[5], "relabel_configs", "relabeling of Alertmanager targets is not "
+                       "supported by firn (alert_relabel_configs is)");
 }
 
 static void dec_alerting(config_dec *d, const config_ynode *v, firn_config *cfg)
@@ -1106,9 +1102,6 @@ void config_free(firn_config *cfg)
     for (size_t i = 0; i < cfg->n_scrapes; i++)
         for (size_t j = 0; j < cfg->scrapes[i].n_relabel_configs; j++)
             firn_relabel_config_destroy(&cfg->scrapes[i].relabel_configs[j]);
-    for (size_t i = 0; i < cfg->n_alertmanagers; i++)
-        for (size_t j = 0; j < cfg->alertmanagers[i].n_relabel_configs; j++)
-            firn_relabel_config_destroy(&cfg->alertmanagers[i].relabel_configs[j]);
     for (size_t j = 0; j < cfg->n_alert_relabel_configs; j++)
         firn_relabel_config_destroy(&cfg->alert_relabel_configs[j]);
     firn_arena_free(cfg->arena);

@@ -40,7 +40,8 @@
  *                        alertmanagers: [{static_configs, scheme (http),
  *                        path_prefix (/), timeout (10s), api_version (v2;
  *                        v1 is refused: firn speaks v2 only), basic_auth,
- *                        authorization, tls_config, relabel_configs}]}
+ *                        authorization, tls_config}]}; an Alertmanager's
+ *                       relabel_configs is refused (not supported)
  *   object_storage:     Parca's bucket config; accepted and not used (firn
  *                       stores locally); see config_object_storage_type.
  *   Other top-level keys (remote_write, ...) are unknown fields.
@@ -246,8 +247,6 @@ typedef struct config_alertmanager {
     char *path_prefix;          /* "/" unless given */
     int64_t timeout_ms;         /* 10s */
     config_http http;
-    firn_relabel_config *relabel_configs;
-    size_t n_relabel_configs;
 } config_alertmanager;
 
 typedef struct firn_config firn_config;
