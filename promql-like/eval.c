@@ -436,8 +436,12 @@ static double extrapolated(const pql_point *p, size_t n, int64_t range_start, in
     double threshold = avg_between * 1.1, interval = sampled;
     interval += to_start < threshold ? to_start : avg_between / 2;
     interval += to_end < threshold ? to_end : avg_between / 2;
-    result *= interval / sampled;
-    return is_rate ? result / range_s : result;
+    /* Prometheus's order of operations (one factor, divided by the range
+     * for rate), so results agree to the last bit */
+    double factor = interval / sampled;
+    if (is_rate)
+        factor /= range_s;
+    return result * factor;
 }
 
 static int eval_call(struct ctx *c, const pql_expr *e, int64_t t, struct value *out)

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include <pthread.h>
+#include <stdio.h>
 
 #include "config/config.h"
 #include "model/model.h"
@@ -271,6 +272,13 @@ void rules_manager_metrics_write(rules_manager *m, firn_buf *b);
 int rules_manager_json_rules(rules_manager *m, const char *type, firn_buf *b, firn_err *err);
 /* GET /api/v1/alerts: pending and firing alerts, sorted by labels. */
 void rules_manager_json_alerts(rules_manager *m, firn_buf *b);
+
+/* ---- unit tests (unittest.c) ------------------------------------------------------ */
+
+/* promtool 2.42's `test rules` on one unit-test file: "Unit Testing:  FILE"
+ * and "  SUCCESS" on out, or "  FAILED:" and the errors on err (an empty
+ * line on out after each); 0 when it passed, 1 otherwise. */
+int rules_unittest_file(const char *path, FILE *out, FILE *err);
 
 /* Go's strconv.FormatFloat(v, 'e', -1, 64) (alert values in the API). */
 void rules_format_float_e(char *buf, size_t size, double v);

@@ -205,6 +205,32 @@ static int check_rules(int argc, char **argv)
     return 0;
 }
 
+int cmd_test(int argc, char **argv)
+{
+    if (argc < 1 || strcmp(argv[0], "rules") != 0 || argc < 2) {
+        fputs("usage: firnctl test rules FILE...\n"
+              "\n"
+              "Run Prometheus rule unit tests (promtool test rules' format: input_series in\n"
+              "expanding notation, alert_rule_test, promql_expr_test) with firn's rule engine.\n"
+              "Prints what promtool 2.42 prints; exits 1 when any test fails.\n",
+              argc >= 1 && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)
+                  ? stdout
+                  : stderr);
+        return argc >= 1 && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)
+                   ? 0
+                   : 2;
+    }
+    for (int i = 1; i < argc; i++)
+        if (access(argv[i], F_OK) != 0) {
+            fprintf(stderr, "firnctl: error: path '%s' does not exist, try --help\n", argv[i]);
+            return 1;
+        }
+    int failed = 0;
+    for (int i = 1; i < argc; i++)
+        failed |= rules_unittest_file(argv[i], stdout, stderr);
+    return failed;
+}
+
 int cmd_check(int argc, char **argv)
 {
     if (argc < 1 || strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0) {
