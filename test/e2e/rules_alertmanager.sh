@@ -97,9 +97,11 @@ scrape_configs:
         goroutine: {enabled: false}
         mutex: {enabled: false}
 EOF
-if ! start_firn "$firn" "$tmp/firn.log" --config.file="$tmp/firn.yml" \
-        --web.listen-address=127.0.0.1:0 --storage.tsdb.path="$tmp/data" \
-        --rules.alert.resend-delay=2s --web.external-url=http://firn.example:7070/; then
+# a grace period below the rule's `for`, so a restart restores its state
+FIRN_ARGS=(--config.file="$tmp/firn.yml" --web.listen-address=127.0.0.1:0
+           --storage.tsdb.path="$tmp/data" --rules.alert.resend-delay=2s
+           --rules.alert.for-grace-period=1s --web.external-url=http://firn.example:7070/)
+if ! start_firn "$firn" "$tmp/firn.log" "${FIRN_ARGS[@]}"; then
     fail "start firn: $(tail -5 "$tmp/firn.log")"
     finish
     exit 1
@@ -199,6 +201,25 @@ start_am || fail "restart alertmanager: $(tail -5 "$tmp/am.log")"
 # sends again.
 wait_for 30 in_am && ok "delivery resumed after alertmanager came back" ||
     fail "no delivery after restart"
+
+# firn restarted with the alert firing: after its second evaluation the
+# group restores the alert's `for` state from ALERTS_FOR_STATE, so the
+# alert keeps the activeAt it had, to the second (ALERTS_FOR_STATE holds
+# Unix seconds; Prometheus's RestoreForState).
+active_at() { curl_local "$F/api/v1/alerts" |
+              jq -r '.data.alerts[] | select(.labels.alertname=="BurnHot") | .activeAt'; }
+before=$(active_at)
+before=${before%Z}
+before=${before%.*}Z
+stop_pid "$FIRN_PID"
+if start_firn "$firn" "$tmp/firn2.log" "${FIRN_ARGS[@]}"; then
+    F="http://127.0.0.1:$FIRN_PORT"
+    restored() { test "$(active_at)" = "$before" && is_state firing; }
+    wait_for 30 restored && ok "for state restored after restart: activeAt $before" ||
+        fail "after restart activeAt $(active_at), state $(alert_state); before $before"
+else
+    fail "restart firn: $(tail -5 "$tmp/firn2.log")"
+fi
 
 # The hot function stops with the service: the share ends, the alert resolves.
 stop_pid "$GO_PID"
