@@ -20,4 +20,7 @@ void rules_notifier_send(rules_notifier *n, const rules_notification *alerts, si
 void rules_notifier_metrics_write(rules_notifier *n, firn_buf *b);
 void rules_notifier_free(rules_notifier *n);
 
+/* A label set as a JSON object in its order (manager.c). */
+void rules_json_labels(firn_buf *b, const firn_label *l, size_t n);
+
 #endif

@@ -373,7 +373,7 @@ static void json_time(firn_buf *b, int64_t ms, bool never)
     firn_buf_printf(b, "\"%sZ\"", buf);
 }
 
-static void json_labels(firn_buf *b, const firn_label *l, size_t n)
+void rules_json_labels(firn_buf *b, const firn_label *l, size_t n)
 {
     firn_buf_puts(b, "{");
     for (size_t i = 0; i < n; i++) {
@@ -395,9 +395,9 @@ static void json_alert(firn_buf *b, const rules_alert *a)
     char v[48];
     rules_format_float_e(v, sizeof v, a->value);
     firn_buf_puts(b, "{\"labels\":");
-    json_labels(b, a->labels, a->n_labels);
+    rules_json_labels(b, a->labels, a->n_labels);
     firn_buf_puts(b, ",\"annotations\":");
-    json_labels(b, a->annotations, a->n_annotations);
+    rules_json_labels(b, a->annotations, a->n_annotations);
     firn_buf_printf(b, ",\"state\":\"%s\",\"activeAt\":", state_name(a->state));
     json_time(b, a->active_at_ms, false);
     if (a->keep_firing_since_ms) {
@@ -483,9 +483,9 @@ int rules_manager_json_rules(rules_manager *m, const char *type, firn_buf *b, fi
                                 (double)rule->for_ms / 1000.0,
                                 (double)rule->keep_firing_for_ms / 1000.0);
                 firn_buf_puts(b, ",\"labels\":");
-                json_labels(b, rule->labels, rule->n_labels);
+                rules_json_labels(b, rule->labels, rule->n_labels);
                 firn_buf_puts(b, ",\"annotations\":");
-                json_labels(b, rule->annotations, rule->n_annotations);
+                rules_json_labels(b, rule->annotations, rule->n_annotations);
                 firn_buf_puts(b, ",\"alerts\":[");
                 bool fa = true;
                 for (size_t a = 0; a < r->n_alerts; a++) {
@@ -498,7 +498,7 @@ int rules_manager_json_rules(rules_manager *m, const char *type, firn_buf *b, fi
                 firn_buf_puts(b, "]");
             } else if (rule->n_labels) {
                 firn_buf_puts(b, ",\"labels\":");
-                json_labels(b, rule->labels, rule->n_labels);
+                rules_json_labels(b, rule->labels, rule->n_labels);
             }
             firn_buf_printf(b, ",\"health\":\"%s\"",
                             r->health == RULES_HEALTH_OK    ? "ok"

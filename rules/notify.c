@@ -62,19 +62,6 @@ static void am_time(firn_buf *b, int64_t ms)
     firn_buf_printf(b, "\"%s.%03dZ\"", buf, (int)(ms % 1000 + 1000) % 1000);
 }
 
-static void json_labels(firn_buf *b, const firn_label *l, size_t n)
-{
-    firn_buf_puts(b, "{");
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            firn_buf_puts(b, ",");
-        firn_json_string(b, l[i].name);
-        firn_buf_puts(b, ":");
-        firn_json_string(b, l[i].value);
-    }
-    firn_buf_puts(b, "}");
-}
-
 rules_notifier *rules_notifier_new(size_t capacity, size_t batch, firn_err *err)
 {
     rules_notifier *n = calloc(1, sizeof *n);
@@ -179,7 +166,7 @@ void rules_notifier_send(rules_notifier *n, const rules_notification *alerts, si
         }
         firn_buf b = {0};
         firn_buf_puts(&b, "{\"annotations\":");
-        json_labels(&b, a->annotations, a->n_annotations);
+        rules_json_labels(&b, a->annotations, a->n_annotations);
         firn_buf_puts(&b, ",\"endsAt\":");
         am_time(&b, a->ends_at_ms);
         firn_buf_puts(&b, ",\"startsAt\":");
@@ -187,7 +174,7 @@ void rules_notifier_send(rules_notifier *n, const rules_notification *alerts, si
         firn_buf_puts(&b, ",\"generatorURL\":");
         firn_json_string(&b, a->generator_url);
         firn_buf_puts(&b, ",\"labels\":");
-        json_labels(&b, out, n_out);
+        rules_json_labels(&b, out, n_out);
         firn_buf_puts(&b, "}");
         char *json = firn_buf_take(&b, NULL);
         if (!json)
