@@ -33,9 +33,10 @@ struct am {
 
 struct rules_notifier {
     pthread_mutex_t mu;
-    pthread_cond_t wake;
+    pthread_cond_t wake, idle;
     pthread_t thread;
     bool started, stop;
+    bool sending;                /* POSTs in flight use the configuration's http config */
     struct queued *q;            /* ring */
     size_t cap, head, len;
     size_t batch;
@@ -74,12 +75,17 @@ rules_notifier *rules_notifier_new(size_t capacity, size_t batch, firn_err *err)
     n->batch = batch ? batch : 64;
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->wake, NULL);
+    pthread_cond_init(&n->idle, NULL);
     return n;
 }
 
 void rules_notifier_set(rules_notifier *n, const firn_config *cfg)
 {
     pthread_mutex_lock(&n->mu);
+    /* the previous configuration is freed after this returns: no POST may
+     * still be using its http config */
+    while (n->sending)
+        pthread_cond_wait(&n->idle, &n->mu);
     struct am *old = n->ams;
     size_t n_old = n->n_ams;
     size_t count = 0;
@@ -267,6 +273,7 @@ static void *sender(void *arg)
             ams[i] = n->ams[i];
             ams[i].url = strdup(n->ams[i].url);
         }
+        n->sending = true;
         pthread_mutex_unlock(&n->mu);
         bool any = false;
         bool *ok = calloc(n_ams + 1, sizeof *ok);
@@ -276,6 +283,8 @@ static void *sender(void *arg)
                                                                        : "firn");
         firn_buf_free(&body);
         pthread_mutex_lock(&n->mu);
+        n->sending = false;
+        pthread_cond_broadcast(&n->idle);
         for (size_t i = 0; ams && ok && i < n_ams; i++) {
             for (size_t j = 0; j < n->n_ams; j++)
                 if (ams[i].url && strcmp(n->ams[j].url, ams[i].url) == 0) {
@@ -322,6 +331,7 @@ void rules_notifier_free(rules_notifier *n)
     free(n->user_agent);
     pthread_mutex_destroy(&n->mu);
     pthread_cond_destroy(&n->wake);
+    pthread_cond_destroy(&n->idle);
     free(n);
 }
 
