@@ -19,6 +19,13 @@
 
 #include "fixtures.h"
 
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include "rules/internal.h"
 #include "rules/rules.h"
 
 #define MIN (60 * 1000LL)
@@ -444,6 +451,273 @@ static void test_offsets(void **state)
     rules_file_free(rf);
 }
 
+/* ---- the notifier against a loopback fake Alertmanager ------------------------ */
+
+/* Answers each POST with `status` and keeps its body and path. */
+struct fake_am {
+    int fd, port, status;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t got;
+    char *bodies[64];
+    char paths[64][128];
+    char auth[64][128];
+    size_t n;
+    bool stop;
+};
+
+static void *fake_am_main(void *arg)
+{
+    struct fake_am *am = arg;
+    for (;;) {
+        int c = accept(am->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        char buf[65536];
+        size_t len = 0;
+        ssize_t r;
+        char *hdr_end = NULL;
+        long clen = -1;
+        while (len < sizeof buf - 1 && (r = read(c, buf + len, sizeof buf - 1 - len)) > 0) {
+            len += (size_t)r;
+            buf[len] = 0;
+            hdr_end = strstr(buf, "\r\n\r\n");
+            if (hdr_end && clen < 0) {
+                char *cl = strcasestr(buf, "Content-Length:");
+                clen = cl ? strtol(cl + 15, NULL, 10) : 0;
+            }
+            if (hdr_end && (long)(len - (size_t)(hdr_end + 4 - buf)) >= clen)
+                break;
+        }
+        pthread_mutex_lock(&am->mu);
+        bool stop = am->stop;
+        if (!stop && hdr_end && am->n < 64) {
+            sscanf(buf, "POST %127s", am->paths[am->n]);
+            char *au = strcasestr(buf, "Authorization: ");
+            snprintf(am->auth[am->n], 128, "%.*s", au ? (int)strcspn(au + 15, "\r") : 0,
+                     au ? au + 15 : "");
+            am->bodies[am->n++] = strdup(hdr_end + 4);
+            pthread_cond_broadcast(&am->got);
+        }
+        int status = am->status;
+        pthread_mutex_unlock(&am->mu);
+        char resp[128];
+        int rn = snprintf(resp, sizeof resp, "HTTP/1.1 %d X\r\nContent-Length: 0\r\n"
+                                              "Connection: close\r\n\r\n", status);
+        if (write(c, resp, (size_t)rn) < 0) {
+            /* the client gave up: nothing to do */
+        }
+        close(c);
+        if (stop)
+            return NULL;
+    }
+}
+
+static void fake_am_start(struct fake_am *am, int status)
+{
+    memset(am, 0, sizeof *am);
+    am->status = status;
+    pthread_mutex_init(&am->mu, NULL);
+    pthread_cond_init(&am->got, NULL);
+    am->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(am->fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t al = sizeof a;
+    assert_int_equal(getsockname(am->fd, (struct sockaddr *)&a, &al), 0);
+    am->port = ntohs(a.sin_port);
+    assert_int_equal(listen(am->fd, 16), 0);
+    assert_int_equal(pthread_create(&am->thread, NULL, fake_am_main, am), 0);
+}
+
+static void fake_am_stop(struct fake_am *am)
+{
+    pthread_mutex_lock(&am->mu);
+    am->stop = true;
+    pthread_mutex_unlock(&am->mu);
+    shutdown(am->fd, SHUT_RDWR);
+    close(am->fd);
+    pthread_join(am->thread, NULL);
+    for (size_t i = 0; i < am->n; i++)
+        free(am->bodies[i]);
+    pthread_mutex_destroy(&am->mu);
+    pthread_cond_destroy(&am->got);
+}
+
+/* Waits (bounded) until the fake has n requests; false on timeout. */
+static bool fake_am_wait(struct fake_am *am, size_t n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&am->mu);
+    int rc = 0;
+    while (am->n < n && rc == 0)
+        rc = pthread_cond_timedwait(&am->got, &am->mu, &until);
+    bool ok = am->n >= n;
+    pthread_mutex_unlock(&am->mu);
+    return ok;
+}
+
+/* Waits (bounded, 10 s) until the notifier's metrics contain want. */
+static bool metrics_show(rules_notifier *n, const char *want)
+{
+    for (int i = 0; i < 1000; i++) {
+        firn_buf b = {0};
+        rules_notifier_metrics_write(n, &b);
+        bool found = b.data && strstr(b.data, want);
+        firn_buf_free(&b);
+        if (found)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+static firn_config *am_config(const char *targets, const char *extra)
+{
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml,
+             "global: {external_labels: {region: eu, replica: r1}}\n"
+             "alerting:\n"
+             "  alert_relabel_configs:\n"
+             "  - {action: labeldrop, regex: replica}\n"
+             "  - {source_labels: [alertname], regex: Dropped, action: drop}\n"
+             "  alertmanagers:\n"
+             "  - static_configs: [{targets: [%s]}]\n"
+             "    path_prefix: prefix//\n"
+             "    timeout: 2s\n%s",
+             targets, extra);
+    firn_err err = {0};
+    firn_config *cfg = config_load_string(yaml, strlen(yaml), "am.yml", &err);
+    if (!cfg)
+        fail_msg("config: %s", err.msg);
+    return cfg;
+}
+
+/* Batches of 64, every Alertmanager, external labels where missing,
+ * alert_relabel_configs, the path prefix, auth, and 2.42's JSON. */
+static void test_notifier(void **state)
+{
+    (void)state;
+    struct fake_am a1, a2;
+    fake_am_start(&a1, 200);
+    fake_am_start(&a2, 500);
+    char targets[128];
+    snprintf(targets, sizeof targets, "'127.0.0.1:%d', '127.0.0.1:%d'", a1.port, a2.port);
+    firn_config *cfg = am_config(targets, "    basic_auth: {username: prometheus, password: "
+                                          "testing_password}\n");
+    firn_err err = {0};
+    rules_notifier *n = rules_notifier_new(10000, 64, &err);
+    assert_non_null(n);
+    rules_notifier_set(n, cfg);
+    /* queued before the sender starts: 2*64+1 alerts make 64, 64 and 1 */
+    firn_label l1[] = {{"alertname", "A"}, {"region", "us"}};
+    firn_label l2[] = {{"alertname", "Dropped"}};
+    firn_label ann[] = {{"summary", "s <&>"}};
+    rules_notification batch[130];
+    for (int i = 0; i < 129; i++)
+        batch[i] = (rules_notification){l1, 2, ann, 1, 1700000000123, 1700000240123,
+                                        "http://firn:7070/?query=up"};
+    batch[129] = (rules_notification){l2, 1, NULL, 0, 0, 0, ""};
+    rules_notifier_send(n, batch, 130);
+    assert_int_equal(rules_notifier_start(n, "firn/test", &err), 0);
+    assert_true(fake_am_wait(&a1, 3));
+    assert_true(fake_am_wait(&a2, 3));
+    size_t sizes[3];
+    for (int i = 0; i < 3; i++) {
+        json_error_t je;
+        json_t *arr = json_loads(a1.bodies[i], 0, &je);
+        assert_non_null(arr);
+        sizes[i] = json_array_size(arr);
+        json_t *a = json_array_get(arr, 0);
+        /* the alert's own region wins; replica dropped by relabeling */
+        assert_string_equal(json_string_value(json_object_get(json_object_get(a, "labels"),
+                                                              "region")), "us");
+        assert_null(json_object_get(json_object_get(a, "labels"), "replica"));
+        assert_string_equal(json_string_value(json_object_get(a, "startsAt")),
+                            "2023-11-14T22:13:20.123Z");
+        assert_string_equal(json_string_value(json_object_get(a, "endsAt")),
+                            "2023-11-14T22:17:20.123Z");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(a, "annotations"),
+                                                              "summary")), "s <&>");
+        json_decref(arr);
+        assert_string_equal(a1.paths[i], "/prefix/api/v2/alerts");
+        assert_string_equal(a1.auth[i], "Basic cHJvbWV0aGV1czp0ZXN0aW5nX3Bhc3N3b3Jk");
+    }
+    assert_int_equal(sizes[0], 64);
+    assert_int_equal(sizes[1], 64);
+    assert_int_equal(sizes[2], 1);
+    /* 2.42's counters: sent per attempt, errors per failed request; AM1
+     * took every batch, so nothing is dropped (the relabel-dropped alert
+     * never counts) */
+    char want[256];
+    snprintf(want, sizeof want, "firn_notifications_errors_total{alertmanager="
+             "\"http://127.0.0.1:%d/prefix/api/v2/alerts\"} 3\n", a2.port);
+    assert_true(metrics_show(n, want));
+    snprintf(want, sizeof want, "firn_notifications_sent_total{alertmanager="
+             "\"http://127.0.0.1:%d/prefix/api/v2/alerts\"} 129\n", a2.port);
+    assert_true(metrics_show(n, want));
+    snprintf(want, sizeof want, "firn_notifications_errors_total{alertmanager="
+             "\"http://127.0.0.1:%d/prefix/api/v2/alerts\"} 0\n", a1.port);
+    assert_true(metrics_show(n, want));
+    assert_true(metrics_show(n, "firn_notifications_dropped_total 0\n"));
+    assert_true(metrics_show(n, "firn_notifications_alertmanagers_discovered 2\n"));
+    rules_notifier_free(n);
+    fake_am_stop(&a1);
+    fake_am_stop(&a2);
+    config_free(cfg);
+}
+
+/* Counters: with every Alertmanager failing, each batch is dropped; a full
+ * queue drops the oldest. */
+static void test_notifier_failures(void **state)
+{
+    (void)state;
+    struct fake_am bad;
+    fake_am_start(&bad, 500);
+    char targets[64];
+    snprintf(targets, sizeof targets, "'127.0.0.1:%d'", bad.port);
+    firn_config *cfg = am_config(targets, "");
+    firn_err err = {0};
+    rules_notifier *n = rules_notifier_new(3, 64, &err);
+    rules_notifier_set(n, cfg);
+    firn_label l[] = {{"alertname", "A"}, {"i", "0"}};
+    rules_notification a[5];
+    char vals[5][4];
+    firn_label ls[5][2];
+    for (int i = 0; i < 5; i++) {
+        snprintf(vals[i], sizeof vals[i], "%d", i);
+        ls[i][0] = l[0];
+        ls[i][1] = (firn_label){"i", vals[i]};
+        a[i] = (rules_notification){ls[i], 2, NULL, 0, 0, 0, ""};
+    }
+    rules_notifier_send(n, a, 5);   /* capacity 3: alerts 0 and 1 dropped */
+    assert_int_equal(rules_notifier_start(n, "firn/test", &err), 0);
+    assert_true(fake_am_wait(&bad, 1));
+    json_error_t je;
+    json_t *arr = json_loads(bad.bodies[0], 0, &je);
+    assert_int_equal(json_array_size(arr), 3);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(arr, 0), "labels"), "i")), "2");
+    json_decref(arr);
+    /* 2 dropped from the queue, 3 in the batch no Alertmanager took */
+    assert_true(metrics_show(n, "firn_notifications_dropped_total 5\n"));
+    rules_notifier_free(n);
+    fake_am_stop(&bad);
+    /* metrics from a fresh notifier with no Alertmanager: every send drops */
+    n = rules_notifier_new(10, 64, &err);
+    firn_config *none = am_config("'127.0.0.1:1'", "");
+    rules_notifier_set(n, none);
+    firn_buf b = {0};
+    rules_notifier_metrics_write(n, &b);
+    assert_non_null(strstr(b.data, "firn_notifications_queue_capacity 10\n"));
+    assert_non_null(strstr(b.data, "firn_notifications_alertmanagers_discovered 1\n"));
+    firn_buf_free(&b);
+    rules_notifier_free(n);
+    config_free(none);
+    config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +727,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recording_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offsets, setup, teardown),
+        cmocka_unit_test(test_notifier),
+        cmocka_unit_test(test_notifier_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
