@@ -192,6 +192,11 @@ static int expand_globs(const firn_config *cfg, char ***out, size_t *n, firn_err
     return 0;
 }
 
+static int ferr_code(const firn_err *err)
+{
+    return err && err->code ? err->code : FIRN_EINVAL;
+}
+
 int rules_manager_apply(rules_manager *m, firn_config *cfg, firn_err *err)
 {
     char **paths = NULL;
@@ -204,6 +209,7 @@ int rules_manager_apply(rules_manager *m, firn_config *cfg, firn_err *err)
     if (!rc && !(files = calloc(n_paths + 1, sizeof *files)))
         rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
     /* every file, every error logged; the first one is the reload's */
+    bool file_failed = false;
     for (size_t i = 0; !rc && i < n_paths; i++) {
         rules_errors errs = {0};
         firn_err ferr = {0};
@@ -216,14 +222,15 @@ int rules_manager_apply(rules_manager *m, firn_config *cfg, firn_err *err)
                 firn_log(FIRN_LOG_ERROR, "rules", "loading groups failed", "err=\"%s\"",
                          ferr.msg);
             rules_errors_free(&errs);
-            if (err && !err->code)
+            if (err && !file_failed)
                 *err = ferr;
+            file_failed = true;
             continue;
         }
         files[n_files++] = f;
     }
-    if (!rc && err && err->code)
-        rc = err->code;
+    if (!rc && file_failed)
+        rc = ferr_code(err);
     /* the groups, with their runtimes (threads start below) */
     rules_eval_options eo = {.db = m->opts.db,
                              .external_labels = cfg->external_labels,
@@ -243,7 +250,7 @@ int rules_manager_apply(rules_manager *m, firn_config *cfg, firn_err *err)
             if (!mg || !(mg->rt = rules_group_rt_new(files[i], gi, cfg->evaluation_interval_ms,
                                                      &eo, err))) {
                 free(mg);
-                rc = err && err->code ? err->code : firn_errf(err, FIRN_ENOMEM, "out of memory");
+                rc = err && err->code ? err->code : FIRN_ENOMEM;
                 break;
             }
             mg->m = m;
