@@ -380,14 +380,66 @@ static int eval_recording(rules_group_rt *g, rules_rule_rt *r, int64_t ts, firn_
 
 /* ---- alerting rules --------------------------------------------------------------- */
 
-static char *expand(const rules_group_rt *g, const rules_rule *rule, const char *text,
-                    const firn_label *labels, size_t n, double v)
+struct template_query {
+    const rules_group_rt *g;
+    int64_t ts;
+};
+
+/* A template's `query`: an instant query at the rule's evaluation time. */
+static int template_query(void *ctx, const char *expr, firn_arena *a, rules_sample **out,
+                          size_t *n, firn_err *err)
 {
+    const struct template_query *tq = ctx;
+    pql_query q;
+    *out = NULL;
+    *n = 0;
+    if (pql_parse(expr, &q, err) < 0)
+        return err ? err->code : FIRN_EINVAL;
+    pql_result res = {0};
+    tsdb_reader *rd = tsdb_reader_open(tq->g->opts.db, err);
+    int rc = rd ? pql_eval_instant(rd, &q, tq->ts, &tq->g->opts.pql, &res, err) : FIRN_EIO;
+    if (rd)
+        tsdb_reader_close(rd);
+    pql_query_free(&q);
+    if (rc)
+        return rc;
+    size_t count = res.type == PQL_TYPE_SCALAR ? 1 : res.type == PQL_TYPE_VECTOR ? res.n_series : 0;
+    if (res.type != PQL_TYPE_SCALAR && res.type != PQL_TYPE_VECTOR)
+        rc = firn_errf(err, FIRN_EINVAL, "query result is not a vector or scalar");
+    rules_sample *s = rc ? NULL : firn_arena_calloc(a, count + 1, sizeof *s);
+    if (!rc && !s)
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < count; i++) {
+        if (res.type == PQL_TYPE_SCALAR) {
+            s[i].value = res.scalar;
+            continue;
+        }
+        const pql_series *ps = &res.series[i];
+        s[i].value = ps->points[ps->n_points - 1].v;
+        s[i].labels = firn_arena_alloc(a, (ps->n_labels + 1) * sizeof *s[i].labels);
+        for (size_t k = 0; s[i].labels && k < ps->n_labels; k++) {
+            s[i].labels[k].name = firn_arena_strdup(a, ps->labels[k].name);
+            s[i].labels[k].value = firn_arena_strdup(a, ps->labels[k].value);
+        }
+        s[i].n_labels = s[i].labels ? ps->n_labels : 0;
+    }
+    pql_result_free(&res);
+    if (rc)
+        return rc;
+    *out = s;
+    *n = count;
+    return 0;
+}
+
+static char *expand(const rules_group_rt *g, const rules_rule *rule, const char *text,
+                    const firn_label *labels, size_t n, double v, int64_t ts)
+{
+    struct template_query tq = {g, ts};
     rules_template_data d = {.labels = labels, .n_labels = n,
                              .external_labels = g->opts.external_labels,
                              .n_external_labels = g->opts.n_external_labels,
                              .external_url = g->opts.external_url ? g->opts.external_url : "",
-                             .value = v};
+                             .value = v, .query = template_query, .query_ctx = &tq};
     char name[300];
     snprintf(name, sizeof name, "__alert_%s", rule->name);
     return rules_template_expand_text(name, text, &d);
@@ -424,7 +476,7 @@ static void built_free(struct built *b)
 }
 
 static int build_alert(const rules_group_rt *g, const rules_rule *rule, const struct sample *s,
-                       struct built *out, firn_err *err)
+                       int64_t ts, struct built *out, firn_err *err)
 {
     memset(out, 0, sizeof *out);
     struct builder *b = malloc(sizeof *b);
@@ -443,7 +495,7 @@ static int build_alert(const rules_group_rt *g, const rules_rule *rule, const st
     b_init(b, s->labels, s->n);
     b_del(b, FIRN_LABEL_NAME);
     for (size_t i = 0; i < rule->n_labels; i++) {
-        vals[i] = expand(g, rule, rule->labels[i].value, tl, ntl, s->v);
+        vals[i] = expand(g, rule, rule->labels[i].value, tl, ntl, s->v, ts);
         if (!vals[i]) {
             rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
             goto out;
@@ -453,7 +505,7 @@ static int build_alert(const rules_group_rt *g, const rules_rule *rule, const st
     b_set(b, "alertname", rule->name);
     b_sort(b);
     for (size_t i = 0; i < rule->n_annotations; i++) {
-        char *v = expand(g, rule, rule->annotations[i].value, tl, ntl, s->v);
+        char *v = expand(g, rule, rule->annotations[i].value, tl, ntl, s->v, ts);
         vals[rule->n_labels + i] = v;
         if (!v) {
             rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
@@ -551,7 +603,7 @@ static int eval_alerting(rules_group_rt *g, rules_rule_rt *r, int64_t ts, firn_e
         rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
     size_t nb = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        if ((rc = build_alert(g, rule, &s[i], &bs[nb], err)))
+        if ((rc = build_alert(g, rule, &s[i], ts, &bs[nb], err)))
             break;
         for (size_t j = 0; j < nb && !rc; j++)
             if (bs[j].hash == bs[nb].hash &&

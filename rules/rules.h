@@ -41,8 +41,21 @@
  * trim markers; Go's builtins and Prometheus's functions but query). */
 typedef struct rules_template rules_template;
 
+/* One sample of a template's `query` result. */
+typedef struct rules_sample {
+    firn_label *labels;
+    size_t n_labels;
+    double value;
+} rules_sample;
+
+/* The template function `query`: an instant vector (or scalar, as one
+ * sample without labels) for expr, allocated from arena; an error's
+ * message becomes the template's execution error. */
+typedef int (*rules_query_fn)(void *ctx, const char *expr, firn_arena *arena, rules_sample **out,
+                              size_t *n, firn_err *err);
+
 /* The data an alert template runs on: $labels (.Labels), $externalLabels,
- * $externalURL and $value. */
+ * $externalURL and $value; query may be NULL (then `query` is an error). */
 typedef struct rules_template_data {
     const firn_label *labels;
     size_t n_labels;
@@ -50,6 +63,8 @@ typedef struct rules_template_data {
     size_t n_external_labels;
     const char *external_url;
     double value;
+    rules_query_fn query;
+    void *query_ctx;
 } rules_template_data;
 
 /* Parses text under the name given, with Prometheus's alert preamble

@@ -18,10 +18,11 @@
  * with precision -1).  Execution errors become the text
  * "<error expanding template: ...>", as in Prometheus.
  *
- * Not supported (refused at parse with Go's "function not defined"): query,
- * first, label, value, strvalue, sortByLabel and args (they need query
- * results), and define/template/block (Prometheus's alert templates are one
- * text each).
+ * `query` runs an expression through the caller's rules_query_fn (at the
+ * rule's evaluation time); first, label, value, strvalue and sortByLabel
+ * work on its samples, and range iterates them.  Not supported (refused at
+ * parse with Go's "function not defined"): args, and define/template/block
+ * (Prometheus's alert templates are one text each).
  */
 #include "rules/rules.h"
 
@@ -446,7 +447,7 @@ static const char *const FUNCS[] = {
     "reReplaceAll", "safeHtml", "match", "title", "toUpper", "toLower", "graphLink",
     "tableLink", "stripPort", "stripDomain", "humanize", "humanize1024", "humanizeDuration",
     "humanizePercentage", "humanizeTimestamp", "toTime", "pathPrefix", "externalURL",
-    "parseDuration"};
+    "parseDuration", "query", "first", "label", "value", "strvalue", "sortByLabel"};
 
 static bool has_function(const char *name, size_t len)
 {
@@ -987,7 +988,7 @@ rules_template *rules_template_parse(const char *name, const char *text, firn_er
 
 /* ---- values ----------------------------------------------------------------- */
 
-enum vkind { V_NIL, V_STR, V_FLOAT, V_INT, V_BOOL, V_MAP, V_DATA, V_TIME };
+enum vkind { V_NIL, V_STR, V_FLOAT, V_INT, V_BOOL, V_MAP, V_DATA, V_TIME, V_SAMPLES, V_SAMPLE };
 
 struct value {
     enum vkind k;
@@ -996,7 +997,8 @@ struct value {
     int64_t i;
     bool b;
     const firn_label *m;         /* V_MAP */
-    size_t n;
+    size_t n;                    /* V_MAP, V_SAMPLES */
+    const rules_sample *smp;     /* V_SAMPLES (n of them), V_SAMPLE */
 };
 
 struct exec {
@@ -1142,6 +1144,19 @@ static void print_value(struct exec *x, firn_buf *b, const struct value *v)
         break;
     }
     case V_DATA: firn_buf_puts(b, "{...}"); break;
+    case V_SAMPLES: case V_SAMPLE: {
+        size_t n = v->k == V_SAMPLE ? 1 : v->n;
+        firn_buf_puts(b, v->k == V_SAMPLES ? "[" : "");
+        for (size_t i = 0; i < n; i++) {
+            char *ls = firn_labels_format(v->smp[i].labels, v->smp[i].n_labels);
+            char num[64];
+            go_float(num, sizeof num, v->smp[i].value, false);
+            firn_buf_printf(b, "%s{%s %s}", i ? " " : "", ls ? ls : "{}", num);
+            free(ls);
+        }
+        firn_buf_puts(b, v->k == V_SAMPLES ? "]" : "");
+        break;
+    }
     case V_TIME: {
         double secs = floor(v->f);
         time_t t = (time_t)secs;
@@ -1186,6 +1201,8 @@ static const char *type_name(const struct value *v)
     case V_BOOL: return "bool";
     case V_MAP: return "map[string]string";
     case V_TIME: return "time.Time";
+    case V_SAMPLES: return "template.queryResult";
+    case V_SAMPLE: return "*template.sample";
     default: return "*template.tmplData";
     }
 }
@@ -1223,7 +1240,7 @@ static bool truth(const struct value *v)
     case V_FLOAT: return v->f != 0;
     case V_INT: return v->i != 0;
     case V_BOOL: return v->b;
-    case V_MAP: return v->n > 0;
+    case V_MAP: case V_SAMPLES: return v->n > 0;
     default: return true;
     }
 }
@@ -1755,6 +1772,72 @@ static struct value call(struct exec *x, const char *fn, struct value *args, siz
         }
         return vfloat((double)ms / 1000.0);
     }
+    if (strcmp(fn, "query") == 0) {
+        NEED(1);
+        const char *q = as_string(x, &args[0]);
+        rules_sample *out = NULL;
+        size_t count = 0;
+        firn_err e = {0};
+        if (!x->d->query) {
+            xerr(x, "error calling query: no query engine here");
+            return vstr("");
+        }
+        if (x->d->query(x->d->query_ctx, q, x->a, &out, &count, &e) < 0) {
+            xerr(x, "error calling query: %s", e.msg);
+            return vstr("");
+        }
+        return (struct value){.k = V_SAMPLES, .smp = out, .n = count};
+    }
+    if (strcmp(fn, "first") == 0) {
+        NEED(1);
+        if (args[0].k != V_SAMPLES) {
+            xerr(x, "error calling first: wrong type %s", type_name(&args[0]));
+            return vstr("");
+        }
+        if (args[0].n == 0) {
+            xerr(x, "error calling first: first() called on vector with no elements");
+            return vstr("");
+        }
+        return (struct value){.k = V_SAMPLE, .smp = args[0].smp};
+    }
+    if (strcmp(fn, "label") == 0 || strcmp(fn, "value") == 0 || strcmp(fn, "strvalue") == 0) {
+        const struct value *sv = &args[n ? n - 1 : 0];
+        NEED(fn[0] == 'l' ? 2 : 1);
+        if (sv->k != V_SAMPLE) {
+            xerr(x, "error calling %s: wrong type %s", fn, type_name(sv));
+            return vstr("");
+        }
+        if (fn[0] == 'v')
+            return vfloat(sv->smp->value);
+        const char *lv = firn_labels_get(sv->smp->labels, sv->smp->n_labels,
+                                         fn[0] == 'l' ? as_string(x, &args[0]) : "__value__");
+        return vstr(lv ? lv : "");
+    }
+    if (strcmp(fn, "sortByLabel") == 0) {
+        NEED(2);
+        if (args[1].k != V_SAMPLES) {
+            xerr(x, "error calling sortByLabel: wrong type %s", type_name(&args[1]));
+            return vstr("");
+        }
+        rules_sample *c = firn_arena_alloc(x->a, (args[1].n + 1) * sizeof *c);
+        if (!c)
+            return vstr("");
+        if (args[1].n)
+            memcpy(c, args[1].smp, args[1].n * sizeof *c);
+        const char *key = as_string(x, &args[0]);
+        /* stable insertion sort by the label's value */
+        for (size_t i = 1; i < args[1].n; i++)
+            for (size_t j = i; j > 0; j--) {
+                const char *a = firn_labels_get(c[j - 1].labels, c[j - 1].n_labels, key);
+                const char *b = firn_labels_get(c[j].labels, c[j].n_labels, key);
+                if (strcmp(a ? a : "", b ? b : "") <= 0)
+                    break;
+                rules_sample t = c[j];
+                c[j] = c[j - 1];
+                c[j - 1] = t;
+            }
+        return (struct value){.k = V_SAMPLES, .smp = c, .n = args[1].n};
+    }
     xerr(x, "function \"%s\" not supported", fn);
     return vstr("");
 #undef NEED
@@ -1807,6 +1890,10 @@ static struct value field(struct exec *x, struct value v, const char *name)
         if (strcmp(name, "Value") == 0)
             return vfloat(x->d->value);
     }
+    if (v.k == V_SAMPLE && strcmp(name, "Labels") == 0)
+        return (struct value){.k = V_MAP, .m = v.smp->labels, .n = v.smp->n_labels};
+    if (v.k == V_SAMPLE && strcmp(name, "Value") == 0)
+        return vfloat(v.smp->value);
     if (v.k == V_TIME && strcmp(name, "Unix") == 0)
         return (struct value){.k = V_INT, .i = (int64_t)floor(v.f)};
     if (v.k == V_NIL)
@@ -1938,6 +2025,26 @@ static void run_node(struct exec *x, const struct node *n, struct value dot)
                     set_var(x, n->pipe->vars[0], elem, true);
                 else if (n->pipe->n_vars == 2) {
                     set_var(x, n->pipe->vars[0], vstr(s[i].name), true);
+                    set_var(x, n->pipe->vars[1], elem, true);
+                }
+                run_list(x, n->list, elem);
+                x->n_vars = inner;
+                count++;
+                if (x->brk == 1) {
+                    x->brk = 0;
+                    break;
+                }
+                x->brk = 0;
+            }
+        } else if (v.k == V_SAMPLES) {
+            for (size_t i = 0; i < v.n && !x->failed; i++) {
+                struct value elem = {.k = V_SAMPLE, .smp = &v.smp[i]};
+                size_t inner = x->n_vars;
+                if (n->pipe->n_vars == 1)
+                    set_var(x, n->pipe->vars[0], elem, true);
+                else if (n->pipe->n_vars == 2) {
+                    set_var(x, n->pipe->vars[0], (struct value){.k = V_INT, .i = (int64_t)i},
+                            true);
                     set_var(x, n->pipe->vars[1], elem, true);
                 }
                 run_list(x, n->list, elem);

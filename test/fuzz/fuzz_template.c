@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         firn_label labels[] = {{"__name__", "up"}, {"instance", "a:1"}, {"job", "api"}};
         firn_label ext[] = {{"region", "eu"}};
-        rules_template_data d = {labels, 3, ext, 1, "http://firn:7070", 0.25};
+        rules_template_data d = {labels, 3, ext, 1, "http://firn:7070", 0.25, NULL, NULL};
         char *out = rules_template_expand(t, &d);
         if (!out)
             abort();

@@ -36,7 +36,7 @@ static void expands_to(const char *text, double value, const char *want)
 {
     firn_label labels[] = {{"__name__", "up"}, {"instance", "a:1"}, {"job", "api"}};
     firn_label ext[] = {{"foo", "bar"}, {"region", "eu"}};
-    rules_template_data d = {labels, 3, ext, 2, "http://firn.example:9090", value};
+    rules_template_data d = {labels, 3, ext, 2, "http://firn.example:9090", value, NULL, NULL};
     char *got = rules_template_expand_text("__alert_T", text, &d);
     assert_non_null(got);
     if (strcmp(got, want) != 0)
@@ -115,7 +115,7 @@ static void test_templates(void **state)
     /* execution errors are text */
     char *got = rules_template_expand_text(
         "__alert_T", "{{ .Foo }}",
-        &(rules_template_data){NULL, 0, NULL, 0, "", 0});
+        &(rules_template_data){NULL, 0, NULL, 0, "", 0, NULL, NULL});
     assert_non_null(got);
     assert_non_null(strstr(got, "<error expanding template: "));
     free(got);
@@ -132,6 +132,56 @@ static void test_templates(void **state)
     rules_template *t = rules_template_parse("__alert_T", "{{ $labels.instance }}", &err);
     assert_non_null(t);
     rules_template_free(t);
+}
+
+/* A query function for templates: "two" gives two samples, "none" none,
+ * anything else fails. */
+static int fake_query(void *ctx, const char *expr, firn_arena *a, rules_sample **out, size_t *n,
+                      firn_err *err)
+{
+    (void)ctx;
+    *n = 0;
+    *out = firn_arena_calloc(a, 3, sizeof **out);
+    if (strcmp(expr, "none") == 0)
+        return 0;
+    if (strcmp(expr, "two") != 0)
+        return firn_errf(err, FIRN_EINVAL, "1:1: unknown query %s", expr);
+    static firn_label l1[] = {{"__name__", "up"}, {"job", "zeta"}};
+    static firn_label l2[] = {{"__name__", "up"}, {"job", "alpha"}};
+    (*out)[0] = (rules_sample){l1, 2, 1.5};
+    (*out)[1] = (rules_sample){l2, 2, 2};
+    *n = 2;
+    return 0;
+}
+
+static void test_template_query(void **state)
+{
+    (void)state;
+    struct {
+        const char *text, *want;
+    } T[] = {
+        {"{{ query \"two\" | first | value }}", "1.5"},
+        {"{{ with query \"two\" }}{{ . | first | label \"job\" }}{{ end }}", "zeta"},
+        {"{{ range query \"two\" }}{{ .Labels.job }}={{ .Value }} {{ end }}", "zeta=1.5 alpha=2 "},
+        {"{{ range sortByLabel \"job\" (query \"two\") }}{{ .Labels.job }} {{ end }}",
+         "alpha zeta "},
+        {"{{ with query \"none\" }}some{{ else }}none{{ end }}", "none"},
+    };
+    rules_template_data d = {.external_url = "", .query = fake_query};
+    for (size_t i = 0; i < sizeof T / sizeof *T; i++) {
+        char *got = rules_template_expand_text("__alert_Q", T[i].text, &d);
+        assert_non_null(got);
+        if (strcmp(got, T[i].want) != 0)
+            fail_msg("%s: got \"%s\", want \"%s\"", T[i].text, got, T[i].want);
+        free(got);
+    }
+    char *got = rules_template_expand_text("__alert_Q", "{{ query \"none\" | first }}", &d);
+    assert_non_null(strstr(got, "first() called on vector with no elements"));
+    free(got);
+    got = rules_template_expand_text("__alert_Q", "{{ query \"bad\" }}", &d);
+    assert_non_null(strstr(got, "<error expanding template: "));
+    assert_non_null(strstr(got, "unknown query bad"));
+    free(got);
 }
 
 /* ---- evaluation ------------------------------------------------------------ */
@@ -722,6 +772,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_templates),
+        cmocka_unit_test(test_template_query),
         cmocka_unit_test_setup_teardown(test_keep_firing_for, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alerting_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recording_rules, setup, teardown),
