@@ -126,14 +126,7 @@ size_t agent_pushbuf_requeue(agent_pushbuf *q, agent_push_item *it)
 
 bool agent_pushbuf_take(agent_pushbuf *q, agent_push_item *it, int64_t timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = firn_deadline_ms(timeout_ms);
     pthread_mutex_lock(&q->mu);
     while (q->len == 0 && !q->closed)
         if (pthread_cond_timedwait(&q->cond, &q->mu, &deadline) != 0)
