@@ -14,6 +14,7 @@
  */
 #include "rules/rules.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +270,7 @@ static int commit_output(rules_group_rt *g, rules_rule_rt *r, struct outset *o, 
         if (!still)
             samples[k++] = (tsdb_float_sample){r->prev[i], r->prev_n[i], ts, tsdb_stale_nan()};
     }
+    assert(k <= n);
     size_t dropped = 0;
     int rc = k ? tsdb_append_floats(g->opts.db, samples, k, &dropped, err) : 0;
     free(samples);
@@ -571,6 +573,7 @@ static void send_alerts(rules_group_rt *g, rules_rule_rt *r, int64_t ts)
     size_t n = 0;
     for (size_t i = 0; i < r->n_alerts; i++) {
         rules_alert *a = &r->alerts[i];
+        assert(firn_labels_get(a->labels, a->n_labels, "alertname"));   /* always set */
         /* needsSending */
         if (a->state == RULES_PENDING)
             continue;
@@ -697,6 +700,7 @@ static int eval_alerting(rules_group_rt *g, rules_rule_rt *r, int64_t ts, firn_e
             active++;
     }
     free(seen);
+    assert(active <= r->n_alerts);
     if (g->group->limit > 0 && (int64_t)active > g->group->limit) {
         /* cleared without resolving: Alertmanager expires them at endsAt */
         for (size_t i = 0; i < r->n_alerts; i++)

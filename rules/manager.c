@@ -10,6 +10,7 @@
  */
 #include "rules/rules.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <glob.h>
 #include <libgen.h>
@@ -84,10 +85,12 @@ static int64_t floor_div(int64_t a, int64_t b)
 static bool sleep_until(struct mgroup *mg, int64_t t)
 {
     rules_manager *m = mg->m;
-    struct timespec until = {(time_t)(t / 1000), (long)(t % 1000) * 1000000};
     pthread_mutex_lock(&m->mu);
-    while (!mg->stop && firn_now_ms() < t)
+    int64_t now;
+    while (!mg->stop && (now = firn_now_ms()) < t) {
+        struct timespec until = firn_deadline_ms(t - now);
         pthread_cond_timedwait(&m->cond, &m->mu, &until);
+    }
     bool go = !mg->stop;
     pthread_mutex_unlock(&m->mu);
     return go;
@@ -99,6 +102,7 @@ static void *group_main(void *arg)
     rules_group_rt *g = mg->rt;
     rules_manager *m = mg->m;
     int64_t iv = g->interval_ms, off = rules_group_rt_offset(g);
+    assert(iv > 0 && off >= 0 && off < iv);
     /* the first slot strictly after the current one */
     int64_t now = firn_now_ms();
     int64_t ts = floor_div(now - off, iv) * iv + off + iv;

@@ -13,6 +13,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,6 +253,7 @@ static void *sender(void *arg)
             pthread_cond_wait(&n->wake, &n->mu);
         if (n->stop)
             break;
+        assert(n->len <= n->cap && n->head < n->cap);
         size_t k = n->len < n->batch ? n->len : n->batch;
         firn_buf body = {0};
         firn_buf_puts(&body, "[");

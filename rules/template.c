@@ -506,21 +506,9 @@ static bool unquote(struct parser *p, const struct token *t, char **out, size_t 
             memcpy(hex, t->s + i + 1, w);
             unsigned long cp = strtoul(hex, NULL, 16);
             i += w;
-            if (cp < 0x80) {
-                d[n++] = (char)cp;
-            } else if (cp < 0x800) {
-                d[n++] = (char)(0xC0 | (cp >> 6));
-                d[n++] = (char)(0x80 | (cp & 0x3F));
-            } else if (cp < 0x10000) {
-                d[n++] = (char)(0xE0 | (cp >> 12));
-                d[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                d[n++] = (char)(0x80 | (cp & 0x3F));
-            } else {
-                d[n++] = (char)(0xF0 | (cp >> 18));
-                d[n++] = (char)(0x80 | ((cp >> 12) & 0x3F));
-                d[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                d[n++] = (char)(0x80 | (cp & 0x3F));
-            }
+            if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                return false;   /* Go: invalid syntax */
+            n += firn_utf8_encode((uint32_t)cp, d + n);
             break;
         }
         default:

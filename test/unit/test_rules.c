@@ -596,9 +596,7 @@ static void fake_am_stop(struct fake_am *am)
 /* Waits (bounded) until the fake has n requests; false on timeout. */
 static bool fake_am_wait(struct fake_am *am, size_t n)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 10;
+    struct timespec until = firn_deadline_ms(10000);
     pthread_mutex_lock(&am->mu);
     int rc = 0;
     while (am->n < n && rc == 0)
