@@ -253,12 +253,18 @@ export async function load(page, firn, p, { timeout = 30_000 } = {}) {
   const res = await page.goto(firn.url + p, { waitUntil: 'load', timeout });
   if (!res) throw new Error(`no response for ${p}`);
   // Module scripts have run by "load", so firnUI exists by then if at all.
-  await Promise.race([
-    page.evaluate(async () => { if (window.firnUI && window.firnUI.ready) await window.firnUI.ready(); }),
-    new Promise((_, reject) => setTimeout(
-      () => reject(new Error(`firnUI.ready() on ${p} did not resolve within ${timeout} ms`)), timeout)
-      .unref()),
-  ]);
+  let timer;
+  try {
+    await Promise.race([
+      page.evaluate(async () => { if (window.firnUI && window.firnUI.ready) await window.firnUI.ready(); }),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`firnUI.ready() on ${p} did not resolve within ${timeout} ms`)), timeout);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
   return res;
 }
 
