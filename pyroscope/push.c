@@ -1,0 +1,155 @@
+/* push.c -- push.v1.PusherService/Push: what Grafana Alloy's
+ * pyroscope.write and the newer Pyroscope SDKs send.
+ *
+ * Each RawProfileSeries is a label set and raw pprof profiles (gzipped or
+ * not).  As Pyroscope reads them:
+ *   - __name__ is the profile name (process_cpu, memory...), the first
+ *     field of firn's profile type; without it the name comes from the
+ *     sample types, as /ingest names a pprof upload;
+ *   - the other __-prefixed labels (__delta__, __otel__...) are dropped, and
+ *     '.' in label names becomes '_' (otel.scope.name -> otel_scope_name,
+ *     as /ingest does);
+ *   - __delta__="false" says the values are per interval already, and so
+ *     does every client that sends no __delta__ (Alloy's eBPF profiler and
+ *     the SDKs send deltas): firn stores the columns that count events over
+ *     the interval (CPU, wall, allocations, contentions, delays) as :delta
+ *     types and in-use memory and goroutines as snapshots, as /ingest does;
+ *   - ID and annotations are ignored.
+ * Every profile of the request is decoded and checked before the first is
+ * stored; each store is durable before the answer.  A bad profile or label
+ * is invalid_argument (Alloy does not retry it), a full store queue
+ * unavailable (Alloy retries).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyroscope/internal.h"
+#include "web/internal.h"
+
+/* Most profiles one Push may carry. */
+#define PUSH_PROFILES_MAX 4096
+
+typedef struct pending {
+    firn_label *labels;
+    size_t n_labels;
+    const char *name;
+    pprof_profile *profile;
+    bool *delta_columns;
+} pending;
+
+static int series_labels(pyroscope_call *c, const Push__V1__RawProfileSeries *s, pending *pd,
+                         firn_err *err)
+{
+    pd->labels = firn_arena_calloc(c->arena, s->n_labels + 1, sizeof *pd->labels);
+    if (!pd->labels)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < s->n_labels; i++) {
+        const Types__V1__LabelPair *l = s->labels[i];
+        if (!l || !l->name)
+            continue;
+        if (strcmp(l->name, "__name__") == 0) {
+            pd->name = l->value;
+            continue;
+        }
+        if (strncmp(l->name, "__", 2) == 0)
+            continue;
+        char *name = firn_arena_strdup(c->arena, l->name);
+        if (!name)
+            return firn_errf(err, FIRN_ENOMEM, "out of memory");
+        for (char *p = name; *p; p++)
+            if (*p == '.')
+                *p = '_';
+        pd->labels[pd->n_labels++] = (firn_label){name, l->value ? l->value : ""};
+    }
+    if (pd->name && (!*pd->name || !firn_label_name_valid(pd->name)))
+        return firn_errf(err, FIRN_EINVAL, "label __name__ \"%.100s\": a profile name must "
+                         "match [a-zA-Z_][a-zA-Z0-9_]*", pd->name);
+    if (firn_labels_normalize(pd->labels, &pd->n_labels, err) < 0) {
+        firn_err_prefix(err, "labels");
+        return FIRN_EINVAL;
+    }
+    return 0;
+}
+
+static int decode_sample(pyroscope_call *c, const Push__V1__RawSample *raw, pending *pd,
+                         firn_err *err)
+{
+    if (!raw || raw->raw_profile.len == 0)
+        return firn_errf(err, FIRN_EINVAL, "raw_profile is empty: want a pprof profile");
+    pprof_limits limits;
+    pprof_limits_default(&limits);
+    pd->profile = pprof_decode(raw->raw_profile.data, raw->raw_profile.len, &limits, err);
+    if (!pd->profile) {
+        firn_err_prefix(err, "decoding raw_profile");
+        return FIRN_EINVAL;   /* too big is bad input here too: a retry will not help */
+    }
+    pprof_profile *p = pd->profile;
+    if (!pd->name) {
+        const char *n = web_pyroscope_profile_name(p, NULL, true);
+        if (!n || !*n || !firn_label_name_valid(n))
+            return firn_errf(err, FIRN_EINVAL, "no __name__ label, and the profile's sample "
+                             "types give no profile name");
+        if (!(pd->name = firn_arena_strdup(c->arena, n)))
+            return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    }
+    pd->delta_columns = firn_arena_calloc(c->arena, p->n_sample_types + 1, sizeof(bool));
+    if (!pd->delta_columns)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    pprof_delta_columns(p, pd->delta_columns);
+    bool timed = strcmp(pd->name, "process_cpu") == 0 || strcmp(pd->name, "wall") == 0;
+    for (size_t i = 0; i < p->n_sample_types; i++)
+        pd->delta_columns[i] |= timed;
+    if (p->time_nanos <= 0)
+        p->time_nanos = firn_now_ms() * 1000000;
+    return 0;
+}
+
+int pyroscope_rpc_push(pyroscope_call *c, const ProtobufCMessage *in, ProtobufCMessage **out,
+                       firn_err *err)
+{
+    const Push__V1__PushRequest *req = (const void *)in;
+    if (!c->api->db)
+        return firn_errf(err, FIRN_EBUSY, "no store to write to");
+    size_t total = 0;
+    for (size_t i = 0; i < req->n_series; i++)
+        total += req->series[i] ? req->series[i]->n_samples : 0;
+    if (total > PUSH_PROFILES_MAX)
+        return firn_errf(err, FIRN_EINVAL, "%zu profiles in one push: at most %d", total,
+                         PUSH_PROFILES_MAX);
+    pending *pd = calloc(total + 1, sizeof *pd);
+    if (!pd)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; i < req->n_series && rc == 0; i++) {
+        const Push__V1__RawProfileSeries *s = req->series[i];
+        if (!s)
+            continue;
+        pending base = {0};
+        if ((rc = series_labels(c, s, &base, err)) < 0) {
+            firn_err_prefix(err, "series %zu", i);
+            break;
+        }
+        for (size_t k = 0; k < s->n_samples && rc == 0; k++) {
+            pd[n] = base;
+            rc = decode_sample(c, s->samples[k], &pd[n], err);
+            n++;
+            if (rc < 0)
+                firn_err_prefix(err, "series %zu, sample %zu", i, k);
+        }
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        tsdb_append_req ar = {.labels = pd[i].labels, .n_labels = pd[i].n_labels,
+                              .profile_name = pd[i].name, .delta_columns = pd[i].delta_columns,
+                              .profile = pd[i].profile};
+        if ((rc = tsdb_append(c->api->db, &ar, err)) < 0)
+            firn_err_prefix(err, "storing profile %zu of %zu", i + 1, n);
+    }
+    for (size_t i = 0; i < n; i++)
+        pprof_free(pd[i].profile);
+    free(pd);
+    if (rc < 0)
+        return rc;
+    *out = pyroscope_new(c, &push__v1__push_response__descriptor);
+    return *out ? 0 : firn_errf(err, FIRN_ENOMEM, "out of memory");
+}
