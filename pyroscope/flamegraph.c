@@ -344,7 +344,8 @@ Querier__V1__FlameGraph *pyroscope_flamegraph(pyroscope_call *c, const pyroscope
         if (other)
             stack[sp++] = (bar){.node = UINT32_MAX, .depth = b.depth + 1, .x = x,
                                 .total = other};
-        for (size_t i = first, k = sp - 1; i < k; i++, k--) {
+        for (size_t i = first, k = sp; k > i + 1; i++) {
+            k--;
             bar tmp = stack[i];
             stack[i] = stack[k];
             stack[k] = tmp;
