@@ -40,6 +40,7 @@ static const pyroscope_method METHODS[] = {
      pyroscope_rpc_merge_profile},
     {QS "SelectSeries", &querier__v1__select_series_request__descriptor,
      pyroscope_rpc_select_series},
+    {QS "Diff", &querier__v1__diff_request__descriptor, pyroscope_rpc_diff},
     {"/push.v1.PusherService/Push", &push__v1__push_request__descriptor, pyroscope_rpc_push},
     {"/settings.v1.SettingsService/Get", &settings__v1__get_settings_request__descriptor,
      pyroscope_rpc_settings_get},
@@ -114,7 +115,7 @@ pyroscope_code pyroscope_code_of(int firn_code)
 }
 
 /* A Connect error: its status, application/json, {"code","message"}. */
-static void respond_error(web_response *resp, pyroscope_code code, const char *msg)
+void pyroscope_respond_error(web_response *resp, pyroscope_code code, const char *msg)
 {
     json_t *j = json_pack("{s:s,s:s}", "code", pyroscope_code_name(code), "message", msg);
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -221,14 +222,14 @@ static void serve(const pyroscope_request *req, pyroscope_call *c,
     if (!m) {
         char msg[300];
         snprintf(msg, sizeof msg, "%.200s is not implemented", req->path);
-        respond_error(resp, PYRO_UNIMPLEMENTED, msg);
+        pyroscope_respond_error(resp, PYRO_UNIMPLEMENTED, msg);
         return;
     }
     if (req->protocol_version && strcmp(req->protocol_version, "1") != 0) {
         char msg[200];
         snprintf(msg, sizeof msg, "connect-protocol-version must be \"1\": got \"%.100s\"",
                  req->protocol_version);
-        respond_error(resp, PYRO_INVALID_ARGUMENT, msg);
+        pyroscope_respond_error(resp, PYRO_INVALID_ARGUMENT, msg);
         return;
     }
     int binary = codec_of(req->content_type);
@@ -237,7 +238,7 @@ static void serve(const pyroscope_request *req, pyroscope_call *c,
         snprintf(msg, sizeof msg, "Content-Type \"%.100s\" is not supported: want "
                  "application/proto or application/json", req->content_type ?
                  req->content_type : "");
-        respond_error(resp, PYRO_UNKNOWN, msg);
+        pyroscope_respond_error(resp, PYRO_UNKNOWN, msg);
         resp->status = 415;   /* what connect-go answers */
         return;
     }
@@ -250,12 +251,12 @@ static void serve(const pyroscope_request *req, pyroscope_call *c,
             char msg[200];
             snprintf(msg, sizeof msg, "Content-Encoding \"%.100s\" is not supported: want "
                      "gzip or identity", ce);
-            respond_error(resp, PYRO_UNIMPLEMENTED, msg);
+            pyroscope_respond_error(resp, PYRO_UNIMPLEMENTED, msg);
             return;
         }
         if (pprof_gunzip(body, len, PYROSCOPE_GUNZIP_MAX, &inflated, &len, &err) < 0) {
             firn_err_prefix(&err, "Content-Encoding gzip");
-            respond_error(resp, err.code == FIRN_ETOOBIG ? PYRO_RESOURCE_EXHAUSTED
+            pyroscope_respond_error(resp, err.code == FIRN_ETOOBIG ? PYRO_RESOURCE_EXHAUSTED
                                                          : PYRO_INVALID_ARGUMENT, err.msg);
             return;
         }
@@ -276,20 +277,20 @@ static void serve(const pyroscope_request *req, pyroscope_call *c,
     }
     free(inflated);
     if (!in) {
-        respond_error(resp, err.code == FIRN_ENOMEM ? PYRO_RESOURCE_EXHAUSTED
+        pyroscope_respond_error(resp, err.code == FIRN_ENOMEM ? PYRO_RESOURCE_EXHAUSTED
                                                     : PYRO_INVALID_ARGUMENT, err.msg);
         return;
     }
 
     ProtobufCMessage *out = NULL;
     if (m->fn(c, in, &out, &err) < 0) {
-        respond_error(resp, pyroscope_code_of(err.code), err.msg);
+        pyroscope_respond_error(resp, pyroscope_code_of(err.code), err.msg);
         return;
     }
     if (c->raw && !binary) {   /* encoded bytes as JSON: decode them first */
         out = protobuf_c_message_unpack(c->raw_type, &c->alloc, c->raw_len, c->raw);
         if (!out) {
-            respond_error(resp, PYRO_INTERNAL, "re-reading the encoded answer failed");
+            pyroscope_respond_error(resp, PYRO_INTERNAL, "re-reading the encoded answer failed");
             return;
         }
     }
@@ -312,7 +313,7 @@ static void serve(const pyroscope_request *req, pyroscope_call *c,
         firn_buf_free(&b);
     }
     if (!data) {
-        respond_error(resp, PYRO_RESOURCE_EXHAUSTED, "out of memory encoding the answer");
+        pyroscope_respond_error(resp, PYRO_RESOURCE_EXHAUSTED, "out of memory encoding the answer");
         return;
     }
     free(resp->body);
@@ -331,18 +332,31 @@ static void serve(const pyroscope_request *req, pyroscope_call *c,
     }
 }
 
+int pyroscope_call_begin(pyroscope_call *c, pyroscope_api *api)
+{
+    *c = (pyroscope_call){.api = api, .arena = firn_arena_new(0)};
+    if (!c->arena)
+        return FIRN_ENOMEM;
+    c->alloc = (ProtobufCAllocator){.alloc = arena_alloc, .free = arena_free,
+                                    .allocator_data = c->arena};
+    return 0;
+}
+
+void pyroscope_call_end(pyroscope_call *c)
+{
+    free(c->raw);
+    firn_arena_free(c->arena);
+}
+
 void pyroscope_serve(pyroscope_api *api, const pyroscope_request *req, web_response *resp)
 {
-    pyroscope_call c = {.api = api, .arena = firn_arena_new(0)};
-    if (!c.arena) {
-        respond_error(resp, PYRO_RESOURCE_EXHAUSTED, "out of memory");
+    pyroscope_call c;
+    if (pyroscope_call_begin(&c, api) < 0) {
+        pyroscope_respond_error(resp, PYRO_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
-    c.alloc = (ProtobufCAllocator){.alloc = arena_alloc, .free = arena_free,
-                                   .allocator_data = c.arena};
     serve(req, &c, resp);
-    free(c.raw);
-    firn_arena_free(c.arena);
+    pyroscope_call_end(&c);
 }
 
 static void handle_connect(void *ctx, const web_request *r, web_response *resp)
@@ -368,5 +382,5 @@ int pyroscope_register(web_server *s, pyroscope_api *api, firn_err *err)
         if (web_route(s, "POST", SERVICES[i], flags | WEB_ROUTE_PREFIX, handle_connect, api,
                       err) < 0)
             return -1;
-    return 0;
+    return pyroscope_render_register(s, api, err);
 }

@@ -7,8 +7,13 @@
  * node's self part sits on its left, its children after it.  With more
  * nodes than max_nodes, the children whose total is below the max_nodes-th
  * largest total are summed into one "other" child, last among its
- * siblings.
+ * siblings.  A diff (FlameGraphDiff) is the union of both sides' trees, 7
+ * int64 per bar: [left x, total, self, right x, total, self, name], each x
+ * delta-encoded within its own side; a node keeps its bar when either side
+ * reaches the max_nodes-th largest of max(left, right), as Pyroscope's
+ * NewFlamegraphDiff.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +24,7 @@
 typedef struct tnode {
     uint32_t name;
     uint32_t first_child, last_child, next_sibling;   /* 0: none (0 is the root) */
-    int64_t total, self;
+    int64_t total[2], self[2];   /* per side: a diff's left and right */
 } tnode;
 
 struct pyroscope_tree {
@@ -180,6 +185,7 @@ size_t pyroscope_call_site(pyroscope_call *c, const Types__V1__StackTraceSelecto
 struct insert {
     pyroscope_tree *t;
     uint32_t at;
+    int side;
     int64_t v;
     bool failed;
 };
@@ -194,11 +200,12 @@ static bool insert_frame(void *ctx, const char *name)
         return false;
     }
     in->at = child;
-    in->t->nodes[child].total = pprof_add_sat(in->t->nodes[child].total, in->v);
+    int64_t *total = &in->t->nodes[child].total[in->side];
+    *total = pprof_add_sat(*total, in->v);
     return true;
 }
 
-pyroscope_tree *pyroscope_tree_build(const pprof_profile *p, firn_err *err)
+pyroscope_tree *pyroscope_tree_new(firn_err *err)
 {
     pyroscope_tree *t = calloc(1, sizeof *t);
     if (!t || !(t->arena = firn_arena_new(0)) || firn_u64map_init(&t->names_by_hash, 1024) < 0 ||
@@ -209,20 +216,33 @@ pyroscope_tree *pyroscope_tree_build(const pprof_profile *p, firn_err *err)
         return NULL;
     }
     t->cap = t->n = 1;   /* the root */
+    return t;
+}
+
+int pyroscope_tree_add(pyroscope_tree *t, const pprof_profile *p, int side, firn_err *err)
+{
+    assert(side == 0 || side == 1);
     for (size_t i = 0; i < p->n_samples; i++) {
         const pprof_sample *s = &p->samples[i];
         int64_t v = p->n_sample_types ? s->values[0] : 0;
         if (v == 0)
             continue;
-        struct insert in = {.t = t, .at = 0, .v = v};
-        t->nodes[0].total = pprof_add_sat(t->nodes[0].total, v);
+        struct insert in = {.t = t, .at = 0, .side = side, .v = v};
+        t->nodes[0].total[side] = pprof_add_sat(t->nodes[0].total[side], v);
         each_frame(p, s, insert_frame, &in);
-        if (in.failed) {
-            pyroscope_tree_free(t);
-            firn_errf(err, FIRN_ENOMEM, "out of memory building the flame graph");
-            return NULL;
-        }
-        t->nodes[in.at].self = pprof_add_sat(t->nodes[in.at].self, v);
+        if (in.failed)
+            return firn_errf(err, FIRN_ENOMEM, "out of memory building the flame graph");
+        t->nodes[in.at].self[side] = pprof_add_sat(t->nodes[in.at].self[side], v);
+    }
+    return 0;
+}
+
+pyroscope_tree *pyroscope_tree_build(const pprof_profile *p, firn_err *err)
+{
+    pyroscope_tree *t = pyroscope_tree_new(err);
+    if (t && pyroscope_tree_add(t, p, 0, err) < 0) {
+        pyroscope_tree_free(t);
+        return NULL;
     }
     return t;
 }
@@ -246,8 +266,15 @@ static int cmp_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-/* The smallest total a node may have and keep its own bar. */
-static int64_t min_value(const pyroscope_tree *t, int64_t max_nodes)
+/* A node's weight for max_nodes: its total, or in a diff the larger side's
+ * (Pyroscope's combineMinValues). */
+static int64_t weight(const tnode *n, int sides)
+{
+    return sides == 2 && n->total[1] > n->total[0] ? n->total[1] : n->total[0];
+}
+
+/* The smallest weight a node may have and keep its own bar. */
+static int64_t min_value(const pyroscope_tree *t, int64_t max_nodes, int sides)
 {
     if ((int64_t)t->n - 1 <= max_nodes)
         return 0;
@@ -255,7 +282,7 @@ static int64_t min_value(const pyroscope_tree *t, int64_t max_nodes)
     if (!v)
         return 0;
     for (size_t i = 1; i < t->n; i++)
-        v[i - 1] = t->nodes[i].total;
+        v[i - 1] = weight(&t->nodes[i], sides);
     firn_sort(v, t->n - 1, sizeof *v, cmp_desc);
     int64_t m = v[max_nodes - 1];
     free(v);
@@ -265,32 +292,42 @@ static int64_t min_value(const pyroscope_tree *t, int64_t max_nodes)
 typedef struct bar {
     uint32_t node;       /* UINT32_MAX: an "other" bar */
     uint32_t depth;
-    int64_t x, total;
+    int64_t x[2], total[2];
 } bar;
 
 typedef struct level {
-    int64_t *v;          /* 4 per bar, x absolute until encoded */
+    int64_t *v;          /* 4 (7 in a diff) per bar, x absolute until encoded */
     size_t n, cap;
 } level;
 
-static int level_push(level *l, int64_t x, int64_t total, int64_t self, int64_t name)
+static int level_push(level *l, const int64_t *v, size_t n)
 {
-    for (int i = 0; i < 4; i++) {
+    for (size_t i = 0; i < n; i++) {
         int64_t *g = firn_grow(l->v, l->n, &l->cap, sizeof *l->v, 64);
         if (!g)
             return -1;
         l->v = g;
-        l->v[l->n++] = i == 0 ? x : i == 1 ? total : i == 2 ? self : name;
+        l->v[l->n++] = v[i];
     }
     return 0;
 }
 
-Querier__V1__FlameGraph *pyroscope_flamegraph(pyroscope_call *c, const pyroscope_tree *t,
-                                              int64_t max_nodes, firn_err *err)
+/* The bars of a tree, level by level: names and levels in the call's
+ * arena.  One side: [x, total, self, name]; two: [lx, ltotal, lself, rx,
+ * rtotal, rself, name]; x delta-encoded per side within each level. */
+typedef struct encoded {
+    char **names;
+    size_t n_names;
+    Querier__V1__Level **levels;
+    size_t n_levels;
+    int64_t max_self;
+} encoded;
+
+static int encode_tree(pyroscope_call *c, const pyroscope_tree *t, int64_t max_nodes, int sides,
+                       encoded *out, firn_err *err)
 {
-    if (t->nodes[0].total == 0)
-        return NULL;
-    int64_t min = min_value(t, max_nodes);
+    const size_t width = sides == 2 ? 7 : 4;
+    int64_t min = min_value(t, max_nodes, sides);
     level *levels = NULL;
     size_t n_levels = 0, cap_levels = 0;
     int32_t *out_name = malloc(t->n_names * sizeof *out_name);
@@ -302,91 +339,141 @@ Querier__V1__FlameGraph *pyroscope_flamegraph(pyroscope_call *c, const pyroscope
     for (size_t i = 0; !failed && i < t->n_names; i++)
         out_name[i] = -1;
     if (!failed)
-        stack[sp++] = (bar){.node = 0, .depth = 0, .x = 0, .total = t->nodes[0].total};
+        stack[sp++] = (bar){.node = 0, .depth = 0,
+                            .total = {t->nodes[0].total[0], t->nodes[0].total[1]}};
     while (!failed && sp) {
         bar b = stack[--sp];
         const tnode *nd = b.node == UINT32_MAX ? NULL : &t->nodes[b.node];
         uint32_t name = nd ? nd->name : OTHER_NAME;
-        int64_t self = nd ? nd->self : b.total;
+        int64_t self[2] = {nd ? nd->self[0] : b.total[0], nd ? nd->self[1] : b.total[1]};
         if (out_name[name] < 0) {
             out_name[name] = (int32_t)n_out;
             names[n_out++] = t->names[name];
         }
-        while (n_levels <= b.depth) {
+        while (n_levels <= b.depth && !failed) {
             level *g = firn_grow(levels, n_levels, &cap_levels, sizeof *levels, 16);
-            if (!g) {
+            if (!g)
                 failed = true;
-                break;
-            }
-            levels = g;
-            levels[n_levels++] = (level){0};
+            else
+                (levels = g)[n_levels++] = (level){0};
         }
-        if (failed || level_push(&levels[b.depth], b.x, b.total, self, out_name[name]) < 0) {
+        int64_t v[7];
+        size_t k = 0;
+        for (int sd = 0; sd < sides; sd++) {
+            v[k++] = b.x[sd];
+            v[k++] = b.total[sd];
+            v[k++] = self[sd];
+            if (self[sd] > max_self)
+                max_self = self[sd];
+        }
+        v[k++] = out_name[name];
+        if (failed || level_push(&levels[b.depth], v, k) < 0) {
             failed = true;
             break;
         }
-        if (self > max_self)
-            max_self = self;
         if (!nd)
             continue;
         /* children left to right after the self part; pushed in reverse */
         size_t first = sp;
-        int64_t x = b.x + nd->self, other = 0;
+        int64_t x[2] = {b.x[0] + nd->self[0], b.x[1] + nd->self[1]}, other[2] = {0, 0};
         for (uint32_t ch = nd->first_child; ch; ch = t->nodes[ch].next_sibling) {
-            if (t->nodes[ch].total < min) {
-                other = pprof_add_sat(other, t->nodes[ch].total);
+            const tnode *cn = &t->nodes[ch];
+            if (weight(cn, sides) < min) {
+                other[0] = pprof_add_sat(other[0], cn->total[0]);
+                other[1] = pprof_add_sat(other[1], cn->total[1]);
                 continue;
             }
-            stack[sp++] = (bar){.node = ch, .depth = b.depth + 1, .x = x,
-                                .total = t->nodes[ch].total};
-            x += t->nodes[ch].total;
+            stack[sp++] = (bar){.node = ch, .depth = b.depth + 1, .x = {x[0], x[1]},
+                                .total = {cn->total[0], cn->total[1]}};
+            x[0] += cn->total[0];
+            x[1] += cn->total[1];
         }
-        if (other)
-            stack[sp++] = (bar){.node = UINT32_MAX, .depth = b.depth + 1, .x = x,
-                                .total = other};
-        for (size_t i = first, k = sp; k > i + 1; i++) {
-            k--;
+        if (other[0] || other[1])
+            stack[sp++] = (bar){.node = UINT32_MAX, .depth = b.depth + 1, .x = {x[0], x[1]},
+                                .total = {other[0], other[1]}};
+        for (size_t i = first, e = sp; e > i + 1; i++) {
+            e--;
             bar tmp = stack[i];
-            stack[i] = stack[k];
-            stack[k] = tmp;
+            stack[i] = stack[e];
+            stack[e] = tmp;
         }
     }
-    Querier__V1__FlameGraph *fg = failed ? NULL
-                                         : pyroscope_new(c, &querier__v1__flame_graph__descriptor);
-    Querier__V1__Level **lv = fg ? firn_arena_calloc(c->arena, n_levels, sizeof *lv) : NULL;
-    if (fg && lv) {
-        fg->names = names;
-        fg->n_names = n_out;
-        fg->levels = lv;
-        fg->n_levels = n_levels;
-        fg->total = t->nodes[0].total;
-        fg->max_self = max_self;
-        for (size_t d = 0; d < n_levels && fg; d++) {
-            level *l = &levels[d];
+    Querier__V1__Level **lv = failed ? NULL : firn_arena_calloc(c->arena, n_levels + 1, sizeof *lv);
+    failed = !lv;
+    for (size_t d = 0; d < n_levels && !failed; d++) {
+        level *l = &levels[d];
+        for (int sd = 0; sd < sides; sd++) {
             int64_t prev_end = 0;
-            for (size_t i = 0; i < l->n; i += 4) {
-                int64_t x = l->v[i];
-                l->v[i] = x - prev_end;
-                prev_end = x + l->v[i + 1];
+            for (size_t i = (size_t)sd * 3; i < l->n; i += width) {
+                int64_t xa = l->v[i];
+                l->v[i] = xa - prev_end;
+                prev_end = xa + l->v[i + 1];
             }
-            lv[d] = pyroscope_new(c, &querier__v1__level__descriptor);
-            int64_t *vals = firn_arena_alloc(c->arena, (l->n ? l->n : 1) * sizeof *vals);
-            if (!lv[d] || !vals) {
-                fg = NULL;
-                break;
-            }
-            memcpy(vals, l->v, l->n * sizeof *vals);
-            lv[d]->values = vals;
-            lv[d]->n_values = l->n;
         }
+        lv[d] = pyroscope_new(c, &querier__v1__level__descriptor);
+        int64_t *vals = firn_arena_alloc(c->arena, (l->n ? l->n : 1) * sizeof *vals);
+        if (!lv[d] || !vals) {
+            failed = true;
+            break;
+        }
+        memcpy(vals, l->v, l->n * sizeof *vals);
+        lv[d]->values = vals;
+        lv[d]->n_values = l->n;
     }
     for (size_t d = 0; d < n_levels; d++)
         free(levels[d].v);
     free(levels);
     free(stack);
     free(out_name);
-    if (!fg)
-        firn_errf(err, FIRN_ENOMEM, "out of memory encoding the flame graph");
+    if (failed)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory encoding the flame graph");
+    *out = (encoded){.names = names, .n_names = n_out, .levels = lv, .n_levels = n_levels,
+                     .max_self = max_self};
+    return 0;
+}
+
+Querier__V1__FlameGraph *pyroscope_flamegraph(pyroscope_call *c, const pyroscope_tree *t,
+                                              int64_t max_nodes, firn_err *err)
+{
+    if (t->nodes[0].total[0] == 0)
+        return NULL;
+    encoded e;
+    Querier__V1__FlameGraph *fg = pyroscope_new(c, &querier__v1__flame_graph__descriptor);
+    if (!fg) {
+        firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (encode_tree(c, t, max_nodes, 1, &e, err) < 0)
+        return NULL;
+    fg->names = e.names;
+    fg->n_names = e.n_names;
+    fg->levels = e.levels;
+    fg->n_levels = e.n_levels;
+    fg->total = t->nodes[0].total[0];
+    fg->max_self = e.max_self;
+    return fg;
+}
+
+Querier__V1__FlameGraphDiff *pyroscope_flamegraph_diff(pyroscope_call *c,
+                                                       const pyroscope_tree *t,
+                                                       int64_t max_nodes, firn_err *err)
+{
+    encoded e;
+    Querier__V1__FlameGraphDiff *fg = pyroscope_new(c, &querier__v1__flame_graph_diff__descriptor);
+    if (!fg) {
+        firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (encode_tree(c, t, max_nodes, 2, &e, err) < 0)
+        return NULL;
+    fg->names = e.names;
+    fg->n_names = e.n_names;
+    fg->levels = e.levels;
+    fg->n_levels = e.n_levels;
+    fg->leftticks = t->nodes[0].total[0];
+    fg->rightticks = t->nodes[0].total[1];
+    fg->total = pprof_add_sat(fg->leftticks, fg->rightticks);
+    fg->max_self = e.max_self;
     return fg;
 }
 

@@ -116,14 +116,33 @@ void pyroscope_filter_call_site(pprof_profile *p, char *const *call_site, size_t
 /* The call site of a StackTraceSelector (NULL: none) as names. */
 size_t pyroscope_call_site(pyroscope_call *c, const Types__V1__StackTraceSelector *sel,
                            char ***names);
+pyroscope_tree *pyroscope_tree_new(firn_err *err);
+/* Adds p's first sample type to side 0 (the only side, or a diff's left)
+ * or 1 (a diff's right). */
+int pyroscope_tree_add(pyroscope_tree *t, const pprof_profile *p, int side, firn_err *err);
+/* pyroscope_tree_new and pyroscope_tree_add on side 0. */
 pyroscope_tree *pyroscope_tree_build(const pprof_profile *p, firn_err *err);
 void pyroscope_tree_free(pyroscope_tree *t);
 /* The FlameGraph message of a tree, at most max_nodes nodes (the rest in
  * "other" children), in the call's arena. */
 Querier__V1__FlameGraph *pyroscope_flamegraph(pyroscope_call *c, const pyroscope_tree *t,
                                               int64_t max_nodes, firn_err *err);
+/* Both sides of a tree as a FlameGraphDiff (leftTicks, rightTicks, total
+ * their sum). */
+Querier__V1__FlameGraphDiff *pyroscope_flamegraph_diff(pyroscope_call *c,
+                                                       const pyroscope_tree *t,
+                                                       int64_t max_nodes, firn_err *err);
 /* max_nodes as a request gives it: absent or 0 the default, else checked. */
 int pyroscope_max_nodes(bool given, int64_t v, int64_t *out, firn_err *err);
+
+/* ---- render.c: Pyroscope's HTTP API the Drilldown still uses --------------- */
+
+int pyroscope_render_register(web_server *s, pyroscope_api *api, firn_err *err);
+/* The error answer of a Connect call, also for the HTTP routes. */
+void pyroscope_respond_error(web_response *resp, pyroscope_code code, const char *msg);
+/* A fresh call on api; pyroscope_call_end frees it. */
+int pyroscope_call_begin(pyroscope_call *c, pyroscope_api *api);
+void pyroscope_call_end(pyroscope_call *c);
 
 /* ---- the RPCs ---------------------------------------------------------------------- */
 
@@ -143,6 +162,11 @@ int pyroscope_rpc_merge_span_profile(pyroscope_call *, const ProtobufCMessage *,
                                      ProtobufCMessage **, firn_err *);
 int pyroscope_rpc_merge_profile(pyroscope_call *, const ProtobufCMessage *, ProtobufCMessage **,
                                 firn_err *);
+int pyroscope_rpc_diff(pyroscope_call *, const ProtobufCMessage *, ProtobufCMessage **,
+                       firn_err *);
+/* Diff's work, for /pyroscope/render-diff too. */
+int pyroscope_diff(pyroscope_call *c, const Querier__V1__DiffRequest *req,
+                   Querier__V1__FlameGraphDiff **fg, firn_err *err);
 int pyroscope_rpc_select_series(pyroscope_call *, const ProtobufCMessage *, ProtobufCMessage **,
                                 firn_err *);
 int pyroscope_rpc_push(pyroscope_call *, const ProtobufCMessage *, ProtobufCMessage **,

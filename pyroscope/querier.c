@@ -12,6 +12,8 @@
  *                    nothing matched, and for span, trace or profile ID
  *                    selectors (firn's profiles carry none of those);
  *   SelectMergeProfile  the merged profile as pprof;
+ *   Diff             both sides' flame graphs as one FlameGraphDiff (the
+ *                    profile types must match);
  *   SelectSeries     per group_by value set, a point per step at its right
  *                    edge: start, start + step, ... <= end, each the SUM (or
  *                    AVERAGE) of the totals of the profiles in (edge - step,
@@ -322,33 +324,86 @@ static int merge_tree(pyroscope_call *c, merge_query *q, int64_t max_nodes,
     return *fg ? 0 : err->code;   /* no flame graph and no error: nothing to show */
 }
 
-int pyroscope_rpc_merge_stacktraces(pyroscope_call *c, const ProtobufCMessage *in,
-                                    ProtobufCMessage **out, firn_err *err)
+/* A SelectMergeStacktracesRequest as a merge query and its max_nodes. */
+static int stacktraces_query(pyroscope_call *c, const Querier__V1__SelectMergeStacktracesRequest *req,
+                             merge_query *q, int64_t *max_nodes, firn_err *err)
 {
-    const Querier__V1__SelectMergeStacktracesRequest *req = (const void *)in;
-    int64_t max_nodes;
     if (pyroscope_max_nodes(req->_max_nodes_case ==
                                 QUERIER__V1__SELECT_MERGE_STACKTRACES_REQUEST___MAX_NODES_MAX_NODES,
-                            req->max_nodes, &max_nodes, err) < 0)
+                            req->max_nodes, max_nodes, err) < 0)
         return err->code;
     if (req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE ||
         req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_DOT ||
         req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_PPROF)
         return firn_errf(err, FIRN_EINVAL, "format: firn answers flame graphs only "
                          "(PROFILE_FORMAT_FLAMEGRAPH); use SelectMergeProfile for pprof");
-    merge_query q = {.type = req->profile_typeid, .selector = req->label_selector,
-                     .start = req->start, .end = req->end,
-                     .nothing = req->n_profile_id_selector || req->n_trace_id_selector ||
-                                req->n_span_selector};
+    *q = (merge_query){.type = req->profile_typeid, .selector = req->label_selector,
+                       .start = req->start, .end = req->end,
+                       .nothing = req->n_profile_id_selector || req->n_trace_id_selector ||
+                                  req->n_span_selector};
     if (req->_stack_trace_selector_case ==
         QUERIER__V1__SELECT_MERGE_STACKTRACES_REQUEST___STACK_TRACE_SELECTOR_STACK_TRACE_SELECTOR)
-        q.n_call_site = pyroscope_call_site(c, req->stack_trace_selector, &q.call_site);
+        q->n_call_site = pyroscope_call_site(c, req->stack_trace_selector, &q->call_site);
+    return 0;
+}
+
+int pyroscope_rpc_merge_stacktraces(pyroscope_call *c, const ProtobufCMessage *in,
+                                    ProtobufCMessage **out, firn_err *err)
+{
+    merge_query q;
+    int64_t max_nodes;
+    if (stacktraces_query(c, (const void *)in, &q, &max_nodes, err) < 0)
+        return err->code;
     Querier__V1__SelectMergeStacktracesResponse *resp =
         pyroscope_new(c, &querier__v1__select_merge_stacktraces_response__descriptor);
     if (!resp)
         return no_memory(err);
     firn_err_clear(err);
     if (merge_tree(c, &q, max_nodes, &resp->flamegraph, err) < 0)
+        return err->code;
+    *out = &resp->base;
+    return 0;
+}
+
+int pyroscope_diff(pyroscope_call *c, const Querier__V1__DiffRequest *req,
+                   Querier__V1__FlameGraphDiff **fg, firn_err *err)
+{
+    if (!req->left || !req->right)
+        return firn_errf(err, FIRN_EINVAL, "left and right are both required");
+    merge_query q[2];
+    int64_t max_nodes, ignored;
+    if (stacktraces_query(c, req->left, &q[0], &max_nodes, err) < 0 ||
+        stacktraces_query(c, req->right, &q[1], &ignored, err) < 0)
+        return err->code;
+    if (!q[0].type || !q[1].type || strcmp(q[0].type, q[1].type) != 0)
+        return firn_errf(err, FIRN_EINVAL, "profile types must match: left %.200s, right %.200s",
+                         q[0].type ? q[0].type : "", q[1].type ? q[1].type : "");
+    pyroscope_tree *t = pyroscope_tree_new(err);
+    if (!t)
+        return err->code;
+    int rc = 0;
+    for (int side = 0; side < 2 && rc == 0; side++) {
+        firn_err_clear(err);
+        pprof_profile *p = merge(c, &q[side], err);
+        if (!p && err->code)
+            rc = err->code;
+        else if (p)
+            rc = pyroscope_tree_add(t, p, side, err);
+        pprof_free(p);
+    }
+    if (rc == 0 && !(*fg = pyroscope_flamegraph_diff(c, t, max_nodes, err)))
+        rc = err->code;
+    pyroscope_tree_free(t);
+    return rc;
+}
+
+int pyroscope_rpc_diff(pyroscope_call *c, const ProtobufCMessage *in, ProtobufCMessage **out,
+                       firn_err *err)
+{
+    Querier__V1__DiffResponse *resp = pyroscope_new(c, &querier__v1__diff_response__descriptor);
+    if (!resp)
+        return no_memory(err);
+    if (pyroscope_diff(c, (const void *)in, &resp->flamegraph, err) < 0)
         return err->code;
     *out = &resp->base;
     return 0;

@@ -222,6 +222,37 @@ async function run(t, answers) {
     same(`${tag}: SelectMergeProfile's sample type`, prof.sampleType.map((v) => prof.stringTable[Number(v.type)]), ['samples']);
   }
 
+  // Diff: the scraped window on the left, the pushed fixture on the right;
+  // each side's flat per function is go tool pprof's.
+  const fix = expect.pushed[0];
+  const diff = await q.diff({
+    left: { profileTypeID: SAMPLES, labelSelector: '{service_name="go"}', start, end, MaxNodes: { case: 'maxNodes', value: 1048576n } },
+    right: { profileTypeID: SAMPLES, labelSelector: `{service_name="pushed-${fix.key}-${tag}"}`, start: 0n, end: 0n } });
+  const d = diff.flamegraph;
+  same(`${tag}: Diff leftTicks and rightTicks are both sides' totals`, [Number(d?.leftTicks), Number(d?.rightTicks)],
+       [expect.scraped.total, fix.total]);
+  if (d) {
+    const flat = [{}, {}];
+    let bad = '';
+    d.levels.forEach((l, depth) => {
+      if (l.values.length % 7) bad ||= `level ${depth}: ${l.values.length} values`;
+      for (let i = 0; i < l.values.length; i += 7) {
+        const name = d.names[Number(l.values[i + 6])];
+        if (depth === 0) continue;
+        for (const sd of [0, 1]) {
+          const self = Number(l.values[i + 3 * sd + 2]);
+          if (self) flat[sd][name] = (flat[sd][name] ?? 0) + self;
+        }
+      }
+    });
+    check(`${tag}: Diff levels hold 7 values per bar`, !bad, bad);
+    const want = (top) => Object.fromEntries(Object.entries(top).filter(([, v]) => v[0]).map(([k, v]) => [k, v[0]]));
+    const sorted = (o) => Object.fromEntries(Object.entries(o).sort());
+    same(`${tag}: Diff left flat per function is go tool pprof's on the scraped export`, sorted(flat[0]), sorted(want(expect.scraped.top)));
+    same(`${tag}: Diff right flat per function is go tool pprof's on ${fix.key}`, sorted(flat[1]), sorted(want(fix.top)));
+  }
+  await rejects(`${tag}: Diff of two profile types`, q.diff({ left: { profileTypeID: SAMPLES, start, end }, right: { profileTypeID: CPU, start, end } }), Code.InvalidArgument);
+
   // SelectSeries against /api/v1/query_range on the same data.
   const step = expect.range.step;
   const ss = keep('selectSeries', Q.selectSeries.output, await q.selectSeries({ profileTypeID: CPU, labelSelector: '{service_name="go"}', start, end, step }));

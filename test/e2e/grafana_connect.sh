@@ -247,4 +247,27 @@ call "$QS/Series" application/json "$tmp/series.json" >/dev/null
 same "Series as the Drilldown asks: (go, process_cpu) among the label sets" \
     "$(jq -r '[.labelsSet[].labels | from_entries | select(.service_name == "go" and .__profile_type__ == "process_cpu:cpu:nanoseconds:cpu:nanoseconds")] | length' "$tmp/body")" 1
 
+# Pyroscope's HTTP API the Drilldown uses for its diff view (and exports).
+render_get() {  # PATH ARGS...: status, body in $tmp/body
+    curl_local --max-time 30 -G -o "$tmp/body" -w '%{http_code}' "$api$1" "${@:2}"
+}
+SAMPLES_ID=process_cpu:samples:count:cpu:nanoseconds
+same "/pyroscope/render: 200" "$(render_get /pyroscope/render --data-urlencode "query=$SAMPLES_ID{service_name=\"go\"}" \
+    -d from="$START" -d until="$END" -d max-nodes=0)" 200
+same "... flamebearer numTicks is go tool pprof's total" "$(jq -r .flamebearer.numTicks "$tmp/body")" \
+    "$(jq -r .scraped.total "$tmp/expect.json")"
+same "... single format, 4 values per bar, units objects for samples" \
+    "$(jq -c '[.metadata.format, ([.flamebearer.levels[] | length % 4] | add), .metadata.units, .flamebearer.names[0]]' "$tmp/body")" \
+    '["single",0,"objects","total"]'
+fix1_total=$(jq -r '.pushed[0].total' "$tmp/expect.json")
+same "/pyroscope/render-diff: 200" "$(render_get /pyroscope/render-diff \
+    --data-urlencode "leftQuery=$SAMPLES_ID{service_name=\"go\"}" -d leftFrom="$START" -d leftUntil="$END" \
+    --data-urlencode "rightQuery=$SAMPLES_ID{service_name=\"pushed-fix1-binary\"}" -d rightFrom=0 -d rightUntil=now)" 200
+same "... double format, 7 values per bar, both sides' ticks" \
+    "$(jq -c '[.metadata.format, ([.flamebearer.levels[] | length % 7] | add), .leftTicks, .rightTicks, .flamebearer.numTicks]' "$tmp/body")" \
+    "[\"double\",0,$(jq -r .scraped.total "$tmp/expect.json"),$fix1_total,$(($(jq -r .scraped.total "$tmp/expect.json") + fix1_total))]"
+same "render-diff of two profile types: 400 invalid_argument" "$(render_get /pyroscope/render-diff \
+    --data-urlencode "leftQuery=$SAMPLES_ID{}" --data-urlencode "rightQuery=process_cpu:cpu:nanoseconds:cpu:nanoseconds{}") $(err_code)" \
+    "400 invalid_argument"
+
 finish
