@@ -347,8 +347,12 @@ static int encode_tree(pyroscope_call *c, const pyroscope_tree *t, int64_t max_n
         uint32_t name = nd ? nd->name : OTHER_NAME;
         int64_t self[2] = {nd ? nd->self[0] : b.total[0], nd ? nd->self[1] : b.total[1]};
         if (out_name[name] < 0) {
-            out_name[name] = (int32_t)n_out;
-            names[n_out++] = t->names[name];
+            /* the answer outlives the tree: its names go to the call's arena */
+            if (!(names[n_out] = firn_arena_strdup(c->arena, t->names[name]))) {
+                failed = true;
+                break;
+            }
+            out_name[name] = (int32_t)n_out++;
         }
         while (n_levels <= b.depth && !failed) {
             level *g = firn_grow(levels, n_levels, &cap_levels, sizeof *levels, 16);
