@@ -114,24 +114,26 @@ const char *pyroscope_label(const pyroscope_series *s, const char *name)
 
 /* A selector parsed by pql: Prometheus's syntax, with "{}" (everything)
  * and selectors whose matchers all match "" allowed, as Pyroscope allows
- * them. */
+ * them.  pql wants one matcher that does not match "": when the selector
+ * has none, one every view has is added (__name__ is never empty); errors
+ * are those of the selector as written, so their columns are the client's. */
 static int parse_selector(const char *text, firn_arena *a, pql_query *q, firn_err *err)
 {
     const char *p = text + strspn(text, " \t\r\n");
-    char *own = NULL;
-    if (*p == '{' || *p == '\0') {
-        /* pql wants one matcher that does not match "": add one every
-         * view has (__name__ is never empty) */
+    firn_err first = {0};
+    int rc = *p ? pql_parse(p, q, &first) : FIRN_EINVAL;
+    if (rc < 0 && (*p == '{' || *p == '\0')) {
         const char *inner = *p ? p + 1 : "}";
         const char *rest = inner + strspn(inner, " \t\r\n");
         size_t n = strlen(inner) + 32;
-        own = firn_arena_alloc(a, n);
+        char *own = firn_arena_alloc(a, n);
         if (!own)
             return firn_errf(err, FIRN_ENOMEM, "out of memory");
         snprintf(own, n, "{__name__=~\".+\"%s%s", *rest == '}' ? "" : ",", inner);
-        p = own;
+        rc = pql_parse(own, q, NULL);
     }
-    int rc = pql_parse(p, q, err);
+    if (rc < 0 && err)
+        *err = first;
     if (rc == 0 && q->root->kind != PQL_VECTOR_SELECTOR) {
         pql_query_free(q);
         rc = firn_errf(err, FIRN_EINVAL, "want a label selector such as {service_name=\"x\"}");
