@@ -184,9 +184,16 @@ async function run(t, answers) {
     // max_nodes: the smaller nodes summed into "other", totals kept
     const small = await q.selectMergeStacktraces({ profileTypeID: SAMPLES, labelSelector: '{service_name="go"}', start, end, MaxNodes: { case: 'maxNodes', value: 5n } });
     const sb = decode(small.flamegraph, `${tag}: max_nodes=5 flame graph`);
-    check(`${tag}: max_nodes=5 keeps 5 named nodes (ties aside) and puts the rest in "other"`,
-          sb.filter((b) => b.depth > 0 && b.name !== 'other').length <= 5 + sb.filter((b) => b.total === sb[5]?.total).length &&
-          sb.some((b) => b.name === 'other'), sb.map((b) => b.name).join(' '));
+    // Pyroscope's rule, from the full graph: the 5th largest total is the
+    // least a node needs to keep its bar; the others go into "other".
+    const totals = bars.filter((b) => b.depth > 0).map((b) => b.total).sort((a, b) => b - a);
+    const minVal = totals[4];
+    const key = (b) => `${b.depth}:${b.name}:${b.total}`;
+    same(`${tag}: max_nodes=5 keeps exactly the bars whose total reaches the 5th largest (${minVal})`,
+         sb.filter((b) => b.depth > 0 && b.name !== 'other').map(key).sort(),
+         bars.filter((b) => b.depth > 0 && b.total >= minVal).map(key).sort());
+    check(`${tag}: max_nodes=5 sums the rest into "other" bars`,
+          sb.some((b) => b.name === 'other') === totals.some((t) => t < minVal), 'other missing or extra');
     same(`${tag}: max_nodes=5 keeps the total`, Number(small.flamegraph.total), expect.scraped.total);
     // call site: only the stacks through the first root child's path
     const top = bars.filter((b) => b.depth === 1).sort((a, b) => b.total - a.total)[0];
