@@ -17,7 +17,9 @@
  *   SelectSeries     per group_by value set, a point per step at its right
  *                    edge: start, start + step, ... <= end, each the SUM (or
  *                    AVERAGE) of the totals of the profiles in (edge - step,
- *                    edge]; empty steps left out; top limit series by total.
+ *                    edge]; empty steps left out; top limit series by total;
+ *                    with a call site, a profile's total is that of its
+ *                    samples under it.
  * Times are milliseconds; start = end = 0 means all time (what old Grafana
  * sends).
  */
@@ -460,7 +462,35 @@ typedef struct scan_ctx {
     group *g;
     int64_t start, step;
     size_t n_edges;
+    /* a call site filter: only the samples under it count */
+    tsdb_reader *r;
+    char **call_site;
+    size_t n_call_site;
+    firn_u64map *verdicts;   /* partition << 32 | stack -> 1 under the call site, 2 not */
+    firn_err *err;
 } scan_ctx;
+
+/* Whether a stored stack begins, root first, with the call site. */
+static int under_call_site(scan_ctx *sc, uint32_t partition, uint32_t stack, bool *yes)
+{
+    uint64_t key = (uint64_t)partition << 32 | stack;
+    uint32_t v;
+    if (firn_u64map_get(sc->verdicts, key, &v) == 1) {
+        *yes = v == 1;
+        return 0;
+    }
+    const char **names;
+    size_t n;
+    int rc = tsdb_stack_functions(sc->r, partition, stack, &names, &n, sc->err);
+    if (rc < 0)
+        return rc;
+    *yes = n >= sc->n_call_site;
+    for (size_t i = 0; *yes && i < sc->n_call_site; i++)   /* names are leaf first */
+        *yes = strcmp(names[n - 1 - i], sc->call_site[i]) == 0;
+    if (firn_u64map_put(sc->verdicts, key, *yes ? 1 : 2, NULL) < 0)
+        return firn_errf(sc->err, FIRN_ENOMEM, "out of memory");
+    return 0;
+}
 
 static int scan_block(void *ctx, const tsdb_block *b)
 {
@@ -470,9 +500,21 @@ static int scan_block(void *ctx, const tsdb_block *b)
     int64_t i = d <= 0 ? 0 : (d + sc->step - 1) / sc->step;
     if (i < 0 || (size_t)i >= sc->n_edges)
         return 0;
-    sc->g->sum[i] += (double)b->total;
+    int64_t total = b->total;
+    if (sc->n_call_site) {
+        total = 0;
+        for (size_t k = 0; k < b->n_samples; k++) {
+            bool yes;
+            int rc = under_call_site(sc, b->partition, b->stacks[k], &yes);
+            if (rc < 0)
+                return rc;
+            if (yes)
+                total = pprof_add_sat(total, b->values[k]);
+        }
+    }
+    sc->g->sum[i] += (double)total;
     sc->g->count[i]++;
-    sc->g->total += (double)b->total;
+    sc->g->total += (double)total;
     return 0;
 }
 
@@ -499,11 +541,11 @@ int pyroscope_rpc_select_series(pyroscope_call *c, const ProtobufCMessage *in,
                          "process_cpu:cpu:nanoseconds:cpu:nanoseconds)");
     if (!(req->step >= 0.001) || req->step > 1e12)
         return firn_errf(err, FIRN_EINVAL, "step %g: want at least 0.001 (seconds)", req->step);
+    char **call_site = NULL;
+    size_t n_call_site = 0;
     if (req->_stack_trace_selector_case ==
-            QUERIER__V1__SELECT_SERIES_REQUEST___STACK_TRACE_SELECTOR_STACK_TRACE_SELECTOR &&
-        req->stack_trace_selector && req->stack_trace_selector->n_call_site)
-        return firn_errf(err, FIRN_EINVAL, "stack_trace_selector: firn's SelectSeries takes "
-                         "no call site filter");
+        QUERIER__V1__SELECT_SERIES_REQUEST___STACK_TRACE_SELECTOR_STACK_TRACE_SELECTOR)
+        n_call_site = pyroscope_call_site(c, req->stack_trace_selector, &call_site);
     bool average = req->_aggregation_case ==
                        QUERIER__V1__SELECT_SERIES_REQUEST___AGGREGATION_AGGREGATION &&
                    req->aggregation == TYPES__V1__TIME_SERIES_AGGREGATION_TYPE__TIME_SERIES_AGGREGATION_TYPE_AVERAGE;
@@ -527,7 +569,9 @@ int pyroscope_rpc_select_series(pyroscope_call *c, const ProtobufCMessage *in,
     group **groups = firn_arena_calloc(c->arena, s.n + 1, sizeof *groups);
     size_t n_groups = 0;
     firn_buf key = {0};
-    int rc = groups ? 0 : no_memory(err);
+    firn_u64map verdicts = {0};
+    int rc = groups && firn_u64map_init(&verdicts, n_call_site ? 4096 : 1) == 0 ? 0
+                                                                               : no_memory(err);
     for (size_t i = 0; i < s.n && rc == 0; i++) {
         /* group_by keeps only the named labels; none: one series, no labels */
         Types__V1__Labels *l = project(c, &s.v[i], req->group_by, req->n_group_by, &key);
@@ -564,10 +608,14 @@ int pyroscope_rpc_select_series(pyroscope_call *c, const ProtobufCMessage *in,
             g->labels = l;
             groups[n_groups++] = g;
         }
-        scan_ctx sc = {.g = g, .start = start, .step = step, .n_edges = n_edges};
-        rc = tsdb_scan(r, s.v[i].series->id, start - step + 1, end, TSDB_SCAN_TOTALS,
-                       scan_block, &sc, err);
+        scan_ctx sc = {.g = g, .start = start, .step = step, .n_edges = n_edges, .r = r,
+                       .call_site = call_site, .n_call_site = n_call_site,
+                       .verdicts = &verdicts, .err = err};
+        /* totals alone unless stacks must be looked at */
+        rc = tsdb_scan(r, s.v[i].series->id, start - step + 1, end,
+                       n_call_site ? 0 : TSDB_SCAN_TOTALS, scan_block, &sc, err);
     }
+    firn_u64map_destroy(&verdicts);
     firn_buf_free(&key);
     tsdb_reader_close(r);
     Querier__V1__SelectSeriesResponse *resp =

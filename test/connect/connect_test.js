@@ -195,11 +195,20 @@ async function run(t, answers) {
     check(`${tag}: max_nodes=5 sums the rest into "other" bars`,
           sb.some((b) => b.name === 'other') === totals.some((t) => t < minVal), 'other missing or extra');
     same(`${tag}: max_nodes=5 keeps the total`, Number(small.flamegraph.total), expect.scraped.total);
-    // call site: only the stacks through the first root child's path
-    const top = bars.filter((b) => b.depth === 1).sort((a, b) => b.total - a.total)[0];
+    // call site: the path to a node holding part of the total (not all of
+    // it, so that the filter shows), root first
+    const part = bars.filter((b) => b.depth > 0 && b.total < Number(fg.flamegraph.total)).sort((a, b) => b.total - a.total)[0];
+    const path = [];
+    for (let b = part; b && b.depth > 0; b = b.parent) path.unshift({ name: b.name });
+    const site = path.map((p) => p.name).join(' > ');
     const cs = await q.selectMergeStacktraces({ profileTypeID: SAMPLES, labelSelector: '{service_name="go"}', start, end,
-      StackTraceSelector: { case: 'stackTraceSelector', value: { callSite: [{ name: top.name }] } } });
-    same(`${tag}: call_site [${top.name}] keeps the stacks under it`, Number(cs.flamegraph?.total), top.total);
+      StackTraceSelector: { case: 'stackTraceSelector', value: { callSite: path } } });
+    same(`${tag}: call_site [${site}] keeps the stacks under it (${part.total} of ${Number(fg.flamegraph.total)})`,
+         Number(cs.flamegraph?.total), part.total);
+    const css = await q.selectSeries({ profileTypeID: SAMPLES, labelSelector: '{service_name="go"}', start, end, step: 60,
+      StackTraceSelector: { case: 'stackTraceSelector', value: { callSite: path } } });
+    same(`${tag}: SelectSeries with that call_site sums to the node's total`,
+         (css.series[0]?.points ?? []).reduce((a, p) => a + p.value, 0), part.total);
   }
   const none = await q.selectMergeStacktraces({ profileTypeID: SAMPLES, labelSelector: '{service_name="no-such-service"}', start, end });
   check(`${tag}: nothing matching answers no flame graph (Grafana's "no data")`, none.flamegraph === undefined, toJson(Q.selectMergeStacktraces.output, none));
