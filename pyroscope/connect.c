@@ -372,9 +372,17 @@ static void handle_connect(void *ctx, const web_request *r, web_response *resp)
     pyroscope_serve(ctx, &req, resp);
 }
 
+void pyroscope_free(pyroscope_api *api)
+{
+    pyroscope_deltas_free(api->deltas);
+    api->deltas = NULL;
+}
+
 int pyroscope_register(web_server *s, pyroscope_api *api, firn_err *err)
 {
     unsigned flags = WEB_ROUTE_WORKER | WEB_ROUTE_RAW_BODY;
+    if (!api->deltas && !(api->deltas = pyroscope_deltas_new()))
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     for (size_t i = 0; i < sizeof METHODS / sizeof METHODS[0]; i++)
         if (web_route(s, "POST", METHODS[i].path, flags, handle_connect, api, err) < 0)
             return -1;

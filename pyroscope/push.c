@@ -9,17 +9,26 @@
  *   - the other __-prefixed labels (__delta__, __otel__...) are dropped, and
  *     '.' in label names becomes '_' (otel.scope.name -> otel_scope_name,
  *     as /ingest does);
- *   - __delta__="false" says the values are per interval already, and so
- *     does every client that sends no __delta__ (Alloy's eBPF profiler and
- *     the SDKs send deltas): firn stores the columns that count events over
- *     the interval (CPU, wall, allocations, contentions, delays) as :delta
- *     types and in-use memory and goroutines as snapshots, as /ingest does;
+ *   - __delta__="false" says the values are per interval already: the
+ *     columns that count events over the interval (CPU, wall, allocations,
+ *     contentions, delays) are stored as :delta types and in-use memory and
+ *     goroutines as snapshots, as /ingest does;
+ *   - without __delta__, a profile with cumulative columns (Go's
+ *     alloc_objects, alloc_space, contentions, delay: what Alloy's scrape
+ *     sends unless it computed deltas) is turned into its difference from
+ *     the same series' previous push, as Pyroscope does; the first one (or
+ *     one whose values went down: a restart) is only kept as the baseline,
+ *     answered 200 and not stored.  Up to PUSH_DELTA_SERIES_MAX series are
+ *     tracked; past that the table starts over (every series then begins
+ *     from a new baseline).  Profiles without cumulative columns (CPU from
+ *     the SDKs and the eBPF profiler) are stored as they come;
  *   - ID and annotations are ignored.
  * Every profile of the request is decoded and checked before the first is
  * stored; each store is durable before the answer.  A bad profile or label
  * is invalid_argument (Alloy does not retry it), a full store queue
  * unavailable (Alloy retries).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,13 +37,26 @@
 
 /* Most profiles one Push may carry. */
 #define PUSH_PROFILES_MAX 4096
+/* Most series whose previous cumulative profile is kept. */
+#define PUSH_DELTA_SERIES_MAX 65536
+
+/* The previous cumulative profile of each pushed series, by a hash of its
+ * profile name and labels. */
+struct pyroscope_deltas {
+    pthread_mutex_t mu;
+    firn_u64map index;            /* hash -> slot */
+    pprof_delta_state **states;
+    size_t n, cap;
+};
 
 typedef struct pending {
     firn_label *labels;
     size_t n_labels;
     const char *name;
+    bool cumulative;       /* no __delta__: cumulative columns get deltas */
     pprof_profile *profile;
     bool *delta_columns;
+    bool baseline;         /* kept as the delta baseline only: not stored */
 } pending;
 
 static int series_labels(pyroscope_call *c, const Push__V1__RawProfileSeries *s, pending *pd,
@@ -49,6 +71,10 @@ static int series_labels(pyroscope_call *c, const Push__V1__RawProfileSeries *s,
             continue;
         if (strcmp(l->name, "__name__") == 0) {
             pd->name = l->value;
+            continue;
+        }
+        if (strcmp(l->name, "__delta__") == 0) {
+            pd->cumulative = false;
             continue;
         }
         if (strncmp(l->name, "__", 2) == 0)
@@ -96,12 +122,99 @@ static int decode_sample(pyroscope_call *c, const Push__V1__RawSample *raw, pend
     if (!pd->delta_columns)
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
     pprof_delta_columns(p, pd->delta_columns);
+    bool any = false;
+    for (size_t i = 0; i < p->n_sample_types; i++)
+        any |= pd->delta_columns[i];
+    pd->cumulative &= any;
     bool timed = strcmp(pd->name, "process_cpu") == 0 || strcmp(pd->name, "wall") == 0;
     for (size_t i = 0; i < p->n_sample_types; i++)
         pd->delta_columns[i] |= timed;
     if (p->time_nanos <= 0)
         p->time_nanos = firn_now_ms() * 1000000;
     return 0;
+}
+
+static uint64_t series_hash(const pending *pd)
+{
+    uint64_t h = 1469598103934665603ULL;
+    const char *parts[2 * FIRN_LABELS_MAX + 1];
+    size_t n = 0;
+    parts[n++] = pd->name;
+    for (size_t i = 0; i < pd->n_labels && n + 2 <= sizeof parts / sizeof parts[0]; i++) {
+        parts[n++] = pd->labels[i].name;
+        parts[n++] = pd->labels[i].value;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (const char *p = parts[i]; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;   /* a separator no UTF-8 text holds */
+    }
+    return h;
+}
+
+/* The series' cumulative columns as deltas against its previous push. */
+static int apply_delta(pyroscope_deltas *d, pending *pd, firn_err *err)
+{
+    uint64_t h = series_hash(pd);
+    pthread_mutex_lock(&d->mu);
+    uint32_t slot;
+    int rc = 0;
+    if (firn_u64map_get(&d->index, h, &slot) != 1) {
+        if (d->n >= PUSH_DELTA_SERIES_MAX) {   /* start over rather than grow without end */
+            for (size_t i = 0; i < d->n; i++)
+                pprof_delta_free(d->states[i]);
+            d->n = 0;
+            firn_u64map_clear(&d->index);
+        }
+        pprof_delta_state **g = firn_grow(d->states, d->n, &d->cap, sizeof *d->states, 64);
+        pprof_delta_state *st = g ? pprof_delta_new() : NULL;
+        if (g)
+            d->states = g;
+        if (!st || firn_u64map_put(&d->index, h, (uint32_t)d->n, NULL) < 0) {
+            pprof_delta_free(st);
+            pthread_mutex_unlock(&d->mu);
+            return firn_errf(err, FIRN_ENOMEM, "out of memory");
+        }
+        slot = (uint32_t)d->n;
+        d->states[d->n++] = st;
+    }
+    bool cumulative[PPROF_SAMPLE_TYPES_MAX_PUSH];
+    size_t nt = pd->profile->n_sample_types;
+    if (nt > PPROF_SAMPLE_TYPES_MAX_PUSH) {
+        pthread_mutex_unlock(&d->mu);
+        return firn_errf(err, FIRN_EINVAL, "%zu sample types: at most %d", nt,
+                         PPROF_SAMPLE_TYPES_MAX_PUSH);
+    }
+    pprof_delta_columns(pd->profile, cumulative);
+    rc = pprof_delta_apply(d->states[slot], pd->profile, cumulative, err);
+    pthread_mutex_unlock(&d->mu);
+    if (rc < 0)
+        return rc;
+    pd->baseline = rc == 0;
+    return 0;
+}
+
+pyroscope_deltas *pyroscope_deltas_new(void)
+{
+    pyroscope_deltas *d = calloc(1, sizeof *d);
+    if (!d || firn_u64map_init(&d->index, 1024) < 0) {
+        free(d);
+        return NULL;
+    }
+    pthread_mutex_init(&d->mu, NULL);
+    return d;
+}
+
+void pyroscope_deltas_free(pyroscope_deltas *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n; i++)
+        pprof_delta_free(d->states[i]);
+    free(d->states);
+    firn_u64map_destroy(&d->index);
+    pthread_mutex_destroy(&d->mu);
+    free(d);
 }
 
 int pyroscope_rpc_push(pyroscope_call *c, const ProtobufCMessage *in, ProtobufCMessage **out,
@@ -125,7 +238,7 @@ int pyroscope_rpc_push(pyroscope_call *c, const ProtobufCMessage *in, ProtobufCM
         const Push__V1__RawProfileSeries *s = req->series[i];
         if (!s)
             continue;
-        pending base = {0};
+        pending base = {.cumulative = true};
         if ((rc = series_labels(c, s, &base, err)) < 0) {
             firn_err_prefix(err, "series %zu", i);
             break;
@@ -138,7 +251,14 @@ int pyroscope_rpc_push(pyroscope_call *c, const ProtobufCMessage *in, ProtobufCM
                 firn_err_prefix(err, "series %zu, sample %zu", i, k);
         }
     }
+    /* deltas last: a request refused above leaves no baseline behind */
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (pd[i].cumulative)
+            rc = c->api->deltas ? apply_delta(c->api->deltas, &pd[i], err)
+                                : firn_errf(err, FIRN_EBUSY, "no delta table");
     for (size_t i = 0; i < n && rc == 0; i++) {
+        if (pd[i].baseline)
+            continue;
         tsdb_append_req ar = {.labels = pd[i].labels, .n_labels = pd[i].n_labels,
                               .profile_name = pd[i].name, .delta_columns = pd[i].delta_columns,
                               .profile = pd[i].profile};

@@ -37,13 +37,23 @@
 #include "tsdb/tsdb.h"
 #include "web/web.h"
 
+typedef struct pyroscope_deltas pyroscope_deltas;
+
 typedef struct pyroscope_api {
     tsdb *db;                  /* NULL: every call that needs the store is unavailable */
     const char *settings_path; /* the settings file; NULL: Settings answers unavailable */
+    pyroscope_deltas *deltas;  /* set by pyroscope_register: pushed series' previous
+                                * cumulative profiles */
 } pyroscope_api;
 
-/* Registers the Connect services' routes.  api must outlive the server. */
+/* Registers the Connect services' routes.  api must outlive the server;
+ * pyroscope_free(api) once the server is stopped. */
 int pyroscope_register(web_server *s, pyroscope_api *api, firn_err *err);
+void pyroscope_free(pyroscope_api *api);
+
+/* The table of pushed series' previous cumulative profiles (push.c). */
+pyroscope_deltas *pyroscope_deltas_new(void);
+void pyroscope_deltas_free(pyroscope_deltas *d);
 
 /* One Connect request as the route hands it over (headers NULL when
  * absent), answered into resp: the whole request path without a socket,

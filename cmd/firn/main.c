@@ -515,6 +515,7 @@ out:
     /* Stop in reverse order of dependence: nothing serves, then nothing
      * scrapes, then the store closes with every acknowledged write. */
     web_stop(s.web);
+    pyroscope_free(&s.pyroscope);
     config_web_free(s.web_config);
     disc_manager_free(s.disc);
     scrape_manager_free(s.scrape);

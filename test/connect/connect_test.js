@@ -238,6 +238,31 @@ async function run(t, answers) {
     same(`${tag}: SelectMergeProfile's sample type`, prof.sampleType.map((v) => prof.stringTable[Number(v.type)]), ['samples']);
   }
 
+  // Cumulative pushes (no __delta__): the first is the baseline, the
+  // second stored as its difference, as go tool pprof -base computes it.
+  {
+    const cum = expect.cumulative, service = `cumulative-${tag}`;
+    const pushAllocs = (file) => push.push({ series: [{ labels: [{ name: '__name__', value: 'memory' },
+      { name: 'service_name', value: service }], samples: [{ rawProfile: readFileSync(file) }] }] });
+    const ALLOC = 'memory:alloc_space:bytes:space:bytes', INUSE = 'memory:inuse_space:bytes:space:bytes';
+    const sel = `{service_name="${service}"}`;
+    await pushAllocs(cum.first);
+    const first = await q.selectMergeStacktraces({ profileTypeID: ALLOC, labelSelector: sel, start: 0n, end: 0n });
+    check(`${tag}: the first cumulative push is only the baseline (nothing stored)`, first.flamegraph === undefined, 'stored');
+    await pushAllocs(cum.second);
+    const ap = await q.selectMergeStacktraces({ profileTypeID: ALLOC, labelSelector: sel, start: 0n, end: 0n, MaxNodes: { case: 'maxNodes', value: 1048576n } });
+    const total = (top) => Object.values(top).reduce((a, v) => a + v[0], 0);
+    if (total(cum.alloc_space) === 0) {
+      check(`${tag}: the second push, no allocation in between: nothing to store`, ap.flamegraph === undefined, 'stored');
+    } else {
+      sameTable(`${tag}: the second cumulative push: alloc_space`, ap.flamegraph ? table(decode(ap.flamegraph, `${tag}: alloc delta`)) : {},
+                Object.fromEntries(Object.entries(cum.alloc_space).filter(([, v]) => v[0] || v[1])));
+    }
+    const ip = await q.selectMergeStacktraces({ profileTypeID: INUSE, labelSelector: sel, start: 0n, end: 0n, MaxNodes: { case: 'maxNodes', value: 1048576n } });
+    sameTable(`${tag}: ... and inuse_space, a snapshot, as pushed`, ip.flamegraph ? table(decode(ip.flamegraph, `${tag}: inuse`)) : {},
+              Object.fromEntries(Object.entries(cum.inuse_space).filter(([, v]) => v[0] || v[1])));
+  }
+
   // Diff: the scraped window on the left, the pushed fixture on the right;
   // each side's flat per function is go tool pprof's.
   const fix = expect.pushed[0];

@@ -39,6 +39,10 @@ if ! start_goservice "$tmp" svc; then
 fi
 svc_pid=${E2E_PIDS[-1]}
 ok "go service at $GO_ADDR"
+# Two of its cumulative allocation profiles, some seconds apart (the CPU
+# scrapes below come between them), pushed later without __delta__.
+curl_local --fail --max-time 30 -o "$tmp/allocs1.pb.gz" "http://$GO_ADDR/debug/pprof/allocs" ||
+    fail "fetching the Go service's allocs profile"
 
 cat >"$tmp/firn.yml" <<EOF
 global: {scrape_interval: 2s, scrape_timeout: 2s}
@@ -71,6 +75,8 @@ if wait_for 90 cpu_profiles; then
 else
     fail "the Go service's CPU profiles were not scraped: $(tail -3 "$tmp/firn.log")"
 fi
+curl_local --fail --max-time 30 -o "$tmp/allocs2.pb.gz" "http://$GO_ADDR/debug/pprof/allocs" ||
+    fail "fetching the Go service's allocs profile again"
 # Freeze the data: stop the service, then wait until every scrape loop of
 # the job has failed once (so no scrape begun before is still storing).
 stop_pid "$svc_pid"
@@ -88,13 +94,18 @@ secs() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }
 
 # ---- what other tools say about the same data -----------------------------------
 
-# pprof_table FILE: go tool pprof -top's flat and cum per function (samples)
-# as {"name": [flat, cum]}.
+# pprof_table FILE [INDEX [BASE]]: go tool pprof -top's flat and cum per
+# function (of sample type INDEX, default samples; with BASE, the
+# difference from it) as {"name": [flat, cum]}.
 pprof_table() {
-    go tool pprof -top -nodefraction=0 -sample_index=samples "$1" 2>/dev/null | awk '
+    local unit=
+    [[ ${2:-} == *_space ]] && unit=-unit=byte   # exact bytes ("1049360B"), not "1.00MB"
+    go tool pprof -top -nodefraction=0 -sample_index="${2:-samples}" $unit ${3:+-base "$3"} "$1" \
+        2>/dev/null | awk '
         /flat%/ { s = 1; next }
         s { name = ""; for (i = 6; i <= NF; i++) name = name (i > 6 ? " " : "") $i
-            sub(/ \((partial-)?inline\)$/, "", name); print name "\t" $1 "\t" $4 }' |
+            sub(/ \((partial-)?inline\)$/, "", name); sub(/B$/, "", $1); sub(/B$/, "", $4)
+            print name "\t" $1 "\t" $4 }' |
         jq -R -s -c 'split("\n") | map(select(length > 0) | split("\t")) |
                      map({key: .[0], value: [(.[1] | tonumber), (.[2] | tonumber)]}) | from_entries'
 }
@@ -103,6 +114,8 @@ curl_local --max-time 60 -G "$api/api/v1/profile" --data-urlencode "query=$SAMPL
 scraped=$(pprof_table "$tmp/scraped.pb.gz")
 fix1=$(pprof_table "$FIX1")
 fix2=$(pprof_table "$FIX2")
+allocs_delta=$(pprof_table "$tmp/allocs2.pb.gz" alloc_space "$tmp/allocs1.pb.gz")
+allocs_inuse=$(pprof_table "$tmp/allocs2.pb.gz" inuse_space)
 if [ "$(jq 'length' <<<"$scraped")" -gt 0 ] && [ "$(jq 'length' <<<"$fix1")" -gt 0 ] &&
    [ "$(jq 'length' <<<"$fix2")" -gt 0 ]; then
     ok "go tool pprof -top tables of the scraped export and both fixtures"
@@ -123,12 +136,14 @@ avg=$(jq -c -n --argjson s "$sum" --argjson c "$count" \
     fail "query_range found no points"
 jq -n --argjson start "$START" --argjson stop "$END" --argjson scraped "$scraped" \
     --argjson fix1 "$fix1" --argjson fix2 "$fix2" --argjson sum "$sum" --argjson avg "$avg" \
-    --argjson step "$STEP" --arg f1 "$FIX1" --arg f2 "$FIX2" '
+    --argjson step "$STEP" --arg f1 "$FIX1" --arg f2 "$FIX2" --arg a1 "$tmp/allocs1.pb.gz" \
+    --arg a2 "$tmp/allocs2.pb.gz" --argjson adelta "$allocs_delta" --argjson ainuse "$allocs_inuse" '
     def total: [.[] | .[0]] | add;
     {start: $start, "end": $stop,
      scraped: {top: $scraped, total: ($scraped | total)},
      pushed: [{key: "fix1", file: $f1, top: $fix1, total: ($fix1 | total)},
               {key: "fix2", file: $f2, top: $fix2, total: ($fix2 | total)}],
+     cumulative: {first: $a1, second: $a2, alloc_space: $adelta, inuse_space: $ainuse},
      range: {step: $step, sum: $sum, avg: $avg}}' >"$tmp/expect.json"
 
 # ---- the real Connect client ---------------------------------------------------------
