@@ -169,8 +169,6 @@ int pyroscope_diff(pyroscope_call *c, const Querier__V1__DiffRequest *req,
                    Querier__V1__FlameGraphDiff **fg, firn_err *err);
 int pyroscope_rpc_select_series(pyroscope_call *, const ProtobufCMessage *, ProtobufCMessage **,
                                 firn_err *);
-/* Most sample types of a pushed profile with cumulative columns. */
-#define PPROF_SAMPLE_TYPES_MAX_PUSH 64
 int pyroscope_rpc_push(pyroscope_call *, const ProtobufCMessage *, ProtobufCMessage **,
                        firn_err *);
 int pyroscope_rpc_settings_get(pyroscope_call *, const ProtobufCMessage *, ProtobufCMessage **,

@@ -153,8 +153,12 @@ static uint64_t series_hash(const pending *pd)
 }
 
 /* The series' cumulative columns as deltas against its previous push. */
-static int apply_delta(pyroscope_deltas *d, pending *pd, firn_err *err)
+static int apply_delta(pyroscope_call *c, pyroscope_deltas *d, pending *pd, firn_err *err)
 {
+    bool *cumulative = firn_arena_calloc(c->arena, pd->profile->n_sample_types + 1,
+                                         sizeof *cumulative);
+    if (!cumulative)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     uint64_t h = series_hash(pd);
     pthread_mutex_lock(&d->mu);
     uint32_t slot;
@@ -177,13 +181,6 @@ static int apply_delta(pyroscope_deltas *d, pending *pd, firn_err *err)
         }
         slot = (uint32_t)d->n;
         d->states[d->n++] = st;
-    }
-    bool cumulative[PPROF_SAMPLE_TYPES_MAX_PUSH];
-    size_t nt = pd->profile->n_sample_types;
-    if (nt > PPROF_SAMPLE_TYPES_MAX_PUSH) {
-        pthread_mutex_unlock(&d->mu);
-        return firn_errf(err, FIRN_EINVAL, "%zu sample types: at most %d", nt,
-                         PPROF_SAMPLE_TYPES_MAX_PUSH);
     }
     pprof_delta_columns(pd->profile, cumulative);
     rc = pprof_delta_apply(d->states[slot], pd->profile, cumulative, err);
@@ -254,7 +251,7 @@ int pyroscope_rpc_push(pyroscope_call *c, const ProtobufCMessage *in, ProtobufCM
     /* deltas last: a request refused above leaves no baseline behind */
     for (size_t i = 0; i < n && rc == 0; i++)
         if (pd[i].cumulative)
-            rc = c->api->deltas ? apply_delta(c->api->deltas, &pd[i], err)
+            rc = c->api->deltas ? apply_delta(c, c->api->deltas, &pd[i], err)
                                 : firn_errf(err, FIRN_EBUSY, "no delta table");
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (pd[i].baseline)
