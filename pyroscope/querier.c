@@ -23,6 +23,7 @@
  * Times are milliseconds; start = end = 0 means all time (what old Grafana
  * sends).
  */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,25 +133,37 @@ static int collect(pyroscope_call *c, const pyroscope_selection *s, const char *
     return 0;
 }
 
+/* LabelNames (name NULL) and LabelValues: sorted, unique, into a response
+ * of type d whose names are *names / *n_names. */
+static int names_rpc(pyroscope_call *c, char *const *matchers, size_t n_matchers, int64_t start,
+                     int64_t end, const char *name, const ProtobufCMessageDescriptor *d,
+                     ProtobufCMessage **out, firn_err *err)
+{
+    pyroscope_selection s;
+    tsdb_reader *r = select_series(c, matchers, n_matchers, NULL, &start, &end, &s, err);
+    if (!r)
+        return err->code;
+    tsdb_reader_close(r);
+    ProtobufCMessage *resp = pyroscope_new(c, d);
+    if (!resp)
+        return no_memory(err);
+    /* both responses are {names = 1}: the one field's count and array */
+    const ProtobufCFieldDescriptor *f = &d->fields[0];
+    assert(d->n_fields == 1 && f->label == PROTOBUF_C_LABEL_REPEATED &&
+           f->type == PROTOBUF_C_TYPE_STRING);
+    if (collect(c, &s, name, (char ***)((char *)resp + f->offset),
+                (size_t *)((char *)resp + f->quantifier_offset), err) < 0)
+        return err->code;
+    *out = resp;
+    return 0;
+}
+
 int pyroscope_rpc_label_names(pyroscope_call *c, const ProtobufCMessage *in,
                               ProtobufCMessage **out, firn_err *err)
 {
     const Types__V1__LabelNamesRequest *req = (const void *)in;
-    int64_t start = req->start, end = req->end;
-    pyroscope_selection s;
-    tsdb_reader *r = select_series(c, req->matchers, req->n_matchers, NULL, &start, &end, &s,
-                                   err);
-    if (!r)
-        return err->code;
-    tsdb_reader_close(r);
-    Types__V1__LabelNamesResponse *resp =
-        pyroscope_new(c, &types__v1__label_names_response__descriptor);
-    if (!resp)
-        return no_memory(err);
-    if (collect(c, &s, NULL, &resp->names, &resp->n_names, err) < 0)
-        return err->code;
-    *out = &resp->base;
-    return 0;
+    return names_rpc(c, req->matchers, req->n_matchers, req->start, req->end, NULL,
+                     &types__v1__label_names_response__descriptor, out, err);
 }
 
 int pyroscope_rpc_label_values(pyroscope_call *c, const ProtobufCMessage *in,
@@ -159,21 +172,8 @@ int pyroscope_rpc_label_values(pyroscope_call *c, const ProtobufCMessage *in,
     const Types__V1__LabelValuesRequest *req = (const void *)in;
     if (!req->name || !*req->name)
         return firn_errf(err, FIRN_EINVAL, "name: the label whose values to list is required");
-    int64_t start = req->start, end = req->end;
-    pyroscope_selection s;
-    tsdb_reader *r = select_series(c, req->matchers, req->n_matchers, NULL, &start, &end, &s,
-                                   err);
-    if (!r)
-        return err->code;
-    tsdb_reader_close(r);
-    Types__V1__LabelValuesResponse *resp =
-        pyroscope_new(c, &types__v1__label_values_response__descriptor);
-    if (!resp)
-        return no_memory(err);
-    if (collect(c, &s, req->name, &resp->names, &resp->n_names, err) < 0)
-        return err->code;
-    *out = &resp->base;
-    return 0;
+    return names_rpc(c, req->matchers, req->n_matchers, req->start, req->end, req->name,
+                     &types__v1__label_values_response__descriptor, out, err);
 }
 
 /* A series' labels restricted to names (all when n_names is 0) as
