@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "fixtures.h"
 #include "pyroscope/internal.h"
 
 static void *arena_alloc(void *a, size_t n)
@@ -289,6 +290,115 @@ static void test_flamegraph_other_and_empty(void **state)
     assert_int_equal(pyroscope_max_nodes(true, -1, &mn, &err), FIRN_EINVAL);
 }
 
+/* ---- the label view over a real store -------------------------------------------- */
+
+static void append(tsdb *db, const char *name, bool delta, const firn_label *labels, size_t n,
+                   int64_t ts)
+{
+    static const char *const stacks[] = {"main;work"};
+    static const int64_t values[] = {7};
+    pprof_profile *p = profile_of(stacks, values, 1);
+    firn_label l[8];
+    memcpy(l, labels, n * sizeof *l);
+    firn_err err = {0};
+    assert_int_equal(firn_labels_normalize(l, &n, &err), 0);
+    tsdb_append_req req = {.labels = l, .n_labels = n, .profile_name = name, .delta = delta,
+                           .profile = p, .timestamp_ms = ts};
+    if (tsdb_append(db, &req, &err) < 0)
+        fail_msg("append: %s", err.msg);
+    pprof_free(p);
+}
+
+/* The service_name of each selected series, sorted, joined by ','. */
+static char *selected(fixture *f, tsdb_reader *r, const char *sel, const char *type)
+{
+    char *sels[] = {(char *)sel};
+    pyroscope_selection s;
+    firn_err err = {0};
+    if (pyroscope_select(&f->c, r, sels, 1, type, 0, INT64_MAX, &s, &err) < 0)
+        fail_msg("select %s: %s", sel, err.msg);
+    firn_buf b = {0};
+    char **v = calloc(s.n + 1, sizeof *v);
+    for (size_t i = 0; i < s.n; i++) {
+        const char *svc = pyroscope_label(&s.v[i], "service_name");
+        const char *pt = pyroscope_label(&s.v[i], "__profile_type__");
+        assert_non_null(svc);
+        assert_string_equal(pt, s.v[i].profile_type);
+        v[i] = malloc(strlen(svc) + 4);
+        sprintf(v[i], "%s%s", svc, s.v[i].delta ? "+d" : "");
+    }
+    for (size_t i = 0; i < s.n; i++)   /* a tiny insertion sort: a handful of series */
+        for (size_t k = i; k > 0 && strcmp(v[k - 1], v[k]) > 0; k--) {
+            char *t = v[k];
+            v[k] = v[k - 1];
+            v[k - 1] = t;
+        }
+    for (size_t i = 0; i < s.n; i++) {
+        firn_buf_puts(&b, i ? "," : "");
+        firn_buf_puts(&b, v[i]);
+        free(v[i]);
+    }
+    free(v);
+    firn_buf_append(&b, "", 1);
+    return firn_buf_take(&b, NULL);
+}
+
+static void test_view_rules(void **state)
+{
+    fixture *f = *state;
+    char *dir = temp_dir("pyroscope");
+    tsdb_options o;
+    tsdb_options_default(&o);
+    o.path = dir;
+    o.retention_ms = 0;
+    firn_err err = {0};
+    tsdb *db = tsdb_open(&o, &err);
+    if (!db)
+        fail_msg("tsdb_open: %s", err.msg);
+    int64_t now = firn_now_ms();
+    /* service_name as its own label, from job, from nothing */
+    append(db, "process_cpu", true, (firn_label[]){{"service_name", "api"}, {"job", "j1"}}, 2, now);
+    append(db, "process_cpu", true, (firn_label[]){{"job", "scraped"}}, 1, now);
+    append(db, "process_cpu", true, (firn_label[]){{"instance", "x"}}, 1, now);
+    /* one series' type both with and without :delta: the :delta one is shown */
+    append(db, "memory", false, (firn_label[]){{"job", "both"}}, 1, now);
+    append(db, "memory", true, (firn_label[]){{"job", "both"}}, 1, now);
+    f->api.db = db;
+    tsdb_reader *r = pyroscope_reader(&f->c, &err);
+    assert_non_null(r);
+
+    char *got = selected(f, r, "{}", "process_cpu:cpu:nanoseconds::");
+    assert_string_equal(got, "api+d,scraped+d,unknown_service+d");
+    free(got);
+    got = selected(f, r, "{service_name=\"scraped\"}", NULL);
+    assert_string_equal(got, "scraped+d");
+    free(got);
+    got = selected(f, r, "{service_name=~\"unknown.*|api\", __name__=\"process_cpu\"}", NULL);
+    assert_string_equal(got, "api+d,unknown_service+d");
+    free(got);
+    /* Pyroscope's __name__ is the profile name; __type__ the sample type */
+    got = selected(f, r, "{__name__=\"memory\"}", NULL);
+    assert_string_equal(got, "both+d");
+    free(got);
+    got = selected(f, r, "memory{__type__=\"cpu\"}", NULL);
+    assert_string_equal(got, "both+d");
+    free(got);
+    got = selected(f, r, "{__profile_type__=\"memory:cpu:nanoseconds::\"}", NULL);
+    assert_string_equal(got, "both+d");
+    free(got);
+    got = selected(f, r, "{__profile_type__=\"memory:cpu:nanoseconds:::delta\"}", NULL);
+    assert_string_equal(got, "");
+    free(got);
+    got = selected(f, r, "{job!=\"both\", service_name!=\"api\"}", NULL);
+    assert_string_equal(got, "scraped+d,unknown_service+d");
+    free(got);
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    f->api.db = NULL;
+    remove_tree(dir);
+    free(dir);
+}
+
 /* ---- the Connect request path ------------------------------------------------------- */
 
 static void serve(const char *path, const char *ct, const char *body, size_t len,
@@ -371,6 +481,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_json_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flamegraph_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flamegraph_other_and_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_view_rules, setup, teardown),
         cmocka_unit_test(test_connect_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
