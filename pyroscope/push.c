@@ -18,9 +18,10 @@
  *     sends unless it computed deltas) is turned into its difference from
  *     the same series' previous push, as Pyroscope does; the first one (or
  *     one whose values went down: a restart) is only kept as the baseline,
- *     answered 200 and not stored.  Up to PUSH_DELTA_SERIES_MAX series are
- *     tracked; past that the table starts over (every series then begins
- *     from a new baseline).  Profiles without cumulative columns (CPU from
+ *     answered 200 and not stored.  Up to PUSH_DELTA_SERIES_MAX series
+ *     (and about PUSH_DELTA_BYTES_MAX of their samples) are tracked; past
+ *     that the table starts over (every series then begins from a new
+ *     baseline).  Profiles without cumulative columns (CPU from
  *     the SDKs and the eBPF profiler) are stored as they come;
  *   - ID and annotations are ignored.
  * Every profile of the request is decoded and checked before the first is
@@ -37,8 +38,10 @@
 
 /* Most profiles one Push may carry. */
 #define PUSH_PROFILES_MAX 4096
-/* Most series whose previous cumulative profile is kept. */
+/* Most series whose previous cumulative profile is kept, and about how
+ * much memory those profiles may hold (a sample's identity and values). */
 #define PUSH_DELTA_SERIES_MAX 65536
+#define PUSH_DELTA_BYTES_MAX (256u << 20)
 
 /* The previous cumulative profile of each pushed series, by a hash of its
  * profile name and labels. */
@@ -46,7 +49,8 @@ struct pyroscope_deltas {
     pthread_mutex_t mu;
     firn_u64map index;            /* hash -> slot */
     pprof_delta_state **states;
-    size_t n, cap;
+    size_t *sizes;                /* per slot: its estimated bytes */
+    size_t n, cap, sizes_cap, bytes;
 };
 
 typedef struct pending {
@@ -163,25 +167,35 @@ static int apply_delta(pyroscope_call *c, pyroscope_deltas *d, pending *pd, firn
     pthread_mutex_lock(&d->mu);
     uint32_t slot;
     int rc = 0;
+    size_t size = pd->profile->n_samples * (sizeof(pprof_hash) +
+                                             pd->profile->n_sample_types * sizeof(int64_t));
     if (firn_u64map_get(&d->index, h, &slot) != 1) {
-        if (d->n >= PUSH_DELTA_SERIES_MAX) {   /* start over rather than grow without end */
+        if (d->n >= PUSH_DELTA_SERIES_MAX || d->bytes + size > PUSH_DELTA_BYTES_MAX) {
+            /* start over rather than grow without end */
             for (size_t i = 0; i < d->n; i++)
                 pprof_delta_free(d->states[i]);
             d->n = 0;
+            d->bytes = 0;
             firn_u64map_clear(&d->index);
         }
         pprof_delta_state **g = firn_grow(d->states, d->n, &d->cap, sizeof *d->states, 64);
-        pprof_delta_state *st = g ? pprof_delta_new() : NULL;
         if (g)
             d->states = g;
+        size_t *gs = firn_grow(d->sizes, d->n, &d->sizes_cap, sizeof *d->sizes, 64);
+        if (gs)
+            d->sizes = gs;
+        pprof_delta_state *st = g && gs ? pprof_delta_new() : NULL;
         if (!st || firn_u64map_put(&d->index, h, (uint32_t)d->n, NULL) < 0) {
             pprof_delta_free(st);
             pthread_mutex_unlock(&d->mu);
             return firn_errf(err, FIRN_ENOMEM, "out of memory");
         }
         slot = (uint32_t)d->n;
+        d->sizes[slot] = 0;
         d->states[d->n++] = st;
     }
+    d->bytes += size - d->sizes[slot];
+    d->sizes[slot] = size;
     pprof_delta_columns(pd->profile, cumulative);
     rc = pprof_delta_apply(d->states[slot], pd->profile, cumulative, err);
     pthread_mutex_unlock(&d->mu);
@@ -209,6 +223,7 @@ void pyroscope_deltas_free(pyroscope_deltas *d)
     for (size_t i = 0; i < d->n; i++)
         pprof_delta_free(d->states[i]);
     free(d->states);
+    free(d->sizes);
     firn_u64map_destroy(&d->index);
     pthread_mutex_destroy(&d->mu);
     free(d);
