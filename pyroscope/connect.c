@@ -128,7 +128,9 @@ void pyroscope_respond_error(web_response *resp, pyroscope_code code, const char
     free(resp->body);
     *resp = (web_response){.status = pyroscope_code_http_status(code),
                            .content_type = "application/json", .body = s,
-                           .body_len = s ? strlen(s) : 0};
+                           .body_len = s ? strlen(s) : 0,
+                           /* a full store queue drains within a second */
+                           .retry_after = code == PYRO_UNAVAILABLE ? "1" : NULL};
 }
 
 /* ---- the call ------------------------------------------------------------------------ */

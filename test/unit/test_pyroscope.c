@@ -446,6 +446,7 @@ static void test_connect_path(void **state)
     free(r.body);
     serve("/push.v1.PusherService/Push", "application/proto", "", 0, NULL, &r);
     assert_error(&r, 503, "unavailable");
+    assert_string_equal(r.retry_after, "1");
     free(r.body);
     /* an RPC with nothing to look up answers: the exact Content-Type */
     serve("/querier.v1.QuerierService/SelectMergeSpanProfile", "application/proto", "", 0, NULL,
