@@ -274,8 +274,11 @@ int pyroscope_rpc_push(pyroscope_call *c, const ProtobufCMessage *in, ProtobufCM
         tsdb_append_req ar = {.labels = pd[i].labels, .n_labels = pd[i].n_labels,
                               .profile_name = pd[i].name, .delta_columns = pd[i].delta_columns,
                               .profile = pd[i].profile};
-        if ((rc = tsdb_append(c->api->db, &ar, err)) < 0)
+        if ((rc = tsdb_append(c->api->db, &ar, err)) < 0) {
             firn_err_prefix(err, "storing profile %zu of %zu", i + 1, n);
+            if (rc == FIRN_ETOOBIG)
+                rc = FIRN_EINVAL;   /* it will never fit: invalid_argument, not retried */
+        }
     }
     for (size_t i = 0; i < n; i++)
         pprof_free(pd[i].profile);
