@@ -107,7 +107,8 @@ tsdb_reader *pyroscope_reader(pyroscope_call *c, firn_err *err);
 typedef struct pyroscope_tree pyroscope_tree;
 
 /* The merged profile of the selection in [start_ms, end_ms] (its first
- * sample type), or NULL with *empty set when nothing was selected. */
+ * sample type), or NULL: with err unset when nothing was selected, else
+ * with the error. */
 pprof_profile *pyroscope_merge(pyroscope_call *c, tsdb_reader *r, const pyroscope_selection *s,
                                int64_t start_ms, int64_t end_ms, firn_err *err);
 /* Drops the samples whose root-first stack does not begin with call_site
