@@ -216,8 +216,7 @@ static bool takes_gzip(const char *ae)
     return false;
 }
 
-static void serve(const pyroscope_request *req, pyroscope_call *c,
-                  web_response *resp)
+static void serve(const pyroscope_request *req, pyroscope_call *c, web_response *resp)
 {
     firn_err err = {0};
     const pyroscope_method *m = method_find(req->path);
@@ -259,7 +258,8 @@ static void serve(const pyroscope_request *req, pyroscope_call *c,
         if (pprof_gunzip(body, len, PYROSCOPE_GUNZIP_MAX, &inflated, &len, &err) < 0) {
             firn_err_prefix(&err, "Content-Encoding gzip");
             pyroscope_respond_error(resp, err.code == FIRN_ETOOBIG ? PYRO_RESOURCE_EXHAUSTED
-                                                         : PYRO_INVALID_ARGUMENT, err.msg);
+                                                                   : PYRO_INVALID_ARGUMENT,
+                                    err.msg);
             return;
         }
         body = (const char *)inflated;
@@ -280,7 +280,8 @@ static void serve(const pyroscope_request *req, pyroscope_call *c,
     free(inflated);
     if (!in) {
         pyroscope_respond_error(resp, err.code == FIRN_ENOMEM ? PYRO_RESOURCE_EXHAUSTED
-                                                    : PYRO_INVALID_ARGUMENT, err.msg);
+                                                              : PYRO_INVALID_ARGUMENT,
+                                err.msg);
         return;
     }
 

@@ -327,7 +327,8 @@ static int merge_tree(pyroscope_call *c, merge_query *q, int64_t max_nodes,
 }
 
 /* A SelectMergeStacktracesRequest as a merge query and its max_nodes. */
-static int stacktraces_query(pyroscope_call *c, const Querier__V1__SelectMergeStacktracesRequest *req,
+static int stacktraces_query(pyroscope_call *c,
+                             const Querier__V1__SelectMergeStacktracesRequest *req,
                              merge_query *q, int64_t *max_nodes, firn_err *err)
 {
     if (pyroscope_max_nodes(req->_max_nodes_case ==
@@ -548,7 +549,8 @@ int pyroscope_rpc_select_series(pyroscope_call *c, const ProtobufCMessage *in,
         n_call_site = pyroscope_call_site(c, req->stack_trace_selector, &call_site);
     bool average = req->_aggregation_case ==
                        QUERIER__V1__SELECT_SERIES_REQUEST___AGGREGATION_AGGREGATION &&
-                   req->aggregation == TYPES__V1__TIME_SERIES_AGGREGATION_TYPE__TIME_SERIES_AGGREGATION_TYPE_AVERAGE;
+                   req->aggregation ==
+                       TYPES__V1__TIME_SERIES_AGGREGATION_TYPE__TIME_SERIES_AGGREGATION_TYPE_AVERAGE;
     int64_t start = req->start, end = req->end;
     if (start == 0 && end == 0)
         return firn_errf(err, FIRN_EINVAL, "start and end are required");

@@ -89,8 +89,10 @@ static void metadata(json_t *m, const char *id, const char *format)
     firn_profile_type pt;
     char st[256] = "", su[256] = "";
     if (firn_profile_type_parse(id, &pt, NULL) == 0) {
-        snprintf(st, sizeof st, "%.*s", (int)pt.len[FIRN_PT_SAMPLE_TYPE], pt.field[FIRN_PT_SAMPLE_TYPE]);
-        snprintf(su, sizeof su, "%.*s", (int)pt.len[FIRN_PT_SAMPLE_UNIT], pt.field[FIRN_PT_SAMPLE_UNIT]);
+        snprintf(st, sizeof st, "%.*s", (int)pt.len[FIRN_PT_SAMPLE_TYPE],
+                 pt.field[FIRN_PT_SAMPLE_TYPE]);
+        snprintf(su, sizeof su, "%.*s", (int)pt.len[FIRN_PT_SAMPLE_UNIT],
+                 pt.field[FIRN_PT_SAMPLE_UNIT]);
     }
     const char *units = su;
     json_int_t rate = 100;
