@@ -115,7 +115,7 @@ pyroscope_code pyroscope_code_of(int firn_code)
 }
 
 /* A Connect error: its status, application/json, {"code","message"}. */
-void pyroscope_respond_error(web_response *resp, pyroscope_code code, const char *msg)
+void pyroscope_respond_error(http_response *resp, pyroscope_code code, const char *msg)
 {
     json_t *j = json_pack("{s:s,s:s}", "code", pyroscope_code_name(code), "message", msg);
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -126,7 +126,7 @@ void pyroscope_respond_error(web_response *resp, pyroscope_code code, const char
         s = strdup(buf);
     }
     free(resp->body);
-    *resp = (web_response){.status = pyroscope_code_http_status(code),
+    *resp = (http_response){.status = pyroscope_code_http_status(code),
                            .content_type = "application/json", .body = s,
                            .body_len = s ? strlen(s) : 0,
                            /* a full store queue drains within a second */
@@ -216,7 +216,7 @@ static bool takes_gzip(const char *ae)
     return false;
 }
 
-static void serve(const pyroscope_request *req, pyroscope_call *c, web_response *resp)
+static void serve(const pyroscope_request *req, pyroscope_call *c, http_response *resp)
 {
     firn_err err = {0};
     const pyroscope_method *m = method_find(req->path);
@@ -320,7 +320,7 @@ static void serve(const pyroscope_request *req, pyroscope_call *c, web_response 
         return;
     }
     free(resp->body);
-    *resp = (web_response){.status = 200,
+    *resp = (http_response){.status = 200,
                            .content_type = binary ? "application/proto" : "application/json",
                            .body = data, .body_len = n};
     if (n >= PYROSCOPE_GZIP_MIN && takes_gzip(req->accept_encoding)) {
@@ -351,7 +351,7 @@ void pyroscope_call_end(pyroscope_call *c)
     firn_arena_free(c->arena);
 }
 
-void pyroscope_serve(pyroscope_api *api, const pyroscope_request *req, web_response *resp)
+void pyroscope_serve(pyroscope_api *api, const pyroscope_request *req, http_response *resp)
 {
     pyroscope_call c;
     if (pyroscope_call_begin(&c, api) < 0) {
@@ -362,16 +362,16 @@ void pyroscope_serve(pyroscope_api *api, const pyroscope_request *req, web_respo
     pyroscope_call_end(&c);
 }
 
-static void handle_connect(void *ctx, const web_request *r, web_response *resp)
+static void handle_connect(void *ctx, const http_request *r, http_response *resp)
 {
     pyroscope_request req = {
-        .path = web_request_path(r),
-        .content_type = web_request_header(r, "Content-Type"),
-        .content_encoding = web_request_header(r, "Content-Encoding"),
-        .accept_encoding = web_request_header(r, "Accept-Encoding"),
-        .protocol_version = web_request_header(r, "Connect-Protocol-Version"),
+        .path = http_request_path(r),
+        .content_type = http_request_header(r, "Content-Type"),
+        .content_encoding = http_request_header(r, "Content-Encoding"),
+        .accept_encoding = http_request_header(r, "Accept-Encoding"),
+        .protocol_version = http_request_header(r, "Connect-Protocol-Version"),
     };
-    req.body = web_request_body(r, &req.body_len);
+    req.body = http_request_body(r, &req.body_len);
     pyroscope_serve(ctx, &req, resp);
 }
 
@@ -381,16 +381,16 @@ void pyroscope_free(pyroscope_api *api)
     api->deltas = NULL;
 }
 
-int pyroscope_register(web_server *s, pyroscope_api *api, firn_err *err)
+int pyroscope_register(http_server *s, pyroscope_api *api, firn_err *err)
 {
-    unsigned flags = WEB_ROUTE_WORKER | WEB_ROUTE_RAW_BODY;
+    unsigned flags = HTTP_ROUTE_WORKER | HTTP_ROUTE_RAW_BODY;
     if (!api->deltas && !(api->deltas = pyroscope_deltas_new()))
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
     for (size_t i = 0; i < sizeof METHODS / sizeof METHODS[0]; i++)
-        if (web_route(s, "POST", METHODS[i].path, flags, handle_connect, api, err) < 0)
+        if (http_route(s, "POST", METHODS[i].path, flags, handle_connect, api, err) < 0)
             return -1;
     for (size_t i = 0; i < sizeof SERVICES / sizeof SERVICES[0]; i++)
-        if (web_route(s, "POST", SERVICES[i], flags | WEB_ROUTE_PREFIX, handle_connect, api,
+        if (http_route(s, "POST", SERVICES[i], flags | HTTP_ROUTE_PREFIX, handle_connect, api,
                       err) < 0)
             return -1;
     return pyroscope_render_register(s, api, err);

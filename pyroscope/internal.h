@@ -138,9 +138,9 @@ int pyroscope_max_nodes(bool given, int64_t v, int64_t *out, firn_err *err);
 
 /* ---- render.c: Pyroscope's HTTP API the Drilldown still uses --------------- */
 
-int pyroscope_render_register(web_server *s, pyroscope_api *api, firn_err *err);
+int pyroscope_render_register(http_server *s, pyroscope_api *api, firn_err *err);
 /* The error answer of a Connect call, also for the HTTP routes. */
-void pyroscope_respond_error(web_response *resp, pyroscope_code code, const char *msg);
+void pyroscope_respond_error(http_response *resp, pyroscope_code code, const char *msg);
 /* A fresh call on api; pyroscope_call_end frees it. */
 int pyroscope_call_begin(pyroscope_call *c, pyroscope_api *api);
 void pyroscope_call_end(pyroscope_call *c);

@@ -25,7 +25,8 @@
  *     the SDKs and the eBPF profiler) are stored as they come;
  *   - ID and annotations are ignored.
  * Every profile of the request is decoded and checked before the first is
- * stored; each store is durable before the answer.  A bad profile or label
+ * stored (ingest_decode, ingest_labels_check); each is then stored through
+ * ingest/'s path (ingest_profile), durable before the answer.  A bad profile or label
  * is invalid_argument (Alloy does not retry it), a full store queue
  * unavailable (Alloy retries).
  */
@@ -34,7 +35,7 @@
 #include <string.h>
 
 #include "pyroscope/internal.h"
-#include "web/internal.h"
+#include "ingest/ingest.h"
 
 /* Most profiles one Push may carry. */
 #define PUSH_PROFILES_MAX 4096
@@ -94,11 +95,7 @@ static int series_labels(pyroscope_call *c, const Push__V1__RawProfileSeries *s,
     if (pd->name && (!*pd->name || !firn_label_name_valid(pd->name)))
         return firn_errf(err, FIRN_EINVAL, "label __name__ \"%.100s\": a profile name must "
                          "match [a-zA-Z_][a-zA-Z0-9_]*", pd->name);
-    if (firn_labels_normalize(pd->labels, &pd->n_labels, err) < 0) {
-        firn_err_prefix(err, "labels");
-        return FIRN_EINVAL;
-    }
-    return 0;
+    return ingest_labels_check(pd->labels, &pd->n_labels, err);
 }
 
 static int decode_sample(pyroscope_call *c, const Push__V1__RawSample *raw, pending *pd,
@@ -106,16 +103,14 @@ static int decode_sample(pyroscope_call *c, const Push__V1__RawSample *raw, pend
 {
     if (!raw || raw->raw_profile.len == 0)
         return firn_errf(err, FIRN_EINVAL, "raw_profile is empty: want a pprof profile");
-    pprof_limits limits;
-    pprof_limits_default(&limits);
-    pd->profile = pprof_decode(raw->raw_profile.data, raw->raw_profile.len, &limits, err);
+    pd->profile = ingest_decode(raw->raw_profile.data, raw->raw_profile.len, err);
     if (!pd->profile) {
-        firn_err_prefix(err, "decoding raw_profile");
+        firn_err_prefix(err, "raw_profile");
         return FIRN_EINVAL;   /* too big is bad input here too: a retry will not help */
     }
     pprof_profile *p = pd->profile;
     if (!pd->name) {
-        const char *n = web_pyroscope_profile_name(p, NULL, true);
+        const char *n = ingest_pyroscope_profile_name(p, NULL, true);
         if (!n || !*n || !firn_label_name_valid(n))
             return firn_errf(err, FIRN_EINVAL, "no __name__ label, and the profile's sample "
                              "types give no profile name");
@@ -271,14 +266,18 @@ int pyroscope_rpc_push(pyroscope_call *c, const ProtobufCMessage *in, ProtobufCM
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (pd[i].baseline)
             continue;
-        tsdb_append_req ar = {.labels = pd[i].labels, .n_labels = pd[i].n_labels,
-                              .profile_name = pd[i].name, .delta_columns = pd[i].delta_columns,
-                              .profile = pd[i].profile};
-        if ((rc = tsdb_append(c->api->db, &ar, err)) < 0) {
-            firn_err_prefix(err, "storing profile %zu of %zu", i + 1, n);
+        ingest_options o = {.profile_name = pd[i].name, .delta = INGEST_DELTA_COLUMNS,
+                            .delta_columns = pd[i].delta_columns};
+        ingest_result res;
+        pprof_profile *taken = pd[i].profile;
+        pd[i].profile = NULL;   /* ingest_profile takes it */
+        if ((rc = ingest_profile(c->api->db, pd[i].labels, pd[i].n_labels, taken, &o, &res,
+                                 err)) < 0) {
+            firn_err_prefix(err, "profile %zu of %zu", i + 1, n);
             if (rc == FIRN_ETOOBIG)
                 rc = FIRN_EINVAL;   /* it will never fit: invalid_argument, not retried */
         }
+        ingest_result_free(&res);
     }
     for (size_t i = 0; i < n; i++)
         pprof_free(pd[i].profile);

@@ -35,7 +35,7 @@
 
 #include "model/model.h"
 #include "tsdb/tsdb.h"
-#include "web/web.h"
+#include "http/http.h"
 
 typedef struct pyroscope_deltas pyroscope_deltas;
 
@@ -48,7 +48,7 @@ typedef struct pyroscope_api {
 
 /* Registers the Connect services' routes.  api must outlive the server;
  * pyroscope_free(api) once the server is stopped. */
-int pyroscope_register(web_server *s, pyroscope_api *api, firn_err *err);
+int pyroscope_register(http_server *s, pyroscope_api *api, firn_err *err);
 void pyroscope_free(pyroscope_api *api);
 
 /* The table of pushed series' previous cumulative profiles (push.c). */
@@ -68,6 +68,6 @@ typedef struct pyroscope_request {
     size_t body_len;
 } pyroscope_request;
 
-void pyroscope_serve(pyroscope_api *api, const pyroscope_request *req, web_response *resp);
+void pyroscope_serve(pyroscope_api *api, const pyroscope_request *req, http_response *resp);
 
 #endif

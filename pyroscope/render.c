@@ -50,10 +50,10 @@ static int parse_attime(const char *name, const char *s, int64_t now, int64_t *m
 }
 
 /* One side's query: ID{selector} and its times into a request. */
-static int side(pyroscope_call *c, const web_request *r, const char *qn, const char *fn,
+static int side(pyroscope_call *c, const http_request *r, const char *qn, const char *fn,
                 const char *un, Querier__V1__SelectMergeStacktracesRequest *req, firn_err *err)
 {
-    const char *q = web_request_param(r, qn);
+    const char *q = http_request_param(r, qn);
     if (!q || !*q)
         return firn_errf(err, FIRN_EINVAL, "%s is required: ID{selector}, e.g. "
                          "process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"x\"}", qn);
@@ -65,13 +65,13 @@ static int side(pyroscope_call *c, const web_request *r, const char *qn, const c
     int64_t now = firn_now_ms();
     req->end = now;
     req->start = now - RANGE_DEFAULT_MS;
-    const char *from = web_request_param(r, fn), *until = web_request_param(r, un);
+    const char *from = http_request_param(r, fn), *until = http_request_param(r, un);
     if ((from && parse_attime(fn, from, now, &req->start, err) < 0) ||
         (until && parse_attime(un, until, now, &req->end, err) < 0))
         return FIRN_EINVAL;
-    const char *mn = web_request_param(r, "max-nodes");
+    const char *mn = http_request_param(r, "max-nodes");
     if (!mn)
-        mn = web_request_param(r, "maxNodes");
+        mn = http_request_param(r, "maxNodes");
     if (mn) {
         char *end;
         long long v = strtoll(mn, &end, 10);
@@ -129,7 +129,7 @@ static json_t *flamebearer(char **names, size_t n_names, Querier__V1__Level **le
     return fb;
 }
 
-static void respond(web_response *resp, json_t *j)
+static void respond(http_response *resp, json_t *j)
 {
     json_object_set_new(j, "timeline", json_null());
     json_object_set_new(j, "groups", json_null());
@@ -141,16 +141,16 @@ static void respond(web_response *resp, json_t *j)
         return;
     }
     free(resp->body);
-    *resp = (web_response){.status = 200, .content_type = "application/json", .body = s,
+    *resp = (http_response){.status = 200, .content_type = "application/json", .body = s,
                            .body_len = strlen(s)};
 }
 
-static void fail(web_response *resp, const firn_err *err)
+static void fail(http_response *resp, const firn_err *err)
 {
     pyroscope_respond_error(resp, pyroscope_code_of(err->code), err->msg);
 }
 
-static void handle_render(void *ctx, const web_request *r, web_response *resp)
+static void handle_render(void *ctx, const http_request *r, http_response *resp)
 {
     pyroscope_call c;
     if (pyroscope_call_begin(&c, ctx) < 0) {
@@ -158,7 +158,7 @@ static void handle_render(void *ctx, const web_request *r, web_response *resp)
         return;
     }
     firn_err err = {0};
-    const char *format = web_request_param(r, "format");
+    const char *format = http_request_param(r, "format");
     Querier__V1__SelectMergeStacktracesRequest req =
         QUERIER__V1__SELECT_MERGE_STACKTRACES_REQUEST__INIT;
     ProtobufCMessage *out = NULL;
@@ -190,7 +190,7 @@ static void handle_render(void *ctx, const web_request *r, web_response *resp)
     pyroscope_call_end(&c);
 }
 
-static void handle_render_diff(void *ctx, const web_request *r, web_response *resp)
+static void handle_render_diff(void *ctx, const http_request *r, http_response *resp)
 {
     pyroscope_call c;
     if (pyroscope_call_begin(&c, ctx) < 0) {
@@ -223,10 +223,10 @@ static void handle_render_diff(void *ctx, const web_request *r, web_response *re
     pyroscope_call_end(&c);
 }
 
-int pyroscope_render_register(web_server *s, pyroscope_api *api, firn_err *err)
+int pyroscope_render_register(http_server *s, pyroscope_api *api, firn_err *err)
 {
-    if (web_route(s, "GET", "/pyroscope/render", WEB_ROUTE_WORKER, handle_render, api, err) < 0 ||
-        web_route(s, "GET", "/pyroscope/render-diff", WEB_ROUTE_WORKER, handle_render_diff, api,
+    if (http_route(s, "GET", "/pyroscope/render", HTTP_ROUTE_WORKER, handle_render, api, err) < 0 ||
+        http_route(s, "GET", "/pyroscope/render-diff", HTTP_ROUTE_WORKER, handle_render_diff, api,
                   err) < 0)
         return -1;
     return 0;

@@ -53,7 +53,7 @@ static void arena_free(void *a, void *p)
     (void)p;
 }
 
-static void check_response(const web_response *r)
+static void check_response(const http_response *r)
 {
     if (r->status == 200) {
         if (strcmp(r->content_type, "application/proto") != 0 &&
@@ -136,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .body = body,
         .body_len = len,
     };
-    web_response resp = {0};
+    http_response resp = {0};
     pyroscope_serve(&api, &req, &resp);
     check_response(&resp);
     free(resp.body);

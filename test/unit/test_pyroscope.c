@@ -402,7 +402,7 @@ static void test_view_rules(void **state)
 /* ---- the Connect request path ------------------------------------------------------- */
 
 static void serve(const char *path, const char *ct, const char *body, size_t len,
-                  const char *proto_version, web_response *resp)
+                  const char *proto_version, http_response *resp)
 {
     static pyroscope_api api;   /* no store: calls that need it are unavailable */
     pyroscope_request req = {.path = path, .content_type = ct, .body = body, .body_len = len,
@@ -411,7 +411,7 @@ static void serve(const char *path, const char *ct, const char *body, size_t len
     pyroscope_serve(&api, &req, resp);
 }
 
-static void assert_error(const web_response *r, int status, const char *code)
+static void assert_error(const http_response *r, int status, const char *code)
 {
     if (r->status != status)
         fail_msg("status %d, want %d: %.*s", r->status, status, (int)r->body_len, r->body);
@@ -426,7 +426,7 @@ static void assert_error(const web_response *r, int status, const char *code)
 static void test_connect_path(void **state)
 {
     (void)state;
-    web_response r;
+    http_response r;
     serve("/querier.v1.QuerierService/Nope", "application/proto", "", 0, NULL, &r);
     assert_error(&r, 501, "unimplemented");
     free(r.body);
