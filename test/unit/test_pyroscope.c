@@ -367,31 +367,26 @@ static void test_view_rules(void **state)
     tsdb_reader *r = pyroscope_reader(&f->c, &err);
     assert_non_null(r);
 
-    char *got = selected(f, r, "{}", "process_cpu:cpu:nanoseconds::");
-    assert_string_equal(got, "api+d,scraped+d,unknown_service+d");
-    free(got);
-    got = selected(f, r, "{service_name=\"scraped\"}", NULL);
-    assert_string_equal(got, "scraped+d");
-    free(got);
-    got = selected(f, r, "{service_name=~\"unknown.*|api\", __name__=\"process_cpu\"}", NULL);
-    assert_string_equal(got, "api+d,unknown_service+d");
-    free(got);
-    /* Pyroscope's __name__ is the profile name; __type__ the sample type */
-    got = selected(f, r, "{__name__=\"memory\"}", NULL);
-    assert_string_equal(got, "both+d");
-    free(got);
-    got = selected(f, r, "memory{__type__=\"cpu\"}", NULL);
-    assert_string_equal(got, "both+d");
-    free(got);
-    got = selected(f, r, "{__profile_type__=\"memory:cpu:nanoseconds::\"}", NULL);
-    assert_string_equal(got, "both+d");
-    free(got);
-    got = selected(f, r, "{__profile_type__=\"memory:cpu:nanoseconds:::delta\"}", NULL);
-    assert_string_equal(got, "");
-    free(got);
-    got = selected(f, r, "{job!=\"both\", service_name!=\"api\"}", NULL);
-    assert_string_equal(got, "scraped+d,unknown_service+d");
-    free(got);
+    static const struct {
+        const char *selector, *type, *want;   /* want: service_name, "+d" for :delta */
+    } C[] = {
+        {"{}", "process_cpu:cpu:nanoseconds::", "api+d,scraped+d,unknown_service+d"},
+        {"{service_name=\"scraped\"}", NULL, "scraped+d"},
+        {"{service_name=~\"unknown.*|api\", __name__=\"process_cpu\"}", NULL,
+         "api+d,unknown_service+d"},
+        /* Pyroscope's __name__ is the profile name; __type__ the sample type */
+        {"{__name__=\"memory\"}", NULL, "both+d"},
+        {"memory{__type__=\"cpu\"}", NULL, "both+d"},
+        {"{__profile_type__=\"memory:cpu:nanoseconds::\"}", NULL, "both+d"},
+        {"{__profile_type__=\"memory:cpu:nanoseconds:::delta\"}", NULL, ""},
+        {"{job!=\"both\", service_name!=\"api\"}", NULL, "scraped+d,unknown_service+d"},
+    };
+    for (size_t i = 0; i < sizeof C / sizeof C[0]; i++) {
+        char *got = selected(f, r, C[i].selector, C[i].type);
+        if (strcmp(got, C[i].want) != 0)
+            fail_msg("%s: got \"%s\", want \"%s\"", C[i].selector, got, C[i].want);
+        free(got);
+    }
     tsdb_reader_close(r);
     tsdb_close(db);
     f->api.db = NULL;
