@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "config/web_config.h"
 #include "model/model.h"
+#include "pyroscope/pyroscope.h"
 #include "scrape/scrape.h"
 #include "tsdb/tsdb.h"
 #include "web/web.h"
@@ -40,6 +41,8 @@ typedef struct server {
     http_server *web;
     config_web *web_config;         /* --web.config.file, read once at startup */
     web_api api;
+    pyroscope_api pyroscope;        /* Pyroscope's Connect API (Grafana, Alloy) */
+    char *settings_path;            /* its settings file, in the store's directory */
     pthread_mutex_t reload_mu;
     _Atomic bool last_reload_ok;
     _Atomic int64_t last_reload_success_s;
@@ -484,8 +487,15 @@ int main(int argc, char **argv)
         NULL,
     };
     s.api.flags = flag_values;
+    size_t sp_len = strlen(s.f.storage_path) + sizeof "/pyroscope_settings.json";
+    s.settings_path = malloc(sp_len);
+    if (s.settings_path)
+        snprintf(s.settings_path, sp_len, "%s/pyroscope_settings.json", s.f.storage_path);
+    s.pyroscope.db = s.db;
+    s.pyroscope.settings_path = s.settings_path;
     if (web_api_register(s.web, &s.api, &err) < 0 ||
-        web_ui_register(s.web, s.f.ui_assets, &err) < 0 || http_start(s.web, &err) < 0) {
+        web_ui_register(s.web, s.f.ui_assets, &err) < 0 ||
+        pyroscope_register(s.web, &s.pyroscope, &err) < 0 || http_start(s.web, &err) < 0) {
         firn_log(FIRN_LOG_ERROR, "main", "Starting the web server failed", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
         goto out;
@@ -515,11 +525,13 @@ out:
     /* Stop in reverse order of dependence: nothing serves, then nothing
      * scrapes, then the store closes with every acknowledged write. */
     http_stop(s.web);
+    pyroscope_free(&s.pyroscope);
     config_web_free(s.web_config);
     disc_manager_free(s.disc);
     scrape_manager_free(s.scrape);
     tsdb_close(s.db);
     free(s.self_address);
+    free(s.settings_path);
     pthread_mutex_destroy(&s.reload_mu);
     free(s.config_yaml);
     pthread_mutex_destroy(&s.config_mu);
