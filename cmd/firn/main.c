@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "config/web_config.h"
 #include "model/model.h"
+#include "pyroscope/pyroscope.h"
 #include "scrape/scrape.h"
 #include "tsdb/tsdb.h"
 #include "web/web.h"
@@ -28,6 +29,7 @@ typedef struct flags {
     bool enable_lifecycle;
     const char *log_level;
     const char *dns_server;         /* --discovery.dns.server: NULL for resolv.conf */
+    const char *ui_assets;          /* --web.ui-assets: NULL for the embedded UI */
     const char *external_url;       /* --web.external-url: NULL for http://self */
     int64_t resend_delay_ms, outage_tolerance_ms, grace_period_ms;
     int64_t queue_capacity, batch_size;
@@ -44,6 +46,8 @@ typedef struct server {
     http_server *web;
     config_web *web_config;         /* --web.config.file, read once at startup */
     web_api api;
+    pyroscope_api pyroscope;        /* Pyroscope's Connect API (Grafana, Alloy) */
+    char *settings_path;            /* its settings file, in the store's directory */
     pthread_mutex_t reload_mu;
     _Atomic bool last_reload_ok;
     _Atomic int64_t last_reload_success_s;
@@ -71,6 +75,9 @@ static void usage(FILE *f)
           "  --storage.tsdb.path=DIR         where profiles are stored (default ./data)\n"
           "  --storage.tsdb.retention.time=D how long profiles are kept (default 15d; 0 = forever)\n"
           "  --web.enable-lifecycle          allow POST /-/reload\n"
+          "  --web.ui-assets=DIR             serve the web UI from DIR (a copy of web/ui/),\n"
+          "                                  read at each request, instead of the files\n"
+          "                                  embedded in firn: for working on the UI\n"
           "  --log.level=LEVEL               debug, info, warn or error (default info)\n"
           "  --discovery.dns.server=HOST:PORT\n"
           "                                  the DNS server dns_sd_configs ask (default: the\n"
@@ -96,8 +103,8 @@ static void usage(FILE *f)
 
 enum {
     OPT_CONFIG = 256, OPT_LISTEN, OPT_WEB_CONFIG, OPT_PATH, OPT_RETENTION, OPT_LIFECYCLE,
-    OPT_LOG, OPT_DNS_SERVER, OPT_VERSION, OPT_EXTERNAL_URL, OPT_RESEND, OPT_OUTAGE, OPT_GRACE,
-    OPT_QUEUE, OPT_BATCH
+    OPT_LOG, OPT_DNS_SERVER, OPT_UI_ASSETS, OPT_VERSION, OPT_EXTERNAL_URL, OPT_RESEND,
+    OPT_OUTAGE, OPT_GRACE, OPT_QUEUE, OPT_BATCH
 };
 
 static int parse_flags(int argc, char **argv, flags *f)
@@ -109,6 +116,7 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"storage.tsdb.path", required_argument, NULL, OPT_PATH},
         {"storage.tsdb.retention.time", required_argument, NULL, OPT_RETENTION},
         {"web.enable-lifecycle", no_argument, NULL, OPT_LIFECYCLE},
+        {"web.ui-assets", required_argument, NULL, OPT_UI_ASSETS},
         {"log.level", required_argument, NULL, OPT_LOG},
         {"discovery.dns.server", required_argument, NULL, OPT_DNS_SERVER},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -158,6 +166,9 @@ static int parse_flags(int argc, char **argv, flags *f)
             break;
         case OPT_LIFECYCLE:
             f->enable_lifecycle = true;
+            break;
+        case OPT_UI_ASSETS:
+            f->ui_assets = optarg;
             break;
         case OPT_DNS_SERVER:
             f->dns_server = optarg;
@@ -566,11 +577,20 @@ int main(int argc, char **argv)
         "storage.tsdb.path", s.f.storage_path,
         "storage.tsdb.retention.time", retention,
         "web.enable-lifecycle", s.f.enable_lifecycle ? "true" : "false",
+        "web.ui-assets", s.f.ui_assets ? s.f.ui_assets : "",
         "log.level", s.f.log_level,
         NULL,
     };
     s.api.flags = flag_values;
-    if (web_api_register(s.web, &s.api, &err) < 0 || http_start(s.web, &err) < 0) {
+    size_t sp_len = strlen(s.f.storage_path) + sizeof "/pyroscope_settings.json";
+    s.settings_path = malloc(sp_len);
+    if (s.settings_path)
+        snprintf(s.settings_path, sp_len, "%s/pyroscope_settings.json", s.f.storage_path);
+    s.pyroscope.db = s.db;
+    s.pyroscope.settings_path = s.settings_path;
+    if (web_api_register(s.web, &s.api, &err) < 0 ||
+        web_ui_register(s.web, s.f.ui_assets, &err) < 0 ||
+        pyroscope_register(s.web, &s.pyroscope, &err) < 0 || http_start(s.web, &err) < 0) {
         firn_log(FIRN_LOG_ERROR, "main", "Starting the web server failed", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
         goto out;
@@ -600,6 +620,7 @@ out:
     /* Stop in reverse order of dependence: nothing serves, then nothing
      * scrapes, then the store closes with every acknowledged write. */
     http_stop(s.web);
+    pyroscope_free(&s.pyroscope);
     config_web_free(s.web_config);
     disc_manager_free(s.disc);
     scrape_manager_free(s.scrape);
@@ -607,6 +628,7 @@ out:
     free(s.external_url);
     tsdb_close(s.db);
     free(s.self_address);
+    free(s.settings_path);
     pthread_mutex_destroy(&s.reload_mu);
     free(s.config_yaml);
     pthread_mutex_destroy(&s.config_mu);
