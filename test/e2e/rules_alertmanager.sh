@@ -11,6 +11,9 @@
 #    /api/v1/rules and /api/v1/alerts have Prometheus's shapes;
 #  - Alertmanager stopped: sends are counted as errors and drops and
 #    evaluation goes on; started again: delivery resumes by itself;
+#  - SIGHUP with a broken rule file keeps the running rules; an edited
+#    annotation applies and the alert keeps its state;
+#  - firn restarted with the alert firing restores its `for` state;
 #  - the Go service stopped (the hot function with it): the recorded series
 #    ends, the alert resolves and leaves Alertmanager's active alerts.
 #
@@ -182,6 +185,31 @@ grep -q "^firn_notifications_sent_total{alertmanager=\"http://127.0.0.1:$AM_PORT
     "$tmp/metrics.txt" && ok "sent_total counts" || fail "sent_total: $(grep notifications_sent "$tmp/metrics.txt")"
 grep -q '^firn_rule_group_iterations_total{rule_group=".*cpu.yml;cpu"} [1-9]' "$tmp/metrics.txt" &&
     ok "rule group metrics" || fail "rule group metrics missing"
+
+# Reload (SIGHUP): a broken rule file rejects the whole reload and the
+# running rules stay; an edited annotation applies with the alert's state
+# kept (same activeAt).
+reload_ok() { curl_local "$F/metrics" | awk '$1 == "firn_config_last_reload_successful" { print $2 }'; }
+active0=$(curl_local "$F/api/v1/alerts" | jq -r '.data.alerts[] | select(.labels.alertname=="BurnHot") | .activeAt')
+echo "groups: [{name: bad, rules: [{record: x, expr: 'rate(x)'}]}]" >"$tmp/rules/bad.yml"
+kill -HUP "$FIRN_PID"
+wait_for 30 eval 'test "$(reload_ok)" = 0' && ok "a bad rule file fails the reload" ||
+    fail "reload state $(reload_ok)"
+same "the running rules stay" "$(curl_local "$F/api/v1/rules" | jq -r '[.data.groups[].name] | join(",")')" cpu
+rm "$tmp/rules/bad.yml"
+sed -i 's/of its CPU in main.burnCPU/of CPU in burnCPU/' "$tmp/rules/cpu.yml"
+kill -HUP "$FIRN_PID"
+new_summary() { curl_local "$F/api/v1/alerts" |
+                jq -r '.data.alerts[] | select(.labels.alertname=="BurnHot") | .annotations.summary'; }
+edited() { [[ $(new_summary) == *"of CPU in burnCPU" ]]; }
+wait_for 30 edited && ok "edited annotation applied: $(new_summary)" || fail "summary $(new_summary)"
+same "reload succeeded" "$(reload_ok)" 1
+same "alert state kept over the reload (activeAt)" \
+    "$(curl_local "$F/api/v1/alerts" | jq -r '.data.alerts[] | select(.labels.alertname=="BurnHot") | .activeAt')" \
+    "$active0"
+sed -i 's/of CPU in burnCPU/of its CPU in main.burnCPU/' "$tmp/rules/cpu.yml"
+kill -HUP "$FIRN_PID"
+wait_for 30 eval '! edited' && ok "annotation back" || fail "summary $(new_summary)"
 
 # Alertmanager down: errors and drops counted, evaluation goes on.
 metric() { curl_local "$F/metrics" | awk -v m="$1" 'index($0, m) == 1 { print $NF }'; }
