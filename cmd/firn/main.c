@@ -28,6 +28,7 @@ typedef struct flags {
     bool enable_lifecycle;
     const char *log_level;
     const char *dns_server;         /* --discovery.dns.server: NULL for resolv.conf */
+    const char *ui_assets;          /* --web.ui-assets: NULL for the embedded UI */
 } flags;
 
 typedef struct server {
@@ -66,6 +67,9 @@ static void usage(FILE *f)
           "  --storage.tsdb.path=DIR         where profiles are stored (default ./data)\n"
           "  --storage.tsdb.retention.time=D how long profiles are kept (default 15d; 0 = forever)\n"
           "  --web.enable-lifecycle          allow POST /-/reload\n"
+          "  --web.ui-assets=DIR             serve the web UI from DIR (a copy of web/ui/),\n"
+          "                                  read at each request, instead of the files\n"
+          "                                  embedded in firn: for working on the UI\n"
           "  --log.level=LEVEL               debug, info, warn or error (default info)\n"
           "  --discovery.dns.server=HOST:PORT\n"
           "                                  the DNS server dns_sd_configs ask (default: the\n"
@@ -80,7 +84,7 @@ static void usage(FILE *f)
 
 enum {
     OPT_CONFIG = 256, OPT_LISTEN, OPT_WEB_CONFIG, OPT_PATH, OPT_RETENTION, OPT_LIFECYCLE,
-    OPT_LOG, OPT_DNS_SERVER, OPT_VERSION
+    OPT_LOG, OPT_DNS_SERVER, OPT_UI_ASSETS, OPT_VERSION
 };
 
 static int parse_flags(int argc, char **argv, flags *f)
@@ -92,6 +96,7 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"storage.tsdb.path", required_argument, NULL, OPT_PATH},
         {"storage.tsdb.retention.time", required_argument, NULL, OPT_RETENTION},
         {"web.enable-lifecycle", no_argument, NULL, OPT_LIFECYCLE},
+        {"web.ui-assets", required_argument, NULL, OPT_UI_ASSETS},
         {"log.level", required_argument, NULL, OPT_LOG},
         {"discovery.dns.server", required_argument, NULL, OPT_DNS_SERVER},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -130,6 +135,9 @@ static int parse_flags(int argc, char **argv, flags *f)
             break;
         case OPT_LIFECYCLE:
             f->enable_lifecycle = true;
+            break;
+        case OPT_UI_ASSETS:
+            f->ui_assets = optarg;
             break;
         case OPT_DNS_SERVER:
             f->dns_server = optarg;
@@ -471,11 +479,13 @@ int main(int argc, char **argv)
         "storage.tsdb.path", s.f.storage_path,
         "storage.tsdb.retention.time", retention,
         "web.enable-lifecycle", s.f.enable_lifecycle ? "true" : "false",
+        "web.ui-assets", s.f.ui_assets ? s.f.ui_assets : "",
         "log.level", s.f.log_level,
         NULL,
     };
     s.api.flags = flag_values;
-    if (web_api_register(s.web, &s.api, &err) < 0 || web_start(s.web, &err) < 0) {
+    if (web_api_register(s.web, &s.api, &err) < 0 ||
+        web_ui_register(s.web, s.f.ui_assets, &err) < 0 || web_start(s.web, &err) < 0) {
         firn_log(FIRN_LOG_ERROR, "main", "Starting the web server failed", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
         goto out;
