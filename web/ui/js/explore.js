@@ -105,7 +105,7 @@ function showError(e) {
     return;
   }
   let msg = e.message || String(e);
-  const pos = /^(\d+):(\d+): /.exec(msg);
+  const pos = /(?:^|: )(\d+):(\d+): /.exec(msg);
   if (pos && e.status === 400) {
     // the parser's position: point at it under the query
     const col = parseInt(pos[2], 10);
@@ -555,7 +555,7 @@ function renderTable(fl, pred) {
     const cls = f === 'name' || f === 'file' ? f : null;
     if (!f) return el('th', { scope: 'col' }, label);
     return el('th', { scope: 'col', class: cls, 'aria-sort': dir || 'none' },
-      el('button', { type: 'button', onclick: () => go({ sort: sorted ? (rev ? field : '-' + field) : field }) }, label));
+      el('button', { type: 'button', onclick: () => go({ sort: sorted ? (rev ? f : '-' + f) : f }) }, label));
   }), el('th', { scope: 'col' }, el('span', { class: 'note' }, '')));
   const body = el('tbody');
   const rel = state.diff !== 'absolute';

@@ -154,7 +154,10 @@ test('selector: applying a completion', () => {
   assert.equal(r.text, 'm{job="api", instance="10.0.0.1:6060"}');
   t = 'm{job=';
   r = applyCompletion(t, completionContext(t, t.length), 'a"b');
-  assert.equal(r.text, 'm{job="a\\"b"');
+  assert.equal(r.text, 'm{job="a\\"b"}');
+  t = 'm{job="ap';
+  r = applyCompletion(t, completionContext(t, t.length), 'api');
+  assert.deepEqual(r, { text: 'm{job="api"}', pos: 12 });
   t = 'pro{job="x"}';
   r = applyCompletion(t, completionContext(t, 2), 'process_cpu');
   assert.equal(r.text, 'process_cpu{job="x"}');

@@ -109,11 +109,14 @@ export function applyCompletion(text, ctx, value) {
     if (ctx.quote) {
       const esc = ctx.quote === '`' ? value : value.replace(/\\/g, '\\\\').replace(new RegExp(ctx.quote, 'g'), '\\' + ctx.quote);
       const after = text[ctx.to] === ctx.quote ? ctx.to + 1 : ctx.to;
+      const rest = text.slice(after);
       const ins = esc + ctx.quote;
-      return { text: text.slice(0, ctx.from) + ins + text.slice(after), pos: ctx.from + ins.length };
+      const close = rest.includes('}') ? '' : '}';
+      return { text: text.slice(0, ctx.from) + ins + close + rest, pos: ctx.from + ins.length + close.length };
     }
-    const ins = quote(value);
-    return { text: text.slice(0, ctx.from) + ins + text.slice(ctx.to), pos: ctx.from + ins.length };
+    const rest = text.slice(ctx.to);
+    const ins = quote(value) + (rest.includes('}') ? '' : '}');
+    return { text: text.slice(0, ctx.from) + ins + rest, pos: ctx.from + ins.length };
   }
   if (ctx.kind === 'label') {
     const rest = text.slice(ctx.to);
