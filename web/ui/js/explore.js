@@ -20,7 +20,8 @@ import { MetricsChart, toColumns } from './chart.js';
 import { Autocomplete } from './autocomplete.js';
 
 const $ = (id) => document.getElementById(id);
-const TABLE_ROWS = 300;
+const TABLE_ROWS = 100; // more on demand: building rows is the slow part of a first draw
+let tableRows = TABLE_ROWS;
 
 let state = parseState(location.search);
 let types = [];
@@ -279,7 +280,7 @@ async function pickPoint(t) {
 }
 
 async function loadChart() {
-  const key = JSON.stringify([state.query, state.from, state.to, state.sum_by, types.length]);
+  const key = JSON.stringify([state.query, state.from, state.to, state.sum_by]);
   if (key === chartKey) return;
   chartKey = key;
   const t = currentType();
@@ -334,6 +335,7 @@ async function loadProfile() {
   const key = dataKey(state);
   if (key === loadedKey) return;
   loadedKey = key;
+  tableRows = TABLE_ROWS;
   tree = null;
   base = null;
   if (!state.query) return;
@@ -392,9 +394,17 @@ function colorFor(fl) {
       return diffColor(diffRatio(a, b), state.palette);
     };
   }
+  const byKey = new Map(); // colour key -> colour
+  const byFn = []; // function index -> colour
   return (i) => {
+    const fn = fl.fn[i];
+    if (fn >= 0 && byFn[fn]) return byFn[fn];
     const info = functionInfo(fl, i);
-    return hashColor(colorKey(fl.name[i], info ? info.mapping : '', state.color), dark);
+    const key = colorKey(fl.name[i], info ? info.mapping : '', state.color);
+    let c = byKey.get(key);
+    if (!c) byKey.set(key, (c = hashColor(key, dark)));
+    if (fn >= 0) byFn[fn] = c;
+    return c;
   };
 }
 
@@ -559,7 +569,7 @@ function renderTable(fl, pred) {
   }), el('th', { scope: 'col' }, el('span', { class: 'note' }, '')));
   const body = el('tbody');
   const rel = state.diff !== 'absolute';
-  for (const r of rows.slice(0, TABLE_ROWS)) {
+  for (const r of rows.slice(0, tableRows)) {
     const cells = [];
     if (fl.diff) {
       const ch = rel ? change(fl.total ? r.total / fl.total : 0, fl.compareTotal ? r.ctotal / fl.compareTotal : 0) : change(r.total, r.ctotal);
@@ -582,7 +592,10 @@ function renderTable(fl, pred) {
   }
   const table = el('table', { class: 'top', 'aria-label': 'Top functions' }, el('thead', {}, head), body);
   pane.append(el('div', { class: 'table-wrap' }, table));
-  if (rows.length > TABLE_ROWS) pane.append(el('div', { class: 'table-note' }, `${TABLE_ROWS} of ${rows.length} functions shown; search to narrow.`));
+  if (rows.length > tableRows) {
+    pane.append(el('div', { class: 'table-note' }, `${tableRows} of ${rows.length} functions shown; search to narrow, or `,
+      el('button', { type: 'button', onclick: () => { tableRows = rows.length; renderTable(fl, pred); } }, `show all ${rows.length}`)));
+  }
   else if (!rows.length) pane.append(el('div', { class: 'table-note' }, pred ? 'No function matches the search.' : 'No functions.'));
 }
 
@@ -604,7 +617,9 @@ async function render() {
     syncControls();
     showError(null);
     nowMs = Date.now();
-    if (!types.length) await loadTypes();
+    // a link names its type: its data loads while the type list does
+    const typesLoaded = types.length ? null : loadTypes();
+    if (typesLoaded && !state.query) await typesLoaded;
     if (!state.query && types.length) {
       state.query = defaultQuery();
       history.replaceState(null, '', location.pathname + '?' + formatState(state));
@@ -620,6 +635,10 @@ async function render() {
     const jobs = [loadChart().catch((e) => { chartKey = null; chart.clear(''); throw e; }), loadProfile()];
     try {
       await Promise.all(jobs);
+      if (typesLoaded) {
+        await typesLoaded;
+        syncControls();
+      }
     } catch (e) {
       if (e.name === 'AbortError') return;
       loadedKey = null;
@@ -779,9 +798,16 @@ window.firnUI = {
     },
     // per-frame draw times (ms) of the main graph, for the benchmark
     drawTimes: () => main.drawTimes.slice(),
+    // draws the main graph again (the benchmark's redraw loop)
+    redraw: () => {
+      main.schedule();
+      return main.drawn();
+    },
   },
   sandwich: { callers: { find: (n) => (callers.fl ? callers.find(n) : []) }, callees: { find: (n) => (callees.fl ? callees.find(n) : []) } },
   state: () => ({ ...state, zoom: [...state.zoom] }),
+  // nodes in the main graph (the benchmark reports it)
+  nodeCount: () => (main.fl ? main.fl.n : 0),
 };
 
 initControls();
