@@ -293,6 +293,30 @@ test('group by a pprof label: one subtree per value, totals as pprof -tagfocus',
   });
 });
 
+test('an "other" frame re-queries what max_nodes cut from its parent', async () => {
+  const peer = pprofTop(fixture(A_FIXTURE));
+  await withPage({}, async (page, errors) => {
+    await load(page, firn, explore({ query: A, max_nodes: '12' }));
+    const others = async () => (await find(page, 'other')).sort((a, b) => b.total - a.total);
+    const [other] = (await others()).filter((n) => n.depth > 1);
+    assert.ok(other, 'a cut below the top');
+    const cutBefore = sum(await others(), (n) => n.total);
+    assert.match(await page.locator('#cut').textContent(), /of the profile is in "other" frames/);
+    const canvas = await page.evaluate(() => window.firnUI.flamegraph.canvas.getBoundingClientRect().toJSON());
+    const n0 = await page.evaluate(() => window.firnUI.nodeCount());
+    await page.mouse.click(canvas.x + other.x + Math.min(other.width / 2, 20), canvas.y + other.y + 5);
+    await ready(page);
+    assert.ok(await page.evaluate(() => window.firnUI.nodeCount()) > n0, 'more nodes');
+    assert.ok(sum(await others(), (n) => n.total) < cutBefore, 'less is cut');
+    const [root] = await find(page, 'total');
+    assert.equal(root.total, peer.total, 'the total is unchanged');
+    for (const [name, v] of Object.entries(peer.rows)) {
+      assert.ok(sum(await find(page, name), (n) => n.self) <= v.flat, `${name}: no self counted twice`);
+    }
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('URL round trip: a reload reproduces the view', async () => {
   await withPage({}, async (page, errors) => {
     await load(page, firn, explore({ query: A, search: 'runtime', invert: '1', sort: 'self', view: 'both' }));

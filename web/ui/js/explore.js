@@ -367,16 +367,22 @@ async function expandOther(i) {
   const params = profileParams();
   params.query = withFn(params.query);
   if (params.compare_query) params.compare_query = withFn(params.compare_query);
-  params.max_nodes = state.max_nodes || '8192';
-  try {
-    const fresh = await withLoading($('panes'), api('/api/v1/profile', params));
-    if (!graftChildren(tree, fresh, path)) throw new Error(`"${fname}" is no longer in the profile; run the query again`);
-    base = null;
-    showError(null);
-  } catch (e) {
-    showError(e);
-  }
-  return render();
+  // the stacks through the parent with four times the budget the whole graph had
+  params.max_nodes = String(4 * (parseInt(state.max_nodes || '8192', 10) || 8192));
+  const p = (async () => {
+    try {
+      const fresh = await withLoading($('panes'), api('/api/v1/profile', params));
+      if (!graftChildren(tree, fresh, path)) throw new Error(`"${fname}" is no longer in the profile; run the query again`);
+      base = null;
+      showError(null);
+    } catch (e) {
+      showError(e);
+      return;
+    }
+    await render();
+  })();
+  pending = p; // firnUI.ready() waits for the re-query
+  return p;
 }
 
 // ---- drawing the views ---------------------------------------------------------------
@@ -514,6 +520,22 @@ function renderCrumbs(fl, zoom) {
   }
 }
 
+// How much of the profile max_nodes cut into "other" nodes, with a way
+// to ask for more.
+function renderCut(fl) {
+  const box = $('cut');
+  box.textContent = '';
+  if (!fl) return;
+  let cut = 0;
+  for (let i = 0; i < fl.n; i++) if (fl.kind[i] === KIND_OTHER) cut += fl.value[i] + fl.cvalue[i];
+  const whole = fl.value[0] + fl.cvalue[0];
+  if (!cut || cut / whole < 0.01) return;
+  const n = parseInt(state.max_nodes || '8192', 10) || 8192;
+  box.append(`${percent(cut, whole)} of the profile is in "other" frames (the graph keeps the ${n} largest nodes). `,
+    el('button', { type: 'button', onclick: () => go({ max_nodes: String(n * 4) }) }, `Load ${n * 4} nodes`),
+    ' or click an "other" frame to re-query what it holds.');
+}
+
 function renderLegend(fl) {
   const box = $('legend');
   box.textContent = '';
@@ -529,18 +551,18 @@ function renderLegend(fl) {
     return;
   }
   const dark = currentTheme() === 'dark';
-  const sums = new Map();
+  const sums = new Map(); // key -> self; keys without self too (in order of appearance)
   for (let i = 0; i < fl.n; i++) {
-    if (fl.kind[i] !== KIND_FRAME || !fl.self[i]) continue;
+    if (fl.kind[i] !== KIND_FRAME) continue;
     const info = functionInfo(fl, i);
     const k = colorKey(fl.name[i], info ? info.mapping : '', state.color);
     sums.set(k, (sums.get(k) || 0) + fl.self[i]);
   }
-  const top = [...sums].sort((a, b) => b[1] - a[1]).slice(0, 12);
+  const top = [...sums].sort((a, b) => b[1] - a[1]).slice(0, 12); // stable: equal selfs keep their order
   box.append(el('span', {}, `Colour by ${state.color}:`));
   for (const [k, v] of top) {
-    box.append(el('span', { title: `${k}: ${percent(v, fl.value[0])} self` },
-      el('span', { class: 'sw', style: `background:${hashColor(k, dark)}` }), `${k} ${percent(v, fl.value[0])}`));
+    box.append(el('span', { title: `${k}: ${percent(v, fl.value[0])} of the total is its own (self)` },
+      el('span', { class: 'sw', style: `background:${hashColor(k, dark)}` }), v ? `${k} ${percent(v, fl.value[0])}` : k));
   }
 }
 
@@ -702,6 +724,7 @@ function draw() {
   if (zoom > 0) main.reveal(zoom);
   renderCrumbs(empty ? null : shown, zoom);
   renderLegend(empty ? null : shown);
+  renderCut(empty ? null : base);
   renderTable(empty ? null : shown, pred);
   if (v === 'sandwich') renderSandwich(empty ? null : base);
   updateDownloads();

@@ -26,6 +26,7 @@ test('values by unit', () => {
 test('rates: CPU time per second is cores', () => {
   assert.equal(formatRate(2.5e9, 'nanoseconds'), '2.5 cores');
   assert.equal(formatRate(0.25, 'seconds'), '0.25 cores');
+  assert.equal(formatRate(1e9, 'nanoseconds'), '1 core');
   assert.equal(formatRate(2048, 'bytes'), '2 KiB/s');
   assert.equal(formatRate(1500, 'count'), '1.5 k/s');
 });

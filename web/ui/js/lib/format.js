@@ -55,7 +55,10 @@ export function formatValue(v, unit) {
 // time per second is cores, bytes per second, counts per second.
 export function formatRate(v, unit) {
   const k = unitKind(unit);
-  if (k in TO_NS) return num3(v * TO_NS[k] / 1e9) + ' cores';
+  if (k in TO_NS) {
+    const cores = num3((v * TO_NS[k]) / 1e9);
+    return cores + (cores === '1' ? ' core' : ' cores');
+  }
   if (k === 'bytes') return scaled(v, BYTES, 'B') + '/s';
   return scaled(v, SI, '').trim() + '/s';
 }
