@@ -654,18 +654,21 @@ async function render() {
       return;
     }
     loadSumBy();
-    const jobs = [loadChart().catch((e) => { chartKey = null; chart.clear(''); throw e; }), loadProfile()];
-    try {
-      await Promise.all(jobs);
-      if (typesLoaded) {
-        await typesLoaded;
-        syncControls();
-      }
-    } catch (e) {
-      if (e.name === 'AbortError') return;
-      loadedKey = null;
-      showError(e);
+    const [c, p] = await Promise.allSettled([loadChart(), loadProfile()]);
+    if (typesLoaded) {
+      await typesLoaded;
+      syncControls();
     }
+    if (c.status === 'rejected') {
+      chartKey = null;
+      chart.clear('');
+    }
+    if (p.status === 'rejected') loadedKey = null;
+    // the profile request's error first: its query is the selector as
+    // typed, so a parser's position points into the query box
+    const e = p.status === 'rejected' ? p.reason : c.status === 'rejected' ? c.reason : null;
+    if (e && e.name === 'AbortError') return;
+    if (e) showError(e);
     syncChartMarks();
     draw();
   })();
