@@ -15,6 +15,7 @@ import { fixture, launchBrowser, load, openPage, pushProfile, screenshot, startF
 const CPU = 'process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta';
 const A_FIXTURE = 'pyro-pkg_pprof_testdata_go.cpu.labels.pprof'; // Go CPU with pprof labels
 const B_FIXTURE = 'parca-pkg_query_testdata_fib.pb.gz'; // Go CPU
+const HEAP_FIXTURE = 'pyro-pkg_pprof_testdata_heap'; // Go heap (not a delta type)
 const A = `${CPU}{job="api"}`;
 const B = `${CPU}{job="web"}`;
 
@@ -87,6 +88,7 @@ before(async () => {
   browser = await launchBrowser();
   await pushProfile(firn, { fixture: A_FIXTURE, name: 'process_cpu', labels: { job: 'api', instance: 'a:1' }, time: now - 600 });
   await pushProfile(firn, { fixture: B_FIXTURE, name: 'process_cpu', labels: { job: 'web', instance: 'b:1' }, time: now - 300 });
+  await pushProfile(firn, { fixture: HEAP_FIXTURE, name: 'memory', labels: { job: 'heap' }, time: now - 900 });
 });
 
 after(async () => {
@@ -313,6 +315,59 @@ test('an "other" frame re-queries what max_nodes cut from its parent', async () 
     for (const [name, v] of Object.entries(peer.rows)) {
       assert.ok(sum(await find(page, name), (n) => n.self) <= v.flat, `${name}: no self counted twice`);
     }
+    assert.deepEqual(errors, []);
+  });
+});
+
+// The plotting area of the chart (uPlot's overlay).
+const chartArea = (page) => page.locator('#chart .u-over').boundingBox();
+
+test('chart: click a point of a delta type merges its step, drag merges a range', async () => {
+  const peer = pprofTop(fixture(A_FIXTURE));
+  await withPage({}, async (page, errors) => {
+    await load(page, firn, explore({ query: A }));
+    const box = await chartArea(page);
+    // one point in the range: the cursor snaps to it wherever it is
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    await ready(page);
+    const u = new URL(page.url()).searchParams;
+    // the step of the chart's own query_range request
+    const chartStep = await page.evaluate(() => Number(new URL(performance.getEntriesByType('resource')
+      .find((e) => e.name.includes('/api/v1/query_range')).name).searchParams.get('step')));
+    assert.ok(chartStep > 0);
+    assert.equal(Number(u.get('merge_to')) - Number(u.get('merge_from')), chartStep, 'one step of the chart');
+    assert.ok(Number(u.get('merge_from')) <= now - 600 && now - 600 <= Number(u.get('merge_to')), u.toString());
+    assert.equal((await find(page, 'total'))[0].total, peer.total);
+    assert.match(await page.locator('#selection').textContent(), /^Merged between/);
+    await page.getByRole('button', { name: 'Clear selection' }).click();
+    await ready(page);
+    assert.equal(new URL(page.url()).searchParams.get('merge_from'), null);
+    // drag over the whole plot
+    await page.mouse.move(box.x + 2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.move(box.x + box.width - 2, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.up();
+    await ready(page);
+    const d = new URL(page.url()).searchParams;
+    assert.ok(Number(d.get('merge_to')) - Number(d.get('merge_from')) > 3000, d.toString());
+    assert.equal((await find(page, 'total'))[0].total, peer.total);
+    assert.deepEqual(errors, []);
+  });
+});
+
+test('chart: click a point of a non-delta type shows the profile at that time', async () => {
+  const out = pprof(['-top', '-nodefraction=0', '-unit=bytes', '-sample_index=inuse_space', fixture(HEAP_FIXTURE)]);
+  const total = Number(/Showing nodes accounting for (\d+)B/.exec(out)[1]);
+  await withPage({}, async (page, errors) => {
+    await load(page, firn, explore({ query: 'memory:inuse_space:bytes:space:bytes{job="heap"}' }));
+    const box = await chartArea(page);
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    await page.waitForFunction(() => new URL(location.href).searchParams.has('time'), null, { timeout: 10_000 });
+    await ready(page);
+    assert.equal(Number(new URL(page.url()).searchParams.get('time')), now - 900);
+    assert.equal((await find(page, 'total'))[0].total, total);
+    assert.match(await page.locator('#selection').textContent(), /^Single profile at/);
     assert.deepEqual(errors, []);
   });
 });
