@@ -372,6 +372,21 @@ test('chart: click a point of a non-delta type shows the profile at that time', 
   });
 });
 
+test('filter by function keeps the stacks through it, as pprof -focus', async () => {
+  const out = pprof(['-top', '-nodefraction=0', '-unit=ns', '-sample_index=cpu', '-focus=^main\\.fastFunction$', fixture(A_FIXTURE)]);
+  const total = Number(/Showing nodes accounting for (\d+)ns/.exec(out)[1]);
+  await withPage({}, async (page, errors) => {
+    await load(page, firn, explore({ query: A }));
+    await page.getByRole('textbox', { name: 'Filter stacks by function (regex)' }).fill('main\\.fastFunction');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => new URL(location.href).searchParams.get('filter') === 'main\\.fastFunction', null, { timeout: 5000 });
+    await ready(page);
+    assert.equal((await find(page, 'total'))[0].total, total);
+    assert.equal((await find(page, 'main.slowFunction')).length, 0);
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('URL round trip: a reload reproduces the view', async () => {
   await withPage({}, async (page, errors) => {
     await load(page, firn, explore({ query: A, search: 'runtime', invert: '1', sort: 'self', view: 'both' }));

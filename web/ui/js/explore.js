@@ -689,7 +689,11 @@ function draw() {
     $('table-pane').textContent = '';
     $('matched').textContent = '';
     for (const a of ['dl-pprof', 'dl-collapsed', 'dl-svg']) $(a).removeAttribute('href');
-    if (state.query && loadedKey) $('flame-pane').replaceChildren(main.scroll, el('div', { class: 'empty' }, 'No data.'));
+    if (!state.query) {
+      $('flame-pane').replaceChildren(main.scroll, el('div', { class: 'empty' }, types.length
+        ? 'Pick a profile type and run a query.'
+        : 'firn holds no profiles yet: it stores what it scrapes (see Targets) and what is pushed to /api/v1/ingest.'));
+    }
     return;
   }
   if (!base || base.mode !== state.diff) base = buildFlame(tree, { groupBy: !!state.group_by, diff: state.diff });
