@@ -225,19 +225,21 @@ get "$base/static/dev/sub/new.js"
 same "dev: a removed file is 404" "$CODE" 404
 stop_pid "$FIRN_PID"
 
-"$firn" --config.file="$tmp/firn.yml" --web.ui-assets="$tmp/nowhere" \
-    --web.listen-address=127.0.0.1:0 --storage.tsdb.path="$tmp/data" >"$tmp/bad.log" 2>&1
-rc=$?
-[ "$rc" -ne 0 ] && grep -q "web.ui-assets: $tmp/nowhere" "$tmp/bad.log" &&
-    ok "a missing --web.ui-assets directory stops startup, named" ||
-    fail "missing directory: exit $rc, $(tail -2 "$tmp/bad.log")"
+# refused WHAT DIR MESSAGE: firn --web.ui-assets=DIR exits non-zero (within
+# 30 s: a firn that starts after all is stopped by timeout) saying MESSAGE.
+refused() {
+    timeout 30 "$firn" --config.file="$tmp/firn.yml" --web.ui-assets="$2" \
+        --web.listen-address=127.0.0.1:0 --storage.tsdb.path="$tmp/data" >"$tmp/bad.log" 2>&1
+    local rc=$?
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -qF "$3" "$tmp/bad.log"; then
+        ok "$1 stops startup: $3"
+    else
+        fail "$1: exit $rc, $(tail -2 "$tmp/bad.log")"
+    fi
+}
+refused "a missing --web.ui-assets directory" "$tmp/nowhere" "web.ui-assets: $tmp/nowhere: No such file"
 mkdir "$tmp/empty"
-"$firn" --config.file="$tmp/firn.yml" --web.ui-assets="$tmp/empty" \
-    --web.listen-address=127.0.0.1:0 --storage.tsdb.path="$tmp/data" >"$tmp/bad.log" 2>&1
-rc=$?
-[ "$rc" -ne 0 ] && grep -q "has no index.html" "$tmp/bad.log" &&
-    ok "a directory without index.html stops startup" ||
-    fail "no index.html: exit $rc, $(tail -2 "$tmp/bad.log")"
+refused "a directory without index.html" "$tmp/empty" "web.ui-assets: $tmp/empty has no index.html"
 
 # ---- basic auth over TLS --------------------------------------------------------------
 if ! (cd "$tmp" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \

@@ -9,6 +9,10 @@
 //   FIRN_FIXTURES         the pprof fixtures (default: ../shared/fixtures/pprof
 //                         beside this tree)
 //   CHROMIUM              the browser (default /usr/bin/chromium)
+//   FIRN_UI_ASSETS        when set, every firn started serves the UI from this
+//                         directory (--web.ui-assets): UI edits are tested
+//                         without rebuilding firn (assets then live under
+//                         /static/dev/, not cached)
 //   FIRN_UI_SCREENSHOTS   where screenshot() writes (default: a temporary directory,
 //                         printed)
 //
@@ -28,6 +32,7 @@ export const firnBin = process.env.FIRN_BIN || path.join(repoRoot, 'build', 'cmd
 export const fixturesDir =
   process.env.FIRN_FIXTURES || path.join(repoRoot, '..', 'shared', 'fixtures', 'pprof');
 export const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+export const uiAssets = process.env.FIRN_UI_ASSETS ? path.resolve(process.env.FIRN_UI_ASSETS) : null;
 
 const READY_LINE = /Server is ready to receive web requests\..* port=(\d+)/;
 const START_TIMEOUT_MS = 30_000;
@@ -78,6 +83,9 @@ export async function startFirn({ flags = [], config = 'scrape_configs: []\n', w
   if (webConfig !== undefined) {
     fs.writeFileSync(path.join(tmpDir, 'web.yml'), webConfig);
     args.push(`--web.config.file=${path.join(tmpDir, 'web.yml')}`);
+  }
+  if (uiAssets && !flags.some((f) => f.startsWith('--web.ui-assets'))) {
+    args.push(`--web.ui-assets=${uiAssets}`);
   }
   args.push(...flags);
   const logPath = path.join(tmpDir, 'firn.log');
@@ -245,12 +253,18 @@ export async function load(page, firn, p, { timeout = 30_000 } = {}) {
   const res = await page.goto(firn.url + p, { waitUntil: 'load', timeout });
   if (!res) throw new Error(`no response for ${p}`);
   // Module scripts have run by "load", so firnUI exists by then if at all.
-  await Promise.race([
-    page.evaluate(async () => { if (window.firnUI && window.firnUI.ready) await window.firnUI.ready(); }),
-    new Promise((_, reject) => setTimeout(
-      () => reject(new Error(`firnUI.ready() on ${p} did not resolve within ${timeout} ms`)), timeout)
-      .unref()),
-  ]);
+  let timer;
+  try {
+    await Promise.race([
+      page.evaluate(async () => { if (window.firnUI && window.firnUI.ready) await window.firnUI.ready(); }),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`firnUI.ready() on ${p} did not resolve within ${timeout} ms`)), timeout);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
   return res;
 }
 

@@ -2,17 +2,19 @@
 // a real firn, embedded in the binary: no console error, no request that
 // fails or leaves firn, module scripts from /static/HASH/ with the cache
 // headers of a versioned asset, light and dark; the same behind basic auth
-// over TLS.  Screenshots of each page go to FIRN_UI_SCREENSHOTS.
+// over TLS.  Screenshots of each page go to FIRN_UI_SCREENSHOTS.  With
+// FIRN_UI_ASSETS (harness.mjs) the version is "dev" and nothing is cached.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import {
-  launchBrowser, load, openPage, pushProfile, screenshot, startFirn, tlsAuthSetup,
+  launchBrowser, load, openPage, pushProfile, screenshot, startFirn, tlsAuthSetup, uiAssets,
 } from './harness.mjs';
 
 const PAGES = ['/', '/targets'];
 const FIXTURE = 'parca-pkg_query_testdata_fib.pb.gz';  // Go CPU: samples/count, cpu/nanoseconds
-const ASSET_PATH = /^\/static\/([0-9a-f]{16})\//;
+const ASSET_PATH = uiAssets ? /^\/static\/(dev)\// : /^\/static\/([0-9a-f]{16})\//;
+const ASSET_CACHE = uiAssets ? 'no-cache' : 'public, max-age=31536000, immutable';
 
 let firn;
 let browser;
@@ -66,7 +68,7 @@ for (const path of PAGES) {
           const resp = await r.response();
           assert.equal(resp.status(), 200, u.pathname);
           assert.equal(resp.headers()['content-type'], 'text/javascript; charset=utf-8', u.pathname);
-          assert.equal(resp.headers()['cache-control'], 'public, max-age=31536000, immutable');
+          assert.equal(resp.headers()['cache-control'], ASSET_CACHE, u.pathname);
         }
         assert.equal(hashes.size, 1, `one asset version: ${[...hashes]}`);
         for (const src of modules) assert.match(new URL(src).pathname, ASSET_PATH);
