@@ -828,15 +828,10 @@ window.firnUI = {
     },
     // per-frame draw times (ms) of the main graph, for the benchmark
     drawTimes: () => main.drawTimes.slice(),
-    // draws the main graph again (the benchmark's redraw loop)
-    redraw: () => {
-      main.schedule();
-      return main.drawn();
-    },
   },
   sandwich: { callers: { find: (n) => (callers.fl ? callers.find(n) : []) }, callees: { find: (n) => (callees.fl ? callees.find(n) : []) } },
   state: () => ({ ...state, zoom: [...state.zoom] }),
-  // nodes in the main graph (the benchmark reports it)
+  // nodes in the main graph
   nodeCount: () => (main.fl ? main.fl.n : 0),
 };
 
