@@ -153,3 +153,13 @@ export function ago(iso, now = Date.now()) {
   if (s < 5400) return `${Math.round(s / 60)} min ago`;
   return `${(s / 3600).toFixed(1)} h ago`;
 }
+
+// Waits until the promise current() returns has settled and no newer one
+// took its place (a page's loads chain: a click during a load starts another).
+export async function settled(current) {
+  let p;
+  do {
+    p = current();
+    await p;
+  } while (p !== current());
+}

@@ -4,7 +4,7 @@
 // The whole state lives in the URL (lib/url.js); this module reads it,
 // loads what it needs and draws.  window.firnUI is the automation API.
 
-import { header, el, api, apiURL, withLoading, onThemeChange, currentTheme } from './common.js';
+import { header, el, api, apiURL, withLoading, onThemeChange, currentTheme, settled } from './common.js';
 import { parseState, formatState, dataKey } from './lib/url.js';
 import { parseTime, apiTime, PRESETS, chooseStep } from './lib/time.js';
 import { formatValue, percent, change, formatTime } from './lib/format.js';
@@ -805,11 +805,7 @@ function describe(g, i) {
 window.firnUI = {
   // resolves once the current view has loaded its data and drawn
   async ready() {
-    let p;
-    do {
-      p = pending;
-      await p;
-    } while (p !== pending);
+    await settled(() => pending);
     await Promise.all([main.drawn(), callers.drawn(), callees.drawn()]);
   },
   flamegraph: {

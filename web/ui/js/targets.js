@@ -3,7 +3,7 @@
 // labels on demand, last scrape, duration, last error), filterable; the
 // filter lives in the URL (?search=&health=).
 
-import { header, el, api, withLoading, ago } from './common.js';
+import { header, el, api, withLoading, ago, settled } from './common.js';
 import { groupTargets, formatSeconds } from './lib/targets.js';
 
 const $ = (id) => document.getElementById(id);
@@ -110,13 +110,8 @@ document.addEventListener('keydown', (e) => {
 });
 
 window.firnUI = {
-  async ready() {
-    let p;
-    do {
-      p = pending;
-      await p;
-    } while (p !== pending);
-  },
+  // resolves once the targets are loaded and drawn
+  ready: () => settled(() => pending),
 };
 
 load();

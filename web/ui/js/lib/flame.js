@@ -225,13 +225,6 @@ export function findPath(fl, names) {
   return at;
 }
 
-// The children of i.
-export function childrenOf(fl, i) {
-  const out = [];
-  for (let c = i + 1; c < fl.end[i]; c = fl.end[c]) out.push(c);
-  return out;
-}
-
 // ---- search ----------------------------------------------------------------
 
 // A predicate on names: a case-insensitive substring, or a regex (throws

@@ -63,14 +63,6 @@ export function formatRate(v, unit) {
   return scaled(v, SI, '').trim() + '/s';
 }
 
-// What the chart's y axis is titled for a type.
-export function rateLabel(unit, delta) {
-  const k = unitKind(unit);
-  if (!delta) return k === 'bytes' ? 'bytes' : k in TO_NS ? 'time' : 'count';
-  if (k in TO_NS) return 'CPU cores';
-  return k === 'bytes' ? 'bytes/s' : 'per second';
-}
-
 export function percent(part, whole) {
   if (!whole) return '0%';
   const p = (100 * part) / whole;
