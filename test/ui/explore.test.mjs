@@ -218,6 +218,21 @@ test('table sorts by a column; the top self row is pprof\'s top flat', async () 
   });
 });
 
+test('clicking a table row zooms the graph to the function\'s largest frame', async () => {
+  await withPage({}, async (page, errors) => {
+    await load(page, firn, explore({ query: A }));
+    const [widest] = (await find(page, 'main.work')).sort((a, b) => b.total - a.total);
+    await page.locator('#table-pane tbody tr[data-name="main.work"]').click();
+    await ready(page);
+    assert.match(new URL(page.url()).searchParams.get('zoom'), /main\.work$/);
+    const canvas = await page.evaluate(() => window.firnUI.flamegraph.canvas.getBoundingClientRect().width);
+    const [zoomed] = (await find(page, 'main.work')).filter((n) => n.depth === widest.depth && n.total === widest.total);
+    assert.ok(Math.abs(zoomed.width - canvas) < 1, `${zoomed.width} of ${canvas}`);
+    assert.equal(await page.locator('#table-pane tbody tr.selected').getAttribute('data-name'), 'main.work');
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('sandwich: callers and callees of a function total what pprof says', async () => {
   const peer = pprofTop(fixture(A_FIXTURE));
   await withPage({}, async (page, errors) => {

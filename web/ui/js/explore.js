@@ -480,7 +480,7 @@ function showTooltip(g, i, e) {
     rows.push(['Self', `${fmt(fl.self[i])} (${percent(fl.self[i], fl.value[0])})`]);
   }
   const info = functionInfo(fl, i);
-  if (info && info.filename) rows.push(['File', `${info.filename}${info.start_line ? ':' + info.start_line : ''}`]);
+  if (info && info.filename) rows.push(['File', fileLine(info.filename, info.start_line)]);
   if (info && info.mapping) rows.push(['Binary', info.mapping]);
   if (info && info.system_name && info.system_name !== info.name) rows.push(['System name', info.system_name]);
   const hint = fl.kind[i] === KIND_OTHER ? 'click: re-query what was cut here'
@@ -566,6 +566,10 @@ function renderLegend(fl) {
   }
 }
 
+function fileLine(file, line) {
+  return file ? (line > 0 ? `${file}:${line}` : file) : '';
+}
+
 function renderTable(fl, pred) {
   const pane = $('table-pane');
   pane.textContent = '';
@@ -602,7 +606,7 @@ function renderTable(fl, pred) {
       cells.push(el('td', {}, fmt(r.self)), el('td', {}, percent(r.self, total)), el('td', {}, fmt(r.total)), el('td', {}, percent(r.total, total)));
     }
     cells.push(el('td', { class: 'name', title: r.name }, r.name),
-      el('td', { class: 'file', title: r.file ? `${r.file}:${r.line}` : '' }, r.file ? `${r.file}:${r.line}` : ''),
+      el('td', { class: 'file', title: fileLine(r.file, r.line) }, fileLine(r.file.slice(r.file.lastIndexOf('/') + 1), r.line)),
       el('td', { class: 'act' }, el('button', { type: 'button', title: `Sandwich of ${r.name}`, 'aria-label': `Sandwich of ${r.name}`,
         onclick: (e) => { e.stopPropagation(); go({ view: 'sandwich', sandwich: r.name }); } }, '⇅')));
     body.append(el('tr', { class: r.key === highlightKey ? 'selected' : null, dataset: { name: r.name },

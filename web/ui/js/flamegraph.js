@@ -104,6 +104,7 @@ export class FlameGraph {
     this.hover = -1;
     this.colors = null;
     this.spacer.style.height = fl ? `${(fl.maxDepth + 1) * ROW_H}px` : '0px';
+    this.scroll.hidden = !fl;
     if (this.opts.flip && fl) this.scroll.scrollTop = this.scroll.scrollHeight;
     this.schedule();
   }
