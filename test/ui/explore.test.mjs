@@ -330,6 +330,12 @@ test('an "other" frame re-queries what max_nodes cut from its parent', async () 
     for (const [name, v] of Object.entries(peer.rows)) {
       assert.ok(sum(await find(page, name), (n) => n.self) <= v.flat, `${name}: no self counted twice`);
     }
+    // the URL keeps the expansion: a reload shows the same graph
+    assert.equal(new URL(page.url()).searchParams.getAll('expand').length, 1);
+    const seen = { n: await page.evaluate(() => window.firnUI.nodeCount()), others: await others() };
+    await page.reload();
+    await ready(page);
+    assert.deepEqual({ n: await page.evaluate(() => window.firnUI.nodeCount()), others: await others() }, seen);
     assert.deepEqual(errors, []);
   });
 });

@@ -43,7 +43,10 @@ header('explore', [helpButton]);
 // ---- state and history ------------------------------------------------------------
 
 function go(patch, push = true) {
-  state = { ...state, ...patch };
+  const next = { ...state, ...patch };
+  // expanded "other" frames belong to the data they were expanded in
+  if (!('expand' in patch) && dataKey(next) !== dataKey(state)) next.expand = [];
+  state = next;
   const q = formatState(state);
   const url = location.pathname + (q ? '?' + q : '');
   if (url !== location.pathname + location.search) {
@@ -344,20 +347,22 @@ async function loadProfile() {
   const p = api('/api/v1/profile', profileParams(), { signal: controller.signal });
   tree = await withLoading($('panes'), p);
   base = null;
+  // the "other" frames a link had expanded, in the order they were
+  for (const path of state.expand) {
+    try {
+      await withLoading($('panes'), graftPath(path.split(';')));
+    } catch (e) {
+      if (e.name === 'AbortError') throw e;
+      showError(e);
+    }
+  }
 }
 
-// Re-queries what an "other" node stands for: the stacks through its
-// parent's function, with a fresh node budget, grafted under the parent.
-async function expandOther(i) {
-  const fl = shown;
-  const parent = fl.parent[i];
-  if (parent <= 0 || state.invert) {
-    // at the top, or in a derived tree: a larger budget for the whole graph
-    const n = parseInt(state.max_nodes || '8192', 10) || 8192;
-    return go({ max_nodes: String(n * 4) });
-  }
-  const path = pathOf(fl, parent);
-  const fname = fl.name[parent];
+// Re-queries the stacks through the frame at path (names from the top)
+// with four times the node budget the whole graph had, and grafts its
+// children in place: what an "other" frame under it stands for.
+async function graftPath(path) {
+  const fname = path[path.length - 1];
   const withFn = (q) => {
     const b = q.lastIndexOf('}');
     const m = `__function__=${JSON.stringify(fname)}`;
@@ -367,19 +372,32 @@ async function expandOther(i) {
   const params = profileParams();
   params.query = withFn(params.query);
   if (params.compare_query) params.compare_query = withFn(params.compare_query);
-  // the stacks through the parent with four times the budget the whole graph had
   params.max_nodes = String(4 * (parseInt(state.max_nodes || '8192', 10) || 8192));
+  const fresh = await api('/api/v1/profile', params);
+  if (!graftChildren(tree, fresh, path)) return false;
+  base = null;
+  return true;
+}
+
+// A click on an "other" frame: re-query its parent's stacks (kept in the
+// URL's expand list, so a link shows the same), or at the top a larger
+// budget for the whole graph.
+function expandOther(i) {
+  const fl = shown;
+  const parent = fl.parent[i];
+  if (parent <= 0 || state.invert) {
+    const n = parseInt(state.max_nodes || '8192', 10) || 8192;
+    return go({ max_nodes: String(n * 4) });
+  }
+  const path = pathOf(fl, parent);
   const p = (async () => {
     try {
-      const fresh = await withLoading($('panes'), api('/api/v1/profile', params));
-      if (!graftChildren(tree, fresh, path)) throw new Error(`"${fname}" is no longer in the profile; run the query again`);
-      base = null;
-      showError(null);
+      if (!await withLoading($('panes'), graftPath(path))) throw new Error(`"${path.at(-1)}" is no longer in the profile; run the query again`);
     } catch (e) {
       showError(e);
       return;
     }
-    await render();
+    await go({ expand: [...state.expand, path.join(';')] });
   })();
   pending = p; // firnUI.ready() waits for the re-query
   return p;

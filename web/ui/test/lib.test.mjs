@@ -109,11 +109,14 @@ test('URL state round trip, defaults left out', () => {
     zoom: ['main', 'a;b', 'c'], search: 'json', regex: true, view: 'sandwich', sandwich: 'runtime.mallocgc',
     compare: true, compare_from: '1764000000', diff: 'absolute', palette: 'cb', group_by: 'handler',
     sort: '-self', invert: true, merge_from: '1764000000', merge_to: '1764000600',
+    expand: ['main;a', 'main;b|c'],
   });
   const q = formatState(s);
   const back = parseState(q);
   assert.deepEqual({ ...back, zoom: back.zoom.join(';') }, { ...s, zoom: s.zoom.join(';') });
   assert.deepEqual(back.zoom, ['main', 'a', 'b', 'c']); // ';' separates frames, as in collapsed stacks
+  assert.deepEqual(back.expand, ['main;a', 'main;b|c']);
+  assert.equal(new URLSearchParams(q).getAll('expand').length, 2);
   assert.equal(parseState('view=bogus&diff=x').view, 'both');
   assert.equal(parseState('?query=a&from=now-1h&to=now').query, 'a');
   assert.notEqual(dataKey(s), dataKey({ ...s, filter: 'x' }));

@@ -28,13 +28,15 @@ export const DEFAULTS = Object.freeze({
   sum_by: '',
   color: 'package', // package | binary
   max_nodes: '',
+  expand: [], // "other" frames re-queried: their parents' paths (';'-joined), repeated
 });
+const LISTS = ['expand']; // repeated parameters
 
 const VIEWS = ['both', 'flame', 'table', 'sandwich'];
 const ZOOM_SEP = ';'; // as in collapsed stacks
 
 export function defaultState() {
-  return { ...DEFAULTS, zoom: [] };
+  return { ...DEFAULTS, zoom: [], expand: [] };
 }
 
 // State from a query string (or URLSearchParams); unknown parameters and
@@ -44,6 +46,10 @@ export function parseState(search) {
   const s = defaultState();
   for (const key of Object.keys(DEFAULTS)) {
     if (!p.has(key)) continue;
+    if (LISTS.includes(key)) {
+      s[key] = p.getAll(key).filter(Boolean);
+      continue;
+    }
     const v = p.get(key);
     const d = DEFAULTS[key];
     if (typeof d === 'boolean') s[key] = v === '1' || v === 'true';
@@ -63,7 +69,9 @@ export function formatState(s) {
   for (const key of Object.keys(DEFAULTS)) {
     const v = s[key];
     const d = DEFAULTS[key];
-    if (typeof d === 'boolean') {
+    if (LISTS.includes(key)) {
+      for (const x of v || []) p.append(key, x);
+    } else if (typeof d === 'boolean') {
       if (v) p.set(key, '1');
     } else if (Array.isArray(d)) {
       if (v && v.length) p.set(key, v.join(ZOOM_SEP));
