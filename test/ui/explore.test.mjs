@@ -459,8 +459,30 @@ test('a bad query shows the parser\'s message and position', async () => {
   });
 });
 
+test('chart: sum by a label draws one series per value, with a legend', async () => {
+  await withPage({}, async (page, errors) => {
+    await load(page, firn, explore({ query: CPU, sum_by: 'job' }));
+    const legend = await page.locator('#chart .u-legend .u-series .u-label').allTextContents();
+    assert.deepEqual(legend.slice(1).sort(), ['api', 'web']);
+    assert.equal(await page.locator('#sumby').inputValue(), 'job');
+    assert.deepEqual(errors, []);
+  });
+});
+
+test('copy link puts the page\'s URL on the clipboard', async () => {
+  await withPage({ permissions: ['clipboard-read', 'clipboard-write'] }, async (page, errors) => {
+    await load(page, firn, explore({ query: A, search: 'main', view: 'flame' }));
+    await page.getByRole('button', { name: 'Copy link' }).click();
+    await page.getByRole('button', { name: 'Copied' }).waitFor({ timeout: 5000 });
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), page.url());
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('autocomplete suggests label values narrowed by the selector', async () => {
   await withPage({}, async (page, errors) => {
+    const asked = [];
+    page.on('request', (r) => { if (r.url().includes('/api/v1/label/')) asked.push(new URL(r.url())); });
     await load(page, firn, explore({ query: A }));
     const q = page.getByRole('combobox', { name: 'Selector' });
     await q.fill(`${CPU}{instance="b:1", job="`);
@@ -468,6 +490,11 @@ test('autocomplete suggests label values narrowed by the selector', async () => 
     const list = page.getByRole('listbox', { name: 'Suggestions' });
     await list.waitFor({ state: 'visible', timeout: 5000 });
     assert.deepEqual(await list.getByRole('option').allTextContents(), ['web']);
+    // asked with the selector typed so far and a limit, never unbounded
+    const ask = asked.find((u) => u.pathname === '/api/v1/label/job/values');
+    assert.ok(ask, asked.map(String).join(' '));
+    assert.equal(ask.searchParams.get('match[]'), `${CPU}{instance="b:1"}`);
+    assert.ok(Number(ask.searchParams.get('limit')) > 0);
     await q.press('ArrowDown');
     await q.press('Enter');
     assert.equal(await q.inputValue(), `${CPU}{instance="b:1", job="web"}`);
