@@ -298,6 +298,7 @@ async function loadChart() {
   const query = chartExpr(state.query, t.delta, chartStep, state.sum_by);
   const p = api('/api/v1/query_range', { query, start: apiTime(from), end: apiTime(to), step: chartStep });
   const d = await withLoading($('chart').parentElement, p);
+  if (chartKey !== key) return; // a newer chart is on its way
   const cols = toColumns(d.result || [], state.sum_by);
   if (!d.result || !d.result.length) {
     chart.clear(emptyMessage());
@@ -349,6 +350,7 @@ async function loadProfile() {
   base = null;
   // the "other" frames a link had expanded, in the order they were
   for (const path of state.expand) {
+    if (loadedKey !== key) return; // a newer load replaced the tree
     try {
       await withLoading($('panes'), graftPath(path.split(';')));
     } catch (e) {
