@@ -144,6 +144,9 @@ test('selector: completion context', () => {
   assert.deepEqual(s.matchers, [{ name: 'a', op: '=', value: 'x"y' }, { name: 'b', op: '=~', value: 'z.*' }]);
   assert.equal(matchSelector('m', s.matchers), 'm{a="x\\"y",b=~"z.*"}');
   assert.equal(matchSelector('', []), '');
+  assert.equal(matchSelector('', [{ name: 'job', op: '!=', value: 'x' }]), '');
+  assert.equal(matchSelector('m', [{ name: 'job', op: '=', value: '' }]), 'm{}');
+  assert.equal(matchSelector('', [{ name: 'job', op: '=', value: '' }, { name: 'a', op: '=~', value: 'b.*' }]), '{a=~"b.*"}');
 });
 
 test('selector: applying a completion', () => {

@@ -89,11 +89,14 @@ export function quote(v) {
 }
 
 // The selector for match[]: the metric and the complete matchers.
+// Matchers that match the empty string (l="") are left out, and without
+// a metric a selector needs a positive matcher (PromQL refuses the rest):
+// then there is nothing to narrow by.
 export function matchSelector(metric, matchers) {
-  const parts = matchers.filter((m) => m.name !== '__function__')
-    .map((m) => `${m.name}${m.op}${quote(m.value)}`);
-  if (!metric && !parts.length) return '';
-  return `${metric}{${parts.join(',')}}`;
+  const kept = matchers.filter((m) => m.name !== '__function__' && !(m.op === '=' && m.value === ''));
+  const positive = kept.some((m) => m.op === '=' || m.op === '=~');
+  if (!metric && !positive) return '';
+  return `${metric}{${kept.map((m) => `${m.name}${m.op}${quote(m.value)}`).join(',')}}`;
 }
 
 // The completion context at pos, with the match[] selector to narrow
