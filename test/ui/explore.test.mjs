@@ -550,6 +550,21 @@ test('keyboard: ? opens the help sheet, every control has an accessible name', a
     await page.keyboard.press('?');
     await page.getByRole('dialog', { name: 'Keyboard and mouse' }).waitFor({ state: 'visible', timeout: 5000 });
     await page.keyboard.press('Escape');
+    // the graph by keyboard: down to the root's widest child, Enter zooms
+    const [first] = (await page.evaluate(() => {
+      const fg = window.firnUI.flamegraph;
+      const r = fg.canvas.getBoundingClientRect();
+      return [fg.hitTest(1, 30)].filter(Boolean).map((n) => ({ ...n, w: r.width }));
+    }));
+    assert.equal(first.depth, 1);
+    await page.getByRole('img', { name: 'Flame graph', exact: true }).focus();
+    await page.keyboard.press('ArrowDown');
+    const tip = page.getByRole('tooltip');
+    await tip.waitFor({ state: 'visible', timeout: 5000 });
+    assert.ok((await tip.textContent()).startsWith(first.name), await tip.textContent());
+    await page.keyboard.press('Enter');
+    await ready(page);
+    assert.equal(new URL(page.url()).searchParams.get('zoom'), first.name);
     const unnamed = await page.evaluate(() => [...document.querySelectorAll('input, select, button, canvas[role]')]
       .filter((e) => e.offsetParent !== null || e.tagName === 'CANVAS')
       .filter((e) => !(e.getAttribute('aria-label') || e.labels?.[0]?.textContent.trim() || (e.tagName === 'BUTTON' && e.textContent.trim())))

@@ -408,7 +408,6 @@ function expandOther(i) {
 // ---- drawing the views ---------------------------------------------------------------
 
 const tooltip = $('tooltip');
-let tooltipFor = null;
 
 function colorFor(fl) {
   const dark = currentTheme() === 'dark';
@@ -475,9 +474,8 @@ const callees = makeGraph($('callees'), {
 });
 
 function showTooltip(g, i, e) {
-  if (i < 0) {
+  if (i < 0 || !e) {
     tooltip.hidden = true;
-    tooltipFor = null;
     return;
   }
   const fl = g.fl;
@@ -510,7 +508,6 @@ function showTooltip(g, i, e) {
     el('table', {}, el('tbody', {}, rows.map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', {}, v))))),
     el('div', { class: 'hint' }, hint));
   tooltip.hidden = false;
-  tooltipFor = i;
   const pad = 14;
   const w = tooltip.offsetWidth;
   const h = tooltip.offsetHeight;

@@ -77,6 +77,11 @@ export class FlameGraph {
       const i = this.hitTest(e.clientX - r.left, e.clientY - r.top);
       if (i >= 0 && this.opts.onClick) this.opts.onClick(i, e);
     });
+    this.canvas.addEventListener('keydown', (e) => this.key(e));
+    this.canvas.addEventListener('blur', () => {
+      this.hoverAt(-1);
+      if (this.opts.onHover) this.opts.onHover(-1, null);
+    });
     this.resizeObserver = new ResizeObserver(() => this.schedule());
     this.resizeObserver.observe(this.scroll);
   }
@@ -293,6 +298,40 @@ export class FlameGraph {
     c.strokeStyle = this.theme.hover;
     c.lineWidth = 1.5;
     c.strokeRect(x + 0.75, r.y + 0.75, Math.max(1, w - 1.5), ROW_H - 2.5);
+  }
+
+  // Keyboard: arrows move between frames (up: the caller, down: the first
+  // callee, left/right: the neighbours in the row), Enter acts as a click;
+  // the frame is outlined and described as on hover.
+  key(e) {
+    const fl = this.fl;
+    if (!fl) return;
+    let i = this.hover >= 0 ? this.hover : this.zoom;
+    const down = this.opts.flip ? 'ArrowUp' : 'ArrowDown';
+    const up = this.opts.flip ? 'ArrowDown' : 'ArrowUp';
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      if (this.opts.onClick) this.opts.onClick(i, e);
+      return;
+    }
+    if (e.key === up && fl.parent[i] >= 0) i = fl.parent[i];
+    else if (e.key === down && i + 1 < fl.end[i]) i += 1;
+    else if (e.key === 'ArrowLeft' || e.key === 'ArrowRight') {
+      const level = fl.levels[fl.depth[i]];
+      let k = level.indexOf(i) + (e.key === 'ArrowLeft' ? -1 : 1);
+      while (k >= 0 && k < level.length && fl.width[level[k]] <= 0) k += e.key === 'ArrowLeft' ? -1 : 1;
+      if (k < 0 || k >= level.length) return;
+      i = level[k];
+    } else return;
+    e.preventDefault();
+    this.reveal(i);
+    this.hoverAt(i);
+    if (this.opts.onHover) {
+      const c = this.canvas.getBoundingClientRect();
+      const r = this.rect(i);
+      const x = c.left + Math.min(Math.max(r.x, 0) + 8, c.width - 8);
+      this.opts.onHover(i, { clientX: x, clientY: c.top + r.y + r.height });
+    }
   }
 
   // Every node named name: {name, self, total, depth, x, y, width, height}.
