@@ -38,7 +38,8 @@ function targetRow(t) {
     toggle.textContent = discovered.hidden ? 'show discovered labels' : 'hide discovered labels';
   } }, 'show discovered labels');
   return el('tr', {},
-    el('td', {}, el('a', { href: t.scrapeUrl, rel: 'noreferrer' }, t.scrapeUrl)),
+    // a link only to what a browser should open (the URL comes from discovery)
+    el('td', {}, /^https?:\/\//i.test(t.scrapeUrl) ? el('a', { href: t.scrapeUrl, rel: 'noreferrer' }, t.scrapeUrl) : t.scrapeUrl),
     el('td', {}, el('span', { class: `health ${t.health}` }, t.health)),
     el('td', {}, chips(t.labels), el('div', { class: 'discovered' }, toggle), discovered),
     el('td', { title: t.lastScrape }, ago(t.lastScrape)),
