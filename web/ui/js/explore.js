@@ -257,6 +257,7 @@ function syncControls() {
   $('group-by').value = state.group_by;
   $('filter').value = state.filter;
   $('color-by').value = state.color;
+  $('color-by').disabled = state.compare; // a diff is coloured by its change
 }
 
 // ---- the metrics chart -------------------------------------------------------------

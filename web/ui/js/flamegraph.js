@@ -7,6 +7,7 @@
 // never redraws the graph.
 
 import { makeView, nodeRect, hitTest, levelRange, rowOf, KIND_ROOT, KIND_OTHER, KIND_GROUP } from './lib/flame.js';
+import { textOn } from './lib/colors.js';
 
 const ROW_H = 20;
 const FONT_PX = 12;
@@ -98,6 +99,7 @@ export class FlameGraph {
       font: `${FONT_PX}px ${cssVar('--mono') || 'monospace'}`,
     };
     this.charW = 0;
+    this.textColors = new Map();
     this.schedule();
   }
 
@@ -158,6 +160,13 @@ export class FlameGraph {
     return new Promise((resolve) => this.drawWaiters.push(resolve));
   }
 
+  // The label colour on a fill: dark or light, whichever reads (cached per fill).
+  textColor(fill) {
+    let t = this.textColors.get(fill);
+    if (!t) this.textColors.set(fill, (t = textOn(fill)));
+    return t;
+  }
+
   colorOf(i) {
     if (!this.colors) this.colors = new Array(this.fl.n);
     let c = this.colors[i];
@@ -212,7 +221,7 @@ export class FlameGraph {
     const cw = this.charW;
     const batches = new Map(); // colour -> flat [x, y, w, h, ...]
     const faded = [];
-    const labels = []; // [x, y, text, muted]
+    const labels = []; // [x, y, text, colour]
     const firstRow = Math.floor(v.top / ROW_H);
     const lastRow = Math.min(fl.maxDepth, Math.floor((v.top + height) / ROW_H));
     const hit = this.hit;
@@ -245,7 +254,7 @@ export class FlameGraph {
         let b = batches.get(color);
         if (!b) batches.set(color, (b = []));
         b.push(x, y, ww > 2 ? ww - 0.5 : ww, ROW_H - 1);
-        if (ww >= cw * 3 + 2 * PAD) labels.push(x + PAD, y + ROW_H / 2, fitText(fl.name[i], Math.floor((ww - 2 * PAD) / cw)), muted);
+        if (ww >= cw * 3 + 2 * PAD) labels.push(x + PAD, y + ROW_H / 2, fitText(fl.name[i], Math.floor((ww - 2 * PAD) / cw)), muted ? this.theme.mutedText : this.textColor(color));
       }
     }
     for (const [color, b] of batches) {
@@ -257,13 +266,13 @@ export class FlameGraph {
       for (let k = 0; k < faded.length; k += 2) {
         ctx.fillStyle = this.colorOf(faded[k]);
         ctx.fillRect(0, faded[k + 1], width, ROW_H - 1);
-        labels.push(PAD, faded[k + 1] + ROW_H / 2, fitText(fl.name[faded[k]], Math.floor((width - 2 * PAD) / cw)), false);
+        labels.push(PAD, faded[k + 1] + ROW_H / 2, fitText(fl.name[faded[k]], Math.floor((width - 2 * PAD) / cw)), this.theme.text);
       }
       ctx.globalAlpha = 1;
     }
     let style = '';
     for (let k = 0; k < labels.length; k += 4) {
-      const want = labels[k + 3] ? this.theme.mutedText : this.theme.text;
+      const want = labels[k + 3];
       if (want !== style) ctx.fillStyle = style = want;
       if (labels[k + 2]) ctx.fillText(labels[k + 2], labels[k], labels[k + 1]);
     }

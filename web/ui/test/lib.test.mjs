@@ -4,7 +4,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { formatValue, formatRate, percent, change, num3, formatTime } from '../js/lib/format.js';
 import { parseTime, parseDuration, apiTime, chooseStep } from '../js/lib/time.js';
-import { packageOf, colorKey, hashColor, diffRatio, diffColor, diffLegend, hash32 } from '../js/lib/colors.js';
+import { packageOf, colorKey, hashColor, diffRatio, diffColor, diffLegend, hash32, textOn } from '../js/lib/colors.js';
 import { parseState, formatState, defaultState, dataKey } from '../js/lib/url.js';
 import { completionContext, applyCompletion, scanSelector, matchSelector, filterSuggestions, withMetric } from '../js/lib/selector.js';
 import { splitType, friendlyName, chartExpr } from '../js/lib/types.js';
@@ -99,6 +99,17 @@ test('diff ratios and colours: blue less, grey same, red more', () => {
   const legend = diffLegend();
   assert.equal(legend[0].ratio, -1);
   assert.equal(legend[legend.length - 1].ratio, 1);
+});
+
+test('text colour: dark on light fills, light on dark fills', () => {
+  assert.equal(textOn('#ffffff'), '#111111');
+  assert.equal(textOn('#000000'), '#f5f5f5');
+  assert.equal(textOn('rgb(160 160 160)'), '#111111');
+  assert.equal(textOn('rgb(40 110 220)'), '#f5f5f5');
+  assert.equal(textOn('hsl(200 50% 75%)'), '#111111');
+  assert.equal(textOn('hsl(200 50% 30%)'), '#f5f5f5');
+  assert.equal(textOn('hsl(60 100% 50%)'), '#111111'); // yellow is light
+  assert.equal(textOn('hsl(240 100% 50%)'), '#f5f5f5'); // blue is dark
 });
 
 test('URL state round trip, defaults left out', () => {

@@ -91,3 +91,32 @@ export function diffLegend(palette = 'default') {
   for (let i = -STEPS; i <= STEPS; i += 2) stops.push({ ratio: i / STEPS, color: diffColor(i / STEPS, palette) });
   return stops;
 }
+
+// Dark or light text for a fill colour ("rgb(r g b)", "hsl(h s% l%)" or
+// "#rrggbb"): whichever contrasts more with its relative luminance.
+export function textOn(color) {
+  let rgb = null;
+  const hex = /^#([0-9a-f]{6})$/i.exec(color);
+  const m = /^(rgb|hsl)\(\s*([\d.]+)[\s,]+([\d.]+)%?[\s,]+([\d.]+)%?/.exec(color);
+  if (hex) rgb = [0, 2, 4].map((k) => parseInt(hex[1].slice(k, k + 2), 16));
+  else if (m && m[1] === 'rgb') rgb = [m[2], m[3], m[4]].map(Number);
+  else if (m) {
+    const h = Number(m[2]);
+    const sat = Number(m[3]) / 100;
+    const l = Number(m[4]) / 100;
+    const a = sat * Math.min(l, 1 - l);
+    const f = (n) => {
+      const k = (n + h / 30) % 12;
+      return 255 * (l - a * Math.max(-1, Math.min(k - 3, 9 - k, 1)));
+    };
+    rgb = [f(0), f(8), f(4)];
+  }
+  if (!rgb) return '#111111';
+  const lin = rgb.map((v) => {
+    const c = v / 255;
+    return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  const lum = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2];
+  // contrast with near-black (lum 0.006) vs near-white (0.91)
+  return (lum + 0.05) / 0.056 >= 0.96 / (lum + 0.05) ? '#111111' : '#f5f5f5';
+}
