@@ -107,7 +107,6 @@ export class Autocomplete {
     this.close();
     this.input.focus();
     this.schedule();
-    if (this.opts.onPick) this.opts.onPick(r.text);
   }
 
   key(e) {

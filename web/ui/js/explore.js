@@ -213,10 +213,7 @@ function initControls() {
   $('copy-link').addEventListener('click', copyLink);
 }
 
-const ac = new Autocomplete($('query'), $('suggest'), {
-  metrics: () => types.map((t) => t.id),
-  onPick: () => {},
-});
+const ac = new Autocomplete($('query'), $('suggest'), { metrics: () => types.map((t) => t.id) });
 
 async function copyLink() {
   const b = $('copy-link');
@@ -267,20 +264,21 @@ const chart = new MetricsChart($('chart'), {
   onRange: (from, to) => go({ time: '', merge_from: apiTime(from * 1000), merge_to: apiTime(to * 1000), zoom: [] }),
 });
 
-async function pickPoint(t) {
-  if (chartDelta) {
-    // a delta type's point is the sum over its step: merge that step
-    go({ time: '', merge_from: apiTime((t - chartStep) * 1000), merge_to: apiTime(t * 1000), zoom: [] });
-    return;
-  }
-  // the latest profile at or before the point (its exact time)
-  let ts = 0;
-  try {
-    const d = await api('/api/v1/query', { query: `${state.query}[${chartStep}s]`, time: apiTime(t * 1000) });
-    for (const s of d.result || []) for (const [at] of s.values || []) if (at <= t && at > ts) ts = at;
-  } catch { /* no range vectors: merge the step instead */ }
-  if (ts) go({ time: String(ts), merge_from: '', merge_to: '', zoom: [] });
-  else go({ time: '', merge_from: apiTime((t - chartStep) * 1000), merge_to: apiTime(t * 1000), zoom: [] });
+function pickPoint(t) {
+  const mergeStep = { time: '', merge_from: apiTime((t - chartStep) * 1000), merge_to: apiTime(t * 1000), zoom: [] };
+  // a delta type's point is the sum over its step: merge that step
+  if (chartDelta) return go(mergeStep);
+  const p = (async () => {
+    // the latest profile at or before the point (its exact time)
+    let ts = 0;
+    try {
+      const d = await api('/api/v1/query', { query: `${state.query}[${chartStep}s]`, time: apiTime(t * 1000) });
+      for (const s of d.result || []) for (const [at] of s.values || []) if (at <= t && at > ts) ts = at;
+    } catch { /* no range vectors for this query: merge the step instead */ }
+    await go(ts ? { time: String(ts), merge_from: '', merge_to: '', zoom: [] } : mergeStep);
+  })();
+  pending = p; // firnUI.ready() waits for the lookup too
+  return p;
 }
 
 async function loadChart() {
@@ -383,12 +381,12 @@ async function graftPath(path) {
 }
 
 // A click on an "other" frame: re-query its parent's stacks (kept in the
-// URL's expand list, so a link shows the same), or at the top a larger
-// budget for the whole graph.
+// URL's expand list, so a link shows the same), or, under the root or a
+// group_by value (no function to filter by), a larger budget for the whole graph.
 function expandOther(i) {
   const fl = shown;
   const parent = fl.parent[i];
-  if (parent <= 0 || state.invert) {
+  if (parent <= 0 || state.invert || fl.kind[parent] !== KIND_FRAME) {
     const n = parseInt(state.max_nodes || '8192', 10) || 8192;
     return go({ max_nodes: String(n * 4) });
   }
@@ -435,13 +433,8 @@ function colorFor(fl) {
 }
 
 function makeGraph(host, opts) {
-  let g = null;
-  g = new FlameGraph(host, {
-    ...opts,
-    colorOf: (i) => colorFor(g.fl)(i),
-    onHover: (i, e) => showTooltip(g, i, e),
-  });
-  // one colour function per data set, not per node
+  const g = new FlameGraph(host, { ...opts, onHover: (i, e) => showTooltip(g, i, e) });
+  // one colour function per data set (it caches per function), set with the data
   const set = g.setData.bind(g);
   g.setData = (fl, zoom) => {
     const f = fl ? colorFor(fl) : null;
@@ -474,11 +467,33 @@ const callees = makeGraph($('callees'), {
   onClick: (i) => { if (callees.fl.kind[i] === KIND_FRAME) go({ sandwich: callees.fl.name[i] }); },
 });
 
+let tooltipOf = null; // [graph, data, node, zoom] the tooltip describes
+
 function showTooltip(g, i, e) {
   if (i < 0 || !e) {
     tooltip.hidden = true;
+    tooltipOf = null;
     return;
   }
+  const of = [g, g.fl, i, g.zoom];
+  if (!tooltipOf || of.some((x, k) => x !== tooltipOf[k])) {
+    describeFrame(g, i);
+    tooltipOf = of;
+  }
+  tooltip.hidden = false;
+  const pad = 14;
+  const w = tooltip.offsetWidth;
+  const h = tooltip.offsetHeight;
+  let x = e.clientX + pad;
+  let y = e.clientY + pad;
+  if (x + w > innerWidth - 4) x = Math.max(4, e.clientX - w - pad);
+  if (y + h > innerHeight - 4) y = Math.max(4, e.clientY - h - pad);
+  tooltip.style.left = `${x}px`;
+  tooltip.style.top = `${y}px`;
+}
+
+// The tooltip's content for frame i of graph g.
+function describeFrame(g, i) {
   const fl = g.fl;
   const unit = fl.unit;
   const zoom = g.zoom;
@@ -495,7 +510,8 @@ function showTooltip(g, i, e) {
     rows.push(['Change', `${ch} ${rel ? '(of each side\'s share)' : '(absolute)'}`]);
   } else {
     const ofZoom = zoom > 0 ? `, ${percent(fl.value[i], fl.value[zoom])} of ${fl.name[zoom]}` : '';
-    rows.push(['Total', `${fmt(fl.value[i])} (${percent(fl.value[i], fl.value[0])} of all${ofZoom})`]);
+    const whole = g === main ? 'all' : fl.name[0]; // a sandwich's root is its function
+    rows.push(['Total', `${fmt(fl.value[i])} (${percent(fl.value[i], fl.value[0])} of ${whole}${ofZoom})`]);
     rows.push(['Self', `${fmt(fl.self[i])} (${percent(fl.self[i], fl.value[0])})`]);
   }
   const info = functionInfo(fl, i);
@@ -508,16 +524,6 @@ function showTooltip(g, i, e) {
     el('div', { class: 'tt-name' }, fl.name[i]),
     el('table', {}, el('tbody', {}, rows.map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', {}, v))))),
     el('div', { class: 'hint' }, hint));
-  tooltip.hidden = false;
-  const pad = 14;
-  const w = tooltip.offsetWidth;
-  const h = tooltip.offsetHeight;
-  let x = e.clientX + pad;
-  let y = e.clientY + pad;
-  if (x + w > innerWidth - 4) x = Math.max(4, e.clientX - w - pad);
-  if (y + h > innerHeight - 4) y = Math.max(4, e.clientY - h - pad);
-  tooltip.style.left = `${x}px`;
-  tooltip.style.top = `${y}px`;
 }
 
 function renderCrumbs(fl, zoom) {
