@@ -594,11 +594,14 @@ function fileLine(file, line) {
   return file ? (line > 0 ? `${file}:${line}` : file) : '';
 }
 
+let tableOf = { fl: null, rows: null }; // the top table of the graph shown
+
 function renderTable(fl, pred) {
   const pane = $('table-pane');
   pane.textContent = '';
   if (!fl) return;
-  let rows = topTable(fl);
+  if (tableOf.fl !== fl) tableOf = { fl, rows: topTable(fl) };
+  let rows = tableOf.rows.slice();
   if (pred) rows = rows.filter((r) => pred(r.name));
   sortRows(rows, state.sort);
   const total = fl.value[0];
@@ -682,19 +685,20 @@ async function render() {
       return;
     }
     loadSumBy();
-    const [c, p] = await Promise.allSettled([loadChart(), loadProfile()]);
+    const [chartDone, profileDone] = await Promise.allSettled([loadChart(), loadProfile()]);
     if (typesLoaded) {
       await typesLoaded;
       syncControls();
     }
-    if (c.status === 'rejected') {
+    if (chartDone.status === 'rejected') {
       chartKey = null;
       chart.clear('');
     }
-    if (p.status === 'rejected') loadedKey = null;
+    if (profileDone.status === 'rejected') loadedKey = null;
     // the profile request's error first: its query is the selector as
     // typed, so a parser's position points into the query box
-    const e = p.status === 'rejected' ? p.reason : c.status === 'rejected' ? c.reason : null;
+    const e = profileDone.status === 'rejected' ? profileDone.reason
+      : chartDone.status === 'rejected' ? chartDone.reason : null;
     if (e && e.name === 'AbortError') return;
     if (e) showError(e);
     syncChartMarks();
@@ -725,7 +729,11 @@ function draw() {
     return;
   }
   if (!base || base.mode !== state.diff) base = buildFlame(tree, { groupBy: !!state.group_by, diff: state.diff });
-  shown = state.invert ? buildFlame(invertFlame(base), { diff: state.diff }) : base;
+  if (!state.invert) shown = base;
+  else if (!shown || shown.from !== base) {
+    shown = buildFlame(invertFlame(base), { diff: state.diff });
+    shown.from = base; // rebuilt when base is
+  }
   const empty = base.value[0] === 0 && (!base.diff || base.cvalue[0] === 0);
   const pane = $('flame-pane');
   for (const n of [...pane.children]) if (n !== main.scroll) n.remove();
