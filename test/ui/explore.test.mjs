@@ -343,7 +343,7 @@ test('an "other" frame re-queries what max_nodes cut from its parent', async () 
 // The plotting area of the chart (uPlot's overlay).
 const chartArea = (page) => page.locator('#chart .u-over').boundingBox();
 
-test('chart: click a point of a delta type merges its step, drag merges a range', async () => {
+test('chart: click a point of a delta type merges its step, drag merges a range, shift+drag sets B', async () => {
   const peer = pprofTop(fixture(A_FIXTURE));
   await withPage({}, async (page, errors) => {
     await load(page, firn, explore({ query: A }));
@@ -373,6 +373,20 @@ test('chart: click a point of a delta type merges its step, drag merges a range'
     const d = new URL(page.url()).searchParams;
     assert.ok(Number(d.get('merge_to')) - Number(d.get('merge_from')) > 3000, d.toString());
     assert.equal((await find(page, 'total'))[0].total, peer.total);
+    // shift+drag over the first quarter: side B, a range with no profile
+    await page.keyboard.down('Shift');
+    await page.mouse.move(box.x + 2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 4, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.up();
+    await page.keyboard.up('Shift');
+    await ready(page);
+    const b = new URL(page.url()).searchParams;
+    assert.equal(b.get('compare'), '1');
+    assert.ok(Number(b.get('compare_to')) < now - 600 && Number(b.get('compare_from')) < Number(b.get('compare_to')), b.toString());
+    const [root] = await find(page, 'total');
+    assert.equal(root.total, peer.total);
+    assert.equal(root.compareTotal, 0);
     assert.deepEqual(errors, []);
   });
 });

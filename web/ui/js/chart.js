@@ -33,14 +33,16 @@ export function toColumns(result, sumBy) {
 }
 
 export class MetricsChart {
-  // opts: onPoint(tSeconds), onRange(fromSeconds, toSeconds)
+  // opts: onPoint(tSeconds), onRange(fromSeconds, toSeconds, shiftKey)
   constructor(host, opts) {
     this.host = host;
     this.opts = opts;
     this.plot = null;
     this.band = null; // [from, to] seconds shaded
+    this.bandB = null; // side B's range, shaded apart
     this.mark = null; // a time (seconds) marked with a line
     this.dragged = false;
+    this.shift = false; // whether the drag began with Shift held
     this.resizeObserver = new ResizeObserver(() => {
       if (this.plot) this.plot.setSize({ width: this.width(), height: this.plot.height });
     });
@@ -84,7 +86,7 @@ export class MetricsChart {
           const to = u.posToVal(u.select.left + u.select.width, 'x');
           self.dragged = true;
           u.setSelect({ left: 0, width: 0, top: 0, height: 0 }, false);
-          self.opts.onRange(from, to);
+          self.opts.onRange(from, to, self.shift);
         }],
         draw: [(u) => self.drawMarks(u)],
       },
@@ -92,6 +94,7 @@ export class MetricsChart {
     this.plot = new uPlot(opts, data.cols, this.host);
     this.plot.over.setAttribute('aria-label', 'Metrics chart: click a point for that profile, drag for a range');
     this.plot.over.setAttribute('role', 'img');
+    this.plot.over.addEventListener('mousedown', (e) => { this.shift = e.shiftKey; });
     this.plot.over.addEventListener('click', () => {
       if (this.dragged) {
         this.dragged = false;
@@ -103,8 +106,9 @@ export class MetricsChart {
     });
   }
 
-  setMarks(band, mark) {
+  setMarks(band, mark, bandB = null) {
     this.band = band;
+    this.bandB = bandB;
     this.mark = mark;
     if (this.plot) this.plot.redraw(false, false);
   }
@@ -113,10 +117,11 @@ export class MetricsChart {
     const ctx = u.ctx;
     const { top, height } = u.bbox;
     ctx.save();
-    if (this.band) {
-      const x0 = u.valToPos(this.band[0], 'x', true);
-      const x1 = u.valToPos(this.band[1], 'x', true);
-      ctx.fillStyle = cssVar('--chart-select');
+    for (const [band, color] of [[this.band, '--chart-select'], [this.bandB, '--chart-select-b']]) {
+      if (!band) continue;
+      const x0 = u.valToPos(band[0], 'x', true);
+      const x1 = u.valToPos(band[1], 'x', true);
+      ctx.fillStyle = cssVar(color);
       ctx.fillRect(Math.min(x0, x1), top, Math.max(1, Math.abs(x1 - x0)), height);
     }
     if (this.mark != null) {

@@ -261,7 +261,10 @@ function syncControls() {
 
 const chart = new MetricsChart($('chart'), {
   onPoint: (t) => pickPoint(t),
-  onRange: (from, to) => go({ time: '', merge_from: apiTime(from * 1000), merge_to: apiTime(to * 1000), zoom: [] }),
+  onRange: (from, to, shift) => go(shift
+    // shift+drag: side B's range (a compare)
+    ? { compare: true, compare_from: apiTime(from * 1000), compare_to: apiTime(to * 1000), zoom: [] }
+    : { time: '', merge_from: apiTime(from * 1000), merge_to: apiTime(to * 1000), zoom: [] }),
 });
 
 function pickPoint(t) {
@@ -324,7 +327,15 @@ async function loadSumBy() {
 function syncChartMarks() {
   let band = null;
   if (state.merge_from && state.merge_to) band = [parseFloat(state.merge_from), parseFloat(state.merge_to)];
-  chart.setMarks(band, state.time ? parseFloat(state.time) : null);
+  let bandB = null;
+  if (state.compare && (state.compare_from || state.compare_to)) {
+    try {
+      const [from, to] = range();
+      bandB = [(state.compare_from ? parseTime(state.compare_from, nowMs) : from) / 1000,
+        (state.compare_to ? parseTime(state.compare_to, nowMs) : to) / 1000];
+    } catch { /* a bad B time is reported by the profile request */ }
+  }
+  chart.setMarks(band, state.time ? parseFloat(state.time) : null, bandB);
   const has = !!(state.time || state.merge_from);
   $('clear-selection').hidden = !has;
   $('selection').textContent = !state.query ? '' : state.time
