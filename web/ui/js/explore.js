@@ -338,9 +338,11 @@ function syncChartMarks() {
   chart.setMarks(band, state.time ? parseFloat(state.time) : null, bandB);
   const has = !!(state.time || state.merge_from);
   $('clear-selection').hidden = !has;
-  $('selection').textContent = !state.query ? '' : state.time
+  const b = bandB || (state.compare ? (() => { try { return range().map((t) => t / 1000); } catch { return null; } })() : null);
+  $('selection').textContent = (!state.query ? '' : state.time
     ? `Single profile ${describeRange()}`
-    : `Merged ${describeRange()}` + (has ? '' : ' (click a point for one profile, drag for a range)');
+    : `Merged ${describeRange()}` + (has ? '' : ' (click a point for one profile, drag for a range)'))
+    + (b ? ` · B: between ${formatTime(b[0] * 1000)} and ${formatTime(b[1] * 1000)}` : '');
 }
 
 // ---- the profile ------------------------------------------------------------------------
