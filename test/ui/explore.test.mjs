@@ -259,6 +259,23 @@ test('sandwich: callers and callees of a function total what pprof says', async 
   });
 });
 
+test('inverted: the top row holds each function\'s self, as pprof -top\'s flat', async () => {
+  const peer = pprofTop(fixture(A_FIXTURE));
+  await withPage({}, async (page, errors) => {
+    await load(page, firn, explore({ query: A, invert: '1' }));
+    const [root] = await find(page, 'total');
+    assert.equal(root.total, peer.total);
+    let checked = 0;
+    for (const [name, v] of Object.entries(peer.rows)) {
+      const top = (await find(page, name)).filter((n) => n.depth === 1);
+      assert.equal(sum(top, (n) => n.total), v.flat, name);
+      checked += v.flat > 0;
+    }
+    assert.ok(checked >= 3, `${checked} functions with self`);
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('compare A/B: each frame carries both sides as the API\'s diff answers', async () => {
   const params = { query: A, start: String(FROM), end: String(TO), compare_query: B, compare_start: String(FROM), compare_end: String(TO) };
   const diff = await apiJSON(`/api/v1/profile?${qs(params)}`);

@@ -818,6 +818,7 @@ onThemeChange(() => {
 document.addEventListener('keydown', (e) => {
   const typing = /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName);
   if (e.key === 'Escape') {
+    if ($('help').open) return; // the dialog closes itself
     if (!tooltip.hidden) tooltip.hidden = true;
     if (typing) {
       if (e.target.id === 'search' && e.target.value) return;
