@@ -119,11 +119,11 @@ typedef struct representation {
 
 /* Answer req with r: gzip when it has it and the client takes it, 304
  * when the client's copy is current. */
-static void respond(const web_request *req, web_response *resp, const representation *r)
+static void respond(const http_request *req, http_response *resp, const representation *r)
 {
-    bool gz = r->gz && accepts_gzip(web_request_header(req, "accept-encoding"));
+    bool gz = r->gz && accepts_gzip(http_request_header(req, "accept-encoding"));
     const char *etag = gz ? r->gz_etag : r->etag;
-    *resp = (web_response){
+    *resp = (http_response){
         .status = 200,
         .content_type = r->type,
         .cache_control = r->cache_control,
@@ -131,7 +131,7 @@ static void respond(const web_request *req, web_response *resp, const representa
     };
     assert(strlen(etag) < sizeof resp->etag);
     snprintf(resp->etag, sizeof resp->etag, "%s", etag);
-    if (etag_matches(web_request_header(req, "if-none-match"), etag)) {
+    if (etag_matches(http_request_header(req, "if-none-match"), etag)) {
         resp->status = 304;
         return;
     }
@@ -140,7 +140,7 @@ static void respond(const web_request *req, web_response *resp, const representa
     resp->content_encoding = gz ? "gzip" : NULL;
     resp->body = malloc(len ? len : 1);
     if (!resp->body) {
-        web_respond_text(resp, 500, "out of memory");
+        http_respond_text(resp, 500, "out of memory");
         return;
     }
     memcpy(resp->body, data, len);
@@ -191,7 +191,7 @@ static const web_ui_asset *embedded_find(const char *path)
     return bsearch(path, web_ui_assets, web_ui_n_assets, sizeof web_ui_assets[0], asset_cmp);
 }
 
-static void respond_embedded(const web_request *req, web_response *resp, const web_ui_asset *a,
+static void respond_embedded(const http_request *req, http_response *resp, const web_ui_asset *a,
                              const char *cache_control)
 {
     representation r = {
@@ -207,18 +207,18 @@ static void respond_embedded(const web_request *req, web_response *resp, const w
     respond(req, resp, &r);
 }
 
-static void handle_page_embedded(void *ctx, const web_request *req, web_response *resp)
+static void handle_page_embedded(void *ctx, const http_request *req, http_response *resp)
 {
     respond_embedded(req, resp, ctx, UI_NO_CACHE);
 }
 
-static void handle_static_embedded(void *ctx, const web_request *req, web_response *resp)
+static void handle_static_embedded(void *ctx, const http_request *req, http_response *resp)
 {
     (void)ctx;
-    const char *rel = static_path(web_request_path(req), web_ui_hash);
+    const char *rel = static_path(http_request_path(req), web_ui_hash);
     const web_ui_asset *a = rel ? embedded_find(rel) : NULL;
     if (!a) {
-        web_respond_text(resp, 404, "404 page not found");
+        http_respond_text(resp, 404, "404 page not found");
         return;
     }
     respond_embedded(req, resp, a, UI_IMMUTABLE);
@@ -227,21 +227,21 @@ static void handle_static_embedded(void *ctx, const web_request *req, web_respon
 /* ---- from a directory (--web.ui-assets) ---------------------------------------- */
 
 /* Serve DIR/rel as read now, a page with the placeholder replaced. */
-static void respond_file(const char *dir, const char *rel, const web_request *req,
-                         web_response *resp)
+static void respond_file(const char *dir, const char *rel, const http_request *req,
+                         http_response *resp)
 {
     char path[4096];
     struct stat st;
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, rel) >= sizeof path ||
         stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
-        web_respond_text(resp, 404, "404 page not found");
+        http_respond_text(resp, 404, "404 page not found");
         return;
     }
     unsigned char *data;
     size_t len;
     firn_err err = {0};
     if (firn_read_file(path, WEB_UI_FILE_MAX, &data, &len, &err) < 0) {
-        web_respond_text(resp, 500, "%s", err.msg);
+        http_respond_text(resp, 500, "%s", err.msg);
         return;
     }
     if (strcmp(strrchr(rel, '.'), ".html") == 0) {
@@ -250,7 +250,7 @@ static void respond_file(const char *dir, const char *rel, const web_request *re
         free(data);
         data = (unsigned char *)firn_buf_take(&page, &len);
         if (!data) {
-            web_respond_text(resp, 500, "out of memory");
+            http_respond_text(resp, 500, "out of memory");
             return;
         }
     }
@@ -267,21 +267,21 @@ static void respond_file(const char *dir, const char *rel, const web_request *re
     free(data);
 }
 
-static void handle_page_dir(void *ctx, const web_request *req, web_response *resp)
+static void handle_page_dir(void *ctx, const http_request *req, http_response *resp)
 {
     char file[256];
-    if (page_file(web_request_path(req), file, sizeof file) < 0) {
-        web_respond_text(resp, 404, "404 page not found");
+    if (page_file(http_request_path(req), file, sizeof file) < 0) {
+        http_respond_text(resp, 404, "404 page not found");
         return;
     }
     respond_file(ctx, file, req, resp);
 }
 
-static void handle_static_dir(void *ctx, const web_request *req, web_response *resp)
+static void handle_static_dir(void *ctx, const http_request *req, http_response *resp)
 {
-    const char *rel = static_path(web_request_path(req), UI_DEV_HASH);
+    const char *rel = static_path(http_request_path(req), UI_DEV_HASH);
     if (!rel) {
-        web_respond_text(resp, 404, "404 page not found");
+        http_respond_text(resp, 404, "404 page not found");
         return;
     }
     respond_file(ctx, rel, req, resp);
@@ -289,15 +289,15 @@ static void handle_static_dir(void *ctx, const web_request *req, web_response *r
 
 /* ---- registration -------------------------------------------------------------- */
 
-static int register_page(web_server *s, const char *file, unsigned flags, web_handler_fn fn,
+static int register_page(http_server *s, const char *file, unsigned flags, http_handler_fn fn,
                          void *ctx, firn_err *err)
 {
     char route[256];
     page_route(file, route, sizeof route);
-    return web_route(s, "GET", route, flags, fn, ctx, err);
+    return http_route(s, "GET", route, flags, fn, ctx, err);
 }
 
-static int register_dir(web_server *s, const char *dir, firn_err *err)
+static int register_dir(http_server *s, const char *dir, firn_err *err)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -311,18 +311,18 @@ static int register_dir(web_server *s, const char *dir, firn_err *err)
             strlen(e->d_name) >= 200)
             continue;
         has_index = has_index || strcmp(e->d_name, "index.html") == 0;
-        rc = register_page(s, e->d_name, WEB_ROUTE_WORKER, handle_page_dir, (void *)dir, err);
+        rc = register_page(s, e->d_name, HTTP_ROUTE_WORKER, handle_page_dir, (void *)dir, err);
     }
     closedir(d);
     if (rc < 0)
         return rc;
     if (!has_index)
         return firn_errf(err, FIRN_EINVAL, "--web.ui-assets: %s has no index.html", dir);
-    return web_route(s, "GET", UI_STATIC, WEB_ROUTE_PREFIX | WEB_ROUTE_WORKER,
+    return http_route(s, "GET", UI_STATIC, HTTP_ROUTE_PREFIX | HTTP_ROUTE_WORKER,
                      handle_static_dir, (void *)dir, err);
 }
 
-int web_ui_register(web_server *s, const char *assets_dir, firn_err *err)
+int web_ui_register(http_server *s, const char *assets_dir, firn_err *err)
 {
     if (assets_dir)
         return register_dir(s, assets_dir, err);
@@ -335,5 +335,5 @@ int web_ui_register(web_server *s, const char *assets_dir, firn_err *err)
         if (rc < 0)
             return rc;
     }
-    return web_route(s, "GET", UI_STATIC, WEB_ROUTE_PREFIX, handle_static_embedded, NULL, err);
+    return http_route(s, "GET", UI_STATIC, HTTP_ROUTE_PREFIX, handle_static_embedded, NULL, err);
 }

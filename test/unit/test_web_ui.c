@@ -116,18 +116,18 @@ static void test_substitute(void **state)
 
 /* ---- negotiation on a live server -------------------------------------------- */
 
-static web_server *server;
+static http_server *server;
 
 static int setup(void **state)
 {
     (void)state;
-    web_options o;
-    web_options_default(&o);
+    http_options o;
+    http_options_default(&o);
     o.listen_address = "127.0.0.1:0";
     o.workers = 1;
     firn_err err = {0};
-    server = web_new(&o, &err);
-    if (!server || web_ui_register(server, NULL, &err) < 0 || web_start(server, &err) < 0) {
+    server = http_new(&o, &err);
+    if (!server || web_ui_register(server, NULL, &err) < 0 || http_start(server, &err) < 0) {
         fprintf(stderr, "server: %s\n", err.msg);
         return -1;
     }
@@ -137,7 +137,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    web_stop(server);
+    http_stop(server);
     return 0;
 }
 
@@ -146,7 +146,7 @@ static reply get(const char *path, const char *h1, const char *h2)
 {
     reply r = {0};
     char url[512];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", web_port(server), path);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", http_port(server), path);
     CURL *c = curl_easy_init();
     assert_non_null(c);
     struct curl_slist *hs = NULL;
