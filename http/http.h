@@ -161,6 +161,10 @@ const char *http_request_param_at(const http_request *r, size_t i, const char *c
                                   size_t *n_values);
 /* A header by name, case-insensitively (the first when repeated), or NULL. */
 const char *http_request_header(const http_request *r, const char *name);
+/* Whether an Accept-Encoding header value takes gzip (RFC 9110 12.5.3):
+ * "gzip" or "x-gzip" listed with q > 0, or not listed and "*" with q > 0;
+ * NULL (no header) takes none. */
+bool http_accepts_gzip(const char *accept_encoding);
 /* The body, NUL-terminated after its len bytes ("" when there is none). */
 const void *http_request_body(const http_request *r, size_t *len);
 
