@@ -61,6 +61,7 @@ struct agent {
 
     agent_sampler_stats sampler_stats;
     agent_symbolizer_stats sym_stats;
+    agent_unwind_stats unwind_stats;
     agent_push_stats push_stats;
     _Atomic uint64_t samples_drained, profiles_built, profiles_relabel_dropped;
     _Atomic uint64_t profile_errors, processes_gone;
@@ -73,6 +74,7 @@ void agent_options_default(agent_options *o)
         .frequency_hz = AGENT_DEFAULT_HZ,
         .duration_ms = AGENT_DEFAULT_DURATION_MS,
         .stack_map_size = 16384,
+        .unwind_shards = PROFILE_DEFAULT_SHARDS,
         .remote = "http://localhost:7070",
         .buffer_profiles = AGENT_DEFAULT_BUFFER_PROFILES,
         .buffer_bytes = AGENT_DEFAULT_BUFFER_BYTES,
@@ -314,6 +316,8 @@ static void procs_expire(agent *a)
         if (!p->superseded && p->loaded && !p->gone && a->drains - p->last_seen < PROC_TTL) {
             a->procs[n++] = p;
         } else {
+            if (!p->superseded && agent_sampler_unwinder(a->sampler))
+                agent_unwinder_forget(agent_sampler_unwinder(a->sampler), p->pid);
             agent_proc_free(p);
             free(p);
         }
@@ -377,6 +381,10 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
             locs[k++] = user_location(&b, s[i].user[j], j == 0 && s[i].n_kernel == 0);
         agent_profile_sample(&b.prof, locs, k, s[i].count, s[i].comm);
     }
+    /* after symbolizing, which re-reads the maps an address was missing from */
+    agent_unwinder *unwinder = agent_sampler_unwinder(a->sampler);
+    if (unwinder)
+        agent_unwinder_update(unwinder, proc);
     pprof_profile *p = agent_profile_finish(&b.prof, &err);
     unsigned char *body = NULL;
     size_t body_len = 0;
@@ -445,6 +453,8 @@ static void drain(agent *a, int64_t time_ns, int64_t duration_ns)
         atomic_fetch_add(&a->profile_errors, 1);
     firn_sort(a->samples, a->n_samples, sizeof *a->samples, compare_pid);
     agent_symbolizer_begin(a->sym);
+    if (agent_sampler_unwinder(a->sampler))
+        agent_unwinder_begin(agent_sampler_unwinder(a->sampler));
     a->drains++;
     size_t processes = 0;
     for (size_t i = 0; i < a->n_samples;) {
@@ -505,7 +515,8 @@ agent *agent_new(const agent_options *o, firn_err *err)
         agent_free(a, 0);
         return NULL;
     }
-    a->sampler = agent_sampler_new(o->frequency_hz, o->stack_map_size, &a->sampler_stats, err);
+    a->sampler = agent_sampler_new(o->frequency_hz, o->stack_map_size, o->unwind_shards,
+                                   &a->sampler_stats, &a->unwind_stats, err);
     if (!a->sampler) {
         agent_free(a, 0);
         return NULL;
@@ -620,6 +631,55 @@ void agent_metrics_write(agent *a, firn_buf *b)
     counter(b, "firn_agent_stacks_lost_total", "Stack ids a count named that were gone.",
             atomic_load(&ss->stacks_lost));
     counter(b, "firn_agent_drains_total", "Drains of the BPF maps.", atomic_load(&ss->drains));
+    firn_metrics_header(b, "firn_agent_user_stacks_walked_total", "counter",
+                        "User stacks the BPF program walked itself (processes with unwind "
+                        "tables), by how: with tables (a frame or more) or frame pointers only.");
+    firn_label by_table[] = {{"unwinder", "table"}}, by_fp[] = {{"unwinder", "frame_pointer"}};
+    firn_metrics_sample(b, "firn_agent_user_stacks_walked_total", by_table, 1,
+                        (double)atomic_load(&ss->stacks_table));
+    firn_metrics_sample(b, "firn_agent_user_stacks_walked_total", by_fp, 1,
+                        (double)atomic_load(&ss->stacks_fp));
+    firn_metrics_header(b, "firn_agent_user_stacks_truncated_total", "counter",
+                        "Walked user stacks that ended before the outermost frame, by why.");
+    const struct { const char *reason; uint64_t v; } trunc[] = {
+        {"no_table", atomic_load(&ss->trunc_no_table)},
+        {"table_miss", atomic_load(&ss->trunc_table_miss)},
+        {"depth", atomic_load(&ss->trunc_depth)},
+        {"read_fault", atomic_load(&ss->trunc_read_fault)},
+    };
+    for (size_t i = 0; i < sizeof trunc / sizeof trunc[0]; i++) {
+        firn_label l[] = {{"reason", trunc[i].reason}};
+        firn_metrics_sample(b, "firn_agent_user_stacks_truncated_total", l, 1,
+                            (double)trunc[i].v);
+    }
+    counter(b, "firn_agent_walked_stack_map_full_total",
+            "Walked user stacks lost because their map was full (raise --stack-map-size).",
+            atomic_load(&ss->ustack_map_full));
+    const agent_unwind_stats *us = &a->unwind_stats;
+    gauge(b, "firn_agent_unwind_tables", "Files whose unwind table is in the BPF maps.",
+          (double)atomic_load(&us->tables));
+    gauge(b, "firn_agent_unwind_table_rows", "Unwind rows in the BPF maps.",
+          (double)atomic_load(&us->rows));
+    gauge(b, "firn_agent_unwind_table_bytes",
+          "BPF memory taken by unwind tables (whole shards of --unwind-table-shards).",
+          (double)atomic_load(&us->bytes));
+    counter(b, "firn_agent_unwind_tables_loaded_total", "Unwind tables compiled and loaded.",
+            atomic_load(&us->loaded));
+    counter(b, "firn_agent_unwind_tables_failed_total",
+            "Mapped files without usable CFI (or unreadable): frame pointers there.",
+            atomic_load(&us->failed));
+    counter(b, "firn_agent_unwind_tables_evicted_total",
+            "Unwind tables evicted (least recently used) to make room.",
+            atomic_load(&us->evicted));
+    counter(b, "firn_agent_unwind_tables_no_room_total",
+            "Unwind tables that did not fit (raise --unwind-table-shards).",
+            atomic_load(&us->no_room));
+    counter(b, "firn_agent_unwind_procs_full_total",
+            "Processes left to frame pointers because the BPF process map was full.",
+            atomic_load(&us->procs_full));
+    counter(b, "firn_agent_unwind_mappings_dropped_total",
+            "Executable mappings past the 64 per process the BPF side sees.",
+            atomic_load(&us->mappings_dropped));
     gauge(b, "firn_agent_perf_events", "CPUs sampled (one perf event each).",
           (double)atomic_load(&ss->cpus));
     gauge(b, "firn_agent_last_drain_processes", "Processes in the last drain.",

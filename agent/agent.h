@@ -36,6 +36,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/types.h>
+
+#include "bpf/profile.h"
 #include "model/model.h"
 #include "pprof/pprof.h"
 
@@ -158,6 +161,29 @@ typedef struct agent_cgroup_info {
 
 void agent_cgroup_parse(const char *path, agent_cgroup_info *out);
 
+/* ---- unwind tables (cfi.c) ---------------------------------------------------- */
+
+/* Rows one file's table may have: what its PROFILE_MAX_CHUNKS shards hold. */
+#define AGENT_UNWIND_MAX_ROWS ((uint32_t)PROFILE_SHARD_ROWS * PROFILE_MAX_CHUNKS)
+
+/* A file's unwind rows (bpf/profile.h), sorted by pc, at ELF addresses. */
+typedef struct agent_unwind_table {
+    struct profile_unwind_row *rows;
+    size_t n;
+    size_t fdes;              /* FDEs turned into rows */
+    size_t fdes_skipped;      /* overlapping an earlier one */
+    size_t rows_unsupported;  /* rule sets without a row kind (PROFILE_CFA_NONE) */
+} agent_unwind_table;
+
+struct Elf;
+/* Compile elf's .eh_frame (else its .debug_frame) into rows.  An error
+ * when the file has neither, is not x86-64, its CFI cannot be read, or it
+ * needs more than AGENT_UNWIND_MAX_ROWS rows or addresses above 4 GiB. */
+int agent_cfi_compile(struct Elf *elf, agent_unwind_table *out, firn_err *err);
+/* The row covering ELF address pc (the last at or below it), or NULL. */
+const struct profile_unwind_row *agent_unwind_lookup(const agent_unwind_table *t, uint64_t pc);
+void agent_unwind_table_free(agent_unwind_table *t);
+
 /* ---- the push buffer (pushbuf.c) ---------------------------------------------- */
 
 /* One profile to push: a gzipped pprof and the URL query of its labels. */
@@ -241,6 +267,8 @@ typedef struct agent_options {
     int frequency_hz;              /* samples per second per CPU, 1..10000 */
     int64_t duration_ms;           /* drain and push interval, >= 100 */
     uint32_t stack_map_size;       /* stack-trace map entries per generation */
+    uint32_t unwind_shards;        /* BPF memory for unwind tables, in shards of
+                                      PROFILE_SHARD_ROWS rows; 0: frame pointers only */
     const char *remote;            /* firn's base URL: http://HOST:PORT */
     const char *node;              /* the "node" label; NULL: the host name */
     /* Added to every profile's labels after the agent's own (job included:

@@ -37,6 +37,13 @@ typedef struct agent_proc {
     uint64_t last_seen;           /* the drain that last sampled it (agent.c) */
     bool superseded;              /* a newer read of the same pid replaced it */
     bool gone;                    /* found exited: freed after this drain */
+    uint64_t maps_gen;            /* changes with every read of the maps (never 0 after one) */
+    /* What its unwind entry (unwind.c) was written from: maps_gen then,
+     * and the table slots it names with their epochs. */
+    uint64_t unwind_gen;
+    size_t n_unwind;
+    uint16_t unwind_slot[PROFILE_MAX_MAPPINGS];
+    uint32_t unwind_epoch[PROFILE_MAX_MAPPINGS];
 } agent_proc;
 
 /* /proc/PID/stat of pid into st; an error when the process is gone. */
@@ -75,6 +82,33 @@ const char *agent_symbolize_kernel(agent_symbolizer *s, uint64_t addr);
 int agent_symbolize_user(agent_symbolizer *s, agent_proc *p, uint64_t addr, bool leaf,
                          agent_user_frame *out);
 
+/* ---- unwind tables in the BPF maps (unwind.c) ---------------------------------- */
+
+typedef struct agent_unwind_stats {
+    _Atomic uint64_t tables, rows, bytes;        /* now in the BPF maps */
+    _Atomic uint64_t loaded;                     /* tables compiled and loaded */
+    _Atomic uint64_t failed;                     /* files without a usable CFI (or unreadable) */
+    _Atomic uint64_t evicted;                    /* tables evicted for room */
+    _Atomic uint64_t no_room;                    /* tables that did not fit */
+    _Atomic uint64_t procs_full;                 /* processes the procs map had no room for */
+    _Atomic uint64_t mappings_dropped;           /* mappings past PROFILE_MAX_MAPPINGS */
+} agent_unwind_stats;
+
+typedef struct agent_unwinder agent_unwinder;
+
+/* Over the BPF maps unwind_rows (n_shards entries), unwind_tables
+ * (n_tables) and unwind_procs. */
+agent_unwinder *agent_unwinder_new(int rows_fd, int tables_fd, int procs_fd, uint32_t n_shards,
+                                   uint32_t n_tables, agent_unwind_stats *stats, firn_err *err);
+void agent_unwinder_free(agent_unwinder *u);
+/* Once per drain, before the updates. */
+void agent_unwinder_begin(agent_unwinder *u);
+/* p was sampled in this drain: (re)write its entry when its maps or the
+ * tables it names changed since, loading the tables its files need. */
+void agent_unwinder_update(agent_unwinder *u, agent_proc *p);
+/* pid exited: its entry goes. */
+void agent_unwinder_forget(agent_unwinder *u, int pid);
+
 /* ---- sampler (sampler.c) ------------------------------------------------------- */
 
 typedef struct agent_sampler agent_sampler;
@@ -84,6 +118,9 @@ typedef struct agent_sampler_stats {
     _Atomic uint64_t user_stack_errors, kernel_stack_errors;
     _Atomic uint64_t stack_map_full, counts_full;
     _Atomic uint64_t stacks_lost;         /* ids a count referenced that were gone */
+    _Atomic uint64_t stacks_table, stacks_fp;   /* user stacks walked by the program */
+    _Atomic uint64_t trunc_no_table, trunc_table_miss, trunc_depth, trunc_read_fault;
+    _Atomic uint64_t ustack_map_full;
     _Atomic uint64_t drains;
     _Atomic uint64_t cpus;                /* perf events attached */
 } agent_sampler_stats;
@@ -102,11 +139,15 @@ typedef struct agent_sample {
 
 typedef void (*agent_sample_fn)(void *ctx, const agent_sample *s);
 
-/* Load the BPF program (stack maps of stack_map_size entries) and attach
- * it to a CPU-clock perf event at hz on every online CPU.  Errors name
- * what is missing: root or CAP_BPF/CAP_PERFMON, BTF, perf_event support. */
-agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size,
-                                 agent_sampler_stats *stats, firn_err *err);
+/* Load the BPF program (stack maps of stack_map_size entries, unwind_shards
+ * shards of unwind rows: 0 turns table unwinding off) and attach it to a
+ * CPU-clock perf event at hz on every online CPU.  Errors name what is
+ * missing: root or CAP_BPF/CAP_PERFMON, BTF, perf_event support. */
+agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size, uint32_t unwind_shards,
+                                 agent_sampler_stats *stats, agent_unwind_stats *unwind_stats,
+                                 firn_err *err);
+/* The unwind tables of the sampler's maps; NULL when table unwinding is off. */
+agent_unwinder *agent_sampler_unwinder(agent_sampler *s);
 /* Flip generations and hand every key of the previous one to fn, then
  * clear it.  Samples keep going into the new generation meanwhile. */
 void agent_sampler_drain(agent_sampler *s, agent_sample_fn fn, void *ctx);

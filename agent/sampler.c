@@ -45,6 +45,8 @@ struct agent_sampler {
     uint64_t *frames;             /* PROFILE_MAX_DEPTH a stack read this drain */
     size_t frames_cap;            /* stacks frames has room for */
     bool no_batch;                /* the kernel refused batch operations */
+    agent_unwinder *unwinder;     /* NULL: table unwinding off */
+    uint64_t *ustack_keys;        /* scratch for the sweep of a ustacks map */
 };
 
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -120,9 +122,14 @@ static int open_events(agent_sampler *s, int hz, firn_err *err)
     return 0;
 }
 
-agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size,
-                                 agent_sampler_stats *stats, firn_err *err)
+agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size, uint32_t unwind_shards,
+                                 agent_sampler_stats *stats, agent_unwind_stats *unwind_stats,
+                                 firn_err *err)
 {
+    if (unwind_shards > 65536) {
+        firn_errf(err, FIRN_EINVAL, "%u unwind table shards: at most 65536", unwind_shards);
+        return NULL;
+    }
     if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
         firn_errf(err, FIRN_EIO, "this kernel has no BTF (/sys/kernel/btf/vmlinux: %s): "
                   "firn-agent's BPF program needs a kernel built with CONFIG_DEBUG_INFO_BTF",
@@ -141,7 +148,8 @@ agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size,
     s->keys = calloc(PROFILE_MAX_KEYS, sizeof *s->keys);
     s->counts = calloc(PROFILE_MAX_KEYS, sizeof *s->counts);
     s->stack_ids = calloc(stack_map_size, sizeof *s->stack_ids);
-    if (s->n_cpus <= 0 || !s->keys || !s->counts || !s->stack_ids ||
+    s->ustack_keys = calloc(stack_map_size, sizeof *s->ustack_keys);
+    if (s->n_cpus <= 0 || !s->keys || !s->counts || !s->stack_ids || !s->ustack_keys ||
         firn_u64map_init(&s->frames_of, 256) < 0) {
         firn_errf(err, FIRN_ENOMEM, "out of memory");
         agent_sampler_free(s);
@@ -155,11 +163,33 @@ agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size,
     }
     bpf_map__set_max_entries(s->skel->maps.stacks0, stack_map_size);
     bpf_map__set_max_entries(s->skel->maps.stacks1, stack_map_size);
+    /* walked stacks are allocated as they come (1 KiB each): most
+     * processes' stacks go to the stack maps */
+    struct bpf_map *ustacks[] = {s->skel->maps.ustacks0, s->skel->maps.ustacks1};
+    for (size_t i = 0; i < 2; i++) {
+        bpf_map__set_max_entries(ustacks[i], stack_map_size);
+        bpf_map__set_map_flags(ustacks[i], BPF_F_NO_PREALLOC);
+    }
+    /* without table unwinding the unwind maps shrink to one entry each */
+    uint32_t n_tables = unwind_shards ? PROFILE_DEFAULT_TABLES : 1;
+    bpf_map__set_max_entries(s->skel->maps.unwind_rows, unwind_shards ? unwind_shards : 1);
+    bpf_map__set_max_entries(s->skel->maps.unwind_tables, n_tables);
+    bpf_map__set_max_entries(s->skel->maps.unwind_procs, unwind_shards ? PROFILE_DEFAULT_PROCS : 1);
     int rc = profile_bpf__load(s->skel);
     if (rc != 0) {
         load_error(-rc > 0 ? -rc : errno, err);
         agent_sampler_free(s);
         return NULL;
+    }
+    if (unwind_shards) {
+        s->unwinder = agent_unwinder_new(bpf_map__fd(s->skel->maps.unwind_rows),
+                                         bpf_map__fd(s->skel->maps.unwind_tables),
+                                         bpf_map__fd(s->skel->maps.unwind_procs), unwind_shards,
+                                         n_tables, unwind_stats, err);
+        if (!s->unwinder) {
+            agent_sampler_free(s);
+            return NULL;
+        }
     }
     if (open_events(s, hz, err) < 0) {
         agent_sampler_free(s);
@@ -185,19 +215,33 @@ static void read_stats(agent_sampler *s)
     atomic_store(&s->stats->kernel_stack_errors, sums[PROFILE_STAT_KERNEL_STACK_ERRORS]);
     atomic_store(&s->stats->stack_map_full, sums[PROFILE_STAT_STACK_MAP_FULL]);
     atomic_store(&s->stats->counts_full, sums[PROFILE_STAT_COUNTS_FULL]);
+    atomic_store(&s->stats->stacks_table, sums[PROFILE_STAT_UNWIND_TABLE]);
+    atomic_store(&s->stats->stacks_fp, sums[PROFILE_STAT_UNWIND_FP]);
+    atomic_store(&s->stats->trunc_no_table, sums[PROFILE_STAT_TRUNC_NO_TABLE]);
+    atomic_store(&s->stats->trunc_table_miss, sums[PROFILE_STAT_TRUNC_TABLE_MISS]);
+    atomic_store(&s->stats->trunc_depth, sums[PROFILE_STAT_TRUNC_DEPTH]);
+    atomic_store(&s->stats->trunc_read_fault, sums[PROFILE_STAT_TRUNC_READ_FAULT]);
+    atomic_store(&s->stats->ustack_map_full, sums[PROFILE_STAT_USTACK_MAP_FULL]);
 }
 
-/* The frames of stack id (leaf first, up to the first 0): read from the
- * map and deleted there the first time a drain asks (one system call),
- * then from this drain's copy, since keys share stacks.  NULL with *n 0
- * when id is an error or the stack is gone. */
-static const uint64_t *read_stack(agent_sampler *s, int fd, int32_t id, size_t *n)
+agent_unwinder *agent_sampler_unwinder(agent_sampler *s)
+{
+    return s->unwinder;
+}
+
+/* The frames of stack `key` (leaf first, up to the first 0) in map fd:
+ * a stack id of a stack map (below 2^32) or the hash of a walked stack
+ * (top bit set), whose map keys are 4 and 8 bytes.  Read from the map and
+ * deleted there the first time a drain asks (one system call), then from
+ * this drain's copy, since keys share stacks.  NULL with *n 0 when the
+ * stack is gone. */
+static const uint64_t *read_stack(agent_sampler *s, int fd, uint64_t key, size_t *n)
 {
     *n = 0;
-    if (id < 0)
-        return NULL;
+    uint32_t id32 = (uint32_t)key;
+    const void *k = key >> 32 ? (const void *)&key : (const void *)&id32;
     uint32_t at;
-    if (firn_u64map_get(&s->frames_of, (uint32_t)id, &at) != 1) {
+    if (firn_u64map_get(&s->frames_of, key, &at) != 1) {
         at = (uint32_t)s->frames_of.len;
         if (at >= s->frames_cap) {
             size_t cap = s->frames_cap ? s->frames_cap * 2 : 64;
@@ -208,16 +252,16 @@ static const uint64_t *read_stack(agent_sampler *s, int fd, int32_t id, size_t *
             s->frames_cap = cap;
         }
         uint64_t *out = s->frames + (size_t)at * PROFILE_MAX_DEPTH;
-        int rc = s->no_batch ? -1 : bpf_map_lookup_and_delete_elem(fd, &id, out);
+        int rc = s->no_batch ? -1 : bpf_map_lookup_and_delete_elem(fd, k, out);
         if (rc != 0 && (s->no_batch || errno == EINVAL || errno == ENOTSUP || errno == EOPNOTSUPP)) {
             s->no_batch = true;  /* an older kernel: look up now, clear in the sweep */
-            rc = bpf_map_lookup_elem(fd, &id, out);
+            rc = bpf_map_lookup_elem(fd, k, out);
         }
         if (rc != 0) {
             atomic_fetch_add(&s->stats->stacks_lost, 1);
             return NULL;
         }
-        if (firn_u64map_put(&s->frames_of, (uint32_t)id, at, NULL) < 0)
+        if (firn_u64map_put(&s->frames_of, key, at, NULL) < 0)
             return NULL;
     }
     const uint64_t *f = s->frames + (size_t)at * PROFILE_MAX_DEPTH;
@@ -289,6 +333,19 @@ static void sweep(agent_sampler *s, int fd, bool stacks)
     }
 }
 
+/* Delete whatever is left in a ustacks map (8-byte keys). */
+static void sweep_ustacks(agent_sampler *s, int fd)
+{
+    size_t n = 0;
+    uint64_t *prev = NULL;
+    while (n < s->stack_map_size && bpf_map_get_next_key(fd, prev, &s->ustack_keys[n]) == 0) {
+        prev = &s->ustack_keys[n];
+        n++;
+    }
+    for (size_t i = 0; i < n; i++)
+        bpf_map_delete_elem(fd, &s->ustack_keys[i]);
+}
+
 void agent_sampler_drain(agent_sampler *s, agent_sample_fn fn, void *ctx)
 {
     uint32_t old = s->skel->bss->generation & 1;
@@ -298,6 +355,7 @@ void agent_sampler_drain(agent_sampler *s, agent_sample_fn fn, void *ctx)
 
     int counts_fd = bpf_map__fd(old ? s->skel->maps.counts1 : s->skel->maps.counts0);
     int stacks_fd = bpf_map__fd(old ? s->skel->maps.stacks1 : s->skel->maps.stacks0);
+    int ustacks_fd = bpf_map__fd(old ? s->skel->maps.ustacks1 : s->skel->maps.ustacks0);
     size_t n = take_counts(s, counts_fd);
     firn_u64map_clear(&s->frames_of);
     for (size_t i = 0; i < n; i++) {
@@ -305,8 +363,13 @@ void agent_sampler_drain(agent_sampler *s, agent_sample_fn fn, void *ctx)
         if (s->counts[i] == 0)
             continue;
         agent_sample sample = {.pid = k->pid, .tid = k->tid, .count = s->counts[i]};
-        sample.user = read_stack(s, stacks_fd, k->user_stack_id, &sample.n_user);
-        sample.kernel = read_stack(s, stacks_fd, k->kernel_stack_id, &sample.n_kernel);
+        if (k->user_stack_hash)
+            sample.user = read_stack(s, ustacks_fd, k->user_stack_hash, &sample.n_user);
+        else if (k->user_stack_id >= 0)
+            sample.user = read_stack(s, stacks_fd, (uint32_t)k->user_stack_id, &sample.n_user);
+        if (k->kernel_stack_id >= 0)
+            sample.kernel = read_stack(s, stacks_fd, (uint32_t)k->kernel_stack_id,
+                                       &sample.n_kernel);
         memcpy(sample.comm, k->comm, sizeof sample.comm);
         sample.comm[sizeof sample.comm - 1] = '\0';
         fn(ctx, &sample);
@@ -315,6 +378,7 @@ void agent_sampler_drain(agent_sampler *s, agent_sample_fn fn, void *ctx)
      * usually nothing, one system call to find out. */
     sweep(s, counts_fd, false);
     sweep(s, stacks_fd, true);
+    sweep_ustacks(s, ustacks_fd);
     read_stats(s);
     atomic_fetch_add(&s->stats->drains, 1);
 }
@@ -333,6 +397,8 @@ void agent_sampler_free(agent_sampler *s)
     free(s->keys);
     free(s->counts);
     free(s->stack_ids);
+    free(s->ustack_keys);
+    agent_unwinder_free(s->unwinder);
     free(s->frames);
     firn_u64map_destroy(&s->frames_of);
     free(s);

@@ -41,6 +41,12 @@ static void usage(FILE *f)
           "  --profiling-duration=D          how often profiles are drained and pushed\n"
           "                                  (default 10s)\n"
           "  --stack-map-size=N              stacks kept per interval (default 16384)\n"
+          "  --dwarf-unwinding=BOOL          walk user stacks with unwind tables compiled from\n"
+          "                                  each file's .eh_frame/.debug_frame, frame pointers\n"
+          "                                  where there is none (default true); false: frame\n"
+          "                                  pointers only\n"
+          "  --unwind-table-shards=N         BPF memory for unwind tables, in shards of 1024\n"
+          "                                  rows (12 KiB; default 1024: 12 MiB)\n"
           "  --external-label=K=V            a label for every profile (repeatable); job=...\n"
           "                                  overrides job=\"firn-agent\"\n"
           "  --node=NAME                     the node label (default: the host name)\n"
@@ -64,7 +70,7 @@ static void usage(FILE *f)
 
 enum {
     OPT_REMOTE = 256, OPT_FREQ, OPT_DURATION, OPT_STACKS, OPT_LABEL, OPT_NODE, OPT_CONFIG,
-    OPT_BUF_PROFILES, OPT_BUF_BYTES, OPT_HTTP, OPT_LOG, OPT_VERSION
+    OPT_BUF_PROFILES, OPT_BUF_BYTES, OPT_HTTP, OPT_LOG, OPT_VERSION, OPT_DWARF, OPT_SHARDS
 };
 
 /* A positive integer flag up to max; -1 after a message when it is not. */
@@ -87,6 +93,8 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"sampling-frequency", required_argument, NULL, OPT_FREQ},
         {"profiling-duration", required_argument, NULL, OPT_DURATION},
         {"stack-map-size", required_argument, NULL, OPT_STACKS},
+        {"dwarf-unwinding", required_argument, NULL, OPT_DWARF},
+        {"unwind-table-shards", required_argument, NULL, OPT_SHARDS},
         {"external-label", required_argument, NULL, OPT_LABEL},
         {"node", required_argument, NULL, OPT_NODE},
         {"config-path", required_argument, NULL, OPT_CONFIG},
@@ -104,6 +112,7 @@ static int parse_flags(int argc, char **argv, flags *f)
     firn_err err = {0};
     long long v;
     int c;
+    bool dwarf = true;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case OPT_REMOTE:
@@ -126,6 +135,19 @@ static int parse_flags(int argc, char **argv, flags *f)
             if ((v = positive("stack-map-size", optarg, 1 << 22)) < 0)
                 return 2;
             f->agent.stack_map_size = (uint32_t)v;
+            break;
+        case OPT_DWARF:
+            if (strcmp(optarg, "true") != 0 && strcmp(optarg, "false") != 0) {
+                fprintf(stderr, "firn-agent: --dwarf-unwinding: \"%s\" is not true or false\n",
+                        optarg);
+                return 2;
+            }
+            dwarf = strcmp(optarg, "true") == 0;
+            break;
+        case OPT_SHARDS:
+            if ((v = positive("unwind-table-shards", optarg, 65536)) < 0)
+                return 2;
+            f->agent.unwind_shards = (uint32_t)v;
             break;
         case OPT_LABEL: {
             char *eq = strchr(optarg, '=');
@@ -190,6 +212,8 @@ static int parse_flags(int argc, char **argv, flags *f)
         fprintf(stderr, "firn-agent: unexpected argument %s\n", argv[optind]);
         return 2;
     }
+    if (!dwarf)
+        f->agent.unwind_shards = 0;
     f->agent.external_labels = f->external;
     f->agent.n_external_labels = f->n_external;
     return 0;
