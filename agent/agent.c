@@ -22,6 +22,12 @@
 #define PROC_REFRESH 6     /* drains after which a process is read in full again */
 #define GZIP_MIN_BYTES 4096   /* smaller profiles go raw: deflate's setup costs more */
 
+/* A process of a drain and how many samples it had. */
+typedef struct hot {
+    agent_proc *proc;
+    uint64_t samples;
+} hot;
+
 /* A sample copied out of the BPF maps for the length of one drain. */
 typedef struct drained {
     uint32_t pid, tid;
@@ -53,6 +59,8 @@ struct agent {
     firn_arena *arena;
     drained *samples;
     size_t n_samples, cap_samples;
+    hot *hot;                     /* the drain's processes, for the unwinder */
+    size_t n_hot, cap_hot;
     bool out_of_memory;
 
     pthread_mutex_t mu;
@@ -381,10 +389,6 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
             locs[k++] = user_location(&b, s[i].user[j], j == 0 && s[i].n_kernel == 0);
         agent_profile_sample(&b.prof, locs, k, s[i].count, s[i].comm);
     }
-    /* after symbolizing, which re-reads the maps an address was missing from */
-    agent_unwinder *unwinder = agent_sampler_unwinder(a->sampler);
-    if (unwinder)
-        agent_unwinder_update(unwinder, proc);
     pprof_profile *p = agent_profile_finish(&b.prof, &err);
     unsigned char *body = NULL;
     size_t body_len = 0;
@@ -431,11 +435,46 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
         goto out;
     }
     atomic_fetch_add(&a->profiles_built, 1);
+    /* for the unwinder after the drain's profiles (symbolizing re-read the
+     * maps an address was missing from); only processes whose profiles are
+     * kept: the relabeling's drops would waste tables */
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += s[i].count;
+    hot *h = firn_grow(a->hot, a->n_hot, &a->cap_hot, sizeof *h, 64);
+    if (h) {
+        a->hot = h;
+        a->hot[a->n_hot++] = (struct hot){proc, total};
+    }
     agent_pushbuf_put(a->q, &it);
 out:
     agent_profile_discard(&b.prof);
     firn_u64map_destroy(&b.locations);
     firn_u64map_destroy(&b.mappings);
+}
+
+static int compare_hot(const void *x, const void *y)
+{
+    const hot *a = x, *b = y;
+    return a->samples > b->samples ? -1 : a->samples < b->samples;
+}
+
+/* Unwind tables for the drain's kept processes, busiest first (they win
+ * the room for tables over quieter ones): compiling a
+ * file's CFI takes milliseconds (a second for the largest libraries), so
+ * each drain gets a budget of a twentieth of the interval (at least
+ * 100 ms); who is left waits for the next drain, walked by frame pointers
+ * meanwhile. */
+static void update_unwinder(agent *a)
+{
+    agent_unwinder *u = agent_sampler_unwinder(a->sampler);
+    if (!u)
+        return;
+    int64_t budget = a->o.duration_ms / 20 > 100 ? a->o.duration_ms / 20 : 100;
+    agent_unwinder_begin(u, firn_mono_ms() + budget);
+    firn_sort(a->hot, a->n_hot, sizeof *a->hot, compare_hot);
+    for (size_t i = 0; i < a->n_hot; i++)
+        agent_unwinder_update(u, a->hot[i].proc, a->hot[i].samples);
 }
 
 static void drain(agent *a, int64_t time_ns, int64_t duration_ns)
@@ -453,9 +492,8 @@ static void drain(agent *a, int64_t time_ns, int64_t duration_ns)
         atomic_fetch_add(&a->profile_errors, 1);
     firn_sort(a->samples, a->n_samples, sizeof *a->samples, compare_pid);
     agent_symbolizer_begin(a->sym);
-    if (agent_sampler_unwinder(a->sampler))
-        agent_unwinder_begin(agent_sampler_unwinder(a->sampler));
     a->drains++;
+    a->n_hot = 0;
     size_t processes = 0;
     for (size_t i = 0; i < a->n_samples;) {
         size_t j = i;
@@ -465,6 +503,7 @@ static void drain(agent *a, int64_t time_ns, int64_t duration_ns)
         processes++;
         i = j;
     }
+    update_unwinder(a);
     procs_expire(a);
     agent_symbolizer_end(a->sym);
     firn_arena_free(a->arena);
@@ -586,6 +625,7 @@ void agent_free(agent *a, int64_t grace_ms)
     if (a->escaper)
         curl_easy_cleanup(a->escaper);
     free(a->samples);
+    free(a->hot);
     for (size_t i = 0; i < a->n_procs; i++) {
         agent_proc_free(a->procs[i]);
         free(a->procs[i]);
@@ -677,6 +717,9 @@ void agent_metrics_write(agent *a, firn_buf *b)
     counter(b, "firn_agent_unwind_procs_full_total",
             "Processes left to frame pointers because the BPF process map was full.",
             atomic_load(&us->procs_full));
+    counter(b, "firn_agent_unwind_updates_deferred_total",
+            "Processes whose unwind tables waited for the next drain (compile budget spent).",
+            atomic_load(&us->deferred));
     counter(b, "firn_agent_unwind_mappings_dropped_total",
             "Executable mappings past the 64 per process the BPF side sees.",
             atomic_load(&us->mappings_dropped));

@@ -15,6 +15,10 @@
  *               through /proc/PID/root; perf maps), cached per build ID
  *   sampler.c   the BPF program (bpf/profile.bpf.c) on every online CPU,
  *               and draining its maps without losing samples
+ *   cfi.c       a file's .eh_frame/.debug_frame into the unwind rows the
+ *               BPF program walks user stacks with (elfutils' CFI)
+ *   unwind.c    those tables in the BPF maps: per file, shared, bounded,
+ *               evicted least recently used; each process's mappings
  *   push.c      the push thread: libcurl, gzip, retries with backoff
  *   agent.c     the loop: every interval drain, symbolize, label, relabel,
  *               build, enqueue; and the agent's /metrics

@@ -92,6 +92,7 @@ typedef struct agent_unwind_stats {
     _Atomic uint64_t no_room;                    /* tables that did not fit */
     _Atomic uint64_t procs_full;                 /* processes the procs map had no room for */
     _Atomic uint64_t mappings_dropped;           /* mappings past PROFILE_MAX_MAPPINGS */
+    _Atomic uint64_t deferred;                   /* process updates left for the next drain */
 } agent_unwind_stats;
 
 typedef struct agent_unwinder agent_unwinder;
@@ -101,11 +102,15 @@ typedef struct agent_unwinder agent_unwinder;
 agent_unwinder *agent_unwinder_new(int rows_fd, int tables_fd, int procs_fd, uint32_t n_shards,
                                    uint32_t n_tables, agent_unwind_stats *stats, firn_err *err);
 void agent_unwinder_free(agent_unwinder *u);
-/* Once per drain, before the updates. */
-void agent_unwinder_begin(agent_unwinder *u);
-/* p was sampled in this drain: (re)write its entry when its maps or the
- * tables it names changed since, loading the tables its files need. */
-void agent_unwinder_update(agent_unwinder *u, agent_proc *p);
+/* Once per drain, before the updates: no table is compiled after
+ * deadline_ms (firn_mono_ms), the processes that need one wait. */
+void agent_unwinder_begin(agent_unwinder *u, int64_t deadline_ms);
+/* p was sampled in this drain (samples times): (re)write its entry when
+ * its maps or the tables it names changed since, loading the tables its
+ * files need (past the deadline: left for the next drain, counted).  When
+ * the maps are full, tables unused in this drain are evicted first (least
+ * recently used), then those of processes with fewer samples. */
+void agent_unwinder_update(agent_unwinder *u, agent_proc *p, uint64_t samples);
 /* pid exited: its entry goes. */
 void agent_unwinder_forget(agent_unwinder *u, int pid);
 

@@ -48,6 +48,7 @@ typedef struct utable {
     uint16_t *shards;              /* NULL: no rows (no usable CFI, or no room) */
     uint32_t n_shards, n_rows;
     uint64_t last_used;            /* drain */
+    uint64_t heat;                 /* most samples of a process using it in that drain */
 } utable;
 
 struct agent_unwinder {
@@ -58,6 +59,7 @@ struct agent_unwinder {
     utable *tables;                /* n_tables slots; slot 0 unused (means "none") */
     uint32_t next_epoch;
     uint64_t drain;
+    int64_t deadline_ms;           /* no compiling past it in this drain */
     struct profile_shard *buf;     /* one shard being written */
     struct profile_table *tbuf;
     struct profile_proc *pbuf;
@@ -111,9 +113,10 @@ void agent_unwinder_free(agent_unwinder *u)
     free(u);
 }
 
-void agent_unwinder_begin(agent_unwinder *u)
+void agent_unwinder_begin(agent_unwinder *u, int64_t deadline_ms)
 {
     u->drain++;
+    u->deadline_ms = deadline_ms;
 }
 
 static void publish_stats(agent_unwinder *u)
@@ -147,18 +150,31 @@ static void evict(agent_unwinder *u, uint32_t i)
     (void)bpf_map_update_elem(u->tables_fd, &i, u->tbuf, BPF_ANY);
 }
 
-/* The least recently used slot no process of this drain uses, 0 if none;
- * free slots first. */
-static uint32_t victim(agent_unwinder *u, bool want_rows)
+/* Whether table a should be evicted before table b. */
+static bool colder(const agent_unwinder *u, const utable *a, const utable *b)
+{
+    bool a_now = a->last_used == u->drain, b_now = b->last_used == u->drain;
+    if (a_now != b_now)
+        return !a_now;
+    return a_now ? a->heat < b->heat : a->last_used < b->last_used;
+}
+
+/* The slot to evict for a table wanted by a process with `heat` samples:
+ * a free one first (unless want_rows: then the one whose shards to take),
+ * else the least recently used one no process of this drain uses, else
+ * the one of this drain's processes with the fewest samples below heat;
+ * 0 if none. */
+static uint32_t victim(agent_unwinder *u, bool want_rows, uint64_t heat)
 {
     uint32_t best = 0;
     for (uint32_t i = 1; i < u->n_tables; i++) {
         const utable *t = &u->tables[i];
         if (!want_rows && t->epoch == 0)
             return i;
-        if (t->epoch == 0 || t->last_used == u->drain || (want_rows && !t->shards))
+        if (t->epoch == 0 || (want_rows && !t->shards) ||
+            (t->last_used == u->drain && t->heat >= heat))
             continue;
-        if (best == 0 || t->last_used < u->tables[best].last_used)
+        if (best == 0 || colder(u, t, &u->tables[best]))
             best = i;
     }
     return best;
@@ -166,14 +182,15 @@ static uint32_t victim(agent_unwinder *u, bool want_rows)
 
 /* Put rows into shards and the table entry of slot i.  false when they
  * do not fit even after evicting. */
-static bool load_rows(agent_unwinder *u, uint32_t i, const agent_unwind_table *rows)
+static bool load_rows(agent_unwinder *u, uint32_t i, const agent_unwind_table *rows,
+                      uint64_t heat)
 {
     utable *t = &u->tables[i];
     uint32_t need = (uint32_t)((rows->n + PROFILE_SHARD_ROWS - 1) / PROFILE_SHARD_ROWS);
     if (need == 0 || need > PROFILE_MAX_CHUNKS)
         return false;
     while (u->shards_free < need) {
-        uint32_t v = victim(u, true);
+        uint32_t v = victim(u, true, heat);
         if (v == 0 || v == i)
             return false;
         evict(u, v);
@@ -235,7 +252,8 @@ static Elf *open_elf(int pid, const agent_map *m, int *fd, void **image)
 
 /* A new slot for the file of mapping m: its segments, build ID and rows.
  * 0 when no slot is free. */
-static uint32_t load_table(agent_unwinder *u, int pid, const agent_map *m, uint64_t key)
+static uint32_t load_table(agent_unwinder *u, int pid, const agent_map *m, uint64_t key,
+                           uint64_t heat)
 {
     int fd;
     void *image;
@@ -256,7 +274,7 @@ static uint32_t load_table(agent_unwinder *u, int pid, const agent_map *m, uint6
             }
         }
     }
-    uint32_t i = victim(u, false);
+    uint32_t i = victim(u, false, heat);
     if (i != 0 && u->tables[i].epoch)
         evict(u, i);
     if (i == 0) {
@@ -294,7 +312,8 @@ static uint32_t load_table(agent_unwinder *u, int pid, const agent_map *m, uint6
                  "pid=%d path=%s err=%s", pid, firn_log_quote(qp, sizeof qp, m->path),
                  firn_log_quote(q, sizeof q, elf ? err.msg : elf_errmsg(-1)));
     } else {
-        if (!load_rows(u, i, &rows)) {
+        t->heat = heat;   /* not a victim of its own loading */
+        if (!load_rows(u, i, &rows, heat)) {
             atomic_fetch_add(&u->stats->no_room, 1);
             evict(u, i);   /* gives back partial shards; the slot stays known as empty */
             t->epoch = u->next_epoch++;
@@ -337,13 +356,21 @@ static bool entry_current(agent_unwinder *u, const agent_proc *p)
     return true;
 }
 
-void agent_unwinder_update(agent_unwinder *u, agent_proc *p)
+/* t is used by a process with heat samples in this drain. */
+static void touch(agent_unwinder *u, utable *t, uint64_t heat)
+{
+    if (t->last_used != u->drain || t->heat < heat)
+        t->heat = heat;
+    t->last_used = u->drain;
+}
+
+void agent_unwinder_update(agent_unwinder *u, agent_proc *p, uint64_t samples)
 {
     if (!p->loaded)
         return;
     if (entry_current(u, p)) {
         for (size_t k = 0; k < p->n_unwind; k++)
-            u->tables[p->unwind_slot[k]].last_used = u->drain;
+            touch(u, &u->tables[p->unwind_slot[k]], samples);
         return;
     }
     struct profile_proc *e = u->pbuf;
@@ -364,12 +391,16 @@ void agent_unwinder_update(agent_unwinder *u, agent_proc *p)
         uint64_t key = vdso ? VDSO_KEY
                             : file_key(((uint64_t)m->dev_major << 32) | m->dev_minor, m->inode);
         uint32_t slot = find_table(u, key);
+        if (slot == 0 && firn_mono_ms() > u->deadline_ms) {
+            atomic_fetch_add(&u->stats->deferred, 1);
+            return;   /* unwind_gen unchanged: the next drain goes on */
+        }
         if (slot == 0)
-            slot = load_table(u, p->pid, m, key);
+            slot = load_table(u, p->pid, m, key, samples);
         if (slot == 0)
             continue;
         utable *t = &u->tables[slot];
-        t->last_used = u->drain;
+        touch(u, t, samples);
         p->unwind_slot[p->n_unwind] = (uint16_t)slot;
         p->unwind_epoch[p->n_unwind++] = t->epoch;
         if (!t->shards)
