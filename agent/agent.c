@@ -765,7 +765,9 @@ void agent_metrics_write(agent *a, firn_buf *b)
           (double)agent_pushbuf_bytes(a->q));
     const agent_push_stats *ps = &a->push_stats;
     firn_metrics_header(b, "firn_agent_pushes_total", "counter",
-                        "Push attempts to firn, by result.");
+                        "Push requests to firn (each a batch of the profiles waiting), by result: "
+                        "success (firn answered), error (retried), rejected (profiles firn "
+                        "refused).");
     firn_label ok[] = {{"result", "success"}}, failed[] = {{"result", "error"}},
                rejected[] = {{"result", "rejected"}};
     firn_metrics_sample(b, "firn_agent_pushes_total", ok, 1, (double)atomic_load(&ps->ok));
@@ -773,8 +775,10 @@ void agent_metrics_write(agent *a, firn_buf *b)
                         (double)atomic_load(&ps->failed));
     firn_metrics_sample(b, "firn_agent_pushes_total", rejected, 1,
                         (double)atomic_load(&ps->rejected));
-    counter(b, "firn_agent_push_retries_total", "Pushes put back to be tried again.",
+    counter(b, "firn_agent_push_retries_total", "Profiles put back to be pushed again.",
             atomic_load(&ps->retried));
+    counter(b, "firn_agent_profiles_pushed_total", "Profiles firn stored.",
+            atomic_load(&ps->profiles));
     counter(b, "firn_agent_pushed_bytes_total", "Gzipped profile bytes firn accepted.",
             atomic_load(&ps->bytes));
 }

@@ -163,15 +163,18 @@ void agent_sampler_free(agent_sampler *s);
 typedef struct agent_pusher agent_pusher;
 
 typedef struct agent_push_stats {
-    _Atomic uint64_t ok, failed, retried;   /* pushes by outcome (attempts) */
-    _Atomic uint64_t rejected;              /* 4xx: firn refused the profile, not retried */
-    _Atomic uint64_t bytes;                 /* body bytes firn accepted */
+    _Atomic uint64_t ok, failed;            /* requests (batches) by outcome */
+    _Atomic uint64_t retried;               /* profiles put back to be sent again */
+    _Atomic uint64_t rejected;              /* profiles firn refused (4xx), not retried */
+    _Atomic uint64_t profiles;              /* profiles firn stored */
+    _Atomic uint64_t bytes;                 /* their bytes */
 } agent_push_stats;
 
-/* A thread taking profiles from q and POSTing them to
- * remote/api/v1/ingest?QUERY.  A failure (connection refused, timeout,
- * 5xx, 429) puts the profile back and waits, doubling the wait from
- * 500 ms up to 30 s; a success resets it.  4xx other than 429 drops it. */
+/* A thread taking every profile waiting in q and POSTing them as one batch
+ * to remote/api/v1/ingest.  A failure (connection refused, timeout, 5xx,
+ * 429: of the batch, or of a profile in firn's answer) puts the profiles
+ * concerned back and waits, doubling the wait from 500 ms up to 30 s; a
+ * success resets it.  A profile refused with another 4xx is dropped. */
 agent_pusher *agent_pusher_start(const char *remote, agent_pushbuf *q, agent_push_stats *stats,
                                  firn_err *err);
 /* Stop: tries what is queued for up to grace_ms, then ends the thread. */

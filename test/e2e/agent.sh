@@ -5,7 +5,8 @@
 # in the kernel (reading /dev/zero), and a Go program (main.spinGo).
 # Within ~30 s firn must hold each one's profiles, found by pid and comm
 # labels, hottest function first with file:line (C and Go), kernel frames
-# for the kernel workload.  Then firn goes away: the agent keeps
+# for the kernel workload; each drain's profiles in one request to firn.
+# Then firn goes away: the agent keeps
 # sampling, drops what exceeds its (small) push buffer and counts it, and
 # pushes again once firn is back.
 # Without root or BTF the test is skipped (exit 77, ctest's SKIP_RETURN_CODE).
@@ -166,6 +167,17 @@ fi
 
 # -- firn away: the agent keeps sampling, drops past its buffer, counts it
 check "no push errors while firn runs" [ "$(metric 'firn_agent_pushes_total{result="error"}')" = 0 ]
+# -- one push per drain: firn counts the ingest requests, the agent its
+# drains and the profiles firn stored (three processes a drain)
+requests=$(curl_local "http://127.0.0.1:$FIRN_PORT/metrics" |
+    awk '/^firn_http_requests_total\{.*handler="\/api\/v1\/ingest"/ { s += $2 } END { print s + 0 }')
+drains=$(metric firn_agent_drains_total)
+pushed=$(metric firn_agent_profiles_pushed_total)
+if [ "$requests" -ge 1 ] && [ "$requests" -le $((drains + 1)) ] && [ "$pushed" -gt "$requests" ]; then
+    ok "one push per drain: $requests ingest requests at firn for $drains drains, $pushed profiles stored"
+else
+    fail "ingest requests at firn $requests, drains $drains, profiles stored $pushed"
+fi
 dropped_before=$(metric 'firn_agent_profiles_dropped_total{reason="buffer_full"}')
 stop_pid "$FIRN_PID"
 samples_before=$(metric firn_agent_samples_total)
