@@ -725,6 +725,9 @@ void agent_metrics_write(agent *a, firn_buf *b)
             atomic_load(&us->mappings_dropped));
     gauge(b, "firn_agent_perf_events", "CPUs sampled (one perf event each).",
           (double)atomic_load(&ss->cpus));
+    gauge(b, "firn_agent_bpf_map_bytes",
+          "Memory the kernel charges for the BPF maps (memlock; for maps allocated on demand, "
+          "their most).", (double)atomic_load(&ss->map_bytes));
     gauge(b, "firn_agent_last_drain_processes", "Processes in the last drain.",
           (double)atomic_load(&a->last_processes));
     gauge(b, "firn_agent_last_drain_duration_seconds",

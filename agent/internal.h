@@ -128,6 +128,7 @@ typedef struct agent_sampler_stats {
     _Atomic uint64_t ustack_map_full;
     _Atomic uint64_t drains;
     _Atomic uint64_t cpus;                /* perf events attached */
+    _Atomic uint64_t map_bytes;           /* BPF memory of the maps (memlock) */
 } agent_sampler_stats;
 
 /* One key of a drain: a stack of a thread with its count.  Addresses are

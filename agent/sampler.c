@@ -122,6 +122,27 @@ static int open_events(agent_sampler *s, int hz, firn_err *err)
     return 0;
 }
 
+/* What the kernel charges for the program's maps: the sum of their
+ * fdinfo "memlock" lines (for maps allocated on demand, their most). */
+static uint64_t maps_memlock(agent_sampler *s)
+{
+    uint64_t sum = 0;
+    struct bpf_map *map;
+    bpf_object__for_each_map(map, s->skel->obj) {
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/self/fdinfo/%d", bpf_map__fd(map));
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        unsigned long long v;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "memlock: %llu", &v) == 1)
+                sum += v;
+        fclose(f);
+    }
+    return sum;
+}
+
 agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size, uint32_t unwind_shards,
                                  agent_sampler_stats *stats, agent_unwind_stats *unwind_stats,
                                  firn_err *err)
@@ -195,6 +216,7 @@ agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size, uint32_t unwin
         agent_sampler_free(s);
         return NULL;
     }
+    atomic_store(&stats->map_bytes, maps_memlock(s));
     return s;
 }
 

@@ -32,7 +32,12 @@
 #   agent_steady_cpu_s_per_min, agent_rss_mb, workload_slowdown_pct,
 #   perf_cpu_s_per_min, perf_steady_cpu_s_per_min, perf_rss_mb,
 #   perf_workload_slowdown_pct, agent_vs_perf_cpu_ratio (whole runs),
-#   agent_cpu_pct_of_core
+#   agent_cpu_pct_of_core, perf_dwarf_cpu_s_per_min,
+#   perf_dwarf_steady_cpu_s_per_min, perf_dwarf_rss_mb,
+#   perf_dwarf_workload_slowdown_pct, agent_vs_perf_dwarf_cpu_ratio,
+#   agent_bpf_map_mb (what the kernel charges for the agent's maps),
+#   agent_unwind_tables, agent_unwind_table_mb, agent_table_walked_stacks,
+#   agent_push_requests, agent_profiles_pushed (one request a drain)
 # Needs root (BPF and system-wide perf events): exits 77 without it.
 # Progress goes to standard error; whatever the script starts it stops.
 set -uo pipefail
@@ -101,6 +106,7 @@ measure() {
     iter=$(run_workload)
     steady=$(($(steady_ns "$pid") - ns0))
     rss=$(rss_mb "$pid")
+    if declare -F "before_stop_$name" >/dev/null; then "before_stop_$name"; fi
     mark_children "${name}0"
     stop_pid "$pid" INT
     mark_children "${name}1"
@@ -124,6 +130,19 @@ agent_pid=$!
 track_pid "$agent_pid"
 wait_for 30 grep -q 'agent is ready' "$tmp/agent.log" ||
     die "firn-agent did not start: $(tail -3 "$tmp/agent.log")"
+agent_port=$(sed -n 's/.*agent is ready.* http_port=\([0-9]*\).*/\1/p' "$tmp/agent.log")
+agent_metric() {
+    curl_local "http://127.0.0.1:$agent_port/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+}
+# what the agent's maps and tables hold at the end of its run
+before_stop_agent() {
+    agent_map_bytes=$(agent_metric firn_agent_bpf_map_bytes)
+    agent_tables=$(agent_metric firn_agent_unwind_tables)
+    agent_table_bytes=$(agent_metric firn_agent_unwind_table_bytes)
+    agent_walked=$(agent_metric 'firn_agent_user_stacks_walked_total{unwinder="table"}')
+    agent_requests=$(agent_metric 'firn_agent_pushes_total{result="success"}')
+    agent_pushed=$(agent_metric firn_agent_profiles_pushed_total)
+}
 measure agent "$agent_pid"
 stop_pid "$FIRN_PID"
 
@@ -134,8 +153,19 @@ track_pid "$perf_pid"
 wait_for 30 test -s "$tmp/perf.data" || die "perf record did not start: $(tail -3 "$tmp/perf.log")"
 measure perf "$perf_pid"
 
+note "perf record -F ${HZ} -a --call-graph dwarf"
+perf record -F "$HZ" -a --call-graph dwarf -o "$tmp/perf-dwarf.data" >"$tmp/perf-dwarf.log" 2>&1 &
+perf_dwarf_pid=$!
+track_pid "$perf_dwarf_pid"
+wait_for 30 test -s "$tmp/perf-dwarf.data" ||
+    die "perf record --call-graph dwarf did not start: $(tail -3 "$tmp/perf-dwarf.log")"
+measure perf_dwarf "$perf_dwarf_pid"
+rm -f "$tmp/perf.data" "$tmp/perf-dwarf.data"
+
 agent_per_min=$(per_min "$agent_cpu")
 perf_per_min=$(per_min "$perf_cpu")
+perf_dwarf_per_min=$(per_min "$perf_dwarf_cpu")
+ratio() { awk -v a="$1" -v p="$2" 'BEGIN { if (p > 0) printf "%.2f", a / p; else print "inf" }'; }
 echo "seconds $SECONDS_RUN"
 echo "frequency_hz $HZ"
 echo "baseline_iterations $base"
@@ -147,5 +177,16 @@ echo "perf_cpu_s_per_min $perf_per_min"
 echo "perf_steady_cpu_s_per_min $(ns_per_min "$perf_steady")"
 echo "perf_rss_mb $perf_rss"
 echo "perf_workload_slowdown_pct $(slowdown "$base" "$perf_iter")"
-echo "agent_vs_perf_cpu_ratio $(awk -v a="$agent_per_min" -v p="$perf_per_min" 'BEGIN { if (p > 0) printf "%.2f", a / p; else print "inf" }')"
+echo "agent_vs_perf_cpu_ratio $(ratio "$agent_per_min" "$perf_per_min")"
 echo "agent_cpu_pct_of_core $(awk -v c="$agent_per_min" 'BEGIN { printf "%.3f\n", c * 100 / 60 }')"
+echo "perf_dwarf_cpu_s_per_min $perf_dwarf_per_min"
+echo "perf_dwarf_steady_cpu_s_per_min $(ns_per_min "$perf_dwarf_steady")"
+echo "perf_dwarf_rss_mb $perf_dwarf_rss"
+echo "perf_dwarf_workload_slowdown_pct $(slowdown "$base" "$perf_dwarf_iter")"
+echo "agent_vs_perf_dwarf_cpu_ratio $(ratio "$agent_per_min" "$perf_dwarf_per_min")"
+echo "agent_bpf_map_mb $(awk -v b="${agent_map_bytes:-0}" 'BEGIN { printf "%.1f", b / 1048576 }')"
+echo "agent_unwind_tables ${agent_tables:-0}"
+echo "agent_unwind_table_mb $(awk -v b="${agent_table_bytes:-0}" 'BEGIN { printf "%.1f", b / 1048576 }')"
+echo "agent_table_walked_stacks ${agent_walked:-0}"
+echo "agent_push_requests ${agent_requests:-0}"
+echo "agent_profiles_pushed ${agent_pushed:-0}"

@@ -13,7 +13,11 @@ if [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
 fi
 figures=(seconds frequency_hz baseline_iterations agent_cpu_s_per_min agent_steady_cpu_s_per_min
     agent_rss_mb workload_slowdown_pct perf_cpu_s_per_min perf_steady_cpu_s_per_min perf_rss_mb
-    perf_workload_slowdown_pct agent_vs_perf_cpu_ratio agent_cpu_pct_of_core)
+    perf_workload_slowdown_pct agent_vs_perf_cpu_ratio agent_cpu_pct_of_core
+    perf_dwarf_cpu_s_per_min perf_dwarf_steady_cpu_s_per_min perf_dwarf_rss_mb
+    perf_dwarf_workload_slowdown_pct agent_vs_perf_dwarf_cpu_ratio agent_bpf_map_mb
+    agent_unwind_tables agent_unwind_table_mb agent_table_walked_stacks agent_push_requests
+    agent_profiles_pushed)
 out=$(timeout 240 bash "$HERE/../bench/bench_agent.sh" "$1" "$2" "$3" --seconds 3)
 rc=$?
 [ $rc -eq 0 ] && ok "bench_agent.sh exits 0" || fail "bench_agent.sh exited $rc"
