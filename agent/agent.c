@@ -17,6 +17,7 @@
 #include "agent/internal.h"
 
 #define PROFILE_NAME "process_cpu"
+#define OFF_CPU_NAME "off_cpu"
 #define KERNEL_MAPPING "[kernel.kallsyms]"
 #define PROC_TTL 6         /* drains a process is kept after its last samples */
 #define PROC_REFRESH 6     /* drains after which a process is read in full again */
@@ -32,7 +33,9 @@ typedef struct hot {
 typedef struct drained {
     uint32_t pid, tid;
     char comm[16];
+    bool off_cpu;
     uint64_t count;
+    uint64_t wait_ns;             /* off_cpu */
     uint64_t *user, *kernel;      /* in the drain's arena */
     size_t n_user, n_kernel;
 } drained;
@@ -61,6 +64,8 @@ struct agent {
     size_t n_samples, cap_samples;
     hot *hot;                     /* the drain's processes, for the unwinder */
     size_t n_hot, cap_hot;
+    agent_push_item *ready;       /* the drain's profiles, queued together at its end */
+    size_t n_ready, cap_ready;
     bool out_of_memory;
 
     pthread_mutex_t mu;
@@ -83,6 +88,7 @@ void agent_options_default(agent_options *o)
         .duration_ms = AGENT_DEFAULT_DURATION_MS,
         .stack_map_size = 16384,
         .unwind_shards = PROFILE_DEFAULT_SHARDS,
+        .off_cpu_min_ns = -1,
         .remote = "http://localhost:7070",
         .buffer_profiles = AGENT_DEFAULT_BUFFER_PROFILES,
         .buffer_bytes = AGENT_DEFAULT_BUFFER_BYTES,
@@ -113,20 +119,25 @@ static void collect(void *ctx, const agent_sample *s)
     }
     a->samples = grown;
     drained *d = &a->samples[a->n_samples];
-    *d = (drained){.pid = s->pid, .tid = s->tid, .count = s->count};
+    *d = (drained){.pid = s->pid, .tid = s->tid, .off_cpu = s->off_cpu, .count = s->count,
+                   .wait_ns = s->wait_ns};
     memcpy(d->comm, s->comm, sizeof d->comm);
     d->user = copy_stack(a, s->user, s->n_user);
     d->n_user = d->user ? s->n_user : 0;
     d->kernel = copy_stack(a, s->kernel, s->n_kernel);
     d->n_kernel = d->kernel ? s->n_kernel : 0;
     a->n_samples++;
-    atomic_fetch_add(&a->samples_drained, s->count);
+    if (!s->off_cpu)
+        atomic_fetch_add(&a->samples_drained, s->count);
 }
 
+/* By pid, then CPU samples before off-CPU time: one profile per group. */
 static int compare_pid(const void *x, const void *y)
 {
     const drained *a = x, *b = y;
-    return a->pid < b->pid ? -1 : a->pid > b->pid;
+    if (a->pid != b->pid)
+        return a->pid < b->pid ? -1 : 1;
+    return (int)a->off_cpu - (int)b->off_cpu;
 }
 
 /* ---- one process's profile ----------------------------------------------------------- */
@@ -233,10 +244,10 @@ static size_t base_labels(agent *a, const agent_proc *proc, const char *comm, ch
 }
 
 /* The ingest query for labels: name, delta, then each label. */
-static char *ingest_query(agent *a, const firn_label *labels, size_t n)
+static char *ingest_query(agent *a, bool off_cpu, const firn_label *labels, size_t n)
 {
     firn_buf b = {0};
-    firn_buf_puts(&b, "name=" PROFILE_NAME "&delta=true");
+    firn_buf_puts(&b, off_cpu ? "name=" OFF_CPU_NAME "&delta=true" : "name=" PROFILE_NAME "&delta=true");
     for (size_t i = 0; i < n; i++) {
         const char *name = labels[i].name;
         if (strncmp(name, "__", 2) == 0 || !labels[i].value[0])
@@ -348,6 +359,14 @@ static int gzip_body(unsigned char **body, size_t *len, firn_err *err)
     return 0;
 }
 
+/* Whether a kernel symbol is the BPF machinery of a tracepoint (the
+ * program itself, bpf_trace_run*, __traceiter_*, __bpf_trace_*). */
+static bool probe_frame(const char *name)
+{
+    return name && (strncmp(name, "bpf_", 4) == 0 || strncmp(name, "__bpf_", 6) == 0 ||
+                    strncmp(name, "__traceiter_", 12) == 0 || strstr(name, " [bpf]"));
+}
+
 /* Samples [from, to) of one pid into a queued profile. */
 static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
                           int64_t duration_ns)
@@ -365,7 +384,9 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
             comm = s[i].comm;   /* the main thread names the process */
 
     builder b = {.a = a, .proc = proc, .kernel_mapping = PPROF_NONE};
-    if (agent_profile_init(&b.prof, a->o.frequency_hz, time_ns, duration_ns, &err) < 0 ||
+    bool off_cpu = s[0].off_cpu;
+    if ((off_cpu ? agent_profile_init_off_cpu(&b.prof, time_ns, duration_ns, &err)
+                 : agent_profile_init(&b.prof, a->o.frequency_hz, time_ns, duration_ns, &err)) < 0 ||
         firn_u64map_init(&b.locations, 256) < 0 || firn_u64map_init(&b.mappings, 16) < 0) {
         atomic_fetch_add(&a->profile_errors, 1);
         goto out;
@@ -382,12 +403,20 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t locs[2 * 127];
-        size_t k = 0;
-        for (size_t j = 0; j < s[i].n_kernel; j++)
-            locs[k++] = kernel_location(&b, s[i].kernel[j], j == 0);
+        size_t k = 0, first = 0;
+        /* an off-CPU stack was taken inside the scheduler's tracepoint: its
+         * leaf frames are the probe's own, not the thread's */
+        while (off_cpu && first < s[i].n_kernel &&
+               probe_frame(agent_symbolize_kernel(a->sym, s[i].kernel[first] - 1)))
+            first++;
+        for (size_t j = first; j < s[i].n_kernel; j++)
+            locs[k++] = kernel_location(&b, s[i].kernel[j], j == 0 && !off_cpu);
         for (size_t j = 0; j < s[i].n_user; j++)
             locs[k++] = user_location(&b, s[i].user[j], j == 0 && s[i].n_kernel == 0);
-        agent_profile_sample(&b.prof, locs, k, s[i].count, s[i].comm);
+        if (off_cpu)
+            agent_profile_sample_off_cpu(&b.prof, locs, k, s[i].count, s[i].wait_ns, s[i].comm);
+        else
+            agent_profile_sample(&b.prof, locs, k, s[i].count, s[i].comm);
     }
     pprof_profile *p = agent_profile_finish(&b.prof, &err);
     unsigned char *body = NULL;
@@ -427,13 +456,21 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
         goto out;
     }
     agent_push_item it = {.body = body, .body_len = body_len,
-                          .query = ingest_query(a, labels, n_labels),
+                          .query = ingest_query(a, off_cpu, labels, n_labels),
                           .enqueued_ms = firn_mono_ms()};
     if (!it.query) {
         atomic_fetch_add(&a->profile_errors, 1);
         agent_push_item_free(&it);
         goto out;
     }
+    agent_push_item *g = firn_grow(a->ready, a->n_ready, &a->cap_ready, sizeof *g, 64);
+    if (!g) {
+        atomic_fetch_add(&a->profile_errors, 1);
+        agent_push_item_free(&it);
+        goto out;
+    }
+    a->ready = g;
+    a->ready[a->n_ready++] = it;
     atomic_fetch_add(&a->profiles_built, 1);
     /* for the unwinder after the drain's profiles (symbolizing re-read the
      * maps an address was missing from); only processes whose profiles are
@@ -441,12 +478,11 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += s[i].count;
-    hot *h = firn_grow(a->hot, a->n_hot, &a->cap_hot, sizeof *h, 64);
+    hot *h = off_cpu ? NULL : firn_grow(a->hot, a->n_hot, &a->cap_hot, sizeof *h, 64);
     if (h) {
         a->hot = h;
         a->hot[a->n_hot++] = (struct hot){proc, total};
     }
-    agent_pushbuf_put(a->q, &it);
 out:
     agent_profile_discard(&b.prof);
     firn_u64map_destroy(&b.locations);
@@ -470,8 +506,7 @@ static void update_unwinder(agent *a)
     agent_unwinder *u = agent_sampler_unwinder(a->sampler);
     if (!u)
         return;
-    int64_t budget = a->o.duration_ms / 20 > 100 ? a->o.duration_ms / 20 : 100;
-    agent_unwinder_begin(u, firn_mono_ms() + budget);
+    agent_unwinder_begin(u, a->o.duration_ms / 100 > 50 ? a->o.duration_ms / 100 : 50);
     firn_sort(a->hot, a->n_hot, sizeof *a->hot, compare_hot);
     for (size_t i = 0; i < a->n_hot; i++)
         agent_unwinder_update(u, a->hot[i].proc, a->hot[i].samples);
@@ -497,12 +532,15 @@ static void drain(agent *a, int64_t time_ns, int64_t duration_ns)
     size_t processes = 0;
     for (size_t i = 0; i < a->n_samples;) {
         size_t j = i;
-        while (j < a->n_samples && a->samples[j].pid == a->samples[i].pid)
+        while (j < a->n_samples && a->samples[j].pid == a->samples[i].pid &&
+               a->samples[j].off_cpu == a->samples[i].off_cpu)
             j++;
         build_process(a, &a->samples[i], j - i, time_ns, duration_ns);
-        processes++;
+        processes += !a->samples[i].off_cpu;
         i = j;
     }
+    agent_pushbuf_put_many(a->q, a->ready, a->n_ready);
+    a->n_ready = 0;
     update_unwinder(a);
     procs_expire(a);
     agent_symbolizer_end(a->sym);
@@ -555,7 +593,7 @@ agent *agent_new(const agent_options *o, firn_err *err)
         return NULL;
     }
     a->sampler = agent_sampler_new(o->frequency_hz, o->stack_map_size, o->unwind_shards,
-                                   &a->sampler_stats, &a->unwind_stats, err);
+                                   o->off_cpu_min_ns, &a->sampler_stats, &a->unwind_stats, err);
     if (!a->sampler) {
         agent_free(a, 0);
         return NULL;
@@ -626,6 +664,7 @@ void agent_free(agent *a, int64_t grace_ms)
         curl_easy_cleanup(a->escaper);
     free(a->samples);
     free(a->hot);
+    free(a->ready);
     for (size_t i = 0; i < a->n_procs; i++) {
         agent_proc_free(a->procs[i]);
         free(a->procs[i]);

@@ -102,9 +102,9 @@ typedef struct agent_unwinder agent_unwinder;
 agent_unwinder *agent_unwinder_new(int rows_fd, int tables_fd, int procs_fd, uint32_t n_shards,
                                    uint32_t n_tables, agent_unwind_stats *stats, firn_err *err);
 void agent_unwinder_free(agent_unwinder *u);
-/* Once per drain, before the updates: no table is compiled after
- * deadline_ms (firn_mono_ms), the processes that need one wait. */
-void agent_unwinder_begin(agent_unwinder *u, int64_t deadline_ms);
+/* Once per drain, before the updates: once compiling tables took
+ * budget_ms, no other is started; the processes that need one wait. */
+void agent_unwinder_begin(agent_unwinder *u, int64_t budget_ms);
 /* p was sampled in this drain (samples times): (re)write its entry when
  * its maps or the tables it names changed since, loading the tables its
  * files need (past the deadline: left for the next drain, counted).  When
@@ -131,12 +131,15 @@ typedef struct agent_sampler_stats {
     _Atomic uint64_t map_bytes;           /* BPF memory of the maps (memlock) */
 } agent_sampler_stats;
 
-/* One key of a drain: a stack of a thread with its count.  Addresses are
- * leaf first; n_user/n_kernel are 0 when that stack is absent. */
+/* One key of a drain: a stack of a thread with its count (CPU samples, or
+ * blocks off the CPU and their time).  Addresses are leaf first;
+ * n_user/n_kernel are 0 when that stack is absent. */
 typedef struct agent_sample {
     uint32_t pid, tid;
     char comm[16];
+    bool off_cpu;
     uint64_t count;
+    uint64_t wait_ns;                     /* off_cpu: nanoseconds blocked */
     const uint64_t *user;
     size_t n_user;
     const uint64_t *kernel;
@@ -147,11 +150,13 @@ typedef void (*agent_sample_fn)(void *ctx, const agent_sample *s);
 
 /* Load the BPF program (stack maps of stack_map_size entries, unwind_shards
  * shards of unwind rows: 0 turns table unwinding off) and attach it to a
- * CPU-clock perf event at hz on every online CPU.  Errors name what is
- * missing: root or CAP_BPF/CAP_PERFMON, BTF, perf_event support. */
+ * CPU-clock perf event at hz on every online CPU; with off_cpu_min_ns >= 0
+ * the off-CPU program too (blocks shorter than that are not counted).
+ * Errors name what is missing: root or CAP_BPF/CAP_PERFMON, BTF,
+ * perf_event support. */
 agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size, uint32_t unwind_shards,
-                                 agent_sampler_stats *stats, agent_unwind_stats *unwind_stats,
-                                 firn_err *err);
+                                 int64_t off_cpu_min_ns, agent_sampler_stats *stats,
+                                 agent_unwind_stats *unwind_stats, firn_err *err);
 /* The unwind tables of the sampler's maps; NULL when table unwinding is off. */
 agent_unwinder *agent_sampler_unwinder(agent_sampler *s);
 /* Flip generations and hand every key of the previous one to fn, then

@@ -46,6 +46,8 @@ struct agent_sampler {
     size_t frames_cap;            /* stacks frames has room for */
     bool no_batch;                /* the kernel refused batch operations */
     agent_unwinder *unwinder;     /* NULL: table unwinding off */
+    struct bpf_link *off_link;    /* the sched_switch program; NULL: off-CPU off */
+    struct profile_off_value *off_values;   /* scratch: PROFILE_MAX_KEYS */
     uint64_t *ustack_keys;        /* scratch for the sweep of a ustacks map */
 };
 
@@ -144,8 +146,8 @@ static uint64_t maps_memlock(agent_sampler *s)
 }
 
 agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size, uint32_t unwind_shards,
-                                 agent_sampler_stats *stats, agent_unwind_stats *unwind_stats,
-                                 firn_err *err)
+                                 int64_t off_cpu_min_ns, agent_sampler_stats *stats,
+                                 agent_unwind_stats *unwind_stats, firn_err *err)
 {
     if (unwind_shards > 65536) {
         firn_errf(err, FIRN_EINVAL, "%u unwind table shards: at most 65536", unwind_shards);
@@ -170,7 +172,9 @@ agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size, uint32_t unwin
     s->counts = calloc(PROFILE_MAX_KEYS, sizeof *s->counts);
     s->stack_ids = calloc(stack_map_size, sizeof *s->stack_ids);
     s->ustack_keys = calloc(stack_map_size, sizeof *s->ustack_keys);
+    s->off_values = calloc(PROFILE_MAX_KEYS, sizeof *s->off_values);
     if (s->n_cpus <= 0 || !s->keys || !s->counts || !s->stack_ids || !s->ustack_keys ||
+        !s->off_values ||
         firn_u64map_init(&s->frames_of, 256) < 0) {
         firn_errf(err, FIRN_ENOMEM, "out of memory");
         agent_sampler_free(s);
@@ -196,6 +200,19 @@ agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size, uint32_t unwin
     bpf_map__set_max_entries(s->skel->maps.unwind_rows, unwind_shards ? unwind_shards : 1);
     bpf_map__set_max_entries(s->skel->maps.unwind_tables, n_tables);
     bpf_map__set_max_entries(s->skel->maps.unwind_procs, unwind_shards ? PROFILE_DEFAULT_PROCS : 1);
+    /* off-CPU: the sched_switch program and its maps, or one entry each */
+    bool off_cpu = off_cpu_min_ns >= 0;
+    bpf_program__set_autoload(s->skel->progs.off_cpu_switch, off_cpu);
+    if (off_cpu) {
+        s->skel->rodata->off_cpu_min_ns = (uint64_t)off_cpu_min_ns;
+        bpf_map__set_max_entries(s->skel->maps.off_stacks, stack_map_size);
+    } else {
+        struct bpf_map *off_maps[] = {s->skel->maps.off_starts, s->skel->maps.off_stacks,
+                                      s->skel->maps.off_ustacks, s->skel->maps.off_counts0,
+                                      s->skel->maps.off_counts1};
+        for (size_t i = 0; i < sizeof off_maps / sizeof off_maps[0]; i++)
+            bpf_map__set_max_entries(off_maps[i], 1);
+    }
     int rc = profile_bpf__load(s->skel);
     if (rc != 0) {
         load_error(-rc > 0 ? -rc : errno, err);
@@ -213,6 +230,12 @@ agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size, uint32_t unwin
         }
     }
     if (open_events(s, hz, err) < 0) {
+        agent_sampler_free(s);
+        return NULL;
+    }
+    if (off_cpu && !(s->off_link = bpf_program__attach(s->skel->progs.off_cpu_switch))) {
+        firn_errf(err, FIRN_EIO, "attaching the off-CPU program to sched_switch: %s",
+                  strerror(errno));
         agent_sampler_free(s);
         return NULL;
     }
@@ -257,7 +280,7 @@ agent_unwinder *agent_sampler_unwinder(agent_sampler *s)
  * deleted there the first time a drain asks (one system call), then from
  * this drain's copy, since keys share stacks.  NULL with *n 0 when the
  * stack is gone. */
-static const uint64_t *read_stack(agent_sampler *s, int fd, uint64_t key, size_t *n)
+static const uint64_t *read_stack(agent_sampler *s, int fd, uint64_t key, bool keep, size_t *n)
 {
     *n = 0;
     uint32_t id32 = (uint32_t)key;
@@ -274,9 +297,11 @@ static const uint64_t *read_stack(agent_sampler *s, int fd, uint64_t key, size_t
             s->frames_cap = cap;
         }
         uint64_t *out = s->frames + (size_t)at * PROFILE_MAX_DEPTH;
-        int rc = s->no_batch ? -1 : bpf_map_lookup_and_delete_elem(fd, k, out);
-        if (rc != 0 && (s->no_batch || errno == EINVAL || errno == ENOTSUP || errno == EOPNOTSUPP)) {
-            s->no_batch = true;  /* an older kernel: look up now, clear in the sweep */
+        int rc = s->no_batch || keep ? -1 : bpf_map_lookup_and_delete_elem(fd, k, out);
+        if (rc != 0 && (keep || s->no_batch || errno == EINVAL || errno == ENOTSUP ||
+                        errno == EOPNOTSUPP)) {
+            if (!keep)
+                s->no_batch = true;  /* an older kernel: look up now, clear in the sweep */
             rc = bpf_map_lookup_elem(fd, k, out);
         }
         if (rc != 0) {
@@ -292,10 +317,29 @@ static const uint64_t *read_stack(agent_sampler *s, int fd, uint64_t key, size_t
     return f;
 }
 
+/* The thread, comm and stacks of key k into *out: the user stack from
+ * ustacks_fd when the program walked it, else from stacks_fd as the kernel
+ * stack; kept in their maps or taken out (read_stack). */
+static void key_stacks(agent_sampler *s, const struct profile_key *k, int stacks_fd,
+                       int ustacks_fd, bool keep, agent_sample *out)
+{
+    out->pid = k->pid;
+    out->tid = k->tid;
+    if (k->user_stack_hash)
+        out->user = read_stack(s, ustacks_fd, k->user_stack_hash, keep, &out->n_user);
+    else if (k->user_stack_id >= 0)
+        out->user = read_stack(s, stacks_fd, (uint32_t)k->user_stack_id, keep, &out->n_user);
+    if (k->kernel_stack_id >= 0)
+        out->kernel = read_stack(s, stacks_fd, (uint32_t)k->kernel_stack_id, keep,
+                                 &out->n_kernel);
+    memcpy(out->comm, k->comm, sizeof out->comm);
+    out->comm[sizeof out->comm - 1] = '\0';
+}
+
 /* Take every count of the old generation out of its map into s->keys and
  * s->counts: batches of lookup-and-delete (a few system calls in all), or
  * key by key where the kernel has no batch operations. */
-static size_t take_counts(agent_sampler *s, int fd)
+static size_t take_counts(agent_sampler *s, int fd, void *values, size_t vsize)
 {
     size_t n = 0;
     if (!s->no_batch) {
@@ -306,7 +350,8 @@ static size_t take_counts(agent_sampler *s, int fd)
             if (got == 0)
                 return n;
             int rc = bpf_map_lookup_and_delete_batch(fd, first ? NULL : &batch, &batch,
-                                                     s->keys + n, s->counts + n, &got, NULL);
+                                                     s->keys + n, (char *)values + n * vsize,
+                                                     &got, NULL);
             int e = errno;
             first = false;
             if (rc == 0 || e == ENOENT)
@@ -327,8 +372,8 @@ static size_t take_counts(agent_sampler *s, int fd)
         prev = &s->keys[n++];
     }
     for (size_t i = 0; i < n; i++) {
-        if (bpf_map_lookup_elem(fd, &s->keys[i], &s->counts[i]) != 0)
-            s->counts[i] = 0;
+        if (bpf_map_lookup_elem(fd, &s->keys[i], (char *)values + i * vsize) != 0)
+            memset((char *)values + i * vsize, 0, vsize);
         bpf_map_delete_elem(fd, &s->keys[i]);
     }
     return n;
@@ -368,6 +413,28 @@ static void sweep_ustacks(agent_sampler *s, int fd)
         bpf_map_delete_elem(fd, &s->ustack_keys[i]);
 }
 
+/* The off-CPU counts of generation old: their stacks stay in their maps
+ * (a thread blocked now may name them when it wakes). */
+static void drain_off_cpu(agent_sampler *s, uint32_t old, agent_sample_fn fn, void *ctx)
+{
+    int fd = bpf_map__fd(old ? s->skel->maps.off_counts1 : s->skel->maps.off_counts0);
+    int stacks_fd = bpf_map__fd(s->skel->maps.off_stacks);
+    int ustacks_fd = bpf_map__fd(s->skel->maps.off_ustacks);
+    size_t n = take_counts(s, fd, s->off_values, sizeof *s->off_values);
+    firn_u64map_clear(&s->frames_of);   /* another id space than the CPU stacks' */
+    for (size_t i = 0; i < n; i++) {
+        const struct profile_key *k = &s->keys[i];
+        const struct profile_off_value *v = &s->off_values[i];
+        if (v->switches == 0)
+            continue;
+        agent_sample sample = {.off_cpu = true, .count = v->switches,
+                               .wait_ns = v->nanoseconds};
+        key_stacks(s, k, stacks_fd, ustacks_fd, true, &sample);
+        fn(ctx, &sample);
+    }
+    sweep(s, fd, false);
+}
+
 void agent_sampler_drain(agent_sampler *s, agent_sample_fn fn, void *ctx)
 {
     uint32_t old = s->skel->bss->generation & 1;
@@ -378,22 +445,14 @@ void agent_sampler_drain(agent_sampler *s, agent_sample_fn fn, void *ctx)
     int counts_fd = bpf_map__fd(old ? s->skel->maps.counts1 : s->skel->maps.counts0);
     int stacks_fd = bpf_map__fd(old ? s->skel->maps.stacks1 : s->skel->maps.stacks0);
     int ustacks_fd = bpf_map__fd(old ? s->skel->maps.ustacks1 : s->skel->maps.ustacks0);
-    size_t n = take_counts(s, counts_fd);
+    size_t n = take_counts(s, counts_fd, s->counts, sizeof *s->counts);
     firn_u64map_clear(&s->frames_of);
     for (size_t i = 0; i < n; i++) {
         const struct profile_key *k = &s->keys[i];
         if (s->counts[i] == 0)
             continue;
-        agent_sample sample = {.pid = k->pid, .tid = k->tid, .count = s->counts[i]};
-        if (k->user_stack_hash)
-            sample.user = read_stack(s, ustacks_fd, k->user_stack_hash, &sample.n_user);
-        else if (k->user_stack_id >= 0)
-            sample.user = read_stack(s, stacks_fd, (uint32_t)k->user_stack_id, &sample.n_user);
-        if (k->kernel_stack_id >= 0)
-            sample.kernel = read_stack(s, stacks_fd, (uint32_t)k->kernel_stack_id,
-                                       &sample.n_kernel);
-        memcpy(sample.comm, k->comm, sizeof sample.comm);
-        sample.comm[sizeof sample.comm - 1] = '\0';
+        agent_sample sample = {.count = s->counts[i]};
+        key_stacks(s, k, stacks_fd, ustacks_fd, false, &sample);
         fn(ctx, &sample);
     }
     /* What no key read (or all of it, where lookup-and-delete is missing):
@@ -401,6 +460,8 @@ void agent_sampler_drain(agent_sampler *s, agent_sample_fn fn, void *ctx)
     sweep(s, counts_fd, false);
     sweep(s, stacks_fd, true);
     sweep_ustacks(s, ustacks_fd);
+    if (s->off_link)
+        drain_off_cpu(s, old, fn, ctx);
     read_stats(s);
     atomic_fetch_add(&s->stats->drains, 1);
 }
@@ -413,6 +474,8 @@ void agent_sampler_free(agent_sampler *s)
         bpf_link__destroy(s->links[i]);
         close(s->fds[i]);
     }
+    bpf_link__destroy(s->off_link);
+    free(s->off_values);
     free(s->links);
     free(s->fds);
     profile_bpf__destroy(s->skel);

@@ -59,7 +59,8 @@ struct agent_unwinder {
     utable *tables;                /* n_tables slots; slot 0 unused (means "none") */
     uint32_t next_epoch;
     uint64_t drain;
-    int64_t deadline_ms;           /* no compiling past it in this drain */
+    int64_t budget_ms;             /* compiling time a drain may spend */
+    int64_t spent_ms;              /* spent in this drain */
     struct profile_shard *buf;     /* one shard being written */
     struct profile_table *tbuf;
     struct profile_proc *pbuf;
@@ -113,10 +114,11 @@ void agent_unwinder_free(agent_unwinder *u)
     free(u);
 }
 
-void agent_unwinder_begin(agent_unwinder *u, int64_t deadline_ms)
+void agent_unwinder_begin(agent_unwinder *u, int64_t budget_ms)
 {
     u->drain++;
-    u->deadline_ms = deadline_ms;
+    u->budget_ms = budget_ms;
+    u->spent_ms = 0;
 }
 
 static void publish_stats(agent_unwinder *u)
@@ -391,12 +393,15 @@ void agent_unwinder_update(agent_unwinder *u, agent_proc *p, uint64_t samples)
         uint64_t key = vdso ? VDSO_KEY
                             : file_key(((uint64_t)m->dev_major << 32) | m->dev_minor, m->inode);
         uint32_t slot = find_table(u, key);
-        if (slot == 0 && firn_mono_ms() > u->deadline_ms) {
+        if (slot == 0 && u->spent_ms >= u->budget_ms) {
             atomic_fetch_add(&u->stats->deferred, 1);
             return;   /* unwind_gen unchanged: the next drain goes on */
         }
-        if (slot == 0)
+        if (slot == 0) {
+            int64_t t0 = firn_mono_ms();
             slot = load_table(u, p->pid, m, key, samples);
+            u->spent_ms += firn_mono_ms() - t0;
+        }
         if (slot == 0)
             continue;
         utable *t = &u->tables[slot];

@@ -328,7 +328,9 @@ static long walk_step(__u32 index, void *unused)
 }
 
 /* Walk the current task's user stack with the tables of process pid into
- * the generation's ustacks map; its key (0 when not walked). */
+ * a ustacks map; its key (0 when not walked).  The registers are the perf
+ * event's (ctx) when it hit user mode, else those saved when the task
+ * entered the kernel (ctx NULL: the scheduler switching it out). */
 static __always_inline __u64 walk_user(struct bpf_perf_event_data *ctx, __u32 pid, void *ustacks)
 {
     __u32 zero = 0;
@@ -338,7 +340,7 @@ static __always_inline __u64 walk_user(struct bpf_perf_event_data *ctx, __u32 pi
     struct task_struct *task = bpf_get_current_task_btf();
     if (!BPF_CORE_READ(task, mm))
         return 0;   /* a kernel thread */
-    if (ctx->regs.ip >> 63) {
+    if (!ctx || ctx->regs.ip >> 63) {
         /* in the kernel: the user registers saved at its entry */
         struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
         w->ip = BPF_CORE_READ(regs, ip);
@@ -419,5 +421,115 @@ int profile_sample(struct bpf_perf_event_data *ctx)
     } else if (rc != 0) {
         stat_inc(PROFILE_STAT_COUNTS_FULL);
     }
+    return 0;
+}
+
+/* ---- off-CPU time ------------------------------------------------------------
+ *
+ * On every context switch: the thread switched out while blocked (its state
+ * is not TASK_RUNNING: sleeping, waiting for I/O, a futex, poll...; a thread
+ * preempted while runnable is switched out in TASK_RUNNING, or with the
+ * preempt flag, and is not waiting for anything) gets its stacks taken and
+ * the time noted; when it is switched in again, the time it was off the CPU
+ * is added to its key in the generation's off_counts map, if at least
+ * off_cpu_min_ns.  Its stacks were taken at switch-out, possibly in an
+ * earlier generation, so they go to maps of their own that are not
+ * cleared by drains: off_stacks (reusing the id of a colliding stack) and
+ * off_ustacks (least recently used out). */
+const volatile __u64 off_cpu_min_ns = 1000000;
+
+struct off_start {
+    __u64 ts;
+    struct profile_key key;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __type(key, __u32);
+    __type(value, struct off_start);
+    __uint(max_entries, PROFILE_OFF_THREADS);
+} off_starts SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_STACK_TRACE);
+    __uint(key_size, sizeof(__u32));
+    __uint(value_size, PROFILE_MAX_DEPTH * sizeof(__u64));
+    __uint(max_entries, PROFILE_DEFAULT_STACKS);
+} off_stacks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __type(key, __u64);
+    __type(value, struct profile_stack);
+    __uint(max_entries, PROFILE_OFF_USTACKS);
+} off_ustacks SEC(".maps");
+
+#define OFF_COUNTS_MAP(name)                                         \
+    struct {                                                         \
+        __uint(type, BPF_MAP_TYPE_HASH);                             \
+        __type(key, struct profile_key);                             \
+        __type(value, struct profile_off_value);                     \
+        __uint(max_entries, PROFILE_MAX_KEYS);                       \
+    } name SEC(".maps")
+
+OFF_COUNTS_MAP(off_counts0);
+OFF_COUNTS_MAP(off_counts1);
+
+#define TASK_RUNNING 0
+
+SEC("tp_btf/sched_switch")
+int off_cpu_switch(__u64 *ctx)
+{
+    bool preempt = (bool)ctx[0];
+    struct task_struct *prev = (struct task_struct *)ctx[1];
+    struct task_struct *next = (struct task_struct *)ctx[2];
+    unsigned int prev_state = (unsigned int)ctx[3];
+    __u64 now = bpf_ktime_get_ns();
+
+    /* next comes back: how long was it away? */
+    __u32 next_tid = next->pid;
+    struct off_start *st = bpf_map_lookup_elem(&off_starts, &next_tid);
+    if (st) {
+        __u64 away = now - st->ts;
+        if (away >= off_cpu_min_ns) {
+            void *counts = generation & 1 ? (void *)&off_counts1 : (void *)&off_counts0;
+            struct profile_off_value *v = bpf_map_lookup_elem(counts, &st->key);
+            if (v) {
+                __sync_fetch_and_add(&v->switches, 1);
+                __sync_fetch_and_add(&v->nanoseconds, away);
+            } else {
+                struct profile_off_value one = {1, away};
+                long rc = bpf_map_update_elem(counts, &st->key, &one, BPF_NOEXIST);
+                if (rc == -EEXIST && (v = bpf_map_lookup_elem(counts, &st->key))) {
+                    __sync_fetch_and_add(&v->switches, 1);
+                    __sync_fetch_and_add(&v->nanoseconds, away);
+                } else if (rc != 0 && rc != -EEXIST) {
+                    stat_inc(PROFILE_STAT_COUNTS_FULL);
+                }
+            }
+        }
+        bpf_map_delete_elem(&off_starts, &next_tid);
+    }
+
+    /* prev leaves: note it when it blocks (prev is the current task) */
+    if (preempt || prev_state == TASK_RUNNING)
+        return 0;
+    __u32 pid = prev->tgid;
+    if (pid == 0 || !prev->mm)
+        return 0;   /* the idle task, a kernel thread */
+    struct off_start s = {.ts = now, .key = {.pid = pid, .tid = prev->pid}};
+    s.key.kernel_stack_id = bpf_get_stackid(ctx, &off_stacks, BPF_F_REUSE_STACKID);
+    if (bpf_map_lookup_elem(&unwind_procs, &pid))
+        s.key.user_stack_hash = walk_user(NULL, pid, &off_ustacks);
+    if (s.key.user_stack_hash) {
+        s.key.user_stack_id = -ENOENT;
+    } else {
+        s.key.user_stack_id = bpf_get_stackid(ctx, &off_stacks,
+                                              BPF_F_USER_STACK | BPF_F_REUSE_STACKID);
+        stack_error(s.key.user_stack_id, PROFILE_STAT_USER_STACK_ERRORS);
+    }
+    stack_error(s.key.kernel_stack_id, PROFILE_STAT_KERNEL_STACK_ERRORS);
+    bpf_get_current_comm(&s.key.comm, sizeof s.key.comm);
+    bpf_map_update_elem(&off_starts, &s.key.tid, &s, BPF_ANY);
     return 0;
 }

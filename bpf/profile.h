@@ -112,6 +112,18 @@ struct profile_proc {
     struct profile_mapping maps[PROFILE_MAX_MAPPINGS];
 };
 
+/* ---- off-CPU time ------------------------------------------------------------ */
+
+#define PROFILE_OFF_THREADS 16384      /* threads blocked at once, noted */
+#define PROFILE_OFF_USTACKS 4096       /* walked user stacks of blocked threads */
+
+/* What a key of the off_counts maps adds up: blocks of at least the
+ * minimum, and their time off the CPU. */
+struct profile_off_value {
+    __u64 switches;
+    __u64 nanoseconds;
+};
+
 /* Indexes of the BPF side's counters (the `stats` array map). */
 enum profile_stat {
     PROFILE_STAT_SAMPLES,            /* every sample of a process (idle left out) */

@@ -45,6 +45,10 @@ static void usage(FILE *f)
           "                                  each file's .eh_frame/.debug_frame, frame pointers\n"
           "                                  where there is none (default true); false: frame\n"
           "                                  pointers only\n"
+          "  --off-cpu                       also profile the time threads spend blocked\n"
+          "                                  (off_cpu:wait:nanoseconds:wait:nanoseconds:delta)\n"
+          "  --off-cpu-min-block=D           blocks shorter than D are not counted (default\n"
+          "                                  1ms)\n"
           "  --unwind-table-shards=N         BPF memory for unwind tables, in shards of 1024\n"
           "                                  rows (12 KiB; default 1024: 12 MiB)\n"
           "  --external-label=K=V            a label for every profile (repeatable); job=...\n"
@@ -70,7 +74,8 @@ static void usage(FILE *f)
 
 enum {
     OPT_REMOTE = 256, OPT_FREQ, OPT_DURATION, OPT_STACKS, OPT_LABEL, OPT_NODE, OPT_CONFIG,
-    OPT_BUF_PROFILES, OPT_BUF_BYTES, OPT_HTTP, OPT_LOG, OPT_VERSION, OPT_DWARF, OPT_SHARDS
+    OPT_BUF_PROFILES, OPT_BUF_BYTES, OPT_HTTP, OPT_LOG, OPT_VERSION, OPT_DWARF, OPT_SHARDS,
+    OPT_OFF_CPU, OPT_OFF_CPU_MIN
 };
 
 /* A positive integer flag up to max; -1 after a message when it is not. */
@@ -95,6 +100,8 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"stack-map-size", required_argument, NULL, OPT_STACKS},
         {"dwarf-unwinding", required_argument, NULL, OPT_DWARF},
         {"unwind-table-shards", required_argument, NULL, OPT_SHARDS},
+        {"off-cpu", no_argument, NULL, OPT_OFF_CPU},
+        {"off-cpu-min-block", required_argument, NULL, OPT_OFF_CPU_MIN},
         {"external-label", required_argument, NULL, OPT_LABEL},
         {"node", required_argument, NULL, OPT_NODE},
         {"config-path", required_argument, NULL, OPT_CONFIG},
@@ -112,7 +119,8 @@ static int parse_flags(int argc, char **argv, flags *f)
     firn_err err = {0};
     long long v;
     int c;
-    bool dwarf = true;
+    bool dwarf = true, off_cpu = false;
+    int64_t off_cpu_min_ms = -1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case OPT_REMOTE:
@@ -143,6 +151,16 @@ static int parse_flags(int argc, char **argv, flags *f)
                 return 2;
             }
             dwarf = strcmp(optarg, "true") == 0;
+            break;
+        case OPT_OFF_CPU:
+            off_cpu = true;
+            break;
+        case OPT_OFF_CPU_MIN:
+            if (firn_duration_parse(optarg, &off_cpu_min_ms, &err) < 0 || off_cpu_min_ms < 0) {
+                fprintf(stderr, "firn-agent: --off-cpu-min-block: %s\n",
+                        err.code ? err.msg : "want a duration");
+                return 2;
+            }
             break;
         case OPT_SHARDS:
             if ((v = positive("unwind-table-shards", optarg, 65536)) < 0)
@@ -214,6 +232,9 @@ static int parse_flags(int argc, char **argv, flags *f)
     }
     if (!dwarf)
         f->agent.unwind_shards = 0;
+    if (off_cpu)
+        f->agent.off_cpu_min_ns = off_cpu_min_ms >= 0 ? off_cpu_min_ms * 1000000
+                                                      : AGENT_DEFAULT_OFF_CPU_MIN_NS;
     f->agent.external_labels = f->external;
     f->agent.n_external_labels = f->n_external;
     return 0;

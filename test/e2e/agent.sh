@@ -15,14 +15,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 FIRN=$1 AGENT=$2 WORKLOAD=$3 SRCDIR=$4
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP: firn-agent needs root to load BPF programs (running as uid $(id -u))"
-    exit 77
-fi
-if [ ! -r /sys/kernel/btf/vmlinux ]; then
-    echo "SKIP: this kernel has no BTF (/sys/kernel/btf/vmlinux), which firn-agent needs"
-    exit 77
-fi
+need_bpf
 
 e2e_workspace
 CPU_TYPE='process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta'
@@ -142,6 +135,10 @@ check "both Go CPU profile types stored" bash -c \
         --data-urlencode 'match[]={pid=\"$USER_PID\"}' |
      jq -e '[.data[].__name__] | sort == [\"process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta\",
                                          \"process_cpu:samples:count:cpu:nanoseconds:delta\"]'"
+
+check "no off-CPU profiles without --off-cpu" bash -c \
+    "curl --noproxy '*' -sf -G 'http://127.0.0.1:$FIRN_PORT/api/v1/series' \
+        --data-urlencode 'match[]={__name__=~\"off_cpu:.*\"}' | jq -e '.data == []'"
 
 # -- the kernel workload: kernel frames
 ksel="{pid=\"$KERNEL_PID\"}"

@@ -19,14 +19,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 FIRN=$1 AGENT=$2 WORKLOAD=$3
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP: firn-agent needs root to load BPF programs (running as uid $(id -u))"
-    exit 77
-fi
-if [ ! -r /sys/kernel/btf/vmlinux ]; then
-    echo "SKIP: this kernel has no BTF (/sys/kernel/btf/vmlinux), which firn-agent needs"
-    exit 77
-fi
+need_bpf
 
 e2e_workspace
 CPU_TYPE='process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta'
