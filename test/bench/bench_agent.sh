@@ -32,7 +32,8 @@
 #   agent_steady_cpu_s_per_min, agent_rss_mb, workload_slowdown_pct,
 #   perf_cpu_s_per_min, perf_steady_cpu_s_per_min, perf_rss_mb,
 #   perf_workload_slowdown_pct, agent_vs_perf_cpu_ratio (whole runs),
-#   agent_cpu_pct_of_core, perf_dwarf_cpu_s_per_min,
+#   agent_cpu_pct_of_core, agent_fp_cpu_s_per_min,
+#   agent_fp_steady_cpu_s_per_min, agent_fp_rss_mb, perf_dwarf_cpu_s_per_min,
 #   perf_dwarf_steady_cpu_s_per_min, perf_dwarf_rss_mb,
 #   perf_dwarf_workload_slowdown_pct, agent_vs_perf_dwarf_cpu_ratio,
 #   agent_bpf_map_mb (what the kernel charges for the agent's maps),
@@ -144,6 +145,15 @@ before_stop_agent() {
     agent_pushed=$(agent_metric firn_agent_profiles_pushed_total)
 }
 measure agent "$agent_pid"
+
+note "firn-agent at ${HZ} Hz, --dwarf-unwinding=false (frame pointers only, the anchor)"
+"$AGENT" --remote-store-address="http://127.0.0.1:$FIRN_PORT" --http-address=127.0.0.1:0 \
+    --sampling-frequency="$HZ" --dwarf-unwinding=false >"$tmp/agent-fp.log" 2>&1 &
+agent_fp_pid=$!
+track_pid "$agent_fp_pid"
+wait_for 30 grep -q 'agent is ready' "$tmp/agent-fp.log" ||
+    die "firn-agent --dwarf-unwinding=false did not start: $(tail -3 "$tmp/agent-fp.log")"
+measure agent_fp "$agent_fp_pid"
 stop_pid "$FIRN_PID"
 
 note "perf record -F ${HZ} -a -g"
@@ -179,6 +189,9 @@ echo "perf_rss_mb $perf_rss"
 echo "perf_workload_slowdown_pct $(slowdown "$base" "$perf_iter")"
 echo "agent_vs_perf_cpu_ratio $(ratio "$agent_per_min" "$perf_per_min")"
 echo "agent_cpu_pct_of_core $(awk -v c="$agent_per_min" 'BEGIN { printf "%.3f\n", c * 100 / 60 }')"
+echo "agent_fp_cpu_s_per_min $(per_min "$agent_fp_cpu")"
+echo "agent_fp_steady_cpu_s_per_min $(ns_per_min "$agent_fp_steady")"
+echo "agent_fp_rss_mb $agent_fp_rss"
 echo "perf_dwarf_cpu_s_per_min $perf_dwarf_per_min"
 echo "perf_dwarf_steady_cpu_s_per_min $(ns_per_min "$perf_dwarf_steady")"
 echo "perf_dwarf_rss_mb $perf_dwarf_rss"

@@ -14,6 +14,7 @@ fi
 figures=(seconds frequency_hz baseline_iterations agent_cpu_s_per_min agent_steady_cpu_s_per_min
     agent_rss_mb workload_slowdown_pct perf_cpu_s_per_min perf_steady_cpu_s_per_min perf_rss_mb
     perf_workload_slowdown_pct agent_vs_perf_cpu_ratio agent_cpu_pct_of_core
+    agent_fp_cpu_s_per_min agent_fp_steady_cpu_s_per_min agent_fp_rss_mb
     perf_dwarf_cpu_s_per_min perf_dwarf_steady_cpu_s_per_min perf_dwarf_rss_mb
     perf_dwarf_workload_slowdown_pct agent_vs_perf_dwarf_cpu_ratio agent_bpf_map_mb
     agent_unwind_tables agent_unwind_table_mb agent_table_walked_stacks agent_push_requests
