@@ -364,7 +364,9 @@ int agent_cfi_compile(struct Elf *elf, agent_unwind_table *out, firn_err *err)
     }
     free(fdes);
     if (dw)
-        dwarf_end(dw);
+        dwarf_end(dw);   /* and the CFI it owns */
+    else
+        dwarf_cfi_end(cfi);
     if (rc < 0) {
         agent_unwind_table_free(out);
         return rc;
