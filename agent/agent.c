@@ -621,14 +621,7 @@ void agent_run(agent *a)
             int64_t left = next - firn_mono_ms();
             if (left <= 0)
                 break;
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += left / 1000;
-            until.tv_nsec += (left % 1000) * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
+            struct timespec until = firn_deadline_ms(left);
             pthread_cond_timedwait(&a->cond, &a->mu, &until);
         }
         bool stop = a->stop;

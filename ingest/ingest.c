@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ingest/ingest.h"
 
@@ -99,11 +98,7 @@ static int delta_columns(const ingest_options *o, pprof_profile *p, bool *column
  * made here so a caller can say which it was). */
 static int64_t profile_time_ms(const pprof_profile *p)
 {
-    if (p->time_nanos > 0)
-        return p->time_nanos / 1000000;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return p->time_nanos > 0 ? p->time_nanos / 1000000 : firn_now_ms();
 }
 
 int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_profile *p,

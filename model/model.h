@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* ---- errors ---------------------------------------------------------- */
 
@@ -88,6 +89,9 @@ void firn_tune_malloc(void);
 /* The wall clock (CLOCK_REALTIME) and a monotonic clock, in milliseconds. */
 int64_t firn_now_ms(void);
 int64_t firn_mono_ms(void);
+/* The wall-clock time ms milliseconds from now (ms >= 0), as
+ * pthread_cond_timedwait takes its deadline. */
+struct timespec firn_deadline_ms(int64_t ms);
 
 /* ---- files ----------------------------------------------------------- */
 
@@ -186,6 +190,9 @@ bool firn_label_name_valid(const char *name);
  * 0 when invalid (bad lead byte, missing continuation, overlong form,
  * surrogate, past U+10FFFF). */
 size_t firn_utf8_decode(const unsigned char *s, size_t len, uint32_t *rune);
+/* The UTF-8 sequence of rune r (at most 0x10FFFF) into out: its length,
+ * 1 to 4.  Surrogates are the caller's to refuse. */
+size_t firn_utf8_encode(uint32_t r, char out[4]);
 /* The len bytes at s are valid UTF-8. */
 bool firn_utf8_valid(const char *s, size_t len);
 /* Sort by name and check the set: valid names, UTF-8 values within

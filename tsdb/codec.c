@@ -8,6 +8,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t on the stack */
@@ -140,8 +141,10 @@ void tsdb_sym_idx_key(unsigned char out[SYM_IDX_KEY_LEN], uint32_t partition, en
 
 void tsdb_sample_key(unsigned char out[SAMPLE_KEY_LEN], uint64_t series, int64_t ts)
 {
+    /* timestamps are >= 0 (checked on append), so big-endian order is time order */
+    assert(ts >= 0);
     tsdb_be64_put(out, series);
-    tsdb_be64_put(out + 8, (uint64_t)ts);   /* timestamps are >= 0 (checked on append) */
+    tsdb_be64_put(out + 8, (uint64_t)ts);
 }
 
 size_t tsdb_posting_key(unsigned char *out, const char *name, const char *value, bool *is_long)
@@ -164,8 +167,18 @@ size_t tsdb_posting_key(unsigned char *out, const char *name, const char *value,
     return nl + 1 + POSTING_LONG_CUT + 1 + 16;
 }
 
+/* A label set's identity needs one order: sorted by name, names unique. */
+__attribute__((unused)) static bool labels_sorted(const firn_label *labels, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(labels[i - 1].name, labels[i].name) >= 0)
+            return false;
+    return true;
+}
+
 pprof_hash tsdb_labels_hash(const firn_label *labels, size_t n)
 {
+    assert(labels_sorted(labels, n));
     XXH3_state_t st;
     XXH3_128bits_reset(&st);
     for (size_t i = 0; i < n; i++) {
@@ -183,6 +196,7 @@ pprof_hash tsdb_labels_hash(const firn_label *labels, size_t n)
 int tsdb_series_encode(struct buf *b, const firn_label *labels, size_t n, int64_t min_ts,
                   int64_t max_ts)
 {
+    assert(labels_sorted(labels, n) && min_ts <= max_ts);
     b->len = 0;
     tsdb_buf_zigzag(b, min_ts);
     tsdb_buf_zigzag(b, max_ts);
@@ -274,6 +288,7 @@ size_t tsdb_block_encode(struct buf *b, struct buf *body, struct block_sample *s
     body->len = 0;
     uint32_t prev = 0;
     for (size_t i = 0; i < kept; i++) {
+        assert(s[i].stack >= prev);   /* sorted: the deltas are never negative */
         tsdb_buf_varint(body, s[i].stack - prev);
         prev = s[i].stack;
         if (flags & BLOCK_HAS_LABELSETS)

@@ -69,7 +69,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "ingest/ingest.h"
 #include "web/internal.h"
@@ -81,13 +80,6 @@
 /* sample_type_config is a small JSON object. */
 #define SAMPLE_TYPE_CONFIG_MAX (64u << 10)
 #define DEFAULT_SAMPLE_RATE 100
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The HTTP status for an error code from decoding or storing. */
 static int status_of(int code)
@@ -567,7 +559,7 @@ static int pyroscope_ingest(web_api *api, const http_request *req, push *in, fir
         return rc;
     const char *from = http_request_param(req, "from");
     const char *until = http_request_param(req, "until");
-    m.from_ms = m.until_ms = now_ms();
+    m.from_ms = m.until_ms = firn_now_ms();
     if ((from && (rc = ingest_pyroscope_time("from", from, &m.from_ms, err)) < 0) ||
         (until && (rc = ingest_pyroscope_time("until", until, &m.until_ms, err)) < 0))
         return rc;

@@ -582,21 +582,7 @@ static void unescape_name(const char *name, char *out)
             return;
         }
         p++;
-        if (rune < 0x80) {
-            out[n++] = (char)rune;
-        } else if (rune < 0x800) {
-            out[n++] = (char)(0xC0 | rune >> 6);
-            out[n++] = (char)(0x80 | (rune & 0x3F));
-        } else if (rune < 0x10000) {
-            out[n++] = (char)(0xE0 | rune >> 12);
-            out[n++] = (char)(0x80 | (rune >> 6 & 0x3F));
-            out[n++] = (char)(0x80 | (rune & 0x3F));
-        } else {
-            out[n++] = (char)(0xF0 | rune >> 18);
-            out[n++] = (char)(0x80 | (rune >> 12 & 0x3F));
-            out[n++] = (char)(0x80 | (rune >> 6 & 0x3F));
-            out[n++] = (char)(0x80 | (rune & 0x3F));
-        }
+        n += firn_utf8_encode(rune, out + n);
     }
     out[n] = '\0';
 }
