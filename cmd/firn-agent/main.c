@@ -67,7 +67,10 @@ static void usage(FILE *f)
           "Labels of each profile: job, pid, comm, executable, node, cgroup, and where the\n"
           "cgroup tells: container_id, pod_uid, systemd_unit.  Profile types are Go's CPU\n"
           "profile's: process_cpu:samples:count:cpu:nanoseconds:delta and\n"
-          "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta.\n"
+          "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta; with --off-cpu also\n"
+          "off_cpu:switches:count:wait:nanoseconds:delta and\n"
+          "off_cpu:wait:nanoseconds:wait:nanoseconds:delta.  Each interval's profiles go to\n"
+          "firn in one request.\n"
           "SIGTERM and SIGINT stop the agent (what is queued gets 5 s to be pushed).\n",
           f);
 }
