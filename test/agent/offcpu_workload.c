@@ -2,6 +2,7 @@
  * its time, in a known function, for firn-agent's off-CPU test:
  *
  *   offcpu_workload SECONDS
+ *   offcpu_workload pingpong SECONDS
  *
  * One thread alternates offcpu_spin (20 ms of arithmetic: on the CPU, and
  * preempted now and then on a busy machine, which is not blocking) and a
@@ -11,7 +12,16 @@
  * itself (CLOCK_MONOTONIC around each call).  Prints "ready PID" at the
  * start and "slept_ns N" at the end: the figure the agent's off-CPU
  * profile of offcpu_sleep must match.
+ *
+ * pingpong: two threads pass a byte back and forth through two pipes for
+ * SECONDS, each blocking in read() between turns, so that the machine
+ * switches contexts as fast as it can (what the off-CPU program's cost is
+ * measured against); prints "round_trips N" and "switches N" (voluntary
+ * context switches of the process, getrusage).
  */
+#include <pthread.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -67,10 +77,51 @@ FRAME static void warmup_sleep(int ms)
     sink++;
 }
 
+static int ping[2], pong[2];
+
+static void *ponger(void *arg)
+{
+    (void)arg;
+    char c;
+    while (read(ping[0], &c, 1) == 1 && c == 'p')
+        if (write(pong[1], &c, 1) != 1)
+            break;
+    return NULL;
+}
+
+static int pingpong(double seconds)
+{
+    pthread_t t;
+    if (pipe(ping) != 0 || pipe(pong) != 0 || pthread_create(&t, NULL, ponger, NULL) != 0) {
+        perror("offcpu_workload: pingpong");
+        return 1;
+    }
+    int64_t end = now_ns() + (int64_t)(seconds * 1e9);
+    uint64_t trips = 0;
+    char c = 'p';
+    while (now_ns() < end) {
+        if (write(ping[1], &c, 1) != 1 || read(pong[0], &c, 1) != 1) {
+            perror("offcpu_workload: pingpong");
+            return 1;
+        }
+        trips++;
+    }
+    c = 'q';
+    if (write(ping[1], &c, 1) != 1)
+        return 1;
+    pthread_join(t, NULL);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("round_trips %llu\nswitches %ld\n", (unsigned long long)trips, ru.ru_nvcsw);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "pingpong") == 0 && atof(argv[2]) > 0)
+        return pingpong(atof(argv[2]));
     if (argc != 2 || atof(argv[1]) <= 0) {
-        fprintf(stderr, "usage: offcpu_workload SECONDS\n");
+        fprintf(stderr, "usage: offcpu_workload SECONDS | offcpu_workload pingpong SECONDS\n");
         return 2;
     }
     signal(SIGUSR1, on_usr1);
