@@ -209,6 +209,25 @@ int http_request_build(http_request *r, firn_arena *a, const http_request_parts 
     return rc;
 }
 
+int http_request_make(firn_arena *a, const char *method, const char *path, const char *query,
+                      size_t query_len, const void *body, size_t body_len, http_request **out,
+                      firn_err *err)
+{
+    http_request *r = firn_arena_alloc(a, sizeof *r);
+    if (!r)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    const http_request_parts parts = {
+        .method = method, .method_len = strlen(method),
+        .path = path, .path_len = strlen(path),
+        .query = query, .query_len = query_len,
+        .body = body, .body_len = body_len,
+    };
+    int rc = http_request_build(r, a, &parts, err);
+    if (rc == 0)
+        *out = r;
+    return rc;
+}
+
 bool http_is_form_content_type(const char *value, size_t len)
 {
     static const char form[] = "application/x-www-form-urlencoded";

@@ -463,6 +463,35 @@ static void test_params_decoding(void **state)
            "method=GET path=/wecho\na=[2,1]\nb=[+]\nbody=0\n");
 }
 
+/* A request of its own for a batch item: its query decoded as a URL's,
+ * its body as given, no headers; a bad escape refused with Go's message. */
+static void test_request_make(void **state)
+{
+    (void)state;
+    firn_arena *a = firn_arena_new(0);
+    assert_non_null(a);
+    http_request *r = NULL;
+    firn_err err = {0};
+    static const char q[] = "name=process_cpu&pid=42&comm=a+b%2Fc&pid=43";
+    assert_int_equal(http_request_make(a, "POST", "/api/v1/ingest", q, sizeof q - 1, "\x1f\x8b",
+                                       2, &r, &err), 0);
+    assert_string_equal(http_request_method(r), "POST");
+    assert_string_equal(http_request_path(r), "/api/v1/ingest");
+    assert_string_equal(http_request_param(r, "name"), "process_cpu");
+    assert_string_equal(http_request_param(r, "comm"), "a b/c");
+    const char *const *values;
+    assert_int_equal(http_request_params(r, "pid", &values), 2);
+    assert_string_equal(values[1], "43");
+    size_t len;
+    const char *body = http_request_body(r, &len);
+    assert_int_equal(len, 2);
+    assert_memory_equal(body, "\x1f\x8b", 2);
+    assert_null(http_request_header(r, "Content-Type"));
+    assert_int_equal(http_request_make(a, "POST", "/x", "a=%zz", 5, NULL, 0, &r, &err), FIRN_EINVAL);
+    assert_string_equal(err.msg, "invalid URL escape \"%zz\"");
+    firn_arena_free(a);
+}
+
 static void test_params_malformed(void **state)
 {
     http_server *s = *state;
@@ -1013,6 +1042,7 @@ int main(void)
         cmocka_unit_test(test_prefix_routes),
         cmocka_unit_test(test_params_decoding),
         cmocka_unit_test(test_params_malformed),
+        cmocka_unit_test(test_request_make),
         cmocka_unit_test(test_post_form_after_url),
         cmocka_unit_test(test_body_limit),
         cmocka_unit_test(test_headers),
