@@ -17,16 +17,25 @@
 #include "agent/internal.h"
 
 #define PROFILE_NAME "process_cpu"
+#define OFF_CPU_NAME "off_cpu"
 #define KERNEL_MAPPING "[kernel.kallsyms]"
 #define PROC_TTL 6         /* drains a process is kept after its last samples */
 #define PROC_REFRESH 6     /* drains after which a process is read in full again */
 #define GZIP_MIN_BYTES 4096   /* smaller profiles go raw: deflate's setup costs more */
 
+/* A process of a drain and how many samples it had. */
+typedef struct hot {
+    agent_proc *proc;
+    uint64_t samples;
+} hot;
+
 /* A sample copied out of the BPF maps for the length of one drain. */
 typedef struct drained {
     uint32_t pid, tid;
     char comm[16];
+    bool off_cpu;
     uint64_t count;
+    uint64_t wait_ns;             /* off_cpu */
     uint64_t *user, *kernel;      /* in the drain's arena */
     size_t n_user, n_kernel;
 } drained;
@@ -53,6 +62,10 @@ struct agent {
     firn_arena *arena;
     drained *samples;
     size_t n_samples, cap_samples;
+    hot *hot;                     /* the drain's processes, for the unwinder */
+    size_t n_hot, cap_hot;
+    agent_push_item *ready;       /* the drain's profiles, queued together at its end */
+    size_t n_ready, cap_ready;
     bool out_of_memory;
 
     pthread_mutex_t mu;
@@ -61,6 +74,7 @@ struct agent {
 
     agent_sampler_stats sampler_stats;
     agent_symbolizer_stats sym_stats;
+    agent_unwind_stats unwind_stats;
     agent_push_stats push_stats;
     _Atomic uint64_t samples_drained, profiles_built, profiles_relabel_dropped;
     _Atomic uint64_t profile_errors, processes_gone;
@@ -73,6 +87,8 @@ void agent_options_default(agent_options *o)
         .frequency_hz = AGENT_DEFAULT_HZ,
         .duration_ms = AGENT_DEFAULT_DURATION_MS,
         .stack_map_size = 16384,
+        .unwind_shards = PROFILE_DEFAULT_SHARDS,
+        .off_cpu_min_ns = -1,
         .remote = "http://localhost:7070",
         .buffer_profiles = AGENT_DEFAULT_BUFFER_PROFILES,
         .buffer_bytes = AGENT_DEFAULT_BUFFER_BYTES,
@@ -103,20 +119,25 @@ static void collect(void *ctx, const agent_sample *s)
     }
     a->samples = grown;
     drained *d = &a->samples[a->n_samples];
-    *d = (drained){.pid = s->pid, .tid = s->tid, .count = s->count};
+    *d = (drained){.pid = s->pid, .tid = s->tid, .off_cpu = s->off_cpu, .count = s->count,
+                   .wait_ns = s->wait_ns};
     memcpy(d->comm, s->comm, sizeof d->comm);
     d->user = copy_stack(a, s->user, s->n_user);
     d->n_user = d->user ? s->n_user : 0;
     d->kernel = copy_stack(a, s->kernel, s->n_kernel);
     d->n_kernel = d->kernel ? s->n_kernel : 0;
     a->n_samples++;
-    atomic_fetch_add(&a->samples_drained, s->count);
+    if (!s->off_cpu)
+        atomic_fetch_add(&a->samples_drained, s->count);
 }
 
+/* By pid, then CPU samples before off-CPU time: one profile per group. */
 static int compare_pid(const void *x, const void *y)
 {
     const drained *a = x, *b = y;
-    return a->pid < b->pid ? -1 : a->pid > b->pid;
+    if (a->pid != b->pid)
+        return a->pid < b->pid ? -1 : 1;
+    return (int)a->off_cpu - (int)b->off_cpu;
 }
 
 /* ---- one process's profile ----------------------------------------------------------- */
@@ -223,10 +244,10 @@ static size_t base_labels(agent *a, const agent_proc *proc, const char *comm, ch
 }
 
 /* The ingest query for labels: name, delta, then each label. */
-static char *ingest_query(agent *a, const firn_label *labels, size_t n)
+static char *ingest_query(agent *a, bool off_cpu, const firn_label *labels, size_t n)
 {
     firn_buf b = {0};
-    firn_buf_puts(&b, "name=" PROFILE_NAME "&delta=true");
+    firn_buf_puts(&b, off_cpu ? "name=" OFF_CPU_NAME "&delta=true" : "name=" PROFILE_NAME "&delta=true");
     for (size_t i = 0; i < n; i++) {
         const char *name = labels[i].name;
         if (strncmp(name, "__", 2) == 0 || !labels[i].value[0])
@@ -314,6 +335,8 @@ static void procs_expire(agent *a)
         if (!p->superseded && p->loaded && !p->gone && a->drains - p->last_seen < PROC_TTL) {
             a->procs[n++] = p;
         } else {
+            if (!p->superseded && agent_sampler_unwinder(a->sampler))
+                agent_unwinder_forget(agent_sampler_unwinder(a->sampler), p->pid);
             agent_proc_free(p);
             free(p);
         }
@@ -336,6 +359,14 @@ static int gzip_body(unsigned char **body, size_t *len, firn_err *err)
     return 0;
 }
 
+/* Whether a kernel symbol is the BPF machinery of a tracepoint (the
+ * program itself, bpf_trace_run*, __traceiter_*, __bpf_trace_*). */
+static bool probe_frame(const char *name)
+{
+    return name && (strncmp(name, "bpf_", 4) == 0 || strncmp(name, "__bpf_", 6) == 0 ||
+                    strncmp(name, "__traceiter_", 12) == 0 || strstr(name, " [bpf]"));
+}
+
 /* Samples [from, to) of one pid into a queued profile. */
 static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
                           int64_t duration_ns)
@@ -353,7 +384,9 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
             comm = s[i].comm;   /* the main thread names the process */
 
     builder b = {.a = a, .proc = proc, .kernel_mapping = PPROF_NONE};
-    if (agent_profile_init(&b.prof, a->o.frequency_hz, time_ns, duration_ns, &err) < 0 ||
+    bool off_cpu = s[0].off_cpu;
+    if ((off_cpu ? agent_profile_init_off_cpu(&b.prof, time_ns, duration_ns, &err)
+                 : agent_profile_init(&b.prof, a->o.frequency_hz, time_ns, duration_ns, &err)) < 0 ||
         firn_u64map_init(&b.locations, 256) < 0 || firn_u64map_init(&b.mappings, 16) < 0) {
         atomic_fetch_add(&a->profile_errors, 1);
         goto out;
@@ -370,12 +403,20 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t locs[2 * 127];
-        size_t k = 0;
-        for (size_t j = 0; j < s[i].n_kernel; j++)
-            locs[k++] = kernel_location(&b, s[i].kernel[j], j == 0);
+        size_t k = 0, first = 0;
+        /* an off-CPU stack was taken inside the scheduler's tracepoint: its
+         * leaf frames are the probe's own, not the thread's */
+        while (off_cpu && first < s[i].n_kernel &&
+               probe_frame(agent_symbolize_kernel(a->sym, s[i].kernel[first] - 1)))
+            first++;
+        for (size_t j = first; j < s[i].n_kernel; j++)
+            locs[k++] = kernel_location(&b, s[i].kernel[j], j == 0 && !off_cpu);
         for (size_t j = 0; j < s[i].n_user; j++)
             locs[k++] = user_location(&b, s[i].user[j], j == 0 && s[i].n_kernel == 0);
-        agent_profile_sample(&b.prof, locs, k, s[i].count, s[i].comm);
+        if (off_cpu)
+            agent_profile_sample_off_cpu(&b.prof, locs, k, s[i].count, s[i].wait_ns, s[i].comm);
+        else
+            agent_profile_sample(&b.prof, locs, k, s[i].count, s[i].comm);
     }
     pprof_profile *p = agent_profile_finish(&b.prof, &err);
     unsigned char *body = NULL;
@@ -415,19 +456,60 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
         goto out;
     }
     agent_push_item it = {.body = body, .body_len = body_len,
-                          .query = ingest_query(a, labels, n_labels),
+                          .query = ingest_query(a, off_cpu, labels, n_labels),
                           .enqueued_ms = firn_mono_ms()};
     if (!it.query) {
         atomic_fetch_add(&a->profile_errors, 1);
         agent_push_item_free(&it);
         goto out;
     }
+    agent_push_item *g = firn_grow(a->ready, a->n_ready, &a->cap_ready, sizeof *g, 64);
+    if (!g) {
+        atomic_fetch_add(&a->profile_errors, 1);
+        agent_push_item_free(&it);
+        goto out;
+    }
+    a->ready = g;
+    a->ready[a->n_ready++] = it;
     atomic_fetch_add(&a->profiles_built, 1);
-    agent_pushbuf_put(a->q, &it);
+    /* for the unwinder after the drain's profiles (symbolizing re-read the
+     * maps an address was missing from); only processes whose profiles are
+     * kept: the relabeling's drops would waste tables */
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += s[i].count;
+    hot *h = off_cpu ? NULL : firn_grow(a->hot, a->n_hot, &a->cap_hot, sizeof *h, 64);
+    if (h) {
+        a->hot = h;
+        a->hot[a->n_hot++] = (struct hot){proc, total};
+    }
 out:
     agent_profile_discard(&b.prof);
     firn_u64map_destroy(&b.locations);
     firn_u64map_destroy(&b.mappings);
+}
+
+static int compare_hot(const void *x, const void *y)
+{
+    const hot *a = x, *b = y;
+    return a->samples > b->samples ? -1 : a->samples < b->samples;
+}
+
+/* Unwind tables for the drain's kept processes, busiest first (they win
+ * the room for tables over quieter ones): compiling a
+ * file's CFI takes milliseconds (a second for the largest libraries), so
+ * each drain gets a budget of a twentieth of the interval (at least
+ * 100 ms); who is left waits for the next drain, walked by frame pointers
+ * meanwhile. */
+static void update_unwinder(agent *a)
+{
+    agent_unwinder *u = agent_sampler_unwinder(a->sampler);
+    if (!u)
+        return;
+    agent_unwinder_begin(u, a->o.duration_ms / 100 > 50 ? a->o.duration_ms / 100 : 50);
+    firn_sort(a->hot, a->n_hot, sizeof *a->hot, compare_hot);
+    for (size_t i = 0; i < a->n_hot; i++)
+        agent_unwinder_update(u, a->hot[i].proc, a->hot[i].samples);
 }
 
 static void drain(agent *a, int64_t time_ns, int64_t duration_ns)
@@ -446,15 +528,20 @@ static void drain(agent *a, int64_t time_ns, int64_t duration_ns)
     firn_sort(a->samples, a->n_samples, sizeof *a->samples, compare_pid);
     agent_symbolizer_begin(a->sym);
     a->drains++;
+    a->n_hot = 0;
     size_t processes = 0;
     for (size_t i = 0; i < a->n_samples;) {
         size_t j = i;
-        while (j < a->n_samples && a->samples[j].pid == a->samples[i].pid)
+        while (j < a->n_samples && a->samples[j].pid == a->samples[i].pid &&
+               a->samples[j].off_cpu == a->samples[i].off_cpu)
             j++;
         build_process(a, &a->samples[i], j - i, time_ns, duration_ns);
-        processes++;
+        processes += !a->samples[i].off_cpu;
         i = j;
     }
+    agent_pushbuf_put_many(a->q, a->ready, a->n_ready);
+    a->n_ready = 0;
+    update_unwinder(a);
     procs_expire(a);
     agent_symbolizer_end(a->sym);
     firn_arena_free(a->arena);
@@ -505,7 +592,8 @@ agent *agent_new(const agent_options *o, firn_err *err)
         agent_free(a, 0);
         return NULL;
     }
-    a->sampler = agent_sampler_new(o->frequency_hz, o->stack_map_size, &a->sampler_stats, err);
+    a->sampler = agent_sampler_new(o->frequency_hz, o->stack_map_size, o->unwind_shards,
+                                   o->off_cpu_min_ns, &a->sampler_stats, &a->unwind_stats, err);
     if (!a->sampler) {
         agent_free(a, 0);
         return NULL;
@@ -568,6 +656,8 @@ void agent_free(agent *a, int64_t grace_ms)
     if (a->escaper)
         curl_easy_cleanup(a->escaper);
     free(a->samples);
+    free(a->hot);
+    free(a->ready);
     for (size_t i = 0; i < a->n_procs; i++) {
         agent_proc_free(a->procs[i]);
         free(a->procs[i]);
@@ -613,8 +703,63 @@ void agent_metrics_write(agent *a, firn_buf *b)
     counter(b, "firn_agent_stacks_lost_total", "Stack ids a count named that were gone.",
             atomic_load(&ss->stacks_lost));
     counter(b, "firn_agent_drains_total", "Drains of the BPF maps.", atomic_load(&ss->drains));
+    firn_metrics_header(b, "firn_agent_user_stacks_walked_total", "counter",
+                        "User stacks the BPF program walked itself (processes with unwind "
+                        "tables), by how: with tables (a frame or more) or frame pointers only.");
+    firn_label by_table[] = {{"unwinder", "table"}}, by_fp[] = {{"unwinder", "frame_pointer"}};
+    firn_metrics_sample(b, "firn_agent_user_stacks_walked_total", by_table, 1,
+                        (double)atomic_load(&ss->stacks_table));
+    firn_metrics_sample(b, "firn_agent_user_stacks_walked_total", by_fp, 1,
+                        (double)atomic_load(&ss->stacks_fp));
+    firn_metrics_header(b, "firn_agent_user_stacks_truncated_total", "counter",
+                        "Walked user stacks that ended before the outermost frame, by why.");
+    const struct { const char *reason; uint64_t v; } trunc[] = {
+        {"no_table", atomic_load(&ss->trunc_no_table)},
+        {"table_miss", atomic_load(&ss->trunc_table_miss)},
+        {"depth", atomic_load(&ss->trunc_depth)},
+        {"read_fault", atomic_load(&ss->trunc_read_fault)},
+    };
+    for (size_t i = 0; i < sizeof trunc / sizeof trunc[0]; i++) {
+        firn_label l[] = {{"reason", trunc[i].reason}};
+        firn_metrics_sample(b, "firn_agent_user_stacks_truncated_total", l, 1,
+                            (double)trunc[i].v);
+    }
+    counter(b, "firn_agent_walked_stack_map_full_total",
+            "Walked user stacks lost because their map was full (raise --stack-map-size).",
+            atomic_load(&ss->ustack_map_full));
+    const agent_unwind_stats *us = &a->unwind_stats;
+    gauge(b, "firn_agent_unwind_tables", "Files whose unwind table is in the BPF maps.",
+          (double)atomic_load(&us->tables));
+    gauge(b, "firn_agent_unwind_table_rows", "Unwind rows in the BPF maps.",
+          (double)atomic_load(&us->rows));
+    gauge(b, "firn_agent_unwind_table_bytes",
+          "BPF memory taken by unwind tables (whole shards of --unwind-table-shards).",
+          (double)atomic_load(&us->bytes));
+    counter(b, "firn_agent_unwind_tables_loaded_total", "Unwind tables compiled and loaded.",
+            atomic_load(&us->loaded));
+    counter(b, "firn_agent_unwind_tables_failed_total",
+            "Mapped files without usable CFI (or unreadable): frame pointers there.",
+            atomic_load(&us->failed));
+    counter(b, "firn_agent_unwind_tables_evicted_total",
+            "Unwind tables evicted (least recently used) to make room.",
+            atomic_load(&us->evicted));
+    counter(b, "firn_agent_unwind_tables_no_room_total",
+            "Unwind tables that did not fit (raise --unwind-table-shards).",
+            atomic_load(&us->no_room));
+    counter(b, "firn_agent_unwind_procs_full_total",
+            "Processes left to frame pointers because the BPF process map was full.",
+            atomic_load(&us->procs_full));
+    counter(b, "firn_agent_unwind_updates_deferred_total",
+            "Processes whose unwind tables waited for the next drain (compile budget spent).",
+            atomic_load(&us->deferred));
+    counter(b, "firn_agent_unwind_mappings_dropped_total",
+            "Executable mappings past the 64 per process the BPF side sees.",
+            atomic_load(&us->mappings_dropped));
     gauge(b, "firn_agent_perf_events", "CPUs sampled (one perf event each).",
           (double)atomic_load(&ss->cpus));
+    gauge(b, "firn_agent_bpf_map_bytes",
+          "Memory the kernel charges for the BPF maps (memlock; for maps allocated on demand, "
+          "their most).", (double)atomic_load(&ss->map_bytes));
     gauge(b, "firn_agent_last_drain_processes", "Processes in the last drain.",
           (double)atomic_load(&a->last_processes));
     gauge(b, "firn_agent_last_drain_duration_seconds",
@@ -655,7 +800,9 @@ void agent_metrics_write(agent *a, firn_buf *b)
           (double)agent_pushbuf_bytes(a->q));
     const agent_push_stats *ps = &a->push_stats;
     firn_metrics_header(b, "firn_agent_pushes_total", "counter",
-                        "Push attempts to firn, by result.");
+                        "Push requests to firn (each a batch of the profiles waiting), by result: "
+                        "success (firn answered), error (retried), rejected (profiles firn "
+                        "refused).");
     firn_label ok[] = {{"result", "success"}}, failed[] = {{"result", "error"}},
                rejected[] = {{"result", "rejected"}};
     firn_metrics_sample(b, "firn_agent_pushes_total", ok, 1, (double)atomic_load(&ps->ok));
@@ -663,8 +810,10 @@ void agent_metrics_write(agent *a, firn_buf *b)
                         (double)atomic_load(&ps->failed));
     firn_metrics_sample(b, "firn_agent_pushes_total", rejected, 1,
                         (double)atomic_load(&ps->rejected));
-    counter(b, "firn_agent_push_retries_total", "Pushes put back to be tried again.",
+    counter(b, "firn_agent_push_retries_total", "Profiles put back to be pushed again.",
             atomic_load(&ps->retried));
+    counter(b, "firn_agent_profiles_pushed_total", "Profiles firn stored.",
+            atomic_load(&ps->profiles));
     counter(b, "firn_agent_pushed_bytes_total", "Gzipped profile bytes firn accepted.",
             atomic_load(&ps->bytes));
 }

@@ -15,6 +15,10 @@
  *               through /proc/PID/root; perf maps), cached per build ID
  *   sampler.c   the BPF program (bpf/profile.bpf.c) on every online CPU,
  *               and draining its maps without losing samples
+ *   cfi.c       a file's .eh_frame/.debug_frame into the unwind rows the
+ *               BPF program walks user stacks with (elfutils' CFI)
+ *   unwind.c    those tables in the BPF maps: per file, shared, bounded,
+ *               evicted least recently used; each process's mappings
  *   push.c      the push thread: libcurl, gzip, retries with backoff
  *   agent.c     the loop: every interval drain, symbolize, label, relabel,
  *               build, enqueue; and the agent's /metrics
@@ -36,6 +40,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/types.h>
+
+#include "bpf/profile.h"
 #include "model/model.h"
 #include "pprof/pprof.h"
 
@@ -158,6 +165,29 @@ typedef struct agent_cgroup_info {
 
 void agent_cgroup_parse(const char *path, agent_cgroup_info *out);
 
+/* ---- unwind tables (cfi.c) ---------------------------------------------------- */
+
+/* Rows one file's table may have: what its PROFILE_MAX_CHUNKS shards hold. */
+#define AGENT_UNWIND_MAX_ROWS ((uint32_t)PROFILE_SHARD_ROWS * PROFILE_MAX_CHUNKS)
+
+/* A file's unwind rows (bpf/profile.h), sorted by pc, at ELF addresses. */
+typedef struct agent_unwind_table {
+    struct profile_unwind_row *rows;
+    size_t n;
+    size_t fdes;              /* FDEs turned into rows */
+    size_t fdes_skipped;      /* overlapping an earlier one */
+    size_t rows_unsupported;  /* rule sets without a row kind (PROFILE_CFA_NONE) */
+} agent_unwind_table;
+
+struct Elf;
+/* Compile elf's .eh_frame (else its .debug_frame) into rows.  An error
+ * when the file has neither, is not x86-64, its CFI cannot be read, or it
+ * needs more than AGENT_UNWIND_MAX_ROWS rows or addresses above 4 GiB. */
+int agent_cfi_compile(struct Elf *elf, agent_unwind_table *out, firn_err *err);
+/* The row covering ELF address pc (the last at or below it), or NULL. */
+const struct profile_unwind_row *agent_unwind_lookup(const agent_unwind_table *t, uint64_t pc);
+void agent_unwind_table_free(agent_unwind_table *t);
+
 /* ---- the push buffer (pushbuf.c) ---------------------------------------------- */
 
 /* One profile to push: a gzipped pprof and the URL query of its labels. */
@@ -182,6 +212,9 @@ void agent_pushbuf_free(agent_pushbuf *q);
 /* Takes ownership of *it (its pointers are cleared).  Returns how many
  * items were dropped to make room (1 when it itself was too big). */
 size_t agent_pushbuf_put(agent_pushbuf *q, agent_push_item *it);
+/* agent_pushbuf_put of each of items[0..n) at once: the pusher, woken
+ * once, finds them all (a drain's profiles go in one request). */
+size_t agent_pushbuf_put_many(agent_pushbuf *q, agent_push_item *items, size_t n);
 /* Put back at the head an item that could not be pushed yet (a retry
  * later), unless newer items have filled the buffer: then it is the one
  * dropped (returns 1). */
@@ -210,6 +243,11 @@ typedef struct agent_profile {
 
 int agent_profile_init(agent_profile *p, int hz, int64_t time_nanos, int64_t duration_nanos,
                        firn_err *err);
+/* The same for time off the CPU: sample types switches/count and
+ * wait/nanoseconds, period type wait/nanoseconds, period 1; each sample a
+ * stack with its blocks and their nanoseconds (agent_profile_sample_off_cpu). */
+int agent_profile_init_off_cpu(agent_profile *p, int64_t time_nanos, int64_t duration_nanos,
+                               firn_err *err);
 /* A mapping (filename and build_id are strings, "" when unknown). */
 uint32_t agent_profile_mapping(agent_profile *p, uint64_t start, uint64_t limit,
                                uint64_t offset, const char *filename, const char *build_id,
@@ -225,6 +263,10 @@ uint32_t agent_profile_location(agent_profile *p, uint32_t mapping, uint64_t add
  * (may be NULL) becomes the sample label "thread_name". */
 int agent_profile_sample(agent_profile *p, const uint32_t *locations, size_t n,
                          uint64_t count, const char *thread_name);
+/* A stack of an off-CPU profile: blocked `switches` times for nanoseconds. */
+int agent_profile_sample_off_cpu(agent_profile *p, const uint32_t *locations, size_t n,
+                                 uint64_t switches, uint64_t nanoseconds,
+                                 const char *thread_name);
 /* The finished profile; p is consumed either way. */
 pprof_profile *agent_profile_finish(agent_profile *p, firn_err *err);
 void agent_profile_discard(agent_profile *p);
@@ -236,11 +278,16 @@ void agent_profile_discard(agent_profile *p);
 #define AGENT_DEFAULT_JOB "firn-agent"
 #define AGENT_DEFAULT_BUFFER_PROFILES 4096
 #define AGENT_DEFAULT_BUFFER_BYTES (32u << 20)
+#define AGENT_DEFAULT_OFF_CPU_MIN_NS 1000000   /* --off-cpu-min-block: 1ms */
 
 typedef struct agent_options {
     int frequency_hz;              /* samples per second per CPU, 1..10000 */
     int64_t duration_ms;           /* drain and push interval, >= 100 */
     uint32_t stack_map_size;       /* stack-trace map entries per generation */
+    uint32_t unwind_shards;        /* BPF memory for unwind tables, in shards of
+                                      PROFILE_SHARD_ROWS rows; 0: frame pointers only */
+    int64_t off_cpu_min_ns;        /* off-CPU profiles of blocks this long or longer;
+                                      -1: none (the default) */
     const char *remote;            /* firn's base URL: http://HOST:PORT */
     const char *node;              /* the "node" label; NULL: the host name */
     /* Added to every profile's labels after the agent's own (job included:

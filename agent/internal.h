@@ -37,6 +37,13 @@ typedef struct agent_proc {
     uint64_t last_seen;           /* the drain that last sampled it (agent.c) */
     bool superseded;              /* a newer read of the same pid replaced it */
     bool gone;                    /* found exited: freed after this drain */
+    uint64_t maps_gen;            /* changes with every read of the maps (never 0 after one) */
+    /* What its unwind entry (unwind.c) was written from: maps_gen then,
+     * and the table slots it names with their epochs. */
+    uint64_t unwind_gen;
+    size_t n_unwind;
+    uint16_t unwind_slot[PROFILE_MAX_MAPPINGS];
+    uint32_t unwind_epoch[PROFILE_MAX_MAPPINGS];
 } agent_proc;
 
 /* /proc/PID/stat of pid into st; an error when the process is gone. */
@@ -75,6 +82,38 @@ const char *agent_symbolize_kernel(agent_symbolizer *s, uint64_t addr);
 int agent_symbolize_user(agent_symbolizer *s, agent_proc *p, uint64_t addr, bool leaf,
                          agent_user_frame *out);
 
+/* ---- unwind tables in the BPF maps (unwind.c) ---------------------------------- */
+
+typedef struct agent_unwind_stats {
+    _Atomic uint64_t tables, rows, bytes;        /* now in the BPF maps */
+    _Atomic uint64_t loaded;                     /* tables compiled and loaded */
+    _Atomic uint64_t failed;                     /* files without a usable CFI (or unreadable) */
+    _Atomic uint64_t evicted;                    /* tables evicted for room */
+    _Atomic uint64_t no_room;                    /* tables that did not fit */
+    _Atomic uint64_t procs_full;                 /* processes the procs map had no room for */
+    _Atomic uint64_t mappings_dropped;           /* mappings past PROFILE_MAX_MAPPINGS */
+    _Atomic uint64_t deferred;                   /* process updates left for the next drain */
+} agent_unwind_stats;
+
+typedef struct agent_unwinder agent_unwinder;
+
+/* Over the BPF maps unwind_rows (n_shards entries), unwind_tables
+ * (n_tables) and unwind_procs. */
+agent_unwinder *agent_unwinder_new(int rows_fd, int tables_fd, int procs_fd, uint32_t n_shards,
+                                   uint32_t n_tables, agent_unwind_stats *stats, firn_err *err);
+void agent_unwinder_free(agent_unwinder *u);
+/* Once per drain, before the updates: once compiling tables took
+ * budget_ms, no other is started; the processes that need one wait. */
+void agent_unwinder_begin(agent_unwinder *u, int64_t budget_ms);
+/* p was sampled in this drain (samples times): (re)write its entry when
+ * its maps or the tables it names changed since, loading the tables its
+ * files need (past the deadline: left for the next drain, counted).  When
+ * the maps are full, tables unused in this drain are evicted first (least
+ * recently used), then those of processes with fewer samples. */
+void agent_unwinder_update(agent_unwinder *u, agent_proc *p, uint64_t samples);
+/* pid exited: its entry goes. */
+void agent_unwinder_forget(agent_unwinder *u, int pid);
+
 /* ---- sampler (sampler.c) ------------------------------------------------------- */
 
 typedef struct agent_sampler agent_sampler;
@@ -84,16 +123,23 @@ typedef struct agent_sampler_stats {
     _Atomic uint64_t user_stack_errors, kernel_stack_errors;
     _Atomic uint64_t stack_map_full, counts_full;
     _Atomic uint64_t stacks_lost;         /* ids a count referenced that were gone */
+    _Atomic uint64_t stacks_table, stacks_fp;   /* user stacks walked by the program */
+    _Atomic uint64_t trunc_no_table, trunc_table_miss, trunc_depth, trunc_read_fault;
+    _Atomic uint64_t ustack_map_full;
     _Atomic uint64_t drains;
     _Atomic uint64_t cpus;                /* perf events attached */
+    _Atomic uint64_t map_bytes;           /* BPF memory of the maps (memlock) */
 } agent_sampler_stats;
 
-/* One key of a drain: a stack of a thread with its count.  Addresses are
- * leaf first; n_user/n_kernel are 0 when that stack is absent. */
+/* One key of a drain: a stack of a thread with its count (CPU samples, or
+ * blocks off the CPU and their time).  Addresses are leaf first;
+ * n_user/n_kernel are 0 when that stack is absent. */
 typedef struct agent_sample {
     uint32_t pid, tid;
     char comm[16];
+    bool off_cpu;
     uint64_t count;
+    uint64_t wait_ns;                     /* off_cpu: nanoseconds blocked */
     const uint64_t *user;
     size_t n_user;
     const uint64_t *kernel;
@@ -102,11 +148,17 @@ typedef struct agent_sample {
 
 typedef void (*agent_sample_fn)(void *ctx, const agent_sample *s);
 
-/* Load the BPF program (stack maps of stack_map_size entries) and attach
- * it to a CPU-clock perf event at hz on every online CPU.  Errors name
- * what is missing: root or CAP_BPF/CAP_PERFMON, BTF, perf_event support. */
-agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size,
-                                 agent_sampler_stats *stats, firn_err *err);
+/* Load the BPF program (stack maps of stack_map_size entries, unwind_shards
+ * shards of unwind rows: 0 turns table unwinding off) and attach it to a
+ * CPU-clock perf event at hz on every online CPU; with off_cpu_min_ns >= 0
+ * the off-CPU program too (blocks shorter than that are not counted).
+ * Errors name what is missing: root or CAP_BPF/CAP_PERFMON, BTF,
+ * perf_event support. */
+agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size, uint32_t unwind_shards,
+                                 int64_t off_cpu_min_ns, agent_sampler_stats *stats,
+                                 agent_unwind_stats *unwind_stats, firn_err *err);
+/* The unwind tables of the sampler's maps; NULL when table unwinding is off. */
+agent_unwinder *agent_sampler_unwinder(agent_sampler *s);
 /* Flip generations and hand every key of the previous one to fn, then
  * clear it.  Samples keep going into the new generation meanwhile. */
 void agent_sampler_drain(agent_sampler *s, agent_sample_fn fn, void *ctx);
@@ -117,15 +169,18 @@ void agent_sampler_free(agent_sampler *s);
 typedef struct agent_pusher agent_pusher;
 
 typedef struct agent_push_stats {
-    _Atomic uint64_t ok, failed, retried;   /* pushes by outcome (attempts) */
-    _Atomic uint64_t rejected;              /* 4xx: firn refused the profile, not retried */
-    _Atomic uint64_t bytes;                 /* body bytes firn accepted */
+    _Atomic uint64_t ok, failed;            /* requests (batches) by outcome */
+    _Atomic uint64_t retried;               /* profiles put back to be sent again */
+    _Atomic uint64_t rejected;              /* profiles firn refused (4xx), not retried */
+    _Atomic uint64_t profiles;              /* profiles firn stored */
+    _Atomic uint64_t bytes;                 /* their bytes */
 } agent_push_stats;
 
-/* A thread taking profiles from q and POSTing them to
- * remote/api/v1/ingest?QUERY.  A failure (connection refused, timeout,
- * 5xx, 429) puts the profile back and waits, doubling the wait from
- * 500 ms up to 30 s; a success resets it.  4xx other than 429 drops it. */
+/* A thread taking every profile waiting in q and POSTing them as one batch
+ * to remote/api/v1/ingest.  A failure (connection refused, timeout, 5xx,
+ * 429: of the batch, or of a profile in firn's answer) puts the profiles
+ * concerned back and waits, doubling the wait from 500 ms up to 30 s; a
+ * success resets it.  A profile refused with another 4xx is dropped. */
 agent_pusher *agent_pusher_start(const char *remote, agent_pushbuf *q, agent_push_stats *stats,
                                  firn_err *err);
 /* Stop: tries what is queued for up to grace_ms, then ends the thread. */

@@ -2,7 +2,9 @@
  * Go's CPU profile (runtime/pprof), so that firn stores it under the same
  * profile types as a scraped Go service:
  * process_cpu:samples:count:cpu:nanoseconds:delta and
- * process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta. */
+ * process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta; or its time off the
+ * CPU in the same shape: off_cpu:switches:count:wait:nanoseconds:delta and
+ * off_cpu:wait:nanoseconds:wait:nanoseconds:delta. */
 #include <string.h>
 
 #include "agent/agent.h"
@@ -25,6 +27,21 @@ int agent_profile_init(agent_profile *p, int hz, int64_t time_nanos, int64_t dur
     pprof_builder_sample_type(p->b, 0, "samples", "count");
     pprof_builder_sample_type(p->b, 1, "cpu", "nanoseconds");
     pprof_builder_period(p->b, "cpu", "nanoseconds", p->period);
+    pprof_builder_time(p->b, time_nanos, duration_nanos);
+    return 0;
+}
+
+int agent_profile_init_off_cpu(agent_profile *p, int64_t time_nanos, int64_t duration_nanos,
+                               firn_err *err)
+{
+    memset(p, 0, sizeof *p);
+    p->b = pprof_builder_new(2);
+    if (!p->b)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory building a profile");
+    p->period = 1;   /* each value is measured, not a sample standing for a period */
+    pprof_builder_sample_type(p->b, 0, "switches", "count");
+    pprof_builder_sample_type(p->b, 1, "wait", "nanoseconds");
+    pprof_builder_period(p->b, "wait", "nanoseconds", 1);
     pprof_builder_time(p->b, time_nanos, duration_nanos);
     return 0;
 }
@@ -71,12 +88,10 @@ uint32_t agent_profile_location(agent_profile *p, uint32_t mapping, uint64_t add
     return pprof_builder_location(p->b, &l);
 }
 
-int agent_profile_sample(agent_profile *p, const uint32_t *locations, size_t n,
-                         uint64_t count, const char *thread_name)
+/* A sample of two values with its thread_name label (none when NULL or ""). */
+static int add_sample(agent_profile *p, const uint32_t *locations, size_t n,
+                      const int64_t values[2], const char *thread_name)
 {
-    if (count > (uint64_t)INT64_MAX / (uint64_t)p->period)
-        count = (uint64_t)INT64_MAX / (uint64_t)p->period;
-    int64_t values[2] = {(int64_t)count, (int64_t)count * p->period};
     pprof_label label = {0};
     size_t n_labels = 0;
     if (thread_name && *thread_name) {
@@ -85,6 +100,24 @@ int agent_profile_sample(agent_profile *p, const uint32_t *locations, size_t n,
         n_labels = 1;
     }
     return pprof_builder_sample(p->b, locations, n, values, n_labels ? &label : NULL, n_labels);
+}
+
+int agent_profile_sample(agent_profile *p, const uint32_t *locations, size_t n,
+                         uint64_t count, const char *thread_name)
+{
+    if (count > (uint64_t)INT64_MAX / (uint64_t)p->period)
+        count = (uint64_t)INT64_MAX / (uint64_t)p->period;
+    int64_t values[2] = {(int64_t)count, (int64_t)count * p->period};
+    return add_sample(p, locations, n, values, thread_name);
+}
+
+int agent_profile_sample_off_cpu(agent_profile *p, const uint32_t *locations, size_t n,
+                                 uint64_t switches, uint64_t nanoseconds,
+                                 const char *thread_name)
+{
+    int64_t values[2] = {switches > INT64_MAX ? INT64_MAX : (int64_t)switches,
+                         nanoseconds > INT64_MAX ? INT64_MAX : (int64_t)nanoseconds};
+    return add_sample(p, locations, n, values, thread_name);
 }
 
 pprof_profile *agent_profile_finish(agent_profile *p, firn_err *err)

@@ -77,13 +77,12 @@ static void drop_oldest(agent_pushbuf *q)
     q->dropped++;
 }
 
-size_t agent_pushbuf_put(agent_pushbuf *q, agent_push_item *it)
+/* Put it at the tail; with mu held.  Returns how many items were dropped. */
+static size_t put_locked(agent_pushbuf *q, agent_push_item *it)
 {
     size_t size = item_bytes(it);
-    pthread_mutex_lock(&q->mu);
     if (size > q->max_bytes) {
         q->dropped++;
-        pthread_mutex_unlock(&q->mu);
         agent_push_item_free(it);
         return 1;
     }
@@ -97,6 +96,20 @@ size_t agent_pushbuf_put(agent_pushbuf *q, agent_push_item *it)
     q->bytes += size;
     assert(q->len <= q->max_items && q->bytes <= q->max_bytes);
     memset(it, 0, sizeof *it);
+    return dropped;
+}
+
+size_t agent_pushbuf_put(agent_pushbuf *q, agent_push_item *it)
+{
+    return agent_pushbuf_put_many(q, it, 1);
+}
+
+size_t agent_pushbuf_put_many(agent_pushbuf *q, agent_push_item *items, size_t n)
+{
+    size_t dropped = 0;
+    pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < n; i++)
+        dropped += put_locked(q, &items[i]);
     pthread_cond_signal(&q->cond);
     pthread_mutex_unlock(&q->mu);
     return dropped;

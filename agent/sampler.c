@@ -45,6 +45,10 @@ struct agent_sampler {
     uint64_t *frames;             /* PROFILE_MAX_DEPTH a stack read this drain */
     size_t frames_cap;            /* stacks frames has room for */
     bool no_batch;                /* the kernel refused batch operations */
+    agent_unwinder *unwinder;     /* NULL: table unwinding off */
+    struct bpf_link *off_link;    /* the sched_switch program; NULL: off-CPU off */
+    struct profile_off_value *off_values;   /* scratch: PROFILE_MAX_KEYS */
+    uint64_t *ustack_keys;        /* scratch for the sweep of a ustacks map */
 };
 
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -120,9 +124,35 @@ static int open_events(agent_sampler *s, int hz, firn_err *err)
     return 0;
 }
 
-agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size,
-                                 agent_sampler_stats *stats, firn_err *err)
+/* What the kernel charges for the program's maps: the sum of their
+ * fdinfo "memlock" lines (for maps allocated on demand, their most). */
+static uint64_t maps_memlock(agent_sampler *s)
 {
+    uint64_t sum = 0;
+    struct bpf_map *map;
+    bpf_object__for_each_map(map, s->skel->obj) {
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/self/fdinfo/%d", bpf_map__fd(map));
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        unsigned long long v;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "memlock: %llu", &v) == 1)
+                sum += v;
+        fclose(f);
+    }
+    return sum;
+}
+
+agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size, uint32_t unwind_shards,
+                                 int64_t off_cpu_min_ns, agent_sampler_stats *stats,
+                                 agent_unwind_stats *unwind_stats, firn_err *err)
+{
+    if (unwind_shards > 65536) {
+        firn_errf(err, FIRN_EINVAL, "%u unwind table shards: at most 65536", unwind_shards);
+        return NULL;
+    }
     if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
         firn_errf(err, FIRN_EIO, "this kernel has no BTF (/sys/kernel/btf/vmlinux: %s): "
                   "firn-agent's BPF program needs a kernel built with CONFIG_DEBUG_INFO_BTF",
@@ -141,7 +171,10 @@ agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size,
     s->keys = calloc(PROFILE_MAX_KEYS, sizeof *s->keys);
     s->counts = calloc(PROFILE_MAX_KEYS, sizeof *s->counts);
     s->stack_ids = calloc(stack_map_size, sizeof *s->stack_ids);
-    if (s->n_cpus <= 0 || !s->keys || !s->counts || !s->stack_ids ||
+    s->ustack_keys = calloc(stack_map_size, sizeof *s->ustack_keys);
+    s->off_values = calloc(PROFILE_MAX_KEYS, sizeof *s->off_values);
+    if (s->n_cpus <= 0 || !s->keys || !s->counts || !s->stack_ids || !s->ustack_keys ||
+        !s->off_values ||
         firn_u64map_init(&s->frames_of, 256) < 0) {
         firn_errf(err, FIRN_ENOMEM, "out of memory");
         agent_sampler_free(s);
@@ -155,16 +188,58 @@ agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size,
     }
     bpf_map__set_max_entries(s->skel->maps.stacks0, stack_map_size);
     bpf_map__set_max_entries(s->skel->maps.stacks1, stack_map_size);
+    /* walked stacks are allocated as they come (1 KiB each): most
+     * processes' stacks go to the stack maps */
+    struct bpf_map *ustacks[] = {s->skel->maps.ustacks0, s->skel->maps.ustacks1};
+    for (size_t i = 0; i < 2; i++) {
+        bpf_map__set_max_entries(ustacks[i], stack_map_size);
+        bpf_map__set_map_flags(ustacks[i], BPF_F_NO_PREALLOC);
+    }
+    /* without table unwinding the unwind maps shrink to one entry each */
+    uint32_t n_tables = unwind_shards ? PROFILE_DEFAULT_TABLES : 1;
+    bpf_map__set_max_entries(s->skel->maps.unwind_rows, unwind_shards ? unwind_shards : 1);
+    bpf_map__set_max_entries(s->skel->maps.unwind_tables, n_tables);
+    bpf_map__set_max_entries(s->skel->maps.unwind_procs, unwind_shards ? PROFILE_DEFAULT_PROCS : 1);
+    /* off-CPU: the sched_switch program and its maps, or one entry each */
+    bool off_cpu = off_cpu_min_ns >= 0;
+    bpf_program__set_autoload(s->skel->progs.off_cpu_switch, off_cpu);
+    if (off_cpu) {
+        s->skel->rodata->off_cpu_min_ns = (uint64_t)off_cpu_min_ns;
+        bpf_map__set_max_entries(s->skel->maps.off_stacks, stack_map_size);
+    } else {
+        struct bpf_map *off_maps[] = {s->skel->maps.off_starts, s->skel->maps.off_stacks,
+                                      s->skel->maps.off_ustacks, s->skel->maps.off_counts0,
+                                      s->skel->maps.off_counts1};
+        for (size_t i = 0; i < sizeof off_maps / sizeof off_maps[0]; i++)
+            bpf_map__set_max_entries(off_maps[i], 1);
+    }
     int rc = profile_bpf__load(s->skel);
     if (rc != 0) {
         load_error(-rc > 0 ? -rc : errno, err);
         agent_sampler_free(s);
         return NULL;
     }
+    if (unwind_shards) {
+        s->unwinder = agent_unwinder_new(bpf_map__fd(s->skel->maps.unwind_rows),
+                                         bpf_map__fd(s->skel->maps.unwind_tables),
+                                         bpf_map__fd(s->skel->maps.unwind_procs), unwind_shards,
+                                         n_tables, unwind_stats, err);
+        if (!s->unwinder) {
+            agent_sampler_free(s);
+            return NULL;
+        }
+    }
     if (open_events(s, hz, err) < 0) {
         agent_sampler_free(s);
         return NULL;
     }
+    if (off_cpu && !(s->off_link = bpf_program__attach(s->skel->progs.off_cpu_switch))) {
+        firn_errf(err, FIRN_EIO, "attaching the off-CPU program to sched_switch: %s",
+                  strerror(errno));
+        agent_sampler_free(s);
+        return NULL;
+    }
+    atomic_store(&stats->map_bytes, maps_memlock(s));
     return s;
 }
 
@@ -185,19 +260,33 @@ static void read_stats(agent_sampler *s)
     atomic_store(&s->stats->kernel_stack_errors, sums[PROFILE_STAT_KERNEL_STACK_ERRORS]);
     atomic_store(&s->stats->stack_map_full, sums[PROFILE_STAT_STACK_MAP_FULL]);
     atomic_store(&s->stats->counts_full, sums[PROFILE_STAT_COUNTS_FULL]);
+    atomic_store(&s->stats->stacks_table, sums[PROFILE_STAT_UNWIND_TABLE]);
+    atomic_store(&s->stats->stacks_fp, sums[PROFILE_STAT_UNWIND_FP]);
+    atomic_store(&s->stats->trunc_no_table, sums[PROFILE_STAT_TRUNC_NO_TABLE]);
+    atomic_store(&s->stats->trunc_table_miss, sums[PROFILE_STAT_TRUNC_TABLE_MISS]);
+    atomic_store(&s->stats->trunc_depth, sums[PROFILE_STAT_TRUNC_DEPTH]);
+    atomic_store(&s->stats->trunc_read_fault, sums[PROFILE_STAT_TRUNC_READ_FAULT]);
+    atomic_store(&s->stats->ustack_map_full, sums[PROFILE_STAT_USTACK_MAP_FULL]);
 }
 
-/* The frames of stack id (leaf first, up to the first 0): read from the
- * map and deleted there the first time a drain asks (one system call),
- * then from this drain's copy, since keys share stacks.  NULL with *n 0
- * when id is an error or the stack is gone. */
-static const uint64_t *read_stack(agent_sampler *s, int fd, int32_t id, size_t *n)
+agent_unwinder *agent_sampler_unwinder(agent_sampler *s)
+{
+    return s->unwinder;
+}
+
+/* The frames of stack `key` (leaf first, up to the first 0) in map fd:
+ * a stack id of a stack map (below 2^32) or the hash of a walked stack
+ * (top bit set), whose map keys are 4 and 8 bytes.  Read from the map and
+ * deleted there the first time a drain asks (one system call), then from
+ * this drain's copy, since keys share stacks.  NULL with *n 0 when the
+ * stack is gone. */
+static const uint64_t *read_stack(agent_sampler *s, int fd, uint64_t key, bool keep, size_t *n)
 {
     *n = 0;
-    if (id < 0)
-        return NULL;
+    uint32_t id32 = (uint32_t)key;
+    const void *k = key >> 32 ? (const void *)&key : (const void *)&id32;
     uint32_t at;
-    if (firn_u64map_get(&s->frames_of, (uint32_t)id, &at) != 1) {
+    if (firn_u64map_get(&s->frames_of, key, &at) != 1) {
         at = (uint32_t)s->frames_of.len;
         if (at >= s->frames_cap) {
             size_t cap = s->frames_cap ? s->frames_cap * 2 : 64;
@@ -208,16 +297,18 @@ static const uint64_t *read_stack(agent_sampler *s, int fd, int32_t id, size_t *
             s->frames_cap = cap;
         }
         uint64_t *out = s->frames + (size_t)at * PROFILE_MAX_DEPTH;
-        int rc = s->no_batch ? -1 : bpf_map_lookup_and_delete_elem(fd, &id, out);
-        if (rc != 0 && (s->no_batch || errno == EINVAL || errno == ENOTSUP || errno == EOPNOTSUPP)) {
-            s->no_batch = true;  /* an older kernel: look up now, clear in the sweep */
-            rc = bpf_map_lookup_elem(fd, &id, out);
+        int rc = s->no_batch || keep ? -1 : bpf_map_lookup_and_delete_elem(fd, k, out);
+        if (rc != 0 && (keep || s->no_batch || errno == EINVAL || errno == ENOTSUP ||
+                        errno == EOPNOTSUPP)) {
+            if (!keep)
+                s->no_batch = true;  /* an older kernel: look up now, clear in the sweep */
+            rc = bpf_map_lookup_elem(fd, k, out);
         }
         if (rc != 0) {
             atomic_fetch_add(&s->stats->stacks_lost, 1);
             return NULL;
         }
-        if (firn_u64map_put(&s->frames_of, (uint32_t)id, at, NULL) < 0)
+        if (firn_u64map_put(&s->frames_of, key, at, NULL) < 0)
             return NULL;
     }
     const uint64_t *f = s->frames + (size_t)at * PROFILE_MAX_DEPTH;
@@ -226,10 +317,29 @@ static const uint64_t *read_stack(agent_sampler *s, int fd, int32_t id, size_t *
     return f;
 }
 
+/* The thread, comm and stacks of key k into *out: the user stack from
+ * ustacks_fd when the program walked it, else from stacks_fd as the kernel
+ * stack; kept in their maps or taken out (read_stack). */
+static void key_stacks(agent_sampler *s, const struct profile_key *k, int stacks_fd,
+                       int ustacks_fd, bool keep, agent_sample *out)
+{
+    out->pid = k->pid;
+    out->tid = k->tid;
+    if (k->user_stack_hash)
+        out->user = read_stack(s, ustacks_fd, k->user_stack_hash, keep, &out->n_user);
+    else if (k->user_stack_id >= 0)
+        out->user = read_stack(s, stacks_fd, (uint32_t)k->user_stack_id, keep, &out->n_user);
+    if (k->kernel_stack_id >= 0)
+        out->kernel = read_stack(s, stacks_fd, (uint32_t)k->kernel_stack_id, keep,
+                                 &out->n_kernel);
+    memcpy(out->comm, k->comm, sizeof out->comm);
+    out->comm[sizeof out->comm - 1] = '\0';
+}
+
 /* Take every count of the old generation out of its map into s->keys and
  * s->counts: batches of lookup-and-delete (a few system calls in all), or
  * key by key where the kernel has no batch operations. */
-static size_t take_counts(agent_sampler *s, int fd)
+static size_t take_counts(agent_sampler *s, int fd, void *values, size_t vsize)
 {
     size_t n = 0;
     if (!s->no_batch) {
@@ -240,7 +350,8 @@ static size_t take_counts(agent_sampler *s, int fd)
             if (got == 0)
                 return n;
             int rc = bpf_map_lookup_and_delete_batch(fd, first ? NULL : &batch, &batch,
-                                                     s->keys + n, s->counts + n, &got, NULL);
+                                                     s->keys + n, (char *)values + n * vsize,
+                                                     &got, NULL);
             int e = errno;
             first = false;
             if (rc == 0 || e == ENOENT)
@@ -261,8 +372,8 @@ static size_t take_counts(agent_sampler *s, int fd)
         prev = &s->keys[n++];
     }
     for (size_t i = 0; i < n; i++) {
-        if (bpf_map_lookup_elem(fd, &s->keys[i], &s->counts[i]) != 0)
-            s->counts[i] = 0;
+        if (bpf_map_lookup_elem(fd, &s->keys[i], (char *)values + i * vsize) != 0)
+            memset((char *)values + i * vsize, 0, vsize);
         bpf_map_delete_elem(fd, &s->keys[i]);
     }
     return n;
@@ -289,6 +400,41 @@ static void sweep(agent_sampler *s, int fd, bool stacks)
     }
 }
 
+/* Delete whatever is left in a ustacks map (8-byte keys). */
+static void sweep_ustacks(agent_sampler *s, int fd)
+{
+    size_t n = 0;
+    uint64_t *prev = NULL;
+    while (n < s->stack_map_size && bpf_map_get_next_key(fd, prev, &s->ustack_keys[n]) == 0) {
+        prev = &s->ustack_keys[n];
+        n++;
+    }
+    for (size_t i = 0; i < n; i++)
+        bpf_map_delete_elem(fd, &s->ustack_keys[i]);
+}
+
+/* The off-CPU counts of generation old: their stacks stay in their maps
+ * (a thread blocked now may name them when it wakes). */
+static void drain_off_cpu(agent_sampler *s, uint32_t old, agent_sample_fn fn, void *ctx)
+{
+    int fd = bpf_map__fd(old ? s->skel->maps.off_counts1 : s->skel->maps.off_counts0);
+    int stacks_fd = bpf_map__fd(s->skel->maps.off_stacks);
+    int ustacks_fd = bpf_map__fd(s->skel->maps.off_ustacks);
+    size_t n = take_counts(s, fd, s->off_values, sizeof *s->off_values);
+    firn_u64map_clear(&s->frames_of);   /* another id space than the CPU stacks' */
+    for (size_t i = 0; i < n; i++) {
+        const struct profile_key *k = &s->keys[i];
+        const struct profile_off_value *v = &s->off_values[i];
+        if (v->switches == 0)
+            continue;
+        agent_sample sample = {.off_cpu = true, .count = v->switches,
+                               .wait_ns = v->nanoseconds};
+        key_stacks(s, k, stacks_fd, ustacks_fd, true, &sample);
+        fn(ctx, &sample);
+    }
+    sweep(s, fd, false);
+}
+
 void agent_sampler_drain(agent_sampler *s, agent_sample_fn fn, void *ctx)
 {
     uint32_t old = s->skel->bss->generation & 1;
@@ -298,23 +444,24 @@ void agent_sampler_drain(agent_sampler *s, agent_sample_fn fn, void *ctx)
 
     int counts_fd = bpf_map__fd(old ? s->skel->maps.counts1 : s->skel->maps.counts0);
     int stacks_fd = bpf_map__fd(old ? s->skel->maps.stacks1 : s->skel->maps.stacks0);
-    size_t n = take_counts(s, counts_fd);
+    int ustacks_fd = bpf_map__fd(old ? s->skel->maps.ustacks1 : s->skel->maps.ustacks0);
+    size_t n = take_counts(s, counts_fd, s->counts, sizeof *s->counts);
     firn_u64map_clear(&s->frames_of);
     for (size_t i = 0; i < n; i++) {
         const struct profile_key *k = &s->keys[i];
         if (s->counts[i] == 0)
             continue;
-        agent_sample sample = {.pid = k->pid, .tid = k->tid, .count = s->counts[i]};
-        sample.user = read_stack(s, stacks_fd, k->user_stack_id, &sample.n_user);
-        sample.kernel = read_stack(s, stacks_fd, k->kernel_stack_id, &sample.n_kernel);
-        memcpy(sample.comm, k->comm, sizeof sample.comm);
-        sample.comm[sizeof sample.comm - 1] = '\0';
+        agent_sample sample = {.count = s->counts[i]};
+        key_stacks(s, k, stacks_fd, ustacks_fd, false, &sample);
         fn(ctx, &sample);
     }
     /* What no key read (or all of it, where lookup-and-delete is missing):
      * usually nothing, one system call to find out. */
     sweep(s, counts_fd, false);
     sweep(s, stacks_fd, true);
+    sweep_ustacks(s, ustacks_fd);
+    if (s->off_link)
+        drain_off_cpu(s, old, fn, ctx);
     read_stats(s);
     atomic_fetch_add(&s->stats->drains, 1);
 }
@@ -327,12 +474,16 @@ void agent_sampler_free(agent_sampler *s)
         bpf_link__destroy(s->links[i]);
         close(s->fds[i]);
     }
+    bpf_link__destroy(s->off_link);
+    free(s->off_values);
     free(s->links);
     free(s->fds);
     profile_bpf__destroy(s->skel);
     free(s->keys);
     free(s->counts);
     free(s->stack_ids);
+    free(s->ustack_keys);
+    agent_unwinder_free(s->unwinder);
     free(s->frames);
     firn_u64map_destroy(&s->frames_of);
     free(s);

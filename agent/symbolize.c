@@ -324,6 +324,8 @@ static int load_maps(agent_proc *p, firn_err *err)
     agent_maps_free(&p->maps);
     p->maps = maps;
     p->maps_current = true;
+    static uint64_t maps_reads;   /* the sampling loop's thread only */
+    p->maps_gen = ++maps_reads;
     return 0;
 }
 

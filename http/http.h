@@ -147,6 +147,15 @@ void http_metrics_write(http_server *s, firn_buf *b);
 
 /* ---- requests ------------------------------------------------------------ */
 
+/* A request of its own, for each item of a batch upload that names its
+ * parameters as a URL query: method and path as given, query (raw, without
+ * '?') decoded as a request's, body copied, no headers; all in a.  Errors
+ * as for a request's query (FIRN_EINVAL naming a malformed escape,
+ * FIRN_ETOOBIG past the parameter cap), FIRN_ENOMEM. */
+int http_request_make(firn_arena *a, const char *method, const char *path, const char *query,
+                      size_t query_len, const void *body, size_t body_len, http_request **out,
+                      firn_err *err);
+
 const char *http_request_method(const http_request *r);   /* "GET", "HEAD", "POST" */
 const char *http_request_path(const http_request *r);     /* without the query */
 /* The first value of a parameter, or NULL. */
@@ -161,6 +170,10 @@ const char *http_request_param_at(const http_request *r, size_t i, const char *c
                                   size_t *n_values);
 /* A header by name, case-insensitively (the first when repeated), or NULL. */
 const char *http_request_header(const http_request *r, const char *name);
+/* Whether an Accept-Encoding header value takes gzip (RFC 9110 12.5.3):
+ * "gzip" or "x-gzip" listed with q > 0, or not listed and "*" with q > 0;
+ * NULL (no header) takes none. */
+bool http_accepts_gzip(const char *accept_encoding);
 /* The body, NUL-terminated after its len bytes ("" when there is none). */
 const void *http_request_body(const http_request *r, size_t *len);
 

@@ -209,6 +209,25 @@ int http_request_build(http_request *r, firn_arena *a, const http_request_parts 
     return rc;
 }
 
+int http_request_make(firn_arena *a, const char *method, const char *path, const char *query,
+                      size_t query_len, const void *body, size_t body_len, http_request **out,
+                      firn_err *err)
+{
+    http_request *r = firn_arena_alloc(a, sizeof *r);
+    if (!r)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    const http_request_parts parts = {
+        .method = method, .method_len = strlen(method),
+        .path = path, .path_len = strlen(path),
+        .query = query, .query_len = query_len,
+        .body = body, .body_len = body_len,
+    };
+    int rc = http_request_build(r, a, &parts, err);
+    if (rc == 0)
+        *out = r;
+    return rc;
+}
+
 bool http_is_form_content_type(const char *value, size_t len)
 {
     static const char form[] = "application/x-www-form-urlencoded";
@@ -311,4 +330,54 @@ void http_respond_text(http_response *resp, int status, const char *fmt, ...)
     body[n + 1] = '\0';
     resp->body = body;
     resp->body_len = (size_t)n + 1;
+}
+
+/* ---- content negotiation ---- */
+
+/* The q of one Accept-Encoding element's parameters ("; q=0.5"); 1 when
+ * absent or malformed (RFC 9110 12.4.2: q defaults to 1). */
+static double element_q(const char *params, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if ((params[i] == 'q' || params[i] == 'Q') && params[i + 1] == '=' &&
+            (i == 0 || params[i - 1] == ';' || params[i - 1] == ' ')) {
+            char num[16];
+            size_t n = len - i - 2 < sizeof num - 1 ? len - i - 2 : sizeof num - 1;
+            memcpy(num, params + i + 2, n);
+            num[n] = '\0';
+            char *end;
+            double q = strtod(num, &end);
+            return end == num ? 1 : q;
+        }
+    }
+    return 1;
+}
+
+/* Whether an Accept-Encoding header accepts gzip: listed ("gzip" or
+ * "x-gzip") with q > 0, or not listed and "*" with q > 0. */
+bool http_accepts_gzip(const char *header)
+{
+    if (!header)
+        return false;
+    double gzip = -1, any = -1;
+    for (const char *p = header; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *tok = p;
+        while (tok < p + len && (*tok == ' ' || *tok == '\t'))
+            tok++;
+        size_t tok_len = strcspn(tok, ";, \t");
+        if (tok_len > (size_t)(p + len - tok))
+            tok_len = (size_t)(p + len - tok);
+        const char *params = tok + tok_len;
+        double q = element_q(params, (size_t)(p + len - params));
+        if ((tok_len == 4 && strncasecmp(tok, "gzip", 4) == 0) ||
+            (tok_len == 6 && strncasecmp(tok, "x-gzip", 6) == 0))
+            gzip = q > gzip ? q : gzip;
+        else if (tok_len == 1 && *tok == '*')
+            any = q;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return gzip >= 0 ? gzip > 0 : any > 0;
 }

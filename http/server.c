@@ -712,6 +712,19 @@ static void send_response(http_server *s, h2o_req_t *req, int status, http_respo
     /* A 304 has no body and must not claim a length other than the 200's
      * (RFC 9110 8.6): SIZE_MAX makes h2o send no Content-Length. */
     req->res.content_length = status == 304 ? SIZE_MAX : len;
+    /* h2o's gzip filter (h2o_setup) compresses compressible types (JSON,
+     * text, SVG) from 1 KiB; its own Accept-Encoding check ignores q=0, so
+     * whether the client takes gzip is decided here.  A body already
+     * encoded, or one with an ETag (a strong ETag names one representation,
+     * and the handler chose it), goes out as it is. */
+    const char *accept = NULL;
+    ssize_t ae = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT_ENCODING, -1);
+    if (ae != -1)
+        accept = h2o_strdup(&req->pool, req->headers.entries[ae].value.base,
+                            req->headers.entries[ae].value.len).base;
+    req->compress_hint = !resp->content_encoding && !resp->etag[0] && http_accepts_gzip(accept)
+                             ? H2O_COMPRESS_HINT_AUTO
+                             : H2O_COMPRESS_HINT_DISABLE;
     h2o_start_response(req, &generator);
     if (len == 0 || method_bit(req->method) == METHOD_HEAD) {
         free(resp->body);
@@ -1387,6 +1400,11 @@ static void h2o_setup(http_server *s)
     h2o_hostconf_t *host =
         h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
+    /* Flame graph JSON runs to megabytes: gzip at level 1 costs a few ms a
+     * megabyte and sends a tenth of the bytes (send_response decides per
+     * request whether the client takes it). */
+    h2o_compress_register(pathconf, &(h2o_compress_args_t){
+                                        .min_size = 1024, .gzip = {.quality = 1}, .brotli = {.quality = -1}});
     http_h2o_handler *handler = (http_h2o_handler *)h2o_create_handler(pathconf, sizeof *handler);
     handler->super.on_req = on_req;
     handler->server = s;

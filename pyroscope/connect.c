@@ -190,32 +190,6 @@ static int codec_of(const char *ct)
     return -1;
 }
 
-/* Whether an Accept-Encoding list takes gzip (and not with q=0). */
-static bool takes_gzip(const char *ae)
-{
-    while (ae && *ae) {
-        ae += strspn(ae, " \t,");
-        size_t tok = strcspn(ae, ",;");
-        const char *end = ae + tok;
-        while (end > ae && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
-        bool gz = (size_t)(end - ae) == 4 && strncasecmp(ae, "gzip", 4) == 0;
-        const char *item_end = ae + strcspn(ae, ",");
-        if (gz) {
-            const char *q = ae + tok;
-            bool zero = false;
-            for (const char *p = q; p < item_end; p++)
-                if ((p[0] == 'q' || p[0] == 'Q') && p + 1 < item_end && p[1] == '=') {
-                    double v = strtod(p + 2, NULL);
-                    zero = v <= 0;
-                }
-            return !zero;
-        }
-        ae = item_end;
-    }
-    return false;
-}
-
 static void serve(const pyroscope_request *req, pyroscope_call *c, http_response *resp)
 {
     firn_err err = {0};
@@ -323,7 +297,7 @@ static void serve(const pyroscope_request *req, pyroscope_call *c, http_response
     *resp = (http_response){.status = 200,
                            .content_type = binary ? "application/proto" : "application/json",
                            .body = data, .body_len = n};
-    if (n >= PYROSCOPE_GZIP_MIN && takes_gzip(req->accept_encoding)) {
+    if (n >= PYROSCOPE_GZIP_MIN && http_accepts_gzip(req->accept_encoding)) {
         unsigned char *gz;
         size_t gz_len;
         if (pprof_gzip(data, n, 1, &gz, &gz_len, NULL) == 0) {

@@ -16,6 +16,20 @@
  *   {"status":"success","data":{"profileTypes":[...],"samples":N,
  *   "timestampMs":T}}, else {"status":"error","errorType":...,"error":...}.
  *
+ * POST /api/v1/ingest with Content-Type: application/x-firn-batch
+ *   Many profiles in one request (firn-agent sends a drain's this way).
+ *   The body is items one after another, each a line "LENGTH QUERY\n"
+ *   (LENGTH decimal bytes, QUERY what the single upload's URL query would
+ *   be: name=...&delta=...&LABEL=VALUE...) and then LENGTH bytes of pprof,
+ *   raw or gzipped.  The framing of every item is checked before anything
+ *   is stored (a batch cut short stores nothing, 400); then each item is
+ *   stored as its single upload would be, all of it or none of it, and
+ *   answered in order: {"status":"success","data":{"stored":S,"failed":F,
+ *   "items":[{"status":"success","profileTypes":...,"samples":N,
+ *   "timestampMs":T} | {"status":"error","errorType":...,"error":...,
+ *   "code":HTTP_STATUS},...]}}.  The answer comes once every stored item is
+ *   durable.  X-Firn-Labels does not apply to batches.
+ *
  * POST /ingest?name=APP.SUFFIX{k=v,...}&from&until&format&sampleRate&spyName
  *   Pyroscope's ingest API (pkg/ingester/pyroscope), for its clients as
  *   they are.  A multipart/form-data body (a "profile" part, optional
@@ -276,8 +290,129 @@ static int api_ingest(web_api *api, const http_request *req, push *in, ingest_op
     return rc;
 }
 
+/* ---- POST /api/v1/ingest, a batch ------------------------------------------------- */
+
+typedef struct batch_item {
+    const char *query, *body;
+    size_t query_len, body_len;
+} batch_item;
+
+/* The items of a batch body ("LEN QUERY\n" then LEN bytes, again and
+ * again), all of them checked before any is stored: a batch cut short
+ * stores nothing. */
+static int batch_parse(firn_arena *a, const char *p, size_t len, batch_item **out, size_t *n_out,
+                       firn_err *err)
+{
+    size_t n = 0;
+    batch_item *items = NULL;
+    size_t cap = 0;
+    for (size_t at = 0; at < len;) {
+        if (n == WEB_INGEST_BATCH_MAX)
+            return firn_errf(err, FIRN_ETOOBIG, "batch: more than %d items",
+                             WEB_INGEST_BATCH_MAX);
+        const char *line = p + at;
+        const char *nl = memchr(line, '\n', len - at);
+        if (!nl)
+            return firn_errf(err, FIRN_EINVAL, "batch item %zu at byte %zu: no newline after "
+                             "\"LENGTH QUERY\"", n + 1, at);
+        size_t i = 0, size = 0;
+        while (line + i < nl && line[i] >= '0' && line[i] <= '9' && i < 12)
+            size = size * 10 + (size_t)(line[i++] - '0');
+        if (i == 0 || line + i >= nl || line[i] != ' ')
+            return firn_errf(err, FIRN_EINVAL, "batch item %zu at byte %zu: want \"LENGTH "
+                             "QUERY\" (a decimal length, a space, the item's query)", n + 1, at);
+        size_t body_at = (size_t)(nl - p) + 1;
+        if (size > len - body_at)
+            return firn_errf(err, FIRN_EINVAL, "batch item %zu at byte %zu: %zu bytes announced, "
+                             "%zu left in the body (cut short?)", n + 1, at, size, len - body_at);
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            batch_item *g = firn_arena_alloc(a, ncap * sizeof *g);
+            if (!g)
+                return firn_errf(err, FIRN_ENOMEM, "out of memory");
+            if (n)
+                memcpy(g, items, n * sizeof *g);
+            items = g;
+            cap = ncap;
+        }
+        items[n++] = (batch_item){.query = line + i + 1, .query_len = (size_t)(nl - line) - i - 1,
+                                  .body = p + body_at, .body_len = size};
+        at = body_at + size;
+    }
+    if (n == 0)
+        return firn_errf(err, FIRN_EINVAL, "empty batch: want at least one item");
+    *out = items;
+    *n_out = n;
+    return 0;
+}
+
+/* One item of a batch: stored as a single upload with that query and body
+ * would be; its own result object. */
+static json_t *batch_store(web_api *api, const batch_item *it, size_t *stored)
+{
+    firn_err err = {0};
+    push in = {.arena = firn_arena_new(0)};
+    ingest_options o = {0};
+    http_request *req = NULL;
+    int rc = in.arena ? http_request_make(in.arena, "POST", "/api/v1/ingest", it->query,
+                                          it->query_len, it->body, it->body_len, &req, &err)
+                      : firn_errf(&err, FIRN_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = api_ingest(api, req, &in, &o, &err);
+    json_t *j = json_object();
+    if (rc == 0) {
+        (*stored)++;
+        json_object_set_new(j, "status", json_string("success"));
+        json_object_set_new(j, "profileTypes", profile_types_json(o.profile_name, &in.result));
+        json_object_set_new(j, "samples", json_integer((json_int_t)in.result.samples));
+        json_object_set_new(j, "timestampMs", json_integer(in.result.timestamp_ms));
+    } else {
+        int status = status_of(rc);
+        json_object_set_new(j, "status", json_string("error"));
+        json_object_set_new(j, "errorType", json_string(status >= 500 ? (status == 503
+                                                        ? "unavailable" : "internal")
+                                                        : "bad_data"));
+        json_object_set_new(j, "error", json_string(err.msg));
+        json_object_set_new(j, "code", json_integer(status));
+    }
+    push_free(&in);
+    return j;
+}
+
+static void handle_api_ingest_batch(web_api *api, const http_request *req, http_response *resp)
+{
+    firn_err err = {0};
+    push in = {.arena = firn_arena_new(0)};
+    batch_item *items = NULL;
+    size_t n = 0;
+    int rc = in.arena ? push_body(&in, req, &err) : firn_errf(&err, FIRN_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = batch_parse(in.arena, in.body, in.body_len, &items, &n, &err);
+    if (rc < 0) {
+        web_respond_error(resp, "bad_data", "%s", err.msg);
+        resp->status = status_of(rc);
+        push_free(&in);
+        return;
+    }
+    json_t *results = json_array();
+    size_t stored = 0;
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(results, batch_store(api, &items[i], &stored));
+    json_t *data = json_object();
+    json_object_set_new(data, "stored", json_integer((json_int_t)stored));
+    json_object_set_new(data, "failed", json_integer((json_int_t)(n - stored)));
+    json_object_set_new(data, "items", results);
+    web_respond_data(resp, data);
+    push_free(&in);
+}
+
 static void handle_api_ingest(void *ctx, const http_request *req, http_response *resp)
 {
+    const char *ct = http_request_header(req, "Content-Type");
+    if (ct && strncasecmp(ct, WEB_INGEST_BATCH_TYPE, strlen(WEB_INGEST_BATCH_TYPE)) == 0) {
+        handle_api_ingest_batch(ctx, req, resp);
+        return;
+    }
     firn_err err = {0};
     push in = {.arena = firn_arena_new(0)};
     ingest_options o = {0};

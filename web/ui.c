@@ -32,53 +32,6 @@
 
 /* ---- content negotiation ------------------------------------------------------ */
 
-/* The q of one Accept-Encoding element's parameters ("; q=0.5"); 1 when
- * absent or malformed (RFC 9110 12.4.2: q defaults to 1). */
-static double element_q(const char *params, size_t len)
-{
-    for (size_t i = 0; i + 1 < len; i++) {
-        if ((params[i] == 'q' || params[i] == 'Q') && params[i + 1] == '=' &&
-            (i == 0 || params[i - 1] == ';' || params[i - 1] == ' ')) {
-            char num[16];
-            size_t n = len - i - 2 < sizeof num - 1 ? len - i - 2 : sizeof num - 1;
-            memcpy(num, params + i + 2, n);
-            num[n] = '\0';
-            char *end;
-            double q = strtod(num, &end);
-            return end == num ? 1 : q;
-        }
-    }
-    return 1;
-}
-
-/* Whether an Accept-Encoding header accepts gzip: listed ("gzip" or
- * "x-gzip") with q > 0, or not listed and "*" with q > 0. */
-static bool accepts_gzip(const char *header)
-{
-    if (!header)
-        return false;
-    double gzip = -1, any = -1;
-    for (const char *p = header; *p;) {
-        size_t len = strcspn(p, ",");
-        const char *tok = p;
-        while (tok < p + len && (*tok == ' ' || *tok == '\t'))
-            tok++;
-        size_t tok_len = strcspn(tok, ";, \t");
-        if (tok_len > (size_t)(p + len - tok))
-            tok_len = (size_t)(p + len - tok);
-        const char *params = tok + tok_len;
-        double q = element_q(params, (size_t)(p + len - params));
-        if ((tok_len == 4 && strncasecmp(tok, "gzip", 4) == 0) ||
-            (tok_len == 6 && strncasecmp(tok, "x-gzip", 6) == 0))
-            gzip = q > gzip ? q : gzip;
-        else if (tok_len == 1 && *tok == '*')
-            any = q;
-        p += len;
-        if (*p == ',')
-            p++;
-    }
-    return gzip >= 0 ? gzip > 0 : any > 0;
-}
 
 /* Whether If-None-Match (a list of entity tags, or "*") names etag, by
  * the weak comparison RFC 9110 13.1.2 asks for (a W/ prefix ignored). */
@@ -121,7 +74,7 @@ typedef struct representation {
  * when the client's copy is current. */
 static void respond(const http_request *req, http_response *resp, const representation *r)
 {
-    bool gz = r->gz && accepts_gzip(http_request_header(req, "accept-encoding"));
+    bool gz = r->gz && http_accepts_gzip(http_request_header(req, "accept-encoding"));
     const char *etag = gz ? r->gz_etag : r->etag;
     *resp = (http_response){
         .status = 200,

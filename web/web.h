@@ -97,6 +97,10 @@ struct pql_result;
 #define WEB_QUERY_RANGE_POINTS_MAX 11000
 /* Room for any value web_format_value writes, NUL included. */
 #define WEB_VALUE_MAX 40
+/* POST /api/v1/ingest with this Content-Type: many profiles in one request
+ * (api_ingest.c), at most WEB_INGEST_BATCH_MAX of them. */
+#define WEB_INGEST_BATCH_TYPE "application/x-firn-batch"
+#define WEB_INGEST_BATCH_MAX 100000
 
 /* Milliseconds as seconds with 3 decimals, none when whole (Prometheus's
  * jsonutil.MarshalTimestamp): 1700000000500 -> 1700000000.500. */

@@ -41,6 +41,16 @@ static void usage(FILE *f)
           "  --profiling-duration=D          how often profiles are drained and pushed\n"
           "                                  (default 10s)\n"
           "  --stack-map-size=N              stacks kept per interval (default 16384)\n"
+          "  --dwarf-unwinding=BOOL          walk user stacks with unwind tables compiled from\n"
+          "                                  each file's .eh_frame/.debug_frame, frame pointers\n"
+          "                                  where there is none (default true); false: frame\n"
+          "                                  pointers only\n"
+          "  --off-cpu                       also profile the time threads spend blocked\n"
+          "                                  (off_cpu:wait:nanoseconds:wait:nanoseconds:delta)\n"
+          "  --off-cpu-min-block=D           blocks shorter than D are not counted (default\n"
+          "                                  1ms)\n"
+          "  --unwind-table-shards=N         BPF memory for unwind tables, in shards of 1024\n"
+          "                                  rows (12 KiB; default 1024: 12 MiB)\n"
           "  --external-label=K=V            a label for every profile (repeatable); job=...\n"
           "                                  overrides job=\"firn-agent\"\n"
           "  --node=NAME                     the node label (default: the host name)\n"
@@ -57,14 +67,18 @@ static void usage(FILE *f)
           "Labels of each profile: job, pid, comm, executable, node, cgroup, and where the\n"
           "cgroup tells: container_id, pod_uid, systemd_unit.  Profile types are Go's CPU\n"
           "profile's: process_cpu:samples:count:cpu:nanoseconds:delta and\n"
-          "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta.\n"
+          "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta; with --off-cpu also\n"
+          "off_cpu:switches:count:wait:nanoseconds:delta and\n"
+          "off_cpu:wait:nanoseconds:wait:nanoseconds:delta.  Each interval's profiles go to\n"
+          "firn in one request.\n"
           "SIGTERM and SIGINT stop the agent (what is queued gets 5 s to be pushed).\n",
           f);
 }
 
 enum {
     OPT_REMOTE = 256, OPT_FREQ, OPT_DURATION, OPT_STACKS, OPT_LABEL, OPT_NODE, OPT_CONFIG,
-    OPT_BUF_PROFILES, OPT_BUF_BYTES, OPT_HTTP, OPT_LOG, OPT_VERSION
+    OPT_BUF_PROFILES, OPT_BUF_BYTES, OPT_HTTP, OPT_LOG, OPT_VERSION, OPT_DWARF, OPT_SHARDS,
+    OPT_OFF_CPU, OPT_OFF_CPU_MIN
 };
 
 /* A positive integer flag up to max; -1 after a message when it is not. */
@@ -87,6 +101,10 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"sampling-frequency", required_argument, NULL, OPT_FREQ},
         {"profiling-duration", required_argument, NULL, OPT_DURATION},
         {"stack-map-size", required_argument, NULL, OPT_STACKS},
+        {"dwarf-unwinding", required_argument, NULL, OPT_DWARF},
+        {"unwind-table-shards", required_argument, NULL, OPT_SHARDS},
+        {"off-cpu", no_argument, NULL, OPT_OFF_CPU},
+        {"off-cpu-min-block", required_argument, NULL, OPT_OFF_CPU_MIN},
         {"external-label", required_argument, NULL, OPT_LABEL},
         {"node", required_argument, NULL, OPT_NODE},
         {"config-path", required_argument, NULL, OPT_CONFIG},
@@ -104,6 +122,8 @@ static int parse_flags(int argc, char **argv, flags *f)
     firn_err err = {0};
     long long v;
     int c;
+    bool dwarf = true, off_cpu = false;
+    int64_t off_cpu_min_ms = -1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case OPT_REMOTE:
@@ -126,6 +146,29 @@ static int parse_flags(int argc, char **argv, flags *f)
             if ((v = positive("stack-map-size", optarg, 1 << 22)) < 0)
                 return 2;
             f->agent.stack_map_size = (uint32_t)v;
+            break;
+        case OPT_DWARF:
+            if (strcmp(optarg, "true") != 0 && strcmp(optarg, "false") != 0) {
+                fprintf(stderr, "firn-agent: --dwarf-unwinding: \"%s\" is not true or false\n",
+                        optarg);
+                return 2;
+            }
+            dwarf = strcmp(optarg, "true") == 0;
+            break;
+        case OPT_OFF_CPU:
+            off_cpu = true;
+            break;
+        case OPT_OFF_CPU_MIN:
+            if (firn_duration_parse(optarg, &off_cpu_min_ms, &err) < 0 || off_cpu_min_ms < 0) {
+                fprintf(stderr, "firn-agent: --off-cpu-min-block: %s\n",
+                        err.code ? err.msg : "want a duration");
+                return 2;
+            }
+            break;
+        case OPT_SHARDS:
+            if ((v = positive("unwind-table-shards", optarg, 65536)) < 0)
+                return 2;
+            f->agent.unwind_shards = (uint32_t)v;
             break;
         case OPT_LABEL: {
             char *eq = strchr(optarg, '=');
@@ -190,6 +233,11 @@ static int parse_flags(int argc, char **argv, flags *f)
         fprintf(stderr, "firn-agent: unexpected argument %s\n", argv[optind]);
         return 2;
     }
+    if (!dwarf)
+        f->agent.unwind_shards = 0;
+    if (off_cpu)
+        f->agent.off_cpu_min_ns = off_cpu_min_ms >= 0 ? off_cpu_min_ms * 1000000
+                                                      : AGENT_DEFAULT_OFF_CPU_MIN_NS;
     f->agent.external_labels = f->external;
     f->agent.n_external_labels = f->n_external;
     return 0;

@@ -5,7 +5,8 @@
 # in the kernel (reading /dev/zero), and a Go program (main.spinGo).
 # Within ~30 s firn must hold each one's profiles, found by pid and comm
 # labels, hottest function first with file:line (C and Go), kernel frames
-# for the kernel workload.  Then firn goes away: the agent keeps
+# for the kernel workload; each drain's profiles in one request to firn.
+# Then firn goes away: the agent keeps
 # sampling, drops what exceeds its (small) push buffer and counts it, and
 # pushes again once firn is back.
 # Without root or BTF the test is skipped (exit 77, ctest's SKIP_RETURN_CODE).
@@ -14,14 +15,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 FIRN=$1 AGENT=$2 WORKLOAD=$3 SRCDIR=$4
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP: firn-agent needs root to load BPF programs (running as uid $(id -u))"
-    exit 77
-fi
-if [ ! -r /sys/kernel/btf/vmlinux ]; then
-    echo "SKIP: this kernel has no BTF (/sys/kernel/btf/vmlinux), which firn-agent needs"
-    exit 77
-fi
+need_bpf
 
 e2e_workspace
 CPU_TYPE='process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta'
@@ -142,6 +136,10 @@ check "both Go CPU profile types stored" bash -c \
      jq -e '[.data[].__name__] | sort == [\"process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta\",
                                          \"process_cpu:samples:count:cpu:nanoseconds:delta\"]'"
 
+check "no off-CPU profiles without --off-cpu" bash -c \
+    "curl --noproxy '*' -sf -G 'http://127.0.0.1:$FIRN_PORT/api/v1/series' \
+        --data-urlencode 'match[]={__name__=~\"off_cpu:.*\"}' | jq -e '.data == []'"
+
 # -- the kernel workload: kernel frames
 ksel="{pid=\"$KERNEL_PID\"}"
 has_kernel_read() { profile collapsed "$ksel" | grep -Eq '(ksys_read|vfs_read)'; }
@@ -166,6 +164,17 @@ fi
 
 # -- firn away: the agent keeps sampling, drops past its buffer, counts it
 check "no push errors while firn runs" [ "$(metric 'firn_agent_pushes_total{result="error"}')" = 0 ]
+# -- one push per drain: firn counts the ingest requests, the agent its
+# drains and the profiles firn stored (three processes a drain)
+requests=$(curl_local "http://127.0.0.1:$FIRN_PORT/metrics" |
+    awk '/^firn_http_requests_total\{.*handler="\/api\/v1\/ingest"/ { s += $2 } END { print s + 0 }')
+drains=$(metric firn_agent_drains_total)
+pushed=$(metric firn_agent_profiles_pushed_total)
+if [ "$requests" -ge 1 ] && [ "$requests" -le $((drains + 1)) ] && [ "$pushed" -gt "$requests" ]; then
+    ok "one push per drain: $requests ingest requests at firn for $drains drains, $pushed profiles stored"
+else
+    fail "ingest requests at firn $requests, drains $drains, profiles stored $pushed"
+fi
 dropped_before=$(metric 'firn_agent_profiles_dropped_total{reason="buffer_full"}')
 stop_pid "$FIRN_PID"
 samples_before=$(metric firn_agent_samples_total)

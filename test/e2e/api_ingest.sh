@@ -119,6 +119,48 @@ same "each curl push stores the file's CPU total" \
 post at --data-binary @"$cpu" "$api/api/v1/ingest?name=process_cpu&job=curl&kind=at&time=1700000000.25"
 same "time= places the profile" "$(jq -r .data.timestampMs "$tmp/at.out")" 1700000000250
 
+# ---- batches on /api/v1/ingest (application/x-firn-batch) ------------------------------------------
+# batch_item FILE QUERY: one item, "LENGTH QUERY\n" and the bytes
+batch_item() { printf '%d %s\n' "$(stat -c %s "$1")" "$2"; cat "$1"; }
+printf 'not a profile' >"$tmp/junk.pb"
+{
+    batch_item "$cpu" 'name=process_cpu&job=batch&kind=gz'
+    batch_item "$tmp/junk.pb" 'name=process_cpu&job=batch&kind=junk'
+    batch_item "$heap" 'name=memory&job=batch&kind=heap&delta=false'
+} >"$tmp/batch.bin"
+post batch -H 'Content-Type: application/x-firn-batch' --data-binary @"$tmp/batch.bin" \
+    "$api/api/v1/ingest"
+same "batch of three: 200" "$code" 200
+same "the answer says, in order, what became of each item" \
+    "$(jq -c '[.data.stored, .data.failed, [.data.items[] | .status], .data.items[1].code,
+               .data.items[0].samples, (.data.items[2].samples > 0)]' "$tmp/batch.out")" \
+    '[2,1,["success","error","success"],400,76,true]'
+check "the bad item's error names what was wrong" grep -qF 'decoding profile: not a pprof' \
+    <(jq -r '.data.items[1].error' "$tmp/batch.out")
+same "the two good items are stored with their labels, the bad one not at all" \
+    "$(series --match job=batch | sed 's/__name__="[^"]*", //' | sort -u)" \
+    '{job="batch", kind="gz"}
+{job="batch", kind="heap"}'
+same "a batch item stores the file's CPU total" \
+    "$(stored_total job=batch __name__=process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta)" "$(nth_total "$cpu" 2)"
+# cut short: the last item announces more bytes than the body has
+{
+    batch_item "$cpu" 'name=process_cpu&job=short&kind=gz'
+    batch_item "$heap" 'name=memory&job=short&kind=heap'
+} >"$tmp/short.bin"
+third_at=$(stat -c %s "$tmp/short.bin")
+batch_item "$cpu" 'name=process_cpu&job=short&kind=last' | head -c 500 >>"$tmp/short.bin"
+post short -H 'Content-Type: application/x-firn-batch' --data-binary @"$tmp/short.bin" \
+    "$api/api/v1/ingest"
+same "a batch cut short: 400 saying where" "$code $(jq -r .error "$tmp/short.out" | cut -d: -f1)" \
+    "400 batch item 3 at byte $third_at"
+same "a batch cut short stores nothing, not even its whole items" "$(series --match job=short)" ""
+post badline -H 'Content-Type: application/x-firn-batch' --data-binary $'abc name=x\nxyz' \
+    "$api/api/v1/ingest"
+same "a batch item without its length: 400 naming it" \
+    "$code $(jq -r .error "$tmp/badline.out")" \
+    '400 batch item 1 at byte 0: want "LENGTH QUERY" (a decimal length, a space, the item'"'"'s query)'
+
 # ---- Pyroscope's /ingest ---------------------------------------------------------------------
 printf 'main;handler;parse 7\nmain;handler;render 5\nmain;gc 2\nmain;handler;parse 1\n' >"$tmp/stacks.txt"
 # no Content-Type given: curl sends a form type, and the body is still stacks

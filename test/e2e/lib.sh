@@ -189,6 +189,19 @@ wait_for() {
 
 curl_local() { curl --noproxy '*' --silent --show-error "$@"; }
 
+# need_bpf: end the test as skipped (exit 77, ctest's SKIP_RETURN_CODE)
+# unless it runs as root on a kernel with BTF, which firn-agent needs.
+need_bpf() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "SKIP: firn-agent needs root to load BPF programs (running as uid $(id -u))"
+        exit 77
+    fi
+    if [ ! -r /sys/kernel/btf/vmlinux ]; then
+        echo "SKIP: this kernel has no BTF (/sys/kernel/btf/vmlinux), which firn-agent needs"
+        exit 77
+    fi
+}
+
 # build_go SRCDIR PROGRAM TMPDIR: build the Go program test/PROGRAM into
 # TMPDIR/PROGRAM (from a copy, so the source tree is never written to); the
 # log is TMPDIR/PROGRAM-build.log.

@@ -319,10 +319,16 @@ static void test_pushbuf(void **state)
     assert_int_equal(agent_pushbuf_put(q, &filler), 0);
     assert_int_equal(agent_pushbuf_requeue(q, &it), 1);
     assert_null(it.body);
+    /* many at once: as one put each, the oldest dropped for room */
+    agent_push_item many[3] = {item("m1", 10), item("m2", 10), item("m3", 10)};
+    assert_int_equal(agent_pushbuf_put_many(q, many, 3), 2);
+    assert_int_equal(agent_pushbuf_len(q), 3);
+    assert_null(many[2].body);
+    assert_int_equal(agent_pushbuf_dropped(q), 7);
     /* larger than the whole bound: dropped itself */
     agent_push_item huge = item("huge", 5000);
     assert_int_equal(agent_pushbuf_put(q, &huge), 1);
-    assert_int_equal(agent_pushbuf_dropped(q), 6);
+    assert_int_equal(agent_pushbuf_dropped(q), 8);
     assert_true(agent_pushbuf_bytes(q) <= 1000);
     /* closed: what is left comes out, then nothing, without waiting */
     agent_pushbuf_close(q);
@@ -331,7 +337,7 @@ static void test_pushbuf(void **state)
         agent_push_item_free(&it);
         left++;
     }
-    assert_int_equal(left, 2);
+    assert_int_equal(left, 3);   /* m1, m2, m3 */
     assert_int_equal(agent_pushbuf_bytes(q), 0);
     agent_pushbuf_free(q);
     assert_null(agent_pushbuf_new(0, 10));

@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <zlib.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -117,6 +118,32 @@ static void h_big(void *ctx, const http_request *r, http_response *resp)
     }
 }
 
+/* The n-th byte of /text's body: text that compresses, yet not a run. */
+static char text_byte(size_t i)
+{
+    return (char)('a' + (i * 7 + i / 13) % 26);
+}
+
+/* /text?n=N&type=T[&encoded][&etag]: N bytes of text_byte as T (default
+ * application/json), labelled Content-Encoding: gzip with "encoded" (as a
+ * handler that compressed its body itself would), with a strong ETag with
+ * "etag". */
+static void h_text(void *ctx, const http_request *r, http_response *resp)
+{
+    (void)ctx;
+    const char *n = http_request_param(r, "n"), *type = http_request_param(r, "type");
+    size_t len = n ? strtoul(n, NULL, 10) : 0;
+    resp->body = malloc(len + 1);
+    assert_non_null(resp->body);
+    for (size_t i = 0; i < len; i++)
+        resp->body[i] = text_byte(i);
+    resp->body_len = len;
+    resp->content_type = type ? type : "application/json";
+    resp->content_encoding = http_request_param(r, "encoded") ? "gzip" : NULL;
+    if (http_request_param(r, "etag"))
+        snprintf(resp->etag, sizeof resp->etag, "\"v1\"");
+}
+
 static void h_fail(void *ctx, const http_request *r, http_response *resp)
 {
     (void)ctx;
@@ -202,6 +229,7 @@ static http_server *try_start_server(const char *listen, size_t workers, size_t 
     ROUTE("GET", "/empty", 0, h_empty, NULL);
     ROUTE("GET", "/fail", HTTP_ROUTE_WORKER, h_fail, NULL);
     ROUTE("GET", "/big", 0, h_big, NULL);
+    ROUTE("GET", "/text", 0, h_text, NULL);
 #undef ROUTE
     if (http_start(s, err) < 0)
         fail_msg("http_start: %s", err->msg);
@@ -435,6 +463,35 @@ static void test_params_decoding(void **state)
            "method=GET path=/wecho\na=[2,1]\nb=[+]\nbody=0\n");
 }
 
+/* A request of its own for a batch item: its query decoded as a URL's,
+ * its body as given, no headers; a bad escape refused with Go's message. */
+static void test_request_make(void **state)
+{
+    (void)state;
+    firn_arena *a = firn_arena_new(0);
+    assert_non_null(a);
+    http_request *r = NULL;
+    firn_err err = {0};
+    static const char q[] = "name=process_cpu&pid=42&comm=a+b%2Fc&pid=43";
+    assert_int_equal(http_request_make(a, "POST", "/api/v1/ingest", q, sizeof q - 1, "\x1f\x8b",
+                                       2, &r, &err), 0);
+    assert_string_equal(http_request_method(r), "POST");
+    assert_string_equal(http_request_path(r), "/api/v1/ingest");
+    assert_string_equal(http_request_param(r, "name"), "process_cpu");
+    assert_string_equal(http_request_param(r, "comm"), "a b/c");
+    const char *const *values;
+    assert_int_equal(http_request_params(r, "pid", &values), 2);
+    assert_string_equal(values[1], "43");
+    size_t len;
+    const char *body = http_request_body(r, &len);
+    assert_int_equal(len, 2);
+    assert_memory_equal(body, "\x1f\x8b", 2);
+    assert_null(http_request_header(r, "Content-Type"));
+    assert_int_equal(http_request_make(a, "POST", "/x", "a=%zz", 5, NULL, 0, &r, &err), FIRN_EINVAL);
+    assert_string_equal(err.msg, "invalid URL escape \"%zz\"");
+    firn_arena_free(a);
+}
+
 static void test_params_malformed(void **state)
 {
     http_server *s = *state;
@@ -514,6 +571,103 @@ static void test_headers(void **state)
     assert_string_equal(header_of(&r, "content-type"), "application/x-test");
     assert_string_equal(header_of(&r, "content-encoding"), "gzip");
     assert_string_equal(header_of(&r, "content-disposition"), "attachment; filename=\"p.pb.gz\"");
+    reply_free(&r);
+}
+
+/* GET target with an Accept-Encoding (NULL: none), the body as sent. */
+static reply get_encoded(http_server *s, const char *target, const char *accept)
+{
+    reply r = {0};
+    char h[256];
+    struct curl_slist *hs = NULL;
+    if (accept) {
+        snprintf(h, sizeof h, "Accept-Encoding: %s", accept);
+        hs = curl_slist_append(NULL, h);
+    }
+    CURL *c = easy_new(s, "GET", target, NULL, 0, hs, &r);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(hs);
+    return r;
+}
+
+/* Whether body is exactly n bytes of text_byte, inflated first when gz
+ * (zlib, the peer of h2o's gzip). */
+static bool text_body_is(const reply *r, size_t n, bool gz)
+{
+    const unsigned char *in = (const unsigned char *)r->body.data;
+    size_t in_len = r->body.len;
+    char *out = malloc(n + 1);
+    assert_non_null(out);
+    size_t out_len = in_len;
+    if (gz) {
+        z_stream z = {0};
+        assert_int_equal(inflateInit2(&z, 16 + MAX_WBITS), Z_OK);
+        z.next_in = (unsigned char *)in;
+        z.avail_in = (uInt)in_len;
+        z.next_out = (unsigned char *)out;
+        z.avail_out = (uInt)(n + 1);
+        int rc = inflate(&z, Z_FINISH);
+        out_len = z.total_out;
+        inflateEnd(&z);
+        if (rc != Z_STREAM_END) {
+            free(out);
+            return false;
+        }
+    } else if (in_len <= n) {
+        memcpy(out, in, in_len);
+    }
+    bool same = out_len == n;
+    for (size_t i = 0; same && i < n; i++)
+        same = out[i] == text_byte(i);
+    free(out);
+    return same;
+}
+
+/* Responses are gzipped for a client that takes gzip (RFC 9110 q-values
+ * honoured), from 1 KiB, for compressible types only, never twice. */
+static void test_gzip_negotiation(void **state)
+{
+    http_server *s = *state;
+    static const struct {
+        const char *target, *accept;
+        size_t n;
+        bool gz;
+    } cases[] = {
+        {"/text?n=65536", "gzip", 65536, true},
+        {"/text?n=65536", "gzip, deflate, br", 65536, true},
+        {"/text?n=65536", "*", 65536, false}, /* allowed, not asked: identity is fine */
+        {"/text?n=65536&type=image/svg%2Bxml", "gzip", 65536, true},
+        {"/text?n=65536&type=text/plain%3B%20version%3D0.0.4", "gzip", 65536, true},
+        {"/text?n=65536", NULL, 65536, false},
+        {"/text?n=65536", "identity", 65536, false},
+        {"/text?n=65536", "gzip;q=0, identity", 65536, false},
+        {"/text?n=65536", "*, gzip;q=0", 65536, false},
+        {"/text?n=1000", "gzip", 1000, false},
+        {"/text?n=65536&type=application/octet-stream", "gzip", 65536, false},
+        {"/text?n=65536&etag", "gzip", 65536, false}, /* its ETag names identity */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        reply r = get_encoded(s, cases[i].target, cases[i].accept);
+        const char *enc = header_of(&r, "content-encoding");
+        enc = enc ? enc : "";
+        if (r.status != 200 || (strcmp(enc, "gzip") == 0) != cases[i].gz ||
+            !text_body_is(&r, cases[i].n, cases[i].gz))
+            fail_msg("GET %s, Accept-Encoding %s: status %ld, Content-Encoding \"%s\", %zu bytes",
+                     cases[i].target, cases[i].accept ? cases[i].accept : "(none)", r.status, enc,
+                     r.body.len);
+        if (cases[i].gz) {
+            assert_true(r.body.len < cases[i].n / 2);
+            const char *vary = header_of(&r, "vary");
+            assert_true(vary && strcasestr(vary, "accept-encoding"));
+        }
+        reply_free(&r);
+    }
+    /* A body its handler encoded goes out as it is, not compressed again. */
+    reply r = get_encoded(s, "/text?n=65536&encoded", "gzip");
+    assert_string_equal(header_of(&r, "content-encoding"), "gzip");
+    assert_true(text_body_is(&r, 65536, false));
     reply_free(&r);
 }
 
@@ -888,9 +1042,11 @@ int main(void)
         cmocka_unit_test(test_prefix_routes),
         cmocka_unit_test(test_params_decoding),
         cmocka_unit_test(test_params_malformed),
+        cmocka_unit_test(test_request_make),
         cmocka_unit_test(test_post_form_after_url),
         cmocka_unit_test(test_body_limit),
         cmocka_unit_test(test_headers),
+        cmocka_unit_test(test_gzip_negotiation),
         cmocka_unit_test(test_worker_routes),
         cmocka_unit_test(test_many_concurrent_workers),
     };
