@@ -936,10 +936,15 @@ static const config_ynode *dec_scrape(config_dec *d, const config_ynode *v, cons
 
 static void dec_global(config_dec *d, const config_ynode *v, firn_config *cfg)
 {
-    static const char *const names[] = {"scrape_interval", "scrape_timeout", "external_labels"};
-    const config_ynode *vals[3];
-    if (!config_dec_fields(d, v, "global", "global", names, 3, vals, NULL))
+    static const char *const names[] = {"scrape_interval", "scrape_timeout", "external_labels",
+                                        "evaluation_interval"};
+    const config_ynode *vals[4];
+    if (!config_dec_fields(d, v, "global", "global", names, 4, vals, NULL))
         return;
+    int64_t eval = 0;
+    get_duration(d, vals[3], "evaluation_interval", &eval, NULL);
+    if (eval)
+        cfg->evaluation_interval_ms = eval;
     bool has_timeout = false;
     int64_t interval = 0, timeout = 0;
     get_duration(d, vals[0], "scrape_interval", &interval, NULL);
@@ -982,18 +987,89 @@ static void dec_object_storage(config_dec *d, const config_ynode *v, firn_config
     }
 }
 
+/* ---- rules and alerting --------------------------------------------------- */
+
+static void dec_alertmanager(config_dec *d, const config_ynode *v, config_alertmanager *am)
+{
+    static const char *const names[] = {HTTP_FIELD_NAMES, "static_configs", "scheme",
+                                        "path_prefix", "timeout", "api_version",
+                                        "relabel_configs"};
+    const config_ynode *vals[N_HTTP_FIELDS + 6], *keys[N_HTTP_FIELDS + 6];
+    am->scheme = "http";
+    am->path_prefix = "/";
+    am->timeout_ms = 10000;
+    if (!config_dec_fields(d, v, "alertmanagers", "alertmanager_config", names,
+                           N_HTTP_FIELDS + 6, vals, keys))
+        return;
+    dec_http(d, vals, keys, &am->http);
+    const config_ynode *const *x = vals + N_HTTP_FIELDS;
+    DEC_LIST(d, x[0], "static_configs", am->static_configs, am->n_static_configs, dec_static);
+    check_static_targets(d, x[0]);
+    config_dec_str(d, x[1], "scheme", &am->scheme);
+    if (strcmp(am->scheme, "http") != 0 && strcmp(am->scheme, "https") != 0)
+        config_dec_err(d, x[1], "scheme", "unknown scheme \"%.64s\": http or https",
+                       am->scheme);
+    config_dec_str(d, x[2], "path_prefix", &am->path_prefix);
+    get_duration(d, x[3], "timeout", &am->timeout_ms, NULL);
+    char *version = NULL;
+    config_dec_str(d, x[4], "api_version", &version);
+    if (version && strcmp(version, "v2") != 0)
+        config_dec_err(d, x[4], "api_version",
+                       "expected Alertmanager api version to be one of [v2] but got %.16s "
+                       "(firn speaks API v2 only)", version);
+    if (x[5] && !config_ynode_is_null(x[5]))
+        config_dec_err(d, x[5], "relabel_configs", "relabeling of Alertmanager targets is not "
+                       "supported by firn (alert_relabel_configs is)");
+}
+
+static void dec_alerting(config_dec *d, const config_ynode *v, firn_config *cfg)
+{
+    static const char *const names[] = {"alert_relabel_configs", "alertmanagers"};
+    const config_ynode *vals[2];
+    if (!config_dec_fields(d, v, "alerting", "alerting", names, 2, vals, NULL))
+        return;
+    const config_ynode *rl = config_dec_seq(d, vals[0], "alert_relabel_configs");
+    if (rl) {
+        cfg->alert_relabel_configs = config_dec_calloc(d, rl->n, sizeof *cfg->alert_relabel_configs);
+        for (size_t i = 0; cfg->alert_relabel_configs && i < rl->n; i++)
+            if (config_dec_relabel(d, rl->items[i],
+                                   &cfg->alert_relabel_configs[cfg->n_alert_relabel_configs]))
+                cfg->n_alert_relabel_configs++;
+    }
+    DEC_LIST(d, vals[1], "alertmanagers", cfg->alertmanagers, cfg->n_alertmanagers,
+             dec_alertmanager);
+}
+
+/* Prometheus's rule file pattern rule: ^[^*]*(\*[^/]*)?$ */
+static void dec_rule_files(config_dec *d, const config_ynode *v, firn_config *cfg)
+{
+    if (!config_dec_str_list(d, v, "rule_files", &cfg->rule_files, &cfg->n_rule_files))
+        return;
+    for (size_t i = 0; i < cfg->n_rule_files; i++) {
+        const char *star = strchr(cfg->rule_files[i], '*');
+        if (star && (strchr(star + 1, '*') || strchr(star + 1, '/')))
+            config_dec_err(d, v->items[i], "rule_files", "invalid rule file path \"%s\"",
+                           cfg->rule_files[i]);
+    }
+}
+
 static void dec_config(config_dec *d, const config_ynode *root, firn_config *cfg)
 {
-    static const char *const names[] = {"global", "scrape_configs", "object_storage"};
-    const config_ynode *vals[3];
+    static const char *const names[] = {"global", "scrape_configs", "object_storage",
+                                        "rule_files", "alerting"};
+    const config_ynode *vals[5];
     if (root && root->kind != CONFIG_YNODE_MAP && !config_ynode_is_null(root)) {
         config_dec_err(d, root, NULL, "expected a mapping at the top level, got %s", config_dec_kind(root));
         return;
     }
-    if (!config_dec_fields(d, root, NULL, "the top level", names, 3, vals, NULL))
+    if (!config_dec_fields(d, root, NULL, "the top level", names, 5, vals, NULL))
         return;
     if (vals[0])
         dec_global(d, vals[0], cfg);
+    if (vals[3])
+        dec_rule_files(d, vals[3], cfg);
+    if (vals[4])
+        dec_alerting(d, vals[4], cfg);
     if (vals[2])
         dec_object_storage(d, vals[2], cfg);
     const config_ynode *sc = config_dec_seq(d, vals[1], "scrape_configs");
@@ -1026,6 +1102,8 @@ void config_free(firn_config *cfg)
     for (size_t i = 0; i < cfg->n_scrapes; i++)
         for (size_t j = 0; j < cfg->scrapes[i].n_relabel_configs; j++)
             firn_relabel_config_destroy(&cfg->scrapes[i].relabel_configs[j]);
+    for (size_t j = 0; j < cfg->n_alert_relabel_configs; j++)
+        firn_relabel_config_destroy(&cfg->alert_relabel_configs[j]);
     firn_arena_free(cfg->arena);
     free(cfg);
 }
@@ -1051,6 +1129,7 @@ firn_config *config_load_string_errors(const char *text, size_t len, const char 
     cfg->arena = arena;
     cfg->scrape_interval_ms = DEFAULT_INTERVAL_MS;
     cfg->scrape_timeout_ms = DEFAULT_TIMEOUT_MS;
+    cfg->evaluation_interval_ms = 60 * 1000;
     config_dec d = {.name = name, .arena = arena};
     cfg->source = config_dec_strdup(&d, name);
     config_ynode *root;

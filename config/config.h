@@ -31,11 +31,20 @@
  *                       is min(10s, scrape_interval); set above the interval
  *                       it is an error (Prometheus GlobalConfig)
  *     external_labels   {}; label names must be valid
+ *     evaluation_interval  1m: rule groups without an interval of their own
  *   scrape_configs: [scrape_config]
+ *   rule_files:         [glob] Prometheus rule files (rules/ reads them); a
+ *                       '*' only in the last path element; relative to the
+ *                       config file's directory
+ *   alerting:           {alert_relabel_configs: [relabel_config],
+ *                        alertmanagers: [{static_configs, scheme (http),
+ *                        path_prefix (/), timeout (10s), api_version (v2;
+ *                        v1 is refused: firn speaks v2 only), basic_auth,
+ *                        authorization, tls_config}]}; an Alertmanager's
+ *                       relabel_configs is refused (not supported)
  *   object_storage:     Parca's bucket config; accepted and not used (firn
  *                       stores locally); see config_object_storage_type.
- *   Other top-level keys (rule_files, alerting, remote_write, ...) are
- *   unknown fields.
+ *   Other top-level keys (remote_write, ...) are unknown fields.
  *
  *   scrape_config:
  *     job_name          required, unique across scrape configs
@@ -230,6 +239,16 @@ typedef struct config_scrape {
     size_t n_relabel_configs;
 } config_scrape;
 
+/* One alerting.alertmanagers entry. */
+typedef struct config_alertmanager {
+    config_target_group *static_configs;
+    size_t n_static_configs;
+    char *scheme;               /* "http" or "https" */
+    char *path_prefix;          /* "/" unless given */
+    int64_t timeout_ms;         /* 10s */
+    config_http http;
+} config_alertmanager;
+
 typedef struct firn_config firn_config;
 
 struct firn_config {
@@ -241,6 +260,13 @@ struct firn_config {
     size_t n_external_labels;
     config_scrape *scrapes;
     size_t n_scrapes;
+    int64_t evaluation_interval_ms;  /* 1m */
+    char **rule_files;          /* globs, joined to the config file's directory */
+    size_t n_rule_files;
+    config_alertmanager *alertmanagers;
+    size_t n_alertmanagers;
+    firn_relabel_config *alert_relabel_configs;
+    size_t n_alert_relabel_configs;
     bool has_object_storage;
     char *object_storage_type;  /* object_storage.bucket.type, or NULL */
     firn_arena *arena;          /* owns the strings and arrays above */

@@ -194,6 +194,34 @@ static int load_block(void *arg, const tsdb_block *b)
     return 0;
 }
 
+/* A float sample; a range selector drops stale markers (Prometheus keeps
+ * them out of range vectors), an instant one keeps them to end a series. */
+static int load_float(void *arg, int64_t t_ms, double v)
+{
+    struct load_scan *ls = arg;
+    struct ctx *c = ls->c;
+    if (ls->node->kind == PQL_MATRIX_SELECTOR && tsdb_is_stale(v))
+        return 0;
+    if (++c->points > c->max_points)
+        return firn_errf(c->err, FIRN_ETOOBIG,
+                         "the query loads more than %zu points; narrow the selector or the "
+                         "time range", c->max_points);
+    if (ls->n == ls->cap) {
+        size_t ncap = ls->cap ? ls->cap * 2 : 64;
+        pql_point *np = firn_arena_alloc(c->load_arena, ncap * sizeof *np);
+        if (!np)
+            return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+        if (ls->n)
+            memcpy(np, ls->p, ls->n * sizeof *np);
+        ls->p = np;
+        ls->cap = ncap;
+    }
+    ls->p[ls->n].t_ms = t_ms;
+    ls->p[ls->n].v = v;
+    ls->n++;
+    return 0;
+}
+
 static bool ends_with_delta(const tsdb_series *s)
 {
     const char *name = firn_labels_get(s->labels, s->n_labels, FIRN_LABEL_NAME);
@@ -211,6 +239,14 @@ static int load_selector(struct ctx *c, const pql_expr *node, int64_t start, int
     if (tsdb_select(c->r, node->sel.matchers, node->sel.n_matchers, from + 1, to, &out->set,
                     c->err) < 0)
         return c->err ? c->err->code : FIRN_EIO;
+    if (node->sel.n_filters) {
+        /* a stack filter selects profile series only: float series have no stacks */
+        size_t kept = 0;
+        for (size_t i = 0; i < out->set.n; i++)
+            if (!out->set.series[i].floats)
+                out->set.series[kept++] = out->set.series[i];
+        out->set.n = kept;
+    }
     out->s = firn_arena_calloc(c->load_arena, out->set.n + 1, sizeof *out->s);
     if (!out->s)
         return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
@@ -220,8 +256,12 @@ static int load_selector(struct ctx *c, const pql_expr *node, int64_t start, int
     int rc = 0;
     for (size_t i = 0; i < out->set.n && !rc; i++) {
         struct load_scan ls = {.c = c, .node = node, .verdicts = &verdicts};
-        rc = tsdb_scan(c->r, out->set.series[i].id, from + 1, to,
-                       node->sel.n_filters ? 0 : TSDB_SCAN_TOTALS, load_block, &ls, c->err);
+        if (out->set.series[i].floats)
+            rc = tsdb_scan_floats(c->r, out->set.series[i].id, from + 1, to, load_float, &ls,
+                                  c->err);
+        else
+            rc = tsdb_scan(c->r, out->set.series[i].id, from + 1, to,
+                           node->sel.n_filters ? 0 : TSDB_SCAN_TOTALS, load_block, &ls, c->err);
         out->s[i].series = &out->set.series[i];
         out->s[i].nameless = labels_filter(c->load_arena, out->set.series[i].labels,
                                            out->set.series[i].n_labels, &out->s[i].n_nameless,
@@ -230,7 +270,7 @@ static int load_selector(struct ctx *c, const pql_expr *node, int64_t start, int
             rc = firn_errf(c->err, FIRN_ENOMEM, "out of memory");
         out->s[i].points = ls.p;
         out->s[i].n = ls.n;
-        out->s[i].delta = ends_with_delta(&out->set.series[i]);
+        out->s[i].delta = !out->set.series[i].floats && ends_with_delta(&out->set.series[i]);
     }
     out->n = out->set.n;
     firn_u64map_destroy(&verdicts);
@@ -364,7 +404,8 @@ static int eval_vector_selector(struct ctx *c, const pql_expr *e, int64_t t, str
     int64_t at = t - e->sel.offset_ms;
     for (size_t i = 0; i < l->n; i++) {
         long k = last_at_or_before(&l->s[i], at);
-        if (k < 0 || l->s[i].points[k].t_ms <= at - c->lookback_ms)
+        if (k < 0 || l->s[i].points[k].t_ms <= at - c->lookback_ms ||
+            tsdb_is_stale(l->s[i].points[k].v))
             continue;
         struct sample *s = &out->s[out->n++];
         s->labels = l->s[i].series->labels;
@@ -395,8 +436,12 @@ static double extrapolated(const pql_point *p, size_t n, int64_t range_start, in
     double threshold = avg_between * 1.1, interval = sampled;
     interval += to_start < threshold ? to_start : avg_between / 2;
     interval += to_end < threshold ? to_end : avg_between / 2;
-    result *= interval / sampled;
-    return is_rate ? result / range_s : result;
+    /* Prometheus's order of operations (one factor, divided by the range
+     * for rate), so results agree to the last bit */
+    double factor = interval / sampled;
+    if (is_rate)
+        factor /= range_s;
+    return result * factor;
 }
 
 static int eval_call(struct ctx *c, const pql_expr *e, int64_t t, struct value *out)

@@ -265,6 +265,12 @@ static int side_eval(tsdb_reader *r, const pql_profile_request *req, const struc
     end = shift_time(end, sel->sel.offset_ms);
     if ((rc = tsdb_select(r, sel->sel.matchers, sel->sel.n_matchers, start, end, &set, err)) < 0)
         goto out;
+    /* float series (recorded by rules) have no stacks: a profile query skips them */
+    size_t kept = 0;
+    for (size_t i = 0; i < set.n; i++)
+        if (!set.series[i].floats)
+            set.series[kept++] = set.series[i];
+    set.n = kept;
     const char *type;
     if ((rc = one_type(&set, &type, err)) < 0)
         goto out;

@@ -194,7 +194,7 @@ pprof_hash tsdb_labels_hash(const firn_label *labels, size_t n)
 }
 
 int tsdb_series_encode(struct buf *b, const firn_label *labels, size_t n, int64_t min_ts,
-                  int64_t max_ts)
+                  int64_t max_ts, bool floats)
 {
     assert(labels_sorted(labels, n) && min_ts <= max_ts);
     b->len = 0;
@@ -205,7 +205,25 @@ int tsdb_series_encode(struct buf *b, const firn_label *labels, size_t n, int64_
         tsdb_buf_bytes(b, labels[i].name, strlen(labels[i].name));
         tsdb_buf_bytes(b, labels[i].value, strlen(labels[i].value));
     }
+    if (floats) {
+        unsigned char kind = SERIES_KIND_FLOAT;
+        tsdb_buf_put(b, &kind, 1);
+    }
     return b->oom ? FIRN_ENOMEM : 0;
+}
+
+bool tsdb_series_record_floats(const MDB_val *v)
+{
+    struct cur c = {v->mv_data, (const unsigned char *)v->mv_data + v->mv_size, false};
+    tsdb_cur_zigzag(&c);
+    tsdb_cur_zigzag(&c);
+    uint64_t n = tsdb_cur_varint(&c);
+    for (uint64_t i = 0; i < n && !c.bad; i++) {
+        size_t l;
+        tsdb_cur_bytes(&c, &l);
+        tsdb_cur_bytes(&c, &l);
+    }
+    return !c.bad && c.end - c.p == 1 && *c.p == SERIES_KIND_FLOAT;
 }
 
 int tsdb_series_decode(const MDB_val *v, firn_arena *arena, tsdb_series *out, firn_err *err)
@@ -231,10 +249,11 @@ int tsdb_series_decode(const MDB_val *v, firn_arena *arena, tsdb_series *out, fi
         out->labels[i].name = ns;
         out->labels[i].value = vs;
     }
-    if (c.bad)
+    if (c.bad || c.end - c.p > 1 || (c.end - c.p == 1 && *c.p != SERIES_KIND_FLOAT))
         return firn_errf(err, FIRN_EIO, "series %llu: corrupt series record",
                          (unsigned long long)out->id);
     out->n_labels = (size_t)n;
+    out->floats = c.end - c.p == 1;
     return 0;
 }
 

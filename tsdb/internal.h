@@ -13,6 +13,10 @@
  *               UTF-8), the whole value kept in long_values under that key
  *   long_values long postings key -> whole label value
  *   samples     (series id u64 BE, timestamp ms u64 BE) -> block (see tsdb_block_encode)
+ *   floats      (series id u64 BE, timestamp ms u64 BE) -> f64 (8 bytes, the IEEE bit
+ *               pattern little-endian; TSDB_STALE_NAN is a stale marker): the samples
+ *               of float series (recording rules, ALERTS); a series is a float series
+ *               when its record says so, and then has no samples/totals keys
  *   totals      the same key -> the block's header alone (count, total, duration,
  *               period), packed densely so metric queries read no sample pages
  *   symbols     (partition u32 BE, kind u8, id u32 BE) -> symbol content
@@ -58,7 +62,8 @@ struct tsdb {
     char *path;
     MDB_env *env;
     MDB_dbi dbi_meta, dbi_series, dbi_series_idx, dbi_postings, dbi_long_values,
-        dbi_samples, dbi_totals, dbi_symbols, dbi_symbol_idx;
+        dbi_samples, dbi_totals, dbi_symbols, dbi_symbol_idx, dbi_floats;
+    bool has_floats;         /* false only for a read-only open of a version 2 store */
     int64_t partition_ms;
     int lock_fd;             /* flock'd firn.lock: one writing process */
     /* Readers hold it shared for the life of their transaction; the writer
@@ -66,6 +71,7 @@ struct tsdb {
     pthread_rwlock_t resize_lock;
     struct writer *writer;   /* NULL when read-only */
     _Atomic uint64_t appends_total, append_failures_total, samples_total, commits_total,
+        float_samples_total, float_samples_dropped_total,
         queue_full_total, map_resizes_total, retention_deleted_blocks_total,
         retention_deleted_series_total, retention_runs_total, queue_length;
 };
@@ -125,9 +131,14 @@ size_t tsdb_posting_key(unsigned char *out, const char *name, const char *value,
 pprof_hash tsdb_labels_hash(const firn_label *labels, size_t n);
 
 /* Series record: min ts, max ts (zigzag), label count, then length-prefixed
- * name and value of each label, sorted by name. */
+ * name and value of each label, sorted by name; then, for a float series
+ * only, one byte SERIES_KIND_FLOAT (a record without it, as every version 2
+ * record, is a profile series). */
+#define SERIES_KIND_FLOAT 1
 int tsdb_series_encode(struct buf *b, const firn_label *labels, size_t n, int64_t min_ts,
-                  int64_t max_ts);
+                  int64_t max_ts, bool floats);
+/* Whether a stored series record is a float series' (false on a corrupt one). */
+bool tsdb_series_record_floats(const MDB_val *v);
 /* Decode into arena-allocated labels; FIRN_EIO with err on a bad record. */
 int tsdb_series_decode(const MDB_val *v, firn_arena *arena, tsdb_series *out, firn_err *err);
 

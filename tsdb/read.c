@@ -338,7 +338,11 @@ static int holds_profile_in(tsdb_reader *r, const tsdb_series *s, int64_t start_
     if (!*yes || s->min_time_ms >= start_ms || s->max_time_ms <= end_ms)
         return 0;   /* no overlap, or an end of the series lies in the range */
     MDB_cursor *c;
-    int rc = mdb_cursor_open(r->txn, r->db->dbi_samples, &c);
+    if (s->floats && !r->db->has_floats) {
+        *yes = false;
+        return 0;
+    }
+    int rc = mdb_cursor_open(r->txn, s->floats ? r->db->dbi_floats : r->db->dbi_samples, &c);
     if (rc)
         return rc;
     unsigned char kb[SAMPLE_KEY_LEN];
@@ -635,6 +639,42 @@ int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_
             b.values = r->values;
         }
         if ((ret = fn(ctx, &b)) != 0)
+            break;
+    }
+    mdb_cursor_close(c);
+    if (!ret && rc && rc != MDB_NOTFOUND)
+        ret = lmdb_err(r, err, rc, "scanning");
+    return ret;
+}
+
+int tsdb_scan_floats(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_ms,
+                     tsdb_float_fn fn, void *ctx, firn_err *err)
+{
+    if (!r->db->has_floats)
+        return 0;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(r->txn, r->db->dbi_floats, &c);
+    if (rc)
+        return lmdb_err(r, err, rc, "scanning");
+    unsigned char kb[SAMPLE_KEY_LEN];
+    tsdb_sample_key(kb, series_id, start_ms > 0 ? start_ms : 0);
+    MDB_val k = {sizeof kb, kb}, v;
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != SAMPLE_KEY_LEN || tsdb_be64_get(k.mv_data) != series_id)
+            break;
+        int64_t ts = (int64_t)tsdb_be64_get((unsigned char *)k.mv_data + 8);
+        if (ts > end_ms)
+            break;
+        double value;
+        if (v.mv_size != sizeof value) {
+            ret = firn_errf(err, FIRN_EIO, "series %llu at %lld ms: corrupt float sample",
+                            (unsigned long long)series_id, (long long)ts);
+            break;
+        }
+        memcpy(&value, v.mv_data, sizeof value);   /* little-endian hosts only */
+        if ((ret = fn(ctx, ts, value)) != 0)
             break;
     }
     mdb_cursor_close(c);

@@ -49,13 +49,14 @@ fail:
     return rc;
 }
 
-/* Deletes the expired blocks of one series; returns the LMDB code.  *empty
- * tells whether the series has no block left, else *new_min is its oldest. */
-static int expire_blocks(tsdb *db, MDB_txn *txn, uint64_t id, int64_t cutoff, long *budget,
-                         uint64_t *deleted, bool *empty, int64_t *new_min)
+/* Deletes the expired blocks (or float samples) of one series; returns the
+ * LMDB code.  *empty tells whether the series has nothing left, else
+ * *new_min is its oldest timestamp. */
+static int expire_blocks(tsdb *db, MDB_txn *txn, uint64_t id, bool floats, int64_t cutoff,
+                         long *budget, uint64_t *deleted, bool *empty, int64_t *new_min)
 {
     MDB_cursor *c;
-    int rc = mdb_cursor_open(txn, db->dbi_samples, &c);
+    int rc = mdb_cursor_open(txn, floats ? db->dbi_floats : db->dbi_samples, &c);
     if (rc)
         return rc;
     unsigned char kb[SAMPLE_KEY_LEN];
@@ -69,7 +70,7 @@ static int expire_blocks(tsdb *db, MDB_txn *txn, uint64_t id, int64_t cutoff, lo
         unsigned char key[SAMPLE_KEY_LEN];
         memcpy(key, k.mv_data, sizeof key);
         MDB_val tk = {sizeof key, key};
-        rc = mdb_del(txn, db->dbi_totals, &tk, NULL);
+        rc = floats ? 0 : mdb_del(txn, db->dbi_totals, &tk, NULL);
         if ((rc && rc != MDB_NOTFOUND) || (rc = mdb_cursor_del(c, 0)))
             break;
         (*deleted)++;
@@ -145,8 +146,10 @@ int tsdb_retention_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, uint64_t *delete
         if (min_ts < cutoff) {
             bool empty = false;
             int64_t new_min = min_ts;
-            if ((rc = expire_blocks(db, txn, s.id, cutoff, &budget, deleted_blocks, &empty,
-                                    &new_min)))
+            /* retention counts float samples as blocks: one stored value each */
+            bool floats = tsdb_series_record_floats(&v);
+            if ((rc = expire_blocks(db, txn, s.id, floats, cutoff, &budget, deleted_blocks,
+                                    &empty, &new_min)))
                 break;
             if (tsdb_series_decode(&v, arena, &s, err) < 0) {
                 rc = MDB_CORRUPTED;
@@ -161,7 +164,7 @@ int tsdb_retention_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, uint64_t *delete
                 continue;
             }
             struct buf b = {0};
-            if (tsdb_series_encode(&b, s.labels, s.n_labels, new_min, max_ts) < 0) {
+            if (tsdb_series_encode(&b, s.labels, s.n_labels, new_min, max_ts, s.floats) < 0) {
                 rc = ENOMEM;
                 break;
             }

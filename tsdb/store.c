@@ -213,7 +213,7 @@ static int open_schema(tsdb *db, firn_err *err)
                                  "%s: an LMDB environment, but not a firn store (no schema "
                                  "record)", db->path);
             }
-            if (version != TSDB_SCHEMA_VERSION) {
+            if (version != TSDB_SCHEMA_VERSION && version != 2) {
                 mdb_txn_abort(txn);
                 return firn_errf(err, FIRN_EINVAL,
                                  "%s: store schema version %u; this firn reads version %d only",
@@ -221,8 +221,33 @@ static int open_schema(tsdb *db, firn_err *err)
             }
         }
     }
+    /* Version 3 added the floats database, nothing else: a writable open of
+     * a version 2 store creates it and records version 3; a read-only one
+     * reads the store as having no float series. */
+    rc = mdb_dbi_open(txn, "floats", ro ? 0 : MDB_CREATE, &db->dbi_floats);
+    db->has_floats = rc == 0;
+    if (rc && !(ro && rc == MDB_NOTFOUND)) {
+        mdb_txn_abort(txn);
+        return firn_errf(err, FIRN_EIO, "%s: opening \"floats\": %s", db->path,
+                         tsdb_strerror(rc));
+    }
     MDB_val k = {strlen("schema_version"), "schema_version"}, v;
     rc = mdb_get(txn, db->dbi_meta, &k, &v);
+    uint32_t old_version = 0;
+    if (rc == 0 && v.mv_size == sizeof old_version)
+        memcpy(&old_version, v.mv_data, sizeof old_version);   /* little-endian hosts only */
+    if (rc == 0 && !ro && old_version == 2) {
+        uint32_t ver = TSDB_SCHEMA_VERSION;
+        MDB_val vv = {sizeof ver, &ver};
+        if ((rc = mdb_put(txn, db->dbi_meta, &k, &vv, 0)) ||
+            (rc = mdb_get(txn, db->dbi_meta, &k, &v))) {
+            mdb_txn_abort(txn);
+            return firn_errf(err, FIRN_EIO, "%s: upgrading the schema record: %s", db->path,
+                             tsdb_strerror(rc));
+        }
+        firn_log(FIRN_LOG_INFO, "tsdb", "upgraded the store to schema version 3 (float series)",
+                 "path=%s", db->path);
+    }
     if (rc == MDB_NOTFOUND && !ro) {
         uint32_t ver = TSDB_SCHEMA_VERSION;
         int64_t width = db->opts.partition_ms;
@@ -255,7 +280,7 @@ static int open_schema(tsdb *db, firn_err *err)
     /* committing (even a read-only transaction) keeps the handles open */
     if ((rc = mdb_txn_commit(txn)))
         return firn_errf(err, FIRN_EIO, "%s: %s", db->path, tsdb_strerror(rc));
-    if (version != TSDB_SCHEMA_VERSION)
+    if (version != TSDB_SCHEMA_VERSION && !(version == 2 && !db->has_floats))
         return firn_errf(err, FIRN_EINVAL,
                          "%s: store schema version %u; this firn reads version %d only",
                          db->path, version, TSDB_SCHEMA_VERSION);
@@ -363,5 +388,7 @@ int tsdb_stats_get(tsdb *db, tsdb_stats *out, firn_err *err)
     out->retention_deleted_series_total = atomic_load(&db->retention_deleted_series_total);
     out->retention_runs_total = atomic_load(&db->retention_runs_total);
     out->queue_length = atomic_load(&db->queue_length);
+    out->float_samples_total = atomic_load(&db->float_samples_total);
+    out->float_samples_dropped_total = atomic_load(&db->float_samples_dropped_total);
     return 0;
 }

@@ -1,4 +1,5 @@
-/* tsdb.h -- firn's profile store: series of profiles on LMDB.
+/* tsdb.h -- firn's profile store: series of profiles on LMDB, and float
+ * series (what recording rules and alerting rules write) beside them.
  *
  * Owns one directory (default ./data) holding one LMDB environment.  A
  * series is a label set whose __name__ is a profile type
@@ -6,8 +7,10 @@
  * with N sample types becomes N series.  Each stored profile is a block of
  * (stack, value[, sample-label set]) keyed by (series, timestamp); stacks and
  * the symbols under them are content-addressed within a time partition, so a
- * stack seen a million times is stored once per partition.  The schema is in
- * docs/ARCHITECTURE.md ("Storage").
+ * stack seen a million times is stored once per partition.  A float series
+ * is a label set with any other __name__ holding (timestamp, f64) samples,
+ * stale markers included; it shares the series ids, postings and retention
+ * of profile series.  The schema is in docs/ARCHITECTURE.md ("Storage").
  *
  * Threads:
  *  - tsdb_append may be called from any number of threads.  It hands the
@@ -38,7 +41,8 @@
 #include "model/model.h"
 #include "pprof/pprof.h"
 
-#define TSDB_SCHEMA_VERSION 2
+#define TSDB_SCHEMA_VERSION 3   /* 3 adds float series; a version 2 store is upgraded
+                                   in place by a writable open (nothing is rewritten) */
 #define TSDB_DEFAULT_RETENTION_MS (15LL * 24 * 3600 * 1000)   /* 15d, as Prometheus */
 
 typedef struct tsdb tsdb;
@@ -88,6 +92,29 @@ typedef struct tsdb_append_req {
  * only until the call returns. */
 int tsdb_append(tsdb *db, const tsdb_append_req *req, firn_err *err);
 
+/* Prometheus's stale marker: a NaN with this bit pattern, distinct from the
+ * NaN a computation yields.  A float series whose newest sample at or
+ * before t is a stale marker has no value at t. */
+#define TSDB_STALE_NAN_BITS 0x7ff0000000000002ULL
+double tsdb_stale_nan(void);
+bool tsdb_is_stale(double v);
+
+typedef struct tsdb_float_sample {
+    const firn_label *labels;    /* __name__ included; any order; empty values are dropped */
+    size_t n_labels;
+    int64_t timestamp_ms;
+    double value;                /* any double, stale markers included */
+} tsdb_float_sample;
+
+/* Stores float samples, all in one commit; returns 0 once durable.  As in
+ * Prometheus's appender, a sample older than the retention, or at a
+ * timestamp its series already holds with a different value, is dropped and
+ * counted in *dropped (may be NULL); the same value again is a no-op.
+ * Errors (nothing stored): FIRN_EINVAL (no __name__, bad labels, a label set
+ * that is a profile series'), FIRN_EBUSY (queue full), FIRN_EIO. */
+int tsdb_append_floats(tsdb *db, const tsdb_float_sample *samples, size_t n, size_t *dropped,
+                       firn_err *err);
+
 /* Deletes everything expired as of now_ms (the background pass uses the
  * wall clock and a bounded amount of work per pass; this runs passes until
  * nothing expired is left) and waits for it.  deleted_blocks may be NULL. */
@@ -110,6 +137,8 @@ typedef struct tsdb_stats {
     uint64_t retention_deleted_series_total;
     uint64_t retention_runs_total;
     uint64_t queue_length;
+    uint64_t float_samples_total;          /* float samples stored */
+    uint64_t float_samples_dropped_total;  /* dropped: too old, or a conflicting duplicate */
 } tsdb_stats;
 
 int tsdb_stats_get(tsdb *db, tsdb_stats *out, firn_err *err);
@@ -125,8 +154,9 @@ typedef struct tsdb_series {
     uint64_t id;
     firn_label *labels;          /* sorted, __name__ included */
     size_t n_labels;
-    int64_t min_time_ms;         /* oldest and newest profile */
+    int64_t min_time_ms;         /* oldest and newest profile (or float sample) */
     int64_t max_time_ms;
+    bool floats;                 /* a float series: read it with tsdb_scan_floats */
 } tsdb_series;
 
 typedef struct tsdb_series_set {
@@ -138,7 +168,7 @@ typedef struct tsdb_series_set {
 void tsdb_series_set_free(tsdb_series_set *s);
 
 /* Series matching all matchers (Prometheus semantics: an absent label is
- * "") that hold a profile in [start_ms, end_ms] (INT64_MIN/INT64_MAX for no
+ * "") that hold a profile or a float sample in [start_ms, end_ms] (INT64_MIN/INT64_MAX for no
  * bound).  No matchers selects every series. */
 int tsdb_select(tsdb_reader *r, const firn_matcher *matchers, size_t n_matchers,
                 int64_t start_ms, int64_t end_ms, tsdb_series_set *out, firn_err *err);
@@ -184,6 +214,13 @@ enum {
 typedef int (*tsdb_block_fn)(void *ctx, const tsdb_block *block);
 int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_ms,
               unsigned flags, tsdb_block_fn fn, void *ctx, firn_err *err);
+
+/* Calls fn for each float sample of a float series in [start_ms, end_ms],
+ * oldest first, stale markers included (nothing for a profile series).  fn
+ * returns 0 to go on, or a negative code that tsdb_scan_floats returns. */
+typedef int (*tsdb_float_fn)(void *ctx, int64_t timestamp_ms, double value);
+int tsdb_scan_floats(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_ms,
+                     tsdb_float_fn fn, void *ctx, firn_err *err);
 
 /* Function names of a stack, leaf first (inlined frames expanded), for
  * stack filters; names point into the reader and live until it closes.  An

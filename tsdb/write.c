@@ -50,11 +50,22 @@ struct prepared {
     size_t bytes;
 };
 
-enum req_kind { REQ_APPEND, REQ_RETENTION };
+/* A tsdb_append_floats call, prepared: one series_prep per sample. */
+struct float_prep {
+    struct series_prep *series;
+    const tsdb_float_sample *samples;
+    size_t n;
+    size_t dropped;               /* set by the writer */
+    size_t bytes;                 /* counted against the queue's byte limit */
+    firn_arena *arena;
+};
+
+enum req_kind { REQ_APPEND, REQ_FLOATS, REQ_RETENTION };
 
 struct request {
     enum req_kind kind;
-    struct prepared *prep;
+    struct prepared *prep;        /* REQ_APPEND */
+    struct float_prep *fprep;     /* REQ_FLOATS */
     int64_t now_ms;               /* REQ_RETENTION */
     uint64_t deleted_blocks;
     int status;
@@ -81,6 +92,7 @@ struct series_entry {
     pprof_hash hash;
     uint64_t id;
     int64_t min_ts, max_ts;
+    bool floats;
 };
 
 struct writer {
@@ -599,7 +611,7 @@ static struct series_entry *series_cache_find(struct writer *w, pprof_hash h)
 }
 
 static struct series_entry *series_cache_add(struct writer *w, pprof_hash h, uint64_t id,
-                                             int64_t min_ts, int64_t max_ts)
+                                             int64_t min_ts, int64_t max_ts, bool floats)
 {
     if (w->n_series >= SERIES_CACHE_MAX)
         series_cache_drop(w);
@@ -621,19 +633,21 @@ static struct series_entry *series_cache_add(struct writer *w, pprof_hash h, uin
     e->id = id;
     e->min_ts = min_ts;
     e->max_ts = max_ts;
+    e->floats = floats;
     return e;
 }
 
 /* The stored series with these labels: id 0 when there is none.  e is the
  * cache entry when one could be made (NULL otherwise). */
 static int series_find(struct writer *w, MDB_txn *txn, const struct series_prep *sp,
-                       uint64_t *id, int64_t *min_ts, int64_t *max_ts)
+                       uint64_t *id, int64_t *min_ts, int64_t *max_ts, bool *floats)
 {
     struct series_entry *e = series_cache_find(w, sp->hash);
     if (e) {
         *id = e->id;
         *min_ts = e->min_ts;
         *max_ts = e->max_ts;
+        *floats = e->floats;
         return 0;
     }
     unsigned char hk[16];
@@ -660,15 +674,16 @@ static int series_find(struct writer *w, MDB_txn *txn, const struct series_prep 
     if (c.bad)
         return MDB_CORRUPTED;
     *id = sid;
-    series_cache_add(w, sp->hash, sid, *min_ts, *max_ts);
+    *floats = tsdb_series_record_floats(&v);
+    series_cache_add(w, sp->hash, sid, *min_ts, *max_ts, *floats);
     return 0;
 }
 
 static int series_put_record(struct writer *w, MDB_txn *txn, uint64_t id,
                              const struct series_prep *sp, int64_t min_ts, int64_t max_ts,
-                             unsigned flags)
+                             bool floats, unsigned flags)
 {
-    if (tsdb_series_encode(&w->val, sp->labels, sp->n_labels, min_ts, max_ts) < 0)
+    if (tsdb_series_encode(&w->val, sp->labels, sp->n_labels, min_ts, max_ts, floats) < 0)
         return ENOMEM;
     unsigned char sk[8];
     tsdb_be64_put(sk, id);
@@ -677,7 +692,7 @@ static int series_put_record(struct writer *w, MDB_txn *txn, uint64_t id,
 }
 
 static int series_create(struct writer *w, MDB_txn *txn, const struct series_prep *sp,
-                         int64_t ts, uint64_t *id)
+                         int64_t ts, bool floats, uint64_t *id)
 {
     tsdb *db = w->db;
     int rc;
@@ -706,7 +721,7 @@ static int series_create(struct writer *w, MDB_txn *txn, const struct series_pre
     nv.mv_size = sizeof w->next_series_id;
     nv.mv_data = &w->next_series_id;
     if ((rc = mdb_put(txn, db->dbi_meta, &nk, &nv, 0)) ||
-        (rc = series_put_record(w, txn, *id, sp, ts, ts, MDB_APPEND)))
+        (rc = series_put_record(w, txn, *id, sp, ts, ts, floats, MDB_APPEND)))
         return rc;
     unsigned char hk[16], sk[8];
     tsdb_be64_put(hk, sp->hash.hi);
@@ -729,7 +744,7 @@ static int series_create(struct writer *w, MDB_txn *txn, const struct series_pre
                 return rc;
         }
     }
-    series_cache_add(w, sp->hash, *id, ts, ts);
+    series_cache_add(w, sp->hash, *id, ts, ts, floats);
     return 0;
 }
 
@@ -776,8 +791,18 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
         goto out;
     }
     for (size_t t = 0; t < nt; t++) {
-        if ((rc = series_find(w, txn, &pp->series[t], &ids[t], &mins[t], &maxs[t])))
+        bool floats = false;
+        if ((rc = series_find(w, txn, &pp->series[t], &ids[t], &mins[t], &maxs[t], &floats)))
             goto out;
+        if (floats) {
+            char *ls = firn_labels_format(pp->series[t].labels, pp->series[t].n_labels);
+            rq->status = firn_errf(&rq->err, FIRN_EINVAL,
+                                   "series %.300s is a float series (a recording rule's), "
+                                   "not a profile series", ls ? ls : "?");
+            free(ls);
+            rc = APPLY_REJECTED;
+            goto out;
+        }
         bool exists = false;
         if (ids[t] && (rc = sample_exists(db, txn, ids[t], pp->ts, &exists)))
             goto out;
@@ -814,12 +839,12 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
     for (size_t t = 0; t < nt; t++) {
         struct series_prep *sp = &pp->series[t];
         if (!ids[t]) {
-            if ((rc = series_create(w, txn, sp, pp->ts, &ids[t])))
+            if ((rc = series_create(w, txn, sp, pp->ts, false, &ids[t])))
                 goto out;
         } else if (pp->ts < mins[t] || pp->ts > maxs[t]) {
             int64_t lo = pp->ts < mins[t] ? pp->ts : mins[t];
             int64_t hi = pp->ts > maxs[t] ? pp->ts : maxs[t];
-            if ((rc = series_put_record(w, txn, ids[t], sp, lo, hi, 0)))
+            if ((rc = series_put_record(w, txn, ids[t], sp, lo, hi, false, 0)))
                 goto out;
             struct series_entry *e = series_cache_find(w, sp->hash);
             if (e) {
@@ -868,6 +893,73 @@ out:
     return rc;
 }
 
+/* Float samples: every label set is checked (no profile series) before the
+ * first write, so a refused request writes nothing. */
+static int apply_floats(struct writer *w, MDB_txn *txn, struct request *rq, int64_t now)
+{
+    tsdb *db = w->db;
+    struct float_prep *fp = rq->fprep;
+    int rc;
+    fp->dropped = 0;
+    for (size_t i = 0; i < fp->n; i++) {
+        uint64_t id;
+        int64_t lo, hi;
+        bool floats;
+        if ((rc = series_find(w, txn, &fp->series[i], &id, &lo, &hi, &floats)))
+            return rc;
+        if (id && !floats) {
+            char *ls = firn_labels_format(fp->series[i].labels, fp->series[i].n_labels);
+            rq->status = firn_errf(&rq->err, FIRN_EINVAL,
+                                   "series %.300s is a profile series; float samples cannot "
+                                   "be added to it", ls ? ls : "?");
+            free(ls);
+            return APPLY_REJECTED;
+        }
+    }
+    for (size_t i = 0; i < fp->n; i++) {
+        const struct series_prep *sp = &fp->series[i];
+        int64_t ts = fp->samples[i].timestamp_ms;
+        if (db->opts.retention_ms > 0 && ts < now - db->opts.retention_ms) {
+            fp->dropped++;
+            continue;
+        }
+        uint64_t id, bits;
+        int64_t lo, hi;
+        bool floats;
+        double v = fp->samples[i].value;
+        memcpy(&bits, &v, sizeof bits);   /* little-endian hosts only, as the schema record */
+        if ((rc = series_find(w, txn, sp, &id, &lo, &hi, &floats)))
+            return rc;
+        if (!id) {
+            if ((rc = series_create(w, txn, sp, ts, true, &id)))
+                return rc;
+        } else if (ts < lo || ts > hi) {
+            int64_t nlo = ts < lo ? ts : lo, nhi = ts > hi ? ts : hi;
+            if ((rc = series_put_record(w, txn, id, sp, nlo, nhi, true, 0)))
+                return rc;
+            struct series_entry *e = series_cache_find(w, sp->hash);
+            if (e) {
+                e->min_ts = nlo;
+                e->max_ts = nhi;
+            }
+        }
+        unsigned char kb[SAMPLE_KEY_LEN];
+        tsdb_sample_key(kb, id, ts);
+        MDB_val k = {sizeof kb, kb}, val = {sizeof bits, &bits};
+        rc = mdb_put(txn, db->dbi_floats, &k, &val, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST) {
+            /* val now holds the stored value */
+            if (val.mv_size != sizeof bits || memcmp(val.mv_data, &bits, sizeof bits) != 0)
+                fp->dropped++;
+            continue;
+        }
+        if (rc)
+            return rc;
+        atomic_fetch_add(&db->float_samples_total, 1);
+    }
+    return APPLY_OK;
+}
+
 /* Commits the batch, growing the map and retrying when it is full. */
 static void process_batch(struct writer *w, struct request **batch, size_t n)
 {
@@ -879,7 +971,8 @@ static void process_batch(struct writer *w, struct request **batch, size_t n)
         for (size_t i = 0; i < n && !rc; i++) {
             batch[i]->status = 0;
             firn_err_clear(&batch[i]->err);
-            rc = apply_append(w, txn, batch[i], now);
+            rc = batch[i]->kind == REQ_FLOATS ? apply_floats(w, txn, batch[i], now)
+                                              : apply_append(w, txn, batch[i], now);
             if (rc == APPLY_REJECTED)
                 rc = 0;
         }
@@ -1000,11 +1093,11 @@ static void *writer_main(void *arg)
             retention = w->head;
             w->head = retention->next;
         } else {
-            while (w->head && w->head->kind == REQ_APPEND && n < max) {
+            while (w->head && w->head->kind != REQ_RETENTION && n < max) {
                 struct request *rq = w->head;
                 w->head = rq->next;
                 w->queued--;
-                w->queued_bytes -= rq->prep->bytes;
+                w->queued_bytes -= rq->kind == REQ_APPEND ? rq->prep->bytes : rq->fprep->bytes;
                 batch[n++] = rq;
             }
         }
@@ -1015,9 +1108,13 @@ static void *writer_main(void *arg)
 
         if (n) {
             process_batch(w, batch, n);
-            for (size_t i = 0; i < n; i++)
-                atomic_fetch_add(batch[i]->status ? &db->append_failures_total
-                                                  : &db->appends_total, 1);
+            for (size_t i = 0; i < n; i++) {
+                if (batch[i]->kind == REQ_FLOATS && !batch[i]->status)
+                    atomic_fetch_add(&db->float_samples_dropped_total, batch[i]->fprep->dropped);
+                else if (batch[i]->kind == REQ_APPEND)
+                    atomic_fetch_add(batch[i]->status ? &db->append_failures_total
+                                                      : &db->appends_total, 1);
+            }
         }
         if (retention) {
             /* an explicit run finishes the job, pass after pass */
@@ -1103,13 +1200,13 @@ static int submit(tsdb *db, struct request *rq, size_t bytes, firn_err *err)
         pthread_mutex_unlock(&w->mu);
         return firn_errf(err, FIRN_EINVAL, "%s: the store is closing", db->path);
     }
-    if (rq->kind == REQ_APPEND && bytes > db->opts.queue_max_bytes) {
+    if (rq->kind != REQ_RETENTION && bytes > db->opts.queue_max_bytes) {
         pthread_mutex_unlock(&w->mu);
         return firn_errf(err, FIRN_ETOOBIG,
                          "profile needs %zu bytes in the append queue; its limit is %zu", bytes,
                          db->opts.queue_max_bytes);
     }
-    if (rq->kind == REQ_APPEND &&
+    if (rq->kind != REQ_RETENTION &&
         (w->queued >= db->opts.queue_max || w->queued_bytes + bytes > db->opts.queue_max_bytes)) {
         size_t q = w->queued, qb = w->queued_bytes;
         pthread_mutex_unlock(&w->mu);
@@ -1118,7 +1215,7 @@ static int submit(tsdb *db, struct request *rq, size_t bytes, firn_err *err)
                          "append queue full (%zu profiles, %zu bytes waiting); try again later",
                          q, qb);
     }
-    if (rq->kind == REQ_APPEND) {
+    if (rq->kind != REQ_RETENTION) {
         w->queued++;
         w->queued_bytes += bytes;
     }
@@ -1148,6 +1245,88 @@ int tsdb_append(tsdb *db, const tsdb_append_req *req, firn_err *err)
         atomic_fetch_add(&db->append_failures_total, 1);
     }
     firn_arena_free(pp.arena);
+    return rc;
+}
+
+double tsdb_stale_nan(void)
+{
+    uint64_t bits = TSDB_STALE_NAN_BITS;
+    double v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+bool tsdb_is_stale(double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return bits == TSDB_STALE_NAN_BITS;
+}
+
+int tsdb_append_floats(tsdb *db, const tsdb_float_sample *samples, size_t n, size_t *dropped,
+                       firn_err *err)
+{
+    if (dropped)
+        *dropped = 0;
+    if (n == 0)
+        return 0;
+    struct float_prep fp = {.samples = samples, .n = n, .arena = firn_arena_new(0)};
+    int rc = 0;
+    fp.series = fp.arena ? firn_arena_calloc(fp.arena, n, sizeof *fp.series) : NULL;
+    if (!fp.series)
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && !rc; i++) {
+        const tsdb_float_sample *s = &samples[i];
+        struct series_prep *sp = &fp.series[i];
+        if (s->n_labels > FIRN_LABELS_MAX + 1) {
+            rc = firn_errf(err, FIRN_EINVAL, "sample %zu: %zu labels; at most %d", i,
+                           s->n_labels, FIRN_LABELS_MAX);
+            break;
+        }
+        if (s->timestamp_ms < 0) {
+            rc = firn_errf(err, FIRN_EINVAL, "sample %zu: timestamp %lld ms is before 1970", i,
+                           (long long)s->timestamp_ms);
+            break;
+        }
+        sp->labels = firn_arena_alloc(fp.arena, (s->n_labels + 1) * sizeof *sp->labels);
+        if (!sp->labels) {
+            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+            break;
+        }
+        bool has_name = false;
+        for (size_t j = 0; j < s->n_labels && !rc; j++) {
+            sp->labels[j] = s->labels[j];
+            if (!sp->labels[j].name || !sp->labels[j].value)
+                rc = firn_errf(err, FIRN_EINVAL, "sample %zu: label %zu: missing name or value",
+                               i, j);
+            else if (strlen(sp->labels[j].name) > STORE_LABEL_NAME_MAX)
+                rc = firn_errf(err, FIRN_EINVAL, "sample %zu: label name \"%.40s...\": longer "
+                               "than %d bytes", i, sp->labels[j].name, STORE_LABEL_NAME_MAX);
+            else if (strcmp(sp->labels[j].name, FIRN_LABEL_NAME) == 0 && sp->labels[j].value[0])
+                has_name = true;
+        }
+        if (rc)
+            break;
+        if (!has_name) {
+            rc = firn_errf(err, FIRN_EINVAL, "sample %zu: no __name__", i);
+            break;
+        }
+        sp->n_labels = s->n_labels;
+        if (firn_labels_normalize(sp->labels, &sp->n_labels, err) < 0) {
+            firn_err_prefix(err, "labels");
+            rc = err ? err->code : FIRN_EINVAL;
+            break;
+        }
+        sp->hash = tsdb_labels_hash(sp->labels, sp->n_labels);
+    }
+    if (!rc) {
+        struct request rq = {.kind = REQ_FLOATS, .fprep = &fp};
+        fp.bytes = firn_arena_bytes(fp.arena);
+        rc = submit(db, &rq, fp.bytes, err);
+        if (!rc && dropped)
+            *dropped = fp.dropped;
+    }
+    firn_arena_free(fp.arena);
     return rc;
 }
 

@@ -119,6 +119,11 @@ static void write_tsdb_metrics(firn_buf *b, tsdb *db)
          offsetof(tsdb_stats, retention_runs_total)},
         {"firn_tsdb_append_queue_length", "gauge", "Appends waiting for the writer.",
          offsetof(tsdb_stats, queue_length)},
+        {"firn_tsdb_float_samples_total", "counter",
+         "Float samples stored (recording rules, ALERTS).", offsetof(tsdb_stats, float_samples_total)},
+        {"firn_tsdb_float_samples_dropped_total", "counter",
+         "Float samples dropped: older than the retention, or a conflicting duplicate.",
+         offsetof(tsdb_stats, float_samples_dropped_total)},
     };
     for (size_t i = 0; i < sizeof F / sizeof F[0]; i++) {
         uint64_t v;
@@ -144,10 +149,38 @@ static void handle_metrics(void *ctx, const http_request *req, http_response *re
         scrape_manager_metrics_write(api->scrape, &b);
     if (api->db)
         write_tsdb_metrics(&b, api->db);
+    if (api->rules)
+        rules_manager_metrics_write(api->rules, &b);
     if (api->metrics)
         api->metrics(api->metrics_ctx, &b);
     resp->status = 200;
     resp->content_type = FIRN_METRICS_CONTENT_TYPE;
+    resp->body = firn_buf_take(&b, &resp->body_len);
+    if (!resp->body)
+        http_respond_text(resp, 500, "out of memory");
+}
+
+/* ---- /api/v1/rules, /api/v1/alerts ------------------------------------------------ */
+
+static void handle_rules(void *ctx, const http_request *req, http_response *resp)
+{
+    web_api *api = ctx;
+    firn_buf b = {0};
+    firn_err err = {0};
+    if (!api->rules) {
+        firn_buf_puts(&b, http_request_path(req)[8] == 'r'
+                              ? "{\"status\":\"success\",\"data\":{\"groups\":[]}}"
+                              : "{\"status\":\"success\",\"data\":{\"alerts\":[]}}");
+    } else if (http_request_path(req)[8] == 'a') {
+        rules_manager_json_alerts(api->rules, &b);
+    } else if (rules_manager_json_rules(api->rules, http_request_param(req, "type"), &b,
+                                        &err) < 0) {
+        firn_buf_free(&b);
+        web_respond_error(resp, "bad_data", "%s", err.msg);
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "application/json";
     resp->body = firn_buf_take(&b, &resp->body_len);
     if (!resp->body)
         http_respond_text(resp, 500, "out of memory");
@@ -356,6 +389,8 @@ int web_api_register(http_server *s, web_api *api, firn_err *err)
         {"POST", "/-/reload", HTTP_ROUTE_WORKER, handle_reload, api},
         {"GET", "/metrics", HTTP_ROUTE_WORKER, handle_metrics, api},
         {"GET", "/api/v1/targets", HTTP_ROUTE_WORKER, handle_targets, api},
+        {"GET", "/api/v1/rules", HTTP_ROUTE_WORKER, handle_rules, api},
+        {"GET", "/api/v1/alerts", HTTP_ROUTE_WORKER, handle_rules, api},
         {"GET", "/debug/pprof/", 0, handle_pprof_index, NULL},
         {"GET", "/debug/pprof/profile", HTTP_ROUTE_WORKER, handle_cpu_profile, api},
         {"GET", "/debug/pprof/heap", HTTP_ROUTE_WORKER, handle_heap, NULL},

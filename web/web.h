@@ -15,6 +15,7 @@
 #include "http/http.h"
 #include "model/model.h"
 #include "promql-like/pql.h"
+#include "rules/rules.h"
 #include "scrape/scrape.h"
 #include "tsdb/tsdb.h"
 
@@ -34,12 +35,15 @@
  *                                     (profile types; merge, single and diff
  *                                      queries as flamegraph JSON, top, pprof,
  *                                      collapsed, svg: api_profile.c)
+ *   GET  /api/v1/rules, /api/v1/alerts (Prometheus's JSON, from rules/; empty
+ *                                      lists without a rules manager)
  *   GET  /debug/pprof/, /debug/pprof/profile, /heap, /allocs  (selfprof/)
  * The struct must outlive the server.  reload runs on a worker thread.
  */
 typedef struct web_api {
     tsdb *db;
     scrape_manager *scrape;
+    rules_manager *rules;           /* may be NULL */
     bool enable_lifecycle;
     /* Reload the configuration; 0, or an error whose message says why. */
     int (*reload)(void *ctx, firn_err *err);

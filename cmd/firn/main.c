@@ -30,6 +30,9 @@ typedef struct flags {
     const char *log_level;
     const char *dns_server;         /* --discovery.dns.server: NULL for resolv.conf */
     const char *ui_assets;          /* --web.ui-assets: NULL for the embedded UI */
+    const char *external_url;       /* --web.external-url: NULL for http://self */
+    int64_t resend_delay_ms, outage_tolerance_ms, grace_period_ms;
+    int64_t queue_capacity, batch_size;
 } flags;
 
 typedef struct server {
@@ -37,6 +40,8 @@ typedef struct server {
     char *self_address;             /* where firn scrapes itself */
     tsdb *db;
     scrape_manager *scrape;
+    rules_manager *rules;
+    char *external_url;
     disc_manager *disc;
     http_server *web;
     config_web *web_config;         /* --web.config.file, read once at startup */
@@ -77,17 +82,29 @@ static void usage(FILE *f)
           "  --discovery.dns.server=HOST:PORT\n"
           "                                  the DNS server dns_sd_configs ask (default: the\n"
           "                                  servers and search list of /etc/resolv.conf)\n"
+          "  --web.external-url=URL          the URL firn is reached at: alerts' generatorURL\n"
+          "                                  and templates' $externalURL (default\n"
+          "                                  http://HOST:PORT of the listen address)\n"
+          "  --rules.alert.resend-delay=D    least time between two sends of an alert (1m)\n"
+          "  --rules.alert.for-outage-tolerance=D\n"
+          "                                  how far back `for` state is restored from (1h)\n"
+          "  --rules.alert.for-grace-period=D\n"
+          "                                  least time between a restore and firing (10m)\n"
+          "  --alertmanager.notification-queue-capacity=N   alerts queued (10000)\n"
+          "  --alertmanager.notification-batch-size=N       alerts per request (64)\n"
           "  --version                       print the version\n"
           "  -h, --help                      this text\n"
           "\n"
-          "Signals: SIGHUP reloads the configuration file (a bad file is rejected whole and\n"
-          "the running configuration stays); SIGTERM and SIGINT stop the server.\n",
+          "Signals: SIGHUP reloads the configuration file and its rule files (a bad file is\n"
+          "rejected whole and the running configuration stays); SIGTERM and SIGINT stop\n"
+          "the server.\n",
           f);
 }
 
 enum {
     OPT_CONFIG = 256, OPT_LISTEN, OPT_WEB_CONFIG, OPT_PATH, OPT_RETENTION, OPT_LIFECYCLE,
-    OPT_LOG, OPT_DNS_SERVER, OPT_UI_ASSETS, OPT_VERSION
+    OPT_LOG, OPT_DNS_SERVER, OPT_UI_ASSETS, OPT_VERSION, OPT_EXTERNAL_URL, OPT_RESEND,
+    OPT_OUTAGE, OPT_GRACE, OPT_QUEUE, OPT_BATCH
 };
 
 static int parse_flags(int argc, char **argv, flags *f)
@@ -103,6 +120,12 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"log.level", required_argument, NULL, OPT_LOG},
         {"discovery.dns.server", required_argument, NULL, OPT_DNS_SERVER},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"web.external-url", required_argument, NULL, OPT_EXTERNAL_URL},
+        {"rules.alert.resend-delay", required_argument, NULL, OPT_RESEND},
+        {"rules.alert.for-outage-tolerance", required_argument, NULL, OPT_OUTAGE},
+        {"rules.alert.for-grace-period", required_argument, NULL, OPT_GRACE},
+        {"alertmanager.notification-queue-capacity", required_argument, NULL, OPT_QUEUE},
+        {"alertmanager.notification-batch-size", required_argument, NULL, OPT_BATCH},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -111,6 +134,11 @@ static int parse_flags(int argc, char **argv, flags *f)
         .storage_path = "data",
         .retention_ms = TSDB_DEFAULT_RETENTION_MS,
         .log_level = "info",
+        .resend_delay_ms = 60 * 1000,
+        .outage_tolerance_ms = 3600 * 1000,
+        .grace_period_ms = 600 * 1000,
+        .queue_capacity = 10000,
+        .batch_size = 64,
     };
     int c;
     firn_err err = {0};
@@ -145,6 +173,34 @@ static int parse_flags(int argc, char **argv, flags *f)
         case OPT_DNS_SERVER:
             f->dns_server = optarg;
             break;
+        case OPT_EXTERNAL_URL:
+            f->external_url = optarg;
+            break;
+        case OPT_RESEND: case OPT_OUTAGE: case OPT_GRACE: {
+            int64_t *to = c == OPT_RESEND ? &f->resend_delay_ms
+                          : c == OPT_OUTAGE ? &f->outage_tolerance_ms : &f->grace_period_ms;
+            if (firn_duration_parse(optarg, to, &err) < 0 || *to <= 0) {
+                fprintf(stderr, "firn: --rules.alert.%s: %s\n",
+                        c == OPT_RESEND ? "resend-delay" : c == OPT_OUTAGE
+                                                               ? "for-outage-tolerance"
+                                                               : "for-grace-period",
+                        err.code ? err.msg : "must be more than 0");
+                return 2;
+            }
+            break;
+        }
+        case OPT_QUEUE: case OPT_BATCH: {
+            char *end;
+            long long v = strtoll(optarg, &end, 10);
+            if (!*optarg || *end || v < 1 || v > 10000000) {
+                fprintf(stderr, "firn: --alertmanager.notification-%s: \"%s\" is not a number "
+                        "from 1 to 10000000\n", c == OPT_QUEUE ? "queue-capacity" : "batch-size",
+                        optarg);
+                return 2;
+            }
+            *(c == OPT_QUEUE ? &f->queue_capacity : &f->batch_size) = v;
+            break;
+        }
         case OPT_LOG:
             if (firn_log_level_parse(optarg) < 0) {
                 fprintf(stderr, "firn: --log.level: %s is not one of debug, info, warn, error\n",
@@ -304,6 +360,17 @@ static void apply_discovery(server *s, const firn_config *cfg)
     }
 }
 
+/* The rule engine's share of a configuration: its own copy of cfg (the
+ * scrape manager takes cfg), parsed from the same text. */
+static int apply_rules(server *s, const firn_config *cfg, firn_err *err)
+{
+    firn_config *copy = config_load_string(cfg->yaml ? cfg->yaml : "",
+                                           cfg->yaml ? strlen(cfg->yaml) : 0, cfg->source, err);
+    if (!copy)
+        return -1;
+    return rules_manager_apply(s->rules, copy, err) < 0 ? -1 : 0;
+}
+
 /* Load and apply the configuration file; the running one stays on any
  * error.  From SIGHUP (main thread) and POST /-/reload (a web worker). */
 static int reload(void *ctx, firn_err *err)
@@ -312,8 +379,14 @@ static int reload(void *ctx, firn_err *err)
     pthread_mutex_lock(&s->reload_mu);
     atomic_fetch_add(&s->reloads_total, 1);
     firn_config *cfg = load_config(s, err);
+    /* rules and alerting first: a bad rule file rejects the whole reload */
+    int rc = cfg ? apply_rules(s, cfg, err) : -1;
+    if (rc < 0) {
+        config_free(cfg);
+        cfg = NULL;
+    }
     char *yaml = cfg && cfg->yaml ? strdup(cfg->yaml) : NULL;
-    int rc = cfg ? scrape_manager_apply(s->scrape, cfg, err) : -1;
+    rc = cfg ? scrape_manager_apply(s->scrape, cfg, err) : -1;
     char q[600];
     if (rc < 0) {
         free(yaml);
@@ -434,6 +507,27 @@ int main(int argc, char **argv)
     firn_log(FIRN_LOG_INFO, "main", "Storage opened", "path=%s retention=%lldms",
              firn_log_quote(q, sizeof q, s.f.storage_path), (long long)s.f.retention_ms);
 
+    if (s.f.external_url) {
+        s.external_url = strdup(s.f.external_url);
+    } else if (s.self_address) {
+        s.external_url = malloc(strlen(s.self_address) + 8);
+        if (s.external_url)
+            sprintf(s.external_url, "http://%s", s.self_address);
+    }
+    rules_manager_options ro = {.db = s.db, .external_url = s.external_url,
+                                .resend_delay_ms = s.f.resend_delay_ms,
+                                .outage_tolerance_ms = s.f.outage_tolerance_ms,
+                                .for_grace_period_ms = s.f.grace_period_ms,
+                                .queue_capacity = (size_t)s.f.queue_capacity,
+                                .batch_size = (size_t)s.f.batch_size};
+    s.rules = rules_manager_new(&ro, &err);
+    if (!s.rules || apply_rules(&s, cfg, &err) < 0) {
+        firn_log(FIRN_LOG_ERROR, "main", "Error loading rules", "err=%s",
+                 firn_log_quote(q, sizeof q, err.msg));
+        config_free(cfg);
+        goto out;
+    }
+
     scrape_options so;
     scrape_options_default(&so);
     so.db = s.db;
@@ -465,6 +559,7 @@ int main(int argc, char **argv)
 
     s.api.db = s.db;
     s.api.scrape = s.scrape;
+    s.api.rules = s.rules;
     s.api.enable_lifecycle = s.f.enable_lifecycle;
     s.api.reload = reload;
     s.api.reload_ctx = &s;
@@ -529,6 +624,8 @@ out:
     config_web_free(s.web_config);
     disc_manager_free(s.disc);
     scrape_manager_free(s.scrape);
+    rules_manager_free(s.rules);
+    free(s.external_url);
     tsdb_close(s.db);
     free(s.self_address);
     free(s.settings_path);

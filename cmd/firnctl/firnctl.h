@@ -7,6 +7,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_tsdb(int argc, char **argv);
 int cmd_query(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_test(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 
 /* Read and decode a pprof file (or - for stdin); prints the error and

@@ -42,6 +42,8 @@ static void usage(FILE *f)
           "  check config|web-config FILE...  validate configuration or web configuration\n"
           "                                   files: \"FILE: OK\" or FILE:LINE:COL: errors,\n"
           "                                   one per line (exit 1)\n"
+          "  check rules FILE...              validate Prometheus rule files as promtool does\n"
+          "  test rules FILE...               run rule unit tests (promtool test rules)\n"
           "  bench decode [--seconds S] FILE...\n"
           "                                   decode speed against plain zlib inflate\n"
           "  bench tsdb|query [--targets N] [--profiles N] [--threads N] FILE...\n"
@@ -77,6 +79,8 @@ int main(int argc, char **argv)
         return cmd_query(argc - 2, argv + 2);
     if (strcmp(cmd, "push") == 0)
         return cmd_push(argc - 2, argv + 2);
+    if (strcmp(cmd, "test") == 0)
+        return cmd_test(argc - 2, argv + 2);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0)

@@ -393,6 +393,42 @@ static void test_full_prometheus(void **state)
 }
 
 /* YAML details: anchors, YAML 1.1 booleans, explicit nulls. */
+/* Rules and alerting: rule_files, evaluation_interval, alerting. */
+static void test_rules_and_alerting(void **state)
+{
+    (void)state;
+    firn_config *cfg = load("global: {evaluation_interval: 30s, external_labels: {region: eu}}\n"
+                            "rule_files: [rules/*.yml, /etc/firn/x.yml]\n"
+                            "alerting:\n"
+                            "  alert_relabel_configs: [{action: labeldrop, regex: replica}]\n"
+                            "  alertmanagers:\n"
+                            "  - static_configs: [{targets: ['127.0.0.1:9093', 'b:9093']}]\n"
+                            "    path_prefix: /am\n    timeout: 2s\n    scheme: https\n"
+                            "    basic_auth: {username: u, password: p}\n"
+                            "  - static_configs: [{targets: ['c:9093']}]\n");
+    assert_int_equal(cfg->evaluation_interval_ms, 30000);
+    assert_int_equal(cfg->n_rule_files, 2);
+    assert_string_equal(cfg->rule_files[0], "rules/*.yml");
+    assert_int_equal(cfg->n_alert_relabel_configs, 1);
+    assert_int_equal(cfg->n_alertmanagers, 2);
+    const config_alertmanager *a = &cfg->alertmanagers[0], *b = &cfg->alertmanagers[1];
+    assert_int_equal(a->n_static_configs, 1);
+    assert_int_equal(a->static_configs[0].n_targets, 2);
+    assert_string_equal(a->path_prefix, "/am");
+    assert_string_equal(a->scheme, "https");
+    assert_int_equal(a->timeout_ms, 2000);
+    assert_true(a->http.basic_auth.set);
+    /* Prometheus's defaults */
+    assert_string_equal(b->scheme, "http");
+    assert_string_equal(b->path_prefix, "/");
+    assert_int_equal(b->timeout_ms, 10000);
+    config_free(cfg);
+    cfg = load("scrape_configs: []\n");
+    assert_int_equal(cfg->evaluation_interval_ms, 60000);
+    assert_int_equal(cfg->n_rule_files, 0);
+    config_free(cfg);
+}
+
 static void test_yaml_anchors_and_nulls(void **state)
 {
     (void)state;
@@ -461,11 +497,11 @@ static const struct {
     const char *want;   /* the first error line */
 } ERRORS[] = {
     {"unknown top-level key",
-     "global:\n  scrape_interval: 15s\nrule_files: [a.yml]\n",
-     "t.yml:3:1: rule_files: unknown field in the top level"},
+     "global:\n  scrape_interval: 15s\nremote_write: []\n",
+     "t.yml:3:1: remote_write: unknown field in the top level"},
     {"unknown global key",
-     "global:\n  evaluation_interval: 15s\n",
-     "t.yml:2:3: evaluation_interval: unknown field in global"},
+     "global:\n  query_log_file: q.log\n",
+     "t.yml:2:3: query_log_file: unknown field in global"},
     {"unknown scrape key",
      "scrape_configs:\n  - job_name: a\n    metrics_path: /x\n",
      "t.yml:3:5: metrics_path: unknown field in scrape_config"},
@@ -544,6 +580,20 @@ static const struct {
     {"key without cert",
      "scrape_configs:\n  - job_name: a\n    tls_config: {key_file: /k}\n",
      "t.yml:3:18: tls_config: cert_file must be configured together with key_file"},
+    {"a rule file glob with a star before the last element",
+     "rule_files: ['a/*/b.yml']\n",
+     "t.yml:1:14: rule_files: invalid rule file path \"a/*/b.yml\""},
+    {"Alertmanager API v1",
+     "alerting:\n  alertmanagers:\n  - api_version: v1\n",
+     "t.yml:3:18: api_version: expected Alertmanager api version to be one of [v2] but got v1 "
+     "(firn speaks API v2 only)"},
+    {"an Alertmanager's relabel_configs",
+     "alerting:\n  alertmanagers:\n  - relabel_configs: [{action: drop}]\n",
+     "t.yml:3:22: relabel_configs: relabeling of Alertmanager targets is not supported by firn "
+     "(alert_relabel_configs is)"},
+    {"an Alertmanager URL as a target",
+     "alerting:\n  alertmanagers:\n  - static_configs: [{targets: ['http://am:9093/']}]\n",
+     "t.yml:3:33: targets: \"http://am:9093/\" is not a valid hostname"},
     {"a mapping where a list is expected",
      "scrape_configs: {job_name: a}\n",
      "t.yml:1:17: scrape_configs: expected a list, got a mapping"},
@@ -1512,6 +1562,7 @@ int main(void)
         cmocka_unit_test(test_parca_profile_merge),
         cmocka_unit_test(test_cpu_seconds_small_interval),
         cmocka_unit_test(test_full_prometheus),
+        cmocka_unit_test(test_rules_and_alerting),
         cmocka_unit_test(test_yaml_anchors_and_nulls),
         cmocka_unit_test(test_empty_documents),
         cmocka_unit_test(test_body_size_units),

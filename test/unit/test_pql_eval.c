@@ -491,6 +491,70 @@ static void test_fixture_totals(void **state)
     pql_result_free(&res);
 }
 
+/* Float series (what recording rules write) read as plain metrics, next to
+ * profile types; a stale marker ends a series; stack filters skip them. */
+static void test_float_series(void **state)
+{
+    struct fixture *f = *state;
+    firn_err err = {0};
+    tsdb_reader_close(f->r);
+    firn_label api[] = {{"__name__", "job:share"}, {"job", "api"}};
+    firn_label db[] = {{"__name__", "job:share"}, {"job", "db"}};
+    tsdb_float_sample s[16];
+    size_t n = 0;
+    for (int k = 0; k < 6; k++) {
+        s[n++] = (tsdb_float_sample){api, 2, T0 + k * 10000, 0.5 * k};
+        s[n++] = (tsdb_float_sample){db, 2, T0 + k * 10000, 100.0 + k};
+    }
+    s[n++] = (tsdb_float_sample){api, 2, T0 + 60000, tsdb_stale_nan()};
+    if (tsdb_append_floats(f->db, s, n, NULL, &err) != 0)
+        fail_msg("append_floats: %s", err.msg);
+    f->r = tsdb_reader_open(f->db, &err);
+    assert_non_null(f->r);
+
+    pql_result res;
+    instant(f, "job:share", T0 + 35000, &res);
+    assert_int_equal(res.n_series, 2);
+    assert_true(value_of(&res, "job", "api", NULL, NULL) == 1.5);
+    assert_true(value_of(&res, "job", "db", NULL, NULL) == 103.0);
+    pql_result_free(&res);
+    /* api's stale marker at +60s ends it; db is still within the lookback */
+    instant(f, "job:share", T0 + 65000, &res);
+    assert_int_equal(res.n_series, 1);
+    assert_string_equal(label(&res.series[0], "job"), "db");
+    pql_result_free(&res);
+    /* range vectors leave the stale marker out */
+    instant(f, "count_over_time(job:share{job=\"api\"}[100s])", T0 + 70000, &res);
+    assert_int_equal(res.n_series, 1);
+    assert_true(res.series[0].points[0].v == 6.0);
+    pql_result_free(&res);
+    instant(f, "max_over_time(job:share{job=\"api\"}[100s])", T0 + 70000, &res);
+    assert_true(res.series[0].points[0].v == 2.5);
+    pql_result_free(&res);
+    /* with a profile type in one expression */
+    int k = 3;
+    instant(f, "sum(" CPU "{job=\"api\"}) + sum(job:share{job=\"api\"})", T0 + k * 10000, &res);
+    double want = 0.5 * k;
+    for (int i = 0; i < 3; i++)
+        want += (double)(json_value(0, i, k) + work_value(0, i, k));
+    assert_int_equal(res.n_series, 1);
+    assert_true(res.series[0].points[0].v == want);
+    pql_result_free(&res);
+    /* a stack filter selects profile series only */
+    instant(f, "job:share{__function__=~\".*\"}", T0 + 35000, &res);
+    assert_int_equal(res.n_series, 0);
+    pql_result_free(&res);
+    /* a range query sees the points step by step */
+    pql_query q;
+    assert_int_equal(pql_parse("job:share{job=\"api\"}", &q, &err), 0);
+    assert_int_equal(pql_eval_range(f->r, &q, T0, T0 + 70000, 10000, NULL, &res, &err), 0);
+    pql_query_free(&q);
+    assert_int_equal(res.n_series, 1);
+    assert_int_equal(res.series[0].n_points, 6);   /* 60s (stale) and 70s have no value */
+    assert_true(res.series[0].points[5].v == 2.5);
+    pql_result_free(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -502,6 +566,7 @@ int main(void)
         cmocka_unit_test(test_comparisons_and_matching),
         cmocka_unit_test(test_range_query),
         cmocka_unit_test(test_fixture_totals),
+        cmocka_unit_test(test_float_series),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -18,6 +18,7 @@
 
 #include <ftw.h>
 #include <lmdb.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -2383,6 +2384,235 @@ static void test_corrupt_store(void **state)
 
 /* ---- 13. pprof_builder ----------------------------------------------------- */
 
+/* ---- float series ------------------------------------------------------- */
+
+struct float_pts {
+    int64_t t[16];
+    uint64_t bits[16];
+    size_t n;
+};
+
+static int collect_float(void *ctx, int64_t t, double v)
+{
+    struct float_pts *p = ctx;
+    assert_true(p->n < 16);
+    p->t[p->n] = t;
+    memcpy(&p->bits[p->n], &v, sizeof v);
+    p->n++;
+    return 0;
+}
+
+static struct float_pts floats_of(tsdb *db, uint64_t id)
+{
+    struct float_pts p = {0};
+    tsdb_reader *r = reader_ok(db);
+    firn_err err = {0};
+    if (tsdb_scan_floats(r, id, INT64_MIN, INT64_MAX, collect_float, &p, &err) < 0)
+        fail_msg("scan_floats: %s", err.msg);
+    tsdb_reader_close(r);
+    return p;
+}
+
+static uint64_t bits_of(double v)
+{
+    uint64_t b;
+    memcpy(&b, &v, sizeof b);
+    return b;
+}
+
+static void test_float_series(void **state)
+{
+    const char *dir = *state;
+    tsdb *db = open_path(dir);
+    firn_label rec[] = {{"job", "api"}, {"__name__", "job:cpu:share"}, {"empty", ""}};
+    firn_label rec2[] = {{"__name__", "job:cpu:share"}, {"job", "db"}};
+    tsdb_float_sample s[] = {
+        {rec, 3, 2000, 0.25},
+        {rec, 3, 1000, -1.5},   /* out of order within the call: kept, stored in order */
+        {rec2, 2, 1000, 1e300},
+        {rec, 3, 3000, tsdb_stale_nan()},
+    };
+    size_t dropped = 99;
+    firn_err err = {0};
+    if (tsdb_append_floats(db, s, N(s), &dropped, &err) != 0)
+        fail_msg("append_floats: %s", err.msg);
+    assert_int_equal(dropped, 0);
+
+    /* the same value again is a no-op; another value at a held timestamp is dropped */
+    tsdb_float_sample again[] = {{rec, 3, 2000, 0.25}, {rec, 3, 1000, 7}, {rec, 3, 4000, 8}};
+    assert_int_equal(tsdb_append_floats(db, again, N(again), &dropped, &err), 0);
+    assert_int_equal(dropped, 1);
+
+    /* selection, labels and postings as for profile series; the empty label is gone */
+    tsdb_reader *r = reader_ok(db);
+    struct mspec name = {FIRN_MATCH_EQ, "__name__", "job:cpu:share"};
+    tsdb_series_set set;
+    select_ok(r, &name, 1, INT64_MIN, INT64_MAX, &set);
+    assert_int_equal(set.n, 2);
+    assert_true(set.series[0].floats && set.series[1].floats);
+    assert_int_equal(set.series[0].n_labels, 2);
+    assert_string_equal(set.series[0].labels[1].value, "api");
+    assert_int_equal(set.series[0].min_time_ms, 1000);
+    assert_int_equal(set.series[0].max_time_ms, 4000);
+    uint64_t api = set.series[0].id, dbs = set.series[1].id;
+    tsdb_series_set_free(&set);
+    /* a range between none of db's samples selects only api */
+    select_ok(r, &name, 1, 1500, 2500, &set);
+    assert_int_equal(set.n, 1);
+    assert_int_equal(set.series[0].id, api);
+    tsdb_series_set_free(&set);
+    tsdb_strings vals;
+    assert_int_equal(tsdb_label_values(r, "job", NULL, 0, INT64_MIN, INT64_MAX, &vals, &err), 0);
+    const char *want_jobs[] = {"api", "db"};
+    strings_equal(&vals, want_jobs, 2);
+    tsdb_strings_free(&vals);
+    tsdb_reader_close(r);
+
+    struct float_pts p = floats_of(db, api);
+    assert_int_equal(p.n, 4);
+    int64_t want_t[] = {1000, 2000, 3000, 4000};
+    uint64_t want_b[] = {bits_of(-1.5), bits_of(0.25), TSDB_STALE_NAN_BITS, bits_of(8)};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(p.t[i], want_t[i]);
+        assert_true(p.bits[i] == want_b[i]);
+    }
+    assert_true(tsdb_is_stale(tsdb_stale_nan()));
+    assert_false(tsdb_is_stale(NAN));
+    p = floats_of(db, dbs);
+    assert_int_equal(p.n, 1);
+    assert_true(p.bits[0] == bits_of(1e300));
+
+    /* kinds never mix, and a refused call stores nothing of itself */
+    pprof_profile *cpu = decode_fixture(FX_CPU);
+    firn_label job[] = {{"job", "x"}};
+    append_ok(db, cpu, job, 1, "process_cpu", 5000);
+    firn_label prof[] = {{"__name__", CPU_NAME}, {"job", "x"}};
+    firn_label fresh[] = {{"__name__", "fresh"}};
+    tsdb_float_sample mixed[] = {{fresh, 1, 5000, 1}, {prof, 2, 6000, 1}};
+    assert_int_equal(tsdb_append_floats(db, mixed, N(mixed), NULL, &err), FIRN_EINVAL);
+    assert_non_null(strstr(err.msg, "is a profile series"));
+    struct mspec fm = {FIRN_MATCH_EQ, "__name__", "fresh"};
+    assert_int_equal(select_count(db, &fm, 1, INT64_MIN, INT64_MAX), 0);
+    firn_label as_profile[] = {{"job", "api"}};
+    tsdb_float_sample cpu_named[] = {{(firn_label[]){{"__name__", "process_cpu:samples:count:cpu:nanoseconds"}, {"job", "api"}}, 2, 1000, 1}};
+    assert_int_equal(tsdb_append_floats(db, cpu_named, 1, NULL, &err), 0);
+    append_refused(db, cpu, as_profile, 1, "process_cpu", 1000, "is a float series");
+
+    /* no __name__, bad labels */
+    firn_label noname[] = {{"job", "a"}};
+    tsdb_float_sample bad1[] = {{noname, 1, 1000, 1}};
+    assert_int_equal(tsdb_append_floats(db, bad1, 1, NULL, &err), FIRN_EINVAL);
+    assert_non_null(strstr(err.msg, "no __name__"));
+    firn_label badname[] = {{"__name__", "x"}, {"1bad", "a"}};
+    tsdb_float_sample bad2[] = {{badname, 2, 1000, 1}};
+    assert_int_equal(tsdb_append_floats(db, bad2, 1, NULL, &err), FIRN_EINVAL);
+    tsdb_stats st = stats_of(db);
+    assert_int_equal(st.float_samples_total, 6);
+    assert_int_equal(st.float_samples_dropped_total, 1);
+    pprof_free(cpu);
+
+    /* durable across a reopen */
+    tsdb_close(db);
+    db = open_path(dir);
+    p = floats_of(db, api);
+    assert_int_equal(p.n, 4);
+    assert_true(p.bits[3] == bits_of(8));
+    tsdb_close(db);
+}
+
+static void test_float_retention(void **state)
+{
+    const char *dir = *state;
+    tsdb_options o;
+    test_options(&o, dir);
+    o.partition_ms = 1000;
+    o.retention_ms = 5000;
+    tsdb *db = open_ok(&o);
+    const int64_t T = (firn_now_ms() / 1000 + 1) * 1000;
+    firn_label a[] = {{"__name__", "r"}, {"k", "a"}}, b[] = {{"__name__", "r"}, {"k", "b"}};
+    tsdb_float_sample s[] = {{a, 2, T, 1}, {a, 2, T + 4000, 2}, {b, 2, T, 3}};
+    size_t dropped;
+    firn_err err = {0};
+    assert_int_equal(tsdb_append_floats(db, s, N(s), &dropped, &err), 0);
+    assert_int_equal(dropped, 0);
+    /* older than the retention of the wall clock: dropped and counted */
+    tsdb_float_sample old[] = {{a, 2, T - 60000, 1}};
+    assert_int_equal(tsdb_append_floats(db, old, 1, &dropped, &err), 0);
+    assert_int_equal(dropped, 1);
+    uint64_t deleted = 0;
+    assert_int_equal(tsdb_retention_run(db, T + 6000, &deleted, &err), 0);
+    assert_int_equal(deleted, 2);
+    struct mspec m = {FIRN_MATCH_EQ, "__name__", "r"};
+    tsdb_reader *r = reader_ok(db);
+    tsdb_series_set set;
+    select_ok(r, &m, 1, INT64_MIN, INT64_MAX, &set);
+    assert_int_equal(set.n, 1);   /* b lost its only sample, and the series */
+    assert_string_equal(set.series[0].labels[1].value, "a");
+    assert_int_equal(set.series[0].min_time_ms, T + 4000);
+    uint64_t id = set.series[0].id;
+    tsdb_series_set_free(&set);
+    tsdb_reader_close(r);
+    struct float_pts p = floats_of(db, id);
+    assert_int_equal(p.n, 1);
+    assert_true(p.bits[0] == bits_of(2));
+    tsdb_close(db);
+}
+
+/* A version 2 store (no floats database): read-only opens read it as it is,
+ * a writable open upgrades it to version 3 in place. */
+static void test_schema_upgrade(void **state)
+{
+    const char *dir = *state;
+    tsdb *db = open_path(dir);
+    pprof_profile *cpu = decode_fixture(FX_CPU);
+    firn_label job[] = {{"job", "x"}};
+    append_ok(db, cpu, job, 1, "process_cpu", 5000);
+    tsdb_close(db);
+    pprof_free(cpu);
+    /* make it what version 2 wrote */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "floats", 0, &dbi), 0);
+    assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    uint32_t v2 = 2;
+    raw_put(dir, "meta", "schema_version", &v2, sizeof v2);
+
+    tsdb_options o;
+    test_options(&o, dir);
+    o.read_only = true;
+    db = open_ok(&o);
+    struct mspec m = {FIRN_MATCH_EQ, "job", "x"};
+    assert_int_equal(select_count(db, &m, 1, INT64_MIN, INT64_MAX), 2);
+    tsdb_close(db);
+
+    db = open_path(dir);   /* upgrades */
+    firn_label f[] = {{"__name__", "f"}};
+    tsdb_float_sample s[] = {{f, 1, 1000, 1}};
+    firn_err err = {0};
+    assert_int_equal(tsdb_append_floats(db, s, 1, NULL, &err), 0);
+    assert_int_equal(select_count(db, &m, 1, INT64_MIN, INT64_MAX), 2);
+    tsdb_close(db);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    MDB_val k = {strlen("schema_version"), "schema_version"}, v;
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    uint32_t ver;
+    memcpy(&ver, v.mv_data, sizeof ver);
+    assert_int_equal(ver, 3);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
 static void test_pprof_builder(void **state)
 {
     (void)state;
@@ -2562,6 +2792,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_readers_during_writes, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_readers_during_map_growth, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_stats, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_float_series, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_float_retention, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_schema_upgrade, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_select_time_range_gaps, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_retention_then_older_append, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_long_label_values, dir_setup, dir_teardown),

@@ -1,0 +1,26 @@
+/* internal.h -- what the files of rules/ share and nobody else uses: the
+ * notifier (notify.c) the manager (manager.c) feeds. */
+#ifndef FIRN_RULES_INTERNAL_H
+#define FIRN_RULES_INTERNAL_H
+
+#include "config/config.h"
+#include "rules/rules.h"
+
+typedef struct rules_notifier rules_notifier;
+
+/* A queue of capacity alerts sent in batches of batch (Prometheus 2.42:
+ * 10000 and 64). */
+rules_notifier *rules_notifier_new(size_t capacity, size_t batch, firn_err *err);
+int rules_notifier_start(rules_notifier *n, const char *user_agent, firn_err *err);
+/* The Alertmanagers, external labels and alert_relabel_configs of cfg,
+ * which must stay alive until the next call (or rules_notifier_free). */
+void rules_notifier_set(rules_notifier *n, const firn_config *cfg);
+/* Queues alerts (rules_send_fn's shape); never waits for the network. */
+void rules_notifier_send(rules_notifier *n, const rules_notification *alerts, size_t count);
+void rules_notifier_metrics_write(rules_notifier *n, firn_buf *b);
+void rules_notifier_free(rules_notifier *n);
+
+/* A label set as a JSON object in its order (manager.c). */
+void rules_json_labels(firn_buf *b, const firn_label *l, size_t n);
+
+#endif

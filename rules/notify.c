@@ -1,0 +1,367 @@
+/* notify.c -- the Alertmanager client, as Prometheus 2.42's notifier:
+ * external labels added where an alert lacks them, alert_relabel_configs,
+ * one bounded queue (the oldest alerts dropped when full), batches POSTed
+ * as API v2 JSON to every Alertmanager, no retry (the rule's resend is the
+ * retry).  A batch that no Alertmanager accepted is counted as dropped.
+ *
+ * Counters keep 2.42's meanings: sent_total{alertmanager} += batch size
+ * per attempt (failed ones included), errors_total{alertmanager} += 1 per
+ * failed request, dropped_total += batch size when no Alertmanager took it.
+ *
+ * Threads: rules_notifier_send from any evaluation thread (never blocks on
+ * the network), one sender thread, rules_notifier_set from the reload path.
+ */
+#include "internal.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "httpc/httpc.h"
+
+struct queued {
+    char *json;                  /* one alert object */
+};
+
+struct am {
+    char *url;
+    int64_t timeout_ms;
+    const config_http *http;     /* the configuration's, valid while it is set */
+    uint64_t sent, errors;
+};
+
+struct rules_notifier {
+    pthread_mutex_t mu;
+    pthread_cond_t wake, idle;
+    pthread_t thread;
+    bool started, stop;
+    bool sending;                /* POSTs in flight use the configuration's http config */
+    struct queued *q;            /* ring */
+    size_t cap, head, len;
+    size_t batch;
+    struct am *ams;
+    size_t n_ams;
+    const firn_label *external;
+    size_t n_external;
+    const firn_relabel_config *relabel;
+    size_t n_relabel;
+    uint64_t dropped;
+    char *user_agent;
+    /* counters of Alertmanagers no longer configured live on in metrics
+     * as long as the process: Prometheus keeps them too */
+};
+
+/* Go's strfmt.DateTime: milliseconds, UTC, "Z". */
+static void am_time(firn_buf *b, int64_t ms)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    char buf[40];
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    firn_buf_printf(b, "\"%s.%03dZ\"", buf, (int)(ms % 1000 + 1000) % 1000);
+}
+
+rules_notifier *rules_notifier_new(size_t capacity, size_t batch, firn_err *err)
+{
+    rules_notifier *n = calloc(1, sizeof *n);
+    if (!n || !(n->q = calloc(capacity ? capacity : 1, sizeof *n->q))) {
+        free(n);
+        firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    n->cap = capacity ? capacity : 1;
+    n->batch = batch ? batch : 64;
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_cond_init(&n->wake, NULL);
+    pthread_cond_init(&n->idle, NULL);
+    return n;
+}
+
+void rules_notifier_set(rules_notifier *n, const firn_config *cfg)
+{
+    pthread_mutex_lock(&n->mu);
+    /* the previous configuration is freed after this returns: no POST may
+     * still be using its http config */
+    while (n->sending)
+        pthread_cond_wait(&n->idle, &n->mu);
+    struct am *old = n->ams;
+    size_t n_old = n->n_ams;
+    size_t count = 0;
+    for (size_t i = 0; i < cfg->n_alertmanagers; i++)
+        for (size_t g = 0; g < cfg->alertmanagers[i].n_static_configs; g++)
+            count += cfg->alertmanagers[i].static_configs[g].n_targets;
+    n->ams = calloc(count + 1, sizeof *n->ams);
+    n->n_ams = 0;
+    for (size_t i = 0; n->ams && i < cfg->n_alertmanagers; i++) {
+        const config_alertmanager *c = &cfg->alertmanagers[i];
+        /* path.Join("/", path_prefix, "/api/v2/alerts") */
+        char prefix[512];
+        size_t pl = 0;
+        for (const char *p = c->path_prefix; *p && pl + 1 < sizeof prefix; p++)
+            if (*p != '/' || (pl && prefix[pl - 1] != '/'))
+                prefix[pl++] = *p;
+        while (pl && prefix[pl - 1] == '/')
+            pl--;
+        prefix[pl] = 0;
+        for (size_t g = 0; g < c->n_static_configs; g++)
+            for (size_t t = 0; t < c->static_configs[g].n_targets; t++) {
+                char *url = NULL;
+                if (asprintf(&url, "%s://%s%s%s/api/v2/alerts", c->scheme,
+                             c->static_configs[g].targets[t], pl ? "/" : "", prefix) < 0)
+                    continue;
+                bool dup = false;
+                for (size_t k = 0; k < n->n_ams && !dup; k++)
+                    dup = strcmp(n->ams[k].url, url) == 0;
+                if (dup) {
+                    free(url);
+                    continue;
+                }
+                struct am *a = &n->ams[n->n_ams++];
+                a->url = url;
+                a->timeout_ms = c->timeout_ms;
+                a->http = &c->http;
+                for (size_t k = 0; k < n_old; k++)   /* counters carry over */
+                    if (strcmp(old[k].url, url) == 0) {
+                        a->sent = old[k].sent;
+                        a->errors = old[k].errors;
+                    }
+            }
+    }
+    for (size_t k = 0; k < n_old; k++)
+        free(old[k].url);
+    free(old);
+    n->external = cfg->external_labels;
+    n->n_external = cfg->n_external_labels;
+    n->relabel = cfg->alert_relabel_configs;
+    n->n_relabel = cfg->n_alert_relabel_configs;
+    pthread_mutex_unlock(&n->mu);
+}
+
+void rules_notifier_send(rules_notifier *n, const rules_notification *alerts, size_t count)
+{
+    firn_arena *arena = firn_arena_new(0);
+    if (!arena)
+        return;
+    pthread_mutex_lock(&n->mu);
+    for (size_t i = 0; i < count; i++) {
+        const rules_notification *a = &alerts[i];
+        /* external labels where the alert lacks the label (or has it empty) */
+        firn_label *l = firn_arena_alloc(arena, (a->n_labels + n->n_external + 1) * sizeof *l);
+        if (!l)
+            break;
+        size_t nl = 0;
+        for (size_t k = 0; k < a->n_labels; k++)
+            l[nl++] = a->labels[k];
+        for (size_t k = 0; k < n->n_external; k++) {
+            const char *have = firn_labels_get(a->labels, a->n_labels, n->external[k].name);
+            if (!have || !have[0])
+                l[nl++] = n->external[k];
+        }
+        firn_err err = {0};
+        if (firn_labels_normalize(l, &nl, &err) < 0)
+            continue;
+        firn_label *out = l;
+        size_t n_out = nl;
+        if (n->n_relabel) {
+            int kept = firn_relabel_process(n->relabel, n->n_relabel, l, nl, arena, &out, &n_out,
+                                            &err);
+            if (kept <= 0)
+                continue;   /* dropped by alert_relabel_configs */
+        }
+        firn_buf b = {0};
+        firn_buf_puts(&b, "{\"annotations\":");
+        rules_json_labels(&b, a->annotations, a->n_annotations);
+        firn_buf_puts(&b, ",\"endsAt\":");
+        am_time(&b, a->ends_at_ms);
+        firn_buf_puts(&b, ",\"startsAt\":");
+        am_time(&b, a->starts_at_ms);
+        firn_buf_puts(&b, ",\"generatorURL\":");
+        firn_json_string(&b, a->generator_url);
+        firn_buf_puts(&b, ",\"labels\":");
+        rules_json_labels(&b, out, n_out);
+        firn_buf_puts(&b, "}");
+        char *json = firn_buf_take(&b, NULL);
+        if (!json)
+            continue;
+        if (n->len == n->cap) {
+            /* full: the oldest goes */
+            free(n->q[n->head].json);
+            n->head = (n->head + 1) % n->cap;
+            n->len--;
+            n->dropped++;
+        }
+        n->q[(n->head + n->len) % n->cap].json = json;
+        n->len++;
+    }
+    pthread_cond_signal(&n->wake);
+    pthread_mutex_unlock(&n->mu);
+    firn_arena_free(arena);
+}
+
+static size_t discard(char *p, size_t size, size_t nmemb, void *ctx)
+{
+    (void)p, (void)ctx;
+    return size * nmemb;
+}
+
+/* One POST; true on a 2xx. */
+static bool post(const char *url, const config_http *http, int64_t timeout_ms, const char *body,
+                 const char *user_agent)
+{
+    CURL *e = curl_easy_init();
+    if (!e)
+        return false;
+    httpc_request r = {0};
+    char why[256];
+    r.headers = curl_slist_append(r.headers, "Content-Type: application/json");
+    bool ok = false;
+    if (!httpc_apply(e, http, url, &r, why, sizeof why)) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+        CURLcode rc = curl_easy_perform(e);
+        long status = 0;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        ok = rc == CURLE_OK && status / 100 == 2;
+        if (!ok)
+            firn_log(FIRN_LOG_ERROR, "notifier", "Error sending alert",
+                     "alertmanager=%s err=\"%s\"", url,
+                     rc != CURLE_OK ? curl_easy_strerror(rc) : "bad response status");
+    } else {
+        firn_log(FIRN_LOG_ERROR, "notifier", "Error sending alert", "alertmanager=%s err=\"%s\"",
+                 url, why);
+    }
+    httpc_request_free(&r);
+    curl_easy_cleanup(e);
+    return ok;
+}
+
+static void *sender(void *arg)
+{
+    rules_notifier *n = arg;
+    pthread_mutex_lock(&n->mu);
+    for (;;) {
+        while (!n->stop && n->len == 0)
+            pthread_cond_wait(&n->wake, &n->mu);
+        if (n->stop)
+            break;
+        assert(n->len <= n->cap && n->head < n->cap);
+        size_t k = n->len < n->batch ? n->len : n->batch;
+        firn_buf body = {0};
+        firn_buf_puts(&body, "[");
+        for (size_t i = 0; i < k; i++) {
+            struct queued *q = &n->q[(n->head + i) % n->cap];
+            if (i)
+                firn_buf_puts(&body, ",");
+            firn_buf_puts(&body, q->json);
+            free(q->json);
+            q->json = NULL;
+        }
+        firn_buf_puts(&body, "]");
+        n->head = (n->head + k) % n->cap;
+        n->len -= k;
+        /* a snapshot of the targets: the POSTs run unlocked */
+        size_t n_ams = n->n_ams;
+        struct am *ams = calloc(n_ams + 1, sizeof *ams);
+        for (size_t i = 0; ams && i < n_ams; i++) {
+            ams[i] = n->ams[i];
+            ams[i].url = strdup(n->ams[i].url);
+        }
+        n->sending = true;
+        pthread_mutex_unlock(&n->mu);
+        bool any = false;
+        bool *ok = calloc(n_ams + 1, sizeof *ok);
+        for (size_t i = 0; ams && ok && body.data && i < n_ams; i++)
+            any |= ok[i] = ams[i].url && post(ams[i].url, ams[i].http, ams[i].timeout_ms,
+                                              body.data, n->user_agent ? n->user_agent
+                                                                       : "firn");
+        firn_buf_free(&body);
+        pthread_mutex_lock(&n->mu);
+        n->sending = false;
+        pthread_cond_broadcast(&n->idle);
+        for (size_t i = 0; ams && ok && i < n_ams; i++) {
+            for (size_t j = 0; j < n->n_ams; j++)
+                if (ams[i].url && strcmp(n->ams[j].url, ams[i].url) == 0) {
+                    n->ams[j].sent += k;
+                    n->ams[j].errors += !ok[i];
+                }
+            free(ams[i].url);
+        }
+        if (!any)
+            n->dropped += k;
+        free(ams);
+        free(ok);
+    }
+    pthread_mutex_unlock(&n->mu);
+    return NULL;
+}
+
+int rules_notifier_start(rules_notifier *n, const char *user_agent, firn_err *err)
+{
+    n->user_agent = strdup(user_agent ? user_agent : "firn");
+    int rc = pthread_create(&n->thread, NULL, sender, n);
+    if (rc)
+        return firn_errf(err, FIRN_EIO, "starting the notifier: %s", strerror(rc));
+    n->started = true;
+    return 0;
+}
+
+void rules_notifier_free(rules_notifier *n)
+{
+    if (!n)
+        return;
+    pthread_mutex_lock(&n->mu);
+    n->stop = true;
+    pthread_cond_signal(&n->wake);
+    pthread_mutex_unlock(&n->mu);
+    if (n->started)
+        pthread_join(n->thread, NULL);
+    for (size_t i = 0; i < n->len; i++)
+        free(n->q[(n->head + i) % n->cap].json);
+    free(n->q);
+    for (size_t i = 0; i < n->n_ams; i++)
+        free(n->ams[i].url);
+    free(n->ams);
+    free(n->user_agent);
+    pthread_mutex_destroy(&n->mu);
+    pthread_cond_destroy(&n->wake);
+    pthread_cond_destroy(&n->idle);
+    free(n);
+}
+
+void rules_notifier_metrics_write(rules_notifier *n, firn_buf *b)
+{
+    pthread_mutex_lock(&n->mu);
+    firn_metrics_header(b, "firn_notifications_sent_total", "counter",
+                        "Alerts sent to an Alertmanager, per attempt (failed ones included), "
+                        "as Prometheus 2.42 counts.");
+    for (size_t i = 0; i < n->n_ams; i++) {
+        firn_label l = {"alertmanager", n->ams[i].url};
+        firn_metrics_sample(b, "firn_notifications_sent_total", &l, 1, (double)n->ams[i].sent);
+    }
+    firn_metrics_header(b, "firn_notifications_errors_total", "counter",
+                        "Requests to an Alertmanager that failed (Prometheus 2.42's meaning).");
+    for (size_t i = 0; i < n->n_ams; i++) {
+        firn_label l = {"alertmanager", n->ams[i].url};
+        firn_metrics_sample(b, "firn_notifications_errors_total", &l, 1,
+                            (double)n->ams[i].errors);
+    }
+    firn_metrics_single(b, "firn_notifications_dropped_total", "counter",
+                        "Alerts dropped: the queue was full, or no Alertmanager accepted them.",
+                        (double)n->dropped);
+    firn_metrics_single(b, "firn_notifications_queue_length", "gauge",
+                        "Alerts waiting in the notification queue.", (double)n->len);
+    firn_metrics_single(b, "firn_notifications_queue_capacity", "gauge",
+                        "Capacity of the notification queue.", (double)n->cap);
+    firn_metrics_single(b, "firn_notifications_alertmanagers_discovered", "gauge",
+                        "Alertmanagers alerts are sent to.", (double)n->n_ams);
+    pthread_mutex_unlock(&n->mu);
+}
