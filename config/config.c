@@ -1054,13 +1054,14 @@ firn_config *config_load_string_errors(const char *text, size_t len, const char 
     cfg->scrape_timeout_ms = DEFAULT_TIMEOUT_MS;
     dec d = {.name = name, .arena = arena};
     cfg->source = dec_strdup(&d, name);
-    ynode *root;
+    ynode *root = NULL;
     if (dec_parse(&d, text, len, &root))
         dec_config(&d, root, cfg);
-    /* the text, once it is known to be a config within the size cap */
     if (dec_finish(&d, errs, err) == 0) {
-        cfg->yaml = firn_arena_strndup(arena, text ? text : "", text ? len : 0);
-        return cfg;
+        cfg->yaml = config_redacted_yaml(root, arena);
+        if (cfg->yaml)
+            return cfg;
+        firn_errf(err, FIRN_ENOMEM, "%s: out of memory writing the configuration", name);
     }
     config_free(cfg);
     return NULL;

@@ -38,4 +38,9 @@ int ytree_parse(const char *text, size_t len, firn_arena *arena, ynode **root,
 /* A null scalar: plain empty, ~, null, Null or NULL. */
 bool ynode_is_null(const ynode *n);
 
+/* The document under root written out again as YAML, in arena, with every
+ * secret value replaced by "<secret>" (redact.c says which); "" for an empty
+ * document, NULL when memory runs out.  What /api/v1/status/config shows. */
+char *config_redacted_yaml(const ynode *root, firn_arena *arena);
+
 #endif

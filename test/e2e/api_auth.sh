@@ -48,6 +48,7 @@ hash=$(htpasswd -nbBC 10 alice 'open sesame' | cut -d: -f2-)
 token=firn-e2e-token-7f3a
 token_sha=$(printf %s "$token" | sha256sum | cut -d' ' -f1)
 printf 'open sesame' >"$tmp/password"
+test_secret 'open sesame' "$token"
 
 # Relative paths: relative to the web config's directory, as exporter-toolkit.
 cat >"$tmp/web.yml" <<EOF

@@ -22,6 +22,7 @@ fi
 start_probe() {
     local name=$1
     shift
+    firn_log "$tmp/$name.err"
     "$probe" "127.0.0.1:$DNS_PORT" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
     eval "PROBE_$name=$!"
     track_pid "$!"

@@ -37,7 +37,34 @@ same() {
     fi
 }
 
+# Secrets a test hands to firn (passwords, tokens) and the logs firn's own
+# processes write: `finish` checks that no secret appears in any of those
+# logs (firn never logs a secret).  start_firn registers its log.
+E2E_SECRETS=()
+E2E_FIRN_LOGS=()
+test_secret() { E2E_SECRETS+=("$@"); }
+firn_log() { E2E_FIRN_LOGS+=("$@"); }
+
+check_logs_for_secrets() {
+    ((${#E2E_SECRETS[@]} > 0)) || return 0
+    local s f leaks=() logs=()
+    for f in "${E2E_FIRN_LOGS[@]}"; do
+        [[ -f $f ]] && logs+=("$f")
+    done
+    for s in "${E2E_SECRETS[@]}"; do
+        for f in "${logs[@]}"; do
+            grep -qF -- "$s" "$f" && leaks+=("'$s' in $(basename "$f")")
+        done
+    done
+    if ((${#leaks[@]} == 0)); then
+        ok "no test secret (${#E2E_SECRETS[@]}) in firn's logs (${#logs[@]} files)"
+    else
+        fail "a secret in firn's logs: ${leaks[*]}"
+    fi
+}
+
 finish() {
+    check_logs_for_secrets
     echo "$E2E_PASSED passed, $E2E_FAILED failed"
     [ "$E2E_FAILED" -eq 0 ]
 }
@@ -120,6 +147,12 @@ check_figures() {
     local bad
     bad=$(printf '%s\n' "$out" | grep -Evc '^[a-z0-9_]+ [0-9]+(\.[0-9]+)?$')
     [ "$bad" -eq 0 ] && ok "every $name line is 'figure_name value'" || fail "$name: $bad malformed lines"
+}
+
+# yaml_json: the YAML document on standard input as canonical JSON (keys
+# sorted), read by PyYAML: a parser other than firn's, to compare documents.
+yaml_json() {
+    python3 -c 'import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin), sort_keys=True))'
 }
 
 # ---- processes ---------------------------------------------------------------
@@ -232,6 +265,7 @@ FIRN_PORT=
 start_firn() {
     local firn=$1 log=$2
     shift 2
+    firn_log "$log"
     "$firn" "$@" >"$log" 2>&1 &
     FIRN_PID=$!
     track_pid "$FIRN_PID"
