@@ -1,5 +1,6 @@
 /* api.c -- the endpoints of the running server: lifecycle, /metrics, the
  * targets API and firn's own profiles (contract in web.h). */
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,12 @@ static void handle_metrics(void *ctx, const web_request *req, web_response *resp
     firn_label l[1] = {{"version", FIRN_VERSION}};
     firn_metrics_sample(&b, "firn_build_info", l, 1, 1);
     write_process_metrics(&b);
+    firn_metrics_single(&b, "firn_cpu_profile_requests", "gauge",
+                        "/debug/pprof/profile requests recording now.",
+                        (double)atomic_load(&api->cpu_profile_requests));
+    firn_metrics_single(&b, "firn_cpu_profile_requests_refused_total", "counter",
+                        "/debug/pprof/profile requests refused: too many at once.",
+                        (double)atomic_load(&api->cpu_profile_refused_total));
     web_metrics_write(api->server, &b);
     if (api->scrape)
         scrape_manager_metrics_write(api->scrape, &b);
@@ -278,8 +285,11 @@ static void respond_profile(web_response *resp, pprof_profile *p, firn_err *err)
     resp->body_len = len;
 }
 
-/* Go's handler: seconds defaults to 30 when absent or not a positive
- * integer. */
+/* seconds: 30 when absent or empty (Go); anything but a positive integer
+ * is refused with 400 and the message Go's delta profiles give, and so is a
+ * duration over WEB_MAX_PROFILE_SECONDS.  A request holds a worker for its
+ * duration, so at most WEB_MAX_CPU_PROFILE_REQUESTS run at once and the
+ * others get 503 at once: queries and ingest keep the remaining workers. */
 static void handle_cpu_profile(void *ctx, const web_request *req, web_response *resp)
 {
     web_api *api = ctx;
@@ -287,17 +297,35 @@ static void handle_cpu_profile(void *ctx, const web_request *req, web_response *
     long seconds = 30;
     if (s && *s) {
         char *end;
-        long v = strtol(s, &end, 10);
-        if (*end == '\0' && v > 0)
-            seconds = v;
+        errno = 0;
+        seconds = strtol(s, &end, 10);
+        /* strtol also takes leading spaces and a minus: Go's ParseInt does not */
+        bool digits = (s[0] >= '0' && s[0] <= '9') || s[0] == '+';
+        if (!digits || *end != '\0' || errno || seconds <= 0) {
+            web_respond_text(resp, 400, "invalid value for \"seconds\": not a positive integer");
+            resp->go_pprof_error = true;
+            return;
+        }
     }
-    if (seconds > SELFPROF_MAX_SECONDS) {
-        web_respond_text(resp, 400, "profile duration exceeds %d seconds", SELFPROF_MAX_SECONDS);
+    if (seconds > WEB_MAX_PROFILE_SECONDS) {
+        web_respond_text(resp, 400, "profile duration exceeds %d seconds",
+                         WEB_MAX_PROFILE_SECONDS);
+        resp->go_pprof_error = true;
+        return;
+    }
+    if (atomic_fetch_add(&api->cpu_profile_requests, 1) >= WEB_MAX_CPU_PROFILE_REQUESTS) {
+        atomic_fetch_sub(&api->cpu_profile_requests, 1);
+        atomic_fetch_add(&api->cpu_profile_refused_total, 1);
+        web_respond_text(resp, 503, "too many CPU profiles at once: %d are being recorded",
+                         WEB_MAX_CPU_PROFILE_REQUESTS);
+        resp->retry_after = "10";
+        resp->go_pprof_error = true;
         return;
     }
     firn_err err = {0};
     /* Cut short when the server stops, so shutdown never waits for it. */
     pprof_profile *p = selfprof_cpu((int)seconds, SELFPROF_DEFAULT_HZ, &api->stopping, &err);
+    atomic_fetch_sub(&api->cpu_profile_requests, 1);
     respond_profile(resp, p, &err);
     resp->content_disposition = "attachment; filename=\"profile\"";
 }
@@ -325,7 +353,7 @@ static void handle_pprof_index(void *ctx, const web_request *req, web_response *
     static const char page[] =
         "<html><head><title>/debug/pprof/</title></head><body>\n"
         "<p>firn's own profiles, in the format of Go's net/http/pprof:</p>\n<ul>\n"
-        "<li><a href=\"profile?seconds=10\">profile</a>: CPU, recorded for ?seconds=N (30)</li>\n"
+        "<li><a href=\"profile?seconds=10\">profile</a>: CPU, recorded for ?seconds=N (30; at most 600, two at once)</li>\n"
         "<li><a href=\"heap\">heap</a>: sampled allocations, live and total</li>\n"
         "<li><a href=\"allocs\">allocs</a>: the same, showing total allocations</li>\n"
         "</ul></body></html>\n";
