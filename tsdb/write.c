@@ -923,7 +923,10 @@ static void run_retention(struct writer *w, int64_t now, uint64_t *deleted_block
         MDB_txn *txn;
         int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
         if (rc) {
-            firn_errf(err, FIRN_EIO, "retention: %s", tsdb_strerror(rc));
+            /* the periodic pass has no caller to tell: log and count it */
+            firn_errf(err, FIRN_EIO, "retention: starting a write: %s", tsdb_strerror(rc));
+            atomic_fetch_add(&db->retention_failures_total, 1);
+            firn_log(FIRN_LOG_ERROR, "tsdb", "retention pass failed", "err=\"%s\"", err->msg);
             return;
         }
         uint64_t blocks = 0, series = 0;
@@ -964,6 +967,7 @@ static void run_retention(struct writer *w, int64_t now, uint64_t *deleted_block
         }
         if (prc == 0)
             firn_errf(err, FIRN_EIO, "retention: %s", tsdb_strerror(rc));
+        atomic_fetch_add(&db->retention_failures_total, 1);
         firn_log(FIRN_LOG_ERROR, "tsdb", "retention pass failed", "err=\"%s\"",
                  err ? err->msg : "?");
         return;

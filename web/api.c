@@ -118,6 +118,9 @@ static void write_tsdb_metrics(firn_buf *b, tsdb *db)
          offsetof(tsdb_stats, retention_deleted_series_total)},
         {"firn_tsdb_retention_runs_total", "counter", "Retention passes run.",
          offsetof(tsdb_stats, retention_runs_total)},
+        {"firn_tsdb_retention_failures_total", "counter",
+         "Retention passes that failed (each is logged).",
+         offsetof(tsdb_stats, retention_failures_total)},
         {"firn_tsdb_append_queue_length", "gauge", "Appends waiting for the writer.",
          offsetof(tsdb_stats, queue_length)},
     };
