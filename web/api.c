@@ -356,7 +356,7 @@ static void handle_pprof_index(void *ctx, const web_request *req, web_response *
     static const char page[] =
         "<html><head><title>/debug/pprof/</title></head><body>\n"
         "<p>firn's own profiles, in the format of Go's net/http/pprof:</p>\n<ul>\n"
-        "<li><a href=\"profile?seconds=10\">profile</a>: CPU, recorded for ?seconds=N (30; at most 600, two at once)</li>\n"
+        "<li><a href=\"profile?seconds=10\">profile</a>: CPU, recorded for ?seconds=N (30; at most 600, four at once)</li>\n"
         "<li><a href=\"heap\">heap</a>: sampled allocations, live and total</li>\n"
         "<li><a href=\"allocs\">allocs</a>: the same, showing total allocations</li>\n"
         "</ul></body></html>\n";

@@ -182,9 +182,11 @@ void web_respond_text(web_response *resp, int status, const char *fmt, ...)
  * The struct must outlive the server.  reload runs on a worker thread.
  */
 /* /debug/pprof/profile: the longest recording a request may ask for, and
- * how many may record at once (each holds a worker for its duration). */
+ * how many may record at once (each holds a worker for its duration: firn
+ * runs 8, so half stay for queries and ingest; firn's scrape of itself
+ * takes one). */
 #define WEB_MAX_PROFILE_SECONDS 600
-#define WEB_MAX_CPU_PROFILE_REQUESTS 2
+#define WEB_MAX_CPU_PROFILE_REQUESTS 4
 
 typedef struct web_api {
     tsdb *db;

@@ -3,8 +3,8 @@
 #  - a seconds that is not a positive integer (abc, -5, 0, 1.5, a number
 #    past int64) gets 400 with Go's message for it, and X-Go-Pprof so that
 #    `go tool pprof` shows the message; so does a duration past the cap (600);
-#  - at most two CPU profiles record at once: a third gets 503 with
-#    Retry-After at once, counted, while a query still answers; the two
+#  - at most four CPU profiles record at once: a fifth gets 503 with
+#    Retry-After at once, counted, while a query still answers; the four
 #    recording finish with their profiles.
 #
 # usage: api_debug_pprof.sh FIRN
@@ -44,27 +44,27 @@ metric() {
     curl_local --max-time 10 "$base/metrics" | awk -v m="$1" '$1 == m {print $2}'
 }
 pids=()
-for i in 1 2; do
+for i in 1 2 3 4; do
     curl_local --max-time 30 -o "$tmp/long$i.pb" -w '%{http_code}' \
         "$base/debug/pprof/profile?seconds=6" >"$tmp/long$i.code" 2>&1 &
     pids+=($!)
     track_pid $!
 done
-two_recording() { [[ $(metric firn_cpu_profile_requests) == 2 ]]; }
-if wait_for 10 two_recording; then
-    ok "two CPU profiles recording"
-    same "a third at once: 503, Retry-After" \
+four_recording() { [[ $(metric firn_cpu_profile_requests) == 4 ]]; }
+if wait_for 10 four_recording; then
+    ok "four CPU profiles recording"
+    same "a fifth at once: 503, Retry-After" \
         "$(answer 1 | cut -c1-5) $(grep -i '^retry-after:' "$tmp/h" | tr -d '\r' | awk '{print $2}')" \
         "503 1 10"
     same "a query meanwhile: 200" \
         "$(curl_local --max-time 5 -o /dev/null -w '%{http_code}' "$base/api/v1/query?query=1%2B1")" 200
     same "the refusal is counted" "$(metric firn_cpu_profile_requests_refused_total)" 1
 else
-    fail "two CPU profiles recording: firn_cpu_profile_requests=$(metric firn_cpu_profile_requests)"
+    fail "four CPU profiles recording: firn_cpu_profile_requests=$(metric firn_cpu_profile_requests)"
 fi
-for i in 1 2; do
+for i in 1 2 3 4; do
     wait "${pids[$((i - 1))]}"
-    same "profile $i of the two: 200 and a gzip'd profile" \
+    same "profile $i of the four: 200 and a gzip'd profile" \
         "$(cat "$tmp/long$i.code") $(head -c2 "$tmp/long$i.pb" | od -An -tx1 | tr -d ' ')" "200 1f8b"
 done
 stop_pid "$FIRN_PID"

@@ -251,7 +251,8 @@ expect_group "pod: events flow again after the rotation" pods pod/default/fourth
 # Watch events split across chunks at arbitrary bytes.
 ctl 'chunks?size=7'
 ctl drop
-wait_for 20 watching 2
+wait_for 20 watching 2 && ok "pod: watching again after the drop" ||
+    fail "pod: no new watch after the drop"
 add "$(pod fifth default 1.2.3.11)"
 expect_group "pod: an event split over 7-byte chunks is read whole" pods pod/default/fifth \
     "$(pod_group fifth default 1.2.3.11)"
