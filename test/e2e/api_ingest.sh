@@ -4,7 +4,8 @@
 # gzipped, Content-Encoding: gzip, labels in the URL and in X-Firn-Labels),
 # collapsed stacks and pprof on Pyroscope's POST /ingest, and the pushes of
 # a real Pyroscope client (the npm package @pyroscope/nodejs, installed
-# here); each is then read back from the store with firnctl (read-only,
+# here with npm ci from test/e2e/pyroscope's lockfile); each is then read
+# back from the store with firnctl (read-only,
 # beside the running server) with its labels and the totals `firnctl pprof
 # info` gives for the file.  Bad requests get a 4xx that says what was
 # wrong, and the server keeps serving.
@@ -194,11 +195,12 @@ mkdir -p "$node_dir"
 cp "$srcdir/test/e2e/pyroscope_push.js" "$node_dir/"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     fail "node and npm are needed for the Pyroscope client (scripts/deps test installs them)"
-elif ! (cd "$node_dir" && printf '{"private":true}\n' >package.json &&
+elif ! (cd "$node_dir" && cp "$srcdir/test/e2e/pyroscope/package.json" \
+        "$srcdir/test/e2e/pyroscope/package-lock.json" . &&
         npm_config_cache="$tmp/npm-cache" npm_config_update_notifier=false \
-        timeout 180 npm install --no-audit --no-fund ${npm_proxy:+--proxy "$npm_proxy" --https-proxy "$npm_proxy"} \
-        @pyroscope/nodejs) >"$tmp/npm.log" 2>&1; then
-    fail "npm install @pyroscope/nodejs failed (is the npm registry reachable?): $(tail -3 "$tmp/npm.log")"
+        timeout 180 npm ci --no-audit --no-fund ${npm_proxy:+--proxy "$npm_proxy" --https-proxy "$npm_proxy"}) \
+        >"$tmp/npm.log" 2>&1; then
+    fail "npm ci (test/e2e/pyroscope's lockfile) failed (is the npm registry reachable?): $(tail -3 "$tmp/npm.log")"
 else
     ok "npm installed @pyroscope/nodejs $(jq -r .version "$node_dir/node_modules/@pyroscope/nodejs/package.json")"
     (cd "$node_dir" && DEBUG=pyroscope timeout 60 node pyroscope_push.js "$api" e2e.node 4) \
