@@ -72,6 +72,9 @@ for t in alloc_objects:count alloc_space:bytes inuse_objects:count inuse_space:b
     heap_totals+="${heap_totals:+ }$(stored_total job=push "__name__=memory:$t:space:bytes")"
 done
 same "stored heap totals equal firnctl pprof info's" "$heap_totals" "$(firn_totals "$firnctl" "$heap")"
+same "metadata: in-use memory is a gauge, allocations a counter, with their help" \
+    "$(curl_local --max-time 10 "$api/api/v1/metadata" | jq -c '.data | [.["memory:inuse_space:bytes:space:bytes"][0], .["memory:alloc_objects:count:space:bytes"][0].type]')" \
+    '[{"type":"gauge","help":"memory profile: inuse_space (bytes) when each profile was taken; period type space (bytes).","unit":"bytes"},"gauge"]'
 top=$("$firnctl" query profile 'process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta{job="push"}' \
     --time "$cpu_ms" --format top --storage.tsdb.path "$data" 2>&1)
 same "the pushed profile answers a profile query with its total" \

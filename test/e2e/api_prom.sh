@@ -288,7 +288,9 @@ fi
 same "status/flags: a map of flag to value" \
     "$(get "$api/status/flags" | jq -c '.data | [.["storage.tsdb.path"], .["config.file"], .["web.enable-lifecycle"], .["storage.tsdb.retention.time"]]') $(code)" \
     "$(jq -cn --arg s "$store" --arg c "$tmp/firn.yml" '[$s, $c, "false", "2w"]') 200"
-same "metadata: {}" "$(get "$api/metadata") $(code)" '{"status":"success","data":{}} 200'
+same "metadata: each stored profile type, a counter (delta) with its unit" \
+    "$(get "$api/metadata" | jq -c '.data | to_entries | map([.key, .value[0].type, .value[0].unit])') $(code)" \
+    '[["process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta","counter","nanoseconds"],["process_cpu:samples:count:cpu:nanoseconds:delta","counter","count"]] 200'
 same "query_exemplars: []" \
     "$(get "$api/query_exemplars" -G --data-urlencode "query=$CPU" -d "start=$S1" -d "end=$S6") $(code)" \
     '{"status":"success","data":[]} 200'

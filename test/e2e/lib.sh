@@ -63,8 +63,25 @@ check_logs_for_secrets() {
     fi
 }
 
+# In the sanitizer stage of scripts/test (FIRN_E2E_SANITIZED=1, firn built
+# with ASan+UBSan) a report in any of firn's logs fails the test.
+check_logs_for_sanitizer() {
+    [[ -n ${FIRN_E2E_SANITIZED:-} ]] || return 0
+    local f reports=()
+    for f in "${E2E_FIRN_LOGS[@]}"; do
+        [[ -f $f ]] && grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|WARNING: ThreadSanitizer' "$f" &&
+            reports+=("$(basename "$f"): $(grep -m1 -E 'Sanitizer|runtime error:' "$f")")
+    done
+    if ((${#reports[@]} == 0)); then
+        ok "no sanitizer report in firn's logs (${#E2E_FIRN_LOGS[@]})"
+    else
+        fail "sanitizer reports: ${reports[*]}"
+    fi
+}
+
 finish() {
     check_logs_for_secrets
+    check_logs_for_sanitizer
     echo "$E2E_PASSED passed, $E2E_FAILED failed"
     [ "$E2E_FAILED" -eq 0 ]
 }
