@@ -80,6 +80,9 @@ check_logs_for_sanitizer() {
 }
 
 finish() {
+    # stopped first, so that their logs are complete (a sanitizer reports
+    # leaks at exit)
+    stop_tracked
     check_logs_for_secrets
     check_logs_for_sanitizer
     echo "$E2E_PASSED passed, $E2E_FAILED failed"
