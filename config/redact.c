@@ -55,7 +55,7 @@ static bool scalar_is(const ynode *n, const char *s)
     return n->kind == YNODE_SCALAR && strlen(s) == n->len && memcmp(n->value, s, n->len) == 0;
 }
 
-/* Insert n into m: 1 when new, 0 when it was there (failed set on OOM). */
+/* Insert key into m: 1 when new, 0 when it was there (failed set on OOM). */
 static int put(redactor *r, firn_u64map *m, uint64_t key)
 {
     int rc = firn_u64map_put(m, key, 1, NULL);

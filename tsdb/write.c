@@ -897,7 +897,7 @@ static void process_batch(struct writer *w, struct request **batch, size_t n)
         if (rc == MDB_MAP_FULL && tsdb_grow_map(db, &gerr) == 0)
             continue;
         if (rc != MDB_MAP_FULL)
-            firn_errf(&gerr, rc == ENOMEM ? FIRN_ENOMEM : FIRN_EIO, "%s: writing: %s",
+            firn_errf(&gerr, rc == ENOMEM ? FIRN_ENOMEM : FIRN_EIO, "%s/data.mdb: writing: %s",
                       db->path, tsdb_strerror(rc));
         firn_log(FIRN_LOG_ERROR, "tsdb", "commit failed", "err=\"%s\" appends=%zu", gerr.msg, n);
         for (size_t i = 0; i < n; i++) {

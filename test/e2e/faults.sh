@@ -13,9 +13,10 @@
 #     disk is full get 5xx naming the cause (no space), firn does not crash,
 #     what was stored stays readable, and once space is freed pushes are
 #     taken again.
-#  4. a corrupt store (a copy truncated; copies with bytes flipped): firn
-#     refuses to start naming the file, or starts and serves what it can
-#     read; it never dies of a signal.
+#  4. a corrupt store (a copy truncated; copies with bits flipped): firn
+#     refuses to start naming the file (or the store, when the damage hides
+#     its schema record), or starts and serves what it can read; it never
+#     dies of a signal.
 #
 # usage: faults.sh FIRN FIRNCTL FIXTURES_DIR SYNC_FAULT_LIB
 # Everything runs on 127.0.0.1; every wait is bounded.
@@ -130,7 +131,7 @@ fi
 
 # ---- 4. a corrupt store ----------------------------------------------------------------
 # (before 3, which may skip.)  The store of part 2, copied and damaged.
-# outcome DATA LOG: "refused" (exit 1 naming data.mdb), "served" (answers
+# outcome DATA LOG: "refused" (exit 1 naming the store), "served" (answers
 # queries, then stops on TERM), or what else happened.
 outcome() {
     local data=$1 log=$2
@@ -144,7 +145,9 @@ outcome() {
     if ! alive "$pid"; then
         wait "$pid"
         local rc=$?
-        if ((rc == 1)) && grep -q "$data/data.mdb" "$log"; then echo refused; else echo "exit $rc: $(tail -2 "$log")"; fi
+        # refused: exit 1 and an error naming the store (its data.mdb, or the
+        # directory when the damage hides firn's schema record)
+        if ((rc == 1)) && grep -q "level=error.*$data" "$log"; then echo refused; else echo "exit $rc: $(tail -2 "$log")"; fi
         return
     fi
     local port
@@ -213,9 +216,9 @@ if start_on "$small/data" "$tmp/firn-full.log"; then
         fail "full: no refusal after $((i - 1)) pushes (last: ${codes:-200})"
     same "full: pushes while full: 5xx" "$(push $((i + 1)) | cut -c1)" 5
     alive "$FIRN_PID" && ok "full: firn is running" || fail "full: firn died: $(tail -3 "$tmp/firn-full.log")"
-    grep -q 'No space left on device\|MDB_MAP_FULL\|ENOSPC' "$tmp/firn-full.log" &&
+    grep -q "$small/data/data.mdb: writing: No space left on device" "$tmp/firn-full.log" &&
         ok "full: the log says why: $(grep -m1 -o 'err="[^"]*"' "$tmp/firn-full.log")" ||
-        fail "full: no 'No space left on device' in the log: $(grep level=error "$tmp/firn-full.log" | tail -2)"
+        fail "full: no '$small/data/data.mdb: writing: No space left on device' in the log: $(grep level=error "$tmp/firn-full.log" | tail -2)"
     same "full: the stored profiles answer a query" \
         "$(curl_local --max-time 20 "http://127.0.0.1:$FIRN_PORT/api/v1/query?query=count($CPU)&time=$((T0 + last))" | jq -r '.data.result[0].value[1]')" 1
     rm -f "$small/filler"
