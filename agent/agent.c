@@ -151,10 +151,10 @@ static uint32_t user_location(builder *b, uint64_t addr, bool leaf)
         return idx;
     agent_user_frame f;
     agent_symbolize_user(b->a->sym, b->proc, addr, leaf, &f);
-    pprof_line lines[SELFPROF_MAX_INLINE_DEPTH];
+    pprof_line lines[SYMBOLIZE_MAX_INLINE_DEPTH];
     size_t n = 0;
     for (size_t i = 0; i < f.n_frames; i++) {
-        const selfprof_frame *fr = &f.frames[i];
+        const symbolize_frame *fr = &f.frames[i];
         lines[n++] = (pprof_line){
             .function = agent_profile_function(&b->prof, fr->name, fr->system_name, fr->file,
                                                fr->start_line),
@@ -533,14 +533,7 @@ void agent_run(agent *a)
             int64_t left = next - firn_mono_ms();
             if (left <= 0)
                 break;
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += left / 1000;
-            until.tv_nsec += (left % 1000) * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
+            struct timespec until = firn_deadline_ms(left);
             pthread_cond_timedwait(&a->cond, &a->mu, &until);
         }
         bool stop = a->stop;

@@ -5,7 +5,7 @@
 #define FIRN_AGENT_INTERNAL_H
 
 #include "agent/agent.h"
-#include "selfprof/selfprof.h"
+#include "symbolize/symbolize.h"
 
 /* ---- symbolizer (symbolize.c) ------------------------------------------------- */
 
@@ -55,7 +55,7 @@ typedef struct agent_user_frame {
     const agent_map *map;          /* NULL: in no executable mapping */
     const char *build_id;          /* of the mapped file, "" or NULL when unknown */
     bool has_functions;            /* the file was read */
-    const selfprof_frame *frames;  /* innermost first; valid until the next call */
+    const symbolize_frame *frames;  /* innermost first; valid until the next call */
     size_t n_frames;
     const char *jit_name;          /* from the perf map, or NULL */
 } agent_user_frame;

@@ -106,14 +106,7 @@ static enum outcome push_one(agent_pusher *p, const agent_push_item *it)
 /* Wait ms unless asked to stop meanwhile; true then. */
 static bool pause_or_stop(agent_pusher *p, int64_t ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = firn_deadline_ms(ms);
     pthread_mutex_lock(&p->mu);
     while (!p->stopping && pthread_cond_timedwait(&p->cond, &p->mu, &until) == 0)
         ;

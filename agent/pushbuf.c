@@ -3,6 +3,7 @@
  * every unlock; what would break it is dropped, oldest first, and counted,
  * so the agent's memory stays bounded however long firn is away, and the
  * sampling loop never waits for the network. */
+#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,9 @@ void agent_pushbuf_free(agent_pushbuf *q)
 /* Drop the oldest item; with mu held and len > 0. */
 static void drop_oldest(agent_pushbuf *q)
 {
+    assert(q->len > 0);
     agent_push_item *it = &q->ring[q->head];
+    assert(q->bytes >= item_bytes(it));
     q->bytes -= item_bytes(it);
     agent_push_item_free(it);
     q->head = (q->head + 1) % q->max_items;
@@ -92,6 +95,7 @@ size_t agent_pushbuf_put(agent_pushbuf *q, agent_push_item *it)
     q->ring[(q->head + q->len) % q->max_items] = *it;
     q->len++;
     q->bytes += size;
+    assert(q->len <= q->max_items && q->bytes <= q->max_bytes);
     memset(it, 0, sizeof *it);
     pthread_cond_signal(&q->cond);
     pthread_mutex_unlock(&q->mu);
@@ -113,6 +117,7 @@ size_t agent_pushbuf_requeue(agent_pushbuf *q, agent_push_item *it)
     q->ring[q->head] = *it;
     q->len++;
     q->bytes += size;
+    assert(q->len <= q->max_items && q->bytes <= q->max_bytes);
     memset(it, 0, sizeof *it);
     pthread_cond_signal(&q->cond);
     pthread_mutex_unlock(&q->mu);
@@ -121,14 +126,7 @@ size_t agent_pushbuf_requeue(agent_pushbuf *q, agent_push_item *it)
 
 bool agent_pushbuf_take(agent_pushbuf *q, agent_push_item *it, int64_t timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = firn_deadline_ms(timeout_ms);
     pthread_mutex_lock(&q->mu);
     while (q->len == 0 && !q->closed)
         if (pthread_cond_timedwait(&q->cond, &q->mu, &deadline) != 0)
@@ -139,6 +137,7 @@ bool agent_pushbuf_take(agent_pushbuf *q, agent_push_item *it, int64_t timeout_m
         memset(&q->ring[q->head], 0, sizeof *it);
         q->head = (q->head + 1) % q->max_items;
         q->len--;
+        assert(q->bytes >= item_bytes(it));
         q->bytes -= item_bytes(it);
     }
     pthread_mutex_unlock(&q->mu);

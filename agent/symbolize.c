@@ -15,7 +15,7 @@
  * processes, or in two containers, is read once), found again per mapping
  * by (device, inode); each keeps a cache of the addresses it resolved, and
  * the index of its compilation units that libdwfl lacks when the file has
- * no .debug_aranges (Go; see selfprof_cu_index).  An
+ * no .debug_aranges (Go; see symbolize_cu_index).  An
  * object unused for AGENT_OBJECT_TTL drains (its processes exited) is
  * closed, and at most AGENT_MAX_OBJECTS stay open (least recently used
  * closed first), so memory stays bounded on a busy host.
@@ -43,7 +43,7 @@
 #include <unistd.h>
 
 #include "agent/internal.h"
-#include "selfprof/selfprof.h"
+#include "symbolize/symbolize.h"
 
 #define AGENT_MAX_OBJECTS 512
 #define AGENT_OBJECT_TTL 30              /* drains: 5 minutes at 10 s */
@@ -60,7 +60,7 @@ typedef struct object {
     char build_id[129];
     Dwfl *dwfl;                    /* NULL: the file could not be read */
     Dwfl_Module *mod;
-    selfprof_cu_index *cus;        /* built on need (Go: no .debug_aranges) */
+    symbolize_cu_index *cus;        /* built on need (Go: no .debug_aranges) */
     GElf_Addr bias;
     struct segment { uint64_t offset, filesz, vaddr; } seg[MAX_SEGMENTS];
     uint64_t keys[MAX_KEYS];       /* file_key of every (device, inode) seen to be it */
@@ -70,7 +70,7 @@ typedef struct object {
     firn_u64map cache;             /* ELF address -> index into addrs */
     cached_addr *addrs;
     size_t n_addrs, cap_addrs;
-    selfprof_frame *frames;
+    symbolize_frame *frames;
     size_t n_frames, cap_frames;
 } object;
 
@@ -123,7 +123,7 @@ const char *agent_symbolize_kernel(agent_symbolizer *s, uint64_t addr)
 
 static void object_close(agent_symbolizer *s, object *o)
 {
-    selfprof_cu_index_free(o->cus);
+    symbolize_cu_index_free(o->cus);
     if (o->dwfl)
         dwfl_end(o->dwfl);
     firn_u64map_destroy(&o->cache);
@@ -188,7 +188,7 @@ static object *object_open(agent_symbolizer *s, int pid, const agent_map *map)
     }
     char opened[64];
     snprintf(opened, sizeof opened, "/proc/self/fd/%d", fd);
-    o->dwfl = readable ? selfprof_dwfl_begin() : NULL;
+    o->dwfl = readable ? symbolize_dwfl_begin() : NULL;
     if (o->dwfl) {
         dwfl_report_begin(o->dwfl);
         o->mod = dwfl_report_elf(o->dwfl, map->path, fd >= 0 ? opened : path, -1, 0, false);
@@ -215,7 +215,7 @@ static object *object_open(agent_symbolizer *s, int pid, const agent_map *map)
         o->dwfl = NULL;
         o->mod = NULL;
     } else {
-        selfprof_build_id_hex(o->mod, o->build_id, sizeof o->build_id);
+        symbolize_build_id_hex(o->mod, o->build_id, sizeof o->build_id);
     }
     atomic_fetch_add(&s->stats->objects_opened, 1);
     return o;
@@ -253,7 +253,7 @@ static object *object_for(agent_symbolizer *s, int pid, const agent_map *map)
 
 /* The frames of ELF address vaddr in o, cached. */
 static size_t object_frames(agent_symbolizer *s, object *o, uint64_t vaddr,
-                            const selfprof_frame **frames)
+                            const symbolize_frame **frames)
 {
     uint32_t idx;
     if (firn_u64map_get(&o->cache, vaddr, &idx)) {
@@ -262,8 +262,8 @@ static size_t object_frames(agent_symbolizer *s, object *o, uint64_t vaddr,
         return o->addrs[idx].n;
     }
     atomic_fetch_add(&s->stats->cache_misses, 1);
-    selfprof_frame found[SELFPROF_MAX_INLINE_DEPTH];
-    size_t n = selfprof_dwfl_frames(o->mod, &o->cus, vaddr + o->bias, found);
+    symbolize_frame found[SYMBOLIZE_MAX_INLINE_DEPTH];
+    size_t n = symbolize_dwfl_frames(o->mod, &o->cus, vaddr + o->bias, found);
     if (o->n_addrs >= AGENT_OBJECT_CACHE_MAX) {   /* start over rather than grow */
         firn_u64map_destroy(&o->cache);
         if (firn_u64map_init(&o->cache, 256) < 0)
@@ -274,7 +274,7 @@ static size_t object_frames(agent_symbolizer *s, object *o, uint64_t vaddr,
     if (addrs)
         o->addrs = addrs;
     while (addrs && o->n_frames + n > o->cap_frames) {
-        selfprof_frame *f = firn_grow(o->frames, o->n_frames, &o->cap_frames, sizeof *f, 512);
+        symbolize_frame *f = firn_grow(o->frames, o->n_frames, &o->cap_frames, sizeof *f, 512);
         if (!f)
             addrs = NULL;
         else

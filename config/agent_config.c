@@ -4,24 +4,24 @@
 #include <string.h>
 
 #include "config/agent_config.h"
-#include "config/decode.h"
+#include "config/yaml.h"
 
-static void dec_agent(dec *d, const ynode *root, config_agent *out)
+static void dec_agent(config_dec *d, const config_ynode *root, config_agent *out)
 {
     static const char *const names[] = {"relabel_configs"};
-    const ynode *vals[1];
-    if (!dec_fields(d, root, NULL, "the agent config", names, 1, vals, NULL))
+    const config_ynode *vals[1];
+    if (!config_dec_fields(d, root, NULL, "the agent config", names, 1, vals, NULL))
         return;
-    const ynode *rl = vals[0];
-    if (!rl || ynode_is_null(rl))
+    const config_ynode *rl = vals[0];
+    if (!rl || config_ynode_is_null(rl))
         return;
-    if (rl->kind != YNODE_SEQ) {
-        dec_err(d, rl, "relabel_configs", "expected a list, got %s", dec_kind(rl));
+    if (rl->kind != CONFIG_YNODE_SEQ) {
+        config_dec_err(d, rl, "relabel_configs", "expected a list, got %s", config_dec_kind(rl));
         return;
     }
-    out->relabel_configs = dec_calloc(d, rl->n, sizeof *out->relabel_configs);
+    out->relabel_configs = config_dec_calloc(d, rl->n, sizeof *out->relabel_configs);
     for (size_t i = 0; out->relabel_configs && i < rl->n; i++)
-        if (dec_relabel(d, rl->items[i], &out->relabel_configs[out->n_relabel_configs]))
+        if (config_dec_relabel(d, rl->items[i], &out->relabel_configs[out->n_relabel_configs]))
             out->n_relabel_configs++;
 }
 
@@ -39,15 +39,15 @@ config_agent *config_agent_load_string(const char *text, size_t len, const char 
                                        config_errors *errs, firn_err *err)
 {
     firn_arena *arena;
-    config_agent *out = dec_begin(errs, &name, "<agent config>", sizeof *out, &arena, err);
+    config_agent *out = config_dec_begin(errs, &name, "<agent config>", sizeof *out, &arena, err);
     if (!out)
         return NULL;
     out->arena = arena;
-    dec d = {.name = name, .arena = arena};
-    ynode *root;
-    if (dec_parse(&d, text, len, &root))
+    config_dec d = {.name = name, .arena = arena};
+    config_ynode *root;
+    if (config_dec_parse(&d, text, len, &root))
         dec_agent(&d, root, out);
-    if (dec_finish(&d, errs, err) == 0)
+    if (config_dec_finish(&d, errs, err) == 0)
         return out;
     config_agent_free(out);
     return NULL;
@@ -57,7 +57,7 @@ config_agent *config_agent_load_file(const char *path, config_errors *errs, firn
 {
     unsigned char *buf;
     size_t len;
-    if (dec_read_file(path, &buf, &len, errs, err) < 0)
+    if (config_dec_read_file(path, &buf, &len, errs, err) < 0)
         return NULL;
     config_agent *c = config_agent_load_string((const char *)buf, len, path, errs, err);
     free(buf);

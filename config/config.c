@@ -14,8 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config/decode.h"
-#include "config/yaml_tree.h"
+#include "config/yaml.h"
 
 #define DEFAULT_INTERVAL_MS (10 * 1000)   /* Parca */
 #define DEFAULT_TIMEOUT_MS (10 * 1000)    /* Prometheus */
@@ -26,13 +25,13 @@
 
 /* ---- scalars ------------------------------------------------------------- */
 
-static bool get_u64(dec *d, const ynode *v, const char *field, uint64_t *out)
+static bool get_u64(config_dec *d, const config_ynode *v, const char *field, uint64_t *out)
 {
-    if (!v || ynode_is_null(v))
+    if (!v || config_ynode_is_null(v))
         return true;
-    if (v->kind != YNODE_SCALAR || !v->plain) {
-        dec_err(d, v, field, "expected an unsigned integer, got %s",
-                v->kind == YNODE_SCALAR ? "a quoted string" : dec_kind(v));
+    if (v->kind != CONFIG_YNODE_SCALAR || !v->plain) {
+        config_dec_err(d, v, field, "expected an unsigned integer, got %s",
+                v->kind == CONFIG_YNODE_SCALAR ? "a quoted string" : config_dec_kind(v));
         return false;
     }
     const char *p = v->value;
@@ -45,29 +44,29 @@ static bool get_u64(dec *d, const ynode *v, const char *field, uint64_t *out)
         if (*p < '0' || *p > '9')
             goto bad;
         if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, (uint64_t)(*p - '0'), &n)) {
-            dec_err(d, v, field, "integer out of range: %.64s", v->value);
+            config_dec_err(d, v, field, "integer out of range: %.64s", v->value);
             return false;
         }
     }
     *out = n;
     return true;
 bad:
-    dec_err(d, v, field, "expected an unsigned integer, got \"%.64s\"", v->value);
+    config_dec_err(d, v, field, "expected an unsigned integer, got \"%.64s\"", v->value);
     return false;
 }
 
 /* A Prometheus duration; *given is set when the value was there. */
-static bool get_duration(dec *d, const ynode *v, const char *field, int64_t *out, bool *given)
+static bool get_duration(config_dec *d, const config_ynode *v, const char *field, int64_t *out, bool *given)
 {
     char *s = NULL;
-    if (!dec_str(d, v, field, &s))
+    if (!config_dec_str(d, v, field, &s))
         return false;
     if (!s)
         return true;
     firn_err e = {0};
     int64_t ms;
     if (firn_duration_parse(s, &ms, &e) < 0) {
-        dec_err(d, v, field, "%s", e.msg);
+        config_dec_err(d, v, field, "%s", e.msg);
         return false;
     }
     *out = ms;
@@ -137,13 +136,13 @@ static int parse_bytes(const char *s, uint64_t *out)
     return 0;
 }
 
-static bool get_bytes(dec *d, const ynode *v, const char *field, uint64_t *out)
+static bool get_bytes(config_dec *d, const config_ynode *v, const char *field, uint64_t *out)
 {
     char *s = NULL;
-    if (!dec_str(d, v, field, &s))
+    if (!config_dec_str(d, v, field, &s))
         return false;
     if (s && parse_bytes(s, out) < 0) {
-        dec_err(d, v, field, "invalid size \"%.64s\" (want e.g. 10MB, 512KiB, 0)", s);
+        config_dec_err(d, v, field, "invalid size \"%.64s\" (want e.g. 10MB, 512KiB, 0)", s);
         return false;
     }
     return true;
@@ -154,34 +153,34 @@ static int cmp_label(const void *a, const void *b)
 }
 
 /* A {name: value} label map: valid names, UTF-8 values, sorted by name. */
-static bool get_labels(dec *d, const ynode *v, const char *field, firn_label **out, size_t *n)
+static bool get_labels(config_dec *d, const config_ynode *v, const char *field, firn_label **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    if (!v || ynode_is_null(v))
+    if (!v || config_ynode_is_null(v))
         return true;
-    if (v->kind != YNODE_MAP) {
-        dec_err(d, v, field, "expected a mapping of label names to values, got %s", dec_kind(v));
+    if (v->kind != CONFIG_YNODE_MAP) {
+        config_dec_err(d, v, field, "expected a mapping of label names to values, got %s", config_dec_kind(v));
         return false;
     }
     if (v->n > FIRN_LABELS_MAX) {
-        dec_err(d, v, field, "more than %d labels", FIRN_LABELS_MAX);
+        config_dec_err(d, v, field, "more than %d labels", FIRN_LABELS_MAX);
         return false;
     }
-    firn_label *labels = dec_calloc(d, v->n, sizeof *labels);
+    firn_label *labels = config_dec_calloc(d, v->n, sizeof *labels);
     if (v->n && !labels)
         return false;
     bool ok = true;
     size_t k = 0;
     for (size_t p = 0; p < v->n; p++) {
-        const ynode *key = v->items[2 * p], *val = v->items[2 * p + 1];
+        const config_ynode *key = v->items[2 * p], *val = v->items[2 * p + 1];
         char *name = NULL, *value = NULL;
-        if (!dec_str(d, key, field, &name)) {
+        if (!config_dec_str(d, key, field, &name)) {
             ok = false;
             continue;
         }
         if (!name || !firn_label_name_valid(name)) {
-            dec_err(d, key, field, "\"%.128s\" is not a valid label name", name ? name : "");
+            config_dec_err(d, key, field, "\"%.128s\" is not a valid label name", name ? name : "");
             ok = false;
             continue;
         }
@@ -189,11 +188,11 @@ static bool get_labels(dec *d, const ynode *v, const char *field, firn_label **o
         for (size_t j = 0; j < k; j++)
             dup |= strcmp(labels[j].name, name) == 0;
         if (dup) {
-            dec_err(d, key, field, "duplicate label name \"%s\"", name);
+            config_dec_err(d, key, field, "duplicate label name \"%s\"", name);
             ok = false;
             continue;
         }
-        if (!dec_str(d, val, field, &value)) {
+        if (!config_dec_str(d, val, field, &value)) {
             ok = false;
             continue;
         }
@@ -209,80 +208,80 @@ static bool get_labels(dec *d, const ynode *v, const char *field, firn_label **o
 
 /* ---- HTTP client keys ---------------------------------------------------- */
 
-static void dec_basic_auth(dec *d, const ynode *v, config_basic_auth *out)
+static void dec_basic_auth(config_dec *d, const config_ynode *v, config_basic_auth *out)
 {
     static const char *const names[] = {"username", "password", "password_file"};
-    const ynode *vals[3], *keys[3];
-    if (!v || !dec_fields(d, v, "basic_auth", "basic_auth", names, 3, vals, keys))
+    const config_ynode *vals[3], *keys[3];
+    if (!v || !config_dec_fields(d, v, "basic_auth", "basic_auth", names, 3, vals, keys))
         return;
     out->set = true;
     out->username = "";
-    dec_str(d, vals[0], "username", &out->username);
-    dec_str(d, vals[1], "password", &out->password);
-    dec_str(d, vals[2], "password_file", &out->password_file);
+    config_dec_str(d, vals[0], "username", &out->username);
+    config_dec_str(d, vals[1], "password", &out->password);
+    config_dec_str(d, vals[2], "password_file", &out->password_file);
     if (out->password && out->password_file)
-        dec_err(d, dec_later(keys[1], keys[2]), "basic_auth",
+        config_dec_err(d, config_dec_later(keys[1], keys[2]), "basic_auth",
                 "at most one of basic_auth password & password_file must be configured");
 }
 
-static void dec_authorization(dec *d, const ynode *v, config_authorization *out)
+static void dec_authorization(config_dec *d, const config_ynode *v, config_authorization *out)
 {
     static const char *const names[] = {"type", "credentials", "credentials_file"};
-    const ynode *vals[3], *keys[3];
-    if (!v || !dec_fields(d, v, "authorization", "authorization", names, 3, vals, keys))
+    const config_ynode *vals[3], *keys[3];
+    if (!v || !config_dec_fields(d, v, "authorization", "authorization", names, 3, vals, keys))
         return;
     out->set = true;
     out->type = "Bearer";
-    dec_str(d, vals[0], "type", &out->type);
-    dec_str(d, vals[1], "credentials", &out->credentials);
-    dec_str(d, vals[2], "credentials_file", &out->credentials_file);
+    config_dec_str(d, vals[0], "type", &out->type);
+    config_dec_str(d, vals[1], "credentials", &out->credentials);
+    config_dec_str(d, vals[2], "credentials_file", &out->credentials_file);
     if (strcasecmp(out->type, "basic") == 0)
-        dec_err(d, vals[0], "authorization",
+        config_dec_err(d, vals[0], "authorization",
                 "authorization type cannot be set to \"basic\", use \"basic_auth\" instead");
     if (out->credentials && out->credentials_file)
-        dec_err(d, dec_later(keys[1], keys[2]), "authorization",
+        config_dec_err(d, config_dec_later(keys[1], keys[2]), "authorization",
                 "at most one of authorization credentials & credentials_file must be configured");
 }
 
-static void dec_tls(dec *d, const ynode *v, config_tls *out)
+static void dec_tls(config_dec *d, const config_ynode *v, config_tls *out)
 {
     static const char *const names[] = {"ca_file", "cert_file", "key_file", "server_name",
                                         "insecure_skip_verify"};
-    const ynode *vals[5], *keys[5];
-    if (!v || !dec_fields(d, v, "tls_config", "tls_config", names, 5, vals, keys))
+    const config_ynode *vals[5], *keys[5];
+    if (!v || !config_dec_fields(d, v, "tls_config", "tls_config", names, 5, vals, keys))
         return;
-    dec_str(d, vals[0], "ca_file", &out->ca_file);
-    dec_str(d, vals[1], "cert_file", &out->cert_file);
-    dec_str(d, vals[2], "key_file", &out->key_file);
-    dec_str(d, vals[3], "server_name", &out->server_name);
-    dec_bool(d, vals[4], "insecure_skip_verify", &out->insecure_skip_verify);
+    config_dec_str(d, vals[0], "ca_file", &out->ca_file);
+    config_dec_str(d, vals[1], "cert_file", &out->cert_file);
+    config_dec_str(d, vals[2], "key_file", &out->key_file);
+    config_dec_str(d, vals[3], "server_name", &out->server_name);
+    config_dec_bool(d, vals[4], "insecure_skip_verify", &out->insecure_skip_verify);
     if (out->cert_file && !out->key_file)
-        dec_err(d, keys[1], "tls_config", "key_file must be configured together with cert_file");
+        config_dec_err(d, keys[1], "tls_config", "key_file must be configured together with cert_file");
     if (out->key_file && !out->cert_file)
-        dec_err(d, keys[2], "tls_config", "cert_file must be configured together with key_file");
+        config_dec_err(d, keys[2], "tls_config", "cert_file must be configured together with key_file");
 }
 
 /* The HTTP client keys of a scrape or SD config, as indexes into vals/keys:
  * basic_auth, authorization, bearer_token, bearer_token_file, tls_config. */
-static void dec_http(dec *d, const ynode *const *vals, const ynode *const *keys, config_http *out)
+static void dec_http(config_dec *d, const config_ynode *const *vals, const config_ynode *const *keys, config_http *out)
 {
     dec_basic_auth(d, vals[0], &out->basic_auth);
     dec_authorization(d, vals[1], &out->authorization);
     char *token = NULL, *token_file = NULL;
-    dec_str(d, vals[2], "bearer_token", &token);
-    dec_str(d, vals[3], "bearer_token_file", &token_file);
+    config_dec_str(d, vals[2], "bearer_token", &token);
+    config_dec_str(d, vals[3], "bearer_token_file", &token_file);
     dec_tls(d, vals[4], &out->tls);
     if (token && token_file)
-        dec_err(d, dec_later(keys[2], keys[3]), "bearer_token",
+        config_dec_err(d, config_dec_later(keys[2], keys[3]), "bearer_token",
                 "at most one of bearer_token & bearer_token_file must be configured");
     if ((token || token_file) && out->authorization.set)
-        dec_err(d, dec_later(keys[1], dec_later(keys[2], keys[3])), "authorization",
+        config_dec_err(d, config_dec_later(keys[1], config_dec_later(keys[2], keys[3])), "authorization",
                 "authorization is not compatible with bearer_token & bearer_token_file");
     else if ((token || token_file) && out->basic_auth.set)
-        dec_err(d, dec_later(keys[0], dec_later(keys[2], keys[3])), "basic_auth",
+        config_dec_err(d, config_dec_later(keys[0], config_dec_later(keys[2], keys[3])), "basic_auth",
                 "at most one of basic_auth, bearer_token & bearer_token_file must be configured");
     else if (out->authorization.set && out->basic_auth.set)
-        dec_err(d, dec_later(keys[0], keys[1]), "basic_auth",
+        config_dec_err(d, config_dec_later(keys[0], keys[1]), "basic_auth",
                 "at most one of basic_auth & authorization must be configured");
     if ((token || token_file) && !out->authorization.set) {
         out->authorization.set = true;
@@ -297,13 +296,13 @@ static void dec_http(dec *d, const ynode *const *vals, const ynode *const *keys,
 
 /* ---- service discovery --------------------------------------------------- */
 
-static void dec_static(dec *d, const ynode *v, config_target_group *out)
+static void dec_static(config_dec *d, const config_ynode *v, config_target_group *out)
 {
     static const char *const names[] = {"targets", "labels"};
-    const ynode *vals[2];
-    if (!dec_fields(d, v, "static_configs", "static_config", names, 2, vals, NULL))
+    const config_ynode *vals[2];
+    if (!config_dec_fields(d, v, "static_configs", "static_config", names, 2, vals, NULL))
         return;
-    dec_str_list(d, vals[0], "targets", &out->targets, &out->n_targets);
+    config_dec_str_list(d, vals[0], "targets", &out->targets, &out->n_targets);
     get_labels(d, vals[1], "labels", &out->labels, &out->n_labels);
 }
 
@@ -324,40 +323,40 @@ bool config_file_sd_pattern_ok(const char *s)
     return false;
 }
 
-static void dec_file_sd(dec *d, const ynode *v, config_file_sd *out)
+static void dec_file_sd(config_dec *d, const config_ynode *v, config_file_sd *out)
 {
     static const char *const names[] = {"files", "refresh_interval"};
-    const ynode *vals[2];
+    const config_ynode *vals[2];
     out->refresh_interval_ms = FILE_SD_REFRESH_MS;
-    if (!dec_fields(d, v, "file_sd_configs", "file_sd_config", names, 2, vals, NULL))
+    if (!config_dec_fields(d, v, "file_sd_configs", "file_sd_config", names, 2, vals, NULL))
         return;
-    bool ok = dec_str_list(d, vals[0], "files", &out->files, &out->n_files);
+    bool ok = config_dec_str_list(d, vals[0], "files", &out->files, &out->n_files);
     get_duration(d, vals[1], "refresh_interval", &out->refresh_interval_ms, NULL);
     if (ok && out->n_files == 0)
-        dec_err(d, vals[0] ? vals[0] : v, "file_sd_configs",
+        config_dec_err(d, vals[0] ? vals[0] : v, "file_sd_configs",
                 "file service discovery config must contain at least one path name");
     for (size_t i = 0; ok && i < out->n_files; i++)
         if (!config_file_sd_pattern_ok(out->files[i]))
-            dec_err(d, vals[0]->items[i], "files",
+            config_dec_err(d, vals[0]->items[i], "files",
                     "path name \"%.256s\" is not valid for file discovery", out->files[i]);
 }
 
-static void dec_dns_sd(dec *d, const ynode *v, config_dns_sd *out)
+static void dec_dns_sd(config_dec *d, const config_ynode *v, config_dns_sd *out)
 {
     static const char *const names[] = {"names", "type", "port", "refresh_interval"};
-    const ynode *vals[4];
+    const config_ynode *vals[4];
     out->refresh_interval_ms = DNS_SD_REFRESH_MS;
     out->type = "SRV";
-    if (!dec_fields(d, v, "dns_sd_configs", "dns_sd_config", names, 4, vals, NULL))
+    if (!config_dec_fields(d, v, "dns_sd_configs", "dns_sd_config", names, 4, vals, NULL))
         return;
-    bool ok = dec_str_list(d, vals[0], "names", &out->names, &out->n_names);
+    bool ok = config_dec_str_list(d, vals[0], "names", &out->names, &out->n_names);
     char *type = NULL;
     uint64_t port = 0;
-    dec_str(d, vals[1], "type", &type);
+    config_dec_str(d, vals[1], "type", &type);
     bool port_ok = get_u64(d, vals[2], "port", &port);
     get_duration(d, vals[3], "refresh_interval", &out->refresh_interval_ms, NULL);
     if (ok && out->n_names == 0)
-        dec_err(d, vals[0] ? vals[0] : v, "dns_sd_configs",
+        config_dec_err(d, vals[0] ? vals[0] : v, "dns_sd_configs",
                 "DNS-SD config must contain at least one SRV record name");
     if (type) {
         static const char *const types[] = {"SRV", "A", "AAAA", "MX", "NS"};
@@ -366,16 +365,16 @@ static void dec_dns_sd(dec *d, const ynode *v, config_dns_sd *out)
             if (strcasecmp(type, types[i]) == 0)
                 out->type = (char *)types[i];
         if (!out->type) {
-            dec_err(d, vals[1], "type", "invalid DNS-SD records type %.64s", type);
+            config_dec_err(d, vals[1], "type", "invalid DNS-SD records type %.64s", type);
             out->type = "SRV";
         }
     }
     if (port > 65535)
-        dec_err(d, vals[2], "port", "port %llu out of range", (unsigned long long)port);
+        config_dec_err(d, vals[2], "port", "port %llu out of range", (unsigned long long)port);
     else
         out->port = (uint16_t)port;
     if (port_ok && port == 0 && strcmp(out->type, "SRV") != 0)
-        dec_err(d, vals[2] ? vals[2] : v, "dns_sd_configs",
+        config_dec_err(d, vals[2] ? vals[2] : v, "dns_sd_configs",
                 "a port is required in DNS-SD configs for all record types except SRV");
 }
 
@@ -404,66 +403,66 @@ static bool k8s_role_valid(const char *role)
     return false;
 }
 
-static void dec_k8s_sd(dec *d, const ynode *v, config_kubernetes_sd *out)
+static void dec_k8s_sd(config_dec *d, const config_ynode *v, config_kubernetes_sd *out)
 {
     static const char *const names[] = {HTTP_FIELD_NAMES, "role", "api_server", "kubeconfig_file",
                                         "namespaces", "selectors", "attach_metadata"};
     enum { F_ROLE = N_HTTP_FIELDS, F_API, F_KUBECONFIG, F_NS, F_SEL, F_ATTACH, F_COUNT };
-    const ynode *vals[F_COUNT], *keys[F_COUNT];
-    if (!dec_fields(d, v, "kubernetes_sd_configs", "kubernetes_sd_config", names, F_COUNT, vals,
+    const config_ynode *vals[F_COUNT], *keys[F_COUNT];
+    if (!config_dec_fields(d, v, "kubernetes_sd_configs", "kubernetes_sd_config", names, F_COUNT, vals,
                     keys))
         return;
     dec_http(d, vals, keys, &out->http);
-    dec_str(d, vals[F_ROLE], "role", &out->role);
-    dec_str(d, vals[F_API], "api_server", &out->api_server);
-    dec_str(d, vals[F_KUBECONFIG], "kubeconfig_file", &out->kubeconfig_file);
+    config_dec_str(d, vals[F_ROLE], "role", &out->role);
+    config_dec_str(d, vals[F_API], "api_server", &out->api_server);
+    config_dec_str(d, vals[F_KUBECONFIG], "kubeconfig_file", &out->kubeconfig_file);
     if (!out->role)
-        dec_err(d, vals[F_ROLE] ? vals[F_ROLE] : v, "role", "role missing (one of pod, service, "
+        config_dec_err(d, vals[F_ROLE] ? vals[F_ROLE] : v, "role", "role missing (one of pod, service, "
                 "endpoints, endpointslice, node, ingress)");
     else if (!k8s_role_valid(out->role))
-        dec_err(d, vals[F_ROLE], "role", "unknown Kubernetes SD role \"%.64s\"", out->role);
+        config_dec_err(d, vals[F_ROLE], "role", "unknown Kubernetes SD role \"%.64s\"", out->role);
     if (out->api_server && out->kubeconfig_file)
-        dec_err(d, dec_later(keys[F_API], keys[F_KUBECONFIG]), "kubernetes_sd_configs",
+        config_dec_err(d, config_dec_later(keys[F_API], keys[F_KUBECONFIG]), "kubernetes_sd_configs",
                 "cannot use 'kubeconfig_file' and 'api_server' simultaneously");
     bool custom_http = false;
     for (size_t i = 0; i < N_HTTP_FIELDS; i++)
         custom_http |= vals[i] != NULL;
     if (custom_http && !out->api_server)
-        dec_err(d, v, "kubernetes_sd_configs",
+        config_dec_err(d, v, "kubernetes_sd_configs",
                 "to use custom HTTP client configuration please provide the 'api_server' URL explicitly");
 
     static const char *const ns_names[] = {"own_namespace", "names"};
-    const ynode *ns[2];
-    if (vals[F_NS] && dec_fields(d, vals[F_NS], "namespaces", "namespaces", ns_names, 2, ns, NULL)) {
-        dec_bool(d, ns[0], "own_namespace", &out->own_namespace);
-        dec_str_list(d, ns[1], "names", &out->namespaces, &out->n_namespaces);
+    const config_ynode *ns[2];
+    if (vals[F_NS] && config_dec_fields(d, vals[F_NS], "namespaces", "namespaces", ns_names, 2, ns, NULL)) {
+        config_dec_bool(d, ns[0], "own_namespace", &out->own_namespace);
+        config_dec_str_list(d, ns[1], "names", &out->namespaces, &out->n_namespaces);
         if (out->own_namespace && (out->api_server || out->kubeconfig_file))
-            dec_err(d, ns[0], "own_namespace",
+            config_dec_err(d, ns[0], "own_namespace",
                     "cannot use 'own_namespace' with 'api_server' or 'kubeconfig_file'");
     }
 
-    const ynode *sel = dec_seq(d, vals[F_SEL], "selectors");
+    const config_ynode *sel = config_dec_seq(d, vals[F_SEL], "selectors");
     if (sel) {
-        out->selectors = dec_calloc(d, sel->n, sizeof *out->selectors);
+        out->selectors = config_dec_calloc(d, sel->n, sizeof *out->selectors);
         for (size_t i = 0; out->selectors && i < sel->n; i++) {
             static const char *const s_names[] = {"role", "label", "field"};
-            const ynode *sv[3];
+            const config_ynode *sv[3];
             config_k8s_selector *s = &out->selectors[out->n_selectors];
-            if (!dec_fields(d, sel->items[i], "selectors", "selector", s_names, 3, sv, NULL))
+            if (!config_dec_fields(d, sel->items[i], "selectors", "selector", s_names, 3, sv, NULL))
                 continue;
-            dec_str(d, sv[0], "role", &s->role);
-            dec_str(d, sv[1], "label", &s->label);
-            dec_str(d, sv[2], "field", &s->field);
+            config_dec_str(d, sv[0], "role", &s->role);
+            config_dec_str(d, sv[1], "label", &s->label);
+            config_dec_str(d, sv[2], "field", &s->field);
             if (!s->role) {
-                dec_err(d, sel->items[i], "selectors", "selector role missing");
+                config_dec_err(d, sel->items[i], "selectors", "selector role missing");
                 continue;
             }
             if (!k8s_role_valid(s->role)) {
-                dec_err(d, sv[0], "role", "unknown selector role \"%.64s\"", s->role);
+                config_dec_err(d, sv[0], "role", "unknown selector role \"%.64s\"", s->role);
                 continue;
             }
             if (out->role && k8s_role_valid(out->role) && !k8s_selector_allowed(out->role, s->role)) {
-                dec_err(d, sv[0], "role", "%s role supports only %s selectors", out->role,
+                config_dec_err(d, sv[0], "role", "%s role supports only %s selectors", out->role,
                         strcmp(out->role, "pod") == 0             ? "pod, node"
                         : strcmp(out->role, "endpoints") == 0     ? "pod, service, endpoints"
                         : strcmp(out->role, "endpointslice") == 0 ? "pod, service, endpointslice"
@@ -474,7 +473,7 @@ static void dec_k8s_sd(dec *d, const ynode *v, config_kubernetes_sd *out)
             for (size_t j = 0; j < out->n_selectors; j++)
                 dup |= strcmp(out->selectors[j].role, s->role) == 0;
             if (dup) {
-                dec_err(d, sv[0], "role", "duplicated selector role: %s", s->role);
+                config_dec_err(d, sv[0], "role", "duplicated selector role: %s", s->role);
                 continue;
             }
             out->n_selectors++;
@@ -485,15 +484,15 @@ static void dec_k8s_sd(dec *d, const ynode *v, config_kubernetes_sd *out)
      * ReplicaSets, Jobs and CronJobs that firn's discovery does not make:
      * asking for them is an error, not labels silently missing. */
     static const char *const a_names[] = {"node", "namespace", "deployment", "job", "cronjob"};
-    const ynode *av[5];
+    const config_ynode *av[5];
     if (vals[F_ATTACH] &&
-        dec_fields(d, vals[F_ATTACH], "attach_metadata", "attach_metadata", a_names, 5, av, NULL)) {
-        dec_bool(d, av[0], "node", &out->attach_node);
-        dec_bool(d, av[1], "namespace", &out->attach_namespace);
+        config_dec_fields(d, vals[F_ATTACH], "attach_metadata", "attach_metadata", a_names, 5, av, NULL)) {
+        config_dec_bool(d, av[0], "node", &out->attach_node);
+        config_dec_bool(d, av[1], "namespace", &out->attach_namespace);
         for (size_t i = 2; i < 5; i++) {
             bool on = false;
-            if (dec_bool(d, av[i], a_names[i], &on) && on)
-                dec_err(d, av[i], NULL,
+            if (config_dec_bool(d, av[i], a_names[i], &on) && on)
+                config_dec_err(d, av[i], NULL,
                         "attach_metadata.%s is not supported by firn (node and namespace are)",
                         a_names[i]);
         }
@@ -502,7 +501,7 @@ static void dec_k8s_sd(dec *d, const ynode *v, config_kubernetes_sd *out)
 
 /* ---- relabel rules ------------------------------------------------------- */
 
-static char *mdup(dec *d, const char *s)
+static char *mdup(config_dec *d, const char *s)
 {
     char *c = strdup(s);
     if (!c)
@@ -510,35 +509,35 @@ static char *mdup(dec *d, const char *s)
     return c;
 }
 
-bool dec_relabel(dec *d, const ynode *v, firn_relabel_config *rc)
+bool config_dec_relabel(config_dec *d, const config_ynode *v, firn_relabel_config *rc)
 {
     static const char *const names[] = {"source_labels", "separator", "target_label", "regex",
                                         "modulus", "replacement", "action"};
-    const ynode *vals[7];
+    const config_ynode *vals[7];
     memset(rc, 0, sizeof *rc);
-    if (ynode_is_null(v)) {
-        dec_err(d, v, "relabel_configs", "empty or null target relabeling rule in scrape config");
+    if (config_ynode_is_null(v)) {
+        config_dec_err(d, v, "relabel_configs", "empty or null target relabeling rule in scrape config");
         return false;
     }
     size_t before = d->n_lines + d->dropped;
-    if (!dec_fields(d, v, "relabel_configs", "relabel_config", names, 7, vals, NULL))
+    if (!config_dec_fields(d, v, "relabel_configs", "relabel_config", names, 7, vals, NULL))
         return false;
 
     char **src = NULL, *sep = NULL, *target = NULL, *regex = NULL, *repl = NULL, *action = NULL;
     size_t n_src = 0;
-    dec_str_list(d, vals[0], "source_labels", &src, &n_src);
-    dec_str(d, vals[1], "separator", &sep);
-    dec_str(d, vals[2], "target_label", &target);
-    dec_str(d, vals[3], "regex", &regex);
+    config_dec_str_list(d, vals[0], "source_labels", &src, &n_src);
+    config_dec_str(d, vals[1], "separator", &sep);
+    config_dec_str(d, vals[2], "target_label", &target);
+    config_dec_str(d, vals[3], "regex", &regex);
     get_u64(d, vals[4], "modulus", &rc->modulus);
-    dec_str(d, vals[5], "replacement", &repl);
-    dec_str(d, vals[6], "action", &action);
+    config_dec_str(d, vals[5], "replacement", &repl);
+    config_dec_str(d, vals[6], "action", &action);
     rc->action = FIRN_RELABEL_REPLACE;
     if (vals[6] && firn_relabel_action_parse(action ? action : "", &rc->action) < 0) {
         if (!action || !*action)
-            dec_err(d, vals[6], "action", "relabel action cannot be empty");
+            config_dec_err(d, vals[6], "action", "relabel action cannot be empty");
         else
-            dec_err(d, vals[6], "action", "unknown relabel action \"%.64s\"", action);
+            config_dec_err(d, vals[6], "action", "unknown relabel action \"%.64s\"", action);
     }
     if (d->n_lines + d->dropped != before)
         return false;
@@ -573,7 +572,7 @@ bool dec_relabel(dec *d, const ynode *v, firn_relabel_config *rc)
     }
     firn_err e = {0};
     if (firn_relabel_config_init(rc, &e) < 0) {
-        dec_err(d, v, "relabel_configs", "%s", e.msg);
+        config_dec_err(d, v, "relabel_configs", "%s", e.msg);
         firn_relabel_config_destroy(rc);
         return false;
     }
@@ -597,8 +596,8 @@ static const struct {
 
 /* One pprof_config entry as written, before defaults. */
 typedef struct profile_entry {
-    const ynode *key;
-    const ynode *seconds_node;
+    const config_ynode *key;
+    const config_ynode *seconds_node;
     char *name;
     bool enabled, has_delta, delta, has_seconds;
     char *path;
@@ -607,45 +606,45 @@ typedef struct profile_entry {
     size_t n_keep;
 } profile_entry;
 
-static bool dec_profile_entry(dec *d, const ynode *key, const ynode *v, profile_entry *e)
+static bool dec_profile_entry(config_dec *d, const config_ynode *key, const config_ynode *v, profile_entry *e)
 {
     static const char *const names[] = {"enabled", "path", "delta", "seconds", "keep_sample_type"};
-    const ynode *vals[5];
+    const config_ynode *vals[5];
     e->key = key;
     e->name = key->value;
     e->enabled = true;
     if (!firn_label_name_valid(key->value)) {
-        dec_err(d, key, "pprof_config", "\"%.64s\" is not a valid profile name "
+        config_dec_err(d, key, "pprof_config", "\"%.64s\" is not a valid profile name "
                 "(it must match [a-zA-Z_][a-zA-Z0-9_]*)", key->value);
         return false;
     }
-    if (!dec_fields(d, v, key->value, "pprof_config entry", names, 5, vals, NULL))
+    if (!config_dec_fields(d, v, key->value, "pprof_config entry", names, 5, vals, NULL))
         return false;
-    dec_bool(d, vals[0], "enabled", &e->enabled);
-    dec_str(d, vals[1], "path", &e->path);
-    e->has_delta = vals[2] && !ynode_is_null(vals[2]);
-    dec_bool(d, vals[2], "delta", &e->delta);
-    e->has_seconds = vals[3] && !ynode_is_null(vals[3]);
+    config_dec_bool(d, vals[0], "enabled", &e->enabled);
+    config_dec_str(d, vals[1], "path", &e->path);
+    e->has_delta = vals[2] && !config_ynode_is_null(vals[2]);
+    config_dec_bool(d, vals[2], "delta", &e->delta);
+    e->has_seconds = vals[3] && !config_ynode_is_null(vals[3]);
     e->seconds_node = vals[3];
     get_u64(d, vals[3], "seconds", &e->seconds);
     if (e->path && e->path[0] != '/')
-        dec_err(d, vals[1], "path", "\"%.128s\" must start with \"/\"", e->path);
+        config_dec_err(d, vals[1], "path", "\"%.128s\" must start with \"/\"", e->path);
     if (e->has_seconds && (e->seconds == 0 || e->seconds > MAX_PROFILE_SECONDS))
-        dec_err(d, vals[3], "seconds", "must be between 1 and %d", MAX_PROFILE_SECONDS);
-    const ynode *keep = dec_seq(d, vals[4], "keep_sample_type");
+        config_dec_err(d, vals[3], "seconds", "must be between 1 and %d", MAX_PROFILE_SECONDS);
+    const config_ynode *keep = config_dec_seq(d, vals[4], "keep_sample_type");
     if (keep) {
-        e->keep = dec_calloc(d, keep->n, sizeof *e->keep);
+        e->keep = config_dec_calloc(d, keep->n, sizeof *e->keep);
         for (size_t i = 0; e->keep && i < keep->n; i++) {
             static const char *const k_names[] = {"type", "unit"};
-            const ynode *kv[2];
+            const config_ynode *kv[2];
             config_sample_type *st = &e->keep[e->n_keep];
-            if (!dec_fields(d, keep->items[i], "keep_sample_type", "keep_sample_type entry",
+            if (!config_dec_fields(d, keep->items[i], "keep_sample_type", "keep_sample_type entry",
                             k_names, 2, kv, NULL))
                 continue;
-            dec_str(d, kv[0], "type", &st->type);
-            dec_str(d, kv[1], "unit", &st->unit);
+            config_dec_str(d, kv[0], "type", &st->type);
+            config_dec_str(d, kv[1], "unit", &st->unit);
             if (!st->type || !st->unit) {
-                dec_err(d, keep->items[i], "keep_sample_type", "both type and unit are required");
+                config_dec_err(d, keep->items[i], "keep_sample_type", "both type and unit are required");
                 continue;
             }
             e->n_keep++;
@@ -658,39 +657,39 @@ typedef struct profiling {
     char *path_prefix;
     profile_entry *entries;
     size_t n_entries;
-    const ynode *node;
+    const config_ynode *node;
 } profiling;
 
-static void dec_profiling(dec *d, const ynode *v, profiling *out)
+static void dec_profiling(config_dec *d, const config_ynode *v, profiling *out)
 {
     static const char *const names[] = {"path_prefix", "pprof_config"};
-    const ynode *vals[2];
+    const config_ynode *vals[2];
     out->node = v;
-    if (!dec_fields(d, v, "profiling_config", "profiling_config", names, 2, vals, NULL))
+    if (!config_dec_fields(d, v, "profiling_config", "profiling_config", names, 2, vals, NULL))
         return;
-    dec_str(d, vals[0], "path_prefix", &out->path_prefix);
+    config_dec_str(d, vals[0], "path_prefix", &out->path_prefix);
     if (out->path_prefix && out->path_prefix[0] && out->path_prefix[0] != '/')
-        dec_err(d, vals[0], "path_prefix", "\"%.128s\" must start with \"/\"", out->path_prefix);
-    const ynode *pc = vals[1];
-    if (!pc || ynode_is_null(pc))
+        config_dec_err(d, vals[0], "path_prefix", "\"%.128s\" must start with \"/\"", out->path_prefix);
+    const config_ynode *pc = vals[1];
+    if (!pc || config_ynode_is_null(pc))
         return;
-    if (pc->kind != YNODE_MAP) {
-        dec_err(d, pc, "pprof_config", "expected a mapping of profile names, got %s", dec_kind(pc));
+    if (pc->kind != CONFIG_YNODE_MAP) {
+        config_dec_err(d, pc, "pprof_config", "expected a mapping of profile names, got %s", config_dec_kind(pc));
         return;
     }
-    out->entries = dec_calloc(d, pc->n, sizeof *out->entries);
+    out->entries = config_dec_calloc(d, pc->n, sizeof *out->entries);
     for (size_t p = 0; out->entries && p < pc->n; p++) {
-        const ynode *k = pc->items[2 * p], *v2 = pc->items[2 * p + 1];
+        const config_ynode *k = pc->items[2 * p], *v2 = pc->items[2 * p + 1];
         char *name = NULL;
-        if (!dec_str(d, k, "pprof_config", &name) || !name) {
-            if (!name && k->kind == YNODE_SCALAR)
-                dec_err(d, k, "pprof_config", "profile name missing");
+        if (!config_dec_str(d, k, "pprof_config", &name) || !name) {
+            if (!name && k->kind == CONFIG_YNODE_SCALAR)
+                config_dec_err(d, k, "pprof_config", "profile name missing");
             continue;
         }
         bool dup = false;
         for (size_t j = 0; j < out->n_entries; j++) {
             if (strcmp(out->entries[j].name, name) == 0) {
-                dec_err(d, k, name, "duplicate field in pprof_config (first set at %d:%d)",
+                config_dec_err(d, k, name, "duplicate field in pprof_config (first set at %d:%d)",
                         out->entries[j].key->line, out->entries[j].key->col);
                 dup = true;
             }
@@ -702,7 +701,7 @@ static void dec_profiling(dec *d, const ynode *v, profiling *out)
     }
 }
 
-static char *join_path(dec *d, const char *prefix, const char *path)
+static char *join_path(config_dec *d, const char *prefix, const char *path)
 {
     size_t a = strlen(prefix), b = strlen(path);
     char *s = firn_arena_alloc(d->arena, a + b + 1);
@@ -716,13 +715,13 @@ static char *join_path(dec *d, const char *prefix, const char *path)
 }
 
 /* Merge Parca's defaults with the entries as written (see config.h). */
-static void finish_profiles(dec *d, config_scrape *sc, const profiling *pr)
+static void finish_profiles(config_dec *d, config_scrape *sc, const profiling *pr)
 {
     sc->path_prefix = pr->path_prefix ? pr->path_prefix : "";
-    sc->profile_types = dec_calloc(d, N_BUILTIN + pr->n_entries, sizeof *sc->profile_types);
+    sc->profile_types = config_dec_calloc(d, N_BUILTIN + pr->n_entries, sizeof *sc->profile_types);
     if (!sc->profile_types)
         return;
-    bool *used = dec_calloc(d, pr->n_entries + 1, sizeof *used);
+    bool *used = config_dec_calloc(d, pr->n_entries + 1, sizeof *used);
     if (!used)
         return;
     for (size_t pass = 0; pass < 2; pass++) {
@@ -749,7 +748,7 @@ static void finish_profiles(dec *d, config_scrape *sc, const profiling *pr)
                                : builtin < N_BUILTIN ? BUILTIN_PROFILES[builtin].path
                                                      : NULL;
             if (!path) {
-                dec_err(d, e->key, e->name, "path is required for the custom profile type \"%s\"",
+                config_dec_err(d, e->key, e->name, "path is required for the custom profile type \"%s\"",
                         e->name);
                 continue;
             }
@@ -758,7 +757,7 @@ static void finish_profiles(dec *d, config_scrape *sc, const profiling *pr)
                         : builtin < N_BUILTIN ? BUILTIN_PROFILES[builtin].delta
                                               : false;
             if (e && e->has_seconds && !pt->delta) {
-                dec_err(d, e->seconds_node, "seconds", "seconds is only used with delta: true");
+                config_dec_err(d, e->seconds_node, "seconds", "seconds is only used with delta: true");
                 continue;
             }
             if (e && e->has_seconds && (e->seconds == 0 || e->seconds > MAX_PROFILE_SECONDS))
@@ -782,29 +781,29 @@ static void finish_profiles(dec *d, config_scrape *sc, const profiling *pr)
 
 /* ---- scrape_config ------------------------------------------------------- */
 
-static void dec_params(dec *d, const ynode *v, config_scrape *sc)
+static void dec_params(config_dec *d, const config_ynode *v, config_scrape *sc)
 {
-    if (!v || ynode_is_null(v))
+    if (!v || config_ynode_is_null(v))
         return;
-    if (v->kind != YNODE_MAP) {
-        dec_err(d, v, "params", "expected a mapping of names to lists of values, got %s",
-                dec_kind(v));
+    if (v->kind != CONFIG_YNODE_MAP) {
+        config_dec_err(d, v, "params", "expected a mapping of names to lists of values, got %s",
+                config_dec_kind(v));
         return;
     }
-    sc->params = dec_calloc(d, v->n, sizeof *sc->params);
+    sc->params = config_dec_calloc(d, v->n, sizeof *sc->params);
     for (size_t p = 0; sc->params && p < v->n; p++) {
         config_param *pa = &sc->params[sc->n_params];
-        const ynode *k = v->items[2 * p];
-        if (!dec_str(d, k, "params", &pa->name) || !pa->name)
+        const config_ynode *k = v->items[2 * p];
+        if (!config_dec_str(d, k, "params", &pa->name) || !pa->name)
             continue;
         bool dup = false;
         for (size_t j = 0; j < sc->n_params; j++)
             dup |= strcmp(sc->params[j].name, pa->name) == 0;
         if (dup) {
-            dec_err(d, k, "params", "duplicate parameter \"%.64s\"", pa->name);
+            config_dec_err(d, k, "params", "duplicate parameter \"%.64s\"", pa->name);
             continue;
         }
-        if (dec_str_list(d, v->items[2 * p + 1], pa->name, &pa->values, &pa->n_values))
+        if (config_dec_str_list(d, v->items[2 * p + 1], pa->name, &pa->values, &pa->n_values))
             sc->n_params++;
     }
     for (size_t i = 1; i < sc->n_params; i++)   /* insertion sort: few params */
@@ -831,50 +830,50 @@ static const char *const SCRAPE_FIELDS[S_COUNT] = {
 /* Decode a list of mappings with fn into a freshly allocated array. */
 #define DEC_LIST(d, node, field, arr, count, fn)                                   \
     do {                                                                           \
-        const ynode *seq_ = dec_seq((d), (node), (field));                         \
+        const config_ynode *seq_ = config_dec_seq((d), (node), (field));                         \
         if (seq_) {                                                                \
-            (arr) = dec_calloc((d), seq_->n, sizeof *(arr));                          \
+            (arr) = config_dec_calloc((d), seq_->n, sizeof *(arr));                          \
             for (size_t i_ = 0; (arr) && i_ < seq_->n; i_++)                       \
                 fn((d), seq_->items[i_], &(arr)[(count)++]);                       \
         }                                                                          \
     } while (0)
 
 /* Prometheus's checkStaticTargets: refuse "http://host:port/path" targets. */
-static void check_static_targets(dec *d, const ynode *groups)
+static void check_static_targets(config_dec *d, const config_ynode *groups)
 {
     for (size_t g = 0; groups && g < groups->n; g++) {
-        const ynode *grp = groups->items[g];
-        if (grp->kind != YNODE_MAP)
+        const config_ynode *grp = groups->items[g];
+        if (grp->kind != CONFIG_YNODE_MAP)
             continue;
         for (size_t p = 0; p < grp->n; p++) {
-            const ynode *k = grp->items[2 * p], *v = grp->items[2 * p + 1];
-            if (k->kind != YNODE_SCALAR || strcmp(k->value, "targets") != 0 ||
-                v->kind != YNODE_SEQ)
+            const config_ynode *k = grp->items[2 * p], *v = grp->items[2 * p + 1];
+            if (k->kind != CONFIG_YNODE_SCALAR || strcmp(k->value, "targets") != 0 ||
+                v->kind != CONFIG_YNODE_SEQ)
                 continue;
             for (size_t t = 0; t < v->n; t++)
-                if (v->items[t]->kind == YNODE_SCALAR && strchr(v->items[t]->value, '/'))
-                    dec_err(d, v->items[t], "targets", "\"%.256s\" is not a valid hostname",
+                if (v->items[t]->kind == CONFIG_YNODE_SCALAR && strchr(v->items[t]->value, '/'))
+                    config_dec_err(d, v->items[t], "targets", "\"%.256s\" is not a valid hostname",
                             v->items[t]->value);
         }
     }
 }
 
 /* Returns the job_name value node (for duplicate reporting) or NULL. */
-static const ynode *dec_scrape(dec *d, const ynode *v, const firn_config *cfg, config_scrape *sc)
+static const config_ynode *dec_scrape(config_dec *d, const config_ynode *v, const firn_config *cfg, config_scrape *sc)
 {
-    const ynode *vals[S_COUNT], *keys[S_COUNT];
+    const config_ynode *vals[S_COUNT], *keys[S_COUNT];
     sc->scheme = "http";
     sc->honor_timestamps = true;
     sc->path_prefix = "";
-    if (ynode_is_null(v)) {
-        dec_err(d, v, "scrape_configs", "empty or null scrape config section");
+    if (config_ynode_is_null(v)) {
+        config_dec_err(d, v, "scrape_configs", "empty or null scrape config section");
         return NULL;
     }
-    if (!dec_fields(d, v, "scrape_configs", "scrape_config", SCRAPE_FIELDS, S_COUNT, vals, keys))
+    if (!config_dec_fields(d, v, "scrape_configs", "scrape_config", SCRAPE_FIELDS, S_COUNT, vals, keys))
         return NULL;
-    dec_str(d, vals[S_JOB], "job_name", &sc->job_name);
+    config_dec_str(d, vals[S_JOB], "job_name", &sc->job_name);
     if (!sc->job_name || !*sc->job_name) {
-        dec_err(d, vals[S_JOB] ? vals[S_JOB] : v, "job_name", "job_name is empty");
+        config_dec_err(d, vals[S_JOB] ? vals[S_JOB] : v, "job_name", "job_name is empty");
         sc->job_name = NULL;
     }
 
@@ -888,17 +887,17 @@ static const ynode *dec_scrape(dec *d, const ynode *v, const firn_config *cfg, c
         sc->timeout_ms = cfg->scrape_timeout_ms < sc->interval_ms ? cfg->scrape_timeout_ms
                                                                   : sc->interval_ms;
 
-    dec_str(d, vals[S_SCHEME], "scheme", &sc->scheme);
+    config_dec_str(d, vals[S_SCHEME], "scheme", &sc->scheme);
     if (strcmp(sc->scheme, "http") != 0 && strcmp(sc->scheme, "https") != 0) {
-        dec_err(d, vals[S_SCHEME], "scheme", "unsupported scheme \"%.32s\" (http or https)",
+        config_dec_err(d, vals[S_SCHEME], "scheme", "unsupported scheme \"%.32s\" (http or https)",
                 sc->scheme);
         sc->scheme = "http";
     }
     dec_params(d, vals[S_PARAMS], sc);
-    dec_bool(d, vals[S_HONOR_LABELS], "honor_labels", &sc->honor_labels);
-    dec_bool(d, vals[S_HONOR_TS], "honor_timestamps", &sc->honor_timestamps);
+    config_dec_bool(d, vals[S_HONOR_LABELS], "honor_labels", &sc->honor_labels);
+    config_dec_bool(d, vals[S_HONOR_TS], "honor_timestamps", &sc->honor_timestamps);
     bool normalized = false;
-    dec_bool(d, vals[S_NORMALIZED], "normalized_addresses", &normalized);
+    config_dec_bool(d, vals[S_NORMALIZED], "normalized_addresses", &normalized);
     dec_http(d, vals, keys, &sc->http);
     get_u64(d, vals[S_SAMPLE_LIMIT], "sample_limit", &sc->sample_limit);
     get_u64(d, vals[S_TARGET_LIMIT], "target_limit", &sc->target_limit);
@@ -912,17 +911,17 @@ static const ynode *dec_scrape(dec *d, const ynode *v, const firn_config *cfg, c
     DEC_LIST(d, vals[S_K8S_SD], "kubernetes_sd_configs", sc->kubernetes_sd, sc->n_kubernetes_sd,
              dec_k8s_sd);
 
-    const ynode *rl = dec_seq(d, vals[S_RELABEL], "relabel_configs");
+    const config_ynode *rl = config_dec_seq(d, vals[S_RELABEL], "relabel_configs");
     if (rl) {
-        sc->relabel_configs = dec_calloc(d, rl->n, sizeof *sc->relabel_configs);
+        sc->relabel_configs = config_dec_calloc(d, rl->n, sizeof *sc->relabel_configs);
         for (size_t i = 0; sc->relabel_configs && i < rl->n; i++)
-            if (dec_relabel(d, rl->items[i], &sc->relabel_configs[sc->n_relabel_configs]))
+            if (config_dec_relabel(d, rl->items[i], &sc->relabel_configs[sc->n_relabel_configs]))
                 sc->n_relabel_configs++;
     }
 
     /* A URL pasted as a target, unless relabeling may fix it up. */
     if (!rl || rl->n == 0)
-        check_static_targets(d, vals[S_STATIC] && vals[S_STATIC]->kind == YNODE_SEQ
+        check_static_targets(d, vals[S_STATIC] && vals[S_STATIC]->kind == CONFIG_YNODE_SEQ
                                     ? vals[S_STATIC]
                                     : NULL);
 
@@ -935,11 +934,11 @@ static const ynode *dec_scrape(dec *d, const ynode *v, const firn_config *cfg, c
 
 /* ---- top level ----------------------------------------------------------- */
 
-static void dec_global(dec *d, const ynode *v, firn_config *cfg)
+static void dec_global(config_dec *d, const config_ynode *v, firn_config *cfg)
 {
     static const char *const names[] = {"scrape_interval", "scrape_timeout", "external_labels"};
-    const ynode *vals[3];
-    if (!dec_fields(d, v, "global", "global", names, 3, vals, NULL))
+    const config_ynode *vals[3];
+    if (!config_dec_fields(d, v, "global", "global", names, 3, vals, NULL))
         return;
     bool has_timeout = false;
     int64_t interval = 0, timeout = 0;
@@ -951,7 +950,7 @@ static void dec_global(dec *d, const ynode *v, firn_config *cfg)
         char t[32], iv[32];
         firn_duration_format(t, sizeof t, timeout);
         firn_duration_format(iv, sizeof iv, cfg->scrape_interval_ms);
-        dec_err(d, vals[1], "scrape_timeout",
+        config_dec_err(d, vals[1], "scrape_timeout",
                 "global scrape timeout greater than scrape interval (%s > %s)", t, iv);
     }
     else if (timeout)
@@ -961,49 +960,49 @@ static void dec_global(dec *d, const ynode *v, firn_config *cfg)
     get_labels(d, vals[2], "external_labels", &cfg->external_labels, &cfg->n_external_labels);
 }
 
-static void dec_object_storage(dec *d, const ynode *v, firn_config *cfg)
+static void dec_object_storage(config_dec *d, const config_ynode *v, firn_config *cfg)
 {
     cfg->has_object_storage = true;
-    if (ynode_is_null(v))
+    if (config_ynode_is_null(v))
         return;
-    if (v->kind != YNODE_MAP) {
-        dec_err(d, v, "object_storage", "expected a mapping, got %s", dec_kind(v));
+    if (v->kind != CONFIG_YNODE_MAP) {
+        config_dec_err(d, v, "object_storage", "expected a mapping, got %s", config_dec_kind(v));
         return;
     }
     /* Parca's bucket config is not used; only its type is kept for the log. */
     for (size_t p = 0; p < v->n; p++) {
-        const ynode *k = v->items[2 * p], *b = v->items[2 * p + 1];
-        if (k->kind != YNODE_SCALAR || strcmp(k->value, "bucket") != 0 || b->kind != YNODE_MAP)
+        const config_ynode *k = v->items[2 * p], *b = v->items[2 * p + 1];
+        if (k->kind != CONFIG_YNODE_SCALAR || strcmp(k->value, "bucket") != 0 || b->kind != CONFIG_YNODE_MAP)
             continue;
         for (size_t q = 0; q < b->n; q++)
-            if (b->items[2 * q]->kind == YNODE_SCALAR &&
+            if (b->items[2 * q]->kind == CONFIG_YNODE_SCALAR &&
                 strcmp(b->items[2 * q]->value, "type") == 0 &&
-                b->items[2 * q + 1]->kind == YNODE_SCALAR)
+                b->items[2 * q + 1]->kind == CONFIG_YNODE_SCALAR)
                 cfg->object_storage_type = b->items[2 * q + 1]->value;
     }
 }
 
-static void dec_config(dec *d, const ynode *root, firn_config *cfg)
+static void dec_config(config_dec *d, const config_ynode *root, firn_config *cfg)
 {
     static const char *const names[] = {"global", "scrape_configs", "object_storage"};
-    const ynode *vals[3];
-    if (root && root->kind != YNODE_MAP && !ynode_is_null(root)) {
-        dec_err(d, root, NULL, "expected a mapping at the top level, got %s", dec_kind(root));
+    const config_ynode *vals[3];
+    if (root && root->kind != CONFIG_YNODE_MAP && !config_ynode_is_null(root)) {
+        config_dec_err(d, root, NULL, "expected a mapping at the top level, got %s", config_dec_kind(root));
         return;
     }
-    if (!dec_fields(d, root, NULL, "the top level", names, 3, vals, NULL))
+    if (!config_dec_fields(d, root, NULL, "the top level", names, 3, vals, NULL))
         return;
     if (vals[0])
         dec_global(d, vals[0], cfg);
     if (vals[2])
         dec_object_storage(d, vals[2], cfg);
-    const ynode *sc = dec_seq(d, vals[1], "scrape_configs");
+    const config_ynode *sc = config_dec_seq(d, vals[1], "scrape_configs");
     if (!sc)
         return;
-    cfg->scrapes = dec_calloc(d, sc->n, sizeof *cfg->scrapes);
+    cfg->scrapes = config_dec_calloc(d, sc->n, sizeof *cfg->scrapes);
     if (!cfg->scrapes)
         return;
-    const ynode **job_nodes = dec_calloc(d, sc->n, sizeof *job_nodes);
+    const config_ynode **job_nodes = config_dec_calloc(d, sc->n, sizeof *job_nodes);
     if (!job_nodes)
         return;
     for (size_t i = 0; i < sc->n; i++) {
@@ -1011,7 +1010,7 @@ static void dec_config(dec *d, const ynode *root, firn_config *cfg)
         job_nodes[i] = dec_scrape(d, sc->items[i], cfg, s);
         for (size_t j = 0; job_nodes[i] && j < i; j++)
             if (job_nodes[j] && strcmp(cfg->scrapes[j].job_name, s->job_name) == 0) {
-                dec_err(d, job_nodes[i], "job_name",
+                config_dec_err(d, job_nodes[i], "job_name",
                         "found multiple scrape configs with job name \"%.128s\"", s->job_name);
                 break;
             }
@@ -1046,18 +1045,18 @@ firn_config *config_load_string_errors(const char *text, size_t len, const char 
                                        config_errors *errs, firn_err *err)
 {
     firn_arena *arena;
-    firn_config *cfg = dec_begin(errs, &name, "<config>", sizeof *cfg, &arena, err);
+    firn_config *cfg = config_dec_begin(errs, &name, "<config>", sizeof *cfg, &arena, err);
     if (!cfg)
         return NULL;
     cfg->arena = arena;
     cfg->scrape_interval_ms = DEFAULT_INTERVAL_MS;
     cfg->scrape_timeout_ms = DEFAULT_TIMEOUT_MS;
-    dec d = {.name = name, .arena = arena};
-    cfg->source = dec_strdup(&d, name);
-    ynode *root = NULL;
-    if (dec_parse(&d, text, len, &root))
+    config_dec d = {.name = name, .arena = arena};
+    cfg->source = config_dec_strdup(&d, name);
+    config_ynode *root = NULL;
+    if (config_dec_parse(&d, text, len, &root))
         dec_config(&d, root, cfg);
-    if (dec_finish(&d, errs, err) == 0) {
+    if (config_dec_finish(&d, errs, err) == 0) {
         cfg->yaml = config_redacted_yaml(root, arena);
         if (cfg->yaml)
             return cfg;
@@ -1076,7 +1075,7 @@ firn_config *config_load_file_errors(const char *path, config_errors *errs, firn
 {
     unsigned char *buf;
     size_t len;
-    if (dec_read_file(path, &buf, &len, errs, err) < 0)
+    if (config_dec_read_file(path, &buf, &len, errs, err) < 0)
         return NULL;
     firn_config *cfg = config_load_string_errors((const char *)buf, len, path, errs, err);
     free(buf);
@@ -1283,7 +1282,7 @@ static char **acopy_strs(firn_arena *a, char *const *in, size_t n, bool *ok)
     char **out = firn_arena_calloc(a, n + 1, sizeof *out);
     *ok &= out != NULL;
     for (size_t i = 0; out && i < n; i++)
-        out[i] = dec_copy_str(a, in[i], ok);
+        out[i] = config_dec_copy_str(a, in[i], ok);
     return out;
 }
 
@@ -1291,16 +1290,16 @@ bool config_http_copy(firn_arena *a, const config_http *in, config_http *out)
 {
     bool ok = true;
     *out = *in;
-    out->basic_auth.username = dec_copy_str(a, in->basic_auth.username, &ok);
-    out->basic_auth.password = dec_copy_str(a, in->basic_auth.password, &ok);
-    out->basic_auth.password_file = dec_copy_str(a, in->basic_auth.password_file, &ok);
-    out->authorization.type = dec_copy_str(a, in->authorization.type, &ok);
-    out->authorization.credentials = dec_copy_str(a, in->authorization.credentials, &ok);
-    out->authorization.credentials_file = dec_copy_str(a, in->authorization.credentials_file, &ok);
-    out->tls.ca_file = dec_copy_str(a, in->tls.ca_file, &ok);
-    out->tls.cert_file = dec_copy_str(a, in->tls.cert_file, &ok);
-    out->tls.key_file = dec_copy_str(a, in->tls.key_file, &ok);
-    out->tls.server_name = dec_copy_str(a, in->tls.server_name, &ok);
+    out->basic_auth.username = config_dec_copy_str(a, in->basic_auth.username, &ok);
+    out->basic_auth.password = config_dec_copy_str(a, in->basic_auth.password, &ok);
+    out->basic_auth.password_file = config_dec_copy_str(a, in->basic_auth.password_file, &ok);
+    out->authorization.type = config_dec_copy_str(a, in->authorization.type, &ok);
+    out->authorization.credentials = config_dec_copy_str(a, in->authorization.credentials, &ok);
+    out->authorization.credentials_file = config_dec_copy_str(a, in->authorization.credentials_file, &ok);
+    out->tls.ca_file = config_dec_copy_str(a, in->tls.ca_file, &ok);
+    out->tls.cert_file = config_dec_copy_str(a, in->tls.cert_file, &ok);
+    out->tls.key_file = config_dec_copy_str(a, in->tls.key_file, &ok);
+    out->tls.server_name = config_dec_copy_str(a, in->tls.server_name, &ok);
     return ok;
 }
 
@@ -1317,7 +1316,7 @@ bool config_dns_sd_copy(firn_arena *a, const config_dns_sd *in, config_dns_sd *o
     bool ok = true;
     *out = *in;
     out->names = acopy_strs(a, in->names, in->n_names, &ok);
-    out->type = dec_copy_str(a, in->type, &ok);
+    out->type = config_dec_copy_str(a, in->type, &ok);
     return ok;
 }
 
@@ -1328,16 +1327,16 @@ bool config_kubernetes_sd_copy(firn_arena *a, const config_kubernetes_sd *in,
     config_http http = out->http;
     *out = *in;
     out->http = http;
-    out->role = dec_copy_str(a, in->role, &ok);
-    out->api_server = dec_copy_str(a, in->api_server, &ok);
-    out->kubeconfig_file = dec_copy_str(a, in->kubeconfig_file, &ok);
+    out->role = config_dec_copy_str(a, in->role, &ok);
+    out->api_server = config_dec_copy_str(a, in->api_server, &ok);
+    out->kubeconfig_file = config_dec_copy_str(a, in->kubeconfig_file, &ok);
     out->namespaces = acopy_strs(a, in->namespaces, in->n_namespaces, &ok);
     out->selectors = firn_arena_calloc(a, in->n_selectors + 1, sizeof *out->selectors);
     ok &= out->selectors != NULL;
     for (size_t i = 0; out->selectors && i < in->n_selectors; i++) {
-        out->selectors[i].role = dec_copy_str(a, in->selectors[i].role, &ok);
-        out->selectors[i].label = dec_copy_str(a, in->selectors[i].label, &ok);
-        out->selectors[i].field = dec_copy_str(a, in->selectors[i].field, &ok);
+        out->selectors[i].role = config_dec_copy_str(a, in->selectors[i].role, &ok);
+        out->selectors[i].label = config_dec_copy_str(a, in->selectors[i].label, &ok);
+        out->selectors[i].field = config_dec_copy_str(a, in->selectors[i].field, &ok);
     }
     return ok;
 }

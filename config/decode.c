@@ -1,7 +1,7 @@
-/* decode.c -- the decoder the YAML file loaders share (decode.h): error
+/* decode.c -- the decoder the YAML file loaders share (yaml.h): error
  * collection in document order, strict mappings, scalars and string lists.
  */
-#include "config/decode.h"
+#include "config/yaml.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 
 /* ---- errors ---------------------------------------------------------------- */
 
-static void add_line(dec *d, int line_no, int col, char *line)
+static void add_line(config_dec *d, int line_no, int col, char *line)
 {
     if (!line) {
         d->oom = true;
@@ -24,7 +24,7 @@ static void add_line(dec *d, int line_no, int col, char *line)
     }
     if (d->n_lines == d->cap_lines) {
         size_t cap = d->cap_lines ? d->cap_lines * 2 : 8;
-        dec_error *ne = realloc(d->errs, cap * sizeof *ne);
+        config_dec_error *ne = realloc(d->errs, cap * sizeof *ne);
         if (!ne) {
             d->oom = true;
             free(line);
@@ -33,13 +33,13 @@ static void add_line(dec *d, int line_no, int col, char *line)
         d->errs = ne;
         d->cap_lines = cap;
     }
-    d->errs[d->n_lines] = (dec_error){line_no, col, d->n_lines, line};
+    d->errs[d->n_lines] = (config_dec_error){line_no, col, d->n_lines, line};
     d->n_lines++;
 }
 
 static int cmp_error(const void *a, const void *b)
 {
-    const dec_error *x = a, *y = b;
+    const config_dec_error *x = a, *y = b;
     if (x->line != y->line)
         return x->line < y->line ? -1 : 1;
     if (x->col != y->col)
@@ -47,7 +47,7 @@ static int cmp_error(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-void dec_err(dec *d, const ynode *at, const char *field, const char *fmt, ...)
+void config_dec_err(config_dec *d, const config_ynode *at, const char *field, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -67,14 +67,14 @@ void dec_err(dec *d, const ynode *at, const char *field, const char *fmt, ...)
 
 /* ---- memory ---------------------------------------------------------------- */
 
-char *dec_copy_str(firn_arena *a, const char *s, bool *ok)
+char *config_dec_copy_str(firn_arena *a, const char *s, bool *ok)
 {
     char *c = firn_arena_strdup(a, s);
     *ok &= !s || c;
     return c;
 }
 
-char *dec_strdup(dec *d, const char *s)
+char *config_dec_strdup(config_dec *d, const char *s)
 {
     char *c = firn_arena_strndup(d->arena, s, strlen(s));
     if (!c)
@@ -82,7 +82,7 @@ char *dec_strdup(dec *d, const char *s)
     return c;
 }
 
-void *dec_calloc(dec *d, size_t n, size_t size)
+void *config_dec_calloc(config_dec *d, size_t n, size_t size)
 {
     if (n == 0)
         return NULL;
@@ -94,43 +94,43 @@ void *dec_calloc(dec *d, size_t n, size_t size)
 
 /* ---- nodes ------------------------------------------------------------------ */
 
-const char *dec_kind(const ynode *n)
+const char *config_dec_kind(const config_ynode *n)
 {
-    if (ynode_is_null(n))
+    if (config_ynode_is_null(n))
         return "null";
     switch (n->kind) {
-    case YNODE_MAP:
+    case CONFIG_YNODE_MAP:
         return "a mapping";
-    case YNODE_SEQ:
+    case CONFIG_YNODE_SEQ:
         return "a list";
     default:
         return "a scalar";
     }
 }
 
-/* dec_fields and dec_fields_lax: strict reports keys not in names. */
-static bool fields(dec *d, const ynode *n, const char *field, const char *what,
-                   const char *const *names, size_t count, const ynode **vals,
-                   const ynode **keys, bool strict)
+/* config_dec_fields and config_dec_fields_lax: strict reports keys not in names. */
+static bool fields(config_dec *d, const config_ynode *n, const char *field, const char *what,
+                   const char *const *names, size_t count, const config_ynode **vals,
+                   const config_ynode **keys, bool strict)
 {
-    const ynode *own_keys[32];
+    const config_ynode *own_keys[32];
     if (!keys) {
         assert(count <= sizeof own_keys / sizeof *own_keys);
         keys = own_keys;
     }
     for (size_t i = 0; i < count; i++)
         vals[i] = keys[i] = NULL;
-    if (ynode_is_null(n))
+    if (config_ynode_is_null(n))
         return true;
-    if (n->kind != YNODE_MAP) {
-        dec_err(d, n, field, "expected a mapping, got %s", dec_kind(n));
+    if (n->kind != CONFIG_YNODE_MAP) {
+        config_dec_err(d, n, field, "expected a mapping, got %s", config_dec_kind(n));
         return false;
     }
     for (size_t p = 0; p < n->n; p++) {
-        const ynode *k = n->items[2 * p], *v = n->items[2 * p + 1];
-        if (k->kind != YNODE_SCALAR) {
+        const config_ynode *k = n->items[2 * p], *v = n->items[2 * p + 1];
+        if (k->kind != CONFIG_YNODE_SCALAR) {
             if (strict)
-                dec_err(d, k, field, "mapping keys must be scalars, got %s", dec_kind(k));
+                config_dec_err(d, k, field, "mapping keys must be scalars, got %s", config_dec_kind(k));
             continue;
         }
         size_t i = 0;
@@ -138,11 +138,11 @@ static bool fields(dec *d, const ynode *n, const char *field, const char *what,
             i++;
         if (i == count || k->len != strlen(k->value)) {
             if (strict)
-                dec_err(d, k, k->value, "unknown field in %s", what);
+                config_dec_err(d, k, k->value, "unknown field in %s", what);
             continue;
         }
         if (vals[i]) {
-            dec_err(d, k, k->value, "duplicate field in %s (first set at %d:%d)", what,
+            config_dec_err(d, k, k->value, "duplicate field in %s (first set at %d:%d)", what,
                     keys[i]->line, keys[i]->col);
             continue;
         }
@@ -152,31 +152,31 @@ static bool fields(dec *d, const ynode *n, const char *field, const char *what,
     return true;
 }
 
-bool dec_fields(dec *d, const ynode *n, const char *field, const char *what,
-                const char *const *names, size_t count, const ynode **vals, const ynode **keys)
+bool config_dec_fields(config_dec *d, const config_ynode *n, const char *field, const char *what,
+                const char *const *names, size_t count, const config_ynode **vals, const config_ynode **keys)
 {
     return fields(d, n, field, what, names, count, vals, keys, true);
 }
 
-bool dec_fields_lax(dec *d, const ynode *n, const char *field, const char *what,
-                    const char *const *names, size_t count, const ynode **vals,
-                    const ynode **keys)
+bool config_dec_fields_lax(config_dec *d, const config_ynode *n, const char *field, const char *what,
+                    const char *const *names, size_t count, const config_ynode **vals,
+                    const config_ynode **keys)
 {
     return fields(d, n, field, what, names, count, vals, keys, false);
 }
 
-const ynode *dec_seq(dec *d, const ynode *v, const char *field)
+const config_ynode *config_dec_seq(config_dec *d, const config_ynode *v, const char *field)
 {
-    if (!v || ynode_is_null(v))
+    if (!v || config_ynode_is_null(v))
         return NULL;
-    if (v->kind != YNODE_SEQ) {
-        dec_err(d, v, field, "expected a list, got %s", dec_kind(v));
+    if (v->kind != CONFIG_YNODE_SEQ) {
+        config_dec_err(d, v, field, "expected a list, got %s", config_dec_kind(v));
         return NULL;
     }
     return v;
 }
 
-const ynode *dec_later(const ynode *a, const ynode *b)
+const config_ynode *config_dec_later(const config_ynode *a, const config_ynode *b)
 {
     if (!a)
         return b;
@@ -185,20 +185,20 @@ const ynode *dec_later(const ynode *a, const ynode *b)
     return (b->line > a->line || (b->line == a->line && b->col > a->col)) ? b : a;
 }
 
-bool dec_str(dec *d, const ynode *v, const char *field, char **out)
+bool config_dec_str(config_dec *d, const config_ynode *v, const char *field, char **out)
 {
-    if (!v || ynode_is_null(v))
+    if (!v || config_ynode_is_null(v))
         return true;
-    if (v->kind != YNODE_SCALAR) {
-        dec_err(d, v, field, "expected a string, got %s", dec_kind(v));
+    if (v->kind != CONFIG_YNODE_SCALAR) {
+        config_dec_err(d, v, field, "expected a string, got %s", config_dec_kind(v));
         return false;
     }
     if (strlen(v->value) != v->len) {
-        dec_err(d, v, field, "string contains a NUL byte");
+        config_dec_err(d, v, field, "string contains a NUL byte");
         return false;
     }
     if (!firn_utf8_valid(v->value, v->len)) {
-        dec_err(d, v, field, "string is not valid UTF-8");
+        config_dec_err(d, v, field, "string is not valid UTF-8");
         return false;
     }
     *out = v->value;   /* the tree lives in the decoder's arena */
@@ -206,15 +206,15 @@ bool dec_str(dec *d, const ynode *v, const char *field, char **out)
 }
 
 /* YAML 1.1 booleans, as go-yaml v2 reads them (plain scalars only). */
-bool dec_bool(dec *d, const ynode *v, const char *field, bool *out)
+bool config_dec_bool(config_dec *d, const config_ynode *v, const char *field, bool *out)
 {
-    if (!v || ynode_is_null(v))
+    if (!v || config_ynode_is_null(v))
         return true;
     static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On",
                                       "ON", "y", "Y"};
     static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off",
                                      "OFF", "n", "N"};
-    if (v->kind == YNODE_SCALAR && v->plain) {
+    if (v->kind == CONFIG_YNODE_SCALAR && v->plain) {
         for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
             if (strcmp(v->value, yes[i]) == 0) {
                 *out = true;
@@ -226,37 +226,37 @@ bool dec_bool(dec *d, const ynode *v, const char *field, bool *out)
             }
         }
     }
-    if (v->kind == YNODE_SCALAR)
-        dec_err(d, v, field, "expected a boolean, got \"%.64s\"", v->value);
+    if (v->kind == CONFIG_YNODE_SCALAR)
+        config_dec_err(d, v, field, "expected a boolean, got \"%.64s\"", v->value);
     else
-        dec_err(d, v, field, "expected a boolean, got %s", dec_kind(v));
+        config_dec_err(d, v, field, "expected a boolean, got %s", config_dec_kind(v));
     return false;
 }
 
 /* A list of strings; null is an empty list. */
-bool dec_str_list(dec *d, const ynode *v, const char *field, char ***out, size_t *n)
+bool config_dec_str_list(config_dec *d, const config_ynode *v, const char *field, char ***out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    if (!v || ynode_is_null(v))
+    if (!v || config_ynode_is_null(v))
         return true;
-    if (v->kind != YNODE_SEQ) {
-        dec_err(d, v, field, "expected a list of strings, got %s", dec_kind(v));
+    if (v->kind != CONFIG_YNODE_SEQ) {
+        config_dec_err(d, v, field, "expected a list of strings, got %s", config_dec_kind(v));
         return false;
     }
-    char **list = dec_calloc(d, v->n, sizeof *list);
+    char **list = config_dec_calloc(d, v->n, sizeof *list);
     if (v->n && !list)
         return false;
     bool ok = true;
     size_t k = 0;
     for (size_t i = 0; i < v->n; i++) {
         char *s = NULL;
-        if (!dec_str(d, v->items[i], field, &s)) {
+        if (!config_dec_str(d, v->items[i], field, &s)) {
             ok = false;
             continue;
         }
         if (!s) {
-            dec_err(d, v->items[i], field, "null entry in a list of strings");
+            config_dec_err(d, v->items[i], field, "null entry in a list of strings");
             ok = false;
             continue;
         }
@@ -296,16 +296,16 @@ static void summarize(char *const *lines, size_t n, size_t total, bool oom, firn
     firn_errf(err, oom ? FIRN_ENOMEM : FIRN_EINVAL, "%s", buf);
 }
 
-bool dec_parse(dec *d, const char *text, size_t len, ynode **root)
+bool config_dec_parse(config_dec *d, const char *text, size_t len, config_ynode **root)
 {
     *root = NULL;
     if (len > CONFIG_MAX_BYTES) {
-        dec_err(d, NULL, NULL, "larger than the cap of %u bytes", CONFIG_MAX_BYTES);
+        config_dec_err(d, NULL, NULL, "larger than the cap of %u bytes", CONFIG_MAX_BYTES);
         return false;
     }
     int line, col;
     firn_err perr = {0};
-    if (ytree_parse(text, len, d->arena, root, &line, &col, &perr) < 0) {
+    if (config_ytree_parse(text, len, d->arena, root, &line, &col, &perr) < 0) {
         char *l = NULL;
         if (asprintf(&l, "%s:%s", d->name, perr.msg) < 0)
             l = NULL;
@@ -316,7 +316,7 @@ bool dec_parse(dec *d, const char *text, size_t len, ynode **root)
     return true;
 }
 
-void *dec_begin(config_errors *errs, const char **name, const char *default_name, size_t size,
+void *config_dec_begin(config_errors *errs, const char **name, const char *default_name, size_t size,
                 firn_arena **arena, firn_err *err)
 {
     if (errs) {
@@ -335,14 +335,14 @@ void *dec_begin(config_errors *errs, const char **name, const char *default_name
     return out;
 }
 
-int dec_finish(dec *d, config_errors *errs, firn_err *err)
+int config_dec_finish(config_dec *d, config_errors *errs, firn_err *err)
 {
     if (errs) {
         errs->lines = NULL;
         errs->n = 0;
     }
     if (d->oom && d->n_lines == 0)
-        dec_err(d, NULL, NULL, "out of memory");
+        config_dec_err(d, NULL, NULL, "out of memory");
     if (d->n_lines == 0) {
         free(d->errs);
         d->errs = NULL;
@@ -379,7 +379,7 @@ int dec_finish(dec *d, config_errors *errs, firn_err *err)
     return -1;
 }
 
-int dec_read_file(const char *path, unsigned char **buf, size_t *len, config_errors *errs,
+int config_dec_read_file(const char *path, unsigned char **buf, size_t *len, config_errors *errs,
                   firn_err *err)
 {
     if (errs) {

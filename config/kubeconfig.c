@@ -1,6 +1,6 @@
 /* kubeconfig.c -- read a kubeconfig file down to the connection of its
  * current context (kubeconfig.h has the contract), with the decoder the
- * other YAML loaders use (decode.h), leniently: keys firn does not read are
+ * other YAML loaders use (yaml.h), leniently: keys firn does not read are
  * ignored, as client-go ignores them.
  *
  * The tree and everything decoded live in a scratch arena; only a
@@ -19,12 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config/decode.h"
-#include "config/yaml_tree.h"
+#include "config/yaml.h"
 
 /* A decoder plus what a kubeconfig needs beside it. */
 typedef struct kdec {
-    dec d;             /* d.arena: the scratch arena */
+    config_dec d;             /* d.arena: the scratch arena */
     const char *dir;   /* the kubeconfig's directory with its '/', or "" */
     bool io;           /* a file could not be read */
 } kdec;
@@ -32,9 +31,9 @@ typedef struct kdec {
 /* One entry of clusters, users or contexts: {name, KIND: {...}}. */
 typedef struct named {
     const char *name;
-    const ynode *name_node;
-    const ynode *body;    /* the value of the KIND key, or NULL */
-    const ynode *entry;
+    const config_ynode *name_node;
+    const config_ynode *body;    /* the value of the KIND key, or NULL */
+    const config_ynode *entry;
 } named;
 
 typedef struct named_list {
@@ -47,10 +46,10 @@ typedef struct named_list {
 
 /* A string field; "" counts as not given, as client-go's len() checks do.
  * False only after a type error was reported. */
-static bool get_str(kdec *k, const ynode *v, const char *field, char **out)
+static bool get_str(kdec *k, const config_ynode *v, const char *field, char **out)
 {
     char *s = NULL;
-    if (!dec_str(&k->d, v, field, &s))
+    if (!config_dec_str(&k->d, v, field, &s))
         return false;
     *out = s && *s ? s : NULL;
     return true;
@@ -58,17 +57,17 @@ static bool get_str(kdec *k, const ynode *v, const char *field, char **out)
 
 /* Whether a key firn refuses is really set: null and empty values
  * (as-groups: [], exec: {}) are what kubectl writes for "not set". */
-static bool given(const ynode *v)
+static bool given(const config_ynode *v)
 {
-    if (!v || ynode_is_null(v))
+    if (!v || config_ynode_is_null(v))
         return false;
-    return v->kind == YNODE_SCALAR ? v->len > 0 : v->n > 0;
+    return v->kind == CONFIG_YNODE_SCALAR ? v->len > 0 : v->n > 0;
 }
 
 /* A file named in the kubeconfig: relative to its directory, as kubectl
  * resolves it, and readable now.  Only stat and access: opening could
  * block on a FIFO or touch a device. */
-static bool get_path(kdec *k, const ynode *v, const char *field, const char *what,
+static bool get_path(kdec *k, const config_ynode *v, const char *field, const char *what,
                      const char *name, char **out)
 {
     char *s = NULL;
@@ -94,7 +93,7 @@ static bool get_path(kdec *k, const ynode *v, const char *field, const char *wha
     else if (faccessat(AT_FDCWD, p, R_OK, AT_EACCESS) < 0)
         e = errno;
     if (e) {
-        dec_err(&k->d, v, field, "%s \"%.128s\": cannot read \"%.256s\": %s", what, name, p,
+        config_dec_err(&k->d, v, field, "%s \"%.128s\": cannot read \"%.256s\": %s", what, name, p,
                 strerror(e));
         k->io = true;
         return false;
@@ -144,14 +143,14 @@ static bool b64_decode(kdec *k, const char *s, unsigned char **out, size_t *out_
 }
 
 /* A *-data field: base64 of PEM.  Absent, null or "" leaves *out NULL. */
-static void get_data(kdec *k, const ynode *v, const char *field, const char *what,
+static void get_data(kdec *k, const config_ynode *v, const char *field, const char *what,
                      const char *name, unsigned char **out, size_t *len)
 {
     char *s = NULL;
     if (!get_str(k, v, field, &s) || !s)
         return;
     if (!b64_decode(k, s, out, len) && !k->d.oom)
-        dec_err(&k->d, v, field, "%s \"%.128s\": not valid base64", what, name);
+        config_dec_err(&k->d, v, field, "%s \"%.128s\": not valid base64", what, name);
 }
 
 /* Kubernetes's DNS-1123 label, the rule for namespace names. */
@@ -201,25 +200,25 @@ static int cmp_named(const void *a, const void *b)
  * every entry a mapping, names strings and unique, as client-go's
  * conversion to a map requires.  Entries without a name cannot be chosen
  * and are left out. */
-static void index_list(kdec *k, const ynode *v, const char *list, const char *kind,
+static void index_list(kdec *k, const config_ynode *v, const char *list, const char *kind,
                        named_list *out)
 {
-    dec *d = &k->d;
+    config_dec *d = &k->d;
     memset(out, 0, sizeof *out);
-    const ynode *seq = dec_seq(d, v, list);
+    const config_ynode *seq = config_dec_seq(d, v, list);
     if (!seq || seq->n == 0)
         return;
     out->n_entries = seq->n;
-    out->items = dec_calloc(d, seq->n, sizeof *out->items);
+    out->items = config_dec_calloc(d, seq->n, sizeof *out->items);
     if (!out->items)
         return;
     char what[32];
     snprintf(what, sizeof what, "a %s entry", kind);
     const char *const names[] = {"name", kind};
     for (size_t i = 0; i < seq->n; i++) {
-        const ynode *vals[2];
+        const config_ynode *vals[2];
         char *name = NULL;
-        if (!dec_fields_lax(d, seq->items[i], list, what, names, 2, vals, NULL) ||
+        if (!config_dec_fields_lax(d, seq->items[i], list, what, names, 2, vals, NULL) ||
             !get_str(k, vals[0], "name", &name) || !name)
             continue;
         out->items[out->n++] = (named){name, vals[0], vals[1], seq->items[i]};
@@ -227,7 +226,7 @@ static void index_list(kdec *k, const ynode *v, const char *list, const char *ki
     if (out->n < 2)
         return;
     /* sorted by name, then position: a name's first entry leads its run */
-    named *sorted = dec_calloc(d, out->n, sizeof *sorted);
+    named *sorted = config_dec_calloc(d, out->n, sizeof *sorted);
     if (!sorted)
         return;
     memcpy(sorted, out->items, out->n * sizeof *sorted);
@@ -237,7 +236,7 @@ static void index_list(kdec *k, const ynode *v, const char *list, const char *ki
             first = i;
             continue;
         }
-        dec_err(d, sorted[i].name_node, "name", "duplicate %s name \"%.128s\" (first at %d:%d)",
+        config_dec_err(d, sorted[i].name_node, "name", "duplicate %s name \"%.128s\" (first at %d:%d)",
                 kind, sorted[i].name, sorted[first].name_node->line, sorted[first].name_node->col);
     }
 }
@@ -252,9 +251,9 @@ static const named *find_named(const named_list *l, const char *name)
 }
 
 /* Where to report about an entry as a whole: its body, else its start. */
-static const ynode *at_entry(const named *e)
+static const config_ynode *at_entry(const named *e)
 {
-    return e->body && !ynode_is_null(e->body) ? e->body : e->entry;
+    return e->body && !config_ynode_is_null(e->body) ? e->body : e->entry;
 }
 
 static void dec_cluster(kdec *k, const named *c, config_kubeconfig *out)
@@ -263,16 +262,16 @@ static void dec_cluster(kdec *k, const named *c, config_kubeconfig *out)
     static const char *const names[C_COUNT] = {
         "server", "certificate-authority", "certificate-authority-data",
         "insecure-skip-tls-verify", "tls-server-name", "proxy-url"};
-    const ynode *vals[C_COUNT], *keys[C_COUNT];
-    dec *d = &k->d;
+    const config_ynode *vals[C_COUNT], *keys[C_COUNT];
+    config_dec *d = &k->d;
     config_tls *tls = &out->http.tls;
-    if (!dec_fields_lax(d, c->body, "cluster", "cluster", names, C_COUNT, vals, keys))
+    if (!config_dec_fields_lax(d, c->body, "cluster", "cluster", names, C_COUNT, vals, keys))
         return;
     if (get_str(k, vals[C_SERVER], "server", &out->server)) {
         if (!out->server)
-            dec_err(d, at_entry(c), NULL, "cluster \"%.128s\" has no server", c->name);
+            config_dec_err(d, at_entry(c), NULL, "cluster \"%.128s\" has no server", c->name);
         else if (!server_ok(out->server))
-            dec_err(d, vals[C_SERVER], "server",
+            config_dec_err(d, vals[C_SERVER], "server",
                     "cluster \"%.128s\": \"%.256s\" is not an http:// or https:// URL", c->name,
                     out->server);
     }
@@ -280,20 +279,20 @@ static void dec_cluster(kdec *k, const named *c, config_kubeconfig *out)
     get_data(k, vals[C_CA_DATA], "certificate-authority-data", "cluster", c->name, &out->ca_data,
              &out->ca_len);
     if (tls->ca_file && out->ca_data)
-        dec_err(d, dec_later(keys[C_CA], keys[C_CA_DATA]), NULL,
+        config_dec_err(d, config_dec_later(keys[C_CA], keys[C_CA_DATA]), NULL,
                 "cluster \"%.128s\" has both certificate-authority and "
                 "certificate-authority-data (give one)",
                 c->name);
-    if (dec_bool(d, vals[C_INSECURE], "insecure-skip-tls-verify", &tls->insecure_skip_verify) &&
+    if (config_dec_bool(d, vals[C_INSECURE], "insecure-skip-tls-verify", &tls->insecure_skip_verify) &&
         tls->insecure_skip_verify && (tls->ca_file || out->ca_data))
-        dec_err(d, vals[C_INSECURE], "insecure-skip-tls-verify",
+        config_dec_err(d, vals[C_INSECURE], "insecure-skip-tls-verify",
                 "cluster \"%.128s\" has a certificate authority and skips verification: give "
                 "one (client-go refuses both)",
                 c->name);
     get_str(k, vals[C_SNI], "tls-server-name", &tls->server_name);
     char *proxy = NULL;
     if (get_str(k, vals[C_PROXY], "proxy-url", &proxy) && proxy)
-        dec_err(d, vals[C_PROXY], "proxy-url",
+        config_dec_err(d, vals[C_PROXY], "proxy-url",
                 "cluster \"%.128s\" is reached through a proxy, which firn does not support",
                 c->name);
 }
@@ -308,26 +307,26 @@ static void dec_user(kdec *k, const named *u, config_kubeconfig *out)
         "token", "tokenFile", "client-certificate", "client-certificate-data", "client-key",
         "client-key-data", "username", "password", "exec", "auth-provider", "as", "as-uid",
         "as-groups", "as-user-extra"};
-    const ynode *vals[U_COUNT], *keys[U_COUNT];
-    dec *d = &k->d;
+    const config_ynode *vals[U_COUNT], *keys[U_COUNT];
+    config_dec *d = &k->d;
     config_http *h = &out->http;
-    if (!dec_fields_lax(d, u->body, "user", "user", names, U_COUNT, vals, keys))
+    if (!config_dec_fields_lax(d, u->body, "user", "user", names, U_COUNT, vals, keys))
         return;
     const char *fix = "give the user a token, tokenFile, client certificate or username and "
                       "password";
     if (given(vals[U_EXEC]))
-        dec_err(d, keys[U_EXEC], "exec",
+        config_dec_err(d, keys[U_EXEC], "exec",
                 "user \"%.128s\" gets its credentials from an exec plugin, which firn cannot "
                 "run (%s)",
                 u->name, fix);
     if (given(vals[U_AUTH_PROVIDER]))
-        dec_err(d, keys[U_AUTH_PROVIDER], "auth-provider",
+        config_dec_err(d, keys[U_AUTH_PROVIDER], "auth-provider",
                 "user \"%.128s\" gets its credentials from an auth-provider plugin, which firn "
                 "cannot run (%s)",
                 u->name, fix);
     for (int i = U_AS; i <= U_AS_EXTRA; i++)
         if (given(vals[i]))
-            dec_err(d, keys[i], names[i],
+            config_dec_err(d, keys[i], names[i],
                     "user \"%.128s\" impersonates another user, which firn does not support",
                     u->name);
 
@@ -350,30 +349,30 @@ static void dec_user(kdec *k, const named *u, config_kubeconfig *out)
     bool has_cert = given(vals[U_CERT]) || given(vals[U_CERT_DATA]);
     bool has_key = given(vals[U_KEY]) || given(vals[U_KEY_DATA]);
     if (has_token && has_token_file)
-        dec_err(d, dec_later(keys[U_TOKEN], keys[U_TOKEN_FILE]), NULL,
+        config_dec_err(d, config_dec_later(keys[U_TOKEN], keys[U_TOKEN_FILE]), NULL,
                 "user \"%.128s\" has both token and tokenFile (give one)", u->name);
     if ((has_token || has_token_file) && has_basic)
-        dec_err(d,
-                dec_later(dec_later(keys[U_TOKEN], keys[U_TOKEN_FILE]),
-                          dec_later(keys[U_USERNAME], keys[U_PASSWORD])),
+        config_dec_err(d,
+                config_dec_later(config_dec_later(keys[U_TOKEN], keys[U_TOKEN_FILE]),
+                          config_dec_later(keys[U_USERNAME], keys[U_PASSWORD])),
                 NULL,
                 "user \"%.128s\" has more than one authentication method (a token and a "
                 "username/password): give one",
                 u->name);
     if (given(vals[U_CERT]) && given(vals[U_CERT_DATA]))
-        dec_err(d, dec_later(keys[U_CERT], keys[U_CERT_DATA]), NULL,
+        config_dec_err(d, config_dec_later(keys[U_CERT], keys[U_CERT_DATA]), NULL,
                 "user \"%.128s\" has both client-certificate and client-certificate-data (give "
                 "one)",
                 u->name);
     if (given(vals[U_KEY]) && given(vals[U_KEY_DATA]))
-        dec_err(d, dec_later(keys[U_KEY], keys[U_KEY_DATA]), NULL,
+        config_dec_err(d, config_dec_later(keys[U_KEY], keys[U_KEY_DATA]), NULL,
                 "user \"%.128s\" has both client-key and client-key-data (give one)", u->name);
     if (has_cert && !has_key)
-        dec_err(d, keys[U_CERT] ? keys[U_CERT] : keys[U_CERT_DATA], NULL,
+        config_dec_err(d, keys[U_CERT] ? keys[U_CERT] : keys[U_CERT_DATA], NULL,
                 "user \"%.128s\" has a client certificate but no client-key or client-key-data",
                 u->name);
     if (has_key && !has_cert)
-        dec_err(d, keys[U_KEY] ? keys[U_KEY] : keys[U_KEY_DATA], NULL,
+        config_dec_err(d, keys[U_KEY] ? keys[U_KEY] : keys[U_KEY_DATA], NULL,
                 "user \"%.128s\" has a client key but no client-certificate or "
                 "client-certificate-data",
                 u->name);
@@ -392,36 +391,36 @@ static void dec_user(kdec *k, const named *u, config_kubeconfig *out)
 }
 
 /* The context's cluster or user: its name given and defined. */
-static const named *resolve(kdec *k, const named *ctx, const ynode *v, const char *kind,
+static const named *resolve(kdec *k, const named *ctx, const config_ynode *v, const char *kind,
                             const named_list *l)
 {
     char *name = NULL;
     if (!get_str(k, v, kind, &name))
         return NULL;
     if (!name) {
-        dec_err(&k->d, v && !ynode_is_null(v) ? v : at_entry(ctx), NULL,
+        config_dec_err(&k->d, v && !config_ynode_is_null(v) ? v : at_entry(ctx), NULL,
                 "context \"%.128s\" names no %s", ctx->name, kind);
         return NULL;
     }
     const named *e = find_named(l, name);
     if (!e)
-        dec_err(&k->d, v, kind, "no %s named \"%.128s\" (context \"%.128s\")", kind, name,
+        config_dec_err(&k->d, v, kind, "no %s named \"%.128s\" (context \"%.128s\")", kind, name,
                 ctx->name);
     return e;
 }
 
-static void dec_kubeconfig(kdec *k, const ynode *root, config_kubeconfig *out)
+static void dec_kubeconfig(kdec *k, const config_ynode *root, config_kubeconfig *out)
 {
     enum { T_CLUSTERS, T_USERS, T_CONTEXTS, T_CURRENT, T_COUNT };
     static const char *const names[T_COUNT] = {"clusters", "users", "contexts",
                                                "current-context"};
-    const ynode *vals[T_COUNT];
-    dec *d = &k->d;
-    if (root && root->kind != YNODE_MAP && !ynode_is_null(root)) {
-        dec_err(d, root, NULL, "expected a mapping at the top level, got %s", dec_kind(root));
+    const config_ynode *vals[T_COUNT];
+    config_dec *d = &k->d;
+    if (root && root->kind != CONFIG_YNODE_MAP && !config_ynode_is_null(root)) {
+        config_dec_err(d, root, NULL, "expected a mapping at the top level, got %s", config_dec_kind(root));
         return;
     }
-    if (!dec_fields_lax(d, root, NULL, "the top level", names, T_COUNT, vals, NULL))
+    if (!config_dec_fields_lax(d, root, NULL, "the top level", names, T_COUNT, vals, NULL))
         return;
     named_list clusters, users, contexts;
     index_list(k, vals[T_CLUSTERS], "clusters", "cluster", &clusters);
@@ -435,14 +434,14 @@ static void dec_kubeconfig(kdec *k, const ynode *root, config_kubeconfig *out)
     if (current) {
         ctx = find_named(&contexts, current);
         if (!ctx)
-            dec_err(d, vals[T_CURRENT], "current-context", "no context named \"%.128s\"",
+            config_dec_err(d, vals[T_CURRENT], "current-context", "no context named \"%.128s\"",
                     current);
     } else if (contexts.n_entries == 1 && contexts.n == 1) {
         ctx = &contexts.items[0];
     } else if (contexts.n_entries == 0) {
-        dec_err(d, NULL, NULL, "no current-context and no contexts: nothing names a cluster");
+        config_dec_err(d, NULL, NULL, "no current-context and no contexts: nothing names a cluster");
     } else {
-        dec_err(d, NULL, NULL,
+        config_dec_err(d, NULL, NULL,
                 "no current-context, and %zu contexts to choose from: set current-context",
                 contexts.n_entries);
     }
@@ -450,13 +449,13 @@ static void dec_kubeconfig(kdec *k, const ynode *root, config_kubeconfig *out)
         return;
 
     static const char *const ctx_names[] = {"cluster", "user", "namespace"};
-    const ynode *cv[3];
-    if (!dec_fields_lax(d, ctx->body, "context", "context", ctx_names, 3, cv, NULL))
+    const config_ynode *cv[3];
+    if (!config_dec_fields_lax(d, ctx->body, "context", "context", ctx_names, 3, cv, NULL))
         return;
     const named *cluster = resolve(k, ctx, cv[0], "cluster", &clusters);
     const named *user = resolve(k, ctx, cv[1], "user", &users);
     if (get_str(k, cv[2], "namespace", &out->ns) && out->ns && !dns1123_label(out->ns))
-        dec_err(d, cv[2], "namespace",
+        config_dec_err(d, cv[2], "namespace",
                 "\"%.128s\" is not a valid namespace name (a DNS-1123 label: at most 63 lower "
                 "case letters, digits and '-', starting and ending with a letter or digit)",
                 out->ns);
@@ -482,8 +481,8 @@ static unsigned char *keep_data(firn_arena *a, const unsigned char *p, size_t le
 static bool keep(const config_kubeconfig *in, firn_arena *a, config_kubeconfig *out)
 {
     bool ok = config_http_copy(a, &in->http, &out->http);
-    out->server = dec_copy_str(a, in->server, &ok);
-    out->ns = dec_copy_str(a, in->ns, &ok);
+    out->server = config_dec_copy_str(a, in->server, &ok);
+    out->ns = config_dec_copy_str(a, in->ns, &ok);
     out->ca_data = keep_data(a, in->ca_data, in->ca_len, &ok);
     out->cert_data = keep_data(a, in->cert_data, in->cert_len, &ok);
     out->key_data = keep_data(a, in->key_data, in->key_len, &ok);
@@ -516,11 +515,11 @@ int config_kubeconfig_parse(const char *path, const char *data, size_t len,
             k.d.oom = true;
     }
     config_kubeconfig tmp = {0};
-    ynode *root;
-    if (!k.d.oom && dec_parse(&k.d, data, len, &root))
+    config_ynode *root;
+    if (!k.d.oom && config_dec_parse(&k.d, data, len, &root))
         dec_kubeconfig(&k, root, &tmp);
     int rc = FIRN_OK;
-    if (dec_finish(&k.d, NULL, err) < 0) {
+    if (config_dec_finish(&k.d, NULL, err) < 0) {
         rc = k.d.oom ? FIRN_ENOMEM : k.io ? FIRN_EIO : FIRN_EINVAL;
         if (err)
             err->code = rc;

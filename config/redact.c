@@ -25,7 +25,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "config/yaml_tree.h"
+#include "config/yaml.h"
 
 /* Where a node sits, as far as secrets are concerned. */
 enum ctx {
@@ -48,11 +48,11 @@ typedef struct redactor {
     bool failed;          /* an allocation failed */
 } redactor;
 
-static uint64_t key_of(const ynode *n) { return (uint64_t)(uintptr_t)n; }
+static uint64_t key_of(const config_ynode *n) { return (uint64_t)(uintptr_t)n; }
 
-static bool scalar_is(const ynode *n, const char *s)
+static bool scalar_is(const config_ynode *n, const char *s)
 {
-    return n->kind == YNODE_SCALAR && strlen(s) == n->len && memcmp(n->value, s, n->len) == 0;
+    return n->kind == CONFIG_YNODE_SCALAR && strlen(s) == n->len && memcmp(n->value, s, n->len) == 0;
 }
 
 /* Insert key into m: 1 when new, 0 when it was there (failed set on OOM). */
@@ -65,7 +65,7 @@ static int put(redactor *r, firn_u64map *m, uint64_t key)
 }
 
 /* The context of the value of key k in a mapping whose context is ctx. */
-static enum ctx value_ctx(enum ctx ctx, const ynode *k)
+static enum ctx value_ctx(enum ctx ctx, const config_ynode *k)
 {
     switch (ctx) {
     case CTX_MASKED:
@@ -101,19 +101,19 @@ static enum ctx value_ctx(enum ctx ctx, const ynode *k)
 /* Mark the secret nodes under n.  Each (node, context) pair is walked once
  * (nodes are arena-aligned, so the context fits in the pointer's low bits):
  * the work is bounded by the distinct nodes, not by the aliases. */
-static void mark(redactor *r, const ynode *n, enum ctx ctx)
+static void mark(redactor *r, const config_ynode *n, enum ctx ctx)
 {
     _Static_assert(CTX_MASKED < 8, "the context must fit in 3 bits");
     assert((key_of(n) & 7) == 0);
     if (!put(r, &r->visits, key_of(n) | (uint64_t)ctx))
         return;
     bool masked = ctx == CTX_MASKED || ctx == CTX_OBJECT_STORAGE || ctx == CTX_BUCKET;
-    if (n->kind == YNODE_SCALAR) {
+    if (n->kind == CONFIG_YNODE_SCALAR) {
         if (masked)
             put(r, &r->secret, key_of(n));
         return;
     }
-    if (n->kind == YNODE_SEQ) {
+    if (n->kind == CONFIG_YNODE_SEQ) {
         for (size_t i = 0; i < n->n; i++)
             mark(r, n->items[i], masked ? CTX_MASKED : CTX_SEQ_ITEM);
         return;
@@ -125,18 +125,18 @@ static void mark(redactor *r, const ynode *n, enum ctx ctx)
 }
 
 /* Find the nodes reached more than once (each node's children walked once). */
-static void find_shared(redactor *r, const ynode *n)
+static void find_shared(redactor *r, const config_ynode *n)
 {
     if (!put(r, &r->seen, key_of(n))) {
         put(r, &r->shared, key_of(n));
         return;
     }
-    if (n->kind != YNODE_SCALAR)
-        for (size_t i = 0; i < (n->kind == YNODE_MAP ? 2 * n->n : n->n); i++)
+    if (n->kind != CONFIG_YNODE_SCALAR)
+        for (size_t i = 0; i < (n->kind == CONFIG_YNODE_MAP ? 2 * n->n : n->n); i++)
             find_shared(r, n->items[i]);
 }
 
-static int emit_node(redactor *r, yaml_emitter_t *e, const ynode *n)
+static int emit_node(redactor *r, yaml_emitter_t *e, const config_ynode *n)
 {
     yaml_event_t ev;
     uint32_t id = 0;
@@ -155,7 +155,7 @@ static int emit_node(redactor *r, yaml_emitter_t *e, const ynode *n)
     }
     yaml_char_t *a = anchor[0] ? (yaml_char_t *)anchor : NULL;
     int ok;
-    if (n->kind == YNODE_SCALAR) {
+    if (n->kind == CONFIG_YNODE_SCALAR) {
         uint32_t masked = 0;
         if (firn_u64map_get(&r->secret, key_of(n), &masked) == 1)
             ok = yaml_scalar_event_initialize(&ev, a, NULL, (yaml_char_t *)"<secret>", 8, 1, 1,
@@ -166,7 +166,7 @@ static int emit_node(redactor *r, yaml_emitter_t *e, const ynode *n)
                                               n->plain, !n->plain, YAML_ANY_SCALAR_STYLE);
         return ok && yaml_emitter_emit(e, &ev) ? 0 : -1;
     }
-    bool map = n->kind == YNODE_MAP;
+    bool map = n->kind == CONFIG_YNODE_MAP;
     ok = map ? yaml_mapping_start_event_initialize(&ev, a, NULL, 1, YAML_BLOCK_MAPPING_STYLE)
              : yaml_sequence_start_event_initialize(&ev, a, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE);
     if (!ok || !yaml_emitter_emit(e, &ev))
@@ -185,7 +185,7 @@ static int write_buf(void *data, unsigned char *bytes, size_t size)
     return !b->failed;
 }
 
-char *config_redacted_yaml(const ynode *root, firn_arena *arena)
+char *config_redacted_yaml(const config_ynode *root, firn_arena *arena)
 {
     if (!root)
         return firn_arena_strdup(arena, "");

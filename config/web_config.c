@@ -1,6 +1,6 @@
 /* web_config.c -- decode and validate the web configuration file
  * (web_config.h has the contract and the keys), with the decoder config.c
- * uses (decode.h): same strictness, same FILE:LINE:COL errors.
+ * uses (yaml.h): same strictness, same FILE:LINE:COL errors.
  *
  * Secrets never appear in messages: a bad hash or token is named by its
  * user or position, not quoted.
@@ -15,8 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/decode.h"
-#include "config/yaml_tree.h"
+#include "config/yaml.h"
 
 #define BCRYPT_HASH_LEN 60     /* "$2b$10$" + 22 characters of salt + 31 of hash */
 
@@ -47,23 +46,23 @@ static const struct {
 
 /* The decoder plus where relative paths start. */
 typedef struct wdec {
-    dec d;
+    config_dec d;
     const char *dir;   /* the config file's directory with its '/', or "" */
 } wdec;
 
 /* Report a key of Prometheus's format that firn does not implement. */
-static void refuse(dec *d, const ynode *key, const char *hint)
+static void refuse(config_dec *d, const config_ynode *key, const char *hint)
 {
-    dec_err(d, key, key->value, "not supported by firn%s%s", hint ? ": " : "", hint ? hint : "");
+    config_dec_err(d, key, key->value, "not supported by firn%s%s", hint ? ": " : "", hint ? hint : "");
 }
 
-static bool dec_path(wdec *w, const ynode *v, const char *field, char **out)
+static bool dec_path(wdec *w, const config_ynode *v, const char *field, char **out)
 {
     char *s = NULL;
-    if (!dec_str(&w->d, v, field, &s) || !s)
+    if (!config_dec_str(&w->d, v, field, &s) || !s)
         return false;
     if (!*s) {
-        dec_err(&w->d, v, field, "empty file name");
+        config_dec_err(&w->d, v, field, "empty file name");
         return false;
     }
     if (s[0] == '/' || !w->dir[0]) {
@@ -87,10 +86,10 @@ static const char *tls_version_name(int v)
     return v == CONFIG_WEB_TLS12 ? "TLS12" : "TLS13";
 }
 
-static bool dec_tls_version(dec *d, const ynode *v, const char *field, int *out)
+static bool dec_tls_version(config_dec *d, const config_ynode *v, const char *field, int *out)
 {
     char *s = NULL;
-    if (!dec_str(d, v, field, &s) || !s)
+    if (!config_dec_str(d, v, field, &s) || !s)
         return false;
     if (strcmp(s, "TLS12") == 0) {
         *out = CONFIG_WEB_TLS12;
@@ -101,9 +100,9 @@ static bool dec_tls_version(dec *d, const ynode *v, const char *field, int *out)
         return true;
     }
     if (strcmp(s, "TLS10") == 0 || strcmp(s, "TLS11") == 0)
-        dec_err(d, v, field, "%s is not supported by firn (TLS12 or TLS13)", s);
+        config_dec_err(d, v, field, "%s is not supported by firn (TLS12 or TLS13)", s);
     else
-        dec_err(d, v, field, "unknown TLS version \"%.64s\" (want TLS12 or TLS13)", s);
+        config_dec_err(d, v, field, "unknown TLS version \"%.64s\" (want TLS12 or TLS13)", s);
     return false;
 }
 
@@ -114,15 +113,15 @@ enum {
     T_CERT, T_KEY, T_CLIENT_CA, T_CIPHERS, T_CURVES, T_SANS, T_COUNT
 };
 
-static void dec_tls_server(wdec *w, const ynode *key, const ynode *v, config_web *out)
+static void dec_tls_server(wdec *w, const config_ynode *key, const config_ynode *v, config_web *out)
 {
     static const char *const names[T_COUNT] = {
         "cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version",
         "max_version", "prefer_server_cipher_suites", "cert", "key", "client_ca",
         "cipher_suites", "curve_preferences", "client_allowed_sans"};
-    const ynode *vals[T_COUNT], *keys[T_COUNT];
-    dec *d = &w->d;
-    if (!dec_fields(d, v, "tls_server_config", "tls_server_config", names, T_COUNT, vals, keys))
+    const config_ynode *vals[T_COUNT], *keys[T_COUNT];
+    config_dec *d = &w->d;
+    if (!config_dec_fields(d, v, "tls_server_config", "tls_server_config", names, T_COUNT, vals, keys))
         return;
     bool any = false;
     for (int i = 0; i < T_COUNT; i++)
@@ -144,17 +143,17 @@ static void dec_tls_server(wdec *w, const ynode *key, const ynode *v, config_web
     if (keys[T_SANS])
         refuse(d, keys[T_SANS], NULL);
 
-    if (vals[T_CERT_FILE] && !ynode_is_null(vals[T_CERT_FILE]))
+    if (vals[T_CERT_FILE] && !config_ynode_is_null(vals[T_CERT_FILE]))
         dec_path(w, vals[T_CERT_FILE], "cert_file", &out->cert_file);
     else
-        dec_err(d, key, "tls_server_config", "cert_file is required (with key_file)");
-    if (vals[T_KEY_FILE] && !ynode_is_null(vals[T_KEY_FILE]))
+        config_dec_err(d, key, "tls_server_config", "cert_file is required (with key_file)");
+    if (vals[T_KEY_FILE] && !config_ynode_is_null(vals[T_KEY_FILE]))
         dec_path(w, vals[T_KEY_FILE], "key_file", &out->key_file);
     else
-        dec_err(d, key, "tls_server_config", "key_file is required (with cert_file)");
+        config_dec_err(d, key, "tls_server_config", "key_file is required (with cert_file)");
 
     char *auth = NULL;
-    bool auth_ok = dec_str(d, vals[T_CLIENT_AUTH], "client_auth_type", &auth);
+    bool auth_ok = config_dec_str(d, vals[T_CLIENT_AUTH], "client_auth_type", &auth);
     if (auth) {
         size_t i = 0, n = sizeof client_auth_types / sizeof *client_auth_types;
         while (i < n && strcmp(client_auth_types[i].name, auth) != 0)
@@ -162,7 +161,7 @@ static void dec_tls_server(wdec *w, const ynode *key, const ynode *v, config_web
         if (i < n) {
             out->client_auth = client_auth_types[i].value;
         } else {
-            dec_err(d, vals[T_CLIENT_AUTH], "client_auth_type",
+            config_dec_err(d, vals[T_CLIENT_AUTH], "client_auth_type",
                     "invalid ClientAuth \"%.64s\" (want NoClientCert, RequestClientCert, "
                     "RequireAnyClientCert, VerifyClientCertIfGiven or "
                     "RequireAndVerifyClientCert)",
@@ -170,26 +169,26 @@ static void dec_tls_server(wdec *w, const ynode *key, const ynode *v, config_web
             auth_ok = false;
         }
     }
-    bool ca = vals[T_CLIENT_CA_FILE] && !ynode_is_null(vals[T_CLIENT_CA_FILE]);
+    bool ca = vals[T_CLIENT_CA_FILE] && !config_ynode_is_null(vals[T_CLIENT_CA_FILE]);
     if (ca)
         dec_path(w, vals[T_CLIENT_CA_FILE], "client_ca_file", &out->client_ca_file);
     if (auth_ok && ca && out->client_auth == CONFIG_WEB_NO_CLIENT_CERT)
-        dec_err(d, keys[T_CLIENT_CA_FILE], "client_ca_file",
+        config_dec_err(d, keys[T_CLIENT_CA_FILE], "client_ca_file",
                 "client CAs are configured without a client_auth_type that asks for client "
                 "certificates");
     if (!ca && (out->client_auth == CONFIG_WEB_VERIFY_CLIENT_CERT_IF_GIVEN ||
                 out->client_auth == CONFIG_WEB_REQUIRE_AND_VERIFY_CLIENT_CERT))
-        dec_err(d, vals[T_CLIENT_AUTH], "client_auth_type",
+        config_dec_err(d, vals[T_CLIENT_AUTH], "client_auth_type",
                 "%s needs client_ca_file (the CAs that verify client certificates)", auth);
 
     bool min_ok = dec_tls_version(d, vals[T_MIN], "min_version", &out->min_version);
     bool max_ok = dec_tls_version(d, vals[T_MAX], "max_version", &out->max_version);
     if ((min_ok || max_ok) && out->min_version > out->max_version)
-        dec_err(d, vals[max_ok ? T_MAX : T_MIN], max_ok ? "max_version" : "min_version",
+        config_dec_err(d, vals[max_ok ? T_MAX : T_MIN], max_ok ? "max_version" : "min_version",
                 "min_version %s is above max_version %s", tls_version_name(out->min_version),
                 tls_version_name(out->max_version));
     bool prefer = true;
-    dec_bool(d, vals[T_PREFER], "prefer_server_cipher_suites", &prefer);
+    config_dec_bool(d, vals[T_PREFER], "prefer_server_cipher_suites", &prefer);
 }
 
 /* ---- http_server_config ---------------------------------------------------- */
@@ -202,30 +201,30 @@ static bool header_value_ok(const char *v)
     return true;
 }
 
-static void dec_headers(dec *d, const ynode *v, config_web *out)
+static void dec_headers(config_dec *d, const config_ynode *v, config_web *out)
 {
-    if (!v || ynode_is_null(v))
+    if (!v || config_ynode_is_null(v))
         return;
-    if (v->kind != YNODE_MAP) {
-        dec_err(d, v, "headers", "expected a mapping of header names to values, got %s",
-                dec_kind(v));
+    if (v->kind != CONFIG_YNODE_MAP) {
+        config_dec_err(d, v, "headers", "expected a mapping of header names to values, got %s",
+                config_dec_kind(v));
         return;
     }
-    out->headers = dec_calloc(d, v->n, sizeof *out->headers);
+    out->headers = config_dec_calloc(d, v->n, sizeof *out->headers);
     if (v->n && !out->headers)
         return;
     const size_t n_allowed = sizeof allowed_headers / sizeof *allowed_headers;
-    const ynode *seen[sizeof allowed_headers / sizeof *allowed_headers] = {NULL};
+    const config_ynode *seen[sizeof allowed_headers / sizeof *allowed_headers] = {NULL};
     for (size_t p = 0; p < v->n; p++) {
-        const ynode *k = v->items[2 * p], *val = v->items[2 * p + 1];
+        const config_ynode *k = v->items[2 * p], *val = v->items[2 * p + 1];
         char *name = NULL, *value = NULL;
-        if (!dec_str(d, k, "headers", &name) || !name)
+        if (!config_dec_str(d, k, "headers", &name) || !name)
             continue;
         size_t i = 0;
         while (i < n_allowed && strcmp(allowed_headers[i].name, name) != 0)
             i++;
         if (i == n_allowed) {
-            dec_err(d, k, "headers",
+            config_dec_err(d, k, "headers",
                     "HTTP header \"%.128s\" can not be configured (only "
                     "Content-Security-Policy, X-Frame-Options, X-Content-Type-Options, "
                     "X-XSS-Protection and Strict-Transport-Security)",
@@ -233,15 +232,15 @@ static void dec_headers(dec *d, const ynode *v, config_web *out)
             continue;
         }
         if (seen[i]) {
-            dec_err(d, k, name, "duplicate header (first set at %d:%d)", seen[i]->line,
+            config_dec_err(d, k, name, "duplicate header (first set at %d:%d)", seen[i]->line,
                     seen[i]->col);
             continue;
         }
         seen[i] = k;
-        if (!dec_str(d, val, name, &value) || !value || !*value)
+        if (!config_dec_str(d, val, name, &value) || !value || !*value)
             continue;   /* blank: no header */
         if (!header_value_ok(value)) {
-            dec_err(d, val, name, "header value holds a control character");
+            config_dec_err(d, val, name, "header value holds a control character");
             continue;
         }
         const char *const *allowed = allowed_headers[i].values;
@@ -250,7 +249,7 @@ static void dec_headers(dec *d, const ynode *v, config_web *out)
             while (allowed[j] && strcmp(allowed[j], value) != 0)
                 j++;
             if (!allowed[j]) {
-                dec_err(d, val, name, "invalid value \"%.64s\" (want %s%s%s)", value, allowed[0],
+                config_dec_err(d, val, name, "invalid value \"%.64s\" (want %s%s%s)", value, allowed[0],
                         allowed[1] ? " or " : "", allowed[1] ? allowed[1] : "");
                 continue;
             }
@@ -259,16 +258,16 @@ static void dec_headers(dec *d, const ynode *v, config_web *out)
     }
 }
 
-static void dec_http_server(dec *d, const ynode *v, config_web *out)
+static void dec_http_server(config_dec *d, const config_ynode *v, config_web *out)
 {
     static const char *const names[] = {"headers", "http2"};
-    const ynode *vals[2], *keys[2];
-    if (!dec_fields(d, v, "http_server_config", "http_server_config", names, 2, vals, keys))
+    const config_ynode *vals[2], *keys[2];
+    if (!config_dec_fields(d, v, "http_server_config", "http_server_config", names, 2, vals, keys))
         return;
     dec_headers(d, vals[0], out);
     bool http2 = false;
-    if (dec_bool(d, vals[1], "http2", &http2) && http2)
-        dec_err(d, vals[1], "http2",
+    if (config_dec_bool(d, vals[1], "http2", &http2) && http2)
+        config_dec_err(d, vals[1], "http2",
                 "HTTP/2 is not supported by firn, which serves HTTP/1.1 (set false or leave "
                 "it out)");
 }
@@ -299,51 +298,51 @@ static int cmp_user(const void *a, const void *b)
     return strcmp(((const config_web_user *)a)->name, ((const config_web_user *)b)->name);
 }
 
-static void dec_users(dec *d, const ynode *v, config_web *out)
+static void dec_users(config_dec *d, const config_ynode *v, config_web *out)
 {
-    if (!v || ynode_is_null(v))
+    if (!v || config_ynode_is_null(v))
         return;
-    if (v->kind != YNODE_MAP) {
-        dec_err(d, v, "basic_auth_users", "expected a mapping of user names to bcrypt hashes, "
-                "got %s", dec_kind(v));
+    if (v->kind != CONFIG_YNODE_MAP) {
+        config_dec_err(d, v, "basic_auth_users", "expected a mapping of user names to bcrypt hashes, "
+                "got %s", config_dec_kind(v));
         return;
     }
-    out->users = dec_calloc(d, v->n, sizeof *out->users);
+    out->users = config_dec_calloc(d, v->n, sizeof *out->users);
     if (v->n && !out->users)
         return;
     for (size_t p = 0; p < v->n; p++) {
-        const ynode *k = v->items[2 * p], *val = v->items[2 * p + 1];
+        const config_ynode *k = v->items[2 * p], *val = v->items[2 * p + 1];
         char *name = NULL, *hash = NULL;
-        if (!dec_str(d, k, "basic_auth_users", &name))
+        if (!config_dec_str(d, k, "basic_auth_users", &name))
             continue;
         if (!name)
             name = "";
         if (strchr(name, ':')) {
-            dec_err(d, k, "basic_auth_users", "user name \"%.64s\" holds ':', which basic "
+            config_dec_err(d, k, "basic_auth_users", "user name \"%.64s\" holds ':', which basic "
                     "auth cannot send", name);
             continue;
         }
-        const ynode *first = NULL;
+        const config_ynode *first = NULL;
         for (size_t q = 0; q < p && !first; q++) {
-            const ynode *kq = v->items[2 * q];
-            if (kq->kind == YNODE_SCALAR && strcmp(ynode_is_null(kq) ? "" : kq->value, name) == 0)
+            const config_ynode *kq = v->items[2 * q];
+            if (kq->kind == CONFIG_YNODE_SCALAR && strcmp(config_ynode_is_null(kq) ? "" : kq->value, name) == 0)
                 first = kq;
         }
         if (first) {
-            dec_err(d, k, "basic_auth_users", "duplicate user \"%.64s\" (first set at %d:%d)",
+            config_dec_err(d, k, "basic_auth_users", "duplicate user \"%.64s\" (first set at %d:%d)",
                     name, first->line, first->col);
             continue;
         }
-        if (!dec_str(d, val, name, &hash))
+        if (!config_dec_str(d, val, name, &hash))
             continue;
         if (!hash || !bcrypt_hash_valid(hash)) {
-            dec_err(d, val ? val : k, name,
+            config_dec_err(d, val ? val : k, name,
                     "not a bcrypt hash ($2a$, $2b$ or $2y$ with a cost of 04 to 31, 60 "
                     "characters: `htpasswd -nbBC 10 USER PASSWORD` makes one)");
             continue;
         }
         if (crypt_checksalt(hash) != CRYPT_SALT_OK) {
-            dec_err(d, val, name, "this system's libcrypt does not accept this bcrypt hash");
+            config_dec_err(d, val, name, "this system's libcrypt does not accept this bcrypt hash");
             continue;
         }
         out->users[out->n_users++] = (config_web_user){name, hash};
@@ -351,14 +350,14 @@ static void dec_users(dec *d, const ynode *v, config_web *out)
     firn_sort(out->users, out->n_users, sizeof *out->users, cmp_user);
 }
 
-static void dec_tokens(dec *d, const ynode *v, config_web *out)
+static void dec_tokens(config_dec *d, const config_ynode *v, config_web *out)
 {
     const char *field = "firn_bearer_token_sha256";
     char **list;
     size_t n;
-    if (!dec_str_list(d, v, field, &list, &n) || n == 0)
+    if (!config_dec_str_list(d, v, field, &list, &n) || n == 0)
         return;
-    out->tokens = dec_calloc(d, n, sizeof *out->tokens);
+    out->tokens = config_dec_calloc(d, n, sizeof *out->tokens);
     if (!out->tokens)
         return;
     for (size_t i = 0; i < n; i++) {
@@ -369,7 +368,7 @@ static void dec_tokens(dec *d, const ynode *v, config_web *out)
                   len == CONFIG_WEB_SHA256_LEN;
         ERR_clear_error();
         if (!ok) {
-            dec_err(d, v->items[i], field, "entry %zu is not a SHA-256 in hex (64 hex digits: "
+            config_dec_err(d, v->items[i], field, "entry %zu is not a SHA-256 in hex (64 hex digits: "
                     "printf %%s \"$TOKEN\" | sha256sum)", i + 1);
             continue;
         }
@@ -379,13 +378,13 @@ static void dec_tokens(dec *d, const ynode *v, config_web *out)
 
 /* ---- the file ------------------------------------------------------------------ */
 
-static void dec_web(wdec *w, const ynode *root, config_web *out)
+static void dec_web(wdec *w, const config_ynode *root, config_web *out)
 {
     static const char *const names[] = {"tls_server_config", "http_server_config",
                                         "basic_auth_users", "firn_bearer_token_sha256",
                                         "rate_limit"};
-    const ynode *vals[5], *keys[5];
-    if (!dec_fields(&w->d, root, NULL, "the web config", names, 5, vals, keys))
+    const config_ynode *vals[5], *keys[5];
+    if (!config_dec_fields(&w->d, root, NULL, "the web config", names, 5, vals, keys))
         return;
     if (vals[0])
         dec_tls_server(w, keys[0], vals[0], out);
@@ -455,7 +454,7 @@ config_web *config_web_load_string(const char *text, size_t len, const char *nam
                                    config_errors *errs, firn_err *err)
 {
     firn_arena *arena;
-    config_web *out = dec_begin(errs, &name, "<web config>", sizeof *out, &arena, err);
+    config_web *out = config_dec_begin(errs, &name, "<web config>", sizeof *out, &arena, err);
     if (!out)
         return NULL;
     out->arena = arena;
@@ -463,7 +462,7 @@ config_web *config_web_load_string(const char *text, size_t len, const char *nam
     out->min_version = CONFIG_WEB_TLS12;
     out->max_version = CONFIG_WEB_TLS13;
     wdec w = {.d = {.name = name, .arena = arena}, .dir = ""};
-    out->source = dec_strdup(&w.d, name);
+    out->source = config_dec_strdup(&w.d, name);
     const char *slash = strrchr(name, '/');
     if (slash) {
         char *dir = firn_arena_strndup(arena, name, (size_t)(slash - name) + 1);
@@ -472,10 +471,10 @@ config_web *config_web_load_string(const char *text, size_t len, const char *nam
         else
             w.d.oom = true;
     }
-    ynode *root;
-    if (dec_parse(&w.d, text, len, &root))
+    config_ynode *root;
+    if (config_dec_parse(&w.d, text, len, &root))
         dec_web(&w, root, out);
-    if (dec_finish(&w.d, errs, err) == 0)
+    if (config_dec_finish(&w.d, errs, err) == 0)
         return out;
     config_web_free(out);
     return NULL;
@@ -485,7 +484,7 @@ config_web *config_web_load_file(const char *path, config_errors *errs, firn_err
 {
     unsigned char *buf;
     size_t len;
-    if (dec_read_file(path, &buf, &len, errs, err) < 0)
+    if (config_dec_read_file(path, &buf, &len, errs, err) < 0)
         return NULL;
     config_web *w = config_web_load_string((const char *)buf, len, path, errs, err);
     free(buf);

@@ -12,7 +12,7 @@
  *   refused with "not supported by firn", never ignored: a file that asks
  *   for a protection firn would not give must not start a server.
  * - Only the text is checked here (no file is opened but the config
- *   itself): web_new loads the certificates and says what is wrong with
+ *   itself): http_new loads the certificates and says what is wrong with
  *   them.  A relative cert_file, key_file or client_ca_file is relative to
  *   the directory of the config file (of `name` for the string loaders), as
  *   exporter-toolkit does.

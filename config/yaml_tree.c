@@ -1,9 +1,9 @@
-/* yaml_tree.c -- libyaml events to a tree of positioned nodes (yaml_tree.h).
+/* yaml_tree.c -- libyaml events to a tree of positioned nodes (yaml.h).
  *
  * Built with an explicit stack of open collections, never recursion, so a
  * hostile nesting depth costs nothing before the depth cap refuses it.
  */
-#include "config/yaml_tree.h"
+#include "config/yaml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,16 +16,16 @@
 #define FIRN_STR(x) FIRN_STR_(x)
 
 typedef struct frame {
-    ynode *node;
+    config_ynode *node;
     char *anchor;     /* malloc'd, or NULL */
-    ynode **kids;     /* malloc'd until the collection ends */
+    config_ynode **kids;     /* malloc'd until the collection ends */
     size_t n, cap;
     size_t weight;
 } frame;
 
 typedef struct anchor {
     char *name;       /* malloc'd */
-    ynode *node;
+    config_ynode *node;
 } anchor;
 
 typedef struct builder {
@@ -34,17 +34,17 @@ typedef struct builder {
     size_t depth;
     anchor *anchors;
     size_t n_anchors, cap_anchors;
-    ynode *root;
+    config_ynode *root;
     bool have_root;
     int line, col;
     firn_err *err;
 } builder;
 
-bool ynode_is_null(const ynode *n)
+bool config_ynode_is_null(const config_ynode *n)
 {
     if (!n)
         return true;
-    if (n->kind != YNODE_SCALAR || !n->plain)
+    if (n->kind != CONFIG_YNODE_SCALAR || !n->plain)
         return false;
     return n->len == 0 || strcmp(n->value, "~") == 0 || strcmp(n->value, "null") == 0 ||
            strcmp(n->value, "Null") == 0 || strcmp(n->value, "NULL") == 0;
@@ -63,7 +63,7 @@ static size_t add_sat(size_t a, size_t b)
     return __builtin_add_overflow(a, b, &s) ? SIZE_MAX : s;
 }
 
-static int remember_anchor(builder *b, const yaml_char_t *name, ynode *node, yaml_mark_t mark)
+static int remember_anchor(builder *b, const yaml_char_t *name, config_ynode *node, yaml_mark_t mark)
 {
     if (!name)
         return 0;
@@ -93,7 +93,7 @@ static int too_large(builder *b, yaml_mark_t mark)
 }
 
 /* Attach a complete node to the open collection, or make it the root. */
-static int attach(builder *b, ynode *node, yaml_mark_t mark)
+static int attach(builder *b, config_ynode *node, yaml_mark_t mark)
 {
     if (node->weight > CONFIG_MAX_NODES)
         return too_large(b, mark);
@@ -105,7 +105,7 @@ static int attach(builder *b, ynode *node, yaml_mark_t mark)
     frame *f = &b->stack[b->depth - 1];
     if (f->n == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 8;
-        ynode **nk = realloc(f->kids, cap * sizeof *nk);
+        config_ynode **nk = realloc(f->kids, cap * sizeof *nk);
         if (!nk)
             return fail_at(b, mark, FIRN_ENOMEM, "out of memory");
         f->kids = nk;
@@ -118,9 +118,9 @@ static int attach(builder *b, ynode *node, yaml_mark_t mark)
     return 0;
 }
 
-static ynode *new_node(builder *b, ynode_kind kind, yaml_mark_t mark)
+static config_ynode *new_node(builder *b, config_ynode_kind kind, yaml_mark_t mark)
 {
-    ynode *n = firn_arena_calloc(b->arena, 1, sizeof *n);
+    config_ynode *n = firn_arena_calloc(b->arena, 1, sizeof *n);
     if (!n)
         return NULL;
     n->kind = kind;
@@ -132,7 +132,7 @@ static ynode *new_node(builder *b, ynode_kind kind, yaml_mark_t mark)
 
 static int on_scalar(builder *b, const yaml_event_t *ev)
 {
-    ynode *n = new_node(b, YNODE_SCALAR, ev->start_mark);
+    config_ynode *n = new_node(b, CONFIG_YNODE_SCALAR, ev->start_mark);
     if (!n)
         return fail_at(b, ev->start_mark, FIRN_ENOMEM, "out of memory");
     n->value = firn_arena_strndup(b->arena, (const char *)ev->data.scalar.value,
@@ -145,11 +145,11 @@ static int on_scalar(builder *b, const yaml_event_t *ev)
     return rc < 0 ? rc : attach(b, n, ev->start_mark);
 }
 
-static int on_start(builder *b, const yaml_event_t *ev, ynode_kind kind, const yaml_char_t *anchor_name)
+static int on_start(builder *b, const yaml_event_t *ev, config_ynode_kind kind, const yaml_char_t *anchor_name)
 {
     if (b->depth == CONFIG_MAX_DEPTH)
         return fail_at(b, ev->start_mark, FIRN_ETOOBIG, "nesting deeper than the cap of " FIRN_STR(CONFIG_MAX_DEPTH) " levels");
-    ynode *n = new_node(b, kind, ev->start_mark);
+    config_ynode *n = new_node(b, kind, ev->start_mark);
     if (!n)
         return fail_at(b, ev->start_mark, FIRN_ENOMEM, "out of memory");
     frame *f = &b->stack[b->depth];
@@ -168,14 +168,14 @@ static int on_start(builder *b, const yaml_event_t *ev, ynode_kind kind, const y
 static int on_end(builder *b, const yaml_event_t *ev)
 {
     frame *f = &b->stack[b->depth - 1];
-    ynode *n = f->node;
+    config_ynode *n = f->node;
     if (f->n) {
         n->items = firn_arena_alloc(b->arena, f->n * sizeof *n->items);
         if (!n->items)
             return fail_at(b, ev->start_mark, FIRN_ENOMEM, "out of memory");
         memcpy(n->items, f->kids, f->n * sizeof *n->items);
     }
-    n->n = n->kind == YNODE_MAP ? f->n / 2 : f->n;
+    n->n = n->kind == CONFIG_YNODE_MAP ? f->n / 2 : f->n;
     n->weight = f->weight;
     free(f->kids);
     char *anchor_name = f->anchor;
@@ -210,7 +210,7 @@ static int syntax_error(builder *b, const yaml_parser_t *p)
     return fail_at(b, p->problem_mark, FIRN_EINVAL, msg);
 }
 
-int ytree_parse(const char *text, size_t len, firn_arena *arena, ynode **root,
+int config_ytree_parse(const char *text, size_t len, firn_arena *arena, config_ynode **root,
                 int *line, int *col, firn_err *err)
 {
     builder b = {.arena = arena, .err = err};
@@ -242,10 +242,10 @@ int ytree_parse(const char *text, size_t len, firn_arena *arena, ynode **root,
             rc = on_scalar(&b, &ev);
             break;
         case YAML_SEQUENCE_START_EVENT:
-            rc = on_start(&b, &ev, YNODE_SEQ, ev.data.sequence_start.anchor);
+            rc = on_start(&b, &ev, CONFIG_YNODE_SEQ, ev.data.sequence_start.anchor);
             break;
         case YAML_MAPPING_START_EVENT:
-            rc = on_start(&b, &ev, YNODE_MAP, ev.data.mapping_start.anchor);
+            rc = on_start(&b, &ev, CONFIG_YNODE_MAP, ev.data.mapping_start.anchor);
             break;
         case YAML_SEQUENCE_END_EVENT:
         case YAML_MAPPING_END_EVENT:

@@ -32,8 +32,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
-#include "config/decode.h"
-#include "config/yaml_tree.h"
+#include "config/yaml.h"
 #include "discovery/discovery.h"
 
 #define FILE_SD_MAX_BYTES CONFIG_MAX_BYTES     /* 16 MiB, as a config file */
@@ -209,38 +208,38 @@ oom:
 }
 
 /* A {name: value} mapping of an entry (null: none). */
-static void yaml_labels(dec *d, const ynode *v, entry *e)
+static void yaml_labels(config_dec *d, const config_ynode *v, entry *e)
 {
-    if (!v || ynode_is_null(v)) {
-        e->labels = dec_calloc(d, 1, sizeof *e->labels);
+    if (!v || config_ynode_is_null(v)) {
+        e->labels = config_dec_calloc(d, 1, sizeof *e->labels);
         return;
     }
-    if (v->kind != YNODE_MAP) {
-        dec_err(d, v, "labels", "expected a mapping of label names to values, got %s",
-                dec_kind(v));
+    if (v->kind != CONFIG_YNODE_MAP) {
+        config_dec_err(d, v, "labels", "expected a mapping of label names to values, got %s",
+                config_dec_kind(v));
         return;
     }
     if (v->n > FIRN_LABELS_MAX) {
-        dec_err(d, v, "labels", "more than %d labels", FIRN_LABELS_MAX);
+        config_dec_err(d, v, "labels", "more than %d labels", FIRN_LABELS_MAX);
         return;
     }
-    e->labels = dec_calloc(d, v->n + 1, sizeof *e->labels);
+    e->labels = config_dec_calloc(d, v->n + 1, sizeof *e->labels);
     if (!e->labels)
         return;
     for (size_t p = 0; p < v->n; p++) {
-        const ynode *key = v->items[2 * p], *val = v->items[2 * p + 1];
+        const config_ynode *key = v->items[2 * p], *val = v->items[2 * p + 1];
         char *name = NULL, *value = NULL;
-        if (!dec_str(d, key, "labels", &name))
+        if (!config_dec_str(d, key, "labels", &name))
             continue;
         if (!name || !firn_label_name_valid(name)) {
-            dec_err(d, key, "labels", "\"%.128s\" is not a valid label name", name ? name : "");
+            config_dec_err(d, key, "labels", "\"%.128s\" is not a valid label name", name ? name : "");
             continue;
         }
-        if (val->kind != YNODE_SCALAR) {
-            dec_err(d, val, "labels", "expected a string, got %s", dec_kind(val));
+        if (val->kind != CONFIG_YNODE_SCALAR) {
+            config_dec_err(d, val, "labels", "expected a string, got %s", config_dec_kind(val));
             continue;
         }
-        if (!dec_str(d, val, "labels", &value))
+        if (!config_dec_str(d, val, "labels", &value))
             continue;
         e->labels[e->n_labels++] = (firn_label){name, value ? value : ""};
     }
@@ -250,37 +249,37 @@ static int yaml_parse(const char *path, const char *data, size_t len, disc_group
                       firn_err *err)
 {
     static const char *const names[] = {"targets", "labels"};
-    dec d = {.name = path, .arena = out->arena};
-    ynode *root = NULL;
+    config_dec d = {.name = path, .arena = out->arena};
+    config_ynode *root = NULL;
     entry *entries = NULL;
     size_t n = 0;
-    if (!dec_parse(&d, data, len, &root) || !root || ynode_is_null(root))
+    if (!config_dec_parse(&d, data, len, &root) || !root || config_ynode_is_null(root))
         goto finish;
-    if (root->kind != YNODE_SEQ) {
-        dec_err(&d, root, NULL, "expected a list of target groups, got %s", dec_kind(root));
+    if (root->kind != CONFIG_YNODE_SEQ) {
+        config_dec_err(&d, root, NULL, "expected a list of target groups, got %s", config_dec_kind(root));
         goto finish;
     }
     n = root->n;
-    entries = dec_calloc(&d, n, sizeof *entries);
+    entries = config_dec_calloc(&d, n, sizeof *entries);
     for (size_t i = 0; entries && i < n; i++) {
-        const ynode *item = root->items[i], *vals[2];
-        if (ynode_is_null(item)) {
-            dec_err(&d, item, NULL, "nil target group item found");
+        const config_ynode *item = root->items[i], *vals[2];
+        if (config_ynode_is_null(item)) {
+            config_dec_err(&d, item, NULL, "nil target group item found");
             continue;
         }
-        if (item->kind != YNODE_MAP) {
-            dec_err(&d, item, NULL, "expected a target group, got %s", dec_kind(item));
+        if (item->kind != CONFIG_YNODE_MAP) {
+            config_dec_err(&d, item, NULL, "expected a target group, got %s", config_dec_kind(item));
             continue;
         }
-        if (!dec_fields(&d, item, NULL, "target group", names, 2, vals, NULL))
+        if (!config_dec_fields(&d, item, NULL, "target group", names, 2, vals, NULL))
             continue;
         char **targets = NULL;
-        dec_str_list(&d, vals[0], "targets", &targets, &entries[i].n_targets);
+        config_dec_str_list(&d, vals[0], "targets", &targets, &entries[i].n_targets);
         entries[i].targets = (const char **)targets;
         yaml_labels(&d, vals[1], &entries[i]);
     }
 finish:
-    if (dec_finish(&d, NULL, err) < 0)
+    if (config_dec_finish(&d, NULL, err) < 0)
         return err && err->code ? err->code : FIRN_EINVAL;
     return build_groups(path, entries, n, out, err);
 }

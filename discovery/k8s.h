@@ -37,11 +37,11 @@ typedef struct k8s_kind_info {
     bool namespaced;            /* false: nodes, namespaces */
 } k8s_kind_info;
 
-const k8s_kind_info *k8s_kind_get(k8s_kind k);
+const k8s_kind_info *disc_k8s_kind_get(k8s_kind k);
 
 /* The kind a config role lists and watches first ("pod" -> K8S_POD,
  * "endpointslice" -> K8S_ENDPOINTSLICE, ...); -1 for an unknown role. */
-int k8s_role_kind(const char *role);
+int disc_k8s_role_kind(const char *role);
 
 typedef struct k8s_role_options {
     bool attach_node;       /* attach_metadata.node: pod, endpoints, endpointslice */
@@ -50,7 +50,7 @@ typedef struct k8s_role_options {
 
 /* The kinds (a bit mask of 1u << k8s_kind) a role watches beside its own:
  * endpoints also services and pods, pod with attach_node also nodes, ... */
-unsigned k8s_role_watches(k8s_kind role, const k8s_role_options *o);
+unsigned disc_k8s_role_watches(k8s_kind role, const k8s_role_options *o);
 
 /* What the client keeps, for the builders' look-ups.  get: the object of
  * kind named ns/name (ns "" for cluster-scoped kinds), or NULL.  each: fn
@@ -66,28 +66,28 @@ typedef struct k8s_lookup {
  * it: "pod/NS/NAME", "svc/NS/NAME", "endpoints/NS/NAME",
  * "endpointslice/NS/NAME", "node/NAME", "ingress/NS/NAME".  Truncated to
  * size; returns the length it needed. */
-size_t k8s_group_source(k8s_kind role, const char *ns, const char *name, char *out,
+size_t disc_k8s_group_source(k8s_kind role, const char *ns, const char *name, char *out,
                         size_t size);
 
 /* The group of obj, an object of role's kind, as Prometheus builds it
  * (labels sorted, strings in arena a; the group's source as
- * k8s_group_source).  An object that gives no targets (a pod without IP)
+ * disc_k8s_group_source).  An object that gives no targets (a pod without IP)
  * gives a group with none, which tells the scrape side to drop the
  * source.  Refuses (FIRN_EINVAL, naming the object and field) an object
  * without metadata.name, or of the wrong shape where there is no sensible
  * reading; FIRN_ENOMEM when a runs out. */
-int k8s_build_group(k8s_kind role, const json_t *obj, const k8s_lookup *lk,
+int disc_k8s_build_group(k8s_kind role, const json_t *obj, const k8s_lookup *lk,
                     const k8s_role_options *o, firn_arena *a, disc_group *out, firn_err *err);
 
 /* Call fn for every object of role's kind whose group may change when obj
  * (of kind changed, role's own kind excluded) changes: for endpoints, a
  * service's endpoints of the same name and the endpoints whose addresses
  * point at a pod; for pods with attach_node, the pods on a node; ... */
-void k8s_affected(k8s_kind role, k8s_kind changed, const json_t *obj, const k8s_lookup *lk,
+void disc_k8s_affected(k8s_kind role, k8s_kind changed, const json_t *obj, const k8s_lookup *lk,
                   void (*fn)(void *fn_ctx, const json_t *obj), void *fn_ctx);
 
 /* metadata.namespace and metadata.name of obj ("" when absent). */
-const char *k8s_namespace(const json_t *obj);
-const char *k8s_name(const json_t *obj);
+const char *disc_k8s_namespace(const json_t *obj);
+const char *disc_k8s_name(const json_t *obj);
 
 #endif

@@ -44,7 +44,7 @@ static const k8s_kind_info kind_infos[K8S_KIND_COUNT] = {
     [K8S_NAMESPACE] = {"/api/v1", "namespaces", "Namespace", false},
 };
 
-const k8s_kind_info *k8s_kind_get(k8s_kind k)
+const k8s_kind_info *disc_k8s_kind_get(k8s_kind k)
 {
     return (unsigned)k < K8S_KIND_COUNT ? &kind_infos[k] : NULL;
 }
@@ -57,7 +57,7 @@ static const struct {
     {"endpointslice", K8S_ENDPOINTSLICE}, {"node", K8S_NODE}, {"ingress", K8S_INGRESS},
 };
 
-int k8s_role_kind(const char *role)
+int disc_k8s_role_kind(const char *role)
 {
     if (!role)
         return -1;
@@ -73,7 +73,7 @@ static bool is_role(k8s_kind k)
            k == K8S_NODE || k == K8S_INGRESS;
 }
 
-unsigned k8s_role_watches(k8s_kind role, const k8s_role_options *o)
+unsigned disc_k8s_role_watches(k8s_kind role, const k8s_role_options *o)
 {
     bool node = o && o->attach_node, ns = o && o->attach_namespace;
     unsigned m = 0;
@@ -97,7 +97,7 @@ unsigned k8s_role_watches(k8s_kind role, const k8s_role_options *o)
     return m;
 }
 
-size_t k8s_group_source(k8s_kind role, const char *ns, const char *name, char *out, size_t size)
+size_t disc_k8s_group_source(k8s_kind role, const char *ns, const char *name, char *out, size_t size)
 {
     static const char *const prefix[K8S_KIND_COUNT] = {
         [K8S_POD] = "pod",           [K8S_SERVICE] = "svc",  [K8S_ENDPOINTS] = "endpoints",
@@ -184,12 +184,12 @@ static int jbool(const json_t *o, const char *key)
     return json_is_true(v) ? 1 : json_is_false(v) ? 0 : -1;
 }
 
-const char *k8s_namespace(const json_t *obj)
+const char *disc_k8s_namespace(const json_t *obj)
 {
     return jstr0(jobj(obj, "metadata"), "namespace");
 }
 
-const char *k8s_name(const json_t *obj)
+const char *disc_k8s_name(const json_t *obj)
 {
     return jstr0(jobj(obj, "metadata"), "name");
 }
@@ -605,11 +605,11 @@ static void build_pod(bctx *b, const json_t *pod)
     if (!ip[0])   /* starting or evicted: no targets, no labels */
         return;
     put_pod_labels(b, &b->group, pod);
-    put(b, &b->group, META "namespace", k8s_namespace(pod));
+    put(b, &b->group, META "namespace", disc_k8s_namespace(pod));
     if (b->attach_node)
         put_node_meta(b, &b->group, jstr0(spec, "nodeName"));
     if (b->attach_namespace)
-        put_namespace_meta(b, &b->group, k8s_namespace(pod));
+        put_namespace_meta(b, &b->group, disc_k8s_namespace(pod));
 
     /* A container without ports gives the pod's IP alone (an IPv6 one in
      * brackets, RFC 3986, in Go's canonical form); the user adds a port. */
@@ -664,7 +664,7 @@ static void build_pod(bctx *b, const json_t *pod)
  * or endpoint slices of a service. */
 static void put_service_labels(bctx *b, lset *ls, const json_t *svc)
 {
-    put(b, ls, META "namespace", k8s_namespace(svc));
+    put(b, ls, META "namespace", disc_k8s_namespace(svc));
     put_meta(b, ls, &meta_service, svc);
 }
 
@@ -706,10 +706,10 @@ static void build_service(bctx *b, const json_t *svc)
     const json_t *spec = jobj(svc, "spec");
     put_service_labels(b, &b->group, svc);
     if (b->attach_namespace)
-        put_namespace_meta(b, &b->group, k8s_namespace(svc));
+        put_namespace_meta(b, &b->group, disc_k8s_namespace(svc));
 
     const char *type = jstr0(spec, "type");
-    const char *host = afmt(b, "%s.%s.svc", k8s_name(svc), k8s_namespace(svc));
+    const char *host = afmt(b, "%s.%s.svc", disc_k8s_name(svc), disc_k8s_namespace(svc));
     const json_t *ports = jarr(spec, "ports");
     for (size_t i = 0; i < jlen(ports); i++) {
         const json_t *port = jobj_at(ports, i);
@@ -926,9 +926,9 @@ static void endpoints_add(bctx *b, seen_pods *seen, const json_t *addr, const js
 
 static void build_endpoints(bctx *b, const json_t *eps, seen_pods *seen)
 {
-    const char *ns = k8s_namespace(eps);
+    const char *ns = disc_k8s_namespace(eps);
     put(b, &b->group, META "namespace", ns);
-    const json_t *svc = lk_get(b, K8S_SERVICE, ns, k8s_name(eps));
+    const json_t *svc = lk_get(b, K8S_SERVICE, ns, disc_k8s_name(eps));
     if (svc)
         put_service_labels(b, &b->group, svc);
     put_meta(b, &b->group, &meta_endpoints, eps);
@@ -1013,7 +1013,7 @@ static void slice_add(bctx *b, seen_pods *seen, const char *addr, const json_t *
 
 static void build_endpointslice(bctx *b, const json_t *eps, seen_pods *seen)
 {
-    const char *ns = k8s_namespace(eps);
+    const char *ns = disc_k8s_namespace(eps);
     put(b, &b->group, META "namespace", ns);
     put(b, &b->group, META "endpointslice_address_type", jstr0(eps, "addressType"));
     put_meta(b, &b->group, &meta_endpointslice, eps);
@@ -1081,12 +1081,12 @@ static int build_node(bctx *b, const json_t *node, firn_err *err)
         return firn_errf(err, FIRN_EINVAL,
                          "Node %.253s: status.addresses: no address of type InternalIP, "
                          "InternalDNS, ExternalIP, ExternalDNS, LegacyHostIP or Hostname",
-                         k8s_name(node));
+                         disc_k8s_name(node));
 
     int32_t port = jint32_0(jobj(jobj(status, "daemonEndpoints"), "kubeletEndpoint"), "Port");
     put_owned(b, &b->target, "__address__",
               join_host_port(b, addr, afmt(b, "%" PRId32, port)));
-    put(b, &b->target, "instance", k8s_name(node));
+    put(b, &b->target, "instance", disc_k8s_name(node));
     /* The first address of each type: walking backwards, the first is put last. */
     for (size_t i = jlen(addrs); i-- > 0;) {
         const json_t *a = jobj_at(addrs, i);
@@ -1127,11 +1127,11 @@ static bool host_matches(const char *pattern, const char *host)
 static void build_ingress(bctx *b, const json_t *ing)
 {
     const json_t *spec = jobj(ing, "spec");
-    put(b, &b->group, META "namespace", k8s_namespace(ing));
+    put(b, &b->group, META "namespace", disc_k8s_namespace(ing));
     put(b, &b->group, META "ingress_class_name", jstr(spec, "ingressClassName"));
     put_meta(b, &b->group, &meta_ingress, ing);
     if (b->attach_namespace)
-        put_namespace_meta(b, &b->group, k8s_namespace(ing));
+        put_namespace_meta(b, &b->group, disc_k8s_namespace(ing));
 
     const json_t *tls = jarr(spec, "tls"), *rules = jarr(spec, "rules");
     for (size_t r = 0; r < jlen(rules); r++) {
@@ -1172,7 +1172,7 @@ static void build_ingress(bctx *b, const json_t *ing)
 
 /* ---- the entry points -------------------------------------------------------------- */
 
-int k8s_build_group(k8s_kind role, const json_t *obj, const k8s_lookup *lk,
+int disc_k8s_build_group(k8s_kind role, const json_t *obj, const k8s_lookup *lk,
                     const k8s_role_options *o, firn_arena *a, disc_group *out, firn_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -1181,7 +1181,7 @@ int k8s_build_group(k8s_kind role, const json_t *obj, const k8s_lookup *lk,
     const k8s_kind_info *ki = &kind_infos[role];
     if (!json_is_object(obj))
         return firn_errf(err, FIRN_EINVAL, "%s: not a JSON object", ki->kind);
-    const char *ns = k8s_namespace(obj), *name = k8s_name(obj);
+    const char *ns = disc_k8s_namespace(obj), *name = disc_k8s_name(obj);
     if (!name[0]) {
         if (ki->namespaced)
             return firn_errf(err, FIRN_EINVAL,
@@ -1219,11 +1219,11 @@ int k8s_build_group(k8s_kind role, const json_t *obj, const k8s_lookup *lk,
     }
 
     if (rc == 0) {
-        size_t sl = k8s_group_source(role, ns, name, NULL, 0);
+        size_t sl = disc_k8s_group_source(role, ns, name, NULL, 0);
         char *source = firn_arena_alloc(a, sl + 1);
         disc_target *targets = firn_arena_calloc(a, b.n_targets + 1, sizeof *targets);
         if (source && targets) {
-            k8s_group_source(role, ns, name, source, sl + 1);
+            disc_k8s_group_source(role, ns, name, source, sl + 1);
             if (b.n_targets)
                 memcpy(targets, b.targets, b.n_targets * sizeof *targets);
             out->source = source;
@@ -1332,13 +1332,13 @@ static void aff_visit(void *ctx, const json_t *obj)
         f->fn(f->fn_ctx, obj);
 }
 
-void k8s_affected(k8s_kind role, k8s_kind changed, const json_t *obj, const k8s_lookup *lk,
+void disc_k8s_affected(k8s_kind role, k8s_kind changed, const json_t *obj, const k8s_lookup *lk,
                   void (*fn)(void *fn_ctx, const json_t *obj), void *fn_ctx)
 {
     if (!is_role(role) || changed == role || (unsigned)changed >= K8S_KIND_COUNT || !fn || !lk ||
         !json_is_object(obj))
         return;
-    const char *ns = k8s_namespace(obj), *name = k8s_name(obj);
+    const char *ns = disc_k8s_namespace(obj), *name = disc_k8s_name(obj);
     if (!name[0])
         return;
     aff f = {role, AFF_ALL, ns, name, fn, fn_ctx};

@@ -21,7 +21,7 @@
  *          success) and re-watch from the last version.
  *
  * After each round of socket activity the objects that changed, and the
- * role objects k8s_affected says depend on them, are rebuilt into groups;
+ * role objects disc_k8s_affected says depend on them, are rebuilt into groups;
  * a group is sent only when it differs from the one last sent for its
  * source.  Nothing is sent until every watcher has listed once (as
  * Prometheus waits for its informers' caches), then every group at once.
@@ -136,7 +136,7 @@ static const char *obj_rv(const json_t *obj)
 static void obj_key(k8s_kind kind, const char *ns, const char *name, firn_buf *b)
 {
     b->len = 0;
-    if (k8s_kind_get(kind)->namespaced)
+    if (disc_k8s_kind_get(kind)->namespaced)
         firn_buf_printf(b, "%s/%s", ns, name);
     else
         firn_buf_puts(b, name);
@@ -160,7 +160,7 @@ static void status_message(const char *body, size_t len, char *out, size_t size)
 
 static const char *watcher_where(const watcher *w, char *buf, size_t size)
 {
-    const k8s_kind_info *ki = k8s_kind_get(w->kind);
+    const k8s_kind_info *ki = disc_k8s_kind_get(w->kind);
     if (w->ns[0])
         snprintf(buf, size, "%s in namespace %s", ki->resource, w->ns);
     else
@@ -196,7 +196,7 @@ static void lk_each(void *ctx, k8s_kind kind, const char *ns,
         const char *key;
         json_t *obj;
         json_object_foreach(w->store, key, obj) {
-            if (!ns || w->ns[0] || strcmp(k8s_namespace(obj), ns) == 0)
+            if (!ns || w->ns[0] || strcmp(disc_k8s_namespace(obj), ns) == 0)
                 fn(fn_ctx, obj);
         }
     }
@@ -208,10 +208,10 @@ static void mark_dirty(void *ctx, const json_t *obj)
 {
     disc_k8s *k = ctx;
     firn_buf key = {0};
-    obj_key(k->role, k8s_namespace(obj), k8s_name(obj), &key);
+    obj_key(k->role, disc_k8s_namespace(obj), disc_k8s_name(obj), &key);
     if (key.data)
         json_object_set_new(k->dirty, (const char *)key.data,
-                            json_pack("[ss]", k8s_namespace(obj), k8s_name(obj)));
+                            json_pack("[ss]", disc_k8s_namespace(obj), disc_k8s_name(obj)));
     firn_buf_free(&key);
 }
 
@@ -223,14 +223,14 @@ static void object_changed(watcher *w, const json_t *obj)
     if (w->kind == k->role)
         mark_dirty(k, obj);
     else
-        k8s_affected(k->role, w->kind, obj, &lk, mark_dirty, k);
+        disc_k8s_affected(k->role, w->kind, obj, &lk, mark_dirty, k);
 }
 
 static void store_put(watcher *w, json_t *obj)
 {
     json_object_del(json_object_get(obj, "metadata"), "managedFields");
     firn_buf key = {0};
-    obj_key(w->kind, k8s_namespace(obj), k8s_name(obj), &key);
+    obj_key(w->kind, disc_k8s_namespace(obj), disc_k8s_name(obj), &key);
     if (!key.data) {
         json_decref(obj);
         return;
@@ -246,7 +246,7 @@ static void store_put(watcher *w, json_t *obj)
 static void store_del(watcher *w, const json_t *obj)
 {
     firn_buf key = {0};
-    obj_key(w->kind, k8s_namespace(obj), k8s_name(obj), &key);
+    obj_key(w->kind, disc_k8s_namespace(obj), disc_k8s_name(obj), &key);
     json_t *old = key.data ? json_object_get(w->store, (const char *)key.data) : NULL;
     if (old) {
         json_incref(old);
@@ -330,7 +330,7 @@ static void emit(disc_k8s *k)
         disc_group g = {0};
         if (obj) {
             firn_err err = {0};
-            if (k8s_build_group(k->role, obj, &lk, &k->ropts, a, &g, &err) < 0) {
+            if (disc_k8s_build_group(k->role, obj, &lk, &k->ropts, a, &g, &err) < 0) {
                 /* As Prometheus: logged, nothing sent, the last group stays
                  * (a node without an address yet keeps its old target). */
                 firn_log(FIRN_LOG_WARN, K8S_COMPONENT, "Kubernetes object skipped",
@@ -341,7 +341,7 @@ static void emit(disc_k8s *k)
         }
         if (!obj) {
             char src[1024];
-            k8s_group_source(k->role, ns, name, src, sizeof src);
+            disc_k8s_group_source(k->role, ns, name, src, sizeof src);
             g.source = firn_arena_strndup(a, src, strlen(src));
             if (!g.source)
                 continue;
@@ -465,7 +465,7 @@ static void handle_event(watcher *w, const char *line, size_t len)
     const char *rv = json_string_value(json_object_get(json_object_get(obj, "metadata"),
                                                        "resourceVersion"));
     if (strcmp(type, "BOOKMARK") != 0) {
-        if (!k8s_name(obj)[0]) {
+        if (!disc_k8s_name(obj)[0]) {
             snprintf(w->stream_error, sizeof w->stream_error, "%s event without metadata.name",
                      type);
             w->stream_failed = true;
@@ -502,7 +502,7 @@ static void add_param(CURL *e, firn_buf *b, const char *name, const char *value)
 static void watcher_start(watcher *w, enum wstate what)
 {
     disc_k8s *k = w->k;
-    const k8s_kind_info *ki = k8s_kind_get(w->kind);
+    const k8s_kind_info *ki = disc_k8s_kind_get(w->kind);
     if (!w->easy && !(w->easy = curl_easy_init())) {
         w->state = W_IDLE;
         w->due_ms = firn_mono_ms() + (w->backoff_ms = backoff_next(w->backoff_ms));
@@ -671,10 +671,10 @@ static void list_page_done(watcher *w, long status, CURLcode rc)
     json_t *obj;
     firn_buf key = {0};
     json_array_foreach(items, i, obj) {
-        if (!json_is_object(obj) || !k8s_name(obj)[0])
+        if (!json_is_object(obj) || !disc_k8s_name(obj)[0])
             continue;  /* nameless: no source to give it */
         json_object_del(json_object_get(obj, "metadata"), "managedFields");
-        obj_key(w->kind, k8s_namespace(obj), k8s_name(obj), &key);
+        obj_key(w->kind, disc_k8s_namespace(obj), disc_k8s_name(obj), &key);
         if (key.data)
             json_object_set(w->listing, (const char *)key.data, obj);
     }
@@ -859,7 +859,7 @@ static int connection_setup(disc_k8s *k, const config_kubernetes_sd *cfg, char *
 static const char *selector_for(const config_kubernetes_sd *cfg, k8s_kind kind, bool label)
 {
     for (size_t i = 0; i < cfg->n_selectors; i++)
-        if (k8s_role_kind(cfg->selectors[i].role) == (int)kind)
+        if (disc_k8s_role_kind(cfg->selectors[i].role) == (int)kind)
             return label ? cfg->selectors[i].label : cfg->selectors[i].field;
     return NULL;
 }
@@ -909,7 +909,7 @@ disc_k8s *disc_k8s_start(const config_kubernetes_sd *cfg, const disc_k8s_options
         firn_errf(err, FIRN_EIO, "libcurl: %s", curl_easy_strerror(k8s_curl_rc));
         return NULL;
     }
-    int role = cfg->role ? k8s_role_kind(cfg->role) : -1;
+    int role = cfg->role ? disc_k8s_role_kind(cfg->role) : -1;
     if (role < 0) {
         firn_errf(err, FIRN_EINVAL, "unknown Kubernetes SD role \"%.64s\"",
                   cfg->role ? cfg->role : "");
@@ -945,11 +945,11 @@ disc_k8s *disc_k8s_start(const config_kubernetes_sd *cfg, const disc_k8s_options
         names[n_names++] = cfg->namespaces[i];
     if (own_ns[0] && n_names < K8S_SECTION_MAX)
         names[n_names++] = own_ns;
-    unsigned kinds = (1u << role) | k8s_role_watches(k->role, &k->ropts);
+    unsigned kinds = (1u << role) | disc_k8s_role_watches(k->role, &k->ropts);
     size_t cap = 0;
     for (int kind = 0; kind < K8S_KIND_COUNT; kind++)
         if (kinds & (1u << kind))
-            cap += k8s_kind_get((k8s_kind)kind)->namespaced && n_names ? n_names : 1;
+            cap += disc_k8s_kind_get((k8s_kind)kind)->namespaced && n_names ? n_names : 1;
     k->w = calloc(cap, sizeof *k->w);
     if (!k->w) {
         k8s_free(k);
@@ -959,7 +959,7 @@ disc_k8s *disc_k8s_start(const config_kubernetes_sd *cfg, const disc_k8s_options
     for (int kind = 0; kind < K8S_KIND_COUNT; kind++) {
         if (!(kinds & (1u << kind)))
             continue;
-        bool per_ns = k8s_kind_get((k8s_kind)kind)->namespaced && n_names;
+        bool per_ns = disc_k8s_kind_get((k8s_kind)kind)->namespaced && n_names;
         for (size_t i = 0; i < (per_ns ? n_names : 1); i++) {
             bool dup = false;  /* own namespace also listed by name */
             for (size_t j = 0; per_ns && j < i; j++)

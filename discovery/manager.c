@@ -259,11 +259,7 @@ static void *flusher(void *arg)
     disc_manager *m = arg;
     pthread_mutex_lock(&m->mu);
     while (!m->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        int64_t ns = until.tv_nsec + (m->opts.update_interval_ms % 1000) * 1000000;
-        until.tv_sec += m->opts.update_interval_ms / 1000 + ns / 1000000000;
-        until.tv_nsec = ns % 1000000000;
+        struct timespec until = firn_deadline_ms(m->opts.update_interval_ms);
         pthread_cond_timedwait(&m->cond, &m->mu, &until);
         if (m->stopping)
             break;

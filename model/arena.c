@@ -6,6 +6,7 @@
  */
 #include "model.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,9 +70,11 @@ void *firn_arena_alloc(firn_arena *a, size_t size)
     if (size == 0)
         size = ARENA_ALIGN;
     struct chunk *h = a->head;
+    assert(!h || h->used <= h->size);
     if (h && h->size - h->used >= size) {
         void *p = h->data + h->used;
         h->used += size;
+        assert(h->used <= h->size);
         return p;
     }
     if (size > a->chunk_size / 4) {
@@ -79,6 +82,7 @@ void *firn_arena_alloc(firn_arena *a, size_t size)
         if (!c)
             return NULL;
         c->used = size;
+        assert(c->size == size);
         if (h) {
             c->next = h->next;
             h->next = c;
@@ -93,6 +97,7 @@ void *firn_arena_alloc(firn_arena *a, size_t size)
     c->next = h;
     a->head = c;
     c->used = size;
+    assert(c->used <= c->size);
     return c->data;
 }
 

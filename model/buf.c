@@ -1,6 +1,7 @@
-/* buf.c -- growable byte buffers and the Prometheus text exposition format. */
+/* buf.c -- growable byte buffers, JSON strings and the Prometheus text exposition format. */
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,4 +269,51 @@ void firn_histogram_write(firn_buf *b, const char *name, const firn_label *label
     firn_buf_printf(b, "\n%s_count", name);
     put_labels(b, labels, n, NULL);
     firn_buf_printf(b, " %llu\n", (unsigned long long)cum);
+}
+
+void firn_json_string(firn_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t len = strlen((const char *)p), start = 0, i = 0;
+    firn_buf_append(b, "\"", 1);
+    while (i < len) {
+        unsigned char c = p[i];
+        const char *esc = NULL;
+        char u[8];
+        size_t step = 1;
+        if (c >= 0x80) {
+            uint32_t rune;
+            step = firn_utf8_decode(p + i, len - i, &rune);
+            if (step == 0) {
+                esc = "\\ufffd";   /* invalid UTF-8, as Go replaces it */
+                step = 1;
+            } else if (rune == 0x2028 || rune == 0x2029) {
+                esc = rune == 0x2028 ? "\\u2028" : "\\u2029";
+            }
+        } else if (c == '"') {
+            esc = "\\\"";
+        } else if (c == '\\') {
+            esc = "\\\\";
+        } else if (c == '\n') {
+            esc = "\\n";
+        } else if (c == '\r') {
+            esc = "\\r";
+        } else if (c == '\t') {
+            esc = "\\t";
+        } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
+            /* Go's encoding/json escapes HTML's specials too */
+            u[0] = '\\', u[1] = 'u', u[2] = '0', u[3] = '0';
+            u[4] = hex[c >> 4], u[5] = hex[c & 15], u[6] = 0;
+            esc = u;
+        }
+        if (esc) {
+            firn_buf_append(b, p + start, i - start);
+            firn_buf_puts(b, esc);
+            start = i + step;
+        }
+        i += step;
+    }
+    firn_buf_append(b, p + start, len - start);
+    firn_buf_append(b, "\"", 1);
 }

@@ -34,6 +34,30 @@ bool firn_label_name_valid(const char *name)
  * sets *rune, or returns 0 for an invalid sequence: a bad lead byte, a
  * missing continuation byte, an overlong form, a surrogate, or a code point
  * past U+10FFFF. */
+size_t firn_utf8_encode(uint32_t r, char out[4])
+{
+    if (r < 0x80) {
+        out[0] = (char)r;
+        return 1;
+    }
+    if (r < 0x800) {
+        out[0] = (char)(0xc0 | (r >> 6));
+        out[1] = (char)(0x80 | (r & 0x3f));
+        return 2;
+    }
+    if (r < 0x10000) {
+        out[0] = (char)(0xe0 | (r >> 12));
+        out[1] = (char)(0x80 | ((r >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (r & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | (r >> 18));
+    out[1] = (char)(0x80 | ((r >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((r >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (r & 0x3f));
+    return 4;
+}
+
 size_t firn_utf8_decode(const unsigned char *s, size_t len, uint32_t *rune)
 {
     unsigned char c = s[0];

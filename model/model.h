@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* ---- errors ---------------------------------------------------------- */
 
@@ -88,6 +89,9 @@ void firn_tune_malloc(void);
 /* The wall clock (CLOCK_REALTIME) and a monotonic clock, in milliseconds. */
 int64_t firn_now_ms(void);
 int64_t firn_mono_ms(void);
+/* The wall-clock time ms milliseconds from now (ms >= 0), as
+ * pthread_cond_timedwait takes its deadline. */
+struct timespec firn_deadline_ms(int64_t ms);
 
 /* ---- files ----------------------------------------------------------- */
 
@@ -189,6 +193,9 @@ bool firn_label_name_valid(const char *name);
  * 0 when invalid (bad lead byte, missing continuation, overlong form,
  * surrogate, past U+10FFFF). */
 size_t firn_utf8_decode(const unsigned char *s, size_t len, uint32_t *rune);
+/* The UTF-8 sequence of rune r (at most 0x10FFFF) into out: its length,
+ * 1 to 4.  Surrogates are the caller's to refuse. */
+size_t firn_utf8_encode(uint32_t r, char out[4]);
 /* The len bytes at s are valid UTF-8. */
 bool firn_utf8_valid(const char *s, size_t len);
 /* Sort by name and check the set: valid names, UTF-8 values within
@@ -224,6 +231,9 @@ void firn_buf_printf(firn_buf *b, const char *fmt, ...) __attribute__((format(pr
  * NULL when an append failed (the bytes are freed then). */
 char *firn_buf_take(firn_buf *b, size_t *len);
 void firn_buf_free(firn_buf *b);
+/* s (NULL as "") as a JSON string escaped as Go's encoding/json does (<, >,
+ * & and U+2028/9 as \u escapes; invalid UTF-8 as \ufffd). */
+void firn_json_string(firn_buf *b, const char *s);
 
 /* The reason phrase of an HTTP status, as Go's http.StatusText ("Not
  * Found"); "" for a code it does not know. */

@@ -133,30 +133,6 @@ static uint32_t rune_upper(uint32_t r)
     return r;
 }
 
-static size_t utf8_encode(uint32_t r, char *out)
-{
-    if (r < 0x80) {
-        out[0] = (char)r;
-        return 1;
-    }
-    if (r < 0x800) {
-        out[0] = (char)(0xc0 | (r >> 6));
-        out[1] = (char)(0x80 | (r & 0x3f));
-        return 2;
-    }
-    if (r < 0x10000) {
-        out[0] = (char)(0xe0 | (r >> 12));
-        out[1] = (char)(0x80 | ((r >> 6) & 0x3f));
-        out[2] = (char)(0x80 | (r & 0x3f));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | (r >> 18));
-    out[1] = (char)(0x80 | ((r >> 12) & 0x3f));
-    out[2] = (char)(0x80 | ((r >> 6) & 0x3f));
-    out[3] = (char)(0x80 | (r & 0x3f));
-    return 4;
-}
-
 /* s mapped rune by rune into out, as Go's strings.Map: an invalid byte
  * becomes U+FFFD.  No mapped rune is longer than its source, so 3 bytes per
  * input byte (U+FFFD for each invalid one), plus the NUL, always suffice.
@@ -174,7 +150,7 @@ static size_t map_case_into(char *out, const char *s, size_t len, bool upper)
         } else {
             r = upper ? rune_upper(r) : rune_lower(r);
         }
-        o += utf8_encode(r, out + o);
+        o += firn_utf8_encode(r, out + o);
         i += n;
     }
     out[o] = '\0';

@@ -6,6 +6,7 @@
  */
 #include "model.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,6 +85,8 @@ int firn_u64map_put(firn_u64map *m, uint64_t key, uint32_t val, uint32_t *existi
 {
     if ((m->len + 1) > m->cap / 4 * 3 && grow(m) < 0)
         return FIRN_ENOMEM;
+    /* a power of two with room: the probe below ends on an unused slot */
+    assert(m->cap && (m->cap & (m->cap - 1)) == 0 && m->len < m->cap / 4 * 3);
     size_t mask = m->cap - 1;
     for (size_t i = mix64(key) & mask;; i = (i + 1) & mask) {
         if (!m->used[i]) {
@@ -105,6 +108,7 @@ int firn_u64map_get(const firn_u64map *m, uint64_t key, uint32_t *val)
 {
     if (m->cap == 0)
         return 0;
+    assert((m->cap & (m->cap - 1)) == 0 && m->len < m->cap);
     size_t mask = m->cap - 1;
     for (size_t i = mix64(key) & mask; m->used[i]; i = (i + 1) & mask) {
         if (m->keys[i] == key) {

@@ -11,6 +11,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -534,6 +535,44 @@ out:
 
 /* ---- entry points -------------------------------------------------------- */
 
+static bool string_ok(const pprof_profile *p, int64_t s)
+{
+    return s >= 0 && (uint64_t)s < p->n_strings;
+}
+
+/* The promises pprof.h makes of a decoded profile (checked by convert):
+ * strings[0] is "", string indexes in range, ids nonzero and every
+ * reference resolved to an index in range. */
+__attribute__((unused)) static bool promises_hold(const pprof_profile *p)
+{
+    if (p->n_strings == 0 || p->strings[0][0] != '\0')
+        return false;
+    for (size_t i = 0; i < p->n_sample_types; i++)
+        if (!string_ok(p, p->sample_types[i].type) || !string_ok(p, p->sample_types[i].unit))
+            return false;
+    for (size_t i = 0; i < p->n_samples; i++)
+        for (size_t k = 0; k < p->samples[i].n_locations; k++)
+            if (p->samples[i].locations[k] >= p->n_locations)
+                return false;
+    for (size_t i = 0; i < p->n_mappings; i++)
+        if (!p->mappings[i].id || !string_ok(p, p->mappings[i].filename) ||
+            !string_ok(p, p->mappings[i].build_id))
+            return false;
+    for (size_t i = 0; i < p->n_locations; i++) {
+        const pprof_location *l = &p->locations[i];
+        if (!l->id || (l->mapping != PPROF_NONE && l->mapping >= p->n_mappings))
+            return false;
+        for (size_t k = 0; k < l->n_lines; k++)
+            if (l->lines[k].function != PPROF_NONE && l->lines[k].function >= p->n_functions)
+                return false;
+    }
+    for (size_t i = 0; i < p->n_functions; i++)
+        if (!p->functions[i].id || !string_ok(p, p->functions[i].name) ||
+            !string_ok(p, p->functions[i].system_name) || !string_ok(p, p->functions[i].filename))
+            return false;
+    return true;
+}
+
 pprof_profile *pprof_decode(const void *data, size_t len, const pprof_limits *limits,
                             firn_err *err)
 {
@@ -596,6 +635,7 @@ pprof_profile *pprof_decode(const void *data, size_t len, const pprof_limits *li
         p = NULL;
         goto fail;
     }
+    assert(promises_hold(p));
     free(inflated);
     return p;
 

@@ -361,23 +361,10 @@ static bool lex_escape(parser *p, token *t, size_t *at, int quote, char *out, si
         lex_fail(p, t, "escape sequence is an invalid Unicode code point");
         return false;
     }
-    if (max == 255) {   /* \nnn and \xNN are bytes, as in Go */
+    if (max == 255)   /* \nnn and \xNN are bytes, as in Go */
         out[(*o)++] = (char)x;
-    } else if (x < 0x80) {
-        out[(*o)++] = (char)x;
-    } else if (x < 0x800) {
-        out[(*o)++] = (char)(0xc0 | (x >> 6));
-        out[(*o)++] = (char)(0x80 | (x & 0x3f));
-    } else if (x < 0x10000) {
-        out[(*o)++] = (char)(0xe0 | (x >> 12));
-        out[(*o)++] = (char)(0x80 | ((x >> 6) & 0x3f));
-        out[(*o)++] = (char)(0x80 | (x & 0x3f));
-    } else {
-        out[(*o)++] = (char)(0xf0 | (x >> 18));
-        out[(*o)++] = (char)(0x80 | ((x >> 12) & 0x3f));
-        out[(*o)++] = (char)(0x80 | ((x >> 6) & 0x3f));
-        out[(*o)++] = (char)(0x80 | (x & 0x3f));
-    }
+    else
+        *o += firn_utf8_encode(x, out + *o);
     return true;
 }
 

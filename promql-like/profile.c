@@ -30,6 +30,7 @@
 #include "pql.h"
 #include "internal.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -920,6 +921,40 @@ static void node_values(pql_node *d, const struct bnode *s)
     d->compare_cum = s->cum[1];
 }
 
+/* Whether every node's cum is its self plus its children's cum, on each
+ * side (pql.h's promise: a sample's value counts in every node of its path
+ * and in the self of the last), where no sum saturated.  Iterative: stacks
+ * may be deep. */
+__attribute__((unused)) static bool tree_sums_hold(const pql_node *root)
+{
+    size_t cap = 0, n = 0;
+    const pql_node **stack = firn_grow(NULL, 0, &cap, sizeof *stack, 64);
+    if (!stack)
+        return true;   /* nothing to check with */
+    bool ok = true;
+    stack[n++] = root;
+    while (ok && n) {
+        const pql_node *nd = stack[--n];
+        int64_t sum[2] = {nd->self, nd->compare_self};
+        bool exact = true;
+        for (size_t i = 0; i < nd->n_children; i++) {
+            const pql_node *c = &nd->children[i];
+            exact &= !__builtin_add_overflow(sum[0], c->cum, &sum[0]);
+            exact &= !__builtin_add_overflow(sum[1], c->compare_cum, &sum[1]);
+            const pql_node **bigger = firn_grow(stack, n, &cap, sizeof *stack, 64);
+            if (!bigger) {
+                free(stack);
+                return ok;
+            }
+            stack = bigger;
+            stack[n++] = c;
+        }
+        ok = !exact || (sum[0] == nd->cum && sum[1] == nd->compare_cum);
+    }
+    free(stack);
+    return ok;
+}
+
 /* Turns the kept build nodes into pql_nodes (breadth first, no recursion:
  * stacks may be deep), with an "other" child where children were cut and
  * the function table holding the functions the nodes use. */
@@ -1116,6 +1151,7 @@ int pql_profile_tree(tsdb_reader *r, const pql_profile_request *req, pql_tree *o
     if ((rc = select_nodes(&b, req->max_nodes, diff, &keep)) < 0 ||
         (rc = finish_tree(&b, keep, out)) < 0)
         goto out;
+    assert(tree_sums_hold(&out->root));
     out->total = out->root.cum;
     out->compare_total = out->root.compare_cum;
 out:

@@ -28,6 +28,7 @@
 #include <xxhash.h>
 
 #include "httpc/httpc.h"
+#include "ingest/ingest.h"
 #include "pprof/pprof.h"
 #include "scrape/scrape.h"
 
@@ -567,108 +568,35 @@ static bool enqueue_ingest(scrape_manager *m, loop *l)
     return true;
 }
 
-/* Keep only the sample types the job lists (Parca's keep_sample_type);
- * columns are removed from every sample in place. */
-static void keep_sample_types(const config_profile_type *pt, pprof_profile *p)
-{
-    if (!pt->n_keep_sample_types)
-        return;
-    size_t kept = 0;
-    bool keep[64] = {0};
-    size_t n = p->n_sample_types < 64 ? p->n_sample_types : 64;
-    for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < pt->n_keep_sample_types; k++)
-            if (strcmp(pprof_str(p, p->sample_types[i].type), pt->keep_sample_types[k].type) == 0 &&
-                strcmp(pprof_str(p, p->sample_types[i].unit), pt->keep_sample_types[k].unit) == 0)
-                keep[i] = true;
-    for (size_t i = 0; i < n; i++)
-        if (keep[i])
-            p->sample_types[kept++] = p->sample_types[i];
-    for (size_t s = 0; s < p->n_samples; s++) {
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (keep[i])
-                p->samples[s].values[k++] = p->samples[s].values[i];
-    }
-    p->n_sample_types = kept;
-}
-
 static void ingest_one(scrape_manager *m, loop *l, firn_buf *body)
 {
-    char why[ERROR_MAX + FIRN_ERR_MSG_MAX];
     firn_err err = {0};
+    ingest_options o = {
+        .profile_name = l->pt->name,
+        /* the target sent a delta over ?seconds=N, or cumulative columns to
+         * difference against its previous scrape */
+        .delta = l->pt->delta ? INGEST_DELTA_ALL : INGEST_DELTA_CUMULATIVE,
+        .delta_state = &l->delta,
+        .timestamp_ms = l->started_wall_ms,
+        .sample_limit = l->job->sample_limit,
+        .keep_sample_types = l->pt->keep_sample_types,
+        .n_keep_sample_types = l->pt->n_keep_sample_types,
+    };
+    ingest_result r;
+    /* __name__ is the store's to derive */
+    int rc = ingest_pprof(m->opts.db, l->target.public_labels, l->target.n_public, body->data,
+                          body->len, &o, &r, &err);
     enum result res = RES_SUCCESS;
-    pprof_limits limits;
-    pprof_limits_default(&limits);
-    pprof_profile *p = pprof_decode(body->data, body->len, &limits, &err);
-    if (!p) {
-        snprintf(why, sizeof why, "decoding profile: %s", err.msg);
-        loop_finish(l, RES_DECODE_ERROR, why, l->started_mono_ms);
-        return;
-    }
-    if (l->job->sample_limit && p->n_samples > l->job->sample_limit) {
-        snprintf(why, sizeof why, "sample limit exceeded (samples: %zu, limit: %llu)",
-                 p->n_samples, (unsigned long long)l->job->sample_limit);
-        pprof_free(p);
-        loop_finish(l, RES_LIMIT, why, l->started_mono_ms);
-        return;
-    }
-    keep_sample_types(l->pt, p);
-    if (p->n_sample_types == 0) {
-        pprof_free(p);
-        loop_finish(l, RES_DECODE_ERROR, "no sample type left after keep_sample_type",
-                    l->started_mono_ms);
-        return;
-    }
-    bool *columns = calloc(p->n_sample_types, sizeof *columns);
-    if (!columns) {
-        pprof_free(p);
-        loop_finish(l, RES_STORE_ERROR, "out of memory", l->started_mono_ms);
-        return;
-    }
-    bool cumulative = false;
-    if (!l->pt->delta) {
-        pprof_delta_columns(p, columns);
-        for (size_t i = 0; i < p->n_sample_types; i++)
-            cumulative |= columns[i];
-    } else {
-        for (size_t i = 0; i < p->n_sample_types; i++)
-            columns[i] = true;  /* the target sent a delta over ?seconds=N */
-    }
-    int keep = 1;
-    if (cumulative) {
-        if (!l->delta)
-            l->delta = pprof_delta_new();
-        keep = l->delta ? pprof_delta_apply(l->delta, p, columns, &err)
-                        : firn_errf(&err, FIRN_ENOMEM, "out of memory");
-    }
-    if (keep < 0) {
-        snprintf(why, sizeof why, "computing the delta: %s", err.msg);
-        res = RES_DECODE_ERROR;
-    } else if (keep == 0) {
+    if (rc < 0)
+        res = r.failed == INGEST_FAILED_LIMIT   ? RES_LIMIT
+              : r.failed == INGEST_FAILED_STORE ? RES_STORE_ERROR
+                                                : RES_DECODE_ERROR;
+    else if (r.baseline)
         res = RES_BASELINE;
-    } else {
-        tsdb_append_req req = {
-            .labels = l->target.public_labels,  /* __name__ is the store's to derive */
-            .n_labels = l->target.n_public,
-            .profile_name = l->pt->name,
-            .delta = l->pt->delta,
-            .delta_columns = columns,
-            .profile = p,
-            .timestamp_ms = l->started_wall_ms,
-        };
-        size_t n_samples = p->n_samples;
-        if (tsdb_append(m->opts.db, &req, &err) < 0) {
-            snprintf(why, sizeof why, "storing the profile: %s", err.msg);
-            res = RES_STORE_ERROR;
-        } else {
-            atomic_fetch_add(&m->samples_stored, n_samples);
-        }
-    }
-    free(columns);
-    pprof_free(p);
-    bool failed = res != RES_SUCCESS && res != RES_BASELINE;
-    loop_finish(l, res, failed ? why : NULL, l->started_mono_ms);
+    else
+        atomic_fetch_add(&m->samples_stored, r.samples);
+    ingest_result_free(&r);
+    loop_finish(l, res, rc < 0 ? err.msg : NULL, l->started_mono_ms);
 }
 
 static void *ingest_worker(void *arg)

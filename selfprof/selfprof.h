@@ -104,46 +104,4 @@ pprof_profile *selfprof_allocs(firn_err *err);
 void selfprof_heap_set_rate(size_t rate);
 size_t selfprof_heap_rate(void);
 
-/* ---- symbolizing with libdwfl (symbolize.c) --------------------------------
- * What firn's own symbolizer and firn-agent's (which symbolizes other
- * processes' files) share: one address of a libdwfl module as the frames
- * pprof wants in a location's lines. */
-struct Dwfl_Module;
-struct Dwfl;
-
-/* A libdwfl session (dwfl_end frees it) that reads only the DWARF inside
- * the files themselves: no separate debug files, no debuginfod (see
- * symbolize.c).  Its find_elf serves dwfl_linux_proc_report of this
- * process; modules reported with dwfl_report_elf never call it. */
-struct Dwfl *selfprof_dwfl_begin(void);
-
-/* Inlined frames kept per address (the outermost function always is). */
-#define SELFPROF_MAX_INLINE_DEPTH 16
-
-typedef struct selfprof_frame {
-    const char *name;          /* the function (DWARF's name, else the symbol) */
-    const char *system_name;   /* the linkage name or symbol; may be NULL */
-    const char *file;          /* may be NULL */
-    int start_line, line;      /* 0 when unknown */
-} selfprof_frame;
-
-/* The hex GNU build id of mod (may be NULL) into out (cap bytes, 129 hold
- * any), "" when unknown. */
-void selfprof_build_id_hex(struct Dwfl_Module *mod, char *out, size_t cap);
-
-/* The compilation units of one module by address, for files without
- * .debug_aranges (Go's, clang's by default), where libdwfl 0.188 finds no
- * CU and so no file:line (symbolize.c).  Built by selfprof_dwfl_frames the
- * first time libdwfl finds no CU; its owner frees it. */
-typedef struct selfprof_cu_index selfprof_cu_index;
-void selfprof_cu_index_free(selfprof_cu_index *cus);
-
-/* The frames at addr (an address in mod's own terms) innermost first: the
- * inline chain from DWARF when mod has it, else the symbol table's
- * function; 0 when nothing names addr.  cus (NULL: none) points to the
- * module's CU index, NULL until built.  The strings belong to libdw and
- * live as long as the module's Dwfl. */
-size_t selfprof_dwfl_frames(struct Dwfl_Module *mod, selfprof_cu_index **cus, uint64_t addr,
-                            selfprof_frame out[SELFPROF_MAX_INLINE_DEPTH]);
-
 #endif

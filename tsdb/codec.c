@@ -8,13 +8,14 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t on the stack */
 #include <xxhash.h>
 #include <zlib.h>
 
-void buf_put(struct buf *b, const void *data, size_t n)
+void tsdb_buf_put(struct buf *b, const void *data, size_t n)
 {
     if (b->oom || n == 0)
         return;
@@ -34,7 +35,7 @@ void buf_put(struct buf *b, const void *data, size_t n)
     b->len += n;
 }
 
-void buf_varint(struct buf *b, uint64_t v)
+void tsdb_buf_varint(struct buf *b, uint64_t v)
 {
     unsigned char tmp[10];
     size_t n = 0;
@@ -43,27 +44,27 @@ void buf_varint(struct buf *b, uint64_t v)
         v >>= 7;
     }
     tmp[n++] = (unsigned char)v;
-    buf_put(b, tmp, n);
+    tsdb_buf_put(b, tmp, n);
 }
 
-void buf_zigzag(struct buf *b, int64_t v)
+void tsdb_buf_zigzag(struct buf *b, int64_t v)
 {
-    buf_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+    tsdb_buf_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
 
-void buf_bytes(struct buf *b, const void *data, size_t n)
+void tsdb_buf_bytes(struct buf *b, const void *data, size_t n)
 {
-    buf_varint(b, n);
-    buf_put(b, data, n);
+    tsdb_buf_varint(b, n);
+    tsdb_buf_put(b, data, n);
 }
 
-void buf_free(struct buf *b)
+void tsdb_buf_free(struct buf *b)
 {
     free(b->b);
     memset(b, 0, sizeof *b);
 }
 
-uint64_t cur_varint(struct cur *c)
+uint64_t tsdb_cur_varint(struct cur *c)
 {
     uint64_t v = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
@@ -79,15 +80,15 @@ uint64_t cur_varint(struct cur *c)
     return 0;
 }
 
-int64_t cur_zigzag(struct cur *c)
+int64_t tsdb_cur_zigzag(struct cur *c)
 {
-    uint64_t v = cur_varint(c);
+    uint64_t v = tsdb_cur_varint(c);
     return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
 
-const unsigned char *cur_bytes(struct cur *c, size_t *len)
+const unsigned char *tsdb_cur_bytes(struct cur *c, size_t *len)
 {
-    uint64_t n = cur_varint(c);
+    uint64_t n = tsdb_cur_varint(c);
     if (c->bad || n > (uint64_t)(c->end - c->p)) {
         c->bad = true;
         c->p = c->end;
@@ -100,51 +101,53 @@ const unsigned char *cur_bytes(struct cur *c, size_t *len)
     return s;
 }
 
-void be32_put(unsigned char *p, uint32_t v)
+void tsdb_be32_put(unsigned char *p, uint32_t v)
 {
     for (int i = 3; i >= 0; i--, v >>= 8)
         p[i] = (unsigned char)v;
 }
 
-void be64_put(unsigned char *p, uint64_t v)
+void tsdb_be64_put(unsigned char *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--, v >>= 8)
         p[i] = (unsigned char)v;
 }
 
-uint32_t be32_get(const unsigned char *p)
+uint32_t tsdb_be32_get(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-uint64_t be64_get(const unsigned char *p)
+uint64_t tsdb_be64_get(const unsigned char *p)
 {
-    return (uint64_t)be32_get(p) << 32 | be32_get(p + 4);
+    return (uint64_t)tsdb_be32_get(p) << 32 | tsdb_be32_get(p + 4);
 }
 
-void sym_key(unsigned char out[SYM_KEY_LEN], uint32_t partition, enum sym_kind kind, uint32_t id)
+void tsdb_sym_key(unsigned char out[SYM_KEY_LEN], uint32_t partition, enum sym_kind kind, uint32_t id)
 {
-    be32_put(out, partition);
+    tsdb_be32_put(out, partition);
     out[4] = (unsigned char)kind;
-    be32_put(out + 5, id);
+    tsdb_be32_put(out + 5, id);
 }
 
-void sym_idx_key(unsigned char out[SYM_IDX_KEY_LEN], uint32_t partition, enum sym_kind kind,
+void tsdb_sym_idx_key(unsigned char out[SYM_IDX_KEY_LEN], uint32_t partition, enum sym_kind kind,
                  pprof_hash h)
 {
-    be32_put(out, partition);
+    tsdb_be32_put(out, partition);
     out[4] = (unsigned char)kind;
-    be64_put(out + 5, h.hi);
-    be64_put(out + 13, h.lo);
+    tsdb_be64_put(out + 5, h.hi);
+    tsdb_be64_put(out + 13, h.lo);
 }
 
-void sample_key(unsigned char out[SAMPLE_KEY_LEN], uint64_t series, int64_t ts)
+void tsdb_sample_key(unsigned char out[SAMPLE_KEY_LEN], uint64_t series, int64_t ts)
 {
-    be64_put(out, series);
-    be64_put(out + 8, (uint64_t)ts);   /* timestamps are >= 0 (checked on append) */
+    /* timestamps are >= 0 (checked on append), so big-endian order is time order */
+    assert(ts >= 0);
+    tsdb_be64_put(out, series);
+    tsdb_be64_put(out + 8, (uint64_t)ts);
 }
 
-size_t posting_key(unsigned char *out, const char *name, const char *value, bool *is_long)
+size_t tsdb_posting_key(unsigned char *out, const char *name, const char *value, bool *is_long)
 {
     size_t nl = strlen(name), vl = strlen(value);
     memcpy(out, name, nl);
@@ -158,14 +161,24 @@ size_t posting_key(unsigned char *out, const char *name, const char *value, bool
     unsigned char *p = out + nl + 1 + POSTING_LONG_CUT;
     *p++ = 0xff;
     XXH128_hash_t h = XXH3_128bits(value, vl);
-    be64_put(p, h.high64);
-    be64_put(p + 8, h.low64);
+    tsdb_be64_put(p, h.high64);
+    tsdb_be64_put(p + 8, h.low64);
     *is_long = true;
     return nl + 1 + POSTING_LONG_CUT + 1 + 16;
 }
 
-pprof_hash labels_hash(const firn_label *labels, size_t n)
+/* A label set's identity needs one order: sorted by name, names unique. */
+__attribute__((unused)) static bool labels_sorted(const firn_label *labels, size_t n)
 {
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(labels[i - 1].name, labels[i].name) >= 0)
+            return false;
+    return true;
+}
+
+pprof_hash tsdb_labels_hash(const firn_label *labels, size_t n)
+{
+    assert(labels_sorted(labels, n));
     XXH3_state_t st;
     XXH3_128bits_reset(&st);
     for (size_t i = 0; i < n; i++) {
@@ -180,26 +193,27 @@ pprof_hash labels_hash(const firn_label *labels, size_t n)
     return r;
 }
 
-int series_encode(struct buf *b, const firn_label *labels, size_t n, int64_t min_ts,
+int tsdb_series_encode(struct buf *b, const firn_label *labels, size_t n, int64_t min_ts,
                   int64_t max_ts)
 {
+    assert(labels_sorted(labels, n) && min_ts <= max_ts);
     b->len = 0;
-    buf_zigzag(b, min_ts);
-    buf_zigzag(b, max_ts);
-    buf_varint(b, n);
+    tsdb_buf_zigzag(b, min_ts);
+    tsdb_buf_zigzag(b, max_ts);
+    tsdb_buf_varint(b, n);
     for (size_t i = 0; i < n; i++) {
-        buf_bytes(b, labels[i].name, strlen(labels[i].name));
-        buf_bytes(b, labels[i].value, strlen(labels[i].value));
+        tsdb_buf_bytes(b, labels[i].name, strlen(labels[i].name));
+        tsdb_buf_bytes(b, labels[i].value, strlen(labels[i].value));
     }
     return b->oom ? FIRN_ENOMEM : 0;
 }
 
-int series_decode(const MDB_val *v, firn_arena *arena, tsdb_series *out, firn_err *err)
+int tsdb_series_decode(const MDB_val *v, firn_arena *arena, tsdb_series *out, firn_err *err)
 {
     struct cur c = {v->mv_data, (const unsigned char *)v->mv_data + v->mv_size, false};
-    out->min_time_ms = cur_zigzag(&c);
-    out->max_time_ms = cur_zigzag(&c);
-    uint64_t n = cur_varint(&c);
+    out->min_time_ms = tsdb_cur_zigzag(&c);
+    out->max_time_ms = tsdb_cur_zigzag(&c);
+    uint64_t n = tsdb_cur_varint(&c);
     if (c.bad || n > FIRN_LABELS_MAX + 1)
         return firn_errf(err, FIRN_EIO, "series %llu: corrupt series record",
                          (unsigned long long)out->id);
@@ -208,8 +222,8 @@ int series_decode(const MDB_val *v, firn_arena *arena, tsdb_series *out, firn_er
         return firn_errf(err, FIRN_ENOMEM, "out of memory reading series");
     for (uint64_t i = 0; i < n; i++) {
         size_t nl, vl;
-        const unsigned char *name = cur_bytes(&c, &nl);
-        const unsigned char *value = cur_bytes(&c, &vl);
+        const unsigned char *name = tsdb_cur_bytes(&c, &nl);
+        const unsigned char *value = tsdb_cur_bytes(&c, &vl);
         char *ns = firn_arena_strndup(arena, (const char *)name, nl);
         char *vs = firn_arena_strndup(arena, (const char *)value, vl);
         if (!ns || !vs)
@@ -249,7 +263,7 @@ static uint64_t magnitude(int64_t v)
     return v < 0 ? -(uint64_t)v : (uint64_t)v;
 }
 
-size_t block_encode(struct buf *b, struct buf *body, struct block_sample *s, size_t n,
+size_t tsdb_block_encode(struct buf *b, struct buf *body, struct block_sample *s, size_t n,
                     int64_t duration_nanos, int64_t period)
 {
     firn_sort(s, n, sizeof *s, cmp_block_sample);
@@ -274,14 +288,15 @@ size_t block_encode(struct buf *b, struct buf *body, struct block_sample *s, siz
     body->len = 0;
     uint32_t prev = 0;
     for (size_t i = 0; i < kept; i++) {
-        buf_varint(body, s[i].stack - prev);
+        assert(s[i].stack >= prev);   /* sorted: the deltas are never negative */
+        tsdb_buf_varint(body, s[i].stack - prev);
         prev = s[i].stack;
         if (flags & BLOCK_HAS_LABELSETS)
-            buf_varint(body, s[i].labelset);
+            tsdb_buf_varint(body, s[i].labelset);
         /* exact, as g divides every value; in range as 1 <= g <= INT64_MAX
          * (negating the magnitude would overflow for INT64_MIN) */
         int64_t q = s[i].value / (int64_t)g;
-        buf_zigzag(body, q);
+        tsdb_buf_zigzag(body, q);
     }
     /* Deflate the body when that saves at least an eighth: values of heap
      * profiles and repeated deltas shrink by a third to a half. */
@@ -300,24 +315,24 @@ size_t block_encode(struct buf *b, struct buf *body, struct block_sample *s, siz
         flags |= BLOCK_DEFLATE;
     b->len = 0;
     unsigned char head[2] = {BLOCK_VERSION, (unsigned char)flags};
-    buf_put(b, head, 2);
-    buf_varint(b, kept);
-    buf_zigzag(b, total);
-    buf_zigzag(b, duration_nanos);
-    buf_zigzag(b, period);
-    buf_varint(b, g);
+    tsdb_buf_put(b, head, 2);
+    tsdb_buf_varint(b, kept);
+    tsdb_buf_zigzag(b, total);
+    tsdb_buf_zigzag(b, duration_nanos);
+    tsdb_buf_zigzag(b, period);
+    tsdb_buf_varint(b, g);
     if (z) {
-        buf_varint(b, body->len);
-        buf_put(b, z, zlen);
+        tsdb_buf_varint(b, body->len);
+        tsdb_buf_put(b, z, zlen);
         free(z);
     } else {
-        buf_put(b, body->b, body->len);
+        tsdb_buf_put(b, body->b, body->len);
     }
     b->oom |= body->oom;
     return kept;
 }
 
-int block_open(struct block_reader *br, const MDB_val *v, struct buf *scratch)
+int tsdb_block_open(struct block_reader *br, const MDB_val *v, struct buf *scratch)
 {
     memset(br, 0, sizeof *br);
     br->c.p = v->mv_data;
@@ -326,12 +341,12 @@ int block_open(struct block_reader *br, const MDB_val *v, struct buf *scratch)
         return -1;
     br->flags = br->c.p[1];
     br->c.p += 2;
-    br->n = cur_varint(&br->c);
-    br->total = cur_zigzag(&br->c);
-    br->duration_nanos = cur_zigzag(&br->c);
-    br->period = cur_zigzag(&br->c);
-    br->gcd = cur_varint(&br->c);
-    uint64_t raw_len = (br->flags & BLOCK_DEFLATE) ? cur_varint(&br->c) : 0;
+    br->n = tsdb_cur_varint(&br->c);
+    br->total = tsdb_cur_zigzag(&br->c);
+    br->duration_nanos = tsdb_cur_zigzag(&br->c);
+    br->period = tsdb_cur_zigzag(&br->c);
+    br->gcd = tsdb_cur_varint(&br->c);
+    uint64_t raw_len = (br->flags & BLOCK_DEFLATE) ? tsdb_cur_varint(&br->c) : 0;
     if (br->c.bad || br->gcd == 0)
         return -1;
     br->header_len = (size_t)(br->c.p - (const unsigned char *)v->mv_data);
@@ -363,14 +378,14 @@ int block_open(struct block_reader *br, const MDB_val *v, struct buf *scratch)
     return 0;
 }
 
-int block_next(struct block_reader *br, uint32_t *stack, uint32_t *labelset, int64_t *value)
+int tsdb_block_next(struct block_reader *br, uint32_t *stack, uint32_t *labelset, int64_t *value)
 {
     if (br->i >= br->n)
         return 0;
     br->i++;
-    uint64_t delta = cur_varint(&br->c);
-    uint64_t ls = (br->flags & BLOCK_HAS_LABELSETS) ? cur_varint(&br->c) : 0;
-    int64_t q = cur_zigzag(&br->c);
+    uint64_t delta = tsdb_cur_varint(&br->c);
+    uint64_t ls = (br->flags & BLOCK_HAS_LABELSETS) ? tsdb_cur_varint(&br->c) : 0;
+    int64_t q = tsdb_cur_zigzag(&br->c);
     if (br->c.bad || delta > UINT32_MAX - br->stack || ls > UINT32_MAX)
         return -1;
     br->stack += (uint32_t)delta;

@@ -5,14 +5,14 @@
  * Sub-databases of the one environment:
  *   meta        "schema_version" -> u32, "partition_ms" -> i64,
  *               "next_series_id" -> u64 (host order; ids are never reused)
- *   series      series id (u64 BE) -> series record (see series_encode)
+ *   series      series id (u64 BE) -> series record (see tsdb_series_encode)
  *   series_idx  xxh3-128 of the sorted labels (16 bytes) -> series id (u64 BE)
  *   postings    label name \0 value -> series ids (DUPSORT, DUPFIXED, native u64);
  *               a value too long for an LMDB key is cut and followed by
  *               0xFF + xxh3-128 of the whole value (0xFF never occurs in
  *               UTF-8), the whole value kept in long_values under that key
  *   long_values long postings key -> whole label value
- *   samples     (series id u64 BE, timestamp ms u64 BE) -> block (see block_encode)
+ *   samples     (series id u64 BE, timestamp ms u64 BE) -> block (see tsdb_block_encode)
  *   totals      the same key -> the block's header alone (count, total, duration,
  *               period), packed densely so metric queries read no sample pages
  *   symbols     (partition u32 BE, kind u8, id u32 BE) -> symbol content
@@ -80,11 +80,11 @@ struct buf {
     bool oom;
 };
 
-void buf_put(struct buf *b, const void *data, size_t n);
-void buf_varint(struct buf *b, uint64_t v);
-void buf_zigzag(struct buf *b, int64_t v);
-void buf_bytes(struct buf *b, const void *data, size_t n);   /* varint length + bytes */
-void buf_free(struct buf *b);
+void tsdb_buf_put(struct buf *b, const void *data, size_t n);
+void tsdb_buf_varint(struct buf *b, uint64_t v);
+void tsdb_buf_zigzag(struct buf *b, int64_t v);
+void tsdb_buf_bytes(struct buf *b, const void *data, size_t n);   /* varint length + bytes */
+void tsdb_buf_free(struct buf *b);
 
 /* A read snapshot (read.c). */
 struct tsdb_reader {
@@ -104,33 +104,33 @@ struct cur {
     bool bad;
 };
 
-uint64_t cur_varint(struct cur *c);
-int64_t cur_zigzag(struct cur *c);
+uint64_t tsdb_cur_varint(struct cur *c);
+int64_t tsdb_cur_zigzag(struct cur *c);
 /* A length-prefixed byte string; points into the value. */
-const unsigned char *cur_bytes(struct cur *c, size_t *len);
+const unsigned char *tsdb_cur_bytes(struct cur *c, size_t *len);
 
-void be32_put(unsigned char *p, uint32_t v);
-void be64_put(unsigned char *p, uint64_t v);
-uint32_t be32_get(const unsigned char *p);
-uint64_t be64_get(const unsigned char *p);
+void tsdb_be32_put(unsigned char *p, uint32_t v);
+void tsdb_be64_put(unsigned char *p, uint64_t v);
+uint32_t tsdb_be32_get(const unsigned char *p);
+uint64_t tsdb_be64_get(const unsigned char *p);
 
-void sym_key(unsigned char out[SYM_KEY_LEN], uint32_t partition, enum sym_kind kind, uint32_t id);
-void sym_idx_key(unsigned char out[SYM_IDX_KEY_LEN], uint32_t partition, enum sym_kind kind,
+void tsdb_sym_key(unsigned char out[SYM_KEY_LEN], uint32_t partition, enum sym_kind kind, uint32_t id);
+void tsdb_sym_idx_key(unsigned char out[SYM_IDX_KEY_LEN], uint32_t partition, enum sym_kind kind,
                  pprof_hash h);
-void sample_key(unsigned char out[SAMPLE_KEY_LEN], uint64_t series, int64_t ts);
+void tsdb_sample_key(unsigned char out[SAMPLE_KEY_LEN], uint64_t series, int64_t ts);
 /* Postings key of name=value into out (POSTING_KEY_MAX bytes); returns its
  * length and sets *is_long when the value had to be cut. */
-size_t posting_key(unsigned char *out, const char *name, const char *value, bool *is_long);
+size_t tsdb_posting_key(unsigned char *out, const char *name, const char *value, bool *is_long);
 
 /* xxh3-128 of a sorted label set (length-prefixed names and values). */
-pprof_hash labels_hash(const firn_label *labels, size_t n);
+pprof_hash tsdb_labels_hash(const firn_label *labels, size_t n);
 
 /* Series record: min ts, max ts (zigzag), label count, then length-prefixed
  * name and value of each label, sorted by name. */
-int series_encode(struct buf *b, const firn_label *labels, size_t n, int64_t min_ts,
+int tsdb_series_encode(struct buf *b, const firn_label *labels, size_t n, int64_t min_ts,
                   int64_t max_ts);
 /* Decode into arena-allocated labels; FIRN_EIO with err on a bad record. */
-int series_decode(const MDB_val *v, firn_arena *arena, tsdb_series *out, firn_err *err);
+int tsdb_series_decode(const MDB_val *v, firn_arena *arena, tsdb_series *out, firn_err *err);
 
 /* One sample of a block under construction. */
 struct block_sample {
@@ -141,10 +141,10 @@ struct block_sample {
 
 /* Sorts and sums equal (stack, labelset) pairs, then encodes into b (body
  * is scratch).  Returns the number of distinct samples written. */
-size_t block_encode(struct buf *b, struct buf *body, struct block_sample *s, size_t n,
+size_t tsdb_block_encode(struct buf *b, struct buf *body, struct block_sample *s, size_t n,
                     int64_t duration_nanos, int64_t period);
 
-/* Header of a block; then block_next yields its samples. */
+/* Header of a block; then tsdb_block_next yields its samples. */
 struct block_reader {
     struct cur c;
     size_t header_len;          /* bytes before the body */
@@ -155,9 +155,9 @@ struct block_reader {
 };
 
 /* scratch holds the inflated body; NULL reads the header only. */
-int block_open(struct block_reader *br, const MDB_val *v, struct buf *scratch);
+int tsdb_block_open(struct block_reader *br, const MDB_val *v, struct buf *scratch);
 /* 1 and a sample, 0 at the end, -1 on a malformed block. */
-int block_next(struct block_reader *br, uint32_t *stack, uint32_t *labelset, int64_t *value);
+int tsdb_block_next(struct block_reader *br, uint32_t *stack, uint32_t *labelset, int64_t *value);
 
 /* ---- store.c ----------------------------------------------------------- */
 
@@ -168,20 +168,20 @@ int tsdb_grow_map(tsdb *db, firn_err *err);
 
 /* ---- write.c ------------------------------------------------------------- */
 
-int writer_start(tsdb *db, firn_err *err);
-void writer_stop(tsdb *db);
+int tsdb_writer_start(tsdb *db, firn_err *err);
+void tsdb_writer_stop(tsdb *db);
 
 /* ---- retention.c --------------------------------------------------------- */
 
 /* One bounded retention pass inside txn; *more is set when the budget ran
  * out before everything expired was deleted.  Partitions below
  * *first_live_partition are gone after it. */
-int retention_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, uint64_t *deleted_blocks,
+int tsdb_retention_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, uint64_t *deleted_blocks,
                    uint64_t *deleted_series, bool *more, uint32_t *first_live_partition,
                    firn_err *err);
 
 /* Delete one series id from postings (and long_values when its key is the
  * last user), series_idx and series. */
-int series_delete(tsdb *db, MDB_txn *txn, uint64_t id, const tsdb_series *s, firn_err *err);
+int tsdb_series_delete(tsdb *db, MDB_txn *txn, uint64_t id, const tsdb_series *s, firn_err *err);
 
 #endif

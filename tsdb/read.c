@@ -81,7 +81,7 @@ void tsdb_reader_close(tsdb_reader *r)
     free(r->stacks);
     free(r->labelsets);
     free(r->values);
-    buf_free(&r->inflated);
+    tsdb_buf_free(&r->inflated);
     free(r);
 }
 
@@ -252,7 +252,7 @@ static int postings_eq(tsdb_reader *r, const char *name, const char *value, stru
         return 0;
     unsigned char pk[POSTING_KEY_MAX + 32];
     bool is_long;
-    size_t len = posting_key(pk, name, value, &is_long);
+    size_t len = tsdb_posting_key(pk, name, value, &is_long);
     MDB_cursor *c;
     int rc = mdb_cursor_open(r->txn, r->db->dbi_postings, &c);
     if (rc)
@@ -275,7 +275,7 @@ static int all_series(tsdb_reader *r, struct ids *out)
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
         if (k.mv_size == 8)
-            ids_push(out, be64_get(k.mv_data));
+            ids_push(out, tsdb_be64_get(k.mv_data));
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -330,7 +330,7 @@ static int get_series(tsdb_reader *r, uint64_t id, firn_arena *arena, tsdb_serie
                       firn_err *err)
 {
     unsigned char sk[8];
-    be64_put(sk, id);
+    tsdb_be64_put(sk, id);
     MDB_val k = {sizeof sk, sk}, v;
     int rc = mdb_get(r->txn, r->db->dbi_series, &k, &v);
     if (rc == MDB_NOTFOUND)
@@ -338,7 +338,7 @@ static int get_series(tsdb_reader *r, uint64_t id, firn_arena *arena, tsdb_serie
     if (rc)
         return lmdb_err(r, err, rc, "reading a series");
     s->id = id;
-    return series_decode(&v, arena, s, err);
+    return tsdb_series_decode(&v, arena, s, err);
 }
 
 static int cmp_series(const void *a, const void *b)
@@ -376,11 +376,11 @@ static int holds_profile_in(tsdb_reader *r, const tsdb_series *s, int64_t start_
     if (rc)
         return rc;
     unsigned char kb[SAMPLE_KEY_LEN];
-    sample_key(kb, s->id, start_ms);   /* start_ms > min_time_ms >= 0 */
+    tsdb_sample_key(kb, s->id, start_ms);   /* start_ms > min_time_ms >= 0 */
     MDB_val k = {sizeof kb, kb}, v;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    *yes = rc == 0 && k.mv_size == SAMPLE_KEY_LEN && be64_get(k.mv_data) == s->id &&
-           (int64_t)be64_get((unsigned char *)k.mv_data + 8) <= end_ms;
+    *yes = rc == 0 && k.mv_size == SAMPLE_KEY_LEN && tsdb_be64_get(k.mv_data) == s->id &&
+           (int64_t)tsdb_be64_get((unsigned char *)k.mv_data + 8) <= end_ms;
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -628,18 +628,18 @@ int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_
     if (rc)
         return lmdb_err(r, err, rc, "scanning");
     unsigned char kb[SAMPLE_KEY_LEN];
-    sample_key(kb, series_id, start_ms > 0 ? start_ms : 0);
+    tsdb_sample_key(kb, series_id, start_ms > 0 ? start_ms : 0);
     MDB_val k = {sizeof kb, kb}, v;
     int ret = 0;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != SAMPLE_KEY_LEN || be64_get(k.mv_data) != series_id)
+        if (k.mv_size != SAMPLE_KEY_LEN || tsdb_be64_get(k.mv_data) != series_id)
             break;
-        int64_t ts = (int64_t)be64_get((unsigned char *)k.mv_data + 8);
+        int64_t ts = (int64_t)tsdb_be64_get((unsigned char *)k.mv_data + 8);
         if (ts > end_ms)
             break;
         struct block_reader br;
-        if (block_open(&br, &v, (flags & TSDB_SCAN_TOTALS) ? NULL : &r->inflated) < 0) {
+        if (tsdb_block_open(&br, &v, (flags & TSDB_SCAN_TOTALS) ? NULL : &r->inflated) < 0) {
             ret = firn_errf(err, FIRN_EIO, "series %llu at %lld ms: corrupt block",
                             (unsigned long long)series_id, (long long)ts);
             break;
@@ -656,7 +656,7 @@ int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_
             }
             size_t i = 0;
             int more;
-            while ((more = block_next(&br, &r->stacks[i], &r->labelsets[i], &r->values[i])) == 1)
+            while ((more = tsdb_block_next(&br, &r->stacks[i], &r->labelsets[i], &r->values[i])) == 1)
                 i++;
             if (more < 0) {
                 ret = firn_errf(err, FIRN_EIO, "series %llu at %lld ms: corrupt block",
@@ -683,7 +683,7 @@ static int sym_get(tsdb_reader *r, uint32_t partition, enum sym_kind kind, uint3
                    struct cur *out)
 {
     unsigned char kb[SYM_KEY_LEN];
-    sym_key(kb, partition, kind, id);
+    tsdb_sym_key(kb, partition, kind, id);
     MDB_val k = {sizeof kb, kb}, v;
     int rc = mdb_get(r->txn, r->db->dbi_symbols, &k, &v);
     if (rc)
@@ -722,7 +722,7 @@ int tsdb_stack_functions(tsdb_reader *r, uint32_t partition, uint32_t stack,
     int rc = sym_get(r, partition, SYM_STACK, stack, &sc);
     if (rc)
         return corrupt(r, err, partition, "stack", stack, rc);
-    uint64_t nloc = cur_varint(&sc);
+    uint64_t nloc = tsdb_cur_varint(&sc);
     if (sc.bad || nloc > (uint64_t)(sc.end - sc.p))
         return corrupt(r, err, partition, "stack", stack, MDB_CORRUPTED);
     size_t cap = (size_t)nloc * 2 + 1, k = 0;
@@ -730,14 +730,14 @@ int tsdb_stack_functions(tsdb_reader *r, uint32_t partition, uint32_t stack,
     if (!out)
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
     for (uint64_t i = 0; i < nloc; i++) {
-        uint32_t loc = (uint32_t)cur_varint(&sc);
+        uint32_t loc = (uint32_t)tsdb_cur_varint(&sc);
         struct cur lc;
         if ((rc = sym_get(r, partition, SYM_LOCATION, loc, &lc)))
             return corrupt(r, err, partition, "location", loc, rc);
-        cur_varint(&lc);   /* mapping */
-        cur_varint(&lc);   /* address */
-        cur_varint(&lc);   /* folded */
-        uint64_t nlines = cur_varint(&lc);
+        tsdb_cur_varint(&lc);   /* mapping */
+        tsdb_cur_varint(&lc);   /* address */
+        tsdb_cur_varint(&lc);   /* folded */
+        uint64_t nlines = tsdb_cur_varint(&lc);
         if (lc.bad || nlines > (uint64_t)(lc.end - lc.p))
             return corrupt(r, err, partition, "location", loc, MDB_CORRUPTED);
         if (k + nlines + 1 > cap) {
@@ -752,15 +752,15 @@ int tsdb_stack_functions(tsdb_reader *r, uint32_t partition, uint32_t stack,
         if (nlines == 0)
             out[k++] = "";
         for (uint64_t j = 0; j < nlines; j++) {
-            uint32_t fn = (uint32_t)cur_varint(&lc);
-            cur_zigzag(&lc);
-            cur_zigzag(&lc);
+            uint32_t fn = (uint32_t)tsdb_cur_varint(&lc);
+            tsdb_cur_zigzag(&lc);
+            tsdb_cur_zigzag(&lc);
             out[k] = "";
             if (fn) {
                 struct cur fc;
                 if ((rc = sym_get(r, partition, SYM_FUNCTION, fn, &fc)))
                     return corrupt(r, err, partition, "function", fn, rc);
-                uint32_t name_id = (uint32_t)cur_varint(&fc);
+                uint32_t name_id = (uint32_t)tsdb_cur_varint(&fc);
                 const char *s;
                 size_t len;
                 if (fc.bad || (rc = sym_string(r, partition, name_id, &s, &len)))
@@ -819,9 +819,9 @@ static int rb_function(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
     int rc = sym_get(rb->r, part, SYM_FUNCTION, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "function", id, rc);
-    uint32_t name = (uint32_t)cur_varint(&c), sys = (uint32_t)cur_varint(&c),
-             file = (uint32_t)cur_varint(&c);
-    pprof_function f = {.start_line = cur_zigzag(&c)};
+    uint32_t name = (uint32_t)tsdb_cur_varint(&c), sys = (uint32_t)tsdb_cur_varint(&c),
+             file = (uint32_t)tsdb_cur_varint(&c);
+    pprof_function f = {.start_line = tsdb_cur_zigzag(&c)};
     if (c.bad)
         return corrupt(rb->r, rb->err, part, "function", id, MDB_CORRUPTED);
     if ((rc = rb_string(rb, part, name, &f.name)) || (rc = rb_string(rb, part, sys, &f.system_name)) ||
@@ -840,11 +840,11 @@ static int rb_mapping(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *
     int rc = sym_get(rb->r, part, SYM_MAPPING, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "mapping", id, rc);
-    uint32_t file = (uint32_t)cur_varint(&c), bid = (uint32_t)cur_varint(&c);
-    unsigned flags = (unsigned)cur_varint(&c);
-    pprof_mapping m = {.memory_start = cur_varint(&c)};
-    m.memory_limit = cur_varint(&c);
-    m.file_offset = cur_varint(&c);
+    uint32_t file = (uint32_t)tsdb_cur_varint(&c), bid = (uint32_t)tsdb_cur_varint(&c);
+    unsigned flags = (unsigned)tsdb_cur_varint(&c);
+    pprof_mapping m = {.memory_start = tsdb_cur_varint(&c)};
+    m.memory_limit = tsdb_cur_varint(&c);
+    m.file_offset = tsdb_cur_varint(&c);
     if (c.bad)
         return corrupt(rb->r, rb->err, part, "mapping", id, MDB_CORRUPTED);
     m.has_functions = flags & 1;
@@ -871,10 +871,10 @@ static int rb_location(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
     int rc = sym_get(rb->r, part, SYM_LOCATION, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "location", id, rc);
-    uint32_t mapping = (uint32_t)cur_varint(&c);
-    uint64_t address = cur_varint(&c);
-    pprof_location l = {.is_folded = cur_varint(&c) != 0, .mapping = PPROF_NONE};
-    uint64_t nlines = cur_varint(&c);
+    uint32_t mapping = (uint32_t)tsdb_cur_varint(&c);
+    uint64_t address = tsdb_cur_varint(&c);
+    pprof_location l = {.is_folded = tsdb_cur_varint(&c) != 0, .mapping = PPROF_NONE};
+    uint64_t nlines = tsdb_cur_varint(&c);
     if (c.bad || nlines > (uint64_t)(c.end - c.p))
         return corrupt(rb->r, rb->err, part, "location", id, MDB_CORRUPTED);
     pprof_line lines_stack[8];
@@ -882,9 +882,9 @@ static int rb_location(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
     if (!lines)
         return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
     for (uint64_t i = 0; i < nlines && !rc; i++) {
-        uint32_t fn = (uint32_t)cur_varint(&c);
-        lines[i].line = cur_zigzag(&c);
-        lines[i].column = cur_zigzag(&c);
+        uint32_t fn = (uint32_t)tsdb_cur_varint(&c);
+        lines[i].line = tsdb_cur_zigzag(&c);
+        lines[i].column = tsdb_cur_zigzag(&c);
         lines[i].function = PPROF_NONE;
         if (fn)
             rc = rb_function(rb, part, fn, &lines[i].function);
@@ -920,16 +920,16 @@ static int rb_labels(struct rebuild *rb, uint32_t part, uint32_t id, pprof_label
     int rc = sym_get(rb->r, part, SYM_LABELSET, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "label set", id, rc);
-    uint64_t count = cur_varint(&c);
+    uint64_t count = tsdb_cur_varint(&c);
     if (c.bad || count > (uint64_t)(c.end - c.p))
         return corrupt(rb->r, rb->err, part, "label set", id, MDB_CORRUPTED);
     pprof_label *l = firn_arena_alloc(rb->r->arena, (count ? count : 1) * sizeof *l);
     if (!l)
         return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
     for (uint64_t i = 0; i < count; i++) {
-        uint32_t key = (uint32_t)cur_varint(&c), str = (uint32_t)cur_varint(&c);
-        l[i].num = cur_zigzag(&c);
-        uint32_t unit = (uint32_t)cur_varint(&c);
+        uint32_t key = (uint32_t)tsdb_cur_varint(&c), str = (uint32_t)tsdb_cur_varint(&c);
+        l[i].num = tsdb_cur_zigzag(&c);
+        uint32_t unit = (uint32_t)tsdb_cur_varint(&c);
         if (c.bad)
             return corrupt(rb->r, rb->err, part, "label set", id, MDB_CORRUPTED);
         if ((rc = rb_string(rb, part, key, &l[i].key)) || (rc = rb_string(rb, part, str, &l[i].str)) ||
@@ -948,7 +948,7 @@ static int rb_stack(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t **l
     int rc = sym_get(rb->r, part, SYM_STACK, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "stack", id, rc);
-    uint64_t count = cur_varint(&c);
+    uint64_t count = tsdb_cur_varint(&c);
     if (c.bad || count > (uint64_t)(c.end - c.p))
         return corrupt(rb->r, rb->err, part, "stack", id, MDB_CORRUPTED);
     if (count > *cap) {
@@ -959,7 +959,7 @@ static int rb_stack(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t **l
         *cap = (size_t)count;
     }
     for (uint64_t i = 0; i < count; i++) {
-        uint32_t loc = (uint32_t)cur_varint(&c);
+        uint32_t loc = (uint32_t)tsdb_cur_varint(&c);
         if (c.bad)
             return corrupt(rb->r, rb->err, part, "stack", id, MDB_CORRUPTED);
         if ((rc = rb_location(rb, part, loc, &(*locs)[i])))

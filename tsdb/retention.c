@@ -14,13 +14,13 @@
 
 #define PASS_BUDGET 200000   /* deletions per transaction */
 
-int series_delete(tsdb *db, MDB_txn *txn, uint64_t id, const tsdb_series *s, firn_err *err)
+int tsdb_series_delete(tsdb *db, MDB_txn *txn, uint64_t id, const tsdb_series *s, firn_err *err)
 {
     unsigned char pk[POSTING_KEY_MAX + 32];
     int rc;
     for (size_t i = 0; i < s->n_labels; i++) {
         bool is_long;
-        size_t len = posting_key(pk, s->labels[i].name, s->labels[i].value, &is_long);
+        size_t len = tsdb_posting_key(pk, s->labels[i].name, s->labels[i].value, &is_long);
         MDB_val k = {len, pk}, v = {sizeof id, &id};
         rc = mdb_del(txn, db->dbi_postings, &k, &v);
         if (rc && rc != MDB_NOTFOUND)
@@ -34,10 +34,10 @@ int series_delete(tsdb *db, MDB_txn *txn, uint64_t id, const tsdb_series *s, fir
             }
         }
     }
-    pprof_hash h = labels_hash(s->labels, s->n_labels);
+    pprof_hash h = tsdb_labels_hash(s->labels, s->n_labels);
     unsigned char hk[16];
-    be64_put(hk, h.hi);
-    be64_put(hk + 8, h.lo);
+    tsdb_be64_put(hk, h.hi);
+    tsdb_be64_put(hk + 8, h.lo);
     MDB_val k = {sizeof hk, hk};
     rc = mdb_del(txn, db->dbi_series_idx, &k, NULL);
     if (rc && rc != MDB_NOTFOUND)
@@ -59,11 +59,11 @@ static int expire_blocks(tsdb *db, MDB_txn *txn, uint64_t id, int64_t cutoff, lo
     if (rc)
         return rc;
     unsigned char kb[SAMPLE_KEY_LEN];
-    sample_key(kb, id, 0);
+    tsdb_sample_key(kb, id, 0);
     MDB_val k = {sizeof kb, kb}, v;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size == SAMPLE_KEY_LEN && be64_get(k.mv_data) == id) {
-        int64_t ts = (int64_t)be64_get((unsigned char *)k.mv_data + 8);
+    while (rc == 0 && k.mv_size == SAMPLE_KEY_LEN && tsdb_be64_get(k.mv_data) == id) {
+        int64_t ts = (int64_t)tsdb_be64_get((unsigned char *)k.mv_data + 8);
         if (ts >= cutoff || *budget <= 0)
             break;
         unsigned char key[SAMPLE_KEY_LEN];
@@ -77,9 +77,9 @@ static int expire_blocks(tsdb *db, MDB_txn *txn, uint64_t id, int64_t cutoff, lo
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     if (rc == 0 || rc == MDB_NOTFOUND) {
-        *empty = !(rc == 0 && k.mv_size == SAMPLE_KEY_LEN && be64_get(k.mv_data) == id);
+        *empty = !(rc == 0 && k.mv_size == SAMPLE_KEY_LEN && tsdb_be64_get(k.mv_data) == id);
         if (!*empty)
-            *new_min = (int64_t)be64_get((unsigned char *)k.mv_data + 8);
+            *new_min = (int64_t)tsdb_be64_get((unsigned char *)k.mv_data + 8);
         rc = 0;
     }
     mdb_cursor_close(c);
@@ -97,7 +97,7 @@ static int drop_partitions(MDB_txn *txn, MDB_dbi dbi, uint32_t first_live, long 
         return rc;
     MDB_val k, v;
     rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    while (rc == 0 && k.mv_size >= 4 && be32_get(k.mv_data) < first_live) {
+    while (rc == 0 && k.mv_size >= 4 && tsdb_be32_get(k.mv_data) < first_live) {
         if (*budget <= 0) {
             *more = true;
             break;
@@ -111,7 +111,7 @@ static int drop_partitions(MDB_txn *txn, MDB_dbi dbi, uint32_t first_live, long 
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int retention_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, uint64_t *deleted_blocks,
+int tsdb_retention_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, uint64_t *deleted_blocks,
                    uint64_t *deleted_series, bool *more, uint32_t *first_live_partition,
                    firn_err *err)
 {
@@ -135,9 +135,9 @@ int retention_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, uint64_t *deleted_blo
             *more = true;
             break;
         }
-        tsdb_series s = {.id = k.mv_size == 8 ? be64_get(k.mv_data) : 0};
+        tsdb_series s = {.id = k.mv_size == 8 ? tsdb_be64_get(k.mv_data) : 0};
         struct cur c = {v.mv_data, (const unsigned char *)v.mv_data + v.mv_size, false};
-        int64_t min_ts = cur_zigzag(&c), max_ts = cur_zigzag(&c);
+        int64_t min_ts = tsdb_cur_zigzag(&c), max_ts = tsdb_cur_zigzag(&c);
         if (c.bad) {
             rc = MDB_CORRUPTED;
             break;
@@ -148,12 +148,12 @@ int retention_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, uint64_t *deleted_blo
             if ((rc = expire_blocks(db, txn, s.id, cutoff, &budget, deleted_blocks, &empty,
                                     &new_min)))
                 break;
-            if (series_decode(&v, arena, &s, err) < 0) {
+            if (tsdb_series_decode(&v, arena, &s, err) < 0) {
                 rc = MDB_CORRUPTED;
                 break;
             }
             if (empty) {
-                if ((rc = series_delete(db, txn, s.id, &s, err)) || (rc = mdb_cursor_del(sc, 0)))
+                if ((rc = tsdb_series_delete(db, txn, s.id, &s, err)) || (rc = mdb_cursor_del(sc, 0)))
                     break;
                 (*deleted_series)++;
                 /* after a delete, NEXT yields the record that followed it */
@@ -161,13 +161,13 @@ int retention_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, uint64_t *deleted_blo
                 continue;
             }
             struct buf b = {0};
-            if (series_encode(&b, s.labels, s.n_labels, new_min, max_ts) < 0) {
+            if (tsdb_series_encode(&b, s.labels, s.n_labels, new_min, max_ts) < 0) {
                 rc = ENOMEM;
                 break;
             }
             MDB_val nv = {b.len, b.b};
             rc = mdb_cursor_put(sc, &k, &nv, MDB_CURRENT);
-            buf_free(&b);
+            tsdb_buf_free(&b);
             if (rc)
                 break;
         }

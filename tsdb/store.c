@@ -296,7 +296,7 @@ tsdb *tsdb_open(const tsdb_options *o, firn_err *err)
     db->lock_fd = -1;
     if (!db->path || check_dir(&db->opts, &data_size, err) < 0 ||
         (!o->read_only && lock_dir(db, err) < 0) || open_env(db, data_size, err) < 0 || open_schema(db, err) < 0 ||
-        (!o->read_only && writer_start(db, err) < 0)) {
+        (!o->read_only && tsdb_writer_start(db, err) < 0)) {
         tsdb_close(db);
         return NULL;
     }
@@ -308,7 +308,7 @@ void tsdb_close(tsdb *db)
     if (!db)
         return;
     if (db->writer)
-        writer_stop(db);
+        tsdb_writer_stop(db);
     if (db->env)
         mdb_env_close(db->env);
     pthread_rwlock_destroy(&db->resize_lock);

@@ -153,7 +153,7 @@ static int prepare_series(struct prepared *pp, const tsdb_append_req *req, firn_
         memcpy(l + at + 1, base + at, (n_base - at) * sizeof *l);
         pp->series[t].labels = l;
         pp->series[t].n_labels = n_base + 1;
-        pp->series[t].hash = labels_hash(l, n_base + 1);
+        pp->series[t].hash = tsdb_labels_hash(l, n_base + 1);
     }
     return 0;
 }
@@ -275,7 +275,7 @@ static int read_next_id(tsdb *db, MDB_txn *txn, uint32_t partition, int kind, ui
     if (rc)
         return rc;
     unsigned char kb[SYM_KEY_LEN];
-    sym_key(kb, partition, (enum sym_kind)(kind + 1), 0);
+    tsdb_sym_key(kb, partition, (enum sym_kind)(kind + 1), 0);
     MDB_val k = {sizeof kb, kb}, v;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     if (rc == 0)
@@ -283,9 +283,9 @@ static int read_next_id(tsdb *db, MDB_txn *txn, uint32_t partition, int kind, ui
     else if (rc == MDB_NOTFOUND)
         rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
     *next = 1;
-    if (rc == 0 && k.mv_size == SYM_KEY_LEN && be32_get(k.mv_data) == partition &&
+    if (rc == 0 && k.mv_size == SYM_KEY_LEN && tsdb_be32_get(k.mv_data) == partition &&
         ((unsigned char *)k.mv_data)[4] == kind)
-        *next = be32_get((unsigned char *)k.mv_data + 5) + 1;
+        *next = tsdb_be32_get((unsigned char *)k.mv_data + 5) + 1;
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -362,7 +362,7 @@ static int sym_find(struct writer *w, MDB_txn *txn, struct part_cache *pc, enum 
     if (id_cache_get(&pc->ids[kind], h, id))
         return 0;
     unsigned char kb[SYM_IDX_KEY_LEN];
-    sym_idx_key(kb, pc->partition, kind, h);
+    tsdb_sym_idx_key(kb, pc->partition, kind, h);
     MDB_val k = {sizeof kb, kb}, v;
     int rc = mdb_get(txn, w->db->dbi_symbol_idx, &k, &v);
     if (rc == MDB_NOTFOUND) {
@@ -387,8 +387,8 @@ static int sym_insert(struct writer *w, MDB_txn *txn, struct part_cache *pc, enu
         return MDB_MAP_FULL;   /* cannot happen before the disk is full */
     *id = pc->next_id[kind]++;
     unsigned char kb[SYM_KEY_LEN], ib[SYM_IDX_KEY_LEN];
-    sym_key(kb, pc->partition, kind, *id);
-    sym_idx_key(ib, pc->partition, kind, h);
+    tsdb_sym_key(kb, pc->partition, kind, *id);
+    tsdb_sym_idx_key(ib, pc->partition, kind, h);
     MDB_val k = {sizeof kb, kb}, v = {content->len, content->b};
     MDB_val ik = {sizeof ib, ib}, iv = {4, id};
     /* NOOVERWRITE: an existing key would mean the id counter is wrong */
@@ -437,10 +437,10 @@ static int resolve_function(struct writer *w, MDB_txn *txn, struct part_cache *p
         return rc;
     struct buf *b = &w->val2;
     b->len = 0;
-    buf_varint(b, name);
-    buf_varint(b, sys);
-    buf_varint(b, file);
-    buf_zigzag(b, f->start_line);
+    tsdb_buf_varint(b, name);
+    tsdb_buf_varint(b, sys);
+    tsdb_buf_varint(b, file);
+    tsdb_buf_zigzag(b, f->start_line);
     return sym_resolve_content(w, txn, pc, SYM_FUNCTION, b, id);
 }
 
@@ -469,12 +469,12 @@ static int resolve_mapping(struct writer *w, MDB_txn *txn, struct part_cache *pc
         return rc;
     struct buf *b = &w->val2;
     b->len = 0;
-    buf_varint(b, file);
-    buf_varint(b, bid);
-    buf_varint(b, mapping_flags(m));
-    buf_varint(b, m->memory_start);
-    buf_varint(b, m->memory_limit);
-    buf_varint(b, m->file_offset);
+    tsdb_buf_varint(b, file);
+    tsdb_buf_varint(b, bid);
+    tsdb_buf_varint(b, mapping_flags(m));
+    tsdb_buf_varint(b, m->memory_start);
+    tsdb_buf_varint(b, m->memory_limit);
+    tsdb_buf_varint(b, m->file_offset);
     return sym_insert(w, txn, pc, SYM_MAPPING, h, b, id);
 }
 
@@ -510,14 +510,14 @@ static int resolve_location(struct writer *w, MDB_txn *txn, struct part_cache *p
     if (!rc) {
         struct buf *b = &w->val2;
         b->len = 0;
-        buf_varint(b, mapping);
-        buf_varint(b, address);
-        buf_varint(b, l->is_folded);
-        buf_varint(b, l->n_lines);
+        tsdb_buf_varint(b, mapping);
+        tsdb_buf_varint(b, address);
+        tsdb_buf_varint(b, l->is_folded);
+        tsdb_buf_varint(b, l->n_lines);
         for (size_t i = 0; i < l->n_lines; i++) {
-            buf_varint(b, fns[i]);
-            buf_zigzag(b, l->lines[i].line);
-            buf_zigzag(b, l->lines[i].column);
+            tsdb_buf_varint(b, fns[i]);
+            tsdb_buf_zigzag(b, l->lines[i].line);
+            tsdb_buf_zigzag(b, l->lines[i].column);
         }
         rc = sym_insert(w, txn, pc, SYM_LOCATION, pp->loc_ids[li], b, id);
     }
@@ -543,9 +543,9 @@ static int resolve_stack(struct writer *w, MDB_txn *txn, struct part_cache *pc,
     if (!rc) {
         struct buf *b = &w->val2;
         b->len = 0;
-        buf_varint(b, s->n_locations);
+        tsdb_buf_varint(b, s->n_locations);
         for (size_t j = 0; j < s->n_locations; j++)
-            buf_varint(b, locs[j]);
+            tsdb_buf_varint(b, locs[j]);
         rc = sym_insert(w, txn, pc, SYM_STACK, pp->stack_hash[si], b, id);
     }
     if (locs != loc_stack)
@@ -574,12 +574,12 @@ static int resolve_labelset(struct writer *w, MDB_txn *txn, struct part_cache *p
     if (!rc) {
         struct buf *b = &w->val2;
         b->len = 0;
-        buf_varint(b, s->n_labels);
+        tsdb_buf_varint(b, s->n_labels);
         for (size_t j = 0; j < s->n_labels; j++) {
-            buf_varint(b, ids[3 * j]);
-            buf_varint(b, ids[3 * j + 1]);
-            buf_zigzag(b, s->labels[j].num);
-            buf_varint(b, ids[3 * j + 2]);
+            tsdb_buf_varint(b, ids[3 * j]);
+            tsdb_buf_varint(b, ids[3 * j + 1]);
+            tsdb_buf_zigzag(b, s->labels[j].num);
+            tsdb_buf_varint(b, ids[3 * j + 2]);
         }
         rc = sym_insert(w, txn, pc, SYM_LABELSET, pp->ls_hash[si], b, id);
     }
@@ -637,8 +637,8 @@ static int series_find(struct writer *w, MDB_txn *txn, const struct series_prep 
         return 0;
     }
     unsigned char hk[16];
-    be64_put(hk, sp->hash.hi);
-    be64_put(hk + 8, sp->hash.lo);
+    tsdb_be64_put(hk, sp->hash.hi);
+    tsdb_be64_put(hk + 8, sp->hash.lo);
     MDB_val k = {sizeof hk, hk}, v;
     int rc = mdb_get(txn, w->db->dbi_series_idx, &k, &v);
     *id = 0;
@@ -648,15 +648,15 @@ static int series_find(struct writer *w, MDB_txn *txn, const struct series_prep 
         return rc;
     if (v.mv_size != 8)
         return MDB_CORRUPTED;
-    uint64_t sid = be64_get(v.mv_data);
+    uint64_t sid = tsdb_be64_get(v.mv_data);
     unsigned char sk[8];
-    be64_put(sk, sid);
+    tsdb_be64_put(sk, sid);
     MDB_val k2 = {sizeof sk, sk};
     if ((rc = mdb_get(txn, w->db->dbi_series, &k2, &v)))
         return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
     struct cur c = {v.mv_data, (const unsigned char *)v.mv_data + v.mv_size, false};
-    *min_ts = cur_zigzag(&c);
-    *max_ts = cur_zigzag(&c);
+    *min_ts = tsdb_cur_zigzag(&c);
+    *max_ts = tsdb_cur_zigzag(&c);
     if (c.bad)
         return MDB_CORRUPTED;
     *id = sid;
@@ -668,10 +668,10 @@ static int series_put_record(struct writer *w, MDB_txn *txn, uint64_t id,
                              const struct series_prep *sp, int64_t min_ts, int64_t max_ts,
                              unsigned flags)
 {
-    if (series_encode(&w->val, sp->labels, sp->n_labels, min_ts, max_ts) < 0)
+    if (tsdb_series_encode(&w->val, sp->labels, sp->n_labels, min_ts, max_ts) < 0)
         return ENOMEM;
     unsigned char sk[8];
-    be64_put(sk, id);
+    tsdb_be64_put(sk, id);
     MDB_val k = {sizeof sk, sk}, v = {w->val.len, w->val.b};
     return mdb_put(txn, w->db->dbi_series, &k, &v, flags);
 }
@@ -694,7 +694,7 @@ static int series_create(struct writer *w, MDB_txn *txn, const struct series_pre
                 return rc;
             MDB_val k, v;
             rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-            w->next_series_id = rc == 0 && k.mv_size == 8 ? be64_get(k.mv_data) + 1 : 1;
+            w->next_series_id = rc == 0 && k.mv_size == 8 ? tsdb_be64_get(k.mv_data) + 1 : 1;
             mdb_cursor_close(c);
             if (rc && rc != MDB_NOTFOUND)
                 return rc;
@@ -709,16 +709,16 @@ static int series_create(struct writer *w, MDB_txn *txn, const struct series_pre
         (rc = series_put_record(w, txn, *id, sp, ts, ts, MDB_APPEND)))
         return rc;
     unsigned char hk[16], sk[8];
-    be64_put(hk, sp->hash.hi);
-    be64_put(hk + 8, sp->hash.lo);
-    be64_put(sk, *id);
+    tsdb_be64_put(hk, sp->hash.hi);
+    tsdb_be64_put(hk + 8, sp->hash.lo);
+    tsdb_be64_put(sk, *id);
     MDB_val k = {sizeof hk, hk}, v = {sizeof sk, sk};
     if ((rc = mdb_put(txn, db->dbi_series_idx, &k, &v, 0)))
         return rc;
     unsigned char pk[POSTING_KEY_MAX + 32];
     for (size_t i = 0; i < sp->n_labels; i++) {
         bool is_long;
-        size_t len = posting_key(pk, sp->labels[i].name, sp->labels[i].value, &is_long);
+        size_t len = tsdb_posting_key(pk, sp->labels[i].name, sp->labels[i].value, &is_long);
         MDB_val key = {len, pk}, val = {sizeof *id, id};
         if ((rc = mdb_put(txn, db->dbi_postings, &key, &val, 0)))
             return rc;
@@ -738,7 +738,7 @@ static int series_create(struct writer *w, MDB_txn *txn, const struct series_pre
 static int sample_exists(tsdb *db, MDB_txn *txn, uint64_t series, int64_t ts, bool *exists)
 {
     unsigned char kb[SAMPLE_KEY_LEN];
-    sample_key(kb, series, ts);
+    tsdb_sample_key(kb, series, ts);
     MDB_val k = {sizeof kb, kb}, v;
     int rc = mdb_get(txn, db->dbi_samples, &k, &v);
     *exists = rc == 0;
@@ -837,18 +837,18 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
             w->bs[n].value = v;
             n++;
         }
-        size_t kept = block_encode(&w->val, &w->val2, w->bs, n, p->duration_nanos, p->period);
+        size_t kept = tsdb_block_encode(&w->val, &w->val2, w->bs, n, p->duration_nanos, p->period);
         if (w->val.oom) {
             rc = ENOMEM;
             goto out;
         }
         unsigned char kb[SAMPLE_KEY_LEN];
-        sample_key(kb, ids[t], pp->ts);
+        tsdb_sample_key(kb, ids[t], pp->ts);
         MDB_val k = {sizeof kb, kb}, v = {w->val.len, w->val.b};
         struct block_reader br;
         if ((rc = mdb_put(txn, db->dbi_samples, &k, &v, MDB_NOOVERWRITE)))
             goto out;
-        if (block_open(&br, &v, NULL) < 0) {   /* cannot fail on what we just encoded */
+        if (tsdb_block_open(&br, &v, NULL) < 0) {   /* cannot fail on what we just encoded */
             rc = MDB_CORRUPTED;
             goto out;
         }
@@ -932,7 +932,7 @@ static void run_retention(struct writer *w, int64_t now, uint64_t *deleted_block
         uint64_t blocks = 0, series = 0;
         bool more = false;
         uint32_t first_live = w->first_live_partition;
-        int prc = retention_pass(db, txn, now, &blocks, &series, &more, &first_live, err);
+        int prc = tsdb_retention_pass(db, txn, now, &blocks, &series, &more, &first_live, err);
         if (prc == 0)
             rc = mdb_txn_commit(txn);
         else
@@ -1049,7 +1049,7 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int writer_start(tsdb *db, firn_err *err)
+int tsdb_writer_start(tsdb *db, firn_err *err)
 {
     struct writer *w = calloc(1, sizeof *w);
     if (!w)
@@ -1076,7 +1076,7 @@ int writer_start(tsdb *db, firn_err *err)
     return 0;
 }
 
-void writer_stop(tsdb *db)
+void tsdb_writer_stop(tsdb *db)
 {
     struct writer *w = db->writer;
     pthread_mutex_lock(&w->mu);
@@ -1085,8 +1085,8 @@ void writer_stop(tsdb *db)
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
     caches_drop(w);
-    buf_free(&w->val);
-    buf_free(&w->val2);
+    tsdb_buf_free(&w->val);
+    tsdb_buf_free(&w->val2);
     free(w->bs);
     free(w->batch);
     pthread_mutex_destroy(&w->mu);

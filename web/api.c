@@ -20,33 +20,33 @@ static double process_start_time;
 
 /* ---- lifecycle ---------------------------------------------------------------- */
 
-static void handle_healthy(void *ctx, const web_request *req, web_response *resp)
+static void handle_healthy(void *ctx, const http_request *req, http_response *resp)
 {
     (void)ctx, (void)req;
-    web_respond_text(resp, 200, "firn is Healthy.");
+    http_respond_text(resp, 200, "firn is Healthy.");
 }
 
-static void handle_ready(void *ctx, const web_request *req, web_response *resp)
+static void handle_ready(void *ctx, const http_request *req, http_response *resp)
 {
     web_api *api = ctx;
     (void)req;
     if (atomic_load(&api->ready))
-        web_respond_text(resp, 200, "firn is Ready.");
+        http_respond_text(resp, 200, "firn is Ready.");
     else
-        web_respond_text(resp, 503, "Service Unavailable");
+        http_respond_text(resp, 503, "Service Unavailable");
 }
 
-static void handle_reload(void *ctx, const web_request *req, web_response *resp)
+static void handle_reload(void *ctx, const http_request *req, http_response *resp)
 {
     web_api *api = ctx;
     (void)req;
     if (!api->enable_lifecycle) {
-        web_respond_text(resp, 403, "Lifecycle API is not enabled.");
+        http_respond_text(resp, 403, "Lifecycle API is not enabled.");
         return;
     }
     firn_err err = {0};
     if (api->reload(api->reload_ctx, &err) < 0)
-        web_respond_text(resp, 500, "failed to reload config: %s", err.msg);
+        http_respond_text(resp, 500, "failed to reload config: %s", err.msg);
     else
         resp->status = 200;  /* Prometheus answers a reload with an empty body */
 }
@@ -133,7 +133,7 @@ static void write_tsdb_metrics(firn_buf *b, tsdb *db)
     }
 }
 
-static void handle_metrics(void *ctx, const web_request *req, web_response *resp)
+static void handle_metrics(void *ctx, const http_request *req, http_response *resp)
 {
     web_api *api = ctx;
     (void)req;
@@ -149,7 +149,7 @@ static void handle_metrics(void *ctx, const web_request *req, web_response *resp
     firn_metrics_single(&b, "firn_cpu_profile_requests_refused_total", "counter",
                         "/debug/pprof/profile requests refused: too many at once.",
                         (double)atomic_load(&api->cpu_profile_refused_total));
-    web_metrics_write(api->server, &b);
+    http_metrics_write(api->server, &b);
     if (api->scrape)
         scrape_manager_metrics_write(api->scrape, &b);
     if (api->db)
@@ -160,7 +160,7 @@ static void handle_metrics(void *ctx, const web_request *req, web_response *resp
     resp->content_type = FIRN_METRICS_CONTENT_TYPE;
     resp->body = firn_buf_take(&b, &resp->body_len);
     if (!resp->body)
-        web_respond_text(resp, 500, "out of memory");
+        http_respond_text(resp, 500, "out of memory");
 }
 
 /* ---- /api/v1/targets ------------------------------------------------------------ */
@@ -194,11 +194,11 @@ static void rfc3339nano(char *buf, size_t size, int64_t ms)
     snprintf(buf + n, size - n, "Z");
 }
 
-static void handle_targets(void *ctx, const web_request *req, web_response *resp)
+static void handle_targets(void *ctx, const http_request *req, http_response *resp)
 {
     web_api *api = ctx;
-    const char *state = web_request_param(req, "state");
-    const char *only_pool = web_request_param(req, "scrapePool");
+    const char *state = http_request_param(req, "state");
+    const char *only_pool = http_request_param(req, "scrapePool");
     bool active = true, dropped = true;
     if (state && *state) {
         if (strcasecmp(state, "active") == 0)
@@ -266,11 +266,11 @@ static void handle_targets(void *ctx, const web_request *req, web_response *resp
 
 /* ---- /debug/pprof ------------------------------------------------------------------ */
 
-static void respond_profile(web_response *resp, pprof_profile *p, firn_err *err)
+static void respond_profile(http_response *resp, pprof_profile *p, firn_err *err)
 {
     if (!p) {
         int status = err->code == FIRN_EBUSY ? 500 : err->code == FIRN_EINVAL ? 501 : 500;
-        web_respond_text(resp, status, "Could not enable profiling: %s", err->msg);
+        http_respond_text(resp, status, "Could not enable profiling: %s", err->msg);
         resp->go_pprof_error = true;
         return;
     }
@@ -279,7 +279,7 @@ static void respond_profile(web_response *resp, pprof_profile *p, firn_err *err)
     int rc = pprof_encode(p, -1, &out, &len, err);
     pprof_free(p);
     if (rc < 0) {
-        web_respond_text(resp, 500, "encoding the profile: %s", err->msg);
+        http_respond_text(resp, 500, "encoding the profile: %s", err->msg);
         return;
     }
     resp->status = 200;
@@ -293,10 +293,10 @@ static void respond_profile(web_response *resp, pprof_profile *p, firn_err *err)
  * duration over WEB_MAX_PROFILE_SECONDS.  A request holds a worker for its
  * duration, so at most WEB_MAX_CPU_PROFILE_REQUESTS run at once and the
  * others get 503 at once: queries and ingest keep the remaining workers. */
-static void handle_cpu_profile(void *ctx, const web_request *req, web_response *resp)
+static void handle_cpu_profile(void *ctx, const http_request *req, http_response *resp)
 {
     web_api *api = ctx;
-    const char *s = web_request_param(req, "seconds");
+    const char *s = http_request_param(req, "seconds");
     long seconds = 30;
     if (s && *s) {
         char *end;
@@ -305,22 +305,22 @@ static void handle_cpu_profile(void *ctx, const web_request *req, web_response *
         /* strtol also takes leading spaces and a minus: Go's ParseInt does not */
         bool digits = (s[0] >= '0' && s[0] <= '9') || s[0] == '+';
         if (!digits || *end != '\0' || errno || seconds <= 0) {
-            web_respond_text(resp, 400, "invalid value for \"seconds\": not a positive integer");
+            http_respond_text(resp, 400, "invalid value for \"seconds\": not a positive integer");
             resp->go_pprof_error = true;
             return;
         }
     }
     if (seconds > WEB_MAX_PROFILE_SECONDS) {
-        web_respond_text(resp, 400, "profile duration exceeds %d seconds",
-                         WEB_MAX_PROFILE_SECONDS);
+        http_respond_text(resp, 400, "profile duration exceeds %d seconds",
+                          WEB_MAX_PROFILE_SECONDS);
         resp->go_pprof_error = true;
         return;
     }
     if (atomic_fetch_add(&api->cpu_profile_requests, 1) >= WEB_MAX_CPU_PROFILE_REQUESTS) {
         atomic_fetch_sub(&api->cpu_profile_requests, 1);
         atomic_fetch_add(&api->cpu_profile_refused_total, 1);
-        web_respond_text(resp, 503, "too many CPU profiles at once: %d are being recorded",
-                         WEB_MAX_CPU_PROFILE_REQUESTS);
+        http_respond_text(resp, 503, "too many CPU profiles at once: %d are being recorded",
+                          WEB_MAX_CPU_PROFILE_REQUESTS);
         resp->retry_after = "10";
         resp->go_pprof_error = true;
         return;
@@ -333,7 +333,7 @@ static void handle_cpu_profile(void *ctx, const web_request *req, web_response *
     resp->content_disposition = "attachment; filename=\"profile\"";
 }
 
-static void handle_heap(void *ctx, const web_request *req, web_response *resp)
+static void handle_heap(void *ctx, const http_request *req, http_response *resp)
 {
     bool allocs = ctx != NULL;
     (void)req;
@@ -350,7 +350,7 @@ static void handle_heap(void *ctx, const web_request *req, web_response *resp)
                                        : "attachment; filename=\"heap\"";
 }
 
-static void handle_pprof_index(void *ctx, const web_request *req, web_response *resp)
+static void handle_pprof_index(void *ctx, const http_request *req, http_response *resp)
 {
     (void)ctx, (void)req;
     static const char page[] =
@@ -368,7 +368,7 @@ static void handle_pprof_index(void *ctx, const web_request *req, web_response *
 
 /* ---- registration ------------------------------------------------------------------ */
 
-int web_api_register(web_server *s, web_api *api, firn_err *err)
+int web_api_register(http_server *s, web_api *api, firn_err *err)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -379,21 +379,21 @@ int web_api_register(web_server *s, web_api *api, firn_err *err)
     const struct {
         const char *methods, *path;
         unsigned flags;
-        web_handler_fn fn;
+        http_handler_fn fn;
         void *ctx;
     } R[] = {
         {"GET", "/-/healthy", 0, handle_healthy, api},
         {"GET", "/-/ready", 0, handle_ready, api},
-        {"POST", "/-/reload", WEB_ROUTE_WORKER, handle_reload, api},
-        {"GET", "/metrics", WEB_ROUTE_WORKER, handle_metrics, api},
-        {"GET", "/api/v1/targets", WEB_ROUTE_WORKER, handle_targets, api},
+        {"POST", "/-/reload", HTTP_ROUTE_WORKER, handle_reload, api},
+        {"GET", "/metrics", HTTP_ROUTE_WORKER, handle_metrics, api},
+        {"GET", "/api/v1/targets", HTTP_ROUTE_WORKER, handle_targets, api},
         {"GET", "/debug/pprof/", 0, handle_pprof_index, NULL},
-        {"GET", "/debug/pprof/profile", WEB_ROUTE_WORKER, handle_cpu_profile, api},
-        {"GET", "/debug/pprof/heap", WEB_ROUTE_WORKER, handle_heap, NULL},
-        {"GET", "/debug/pprof/allocs", WEB_ROUTE_WORKER, handle_heap, &allocs_marker},
+        {"GET", "/debug/pprof/profile", HTTP_ROUTE_WORKER, handle_cpu_profile, api},
+        {"GET", "/debug/pprof/heap", HTTP_ROUTE_WORKER, handle_heap, NULL},
+        {"GET", "/debug/pprof/allocs", HTTP_ROUTE_WORKER, handle_heap, &allocs_marker},
     };
     for (size_t i = 0; i < sizeof R / sizeof R[0]; i++)
-        if (web_route(s, R[i].methods, R[i].path, R[i].flags, R[i].fn, R[i].ctx, err) < 0)
+        if (http_route(s, R[i].methods, R[i].path, R[i].flags, R[i].fn, R[i].ctx, err) < 0)
             return -1;
     if (web_api_prom_register(s, api, err) < 0 || web_api_profile_register(s, api, err) < 0 ||
         web_api_ingest_register(s, api, err) < 0)

@@ -42,6 +42,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "promql-like/render.h"
 #include "web/internal.h"
 
 #define PROFILE_MAX_NODES_DEFAULT 8192
@@ -57,10 +58,10 @@ static const char *const FORMATS[] = {"flamegraph", "top", "pprof", "collapsed",
 
 /* A time parameter into *ms; 0 when absent (*given false), -1 after
  * answering 400. */
-static int time_param(const web_request *req, const char *name, bool *given, int64_t *ms,
-                      web_response *resp)
+static int time_param(const http_request *req, const char *name, bool *given, int64_t *ms,
+                      http_response *resp)
 {
-    const char *v = web_request_param(req, name);
+    const char *v = http_request_param(req, name);
     *given = v != NULL;
     if (!v)
         return 0;
@@ -73,8 +74,8 @@ static int time_param(const web_request *req, const char *name, bool *given, int
 }
 
 /* One side's times: time, or start and end (defaults: the last hour). */
-static int side_times(const web_request *req, const char *prefix, pql_profile_mode *mode,
-                      int64_t *start, int64_t *end, int64_t *at, bool *any, web_response *resp)
+static int side_times(const http_request *req, const char *prefix, pql_profile_mode *mode,
+                      int64_t *start, int64_t *end, int64_t *at, bool *any, http_response *resp)
 {
     char n_time[32], n_start[32], n_end[32];
     snprintf(n_time, sizeof n_time, "%stime", prefix);
@@ -108,11 +109,11 @@ static int side_times(const web_request *req, const char *prefix, pql_profile_mo
 }
 
 /* group_by values, repeated or comma-separated, into the arena. */
-static int group_by_param(const web_request *req, firn_arena *a, pql_profile_request *pr,
-                          web_response *resp)
+static int group_by_param(const http_request *req, firn_arena *a, pql_profile_request *pr,
+                          http_response *resp)
 {
     const char *const *values;
-    size_t nv = web_request_params(req, "group_by", &values), n = 0;
+    size_t nv = http_request_params(req, "group_by", &values), n = 0;
     for (size_t i = 0; i < nv; i++) {   /* an upper bound: one key per comma, and one */
         n++;
         for (const char *p = strchr(values[i], ','); p; p = strchr(p + 1, ','))
@@ -161,12 +162,12 @@ struct profile_query {
 
 /* Checks and gathers the parameters of /api/v1/profile; -1 after
  * answering 400. */
-static int profile_params(const web_request *req, firn_arena *a, struct profile_query *q,
-                          web_response *resp)
+static int profile_params(const http_request *req, firn_arena *a, struct profile_query *q,
+                          http_response *resp)
 {
     memset(q, 0, sizeof *q);
     pql_profile_request *pr = &q->pr;
-    const char *format = web_request_param(req, "format");
+    const char *format = http_request_param(req, "format");
     q->format = FORMAT_FLAMEGRAPH;
     if (format) {
         size_t i = 0;
@@ -179,7 +180,7 @@ static int profile_params(const web_request *req, firn_arena *a, struct profile_
         }
         q->format = (enum profile_format)i;
     }
-    pr->query = web_request_param(req, "query");
+    pr->query = http_request_param(req, "query");
     bool base_times;
     if (side_times(req, "", &pr->mode, &pr->start_ms, &pr->end_ms, &pr->time_ms, &base_times,
                    resp) < 0)
@@ -188,7 +189,7 @@ static int profile_params(const web_request *req, firn_arena *a, struct profile_
     if (side_times(req, "compare_", &pr->compare_mode, &pr->compare_start_ms,
                    &pr->compare_end_ms, &pr->compare_time_ms, &compare_times, resp) < 0)
         return -1;
-    pr->compare_query = web_request_param(req, "compare_query");
+    pr->compare_query = http_request_param(req, "compare_query");
     q->diff = pr->compare_query || compare_times;
     if (q->diff && !pr->compare_query)
         pr->compare_query = pr->query ? pr->query : "";
@@ -211,8 +212,8 @@ static int profile_params(const web_request *req, firn_arena *a, struct profile_
                           "of functions); use flamegraph, collapsed, svg or pprof");
         return -1;
     }
-    pr->filter = web_request_param(req, "filter");
-    const char *max_nodes = web_request_param(req, "max_nodes");
+    pr->filter = http_request_param(req, "filter");
+    const char *max_nodes = http_request_param(req, "max_nodes");
     if (q->format == FORMAT_FLAMEGRAPH || q->format == FORMAT_SVG)
         pr->max_nodes = PROFILE_MAX_NODES_DEFAULT;
     if (max_nodes) {
@@ -235,7 +236,7 @@ static int profile_params(const web_request *req, firn_arena *a, struct profile_
 
 /* ---- answers ------------------------------------------------------------------ */
 
-static void respond_query_error(web_response *resp, const firn_err *err)
+static void respond_query_error(http_response *resp, const firn_err *err)
 {
     const char *type = err->code == FIRN_EINVAL    ? "bad_data"
                        : err->code == FIRN_ETOOBIG ? "execution"
@@ -244,7 +245,7 @@ static void respond_query_error(web_response *resp, const firn_err *err)
 }
 
 /* What a renderer wrote into b (returning rc) as the body. */
-static void respond_rendered(web_response *resp, firn_buf *b, int rc, const firn_err *err,
+static void respond_rendered(http_response *resp, firn_buf *b, int rc, const firn_err *err,
                              const char *content_type)
 {
     size_t len;
@@ -268,25 +269,25 @@ static void respond_rendered(web_response *resp, firn_buf *b, int rc, const firn
  * the data, the tail here. */
 #define DATA_HEAD "{\"status\":\"success\",\"data\":"
 
-static void respond_data_rendered(web_response *resp, firn_buf *b, int rc, const firn_err *err)
+static void respond_data_rendered(http_response *resp, firn_buf *b, int rc, const firn_err *err)
 {
     if (rc == 0)
         firn_buf_puts(b, "}");
     respond_rendered(resp, b, rc, err, "application/json");
 }
 
-static void respond_tree(web_response *resp, const struct profile_query *q, const pql_tree *t)
+static void respond_tree(http_response *resp, const struct profile_query *q, const pql_tree *t)
 {
     firn_buf b = {0};
     if (q->format == FORMAT_COLLAPSED) {
-        respond_rendered(resp, &b, web_render_collapsed(&b, t), NULL,
+        respond_rendered(resp, &b, pql_render_collapsed(&b, t), NULL,
                          "text/plain; charset=utf-8");
     } else if (q->format == FORMAT_SVG) {
-        web_svg_options o = {.request = &q->pr};
-        respond_rendered(resp, &b, web_render_svg(&b, t, &o), NULL, "image/svg+xml");
+        pql_svg_options o = {.request = &q->pr};
+        respond_rendered(resp, &b, pql_render_svg(&b, t, &o), NULL, "image/svg+xml");
     } else {
         firn_buf_puts(&b, DATA_HEAD);
-        respond_data_rendered(resp, &b, web_render_flamegraph(&b, t), NULL);
+        respond_data_rendered(resp, &b, pql_render_flamegraph(&b, t), NULL);
     }
 }
 
@@ -295,7 +296,7 @@ static void respond_tree(web_response *resp, const struct profile_query *q, cons
  * type (there is no sample type to give it); the tree query tells that case
  * (an empty tree) from a bad request (the same error again). */
 static pprof_profile *query_pprof(tsdb_reader *r, const pql_profile_request *pr,
-                                  web_response *resp)
+                                  http_response *resp)
 {
     firn_err err = {0};
     pprof_profile *p = pql_profile_pprof(r, pr, &err);
@@ -325,7 +326,7 @@ static bool same_str(const pprof_profile *a, int64_t ia, const pprof_profile *c,
 }
 
 /* format=top: one side's table, or both sides' joined. */
-static void respond_top(web_response *resp, tsdb_reader *r, const struct profile_query *q)
+static void respond_top(http_response *resp, tsdb_reader *r, const struct profile_query *q)
 {
     const pql_profile_request *pr = &q->pr;
     pprof_profile *p = query_pprof(r, pr, resp), *c = NULL;
@@ -356,12 +357,12 @@ static void respond_top(web_response *resp, tsdb_reader *r, const struct profile
     firn_buf b = {0};
     firn_err err = {0};
     firn_buf_puts(&b, DATA_HEAD);
-    respond_data_rendered(resp, &b, web_render_top_json(&b, p, c, pr->max_nodes, &err), &err);
+    respond_data_rendered(resp, &b, pql_render_top_json(&b, p, c, pr->max_nodes, &err), &err);
     pprof_free(p);
     pprof_free(c);
 }
 
-static void respond_pprof(web_response *resp, tsdb_reader *r, const pql_profile_request *pr)
+static void respond_pprof(http_response *resp, tsdb_reader *r, const pql_profile_request *pr)
 {
     pprof_profile *p = query_pprof(r, pr, resp);
     if (!p)
@@ -384,7 +385,7 @@ static void respond_pprof(web_response *resp, tsdb_reader *r, const pql_profile_
 }
 
 /* The store's reader for this request, or NULL after answering. */
-static tsdb_reader *open_reader(web_api *api, web_response *resp)
+static tsdb_reader *open_reader(web_api *api, http_response *resp)
 {
     if (!api->db) {
         web_respond_error(resp, "unavailable", "no store");
@@ -400,7 +401,7 @@ static tsdb_reader *open_reader(web_api *api, web_response *resp)
 /* `go tool pprof` prints an error's body only when it is text/plain marked
  * X-Go-Pprof (as Go's net/http/pprof answers): a format=pprof error is
  * turned from the JSON envelope into its message as plain text. */
-static void pprof_error_as_text(web_response *resp)
+static void pprof_error_as_text(http_response *resp)
 {
     json_t *j = resp->body ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
     const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
@@ -408,7 +409,7 @@ static void pprof_error_as_text(web_response *resp)
         char *copy = strdup(msg);
         int status = resp->status;
         if (copy) {
-            web_respond_text(resp, status, "%s", copy);
+            http_respond_text(resp, status, "%s", copy);
             resp->go_pprof_error = true;
         }
         free(copy);
@@ -416,7 +417,7 @@ static void pprof_error_as_text(web_response *resp)
     json_decref(j);
 }
 
-static void handle_profile(void *ctx, const web_request *req, web_response *resp)
+static void handle_profile(void *ctx, const http_request *req, http_response *resp)
 {
     firn_arena *a = firn_arena_new(0);
     if (!a) {
@@ -444,7 +445,7 @@ static void handle_profile(void *ctx, const web_request *req, web_response *resp
 out:
     tsdb_reader_close(r);
     firn_arena_free(a);
-    const char *format = web_request_param(req, "format");
+    const char *format = http_request_param(req, "format");
     if (resp->status >= 400 && format && strcmp(format, "pprof") == 0)
         pprof_error_as_text(resp);
 }
@@ -456,7 +457,7 @@ static json_t *field_json(const firn_profile_type *pt, int f)
     return json_stringn(pt->field[f], pt->len[f]);
 }
 
-static void handle_profile_types(void *ctx, const web_request *req, web_response *resp)
+static void handle_profile_types(void *ctx, const http_request *req, http_response *resp)
 {
     int64_t start = INT64_MIN, end = INT64_MAX;
     bool given;
@@ -497,11 +498,11 @@ static void handle_profile_types(void *ctx, const web_request *req, web_response
     web_respond_data(resp, list);
 }
 
-int web_api_profile_register(web_server *s, web_api *api, firn_err *err)
+int web_api_profile_register(http_server *s, web_api *api, firn_err *err)
 {
-    if (web_route(s, "GET,POST", "/api/v1/profile_types", WEB_ROUTE_WORKER,
+    if (http_route(s, "GET,POST", "/api/v1/profile_types", HTTP_ROUTE_WORKER,
                   handle_profile_types, api, err) < 0 ||
-        web_route(s, "GET,POST", "/api/v1/profile", WEB_ROUTE_WORKER, handle_profile, api,
+        http_route(s, "GET,POST", "/api/v1/profile", HTTP_ROUTE_WORKER, handle_profile, api,
                   err) < 0)
         return -1;
     return 0;

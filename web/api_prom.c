@@ -65,16 +65,16 @@ static const char *quoted(char *buf, size_t size, const char *s)
 
 /* Every API answer waits for the server to be ready, as Prometheus's
  * testReady wrapper does. */
-static bool ready(web_api *api, web_response *resp)
+static bool ready(web_api *api, http_response *resp)
 {
     if (atomic_load(&api->ready))
         return true;
-    web_respond_text(resp, 503, "Service Unavailable");
+    http_respond_text(resp, 503, "Service Unavailable");
     return false;
 }
 
 /* b holds SUCCESS_OPEN and the data: close the envelope and send it. */
-static void respond_success(web_response *resp, firn_buf *b, bool truncated)
+static void respond_success(http_response *resp, firn_buf *b, bool truncated)
 {
     if (truncated)
         firn_buf_puts(b, ",\"warnings\":[\"" TRUNCATED_WARNING "\"]");
@@ -92,7 +92,7 @@ static void respond_success(web_response *resp, firn_buf *b, bool truncated)
     resp->body_len = len;
 }
 
-static tsdb_reader *open_reader(web_api *api, web_response *resp)
+static tsdb_reader *open_reader(web_api *api, http_response *resp)
 {
     firn_err err = {0};
     tsdb_reader *r = api->db ? tsdb_reader_open(api->db, &err) : NULL;
@@ -105,10 +105,10 @@ static tsdb_reader *open_reader(web_api *api, web_response *resp)
 
 /* An optional time (Prometheus's parseTimeParam): dflt when absent; the
  * MinTime/MaxTime spellings mean no bound. */
-static bool param_time(const web_request *req, const char *name, int64_t dflt, int64_t *out,
-                       web_response *resp)
+static bool param_time(const http_request *req, const char *name, int64_t dflt, int64_t *out,
+                       http_response *resp)
 {
-    const char *s = web_request_param(req, name);
+    const char *s = http_request_param(req, name);
     firn_err err = {0};
     if (!s || !*s)
         *out = dflt;
@@ -125,10 +125,10 @@ static bool param_time(const web_request *req, const char *name, int64_t dflt, i
 }
 
 /* A required time (query_range's start and end: Prometheus's parseTime). */
-static bool param_time_required(const web_request *req, const char *name, int64_t *out,
-                                web_response *resp)
+static bool param_time_required(const http_request *req, const char *name, int64_t *out,
+                                http_response *resp)
 {
-    const char *s = web_request_param(req, name);
+    const char *s = http_request_param(req, name);
     firn_err err = {0};
     if (web_parse_time(s ? s : "", out, &err) < 0) {
         web_respond_error(resp, "bad_data", "invalid parameter \"%s\": %s", name, err.msg);
@@ -138,9 +138,9 @@ static bool param_time_required(const web_request *req, const char *name, int64_
 }
 
 /* limit: a non-negative integer as Go's strconv.Atoi reads it; 0 for none. */
-static bool param_limit(const web_request *req, size_t *limit, web_response *resp)
+static bool param_limit(const http_request *req, size_t *limit, http_response *resp)
 {
-    const char *s = web_request_param(req, "limit");
+    const char *s = http_request_param(req, "limit");
     *limit = 0;
     if (!s || !*s)
         return true;
@@ -171,12 +171,12 @@ typedef struct query_opts {
     pql_eval_options eval;
 } query_opts;
 
-static bool param_query_opts(const web_request *req, query_opts *o, web_response *resp)
+static bool param_query_opts(const http_request *req, query_opts *o, http_response *resp)
 {
     *o = (query_opts){0};
     int64_t timeout_ms = QUERY_TIMEOUT_MS;
     firn_err err = {0};
-    const char *s = web_request_param(req, "timeout");
+    const char *s = http_request_param(req, "timeout");
     if (s && *s) {
         if (web_parse_duration(s, &timeout_ms, &err) < 0) {
             web_respond_error(resp, "bad_data", "invalid parameter \"timeout\": %s", err.msg);
@@ -188,7 +188,7 @@ static bool param_query_opts(const web_request *req, query_opts *o, web_response
     o->deadline_ns = monotonic_ns() + timeout_ms * 1000000;
     if (!param_limit(req, &o->limit, resp))
         return false;
-    s = web_request_param(req, "lookback_delta");
+    s = http_request_param(req, "lookback_delta");
     if (s && *s) {
         int64_t ms;
         if (web_parse_duration(s, &ms, &err) < 0) {
@@ -204,10 +204,10 @@ static bool param_query_opts(const web_request *req, query_opts *o, web_response
 /* ---- /api/v1/query and /api/v1/query_range ---------------------------------- */
 
 /* Parse, evaluate (at start, or over [start, end] by step) and answer. */
-static void run_query(web_api *api, const web_request *req, web_response *resp,
+static void run_query(web_api *api, const http_request *req, http_response *resp,
                       const query_opts *o, bool range, int64_t start, int64_t end, int64_t step)
 {
-    const char *text = web_request_param(req, "query");
+    const char *text = http_request_param(req, "query");
     pql_query q;
     firn_err err = {0};
     if (pql_parse(text ? text : "", &q, &err) < 0) {
@@ -258,7 +258,7 @@ static void run_query(web_api *api, const web_request *req, web_response *resp,
     }
 }
 
-static void handle_query(void *ctx, const web_request *req, web_response *resp)
+static void handle_query(void *ctx, const http_request *req, http_response *resp)
 {
     web_api *api = ctx;
     if (!ready(api, resp))
@@ -269,7 +269,7 @@ static void handle_query(void *ctx, const web_request *req, web_response *resp)
         run_query(api, req, resp, &o, false, t, t, 0);
 }
 
-static void handle_query_range(void *ctx, const web_request *req, web_response *resp)
+static void handle_query_range(void *ctx, const http_request *req, http_response *resp)
 {
     web_api *api = ctx;
     if (!ready(api, resp))
@@ -284,7 +284,7 @@ static void handle_query_range(void *ctx, const web_request *req, web_response *
         web_respond_error(resp, "bad_data", "%s", err.msg);
         return;
     }
-    const char *s = web_request_param(req, "step");
+    const char *s = http_request_param(req, "step");
     if (web_parse_duration(s ? s : "", &step, &err) < 0) {
         web_respond_error(resp, "bad_data", "invalid parameter \"step\": %s", err.msg);
         return;
@@ -319,11 +319,11 @@ static void selectors_free(selectors *s)
  * matcher is a stack filter: it does not narrow a list of series or
  * labels, and is left out.  wrap: errors read `invalid parameter
  * "match[]": ...` (the series endpoint) or bare (labels, as Prometheus). */
-static bool param_selectors(const web_request *req, bool wrap, selectors *out,
-                            web_response *resp)
+static bool param_selectors(const http_request *req, bool wrap, selectors *out,
+                            http_response *resp)
 {
     const char *const *match;
-    size_t n = web_request_params(req, "match[]", &match);
+    size_t n = http_request_params(req, "match[]", &match);
     *out = (selectors){0};
     if (n == 0)
         return true;
@@ -367,7 +367,7 @@ static bool param_selectors(const web_request *req, bool wrap, selectors *out,
 /* items sorted by cmp (a qsort comparator of pointers to items), each
  * written once (equal neighbours are one), at most limit of them (0: all)
  * with Prometheus's warning when cut: the answer to a listing. */
-static void respond_list(web_response *resp, const void **items, size_t n, size_t limit,
+static void respond_list(http_response *resp, const void **items, size_t n, size_t limit,
                          int (*cmp)(const void *, const void *),
                          void (*write)(firn_buf *, const void *))
 {
@@ -417,13 +417,13 @@ static void write_series(firn_buf *b, const void *item)
     web_json_labels(b, s->labels, s->n_labels);
 }
 
-static void handle_series(void *ctx, const web_request *req, web_response *resp)
+static void handle_series(void *ctx, const http_request *req, http_response *resp)
 {
     web_api *api = ctx;
     if (!ready(api, resp))
         return;
     const char *const *match;
-    if (web_request_params(req, "match[]", &match) == 0) {
+    if (http_request_params(req, "match[]", &match) == 0) {
         web_respond_error(resp, "bad_data", "no match[] parameter provided");
         return;
     }
@@ -476,13 +476,13 @@ static int str_ptr_cmp(const void *a, const void *b)
 
 static void write_string(firn_buf *b, const void *item)
 {
-    web_json_string(b, item);
+    firn_json_string(b, item);
 }
 
 /* Label names (name NULL) or one label's values over the series the
  * selectors match (all series without selectors), sorted, each once; []
  * when there are none. */
-static void respond_label_strings(web_api *api, const web_request *req, web_response *resp,
+static void respond_label_strings(web_api *api, const http_request *req, http_response *resp,
                                   const char *name)
 {
     size_t limit;
@@ -532,7 +532,7 @@ static void respond_label_strings(web_api *api, const web_request *req, web_resp
     selectors_free(&sel);
 }
 
-static void handle_labels(void *ctx, const web_request *req, web_response *resp)
+static void handle_labels(void *ctx, const http_request *req, http_response *resp)
 {
     web_api *api = ctx;
     if (ready(api, resp))
@@ -582,34 +582,20 @@ static void unescape_name(const char *name, char *out)
             return;
         }
         p++;
-        if (rune < 0x80) {
-            out[n++] = (char)rune;
-        } else if (rune < 0x800) {
-            out[n++] = (char)(0xC0 | rune >> 6);
-            out[n++] = (char)(0x80 | (rune & 0x3F));
-        } else if (rune < 0x10000) {
-            out[n++] = (char)(0xE0 | rune >> 12);
-            out[n++] = (char)(0x80 | (rune >> 6 & 0x3F));
-            out[n++] = (char)(0x80 | (rune & 0x3F));
-        } else {
-            out[n++] = (char)(0xF0 | rune >> 18);
-            out[n++] = (char)(0x80 | (rune >> 12 & 0x3F));
-            out[n++] = (char)(0x80 | (rune >> 6 & 0x3F));
-            out[n++] = (char)(0x80 | (rune & 0x3F));
-        }
+        n += firn_utf8_encode(rune, out + n);
     }
     out[n] = '\0';
 }
 
 #define LABEL_VALUES_PREFIX "/api/v1/label/"
 
-static void handle_label_values(void *ctx, const web_request *req, web_response *resp)
+static void handle_label_values(void *ctx, const http_request *req, http_response *resp)
 {
     web_api *api = ctx;
-    const char *path = web_request_path(req) + strlen(LABEL_VALUES_PREFIX);
+    const char *path = http_request_path(req) + strlen(LABEL_VALUES_PREFIX);
     const char *slash = strchr(path, '/');
     if (!slash || slash == path || strcmp(slash, "/values") != 0) {
-        web_respond_text(resp, 404, "404 page not found");
+        http_respond_text(resp, 404, "404 page not found");
         return;
     }
     if (!ready(api, resp))
@@ -635,7 +621,7 @@ static void handle_label_values(void *ctx, const web_request *req, web_response 
 
 /* ---- status, metadata, exemplars ------------------------------------------------ */
 
-static void handle_buildinfo(void *ctx, const web_request *req, web_response *resp)
+static void handle_buildinfo(void *ctx, const http_request *req, http_response *resp)
 {
     (void)req;
     if (!ready(ctx, resp))
@@ -646,7 +632,7 @@ static void handle_buildinfo(void *ctx, const web_request *req, web_response *re
                                      "buildDate", "", "goVersion", ""));
 }
 
-static void handle_config(void *ctx, const web_request *req, web_response *resp)
+static void handle_config(void *ctx, const http_request *req, http_response *resp)
 {
     web_api *api = ctx;
     (void)req;
@@ -655,7 +641,7 @@ static void handle_config(void *ctx, const web_request *req, web_response *resp)
     char *yaml = api->config_yaml ? api->config_yaml(api->config_yaml_ctx) : NULL;
     firn_buf b = {0};
     firn_buf_puts(&b, SUCCESS_OPEN "{\"yaml\":");
-    web_json_string(&b, yaml ? yaml : "");
+    firn_json_string(&b, yaml ? yaml : "");
     firn_buf_append(&b, "}", 1);
     free(yaml);
     respond_success(resp, &b, false);
@@ -667,7 +653,7 @@ static int flag_cmp(const void *a, const void *b)
 }
 
 /* The flags as Prometheus lists them: an object, names in order. */
-static void handle_flags(void *ctx, const web_request *req, web_response *resp)
+static void handle_flags(void *ctx, const http_request *req, http_response *resp)
 {
     web_api *api = ctx;
     (void)req;
@@ -690,9 +676,9 @@ static void handle_flags(void *ctx, const web_request *req, web_response *resp)
     for (size_t i = 0; i < n; i++) {
         if (i)
             firn_buf_append(&b, ",", 1);
-        web_json_string(&b, pairs[2 * i]);
+        firn_json_string(&b, pairs[2 * i]);
         firn_buf_append(&b, ":", 1);
-        web_json_string(&b, pairs[2 * i + 1] ? pairs[2 * i + 1] : "");
+        firn_json_string(&b, pairs[2 * i + 1] ? pairs[2 * i + 1] : "");
     }
     firn_buf_append(&b, "}", 1);
     free(pairs);
@@ -700,10 +686,10 @@ static void handle_flags(void *ctx, const web_request *req, web_response *resp)
 }
 
 /* A metadata count parameter (Prometheus: strconv.Atoi); absent: -1. */
-static bool param_count(const web_request *req, const char *name, long long *out,
-                        web_response *resp)
+static bool param_count(const http_request *req, const char *name, long long *out,
+                        http_response *resp)
 {
-    const char *s = web_request_param(req, name);
+    const char *s = http_request_param(req, name);
     *out = -1;
     if (!s || !*s)
         return true;
@@ -750,7 +736,7 @@ static json_t *profile_type_metadata(const char *name)
  * the one named by metric; limit caps the number of types (Prometheus's
  * parameters; each type has one entry, so limit_per_metric only needs to
  * be a number). */
-static void handle_metadata(void *ctx, const web_request *req, web_response *resp)
+static void handle_metadata(void *ctx, const http_request *req, http_response *resp)
 {
     web_api *api = ctx;
     if (!ready(api, resp))
@@ -759,7 +745,7 @@ static void handle_metadata(void *ctx, const web_request *req, web_response *res
     if (!param_count(req, "limit", &limit, resp) ||
         !param_count(req, "limit_per_metric", &per_metric, resp))
         return;
-    const char *metric = web_request_param(req, "metric");
+    const char *metric = http_request_param(req, "metric");
     tsdb_reader *r = open_reader(api, resp);
     if (!r)
         return;
@@ -786,7 +772,7 @@ static void handle_metadata(void *ctx, const web_request *req, web_response *res
 
 /* Profiles have no exemplars: the request is checked as Prometheus checks
  * it, and the answer is []. */
-static void handle_exemplars(void *ctx, const web_request *req, web_response *resp)
+static void handle_exemplars(void *ctx, const http_request *req, http_response *resp)
 {
     if (!ready(ctx, resp))
         return;
@@ -798,7 +784,7 @@ static void handle_exemplars(void *ctx, const web_request *req, web_response *re
         web_respond_error(resp, "bad_data", "end timestamp must not be before start timestamp");
         return;
     }
-    const char *text = web_request_param(req, "query");
+    const char *text = http_request_param(req, "query");
     pql_query q;
     firn_err err = {0};
     if (pql_parse(text ? text : "", &q, &err) < 0) {
@@ -811,18 +797,18 @@ static void handle_exemplars(void *ctx, const web_request *req, web_response *re
 
 /* ---- registration ----------------------------------------------------------------- */
 
-int web_api_prom_register(web_server *s, web_api *api, firn_err *err)
+int web_api_prom_register(http_server *s, web_api *api, firn_err *err)
 {
     static const struct {
         const char *methods, *path;
         unsigned flags;
-        web_handler_fn fn;
+        http_handler_fn fn;
     } R[] = {
         {"GET,POST", "/api/v1/query", 0, handle_query},
         {"GET,POST", "/api/v1/query_range", 0, handle_query_range},
         {"GET,POST", "/api/v1/series", 0, handle_series},
         {"GET,POST", "/api/v1/labels", 0, handle_labels},
-        {"GET", LABEL_VALUES_PREFIX, WEB_ROUTE_PREFIX, handle_label_values},
+        {"GET", LABEL_VALUES_PREFIX, HTTP_ROUTE_PREFIX, handle_label_values},
         {"GET,POST", "/api/v1/query_exemplars", 0, handle_exemplars},
         {"GET", "/api/v1/metadata", 0, handle_metadata},
         {"GET", "/api/v1/status/buildinfo", 0, handle_buildinfo},
@@ -830,7 +816,7 @@ int web_api_prom_register(web_server *s, web_api *api, firn_err *err)
         {"GET", "/api/v1/status/flags", 0, handle_flags},
     };
     for (size_t i = 0; i < sizeof R / sizeof R[0]; i++)
-        if (web_route(s, R[i].methods, R[i].path, R[i].flags | WEB_ROUTE_WORKER, R[i].fn, api,
+        if (http_route(s, R[i].methods, R[i].path, R[i].flags | HTTP_ROUTE_WORKER, R[i].fn, api,
                       err) < 0)
             return -1;
     return 0;

@@ -13,12 +13,12 @@
 #include "promql-like/pql.h"
 #include "web/internal.h"
 
-void web_respond_json(web_response *resp, int status, json_t *j)
+void web_respond_json(http_response *resp, int status, json_t *j)
 {
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(j);
     if (!s) {
-        web_respond_text(resp, 500, "out of memory");
+        http_respond_text(resp, 500, "out of memory");
         return;
     }
     free(resp->body);
@@ -28,7 +28,7 @@ void web_respond_json(web_response *resp, int status, json_t *j)
     resp->body_len = strlen(s);
 }
 
-void web_respond_data(web_response *resp, json_t *data)
+void web_respond_data(http_response *resp, json_t *data)
 {
     json_t *j = json_object();
     json_object_set_new(j, "status", json_string("success"));
@@ -51,7 +51,7 @@ static int error_status(const char *type)
     return 500;
 }
 
-void web_respond_error(web_response *resp, const char *type, const char *fmt, ...)
+void web_respond_error(http_response *resp, const char *type, const char *fmt, ...)
 {
     char msg[2048];
     va_list ap;
@@ -238,62 +238,15 @@ size_t web_format_value(double v, char *buf, size_t size)
     return len;
 }
 
-void web_json_string(firn_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)(s ? s : "");
-    size_t len = strlen((const char *)p), start = 0, i = 0;
-    firn_buf_append(b, "\"", 1);
-    while (i < len) {
-        unsigned char c = p[i];
-        const char *esc = NULL;
-        char u[8];
-        size_t step = 1;
-        if (c >= 0x80) {
-            uint32_t rune;
-            step = firn_utf8_decode(p + i, len - i, &rune);
-            if (step == 0) {
-                esc = "\\ufffd";   /* invalid UTF-8, as Go replaces it */
-                step = 1;
-            } else if (rune == 0x2028 || rune == 0x2029) {
-                esc = rune == 0x2028 ? "\\u2028" : "\\u2029";
-            }
-        } else if (c == '"') {
-            esc = "\\\"";
-        } else if (c == '\\') {
-            esc = "\\\\";
-        } else if (c == '\n') {
-            esc = "\\n";
-        } else if (c == '\r') {
-            esc = "\\r";
-        } else if (c == '\t') {
-            esc = "\\t";
-        } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-            /* Go's encoding/json escapes HTML's specials too */
-            u[0] = '\\', u[1] = 'u', u[2] = '0', u[3] = '0';
-            u[4] = hex[c >> 4], u[5] = hex[c & 15], u[6] = 0;
-            esc = u;
-        }
-        if (esc) {
-            firn_buf_append(b, p + start, i - start);
-            firn_buf_puts(b, esc);
-            start = i + step;
-        }
-        i += step;
-    }
-    firn_buf_append(b, p + start, len - start);
-    firn_buf_append(b, "\"", 1);
-}
-
 void web_json_labels(firn_buf *b, const firn_label *labels, size_t n)
 {
     firn_buf_append(b, "{", 1);
     for (size_t i = 0; i < n; i++) {
         if (i)
             firn_buf_append(b, ",", 1);
-        web_json_string(b, labels[i].name);
+        firn_json_string(b, labels[i].name);
         firn_buf_append(b, ":", 1);
-        web_json_string(b, labels[i].value);
+        firn_json_string(b, labels[i].value);
     }
     firn_buf_append(b, "}", 1);
 }
@@ -320,7 +273,7 @@ void web_json_pql_result(firn_buf *b, const pql_result *r)
         firn_buf_append(b, "[", 1);
         web_json_timestamp(b, r->t_ms);
         firn_buf_append(b, ",", 1);
-        web_json_string(b, r->string);
+        firn_json_string(b, r->string);
         firn_buf_append(b, "]", 1);
     } else {
         firn_buf_append(b, "[", 1);

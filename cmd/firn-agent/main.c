@@ -12,7 +12,7 @@
 #include "agent/agent.h"
 #include "config/agent_config.h"
 #include "model/model.h"
-#include "web/web.h"
+#include "http/http.h"
 
 #define DEFAULT_HTTP_ADDRESS ":7071"
 #define MAX_EXTERNAL_LABELS 64
@@ -215,25 +215,25 @@ static config_agent *load_config(const char *path)
 
 typedef struct http_ctx {
     agent *a;
-    web_server *web;
+    http_server *web;
 } http_ctx;
 
-static void handle_metrics(void *ctx, const web_request *req, web_response *resp)
+static void handle_metrics(void *ctx, const http_request *req, http_response *resp)
 {
     (void)req;
     http_ctx *h = ctx;
     firn_buf b = {0};
     agent_metrics_write(h->a, &b);
-    web_metrics_write(h->web, &b);
+    http_metrics_write(h->web, &b);
     resp->body = firn_buf_take(&b, &resp->body_len);
     resp->status = resp->body ? 200 : 500;
     resp->content_type = FIRN_METRICS_CONTENT_TYPE;
 }
 
-static void handle_healthy(void *ctx, const web_request *req, web_response *resp)
+static void handle_healthy(void *ctx, const http_request *req, http_response *resp)
 {
     (void)ctx, (void)req;
-    web_respond_text(resp, 200, "firn-agent is Healthy.");
+    http_respond_text(resp, 200, "firn-agent is Healthy.");
 }
 
 static void *run_agent(void *arg)
@@ -275,11 +275,11 @@ int main(int argc, char **argv)
                  "CAP_SYS_PTRACE", "uid=%d", (int)geteuid());
 
     firn_err err = {0};
-    web_options wo;
-    web_options_default(&wo);
+    http_options wo;
+    http_options_default(&wo);
     wo.listen_address = f.http_address;
     wo.workers = 1;
-    web_server *web = web_new(&wo, &err);
+    http_server *web = http_new(&wo, &err);
     if (!web) {
         firn_log(FIRN_LOG_ERROR, "main", "Cannot listen", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
@@ -290,18 +290,18 @@ int main(int argc, char **argv)
     if (!a) {
         firn_log(FIRN_LOG_ERROR, "main", "Cannot profile this machine", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
-        web_stop(web);
+        http_stop(web);
         config_agent_free(cfg);
         return 1;
     }
     http_ctx hc = {a, web};
-    if (web_route(web, "GET", "/metrics", 0, handle_metrics, &hc, &err) < 0 ||
-        web_route(web, "GET", "/-/healthy", 0, handle_healthy, &hc, &err) < 0 ||
-        web_start(web, &err) < 0) {
+    if (http_route(web, "GET", "/metrics", 0, handle_metrics, &hc, &err) < 0 ||
+        http_route(web, "GET", "/-/healthy", 0, handle_healthy, &hc, &err) < 0 ||
+        http_start(web, &err) < 0) {
         firn_log(FIRN_LOG_ERROR, "main", "Starting the web server failed", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
         agent_free(a, 0);
-        web_stop(web);
+        http_stop(web);
         config_agent_free(cfg);
         return 1;
     }
@@ -313,14 +313,14 @@ int main(int argc, char **argv)
     if (pthread_create(&loop, NULL, run_agent, a) != 0) {
         firn_log(FIRN_LOG_ERROR, "main", "cannot start the sampling loop", NULL);
         agent_free(a, 0);
-        web_stop(web);
+        http_stop(web);
         config_agent_free(cfg);
         return 1;
     }
     firn_log(FIRN_LOG_INFO, "main", "Profiling every process; agent is ready.",
              "frequency_hz=%d duration_ms=%lld remote=%s http_port=%d",
              f.agent.frequency_hz, (long long)f.agent.duration_ms,
-             firn_log_quote(q, sizeof q, f.agent.remote), web_port(web));
+             firn_log_quote(q, sizeof q, f.agent.remote), http_port(web));
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)
@@ -329,7 +329,7 @@ int main(int argc, char **argv)
              sig == SIGTERM ? "terminated" : "interrupt");
     agent_stop(a);
     pthread_join(loop, NULL);
-    web_stop(web);
+    http_stop(web);
     agent_free(a, 5000);
     config_agent_free(cfg);
     firn_log(FIRN_LOG_INFO, "main", "See you next time!", NULL);

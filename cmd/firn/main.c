@@ -36,7 +36,7 @@ typedef struct server {
     tsdb *db;
     scrape_manager *scrape;
     disc_manager *disc;
-    web_server *web;
+    http_server *web;
     config_web *web_config;         /* --web.config.file, read once at startup */
     web_api api;
     pthread_mutex_t reload_mu;
@@ -99,7 +99,7 @@ static int parse_flags(int argc, char **argv, flags *f)
         {NULL, 0, NULL, 0},
     };
     *f = (flags){
-        .listen_address = WEB_DEFAULT_LISTEN,
+        .listen_address = HTTP_DEFAULT_LISTEN,
         .storage_path = "data",
         .retention_ms = TSDB_DEFAULT_RETENTION_MS,
         .log_level = "info",
@@ -387,19 +387,19 @@ int main(int argc, char **argv)
                  firn_log_quote(q, sizeof q, err.msg));
         return 1;
     }
-    web_options wo;
-    web_options_default(&wo);
+    http_options wo;
+    http_options_default(&wo);
     wo.listen_address = s.f.listen_address;
     wo.web_config = s.web_config;
     wo.workers = 8;  /* CPU profile requests hold a worker for their duration */
-    s.web = web_new(&wo, &err);
+    s.web = http_new(&wo, &err);
     if (!s.web) {
         firn_log(FIRN_LOG_ERROR, "main", "Cannot listen", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
         config_web_free(s.web_config);
         return 1;
     }
-    s.self_address = self_address(s.f.listen_address, web_port(s.web));
+    s.self_address = self_address(s.f.listen_address, http_port(s.web));
 
     int status = 1;
     firn_config *cfg = load_config(&s, &err);
@@ -475,7 +475,7 @@ int main(int argc, char **argv)
         NULL,
     };
     s.api.flags = flag_values;
-    if (web_api_register(s.web, &s.api, &err) < 0 || web_start(s.web, &err) < 0) {
+    if (web_api_register(s.web, &s.api, &err) < 0 || http_start(s.web, &err) < 0) {
         firn_log(FIRN_LOG_ERROR, "main", "Starting the web server failed", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
         goto out;
@@ -483,7 +483,7 @@ int main(int argc, char **argv)
     atomic_store(&s.api.ready, true);
     firn_log(FIRN_LOG_INFO, "main", "Server is ready to receive web requests.",
              "address=%s port=%d", firn_log_quote(q, sizeof q, s.f.listen_address),
-             web_port(s.web));
+             http_port(s.web));
 
     for (;;) {
         int sig = 0;
@@ -504,7 +504,7 @@ int main(int argc, char **argv)
 out:
     /* Stop in reverse order of dependence: nothing serves, then nothing
      * scrapes, then the store closes with every acknowledged write. */
-    web_stop(s.web);
+    http_stop(s.web);
     config_web_free(s.web_config);
     disc_manager_free(s.disc);
     scrape_manager_free(s.scrape);

@@ -16,12 +16,13 @@
 #include <string.h>
 
 #include "firnctl.h"
-#include "web/internal.h"
+#include "http/http.h"
+#include "ingest/ingest.h"
 
 #define MAX_LABELS 64
 #define DEFAULT_SERVER "http://localhost:7070"
 /* The server's default body cap: a larger file would be refused anyway. */
-#define PUSH_MAX_BYTES WEB_DEFAULT_MAX_BODY
+#define PUSH_MAX_BYTES HTTP_DEFAULT_MAX_BODY
 
 struct push_opts {
     const char *server;
@@ -148,7 +149,7 @@ static const char *guess_name(const char *path, const unsigned char *data, size_
         fprintf(stderr, "firnctl: push %s: %s\n", path, err.msg);
         return NULL;
     }
-    const char *name = web_pyroscope_profile_name(p, NULL, false);
+    const char *name = ingest_pyroscope_profile_name(p, NULL, false);
     if (!name) {
         fprintf(stderr, "firnctl: push %s: cannot tell the profile name from its sample types "
                 "(", path);

@@ -24,7 +24,7 @@
 
 #include "firnctl.h"
 #include "promql-like/pql.h"
-#include "web/internal.h"
+#include "promql-like/render.h"
 #include "web/web.h"
 
 static void usage(FILE *f)
@@ -401,19 +401,19 @@ static int profile_render(struct opts *o, tsdb_reader *r, const pql_profile_requ
     int rc;
     if (strcmp(o->format, "top") == 0) {
         pprof_profile *p = pql_profile_pprof(r, req, &err);
-        rc = p ? web_render_top_text(&b, p, o->max_nodes, &err) : -1;
+        rc = p ? pql_render_top_text(&b, p, o->max_nodes, &err) : -1;
         pprof_free(p);
     } else {
         pql_tree t;
         if ((rc = pql_profile_tree(r, req, &t, &err)) == 0) {
             if (strcmp(o->format, "collapsed") == 0) {
-                rc = web_render_collapsed(&b, &t);
+                rc = pql_render_collapsed(&b, &t);
             } else if (strcmp(o->format, "svg") == 0) {
-                web_svg_options so = {.request = req};
-                rc = web_render_svg(&b, &t, &so);
+                pql_svg_options so = {.request = req};
+                rc = pql_render_svg(&b, &t, &so);
             } else {   /* what /api/v1/profile answers */
                 firn_buf_puts(&b, "{\"status\":\"success\",\"data\":");
-                rc = web_render_flamegraph(&b, &t);
+                rc = pql_render_flamegraph(&b, &t);
                 firn_buf_puts(&b, "}\n");
             }
             pql_tree_free(&t);

@@ -1,13 +1,13 @@
 /* fuzz_k8s_roles.c -- libFuzzer target for the Kubernetes role code
- * (k8s_build_group and k8s_affected, discovery/k8s.h).  The input is JSON:
+ * (disc_k8s_build_group and disc_k8s_affected, discovery/k8s.h).  The input is JSON:
  * one object, or an array of them.  Every object is built as every role,
  * without and with attach_metadata (node and namespace), over a lookup
  * holding all the objects whatever their kind (so a pod is also the node,
  * the service and the namespace of that name, and can be the pod an
- * address points at); k8s_affected runs for every role and changed kind.
+ * address points at); disc_k8s_affected runs for every role and changed kind.
  *
  * Whatever the input, nothing may crash or leak, a refusal must say why,
- * and a group must keep the contract: its source as k8s_group_source,
+ * and a group must keep the contract: its source as disc_k8s_group_source,
  * every label set sorted by name with unique valid names and non-empty
  * UTF-8 values.
  */
@@ -28,10 +28,10 @@ typedef struct objs {
 static const json_t *fz_get(void *ctx, k8s_kind kind, const char *ns, const char *name)
 {
     const objs *o = ctx;
-    bool namespaced = k8s_kind_get(kind)->namespaced;
+    bool namespaced = disc_k8s_kind_get(kind)->namespaced;
     for (size_t i = 0; i < o->n; i++)
-        if (strcmp(k8s_name(o->v[i]), name) == 0 &&
-            (!namespaced || strcmp(k8s_namespace(o->v[i]), ns) == 0))
+        if (strcmp(disc_k8s_name(o->v[i]), name) == 0 &&
+            (!namespaced || strcmp(disc_k8s_namespace(o->v[i]), ns) == 0))
             return o->v[i];
     return NULL;
 }
@@ -42,7 +42,7 @@ static void fz_each(void *ctx, k8s_kind kind, const char *ns,
     (void)kind;
     const objs *o = ctx;
     for (size_t i = 0; i < o->n; i++)
-        if (!ns || strcmp(k8s_namespace(o->v[i]), ns) == 0)
+        if (!ns || strcmp(disc_k8s_namespace(o->v[i]), ns) == 0)
             fn(fn_ctx, o->v[i]);
 }
 
@@ -69,7 +69,7 @@ static void check_labels(const firn_label *l, size_t n)
 static void check_group(k8s_kind role, const json_t *obj, const disc_group *g)
 {
     char want[512];
-    size_t need = k8s_group_source(role, k8s_namespace(obj), k8s_name(obj), want, sizeof want);
+    size_t need = disc_k8s_group_source(role, disc_k8s_namespace(obj), disc_k8s_name(obj), want, sizeof want);
     if (!g->source || (need < sizeof want && strcmp(g->source, want) != 0) ||
         strlen(g->source) != need)
         abort();
@@ -112,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (size_t p = 0; p < sizeof opts / sizeof *opts; p++) {
                 disc_group g;
                 firn_err err = {0};
-                if (k8s_build_group(roles[r], obj, &lk, &opts[p], a, &g, &err) < 0) {
+                if (disc_k8s_build_group(roles[r], obj, &lk, &opts[p], a, &g, &err) < 0) {
                     if (err.msg[0] == '\0' || g.source || g.n_targets || g.n_labels)
                         abort();
                     continue;
@@ -121,7 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             size_t hits = 0;
             for (int changed = 0; changed < K8S_KIND_COUNT; changed++)
-                k8s_affected(roles[r], (k8s_kind)changed, obj, &lk, count_hit, &hits);
+                disc_k8s_affected(roles[r], (k8s_kind)changed, obj, &lk, count_hit, &hits);
             if (hits > 64 * (o.n + 1))
                 abort();
         }

@@ -1,14 +1,14 @@
-/* fuzz_multipart.c -- libFuzzer target for web/'s multipart/form-data
+/* fuzz_multipart.c -- libFuzzer target for http/'s multipart/form-data
  * splitter (Pyroscope uploads).  The input is "CONTENT_TYPE\0BODY"; without
  * a NUL it is all body, under "multipart/form-data; boundary=b".  Nothing
  * may crash or leak; a refusal must say why; what is accepted must be
- * consistent: at most WEB_MULTIPART_PARTS_MAX parts, each named, its data
+ * consistent: at most HTTP_MULTIPART_PARTS_MAX parts, each named, its data
  * inside the body, in order and not overlapping. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "web/internal.h"
+#include "http/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -25,22 +25,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!ct || !copy || !a)
         abort();
     memcpy(copy, body, len);
-    web_multipart_part *parts;
+    http_multipart_part *parts;
     size_t n;
     firn_err err = {0};
-    if (web_multipart_parse(ct, copy, len, a, &parts, &n, &err) < 0) {
+    if (http_multipart_parse(ct, copy, len, a, &parts, &n, &err) < 0) {
         if (err.msg[0] == '\0')
             abort();
     } else {
-        if (n > WEB_MULTIPART_PARTS_MAX)
+        if (n > HTTP_MULTIPART_PARTS_MAX)
             abort();
         const char *prev_end = copy;
         for (size_t i = 0; i < n; i++) {
-            const web_multipart_part *p = &parts[i];
+            const http_multipart_part *p = &parts[i];
             if (!p->name || p->data < prev_end || p->data + p->len > copy + len)
                 abort();
             prev_end = p->data + p->len;
-            if (web_multipart_get(parts, n, p->name) > p)
+            if (http_multipart_get(parts, n, p->name) > p)
                 abort();  /* the first of a name is found */
         }
     }

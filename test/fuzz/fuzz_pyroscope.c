@@ -1,5 +1,5 @@
 /* fuzz_pyroscope.c -- libFuzzer target for the text parsers of Pyroscope's
- * ingest API in web/: the application name with its labels
+ * ingest API in ingest/: the application name with its labels
  * ("app.cpu{k=v}") and collapsed stacks ("a;b;c 12" lines).  The input is
  * "NAME\0STACKS" (without a NUL, all stacks).  Nothing may crash or leak; a
  * refusal must say why; an accepted name has a non-empty application name
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "web/internal.h"
+#include "ingest/ingest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -23,7 +23,7 @@ static void check_profile(pprof_profile *p, const firn_err *err)
     if (p->n_sample_types != 1)
         abort();
     for (size_t i = 0; i < p->n_samples; i++)
-        if (p->samples[i].n_locations == 0 || p->samples[i].n_locations > WEB_FOLDED_DEPTH_MAX ||
+        if (p->samples[i].n_locations == 0 || p->samples[i].n_locations > INGEST_FOLDED_DEPTH_MAX ||
             p->samples[i].values[0] <= 0)
             abort();
     pprof_free(p);
@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         firn_label *l;
         size_t n;
         firn_err err = {0};
-        if (web_pyroscope_name_parse(name, a, &app, &l, &n, &err) < 0) {
+        if (ingest_pyroscope_name_parse(name, a, &app, &l, &n, &err) < 0) {
             if (err.msg[0] == '\0')
                 abort();
         } else {
@@ -62,14 +62,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     memcpy(copy, body, len);
     firn_err err = {0};
-    web_folded_type t = {.sample_type = "cpu", .sample_unit = "nanoseconds",
+    ingest_folded_type t = {.sample_type = "cpu", .sample_unit = "nanoseconds",
                          .period_type = "cpu", .period_unit = "nanoseconds",
                          .period = 10000000, .scale = 10000000};
-    check_profile(web_folded_parse(copy, len, &t, &err), &err);
+    check_profile(ingest_folded_parse(copy, len, &t, &err), &err);
     t.lines = true;
     t.scale = 1;
     err = (firn_err){0};
-    check_profile(web_folded_parse(copy, len, &t, &err), &err);
+    check_profile(ingest_folded_parse(copy, len, &t, &err), &err);
     free(copy);
     return 0;
 }

@@ -15,7 +15,7 @@
  * Cases marked "(derived)" have no Prometheus test: their expectation is
  * what the Prometheus code computes for that input (named in the case).
  *
- * Then k8s_affected, the small functions, and the refusals and type
+ * Then disc_k8s_affected, the small functions, and the refusals and type
  * mismatches the role code must survive.
  */
 #include <setjmp.h>
@@ -56,7 +56,7 @@ static json_t *J(const char *s)
 static bool is_kind(const json_t *obj, k8s_kind kind)
 {
     const char *k = json_string_value(json_object_get(obj, "kind"));
-    return k && strcmp(k, k8s_kind_get(kind)->kind) == 0;
+    return k && strcmp(k, disc_k8s_kind_get(kind)->kind) == 0;
 }
 
 static const json_t *store_get(void *ctx, k8s_kind kind, const char *ns, const char *name)
@@ -64,8 +64,8 @@ static const json_t *store_get(void *ctx, k8s_kind kind, const char *ns, const c
     const json_t *store = ctx;
     for (size_t i = 0; i < json_array_size(store); i++) {
         const json_t *o = json_array_get(store, i);
-        if (is_kind(o, kind) && strcmp(k8s_name(o), name) == 0 &&
-            (!k8s_kind_get(kind)->namespaced || strcmp(k8s_namespace(o), ns) == 0))
+        if (is_kind(o, kind) && strcmp(disc_k8s_name(o), name) == 0 &&
+            (!disc_k8s_kind_get(kind)->namespaced || strcmp(disc_k8s_namespace(o), ns) == 0))
             return o;
     }
     return NULL;
@@ -77,7 +77,7 @@ static void store_each(void *ctx, k8s_kind kind, const char *ns,
     const json_t *store = ctx;
     for (size_t i = 0; i < json_array_size(store); i++) {
         const json_t *o = json_array_get(store, i);
-        if (is_kind(o, kind) && (!ns || strcmp(k8s_namespace(o), ns) == 0))
+        if (is_kind(o, kind) && (!ns || strcmp(disc_k8s_namespace(o), ns) == 0))
             fn(fn_ctx, o);
     }
 }
@@ -146,7 +146,7 @@ static void run_case(const role_case *c)
     assert_non_null(a);
     disc_group g;
     firn_err err = {0};
-    if (k8s_build_group(c->role, obj, &lk, &c->opts, a, &g, &err) < 0)
+    if (disc_k8s_build_group(c->role, obj, &lk, &c->opts, a, &g, &err) < 0)
         fail_msg("%s: refused: %s", c->name, err.msg);
     assert_string_equal(g.source, c->source);
     char what[256];
@@ -1051,7 +1051,7 @@ static void test_ingress(void **state)
     run_cases(ingress_cases, sizeof ingress_cases / sizeof *ingress_cases);
 }
 
-/* ---- k8s_affected ------------------------------------------------------------------------------- */
+/* ---- disc_k8s_affected ------------------------------------------------------------------------------- */
 
 typedef struct hits {
     char names[16][64];
@@ -1062,17 +1062,17 @@ static void record_hit(void *ctx, const json_t *obj)
 {
     hits *h = ctx;
     assert_true(h->n < 16);
-    snprintf(h->names[h->n++], sizeof h->names[0], "%s/%s", k8s_namespace(obj), k8s_name(obj));
+    snprintf(h->names[h->n++], sizeof h->names[0], "%s/%s", disc_k8s_namespace(obj), disc_k8s_name(obj));
 }
 
-/* The objects k8s_affected names, "ns/name,ns/name" in store order. */
+/* The objects disc_k8s_affected names, "ns/name,ns/name" in store order. */
 static char *affected(const json_t *store, k8s_kind role, k8s_kind changed, const char *obj)
 {
     static char out[1024];
     json_t *o = J(obj);
     hits h = {.n = 0};
     k8s_lookup lk = {store_get, store_each, (void *)store};
-    k8s_affected(role, changed, o, &lk, record_hit, &h);
+    disc_k8s_affected(role, changed, o, &lk, record_hit, &h);
     out[0] = '\0';
     for (size_t i = 0; i < h.n; i++)
         snprintf(out + strlen(out), sizeof out - strlen(out), "%s%s", i ? "," : "", h.names[i]);
@@ -1149,9 +1149,9 @@ static void test_affected(void **state)
     /* No lookup, or one without each: nothing, no crash. */
     json_t *o = J(pod);
     hits h = {.n = 0};
-    k8s_affected(K8S_ENDPOINTS, K8S_POD, o, NULL, record_hit, &h);
+    disc_k8s_affected(K8S_ENDPOINTS, K8S_POD, o, NULL, record_hit, &h);
     k8s_lookup half = {store_get, NULL, store};
-    k8s_affected(K8S_ENDPOINTS, K8S_POD, o, &half, record_hit, &h);
+    disc_k8s_affected(K8S_ENDPOINTS, K8S_POD, o, &half, record_hit, &h);
     assert_int_equal(h.n, 0);
     json_decref(o);
     json_decref(store);
@@ -1176,66 +1176,66 @@ static void test_kinds_and_roles(void **state)
         {K8S_NAMESPACE, "/api/v1", "namespaces", "Namespace", false},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
-        const k8s_kind_info *ki = k8s_kind_get(want[i].k);
+        const k8s_kind_info *ki = disc_k8s_kind_get(want[i].k);
         assert_non_null(ki);
         assert_string_equal(ki->group_version, want[i].gv);
         assert_string_equal(ki->resource, want[i].resource);
         assert_string_equal(ki->kind, want[i].kind);
         assert_int_equal(ki->namespaced, want[i].namespaced);
     }
-    assert_null(k8s_kind_get(K8S_KIND_COUNT));
-    assert_null(k8s_kind_get((k8s_kind)-1));
+    assert_null(disc_k8s_kind_get(K8S_KIND_COUNT));
+    assert_null(disc_k8s_kind_get((k8s_kind)-1));
 
-    assert_int_equal(k8s_role_kind("pod"), K8S_POD);
-    assert_int_equal(k8s_role_kind("service"), K8S_SERVICE);
-    assert_int_equal(k8s_role_kind("endpoints"), K8S_ENDPOINTS);
-    assert_int_equal(k8s_role_kind("endpointslice"), K8S_ENDPOINTSLICE);
-    assert_int_equal(k8s_role_kind("node"), K8S_NODE);
-    assert_int_equal(k8s_role_kind("ingress"), K8S_INGRESS);
-    assert_int_equal(k8s_role_kind("namespace"), -1);
-    assert_int_equal(k8s_role_kind("Pod"), -1);
-    assert_int_equal(k8s_role_kind(""), -1);
-    assert_int_equal(k8s_role_kind(NULL), -1);
+    assert_int_equal(disc_k8s_role_kind("pod"), K8S_POD);
+    assert_int_equal(disc_k8s_role_kind("service"), K8S_SERVICE);
+    assert_int_equal(disc_k8s_role_kind("endpoints"), K8S_ENDPOINTS);
+    assert_int_equal(disc_k8s_role_kind("endpointslice"), K8S_ENDPOINTSLICE);
+    assert_int_equal(disc_k8s_role_kind("node"), K8S_NODE);
+    assert_int_equal(disc_k8s_role_kind("ingress"), K8S_INGRESS);
+    assert_int_equal(disc_k8s_role_kind("namespace"), -1);
+    assert_int_equal(disc_k8s_role_kind("Pod"), -1);
+    assert_int_equal(disc_k8s_role_kind(""), -1);
+    assert_int_equal(disc_k8s_role_kind(NULL), -1);
 
     const unsigned S = 1u << K8S_SERVICE, P = 1u << K8S_POD, N = 1u << K8S_NODE,
                    NS = 1u << K8S_NAMESPACE;
     k8s_role_options none = {0}, node = {.attach_node = true}, ns = {.attach_namespace = true},
                      both = {true, true};
-    assert_int_equal(k8s_role_watches(K8S_POD, &none), 0);
-    assert_int_equal(k8s_role_watches(K8S_POD, NULL), 0);
-    assert_int_equal(k8s_role_watches(K8S_POD, &node), N);
-    assert_int_equal(k8s_role_watches(K8S_POD, &both), N | NS);
-    assert_int_equal(k8s_role_watches(K8S_ENDPOINTS, &none), S | P);
-    assert_int_equal(k8s_role_watches(K8S_ENDPOINTS, &both), S | P | N | NS);
-    assert_int_equal(k8s_role_watches(K8S_ENDPOINTSLICE, &node), S | P | N);
-    assert_int_equal(k8s_role_watches(K8S_SERVICE, &both), NS);
-    assert_int_equal(k8s_role_watches(K8S_INGRESS, &ns), NS);
-    assert_int_equal(k8s_role_watches(K8S_INGRESS, &node), 0);
-    assert_int_equal(k8s_role_watches(K8S_NODE, &both), 0);
+    assert_int_equal(disc_k8s_role_watches(K8S_POD, &none), 0);
+    assert_int_equal(disc_k8s_role_watches(K8S_POD, NULL), 0);
+    assert_int_equal(disc_k8s_role_watches(K8S_POD, &node), N);
+    assert_int_equal(disc_k8s_role_watches(K8S_POD, &both), N | NS);
+    assert_int_equal(disc_k8s_role_watches(K8S_ENDPOINTS, &none), S | P);
+    assert_int_equal(disc_k8s_role_watches(K8S_ENDPOINTS, &both), S | P | N | NS);
+    assert_int_equal(disc_k8s_role_watches(K8S_ENDPOINTSLICE, &node), S | P | N);
+    assert_int_equal(disc_k8s_role_watches(K8S_SERVICE, &both), NS);
+    assert_int_equal(disc_k8s_role_watches(K8S_INGRESS, &ns), NS);
+    assert_int_equal(disc_k8s_role_watches(K8S_INGRESS, &node), 0);
+    assert_int_equal(disc_k8s_role_watches(K8S_NODE, &both), 0);
 }
 
 static void test_group_source(void **state)
 {
     (void)state;
     char buf[64];
-    assert_int_equal(k8s_group_source(K8S_POD, "default", "testpod", buf, sizeof buf), 19);
+    assert_int_equal(disc_k8s_group_source(K8S_POD, "default", "testpod", buf, sizeof buf), 19);
     assert_string_equal(buf, "pod/default/testpod");
-    k8s_group_source(K8S_SERVICE, "ns", "s", buf, sizeof buf);
+    disc_k8s_group_source(K8S_SERVICE, "ns", "s", buf, sizeof buf);
     assert_string_equal(buf, "svc/ns/s");
-    k8s_group_source(K8S_ENDPOINTS, "ns", "e", buf, sizeof buf);
+    disc_k8s_group_source(K8S_ENDPOINTS, "ns", "e", buf, sizeof buf);
     assert_string_equal(buf, "endpoints/ns/e");
-    k8s_group_source(K8S_ENDPOINTSLICE, "ns", "e", buf, sizeof buf);
+    disc_k8s_group_source(K8S_ENDPOINTSLICE, "ns", "e", buf, sizeof buf);
     assert_string_equal(buf, "endpointslice/ns/e");
-    k8s_group_source(K8S_NODE, "", "n", buf, sizeof buf);
+    disc_k8s_group_source(K8S_NODE, "", "n", buf, sizeof buf);
     assert_string_equal(buf, "node/n");
-    k8s_group_source(K8S_INGRESS, "ns", "i", buf, sizeof buf);
+    disc_k8s_group_source(K8S_INGRESS, "ns", "i", buf, sizeof buf);
     assert_string_equal(buf, "ingress/ns/i");
     /* TestPodDiscoveryDelete: the source of a deleted pod is built from its key. */
     char small[8];
-    assert_int_equal(k8s_group_source(K8S_POD, "default", "testpod", small, sizeof small), 19);
+    assert_int_equal(disc_k8s_group_source(K8S_POD, "default", "testpod", small, sizeof small), 19);
     assert_string_equal(small, "pod/def");
-    assert_int_equal(k8s_group_source(K8S_POD, "default", "testpod", NULL, 0), 19);
-    assert_int_equal(k8s_group_source(K8S_KIND_COUNT, "a", "b", buf, sizeof buf), 0);
+    assert_int_equal(disc_k8s_group_source(K8S_POD, "default", "testpod", NULL, 0), 19);
+    assert_int_equal(disc_k8s_group_source(K8S_KIND_COUNT, "a", "b", buf, sizeof buf), 0);
     assert_string_equal(buf, "");
 }
 
@@ -1243,18 +1243,18 @@ static void test_name_namespace(void **state)
 {
     (void)state;
     json_t *o = J("{'metadata':{'name':'n','namespace':'ns'}}");
-    assert_string_equal(k8s_name(o), "n");
-    assert_string_equal(k8s_namespace(o), "ns");
+    assert_string_equal(disc_k8s_name(o), "n");
+    assert_string_equal(disc_k8s_namespace(o), "ns");
     json_decref(o);
     o = J("{'metadata':{'name':5,'namespace':null}}");
-    assert_string_equal(k8s_name(o), "");
-    assert_string_equal(k8s_namespace(o), "");
+    assert_string_equal(disc_k8s_name(o), "");
+    assert_string_equal(disc_k8s_namespace(o), "");
     json_decref(o);
     o = J("{'metadata':'x'}");
-    assert_string_equal(k8s_name(o), "");
+    assert_string_equal(disc_k8s_name(o), "");
     json_decref(o);
-    assert_string_equal(k8s_name(NULL), "");
-    assert_string_equal(k8s_namespace(NULL), "");
+    assert_string_equal(disc_k8s_name(NULL), "");
+    assert_string_equal(disc_k8s_namespace(NULL), "");
 }
 
 /* ---- refusals and type mismatches ---------------------------------------------------------------- */
@@ -1263,7 +1263,7 @@ static void test_name_namespace(void **state)
 static int build(k8s_kind role, const char *obj, firn_arena *a, disc_group *g, firn_err *err)
 {
     json_t *o = J(obj);
-    int rc = k8s_build_group(role, o, NULL, NULL, a, g, err);
+    int rc = disc_k8s_build_group(role, o, NULL, NULL, a, g, err);
     json_decref(o);
     return rc;
 }
@@ -1304,7 +1304,7 @@ static void test_refusals(void **state)
         assert_int_equal(g.n_targets, 0);
         assert_int_equal(g.n_labels, 0);
     }
-    assert_int_equal(k8s_build_group(K8S_POD, NULL, NULL, NULL, a, &g, &err), FIRN_EINVAL);
+    assert_int_equal(disc_k8s_build_group(K8S_POD, NULL, NULL, NULL, a, &g, &err), FIRN_EINVAL);
     firn_arena_free(a);
 }
 
@@ -1418,10 +1418,10 @@ static void test_bad_lookup(void **state)
     disc_group g;
     firn_err err = {0};
     k8s_role_options both = {true, true};
-    assert_int_equal(k8s_build_group(K8S_ENDPOINTS, o, &lk, &both, a, &g, &err), 0);
+    assert_int_equal(disc_k8s_build_group(K8S_ENDPOINTS, o, &lk, &both, a, &g, &err), 0);
     assert_int_equal(g.n_targets, 4);
     k8s_lookup none = {NULL, NULL, NULL};
-    assert_int_equal(k8s_build_group(K8S_ENDPOINTS, o, &none, &both, a, &g, &err), 0);
+    assert_int_equal(disc_k8s_build_group(K8S_ENDPOINTS, o, &none, &both, a, &g, &err), 0);
     assert_int_equal(g.n_targets, 4);
     firn_arena_free(a);
     json_decref(o);

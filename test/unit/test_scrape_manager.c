@@ -59,14 +59,14 @@ static pprof_profile *allocs_profile(int64_t n)
     return pprof_builder_finish(b, &err);
 }
 
-static void serve_profile(web_response *resp, pprof_profile *p)
+static void serve_profile(http_response *resp, pprof_profile *p)
 {
     unsigned char *out = NULL;
     size_t len = 0;
     firn_err err = {0};
     if (!p || pprof_encode(p, -1, &out, &len, &err) < 0) {
         pprof_free(p);
-        web_respond_text(resp, 500, "could not build the profile");
+        http_respond_text(resp, 500, "could not build the profile");
         return;
     }
     pprof_free(p);
@@ -76,31 +76,31 @@ static void serve_profile(web_response *resp, pprof_profile *p)
     resp->body_len = len;
 }
 
-static void handle_allocs(void *ctx, const web_request *req, web_response *resp)
+static void handle_allocs(void *ctx, const http_request *req, http_response *resp)
 {
     (void)ctx, (void)req;
     serve_profile(resp, allocs_profile(atomic_fetch_add(&allocs_served, 1) + 1));
 }
 
 /* Bearer-protected allocs: 401 unless the token is "s3cret". */
-static void handle_auth_allocs(void *ctx, const web_request *req, web_response *resp)
+static void handle_auth_allocs(void *ctx, const http_request *req, http_response *resp)
 {
-    const char *auth = web_request_header(req, "authorization");
+    const char *auth = http_request_header(req, "authorization");
     if (!auth || strcmp(auth, "Bearer s3cret") != 0) {
-        web_respond_text(resp, 401, "Unauthorized");
+        http_respond_text(resp, 401, "Unauthorized");
         return;
     }
     handle_allocs(ctx, req, resp);
 }
 
-static void handle_garbage(void *ctx, const web_request *req, web_response *resp)
+static void handle_garbage(void *ctx, const http_request *req, http_response *resp)
 {
     (void)ctx, (void)req;
-    web_respond_text(resp, 200, "not a profile");
+    http_respond_text(resp, 200, "not a profile");
 }
 
 typedef struct fixture {
-    web_server *web;
+    http_server *web;
     int port;
     char *dir;
     tsdb *db;
@@ -111,18 +111,18 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     firn_err err = {0};
-    web_options wo;
-    web_options_default(&wo);
+    http_options wo;
+    http_options_default(&wo);
     wo.listen_address = "127.0.0.1:0";
-    f->web = web_new(&wo, &err);
+    f->web = http_new(&wo, &err);
     if (!f->web)
-        fail_msg("web_new: %s", err.msg);
-    web_route(f->web, "GET", "/debug/pprof/allocs", 0, handle_allocs, NULL, &err);
-    web_route(f->web, "GET", "/auth/debug/pprof/allocs", 0, handle_auth_allocs, NULL, &err);
-    web_route(f->web, "GET", "/garbage/debug/pprof/allocs", 0, handle_garbage, NULL, &err);
-    if (web_start(f->web, &err) < 0)
-        fail_msg("web_start: %s", err.msg);
-    f->port = web_port(f->web);
+        fail_msg("http_new: %s", err.msg);
+    http_route(f->web, "GET", "/debug/pprof/allocs", 0, handle_allocs, NULL, &err);
+    http_route(f->web, "GET", "/auth/debug/pprof/allocs", 0, handle_auth_allocs, NULL, &err);
+    http_route(f->web, "GET", "/garbage/debug/pprof/allocs", 0, handle_garbage, NULL, &err);
+    if (http_start(f->web, &err) < 0)
+        fail_msg("http_start: %s", err.msg);
+    f->port = http_port(f->web);
     f->dir = temp_dir("scrape");
     tsdb_options to;
     tsdb_options_default(&to);
@@ -145,7 +145,7 @@ static int teardown(void **state)
     fixture *f = *state;
     scrape_manager_free(f->m);
     tsdb_close(f->db);
-    web_stop(f->web);
+    http_stop(f->web);
     remove_tree(f->dir);
     free(f->dir);
     free(f);

@@ -263,11 +263,11 @@ static void test_json_string(void **state)
     };
     for (size_t i = 0; i < sizeof T / sizeof T[0]; i++) {
         firn_buf b = {0};
-        web_json_string(&b, T[i].in);
+        firn_json_string(&b, T[i].in);
         expect_buf(&b, T[i].want);
     }
     firn_buf b = {0};
-    web_json_string(&b, NULL);
+    firn_json_string(&b, NULL);
     expect_buf(&b, "\"\"");
 }
 
@@ -325,7 +325,7 @@ static void test_envelopes(void **state)
         {"internal", 500}, {"not_found", 404}, {"not_acceptable", 406}, {"unavailable", 500},
     };
     for (size_t i = 0; i < sizeof T / sizeof T[0]; i++) {
-        web_response resp = {0};
+        http_response resp = {0};
         web_respond_error(&resp, T[i].type, "bad %s", "thing");
         assert_int_equal(resp.status, T[i].status);
         assert_string_equal(resp.content_type, "application/json");
@@ -336,7 +336,7 @@ static void test_envelopes(void **state)
         assert_int_equal(resp.body_len, strlen(want));
         free(resp.body);
     }
-    web_response resp = {0};
+    http_response resp = {0};
     web_respond_data(&resp, json_array());
     assert_int_equal(resp.status, 200);
     assert_string_equal(resp.body, "{\"status\":\"success\",\"data\":[]}");
@@ -388,7 +388,7 @@ static char *fake_config_yaml(void *ctx)
 struct server {
     char *dir;
     tsdb *db;
-    web_server *web;
+    http_server *web;
     web_api api;
 };
 
@@ -416,10 +416,10 @@ static int server_up(void **state)
                 fail_msg("append: %s", err.msg);
             pprof_free(p);
         }
-    web_options wo;
-    web_options_default(&wo);
+    http_options wo;
+    http_options_default(&wo);
     wo.listen_address = "127.0.0.1:0";
-    srv->web = web_new(&wo, &err);
+    srv->web = http_new(&wo, &err);
     assert_non_null(srv->web);
     static const char *const flags[] = {"web.listen-address", "127.0.0.1:0", "log.level",
                                         "info", "config.file", "a<b>.yml", NULL};
@@ -429,14 +429,14 @@ static int server_up(void **state)
     srv->api.config_yaml_ctx = "scrape_configs: []\n";
     atomic_store(&srv->api.ready, true);
     assert_int_equal(web_api_prom_register(srv->web, &srv->api, &err), 0);
-    assert_int_equal(web_start(srv->web, &err), 0);
+    assert_int_equal(http_start(srv->web, &err), 0);
     return 0;
 }
 
 static int server_down(void **state)
 {
     (void)state;
-    web_stop(srv->web);
+    http_stop(srv->web);
     tsdb_close(srv->db);
     remove_tree(srv->dir);
     free(srv->dir);
@@ -451,7 +451,7 @@ static reply request(const char *target, const char *form)
 {
     reply r = {0};
     char url[4096];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", web_port(srv->web), target);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", http_port(srv->web), target);
     CURL *c = curl_easy_init();
     assert_non_null(c);
     curl_easy_setopt(c, CURLOPT_URL, url);

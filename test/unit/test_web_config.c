@@ -1,5 +1,5 @@
 /* test_web_config.c -- the web configuration (config/web_config.h) and what
- * the server does with it (web/server.c):
+ * the server does with it (http/server.c):
  *  - loading: a full file, the defaults, relative paths, and every error
  *    with its position (a table), secrets never quoted in messages;
  *  - credentials: bcrypt and bearer checks;
@@ -31,7 +31,7 @@
 #include "config/web_config.h"
 #include "model/model.h"
 #include "http_reply.h"
-#include "web/web.h"
+#include "http/http.h"
 
 #include "h2o_lsan.h"
 
@@ -339,50 +339,50 @@ static void test_check_credentials(void **state)
 static _Atomic(pthread_t) inline_thread;
 static _Atomic(pthread_t) worker_thread;
 
-static void h_inline(void *ctx, const web_request *r, web_response *resp)
+static void h_inline(void *ctx, const http_request *r, http_response *resp)
 {
     (void)ctx;
     (void)r;
     atomic_store(&inline_thread, pthread_self());
-    web_respond_text(resp, 200, "inline");
+    http_respond_text(resp, 200, "inline");
 }
 
-static void h_worker(void *ctx, const web_request *r, web_response *resp)
+static void h_worker(void *ctx, const http_request *r, http_response *resp)
 {
     (void)ctx;
     size_t len;
-    const char *body = web_request_body(r, &len);
+    const char *body = http_request_body(r, &len);
     atomic_store(&worker_thread, pthread_self());
     if (len)
-        web_respond_text(resp, 200, "worker %s", body);
+        http_respond_text(resp, 200, "worker %s", body);
     else
-        web_respond_text(resp, 200, "worker");
+        http_respond_text(resp, 200, "worker");
 }
 
-static void h_metrics(void *ctx, const web_request *r, web_response *resp)
+static void h_metrics(void *ctx, const http_request *r, http_response *resp)
 {
     (void)r;
     firn_buf b = {0};
-    web_metrics_write(ctx, &b);
+    http_metrics_write(ctx, &b);
     resp->body = b.data;
     resp->body_len = b.len;
 }
 
-static web_server *start(const config_web *w, firn_err *err)
+static http_server *start(const config_web *w, firn_err *err)
 {
-    web_options o;
-    web_options_default(&o);
+    http_options o;
+    http_options_default(&o);
     o.listen_address = "127.0.0.1:0";
     o.workers = 2;
     o.web_config = w;
-    web_server *s = web_new(&o, err);
+    http_server *s = http_new(&o, err);
     if (!s)
         return NULL;
-    assert_int_equal(web_route(s, "GET", "/inline", 0, h_inline, NULL, err), 0);
-    assert_int_equal(web_route(s, "GET,POST", "/work", WEB_ROUTE_WORKER, h_worker, NULL, err),
+    assert_int_equal(http_route(s, "GET", "/inline", 0, h_inline, NULL, err), 0);
+    assert_int_equal(http_route(s, "GET,POST", "/work", HTTP_ROUTE_WORKER, h_worker, NULL, err),
                      0);
-    assert_int_equal(web_route(s, "GET", "/metrics", 0, h_metrics, s, err), 0);
-    assert_int_equal(web_start(s, err), 0);
+    assert_int_equal(http_route(s, "GET", "/metrics", 0, h_metrics, s, err), 0);
+    assert_int_equal(http_start(s, err), 0);
     return s;
 }
 
@@ -397,11 +397,11 @@ typedef struct client {
 } client;
 
 
-static reply request(const web_server *s, const char *scheme, const char *path, const client *c)
+static reply request(const http_server *s, const char *scheme, const char *path, const client *c)
 {
     reply r = {0};
     char url[256], auth[512];
-    snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", scheme, web_port(s), path);
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", scheme, http_port(s), path);
     CURL *e = curl_easy_init();
     assert_non_null(e);
     curl_easy_setopt(e, CURLOPT_URL, url);
@@ -445,7 +445,7 @@ static const char *text(const firn_buf *b)
 }
 
 /* One request that must get status (and body, when given). */
-static void expect(const web_server *s, const char *scheme, const char *path, const client *c,
+static void expect(const http_server *s, const char *scheme, const char *path, const client *c,
                    long status, const char *body)
 {
     reply r = request(s, scheme, path, c);
@@ -459,7 +459,7 @@ static void expect(const web_server *s, const char *scheme, const char *path, co
 }
 
 /* A request the TLS layer must refuse (no HTTP status at all). */
-static void expect_refused(const web_server *s, const char *path, const client *c)
+static void expect_refused(const http_server *s, const char *path, const client *c)
 {
     reply r = request(s, "https", path, c);
     if (r.rc == CURLE_OK)
@@ -469,7 +469,7 @@ static void expect_refused(const web_server *s, const char *path, const client *
 }
 
 /* The value of a sample of /metrics, or -1. */
-static double metric(const web_server *s, const client *c, const char *scheme,
+static double metric(const http_server *s, const client *c, const char *scheme,
                      const char *series)
 {
     reply r = request(s, scheme, "/metrics", c);
@@ -493,7 +493,7 @@ static void test_server_credentials(void **state)
                          "firn_bearer_token_sha256: [" TOKEN_SHA256 "]\n",
                          "w.yml");
     firn_err err = {0};
-    web_server *s = start(w, &err);
+    http_server *s = start(w, &err);
     assert_non_null(s);
     const client alice = {.userpwd = "alice:secret"}, bob = {.userpwd = "bob:hunter2"};
     const char *ok_series = "firn_http_auth_bcrypt_checks_total{result=\"ok\"}";
@@ -556,7 +556,7 @@ static void test_server_credentials(void **state)
     /* Credentials come before routing, as Prometheus wraps its whole mux. */
     expect(s, "http", "/nowhere", NULL, 401, NULL);
     expect(s, "http", "/nowhere", &alice, 404, NULL);
-    web_stop(s);
+    http_stop(s);
     config_web_free(w);
 }
 
@@ -565,7 +565,7 @@ static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
 static bool gate_open;
 
-static void h_block(void *ctx, const web_request *r, web_response *resp)
+static void h_block(void *ctx, const http_request *r, http_response *resp)
 {
     (void)ctx;
     (void)r;
@@ -573,12 +573,12 @@ static void h_block(void *ctx, const web_request *r, web_response *resp)
     while (!gate_open)
         pthread_cond_wait(&gate_cv, &gate_mu);
     pthread_mutex_unlock(&gate_mu);
-    web_respond_text(resp, 200, "released");
+    http_respond_text(resp, 200, "released");
 }
 
 typedef struct async_request {
     pthread_t thread;
-    const web_server *s;
+    const http_server *s;
     const char *path;
     client c;
     reply r;
@@ -593,14 +593,14 @@ static void *async_main(void *arg)
 
 static void *stop_main(void *arg)
 {
-    web_stop(arg);
+    http_stop(arg);
     return NULL;
 }
 
-static double in_flight(web_server *s)
+static double in_flight(http_server *s)
 {
     firn_buf b = {0};
-    web_metrics_write(s, &b);
+    http_metrics_write(s, &b);
     const char *p = strstr(b.data, "\nfirn_http_requests_in_flight ");
     double v = p ? strtod(p + strlen("\nfirn_http_requests_in_flight "), NULL) : -1;
     firn_buf_free(&b);
@@ -614,17 +614,17 @@ static void test_server_stop_while_checking(void **state)
     (void)state;
     config_web *w = load("basic_auth_users:\n  alice: " ALICE_HASH "\n  bob: " BOB_HASH "\n",
                          "w.yml");
-    web_options o;
-    web_options_default(&o);
+    http_options o;
+    http_options_default(&o);
     o.listen_address = "127.0.0.1:0";
     o.workers = 1;
     o.web_config = w;
     firn_err err = {0};
-    web_server *s = web_new(&o, &err);
+    http_server *s = http_new(&o, &err);
     assert_non_null(s);
-    assert_int_equal(web_route(s, "GET", "/inline", 0, h_inline, NULL, &err), 0);
-    assert_int_equal(web_route(s, "GET", "/block", WEB_ROUTE_WORKER, h_block, NULL, &err), 0);
-    assert_int_equal(web_start(s, &err), 0);
+    assert_int_equal(http_route(s, "GET", "/inline", 0, h_inline, NULL, &err), 0);
+    assert_int_equal(http_route(s, "GET", "/block", HTTP_ROUTE_WORKER, h_block, NULL, &err), 0);
+    assert_int_equal(http_start(s, &err), 0);
     expect(s, "http", "/inline", &(client){.userpwd = "alice:secret"}, 200, "inline\n");
 
     gate_open = false;
@@ -784,7 +784,7 @@ static void test_tls_server(void **state)
     (void)state;
     config_web *w = tls_config("");
     firn_err err = {0};
-    web_server *s = start(w, &err);
+    http_server *s = start(w, &err);
     if (!s)
         fail_msg("%s", err.msg);
     const client trusting = {.ca = certs.ca};
@@ -799,7 +799,7 @@ static void test_tls_server(void **state)
     expect(s, "https", "/inline",
            &(client){.ca = certs.ca, .cert = certs.stranger_cert, .key = certs.stranger_key},
            200, NULL);
-    web_stop(s);
+    http_stop(s);
     config_web_free(w);
 }
 
@@ -827,7 +827,7 @@ static void test_tls_client_auth(void **state)
                  cases[i].ca ? "\n" : "");
         config_web *w = tls_config(extra);
         firn_err err = {0};
-        web_server *s = start(w, &err);
+        http_server *s = start(w, &err);
         if (!s)
             fail_msg("%s: %s", cases[i].type, err.msg);
         if (cases[i].none_ok)
@@ -842,7 +842,7 @@ static void test_tls_client_auth(void **state)
             expect(s, "https", "/inline", &stranger, 200, "inline\n");
         else
             expect_refused(s, "/inline", &stranger);
-        web_stop(s);
+        http_stop(s);
         config_web_free(w);
     }
 }
@@ -853,14 +853,14 @@ static void test_tls_versions_and_auth(void **state)
     config_web *w = tls_config("  min_version: TLS13\n"
                                "basic_auth_users:\n  alice: " ALICE_HASH "\n");
     firn_err err = {0};
-    web_server *s = start(w, &err);
+    http_server *s = start(w, &err);
     assert_non_null(s);
     expect_refused(s, "/inline", &(client){.ca = certs.ca, .tls_max = CURL_SSLVERSION_MAX_TLSv1_2,
                                           .userpwd = "alice:secret"});
     expect(s, "https", "/inline", &(client){.ca = certs.ca}, 401, "Unauthorized\n");
     expect(s, "https", "/inline", &(client){.ca = certs.ca, .userpwd = "alice:secret"}, 200,
            "inline\n");
-    web_stop(s);
+    http_stop(s);
     config_web_free(w);
 }
 
@@ -896,7 +896,7 @@ static void test_tls_bad_files(void **state)
                  cases[i].cert, cases[i].key, extra);
         config_web *w = load(yaml, "w.yml");
         firn_err err = {0};
-        web_server *s = start(w, &err);
+        http_server *s = start(w, &err);
         if (s)
             fail_msg("case %zu: started", i);
         if (!strstr(err.msg, cases[i].want))

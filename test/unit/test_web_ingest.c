@@ -1,4 +1,4 @@
-/* test_web_ingest.c -- pushed profiles (web/api_ingest.c, web/multipart.c):
+/* test_web_ingest.c -- pushed profiles (web/api_ingest.c, http/multipart.c):
  * the parsers on their own (multipart bodies, Pyroscope's name, collapsed
  * stacks), then both endpoints through a real server on loopback with a
  * store behind it: what is accepted is stored with the right series and
@@ -19,8 +19,10 @@
 #include <strings.h>
 
 #include "fixtures.h"
-#include "model/model.h"
+#include "http/http.h"
 #include "http_reply.h"
+#include "ingest/ingest.h"
+#include "model/model.h"
 #include "tsdb/tsdb.h"
 #include "web/internal.h"
 #include "web/web.h"
@@ -95,10 +97,10 @@ static void test_multipart_table(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const mp_case *c = &cases[i];
         firn_arena *a = firn_arena_new(0);
-        web_multipart_part *parts;
+        http_multipart_part *parts;
         size_t n;
         firn_err err = {0};
-        int rc = web_multipart_parse(c->content_type, c->body, strlen(c->body), a, &parts, &n,
+        int rc = http_multipart_parse(c->content_type, c->body, strlen(c->body), a, &parts, &n,
                                      &err);
         if (rc != c->rc)
             fail_msg("%s: rc %d, want %d (%s)", c->what, rc, c->rc, err.msg);
@@ -121,14 +123,14 @@ static void test_multipart_caps(void **state)
 {
     (void)state;
     firn_buf b = {0};
-    for (int i = 0; i <= WEB_MULTIPART_PARTS_MAX; i++)
+    for (int i = 0; i <= HTTP_MULTIPART_PARTS_MAX; i++)
         firn_buf_printf(&b, "--b\r\nContent-Disposition: form-data; name=\"p%d\"\r\n\r\nx\r\n", i);
     firn_buf_puts(&b, "--b--\r\n");
     firn_arena *a = firn_arena_new(0);
-    web_multipart_part *parts;
+    http_multipart_part *parts;
     size_t n;
     firn_err err = {0};
-    assert_int_equal(web_multipart_parse("multipart/form-data; boundary=b", b.data, b.len, a,
+    assert_int_equal(http_multipart_parse("multipart/form-data; boundary=b", b.data, b.len, a,
                                          &parts, &n, &err),
                      FIRN_ETOOBIG);
     firn_buf_free(&b);
@@ -137,14 +139,14 @@ static void test_multipart_caps(void **state)
     for (int i = 0; i < 2000; i++)
         firn_buf_puts(&b, "X-Padding: 0123456789\r\n");
     firn_buf_puts(&b, "\r\nx\r\n--b--");
-    assert_int_equal(web_multipart_parse("multipart/form-data; boundary=b", b.data, b.len, a,
+    assert_int_equal(http_multipart_parse("multipart/form-data; boundary=b", b.data, b.len, a,
                                          &parts, &n, &err),
                      FIRN_ETOOBIG);
     firn_buf_free(&b);
 
     char boundary[128] = "multipart/form-data; boundary=";
     memset(boundary + strlen(boundary), 'k', 71);
-    assert_int_equal(web_multipart_parse(boundary, "x", 1, a, &parts, &n, &err), FIRN_EINVAL);
+    assert_int_equal(http_multipart_parse(boundary, "x", 1, a, &parts, &n, &err), FIRN_EINVAL);
     assert_non_null(strstr(err.msg, "longer than 70"));
     firn_arena_free(a);
 }
@@ -182,7 +184,7 @@ static void test_pyroscope_name(void **state)
         firn_label *l;
         size_t n;
         firn_err err = {0};
-        int rc = web_pyroscope_name_parse(cases[i].in, a, &app, &l, &n, &err);
+        int rc = ingest_pyroscope_name_parse(cases[i].in, a, &app, &l, &n, &err);
         const char *want = cases[i].want;
         if (want[0] == '!') {
             if (rc != FIRN_EINVAL || !strstr(err.msg, want + 1))
@@ -238,10 +240,10 @@ static char *samples_text(const pprof_profile *p)
     return s ? s : strdup("");
 }
 
-static void expect_folded(const char *body, const web_folded_type *t, const char *want)
+static void expect_folded(const char *body, const ingest_folded_type *t, const char *want)
 {
     firn_err err = {0};
-    pprof_profile *p = web_folded_parse(body, strlen(body), t, &err);
+    pprof_profile *p = ingest_folded_parse(body, strlen(body), t, &err);
     if (!p)
         fail_msg("\"%s\": %s", body, err.msg);
     char *got = samples_text(p);
@@ -254,7 +256,7 @@ static void expect_folded(const char *body, const web_folded_type *t, const char
 static void test_folded(void **state)
 {
     (void)state;
-    web_folded_type t = {.sample_type = "samples", .sample_unit = "count", .scale = 1};
+    ingest_folded_type t = {.sample_type = "samples", .sample_unit = "count", .scale = 1};
     expect_folded("main;a;b 3\nmain;a 2\nmain;a;b 4\r\n\nnovalue\n;x 0\n main 1", &t,
                   " main 1\nmain;a 2\nmain;a;b 7\n");
     expect_folded("", &t, "");
@@ -265,11 +267,11 @@ static void test_folded(void **state)
     expect_folded("a;b\na;b\r\nc\n\n", &t, "a;b 2\nc 1\n");
 
     /* the sample and period types as given */
-    t = (web_folded_type){.sample_type = "cpu", .sample_unit = "nanoseconds",
+    t = (ingest_folded_type){.sample_type = "cpu", .sample_unit = "nanoseconds",
                           .period_type = "cpu", .period_unit = "nanoseconds",
                           .period = 10000000, .scale = 10000000};
     firn_err err = {0};
-    pprof_profile *p = web_folded_parse("x 1", 3, &t, &err);
+    pprof_profile *p = ingest_folded_parse("x 1", 3, &t, &err);
     assert_non_null(p);
     assert_int_equal(p->n_sample_types, 1);
     assert_string_equal(pprof_str(p, p->sample_types[0].type), "cpu");
@@ -288,19 +290,19 @@ static void test_folded(void **state)
         {"a 922337203685477", 100000, "overflows"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        t = (web_folded_type){.sample_type = "samples", .sample_unit = "count",
+        t = (ingest_folded_type){.sample_type = "samples", .sample_unit = "count",
                               .scale = bad[i].scale};
-        p = web_folded_parse(bad[i].body, strlen(bad[i].body), &t, &err);
+        p = ingest_folded_parse(bad[i].body, strlen(bad[i].body), &t, &err);
         assert_null(p);
         if (!strstr(err.msg, bad[i].msg))
             fail_msg("\"%s\": \"%s\" lacks \"%s\"", bad[i].body, err.msg, bad[i].msg);
     }
     firn_buf deep = {0};
-    for (int i = 0; i <= WEB_FOLDED_DEPTH_MAX; i++)
+    for (int i = 0; i <= INGEST_FOLDED_DEPTH_MAX; i++)
         firn_buf_puts(&deep, "f;");
     firn_buf_puts(&deep, "leaf 1");
-    t = (web_folded_type){.sample_type = "samples", .sample_unit = "count", .scale = 1};
-    assert_null(web_folded_parse(deep.data, deep.len, &t, &err));
+    t = (ingest_folded_type){.sample_type = "samples", .sample_unit = "count", .scale = 1};
+    assert_null(ingest_folded_parse(deep.data, deep.len, &t, &err));
     assert_non_null(strstr(err.msg, "frames"));
     firn_buf_free(&deep);
 }
@@ -320,8 +322,8 @@ static void test_pyroscope_profile_name(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         pprof_profile *p = decode_fixture(cases[i].fixture);
-        assert_string_equal(web_pyroscope_profile_name(p, NULL, true), cases[i].want);
-        const char *strict = web_pyroscope_profile_name(p, NULL, false);
+        assert_string_equal(ingest_pyroscope_profile_name(p, NULL, true), cases[i].want);
+        const char *strict = ingest_pyroscope_profile_name(p, NULL, false);
         if (cases[i].strict)
             assert_string_equal(strict, cases[i].strict);
         else
@@ -332,7 +334,7 @@ static void test_pyroscope_profile_name(void **state)
     pprof_profile *p = decode_fixture(MUTEX_FIXTURE);
     json_t *config = json_pack("{s:{s:s}, s:{s:s}}", "contentions", "display-name",
                                "mutex_count", "delay", "display-name", "mutex_duration");
-    assert_string_equal(web_pyroscope_profile_name(p, config, true), "mutex");
+    assert_string_equal(ingest_pyroscope_profile_name(p, config, true), "mutex");
     json_decref(config);
     pprof_free(p);
 }
@@ -342,7 +344,7 @@ static void test_pyroscope_profile_name(void **state)
 typedef struct fixture {
     char *dir;
     tsdb *db;
-    web_server *web;
+    http_server *web;
     web_api api;
 } fixture;
 
@@ -359,15 +361,15 @@ static int setup_server(void **state)
     f->db = tsdb_open(&to, &err);
     if (!f->db)
         fail_msg("tsdb_open: %s", err.msg);
-    web_options wo;
-    web_options_default(&wo);
+    http_options wo;
+    http_options_default(&wo);
     wo.listen_address = "127.0.0.1:0";
     wo.max_body_bytes = MAX_BODY;
-    f->web = web_new(&wo, &err);
+    f->web = http_new(&wo, &err);
     if (!f->web)
-        fail_msg("web_new: %s", err.msg);
+        fail_msg("http_new: %s", err.msg);
     f->api.db = f->db;
-    if (web_api_ingest_register(f->web, &f->api, &err) < 0 || web_start(f->web, &err) < 0)
+    if (web_api_ingest_register(f->web, &f->api, &err) < 0 || http_start(f->web, &err) < 0)
         fail_msg("server: %s", err.msg);
     *state = f;
     return 0;
@@ -376,7 +378,7 @@ static int setup_server(void **state)
 static int teardown_server(void **state)
 {
     fixture *f = *state;
-    web_stop(f->web);
+    http_stop(f->web);
     tsdb_close(f->db);
     remove_tree(f->dir);
     free(f->dir);
@@ -389,7 +391,7 @@ static CURL *post_new(fixture *f, const char *target, const void *body, size_t l
                       struct curl_slist *headers, reply *out)
 {
     char url[4096];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", web_port(f->web), target);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", http_port(f->web), target);
     CURL *c = curl_easy_init();
     assert_non_null(c);
     curl_easy_setopt(c, CURLOPT_URL, url);

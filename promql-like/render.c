@@ -6,7 +6,7 @@
  * Every renderer appends to a firn_buf and walks the tree with an explicit
  * stack (profiles may be thousands of frames deep; a worker thread's stack
  * is not).  Names come from profiles, so they may hold any byte: JSON
- * strings are web_json_string's (invalid UTF-8 as U+FFFD, as Go's
+ * strings are firn_json_string's (invalid UTF-8 as U+FFFD, as Go's
  * encoding/json writes it), XML text replaces invalid UTF-8 too and drops the control characters XML 1.0 forbids, and collapsed
  * stacks replace the separators ';' and line breaks.
  */
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "web/internal.h"
+#include "promql-like/render.h"
 
 static int buf_status(const firn_buf *b)
 {
@@ -124,7 +124,7 @@ static void put_frame(firn_buf *b, const char *name)
     }
 }
 
-int web_render_collapsed(firn_buf *b, const pql_tree *t)
+int pql_render_collapsed(firn_buf *b, const pql_tree *t)
 {
     struct walk w = {0};
     const char **path = NULL;
@@ -169,10 +169,10 @@ int web_render_collapsed(firn_buf *b, const pql_tree *t)
 static void json_key_str(firn_buf *b, const char *key, const char *value)
 {
     firn_buf_printf(b, "\"%s\":", key);
-    web_json_string(b, value);
+    firn_json_string(b, value);
 }
 
-int web_render_flamegraph(firn_buf *b, const pql_tree *t)
+int pql_render_flamegraph(firn_buf *b, const pql_tree *t)
 {
     firn_buf_puts(b, "{");
     json_key_str(b, "profile_type", t->profile_type);
@@ -196,7 +196,7 @@ int web_render_flamegraph(firn_buf *b, const pql_tree *t)
         if (depth > 0 && w.stack[w.n - 2].next > 1)
             firn_buf_puts(b, ",");   /* not its parent's first child */
         firn_buf_puts(b, "{\"name\":");
-        web_json_string(b, n->name);
+        firn_json_string(b, n->name);
         put_num(b, ",\"value\":", n->cum);
         put_num(b, ",\"self\":", n->self);
         if (t->diff) {
@@ -233,7 +233,7 @@ static void put_percent(firn_buf *b, int64_t part, int64_t whole)
     firn_buf_printf(b, " %6.2f%%", whole ? 100.0 * (double)part / (double)whole : 0.0);
 }
 
-int web_render_top_text(firn_buf *b, const pprof_profile *p, size_t max_rows, firn_err *err)
+int pql_render_top_text(firn_buf *b, const pprof_profile *p, size_t max_rows, firn_err *err)
 {
     pprof_top_report top;
     if (pprof_top(p, 0, &top, err) < 0)
@@ -329,7 +329,7 @@ static void json_type_fields(firn_buf *b, const pprof_profile *p)
     json_key_str(b, "sample_unit", p->n_sample_types ? pprof_str(p, p->sample_types[0].unit) : "");
 }
 
-int web_render_top_json(firn_buf *b, const pprof_profile *p, const pprof_profile *compare,
+int pql_render_top_json(firn_buf *b, const pprof_profile *p, const pprof_profile *compare,
                         size_t max_rows, firn_err *err)
 {
     pprof_top_report top, ctop = {0};
@@ -699,7 +699,7 @@ static int svg_measure(const pql_tree *t, double px_per_unit, size_t *max_depth,
     return oom ? FIRN_ENOMEM : 0;
 }
 
-int web_render_svg(firn_buf *b, const pql_tree *t, const web_svg_options *o)
+int pql_render_svg(firn_buf *b, const pql_tree *t, const pql_svg_options *o)
 {
     int width = o && o->width > 2 * SVG_XPAD + 100 ? o->width : SVG_WIDTH_DEFAULT;
     const char *title = o && o->title ? o->title

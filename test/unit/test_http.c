@@ -1,4 +1,4 @@
-/* test_web.c -- the HTTP server (web/) through real sockets on loopback:
+/* test_http.c -- the HTTP server library (http/) through real sockets on loopback:
  * routing, methods, parameters and their decoding, bodies, worker routes,
  * the bounded queue, clients that go away, shutdown, listen addresses and
  * the server's own metrics.  libcurl is the client; raw sockets where a
@@ -26,7 +26,7 @@
 
 #include "model/model.h"
 #include "http_reply.h"
-#include "web/web.h"
+#include "http/http.h"
 
 #define MAX_BODY 4096
 
@@ -34,68 +34,68 @@
 
 /* ---- handlers -------------------------------------------------------------- */
 
-static void h_hello(void *ctx, const web_request *r, web_response *resp)
+static void h_hello(void *ctx, const http_request *r, http_response *resp)
 {
     (void)ctx;
     (void)r;
-    web_respond_text(resp, 200, "hello");
+    http_respond_text(resp, 200, "hello");
 }
 
 /* Every value of a few parameter names, one line each: "a=[1,2]". */
-static void h_echo(void *ctx, const web_request *r, web_response *resp)
+static void h_echo(void *ctx, const http_request *r, http_response *resp)
 {
     (void)ctx;
     static const char *const names[] = {"a", "b", "q", "u", "match[]", "x", "empty"};
     firn_buf b = {0};
-    firn_buf_printf(&b, "method=%s path=%s\n", web_request_method(r), web_request_path(r));
+    firn_buf_printf(&b, "method=%s path=%s\n", http_request_method(r), http_request_path(r));
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *const *values;
-        size_t n = web_request_params(r, names[i], &values);
+        size_t n = http_request_params(r, names[i], &values);
         if (n == 0) {
             assert_null(values);
-            assert_null(web_request_param(r, names[i]));
+            assert_null(http_request_param(r, names[i]));
             continue;
         }
-        assert_string_equal(web_request_param(r, names[i]), values[0]);
+        assert_string_equal(http_request_param(r, names[i]), values[0]);
         firn_buf_printf(&b, "%s=[", names[i]);
         for (size_t j = 0; j < n; j++)
             firn_buf_printf(&b, "%s%s", j ? "," : "", values[j]);
         firn_buf_puts(&b, "]\n");
     }
     size_t body_len;
-    web_request_body(r, &body_len);
+    http_request_body(r, &body_len);
     firn_buf_printf(&b, "body=%zu\n", body_len);
     resp->status = 200;
     resp->body = firn_buf_take(&b, &resp->body_len);
 }
 
-static void h_headers(void *ctx, const web_request *r, web_response *resp)
+static void h_headers(void *ctx, const http_request *r, http_response *resp)
 {
     (void)ctx;
-    const char *v = web_request_header(r, "X-TEST");
-    web_respond_text(resp, 200, "x-test=%s", v ? v : "(none)");
+    const char *v = http_request_header(r, "X-TEST");
+    http_respond_text(resp, 200, "x-test=%s", v ? v : "(none)");
     resp->content_type = "application/x-test";
     resp->content_encoding = "gzip";
     resp->content_disposition = "attachment; filename=\"p.pb.gz\"";
 }
 
-static void h_worker(void *ctx, const web_request *r, web_response *resp)
+static void h_worker(void *ctx, const http_request *r, http_response *resp)
 {
     (void)ctx;
-    const char *n = web_request_param(r, "n");
+    const char *n = http_request_param(r, "n");
     /* A little work, so that concurrent requests overlap on the workers. */
     unsigned long x = 0;
     for (int i = 0; i < 10000; i++)
         x = x * 31 + (unsigned long)i;
-    web_respond_text(resp, 201, "worker %s %lu", n ? n : "-", x % 2);
+    http_respond_text(resp, 201, "worker %s %lu", n ? n : "-", x % 2);
 }
 
-static void h_prefix(void *ctx, const web_request *r, web_response *resp)
+static void h_prefix(void *ctx, const http_request *r, http_response *resp)
 {
-    web_respond_text(resp, 200, "prefix %s %s", (const char *)ctx, web_request_path(r));
+    http_respond_text(resp, 200, "prefix %s %s", (const char *)ctx, http_request_path(r));
 }
 
-static void h_empty(void *ctx, const web_request *r, web_response *resp)
+static void h_empty(void *ctx, const http_request *r, http_response *resp)
 {
     (void)ctx;
     (void)r;
@@ -106,7 +106,7 @@ static void h_empty(void *ctx, const web_request *r, web_response *resp)
  * default), for a client that does not read. */
 #define BIG_BODY (32u << 20)
 
-static void h_big(void *ctx, const web_request *r, web_response *resp)
+static void h_big(void *ctx, const http_request *r, http_response *resp)
 {
     (void)ctx;
     (void)r;
@@ -117,7 +117,7 @@ static void h_big(void *ctx, const web_request *r, web_response *resp)
     }
 }
 
-static void h_fail(void *ctx, const web_request *r, web_response *resp)
+static void h_fail(void *ctx, const http_request *r, http_response *resp)
 {
     (void)ctx;
     (void)r;
@@ -158,7 +158,7 @@ static void gate_open(void)
     pthread_mutex_unlock(&the_gate.mu);
 }
 
-static void h_block(void *ctx, const web_request *r, web_response *resp)
+static void h_block(void *ctx, const http_request *r, http_response *resp)
 {
     (void)ctx;
     (void)r;
@@ -168,53 +168,53 @@ static void h_block(void *ctx, const web_request *r, web_response *resp)
     while (!the_gate.open)
         pthread_cond_wait(&the_gate.cv, &the_gate.mu);
     pthread_mutex_unlock(&the_gate.mu);
-    web_respond_text(resp, 200, "released");
+    http_respond_text(resp, 200, "released");
 }
 
 /* ---- servers --------------------------------------------------------------- */
 
-/* A started server with the test routes; NULL (with err) when web_new
+/* A started server with the test routes; NULL (with err) when http_new
  * fails. */
-static web_server *try_start_server(const char *listen, size_t workers, size_t queue_max,
+static http_server *try_start_server(const char *listen, size_t workers, size_t queue_max,
                                     size_t max_body, firn_err *err)
 {
-    web_options o;
-    web_options_default(&o);
+    http_options o;
+    http_options_default(&o);
     o.listen_address = listen;
     o.workers = workers;
     o.queue_max = queue_max;
     o.max_body_bytes = max_body;
-    web_server *s = web_new(&o, err);
+    http_server *s = http_new(&o, err);
     if (!s)
         return NULL;
-    assert_true(web_port(s) > 0);
-#define ROUTE(m, p, f, fn, c) assert_int_equal(web_route(s, m, p, f, fn, c, err), 0)
+    assert_true(http_port(s) > 0);
+#define ROUTE(m, p, f, fn, c) assert_int_equal(http_route(s, m, p, f, fn, c, err), 0)
     ROUTE("GET", "/hello", 0, h_hello, NULL);
     ROUTE("GET,POST", "/echo", 0, h_echo, NULL);
     ROUTE("POST", "/post", 0, h_echo, NULL);
     ROUTE("GET", "/headers", 0, h_headers, NULL);
-    ROUTE("GET", "/worker", WEB_ROUTE_WORKER, h_worker, NULL);
-    ROUTE("GET,POST", "/wecho", WEB_ROUTE_WORKER, h_echo, NULL);
-    ROUTE("GET", "/block", WEB_ROUTE_WORKER, h_block, NULL);
-    ROUTE("GET", "/static", WEB_ROUTE_PREFIX, h_prefix, "static");
-    ROUTE("GET", "/static/deep/", WEB_ROUTE_PREFIX, h_prefix, "deep");
+    ROUTE("GET", "/worker", HTTP_ROUTE_WORKER, h_worker, NULL);
+    ROUTE("GET,POST", "/wecho", HTTP_ROUTE_WORKER, h_echo, NULL);
+    ROUTE("GET", "/block", HTTP_ROUTE_WORKER, h_block, NULL);
+    ROUTE("GET", "/static", HTTP_ROUTE_PREFIX, h_prefix, "static");
+    ROUTE("GET", "/static/deep/", HTTP_ROUTE_PREFIX, h_prefix, "deep");
     ROUTE("GET", "/static/exact", 0, h_prefix, "exact");
     ROUTE("GET", "/empty", 0, h_empty, NULL);
-    ROUTE("GET", "/fail", WEB_ROUTE_WORKER, h_fail, NULL);
+    ROUTE("GET", "/fail", HTTP_ROUTE_WORKER, h_fail, NULL);
     ROUTE("GET", "/big", 0, h_big, NULL);
 #undef ROUTE
-    if (web_start(s, err) < 0)
-        fail_msg("web_start: %s", err->msg);
+    if (http_start(s, err) < 0)
+        fail_msg("http_start: %s", err->msg);
     return s;
 }
 
-static web_server *start_server(const char *listen, size_t workers, size_t queue_max,
+static http_server *start_server(const char *listen, size_t workers, size_t queue_max,
                                 size_t max_body)
 {
     firn_err err = {0};
-    web_server *s = try_start_server(listen, workers, queue_max, max_body, &err);
+    http_server *s = try_start_server(listen, workers, queue_max, max_body, &err);
     if (!s)
-        fail_msg("web_new: %s", err.msg);
+        fail_msg("http_new: %s", err.msg);
     return s;
 }
 
@@ -224,11 +224,11 @@ static web_server *start_server(const char *listen, size_t workers, size_t queue
 static const char *client_host = "127.0.0.1";
 
 
-static CURL *easy_new(web_server *s, const char *method, const char *target, const char *body,
+static CURL *easy_new(http_server *s, const char *method, const char *target, const char *body,
                       size_t body_len, struct curl_slist *headers, reply *out)
 {
     char url[2048];
-    snprintf(url, sizeof url, "http://%s:%d%s", client_host, web_port(s), target);
+    snprintf(url, sizeof url, "http://%s:%d%s", client_host, http_port(s), target);
     CURL *c = curl_easy_init();
     assert_non_null(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -252,7 +252,7 @@ static CURL *easy_new(web_server *s, const char *method, const char *target, con
 }
 
 /* One request; a transport error fails the test. */
-static reply http(web_server *s, const char *method, const char *target, const char *body,
+static reply http(http_server *s, const char *method, const char *target, const char *body,
                   const char *content_type)
 {
     reply r = {0};
@@ -274,7 +274,7 @@ static reply http(web_server *s, const char *method, const char *target, const c
     return r;
 }
 
-static void expect(web_server *s, const char *method, const char *target, const char *body,
+static void expect(http_server *s, const char *method, const char *target, const char *body,
                    const char *content_type, long status, const char *want_body)
 {
     reply r = http(s, method, target, body, content_type);
@@ -287,7 +287,7 @@ static void expect(web_server *s, const char *method, const char *target, const 
 /* A request on its own thread, for tests where requests must overlap. */
 typedef struct client {
     pthread_t thread;
-    web_server *server;
+    http_server *server;
     const char *target;
     reply r;
     bool open_gate_on_shutdown;   /* open the gate once answered "server shutting down" */
@@ -311,7 +311,7 @@ static void *client_main(void *arg)
     return NULL;
 }
 
-static void client_start(client *c, web_server *s, const char *target)
+static void client_start(client *c, http_server *s, const char *target)
 {
     c->server = s;
     c->target = target;
@@ -335,11 +335,11 @@ static void reset_done(void)
 
 /* A raw connection, for clients that leave at a moment of the test's
  * choosing. */
-static int raw_connect(web_server *s)
+static int raw_connect(http_server *s)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)web_port(s))};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port(s))};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     return fd;
@@ -361,13 +361,13 @@ static int setup_server(void **state)
 
 static int teardown_server(void **state)
 {
-    web_stop(*state);
+    http_stop(*state);
     return 0;
 }
 
 static void test_inline_get_and_head(void **state)
 {
-    web_server *s = *state;
+    http_server *s = *state;
     reply r = http(s, "GET", "/hello", NULL, NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(body_of(&r), "hello\n");
@@ -386,7 +386,7 @@ static void test_inline_get_and_head(void **state)
 
 static void test_not_found_and_method_not_allowed(void **state)
 {
-    web_server *s = *state;
+    http_server *s = *state;
     expect(s, "GET", "/nope", NULL, NULL, 404, "404 page not found\n");
     expect(s, "GET", "/hello/more", NULL, NULL, 404, NULL);  /* exact routes are exact */
     expect(s, "GET", "/", NULL, NULL, 404, NULL);
@@ -410,7 +410,7 @@ static void test_not_found_and_method_not_allowed(void **state)
 
 static void test_prefix_routes(void **state)
 {
-    web_server *s = *state;
+    http_server *s = *state;
     expect(s, "GET", "/static", NULL, NULL, 200, "prefix static /static\n");
     expect(s, "GET", "/static/a/b", NULL, NULL, 200, "prefix static /static/a/b\n");
     expect(s, "GET", "/static/deep/x", NULL, NULL, 200, "prefix deep /static/deep/x\n");
@@ -425,7 +425,7 @@ static void test_prefix_routes(void **state)
 
 static void test_params_decoding(void **state)
 {
-    web_server *s = *state;
+    http_server *s = *state;
     expect(s, "GET", "/echo?q=a+b%20c&u=%E2%82%AC&x&empty=&&", NULL, NULL, 200,
            "method=GET path=/echo\nq=[a b c]\nu=[\xe2\x82\xac]\nx=[]\nempty=[]\nbody=0\n");
     expect(s, "GET", "/echo?match[]=up&x=1&match%5B%5D=%7Bjob%3D%22a%22%7D&match[]=down", NULL,
@@ -437,7 +437,7 @@ static void test_params_decoding(void **state)
 
 static void test_params_malformed(void **state)
 {
-    web_server *s = *state;
+    http_server *s = *state;
     expect(s, "GET", "/echo?a=%zz", NULL, NULL, 400, "invalid URL escape \"%zz\"\n");
     expect(s, "GET", "/echo?a=1&b=%4", NULL, NULL, 400, "invalid URL escape \"%4\"\n");
     /* The name and the value are decoded apart, as in Go. */
@@ -454,7 +454,7 @@ static void test_params_malformed(void **state)
 
 static void test_post_form_after_url(void **state)
 {
-    web_server *s = *state;
+    http_server *s = *state;
     expect(s, "POST", "/echo?a=1&x=u", "a=2&b=3&a=4&match[]=m%2Bn",
            "application/x-www-form-urlencoded", 200,
            "method=POST path=/echo\na=[1,2,4]\nb=[3]\nmatch[]=[m+n]\nx=[u]\nbody=25\n");
@@ -466,7 +466,7 @@ static void test_post_form_after_url(void **state)
 
 static void test_too_many_params(void **state)
 {
-    web_server *s = start_server("127.0.0.1:0", 1, 4, 1u << 20);
+    http_server *s = start_server("127.0.0.1:0", 1, 4, 1u << 20);
     (void)state;
     firn_buf b = {0};
     for (int i = 0; i < 10001; i++)
@@ -479,12 +479,12 @@ static void test_too_many_params(void **state)
     assert_int_equal(r.status, 200);
     reply_free(&r);
     firn_buf_free(&b);
-    web_stop(s);
+    http_stop(s);
 }
 
 static void test_body_limit(void **state)
 {
-    web_server *s = *state;
+    http_server *s = *state;
     char *big = malloc(MAX_BODY + 2);
     assert_non_null(big);
     memset(big, 'x', MAX_BODY + 1);
@@ -501,7 +501,7 @@ static void test_body_limit(void **state)
 
 static void test_headers(void **state)
 {
-    web_server *s = *state;
+    http_server *s = *state;
     reply r = {0};
     struct curl_slist *h = curl_slist_append(NULL, "X-Test: hi there");
     CURL *c = easy_new(s, "GET", "/headers", NULL, 0, h, &r);
@@ -519,7 +519,7 @@ static void test_headers(void **state)
 
 static void test_worker_routes(void **state)
 {
-    web_server *s = *state;
+    http_server *s = *state;
     expect(s, "GET", "/worker?n=7", NULL, NULL, 201, "worker 7 0\n");
     expect(s, "HEAD", "/worker?n=7", NULL, NULL, 201, "");
     expect(s, "GET", "/fail", NULL, NULL, 500, "handler returned invalid status 42\n");
@@ -527,7 +527,7 @@ static void test_worker_routes(void **state)
 
 static void test_many_concurrent_workers(void **state)
 {
-    web_server *s = *state;
+    http_server *s = *state;
     enum { N = 50 };
     CURLM *m = curl_multi_init();
     CURL *easy[N];
@@ -570,7 +570,7 @@ static void test_many_concurrent_workers(void **state)
 static void test_queue_full(void **state)
 {
     (void)state;
-    web_server *s = start_server("127.0.0.1:0", 1, 1, MAX_BODY);
+    http_server *s = start_server("127.0.0.1:0", 1, 1, MAX_BODY);
     gate_reset();
     reset_done();
     client a = {0}, b = {0}, c = {0};
@@ -597,13 +597,13 @@ static void test_queue_full(void **state)
     reply_free(&c.r);
 
     firn_buf m = {0};
-    web_metrics_write(s, &m);
+    http_metrics_write(s, &m);
     assert_non_null(
         strstr(m.data, "firn_http_requests_total{code=\"503\",handler=\"/block\"} 1\n"));
     assert_non_null(
         strstr(m.data, "firn_http_requests_total{code=\"200\",handler=\"/block\"} 2\n"));
     firn_buf_free(&m);
-    web_stop(s);
+    http_stop(s);
 }
 
 /* A client that leaves while its worker handler runs: the response is
@@ -612,7 +612,7 @@ static void test_queue_full(void **state)
 static void test_client_disconnects(void **state)
 {
     (void)state;
-    web_server *s = start_server("127.0.0.1:0", 1, 1, MAX_BODY);
+    http_server *s = start_server("127.0.0.1:0", 1, 1, MAX_BODY);
     for (int round = 0; round < 2; round++) {
         gate_reset();
         int fd = raw_connect(s);
@@ -629,15 +629,15 @@ static void test_client_disconnects(void **state)
         expect(s, "GET", "/block", NULL, NULL, 200, "released\n");
         expect(s, "GET", "/hello", NULL, NULL, 200, "hello\n");
     }
-    web_stop(s);
+    http_stop(s);
 }
 
-/* web_stop answers queued jobs 503, lets the running one finish, and
+/* http_stop answers queued jobs 503, lets the running one finish, and
  * closes idle keep-alive connections. */
 static void test_stop_with_work_in_progress(void **state)
 {
     (void)state;
-    web_server *s = start_server("127.0.0.1:0", 1, 1, MAX_BODY);
+    http_server *s = start_server("127.0.0.1:0", 1, 1, MAX_BODY);
     gate_reset();
     reset_done();
 
@@ -661,8 +661,8 @@ static void test_stop_with_work_in_progress(void **state)
     client_start(&b, s, "/block");
     client_start(&c, s, "/block");
     wait_done(1);
-    /* The queued one is answered 503 by web_stop, and opens the gate. */
-    web_stop(s);
+    /* The queued one is answered 503 by http_stop, and opens the gate. */
+    http_stop(s);
     pthread_join(a.thread, NULL);
     pthread_join(b.thread, NULL);
     pthread_join(c.thread, NULL);
@@ -681,17 +681,17 @@ static void test_stop_with_work_in_progress(void **state)
     close(idle);
 }
 
-/* A client that never reads its response cannot hold web_stop for ever:
+/* A client that never reads its response cannot hold http_stop for ever:
  * after the drain time (5 s) its connection is shut. */
 static void test_stop_with_client_not_reading(void **state)
 {
     (void)state;
-    web_server *s = start_server("127.0.0.1:0", 1, 1, MAX_BODY);
+    http_server *s = start_server("127.0.0.1:0", 1, 1, MAX_BODY);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
     int small = 4096;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)web_port(s))};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port(s))};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     raw_send(fd, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -700,7 +700,7 @@ static void test_stop_with_client_not_reading(void **state)
     ssize_t n = recv(fd, buf, sizeof buf, MSG_WAITALL);
     assert_int_equal(n, (ssize_t)sizeof buf);
     assert_memory_equal(buf, "HTTP/1.1 200 OK\r", 16);
-    web_stop(s);
+    http_stop(s);
     close(fd);
 }
 
@@ -723,9 +723,9 @@ static bool promtool_accepts(const char *text)
 static void test_metrics(void **state)
 {
     (void)state;
-    web_server *s = start_server("127.0.0.1:0", 2, 8, MAX_BODY);
+    http_server *s = start_server("127.0.0.1:0", 2, 8, MAX_BODY);
     firn_buf m = {0};
-    web_metrics_write(s, &m);
+    http_metrics_write(s, &m);
     assert_false(m.failed);
     assert_non_null(strstr(m.data, "firn_http_requests_in_flight 0\n"));
     assert_true(promtool_accepts(m.data));
@@ -765,7 +765,7 @@ static void test_metrics(void **state)
     size_t missing = 0;
     for (int attempt = 0; attempt < 500; attempt++) {
         firn_buf_free(&m);
-        web_metrics_write(s, &m);
+        http_metrics_write(s, &m);
         missing = sizeof want / sizeof want[0];
         for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
             if (strstr(m.data, want[i]))
@@ -780,25 +780,25 @@ static void test_metrics(void **state)
     assert_null(strstr(m.data, "code=\"404\",handler=\"/hello\""));
     assert_true(promtool_accepts(m.data));
     firn_buf_free(&m);
-    web_stop(s);
+    http_stop(s);
 }
 
 static void test_listen_addresses(void **state)
 {
     (void)state;
     firn_err err = {0};
-    web_options o;
-    web_options_default(&o);
+    http_options o;
+    http_options_default(&o);
 
-    web_server *a = start_server("127.0.0.1:0", 1, 1, MAX_BODY);
+    http_server *a = start_server("127.0.0.1:0", 1, 1, MAX_BODY);
     char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", web_port(a));
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", http_port(a));
     o.listen_address = addr;
-    assert_null(web_new(&o, &err));
+    assert_null(http_new(&o, &err));
     char want[128];
     snprintf(want, sizeof want, "listen tcp %s: address already in use", addr);
     assert_string_equal(err.msg, want);
-    web_stop(a);
+    http_stop(a);
 
     static const struct {
         const char *addr, *msg;
@@ -813,65 +813,65 @@ static void test_listen_addresses(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         o.listen_address = bad[i].addr;
         firn_err_clear(&err);
-        assert_null(web_new(&o, &err));
+        assert_null(http_new(&o, &err));
         assert_string_equal(err.msg, bad[i].msg);
     }
 
     /* ":port" is every address, IPv4 included. */
-    web_server *all = start_server(":0", 1, 1, MAX_BODY);
+    http_server *all = start_server(":0", 1, 1, MAX_BODY);
     expect(all, "GET", "/hello", NULL, NULL, 200, "hello\n");
-    web_stop(all);
-    web_server *local = start_server("localhost:0", 1, 1, MAX_BODY);
+    http_stop(all);
+    http_server *local = start_server("localhost:0", 1, 1, MAX_BODY);
     expect(local, "GET", "/hello", NULL, NULL, 200, "hello\n");
-    web_stop(local);
+    http_stop(local);
 
     /* IPv6, where loopback has it: "[::1]:port", and ":port" answering on
      * IPv6 too. */
-    web_server *v6 = try_start_server("[::1]:0", 1, 1, MAX_BODY, &err);
+    http_server *v6 = try_start_server("[::1]:0", 1, 1, MAX_BODY, &err);
     if (!v6) {
         assert_non_null(strstr(err.msg, "listen tcp [::1]:0: "));
         return;
     }
     client_host = "[::1]";
     expect(v6, "GET", "/hello", NULL, NULL, 200, "hello\n");
-    web_stop(v6);
+    http_stop(v6);
     all = start_server(":0", 1, 1, MAX_BODY);
     expect(all, "GET", "/hello", NULL, NULL, 200, "hello\n");
-    web_stop(all);
+    http_stop(all);
     client_host = "127.0.0.1";
 }
 
 static void test_route_errors(void **state)
 {
     (void)state;
-    web_options o;
-    web_options_default(&o);
+    http_options o;
+    http_options_default(&o);
     o.listen_address = "127.0.0.1:0";
     firn_err err = {0};
-    web_server *s = web_new(&o, &err);
+    http_server *s = http_new(&o, &err);
     assert_non_null(s);
-    assert_int_equal(web_route(s, "GET", "/a", 0, h_hello, NULL, &err), 0);
-    assert_int_equal(web_route(s, "GET", "/a", WEB_ROUTE_PREFIX, h_hello, NULL, &err), FIRN_EEXIST);
+    assert_int_equal(http_route(s, "GET", "/a", 0, h_hello, NULL, &err), 0);
+    assert_int_equal(http_route(s, "GET", "/a", HTTP_ROUTE_PREFIX, h_hello, NULL, &err), FIRN_EEXIST);
     assert_string_equal(err.msg, "web: route /a: already registered");
-    assert_int_equal(web_route(s, "PUT", "/b", 0, h_hello, NULL, &err), FIRN_EINVAL);
-    assert_int_equal(web_route(s, "", "/b", 0, h_hello, NULL, &err), FIRN_EINVAL);
-    assert_int_equal(web_route(s, "GET", "b", 0, h_hello, NULL, &err), FIRN_EINVAL);
-    assert_int_equal(web_route(s, "GET", "/b", 0, NULL, NULL, &err), FIRN_EINVAL);
-    assert_int_equal(web_route(s, "GET, POST", "/b", 0, h_hello, NULL, &err), 0);
-    /* Never started: web_stop only closes the socket. */
-    web_stop(s);
+    assert_int_equal(http_route(s, "PUT", "/b", 0, h_hello, NULL, &err), FIRN_EINVAL);
+    assert_int_equal(http_route(s, "", "/b", 0, h_hello, NULL, &err), FIRN_EINVAL);
+    assert_int_equal(http_route(s, "GET", "b", 0, h_hello, NULL, &err), FIRN_EINVAL);
+    assert_int_equal(http_route(s, "GET", "/b", 0, NULL, NULL, &err), FIRN_EINVAL);
+    assert_int_equal(http_route(s, "GET, POST", "/b", 0, h_hello, NULL, &err), 0);
+    /* Never started: http_stop only closes the socket. */
+    http_stop(s);
 
     o.workers = 0;
-    assert_null(web_new(&o, &err));
+    assert_null(http_new(&o, &err));
     assert_int_equal(err.code, FIRN_EINVAL);
 }
 
 static void test_start_stop_without_requests(void **state)
 {
     (void)state;
-    web_server *s = start_server("127.0.0.1:0", 3, 2, MAX_BODY);
-    web_stop(s);
-    web_stop(NULL);
+    http_server *s = start_server("127.0.0.1:0", 3, 2, MAX_BODY);
+    http_stop(s);
+    http_stop(NULL);
 }
 
 int main(void)

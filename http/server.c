@@ -2,7 +2,7 @@
  * on it or on a pool of workers, and the server's own metrics.
  *
  * Threads
- *  - the caller's: web_new (binds), web_route, web_start, web_stop.
+ *  - the caller's: http_new (binds), http_route, http_start, http_stop.
  *  - the loop thread creates, runs and destroys every h2o object: it routes
  *    each request, calls inline handlers, queues worker jobs and sends every
  *    response.  h2o is single-threaded; nothing else touches it, except
@@ -40,11 +40,11 @@
  * queued again), a refused one gets 401.  So bcrypt never runs on the loop,
  * and inline handlers never run on a worker.
  *
- * Shutdown (web_stop).  The loop thread closes the listener, answers queued
+ * Shutdown (http_stop).  The loop thread closes the listener, answers queued
  * jobs 503, waits for running jobs to come back, joins the workers (so none
  * is left inside h2o_multithread_send_message), then shuts down the read
  * side of every connection: h2o closes each once its last response is
- * written.  Clients that do not read their response get WEB_DRAIN_MS, then
+ * written.  Clients that do not read their response get HTTP_DRAIN_MS, then
  * the write side is shut too.  Only when no connection is left does it
  * destroy h2o's objects.
  */
@@ -73,20 +73,20 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
-#include "web/internal.h"
+#include "http/internal.h"
 
-#define WEB_DEFAULT_WORKERS 4
-#define WEB_DEFAULT_QUEUE 256
-#define WEB_WORKERS_MAX 1024
-#define WEB_QUEUE_MAX (1u << 20)
-#define WEB_ACCEPT_BURST 16     /* connections accepted per wake-up, as h2o's server */
-#define WEB_DRAIN_MS 5000       /* at shutdown, time given to clients to read their responses */
-#define WEB_STATUS_MIN 100
-#define WEB_STATUS_MAX 599
-#define WEB_STATUS_SLOTS (WEB_STATUS_MAX - WEB_STATUS_MIN + 1)
-#define WEB_AUTH_CACHE_SLOTS 128  /* checked (user, password) pairs remembered */
-#define WEB_AUTH_MAX_BYTES 4096   /* longer credentials are refused unchecked */
-#define WEB_AUTH_KEY_LEN 32       /* SHA-256 */
+#define HTTP_DEFAULT_WORKERS 4
+#define HTTP_DEFAULT_QUEUE 256
+#define HTTP_WORKERS_MAX 1024
+#define HTTP_QUEUE_MAX (1u << 20)
+#define HTTP_ACCEPT_BURST 16     /* connections accepted per wake-up, as h2o's server */
+#define HTTP_DRAIN_MS 5000       /* at shutdown, time given to clients to read their responses */
+#define HTTP_STATUS_MIN 100
+#define HTTP_STATUS_MAX 599
+#define HTTP_STATUS_SLOTS (HTTP_STATUS_MAX - HTTP_STATUS_MIN + 1)
+#define HTTP_AUTH_CACHE_SLOTS 128  /* checked (user, password) pairs remembered */
+#define HTTP_AUTH_MAX_BYTES 4096   /* longer credentials are refused unchecked */
+#define HTTP_AUTH_KEY_LEN 32       /* SHA-256 */
 
 enum { METHOD_GET = 1u << 0, METHOD_HEAD = 1u << 1, METHOD_POST = 1u << 2 };
 
@@ -94,10 +94,10 @@ enum { METHOD_GET = 1u << 0, METHOD_HEAD = 1u << 1, METHOD_POST = 1u << 2 };
 static const double duration_buckets[] = {0.1, 0.2, 0.4, 1, 3, 8, 20, 60, 120};
 
 /* Counters of one handler label: a route, or "other" for paths with no
- * route.  Written by the loop thread, read by web_metrics_write. */
+ * route.  Written by the loop thread, read by http_metrics_write. */
 typedef struct route_stats {
     const char *handler;
-    _Atomic uint64_t codes[WEB_STATUS_SLOTS];
+    _Atomic uint64_t codes[HTTP_STATUS_SLOTS];
     firn_histogram duration;
 } route_stats;
 
@@ -107,25 +107,25 @@ typedef struct route {
     unsigned flags;
     unsigned methods;   /* METHOD_*; GET brings HEAD */
     char allow[24];     /* the Allow header of a 405 */
-    web_handler_fn fn;
+    http_handler_fn fn;
     void *ctx;
     route_stats stats;
 } route;
 
-typedef struct web_job web_job;
+typedef struct http_job http_job;
 
 /* Lives in the h2o request's pool; see "A job's life" above. */
 typedef struct job_guard {
-    web_job *job;
+    http_job *job;
 } job_guard;
 
-struct web_job {
+struct http_job {
     h2o_multithread_message_t msg;  /* the link through h2o's queue back to the loop */
-    web_job *next;                  /* the worker queue */
+    http_job *next;                  /* the worker queue */
     route *route;
     firn_arena *arena;              /* the request's copy and everything it points to */
-    web_request request;
-    web_response response;
+    http_request request;
+    http_response response;
     uint64_t start_ns;
     /* A verify job (see "Credentials" above): the credentials to check, in
      * the arena, and the worker's answer. */
@@ -133,35 +133,35 @@ struct web_job {
     bool auth_ok;
     const char *user, *password;
     size_t user_len, password_len;
-    unsigned char auth_key[WEB_AUTH_KEY_LEN];
+    unsigned char auth_key[HTTP_AUTH_KEY_LEN];
     /* Loop thread only. */
     h2o_req_t *req;                 /* NULL once h2o disposed of the request */
     job_guard *guard;
 };
 
 /* Every accepted connection, so shutdown can close them. */
-typedef struct web_conn {
+typedef struct http_conn {
     h2o_linklist_t link;
     h2o_socket_t *sock;
-    web_server *server;
+    http_server *server;
     h2o_timeout_entry_t first_bytes;  /* HTTPS: waiting for the client's first bytes */
-} web_conn;
+} http_conn;
 
 /* One remembered answer of bcrypt; see auth_cache_get. */
 typedef struct auth_entry {
-    unsigned char key[WEB_AUTH_KEY_LEN];
+    unsigned char key[HTTP_AUTH_KEY_LEN];
     bool used;
     bool ok;
     uint64_t expires_ns;
 } auth_entry;
 
-typedef struct web_h2o_handler {
+typedef struct http_h2o_handler {
     h2o_handler_t super;
-    web_server *server;
-} web_h2o_handler;
+    http_server *server;
+} http_h2o_handler;
 
-struct web_server {
-    web_options opts;
+struct http_server {
+    http_options opts;
     char *listen_address;
     int fd;                 /* the listening socket until h2o owns it */
     int port;
@@ -170,9 +170,9 @@ struct web_server {
     /* Credentials (opts.web_config with users or tokens).  The cache under
      * auth_mu: read by the loop thread, written by workers. */
     bool auth;
-    unsigned char auth_secret[WEB_AUTH_KEY_LEN];  /* keys the cache's hashes */
+    unsigned char auth_secret[HTTP_AUTH_KEY_LEN];  /* keys the cache's hashes */
     pthread_mutex_t auth_mu;
-    auth_entry auth_cache[WEB_AUTH_CACHE_SLOTS];
+    auth_entry auth_cache[HTTP_AUTH_CACHE_SLOTS];
     _Atomic uint64_t bcrypt_ok, bcrypt_denied;
 
     route **routes;
@@ -194,13 +194,13 @@ struct web_server {
     h2o_linklist_t conns;
     size_t jobs_out;        /* jobs handed to workers and not back yet */
 
-    /* The worker pool: threads started by web_start, joined by the loop
+    /* The worker pool: threads started by http_start, joined by the loop
      * thread at shutdown; the queue and the flags below under mu. */
     pthread_t *workers;
     size_t n_workers;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    web_job *head, *tail;   /* queued, not taken by a worker yet */
+    http_job *head, *tail;   /* queued, not taken by a worker yet */
     size_t queued;
     size_t idle;            /* workers waiting for a job */
     bool pool_stopping;
@@ -217,13 +217,13 @@ static uint64_t now_ns(void)
 
 /* ---- options and listening ------------------------------------------------- */
 
-void web_options_default(web_options *o)
+void http_options_default(http_options *o)
 {
-    *o = (web_options){
-        .listen_address = WEB_DEFAULT_LISTEN,
-        .workers = WEB_DEFAULT_WORKERS,
-        .queue_max = WEB_DEFAULT_QUEUE,
-        .max_body_bytes = WEB_DEFAULT_MAX_BODY,
+    *o = (http_options){
+        .listen_address = HTTP_DEFAULT_LISTEN,
+        .workers = HTTP_DEFAULT_WORKERS,
+        .queue_max = HTTP_DEFAULT_QUEUE,
+        .max_body_bytes = HTTP_DEFAULT_MAX_BODY,
     };
 }
 
@@ -370,7 +370,7 @@ static int bound_port(int fd)
 static void stats_init(route_stats *st, const char *handler)
 {
     st->handler = handler;
-    for (size_t i = 0; i < WEB_STATUS_SLOTS; i++)
+    for (size_t i = 0; i < HTTP_STATUS_SLOTS; i++)
         atomic_init(&st->codes[i], 0);
     firn_histogram_init(&st->duration, duration_buckets,
                         sizeof duration_buckets / sizeof duration_buckets[0]);
@@ -478,21 +478,21 @@ fail:
     return NULL;
 }
 
-web_server *web_new(const web_options *o, firn_err *err)
+http_server *http_new(const http_options *o, firn_err *err)
 {
-    web_options opts;
-    web_options_default(&opts);
+    http_options opts;
+    http_options_default(&opts);
     if (o)
         opts = *o;
     if (!opts.listen_address)
-        opts.listen_address = WEB_DEFAULT_LISTEN;
-    if (opts.workers < 1 || opts.workers > WEB_WORKERS_MAX) {
+        opts.listen_address = HTTP_DEFAULT_LISTEN;
+    if (opts.workers < 1 || opts.workers > HTTP_WORKERS_MAX) {
         firn_errf(err, FIRN_EINVAL, "web: workers must be between 1 and %d, not %zu",
-                  WEB_WORKERS_MAX, opts.workers);
+                  HTTP_WORKERS_MAX, opts.workers);
         return NULL;
     }
-    if (opts.queue_max > WEB_QUEUE_MAX) {
-        firn_errf(err, FIRN_EINVAL, "web: queue_max must be at most %u, not %zu", WEB_QUEUE_MAX,
+    if (opts.queue_max > HTTP_QUEUE_MAX) {
+        firn_errf(err, FIRN_EINVAL, "web: queue_max must be at most %u, not %zu", HTTP_QUEUE_MAX,
                   opts.queue_max);
         return NULL;
     }
@@ -500,7 +500,7 @@ web_server *web_new(const web_options *o, firn_err *err)
         firn_errf(err, FIRN_EINVAL, "web: max_body_bytes must be at least 1");
         return NULL;
     }
-    web_server *s = calloc(1, sizeof *s);
+    http_server *s = calloc(1, sizeof *s);
     if (!s || !(s->listen_address = strdup(opts.listen_address))) {
         free(s);
         firn_errf(err, FIRN_ENOMEM, "web: out of memory");
@@ -521,27 +521,27 @@ web_server *web_new(const web_options *o, firn_err *err)
     atomic_init(&s->bcrypt_denied, 0);
     const config_web *wc = opts.web_config;
     if (wc && wc->tls && !(s->ssl_ctx = tls_context(wc, err))) {
-        web_stop(s);
+        http_stop(s);
         return NULL;
     }
     if (config_web_auth_required(wc)) {
         if (RAND_bytes(s->auth_secret, sizeof s->auth_secret) != 1) {
             firn_errf(err, FIRN_EIO, "web: no random bytes for the credentials cache: %s",
                       ssl_error_text());
-            web_stop(s);
+            http_stop(s);
             return NULL;
         }
         s->auth = true;
     }
     if (listen_on(s->listen_address, &s->fd, err) < 0) {
-        web_stop(s);
+        http_stop(s);
         return NULL;
     }
     s->port = bound_port(s->fd);
     return s;
 }
 
-int web_port(const web_server *s)
+int http_port(const http_server *s)
 {
     return s->port;
 }
@@ -570,8 +570,8 @@ static int parse_methods(const char *methods, unsigned *out)
     return m ? 0 : -1;
 }
 
-int web_route(web_server *s, const char *methods, const char *path, unsigned flags,
-              web_handler_fn fn, void *ctx, firn_err *err)
+int http_route(http_server *s, const char *methods, const char *path, unsigned flags,
+              http_handler_fn fn, void *ctx, firn_err *err)
 {
     unsigned m;
     if (s->started)
@@ -585,7 +585,7 @@ int web_route(web_server *s, const char *methods, const char *path, unsigned fla
         return firn_errf(err, FIRN_EINVAL,
                          "web: route %s: methods \"%s\": want GET, HEAD or POST, comma-separated",
                          path, methods ? methods : "(null)");
-    if (flags & ~(unsigned)(WEB_ROUTE_PREFIX | WEB_ROUTE_WORKER | WEB_ROUTE_RAW_BODY))
+    if (flags & ~(unsigned)(HTTP_ROUTE_PREFIX | HTTP_ROUTE_WORKER | HTTP_ROUTE_RAW_BODY))
         return firn_errf(err, FIRN_EINVAL, "web: route %s: unknown flags %#x", path, flags);
     /* One handler label per path: a path registered twice, even once as a
      * prefix, would give two series the same labels. */
@@ -628,12 +628,12 @@ static bool prefix_covers(const route *rt, const char *path, size_t len)
 }
 
 /* The exact route for path, else the longest prefix route covering it. */
-static route *route_match(const web_server *s, const char *path, size_t len)
+static route *route_match(const http_server *s, const char *path, size_t len)
 {
     route *best = NULL;
     for (size_t i = 0; i < s->n_routes; i++) {
         route *rt = s->routes[i];
-        if (!(rt->flags & WEB_ROUTE_PREFIX)) {
+        if (!(rt->flags & HTTP_ROUTE_PREFIX)) {
             if (rt->path_len == len && memcmp(rt->path, path, len) == 0)
                 return rt;
         } else if (prefix_covers(rt, path, len) && (!best || rt->path_len > best->path_len)) {
@@ -673,7 +673,7 @@ static void add_header(h2o_req_t *req, const h2o_token_t *token, const char *val
 /* Send resp on req; the body goes to req's pool (or is freed now).  A
  * 401 carries the challenges of the credentials configured; every response
  * the configured headers. */
-static void send_response(web_server *s, h2o_req_t *req, int status, web_response *resp,
+static void send_response(http_server *s, h2o_req_t *req, int status, http_response *resp,
                           const char *allow)
 {
     static h2o_generator_t generator = {NULL, NULL};
@@ -722,8 +722,8 @@ static void send_response(web_server *s, h2o_req_t *req, int status, web_respons
 static void record(route_stats *st, const char *method, size_t method_len, const char *path,
                    size_t path_len, int status, double seconds, bool dropped)
 {
-    if (status >= WEB_STATUS_MIN && status <= WEB_STATUS_MAX)
-        atomic_fetch_add(&st->codes[status - WEB_STATUS_MIN], 1);
+    if (status >= HTTP_STATUS_MIN && status <= HTTP_STATUS_MAX)
+        atomic_fetch_add(&st->codes[status - HTTP_STATUS_MIN], 1);
     firn_histogram_observe(&st->duration, seconds);
 
     char m[32], p[256], mq[80], pq[600];
@@ -739,15 +739,15 @@ static void record(route_stats *st, const char *method, size_t method_len, const
 /* Record a request, then send its response if the client is still there
  * (req not NULL), else drop it.  Recorded first because h2o may dispose
  * of req inside h2o_send. */
-static void finish(web_server *s, h2o_req_t *req, route_stats *st, const char *method,
+static void finish(http_server *s, h2o_req_t *req, route_stats *st, const char *method,
                    size_t method_len, const char *path, size_t path_len, uint64_t start_ns,
-                   web_response *resp, const char *allow)
+                   http_response *resp, const char *allow)
 {
     int status = resp->status ? resp->status : 200;
-    if (status < 200 || status > WEB_STATUS_MAX) {
+    if (status < 200 || status > HTTP_STATUS_MAX) {
         firn_log(FIRN_LOG_WARN, "web", "handler returned an invalid status", "handler=%s code=%d",
                  st->handler, status);
-        web_respond_text(resp, 500, "handler returned invalid status %d", status);
+        http_respond_text(resp, 500, "handler returned invalid status %d", status);
         status = 500;
         allow = NULL;
     }
@@ -767,14 +767,14 @@ static void finish(web_server *s, h2o_req_t *req, route_stats *st, const char *m
  * for a path that is not absolute.  h2o binds those requests to the
  * host's fallback path, where this logger sits, so they are counted and
  * logged like ours. */
-typedef struct web_h2o_logger {
+typedef struct http_h2o_logger {
     h2o_logger_t super;
-    web_server *server;
-} web_h2o_logger;
+    http_server *server;
+} http_h2o_logger;
 
 static void on_h2o_response(h2o_logger_t *self, h2o_req_t *req)
 {
-    web_server *s = ((web_h2o_logger *)self)->server;
+    http_server *s = ((http_h2o_logger *)self)->server;
     route *rt = route_match(s, req->path_normalized.base, req->path_normalized.len);
     struct timeval now, *begin = &req->timestamps.request_begin_at;
     gettimeofday(&now, NULL);
@@ -791,16 +791,16 @@ static void on_h2o_response(h2o_logger_t *self, h2o_req_t *req)
 /* The cache key of (user, password): SHA-256 of the server's random secret,
  * the user's length, the user and the password, so the cache holds no
  * password and its keys are of no use outside this process. */
-static void auth_key(const web_server *s, const unsigned char *user, size_t user_len,
+static void auth_key(const http_server *s, const unsigned char *user, size_t user_len,
                      const unsigned char *password, size_t password_len,
-                     unsigned char key[WEB_AUTH_KEY_LEN])
+                     unsigned char key[HTTP_AUTH_KEY_LEN])
 {
-    unsigned char buf[WEB_AUTH_KEY_LEN + sizeof(uint64_t) + WEB_AUTH_MAX_BYTES];
+    unsigned char buf[HTTP_AUTH_KEY_LEN + sizeof(uint64_t) + HTTP_AUTH_MAX_BYTES];
     uint64_t ulen = user_len;
     size_t n = 0;
-    assert(user_len + password_len <= WEB_AUTH_MAX_BYTES);
-    memcpy(buf, s->auth_secret, WEB_AUTH_KEY_LEN);
-    n += WEB_AUTH_KEY_LEN;
+    assert(user_len + password_len <= HTTP_AUTH_MAX_BYTES);
+    memcpy(buf, s->auth_secret, HTTP_AUTH_KEY_LEN);
+    n += HTTP_AUTH_KEY_LEN;
     memcpy(buf + n, &ulen, sizeof ulen);
     n += sizeof ulen;
     memcpy(buf + n, user, user_len);
@@ -808,37 +808,37 @@ static void auth_key(const web_server *s, const unsigned char *user, size_t user
     memcpy(buf + n, password, password_len);
     n += password_len;
     if (!EVP_Digest(buf, n, key, NULL, EVP_sha256(), NULL))
-        memset(key, 0, WEB_AUTH_KEY_LEN);   /* all-zero keys never match: see auth_cache_get */
+        memset(key, 0, HTTP_AUTH_KEY_LEN);   /* all-zero keys never match: see auth_cache_get */
     OPENSSL_cleanse(buf, n);
 }
 
 static bool key_is_zero(const unsigned char *key)
 {
     unsigned char any = 0;
-    for (size_t i = 0; i < WEB_AUTH_KEY_LEN; i++)
+    for (size_t i = 0; i < HTTP_AUTH_KEY_LEN; i++)
         any |= key[i];
     return any == 0;
 }
 
 /* The remembered answer for key, if it has not expired.  An acceptance
- * lives WEB_AUTH_CACHE_TTL_S past its last use (the users cannot change
+ * lives HTTP_AUTH_CACHE_TTL_S past its last use (the users cannot change
  * while the server runs, so a steady client never pays bcrypt again and an
  * inline route such as /-/healthy stays on the loop); a refusal lives that
  * long past its check. */
-static bool auth_cache_get(web_server *s, const unsigned char *key, bool *ok)
+static bool auth_cache_get(http_server *s, const unsigned char *key, bool *ok)
 {
     if (key_is_zero(key))
         return false;
     uint64_t now = now_ns();
     bool hit = false;
     pthread_mutex_lock(&s->auth_mu);
-    for (size_t i = 0; i < WEB_AUTH_CACHE_SLOTS && !hit; i++) {
+    for (size_t i = 0; i < HTTP_AUTH_CACHE_SLOTS && !hit; i++) {
         auth_entry *e = &s->auth_cache[i];
-        if (e->used && e->expires_ns > now && CRYPTO_memcmp(e->key, key, WEB_AUTH_KEY_LEN) == 0) {
+        if (e->used && e->expires_ns > now && CRYPTO_memcmp(e->key, key, HTTP_AUTH_KEY_LEN) == 0) {
             *ok = e->ok;
             hit = true;
             if (e->ok)
-                e->expires_ns = now + (uint64_t)WEB_AUTH_CACHE_TTL_S * 1000000000u;
+                e->expires_ns = now + (uint64_t)HTTP_AUTH_CACHE_TTL_S * 1000000000u;
         }
     }
     pthread_mutex_unlock(&s->auth_mu);
@@ -848,19 +848,19 @@ static bool auth_cache_get(web_server *s, const unsigned char *key, bool *ok)
 /* Remember an answer.  When full, a refusal is forgotten before an
  * acceptance (so guessing passwords does not push the users' own
  * credentials out), the oldest first. */
-static void auth_cache_put(web_server *s, const unsigned char *key, bool ok)
+static void auth_cache_put(http_server *s, const unsigned char *key, bool ok)
 {
     if (key_is_zero(key))
         return;
     uint64_t now = now_ns();
     pthread_mutex_lock(&s->auth_mu);
     auth_entry *same = NULL, *free_slot = NULL, *oldest_refusal = NULL, *oldest = NULL;
-    for (size_t i = 0; i < WEB_AUTH_CACHE_SLOTS && !same; i++) {
+    for (size_t i = 0; i < HTTP_AUTH_CACHE_SLOTS && !same; i++) {
         auth_entry *e = &s->auth_cache[i];
         if (!e->used || e->expires_ns <= now) {
             if (!free_slot)
                 free_slot = e;
-        } else if (memcmp(e->key, key, WEB_AUTH_KEY_LEN) == 0) {
+        } else if (memcmp(e->key, key, HTTP_AUTH_KEY_LEN) == 0) {
             same = e;
         } else {
             if (!e->ok && (!oldest_refusal || e->expires_ns < oldest_refusal->expires_ns))
@@ -870,15 +870,15 @@ static void auth_cache_put(web_server *s, const unsigned char *key, bool ok)
         }
     }
     auth_entry *e = same ? same : free_slot ? free_slot : oldest_refusal ? oldest_refusal : oldest;
-    memcpy(e->key, key, WEB_AUTH_KEY_LEN);
+    memcpy(e->key, key, HTTP_AUTH_KEY_LEN);
     e->used = true;
     e->ok = ok;
-    e->expires_ns = now + (uint64_t)WEB_AUTH_CACHE_TTL_S * 1000000000u;
+    e->expires_ns = now + (uint64_t)HTTP_AUTH_CACHE_TTL_S * 1000000000u;
     pthread_mutex_unlock(&s->auth_mu);
 }
 
 /* A verify job's work, on a worker: bcrypt, then remember the answer. */
-static void verify_credentials(web_server *s, web_job *job)
+static void verify_credentials(http_server *s, http_job *job)
 {
     bool ok = config_web_check_basic(s->opts.web_config, job->user, job->user_len,
                                      job->password, job->password_len);
@@ -889,7 +889,7 @@ static void verify_credentials(web_server *s, web_job *job)
 
 /* ---- jobs and workers -------------------------------------------------------- */
 
-static void job_free(web_job *job)
+static void job_free(http_job *job)
 {
     if (job->password)
         OPENSSL_cleanse((char *)job->password, job->password_len);
@@ -908,11 +908,11 @@ static void guard_dispose(void *p)
 }
 
 /* Answer a job that came back (or never left) and free it. */
-static void job_complete(web_server *s, web_job *job)
+static void job_complete(http_server *s, http_job *job)
 {
     if (job->guard)
         job->guard->job = NULL;
-    const web_request *r = &job->request;
+    const http_request *r = &job->request;
     route *rt = job->route;
     if (job->response.status >= 500 && job->response.status != 503)
         firn_log(FIRN_LOG_WARN, "web", "handler failed", "handler=%s code=%d", rt->path,
@@ -922,20 +922,20 @@ static void job_complete(web_server *s, web_job *job)
     job_free(job);
 }
 
-static void dispatch(web_server *s, h2o_req_t *req, uint64_t start);
+static void dispatch(http_server *s, h2o_req_t *req, uint64_t start);
 
 /* A verify job back from its worker (or answered 503 at shutdown): route
  * the request if its credentials were accepted, else answer 401. */
-static void verify_done(web_server *s, web_job *job)
+static void verify_done(http_server *s, http_job *job)
 {
     if (job->guard)
         job->guard->job = NULL;
     if (job->req && job->auth_ok && job->response.status == 0) {
         dispatch(s, job->req, job->start_ns);
     } else {
-        const web_request *r = &job->request;
+        const http_request *r = &job->request;
         if (!job->auth_ok && job->response.status == 0)
-            web_respond_text(&job->response, 401, "Unauthorized");
+            http_respond_text(&job->response, 401, "Unauthorized");
         finish(s, job->req, job->route ? &job->route->stats : &s->other, r->method,
                strlen(r->method), r->path, strlen(r->path), job->start_ns, &job->response,
                NULL);
@@ -943,7 +943,7 @@ static void verify_done(web_server *s, web_job *job)
     job_free(job);
 }
 
-static void job_done(web_server *s, web_job *job)
+static void job_done(http_server *s, http_job *job)
 {
     if (job->verify)
         verify_done(s, job);
@@ -953,12 +953,12 @@ static void job_done(web_server *s, web_job *job)
 
 static void on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
-    web_server *s = H2O_STRUCT_FROM_MEMBER(web_server, job_receiver, receiver);
+    http_server *s = H2O_STRUCT_FROM_MEMBER(http_server, job_receiver, receiver);
     while (!h2o_linklist_is_empty(messages)) {
         h2o_multithread_message_t *m =
             H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
         h2o_linklist_unlink(&m->link);
-        web_job *job = H2O_STRUCT_FROM_MEMBER(web_job, msg, m);
+        http_job *job = H2O_STRUCT_FROM_MEMBER(http_job, msg, m);
         assert(s->jobs_out > 0);
         s->jobs_out--;
         job_done(s, job);
@@ -967,7 +967,7 @@ static void on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *m
 
 static void *worker_main(void *arg)
 {
-    web_server *s = arg;
+    http_server *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->head && !s->pool_stopping) {
@@ -975,7 +975,7 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&s->cv, &s->mu);
             s->idle--;
         }
-        web_job *job = s->head;
+        http_job *job = s->head;
         if (!job)
             break;
         s->head = job->next;
@@ -996,7 +996,7 @@ static void *worker_main(void *arg)
 
 /* Queue a job unless that would leave more than queue_max jobs waiting
  * once every idle worker has taken one. */
-static bool pool_submit(web_server *s, web_job *job)
+static bool pool_submit(http_server *s, http_job *job)
 {
     bool ok = false;
     pthread_mutex_lock(&s->mu);
@@ -1032,9 +1032,9 @@ static bool body_too_large(const h2o_req_t *req, size_t max)
 }
 
 /* Copy what a handler may read off h2o's request into job's arena. */
-static int build_request(web_job *job, h2o_req_t *req, firn_err *err)
+static int build_request(http_job *job, h2o_req_t *req, firn_err *err)
 {
-    web_header_part *headers = NULL;
+    http_header_part *headers = NULL;
     bool form = false;
     if (req->headers.size) {
         headers = firn_arena_alloc(job->arena, req->headers.size * sizeof *headers);
@@ -1043,11 +1043,11 @@ static int build_request(web_job *job, h2o_req_t *req, firn_err *err)
     }
     for (size_t i = 0; i < req->headers.size; i++) {
         const h2o_header_t *h = &req->headers.entries[i];
-        headers[i] = (web_header_part){h->name->base, h->name->len, h->value.base, h->value.len};
+        headers[i] = (http_header_part){h->name->base, h->name->len, h->value.base, h->value.len};
         if (h->name == &H2O_TOKEN_CONTENT_TYPE->buf)
-            form = form || web_is_form_content_type(h->value.base, h->value.len);
+            form = form || http_is_form_content_type(h->value.base, h->value.len);
     }
-    web_request_parts parts = {
+    http_request_parts parts = {
         .method = req->method.base,
         .method_len = req->method.len,
         .path = req->path_normalized.base,
@@ -1057,18 +1057,18 @@ static int build_request(web_job *job, h2o_req_t *req, firn_err *err)
         .body = req->entity.base,
         .body_len = req->entity.base ? req->entity.len : 0,
         .form_body = form && method_bit(req->method) == METHOD_POST &&
-                     !(job->route->flags & WEB_ROUTE_RAW_BODY),
+                     !(job->route->flags & HTTP_ROUTE_RAW_BODY),
     };
     if (req->query_at != SIZE_MAX) {
         parts.query = req->path.base + req->query_at + 1;
         parts.query_len = req->path.len - req->query_at - 1;
     }
-    return web_request_build(&job->request, job->arena, &parts, err);
+    return http_request_build(&job->request, job->arena, &parts, err);
 }
 
 /* Queue a worker job for req, guarded (see "A job's life"); false, with
  * the job freed and resp set to 503, when the queue is full or stopping. */
-static bool submit(web_server *s, h2o_req_t *req, web_job *job, web_response *resp)
+static bool submit(http_server *s, h2o_req_t *req, http_job *job, http_response *resp)
 {
     job->req = req;
     job->guard = h2o_mem_alloc_shared(&req->pool, sizeof *job->guard, guard_dispose);
@@ -1077,7 +1077,7 @@ static bool submit(web_server *s, h2o_req_t *req, web_job *job, web_response *re
         job->guard->job = NULL;
         job_free(job);
         bool stopping = atomic_load(&s->stop_requested);
-        web_respond_text(resp, 503, stopping ? "server shutting down" : "server busy");
+        http_respond_text(resp, 503, stopping ? "server shutting down" : "server busy");
         return false;
     }
     s->jobs_out++;
@@ -1086,39 +1086,39 @@ static bool submit(web_server *s, h2o_req_t *req, web_job *job, web_response *re
 
 /* Route and answer a request that arrived at start (counted in flight),
  * its credentials accepted if any are needed. */
-static void dispatch(web_server *s, h2o_req_t *req, uint64_t start)
+static void dispatch(http_server *s, h2o_req_t *req, uint64_t start)
 {
     h2o_iovec_t path = req->path_normalized;
     route *rt = route_match(s, path.base, path.len);
     route_stats *st = rt ? &rt->stats : &s->other;
-    web_response resp = {0};
+    http_response resp = {0};
 #define FINISH(allow)                                                                         \
     finish(s, req, st, req->method.base, req->method.len, path.base, path.len, start, &resp, \
            (allow))
 
     if (!rt) {
-        web_respond_text(&resp, 404, "404 page not found");
+        http_respond_text(&resp, 404, "404 page not found");
         FINISH(NULL);
         return;
     }
     if (!(method_bit(req->method) & rt->methods)) {
-        web_respond_text(&resp, 405, "Method Not Allowed");
+        http_respond_text(&resp, 405, "Method Not Allowed");
         FINISH(rt->allow);
         return;
     }
     if (body_too_large(req, s->opts.max_body_bytes)) {
-        web_respond_text(&resp, 413, "request body too large: more than %zu bytes",
+        http_respond_text(&resp, 413, "request body too large: more than %zu bytes",
                          s->opts.max_body_bytes);
         FINISH(NULL);
         return;
     }
 
     firn_err err = {0};
-    web_job *job = calloc(1, sizeof *job);
+    http_job *job = calloc(1, sizeof *job);
     if (!job || !(job->arena = firn_arena_new(0))) {
         free(job);
         firn_log(FIRN_LOG_WARN, "web", "out of memory", "handler=%s", rt->path);
-        web_respond_text(&resp, 500, "out of memory");
+        http_respond_text(&resp, 500, "out of memory");
         FINISH(NULL);
         return;
     }
@@ -1127,12 +1127,12 @@ static void dispatch(web_server *s, h2o_req_t *req, uint64_t start)
     if (build_request(job, req, &err) < 0) {
         if (err.code == FIRN_ENOMEM)
             firn_log(FIRN_LOG_WARN, "web", "out of memory", "handler=%s", rt->path);
-        web_respond_text(&resp, err.code == FIRN_ENOMEM ? 500 : 400, "%s", err.msg);
+        http_respond_text(&resp, err.code == FIRN_ENOMEM ? 500 : 400, "%s", err.msg);
         job_free(job);
         FINISH(NULL);
         return;
     }
-    if (!(rt->flags & WEB_ROUTE_WORKER)) {
+    if (!(rt->flags & HTTP_ROUTE_WORKER)) {
         rt->fn(rt->ctx, &job->request, &job->response);
         job->req = req;
         job_complete(s, job);
@@ -1187,14 +1187,14 @@ typedef enum auth_result { AUTH_OK, AUTH_DENIED, AUTH_VERIFY } auth_result;
 
 /* Basic credentials as decoded: "user:password" in buf. */
 typedef struct basic_credentials {
-    unsigned char buf[WEB_AUTH_MAX_BYTES];
+    unsigned char buf[HTTP_AUTH_MAX_BYTES];
     size_t len, user_len;
-    unsigned char key[WEB_AUTH_KEY_LEN];
+    unsigned char key[HTTP_AUTH_KEY_LEN];
 } basic_credentials;
 
 /* What the Authorization header of req is worth, on the loop thread:
  * AUTH_VERIFY (with bc filled) when only bcrypt can tell. */
-static auth_result auth_check(web_server *s, h2o_req_t *req, basic_credentials *bc)
+static auth_result auth_check(http_server *s, h2o_req_t *req, basic_credentials *bc)
 {
     const config_web *wc = s->opts.web_config;
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
@@ -1220,12 +1220,12 @@ static auth_result auth_check(web_server *s, h2o_req_t *req, basic_credentials *
 
 /* Hand credentials that missed the cache to a worker; the request waits
  * (guarded as a worker job) and comes back through verify_done. */
-static void submit_verify(web_server *s, h2o_req_t *req, route *rt, uint64_t start,
+static void submit_verify(http_server *s, h2o_req_t *req, route *rt, uint64_t start,
                           const basic_credentials *bc)
 {
     route_stats *st = rt ? &rt->stats : &s->other;
-    web_response resp = {0};
-    web_job *job = calloc(1, sizeof *job);
+    http_response resp = {0};
+    http_job *job = calloc(1, sizeof *job);
     char *copy = NULL, *method = NULL, *path = NULL;
     if (job && (job->arena = firn_arena_new(0))) {
         copy = firn_arena_alloc(job->arena, bc->len + 1);
@@ -1237,7 +1237,7 @@ static void submit_verify(web_server *s, h2o_req_t *req, route *rt, uint64_t sta
         if (job)
             job_free(job);
         firn_log(FIRN_LOG_WARN, "web", "out of memory", "handler=%s", st->handler);
-        web_respond_text(&resp, 500, "out of memory");
+        http_respond_text(&resp, 500, "out of memory");
         finish(s, req, st, req->method.base, req->method.len, req->path_normalized.base,
                req->path_normalized.len, start, &resp, NULL);
         return;
@@ -1261,7 +1261,7 @@ static void submit_verify(web_server *s, h2o_req_t *req, route *rt, uint64_t sta
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
-    web_server *s = ((web_h2o_handler *)self)->server;
+    http_server *s = ((http_h2o_handler *)self)->server;
     uint64_t start = now_ns();
     atomic_fetch_add(&s->in_flight, 1);
     if (s->auth) {
@@ -1274,8 +1274,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         if (r == AUTH_VERIFY)
             return 0;
         if (r == AUTH_DENIED) {
-            web_response resp = {0};
-            web_respond_text(&resp, 401, "Unauthorized");
+            http_response resp = {0};
+            http_respond_text(&resp, 401, "Unauthorized");
             finish(s, req, rt ? &rt->stats : &s->other, req->method.base, req->method.len,
                    req->path_normalized.base, req->path_normalized.len, start, &resp, NULL);
             return 0;
@@ -1289,7 +1289,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 static void on_conn_close(void *data)
 {
-    web_conn *c = data;
+    http_conn *c = data;
     if (h2o_timeout_is_linked(&c->first_bytes))
         h2o_timeout_unlink(&c->first_bytes);
     h2o_linklist_unlink(&c->link);
@@ -1310,7 +1310,7 @@ static void on_first_bytes(h2o_socket_t *sock, const char *err)
 {
     static const char plain_http[] =
         "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
-    web_conn *c = sock->on_close.data;
+    http_conn *c = sock->on_close.data;
     if (!err && sock->input->size == 0)
         return;
     h2o_socket_read_stop(sock);
@@ -1333,21 +1333,21 @@ static void on_first_bytes(h2o_socket_t *sock, const char *err)
 /* A client that connects to the HTTPS port and sends nothing. */
 static void on_first_bytes_timeout(h2o_timeout_entry_t *entry)
 {
-    web_conn *c = H2O_STRUCT_FROM_MEMBER(web_conn, first_bytes, entry);
+    http_conn *c = H2O_STRUCT_FROM_MEMBER(http_conn, first_bytes, entry);
     h2o_socket_read_stop(c->sock);
     h2o_socket_close(c->sock);
 }
 
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
-    web_server *s = listener->data;
+    http_server *s = listener->data;
     if (err)
         return;
-    for (int i = 0; i < WEB_ACCEPT_BURST; i++) {
+    for (int i = 0; i < HTTP_ACCEPT_BURST; i++) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (!sock)
             return;
-        web_conn *c = calloc(1, sizeof *c);  /* h2o asserts an unlinked link is zeroed */
+        http_conn *c = calloc(1, sizeof *c);  /* h2o asserts an unlinked link is zeroed */
         if (!c) {
             firn_log(FIRN_LOG_WARN, "web", "out of memory accepting a connection", NULL);
             h2o_socket_close(sock);
@@ -1370,7 +1370,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     }
 }
 
-static void h2o_setup(web_server *s)
+static void h2o_setup(http_server *s)
 {
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("firn/" FIRN_VERSION));
@@ -1379,11 +1379,11 @@ static void h2o_setup(web_server *s)
     h2o_hostconf_t *host =
         h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
-    web_h2o_handler *handler = (web_h2o_handler *)h2o_create_handler(pathconf, sizeof *handler);
+    http_h2o_handler *handler = (http_h2o_handler *)h2o_create_handler(pathconf, sizeof *handler);
     handler->super.on_req = on_req;
     handler->server = s;
-    web_h2o_logger *logger =
-        (web_h2o_logger *)h2o_create_logger(&host->fallback_path, sizeof *logger);
+    http_h2o_logger *logger =
+        (http_h2o_logger *)h2o_create_logger(&host->fallback_path, sizeof *logger);
     logger->super.log_access = on_h2o_response;
     logger->server = s;
 
@@ -1397,7 +1397,7 @@ static void h2o_setup(web_server *s)
     h2o_socket_read_start(s->listener, on_accept);
 }
 
-static size_t count_conns(web_server *s)
+static size_t count_conns(http_server *s)
 {
     size_t n = 0;
     for (h2o_linklist_t *l = s->conns.next; l != &s->conns; l = l->next)
@@ -1405,16 +1405,16 @@ static size_t count_conns(web_server *s)
     return n;
 }
 
-static void shutdown_conns(web_server *s, int how)
+static void shutdown_conns(http_server *s, int how)
 {
     for (h2o_linklist_t *l = s->conns.next; l != &s->conns; l = l->next) {
-        web_conn *c = H2O_STRUCT_FROM_MEMBER(web_conn, link, l);
+        http_conn *c = H2O_STRUCT_FROM_MEMBER(http_conn, link, l);
         shutdown(h2o_socket_get_fd(c->sock), how);
     }
 }
 
 /* See "Shutdown" at the top of the file. */
-static void loop_shutdown(web_server *s)
+static void loop_shutdown(http_server *s)
 {
     h2o_socket_read_stop(s->listener);
     h2o_socket_close(s->listener);
@@ -1423,15 +1423,15 @@ static void loop_shutdown(web_server *s)
 
     pthread_mutex_lock(&s->mu);
     s->pool_stopping = true;
-    web_job *queued = s->head;
+    http_job *queued = s->head;
     s->head = s->tail = NULL;
     s->queued = 0;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     while (queued) {
-        web_job *job = queued;
+        http_job *job = queued;
         queued = job->next;
-        web_respond_text(&job->response, 503, "server shutting down");
+        http_respond_text(&job->response, 503, "server shutting down");
         s->jobs_out--;
         job_done(s, job);
     }
@@ -1442,7 +1442,7 @@ static void loop_shutdown(web_server *s)
     s->n_workers = 0;
 
     shutdown_conns(s, SHUT_RD);
-    uint64_t deadline = now_ns() + (uint64_t)WEB_DRAIN_MS * 1000000u;
+    uint64_t deadline = now_ns() + (uint64_t)HTTP_DRAIN_MS * 1000000u;
     bool forced = false;
     while (!h2o_linklist_is_empty(&s->conns)) {
         uint64_t now = now_ns();
@@ -1465,7 +1465,7 @@ static void loop_shutdown(web_server *s)
 
 static void *loop_main(void *arg)
 {
-    web_server *s = arg;
+    http_server *s = arg;
     h2o_setup(s);
     pthread_mutex_lock(&s->mu);
     s->ready = true;
@@ -1477,7 +1477,7 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-static void stop_workers(web_server *s)
+static void stop_workers(http_server *s)
 {
     pthread_mutex_lock(&s->mu);
     s->pool_stopping = true;
@@ -1488,7 +1488,7 @@ static void stop_workers(web_server *s)
     s->n_workers = 0;
 }
 
-int web_start(web_server *s, firn_err *err)
+int http_start(http_server *s, firn_err *err)
 {
     if (s->started)
         return firn_errf(err, FIRN_EINVAL, "web: already started");
@@ -1520,7 +1520,7 @@ int web_start(web_server *s, firn_err *err)
         return firn_errf(err, FIRN_EIO, "web: starting threads: %s",
                          errno_text(rc, ebuf, sizeof ebuf));
     }
-    /* web_stop needs the loop's queue to wake it. */
+    /* http_stop needs the loop's queue to wake it. */
     pthread_mutex_lock(&s->mu);
     while (!s->ready)
         pthread_cond_wait(&s->ready_cv, &s->mu);
@@ -1532,7 +1532,7 @@ int web_start(web_server *s, firn_err *err)
     return 0;
 }
 
-void web_stop(web_server *s)
+void http_stop(http_server *s)
 {
     if (!s)
         return;
@@ -1563,18 +1563,18 @@ void web_stop(web_server *s)
 
 static void write_counts(firn_buf *b, const route_stats *st)
 {
-    for (int i = 0; i < WEB_STATUS_SLOTS; i++) {
+    for (int i = 0; i < HTTP_STATUS_SLOTS; i++) {
         uint64_t n = atomic_load(&st->codes[i]);
         if (n == 0)
             continue;
         char code[8];
-        snprintf(code, sizeof code, "%d", i + WEB_STATUS_MIN);
+        snprintf(code, sizeof code, "%d", i + HTTP_STATUS_MIN);
         firn_label labels[] = {{"code", code}, {"handler", st->handler}};
         firn_metrics_sample(b, "firn_http_requests_total", labels, 2, (double)n);
     }
 }
 
-void web_metrics_write(web_server *s, firn_buf *b)
+void http_metrics_write(http_server *s, firn_buf *b)
 {
     firn_metrics_header(b, "firn_http_requests_total", "counter",
                         "Requests answered, by handler (the route's path) and status code.");

@@ -1,6 +1,6 @@
-/* test_web_render.c -- web/'s profile renderers (render.c) against their
- * contract in web/web.h: collapsed stacks, the flame graph JSON, the SVG
- * flame graph and the top table.
+/* test_pql_render.c -- the profile renderers (promql-like/render.c) against
+ * their contract in promql-like/render.h: collapsed stacks, the flame graph
+ * JSON, the SVG flame graph and the top table.
  *
  * Trees are built by hand (names with every special character, diffs,
  * trees deeper than any recursion would survive) or by pql_profile_tree
@@ -26,7 +26,7 @@
 #include "pprof/pprof.h"
 #include "promql-like/pql.h"
 #include "tsdb/tsdb.h"
-#include "web/web.h"
+#include "promql-like/render.h"
 
 #define N(a) (sizeof(a) / sizeof *(a))
 #define NONE UINT32_MAX
@@ -66,7 +66,7 @@ static void small_tree(struct small *s)
 static char *render_collapsed(const pql_tree *t)
 {
     firn_buf b = {0};
-    assert_int_equal(web_render_collapsed(&b, t), 0);
+    assert_int_equal(pql_render_collapsed(&b, t), 0);
     char *s = firn_buf_take(&b, NULL);
     assert_non_null(s);
     return s;
@@ -75,7 +75,7 @@ static char *render_collapsed(const pql_tree *t)
 static json_t *render_json(const pql_tree *t)
 {
     firn_buf b = {0};
-    assert_int_equal(web_render_flamegraph(&b, t), 0);
+    assert_int_equal(pql_render_flamegraph(&b, t), 0);
     json_error_t jerr;
     json_t *j = json_loadb(b.data, b.len, 0, &jerr);
     if (!j)
@@ -84,10 +84,10 @@ static json_t *render_json(const pql_tree *t)
     return j;
 }
 
-static char *render_svg(const pql_tree *t, const web_svg_options *o)
+static char *render_svg(const pql_tree *t, const pql_svg_options *o)
 {
     firn_buf b = {0};
-    assert_int_equal(web_render_svg(&b, t, o), 0);
+    assert_int_equal(pql_render_svg(&b, t, o), 0);
     char *s = firn_buf_take(&b, NULL);
     assert_non_null(s);
     return s;
@@ -346,7 +346,7 @@ static void test_deep_tree(void **state)
     assert_int_equal(strlen(c), 2 * DEEP - 1 + strlen(" 1\n"));
     free(c);
     firn_buf b = {0};
-    assert_int_equal(web_render_flamegraph(&b, &t), 0);
+    assert_int_equal(pql_render_flamegraph(&b, &t), 0);
     assert_int_equal(count(b.data, "{"), DEEP + 1 + 1);   /* nodes, and the object */
     assert_int_equal(count(b.data, "}"), DEEP + 1 + 1);
     assert_int_equal(count(b.data, "\"children\":[]}"), 1);
@@ -365,7 +365,7 @@ static void test_svg(void **state)
     (void)state;
     struct small s;
     small_tree(&s);
-    web_svg_options o = {.title = "CPU", .width = 1000};
+    pql_svg_options o = {.title = "CPU", .width = 1000};
     char *svg = render_svg(&s.t, &o);
     assert_xml(svg);
     assert_non_null(strstr(svg, "<svg version=\"1.1\" width=\"1000\""));
@@ -403,7 +403,7 @@ static void test_svg_escaping(void **state)
     small_tree(&s);
     s.kids[0].name = "op<T>&\"q\"'x'";
     s.kids[1].name = "ctl\x01\x1f bad\xff";
-    web_svg_options o = {.subtitle = "sel{job=\"a&b\"} <now>"};
+    pql_svg_options o = {.subtitle = "sel{job=\"a&b\"} <now>"};
     char *svg = render_svg(&s.t, &o);
     assert_xml(svg);
     assert_non_null(strstr(svg, "<title>op&lt;T&gt;&amp;&quot;q&quot;&apos;x&apos;\n"));
@@ -516,7 +516,7 @@ static void test_svg_subtitle_from_request(void **state)
                              .start_ms = 1700000000000, .end_ms = 1700003600000,
                              .compare_query = "b", .compare_mode = PQL_PROFILE_SINGLE,
                              .compare_time_ms = 1700000000500};
-    web_svg_options o = {.request = &r};
+    pql_svg_options o = {.request = &r};
     char *svg = render_svg(&s.t, &o);
     assert_non_null(strstr(svg, ">a{x=&quot;1&quot;}, 2023-11-14T22:13:20Z to "
                                 "2023-11-14T23:13:20Z vs b at 2023-11-14T22:13:20Z</text>"));
@@ -560,7 +560,7 @@ static void test_top_text(void **state)
     pprof_profile *p = profile_of(stacks, values, 3);
     firn_buf b = {0};
     firn_err err = {0};
-    assert_int_equal(web_render_top_text(&b, p, 0, &err), 0);
+    assert_int_equal(pql_render_top_text(&b, p, 0, &err), 0);
     assert_string_equal(b.data,
                         "Type: cpu (nanoseconds)\n"
                         "Showing nodes accounting for 60, 100.00% of 60 total\n"
@@ -569,7 +569,7 @@ static void test_top_text(void **state)
                         "          10  16.67% 100.00%           10  16.67%  idle\n"
                         "           0   0.00% 100.00%           60 100.00%  main\n");
     firn_buf_free(&b);
-    assert_int_equal(web_render_top_text(&b, p, 1, &err), 0);
+    assert_int_equal(pql_render_top_text(&b, p, 1, &err), 0);
     assert_non_null(strstr(b.data, "accounting for 50,  83.33% of 60 total\nDropped 2 nodes\n"));
     firn_buf_free(&b);
     pprof_free(p);
@@ -583,7 +583,7 @@ static void test_top_json(void **state)
     pprof_profile *p = profile_of(stacks, values, 3);
     firn_buf b = {0};
     firn_err err = {0};
-    assert_int_equal(web_render_top_json(&b, p, NULL, 2, &err), 0);
+    assert_int_equal(pql_render_top_json(&b, p, NULL, 2, &err), 0);
     json_t *j = json_loads(b.data, 0, NULL);
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "sample_type")), "cpu");
@@ -602,7 +602,7 @@ static void test_top_json(void **state)
     const char *cstacks[] = {"work;main", "new;main", "a<b>;main"};
     int64_t cvalues[] = {52, 30, 5};
     pprof_profile *c = profile_of(cstacks, cvalues, 3);
-    assert_int_equal(web_render_top_json(&b, p, c, 0, &err), 0);
+    assert_int_equal(pql_render_top_json(&b, p, c, 0, &err), 0);
     j = json_loads(b.data, 0, NULL);
     assert_non_null(j);
     assert_true(json_is_true(json_object_get(j, "diff")));

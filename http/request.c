@@ -4,15 +4,16 @@
  * Everything is copied into the request's arena, so a request owes nothing
  * to h2o's memory and can be handed to a worker thread.  Parameters are kept
  * grouped by name (sorted, for bsearch) with each name's values in arrival
- * order, so web_request_params can return them as one array.
+ * order, so http_request_params can return them as one array.
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "web/internal.h"
+#include "http/internal.h"
 
 /* One decoded pair while parsing; seq keeps arrival order through qsort. */
 typedef struct param {
@@ -86,7 +87,7 @@ static int parse_query(firn_arena *a, const char *s, size_t len, param_list *lis
                 return firn_errf(err, FIRN_EINVAL, "invalid semicolon separator in query");
             if (list->n == list->cap)
                 return firn_errf(err, FIRN_ETOOBIG, "too many parameters: more than %d",
-                                 WEB_PARAMS_MAX);
+                                 HTTP_PARAMS_MAX);
             const char *eq = memchr(s, '=', pair_len);
             size_t name_len = eq ? (size_t)(eq - s) : pair_len;
             param *p = &list->items[list->n];
@@ -124,7 +125,7 @@ static int param_cmp(const void *x, const void *y)
 
 /* Sort the pairs by name (arrival order within a name) and cut them into
  * groups whose values are contiguous. */
-static int group_params(web_request *r, firn_arena *a, param_list *list, firn_err *err)
+static int group_params(http_request *r, firn_arena *a, param_list *list, firn_err *err)
 {
     r->groups = NULL;
     r->n_groups = 0;
@@ -136,14 +137,14 @@ static int group_params(web_request *r, firn_arena *a, param_list *list, firn_er
     for (size_t i = 1; i < list->n; i++)
         if (strcmp(list->items[i].name, list->items[i - 1].name) != 0)
             n_groups++;
-    web_param_group *groups = firn_arena_alloc(a, n_groups * sizeof *groups);
+    http_param_group *groups = firn_arena_alloc(a, n_groups * sizeof *groups);
     if (!values || !groups)
         return firn_errf(err, FIRN_ENOMEM, "out of memory grouping parameters");
     size_t g = 0;
     for (size_t i = 0; i < list->n; i++) {
         values[i] = list->items[i].value;
         if (i == 0 || strcmp(list->items[i].name, list->items[i - 1].name) != 0) {
-            groups[g++] = (web_param_group){
+            groups[g++] = (http_param_group){
                 .name = list->items[i].name, .values = &values[i], .n_values = 0};
         }
         groups[g - 1].n_values++;
@@ -153,10 +154,10 @@ static int group_params(web_request *r, firn_arena *a, param_list *list, firn_er
     return 0;
 }
 
-int web_request_build(web_request *r, firn_arena *a, const web_request_parts *parts,
+int http_request_build(http_request *r, firn_arena *a, const http_request_parts *parts,
                       firn_err *err)
 {
-    *r = (web_request){0};
+    *r = (http_request){0};
     r->method = firn_arena_strndup(a, parts->method, parts->method_len);
     r->path = firn_arena_strndup(a, parts->path, parts->path_len);
     size_t body_len = parts->body ? parts->body_len : 0;
@@ -174,7 +175,7 @@ int web_request_build(web_request *r, firn_arena *a, const web_request_parts *pa
         if (!r->headers)
             return firn_errf(err, FIRN_ENOMEM, "out of memory copying headers");
         for (size_t i = 0; i < parts->n_headers; i++) {
-            const web_header_part *h = &parts->headers[i];
+            const http_header_part *h = &parts->headers[i];
             r->headers[i].name = firn_arena_strndup(a, h->name, h->name_len);
             r->headers[i].value = firn_arena_strndup(a, h->value, h->value_len);
             if (!r->headers[i].name || !r->headers[i].value)
@@ -188,8 +189,8 @@ int web_request_build(web_request *r, firn_arena *a, const web_request_parts *pa
     size_t bound = count_pairs_upper_bound(parts->query, parts->query_len);
     if (parts->form_body)
         bound += count_pairs_upper_bound(parts->body, body_len);
-    if (bound > WEB_PARAMS_MAX)
-        bound = WEB_PARAMS_MAX;
+    if (bound > HTTP_PARAMS_MAX)
+        bound = HTTP_PARAMS_MAX;
     param_list list = {0};
     if (bound) {
         list.items = malloc(bound * sizeof *list.items);
@@ -208,7 +209,7 @@ int web_request_build(web_request *r, firn_arena *a, const web_request_parts *pa
     return rc;
 }
 
-bool web_is_form_content_type(const char *value, size_t len)
+bool http_is_form_content_type(const char *value, size_t len)
 {
     static const char form[] = "application/x-www-form-urlencoded";
     size_t i = 0;
@@ -224,42 +225,56 @@ bool web_is_form_content_type(const char *value, size_t len)
 
 /* ---- accessors ------------------------------------------------------------ */
 
-const char *web_request_method(const web_request *r)
+const char *http_request_method(const http_request *r)
 {
     return r->method;
 }
 
-const char *web_request_path(const web_request *r)
+const char *http_request_path(const http_request *r)
 {
     return r->path;
 }
 
 static int group_cmp(const void *key, const void *elem)
 {
-    return strcmp(key, ((const web_param_group *)elem)->name);
+    return strcmp(key, ((const http_param_group *)elem)->name);
 }
 
-static const web_param_group *find_group(const web_request *r, const char *name)
+static const http_param_group *find_group(const http_request *r, const char *name)
 {
     if (r->n_groups == 0)
         return NULL;
     return bsearch(name, r->groups, r->n_groups, sizeof r->groups[0], group_cmp);
 }
 
-const char *web_request_param(const web_request *r, const char *name)
+const char *http_request_param(const http_request *r, const char *name)
 {
-    const web_param_group *g = find_group(r, name);
+    const http_param_group *g = find_group(r, name);
     return g ? g->values[0] : NULL;
 }
 
-size_t web_request_params(const web_request *r, const char *name, const char *const **values)
+size_t http_request_params(const http_request *r, const char *name, const char *const **values)
 {
-    const web_param_group *g = find_group(r, name);
+    const http_param_group *g = find_group(r, name);
     *values = g ? g->values : NULL;
     return g ? g->n_values : 0;
 }
 
-const char *web_request_header(const web_request *r, const char *name)
+size_t http_request_param_count(const http_request *r)
+{
+    return r->n_groups;
+}
+
+const char *http_request_param_at(const http_request *r, size_t i, const char *const **values,
+                                  size_t *n_values)
+{
+    assert(i < r->n_groups);
+    *values = r->groups[i].values;
+    *n_values = r->groups[i].n_values;
+    return r->groups[i].name;
+}
+
+const char *http_request_header(const http_request *r, const char *name)
 {
     for (size_t i = 0; i < r->n_headers; i++)
         if (strcasecmp(r->headers[i].name, name) == 0)
@@ -267,7 +282,7 @@ const char *web_request_header(const web_request *r, const char *name)
     return NULL;
 }
 
-const void *web_request_body(const web_request *r, size_t *len)
+const void *http_request_body(const http_request *r, size_t *len)
 {
     if (len)
         *len = r->body_len;
@@ -276,10 +291,10 @@ const void *web_request_body(const web_request *r, size_t *len)
 
 /* ---- responses ------------------------------------------------------------ */
 
-void web_respond_text(web_response *resp, int status, const char *fmt, ...)
+void http_respond_text(http_response *resp, int status, const char *fmt, ...)
 {
     free(resp->body);
-    *resp = (web_response){.status = status};
+    *resp = (http_response){.status = status};
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);

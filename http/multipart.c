@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "web/internal.h"
+#include "http/http.h"
 
 #define BOUNDARY_MAX 70          /* RFC 2046 5.1.1 */
 #define PART_HEADER_MAX 16384    /* bytes of one part's header block */
@@ -118,7 +118,7 @@ static bool media_type_is(const char *v, size_t len, const char *want)
     return end - i == n && strncasecmp(v + i, want, n) == 0;
 }
 
-bool web_is_multipart_content_type(const char *value)
+bool http_is_multipart_content_type(const char *value)
 {
     return value && media_type_is(value, strlen(value), "multipart/form-data");
 }
@@ -160,7 +160,7 @@ static const char *find_delimiter(const char *from, const char *end, const char 
 
 /* Headers of one part, from p to the blank line: its form name, file name
  * and content type.  *data is set to where the part's data begins. */
-static int part_headers(const char *p, const char *end, firn_arena *a, web_multipart_part *part,
+static int part_headers(const char *p, const char *end, firn_arena *a, http_multipart_part *part,
                         const char **data, firn_err *err)
 {
     const char *start = p;
@@ -215,12 +215,12 @@ static int part_headers(const char *p, const char *end, firn_arena *a, web_multi
     return 0;
 }
 
-int web_multipart_parse(const char *content_type, const char *body, size_t len, firn_arena *a,
-                        web_multipart_part **parts, size_t *n_parts, firn_err *err)
+int http_multipart_parse(const char *content_type, const char *body, size_t len, firn_arena *a,
+                        http_multipart_part **parts, size_t *n_parts, firn_err *err)
 {
     *parts = NULL;
     *n_parts = 0;
-    if (!web_is_multipart_content_type(content_type))
+    if (!http_is_multipart_content_type(content_type))
         return firn_errf(err, FIRN_EINVAL, "Content-Type \"%.200s\" is not multipart/form-data",
                          content_type ? content_type : "");
     const char *boundary = NULL;
@@ -236,7 +236,7 @@ int web_multipart_parse(const char *content_type, const char *body, size_t len, 
         return firn_errf(err, FIRN_EINVAL, "multipart boundary longer than %d bytes",
                          BOUNDARY_MAX);
 
-    web_multipart_part *out = firn_arena_calloc(a, WEB_MULTIPART_PARTS_MAX, sizeof *out);
+    http_multipart_part *out = firn_arena_calloc(a, HTTP_MULTIPART_PARTS_MAX, sizeof *out);
     if (!out)
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
     const char *end = body + len;
@@ -257,10 +257,10 @@ int web_multipart_parse(const char *content_type, const char *body, size_t len, 
                              p == end ? "the body ends after a delimiter"
                                       : "a delimiter not followed by a line end");
         p++;
-        if (n == WEB_MULTIPART_PARTS_MAX)
+        if (n == HTTP_MULTIPART_PARTS_MAX)
             return firn_errf(err, FIRN_ETOOBIG, "more than %d parts",
-                             WEB_MULTIPART_PARTS_MAX);
-        web_multipart_part part = {0};
+                             HTTP_MULTIPART_PARTS_MAX);
+        http_multipart_part part = {0};
         const char *data = NULL;
         if ((rc = part_headers(p, end, a, &part, &data, err)) < 0)
             return rc;
@@ -286,7 +286,7 @@ int web_multipart_parse(const char *content_type, const char *body, size_t len, 
     return 0;
 }
 
-const web_multipart_part *web_multipart_get(const web_multipart_part *parts, size_t n,
+const http_multipart_part *http_multipart_get(const http_multipart_part *parts, size_t n,
                                             const char *name)
 {
     for (size_t i = 0; i < n; i++)

@@ -1,4 +1,4 @@
-/* fuzz_web_request.c -- libFuzzer target for web/'s request decoding (query
+/* fuzz_http_request.c -- libFuzzer target for http/'s request decoding (query
  * strings and form bodies).  The input is "QUERY\0BODY" (no NUL: all query).
  * Nothing may crash or leak; a refusal must say why; what is accepted must
  * be consistent: parameter names are sorted and unique, each is found again
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "web/internal.h"
+#include "http/internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *in = (const char *)data;
     const char *nul = memchr(in, '\0', size);
     size_t query_len = nul ? (size_t)(nul - in) : size;
-    web_request_parts parts = {
+    http_request_parts parts = {
         .method = "POST",
         .method_len = 4,
         .path = "/fuzz",
@@ -30,9 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     firn_arena *a = firn_arena_new(0);
     if (!a)
         return 0;
-    web_request r;
+    http_request r;
     firn_err err = {0};
-    if (web_request_build(&r, a, &parts, &err) < 0) {
+    if (http_request_build(&r, a, &parts, &err) < 0) {
         if (err.msg[0] == '\0')
             abort();
         firn_arena_free(a);
@@ -40,19 +40,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     size_t total = 0;
     for (size_t i = 0; i < r.n_groups; i++) {
-        const web_param_group *g = &r.groups[i];
+        const http_param_group *g = &r.groups[i];
         const char *const *values = NULL;
-        size_t n = web_request_params(&r, g->name, &values);
+        size_t n = http_request_params(&r, g->name, &values);
         if (n != g->n_values || n == 0 || !values)
             abort();
-        const char *first = web_request_param(&r, g->name);
+        const char *first = http_request_param(&r, g->name);
         if (!first || strcmp(first, values[0]) != 0)
             abort();
         if (i > 0 && strcmp(r.groups[i - 1].name, g->name) >= 0)
             abort();  /* sorted and unique */
         total += n;
     }
-    if (total > WEB_PARAMS_MAX)
+    if (total > HTTP_PARAMS_MAX)
         abort();
     firn_arena_free(a);
     return 0;

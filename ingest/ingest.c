@@ -1,0 +1,227 @@
+/* ingest.c -- decode, limit, keep, delta, append: the steps of ingest.h's
+ * contract, shared by the scrape workers and every push endpoint. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest/ingest.h"
+
+void ingest_result_free(ingest_result *r)
+{
+    if (!r)
+        return;
+    pprof_free(r->profile);
+    free(r->delta_columns);
+    r->profile = NULL;
+    r->delta_columns = NULL;
+}
+
+pprof_profile *ingest_decode(const void *data, size_t len, firn_err *err)
+{
+    pprof_limits limits;
+    pprof_limits_default(&limits);
+    pprof_profile *p = pprof_decode(data, len, &limits, err);
+    if (!p) {
+        int code = err ? err->code : FIRN_EINVAL;
+        firn_err_prefix(err, "decoding profile");
+        if (err)
+            err->code = code == FIRN_ETOOBIG ? code : FIRN_EINVAL;
+    }
+    return p;
+}
+
+/* Keep only the sample types listed (Parca's keep_sample_type); columns are
+ * removed from every sample in place. */
+static void keep_sample_types(const ingest_options *o, pprof_profile *p)
+{
+    if (!o->n_keep_sample_types)
+        return;
+    size_t kept = 0;
+    bool keep[64] = {0};
+    size_t n = p->n_sample_types < 64 ? p->n_sample_types : 64;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < o->n_keep_sample_types; k++)
+            if (strcmp(pprof_str(p, p->sample_types[i].type), o->keep_sample_types[k].type) == 0 &&
+                strcmp(pprof_str(p, p->sample_types[i].unit), o->keep_sample_types[k].unit) == 0)
+                keep[i] = true;
+    for (size_t i = 0; i < n; i++)
+        if (keep[i])
+            p->sample_types[kept++] = p->sample_types[i];
+    for (size_t s = 0; s < p->n_samples; s++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (keep[i])
+                p->samples[s].values[k++] = p->samples[s].values[i];
+    }
+    p->n_sample_types = kept;
+}
+
+/* Which columns are deltas, and the delta against the target's previous
+ * profile when they are cumulative: 1 to store, 0 baseline, negative. */
+static int delta_columns(const ingest_options *o, pprof_profile *p, bool *columns, firn_err *err)
+{
+    size_t n = p->n_sample_types;
+    switch (o->delta) {
+    case INGEST_DELTA_AUTO:
+        for (size_t i = 0; i < n; i++)
+            columns[i] = p->duration_nanos != 0;
+        return 1;
+    case INGEST_DELTA_ALL:
+    case INGEST_DELTA_NONE:
+        for (size_t i = 0; i < n; i++)
+            columns[i] = o->delta == INGEST_DELTA_ALL;
+        return 1;
+    case INGEST_DELTA_COLUMNS:
+        for (size_t i = 0; i < n; i++)
+            columns[i] = o->delta_columns[i];
+        return 1;
+    case INGEST_DELTA_CUMULATIVE:
+        break;
+    }
+    pprof_delta_columns(p, columns);
+    bool cumulative = false;
+    for (size_t i = 0; i < n; i++)
+        cumulative |= columns[i];
+    if (!cumulative)
+        return 1;
+    if (!*o->delta_state)
+        *o->delta_state = pprof_delta_new();
+    int keep = *o->delta_state ? pprof_delta_apply(*o->delta_state, p, columns, err)
+                               : firn_errf(err, FIRN_ENOMEM, "out of memory");
+    if (keep < 0)
+        firn_err_prefix(err, "computing the delta");
+    return keep;
+}
+
+/* The default timestamp: the profile's time, else now (the store's rule,
+ * made here so a caller can say which it was). */
+static int64_t profile_time_ms(const pprof_profile *p)
+{
+    return p->time_nanos > 0 ? p->time_nanos / 1000000 : firn_now_ms();
+}
+
+int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_profile *p,
+                   const ingest_options *o, ingest_result *r, firn_err *err)
+{
+    *r = (ingest_result){0};
+    if (o->sample_limit && p->n_samples > o->sample_limit) {
+        r->failed = INGEST_FAILED_LIMIT;
+        int rc = firn_errf(err, FIRN_ETOOBIG, "sample limit exceeded (samples: %zu, limit: %llu)",
+                           p->n_samples, (unsigned long long)o->sample_limit);
+        pprof_free(p);
+        return rc;
+    }
+    keep_sample_types(o, p);
+    if (p->n_sample_types == 0) {
+        r->failed = INGEST_FAILED_DECODE;
+        pprof_free(p);
+        return firn_errf(err, FIRN_EINVAL, "no sample type left after keep_sample_type");
+    }
+    bool *columns = calloc(p->n_sample_types, sizeof *columns);
+    if (!columns) {
+        r->failed = INGEST_FAILED_STORE;
+        pprof_free(p);
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    }
+    int keep = delta_columns(o, p, columns, err);
+    if (keep <= 0) {
+        r->failed = keep < 0 ? INGEST_FAILED_DECODE : INGEST_OK;
+        r->baseline = keep == 0;
+        free(columns);
+        pprof_free(p);
+        return keep < 0 ? keep : 0;
+    }
+    r->timestamp_ms = o->timestamp_ms ? o->timestamp_ms : profile_time_ms(p);
+    tsdb_append_req req = {
+        .labels = labels,
+        .n_labels = n_labels,
+        .profile_name = o->profile_name,
+        .delta_columns = columns,
+        .profile = p,
+        .timestamp_ms = r->timestamp_ms,
+    };
+    int rc;
+    if (!db) {
+        r->failed = INGEST_FAILED_STORE;
+        rc = firn_errf(err, FIRN_EIO, "no store to write to");
+    } else if ((rc = tsdb_append(db, &req, err)) < 0) {
+        r->failed = INGEST_FAILED_STORE;
+        firn_err_prefix(err, "storing the profile");
+    } else {
+        r->samples = p->n_samples;
+    }
+    if (rc == 0 && o->keep_profile) {
+        r->profile = p;
+        r->delta_columns = columns;
+    } else {
+        pprof_free(p);
+        free(columns);
+    }
+    return rc;
+}
+
+int ingest_pprof(tsdb *db, const firn_label *labels, size_t n_labels, const void *data,
+                 size_t len, const ingest_options *o, ingest_result *r, firn_err *err)
+{
+    *r = (ingest_result){0};
+    pprof_profile *p = ingest_decode(data, len, err);
+    if (!p) {
+        r->failed = INGEST_FAILED_DECODE;
+        return err ? err->code : FIRN_EINVAL;
+    }
+    return ingest_profile(db, labels, n_labels, p, o, r, err);
+}
+
+int ingest_labels_check(firn_label *labels, size_t *n_labels, firn_err *err)
+{
+    for (size_t i = 0; i < *n_labels; i++)
+        if (strcmp(labels[i].name, FIRN_LABEL_NAME) == 0)
+            return firn_errf(err, FIRN_EINVAL, "label __name__: the profile type is the "
+                             "store's to derive; give the profile name as name=");
+    if (firn_labels_normalize(labels, n_labels, err) < 0) {
+        firn_err_prefix(err, "labels");
+        return FIRN_EINVAL;
+    }
+    return 0;
+}
+
+int ingest_kv_list_parse(firn_arena *a, const char *what, const char *p, const char *end,
+                         firn_label **pairs, size_t *n_pairs, firn_err *err)
+{
+    size_t room = 1, n = 0;
+    for (const char *q = p; q < end; q++)
+        room += *q == ',';
+    firn_label *out = firn_arena_calloc(a, room, sizeof *out);
+    if (!out)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    while (p < end) {
+        const char *item = p, *item_end = memchr(p, ',', (size_t)(end - p));
+        if (!item_end)
+            item_end = end;
+        p = item_end < end ? item_end + 1 : end;
+        while (item < item_end && isspace((unsigned char)*item))
+            item++;
+        while (item_end > item && isspace((unsigned char)item_end[-1]))
+            item_end--;
+        if (item == item_end)
+            continue;
+        const char *eq = memchr(item, '=', (size_t)(item_end - item));
+        if (!eq)
+            return firn_errf(err, FIRN_EINVAL, "%s: \"%.*s\" is not k=v", what,
+                             (int)(item_end - item > 100 ? 100 : item_end - item), item);
+        const char *name_end = eq, *v = eq + 1;
+        while (name_end > item && isspace((unsigned char)name_end[-1]))
+            name_end--;
+        while (v < item_end && isspace((unsigned char)*v))
+            v++;
+        out[n].name = firn_arena_strndup(a, item, (size_t)(name_end - item));
+        out[n].value = firn_arena_strndup(a, v, (size_t)(item_end - v));
+        if (!out[n].name || !out[n].value)
+            return firn_errf(err, FIRN_ENOMEM, "out of memory");
+        n++;
+    }
+    *pairs = out;
+    *n_pairs = n;
+    return 0;
+}

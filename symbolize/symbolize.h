@@ -1,0 +1,61 @@
+/* symbolize.h -- ELF/DWARF symbolization with elfutils' libdwfl, shared by
+ * firn's own profiles (selfprof/) and firn-agent's (agent/, which
+ * symbolizes other processes' files): one address of a libdwfl module as
+ * the frames pprof wants in a location's lines.
+ *
+ * Owns the libdwfl session's policy (only the DWARF inside the files: no
+ * separate debug files, no debuginfod; a replaced executable of this
+ * process read through /proc/self/exe), build ids, and the index of
+ * compilation units that libdwfl 0.188 lacks for files without
+ * .debug_aranges.  Nothing here knows where the addresses came from.
+ * Threads: a Dwfl and what it returns belong to one thread at a time.
+ */
+#ifndef FIRN_SYMBOLIZE_H
+#define FIRN_SYMBOLIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct Dwfl_Module;
+struct Dwfl;
+
+/* A libdwfl session (dwfl_end frees it) that reads only the DWARF inside
+ * the files themselves: no separate debug files, no debuginfod (see
+ * symbolize.c).  Its find_elf serves dwfl_linux_proc_report of this
+ * process; modules reported with dwfl_report_elf never call it. */
+struct Dwfl *symbolize_dwfl_begin(void);
+
+/* Inlined frames kept per address (the outermost function always is). */
+#define SYMBOLIZE_MAX_INLINE_DEPTH 16
+
+typedef struct symbolize_frame {
+    const char *name;          /* the function (DWARF's name, else the symbol) */
+    const char *system_name;   /* the linkage name or symbol; may be NULL */
+    const char *file;          /* may be NULL */
+    int start_line, line;      /* 0 when unknown */
+} symbolize_frame;
+
+/* The hex GNU build id of mod (may be NULL) into out (cap bytes, 129 hold
+ * any), "" when unknown. */
+void symbolize_build_id_hex(struct Dwfl_Module *mod, char *out, size_t cap);
+
+/* The compilation units of one module by address, for files without
+ * .debug_aranges (Go's, clang's by default), where libdwfl 0.188 finds no
+ * CU and so no file:line (symbolize.c).  Built by symbolize_dwfl_frames the
+ * first time libdwfl finds no CU; its owner frees it. */
+typedef struct symbolize_cu_index symbolize_cu_index;
+void symbolize_cu_index_free(symbolize_cu_index *cus);
+
+/* The frames at addr (an address in mod's own terms) innermost first: the
+ * inline chain from DWARF when mod has it, else the symbol table's
+ * function; 0 when nothing names addr.  cus (NULL: none) points to the
+ * module's CU index, NULL until built.  The strings belong to libdw and
+ * live as long as the module's Dwfl. */
+size_t symbolize_dwfl_frames(struct Dwfl_Module *mod, symbolize_cu_index **cus, uint64_t addr,
+                            symbolize_frame out[SYMBOLIZE_MAX_INLINE_DEPTH]);
+
+/* The length of path[0..len) without the " (deleted)" the kernel appends
+ * to files replaced since they were mapped (the name is still the name). */
+size_t symbolize_without_deleted(const char *path, size_t len);
+
+#endif
