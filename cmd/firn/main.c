@@ -28,6 +28,8 @@ typedef struct flags {
     bool enable_lifecycle;
     const char *log_level;
     const char *dns_server;         /* --discovery.dns.server: NULL for resolv.conf */
+    const char *max_connections;    /* --web.max-connections, as given (for status/flags) */
+    size_t max_connections_n;
 } flags;
 
 typedef struct server {
@@ -66,6 +68,8 @@ static void usage(FILE *f)
           "  --storage.tsdb.path=DIR         where profiles are stored (default ./data)\n"
           "  --storage.tsdb.retention.time=D how long profiles are kept (default 15d; 0 = forever)\n"
           "  --web.enable-lifecycle          allow POST /-/reload\n"
+          "  --web.max-connections=N         open connections at most (default 512); more\n"
+          "                                  wait in the listen backlog\n"
           "  --log.level=LEVEL               debug, info, warn or error (default info)\n"
           "  --discovery.dns.server=HOST:PORT\n"
           "                                  the DNS server dns_sd_configs ask (default: the\n"
@@ -80,7 +84,7 @@ static void usage(FILE *f)
 
 enum {
     OPT_CONFIG = 256, OPT_LISTEN, OPT_WEB_CONFIG, OPT_PATH, OPT_RETENTION, OPT_LIFECYCLE,
-    OPT_LOG, OPT_DNS_SERVER, OPT_VERSION
+    OPT_LOG, OPT_DNS_SERVER, OPT_VERSION, OPT_MAX_CONNECTIONS
 };
 
 static int parse_flags(int argc, char **argv, flags *f)
@@ -92,6 +96,7 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"storage.tsdb.path", required_argument, NULL, OPT_PATH},
         {"storage.tsdb.retention.time", required_argument, NULL, OPT_RETENTION},
         {"web.enable-lifecycle", no_argument, NULL, OPT_LIFECYCLE},
+        {"web.max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
         {"log.level", required_argument, NULL, OPT_LOG},
         {"discovery.dns.server", required_argument, NULL, OPT_DNS_SERVER},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -103,6 +108,8 @@ static int parse_flags(int argc, char **argv, flags *f)
         .storage_path = "data",
         .retention_ms = TSDB_DEFAULT_RETENTION_MS,
         .log_level = "info",
+        .max_connections = "512",
+        .max_connections_n = HTTP_DEFAULT_MAX_CONNECTIONS,
     };
     int c;
     firn_err err = {0};
@@ -131,6 +138,19 @@ static int parse_flags(int argc, char **argv, flags *f)
         case OPT_LIFECYCLE:
             f->enable_lifecycle = true;
             break;
+        case OPT_MAX_CONNECTIONS: {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (*optarg < '1' || *optarg > '9' || *end || errno || v > 1000000) {
+                fprintf(stderr, "firn: --web.max-connections: %s is not a number of "
+                        "connections from 1 to 1000000\n", optarg);
+                return 2;
+            }
+            f->max_connections = optarg;
+            f->max_connections_n = (size_t)v;
+            break;
+        }
         case OPT_DNS_SERVER:
             f->dns_server = optarg;
             break;
@@ -392,6 +412,7 @@ int main(int argc, char **argv)
     wo.listen_address = s.f.listen_address;
     wo.web_config = s.web_config;
     wo.workers = 8;  /* CPU profile requests hold a worker for their duration */
+    wo.max_connections = s.f.max_connections_n;
     s.web = http_new(&wo, &err);
     if (!s.web) {
         firn_log(FIRN_LOG_ERROR, "main", "Cannot listen", "err=%s",
@@ -471,6 +492,7 @@ int main(int argc, char **argv)
         "storage.tsdb.path", s.f.storage_path,
         "storage.tsdb.retention.time", retention,
         "web.enable-lifecycle", s.f.enable_lifecycle ? "true" : "false",
+        "web.max-connections", s.f.max_connections,
         "log.level", s.f.log_level,
         NULL,
     };

@@ -215,6 +215,30 @@ else
     fail "firn_http_auth_bcrypt_checks_total{result=\"ok\"} missing: '$before' '$after'"
 fi
 
+# ---- guessing passwords does not take the workers ------------------------------------------------
+# 400 clients at once, each with its own wrong password (none cached: each
+# would be a bcrypt of tens of ms on one of the 8 workers, and the queue
+# holds 256), while alice, whose password is cached, keeps querying.  At most
+# two checks run at once (a quarter of the workers); the others get 503
+# with Retry-After at once, so alice is always answered.
+flood=$(timeout 300 python3 "$(dirname "$0")/auth_flood.py" "$base/api/v1/query?query=1%2B1" \
+    alice 'open sesame' 400 "$tmp/ca.pem")
+same "password guessing: alice's queries meanwhile all answered 200" \
+    "$(jq -c '.right | keys' <<<"$flood")" '["200"]'
+same "password guessing: the guesses get 401 or 503, nothing else" \
+    "$(jq -c '.flood | keys - ["401", "503"]' <<<"$flood")" '[]'
+# without the bound every guess would wait for its bcrypt (and 401), the
+# queue overflowing for at most 400 - 264 of them
+if jq -e '.flood["503"] >= 300' <<<"$flood" >/dev/null; then
+    ok "password guessing: most guesses refused at once ($(jq -c .flood <<<"$flood"))"
+else
+    fail "password guessing: the guesses were checked: $flood"
+fi
+same "password guessing: the refusals are counted" \
+    "$(curl_local --max-time 5 "${tls[@]}" "${alice[@]}" "$base/metrics" |
+        sed -n 's/^firn_http_auth_bcrypt_checks_total{result="refused"} //p')" \
+    "$(jq -r '.flood["503"]' <<<"$flood")"
+
 # The same requests to a firn with the same TLS and no credentials.
 cat >"$tmp/web-tls-only.yml" <<EOF
 tls_server_config: {cert_file: $tmp/server.pem, key_file: $tmp/server.key}
