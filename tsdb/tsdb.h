@@ -54,6 +54,9 @@ typedef struct tsdb_options {
     int64_t partition_ms;          /* symbol partition width, fixed when the store is
                                       created (0: derived from the retention) */
     bool read_only;                /* no writer: for inspecting a store in use */
+    uint64_t max_series;           /* series the store may hold (0: no limit); an append
+                                      that would create more is refused (FIRN_EINVAL,
+                                      "series limit") and stores nothing */
     int64_t resize_wait_ms;        /* read-only: how long a read waits for the other
                                       reads of this process to close when another
                                       process grew the store (default 10 s) */

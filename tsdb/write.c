@@ -791,6 +791,26 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
             goto out;
         }
     }
+    /* The series limit: the new series this profile needs must fit. */
+    size_t new_series = 0;
+    for (size_t t = 0; t < nt; t++)
+        new_series += ids[t] == 0;
+    if (new_series && db->opts.max_series) {
+        MDB_stat st;
+        if ((rc = mdb_stat(txn, db->dbi_series, &st)))
+            goto out;
+        if (st.ms_entries + new_series > db->opts.max_series) {
+            char *ls = firn_labels_format(pp->series[0].labels, pp->series[0].n_labels);
+            rq->status = firn_errf(&rq->err, FIRN_EINVAL,
+                                   "series limit of %llu reached (%zu series held): %zu new "
+                                   "series of %.300s refused",
+                                   (unsigned long long)db->opts.max_series,
+                                   (size_t)st.ms_entries, new_series, ls ? ls : "?");
+            free(ls);
+            rc = APPLY_REJECTED;
+            goto out;
+        }
+    }
     /* Writes. */
     struct part_cache *pc;
     if ((rc = part_cache_get(w, txn, pp->partition, &pc)))

@@ -28,6 +28,8 @@ typedef struct flags {
     bool enable_lifecycle;
     const char *log_level;
     const char *dns_server;         /* --discovery.dns.server: NULL for resolv.conf */
+    const char *max_series;         /* --storage.tsdb.max-series, as given */
+    uint64_t max_series_n;
     const char *max_connections;    /* --web.max-connections, as given (for status/flags) */
     size_t max_connections_n;
 } flags;
@@ -68,6 +70,8 @@ static void usage(FILE *f)
           "  --storage.tsdb.path=DIR         where profiles are stored (default ./data)\n"
           "  --storage.tsdb.retention.time=D how long profiles are kept (default 15d; 0 = forever)\n"
           "  --web.enable-lifecycle          allow POST /-/reload\n"
+          "  --storage.tsdb.max-series=N     series the store may hold (default 1000000;\n"
+          "                                  0 = no limit); a profile that needs more is refused\n"
           "  --web.max-connections=N         open connections at most (default 512); more\n"
           "                                  wait in the listen backlog\n"
           "  --log.level=LEVEL               debug, info, warn or error (default info)\n"
@@ -84,7 +88,7 @@ static void usage(FILE *f)
 
 enum {
     OPT_CONFIG = 256, OPT_LISTEN, OPT_WEB_CONFIG, OPT_PATH, OPT_RETENTION, OPT_LIFECYCLE,
-    OPT_LOG, OPT_DNS_SERVER, OPT_VERSION, OPT_MAX_CONNECTIONS
+    OPT_LOG, OPT_DNS_SERVER, OPT_VERSION, OPT_MAX_CONNECTIONS, OPT_MAX_SERIES
 };
 
 static int parse_flags(int argc, char **argv, flags *f)
@@ -97,6 +101,7 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"storage.tsdb.retention.time", required_argument, NULL, OPT_RETENTION},
         {"web.enable-lifecycle", no_argument, NULL, OPT_LIFECYCLE},
         {"web.max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+        {"storage.tsdb.max-series", required_argument, NULL, OPT_MAX_SERIES},
         {"log.level", required_argument, NULL, OPT_LOG},
         {"discovery.dns.server", required_argument, NULL, OPT_DNS_SERVER},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -108,6 +113,8 @@ static int parse_flags(int argc, char **argv, flags *f)
         .storage_path = "data",
         .retention_ms = TSDB_DEFAULT_RETENTION_MS,
         .log_level = "info",
+        .max_series = "1000000",
+        .max_series_n = 1000000,
         .max_connections = "512",
         .max_connections_n = HTTP_DEFAULT_MAX_CONNECTIONS,
     };
@@ -138,6 +145,19 @@ static int parse_flags(int argc, char **argv, flags *f)
         case OPT_LIFECYCLE:
             f->enable_lifecycle = true;
             break;
+        case OPT_MAX_SERIES: {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (*optarg < '0' || *optarg > '9' || *end || errno) {
+                fprintf(stderr, "firn: --storage.tsdb.max-series: %s is not a number of "
+                        "series\n", optarg);
+                return 2;
+            }
+            f->max_series = optarg;
+            f->max_series_n = v;
+            break;
+        }
         case OPT_MAX_CONNECTIONS: {
             char *end;
             errno = 0;
@@ -434,6 +454,7 @@ int main(int argc, char **argv)
     tsdb_options_default(&to);
     to.path = s.f.storage_path;
     to.retention_ms = s.f.retention_ms;
+    to.max_series = s.f.max_series_n;
     s.db = tsdb_open(&to, &err);
     if (!s.db) {
         firn_log(FIRN_LOG_ERROR, "main", "Opening storage failed", "err=%s",
@@ -493,6 +514,7 @@ int main(int argc, char **argv)
         "storage.tsdb.retention.time", retention,
         "web.enable-lifecycle", s.f.enable_lifecycle ? "true" : "false",
         "web.max-connections", s.f.max_connections,
+        "storage.tsdb.max-series", s.f.max_series,
         "log.level", s.f.log_level,
         NULL,
     };

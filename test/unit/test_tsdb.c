@@ -1603,6 +1603,28 @@ static void test_read_only_map_resized(void **state)
     pprof_free(heap);
 }
 
+/* --storage.tsdb.max-series: an append that needs new series past the limit
+ * is refused whole, saying so; appends to the series held go on. */
+static void test_series_limit(void **state)
+{
+    const char *dir = *state;
+    tsdb_options o;
+    test_options(&o, dir);
+    o.max_series = 3;
+    tsdb *db = open_ok(&o);
+    pprof_profile *cpu = decode_fixture(FX_CPU);   /* two sample types: two series */
+    firn_label a[] = {{"job", "a"}}, b[] = {{"job", "b"}};
+    append_ok(db, cpu, a, 1, "process_cpu", 1000);
+    append_refused(db, cpu, b, 1, "process_cpu", 1000,
+                   "series limit of 3 reached (2 series held): 2 new series of ");
+    append_ok(db, cpu, a, 1, "process_cpu", 2000);
+    tsdb_stats s = stats_of(db);
+    assert_int_equal(s.series, 2);
+    assert_int_equal(s.blocks, 4);
+    tsdb_close(db);
+    pprof_free(cpu);
+}
+
 /* ---- 10. back-pressure -------------------------------------------------- */
 
 enum { BP_THREADS = 8, BP_MAX_ATTEMPTS = 400 };
@@ -2630,6 +2652,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention_steady_state, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_map_growth, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_read_only_map_resized, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_series_limit, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_back_pressure, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_readers_during_writes, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_readers_during_map_growth, dir_setup, dir_teardown),
