@@ -123,6 +123,9 @@ typedef struct http_response {
     const char *retry_after;       /* a static string or NULL: Retry-After (with 503) */
     bool go_pprof_error;           /* "X-Go-Pprof: 1": `go tool pprof` then prints the
                                       body of an error instead of only its status */
+    const char *cache_control;     /* a static string or NULL: Cache-Control */
+    const char *vary;              /* a static string or NULL: Vary */
+    char etag[40];                 /* the ETag, quotes included; "" for none */
     char *body;                    /* malloc'd, freed by the server; may be NULL */
     size_t body_len;
 } http_response;

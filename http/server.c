@@ -698,6 +698,12 @@ static void send_response(http_server *s, h2o_req_t *req, int status, http_respo
         add_header(req, H2O_TOKEN_RETRY_AFTER, resp->retry_after);
     if (resp->go_pprof_error)
         h2o_add_header_by_str(&req->pool, &req->res.headers, "x-go-pprof", 10, 0, NULL, "1", 1);
+    if (resp->cache_control)
+        add_header(req, H2O_TOKEN_CACHE_CONTROL, resp->cache_control);
+    if (resp->vary)
+        add_header(req, H2O_TOKEN_VARY, resp->vary);
+    if (resp->etag[0])
+        add_header(req, H2O_TOKEN_ETAG, resp->etag);
     if (allow)
         add_header(req, H2O_TOKEN_ALLOW, allow);
     const config_web *wc = s->opts.web_config;
@@ -712,7 +718,9 @@ static void send_response(http_server *s, h2o_req_t *req, int status, http_respo
                               strlen(wc->headers[i].name), 0, NULL, wc->headers[i].value,
                               strlen(wc->headers[i].value));
     size_t len = resp->body ? resp->body_len : 0;
-    req->res.content_length = len;
+    /* A 304 has no body and must not claim a length other than the 200's
+     * (RFC 9110 8.6): SIZE_MAX makes h2o send no Content-Length. */
+    req->res.content_length = status == 304 ? SIZE_MAX : len;
     h2o_start_response(req, &generator);
     if (len == 0 || method_bit(req->method) == METHOD_HEAD) {
         free(resp->body);

@@ -69,6 +69,31 @@ typedef struct web_api {
 
 int web_api_register(http_server *s, web_api *api, firn_err *err);
 
+/* ---- the web UI (ui.c) -----------------------------------------------------
+ *
+ * web_ui_register serves the browser UI, the files of web/ui/ (ui_asset.h
+ * says which are served):
+ *   GET /                     index.html; GET /NAME: NAME.html (each page at
+ *                             the top of web/ui/ gets its route).  Pages say
+ *                             "Cache-Control: no-cache" and carry an ETag; the
+ *                             text __FIRN_ASSETS__ in them reads /static/HASH.
+ *   GET /static/HASH/PATH     every other file, with its Content-Type, an ETag
+ *                             and "Cache-Control: public, max-age=31536000,
+ *                             immutable"; another HASH or an unknown PATH 404.
+ * Both answer If-None-Match with 304, and send the gzip -9 body made at build
+ * time to a client whose Accept-Encoding takes gzip (Vary: Accept-Encoding).
+ * HASH is a hash of every embedded file, so a new build moves every asset URL.
+ * assets_dir NULL serves the files embedded at build time, on the event loop.
+ * Otherwise (--web.ui-assets=DIR, for working on the UI) the same layout is
+ * read from assets_dir at each request, on a worker, with HASH "dev",
+ * "Cache-Control: no-cache" everywhere and no compression: an edited file is
+ * served at the next load.  Pages are the ones in the directory at
+ * registration; FIRN_EINVAL when it cannot be read or has no index.html.
+ * assets_dir must outlive the server.  Credentials and TLS apply as to
+ * every route.
+ */
+int web_ui_register(http_server *s, const char *assets_dir, firn_err *err);
+
 /* ---- Prometheus query results (json.c; firnctl prints them too) ---------- */
 
 struct pql_result;

@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "config/web_config.h"
 #include "model/model.h"
+#include "pyroscope/pyroscope.h"
 #include "scrape/scrape.h"
 #include "tsdb/tsdb.h"
 #include "web/web.h"
@@ -32,6 +33,7 @@ typedef struct flags {
     uint64_t max_series_n;
     const char *max_connections;    /* --web.max-connections, as given (for status/flags) */
     size_t max_connections_n;
+    const char *ui_assets;          /* --web.ui-assets: NULL for the embedded UI */
 } flags;
 
 typedef struct server {
@@ -43,6 +45,8 @@ typedef struct server {
     http_server *web;
     config_web *web_config;         /* --web.config.file, read once at startup */
     web_api api;
+    pyroscope_api pyroscope;        /* Pyroscope's Connect API (Grafana, Alloy) */
+    char *settings_path;            /* its settings file, in the store's directory */
     pthread_mutex_t reload_mu;
     _Atomic bool last_reload_ok;
     _Atomic int64_t last_reload_success_s;
@@ -74,6 +78,9 @@ static void usage(FILE *f)
           "                                  0 = no limit); a profile that needs more is refused\n"
           "  --web.max-connections=N         open connections at most (default 512); more\n"
           "                                  wait in the listen backlog\n"
+          "  --web.ui-assets=DIR             serve the web UI from DIR (a copy of web/ui/),\n"
+          "                                  read at each request, instead of the files\n"
+          "                                  embedded in firn: for working on the UI\n"
           "  --log.level=LEVEL               debug, info, warn or error (default info)\n"
           "  --discovery.dns.server=HOST:PORT\n"
           "                                  the DNS server dns_sd_configs ask (default: the\n"
@@ -88,7 +95,7 @@ static void usage(FILE *f)
 
 enum {
     OPT_CONFIG = 256, OPT_LISTEN, OPT_WEB_CONFIG, OPT_PATH, OPT_RETENTION, OPT_LIFECYCLE,
-    OPT_LOG, OPT_DNS_SERVER, OPT_VERSION, OPT_MAX_CONNECTIONS, OPT_MAX_SERIES
+    OPT_LOG, OPT_DNS_SERVER, OPT_UI_ASSETS, OPT_VERSION, OPT_MAX_CONNECTIONS, OPT_MAX_SERIES
 };
 
 static int parse_flags(int argc, char **argv, flags *f)
@@ -102,6 +109,7 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"web.enable-lifecycle", no_argument, NULL, OPT_LIFECYCLE},
         {"web.max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
         {"storage.tsdb.max-series", required_argument, NULL, OPT_MAX_SERIES},
+        {"web.ui-assets", required_argument, NULL, OPT_UI_ASSETS},
         {"log.level", required_argument, NULL, OPT_LOG},
         {"discovery.dns.server", required_argument, NULL, OPT_DNS_SERVER},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -171,6 +179,9 @@ static int parse_flags(int argc, char **argv, flags *f)
             f->max_connections_n = (size_t)v;
             break;
         }
+        case OPT_UI_ASSETS:
+            f->ui_assets = optarg;
+            break;
         case OPT_DNS_SERVER:
             f->dns_server = optarg;
             break;
@@ -515,11 +526,20 @@ int main(int argc, char **argv)
         "web.enable-lifecycle", s.f.enable_lifecycle ? "true" : "false",
         "web.max-connections", s.f.max_connections,
         "storage.tsdb.max-series", s.f.max_series,
+        "web.ui-assets", s.f.ui_assets ? s.f.ui_assets : "",
         "log.level", s.f.log_level,
         NULL,
     };
     s.api.flags = flag_values;
-    if (web_api_register(s.web, &s.api, &err) < 0 || http_start(s.web, &err) < 0) {
+    size_t sp_len = strlen(s.f.storage_path) + sizeof "/pyroscope_settings.json";
+    s.settings_path = malloc(sp_len);
+    if (s.settings_path)
+        snprintf(s.settings_path, sp_len, "%s/pyroscope_settings.json", s.f.storage_path);
+    s.pyroscope.db = s.db;
+    s.pyroscope.settings_path = s.settings_path;
+    if (web_api_register(s.web, &s.api, &err) < 0 ||
+        web_ui_register(s.web, s.f.ui_assets, &err) < 0 ||
+        pyroscope_register(s.web, &s.pyroscope, &err) < 0 || http_start(s.web, &err) < 0) {
         firn_log(FIRN_LOG_ERROR, "main", "Starting the web server failed", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
         goto out;
@@ -549,11 +569,13 @@ out:
     /* Stop in reverse order of dependence: nothing serves, then nothing
      * scrapes, then the store closes with every acknowledged write. */
     http_stop(s.web);
+    pyroscope_free(&s.pyroscope);
     config_web_free(s.web_config);
     disc_manager_free(s.disc);
     scrape_manager_free(s.scrape);
     tsdb_close(s.db);
     free(s.self_address);
+    free(s.settings_path);
     pthread_mutex_destroy(&s.reload_mu);
     free(s.config_yaml);
     pthread_mutex_destroy(&s.config_mu);

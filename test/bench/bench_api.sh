@@ -27,6 +27,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../e2e/lib.sh"
+. "$HERE/wrk_lib.sh"
 
 die() {
     echo "bench_api: $*" >&2
@@ -53,43 +54,8 @@ fixture=$fixtures/pyro-pkg_og_convert_pprof_testdata_cpu.pb.gz
 [[ -r $fixture ]] || die "missing fixture $fixture"
 
 e2e_workspace
-data=$tmp/data
-step_ms=10000
-end_ms=$(($(date +%s) * 1000))
-end_ms=$((end_ms - end_ms % step_ms))
-start_ms=$((end_ms - (profiles - 1) * step_ms))
+fill_and_serve "$firn" "$firnctl" "$fixture" "$targets" "$profiles"
 
-note "filling the store: $targets series x $profiles profiles"
-for ((i = 0; i < targets; i++)); do
-    "$firnctl" tsdb append --storage.tsdb.path "$data" --storage.tsdb.retention.time 0 \
-        --name process_cpu --delta --label job=bench --label "instance=host-$i:6060" \
-        --timestamp "$start_ms" --interval "$step_ms" --repeat "$profiles" "$fixture" \
-        >/dev/null 2>"$tmp/append.err" || die "append: $(tail -2 "$tmp/append.err")"
-done
-
-echo "scrape_configs: []" >"$tmp/firn.yml"
-start_firn "$firn" "$tmp/firn.log" --config.file="$tmp/firn.yml" --web.listen-address=127.0.0.1:0 \
-    --storage.tsdb.path="$data" --storage.tsdb.retention.time=0 ||
-    die "firn did not start: $(tail -5 "$tmp/firn.log")"
-api=http://127.0.0.1:$FIRN_PORT
-
-# ms VALUE_WITH_UNIT: wrk's "1.23ms", "850.00us", "1.02s" in milliseconds.
-ms() {
-    awk -v v="$1" 'BEGIN {
-        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-        else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
-        else { sub(/s$/, "", v); printf "%.3f", v * 1000 } }'
-}
-# percentile FILE P: the latency wrk --latency reports for P (50, 99).
-percentile() { ms "$(awk -v p="$2%" '$1 == p { print $2; exit }' "$1")"; }
-requests_per_s() { awk '/^Requests\/sec:/ { printf "%.1f", $2 }' "$1"; }
-errors() {
-    awk '/Non-2xx or 3xx responses:/ { n += $NF } /Socket errors:/ {
-        for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) n += $i } END { print n + 0 }' "$1"
-}
-
-enc() { jq -rn --arg v "$1" '$v | @uri'; }
 one=$(enc 'process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta{job="bench",instance="host-0:6060"}')
 all=$(enc 'process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta{job="bench"}')
 range="start=$((start_ms / 1000))&end=$((end_ms / 1000))"

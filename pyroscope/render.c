@@ -1,0 +1,233 @@
+/* render.c -- Pyroscope's older HTTP API that the Profiles Drilldown still
+ * calls (pkg/querier/http.go):
+ *
+ *   GET /pyroscope/render?query=ID{selector}&from=T&until=T[&max-nodes=N]
+ *       the merged flame graph as flamebearer JSON ("single"):
+ *       {"version":1,"flamebearer":{"names","levels","numTicks","maxSelf"},
+ *        "metadata":{"format":"single","spyName":"","sampleRate","units",
+ *        "name"},"timeline":null,"groups":null,"heatmap":null}
+ *   GET /pyroscope/render-diff?leftQuery=&leftFrom=&leftUntil=&rightQuery=
+ *       &rightFrom=&rightUntil=[&max-nodes=N]
+ *       the Diff view's flame graph: the same with "format":"double",
+ *       "leftTicks", "rightTicks" and 7 values per bar (flamegraph.c).
+ *
+ * ID is a 5-field profile type ID, the selector Pyroscope's (view.c).
+ * Times as Pyroscope's attime: "now", "now-1h"; Unix seconds, or 13, 16,
+ * 19 digits for ms, us, ns; default the last hour.  max-nodes (or maxNodes)
+ * as SelectMergeStacktraces.  format=dot is not served (400).  Errors are
+ * Connect's JSON, as Pyroscope answers them here.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyroscope/internal.h"
+
+#define RANGE_DEFAULT_MS (60 * 60 * 1000)
+
+/* Pyroscope's attime: now[-duration] or a Unix time by its digits. */
+static int parse_attime(const char *name, const char *s, int64_t now, int64_t *ms, firn_err *err)
+{
+    if (strncmp(s, "now", 3) == 0) {
+        int64_t d = 0;
+        if (s[3] == '-' && firn_duration_parse(s + 4, &d, NULL) == 0) {
+            *ms = now - d;
+            return 0;
+        }
+        if (!s[3]) {
+            *ms = now;
+            return 0;
+        }
+    }
+    size_t n = strlen(s);
+    if (n && n <= 19 && strspn(s, "0123456789") == n) {
+        long long v = strtoll(s, NULL, 10);
+        *ms = n == 13 ? v : n == 16 ? v / 1000 : n == 19 ? v / 1000000 : v * 1000;
+        return 0;
+    }
+    return firn_errf(err, FIRN_EINVAL, "%s \"%.100s\": want now, now-DURATION or a Unix time",
+                     name, s);
+}
+
+/* One side's query: ID{selector} and its times into a request. */
+static int side(pyroscope_call *c, const http_request *r, const char *qn, const char *fn,
+                const char *un, Querier__V1__SelectMergeStacktracesRequest *req, firn_err *err)
+{
+    const char *q = http_request_param(r, qn);
+    if (!q || !*q)
+        return firn_errf(err, FIRN_EINVAL, "%s is required: ID{selector}, e.g. "
+                         "process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"x\"}", qn);
+    const char *brace = strchr(q, '{');
+    req->profile_typeid = firn_arena_strndup(c->arena, q, brace ? (size_t)(brace - q) : strlen(q));
+    req->label_selector = (char *)(brace ? brace : "{}");
+    if (!req->profile_typeid)
+        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    int64_t now = firn_now_ms();
+    req->end = now;
+    req->start = now - RANGE_DEFAULT_MS;
+    const char *from = http_request_param(r, fn), *until = http_request_param(r, un);
+    if ((from && parse_attime(fn, from, now, &req->start, err) < 0) ||
+        (until && parse_attime(un, until, now, &req->end, err) < 0))
+        return FIRN_EINVAL;
+    const char *mn = http_request_param(r, "max-nodes");
+    if (!mn)
+        mn = http_request_param(r, "maxNodes");
+    if (mn) {
+        char *end;
+        long long v = strtoll(mn, &end, 10);
+        if (!*mn || *end)
+            return firn_errf(err, FIRN_EINVAL, "max-nodes \"%.100s\": want an integer", mn);
+        req->_max_nodes_case = QUERIER__V1__SELECT_MERGE_STACKTRACES_REQUEST___MAX_NODES_MAX_NODES;
+        req->max_nodes = v;
+    }
+    return 0;
+}
+
+/* Pyroscope's units and sample rate for a sample type (ExportToFlamebearer). */
+static void metadata(json_t *m, const char *id, const char *format)
+{
+    firn_profile_type pt;
+    char st[256] = "", su[256] = "";
+    if (firn_profile_type_parse(id, &pt, NULL) == 0) {
+        snprintf(st, sizeof st, "%.*s", (int)pt.len[FIRN_PT_SAMPLE_TYPE],
+                 pt.field[FIRN_PT_SAMPLE_TYPE]);
+        snprintf(su, sizeof su, "%.*s", (int)pt.len[FIRN_PT_SAMPLE_UNIT],
+                 pt.field[FIRN_PT_SAMPLE_UNIT]);
+    }
+    const char *units = su;
+    json_int_t rate = 100;
+    if (!strcmp(st, "inuse_objects") || !strcmp(st, "alloc_objects") ||
+        !strcmp(st, "goroutine") || !strcmp(st, "samples"))
+        units = "objects";
+    else if (!strcmp(st, "cpu"))
+        units = "samples", rate = 1000000000;
+    json_object_set_new(m, "format", json_string(format));
+    json_object_set_new(m, "spyName", json_string(""));
+    json_object_set_new(m, "sampleRate", json_integer(rate));
+    json_object_set_new(m, "units", json_string(units));
+    json_object_set_new(m, "name", json_string(st));
+}
+
+static json_t *flamebearer(char **names, size_t n_names, Querier__V1__Level **levels,
+                           size_t n_levels, int64_t total, int64_t max_self)
+{
+    json_t *fb = json_object(), *jn = json_array(), *jl = json_array();
+    for (size_t i = 0; i < n_names; i++) {
+        json_t *s = json_string(names[i]);
+        json_array_append_new(jn, s ? s : json_string("\xef\xbf\xbd"));
+    }
+    for (size_t d = 0; d < n_levels; d++) {
+        json_t *l = json_array();
+        for (size_t i = 0; i < levels[d]->n_values; i++)
+            json_array_append_new(l, json_integer(levels[d]->values[i]));
+        json_array_append_new(jl, l);
+    }
+    json_object_set_new(fb, "names", jn);
+    json_object_set_new(fb, "levels", jl);
+    json_object_set_new(fb, "numTicks", json_integer(total));
+    json_object_set_new(fb, "maxSelf", json_integer(max_self));
+    return fb;
+}
+
+static void respond(http_response *resp, json_t *j)
+{
+    json_object_set_new(j, "timeline", json_null());
+    json_object_set_new(j, "groups", json_null());
+    json_object_set_new(j, "heatmap", json_null());
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    if (!s) {
+        pyroscope_respond_error(resp, PYRO_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    free(resp->body);
+    *resp = (http_response){.status = 200, .content_type = "application/json", .body = s,
+                           .body_len = strlen(s)};
+}
+
+static void fail(http_response *resp, const firn_err *err)
+{
+    pyroscope_respond_error(resp, pyroscope_code_of(err->code), err->msg);
+}
+
+static void handle_render(void *ctx, const http_request *r, http_response *resp)
+{
+    pyroscope_call c;
+    if (pyroscope_call_begin(&c, ctx) < 0) {
+        pyroscope_respond_error(resp, PYRO_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    firn_err err = {0};
+    const char *format = http_request_param(r, "format");
+    Querier__V1__SelectMergeStacktracesRequest req =
+        QUERIER__V1__SELECT_MERGE_STACKTRACES_REQUEST__INIT;
+    ProtobufCMessage *out = NULL;
+    if (format && strcmp(format, "json") != 0) {
+        firn_errf(&err, FIRN_EINVAL, "format \"%.40s\": firn renders json only", format);
+        fail(resp, &err);
+    } else if (side(&c, r, "query", "from", "until", &req, &err) < 0 ||
+               pyroscope_rpc_merge_stacktraces(&c, &req.base, &out, &err) < 0) {
+        fail(resp, &err);
+    } else {
+        const Querier__V1__FlameGraph *fg =
+            ((Querier__V1__SelectMergeStacktracesResponse *)out)->flamegraph;
+        static char *const TOTAL[] = {"total"};
+        static int64_t ROOT[] = {0, 0, 0, 0};
+        Querier__V1__Level root = QUERIER__V1__LEVEL__INIT, *rootp = &root;
+        root.values = ROOT;
+        root.n_values = 4;
+        json_t *j = json_object();
+        json_object_set_new(j, "version", json_integer(1));
+        json_object_set_new(j, "flamebearer",
+                            fg ? flamebearer(fg->names, fg->n_names, fg->levels, fg->n_levels,
+                                             fg->total, fg->max_self)
+                               : flamebearer((char **)TOTAL, 1, &rootp, 1, 0, 0));
+        json_t *m = json_object();
+        metadata(m, req.profile_typeid, "single");
+        json_object_set_new(j, "metadata", m);
+        respond(resp, j);
+    }
+    pyroscope_call_end(&c);
+}
+
+static void handle_render_diff(void *ctx, const http_request *r, http_response *resp)
+{
+    pyroscope_call c;
+    if (pyroscope_call_begin(&c, ctx) < 0) {
+        pyroscope_respond_error(resp, PYRO_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    firn_err err = {0};
+    Querier__V1__SelectMergeStacktracesRequest l =
+        QUERIER__V1__SELECT_MERGE_STACKTRACES_REQUEST__INIT, rt = l;
+    Querier__V1__DiffRequest req = QUERIER__V1__DIFF_REQUEST__INIT;
+    req.left = &l;
+    req.right = &rt;
+    Querier__V1__FlameGraphDiff *fg;
+    if (side(&c, r, "leftQuery", "leftFrom", "leftUntil", &l, &err) < 0 ||
+        side(&c, r, "rightQuery", "rightFrom", "rightUntil", &rt, &err) < 0 ||
+        pyroscope_diff(&c, &req, &fg, &err) < 0) {
+        fail(resp, &err);
+    } else {
+        json_t *j = json_object();
+        json_object_set_new(j, "version", json_integer(1));
+        json_object_set_new(j, "flamebearer", flamebearer(fg->names, fg->n_names, fg->levels,
+                                                          fg->n_levels, fg->total, fg->max_self));
+        json_t *m = json_object();
+        metadata(m, l.profile_typeid, "double");
+        json_object_set_new(j, "metadata", m);
+        json_object_set_new(j, "leftTicks", json_integer(fg->leftticks));
+        json_object_set_new(j, "rightTicks", json_integer(fg->rightticks));
+        respond(resp, j);
+    }
+    pyroscope_call_end(&c);
+}
+
+int pyroscope_render_register(http_server *s, pyroscope_api *api, firn_err *err)
+{
+    if (http_route(s, "GET", "/pyroscope/render", HTTP_ROUTE_WORKER, handle_render, api, err) < 0 ||
+        http_route(s, "GET", "/pyroscope/render-diff", HTTP_ROUTE_WORKER, handle_render_diff, api,
+                  err) < 0)
+        return -1;
+    return 0;
+}
