@@ -325,4 +325,13 @@ int agent_remote_check(const char *remote, firn_err *err);
 /* Stop pushing (what is queued gets grace_ms), detach, free. */
 void agent_free(agent *a, int64_t grace_ms);
 
+/* ---- container files (rootfs.c) ----------------------------------------------- */
+
+/* Open path (read-only) as seen from the root directory root (a process's
+ * /proc/PID/root): links and ".." resolve inside root, never outside it
+ * (openat2 RESOLVE_IN_ROOT; without it, or when walk_only, a walk that
+ * refuses every link and ".." instead).  A file descriptor, or a negative
+ * code with err naming the path. */
+int agent_root_open(const char *root, const char *path, bool walk_only, firn_err *err);
+
 #endif

@@ -175,14 +175,27 @@ static object *object_open(agent_symbolizer *s, int pid, const agent_map *map)
     char path[4200];
     snprintf(path, sizeof path, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, map->start,
              map->limit);
-    if (access(path, R_OK) != 0)
-        snprintf(path, sizeof path, "/proc/%d/root%s", pid, map->path);
-    o->dwfl = symbolize_dwfl_begin();
+    int fd = -1;
+    bool readable = true;
+    if (access(path, R_OK) != 0) {
+        /* the path as the process's root resolves it, never the agent's
+         * (rootfs.c); libdwfl opens it again through /proc/self/fd */
+        char root[64];
+        snprintf(root, sizeof root, "/proc/%d/root", pid);
+        fd = agent_root_open(root, map->path, false, NULL);
+        readable = fd >= 0;
+        snprintf(path, sizeof path, "/proc/%d/root%s", pid, map->path);   /* for the log */
+    }
+    char opened[64];
+    snprintf(opened, sizeof opened, "/proc/self/fd/%d", fd);
+    o->dwfl = readable ? symbolize_dwfl_begin() : NULL;
     if (o->dwfl) {
         dwfl_report_begin(o->dwfl);
-        o->mod = dwfl_report_elf(o->dwfl, map->path, path, -1, 0, false);
+        o->mod = dwfl_report_elf(o->dwfl, map->path, fd >= 0 ? opened : path, -1, 0, false);
         dwfl_report_end(o->dwfl, NULL, NULL);
     }
+    if (fd >= 0)
+        close(fd);
     Elf *elf = o->mod ? dwfl_module_getelf(o->mod, &o->bias) : NULL;
     size_t n_phdr = 0;
     if (elf && elf_getphdrnum(elf, &n_phdr) == 0) {
@@ -394,32 +407,39 @@ static const agent_perf_map *perf_map(agent_symbolizer *s, agent_proc *p)
     if (p->perf_map_current)
         return p->perf_map.syms ? &p->perf_map : NULL;
     p->perf_map_current = true;
-    char path[128];
-    snprintf(path, sizeof path, "/proc/%d/root/tmp/perf-%d.map", p->pid, p->ns_pid);
+    /* in the process's root, links resolved there (rootfs.c): a container
+     * must not make the agent read a host file */
+    char root[64], name[64], path[128];
+    snprintf(root, sizeof root, "/proc/%d/root", p->pid);
+    snprintf(name, sizeof name, "tmp/perf-%d.map", p->ns_pid);
+    int fd = agent_root_open(root, name, false, NULL);
     struct stat st;
-    if (stat(path, &st) != 0) {
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
         agent_perf_map_free(&p->perf_map);
         p->perf_map_mtime_ns = p->perf_map_size = -1;
         return NULL;
     }
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     int64_t mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-    if (mtime_ns == p->perf_map_mtime_ns && (int64_t)st.st_size == p->perf_map_size)
-        return p->perf_map.syms ? &p->perf_map : NULL;
-    agent_perf_map_free(&p->perf_map);
-    p->perf_map_mtime_ns = mtime_ns;
-    p->perf_map_size = (int64_t)st.st_size;
-    unsigned char *text = NULL;
-    size_t len = 0;
-    if (firn_read_file(path, AGENT_PERF_MAP_MAX_BYTES, &text, &len, NULL) < 0)
-        return NULL;
-    firn_err err = {0};
-    if (agent_perf_map_parse((const char *)text, len, &p->perf_map, &err) < 0) {
-        atomic_fetch_add(&s->stats->object_errors, 1);
-        char q[600];
-        firn_log(FIRN_LOG_WARN, "symbolize", "bad perf map", "path=%s err=%s", path,
-                 firn_log_quote(q, sizeof q, err.msg));
+    if (mtime_ns != p->perf_map_mtime_ns || (int64_t)st.st_size != p->perf_map_size) {
+        agent_perf_map_free(&p->perf_map);
+        p->perf_map_mtime_ns = mtime_ns;
+        p->perf_map_size = (int64_t)st.st_size;
+        unsigned char *text = NULL;
+        size_t len = 0;
+        firn_err err = {0};
+        if (firn_read_file(path, AGENT_PERF_MAP_MAX_BYTES, &text, &len, NULL) == 0 &&
+            agent_perf_map_parse((const char *)text, len, &p->perf_map, &err) < 0) {
+            atomic_fetch_add(&s->stats->object_errors, 1);
+            char q[600];
+            firn_log(FIRN_LOG_WARN, "symbolize", "bad perf map", "path=%s/%s err=%s", root,
+                     name, firn_log_quote(q, sizeof q, err.msg));
+        }
+        free(text);
     }
-    free(text);
+    close(fd);
     return p->perf_map.syms ? &p->perf_map : NULL;
 }
 

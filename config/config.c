@@ -1132,13 +1132,14 @@ firn_config *config_load_string_errors(const char *text, size_t len, const char 
     cfg->evaluation_interval_ms = 60 * 1000;
     config_dec d = {.name = name, .arena = arena};
     cfg->source = config_dec_strdup(&d, name);
-    config_ynode *root;
+    config_ynode *root = NULL;
     if (config_dec_parse(&d, text, len, &root))
         dec_config(&d, root, cfg);
-    /* the text, once it is known to be a config within the size cap */
     if (config_dec_finish(&d, errs, err) == 0) {
-        cfg->yaml = firn_arena_strndup(arena, text ? text : "", text ? len : 0);
-        return cfg;
+        cfg->yaml = config_redacted_yaml(root, arena);
+        if (cfg->yaml)
+            return cfg;
+        firn_errf(err, FIRN_ENOMEM, "%s: out of memory writing the configuration", name);
     }
     config_free(cfg);
     return NULL;

@@ -253,7 +253,10 @@ typedef struct firn_config firn_config;
 
 struct firn_config {
     char *source;  /* the name errors and logs use: the path, or the given name */
-    char *yaml;    /* the text it was loaded from (/api/v1/status/config) */
+    /* the loaded document written out again with every secret (passwords,
+     * credentials, bearer tokens, object_storage) as "<secret>" and without
+     * comments: what /api/v1/status/config shows (redact.c) */
+    char *yaml;
     int64_t scrape_interval_ms;
     int64_t scrape_timeout_ms;
     firn_label *external_labels;  /* sorted by name */

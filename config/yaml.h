@@ -56,6 +56,11 @@ int config_ytree_parse(const char *text, size_t len, firn_arena *arena, config_y
 /* A null scalar: plain empty, ~, null, Null or NULL. */
 bool config_ynode_is_null(const config_ynode *n);
 
+/* The document under root written out again as YAML, in arena, with every
+ * secret value replaced by "<secret>" (redact.c says which); "" for an empty
+ * document, NULL when memory runs out.  What /api/v1/status/config shows. */
+char *config_redacted_yaml(const config_ynode *root, firn_arena *arena);
+
 /* ---- the decoder (decode.c) ---------------------------------------------- */
 
 typedef struct config_dec_error {

@@ -44,7 +44,10 @@
  * "yes" until unused for HTTP_AUTH_CACHE_TTL_S, a "no" for that long, so a
  * client that keeps sending the same credentials pays bcrypt once.  A
  * request whose credentials are not cached waits for a worker even on an
- * inline route, then is routed as usual.  Configured response headers go
+ * inline route, then is routed as usual.  At most max_password_checks such
+ * checks are queued or running at once: past that, a password not in the
+ * cache gets 503 with Retry-After at once, so guessing passwords cannot
+ * take the workers from requests with known credentials.  Configured response headers go
  * on every response firn makes.  Bodies are read (up to max_body_bytes)
  * before credentials are checked: h2o 2.2 hands over whole requests.
  *
@@ -53,7 +56,14 @@
  * firn_http_requests_in_flight, handler being the route's path as
  * registered, or "other" for paths with no route; with credentials
  * configured also firn_http_auth_bcrypt_checks_total{result} (passwords that
- * missed the cache).
+ * missed the cache: ok, denied, or refused when max_password_checks were
+ * already under way); firn_http_connections (open now).
+ *
+ * Connections: at most max_connections are open; while that many are, the
+ * listener is not read and new clients wait in the kernel's backlog.  A
+ * client must send a whole request head within HTTP_REQUEST_TIMEOUT_S of
+ * connecting or of its previous response (slowloris), else h2o closes the
+ * connection; over HTTPS the TLS handshake's first bytes within 10 s.
  *
  * Memory: a http_request and everything it returns belong to the server and
  * live until the handler returns.  A handler puts a malloc'd body in the
@@ -77,6 +87,10 @@
 #define HTTP_DEFAULT_LISTEN ":7070"
 #define HTTP_DEFAULT_MAX_BODY (64u << 20)
 #define HTTP_AUTH_CACHE_TTL_S 60   /* how long a checked password is remembered unused */
+#define HTTP_DEFAULT_MAX_CONNECTIONS 512   /* Prometheus's --web.max-connections */
+#define HTTP_REQUEST_TIMEOUT_S 10  /* a request's head (and an idle keep-alive
+                                    * connection) must arrive within it: h2o's
+                                    * http1 req_timeout, set explicitly */
 
 typedef struct http_server http_server;
 typedef struct http_request http_request;
@@ -87,6 +101,12 @@ typedef struct http_options {
     size_t queue_max;            /* requests waiting for a worker before 503 (default 256;
                                   * 0: 503 whenever every worker is busy) */
     size_t max_body_bytes;       /* at least 1; default HTTP_DEFAULT_MAX_BODY */
+    size_t max_connections;      /* open connections at most (--web.max-connections);
+                                  * past it, new ones wait in the listen backlog
+                                  * (0: HTTP_DEFAULT_MAX_CONNECTIONS) */
+    size_t max_password_checks;  /* bcrypt checks queued or running at once; past it a
+                                  * password not in the cache gets 503 at once
+                                  * (0: a quarter of the workers, at least 1) */
     const config_web *web_config;  /* --web.config.file: TLS, credentials, response
                                   * headers (see "TLS and authentication" above); NULL
                                   * (the default): plain HTTP, no credentials.  Must

@@ -173,7 +173,8 @@ struct http_server {
     unsigned char auth_secret[HTTP_AUTH_KEY_LEN];  /* keys the cache's hashes */
     pthread_mutex_t auth_mu;
     auth_entry auth_cache[HTTP_AUTH_CACHE_SLOTS];
-    _Atomic uint64_t bcrypt_ok, bcrypt_denied;
+    _Atomic uint64_t bcrypt_ok, bcrypt_denied, bcrypt_refused;
+    size_t verifies;        /* verify jobs out (loop thread): at most max_password_checks */
 
     route **routes;
     size_t n_routes, cap_routes;
@@ -192,6 +193,8 @@ struct http_server {
     h2o_socket_t *listener;
     h2o_multithread_receiver_t job_receiver;
     h2o_linklist_t conns;
+    _Atomic size_t n_conns;  /* in conns (written by the loop thread) */
+    bool accept_paused;     /* the listener is not read: max_connections are open */
     size_t jobs_out;        /* jobs handed to workers and not back yet */
 
     /* The worker pool: threads started by http_start, joined by the loop
@@ -500,6 +503,10 @@ http_server *http_new(const http_options *o, firn_err *err)
         firn_errf(err, FIRN_EINVAL, "web: max_body_bytes must be at least 1");
         return NULL;
     }
+    if (!opts.max_connections)
+        opts.max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
+    if (!opts.max_password_checks)
+        opts.max_password_checks = opts.workers / 4 ? opts.workers / 4 : 1;
     http_server *s = calloc(1, sizeof *s);
     if (!s || !(s->listen_address = strdup(opts.listen_address))) {
         free(s);
@@ -519,6 +526,8 @@ http_server *http_new(const http_options *o, firn_err *err)
     pthread_mutex_init(&s->auth_mu, NULL);
     atomic_init(&s->bcrypt_ok, 0);
     atomic_init(&s->bcrypt_denied, 0);
+    atomic_init(&s->bcrypt_refused, 0);
+    atomic_init(&s->n_conns, 0);
     const config_web *wc = opts.web_config;
     if (wc && wc->tls && !(s->ssl_ctx = tls_context(wc, err))) {
         http_stop(s);
@@ -949,6 +958,8 @@ static void dispatch(http_server *s, h2o_req_t *req, uint64_t start);
  * the request if its credentials were accepted, else answer 401. */
 static void verify_done(http_server *s, http_job *job)
 {
+    assert(s->verifies > 0);
+    s->verifies--;
     if (job->guard)
         job->guard->job = NULL;
     if (job->req && job->auth_ok && job->response.status == 0) {
@@ -1240,12 +1251,23 @@ static auth_result auth_check(http_server *s, h2o_req_t *req, basic_credentials 
 }
 
 /* Hand credentials that missed the cache to a worker; the request waits
- * (guarded as a worker job) and comes back through verify_done. */
+ * (guarded as a worker job) and comes back through verify_done.  Past
+ * max_password_checks under way, 503 at once: every check costs a worker
+ * tens of milliseconds, and a client guessing passwords must not take the
+ * workers from requests whose credentials are known. */
 static void submit_verify(http_server *s, h2o_req_t *req, route *rt, uint64_t start,
                           const basic_credentials *bc)
 {
     route_stats *st = rt ? &rt->stats : &s->other;
     http_response resp = {0};
+    if (s->verifies >= s->opts.max_password_checks) {
+        atomic_fetch_add(&s->bcrypt_refused, 1);
+        http_respond_text(&resp, 503, "too many password checks at once; retry");
+        resp.retry_after = "1";
+        finish(s, req, st, req->method.base, req->method.len, req->path_normalized.base,
+               req->path_normalized.len, start, &resp, NULL);
+        return;
+    }
     http_job *job = calloc(1, sizeof *job);
     char *copy = NULL, *method = NULL, *path = NULL;
     if (job && (job->arena = firn_arena_new(0))) {
@@ -1275,7 +1297,9 @@ static void submit_verify(http_server *s, h2o_req_t *req, route *rt, uint64_t st
     job->password = copy + bc->user_len + 1;
     job->password_len = bc->len - bc->user_len - 1;
     memcpy(job->auth_key, bc->key, sizeof job->auth_key);
-    if (!submit(s, req, job, &resp))
+    if (submit(s, req, job, &resp))
+        s->verifies++;
+    else
         finish(s, req, st, req->method.base, req->method.len, req->path_normalized.base,
                req->path_normalized.len, start, &resp, NULL);
 }
@@ -1308,13 +1332,23 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- the loop thread ----------------------------------------------------------- */
 
+static void on_accept(h2o_socket_t *listener, const char *err);
+
 static void on_conn_close(void *data)
 {
     http_conn *c = data;
+    http_server *s = c->server;
     if (h2o_timeout_is_linked(&c->first_bytes))
         h2o_timeout_unlink(&c->first_bytes);
     h2o_linklist_unlink(&c->link);
     free(c);
+    assert(atomic_load(&s->n_conns) > 0);
+    atomic_fetch_sub(&s->n_conns, 1);
+    /* a slot is free: the clients waiting in the backlog may come in */
+    if (s->accept_paused && !atomic_load(&s->stop_requested) && s->listener) {
+        s->accept_paused = false;
+        h2o_socket_read_start(s->listener, on_accept);
+    }
 }
 
 static void on_plain_refused(h2o_socket_t *sock, const char *err)
@@ -1365,6 +1399,13 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     if (err)
         return;
     for (int i = 0; i < HTTP_ACCEPT_BURST; i++) {
+        if (atomic_load(&s->n_conns) >= s->opts.max_connections) {
+            /* --web.max-connections: leave the rest in the backlog until a
+             * connection closes (as Go's netutil.LimitListener) */
+            h2o_socket_read_stop(listener);
+            s->accept_paused = true;
+            return;
+        }
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (!sock)
             return;
@@ -1379,6 +1420,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         c->sock = sock;
         c->server = s;
         h2o_linklist_insert(&s->conns, &c->link);
+        atomic_fetch_add(&s->n_conns, 1);
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = c;
         if (s->ssl_ctx) {
@@ -1397,6 +1439,7 @@ static void h2o_setup(http_server *s)
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("firn/" FIRN_VERSION));
     s->globalconf.max_request_entity_size = s->opts.max_body_bytes;
     s->globalconf.http1.upgrade_to_http2 = 0;
+    s->globalconf.http1.req_timeout = HTTP_REQUEST_TIMEOUT_S * 1000;
     h2o_hostconf_t *host =
         h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
@@ -1421,14 +1464,6 @@ static void h2o_setup(http_server *s)
     s->listener = h2o_evloop_socket_create(s->loop, s->fd, H2O_SOCKET_FLAG_DONT_READ);
     s->listener->data = s;
     h2o_socket_read_start(s->listener, on_accept);
-}
-
-static size_t count_conns(http_server *s)
-{
-    size_t n = 0;
-    for (h2o_linklist_t *l = s->conns.next; l != &s->conns; l = l->next)
-        n++;
-    return n;
 }
 
 static void shutdown_conns(http_server *s, int how)
@@ -1474,7 +1509,7 @@ static void loop_shutdown(http_server *s)
         uint64_t now = now_ns();
         if (!forced && now >= deadline) {
             firn_log(FIRN_LOG_WARN, "web", "closing connections whose clients do not read",
-                     "connections=%zu", count_conns(s));
+                     "connections=%zu", atomic_load(&s->n_conns));
             shutdown_conns(s, SHUT_RDWR);
             forced = true;
         }
@@ -1621,15 +1656,21 @@ void http_metrics_write(http_server *s, firn_buf *b)
     firn_metrics_single(b, "firn_http_requests_in_flight", "gauge",
                         "Requests being served now.",
                         (double)atomic_load(&s->in_flight));
+    firn_metrics_single(b, "firn_http_connections", "gauge",
+                        "Open connections (at most --web.max-connections).",
+                        (double)atomic_load(&s->n_conns));
 
     if (!s->auth)
         return;
     firn_metrics_header(b, "firn_http_auth_bcrypt_checks_total", "counter",
                         "Basic-auth passwords checked with bcrypt (not found in the cache), "
                         "by result.");
-    firn_label ok = {"result", "ok"}, denied = {"result", "denied"};
+    firn_label ok = {"result", "ok"}, denied = {"result", "denied"},
+               refused = {"result", "refused"};
     firn_metrics_sample(b, "firn_http_auth_bcrypt_checks_total", &ok, 1,
                         (double)atomic_load(&s->bcrypt_ok));
     firn_metrics_sample(b, "firn_http_auth_bcrypt_checks_total", &denied, 1,
                         (double)atomic_load(&s->bcrypt_denied));
+    firn_metrics_sample(b, "firn_http_auth_bcrypt_checks_total", &refused, 1,
+                        (double)atomic_load(&s->bcrypt_refused));
 }

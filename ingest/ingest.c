@@ -175,6 +175,9 @@ int ingest_pprof(tsdb *db, const firn_label *labels, size_t n_labels, const void
 
 int ingest_labels_check(firn_label *labels, size_t *n_labels, firn_err *err)
 {
+    if (*n_labels > INGEST_MAX_LABELS)
+        return firn_errf(err, FIRN_EINVAL, "labels: %zu labels, more than the %d a pushed "
+                         "profile may have", *n_labels, INGEST_MAX_LABELS);
     for (size_t i = 0; i < *n_labels; i++)
         if (strcmp(labels[i].name, FIRN_LABEL_NAME) == 0)
             return firn_errf(err, FIRN_EINVAL, "label __name__: the profile type is the "

@@ -98,8 +98,10 @@ pprof_profile *ingest_decode(const void *data, size_t len, firn_err *err);
 int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_profile *p,
                    const ingest_options *o, ingest_result *r, firn_err *err);
 
-/* Pushed labels: no __name__ (the profile type is the store's to derive),
- * then firn_labels_normalize (sorted, valid, no duplicates).  FIRN_EINVAL. */
+/* Pushed labels: at most INGEST_MAX_LABELS, no __name__ (the profile type
+ * is the store's to derive), then firn_labels_normalize (sorted, valid, no
+ * duplicates).  FIRN_EINVAL. */
+#define INGEST_MAX_LABELS 64
 int ingest_labels_check(firn_label *labels, size_t *n_labels, firn_err *err);
 
 /* The pairs of "k=v, k2 = v2" in [p, end), split on ',' and trimmed, copied

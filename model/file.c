@@ -63,6 +63,33 @@ out:
     return FIRN_OK;
 }
 
+/* The rename is durable only once the directory holding the name is synced
+ * (a crash could otherwise bring back the old file, or none). */
+static int sync_parent(const char *path, firn_err *err)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else if ((size_t)(slash - path) < sizeof dir)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else
+        return firn_errf(err, FIRN_EINVAL, "%s: the directory name is too long", path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return firn_errf(err, FIRN_EIO, "%s: opening the directory to sync it: %s", dir,
+                         strerror(errno));
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    if (rc < 0)
+        return firn_errf(err, FIRN_EIO, "%s: syncing the directory after writing %s: %s", dir,
+                         path, strerror(e));
+    return FIRN_OK;
+}
+
 int firn_write_file_atomic(const char *path, const void *data, size_t len, firn_err *err)
 {
     size_t plen = strlen(path);
@@ -108,5 +135,5 @@ int firn_write_file_atomic(const char *path, const void *data, size_t len, firn_
         return rc;
     }
     free(tmp);
-    return FIRN_OK;
+    return sync_parent(path, err);
 }

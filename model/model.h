@@ -101,7 +101,10 @@ int firn_read_file(const char *path, size_t max, unsigned char **out, size_t *ou
                    firn_err *err);
 
 /* Write len bytes to path through a temporary file and rename(2), so a
- * reader never sees a half-written file. */
+ * reader never sees a half-written file; the file and then its directory
+ * are synced, so once it returns 0 the new file survives a crash.  An error
+ * after the rename (the directory sync failed) leaves the new file in place
+ * but not known to be durable. */
 int firn_write_file_atomic(const char *path, const void *data, size_t len, firn_err *err);
 
 /* ---- growing arrays ----------------------------------------------------- */

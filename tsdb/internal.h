@@ -73,7 +73,8 @@ struct tsdb {
     _Atomic uint64_t appends_total, append_failures_total, samples_total, commits_total,
         float_samples_total, float_samples_dropped_total,
         queue_full_total, map_resizes_total, retention_deleted_blocks_total,
-        retention_deleted_series_total, retention_runs_total, queue_length;
+        retention_deleted_series_total, retention_runs_total, retention_failures_total,
+        queue_length;
 };
 
 /* ---- encodings (codec.c) --------------------------------------------- */

@@ -10,6 +10,35 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* Another process (the server) grew the store past this read-only
+ * process's map.  LMDB allows adopting the new size (mdb_env_set_mapsize
+ * with 0) only while no transaction of this process is open, since it
+ * remaps the file under them: take the resize lock exclusively, which waits
+ * for this process's other reads to close.  A thread that holds a read
+ * itself would wait for ever, so the wait is bounded and then refused. */
+static int adopt_map_size(tsdb *db, firn_err *err)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(db->opts.resize_wait_ms / 1000);
+    until.tv_nsec += (long)(db->opts.resize_wait_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    if (pthread_rwlock_timedwrlock(&db->resize_lock, &until) != 0)
+        return firn_errf(err, FIRN_EBUSY,
+                         "%s: the store grew (another process writes it) while other reads of "
+                         "this process stayed open; close them and retry", db->path);
+    int rc = mdb_env_set_mapsize(db->env, 0);
+    pthread_rwlock_unlock(&db->resize_lock);
+    if (rc)
+        return firn_errf(err, FIRN_EIO, "%s: adopting the grown map size: %s", db->path,
+                         tsdb_strerror(rc));
+    return 0;
+}
 
 tsdb_reader *tsdb_reader_open(tsdb *db, firn_err *err)
 {
@@ -23,8 +52,13 @@ tsdb_reader *tsdb_reader_open(tsdb *db, firn_err *err)
     pthread_rwlock_rdlock(&db->resize_lock);
     int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &r->txn);
     if (rc == MDB_MAP_RESIZED && db->opts.read_only) {
-        /* another process (the server) grew the map */
-        mdb_env_set_mapsize(db->env, 0);
+        pthread_rwlock_unlock(&db->resize_lock);
+        if (adopt_map_size(db, err) < 0) {
+            firn_arena_free(r->arena);
+            free(r);
+            return NULL;
+        }
+        pthread_rwlock_rdlock(&db->resize_lock);
         rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &r->txn);
     }
     if (rc) {

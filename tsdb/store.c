@@ -33,6 +33,7 @@ void tsdb_options_default(tsdb_options *o)
     o->queue_max = 4096;
     o->queue_max_bytes = 512u << 20;
     o->batch_max = 512;
+    o->resize_wait_ms = 10 * 1000;
 }
 
 const char *tsdb_strerror(int rc)
@@ -139,9 +140,10 @@ static int open_env(tsdb *db, off_t data_size, firn_err *err)
     size_t map = db->opts.map_size ? db->opts.map_size : DEFAULT_MAP_SIZE;
     if (data_size > 0 && (size_t)data_size > map)
         map = (size_t)data_size * 2;
-    mdb_env_set_mapsize(db->env, map);
-    mdb_env_set_maxdbs(db->env, 16);
-    mdb_env_set_maxreaders(db->env, 1024);
+    if ((rc = mdb_env_set_mapsize(db->env, map)) || (rc = mdb_env_set_maxdbs(db->env, 16)) ||
+        (rc = mdb_env_set_maxreaders(db->env, 1024)))
+        return firn_errf(err, FIRN_EIO, "%s: setting up LMDB (map of %zu bytes): %s", file, map,
+                         tsdb_strerror(rc));
     unsigned flags = MDB_NOTLS | (db->opts.read_only ? MDB_RDONLY : 0);
     rc = mdb_env_open(db->env, db->path, flags, 0644);
     if (rc == MDB_INVALID)
@@ -308,6 +310,8 @@ tsdb *tsdb_open(const tsdb_options *o, firn_err *err)
         db->opts.batch_max = 512;
     if (db->opts.retention_interval_ms <= 0)
         db->opts.retention_interval_ms = 60 * 1000;
+    if (db->opts.resize_wait_ms <= 0)
+        db->opts.resize_wait_ms = 10 * 1000;
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -387,6 +391,7 @@ int tsdb_stats_get(tsdb *db, tsdb_stats *out, firn_err *err)
     out->retention_deleted_blocks_total = atomic_load(&db->retention_deleted_blocks_total);
     out->retention_deleted_series_total = atomic_load(&db->retention_deleted_series_total);
     out->retention_runs_total = atomic_load(&db->retention_runs_total);
+    out->retention_failures_total = atomic_load(&db->retention_failures_total);
     out->queue_length = atomic_load(&db->queue_length);
     out->float_samples_total = atomic_load(&db->float_samples_total);
     out->float_samples_dropped_total = atomic_load(&db->float_samples_dropped_total);

@@ -58,6 +58,12 @@ typedef struct tsdb_options {
     int64_t partition_ms;          /* symbol partition width, fixed when the store is
                                       created (0: derived from the retention) */
     bool read_only;                /* no writer: for inspecting a store in use */
+    uint64_t max_series;           /* series the store may hold (0: no limit); an append
+                                      that would create more is refused (FIRN_EINVAL,
+                                      "series limit") and stores nothing */
+    int64_t resize_wait_ms;        /* read-only: how long a read waits for the other
+                                      reads of this process to close when another
+                                      process grew the store (default 10 s) */
 } tsdb_options;
 
 void tsdb_options_default(tsdb_options *o);
@@ -136,6 +142,7 @@ typedef struct tsdb_stats {
     uint64_t retention_deleted_blocks_total;
     uint64_t retention_deleted_series_total;
     uint64_t retention_runs_total;
+    uint64_t retention_failures_total;  /* passes that failed (each logged) */
     uint64_t queue_length;
     uint64_t float_samples_total;          /* float samples stored */
     uint64_t float_samples_dropped_total;  /* dropped: too old, or a conflicting duplicate */

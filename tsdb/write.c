@@ -816,6 +816,26 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
             goto out;
         }
     }
+    /* The series limit: the new series this profile needs must fit. */
+    size_t new_series = 0;
+    for (size_t t = 0; t < nt; t++)
+        new_series += ids[t] == 0;
+    if (new_series && db->opts.max_series) {
+        MDB_stat st;
+        if ((rc = mdb_stat(txn, db->dbi_series, &st)))
+            goto out;
+        if (st.ms_entries + new_series > db->opts.max_series) {
+            char *ls = firn_labels_format(pp->series[0].labels, pp->series[0].n_labels);
+            rq->status = firn_errf(&rq->err, FIRN_EINVAL,
+                                   "series limit of %llu reached (%zu series held): %zu new "
+                                   "series of %.300s refused",
+                                   (unsigned long long)db->opts.max_series,
+                                   (size_t)st.ms_entries, new_series, ls ? ls : "?");
+            free(ls);
+            rc = APPLY_REJECTED;
+            goto out;
+        }
+    }
     /* Writes. */
     struct part_cache *pc;
     if ((rc = part_cache_get(w, txn, pp->partition, &pc)))
@@ -990,7 +1010,7 @@ static void process_batch(struct writer *w, struct request **batch, size_t n)
         if (rc == MDB_MAP_FULL && tsdb_grow_map(db, &gerr) == 0)
             continue;
         if (rc != MDB_MAP_FULL)
-            firn_errf(&gerr, rc == ENOMEM ? FIRN_ENOMEM : FIRN_EIO, "%s: writing: %s",
+            firn_errf(&gerr, rc == ENOMEM ? FIRN_ENOMEM : FIRN_EIO, "%s/data.mdb: writing: %s",
                       db->path, tsdb_strerror(rc));
         firn_log(FIRN_LOG_ERROR, "tsdb", "commit failed", "err=\"%s\" appends=%zu", gerr.msg, n);
         for (size_t i = 0; i < n; i++) {
@@ -1016,7 +1036,10 @@ static void run_retention(struct writer *w, int64_t now, uint64_t *deleted_block
         MDB_txn *txn;
         int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
         if (rc) {
-            firn_errf(err, FIRN_EIO, "retention: %s", tsdb_strerror(rc));
+            /* the periodic pass has no caller to tell: log and count it */
+            firn_errf(err, FIRN_EIO, "retention: starting a write: %s", tsdb_strerror(rc));
+            atomic_fetch_add(&db->retention_failures_total, 1);
+            firn_log(FIRN_LOG_ERROR, "tsdb", "retention pass failed", "err=\"%s\"", err->msg);
             return;
         }
         uint64_t blocks = 0, series = 0;
@@ -1057,6 +1080,7 @@ static void run_retention(struct writer *w, int64_t now, uint64_t *deleted_block
         }
         if (prc == 0)
             firn_errf(err, FIRN_EIO, "retention: %s", tsdb_strerror(rc));
+        atomic_fetch_add(&db->retention_failures_total, 1);
         firn_log(FIRN_LOG_ERROR, "tsdb", "retention pass failed", "err=\"%s\"",
                  err ? err->msg : "?");
         return;

@@ -1,5 +1,6 @@
 /* api.c -- the endpoints of the running server: lifecycle, /metrics, the
  * targets API and firn's own profiles (contract in web.h). */
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,9 @@ static void write_tsdb_metrics(firn_buf *b, tsdb *db)
          offsetof(tsdb_stats, retention_deleted_series_total)},
         {"firn_tsdb_retention_runs_total", "counter", "Retention passes run.",
          offsetof(tsdb_stats, retention_runs_total)},
+        {"firn_tsdb_retention_failures_total", "counter",
+         "Retention passes that failed (each is logged).",
+         offsetof(tsdb_stats, retention_failures_total)},
         {"firn_tsdb_append_queue_length", "gauge", "Appends waiting for the writer.",
          offsetof(tsdb_stats, queue_length)},
         {"firn_tsdb_float_samples_total", "counter",
@@ -144,6 +148,12 @@ static void handle_metrics(void *ctx, const http_request *req, http_response *re
     firn_label l[1] = {{"version", FIRN_VERSION}};
     firn_metrics_sample(&b, "firn_build_info", l, 1, 1);
     write_process_metrics(&b);
+    firn_metrics_single(&b, "firn_cpu_profile_requests", "gauge",
+                        "/debug/pprof/profile requests recording now.",
+                        (double)atomic_load(&api->cpu_profile_requests));
+    firn_metrics_single(&b, "firn_cpu_profile_requests_refused_total", "counter",
+                        "/debug/pprof/profile requests refused: too many at once.",
+                        (double)atomic_load(&api->cpu_profile_refused_total));
     http_metrics_write(api->server, &b);
     if (api->scrape)
         scrape_manager_metrics_write(api->scrape, &b);
@@ -311,8 +321,11 @@ static void respond_profile(http_response *resp, pprof_profile *p, firn_err *err
     resp->body_len = len;
 }
 
-/* Go's handler: seconds defaults to 30 when absent or not a positive
- * integer. */
+/* seconds: 30 when absent or empty (Go); anything but a positive integer
+ * is refused with 400 and the message Go's delta profiles give, and so is a
+ * duration over WEB_MAX_PROFILE_SECONDS.  A request holds a worker for its
+ * duration, so at most WEB_MAX_CPU_PROFILE_REQUESTS run at once and the
+ * others get 503 at once: queries and ingest keep the remaining workers. */
 static void handle_cpu_profile(void *ctx, const http_request *req, http_response *resp)
 {
     web_api *api = ctx;
@@ -320,17 +333,35 @@ static void handle_cpu_profile(void *ctx, const http_request *req, http_response
     long seconds = 30;
     if (s && *s) {
         char *end;
-        long v = strtol(s, &end, 10);
-        if (*end == '\0' && v > 0)
-            seconds = v;
+        errno = 0;
+        seconds = strtol(s, &end, 10);
+        /* strtol also takes leading spaces and a minus: Go's ParseInt does not */
+        bool digits = (s[0] >= '0' && s[0] <= '9') || s[0] == '+';
+        if (!digits || *end != '\0' || errno || seconds <= 0) {
+            http_respond_text(resp, 400, "invalid value for \"seconds\": not a positive integer");
+            resp->go_pprof_error = true;
+            return;
+        }
     }
-    if (seconds > SELFPROF_MAX_SECONDS) {
-        http_respond_text(resp, 400, "profile duration exceeds %d seconds", SELFPROF_MAX_SECONDS);
+    if (seconds > WEB_MAX_PROFILE_SECONDS) {
+        http_respond_text(resp, 400, "profile duration exceeds %d seconds",
+                          WEB_MAX_PROFILE_SECONDS);
+        resp->go_pprof_error = true;
+        return;
+    }
+    if (atomic_fetch_add(&api->cpu_profile_requests, 1) >= WEB_MAX_CPU_PROFILE_REQUESTS) {
+        atomic_fetch_sub(&api->cpu_profile_requests, 1);
+        atomic_fetch_add(&api->cpu_profile_refused_total, 1);
+        http_respond_text(resp, 503, "too many CPU profiles at once: %d are being recorded",
+                          WEB_MAX_CPU_PROFILE_REQUESTS);
+        resp->retry_after = "10";
+        resp->go_pprof_error = true;
         return;
     }
     firn_err err = {0};
     /* Cut short when the server stops, so shutdown never waits for it. */
     pprof_profile *p = selfprof_cpu((int)seconds, SELFPROF_DEFAULT_HZ, &api->stopping, &err);
+    atomic_fetch_sub(&api->cpu_profile_requests, 1);
     respond_profile(resp, p, &err);
     resp->content_disposition = "attachment; filename=\"profile\"";
 }
@@ -358,7 +389,7 @@ static void handle_pprof_index(void *ctx, const http_request *req, http_response
     static const char page[] =
         "<html><head><title>/debug/pprof/</title></head><body>\n"
         "<p>firn's own profiles, in the format of Go's net/http/pprof:</p>\n<ul>\n"
-        "<li><a href=\"profile?seconds=10\">profile</a>: CPU, recorded for ?seconds=N (30)</li>\n"
+        "<li><a href=\"profile?seconds=10\">profile</a>: CPU, recorded for ?seconds=N (30; at most 600, four at once)</li>\n"
         "<li><a href=\"heap\">heap</a>: sampled allocations, live and total</li>\n"
         "<li><a href=\"allocs\">allocs</a>: the same, showing total allocations</li>\n"
         "</ul></body></html>\n";

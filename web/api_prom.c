@@ -685,12 +685,89 @@ static void handle_flags(void *ctx, const http_request *req, http_response *resp
     respond_success(resp, &b, false);
 }
 
-/* Profile types carry no HELP or TYPE: no metadata. */
+/* A metadata count parameter (Prometheus: strconv.Atoi); absent: -1. */
+static bool param_count(const http_request *req, const char *name, long long *out,
+                        http_response *resp)
+{
+    const char *s = http_request_param(req, name);
+    *out = -1;
+    if (!s || !*s)
+        return true;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*end || s[0] == ' ' || errno == ERANGE) {
+        web_respond_error(resp, "bad_data", "%s must be a number", name);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* The metadata of one profile type, as Prometheus gives a metric's: a
+ * delta type counts events over each profile's duration (a counter), the
+ * others are a snapshot when the profile was taken (a gauge); the unit is
+ * the sample unit; the help says what was sampled and how.  So Grafana's
+ * metric browser explains each profile type. */
+static json_t *profile_type_metadata(const char *name)
+{
+    firn_profile_type pt;
+    if (firn_profile_type_parse(name, &pt, NULL) < 0)
+        return NULL;
+    char help[1024];
+#define F(i) (int)pt.len[i], pt.field[i]
+    if (pt.delta)
+        snprintf(help, sizeof help,
+                 "%.*s profile: %.*s (%.*s) over each profile's duration; period type "
+                 "%.*s (%.*s).", F(FIRN_PT_NAME), F(FIRN_PT_SAMPLE_TYPE),
+                 F(FIRN_PT_SAMPLE_UNIT), F(FIRN_PT_PERIOD_TYPE), F(FIRN_PT_PERIOD_UNIT));
+    else
+        snprintf(help, sizeof help,
+                 "%.*s profile: %.*s (%.*s) when each profile was taken; period type "
+                 "%.*s (%.*s).", F(FIRN_PT_NAME), F(FIRN_PT_SAMPLE_TYPE),
+                 F(FIRN_PT_SAMPLE_UNIT), F(FIRN_PT_PERIOD_TYPE), F(FIRN_PT_PERIOD_UNIT));
+    json_t *unit = json_stringn(pt.field[FIRN_PT_SAMPLE_UNIT], pt.len[FIRN_PT_SAMPLE_UNIT]);
+#undef F
+    return json_pack("[{s:s, s:s, s:o}]", "type", pt.delta ? "counter" : "gauge", "help", help,
+                     "unit", unit);
+}
+
+/* Metadata for every profile type stored (the values of __name__), or for
+ * the one named by metric; limit caps the number of types (Prometheus's
+ * parameters; each type has one entry, so limit_per_metric only needs to
+ * be a number). */
 static void handle_metadata(void *ctx, const http_request *req, http_response *resp)
 {
-    (void)req;
-    if (ready(ctx, resp))
-        web_respond_data(resp, json_object());
+    web_api *api = ctx;
+    if (!ready(api, resp))
+        return;
+    long long limit, per_metric;
+    if (!param_count(req, "limit", &limit, resp) ||
+        !param_count(req, "limit_per_metric", &per_metric, resp))
+        return;
+    const char *metric = http_request_param(req, "metric");
+    tsdb_reader *r = open_reader(api, resp);
+    if (!r)
+        return;
+    tsdb_strings names = {0};
+    firn_err err = {0};
+    if (tsdb_label_values(r, "__name__", NULL, 0, INT64_MIN, INT64_MAX, &names, &err) < 0) {
+        tsdb_reader_close(r);
+        web_respond_error(resp, "internal", "%s", err.msg);
+        return;
+    }
+    tsdb_reader_close(r);
+    json_t *data = json_object();
+    for (size_t i = 0; i < names.n && (limit < 0 || (long long)json_object_size(data) < limit);
+         i++) {
+        if (metric && *metric && strcmp(metric, names.v[i]) != 0)
+            continue;
+        json_t *entries = per_metric == 0 ? NULL : profile_type_metadata(names.v[i]);
+        if (entries)
+            json_object_set_new(data, names.v[i], entries);
+    }
+    tsdb_strings_free(&names);
+    web_respond_data(resp, data);
 }
 
 /* Profiles have no exemplars: the request is checked as Prometheus checks

@@ -40,6 +40,13 @@
  *   GET  /debug/pprof/, /debug/pprof/profile, /heap, /allocs  (selfprof/)
  * The struct must outlive the server.  reload runs on a worker thread.
  */
+/* /debug/pprof/profile: the longest recording a request may ask for, and
+ * how many may record at once (each holds a worker for its duration: firn
+ * runs 8, so half stay for queries and ingest; firn's scrape of itself
+ * takes one). */
+#define WEB_MAX_PROFILE_SECONDS 600
+#define WEB_MAX_CPU_PROFILE_REQUESTS 4
+
 typedef struct web_api {
     tsdb *db;
     scrape_manager *scrape;
@@ -57,6 +64,8 @@ typedef struct web_api {
      * caller frees it), or NULL (then "").  Called on a worker thread. */
     char *(*config_yaml)(void *ctx);
     void *config_yaml_ctx;
+    _Atomic int cpu_profile_requests;  /* /debug/pprof/profile requests recording */
+    _Atomic uint64_t cpu_profile_refused_total;  /* refused: too many at once */
     _Atomic bool ready;             /* /-/ready says 503 until set */
     _Atomic bool stopping;          /* set before http_stop: long handlers end early */
     http_server *server;             /* set by web_api_register */

@@ -29,6 +29,10 @@ typedef struct flags {
     bool enable_lifecycle;
     const char *log_level;
     const char *dns_server;         /* --discovery.dns.server: NULL for resolv.conf */
+    const char *max_series;         /* --storage.tsdb.max-series, as given */
+    uint64_t max_series_n;
+    const char *max_connections;    /* --web.max-connections, as given (for status/flags) */
+    size_t max_connections_n;
     const char *ui_assets;          /* --web.ui-assets: NULL for the embedded UI */
     const char *external_url;       /* --web.external-url: NULL for http://self */
     int64_t resend_delay_ms, outage_tolerance_ms, grace_period_ms;
@@ -75,6 +79,10 @@ static void usage(FILE *f)
           "  --storage.tsdb.path=DIR         where profiles are stored (default ./data)\n"
           "  --storage.tsdb.retention.time=D how long profiles are kept (default 15d; 0 = forever)\n"
           "  --web.enable-lifecycle          allow POST /-/reload\n"
+          "  --storage.tsdb.max-series=N     series the store may hold (default 1000000;\n"
+          "                                  0 = no limit); a profile that needs more is refused\n"
+          "  --web.max-connections=N         open connections at most (default 512); more\n"
+          "                                  wait in the listen backlog\n"
           "  --web.ui-assets=DIR             serve the web UI from DIR (a copy of web/ui/),\n"
           "                                  read at each request, instead of the files\n"
           "                                  embedded in firn: for working on the UI\n"
@@ -104,7 +112,7 @@ static void usage(FILE *f)
 enum {
     OPT_CONFIG = 256, OPT_LISTEN, OPT_WEB_CONFIG, OPT_PATH, OPT_RETENTION, OPT_LIFECYCLE,
     OPT_LOG, OPT_DNS_SERVER, OPT_UI_ASSETS, OPT_VERSION, OPT_EXTERNAL_URL, OPT_RESEND,
-    OPT_OUTAGE, OPT_GRACE, OPT_QUEUE, OPT_BATCH
+    OPT_OUTAGE, OPT_GRACE, OPT_QUEUE, OPT_BATCH, OPT_MAX_CONNECTIONS, OPT_MAX_SERIES
 };
 
 static int parse_flags(int argc, char **argv, flags *f)
@@ -116,6 +124,8 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"storage.tsdb.path", required_argument, NULL, OPT_PATH},
         {"storage.tsdb.retention.time", required_argument, NULL, OPT_RETENTION},
         {"web.enable-lifecycle", no_argument, NULL, OPT_LIFECYCLE},
+        {"web.max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+        {"storage.tsdb.max-series", required_argument, NULL, OPT_MAX_SERIES},
         {"web.ui-assets", required_argument, NULL, OPT_UI_ASSETS},
         {"log.level", required_argument, NULL, OPT_LOG},
         {"discovery.dns.server", required_argument, NULL, OPT_DNS_SERVER},
@@ -139,6 +149,10 @@ static int parse_flags(int argc, char **argv, flags *f)
         .grace_period_ms = 600 * 1000,
         .queue_capacity = 10000,
         .batch_size = 64,
+        .max_series = "1000000",
+        .max_series_n = 1000000,
+        .max_connections = "512",
+        .max_connections_n = HTTP_DEFAULT_MAX_CONNECTIONS,
     };
     int c;
     firn_err err = {0};
@@ -167,6 +181,32 @@ static int parse_flags(int argc, char **argv, flags *f)
         case OPT_LIFECYCLE:
             f->enable_lifecycle = true;
             break;
+        case OPT_MAX_SERIES: {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (*optarg < '0' || *optarg > '9' || *end || errno) {
+                fprintf(stderr, "firn: --storage.tsdb.max-series: %s is not a number of "
+                        "series\n", optarg);
+                return 2;
+            }
+            f->max_series = optarg;
+            f->max_series_n = v;
+            break;
+        }
+        case OPT_MAX_CONNECTIONS: {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (*optarg < '1' || *optarg > '9' || *end || errno || v > 1000000) {
+                fprintf(stderr, "firn: --web.max-connections: %s is not a number of "
+                        "connections from 1 to 1000000\n", optarg);
+                return 2;
+            }
+            f->max_connections = optarg;
+            f->max_connections_n = (size_t)v;
+            break;
+        }
         case OPT_UI_ASSETS:
             f->ui_assets = optarg;
             break;
@@ -476,6 +516,7 @@ int main(int argc, char **argv)
     wo.listen_address = s.f.listen_address;
     wo.web_config = s.web_config;
     wo.workers = 8;  /* CPU profile requests hold a worker for their duration */
+    wo.max_connections = s.f.max_connections_n;
     s.web = http_new(&wo, &err);
     if (!s.web) {
         firn_log(FIRN_LOG_ERROR, "main", "Cannot listen", "err=%s",
@@ -497,6 +538,7 @@ int main(int argc, char **argv)
     tsdb_options_default(&to);
     to.path = s.f.storage_path;
     to.retention_ms = s.f.retention_ms;
+    to.max_series = s.f.max_series_n;
     s.db = tsdb_open(&to, &err);
     if (!s.db) {
         firn_log(FIRN_LOG_ERROR, "main", "Opening storage failed", "err=%s",
@@ -577,6 +619,8 @@ int main(int argc, char **argv)
         "storage.tsdb.path", s.f.storage_path,
         "storage.tsdb.retention.time", retention,
         "web.enable-lifecycle", s.f.enable_lifecycle ? "true" : "false",
+        "web.max-connections", s.f.max_connections,
+        "storage.tsdb.max-series", s.f.max_series,
         "web.ui-assets", s.f.ui_assets ? s.f.ui_assets : "",
         "log.level", s.f.log_level,
         NULL,

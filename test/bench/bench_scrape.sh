@@ -129,14 +129,15 @@ api=http://127.0.0.1:$FIRN_PORT
 
 metrics() { curl_local --fail --max-time 10 "$api/metrics"; }
 
-# all_scraped: every one of the 5*N loops exists and has finished a scrape.
+# all_scraped: every one of the 5*N loops exists and its last scrape
+# succeeded (a failing target would measure the cost of failing).
 all_scraped() {
     metrics | awk -v want=$((targets * PROFILE_TYPES)) '
         /^firn_scrape_targets\{/ {
             total += $2
-            if ($1 ~ /health="unknown"/) unknown += $2
+            if ($1 ~ /health="up"/) up += $2
         }
-        END { exit !(total == want && unknown == 0) }'
+        END { exit !(total == want && up == want) }'
 }
 # Give the first round a whole interval plus slack for storing 5*N profiles.
 first_round_s=$((interval_ms / 1000 + 60 + targets * PROFILE_TYPES / 100))
@@ -194,6 +195,7 @@ if ((ticks == 0)); then
     ticks=1
 fi
 ((scrapes > 0)) || die "no scrape completed in ${seconds}s"
+((errors < scrapes)) || die "every one of the $scrapes scrapes failed: $(grep -E 'level=(warn|error)' "$tmp/firn.log" | tail -2)"
 note "window $(((end_ns - start_ns) / 1000000)) ms"
 
 if ((errors > 0)); then

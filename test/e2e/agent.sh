@@ -193,6 +193,7 @@ check "agent still alive" alive "$AGENT_PID"
 
 # -- firn back on the same port: pushing resumes
 ok_before=$(metric 'firn_agent_pushes_total{result="success"}')
+firn_log "$tmp/firn2.log"
 "$FIRN" --web.listen-address="127.0.0.1:$FIRN_PORT" --storage.tsdb.path="$tmp/data" \
     >"$tmp/firn2.log" 2>&1 &
 FIRN_PID=$!

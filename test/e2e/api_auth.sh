@@ -48,6 +48,7 @@ hash=$(htpasswd -nbBC 10 alice 'open sesame' | cut -d: -f2-)
 token=firn-e2e-token-7f3a
 token_sha=$(printf %s "$token" | sha256sum | cut -d' ' -f1)
 printf 'open sesame' >"$tmp/password"
+test_secret 'open sesame' "$token"
 
 # Relative paths: relative to the web config's directory, as exporter-toolkit.
 cat >"$tmp/web.yml" <<EOF
@@ -95,8 +96,28 @@ same "plain HTTP on the TLS port" "$plain" "HTTP/1.0 400 Bad Request
 Client sent an HTTP request to an HTTPS server."
 same "TLS 1.3" "$(code "${tls[@]}" "${alice[@]}" --tlsv1.3 "$base/-/healthy")" 200
 same "TLS 1.2" "$(code "${tls[@]}" "${alice[@]}" --tls-max 1.2 "$base/-/healthy")" 200
-same "TLS 1.1 refused" "$(code "${tls[@]}" "${alice[@]}" --tlsv1.1 --tls-max 1.1 \
-    "$base/-/healthy")" 000
+# TLS 1.1: Debian's curl and OpenSSL refuse it themselves at the default
+# security level, so the client is openssl s_client at level 0, shown able
+# to speak TLS 1.1 to an openssl s_server first.
+tls11() {  # PORT: "TLSv1.1" when a TLS 1.1-only handshake succeeds, else ""
+    # (s_client prints the session's Protocol also after a failed handshake;
+    # the "New, ..., Cipher is" line says (NONE) then)
+    echo Q | timeout 10 openssl s_client -connect "127.0.0.1:$1" -servername localhost \
+        -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' 2>/dev/null |
+        awk '/^New, / && $NF != "(NONE)" {ok = 1} $1 == "Protocol" {p = $3} END {if (ok) print p}'
+}
+openssl s_server -accept 127.0.0.1:0 -cert "$tmp/server.pem" -key "$tmp/server.key" -tls1_1 \
+    -cipher 'DEFAULT:@SECLEVEL=0' -www >"$tmp/s_server.log" 2>&1 &
+track_pid $!
+s_server_pid=$!
+if wait_for 10 grep -q '^ACCEPT' "$tmp/s_server.log"; then
+    s_port=$(ss -ltnpH "( sport > :0 )" 2>/dev/null | awk -v p="pid=$s_server_pid," '$0 ~ p {n = split($4, a, ":"); print a[n]}' | head -1)
+    same "openssl s_client speaks TLS 1.1 to a server that allows it" "$(tls11 "$s_port")" TLSv1.1
+else
+    fail "openssl s_server with TLS 1.1: $(tail -2 "$tmp/s_server.log")"
+fi
+stop_pid "$s_server_pid"
+same "TLS 1.1 refused by firn" "$(tls11 "$FIRN_PORT")" ""
 
 # ---- credentials ---------------------------------------------------------------------------
 curl_local --max-time 10 -D "$tmp/h401" -o "$tmp/b401" "${tls[@]}" "$base/api/v1/targets"
@@ -187,7 +208,36 @@ before=$(bcrypt_ok)
 timings "${alice[@]}" >"$tmp/basic.t"
 after=$(bcrypt_ok)
 timings -H "Authorization: Bearer $token" >"$tmp/bearer.t"
-same "$n basic-auth requests ran bcrypt at most once (cache)" "$((after - before <= 1))" 1
+# the counter must be there (alice logged in before) and move by 0 or 1
+if [[ $before =~ ^[0-9]+$ && $after =~ ^[0-9]+$ ]] && ((before >= 1)); then
+    same "$n basic-auth requests ran bcrypt at most once (cache)" "$((after - before <= 1))" 1
+else
+    fail "firn_http_auth_bcrypt_checks_total{result=\"ok\"} missing: '$before' '$after'"
+fi
+
+# ---- guessing passwords does not take the workers ------------------------------------------------
+# 400 clients at once, each with its own wrong password (none cached: each
+# would be a bcrypt of tens of ms on one of the 8 workers, and the queue
+# holds 256), while alice, whose password is cached, keeps querying.  At most
+# two checks run at once (a quarter of the workers); the others get 503
+# with Retry-After at once, so alice is always answered.
+flood=$(timeout 300 python3 "$(dirname "$0")/auth_flood.py" "$base/api/v1/query?query=1%2B1" \
+    alice 'open sesame' 400 "$tmp/ca.pem")
+same "password guessing: alice's queries meanwhile all answered 200" \
+    "$(jq -c '.right | keys' <<<"$flood")" '["200"]'
+same "password guessing: the guesses get 401 or 503, nothing else" \
+    "$(jq -c '.flood | keys - ["401", "503"]' <<<"$flood")" '[]'
+# without the bound every guess would wait for its bcrypt (and 401), the
+# queue overflowing for at most 400 - 264 of them
+if jq -e '.flood["503"] >= 300' <<<"$flood" >/dev/null; then
+    ok "password guessing: most guesses refused at once ($(jq -c .flood <<<"$flood"))"
+else
+    fail "password guessing: the guesses were checked: $flood"
+fi
+same "password guessing: the refusals are counted" \
+    "$(curl_local --max-time 5 "${tls[@]}" "${alice[@]}" "$base/metrics" |
+        sed -n 's/^firn_http_auth_bcrypt_checks_total{result="refused"} //p')" \
+    "$(jq -r '.flood["503"]' <<<"$flood")"
 
 # The same requests to a firn with the same TLS and no credentials.
 cat >"$tmp/web-tls-only.yml" <<EOF
@@ -202,14 +252,12 @@ if start_firn "$firn" "$tmp/firn-tls.log" --web.config.file="$tmp/web-tls-only.y
     timings >"$tmp/none.t"
     basic=$(median_ms <"$tmp/basic.t")
     none=$(median_ms <"$tmp/none.t")
-    ok "latency of /-/healthy over HTTPS keep-alive, median (p99): no credentials" \
+    # a figure, not a check (timings are not asserted: bench_api measures)
+    echo "note: latency of /-/healthy over HTTPS keep-alive, median (p99): no credentials" \
         "$none ms ($(p99_ms <"$tmp/none.t") ms), basic auth cached $basic ms" \
         "($(p99_ms <"$tmp/basic.t") ms), bearer $(median_ms <"$tmp/bearer.t") ms" \
         "($(p99_ms <"$tmp/bearer.t") ms); added by basic auth:" \
         "$(awk -v a="$basic" -v b="$none" 'BEGIN {printf "%.3f", a - b}') ms"
-    # bcrypt at cost 10 takes tens of milliseconds: a warm request is far below.
-    same "a cached basic-auth request takes well under a bcrypt check" \
-        "$(awk -v a="$basic" 'BEGIN {print (a < 10) ? "yes" : "no (" a " ms)"}')" yes
     stop_pid "$FIRN_PID"
 else
     fail "start firn with TLS only: $(tail -3 "$tmp/firn-tls.log")"

@@ -4,7 +4,8 @@
 # gzipped, Content-Encoding: gzip, labels in the URL and in X-Firn-Labels),
 # collapsed stacks and pprof on Pyroscope's POST /ingest, and the pushes of
 # a real Pyroscope client (the npm package @pyroscope/nodejs, installed
-# here); each is then read back from the store with firnctl (read-only,
+# here with npm ci from test/e2e/pyroscope's lockfile); each is then read
+# back from the store with firnctl (read-only,
 # beside the running server) with its labels and the totals `firnctl pprof
 # info` gives for the file.  Bad requests get a 4xx that says what was
 # wrong, and the server keeps serving.
@@ -71,6 +72,9 @@ for t in alloc_objects:count alloc_space:bytes inuse_objects:count inuse_space:b
     heap_totals+="${heap_totals:+ }$(stored_total job=push "__name__=memory:$t:space:bytes")"
 done
 same "stored heap totals equal firnctl pprof info's" "$heap_totals" "$(firn_totals "$firnctl" "$heap")"
+same "metadata: in-use memory is a gauge, allocations a counter, with their help" \
+    "$(curl_local --max-time 10 "$api/api/v1/metadata" | jq -c '.data | [.["memory:inuse_space:bytes:space:bytes"][0], .["memory:alloc_objects:count:space:bytes"][0].type]')" \
+    '[{"type":"gauge","help":"memory profile: inuse_space (bytes) when each profile was taken; period type space (bytes).","unit":"bytes"},"gauge"]'
 top=$("$firnctl" query profile 'process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta{job="push"}' \
     --time "$cpu_ms" --format top --storage.tsdb.path "$data" 2>&1)
 same "the pushed profile answers a profile query with its total" \
@@ -236,17 +240,19 @@ mkdir -p "$node_dir"
 cp "$srcdir/test/e2e/pyroscope_push.js" "$node_dir/"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     fail "node and npm are needed for the Pyroscope client (scripts/deps test installs them)"
-elif ! (cd "$node_dir" && printf '{"private":true}\n' >package.json &&
+elif ! (cd "$node_dir" && cp "$srcdir/test/e2e/pyroscope/package.json" \
+        "$srcdir/test/e2e/pyroscope/package-lock.json" . &&
         npm_config_cache="$tmp/npm-cache" npm_config_update_notifier=false \
-        timeout 180 npm install --no-audit --no-fund ${npm_proxy:+--proxy "$npm_proxy" --https-proxy "$npm_proxy"} \
-        @pyroscope/nodejs) >"$tmp/npm.log" 2>&1; then
-    fail "npm install @pyroscope/nodejs failed (is the npm registry reachable?): $(tail -3 "$tmp/npm.log")"
+        timeout 180 npm ci --no-audit --no-fund ${npm_proxy:+--proxy "$npm_proxy" --https-proxy "$npm_proxy"}) \
+        >"$tmp/npm.log" 2>&1; then
+    fail "npm ci (test/e2e/pyroscope's lockfile) failed (is the npm registry reachable?): $(tail -3 "$tmp/npm.log")"
 else
     ok "npm installed @pyroscope/nodejs $(jq -r .version "$node_dir/node_modules/@pyroscope/nodejs/package.json")"
     (cd "$node_dir" && DEBUG=pyroscope timeout 60 node pyroscope_push.js "$api" e2e.node 4) \
         >"$tmp/node.log" 2>&1
     rc=$?
-    same "the Node.js client ran to its end" "$rc" 0
+    ((rc == 0)) && ok "the Node.js client ran to its end" ||
+        fail "the Node.js client exited $rc: $(grep -v '^ *at ' "$tmp/node.log" | tail -4 | tr '\n' ' ')"
     if grep -q 'rejected\|Error sending' "$tmp/node.log"; then
         fail "firn refused the client's pushes: $(grep -m2 -A1 'rejected\|Error sending' "$tmp/node.log" | tr '\n' ' ')"
     else

@@ -6,9 +6,10 @@
 #  - /api/v1/profile_types lists the stored types with their fields;
 #  - `go tool pprof -top URL` reads format=pprof as a user types the URL,
 #    and `go tool pprof -raw` totals equal the flame graph JSON's root
-#    value and firnctl's;
-#  - collapsed is byte for byte what `firnctl query profile` prints, and
-#    sums to the total; top rows are firnctl's --format top rows;
+#    value;
+#  - collapsed sums to the total, each function's leaf values to go tool
+#    pprof's flat; top rows (flat, cum, name) are go tool pprof -top's of
+#    the same URL;
 #  - diff (another selector, another time range): every node carries both
 #    values, each side sums to its total; group_by gives one subtree per
 #    label value; filter keeps only the stacks through the function (go
@@ -51,8 +52,8 @@ else
     finish
     exit 1
 fi
-cpu_total() {
-    "$firnctl" pprof info "$1" | jq -r '.sample_types[] | select(.type == "cpu") | .total'
+cpu_total() {  # the file's CPU total as go tool pprof reads it (samples, cpu)
+    pprof_raw_totals "$1" | cut -d' ' -f2
 }
 cpu=$(cpu_total "$CPU")
 cpu2=$(cpu_total "$CPU2")
@@ -76,10 +77,6 @@ get() {
 # prof ARGS...: /api/v1/profile?query=$SEL&start&end and ARGS.
 prof() {
     get /api/v1/profile --data-urlencode "query=$SEL" -d start="$START" -d end="$END" "$@"
-}
-# fq ARGS...: firnctl query profile on the same store (read-only beside firn).
-fq() {
-    "$firnctl" query profile --storage.tsdb.path "$store" "$@"
 }
 sum_last() { awk '{ s += $NF } END { printf "%.0f\n", s }'; }
 
@@ -117,8 +114,6 @@ same "flamegraph JSON: total and root value are go tool pprof's" \
     "$(jq -r '.status, .data.total, .data.root.value' <<<"$json")" "success
 $raw
 $raw"
-same "firnctl query profile: the same total" \
-    "$(fq "$SEL" --start "$T1" --end "$T3" | sum_last)" "$raw"
 same "flamegraph JSON: each node's value is its self plus its children's" \
     "$(jq '[.data.root | .. | objects | select(has("children"))
             | select(.value != .self + ([.children[].value] | add // 0))] | length' <<<"$json")" 0
@@ -136,19 +131,27 @@ content-type: application/octet-stream'
 same "time=: the profiles at that time, the fixture's total" \
     "$(get /api/v1/profile --data-urlencode "query=$SEL" -d time="$AT" | jq -r .data.total)" "$cpu"
 
-# ---- collapsed and top: what firnctl prints ------------------------------------------------------
+# ---- collapsed and top, against go tool pprof on the same URL --------------------------------------
 
+# go tool pprof -top in nanoseconds: "FLAT CUM NAME" rows, sorted.
+timeout 60 go tool pprof -top -nodefraction=0 -unit=ns "$url" 2>/dev/null | awk '
+    /flat%/ { s = 1; next }
+    s { name = ""; for (i = 6; i <= NF; i++) name = name (i > 6 ? " " : "") $i
+        sub(/ \((partial-)?inline\)$/, "", name); f = $1; c = $4
+        sub(/ns$/, "", f); sub(/ns$/, "", c); print f, c, name }' | sort >"$tmp/go.top"
+[[ -s $tmp/go.top ]] && ok "go tool pprof -top -unit=ns of the URL: $(wc -l <"$tmp/go.top") rows" ||
+    fail "go tool pprof -top -unit=ns of the URL gave no rows"
 prof -d format=collapsed >"$tmp/api.folded"
-fq "$SEL" --start "$T1" --end "$T3" >"$tmp/cli.folded"
-same "collapsed: byte for byte firnctl query profile's output" \
-    "$(cmp "$tmp/api.folded" "$tmp/cli.folded" && echo same)" same
 same "collapsed: lines sum to the total" "$(sum_last <"$tmp/api.folded")" "$raw"
+same "collapsed: each function's leaf values sum to go tool pprof's flat" \
+    "$(awk '{ v = $NF; $NF = ""; sub(/ $/, ""); n = split($0, f, ";"); flat[f[n]] += v }
+            END { for (k in flat) if (flat[k]) printf "%.0f %s\n", flat[k], k }' "$tmp/api.folded" | sort)" \
+    "$(awk '$1 != 0 { name = $3; for (i = 4; i <= NF; i++) name = name " " $i; print $1, name }' "$tmp/go.top" | sort)"
 same "collapsed: Content-Type text/plain" \
     "$(prof -d format=collapsed -o /dev/null -w '%{content_type}')" "text/plain; charset=utf-8"
-same "top: rows are firnctl --format top's" \
-    "$(prof -d format=top | jq -r '.data.rows[] | "\(.flat) \(.cum) \(.name)"')" \
-    "$(fq "$SEL" --start "$T1" --end "$T3" --format top |
-        awk '/flat%/ { s = 1; next } s { print $1, $4, $6 }')"
+same "top: flat, cum and name of every row are go tool pprof -top's" \
+    "$(prof -d format=top | jq -r '.data.rows[] | "\(.flat) \(.cum) \(.name)"' | sort)" \
+    "$(cat "$tmp/go.top")"
 same "top max_nodes=3: 3 rows of $(prof -d format=top | jq .data.rows_total)" \
     "$(prof -d format=top -d max_nodes=3 | jq '.data | [(.rows | length), .total]' -c)" \
     "[3,$raw]"

@@ -4,11 +4,12 @@
 # targets, delta profiles 10 s apart) is served by firn on a config that
 # scrapes nothing, and
 #  - Debian's promtool (`promtool query instant|range|series|labels`, a real
-#    Prometheus client: client_golang, POST form bodies) reads the same
-#    values that `firnctl query eval|range` computes on the same store;
-#  - curl sees Prometheus's exact JSON: the scalar of `1+1` (Grafana's
-#    health check), vectors and matrices byte for byte as firnctl prints
-#    them, GET and POST form bodies alike, series, labels, label values,
+#    Prometheus client: client_golang, POST form bodies) reads the values
+#    computed by hand from the store's layout and the fixtures' totals as
+#    go tool pprof gives them (api_prom_expect.py; not firn's evaluator);
+#  - curl sees Prometheus's JSON: the scalar of `1+1` (Grafana's health
+#    check), vectors and matrices with those values and Prometheus's shapes,
+#    GET and POST form bodies alike, series, labels, label values,
 #    limits with their warning, status endpoints;
 #  - bad requests get Prometheus's error envelope and status: a malformed
 #    query (400 bad_data with the parser's message), bad times, end before
@@ -69,8 +70,6 @@ server=http://127.0.0.1:$FIRN_PORT
 api=$server/api/v1
 ok "firn ready on port $FIRN_PORT"
 
-# fq COMMAND ARGS...: firnctl query on the same store (read-only, beside firn).
-fq() { "$firnctl" query "$1" --storage.tsdb.path "$store" "${@:2}"; }
 
 # get URL [CURL ARGS...]: the body on standard output; code then prints its
 # HTTP status (get runs in $(...), so the status goes through a file).
@@ -81,49 +80,74 @@ get() {
 }
 code() { cat "$tmp/code"; }
 
-# Values compared as numbers: client_golang prints 'f' where Prometheus's
-# server prints 'e', and drops a timestamp's trailing zeros.
-norm_vector='map({metric, value: [.value[0], (.value[1] | tonumber)]})'
-norm_matrix='map({metric, values: [.values[] | [.[0], (.[1] | tonumber)]]})'
+# ---- what the queries must answer, computed by hand -------------------------------
+# api_prom_expect.py computes the answers from the store's layout and the
+# fixtures' CPU totals as go tool pprof reads them: neither firn's evaluator
+# nor its JSON writer is involved.
+total() { pprof_raw_totals "$1" | cut -d' ' -f2; }
+TOTAL_A=$(total "$CPU_A")
+TOTAL_B=$(total "$CPU_B")
+TOTAL_C=$(total "$CPU_C")
+[[ -n $TOTAL_A && -n $TOTAL_B && -n $TOTAL_C ]] &&
+    ok "the fixtures' CPU totals from go tool pprof: $TOTAL_A $TOTAL_B $TOTAL_C" ||
+    fail "go tool pprof -raw gave no totals: '$TOTAL_A' '$TOTAL_B' '$TOTAL_C'"
+expect() { python3 "$(dirname "$0")/api_prom_expect.py" "$TOTAL_A" "$TOTAL_B" "$TOTAL_C" "$T1" "$@"; }
+
+# A result as [labels, value] or [labels, [[t, value]...]], values as numbers
+# (client_golang prints 'f' where Prometheus prints 'e'), sorted by labels.
+norm_vector='map([.metric, (.value[1] | tonumber)]) | sort_by(.[0] | tostring)'
+norm_matrix='map([.metric, [.values[] | [.[0], (.[1] | tonumber)]]]) | sort_by(.[0] | tostring)'
+# numbers_same WHAT GOT WANT: two such JSON texts equal, numbers within a
+# relative 1e-9 (a sum divided by 60 need not print the same digits).
+numbers_same() {
+    local verdict
+    verdict=$(python3 -c '
+import json, math, sys
+def same(a, b):
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return a == b
+try:
+    got, want = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+except ValueError as e:
+    print("not JSON: %s" % e); sys.exit()
+print("same" if want and same(got, want) else "differs")' "$2" "$3")
+    if [[ $verdict == same ]]; then
+        ok "$1"
+    else
+        fail "$1: $verdict: got $(cut -c1-300 <<<"$2"), want $(cut -c1-300 <<<"$3")"
+    fi
+}
 
 # ---- promtool, a real Prometheus client ----------------------------------------------
 
-promtool_same() {  # WHAT NORM FIRNCTL_JSON PROMTOOL_ARGS...
+promtool_same() {  # WHAT NORM WANT PROMTOOL_ARGS...
     local what=$1 norm=$2 want=$3 got
     shift 3
     if ! got=$(timeout 30 promtool query "$@" 2>"$tmp/promtool.err"); then
         fail "$what: promtool failed: $(head -3 "$tmp/promtool.err")"
         return
     fi
-    local w g
-    w=$(jq -cS ".data.result | $norm" <<<"$want")
-    g=$(jq -cS "$norm" <<<"$got")
-    if [[ -n $w && $w != "[]" && $w == "$g" ]]; then
-        ok "$what: $(jq -c 'length' <<<"$got") series"
-    else
-        same "$what" "$g" "$w"
-    fi
+    numbers_same "$what" "$(jq -c "$norm" <<<"$got")" "$want"
 }
 
 expr_sum="sum by (job) ($CPU)"
 expr_rate="sum by (job) (rate($CPU[1m]))"
-promtool_same "promtool query instant: $expr_sum = firnctl query eval" "$norm_vector" \
-    "$(fq eval "$expr_sum" --time $((S6 * 1000)))" \
+promtool_same "promtool query instant: $expr_sum" "$norm_vector" "$(expect sum_instant "$S6")" \
     instant -o json "$server" "$expr_sum" --time "$S6"
-promtool_same "promtool query instant: $expr_rate = firnctl query eval" "$norm_vector" \
-    "$(fq eval "$expr_rate" --time $((S6 * 1000)))" \
+promtool_same "promtool query instant: $expr_rate" "$norm_vector" "$(expect rate_instant "$S6")" \
     instant -o json "$server" "$expr_rate" --time "$S6"
-promtool_same "promtool query range: $CPU{job=\"api\"} = firnctl query range" "$norm_matrix" \
-    "$(fq range "$CPU{job=\"api\"}" --start "$T1" --end $((S6 * 1000)) --step 10s)" \
+promtool_same "promtool query range: $CPU{job=\"api\"}" "$norm_matrix" \
+    "$(expect api_range "$S1" "$S6" 10)" \
     range -o json "$server" "$CPU{job=\"api\"}" --start "$S1" --end "$S6" --step 10s
-promtool_same "promtool query range: $expr_rate over 5 s steps = firnctl query range" \
-    "$norm_matrix" \
-    "$(fq range "$expr_rate" --start "$T1" --end $((S6 * 1000)) --step 5s)" \
+promtool_same "promtool query range: $expr_rate over 5 s steps" "$norm_matrix" \
+    "$(expect rate_range "$S1" "$S6" 5)" \
     range -o json "$server" "$expr_rate" --start "$S1" --end "$S6" --step 5s
 
-same "the api a:1 series changes value over time (two fixtures alternate)" \
-    "$(fq range "$CPU{instance=\"a:1\"}" --start "$T1" --end $((S6 * 1000)) --step 10s |
-        jq -r '[.data.result[0].values[][1]] | unique | length')" 2
+same "the two fixtures of a:1 have different totals (so alternation shows)" \
+    "$((TOTAL_A != TOTAL_C))" 1
 
 series_want=$(jq -cn --arg n "$CPU" '[
     {__name__: $n, instance: "a:1", job: "api"},
@@ -155,24 +179,23 @@ same "promtool query instant of a malformed query: exit 1 and the parser's messa
 
 same "GET query 1+1: a scalar" "$(get "$api/query?query=1%2B1&time=$S1.5") $(code)" \
     "{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\",\"result\":[$S1.500,\"2\"]}} 200"
-want=$(fq eval "$expr_rate" --time $((S6 * 1000)))
-same "GET query $expr_rate: firnctl's bytes" \
-    "$(get "$api/query" -G --data-urlencode "query=$expr_rate" -d "time=$S6") $(code)" "$want 200"
-same "POST form query $expr_rate: the same" \
-    "$(get "$api/query" --data-urlencode "query=$expr_rate" -d "time=$S6") $(code)" "$want 200"
-same "a vector's shape" "$(jq -c '[.data.resultType, [.data.result[].metric.job],
-        [.data.result[].value | (.[0] | type) + "," + (.[1] | type)]]' <<<"$want")" \
-    '["vector",["api","worker"],["number,string","number,string"]]'
-same "rate of a delta type over the API = its profiles in the last minute over 60 s" \
+want=$(expect rate_instant "$S6")
+rate_json=$(get "$api/query" -G --data-urlencode "query=$expr_rate" -d "time=$S6")
+rate_code=$(code)
+numbers_same "GET query $expr_rate ($rate_code)" "$(jq -c ".data.result | $norm_vector" <<<"$rate_json")" "$want"
+same "POST form query $expr_rate: the same bytes" \
+    "$(get "$api/query" --data-urlencode "query=$expr_rate" -d "time=$S6") $(code)" "$rate_json 200"
+same "a vector's shape" "$(jq -c '[.status, .data.resultType, [.data.result[].metric.job],
+        [.data.result[].value | (.[0] | type) + "," + (.[1] | type)], ([.data.result[].value[0]] | unique)]' <<<"$rate_json")" \
+    "[\"success\",\"vector\",[\"api\",\"worker\"],[\"number,string\",\"number,string\"],[$S6]]"
+numbers_same "rate of a delta type over the API = its profiles in the last minute over 60 s" \
     "$(get "$api/query" -G --data-urlencode "query=rate($CPU{instance=\"a:1\"}[1m])" \
-        -d "time=$S6" | jq -r '.data.result[0].value[1]')" \
-    "$(fq eval "sum_over_time($CPU{instance=\"a:1\"}[1m]) / 60" --time $((S6 * 1000)) |
-        jq -r '.data.result[0].value[1]')"
-want=$(fq range "$expr_sum" --start "$T1" --end $((S6 * 1000)) --step 10s)
-same "GET query_range $expr_sum: firnctl's bytes" \
-    "$(get "$api/query_range" -G --data-urlencode "query=$expr_sum" -d "start=$S1" \
-        -d "end=$S6" -d step=10s) $(code)" "$want 200"
-same "POST form query_range with RFC3339 times and float seconds step: the same" \
+        -d "time=$S6" | jq -c '[.data.result[0].value[1] | tonumber]')" \
+    "[$(python3 -c "print((3 * $TOTAL_A + 3 * $TOTAL_C) / 60)")]"
+want=$(get "$api/query_range" -G --data-urlencode "query=$expr_sum" -d "start=$S1" -d "end=$S6" -d step=10s)
+numbers_same "GET query_range $expr_sum ($(code))" "$(jq -c ".data.result | $norm_matrix" <<<"$want")" \
+    "$(expect sum_range "$S1" "$S6" 10)"
+same "POST form query_range with RFC3339 times and float seconds step: the same bytes" \
     "$(get "$api/query_range" --data-urlencode "query=$expr_sum" \
         -d "start=$(date -u -d "@$S1" +%Y-%m-%dT%H:%M:%SZ)" \
         --data-urlencode "end=$(TZ=IST-05:30 date -d "@$S6" +%Y-%m-%dT%H:%M:%S.000%:z)" -d step=10) $(code)" \
@@ -263,12 +286,14 @@ same "an unknown (valid) label name: []" "$(get "$api/label/nothing/values") $(c
 same "status/buildinfo: firn's version, Go's fields empty" \
     "$(get "$api/status/buildinfo" | jq -c .data) $(code)" \
     "{\"version\":\"$("$firn" --version | awk '{print $2}')\",\"revision\":\"\",\"branch\":\"\",\"buildUser\":\"\",\"buildDate\":\"\",\"goVersion\":\"\"} 200"
-same "status/config: the running configuration's text" \
-    "$(get "$api/status/config" | jq -r .data.yaml)" "$(cat "$tmp/firn.yml")"
+# (the document written out again: compared as data, read by PyYAML; the
+# secrets are api_secrets.sh's)
+served_config() { get "$api/status/config" | jq -r .data.yaml | yaml_json; }
+same "status/config: the running configuration" "$(served_config)" "$(yaml_json <"$tmp/firn.yml")"
 printf '# reloaded\nglobal: {scrape_interval: 30s}\nscrape_configs: []\n' >"$tmp/firn.yml.new"
 mv "$tmp/firn.yml.new" "$tmp/firn.yml"
 kill -HUP "$FIRN_PID"
-config_reloaded() { [[ $(get "$api/status/config" | jq -r .data.yaml) == "$(cat "$tmp/firn.yml")" ]]; }
+config_reloaded() { [[ $(served_config) == "$(yaml_json <"$tmp/firn.yml")" ]]; }
 if wait_for 20 config_reloaded; then
     ok "status/config after SIGHUP: the reloaded text"
 else
@@ -278,15 +303,17 @@ printf 'scrape_configs: {}\n' >"$tmp/firn.yml.new"
 mv "$tmp/firn.yml.new" "$tmp/firn.yml"
 kill -HUP "$FIRN_PID"
 if wait_for 20 grep -q 'Error reloading config' "$tmp/firn.log"; then
-    same "status/config after a refused reload: the running text stays" \
-        "$(get "$api/status/config" | jq -r .data.yaml | head -1)" "# reloaded"
+    same "status/config after a refused reload: the running configuration stays" \
+        "$(served_config)" '{"global": {"scrape_interval": "30s"}, "scrape_configs": []}'
 else
     fail "a broken config on SIGHUP: not refused"
 fi
 same "status/flags: a map of flag to value" \
     "$(get "$api/status/flags" | jq -c '.data | [.["storage.tsdb.path"], .["config.file"], .["web.enable-lifecycle"], .["storage.tsdb.retention.time"]]') $(code)" \
     "$(jq -cn --arg s "$store" --arg c "$tmp/firn.yml" '[$s, $c, "false", "2w"]') 200"
-same "metadata: {}" "$(get "$api/metadata") $(code)" '{"status":"success","data":{}} 200'
+same "metadata: each stored profile type, a counter (delta) with its unit" \
+    "$(get "$api/metadata" | jq -c '.data | to_entries | map([.key, .value[0].type, .value[0].unit])') $(code)" \
+    '[["process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta","counter","nanoseconds"],["process_cpu:samples:count:cpu:nanoseconds:delta","counter","count"]] 200'
 same "query_exemplars: []" \
     "$(get "$api/query_exemplars" -G --data-urlencode "query=$CPU" -d "start=$S1" -d "end=$S6") $(code)" \
     '{"status":"success","data":[]} 200'

@@ -22,6 +22,7 @@ fi
 start_probe() {
     local name=$1
     shift
+    firn_log "$tmp/$name.err"
     "$probe" "127.0.0.1:$DNS_PORT" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
     eval "PROBE_$name=$!"
     track_pid "$!"
@@ -138,11 +139,13 @@ fi
 same "server frozen: nothing sent" "$(after_failure a "$from_a")" "0"
 
 # Stop a provider while its query is waiting for the frozen server: the
-# stop wakes it at once instead of waiting for the DNS timeout.
+# stop wakes it at once instead of waiting for the DNS timeout (2 s a try,
+# more than one try).  The bound, half a try, leaves room for a loaded
+# machine and still catches a stop that waits for the timeout.
 from_srv=$(($(lines srv) + 1))
 stop_pid "$PROBE_srv"
 stop_ms=$(tail -n +"$from_srv" "$tmp/srv.out" | jq -r 'select(.event == "stopped") | .stop_ms')
-if [[ -n $stop_ms ]] && ((stop_ms < 500)); then
+if [[ -n $stop_ms ]] && ((stop_ms < 1000)); then
     ok "stop during a pending query returns promptly (${stop_ms} ms)"
 else
     fail "stop during a pending query: stop_ms='$stop_ms'"

@@ -40,6 +40,7 @@ requests() { curl_local --insecure --max-time 5 "$KUBE_URL/_control/requests"; }
 
 # start_probe NAME CONFIG [SA_DIR]: the providers of CONFIG's first job.
 start_probe() {
+    firn_log "$tmp/$1.err"
     "$probe" "$2" 0 30 ${3:+"$3"} >"$tmp/$1.out" 2>"$tmp/$1.err" &
     track_pid "$!"
 }
@@ -125,6 +126,7 @@ EOF
 empty_group() { printf '{"source":"%s","targets":[]}' "$1"; }
 
 # ---- the pod role: bearer token file, two namespaces -----------------------------------
+test_secret secret-1 secret-2 kube-token-3
 printf 'secret-1\n' >"$tmp/server-token"
 printf 'secret-1\n' >"$tmp/client-token"
 if start_kubeapi api -token-file "$tmp/server-token"; then
@@ -249,7 +251,8 @@ expect_group "pod: events flow again after the rotation" pods pod/default/fourth
 # Watch events split across chunks at arbitrary bytes.
 ctl 'chunks?size=7'
 ctl drop
-wait_for 20 watching 2
+wait_for 20 watching 2 && ok "pod: watching again after the drop" ||
+    fail "pod: no new watch after the drop"
 add "$(pod fifth default 1.2.3.11)"
 expect_group "pod: an event split over 7-byte chunks is read whole" pods pod/default/fifth \
     "$(pod_group fifth default 1.2.3.11)"
@@ -370,7 +373,7 @@ check "in-cluster: outside a cluster the provider refuses to start, saying why" 
 need_go "$srcdir" goservice "$tmp"
 start_goservice "$tmp" svc || { fail "start the go service"; finish; exit; }
 go_port=${GO_ADDR##*:}
-start_kubeapi firnapi -token secret
+start_kubeapi firnapi -token kube-token-3
 add "$(pod app prod 127.0.0.1 | jq -c --argjson p "$go_port" '
     .metadata.annotations["parca.dev/scrape"] = "true" | .metadata.labels.app = "checkout" |
     .spec.containers[0].ports = [{"name":"pprof","containerPort":$p,"protocol":"TCP"},
@@ -380,7 +383,7 @@ global: {scrape_interval: 1s, scrape_timeout: 1s}
 scrape_configs:
   - job_name: kubernetes-pods
     kubernetes_sd_configs:
-      - {role: pod, api_server: "$KUBE_URL", authorization: {credentials: secret}}
+      - {role: pod, api_server: "$KUBE_URL", authorization: {credentials: kube-token-3}}
     relabel_configs:
       - {source_labels: [__meta_kubernetes_pod_annotation_parca_dev_scrape], action: keep, regex: "true"}
       - {source_labels: [__meta_kubernetes_pod_container_port_name], action: keep, regex: pprof}

@@ -259,19 +259,20 @@ check_profile() {
   fi
 }
 
-# check_labels NAME FILE: the file must carry at least one sample label.
+# check_labels NAME FILE WANT: the file's sample labels (go tool pprof -raw
+# label lines, e.g. "worker:[hash]") must include WANT.
 check_labels() {
-  local name=$1 f=$2
+  local name=$1 f=$2 want=$3
   if ! (cd "$tmp" && timeout 60 "$GO" tool pprof -raw "$f") >"$f.raw" 2>"$f.raw.err"; then
     fail "$name" "go tool pprof -raw: $(head -n 5 "$f.raw.err")"
     return
   fi
   local labels
   labels=$(label_lines "$f.raw" | sed 's/^[[:space:]]*//' | sort -u | tr '\n' ' ')
-  if [[ -n $labels ]]; then
-    ok "$name: $labels"
+  if [[ " $labels " == *" $want "* ]]; then
+    ok "$name: $want among $labels"
   else
-    fail "$name" "no sample label lines in go tool pprof -raw output"
+    fail "$name" "no '$want' among the sample labels of go tool pprof -raw: '$labels'"
   fi
 }
 
@@ -287,10 +288,10 @@ check_profile mutex /debug/pprof/mutex '["contentions","delay"]'
 # The service labels its CPU work with pprof.Do; labels must be present in
 # the served CPU profile and survive firnctl's re-encoding.
 if [[ -s $tmp/profile.pb.gz ]]; then
-  check_labels "profile: sample labels" "$tmp/profile.pb.gz"
+  check_labels "profile: sample labels" "$tmp/profile.pb.gz" 'worker:[hash]'
 fi
 if [[ -s $tmp/profile.conv.pb.gz ]]; then
-  check_labels "profile: sample labels after convert" "$tmp/profile.conv.pb.gz"
+  check_labels "profile: sample labels after convert" "$tmp/profile.conv.pb.gz" 'worker:[hash]'
 fi
 
 stop_service

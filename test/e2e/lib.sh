@@ -37,7 +37,54 @@ same() {
     fi
 }
 
+# Secrets a test hands to firn (passwords, tokens) and the logs firn's own
+# processes write: `finish` checks that no secret appears in any of those
+# logs (firn never logs a secret).  start_firn registers its log.
+E2E_SECRETS=()
+E2E_FIRN_LOGS=()
+test_secret() { E2E_SECRETS+=("$@"); }
+firn_log() { E2E_FIRN_LOGS+=("$@"); }
+
+check_logs_for_secrets() {
+    ((${#E2E_SECRETS[@]} > 0)) || return 0
+    local s f leaks=() logs=()
+    for f in "${E2E_FIRN_LOGS[@]}"; do
+        [[ -f $f ]] && logs+=("$f")
+    done
+    for s in "${E2E_SECRETS[@]}"; do
+        for f in "${logs[@]}"; do
+            grep -qF -- "$s" "$f" && leaks+=("'$s' in $(basename "$f")")
+        done
+    done
+    if ((${#leaks[@]} == 0)); then
+        ok "no test secret (${#E2E_SECRETS[@]}) in firn's logs (${#logs[@]} files)"
+    else
+        fail "a secret in firn's logs: ${leaks[*]}"
+    fi
+}
+
+# In the sanitizer stage of scripts/test (FIRN_E2E_SANITIZED=1, firn built
+# with ASan+UBSan) a report in any of firn's logs fails the test.
+check_logs_for_sanitizer() {
+    [[ -n ${FIRN_E2E_SANITIZED:-} ]] || return 0
+    local f reports=()
+    for f in "${E2E_FIRN_LOGS[@]}"; do
+        [[ -f $f ]] && grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|WARNING: ThreadSanitizer' "$f" &&
+            reports+=("$(basename "$f"): $(grep -m1 -E 'Sanitizer|runtime error:' "$f")")
+    done
+    if ((${#reports[@]} == 0)); then
+        ok "no sanitizer report in firn's logs (${#E2E_FIRN_LOGS[@]})"
+    else
+        fail "sanitizer reports: ${reports[*]}"
+    fi
+}
+
 finish() {
+    # stopped first, so that their logs are complete (a sanitizer reports
+    # leaks at exit)
+    stop_tracked
+    check_logs_for_secrets
+    check_logs_for_sanitizer
     echo "$E2E_PASSED passed, $E2E_FAILED failed"
     [ "$E2E_FAILED" -eq 0 ]
 }
@@ -120,6 +167,12 @@ check_figures() {
     local bad
     bad=$(printf '%s\n' "$out" | grep -Evc '^[a-z0-9_]+ [0-9]+(\.[0-9]+)?$')
     [ "$bad" -eq 0 ] && ok "every $name line is 'figure_name value'" || fail "$name: $bad malformed lines"
+}
+
+# yaml_json: the YAML document on standard input as canonical JSON (keys
+# sorted), read by PyYAML: a parser other than firn's, to compare documents.
+yaml_json() {
+    python3 -c 'import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin), sort_keys=True))'
 }
 
 # ---- processes ---------------------------------------------------------------
@@ -245,6 +298,7 @@ FIRN_PORT=
 start_firn() {
     local firn=$1 log=$2
     shift 2
+    firn_log "$log"
     "$firn" "$@" >"$log" 2>&1 &
     FIRN_PID=$!
     track_pid "$FIRN_PID"

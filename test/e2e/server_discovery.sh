@@ -73,10 +73,18 @@ fi
 api=http://127.0.0.1:$FIRN_PORT
 
 instances() {  # POOL: the instances of its active targets, sorted, comma-joined
-    curl_local --max-time 5 "$api/api/v1/targets?scrapePool=$1" |
-        jq -r '[.data.activeTargets[].labels.instance] | sort | join(",")'
+    # fails when the API does not answer (whose empty output would look like
+    # a pool without targets)
+    local body
+    body=$(curl_local --fail --max-time 5 "$api/api/v1/targets?scrapePool=$1") || return 1
+    jq -er '.status == "success" and (.data.activeTargets | type == "array")' <<<"$body" >/dev/null || return 1
+    jq -r '[.data.activeTargets[].labels.instance] | sort | join(",")' <<<"$body"
 }
-has_instances() { [[ $(instances "$1") == "$2" ]]; }
+has_instances() {
+    local got
+    got=$(instances "$1") || return 1
+    [[ $got == "$2" ]]
+}
 expect_instances() {  # WHAT POOL WANT
     if wait_for 30 has_instances "$2" "$3"; then ok "$1"; else fail "$1: got '$(instances "$2")', want '$3'"; fi
 }
@@ -105,7 +113,9 @@ write_targets "[{\"targets\": [\"$B\"], \"labels\": {\"team\": \"x\"}}]"
 expect_instances "file_sd: a target removed from the file is dropped" files "$B"
 before=$(profiles files "$A")
 b_before=$(profiles files "$B")
-wait_for 30 stores files "$B" $((b_before + 3))
+# three more profiles of B: time enough for A's to have shown up
+wait_for 30 stores files "$B" $((b_before + 3)) && ok "file_sd: $B still scraped" ||
+    fail "file_sd: $B not scraped after the change ($(profiles files "$B") profiles)"
 same "file_sd: the removed target is no longer stored" "$(profiles files "$A")" "$before"
 
 printf '[{"targets": ["%s"], "bogus": 1}]\n' "$A" >"$tmp/sd/targets.json"

@@ -124,12 +124,15 @@ else
 fi
 
 # CPU totals against the recording time: the service spins one goroutine,
-# so each 1 s profile holds between ~0.3 and (cores + 0.5) CPU-seconds.
+# so each 1 s profile holds at most (cores + 0.5) CPU-seconds, and on a
+# machine shared with benchmarks that goroutine may get little of a core: the
+# lower bound, 0.01 of the duration, is generous and still catches a unit or
+# scaling error (x1000) or an empty profile.
 cores=$(nproc)
 bad_cpu=$("$firnctl" tsdb dump --match __name__=process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta \
     --match job=go --storage.tsdb.path "$data" |
     awk -v c="$cores" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-                         n++; if (v["total"] < 0.3 * v["duration_ns"] ||
+                         n++; if (v["total"] < 0.01 * v["duration_ns"] ||
                                   v["total"] > (c + 0.5) * v["duration_ns"]) bad++ }
                        END { if (n == 0) print "no profiles"; else if (bad) print bad " of " n }')
 same "CPU seconds per profile match the recording duration" "$bad_cpu" ""
@@ -211,9 +214,15 @@ same "last reload succeeded (metric)" \
 grep -q 'scrape configuration applied.* pools=6 kept=6 started=0 stopped=1' "$tmp/firn.log" &&
     ok "the unchanged pools were kept across the reload" ||
     fail "reload: $(grep 'scrape configuration applied' "$tmp/firn.log" | tail -1)"
+# A new pool would start with no scrape (0001-01-01) and take a whole 1 s
+# recording to get one: the kept pool's last scrape is the one from before
+# the reload or a later one (RFC 3339 in UTC compares as text).
 kept=$(target_field go process_cpu lastScrape)
-[[ $kept != "0001-01-01T00:00:00Z" ]] && ok "the go pool kept its last scrape time ($kept)" ||
-    fail "go pool state reset by reload"
+if [[ $kept != 0001-* && ! $kept < $go_cpu_last ]]; then
+    ok "the go pool kept its last scrape time ($go_cpu_last, then $kept)"
+else
+    fail "go pool state reset by reload: last scrape $go_cpu_last before, $kept after"
+fi
 
 write_config changed huge
 code=$(curl_local -o "$tmp/reload.out" -w '%{http_code}' -X POST "$api/-/reload")

@@ -31,6 +31,7 @@ if ! start_goservice "$tmp" tls -tls-cert "$tmp/cert.pem" -tls-key "$tmp/key.pem
 fi
 ok "HTTPS go service at $GO_ADDR"
 printf 'pa ss\n' >"$tmp/password"
+test_secret 'pa ss'
 
 job() {  # NAME EXTRA-YAML-LINES...
     echo "  - job_name: $1"

@@ -11,9 +11,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
 #include "config/agent_config.h"
@@ -145,6 +148,78 @@ static void test_perf_map(void **state)
         assert_true(agent_perf_map_parse(bad[i], strlen(bad[i]), &m, &e) < 0);
         assert_non_null(strstr(e.msg, "perf map:1:"));
     }
+}
+
+/* ---- container files --------------------------------------------------------------- */
+
+static void put_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The text of fd (closed), or NULL when fd is an error. */
+static char *read_fd(int fd)
+{
+    static char buf[64];
+    if (fd < 0)
+        return NULL;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    assert_true(n >= 0);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* A fake container root with a planted absolute link tmp/perf-1.map ->
+ * BASE/host-secret, the path of a host file.  A plain open through the root
+ * reads the host's file (the hole); agent_root_open resolves the link inside
+ * the root (the container's own BASE/host-secret) or, walking, refuses it;
+ * ".." never climbs out of the root. */
+static void test_root_open(void **state)
+{
+    (void)state;
+    char base[] = "/tmp/firn-test-rootfs-XXXXXX";
+    assert_non_null(mkdtemp(base));
+    char host[256], root[256], p[512], inside[512];
+    snprintf(host, sizeof host, "%s/host-secret", base);
+    snprintf(root, sizeof root, "%s/root", base);
+    put_file(host, "host\n");
+    assert_int_equal(mkdir(root, 0755), 0);
+    snprintf(p, sizeof p, "%s/tmp", root);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/tmp/perf-1.map", root);
+    assert_int_equal(symlink(host, p), 0);
+    snprintf(p, sizeof p, "%s/tmp/ok.map", root);
+    put_file(p, "ok\n");
+    /* the container's own file at the link's target, inside its root */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s%s'", root, base);
+    assert_int_equal(system(cmd), 0);
+    snprintf(inside, sizeof inside, "%s%s/host-secret", root, base);
+    put_file(inside, "container\n");
+
+    snprintf(p, sizeof p, "%s/tmp/perf-1.map", root);
+    assert_string_equal(read_fd(open(p, O_RDONLY)), "host\n");   /* what a plain open does */
+
+    firn_err err = {0};
+    assert_string_equal(read_fd(agent_root_open(root, "tmp/perf-1.map", false, &err)),
+                        "container\n");
+    assert_string_equal(read_fd(agent_root_open(root, "/tmp/ok.map", false, &err)), "ok\n");
+    assert_null(read_fd(agent_root_open(root, "tmp/../../host-secret", false, &err)));
+    assert_non_null(strstr(err.msg, "No such file or directory"));
+
+    /* the walk without openat2: links and ".." refused, plain files read */
+    assert_null(read_fd(agent_root_open(root, "tmp/perf-1.map", true, &err)));
+    assert_non_null(strstr(err.msg, "tmp/perf-1.map: Too many levels of symbolic links"));
+    assert_null(read_fd(agent_root_open(root, "tmp/../../host-secret", true, &err)));
+    assert_string_equal(read_fd(agent_root_open(root, "/tmp/ok.map", true, &err)), "ok\n");
+    assert_string_equal(read_fd(agent_root_open(root, "tmp//ok.map", true, &err)), "ok\n");
+
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* ---- cgroups --------------------------------------------------------------------- */
@@ -473,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_kallsyms),
         cmocka_unit_test(test_maps),
         cmocka_unit_test(test_perf_map),
+        cmocka_unit_test(test_root_open),
         cmocka_unit_test(test_cgroup_path),
         cmocka_unit_test(test_proc_stat),
         cmocka_unit_test(test_cgroup_containers),

@@ -131,9 +131,12 @@ static void test_cpu_profile(void **state)
         assert_int_equal(p->samples[i].values[1], p->samples[i].values[0] * p->period);
         total += p->samples[i].values[0];
     }
-    /* One sample per 10 ms of CPU the process used.  The CPU spent after
-     * the timer stopped (symbolizing) has none, hence the loose bounds. */
-    if (total < cpu * 100 * 0.5 || total > cpu * 100 * 1.2 + 10)
+    /* One sample per 10 ms of CPU the process used (ITIMER_PROF counts CPU
+     * time, so a loaded machine does not change the ratio).  The CPU spent
+     * after the timer stopped (symbolizing: slow under sanitizers) has none,
+     * hence the generous lower bound: it still catches a sampler that loses
+     * most signals, as the upper one catches samples counted twice. */
+    if (total < cpu * 100 * 0.25 || total > cpu * 100 * 1.2 + 10)
         fail_msg("%lld samples for %.2f s of CPU", (long long)total, cpu);
     /* ~200 expected: the burner owns a core for 2 s unless the machine is
      * overloaded, which the check above already covers. */

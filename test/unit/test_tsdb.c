@@ -20,6 +20,8 @@
 #include <lmdb.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/wait.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1541,6 +1543,89 @@ static void test_map_growth(void **state)
     pprof_free(heap);
 }
 
+/* A read-only store (firnctl beside the server) whose file another process
+ * grew past its map: LMDB lets a process adopt the new size only with no
+ * transaction of its own open, since the file is remapped under them.  A read
+ * opened while another of the process is open is refused after a bounded
+ * wait (in the same thread it could never be granted), and succeeds, seeing
+ * the new data, once the other read is closed. */
+static void test_read_only_map_resized(void **state)
+{
+    const char *dir = *state;
+    tsdb_options o;
+    test_options(&o, dir);
+    o.map_size = 256 << 10;
+    o.partition_ms = 1000;
+    pprof_profile *heap = decode_fixture(FX_HEAP);
+    firn_label a[] = {{"job", "a"}};
+    tsdb *db = open_ok(&o);
+    append_ok(db, heap, a, 1, "memory", 1);
+    tsdb_close(db);
+
+    tsdb_options ro = o;
+    ro.read_only = true;
+    ro.resize_wait_ms = 200;
+    tsdb *rdb = open_ok(&ro);
+    tsdb_reader *held = reader_ok(rdb);
+
+    /* another process grows the store well past the read-only map */
+    enum { N_MORE = 24 };
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        firn_err err = {0};
+        tsdb *w = tsdb_open(&o, &err);
+        int bad = !w;
+        for (int i = 0; !bad && i < N_MORE; i++)
+            bad = append(w, heap, a, 1, "memory", false, 1000 * (i + 1) + 1, &err) != 0;
+        if (w)
+            tsdb_close(w);
+        _exit(bad);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    firn_err err = {0};
+    tsdb_reader *r = tsdb_reader_open(rdb, &err);
+    assert_null(r);
+    assert_int_equal(err.code, FIRN_EBUSY);
+    if (!strstr(err.msg, "the store grew"))
+        fail_msg("unexpected error: %s", err.msg);
+    /* the read opened before still reads its snapshot */
+    uint64_t id = series_id(held, "memory:alloc_space:bytes:space:bytes", "job", "a");
+    assert_int_equal(scan(held, id, INT64_MIN, INT64_MAX, 0).blocks, 1);
+    tsdb_reader_close(held);
+
+    r = reader_ok(rdb);
+    assert_int_equal(scan(r, id, INT64_MIN, INT64_MAX, 0).blocks, 1 + N_MORE);
+    tsdb_reader_close(r);
+    tsdb_close(rdb);
+    pprof_free(heap);
+}
+
+/* --storage.tsdb.max-series: an append that needs new series past the limit
+ * is refused whole, saying so; appends to the series held go on. */
+static void test_series_limit(void **state)
+{
+    const char *dir = *state;
+    tsdb_options o;
+    test_options(&o, dir);
+    o.max_series = 3;
+    tsdb *db = open_ok(&o);
+    pprof_profile *cpu = decode_fixture(FX_CPU);   /* two sample types: two series */
+    firn_label a[] = {{"job", "a"}}, b[] = {{"job", "b"}};
+    append_ok(db, cpu, a, 1, "process_cpu", 1000);
+    append_refused(db, cpu, b, 1, "process_cpu", 1000,
+                   "series limit of 3 reached (2 series held): 2 new series of ");
+    append_ok(db, cpu, a, 1, "process_cpu", 2000);
+    tsdb_stats s = stats_of(db);
+    assert_int_equal(s.series, 2);
+    assert_int_equal(s.blocks, 4);
+    tsdb_close(db);
+    pprof_free(cpu);
+}
+
 /* ---- 10. back-pressure -------------------------------------------------- */
 
 enum { BP_THREADS = 8, BP_MAX_ATTEMPTS = 400 };
@@ -1677,6 +1762,13 @@ static void *rw_writer(void *arg)
     firn_label labels[] = {{"job", "w"}};
     for (int i = 0; i < RW_PROFILES; i++) {
         firn_err err = {0};
+        /* half-way, wait until a reader has seen the first half alone: the
+         * readers then really raced the writer (bounded: a reader that never
+         * gets there fails the test below) */
+        int64_t give_up = firn_mono_ms() + 60000;
+        while (i == RW_PROFILES / 2 && atomic_load(&sh->partial_snapshots) == 0 &&
+               !atomic_load(&sh->failures) && firn_mono_ms() < give_up)
+            sched_yield();
         if (append(sh->db, sh->profile, labels, 1, "memory", false, 1000 + i, &err) != 0) {
             snprintf(sh->writer_err, sizeof sh->writer_err, "%s", err.msg);
             break;
@@ -1814,7 +1906,8 @@ static tsdb_stats readers_during_writes(const char *dir, size_t map_size)
         fail_msg("writer: %s", sh.writer_err);
     if (atomic_load(&sh.failures))
         fail_msg("%d reader failures, first: %s", atomic_load(&sh.failures), sh.first_failure);
-    print_message("readers saw %d snapshots taken mid-way\n", atomic_load(&sh.partial_snapshots));
+    /* the readers overlapped the writer: a snapshot between first and last */
+    assert_true(atomic_load(&sh.partial_snapshots) > 0);
     tsdb_stats st = stats_of(db);
     assert_int_equal(st.blocks, RW_PROFILES * 4);
     tsdb_close(db);
@@ -2788,6 +2881,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_retention_steady_state, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_map_growth, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_map_resized, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_series_limit, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_back_pressure, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_readers_during_writes, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_readers_during_map_growth, dir_setup, dir_teardown),

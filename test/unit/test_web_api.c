@@ -701,7 +701,21 @@ static void test_status(void **state)
     expect("/api/v1/status/flags", NULL, 200,
            OK("{\"config.file\":\"a\\u003cb\\u003e.yml\",\"log.level\":\"info\","
               "\"web.listen-address\":\"127.0.0.1:0\"}"));
-    expect("/api/v1/metadata", NULL, 200, OK("{}"));
+    /* every stored profile type, its metadata written out by hand */
+#define CPU_META                                                                         \
+    "\"process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta\":[{\"type\":\"counter\","        \
+    "\"help\":\"process_cpu profile: cpu (nanoseconds) over each profile's duration; "        \
+    "period type cpu (nanoseconds).\",\"unit\":\"nanoseconds\"}]"
+#define SAMPLES_META                                                                     \
+    "\"process_cpu:samples:count:cpu:nanoseconds:delta\":[{\"type\":\"counter\","         \
+    "\"help\":\"process_cpu profile: samples (count) over each profile's duration; "          \
+    "period type cpu (nanoseconds).\",\"unit\":\"count\"}]"
+    expect("/api/v1/metadata", NULL, 200, OK("{" CPU_META "," SAMPLES_META "}"));
+    expect("/api/v1/metadata?limit=1", NULL, 200, OK("{" CPU_META "}"));
+    expect("/api/v1/metadata?metric=process_cpu:samples:count:cpu:nanoseconds:delta", NULL,
+           200, OK("{" SAMPLES_META "}"));
+    expect("/api/v1/metadata?metric=nothing", NULL, 200, OK("{}"));
+    expect("/api/v1/metadata?limit=x", NULL, 400, ERR("bad_data", "limit must be a number"));
     expect("/api/v1/query_exemplars?query=" CPU, NULL, 200, OK("[]"));
     expect("/api/v1/query_exemplars", "query=" CPU "&start=1&end=2", 200, OK("[]"));
     expect("/api/v1/query_exemplars?query=" CPU "&start=2&end=1", NULL, 400,
