@@ -5,7 +5,7 @@
 // annotations and active alerts. The filters live in the URL
 // (?search=&state=firing,pending).
 
-import { header, el, api, withLoading, ago, settled } from './common.js';
+import { header, el, chips, api, withLoading, ago, settled } from './common.js';
 import { alertGroups, parseStates, formatDuration, exploreHref, STATES } from './lib/rules.js';
 
 const $ = (id) => document.getElementById(id);
@@ -25,11 +25,6 @@ function syncURL() {
   if (st.length) p.set('state', st.join(','));
   const url = location.pathname + (p.toString() ? '?' + p : '');
   if (url !== location.pathname + location.search) history.replaceState(null, '', url);
-}
-
-function chips(labels, cls = 'chip') {
-  return el('div', { class: 'chips' }, Object.entries(labels || {}).sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([k, v]) => el('span', { class: cls }, `${k}="${v}"`)));
 }
 
 function stateBadge(s) {

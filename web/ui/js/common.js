@@ -54,6 +54,12 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+// Labels as chips (name="value"), sorted by name.
+export function chips(labels) {
+  return el('div', { class: 'chips' }, Object.entries(labels || {}).sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, v]) => el('span', { class: 'chip' }, `${k}="${v}"`)));
+}
+
 // The header of every page; current is "explore", "targets", "alerts" or "rules".
 export function header(current, extra = []) {
   const link = (href, name, id) => el('a', { href, 'aria-current': current === id ? 'page' : null }, name);

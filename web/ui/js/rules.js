@@ -4,7 +4,7 @@
 // last error, last evaluation, evaluation time). The filter lives in the
 // URL (?search=).
 
-import { header, el, api, withLoading, ago, settled } from './common.js';
+import { header, el, chips, api, withLoading, ago, settled } from './common.js';
 import { ruleGroups, formatDuration, exploreHref } from './lib/rules.js';
 import { formatSeconds } from './lib/targets.js';
 
@@ -19,11 +19,6 @@ function syncURL() {
   if ($('filter').value) p.set('search', $('filter').value);
   const url = location.pathname + (p.toString() ? '?' + p : '');
   if (url !== location.pathname + location.search) history.replaceState(null, '', url);
-}
-
-function chips(labels) {
-  return el('div', { class: 'chips' }, Object.entries(labels || {}).sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([k, v]) => el('span', { class: 'chip' }, `${k}="${v}"`)));
 }
 
 // A rule that was never evaluated has the zero time (Go's "0001-01-01").
