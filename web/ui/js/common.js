@@ -54,7 +54,13 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-// The header of every page; current is "explore" or "targets".
+// Labels as chips (name="value"), sorted by name.
+export function chips(labels) {
+  return el('div', { class: 'chips' }, Object.entries(labels || {}).sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, v]) => el('span', { class: 'chip' }, `${k}="${v}"`)));
+}
+
+// The header of every page; current is "explore", "targets", "alerts" or "rules".
 export function header(current, extra = []) {
   const link = (href, name, id) => el('a', { href, 'aria-current': current === id ? 'page' : null }, name);
   const toggle = el('button', {
@@ -69,7 +75,8 @@ export function header(current, extra = []) {
   });
   const h = el('header', { class: 'topbar' },
     el('a', { class: 'brand', href: '/' }, 'firn'),
-    el('nav', { 'aria-label': 'Pages' }, link('/', 'Explore', 'explore'), link('/targets', 'Targets', 'targets')),
+    el('nav', { 'aria-label': 'Pages' }, link('/', 'Explore', 'explore'), link('/targets', 'Targets', 'targets'),
+      link('/alerts', 'Alerts', 'alerts'), link('/rules', 'Rules', 'rules')),
     el('span', { class: 'spacer' }),
     ...extra,
     toggle);

@@ -3,7 +3,7 @@
 // labels on demand, last scrape, duration, last error), filterable; the
 // filter lives in the URL (?search=&health=).
 
-import { header, el, api, withLoading, ago, settled } from './common.js';
+import { header, el, chips, api, withLoading, ago, settled } from './common.js';
 import { groupTargets, formatSeconds } from './lib/targets.js';
 
 const $ = (id) => document.getElementById(id);
@@ -23,11 +23,6 @@ function syncURL() {
   if ($('unhealthy-pools').checked) p.set('unhealthy', '1');
   const url = location.pathname + (p.toString() ? '?' + p : '');
   if (url !== location.pathname + location.search) history.replaceState(null, '', url);
-}
-
-function chips(labels) {
-  return el('div', { class: 'chips' }, Object.entries(labels || {}).sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([k, v]) => el('span', { class: 'chip' }, `${k}="${v}"`)));
 }
 
 function targetRow(t) {
