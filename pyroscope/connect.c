@@ -115,12 +115,41 @@ pyroscope_code pyroscope_code_of(int firn_code)
 }
 
 /* A Connect error: its status, application/json, {"code","message"}. */
+/* msg with every byte that is not part of valid UTF-8 replaced by U+FFFD,
+ * as Go's strings.ToValidUTF8 does: a message quoting a client's bad bytes
+ * must still be a JSON string.  Freed by the caller. */
+static char *valid_utf8(const char *msg)
+{
+    size_t len = strlen(msg);
+    char *out = malloc(len * 3 + 1);   /* each bad byte becomes 3 */
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t rune;
+        size_t n = firn_utf8_decode((const unsigned char *)msg + i, len - i, &rune);
+        if (n == 0) {
+            o += firn_utf8_encode(0xFFFD, out + o);
+            i++;
+        } else {
+            memcpy(out + o, msg + i, n);
+            o += n;
+            i += n;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
 void pyroscope_respond_error(http_response *resp, pyroscope_code code, const char *msg)
 {
-    json_t *j = json_pack("{s:s,s:s}", "code", pyroscope_code_name(code), "message", msg);
+    char *fixed = firn_utf8_valid(msg, strlen(msg)) ? NULL : valid_utf8(msg);
+    json_t *j = json_pack("{s:s,s:s}", "code", pyroscope_code_name(code), "message",
+                          fixed ? fixed : msg);
+    free(fixed);
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    if (!s) {   /* the message was not UTF-8: the code alone */
+    if (!s) {   /* out of memory: the code alone */
         char buf[64];
         snprintf(buf, sizeof buf, "{\"code\":\"%s\"}", pyroscope_code_name(code));
         s = strdup(buf);

@@ -1279,7 +1279,10 @@ static struct value humanize_duration(struct exec *x, double v)
             sign = "-";
             v = -v;
         }
-        int64_t d = (int64_t)v;
+        /* Go's int64(v) past the range is the "integer indefinite"
+         * MinInt64 on amd64, which Prometheus then prints; C leaves it
+         * undefined, so say it. */
+        int64_t d = v < 9223372036854775808.0 ? (int64_t)v : INT64_MIN;
         int64_t secs = d % 60, mins = (d / 60) % 60, hours = (d / 3600) % 24, days = d / 86400;
         if (days)
             snprintf(tmp, sizeof tmp, "%s%lldd %lldh %lldm %llds", sign, (long long)days,

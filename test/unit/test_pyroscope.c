@@ -457,6 +457,16 @@ static void test_connect_path(void **state)
     assert_int_equal(r.body_len, 2);
     assert_memory_equal(r.body, "{}", 2);
     free(r.body);
+    /* a message quoting bytes that are not UTF-8 is still JSON with a
+     * message, each bad byte U+FFFD (fuzz.connect found the bare code) */
+    r = (http_response){0};
+    pyroscope_respond_error(&r, PYRO_INVALID_ARGUMENT, "bad \xde\x82\xdd\xd2 here");
+    assert_int_equal(r.status, 400);
+    assert_string_equal(r.content_type, "application/json");
+    assert_int_equal(r.body_len, strlen(r.body));
+    assert_string_equal(r.body, "{\"code\":\"invalid_argument\",\"message\":"
+                                "\"bad \xde\x82\xef\xbf\xbd\xef\xbf\xbd here\"}");
+    free(r.body);
     /* the code table */
     assert_int_equal(pyroscope_code_http_status(PYRO_CANCELED), 499);
     assert_int_equal(pyroscope_code_http_status(PYRO_DEADLINE_EXCEEDED), 504);

@@ -73,6 +73,9 @@ static void test_templates(void **state)
                "{{ humanizeDuration .12345 }}|{{ humanizeDuration 60.1 }}|"
                "{{ humanizeDuration 1.2345 }}|{{ humanizeDuration 12.345 }}", 0,
                "100ms|100us|123.5ms|1m 0s|1.234s|12.35s");
+    /* Past int64: Go's int64(v) is MinInt64 on amd64, so Prometheus prints
+     * its (truncated) parts, each negative (fuzz.template found the UB). */
+    expands_to("{{ humanizeDuration 1e42 }}", 0, "-106751991167300d -15h -30m -8s");
     expands_to("{{ humanizePercentage 0.256 }}", 0, "25.6%");
     expands_to("{{ humanizePercentage -0.22222 }}|{{ humanizePercentage 0 }}|"
                "{{ humanizePercentage 0.1234567 }}|{{ humanizePercentage 1.23456 }}", 0,
