@@ -36,6 +36,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+static int64_t go_int64(double v);
+
 #define PREAMBLE \
     "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := " \
     ".ExternalURL}}{{$value := .Value}}"
@@ -1147,9 +1149,10 @@ static void print_value(struct exec *x, firn_buf *b, const struct value *v)
     }
     case V_TIME: {
         double secs = floor(v->f);
-        time_t t = (time_t)secs;
-        struct tm tm;
-        gmtime_r(&t, &tm);
+        time_t t = (time_t)go_int64(secs);
+        struct tm tm = {0};
+        if (!gmtime_r(&t, &tm))
+            tm = (struct tm){.tm_mday = 1, .tm_year = 70};
         char d[64];
         strftime(d, sizeof d, "%Y-%m-%d %H:%M:%S", &tm);
         firn_buf_puts(b, d);
@@ -1265,6 +1268,14 @@ static struct value humanize_scaled(struct exec *x, double v, double base, const
     return vstr(r ? r : "");
 }
 
+/* Go's int64(v) on amd64: the truncated value where it fits, else (NaN
+ * or out of range) the "integer indefinite" MinInt64.  C leaves those cases
+ * undefined; Prometheus's templates print what Go gives. */
+static int64_t go_int64(double v)
+{
+    return v >= -9223372036854775808.0 && v < 9223372036854775808.0 ? (int64_t)v : INT64_MIN;
+}
+
 static struct value humanize_duration(struct exec *x, double v)
 {
     char tmp[96];
@@ -1279,10 +1290,7 @@ static struct value humanize_duration(struct exec *x, double v)
             sign = "-";
             v = -v;
         }
-        /* Go's int64(v) past the range is the "integer indefinite"
-         * MinInt64 on amd64, which Prometheus then prints; C leaves it
-         * undefined, so say it. */
-        int64_t d = v < 9223372036854775808.0 ? (int64_t)v : INT64_MIN;
+        int64_t d = go_int64(v);
         int64_t secs = d % 60, mins = (d / 60) % 60, hours = (d / 3600) % 24, days = d / 86400;
         if (days)
             snprintf(tmp, sizeof tmp, "%s%lldd %lldh %lldm %llds", sign, (long long)days,
@@ -1886,7 +1894,7 @@ static struct value field(struct exec *x, struct value v, const char *name)
     if (v.k == V_SAMPLE && strcmp(name, "Value") == 0)
         return vfloat(v.smp->value);
     if (v.k == V_TIME && strcmp(name, "Unix") == 0)
-        return (struct value){.k = V_INT, .i = (int64_t)floor(v.f)};
+        return (struct value){.k = V_INT, .i = go_int64(floor(v.f))};
     if (v.k == V_NIL)
         xerr(x, "nil pointer evaluating interface {}.%s", name);
     else
