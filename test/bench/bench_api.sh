@@ -35,23 +35,7 @@ die() {
 }
 note() { echo "bench_api: $*" >&2; }
 
-[[ $# -ge 3 ]] || die "usage: $0 FIRN FIRNCTL FIXTURES_DIR [--targets N] [--profiles N] [--clients N] [--seconds S]"
-firn=$1 firnctl=$2 fixtures=$3
-shift 3
-targets=100 profiles=360 clients=8 seconds=15
-while [[ $# -gt 0 ]]; do
-    case $1 in
-    --targets) targets=$2 ;;
-    --profiles) profiles=$2 ;;
-    --clients) clients=$2 ;;
-    --seconds) seconds=$2 ;;
-    *) die "unknown argument $1" ;;
-    esac
-    shift 2
-done
-command -v wrk >/dev/null || die "wrk is not installed (Debian package wrk)"
-fixture=$fixtures/pyro-pkg_og_convert_pprof_testdata_cpu.pb.gz
-[[ -r $fixture ]] || die "missing fixture $fixture"
+wrk_bench_args 100 15 "$@"
 
 e2e_workspace
 fill_and_serve "$firn" "$firnctl" "$fixture" "$targets" "$profiles"

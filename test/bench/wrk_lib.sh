@@ -1,6 +1,32 @@
 # wrk_lib.sh -- what the HTTP benchmarks share (sourced after
-# test/e2e/lib.sh, with die and note defined): a store of Go CPU profiles
-# served by firn, and reading wrk's --latency reports.
+# test/e2e/lib.sh, with die and note defined): their arguments, a store of
+# Go CPU profiles served by firn, and reading wrk's --latency reports.
+
+# wrk_bench_args TARGETS SECONDS "$@": a benchmark's arguments, FIRN FIRNCTL
+# FIXTURES_DIR [--targets N] [--profiles N] [--clients N] [--seconds S]
+# (TARGETS and SECONDS the defaults), into firn, firnctl, targets, profiles,
+# clients, seconds and fixture; dies on bad arguments, no wrk or no fixture.
+wrk_bench_args() {
+    targets=$1 seconds=$2 profiles=360 clients=8
+    shift 2
+    [[ $# -ge 3 ]] || die "usage: $0 FIRN FIRNCTL FIXTURES_DIR [--targets N] [--profiles N] [--clients N] [--seconds S]"
+    firn=$1 firnctl=$2
+    local fixtures=$3
+    shift 3
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+        --targets) targets=$2 ;;
+        --profiles) profiles=$2 ;;
+        --clients) clients=$2 ;;
+        --seconds) seconds=$2 ;;
+        *) die "unknown argument $1" ;;
+        esac
+        shift 2
+    done
+    command -v wrk >/dev/null || die "wrk is not installed (Debian package wrk)"
+    fixture=$fixtures/pyro-pkg_og_convert_pprof_testdata_cpu.pb.gz
+    [[ -r $fixture ]] || die "missing fixture $fixture"
+}
 
 # fill_and_serve FIRN FIRNCTL FIXTURE TARGETS PROFILES: $tmp/data filled with
 # TARGETS series (job=bench, instance=host-N:6060) of PROFILES copies of
