@@ -1973,6 +1973,26 @@ static struct value eval_pipe(struct exec *x, const struct pipe *p, struct value
 
 static void run_list(struct exec *x, const struct node *n, struct value dot);
 
+/* One element of a {{range}}: its variables declared ($v, or $k and $v),
+ * the body run with elem as dot, the variables dropped again.  Whether a
+ * {{break}} ends the range. */
+static bool range_element(struct exec *x, const struct node *n, struct value key,
+                          struct value elem)
+{
+    size_t inner = x->n_vars;
+    if (n->pipe->n_vars == 1)
+        set_var(x, n->pipe->vars[0], elem, true);
+    else if (n->pipe->n_vars == 2) {
+        set_var(x, n->pipe->vars[0], key, true);
+        set_var(x, n->pipe->vars[1], elem, true);
+    }
+    run_list(x, n->list, elem);
+    x->n_vars = inner;
+    bool stop = x->brk == 1;
+    x->brk = 0;
+    return stop;
+}
+
 static void run_node(struct exec *x, const struct node *n, struct value dot)
 {
     if (++x->steps > MAX_STEPS) {
@@ -2018,42 +2038,16 @@ static void run_node(struct exec *x, const struct node *n, struct value dot)
                 memcpy(s, v.m, v.n * sizeof *s);
             firn_sort(s, v.n, sizeof *s, cmp_label_name);
             for (size_t i = 0; i < v.n && !x->failed; i++) {
-                struct value elem = vstr(s[i].value);
-                size_t inner = x->n_vars;
-                if (n->pipe->n_vars == 1)
-                    set_var(x, n->pipe->vars[0], elem, true);
-                else if (n->pipe->n_vars == 2) {
-                    set_var(x, n->pipe->vars[0], vstr(s[i].name), true);
-                    set_var(x, n->pipe->vars[1], elem, true);
-                }
-                run_list(x, n->list, elem);
-                x->n_vars = inner;
                 count++;
-                if (x->brk == 1) {
-                    x->brk = 0;
+                if (range_element(x, n, vstr(s[i].name), vstr(s[i].value)))
                     break;
-                }
-                x->brk = 0;
             }
         } else if (v.k == V_SAMPLES) {
             for (size_t i = 0; i < v.n && !x->failed; i++) {
-                struct value elem = {.k = V_SAMPLE, .smp = &v.smp[i]};
-                size_t inner = x->n_vars;
-                if (n->pipe->n_vars == 1)
-                    set_var(x, n->pipe->vars[0], elem, true);
-                else if (n->pipe->n_vars == 2) {
-                    set_var(x, n->pipe->vars[0], (struct value){.k = V_INT, .i = (int64_t)i},
-                            true);
-                    set_var(x, n->pipe->vars[1], elem, true);
-                }
-                run_list(x, n->list, elem);
-                x->n_vars = inner;
                 count++;
-                if (x->brk == 1) {
-                    x->brk = 0;
+                if (range_element(x, n, (struct value){.k = V_INT, .i = (int64_t)i},
+                                  (struct value){.k = V_SAMPLE, .smp = &v.smp[i]}))
                     break;
-                }
-                x->brk = 0;
             }
         } else if (v.k == V_INT) {
             for (int64_t i = 0; i < v.i && !x->failed; i++) {
