@@ -109,6 +109,8 @@ pyroscope_code pyroscope_code_of(int firn_code)
         return PYRO_UNAVAILABLE;   /* Alloy retries it */
     case FIRN_ETOOBIG:
         return PYRO_RESOURCE_EXHAUSTED;
+    case FIRN_EEXIST:
+        return PYRO_ALREADY_EXISTS;   /* a different profile at that time: not retried */
     default:
         return PYRO_INTERNAL;
     }
