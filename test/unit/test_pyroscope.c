@@ -544,6 +544,8 @@ static void test_connect_path(void **state)
     free(r.body);
     serve("/querier.v1.QuerierService/ProfileTypes", "application/grpc", "", 0, NULL, &r);
     assert_error(&r, 415, "unknown");
+    assert_string_equal(r.accept_post, "application/json, application/json; charset=utf-8, "
+                                       "application/proto");   /* connect-go's handler.go */
     free(r.body);
     serve("/querier.v1.QuerierService/ProfileTypes", "application/json", "{}", 2, "2", &r);
     assert_error(&r, 400, "invalid_argument");
