@@ -402,19 +402,19 @@ static void apply_discovery(server *s, const firn_config *cfg)
     }
 }
 
-/* The rule engine's share of a configuration: its own copy of cfg (the
- * scrape manager takes cfg), parsed from the same text. */
-static int apply_rules(server *s, const firn_config *cfg, firn_err *err)
+/* The rule engine's share of a configuration: its own copy (the scrape
+ * manager takes cfg), read from the file again: cfg->yaml has its secrets
+ * masked, and the notifier needs the Alertmanagers' credentials. */
+static int apply_rules(server *s, firn_err *err)
 {
-    firn_config *copy = config_load_string(cfg->yaml ? cfg->yaml : "",
-                                           cfg->yaml ? strlen(cfg->yaml) : 0, cfg->source, err);
+    firn_config *copy = load_config(s, err);
     if (!copy)
         return -1;
     return rules_manager_apply(s->rules, copy, err) < 0 ? -1 : 0;
 }
 
-/* profile_remote_write's share: its own copy, read from the file again
- * (cfg->yaml has its secrets masked, and the forwarder needs them). */
+/* profile_remote_write's share: its own copy, read from the file again,
+ * as the rules'. */
 static int apply_forward(server *s, firn_err *err)
 {
     firn_config *copy = load_config(s, err);
@@ -432,7 +432,7 @@ static int reload(void *ctx, firn_err *err)
     atomic_fetch_add(&s->reloads_total, 1);
     firn_config *cfg = load_config(s, err);
     /* rules and alerting first: a bad rule file rejects the whole reload */
-    int rc = cfg ? apply_rules(s, cfg, err) : -1;
+    int rc = cfg ? apply_rules(s, err) : -1;
     /* forwarding next: a queue that cannot open rejects the reload too */
     if (rc == 0)
         rc = apply_forward(s, err);
@@ -580,7 +580,7 @@ int main(int argc, char **argv)
                                 .queue_capacity = (size_t)s.f.queue_capacity,
                                 .batch_size = (size_t)s.f.batch_size};
     s.rules = rules_manager_new(&ro, &err);
-    if (!s.rules || apply_rules(&s, cfg, &err) < 0) {
+    if (!s.rules || apply_rules(&s, &err) < 0) {
         firn_log(FIRN_LOG_ERROR, "main", "Error loading rules", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
         config_free(cfg);
