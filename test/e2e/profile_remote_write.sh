@@ -23,7 +23,7 @@ fixtures=$3
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
 e2e_workspace
-for tool in htpasswd jq go; do
+for tool in htpasswd jq go promtool; do
     command -v "$tool" >/dev/null || { fail "$tool is not installed (scripts/deps test)"; finish; exit 1; }
 done
 
@@ -139,6 +139,8 @@ wait_for 60 queue_is 0 && ok "the queue drained" || fail "queue still holds $(me
 same "enqueued: the 20 kept profiles, not the dropped job's" "$(metric profiles_enqueued_total)" 20
 same "sent" "$(metric profiles_sent_total)" 20
 same "failed" "$(metric profiles_failed_total)" 0
+check "promtool check metrics accepts the edge's /metrics" bash -c \
+    "curl --noproxy '*' -sf http://127.0.0.1:$EDGE_PORT/metrics | promtool check metrics"
 
 # ---- 2. the central firn down ---------------------------------------------------------
 stop_pid "$CENTRAL_PID"
