@@ -1,6 +1,10 @@
-/* test_forward.c -- forward/'s durable queue: the bound (oldest dropped and
- * counted), order, what survives a reopen, moving records when the shard
- * count changes, and deletes of records the bound already dropped.
+/* test_forward.c -- forward/: the durable queue (the bound, oldest dropped
+ * and counted; order; what survives a reopen; moving records when the
+ * shard count changes; deletes of records the bound already dropped), and
+ * the senders against a Push receiver on loopback (http/): profiles from
+ * four threads at once, 503s retried, relabeling, basic auth, each profile
+ * received exactly once, and a reload to another shard count while
+ * profiles keep coming.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +17,11 @@
 #include <cmocka.h>
 
 #include "fixtures.h"
+#include "h2o_lsan.h"
+#include "forward/forward.h"
 #include "forward/internal.h"
+#include "http/http.h"
+#include "push/v1/push.pb-c.h"
 
 #define REC 100000   /* bytes of record: 10 of them and their headers pass 1 MiB */
 
@@ -150,10 +158,213 @@ static void test_queue(void **state)
     free(dir);
 }
 
+/* ---- the senders, against a Push receiver on loopback ---------------------------------- */
+
+/* What the receiver saw: each profile's "instance" label once per Push
+ * that carried it, and the labels of the first. */
+typedef struct receiver {
+    pthread_mutex_t mu;
+    int refuse;           /* answer this many Pushes 503 first */
+    size_t pushes, refused;
+    size_t seen[64];      /* by instance number */
+    bool delta_false, name_ok, relabeled, auth_ok;
+} receiver;
+
+static void h_push(void *ctx, const http_request *r, http_response *resp)
+{
+    receiver *rc = ctx;
+    size_t len;
+    const void *body = http_request_body(r, &len);
+    const char *auth = http_request_header(r, "Authorization");
+    pthread_mutex_lock(&rc->mu);
+    rc->pushes++;
+    /* "edge:pw" in base64 */
+    rc->auth_ok = auth && strcmp(auth, "Basic ZWRnZTpwdw==") == 0;
+    if (rc->refused < (size_t)rc->refuse) {
+        rc->refused++;
+        pthread_mutex_unlock(&rc->mu);
+        http_respond_text(resp, 503, "{\"code\":\"unavailable\",\"message\":\"busy\"}");
+        resp->content_type = "application/json";
+        return;
+    }
+    Push__V1__PushRequest *req = push__v1__push_request__unpack(NULL, len, body);
+    assert_non_null(req);
+    for (size_t i = 0; i < req->n_series; i++) {
+        const Push__V1__RawProfileSeries *sr = req->series[i];
+        assert_int_equal(sr->n_samples, 1);
+        for (size_t k = 0; k < sr->n_labels; k++) {
+            const char *n = sr->labels[k]->name, *v = sr->labels[k]->value;
+            if (strcmp(n, "instance") == 0)
+                rc->seen[atoi(v)]++;
+            rc->delta_false |= strcmp(n, "__delta__") == 0 && strcmp(v, "false") == 0;
+            rc->name_ok |= strcmp(n, "__name__") == 0 && strcmp(v, "process_cpu") == 0;
+            rc->relabeled |= strcmp(n, "edge") == 0 && strcmp(v, "e1") == 0;
+        }
+    }
+    push__v1__push_request__free_unpacked(req, NULL);
+    pthread_mutex_unlock(&rc->mu);
+    resp->status = 200;
+    resp->content_type = "application/proto";
+}
+
+static size_t seen_total(receiver *rc, size_t n, size_t *twice)
+{
+    size_t once = 0;
+    *twice = 0;
+    pthread_mutex_lock(&rc->mu);
+    for (size_t i = 0; i < n; i++) {
+        once += rc->seen[i] >= 1;
+        *twice += rc->seen[i] > 1;
+    }
+    pthread_mutex_unlock(&rc->mu);
+    return once;
+}
+
+static forward *forward_with(const char *dir, int port, int shards)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "profile_remote_write:\n"
+             "  - url: http://127.0.0.1:%d/\n"
+             "    name: t\n"
+             "    basic_auth: {username: edge, password: pw}\n"
+             "    write_relabel_configs:\n"
+             "      - {source_labels: [instance], regex: '63', action: drop}\n"
+             "      - {target_label: edge, replacement: e1}\n"
+             "    queue_config: {shards: %d, max_samples_per_send: 4,\n"
+             "                   batch_send_deadline: 10ms, min_backoff: 5ms, max_backoff: 20ms}\n",
+             port, shards);
+    firn_err err = {0};
+    firn_config *cfg = config_load_string(yaml, strlen(yaml), "t.yml", &err);
+    if (!cfg)
+        fail_msg("config: %s", err.msg);
+    forward *f = forward_new(dir, &err);
+    assert_non_null(f);
+    if (forward_apply(f, cfg, &err) < 0)
+        fail_msg("forward_apply: %s", err.msg);
+    return f;
+}
+
+/* The value of a family in forward_metrics_write's text. */
+static double metric(forward *f, const char *name)
+{
+    firn_buf b = {0};
+    forward_metrics_write(f, &b);
+    char key[200];
+    snprintf(key, sizeof key, "\n%s{", name);
+    const char *p = b.data ? strstr(b.data, key) : NULL;
+    double v = p ? strtod(strchr(strchr(p, '}'), ' ') + 1, NULL) : -1;
+    firn_buf_free(&b);
+    return v;
+}
+
+static bool wait_until(forward *f, receiver *rc, size_t want)
+{
+    for (int i = 0; i < 1000; i++) {   /* 10 s at most */
+        size_t twice;
+        if (seen_total(rc, 64, &twice) >= want && metric(f, "firn_profile_remote_write_queue_profiles") == 0)
+            return true;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+/* Profiles from..from+15, as ingest hands them over, instance = their number. */
+struct ingest_job {
+    forward *f;
+    pprof_profile *p;
+    const bool *columns;
+    int from;
+};
+
+static void *ingest_thread(void *arg)
+{
+    struct ingest_job *j = arg;
+    for (int i = j->from; i < j->from + 16; i++) {
+        char inst[8];
+        snprintf(inst, sizeof inst, "%d", i);
+        firn_label labels[] = {{"instance", inst}, {"job", "j"}};
+        ingest_stored st = {labels, 2, "process_cpu", j->p, j->columns, 1700000000000 + i};
+        forward_profile(j->f, &st);
+    }
+    return NULL;
+}
+
+static void test_senders(void **state)
+{
+    (void)state;
+    receiver rc = {.refuse = 3};
+    pthread_mutex_init(&rc.mu, NULL);
+    http_options o;
+    http_options_default(&o);
+    o.listen_address = "127.0.0.1:0";
+    firn_err err = {0};
+    http_server *s = http_new(&o, &err);
+    assert_non_null(s);
+    assert_int_equal(http_route(s, "POST", "/push.v1.PusherService/Push", HTTP_ROUTE_WORKER,
+                                h_push, &rc, &err), 0);
+    assert_int_equal(http_start(s, &err), 0);
+    char *dir = temp_dir("forward-senders");
+    char qdir[600];
+    snprintf(qdir, sizeof qdir, "%s/queues", dir);
+    forward *f = forward_with(qdir, http_port(s), 3);
+
+    pprof_profile *p = decode_fixture("pyro-pkg_og_convert_pprof_testdata_cpu.pb.gz");
+    bool columns[8] = {true, true};
+    assert_true(p->n_sample_types <= 8);
+    /* 64 profiles from 4 threads at once; instance 63 is dropped by relabeling */
+    struct ingest_job jobs[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        jobs[t] = (struct ingest_job){f, p, columns, t * 16};
+        assert_int_equal(pthread_create(&th[t], NULL, ingest_thread, &jobs[t]), 0);
+    }
+    for (int t = 0; t < 4; t++)
+        pthread_join(th[t], NULL);
+    assert_int_equal(metric(f, "firn_profile_remote_write_profiles_enqueued_total"), 63);
+    assert_true(wait_until(f, &rc, 63));
+    size_t twice;
+    assert_int_equal(seen_total(&rc, 64, &twice), 63);
+    assert_int_equal(twice, 0);
+    assert_int_equal(rc.seen[63], 0);
+    assert_true(rc.delta_false && rc.name_ok && rc.relabeled && rc.auth_ok);
+    assert_int_equal(metric(f, "firn_profile_remote_write_profiles_sent_total"), 63);
+    assert_true(metric(f, "firn_profile_remote_write_profiles_retried_total") > 0);
+    assert_int_equal(metric(f, "firn_profile_remote_write_profiles_failed_total"), 0);
+
+    /* a reload to one shard while profiles keep coming: nothing lost */
+    memset(rc.seen, 0, sizeof rc.seen);
+    forward *g = f;
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "profile_remote_write:\n  - url: http://127.0.0.1:%d/\n    name: t\n"
+             "    basic_auth: {username: edge, password: pw}\n"
+             "    queue_config: {shards: 1, batch_send_deadline: 10ms}\n", http_port(s));
+    jobs[0] = (struct ingest_job){g, p, columns, 0};
+    assert_int_equal(pthread_create(&th[0], NULL, ingest_thread, &jobs[0]), 0);
+    firn_config *cfg = config_load_string(yaml, strlen(yaml), "t.yml", &err);
+    assert_non_null(cfg);
+    assert_int_equal(forward_apply(g, cfg, &err), 0);
+    pthread_join(th[0], NULL);
+    assert_true(wait_until(g, &rc, 16));
+    assert_int_equal(seen_total(&rc, 64, &twice), 16);
+    assert_int_equal(metric(g, "firn_profile_remote_write_shards"), 1);
+    assert_int_equal(metric(g, "firn_profile_remote_write_profiles_sent_total"), 63 + 16);
+
+    forward_free(g);
+    pprof_free(p);
+    http_stop(s);
+    pthread_mutex_destroy(&rc.mu);
+    remove_tree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queue),
+        cmocka_unit_test(test_senders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
