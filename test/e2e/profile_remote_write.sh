@@ -85,6 +85,9 @@ profile_remote_write:
 EOF
 }
 edge_config 2
+same "firnctl check config names the endpoint" \
+    "$("$firnctl" check config "$tmp/edge.yml" | grep profile_remote_write)" \
+    "  profile_remote_write central: http://127.0.0.1:$CENTRAL_PORT/ (2 shards)"
 
 EDGE_RUN=0
 start_edge() {
