@@ -28,7 +28,11 @@
  * stored (ingest_decode, ingest_labels_check); each is then stored through
  * ingest/'s path (ingest_profile), durable before the answer.  A bad profile or label
  * is invalid_argument (Alloy does not retry it), a full store queue
- * unavailable (Alloy retries).
+ * unavailable (Alloy retries).  A retry of a Push whose first attempt
+ * stored some of its profiles finds them stored: the same profile again is
+ * answered as stored without storing it twice (the store's duplicate
+ * rule); a different profile of a series at a time it already holds is
+ * already_exists.
  */
 #include <pthread.h>
 #include <stdlib.h>
