@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end test of profile_remote_write, firn to firn on loopback: an edge
 # firn forwards every profile it stores to a central firn (Pyroscope's
-# Connect Push, basic auth, a tenant header, write_relabel_configs), and
-# nothing acknowledged is lost or doubled through:
+# Connect Push over HTTPS with a test CA, basic auth, a tenant header,
+# write_relabel_configs), and nothing acknowledged is lost or doubled
+# through:
 #   1. normal forwarding (profiles 1-20);
 #   2. the central firn stopped while profiles 21-40 are pushed to the edge
 #      (they wait in its queue; the edge retries with back-off);
@@ -23,7 +24,7 @@ fixtures=$3
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
 e2e_workspace
-for tool in htpasswd jq go promtool; do
+for tool in htpasswd jq go promtool openssl; do
     command -v "$tool" >/dev/null || { fail "$tool is not installed (scripts/deps test)"; finish; exit 1; }
 done
 
@@ -38,7 +39,22 @@ password="fwd-pass-$RANDOM$RANDOM"
 tenant="tenant-token-$RANDOM$RANDOM"
 test_secret "$password" "$tenant"
 hash=$(htpasswd -nbBC 5 edge "$password" | cut -d: -f2-)
+# the central firn serves HTTPS with a certificate of a test CA
+pki() (
+    cd "$tmp" &&
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -subj "/CN=firn test CA" -keyout ca.key -out ca.pem &&
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+            -keyout server.key -out server.csr &&
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext &&
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile server.ext -out server.pem
+)
+pki >"$tmp/openssl.log" 2>&1 || { fail "make certificates: $(tail -3 "$tmp/openssl.log")"; finish; exit 1; }
 cat >"$tmp/central-web.yml" <<EOF
+tls_server_config:
+  cert_file: server.pem
+  key_file: server.key
 basic_auth_users:
   edge: '$hash'
 EOF
@@ -55,16 +71,19 @@ start_central() {
 start_central || { fail "the central firn did not start: $(tail -3 "$tmp/central.log")"; finish; exit 1; }
 ok "central firn on port $CENTRAL_PORT"
 same "central refuses a Push without credentials" \
-    "$(curl_local -o /dev/null -w '%{http_code}' -H 'Content-Type: application/proto' \
-        --data-binary '' "http://127.0.0.1:$CENTRAL_PORT/push.v1.PusherService/Push")" 401
+    "$(curl_local -o /dev/null -w '%{http_code}' --cacert "$tmp/ca.pem" \
+        -H 'Content-Type: application/proto' --data-binary '' \
+        "https://127.0.0.1:$CENTRAL_PORT/push.v1.PusherService/Push")" 401
 
 # edge_config SHARDS: the edge's configuration.
 edge_config() {
     cat >"$tmp/edge.yml" <<EOF
 scrape_configs: []
 profile_remote_write:
-  - url: http://127.0.0.1:$CENTRAL_PORT/
+  - url: https://127.0.0.1:$CENTRAL_PORT/
     name: central
+    tls_config:
+      ca_file: $tmp/ca.pem
     basic_auth:
       username: edge
       password: $password
@@ -87,7 +106,7 @@ EOF
 edge_config 2
 same "firnctl check config names the endpoint" \
     "$("$firnctl" check config "$tmp/edge.yml" | grep profile_remote_write)" \
-    "  profile_remote_write central: http://127.0.0.1:$CENTRAL_PORT/ (2 shards)"
+    "  profile_remote_write central: https://127.0.0.1:$CENTRAL_PORT/ (2 shards)"
 
 EDGE_RUN=0
 start_edge() {
