@@ -433,7 +433,9 @@ static int reload(void *ctx, firn_err *err)
     firn_config *cfg = load_config(s, err);
     /* rules and alerting first: a bad rule file rejects the whole reload */
     int rc = cfg ? apply_rules(s, err) : -1;
-    /* forwarding next: a queue that cannot open rejects the reload too */
+    /* forwarding next, after the rules (a bad rule file, the common
+     * mistake, then changes nothing): a new endpoint's queue that cannot
+     * open fails the reload, with the rules already applied */
     if (rc == 0)
         rc = apply_forward(s, err);
     if (rc < 0) {
