@@ -12,6 +12,8 @@
 #   4. the central firn restarted: the queue drains;
 #   5. a reload that changes the shard count halfway through profiles 41-60,
 #      then SIGKILL right after the last push is answered, and a restart.
+# From the reload on, the edge also scrapes the central firn's own CPU
+# profile, and those profiles are forwarded too.
 # At the end the central store holds each of the 60 profiles exactly once,
 # at the time it was pushed, with the totals `go tool pprof` gives for the
 # file (not firn's decoder), and nothing of the job the relabeling drops.
@@ -76,9 +78,30 @@ same "central refuses a Push without credentials" \
         "https://127.0.0.1:$CENTRAL_PORT/push.v1.PusherService/Push")" 401
 
 # edge_config SHARDS: the edge's configuration.
+# edge_config SHARDS [scrape]: the edge's configuration; with "scrape" it
+# also scrapes the central firn's own CPU profile (scraped profiles go too).
 edge_config() {
+    local scrapes="scrape_configs: []"
+    [[ ${2:-} == scrape ]] && scrapes="scrape_configs:"
     cat >"$tmp/edge.yml" <<EOF
-scrape_configs: []
+$scrapes
+EOF
+    [[ ${2:-} == scrape ]] && cat >>"$tmp/edge.yml" <<EOF
+  - job_name: scraped
+    scrape_interval: 2s
+    scheme: https
+    tls_config: {ca_file: $tmp/ca.pem}
+    basic_auth: {username: edge, password: $password}
+    static_configs: [{targets: ['127.0.0.1:$CENTRAL_PORT']}]
+    profiling_config:
+      pprof_config:
+        process_cpu: {enabled: true, delta: true, seconds: 1}
+        memory: {enabled: false}
+        block: {enabled: false}
+        goroutine: {enabled: false}
+        mutex: {enabled: false}
+EOF
+    cat >>"$tmp/edge.yml" <<EOF
 profile_remote_write:
   - url: https://127.0.0.1:$CENTRAL_PORT/
     name: central
@@ -185,8 +208,10 @@ wait_for 60 queue_is 0 && ok "the queue drained into the restarted central firn"
     fail "queue still holds $(metric queue_profiles): $(why)"
 
 # ---- 5. a reload halfway, then kill -9 right after the last answer -------------------------------
+# (the reload also starts scraping the central firn: from here the queue
+# holds scraped profiles too)
 push_range 41 50
-edge_config 3
+edge_config 3 scrape
 kill -HUP "$EDGE_PID"
 shards_are() { [[ $(metric shards) == "$1" ]]; }
 wait_for 30 shards_are 3 && ok "SIGHUP reloaded the edge: 3 shards" ||
@@ -198,6 +223,13 @@ stop_pid "$EDGE_PID" KILL
 start_edge || { fail "the edge did not restart: $(tail -3 "$tmp/edge-$EDGE_RUN.log")"; finish; exit 1; }
 wait_for 60 queue_is 0 && ok "the queue drained after the second kill -9" ||
     fail "queue still holds $(metric queue_profiles): $(why)"
+central_scraped_series() {
+    curl_local --cacert "$tmp/ca.pem" -u "edge:$password" --get \
+        "https://127.0.0.1:$CENTRAL_PORT/api/v1/series" --data-urlencode 'match[]={job="scraped"}' |
+        jq -e '.data | length > 0'
+}
+wait_for 60 central_scraped_series && ok "scraped profiles reached the central firn" ||
+    fail "no scraped series at the central firn: $(why)"
 stop_pid "$EDGE_PID"
 stop_pid "$CENTRAL_PID"
 
@@ -218,5 +250,18 @@ labels=$("$firnctl" tsdb series --match "__name__=$CPU" --storage.tsdb.path "$tm
     fail "central series: $labels"
 same "central: 3 series of job edge (instances i0-i2)" \
     "$(printf '%s\n' "$labels" | grep -c 'job="edge"')" 3
+# Scraped profiles: the edge scraped until it stopped, so the last may not
+# have been sent; every one the central holds is one the edge holds.
+scraped() {
+    "$firnctl" tsdb dump --match job=scraped --match "__name__=$CPU" --storage.tsdb.path "$1" \
+        2>/dev/null | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^total=/) print $(i - 1), $i}' | sort
+}
+central_scraped=$(scraped "$tmp/central")
+extra=$(comm -23 <(printf '%s\n' "$central_scraped") <(scraped "$tmp/edge"))
+if [[ -n $central_scraped && -z $extra ]]; then
+    ok "central: $(wc -l <<<"$central_scraped") scraped CPU profiles, each as the edge stored it"
+else
+    fail "scraped profiles at the central: [$central_scraped], not at the edge: [$extra]"
+fi
 
 finish
