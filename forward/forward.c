@@ -80,13 +80,10 @@ static void endpoint_id(const config_profile_remote_write *w, char *out, size_t 
 
 enum outcome { SENT, FAILED, STOPPED };
 
-typedef struct batch {
-    firn_buf body;
-} batch;
-
+/* One record appended to a PushRequest being built in ctx (a firn_buf). */
 static void add_record(void *ctx, const void *data, size_t len)
 {
-    batch *b = ctx;
+    firn_buf *body = ctx;
     unsigned char hdr[11];
     size_t n = 0;
     hdr[n++] = 0x0a;   /* field 1, length-delimited */
@@ -95,8 +92,8 @@ static void add_record(void *ctx, const void *data, size_t len)
         if (v < 0x80)
             break;
     }
-    firn_buf_append(&b->body, hdr, n);
-    firn_buf_append(&b->body, data, len);
+    firn_buf_append(body, hdr, n);
+    firn_buf_append(body, data, len);
 }
 
 /* Sleep ms, or less when the endpoint stops. */
@@ -126,7 +123,7 @@ static void connect_code(const char *body, const char *content_type, char *code,
 }
 
 /* Send one batch until it is answered for good or the endpoint stops. */
-static enum outcome send_batch(endpoint *ep, CURL *e, const batch *b, size_t n)
+static enum outcome send_batch(endpoint *ep, CURL *e, const firn_buf *body, size_t n)
 {
     const config_profile_remote_write *cfg = ep->cfg;
     int64_t backoff = cfg->min_backoff_ms;
@@ -136,12 +133,12 @@ static enum outcome send_batch(endpoint *ep, CURL *e, const batch *b, size_t n)
             return STOPPED;
         char resp[512], ctype[128], why[256] = "", code[32];
         long status = httpc_post(e, &cfg->http, ep->push_url, (const char *const *)ep->headers,
-                                 b->body.data, b->body.len, cfg->remote_timeout_ms,
+                                 body->data, body->len, cfg->remote_timeout_ms,
                                  "firn/" FIRN_VERSION, &ep->stop, resp, sizeof resp, ctype,
                                  sizeof ctype, why, sizeof why);
         if (status == 200) {
             atomic_fetch_add(&ep->sent, n);
-            atomic_fetch_add(&ep->sent_bytes, b->body.len);
+            atomic_fetch_add(&ep->sent_bytes, body->len);
             if (warned)
                 firn_log(FIRN_LOG_INFO, "forward", "Push delivered after retries",
                          "remote_name=%s", ep->remote_name);
@@ -203,19 +200,19 @@ static void *sender_main(void *arg)
                 continue;
             }
         }
-        batch b = {0};
+        firn_buf body = {0};
         long n = fq_peek_locked(q, s->shard, cfg->max_samples_per_send, BATCH_BYTES_MAX,
-                                add_record, &b, seqs);
+                                add_record, &body, seqs);
         pthread_mutex_unlock(&q->mu);
         enum outcome out = STOPPED;
-        if (n > 0 && !b.body.failed) {
-            out = send_batch(ep, e, &b, (size_t)n);
+        if (n > 0 && !body.failed) {
+            out = send_batch(ep, e, &body, (size_t)n);
         } else {
             firn_log(FIRN_LOG_ERROR, "forward", "reading the queue failed", "remote_name=%s",
                      ep->remote_name);
             backoff_wait(ep, cfg->max_backoff_ms);
         }
-        firn_buf_free(&b.body);
+        firn_buf_free(&body);
         pthread_mutex_lock(&q->mu);
         if (out != STOPPED) {
             size_t deleted;
