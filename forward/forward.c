@@ -213,20 +213,18 @@ static void *sender_main(void *arg)
             backoff_wait(ep, cfg->max_backoff_ms);
         }
         firn_buf_free(&body);
-        pthread_mutex_lock(&q->mu);
         if (out != STOPPED) {
             size_t deleted;
-            int rc = fq_delete_locked(q, s->shard, seqs, (size_t)n, &deleted);
+            int rc = fq_delete(q, s->shard, seqs, (size_t)n, &deleted);
             if (rc) {
                 /* they stay queued and go again: a firn receiver takes the
                  * same profile twice as once */
                 firn_log(FIRN_LOG_ERROR, "forward", "deleting sent records failed",
                          "remote_name=%s err=\"%s\"", ep->remote_name, mdb_strerror(rc));
-                pthread_mutex_unlock(&q->mu);
                 backoff_wait(ep, cfg->max_backoff_ms);
-                pthread_mutex_lock(&q->mu);
             }
         }
+        pthread_mutex_lock(&q->mu);
     }
     pthread_mutex_unlock(&q->mu);
     curl_easy_cleanup(e);

@@ -9,8 +9,15 @@
  * highest present + 1 at open), so keys sort by shard and then by age, and
  * the oldest record of the queue is the smallest sequence among the
  * shards' first keys.  bytes and count are the values' sizes and number,
- * kept in memory (summed at open).  Every LMDB call on a queue happens
- * under mu, so the map can be resized and freed pages are always reusable.
+ * kept in memory (summed at open).
+ *
+ * Locks: write transactions happen under wmu, read transactions under mu;
+ * wmu is always taken before mu.  The counters change under both (a
+ * writer holds wmu throughout, so it may read them under wmu alone); the
+ * map is resized under both, when no transaction can be open.  Appends
+ * commit in groups: appenders queue their records under mu, and one of
+ * them (the leader) writes every queued record in one transaction, so
+ * concurrent ingest pays one sync per group rather than per profile.
  */
 #ifndef FIRN_FORWARD_INTERNAL_H
 #define FIRN_FORWARD_INTERNAL_H
@@ -25,11 +32,18 @@
 #define FWD_SHARDS_MAX 64
 #define FWD_RECORD_HEADER 8
 
+typedef struct fq_append_req fq_append_req;
+
 typedef struct fqueue {
     MDB_env *env;
     MDB_dbi dbi;
-    pthread_mutex_t mu;
+    pthread_mutex_t wmu;       /* write transactions */
+    pthread_mutex_t mu;        /* read transactions, counters, the appenders' list */
     pthread_cond_t cond;       /* signalled on append and on stop */
+    pthread_cond_t appended;   /* signalled when a group is committed */
+    fq_append_req *waiting;    /* records queued for the next group, and its tail */
+    fq_append_req **waiting_tail;
+    bool leading;              /* an appender is committing a group */
     uint64_t max_bytes;
     uint64_t next_seq;
     uint64_t bytes, count;
@@ -41,12 +55,13 @@ typedef struct fqueue {
  * shards are moved to shard % shards, keeping their sequence. */
 int fq_open(fqueue *q, const char *dir, uint64_t max_bytes, uint32_t shards, firn_err *err);
 void fq_close(fqueue *q);
-/* The same under mu (senders stopped): new bound and shard count. */
+/* New bound and shard count (senders stopped, no appender). */
 int fq_configure(fqueue *q, uint64_t max_bytes, uint32_t shards, firn_err *err);
 
-/* Append a record to shard (mu is taken here); the oldest records are
- * dropped first to keep bytes within max_bytes, *dropped says how many.
- * FIRN_ETOOBIG for a record over the bound alone, FIRN_EIO. */
+/* Append a record to shard, returning once it is committed (with others
+ * queued meanwhile); the oldest records are dropped first to keep bytes
+ * within max_bytes, *dropped says how many.  FIRN_ETOOBIG for a record
+ * over the bound alone, FIRN_EIO.  Called without mu. */
 int fq_append(fqueue *q, uint32_t shard, const void *data, size_t len, uint64_t *dropped,
               firn_err *err);
 
@@ -60,9 +75,8 @@ int64_t fq_queue_oldest_ms_locked(fqueue *q);
 typedef void (*fq_visit_fn)(void *ctx, const void *data, size_t len);
 long fq_peek_locked(fqueue *q, uint32_t shard, size_t max_n, size_t max_bytes, fq_visit_fn fn,
                     void *ctx, uint64_t *seqs);
-/* Called with mu held: delete those records (ones already dropped are
- * skipped); *deleted says how many were there. */
-int fq_delete_locked(fqueue *q, uint32_t shard, const uint64_t *seqs, size_t n,
-                     size_t *deleted);
+/* Called without mu: delete those records (ones already dropped are
+ * skipped); *deleted says how many were there.  0 or an LMDB error. */
+int fq_delete(fqueue *q, uint32_t shard, const uint64_t *seqs, size_t n, size_t *deleted);
 
 #endif

@@ -1,4 +1,5 @@
-/* queue.c -- one endpoint's durable queue on LMDB (layout in internal.h).
+/* queue.c -- one endpoint's durable queue on LMDB (layout, locks and group
+ * commit in internal.h).
  *
  * Why LMDB rather than segment files: it is already the store's engine,
  * a commit is atomic and synced (so a record is either wholly there after
@@ -154,8 +155,11 @@ int fq_open(fqueue *q, const char *dir, uint64_t max_bytes, uint32_t shards, fir
         q->env = NULL;
         return FIRN_EIO;
     }
+    pthread_mutex_init(&q->wmu, NULL);
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->cond, NULL);
+    pthread_cond_init(&q->appended, NULL);
+    q->waiting_tail = &q->waiting;
     return 0;
 }
 
@@ -163,15 +167,19 @@ void fq_close(fqueue *q)
 {
     if (!q->env)
         return;
+    assert(!q->waiting && !q->leading);
     mdb_env_close(q->env);
     q->env = NULL;
+    pthread_mutex_destroy(&q->wmu);
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->cond);
+    pthread_cond_destroy(&q->appended);
 }
 
 int fq_configure(fqueue *q, uint64_t max_bytes, uint32_t shards, firn_err *err)
 {
     assert(shards >= 1 && shards <= FWD_SHARDS_MAX);
+    pthread_mutex_lock(&q->wmu);
     pthread_mutex_lock(&q->mu);
     int rc = 0;
     if (max_bytes != q->max_bytes) {
@@ -192,37 +200,55 @@ int fq_configure(fqueue *q, uint64_t max_bytes, uint32_t shards, firn_err *err)
             q->shards = old;
     }
     pthread_mutex_unlock(&q->mu);
+    pthread_mutex_unlock(&q->wmu);
     return rc;
 }
 
+/* The counters a group commit works on: read and set under wmu (and mu
+ * for the set), so a transaction that aborts leaves them as they were. */
+typedef struct counts {
+    uint64_t bytes, count, next_seq;
+    uint64_t pending[FWD_SHARDS_MAX];
+} counts;
+
+struct fq_append_req {
+    uint32_t shard;
+    const void *data;
+    size_t len;
+    int rc;               /* 0 or an LMDB error */
+    uint64_t dropped;
+    bool done;
+    fq_append_req *next;
+};
+
 /* Delete the queue's oldest record in txn; 0, MDB_NOTFOUND when empty. */
-static int drop_oldest(fqueue *q, MDB_txn *txn)
+static int drop_oldest(fqueue *q, MDB_txn *txn, counts *c)
 {
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(txn, q->dbi, &c);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, q->dbi, &cur);
     if (rc)
         return rc;
     uint64_t best_seq = UINT64_MAX;
     uint32_t best_shard = 0;
     size_t best_size = 0;
     for (uint32_t s = 0; s < q->shards; s++) {
-        if (!q->pending[s])
+        if (!c->pending[s])
             continue;
         unsigned char kb[KEY_LEN];
         key_put(kb, s, 0);
         MDB_val k = {KEY_LEN, kb}, v;
-        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
         if (rc == 0 && k.mv_size == KEY_LEN && key_shard(k.mv_data) == s &&
             key_seq(k.mv_data) < best_seq) {
             best_seq = key_seq(k.mv_data);
             best_shard = s;
             best_size = v.mv_size;
         } else if (rc && rc != MDB_NOTFOUND) {
-            mdb_cursor_close(c);
+            mdb_cursor_close(cur);
             return rc;
         }
     }
-    mdb_cursor_close(c);
+    mdb_cursor_close(cur);
     if (best_seq == UINT64_MAX)
         return MDB_NOTFOUND;
     unsigned char kb[KEY_LEN];
@@ -230,72 +256,125 @@ static int drop_oldest(fqueue *q, MDB_txn *txn)
     MDB_val k = {KEY_LEN, kb};
     if ((rc = mdb_del(txn, q->dbi, &k, NULL)))
         return rc;
-    q->bytes -= best_size;
-    q->count--;
-    q->pending[best_shard]--;
+    assert(c->bytes >= best_size && c->count && c->pending[best_shard]);
+    c->bytes -= best_size;
+    c->count--;
+    c->pending[best_shard]--;
     return 0;
+}
+
+/* One transaction holding every record of the group, each after dropping
+ * the oldest records it needs room for; extra: how many more to drop first
+ * (a retry after a full map). */
+static int write_group(fqueue *q, fq_append_req *group, uint64_t extra, counts *c)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
+    if (rc)
+        return rc;
+    for (uint64_t i = 0; i < extra && rc == 0; i++)
+        if ((rc = drop_oldest(q, txn, c)) == MDB_NOTFOUND)
+            rc = 0;
+    for (fq_append_req *r = group; r && rc == 0; r = r->next) {
+        size_t size = FWD_RECORD_HEADER + r->len;
+        r->dropped = 0;
+        while (rc == 0 && c->count && c->bytes + size > q->max_bytes)
+            if ((rc = drop_oldest(q, txn, c)) == 0)
+                r->dropped++;
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        unsigned char kb[KEY_LEN];
+        key_put(kb, r->shard, c->next_seq);
+        MDB_val k = {KEY_LEN, kb}, v = {size, NULL};
+        if (rc == 0 && (rc = mdb_put(txn, q->dbi, &k, &v, MDB_RESERVE)) == 0) {
+            int64_t now = firn_now_ms();
+            memcpy(v.mv_data, &now, sizeof now);
+            memcpy((unsigned char *)v.mv_data + FWD_RECORD_HEADER, r->data, r->len);
+            c->next_seq++;
+            c->bytes += size;
+            c->count++;
+            c->pending[r->shard]++;
+        }
+    }
+    if (rc == 0)
+        return mdb_txn_commit(txn);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* The leader's work: commit the group, then publish the counters and wake
+ * the group's appenders and the senders. */
+static void commit_group(fqueue *q, fq_append_req *group)
+{
+    pthread_mutex_lock(&q->wmu);
+    counts before;
+    pthread_mutex_lock(&q->mu);
+    before.bytes = q->bytes;
+    before.count = q->count;
+    before.next_seq = q->next_seq;
+    memcpy(before.pending, q->pending, sizeof before.pending);
+    pthread_mutex_unlock(&q->mu);
+    counts c = before;
+    int rc;
+    /* a full map (pages the B-tree's shape holds): drop more, up to the
+     * whole queue, before giving up */
+    for (uint64_t extra = 0;; extra++) {
+        rc = write_group(q, group, extra, &c);
+        if (rc != MDB_MAP_FULL || extra >= before.count)
+            break;
+        c = before;
+    }
+    if (rc)
+        c = before;
+    pthread_mutex_lock(&q->mu);
+    q->bytes = c.bytes;
+    q->count = c.count;
+    q->next_seq = c.next_seq;
+    memcpy(q->pending, c.pending, sizeof q->pending);
+    for (fq_append_req *r = group; r; r = r->next) {
+        r->rc = rc;
+        r->done = true;
+    }
+    q->leading = false;
+    pthread_cond_broadcast(&q->appended);
+    if (rc == 0)
+        pthread_cond_broadcast(&q->cond);
+    pthread_mutex_unlock(&q->mu);
+    pthread_mutex_unlock(&q->wmu);
 }
 
 int fq_append(fqueue *q, uint32_t shard, const void *data, size_t len, uint64_t *dropped,
               firn_err *err)
 {
     *dropped = 0;
-    size_t size = FWD_RECORD_HEADER + len;
+    fq_append_req r = {.shard = shard, .data = data, .len = len};
     pthread_mutex_lock(&q->mu);
     assert(shard < q->shards);
-    if (size > q->max_bytes) {
+    if (FWD_RECORD_HEADER + len > q->max_bytes) {
         pthread_mutex_unlock(&q->mu);
         return firn_errf(err, FIRN_ETOOBIG, "a record of %zu bytes is larger than the queue's "
-                         "max_bytes (%llu)", size, (unsigned long long)q->max_bytes);
+                         "max_bytes (%llu)", FWD_RECORD_HEADER + len,
+                         (unsigned long long)q->max_bytes);
     }
-    /* The counters change with the transaction: snapshot them to undo an
-     * abort. */
-    uint64_t bytes = q->bytes, count = q->count, pending[FWD_SHARDS_MAX];
-    memcpy(pending, q->pending, sizeof pending);
-    int rc;
-    for (int attempt = 0;; attempt++) {
-        MDB_txn *txn;
-        uint64_t n_dropped = 0;
-        if ((rc = mdb_txn_begin(q->env, NULL, 0, &txn)))
-            break;
-        /* room by the bound, and (after a full map) one more record's worth */
-        while (rc == 0 && q->count &&
-               (q->bytes + size > q->max_bytes || (attempt && n_dropped < (uint64_t)attempt)))
-            if ((rc = drop_oldest(q, txn)) == 0)
-                n_dropped++;
-        if (rc == MDB_NOTFOUND)
-            rc = 0;
-        unsigned char kb[KEY_LEN];
-        key_put(kb, shard, q->next_seq);
-        MDB_val k = {KEY_LEN, kb}, v = {size, NULL};
-        if (rc == 0 && (rc = mdb_put(txn, q->dbi, &k, &v, MDB_RESERVE)) == 0) {
-            int64_t now = firn_now_ms();
-            memcpy(v.mv_data, &now, sizeof now);
-            memcpy((unsigned char *)v.mv_data + FWD_RECORD_HEADER, data, len);
-            rc = mdb_txn_commit(txn);
-        } else {
-            mdb_txn_abort(txn);
+    *q->waiting_tail = &r;
+    q->waiting_tail = &r.next;
+    while (!r.done) {
+        if (q->leading) {
+            pthread_cond_wait(&q->appended, &q->mu);
+            continue;
         }
-        if (rc == 0) {
-            q->next_seq++;
-            q->bytes += size;
-            q->count++;
-            q->pending[shard]++;
-            *dropped = n_dropped;
-            break;
-        }
-        q->bytes = bytes;
-        q->count = count;
-        memcpy(q->pending, pending, sizeof pending);
-        /* a full map (pages held by the B-tree's shape): drop more, up to
-         * the whole queue, before giving up */
-        if (rc != MDB_MAP_FULL || !count || (uint64_t)attempt >= count)
-            break;
+        /* lead: take every record queued so far, this one included */
+        q->leading = true;
+        fq_append_req *group = q->waiting;
+        q->waiting = NULL;
+        q->waiting_tail = &q->waiting;
+        pthread_mutex_unlock(&q->mu);
+        commit_group(q, group);
+        pthread_mutex_lock(&q->mu);
     }
-    if (rc == 0)
-        pthread_cond_broadcast(&q->cond);
     pthread_mutex_unlock(&q->mu);
-    return rc ? lmdb_err(err, "appending", rc) : 0;
+    *dropped = r.dropped;
+    return r.rc ? lmdb_err(err, "appending", r.rc) : 0;
 }
 
 int64_t fq_oldest_ms_locked(fqueue *q, uint32_t shard)
@@ -364,13 +443,16 @@ long fq_peek_locked(fqueue *q, uint32_t shard, size_t max_n, size_t max_bytes, f
     return (long)n;
 }
 
-int fq_delete_locked(fqueue *q, uint32_t shard, const uint64_t *seqs, size_t n, size_t *deleted)
+int fq_delete(fqueue *q, uint32_t shard, const uint64_t *seqs, size_t n, size_t *deleted)
 {
     *deleted = 0;
+    pthread_mutex_lock(&q->wmu);
     MDB_txn *txn;
     int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
-    if (rc)
+    if (rc) {
+        pthread_mutex_unlock(&q->wmu);
         return rc;
+    }
     uint64_t bytes = 0;
     size_t found = 0;
     for (size_t i = 0; i < n && !rc; i++) {
@@ -387,16 +469,19 @@ int fq_delete_locked(fqueue *q, uint32_t shard, const uint64_t *seqs, size_t n, 
             found++;
         }
     }
-    if (rc) {
+    if (rc)
         mdb_txn_abort(txn);
-        return rc;
+    else
+        rc = mdb_txn_commit(txn);
+    if (rc == 0) {
+        pthread_mutex_lock(&q->mu);
+        assert(q->bytes >= bytes && q->count >= found && q->pending[shard] >= found);
+        q->bytes -= bytes;
+        q->count -= found;
+        q->pending[shard] -= found;
+        pthread_mutex_unlock(&q->mu);
+        *deleted = found;
     }
-    if ((rc = mdb_txn_commit(txn)))
-        return rc;
-    assert(q->bytes >= bytes && q->count >= found && q->pending[shard] >= found);
-    q->bytes -= bytes;
-    q->count -= found;
-    q->pending[shard] -= found;
-    *deleted = found;
-    return 0;
+    pthread_mutex_unlock(&q->wmu);
+    return rc;
 }
