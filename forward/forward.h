@@ -12,9 +12,9 @@
  *   __delta__="false" (the values are as stored, deltas already taken) and
  *   the profile as stored, gzipped, its time_nanos the stored timestamp.
  *   It returns once the record is committed (LMDB, synced; concurrent
- *   appends share one commit): a profile
- *   whose push firn has answered, or whose scrape it has recorded, is in
- *   every queue and survives a restart or kill -9.
+ *   appends share one commit): a profile whose push firn has answered, or
+ *   whose scrape it has recorded, is in every queue and survives a restart
+ *   or kill -9.
  * - The queue is bounded by queue_config.max_bytes: to make room the oldest
  *   records are dropped and counted.  A record that alone is over the
  *   bound, or that cannot be written, is dropped, counted and logged; the
