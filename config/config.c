@@ -9,6 +9,7 @@
 
 #include <assert.h>
 #include <stdarg.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1040,6 +1041,142 @@ static void dec_alerting(config_dec *d, const config_ynode *v, firn_config *cfg)
              dec_alertmanager);
 }
 
+/* ---- profile_remote_write ------------------------------------------------ */
+
+static void dec_queue_config(config_dec *d, const config_ynode *v, config_profile_remote_write *w)
+{
+    static const char *const names[] = {"max_bytes", "shards", "max_samples_per_send",
+                                        "batch_send_deadline", "min_backoff", "max_backoff",
+                                        "retry_on_http_429"};
+    const config_ynode *x[7];
+    if (!config_dec_fields(d, v, "queue_config", "queue_config", names, 7, x, NULL))
+        return;
+    if (get_bytes(d, x[0], "max_bytes", &w->max_bytes) && w->max_bytes < (1u << 20))
+        config_dec_err(d, x[0], "max_bytes", "at least 1MiB");
+    if (get_u64(d, x[1], "shards", &w->shards) && (w->shards < 1 || w->shards > 64))
+        config_dec_err(d, x[1], "shards", "must be 1 to 64");
+    if (get_u64(d, x[2], "max_samples_per_send", &w->max_samples_per_send) &&
+        (w->max_samples_per_send < 1 || w->max_samples_per_send > 4096))
+        config_dec_err(d, x[2], "max_samples_per_send", "must be 1 to 4096 (profiles per Push)");
+    get_duration(d, x[3], "batch_send_deadline", &w->batch_send_deadline_ms, NULL);
+    get_duration(d, x[4], "min_backoff", &w->min_backoff_ms, NULL);
+    get_duration(d, x[5], "max_backoff", &w->max_backoff_ms, NULL);
+    config_dec_bool(d, x[6], "retry_on_http_429", &w->retry_on_http_429);
+    if (w->min_backoff_ms > w->max_backoff_ms)
+        config_dec_err(d, x[5] ? x[5] : x[4], "max_backoff", "must not be less than min_backoff");
+}
+
+static bool header_name_ok(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || strchr("!#$%&'*+-.^_`|~", *s)))
+            return false;
+    return true;
+}
+
+/* headers: {name: value}, as Prometheus's remote_write headers. */
+static void dec_headers(config_dec *d, const config_ynode *v, config_profile_remote_write *w)
+{
+    if (!v || config_ynode_is_null(v))
+        return;
+    if (v->kind != CONFIG_YNODE_MAP) {
+        config_dec_err(d, v, "headers", "expected a mapping, got %s", config_dec_kind(v));
+        return;
+    }
+    w->headers = config_dec_calloc(d, v->n + 1, sizeof *w->headers);
+    for (size_t i = 0; w->headers && i < v->n; i++) {
+        const config_ynode *k = v->items[2 * i], *val = v->items[2 * i + 1];
+        char *value = NULL;
+        if (k->kind != CONFIG_YNODE_SCALAR || !header_name_ok(k->value)) {
+            config_dec_err(d, k, "headers", "invalid header name");
+            continue;
+        }
+        if (strcasecmp(k->value, "Authorization") == 0) {
+            /* Prometheus's rule: a secret belongs where it is masked */
+            config_dec_err(d, k, "headers", "authorization header must be changed via the "
+                           "basic_auth or authorization parameter");
+            continue;
+        }
+        if (!config_dec_str(d, val, "headers", &value) || !value)
+            continue;
+        if (strpbrk(value, "\r\n")) {
+            config_dec_err(d, val, "headers", "a header value cannot hold a line break");
+            continue;
+        }
+        w->headers[w->n_headers++] = (firn_label){k->value, value};
+    }
+    if (w->n_headers)
+        qsort(w->headers, w->n_headers, sizeof *w->headers, cmp_label);
+}
+
+static void dec_profile_remote_write(config_dec *d, const config_ynode *v,
+                                     config_profile_remote_write *w)
+{
+    static const char *const names[] = {HTTP_FIELD_NAMES, "url", "name", "remote_timeout",
+                                        "headers", "write_relabel_configs", "queue_config"};
+    const config_ynode *vals[N_HTTP_FIELDS + 6], *keys[N_HTTP_FIELDS + 6];
+    *w = (config_profile_remote_write){
+        .name = "", .remote_timeout_ms = 30000, .max_bytes = 256u << 20, .shards = 1,
+        .max_samples_per_send = 100, .batch_send_deadline_ms = 5000, .min_backoff_ms = 30,
+        .max_backoff_ms = 5000, .retry_on_http_429 = true};
+    if (!config_dec_fields(d, v, "profile_remote_write", "profile_remote_write", names,
+                           N_HTTP_FIELDS + 6, vals, keys))
+        return;
+    dec_http(d, vals, keys, &w->http);
+    const config_ynode *const *x = vals + N_HTTP_FIELDS;
+    config_dec_str(d, x[0], "url", &w->url);
+    if (!w->url)
+        config_dec_err(d, v, "url", "url for profile_remote_write is empty");
+    else if (strncmp(w->url, "http://", 7) != 0 && strncmp(w->url, "https://", 8) != 0)
+        config_dec_err(d, x[0], "url", "unsupported scheme in \"%.200s\": http or https",
+                       w->url);
+    else if (memchr(strstr(w->url, "://") + 3, '@', strcspn(strstr(w->url, "://") + 3, "/?#")))
+        /* the URL is shown and logged; a password in it would be too */
+        config_dec_err(d, x[0], "url", "a user or password in the URL is not allowed: use "
+                       "basic_auth");
+    config_dec_str(d, x[1], "name", &w->name);
+    if (!w->name)
+        w->name = "";
+    bool name_ok = w->name[0] != '.';
+    for (const char *p = w->name; *p; p++)
+        name_ok &= isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.';
+    if (!name_ok)
+        config_dec_err(d, x[1], "name", "\"%.100s\": a name is [A-Za-z0-9_.-] and does "
+                       "not start with '.' (it names the queue's directory)", w->name);
+    get_duration(d, x[2], "remote_timeout", &w->remote_timeout_ms, NULL);
+    dec_headers(d, x[3], w);
+    const config_ynode *rl = config_dec_seq(d, x[4], "write_relabel_configs");
+    if (rl) {
+        w->write_relabel_configs = config_dec_calloc(d, rl->n, sizeof *w->write_relabel_configs);
+        for (size_t i = 0; w->write_relabel_configs && i < rl->n; i++)
+            if (config_dec_relabel(d, rl->items[i],
+                                   &w->write_relabel_configs[w->n_write_relabel_configs]))
+                w->n_write_relabel_configs++;
+    }
+    dec_queue_config(d, x[5], w);
+}
+
+static void dec_profile_remote_writes(config_dec *d, const config_ynode *v, firn_config *cfg)
+{
+    DEC_LIST(d, v, "profile_remote_write", cfg->profile_remote_writes,
+             cfg->n_profile_remote_writes, dec_profile_remote_write);
+    for (size_t i = 0; i < cfg->n_profile_remote_writes; i++)
+        for (size_t j = 0; j < i; j++) {
+            const config_profile_remote_write *a = &cfg->profile_remote_writes[i],
+                                              *b = &cfg->profile_remote_writes[j];
+            if (a->url && b->url && strcmp(a->url, b->url) == 0 && strcmp(a->name, b->name) == 0)
+                config_dec_err(d, v->items[i], "profile_remote_write",
+                               "duplicate profile_remote_write configs are not allowed, found "
+                               "duplicate for URL: %.200s", a->url);
+            else if (*a->name && strcmp(a->name, b->name) == 0)
+                config_dec_err(d, v->items[i], "profile_remote_write",
+                               "found multiple profile_remote_write configs with name \"%.100s\"",
+                               a->name);
+        }
+}
+
 /* Prometheus's rule file pattern rule: ^[^*]*(\*[^/]*)?$ */
 static void dec_rule_files(config_dec *d, const config_ynode *v, firn_config *cfg)
 {
@@ -1056,14 +1193,16 @@ static void dec_rule_files(config_dec *d, const config_ynode *v, firn_config *cf
 static void dec_config(config_dec *d, const config_ynode *root, firn_config *cfg)
 {
     static const char *const names[] = {"global", "scrape_configs", "object_storage",
-                                        "rule_files", "alerting"};
-    const config_ynode *vals[5];
+                                        "rule_files", "alerting", "profile_remote_write"};
+    const config_ynode *vals[6];
     if (root && root->kind != CONFIG_YNODE_MAP && !config_ynode_is_null(root)) {
         config_dec_err(d, root, NULL, "expected a mapping at the top level, got %s", config_dec_kind(root));
         return;
     }
-    if (!config_dec_fields(d, root, NULL, "the top level", names, 5, vals, NULL))
+    if (!config_dec_fields(d, root, NULL, "the top level", names, 6, vals, NULL))
         return;
+    if (vals[5])
+        dec_profile_remote_writes(d, vals[5], cfg);
     if (vals[0])
         dec_global(d, vals[0], cfg);
     if (vals[3])
@@ -1104,6 +1243,9 @@ void config_free(firn_config *cfg)
             firn_relabel_config_destroy(&cfg->scrapes[i].relabel_configs[j]);
     for (size_t j = 0; j < cfg->n_alert_relabel_configs; j++)
         firn_relabel_config_destroy(&cfg->alert_relabel_configs[j]);
+    for (size_t i = 0; i < cfg->n_profile_remote_writes; i++)
+        for (size_t j = 0; j < cfg->profile_remote_writes[i].n_write_relabel_configs; j++)
+            firn_relabel_config_destroy(&cfg->profile_remote_writes[i].write_relabel_configs[j]);
     firn_arena_free(cfg->arena);
     free(cfg);
 }

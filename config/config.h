@@ -42,6 +42,17 @@
  *                        v1 is refused: firn speaks v2 only), basic_auth,
  *                        authorization, tls_config}]}; an Alertmanager's
  *                       relabel_configs is refused (not supported)
+ *   profile_remote_write: [{url (required: the Pyroscope base URL, http or
+ *                        https), name (unique; [A-Za-z0-9_.-], not starting
+ *                        with '.'), remote_timeout (30s), headers {name:
+ *                        value}, write_relabel_configs, basic_auth,
+ *                        authorization, bearer_token(_file), tls_config,
+ *                        queue_config: {max_bytes (256MiB, at least 1MiB),
+ *                        shards (1, 1..64), max_samples_per_send (100
+ *                        profiles, 1..4096: what one Push to firn may carry),
+ *                        batch_send_deadline (5s), min_backoff (30ms),
+ *                        max_backoff (5s), retry_on_http_429 (true)}}];
+ *                        URLs and names unique (forward.h sends them)
  *   object_storage:     Parca's bucket config; accepted and not used (firn
  *                       stores locally); see config_object_storage_type.
  *   Other top-level keys (remote_write, ...) are unknown fields.
@@ -239,6 +250,26 @@ typedef struct config_scrape {
     size_t n_relabel_configs;
 } config_scrape;
 
+/* One profile_remote_write entry: where stored profiles are forwarded. */
+typedef struct config_profile_remote_write {
+    char *url;                  /* the Pyroscope base URL; Push is <url>/push.v1.PusherService/Push */
+    char *name;                 /* unique; "" unless given (the queue is then named by the URL) */
+    int64_t remote_timeout_ms;  /* 30s */
+    config_http http;
+    firn_label *headers;        /* sorted by name */
+    size_t n_headers;
+    firn_relabel_config *write_relabel_configs;
+    size_t n_write_relabel_configs;
+    /* queue_config */
+    uint64_t max_bytes;         /* 256MiB: the on-disk queue's bound */
+    uint64_t shards;            /* 1 */
+    uint64_t max_samples_per_send;  /* 100 profiles */
+    int64_t batch_send_deadline_ms; /* 5s */
+    int64_t min_backoff_ms;     /* 30ms */
+    int64_t max_backoff_ms;     /* 5s */
+    bool retry_on_http_429;     /* true */
+} config_profile_remote_write;
+
 /* One alerting.alertmanagers entry. */
 typedef struct config_alertmanager {
     config_target_group *static_configs;
@@ -270,6 +301,8 @@ struct firn_config {
     size_t n_alertmanagers;
     firn_relabel_config *alert_relabel_configs;
     size_t n_alert_relabel_configs;
+    config_profile_remote_write *profile_remote_writes;
+    size_t n_profile_remote_writes;
     bool has_object_storage;
     char *object_storage_type;  /* object_storage.bucket.type, or NULL */
     firn_arena *arena;          /* owns the strings and arrays above */

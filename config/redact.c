@@ -9,6 +9,7 @@
  *   basic_auth: {password}         authorization: {credentials}
  *   bearer_token (a key of a scrape config or a kubernetes_sd_configs entry:
  *                 a mapping that is an item of a sequence)
+ *   headers       (a profile_remote_write entry's: every value)
  *   object_storage: every scalar but bucket.type (Parca's bucket config is
  *                 free-form and firn does not use it, so nothing in it is
  *                 known not to be a key)
@@ -83,7 +84,8 @@ static enum ctx value_ctx(enum ctx ctx, const config_ynode *k)
             return CTX_MASKED;
         break;
     case CTX_SEQ_ITEM:
-        if (scalar_is(k, "bearer_token"))
+        /* a profile_remote_write's headers may carry a tenant's token */
+        if (scalar_is(k, "bearer_token") || scalar_is(k, "headers"))
             return CTX_MASKED;
         break;
     case CTX_NONE:

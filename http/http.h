@@ -121,6 +121,8 @@ typedef struct http_response {
     const char *content_encoding;  /* a static string or NULL ("gzip") */
     const char *content_disposition;  /* a static string or NULL */
     const char *retry_after;       /* a static string or NULL: Retry-After (with 503) */
+    const char *accept_post;       /* a static string or NULL: Accept-Post (RFC 9110's
+                                      companion for a 415 to a POST) */
     bool go_pprof_error;           /* "X-Go-Pprof: 1": `go tool pprof` then prints the
                                       body of an error instead of only its status */
     const char *cache_control;     /* a static string or NULL: Cache-Control */
@@ -140,6 +142,14 @@ enum http_route_flags {
     HTTP_ROUTE_RAW_BODY = 1u << 2, /* never parse the body as a form, whatever its
                                   * Content-Type (uploads: `curl --data-binary` sends
                                   * pprof or folded stacks as form-urlencoded) */
+    HTTP_ROUTE_TOO_LARGE = 1u << 3, /* a body over max_body_bytes is answered by the
+                                  * handler, in its protocol, instead of a plain 413:
+                                  * it runs on the loop thread with no body and
+                                  * http_request_too_large true, and must answer at once */
+    HTTP_ROUTE_MOUNTED = 1u << 4, /* also served under any path prefix: "/a/b" also
+                                  * matches "/x/y/a/b" when no route matches that path
+                                  * itself (a client given a base URL with a path, as
+                                  * Grafana's data sources join theirs) */
 };
 
 /* The server, its socket bound and listening (so a port in use fails
@@ -196,6 +206,8 @@ const char *http_request_header(const http_request *r, const char *name);
 bool http_accepts_gzip(const char *accept_encoding);
 /* The body, NUL-terminated after its len bytes ("" when there is none). */
 const void *http_request_body(const http_request *r, size_t *len);
+/* Whether the body was refused as over max_body_bytes (HTTP_ROUTE_TOO_LARGE). */
+bool http_request_too_large(const http_request *r);
 
 /* ---- responses ------------------------------------------------------------ */
 

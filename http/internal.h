@@ -40,6 +40,7 @@ struct http_request {
     size_t n_headers;
     const char *body;         /* NUL-terminated copy; "" when there is none */
     size_t body_len;
+    bool too_large;           /* the body was over the cap and is not here */
 };
 
 /* A header as h2o holds it: not NUL-terminated. */
@@ -64,6 +65,7 @@ typedef struct http_request_parts {
     const char *body;        /* may be NULL */
     size_t body_len;
     bool form_body;          /* body is application/x-www-form-urlencoded: parse it */
+    bool too_large;          /* the body was over the cap (body is NULL) */
 } http_request_parts;
 
 /* Build *r from parts, copying everything into a: URL parameters first,

@@ -169,6 +169,7 @@ int http_request_build(http_request *r, firn_arena *a, const http_request_parts 
     body[body_len] = '\0';
     r->body = body;
     r->body_len = body_len;
+    r->too_large = parts->too_large;
 
     if (parts->n_headers) {
         r->headers = firn_arena_alloc(a, parts->n_headers * sizeof *r->headers);
@@ -299,6 +300,11 @@ const char *http_request_header(const http_request *r, const char *name)
         if (strcasecmp(r->headers[i].name, name) == 0)
             return r->headers[i].value;
     return NULL;
+}
+
+bool http_request_too_large(const http_request *r)
+{
+    return r->too_large;
 }
 
 const void *http_request_body(const http_request *r, size_t *len)

@@ -594,7 +594,8 @@ int http_route(http_server *s, const char *methods, const char *path, unsigned f
         return firn_errf(err, FIRN_EINVAL,
                          "web: route %s: methods \"%s\": want GET, HEAD or POST, comma-separated",
                          path, methods ? methods : "(null)");
-    if (flags & ~(unsigned)(HTTP_ROUTE_PREFIX | HTTP_ROUTE_WORKER | HTTP_ROUTE_RAW_BODY))
+    if (flags & ~(unsigned)(HTTP_ROUTE_PREFIX | HTTP_ROUTE_WORKER | HTTP_ROUTE_RAW_BODY |
+                             HTTP_ROUTE_TOO_LARGE | HTTP_ROUTE_MOUNTED))
         return firn_errf(err, FIRN_EINVAL, "web: route %s: unknown flags %#x", path, flags);
     /* One handler label per path: a path registered twice, even once as a
      * prefix, would give two series the same labels. */
@@ -636,12 +637,15 @@ static bool prefix_covers(const route *rt, const char *path, size_t len)
     return len == rt->path_len || rt->path[rt->path_len - 1] == '/' || path[rt->path_len] == '/';
 }
 
-/* The exact route for path, else the longest prefix route covering it. */
-static route *route_match(const http_server *s, const char *path, size_t len)
+/* The exact route for path, else the longest prefix route covering it;
+ * only HTTP_ROUTE_MOUNTED ones when mounted. */
+static route *route_match_at(const http_server *s, const char *path, size_t len, bool mounted)
 {
     route *best = NULL;
     for (size_t i = 0; i < s->n_routes; i++) {
         route *rt = s->routes[i];
+        if (mounted && !(rt->flags & HTTP_ROUTE_MOUNTED))
+            continue;
         if (!(rt->flags & HTTP_ROUTE_PREFIX)) {
             if (rt->path_len == len && memcmp(rt->path, path, len) == 0)
                 return rt;
@@ -650,6 +654,18 @@ static route *route_match(const http_server *s, const char *path, size_t len)
         }
     }
     return best;
+}
+
+/* route_match_at on the path, else on what follows each of its leading
+ * segments in turn, for the mounted routes ("/x/y/a/b": "/y/a/b", then
+ * "/a/b"): the shortest prefix wins. */
+static route *route_match(const http_server *s, const char *path, size_t len)
+{
+    route *rt = route_match_at(s, path, len, false);
+    for (size_t i = 1; !rt && i < len; i++)
+        if (path[i] == '/')
+            rt = route_match_at(s, path + i, len - i, true);
+    return rt;
 }
 
 static unsigned method_bit(h2o_iovec_t m)
@@ -696,6 +712,9 @@ static void send_response(http_server *s, h2o_req_t *req, int status, http_respo
         add_header(req, H2O_TOKEN_CONTENT_DISPOSITION, resp->content_disposition);
     if (resp->retry_after)
         add_header(req, H2O_TOKEN_RETRY_AFTER, resp->retry_after);
+    if (resp->accept_post)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, "accept-post", 11, 0, NULL,
+                              resp->accept_post, strlen(resp->accept_post));
     if (resp->go_pprof_error)
         h2o_add_header_by_str(&req->pool, &req->res.headers, "x-go-pprof", 10, 0, NULL, "1", 1);
     if (resp->cache_control)
@@ -814,6 +833,66 @@ static void on_h2o_response(h2o_logger_t *self, h2o_req_t *req)
     record(rt ? &rt->stats : &s->other, req->method.base, req->method.len,
            req->path_normalized.base, req->path_normalized.len, req->res.status,
            seconds > 0 ? seconds : 0, false);
+}
+
+/* h2o's own 413 (a declared or received body over max_body_bytes, refused
+ * before on_req) to a HTTP_ROUTE_TOO_LARGE route: the route's handler
+ * answers instead, on the loop thread, and this filter puts its status,
+ * Content-Type and body in place of h2o's. */
+static int build_request(http_job *job, h2o_req_t *req, bool too_large, firn_err *err);
+
+typedef struct too_large_filter {
+    h2o_filter_t super;
+    http_server *server;
+} too_large_filter;
+
+typedef struct replace_ostream {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+} replace_ostream;
+
+static void replace_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
+                            size_t bufcnt, h2o_send_state_t state)
+{
+    (void)bufs, (void)bufcnt;
+    replace_ostream *r = (replace_ostream *)self;
+    if (h2o_send_state_is_in_progress(state)) {
+        h2o_ostream_send_next(self, req, NULL, 0, state);
+        return;
+    }
+    h2o_ostream_send_next(self, req, &r->body, 1, state);
+}
+
+static void on_setup_too_large(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    http_server *s = ((too_large_filter *)self)->server;
+    route *rt = req->res.status == 413
+                    ? route_match(s, req->path_normalized.base, req->path_normalized.len)
+                    : NULL;
+    http_job job = {.route = rt};
+    firn_err err = {0};
+    if (rt && (rt->flags & HTTP_ROUTE_TOO_LARGE) && (method_bit(req->method) & rt->methods) &&
+        (job.arena = firn_arena_new(0)) && build_request(&job, req, true, &err) == 0) {
+        rt->fn(rt->ctx, &job.request, &job.response);
+        http_response *resp = &job.response;
+        int status = resp->status ? resp->status : 200;
+        req->res.status = status;
+        req->res.reason = firn_http_status_text(status);
+        ssize_t i;
+        while ((i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1)) != -1)
+            h2o_delete_header(&req->res.headers, i);
+        add_header(req, H2O_TOKEN_CONTENT_TYPE,
+                   resp->content_type ? resp->content_type : "text/plain; charset=utf-8");
+        replace_ostream *r = (replace_ostream *)h2o_add_ostream(req, sizeof *r, slot);
+        r->super.do_send = replace_do_send;
+        r->body = h2o_strdup(&req->pool, resp->body ? resp->body : "",
+                             resp->body ? resp->body_len : 0);
+        req->res.content_length = r->body.len;
+        slot = &r->super.next;
+        free(resp->body);
+    }
+    firn_arena_free(job.arena);
+    h2o_setup_next_ostream(req, slot);
 }
 
 /* ---- the credentials cache ----------------------------------------------------- */
@@ -1063,8 +1142,9 @@ static bool body_too_large(const h2o_req_t *req, size_t max)
     return declared != SIZE_MAX && declared > max;
 }
 
-/* Copy what a handler may read off h2o's request into job's arena. */
-static int build_request(http_job *job, h2o_req_t *req, firn_err *err)
+/* Copy what a handler may read off h2o's request into job's arena (not
+ * the body when it is too large). */
+static int build_request(http_job *job, h2o_req_t *req, bool too_large, firn_err *err)
 {
     http_header_part *headers = NULL;
     bool form = false;
@@ -1086,10 +1166,11 @@ static int build_request(http_job *job, h2o_req_t *req, firn_err *err)
         .path_len = req->path_normalized.len,
         .headers = headers,
         .n_headers = req->headers.size,
-        .body = req->entity.base,
-        .body_len = req->entity.base ? req->entity.len : 0,
-        .form_body = form && method_bit(req->method) == METHOD_POST &&
+        .body = too_large ? NULL : req->entity.base,
+        .body_len = req->entity.base && !too_large ? req->entity.len : 0,
+        .form_body = form && !too_large && method_bit(req->method) == METHOD_POST &&
                      !(job->route->flags & HTTP_ROUTE_RAW_BODY),
+        .too_large = too_large,
     };
     if (req->query_at != SIZE_MAX) {
         parts.query = req->path.base + req->query_at + 1;
@@ -1138,7 +1219,8 @@ static void dispatch(http_server *s, h2o_req_t *req, uint64_t start)
         FINISH(rt->allow);
         return;
     }
-    if (body_too_large(req, s->opts.max_body_bytes)) {
+    bool too_large = body_too_large(req, s->opts.max_body_bytes);
+    if (too_large && !(rt->flags & HTTP_ROUTE_TOO_LARGE)) {
         http_respond_text(&resp, 413, "request body too large: more than %zu bytes",
                          s->opts.max_body_bytes);
         FINISH(NULL);
@@ -1156,7 +1238,7 @@ static void dispatch(http_server *s, h2o_req_t *req, uint64_t start)
     }
     job->route = rt;
     job->start_ns = start;
-    if (build_request(job, req, &err) < 0) {
+    if (build_request(job, req, too_large, &err) < 0) {
         if (err.code == FIRN_ENOMEM)
             firn_log(FIRN_LOG_WARN, "web", "out of memory", "handler=%s", rt->path);
         http_respond_text(&resp, err.code == FIRN_ENOMEM ? 500 : 400, "%s", err.msg);
@@ -1164,7 +1246,7 @@ static void dispatch(http_server *s, h2o_req_t *req, uint64_t start)
         FINISH(NULL);
         return;
     }
-    if (!(rt->flags & HTTP_ROUTE_WORKER)) {
+    if (!(rt->flags & HTTP_ROUTE_WORKER) || too_large) {
         rt->fn(rt->ctx, &job->request, &job->response);
         job->req = req;
         job_complete(s, job);
@@ -1455,6 +1537,10 @@ static void h2o_setup(http_server *s)
         (http_h2o_logger *)h2o_create_logger(&host->fallback_path, sizeof *logger);
     logger->super.log_access = on_h2o_response;
     logger->server = s;
+    too_large_filter *tlf =
+        (too_large_filter *)h2o_create_filter(&host->fallback_path, sizeof *tlf);
+    tlf->super.on_setup_ostream = on_setup_too_large;
+    tlf->server = s;
 
     s->loop = h2o_evloop_create();
     h2o_context_init(&s->ctx, s->loop, &s->globalconf);

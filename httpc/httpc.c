@@ -138,3 +138,87 @@ const char *httpc_apply(CURL *e, const config_http *h, const char *url, httpc_re
     }
     return NULL;
 }
+
+/* The answer's body, up to a size, for an error message. */
+typedef struct capture {
+    char *buf;
+    size_t size, len;
+} capture;
+
+static size_t capture_body(char *p, size_t size, size_t nmemb, void *ctx)
+{
+    capture *c = ctx;
+    size_t n = size * nmemb;
+    if (c->buf && c->len + 1 < c->size) {
+        size_t take = n < c->size - 1 - c->len ? n : c->size - 1 - c->len;
+        memcpy(c->buf + c->len, p, take);
+        c->len += take;
+        c->buf[c->len] = '\0';
+    }
+    return n;
+}
+
+static int cancel_check(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                        curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    const _Atomic bool *cancel = ctx;
+    return cancel && *cancel;   /* non-zero aborts the transfer */
+}
+
+long httpc_post(CURL *e, const config_http *h, const char *url, const char *const *headers,
+                const void *body, size_t len, int64_t timeout_ms, const char *user_agent,
+                const _Atomic bool *cancel, char *resp, size_t resp_size, char *content_type,
+                size_t content_type_size, char *why, size_t why_size)
+{
+    curl_easy_reset(e);
+    capture cap = {resp, resp_size, 0};
+    if (resp && resp_size)
+        resp[0] = '\0';
+    if (content_type && content_type_size)
+        content_type[0] = '\0';
+    httpc_request r = {0};
+    for (size_t i = 0; headers && headers[i]; i++) {
+        struct curl_slist *l = curl_slist_append(r.headers, headers[i]);
+        if (!l) {
+            httpc_request_free(&r);
+            snprintf(why, why_size, "out of memory");
+            return 0;
+        }
+        r.headers = l;
+    }
+    const char *fail = httpc_apply(e, h, url, &r, why, why_size);
+    long status = 0;
+    if (!fail) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, capture_body);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &cap);
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, cancel_check);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)cancel);
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+        CURLcode rc = curl_easy_perform(e);
+        if (rc == CURLE_OK) {
+            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+            char *ct = NULL;
+            if (content_type && content_type_size &&
+                curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
+                snprintf(content_type, content_type_size, "%s", ct);
+        } else {
+            snprintf(why, why_size, "%s", rc == CURLE_ABORTED_BY_CALLBACK ? "canceled"
+                                                                          : curl_easy_strerror(rc));
+        }
+    }
+    httpc_request_free(&r);
+    return status;
+}
+
+bool httpc_retryable(long status, bool retry_on_429)
+{
+    return status == 0 || status / 100 == 5 || (status == 429 && retry_on_429);
+}

@@ -1,8 +1,9 @@
 /* httpc.h -- what every HTTP client of firn sets up the same way on a
  * libcurl easy handle: a Prometheus <http_config> (basic_auth,
  * authorization / bearer token, tls_config).  Used by the scrape loops and
- * Kubernetes discovery; the agent's push and the Alertmanager notifier are
- * meant to use it too.
+ * Kubernetes discovery and profile_remote_write (which also posts through
+ * httpc_post); the agent's push and the Alertmanager notifier are meant to
+ * use it too.
  *
  * Secrets given as files (password_file, credentials_file) are read at
  * each call, as Prometheus reads them at each request, so a rotated token
@@ -12,7 +13,9 @@
 #define FIRN_HTTPC_H
 
 #include <curl/curl.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 
@@ -36,6 +39,24 @@ void httpc_request_free(httpc_request *r);
  * secret file unreadable: "PATH: why"; a bad URL; out of memory) in why. */
 const char *httpc_apply(CURL *e, const config_http *h, const char *url, httpc_request *r,
                         char *why, size_t why_size);
+
+/* One POST of body (len bytes) to url with h's auth and TLS, plus headers
+ * ("Name: value" strings, NULL-terminated list, may be NULL), within
+ * timeout_ms.  e is reset first and may be reused, so a caller keeps one
+ * handle (and its kept-alive connection) per thread.  Returns the HTTP
+ * status, or 0 with why set when no answer came (transport error, set-up
+ * failure, or *cancel turned true: why is then "canceled").  The answer's
+ * first resp_size - 1 bytes go into resp (NUL-terminated) when resp is not
+ * NULL, and its Content-Type into content_type likewise.  Secrets are never
+ * written to why. */
+long httpc_post(CURL *e, const config_http *h, const char *url, const char *const *headers,
+                const void *body, size_t len, int64_t timeout_ms, const char *user_agent,
+                const _Atomic bool *cancel, char *resp, size_t resp_size, char *content_type,
+                size_t content_type_size, char *why, size_t why_size);
+
+/* Whether a POST's outcome is worth retrying, as Prometheus's remote-write
+ * client decides: no answer (status 0), a 5xx, or a 429 when retry_on_429. */
+bool httpc_retryable(long status, bool retry_on_429);
 
 /* A secret file's contents without trailing newlines and blanks, into out
  * (at most size - 1 bytes).  -1 with why set when it cannot be read. */

@@ -7,6 +7,16 @@
 
 #include "ingest/ingest.h"
 
+/* The forwarder, if any (ingest_forward_set). */
+static ingest_forward_fn forward_fn;
+static void *forward_ctx;
+
+void ingest_forward_set(ingest_forward_fn fn, void *ctx)
+{
+    forward_fn = fn;
+    forward_ctx = ctx;
+}
+
 void ingest_result_free(ingest_result *r)
 {
     if (!r)
@@ -140,6 +150,7 @@ int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_pr
         .delta_columns = columns,
         .profile = p,
         .timestamp_ms = r->timestamp_ms,
+        .duplicate = &r->duplicate,
     };
     int rc;
     if (!db) {
@@ -150,6 +161,9 @@ int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_pr
         firn_err_prefix(err, "storing the profile");
     } else {
         r->samples = p->n_samples;
+        if (forward_fn && !r->duplicate)
+            forward_fn(forward_ctx, &(ingest_stored){labels, n_labels, o->profile_name, p,
+                                                     columns, r->timestamp_ms});
     }
     if (rc == 0 && o->keep_profile) {
         r->profile = p;

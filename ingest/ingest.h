@@ -81,6 +81,7 @@ typedef struct ingest_result {
     bool baseline;              /* kept as the delta baseline; nothing stored */
     size_t samples;             /* samples stored */
     int64_t timestamp_ms;       /* where it was stored */
+    bool duplicate;             /* the store held this very profile already (a retry) */
     pprof_profile *profile;     /* with keep_profile, once stored: the profile as stored */
     bool *delta_columns;        /* with keep_profile, once stored: one per sample type */
 } ingest_result;
@@ -97,6 +98,28 @@ pprof_profile *ingest_decode(const void *data, size_t len, firn_err *err);
  * changed: columns dropped, deltas applied). */
 int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_profile *p,
                    const ingest_options *o, ingest_result *r, firn_err *err);
+
+/* ---- forwarding ------------------------------------------------------------ */
+
+/* A profile just made durable in the store, as a forwarder
+ * (profile_remote_write) sees it.  Everything is only valid during the
+ * call. */
+typedef struct ingest_stored {
+    const firn_label *labels;     /* the target labels, sorted, without __name__ */
+    size_t n_labels;
+    const char *profile_name;
+    const pprof_profile *profile; /* as stored: columns kept, deltas applied */
+    const bool *delta_columns;    /* one per sample type */
+    int64_t timestamp_ms;         /* where it was stored */
+} ingest_stored;
+
+/* Called by ingest_profile on its caller's thread after every profile it
+ * stored (not for a baseline, a refusal, or a duplicate the store already
+ * held), before it returns: so whatever the callee makes durable is so
+ * before the push is answered.  Set once before the first ingest and
+ * cleared (NULL) after the last; not synchronized with ingest itself. */
+typedef void (*ingest_forward_fn)(void *ctx, const ingest_stored *s);
+void ingest_forward_set(ingest_forward_fn fn, void *ctx);
 
 /* Pushed labels: at most INGEST_MAX_LABELS, no __name__ (the profile type
  * is the store's to derive), then firn_labels_normalize (sorted, valid, no

@@ -109,6 +109,8 @@ pyroscope_code pyroscope_code_of(int firn_code)
         return PYRO_UNAVAILABLE;   /* Alloy retries it */
     case FIRN_ETOOBIG:
         return PYRO_RESOURCE_EXHAUSTED;
+    case FIRN_EEXIST:
+        return PYRO_ALREADY_EXISTS;   /* a different profile at that time: not retried */
     default:
         return PYRO_INTERNAL;
     }
@@ -243,7 +245,9 @@ static void serve(const pyroscope_request *req, pyroscope_call *c, http_response
                  "application/proto or application/json", req->content_type ?
                  req->content_type : "");
         pyroscope_respond_error(resp, PYRO_UNKNOWN, msg);
-        resp->status = 415;   /* what connect-go answers */
+        resp->status = 415;   /* what connect-go answers, and its Accept-Post */
+        resp->accept_post = "application/json, application/json; charset=utf-8, "
+                            "application/proto";
         return;
     }
     const char *body = req->body;
@@ -365,10 +369,29 @@ void pyroscope_serve(pyroscope_api *api, const pyroscope_request *req, http_resp
     pyroscope_call_end(&c);
 }
 
+/* The procedure, "/<package>.<Service>/<Method>": the path's last two
+ * segments, so a client given a base URL with a path prefix is served
+ * (the route is HTTP_ROUTE_MOUNTED). */
+static const char *procedure(const char *path)
+{
+    const char *end = path + strlen(path), *p = end;
+    int slashes = 0;
+    while (p > path && slashes < 2)
+        if (*--p == '/')
+            slashes++;
+    return slashes == 2 ? p : path;
+}
+
 static void handle_connect(void *ctx, const http_request *r, http_response *resp)
 {
+    if (http_request_too_large(r)) {
+        /* connect-go's answer to a body past its read limit */
+        pyroscope_respond_error(resp, PYRO_RESOURCE_EXHAUSTED,
+                                "request body too large: over the server's body limit");
+        return;
+    }
     pyroscope_request req = {
-        .path = http_request_path(r),
+        .path = procedure(http_request_path(r)),
         .content_type = http_request_header(r, "Content-Type"),
         .content_encoding = http_request_header(r, "Content-Encoding"),
         .accept_encoding = http_request_header(r, "Accept-Encoding"),
@@ -386,7 +409,8 @@ void pyroscope_free(pyroscope_api *api)
 
 int pyroscope_register(http_server *s, pyroscope_api *api, firn_err *err)
 {
-    unsigned flags = HTTP_ROUTE_WORKER | HTTP_ROUTE_RAW_BODY;
+    unsigned flags = HTTP_ROUTE_WORKER | HTTP_ROUTE_RAW_BODY | HTTP_ROUTE_TOO_LARGE |
+                     HTTP_ROUTE_MOUNTED;
     if (!api->deltas && !(api->deltas = pyroscope_deltas_new()))
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
     for (size_t i = 0; i < sizeof METHODS / sizeof METHODS[0]; i++)

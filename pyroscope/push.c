@@ -28,7 +28,13 @@
  * stored (ingest_decode, ingest_labels_check); each is then stored through
  * ingest/'s path (ingest_profile), durable before the answer.  A bad profile or label
  * is invalid_argument (Alloy does not retry it), a full store queue
- * unavailable (Alloy retries).
+ * unavailable (Alloy retries).  A retry of a Push whose first attempt
+ * stored some of its profiles finds them stored: the same profile again is
+ * answered as stored without storing it twice (the store's duplicate
+ * rule); a different profile of a series at a time it already holds is
+ * already_exists, except for a cumulative one whose delta firn takes: the
+ * first attempt took it, so the retry is the change since itself, and a
+ * profile already at that time is taken as that attempt's and skipped.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -271,8 +277,16 @@ int pyroscope_rpc_push(pyroscope_call *c, const ProtobufCMessage *in, ProtobufCM
         ingest_result res;
         pprof_profile *taken = pd[i].profile;
         pd[i].profile = NULL;   /* ingest_profile takes it */
-        if ((rc = ingest_profile(c->api->db, pd[i].labels, pd[i].n_labels, taken, &o, &res,
-                                 err)) < 0) {
+        rc = ingest_profile(c->api->db, pd[i].labels, pd[i].n_labels, taken, &o, &res, err);
+        if (rc == FIRN_EEXIST && pd[i].cumulative) {
+            /* A retry of a Push that stored this profile: its delta was
+             * taken the first time, so this one differs (it is the change
+             * since itself); the series holding a profile at this time is
+             * what a retry finds.  Skipped, so the rest of the request is
+             * stored. */
+            rc = 0;
+            firn_err_clear(err);
+        } else if (rc < 0) {
             firn_err_prefix(err, "profile %zu of %zu", i + 1, n);
             if (rc == FIRN_ETOOBIG)
                 rc = FIRN_EINVAL;   /* it will never fit: invalid_argument, not retried */

@@ -3,12 +3,15 @@
  * Alloy's pyroscope.write and the newer Pyroscope SDKs speak.
  *
  * Connect unary (connectrpc.com/docs/protocol): POST /<package>.<Service>/
- * <Method>, the bare message in the body, binary (Content-Type
+ * <Method> (also under any path prefix: a data source URL may carry a
+ * path), the bare message in the body, binary (Content-Type
  * application/proto) or protobuf's JSON mapping (application/json),
  * optionally gzipped (Content-Encoding: gzip); the answer is 200 with the
  * same Content-Type, exactly, gzipped when the request's Accept-Encoding
  * takes gzip and the body is at least 1 KiB; an error is its Connect code's
- * HTTP status with Content-Type application/json and {"code","message"}.
+ * HTTP status with Content-Type application/json and {"code","message"}:
+ * also a 415 (with Accept-Post) and a body over the server's cap
+ * (resource_exhausted, 429, where h2o would say a plain 413).
  * Connect-Protocol-Version may be absent; when present it must be 1.
  *
  * Services (the messages are Pyroscope's own, vendored in pyroscope/api/):

@@ -225,8 +225,10 @@ static void handle_render_diff(void *ctx, const http_request *r, http_response *
 
 int pyroscope_render_register(http_server *s, pyroscope_api *api, firn_err *err)
 {
-    if (http_route(s, "GET", "/pyroscope/render", HTTP_ROUTE_WORKER, handle_render, api, err) < 0 ||
-        http_route(s, "GET", "/pyroscope/render-diff", HTTP_ROUTE_WORKER, handle_render_diff, api,
+    /* mounted: the Drilldown reaches them under the data source's URL, path and all */
+    unsigned flags = HTTP_ROUTE_WORKER | HTTP_ROUTE_MOUNTED;
+    if (http_route(s, "GET", "/pyroscope/render", flags, handle_render, api, err) < 0 ||
+        http_route(s, "GET", "/pyroscope/render-diff", flags, handle_render_diff, api,
                   err) < 0)
         return -1;
     return 0;

@@ -88,12 +88,16 @@ typedef struct tsdb_append_req {
                                     snapshot inuse_* columns) */
     const pprof_profile *profile;
     int64_t timestamp_ms;        /* 0: the profile's time_nanos, else now */
+    bool *duplicate;             /* NULL, or set: the store held this very profile already */
 } tsdb_append_req;
 
 /* Stores one profile: one block per sample type, all in one commit.
- * Returns 0 once durable.  Errors: FIRN_EINVAL (bad labels, a timestamp
- * outside retention, a series that already holds a profile at this
- * timestamp), FIRN_EBUSY (queue full), FIRN_ETOOBIG, FIRN_EIO.  On error
+ * Returns 0 once durable.  The same profile again (same series, timestamp
+ * and blocks: a retried append whose answer was lost) is a no-op that
+ * returns 0 with *duplicate set.  Errors: FIRN_EINVAL (bad labels, a
+ * timestamp outside retention), FIRN_EEXIST (a series already holds a
+ * different profile at this timestamp), FIRN_EBUSY (queue full),
+ * FIRN_ETOOBIG, FIRN_EIO.  On error
  * nothing of the profile is stored.  req and the profile are only read, and
  * only until the call returns. */
 int tsdb_append(tsdb *db, const tsdb_append_req *req, firn_err *err);

@@ -70,6 +70,7 @@ struct request {
     uint64_t deleted_blocks;
     int status;
     firn_err err;
+    bool duplicate;               /* REQ_APPEND: the same profile was already stored */
     bool done;
     struct request *next;
 };
@@ -760,6 +761,73 @@ static int sample_exists(tsdb *db, MDB_txn *txn, uint64_t series, int64_t ts, bo
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Column t of the prepared profile as a block in w->val (stack and label
+ * set ids resolved); *kept is the samples it holds. */
+static int encode_column(struct writer *w, const struct prepared *pp, size_t t, size_t *kept)
+{
+    const pprof_profile *p = pp->profile;
+    if (p->n_samples > w->bs_cap) {
+        struct block_sample *nb = realloc(w->bs, p->n_samples * sizeof *nb);
+        if (!nb)
+            return ENOMEM;
+        w->bs = nb;
+        w->bs_cap = p->n_samples;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_samples; i++) {
+        int64_t v = p->samples[i].values[t];
+        if (v == 0)
+            continue;
+        w->bs[n].stack = pp->stack_id[i];
+        w->bs[n].labelset = pp->ls_id[i];
+        w->bs[n].value = v;
+        n++;
+    }
+    *kept = tsdb_block_encode(&w->val, &w->val2, w->bs, n, p->duration_nanos, p->period);
+    return w->val.oom ? ENOMEM : 0;
+}
+
+/* Whether every series already holds, at pp->ts, exactly the block this
+ * profile would write.  Only looks up: a stack or label set the partition
+ * lacks means a different profile, and nothing is written either way. */
+static int same_profile(struct writer *w, MDB_txn *txn, struct prepared *pp, const uint64_t *ids,
+                        bool *same)
+{
+    const pprof_profile *p = pp->profile;
+    *same = false;
+    for (size_t t = 0; t < p->n_sample_types; t++)
+        if (!ids[t])
+            return 0;
+    struct part_cache *pc;
+    int rc = part_cache_get(w, txn, pp->partition, &pc);
+    for (size_t i = 0; i < p->n_samples && !rc; i++) {
+        bool found;
+        if ((rc = sym_find(w, txn, pc, SYM_STACK, pp->stack_hash[i], &pp->stack_id[i], &found)))
+            return rc;
+        if (!found)
+            return 0;
+        pp->ls_id[i] = 0;
+        if (p->samples[i].n_labels &&
+            ((rc = sym_find(w, txn, pc, SYM_LABELSET, pp->ls_hash[i], &pp->ls_id[i], &found)) ||
+             !found))
+            return rc;
+    }
+    for (size_t t = 0; t < p->n_sample_types && !rc; t++) {
+        size_t kept;
+        if ((rc = encode_column(w, pp, t, &kept)))
+            return rc;
+        unsigned char kb[SAMPLE_KEY_LEN];
+        tsdb_sample_key(kb, ids[t], pp->ts);
+        MDB_val k = {sizeof kb, kb}, v;
+        if ((rc = mdb_get(txn, w->db->dbi_samples, &k, &v)))
+            return rc == MDB_NOTFOUND ? 0 : rc;
+        if (v.mv_size != w->val.len || memcmp(v.mv_data, w->val.b, v.mv_size) != 0)
+            return 0;
+    }
+    *same = rc == 0;
+    return rc;
+}
+
 static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int64_t now)
 {
     tsdb *db = w->db;
@@ -783,6 +851,7 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
     /* Checks before any write: no series may hold a profile at ts yet. */
     uint64_t ids_stack[8];
     int64_t mins_stack[8], maxs_stack[8];
+    size_t taken = 0;   /* 1 + the first series already holding a profile at ts */
     uint64_t *ids = nt <= 8 ? ids_stack : malloc(nt * sizeof *ids);
     int64_t *mins = nt <= 8 ? mins_stack : malloc(nt * sizeof *mins);
     int64_t *maxs = nt <= 8 ? maxs_stack : malloc(nt * sizeof *maxs);
@@ -806,15 +875,29 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
         bool exists = false;
         if (ids[t] && (rc = sample_exists(db, txn, ids[t], pp->ts, &exists)))
             goto out;
-        if (exists) {
-            char *ls = firn_labels_format(pp->series[t].labels, pp->series[t].n_labels);
-            rq->status = firn_errf(&rq->err, FIRN_EINVAL,
-                                   "series %.300s already has a profile at %lld ms",
-                                   ls ? ls : "?", (long long)pp->ts);
-            free(ls);
-            rc = APPLY_REJECTED;
+        if (exists && !taken)
+            taken = t + 1;
+    }
+    if (taken) {
+        /* A retry of an append whose answer was lost (a forwarder's, Alloy's)
+         * finds its own profile: the same again is a no-op, anything else an
+         * error of its own code so callers can tell it from bad input. */
+        bool same = false;
+        if ((rc = same_profile(w, txn, pp, ids, &same)))
+            goto out;
+        if (same) {
+            rq->duplicate = true;
+            rc = APPLY_OK;
             goto out;
         }
+        char *ls = firn_labels_format(pp->series[taken - 1].labels,
+                                      pp->series[taken - 1].n_labels);
+        rq->status = firn_errf(&rq->err, FIRN_EEXIST,
+                               "series %.300s already has a different profile at %lld ms",
+                               ls ? ls : "?", (long long)pp->ts);
+        free(ls);
+        rc = APPLY_REJECTED;
+        goto out;
     }
     /* The series limit: the new series this profile needs must fit. */
     size_t new_series = 0;
@@ -847,15 +930,6 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
         if (p->samples[i].n_labels && (rc = resolve_labelset(w, txn, pc, pp, i, &pp->ls_id[i])))
             goto out;
     }
-    if (p->n_samples > w->bs_cap) {
-        struct block_sample *nb = realloc(w->bs, p->n_samples * sizeof *nb);
-        if (!nb) {
-            rc = ENOMEM;
-            goto out;
-        }
-        w->bs = nb;
-        w->bs_cap = p->n_samples;
-    }
     for (size_t t = 0; t < nt; t++) {
         struct series_prep *sp = &pp->series[t];
         if (!ids[t]) {
@@ -872,21 +946,9 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
                 e->max_ts = hi;
             }
         }
-        size_t n = 0;
-        for (size_t i = 0; i < p->n_samples; i++) {
-            int64_t v = p->samples[i].values[t];
-            if (v == 0)
-                continue;
-            w->bs[n].stack = pp->stack_id[i];
-            w->bs[n].labelset = pp->ls_id[i];
-            w->bs[n].value = v;
-            n++;
-        }
-        size_t kept = tsdb_block_encode(&w->val, &w->val2, w->bs, n, p->duration_nanos, p->period);
-        if (w->val.oom) {
-            rc = ENOMEM;
+        size_t kept;
+        if ((rc = encode_column(w, pp, t, &kept)))
             goto out;
-        }
         unsigned char kb[SAMPLE_KEY_LEN];
         tsdb_sample_key(kb, ids[t], pp->ts);
         MDB_val k = {sizeof kb, kb}, v = {w->val.len, w->val.b};
@@ -990,6 +1052,7 @@ static void process_batch(struct writer *w, struct request **batch, size_t n)
         int64_t now = firn_now_ms();
         for (size_t i = 0; i < n && !rc; i++) {
             batch[i]->status = 0;
+            batch[i]->duplicate = false;
             firn_err_clear(&batch[i]->err);
             rc = batch[i]->kind == REQ_FLOATS ? apply_floats(w, txn, batch[i], now)
                                               : apply_append(w, txn, batch[i], now);
@@ -1265,6 +1328,8 @@ int tsdb_append(tsdb *db, const tsdb_append_req *req, firn_err *err)
     if (rc == 0) {
         struct request rq = {.kind = REQ_APPEND, .prep = &pp};
         rc = submit(db, &rq, pp.bytes, err);
+        if (req->duplicate)
+            *req->duplicate = rc == 0 && rq.duplicate;
     } else {
         atomic_fetch_add(&db->append_failures_total, 1);
     }

@@ -91,6 +91,8 @@ static int status_of(int code)
         return 413;
     case FIRN_EBUSY:
         return 503;
+    case FIRN_EEXIST:
+        return 409;   /* a different profile at that time; the same again is a 200 */
     default:
         return 500;
     }
@@ -170,7 +172,7 @@ static int body_not_empty(size_t len, firn_err *err)
 static void store_error_log(const web_api *api, const push *in, int rc, const firn_err *err)
 {
     if (api->db && in->result.failed == INGEST_FAILED_STORE && rc != FIRN_EINVAL &&
-        rc != FIRN_EBUSY && rc != FIRN_ETOOBIG)
+        rc != FIRN_EBUSY && rc != FIRN_ETOOBIG && rc != FIRN_EEXIST)
         firn_log(FIRN_LOG_WARN, "web", "storing a pushed profile failed", "err=\"%s\"",
                  err ? err->msg : "");
 }

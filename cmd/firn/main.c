@@ -16,6 +16,7 @@
 #include "config/web_config.h"
 #include "model/model.h"
 #include "pyroscope/pyroscope.h"
+#include "forward/forward.h"
 #include "scrape/scrape.h"
 #include "tsdb/tsdb.h"
 #include "web/web.h"
@@ -51,6 +52,7 @@ typedef struct server {
     config_web *web_config;         /* --web.config.file, read once at startup */
     web_api api;
     pyroscope_api pyroscope;        /* Pyroscope's Connect API (Grafana, Alloy) */
+    forward *forward;               /* profile_remote_write */
     char *settings_path;            /* its settings file, in the store's directory */
     pthread_mutex_t reload_mu;
     _Atomic bool last_reload_ok;
@@ -400,15 +402,25 @@ static void apply_discovery(server *s, const firn_config *cfg)
     }
 }
 
-/* The rule engine's share of a configuration: its own copy of cfg (the
- * scrape manager takes cfg), parsed from the same text. */
-static int apply_rules(server *s, const firn_config *cfg, firn_err *err)
+/* The rule engine's share of a configuration: its own copy (the scrape
+ * manager takes cfg), read from the file again: cfg->yaml has its secrets
+ * masked, and the notifier needs the Alertmanagers' credentials. */
+static int apply_rules(server *s, firn_err *err)
 {
-    firn_config *copy = config_load_string(cfg->yaml ? cfg->yaml : "",
-                                           cfg->yaml ? strlen(cfg->yaml) : 0, cfg->source, err);
+    firn_config *copy = load_config(s, err);
     if (!copy)
         return -1;
     return rules_manager_apply(s->rules, copy, err) < 0 ? -1 : 0;
+}
+
+/* profile_remote_write's share: its own copy, read from the file again,
+ * as the rules'. */
+static int apply_forward(server *s, firn_err *err)
+{
+    firn_config *copy = load_config(s, err);
+    if (!copy)
+        return -1;
+    return forward_apply(s->forward, copy, err) < 0 ? -1 : 0;
 }
 
 /* Load and apply the configuration file; the running one stays on any
@@ -420,7 +432,12 @@ static int reload(void *ctx, firn_err *err)
     atomic_fetch_add(&s->reloads_total, 1);
     firn_config *cfg = load_config(s, err);
     /* rules and alerting first: a bad rule file rejects the whole reload */
-    int rc = cfg ? apply_rules(s, cfg, err) : -1;
+    int rc = cfg ? apply_rules(s, err) : -1;
+    /* forwarding next, after the rules (a bad rule file, the common
+     * mistake, then changes nothing): a new endpoint's queue that cannot
+     * open fails the reload, with the rules already applied */
+    if (rc == 0)
+        rc = apply_forward(s, err);
     if (rc < 0) {
         config_free(cfg);
         cfg = NULL;
@@ -452,6 +469,8 @@ static void reload_metrics(void *ctx, firn_buf *b)
     server *s = ctx;
     if (s->disc)
         disc_manager_metrics_write(s->disc, b);
+    if (s->forward)
+        forward_metrics_write(s->forward, b);
     firn_metrics_single(b, "firn_config_last_reload_successful", "gauge",
                         "Whether the last configuration reload attempt was successful.",
                         atomic_load(&s->last_reload_ok) ? 1 : 0);
@@ -563,12 +582,24 @@ int main(int argc, char **argv)
                                 .queue_capacity = (size_t)s.f.queue_capacity,
                                 .batch_size = (size_t)s.f.batch_size};
     s.rules = rules_manager_new(&ro, &err);
-    if (!s.rules || apply_rules(&s, cfg, &err) < 0) {
+    if (!s.rules || apply_rules(&s, &err) < 0) {
         firn_log(FIRN_LOG_ERROR, "main", "Error loading rules", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
         config_free(cfg);
         goto out;
     }
+
+    /* forwarding before anything ingests, so every stored profile is queued */
+    char fdir[4096];
+    snprintf(fdir, sizeof fdir, "%s/profile_remote_write", s.f.storage_path);
+    s.forward = forward_new(fdir, &err);
+    if (!s.forward || apply_forward(&s, &err) < 0) {
+        firn_log(FIRN_LOG_ERROR, "main", "Starting profile_remote_write failed", "err=%s",
+                 firn_log_quote(q, sizeof q, err.msg));
+        config_free(cfg);
+        goto out;
+    }
+    ingest_forward_set(forward_profile, s.forward);
 
     scrape_options so;
     scrape_options_default(&so);
@@ -669,6 +700,9 @@ out:
     disc_manager_free(s.disc);
     scrape_manager_free(s.scrape);
     rules_manager_free(s.rules);
+    /* nothing ingests any more */
+    ingest_forward_set(NULL, NULL);
+    forward_free(s.forward);
     free(s.external_url);
     tsdb_close(s.db);
     free(s.self_address);

@@ -52,6 +52,12 @@ static void print_summary(const firn_config *cfg)
         putchar(')');
     }
     putchar('\n');
+    for (size_t i = 0; i < cfg->n_profile_remote_writes; i++) {
+        const config_profile_remote_write *w = &cfg->profile_remote_writes[i];
+        /* the URL holds no secret (the config refuses a password in it) */
+        printf("  profile_remote_write%s%s: %s (%llu shard%s)\n", *w->name ? " " : "", w->name,
+               w->url, (unsigned long long)w->shards, w->shards == 1 ? "" : "s");
+    }
     if (cfg->has_object_storage)
         printf("  object_storage%s%s is accepted and not used: firn stores locally\n",
                cfg->object_storage_type ? " of type " : "",

@@ -209,7 +209,7 @@ refused bad_label_name 400 'label name \"bad-name\"' --data-binary @"$cpu" \
 refused missing_name 400 'missing parameter name' --data-binary @"$cpu" "$api/api/v1/ingest?job=bad"
 refused bad_name 400 'a profile name must match' --data-binary @"$cpu" \
     "$api/api/v1/ingest?name=cpu:x&job=bad"
-refused duplicate 400 'already has a profile' --data-binary @"$cpu" \
+refused same_profile_again_is_a_no_op 200 '"status":"success"' --data-binary @"$cpu" \
     "$api/api/v1/ingest?name=process_cpu&job=curl&kind=raw"
 refused empty 400 'empty body' --data-binary '' "$api/api/v1/ingest?name=process_cpu&job=bad"
 refused pyroscope_suffix 400 'unknown profile type: nope' --data-binary @"$tmp/stacks.txt" \

@@ -203,6 +203,9 @@ same "SelectHeatmap: 501 unimplemented" \
     "501 application/json unimplemented"
 same "GET: 405" "$(curl_local -o /dev/null -w '%{http_code}' "$QS/ProfileTypes")" 405
 same "Content-Type text/plain: 415" "$(call "$QS/ProfileTypes" text/plain "$tmp/empty.json" | cut -d' ' -f1)" 415
+same "... with connect-go's Accept-Post" \
+    "$(grep -i '^accept-post:' "$tmp/hdr" | sed 's/^[^:]*: //' | tr -d '\r')" \
+    "application/json, application/json; charset=utf-8, application/proto"
 same "application/x-protobuf: 415" \
     "$(call "$QS/ProfileTypes" application/x-protobuf "$tmp/health.bin" | cut -d' ' -f1)" 415
 same "Connect-Protocol-Version 2: 400 invalid_argument" \
@@ -234,10 +237,33 @@ same "a gzip body inflating past 128 MiB: 429 resource_exhausted" \
     "$(call "$api/push.v1.PusherService/Push" application/proto "$tmp/bomb.gz" -H 'Content-Encoding: gzip') $(err_code)" \
     "429 application/json resource_exhausted"
 head -c $((65 << 20)) /dev/zero >"$tmp/huge"
-same "a body over the server's 64 MiB cap: 413" \
-    "$(call "$api/push.v1.PusherService/Push" application/proto "$tmp/huge" | cut -d' ' -f1)" 413
+same "a body over the server's 64 MiB cap: 429 resource_exhausted, as connect-go answers" \
+    "$(call "$api/push.v1.PusherService/Push" application/proto "$tmp/huge") $(err_code)" \
+    "429 application/json resource_exhausted"
+same "... also sent chunked (no Content-Length)" \
+    "$(call "$api/push.v1.PusherService/Push" application/proto "$tmp/huge" \
+        -H 'Transfer-Encoding: chunked' -H 'Expect:') $(err_code)" "429 application/json resource_exhausted"
+same "... and a plain 413 on firn's own ingest" \
+    "$(call "$api/api/v1/ingest?name=process_cpu" application/octet-stream "$tmp/huge" | cut -d' ' -f1)" 413
 rm -f "$tmp/huge" "$tmp/bomb.gz"
 same "firn still serves after all that" "$(curl_local "$api/-/healthy")" "firn is Healthy."
+
+# A data source URL with a path (Grafana joins it and the procedure, as
+# behind a reverse proxy at /pyroscope/): the same answers under it.
+same "under a path prefix: Grafana's health check" \
+    "$(call "$api/pyroscope/querier.v1.QuerierService/ProfileTypes" application/proto "$tmp/health.bin")" \
+    "200 application/proto"
+same "under a two-segment prefix: JSON" \
+    "$(call "$api/a/b/querier.v1.QuerierService/ProfileTypes" application/json "$tmp/empty.json")" \
+    "200 application/json"
+same "under a prefix: an unknown method is still 501 unimplemented" \
+    "$(call "$api/a/querier.v1.QuerierService/NoSuchMethod" application/json "$tmp/empty.json") $(err_code)" \
+    "501 application/json unimplemented"
+same "under a prefix: the Drilldown's render-diff route" \
+    "$(curl_local -o /dev/null -w '%{http_code}' "$api/pyroscope/pyroscope/render-diff")" \
+    "$(curl_local -o /dev/null -w '%{http_code}' "$api/pyroscope/render-diff")"
+same "a prefix does not reach firn's own API" \
+    "$(curl_local -o /dev/null -w '%{http_code}' "$api/pyroscope/api/v1/labels")" 404
 
 # The Drilldown's JSON: no Connect header, int64 as numbers, proto names,
 # an enum name the proto does not know, an unknown field.

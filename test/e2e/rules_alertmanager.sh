@@ -24,6 +24,7 @@ srcdir=$2
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
 e2e_workspace
+command -v htpasswd >/dev/null || { fail "htpasswd not installed (scripts/deps test)"; finish; exit 1; }
 command -v prometheus-alertmanager >/dev/null ||
     { fail "prometheus-alertmanager not installed (scripts/deps test)"; finish; exit 1; }
 
@@ -48,14 +49,23 @@ route:
 receivers:
   - name: blackhole
 EOF
+# Alertmanager asks for basic auth: firn must send the password it was
+# given (not the masked text /api/v1/status/config shows)
+am_password="am-pass-$RANDOM$RANDOM"
+test_secret "$am_password"
+cat >"$tmp/am-web.yml" <<EOF
+basic_auth_users:
+  firn: '$(htpasswd -nbBC 5 firn "$am_password" | cut -d: -f2-)'
+EOF
+am_curl() { curl_local -u "firn:$am_password" "$@"; }
 AM_PID=
 start_am() {
     prometheus-alertmanager --config.file="$tmp/am.yml" --storage.path="$tmp/am" \
         --web.listen-address="127.0.0.1:$AM_PORT" --cluster.listen-address= \
-        >>"$tmp/am.log" 2>&1 &
+        --web.config.file="$tmp/am-web.yml" >>"$tmp/am.log" 2>&1 &
     AM_PID=$!
     track_pid "$AM_PID"
-    wait_for 30 curl_local --fail --max-time 1 "http://127.0.0.1:$AM_PORT/-/ready"
+    wait_for 30 am_curl --fail --max-time 1 "http://127.0.0.1:$AM_PORT/-/ready"
 }
 start_am || { fail "start alertmanager: $(tail -5 "$tmp/am.log")"; finish; exit 1; }
 ok "alertmanager on 127.0.0.1:$AM_PORT"
@@ -90,6 +100,7 @@ alerting:
   alertmanagers:
     - static_configs: [{targets: ['127.0.0.1:$AM_PORT']}]
       timeout: 2s
+      basic_auth: {username: firn, password: '$am_password'}
 scrape_configs:
   - job_name: go
     static_configs: [{targets: ['$GO_ADDR']}]
@@ -142,7 +153,7 @@ wait_for 30 is_state firing && ok "BurnHot firing after for" ||
     fail "never firing: $(curl_local "$F/api/v1/alerts")"
 
 # In Alertmanager, with labels, external label and the templated summary.
-am_alert() { curl_local "http://127.0.0.1:$AM_PORT/api/v2/alerts" |
+am_alert() { am_curl "http://127.0.0.1:$AM_PORT/api/v2/alerts" |
              jq -c '[.[] | select(.labels.alertname=="BurnHot")] | first // empty'; }
 in_am() { test -n "$(am_alert)"; }
 if wait_for 30 in_am; then

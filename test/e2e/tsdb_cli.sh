@@ -258,8 +258,8 @@ expect_fail "append a profile and a text file" "MANIFEST.md: not a pprof protobu
     tsdb append --name process_cpu --label job=mixed --timestamp "$NOW" "$CPU" "$FIXTURES/MANIFEST.md"
 expect_fail "append older than the retention" "older than the retention" \
     tsdb append --name process_cpu --label job=old --timestamp $((NOW - 16 * 24 * 3600 * 1000)) "$CPU"
-expect_fail "append at a time the series already holds" "already has a profile at $T1 ms" \
-    tsdb append --name process_cpu --delta --label job=worker --timestamp "$T1" "$CPU2"
+expect_fail "append a different profile at a time the series already holds" "already has a different profile at $T1 ms" \
+    tsdb append --name process_cpu --delta --label job=worker --timestamp "$T1" "$CPU"
 same "failed appends store nothing" "$(counts)" "$before"
 
 expect_fail "series --match with a bad regex" 'invalid regex "\("' \

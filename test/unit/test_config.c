@@ -715,7 +715,93 @@ static const struct {
     {"merge keys are not supported",
      "scrape_configs:\n  - job_name: a\n    <<: {scheme: https}\n",
      "t.yml:3:5: <<: unknown field in scrape_config"},
+    {"profile_remote_write without url",
+     "profile_remote_write:\n  - name: a\n",
+     "t.yml:2:5: url: url for profile_remote_write is empty"},
+    {"profile_remote_write scheme",
+     "profile_remote_write:\n  - url: ftp://h/\n",
+     "t.yml:2:10: url: unsupported scheme in \"ftp://h/\": http or https"},
+    {"profile_remote_write password in the URL",
+     "profile_remote_write:\n  - url: http://u:p@h:1/\n",
+     "t.yml:2:10: url: a user or password in the URL is not allowed: use basic_auth"},
+    {"profile_remote_write name",
+     "profile_remote_write:\n  - url: http://h/\n    name: ../x\n",
+     "t.yml:3:11: name: \"../x\": a name is [A-Za-z0-9_.-]"},
+    {"profile_remote_write duplicate name",
+     "profile_remote_write:\n  - {url: 'http://a/', name: c}\n  - {url: 'http://b/', name: c}\n",
+     "t.yml:3:5: profile_remote_write: found multiple profile_remote_write configs with name \"c\""},
+    {"profile_remote_write duplicate URL",
+     "profile_remote_write:\n  - url: http://a/\n  - url: http://a/\n",
+     "t.yml:3:5: profile_remote_write: duplicate profile_remote_write configs are not allowed"},
+    {"profile_remote_write Authorization header",
+     "profile_remote_write:\n  - url: http://a/\n    headers: {Authorization: x}\n",
+     "t.yml:3:15: headers: authorization header must be changed via the basic_auth"},
+    {"profile_remote_write shards",
+     "profile_remote_write:\n  - url: http://a/\n    queue_config: {shards: 65}\n",
+     "t.yml:3:28: shards: must be 1 to 64"},
+    {"profile_remote_write max_samples_per_send",
+     "profile_remote_write:\n  - url: http://a/\n    queue_config: {max_samples_per_send: 0}\n",
+     "t.yml:3:42: max_samples_per_send: must be 1 to 4096"},
+    {"profile_remote_write max_bytes",
+     "profile_remote_write:\n  - url: http://a/\n    queue_config: {max_bytes: 1KiB}\n",
+     "t.yml:3:31: max_bytes: at least 1MiB"},
+    {"profile_remote_write backoff",
+     "profile_remote_write:\n  - url: http://a/\n    queue_config: {min_backoff: 2s, max_backoff: 1s}\n",
+     "t.yml:3:50: max_backoff: must not be less than min_backoff"},
+    {"profile_remote_write relabel",
+     "profile_remote_write:\n  - url: http://a/\n    write_relabel_configs: [{action: replace}]\n",
+     "t.yml:3:29: relabel_configs: relabel configuration for replace action requires 'target_label' value"},
 };
+
+/* profile_remote_write's defaults and fields. */
+static void test_profile_remote_write(void **state)
+{
+    (void)state;
+    firn_config *cfg = load("profile_remote_write:\n"
+                            "  - url: http://central:7070/\n"
+                            "  - url: https://profiles.example/pyroscope\n"
+                            "    name: cloud\n"
+                            "    remote_timeout: 5s\n"
+                            "    basic_auth: {username: u, password_file: /p}\n"
+                            "    headers: {X-Scope-OrgID: t1}\n"
+                            "    write_relabel_configs:\n"
+                            "      - {source_labels: [job], regex: x, action: drop}\n"
+                            "    queue_config: {max_bytes: 1GiB, shards: 4, max_samples_per_send: 50,\n"
+                            "                   batch_send_deadline: 1s, min_backoff: 100ms,\n"
+                            "                   max_backoff: 10s, retry_on_http_429: false}\n");
+    assert_int_equal(cfg->n_profile_remote_writes, 2);
+    const config_profile_remote_write *a = &cfg->profile_remote_writes[0];
+    assert_string_equal(a->url, "http://central:7070/");
+    assert_string_equal(a->name, "");
+    assert_int_equal(a->remote_timeout_ms, 30000);
+    assert_int_equal(a->max_bytes, 256u << 20);
+    assert_int_equal(a->shards, 1);
+    assert_int_equal(a->max_samples_per_send, 100);
+    assert_int_equal(a->batch_send_deadline_ms, 5000);
+    assert_int_equal(a->min_backoff_ms, 30);
+    assert_int_equal(a->max_backoff_ms, 5000);
+    assert_true(a->retry_on_http_429);
+    const config_profile_remote_write *b = &cfg->profile_remote_writes[1];
+    assert_string_equal(b->name, "cloud");
+    assert_int_equal(b->remote_timeout_ms, 5000);
+    assert_true(b->http.basic_auth.set);
+    assert_string_equal(b->http.basic_auth.password_file, "/p");
+    assert_int_equal(b->n_headers, 1);
+    assert_string_equal(b->headers[0].name, "X-Scope-OrgID");
+    assert_string_equal(b->headers[0].value, "t1");
+    assert_int_equal(b->n_write_relabel_configs, 1);
+    assert_int_equal(b->max_bytes, 1ull << 30);
+    assert_int_equal(b->shards, 4);
+    assert_int_equal(b->max_samples_per_send, 50);
+    assert_int_equal(b->batch_send_deadline_ms, 1000);
+    assert_int_equal(b->min_backoff_ms, 100);
+    assert_int_equal(b->max_backoff_ms, 10000);
+    assert_false(b->retry_on_http_429);
+    /* the header's value is a secret in what /api/v1/status/config shows */
+    assert_non_null(strstr(cfg->yaml, "X-Scope-OrgID: <secret>"));
+    assert_null(strstr(cfg->yaml, "t1"));
+    config_free(cfg);
+}
 
 static void test_errors(void **state)
 {
@@ -1668,6 +1754,7 @@ int main(void)
         cmocka_unit_test(test_yaml_anchors_and_nulls),
         cmocka_unit_test(test_empty_documents),
         cmocka_unit_test(test_body_size_units),
+        cmocka_unit_test(test_profile_remote_write),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_errors_collected),
         cmocka_unit_test(test_caps),

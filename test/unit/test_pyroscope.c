@@ -394,6 +394,196 @@ static void test_view_rules(void **state)
     free(dir);
 }
 
+/* ---- Push retried after a partial store ------------------------------------------- */
+
+/* A PushRequest of series a (profile pa, named name_a) and, when pb_ is
+ * not NULL, b (profile pb_, process_cpu), with __delta__="false" when
+ * delta_false. */
+static void push_body2(const char *name_a, const unsigned char *pa, size_t la,
+                       const unsigned char *pb_, size_t lb, bool delta_false, unsigned char **out,
+                       size_t *out_len)
+{
+    Types__V1__LabelPair names[2][3];
+    Types__V1__LabelPair *ptrs[2][3];
+    Push__V1__RawSample samples[2];
+    Push__V1__RawSample *sp[2][1];
+    Push__V1__RawProfileSeries series[2];
+    Push__V1__RawProfileSeries *ss[2];
+    const char *svc[2] = {"a", "b"};
+    for (int i = 0; i < 2; i++) {
+        const char *kv[3][2] = {{"__name__", i ? "process_cpu" : name_a}, {"service_name", svc[i]},
+                                {"__delta__", "false"}};
+        for (int k = 0; k < (delta_false ? 3 : 2); k++) {
+            types__v1__label_pair__init(&names[i][k]);
+            names[i][k].name = (char *)kv[k][0];
+            names[i][k].value = (char *)kv[k][1];
+            ptrs[i][k] = &names[i][k];
+        }
+        push__v1__raw_sample__init(&samples[i]);
+        samples[i].raw_profile.data = (uint8_t *)(i ? pb_ : pa);
+        samples[i].raw_profile.len = i ? lb : la;
+        sp[i][0] = &samples[i];
+        push__v1__raw_profile_series__init(&series[i]);
+        series[i].n_labels = delta_false ? 3 : 2;
+        series[i].labels = ptrs[i];
+        series[i].n_samples = 1;
+        series[i].samples = sp[i];
+        ss[i] = &series[i];
+    }
+    Push__V1__PushRequest req = PUSH__V1__PUSH_REQUEST__INIT;
+    req.n_series = pb_ ? 2 : 1;
+    req.series = ss;
+    *out_len = push__v1__push_request__get_packed_size(&req);
+    *out = malloc(*out_len + 1);
+    assert_non_null(*out);
+    push__v1__push_request__pack(&req, *out);
+}
+
+static void push_body(const unsigned char *pb, size_t len, bool b_too, unsigned char **out,
+                      size_t *out_len)
+{
+    push_body2("process_cpu", pb, len, b_too ? pb : NULL, len, true, out, out_len);
+}
+
+static void push_status(pyroscope_api *api, const unsigned char *body, size_t len, int want,
+                        const char *want_code)
+{
+    pyroscope_request req = {.path = "/push.v1.PusherService/Push",
+                             .content_type = "application/proto", .body = body, .body_len = len};
+    http_response r = {0};
+    pyroscope_serve(api, &req, &r);
+    if (r.status != want)
+        fail_msg("Push: status %d, want %d: %.*s", r.status, want, (int)r.body_len, r.body);
+    if (want_code)
+        assert_non_null(strstr(r.body, want_code));
+    free(r.body);
+}
+
+/* A Push retried after its first attempt stored some of its profiles (the
+ * answer lost, or a later profile refused with unavailable) must neither
+ * fail on what is already there nor store it twice. */
+static void test_push_retry_idempotent(void **state)
+{
+    (void)state;
+    char *dir = temp_dir("pyroscope-push");
+    tsdb_options o;
+    tsdb_options_default(&o);
+    o.path = dir;
+    o.retention_ms = 0;
+    firn_err err = {0};
+    tsdb *db = tsdb_open(&o, &err);
+    if (!db)
+        fail_msg("tsdb_open: %s", err.msg);
+    pyroscope_api api = {.db = db, .deltas = pyroscope_deltas_new()};
+    assert_non_null(api.deltas);
+    size_t len;
+    unsigned char *pb = read_fixture("pyro-pkg_og_convert_pprof_testdata_cpu.pb.gz", &len);
+    pprof_profile *p = decode_fixture("pyro-pkg_og_convert_pprof_testdata_cpu.pb.gz");
+    const size_t types = p->n_sample_types;
+    assert_true(types >= 1);
+
+    unsigned char *first, *both;
+    size_t first_len, both_len;
+    push_body(pb, len, false, &first, &first_len);
+    push_body(pb, len, true, &both, &both_len);
+    push_status(&api, first, first_len, 200, NULL);   /* the partial first attempt */
+    tsdb_stats st;
+    assert_int_equal(tsdb_stats_get(db, &st, &err), 0);
+    assert_int_equal(st.series, types);
+    assert_int_equal(st.blocks, types);
+    push_status(&api, both, both_len, 200, NULL);     /* the retry of the whole request */
+    push_status(&api, both, both_len, 200, NULL);     /* and once more */
+    assert_int_equal(tsdb_stats_get(db, &st, &err), 0);
+    assert_int_equal(st.series, 2 * types);
+    assert_int_equal(st.blocks, 2 * types);
+
+    /* a different profile at that time is already_exists, not retried */
+    p->samples[0].values[0] += 1;
+    unsigned char *other_pb, *other;
+    size_t other_pb_len, other_len;
+    assert_int_equal(pprof_encode(p, 0, &other_pb, &other_pb_len, &err), 0);
+    push_body(other_pb, other_pb_len, false, &other, &other_len);
+    push_status(&api, other, other_len, 409, "\"already_exists\"");
+    assert_int_equal(tsdb_stats_get(db, &st, &err), 0);
+    assert_int_equal(st.blocks, 2 * types);
+
+    free(other);
+    free(other_pb);
+    free(first);
+    free(both);
+    free(pb);
+    pprof_free(p);
+    pyroscope_deltas_free(api.deltas);
+    tsdb_close(db);
+    remove_tree(dir);
+    free(dir);
+}
+
+/* The same for a cumulative profile firn takes the delta of (no
+ * __delta__): the retry's delta is the change since itself, so it differs
+ * from what the first attempt stored; it is skipped, and the rest of the
+ * request is stored. */
+static void test_push_retry_cumulative(void **state)
+{
+    (void)state;
+    char *dir = temp_dir("pyroscope-push-cum");
+    tsdb_options o;
+    tsdb_options_default(&o);
+    o.path = dir;
+    o.retention_ms = 0;
+    firn_err err = {0};
+    tsdb *db = tsdb_open(&o, &err);
+    if (!db)
+        fail_msg("tsdb_open: %s", err.msg);
+    pyroscope_api api = {.db = db, .deltas = pyroscope_deltas_new()};
+    assert_non_null(api.deltas);
+    /* two heap profiles of one process, 10 s apart, allocations doubled */
+    pprof_profile *h = decode_fixture("alloy-heap.pprof");
+    const size_t heap_types = h->n_sample_types;
+    h->time_nanos = 1700000000000000000LL;
+    unsigned char *h1, *h2;
+    size_t h1_len, h2_len;
+    assert_int_equal(pprof_encode(h, 0, &h1, &h1_len, &err), 0);
+    h->time_nanos += 10000000000LL;
+    for (size_t i = 0; i < h->n_samples; i++)
+        for (size_t t = 0; t < 2; t++)   /* alloc_objects, alloc_space */
+            h->samples[i].values[t] *= 2;
+    assert_int_equal(pprof_encode(h, 0, &h2, &h2_len, &err), 0);
+    pprof_free(h);
+    size_t cpu_len;
+    unsigned char *cpu = read_fixture("pyro-pkg_og_convert_pprof_testdata_cpu.pb.gz", &cpu_len);
+    pprof_profile *c = decode_fixture("pyro-pkg_og_convert_pprof_testdata_cpu.pb.gz");
+    const size_t cpu_types = c->n_sample_types;
+    pprof_free(c);
+
+    unsigned char *b1, *b2, *b3;
+    size_t b1_len, b2_len, b3_len;
+    push_body2("memory", h1, h1_len, NULL, 0, false, &b1, &b1_len);
+    push_body2("memory", h2, h2_len, NULL, 0, false, &b2, &b2_len);
+    push_body2("memory", h2, h2_len, cpu, cpu_len, false, &b3, &b3_len);
+    tsdb_stats st;
+    push_status(&api, b1, b1_len, 200, NULL);   /* the baseline: nothing stored */
+    assert_int_equal(tsdb_stats_get(db, &st, &err), 0);
+    assert_int_equal(st.blocks, 0);
+    push_status(&api, b2, b2_len, 200, NULL);   /* the delta */
+    assert_int_equal(tsdb_stats_get(db, &st, &err), 0);
+    assert_int_equal(st.blocks, heap_types);
+    push_status(&api, b3, b3_len, 200, NULL);   /* a retry carrying it and a CPU profile */
+    assert_int_equal(tsdb_stats_get(db, &st, &err), 0);
+    assert_int_equal(st.blocks, heap_types + cpu_types);
+
+    free(b1);
+    free(b2);
+    free(b3);
+    free(h1);
+    free(h2);
+    free(cpu);
+    pyroscope_deltas_free(api.deltas);
+    tsdb_close(db);
+    remove_tree(dir);
+    free(dir);
+}
+
 /* ---- the Connect request path ------------------------------------------------------- */
 
 static void serve(const char *path, const char *ct, const char *body, size_t len,
@@ -427,6 +617,8 @@ static void test_connect_path(void **state)
     free(r.body);
     serve("/querier.v1.QuerierService/ProfileTypes", "application/grpc", "", 0, NULL, &r);
     assert_error(&r, 415, "unknown");
+    assert_string_equal(r.accept_post, "application/json, application/json; charset=utf-8, "
+                                       "application/proto");   /* connect-go's handler.go */
     free(r.body);
     serve("/querier.v1.QuerierService/ProfileTypes", "application/json", "{}", 2, "2", &r);
     assert_error(&r, 400, "invalid_argument");
@@ -489,6 +681,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flamegraph_other_and_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_view_rules, setup, teardown),
         cmocka_unit_test(test_connect_path),
+        cmocka_unit_test(test_push_retry_idempotent),
+        cmocka_unit_test(test_push_retry_cumulative),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1264,7 +1264,25 @@ static void test_append_refusals(void **state)
     assert_int_equal(before.series, 2);
     assert_int_equal(before.blocks, 2);
 
-    append_refused(db, cpu, x, 1, "process_cpu", now, "already has a profile");
+    /* the same profile again is a no-op that says so; a different one at
+     * that time is FIRN_EEXIST */
+    bool dup = false;
+    firn_err derr = {0};
+    tsdb_append_req again = {.labels = x, .n_labels = 1, .profile_name = "process_cpu",
+                             .profile = cpu, .timestamp_ms = now, .duplicate = &dup};
+    assert_int_equal(tsdb_append(db, &again, &derr), 0);
+    assert_true(dup);
+    tsdb_stats same = stats_of(db);
+    assert_int_equal(same.series, 2);
+    assert_int_equal(same.blocks, 2);
+    cpu->samples[0].values[1]++;
+    append_refused(db, cpu, x, 1, "process_cpu", now, "already has a different profile");
+    assert_int_equal(tsdb_append(db, &again, &derr), FIRN_EEXIST);
+    assert_false(dup);
+    cpu->samples[0].values[1]--;
+    dup = false;
+    assert_int_equal(tsdb_append(db, &again, &derr), 0);
+    assert_true(dup);
 
     /* a profile of whose series only the second already has one at ts:
      * nothing of it is stored, not even the first's new series */
@@ -1278,7 +1296,7 @@ static void test_append_refusals(void **state)
     tsdb_stats mid = stats_of(db);
     assert_int_equal(mid.series, 3);
     assert_int_equal(mid.blocks, 3);
-    append_refused(db, cpu, y, 1, "process_cpu", now, "already has a profile");
+    append_refused(db, cpu, y, 1, "process_cpu", now, "already has a different profile");
 
     firn_label name[] = {{"__name__", "x"}};
     append_refused(db, cpu, name, 1, "process_cpu", now + 1, "__name__");
@@ -1954,7 +1972,9 @@ static void test_stats(void **state)
     firn_label a[] = {{"job", "a"}};
     for (int i = 0; i < 3; i++)
         append_ok(db, cpu, a, 1, "process_cpu", 1000 + i);
-    append_refused(db, cpu, a, 1, "process_cpu", 1000, "already has a profile");
+    cpu->samples[0].values[0]++;
+    append_refused(db, cpu, a, 1, "process_cpu", 1000, "already has a different profile");
+    cpu->samples[0].values[0]--;
     s = stats_of(db);
     assert_int_equal(s.appends_total, 3);
     assert_int_equal(s.append_failures_total, 1);
@@ -2120,7 +2140,9 @@ static void test_long_label_values(void **state)
     append_ok(db, p, s2, 1, "process_cpu", T);
     append_ok(db, p, s3, 1, "process_cpu", T + 20000);
     append_ok(db, p, s4, 2, "process_cpu", T + 20000);
-    append_refused(db, p, s1, 1, "process_cpu", T, "already has a profile");
+    p->samples[0].values[0]++;
+    append_refused(db, p, s1, 1, "process_cpu", T, "already has a different profile");
+    p->samples[0].values[0]--;
 
     tsdb_reader *r = reader_ok(db);
     struct mspec m_long1 = {FIRN_MATCH_EQ, "url", long1};

@@ -522,6 +522,8 @@ static void test_api_ingest(void **state)
              "instance=\"a:1\", job=\"app\", time=\"t1\"} total=%" PRId64 "\n",
              totals[1], totals[0]);
     expect_series(f, "job", "app", want);
+    char want_app[1024];
+    snprintf(want_app, sizeof want_app, "%s", want);
 
     /* gunzipped and sent with Content-Encoding, __name__, delta=false, time */
     unsigned char *raw;
@@ -570,9 +572,25 @@ static void test_api_ingest(void **state)
         size_t n = bad[i].body == 0 ? len : bad[i].body == 1 ? 22 : bad[i].body == 2 ? len / 2 : 0;
         expect_post(f, bad[i].target, body, n, bad[i].header, bad[i].status, bad[i].msg);
     }
-    /* the same profile again in the same series */
+    /* the same profile again in the same series is a no-op (a retry whose
+     * answer was lost); a different one at that time is a conflict */
     expect_post(f, "/api/v1/ingest?name=process_cpu&job=app&instance=a%3A1", cpu, len,
-                "X-Firn-Labels: time=t1,env=e2e", 400, "already has a profile");
+                "X-Firn-Labels: time=t1,env=e2e", 200, "\"timestampMs\":1626441030776");
+    expect_series(f, "job", "app", want_app);
+    pprof_limits lim;
+    pprof_limits_default(&lim);
+    pprof_profile *other = pprof_decode(cpu, len, &lim, &err);
+    assert_non_null(other);
+    other->samples[0].values[1] += 1;
+    unsigned char *other_pb;
+    size_t other_len;
+    assert_int_equal(pprof_encode(other, 0, &other_pb, &other_len, &err), 0);
+    pprof_free(other);
+    expect_post(f, "/api/v1/ingest?name=process_cpu&job=app&instance=a%3A1", other_pb,
+                other_len, "X-Firn-Labels: time=t1,env=e2e", 409,
+                "already has a different profile at 1626441030776 ms");
+    free(other_pb);
+    expect_series(f, "job", "app", want_app);
     expect_series(f, "job", "x", "");
 
     /* over the body cap: h2o's 413, and the profile decoder's own cap is 413 too */
