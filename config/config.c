@@ -8,6 +8,7 @@
 #include "config/config.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1040,6 +1041,159 @@ static void dec_alerting(config_dec *d, const config_ynode *v, firn_config *cfg)
              dec_alertmanager);
 }
 
+/* ---- remote_write ----------------------------------------------------------- */
+
+/* Prometheus 2.42's reservedHeaders (config/config.go), lower case; an
+ * Authorization header has its own message. */
+static const char *const reserved_headers[] = {
+    "host", "content-encoding", "content-length", "content-type", "user-agent", "connection",
+    "keep-alive", "proxy-authenticate", "proxy-authorization", "www-authenticate",
+    "accept-encoding", "x-prometheus-remote-write-version", "x-prometheus-remote-read-version",
+    "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"};
+
+/* remote_write headers: {name: value}, names as HTTP tokens, values
+ * without line breaks (they become header lines). */
+static void dec_headers(config_dec *d, const config_ynode *v, config_remote_write *rw)
+{
+    if (!v || config_ynode_is_null(v))
+        return;
+    if (v->kind != CONFIG_YNODE_MAP) {
+        config_dec_err(d, v, "headers", "expected a mapping of header names to values, got %s",
+                       config_dec_kind(v));
+        return;
+    }
+    rw->headers = config_dec_calloc(d, v->n, sizeof *rw->headers);
+    for (size_t p = 0; rw->headers && p < v->n; p++) {
+        const config_ynode *key = v->items[2 * p], *val = v->items[2 * p + 1];
+        char *name = NULL, *value = NULL;
+        if (!config_dec_str(d, key, "headers", &name) || !config_dec_str(d, val, "headers", &value))
+            continue;
+        bool token = name && *name;
+        for (const char *c = name; token && *c; c++)
+            token = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
+                    (*c >= 'A' && *c <= 'Z') || strchr("!#$%&'*+-.^_`|~", *c);
+        if (!token) {
+            config_dec_err(d, key, "headers", "\"%.128s\" is not a valid header name",
+                           name ? name : "");
+            continue;
+        }
+        if (strcasecmp(name, "authorization") == 0) {
+            config_dec_err(d, key, "headers", "authorization header must be changed via the "
+                           "basic_auth, authorization, oauth2, or sigv4 parameter");
+            continue;
+        }
+        bool reserved = false;
+        for (size_t i = 0; i < sizeof reserved_headers / sizeof *reserved_headers; i++)
+            reserved |= strcasecmp(name, reserved_headers[i]) == 0;
+        if (reserved) {
+            config_dec_err(d, key, "headers", "%s is a reserved header. It must not be changed",
+                           name);
+            continue;
+        }
+        if (value && strpbrk(value, "\r\n")) {
+            config_dec_err(d, val, "headers", "the value of header %s holds a line break", name);
+            continue;
+        }
+        rw->headers[rw->n_headers++] = (firn_label){name, value ? value : ""};
+    }
+    if (rw->headers)
+        qsort(rw->headers, rw->n_headers, sizeof *rw->headers, cmp_label);
+}
+
+static void dec_queue_config(config_dec *d, const config_ynode *v, config_remote_write *rw)
+{
+    static const char *const names[] = {"capacity", "max_samples_per_send",
+                                        "batch_send_deadline", "min_backoff", "max_backoff"};
+    const config_ynode *vals[5];
+    if (!v || config_ynode_is_null(v) ||
+        !config_dec_fields(d, v, "queue_config", "queue_config", names, 5, vals, NULL))
+        return;
+    get_u64(d, vals[0], "capacity", &rw->capacity);
+    get_u64(d, vals[1], "max_samples_per_send", &rw->max_samples_per_send);
+    get_duration(d, vals[2], "batch_send_deadline", &rw->batch_send_deadline_ms, NULL);
+    get_duration(d, vals[3], "min_backoff", &rw->min_backoff_ms, NULL);
+    get_duration(d, vals[4], "max_backoff", &rw->max_backoff_ms, NULL);
+    /* caps before anything is allocated from them: a queue slot is a few
+     * hundred bytes, a batch is built in memory */
+    if (rw->capacity == 0 || rw->capacity > CONFIG_REMOTE_WRITE_CAPACITY_MAX)
+        config_dec_err(d, vals[0] ? vals[0] : v, "capacity", "must be between 1 and %u",
+                       CONFIG_REMOTE_WRITE_CAPACITY_MAX);
+    else if (rw->max_samples_per_send == 0 || rw->max_samples_per_send > rw->capacity)
+        config_dec_err(d, vals[1] ? vals[1] : v, "max_samples_per_send",
+                       "must be between 1 and capacity (%" PRIu64 ")", rw->capacity);
+    if (rw->batch_send_deadline_ms <= 0)
+        config_dec_err(d, vals[2], "batch_send_deadline", "must be more than 0s");
+    if (rw->min_backoff_ms <= 0 || rw->max_backoff_ms < rw->min_backoff_ms)
+        config_dec_err(d, vals[4] ? vals[4] : vals[3], "max_backoff",
+                       "min_backoff must be more than 0s and max_backoff at least min_backoff");
+}
+
+static void dec_remote_write(config_dec *d, const config_ynode *v, config_remote_write *rw)
+{
+    static const char *const names[] = {HTTP_FIELD_NAMES, "url", "name", "remote_timeout",
+                                        "headers", "write_relabel_configs", "queue_config"};
+    const config_ynode *vals[N_HTTP_FIELDS + 6], *keys[N_HTTP_FIELDS + 6];
+    rw->name = "";
+    rw->remote_timeout_ms = 30000;
+    rw->capacity = 2500;
+    rw->max_samples_per_send = 500;
+    rw->batch_send_deadline_ms = 5000;
+    rw->min_backoff_ms = 30;
+    rw->max_backoff_ms = 5000;
+    if (config_ynode_is_null(v)) {
+        config_dec_err(d, v, "remote_write", "empty or null remote write config section");
+        return;
+    }
+    if (!config_dec_fields(d, v, "remote_write", "remote_write_config", names,
+                           N_HTTP_FIELDS + 6, vals, keys))
+        return;
+    dec_http(d, vals, keys, &rw->http);
+    const config_ynode *const *x = vals + N_HTTP_FIELDS;
+    config_dec_str(d, x[0], "url", &rw->url);
+    if (!rw->url) {
+        config_dec_err(d, v, "url", "url for remote_write is empty");
+    } else if (strncmp(rw->url, "http://", 7) != 0 && strncmp(rw->url, "https://", 8) != 0) {
+        config_dec_err(d, x[0], "url", "unsupported scheme in \"%.256s\": http or https",
+                       rw->url);
+    }
+    config_dec_str(d, x[1], "name", &rw->name);
+    get_duration(d, x[2], "remote_timeout", &rw->remote_timeout_ms, NULL);
+    dec_headers(d, x[3], rw);
+    const config_ynode *rl = config_dec_seq(d, x[4], "write_relabel_configs");
+    if (rl) {
+        rw->write_relabel_configs = config_dec_calloc(d, rl->n, sizeof *rw->write_relabel_configs);
+        for (size_t i = 0; rw->write_relabel_configs && i < rl->n; i++) {
+            if (config_ynode_is_null(rl->items[i])) {
+                config_dec_err(d, rl->items[i], "write_relabel_configs",
+                               "empty or null relabeling rule in remote write config");
+                continue;
+            }
+            if (config_dec_relabel(d, rl->items[i],
+                                   &rw->write_relabel_configs[rw->n_write_relabel_configs]))
+                rw->n_write_relabel_configs++;
+        }
+    }
+    dec_queue_config(d, x[5], rw);
+}
+
+static void dec_remote_writes(config_dec *d, const config_ynode *v, firn_config *cfg)
+{
+    const config_ynode *seq = config_dec_seq(d, v, "remote_write");
+    if (!seq || !(cfg->remote_writes = config_dec_calloc(d, seq->n, sizeof *cfg->remote_writes)))
+        return;
+    for (size_t i = 0; i < seq->n; i++)
+        dec_remote_write(d, seq->items[i], &cfg->remote_writes[cfg->n_remote_writes++]);
+    for (size_t i = 0; i < cfg->n_remote_writes; i++)
+        for (size_t j = 0; j < i; j++)
+            if (cfg->remote_writes[i].name[0] &&
+                strcmp(cfg->remote_writes[i].name, cfg->remote_writes[j].name) == 0) {
+                config_dec_err(d, seq->items[i], "name",
+                               "found multiple remote write configs with job name \"%.128s\"",
+                               cfg->remote_writes[i].name);
+                break;
+            }
+}
+
 /* Prometheus's rule file pattern rule: ^[^*]*(\*[^/]*)?$ */
 static void dec_rule_files(config_dec *d, const config_ynode *v, firn_config *cfg)
 {
@@ -1056,13 +1210,13 @@ static void dec_rule_files(config_dec *d, const config_ynode *v, firn_config *cf
 static void dec_config(config_dec *d, const config_ynode *root, firn_config *cfg)
 {
     static const char *const names[] = {"global", "scrape_configs", "object_storage",
-                                        "rule_files", "alerting"};
-    const config_ynode *vals[5];
+                                        "rule_files", "alerting", "remote_write"};
+    const config_ynode *vals[6];
     if (root && root->kind != CONFIG_YNODE_MAP && !config_ynode_is_null(root)) {
         config_dec_err(d, root, NULL, "expected a mapping at the top level, got %s", config_dec_kind(root));
         return;
     }
-    if (!config_dec_fields(d, root, NULL, "the top level", names, 5, vals, NULL))
+    if (!config_dec_fields(d, root, NULL, "the top level", names, 6, vals, NULL))
         return;
     if (vals[0])
         dec_global(d, vals[0], cfg);
@@ -1070,6 +1224,8 @@ static void dec_config(config_dec *d, const config_ynode *root, firn_config *cfg
         dec_rule_files(d, vals[3], cfg);
     if (vals[4])
         dec_alerting(d, vals[4], cfg);
+    if (vals[5])
+        dec_remote_writes(d, vals[5], cfg);
     if (vals[2])
         dec_object_storage(d, vals[2], cfg);
     const config_ynode *sc = config_dec_seq(d, vals[1], "scrape_configs");
@@ -1104,6 +1260,9 @@ void config_free(firn_config *cfg)
             firn_relabel_config_destroy(&cfg->scrapes[i].relabel_configs[j]);
     for (size_t j = 0; j < cfg->n_alert_relabel_configs; j++)
         firn_relabel_config_destroy(&cfg->alert_relabel_configs[j]);
+    for (size_t i = 0; i < cfg->n_remote_writes; i++)
+        for (size_t j = 0; j < cfg->remote_writes[i].n_write_relabel_configs; j++)
+            firn_relabel_config_destroy(&cfg->remote_writes[i].write_relabel_configs[j]);
     firn_arena_free(cfg->arena);
     free(cfg);
 }
@@ -1137,7 +1296,13 @@ firn_config *config_load_string_errors(const char *text, size_t len, const char 
         dec_config(&d, root, cfg);
     if (config_dec_finish(&d, errs, err) == 0) {
         cfg->yaml = config_redacted_yaml(root, arena);
-        if (cfg->yaml)
+        cfg->text = firn_arena_alloc(arena, len + 1);
+        if (cfg->text) {
+            memcpy(cfg->text, text, len);
+            cfg->text[len] = '\0';
+            cfg->text_len = len;
+        }
+        if (cfg->yaml && cfg->text)
             return cfg;
         firn_errf(err, FIRN_ENOMEM, "%s: out of memory writing the configuration", name);
     }
@@ -1148,6 +1313,11 @@ firn_config *config_load_string_errors(const char *text, size_t len, const char 
 firn_config *config_load_string(const char *text, size_t len, const char *name, firn_err *err)
 {
     return config_load_string_errors(text, len, name, NULL, err);
+}
+
+firn_config *config_copy(const firn_config *cfg, firn_err *err)
+{
+    return config_load_string(cfg->text, cfg->text_len, cfg->source, err);
 }
 
 firn_config *config_load_file_errors(const char *path, config_errors *errs, firn_err *err)

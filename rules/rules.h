@@ -180,6 +180,10 @@ typedef struct rules_notification {
  * sent; the array is valid during the call only. */
 typedef void (*rules_send_fn)(void *ctx, const rules_notification *alerts, size_t n);
 
+/* Called with the float samples (stale markers included) a rule's
+ * evaluation has just committed to the store; valid during the call only. */
+typedef void (*rules_written_fn)(void *ctx, const tsdb_float_sample *samples, size_t n);
+
 typedef struct rules_eval_options {
     tsdb *db;
     const firn_label *external_labels;   /* for templates ($externalLabels) */
@@ -190,6 +194,8 @@ typedef struct rules_eval_options {
     int64_t for_grace_period_ms;         /* 0: 10m */
     rules_send_fn send;                  /* NULL: alerts are not sent */
     void *send_ctx;
+    rules_written_fn written;            /* NULL: nobody is told (remote_write is) */
+    void *written_ctx;
     pql_eval_options pql;
 } rules_eval_options;
 

@@ -401,11 +401,11 @@ static void apply_discovery(server *s, const firn_config *cfg)
 }
 
 /* The rule engine's share of a configuration: its own copy of cfg (the
- * scrape manager takes cfg), parsed from the same text. */
+ * scrape manager takes cfg), parsed from the same text (not the served,
+ * redacted one: Alertmanager and remote_write credentials are needed). */
 static int apply_rules(server *s, const firn_config *cfg, firn_err *err)
 {
-    firn_config *copy = config_load_string(cfg->yaml ? cfg->yaml : "",
-                                           cfg->yaml ? strlen(cfg->yaml) : 0, cfg->source, err);
+    firn_config *copy = config_copy(cfg, err);
     if (!copy)
         return -1;
     return rules_manager_apply(s->rules, copy, err) < 0 ? -1 : 0;
