@@ -19,6 +19,8 @@
 #  - the receiver stopped: sends are retried (counted) and the small queue
 #    drops past its bound (counted); started again: main delivers every
 #    sample recorded during the outage, small at least its capacity;
+#  - a reload (SIGHUP) keeps an unchanged entry's queue and counters,
+#    drops a removed one and applies a new capacity;
 #  - /api/v1/status/config masks the basic_auth password and firn's log
 #    never shows it.
 #
@@ -255,6 +257,38 @@ n_small=$(wc -l <"$tmp/small_out.txt")
 # each one small delivered is one firn recorded
 comm -23 <(sort "$tmp/small_out.txt") <(sort "$tmp/firn_out.txt") >"$tmp/small_extra.txt"
 same "small's samples are firn's" "$(cat "$tmp/small_extra.txt")" ""
+
+# ---- reload ------------------------------------------------------------------------
+# main unchanged keeps its queue and counters; "wrong" removed goes away;
+# small's new capacity applies
+sent_before=$(metric "firn_remote_storage_samples_total$main_q")
+python3 - "$tmp/firn.yml" <<'PY'
+import sys, yaml
+p = sys.argv[1]
+c = yaml.safe_load(open(p))
+c["remote_write"] = [r for r in c["remote_write"] if r["name"] != "wrong"]
+for r in c["remote_write"]:
+    if r["name"] == "small":
+        r["queue_config"]["capacity"] = 7
+        r["queue_config"]["max_samples_per_send"] = 7
+open(p, "w").write(yaml.safe_dump(c))
+PY
+reloads() { curl_local "$F/metrics" | awk '$1 == "firn_config_last_reload_success_timestamp_seconds" { print $2 }'; }
+before=$(reloads)
+kill -HUP "$FIRN_PID"
+reloaded() { [ "$(reloads)" != "$before" ]; }
+wait_for 30 reloaded && ok "reloaded" || fail "no reload: $(tail -3 "$tmp/firn.log")"
+same "reload: last reload successful" \
+    "$(curl_local "$F/metrics" | awk '$1 == "firn_config_last_reload_successful" { print $2 }')" 1
+sent_after=$(metric "firn_remote_storage_samples_total$main_q")
+awk -v a="$sent_before" -v b="$sent_after" 'BEGIN { exit !(b >= a && a > 0) }' &&
+    ok "reload: main keeps its counters ($sent_before -> $sent_after)" ||
+    fail "reload: main samples_total $sent_before -> $sent_after"
+same "reload: the removed entry's metrics are gone" \
+    "$(metric "firn_remote_storage_samples_total$wrong_q")" ""
+same "reload: small's new capacity" "$(metric "firn_remote_storage_shard_capacity$small_q")" 7
+grows() { awk -v a="$sent_after" '$1 > a' <<<"$(metric "firn_remote_storage_samples_total$main_q")" | grep -q .; }
+wait_for 30 grows && ok "reload: main goes on sending" || fail "main stopped after the reload"
 
 check_logs_for_secrets
 finish
