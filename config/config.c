@@ -994,13 +994,14 @@ static void dec_alertmanager(config_dec *d, const config_ynode *v, config_alertm
 {
     static const char *const names[] = {HTTP_FIELD_NAMES, "static_configs", "scheme",
                                         "path_prefix", "timeout", "api_version",
-                                        "relabel_configs"};
-    const config_ynode *vals[N_HTTP_FIELDS + 6], *keys[N_HTTP_FIELDS + 6];
+                                        "relabel_configs", "file_sd_configs",
+                                        "dns_sd_configs"};
+    const config_ynode *vals[N_HTTP_FIELDS + 8], *keys[N_HTTP_FIELDS + 8];
     am->scheme = "http";
     am->path_prefix = "/";
     am->timeout_ms = 10000;
     if (!config_dec_fields(d, v, "alertmanagers", "alertmanager_config", names,
-                           N_HTTP_FIELDS + 6, vals, keys))
+                           N_HTTP_FIELDS + 8, vals, keys))
         return;
     dec_http(d, vals, keys, &am->http);
     const config_ynode *const *x = vals + N_HTTP_FIELDS;
@@ -1021,6 +1022,8 @@ static void dec_alertmanager(config_dec *d, const config_ynode *v, config_alertm
     if (x[5] && !config_ynode_is_null(x[5]))
         config_dec_err(d, x[5], "relabel_configs", "relabeling of Alertmanager targets is not "
                        "supported by firn (alert_relabel_configs is)");
+    DEC_LIST(d, x[6], "file_sd_configs", am->file_sd, am->n_file_sd, dec_file_sd);
+    DEC_LIST(d, x[7], "dns_sd_configs", am->dns_sd, am->n_dns_sd, dec_dns_sd);
 }
 
 static void dec_alerting(config_dec *d, const config_ynode *v, firn_config *cfg)

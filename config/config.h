@@ -37,7 +37,8 @@
  *                       '*' only in the last path element; relative to the
  *                       config file's directory
  *   alerting:           {alert_relabel_configs: [relabel_config],
- *                        alertmanagers: [{static_configs, scheme (http),
+ *                        alertmanagers: [{static_configs, file_sd_configs,
+ *                        dns_sd_configs (as for scrapes), scheme (http),
  *                        path_prefix (/), timeout (10s), api_version (v2;
  *                        v1 is refused: firn speaks v2 only), basic_auth,
  *                        authorization, tls_config}]}; an Alertmanager's
@@ -254,6 +255,10 @@ typedef struct config_scrape {
 typedef struct config_alertmanager {
     config_target_group *static_configs;
     size_t n_static_configs;
+    config_file_sd *file_sd;
+    size_t n_file_sd;
+    config_dns_sd *dns_sd;
+    size_t n_dns_sd;
     char *scheme;               /* "http" or "https" */
     char *path_prefix;          /* "/" unless given */
     int64_t timeout_ms;         /* 10s */

@@ -10,11 +10,15 @@
 typedef struct rules_notifier rules_notifier;
 
 /* A queue of capacity alerts sent in batches of batch (Prometheus 2.42:
- * 10000 and 64). */
-rules_notifier *rules_notifier_new(size_t capacity, size_t batch, firn_err *err);
+ * 10000 and 64); dns_server (HOST:PORT, or NULL for resolv.conf) serves
+ * the Alertmanagers' dns_sd_configs. */
+rules_notifier *rules_notifier_new(size_t capacity, size_t batch, const char *dns_server,
+                                   firn_err *err);
 int rules_notifier_start(rules_notifier *n, const char *user_agent, firn_err *err);
-/* The Alertmanagers, external labels and alert_relabel_configs of cfg,
- * which must stay alive until the next call (or rules_notifier_free). */
+/* The Alertmanagers (static, and the file_sd and dns_sd providers it
+ * starts, stopping the previous ones), external labels and
+ * alert_relabel_configs of cfg, which must stay alive until the next call
+ * (or rules_notifier_free). */
 void rules_notifier_set(rules_notifier *n, const firn_config *cfg);
 /* Queues alerts (rules_send_fn's shape); never waits for the network. */
 void rules_notifier_send(rules_notifier *n, const rules_notification *alerts, size_t count);

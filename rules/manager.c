@@ -63,7 +63,7 @@ rules_manager *rules_manager_new(const rules_manager_options *o, firn_err *err)
     }
     m->opts = *o;
     m->notifier = rules_notifier_new(o->queue_capacity ? o->queue_capacity : 10000,
-                                     o->batch_size ? o->batch_size : 64, err);
+                                     o->batch_size ? o->batch_size : 64, o->dns_server, err);
     if (!m->notifier) {
         free(m);
         return NULL;

@@ -276,6 +276,8 @@ typedef struct rules_manager_options {
     int64_t for_grace_period_ms;     /* 0: 10m */
     size_t queue_capacity;           /* 0: 10000 */
     size_t batch_size;               /* 0: 64 (Prometheus 2.42; 256 since 3.4) */
+    const char *dns_server;          /* Alertmanager dns_sd_configs' resolver
+                                        (HOST:PORT); NULL: resolv.conf */
 } rules_manager_options;
 
 rules_manager *rules_manager_new(const rules_manager_options *o, firn_err *err);

@@ -561,7 +561,8 @@ int main(int argc, char **argv)
                                 .outage_tolerance_ms = s.f.outage_tolerance_ms,
                                 .for_grace_period_ms = s.f.grace_period_ms,
                                 .queue_capacity = (size_t)s.f.queue_capacity,
-                                .batch_size = (size_t)s.f.batch_size};
+                                .batch_size = (size_t)s.f.batch_size,
+                                .dns_server = s.f.dns_server};
     s.rules = rules_manager_new(&ro, &err);
     if (!s.rules || apply_rules(&s, cfg, &err) < 0) {
         firn_log(FIRN_LOG_ERROR, "main", "Error loading rules", "err=%s",

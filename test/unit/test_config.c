@@ -405,13 +405,21 @@ static void test_rules_and_alerting(void **state)
                             "  - static_configs: [{targets: ['127.0.0.1:9093', 'b:9093']}]\n"
                             "    path_prefix: /am\n    timeout: 2s\n    scheme: https\n"
                             "    basic_auth: {username: u, password: p}\n"
-                            "  - static_configs: [{targets: ['c:9093']}]\n");
+                            "  - static_configs: [{targets: ['c:9093']}]\n"
+                            "  - file_sd_configs: [{files: [am/*.json]}]\n"
+                            "    dns_sd_configs: [{names: [am.example], type: A, port: 9093}]\n");
     assert_int_equal(cfg->evaluation_interval_ms, 30000);
     assert_int_equal(cfg->n_rule_files, 2);
     assert_string_equal(cfg->rule_files[0], "rules/*.yml");
     assert_int_equal(cfg->n_alert_relabel_configs, 1);
-    assert_int_equal(cfg->n_alertmanagers, 2);
+    assert_int_equal(cfg->n_alertmanagers, 3);
     const config_alertmanager *a = &cfg->alertmanagers[0], *b = &cfg->alertmanagers[1];
+    const config_alertmanager *c = &cfg->alertmanagers[2];
+    assert_int_equal(c->n_file_sd, 1);
+    assert_string_equal(c->file_sd[0].files[0], "am/*.json");
+    assert_int_equal(c->n_dns_sd, 1);
+    assert_string_equal(c->dns_sd[0].type, "A");
+    assert_int_equal(c->dns_sd[0].port, 9093);
     assert_int_equal(a->n_static_configs, 1);
     assert_int_equal(a->static_configs[0].n_targets, 2);
     assert_string_equal(a->path_prefix, "/am");

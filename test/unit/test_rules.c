@@ -658,7 +658,7 @@ static void test_notifier(void **state)
     firn_config *cfg = am_config(targets, "    basic_auth: {username: prometheus, password: "
                                           "testing_password}\n");
     firn_err err = {0};
-    rules_notifier *n = rules_notifier_new(10000, 64, &err);
+    rules_notifier *n = rules_notifier_new(10000, 64, NULL, &err);
     assert_non_null(n);
     rules_notifier_set(n, cfg);
     /* queued before the sender starts: 2*64+1 alerts make 64, 64 and 1 */
@@ -730,7 +730,7 @@ static void test_notifier_failures(void **state)
     snprintf(targets, sizeof targets, "'127.0.0.1:%d'", bad.port);
     firn_config *cfg = am_config(targets, "");
     firn_err err = {0};
-    rules_notifier *n = rules_notifier_new(3, 64, &err);
+    rules_notifier *n = rules_notifier_new(3, 64, NULL, &err);
     rules_notifier_set(n, cfg);
     firn_label l[] = {{"alertname", "A"}, {"i", "0"}};
     rules_notification a[5];
@@ -756,7 +756,7 @@ static void test_notifier_failures(void **state)
     rules_notifier_free(n);
     fake_am_stop(&bad);
     /* metrics from a fresh notifier with no Alertmanager: every send drops */
-    n = rules_notifier_new(10, 64, &err);
+    n = rules_notifier_new(10, 64, NULL, &err);
     firn_config *none = am_config("'127.0.0.1:1'", "");
     rules_notifier_set(n, none);
     firn_buf b = {0};
