@@ -24,7 +24,6 @@ command -v prometheus-alertmanager >/dev/null ||
 dnsmasq=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
 [[ -x $dnsmasq ]] || { fail "dnsmasq is not installed (scripts/deps test)"; finish; exit 1; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cat >"$tmp/am.yml" <<'EOF'
 route:
   receiver: blackhole

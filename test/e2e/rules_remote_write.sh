@@ -42,7 +42,6 @@ if ! start_goservice "$tmp" svc; then
 fi
 ok "go service at $GO_ADDR"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PROM_PORT=$(free_port)
 P="http://127.0.0.1:$PROM_PORT"
 echo 'scrape_configs: []' >"$tmp/prom.yml"
