@@ -49,7 +49,8 @@ int bench_query(const char **files, size_t n_files, long targets, long profiles,
  * rules_interval_wall_ms, rules_interval_cpu_ms,
  * rules_cpu_share_of_1m_interval, group_eval_ms_mean/max,
  * rule_eval_us_mean/plain_mean/filtered_mean/max,
- * anchor_instant_queries_ms, rules_vs_instant_queries_ratio, and the counts
+ * anchor_instant_queries_ms, rules_vs_instant_queries_ratio (wall),
+ * anchor_instant_queries_cpu_ms, rules_vs_instant_queries_cpu_ratio, and the counts
  * behind them.  profiles must be at least 31 (a 5m window 10 s apart). */
 int bench_rules(const char **files, size_t n_files, long targets, long profiles, int threads,
                 FILE *out, FILE *log, firn_err *err);

@@ -35,7 +35,7 @@ check_figures "bench rules" "$out" bench_rules bench_rules_filtered bench_groups
     rules_interval_wall_ms rules_interval_cpu_ms rules_cpu_share_of_1m_interval \
     group_eval_ms_mean group_eval_ms_max rule_eval_us_mean rule_eval_us_plain_mean \
     rule_eval_us_filtered_mean rule_eval_us_max anchor_instant_queries_ms \
-    rules_vs_instant_queries_ratio
+    rules_vs_instant_queries_ratio anchor_instant_queries_cpu_ms rules_vs_instant_queries_cpu_ratio
 same "bench rules: 6 rules, 3 filtered, 6 results" \
     "$(printf '%s\n' "$out" | awk '$1 ~ /^bench_(rules|rules_filtered|results)$/ { printf "%s ", $2 }')" \
     "6 3 6 "
