@@ -4,7 +4,8 @@
 #  - firn scrapes the real Go test service (test/goservice) and records
 #    job:cpu:rate (a profile-derived rate) and firn:eval:time (vector(time()):
 #    its value is the evaluation time, so the receiver's timestamps can be
-#    checked against its values);
+#    checked against its values) and an always-firing alert (its ALERTS
+#    series is sent too);
 #  - four remote_write entries: "main" (a header, basic_auth, roomy queue),
 #    "small" (capacity 5, write_relabel_configs keeping job:cpu:rate and
 #    adding rw="small"), and two to a capturing endpoint
@@ -77,6 +78,9 @@ groups:
         expr: sum by (job) (rate($CPU[10s]))
       - record: firn:eval:time
         expr: vector(time())
+      - alert: RemoteWriteTest
+        expr: vector(1)
+        labels: {severity: none}
 EOF
 cat >"$tmp/firn.yml" <<EOF
 global:
@@ -156,6 +160,12 @@ wait_for 90 prom_has 'job:cpu:rate{rw=""}[1m]' && ok "job:cpu:rate reached prome
     fail "nothing in prometheus: $(tail -5 "$tmp/firn.log")"
 wait_for 30 prom_has 'firn:eval:time[1m]' && ok "firn:eval:time reached prometheus" ||
     fail "firn:eval:time not in prometheus"
+# ALERTS is rule output too
+wait_for 30 prom_has 'ALERTS{alertname="RemoteWriteTest",alertstate="firing"}[1m]' &&
+    ok "ALERTS of a firing alert reached prometheus" || fail "no ALERTS in prometheus"
+labels=$(promtool query instant -o json "$P" 'ALERTS{alertname="RemoteWriteTest"}' | jq -c '.[0].metric')
+same "ALERTS labels in prometheus" "$labels" \
+    '{"__name__":"ALERTS","alertname":"RemoteWriteTest","alertstate":"firing","region":"eu","severity":"none"}'
 
 # the labels as Prometheus stored them: rule output, external label, no rw
 labels=$(promtool query instant -o json "$P" 'job:cpu:rate{rw=""}' | jq -c '.[0].metric')
