@@ -83,6 +83,15 @@ calm_g=$(pprof_raw_totals "$tmp/p/calm-goroutine.pb.gz")
     ok "goroutines: calm $calm_g, hot $hot_g (go tool pprof)" ||
     fail "goroutines: calm $calm_g, hot $hot_g"
 
+# mutex delay per second over the ~3 s each delta covers
+mutex_rate() { awk -v d="$(pprof_raw_totals "$tmp/p/$1-mutex.pb.gz" | cut -d' ' -f2)" \
+                   'BEGIN { printf "%.2f", d / 3e9 }'; }
+hot_m=$(mutex_rate hot)
+calm_m=$(mutex_rate calm)
+awk -v h="$hot_m" -v c="$calm_m" 'BEGIN { exit !(h > 1 && c < 1) }' &&
+    ok "mutex wait: calm $calm_m s/s, hot $hot_m s/s (go tool pprof)" ||
+    fail "mutex wait: calm $calm_m s/s, hot $hot_m s/s"
+
 cat >"$tmp/firn.yml" <<'EOF'
 rule_files: ['rules/readme.yml']
 scrape_configs: []

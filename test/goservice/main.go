@@ -302,15 +302,15 @@ func startWorkers(ctx context.Context) {
 		}
 	})
 
-	// Mutex: eight goroutines fight over two locks (four each) while
+	// Mutex: twelve goroutines fight over three locks (four each) while
 	// holding them briefly, producing contention (mutex profile) and
-	// blocking on Lock (block profile).  Two locks, because Go before 1.22
-	// attributes a contended lock's wait to one waiter at a time: at most
-	// about one second of delay per second and lock.
-	var mu [2]sync.Mutex
-	var shared [2]int
-	for g := 0; g < 8; g++ {
-		k := g % 2
+	// blocking on Lock (block profile).  Several locks, because Go before
+	// 1.22 attributes a contended lock's wait to one waiter at a time: at
+	// most about one second of delay per second and lock.
+	var mu [3]sync.Mutex
+	var shared [3]int
+	for g := 0; g < 12; g++ {
+		k := g % 3
 		go pprof.Do(ctx, pprof.Labels("worker", "mutex"), func(ctx context.Context) {
 			for ctx.Err() == nil {
 				if mutexOff.Load() {
