@@ -1153,11 +1153,16 @@ static void dec_remote_write(config_dec *d, const config_ynode *v, config_remote
     dec_http(d, vals, keys, &rw->http);
     const config_ynode *const *x = vals + N_HTTP_FIELDS;
     config_dec_str(d, x[0], "url", &rw->url);
+    const char *host = rw->url ? strstr(rw->url, "://") : NULL;
     if (!rw->url) {
         config_dec_err(d, v, "url", "url for remote_write is empty");
     } else if (strncmp(rw->url, "http://", 7) != 0 && strncmp(rw->url, "https://", 8) != 0) {
-        config_dec_err(d, x[0], "url", "unsupported scheme in \"%.256s\": http or https",
-                       rw->url);
+        config_dec_err(d, x[0], "url", "unsupported scheme \"%.*s\": http or https",
+                       host ? (int)(host - rw->url > 32 ? 32 : host - rw->url) : 0, rw->url);
+    } else if (memchr(host + 3, '@', strcspn(host + 3, "/?#"))) {
+        /* the URL shows in /metrics and logs: credentials go in basic_auth */
+        config_dec_err(d, x[0], "url", "credentials in the URL are refused (use basic_auth "
+                       "or authorization, which are kept secret)");
     }
     config_dec_str(d, x[1], "name", &rw->name);
     get_duration(d, x[2], "remote_timeout", &rw->remote_timeout_ms, NULL);

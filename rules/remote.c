@@ -32,7 +32,6 @@
 
 #include <assert.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +228,18 @@ static size_t header_line(char *p, size_t size, size_t nmemb, void *ctx)
     return len;
 }
 
+/* One log line for a failed request; the URL, name and the receiver's
+ * answer are quoted (they come from outside). */
+static void log_failure(const struct rw_queue *q, enum firn_log_level level, const char *msg,
+                        long status, const char *why)
+{
+    char name[128], url[512], text[RESPONSE_MAX + 64];
+    firn_log(level, "remote", msg, "remote_name=%s url=%s status=%ld err=%s",
+             firn_log_quote(name, sizeof name, q->remote_name),
+             firn_log_quote(url, sizeof url, q->url), status,
+             firn_log_quote(text, sizeof text, why));
+}
+
 /* One POST of body. */
 static enum outcome post(const struct rw_queue *q, const struct post_settings *s,
                          const char *user_agent, const char *body, size_t len,
@@ -264,23 +275,19 @@ static enum outcome post(const struct rw_queue *q, const struct post_settings *s
         long status = 0;
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
         if (rc != CURLE_OK) {
-            firn_log(FIRN_LOG_WARN, "remote", "Failed to send batch, retrying",
-                     "remote_name=%s url=%s err=\"%s\"", q->remote_name, q->url,
-                     curl_easy_strerror(rc));
+            log_failure(q, FIRN_LOG_WARN, "Failed to send batch, retrying", 0,
+                        curl_easy_strerror(rc));
         } else if (status / 100 == 2) {
             out = SENT;
         } else {
             out = status / 100 == 5 || status == 429 ? RETRY : FAIL;
-            firn_log(out == RETRY ? FIRN_LOG_WARN : FIRN_LOG_ERROR, "remote",
-                     out == RETRY ? "Failed to send batch, retrying"
-                                  : "non-recoverable error, batch dropped",
-                     "remote_name=%s url=%s status=%ld response=\"%.*s\"", q->remote_name,
-                     q->url, status, (int)strcspn(resp.data ? resp.data : "", "\"\n"),
-                     resp.data ? resp.data : "");
+            log_failure(q, out == RETRY ? FIRN_LOG_WARN : FIRN_LOG_ERROR,
+                        out == RETRY ? "Failed to send batch, retrying"
+                                     : "non-recoverable error, batch dropped",
+                        status, resp.data ? resp.data : "");
         }
     } else {
-        firn_log(FIRN_LOG_ERROR, "remote", "Failed to send batch, retrying",
-                 "remote_name=%s url=%s err=\"%s\"", q->remote_name, q->url, fail);
+        log_failure(q, FIRN_LOG_ERROR, "Failed to send batch, retrying", 0, fail);
     }
     firn_buf_free(&resp);
     httpc_request_free(&r);

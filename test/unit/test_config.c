@@ -582,7 +582,11 @@ static const struct {
      "t.yml:3:30: capacity: must be between 1 and 10000000"},
     {"remote_write: not http",
      "remote_write:\n  - url: ftp://h/w\n",
-     "t.yml:2:10: url: unsupported scheme in \"ftp://h/w\": http or https"},
+     "t.yml:2:10: url: unsupported scheme \"ftp\": http or https"},
+    {"remote_write: credentials in the URL",
+     "remote_write:\n  - url: http://u:hunter2@h/w\n",
+     "t.yml:2:10: url: credentials in the URL are refused (use basic_auth or authorization, "
+     "which are kept secret)"},
     {"unknown global key",
      "global:\n  query_log_file: q.log\n",
      "t.yml:2:3: query_log_file: unknown field in global"},
