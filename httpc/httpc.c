@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "httpc/httpc.h"
 #include "model/model.h"
@@ -137,4 +138,86 @@ const char *httpc_apply(CURL *e, const config_http *h, const char *url, httpc_re
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     return NULL;
+}
+
+static size_t keep_body(char *p, size_t size, size_t nmemb, void *ctx)
+{
+    httpc_response *resp = ctx;
+    size_t have = strlen(resp->body), n = size * nmemb;
+    size_t take = n < HTTPC_RESPONSE_KEEP - have ? n : HTTPC_RESPONSE_KEEP - have;
+    memcpy(resp->body + have, p, take);
+    resp->body[have + take] = '\0';
+    return n;
+}
+
+/* Retry-After in seconds (an HTTP date is left as absent). */
+static size_t header_line(char *p, size_t size, size_t nmemb, void *ctx)
+{
+    httpc_response *resp = ctx;
+    size_t len = size * nmemb;
+    static const char name[] = "retry-after:";
+    if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
+        int64_t v = 0;
+        size_t digits = 0, i = sizeof name - 1;
+        while (i < len && p[i] == ' ')
+            i++;
+        for (; i < len && p[i] >= '0' && p[i] <= '9' && digits < 9; i++, digits++)
+            v = v * 10 + (p[i] - '0');
+        while (i < len && (p[i] == ' ' || p[i] == '\r' || p[i] == '\n'))
+            i++;
+        if (digits && i == len)
+            resp->retry_after_ms = v * 1000;
+    }
+    return len;
+}
+
+int httpc_post(const config_http *h, const char *url, const struct curl_slist *headers,
+               const void *body, size_t len, int64_t timeout_ms, const char *user_agent,
+               httpc_response *resp)
+{
+    *resp = (httpc_response){.retry_after_ms = -1};
+    CURL *e = curl_easy_init();
+    if (!e) {
+        snprintf(resp->error, sizeof resp->error, "out of memory");
+        return -1;
+    }
+    httpc_request r = {0};
+    for (const struct curl_slist *l = headers; l; l = l->next) {
+        struct curl_slist *grown = curl_slist_append(r.headers, l->data);
+        if (!grown) {
+            snprintf(resp->error, sizeof resp->error, "out of memory");
+            httpc_request_free(&r);
+            curl_easy_cleanup(e);
+            return -1;
+        }
+        r.headers = grown;
+    }
+    int rc = -1;
+    const char *fail = httpc_apply(e, h, url, &r, resp->error, sizeof resp->error);
+    if (fail) {
+        if (fail != resp->error)
+            snprintf(resp->error, sizeof resp->error, "%s", fail);
+    } else {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, resp);
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_line);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, resp);
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+        CURLcode cc = curl_easy_perform(e);
+        if (cc == CURLE_OK) {
+            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp->status);
+            rc = 0;
+        } else {
+            snprintf(resp->error, sizeof resp->error, "%s", curl_easy_strerror(cc));
+        }
+    }
+    httpc_request_free(&r);
+    curl_easy_cleanup(e);
+    return rc;
 }

@@ -1,8 +1,8 @@
 /* httpc.h -- what every HTTP client of firn sets up the same way on a
  * libcurl easy handle: a Prometheus <http_config> (basic_auth,
  * authorization / bearer token, tls_config).  Used by the scrape loops and
- * Kubernetes discovery; the agent's push and the Alertmanager notifier are
- * meant to use it too.
+ * Kubernetes discovery, and, through httpc_post, by the Alertmanager
+ * notifier and remote_write.
  *
  * Secrets given as files (password_file, credentials_file) are read at
  * each call, as Prometheus reads them at each request, so a rotated token
@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 
@@ -36,6 +37,26 @@ void httpc_request_free(httpc_request *r);
  * secret file unreadable: "PATH: why"; a bad URL; out of memory) in why. */
 const char *httpc_apply(CURL *e, const config_http *h, const char *url, httpc_request *r,
                         char *why, size_t why_size);
+
+/* ---- one POST ------------------------------------------------------------ */
+
+#define HTTPC_RESPONSE_KEEP 1024   /* bytes of a response body kept */
+
+typedef struct httpc_response {
+    long status;                   /* the HTTP status; 0 when none came */
+    int64_t retry_after_ms;        /* Retry-After given in seconds, as ms; -1 when absent */
+    char body[HTTPC_RESPONSE_KEEP + 1];  /* the body's start, NUL-terminated */
+    char error[256];               /* why no response came ("" when one did) */
+} httpc_response;
+
+/* POSTs len bytes of body to url with h's auth and TLS (httpc_apply), the
+ * header lines given (may be NULL: "Name: value" each), a timeout and a
+ * User-Agent, never through a proxy.  0 when a response came, whatever its
+ * status; -1 with resp->error set when none did (connection, timeout, a
+ * secret file unreadable).  Blocking: call it from a sender thread. */
+int httpc_post(const config_http *h, const char *url, const struct curl_slist *headers,
+               const void *body, size_t len, int64_t timeout_ms, const char *user_agent,
+               httpc_response *resp);
 
 /* A secret file's contents without trailing newlines and blanks, into out
  * (at most size - 1 bytes).  -1 with why set when it cannot be read. */

@@ -376,46 +376,27 @@ void rules_notifier_send(rules_notifier *n, const rules_notification *alerts, si
     firn_arena_free(arena);
 }
 
-static size_t discard(char *p, size_t size, size_t nmemb, void *ctx)
-{
-    (void)p, (void)ctx;
-    return size * nmemb;
-}
-
 /* One POST; true on a 2xx. */
 static bool post(const char *url, const config_http *http, int64_t timeout_ms, const char *body,
                  const char *user_agent)
 {
-    CURL *e = curl_easy_init();
-    if (!e)
-        return false;
-    httpc_request r = {0};
-    char why[256];
-    r.headers = curl_slist_append(r.headers, "Content-Type: application/json");
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    httpc_response *resp = malloc(sizeof *resp);
     bool ok = false;
-    if (!httpc_apply(e, http, url, &r, why, sizeof why)) {
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
-        curl_easy_setopt(e, CURLOPT_PROXY, "");
-        CURLcode rc = curl_easy_perform(e);
-        long status = 0;
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-        ok = rc == CURLE_OK && status / 100 == 2;
-        if (!ok)
-            firn_log(FIRN_LOG_ERROR, "notifier", "Error sending alert",
-                     "alertmanager=%s err=\"%s\"", url,
-                     rc != CURLE_OK ? curl_easy_strerror(rc) : "bad response status");
-    } else {
-        firn_log(FIRN_LOG_ERROR, "notifier", "Error sending alert", "alertmanager=%s err=\"%s\"",
-                 url, why);
+    const char *why = "out of memory";
+    if (h && resp) {
+        if (httpc_post(http, url, h, body, strlen(body), timeout_ms, user_agent, resp) < 0)
+            why = resp->error;
+        else if (!(ok = resp->status / 100 == 2))
+            why = "bad response status";
     }
-    httpc_request_free(&r);
-    curl_easy_cleanup(e);
+    if (!ok) {
+        char q[512];
+        firn_log(FIRN_LOG_ERROR, "notifier", "Error sending alert", "alertmanager=%s err=%s",
+                 url, firn_log_quote(q, sizeof q, why));
+    }
+    free(resp);
+    curl_slist_free_all(h);
     return ok;
 }
 

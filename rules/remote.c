@@ -44,7 +44,6 @@
 #include "httpc/httpc.h"
 #include "remote.pb-c.h"
 
-#define RESPONSE_MAX 1024   /* bytes of an error response kept for the log */
 
 struct rw_sample {
     firn_label *labels;     /* sorted; one allocation (rules_labels_pack) */
@@ -194,104 +193,62 @@ done:
     return out;
 }
 
-static size_t keep_response(char *p, size_t size, size_t nmemb, void *ctx)
-{
-    firn_buf *b = ctx;
-    if (b->len < RESPONSE_MAX)
-        firn_buf_append(b, p, size * nmemb < RESPONSE_MAX - b->len ? size * nmemb
-                                                                    : RESPONSE_MAX - b->len);
-    return size * nmemb;
-}
-
 enum outcome { SENT, RETRY, FAIL };
-
-static size_t header_line(char *p, size_t size, size_t nmemb, void *ctx)
-{
-    int64_t *retry_after_ms = ctx;
-    size_t len = size * nmemb;
-    static const char name[] = "retry-after:";
-    if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
-        /* seconds only; an HTTP date falls back to the back-off */
-        char v[32];
-        size_t k = 0;
-        for (size_t i = sizeof name - 1; i < len && k + 1 < sizeof v; i++)
-            if (p[i] >= '0' && p[i] <= '9')
-                v[k++] = p[i];
-            else if (p[i] != ' ' && p[i] != '\r' && p[i] != '\n') {
-                k = 0;
-                break;
-            }
-        v[k] = 0;
-        if (k && k < 9)
-            *retry_after_ms = strtoll(v, NULL, 10) * 1000;
-    }
-    return len;
-}
 
 /* One log line for a failed request; the URL, name and the receiver's
  * answer are quoted (they come from outside). */
 static void log_failure(const struct rw_queue *q, enum firn_log_level level, const char *msg,
                         long status, const char *why)
 {
-    char name[128], url[512], text[RESPONSE_MAX + 64];
+    char name[128], url[512], text[HTTPC_RESPONSE_KEEP + 64];
     firn_log(level, "remote", msg, "remote_name=%s url=%s status=%ld err=%s",
              firn_log_quote(name, sizeof name, q->remote_name),
              firn_log_quote(url, sizeof url, q->url), status,
              firn_log_quote(text, sizeof text, why));
 }
 
-/* One POST of body. */
+static bool slist_add(struct curl_slist **l, const char *line)
+{
+    struct curl_slist *grown = curl_slist_append(*l, line);
+    if (grown)
+        *l = grown;
+    return grown != NULL;
+}
+
+/* One POST of body: the spec's outcome of its answer. */
 static enum outcome post(const struct rw_queue *q, const struct post_settings *s,
                          const char *user_agent, const char *body, size_t len,
                          int64_t *retry_after_ms)
 {
-    CURL *e = curl_easy_init();
-    if (!e)
+    struct curl_slist *h = NULL;
+    bool ok = slist_add(&h, "Content-Encoding: snappy") &&
+              slist_add(&h, "Content-Type: application/x-protobuf") &&
+              slist_add(&h, "X-Prometheus-Remote-Write-Version: 0.1.0");
+    for (const struct curl_slist *l = s->extra; ok && l; l = l->next)
+        ok = slist_add(&h, l->data);
+    if (!ok) {
+        curl_slist_free_all(h);
+        log_failure(q, FIRN_LOG_ERROR, "Failed to send batch, retrying", 0, "out of memory");
         return RETRY;
-    httpc_request r = {0};
-    char why[256];
-    firn_buf resp = {0};
-    enum outcome out = RETRY;
-    for (const struct curl_slist *l = s->extra; l; l = l->next)
-        r.headers = curl_slist_append(r.headers, l->data);
-    r.headers = curl_slist_append(r.headers, "Content-Encoding: snappy");
-    r.headers = curl_slist_append(r.headers, "Content-Type: application/x-protobuf");
-    r.headers = curl_slist_append(r.headers, "X-Prometheus-Remote-Write-Version: 0.1.0");
-    const char *fail = r.headers ? httpc_apply(e, &s->http, s->url, &r, why, sizeof why)
-                                 : "out of memory";
-    if (!fail) {
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)len);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_response);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, &resp);
-        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_line);
-        curl_easy_setopt(e, CURLOPT_HEADERDATA, retry_after_ms);
-        curl_easy_setopt(e, CURLOPT_PROXY, "");
-        CURLcode rc = curl_easy_perform(e);
-        long status = 0;
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-        if (rc != CURLE_OK) {
-            log_failure(q, FIRN_LOG_WARN, "Failed to send batch, retrying", 0,
-                        curl_easy_strerror(rc));
-        } else if (status / 100 == 2) {
-            out = SENT;
-        } else {
-            out = status / 100 == 5 || status == 429 ? RETRY : FAIL;
-            log_failure(q, out == RETRY ? FIRN_LOG_WARN : FIRN_LOG_ERROR,
-                        out == RETRY ? "Failed to send batch, retrying"
-                                     : "non-recoverable error, batch dropped",
-                        status, resp.data ? resp.data : "");
-        }
-    } else {
-        log_failure(q, FIRN_LOG_ERROR, "Failed to send batch, retrying", 0, fail);
     }
-    firn_buf_free(&resp);
-    httpc_request_free(&r);
-    curl_easy_cleanup(e);
+    httpc_response *resp = malloc(sizeof *resp);
+    enum outcome out = RETRY;
+    if (!resp) {
+        log_failure(q, FIRN_LOG_ERROR, "Failed to send batch, retrying", 0, "out of memory");
+    } else if (httpc_post(&s->http, s->url, h, body, len, s->timeout_ms, user_agent, resp) < 0) {
+        log_failure(q, FIRN_LOG_WARN, "Failed to send batch, retrying", 0, resp->error);
+    } else if (resp->status / 100 == 2) {
+        out = SENT;
+    } else {
+        out = resp->status / 100 == 5 || resp->status == 429 ? RETRY : FAIL;
+        *retry_after_ms = resp->retry_after_ms;
+        log_failure(q, out == RETRY ? FIRN_LOG_WARN : FIRN_LOG_ERROR,
+                    out == RETRY ? "Failed to send batch, retrying"
+                                 : "non-recoverable error, batch dropped",
+                    resp->status, resp->body);
+    }
+    free(resp);
+    curl_slist_free_all(h);
     return out;
 }
 

@@ -22,8 +22,8 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
-	"sync"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -123,15 +123,17 @@ func enableProfiling() {
 // tests (live mode only):
 //
 //	/control/json?on=1|0   a goroutine encoding JSON all the time (CPU in encoding/json)
-//	/control/mutex?on=1|0  the mutex workers contend (on at start) or idle
+//	/control/mutex?on=1|0  the mutex workers contend on three locks, or idle
+//	                       (at start: on one lock)
 //	/control/leak?n=N      N more goroutines parked for good
 //	/control/grow?mb=N     N more MiB of heap kept alive
 var (
-	jsonOn   atomic.Bool
-	mutexOff atomic.Bool
-	leaked   []chan struct{}
-	grown    [][]byte
-	growMu   sync.Mutex
+	jsonOn     atomic.Bool
+	mutexOff   atomic.Bool
+	mutexHeavy atomic.Bool
+	leaked     []chan struct{}
+	grown      [][]byte
+	growMu     sync.Mutex
 )
 
 func controls() {
@@ -141,6 +143,7 @@ func controls() {
 	})
 	http.HandleFunc("/control/mutex", func(w http.ResponseWriter, r *http.Request) {
 		mutexOff.Store(!flagParam(r))
+		mutexHeavy.Store(flagParam(r))
 	})
 	http.HandleFunc("/control/leak", func(w http.ResponseWriter, r *http.Request) {
 		n, err := strconv.Atoi(r.URL.Query().Get("n"))
@@ -302,18 +305,18 @@ func startWorkers(ctx context.Context) {
 		}
 	})
 
-	// Mutex: twelve goroutines fight over three locks (four each) while
-	// holding them briefly, producing contention (mutex profile) and
-	// blocking on Lock (block profile).  Several locks, because Go before
-	// 1.22 attributes a contended lock's wait to one waiter at a time: at
-	// most about one second of delay per second and lock.
+	// Mutex: four goroutines fight over one lock while holding it briefly,
+	// producing contention (mutex profile) and blocking on Lock (block
+	// profile).  /control/mutex?on=1 adds two more locks with four each:
+	// Go before 1.22 attributes a contended lock's wait to one waiter at a
+	// time, at most about one second of delay per second and lock.
 	var mu [3]sync.Mutex
 	var shared [3]int
 	for g := 0; g < 12; g++ {
-		k := g % 3
+		k := g / 4
 		go pprof.Do(ctx, pprof.Labels("worker", "mutex"), func(ctx context.Context) {
 			for ctx.Err() == nil {
-				if mutexOff.Load() {
+				if mutexOff.Load() || (k > 0 && !mutexHeavy.Load()) {
 					time.Sleep(10 * time.Millisecond)
 					continue
 				}
