@@ -995,13 +995,13 @@ static void dec_alertmanager(config_dec *d, const config_ynode *v, config_alertm
     static const char *const names[] = {HTTP_FIELD_NAMES, "static_configs", "scheme",
                                         "path_prefix", "timeout", "api_version",
                                         "relabel_configs", "file_sd_configs",
-                                        "dns_sd_configs"};
-    const config_ynode *vals[N_HTTP_FIELDS + 8], *keys[N_HTTP_FIELDS + 8];
+                                        "dns_sd_configs", "kubernetes_sd_configs"};
+    const config_ynode *vals[N_HTTP_FIELDS + 9], *keys[N_HTTP_FIELDS + 9];
     am->scheme = "http";
     am->path_prefix = "/";
     am->timeout_ms = 10000;
     if (!config_dec_fields(d, v, "alertmanagers", "alertmanager_config", names,
-                           N_HTTP_FIELDS + 8, vals, keys))
+                           N_HTTP_FIELDS + 9, vals, keys))
         return;
     dec_http(d, vals, keys, &am->http);
     const config_ynode *const *x = vals + N_HTTP_FIELDS;
@@ -1024,6 +1024,10 @@ static void dec_alertmanager(config_dec *d, const config_ynode *v, config_alertm
                        "supported by firn (alert_relabel_configs is)");
     DEC_LIST(d, x[6], "file_sd_configs", am->file_sd, am->n_file_sd, dec_file_sd);
     DEC_LIST(d, x[7], "dns_sd_configs", am->dns_sd, am->n_dns_sd, dec_dns_sd);
+    if (x[8] && !config_ynode_is_null(x[8]))
+        config_dec_err(d, x[8], "kubernetes_sd_configs", "Kubernetes discovery of "
+                       "Alertmanagers is not supported by firn (static_configs, "
+                       "file_sd_configs and dns_sd_configs are)");
 }
 
 static void dec_alerting(config_dec *d, const config_ynode *v, firn_config *cfg)

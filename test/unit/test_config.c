@@ -679,6 +679,10 @@ static const struct {
      "alerting:\n  alertmanagers:\n  - relabel_configs: [{action: drop}]\n",
      "t.yml:3:22: relabel_configs: relabeling of Alertmanager targets is not supported by firn "
      "(alert_relabel_configs is)"},
+    {"Kubernetes discovery of Alertmanagers",
+     "alerting:\n  alertmanagers:\n  - kubernetes_sd_configs: [{role: pod}]\n",
+     "t.yml:3:28: kubernetes_sd_configs: Kubernetes discovery of Alertmanagers is not "
+     "supported by firn (static_configs, file_sd_configs and dns_sd_configs are)"},
     {"an Alertmanager URL as a target",
      "alerting:\n  alertmanagers:\n  - static_configs: [{targets: ['http://am:9093/']}]\n",
      "t.yml:3:33: targets: \"http://am:9093/\" is not a valid hostname"},
