@@ -1203,6 +1203,14 @@ static void dec_remote_writes(config_dec *d, const config_ynode *v, firn_config 
                                "found multiple remote write configs with job name \"%.128s\"",
                                cfg->remote_writes[i].name);
                 break;
+            } else if (!cfg->remote_writes[i].name[0] && !cfg->remote_writes[j].name[0] &&
+                       cfg->remote_writes[i].url && cfg->remote_writes[j].url &&
+                       strcmp(cfg->remote_writes[i].url, cfg->remote_writes[j].url) == 0) {
+                /* their queues would have one identity and one set of metrics */
+                config_dec_err(d, seq->items[i], "url",
+                               "duplicate remote write configs are not allowed, found "
+                               "duplicate for URL: %.256s", cfg->remote_writes[i].url);
+                break;
             }
 }
 

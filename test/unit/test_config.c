@@ -574,6 +574,10 @@ static const struct {
     {"remote_write: two entries with one name",
      "remote_write:\n  - {url: 'http://h/a', name: x}\n  - {url: 'http://h/b', name: x}\n",
      "t.yml:3:5: name: found multiple remote write configs with job name \"x\""},
+    {"remote_write: the same URL twice, unnamed",
+     "remote_write:\n  - {url: 'http://h/a'}\n  - {url: 'http://h/a'}\n",
+     "t.yml:3:5: url: duplicate remote write configs are not allowed, found duplicate for "
+     "URL: http://h/a"},
     {"remote_write: a shard setting firn does not have",
      "remote_write:\n  - url: http://h/w\n    queue_config: {max_shards: 4}\n",
      "t.yml:3:20: max_shards: unknown field in queue_config"},
