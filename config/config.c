@@ -8,6 +8,7 @@
 #include "config/config.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <ctype.h>
 #include <stdio.h>
@@ -994,13 +995,14 @@ static void dec_alertmanager(config_dec *d, const config_ynode *v, config_alertm
 {
     static const char *const names[] = {HTTP_FIELD_NAMES, "static_configs", "scheme",
                                         "path_prefix", "timeout", "api_version",
-                                        "relabel_configs"};
-    const config_ynode *vals[N_HTTP_FIELDS + 6], *keys[N_HTTP_FIELDS + 6];
+                                        "relabel_configs", "file_sd_configs",
+                                        "dns_sd_configs", "kubernetes_sd_configs"};
+    const config_ynode *vals[N_HTTP_FIELDS + 9], *keys[N_HTTP_FIELDS + 9];
     am->scheme = "http";
     am->path_prefix = "/";
     am->timeout_ms = 10000;
     if (!config_dec_fields(d, v, "alertmanagers", "alertmanager_config", names,
-                           N_HTTP_FIELDS + 6, vals, keys))
+                           N_HTTP_FIELDS + 9, vals, keys))
         return;
     dec_http(d, vals, keys, &am->http);
     const config_ynode *const *x = vals + N_HTTP_FIELDS;
@@ -1021,6 +1023,12 @@ static void dec_alertmanager(config_dec *d, const config_ynode *v, config_alertm
     if (x[5] && !config_ynode_is_null(x[5]))
         config_dec_err(d, x[5], "relabel_configs", "relabeling of Alertmanager targets is not "
                        "supported by firn (alert_relabel_configs is)");
+    DEC_LIST(d, x[6], "file_sd_configs", am->file_sd, am->n_file_sd, dec_file_sd);
+    DEC_LIST(d, x[7], "dns_sd_configs", am->dns_sd, am->n_dns_sd, dec_dns_sd);
+    if (x[8] && !config_ynode_is_null(x[8]))
+        config_dec_err(d, x[8], "kubernetes_sd_configs", "Kubernetes discovery of "
+                       "Alertmanagers is not supported by firn (static_configs, "
+                       "file_sd_configs and dns_sd_configs are)");
 }
 
 static void dec_alerting(config_dec *d, const config_ynode *v, firn_config *cfg)
@@ -1041,9 +1049,193 @@ static void dec_alerting(config_dec *d, const config_ynode *v, firn_config *cfg)
              dec_alertmanager);
 }
 
-/* ---- profile_remote_write ------------------------------------------------ */
+/* ---- remote_write and profile_remote_write --------------------------------- */
 
-static void dec_queue_config(config_dec *d, const config_ynode *v, config_profile_remote_write *w)
+/* Prometheus 2.42's reservedHeaders (config/config.go), lower case; an
+ * Authorization header has its own message. */
+static const char *const reserved_headers[] = {
+    "host", "content-encoding", "content-length", "content-type", "user-agent", "connection",
+    "keep-alive", "proxy-authenticate", "proxy-authorization", "www-authenticate",
+    "accept-encoding", "x-prometheus-remote-write-version", "x-prometheus-remote-read-version",
+    "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"};
+
+/* headers: {name: value} of either remote write, as Prometheus checks them:
+ * names as HTTP tokens, neither Authorization (a secret belongs where it is
+ * masked) nor a reserved header, values without line breaks (they become
+ * header lines).  Sorted by name into *out. */
+static void dec_headers(config_dec *d, const config_ynode *v, firn_label **out, size_t *n_out)
+{
+    if (!v || config_ynode_is_null(v))
+        return;
+    if (v->kind != CONFIG_YNODE_MAP) {
+        config_dec_err(d, v, "headers", "expected a mapping of header names to values, got %s",
+                       config_dec_kind(v));
+        return;
+    }
+    firn_label *headers = config_dec_calloc(d, v->n, sizeof *headers);
+    size_t n = 0;
+    for (size_t p = 0; headers && p < v->n; p++) {
+        const config_ynode *key = v->items[2 * p], *val = v->items[2 * p + 1];
+        char *name = NULL, *value = NULL;
+        if (!config_dec_str(d, key, "headers", &name) || !config_dec_str(d, val, "headers", &value))
+            continue;
+        bool token = name && *name;
+        for (const char *c = name; token && *c; c++)
+            token = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
+                    (*c >= 'A' && *c <= 'Z') || strchr("!#$%&'*+-.^_`|~", *c);
+        if (!token) {
+            config_dec_err(d, key, "headers", "\"%.128s\" is not a valid header name",
+                           name ? name : "");
+            continue;
+        }
+        if (strcasecmp(name, "authorization") == 0) {
+            config_dec_err(d, key, "headers", "authorization header must be changed via the "
+                           "basic_auth, authorization, oauth2, or sigv4 parameter");
+            continue;
+        }
+        bool reserved = false;
+        for (size_t i = 0; i < sizeof reserved_headers / sizeof *reserved_headers; i++)
+            reserved |= strcasecmp(name, reserved_headers[i]) == 0;
+        if (reserved) {
+            config_dec_err(d, key, "headers", "%s is a reserved header. It must not be changed",
+                           name);
+            continue;
+        }
+        if (value && strpbrk(value, "\r\n")) {
+            config_dec_err(d, val, "headers", "the value of header %s holds a line break", name);
+            continue;
+        }
+        headers[n++] = (firn_label){name, value ? value : ""};
+    }
+    if (headers)
+        qsort(headers, n, sizeof *headers, cmp_label);
+    *out = headers;
+    *n_out = n;
+}
+
+/* A remote write's url: http or https, without credentials (the URL shows
+ * in /metrics and logs; credentials go in basic_auth or authorization,
+ * which are kept secret). */
+static void dec_remote_url(config_dec *d, const config_ynode *v, const config_ynode *url_node,
+                           const char *what, char **url)
+{
+    config_dec_str(d, url_node, "url", url);
+    const char *host = *url ? strstr(*url, "://") : NULL;
+    if (!*url) {
+        config_dec_err(d, v, "url", "url for %s is empty", what);
+    } else if (strncmp(*url, "http://", 7) != 0 && strncmp(*url, "https://", 8) != 0) {
+        config_dec_err(d, url_node, "url", "unsupported scheme \"%.*s\": http or https",
+                       host ? (int)(host - *url > 32 ? 32 : host - *url) : 0, *url);
+    } else if (memchr(host + 3, '@', strcspn(host + 3, "/?#"))) {
+        config_dec_err(d, url_node, "url", "credentials in the URL are refused (use basic_auth "
+                       "or authorization, which are kept secret)");
+    }
+}
+
+/* write_relabel_configs of either remote write. */
+static void dec_write_relabel(config_dec *d, const config_ynode *v, const char *what,
+                              firn_relabel_config **out, size_t *n_out)
+{
+    const config_ynode *rl = config_dec_seq(d, v, "write_relabel_configs");
+    if (!rl || !(*out = config_dec_calloc(d, rl->n, sizeof **out)))
+        return;
+    for (size_t i = 0; i < rl->n; i++) {
+        if (config_ynode_is_null(rl->items[i])) {
+            config_dec_err(d, rl->items[i], "write_relabel_configs",
+                           "empty or null relabeling rule in %s config", what);
+            continue;
+        }
+        if (config_dec_relabel(d, rl->items[i], &(*out)[*n_out]))
+            (*n_out)++;
+    }
+}
+
+static void dec_rw_queue_config(config_dec *d, const config_ynode *v, config_remote_write *rw)
+{
+    static const char *const names[] = {"capacity", "max_samples_per_send",
+                                        "batch_send_deadline", "min_backoff", "max_backoff"};
+    const config_ynode *vals[5];
+    if (!v || config_ynode_is_null(v) ||
+        !config_dec_fields(d, v, "queue_config", "queue_config", names, 5, vals, NULL))
+        return;
+    get_u64(d, vals[0], "capacity", &rw->capacity);
+    get_u64(d, vals[1], "max_samples_per_send", &rw->max_samples_per_send);
+    get_duration(d, vals[2], "batch_send_deadline", &rw->batch_send_deadline_ms, NULL);
+    get_duration(d, vals[3], "min_backoff", &rw->min_backoff_ms, NULL);
+    get_duration(d, vals[4], "max_backoff", &rw->max_backoff_ms, NULL);
+    /* caps before anything is allocated from them: a queue slot is a few
+     * hundred bytes, a batch is built in memory */
+    if (rw->capacity == 0 || rw->capacity > CONFIG_REMOTE_WRITE_CAPACITY_MAX)
+        config_dec_err(d, vals[0] ? vals[0] : v, "capacity", "must be between 1 and %u",
+                       CONFIG_REMOTE_WRITE_CAPACITY_MAX);
+    else if (rw->max_samples_per_send == 0 || rw->max_samples_per_send > rw->capacity)
+        config_dec_err(d, vals[1] ? vals[1] : v, "max_samples_per_send",
+                       "must be between 1 and capacity (%" PRIu64 ")", rw->capacity);
+    if (rw->batch_send_deadline_ms <= 0)
+        config_dec_err(d, vals[2], "batch_send_deadline", "must be more than 0s");
+    if (rw->min_backoff_ms <= 0 || rw->max_backoff_ms < rw->min_backoff_ms)
+        config_dec_err(d, vals[4] ? vals[4] : vals[3], "max_backoff",
+                       "min_backoff must be more than 0s and max_backoff at least min_backoff");
+}
+
+static void dec_remote_write(config_dec *d, const config_ynode *v, config_remote_write *rw)
+{
+    static const char *const names[] = {HTTP_FIELD_NAMES, "url", "name", "remote_timeout",
+                                        "headers", "write_relabel_configs", "queue_config"};
+    const config_ynode *vals[N_HTTP_FIELDS + 6], *keys[N_HTTP_FIELDS + 6];
+    rw->name = "";
+    rw->remote_timeout_ms = 30000;
+    rw->capacity = 2500;
+    rw->max_samples_per_send = 500;
+    rw->batch_send_deadline_ms = 5000;
+    rw->min_backoff_ms = 30;
+    rw->max_backoff_ms = 5000;
+    if (config_ynode_is_null(v)) {
+        config_dec_err(d, v, "remote_write", "empty or null remote write config section");
+        return;
+    }
+    if (!config_dec_fields(d, v, "remote_write", "remote_write_config", names,
+                           N_HTTP_FIELDS + 6, vals, keys))
+        return;
+    dec_http(d, vals, keys, &rw->http);
+    const config_ynode *const *x = vals + N_HTTP_FIELDS;
+    dec_remote_url(d, v, x[0], "remote_write", &rw->url);
+    config_dec_str(d, x[1], "name", &rw->name);
+    get_duration(d, x[2], "remote_timeout", &rw->remote_timeout_ms, NULL);
+    dec_headers(d, x[3], &rw->headers, &rw->n_headers);
+    dec_write_relabel(d, x[4], "remote write", &rw->write_relabel_configs,
+                      &rw->n_write_relabel_configs);
+    dec_rw_queue_config(d, x[5], rw);
+}
+
+static void dec_remote_writes(config_dec *d, const config_ynode *v, firn_config *cfg)
+{
+    const config_ynode *seq = config_dec_seq(d, v, "remote_write");
+    if (!seq || !(cfg->remote_writes = config_dec_calloc(d, seq->n, sizeof *cfg->remote_writes)))
+        return;
+    for (size_t i = 0; i < seq->n; i++)
+        dec_remote_write(d, seq->items[i], &cfg->remote_writes[cfg->n_remote_writes++]);
+    for (size_t i = 0; i < cfg->n_remote_writes; i++)
+        for (size_t j = 0; j < i; j++)
+            if (cfg->remote_writes[i].name[0] &&
+                strcmp(cfg->remote_writes[i].name, cfg->remote_writes[j].name) == 0) {
+                config_dec_err(d, seq->items[i], "name",
+                               "found multiple remote write configs with job name \"%.128s\"",
+                               cfg->remote_writes[i].name);
+                break;
+            } else if (!cfg->remote_writes[i].name[0] && !cfg->remote_writes[j].name[0] &&
+                       cfg->remote_writes[i].url && cfg->remote_writes[j].url &&
+                       strcmp(cfg->remote_writes[i].url, cfg->remote_writes[j].url) == 0) {
+                /* their queues would have one identity and one set of metrics */
+                config_dec_err(d, seq->items[i], "url",
+                               "duplicate remote write configs are not allowed, found "
+                               "duplicate for URL: %.256s", cfg->remote_writes[i].url);
+                break;
+            }
+}
+
+static void dec_prw_queue_config(config_dec *d, const config_ynode *v,
+                                 config_profile_remote_write *w)
 {
     static const char *const names[] = {"max_bytes", "shards", "max_samples_per_send",
                                         "batch_send_deadline", "min_backoff", "max_backoff",
@@ -1066,51 +1258,6 @@ static void dec_queue_config(config_dec *d, const config_ynode *v, config_profil
         config_dec_err(d, x[5] ? x[5] : x[4], "max_backoff", "must not be less than min_backoff");
 }
 
-static bool header_name_ok(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!(isalnum((unsigned char)*s) || strchr("!#$%&'*+-.^_`|~", *s)))
-            return false;
-    return true;
-}
-
-/* headers: {name: value}, as Prometheus's remote_write headers. */
-static void dec_headers(config_dec *d, const config_ynode *v, config_profile_remote_write *w)
-{
-    if (!v || config_ynode_is_null(v))
-        return;
-    if (v->kind != CONFIG_YNODE_MAP) {
-        config_dec_err(d, v, "headers", "expected a mapping, got %s", config_dec_kind(v));
-        return;
-    }
-    w->headers = config_dec_calloc(d, v->n + 1, sizeof *w->headers);
-    for (size_t i = 0; w->headers && i < v->n; i++) {
-        const config_ynode *k = v->items[2 * i], *val = v->items[2 * i + 1];
-        char *value = NULL;
-        if (k->kind != CONFIG_YNODE_SCALAR || !header_name_ok(k->value)) {
-            config_dec_err(d, k, "headers", "invalid header name");
-            continue;
-        }
-        if (strcasecmp(k->value, "Authorization") == 0) {
-            /* Prometheus's rule: a secret belongs where it is masked */
-            config_dec_err(d, k, "headers", "authorization header must be changed via the "
-                           "basic_auth or authorization parameter");
-            continue;
-        }
-        if (!config_dec_str(d, val, "headers", &value) || !value)
-            continue;
-        if (strpbrk(value, "\r\n")) {
-            config_dec_err(d, val, "headers", "a header value cannot hold a line break");
-            continue;
-        }
-        w->headers[w->n_headers++] = (firn_label){k->value, value};
-    }
-    if (w->n_headers)
-        qsort(w->headers, w->n_headers, sizeof *w->headers, cmp_label);
-}
-
 static void dec_profile_remote_write(config_dec *d, const config_ynode *v,
                                      config_profile_remote_write *w)
 {
@@ -1126,16 +1273,7 @@ static void dec_profile_remote_write(config_dec *d, const config_ynode *v,
         return;
     dec_http(d, vals, keys, &w->http);
     const config_ynode *const *x = vals + N_HTTP_FIELDS;
-    config_dec_str(d, x[0], "url", &w->url);
-    if (!w->url)
-        config_dec_err(d, v, "url", "url for profile_remote_write is empty");
-    else if (strncmp(w->url, "http://", 7) != 0 && strncmp(w->url, "https://", 8) != 0)
-        config_dec_err(d, x[0], "url", "unsupported scheme in \"%.200s\": http or https",
-                       w->url);
-    else if (memchr(strstr(w->url, "://") + 3, '@', strcspn(strstr(w->url, "://") + 3, "/?#")))
-        /* the URL is shown and logged; a password in it would be too */
-        config_dec_err(d, x[0], "url", "a user or password in the URL is not allowed: use "
-                       "basic_auth");
+    dec_remote_url(d, v, x[0], "profile_remote_write", &w->url);
     config_dec_str(d, x[1], "name", &w->name);
     if (!w->name)
         w->name = "";
@@ -1146,16 +1284,10 @@ static void dec_profile_remote_write(config_dec *d, const config_ynode *v,
         config_dec_err(d, x[1], "name", "\"%.100s\": a name is [A-Za-z0-9_.-] and does "
                        "not start with '.' (it names the queue's directory)", w->name);
     get_duration(d, x[2], "remote_timeout", &w->remote_timeout_ms, NULL);
-    dec_headers(d, x[3], w);
-    const config_ynode *rl = config_dec_seq(d, x[4], "write_relabel_configs");
-    if (rl) {
-        w->write_relabel_configs = config_dec_calloc(d, rl->n, sizeof *w->write_relabel_configs);
-        for (size_t i = 0; w->write_relabel_configs && i < rl->n; i++)
-            if (config_dec_relabel(d, rl->items[i],
-                                   &w->write_relabel_configs[w->n_write_relabel_configs]))
-                w->n_write_relabel_configs++;
-    }
-    dec_queue_config(d, x[5], w);
+    dec_headers(d, x[3], &w->headers, &w->n_headers);
+    dec_write_relabel(d, x[4], "profile_remote_write", &w->write_relabel_configs,
+                      &w->n_write_relabel_configs);
+    dec_prw_queue_config(d, x[5], w);
 }
 
 static void dec_profile_remote_writes(config_dec *d, const config_ynode *v, firn_config *cfg)
@@ -1193,22 +1325,25 @@ static void dec_rule_files(config_dec *d, const config_ynode *v, firn_config *cf
 static void dec_config(config_dec *d, const config_ynode *root, firn_config *cfg)
 {
     static const char *const names[] = {"global", "scrape_configs", "object_storage",
-                                        "rule_files", "alerting", "profile_remote_write"};
-    const config_ynode *vals[6];
+                                        "rule_files", "alerting", "remote_write",
+                                        "profile_remote_write"};
+    const config_ynode *vals[7];
     if (root && root->kind != CONFIG_YNODE_MAP && !config_ynode_is_null(root)) {
         config_dec_err(d, root, NULL, "expected a mapping at the top level, got %s", config_dec_kind(root));
         return;
     }
-    if (!config_dec_fields(d, root, NULL, "the top level", names, 6, vals, NULL))
+    if (!config_dec_fields(d, root, NULL, "the top level", names, 7, vals, NULL))
         return;
-    if (vals[5])
-        dec_profile_remote_writes(d, vals[5], cfg);
+    if (vals[6])
+        dec_profile_remote_writes(d, vals[6], cfg);
     if (vals[0])
         dec_global(d, vals[0], cfg);
     if (vals[3])
         dec_rule_files(d, vals[3], cfg);
     if (vals[4])
         dec_alerting(d, vals[4], cfg);
+    if (vals[5])
+        dec_remote_writes(d, vals[5], cfg);
     if (vals[2])
         dec_object_storage(d, vals[2], cfg);
     const config_ynode *sc = config_dec_seq(d, vals[1], "scrape_configs");
@@ -1243,6 +1378,9 @@ void config_free(firn_config *cfg)
             firn_relabel_config_destroy(&cfg->scrapes[i].relabel_configs[j]);
     for (size_t j = 0; j < cfg->n_alert_relabel_configs; j++)
         firn_relabel_config_destroy(&cfg->alert_relabel_configs[j]);
+    for (size_t i = 0; i < cfg->n_remote_writes; i++)
+        for (size_t j = 0; j < cfg->remote_writes[i].n_write_relabel_configs; j++)
+            firn_relabel_config_destroy(&cfg->remote_writes[i].write_relabel_configs[j]);
     for (size_t i = 0; i < cfg->n_profile_remote_writes; i++)
         for (size_t j = 0; j < cfg->profile_remote_writes[i].n_write_relabel_configs; j++)
             firn_relabel_config_destroy(&cfg->profile_remote_writes[i].write_relabel_configs[j]);
@@ -1279,7 +1417,13 @@ firn_config *config_load_string_errors(const char *text, size_t len, const char 
         dec_config(&d, root, cfg);
     if (config_dec_finish(&d, errs, err) == 0) {
         cfg->yaml = config_redacted_yaml(root, arena);
-        if (cfg->yaml)
+        cfg->text = firn_arena_alloc(arena, len + 1);
+        if (cfg->text) {
+            memcpy(cfg->text, text, len);
+            cfg->text[len] = '\0';
+            cfg->text_len = len;
+        }
+        if (cfg->yaml && cfg->text)
             return cfg;
         firn_errf(err, FIRN_ENOMEM, "%s: out of memory writing the configuration", name);
     }
@@ -1290,6 +1434,11 @@ firn_config *config_load_string_errors(const char *text, size_t len, const char 
 firn_config *config_load_string(const char *text, size_t len, const char *name, firn_err *err)
 {
     return config_load_string_errors(text, len, name, NULL, err);
+}
+
+firn_config *config_copy(const firn_config *cfg, firn_err *err)
+{
+    return config_load_string(cfg->text, cfg->text_len, cfg->source, err);
 }
 
 firn_config *config_load_file_errors(const char *path, config_errors *errs, firn_err *err)

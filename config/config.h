@@ -37,11 +37,23 @@
  *                       '*' only in the last path element; relative to the
  *                       config file's directory
  *   alerting:           {alert_relabel_configs: [relabel_config],
- *                        alertmanagers: [{static_configs, scheme (http),
+ *                        alertmanagers: [{static_configs, file_sd_configs,
+ *                        dns_sd_configs (as for scrapes), scheme (http),
  *                        path_prefix (/), timeout (10s), api_version (v2;
  *                        v1 is refused: firn speaks v2 only), basic_auth,
  *                        authorization, tls_config}]}; an Alertmanager's
  *                       relabel_configs is refused (not supported)
+ *   remote_write:       [{url (required), name (unique; a hash of the
+ *                        entry when absent, as Prometheus), remote_timeout
+ *                        (30s), headers ({name: value}; Authorization and
+ *                        Prometheus 2.42's reserved headers are refused),
+ *                        write_relabel_configs, basic_auth, authorization,
+ *                        bearer_token(_file), tls_config, queue_config:
+ *                        {capacity (2500), max_samples_per_send (500),
+ *                        batch_send_deadline (5s), min_backoff (30ms),
+ *                        max_backoff (5s)}}] (Prometheus 2.42's defaults);
+ *                       firn sends through one queue per entry (one shard),
+ *                       so queue_config's shard keys are unknown fields
  *   profile_remote_write: [{url (required: the Pyroscope base URL, http or
  *                        https), name (unique; [A-Za-z0-9_.-], not starting
  *                        with '.'), remote_timeout (30s), headers {name:
@@ -55,7 +67,7 @@
  *                        URLs and names unique (forward.h sends them)
  *   object_storage:     Parca's bucket config; accepted and not used (firn
  *                       stores locally); see config_object_storage_type.
- *   Other top-level keys (remote_write, ...) are unknown fields.
+ *   Other top-level keys are unknown fields.
  *
  *   scrape_config:
  *     job_name          required, unique across scrape configs
@@ -274,11 +286,34 @@ typedef struct config_profile_remote_write {
 typedef struct config_alertmanager {
     config_target_group *static_configs;
     size_t n_static_configs;
+    config_file_sd *file_sd;
+    size_t n_file_sd;
+    config_dns_sd *dns_sd;
+    size_t n_dns_sd;
     char *scheme;               /* "http" or "https" */
     char *path_prefix;          /* "/" unless given */
     int64_t timeout_ms;         /* 10s */
     config_http http;
 } config_alertmanager;
+
+#define CONFIG_REMOTE_WRITE_CAPACITY_MAX 10000000u  /* queue_config.capacity */
+
+/* One remote_write entry (rules/ sends recorded series to it). */
+typedef struct config_remote_write {
+    char *url;
+    char *name;                     /* given, or "" */
+    int64_t remote_timeout_ms;      /* 30s */
+    firn_label *headers;            /* sorted by name */
+    size_t n_headers;
+    config_http http;
+    firn_relabel_config *write_relabel_configs;  /* initialized and compiled */
+    size_t n_write_relabel_configs;
+    uint64_t capacity;              /* 2500 samples */
+    uint64_t max_samples_per_send;  /* 500 */
+    int64_t batch_send_deadline_ms; /* 5s */
+    int64_t min_backoff_ms;         /* 30ms */
+    int64_t max_backoff_ms;         /* 5s */
+} config_remote_write;
 
 typedef struct firn_config firn_config;
 
@@ -288,6 +323,10 @@ struct firn_config {
      * credentials, bearer tokens, object_storage) as "<secret>" and without
      * comments: what /api/v1/status/config shows (redact.c) */
     char *yaml;
+    /* the document as loaded, secrets included: only for config_copy,
+     * never shown */
+    char *text;
+    size_t text_len;
     int64_t scrape_interval_ms;
     int64_t scrape_timeout_ms;
     firn_label *external_labels;  /* sorted by name */
@@ -301,6 +340,8 @@ struct firn_config {
     size_t n_alertmanagers;
     firn_relabel_config *alert_relabel_configs;
     size_t n_alert_relabel_configs;
+    config_remote_write *remote_writes;
+    size_t n_remote_writes;
     config_profile_remote_write *profile_remote_writes;
     size_t n_profile_remote_writes;
     bool has_object_storage;
@@ -331,6 +372,10 @@ firn_config *config_load_string_errors(const char *text, size_t len, const char 
 void config_errors_free(config_errors *errs);
 
 void config_free(firn_config *cfg);
+/* A second, independent config from the text cfg was loaded from (same
+ * name): for a component that must own its configuration's lifetime (the
+ * rule engine).  Unlike loading cfg->yaml, secrets are kept. */
+firn_config *config_copy(const firn_config *cfg, firn_err *err);
 
 /* ---- queries ------------------------------------------------------------- */
 

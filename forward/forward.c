@@ -42,7 +42,7 @@ struct endpoint {
     char *url;                 /* as configured */
     char *push_url;
     const config_profile_remote_write *cfg;   /* in the forward's current config */
-    char **headers;            /* "Name: value" lines for httpc_post, NULL-terminated */
+    struct curl_slist *headers; /* Connect's and the configured header lines */
     fqueue q;
     _Atomic bool stop;
     sender senders[FWD_SHARDS_MAX];
@@ -131,11 +131,12 @@ static enum outcome send_batch(endpoint *ep, CURL *e, const firn_buf *body, size
     for (;;) {
         if (atomic_load(&ep->stop))
             return STOPPED;
-        char resp[512], ctype[128], why[256] = "", code[32];
-        long status = httpc_post(e, &cfg->http, ep->push_url, (const char *const *)ep->headers,
-                                 body->data, body->len, cfg->remote_timeout_ms,
-                                 "firn/" FIRN_VERSION, &ep->stop, resp, sizeof resp, ctype,
-                                 sizeof ctype, why, sizeof why);
+        char code[32];
+        httpc_response answer, *resp = &answer;
+        long status = 0;
+        if (httpc_post(e, &cfg->http, ep->push_url, ep->headers, body->data, body->len,
+                       cfg->remote_timeout_ms, "firn/" FIRN_VERSION, &ep->stop, resp) == 0)
+            status = resp->status;
         if (status == 200) {
             atomic_fetch_add(&ep->sent, n);
             atomic_fetch_add(&ep->sent_bytes, body->len);
@@ -146,7 +147,7 @@ static enum outcome send_batch(endpoint *ep, CURL *e, const firn_buf *body, size
         }
         if (status == 0 && atomic_load(&ep->stop))
             return STOPPED;
-        connect_code(resp, ctype, code, sizeof code);
+        connect_code(resp->body, resp->content_type, code, sizeof code);
         char q[400];
         if (httpc_retryable(status, cfg->retry_on_http_429) || strcmp(code, "aborted") == 0 ||
             strcmp(code, "unavailable") == 0) {
@@ -154,7 +155,7 @@ static enum outcome send_batch(endpoint *ep, CURL *e, const firn_buf *body, size
             if (!warned)
                 firn_log(FIRN_LOG_WARN, "forward", "Push failed, retrying with back-off",
                          "remote_name=%s url=%s status=%ld err=%s", ep->remote_name, ep->url,
-                         status, firn_log_quote(q, sizeof q, status ? resp : why));
+                         status, firn_log_quote(q, sizeof q, status ? resp->body : resp->error));
             warned = true;
             backoff_wait(ep, backoff);
             backoff = backoff * 2 > cfg->max_backoff_ms ? cfg->max_backoff_ms : backoff * 2;
@@ -163,7 +164,7 @@ static enum outcome send_batch(endpoint *ep, CURL *e, const firn_buf *body, size
         atomic_fetch_add(&ep->failed, n);
         firn_log(FIRN_LOG_ERROR, "forward", "Push refused; dropping the batch",
                  "remote_name=%s url=%s status=%ld profiles=%zu err=%s", ep->remote_name,
-                 ep->url, status, n, firn_log_quote(q, sizeof q, resp));
+                 ep->url, status, n, firn_log_quote(q, sizeof q, resp->body));
         return FAILED;
     }
 }
@@ -263,33 +264,25 @@ static int senders_start(endpoint *ep, firn_err *err)
 
 /* ---- endpoints ---------------------------------------------------------------- */
 
-static void headers_free(char **h)
+/* The request's headers: Connect's, then the configured ones; NULL when
+ * out of memory. */
+static struct curl_slist *headers_new(const config_profile_remote_write *w)
 {
-    for (size_t i = 0; h && h[i]; i++)
-        free(h[i]);
-    free(h);
-}
-
-/* The request's headers: Connect's, then the configured ones. */
-static char **headers_new(const config_profile_remote_write *w)
-{
-    char **h = calloc(w->n_headers + 3, sizeof *h);
-    if (!h)
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/proto");
+    if (h && !curl_slist_append(h, "Connect-Protocol-Version: 1")) {
+        curl_slist_free_all(h);
         return NULL;
-    size_t n = 0;
-    h[n++] = strdup("Content-Type: application/proto");
-    h[n++] = strdup("Connect-Protocol-Version: 1");
-    for (size_t i = 0; i < w->n_headers; i++) {
-        size_t len = strlen(w->headers[i].name) + strlen(w->headers[i].value) + 3;
-        if ((h[n] = malloc(len)))
-            snprintf(h[n], len, "%s: %s", w->headers[i].name, w->headers[i].value);
-        n++;
     }
-    for (size_t i = 0; i < n; i++)
-        if (!h[i]) {
-            headers_free(h);
-            return NULL;
+    for (size_t i = 0; h && i < w->n_headers; i++) {
+        char *line = NULL;
+        if (asprintf(&line, "%s: %s", w->headers[i].name, w->headers[i].value) < 0)
+            line = NULL;
+        if (!line || !curl_slist_append(h, line)) {
+            curl_slist_free_all(h);
+            h = NULL;
         }
+        free(line);
+    }
     return h;
 }
 
@@ -299,7 +292,7 @@ static void endpoint_free(endpoint *ep)
         return;
     senders_stop(ep);
     fq_close(&ep->q);
-    headers_free(ep->headers);
+    curl_slist_free_all(ep->headers);
     free(ep->id);
     free(ep->remote_name);
     free(ep->url);
@@ -310,7 +303,7 @@ static void endpoint_free(endpoint *ep)
 /* Point ep at w (its senders stopped). */
 static int endpoint_set(endpoint *ep, const config_profile_remote_write *w, firn_err *err)
 {
-    char **headers = headers_new(w);
+    struct curl_slist *headers = headers_new(w);
     size_t base = strlen(w->url);
     while (base && w->url[base - 1] == '/')
         base--;   /* as Connect clients join a base URL and a procedure */
@@ -318,14 +311,14 @@ static int endpoint_set(endpoint *ep, const config_profile_remote_write *w, firn
     char *url = strdup(w->url);
     ep->cfg = w;   /* even on failure: the previous config is about to go */
     if (!headers || !push_url || !url) {
-        headers_free(headers);
+        curl_slist_free_all(headers);
         free(push_url);
         free(url);
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
     }
     memcpy(push_url, w->url, base);
     memcpy(push_url + base, PUSH_PATH, sizeof PUSH_PATH);
-    headers_free(ep->headers);
+    curl_slist_free_all(ep->headers);
     free(ep->push_url);
     free(ep->url);
     ep->headers = headers;

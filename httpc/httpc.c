@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "httpc/httpc.h"
 #include "model/model.h"
@@ -139,23 +140,35 @@ const char *httpc_apply(CURL *e, const config_http *h, const char *url, httpc_re
     return NULL;
 }
 
-/* The answer's body, up to a size, for an error message. */
-typedef struct capture {
-    char *buf;
-    size_t size, len;
-} capture;
-
-static size_t capture_body(char *p, size_t size, size_t nmemb, void *ctx)
+static size_t keep_body(char *p, size_t size, size_t nmemb, void *ctx)
 {
-    capture *c = ctx;
-    size_t n = size * nmemb;
-    if (c->buf && c->len + 1 < c->size) {
-        size_t take = n < c->size - 1 - c->len ? n : c->size - 1 - c->len;
-        memcpy(c->buf + c->len, p, take);
-        c->len += take;
-        c->buf[c->len] = '\0';
-    }
+    httpc_response *resp = ctx;
+    size_t have = strlen(resp->body), n = size * nmemb;
+    size_t take = n < HTTPC_RESPONSE_KEEP - have ? n : HTTPC_RESPONSE_KEEP - have;
+    memcpy(resp->body + have, p, take);
+    resp->body[have + take] = '\0';
     return n;
+}
+
+/* Retry-After in seconds (an HTTP date is left as absent). */
+static size_t header_line(char *p, size_t size, size_t nmemb, void *ctx)
+{
+    httpc_response *resp = ctx;
+    size_t len = size * nmemb;
+    static const char name[] = "retry-after:";
+    if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
+        int64_t v = 0;
+        size_t digits = 0, i = sizeof name - 1;
+        while (i < len && p[i] == ' ')
+            i++;
+        for (; i < len && p[i] >= '0' && p[i] <= '9' && digits < 9; i++, digits++)
+            v = v * 10 + (p[i] - '0');
+        while (i < len && (p[i] == ' ' || p[i] == '\r' || p[i] == '\n'))
+            i++;
+        if (digits && i == len)
+            resp->retry_after_ms = v * 1000;
+    }
+    return len;
 }
 
 static int cancel_check(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
@@ -166,56 +179,67 @@ static int cancel_check(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_of
     return cancel && *cancel;   /* non-zero aborts the transfer */
 }
 
-long httpc_post(CURL *e, const config_http *h, const char *url, const char *const *headers,
-                const void *body, size_t len, int64_t timeout_ms, const char *user_agent,
-                const _Atomic bool *cancel, char *resp, size_t resp_size, char *content_type,
-                size_t content_type_size, char *why, size_t why_size)
+int httpc_post(CURL *reuse, const config_http *h, const char *url,
+               const struct curl_slist *headers, const void *body, size_t len,
+               int64_t timeout_ms, const char *user_agent, const _Atomic bool *cancel,
+               httpc_response *resp)
 {
-    curl_easy_reset(e);
-    capture cap = {resp, resp_size, 0};
-    if (resp && resp_size)
-        resp[0] = '\0';
-    if (content_type && content_type_size)
-        content_type[0] = '\0';
-    httpc_request r = {0};
-    for (size_t i = 0; headers && headers[i]; i++) {
-        struct curl_slist *l = curl_slist_append(r.headers, headers[i]);
-        if (!l) {
-            httpc_request_free(&r);
-            snprintf(why, why_size, "out of memory");
-            return 0;
-        }
-        r.headers = l;
+    *resp = (httpc_response){.retry_after_ms = -1};
+    CURL *e = reuse ? reuse : curl_easy_init();
+    if (!e) {
+        snprintf(resp->error, sizeof resp->error, "out of memory");
+        return -1;
     }
-    const char *fail = httpc_apply(e, h, url, &r, why, why_size);
-    long status = 0;
-    if (!fail) {
+    if (reuse)
+        curl_easy_reset(e);
+    httpc_request r = {0};
+    int rc = -1;
+    for (const struct curl_slist *l = headers; l; l = l->next) {
+        struct curl_slist *grown = curl_slist_append(r.headers, l->data);
+        if (!grown) {
+            snprintf(resp->error, sizeof resp->error, "out of memory");
+            goto out;
+        }
+        r.headers = grown;
+    }
+    const char *fail = httpc_apply(e, h, url, &r, resp->error, sizeof resp->error);
+    if (fail) {
+        if (fail != resp->error)
+            snprintf(resp->error, sizeof resp->error, "%s", fail);
+    } else {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, capture_body);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, &cap);
-        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, cancel_check);
-        curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)cancel);
-        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, resp);
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_line);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, resp);
+        if (cancel) {
+            curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, cancel_check);
+            curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)cancel);
+            curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+        }
         curl_easy_setopt(e, CURLOPT_PROXY, "");
-        CURLcode rc = curl_easy_perform(e);
-        if (rc == CURLE_OK) {
-            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        CURLcode cc = curl_easy_perform(e);
+        if (cc == CURLE_OK) {
+            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp->status);
             char *ct = NULL;
-            if (content_type && content_type_size &&
-                curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
-                snprintf(content_type, content_type_size, "%s", ct);
+            if (curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
+                snprintf(resp->content_type, sizeof resp->content_type, "%s", ct);
+            rc = 0;
         } else {
-            snprintf(why, why_size, "%s", rc == CURLE_ABORTED_BY_CALLBACK ? "canceled"
-                                                                          : curl_easy_strerror(rc));
+            snprintf(resp->error, sizeof resp->error, "%s",
+                     cc == CURLE_ABORTED_BY_CALLBACK ? "canceled" : curl_easy_strerror(cc));
         }
     }
+out:
     httpc_request_free(&r);
-    return status;
+    if (!reuse)
+        curl_easy_cleanup(e);
+    return rc;
 }
 
 bool httpc_retryable(long status, bool retry_on_429)

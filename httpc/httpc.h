@@ -1,9 +1,8 @@
 /* httpc.h -- what every HTTP client of firn sets up the same way on a
  * libcurl easy handle: a Prometheus <http_config> (basic_auth,
  * authorization / bearer token, tls_config).  Used by the scrape loops and
- * Kubernetes discovery and profile_remote_write (which also posts through
- * httpc_post); the agent's push and the Alertmanager notifier are meant to
- * use it too.
+ * Kubernetes discovery, and, through httpc_post, by the Alertmanager
+ * notifier, remote_write and profile_remote_write.
  *
  * Secrets given as files (password_file, credentials_file) are read at
  * each call, as Prometheus reads them at each request, so a rotated token
@@ -40,19 +39,30 @@ void httpc_request_free(httpc_request *r);
 const char *httpc_apply(CURL *e, const config_http *h, const char *url, httpc_request *r,
                         char *why, size_t why_size);
 
-/* One POST of body (len bytes) to url with h's auth and TLS, plus headers
- * ("Name: value" strings, NULL-terminated list, may be NULL), within
- * timeout_ms.  e is reset first and may be reused, so a caller keeps one
- * handle (and its kept-alive connection) per thread.  Returns the HTTP
- * status, or 0 with why set when no answer came (transport error, set-up
- * failure, or *cancel turned true: why is then "canceled").  The answer's
- * first resp_size - 1 bytes go into resp (NUL-terminated) when resp is not
- * NULL, and its Content-Type into content_type likewise.  Secrets are never
- * written to why. */
-long httpc_post(CURL *e, const config_http *h, const char *url, const char *const *headers,
-                const void *body, size_t len, int64_t timeout_ms, const char *user_agent,
-                const _Atomic bool *cancel, char *resp, size_t resp_size, char *content_type,
-                size_t content_type_size, char *why, size_t why_size);
+/* ---- one POST ------------------------------------------------------------ */
+
+#define HTTPC_RESPONSE_KEEP 1024   /* bytes of a response body kept */
+
+typedef struct httpc_response {
+    long status;                   /* the HTTP status; 0 when none came */
+    int64_t retry_after_ms;        /* Retry-After given in seconds, as ms; -1 when absent */
+    char content_type[128];        /* the response's Content-Type ("" when none) */
+    char body[HTTPC_RESPONSE_KEEP + 1];  /* the body's start, NUL-terminated */
+    char error[256];               /* why no response came ("" when one did) */
+} httpc_response;
+
+/* POSTs len bytes of body to url with h's auth and TLS (httpc_apply), the
+ * header lines given (may be NULL: "Name: value" each), a timeout and a
+ * User-Agent, never through a proxy.  e is a handle to reuse (reset first,
+ * so a sender thread keeps its kept-alive connection), or NULL for a one-off.
+ * When cancel is not NULL and turns true the transfer is aborted (error
+ * "canceled").  0 when a response came, whatever its status; -1 with
+ * resp->error set when none did (connection, timeout, cancel, a secret file
+ * unreadable).  Secrets are never written to resp->error.  Blocking: call it
+ * from a sender thread. */
+int httpc_post(CURL *e, const config_http *h, const char *url, const struct curl_slist *headers,
+               const void *body, size_t len, int64_t timeout_ms, const char *user_agent,
+               const _Atomic bool *cancel, httpc_response *resp);
 
 /* Whether a POST's outcome is worth retrying, as Prometheus's remote-write
  * client decides: no answer (status 0), a 5xx, or a 429 when retry_on_429. */

@@ -43,6 +43,8 @@ const char *pql_func_name(pql_func fn)
     case PQL_FN_MAX_OVER_TIME: return "max_over_time";
     case PQL_FN_MIN_OVER_TIME: return "min_over_time";
     case PQL_FN_COUNT_OVER_TIME: return "count_over_time";
+    case PQL_FN_VECTOR: return "vector";
+    case PQL_FN_TIME: return "time";
     }
     return "?";
 }

@@ -16,6 +16,7 @@
 #include "promql-like/pql.h"
 #include "internal.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -444,8 +445,32 @@ static double extrapolated(const pql_point *p, size_t n, int64_t range_start, in
     return result * factor;
 }
 
+/* vector(s) and time(), which read no series. */
+static int eval_scalar_call(struct ctx *c, const pql_expr *e, int64_t t, struct value *out)
+{
+    if (e->call.fn == PQL_FN_TIME) {
+        out->type = PQL_TYPE_SCALAR;
+        out->scalar = (double)t / 1000.0;
+        return 0;
+    }
+    assert(e->call.fn == PQL_FN_VECTOR && e->call.n_args == 1);
+    struct value arg;
+    int rc = eval(c, e->call.args[0], t, &arg);
+    if (rc)
+        return rc;
+    assert(arg.type == PQL_TYPE_SCALAR);
+    out->type = PQL_TYPE_VECTOR;
+    if (!(out->s = samples_alloc(c, 1)))
+        return FIRN_ENOMEM;
+    out->s[0] = (struct sample){.v = arg.scalar, .stable = true};
+    out->n = 1;
+    return 0;
+}
+
 static int eval_call(struct ctx *c, const pql_expr *e, int64_t t, struct value *out)
 {
+    if (e->call.fn == PQL_FN_VECTOR || e->call.fn == PQL_FN_TIME)
+        return eval_scalar_call(c, e, t, out);
     const pql_expr *arg = e->call.args[0];
     while (arg->kind == PQL_PAREN)
         arg = arg->unary.expr;
@@ -488,6 +513,10 @@ static int eval_call(struct ctx *c, const pql_expr *e, int64_t t, struct value *
         case PQL_FN_MAX_OVER_TIME: v = mx; break;
         case PQL_FN_MIN_OVER_TIME: v = mn; break;
         case PQL_FN_COUNT_OVER_TIME: v = (double)n; break;
+        case PQL_FN_VECTOR:
+        case PQL_FN_TIME:
+            assert(!"evaluated by eval_scalar_call");
+            break;
         }
         struct sample *s = &out->s[out->n++];
         s->labels = ls->nameless;

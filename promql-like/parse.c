@@ -28,6 +28,7 @@
  */
 #include "promql-like/pql.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1046,17 +1047,23 @@ static const struct {
     {"bottomk", PQL_AGG_BOTTOMK},
 };
 
+/* Each function with its argument count and type and its result type, as
+ * Prometheus's parser.Functions declares them. */
 static const struct {
     const char *name;
     pql_func fn;
+    size_t n_args;
+    pql_value_type arg, ret;
 } FUNCTIONS[] = {
-    {"rate", PQL_FN_RATE},
-    {"increase", PQL_FN_INCREASE},
-    {"sum_over_time", PQL_FN_SUM_OVER_TIME},
-    {"avg_over_time", PQL_FN_AVG_OVER_TIME},
-    {"max_over_time", PQL_FN_MAX_OVER_TIME},
-    {"min_over_time", PQL_FN_MIN_OVER_TIME},
-    {"count_over_time", PQL_FN_COUNT_OVER_TIME},
+    {"rate", PQL_FN_RATE, 1, PQL_TYPE_MATRIX, PQL_TYPE_VECTOR},
+    {"increase", PQL_FN_INCREASE, 1, PQL_TYPE_MATRIX, PQL_TYPE_VECTOR},
+    {"sum_over_time", PQL_FN_SUM_OVER_TIME, 1, PQL_TYPE_MATRIX, PQL_TYPE_VECTOR},
+    {"avg_over_time", PQL_FN_AVG_OVER_TIME, 1, PQL_TYPE_MATRIX, PQL_TYPE_VECTOR},
+    {"max_over_time", PQL_FN_MAX_OVER_TIME, 1, PQL_TYPE_MATRIX, PQL_TYPE_VECTOR},
+    {"min_over_time", PQL_FN_MIN_OVER_TIME, 1, PQL_TYPE_MATRIX, PQL_TYPE_VECTOR},
+    {"count_over_time", PQL_FN_COUNT_OVER_TIME, 1, PQL_TYPE_MATRIX, PQL_TYPE_VECTOR},
+    {"vector", PQL_FN_VECTOR, 1, PQL_TYPE_SCALAR, PQL_TYPE_VECTOR},
+    {"time", PQL_FN_TIME, 0, PQL_TYPE_SCALAR, PQL_TYPE_SCALAR},
 };
 
 #define COUNT_OF(a) (sizeof(a) / sizeof *(a))
@@ -1133,13 +1140,13 @@ static pql_expr *parse_call(parser *p)
     ptr_vec args = {0};
     if (parse_args(p, "argument list", &args) < 0)
         return NULL;
-    if (args.n != 1)
-        return fail_at(p, e->line, e->col, "expected 1 argument(s) in call to \"%s\", got %zu",
-                       FUNCTIONS[fn].name, args.n),
+    if (args.n != FUNCTIONS[fn].n_args)
+        return fail_at(p, e->line, e->col, "expected %zu argument(s) in call to \"%s\", got %zu",
+                       FUNCTIONS[fn].n_args, FUNCTIONS[fn].name, args.n),
                NULL;
     e->call.args = (pql_expr **)args.items;
     e->call.n_args = args.n;
-    return set_height(p, e, e->call.args[0], NULL) < 0 ? NULL : e;
+    return set_height(p, e, args.n ? e->call.args[0] : NULL, NULL) < 0 ? NULL : e;
 }
 
 /* Keywords that can never start an expression (Prometheus lets the others,
@@ -1391,12 +1398,18 @@ static int check(parser *p, pql_expr *e, pql_value_type *type)
                            "instant vector");
         break;
     case PQL_CALL:
+    {
+        size_t f = 0;
+        while (f < COUNT_OF(FUNCTIONS) && FUNCTIONS[f].fn != e->call.fn)
+            f++;
+        assert(f < COUNT_OF(FUNCTIONS));
         snprintf(context, sizeof context, "call to function \"%s\"", pql_func_name(e->call.fn));
         for (size_t i = 0; i < e->call.n_args; i++)
-            if (expect_type(p, e->call.args[i], PQL_TYPE_MATRIX, context) < 0)
+            if (expect_type(p, e->call.args[i], FUNCTIONS[f].arg, context) < 0)
                 return -1;
-        *type = PQL_TYPE_VECTOR;
+        *type = FUNCTIONS[f].ret;
         break;
+    }
     case PQL_AGGREGATE:
         if (expect_type(p, e->agg.expr, PQL_TYPE_VECTOR, "aggregation expression") < 0)
             return -1;

@@ -18,7 +18,8 @@
  *  - numbers, durations (5m, 1h30m), comments (# to end of line), offset;
  *  - sum avg min max count topk bottomk with by (...) / without (...);
  *  - rate increase sum_over_time avg_over_time max_over_time min_over_time
- *    count_over_time over [range];
+ *    count_over_time over [range]; vector(scalar) (one sample without
+ *    labels) and time() (the evaluation time in seconds), as Prometheus;
  *  - + - * / and > < >= <= == != (with bool) between scalars and vectors,
  *    vector-vector one-to-one on all labels but __name__, or on (...) /
  *    ignoring (...); unary minus; parentheses.
@@ -72,6 +73,7 @@ typedef enum pql_agg_op {
 typedef enum pql_func {
     PQL_FN_RATE, PQL_FN_INCREASE, PQL_FN_SUM_OVER_TIME, PQL_FN_AVG_OVER_TIME,
     PQL_FN_MAX_OVER_TIME, PQL_FN_MIN_OVER_TIME, PQL_FN_COUNT_OVER_TIME,
+    PQL_FN_VECTOR, PQL_FN_TIME,
 } pql_func;
 
 typedef enum pql_binop {

@@ -14,6 +14,8 @@
  */
 #include "rules/rules.h"
 
+#include "internal.h"
+
 #include <assert.h>
 #include <math.h>
 #include <stdio.h>
@@ -27,7 +29,7 @@
 /* ---- label sets ---------------------------------------------------------------- */
 
 /* A label set in one allocation (array then strings). */
-static firn_label *labels_pack(const firn_label *l, size_t n)
+firn_label *rules_labels_pack(const firn_label *l, size_t n)
 {
     size_t bytes = (n + 1) * sizeof(firn_label);
     for (size_t i = 0; i < n; i++)
@@ -235,7 +237,7 @@ static void outset_add(struct outset *o, const firn_label *l, size_t n, double v
         o->s = ns;
         o->cap = ncap;
     }
-    firn_label *p = labels_pack(l, n);
+    firn_label *p = rules_labels_pack(l, n);
     if (!p) {
         o->oom = true;
         return;
@@ -273,6 +275,8 @@ static int commit_output(rules_group_rt *g, rules_rule_rt *r, struct outset *o, 
     assert(k <= n);
     size_t dropped = 0;
     int rc = k ? tsdb_append_floats(g->opts.db, samples, k, &dropped, err) : 0;
+    if (!rc && k && g->opts.written)
+        g->opts.written(g->opts.written_ctx, samples, k);
     free(samples);
     if (rc)
         return rc;
@@ -516,9 +520,9 @@ static int build_alert(const rules_group_rt *g, const rules_rule *rule, const st
         ann[i].name = rule->annotations[i].name;
         ann[i].value = v;
     }
-    out->labels = labels_pack(b->l, b->n);
+    out->labels = rules_labels_pack(b->l, b->n);
     out->n_labels = b->n;
-    out->annotations = labels_pack(ann, rule->n_annotations);
+    out->annotations = rules_labels_pack(ann, rule->n_annotations);
     out->n_annotations = rule->n_annotations;
     out->hash = labels_hash(b->l, b->n);
     out->v = s->v;

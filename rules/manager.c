@@ -1,6 +1,7 @@
 /* manager.c -- the rule groups of the running configuration: loading them
  * whole or not at all, one thread per group on fixed slots, state carried
- * across reloads, the notifier, the API's JSON and the self-metrics.
+ * across reloads, the notifier, the remote_write queues, the API's JSON
+ * and the self-metrics.
  *
  * Locks: m->mu guards the group list and the threads' stop flags (and is
  * what they sleep on); m->cfg_lock is held shared by an evaluation and
@@ -31,6 +32,7 @@ struct mgroup {
 struct rules_manager {
     rules_manager_options opts;
     rules_notifier *notifier;
+    rules_remote *remote;
     pthread_mutex_t mu;
     pthread_cond_t cond;
     pthread_rwlock_t cfg_lock;
@@ -47,6 +49,11 @@ static void send_to_notifier(void *ctx, const rules_notification *a, size_t n)
     rules_notifier_send(ctx, a, n);
 }
 
+static void send_to_remote(void *ctx, const tsdb_float_sample *s, size_t n)
+{
+    rules_remote_append(ctx, s, n);
+}
+
 rules_manager *rules_manager_new(const rules_manager_options *o, firn_err *err)
 {
     rules_manager *m = calloc(1, sizeof *m);
@@ -56,7 +63,7 @@ rules_manager *rules_manager_new(const rules_manager_options *o, firn_err *err)
     }
     m->opts = *o;
     m->notifier = rules_notifier_new(o->queue_capacity ? o->queue_capacity : 10000,
-                                     o->batch_size ? o->batch_size : 64, err);
+                                     o->batch_size ? o->batch_size : 64, o->dns_server, err);
     if (!m->notifier) {
         free(m);
         return NULL;
@@ -66,7 +73,8 @@ rules_manager *rules_manager_new(const rules_manager_options *o, firn_err *err)
     pthread_rwlock_init(&m->cfg_lock, NULL);
     char ua[64];
     snprintf(ua, sizeof ua, "firn/%s", FIRN_VERSION);
-    if (rules_notifier_start(m->notifier, ua, err) < 0) {
+    if (rules_notifier_start(m->notifier, ua, err) < 0 ||
+        !(m->remote = rules_remote_new(ua, err))) {
         rules_notifier_free(m->notifier);
         free(m);
         return NULL;
@@ -244,7 +252,9 @@ int rules_manager_apply(rules_manager *m, firn_config *cfg, firn_err *err)
                              .outage_tolerance_ms = m->opts.outage_tolerance_ms,
                              .for_grace_period_ms = m->opts.for_grace_period_ms,
                              .send = send_to_notifier,
-                             .send_ctx = m->notifier};
+                             .send_ctx = m->notifier,
+                             .written = send_to_remote,
+                             .written_ctx = m->remote};
     for (size_t i = 0; !rc && i < n_files; i++)
         for (size_t gi = 0; !rc && gi < files[i]->n_groups; gi++) {
             struct mgroup **ng = firn_grow(groups, n_groups, &cap_groups, sizeof *groups, 8);
@@ -307,6 +317,7 @@ int rules_manager_apply(rules_manager *m, firn_config *cfg, firn_err *err)
             rules_group_rt_mark_all_stale(old[j]->rt, now);
     }
     rules_notifier_set(m->notifier, cfg);
+    rules_remote_set(m->remote, cfg);
     firn_config *old_cfg = m->cfg;
     m->cfg = cfg;
     pthread_rwlock_unlock(&m->cfg_lock);
@@ -353,6 +364,7 @@ void rules_manager_free(rules_manager *m)
         rules_file_free(m->files[i]);
     free(m->files);
     rules_notifier_free(m->notifier);
+    rules_remote_free(m->remote);
     config_free(m->cfg);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cond);
@@ -638,4 +650,5 @@ void rules_manager_metrics_write(rules_manager *m, firn_buf *b)
     }
     pthread_mutex_unlock(&m->mu);
     rules_notifier_metrics_write(m->notifier, b);
+    rules_remote_metrics_write(m->remote, b);
 }

@@ -8,8 +8,14 @@
  * per attempt (failed ones included), errors_total{alertmanager} += 1 per
  * failed request, dropped_total += batch size when no Alertmanager took it.
  *
+ * Alertmanagers come from static_configs and from discovery/'s file_sd and
+ * dns_sd providers (one per entry, restarted by each rules_notifier_set),
+ * whose groups' __address__ values become targets as Prometheus builds
+ * them without relabeling: scheme://address/path_prefix/api/v2/alerts.
+ *
  * Threads: rules_notifier_send from any evaluation thread (never blocks on
- * the network), one sender thread, rules_notifier_set from the reload path.
+ * the network), one sender thread, rules_notifier_set from the reload path,
+ * the providers' threads through their sinks (all under n->mu).
  */
 #include "internal.h"
 
@@ -19,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "discovery/discovery.h"
 #include "httpc/httpc.h"
 
 struct queued {
@@ -32,6 +39,24 @@ struct am {
     uint64_t sent, errors;
 };
 
+/* What one provider last reported: the addresses of each source. */
+struct prov_group {
+    char *source;
+    char **addrs;
+    size_t n;
+};
+
+/* One file_sd or dns_sd entry of an Alertmanager config, running. */
+struct am_provider {
+    disc_sink sink;              /* first: the sink callbacks get this pointer */
+    rules_notifier *n;
+    size_t am_index;             /* into the configuration's alertmanagers */
+    disc_file *file;             /* one of these two */
+    disc_dns *dns;
+    struct prov_group *groups;
+    size_t n_groups;
+};
+
 struct rules_notifier {
     pthread_mutex_t mu;
     pthread_cond_t wake, idle;
@@ -42,13 +67,17 @@ struct rules_notifier {
     size_t cap, head, len;
     size_t batch;
     struct am *ams;
-    size_t n_ams;
+    size_t n_ams, cap_ams;
     const firn_label *external;
     size_t n_external;
     const firn_relabel_config *relabel;
     size_t n_relabel;
     uint64_t dropped;
     char *user_agent;
+    const firn_config *cfg;      /* the Alertmanager configs, for rebuilds */
+    struct am_provider **provs;
+    size_t n_provs;
+    char *dns_server;            /* --discovery.dns.server, or NULL */
     /* counters of Alertmanagers no longer configured live on in metrics
      * as long as the process: Prometheus keeps them too */
 };
@@ -64,10 +93,14 @@ static void am_time(firn_buf *b, int64_t ms)
     firn_buf_printf(b, "\"%s.%03dZ\"", buf, (int)(ms % 1000 + 1000) % 1000);
 }
 
-rules_notifier *rules_notifier_new(size_t capacity, size_t batch, firn_err *err)
+rules_notifier *rules_notifier_new(size_t capacity, size_t batch, const char *dns_server,
+                                   firn_err *err)
 {
     rules_notifier *n = calloc(1, sizeof *n);
-    if (!n || !(n->q = calloc(capacity ? capacity : 1, sizeof *n->q))) {
+    if (!n || !(n->q = calloc(capacity ? capacity : 1, sizeof *n->q)) ||
+        (dns_server && !(n->dns_server = strdup(dns_server)))) {
+        if (n)
+            free(n->q);
         free(n);
         firn_errf(err, FIRN_ENOMEM, "out of memory");
         return NULL;
@@ -80,6 +113,180 @@ rules_notifier *rules_notifier_new(size_t capacity, size_t batch, firn_err *err)
     return n;
 }
 
+/* path.Join("/", path_prefix, "/api/v2/alerts") minus the leading "/":
+ * "" or "a/b". */
+static void alerts_prefix(const char *path_prefix, char *prefix, size_t size)
+{
+    size_t pl = 0;
+    for (const char *p = path_prefix; *p && pl + 1 < size; p++)
+        if (*p != '/' || (pl && prefix[pl - 1] != '/'))
+            prefix[pl++] = *p;
+    while (pl && prefix[pl - 1] == '/')
+        pl--;
+    prefix[pl] = 0;
+}
+
+/* Adds the Alertmanager at address to the list being built (no duplicate
+ * URLs), its counters carried over from old. */
+static void add_am(rules_notifier *n, const config_alertmanager *c, const char *address,
+                   const struct am *old, size_t n_old)
+{
+    char prefix[512];
+    alerts_prefix(c->path_prefix, prefix, sizeof prefix);
+    char *url = NULL;
+    if (asprintf(&url, "%s://%s%s%s/api/v2/alerts", c->scheme, address, prefix[0] ? "/" : "",
+                 prefix) < 0)
+        return;
+    for (size_t k = 0; k < n->n_ams; k++)
+        if (strcmp(n->ams[k].url, url) == 0) {
+            free(url);
+            return;
+        }
+    struct am *grown = firn_grow(n->ams, n->n_ams, &n->cap_ams, sizeof *n->ams, 4);
+    if (!grown) {
+        free(url);
+        return;
+    }
+    n->ams = grown;
+    struct am *a = &n->ams[n->n_ams++];
+    *a = (struct am){.url = url, .timeout_ms = c->timeout_ms, .http = &c->http};
+    for (size_t k = 0; k < n_old; k++)   /* counters carry over */
+        if (strcmp(old[k].url, url) == 0) {
+            a->sent = old[k].sent;
+            a->errors = old[k].errors;
+        }
+}
+
+/* The Alertmanager list from the configuration and what the providers
+ * found (n->mu held). */
+static void rebuild_ams(rules_notifier *n)
+{
+    struct am *old = n->ams;
+    size_t n_old = n->n_ams;
+    n->ams = NULL;
+    n->n_ams = n->cap_ams = 0;
+    for (size_t i = 0; n->cfg && i < n->cfg->n_alertmanagers; i++) {
+        const config_alertmanager *c = &n->cfg->alertmanagers[i];
+        for (size_t g = 0; g < c->n_static_configs; g++)
+            for (size_t t = 0; t < c->static_configs[g].n_targets; t++)
+                add_am(n, c, c->static_configs[g].targets[t], old, n_old);
+        for (size_t p = 0; p < n->n_provs; p++)
+            for (size_t g = 0; n->provs[p]->am_index == i && g < n->provs[p]->n_groups; g++)
+                for (size_t t = 0; t < n->provs[p]->groups[g].n; t++)
+                    add_am(n, c, n->provs[p]->groups[g].addrs[t], old, n_old);
+    }
+    for (size_t k = 0; k < n_old; k++)
+        free(old[k].url);
+    free(old);
+}
+
+static void prov_group_clear(struct prov_group *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        free(g->addrs[i]);
+    free(g->addrs);
+    free(g->source);
+    *g = (struct prov_group){0};
+}
+
+/* disc_sink.send: the provider's groups by source (an empty group removes
+ * its source), then the list again. */
+static void prov_send(disc_sink *self, const disc_group *groups, size_t count)
+{
+    struct am_provider *p = (struct am_provider *)self;
+    rules_notifier *n = p->n;
+    pthread_mutex_lock(&n->mu);
+    for (size_t i = 0; i < count; i++) {
+        const disc_group *g = &groups[i];
+        size_t k = 0;
+        while (k < p->n_groups && strcmp(p->groups[k].source, g->source) != 0)
+            k++;
+        if (k < p->n_groups)
+            prov_group_clear(&p->groups[k]);
+        if (!g->n_targets) {
+            if (k < p->n_groups)
+                p->groups[k] = p->groups[--p->n_groups];
+            continue;
+        }
+        if (k == p->n_groups) {
+            struct prov_group *grown = realloc(p->groups, (k + 1) * sizeof *grown);
+            if (!grown)
+                continue;
+            p->groups = grown;
+            p->n_groups++;
+        }
+        struct prov_group *pg = &p->groups[k];
+        *pg = (struct prov_group){.source = strdup(g->source),
+                                  .addrs = calloc(g->n_targets, sizeof(char *))};
+        for (size_t t = 0; pg->addrs && t < g->n_targets; t++) {
+            const char *addr = firn_labels_get(g->targets[t].labels, g->targets[t].n_labels,
+                                               "__address__");
+            if (!addr)
+                addr = firn_labels_get(g->labels, g->n_labels, "__address__");
+            if (addr && (pg->addrs[pg->n] = strdup(addr)))
+                pg->n++;
+        }
+        if (!pg->source || !pg->addrs) {   /* out of memory: the source is left out */
+            prov_group_clear(pg);
+            p->groups[k] = p->groups[--p->n_groups];
+        }
+    }
+    rebuild_ams(n);
+    pthread_mutex_unlock(&n->mu);
+}
+
+static void prov_refreshed(disc_sink *self, bool ok)
+{
+    (void)self, (void)ok;   /* discovery/ logs failed refreshes */
+}
+
+static void provs_stop(struct am_provider **provs, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (provs[i]->file)
+            disc_file_stop(provs[i]->file);
+        if (provs[i]->dns)
+            disc_dns_stop(provs[i]->dns);
+        for (size_t g = 0; g < provs[i]->n_groups; g++)
+            prov_group_clear(&provs[i]->groups[g]);
+        free(provs[i]->groups);
+        free(provs[i]);
+    }
+    free(provs);
+}
+
+/* Starts a provider for Alertmanager config i (the entry file or dns). */
+static void prov_start(rules_notifier *n, size_t i, const config_file_sd *file,
+                       const config_dns_sd *dns)
+{
+    struct am_provider *p = calloc(1, sizeof *p);
+    if (p) {
+        p->sink = (disc_sink){.send = prov_send, .refreshed = prov_refreshed};
+        p->n = n;
+        p->am_index = i;
+    }
+    pthread_mutex_lock(&n->mu);
+    struct am_provider **grown = p ? realloc(n->provs, (n->n_provs + 1) * sizeof *grown) : NULL;
+    if (grown) {
+        n->provs = grown;
+        n->provs[n->n_provs++] = p;   /* before it starts: its first send finds it */
+    }
+    pthread_mutex_unlock(&n->mu);
+    if (!grown) {
+        free(p);
+        firn_log(FIRN_LOG_ERROR, "notifier", "out of memory: an Alertmanager discovery is not "
+                 "running", NULL);
+        return;
+    }
+    firn_err err = {0};
+    disc_dns_options o = {.server = n->dns_server};
+    bool ok = file ? (p->file = disc_file_start(file, &p->sink, &err)) != NULL
+                   : (p->dns = disc_dns_start(dns, &o, &p->sink, &err)) != NULL;
+    if (!ok)
+        firn_log(FIRN_LOG_ERROR, "notifier", "Cannot start Alertmanager discovery",
+                 "err=\"%s\"", err.msg);
+}
+
 void rules_notifier_set(rules_notifier *n, const firn_config *cfg)
 {
     pthread_mutex_lock(&n->mu);
@@ -87,57 +294,25 @@ void rules_notifier_set(rules_notifier *n, const firn_config *cfg)
      * still be using its http config */
     while (n->sending)
         pthread_cond_wait(&n->idle, &n->mu);
-    struct am *old = n->ams;
-    size_t n_old = n->n_ams;
-    size_t count = 0;
-    for (size_t i = 0; i < cfg->n_alertmanagers; i++)
-        for (size_t g = 0; g < cfg->alertmanagers[i].n_static_configs; g++)
-            count += cfg->alertmanagers[i].static_configs[g].n_targets;
-    n->ams = calloc(count + 1, sizeof *n->ams);
-    n->n_ams = 0;
-    for (size_t i = 0; n->ams && i < cfg->n_alertmanagers; i++) {
-        const config_alertmanager *c = &cfg->alertmanagers[i];
-        /* path.Join("/", path_prefix, "/api/v2/alerts") */
-        char prefix[512];
-        size_t pl = 0;
-        for (const char *p = c->path_prefix; *p && pl + 1 < sizeof prefix; p++)
-            if (*p != '/' || (pl && prefix[pl - 1] != '/'))
-                prefix[pl++] = *p;
-        while (pl && prefix[pl - 1] == '/')
-            pl--;
-        prefix[pl] = 0;
-        for (size_t g = 0; g < c->n_static_configs; g++)
-            for (size_t t = 0; t < c->static_configs[g].n_targets; t++) {
-                char *url = NULL;
-                if (asprintf(&url, "%s://%s%s%s/api/v2/alerts", c->scheme,
-                             c->static_configs[g].targets[t], pl ? "/" : "", prefix) < 0)
-                    continue;
-                bool dup = false;
-                for (size_t k = 0; k < n->n_ams && !dup; k++)
-                    dup = strcmp(n->ams[k].url, url) == 0;
-                if (dup) {
-                    free(url);
-                    continue;
-                }
-                struct am *a = &n->ams[n->n_ams++];
-                a->url = url;
-                a->timeout_ms = c->timeout_ms;
-                a->http = &c->http;
-                for (size_t k = 0; k < n_old; k++)   /* counters carry over */
-                    if (strcmp(old[k].url, url) == 0) {
-                        a->sent = old[k].sent;
-                        a->errors = old[k].errors;
-                    }
-            }
-    }
-    for (size_t k = 0; k < n_old; k++)
-        free(old[k].url);
-    free(old);
+    struct am_provider **old = n->provs;
+    size_t n_old = n->n_provs;
+    n->provs = NULL;
+    n->n_provs = 0;
+    n->cfg = cfg;
+    rebuild_ams(n);
     n->external = cfg->external_labels;
     n->n_external = cfg->n_external_labels;
     n->relabel = cfg->alert_relabel_configs;
     n->n_relabel = cfg->n_alert_relabel_configs;
     pthread_mutex_unlock(&n->mu);
+    /* the old providers, unlocked: their threads may be waiting for n->mu */
+    provs_stop(old, n_old);
+    for (size_t i = 0; i < cfg->n_alertmanagers; i++) {
+        for (size_t j = 0; j < cfg->alertmanagers[i].n_file_sd; j++)
+            prov_start(n, i, &cfg->alertmanagers[i].file_sd[j], NULL);
+        for (size_t j = 0; j < cfg->alertmanagers[i].n_dns_sd; j++)
+            prov_start(n, i, NULL, &cfg->alertmanagers[i].dns_sd[j]);
+    }
 }
 
 void rules_notifier_send(rules_notifier *n, const rules_notification *alerts, size_t count)
@@ -201,46 +376,27 @@ void rules_notifier_send(rules_notifier *n, const rules_notification *alerts, si
     firn_arena_free(arena);
 }
 
-static size_t discard(char *p, size_t size, size_t nmemb, void *ctx)
-{
-    (void)p, (void)ctx;
-    return size * nmemb;
-}
-
 /* One POST; true on a 2xx. */
 static bool post(const char *url, const config_http *http, int64_t timeout_ms, const char *body,
                  const char *user_agent)
 {
-    CURL *e = curl_easy_init();
-    if (!e)
-        return false;
-    httpc_request r = {0};
-    char why[256];
-    r.headers = curl_slist_append(r.headers, "Content-Type: application/json");
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    httpc_response *resp = malloc(sizeof *resp);
     bool ok = false;
-    if (!httpc_apply(e, http, url, &r, why, sizeof why)) {
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
-        curl_easy_setopt(e, CURLOPT_PROXY, "");
-        CURLcode rc = curl_easy_perform(e);
-        long status = 0;
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-        ok = rc == CURLE_OK && status / 100 == 2;
-        if (!ok)
-            firn_log(FIRN_LOG_ERROR, "notifier", "Error sending alert",
-                     "alertmanager=%s err=\"%s\"", url,
-                     rc != CURLE_OK ? curl_easy_strerror(rc) : "bad response status");
-    } else {
-        firn_log(FIRN_LOG_ERROR, "notifier", "Error sending alert", "alertmanager=%s err=\"%s\"",
-                 url, why);
+    const char *why = "out of memory";
+    if (h && resp) {
+        if (httpc_post(NULL, http, url, h, body, strlen(body), timeout_ms, user_agent, NULL, resp) < 0)
+            why = resp->error;
+        else if (!(ok = resp->status / 100 == 2))
+            why = "bad response status";
     }
-    httpc_request_free(&r);
-    curl_easy_cleanup(e);
+    if (!ok) {
+        char q[512];
+        firn_log(FIRN_LOG_ERROR, "notifier", "Error sending alert", "alertmanager=%s err=%s",
+                 url, firn_log_quote(q, sizeof q, why));
+    }
+    free(resp);
+    curl_slist_free_all(h);
     return ok;
 }
 
@@ -319,6 +475,13 @@ void rules_notifier_free(rules_notifier *n)
     if (!n)
         return;
     pthread_mutex_lock(&n->mu);
+    struct am_provider **provs = n->provs;
+    size_t n_provs = n->n_provs;
+    n->provs = NULL;
+    n->n_provs = 0;
+    pthread_mutex_unlock(&n->mu);
+    provs_stop(provs, n_provs);
+    pthread_mutex_lock(&n->mu);
     n->stop = true;
     pthread_cond_signal(&n->wake);
     pthread_mutex_unlock(&n->mu);
@@ -331,6 +494,7 @@ void rules_notifier_free(rules_notifier *n)
         free(n->ams[i].url);
     free(n->ams);
     free(n->user_agent);
+    free(n->dns_server);
     pthread_mutex_destroy(&n->mu);
     pthread_cond_destroy(&n->wake);
     pthread_cond_destroy(&n->idle);

@@ -180,6 +180,10 @@ typedef struct rules_notification {
  * sent; the array is valid during the call only. */
 typedef void (*rules_send_fn)(void *ctx, const rules_notification *alerts, size_t n);
 
+/* Called with the float samples (stale markers included) a rule's
+ * evaluation has just committed to the store; valid during the call only. */
+typedef void (*rules_written_fn)(void *ctx, const tsdb_float_sample *samples, size_t n);
+
 typedef struct rules_eval_options {
     tsdb *db;
     const firn_label *external_labels;   /* for templates ($externalLabels) */
@@ -190,6 +194,8 @@ typedef struct rules_eval_options {
     int64_t for_grace_period_ms;         /* 0: 10m */
     rules_send_fn send;                  /* NULL: alerts are not sent */
     void *send_ctx;
+    rules_written_fn written;            /* NULL: nobody is told (remote_write is) */
+    void *written_ctx;
     pql_eval_options pql;
 } rules_eval_options;
 
@@ -270,6 +276,8 @@ typedef struct rules_manager_options {
     int64_t for_grace_period_ms;     /* 0: 10m */
     size_t queue_capacity;           /* 0: 10000 */
     size_t batch_size;               /* 0: 64 (Prometheus 2.42; 256 since 3.4) */
+    const char *dns_server;          /* Alertmanager dns_sd_configs' resolver
+                                        (HOST:PORT); NULL: resolv.conf */
 } rules_manager_options;
 
 rules_manager *rules_manager_new(const rules_manager_options *o, firn_err *err);

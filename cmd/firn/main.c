@@ -402,22 +402,22 @@ static void apply_discovery(server *s, const firn_config *cfg)
     }
 }
 
-/* The rule engine's share of a configuration: its own copy (the scrape
- * manager takes cfg), read from the file again: cfg->yaml has its secrets
- * masked, and the notifier needs the Alertmanagers' credentials. */
-static int apply_rules(server *s, firn_err *err)
+/* The rule engine's share of a configuration: its own copy of cfg (the
+ * scrape manager takes cfg), parsed from the same text (not the served,
+ * redacted one: Alertmanager and remote_write credentials are needed). */
+static int apply_rules(server *s, const firn_config *cfg, firn_err *err)
 {
-    firn_config *copy = load_config(s, err);
+    firn_config *copy = config_copy(cfg, err);
     if (!copy)
         return -1;
     return rules_manager_apply(s->rules, copy, err) < 0 ? -1 : 0;
 }
 
-/* profile_remote_write's share: its own copy, read from the file again,
- * as the rules'. */
-static int apply_forward(server *s, firn_err *err)
+/* profile_remote_write's share: its own copy of cfg, parsed from the same
+ * text as the rules' (the endpoints' credentials are needed). */
+static int apply_forward(server *s, const firn_config *cfg, firn_err *err)
 {
-    firn_config *copy = load_config(s, err);
+    firn_config *copy = config_copy(cfg, err);
     if (!copy)
         return -1;
     return forward_apply(s->forward, copy, err) < 0 ? -1 : 0;
@@ -432,12 +432,12 @@ static int reload(void *ctx, firn_err *err)
     atomic_fetch_add(&s->reloads_total, 1);
     firn_config *cfg = load_config(s, err);
     /* rules and alerting first: a bad rule file rejects the whole reload */
-    int rc = cfg ? apply_rules(s, err) : -1;
+    int rc = cfg ? apply_rules(s, cfg, err) : -1;
     /* forwarding next, after the rules (a bad rule file, the common
      * mistake, then changes nothing): a new endpoint's queue that cannot
      * open fails the reload, with the rules already applied */
     if (rc == 0)
-        rc = apply_forward(s, err);
+        rc = apply_forward(s, cfg, err);
     if (rc < 0) {
         config_free(cfg);
         cfg = NULL;
@@ -580,9 +580,10 @@ int main(int argc, char **argv)
                                 .outage_tolerance_ms = s.f.outage_tolerance_ms,
                                 .for_grace_period_ms = s.f.grace_period_ms,
                                 .queue_capacity = (size_t)s.f.queue_capacity,
-                                .batch_size = (size_t)s.f.batch_size};
+                                .batch_size = (size_t)s.f.batch_size,
+                                .dns_server = s.f.dns_server};
     s.rules = rules_manager_new(&ro, &err);
-    if (!s.rules || apply_rules(&s, &err) < 0) {
+    if (!s.rules || apply_rules(&s, cfg, &err) < 0) {
         firn_log(FIRN_LOG_ERROR, "main", "Error loading rules", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
         config_free(cfg);
@@ -593,7 +594,7 @@ int main(int argc, char **argv)
     char fdir[4096];
     snprintf(fdir, sizeof fdir, "%s/profile_remote_write", s.f.storage_path);
     s.forward = forward_new(fdir, &err);
-    if (!s.forward || apply_forward(&s, &err) < 0) {
+    if (!s.forward || apply_forward(&s, cfg, &err) < 0) {
         firn_log(FIRN_LOG_ERROR, "main", "Starting profile_remote_write failed", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
         config_free(cfg);

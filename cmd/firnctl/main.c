@@ -46,9 +46,9 @@ static void usage(FILE *f)
           "  test rules FILE...               run rule unit tests (promtool test rules)\n"
           "  bench decode [--seconds S] FILE...\n"
           "                                   decode speed against plain zlib inflate\n"
-          "  bench tsdb|query [--targets N] [--profiles N] [--threads N] FILE...\n"
-          "                                   store ingest/merge and query speed on synthetic\n"
-          "                                   series made from FILEs\n"
+          "  bench tsdb|query|rules [--targets N] [--profiles N] [--threads N] FILE...\n"
+          "                                   store ingest/merge, query and rule evaluation\n"
+          "                                   speed on synthetic series made from FILEs\n"
           "  --version                        print the version\n"
           "\n"
           "FILE may be - for standard input.\n",

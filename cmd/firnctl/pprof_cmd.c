@@ -377,6 +377,8 @@ static int bench_usage(void)
                     "       firnctl bench tsdb [--targets N] [--profiles N] [--threads N] "
                     "FILE...\n"
                     "       firnctl bench query [--targets N] [--profiles N] [--threads N] "
+                    "FILE...\n"
+                    "       firnctl bench rules [--targets N] [--profiles N] [--threads N] "
                     "FILE...\n");
     return 2;
 }
@@ -397,9 +399,10 @@ typedef int (*store_bench_fn)(const char **, size_t, long, long, int, FILE *, FI
                               firn_err *);
 
 /* bench tsdb and bench query: the same flags over the same synthetic set. */
-static int bench_store_cmd(const char *name, store_bench_fn fn, int argc, char **argv)
+static int bench_store_cmd(const char *name, store_bench_fn fn, long profiles, int argc,
+                           char **argv)
 {
-    long targets = 1000, profiles = 360, threads = 64;
+    long targets = 1000, threads = 64;
     int first = 0;
     while (first + 1 < argc && strncmp(argv[first], "--", 2) == 0) {
         long *dst = strcmp(argv[first], "--targets") == 0    ? &targets
@@ -426,9 +429,12 @@ static int bench_store_cmd(const char *name, store_bench_fn fn, int argc, char *
 int cmd_bench(int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "tsdb") == 0)
-        return bench_store_cmd("tsdb", bench_tsdb, argc - 1, argv + 1);
+        return bench_store_cmd("tsdb", bench_tsdb, 360, argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "query") == 0)
-        return bench_store_cmd("query", bench_query, argc - 1, argv + 1);
+        return bench_store_cmd("query", bench_query, 360, argc - 1, argv + 1);
+    /* 6 minutes of profiles 10 s apart: a full 5m window, two intervals */
+    if (argc >= 1 && strcmp(argv[0], "rules") == 0)
+        return bench_store_cmd("rules", bench_rules, 37, argc - 1, argv + 1);
     if (argc < 1 || strcmp(argv[0], "decode") != 0)
         return bench_usage();
     double seconds = 2.0;

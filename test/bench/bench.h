@@ -40,4 +40,19 @@ int bench_tsdb(const char **files, size_t n_files, long targets, long profiles, 
 int bench_query(const char **files, size_t n_files, long targets, long profiles, int threads,
                 FILE *out, FILE *log, firn_err *err);
 
+/* The rule engine over the bench tsdb data set: `targets` recording rules,
+ * one per target's series (targets in 10 jobs), each a 5m rate summed by
+ * instance, every other one with a stack filter (__function__=~"runtime\\..*"),
+ * in groups of 100, evaluated for two 1m intervals (the figures are the
+ * second's: a running server's caches are warm).  Anchor in the same run:
+ * the same expressions as plain instant queries.  Figures:
+ * rules_interval_wall_ms, rules_interval_cpu_ms,
+ * rules_cpu_share_of_1m_interval, group_eval_ms_mean/max,
+ * rule_eval_us_mean/plain_mean/filtered_mean/max,
+ * anchor_instant_queries_ms, rules_vs_instant_queries_ratio (wall),
+ * anchor_instant_queries_cpu_ms, rules_vs_instant_queries_cpu_ratio, and the counts
+ * behind them.  profiles must be at least 31 (a 5m window 10 s apart). */
+int bench_rules(const char **files, size_t n_files, long targets, long profiles, int threads,
+                FILE *out, FILE *log, firn_err *err);
+
 #endif

@@ -11,6 +11,8 @@
  * service.  A pool of variants is encoded once; ingest then decodes and
  * appends them from several producer threads into the one writer, so
  * commits are batched as they are in the server.
+ *
+ * bench query and bench rules run on the same data set.
  */
 #include "bench.h"
 
@@ -27,6 +29,7 @@
 #include <unistd.h>
 
 #include "promql-like/pql.h"
+#include "rules/rules.h"
 #include "tsdb/tsdb.h"
 
 #define VARIANTS 32
@@ -536,6 +539,158 @@ int bench_query(const char **files, size_t n_files, long targets, long profiles,
         fprintf(out, "filtered_range_query_ms %.1f\n", filtered_ms);
         fprintf(out, "merge_query_ms %.1f\n", merge_ms);
     }
+    bench_cleanup(&b, dir);
+    return rc;
+}
+
+/* ---- bench rules --------------------------------------------------------------- */
+
+/* Process CPU seconds (all threads). */
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#define RULES_PER_GROUP 100
+
+/* Rule i: target i's rate over 5m, every other one with a stack filter. */
+static void rule_expr(const struct bench *b, long i, char *out, size_t size)
+{
+    const char *type = b->bases[i % (long)b->n_bases].type;
+    if (i % 2)
+        snprintf(out, size, "sum by (instance) (rate(%s{instance=\"host-%ld:6060\", "
+                 "__function__=~\"runtime\\\\..*\"}[5m]))", type, i);
+    else
+        snprintf(out, size, "sum by (instance) (rate(%s{instance=\"host-%ld:6060\"}[5m]))",
+                 type, i);
+}
+
+int bench_rules(const char **files, size_t n_files, long targets, long profiles, int threads,
+                FILE *out, FILE *log, firn_err *err)
+{
+    static struct bench b;
+    char dir[32];
+    double ingest;
+    uint64_t in_bytes;
+    if (profiles < 31)
+        return firn_errf(err, FIRN_EINVAL, "--profiles %ld: a 5m window needs at least 31 "
+                         "profiles 10 s apart", profiles);
+    int rc = bench_fill(&b, files, n_files, targets, profiles, threads, dir, log, &ingest,
+                        &in_bytes, err);
+    long n_rules = targets;
+    size_t n_groups = (size_t)((n_rules + RULES_PER_GROUP - 1) / RULES_PER_GROUP);
+    /* the rule file, as a user would write it */
+    firn_buf y = {0};
+    firn_buf_puts(&y, "groups:\n");
+    char expr[1024];
+    for (long i = 0; i < n_rules; i++) {
+        if (i % RULES_PER_GROUP == 0)
+            firn_buf_printf(&y, "  - name: g%ld\n    interval: 1m\n    rules:\n",
+                            i / RULES_PER_GROUP);
+        rule_expr(&b, i, expr, sizeof expr);
+        firn_buf_printf(&y, "      - record: bench:rate%s:%ld\n        expr: '%s'\n",
+                        i % 2 ? "_filtered" : "", i, expr);
+    }
+    size_t ylen = 0;
+    char *yaml = firn_buf_take(&y, &ylen);
+    rules_file *f = NULL;
+    rules_group_rt **g = calloc(n_groups + 1, sizeof *g);
+    if (!rc && (!yaml || !g))
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+    rules_errors errs = {0};
+    if (!rc && !(f = rules_file_parse("bench_rules.yml", yaml, ylen, &errs, err)))
+        rc = err->code ? err->code : FIRN_EINVAL;
+    rules_errors_free(&errs);
+    rules_eval_options eo = {.db = b.db};
+    for (size_t k = 0; !rc && k < n_groups; k++)
+        if (!(g[k] = rules_group_rt_new(f, k, 60000, &eo, err)))
+            rc = err->code ? err->code : FIRN_ENOMEM;
+    /* two intervals: the first one warms the page cache and the symbol
+     * caches as a running server's would be; the figures are the second's */
+    int64_t end = b.t0 + (profiles - 1) * 10000;
+    double group_ms_sum = 0, group_ms_max = 0, cpu_s = 0, wall_s = 0;
+    double plain_s = 0, filtered_s = 0, rule_max_s = 0;
+    for (int round = 0; !rc && round < 2; round++) {
+        int64_t ts = end - (1 - round) * 60000;
+        double c0 = cpu_seconds(), w0 = now_seconds();
+        group_ms_sum = group_ms_max = plain_s = filtered_s = rule_max_s = 0;
+        for (size_t k = 0; k < n_groups; k++) {
+            double gs = now_seconds();
+            rules_group_rt_eval(g[k], ts);
+            double ms = (now_seconds() - gs) * 1000;
+            group_ms_sum += ms;
+            group_ms_max = ms > group_ms_max ? ms : group_ms_max;
+            for (size_t i = 0; i < g[k]->n_rules; i++) {
+                const rules_rule_rt *r = &g[k]->rules[i];
+                if (r->health != RULES_HEALTH_OK)
+                    rc = firn_errf(err, FIRN_EIO, "rule %s: %s", r->rule->name, r->last_error);
+                *(strstr(r->rule->name, "_filtered") ? &filtered_s : &plain_s) += r->eval_seconds;
+                rule_max_s = r->eval_seconds > rule_max_s ? r->eval_seconds : rule_max_s;
+            }
+        }
+        cpu_s = cpu_seconds() - c0;
+        wall_s = now_seconds() - w0;
+    }
+    /* the anchor: the same expressions as plain instant queries at the same
+     * time, in the same run (what the rule engine adds is the difference) */
+    double anchor_s = 0, anchor_c0 = cpu_seconds();
+    size_t produced = 0;
+    for (long i = 0; !rc && i < n_rules; i++) {
+        rule_expr(&b, i, expr, sizeof expr);
+        pql_query q;
+        if (pql_parse(expr, &q, err) < 0) {
+            rc = err->code;
+            break;
+        }
+        double t0 = now_seconds();
+        tsdb_reader *r = tsdb_reader_open(b.db, err);
+        pql_result res;
+        int qrc = r ? pql_eval_instant(r, &q, end, NULL, &res, err) : -1;
+        tsdb_reader_close(r);
+        anchor_s += now_seconds() - t0;
+        pql_query_free(&q);
+        if (qrc < 0) {
+            rc = err->code ? err->code : FIRN_EIO;
+            break;
+        }
+        produced += res.n_series;
+        pql_result_free(&res);
+    }
+    double anchor_cpu_s = cpu_seconds() - anchor_c0;
+    if (!rc) {
+        long n_filtered = n_rules / 2, n_plain = n_rules - n_filtered;
+        fprintf(log, "bench rules: %ld rules (%ld with a stack filter) in %zu groups over %ld "
+                "series of %ld profiles; %zu results\n", n_rules, n_filtered, n_groups,
+                targets, profiles, produced);
+        fprintf(out, "bench_rules %ld\n", n_rules);
+        fprintf(out, "bench_rules_filtered %ld\n", n_filtered);
+        fprintf(out, "bench_groups %zu\n", n_groups);
+        fprintf(out, "bench_series %ld\n", targets);
+        fprintf(out, "bench_results %zu\n", produced);
+        fprintf(out, "rules_interval_wall_ms %.1f\n", wall_s * 1000);
+        fprintf(out, "rules_interval_cpu_ms %.1f\n", cpu_s * 1000);
+        fprintf(out, "rules_cpu_share_of_1m_interval %.4f\n", cpu_s / 60.0);
+        fprintf(out, "group_eval_ms_mean %.2f\n", group_ms_sum / (double)n_groups);
+        fprintf(out, "group_eval_ms_max %.2f\n", group_ms_max);
+        fprintf(out, "rule_eval_us_mean %.1f\n", (plain_s + filtered_s) * 1e6 / (double)n_rules);
+        fprintf(out, "rule_eval_us_plain_mean %.1f\n", n_plain ? plain_s * 1e6 / (double)n_plain : 0);
+        fprintf(out, "rule_eval_us_filtered_mean %.1f\n",
+                n_filtered ? filtered_s * 1e6 / (double)n_filtered : 0);
+        fprintf(out, "rule_eval_us_max %.1f\n", rule_max_s * 1e6);
+        fprintf(out, "anchor_instant_queries_ms %.1f\n", anchor_s * 1000);
+        fprintf(out, "rules_vs_instant_queries_ratio %.2f\n",
+                anchor_s > 0 ? wall_s / anchor_s : 0);
+        fprintf(out, "anchor_instant_queries_cpu_ms %.1f\n", anchor_cpu_s * 1000);
+        fprintf(out, "rules_vs_instant_queries_cpu_ratio %.2f\n",
+                anchor_cpu_s > 0 ? cpu_s / anchor_cpu_s : 0);
+    }
+    for (size_t k = 0; g && k < n_groups; k++)
+        rules_group_rt_free(g[k]);
+    free(g);
+    rules_file_free(f);
+    free(yaml);
     bench_cleanup(&b, dir);
     return rc;
 }

@@ -1,6 +1,6 @@
 #!/bin/bash
-# bench_smoke.sh FIRNCTL FIXTURES_DIR -- `firnctl bench decode` and `firnctl
-# bench tsdb` run (tiny sizes) and print their figures in the `figure_name
+# bench_smoke.sh FIRNCTL FIXTURES_DIR -- `firnctl bench decode`, `firnctl
+# bench tsdb` and `firnctl bench rules` run (tiny sizes) and print their figures in the `figure_name
 # value` form scripts read.  This checks the form, never the speed: speed is
 # measured, not asserted.
 set -uo pipefail
@@ -25,4 +25,18 @@ check_figures "bench tsdb" "$out" ingest_profiles_per_s ingest_samples_per_s \
     peak_rss_mb
 stored=$(printf '%s\n' "$out" | awk '$1 == "bench_profiles" { print $2 }')
 [ "${stored:-0}" -eq 24 ] && ok "bench tsdb stored all 24 profiles" || fail "bench_profiles ${stored:-none}, want 24"
+
+# bench rules on a tiny set: 6 rules over 6 series, half with stack filters
+out=$("$1" bench rules --targets 6 --profiles 31 --threads 2 \
+    "$2"/pyro-pkg_pprof_testdata_go.cpu.labels.pprof 2>/dev/null)
+rc=$?
+[ $rc -eq 0 ] && ok "bench rules exits 0" || fail "bench rules exited $rc"
+check_figures "bench rules" "$out" bench_rules bench_rules_filtered bench_groups \
+    rules_interval_wall_ms rules_interval_cpu_ms rules_cpu_share_of_1m_interval \
+    group_eval_ms_mean group_eval_ms_max rule_eval_us_mean rule_eval_us_plain_mean \
+    rule_eval_us_filtered_mean rule_eval_us_max anchor_instant_queries_ms \
+    rules_vs_instant_queries_ratio anchor_instant_queries_cpu_ms rules_vs_instant_queries_cpu_ratio
+same "bench rules: 6 rules, 3 filtered, 6 results" \
+    "$(printf '%s\n' "$out" | awk '$1 ~ /^bench_(rules|rules_filtered|results)$/ { printf "%s ", $2 }')" \
+    "6 3 6 "
 finish

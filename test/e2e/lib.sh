@@ -242,6 +242,11 @@ wait_for() {
 
 curl_local() { curl --noproxy '*' --silent --show-error "$@"; }
 
+# free_port: a free loopback port for a peer that cannot listen on port 0
+# and report it (Alertmanager, Prometheus): bind port 0, read what the
+# kernel gave, release it.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
 # need_bpf: end the test as skipped (exit 77, ctest's SKIP_RETURN_CODE)
 # unless it runs as root on a kernel with BTF, which firn-agent needs.
 need_bpf() {

@@ -37,9 +37,6 @@ fi
 GO_PID=${E2E_PIDS[-1]}
 ok "go service at $GO_ADDR"
 
-# A free loopback port for Alertmanager: bind port 0, read what the kernel
-# gave, release it.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 AM_PORT=$(free_port)
 cat >"$tmp/am.yml" <<'EOF'
 route:

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"log"
@@ -21,8 +22,9 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
-	"sync"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -114,7 +116,70 @@ func enableProfiling() {
 		w.Write([]byte("ok"))
 	})
 	misbehave()
+	controls()
 }
+
+// The behaviours the README's example alerts look for, switched by the
+// tests (live mode only):
+//
+//	/control/json?on=1|0   a goroutine encoding JSON all the time (CPU in encoding/json)
+//	/control/mutex?on=1|0  the mutex workers contend on three locks, or idle
+//	                       (at start: on one lock)
+//	/control/leak?n=N      N more goroutines parked for good
+//	/control/grow?mb=N     N more MiB of heap kept alive
+var (
+	jsonOn     atomic.Bool
+	mutexOff   atomic.Bool
+	mutexHeavy atomic.Bool
+	leaked     []chan struct{}
+	grown      [][]byte
+	growMu     sync.Mutex
+)
+
+func controls() {
+	flagParam := func(r *http.Request) bool { return r.URL.Query().Get("on") == "1" }
+	http.HandleFunc("/control/json", func(w http.ResponseWriter, r *http.Request) {
+		jsonOn.Store(flagParam(r))
+	})
+	http.HandleFunc("/control/mutex", func(w http.ResponseWriter, r *http.Request) {
+		mutexOff.Store(!flagParam(r))
+		mutexHeavy.Store(flagParam(r))
+	})
+	http.HandleFunc("/control/leak", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if err != nil || n < 0 || n > 100000 {
+			http.Error(w, "n: a count up to 100000", http.StatusBadRequest)
+			return
+		}
+		growMu.Lock()
+		defer growMu.Unlock()
+		for i := 0; i < n; i++ {
+			ch := make(chan struct{})
+			leaked = append(leaked, ch)
+			go func() { <-ch }()
+		}
+	})
+	http.HandleFunc("/control/grow", func(w http.ResponseWriter, r *http.Request) {
+		mb, err := strconv.Atoi(r.URL.Query().Get("mb"))
+		if err != nil || mb < 0 || mb > 4096 {
+			http.Error(w, "mb: MiB up to 4096", http.StatusBadRequest)
+			return
+		}
+		growMu.Lock()
+		defer growMu.Unlock()
+		for i := 0; i < mb; i++ {
+			grown = append(grown, make([]byte, 1<<20))
+		}
+	})
+}
+
+type jsonDoc struct {
+	Name   string            `json:"name"`
+	Values []float64         `json:"values"`
+	Labels map[string]string `json:"labels"`
+}
+
+var jsonSink int
 
 // fixtureFiles maps each pprof path to the file in the -fixtures directory
 // served on it.  The CPU path answers at once whatever ?seconds asks for.
@@ -240,21 +305,42 @@ func startWorkers(ctx context.Context) {
 		}
 	})
 
-	// Mutex: several goroutines fight over one lock while holding it
-	// briefly, producing contention (mutex profile) and blocking on
-	// Lock (block profile).
-	var mu sync.Mutex
-	var shared int
-	for g := 0; g < 4; g++ {
+	// Mutex: four goroutines fight over one lock while holding it briefly,
+	// producing contention (mutex profile) and blocking on Lock (block
+	// profile).  /control/mutex?on=1 adds two more locks with four each:
+	// Go before 1.22 attributes a contended lock's wait to one waiter at a
+	// time, at most about one second of delay per second and lock.
+	var mu [3]sync.Mutex
+	var shared [3]int
+	for g := 0; g < 12; g++ {
+		k := g / 4
 		go pprof.Do(ctx, pprof.Labels("worker", "mutex"), func(ctx context.Context) {
 			for ctx.Err() == nil {
-				mu.Lock()
-				shared++
+				if mutexOff.Load() || (k > 0 && !mutexHeavy.Load()) {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				mu[k].Lock()
+				shared[k]++
 				time.Sleep(100 * time.Microsecond)
-				mu.Unlock()
+				mu[k].Unlock()
 			}
 		})
 	}
+
+	// JSON: encode while /control/json says so.
+	go func() {
+		doc := jsonDoc{Name: "doc", Values: make([]float64, 64),
+			Labels: map[string]string{"job": "go", "worker": "json"}}
+		for ctx.Err() == nil {
+			if !jsonOn.Load() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			b, _ := json.Marshal(&doc)
+			jsonSink += len(b)
+		}
+	}()
 
 	// Channels: an unbuffered ping-pong where the receiver waits on a slow
 	// sender, so channel receives show up in the block profile.

@@ -405,13 +405,21 @@ static void test_rules_and_alerting(void **state)
                             "  - static_configs: [{targets: ['127.0.0.1:9093', 'b:9093']}]\n"
                             "    path_prefix: /am\n    timeout: 2s\n    scheme: https\n"
                             "    basic_auth: {username: u, password: p}\n"
-                            "  - static_configs: [{targets: ['c:9093']}]\n");
+                            "  - static_configs: [{targets: ['c:9093']}]\n"
+                            "  - file_sd_configs: [{files: [am/*.json]}]\n"
+                            "    dns_sd_configs: [{names: [am.example], type: A, port: 9093}]\n");
     assert_int_equal(cfg->evaluation_interval_ms, 30000);
     assert_int_equal(cfg->n_rule_files, 2);
     assert_string_equal(cfg->rule_files[0], "rules/*.yml");
     assert_int_equal(cfg->n_alert_relabel_configs, 1);
-    assert_int_equal(cfg->n_alertmanagers, 2);
+    assert_int_equal(cfg->n_alertmanagers, 3);
     const config_alertmanager *a = &cfg->alertmanagers[0], *b = &cfg->alertmanagers[1];
+    const config_alertmanager *c = &cfg->alertmanagers[2];
+    assert_int_equal(c->n_file_sd, 1);
+    assert_string_equal(c->file_sd[0].files[0], "am/*.json");
+    assert_int_equal(c->n_dns_sd, 1);
+    assert_string_equal(c->dns_sd[0].type, "A");
+    assert_int_equal(c->dns_sd[0].port, 9093);
     assert_int_equal(a->n_static_configs, 1);
     assert_int_equal(a->static_configs[0].n_targets, 2);
     assert_string_equal(a->path_prefix, "/am");
@@ -426,6 +434,60 @@ static void test_rules_and_alerting(void **state)
     cfg = load("scrape_configs: []\n");
     assert_int_equal(cfg->evaluation_interval_ms, 60000);
     assert_int_equal(cfg->n_rule_files, 0);
+    assert_int_equal(cfg->n_remote_writes, 0);
+    config_free(cfg);
+}
+
+/* remote_write: the keys firn takes and Prometheus 2.42's defaults. */
+static void test_remote_write(void **state)
+{
+    (void)state;
+    firn_config *cfg = load("remote_write:\n"
+                            "  - url: https://mimir:9009/api/v1/push\n"
+                            "    name: mimir\n    remote_timeout: 5s\n"
+                            "    headers: {X-Scope-OrgID: team-a, B-Header: b}\n"
+                            "    authorization: {credentials: tok}\n"
+                            "    write_relabel_configs: [{source_labels: [__name__], "
+                            "regex: 'job:.*', action: keep}]\n"
+                            "    queue_config: {capacity: 100, max_samples_per_send: 10, "
+                            "batch_send_deadline: 2s, min_backoff: 1s, max_backoff: 8s}\n"
+                            "  - url: http://127.0.0.1:9090/api/v1/write\n");
+    assert_int_equal(cfg->n_remote_writes, 2);
+    const config_remote_write *a = &cfg->remote_writes[0], *b = &cfg->remote_writes[1];
+    assert_string_equal(a->url, "https://mimir:9009/api/v1/push");
+    assert_string_equal(a->name, "mimir");
+    assert_int_equal(a->remote_timeout_ms, 5000);
+    assert_int_equal(a->n_headers, 2);   /* sorted by name */
+    assert_string_equal(a->headers[0].name, "B-Header");
+    assert_string_equal(a->headers[1].name, "X-Scope-OrgID");
+    assert_string_equal(a->headers[1].value, "team-a");
+    assert_true(a->http.authorization.set);
+    assert_string_equal(a->http.authorization.type, "Bearer");
+    assert_int_equal(a->n_write_relabel_configs, 1);
+    assert_int_equal(a->capacity, 100);
+    assert_int_equal(a->max_samples_per_send, 10);
+    assert_int_equal(a->batch_send_deadline_ms, 2000);
+    assert_int_equal(a->min_backoff_ms, 1000);
+    assert_int_equal(a->max_backoff_ms, 8000);
+    /* Prometheus 2.42's DefaultRemoteWriteConfig / DefaultQueueConfig */
+    assert_string_equal(b->name, "");
+    assert_int_equal(b->remote_timeout_ms, 30000);
+    assert_int_equal(b->n_headers, 0);
+    assert_int_equal(b->capacity, 2500);
+    assert_int_equal(b->max_samples_per_send, 500);
+    assert_int_equal(b->batch_send_deadline_ms, 5000);
+    assert_int_equal(b->min_backoff_ms, 30);
+    assert_int_equal(b->max_backoff_ms, 5000);
+    /* the credentials never show in the served configuration */
+    assert_null(strstr(cfg->yaml, "tok"));
+    assert_non_null(strstr(cfg->yaml, "<secret>"));
+    /* a copy for the rule engine keeps them (it sends them) */
+    firn_err err = {0};
+    firn_config *copy = config_copy(cfg, &err);
+    assert_non_null(copy);
+    assert_string_equal(copy->remote_writes[0].http.authorization.credentials, "tok");
+    assert_string_equal(copy->source, cfg->source);
+    config_free(copy);
     config_free(cfg);
 }
 
@@ -497,8 +559,38 @@ static const struct {
     const char *want;   /* the first error line */
 } ERRORS[] = {
     {"unknown top-level key",
-     "global:\n  scrape_interval: 15s\nremote_write: []\n",
-     "t.yml:3:1: remote_write: unknown field in the top level"},
+     "global:\n  scrape_interval: 15s\nremote_read: []\n",
+     "t.yml:3:1: remote_read: unknown field in the top level"},
+    {"remote_write without url",
+     "remote_write:\n  - name: a\n",
+     "t.yml:2:5: url: url for remote_write is empty"},
+    {"remote_write: an Authorization header",
+     "remote_write:\n  - url: http://h/w\n    headers: {Authorization: x}\n",
+     "t.yml:3:15: headers: authorization header must be changed via the basic_auth, "
+     "authorization, oauth2, or sigv4 parameter"},
+    {"remote_write: a reserved header",
+     "remote_write:\n  - url: http://h/w\n    headers: {User-Agent: x}\n",
+     "t.yml:3:15: headers: User-Agent is a reserved header. It must not be changed"},
+    {"remote_write: two entries with one name",
+     "remote_write:\n  - {url: 'http://h/a', name: x}\n  - {url: 'http://h/b', name: x}\n",
+     "t.yml:3:5: name: found multiple remote write configs with job name \"x\""},
+    {"remote_write: the same URL twice, unnamed",
+     "remote_write:\n  - {url: 'http://h/a'}\n  - {url: 'http://h/a'}\n",
+     "t.yml:3:5: url: duplicate remote write configs are not allowed, found duplicate for "
+     "URL: http://h/a"},
+    {"remote_write: a shard setting firn does not have",
+     "remote_write:\n  - url: http://h/w\n    queue_config: {max_shards: 4}\n",
+     "t.yml:3:20: max_shards: unknown field in queue_config"},
+    {"remote_write: capacity 0",
+     "remote_write:\n  - url: http://h/w\n    queue_config: {capacity: 0}\n",
+     "t.yml:3:30: capacity: must be between 1 and 10000000"},
+    {"remote_write: not http",
+     "remote_write:\n  - url: ftp://h/w\n",
+     "t.yml:2:10: url: unsupported scheme \"ftp\": http or https"},
+    {"remote_write: credentials in the URL",
+     "remote_write:\n  - url: http://u:hunter2@h/w\n",
+     "t.yml:2:10: url: credentials in the URL are refused (use basic_auth or authorization, "
+     "which are kept secret)"},
     {"unknown global key",
      "global:\n  query_log_file: q.log\n",
      "t.yml:2:3: query_log_file: unknown field in global"},
@@ -591,6 +683,10 @@ static const struct {
      "alerting:\n  alertmanagers:\n  - relabel_configs: [{action: drop}]\n",
      "t.yml:3:22: relabel_configs: relabeling of Alertmanager targets is not supported by firn "
      "(alert_relabel_configs is)"},
+    {"Kubernetes discovery of Alertmanagers",
+     "alerting:\n  alertmanagers:\n  - kubernetes_sd_configs: [{role: pod}]\n",
+     "t.yml:3:28: kubernetes_sd_configs: Kubernetes discovery of Alertmanagers is not "
+     "supported by firn (static_configs, file_sd_configs and dns_sd_configs are)"},
     {"an Alertmanager URL as a target",
      "alerting:\n  alertmanagers:\n  - static_configs: [{targets: ['http://am:9093/']}]\n",
      "t.yml:3:33: targets: \"http://am:9093/\" is not a valid hostname"},
@@ -720,10 +816,10 @@ static const struct {
      "t.yml:2:5: url: url for profile_remote_write is empty"},
     {"profile_remote_write scheme",
      "profile_remote_write:\n  - url: ftp://h/\n",
-     "t.yml:2:10: url: unsupported scheme in \"ftp://h/\": http or https"},
+     "t.yml:2:10: url: unsupported scheme \"ftp\": http or https"},
     {"profile_remote_write password in the URL",
      "profile_remote_write:\n  - url: http://u:p@h:1/\n",
-     "t.yml:2:10: url: a user or password in the URL is not allowed: use basic_auth"},
+     "t.yml:2:10: url: credentials in the URL are refused (use basic_auth or authorization"},
     {"profile_remote_write name",
      "profile_remote_write:\n  - url: http://h/\n    name: ../x\n",
      "t.yml:3:11: name: \"../x\": a name is [A-Za-z0-9_.-]"},
@@ -1751,6 +1847,7 @@ int main(void)
         cmocka_unit_test(test_cpu_seconds_small_interval),
         cmocka_unit_test(test_full_prometheus),
         cmocka_unit_test(test_rules_and_alerting),
+        cmocka_unit_test(test_remote_write),
         cmocka_unit_test(test_yaml_anchors_and_nulls),
         cmocka_unit_test(test_empty_documents),
         cmocka_unit_test(test_body_size_units),

@@ -194,6 +194,28 @@ static void test_scalars(void **state)
     pql_result_free(&res);
 }
 
+/* time() is the evaluation time in seconds; vector(s) one sample without
+ * labels (Prometheus's functions; the values by hand). */
+static void test_vector_and_time(void **state)
+{
+    struct fixture *f = *state;
+    pql_result res;
+    instant(f, "time()", T0 + 250, &res);
+    assert_int_equal(res.type, PQL_TYPE_SCALAR);
+    assert_true(res.scalar == 1700000000.25);
+    pql_result_free(&res);
+    instant(f, "vector(time() - 1700000000) * 4", T0 + 250, &res);
+    assert_int_equal(res.type, PQL_TYPE_VECTOR);
+    assert_int_equal(res.n_series, 1);
+    assert_int_equal(res.series[0].n_labels, 0);
+    assert_true(res.series[0].points[0].v == 1.0);
+    pql_result_free(&res);
+    instant(f, "count(vector(7)) + sum(vector(2))", T0, &res);
+    assert_int_equal(res.n_series, 1);
+    assert_true(res.series[0].points[0].v == 3.0);
+    pql_result_free(&res);
+}
+
 static void test_selector_and_lookback(void **state)
 {
     struct fixture *f = *state;
@@ -559,6 +581,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scalars),
+        cmocka_unit_test(test_vector_and_time),
         cmocka_unit_test(test_selector_and_lookback),
         cmocka_unit_test(test_stack_filter),
         cmocka_unit_test(test_aggregations),

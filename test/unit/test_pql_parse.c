@@ -652,6 +652,13 @@ static const struct error_case ERRORS[] = {
                     "got scalar"},
     {"rate(foo[5m], bar[5m])", "1:1: expected 1 argument(s) in call to \"rate\", got 2"},
     {"rate()", "1:1: expected 1 argument(s) in call to \"rate\", got 0"},
+    /* vector() and time(): texts as promtool 2.42 prints them */
+    {"vector(1, 2)", "1:1: expected 1 argument(s) in call to \"vector\", got 2"},
+    {"vector()", "1:1: expected 1 argument(s) in call to \"vector\", got 0"},
+    {"time(1)", "1:1: expected 0 argument(s) in call to \"time\", got 1"},
+    {"vector(foo)", "1:8: expected type scalar in call to function \"vector\", "
+                    "got instant vector"},
+    {"time() > 1", "1:8: comparisons between scalars must use BOOL modifier"},
     {"foo(bar)", "1:1: unknown function with name \"foo\""},
     {"histogram_quantile(0.9, foo)", "1:1: unknown function with name \"histogram_quantile\""},
     {"RATE(foo[5m])", "1:1: unknown function with name \"RATE\""},

@@ -658,7 +658,7 @@ static void test_notifier(void **state)
     firn_config *cfg = am_config(targets, "    basic_auth: {username: prometheus, password: "
                                           "testing_password}\n");
     firn_err err = {0};
-    rules_notifier *n = rules_notifier_new(10000, 64, &err);
+    rules_notifier *n = rules_notifier_new(10000, 64, NULL, &err);
     assert_non_null(n);
     rules_notifier_set(n, cfg);
     /* queued before the sender starts: 2*64+1 alerts make 64, 64 and 1 */
@@ -730,7 +730,7 @@ static void test_notifier_failures(void **state)
     snprintf(targets, sizeof targets, "'127.0.0.1:%d'", bad.port);
     firn_config *cfg = am_config(targets, "");
     firn_err err = {0};
-    rules_notifier *n = rules_notifier_new(3, 64, &err);
+    rules_notifier *n = rules_notifier_new(3, 64, NULL, &err);
     rules_notifier_set(n, cfg);
     firn_label l[] = {{"alertname", "A"}, {"i", "0"}};
     rules_notification a[5];
@@ -756,7 +756,7 @@ static void test_notifier_failures(void **state)
     rules_notifier_free(n);
     fake_am_stop(&bad);
     /* metrics from a fresh notifier with no Alertmanager: every send drops */
-    n = rules_notifier_new(10, 64, &err);
+    n = rules_notifier_new(10, 64, NULL, &err);
     firn_config *none = am_config("'127.0.0.1:1'", "");
     rules_notifier_set(n, none);
     firn_buf b = {0};
@@ -767,6 +767,142 @@ static void test_notifier_failures(void **state)
     rules_notifier_free(n);
     config_free(none);
     config_free(cfg);
+}
+
+/* Alertmanagers from file_sd_configs: found, sent to, and gone when the
+ * file lists none (the provider and the notifier's sink on their threads). */
+static void test_notifier_file_sd(void **state)
+{
+    (void)state;
+    struct fake_am am;
+    fake_am_start(&am, 200);
+    char dir[] = "/tmp/firn-test-amsd-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], body[128], yaml[512];
+    snprintf(path, sizeof path, "%s/am.json", dir);
+    int len = snprintf(body, sizeof body, "[{\"targets\": [\"127.0.0.1:%d\"]}]", am.port);
+    firn_err err = {0};
+    assert_int_equal(firn_write_file_atomic(path, body, (size_t)len, &err), 0);
+    snprintf(yaml, sizeof yaml, "alerting:\n  alertmanagers:\n"
+                                "  - file_sd_configs: [{files: ['%s/*.json']}]\n"
+                                "    path_prefix: /am\n", dir);
+    firn_config *cfg = config_load_string(yaml, strlen(yaml), "t.yml", &err);
+    assert_non_null(cfg);
+    rules_notifier *n = rules_notifier_new(100, 64, NULL, &err);
+    assert_non_null(n);
+    assert_int_equal(rules_notifier_start(n, "firn/test", &err), 0);
+    rules_notifier_set(n, cfg);
+    assert_true(metrics_show(n, "firn_notifications_alertmanagers_discovered 1\n"));
+    firn_label l[] = {{"alertname", "A"}};
+    rules_notification a = {l, 1, NULL, 0, 0, 0, ""};
+    rules_notifier_send(n, &a, 1);
+    assert_true(fake_am_wait(&am, 1));
+    assert_string_equal(am.paths[0], "/am/api/v2/alerts");
+    /* the file lists nobody now */
+    assert_int_equal(firn_write_file_atomic(path, "[]", 2, &err), 0);
+    assert_true(metrics_show(n, "firn_notifications_alertmanagers_discovered 0\n"));
+    rules_notifier_free(n);
+    config_free(cfg);
+    fake_am_stop(&am);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* The value of the first metrics line starting with prefix, or -1. */
+static double metric_value(const firn_buf *b, const char *prefix)
+{
+    const char *p = b->data ? strstr(b->data, prefix) : NULL;
+    return p ? strtod(p + strlen(prefix), NULL) : -1;
+}
+
+/* Waits (bounded, 10 s) until the remote's metrics line starting with
+ * prefix is at least want. */
+static bool remote_metric_reaches(rules_remote *r, const char *prefix, double want)
+{
+    for (int i = 0; i < 1000; i++) {
+        firn_buf b = {0};
+        rules_remote_metrics_write(r, &b);
+        double v = metric_value(&b, prefix);
+        firn_buf_free(&b);
+        if (v >= want)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+/* remote_write's queue: a 503 is retried while the ring keeps at most its
+ * capacity and counts what it drops; a 400 fails without retry;
+ * write_relabel_configs' drops are counted apart. */
+static void test_remote_queue(void **state)
+{
+    (void)state;
+    struct fake_am busy, bad;
+    fake_am_start(&busy, 503);
+    fake_am_start(&bad, 400);
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "remote_write:\n"
+             "  - url: http://127.0.0.1:%d/busy\n    name: busy\n"
+             "    queue_config: {capacity: 3, max_samples_per_send: 2, batch_send_deadline: 10ms,"
+             " min_backoff: 10ms, max_backoff: 20ms}\n"
+             "  - url: http://127.0.0.1:%d/bad\n    name: bad\n"
+             "    write_relabel_configs: [{source_labels: [i], regex: '0', action: drop}]\n"
+             "    queue_config: {batch_send_deadline: 10ms, min_backoff: 10ms}\n",
+             busy.port, bad.port);
+    firn_err err = {0};
+    firn_config *cfg = config_load_string(yaml, strlen(yaml), "t.yml", &err);
+    assert_non_null(cfg);
+    rules_remote *r = rules_remote_new("firn/test", &err);
+    assert_non_null(r);
+    rules_remote_set(r, cfg);
+    tsdb_float_sample s[10];
+    firn_label l[10][2];
+    char v[10][4];
+    for (int i = 0; i < 10; i++) {
+        snprintf(v[i], sizeof v[i], "%d", i);
+        l[i][0] = (firn_label){"__name__", "x"};
+        l[i][1] = (firn_label){"i", v[i]};
+        s[i] = (tsdb_float_sample){l[i], 2, 1700000000000 + i, (double)i};
+    }
+    rules_remote_append(r, s, 10);
+    const char *busy_q = "{remote_name=\"busy\",url=\"http://127.0.0.1:";
+    char retried[160], dropped[160], pending[160], failed[160], relabeled[160], bad_retried[160];
+    snprintf(retried, sizeof retried, "firn_remote_storage_samples_retried_total%s%d/busy\"} ",
+             busy_q, busy.port);
+    snprintf(dropped, sizeof dropped,
+             "firn_remote_storage_samples_dropped_total%s%d/busy\",reason=\"queue_full\"} ",
+             busy_q, busy.port);
+    snprintf(pending, sizeof pending, "firn_remote_storage_samples_pending%s%d/busy\"} ", busy_q,
+             busy.port);
+    snprintf(failed, sizeof failed,
+             "firn_remote_storage_samples_failed_total{remote_name=\"bad\",url=\"http://"
+             "127.0.0.1:%d/bad\"} ", bad.port);
+    snprintf(relabeled, sizeof relabeled,
+             "firn_remote_storage_samples_dropped_total{remote_name=\"bad\",url=\"http://"
+             "127.0.0.1:%d/bad\",reason=\"relabel\"} ", bad.port);
+    snprintf(bad_retried, sizeof bad_retried,
+             "firn_remote_storage_samples_retried_total{remote_name=\"bad\",url=\"http://"
+             "127.0.0.1:%d/bad\"} ", bad.port);
+    /* busy: retried, and of 10 samples at most 3 queued and 2 in flight */
+    assert_true(remote_metric_reaches(r, retried, 2));
+    assert_true(fake_am_wait(&busy, 2));
+    firn_buf b = {0};
+    rules_remote_metrics_write(r, &b);
+    assert_true(metric_value(&b, pending) <= 3);
+    assert_true(metric_value(&b, dropped) >= 5);
+    firn_buf_free(&b);
+    /* bad: the 9 samples relabeling kept fail once each, never retried */
+    assert_true(remote_metric_reaches(r, failed, 9));
+    rules_remote_metrics_write(r, &b);
+    assert_true(metric_value(&b, failed) == 9);
+    assert_true(metric_value(&b, relabeled) == 1);
+    assert_true(metric_value(&b, bad_retried) == 0);
+    firn_buf_free(&b);
+    rules_remote_free(r);
+    config_free(cfg);
+    fake_am_stop(&busy);
+    fake_am_stop(&bad);
 }
 
 int main(void)
@@ -781,6 +917,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_offsets, setup, teardown),
         cmocka_unit_test(test_notifier),
         cmocka_unit_test(test_notifier_failures),
+        cmocka_unit_test(test_notifier_file_sd),
+        cmocka_unit_test(test_remote_queue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
