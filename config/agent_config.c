@@ -39,9 +39,7 @@ config_agent *config_agent_load_string(const char *text, size_t len, const char 
                                        config_errors *errs, firn_err *err)
 {
     firn_arena *arena;
-    config_agent *out = config_dec_begin(errs, &name, "<agent config>", sizeof *out, &arena, err);
-    if (!out)
-        return NULL;
+    config_agent *out = config_dec_begin(errs, &name, "<agent config>", sizeof *out, &arena);
     out->arena = arena;
     config_dec d = {.name = name, .arena = arena};
     config_ynode *root;

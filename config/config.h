@@ -317,11 +317,12 @@ bool config_dns_sd_equal(const config_dns_sd *a, const config_dns_sd *b);
 bool config_kubernetes_sd_equal(const config_kubernetes_sd *a, const config_kubernetes_sd *b);
 
 /* Deep copies of in into out, every string and array in arena a, so that
- * the copy outlives the config; false when a runs out of memory. */
+ * the copy outlives the config.  They do not fail (model/alloc.h);
+ * config_http_copy still returns true for callers written before that. */
 bool config_http_copy(firn_arena *a, const config_http *in, config_http *out);
-bool config_file_sd_copy(firn_arena *a, const config_file_sd *in, config_file_sd *out);
-bool config_dns_sd_copy(firn_arena *a, const config_dns_sd *in, config_dns_sd *out);
-bool config_kubernetes_sd_copy(firn_arena *a, const config_kubernetes_sd *in,
+void config_file_sd_copy(firn_arena *a, const config_file_sd *in, config_file_sd *out);
+void config_dns_sd_copy(firn_arena *a, const config_dns_sd *in, config_dns_sd *out);
+void config_kubernetes_sd_copy(firn_arena *a, const config_kubernetes_sd *in,
                                config_kubernetes_sd *out);
 
 /* Prometheus's file_sd pattern rule: "*" only in the last path element,

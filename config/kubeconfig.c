@@ -9,6 +9,7 @@
  */
 #include "config/kubeconfig.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -77,10 +78,7 @@ static bool get_path(kdec *k, const config_ynode *v, const char *field, const ch
     if (s[0] != '/' && k->dir[0]) {
         size_t a = strlen(k->dir), b = strlen(s);
         p = firn_arena_alloc(k->d.arena, a + b + 1);
-        if (!p) {
-            k->d.oom = true;
-            return false;
-        }
+        assert(p);   /* two strings of the file: no overflow */
         memcpy(p, k->dir, a);
         memcpy(p + a, s, b + 1);
     }
@@ -115,10 +113,7 @@ static bool b64_decode(kdec *k, const char *s, unsigned char **out, size_t *out_
 {
     size_t n = strlen(s), m = 0;
     unsigned char *clean = firn_arena_alloc(k->d.arena, n + 1);
-    if (!clean) {
-        k->d.oom = true;
-        return false;
-    }
+    assert(clean);   /* a string of the file: no overflow */
     for (size_t i = 0; i < n; i++)
         if (s[i] != '\n' && s[i] != '\r')
             clean[m++] = (unsigned char)s[i];
@@ -130,10 +125,7 @@ static bool b64_decode(kdec *k, const char *s, unsigned char **out, size_t *out_
             return false;
     size_t whole = m / 4 * 3;
     unsigned char *buf = firn_arena_alloc(k->d.arena, whole + 1);
-    if (!buf) {
-        k->d.oom = true;
-        return false;
-    }
+    assert(buf);
     if (EVP_DecodeBlock(buf, clean, (int)m) != (int)whole)
         return false;
     *out_len = whole - pad;
@@ -149,7 +141,7 @@ static void get_data(kdec *k, const config_ynode *v, const char *field, const ch
     char *s = NULL;
     if (!get_str(k, v, field, &s) || !s)
         return;
-    if (!b64_decode(k, s, out, len) && !k->d.oom)
+    if (!b64_decode(k, s, out, len))
         config_dec_err(&k->d, v, field, "%s \"%.128s\": not valid base64", what, name);
 }
 
@@ -467,30 +459,24 @@ static void dec_kubeconfig(kdec *k, const config_ynode *root, config_kubeconfig 
 
 /* ---- the result ----------------------------------------------------------------- */
 
-static unsigned char *keep_data(firn_arena *a, const unsigned char *p, size_t len, bool *ok)
+static unsigned char *keep_data(firn_arena *a, const unsigned char *p, size_t len)
 {
-    if (!p)
-        return NULL;
-    unsigned char *c = (unsigned char *)firn_arena_strndup(a, (const char *)p, len);
-    *ok &= c != NULL;
-    return c;
+    return p ? (unsigned char *)firn_arena_strndup(a, (const char *)p, len) : NULL;
 }
 
-/* Copy what the scratch arena holds into the caller's; false when out of
- * memory. */
-static bool keep(const config_kubeconfig *in, firn_arena *a, config_kubeconfig *out)
+/* Copy what the scratch arena holds into the caller's. */
+static void keep(const config_kubeconfig *in, firn_arena *a, config_kubeconfig *out)
 {
-    bool ok = config_http_copy(a, &in->http, &out->http);
-    out->server = config_dec_copy_str(a, in->server, &ok);
-    out->ns = config_dec_copy_str(a, in->ns, &ok);
-    out->ca_data = keep_data(a, in->ca_data, in->ca_len, &ok);
-    out->cert_data = keep_data(a, in->cert_data, in->cert_len, &ok);
-    out->key_data = keep_data(a, in->key_data, in->key_len, &ok);
+    config_http_copy(a, &in->http, &out->http);
+    out->server = firn_arena_strdup(a, in->server);
+    out->ns = firn_arena_strdup(a, in->ns);
+    out->ca_data = keep_data(a, in->ca_data, in->ca_len);
+    out->cert_data = keep_data(a, in->cert_data, in->cert_len);
+    out->key_data = keep_data(a, in->key_data, in->key_len);
     out->ca_len = in->ca_len;
     out->cert_len = in->cert_len;
     out->key_len = in->key_len;
     out->arena = a;
-    return ok;
 }
 
 int config_kubeconfig_parse(const char *path, const char *data, size_t len,
@@ -503,33 +489,21 @@ int config_kubeconfig_parse(const char *path, const char *data, size_t len,
         return firn_errf(err, FIRN_ETOOBIG, "%s: larger than the cap of %u bytes", path,
                          KUBECONFIG_MAX_BYTES);
     firn_arena *scratch = firn_arena_new(0);
-    if (!scratch)
-        return firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
     kdec k = {.d = {.name = path, .arena = scratch}, .dir = ""};
     const char *slash = strrchr(path, '/');
-    if (slash) {
-        char *dir = firn_arena_strndup(scratch, path, (size_t)(slash - path) + 1);
-        if (dir)
-            k.dir = dir;
-        else
-            k.d.oom = true;
-    }
+    if (slash)
+        k.dir = firn_arena_strndup(scratch, path, (size_t)(slash - path) + 1);
     config_kubeconfig tmp = {0};
     config_ynode *root;
-    if (!k.d.oom && config_dec_parse(&k.d, data, len, &root))
+    if (config_dec_parse(&k.d, data, len, &root))
         dec_kubeconfig(&k, root, &tmp);
     int rc = FIRN_OK;
     if (config_dec_finish(&k.d, NULL, err) < 0) {
-        rc = k.d.oom ? FIRN_ENOMEM : k.io ? FIRN_EIO : FIRN_EINVAL;
+        rc = k.io ? FIRN_EIO : FIRN_EINVAL;
         if (err)
             err->code = rc;
     } else {
-        firn_arena *a = firn_arena_new(0);
-        if (!a || !keep(&tmp, a, out)) {
-            firn_arena_free(a);
-            memset(out, 0, sizeof *out);
-            rc = firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
-        }
+        keep(&tmp, firn_arena_new(0), out);
     }
     firn_arena_free(scratch);
     return rc;

@@ -32,8 +32,8 @@
  *   "PATH: what" otherwise (the file itself, a missing context).  Secrets
  *   (token, password, key data) never appear in messages.  Codes:
  *   FIRN_EIO when a file could not be read (the kubeconfig or one it
- *   names), FIRN_ETOOBIG for a kubeconfig over KUBECONFIG_MAX_BYTES,
- *   FIRN_ENOMEM, else FIRN_EINVAL.
+ *   names), FIRN_ETOOBIG for a kubeconfig over KUBECONFIG_MAX_BYTES, else
+ *   FIRN_EINVAL.
  * - Memory: a loaded config_kubeconfig owns everything it points to, in its
  *   arena; config_kubeconfig_free releases it.  On error nothing is left
  *   to free (*out is zeroed).  Loading is reentrant; a loaded value is

@@ -7,6 +7,7 @@
  */
 #include "config/web_config.h"
 
+#include <assert.h>
 #include <crypt.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -71,10 +72,7 @@ static bool dec_path(wdec *w, const config_ynode *v, const char *field, char **o
     }
     size_t a = strlen(w->dir), b = strlen(s);
     char *p = firn_arena_alloc(w->d.arena, a + b + 1);
-    if (!p) {
-        w->d.oom = true;
-        return false;
-    }
+    assert(p);   /* two strings of the file: no overflow */
     memcpy(p, w->dir, a);
     memcpy(p + a, s, b + 1);
     *out = p;
@@ -419,17 +417,13 @@ bool config_web_check_basic(const config_web *w, const char *user, size_t user_l
             found = &w->users[i];
     /* crypt_r reads a C string: a NUL inside would cut the password short. */
     bool usable = memchr(password, '\0', password_len) == NULL;
-    char *pw = malloc(password_len + 1);
-    struct crypt_data *cd = calloc(1, sizeof *cd);   /* 32 KiB: not on a worker's stack */
-    bool ok = false;
-    if (pw && cd) {
-        memcpy(pw, password, password_len);
-        pw[password_len] = '\0';
-        const char *hash = found ? found->hash : w->users[0].hash;
-        const char *out = crypt_r(pw, hash, cd);
-        ok = out && strlen(out) == strlen(hash) && CRYPTO_memcmp(out, hash, strlen(hash)) == 0;
-        OPENSSL_cleanse(pw, password_len);
-    }
+    /* password_len is within the request head's cap (the HTTP server's). */
+    char *pw = firn_xstrndup(password, password_len);
+    struct crypt_data *cd = firn_xcalloc(1, sizeof *cd);   /* 32 KiB: not on a worker's stack */
+    const char *hash = found ? found->hash : w->users[0].hash;
+    const char *out = crypt_r(pw, hash, cd);
+    bool ok = out && strlen(out) == strlen(hash) && CRYPTO_memcmp(out, hash, strlen(hash)) == 0;
+    OPENSSL_cleanse(pw, password_len);
     free(pw);
     free(cd);
     return ok && found && usable;
@@ -454,9 +448,7 @@ config_web *config_web_load_string(const char *text, size_t len, const char *nam
                                    config_errors *errs, firn_err *err)
 {
     firn_arena *arena;
-    config_web *out = config_dec_begin(errs, &name, "<web config>", sizeof *out, &arena, err);
-    if (!out)
-        return NULL;
+    config_web *out = config_dec_begin(errs, &name, "<web config>", sizeof *out, &arena);
     out->arena = arena;
     out->client_auth = CONFIG_WEB_NO_CLIENT_CERT;
     out->min_version = CONFIG_WEB_TLS12;
@@ -465,11 +457,7 @@ config_web *config_web_load_string(const char *text, size_t len, const char *nam
     out->source = config_dec_strdup(&w.d, name);
     const char *slash = strrchr(name, '/');
     if (slash) {
-        char *dir = firn_arena_strndup(arena, name, (size_t)(slash - name) + 1);
-        if (dir)
-            w.dir = dir;
-        else
-            w.d.oom = true;
+        w.dir = firn_arena_strndup(arena, name, (size_t)(slash - name) + 1);
     }
     config_ynode *root;
     if (config_dec_parse(&w.d, text, len, &root))

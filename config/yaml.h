@@ -58,7 +58,8 @@ bool config_ynode_is_null(const config_ynode *n);
 
 /* The document under root written out again as YAML, in arena, with every
  * secret value replaced by "<secret>" (redact.c says which); "" for an empty
- * document, NULL when memory runs out.  What /api/v1/status/config shows. */
+ * document, NULL when libyaml refuses to write the tree back.  What
+ * /api/v1/status/config shows. */
 char *config_redacted_yaml(const config_ynode *root, firn_arena *arena);
 
 /* ---- the decoder (decode.c) ---------------------------------------------- */
@@ -75,7 +76,6 @@ typedef struct config_dec {
     config_dec_error *errs;
     size_t n_lines, cap_lines;
     size_t dropped;      /* errors beyond CONFIG_MAX_ERRORS */
-    bool oom;
 } config_dec;
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -92,10 +92,9 @@ bool config_dec_parse(config_dec *d, const char *text, size_t len, config_ynode 
 
 /* The start of a load from text: errs (when not NULL) emptied, *name
  * defaulted to default_name, a zeroed result of size bytes with a new
- * arena in *arena (the caller stores it in the result).  NULL with err
- * "NAME: out of memory" when either allocation fails. */
+ * arena in *arena (the caller stores it in the result). */
 void *config_dec_begin(config_errors *errs, const char **name, const char *default_name, size_t size,
-                firn_arena **arena, firn_err *err);
+                firn_arena **arena);
 
 /* The end of a load: 0 when nothing was reported.  Otherwise -1, err holds
  * the first lines (as many as fit, then "(and N more)"), and when errs is
@@ -110,12 +109,8 @@ int config_dec_read_file(const char *path, unsigned char **buf, size_t *len, con
 
 /* ---- memory ---------------------------------------------------------------- */
 
-/* s copied into a (NULL stays NULL); *ok turns false when a runs out.  For
- * copying a decoded result out of the decoder's arena. */
-char *config_dec_copy_str(firn_arena *a, const char *s, bool *ok);
-
-/* In the decoder's arena; NULL (and d->oom) when out of memory.
- * config_dec_calloc returns NULL for n == 0. */
+/* In the decoder's arena (model/alloc.h: they do not fail; NULL stays
+ * NULL).  config_dec_calloc returns NULL for n == 0. */
 char *config_dec_strdup(config_dec *d, const char *s);
 void *config_dec_calloc(config_dec *d, size_t n, size_t size);
 

@@ -4,6 +4,7 @@
 #include "model/alloc.h"
 
 #include <malloc.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,18 @@ char *firn_xstrndup(const char *s, size_t len)
 char *firn_xstrdup(const char *s)
 {
     return firn_xstrndup(s, strlen(s));
+}
+
+char *firn_xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0)   /* glibc fails only for want of memory */
+        firn_oom(strlen(fmt));
+    return s;
 }
 
 void *firn_grow(void *v, size_t n, size_t *cap, size_t elem, size_t initial)

@@ -29,6 +29,8 @@ char *firn_xstrdup(const char *s);
 char *firn_xstrndup(const char *s, size_t len);
 /* A malloc'd copy of len bytes. */
 void *firn_xmemdup(const void *p, size_t len);
+/* A malloc'd string formatted as by printf. */
+char *firn_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Print "firn: out of memory (size bytes)" and abort: for a library that
  * reports its own allocation failure (PCRE2, yaml, zlib...). */

@@ -1081,6 +1081,9 @@ static void test_xalloc(void **state)
     s = firn_xstrdup("x");
     assert_string_equal(s, "x");
     free(s);
+    s = firn_xasprintf("%s-%d", "a", 7);
+    assert_string_equal(s, "a-7");
+    free(s);
     char *d = firn_xmemdup("ab\0c", 4);
     assert_memory_equal(d, "ab\0c", 4);
     free(d);
