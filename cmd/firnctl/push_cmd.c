@@ -60,10 +60,8 @@ static int parse_args(int argc, char **argv, struct push_opts *o, const char ***
                       size_t *n_files)
 {
     *o = (struct push_opts){.server = DEFAULT_SERVER};
-    *files = calloc((size_t)argc + 1, sizeof **files);
+    *files = firn_xcalloc((size_t)argc + 1, sizeof **files);
     *n_files = 0;
-    if (!*files)
-        return -1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -289,12 +287,10 @@ int cmd_push(int argc, char **argv)
         return 1;
     }
     CURL *c = curl_easy_init();
+    if (!c)   /* libcurl's allocation: the policy of model/alloc.h */
+        firn_oom(0);
     int failed = 0;
-    if (!c) {
-        fprintf(stderr, "firnctl: push: out of memory\n");
-        failed = 1;
-    }
-    for (size_t i = 0; c && i < n_files; i++)
+    for (size_t i = 0; i < n_files; i++)
         failed |= push_one(c, &o, files[i]) < 0;
     curl_easy_cleanup(c);
     curl_global_cleanup();
