@@ -1,10 +1,9 @@
-/* agent_config.c -- firn-agent's configuration file (agent_config.h):
+/* agent_config.c -- firn-agent's configuration file (config.h, part 3):
  * relabel_configs, decoded by the same rule decoder as scrape configs. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/agent_config.h"
-#include "config/yaml.h"
+#include "config/config.h"
 
 static void dec_agent(config_dec *d, const config_ynode *root, config_agent *out)
 {

@@ -14,7 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config/yaml.h"
 
 #define DEFAULT_INTERVAL_MS (10 * 1000)   /* Parca */
 #define DEFAULT_TIMEOUT_MS (10 * 1000)    /* Prometheus */

@@ -1,7 +1,7 @@
-/* decode.c -- the decoder the YAML file loaders share (yaml.h): error
+/* decode.c -- the decoder the YAML file loaders share (config.h, part 5): error
  * collection in document order, strict mappings, scalars and string lists.
  */
-#include "config/yaml.h"
+#include "config/config.h"
 
 #include <assert.h>
 #include <stdarg.h>

@@ -1,13 +1,13 @@
 /* kubeconfig.c -- read a kubeconfig file down to the connection of its
- * current context (kubeconfig.h has the contract), with the decoder the
- * other YAML loaders use (yaml.h), leniently: keys firn does not read are
+ * current context (config.h, part 4, has the contract), with the decoder the
+ * other YAML loaders use (part 5), leniently: keys firn does not read are
  * ignored, as client-go ignores them.
  *
  * The tree and everything decoded live in a scratch arena; only a
  * successful result is copied into the arena the caller keeps, so a
  * large file with many clusters costs its tree only while it is read.
  */
-#include "config/kubeconfig.h"
+#include "config/config.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -20,7 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config/yaml.h"
 
 /* A decoder plus what a kubeconfig needs beside it. */
 typedef struct kdec {

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "config/yaml.h"
+#include "config/config.h"
 
 /* Where a node sits, as far as secrets are concerned. */
 enum ctx {

@@ -1,11 +1,11 @@
 /* web_config.c -- decode and validate the web configuration file
- * (web_config.h has the contract and the keys), with the decoder config.c
- * uses (yaml.h): same strictness, same FILE:LINE:COL errors.
+ * (config.h, part 2, has the contract and keys), with the decoder config.c
+ * uses (part 5): same strictness, same FILE:LINE:COL errors.
  *
  * Secrets never appear in messages: a bad hash or token is named by its
  * user or position, not quoted.
  */
-#include "config/web_config.h"
+#include "config/config.h"
 
 #include <assert.h>
 #include <crypt.h>
@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/yaml.h"
 
 #define BCRYPT_HASH_LEN 60     /* "$2b$10$" + 22 characters of salt + 31 of hash */
 

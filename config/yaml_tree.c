@@ -1,9 +1,8 @@
-/* yaml_tree.c -- libyaml events to a tree of positioned nodes (yaml.h).
+/* yaml_tree.c -- libyaml events to a tree of positioned nodes (config.h, part 5).
  *
  * Built with an explicit stack of open collections, never recursion, so a
  * hostile nesting depth costs nothing before the depth cap refuses it.
  */
-#include "config/yaml.h"
 
 #include <assert.h>
 #include <stdio.h>

@@ -32,7 +32,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
-#include "config/yaml.h"
+#include "config/config.h"
 #include "discovery/discovery.h"
 
 #define FILE_SD_MAX_BYTES CONFIG_MAX_BYTES     /* 16 MiB, as a config file */
