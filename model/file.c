@@ -28,7 +28,7 @@ int firn_read_file(const char *path, size_t max, unsigned char **out, size_t *ou
                 rc = firn_errf(err, FIRN_ETOOBIG, "%s: larger than the cap of %zu bytes", path, max);
                 goto out;
             }
-            buf = firn_xrealloc(buf, cap * 2);   /* cap <= max: at most twice the cap */
+            buf = firn_xreallocarray(buf, cap, 2);   /* cap <= max: at most twice the cap */
             cap *= 2;
         }
         ssize_t n = read(fd, buf + len, cap - len);

@@ -7,8 +7,8 @@
 #include "model/err.h"
 
 /* Read a whole file (or standard input for "-") into a malloc'd buffer;
- * FIRN_ETOOBIG when it is larger than max bytes (the cap is checked before
- * the buffer grows past it). */
+ * FIRN_ETOOBIG when it is larger than max bytes (reading stops there: the
+ * buffer never grows past twice max). */
 int firn_read_file(const char *path, size_t max, unsigned char **out, size_t *out_len,
                    firn_err *err);
 
