@@ -14,7 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-
 #define DEFAULT_INTERVAL_MS (10 * 1000)   /* Parca */
 #define DEFAULT_TIMEOUT_MS (10 * 1000)    /* Prometheus */
 #define FILE_SD_REFRESH_MS (5 * 60 * 1000)

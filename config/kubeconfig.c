@@ -20,7 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 /* A decoder plus what a kubeconfig needs beside it. */
 typedef struct kdec {
     config_dec d;             /* d.arena: the scratch arena */

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #define BCRYPT_HASH_LEN 60     /* "$2b$10$" + 22 characters of salt + 31 of hash */
 
 /* The response headers exporter-toolkit lets a web config set, with the

@@ -29,7 +29,6 @@ bool firn_label_name_valid(const char *name)
     return true;
 }
 
-
 /* s Go-quoted for an error message, cut to ERR_SHOW_MAX bytes of input. */
 static const char *show(char *buf, const char *s)
 {
