@@ -697,11 +697,7 @@ static void finish_profiles(config_dec *d, config_scrape *sc, const profiling *p
 {
     sc->path_prefix = pr->path_prefix ? pr->path_prefix : "";
     sc->profile_types = config_dec_calloc(d, N_BUILTIN + pr->n_entries, sizeof *sc->profile_types);
-    if (!sc->profile_types)
-        return;
     bool *used = config_dec_calloc(d, pr->n_entries + 1, sizeof *used);
-    if (!used)
-        return;
     for (size_t pass = 0; pass < 2; pass++) {
         size_t count = pass == 0 ? N_BUILTIN : pr->n_entries;
         for (size_t i = 0; i < count; i++) {
@@ -1053,12 +1049,10 @@ static void dec_config(config_dec *d, const config_ynode *root, firn_config *cfg
     const config_ynode *sc = config_dec_seq(d, vals[1], "scrape_configs");
     if (!sc)
         return;
+    if (sc->n == 0)   /* config_dec_calloc gives NULL for no elements */
+        return;
     cfg->scrapes = config_dec_calloc(d, sc->n, sizeof *cfg->scrapes);
-    if (!cfg->scrapes)
-        return;
     const config_ynode **job_nodes = config_dec_calloc(d, sc->n, sizeof *job_nodes);
-    if (!job_nodes)
-        return;
     for (size_t i = 0; i < sc->n; i++) {
         config_scrape *s = &cfg->scrapes[cfg->n_scrapes++];
         job_nodes[i] = dec_scrape(d, sc->items[i], cfg, s);

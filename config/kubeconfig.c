@@ -200,8 +200,6 @@ static void index_list(kdec *k, const config_ynode *v, const char *list, const c
         return;
     out->n_entries = seq->n;
     out->items = config_dec_calloc(d, seq->n, sizeof *out->items);
-    if (!out->items)
-        return;
     char what[32];
     snprintf(what, sizeof what, "a %s entry", kind);
     const char *const names[] = {"name", kind};
@@ -217,8 +215,6 @@ static void index_list(kdec *k, const config_ynode *v, const char *list, const c
         return;
     /* sorted by name, then position: a name's first entry leads its run */
     named *sorted = config_dec_calloc(d, out->n, sizeof *sorted);
-    if (!sorted)
-        return;
     memcpy(sorted, out->items, out->n * sizeof *sorted);
     firn_sort(sorted, out->n, sizeof *sorted, cmp_named);
     for (size_t i = 1, first = 0; i < out->n; i++) {

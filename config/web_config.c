@@ -354,8 +354,6 @@ static void dec_tokens(config_dec *d, const config_ynode *v, config_web *out)
     if (!config_dec_str_list(d, v, field, &list, &n) || n == 0)
         return;
     out->tokens = config_dec_calloc(d, n, sizeof *out->tokens);
-    if (!out->tokens)
-        return;
     for (size_t i = 0; i < n; i++) {
         config_web_token *t = &out->tokens[out->n_tokens];
         size_t len = 0;
