@@ -1,10 +1,9 @@
-/* agent_config.c -- firn-agent's configuration file (agent_config.h):
+/* agent_config.c -- firn-agent's configuration file (config.h, part 3):
  * relabel_configs, decoded by the same rule decoder as scrape configs. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/agent_config.h"
-#include "config/yaml.h"
+#include "config/config.h"
 
 static void dec_agent(config_dec *d, const config_ynode *root, config_agent *out)
 {
@@ -39,9 +38,7 @@ config_agent *config_agent_load_string(const char *text, size_t len, const char 
                                        config_errors *errs, firn_err *err)
 {
     firn_arena *arena;
-    config_agent *out = config_dec_begin(errs, &name, "<agent config>", sizeof *out, &arena, err);
-    if (!out)
-        return NULL;
+    config_agent *out = config_dec_begin(errs, &name, "<agent config>", sizeof *out, &arena);
     out->arena = arena;
     config_dec d = {.name = name, .arena = arena};
     config_ynode *root;

@@ -16,8 +16,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config/yaml.h"
-
 #define DEFAULT_INTERVAL_MS (10 * 1000)   /* Parca */
 #define DEFAULT_TIMEOUT_MS (10 * 1000)    /* Prometheus */
 #define FILE_SD_REFRESH_MS (5 * 60 * 1000)
@@ -503,14 +501,6 @@ static void dec_k8s_sd(config_dec *d, const config_ynode *v, config_kubernetes_s
 
 /* ---- relabel rules ------------------------------------------------------- */
 
-static char *mdup(config_dec *d, const char *s)
-{
-    char *c = strdup(s);
-    if (!c)
-        d->oom = true;
-    return c;
-}
-
 bool config_dec_relabel(config_dec *d, const config_ynode *v, firn_relabel_config *rc)
 {
     static const char *const names[] = {"source_labels", "separator", "target_label", "regex",
@@ -549,29 +539,20 @@ bool config_dec_relabel(config_dec *d, const config_ynode *v, firn_relabel_confi
     rc->has_modulus = vals[4] != NULL;
     rc->has_replacement = vals[5] != NULL;
     if (n_src) {
-        rc->source_labels = calloc(n_src, sizeof *rc->source_labels);
-        if (!rc->source_labels) {
-            d->oom = true;
-            return false;
-        }
-        for (size_t i = 0; i < n_src; i++) {
-            rc->source_labels[i] = mdup(d, src[i]);
-            rc->n_source_labels += rc->source_labels[i] != NULL;
-        }
+        rc->source_labels = firn_xcalloc(n_src, sizeof *rc->source_labels);
+        for (size_t i = 0; i < n_src; i++)
+            rc->source_labels[i] = firn_xstrdup(src[i]);
+        rc->n_source_labels = n_src;
     }
     /* An explicit null regex is the empty regex (Prometheus's YAML quirk). */
     if (rc->has_regex)
-        rc->regex = mdup(d, regex ? regex : "");
+        rc->regex = firn_xstrdup(regex ? regex : "");
     if (rc->has_separator)
-        rc->separator = mdup(d, sep ? sep : "");
+        rc->separator = firn_xstrdup(sep ? sep : "");
     if (rc->has_replacement)
-        rc->replacement = mdup(d, repl ? repl : "");
+        rc->replacement = firn_xstrdup(repl ? repl : "");
     if (target)
-        rc->target_label = mdup(d, target);
-    if (d->oom) {
-        firn_relabel_config_destroy(rc);
-        return false;
-    }
+        rc->target_label = firn_xstrdup(target);
     firn_err e = {0};
     if (firn_relabel_config_init(rc, &e) < 0) {
         config_dec_err(d, v, "relabel_configs", "%s", e.msg);
@@ -707,10 +688,7 @@ static char *join_path(config_dec *d, const char *prefix, const char *path)
 {
     size_t a = strlen(prefix), b = strlen(path);
     char *s = firn_arena_alloc(d->arena, a + b + 1);
-    if (!s) {
-        d->oom = true;
-        return NULL;
-    }
+    assert(s);   /* two strings of the file: no overflow */
     memcpy(s, prefix, a);
     memcpy(s + a, path, b + 1);
     return s;
@@ -721,11 +699,7 @@ static void finish_profiles(config_dec *d, config_scrape *sc, const profiling *p
 {
     sc->path_prefix = pr->path_prefix ? pr->path_prefix : "";
     sc->profile_types = config_dec_calloc(d, N_BUILTIN + pr->n_entries, sizeof *sc->profile_types);
-    if (!sc->profile_types)
-        return;
     bool *used = config_dec_calloc(d, pr->n_entries + 1, sizeof *used);
-    if (!used)
-        return;
     for (size_t pass = 0; pass < 2; pass++) {
         size_t count = pass == 0 ? N_BUILTIN : pr->n_entries;
         for (size_t i = 0; i < count; i++) {
@@ -1349,12 +1323,10 @@ static void dec_config(config_dec *d, const config_ynode *root, firn_config *cfg
     const config_ynode *sc = config_dec_seq(d, vals[1], "scrape_configs");
     if (!sc)
         return;
+    if (sc->n == 0)   /* config_dec_calloc gives NULL for no elements */
+        return;
     cfg->scrapes = config_dec_calloc(d, sc->n, sizeof *cfg->scrapes);
-    if (!cfg->scrapes)
-        return;
     const config_ynode **job_nodes = config_dec_calloc(d, sc->n, sizeof *job_nodes);
-    if (!job_nodes)
-        return;
     for (size_t i = 0; i < sc->n; i++) {
         config_scrape *s = &cfg->scrapes[cfg->n_scrapes++];
         job_nodes[i] = dec_scrape(d, sc->items[i], cfg, s);
@@ -1403,9 +1375,7 @@ firn_config *config_load_string_errors(const char *text, size_t len, const char 
                                        config_errors *errs, firn_err *err)
 {
     firn_arena *arena;
-    firn_config *cfg = config_dec_begin(errs, &name, "<config>", sizeof *cfg, &arena, err);
-    if (!cfg)
-        return NULL;
+    firn_config *cfg = config_dec_begin(errs, &name, "<config>", sizeof *cfg, &arena);
     cfg->arena = arena;
     cfg->scrape_interval_ms = DEFAULT_INTERVAL_MS;
     cfg->scrape_timeout_ms = DEFAULT_TIMEOUT_MS;
@@ -1425,7 +1395,7 @@ firn_config *config_load_string_errors(const char *text, size_t len, const char 
         }
         if (cfg->yaml && cfg->text)
             return cfg;
-        firn_errf(err, FIRN_ENOMEM, "%s: out of memory writing the configuration", name);
+        firn_errf(err, FIRN_EINVAL, "%s: libyaml cannot write the configuration back", name);
     }
     config_free(cfg);
     return NULL;
@@ -1483,9 +1453,7 @@ char *config_default_yaml(const char *self)
     size_t n = strlen(self), q = 0;
     for (size_t i = 0; i < n; i++)
         q += self[i] == '\'';
-    char *target = malloc(n + q + 1);
-    if (!target)
-        return NULL;
+    char *target = firn_xmalloc(n + q + 1);
     char *t = target;
     for (size_t i = 0; i < n; i++) {
         *t++ = self[i];
@@ -1493,10 +1461,7 @@ char *config_default_yaml(const char *self)
             *t++ = '\'';
     }
     *t = '\0';
-    size_t len = sizeof DEFAULT_YAML + strlen(target);
-    char *out = malloc(len);
-    if (out)
-        snprintf(out, len, DEFAULT_YAML, target);
+    char *out = firn_xasprintf(DEFAULT_YAML, target);
     free(target);
     return out;
 }
@@ -1647,66 +1612,60 @@ bool config_scrape_equal(const config_scrape *a, const config_scrape *b)
 
 /* ---- copies --------------------------------------------------------------- */
 
-static char **acopy_strs(firn_arena *a, char *const *in, size_t n, bool *ok)
+static char **acopy_strs(firn_arena *a, char *const *in, size_t n)
 {
     char **out = firn_arena_calloc(a, n + 1, sizeof *out);
-    *ok &= out != NULL;
-    for (size_t i = 0; out && i < n; i++)
-        out[i] = config_dec_copy_str(a, in[i], ok);
+    assert(out);   /* n strings of a loaded config: no overflow */
+    for (size_t i = 0; i < n; i++)
+        out[i] = firn_arena_strdup(a, in[i]);
     return out;
 }
 
 bool config_http_copy(firn_arena *a, const config_http *in, config_http *out)
 {
-    bool ok = true;
     *out = *in;
-    out->basic_auth.username = config_dec_copy_str(a, in->basic_auth.username, &ok);
-    out->basic_auth.password = config_dec_copy_str(a, in->basic_auth.password, &ok);
-    out->basic_auth.password_file = config_dec_copy_str(a, in->basic_auth.password_file, &ok);
-    out->authorization.type = config_dec_copy_str(a, in->authorization.type, &ok);
-    out->authorization.credentials = config_dec_copy_str(a, in->authorization.credentials, &ok);
-    out->authorization.credentials_file = config_dec_copy_str(a, in->authorization.credentials_file, &ok);
-    out->tls.ca_file = config_dec_copy_str(a, in->tls.ca_file, &ok);
-    out->tls.cert_file = config_dec_copy_str(a, in->tls.cert_file, &ok);
-    out->tls.key_file = config_dec_copy_str(a, in->tls.key_file, &ok);
-    out->tls.server_name = config_dec_copy_str(a, in->tls.server_name, &ok);
-    return ok;
+    out->basic_auth.username = firn_arena_strdup(a, in->basic_auth.username);
+    out->basic_auth.password = firn_arena_strdup(a, in->basic_auth.password);
+    out->basic_auth.password_file = firn_arena_strdup(a, in->basic_auth.password_file);
+    out->authorization.type = firn_arena_strdup(a, in->authorization.type);
+    out->authorization.credentials = firn_arena_strdup(a, in->authorization.credentials);
+    out->authorization.credentials_file = firn_arena_strdup(a, in->authorization.credentials_file);
+    out->tls.ca_file = firn_arena_strdup(a, in->tls.ca_file);
+    out->tls.cert_file = firn_arena_strdup(a, in->tls.cert_file);
+    out->tls.key_file = firn_arena_strdup(a, in->tls.key_file);
+    out->tls.server_name = firn_arena_strdup(a, in->tls.server_name);
+    return true;
 }
 
-bool config_file_sd_copy(firn_arena *a, const config_file_sd *in, config_file_sd *out)
+void config_file_sd_copy(firn_arena *a, const config_file_sd *in, config_file_sd *out)
 {
-    bool ok = true;
     *out = *in;
-    out->files = acopy_strs(a, in->files, in->n_files, &ok);
-    return ok;
+    out->files = acopy_strs(a, in->files, in->n_files);
 }
 
-bool config_dns_sd_copy(firn_arena *a, const config_dns_sd *in, config_dns_sd *out)
+void config_dns_sd_copy(firn_arena *a, const config_dns_sd *in, config_dns_sd *out)
 {
-    bool ok = true;
     *out = *in;
-    out->names = acopy_strs(a, in->names, in->n_names, &ok);
-    out->type = config_dec_copy_str(a, in->type, &ok);
-    return ok;
+    out->names = acopy_strs(a, in->names, in->n_names);
+    out->type = firn_arena_strdup(a, in->type);
 }
 
-bool config_kubernetes_sd_copy(firn_arena *a, const config_kubernetes_sd *in,
+void config_kubernetes_sd_copy(firn_arena *a, const config_kubernetes_sd *in,
                                config_kubernetes_sd *out)
 {
-    bool ok = config_http_copy(a, &in->http, &out->http);
+    config_http_copy(a, &in->http, &out->http);
     config_http http = out->http;
     *out = *in;
     out->http = http;
-    out->role = config_dec_copy_str(a, in->role, &ok);
-    out->api_server = config_dec_copy_str(a, in->api_server, &ok);
-    out->kubeconfig_file = config_dec_copy_str(a, in->kubeconfig_file, &ok);
-    out->namespaces = acopy_strs(a, in->namespaces, in->n_namespaces, &ok);
+    out->role = firn_arena_strdup(a, in->role);
+    out->api_server = firn_arena_strdup(a, in->api_server);
+    out->kubeconfig_file = firn_arena_strdup(a, in->kubeconfig_file);
+    out->namespaces = acopy_strs(a, in->namespaces, in->n_namespaces);
     out->selectors = firn_arena_calloc(a, in->n_selectors + 1, sizeof *out->selectors);
-    ok &= out->selectors != NULL;
-    for (size_t i = 0; out->selectors && i < in->n_selectors; i++) {
-        out->selectors[i].role = config_dec_copy_str(a, in->selectors[i].role, &ok);
-        out->selectors[i].label = config_dec_copy_str(a, in->selectors[i].label, &ok);
-        out->selectors[i].field = config_dec_copy_str(a, in->selectors[i].field, &ok);
+    assert(out->selectors);
+    for (size_t i = 0; i < in->n_selectors; i++) {
+        out->selectors[i].role = firn_arena_strdup(a, in->selectors[i].role);
+        out->selectors[i].label = firn_arena_strdup(a, in->selectors[i].label);
+        out->selectors[i].field = firn_arena_strdup(a, in->selectors[i].field);
     }
-    return ok;
 }

@@ -1,4 +1,31 @@
-/* config.h -- firn's YAML configuration: types, defaults and validation.
+/* config.h -- config/, the YAML files firn reads: its one public header.
+ *
+ * Five parts, each with its contract below:
+ *   1. firn's configuration file (--config.file): scrape configs, service
+ *      discovery entries, relabeling, rule files;
+ *   2. the web configuration file (--web.config.file): TLS and auth;
+ *   3. firn-agent's configuration file (--config-path);
+ *   4. kubeconfig files, for Kubernetes service discovery;
+ *   5. the YAML decoder the others share, public for the modules that read
+ *      YAML files of their own (discovery's file_sd targets, rule files).
+ * All are strict where firn's own files are concerned and report every
+ * error as "NAME:LINE:COL: field: message".  Memory follows model/alloc.h:
+ * inputs are capped (CONFIG_MAX_BYTES, KUBECONFIG_MAX_BYTES, node and depth
+ * caps) before anything is built, and no function here fails for want of
+ * memory.
+ */
+#ifndef FIRN_CONFIG_H
+#define FIRN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+
+/* ==== 1. firn's configuration ===========================================
+ *
+ * firn's YAML configuration: types, defaults and validation.
  *
  * Reads a Prometheus/Parca-style configuration file (libyaml) into typed,
  * fully defaulted structs.  A parca.yaml (scrape_configs with
@@ -100,7 +127,7 @@
  *                        with api_server)}].  attach_metadata's deployment,
  *                        job and cronjob are refused when true (false is
  *                        accepted).  kubeconfig_file is only a path here:
- *                        config_kubeconfig_load (kubeconfig.h) reads it.
+ *                        config_kubeconfig_load (part 4) reads it.
  *     relabel_configs   [relabel_config], each validated and compiled by
  *                       firn_relabel_config_init (model/)
  *     sample_limit, target_limit, label_limit   0 (no limit)
@@ -128,14 +155,6 @@
  *         interval itself and a timeout of interval + 3s).  A custom name
  *         needs a path; names follow the label-name rule.
  */
-#ifndef FIRN_CONFIG_H
-#define FIRN_CONFIG_H
-
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include "model/model.h"
 
 #define CONFIG_MAX_BYTES (16u << 20)
 #define CONFIG_MAX_DEPTH 64
@@ -395,11 +414,12 @@ bool config_dns_sd_equal(const config_dns_sd *a, const config_dns_sd *b);
 bool config_kubernetes_sd_equal(const config_kubernetes_sd *a, const config_kubernetes_sd *b);
 
 /* Deep copies of in into out, every string and array in arena a, so that
- * the copy outlives the config; false when a runs out of memory. */
+ * the copy outlives the config.  They do not fail (model/alloc.h);
+ * config_http_copy still returns true for callers written before that. */
 bool config_http_copy(firn_arena *a, const config_http *in, config_http *out);
-bool config_file_sd_copy(firn_arena *a, const config_file_sd *in, config_file_sd *out);
-bool config_dns_sd_copy(firn_arena *a, const config_dns_sd *in, config_dns_sd *out);
-bool config_kubernetes_sd_copy(firn_arena *a, const config_kubernetes_sd *in,
+void config_file_sd_copy(firn_arena *a, const config_file_sd *in, config_file_sd *out);
+void config_dns_sd_copy(firn_arena *a, const config_dns_sd *in, config_dns_sd *out);
+void config_kubernetes_sd_copy(firn_arena *a, const config_kubernetes_sd *in,
                                config_kubernetes_sd *out);
 
 /* Prometheus's file_sd pattern rule: "*" only in the last path element,
@@ -409,5 +429,404 @@ bool config_file_sd_pattern_ok(const char *pattern);
 
 /* The scrape config of a job, or NULL. */
 const config_scrape *config_scrape_find(const firn_config *cfg, const char *job_name);
+
+/* ==== 2. the web configuration ==========================================
+ *
+ * the web configuration file (firn --web.config.file): TLS
+ * and authentication for firn's HTTP server, in Prometheus's web-config
+ * format (exporter-toolkit, docs/web-configuration.md), so a file written
+ * for Prometheus or an exporter loads unchanged unless it uses a key listed
+ * below as refused.
+ *
+ * Contract
+ * - Strict, like part 1: unknown keys, duplicate keys, wrong node kinds
+ *   and bad values are errors "NAME:LINE:COL: field: message"; all are
+ *   collected (up to CONFIG_MAX_ERRORS); a file with any error yields no
+ *   config.  Keys of Prometheus's format that firn does not implement are
+ *   refused with "not supported by firn", never ignored: a file that asks
+ *   for a protection firn would not give must not start a server.
+ * - Only the text is checked here (no file is opened but the config
+ *   itself): http_new loads the certificates and says what is wrong with
+ *   them.  A relative cert_file, key_file or client_ca_file is relative to
+ *   the directory of the config file (of `name` for the string loaders), as
+ *   exporter-toolkit does.
+ * - Memory: a config_web owns everything it points to; config_web_free.
+ *   Read-only once loaded: any thread may read it.
+ *
+ * Keys (defaults in parentheses)
+ *   tls_server_config:        serve HTTPS only (HTTP/1.1, ALPN http/1.1)
+ *     cert_file, key_file     PEM certificate (chain) and key; each needs
+ *                             the other, and any other key of
+ *                             tls_server_config needs them
+ *     client_auth_type        (NoClientCert) RequestClientCert,
+ *                             RequireAnyClientCert (also RequireClientCert),
+ *                             VerifyClientCertIfGiven,
+ *                             RequireAndVerifyClientCert: Go's
+ *                             tls.ClientAuthType
+ *     client_ca_file          PEM CAs that verify client certificates;
+ *                             refused with NoClientCert (as exporter-
+ *                             toolkit); required by VerifyClientCertIfGiven
+ *                             and RequireAndVerifyClientCert (Go would fall
+ *                             back to the system's roots, which lets in any
+ *                             client with a certificate from a public CA)
+ *     min_version, max_version   TLS12 or TLS13 (TLS12, TLS13); TLS10 and
+ *                             TLS11 are refused
+ *     prefer_server_cipher_suites   a boolean, accepted and ignored, as Go
+ *                             itself ignores it since Go 1.18
+ *     refused: cert, key, client_ca (inline PEM), cipher_suites,
+ *              curve_preferences, client_allowed_sans
+ *   http_server_config:
+ *     headers                 {name: value} added to every response (401s
+ *                             too): Content-Security-Policy, X-Frame-Options
+ *                             (deny or sameorigin), X-Content-Type-Options
+ *                             (nosniff), X-XSS-Protection,
+ *                             Strict-Transport-Security; a blank value adds
+ *                             nothing; any other name is an error
+ *     http2                   false only (firn serves HTTP/1.1; Prometheus's
+ *                             default is true)
+ *   basic_auth_users          {user: bcrypt hash}, $2a$, $2b$ or $2y$ with a
+ *                             cost of 4 to 31 (`htpasswd -nbBC 10 USER PASS`);
+ *                             a user name may not hold ':'
+ *   firn_bearer_token_sha256  firn's extension, not Prometheus's: [hex
+ *                             SHA-256 of a token] (`printf %s "$TOKEN" |
+ *                             sha256sum`); a request with "Authorization:
+ *                             Bearer TOKEN" for one of them is let in
+ *   refused: rate_limit
+ *   With basic_auth_users or firn_bearer_token_sha256 every request needs
+ *   one valid credential, as Prometheus protects every path.
+ */
+
+/* TLS versions as on the wire (and as OpenSSL's TLS1_2_VERSION...). */
+#define CONFIG_WEB_TLS12 0x0303
+#define CONFIG_WEB_TLS13 0x0304
+#define CONFIG_WEB_SHA256_LEN 32
+
+typedef enum config_web_client_auth {
+    CONFIG_WEB_NO_CLIENT_CERT,
+    CONFIG_WEB_REQUEST_CLIENT_CERT,           /* asked for, not verified, not required */
+    CONFIG_WEB_REQUIRE_ANY_CLIENT_CERT,       /* required, not verified */
+    CONFIG_WEB_VERIFY_CLIENT_CERT_IF_GIVEN,   /* verified when given */
+    CONFIG_WEB_REQUIRE_AND_VERIFY_CLIENT_CERT,
+} config_web_client_auth;
+
+typedef struct config_web_user {
+    char *name;
+    char *hash;   /* a bcrypt hash, checked to be one */
+} config_web_user;
+
+typedef struct config_web_header {
+    char *name;   /* as the file spells it, one of the five allowed */
+    char *value;  /* not blank; no control characters */
+} config_web_header;
+
+typedef struct config_web_token {
+    unsigned char sha256[CONFIG_WEB_SHA256_LEN];
+} config_web_token;
+
+typedef struct config_web {
+    char *source;             /* the file's name, as in messages */
+    bool tls;                 /* tls_server_config given: HTTPS only */
+    char *cert_file;          /* with tls: paths resolved as said above */
+    char *key_file;
+    char *client_ca_file;     /* NULL unless given */
+    config_web_client_auth client_auth;
+    int min_version, max_version;   /* CONFIG_WEB_TLS12 or CONFIG_WEB_TLS13 */
+    config_web_user *users;   /* sorted by name, unique */
+    size_t n_users;
+    config_web_token *tokens;
+    size_t n_tokens;
+    config_web_header *headers;
+    size_t n_headers;
+    firn_arena *arena;        /* owns everything above */
+} config_web;
+
+/* Load a web configuration file (CONFIG_MAX_BYTES at most).  On error
+ * returns NULL, err holds the first lines and errs (when not NULL) every
+ * line; free errs with config_errors_free, also after success. */
+config_web *config_web_load_file(const char *path, config_errors *errs, firn_err *err);
+/* The same for text in memory; name stands for the file. */
+config_web *config_web_load_string(const char *text, size_t len, const char *name,
+                                   config_errors *errs, firn_err *err);
+void config_web_free(config_web *w);
+
+/* ---- credentials ----------------------------------------------------------- */
+
+/* Whether requests need credentials (users or tokens are configured). */
+bool config_web_auth_required(const config_web *w);
+
+/* Whether user and password are one of basic_auth_users.  Slow on
+ * purpose (bcrypt: tens of milliseconds at cost 10): never on an event
+ * loop.  An unknown user costs one bcrypt too (against another user's
+ * hash), so timing does not tell which users exist; a password holding a
+ * NUL byte never matches.  Any thread. */
+bool config_web_check_basic(const config_web *w, const char *user, size_t user_len,
+                            const char *password, size_t password_len);
+
+/* Whether token is one of firn_bearer_token_sha256: one SHA-256 and
+ * constant-time compares, fast enough for an event loop.  Any thread. */
+bool config_web_check_bearer(const config_web *w, const char *token, size_t len);
+
+/* ==== 3. firn-agent's configuration =====================================
+ *
+ * firn-agent's configuration file (--config-path), in
+ * Parca Agent's format: Prometheus relabel_configs applied to the labels of
+ * every profile the agent pushes.
+ *
+ *   relabel_configs: [relabel_config]   each validated and compiled as in
+ *                                       a scrape config (model/ relabel)
+ *
+ * Strict as part 1: unknown keys, duplicate keys, wrong node kinds and
+ * invalid rules are errors "NAME:LINE:COL: field: message", all collected;
+ * a file with any error yields no config.  An empty file is an empty
+ * configuration.  A config_agent owns what it points to (config_agent_free)
+ * and is read-only once loaded.
+ */
+
+typedef struct config_agent {
+    firn_relabel_config *relabel_configs;   /* initialized and compiled */
+    size_t n_relabel_configs;
+    firn_arena *arena;
+} config_agent;
+
+/* On error NULL, err holding the first lines and errs (when not NULL)
+ * every line; the caller frees errs with config_errors_free either way. */
+config_agent *config_agent_load_string(const char *text, size_t len, const char *name,
+                                       config_errors *errs, firn_err *err);
+config_agent *config_agent_load_file(const char *path, config_errors *errs, firn_err *err);
+void config_agent_free(config_agent *c);
+
+/* ==== 4. kubeconfig files ===============================================
+ *
+ * a kubeconfig file (client-go clientcmd v1, what kubectl
+ * reads) reduced to the one connection Kubernetes SD needs: the server,
+ * TLS and credentials of its current context (kubernetes_sd_configs'
+ * kubeconfig_file).
+ *
+ * Contract
+ * - The context is current-context; when that is absent or empty and the
+ *   file has exactly one context, that one.  The context must name a
+ *   cluster and a user that the file defines (as client-go's
+ *   ConfirmUsable); the cluster must have a server, an http:// or https://
+ *   URL.
+ * - Lenient about keys, strict about what it reads: keys firn does not read
+ *   (preferences, extensions, proxy settings of other clusters, ...) are
+ *   ignored, but every field read must have its type (a string, a boolean,
+ *   a list, a mapping), names must be unique within clusters, users and
+ *   contexts, and the chosen context's pieces must be consistent.
+ * - Refused, naming the user or cluster: credential plugins (exec,
+ *   auth-provider: firn cannot run them), impersonation (as, as-uid,
+ *   as-groups, as-user-extra), proxy-url, data and file given for the same
+ *   item (certificate-authority, client-certificate, client-key; token and
+ *   tokenFile), a client certificate without its key or a key without its
+ *   certificate, token or tokenFile together with username/password (client-go:
+ *   "more than one authentication method"), a CA together with
+ *   insecure-skip-tls-verify, a namespace that is not a DNS-1123 label.
+ * - Files: a relative certificate-authority, client-certificate,
+ *   client-key or tokenFile is relative to the kubeconfig's directory, as
+ *   kubectl resolves it.  Each must be readable now (stat and access only:
+ *   nothing is opened); the client reads them when it connects, so a
+ *   rotated token or certificate is picked up.
+ * - Errors: every problem is reported (up to CONFIG_MAX_ERRORS), one per
+ *   line, "PATH:LINE:COL: field: what" where a node is at fault and
+ *   "PATH: what" otherwise (the file itself, a missing context).  Secrets
+ *   (token, password, key data) never appear in messages.  Codes:
+ *   FIRN_EIO when a file could not be read (the kubeconfig or one it
+ *   names), FIRN_ETOOBIG for a kubeconfig over KUBECONFIG_MAX_BYTES, else
+ *   FIRN_EINVAL.
+ * - Memory: a loaded config_kubeconfig owns everything it points to, in its
+ *   arena; config_kubeconfig_free releases it.  On error nothing is left
+ *   to free (*out is zeroed).  Loading is reentrant; a loaded value is
+ *   read-only, so any thread may read it.
+ */
+
+/* kubeconfig files hold a few certificates and tokens: 4 MiB is plenty. */
+#define KUBECONFIG_MAX_BYTES (4u << 20)
+
+/* The connection a kubeconfig file's current context names.  For each of
+ * the CA, the client certificate and the client key, at most one of the
+ * file (in http.tls) and the data is set; the certificate and the key are
+ * both given (file or data) or neither. */
+typedef struct config_kubeconfig {
+    char *server;              /* cluster.server, e.g. "https://1.2.3.4:6443" */
+    config_http http;          /* tls: ca_file (certificate-authority), cert_file/key_file
+                                  (client-certificate/client-key), insecure_skip_verify
+                                  (insecure-skip-tls-verify), server_name (tls-server-name);
+                                  authorization {Bearer, credentials (token) |
+                                  credentials_file (tokenFile)};
+                                  basic_auth (username/password) */
+    unsigned char *ca_data, *cert_data, *key_data;  /* decoded *-data (PEM bytes) or NULL */
+    size_t ca_len, cert_len, key_len;
+    char *ns;                  /* context.namespace or NULL */
+    firn_arena *arena;         /* owns everything above */
+} config_kubeconfig;
+
+/* Read path (at most KUBECONFIG_MAX_BYTES) and decode it as below. */
+int config_kubeconfig_load(const char *path, config_kubeconfig *out, firn_err *err);
+
+/* Decode a kubeconfig's text; path names it in messages and relative file
+ * names are resolved against its directory. */
+int config_kubeconfig_parse(const char *path, const char *data, size_t len,
+                            config_kubeconfig *out, firn_err *err);
+
+/* Release what a load gave; k is zeroed.  NULL or a zeroed k is fine. */
+void config_kubeconfig_free(config_kubeconfig *k);
+
+/* ==== 5. YAML decoding ==================================================
+ *
+ * config/'s YAML decoding, public: a YAML document as a tree of
+ * nodes with their positions (yaml_tree.c, on libyaml's events), and the
+ * decoder that turns such a tree into typed structs, strictly, with every
+ * error as "NAME:LINE:COL: field: message" (decode.c).  Every YAML file
+ * firn reads goes through it, in config/ and outside (discovery's file_sd
+ * target files, rule files).
+ *
+ * Nodes live in the caller's arena.  An alias is resolved to the node of its
+ * anchor (shared, not copied), so the tree is a DAG; `weight` counts the
+ * nodes of a subtree with aliases expanded, which is what bounds the work of
+ * walking it.  Anchors become visible only once their node is complete, so
+ * there are no cycles.
+ *
+ * A decoder (config_dec) collects errors instead of stopping at the first one
+ * (up to CONFIG_MAX_ERRORS, then a count), so one run lists every problem
+ * of a file.  Strings it returns live in the decoder's arena, which the
+ * caller owns.  config.c (the scrape configuration), web_config.c (the
+ * web configuration), agent_config.c and kubeconfig.c (kubeconfig files,
+ * leniently) are its users, and outside config/ discovery/file.c (file_sd's
+ * YAML target files) and rules/ (rule files and rule unit tests).
+ */
+
+/* ---- the node tree (yaml_tree.c) ------------------------------------------ */
+
+typedef enum config_ynode_kind {
+    CONFIG_YNODE_SCALAR,
+    CONFIG_YNODE_SEQ,
+    CONFIG_YNODE_MAP
+} config_ynode_kind;
+
+typedef struct config_ynode config_ynode;
+struct config_ynode {
+    config_ynode_kind kind;
+    int line, col;       /* 1-based */
+    bool plain;          /* scalar written without quotes or block style */
+    char *value;         /* scalar: NUL-terminated (may also hold NULs: see len) */
+    size_t len;
+    config_ynode **items; /* seq: n items; map: n pairs as key, value, key, value... */
+    size_t n;
+    size_t weight;       /* nodes in this subtree, aliases expanded (saturating) */
+};
+
+/* Parse one YAML document.  *root is NULL for an empty document.  On a
+ * syntax error or a cap (depth, expanded nodes, several documents) returns
+ * FIRN_EINVAL with err "LINE:COL: message" and sets *line and *col. */
+int config_ytree_parse(const char *text, size_t len, firn_arena *arena, config_ynode **root,
+                       int *line, int *col, firn_err *err);
+
+/* A null scalar: plain empty, ~, null, Null or NULL. */
+bool config_ynode_is_null(const config_ynode *n);
+
+/* The document under root written out again as YAML, in arena, with every
+ * secret value replaced by "<secret>" (redact.c says which); "" for an empty
+ * document, NULL when libyaml refuses to write the tree back.  What
+ * /api/v1/status/config shows. */
+char *config_redacted_yaml(const config_ynode *root, firn_arena *arena);
+
+/* ---- the decoder (decode.c) ---------------------------------------------- */
+
+typedef struct config_dec_error {
+    int line, col;   /* 0 for errors about the whole file */
+    size_t seq;      /* report order, to keep the sort stable */
+    char *text;      /* malloc'd */
+} config_dec_error;
+
+typedef struct config_dec {
+    const char *name;    /* the file's name in messages */
+    firn_arena *arena;   /* the result's: strings and arrays decoded go here */
+    config_dec_error *errs;
+    size_t n_lines, cap_lines;
+    size_t dropped;      /* errors beyond CONFIG_MAX_ERRORS */
+} config_dec;
+
+/* ---- errors ---------------------------------------------------------------- */
+
+/* Report "NAME:LINE:COL: field: message" at node `at` (NULL: the whole
+ * file, "NAME: field: message"); field may be NULL. */
+void config_dec_err(config_dec *d, const config_ynode *at, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Parse text into *root (NULL for an empty document).  False, after
+ * reporting, when the text is over CONFIG_MAX_BYTES or is not YAML: then
+ * that is the only error. */
+bool config_dec_parse(config_dec *d, const char *text, size_t len, config_ynode **root);
+
+/* The start of a load from text: errs (when not NULL) emptied, *name
+ * defaulted to default_name, a zeroed result of size bytes with a new
+ * arena in *arena (the caller stores it in the result). */
+void *config_dec_begin(config_errors *errs, const char **name, const char *default_name, size_t size,
+                firn_arena **arena);
+
+/* The end of a load: 0 when nothing was reported.  Otherwise -1, err holds
+ * the first lines (as many as fit, then "(and N more)"), and when errs is
+ * not NULL every line in document order goes to it (caller frees with
+ * config_errors_free).  Frees the decoder's own error list either way. */
+int config_dec_finish(config_dec *d, config_errors *errs, firn_err *err);
+
+/* Read a file for a loader: at most CONFIG_MAX_BYTES.  On failure err and
+ * errs (one line, when not NULL) say why. */
+int config_dec_read_file(const char *path, unsigned char **buf, size_t *len, config_errors *errs,
+                  firn_err *err);
+
+/* ---- memory ---------------------------------------------------------------- */
+
+/* In the decoder's arena (model/alloc.h: they do not fail; NULL stays
+ * NULL).  config_dec_calloc returns NULL for n == 0. */
+char *config_dec_strdup(config_dec *d, const char *s);
+void *config_dec_calloc(config_dec *d, size_t n, size_t size);
+
+/* ---- nodes ------------------------------------------------------------------ */
+
+/* "null", "a mapping", "a list" or "a scalar", for messages. */
+const char *config_dec_kind(const config_ynode *n);
+
+/* Look up each of names[0..count) in map n: vals[i] / keys[i] get the value
+ * and key nodes, or NULL (keys may be NULL when count <= 32).  Reports
+ * unknown and duplicate keys ("unknown field in WHAT") and non-scalar keys.
+ * Returns false (after reporting) when n is neither a mapping nor null; a
+ * null node is an empty mapping. */
+bool config_dec_fields(config_dec *d, const config_ynode *n, const char *field, const char *what,
+                const char *const *names, size_t count, const config_ynode **vals, const config_ynode **keys);
+
+/* As config_dec_fields, for formats whose files carry many keys firn does not
+ * read (kubeconfig's preferences, extensions, ...): keys not in names are
+ * ignored, without a word.  Duplicates of names are still reported. */
+bool config_dec_fields_lax(config_dec *d, const config_ynode *n, const char *field, const char *what,
+                    const char *const *names, size_t count, const config_ynode **vals,
+                    const config_ynode **keys);
+
+/* v as a list: NULL when absent or null, and (after reporting "expected a
+ * list") when it is anything else. */
+const config_ynode *config_dec_seq(config_dec *d, const config_ynode *v, const char *field);
+
+/* The later of two nodes in the file (either may be NULL): where a
+ * conflict between two keys becomes one. */
+const config_ynode *config_dec_later(const config_ynode *a, const config_ynode *b);
+
+/* A scalar as a string (valid UTF-8, no NUL); false after reporting when it
+ * is not.  A null or absent value is "not given": *out is left alone.  The
+ * string lives in the tree, so in the decoder's arena. */
+bool config_dec_str(config_dec *d, const config_ynode *v, const char *field, char **out);
+
+/* A YAML 1.1 boolean as go-yaml v2 reads it; null or absent leaves *out. */
+bool config_dec_bool(config_dec *d, const config_ynode *v, const char *field, bool *out);
+
+/* A list of strings; null or absent is an empty list. */
+bool config_dec_str_list(config_dec *d, const config_ynode *v, const char *field, char ***out, size_t *n);
+
+/* ---- shared decoders -------------------------------------------------------- */
+
+/* One relabel_config rule into rc (malloc'd strings, as firn_relabel_config
+ * owns them), validated and compiled.  Returns true when rc is initialized
+ * and must be destroyed later (firn_relabel_config_destroy).  config.c's;
+ * the agent's config uses it too. */
+bool config_dec_relabel(config_dec *d, const config_ynode *v, firn_relabel_config *rc);
 
 #endif

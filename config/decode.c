@@ -1,7 +1,7 @@
-/* decode.c -- the decoder the YAML file loaders share (yaml.h): error
+/* decode.c -- the decoder the YAML file loaders share (config.h, part 5): error
  * collection in document order, strict mappings, scalars and string lists.
  */
-#include "config/yaml.h"
+#include "config/config.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -13,26 +13,12 @@
 
 static void add_line(config_dec *d, int line_no, int col, char *line)
 {
-    if (!line) {
-        d->oom = true;
-        return;
-    }
     if (d->n_lines == CONFIG_MAX_ERRORS) {
         d->dropped++;
         free(line);
         return;
     }
-    if (d->n_lines == d->cap_lines) {
-        size_t cap = d->cap_lines ? d->cap_lines * 2 : 8;
-        config_dec_error *ne = realloc(d->errs, cap * sizeof *ne);
-        if (!ne) {
-            d->oom = true;
-            free(line);
-            return;
-        }
-        d->errs = ne;
-        d->cap_lines = cap;
-    }
+    d->errs = firn_grow(d->errs, d->n_lines, &d->cap_lines, sizeof *d->errs, 8);
     d->errs[d->n_lines] = (config_dec_error){line_no, col, d->n_lines, line};
     d->n_lines++;
 }
@@ -54,32 +40,21 @@ void config_dec_err(config_dec *d, const config_ynode *at, const char *field, co
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    char *line = NULL;
-    int rc;
+    char *line;
     if (at)
-        rc = field ? asprintf(&line, "%s:%d:%d: %s: %s", d->name, at->line, at->col, field, msg)
-                   : asprintf(&line, "%s:%d:%d: %s", d->name, at->line, at->col, msg);
+        line = field ? firn_xasprintf("%s:%d:%d: %s: %s", d->name, at->line, at->col, field, msg)
+                     : firn_xasprintf("%s:%d:%d: %s", d->name, at->line, at->col, msg);
     else
-        rc = field ? asprintf(&line, "%s: %s: %s", d->name, field, msg)
-                   : asprintf(&line, "%s: %s", d->name, msg);
-    add_line(d, at ? at->line : 0, at ? at->col : 0, rc < 0 ? NULL : line);
+        line = field ? firn_xasprintf("%s: %s: %s", d->name, field, msg)
+                     : firn_xasprintf("%s: %s", d->name, msg);
+    add_line(d, at ? at->line : 0, at ? at->col : 0, line);
 }
 
 /* ---- memory ---------------------------------------------------------------- */
 
-char *config_dec_copy_str(firn_arena *a, const char *s, bool *ok)
-{
-    char *c = firn_arena_strdup(a, s);
-    *ok &= !s || c;
-    return c;
-}
-
 char *config_dec_strdup(config_dec *d, const char *s)
 {
-    char *c = firn_arena_strndup(d->arena, s, strlen(s));
-    if (!c)
-        d->oom = true;
-    return c;
+    return firn_arena_strdup(d->arena, s);
 }
 
 void *config_dec_calloc(config_dec *d, size_t n, size_t size)
@@ -87,8 +62,7 @@ void *config_dec_calloc(config_dec *d, size_t n, size_t size)
     if (n == 0)
         return NULL;
     void *p = firn_arena_calloc(d->arena, n, size);
-    if (!p)
-        d->oom = true;
+    assert(p);   /* n counts nodes of a document within CONFIG_MAX_NODES */
     return p;
 }
 
@@ -270,7 +244,7 @@ bool config_dec_str_list(config_dec *d, const config_ynode *v, const char *field
 /* ---- loading ---------------------------------------------------------------- */
 
 /* err->msg: as many whole lines as fit, then "(and N more)". */
-static void summarize(char *const *lines, size_t n, size_t total, bool oom, firn_err *err)
+static void summarize(char *const *lines, size_t n, size_t total, firn_err *err)
 {
     if (!err)
         return;
@@ -293,7 +267,7 @@ static void summarize(char *const *lines, size_t n, size_t total, bool oom, firn
             used = sizeof buf - reserve;
         snprintf(buf + used, sizeof buf - used, "\n(and %zu more)", total - shown);
     }
-    firn_errf(err, oom ? FIRN_ENOMEM : FIRN_EINVAL, "%s", buf);
+    firn_errf(err, FIRN_EINVAL, "%s", buf);
 }
 
 bool config_dec_parse(config_dec *d, const char *text, size_t len, config_ynode **root)
@@ -306,18 +280,14 @@ bool config_dec_parse(config_dec *d, const char *text, size_t len, config_ynode 
     int line, col;
     firn_err perr = {0};
     if (config_ytree_parse(text, len, d->arena, root, &line, &col, &perr) < 0) {
-        char *l = NULL;
-        if (asprintf(&l, "%s:%s", d->name, perr.msg) < 0)
-            l = NULL;
-        add_line(d, line, col, l);
-        d->oom |= perr.code == FIRN_ENOMEM;
+        add_line(d, line, col, firn_xasprintf("%s:%s", d->name, perr.msg));
         return false;
     }
     return true;
 }
 
 void *config_dec_begin(config_errors *errs, const char **name, const char *default_name, size_t size,
-                firn_arena **arena, firn_err *err)
+                firn_arena **arena)
 {
     if (errs) {
         errs->lines = NULL;
@@ -325,14 +295,8 @@ void *config_dec_begin(config_errors *errs, const char **name, const char *defau
     }
     if (!*name)
         *name = default_name;
-    void *out = calloc(1, size);
-    *arena = out ? firn_arena_new(0) : NULL;
-    if (!*arena) {
-        free(out);
-        firn_errf(err, FIRN_ENOMEM, "%s: out of memory", *name);
-        return NULL;
-    }
-    return out;
+    *arena = firn_arena_new(0);
+    return firn_xcalloc(1, size);
 }
 
 int config_dec_finish(config_dec *d, config_errors *errs, firn_err *err)
@@ -341,8 +305,6 @@ int config_dec_finish(config_dec *d, config_errors *errs, firn_err *err)
         errs->lines = NULL;
         errs->n = 0;
     }
-    if (d->oom && d->n_lines == 0)
-        config_dec_err(d, NULL, NULL, "out of memory");
     if (d->n_lines == 0) {
         free(d->errs);
         d->errs = NULL;
@@ -351,28 +313,21 @@ int config_dec_finish(config_dec *d, config_errors *errs, firn_err *err)
 
     /* The lines in document order, plus a note when some were cut. */
     firn_sort(d->errs, d->n_lines, sizeof *d->errs, cmp_error);
-    char **lines = malloc((d->n_lines + 1) * sizeof *lines);
+    char **lines = firn_xreallocarray(NULL, d->n_lines + 1, sizeof *lines);
     size_t n = 0;
-    for (size_t i = 0; i < d->n_lines; i++) {
-        if (lines)
-            lines[n++] = d->errs[i].text;
-        else
-            free(d->errs[i].text);
-    }
+    for (size_t i = 0; i < d->n_lines; i++)
+        lines[n++] = d->errs[i].text;
     free(d->errs);
     d->errs = NULL;
-    if (lines && d->dropped &&
-        asprintf(&lines[n], "%s: too many errors, %zu more not shown", d->name, d->dropped) >= 0)
-        n++;
-    if (lines)
-        summarize(lines, n, d->n_lines + d->dropped, d->oom, err);
-    else
-        firn_errf(err, FIRN_ENOMEM, "%s: out of memory", d->name);
-    if (errs && lines) {
+    if (d->dropped)
+        lines[n++] = firn_xasprintf("%s: too many errors, %zu more not shown", d->name,
+                                    d->dropped);
+    summarize(lines, n, d->n_lines + d->dropped, err);
+    if (errs) {
         errs->lines = lines;
         errs->n = n;
     } else {
-        for (size_t i = 0; lines && i < n; i++)
+        for (size_t i = 0; i < n; i++)
             free(lines[i]);
         free(lines);
     }
@@ -390,9 +345,9 @@ int config_dec_read_file(const char *path, unsigned char **buf, size_t *len, con
     if (firn_read_file(path, CONFIG_MAX_BYTES, buf, len, &rerr) < 0) {
         firn_errf(err, rerr.code, "%s", rerr.msg);
         if (errs) {
-            errs->lines = malloc(sizeof *errs->lines);
-            if (errs->lines && (errs->lines[0] = strdup(rerr.msg)))
-                errs->n = 1;
+            errs->lines = firn_xmalloc(sizeof *errs->lines);
+            errs->lines[0] = firn_xstrdup(rerr.msg);
+            errs->n = 1;
         }
         return -1;
     }

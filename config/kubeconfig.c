@@ -1,14 +1,15 @@
 /* kubeconfig.c -- read a kubeconfig file down to the connection of its
- * current context (kubeconfig.h has the contract), with the decoder the
- * other YAML loaders use (yaml.h), leniently: keys firn does not read are
+ * current context (config.h, part 4, has the contract), with the decoder the
+ * other YAML loaders use (part 5), leniently: keys firn does not read are
  * ignored, as client-go ignores them.
  *
  * The tree and everything decoded live in a scratch arena; only a
  * successful result is copied into the arena the caller keeps, so a
  * large file with many clusters costs its tree only while it is read.
  */
-#include "config/kubeconfig.h"
+#include "config/config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -18,8 +19,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "config/yaml.h"
 
 /* A decoder plus what a kubeconfig needs beside it. */
 typedef struct kdec {
@@ -77,10 +76,7 @@ static bool get_path(kdec *k, const config_ynode *v, const char *field, const ch
     if (s[0] != '/' && k->dir[0]) {
         size_t a = strlen(k->dir), b = strlen(s);
         p = firn_arena_alloc(k->d.arena, a + b + 1);
-        if (!p) {
-            k->d.oom = true;
-            return false;
-        }
+        assert(p);   /* two strings of the file: no overflow */
         memcpy(p, k->dir, a);
         memcpy(p + a, s, b + 1);
     }
@@ -115,10 +111,7 @@ static bool b64_decode(kdec *k, const char *s, unsigned char **out, size_t *out_
 {
     size_t n = strlen(s), m = 0;
     unsigned char *clean = firn_arena_alloc(k->d.arena, n + 1);
-    if (!clean) {
-        k->d.oom = true;
-        return false;
-    }
+    assert(clean);   /* a string of the file: no overflow */
     for (size_t i = 0; i < n; i++)
         if (s[i] != '\n' && s[i] != '\r')
             clean[m++] = (unsigned char)s[i];
@@ -130,10 +123,7 @@ static bool b64_decode(kdec *k, const char *s, unsigned char **out, size_t *out_
             return false;
     size_t whole = m / 4 * 3;
     unsigned char *buf = firn_arena_alloc(k->d.arena, whole + 1);
-    if (!buf) {
-        k->d.oom = true;
-        return false;
-    }
+    assert(buf);
     if (EVP_DecodeBlock(buf, clean, (int)m) != (int)whole)
         return false;
     *out_len = whole - pad;
@@ -149,7 +139,7 @@ static void get_data(kdec *k, const config_ynode *v, const char *field, const ch
     char *s = NULL;
     if (!get_str(k, v, field, &s) || !s)
         return;
-    if (!b64_decode(k, s, out, len) && !k->d.oom)
+    if (!b64_decode(k, s, out, len))
         config_dec_err(&k->d, v, field, "%s \"%.128s\": not valid base64", what, name);
 }
 
@@ -210,8 +200,6 @@ static void index_list(kdec *k, const config_ynode *v, const char *list, const c
         return;
     out->n_entries = seq->n;
     out->items = config_dec_calloc(d, seq->n, sizeof *out->items);
-    if (!out->items)
-        return;
     char what[32];
     snprintf(what, sizeof what, "a %s entry", kind);
     const char *const names[] = {"name", kind};
@@ -227,8 +215,6 @@ static void index_list(kdec *k, const config_ynode *v, const char *list, const c
         return;
     /* sorted by name, then position: a name's first entry leads its run */
     named *sorted = config_dec_calloc(d, out->n, sizeof *sorted);
-    if (!sorted)
-        return;
     memcpy(sorted, out->items, out->n * sizeof *sorted);
     firn_sort(sorted, out->n, sizeof *sorted, cmp_named);
     for (size_t i = 1, first = 0; i < out->n; i++) {
@@ -467,30 +453,24 @@ static void dec_kubeconfig(kdec *k, const config_ynode *root, config_kubeconfig 
 
 /* ---- the result ----------------------------------------------------------------- */
 
-static unsigned char *keep_data(firn_arena *a, const unsigned char *p, size_t len, bool *ok)
+static unsigned char *keep_data(firn_arena *a, const unsigned char *p, size_t len)
 {
-    if (!p)
-        return NULL;
-    unsigned char *c = (unsigned char *)firn_arena_strndup(a, (const char *)p, len);
-    *ok &= c != NULL;
-    return c;
+    return p ? (unsigned char *)firn_arena_strndup(a, (const char *)p, len) : NULL;
 }
 
-/* Copy what the scratch arena holds into the caller's; false when out of
- * memory. */
-static bool keep(const config_kubeconfig *in, firn_arena *a, config_kubeconfig *out)
+/* Copy what the scratch arena holds into the caller's. */
+static void keep(const config_kubeconfig *in, firn_arena *a, config_kubeconfig *out)
 {
-    bool ok = config_http_copy(a, &in->http, &out->http);
-    out->server = config_dec_copy_str(a, in->server, &ok);
-    out->ns = config_dec_copy_str(a, in->ns, &ok);
-    out->ca_data = keep_data(a, in->ca_data, in->ca_len, &ok);
-    out->cert_data = keep_data(a, in->cert_data, in->cert_len, &ok);
-    out->key_data = keep_data(a, in->key_data, in->key_len, &ok);
+    config_http_copy(a, &in->http, &out->http);
+    out->server = firn_arena_strdup(a, in->server);
+    out->ns = firn_arena_strdup(a, in->ns);
+    out->ca_data = keep_data(a, in->ca_data, in->ca_len);
+    out->cert_data = keep_data(a, in->cert_data, in->cert_len);
+    out->key_data = keep_data(a, in->key_data, in->key_len);
     out->ca_len = in->ca_len;
     out->cert_len = in->cert_len;
     out->key_len = in->key_len;
     out->arena = a;
-    return ok;
 }
 
 int config_kubeconfig_parse(const char *path, const char *data, size_t len,
@@ -503,33 +483,21 @@ int config_kubeconfig_parse(const char *path, const char *data, size_t len,
         return firn_errf(err, FIRN_ETOOBIG, "%s: larger than the cap of %u bytes", path,
                          KUBECONFIG_MAX_BYTES);
     firn_arena *scratch = firn_arena_new(0);
-    if (!scratch)
-        return firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
     kdec k = {.d = {.name = path, .arena = scratch}, .dir = ""};
     const char *slash = strrchr(path, '/');
-    if (slash) {
-        char *dir = firn_arena_strndup(scratch, path, (size_t)(slash - path) + 1);
-        if (dir)
-            k.dir = dir;
-        else
-            k.d.oom = true;
-    }
+    if (slash)
+        k.dir = firn_arena_strndup(scratch, path, (size_t)(slash - path) + 1);
     config_kubeconfig tmp = {0};
     config_ynode *root;
-    if (!k.d.oom && config_dec_parse(&k.d, data, len, &root))
+    if (config_dec_parse(&k.d, data, len, &root))
         dec_kubeconfig(&k, root, &tmp);
     int rc = FIRN_OK;
     if (config_dec_finish(&k.d, NULL, err) < 0) {
-        rc = k.d.oom ? FIRN_ENOMEM : k.io ? FIRN_EIO : FIRN_EINVAL;
+        rc = k.io ? FIRN_EIO : FIRN_EINVAL;
         if (err)
             err->code = rc;
     } else {
-        firn_arena *a = firn_arena_new(0);
-        if (!a || !keep(&tmp, a, out)) {
-            firn_arena_free(a);
-            memset(out, 0, sizeof *out);
-            rc = firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
-        }
+        keep(&tmp, firn_arena_new(0), out);
     }
     firn_arena_free(scratch);
     return rc;

@@ -26,7 +26,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "config/yaml.h"
+#include "config/config.h"
 
 /* Where a node sits, as far as secrets are concerned. */
 enum ctx {
@@ -46,7 +46,6 @@ typedef struct redactor {
     firn_u64map shared;   /* nodes reached more than once: written with an anchor */
     firn_u64map anchors;  /* node -> anchor number, once written */
     uint32_t next_anchor;
-    bool failed;          /* an allocation failed */
 } redactor;
 
 static uint64_t key_of(const config_ynode *n) { return (uint64_t)(uintptr_t)n; }
@@ -56,13 +55,10 @@ static bool scalar_is(const config_ynode *n, const char *s)
     return n->kind == CONFIG_YNODE_SCALAR && strlen(s) == n->len && memcmp(n->value, s, n->len) == 0;
 }
 
-/* Insert key into m: 1 when new, 0 when it was there (failed set on OOM). */
-static int put(redactor *r, firn_u64map *m, uint64_t key)
+/* Insert key into m: true when new, false when it was there. */
+static bool put(firn_u64map *m, uint64_t key)
 {
-    int rc = firn_u64map_put(m, key, 1, NULL);
-    if (rc < 0)
-        r->failed = true;
-    return rc == 1;
+    return firn_u64map_put(m, key, 1, NULL) == 1;
 }
 
 /* The context of the value of key k in a mapping whose context is ctx. */
@@ -107,12 +103,12 @@ static void mark(redactor *r, const config_ynode *n, enum ctx ctx)
 {
     _Static_assert(CTX_MASKED < 8, "the context must fit in 3 bits");
     assert((key_of(n) & 7) == 0);
-    if (!put(r, &r->visits, key_of(n) | (uint64_t)ctx))
+    if (!put(&r->visits, key_of(n) | (uint64_t)ctx))
         return;
     bool masked = ctx == CTX_MASKED || ctx == CTX_OBJECT_STORAGE || ctx == CTX_BUCKET;
     if (n->kind == CONFIG_YNODE_SCALAR) {
         if (masked)
-            put(r, &r->secret, key_of(n));
+            put(&r->secret, key_of(n));
         return;
     }
     if (n->kind == CONFIG_YNODE_SEQ) {
@@ -129,8 +125,8 @@ static void mark(redactor *r, const config_ynode *n, enum ctx ctx)
 /* Find the nodes reached more than once (each node's children walked once). */
 static void find_shared(redactor *r, const config_ynode *n)
 {
-    if (!put(r, &r->seen, key_of(n))) {
-        put(r, &r->shared, key_of(n));
+    if (!put(&r->seen, key_of(n))) {
+        put(&r->shared, key_of(n));
         return;
     }
     if (n->kind != CONFIG_YNODE_SCALAR)
@@ -151,8 +147,7 @@ static int emit_node(redactor *r, yaml_emitter_t *e, const config_ynode *n)
     }
     if (firn_u64map_get(&r->shared, key_of(n), &id) == 1) {
         id = ++r->next_anchor;
-        if (firn_u64map_put(&r->anchors, key_of(n), id, NULL) < 0)
-            return -1;
+        firn_u64map_put(&r->anchors, key_of(n), id, NULL);
         snprintf(anchor, sizeof anchor, "a%u", id);
     }
     yaml_char_t *a = anchor[0] ? (yaml_char_t *)anchor : NULL;
@@ -182,9 +177,8 @@ static int emit_node(redactor *r, yaml_emitter_t *e, const config_ynode *n)
 
 static int write_buf(void *data, unsigned char *bytes, size_t size)
 {
-    firn_buf *b = data;
-    firn_buf_append(b, bytes, size);
-    return !b->failed;
+    firn_buf_append(data, bytes, size);   /* no cap: the text is a loaded file's */
+    return 1;
 }
 
 char *config_redacted_yaml(const config_ynode *root, firn_arena *arena)
@@ -193,18 +187,16 @@ char *config_redacted_yaml(const config_ynode *root, firn_arena *arena)
         return firn_arena_strdup(arena, "");
     redactor r = {0};
     firn_buf out = {0};
-    char *text = NULL;
-    if (firn_u64map_init(&r.visits, 64) < 0 || firn_u64map_init(&r.secret, 16) < 0 ||
-        firn_u64map_init(&r.seen, 64) < 0 || firn_u64map_init(&r.shared, 16) < 0 ||
-        firn_u64map_init(&r.anchors, 16) < 0)
-        goto done;
+    firn_u64map_init(&r.visits, 64);
+    firn_u64map_init(&r.secret, 16);
+    firn_u64map_init(&r.seen, 64);
+    firn_u64map_init(&r.shared, 16);
+    firn_u64map_init(&r.anchors, 16);
     mark(&r, root, CTX_NONE);
     find_shared(&r, root);
-    if (r.failed)
-        goto done;
     yaml_emitter_t e;
-    if (!yaml_emitter_initialize(&e))
-        goto done;
+    if (!yaml_emitter_initialize(&e))   /* fails only for want of memory */
+        firn_oom(sizeof e);
     yaml_emitter_set_output(&e, write_buf, &out);
     yaml_emitter_set_unicode(&e, 1);
     yaml_emitter_set_width(&e, -1);
@@ -216,10 +208,12 @@ char *config_redacted_yaml(const config_ynode *root, firn_arena *arena)
              yaml_document_end_event_initialize(&ev, 1) && yaml_emitter_emit(&e, &ev) &&
              yaml_stream_end_event_initialize(&ev) && yaml_emitter_emit(&e, &ev) &&
              yaml_emitter_flush(&e);
+    if (!ok && e.error == YAML_MEMORY_ERROR)
+        firn_oom(out.len);
+    /* Anything else libyaml refuses to write back (the writer never fails)
+     * leaves the caller without the text: NULL. */
     yaml_emitter_delete(&e);
-    if (ok && !out.failed)
-        text = firn_arena_strndup(arena, out.data ? out.data : "", out.len);
-done:
+    char *text = ok ? firn_arena_strndup(arena, out.data ? out.data : "", out.len) : NULL;
     firn_buf_free(&out);
     firn_u64map_destroy(&r.visits);
     firn_u64map_destroy(&r.secret);

@@ -1,12 +1,13 @@
 /* web_config.c -- decode and validate the web configuration file
- * (web_config.h has the contract and the keys), with the decoder config.c
- * uses (yaml.h): same strictness, same FILE:LINE:COL errors.
+ * (config.h, part 2, has the contract and keys), with the decoder config.c
+ * uses (part 5): same strictness, same FILE:LINE:COL errors.
  *
  * Secrets never appear in messages: a bad hash or token is named by its
  * user or position, not quoted.
  */
-#include "config/web_config.h"
+#include "config/config.h"
 
+#include <assert.h>
 #include <crypt.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -14,8 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "config/yaml.h"
 
 #define BCRYPT_HASH_LEN 60     /* "$2b$10$" + 22 characters of salt + 31 of hash */
 
@@ -71,10 +70,7 @@ static bool dec_path(wdec *w, const config_ynode *v, const char *field, char **o
     }
     size_t a = strlen(w->dir), b = strlen(s);
     char *p = firn_arena_alloc(w->d.arena, a + b + 1);
-    if (!p) {
-        w->d.oom = true;
-        return false;
-    }
+    assert(p);   /* two strings of the file: no overflow */
     memcpy(p, w->dir, a);
     memcpy(p + a, s, b + 1);
     *out = p;
@@ -358,8 +354,6 @@ static void dec_tokens(config_dec *d, const config_ynode *v, config_web *out)
     if (!config_dec_str_list(d, v, field, &list, &n) || n == 0)
         return;
     out->tokens = config_dec_calloc(d, n, sizeof *out->tokens);
-    if (!out->tokens)
-        return;
     for (size_t i = 0; i < n; i++) {
         config_web_token *t = &out->tokens[out->n_tokens];
         size_t len = 0;
@@ -419,17 +413,13 @@ bool config_web_check_basic(const config_web *w, const char *user, size_t user_l
             found = &w->users[i];
     /* crypt_r reads a C string: a NUL inside would cut the password short. */
     bool usable = memchr(password, '\0', password_len) == NULL;
-    char *pw = malloc(password_len + 1);
-    struct crypt_data *cd = calloc(1, sizeof *cd);   /* 32 KiB: not on a worker's stack */
-    bool ok = false;
-    if (pw && cd) {
-        memcpy(pw, password, password_len);
-        pw[password_len] = '\0';
-        const char *hash = found ? found->hash : w->users[0].hash;
-        const char *out = crypt_r(pw, hash, cd);
-        ok = out && strlen(out) == strlen(hash) && CRYPTO_memcmp(out, hash, strlen(hash)) == 0;
-        OPENSSL_cleanse(pw, password_len);
-    }
+    /* password_len is within the request head's cap (the HTTP server's). */
+    char *pw = firn_xstrndup(password, password_len);
+    struct crypt_data *cd = firn_xcalloc(1, sizeof *cd);   /* 32 KiB: not on a worker's stack */
+    const char *hash = found ? found->hash : w->users[0].hash;
+    const char *out = crypt_r(pw, hash, cd);
+    bool ok = out && strlen(out) == strlen(hash) && CRYPTO_memcmp(out, hash, strlen(hash)) == 0;
+    OPENSSL_cleanse(pw, password_len);
     free(pw);
     free(cd);
     return ok && found && usable;
@@ -454,9 +444,7 @@ config_web *config_web_load_string(const char *text, size_t len, const char *nam
                                    config_errors *errs, firn_err *err)
 {
     firn_arena *arena;
-    config_web *out = config_dec_begin(errs, &name, "<web config>", sizeof *out, &arena, err);
-    if (!out)
-        return NULL;
+    config_web *out = config_dec_begin(errs, &name, "<web config>", sizeof *out, &arena);
     out->arena = arena;
     out->client_auth = CONFIG_WEB_NO_CLIENT_CERT;
     out->min_version = CONFIG_WEB_TLS12;
@@ -465,11 +453,7 @@ config_web *config_web_load_string(const char *text, size_t len, const char *nam
     out->source = config_dec_strdup(&w.d, name);
     const char *slash = strrchr(name, '/');
     if (slash) {
-        char *dir = firn_arena_strndup(arena, name, (size_t)(slash - name) + 1);
-        if (dir)
-            w.dir = dir;
-        else
-            w.d.oom = true;
+        w.dir = firn_arena_strndup(arena, name, (size_t)(slash - name) + 1);
     }
     config_ynode *root;
     if (config_dec_parse(&w.d, text, len, &root))

@@ -1,10 +1,10 @@
-/* yaml_tree.c -- libyaml events to a tree of positioned nodes (yaml.h).
+/* yaml_tree.c -- libyaml events to a tree of positioned nodes (config.h, part 5).
  *
  * Built with an explicit stack of open collections, never recursion, so a
  * hostile nesting depth costs nothing before the depth cap refuses it.
  */
-#include "config/yaml.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,25 +63,14 @@ static size_t add_sat(size_t a, size_t b)
     return __builtin_add_overflow(a, b, &s) ? SIZE_MAX : s;
 }
 
-static int remember_anchor(builder *b, const yaml_char_t *name, config_ynode *node, yaml_mark_t mark)
+static void remember_anchor(builder *b, const yaml_char_t *name, config_ynode *node)
 {
     if (!name)
-        return 0;
-    if (b->n_anchors == b->cap_anchors) {
-        size_t cap = b->cap_anchors ? b->cap_anchors * 2 : 16;
-        anchor *na = realloc(b->anchors, cap * sizeof *na);
-        if (!na)
-            return fail_at(b, mark, FIRN_ENOMEM, "out of memory");
-        b->anchors = na;
-        b->cap_anchors = cap;
-    }
-    char *copy = strdup((const char *)name);
-    if (!copy)
-        return fail_at(b, mark, FIRN_ENOMEM, "out of memory");
-    b->anchors[b->n_anchors].name = copy;
+        return;
+    b->anchors = firn_grow(b->anchors, b->n_anchors, &b->cap_anchors, sizeof *b->anchors, 16);
+    b->anchors[b->n_anchors].name = firn_xstrdup((const char *)name);
     b->anchors[b->n_anchors].node = node;
     b->n_anchors++;
-    return 0;
 }
 
 static int too_large(builder *b, yaml_mark_t mark)
@@ -103,14 +92,7 @@ static int attach(builder *b, config_ynode *node, yaml_mark_t mark)
         return 0;
     }
     frame *f = &b->stack[b->depth - 1];
-    if (f->n == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 8;
-        config_ynode **nk = realloc(f->kids, cap * sizeof *nk);
-        if (!nk)
-            return fail_at(b, mark, FIRN_ENOMEM, "out of memory");
-        f->kids = nk;
-        f->cap = cap;
-    }
+    f->kids = firn_grow(f->kids, f->n, &f->cap, sizeof *f->kids, 8);
     f->kids[f->n++] = node;
     f->weight = add_sat(f->weight, node->weight);
     if (f->weight > CONFIG_MAX_NODES)
@@ -121,8 +103,6 @@ static int attach(builder *b, config_ynode *node, yaml_mark_t mark)
 static config_ynode *new_node(builder *b, config_ynode_kind kind, yaml_mark_t mark)
 {
     config_ynode *n = firn_arena_calloc(b->arena, 1, sizeof *n);
-    if (!n)
-        return NULL;
     n->kind = kind;
     n->line = (int)mark.line + 1;
     n->col = (int)mark.column + 1;
@@ -133,16 +113,12 @@ static config_ynode *new_node(builder *b, config_ynode_kind kind, yaml_mark_t ma
 static int on_scalar(builder *b, const yaml_event_t *ev)
 {
     config_ynode *n = new_node(b, CONFIG_YNODE_SCALAR, ev->start_mark);
-    if (!n)
-        return fail_at(b, ev->start_mark, FIRN_ENOMEM, "out of memory");
     n->value = firn_arena_strndup(b->arena, (const char *)ev->data.scalar.value,
                                   ev->data.scalar.length);
-    if (!n->value)
-        return fail_at(b, ev->start_mark, FIRN_ENOMEM, "out of memory");
     n->len = ev->data.scalar.length;
     n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-    int rc = remember_anchor(b, ev->data.scalar.anchor, n, ev->start_mark);
-    return rc < 0 ? rc : attach(b, n, ev->start_mark);
+    remember_anchor(b, ev->data.scalar.anchor, n);
+    return attach(b, n, ev->start_mark);
 }
 
 static int on_start(builder *b, const yaml_event_t *ev, config_ynode_kind kind, const yaml_char_t *anchor_name)
@@ -150,17 +126,12 @@ static int on_start(builder *b, const yaml_event_t *ev, config_ynode_kind kind, 
     if (b->depth == CONFIG_MAX_DEPTH)
         return fail_at(b, ev->start_mark, FIRN_ETOOBIG, "nesting deeper than the cap of " FIRN_STR(CONFIG_MAX_DEPTH) " levels");
     config_ynode *n = new_node(b, kind, ev->start_mark);
-    if (!n)
-        return fail_at(b, ev->start_mark, FIRN_ENOMEM, "out of memory");
     frame *f = &b->stack[b->depth];
     memset(f, 0, sizeof *f);
     f->node = n;
     f->weight = 1;
-    if (anchor_name) {
-        f->anchor = strdup((const char *)anchor_name);
-        if (!f->anchor)
-            return fail_at(b, ev->start_mark, FIRN_ENOMEM, "out of memory");
-    }
+    if (anchor_name)
+        f->anchor = firn_xstrdup((const char *)anchor_name);
     b->depth++;
     return 0;
 }
@@ -170,9 +141,8 @@ static int on_end(builder *b, const yaml_event_t *ev)
     frame *f = &b->stack[b->depth - 1];
     config_ynode *n = f->node;
     if (f->n) {
-        n->items = firn_arena_alloc(b->arena, f->n * sizeof *n->items);
-        if (!n->items)
-            return fail_at(b, ev->start_mark, FIRN_ENOMEM, "out of memory");
+        n->items = firn_arena_calloc(b->arena, f->n, sizeof *n->items);
+        assert(n->items);   /* f->n kids are in memory: no overflow */
         memcpy(n->items, f->kids, f->n * sizeof *n->items);
     }
     n->n = n->kind == CONFIG_YNODE_MAP ? f->n / 2 : f->n;
@@ -182,9 +152,9 @@ static int on_end(builder *b, const yaml_event_t *ev)
     f->kids = NULL;
     f->anchor = NULL;
     b->depth--;
-    int rc = remember_anchor(b, (const yaml_char_t *)anchor_name, n, ev->start_mark);
+    remember_anchor(b, (const yaml_char_t *)anchor_name, n);
     free(anchor_name);
-    return rc < 0 ? rc : attach(b, n, ev->start_mark);
+    return attach(b, n, ev->start_mark);
 }
 
 static int on_alias(builder *b, const yaml_event_t *ev)
@@ -206,7 +176,7 @@ static int syntax_error(builder *b, const yaml_parser_t *p)
     else
         snprintf(msg, sizeof msg, "yaml: %s", problem);
     if (p->error == YAML_MEMORY_ERROR)
-        return fail_at(b, p->problem_mark, FIRN_ENOMEM, "out of memory");
+        firn_oom(0);   /* libyaml's own allocation failed */
     return fail_at(b, p->problem_mark, FIRN_EINVAL, msg);
 }
 
@@ -217,8 +187,8 @@ int config_ytree_parse(const char *text, size_t len, firn_arena *arena, config_y
     yaml_parser_t parser;
     *root = NULL;
     *line = *col = 0;
-    if (!yaml_parser_initialize(&parser))
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    if (!yaml_parser_initialize(&parser))   /* fails only for want of memory */
+        firn_oom(sizeof parser);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 
     int rc = 0, documents = 0;

@@ -98,9 +98,10 @@ static int dns_channel_new(const disc_dns *d, ares_channel *out, firn_err *err)
     opts.tries = DNS_TRIES;
     int mask = ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
     int rc = ares_init_options(out, &opts, mask);
+    if (rc == ARES_ENOMEM)
+        firn_oom(sizeof opts);
     if (rc != ARES_SUCCESS)
-        return firn_errf(err, rc == ARES_ENOMEM ? FIRN_ENOMEM : FIRN_EIO,
-                         "dns_sd: c-ares init: %s", ares_strerror(rc));
+        return firn_errf(err, FIRN_EIO, "dns_sd: c-ares init: %s", ares_strerror(rc));
     if (d->server) {
         rc = ares_set_servers_ports_csv(*out, d->server);
         if (rc != ARES_SUCCESS) {
@@ -130,24 +131,22 @@ static size_t dns_count_labels(const char *name)
 /* The names to try for name, as Go's miekg/dns ClientConfig.NameList: a
  * rooted name as is; otherwise with more than ndots labels the name
  * first, then each search domain appended, else the name last. */
-static int dns_candidates(dns_lookup *l, const struct ares_options *opts)
+static void dns_candidates(dns_lookup *l, const struct ares_options *opts)
 {
     const char *name = l->name;
     size_t len = strlen(name);
     size_t nd = opts->ndomains > 0 ? (size_t)opts->ndomains : 0;
     if (nd > DNS_NAMES_MAX)
         nd = DNS_NAMES_MAX;
+    /* Sizes of names and at most DNS_NAMES_MAX domains: no overflow, so
+     * the arena does not return NULL. */
     l->candidates = firn_arena_calloc(l->arena, nd + 1, sizeof *l->candidates);
-    if (!l->candidates)
-        return FIRN_ENOMEM;
     if (len > 0 && name[len - 1] == '.') {
         l->candidates[l->n_candidates++] = (char *)name;
-        return 0;
+        return;
     }
     bool has_ndots = dns_count_labels(name) > (size_t)(opts->ndots > 0 ? opts->ndots : 0);
     char *fqdn = firn_arena_alloc(l->arena, len + 2);
-    if (!fqdn)
-        return FIRN_ENOMEM;
     memcpy(fqdn, name, len);
     memcpy(fqdn + len, ".", 2);
     if (has_ndots)
@@ -156,15 +155,12 @@ static int dns_candidates(dns_lookup *l, const struct ares_options *opts)
         const char *dom = opts->domains[i];
         size_t dlen = strlen(dom);
         char *c = firn_arena_alloc(l->arena, len + dlen + 3);
-        if (!c)
-            return FIRN_ENOMEM;
         bool rooted = dlen > 0 && dom[dlen - 1] == '.';
         snprintf(c, len + dlen + 3, "%s.%s%s", name, dom, rooted ? "" : ".");
         l->candidates[l->n_candidates++] = c;
     }
     if (!has_ndots)
         l->candidates[l->n_candidates++] = fqdn;
-    return 0;
 }
 
 /* ---- building targets ------------------------------------------------------ */
@@ -183,8 +179,6 @@ static char *dns_join_host_port(firn_arena *a, const char *host, unsigned port)
     bool v6 = memchr(host, ':', len) != NULL;
     size_t size = len + 16;
     char *s = firn_arena_alloc(a, size);
-    if (!s)
-        return NULL;
     snprintf(s, size, v6 ? "[%.*s]:%u" : "%.*s:%u", (int)len, host, port);
     return s;
 }
@@ -196,34 +190,27 @@ static char *dns_rooted(firn_arena *a, const char *name)
     if (len > 0 && name[len - 1] == '.')
         return firn_arena_strdup(a, name);
     char *s = firn_arena_alloc(a, len + 2);
-    if (!s)
-        return NULL;
     memcpy(s, name, len);
     memcpy(s + len, ".", 2);
     return s;
 }
 
 /* Add a target with __address__, __meta_dns_name and the record label
- * (meta may be NULL).  Returns 0, or FIRN_ENOMEM. */
-static int dns_add_target(dns_lookup *l, target_list *t, const char *address,
-                          const char *meta_name, const char *meta_value,
-                          const char *port_value)
+ * (meta may be NULL).  The records of one reply (at most DNS_EDNS_SIZE
+ * bytes) are few: the arena's sizes cannot overflow. */
+static void dns_add_target(dns_lookup *l, target_list *t, const char *address,
+                           const char *meta_name, const char *meta_value,
+                           const char *port_value)
 {
-    if (!address || (meta_name && !meta_value))
-        return FIRN_ENOMEM;
-    if (t->n == t->cap) {
+    if (t->n == t->cap) {   /* the list lives in the lookup's arena, as its group */
         size_t cap = t->cap ? t->cap * 2 : 8;
         disc_target *v = firn_arena_calloc(l->arena, cap, sizeof *v);
-        if (!v)
-            return FIRN_ENOMEM;
         if (t->n)
             memcpy(v, t->v, t->n * sizeof *v);
         t->v = v;
         t->cap = cap;
     }
     firn_label *labels = firn_arena_calloc(l->arena, 4, sizeof *labels);
-    if (!labels)
-        return FIRN_ENOMEM;
     size_t n = 0;
     labels[n++] = (firn_label){"__address__", address};
     labels[n++] = (firn_label){"__meta_dns_name", l->name};
@@ -237,29 +224,28 @@ static int dns_add_target(dns_lookup *l, target_list *t, const char *address,
         char q[256];
         firn_log(FIRN_LOG_WARN, DNS_COMPONENT, "skipping DNS record", "name=%s err=%s",
                  firn_log_quote(q, sizeof q, l->name), err.msg);
-        return 0;
+        return;
     }
     t->v[t->n++] = (disc_target){labels, n};
-    return 0;
 }
 
 /* Parse a NOERROR answer into l->group.  Returns 0 (records found or not),
- * FIRN_ENOMEM, or FIRN_EINVAL for a reply c-ares cannot parse. */
+ * or FIRN_EINVAL for a reply c-ares cannot parse. */
 static int dns_parse(dns_lookup *l, const unsigned char *abuf, int alen)
 {
     disc_dns *d = l->d;
     firn_arena *a = l->arena;
     target_list t = {0};
-    int rc = ARES_SUCCESS, st = 0;
+    int rc = ARES_SUCCESS;
     char portbuf[8];
 
     switch (d->qtype) {
     case 33: {
         struct ares_srv_reply *srv = NULL;
         rc = ares_parse_srv_reply(abuf, alen, &srv);
-        for (struct ares_srv_reply *r = srv; r && st == 0; r = r->next) {
+        for (struct ares_srv_reply *r = srv; r; r = r->next) {
             snprintf(portbuf, sizeof portbuf, "%u", (unsigned)r->port);
-            st = dns_add_target(l, &t, dns_join_host_port(a, r->host, r->port),
+            dns_add_target(l, &t, dns_join_host_port(a, r->host, r->port),
                                 "__meta_dns_srv_record_target", dns_rooted(a, r->host),
                                 firn_arena_strdup(a, portbuf));
         }
@@ -269,8 +255,8 @@ static int dns_parse(dns_lookup *l, const unsigned char *abuf, int alen)
     case 15: {
         struct ares_mx_reply *mx = NULL;
         rc = ares_parse_mx_reply(abuf, alen, &mx);
-        for (struct ares_mx_reply *r = mx; r && st == 0; r = r->next)
-            st = dns_add_target(l, &t, dns_join_host_port(a, r->host, d->port),
+        for (struct ares_mx_reply *r = mx; r; r = r->next)
+            dns_add_target(l, &t, dns_join_host_port(a, r->host, d->port),
                                 "__meta_dns_mx_record_target", dns_rooted(a, r->host), NULL);
         ares_free_data(mx);
         break;
@@ -278,8 +264,8 @@ static int dns_parse(dns_lookup *l, const unsigned char *abuf, int alen)
     case 2: {
         struct hostent *h = NULL;
         rc = ares_parse_ns_reply(abuf, alen, &h);
-        for (char **p = h ? h->h_aliases : NULL; p && *p && st == 0; p++)
-            st = dns_add_target(l, &t, dns_join_host_port(a, *p, d->port),
+        for (char **p = h ? h->h_aliases : NULL; p && *p; p++)
+            dns_add_target(l, &t, dns_join_host_port(a, *p, d->port),
                                 "__meta_dns_ns_record_target", dns_rooted(a, *p), NULL);
         if (h)
             ares_free_hostent(h);
@@ -290,11 +276,11 @@ static int dns_parse(dns_lookup *l, const unsigned char *abuf, int alen)
         struct hostent *h = NULL;
         rc = d->qtype == 1 ? ares_parse_a_reply(abuf, alen, &h, NULL, NULL)
                            : ares_parse_aaaa_reply(abuf, alen, &h, NULL, NULL);
-        for (char **p = h ? h->h_addr_list : NULL; p && *p && st == 0; p++) {
+        for (char **p = h ? h->h_addr_list : NULL; p && *p; p++) {
             char ip[INET6_ADDRSTRLEN];
             if (!inet_ntop(h->h_addrtype, *p, ip, sizeof ip))
                 continue;
-            st = dns_add_target(l, &t, dns_join_host_port(a, ip, d->port), NULL, NULL, NULL);
+            dns_add_target(l, &t, dns_join_host_port(a, ip, d->port), NULL, NULL, NULL);
         }
         if (h)
             ares_free_hostent(h);
@@ -303,12 +289,10 @@ static int dns_parse(dns_lookup *l, const unsigned char *abuf, int alen)
     default:
         return FIRN_EINVAL;
     }
-    if (st < 0)
-        return st;
     /* ENODATA: an answer without records of the type (say only a CNAME),
      * which Prometheus takes as an empty set. */
     if (rc == ARES_ENOMEM)
-        return FIRN_ENOMEM;
+        firn_oom(0);   /* c-ares's own allocation */
     if (rc != ARES_SUCCESS && rc != ARES_ENODATA)
         return FIRN_EINVAL;
     l->group.source = l->name;
@@ -337,9 +321,9 @@ static void dns_callback(void *arg, int status, int timeouts, unsigned char *abu
     case ARES_SUCCESS: {
         int rc = dns_parse(l, abuf, alen);
         if (rc < 0) {
-            firn_log(FIRN_LOG_WARN, DNS_COMPONENT, "bad DNS reply", "name=%s type=%s err=%s",
-                     firn_log_quote(q, sizeof q, qname), l->d->type_name,
-                     rc == FIRN_ENOMEM ? "\"out of memory\"" : "\"unparsable answer\"");
+            firn_log(FIRN_LOG_WARN, DNS_COMPONENT, "bad DNS reply",
+                     "name=%s type=%s err=\"unparsable answer\"",
+                     firn_log_quote(q, sizeof q, qname), l->d->type_name);
             dns_done(l, LOOKUP_FAILED);
         } else {
             dns_done(l, LOOKUP_FOUND);
@@ -454,32 +438,20 @@ static bool dns_refresh(disc_dns *d)
         return true;
     }
     firn_arena *arena = firn_arena_new(0);
-    dns_lookup *lookups = arena ? firn_arena_calloc(arena, d->n_names, sizeof *lookups) : NULL;
+    dns_lookup *lookups = firn_arena_calloc(arena, d->n_names, sizeof *lookups);
     struct ares_options opts;
     int mask = 0;
     memset(&opts, 0, sizeof opts);
-    bool have_opts = false, ok = lookups != NULL;
-    if (ok) {
-        ok = ares_save_options(ch, &opts, &mask) == ARES_SUCCESS;
-        have_opts = ok;
-    }
+    if (ares_save_options(ch, &opts, &mask) != ARES_SUCCESS)   /* only ARES_ENOMEM */
+        firn_oom(sizeof opts);
     size_t pending = 0;
-    for (size_t i = 0; ok && i < d->n_names; i++) {
+    for (size_t i = 0; i < d->n_names; i++) {
         dns_lookup *l = &lookups[i];
         *l = (dns_lookup){.d = d, .channel = ch, .arena = arena, .name = d->names[i],
                           .all_valid = true, .pending = &pending};
-        if (dns_candidates(l, &opts) < 0)
-            ok = false;
+        dns_candidates(l, &opts);
     }
-    if (have_opts)
-        ares_destroy_options(&opts);
-    if (!ok) {
-        firn_log(FIRN_LOG_ERROR, DNS_COMPONENT, "DNS refresh failed", "err=\"out of memory\"");
-        ares_destroy(ch);
-        firn_arena_free(arena);
-        d->sink->refreshed(d->sink, false);
-        return true;
-    }
+    ares_destroy_options(&opts);
     pending = d->n_names;
     for (size_t i = 0; i < d->n_names; i++)
         dns_query_next(&lookups[i]);
@@ -490,7 +462,7 @@ static bool dns_refresh(disc_dns *d)
     if (running) {
         disc_group *groups = firn_arena_calloc(arena, d->n_names, sizeof *groups);
         size_t n = 0;
-        ok = groups != NULL;
+        bool ok = true;
         for (size_t i = 0; ok && i < d->n_names; i++) {
             if (lookups[i].result == LOOKUP_FOUND || lookups[i].result == LOOKUP_EMPTY)
                 groups[n++] = lookups[i].group;
@@ -574,9 +546,7 @@ disc_dns *disc_dns_start(const config_dns_sd *cfg, const disc_dns_options *o, di
                   "a port is required in DNS-SD configs for all record types except SRV");
         return NULL;
     }
-    disc_dns *d = calloc(1, sizeof *d);
-    if (!d)
-        goto oom;
+    disc_dns *d = firn_xcalloc(1, sizeof *d);
     d->wake_fd = -1;
     d->qtype = qtype;
     d->type_name = type_name;
@@ -584,16 +554,12 @@ disc_dns *disc_dns_start(const config_dns_sd *cfg, const disc_dns_options *o, di
     d->refresh_ms = cfg->refresh_interval_ms > 0 ? cfg->refresh_interval_ms
                                                   : DNS_DEFAULT_REFRESH_MS;
     d->sink = sink;
-    d->names = calloc(cfg->n_names, sizeof *d->names);
-    if (!d->names)
-        goto oom;
-    for (size_t i = 0; i < cfg->n_names; i++) {
-        if (!(d->names[i] = strdup(cfg->names[i])))
-            goto oom;
-        d->n_names++;
-    }
-    if (o && o->server && !(d->server = strdup(o->server)))
-        goto oom;
+    d->names = firn_xcalloc(cfg->n_names, sizeof *d->names);
+    for (size_t i = 0; i < cfg->n_names; i++)
+        d->names[i] = firn_xstrdup(cfg->names[i]);
+    d->n_names = cfg->n_names;
+    if (o && o->server)
+        d->server = firn_xstrdup(o->server);
     /* Check the server now, so a bad flag fails at start, not each refresh. */
     ares_channel ch;
     if (dns_channel_new(d, &ch, err) < 0) {
@@ -614,10 +580,6 @@ disc_dns *disc_dns_start(const config_dns_sd *cfg, const disc_dns_options *o, di
         return NULL;
     }
     return d;
-oom:
-    dns_free(d);
-    firn_errf(err, FIRN_ENOMEM, "out of memory");
-    return NULL;
 }
 
 void disc_dns_stop(disc_dns *d)

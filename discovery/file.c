@@ -32,7 +32,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
-#include "config/yaml.h"
+#include "config/config.h"
 #include "discovery/discovery.h"
 
 #define FILE_SD_MAX_BYTES CONFIG_MAX_BYTES     /* 16 MiB, as a config file */
@@ -57,9 +57,9 @@ static int build_groups(const char *path, entry *entries, size_t n, disc_groups 
 {
     size_t pl = strlen(path);
     char *filepath = firn_arena_strndup(out->arena, path, pl);
+    /* Counts from a file within FILE_SD_MAX_BYTES: the arena's sizes cannot
+     * overflow, so it does not return NULL (model/alloc.h). */
     out->v = firn_arena_calloc(out->arena, n + 1, sizeof *out->v);
-    if (!filepath || !out->v)
-        return firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
     for (size_t i = 0; i < n; i++) {
         entry *e = &entries[i];
         disc_group *g = &out->v[i];
@@ -68,8 +68,6 @@ static int build_groups(const char *path, entry *entries, size_t n, disc_groups 
         char *src = firn_arena_alloc(out->arena, pl + (size_t)il + 1);
         g->targets = firn_arena_calloc(out->arena, e->n_targets + 1, sizeof *g->targets);
         firn_label *addr = firn_arena_calloc(out->arena, e->n_targets + 1, sizeof *addr);
-        if (!src || !g->targets || !addr)
-            return firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
         memcpy(src, path, pl);
         memcpy(src + pl, index, (size_t)il + 1);
         g->source = src;
@@ -112,10 +110,6 @@ static int json_parse(const char *path, const char *data, size_t len, disc_group
     }
     n = json_array_size(root);
     entries = firn_arena_calloc(out->arena, n + 1, sizeof *entries);
-    if (!entries) {
-        rc = firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
-        goto out;
-    }
     for (size_t i = 0; i < n; i++) {
         json_t *g = json_array_get(root, i);
         entry *e = &entries[i];
@@ -147,8 +141,6 @@ static int json_parse(const char *path, const char *data, size_t len, disc_group
             }
             e->n_targets = json_array_size(targets);
             e->targets = firn_arena_calloc(out->arena, e->n_targets + 1, sizeof *e->targets);
-            if (!e->targets)
-                goto oom;
             for (size_t t = 0; t < e->n_targets; t++) {
                 json_t *s = json_array_get(targets, t);
                 if (!json_is_string(s)) {
@@ -158,8 +150,6 @@ static int json_parse(const char *path, const char *data, size_t len, disc_group
                 }
                 e->targets[t] = firn_arena_strndup(out->arena, json_string_value(s),
                                                    json_string_length(s));
-                if (!e->targets[t])
-                    goto oom;
             }
         }
         size_t nl = labels && json_is_object(labels) ? json_object_size(labels) : 0;
@@ -174,8 +164,6 @@ static int json_parse(const char *path, const char *data, size_t len, disc_group
             goto out;
         }
         e->labels = firn_arena_calloc(out->arena, nl + 1, sizeof *e->labels);
-        if (!e->labels)
-            goto oom;
         if (nl) {
             json_object_foreach(labels, key, v) {
                 if (!firn_label_name_valid(key)) {
@@ -192,8 +180,6 @@ static int json_parse(const char *path, const char *data, size_t len, disc_group
                 l->name = firn_arena_strndup(out->arena, key, strlen(key));
                 l->value = firn_arena_strndup(out->arena, json_string_value(v),
                                               json_string_length(v));
-                if (!l->name || !l->value)
-                    goto oom;
             }
         }
     }
@@ -202,9 +188,6 @@ build:
 out:
     json_decref(root);
     return rc;
-oom:
-    rc = firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
-    goto out;
 }
 
 /* A {name: value} mapping of an entry (null: none). */
@@ -224,8 +207,6 @@ static void yaml_labels(config_dec *d, const config_ynode *v, entry *e)
         return;
     }
     e->labels = config_dec_calloc(d, v->n + 1, sizeof *e->labels);
-    if (!e->labels)
-        return;
     for (size_t p = 0; p < v->n; p++) {
         const config_ynode *key = v->items[2 * p], *val = v->items[2 * p + 1];
         char *name = NULL, *value = NULL;
@@ -298,8 +279,6 @@ int disc_file_parse(const char *path, const char *data, size_t len, disc_groups 
         return firn_errf(err, FIRN_ETOOBIG, "%s: larger than the cap of %u bytes", path,
                          FILE_SD_MAX_BYTES);
     out->arena = firn_arena_new(0);
-    if (!out->arena)
-        return firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
     int rc = json ? json_parse(path, data, len, out, err) : yaml_parse(path, data, len, out, err);
     if (rc < 0)
         disc_groups_free(out);
@@ -385,31 +364,19 @@ typedef struct batch {
     firn_arena *arena;   /* the empty groups' sources */
 } batch;
 
-static bool batch_add(batch *b, const disc_group *g)
+static void batch_add(batch *b, const disc_group *g)
 {
-    disc_group *nv = firn_grow(b->v, b->n, &b->cap, sizeof *nv, 16);
-    if (!nv)
-        return false;
-    b->v = nv;
+    b->v = firn_grow(b->v, b->n, &b->cap, sizeof *b->v, 16);
     b->v[b->n++] = *g;
-    return true;
 }
 
-/* Hand g to the batch; false (g still the caller's) when out of memory. */
-static bool batch_add_file(batch *b, disc_groups *g)
+/* Hand g to the batch. */
+static void batch_add_file(batch *b, disc_groups *g)
 {
-    disc_groups *nf = firn_grow(b->files, b->n_files, &b->cap_files, sizeof *nf, 8);
-    if (!nf)
-        return false;
-    b->files = nf;
-    size_t n = b->n;
+    b->files = firn_grow(b->files, b->n_files, &b->cap_files, sizeof *b->files, 8);
     for (size_t i = 0; i < g->n; i++)
-        if (!batch_add(b, &g->v[i])) {
-            b->n = n;
-            return false;
-        }
+        batch_add(b, &g->v[i]);
     b->files[b->n_files++] = *g;
-    return true;
 }
 
 static void batch_free(batch *b)
@@ -446,9 +413,10 @@ static char **list_files(disc_file *f, size_t *n, bool *ok)
     for (size_t p = 0; p < f->n_patterns; p++) {
         glob_t g = {0};
         int rc = glob(f->patterns[p], GLOB_PERIOD, NULL, &g);
+        if (rc == GLOB_NOSPACE)   /* glob's own allocation failed */
+            firn_oom(0);
         if (rc != 0 && rc != GLOB_NOMATCH) {
-            log_quoted(FIRN_LOG_ERROR, "Error expanding glob", f->patterns[p],
-                       rc == GLOB_NOSPACE ? "out of memory" : "read error");
+            log_quoted(FIRN_LOG_ERROR, "Error expanding glob", f->patterns[p], "read error");
             *ok = false;
         }
         for (size_t i = 0; rc == 0 && i < g.gl_pathc; i++) {
@@ -457,17 +425,8 @@ static char **list_files(disc_file *f, size_t *n, bool *ok)
                 dup = strcmp(files[j], g.gl_pathv[i]) == 0;
             if (dup)
                 continue;
-            char **nf = firn_grow(files, *n, &cap, sizeof *nf, 8);
-            if (!nf) {
-                *ok = false;
-                break;
-            }
-            files = nf;
-            if (!(files[*n] = strdup(g.gl_pathv[i]))) {
-                *ok = false;
-                break;
-            }
-            (*n)++;
+            files = firn_grow(files, *n, &cap, sizeof *files, 8);
+            files[(*n)++] = firn_xstrdup(g.gl_pathv[i]);
         }
         globfree(&g);
     }
@@ -481,17 +440,7 @@ static void refresh(disc_file *f)
     size_t n_files = 0;
     char **files = list_files(f, &n_files, &ok);
     batch b = {.arena = firn_arena_new(0)};
-    seen *ref = calloc(n_files + 1, sizeof *ref);
-    if (!b.arena || !ref) {
-        firn_log(FIRN_LOG_ERROR, "discovery", "out of memory refreshing", "mechanism=file");
-        for (size_t i = 0; i < n_files; i++)
-            free(files[i]);
-        free(files);
-        free(ref);
-        batch_free(&b);
-        f->sink->refreshed(f->sink, false);
-        return;
-    }
+    seen *ref = firn_xcalloc(n_files + 1, sizeof *ref);
     for (size_t i = 0; i < n_files; i++) {
         const seen *prev = find_seen(f->last, f->n_last, files[i]);
         disc_groups g;
@@ -502,12 +451,7 @@ static void refresh(disc_file *f)
             continue;
         }
         ref[i].n_groups = g.n;
-        if (!batch_add_file(&b, &g)) {
-            firn_log(FIRN_LOG_ERROR, "discovery", "out of memory refreshing", "mechanism=file");
-            ref[i].n_groups = prev ? prev->n_groups : 0;
-            disc_groups_free(&g);
-            ok = false;
-        }
+        batch_add_file(&b, &g);
     }
     free(files);   /* the paths now belong to ref */
 
@@ -520,10 +464,7 @@ static void refresh(disc_file *f)
             int sl = snprintf(source, sizeof source, ":%zu", k);
             size_t pl = strlen(f->last[i].path);
             char *src = firn_arena_alloc(b.arena, pl + (size_t)sl + 1);
-            if (!src || !batch_add(&b, &(disc_group){.source = src})) {
-                ok = false;
-                break;
-            }
+            batch_add(&b, &(disc_group){.source = src});
             memcpy(src, f->last[i].path, pl);
             memcpy(src + pl, source, (size_t)sl + 1);
         }
@@ -636,24 +577,17 @@ disc_file *disc_file_start(const config_file_sd *cfg, disc_sink *sink, firn_err 
                       cfg->files[i]);
             return NULL;
         }
-    disc_file *f = calloc(1, sizeof *f);
-    if (!f) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    disc_file *f = firn_xcalloc(1, sizeof *f);
     f->inotify_fd = f->stop_fd = -1;
     f->sink = sink;
     f->refresh_ms = cfg->refresh_interval_ms > 0 ? cfg->refresh_interval_ms
                                                  : FILE_SD_DEFAULT_REFRESH_MS;
-    f->patterns = calloc(cfg->n_files, sizeof *f->patterns);
-    f->bases = calloc(cfg->n_files, sizeof *f->bases);
-    f->pattern_watch = calloc(cfg->n_files, sizeof *f->pattern_watch);
-    f->watches = calloc(cfg->n_files, sizeof *f->watches);
-    if (!f->patterns || !f->bases || !f->pattern_watch || !f->watches)
-        goto oom;
+    f->patterns = firn_xcalloc(cfg->n_files, sizeof *f->patterns);
+    f->bases = firn_xcalloc(cfg->n_files, sizeof *f->bases);
+    f->pattern_watch = firn_xcalloc(cfg->n_files, sizeof *f->pattern_watch);
+    f->watches = firn_xcalloc(cfg->n_files, sizeof *f->watches);
     for (size_t i = 0; i < cfg->n_files; i++) {
-        if (!(f->patterns[i] = strdup(cfg->files[i])))
-            goto oom;
+        f->patterns[i] = firn_xstrdup(cfg->files[i]);
         f->n_patterns++;
         char *slash = strrchr(f->patterns[i], '/');
         f->bases[i] = slash ? slash + 1 : f->patterns[i];
@@ -669,8 +603,7 @@ disc_file *disc_file_start(const config_file_sd *cfg, disc_sink *sink, firn_err 
                !(strlen(f->watches[w].dir) == dl && strncmp(f->watches[w].dir, dir, dl) == 0))
             w++;
         if (w == f->n_watches) {
-            if (!(f->watches[w].dir = strndup(dir, dl)))
-                goto oom;
+            f->watches[w].dir = firn_xstrndup(dir, dl);
             f->watches[w].wd = -1;
             f->n_watches++;
         }
@@ -691,10 +624,6 @@ disc_file *disc_file_start(const config_file_sd *cfg, disc_sink *sink, firn_err 
         return NULL;
     }
     return f;
-oom:
-    firn_errf(err, FIRN_ENOMEM, "out of memory");
-    file_free(f);
-    return NULL;
 }
 
 void disc_file_stop(disc_file *f)

@@ -10,6 +10,7 @@
  * flusher thread hands pending sets on every update_interval, so a burst
  * of changes (a directory of files rewritten) costs one target sync.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -66,38 +67,33 @@ struct disc_manager {
 
 /* ---- owned groups ------------------------------------------------------------- */
 
+/* The counts below are of groups already in memory: the arena's callocs
+ * cannot overflow, so they do not return NULL (model/alloc.h). */
 static firn_label *copy_labels(firn_arena *a, const firn_label *in, size_t n)
 {
     firn_label *out = firn_arena_calloc(a, n + 1, sizeof *out);
-    for (size_t i = 0; out && i < n; i++) {
-        out[i].name = firn_arena_strndup(a, in[i].name, strlen(in[i].name));
-        out[i].value = firn_arena_strndup(a, in[i].value, strlen(in[i].value));
-        if (!out[i].name || !out[i].value)
-            return NULL;
+    assert(out);
+    for (size_t i = 0; i < n; i++) {
+        out[i].name = firn_arena_strdup(a, in[i].name);
+        out[i].value = firn_arena_strdup(a, in[i].value);
     }
     return out;
 }
 
-static bool group_copy(owned_group *o, const disc_group *g)
+static void group_copy(owned_group *o, const disc_group *g)
 {
     o->arena = firn_arena_new(1024);
-    if (!o->arena)
-        return false;
     firn_arena *a = o->arena;
-    o->g.source = firn_arena_strndup(a, g->source, strlen(g->source));
+    o->g.source = firn_arena_strdup(a, g->source);
     o->g.labels = copy_labels(a, g->labels, g->n_labels);
     o->g.n_labels = g->n_labels;
     o->g.targets = firn_arena_calloc(a, g->n_targets + 1, sizeof *o->g.targets);
-    if (!o->g.source || !o->g.labels || !o->g.targets)
-        return false;
+    assert(o->g.targets);
     for (size_t t = 0; t < g->n_targets; t++) {
         o->g.targets[t].labels = copy_labels(a, g->targets[t].labels, g->targets[t].n_labels);
         o->g.targets[t].n_labels = g->targets[t].n_labels;
-        if (!o->g.targets[t].labels)
-            return false;
     }
     o->g.n_targets = g->n_targets;
-    return true;
 }
 
 static void set_clear(group_set *s)
@@ -110,7 +106,7 @@ static void set_clear(group_set *s)
 
 /* Put a copy of g into s in place of the group of the same source; with
  * drop_empty, an empty g only removes that source. */
-static bool set_put(group_set *s, const disc_group *g, bool drop_empty)
+static void set_put(group_set *s, const disc_group *g, bool drop_empty)
 {
     size_t at = s->n;
     for (size_t i = 0; i < s->n; i++)
@@ -121,25 +117,16 @@ static bool set_put(group_set *s, const disc_group *g, bool drop_empty)
         s->v[at] = s->v[--s->n];
     }
     if (drop_empty && g->n_targets == 0)
-        return true;
-    owned_group *v = firn_grow(s->v, s->n, &s->cap, sizeof *v, 8);
-    if (!v)
-        return false;
-    s->v = v;
-    owned_group o = {0};
-    if (!group_copy(&o, g)) {
-        firn_arena_free(o.arena);
-        return false;
-    }
-    s->v[s->n++] = o;
-    return true;
+        return;
+    s->v = firn_grow(s->v, s->n, &s->cap, sizeof *s->v, 8);
+    group_copy(&s->v[s->n++], g);
 }
 
 /* The groups of s as a plain array (malloc'd; the groups stay s's). */
 static disc_group *set_view(const group_set *s)
 {
-    disc_group *v = malloc((s->n + 1) * sizeof *v);
-    for (size_t i = 0; v && i < s->n; i++)
+    disc_group *v = firn_xreallocarray(NULL, s->n + 1, sizeof *v);
+    for (size_t i = 0; i < s->n; i++)
         v[i] = s->v[i].g;
     return v;
 }
@@ -151,18 +138,16 @@ static void sink_send(disc_sink *self, const disc_group *groups, size_t n)
     provider *p = (provider *)self;
     disc_manager *m = p->m;
     pthread_mutex_lock(&m->mu);
-    bool ok = true;
-    for (size_t i = 0; i < n; i++)
-        ok &= set_put(&p->pending, &groups[i], false) && set_put(&p->current, &groups[i], true);
+    for (size_t i = 0; i < n; i++) {
+        set_put(&p->pending, &groups[i], false);
+        set_put(&p->current, &groups[i], true);
+    }
     size_t targets = 0;
     for (size_t i = 0; i < p->current.n; i++)
         targets += p->current.v[i].g.n_targets;
     p->targets = targets;
     p->dirty = true;
     pthread_mutex_unlock(&m->mu);
-    if (!ok)
-        firn_log(FIRN_LOG_ERROR, "discovery", "out of memory keeping target groups",
-                 "job=%s provider=%s", p->job, p->name);
 }
 
 static void sink_refreshed(disc_sink *self, bool ok)
@@ -196,12 +181,9 @@ static void provider_free(provider *p)
 static provider *provider_new(disc_manager *m, const char *job, enum mechanism mech, size_t index,
                               const void *cfg, firn_err *err)
 {
-    provider *p = calloc(1, sizeof *p);
-    if (!p || !(p->job = strdup(job)) || !(p->cfg_arena = firn_arena_new(1024))) {
-        provider_free(p);
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    provider *p = firn_xcalloc(1, sizeof *p);
+    p->job = firn_xstrdup(job);
+    p->cfg_arena = firn_arena_new(1024);
     p->sink.send = sink_send;
     p->sink.refreshed = sink_refreshed;
     p->m = m;
@@ -209,20 +191,18 @@ static provider *provider_new(disc_manager *m, const char *job, enum mechanism m
     snprintf(p->name, sizeof p->name, "%s/%zu", MECH_NAMES[mech], index);
     bool ok;
     if (mech == MECH_FILE) {
-        ok = config_file_sd_copy(p->cfg_arena, cfg, &p->file_cfg) &&
-             (p->file = disc_file_start(&p->file_cfg, &p->sink, err));
+        config_file_sd_copy(p->cfg_arena, cfg, &p->file_cfg);
+        ok = (p->file = disc_file_start(&p->file_cfg, &p->sink, err)) != NULL;
     } else if (mech == MECH_K8S) {
         disc_k8s_options ko = m->opts.k8s;
         ko.job = job;
-        ok = config_kubernetes_sd_copy(p->cfg_arena, cfg, &p->k8s_cfg) &&
-             (p->k8s = disc_k8s_start(&p->k8s_cfg, &ko, &p->sink, err));
+        config_kubernetes_sd_copy(p->cfg_arena, cfg, &p->k8s_cfg);
+        ok = (p->k8s = disc_k8s_start(&p->k8s_cfg, &ko, &p->sink, err)) != NULL;
     } else {
-        ok = config_dns_sd_copy(p->cfg_arena, cfg, &p->dns_cfg) &&
-             (p->dns = disc_dns_start(&p->dns_cfg, &m->opts.dns, &p->sink, err));
+        config_dns_sd_copy(p->cfg_arena, cfg, &p->dns_cfg);
+        ok = (p->dns = disc_dns_start(&p->dns_cfg, &m->opts.dns, &p->sink, err)) != NULL;
     }
     if (!ok) {
-        if (!err->msg[0])
-            firn_errf(err, FIRN_ENOMEM, "out of memory");
         provider_free(p);
         return NULL;
     }
@@ -241,12 +221,10 @@ static void flush(disc_manager *m, bool all)
             continue;
         group_set *s = all ? &p->current : &p->pending;
         disc_group *v = set_view(s);
-        if (v || s->n == 0) {
-            /* The callback runs under the lock so providers cannot change
-             * the groups it reads; it must not call back into discovery. */
-            m->opts.update(m->opts.ctx, p->job, p->name, v, s->n);
-            atomic_fetch_add(&m->updates, 1);
-        }
+        /* The callback runs under the lock so providers cannot change the
+         * groups it reads; it must not call back into discovery. */
+        m->opts.update(m->opts.ctx, p->job, p->name, v, s->n);
+        atomic_fetch_add(&m->updates, 1);
         free(v);
         set_clear(&p->pending);
         p->dirty = false;
@@ -275,11 +253,7 @@ static void *flusher(void *arg)
 
 disc_manager *disc_manager_new(const disc_manager_options *o, firn_err *err)
 {
-    disc_manager *m = calloc(1, sizeof *m);
-    if (!m) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    disc_manager *m = firn_xcalloc(1, sizeof *m);
     m->opts = *o;
     if (m->opts.update_interval_ms <= 0)
         m->opts.update_interval_ms = DEFAULT_UPDATE_INTERVAL_MS;
@@ -304,9 +278,7 @@ int disc_manager_apply(disc_manager *m, const firn_config *cfg, firn_err *err)
     for (size_t i = 0; i < cfg->n_scrapes; i++)
         want += cfg->scrapes[i].n_file_sd + cfg->scrapes[i].n_dns_sd +
                 cfg->scrapes[i].n_kubernetes_sd;
-    provider **next = calloc(want + 1, sizeof *next);
-    if (!next)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    provider **next = firn_xcalloc(want + 1, sizeof *next);
     pthread_mutex_lock(&m->mu);
     provider **old = m->providers;
     size_t n_old = m->n_providers;
@@ -348,8 +320,8 @@ int disc_manager_apply(disc_manager *m, const firn_config *cfg, firn_err *err)
                 firn_err perr = {0};
                 p = provider_new(m, job->job_name, mech, index, c, &perr);
                 if (!p && rc == 0)  /* the first failure is the error; the rest start */
-                    rc = firn_errf(err, perr.code ? perr.code : FIRN_ENOMEM,
-                                   "job %s, %s: %s", job->job_name, name, perr.msg);
+                    rc = firn_errf(err, perr.code, "job %s, %s: %s", job->job_name, name,
+                                   perr.msg);
                 else if (!p)
                     firn_log(FIRN_LOG_ERROR, "discovery", "Starting a discovery provider failed",
                              "job=%s provider=%s err=%s", job->job_name, name,

@@ -52,8 +52,8 @@ static const char *use_server_name(CURL *e, const char *url, const char *server_
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL, *port = NULL, *rewritten = NULL;
     const char *fail = NULL;
-    if (!u)
-        return "out of memory";
+    if (!u)   /* libcurl's allocation: the policy of model/alloc.h */
+        firn_oom(0);
     if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
@@ -66,18 +66,14 @@ static const char *use_server_name(CURL *e, const char *url, const char *server_
         fail = why;
     } else {
         /* CONNECT_TO wants an IPv6 host bracketed, as CURLUPART_HOST gives it. */
-        firn_buf to = {0};
-        firn_buf_printf(&to, "%s:%s:%s:%s", server_name, port, host, port);
-        char *t = firn_buf_take(&to, NULL);
+        char *t = firn_xasprintf("%s:%s:%s:%s", server_name, port, host, port);
         curl_slist_free_all(r->connect_to);
-        r->connect_to = t ? curl_slist_append(NULL, t) : NULL;
+        r->connect_to = curl_slist_append(NULL, t);
         free(t);
-        if (!r->connect_to) {
-            fail = "out of memory";
-        } else {
-            curl_easy_setopt(e, CURLOPT_URL, rewritten);  /* libcurl copies strings */
-            curl_easy_setopt(e, CURLOPT_CONNECT_TO, r->connect_to);
-        }
+        if (!r->connect_to)
+            firn_oom(0);
+        curl_easy_setopt(e, CURLOPT_URL, rewritten);  /* libcurl copies strings */
+        curl_easy_setopt(e, CURLOPT_CONNECT_TO, r->connect_to);
     }
     curl_free(scheme);
     curl_free(host);
@@ -97,13 +93,11 @@ const char *httpc_apply(CURL *e, const config_http *h, const char *url, httpc_re
                                         sizeof secret, why, why_size);
         if (!cred)
             return why;
-        firn_buf hdr = {0};
-        firn_buf_printf(&hdr, "Authorization: %s %s", h->authorization.type, cred);
-        char *line = firn_buf_take(&hdr, NULL);
-        struct curl_slist *l = line ? curl_slist_append(r->headers, line) : NULL;
+        char *line = firn_xasprintf("Authorization: %s %s", h->authorization.type, cred);
+        struct curl_slist *l = curl_slist_append(r->headers, line);
         free(line);
         if (!l)
-            return "out of memory";
+            firn_oom(0);
         r->headers = l;
     }
     if (h->basic_auth.set) {

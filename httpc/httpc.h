@@ -35,7 +35,7 @@ void httpc_request_free(httpc_request *r);
  * the URL is rewritten to name server_name and CURLOPT_CONNECT_TO sends
  * the connection to the original host (the Host header then says
  * server_name too, unlike Go).  Returns NULL, or the reason it failed (a
- * secret file unreadable: "PATH: why"; a bad URL; out of memory) in why. */
+ * secret file unreadable: "PATH: why"; a bad URL) in why. */
 const char *httpc_apply(CURL *e, const config_http *h, const char *url, httpc_request *r,
                         char *why, size_t why_size);
 

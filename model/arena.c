@@ -4,9 +4,10 @@
  * Oversized requests get a dedicated chunk linked *behind* the head so the
  * head's free space is not wasted.
  */
-#include "model.h"
+#include "model/alloc.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,9 +31,7 @@ static struct chunk *chunk_new(firn_arena *a, size_t size)
 {
     if (size > SIZE_MAX - sizeof(struct chunk))
         return NULL;
-    struct chunk *c = malloc(sizeof(struct chunk) + size);
-    if (!c)
-        return NULL;
+    struct chunk *c = firn_xmalloc(sizeof(struct chunk) + size);
     c->size = size;
     c->used = 0;
     c->next = NULL;
@@ -42,9 +41,7 @@ static struct chunk *chunk_new(firn_arena *a, size_t size)
 
 firn_arena *firn_arena_new(size_t chunk_size)
 {
-    firn_arena *a = calloc(1, sizeof *a);
-    if (!a)
-        return NULL;
+    firn_arena *a = firn_xcalloc(1, sizeof *a);
     a->chunk_size = chunk_size ? chunk_size : ARENA_DEFAULT_CHUNK;
     return a;
 }
@@ -119,10 +116,9 @@ char *firn_arena_strdup(firn_arena *a, const char *s)
 char *firn_arena_strndup(firn_arena *a, const char *s, size_t len)
 {
     if (len == SIZE_MAX)
-        return NULL;
+        firn_oom(SIZE_MAX);   /* no string in memory is that long */
     char *p = firn_arena_alloc(a, len + 1);
-    if (!p)
-        return NULL;
+    assert(p);   /* len + 1 fits, and firn_xmalloc does not fail */
     if (len)
         memcpy(p, s, len);
     p[len] = '\0';
@@ -132,40 +128,4 @@ char *firn_arena_strndup(firn_arena *a, const char *s, size_t len)
 size_t firn_arena_bytes(const firn_arena *a)
 {
     return a->bytes;
-}
-
-void *firn_grow(void *v, size_t n, size_t *cap, size_t elem, size_t initial)
-{
-    if (n < *cap)
-        return v;
-    size_t want = *cap ? *cap * 2 : initial;
-    if (want < *cap || (elem && want > SIZE_MAX / elem))
-        return NULL;
-    void *p = realloc(v, want * elem);
-    if (p)
-        *cap = want;
-    return p;
-}
-
-void firn_sort(void *base, size_t n, size_t elem, int (*cmp)(const void *, const void *))
-{
-    if (n > 1)
-        qsort(base, n, elem, cmp);
-}
-
-size_t firn_sorted_count_le(const void *base, size_t n, size_t elem, size_t key_offset,
-                            uint64_t key)
-{
-    const unsigned char *a = base;
-    size_t lo = 0, hi = n;
-    while (lo < hi) {   /* the first element above key */
-        size_t mid = lo + (hi - lo) / 2;
-        uint64_t k;
-        memcpy(&k, a + mid * elem + key_offset, sizeof k);
-        if (k <= key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
 }

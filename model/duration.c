@@ -3,8 +3,9 @@
  * The grammar is Prometheus's model.ParseDuration: units in decreasing
  * order, each at most once, from y (365d) w d h m s to ms, all integers.
  */
-#include "model/model.h"
+#include "model/clock.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 

@@ -1,7 +1,8 @@
 /* err.c -- firn_err: one human sentence per failure, with context added on the
  * way up the call stack. */
-#include "model.h"
+#include "model/err.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 

@@ -1,5 +1,7 @@
 /* file.c -- whole-file reads with a size cap, and atomic whole-file writes. */
-#include "model.h"
+#include "model/file.h"
+
+#include "model/alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,24 +20,15 @@ int firn_read_file(const char *path, size_t max, unsigned char **out, size_t *ou
     if (fd < 0)
         return firn_errf(err, FIRN_EIO, "%s: %s", path, strerror(errno));
     size_t cap = 64 * 1024, len = 0;
-    unsigned char *buf = malloc(cap);
+    unsigned char *buf = firn_xmalloc(cap);
     int rc = FIRN_OK;
-    if (!buf) {
-        rc = firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
-        goto out;
-    }
     for (;;) {
         if (len == cap) {
             if (cap > max) {
                 rc = firn_errf(err, FIRN_ETOOBIG, "%s: larger than the cap of %zu bytes", path, max);
                 goto out;
             }
-            unsigned char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                rc = firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
-                goto out;
-            }
-            buf = nb;
+            buf = firn_xreallocarray(buf, cap, 2);   /* cap <= max: at most twice the cap */
             cap *= 2;
         }
         ssize_t n = read(fd, buf + len, cap - len);
@@ -93,9 +86,7 @@ static int sync_parent(const char *path, firn_err *err)
 int firn_write_file_atomic(const char *path, const void *data, size_t len, firn_err *err)
 {
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp)
-        return firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
+    char *tmp = firn_xmalloc(plen + 16);
     snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {

@@ -6,10 +6,12 @@
  * than split.  The level threshold is one atomic int, so firn_log_set_level
  * may be called while other threads log.
  */
-#include "model.h"
+#include "model/log.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>

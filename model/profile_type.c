@@ -1,7 +1,7 @@
 /* profile_type.c -- the name:sample_type:sample_unit:period_type:period_unit
  * [:delta] form of a series' profile type, as Parca and Pyroscope write it.
  * Units and the period may be empty: some producers send no period type. */
-#include "model.h"
+#include "model/profile_type.h"
 
 #include <stdio.h>
 #include <string.h>

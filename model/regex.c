@@ -22,7 +22,10 @@
  * thread and freed when the thread exits.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "model.h"
+#include "model/regex.h"
+
+#include "model/alloc.h"
+#include "model/buf.h"
 
 #include <pcre2.h>
 #include <pthread.h>
@@ -75,23 +78,23 @@ static void scratch_key_create(void)
     scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
 }
 
-/* This thread's scratch, created on first use; NULL when out of memory. */
+/* This thread's scratch, created on first use.  Creating it fails only for
+ * want of memory (one key, PCRE2's small allocations), which aborts as
+ * model/alloc.h says. */
 static struct match_scratch *scratch_get(void)
 {
     pthread_once(&scratch_once, scratch_key_create);
     if (!scratch_key_ok)
-        return NULL;
+        firn_oom(sizeof(pthread_key_t));
     struct match_scratch *s = pthread_getspecific(scratch_key);
     if (s)
         return s;
-    s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
+    s = firn_xcalloc(1, sizeof *s);
     /* Room for every group a later capture API may report. */
     s->data = pcre2_match_data_create(FIRN_REGEX_MAX_GROUPS + 1, NULL);
     s->context = pcre2_match_context_create(NULL);
     if (!s->data || !s->context)
-        goto fail;
+        firn_oom(sizeof *s);
     pcre2_set_match_limit(s->context, REGEX_MATCH_LIMIT);
     pcre2_set_depth_limit(s->context, REGEX_DEPTH_LIMIT);
     pcre2_set_heap_limit(s->context, REGEX_HEAP_LIMIT_KIB);
@@ -100,12 +103,9 @@ static struct match_scratch *scratch_get(void)
     s->jit_stack = pcre2_jit_stack_create(REGEX_JIT_STACK_START, REGEX_JIT_STACK_MAX, NULL);
     if (s->jit_stack)
         pcre2_jit_stack_assign(s->context, NULL, s->jit_stack);
-    if (pthread_setspecific(scratch_key, s) != 0)
-        goto fail;
+    if (pthread_setspecific(scratch_key, s) != 0)   /* only ENOMEM */
+        firn_oom(sizeof *s);
     return s;
-fail:
-    scratch_free(s);
-    return NULL;
 }
 
 /* ---- compile -------------------------------------------------------------- */
@@ -143,13 +143,11 @@ static bool is_quantifier(char c)
 
 /* The pattern with each quantified empty-width assertion (^ $ \b \B \A \z \Z
  * \G outside a character class and outside \Q...\E) put in a non-capturing
- * group; a malloc'd string, or NULL when there is none to rewrite or out of
- * memory. */
+ * group; a malloc'd string, or NULL when there is none to rewrite.  len is
+ * at most REGEX_PATTERN_MAX. */
 static char *group_quantified_assertions(const char *p, size_t len)
 {
-    char *out = malloc(len * 3 + 1);   /* "$" becomes "(?:$)": at most x3 */
-    if (!out)
-        return NULL;
+    char *out = firn_xmalloc(len * 3 + 1);   /* "$" becomes "(?:$)": at most x3 */
     size_t o = 0, i = 0;
     bool in_class = false, in_quote = false, changed = false;
     size_t class_start = 0;
@@ -283,19 +281,9 @@ firn_regex *firn_regex_compile(const char *pattern, firn_err *err)
      * interpreter gives the same answers. */
     (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
 
-    firn_regex *re = malloc(sizeof *re);
-    char *copy = malloc(len + 1);
-    if (!re || !copy) {
-        free(re);
-        free(copy);
-        pcre2_code_free(code);
-        firn_errf(err, FIRN_ENOMEM, "regex %s: out of memory",
-                  show_pattern(shown, sizeof shown, pattern));
-        return NULL;
-    }
-    memcpy(copy, pattern, len + 1);
+    firn_regex *re = firn_xmalloc(sizeof *re);
     re->code = code;
-    re->pattern = copy;
+    re->pattern = firn_xstrndup(pattern, len);
     return re;
 }
 
@@ -331,11 +319,7 @@ static int match_error(const firn_regex *re, int rc, size_t subject_len, firn_er
 static int run_match(const firn_regex *re, const char *s, size_t len,
                      struct match_scratch **scratch_out, firn_err *err)
 {
-    char shown[SHOW_BUF];
     struct match_scratch *scratch = scratch_get();
-    if (!scratch)
-        return firn_errf(err, FIRN_ENOMEM, "regex %s: out of memory",
-                         show_pattern(shown, sizeof shown, re->pattern));
     *scratch_out = scratch;
     PCRE2_SPTR subject = (PCRE2_SPTR)(s ? s : "");
     size_t subject_len = s ? len : 0;
@@ -423,7 +407,8 @@ static void name_run_compile(void)
         (void)pcre2_jit_compile(name_run_code, PCRE2_JIT_COMPLETE);
 }
 
-/* Bytes of the name run at s[at..len), or -1 when out of memory. */
+/* Bytes of the name run at s[at..len), or -1 when PCRE2 failed (it could
+ * not compile the constant pattern, or matching hit a limit). */
 static long name_run(const char *s, size_t len, size_t at, struct match_scratch *scratch)
 {
     pthread_once(&name_run_once, name_run_compile);
@@ -435,32 +420,6 @@ static long name_run(const char *s, size_t len, size_t at, struct match_scratch 
         return -1;
     const PCRE2_SIZE *pairs = pcre2_get_ovector_pointer(scratch->data);
     return (long)(pairs[1] - at);
-}
-
-struct strbuf {
-    char *data;
-    size_t len, cap;
-    bool failed;
-};
-
-static void strbuf_add(struct strbuf *b, const char *s, size_t n)
-{
-    if (b->failed || n == 0)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *data = realloc(b->data, cap);
-        if (!data) {
-            b->failed = true;
-            return;
-        }
-        b->data = data;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
 }
 
 /* The group a reference names: an all-digit name (no leading zero, below
@@ -491,19 +450,17 @@ char *firn_regex_expand(const firn_regex *re, const char *tmpl, const char *subj
                         const size_t *ovector, size_t n_groups)
 {
     struct match_scratch *scratch = scratch_get();
-    if (!scratch)
-        return NULL;
-    struct strbuf out = {0};
+    firn_buf out = {0};
     size_t len = strlen(tmpl), i = 0;
     while (i < len) {
         const char *dollar = memchr(tmpl + i, '$', len - i);
         if (!dollar)
             break;
         size_t at = (size_t)(dollar - tmpl);
-        strbuf_add(&out, tmpl + i, at - i);
+        firn_buf_append(&out, tmpl + i, at - i);
         i = at + 1;
         if (i < len && tmpl[i] == '$') {   /* "$$" */
-            strbuf_add(&out, "$", 1);
+            firn_buf_append(&out, "$", 1);
             i++;
             continue;
         }
@@ -522,24 +479,17 @@ char *firn_regex_expand(const firn_regex *re, const char *tmpl, const char *subj
             end++;
         }
         if (!ok) {   /* malformed: the "$" is text */
-            strbuf_add(&out, "$", 1);
+            firn_buf_append(&out, "$", 1);
             continue;
         }
         long group = reference_group(re, tmpl + name_at, name_len);
         if (group >= 0 && (size_t)group < n_groups && ovector[2 * group] != SIZE_MAX)
-            strbuf_add(&out, subject + ovector[2 * group],
+            firn_buf_append(&out, subject + ovector[2 * group],
                        ovector[2 * group + 1] - ovector[2 * group]);
         i = end;
     }
-    strbuf_add(&out, tmpl + i, len - i);
-    if (out.failed) {
-        free(out.data);
-        return NULL;
-    }
-    if (!out.data)
-        return strdup("");
-    out.data[out.len] = '\0';
-    return out.data;
+    firn_buf_append(&out, tmpl + i, len - i);
+    return firn_buf_take(&out, NULL);   /* NULL when name_run failed */
 }
 
 char *firn_regex_replace_all(const firn_regex *re, const char *s, size_t len,
@@ -552,90 +502,9 @@ char *firn_regex_replace_all(const firn_regex *re, const char *s, size_t len,
     if (rc < 0)
         return NULL;
     char *out = rc == 1 ? firn_regex_expand(re, replacement, s, ovector, n_groups)
-                        : strndup(s, len);
+                        : firn_xstrndup(s, len);
     if (!out)
-        firn_errf(err, FIRN_ENOMEM, "regex %s: out of memory",
+        firn_errf(err, FIRN_EINVAL, "regex %s: reading a reference in the replacement failed",
                   show_pattern(shown, sizeof shown, re->pattern));
     return out;
-}
-
-/* ---- label matchers ------------------------------------------------------ */
-
-const char *firn_match_type_str(firn_match_type type)
-{
-    switch (type) {
-    case FIRN_MATCH_EQ:
-        return "=";
-    case FIRN_MATCH_NE:
-        return "!=";
-    case FIRN_MATCH_RE:
-        return "=~";
-    case FIRN_MATCH_NRE:
-        return "!~";
-    }
-    return "?";
-}
-
-int firn_matcher_init(firn_matcher *m, firn_match_type type, const char *name,
-                      const char *value, firn_err *err)
-{
-    memset(m, 0, sizeof *m);
-    if (type != FIRN_MATCH_EQ && type != FIRN_MATCH_NE && type != FIRN_MATCH_RE &&
-        type != FIRN_MATCH_NRE)
-        return firn_errf(err, FIRN_EINVAL, "matcher: unknown match type %d", (int)type);
-    if (!name || !value)
-        return firn_errf(err, FIRN_EINVAL, "matcher: no label %s", name ? "value" : "name");
-    firn_regex *re = NULL;
-    if (type == FIRN_MATCH_RE || type == FIRN_MATCH_NRE) {
-        firn_err compile_err = {0};
-        re = firn_regex_compile(value, &compile_err);
-        if (!re) {
-            if (err) {
-                *err = compile_err;
-                firn_err_prefix(err, "label \"%.128s\"", name);
-            }
-            return compile_err.code;
-        }
-    }
-    char *name_copy = strdup(name);
-    char *value_copy = strdup(value);
-    if (!name_copy || !value_copy) {
-        free(name_copy);
-        free(value_copy);
-        firn_regex_free(re);
-        return firn_errf(err, FIRN_ENOMEM, "matcher %s: out of memory", name);
-    }
-    m->type = type;
-    m->name = name_copy;
-    m->value = value_copy;
-    m->re = re;
-    return FIRN_OK;
-}
-
-void firn_matcher_destroy(firn_matcher *m)
-{
-    free(m->name);
-    free(m->value);
-    firn_regex_free(m->re);
-    m->name = NULL;
-    m->value = NULL;
-    m->re = NULL;
-}
-
-bool firn_matcher_matches(const firn_matcher *m, const char *value)
-{
-    if (!value)
-        value = "";
-    switch (m->type) {
-    case FIRN_MATCH_EQ:
-        return strcmp(value, m->value) == 0;
-    case FIRN_MATCH_NE:
-        return strcmp(value, m->value) != 0;
-    case FIRN_MATCH_RE:
-        return firn_regex_match(m->re, value, strlen(value), NULL) == 1;
-    case FIRN_MATCH_NRE:
-        /* A regex that fails (match limit) has not matched: !~ accepts. */
-        return firn_regex_match(m->re, value, strlen(value), NULL) <= 0;
-    }
-    return false;
 }

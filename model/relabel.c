@@ -25,8 +25,14 @@
  * Greek and Cyrillic, Armenian, Georgian, Glagolitic, fullwidth Latin and
  * so on.  Like Go's strings.Map, an invalid UTF-8 byte becomes U+FFFD.
  */
-#include "model.h"
+#include "model/relabel.h"
 
+#include "model/alloc.h"
+#include "model/buf.h"
+#include "model/table.h"
+#include "model/text.h"
+
+#include <assert.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,13 +163,12 @@ static size_t map_case_into(char *out, const char *s, size_t len, bool upper)
     return o;
 }
 
+/* len is a joined label set's length, far below SIZE_MAX / 3. */
 static char *map_case(firn_arena *arena, const char *s, size_t len, bool upper)
 {
-    if (len > (SIZE_MAX - 1) / 3)
-        return NULL;
     char *out = firn_arena_alloc(arena, len * 3 + 1);
-    if (out)
-        map_case_into(out, s, len, upper);
+    assert(out);
+    map_case_into(out, s, len, upper);
     return out;
 }
 
@@ -441,14 +446,7 @@ static int set_label(struct labelset *set, const char *name, const char *value, 
     if (set->n >= FIRN_RELABEL_LABELS_MAX)
         return firn_errf(err, FIRN_ETOOBIG, "relabel: label set grows past %d labels",
                          FIRN_RELABEL_LABELS_MAX);
-    if (set->n == set->cap) {
-        size_t cap = set->cap ? set->cap * 2 : 16;
-        struct entry *e = realloc(set->e, cap * sizeof *e);
-        if (!e)
-            return firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
-        set->e = e;
-        set->cap = cap;
-    }
+    set->e = firn_grow(set->e, set->n, &set->cap, sizeof *set->e, 16);
     memmove(set->e + pos + 1, set->e + pos, (set->n - pos) * sizeof *set->e);
     set->e[pos] = (struct entry){name, value, ++set->next_order};
     set->n++;
@@ -480,8 +478,7 @@ static char *join_sources(const firn_relabel_config *c, const struct labelset *s
     for (size_t i = 0; i < c->n_source_labels; i++)
         len += strlen(get(set, c->source_labels[i])) + (i > 0 ? sep_len : 0);
     char *val = firn_arena_alloc(set->arena, len + 1);
-    if (!val)
-        return NULL;
+    assert(val);   /* labels within their caps: len cannot overflow */
     size_t pos = 0;
     for (size_t i = 0; i < c->n_source_labels; i++) {
         if (i > 0) {
@@ -506,11 +503,8 @@ static int replace(const firn_relabel_config *c, struct labelset *set, const cha
     /* Prometheus's fast path to add or delete a label: the default regex
      * matches "" with group 1 empty, so there is nothing to expand. */
     if (val_len == 0 && !c->regex && !strchr(target, '$') && !strchr(replacement, '$')) {
-        char *name = firn_arena_strdup(set->arena, target);
-        char *value = firn_arena_strdup(set->arena, replacement);
-        if (!name || !value)
-            return firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
-        return set_label(set, name, value, err);
+        return set_label(set, firn_arena_strdup(set->arena, target),
+                         firn_arena_strdup(set->arena, replacement), err);
     }
     size_t ovector[2 * FIRN_REGEX_MAX_GROUPS], n_groups;
     int rc = firn_regex_match_groups(c->compiled, val, val_len, ovector, &n_groups, err);
@@ -518,7 +512,7 @@ static int replace(const firn_relabel_config *c, struct labelset *set, const cha
         return rc;   /* no match: no replacement */
     char *name = firn_regex_expand(c->compiled, target, val, ovector, n_groups);
     if (!name)
-        return firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
+        return firn_errf(err, FIRN_EINVAL, "relabel: expanding target_label failed");
     if (!name_ok(name)) {
         free(name);
         return FIRN_OK;
@@ -526,14 +520,12 @@ static int replace(const firn_relabel_config *c, struct labelset *set, const cha
     char *value = firn_regex_expand(c->compiled, replacement, val, ovector, n_groups);
     if (!value) {
         free(name);
-        return firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
+        return firn_errf(err, FIRN_EINVAL, "relabel: expanding replacement failed");
     }
     char *name_a = firn_arena_strdup(set->arena, name);
     char *value_a = firn_arena_strdup(set->arena, value);
     free(name);
     free(value);
-    if (!name_a || !value_a)
-        return firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
     return set_label(set, name_a, value_a, err);
 }
 
@@ -550,22 +542,16 @@ static int hashmod(const firn_relabel_config *c, struct labelset *set, const cha
         h = (h << 8) | digest[i];
     char buf[24];
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)(h % c->modulus));
-    char *name = firn_arena_strdup(set->arena, c->target_label);
-    char *value = firn_arena_strdup(set->arena, buf);
-    if (!name || !value)
-        return firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
-    return set_label(set, name, value, err);
+    return set_label(set, firn_arena_strdup(set->arena, c->target_label),
+                     firn_arena_strdup(set->arena, buf), err);
 }
 
 static int labelmap(const firn_relabel_config *c, struct labelset *set, firn_err *err)
 {
     if (set->n == 0)
         return FIRN_OK;
-    struct entry *snapshot = malloc(set->n * sizeof *snapshot);
-    if (!snapshot)
-        return firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
     size_t n = set->n;
-    memcpy(snapshot, set->e, n * sizeof *snapshot);
+    struct entry *snapshot = firn_xmemdup(set->e, n * sizeof *snapshot);
     firn_sort(snapshot, n, sizeof *snapshot, compare_range_order);
     const char *replacement = c->replacement ? c->replacement : "$1";
     firn_err replace_err = {0};
@@ -586,11 +572,8 @@ static int labelmap(const firn_relabel_config *c, struct labelset *set, firn_err
                 *err = replace_err;
             continue;
         }
-        if (name_ok(mapped)) {
-            char *mapped_a = firn_arena_strdup(set->arena, mapped);
-            rc = mapped_a ? set_label(set, mapped_a, snapshot[i].value, err)
-                          : firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
-        }
+        if (name_ok(mapped))
+            rc = set_label(set, firn_arena_strdup(set->arena, mapped), snapshot[i].value, err);
         free(mapped);
     }
     free(snapshot);
@@ -619,8 +602,6 @@ static int relabel(const firn_relabel_config *c, struct labelset *set, firn_err 
 {
     size_t val_len;
     char *val = join_sources(c, set, &val_len);
-    if (!val)
-        return firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
     int rc = FIRN_OK;
     switch (c->action) {
     case FIRN_RELABEL_DROP:
@@ -639,10 +620,8 @@ static int relabel(const firn_relabel_config *c, struct labelset *set, firn_err 
         break;
     case FIRN_RELABEL_LOWERCASE:
     case FIRN_RELABEL_UPPERCASE: {
-        char *name = firn_arena_strdup(set->arena, c->target_label);
         char *value = map_case(set->arena, val, val_len, c->action == FIRN_RELABEL_UPPERCASE);
-        rc = name && value ? set_label(set, name, value, err)
-                           : firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
+        rc = set_label(set, firn_arena_strdup(set->arena, c->target_label), value, err);
         break;
     }
     case FIRN_RELABEL_HASHMOD:
@@ -679,9 +658,7 @@ int firn_relabel_process(const firn_relabel_config *cfgs, size_t n, const firn_l
     struct labelset set = {.arena = arena};
     int rc = FIRN_OK;
     if (n_in > 0) {
-        set.e = malloc(n_in * sizeof *set.e);
-        if (!set.e)
-            return firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
+        set.e = firn_xreallocarray(NULL, n_in, sizeof *set.e);
         set.cap = n_in;
     }
     for (size_t i = 0; i < n_in; i++) {
@@ -691,13 +668,8 @@ int firn_relabel_process(const firn_relabel_config *cfgs, size_t n, const firn_l
         }
         if (!in[i].value || !in[i].value[0])
             continue;   /* an empty label is an absent label */
-        char *name = firn_arena_strdup(arena, in[i].name);
-        char *value = firn_arena_strdup(arena, in[i].value);
-        if (!name || !value) {
-            free(set.e);
-            return firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
-        }
-        set.e[set.n++] = (struct entry){name, value, 0};
+        set.e[set.n++] = (struct entry){firn_arena_strdup(arena, in[i].name),
+                                        firn_arena_strdup(arena, in[i].value), 0};
     }
     firn_sort(set.e, set.n, sizeof *set.e, compare_name);
     for (size_t i = 1; i < set.n; i++)
@@ -712,15 +684,12 @@ int firn_relabel_process(const firn_relabel_config *cfgs, size_t n, const firn_l
     for (size_t i = 0; i < n && keep == 1; i++)
         keep = relabel(&cfgs[i], &set, err);
     if (keep == 1 && set.n > 0) {
-        firn_label *labels = firn_arena_alloc(arena, set.n * sizeof *labels);
-        if (!labels) {
-            keep = firn_errf(err, FIRN_ENOMEM, "relabel: out of memory");
-        } else {
-            for (size_t i = 0; i < set.n; i++)
-                labels[i] = (firn_label){set.e[i].name, set.e[i].value};
-            *out = labels;
-            *n_out = set.n;
-        }
+        firn_label *labels = firn_arena_calloc(arena, set.n, sizeof *labels);
+        assert(labels);   /* at most FIRN_RELABEL_LABELS_MAX */
+        for (size_t i = 0; i < set.n; i++)
+            labels[i] = (firn_label){set.e[i].name, set.e[i].value};
+        *out = labels;
+        *n_out = set.n;
     }
     free(set.e);
     return keep;

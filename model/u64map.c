@@ -4,7 +4,8 @@
  * Keys are mixed with a 64-bit finalizer so dense ids and addresses both
  * spread over the table.
  */
-#include "model.h"
+#include "model/table.h"
+#include "model/alloc.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -20,23 +21,13 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-static int alloc_table(firn_u64map *m, size_t cap)
+static void alloc_table(firn_u64map *m, size_t cap)
 {
-    m->keys = malloc(cap * sizeof *m->keys);
-    m->vals = malloc(cap * sizeof *m->vals);
-    m->used = calloc(cap, 1);
-    if (!m->keys || !m->vals || !m->used) {
-        free(m->keys);
-        free(m->vals);
-        free(m->used);
-        m->keys = NULL;
-        m->vals = NULL;
-        m->used = NULL;
-        return FIRN_ENOMEM;
-    }
+    m->keys = firn_xreallocarray(NULL, cap, sizeof *m->keys);
+    m->vals = firn_xreallocarray(NULL, cap, sizeof *m->vals);
+    m->used = firn_xcalloc(cap, 1);
     m->cap = cap;
     m->len = 0;
-    return 0;
 }
 
 int firn_u64map_init(firn_u64map *m, size_t expected)
@@ -44,10 +35,11 @@ int firn_u64map_init(firn_u64map *m, size_t expected)
     size_t cap = 16;
     while (cap / 4 * 3 <= expected) {
         if (cap > SIZE_MAX / 4)
-            return FIRN_ENOMEM;
+            firn_oom(SIZE_MAX);   /* more keys than memory could hold */
         cap *= 2;
     }
-    return alloc_table(m, cap);
+    alloc_table(m, cap);
+    return 0;
 }
 
 void firn_u64map_clear(firn_u64map *m)
@@ -68,23 +60,23 @@ void firn_u64map_destroy(firn_u64map *m)
     m->cap = m->len = 0;
 }
 
-static int grow(firn_u64map *m)
+static void grow(firn_u64map *m)
 {
     firn_u64map bigger;
-    if (m->cap > SIZE_MAX / 4 || alloc_table(&bigger, m->cap * 2) < 0)
-        return FIRN_ENOMEM;
+    if (m->cap > SIZE_MAX / 4)
+        firn_oom(SIZE_MAX);
+    alloc_table(&bigger, m->cap * 2);
     for (size_t i = 0; i < m->cap; i++)
         if (m->used[i])
             firn_u64map_put(&bigger, m->keys[i], m->vals[i], NULL);
     firn_u64map_destroy(m);
     *m = bigger;
-    return 0;
 }
 
 int firn_u64map_put(firn_u64map *m, uint64_t key, uint32_t val, uint32_t *existing)
 {
-    if ((m->len + 1) > m->cap / 4 * 3 && grow(m) < 0)
-        return FIRN_ENOMEM;
+    if ((m->len + 1) > m->cap / 4 * 3)
+        grow(m);
     /* a power of two with room: the probe below ends on an unused slot */
     assert(m->cap && (m->cap & (m->cap - 1)) == 0 && m->len < m->cap / 4 * 3);
     size_t mask = m->cap - 1;

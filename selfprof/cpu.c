@@ -148,40 +148,25 @@ struct stack_table {
     size_t n, cap;
     uintptr_t *pcs;
     size_t n_pcs, cap_pcs;
-    bool oom;
 };
 
-static bool grow(void **v, size_t *cap, size_t need, size_t elem)
+/* v with room for need elements: firn_grow doubling until they fit. */
+static void *grow(void *v, size_t *cap, size_t need, size_t elem)
 {
-    if (need <= *cap)
-        return true;
-    size_t ncap = *cap ? *cap : 256;
-    while (ncap < need)
-        ncap *= 2;
-    void *nv = realloc(*v, ncap * elem);
-    if (!nv)
-        return false;
-    *v = nv;
-    *cap = ncap;
-    return true;
+    while (*cap < need)
+        v = firn_grow(v, *cap, cap, elem, 256);
+    return v;
 }
 
 /* Counts one sample of pcs[0..depth), whose XXH3 hash is h. */
 static void stack_table_add(struct stack_table *t, const uintptr_t *pcs, size_t depth,
                             uint64_t h)
 {
-    if (t->oom)
-        return;
     uint64_t key = h;
     for (;;) {
         uint32_t idx;
         uint32_t next = (uint32_t)t->n;
-        int r = firn_u64map_put(&t->index, key, next, &idx);
-        if (r < 0) {
-            t->oom = true;
-            return;
-        }
-        if (r == 0) {
+        if (firn_u64map_put(&t->index, key, next, &idx) == 0) {
             struct stack *s = &t->stacks[idx];
             if (s->depth == depth && memcmp(&t->pcs[s->first], pcs, depth * sizeof *pcs) == 0) {
                 s->count++;
@@ -190,11 +175,8 @@ static void stack_table_add(struct stack_table *t, const uintptr_t *pcs, size_t 
             key = key * 0x9E3779B97F4A7C15ull + 1;   /* a collision: probe another key */
             continue;
         }
-        if (!grow((void **)&t->stacks, &t->cap, t->n + 1, sizeof *t->stacks) ||
-            !grow((void **)&t->pcs, &t->cap_pcs, t->n_pcs + depth, sizeof *t->pcs)) {
-            t->oom = true;   /* the key now points past the end; nothing reads it again */
-            return;
-        }
+        t->stacks = grow(t->stacks, &t->cap, t->n + 1, sizeof *t->stacks);
+        t->pcs = grow(t->pcs, &t->cap_pcs, t->n_pcs + depth, sizeof *t->pcs);
         memcpy(&t->pcs[t->n_pcs], pcs, depth * sizeof *pcs);
         t->stacks[t->n++] = (struct stack){h, depth, t->n_pcs, 1};
         t->n_pcs += depth;
@@ -230,11 +212,7 @@ static pprof_profile *build_profile(const struct stack_table *t, int64_t period,
     pprof_builder_sample_type(b, 1, "cpu", "nanoseconds");
     pprof_builder_period(b, "cpu", "nanoseconds", period);
     pprof_builder_time(b, time_nanos, duration_nanos);
-    selfprof_symbolizer *sym = selfprof_symbolizer_new(b, err);
-    if (!sym) {
-        pprof_builder_free(b);
-        return NULL;
-    }
+    selfprof_symbolizer *sym = selfprof_symbolizer_new(b);
     uint32_t locs[SELFPROF_MAX_FRAMES];
     for (size_t i = 0; i < t->n; i++) {
         const struct stack *s = &t->stacks[i];
@@ -422,10 +400,7 @@ pprof_profile *selfprof_cpu(int seconds, int hz, const _Atomic bool *cancel, fir
         return NULL;
     }
     struct subscriber sub = {0};
-    if (firn_u64map_init(&sub.table.index, 1024) < 0) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory starting the cpu profile");
-        return NULL;
-    }
+    firn_u64map_init(&sub.table.index, 1024);
     if (join(&sub, hz, err) < 0) {
         stack_table_free(&sub.table);
         return NULL;
@@ -444,11 +419,7 @@ pprof_profile *selfprof_cpu(int seconds, int hz, const _Atomic bool *cancel, fir
     if (lost > 0)
         firn_log(FIRN_LOG_DEBUG, "selfprof", "cpu profile dropped samples", "dropped=%llu",
                  (unsigned long long)lost);
-    pprof_profile *p = NULL;
-    if (sub.table.oom)
-        firn_errf(err, FIRN_ENOMEM, "out of memory recording the cpu profile");
-    else
-        p = build_profile(&sub.table, 1000000000 / hz, sub.time_nanos, duration, err);
+    pprof_profile *p = build_profile(&sub.table, 1000000000 / hz, sub.time_nanos, duration, err);
     stack_table_free(&sub.table);
     return p;
 }

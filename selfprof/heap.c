@@ -64,7 +64,6 @@ struct bucket_copy {
 struct snapshot {
     struct bucket_copy *v;
     size_t n, cap;
-    bool oom;
 };
 
 static void snapshot_free(struct snapshot *snap)
@@ -77,16 +76,12 @@ static void copy_bucket(void *ctx, const uintptr_t *pcs, size_t depth, size_t si
                         int64_t allocs, int64_t alloc_bytes, int64_t frees, int64_t free_bytes)
 {
     struct snapshot *snap = ctx;
-    if (snap->oom)
-        return;
-    if (snap->n == snap->cap) {
+    if (snap->n == snap->cap) {   /* doubling by hand: firn_grow would malloc */
         size_t ncap = snap->cap ? snap->cap * 2 : 4096;
         struct bucket_copy *nv = mmap(NULL, ncap * sizeof *nv, PROT_READ | PROT_WRITE,
                                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (nv == MAP_FAILED) {
-            snap->oom = true;
-            return;
-        }
+        if (nv == MAP_FAILED)
+            firn_oom(ncap * sizeof *nv);
         if (snap->n > 0)
             memcpy(nv, snap->v, snap->n * sizeof *nv);
         snapshot_free(snap);
@@ -130,11 +125,6 @@ static pprof_profile *build_heap(bool allocs_default, firn_err *err)
     int64_t rate = (int64_t)selfprof_heap_source.rate();
     struct snapshot snap = {0};
     selfprof_heap_source.visit(copy_bucket, &snap);
-    if (snap.oom) {
-        snapshot_free(&snap);
-        firn_errf(err, FIRN_ENOMEM, "out of memory copying the heap profile's counters");
-        return NULL;
-    }
     pprof_builder *b = pprof_builder_new(4);
     if (!b) {
         snapshot_free(&snap);
@@ -148,12 +138,7 @@ static pprof_profile *build_heap(bool allocs_default, firn_err *err)
     pprof_builder_period(b, "space", "bytes", rate);
     pprof_builder_time(b, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec, 0);
     int64_t bytes_key = pprof_builder_string(b, "bytes", 5);
-    selfprof_symbolizer *sym = selfprof_symbolizer_new(b, err);
-    if (!sym) {
-        snapshot_free(&snap);
-        pprof_builder_free(b);
-        return NULL;
-    }
+    selfprof_symbolizer *sym = selfprof_symbolizer_new(b);
     for (size_t i = 0; i < snap.n; i++)
         add_bucket(b, sym, rate, bytes_key, &snap.v[i]);
     selfprof_symbolizer_free(sym);

@@ -61,7 +61,7 @@ static void free_proc_maps(struct proc_map *maps, size_t n)
 }
 
 /* The executable, named entries of /proc/self/maps, in address order.
- * Returns -1 when the file cannot be read or memory runs out. */
+ * Returns -1 when the file cannot be read. */
 static int read_proc_maps(struct proc_map **out, size_t *n_out)
 {
     FILE *f = fopen("/proc/self/maps", "re");
@@ -71,7 +71,6 @@ static int read_proc_maps(struct proc_map **out, size_t *n_out)
     size_t n = 0, cap = 0;
     char *line = NULL;
     size_t line_cap = 0;
-    int rc = 0;
     while (getline(&line, &line_cap, f) > 0) {
         unsigned long long start, limit, offset;
         char perms[8];
@@ -87,29 +86,11 @@ static int read_proc_maps(struct proc_map **out, size_t *n_out)
             continue;   /* anonymous: nothing to name it by (Go skips these too) */
         if (n == MAX_MAPPINGS)
             break;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            struct proc_map *nm = realloc(maps, ncap * sizeof *nm);
-            if (!nm) {
-                rc = -1;
-                break;
-            }
-            maps = nm;
-            cap = ncap;
-        }
-        char *copy = strndup(path, len);
-        if (!copy) {
-            rc = -1;
-            break;
-        }
-        maps[n++] = (struct proc_map){start, limit, offset, copy};
+        maps = firn_grow(maps, n, &cap, sizeof *maps, 64);
+        maps[n++] = (struct proc_map){start, limit, offset, firn_xstrndup(path, len)};
     }
     free(line);
     fclose(f);
-    if (rc < 0) {
-        free_proc_maps(maps, n);
-        return -1;
-    }
     *out = maps;
     *n_out = n;
     return 0;
@@ -128,24 +109,20 @@ static int compare_range(const void *a, const void *b)
 }
 
 /* Adds the mappings to the builder, the main binary's first. */
-static int add_mappings(selfprof_symbolizer *s)
+static void add_mappings(selfprof_symbolizer *s)
 {
     struct proc_map *maps;
     size_t n;
     if (read_proc_maps(&maps, &n) < 0) {
         firn_log(FIRN_LOG_WARN, "selfprof", "cannot read /proc/self/maps; profile has no mappings",
                  NULL);
-        return 0;
+        return;
     }
     char exe[4096];
     ssize_t exe_len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[exe_len > 0 ? symbolize_without_deleted(exe, (size_t)exe_len) : 0] = '\0';
 
-    s->maps = calloc(n ? n : 1, sizeof *s->maps);
-    if (!s->maps) {
-        free_proc_maps(maps, n);
-        return -1;
-    }
+    s->maps = firn_xcalloc(n ? n : 1, sizeof *s->maps);
     /* Two passes: the main binary's entries, then everything else. */
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < n; i++) {
@@ -170,7 +147,6 @@ static int add_mappings(selfprof_symbolizer *s)
     }
     free_proc_maps(maps, n);
     firn_sort(s->maps, s->n_maps, sizeof *s->maps, compare_range);
-    return 0;
 }
 
 static uint32_t mapping_of(const selfprof_symbolizer *s, uint64_t addr)
@@ -211,14 +187,10 @@ static size_t symbolize(selfprof_symbolizer *s, uint64_t addr, pprof_line *out)
 
 /* ---- the symbolizer ------------------------------------------------------- */
 
-selfprof_symbolizer *selfprof_symbolizer_new(pprof_builder *b, firn_err *err)
+selfprof_symbolizer *selfprof_symbolizer_new(pprof_builder *b)
 {
-    selfprof_symbolizer *s = calloc(1, sizeof *s);
-    if (!s || firn_u64map_init(&s->cache, 1024) < 0) {
-        free(s);
-        firn_errf(err, FIRN_ENOMEM, "out of memory symbolizing a profile");
-        return NULL;
-    }
+    selfprof_symbolizer *s = firn_xcalloc(1, sizeof *s);
+    firn_u64map_init(&s->cache, 1024);
     s->b = b;
     s->dwfl = symbolize_dwfl_begin();
     if (s->dwfl && (dwfl_linux_proc_report(s->dwfl, getpid()) != 0 ||
@@ -232,11 +204,7 @@ selfprof_symbolizer *selfprof_symbolizer_new(pprof_builder *b, firn_err *err)
             firn_log(FIRN_LOG_WARN, "selfprof", "cannot symbolize this process; profiles "
                      "keep bare addresses", "err=\"%s\"", dwfl_errmsg(-1));
     }
-    if (add_mappings(s) < 0) {
-        selfprof_symbolizer_free(s);
-        firn_errf(err, FIRN_ENOMEM, "out of memory symbolizing a profile");
-        return NULL;
-    }
+    add_mappings(s);
     return s;
 }
 
@@ -255,7 +223,7 @@ uint32_t selfprof_symbolizer_location(selfprof_symbolizer *s, uintptr_t pc)
     };
     idx = pprof_builder_location(s->b, &l);
     if (idx != PPROF_NONE)
-        (void)firn_u64map_put(&s->cache, pc, idx, NULL);   /* a cache miss later is fine */
+        firn_u64map_put(&s->cache, pc, idx, NULL);
     return idx;
 }
 

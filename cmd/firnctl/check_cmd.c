@@ -65,7 +65,7 @@ static void print_summary(const firn_config *cfg)
 }
 
 /* The error lines of a refused file, or err alone when none were
- * collected (out of memory, an unreadable file). */
+ * collected (an unreadable file). */
 static void print_errors(const config_errors *errs, const firn_err *err)
 {
     if (errs->n == 0)

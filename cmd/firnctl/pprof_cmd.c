@@ -54,12 +54,7 @@ static int pprof_info(const char *path)
     pprof_profile *p = firnctl_load_profile(path, &bytes, &gz);
     if (!p)
         return 1;
-    int64_t *totals = calloc(p->n_sample_types ? p->n_sample_types : 1, sizeof *totals);
-    if (!totals) {
-        pprof_free(p);
-        fprintf(stderr, "firnctl: out of memory\n");
-        return 1;
-    }
+    int64_t *totals = firn_xcalloc(p->n_sample_types ? p->n_sample_types : 1, sizeof *totals);
     pprof_totals(p, totals);
     json_t *types = json_array();
     for (size_t i = 0; i < p->n_sample_types; i++) {

@@ -20,6 +20,8 @@
 #include "ingest/ingest.h"
 
 #define MAX_LABELS 64
+/* firn answers a push with a line of JSON: a megabyte is far beyond any. */
+#define PUSH_ANSWER_MAX (1 << 20)
 #define DEFAULT_SERVER "http://localhost:7070"
 /* The server's default body cap: a larger file would be refused anyway. */
 #define PUSH_MAX_BYTES HTTP_DEFAULT_MAX_BODY
@@ -60,10 +62,8 @@ static int parse_args(int argc, char **argv, struct push_opts *o, const char ***
                       size_t *n_files)
 {
     *o = (struct push_opts){.server = DEFAULT_SERVER};
-    *files = calloc((size_t)argc + 1, sizeof **files);
+    *files = firn_xcalloc((size_t)argc + 1, sizeof **files);
     *n_files = 0;
-    if (!*files)
-        return -1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -128,15 +128,19 @@ static bool reserved_label(const char *name)
 static void url_param(firn_buf *b, CURL *c, const char *name, const char *value)
 {
     char *n = curl_easy_escape(c, name, 0), *v = curl_easy_escape(c, value, 0);
-    firn_buf_printf(b, "&%s=%s", n ? n : "", v ? v : "");
+    if (!n || !v)   /* libcurl's allocation: the policy of model/alloc.h */
+        firn_oom(strlen(name) + strlen(value));
+    firn_buf_printf(b, "&%s=%s", n, v);
     curl_free(n);
     curl_free(v);
 }
 
+/* The server's answer, up to its cap: past it libcurl stops the transfer. */
 static size_t on_body(char *data, size_t size, size_t n, void *ctx)
 {
-    firn_buf_append(ctx, data, size * n);
-    return size * n;
+    firn_buf *b = ctx;
+    firn_buf_append(b, data, size * n);
+    return b->failed ? 0 : size * n;
 }
 
 /* The profile name told from the file, as the server would tell it for a
@@ -211,13 +215,16 @@ static int push_one(CURL *c, const struct push_opts *o, const char *path)
         free(data);
         return -1;
     }
-    firn_buf url = {0}, labels_header = {0}, resp = {0};
+    firn_buf url = {0}, labels_header = {0}, resp;
+    firn_buf_init(&resp, PUSH_ANSWER_MAX);
     size_t slen = strlen(o->server);
     while (slen && o->server[slen - 1] == '/')
         slen--;
     firn_buf_printf(&url, "%.*s/api/v1/ingest?", (int)slen, o->server);
     char *n = curl_easy_escape(c, name, 0);
-    firn_buf_printf(&url, "name=%s", n ? n : "");
+    if (!n)
+        firn_oom(strlen(name));
+    firn_buf_printf(&url, "name=%s", n);
     curl_free(n);
     if (o->delta)
         firn_buf_puts(&url, "&delta=true");
@@ -236,10 +243,15 @@ static int push_one(CURL *c, const struct push_opts *o, const char *path)
     }
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/octet-stream");
     firn_buf h = {0};
-    if (labels_header.len) {
+    if (headers && labels_header.len) {
         firn_buf_printf(&h, "X-Firn-Labels: %s", labels_header.data);
-        headers = curl_slist_append(headers, h.data);
+        struct curl_slist *more = curl_slist_append(headers, h.data);
+        if (!more)
+            curl_slist_free_all(headers);
+        headers = more;
     }
+    if (!headers)
+        firn_oom(h.len);
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url.data);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -251,13 +263,16 @@ static int push_one(CURL *c, const struct push_opts *o, const char *path)
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    CURLcode cc = url.failed || !headers ? CURLE_OUT_OF_MEMORY : curl_easy_perform(c);
+    CURLcode cc = curl_easy_perform(c);
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     int rc = 0;
-    if (cc != CURLE_OK) {
-        fprintf(stderr, "firnctl: push %s: %s: %s\n", path, url.data ? url.data : "",
-                curl_easy_strerror(cc));
+    if (resp.failed) {
+        fprintf(stderr, "firnctl: push %s: %s: the answer is larger than %d bytes\n", path,
+                url.data, PUSH_ANSWER_MAX);
+        rc = -1;
+    } else if (cc != CURLE_OK) {
+        fprintf(stderr, "firnctl: push %s: %s: %s\n", path, url.data, curl_easy_strerror(cc));
         rc = -1;
     } else if (code != 200) {
         print_refusal(path, code, resp.data ? resp.data : "");
@@ -289,12 +304,10 @@ int cmd_push(int argc, char **argv)
         return 1;
     }
     CURL *c = curl_easy_init();
+    if (!c)   /* libcurl's allocation: the policy of model/alloc.h */
+        firn_oom(0);
     int failed = 0;
-    if (!c) {
-        fprintf(stderr, "firnctl: push: out of memory\n");
-        failed = 1;
-    }
-    for (size_t i = 0; c && i < n_files; i++)
+    for (size_t i = 0; i < n_files; i++)
         failed |= push_one(c, &o, files[i]) < 0;
     curl_easy_cleanup(c);
     curl_global_cleanup();

@@ -160,11 +160,7 @@ static int set_flag(struct opts *o, const struct flag *f, const char *v)
 static int parse_flags(int argc, char **argv, unsigned allowed, struct opts *o)
 {
     o->path = "./data";
-    o->group_by = calloc((size_t)argc + 1, sizeof *o->group_by);
-    if (!o->group_by) {
-        fprintf(stderr, "firnctl: out of memory\n");
-        return -1;
-    }
+    o->group_by = firn_xcalloc((size_t)argc + 1, sizeof *o->group_by);
     bool flags_done = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -302,11 +298,7 @@ static int query_eval(struct opts *o, bool range)
     firn_buf_puts(&b, "}\n");
     pql_result_free(&res);
     size_t len;
-    char *out = firn_buf_take(&b, &len);
-    if (!out) {
-        fprintf(stderr, "firnctl: out of memory\n");
-        return 1;
-    }
+    char *out = firn_buf_take(&b, &len);   /* no cap: the result is in memory already */
     size_t written = fwrite(out, 1, len, stdout);
     free(out);
     if (written != len || fflush(stdout) != 0 || ferror(stdout)) {
@@ -419,13 +411,14 @@ static int profile_render(struct opts *o, tsdb_reader *r, const pql_profile_requ
             pql_tree_free(&t);
         }
     }
-    if (rc == 0 && !(*out = firn_buf_take(&b, len)))
-        rc = FIRN_ENOMEM;
     if (rc < 0) {
+        /* promql-like's renderers still report their own allocation
+         * failures without a message (they are not converted yet). */
         fprintf(stderr, "firnctl: %s\n", err.code ? err.msg : "out of memory");
         firn_buf_free(&b);
         return 1;
     }
+    *out = firn_buf_take(&b, len);
     return 0;
 }
 

@@ -96,9 +96,7 @@ static int parse(int argc, char **argv, struct opts *o)
     o->start = INT64_MIN;
     o->end = INT64_MAX;
     o->repeat = 1;
-    o->args = calloc((size_t)argc + 1, sizeof *o->args);
-    if (!o->args)
-        return -1;
+    o->args = firn_xcalloc((size_t)argc + 1, sizeof *o->args);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -120,7 +118,7 @@ static int parse(int argc, char **argv, struct opts *o)
                         MAX_LABELS);
                 return -1;
             }
-            o->labels[o->n_labels].name = strndup(v, (size_t)(eq - v));
+            o->labels[o->n_labels].name = firn_xstrndup(v, (size_t)(eq - v));
             o->labels[o->n_labels++].value = eq + 1;
         } else if (strcmp(a, "--match") == 0 && v) {
             if (parse_matcher(o, argv[i + 1]) < 0)
@@ -182,13 +180,13 @@ static int do_append(tsdb *db, struct opts *o)
         fprintf(stderr, "firnctl: tsdb append needs --name NAME and at least one FILE\n");
         return 2;
     }
-    pprof_profile **profiles = calloc(o->n_args, sizeof *profiles);
+    pprof_profile **profiles = firn_xcalloc(o->n_args, sizeof *profiles);
     int rc = 0;
-    for (size_t i = 0; i < o->n_args && profiles; i++)
+    for (size_t i = 0; i < o->n_args; i++)
         if (!(profiles[i] = firnctl_load_profile(o->args[i], NULL, NULL)))
             rc = 1;
     int64_t ts = o->timestamp;
-    for (long r = 0; r < o->repeat && !rc && profiles; r++) {
+    for (long r = 0; r < o->repeat && !rc; r++) {
         for (size_t i = 0; i < o->n_args; i++) {
             tsdb_append_req req = {.labels = o->labels,
                                    .n_labels = o->n_labels,
@@ -210,7 +208,7 @@ static int do_append(tsdb *db, struct opts *o)
                 ts += o->interval;
         }
     }
-    for (size_t i = 0; i < o->n_args && profiles; i++)
+    for (size_t i = 0; i < o->n_args; i++)
         pprof_free(profiles[i]);
     free(profiles);
     return rc;
@@ -306,16 +304,15 @@ static int do_export(tsdb_reader *r, struct opts *o)
     tsdb_series_set set;
     if (select_series(r, o, &set))
         return 1;
-    uint64_t *ids = calloc(set.n + 1, sizeof *ids);
-    for (size_t i = 0; ids && i < set.n; i++)
+    uint64_t *ids = firn_xcalloc(set.n + 1, sizeof *ids);
+    for (size_t i = 0; i < set.n; i++)
         ids[i] = set.series[i].id;
     firn_err err = {0};
     tsdb_merge_options mo = {.keep_labels = o->have_time};
     tsdb_merge_stats ms = {0};
-    bool none = ids && !set.n;
-    pprof_profile *p = ids && !none
-                           ? tsdb_merge(r, ids, set.n, o->start, o->end, &mo, &ms, &err)
-                           : NULL;
+    bool none = !set.n;
+    pprof_profile *p = !none ? tsdb_merge(r, ids, set.n, o->start, o->end, &mo, &ms, &err)
+                             : NULL;
     free(ids);
     tsdb_series_set_free(&set);
     /* a series is selected when its time span overlaps the range, so it may

@@ -7,6 +7,8 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <pthread.h>
 #include <math.h>
 #include <stdio.h>
@@ -71,6 +73,52 @@ static void test_arena_alignment_and_sizes(void **state)
     assert_null(firn_arena_calloc(a, SIZE_MAX / 2, 4));
     assert_null(firn_arena_alloc(a, SIZE_MAX));
     firn_arena_free(a);
+}
+
+/* Run fn(arg) in a child: it must abort with the out-of-memory message of
+ * model/alloc.h on standard error. */
+static void assert_oom_abort(void (*fn)(void *), void *arg)
+{
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pipefd[1], STDERR_FILENO);
+        close(pipefd[0]);
+        fn(arg);
+        _exit(0);   /* not reached when fn aborts */
+    }
+    close(pipefd[1]);
+    char out[256] = {0};
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof out - 1 && (n = read(pipefd[0], out + len, sizeof out - 1 - len)) > 0)
+        len += (size_t)n;
+    close(pipefd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    assert_non_null(strstr(out, "firn: out of memory ("));
+}
+
+static void grow_impossible(void *v)
+{
+    size_t huge = SIZE_MAX / 4;
+    (void)firn_grow(v, huge, &huge, 16, 4);
+}
+
+static void xcalloc_overflow(void *unused)
+{
+    (void)unused;
+    (void)firn_xcalloc(SIZE_MAX / 2, 4);
+}
+
+static void xstrndup_impossible(void *unused)
+{
+    (void)unused;
+    (void)firn_xstrndup("", SIZE_MAX);
 }
 
 static void test_u64map(void **state)
@@ -1007,11 +1055,40 @@ static void test_grow(void **state)
     /* Room left: the same array, cap untouched. */
     assert_ptr_equal(firn_grow(v, n, &cap, sizeof *v, 4), v);
     assert_int_equal(cap, 128);
-    /* A size that cannot be: NULL, the array and cap left as they were. */
-    size_t huge = SIZE_MAX / 4;
-    assert_null(firn_grow(v, huge, &huge, 16, 4));
-    assert_int_equal(huge, SIZE_MAX / 4);
+    /* A size that cannot be is an out-of-memory abort, not NULL. */
+    assert_oom_abort(grow_impossible, v);
     free(v);
+}
+
+/* The policy: an allocation firn sizes itself never returns NULL. */
+static void test_xalloc(void **state)
+{
+    (void)state;
+    char *p = firn_xmalloc(0);   /* a pointer to free, not NULL */
+    assert_non_null(p);
+    p = firn_xrealloc(p, 10);
+    memcpy(p, "123456789", 10);
+    p = firn_xreallocarray(p, 5, 4);
+    assert_string_equal(p, "123456789");
+    free(p);
+    int *z = firn_xcalloc(8, sizeof *z);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(z[i], 0);
+    free(z);
+    char *s = firn_xstrndup("hello world", 5);
+    assert_string_equal(s, "hello");
+    free(s);
+    s = firn_xstrdup("x");
+    assert_string_equal(s, "x");
+    free(s);
+    s = firn_xasprintf("%s-%d", "a", 7);
+    assert_string_equal(s, "a-7");
+    free(s);
+    char *d = firn_xmemdup("ab\0c", 4);
+    assert_memory_equal(d, "ab\0c", 4);
+    free(d);
+    assert_oom_abort(xcalloc_overflow, NULL);
+    assert_oom_abort(xstrndup_impossible, NULL);
 }
 
 /* ---- durations ------------------------------------------------------------- */
@@ -1075,6 +1152,34 @@ static void test_buf(void **state)
     b.failed = true;
     firn_buf_puts(&b, "lost");
     assert_null(firn_buf_take(&b, &len));
+
+    /* A cap: the append that would pass it fails, the bytes stay as they
+     * were, later appends are no-ops, and take hands back NULL. */
+    firn_buf c;
+    firn_buf_init(&c, 8);
+    firn_buf_puts(&c, "12345678");   /* exactly the cap */
+    assert_false(c.failed);
+    assert_int_equal(c.len, 8);
+    firn_buf_puts(&c, "9");
+    assert_true(c.failed);
+    assert_int_equal(c.len, 8);
+    assert_string_equal(c.data, "12345678");
+    firn_buf_puts(&c, "");
+    firn_buf_printf(&c, "%s", "");
+    assert_int_equal(c.len, 8);
+    assert_null(firn_buf_take(&c, &len));
+    assert_int_equal(len, 0);
+    /* take keeps the cap: a long printf is refused before it is written. */
+    assert_int_equal(c.max, 8);
+    char wide[300];
+    memset(wide, 'w', sizeof wide - 1);
+    wide[sizeof wide - 1] = '\0';
+    firn_buf_printf(&c, "%s", wide);
+    assert_true(c.failed);
+    assert_null(c.data);
+    firn_buf_free(&c);
+    assert_int_equal(c.max, 8);
+    assert_false(c.failed);
 }
 
 static void test_metrics_text(void **state)
@@ -1121,6 +1226,7 @@ int main(void)
         cmocka_unit_test(test_err_prefix_truncates_safely),
         cmocka_unit_test(test_arena_alignment_and_sizes),
         cmocka_unit_test(test_u64map),
+        cmocka_unit_test(test_xalloc),
         cmocka_unit_test(test_sort),
         cmocka_unit_test(test_file_roundtrip_and_cap),
         cmocka_unit_test(test_log_level_parse),

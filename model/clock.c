@@ -1,17 +1,7 @@
-/* process.c -- process-wide settings shared by firn's programs. */
-#include "model.h"
+/* clock.c -- the wall and monotonic clocks, and deadlines for timed waits. */
+#include "model/clock.h"
 
-#include <malloc.h>
 #include <time.h>
-
-void firn_tune_malloc(void)
-{
-    /* Fixed values also switch off glibc's dynamic mmap threshold, whose
-     * adjustments made large per-profile buffers alternate between mmap and
-     * a heap top that is trimmed again on every free. */
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
-}
 
 int64_t firn_now_ms(void)
 {
