@@ -134,9 +134,10 @@ size_t firn_sorted_count_le(const void *base, size_t n, size_t elem, size_t key_
 /* Open addressing, linear probing; keys are arbitrary uint64 values (0 is a
  * valid key).  Used to map sparse ids to dense indexes and hashes to slots. */
 typedef struct firn_u64map {
-    uint64_t *keys;
-    uint32_t *vals;
-    uint8_t *used;
+    struct firn_u64map_slot {
+        uint64_t key;
+        uint32_t val, used;
+    } *slots;
     size_t cap;     /* power of two */
     size_t len;
 } firn_u64map;
