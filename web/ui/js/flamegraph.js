@@ -58,6 +58,7 @@ export class FlameGraph {
     this.drawWaiters = [];
     this.lastDrawMs = 0;
     this.drawTimes = [];
+    this.size = null; // the graph canvas's CSS size at the last draw
     this.readTheme();
     this.scroll.addEventListener('scroll', () => {
       this.hoverAt(-1);
@@ -178,12 +179,19 @@ export class FlameGraph {
     return c;
   }
 
+  // Each assignment to a canvas's width or height allocates and clears a
+  // new bitmap, so only a dimension that changed is assigned: a window
+  // resized in width costs one allocation per redraw, not two.
   sizeCanvas(c, w, h, dpr) {
-    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
-      c.width = Math.round(w * dpr);
-      c.height = Math.round(h * dpr);
-      c.style.height = `${h}px`;
+    const bw = Math.round(w * dpr);
+    const bh = Math.round(h * dpr);
+    if (c.width !== bw) {
+      c.width = bw;
       c.style.width = `${w}px`;
+    }
+    if (c.height !== bh) {
+      c.height = bh;
+      c.style.height = `${h}px`;
     }
   }
 
@@ -196,8 +204,7 @@ export class FlameGraph {
     const contentH = fl ? (fl.maxDepth + 1) * ROW_H : 0;
     const height = Math.max(ROW_H, Math.min(contentH, this.scroll.clientHeight || contentH));
     this.sizeCanvas(this.canvas, width, height, dpr);
-    this.sizeCanvas(this.overlay, width, height, dpr);
-    this.overlay.style.top = `${this.scroll.scrollTop}px`;
+    this.size = { width, height };
     const ctx = this.ctx;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.fillStyle = this.theme.bg;
@@ -292,12 +299,21 @@ export class FlameGraph {
     this.drawOverlay();
   }
 
+  // The overlay holds the hover outline only: the graph's size while a
+  // frame is outlined, else empty (0 by 0), so a redraw with nothing
+  // hovered (a resize, a zoom, a search) allocates one bitmap, not two.
   drawOverlay() {
-    const c = this.octx;
+    const o = this.overlay;
     const dpr = window.devicePixelRatio || 1;
+    if (this.hover < 0 || !this.fl || !this.size) {
+      if (o.width || o.height) this.sizeCanvas(o, 0, 0, dpr);
+      return;
+    }
+    this.sizeCanvas(o, this.size.width, this.size.height, dpr);
+    o.style.top = `${this.scroll.scrollTop}px`;
+    const c = this.octx;
     c.setTransform(1, 0, 0, 1, 0, 0);
-    c.clearRect(0, 0, this.overlay.width, this.overlay.height);
-    if (this.hover < 0 || !this.fl) return;
+    c.clearRect(0, 0, o.width, o.height);
     c.setTransform(dpr, 0, 0, dpr, 0, 0);
     const v = this.view();
     const r = nodeRect(this.fl, v, this.hover);
