@@ -7,6 +7,7 @@
 
 import { header, el, chips, api, withLoading, ago, settled } from './common.js';
 import { alertGroups, parseStates, formatDuration, exploreHref, STATES } from './lib/rules.js';
+import { counted } from './lib/format.js';
 
 const $ = (id) => document.getElementById(id);
 let data = null;
@@ -90,7 +91,7 @@ function draw() {
         el('span', { class: 'count' }, STATES.filter((s) => g.counts[s]).map((s) => `${g.counts[s]} ${s}`).join(', '))),
       g.rules.map(ruleBlock)));
   }
-  $('summary').textContent = `${shown} of ${total} alerting rules shown`;
+  $('summary').textContent = `${shown} of ${counted(total, 'alerting rule')} shown`;
   if (!total) {
     box.append(el('div', { class: 'empty' }, (data.groups || []).length
       ? 'No alerting rules: the loaded rule files hold recording rules only (see Rules).'
