@@ -280,7 +280,7 @@ static size_t object_frames(agent_symbolizer *s, object *o, uint64_t vaddr,
         else
             o->frames = f;
     }
-    if (!addrs || !o->cache.keys)   /* out of memory: the frame stays an address */
+    if (!addrs || !o->cache.slots)   /* out of memory: the frame stays an address */
         return 0;
     if (n > 0)   /* an address nothing names is cached as 0 frames */
         memcpy(o->frames + o->n_frames, found, n * sizeof *found);

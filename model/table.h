@@ -25,9 +25,10 @@ size_t firn_sorted_count_le(const void *base, size_t n, size_t elem, size_t key_
  * The table grows by firn_xmalloc (model/alloc.h), so no call fails for
  * want of memory. */
 typedef struct firn_u64map {
-    uint64_t *keys;
-    uint32_t *vals;
-    uint8_t *used;
+    struct firn_u64map_slot {
+        uint64_t key;
+        uint32_t val, used;
+    } *slots;
     size_t cap;     /* power of two */
     size_t len;
 } firn_u64map;

@@ -837,31 +837,80 @@ static int build_add(struct build *b, const pprof_profile *p, int side,
 
 /* ---- node limit ------------------------------------------------------------ */
 
+/* The order in which nodes are offered to the limit: larger rank first, then
+ * name, then node index, a total order so the kept set is determined.
+ * name is the node's place among the node keys' names in strcmp order
+ * (equal names, equal places), so comparing needs no strcmp. */
 struct ranked {
     int64_t rank;
-    const char *name;
+    uint32_t name;
     uint32_t node;
 };
 
-static int cmp_ranked(const void *x, const void *y)
+static bool ranked_before(const struct ranked *a, const struct ranked *c)
 {
-    const struct ranked *a = x, *c = y;
     if (a->rank != c->rank)
-        return a->rank > c->rank ? -1 : 1;
-    int n = strcmp(a->name, c->name);
-    if (n)
-        return n;
-    return a->node < c->node ? -1 : a->node > c->node;
+        return a->rank > c->rank;
+    if (a->name != c->name)
+        return a->name < c->name;
+    return a->node < c->node;
 }
 
-static const char *node_name(const struct build *b, uint32_t i)
+/* Restores the heap below i (the first in ranked_before order on top). */
+static void heap_down(struct ranked *h, size_t n, size_t i)
 {
-    return i == 0 ? "total" : b->key_names[b->nodes[i].key];
+    struct ranked x = h[i];
+    for (size_t c; (c = 2 * i + 1) < n; i = c) {
+        if (c + 1 < n && ranked_before(&h[c + 1], &h[c]))
+            c++;
+        if (!ranked_before(&h[c], &x))
+            break;
+        h[i] = h[c];
+    }
+    h[i] = x;
+}
+
+struct key_name {
+    const char *name;
+    uint32_t key;
+};
+
+static int cmp_key_name(const void *x, const void *y)
+{
+    return strcmp(((const struct key_name *)x)->name, ((const struct key_name *)y)->name);
+}
+
+/* place[key]: the key's name's place in strcmp order, equal for equal
+ * names (two keys may share a name: same function name, other file). */
+static uint32_t *name_places(struct build *b)
+{
+    size_t n = b->keys.n;
+    uint32_t *place = malloc((n ? n : 1) * sizeof *place);
+    struct key_name *by = malloc((n ? n : 1) * sizeof *by);
+    if (!place || !by) {
+        free(place);
+        free(by);
+        return NULL;
+    }
+    for (size_t k = 0; k < n; k++)
+        by[k] = (struct key_name){b->key_names[k], (uint32_t)k};
+    firn_sort(by, n, sizeof *by, cmp_key_name);
+    uint32_t at = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (k && strcmp(by[k - 1].name, by[k].name) != 0)
+            at++;
+        place[by[k].key] = at;
+    }
+    free(by);
+    return place;
 }
 
 /* keep[i]: whether node i stays.  With a limit, the max_nodes nodes of the
  * largest cum (max of both sides for a diff) stay, each with its
- * ancestors, so the count never exceeds the limit. */
+ * ancestors, so the count never exceeds the limit: nodes are offered in
+ * ranked_before order and one whose missing ancestors would overflow the
+ * limit is passed over.  The offers come off a heap, so a big tree costs
+ * a linear heap build and a few thousand pops rather than a full sort. */
 static int select_nodes(struct build *b, size_t max_nodes, bool diff, unsigned char **keep_out)
 {
     size_t n = b->n_nodes;
@@ -875,20 +924,29 @@ static int select_nodes(struct build *b, size_t max_nodes, bool diff, unsigned c
     }
     memset(keep, 0, n);
     keep[0] = 1;
-    struct ranked *order = malloc((n - 1) * sizeof *order);
-    if (!order)
+    struct ranked *heap = malloc((n - 1) * sizeof *heap);
+    uint32_t *place = name_places(b);
+    if (!heap || !place) {
+        free(heap);
+        free(place);
         return oom(b);
+    }
     for (uint32_t i = 1; i < n; i++) {
         const struct bnode *nd = &b->nodes[i];
         int64_t rank = nd->cum[0];
         if (diff && nd->cum[1] > rank)
             rank = nd->cum[1];
-        order[i - 1] = (struct ranked){rank, node_name(b, i), i};
+        heap[i - 1] = (struct ranked){rank, place[nd->key], i};
     }
-    firn_sort(order, n - 1, sizeof *order, cmp_ranked);
+    free(place);
+    size_t left = n - 1;
+    for (size_t i = left / 2; i-- > 0;)
+        heap_down(heap, left, i);
     size_t kept = 0;
-    for (size_t i = 0; i < n - 1 && kept < max_nodes; i++) {
-        uint32_t x = order[i].node;
+    while (left && kept < max_nodes) {
+        uint32_t x = heap[0].node;
+        heap[0] = heap[--left];
+        heap_down(heap, left, 0);
         size_t chain = 0;
         for (uint32_t a = x; !keep[a]; a = b->nodes[a].parent)
             chain++;
@@ -898,7 +956,7 @@ static int select_nodes(struct build *b, size_t max_nodes, bool diff, unsigned c
             keep[a] = 1;
         kept += chain;
     }
-    free(order);
+    free(heap);
     return 0;
 }
 

@@ -10,6 +10,10 @@
 //                       an upper bound by one evaluate round trip
 //   api_flamegraph_8192_ms, api_flamegraph_large_ms   the anchor: the same
 //                       flame-graph JSON fetched from Node (no browser)
+//   api_flamegraph_8192_cpu_ms, api_flamegraph_large_cpu_ms   firn's CPU time
+//                       (user + system, /proc/PID/stat) per such request, the
+//                       mean over the runs: what the wall times cost the
+//                       server, whatever else the machine runs
 //   flamegraph_8192_nodes, flamegraph_large_nodes   nodes in those trees (API)
 //   ui_redraw_p50_ms, ui_redraw_p99_ms, ui_redraw_zoomed_p50_ms, ui_redraw_zoomed_p99_ms
 //                       full redraws of the 8192-node graph (the viewport's width
@@ -24,6 +28,8 @@
 //                       ui_cold_load_raw_bytes the same files uncompressed (anchor);
 //                       ui_cold_load_api_bytes what its API calls transferred
 // --quick (the smoke test) runs each measurement a few times only.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import { launchBrowser, pushProfile, startFirn } from './harness.mjs';
@@ -197,6 +203,15 @@ async function jsHeapMB(browser, firn, path) {
   });
 }
 
+// A process's CPU time so far (user + system), in ms.
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+function cpuMs(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // fields after the command name (which may hold spaces): state is the 3rd field, utime the 14th
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+}
+
 async function apiFlamegraph(firn, maxNodes) {
   const now = Math.floor(Date.now() / 1000);
   const p = new URLSearchParams({ query: QUERY, start: String(now - 3600), end: String(now) });
@@ -226,15 +241,18 @@ export async function run({ quick = false } = {}) {
     for (const [label, maxNodes] of [['8192', ''], ['large', '0']]) {
       const api = [];
       let nodes = 0;
+      const cpu0 = cpuMs(firn.pid);
       for (let i = 0; i < runs; i++) {
         const a = await apiFlamegraph(firn, maxNodes);
         api.push(a.ms);
         nodes = a.nodes;
       }
+      const cpu = (cpuMs(firn.pid) - cpu0) / runs;
       const ui = [];
       for (let i = 0; i < runs; i++) ui.push(await timeToDrawn(browser, firn, explorePath(maxNodes)));
       out(`ui_drawn_${label}_ms`, quantile(ui, 0.5));
       out(`api_flamegraph_${label}_ms`, quantile(api, 0.5));
+      out(`api_flamegraph_${label}_cpu_ms`, cpu);
       out(`flamegraph_${label}_nodes`, nodes);
     }
     const { plain, zoomed, hover } = await withPage(browser, async (page) => {

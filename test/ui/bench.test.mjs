@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import { NO_UI_API, run } from './bench.mjs';
 
 const FIGURES = [
-  'ui_drawn_8192_ms', 'api_flamegraph_8192_ms', 'flamegraph_8192_nodes',
-  'ui_drawn_large_ms', 'api_flamegraph_large_ms', 'flamegraph_large_nodes',
+  'ui_drawn_8192_ms', 'api_flamegraph_8192_ms', 'api_flamegraph_8192_cpu_ms', 'flamegraph_8192_nodes',
+  'ui_drawn_large_ms', 'api_flamegraph_large_ms', 'api_flamegraph_large_cpu_ms', 'flamegraph_large_nodes',
   'ui_redraw_p50_ms', 'ui_redraw_p99_ms', 'ui_redraw_zoomed_p50_ms', 'ui_redraw_zoomed_p99_ms',
   'ui_hover_p50_ms', 'ui_hover_p99_ms', 'frame_budget_ms', 'ui_js_heap_mb',
   'ui_cold_load_bytes', 'ui_cold_load_raw_bytes', 'ui_cold_load_api_bytes',

@@ -22,7 +22,7 @@ const RULES_A = `groups:
         expr: ui:one > 0
         for: 0s
         labels: {severity: page}
-        annotations: {summary: 'always {{ $value }}'}
+        annotations: {summary: 'always {{ $value }}', description: '{{ $labels.source }} says {{ $value }}'}
       - alert: NeverFires
         expr: ui:one < 0
         for: 5m
@@ -111,9 +111,22 @@ for (const colorScheme of ['light', 'dark']) {
             for (const [k, v] of Object.entries(a.labels)) {
               assert.ok((await rows.first().textContent()).includes(`${k}="${v}"`), `${r.name} alert ${k}`);
             }
+            // The alert's own annotations, filled in for its labels and value, in name order.
+            const ann = Object.entries(a.annotations || {}).sort(([x], [y]) => (x < y ? -1 : 1));
+            const cell = rows.first().locator('td.annotations dl');
+            assert.equal(await cell.count(), ann.length ? 1 : 0, `${r.name} annotations cell`);
+            assert.equal(await active.locator('thead th').count(), ann.length ? 5 : 4);
+            if (ann.length) {
+              assert.deepEqual(await cell.locator('dt').allTextContents(), ann.map(([k]) => k));
+              assert.deepEqual(await cell.locator('dd').allTextContents(), ann.map(([, v]) => v));
+            }
           }
         }
       }
+      // The templates filled in by hand: ui:one is 1 with source="uitest".
+      const always = alerting().find((r) => r.name === 'AlwaysFiring');
+      assert.deepEqual(always.alerts.map((a) => a.annotations),
+        [{ summary: 'always 1', description: 'uitest says 1' }]);
       const never = alerting().find((r) => r.name === 'NeverFires');
       assert.equal(never.duration, 300);
       assert.equal(never.keepFiringFor, 60);

@@ -5,7 +5,9 @@
  * teardown, even when the test fails) with synthetic profiles, whose
  * stacks and values make every expected node value exact, and with real
  * fixtures from ../shared/fixtures/pprof (FIRN_FIXTURES overrides the
- * directory), whose totals come from pprof_totals.
+ * directory), whose totals come from pprof_totals.  max_nodes on the
+ * largest fixture is checked node by node against a reference tree and
+ * selection built here from the merged pprof.
  *
  * Synthetic stacks are written root first, frames separated by ';':
  *   name             a function in app.go
@@ -35,6 +37,7 @@
 #define FX_CPU "pyro-pkg_og_convert_pprof_testdata_cpu.pb.gz"       /* samples, cpu */
 #define FX_LABELS "pyro-pkg_pprof_testdata_go.cpu.labels.pprof"     /* samples, cpu; labels */
 #define FX_HEAP "alloy-heap.pprof"                                  /* 4 sample types */
+#define FX_LARGE "pprof-internal_proftest_testdata_large.cpu"     /* 23k locations */
 
 #define CPU "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 #define SAMPLES "process_cpu:samples:count:cpu:nanoseconds"
@@ -905,6 +908,265 @@ static void test_max_nodes(void **state)
     pql_tree_free(&t);
 }
 
+/* ---- max_nodes against a reference built here ---------------------------- */
+
+/* The whole stack tree of a merged profile, built from its samples with
+ * strings as keys (no interning, no tree code of pql's): node i > 0 has
+ * parent < i, nodes are numbered in the order the samples first reach
+ * them, and (parent, name, file) is unique. */
+struct rnode {
+    uint32_t parent;
+    const char *name, *file;
+    int64_t self, cum;
+    bool keep;
+};
+
+struct rtree {
+    struct rnode *n;
+    size_t len, cap;
+    uint32_t *slots;             /* node index + 1, 0 empty; open addressing */
+    size_t n_slots;
+    char **owned;                /* names made for unsymbolized frames */
+    size_t n_owned;
+};
+
+static uint64_t rhash(uint32_t parent, const char *name, const char *file)
+{
+    uint64_t h = 1469598103934665603ULL ^ parent;
+    for (const char *c = name; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;
+    for (const char *c = file; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    return h;
+}
+
+static uint32_t rchild(struct rtree *t, uint32_t parent, const char *name, const char *file)
+{
+    if ((t->len + 1) * 2 > t->n_slots) {   /* rehash at half full */
+        size_t ns = t->n_slots ? t->n_slots * 2 : 1024;
+        uint32_t *slots = calloc(ns, sizeof *slots);
+        assert_non_null(slots);
+        for (size_t i = 0; i < t->len; i++) {
+            size_t h = rhash(t->n[i].parent, t->n[i].name, t->n[i].file) & (ns - 1);
+            while (slots[h])
+                h = (h + 1) & (ns - 1);
+            slots[h] = (uint32_t)i + 1;
+        }
+        free(t->slots);
+        t->slots = slots;
+        t->n_slots = ns;
+    }
+    size_t h = rhash(parent, name, file) & (t->n_slots - 1);
+    for (; t->slots[h]; h = (h + 1) & (t->n_slots - 1)) {
+        const struct rnode *c = &t->n[t->slots[h] - 1];
+        if (c->parent == parent && strcmp(c->name, name) == 0 && strcmp(c->file, file) == 0)
+            return t->slots[h] - 1;
+    }
+    if (t->len == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 1024;
+        t->n = realloc(t->n, t->cap * sizeof *t->n);
+        assert_non_null(t->n);
+    }
+    t->n[t->len] = (struct rnode){.parent = parent, .name = name, .file = file};
+    t->slots[h] = (uint32_t)t->len + 1;
+    return (uint32_t)t->len++;
+}
+
+/* Frame names as pql.h gives them: the function's, else "[binary] 0xADDR"
+ * or "0xADDR"; root first, a location's inlined frames outermost first. */
+static void rtree_build(struct rtree *t, const pprof_profile *p)
+{
+    memset(t, 0, sizeof *t);
+    t->n = calloc(1, sizeof *t->n);
+    t->cap = 1;
+    t->len = 1;
+    t->n[0] = (struct rnode){.parent = UINT32_MAX, .name = "total", .file = ""};
+    char **names = calloc(p->n_locations + 1, sizeof *names);
+    assert_non_null(names);
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const pprof_sample *s = &p->samples[i];
+        int64_t v = s->values[0];
+        uint32_t node = 0;
+        t->n[0].cum += v;
+        for (size_t k = s->n_locations; k-- > 0;) {
+            const pprof_location *l = &p->locations[s->locations[k]];
+            for (size_t j = l->n_lines ? l->n_lines : 1; j-- > 0;) {
+                const pprof_function *fn =
+                    l->n_lines ? &p->functions[l->lines[j].function] : NULL;
+                const char *name = fn ? pprof_str(p, fn->name) : "";
+                const char *file = fn ? pprof_str(p, fn->filename) : "";
+                if (!*name) {
+                    char **mine = &names[s->locations[k]];
+                    if (!*mine) {
+                        const char *bin = l->mapping < p->n_mappings
+                                              ? pprof_str(p, p->mappings[l->mapping].filename) : "";
+                        const char *slash = strrchr(bin, '/');
+                        bin = slash ? slash + 1 : bin;
+                        char buf[512];
+                        if (*bin)
+                            snprintf(buf, sizeof buf, "[%s] 0x%llx", bin,
+                                     (unsigned long long)l->address);
+                        else
+                            snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)l->address);
+                        *mine = strdup(buf);
+                    }
+                    name = *mine;
+                    file = "";
+                }
+                node = rchild(t, node, name, file);
+                t->n[node].cum += v;
+            }
+        }
+        t->n[node].self += v;
+    }
+    t->owned = names;
+    t->n_owned = p->n_locations + 1;
+}
+
+static void rtree_free(struct rtree *t)
+{
+    for (size_t i = 0; i < t->n_owned; i++)
+        free(t->owned[i]);
+    free(t->owned);
+    free(t->n);
+    free(t->slots);
+}
+
+static const struct rtree *rank_tree;
+
+/* Larger cum first, then name, then the order nodes were first reached. */
+static int cmp_rank(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *)x, c = *(const uint32_t *)y;
+    const struct rnode *na = &rank_tree->n[a], *nc = &rank_tree->n[c];
+    if (na->cum != nc->cum)
+        return na->cum > nc->cum ? -1 : 1;
+    int o = strcmp(na->name, nc->name);
+    return o ? o : (a > c) - (a < c);
+}
+
+/* pql.h's rule, done the plain way: every node sorted by rank, each taken
+ * with its missing ancestors while they fit in max_nodes.  Returns the
+ * number kept (root excluded). */
+static size_t rtree_select(struct rtree *t, size_t max_nodes)
+{
+    uint32_t *order = malloc(t->len * sizeof *order);
+    assert_non_null(order);
+    for (size_t i = 0; i < t->len; i++)
+        t->n[i].keep = i == 0;
+    for (size_t i = 1; i < t->len; i++)
+        order[i - 1] = (uint32_t)i;
+    rank_tree = t;
+    qsort(order, t->len - 1, sizeof *order, cmp_rank);
+    size_t kept = 0;
+    for (size_t i = 0; i + 1 < t->len && kept < max_nodes; i++) {
+        size_t chain = 0;
+        for (uint32_t a = order[i]; !t->n[a].keep; a = t->n[a].parent)
+            chain++;
+        if (kept + chain > max_nodes)
+            continue;
+        for (uint32_t a = order[i]; !t->n[a].keep; a = t->n[a].parent)
+            t->n[a].keep = true;
+        kept += chain;
+    }
+    free(order);
+    return kept;
+}
+
+/* The pruned tree below n matches reference node r: each kept child by
+ * name, file, self and cum; "other" is the sum of the cut children.
+ * Returns the number of kept nodes met. */
+static size_t match_pruned(const pql_tree *t, const pql_node *n, const struct rtree *rt,
+                           uint32_t r, const uint32_t *kids, const size_t *first)
+{
+    size_t met = 0;
+    int64_t cut = 0;
+    size_t n_cut = 0;
+    /* r's children are kids[first[r] .. first[r + 1]) */
+    size_t lo = first[r], hi = first[r + 1];
+    for (size_t k = lo; k < hi; k++)
+        if (!rt->n[kids[k]].keep) {
+            cut += rt->n[kids[k]].cum;
+            n_cut++;
+        }
+    bool other_seen = false;
+    for (size_t i = 0; i < n->n_children; i++) {
+        const pql_node *c = &n->children[i];
+        if (c->function == UINT32_MAX) {
+            assert_string_equal(c->name, "other");
+            assert_false(other_seen);
+            other_seen = true;
+            if (c->cum != cut || c->self != cut || c->n_children)
+                fail_msg("other under %s: self %lld cum %lld, want %lld", n->name,
+                         (long long)c->self, (long long)c->cum, (long long)cut);
+            continue;
+        }
+        const char *file = t->functions[c->function].filename;
+        uint32_t m = UINT32_MAX;
+        for (size_t k = lo; k < hi && m == UINT32_MAX; k++) {
+            const struct rnode *x = &rt->n[kids[k]];
+            if (x->keep && strcmp(x->name, c->name) == 0 && strcmp(x->file, file) == 0)
+                m = kids[k];
+        }
+        if (m == UINT32_MAX)
+            fail_msg("%s under %s: kept, but not among the reference's kept nodes", c->name,
+                     n->name);
+        if (c->cum != rt->n[m].cum || c->self != rt->n[m].self)
+            fail_msg("%s under %s: self %lld cum %lld, want %lld %lld", c->name, n->name,
+                     (long long)c->self, (long long)c->cum, (long long)rt->n[m].self,
+                     (long long)rt->n[m].cum);
+        met += 1 + match_pruned(t, c, rt, m, kids, first);
+    }
+    assert_int_equal(other_seen, n_cut > 0);
+    return met;
+}
+
+static void test_max_nodes_reference(void **state)
+{
+    struct fixture *f = *state;
+    pprof_profile *big = decode_fixture(FX_LARGE);
+    firn_label l[] = {{"job", "big"}};
+    append_ok(f->db, big, l, 1, "process_cpu", 1000);
+    pprof_free(big);
+    pql_profile_request req = merge_req(CPU "{job=\"big\"}", 0, 2000);
+    /* the merged profile the tree is built from, as pprof */
+    pprof_profile *p = pprof_ok(f->db, &req);
+    struct rtree rt;
+    rtree_build(&rt, p);
+    /* children grouped by parent (counting sort), for match_pruned */
+    size_t *first = calloc(rt.len + 1, sizeof *first);
+    uint32_t *kids = malloc(rt.len * sizeof *kids);
+    assert_true(first && kids);
+    for (size_t i = 1; i < rt.len; i++)
+        first[rt.n[i].parent + 1]++;
+    for (size_t i = 0; i < rt.len; i++)
+        first[i + 1] += first[i];
+    size_t *fill = malloc((rt.len + 1) * sizeof *fill);
+    assert_non_null(fill);
+    memcpy(fill, first, (rt.len + 1) * sizeof *fill);
+    for (size_t i = 1; i < rt.len; i++)
+        kids[fill[rt.n[i].parent]++] = (uint32_t)i;
+    free(fill);
+    /* a tree big enough that the limit cuts, with many ties on cum */
+    assert_true(rt.len > 10000);
+    static const size_t limits[] = {1, 7, 1000, 8192};
+    for (size_t i = 0; i < N(limits); i++) {
+        size_t want = rtree_select(&rt, limits[i]);
+        assert_int_equal(want, limits[i]);
+        req.max_nodes = limits[i];
+        pql_tree t;
+        tree_ok(f->db, &req, &t);
+        assert_int_equal(t.total, rt.n[0].cum);
+        assert_int_equal(match_pruned(&t, &t.root, &rt, 0, kids, first), want);
+        pql_tree_free(&t);
+    }
+    free(first);
+    free(kids);
+    rtree_free(&rt);
+    pprof_free(p);
+}
+
 static void test_refusals(void **state)
 {
     struct fixture *f = *state;
@@ -1017,6 +1279,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_by, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_filters, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_max_nodes, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_max_nodes_reference, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_refusals, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_empty, store_setup, store_teardown),
     };

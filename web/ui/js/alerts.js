@@ -2,11 +2,12 @@
 // /api/v1/rules grouped by file and group as Prometheus shows them, with
 // counts per state (inactive, pending, firing) that double as filters, each
 // rule's expression (a link to Explore), for, keep_firing_for, labels,
-// annotations and active alerts. The filters live in the URL
-// (?search=&state=firing,pending).
+// annotations and active alerts, each alert with its filled-in annotations.
+// The filters live in the URL (?search=&state=firing,pending).
 
 import { header, el, chips, api, withLoading, ago, settled } from './common.js';
 import { alertGroups, parseStates, formatDuration, exploreHref, STATES } from './lib/rules.js';
+import { counted } from './lib/format.js';
 
 const $ = (id) => document.getElementById(id);
 let data = null;
@@ -31,15 +32,29 @@ function stateBadge(s) {
   return el('span', { class: `state ${s}` }, s);
 }
 
+// Annotations as name/value pairs in name order (a rule's templates, or an
+// alert's filled ones); null when there are none.
+function annotationList(annotations, label) {
+  const entries = Object.entries(annotations || {});
+  if (!entries.length) return null;
+  return el('dl', { class: 'annotations', 'aria-label': label },
+    entries.sort(([a], [b]) => (a < b ? -1 : 1)).flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+}
+
+// Each alert instance with its own annotations, filled in by the rule's
+// templates for that alert's labels and value (as Prometheus's UI shows them).
 function alertsTable(r) {
   if (!(r.alerts || []).length) return null;
+  const annotated = r.alerts.some((a) => Object.keys(a.annotations || {}).length);
+  const heads = ['Labels', 'State', 'Active since', 'Value', ...(annotated ? ['Annotations'] : [])];
   return el('table', { class: 'targets alerts', 'aria-label': `Active alerts of ${r.name}` },
-    el('thead', {}, el('tr', {}, ['Labels', 'State', 'Active since', 'Value'].map((h) => el('th', { scope: 'col' }, h)))),
+    el('thead', {}, el('tr', {}, heads.map((h) => el('th', { scope: 'col' }, h)))),
     el('tbody', {}, r.alerts.map((a) => el('tr', {},
       el('td', {}, chips(a.labels)),
       el('td', {}, stateBadge(a.state)),
       el('td', { title: a.activeAt }, ago(a.activeAt)),
-      el('td', { class: 'mono' }, a.value)))));
+      el('td', { class: 'mono' }, a.value),
+      annotated ? el('td', { class: 'annotations' }, annotationList(a.annotations, 'Annotations of this alert')) : null))));
 }
 
 function ruleBlock(r) {
@@ -50,9 +65,7 @@ function ruleBlock(r) {
     r.duration ? [el('dt', {}, 'for'), el('dd', {}, formatDuration(r.duration))] : null,
     r.keepFiringFor ? [el('dt', {}, 'keep_firing_for'), el('dd', {}, formatDuration(r.keepFiringFor))] : null,
     Object.keys(r.labels || {}).length ? [el('dt', {}, 'labels'), el('dd', {}, chips(r.labels))] : null,
-    Object.keys(r.annotations || {}).length ? [el('dt', {}, 'annotations'), el('dd', {},
-      el('dl', { class: 'annotations' }, Object.entries(r.annotations).sort(([a], [b]) => (a < b ? -1 : 1))
-        .flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])))] : null,
+    Object.keys(r.annotations || {}).length ? [el('dt', {}, 'annotations'), el('dd', {}, annotationList(r.annotations))] : null,
     r.lastError ? [el('dt', {}, 'error'), el('dd', { class: 'err' }, r.lastError)] : null);
   return el('details', { class: `rule ${st}`, 'aria-label': r.name, open: st !== 'inactive' },
     el('summary', {}, stateBadge(st), el('span', { class: 'name' }, r.name),
@@ -78,7 +91,7 @@ function draw() {
         el('span', { class: 'count' }, STATES.filter((s) => g.counts[s]).map((s) => `${g.counts[s]} ${s}`).join(', '))),
       g.rules.map(ruleBlock)));
   }
-  $('summary').textContent = `${shown} of ${total} alerting rules shown`;
+  $('summary').textContent = `${shown} of ${counted(total, 'alerting rule')} shown`;
   if (!total) {
     box.append(el('div', { class: 'empty' }, (data.groups || []).length
       ? 'No alerting rules: the loaded rule files hold recording rules only (see Rules).'

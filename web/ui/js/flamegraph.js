@@ -58,6 +58,12 @@ export class FlameGraph {
     this.drawWaiters = [];
     this.lastDrawMs = 0;
     this.drawTimes = [];
+    this.size = null; // the graph canvas's CSS size at the last draw
+    // Kept across draws so that a redraw allocates little (less garbage, fewer
+    // collector pauses inside a frame): colour -> {a: flat [x, y, w, h, ...], n},
+    // emptied when the colours change; and the labels, flat [x, y, text, colour, ...].
+    this.batches = new Map();
+    this.labels = [];
     this.readTheme();
     this.scroll.addEventListener('scroll', () => {
       this.hoverAt(-1);
@@ -100,6 +106,7 @@ export class FlameGraph {
     };
     this.charW = 0;
     this.textColors = new Map();
+    this.batches = new Map();
     this.schedule();
   }
 
@@ -110,6 +117,7 @@ export class FlameGraph {
     this.highlight = null;
     this.hover = -1;
     this.colors = null;
+    this.batches = new Map();
     this.spacer.style.height = fl ? `${(fl.maxDepth + 1) * ROW_H}px` : '0px';
     this.scroll.hidden = !fl;
     if (this.opts.flip && fl) this.scroll.scrollTop = this.scroll.scrollHeight;
@@ -133,6 +141,7 @@ export class FlameGraph {
 
   recolor() {
     this.colors = null;
+    this.batches = new Map();
     this.schedule();
   }
 
@@ -178,12 +187,19 @@ export class FlameGraph {
     return c;
   }
 
+  // Each assignment to a canvas's width or height allocates and clears a
+  // new bitmap, so only a dimension that changed is assigned: a window
+  // resized in width costs one allocation per redraw, not two.
   sizeCanvas(c, w, h, dpr) {
-    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
-      c.width = Math.round(w * dpr);
-      c.height = Math.round(h * dpr);
-      c.style.height = `${h}px`;
+    const bw = Math.round(w * dpr);
+    const bh = Math.round(h * dpr);
+    if (c.width !== bw) {
+      c.width = bw;
       c.style.width = `${w}px`;
+    }
+    if (c.height !== bh) {
+      c.height = bh;
+      c.style.height = `${h}px`;
     }
   }
 
@@ -196,8 +212,7 @@ export class FlameGraph {
     const contentH = fl ? (fl.maxDepth + 1) * ROW_H : 0;
     const height = Math.max(ROW_H, Math.min(contentH, this.scroll.clientHeight || contentH));
     this.sizeCanvas(this.canvas, width, height, dpr);
-    this.sizeCanvas(this.overlay, width, height, dpr);
-    this.overlay.style.top = `${this.scroll.scrollTop}px`;
+    this.size = { width, height };
     const ctx = this.ctx;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.fillStyle = this.theme.bg;
@@ -219,9 +234,11 @@ export class FlameGraph {
     ctx.textBaseline = 'middle';
     if (!this.charW) this.charW = ctx.measureText('MMMMMMMMMM').width / 10;
     const cw = this.charW;
-    const batches = new Map(); // colour -> flat [x, y, w, h, ...]
+    const batches = this.batches;
+    for (const b of batches.values()) b.n = 0;
     const faded = [];
-    const labels = []; // [x, y, text, colour]
+    const labels = this.labels;
+    let nl = 0;
     const firstRow = Math.floor(v.top / ROW_H);
     const lastRow = Math.min(fl.maxDepth, Math.floor((v.top + height) / ROW_H));
     const hit = this.hit;
@@ -252,26 +269,43 @@ export class FlameGraph {
         const muted = hit && !hit[i];
         const color = muted ? this.theme.muted : this.colorOf(i);
         let b = batches.get(color);
-        if (!b) batches.set(color, (b = []));
-        b.push(x, y, ww > 2 ? ww - 0.5 : ww, ROW_H - 1);
-        if (ww >= cw * 3 + 2 * PAD) labels.push(x + PAD, y + ROW_H / 2, fitText(fl.name[i], Math.floor((ww - 2 * PAD) / cw)), muted ? this.theme.mutedText : this.textColor(color));
+        if (!b) batches.set(color, (b = { a: [], n: 0 }));
+        const a = b.a;
+        a[b.n] = x;
+        a[b.n + 1] = y;
+        a[b.n + 2] = ww > 2 ? ww - 0.5 : ww;
+        a[b.n + 3] = ROW_H - 1;
+        b.n += 4;
+        if (ww >= cw * 3 + 2 * PAD) {
+          labels[nl] = x + PAD;
+          labels[nl + 1] = y + ROW_H / 2;
+          labels[nl + 2] = fitText(fl.name[i], Math.floor((ww - 2 * PAD) / cw));
+          labels[nl + 3] = muted ? this.theme.mutedText : this.textColor(color);
+          nl += 4;
+        }
       }
     }
     for (const [color, b] of batches) {
+      if (!b.n) continue;
       ctx.fillStyle = color;
-      for (let k = 0; k < b.length; k += 4) ctx.fillRect(b[k], b[k + 1], b[k + 2], b[k + 3]);
+      const a = b.a;
+      for (let k = 0; k < b.n; k += 4) ctx.fillRect(a[k], a[k + 1], a[k + 2], a[k + 3]);
     }
     if (faded.length) {
       ctx.globalAlpha = 0.45;
       for (let k = 0; k < faded.length; k += 2) {
         ctx.fillStyle = this.colorOf(faded[k]);
         ctx.fillRect(0, faded[k + 1], width, ROW_H - 1);
-        labels.push(PAD, faded[k + 1] + ROW_H / 2, fitText(fl.name[faded[k]], Math.floor((width - 2 * PAD) / cw)), this.theme.text);
+        labels[nl] = PAD;
+        labels[nl + 1] = faded[k + 1] + ROW_H / 2;
+        labels[nl + 2] = fitText(fl.name[faded[k]], Math.floor((width - 2 * PAD) / cw));
+        labels[nl + 3] = this.theme.text;
+        nl += 4;
       }
       ctx.globalAlpha = 1;
     }
     let style = '';
-    for (let k = 0; k < labels.length; k += 4) {
+    for (let k = 0; k < nl; k += 4) {
       const want = labels[k + 3];
       if (want !== style) ctx.fillStyle = style = want;
       if (labels[k + 2]) ctx.fillText(labels[k + 2], labels[k], labels[k + 1]);
@@ -292,12 +326,21 @@ export class FlameGraph {
     this.drawOverlay();
   }
 
+  // The overlay holds the hover outline only: the graph's size while a
+  // frame is outlined, else empty (0 by 0), so a redraw with nothing
+  // hovered (a resize, a zoom, a search) allocates one bitmap, not two.
   drawOverlay() {
-    const c = this.octx;
+    const o = this.overlay;
     const dpr = window.devicePixelRatio || 1;
+    if (this.hover < 0 || !this.fl || !this.size) {
+      if (o.width || o.height) this.sizeCanvas(o, 0, 0, dpr);
+      return;
+    }
+    this.sizeCanvas(o, this.size.width, this.size.height, dpr);
+    o.style.top = `${this.scroll.scrollTop}px`;
+    const c = this.octx;
     c.setTransform(1, 0, 0, 1, 0, 0);
-    c.clearRect(0, 0, this.overlay.width, this.overlay.height);
-    if (this.hover < 0 || !this.fl) return;
+    c.clearRect(0, 0, o.width, o.height);
     c.setTransform(dpr, 0, 0, dpr, 0, 0);
     const v = this.view();
     const r = nodeRect(this.fl, v, this.hover);

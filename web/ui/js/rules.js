@@ -7,6 +7,7 @@
 import { header, el, chips, api, withLoading, ago, settled } from './common.js';
 import { ruleGroups, formatDuration, exploreHref } from './lib/rules.js';
 import { formatSeconds } from './lib/targets.js';
+import { counted } from './lib/format.js';
 
 const $ = (id) => document.getElementById(id);
 let data = null;
@@ -63,7 +64,7 @@ function draw() {
           .map((h) => el('th', { scope: 'col' }, h)))),
         el('tbody', {}, g.rules.map(ruleRow)))));
   }
-  $('summary').textContent = `${shown} of ${total} rules in ${groups.length} groups shown`;
+  $('summary').textContent = `${shown} of ${counted(total, 'rule')} in ${counted(groups.length, 'group')} shown`;
   if (!groups.length) box.append(el('div', { class: 'empty' }, 'No rules are loaded: add rule_files to the config (see README, "Rules and alerting").'));
   else if (!shown) box.append(el('div', { class: 'empty' }, 'No rule matches the filter.'));
 }

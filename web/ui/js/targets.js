@@ -5,6 +5,7 @@
 
 import { header, el, chips, api, withLoading, ago, settled } from './common.js';
 import { groupTargets, formatSeconds } from './lib/targets.js';
+import { counted } from './lib/format.js';
 
 const $ = (id) => document.getElementById(id);
 let data = null;
@@ -61,7 +62,7 @@ function draw() {
       el('h2', {}, p.name, el('span', { class: 'count' }, `${p.up}/${p.total} up`)), table));
   }
   const dropped = (data.droppedTargets || []).length;
-  $('summary').textContent = `${shown} of ${total} targets shown` + (dropped ? `; ${dropped} dropped by relabeling` : '');
+  $('summary').textContent = `${shown} of ${counted(total, 'target')} shown` + (dropped ? `; ${dropped} dropped by relabeling` : '');
   if (!total) box.append(el('div', { class: 'empty' }, 'No targets: firn scrapes what its configuration (--config.file) lists; pushed profiles have no targets.'));
   else if (!shown) box.append(el('div', { class: 'empty' }, 'No target matches the filter.'));
   if (dropped) {

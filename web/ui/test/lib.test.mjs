@@ -2,7 +2,7 @@
 // profile type names.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { formatValue, formatRate, percent, change, num3, formatTime } from '../js/lib/format.js';
+import { formatValue, formatRate, percent, change, num3, formatTime, counted } from '../js/lib/format.js';
 import { parseTime, parseDuration, apiTime, chooseStep } from '../js/lib/time.js';
 import { packageOf, colorKey, hashColor, diffRatio, diffColor, diffLegend, hash32, textOn } from '../js/lib/colors.js';
 import { parseState, formatState, defaultState, dataKey } from '../js/lib/url.js';
@@ -195,4 +195,12 @@ test('profile types: friendly names and chart expressions', () => {
   assert.equal(friendlyName(splitType('custom:thing:count::')), 'custom (thing)');
   assert.equal(chartExpr('a{x="y"}', true, 15, ''), 'sum (rate(a{x="y"}[15s]))');
   assert.equal(chartExpr('a', false, 15, 'job'), 'sum by (job) (a)');
+});
+
+test('counted: a count with its noun, singular only for one', () => {
+  assert.equal(counted(0, 'rule'), '0 rules');
+  assert.equal(counted(1, 'rule'), '1 rule');
+  assert.equal(counted(2, 'group'), '2 groups');
+  assert.equal(counted(1, 'alerting rule'), '1 alerting rule');
+  assert.equal(counted(3, 'child', 'children'), '3 children');
 });

@@ -70,6 +70,11 @@ export function percent(part, whole) {
   return (Math.abs(p) >= 10 ? p.toFixed(1) : p.toFixed(2)) + '%';
 }
 
+// A count with its noun: "1 rule", "3 rules" (many: the plural when not noun + "s").
+export function counted(n, noun, many = `${noun}s`) {
+  return `${n} ${n === 1 ? noun : many}`;
+}
+
 // A change as "+12.5%" / "-3.1%" / "new" / "gone".
 export function change(before, after) {
   if (before === 0 && after === 0) return '0%';
