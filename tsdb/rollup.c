@@ -471,11 +471,6 @@ int tsdb_rollup_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, bool *more, uint64_
             if (k.mv_size != 8 || tsdb_series_record_floats(&v))
                 continue;
             uint64_t id = tsdb_be64_get(k.mv_data);
-            if (ps.budget <= 0) {
-                db->rollup_resume_series = id;
-                *more = true;
-                break;
-            }
             struct cur c = {v.mv_data, (const unsigned char *)v.mv_data + v.mv_size, false};
             int64_t min_ts = tsdb_cur_zigzag(&c);
             if (c.bad || min_ts < 0) {
@@ -484,6 +479,12 @@ int tsdb_rollup_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, bool *more, uint64_
             }
             if ((rc = compact_series(&ps, id, min_ts, limit, horizon)))
                 break;
+            if (ps.budget <= 0) {
+                /* resume at this series: it may have hours left */
+                db->rollup_resume_series = id;
+                *more = true;
+                break;
+            }
         }
         mdb_cursor_close(sc);
         if (rc == MDB_NOTFOUND) {

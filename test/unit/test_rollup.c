@@ -327,8 +327,8 @@ static uint64_t check_range(tsdb *db, const struct dataset *d, int job, int64_t 
     size_t la, lb;
     unsigned char *ea = encode(a, &la), *eb = encode(b, &lb);
     char what[160];
-    snprintf(what, sizeof what, "%s job %d [%+lld ms, %+lld ms] labels %d", d->type, job,
-             (long long)(start - base_ms), (long long)(end - base_ms), labels);
+    snprintf(what, sizeof what, "%s job %d [%lld, %lld] (base %lld) labels %d", d->type, job,
+             (long long)start, (long long)end, (long long)base_ms, labels);
     if (la != lb || memcmp(ea, eb, la) != 0)
         fail_msg("%s: the rollup merge differs from the raw merge (%zu vs %zu bytes)", what, la,
                  lb);
