@@ -7,6 +7,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -820,22 +821,97 @@ int tsdb_stack_functions(tsdb_reader *r, uint32_t partition, uint32_t stack,
 /* ---- rebuilding profiles -------------------------------------------------- */
 
 /* Maps (partition, stored id) of each kind to the builder's index. */
+/* Builder ids of the symbols resolved so far, per kind and partition, in
+ * arrays indexed by the partition-local id (ids are dense): a frame costs
+ * one load where a hash map keyed by (partition, id) cost a probe over
+ * three arrays, which dominated merges of many stacks over many partitions.
+ * A slot holds the builder id + 1 (0: not resolved yet); ids past
+ * RB_DENSE_MAX are resolved each time instead (only a corrupt store has
+ * them). */
+#define RB_DENSE_MAX (1u << 26)
+
+struct rb_dense {
+    uint32_t partition;
+    uint32_t *v;
+    size_t cap;
+};
+
 struct rebuild {
     tsdb_reader *r;
     pprof_builder *b;
-    firn_u64map map[SYM_KINDS];
+    struct rb_dense *dense[SYM_KINDS];
+    size_t n_dense[SYM_KINDS];
     firn_err *err;
 };
 
-static uint64_t pkey(uint32_t partition, uint32_t id)
+/* The slot of (kind, partition, id); NULL when it cannot have one. */
+static uint32_t *rb_slot(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32_t id)
 {
-    return (uint64_t)partition << 32 | id;
+    if (id >= RB_DENSE_MAX)
+        return NULL;
+    struct rb_dense *d = NULL;
+    for (size_t i = rb->n_dense[kind]; i-- > 0 && !d;)
+        if (rb->dense[kind][i].partition == part)
+            d = &rb->dense[kind][i];
+    if (!d) {
+        struct rb_dense *nd = realloc(rb->dense[kind], (rb->n_dense[kind] + 1) * sizeof *nd);
+        if (!nd)
+            return NULL;
+        rb->dense[kind] = nd;
+        d = &nd[rb->n_dense[kind]++];
+        *d = (struct rb_dense){part, NULL, 0};
+    }
+    if (id >= d->cap) {
+        size_t ncap = d->cap ? d->cap * 2 : 1024;
+        while (ncap <= id)
+            ncap *= 2;
+        uint32_t *nv = realloc(d->v, ncap * sizeof *nv);
+        if (!nv)
+            return NULL;
+        memset(nv + d->cap, 0, (ncap - d->cap) * sizeof *nv);
+        d->v = nv;
+        d->cap = ncap;
+    }
+    return &d->v[id];
+}
+
+static bool rb_get(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32_t id,
+                   uint32_t *out)
+{
+    uint32_t *s = rb_slot(rb, kind, part, id);
+    if (!s || !*s)
+        return false;
+    *out = *s - 1;
+    return true;
+}
+
+/* Remembers v; -1 when out of memory (an id past RB_DENSE_MAX is simply
+ * not remembered). */
+static int rb_put(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32_t id, uint32_t v)
+{
+    if (id >= RB_DENSE_MAX)
+        return 0;
+    uint32_t *s = rb_slot(rb, kind, part, id);
+    if (!s)
+        return -1;
+    assert(v < UINT32_MAX);
+    *s = v + 1;
+    return 0;
+}
+
+static void rb_free(struct rebuild *rb)
+{
+    for (int k = 0; k < SYM_KINDS; k++) {
+        for (size_t i = 0; i < rb->n_dense[k]; i++)
+            free(rb->dense[k][i].v);
+        free(rb->dense[k]);
+    }
 }
 
 static int rb_string(struct rebuild *rb, uint32_t part, uint32_t id, int64_t *out)
 {
     uint32_t have;
-    if (firn_u64map_get(&rb->map[SYM_STRING], pkey(part, id), &have)) {
+    if (rb_get(rb, SYM_STRING, part, id, &have)) {
         *out = have;
         return 0;
     }
@@ -845,15 +921,14 @@ static int rb_string(struct rebuild *rb, uint32_t part, uint32_t id, int64_t *ou
     if (rc)
         return corrupt(rb->r, rb->err, part, "string", id, rc);
     *out = pprof_builder_string(rb->b, s, len);
-    if (*out < 0 || firn_u64map_put(&rb->map[SYM_STRING], pkey(part, id), (uint32_t)*out,
-                                    NULL) < 0)
+    if (*out < 0 || rb_put(rb, SYM_STRING, part, id, (uint32_t)*out) < 0)
         return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
     return 0;
 }
 
 static int rb_function(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *out)
 {
-    if (firn_u64map_get(&rb->map[SYM_FUNCTION], pkey(part, id), out))
+    if (rb_get(rb, SYM_FUNCTION, part, id, out))
         return 0;
     struct cur c;
     int rc = sym_get(rb->r, part, SYM_FUNCTION, id, &c);
@@ -868,7 +943,7 @@ static int rb_function(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
         (rc = rb_string(rb, part, file, &f.filename)))
         return rc;
     *out = pprof_builder_function(rb->b, &f);
-    if (*out == PPROF_NONE || firn_u64map_put(&rb->map[SYM_FUNCTION], pkey(part, id), *out, NULL) < 0)
+    if (*out == PPROF_NONE || rb_put(rb, SYM_FUNCTION, part, id, *out) < 0)
         return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
     return 0;
 }
@@ -893,19 +968,19 @@ static int rb_mapping(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *
     m.has_inline_frames = flags & 8;
     *start = m.memory_start;
     *offset = m.file_offset;
-    if (firn_u64map_get(&rb->map[SYM_MAPPING], pkey(part, id), out))
+    if (rb_get(rb, SYM_MAPPING, part, id, out))
         return 0;
     if ((rc = rb_string(rb, part, file, &m.filename)) || (rc = rb_string(rb, part, bid, &m.build_id)))
         return rc;
     *out = pprof_builder_mapping(rb->b, &m);
-    if (*out == PPROF_NONE || firn_u64map_put(&rb->map[SYM_MAPPING], pkey(part, id), *out, NULL) < 0)
+    if (*out == PPROF_NONE || rb_put(rb, SYM_MAPPING, part, id, *out) < 0)
         return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
     return 0;
 }
 
 static int rb_location(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *out)
 {
-    if (firn_u64map_get(&rb->map[SYM_LOCATION], pkey(part, id), out))
+    if (rb_get(rb, SYM_LOCATION, part, id, out))
         return 0;
     struct cur c;
     int rc = sym_get(rb->r, part, SYM_LOCATION, id, &c);
@@ -942,7 +1017,7 @@ static int rb_location(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
         l.n_lines = (size_t)nlines;
         *out = pprof_builder_location(rb->b, &l);
         if (*out == PPROF_NONE ||
-            firn_u64map_put(&rb->map[SYM_LOCATION], pkey(part, id), *out, NULL) < 0)
+            rb_put(rb, SYM_LOCATION, part, id, *out) < 0)
             rc = firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
     }
     if (lines != lines_stack)
@@ -1086,8 +1161,6 @@ static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const str
         }
     struct rebuild rb = {.r = r, .b = pprof_builder_new(1), .err = err};
     bool ok = rb.b != NULL;
-    for (int k = 0; k < SYM_KINDS && ok; k++)
-        ok = firn_u64map_init(&rb.map[k], 256) == 0;
     uint32_t *locs = NULL;
     size_t cap = 0;
     bool partitions_differ = false;
@@ -1109,8 +1182,7 @@ static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const str
             firn_errf(err, FIRN_ENOMEM, "out of memory");
     }
     free(locs);
-    for (int k = 0; k < SYM_KINDS; k++)
-        firn_u64map_destroy(&rb.map[k]);
+    rb_free(&rb);
     if (rc) {
         pprof_builder_free(rb.b);
         return NULL;
