@@ -840,7 +840,7 @@ static int build_add(struct build *b, const pprof_profile *p, int side,
 
 struct ranked {
     int64_t rank;
-    const char *name;
+    uint32_t name_order;         /* the name's place in strcmp order */
     uint32_t node;
 };
 
@@ -849,15 +849,46 @@ static int cmp_ranked(const void *x, const void *y)
     const struct ranked *a = x, *c = y;
     if (a->rank != c->rank)
         return a->rank > c->rank ? -1 : 1;
-    int n = strcmp(a->name, c->name);
-    if (n)
-        return n;
+    if (a->name_order != c->name_order)
+        return a->name_order < c->name_order ? -1 : 1;
     return a->node < c->node ? -1 : a->node > c->node;
 }
 
-static const char *node_name(const struct build *b, uint32_t i)
+struct named_key {
+    const char *name;
+    uint32_t key;
+};
+
+static int cmp_named_key(const void *x, const void *y)
 {
-    return i == 0 ? "total" : b->key_names[b->nodes[i].key];
+    return strcmp(((const struct named_key *)x)->name, ((const struct named_key *)y)->name);
+}
+
+/* Each key's place in strcmp order of its name (equal names, equal
+ * places): sorting nodes then compares integers, where comparing the names
+ * of the many nodes of equal value was most of a large flame graph's
+ * build.  NULL when out of memory. */
+static uint32_t *name_orders(const struct build *b)
+{
+    size_t n = b->keys.n;
+    struct named_key *nk = malloc((n ? n : 1) * sizeof *nk);
+    uint32_t *order = malloc((n ? n : 1) * sizeof *order);
+    if (!nk || !order) {
+        free(nk);
+        free(order);
+        return NULL;
+    }
+    for (size_t k = 0; k < n; k++)
+        nk[k] = (struct named_key){b->key_names[k], (uint32_t)k};
+    firn_sort(nk, n, sizeof *nk, cmp_named_key);
+    uint32_t place = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i && strcmp(nk[i - 1].name, nk[i].name) != 0)
+            place++;
+        order[nk[i].key] = place;
+    }
+    free(nk);
+    return order;
 }
 
 /* keep[i]: whether node i stays.  With a limit, the max_nodes nodes of the
@@ -877,15 +908,21 @@ static int select_nodes(struct build *b, size_t max_nodes, bool diff, unsigned c
     memset(keep, 0, n);
     keep[0] = 1;
     struct ranked *order = malloc((n - 1) * sizeof *order);
-    if (!order)
+    uint32_t *places = name_orders(b);
+    if (!order || !places) {
+        free(order);
+        free(places);
         return oom(b);
+    }
     for (uint32_t i = 1; i < n; i++) {
         const struct bnode *nd = &b->nodes[i];
         int64_t rank = nd->cum[0];
         if (diff && nd->cum[1] > rank)
             rank = nd->cum[1];
-        order[i - 1] = (struct ranked){rank, node_name(b, i), i};
+        assert(nd->key < b->keys.n);
+        order[i - 1] = (struct ranked){rank, places[nd->key], i};
     }
+    free(places);
     firn_sort(order, n - 1, sizeof *order, cmp_ranked);
     size_t kept = 0;
     for (size_t i = 0; i < n - 1 && kept < max_nodes; i++) {
