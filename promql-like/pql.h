@@ -250,6 +250,8 @@ typedef struct pql_profile_request {
     const char *filter;              /* function-name regex: keep stacks with a matching frame */
     size_t max_nodes;                /* 0: no limit; else keep the top-N nodes by cum */
     size_t max_samples;              /* cap on samples read (0: 100M) */
+    bool raw;                        /* merge raw profiles only, not the store's rollups:
+                                        the same result, slower (a benchmark's anchor) */
 } pql_profile_request;
 
 /* The merged profile of a request's first side as pprof (for format=pprof

@@ -291,6 +291,7 @@ static int side_eval(tsdb_reader *r, const pql_profile_request *req, const struc
     tsdb_merge_options mo = {
         .keep_labels = req->n_group_by > 0,
         .max_samples = req->max_samples ? req->max_samples : PROFILE_MAX_SAMPLES_DEFAULT,
+        .raw = req->raw,
     };
     if (!(out->p = tsdb_merge(r, ids, set.n, start, end, &mo, NULL, err))) {
         rc = err && err->code ? err->code : FIRN_EIO;

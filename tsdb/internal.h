@@ -21,6 +21,15 @@
  *               period), packed densely so metric queries read no sample pages
  *   symbols     (partition u32 BE, kind u8, id u32 BE) -> symbol content
  *   symbol_idx  (partition u32 BE, kind u8, xxh3-128) -> id (u32 LE)
+ *   rollups     (series id u64 BE, level u8, bucket start ms u64 BE) -> rollup: the
+ *               merged (stack, label set) -> value totals of the bucket's profiles
+ *               (see rollup.c for the value); level ROLLUP_HOUR or ROLLUP_DAY
+ *   rollup_state series id (u64 BE) -> i64 (host order): every whole hour bucket
+ *               before it has been compacted (the series' watermark)
+ *   rollup_dirty (series id u64 BE, hour bucket start ms u64 BE) -> "": an hour below
+ *               the watermark that a late profile landed in; its rollups (hour and
+ *               day) were deleted in the append's transaction and are redone by
+ *               the next compaction pass
  */
 #ifndef FIRN_TSDB_INTERNAL_H
 #define FIRN_TSDB_INTERNAL_H
@@ -62,8 +71,15 @@ struct tsdb {
     char *path;
     MDB_env *env;
     MDB_dbi dbi_meta, dbi_series, dbi_series_idx, dbi_postings, dbi_long_values,
-        dbi_samples, dbi_totals, dbi_symbols, dbi_symbol_idx, dbi_floats;
+        dbi_samples, dbi_totals, dbi_symbols, dbi_symbol_idx, dbi_floats, dbi_rollups,
+        dbi_rollup_state, dbi_rollup_dirty;
     bool has_floats;         /* false only for a read-only open of a version 2 store */
+    bool has_rollups;        /* false only for a read-only open of a version 2 or 3 store */
+    /* The writer thread's alone: no series' watermark is above it, so an
+     * append at or after it cannot land in a rolled-up bucket (read from
+     * meta at open, raised after each compaction commit). */
+    int64_t rollup_horizon_ms;
+    uint64_t rollup_resume_series;   /* where a pass cut short by its budget resumes */
     int64_t partition_ms;
     int lock_fd;             /* flock'd firn.lock: one writing process */
     /* Readers hold it shared for the life of their transaction; the writer
@@ -74,7 +90,8 @@ struct tsdb {
         float_samples_total, float_samples_dropped_total,
         queue_full_total, map_resizes_total, retention_deleted_blocks_total,
         retention_deleted_series_total, retention_runs_total, retention_failures_total,
-        queue_length;
+        queue_length, rollups_written_total, rollups_invalidated_total, rollup_buckets_total,
+        compaction_runs_total, compaction_failures_total, compaction_nanos_total;
 };
 
 /* ---- encodings (codec.c) --------------------------------------------- */
@@ -91,6 +108,41 @@ void tsdb_buf_varint(struct buf *b, uint64_t v);
 void tsdb_buf_zigzag(struct buf *b, int64_t v);
 void tsdb_buf_bytes(struct buf *b, const void *data, size_t n);   /* varint length + bytes */
 void tsdb_buf_free(struct buf *b);
+
+/* ---- merging (accum.c) ------------------------------------------------ */
+
+struct acc_entry {
+    uint32_t partition, stack, labelset;
+    int64_t value;
+};
+
+struct acc_part;
+
+/* Sums of (partition, stack, label set) over profiles and rollups, plus
+ * what a merged profile's header needs. */
+struct acc {
+    struct acc_part *parts;
+    size_t n_parts, cap_parts, last;
+    bool keep_labels;            /* else label sets are dropped (summed per stack) */
+    uint64_t blocks;             /* raw profiles summed (inside rollups too) */
+    uint64_t samples;            /* (stack, value) pairs read */
+    uint64_t rollups;            /* rollups read */
+    int64_t min_ts, max_end_ns, period;
+};
+
+void tsdb_acc_init(struct acc *a, bool keep_labels);
+void tsdb_acc_free(struct acc *a);
+/* Adds the header of `blocks` profiles: oldest timestamp, latest end. */
+void tsdb_acc_note(struct acc *a, int64_t min_ts, int64_t max_end_ns, int64_t period,
+                   uint64_t blocks);
+/* Adds n samples of one partition, stacks ascending; labelsets may be
+ * NULL.  ENOMEM on failure. */
+int tsdb_acc_add(struct acc *a, uint32_t partition, const uint32_t *stacks,
+                 const uint32_t *labelsets, const int64_t *values, size_t n);
+/* Distinct entries so far. */
+size_t tsdb_acc_count(const struct acc *a);
+/* The entries sorted by (partition, stack, label set), malloc'd. */
+int tsdb_acc_entries(struct acc *a, struct acc_entry **out, size_t *n);
 
 /* A read snapshot (read.c). */
 struct tsdb_reader {
@@ -169,6 +221,58 @@ struct block_reader {
 int tsdb_block_open(struct block_reader *br, const MDB_val *v, struct buf *scratch);
 /* 1 and a sample, 0 at the end, -1 on a malformed block. */
 int tsdb_block_next(struct block_reader *br, uint32_t *stack, uint32_t *labelset, int64_t *value);
+
+/* Makes the reader's scratch arrays hold n samples (ENOMEM). */
+int tsdb_reader_reserve(tsdb_reader *r, size_t n);
+
+/* Adds the profiles of one series in [start_ms, end_ms] to a, reading the
+ * rollups of the given levels (bit 1 << ROLLUP_HOUR, 1 << ROLLUP_DAY) for
+ * the whole buckets inside the range and raw profiles elsewhere.
+ * max_samples caps a->samples (0: none; FIRN_ETOOBIG past it). */
+int tsdb_merge_series(tsdb_reader *r, struct acc *a, uint64_t series, int64_t start_ms,
+                      int64_t end_ms, unsigned levels, size_t max_samples, firn_err *err);
+
+/* ---- rollup.c ---------------------------------------------------------- */
+
+enum { ROLLUP_HOUR = 1, ROLLUP_DAY = 2 };
+#define ROLLUP_HOUR_MS (3600LL * 1000)
+#define ROLLUP_DAY_MS (24 * ROLLUP_HOUR_MS)
+#define ROLLUP_KEY_LEN 17
+#define ROLLUP_LEVELS_ALL ((1u << ROLLUP_HOUR) | (1u << ROLLUP_DAY))
+
+void tsdb_rollup_key(unsigned char out[ROLLUP_KEY_LEN], uint64_t series, int level,
+                     int64_t bucket_ms);
+
+/* One whole bucket of a range that a rollup covers. */
+struct rollup_span {
+    int64_t start_ms, end_ms;     /* inclusive */
+    MDB_val value;                /* valid while the transaction lives unchanged */
+};
+
+/* The rollups to read for [start_ms, end_ms] of a series, ascending and
+ * disjoint, days preferred to their hours; *spans is malloc'd. */
+int tsdb_rollup_plan(tsdb_reader *r, uint64_t series, int64_t start_ms, int64_t end_ms,
+                     unsigned levels, struct rollup_span **spans, size_t *n, firn_err *err);
+
+/* Adds one rollup value to a; FIRN_EIO on a corrupt one. */
+int tsdb_rollup_add(tsdb_reader *r, struct acc *a, const MDB_val *v, firn_err *err);
+
+/* Called in an append's transaction after a profile of series was stored
+ * at ts: when ts lies below the series' watermark, deletes the rollups of
+ * its hour and day and marks the hour dirty. */
+int tsdb_rollup_note_append(tsdb *db, MDB_txn *txn, uint64_t series, int64_t ts);
+
+/* One bounded compaction pass in txn (writer thread); *more when its
+ * budget ran out first.  *written counts rollups written, *buckets the
+ * hour buckets considered. */
+int tsdb_rollup_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, bool *more, uint64_t *written,
+                     uint64_t *buckets, int64_t *horizon, firn_err *err);
+
+/* Retention: deletes the series' rollups and dirty marks of buckets that
+ * start before cutoff (their raw profiles are being deleted), and, when
+ * gone is set, its watermark. */
+int tsdb_rollup_expire(tsdb *db, MDB_txn *txn, uint64_t series, int64_t cutoff, bool gone,
+                       long *budget);
 
 /* ---- store.c ----------------------------------------------------------- */
 

@@ -7,6 +7,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -599,7 +600,7 @@ int tsdb_label_values(tsdb_reader *r, const char *name, const firn_matcher *matc
 
 /* ---- scanning blocks ------------------------------------------------------ */
 
-static int reserve_scratch(tsdb_reader *r, size_t n)
+int tsdb_reader_reserve(tsdb_reader *r, size_t n)
 {
     if (n <= r->cap)
         return 0;
@@ -654,7 +655,7 @@ int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_
                         .total = br.total,
                         .partition = (uint32_t)(ts / r->db->partition_ms)};
         if (!(flags & TSDB_SCAN_TOTALS)) {
-            if (reserve_scratch(r, br.n)) {
+            if (tsdb_reader_reserve(r, br.n)) {
                 ret = firn_errf(err, FIRN_ENOMEM, "out of memory scanning");
                 break;
             }
@@ -820,22 +821,97 @@ int tsdb_stack_functions(tsdb_reader *r, uint32_t partition, uint32_t stack,
 /* ---- rebuilding profiles -------------------------------------------------- */
 
 /* Maps (partition, stored id) of each kind to the builder's index. */
+/* Builder ids of the symbols resolved so far, per kind and partition, in
+ * arrays indexed by the partition-local id (ids are dense): a frame costs
+ * one load where a hash map keyed by (partition, id) cost a probe over
+ * three arrays, which dominated merges of many stacks over many partitions.
+ * A slot holds the builder id + 1 (0: not resolved yet); ids past
+ * RB_DENSE_MAX are resolved each time instead (only a corrupt store has
+ * them). */
+#define RB_DENSE_MAX (1u << 26)
+
+struct rb_dense {
+    uint32_t partition;
+    uint32_t *v;
+    size_t cap;
+};
+
 struct rebuild {
     tsdb_reader *r;
     pprof_builder *b;
-    firn_u64map map[SYM_KINDS];
+    struct rb_dense *dense[SYM_KINDS];
+    size_t n_dense[SYM_KINDS];
     firn_err *err;
 };
 
-static uint64_t pkey(uint32_t partition, uint32_t id)
+/* The slot of (kind, partition, id); NULL when it cannot have one. */
+static uint32_t *rb_slot(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32_t id)
 {
-    return (uint64_t)partition << 32 | id;
+    if (id >= RB_DENSE_MAX)
+        return NULL;
+    struct rb_dense *d = NULL;
+    for (size_t i = rb->n_dense[kind]; i-- > 0 && !d;)
+        if (rb->dense[kind][i].partition == part)
+            d = &rb->dense[kind][i];
+    if (!d) {
+        struct rb_dense *nd = realloc(rb->dense[kind], (rb->n_dense[kind] + 1) * sizeof *nd);
+        if (!nd)
+            return NULL;
+        rb->dense[kind] = nd;
+        d = &nd[rb->n_dense[kind]++];
+        *d = (struct rb_dense){part, NULL, 0};
+    }
+    if (id >= d->cap) {
+        size_t ncap = d->cap ? d->cap * 2 : 1024;
+        while (ncap <= id)
+            ncap *= 2;
+        uint32_t *nv = realloc(d->v, ncap * sizeof *nv);
+        if (!nv)
+            return NULL;
+        memset(nv + d->cap, 0, (ncap - d->cap) * sizeof *nv);
+        d->v = nv;
+        d->cap = ncap;
+    }
+    return &d->v[id];
+}
+
+static bool rb_get(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32_t id,
+                   uint32_t *out)
+{
+    uint32_t *s = rb_slot(rb, kind, part, id);
+    if (!s || !*s)
+        return false;
+    *out = *s - 1;
+    return true;
+}
+
+/* Remembers v; -1 when out of memory (an id past RB_DENSE_MAX is simply
+ * not remembered). */
+static int rb_put(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32_t id, uint32_t v)
+{
+    if (id >= RB_DENSE_MAX)
+        return 0;
+    uint32_t *s = rb_slot(rb, kind, part, id);
+    if (!s)
+        return -1;
+    assert(v < UINT32_MAX);
+    *s = v + 1;
+    return 0;
+}
+
+static void rb_free(struct rebuild *rb)
+{
+    for (int k = 0; k < SYM_KINDS; k++) {
+        for (size_t i = 0; i < rb->n_dense[k]; i++)
+            free(rb->dense[k][i].v);
+        free(rb->dense[k]);
+    }
 }
 
 static int rb_string(struct rebuild *rb, uint32_t part, uint32_t id, int64_t *out)
 {
     uint32_t have;
-    if (firn_u64map_get(&rb->map[SYM_STRING], pkey(part, id), &have)) {
+    if (rb_get(rb, SYM_STRING, part, id, &have)) {
         *out = have;
         return 0;
     }
@@ -845,15 +921,14 @@ static int rb_string(struct rebuild *rb, uint32_t part, uint32_t id, int64_t *ou
     if (rc)
         return corrupt(rb->r, rb->err, part, "string", id, rc);
     *out = pprof_builder_string(rb->b, s, len);
-    if (*out < 0 || firn_u64map_put(&rb->map[SYM_STRING], pkey(part, id), (uint32_t)*out,
-                                    NULL) < 0)
+    if (*out < 0 || rb_put(rb, SYM_STRING, part, id, (uint32_t)*out) < 0)
         return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
     return 0;
 }
 
 static int rb_function(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *out)
 {
-    if (firn_u64map_get(&rb->map[SYM_FUNCTION], pkey(part, id), out))
+    if (rb_get(rb, SYM_FUNCTION, part, id, out))
         return 0;
     struct cur c;
     int rc = sym_get(rb->r, part, SYM_FUNCTION, id, &c);
@@ -868,7 +943,7 @@ static int rb_function(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
         (rc = rb_string(rb, part, file, &f.filename)))
         return rc;
     *out = pprof_builder_function(rb->b, &f);
-    if (*out == PPROF_NONE || firn_u64map_put(&rb->map[SYM_FUNCTION], pkey(part, id), *out, NULL) < 0)
+    if (*out == PPROF_NONE || rb_put(rb, SYM_FUNCTION, part, id, *out) < 0)
         return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
     return 0;
 }
@@ -893,19 +968,19 @@ static int rb_mapping(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *
     m.has_inline_frames = flags & 8;
     *start = m.memory_start;
     *offset = m.file_offset;
-    if (firn_u64map_get(&rb->map[SYM_MAPPING], pkey(part, id), out))
+    if (rb_get(rb, SYM_MAPPING, part, id, out))
         return 0;
     if ((rc = rb_string(rb, part, file, &m.filename)) || (rc = rb_string(rb, part, bid, &m.build_id)))
         return rc;
     *out = pprof_builder_mapping(rb->b, &m);
-    if (*out == PPROF_NONE || firn_u64map_put(&rb->map[SYM_MAPPING], pkey(part, id), *out, NULL) < 0)
+    if (*out == PPROF_NONE || rb_put(rb, SYM_MAPPING, part, id, *out) < 0)
         return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
     return 0;
 }
 
 static int rb_location(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *out)
 {
-    if (firn_u64map_get(&rb->map[SYM_LOCATION], pkey(part, id), out))
+    if (rb_get(rb, SYM_LOCATION, part, id, out))
         return 0;
     struct cur c;
     int rc = sym_get(rb->r, part, SYM_LOCATION, id, &c);
@@ -942,7 +1017,7 @@ static int rb_location(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
         l.n_lines = (size_t)nlines;
         *out = pprof_builder_location(rb->b, &l);
         if (*out == PPROF_NONE ||
-            firn_u64map_put(&rb->map[SYM_LOCATION], pkey(part, id), *out, NULL) < 0)
+            rb_put(rb, SYM_LOCATION, part, id, *out) < 0)
             rc = firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
     }
     if (lines != lines_stack)
@@ -1011,94 +1086,56 @@ static int rb_stack(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t **l
 
 /* ---- merging ---------------------------------------------------------------- */
 
-/* One distinct (partition, stack[, label set]) of a merge; entries of the
- * same stack with other label sets chain through next. */
-struct merge_entry {
-    uint32_t partition, stack, labelset, next;
-    int64_t value;
-};
-
-struct merge {
-    firn_u64map index;            /* pkey(partition, stack) -> first entry */
-    struct merge_entry *e;
-    size_t n, cap;
-    bool keep_labels;
+/* The raw profiles of a merge go straight into the accumulator. */
+struct raw_ctx {
+    struct acc *a;
     size_t max_samples;
-    tsdb_merge_stats stats;
-    int64_t min_ts, max_end_ns, period;
-    bool oom;
     firn_err *err;
 };
 
-static uint32_t merge_new(struct merge *m, uint32_t part, uint32_t stack, uint32_t ls,
-                          int64_t value)
+static int cap_check(const struct acc *a, size_t max_samples, firn_err *err)
 {
-    if (m->n == m->cap) {
-        size_t ncap = m->cap ? m->cap * 2 : 4096;
-        struct merge_entry *ne = realloc(m->e, ncap * sizeof *ne);
-        if (!ne) {
-            m->oom = true;
-            return UINT32_MAX;
-        }
-        m->e = ne;
-        m->cap = ncap;
-    }
-    struct merge_entry *e = &m->e[m->n];
-    e->partition = part;
-    e->stack = stack;
-    e->labelset = ls;
-    e->next = UINT32_MAX;
-    e->value = value;
-    return (uint32_t)m->n++;
+    if (max_samples && a->samples > max_samples)
+        return firn_errf(err, FIRN_ETOOBIG,
+                         "the query reads more than %zu samples; narrow the selector or the "
+                         "time range", max_samples);
+    return 0;
 }
 
 static int merge_block(void *ctx, const tsdb_block *b)
 {
-    struct merge *m = ctx;
-    m->stats.blocks++;
-    m->stats.samples += b->n_samples;
-    if (m->max_samples && m->stats.samples > m->max_samples)
-        return firn_errf(m->err, FIRN_ETOOBIG,
-                         "the query reads more than %zu samples; narrow the selector or the "
-                         "time range", m->max_samples);
-    if (b->timestamp_ms < m->min_ts)
-        m->min_ts = b->timestamp_ms;
-    int64_t end_ns = b->timestamp_ms * 1000000 + b->duration_nanos;
-    if (end_ns > m->max_end_ns)
-        m->max_end_ns = end_ns;
-    if (!m->period)
-        m->period = b->period;
-    uint64_t hi = (uint64_t)b->partition << 32;
-    for (size_t i = 0; i < b->n_samples; i++) {
-        uint32_t ls = m->keep_labels && b->labelsets ? b->labelsets[i] : 0;
-        uint32_t idx = (uint32_t)m->n;
-        int r = firn_u64map_put(&m->index, hi | b->stacks[i], idx, &idx);
-        if (r < 0)
-            goto oom;
-        if (r == 1) {
-            if (merge_new(m, b->partition, b->stacks[i], ls, b->values[i]) == UINT32_MAX)
-                goto oom;
-            continue;
-        }
-        for (;;) {   /* the chain of label sets of this stack */
-            struct merge_entry *e = &m->e[idx];
-            if (e->labelset == ls) {
-                e->value = pprof_add_sat(e->value, b->values[i]);
-                break;
-            }
-            if (e->next == UINT32_MAX) {
-                uint32_t n = merge_new(m, b->partition, b->stacks[i], ls, b->values[i]);
-                if (n == UINT32_MAX)
-                    goto oom;
-                m->e[idx].next = n;
-                break;
-            }
-            idx = e->next;
+    struct raw_ctx *rc = ctx;
+    tsdb_acc_note(rc->a, b->timestamp_ms, b->timestamp_ms * 1000000 + b->duration_nanos,
+                  b->period, 1);
+    if (tsdb_acc_add(rc->a, b->partition, b->stacks, b->labelsets, b->values, b->n_samples))
+        return firn_errf(rc->err, FIRN_ENOMEM, "out of memory merging profiles");
+    return cap_check(rc->a, rc->max_samples, rc->err);
+}
+
+int tsdb_merge_series(tsdb_reader *r, struct acc *a, uint64_t series, int64_t start_ms,
+                      int64_t end_ms, unsigned levels, size_t max_samples, firn_err *err)
+{
+    struct raw_ctx rc = {a, max_samples, err};
+    struct rollup_span *spans = NULL;
+    size_t n = 0;
+    if (levels && r->db->has_rollups &&
+        tsdb_rollup_plan(r, series, start_ms, end_ms, levels, &spans, &n, err) < 0)
+        return err && err->code ? err->code : FIRN_EIO;
+    /* raw profiles in the gaps between rollups, all in time order */
+    int64_t t = start_ms;
+    int ret = 0;
+    for (size_t i = 0; i <= n && !ret; i++) {
+        int64_t gap_end = i < n ? spans[i].start_ms - 1 : end_ms;
+        if (gap_end >= t)
+            ret = tsdb_scan(r, series, t, gap_end, 0, merge_block, &rc, err);
+        if (i < n && !ret) {
+            if (!(ret = tsdb_rollup_add(r, a, &spans[i].value, err)))
+                ret = cap_check(a, max_samples, err);
+            t = spans[i].end_ms + 1;
         }
     }
-    return 0;
-oom:
-    return firn_errf(m->err, FIRN_ENOMEM, "out of memory merging profiles");
+    free(spans);
+    return ret;
 }
 
 static int field_copy(char *dst, size_t size, const firn_profile_type *pt, int i)
@@ -1110,8 +1147,8 @@ static int field_copy(char *dst, size_t size, const firn_profile_type *pt, int i
     return 0;
 }
 
-static pprof_profile *merge_build(tsdb_reader *r, struct merge *m, const char *type_name,
-                                  firn_err *err)
+static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const struct acc_entry *e,
+                                  size_t n_entries, const char *type_name, firn_err *err)
 {
     firn_profile_type pt;
     if (firn_profile_type_parse(type_name, &pt, err) < 0)
@@ -1124,8 +1161,6 @@ static pprof_profile *merge_build(tsdb_reader *r, struct merge *m, const char *t
         }
     struct rebuild rb = {.r = r, .b = pprof_builder_new(1), .err = err};
     bool ok = rb.b != NULL;
-    for (int k = 0; k < SYM_KINDS && ok; k++)
-        ok = firn_u64map_init(&rb.map[k], 256) == 0;
     uint32_t *locs = NULL;
     size_t cap = 0;
     bool partitions_differ = false;
@@ -1133,23 +1168,21 @@ static pprof_profile *merge_build(tsdb_reader *r, struct merge *m, const char *t
     if (ok) {
         pprof_builder_sample_type(rb.b, 0, f[FIRN_PT_SAMPLE_TYPE], f[FIRN_PT_SAMPLE_UNIT]);
         pprof_builder_period(rb.b, f[FIRN_PT_PERIOD_TYPE], f[FIRN_PT_PERIOD_UNIT], m->period);
-        if (m->stats.blocks)
+        if (m->blocks)
             pprof_builder_time(rb.b, m->min_ts * 1000000, m->max_end_ns - m->min_ts * 1000000);
     }
-    for (size_t i = 0; i < m->n && !rc; i++) {
-        const struct merge_entry *e = &m->e[i];
-        partitions_differ |= e->partition != m->e[0].partition;
+    for (size_t i = 0; i < n_entries && !rc; i++) {
+        partitions_differ |= e[i].partition != e[0].partition;
         size_t n = 0, nl = 0;
         pprof_label *labels = NULL;
-        if (!(rc = rb_stack(&rb, e->partition, e->stack, &locs, &n, &cap)) &&
-            !(rc = rb_labels(&rb, e->partition, e->labelset, &labels, &nl)))
-            rc = pprof_builder_sample(rb.b, locs, n, &e->value, labels, nl);
+        if (!(rc = rb_stack(&rb, e[i].partition, e[i].stack, &locs, &n, &cap)) &&
+            !(rc = rb_labels(&rb, e[i].partition, e[i].labelset, &labels, &nl)))
+            rc = pprof_builder_sample(rb.b, locs, n, &e[i].value, labels, nl);
         if (rc == FIRN_ENOMEM && (!err || !err->code))
             firn_errf(err, FIRN_ENOMEM, "out of memory");
     }
     free(locs);
-    for (int k = 0; k < SYM_KINDS; k++)
-        firn_u64map_destroy(&rb.map[k]);
+    rb_free(&rb);
     if (rc) {
         pprof_builder_free(rb.b);
         return NULL;
@@ -1167,15 +1200,16 @@ pprof_profile *tsdb_merge(tsdb_reader *r, const uint64_t *series_ids, size_t n_s
                           int64_t start_ms, int64_t end_ms, const tsdb_merge_options *opts,
                           tsdb_merge_stats *stats, firn_err *err)
 {
-    struct merge m = {.keep_labels = opts && opts->keep_labels,
-                      .max_samples = opts ? opts->max_samples : 0,
-                      .min_ts = INT64_MAX,
-                      .max_end_ns = INT64_MIN,
-                      .err = err};
+    struct acc m;
+    tsdb_acc_init(&m, opts && opts->keep_labels);
+    size_t max_samples = opts ? opts->max_samples : 0;
+    unsigned levels = opts && opts->raw ? 0 : ROLLUP_LEVELS_ALL;
     firn_arena *arena = firn_arena_new(0);
     char *type_name = NULL;
     pprof_profile *p = NULL;
-    if (!arena || firn_u64map_init(&m.index, 4096) < 0) {
+    struct acc_entry *entries = NULL;
+    size_t n_entries = 0;
+    if (!arena) {
         firn_errf(err, FIRN_ENOMEM, "out of memory");
         goto out;
     }
@@ -1201,19 +1235,26 @@ pprof_profile *tsdb_merge(tsdb_reader *r, const uint64_t *series_ids, size_t n_s
                       "profile type", type_name, name);
             goto out;
         }
-        if (tsdb_scan(r, series_ids[i], start_ms, end_ms, 0, merge_block, &m, err) < 0)
+        if (tsdb_merge_series(r, &m, series_ids[i], start_ms, end_ms, levels, max_samples,
+                              err) < 0)
             goto out;
     }
-    if (!m.stats.blocks)
+    if (!m.blocks)
         m.min_ts = start_ms > 0 ? start_ms : 0;
-    p = merge_build(r, &m, type_name, err);
+    if (tsdb_acc_entries(&m, &entries, &n_entries)) {
+        firn_errf(err, FIRN_ENOMEM, "out of memory merging profiles");
+        goto out;
+    }
+    p = merge_build(r, &m, entries, n_entries, type_name, err);
     if (stats) {
-        *stats = m.stats;
-        stats->stacks = m.n;
+        stats->blocks = m.blocks;
+        stats->samples = m.samples;
+        stats->stacks = n_entries;
+        stats->rollups = m.rollups;
     }
 out:
-    firn_u64map_destroy(&m.index);
-    free(m.e);
+    free(entries);
+    tsdb_acc_free(&m);
     firn_arena_free(arena);
     return p;
 }

@@ -151,6 +151,10 @@ int tsdb_retention_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, uint64_t *delete
             if ((rc = expire_blocks(db, txn, s.id, floats, cutoff, &budget, deleted_blocks,
                                     &empty, &new_min)))
                 break;
+            /* rollups of buckets that reach before the cutoff no longer equal
+             * the profiles left: gone in the same commit */
+            if (!floats && (rc = tsdb_rollup_expire(db, txn, s.id, cutoff, empty, &budget)))
+                break;
             if (tsdb_series_decode(&v, arena, &s, err) < 0) {
                 rc = MDB_CORRUPTED;
                 break;

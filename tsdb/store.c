@@ -34,6 +34,8 @@ void tsdb_options_default(tsdb_options *o)
     o->queue_max_bytes = 512u << 20;
     o->batch_max = 512;
     o->resize_wait_ms = 10 * 1000;
+    o->rollup_interval_ms = 60 * 1000;
+    o->rollup_delay_ms = 5 * 60 * 1000;
 }
 
 const char *tsdb_strerror(int rc)
@@ -215,7 +217,7 @@ static int open_schema(tsdb *db, firn_err *err)
                                  "%s: an LMDB environment, but not a firn store (no schema "
                                  "record)", db->path);
             }
-            if (version != TSDB_SCHEMA_VERSION && version != 2) {
+            if (version != TSDB_SCHEMA_VERSION && version != 2 && version != 3) {
                 mdb_txn_abort(txn);
                 return firn_errf(err, FIRN_EINVAL,
                                  "%s: store schema version %u; this firn reads version %d only",
@@ -233,12 +235,33 @@ static int open_schema(tsdb *db, firn_err *err)
         return firn_errf(err, FIRN_EIO, "%s: opening \"floats\": %s", db->path,
                          tsdb_strerror(rc));
     }
+    /* Version 4 added the rollup databases, likewise: a writable open
+     * creates them (compaction then rolls up what the store holds); a
+     * read-only open of an older store merges raw profiles only. */
+    const char *rollup_dbs[] = {"rollups", "rollup_state", "rollup_dirty"};
+    MDB_dbi *rollup_dbis[] = {&db->dbi_rollups, &db->dbi_rollup_state, &db->dbi_rollup_dirty};
+    db->has_rollups = true;
+    for (size_t i = 0; i < 3; i++) {
+        rc = mdb_dbi_open(txn, rollup_dbs[i], ro ? 0 : MDB_CREATE, rollup_dbis[i]);
+        if (rc == MDB_NOTFOUND && ro) {
+            db->has_rollups = false;
+            continue;
+        }
+        if (rc) {
+            mdb_txn_abort(txn);
+            return firn_errf(err, FIRN_EIO, "%s: opening \"%s\": %s", db->path, rollup_dbs[i],
+                             tsdb_strerror(rc));
+        }
+    }
+    MDB_val hk = {strlen("rollup_horizon_ms"), "rollup_horizon_ms"}, hv;
+    if (mdb_get(txn, db->dbi_meta, &hk, &hv) == 0 && hv.mv_size == sizeof db->rollup_horizon_ms)
+        memcpy(&db->rollup_horizon_ms, hv.mv_data, sizeof db->rollup_horizon_ms);
     MDB_val k = {strlen("schema_version"), "schema_version"}, v;
     rc = mdb_get(txn, db->dbi_meta, &k, &v);
     uint32_t old_version = 0;
     if (rc == 0 && v.mv_size == sizeof old_version)
         memcpy(&old_version, v.mv_data, sizeof old_version);   /* little-endian hosts only */
-    if (rc == 0 && !ro && old_version == 2) {
+    if (rc == 0 && !ro && (old_version == 2 || old_version == 3)) {
         uint32_t ver = TSDB_SCHEMA_VERSION;
         MDB_val vv = {sizeof ver, &ver};
         if ((rc = mdb_put(txn, db->dbi_meta, &k, &vv, 0)) ||
@@ -247,8 +270,8 @@ static int open_schema(tsdb *db, firn_err *err)
             return firn_errf(err, FIRN_EIO, "%s: upgrading the schema record: %s", db->path,
                              tsdb_strerror(rc));
         }
-        firn_log(FIRN_LOG_INFO, "tsdb", "upgraded the store to schema version 3 (float series)",
-                 "path=%s", db->path);
+        firn_log(FIRN_LOG_INFO, "tsdb", "upgraded the store's schema",
+                 "path=%s from=%u to=%d", db->path, old_version, TSDB_SCHEMA_VERSION);
     }
     if (rc == MDB_NOTFOUND && !ro) {
         uint32_t ver = TSDB_SCHEMA_VERSION;
@@ -282,7 +305,9 @@ static int open_schema(tsdb *db, firn_err *err)
     /* committing (even a read-only transaction) keeps the handles open */
     if ((rc = mdb_txn_commit(txn)))
         return firn_errf(err, FIRN_EIO, "%s: %s", db->path, tsdb_strerror(rc));
-    if (version != TSDB_SCHEMA_VERSION && !(version == 2 && !db->has_floats))
+    /* a read-only open reads an older store as it is */
+    if (version != TSDB_SCHEMA_VERSION &&
+        !(ro && ((version == 2 && !db->has_floats) || (version == 3 && !db->has_rollups))))
         return firn_errf(err, FIRN_EINVAL,
                          "%s: store schema version %u; this firn reads version %d only",
                          db->path, version, TSDB_SCHEMA_VERSION);
@@ -312,6 +337,12 @@ tsdb *tsdb_open(const tsdb_options *o, firn_err *err)
         db->opts.retention_interval_ms = 60 * 1000;
     if (db->opts.resize_wait_ms <= 0)
         db->opts.resize_wait_ms = 10 * 1000;
+    if (db->opts.rollup_interval_ms <= 0)
+        db->opts.rollup_interval_ms = 60 * 1000;
+    if (!db->opts.rollup_pass_samples)
+        db->opts.rollup_pass_samples = 2000000;
+    if (db->opts.rollup_delay_ms < 0)
+        db->opts.rollup_delay_ms = 0;
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -373,6 +404,8 @@ int tsdb_stats_get(tsdb *db, tsdb_stats *out, firn_err *err)
         out->series = st.ms_entries;
     if (mdb_stat(txn, db->dbi_samples, &st) == 0)
         out->blocks = st.ms_entries;
+    if (db->has_rollups && mdb_stat(txn, db->dbi_rollups, &st) == 0)
+        out->rollups = st.ms_entries;
     tsdb_reader_close(r);
     MDB_envinfo info;
     mdb_env_info(db->env, &info);
@@ -395,5 +428,11 @@ int tsdb_stats_get(tsdb *db, tsdb_stats *out, firn_err *err)
     out->queue_length = atomic_load(&db->queue_length);
     out->float_samples_total = atomic_load(&db->float_samples_total);
     out->float_samples_dropped_total = atomic_load(&db->float_samples_dropped_total);
+    out->rollups_written_total = atomic_load(&db->rollups_written_total);
+    out->rollups_invalidated_total = atomic_load(&db->rollups_invalidated_total);
+    out->rollup_buckets_total = atomic_load(&db->rollup_buckets_total);
+    out->compaction_runs_total = atomic_load(&db->compaction_runs_total);
+    out->compaction_failures_total = atomic_load(&db->compaction_failures_total);
+    out->compaction_seconds_total = (double)atomic_load(&db->compaction_nanos_total) / 1e9;
     return 0;
 }

@@ -23,6 +23,12 @@
  *    A reader is used by one thread at a time.
  *  - A background pass in the writer thread deletes profiles older than the
  *    retention, then series without profiles, then whole symbol partitions.
+ *  - Another (compaction) writes rollups: per series and whole hour, then
+ *    whole day, the merged stack -> value totals of its profiles, so that a
+ *    merge over a long range reads one rollup per bucket.  A merge gives the
+ *    same profile with or without them.  A profile appended late into a
+ *    rolled-up hour deletes that hour's and day's rollups in its own commit;
+ *    the next pass redoes them.
  *  - When LMDB's map is full the writer grows it and retries the batch; that
  *    one step waits for open readers to close.  So a thread holds at most
  *    one reader at a time, and never holds one while it calls tsdb_append or
@@ -41,8 +47,10 @@
 #include "model/model.h"
 #include "pprof/pprof.h"
 
-#define TSDB_SCHEMA_VERSION 3   /* 3 adds float series; a version 2 store is upgraded
-                                   in place by a writable open (nothing is rewritten) */
+#define TSDB_SCHEMA_VERSION 4   /* 3 adds float series, 4 rollups; a version 2 or 3
+                                   store is upgraded in place by a writable open
+                                   (nothing is rewritten; compaction then rolls up
+                                   what it holds) */
 #define TSDB_DEFAULT_RETENTION_MS (15LL * 24 * 3600 * 1000)   /* 15d, as Prometheus */
 
 typedef struct tsdb tsdb;
@@ -61,6 +69,15 @@ typedef struct tsdb_options {
     uint64_t max_series;           /* series the store may hold (0: no limit); an append
                                       that would create more is refused (FIRN_EINVAL,
                                       "series limit") and stores nothing */
+    bool no_rollups;               /* no background compaction (tsdb_rollup_run still
+                                      works; merges read the rollups there are) */
+    int64_t rollup_interval_ms;    /* how often the compaction pass runs (default 1m) */
+    int64_t rollup_delay_ms;       /* an hour is rolled up this long after it ends
+                                      (default 5m): later profiles into it are
+                                      still exact, only costlier */
+    size_t rollup_pass_samples;    /* samples one compaction transaction reads at most
+                                      before it commits (default 2M): bounds how
+                                      long appends wait behind it */
     int64_t resize_wait_ms;        /* read-only: how long a read waits for the other
                                       reads of this process to close when another
                                       process grew the store (default 10 s) */
@@ -130,6 +147,12 @@ int tsdb_append_floats(tsdb *db, const tsdb_float_sample *samples, size_t n, siz
  * nothing expired is left) and waits for it.  deleted_blocks may be NULL. */
 int tsdb_retention_run(tsdb *db, int64_t now_ms, uint64_t *deleted_blocks, firn_err *err);
 
+/* Runs compaction passes until every whole hour that ended rollup_delay_ms
+ * before now_ms is rolled up (and every whole day of them), and waits for
+ * it; the background thread does the same every rollup_interval_ms.
+ * written (rollups written) may be NULL. */
+int tsdb_rollup_run(tsdb *db, int64_t now_ms, uint64_t *written, firn_err *err);
+
 /* ---- self-metrics ------------------------------------------------------- */
 
 typedef struct tsdb_stats {
@@ -150,6 +173,13 @@ typedef struct tsdb_stats {
     uint64_t queue_length;
     uint64_t float_samples_total;          /* float samples stored */
     uint64_t float_samples_dropped_total;  /* dropped: too old, or a conflicting duplicate */
+    uint64_t rollups;                      /* rollups stored (hour and day buckets) */
+    uint64_t rollups_written_total;
+    uint64_t rollups_invalidated_total;    /* hours a late profile made dirty */
+    uint64_t rollup_buckets_total;         /* hour buckets the compaction considered */
+    uint64_t compaction_runs_total;
+    uint64_t compaction_failures_total;    /* passes that failed (each logged) */
+    double compaction_seconds_total;
 } tsdb_stats;
 
 int tsdb_stats_get(tsdb *db, tsdb_stats *out, firn_err *err);
@@ -242,12 +272,14 @@ int tsdb_stack_functions(tsdb_reader *r, uint32_t partition, uint32_t stack,
 typedef struct tsdb_merge_options {
     bool keep_labels;            /* keep pprof sample labels (group-by needs them) */
     size_t max_samples;          /* cap on samples read (0: none); FIRN_ETOOBIG past it */
+    bool raw;                    /* read raw profiles only, no rollups (benchmark anchor) */
 } tsdb_merge_options;
 
 typedef struct tsdb_merge_stats {
-    uint64_t blocks;
-    uint64_t samples;            /* samples read */
+    uint64_t blocks;             /* profiles merged (inside rollups too) */
+    uint64_t samples;            /* samples read (a rollup's entries count as samples) */
     uint64_t stacks;             /* distinct stacks in the result */
+    uint64_t rollups;            /* rollups read */
 } tsdb_merge_stats;
 
 /* Sums every profile of the series in [start_ms, end_ms] into one profile

@@ -60,14 +60,16 @@ struct float_prep {
     firn_arena *arena;
 };
 
-enum req_kind { REQ_APPEND, REQ_FLOATS, REQ_RETENTION };
+/* REQ_RETENTION and REQ_COMPACT are maintenance: run alone, never queued
+ * behind the append limits. */
+enum req_kind { REQ_APPEND, REQ_FLOATS, REQ_RETENTION, REQ_COMPACT };
 
 struct request {
     enum req_kind kind;
     struct prepared *prep;        /* REQ_APPEND */
     struct float_prep *fprep;     /* REQ_FLOATS */
-    int64_t now_ms;               /* REQ_RETENTION */
-    uint64_t deleted_blocks;
+    int64_t now_ms;               /* REQ_RETENTION, REQ_COMPACT */
+    uint64_t deleted_blocks;      /* REQ_RETENTION; rollups written for REQ_COMPACT */
     int status;
     firn_err err;
     bool duplicate;               /* REQ_APPEND: the same profile was already stored */
@@ -117,6 +119,8 @@ struct writer {
     struct request **batch;       /* opts.batch_max of them */
     int64_t next_retention_ms;
     bool retention_more;
+    int64_t next_compact_ms;
+    bool compact_more;
     uint32_t first_live_partition;
 };
 
@@ -960,7 +964,8 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
             goto out;
         }
         MDB_val hv = {br.header_len, w->val.b};
-        if ((rc = mdb_put(txn, db->dbi_totals, &k, &hv, MDB_NOOVERWRITE)))
+        if ((rc = mdb_put(txn, db->dbi_totals, &k, &hv, MDB_NOOVERWRITE)) ||
+            (rc = tsdb_rollup_note_append(db, txn, ids[t], pp->ts)))
             goto out;
         atomic_fetch_add(&db->samples_total, kept);
     }
@@ -1150,6 +1155,56 @@ static void run_retention(struct writer *w, int64_t now, uint64_t *deleted_block
     }
 }
 
+/* ---- compaction (writer thread) ------------------------------------------ */
+
+static void run_compaction(struct writer *w, int64_t now, uint64_t *written, firn_err *err)
+{
+    tsdb *db = w->db;
+    *written = 0;
+    w->compact_more = false;
+    for (;;) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        MDB_txn *txn;
+        int rc = mdb_txn_begin(db->env, NULL, 0, &txn), prc = rc;
+        uint64_t n = 0, buckets = 0;
+        int64_t horizon = 0;
+        bool more = false;
+        if (!rc) {
+            prc = tsdb_rollup_pass(db, txn, now, &more, &n, &buckets, &horizon, err);
+            if (prc == 0)
+                rc = mdb_txn_commit(txn);
+            else
+                mdb_txn_abort(txn);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        atomic_fetch_add(&db->compaction_nanos_total,
+                         (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + t1.tv_nsec - t0.tv_nsec));
+        if (prc == 0 && rc == 0) {
+            /* appends below the horizon now check their series' watermark */
+            if (horizon > db->rollup_horizon_ms)
+                db->rollup_horizon_ms = horizon;
+            atomic_fetch_add(&db->compaction_runs_total, 1);
+            atomic_fetch_add(&db->rollups_written_total, n);
+            atomic_fetch_add(&db->rollup_buckets_total, buckets);
+            *written += n;
+            w->compact_more = more;
+            return;
+        }
+        if ((prc == 0 ? rc : prc) == MDB_MAP_FULL && tsdb_grow_map(db, err) == 0)
+            continue;
+        /* a failed pass left nothing behind (its transaction is aborted);
+         * the resume point may be stale, which only costs a longer pass */
+        db->rollup_resume_series = 0;
+        if (prc == 0 || !err || !err->code)
+            firn_errf(err, FIRN_EIO, "compaction: %s", tsdb_strerror(prc ? prc : rc));
+        atomic_fetch_add(&db->compaction_failures_total, 1);
+        firn_log(FIRN_LOG_ERROR, "tsdb", "compaction pass failed", "err=\"%s\"",
+                 err ? err->msg : "?");
+        return;
+    }
+}
+
 /* ---- the writer thread --------------------------------------------------- */
 
 static void *writer_main(void *arg)
@@ -1163,10 +1218,15 @@ static void *writer_main(void *arg)
         int64_t now = firn_now_ms();
         bool retention_due = db->opts.retention_ms > 0 &&
                              (w->retention_more || now >= w->next_retention_ms);
-        if (!w->head && !w->stop && !retention_due) {
-            struct timespec until = {(time_t)(w->next_retention_ms / 1000),
-                                     (long)(w->next_retention_ms % 1000) * 1000000};
+        bool compact_due = !db->opts.no_rollups && (w->compact_more || now >= w->next_compact_ms);
+        if (!w->head && !w->stop && !retention_due && !compact_due) {
+            int64_t next = INT64_MAX;
             if (db->opts.retention_ms > 0)
+                next = w->next_retention_ms;
+            if (!db->opts.no_rollups && w->next_compact_ms < next)
+                next = w->next_compact_ms;
+            struct timespec until = {(time_t)(next / 1000), (long)(next % 1000) * 1000000};
+            if (next != INT64_MAX)
                 pthread_cond_timedwait(&w->wake, &w->mu, &until);
             else
                 pthread_cond_wait(&w->wake, &w->mu);
@@ -1176,11 +1236,12 @@ static void *writer_main(void *arg)
             break;
         size_t n = 0;
         struct request *retention = NULL;
-        if (w->head && w->head->kind == REQ_RETENTION) {
+        if (w->head && (w->head->kind == REQ_RETENTION || w->head->kind == REQ_COMPACT)) {
             retention = w->head;
             w->head = retention->next;
         } else {
-            while (w->head && w->head->kind != REQ_RETENTION && n < max) {
+            while (w->head && w->head->kind != REQ_RETENTION && w->head->kind != REQ_COMPACT &&
+                   n < max) {
                 struct request *rq = w->head;
                 w->head = rq->next;
                 w->queued--;
@@ -1203,7 +1264,14 @@ static void *writer_main(void *arg)
                                                       : &db->appends_total, 1);
             }
         }
-        if (retention) {
+        if (retention && retention->kind == REQ_COMPACT) {
+            do {
+                uint64_t written = 0;
+                run_compaction(w, retention->now_ms, &written, &retention->err);
+                retention->deleted_blocks += written;
+            } while (w->compact_more && !retention->err.code);
+            retention->status = retention->err.code;
+        } else if (retention) {
             /* an explicit run finishes the job, pass after pass */
             do {
                 uint64_t deleted = 0;
@@ -1216,6 +1284,12 @@ static void *writer_main(void *arg)
             uint64_t deleted;
             run_retention(w, now, &deleted, &rerr);
             w->next_retention_ms = now + db->opts.retention_interval_ms;
+        }
+        if (!retention && compact_due) {
+            firn_err cerr = {0};
+            uint64_t written;
+            run_compaction(w, now, &written, &cerr);
+            w->next_compact_ms = now + db->opts.rollup_interval_ms;
         }
 
         pthread_mutex_lock(&w->mu);
@@ -1245,6 +1319,7 @@ int tsdb_writer_start(tsdb *db, firn_err *err)
     pthread_cond_init(&w->done, NULL);
     /* the first pass soon after opening, then every interval */
     w->next_retention_ms = firn_now_ms();
+    w->next_compact_ms = w->next_retention_ms;
     db->writer = w;
     int rc = pthread_create(&w->thread, NULL, writer_main, w);
     if (rc) {
@@ -1287,13 +1362,14 @@ static int submit(tsdb *db, struct request *rq, size_t bytes, firn_err *err)
         pthread_mutex_unlock(&w->mu);
         return firn_errf(err, FIRN_EINVAL, "%s: the store is closing", db->path);
     }
-    if (rq->kind != REQ_RETENTION && bytes > db->opts.queue_max_bytes) {
+    bool maintenance = rq->kind == REQ_RETENTION || rq->kind == REQ_COMPACT;
+    if (!maintenance && bytes > db->opts.queue_max_bytes) {
         pthread_mutex_unlock(&w->mu);
         return firn_errf(err, FIRN_ETOOBIG,
                          "profile needs %zu bytes in the append queue; its limit is %zu", bytes,
                          db->opts.queue_max_bytes);
     }
-    if (rq->kind != REQ_RETENTION &&
+    if (!maintenance &&
         (w->queued >= db->opts.queue_max || w->queued_bytes + bytes > db->opts.queue_max_bytes)) {
         size_t q = w->queued, qb = w->queued_bytes;
         pthread_mutex_unlock(&w->mu);
@@ -1302,7 +1378,7 @@ static int submit(tsdb *db, struct request *rq, size_t bytes, firn_err *err)
                          "append queue full (%zu profiles, %zu bytes waiting); try again later",
                          q, qb);
     }
-    if (rq->kind != REQ_RETENTION) {
+    if (!maintenance) {
         w->queued++;
         w->queued_bytes += bytes;
     }
@@ -1425,5 +1501,14 @@ int tsdb_retention_run(tsdb *db, int64_t now, uint64_t *deleted_blocks, firn_err
     int rc = submit(db, &rq, 0, err);
     if (deleted_blocks)
         *deleted_blocks = rq.deleted_blocks;
+    return rc;
+}
+
+int tsdb_rollup_run(tsdb *db, int64_t now, uint64_t *written, firn_err *err)
+{
+    struct request rq = {.kind = REQ_COMPACT, .now_ms = now};
+    int rc = submit(db, &rq, 0, err);
+    if (written)
+        *written = rq.deleted_blocks;
     return rc;
 }

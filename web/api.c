@@ -128,6 +128,21 @@ static void write_tsdb_metrics(firn_buf *b, tsdb *db)
         {"firn_tsdb_float_samples_dropped_total", "counter",
          "Float samples dropped: older than the retention, or a conflicting duplicate.",
          offsetof(tsdb_stats, float_samples_dropped_total)},
+        {"firn_tsdb_rollups", "gauge", "Rollups stored (hour and day buckets).",
+         offsetof(tsdb_stats, rollups)},
+        {"firn_tsdb_rollups_written_total", "counter", "Rollups written by compaction.",
+         offsetof(tsdb_stats, rollups_written_total)},
+        {"firn_tsdb_rollups_invalidated_total", "counter",
+         "Rolled-up hours a late profile landed in (their rollups are redone).",
+         offsetof(tsdb_stats, rollups_invalidated_total)},
+        {"firn_tsdb_rollup_buckets_total", "counter",
+         "Hour buckets holding profiles that compaction rolled up or found too small.",
+         offsetof(tsdb_stats, rollup_buckets_total)},
+        {"firn_tsdb_compaction_runs_total", "counter", "Compaction passes committed.",
+         offsetof(tsdb_stats, compaction_runs_total)},
+        {"firn_tsdb_compaction_failures_total", "counter",
+         "Compaction passes that failed (each is logged).",
+         offsetof(tsdb_stats, compaction_failures_total)},
     };
     for (size_t i = 0; i < sizeof F / sizeof F[0]; i++) {
         uint64_t v;
@@ -136,6 +151,8 @@ static void write_tsdb_metrics(firn_buf *b, tsdb *db)
                             F[i].help,
                             (double)v);
     }
+    firn_metrics_single(b, "firn_tsdb_compaction_seconds_total", "counter",
+                        "Time spent in compaction passes.", st.compaction_seconds_total);
 }
 
 static void handle_metrics(void *ctx, const http_request *req, http_response *resp)

@@ -27,6 +27,7 @@ typedef struct flags {
     const char *web_config_file;    /* NULL: plain HTTP, no credentials */
     const char *storage_path;
     int64_t retention_ms;
+    bool no_rollups;                /* --storage.tsdb.no-rollups */
     bool enable_lifecycle;
     const char *log_level;
     const char *dns_server;         /* --discovery.dns.server: NULL for resolv.conf */
@@ -80,6 +81,8 @@ static void usage(FILE *f)
           "                                  scrape firn (give --config.file)\n"
           "  --storage.tsdb.path=DIR         where profiles are stored (default ./data)\n"
           "  --storage.tsdb.retention.time=D how long profiles are kept (default 15d; 0 = forever)\n"
+          "  --storage.tsdb.no-rollups       no background compaction into hour and day\n"
+          "                                  rollups (long-range merges then read every profile)\n"
           "  --web.enable-lifecycle          allow POST /-/reload\n"
           "  --storage.tsdb.max-series=N     series the store may hold (default 1000000;\n"
           "                                  0 = no limit); a profile that needs more is refused\n"
@@ -114,7 +117,8 @@ static void usage(FILE *f)
 enum {
     OPT_CONFIG = 256, OPT_LISTEN, OPT_WEB_CONFIG, OPT_PATH, OPT_RETENTION, OPT_LIFECYCLE,
     OPT_LOG, OPT_DNS_SERVER, OPT_UI_ASSETS, OPT_VERSION, OPT_EXTERNAL_URL, OPT_RESEND,
-    OPT_OUTAGE, OPT_GRACE, OPT_QUEUE, OPT_BATCH, OPT_MAX_CONNECTIONS, OPT_MAX_SERIES
+    OPT_OUTAGE, OPT_GRACE, OPT_QUEUE, OPT_BATCH, OPT_MAX_CONNECTIONS, OPT_MAX_SERIES,
+    OPT_NO_ROLLUPS
 };
 
 static int parse_flags(int argc, char **argv, flags *f)
@@ -128,6 +132,7 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"web.enable-lifecycle", no_argument, NULL, OPT_LIFECYCLE},
         {"web.max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
         {"storage.tsdb.max-series", required_argument, NULL, OPT_MAX_SERIES},
+        {"storage.tsdb.no-rollups", no_argument, NULL, OPT_NO_ROLLUPS},
         {"web.ui-assets", required_argument, NULL, OPT_UI_ASSETS},
         {"log.level", required_argument, NULL, OPT_LOG},
         {"discovery.dns.server", required_argument, NULL, OPT_DNS_SERVER},
@@ -182,6 +187,9 @@ static int parse_flags(int argc, char **argv, flags *f)
             break;
         case OPT_LIFECYCLE:
             f->enable_lifecycle = true;
+            break;
+        case OPT_NO_ROLLUPS:
+            f->no_rollups = true;
             break;
         case OPT_MAX_SERIES: {
             char *end;
@@ -558,6 +566,7 @@ int main(int argc, char **argv)
     to.path = s.f.storage_path;
     to.retention_ms = s.f.retention_ms;
     to.max_series = s.f.max_series_n;
+    to.no_rollups = s.f.no_rollups;
     s.db = tsdb_open(&to, &err);
     if (!s.db) {
         firn_log(FIRN_LOG_ERROR, "main", "Opening storage failed", "err=%s",
@@ -653,6 +662,7 @@ int main(int argc, char **argv)
         "web.enable-lifecycle", s.f.enable_lifecycle ? "true" : "false",
         "web.max-connections", s.f.max_connections,
         "storage.tsdb.max-series", s.f.max_series,
+        "storage.tsdb.no-rollups", s.f.no_rollups ? "true" : "false",
         "web.ui-assets", s.f.ui_assets ? s.f.ui_assets : "",
         "log.level", s.f.log_level,
         NULL,

@@ -49,6 +49,9 @@ static void usage(FILE *f)
           "  bench tsdb|query|rules [--targets N] [--profiles N] [--threads N] FILE...\n"
           "                                   store ingest/merge, query and rule evaluation\n"
           "                                   speed on synthetic series made from FILEs\n"
+          "  bench rollup [--targets N] [--profiles N] FILE\n"
+          "                                   7-day flame graphs with rollups against the raw\n"
+          "                                   merge; raw merge speed warm and cold\n"
           "  --version                        print the version\n"
           "\n"
           "FILE may be - for standard input.\n",

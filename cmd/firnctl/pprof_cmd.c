@@ -374,7 +374,8 @@ static int bench_usage(void)
                     "       firnctl bench query [--targets N] [--profiles N] [--threads N] "
                     "FILE...\n"
                     "       firnctl bench rules [--targets N] [--profiles N] [--threads N] "
-                    "FILE...\n");
+                    "FILE...\n"
+                    "       firnctl bench rollup [--targets N] [--profiles N] FILE\n");
     return 2;
 }
 
@@ -394,10 +395,10 @@ typedef int (*store_bench_fn)(const char **, size_t, long, long, int, FILE *, FI
                               firn_err *);
 
 /* bench tsdb and bench query: the same flags over the same synthetic set. */
-static int bench_store_cmd(const char *name, store_bench_fn fn, long profiles, int argc,
-                           char **argv)
+static int bench_store_cmd(const char *name, store_bench_fn fn, long targets, long profiles,
+                           int argc, char **argv)
 {
-    long targets = 1000, threads = 64;
+    long threads = 64;
     int first = 0;
     while (first + 1 < argc && strncmp(argv[first], "--", 2) == 0) {
         long *dst = strcmp(argv[first], "--targets") == 0    ? &targets
@@ -424,12 +425,15 @@ static int bench_store_cmd(const char *name, store_bench_fn fn, long profiles, i
 int cmd_bench(int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "tsdb") == 0)
-        return bench_store_cmd("tsdb", bench_tsdb, 360, argc - 1, argv + 1);
+        return bench_store_cmd("tsdb", bench_tsdb, 1000, 360, argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "query") == 0)
-        return bench_store_cmd("query", bench_query, 360, argc - 1, argv + 1);
+        return bench_store_cmd("query", bench_query, 1000, 360, argc - 1, argv + 1);
     /* 6 minutes of profiles 10 s apart: a full 5m window, two intervals */
     if (argc >= 1 && strcmp(argv[0], "rules") == 0)
-        return bench_store_cmd("rules", bench_rules, 37, argc - 1, argv + 1);
+        return bench_store_cmd("rules", bench_rules, 1000, 37, argc - 1, argv + 1);
+    /* 2 targets x a profile every 5 minutes for a week */
+    if (argc >= 1 && strcmp(argv[0], "rollup") == 0)
+        return bench_store_cmd("rollup", bench_rollup, 2, 2016, argc - 1, argv + 1);
     if (argc < 1 || strcmp(argv[0], "decode") != 0)
         return bench_usage();
     double seconds = 2.0;

@@ -55,4 +55,17 @@ int bench_query(const char **files, size_t n_files, long targets, long profiles,
 int bench_rules(const char **files, size_t n_files, long targets, long profiles, int threads,
                 FILE *out, FILE *log, firn_err *err);
 
+/* Rollups: `targets` targets of one job, `profiles` profiles each over the
+ * last 7 days (subsets of the first file's samples).  Figures: the raw
+ * merge of the week warm and cold (page cache dropped for the store's file)
+ * in samples/s beside a memcpy floor of the same decoded bytes, the
+ * compaction's seconds, and the flame graph of the job over 1 h, 24 h and
+ * 7 d in ms with rollups and with the raw merge as the anchor:
+ * merge_warm_samples_per_s, merge_cold_samples_per_s,
+ * memcpy_floor_samples_per_s, compaction_seconds, flamegraph_{1h,24h,7d}_ms,
+ * flamegraph_{1h,24h,7d}_raw_ms, flamegraph_7d_vs_1h_ratio,
+ * rollup_speedup_7d. */
+int bench_rollup(const char **files, size_t n_files, long targets, long profiles, int threads,
+                 FILE *out, FILE *log, firn_err *err);
+
 #endif

@@ -39,4 +39,17 @@ check_figures "bench rules" "$out" bench_rules bench_rules_filtered bench_groups
 same "bench rules: 6 rules, 3 filtered, 6 results" \
     "$(printf '%s\n' "$out" | awk '$1 ~ /^bench_(rules|rules_filtered|results)$/ { printf "%s ", $2 }')" \
     "6 3 6 "
+
+# bench rollup on 48 profiles over the week (one every 3.5 h): day rollups only
+out=$("$1" bench rollup --targets 1 --profiles 48 "$2"/pyro-pkg_pprof_testdata_go.cpu.labels.pprof 2>/dev/null)
+rc=$?
+[ $rc -eq 0 ] && ok "bench rollup exits 0" || fail "bench rollup exited $rc"
+check_figures "bench rollup" "$out" merge_warm_samples_per_s merge_cold_samples_per_s \
+    memcpy_floor_samples_per_s compaction_seconds flamegraph_1h_ms flamegraph_24h_ms \
+    flamegraph_7d_ms flamegraph_7d_raw_ms flamegraph_7d_vs_1h_ratio rollup_speedup_7d
+rollups=$(printf '%s\n' "$out" | awk '$1 == "rollups" { print $2 }')
+# 48 profiles 3.5 h apart: at least 6 whole days of 6 or 7 profiles (the
+# week ends on an hour, so a day at either end may be cut short), for each
+# of the fixture's 2 series (samples and cpu); no hour holds two profiles
+[ "${rollups:-0}" -ge 12 ] && ok "bench rollup wrote ${rollups} day rollups" || fail "rollups ${rollups:-none}, want >= 12"
 finish

@@ -2723,7 +2723,7 @@ static void test_schema_upgrade(void **state)
     assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
     uint32_t ver;
     memcpy(&ver, v.mv_data, sizeof ver);
-    assert_int_equal(ver, 3);
+    assert_int_equal(ver, TSDB_SCHEMA_VERSION);
     mdb_txn_abort(txn);
     mdb_env_close(env);
 }
