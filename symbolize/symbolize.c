@@ -2,8 +2,10 @@
  * elfutils' libdwfl: the session both symbolizers open (firn's own in
  * selfprof/, firn-agent's for other processes), build ids, and the inline
  * chain at an address from DWARF or else the symbol table, with an index of
- * compilation units for files that have no .debug_aranges.
+ * compilation units for files that have no .debug_aranges, and the
+ * readable names of mangled C++ and Rust symbols (libiberty).
  */
+#include <demangle.h>
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
@@ -235,8 +237,64 @@ static bool cu_index_find(const symbolize_cu_index *cus, Dwarf_Addr pc, Dwarf_Di
            dwarf_offdie(cus->dwarf, cus->ranges[i - 1].die, cu) != NULL;
 }
 
-size_t symbolize_dwfl_frames(Dwfl_Module *mod, symbolize_cu_index **cus, uint64_t addr,
-                            symbolize_frame out[SYMBOLIZE_MAX_INLINE_DEPTH])
+/* ---- demangled names ------------------------------------------------------- */
+
+struct symbolize_names {
+    firn_u64map by_mangled;   /* address of the mangled string -> index into names */
+    char **names;             /* NULL: not a mangled name */
+    size_t n, cap;
+};
+
+symbolize_names *symbolize_names_new(void)
+{
+    symbolize_names *names = calloc(1, sizeof *names);
+    if (names && firn_u64map_init(&names->by_mangled, 256) < 0) {
+        free(names);
+        names = NULL;
+    }
+    return names;
+}
+
+void symbolize_names_free(symbolize_names *names)
+{
+    if (!names)
+        return;
+    for (size_t i = 0; i < names->n; i++)
+        free(names->names[i]);
+    free(names->names);
+    firn_u64map_destroy(&names->by_mangled);
+    free(names);
+}
+
+const char *symbolize_demangle(symbolize_names *names, const char *mangled)
+{
+    uint32_t idx;
+    if (firn_u64map_get(&names->by_mangled, (uintptr_t)mangled, &idx))
+        return names->names[idx];
+    if (strnlen(mangled, SYMBOLIZE_DEMANGLE_MAX + 1) > SYMBOLIZE_DEMANGLE_MAX)
+        return NULL;
+    char **grown = firn_grow(names->names, names->n, &names->cap, sizeof *grown, 64);
+    if (!grown)
+        return NULL;
+    names->names = grown;
+    /* Auto style, as nm -C: Rust first (its legacy names are also valid
+     * C++ names, which would keep the hash), then C++ (also "_GLOBAL__"
+     * names); a C name comes back NULL and is remembered so.  libiberty bounds
+     * its own recursion (no DMGL_NO_RECURSE_LIMIT), so hostile names in a
+     * file of any process cannot exhaust the stack. */
+    char *readable = cplus_demangle(mangled, DMGL_PARAMS | DMGL_ANSI | DMGL_AUTO);
+    if (firn_u64map_put(&names->by_mangled, (uintptr_t)mangled, (uint32_t)names->n, NULL) < 0) {
+        free(readable);   /* not remembered: asked again next time */
+        return NULL;
+    }
+    names->names[names->n++] = readable;
+    return readable;
+}
+
+/* ---- frames at an address --------------------------------------------------- */
+
+size_t symbolize_dwfl_frames(Dwfl_Module *mod, symbolize_cu_index **cus, symbolize_names *names,
+                            uint64_t addr, symbolize_frame out[SYMBOLIZE_MAX_INLINE_DEPTH])
 {
     GElf_Off offset;
     GElf_Sym sym;
@@ -263,5 +321,13 @@ size_t symbolize_dwfl_frames(Dwfl_Module *mod, symbolize_cu_index **cus, uint64_
     size_t n = cu ? dwarf_frames(cu, addr - bias, symbol, file, line, out) : 0;
     if (n == 0 && symbol)
         out[n++] = (symbolize_frame){symbol, symbol, file, 0, line};
+    /* The demangled linkage name says more than DWARF's bare name ("hot"
+     * against "app::hot(int)"); system_name keeps the mangled one. */
+    for (size_t i = 0; names && i < n; i++) {
+        const char *readable = out[i].system_name ? symbolize_demangle(names, out[i].system_name)
+                                                  : NULL;
+        if (readable)
+            out[i].name = readable;
+    }
     return n;
 }
