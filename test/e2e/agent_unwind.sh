@@ -167,31 +167,30 @@ if command -v promtool >/dev/null; then
         "curl --noproxy '*' -sf http://127.0.0.1:$PORT_table/metrics | promtool check metrics"
 fi
 
-# -- the peer: perf's DWARF unwinder on the same process finds the chain
-if command -v perf >/dev/null; then
+# -- the peer: perf's DWARF unwinder on the same processes
+# perf_stacks PID NAME: 3 s of perf record --call-graph dwarf of PID, one
+# stack a line, leaf first, kernel frames (ffffffff...) left out
+perf_stacks() {
     # the recording's length, not a wait for something to happen
-    perf record -q -F 49 --call-graph dwarf -p "$UW_PID" -o "$tmp/perf.data" -- sleep 3 \
-        >"$tmp/perf.log" 2>&1
-    perf script -i "$tmp/perf.data" -F ip,sym 2>/dev/null >"$tmp/perf.txt"
-    # each sample: "ADDRESS FUNCTION" a line, leaf first, a blank line
-    # after; kernel frames (ffffffff...) left out
-    peer=$(awk 'NF == 0 { if (s != "") print s; s = ""; next }
-                $1 !~ /^ffffffff/ { s = (s == "" ? $2 : s ";" $2) }
-                END { if (s != "") print s }' "$tmp/perf.txt" |
+    perf record -q -F 49 --call-graph dwarf -p "$1" -o "$tmp/perf-$2.data" -- sleep 3 \
+        >"$tmp/perf-$2.log" 2>&1
+    # perf script: "ADDRESS FUNCTION" a line, leaf first, a blank line after each sample
+    perf script -i "$tmp/perf-$2.data" -F ip,sym 2>/dev/null | tee "$tmp/perf-$2.txt" |
+        awk 'NF == 0 { if (s != "") print s; s = ""; next }
+             $1 !~ /^ffffffff/ { s = (s == "" ? $2 : s ";" $2) }
+             END { if (s != "") print s }'
+}
+if command -v perf >/dev/null; then
+    peer=$(perf_stacks "$UW_PID" unwind |
         grep -E '^unwind_spin;unwind_compare;([^;]+;)*[^;]*qsort[^;]*;unwind_sort;main(;|$)' |
         head -1)
     [ -n "$peer" ] && ok "perf --call-graph dwarf finds the chain too (leaf first): $peer" ||
         fail "perf --call-graph dwarf: no unwind_spin stack through qsort to main: \
-$(head -c 300 "$tmp/perf.txt")"
-    perf record -q -F 49 --call-graph dwarf -p "$SIG_PID" -o "$tmp/perf-sig.data" -- sleep 3 \
-        >"$tmp/perf.log" 2>&1
-    perf script -i "$tmp/perf-sig.data" -F ip,sym 2>/dev/null >"$tmp/perf-sig.txt"
-    peer=$(awk 'NF == 0 { if (s != "") print s; s = ""; next }
-                $1 !~ /^ffffffff/ { s = (s == "" ? $2 : s ";" $2) }
-                END { if (s != "") print s }' "$tmp/perf-sig.txt" |
+$(head -c 300 "$tmp/perf-unwind.txt")"
+    peer=$(perf_stacks "$SIG_PID" signal |
         grep -E '^signal_inner;signal_handler;[^;]+;signal_outer;signal_run;main(;|$)' | head -1)
     [ -n "$peer" ] && ok "perf --call-graph dwarf unwinds the signal frame the same way: $peer" ||
         fail "perf --call-graph dwarf: no signal_inner stack through the signal frame to main: \
-$(head -c 300 "$tmp/perf-sig.txt")"
+$(head -c 300 "$tmp/perf-signal.txt")"
 fi
 finish
