@@ -61,6 +61,7 @@ typedef struct object {
     Dwfl *dwfl;                    /* NULL: the file could not be read */
     Dwfl_Module *mod;
     symbolize_cu_index *cus;        /* built on need (Go: no .debug_aranges) */
+    symbolize_symtab *syms;         /* built on need: symbols by address */
     symbolize_names *names;         /* demangled names of dwfl's strings */
     GElf_Addr bias;
     struct segment { uint64_t offset, filesz, vaddr; } seg[MAX_SEGMENTS];
@@ -126,6 +127,7 @@ static void object_close(agent_symbolizer *s, object *o)
 {
     symbolize_cu_index_free(o->cus);
     symbolize_names_free(o->names);
+    symbolize_symtab_free(o->syms);
     if (o->dwfl)
         dwfl_end(o->dwfl);
     firn_u64map_destroy(&o->cache);
@@ -266,7 +268,7 @@ static size_t object_frames(agent_symbolizer *s, object *o, uint64_t vaddr,
     }
     atomic_fetch_add(&s->stats->cache_misses, 1);
     symbolize_frame found[SYMBOLIZE_MAX_INLINE_DEPTH];
-    size_t n = symbolize_dwfl_frames(o->mod, &o->cus, o->names, vaddr + o->bias, found);
+    size_t n = symbolize_dwfl_frames(o->mod, &o->cus, &o->syms, o->names, vaddr + o->bias, found);
     if (o->n_addrs >= AGENT_OBJECT_CACHE_MAX) {   /* start over rather than grow */
         firn_u64map_destroy(&o->cache);
         if (firn_u64map_init(&o->cache, 256) < 0)

@@ -204,7 +204,7 @@ static size_t symbolize(selfprof_symbolizer *s, uint64_t addr, pprof_line *out)
     if (!mod)
         return 0;
     symbolize_frame frames[SYMBOLIZE_MAX_INLINE_DEPTH];
-    size_t n = symbolize_dwfl_frames(mod, NULL, s->names, addr, frames);
+    size_t n = symbolize_dwfl_frames(mod, NULL, NULL, s->names, addr, frames);
     for (size_t i = 0; i < n; i++)
         out[i] = make_line(s, &frames[i]);
     return n;

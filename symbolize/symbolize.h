@@ -49,6 +49,18 @@ void symbolize_build_id_hex(struct Dwfl_Module *mod, char *out, size_t cap);
 typedef struct symbolize_cu_index symbolize_cu_index;
 void symbolize_cu_index_free(symbolize_cu_index *cus);
 
+/* The symbol table of one module by address, for files whose symbols
+ * libdwfl would scan whole at every look-up (dwfl_module_addrinfo in
+ * 0.188).  Built by symbolize_symbol the first time; its owner frees it. */
+typedef struct symbolize_symtab symbolize_symtab;
+void symbolize_symtab_free(symbolize_symtab *syms);
+
+/* The name of the symbol at addr (an address in mod's own terms) as
+ * dwfl_module_addrinfo chooses it (symbolize.c says how), by binary search
+ * in *syms (built on need); syms NULL: dwfl_module_addrinfo itself.  NULL
+ * when no symbol names addr.  The string lives as long as the module. */
+const char *symbolize_symbol(struct Dwfl_Module *mod, symbolize_symtab **syms, uint64_t addr);
+
 /* Readable names of mangled symbols, with libiberty's demangler (the one
  * binutils' nm -C and c++filt use): C++ (the Itanium ABI of GCC and
  * clang) and Rust (legacy and v0), with parameter types and qualifiers
@@ -73,11 +85,12 @@ const char *symbolize_demangle(symbolize_names *names, const char *mangled);
 /* The frames at addr (an address in mod's own terms) innermost first: the
  * inline chain from DWARF when mod has it, else the symbol table's
  * function; 0 when nothing names addr.  cus (NULL: none) points to the
- * module's CU index, NULL until built.  names (NULL: names stay as in the
+ * module's CU index, NULL until built; syms likewise to its symbol index
+ * (NULL: libdwfl's own look-up, for a few addresses once).  names (NULL: names stay as in the
  * file) is the module's Dwfl's store of demangled names.  The strings
  * belong to libdw or names and live as long as the module's Dwfl. */
 size_t symbolize_dwfl_frames(struct Dwfl_Module *mod, symbolize_cu_index **cus,
-                            symbolize_names *names, uint64_t addr,
+                            symbolize_symtab **syms, symbolize_names *names, uint64_t addr,
                             symbolize_frame out[SYMBOLIZE_MAX_INLINE_DEPTH]);
 
 /* The length of path[0..len) without the " (deleted)" the kernel appends

@@ -1,4 +1,12 @@
-/* test_symbolize.c -- symbolize/'s demangled names against binutils.
+/* test_symbolize.c -- symbolize/'s symbol index against libdwfl's own
+ * look-up, and its demangled names against binutils.
+ *
+ * symbolize_symbol with an index must name every address as
+ * dwfl_module_addrinfo names it (the peer: elfutils scanning every symbol),
+ * at each symbol's start, middle, last byte and the bytes around it that
+ * are code (what a profile's frames hold), in
+ * Debian's libc (dynamic symbols only, IFUNCs and aliases) and in this
+ * test program (a full .symtab with local and global symbols).
  *
  * The expected names come from `nm -C` (GNU binutils) on an object that
  * `as` assembles with one symbol per name: nm -C prints the names as
@@ -17,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include <elfutils/libdwfl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,11 +163,81 @@ static void test_demangle_too_long(void **state)
     free(name);
 }
 
+/* Whether addr (module terms) is in an executable section: the agent
+ * names code addresses only, and there the index must agree (data
+ * symbols at section ends, which libdwfl ranks by rules of its own, are
+ * no profile's frames). */
+static bool in_code(Dwfl_Module *mod, uint64_t addr)
+{
+    GElf_Addr bias;
+    Elf *elf = dwfl_module_getelf(mod, &bias);
+    Elf_Scn *scn = NULL;
+    while (elf && (scn = elf_nextscn(elf, scn))) {
+        GElf_Shdr sh;
+        if (gelf_getshdr(scn, &sh) && (sh.sh_flags & SHF_EXECINSTR) &&
+            addr >= sh.sh_addr + bias && addr < sh.sh_addr + sh.sh_size + bias)
+            return true;
+    }
+    return false;
+}
+
+static void compare_with_libdwfl(const char *path)
+{
+    Dwfl *dwfl = symbolize_dwfl_begin();
+    assert_non_null(dwfl);
+    dwfl_report_begin(dwfl);
+    Dwfl_Module *mod = dwfl_report_elf(dwfl, "test", path, -1, 0, false);
+    assert_non_null(mod);
+    assert_int_equal(dwfl_report_end(dwfl, NULL, NULL), 0);
+    symbolize_symtab *syms = NULL;
+    int n = dwfl_module_getsymtab(mod);
+    assert_true(n > 100);
+    size_t checked = 0, named = 0;
+    for (int i = 1; i < n; i++) {
+        GElf_Sym sym;
+        GElf_Addr start;
+        if (!dwfl_module_getsym_info(mod, i, &sym, &start, NULL, NULL, NULL) || start < 2)
+            continue;
+        uint64_t at[] = {start - 1, start, start + 1, start + sym.st_size / 2,
+                         start + sym.st_size - 1, start + sym.st_size,
+                         start + sym.st_size + 1};
+        for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
+            if (!in_code(mod, at[k]))
+                continue;
+            const char *want = symbolize_symbol(mod, NULL, at[k]);
+            const char *got = symbolize_symbol(mod, &syms, at[k]);
+            if ((want == NULL) != (got == NULL) || (want && strcmp(want, got) != 0))
+                fail_msg("%s: 0x%" PRIx64 ": libdwfl says %s, the index %s", path, at[k],
+                         want ? want : "(none)", got ? got : "(none)");
+            checked++;
+            named += got != NULL;
+        }
+    }
+    assert_non_null(syms);
+    assert_true(named > checked / 2);   /* not a comparison of nothing */
+    symbolize_symtab_free(syms);
+    dwfl_end(dwfl);
+}
+
+static void test_symbols_libc(void **state)
+{
+    (void)state;
+    compare_with_libdwfl("/lib/x86_64-linux-gnu/libc.so.6");
+}
+
+static void test_symbols_self(void **state)
+{
+    (void)state;
+    compare_with_libdwfl("/proc/self/exe");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_demangle_as_nm),
         cmocka_unit_test(test_demangle_too_long),
+        cmocka_unit_test(test_symbols_libc),
+        cmocka_unit_test(test_symbols_self),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
