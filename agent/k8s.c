@@ -180,8 +180,11 @@ agent_k8s *agent_k8s_start(const char *node, const char *kubeconfig, firn_err *e
         .n_selectors = 1,
     };
     disc_k8s_options o = {.job = "firn-agent"};
-    k->disc = disc_k8s_start(&cfg, &o, &k->sink, err);   /* copies cfg */
+    firn_err why = {0};
+    k->disc = disc_k8s_start(&cfg, &o, &k->sink, &why);   /* copies cfg */
     if (!k->disc) {
+        firn_errf(err, why.code, "Kubernetes names (%s): %s",
+                  kubeconfig ? "--kubeconfig" : "--kubernetes", why.msg);
         pthread_mutex_destroy(&k->mu);
         free(k);
         return NULL;

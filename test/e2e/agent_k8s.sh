@@ -137,6 +137,14 @@ wait_for 60 grep -q 'agent is ready' "$tmp/agent.log" ||
     { fail "firn-agent starts: $(tail -5 "$tmp/agent.log")"; finish; exit 1; }
 AGENT_PORT=$(sed -n 's/.*agent is ready.* http_port=\([0-9]*\).*/\1/p' "$tmp/agent.log")
 
+# outside a cluster, --kubernetes (the in-cluster service account) is refused
+out=$(env -u KUBERNETES_SERVICE_HOST -u KUBERNETES_SERVICE_PORT timeout 60 "$AGENT" --kubernetes \
+    --http-address=127.0.0.1:0 2>&1)
+rc=$?
+[[ $rc -eq 1 && $out == *"--kubernetes"*"not running in a Kubernetes cluster"* ]] &&
+    ok "--kubernetes outside a cluster: exit 1, says why" ||
+    fail "--kubernetes outside a cluster: exit $rc: $(tail -1 <<<"$out")"
+
 # labels PID: the label sets of PID's CPU series (JSON lines)
 labels() {
     curl_local --fail -G "http://127.0.0.1:$FIRN_PORT/api/v1/series" \
