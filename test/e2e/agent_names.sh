@@ -33,17 +33,19 @@ fi
 # build is a crate of another name: firn's store knows a symbolized frame
 # by its function's name (pprof/identity.c), so the same name from two
 # binaries would be one frame, with the system_name first stored.
+# Debian's rustc (scripts/deps) before any other on PATH (rustup's)
+RUSTC=$(command -v /usr/bin/rustc rustc | head -1)
 for m in legacy v0; do
     flags=()
     [ $m = v0 ] && flags=(-C symbol-mangling-version=v0 --crate-name names_workload_v0)
-    if ! timeout 300 rustc -O "${flags[@]}" -o "$tmp/rust-$m" \
+    if ! timeout 300 "$RUSTC" -O "${flags[@]}" -o "$tmp/rust-$m" \
             "$SRCDIR/test/agent/names_workload.rs" >"$tmp/build.log" 2>&1; then
         fail "rustc builds names_workload.rs ($m): $(tail -3 "$tmp/build.log")"
         finish
         exit 1
     fi
 done
-ok "built the C++ program (g++ -O2) and the Rust one (rustc $(rustc --version | cut -d' ' -f2), legacy and v0)"
+ok "built the C++ program (g++ -O2) and the Rust one ($RUSTC $("$RUSTC" --version | cut -d' ' -f2), legacy and v0)"
 
 start_firn "$FIRN" "$tmp/firn.log" --web.listen-address=127.0.0.1:0 \
     --storage.tsdb.path="$tmp/data" || { fail "firn starts: $(tail -3 "$tmp/firn.log")"; finish; exit 1; }
