@@ -48,6 +48,7 @@ struct agent {
     agent_pushbuf *q;
     agent_pusher *pusher;
     CURL *escaper;                /* for curl_easy_escape only */
+    agent_k8s *k8s;               /* NULL: not on Kubernetes (no --kubernetes) */
 
     /* Processes of the last drains, by pid: a process that exits before
      * the drain after its last samples is symbolized from what was read of
@@ -220,7 +221,7 @@ static size_t base_labels(agent *a, const agent_proc *proc, const char *comm, ch
     char *container = firn_arena_strndup(a->arena, cg.container_id, strlen(cg.container_id));
     char *pod = firn_arena_strndup(a->arena, cg.pod_uid, strlen(cg.pod_uid));
     char *unit = firn_arena_strndup(a->arena, cg.systemd_unit, strlen(cg.systemd_unit));
-    const firn_label own[] = {
+    firn_label own[16 + AGENT_K8S_MAX_LABELS] = {
         {"job", AGENT_DEFAULT_JOB},
         {"pid", pid_text},
         {"comm", comm},
@@ -231,7 +232,11 @@ static size_t base_labels(agent *a, const agent_proc *proc, const char *comm, ch
         {"pod_uid", pod ? pod : ""},
         {"systemd_unit", unit ? unit : ""},
     };
-    for (size_t i = 0; i < sizeof own / sizeof own[0] && n < cap; i++) {
+    size_t n_own = 9;
+    /* namespace, pod, container, __meta_kubernetes_pod_label_* */
+    if (a->k8s)
+        n_own += agent_k8s_labels(a->k8s, &cg, a->arena, own + n_own, AGENT_K8S_MAX_LABELS);
+    for (size_t i = 0; i < n_own && n < cap; i++) {
         bool overridden = false;
         for (size_t k = 0; k < a->o.n_external_labels && !overridden; k++)
             overridden = strcmp(a->o.external_labels[k].name, own[i].name) == 0;
@@ -435,8 +440,8 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
 
     char pid_text[16];
     snprintf(pid_text, sizeof pid_text, "%d", pid);
-    firn_label in[64];
-    size_t n_in = base_labels(a, proc, comm, pid_text, in, 64);
+    firn_label in[16 + AGENT_K8S_MAX_LABELS + 64];   /* own, Kubernetes, external */
+    size_t n_in = base_labels(a, proc, comm, pid_text, in, sizeof in / sizeof *in);
     firn_label *labels = NULL;
     size_t n_labels = 0;
     int kept = firn_labels_normalize(in, &n_in, &err);
@@ -598,6 +603,10 @@ agent *agent_new(const agent_options *o, firn_err *err)
         agent_free(a, 0);
         return NULL;
     }
+    if (o->kubernetes && !(a->k8s = agent_k8s_start(a->node, o->kubeconfig, err))) {
+        agent_free(a, 0);
+        return NULL;
+    }
     a->sym = agent_symbolizer_new(&a->sym_stats, err);
     if (!a->sym) {
         agent_free(a, 0);
@@ -652,6 +661,7 @@ void agent_free(agent *a, int64_t grace_ms)
     agent_sampler_free(a->sampler);   /* sampling stops first */
     agent_pusher_stop(a->pusher, grace_ms);
     agent_symbolizer_free(a->sym);
+    agent_k8s_stop(a->k8s);
     agent_pushbuf_free(a->q);
     if (a->escaper)
         curl_easy_cleanup(a->escaper);
@@ -768,6 +778,15 @@ void agent_metrics_write(agent *a, firn_buf *b)
     counter(b, "firn_agent_processes_gone_total",
             "Processes that exited before their samples were symbolized.",
             atomic_load(&a->processes_gone));
+    if (a->k8s) {
+        uint64_t failures;
+        size_t pods = agent_k8s_pods(a->k8s, &failures);
+        gauge(b, "firn_agent_kubernetes_pods", "Pods of this node known from the API server.",
+              (double)pods);
+        counter(b, "firn_agent_kubernetes_refresh_failures_total",
+                "Lists and watches of this node's pods that failed (retried with back-off).",
+                failures);
+    }
 
     const agent_symbolizer_stats *ys = &a->sym_stats;
     counter(b, "firn_agent_symbol_cache_hits_total",

@@ -165,6 +165,17 @@ typedef struct agent_cgroup_info {
 
 void agent_cgroup_parse(const char *path, agent_cgroup_info *out);
 
+/* Kubernetes labels a process may get (k8s.c): namespace, pod, container
+ * and the pod's labels as __meta_kubernetes_pod_label_NAME (the rest of a
+ * pod with more labels than that is left out). */
+#define AGENT_K8S_MAX_LABELS 64
+
+/* The container id of a Kubernetes container status's containerID
+ * ("containerd://ID", "cri-o://ID", "docker://ID") into out, as
+ * agent_cgroup_parse finds it in a cgroup path: 64 lowercase hex digits;
+ * false for any other shape. */
+bool agent_k8s_container_id(const char *status_id, char out[AGENT_CONTAINER_ID_LEN + 1]);
+
 /* ---- unwind tables (cfi.c) ---------------------------------------------------- */
 
 /* Rows one file's table may have: what its PROFILE_MAX_CHUNKS shards hold. */
@@ -290,6 +301,11 @@ typedef struct agent_options {
                                       -1: none (the default) */
     const char *remote;            /* firn's base URL: http://HOST:PORT */
     const char *node;              /* the "node" label; NULL: the host name */
+    /* Kubernetes names (namespace, pod, container, pod labels) from the API
+     * server's pods of this node (spec.nodeName = node); kubeconfig NULL:
+     * the in-cluster service account. */
+    bool kubernetes;
+    const char *kubeconfig;
     /* Added to every profile's labels after the agent's own (job included:
      * an external label job=... overrides firn-agent).  Read-only, must
      * outlive the agent. */

@@ -186,4 +186,25 @@ agent_pusher *agent_pusher_start(const char *remote, agent_pushbuf *q, agent_pus
 /* Stop: tries what is queued for up to grace_ms, then ends the thread. */
 void agent_pusher_stop(agent_pusher *p, int64_t grace_ms);
 
+/* ---- Kubernetes names (k8s.c) ------------------------------------------------- */
+
+typedef struct agent_k8s agent_k8s;
+
+/* Watch the pods of node through the API server (discovery/'s Kubernetes
+ * client: kubeconfig, or NULL for the in-cluster service account).  NULL
+ * with an error when there is no way to reach a server at all; a server
+ * that fails later is retried with back-off. */
+agent_k8s *agent_k8s_start(const char *node, const char *kubeconfig, firn_err *err);
+void agent_k8s_stop(agent_k8s *k);
+
+/* The labels of the pod the cgroup says a process runs in: namespace, pod,
+ * container (when the container id is known), then the pod's labels as
+ * __meta_kubernetes_pod_label_NAME for relabel_configs; at most cap, the
+ * strings copied into arena.  0 when no known pod matches. */
+size_t agent_k8s_labels(agent_k8s *k, const agent_cgroup_info *cg, firn_arena *arena,
+                        firn_label *out, size_t cap);
+
+/* The pods known now; *refresh_failures: lists and watches that failed. */
+size_t agent_k8s_pods(agent_k8s *k, uint64_t *refresh_failures);
+
 #endif

@@ -522,3 +522,16 @@ void agent_cgroup_parse(const char *path, agent_cgroup_info *out)
         }
     }
 }
+
+bool agent_k8s_container_id(const char *status_id, char out[AGENT_CONTAINER_ID_LEN + 1])
+{
+    const char *sep = strstr(status_id, "://");
+    const char *id = sep ? sep + 3 : status_id;
+    if (strlen(id) != AGENT_CONTAINER_ID_LEN)
+        return false;
+    for (size_t i = 0; i < AGENT_CONTAINER_ID_LEN; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return false;
+    memcpy(out, id, AGENT_CONTAINER_ID_LEN + 1);
+    return true;
+}

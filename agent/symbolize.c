@@ -61,6 +61,8 @@ typedef struct object {
     Dwfl *dwfl;                    /* NULL: the file could not be read */
     Dwfl_Module *mod;
     symbolize_cu_index *cus;        /* built on need (Go: no .debug_aranges) */
+    symbolize_symtab *syms;         /* built on need: symbols by address */
+    symbolize_names *names;         /* demangled names of dwfl's strings */
     GElf_Addr bias;
     struct segment { uint64_t offset, filesz, vaddr; } seg[MAX_SEGMENTS];
     uint64_t keys[MAX_KEYS];       /* file_key of every (device, inode) seen to be it */
@@ -124,6 +126,8 @@ const char *agent_symbolize_kernel(agent_symbolizer *s, uint64_t addr)
 static void object_close(agent_symbolizer *s, object *o)
 {
     symbolize_cu_index_free(o->cus);
+    symbolize_names_free(o->names);
+    symbolize_symtab_free(o->syms);
     if (o->dwfl)
         dwfl_end(o->dwfl);
     firn_u64map_destroy(&o->cache);
@@ -216,6 +220,7 @@ static object *object_open(agent_symbolizer *s, int pid, const agent_map *map)
         o->mod = NULL;
     } else {
         symbolize_build_id_hex(o->mod, o->build_id, sizeof o->build_id);
+        o->names = symbolize_names_new();   /* NULL: its names stay mangled */
     }
     atomic_fetch_add(&s->stats->objects_opened, 1);
     return o;
@@ -263,7 +268,7 @@ static size_t object_frames(agent_symbolizer *s, object *o, uint64_t vaddr,
     }
     atomic_fetch_add(&s->stats->cache_misses, 1);
     symbolize_frame found[SYMBOLIZE_MAX_INLINE_DEPTH];
-    size_t n = symbolize_dwfl_frames(o->mod, &o->cus, vaddr + o->bias, found);
+    size_t n = symbolize_dwfl_frames(o->mod, &o->cus, &o->syms, o->names, vaddr + o->bias, found);
     if (o->n_addrs >= AGENT_OBJECT_CACHE_MAX) {   /* start over rather than grow */
         firn_u64map_destroy(&o->cache);
         if (firn_u64map_init(&o->cache, 256) < 0)

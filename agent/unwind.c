@@ -410,8 +410,13 @@ void agent_unwinder_update(agent_unwinder *u, agent_proc *p, uint64_t samples)
         p->unwind_epoch[p->n_unwind++] = t->epoch;
         if (!t->shards)
             continue;
+        /* The mapping's file range holds the executable segment.  Its
+         * offset is the segment's rounded down to a page, which lld's
+         * layout does not page-align (Rust: offset 0x13ab0, mapped from
+         * 0x13000): overlap, not containment of m->offset. */
+        uint64_t m_end = m->offset + (m->limit - m->start);
         for (size_t s = 0; s < t->n_seg; s++) {
-            if (m->offset >= t->seg[s].offset && m->offset < t->seg[s].offset + t->seg[s].filesz) {
+            if (t->seg[s].offset < m_end && m->offset < t->seg[s].offset + t->seg[s].filesz) {
                 pm->bias = m->start - m->offset + t->seg[s].offset - t->seg[s].vaddr;
                 pm->table = slot;
                 pm->epoch = t->epoch;

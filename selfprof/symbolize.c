@@ -40,6 +40,7 @@ struct map_range {
 struct selfprof_symbolizer {
     pprof_builder *b;
     Dwfl *dwfl;               /* NULL when libdwfl could not report us */
+    symbolize_names *names;   /* demangled names of dwfl's strings (NULL: none) */
     struct map_range *maps;   /* sorted by start */
     size_t n_maps;
     firn_u64map cache;        /* pc -> builder location index */
@@ -179,7 +180,7 @@ static size_t symbolize(selfprof_symbolizer *s, uint64_t addr, pprof_line *out)
     if (!mod)
         return 0;
     symbolize_frame frames[SYMBOLIZE_MAX_INLINE_DEPTH];
-    size_t n = symbolize_dwfl_frames(mod, NULL, addr, frames);
+    size_t n = symbolize_dwfl_frames(mod, NULL, NULL, s->names, addr, frames);
     for (size_t i = 0; i < n; i++)
         out[i] = make_line(s, &frames[i]);
     return n;
@@ -193,6 +194,7 @@ selfprof_symbolizer *selfprof_symbolizer_new(pprof_builder *b)
     firn_u64map_init(&s->cache, 1024);
     s->b = b;
     s->dwfl = symbolize_dwfl_begin();
+    s->names = symbolize_names_new();   /* NULL: names stay mangled */
     if (s->dwfl && (dwfl_linux_proc_report(s->dwfl, getpid()) != 0 ||
                     dwfl_report_end(s->dwfl, NULL, NULL) != 0)) {
         dwfl_end(s->dwfl);
@@ -231,6 +233,7 @@ void selfprof_symbolizer_free(selfprof_symbolizer *s)
 {
     if (!s)
         return;
+    symbolize_names_free(s->names);
     if (s->dwfl)
         dwfl_end(s->dwfl);
     free(s->maps);

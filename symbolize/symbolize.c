@@ -2,8 +2,10 @@
  * elfutils' libdwfl: the session both symbolizers open (firn's own in
  * selfprof/, firn-agent's for other processes), build ids, and the inline
  * chain at an address from DWARF or else the symbol table, with an index of
- * compilation units for files that have no .debug_aranges.
+ * compilation units for files that have no .debug_aranges, and the
+ * readable names of mangled C++ and Rust symbols (libiberty).
  */
+#include <demangle.h>
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
@@ -235,12 +237,227 @@ static bool cu_index_find(const symbolize_cu_index *cus, Dwarf_Addr pc, Dwarf_Di
            dwarf_offdie(cus->dwarf, cus->ranges[i - 1].die, cu) != NULL;
 }
 
-size_t symbolize_dwfl_frames(Dwfl_Module *mod, symbolize_cu_index **cus, uint64_t addr,
+/* ---- symbols by address -------------------------------------------------------
+ * dwfl_module_addrinfo (elfutils 0.188) looks at every symbol of the
+ * module on each call; for a profiler's stream of new addresses in large
+ * files that was most of firn-agent's CPU.  The index holds the same
+ * symbols (named, defined, not sections, files or TLS), sorted once, for a
+ * binary search, and makes libdwfl's choice: the nearest symbol at or
+ * below the address whose size covers it (at one address: global before
+ * weak before local, then the smaller), else a sizeless one (assembly
+ * labels) at the nearest address below when no sized symbol below ends
+ * past it. */
+
+struct sym_entry {
+    uint64_t addr;      /* module address (bias applied) */
+    uint64_t size;
+    uint64_t reach;     /* the largest addr + size of this and every entry before */
+    uint64_t reach_g;   /* the same over the entries that are not local */
+    uint64_t sec_lo, sec_hi;   /* sizeless: the addresses of its section (absolute:
+                                  its own address only); libdwfl matches only there */
+    const char *name;   /* libelf's string: lives as long as the module */
+    uint8_t rank;       /* 0 global, 1 weak (or unique), 2 local */
+};
+
+struct symbolize_symtab {
+    struct sym_entry *v;   /* sorted by addr, rank, sized before sizeless, size */
+    size_t n;
+};
+
+static int compare_sym(const void *a, const void *b)
+{
+    const struct sym_entry *x = a, *y = b;
+    if (x->addr != y->addr)
+        return x->addr < y->addr ? -1 : 1;
+    if (x->rank != y->rank)
+        return x->rank < y->rank ? -1 : 1;
+    if ((x->size == 0) != (y->size == 0))
+        return x->size == 0 ? 1 : -1;
+    return x->size < y->size ? -1 : x->size > y->size;
+}
+
+/* The index of mod's symbols; NULL only when memory runs out. */
+static symbolize_symtab *symtab_new(Dwfl_Module *mod)
+{
+    symbolize_symtab *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    int n = dwfl_module_getsymtab(mod);
+    size_t cap = 0;
+    for (int i = 1; i < n; i++) {   /* 0 is the null symbol */
+        GElf_Sym sym;
+        GElf_Addr addr, bias = 0;
+        GElf_Word shndx;
+        Elf *elf = NULL;
+        const char *name = dwfl_module_getsym_info(mod, i, &sym, &addr, &shndx, &elf, &bias);
+        unsigned type = GELF_ST_TYPE(sym.st_info), bind = GELF_ST_BIND(sym.st_info);
+        if (!name || !name[0] || shndx == SHN_UNDEF || type == STT_SECTION ||
+            type == STT_FILE || type == STT_TLS)
+            continue;
+        struct sym_entry *v = firn_grow(t->v, t->n, &cap, sizeof *v, 256);
+        if (!v) {
+            symbolize_symtab_free(t);
+            return NULL;
+        }
+        t->v = v;
+        struct sym_entry *e = &v[t->n++];
+        *e = (struct sym_entry){
+            .addr = addr,
+            .size = sym.st_size,
+            .name = name,
+            .rank = bind == STB_GLOBAL ? 0 : bind == STB_LOCAL ? 2 : 1,
+            .sec_lo = addr,
+            .sec_hi = addr + 1,
+        };
+        GElf_Shdr shdr;
+        Elf_Scn *scn = shndx < SHN_LORESERVE && elf ? elf_getscn(elf, shndx) : NULL;
+        if (sym.st_size == 0 && scn && gelf_getshdr(scn, &shdr)) {
+            e->sec_lo = shdr.sh_addr + bias;
+            e->sec_hi = shdr.sh_addr + shdr.sh_size + bias;
+        }
+    }
+    firn_sort(t->v, t->n, sizeof *t->v, compare_sym);
+    uint64_t reach = 0, reach_g = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        uint64_t end = t->v[i].addr + t->v[i].size;
+        reach = end > reach ? end : reach;
+        if (t->v[i].rank < 2 && end > reach_g)
+            reach_g = end;
+        t->v[i].reach = reach;
+        t->v[i].reach_g = reach_g;
+    }
+    return t;
+}
+
+void symbolize_symtab_free(symbolize_symtab *syms)
+{
+    if (!syms)
+        return;
+    free(syms->v);
+    free(syms);
+}
+
+/* Of v[0..i) (the entries at or below addr), the best symbol whose size
+ * covers addr at the nearest address that has one; globals: only the
+ * entries that are not local.  reach (reach_g) tells when no entry
+ * further down can cover it. */
+static const char *sized_cover(const struct sym_entry *v, size_t i, uint64_t addr, bool globals)
+{
+    for (size_t j = i; j > 0 && (globals ? v[j - 1].reach_g : v[j - 1].reach) > addr; j--) {
+        const struct sym_entry *e = &v[j - 1];
+        if (e->size == 0 || addr - e->addr >= e->size || (globals && e->rank == 2))
+            continue;
+        size_t k = j - 1;
+        while (k > 0 && v[k - 1].addr == e->addr)
+            k--;
+        while (v[k].size == 0 || addr - v[k].addr >= v[k].size || (globals && v[k].rank == 2))
+            k++;   /* ends at j - 1 at the latest */
+        return v[k].name;
+    }
+    return NULL;
+}
+
+const char *symbolize_symbol(Dwfl_Module *mod, symbolize_symtab **syms, uint64_t addr)
+{
+    if (!syms) {
+        GElf_Off offset;
+        GElf_Sym sym;
+        return dwfl_module_addrinfo(mod, addr, &offset, &sym, NULL, NULL, NULL);
+    }
+    if (!*syms && !(*syms = symtab_new(mod)))
+        return NULL;
+    const struct sym_entry *v = (*syms)->v;
+    size_t i = firn_sorted_count_le(v, (*syms)->n, sizeof *v, offsetof(struct sym_entry, addr),
+                                    addr);
+    if (i == 0)
+        return NULL;
+    /* libdwfl looks at the symbols that are not local first: one of them
+     * whose size covers addr, or a sizeless one exactly at addr, wins */
+    const char *name = sized_cover(v, i, addr, true);
+    if (name)
+        return name;
+    for (size_t k = i; k > 0 && v[k - 1].addr == addr; k--)
+        if (v[k - 1].rank < 2 && v[k - 1].size == 0 && addr >= v[k - 1].sec_lo &&
+            addr < v[k - 1].sec_hi)
+            name = v[k - 1].name;   /* the first at the address */
+    if (name || (name = sized_cover(v, i, addr, false)))
+        return name;
+    /* none: a sizeless symbol (an assembly label) at the nearest address
+     * below, when nothing at or below ends past that address (libdwfl's
+     * min_label) and addr is in its section */
+    uint64_t at = v[i - 1].addr;
+    if (v[i - 1].reach > at)
+        return NULL;
+    size_t k = i - 1;
+    while (k > 0 && v[k - 1].addr == at)
+        k--;
+    for (; k < i; k++)   /* the first in addr's section */
+        if (addr >= v[k].sec_lo && addr < v[k].sec_hi)
+            return v[k].name;
+    return NULL;
+}
+
+/* ---- demangled names ------------------------------------------------------- */
+
+struct symbolize_names {
+    firn_u64map by_mangled;   /* address of the mangled string -> index into names */
+    char **names;             /* NULL: not a mangled name */
+    size_t n, cap;
+};
+
+symbolize_names *symbolize_names_new(void)
+{
+    symbolize_names *names = calloc(1, sizeof *names);
+    if (names && firn_u64map_init(&names->by_mangled, 256) < 0) {
+        free(names);
+        names = NULL;
+    }
+    return names;
+}
+
+void symbolize_names_free(symbolize_names *names)
+{
+    if (!names)
+        return;
+    for (size_t i = 0; i < names->n; i++)
+        free(names->names[i]);
+    free(names->names);
+    firn_u64map_destroy(&names->by_mangled);
+    free(names);
+}
+
+const char *symbolize_demangle(symbolize_names *names, const char *mangled)
+{
+    uint32_t idx;
+    if (firn_u64map_get(&names->by_mangled, (uintptr_t)mangled, &idx))
+        return names->names[idx];
+    if (strnlen(mangled, SYMBOLIZE_DEMANGLE_MAX + 1) > SYMBOLIZE_DEMANGLE_MAX)
+        return NULL;
+    char **grown = firn_grow(names->names, names->n, &names->cap, sizeof *grown, 64);
+    if (!grown)
+        return NULL;
+    names->names = grown;
+    /* Auto style, as nm -C: Rust first (its legacy names are also valid
+     * C++ names, which would keep the hash), then C++ (also "_GLOBAL__"
+     * names); a C name comes back NULL and is remembered so.  libiberty bounds
+     * its own recursion (no DMGL_NO_RECURSE_LIMIT), so hostile names in a
+     * file of any process cannot exhaust the stack. */
+    char *readable = cplus_demangle(mangled, DMGL_PARAMS | DMGL_ANSI | DMGL_AUTO);
+    if (firn_u64map_put(&names->by_mangled, (uintptr_t)mangled, (uint32_t)names->n, NULL) < 0) {
+        free(readable);   /* not remembered: asked again next time */
+        return NULL;
+    }
+    names->names[names->n++] = readable;
+    return readable;
+}
+
+/* ---- frames at an address --------------------------------------------------- */
+
+size_t symbolize_dwfl_frames(Dwfl_Module *mod, symbolize_cu_index **cus, symbolize_symtab **syms,
+                            symbolize_names *names, uint64_t addr,
                             symbolize_frame out[SYMBOLIZE_MAX_INLINE_DEPTH])
 {
-    GElf_Off offset;
-    GElf_Sym sym;
-    const char *symbol = dwfl_module_addrinfo(mod, addr, &offset, &sym, NULL, NULL, NULL);
+    const char *symbol = symbolize_symbol(mod, syms, addr);
     const char *file = NULL;
     int line = 0;
     Dwfl_Line *dl = dwfl_module_getsrc(mod, addr);
@@ -263,5 +480,13 @@ size_t symbolize_dwfl_frames(Dwfl_Module *mod, symbolize_cu_index **cus, uint64_
     size_t n = cu ? dwarf_frames(cu, addr - bias, symbol, file, line, out) : 0;
     if (n == 0 && symbol)
         out[n++] = (symbolize_frame){symbol, symbol, file, 0, line};
+    /* The demangled linkage name says more than DWARF's bare name ("hot"
+     * against "app::hot(int)"); system_name keeps the mangled one. */
+    for (size_t i = 0; names && i < n; i++) {
+        const char *readable = out[i].system_name ? symbolize_demangle(names, out[i].system_name)
+                                                  : NULL;
+        if (readable)
+            out[i].name = readable;
+    }
     return n;
 }

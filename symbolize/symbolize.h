@@ -7,7 +7,8 @@
  * separate debug files, no debuginfod; a replaced executable of this
  * process read through /proc/self/exe), build ids, and the index of
  * compilation units that libdwfl 0.188 lacks for files without
- * .debug_aranges.  Nothing here knows where the addresses came from.
+ * .debug_aranges, and readable names for mangled C++ and Rust symbols.
+ * Nothing here knows where the addresses came from.
  * Threads: a Dwfl and what it returns belong to one thread at a time.
  */
 #ifndef FIRN_SYMBOLIZE_H
@@ -29,8 +30,10 @@ struct Dwfl *symbolize_dwfl_begin(void);
 #define SYMBOLIZE_MAX_INLINE_DEPTH 16
 
 typedef struct symbolize_frame {
-    const char *name;          /* the function (DWARF's name, else the symbol) */
-    const char *system_name;   /* the linkage name or symbol; may be NULL */
+    const char *name;          /* the function: the demangled linkage name or symbol,
+                                * else DWARF's name, else the symbol */
+    const char *system_name;   /* the linkage name or symbol as in the file (mangled);
+                                * may be NULL */
     const char *file;          /* may be NULL */
     int start_line, line;      /* 0 when unknown */
 } symbolize_frame;
@@ -46,12 +49,48 @@ void symbolize_build_id_hex(struct Dwfl_Module *mod, char *out, size_t cap);
 typedef struct symbolize_cu_index symbolize_cu_index;
 void symbolize_cu_index_free(symbolize_cu_index *cus);
 
+/* The symbol table of one module by address, for files whose symbols
+ * libdwfl would scan whole at every look-up (dwfl_module_addrinfo in
+ * 0.188).  Built by symbolize_symbol the first time; its owner frees it. */
+typedef struct symbolize_symtab symbolize_symtab;
+void symbolize_symtab_free(symbolize_symtab *syms);
+
+/* The name of the symbol at addr (an address in mod's own terms) as
+ * dwfl_module_addrinfo chooses it (symbolize.c says how), by binary search
+ * in *syms (built on need); syms NULL: dwfl_module_addrinfo itself.  NULL
+ * when no symbol names addr.  The string lives as long as the module. */
+const char *symbolize_symbol(struct Dwfl_Module *mod, symbolize_symtab **syms, uint64_t addr);
+
+/* Readable names of mangled symbols, with libiberty's demangler (the one
+ * binutils' nm -C and c++filt use): C++ (the Itanium ABI of GCC and
+ * clang) and Rust (legacy and v0), with parameter types and qualifiers
+ * (DMGL_PARAMS | DMGL_ANSI, as nm -C; no Rust hash suffixes or crate
+ * disambiguators, which DMGL_VERBOSE would add).  A store remembers each
+ * name by the address of its mangled string, so it serves the strings of
+ * one Dwfl only and is freed no later than that Dwfl. */
+typedef struct symbolize_names symbolize_names;
+
+/* Mangled names longer than this stay as they are: a demangled name grows
+ * with the mangled one and bounds nothing else. */
+#define SYMBOLIZE_DEMANGLE_MAX 8192
+
+symbolize_names *symbolize_names_new(void);   /* NULL when memory runs out */
+void symbolize_names_free(symbolize_names *names);
+
+/* The readable name of mangled (owned by names), or NULL when mangled is
+ * no mangled name libiberty reads (C's "main"), is too long, or memory
+ * ran out. */
+const char *symbolize_demangle(symbolize_names *names, const char *mangled);
+
 /* The frames at addr (an address in mod's own terms) innermost first: the
  * inline chain from DWARF when mod has it, else the symbol table's
  * function; 0 when nothing names addr.  cus (NULL: none) points to the
- * module's CU index, NULL until built.  The strings belong to libdw and
- * live as long as the module's Dwfl. */
-size_t symbolize_dwfl_frames(struct Dwfl_Module *mod, symbolize_cu_index **cus, uint64_t addr,
+ * module's CU index, NULL until built; syms likewise to its symbol index
+ * (NULL: libdwfl's own look-up, for a few addresses once).  names (NULL: names stay as in the
+ * file) is the module's Dwfl's store of demangled names.  The strings
+ * belong to libdw or names and live as long as the module's Dwfl. */
+size_t symbolize_dwfl_frames(struct Dwfl_Module *mod, symbolize_cu_index **cus,
+                            symbolize_symtab **syms, symbolize_names *names, uint64_t addr,
                             symbolize_frame out[SYMBOLIZE_MAX_INLINE_DEPTH]);
 
 /* The length of path[0..len) without the " (deleted)" the kernel appends

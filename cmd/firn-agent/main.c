@@ -54,6 +54,13 @@ static void usage(FILE *f)
           "  --external-label=K=V            a label for every profile (repeatable); job=...\n"
           "                                  overrides job=\"firn-agent\"\n"
           "  --node=NAME                     the node label (default: the host name)\n"
+          "  --kubernetes                    label profiles with namespace, pod, container\n"
+          "                                  and the pod's labels (for relabel_configs:\n"
+          "                                  __meta_kubernetes_pod_label_NAME), watching this\n"
+          "                                  node's pods (spec.nodeName = --node) through the\n"
+          "                                  API server with the in-cluster service account\n"
+          "  --kubeconfig=FILE               the same through the server and credentials of\n"
+          "                                  a kubeconfig file (implies --kubernetes)\n"
           "  --config-path=FILE              agent config: relabel_configs for the labels of\n"
           "                                  every profile (Prometheus's relabel_config)\n"
           "  --push-buffer-profiles=N        profiles kept while firn is unreachable; the\n"
@@ -65,7 +72,8 @@ static void usage(FILE *f)
           "  -h, --help                      this text\n"
           "\n"
           "Labels of each profile: job, pid, comm, executable, node, cgroup, and where the\n"
-          "cgroup tells: container_id, pod_uid, systemd_unit.  Profile types are Go's CPU\n"
+          "cgroup tells: container_id, pod_uid, systemd_unit (with --kubernetes also\n"
+          "namespace, pod, container).  Profile types are Go's CPU\n"
           "profile's: process_cpu:samples:count:cpu:nanoseconds:delta and\n"
           "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta; with --off-cpu also\n"
           "off_cpu:switches:count:wait:nanoseconds:delta and\n"
@@ -78,7 +86,7 @@ static void usage(FILE *f)
 enum {
     OPT_REMOTE = 256, OPT_FREQ, OPT_DURATION, OPT_STACKS, OPT_LABEL, OPT_NODE, OPT_CONFIG,
     OPT_BUF_PROFILES, OPT_BUF_BYTES, OPT_HTTP, OPT_LOG, OPT_VERSION, OPT_DWARF, OPT_SHARDS,
-    OPT_OFF_CPU, OPT_OFF_CPU_MIN
+    OPT_OFF_CPU, OPT_OFF_CPU_MIN, OPT_KUBERNETES, OPT_KUBECONFIG
 };
 
 /* A positive integer flag up to max; -1 after a message when it is not. */
@@ -107,6 +115,8 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"off-cpu-min-block", required_argument, NULL, OPT_OFF_CPU_MIN},
         {"external-label", required_argument, NULL, OPT_LABEL},
         {"node", required_argument, NULL, OPT_NODE},
+        {"kubernetes", no_argument, NULL, OPT_KUBERNETES},
+        {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
         {"config-path", required_argument, NULL, OPT_CONFIG},
         {"push-buffer-profiles", required_argument, NULL, OPT_BUF_PROFILES},
         {"push-buffer-bytes", required_argument, NULL, OPT_BUF_BYTES},
@@ -193,6 +203,13 @@ static int parse_flags(int argc, char **argv, flags *f)
         }
         case OPT_NODE:
             f->agent.node = optarg;
+            break;
+        case OPT_KUBERNETES:
+            f->agent.kubernetes = true;
+            break;
+        case OPT_KUBECONFIG:
+            f->agent.kubernetes = true;
+            f->agent.kubeconfig = optarg;
             break;
         case OPT_CONFIG:
             f->config_path = optarg;

@@ -29,11 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef __clang__
-#define FRAME __attribute__((noinline))
-#else
-#define FRAME __attribute__((noinline, noclone))
-#endif
+#include "frame.h"
 
 static volatile uint64_t sink;
 static volatile sig_atomic_t measuring;

@@ -18,13 +18,7 @@
 
 #define N 64
 
-/* Out of line, and (GCC) not cloned into a renamed copy such as
- * unwind_compare.constprop.0: the frames keep the names the test expects. */
-#ifdef __clang__
-#define FRAME __attribute__((noinline))
-#else
-#define FRAME __attribute__((noinline, noclone))
-#endif
+#include "frame.h"
 
 static volatile uint64_t sink;
 

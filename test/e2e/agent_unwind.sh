@@ -1,5 +1,5 @@
 #!/bin/bash
-# agent_unwind.sh FIRN FIRN_AGENT UNWIND_WORKLOAD -- firn-agent's unwind
+# agent_unwind.sh FIRN FIRN_AGENT UNWIND_WORKLOAD SIGNAL_WORKLOAD -- firn-agent's unwind
 # tables against the real kernel, as root on a BTF kernel.  The workload
 # (test/agent/unwind_workload.c, -O2 -fomit-frame-pointer) spins in
 # unwind_spin, called by unwind_compare, which Debian's libc qsort calls
@@ -13,11 +13,16 @@
 # pushes must be that chain; the frame-pointer agent must have none (what
 # the tables fix).  perf record --call-graph dwarf (perf's own DWARF
 # unwinder) confirms the chain on the same process.
+# A second workload (test/agent/signal_workload.c, also -O2
+# -fomit-frame-pointer) spends much of its time in a SIGPROF handler: the
+# table agent's stacks of the handler's hot function must continue through
+# the signal frame (one frame: libc's __restore_rt) to the interrupted
+# function and main, as perf --call-graph dwarf unwinds them.
 # Without root or BTF the test is skipped (exit 77).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
-FIRN=$1 AGENT=$2 WORKLOAD=$3
+FIRN=$1 AGENT=$2 WORKLOAD=$3 SIGNAL_WORKLOAD=$4
 
 need_bpf
 
@@ -27,13 +32,18 @@ CPU_TYPE='process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta'
 # frames, if any, after the leaf)
 CHAIN='^_start;__libc_start_main;([^;]+;)*main;unwind_sort;[^;]*qsort[^;]*;([^;]+;)*unwind_compare;unwind_spin(;|$)'
 
-# collapsed UNWINDER [START]: firn's merged collapsed profile of the
-# workload from that agent, since START (epoch seconds; default 10 min ago).
+# the signal workload's: the handler's leaf, the trampoline (one frame),
+# the interrupted function
+SIG_CHAIN='^_start;__libc_start_main;([^;]+;)*main;signal_run;signal_outer;[^;]+;signal_handler;signal_inner(;|$)'
+
+# collapsed UNWINDER [START] [PID]: firn's merged collapsed profile of the
+# workload (PID: default the unwind workload's) from that agent, since
+# START (epoch seconds; default 10 min ago).
 collapsed() {
     local now
     now=$(date +%s)
     curl_local --fail -G "http://127.0.0.1:$FIRN_PORT/api/v1/profile" \
-        --data-urlencode "query=$CPU_TYPE{pid=\"$UW_PID\",unwinder=\"$1\"}" \
+        --data-urlencode "query=$CPU_TYPE{pid=\"${3:-$UW_PID}\",unwinder=\"$1\"}" \
         --data-urlencode "start=${2:-$((now - 600))}" --data-urlencode "end=$((now + 60))" \
         --data-urlencode "format=collapsed"
 }
@@ -51,9 +61,14 @@ start_firn "$FIRN" "$tmp/firn.log" --web.listen-address=127.0.0.1:0 \
 UW_PID=$!
 track_pid "$UW_PID"
 wait_for 10 grep -q ready "$tmp/workload.out" || { fail "workload starts"; finish; exit 1; }
-# each agent keeps only the workload's profiles
-printf 'relabel_configs:\n  - source_labels: [pid]\n    regex: "%s"\n    action: keep\n' \
-    "$UW_PID" >"$tmp/agent.yaml"
+"$SIGNAL_WORKLOAD" >"$tmp/signal.out" 2>&1 &
+SIG_PID=$!
+track_pid "$SIG_PID"
+wait_for 10 grep -q ready "$tmp/signal.out" ||
+    { fail "signal workload starts: $(cat "$tmp/signal.out")"; finish; exit 1; }
+# each agent keeps only the workloads' profiles
+printf 'relabel_configs:\n  - source_labels: [pid]\n    regex: "%s|%s"\n    action: keep\n' \
+    "$UW_PID" "$SIG_PID" >"$tmp/agent.yaml"
 
 # start_agent NAME ARGS...: an agent labelling its profiles unwinder=NAME;
 # its /metrics port in PORT_NAME.
@@ -100,6 +115,28 @@ else
     fail "no profile of the workload after the tables loaded"
 fi
 
+# -- through a signal frame: the handler's stacks reach main
+sig_stacks() { collapsed table "" "$SIG_PID" | grep -E '(^|;)signal_inner(;| )'; }
+sig_chain() { sig_stacks | sed 's/ [0-9]*$//' | grep -Eq "$SIG_CHAIN"; }
+if wait_for 90 sig_chain; then
+    ok "a stack sampled in the signal handler continues through the signal frame to main: \
+$(sig_stacks | sed 's/ [0-9]*$//' | grep -E "$SIG_CHAIN" | head -1)"
+    # every stack of the handler since the tables loaded is that chain
+    since=$(($(date +%s) + 1))
+    later_sig() { [ -n "$(collapsed table "$since" "$SIG_PID" | grep -E '(^|;)signal_inner(;| )')" ]; }
+    if wait_for 60 later_sig; then
+        bad=$(collapsed table "$since" "$SIG_PID" | grep -E '(^|;)signal_inner(;| )' |
+            sed 's/ [0-9]*$//' | grep -Ev "$SIG_CHAIN")
+        [ -z "$bad" ] && ok "every later stack of signal_inner is that chain" ||
+            fail "stacks of signal_inner that are not the chain: $(printf '%s' "$bad" | head -3)"
+    else
+        fail "no later profile of the signal workload"
+    fi
+else
+    fail "no stack of signal_inner reaches main through the signal frame: \
+$(sig_stacks | sort -t' ' -k2 -nr | head -3)"
+fi
+
 # -- frame pointers only: the same process, cut short
 fp_stacks() { [ -n "$(spin_stacks fp)" ]; }
 if wait_for 60 fp_stacks; then
@@ -130,21 +167,30 @@ if command -v promtool >/dev/null; then
         "curl --noproxy '*' -sf http://127.0.0.1:$PORT_table/metrics | promtool check metrics"
 fi
 
-# -- the peer: perf's DWARF unwinder on the same process finds the chain
-if command -v perf >/dev/null; then
+# -- the peer: perf's DWARF unwinder on the same processes
+# perf_stacks PID NAME: 3 s of perf record --call-graph dwarf of PID, one
+# stack a line, leaf first, kernel frames (ffffffff...) left out
+perf_stacks() {
     # the recording's length, not a wait for something to happen
-    perf record -q -F 49 --call-graph dwarf -p "$UW_PID" -o "$tmp/perf.data" -- sleep 3 \
-        >"$tmp/perf.log" 2>&1
-    perf script -i "$tmp/perf.data" -F ip,sym 2>/dev/null >"$tmp/perf.txt"
-    # each sample: "ADDRESS FUNCTION" a line, leaf first, a blank line
-    # after; kernel frames (ffffffff...) left out
-    peer=$(awk 'NF == 0 { if (s != "") print s; s = ""; next }
-                $1 !~ /^ffffffff/ { s = (s == "" ? $2 : s ";" $2) }
-                END { if (s != "") print s }' "$tmp/perf.txt" |
+    perf record -q -F 49 --call-graph dwarf -p "$1" -o "$tmp/perf-$2.data" -- sleep 3 \
+        >"$tmp/perf-$2.log" 2>&1
+    # perf script: "ADDRESS FUNCTION" a line, leaf first, a blank line after each sample
+    perf script -i "$tmp/perf-$2.data" -F ip,sym 2>/dev/null | tee "$tmp/perf-$2.txt" |
+        awk 'NF == 0 { if (s != "") print s; s = ""; next }
+             $1 !~ /^ffffffff/ { s = (s == "" ? $2 : s ";" $2) }
+             END { if (s != "") print s }'
+}
+if command -v perf >/dev/null; then
+    peer=$(perf_stacks "$UW_PID" unwind |
         grep -E '^unwind_spin;unwind_compare;([^;]+;)*[^;]*qsort[^;]*;unwind_sort;main(;|$)' |
         head -1)
     [ -n "$peer" ] && ok "perf --call-graph dwarf finds the chain too (leaf first): $peer" ||
         fail "perf --call-graph dwarf: no unwind_spin stack through qsort to main: \
-$(head -c 300 "$tmp/perf.txt")"
+$(head -c 300 "$tmp/perf-unwind.txt")"
+    peer=$(perf_stacks "$SIG_PID" signal |
+        grep -E '^signal_inner;signal_handler;[^;]+;signal_outer;signal_run;main(;|$)' | head -1)
+    [ -n "$peer" ] && ok "perf --call-graph dwarf unwinds the signal frame the same way: $peer" ||
+        fail "perf --call-graph dwarf: no signal_inner stack through the signal frame to main: \
+$(head -c 300 "$tmp/perf-signal.txt")"
 fi
 finish

@@ -325,6 +325,9 @@ static void test_cgroup_containers(void **state)
         {"/kubepods.slice/kubepods-pod0c4f4a2e_5b2d_4c1e_9f3a_8d7e6c5b4a39.slice/crio-" CID
          ".scope",
          CID, "0c4f4a2e-5b2d-4c1e-9f3a-8d7e6c5b4a39", ""},
+        /* cri-o, cgroupfs driver (cgroup v1 or v2) */
+        {"/kubepods/burstable/pod0c4f4a2e-5b2d-4c1e-9f3a-8d7e6c5b4a39/crio-" CID, CID,
+         "0c4f4a2e-5b2d-4c1e-9f3a-8d7e6c5b4a39", ""},
         /* podman */
         {"/machine.slice/libpod-" CID ".scope/container", CID, "", ""},
         /* systemd services and sessions */
@@ -345,6 +348,41 @@ static void test_cgroup_containers(void **state)
             strcmp(info.systemd_unit, cases[i].unit) != 0)
             fail_msg("case %zu (%s): got container \"%s\" pod \"%s\" unit \"%s\"", i,
                      cases[i].path, info.container_id, info.pod_uid, info.systemd_unit);
+    }
+}
+
+/* A container status's containerID (Kubernetes API, pod status) names the
+ * same container as the id in its processes' cgroup path: the two must
+ * meet for the agent to label the process. */
+static void test_k8s_container_id(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *status_id, *cgroup_path;
+    } same[] = {
+        {"containerd://" CID, "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-"
+                              "pod0c4f4a2e_5b2d_4c1e_9f3a_8d7e6c5b4a39.slice/cri-containerd-" CID
+                              ".scope"},
+        {"containerd://" CID, "/kubepods/besteffort/pod0c4f4a2e-5b2d-4c1e-9f3a-8d7e6c5b4a39/" CID},
+        {"cri-o://" CID, "/kubepods.slice/kubepods-pod0c4f4a2e_5b2d_4c1e_9f3a_8d7e6c5b4a39.slice/"
+                         "crio-" CID ".scope"},
+        {"docker://" CID, "/kubepods/burstable/pod0c4f4a2e-5b2d-4c1e-9f3a-8d7e6c5b4a39/" CID},
+    };
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        char id[AGENT_CONTAINER_ID_LEN + 1];
+        agent_cgroup_info info;
+        agent_cgroup_parse(same[i].cgroup_path, &info);
+        assert_true(agent_k8s_container_id(same[i].status_id, id));
+        assert_string_equal(id, CID);
+        assert_string_equal(id, info.container_id);
+    }
+    /* not started (""), not a 64-hex id, a longer one */
+    static const char *const bad[] = {"", "containerd://", "containerd://3f4b1c2d9e8a",
+                                      "containerd://" CID "0", "containerd://x" CID};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char id[AGENT_CONTAINER_ID_LEN + 1];
+        if (agent_k8s_container_id(bad[i], id))
+            fail_msg("\"%s\" taken as container id %s", bad[i], id);
     }
 }
 
@@ -552,6 +590,7 @@ int main(void)
         cmocka_unit_test(test_cgroup_path),
         cmocka_unit_test(test_proc_stat),
         cmocka_unit_test(test_cgroup_containers),
+        cmocka_unit_test(test_k8s_container_id),
         cmocka_unit_test(test_pushbuf),
         cmocka_unit_test(test_profile),
         cmocka_unit_test(test_agent_config),
