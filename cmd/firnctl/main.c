@@ -49,6 +49,10 @@ static void usage(FILE *f)
           "  bench tsdb|query [--targets N] [--profiles N] [--threads N] FILE...\n"
           "                                   store ingest/merge and query speed on synthetic\n"
           "                                   series made from FILEs\n"
+          "  bench fleet [--quick] [--targets N] [--minutes N] ... [FILE...]\n"
+          "                                   the store at fleet scale on big real profiles:\n"
+          "                                   ingest, disk, merges, flame graphs over 1 h to\n"
+          "                                   7 d, memory (firnctl bench --help)\n"
           "  --version                        print the version\n"
           "\n"
           "FILE may be - for standard input.\n",
