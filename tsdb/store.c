@@ -215,17 +215,21 @@ static int open_schema(tsdb *db, firn_err *err)
                                  "%s: an LMDB environment, but not a firn store (no schema "
                                  "record)", db->path);
             }
-            if (version != TSDB_SCHEMA_VERSION && version != 2) {
+            if (version < 2 || version > TSDB_SCHEMA_VERSION) {
                 mdb_txn_abort(txn);
                 return firn_errf(err, FIRN_EINVAL,
-                                 "%s: store schema version %u; this firn reads version %d only",
-                                 db->path, version, TSDB_SCHEMA_VERSION);
+                                 "%s: store schema version %u; this firn reads versions 2 to "
+                                 "%d", db->path, version, TSDB_SCHEMA_VERSION);
             }
         }
     }
     /* Version 3 added the floats database, nothing else: a writable open of
-     * a version 2 store creates it and records version 3; a read-only one
-     * reads the store as having no float series. */
+     * a version 2 store creates it; a read-only one reads the store as
+     * having no float series.  Version 4 writes version 2 blocks (columnar,
+     * zstd) and reads version 1 blocks as ever, so a version 2 or 3 store
+     * is upgraded by recording version 4 (nothing is rewritten); a firn
+     * before version 4 refuses the upgraded store, as it could not read
+     * its new blocks. */
     rc = mdb_dbi_open(txn, "floats", ro ? 0 : MDB_CREATE, &db->dbi_floats);
     db->has_floats = rc == 0;
     if (rc && !(ro && rc == MDB_NOTFOUND)) {
@@ -238,7 +242,7 @@ static int open_schema(tsdb *db, firn_err *err)
     uint32_t old_version = 0;
     if (rc == 0 && v.mv_size == sizeof old_version)
         memcpy(&old_version, v.mv_data, sizeof old_version);   /* little-endian hosts only */
-    if (rc == 0 && !ro && old_version == 2) {
+    if (rc == 0 && !ro && old_version >= 2 && old_version < TSDB_SCHEMA_VERSION) {
         uint32_t ver = TSDB_SCHEMA_VERSION;
         MDB_val vv = {sizeof ver, &ver};
         if ((rc = mdb_put(txn, db->dbi_meta, &k, &vv, 0)) ||
@@ -247,8 +251,8 @@ static int open_schema(tsdb *db, firn_err *err)
             return firn_errf(err, FIRN_EIO, "%s: upgrading the schema record: %s", db->path,
                              tsdb_strerror(rc));
         }
-        firn_log(FIRN_LOG_INFO, "tsdb", "upgraded the store to schema version 3 (float series)",
-                 "path=%s", db->path);
+        firn_log(FIRN_LOG_INFO, "tsdb", "upgraded the store's schema version",
+                 "path=%s from=%u to=%d", db->path, old_version, TSDB_SCHEMA_VERSION);
     }
     if (rc == MDB_NOTFOUND && !ro) {
         uint32_t ver = TSDB_SCHEMA_VERSION;
@@ -282,9 +286,10 @@ static int open_schema(tsdb *db, firn_err *err)
     /* committing (even a read-only transaction) keeps the handles open */
     if ((rc = mdb_txn_commit(txn)))
         return firn_errf(err, FIRN_EIO, "%s: %s", db->path, tsdb_strerror(rc));
-    if (version != TSDB_SCHEMA_VERSION && !(version == 2 && !db->has_floats))
+    /* read-only: versions 2 (without floats), 3 and 4 are read as they are */
+    if (version < 2 || version > TSDB_SCHEMA_VERSION || (version == 2 && db->has_floats))
         return firn_errf(err, FIRN_EINVAL,
-                         "%s: store schema version %u; this firn reads version %d only",
+                         "%s: store schema version %u; this firn reads versions 2 to %d",
                          db->path, version, TSDB_SCHEMA_VERSION);
     if (prc || db->partition_ms <= 0)
         return firn_errf(err, FIRN_EINVAL, "%s: corrupt schema record (partition width)",

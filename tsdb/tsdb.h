@@ -41,8 +41,10 @@
 #include "model/model.h"
 #include "pprof/pprof.h"
 
-#define TSDB_SCHEMA_VERSION 3   /* 3 adds float series; a version 2 store is upgraded
-                                   in place by a writable open (nothing is rewritten) */
+#define TSDB_SCHEMA_VERSION 4   /* 3 adds float series; 4 writes columnar zstd blocks
+                                   and still reads the old ones; a version 2 or 3 store
+                                   is upgraded in place by a writable open (nothing is
+                                   rewritten); a read-only open reads it as it is */
 #define TSDB_DEFAULT_RETENTION_MS (15LL * 24 * 3600 * 1000)   /* 15d, as Prometheus */
 
 typedef struct tsdb tsdb;

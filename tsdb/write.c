@@ -111,6 +111,7 @@ struct writer {
     size_t n_series, cap_series;
     uint64_t next_series_id;      /* 0 = not read yet */
     struct buf val, val2;
+    ZSTD_CCtx *zstd;              /* compresses block bodies; made at start */
     struct block_sample *bs;
     size_t bs_cap;
     struct request **batch;       /* opts.batch_max of them */
@@ -882,7 +883,8 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
             w->bs[n].value = v;
             n++;
         }
-        size_t kept = tsdb_block_encode(&w->val, &w->val2, w->bs, n, p->duration_nanos, p->period);
+        size_t kept = tsdb_block_encode(&w->val, &w->val2, w->zstd, w->bs, n, p->duration_nanos,
+                                        p->period);
         if (w->val.oom) {
             rc = ENOMEM;
             goto out;
@@ -1173,7 +1175,10 @@ int tsdb_writer_start(tsdb *db, firn_err *err)
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
     w->db = db;
     w->batch = malloc(db->opts.batch_max * sizeof *w->batch);
-    if (!w->batch) {
+    w->zstd = ZSTD_createCCtx();
+    if (!w->batch || !w->zstd) {
+        free(w->batch);
+        ZSTD_freeCCtx(w->zstd);
         free(w);
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
     }
@@ -1187,6 +1192,7 @@ int tsdb_writer_start(tsdb *db, firn_err *err)
     if (rc) {
         db->writer = NULL;
         free(w->batch);
+        ZSTD_freeCCtx(w->zstd);
         free(w);
         return firn_errf(err, FIRN_EIO, "starting the writer thread: %s", strerror(rc));
     }
@@ -1206,6 +1212,7 @@ void tsdb_writer_stop(tsdb *db)
     tsdb_buf_free(&w->val2);
     free(w->bs);
     free(w->batch);
+    ZSTD_freeCCtx(w->zstd);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->wake);
     pthread_cond_destroy(&w->done);
