@@ -11,9 +11,10 @@
  * stacks, and each of its profiles scales every value by a random 1..4, so
  * stacks repeat across the fleet as they do across replicas of one
  * service, but not totally.  A second job, "history", is one target
- * sending the agent-style profile for `history_days` days, so that flame
- * graphs over 1 h, 24 h and 7 d can be compared on one job; it uses the
- * smallest base so that the default run stays within minutes.
+ * sending the agent-style profile for `history_days` days (one a minute by
+ * default), so that flame graphs over 1 h, 24 h and 7 d can be compared on
+ * one job; the smallest base and the wider spacing keep the default run
+ * within about 8 minutes on 2 cores.
  *
  * Figures go through the paths a server uses: ingest_pprof (decode, then
  * tsdb_append) from producer threads, tsdb_merge for merges and
@@ -746,10 +747,10 @@ static void set_target_labels(struct target *t, long i, bool history)
 void bench_fleet_options_default(bench_fleet_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->targets = 20;
-    o->minutes = 30;
+    o->targets = 10;
+    o->minutes = 10;
     o->history_days = 7;
-    o->history_interval_ms = STEP_MS;
+    o->history_interval_ms = 6 * STEP_MS;
     o->threads = 8;
     o->go_profiles = 30;
     o->drop_caches = true;
