@@ -14,7 +14,7 @@ void firn_tune_malloc(void)
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     /* Each arena may keep up to the trim threshold of free heap, and glibc
      * makes up to 8 per core; one per core (at least 2) bounds what the
-     * ingest threads leave behind (docs/ARCHITECTURE.md, "Memory"). */
+     * ingest threads leave behind (docs/ARCHITECTURE.md, "At fleet scale"). */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     mallopt(M_ARENA_MAX, cores < 2 ? 2 : (int)(cores > 64 ? 64 : cores));
 }

@@ -170,7 +170,7 @@ static enum kind classify(const pprof_profile *p)
     return strcmp(pt, "cpu") == 0 ? K_CPU : K_HEAP;
 }
 
-static int load_base(struct fleet *f, const char *path, int kind, firn_err *err)
+static int load_base(struct fleet *f, const char *path, int kind, FILE *log, firn_err *err)
 {
     if (f->n_bases == MAX_BASES)
         return firn_errf(err, FIRN_EINVAL, "at most %d profiles", MAX_BASES);
@@ -187,6 +187,9 @@ static int load_base(struct fleet *f, const char *path, int kind, firn_err *err)
     struct fbase *b = &f->bases[f->n_bases++];
     b->file = path;
     b->p = p;
+    /* what one ingest worker holds while this profile is in flight */
+    fprintf(log, "bench fleet: %s: %zu samples, %zu bytes as sent, %.1f MB decoded\n", path,
+            p->n_samples, len, (double)firn_arena_bytes(p->arena) / 1e6);
     b->kind = kind < 0 ? classify(p) : (enum kind)kind;
     firn_profile_type_format(b->type, sizeof b->type, kind_profile_name[b->kind],
                              pprof_str(p, p->sample_types[0].type),
@@ -756,17 +759,17 @@ void bench_fleet_options_default(bench_fleet_options *o)
     o->drop_caches = true;
 }
 
-static int build_fleet(struct fleet *f, firn_err *err)
+static int build_fleet(struct fleet *f, FILE *log, firn_err *err)
 {
     const bench_fleet_options *o = f->o;
     int rc = 0;
     for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures && !rc; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", o->fixtures_dir, fixtures[i].file);
-        rc = load_base(f, path, (int)fixtures[i].kind, err);
+        rc = load_base(f, path, (int)fixtures[i].kind, log, err);
     }
     for (size_t i = 0; i < o->n_files && !rc; i++)
-        rc = load_base(f, o->files[i], -1, err);
+        rc = load_base(f, o->files[i], -1, log, err);
     if (rc)
         return rc;
     if (firn_u64map_init(&f->stacks_seen, 1u << 16) < 0 ||
@@ -815,7 +818,7 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
     pthread_mutex_init(&f.mu, NULL);
     char dir[64] = "", store[128] = "", datafile[160];
     double t_begin = now_seconds();
-    int rc = build_fleet(&f, err);
+    int rc = build_fleet(&f, log, err);
     f.steps = o->minutes * 60000 / STEP_MS;
     f.hsteps = o->history_days * 86400000 / o->history_interval_ms;
     struct timespec wall;
