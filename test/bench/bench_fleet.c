@@ -887,11 +887,9 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
 
     /* merges of the fleet's Go CPU (cpu:nanoseconds) over its whole span:
      * cold (store closed, cache dropped, reopened), then warm */
-    const struct fbase *cpu = base_of(&f, K_CPU, 0);
     char cpu_type[256];
-    if (cpu)
-        firn_profile_type_format(cpu_type, sizeof cpu_type, "process_cpu", "cpu",
-                                 "nanoseconds", "cpu", "nanoseconds", true);
+    firn_profile_type_format(cpu_type, sizeof cpu_type, "process_cpu", "cpu", "nanoseconds",
+                             "cpu", "nanoseconds", true);
     firn_matcher m[2];
     memset(m, 0, sizeof m);
     if (!rc && (firn_matcher_init(&m[0], FIRN_MATCH_EQ, FIRN_LABEL_NAME, cpu_type, err) < 0 ||
@@ -960,9 +958,8 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
 
     /* flame graphs of the history job over 1 h, 24 h and 7 d (warm: each
      * twice), and of the fleet's CPU over its span */
-    const struct fbase *agent = base_of(&f, K_AGENT, o->targets);
     char q[512];
-    snprintf(q, sizeof q, "%s{job=\"history\"}", agent ? agent->type : "");
+    snprintf(q, sizeof q, "%s{job=\"history\"}", rc ? "" : base_of(&f, K_AGENT, o->targets)->type);
     const int64_t spans[3] = {3600000LL, 86400000LL, 7 * 86400000LL};
     double fg[3] = {-1, -1, -1}, fg_fleet = -1;
     for (int i = 0; i < 3 && !rc; i++) {
