@@ -56,7 +56,7 @@ enum sym_kind {
 #define BLOCK_DEFLATE 2u            /* version 1: body zlib-compressed; raw length follows the header */
 #define BLOCK_ZSTD 4u               /* version 2: body zstd-compressed; raw length follows the header */
 #define BLOCK_COMPRESS_MIN 64       /* bodies shorter than this stay raw */
-#define BLOCK_ZSTD_LEVEL 3          /* see docs/ARCHITECTURE.md ("Block bodies") for why */
+#define BLOCK_ZSTD_LEVEL 5          /* docs/ARCHITECTURE.md ("Blocks") says why */
 #define BLOCK_RAW_MAX (256u << 20)  /* a body larger than this is corrupt */
 
 struct writer;   /* write.c */
