@@ -22,11 +22,11 @@
  * flame graphs, so whatever those paths learn (rollups) shows here.
  */
 #include "bench.h"
+#include "bench_util.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -34,7 +34,6 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY
@@ -70,6 +69,7 @@ static const struct {
 struct fbase {
     const char *file;
     enum kind kind;
+    bool given;              /* a FILE given, not one of the fixtures */
     pprof_profile *p;
     char type[256];          /* __name__ of its first sample type */
 };
@@ -110,21 +110,6 @@ struct fleet {
     long rss_anon_peak_kb, rss_file_peak_kb;
     firn_u64map stacks_seen;      /* distinct stack identities over everything sent */
 };
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t rng(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
 /* RssAnon and RssFile of this process in kB (from /proc/self/status). */
 static void rss_kb(long *anon, long *file)
@@ -191,6 +176,7 @@ static int load_base(struct fleet *f, const char *path, int kind, FILE *log, fir
     fprintf(log, "bench fleet: %s: %zu samples, %zu bytes as sent, %.1f MB decoded\n", path,
             p->n_samples, len, (double)firn_arena_bytes(p->arena) / 1e6);
     b->kind = kind < 0 ? classify(p) : (enum kind)kind;
+    b->given = kind < 0;
     firn_profile_type_format(b->type, sizeof b->type, kind_profile_name[b->kind],
                              pprof_str(p, p->sample_types[0].type),
                              pprof_str(p, p->sample_types[0].unit),
@@ -200,16 +186,20 @@ static int load_base(struct fleet *f, const char *path, int kind, FILE *log, fir
     return 0;
 }
 
-/* The i-th base of a kind, cycling. */
+/* Target i's base of a kind: the fixtures in turn, except that one target
+ * in four takes the FILEs given (profiles recorded from a small service)
+ * in turn when there are any, so the big fixtures set the fleet's shape. */
 static const struct fbase *base_of(const struct fleet *f, enum kind k, long i)
 {
-    size_t n = 0;
+    size_t n_fix = 0, n_given = 0;
     for (size_t j = 0; j < f->n_bases; j++)
-        n += f->bases[j].kind == k;
-    assert(n > 0);
-    long want = i % (long)n;
+        if (f->bases[j].kind == k)
+            *(f->bases[j].given ? &n_given : &n_fix) += 1;
+    assert(n_fix > 0);
+    bool given = n_given > 0 && i % 4 == 3;
+    long want = given ? (i / 4) % (long)n_given : i % (long)n_fix;
     for (size_t j = 0; j < f->n_bases; j++)
-        if (f->bases[j].kind == k && want-- == 0)
+        if (f->bases[j].kind == k && f->bases[j].given == given && want-- == 0)
             return &f->bases[j];
     return NULL;
 }
@@ -349,9 +339,9 @@ static int make_target_kind(struct fleet *f, long ti, enum kind k, firn_err *err
     const pprof_profile *src = base->p;
     struct tprofiles *tp = &f->targets[ti].k[k];
     uint64_t seed = 0x9E3779B97F4A7C15ull * (uint64_t)(ti + 1) + (uint64_t)k * 0x632BE59BD9B4E019ull;
-    rng(&seed);
+    bench_rng(&seed);
     /* 30..90% of the stacks */
-    unsigned keep_pct = 30 + (unsigned)(rng(&seed) % 61);
+    unsigned keep_pct = 30 + (unsigned)(bench_rng(&seed) % 61);
     bool *keep = calloc(src->n_samples + 1, sizeof *keep);
     int64_t *scale = malloc((src->n_samples + 1) * sizeof *scale);
     firn_u64map seen;
@@ -362,7 +352,7 @@ static int make_target_kind(struct fleet *f, long ti, enum kind k, firn_err *err
     }
     size_t kept = 0;
     for (size_t i = 0; i < src->n_samples; i++) {
-        if (rng(&seed) % 100 >= keep_pct)
+        if (bench_rng(&seed) % 100 >= keep_pct)
             continue;
         uint32_t have;
         if (firn_u64map_put(&seen, pprof_sample_identity(src, i).lo, 0, &have) != 1)
@@ -375,7 +365,7 @@ static int make_target_kind(struct fleet *f, long ti, enum kind k, firn_err *err
     int rc = 0;
     for (int v = 0; v < VARIANTS && !rc; v++) {
         for (size_t i = 0; i < src->n_samples; i++)
-            scale[i] = 1 + (int64_t)(rng(&seed) % 4);
+            scale[i] = 1 + (int64_t)(bench_rng(&seed) % 4);
         pprof_profile *p = subset(src, keep, scale, err);
         if (!p) {
             rc = err->code ? err->code : FIRN_ENOMEM;
@@ -509,13 +499,13 @@ static int run_phase(struct fleet *f, bool history, long total, double *secs, do
     pthread_t *th = calloc((size_t)f->o->threads, sizeof *th);
     if (!th)
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    double start = now_seconds(), cpu0 = cpu_seconds();
+    double start = bench_now(), cpu0 = cpu_seconds();
     int started = 0;
     for (int i = 0; i < f->o->threads; i++)
         started += pthread_create(&th[started], NULL, producer, f) == 0;
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
-    *secs = now_seconds() - start;
+    *secs = bench_now() - start;
     *cpu = cpu_seconds() - cpu0;
     free(th);
     if (!started)
@@ -532,7 +522,7 @@ static int run_phase(struct fleet *f, bool history, long total, double *secs, do
 static double time_inflate(const struct fleet *f, firn_err *err)
 {
     long n = f->steps * f->o->targets * K_KINDS;
-    double start = now_seconds();
+    double start = bench_now();
     for (long k = 0; k < n; k++) {
         long step, ti;
         enum kind kind;
@@ -545,15 +535,7 @@ static double time_inflate(const struct fleet *f, firn_err *err)
             return -1;
         free(out);
     }
-    return now_seconds() - start;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    return bench_now() - start;
 }
 
 /* Percentage of the file's pages in the page cache (mincore). */
@@ -610,33 +592,6 @@ static int drop_cache(const char *file, bool all, FILE *log)
     return 0;
 }
 
-/* Merges the series matching m in [start, end]; seconds, or -1 with err. */
-static double time_merge(tsdb *db, const firn_matcher *m, size_t n_m, int64_t start,
-                         int64_t end, tsdb_merge_stats *st, firn_err *err)
-{
-    double t0 = now_seconds();
-    tsdb_reader *r = tsdb_reader_open(db, err);
-    if (!r)
-        return -1;
-    tsdb_series_set set = {0};
-    pprof_profile *merged = NULL;
-    if (tsdb_select(r, m, n_m, start, end, &set, err) == 0) {
-        uint64_t *ids = calloc(set.n + 1, sizeof *ids);
-        for (size_t i = 0; ids && i < set.n; i++)
-            ids[i] = set.series[i].id;
-        *st = (tsdb_merge_stats){0};
-        merged = ids ? tsdb_merge(r, ids, set.n, start, end, NULL, st, err) : NULL;
-        if (!ids)
-            firn_errf(err, FIRN_ENOMEM, "out of memory");
-        free(ids);
-    }
-    double secs = now_seconds() - t0;
-    pprof_free(merged);
-    tsdb_series_set_free(&set);
-    tsdb_reader_close(r);
-    return merged ? secs : -1;
-}
-
 /* A flame graph as /api/v1/profile builds one (default max_nodes);
  * milliseconds, or -1 with err. */
 static double time_flamegraph(tsdb *db, const char *query, int64_t start, int64_t end,
@@ -644,56 +599,14 @@ static double time_flamegraph(tsdb *db, const char *query, int64_t start, int64_
 {
     pql_profile_request req = {.query = query, .mode = PQL_PROFILE_MERGE, .start_ms = start,
                                .end_ms = end, .max_nodes = 8192};
-    double t0 = now_seconds();
+    double t0 = bench_now();
     tsdb_reader *r = tsdb_reader_open(db, err);
     pql_tree tree = {0};
     int rc = r ? pql_profile_tree(r, &req, &tree, err) : -1;
-    double ms = (now_seconds() - t0) * 1000;
+    double ms = (bench_now() - t0) * 1000;
     pql_tree_free(&tree);
     tsdb_reader_close(r);
     return rc == 0 ? ms : -1;
-}
-
-/* `go tool pprof -proto` merging files; seconds, or -1 when go is missing
- * or fails. */
-static double time_go_merge(const char *dir, char **files, size_t n, FILE *log)
-{
-    char **argv = calloc(n + 8, sizeof *argv);
-    if (!argv)
-        return -1;
-    size_t a = 0;
-    argv[a++] = "go";
-    argv[a++] = "tool";
-    argv[a++] = "pprof";
-    argv[a++] = "-proto";
-    argv[a++] = "-sample_index=1";
-    for (size_t i = 0; i < n; i++)
-        argv[a++] = files[i];
-    char out[4096];
-    snprintf(out, sizeof out, "%s/go-merged.pb.gz", dir);
-    double start = now_seconds();
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (!freopen(out, "w", stdout) || !freopen("/dev/null", "w", stderr))
-            _exit(126);
-        setenv("PPROF_TMPDIR", dir, 1);
-        setenv("HOME", dir, 1);
-        setenv("GOTOOLCHAIN", "local", 1);
-        setenv("GOPROXY", "off", 1);
-        execvp("go", argv);
-        _exit(127);
-    }
-    int status = 0;
-    bool ok = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-              WEXITSTATUS(status) == 0;
-    double secs = now_seconds() - start;
-    free(argv);
-    if (!ok) {
-        fprintf(log, "bench fleet: `go tool pprof -proto` failed (status %d); is golang-go "
-                     "installed?\n", status);
-        return -1;
-    }
-    return secs;
 }
 
 /* Seconds to memcpy `bytes` (in chunks of a buffer up to 64 MiB, out of
@@ -714,12 +627,12 @@ static double time_memcpy(uint64_t bytes)
     memcpy(dst, src, chunk);   /* faults dst in (a memset of it could be elided) */
     double secs = -1;
     for (int round = 0; round < 3; round++) {   /* the best of three */
-        double start = now_seconds();
+        double start = bench_now();
         for (uint64_t done = 0; done < bytes; done += chunk) {
             memcpy(dst, src, chunk);
             __asm__ volatile("" : : "r"(dst) : "memory");   /* keep the copy */
         }
-        double t = now_seconds() - start;
+        double t = bench_now() - start;
         if (secs < 0 || t < secs)
             secs = t;
     }
@@ -817,7 +730,7 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
     f.o = o;
     pthread_mutex_init(&f.mu, NULL);
     char dir[64] = "", store[128] = "", datafile[160];
-    double t_begin = now_seconds();
+    double t_begin = bench_now();
     int rc = build_fleet(&f, log, err);
     f.steps = o->minutes * 60000 / STEP_MS;
     f.hsteps = o->history_days * 86400000 / o->history_interval_ms;
@@ -844,7 +757,7 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
                      "%ld profiles %lld ms apart; %d producer threads; store %s; set up in "
                      "%.1f s\n", o->targets, f.steps, K_KINDS, f.hsteps,
                 (long long)o->history_interval_ms, o->threads, store,
-                now_seconds() - t_begin);
+                bench_now() - t_begin);
 
     /* ingest: the history job first (older data), then the fleet */
     pthread_t sampler;
@@ -906,9 +819,9 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
         resident = resident_pct(datafile);
         rc = open_store(&f, store, err);
     }
-    if (!rc && (cold = time_merge(f.db, m, 2, f_start, f_end, &ms, err)) < 0)
+    if (!rc && (cold = bench_merge(f.db, m, 2, f_start, f_end, &ms, err)) < 0)
         rc = err->code;
-    if (!rc && (warm = time_merge(f.db, m, 2, f_start, f_end, &ms, err)) < 0)
+    if (!rc && (warm = bench_merge(f.db, m, 2, f_start, f_end, &ms, err)) < 0)
         rc = err->code;
     if (!rc)
         fprintf(log, "bench fleet: merge of %s{job=\"fleet\"}: %llu profiles, %llu samples "
@@ -939,14 +852,14 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
             rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
     }
     if (!rc && n_go > 0) {
-        go = time_go_merge(go_dir, go_files, (size_t)n_go, log);
+        go = bench_go_merge(go_dir, go_files, (size_t)n_go, "bench fleet", log);
         firn_matcher m1[2] = {m[0], {0}};
         if (firn_matcher_init(&m1[1], FIRN_MATCH_EQ, "instance", f.targets[0].instance, err) <
             0)
             rc = err->code;
         int64_t s_end = fleet_ts(&f, n_go - 1);
-        if (!rc && (time_merge(f.db, m1, 2, f_start, s_end, &sub_ms, err) < 0 ||
-                    (sub = time_merge(f.db, m1, 2, f_start, s_end, &sub_ms, err)) < 0))
+        if (!rc && (bench_merge(f.db, m1, 2, f_start, s_end, &sub_ms, err) < 0 ||
+                    (sub = bench_merge(f.db, m1, 2, f_start, s_end, &sub_ms, err)) < 0))
             rc = err->code;
         firn_matcher_destroy(&m1[1]);
     }
@@ -1038,13 +951,12 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
         fprintf(out, "rss_file_peak_mb %.1f\n", (double)rss_ingest_file / 1024);
         fprintf(out, "rss_anon_after_mb %.1f\n", (double)rss_after_anon / 1024);
         fprintf(out, "rss_file_after_mb %.1f\n", (double)rss_after_file / 1024);
-        fprintf(out, "bench_seconds %.1f\n", now_seconds() - t_begin);
+        fprintf(out, "bench_seconds %.1f\n", bench_now() - t_begin);
     }
     if (f.db)
         tsdb_close(f.db);
     free_fleet(&f);
-    if (dir[0])
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    bench_rm_tree(dir);
     pthread_mutex_destroy(&f.mu);
     return rc;
 }

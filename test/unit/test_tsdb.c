@@ -2653,6 +2653,26 @@ static void test_float_retention(void **state)
     tsdb_close(db);
 }
 
+static uint32_t raw_schema_version(const char *dir)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    MDB_val k = {strlen("schema_version"), "schema_version"}, v;
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    uint32_t ver;
+    assert_int_equal(v.mv_size, sizeof ver);
+    memcpy(&ver, v.mv_data, sizeof ver);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return ver;
+}
+
 /* A version 2 store (no floats database): read-only opens read it as it is,
  * a writable open upgrades it in place (to version 4). */
 static void test_schema_upgrade(void **state)
@@ -2694,18 +2714,7 @@ static void test_schema_upgrade(void **state)
     assert_int_equal(tsdb_append_floats(db, s, 1, NULL, &err), 0);
     assert_int_equal(select_count(db, &m, 1, INT64_MIN, INT64_MAX), 2);
     tsdb_close(db);
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    MDB_val k = {strlen("schema_version"), "schema_version"}, v;
-    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
-    uint32_t ver;
-    memcpy(&ver, v.mv_data, sizeof ver);
-    assert_int_equal(ver, 4);
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
+    assert_int_equal(raw_schema_version(dir), 4);
 }
 
 /* The samples of one block, copied by a scan. */
@@ -2800,25 +2809,6 @@ static void raw_put_block(const char *dir, uint64_t series, int64_t ts, const un
     mdb_env_close(env);
 }
 
-static uint32_t raw_schema_version(const char *dir)
-{
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    MDB_val k = {strlen("schema_version"), "schema_version"}, v;
-    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
-    uint32_t ver;
-    assert_int_equal(v.mv_size, sizeof ver);
-    memcpy(&ver, v.mv_data, sizeof ver);
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
-    return ver;
-}
 
 /* A version 3 store holding version 1 blocks (rows, raw and deflated,
  * encoded here by hand): read as they are by a read-only open, then a
