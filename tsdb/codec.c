@@ -306,10 +306,8 @@ static bool put_compressed(struct buf *b, const struct buf *body, ZSTD_CCtx *zst
         b->b = nb;
         b->cap = head + bound;
     }
-    ZSTD_CCtx *own = zstd ? NULL : ZSTD_createCCtx();
-    size_t z = ZSTD_compressCCtx(zstd ? zstd : own, b->b + head, bound, body->b, body->len,
+    size_t z = ZSTD_compressCCtx(zstd, b->b + head, bound, body->b, body->len,
                                  BLOCK_ZSTD_LEVEL);
-    ZSTD_freeCCtx(own);
     if (ZSTD_isError(z) || z > body->len - body->len / 8) {
         b->len = at;
         return false;
@@ -321,6 +319,7 @@ static bool put_compressed(struct buf *b, const struct buf *body, ZSTD_CCtx *zst
 size_t tsdb_block_encode(struct buf *b, struct buf *body, ZSTD_CCtx *zstd, struct block_sample *s,
                          size_t n, int64_t duration_nanos, int64_t period)
 {
+    assert(zstd);
     firn_sort(s, n, sizeof *s, cmp_block_sample);
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
@@ -340,9 +339,10 @@ size_t tsdb_block_encode(struct buf *b, struct buf *body, ZSTD_CCtx *zstd, struc
     }
     if (g == 0 || g > INT64_MAX)
         g = 1;
-    /* Columns, each of like numbers, compress better than rows (measured in
-     * docs/ARCHITECTURE.md); equal (stack, labelset) pairs were summed, so a
-     * stack delta is 0 only between label sets of one stack. */
+    /* Columns: zstd packs them as well as rows (docs/ARCHITECTURE.md,
+     * "Blocks"), and a reader decodes each in one tight loop.  Equal
+     * (stack, labelset) pairs were summed, so a stack delta is 0 only
+     * between label sets of one stack. */
     body->len = 0;
     uint32_t prev = 0;
     for (size_t i = 0; i < kept; i++) {

@@ -164,8 +164,8 @@ struct block_sample {
 };
 
 /* Sorts and sums equal (stack, labelset) pairs, then encodes into b as a
- * version 2 block (body is scratch; zstd may be NULL, then one is made for
- * the call).  Returns the number of distinct samples written.
+ * version 2 block (body is scratch; zstd is the writer's compression
+ * context).  Returns the number of distinct samples written.
  *
  * Version 2 (schema 4): two bytes (version, flags); varints n, total
  * (zigzag), duration (zigzag), period (zigzag), gcd; with BLOCK_ZSTD the
