@@ -804,8 +804,12 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
             rc = APPLY_REJECTED;
             goto out;
         }
+        /* A series' blocks lie within its record's [min, max] (both are
+         * written in the transaction that stores a block), so a newer
+         * profile, the usual case, needs no lookup. */
         bool exists = false;
-        if (ids[t] && (rc = sample_exists(db, txn, ids[t], pp->ts, &exists)))
+        if (ids[t] && pp->ts >= mins[t] && pp->ts <= maxs[t] &&
+            (rc = sample_exists(db, txn, ids[t], pp->ts, &exists)))
             goto out;
         if (exists) {
             char *ls = firn_labels_format(pp->series[t].labels, pp->series[t].n_labels);
