@@ -110,4 +110,9 @@ void firn_tune_malloc(void)
      * a heap top that is trimmed again on every free. */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    /* Each arena may keep up to the trim threshold of free heap, and glibc
+     * makes up to 8 per core; one per core (at least 2) bounds what the
+     * ingest threads leave behind (docs/ARCHITECTURE.md, "At fleet scale"). */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    mallopt(M_ARENA_MAX, cores < 2 ? 2 : (int)(cores > 64 ? 64 : cores));
 }

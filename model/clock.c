@@ -2,6 +2,7 @@
 #include "model/clock.h"
 
 #include <time.h>
+#include <unistd.h>
 
 int64_t firn_now_ms(void)
 {

@@ -2,9 +2,10 @@
  *
  * Keys are big-endian so that LMDB's bytewise order is numeric order and a
  * time range of one series is one key range.  Values are varints: a block
- * stores its samples sorted by stack id as id deltas, and its values divided
- * by their greatest common divisor (CPU profiles count in multiples of the
- * sampling period), so a typical sample costs two or three bytes.
+ * stores its samples sorted by stack id, in columns: the id deltas, then
+ * label set ids, then the values divided by their greatest common divisor
+ * (CPU profiles count in multiples of the sampling period), so a typical
+ * sample costs three bytes before zstd and one and a half after.
  */
 #include "internal.h"
 
@@ -14,6 +15,7 @@
 #define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t on the stack */
 #include <xxhash.h>
 #include <zlib.h>
+#include <zstd.h>
 
 void tsdb_buf_put(struct buf *b, const void *data, size_t n)
 {
@@ -282,9 +284,42 @@ static uint64_t magnitude(int64_t v)
     return v < 0 ? -(uint64_t)v : (uint64_t)v;
 }
 
-size_t tsdb_block_encode(struct buf *b, struct buf *body, struct block_sample *s, size_t n,
-                    int64_t duration_nanos, int64_t period)
+/* Compresses body into b after the header when that saves at least an
+ * eighth; returns whether it did. */
+static bool put_compressed(struct buf *b, const struct buf *body, ZSTD_CCtx *zstd)
 {
+    if (body->len < BLOCK_COMPRESS_MIN || body->oom)
+        return false;
+    size_t bound = ZSTD_compressBound(body->len);
+    size_t at = b->len;
+    tsdb_buf_varint(b, body->len);
+    size_t head = b->len;
+    if (b->oom)
+        return false;
+    /* room for the bound, then cut back to what zstd wrote */
+    if (b->cap < head + bound) {
+        unsigned char *nb = realloc(b->b, head + bound);
+        if (!nb) {
+            b->len = at;
+            return false;
+        }
+        b->b = nb;
+        b->cap = head + bound;
+    }
+    size_t z = ZSTD_compressCCtx(zstd, b->b + head, bound, body->b, body->len,
+                                 BLOCK_ZSTD_LEVEL);
+    if (ZSTD_isError(z) || z > body->len - body->len / 8) {
+        b->len = at;
+        return false;
+    }
+    b->len = head + z;
+    return true;
+}
+
+size_t tsdb_block_encode(struct buf *b, struct buf *body, ZSTD_CCtx *zstd, struct block_sample *s,
+                         size_t n, int64_t duration_nanos, int64_t period)
+{
+    assert(zstd);
     firn_sort(s, n, sizeof *s, cmp_block_sample);
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
@@ -304,34 +339,24 @@ size_t tsdb_block_encode(struct buf *b, struct buf *body, struct block_sample *s
     }
     if (g == 0 || g > INT64_MAX)
         g = 1;
+    /* Columns: zstd packs them as well as rows (docs/ARCHITECTURE.md,
+     * "Blocks"), and a reader decodes each in one tight loop.  Equal
+     * (stack, labelset) pairs were summed, so a stack delta is 0 only
+     * between label sets of one stack. */
     body->len = 0;
     uint32_t prev = 0;
     for (size_t i = 0; i < kept; i++) {
         assert(s[i].stack >= prev);   /* sorted: the deltas are never negative */
         tsdb_buf_varint(body, s[i].stack - prev);
         prev = s[i].stack;
-        if (flags & BLOCK_HAS_LABELSETS)
+    }
+    if (flags & BLOCK_HAS_LABELSETS)
+        for (size_t i = 0; i < kept; i++)
             tsdb_buf_varint(body, s[i].labelset);
+    for (size_t i = 0; i < kept; i++)
         /* exact, as g divides every value; in range as 1 <= g <= INT64_MAX
          * (negating the magnitude would overflow for INT64_MIN) */
-        int64_t q = s[i].value / (int64_t)g;
-        tsdb_buf_zigzag(body, q);
-    }
-    /* Deflate the body when that saves at least an eighth: values of heap
-     * profiles and repeated deltas shrink by a third to a half. */
-    uLongf zlen = 0;
-    unsigned char *z = NULL;
-    if (body->len >= BLOCK_DEFLATE_MIN && !body->oom) {
-        zlen = compressBound(body->len);
-        z = malloc(zlen);
-        if (z && (compress2(z, &zlen, body->b, body->len, 1) != Z_OK ||
-                  zlen > body->len - body->len / 8)) {
-            free(z);
-            z = NULL;
-        }
-    }
-    if (z)
-        flags |= BLOCK_DEFLATE;
+        tsdb_buf_zigzag(body, s[i].value / (int64_t)g);
     b->len = 0;
     unsigned char head[2] = {BLOCK_VERSION, (unsigned char)flags};
     tsdb_buf_put(b, head, 2);
@@ -340,32 +365,42 @@ size_t tsdb_block_encode(struct buf *b, struct buf *body, struct block_sample *s
     tsdb_buf_zigzag(b, duration_nanos);
     tsdb_buf_zigzag(b, period);
     tsdb_buf_varint(b, g);
-    if (z) {
-        tsdb_buf_varint(b, body->len);
-        tsdb_buf_put(b, z, zlen);
-        free(z);
-    } else {
+    if (put_compressed(b, body, zstd))
+        b->b[1] |= BLOCK_ZSTD;
+    else
         tsdb_buf_put(b, body->b, body->len);
-    }
     b->oom |= body->oom;
     return kept;
 }
 
-int tsdb_block_open(struct block_reader *br, const MDB_val *v, struct buf *scratch)
+void tsdb_block_scratch_free(struct block_scratch *s)
+{
+    tsdb_buf_free(&s->body);
+    ZSTD_freeDCtx(s->zstd);
+    s->zstd = NULL;
+}
+
+int tsdb_block_open(struct block_reader *br, const MDB_val *v, struct block_scratch *scratch)
 {
     memset(br, 0, sizeof *br);
     br->c.p = v->mv_data;
     br->c.end = br->c.p + v->mv_size;
-    if (v->mv_size < 2 || br->c.p[0] != BLOCK_VERSION)
+    if (v->mv_size < 2)
         return -1;
+    br->version = br->c.p[0];
     br->flags = br->c.p[1];
+    unsigned compressed = br->version == BLOCK_VERSION ? BLOCK_ZSTD
+                          : br->version == BLOCK_VERSION_ROWS ? BLOCK_DEFLATE
+                                                              : 0;
+    if (!compressed || (br->flags & ~(BLOCK_HAS_LABELSETS | compressed)))
+        return -1;
     br->c.p += 2;
     br->n = tsdb_cur_varint(&br->c);
     br->total = tsdb_cur_zigzag(&br->c);
     br->duration_nanos = tsdb_cur_zigzag(&br->c);
     br->period = tsdb_cur_zigzag(&br->c);
     br->gcd = tsdb_cur_varint(&br->c);
-    uint64_t raw_len = (br->flags & BLOCK_DEFLATE) ? tsdb_cur_varint(&br->c) : 0;
+    uint64_t raw_len = (br->flags & compressed) ? tsdb_cur_varint(&br->c) : 0;
     if (br->c.bad || br->gcd == 0)
         return -1;
     br->header_len = (size_t)(br->c.p - (const unsigned char *)v->mv_data);
@@ -373,23 +408,32 @@ int tsdb_block_open(struct block_reader *br, const MDB_val *v, struct buf *scrat
         br->c.p = br->c.end;
         return 0;
     }
-    if (br->flags & BLOCK_DEFLATE) {
+    if (br->flags & compressed) {
         if (raw_len > BLOCK_RAW_MAX || raw_len < br->n)
             return -1;
-        scratch->len = 0;
-        if (raw_len > scratch->cap) {
-            unsigned char *nb = realloc(scratch->b, raw_len);
+        struct buf *body = &scratch->body;
+        body->len = 0;
+        if (raw_len > body->cap) {
+            unsigned char *nb = realloc(body->b, raw_len);
             if (!nb)
                 return -1;
-            scratch->b = nb;
-            scratch->cap = raw_len;
+            body->b = nb;
+            body->cap = raw_len;
         }
-        uLongf got = raw_len;
-        if (uncompress(scratch->b, &got, br->c.p, (uLong)(br->c.end - br->c.p)) != Z_OK ||
-            got != raw_len)
-            return -1;
-        br->c.p = scratch->b;
-        br->c.end = scratch->b + raw_len;
+        size_t in_len = (size_t)(br->c.end - br->c.p);
+        if (compressed == BLOCK_ZSTD) {
+            if (!scratch->zstd && !(scratch->zstd = ZSTD_createDCtx()))
+                return -1;
+            size_t got = ZSTD_decompressDCtx(scratch->zstd, body->b, raw_len, br->c.p, in_len);
+            if (ZSTD_isError(got) || got != raw_len)
+                return -1;
+        } else {
+            uLongf got = raw_len;
+            if (uncompress(body->b, &got, br->c.p, (uLong)in_len) != Z_OK || got != raw_len)
+                return -1;
+        }
+        br->c.p = body->b;
+        br->c.end = body->b + raw_len;
     }
     /* each sample takes at least two bytes */
     if (br->n > (uint64_t)(br->c.end - br->c.p))
@@ -397,22 +441,50 @@ int tsdb_block_open(struct block_reader *br, const MDB_val *v, struct buf *scrat
     return 0;
 }
 
-int tsdb_block_next(struct block_reader *br, uint32_t *stack, uint32_t *labelset, int64_t *value)
+/* A stored quotient times the block's gcd, saturated. */
+static int64_t scaled(int64_t q, uint64_t gcd)
 {
-    if (br->i >= br->n)
-        return 0;
-    br->i++;
-    uint64_t delta = tsdb_cur_varint(&br->c);
-    uint64_t ls = (br->flags & BLOCK_HAS_LABELSETS) ? tsdb_cur_varint(&br->c) : 0;
-    int64_t q = tsdb_cur_zigzag(&br->c);
-    if (br->c.bad || delta > UINT32_MAX - br->stack || ls > UINT32_MAX)
-        return -1;
-    br->stack += (uint32_t)delta;
-    *stack = br->stack;
-    *labelset = (uint32_t)ls;
     int64_t v;
-    if (__builtin_mul_overflow(q, (int64_t)br->gcd, &v))
+    if (__builtin_mul_overflow(q, (int64_t)gcd, &v))
         v = q < 0 ? INT64_MIN : INT64_MAX;
-    *value = v;
-    return 1;
+    return v;
+}
+
+int tsdb_block_decode(struct block_reader *br, uint32_t *stacks, uint32_t *labelsets,
+                      int64_t *values)
+{
+    struct cur *c = &br->c;
+    bool labels = br->flags & BLOCK_HAS_LABELSETS;
+    uint32_t stack = 0;
+    if (br->version == BLOCK_VERSION_ROWS) {
+        for (uint64_t i = 0; i < br->n; i++) {
+            uint64_t delta = tsdb_cur_varint(c);
+            uint64_t ls = labels ? tsdb_cur_varint(c) : 0;
+            int64_t q = tsdb_cur_zigzag(c);
+            if (c->bad || delta > UINT32_MAX - stack || ls > UINT32_MAX)
+                return -1;
+            stack += (uint32_t)delta;
+            stacks[i] = stack;
+            labelsets[i] = (uint32_t)ls;
+            values[i] = scaled(q, br->gcd);
+        }
+        return 0;
+    }
+    for (uint64_t i = 0; i < br->n; i++) {
+        uint64_t delta = tsdb_cur_varint(c);
+        if (delta > UINT32_MAX - stack)
+            return -1;
+        stack += (uint32_t)delta;
+        stacks[i] = stack;
+    }
+    for (uint64_t i = 0; i < br->n; i++) {
+        uint64_t ls = labels ? tsdb_cur_varint(c) : 0;
+        if (ls > UINT32_MAX)
+            return -1;
+        labelsets[i] = (uint32_t)ls;
+    }
+    for (uint64_t i = 0; i < br->n; i++)
+        values[i] = scaled(tsdb_cur_zigzag(c), br->gcd);
+    /* a version 2 body is exactly its three columns */
+    return c->bad || c->p != c->end ? -1 : 0;
 }

@@ -37,6 +37,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <zstd.h>
 
 #include "tsdb/tsdb.h"
 
@@ -58,10 +59,13 @@ enum sym_kind {
 #define POSTING_LONG_CUT 200       /* bytes of a long value kept in its key */
 #define STORE_LABEL_NAME_MAX 200   /* label names longer than this are refused */
 
-#define BLOCK_VERSION 1
+#define BLOCK_VERSION_ROWS 1        /* schema 2 and 3 wrote these; still read */
+#define BLOCK_VERSION 2             /* columnar, zstd: what schema 4 writes */
 #define BLOCK_HAS_LABELSETS 1u
-#define BLOCK_DEFLATE 2u            /* body is zlib-compressed; raw length follows the header */
-#define BLOCK_DEFLATE_MIN 64        /* bodies shorter than this stay raw */
+#define BLOCK_DEFLATE 2u            /* version 1: body zlib-compressed; raw length follows the header */
+#define BLOCK_ZSTD 4u               /* version 2: body zstd-compressed; raw length follows the header */
+#define BLOCK_COMPRESS_MIN 64       /* bodies shorter than this stay raw */
+#define BLOCK_ZSTD_LEVEL 5          /* docs/ARCHITECTURE.md ("Blocks") says why */
 #define BLOCK_RAW_MAX (256u << 20)  /* a body larger than this is corrupt */
 
 struct writer;   /* write.c */
@@ -102,6 +106,15 @@ struct buf {
     size_t len, cap;
     bool oom;
 };
+
+/* What decoding blocks needs from one block to the next: the decompressed
+ * body and zstd's context (made on first use). */
+struct block_scratch {
+    struct buf body;
+    ZSTD_DCtx *zstd;
+};
+
+void tsdb_block_scratch_free(struct block_scratch *s);
 
 void tsdb_buf_put(struct buf *b, const void *data, size_t n);
 void tsdb_buf_varint(struct buf *b, uint64_t v);
@@ -152,7 +165,7 @@ struct tsdb_reader {
     uint32_t *stacks, *labelsets;
     int64_t *values;
     size_t cap;                 /* of the three scratch arrays above */
-    struct buf inflated;        /* a compressed block's body */
+    struct block_scratch scratch;
 };
 
 /* A bounds-checked reader over a value; `bad` is set by any read past the
@@ -202,25 +215,39 @@ struct block_sample {
     int64_t value;
 };
 
-/* Sorts and sums equal (stack, labelset) pairs, then encodes into b (body
- * is scratch).  Returns the number of distinct samples written. */
-size_t tsdb_block_encode(struct buf *b, struct buf *body, struct block_sample *s, size_t n,
-                    int64_t duration_nanos, int64_t period);
+/* Sorts and sums equal (stack, labelset) pairs, then encodes into b as a
+ * version 2 block (body is scratch; zstd is the writer's compression
+ * context).  Returns the number of distinct samples written.
+ *
+ * Version 2 (schema 4): two bytes (version, flags); varints n, total
+ * (zigzag), duration (zigzag), period (zigzag), gcd; with BLOCK_ZSTD the
+ * body's raw length (varint) and the body compressed, else the body.  The
+ * body is columnar: n stack id deltas (ids ascending, varint), then with
+ * BLOCK_HAS_LABELSETS n label set ids (varint), then n values divided by
+ * gcd (zigzag varint).  Version 1 (schemas 2, 3) had the same header, a
+ * zlib body (BLOCK_DEFLATE) and one row (delta, [labelset], value) per
+ * sample. */
+size_t tsdb_block_encode(struct buf *b, struct buf *body, ZSTD_CCtx *zstd, struct block_sample *s,
+                         size_t n, int64_t duration_nanos, int64_t period);
 
-/* Header of a block; then tsdb_block_next yields its samples. */
+/* Header of a block; then tsdb_block_decode reads its samples. */
 struct block_reader {
-    struct cur c;
+    struct cur c;               /* the (decompressed) body */
     size_t header_len;          /* bytes before the body */
-    unsigned flags;
-    uint64_t n, i, gcd;
-    uint32_t stack;
+    unsigned version, flags;
+    uint64_t n, gcd;
     int64_t total, duration_nanos, period;
 };
 
-/* scratch holds the inflated body; NULL reads the header only. */
-int tsdb_block_open(struct block_reader *br, const MDB_val *v, struct buf *scratch);
-/* 1 and a sample, 0 at the end, -1 on a malformed block. */
-int tsdb_block_next(struct block_reader *br, uint32_t *stack, uint32_t *labelset, int64_t *value);
+/* Reads the header and decompresses the body into scratch; a NULL scratch
+ * reads the header only.  0, or -1 on a malformed block. */
+int tsdb_block_open(struct block_reader *br, const MDB_val *v, struct block_scratch *scratch);
+/* Every sample of an opened block (of either version) into the arrays, each
+ * with room for br->n: stack ids ascending, label set ids (0 for "no
+ * labels"; all 0 without BLOCK_HAS_LABELSETS), values (saturated on
+ * overflow).  0, or -1 on a malformed block. */
+int tsdb_block_decode(struct block_reader *br, uint32_t *stacks, uint32_t *labelsets,
+                      int64_t *values);
 
 /* Makes the reader's scratch arrays hold n samples (ENOMEM). */
 int tsdb_reader_reserve(tsdb_reader *r, size_t n);

@@ -82,7 +82,7 @@ void tsdb_reader_close(tsdb_reader *r)
     free(r->stacks);
     free(r->labelsets);
     free(r->values);
-    tsdb_buf_free(&r->inflated);
+    tsdb_block_scratch_free(&r->scratch);
     free(r);
 }
 
@@ -644,7 +644,7 @@ int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_
         if (ts > end_ms)
             break;
         struct block_reader br;
-        if (tsdb_block_open(&br, &v, (flags & TSDB_SCAN_TOTALS) ? NULL : &r->inflated) < 0) {
+        if (tsdb_block_open(&br, &v, (flags & TSDB_SCAN_TOTALS) ? NULL : &r->scratch) < 0) {
             ret = firn_errf(err, FIRN_EIO, "series %llu at %lld ms: corrupt block",
                             (unsigned long long)series_id, (long long)ts);
             break;
@@ -659,16 +659,12 @@ int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_
                 ret = firn_errf(err, FIRN_ENOMEM, "out of memory scanning");
                 break;
             }
-            size_t i = 0;
-            int more;
-            while ((more = tsdb_block_next(&br, &r->stacks[i], &r->labelsets[i], &r->values[i])) == 1)
-                i++;
-            if (more < 0) {
+            if (tsdb_block_decode(&br, r->stacks, r->labelsets, r->values) < 0) {
                 ret = firn_errf(err, FIRN_EIO, "series %llu at %lld ms: corrupt block",
                                 (unsigned long long)series_id, (long long)ts);
                 break;
             }
-            b.n_samples = i;
+            b.n_samples = (size_t)br.n;
             b.stacks = r->stacks;
             b.labelsets = (br.flags & BLOCK_HAS_LABELSETS) ? r->labelsets : NULL;
             b.values = r->values;

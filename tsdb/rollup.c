@@ -75,18 +75,15 @@ int tsdb_rollup_add(tsdb_reader *r, struct acc *a, const MDB_val *v, firn_err *e
         const unsigned char *body = tsdb_cur_bytes(&c, &len);
         MDB_val bv = {len, (void *)body};
         struct block_reader br;
-        if (c.bad || part > UINT32_MAX || tsdb_block_open(&br, &bv, &r->inflated) < 0)
+        if (c.bad || part > UINT32_MAX || tsdb_block_open(&br, &bv, &r->scratch) < 0)
             return firn_errf(err, FIRN_EIO, "%s: corrupt rollup (segment %llu)", r->db->path,
                              (unsigned long long)s);
         if (tsdb_reader_reserve(r, br.n))
             return firn_errf(err, FIRN_ENOMEM, "out of memory reading a rollup");
-        size_t i = 0;
-        int more;
-        while ((more = tsdb_block_next(&br, &r->stacks[i], &r->labelsets[i], &r->values[i])) == 1)
-            i++;
-        if (more < 0)
+        if (tsdb_block_decode(&br, r->stacks, r->labelsets, r->values) < 0)
             return firn_errf(err, FIRN_EIO, "%s: corrupt rollup (segment %llu)", r->db->path,
                              (unsigned long long)s);
+        size_t i = br.n;
         const uint32_t *ls = (br.flags & BLOCK_HAS_LABELSETS) ? r->labelsets : NULL;
         if (tsdb_acc_add(a, (uint32_t)part, r->stacks, ls, r->values, i))
             return firn_errf(err, FIRN_ENOMEM, "out of memory reading a rollup");
@@ -255,6 +252,7 @@ struct pass {
     long budget;                 /* samples left to read */
     uint64_t written, buckets;
     struct buf val, seg, body;
+    ZSTD_CCtx *zstd;             /* compresses the segments' bodies */
     struct block_sample *bs;
     size_t bs_cap;
     firn_err *err;
@@ -293,7 +291,7 @@ static int encode_rollup(struct pass *ps, struct acc *a)
         size_t j = i;
         for (; j < n && e[j].partition == e[i].partition; j++)
             ps->bs[j - i] = (struct block_sample){e[j].stack, e[j].labelset, e[j].value};
-        size_t kept = tsdb_block_encode(&ps->seg, &ps->body, ps->bs, j - i, 0, 0);
+        size_t kept = tsdb_block_encode(&ps->seg, &ps->body, ps->zstd, ps->bs, j - i, 0, 0);
         assert(kept == j - i);   /* entries are distinct: nothing to sum */
         (void)kept;
         tsdb_buf_varint(b, e[i].partition);
@@ -456,7 +454,7 @@ int tsdb_rollup_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, bool *more, uint64_
     struct pass ps = {.db = db, .txn = txn, .budget = (long)db->opts.rollup_pass_samples, .err = err};
     ps.r.db = db;
     ps.r.txn = txn;
-    int rc = (ps.r.arena = firn_arena_new(0)) ? 0 : ENOMEM;
+    int rc = (ps.r.arena = firn_arena_new(0)) && (ps.zstd = ZSTD_createCCtx()) ? 0 : ENOMEM;
     if (!rc)
         rc = redo_dirty(&ps, more);
     MDB_cursor *sc = NULL;
@@ -503,7 +501,8 @@ int tsdb_rollup_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, bool *more, uint64_
     free(ps.r.stacks);
     free(ps.r.labelsets);
     free(ps.r.values);
-    tsdb_buf_free(&ps.r.inflated);
+    tsdb_block_scratch_free(&ps.r.scratch);
+    ZSTD_freeCCtx(ps.zstd);
     tsdb_buf_free(&ps.val);
     tsdb_buf_free(&ps.seg);
     tsdb_buf_free(&ps.body);

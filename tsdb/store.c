@@ -220,14 +220,18 @@ static int open_schema(tsdb *db, firn_err *err)
             if (version != TSDB_SCHEMA_VERSION && version != 2 && version != 3) {
                 mdb_txn_abort(txn);
                 return firn_errf(err, FIRN_EINVAL,
-                                 "%s: store schema version %u; this firn reads version %d only",
-                                 db->path, version, TSDB_SCHEMA_VERSION);
+                                 "%s: store schema version %u; this firn reads versions 2 to "
+                                 "%d", db->path, version, TSDB_SCHEMA_VERSION);
             }
         }
     }
     /* Version 3 added the floats database, nothing else: a writable open of
-     * a version 2 store creates it and records version 3; a read-only one
-     * reads the store as having no float series. */
+     * a version 2 store creates it; a read-only one reads the store as
+     * having no float series.  Version 4 writes version 2 blocks (columnar,
+     * zstd) and reads version 1 blocks as ever, so a version 2 or 3 store
+     * is upgraded by recording version 4 (nothing is rewritten); a firn
+     * before version 4 refuses the upgraded store, as it could not read
+     * its new blocks. */
     rc = mdb_dbi_open(txn, "floats", ro ? 0 : MDB_CREATE, &db->dbi_floats);
     db->has_floats = rc == 0;
     if (rc && !(ro && rc == MDB_NOTFOUND)) {
@@ -305,11 +309,12 @@ static int open_schema(tsdb *db, firn_err *err)
     /* committing (even a read-only transaction) keeps the handles open */
     if ((rc = mdb_txn_commit(txn)))
         return firn_errf(err, FIRN_EIO, "%s: %s", db->path, tsdb_strerror(rc));
-    /* a read-only open reads an older store as it is */
-    if (version != TSDB_SCHEMA_VERSION &&
-        !(ro && ((version == 2 && !db->has_floats) || (version == 3 && !db->has_rollups))))
+    /* a read-only open reads an older store as it is: version 2 (without
+     * floats) and 3 (rollups absent or empty; old blocks are read anyway) */
+    if (version < 2 || version > TSDB_SCHEMA_VERSION || (version == 2 && db->has_floats) ||
+        (version != TSDB_SCHEMA_VERSION && !ro))
         return firn_errf(err, FIRN_EINVAL,
-                         "%s: store schema version %u; this firn reads version %d only",
+                         "%s: store schema version %u; this firn reads versions 2 to %d",
                          db->path, version, TSDB_SCHEMA_VERSION);
     if (prc || db->partition_ms <= 0)
         return firn_errf(err, FIRN_EINVAL, "%s: corrupt schema record (partition width)",

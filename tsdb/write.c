@@ -114,6 +114,7 @@ struct writer {
     size_t n_series, cap_series;
     uint64_t next_series_id;      /* 0 = not read yet */
     struct buf val, val2;
+    ZSTD_CCtx *zstd;              /* compresses block bodies; made at start */
     struct block_sample *bs;
     size_t bs_cap;
     struct request **batch;       /* opts.batch_max of them */
@@ -787,7 +788,8 @@ static int encode_column(struct writer *w, const struct prepared *pp, size_t t, 
         w->bs[n].value = v;
         n++;
     }
-    *kept = tsdb_block_encode(&w->val, &w->val2, w->bs, n, p->duration_nanos, p->period);
+    *kept = tsdb_block_encode(&w->val, &w->val2, w->zstd, w->bs, n, p->duration_nanos,
+                               p->period);
     return w->val.oom ? ENOMEM : 0;
 }
 
@@ -876,8 +878,12 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
             rc = APPLY_REJECTED;
             goto out;
         }
+        /* A series' blocks lie within its record's [min, max] (both are
+         * written in the transaction that stores a block), so a newer
+         * profile, the usual case, needs no lookup. */
         bool exists = false;
-        if (ids[t] && (rc = sample_exists(db, txn, ids[t], pp->ts, &exists)))
+        if (ids[t] && pp->ts >= mins[t] && pp->ts <= maxs[t] &&
+            (rc = sample_exists(db, txn, ids[t], pp->ts, &exists)))
             goto out;
         if (exists && !taken)
             taken = t + 1;
@@ -1310,7 +1316,10 @@ int tsdb_writer_start(tsdb *db, firn_err *err)
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
     w->db = db;
     w->batch = malloc(db->opts.batch_max * sizeof *w->batch);
-    if (!w->batch) {
+    w->zstd = ZSTD_createCCtx();
+    if (!w->batch || !w->zstd) {
+        free(w->batch);
+        ZSTD_freeCCtx(w->zstd);
         free(w);
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
     }
@@ -1325,6 +1334,7 @@ int tsdb_writer_start(tsdb *db, firn_err *err)
     if (rc) {
         db->writer = NULL;
         free(w->batch);
+        ZSTD_freeCCtx(w->zstd);
         free(w);
         return firn_errf(err, FIRN_EIO, "starting the writer thread: %s", strerror(rc));
     }
@@ -1344,6 +1354,7 @@ void tsdb_writer_stop(tsdb *db)
     tsdb_buf_free(&w->val2);
     free(w->bs);
     free(w->batch);
+    ZSTD_freeCCtx(w->zstd);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->wake);
     pthread_cond_destroy(&w->done);

@@ -52,6 +52,10 @@ static void usage(FILE *f)
           "  bench rollup [--targets N] [--profiles N] FILE\n"
           "                                   7-day flame graphs with rollups against the raw\n"
           "                                   merge; raw merge speed warm and cold\n"
+          "  bench fleet [--quick] [--targets N] [--minutes N] ... [FILE...]\n"
+          "                                   the store at fleet scale on big real profiles:\n"
+          "                                   ingest, disk, merges, flame graphs over 1 h to\n"
+          "                                   7 d, memory (firnctl bench --help)\n"
           "  --version                        print the version\n"
           "\n"
           "FILE may be - for standard input.\n",

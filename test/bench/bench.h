@@ -8,6 +8,7 @@
 #define FIRN_BENCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "model/model.h"
@@ -67,5 +68,36 @@ int bench_rules(const char **files, size_t n_files, long targets, long profiles,
  * rollup_speedup_7d. */
 int bench_rollup(const char **files, size_t n_files, long targets, long profiles, int threads,
                  FILE *out, FILE *log, firn_err *err);
+
+/* `firnctl bench fleet` (bench_fleet.c): a fleet built from big real
+ * profiles, see the file's comment for the layout.  Figures (each next to
+ * its anchor from the same run): ingest_samples_per_s,
+ * ingest_profiles_per_s and ingest_vs_inflate_ratio (zlib inflate of the
+ * same bytes); disk_bytes_per_sample and disk_vs_gzip_pprof_ratio (the
+ * gzipped pprof files); merge_warm_samples_per_s and
+ * merge_cold_samples_per_s (page cache dropped) with the memcpy floor;
+ * merge_speedup_vs_go_pprof (`go tool pprof -proto` on the same profiles);
+ * flamegraph_1h_ms, flamegraph_24h_ms, flamegraph_7d_ms (from rollups, after
+ * compaction_seconds of tsdb_rollup_run) beside flamegraph_*_raw_ms (the
+ * raw profiles alone) and rollup_speedup_7d; rss_anon_peak_mb
+ * and the file-backed RSS, at peak and after; stacks_per_profile and
+ * distinct_stacks; and the counts behind them. */
+typedef struct bench_fleet_options {
+    long targets;                /* of job "fleet" */
+    long minutes;                /* the fleet's span, at one profile per kind per 10 s */
+    long history_days;           /* the "history" job's span */
+    int64_t history_interval_ms; /* its profiles' spacing */
+    int threads;                 /* producer threads */
+    long go_profiles;            /* CPU profiles `go tool pprof` merges */
+    const char *fixtures_dir;    /* shared/fixtures/pprof */
+    bool drop_caches;            /* as root, drop the whole page cache for the cold merge
+                                    (else, and when not root, only the store file's) */
+    const char *keep_store;      /* NULL: a temporary store, removed after */
+    const char **files;          /* more base profiles (e.g. recorded from test/goservice) */
+    size_t n_files;
+} bench_fleet_options;
+
+void bench_fleet_options_default(bench_fleet_options *o);
+int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *err);
 
 #endif

@@ -1,5 +1,6 @@
 /* bench_decode.c -- pprof decode throughput against zlib inflate as the floor. */
 #include "bench.h"
+#include "bench_util.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -10,13 +11,6 @@ struct input {
     unsigned char *gz;
     size_t len;
 };
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* One pass over every input; returns 0 or the first error. */
 static int pass_decode(const struct input *in, size_t n, const pprof_limits *lim, firn_err *err)
@@ -51,13 +45,13 @@ static double time_rounds(int (*pass)(const struct input *, size_t, const pprof_
 {
     if (pass(in, n, lim, err) < 0) /* warm-up */
         return -1;
-    double start = now_seconds(), elapsed;
+    double start = bench_now(), elapsed;
     long rounds = 0;
     do {
         if (pass(in, n, lim, err) < 0)
             return -1;
         rounds++;
-        elapsed = now_seconds() - start;
+        elapsed = bench_now() - start;
     } while (elapsed < seconds || rounds < 3);
     return elapsed / (double)rounds;
 }

@@ -14,10 +14,10 @@
  * 32 variants per base, appended decoded (ingest speed is not measured).
  */
 #include "bench.h"
+#include "bench_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -31,27 +31,6 @@
 #define POOL 32
 #define HOUR_MS (3600LL * 1000)
 #define WEEK_MS (7 * 24 * HOUR_MS)
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t rng(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 /* POOL variants of one base file. */
 static int make_pool(const char *file, pprof_profile **pool, firn_err *err)
@@ -69,9 +48,9 @@ static int make_pool(const char *file, pprof_profile **pool, firn_err *err)
             rc = err->code;
             break;
         }
-        uint64_t keep = 30 + rng(&seed) % 61;   /* percent of the samples */
+        uint64_t keep = 30 + bench_rng(&seed) % 61;   /* percent of the samples */
         for (size_t i = 0; i < p->n_samples; i++) {
-            int64_t f = rng(&seed) % 100 < keep ? (int64_t)(1 + rng(&seed) % 4) : 0;
+            int64_t f = bench_rng(&seed) % 100 < keep ? (int64_t)(1 + bench_rng(&seed) % 4) : 0;
             for (size_t j = 0; j < p->n_sample_types; j++)
                 p->samples[i].values[j] *= f;
         }
@@ -97,9 +76,9 @@ static double tree_ms(tsdb *db, const char *query, int64_t start, int64_t end, b
                                .max_samples = SIZE_MAX,
                                .raw = raw};
     pql_tree tree;
-    double t0 = now_s();
+    double t0 = bench_now();
     int rc = pql_profile_tree(r, &req, &tree, err);
-    double dt = now_s() - t0;
+    double dt = bench_now() - t0;
     tsdb_reader_close(r);
     if (rc < 0)
         return -1;
@@ -159,10 +138,10 @@ static double time_merge(tsdb *db, int64_t start, int64_t end, tsdb_merge_stats 
         for (size_t i = 0; ids && i < set.n; i++)
             ids[i] = set.series[i].id;
         tsdb_merge_options o = {.raw = true};
-        double t0 = now_s();
+        double t0 = bench_now();
         pprof_profile *p = ids ? tsdb_merge(r, ids, set.n, start, end, &o, st, err) : NULL;
         if (p)
-            secs = now_s() - t0;
+            secs = bench_now() - t0;
         pprof_free(p);
         free(ids);
     }
@@ -187,13 +166,13 @@ static double time_memcpy(uint64_t samples)
     }
     memset(a, 1, chunk);
     memset(b, 2, chunk);
-    double t0 = now_s();
+    double t0 = bench_now();
     for (size_t done = 0; done < n; done += chunk) {
         size_t len = n - done < chunk ? n - done : chunk;
         memcpy(b, a, len);
         __asm__ volatile("" : : "r"(b) : "memory");
     }
-    double secs = now_s() - t0;
+    double secs = bench_now() - t0;
     free(a);
     free(b);
     return secs;
@@ -281,7 +260,7 @@ int bench_rollup(const char **files, size_t n_files, long targets, long profiles
     static struct fill f;
     f = (struct fill){.db = db, .pool = pool, .targets = targets, .profiles = profiles,
                       .start = start, .step = step};
-    double t0 = now_s();
+    double t0 = bench_now();
     if (!rc) {
         pthread_t th[8];
         int started = 0;
@@ -295,7 +274,7 @@ int bench_rollup(const char **files, size_t n_files, long targets, long profiles
             rc = (*err = f.err).code;
     }
     uint64_t samples = atomic_load(&f.samples);
-    double fill = now_s() - t0;
+    double fill = bench_now() - t0;
     if (!rc)
         fprintf(log, "bench rollup: %ld targets x %ld profiles over 7 days (%.1f s), %llu "
                      "samples per type\n", targets, profiles, fill, (unsigned long long)samples);
@@ -327,10 +306,10 @@ int bench_rollup(const char **files, size_t n_files, long targets, long profiles
     double compact = -1;
     tsdb_stats st = {0};
     if (!rc) {
-        double c0 = now_s();
+        double c0 = bench_now();
         uint64_t written = 0;
         if ((rc = tsdb_rollup_run(db, end + 1, &written, err)) == 0)
-            compact = now_s() - c0;
+            compact = bench_now() - c0;
         if (!rc)
             rc = tsdb_stats_get(db, &st, err);
     }
@@ -356,9 +335,9 @@ int bench_rollup(const char **files, size_t n_files, long targets, long profiles
             size_t n = set.n < 64 ? set.n : 64;
             for (size_t i = 0; i < n; i++)
                 ids[i] = set.series[i].id;
-            double m0 = now_s();
+            double m0 = bench_now();
             pprof_profile *p = tsdb_merge(r, ids, n, start, end, NULL, &rs, err);
-            merge_7d = (now_s() - m0) * 1000;
+            merge_7d = (bench_now() - m0) * 1000;
             if (!p)
                 rc = err->code;
             pprof_free(p);
@@ -398,6 +377,6 @@ int bench_rollup(const char **files, size_t n_files, long targets, long profiles
     for (int k = 0; k < POOL; k++)
         pprof_free(pool[k]);
     if (dir[strlen(dir) - 1] != 'X')
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        bench_rm_tree(dir);
     return rc;
 }

@@ -15,6 +15,7 @@
  * bench query and bench rules run on the same data set.
  */
 #include "bench.h"
+#include "bench_util.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -61,21 +62,6 @@ struct bench {
     pthread_mutex_t err_mu;
 };
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t rng(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 static int make_variants(struct base *b, firn_err *err)
 {
     unsigned char *buf;
@@ -100,7 +86,7 @@ static int make_variants(struct base *b, firn_err *err)
         }
         size_t kept = 0;
         for (size_t i = 0; i < p->n_samples; i++) {
-            int64_t f = (int64_t)(rng(&seed) % 4);
+            int64_t f = (int64_t)(bench_rng(&seed) % 4);
             for (size_t j = 0; j < p->n_sample_types; j++)
                 p->samples[i].values[j] *= f;
             kept += p->samples[i].values[0] != 0;
@@ -177,7 +163,7 @@ static void *producer(void *arg)
 
 static double time_inflate(const struct bench *b, firn_err *err)
 {
-    double start = now_seconds();
+    double start = bench_now();
     for (long k = 0; k < b->targets * b->profiles; k++) {
         const struct variant *v = variant_of(b, k % b->targets, k / b->targets);
         unsigned char *out;
@@ -186,87 +172,7 @@ static double time_inflate(const struct bench *b, firn_err *err)
             return -1;
         free(out);
     }
-    return now_seconds() - start;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* Runs `go tool pprof -proto` on files; seconds taken, or -1 when go is
- * missing or fails. */
-static double time_go_merge(const char *dir, char **files, size_t n, FILE *log)
-{
-    size_t argc = n + 8;
-    char **argv = calloc(argc, sizeof *argv);
-    if (!argv)
-        return -1;
-    size_t a = 0;
-    argv[a++] = "go";
-    argv[a++] = "tool";
-    argv[a++] = "pprof";
-    argv[a++] = "-proto";
-    argv[a++] = "-sample_index=0";
-    for (size_t i = 0; i < n; i++)
-        argv[a++] = files[i];
-    argv[a] = NULL;
-    char out[4096];
-    snprintf(out, sizeof out, "%s/go-merged.pb.gz", dir);
-    double start = now_seconds();
-    pid_t pid = fork();
-    if (pid == 0) {
-        FILE *o = freopen(out, "w", stdout);
-        FILE *e = freopen("/dev/null", "w", stderr);
-        (void)o;
-        (void)e;
-        setenv("PPROF_TMPDIR", dir, 1);
-        setenv("HOME", dir, 1);
-        setenv("GOTOOLCHAIN", "local", 1);
-        setenv("GOPROXY", "off", 1);
-        execvp("go", argv);
-        _exit(127);
-    }
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
-        WEXITSTATUS(status) != 0) {
-        fprintf(log, "bench tsdb: `go tool pprof -proto` failed (status %d); is golang-go "
-                     "installed?\n", status);
-        free(argv);
-        return -1;
-    }
-    double secs = now_seconds() - start;
-    free(argv);
-    return secs;
-}
-
-/* Selects with m (two matchers) and merges the whole time range; seconds
- * taken, or -1 with err. */
-static double time_merge(tsdb *db, const firn_matcher *m, tsdb_merge_stats *st, firn_err *err)
-{
-    double start = now_seconds();
-    tsdb_reader *r = tsdb_reader_open(db, err);
-    if (!r)
-        return -1;
-    tsdb_series_set set = {0};
-    pprof_profile *merged = NULL;
-    if (tsdb_select(r, m, 2, INT64_MIN, INT64_MAX, &set, err) == 0) {
-        uint64_t *ids = calloc(set.n + 1, sizeof *ids);
-        for (size_t i = 0; ids && i < set.n; i++)
-            ids[i] = set.series[i].id;
-        merged = ids ? tsdb_merge(r, ids, set.n, INT64_MIN, INT64_MAX, NULL, st, err) : NULL;
-        if (!ids)
-            firn_errf(err, FIRN_ENOMEM, "out of memory");
-        free(ids);
-    }
-    double secs = now_seconds() - start;
-    pprof_free(merged);
-    tsdb_series_set_free(&set);
-    tsdb_reader_close(r);
-    return merged ? secs : -1;
+    return bench_now() - start;
 }
 
 /* Makes the variants, opens a fresh store under /var/tmp (its directory
@@ -312,13 +218,13 @@ static int bench_fill(struct bench *b, const char **files, size_t n_files, long 
     fprintf(log, "bench: %ld targets x %ld profiles from %zu base files, %d producer threads, "
                  "store %s\n", targets, profiles, n_files, threads, store);
     pthread_t *th = calloc((size_t)threads, sizeof *th);
-    double start = now_seconds();
+    double start = bench_now();
     int started = 0;
     for (int i = 0; th && i < threads; i++)
         started += pthread_create(&th[i], NULL, producer, b) == 0;
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
-    *ingest = now_seconds() - start;
+    *ingest = bench_now() - start;
     free(th);
     if (!th || !started)
         return firn_errf(err, FIRN_EIO, "cannot start producer threads");
@@ -336,8 +242,7 @@ static void bench_cleanup(struct bench *b, const char *dir)
     for (size_t i = 0; i < b->n_bases; i++)
         for (int k = 0; k < VARIANTS; k++)
             free(b->bases[i].v[k].gz);
-    if (dir[0])
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    bench_rm_tree(dir);
     pthread_mutex_destroy(&b->err_mu);
 }
 
@@ -381,9 +286,9 @@ int bench_tsdb(const char **files, size_t n_files, long targets, long profiles, 
         /* twice: the first run also faults the pages in; the second is
          * what a repeated dashboard query costs */
         tsdb_merge_stats ms = {0};
-        if (!rc && (merge_first = time_merge(b.db, m, &ms, err)) < 0)
+        if (!rc && (merge_first = bench_merge(b.db, m, 2, INT64_MIN, INT64_MAX, &ms, err)) < 0)
             rc = err->code;
-        if (!rc && (merge = time_merge(b.db, m, &ms, err)) < 0)
+        if (!rc && (merge = bench_merge(b.db, m, 2, INT64_MIN, INT64_MAX, &ms, err)) < 0)
             rc = err->code;
         merged_samples = ms.samples;
         if (!rc)
@@ -405,7 +310,7 @@ int bench_tsdb(const char **files, size_t n_files, long targets, long profiles, 
                     rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
             }
         if (!rc && n_go)
-            go = time_go_merge(dir, go_files, n_go, log);
+            go = bench_go_merge(dir, go_files, n_go, "bench tsdb", log);
     }
     tsdb_stats st = {0};
     if (!rc && tsdb_stats_get(b.db, &st, err) < 0)
@@ -456,7 +361,7 @@ static double time_parse(const char *type, firn_err *err)
     snprintf(q[3], sizeof q[3], "topk(5, max_over_time(%s[1h])) - on (instance) %s offset 1h",
              type, type);
     const int rounds = 2000;
-    double start = now_seconds();
+    double start = bench_now();
     for (int i = 0; i < rounds; i++)
         for (int k = 0; k < 4; k++) {
             pql_query pq;
@@ -464,7 +369,7 @@ static double time_parse(const char *type, firn_err *err)
                 return -1;
             pql_query_free(&pq);
         }
-    return (now_seconds() - start) * 1e6 / (rounds * 4);
+    return (bench_now() - start) * 1e6 / (rounds * 4);
 }
 
 /* Milliseconds for a range query of text over [start, end] at step; the
@@ -472,14 +377,14 @@ static double time_parse(const char *type, firn_err *err)
 static double time_range(tsdb *db, const char *text, int64_t start, int64_t end, int64_t step,
                          size_t *n_series, firn_err *err)
 {
-    double t0 = now_seconds();
+    double t0 = bench_now();
     pql_query q;
     if (pql_parse(text, &q, err) < 0)
         return -1;
     tsdb_reader *r = tsdb_reader_open(db, err);
     pql_result res;
     int rc = r ? pql_eval_range(r, &q, start, end, step, NULL, &res, err) : -1;
-    double ms = (now_seconds() - t0) * 1000;
+    double ms = (bench_now() - t0) * 1000;
     if (rc == 0) {
         *n_series = res.n_series;
         pql_result_free(&res);
@@ -518,11 +423,11 @@ int bench_query(const char **files, size_t n_files, long targets, long profiles,
         snprintf(text, sizeof text, "%s{job=\"bench-0\"}", type);
         pql_profile_request req = {.query = text, .mode = PQL_PROFILE_MERGE, .start_ms = start,
                                    .end_ms = end, .max_nodes = 1024};
-        double t0 = now_seconds();
+        double t0 = bench_now();
         tsdb_reader *r = tsdb_reader_open(b.db, err);
         if (!r || pql_profile_tree(r, &req, &tree, err) < 0)
             rc = err->code ? err->code : FIRN_EIO;
-        merge_ms = (now_seconds() - t0) * 1000;
+        merge_ms = (bench_now() - t0) * 1000;
         tsdb_reader_close(r);
         pql_tree_free(&tree);
     }
@@ -614,12 +519,12 @@ int bench_rules(const char **files, size_t n_files, long targets, long profiles,
     double plain_s = 0, filtered_s = 0, rule_max_s = 0;
     for (int round = 0; !rc && round < 2; round++) {
         int64_t ts = end - (1 - round) * 60000;
-        double c0 = cpu_seconds(), w0 = now_seconds();
+        double c0 = cpu_seconds(), w0 = bench_now();
         group_ms_sum = group_ms_max = plain_s = filtered_s = rule_max_s = 0;
         for (size_t k = 0; k < n_groups; k++) {
-            double gs = now_seconds();
+            double gs = bench_now();
             rules_group_rt_eval(g[k], ts);
-            double ms = (now_seconds() - gs) * 1000;
+            double ms = (bench_now() - gs) * 1000;
             group_ms_sum += ms;
             group_ms_max = ms > group_ms_max ? ms : group_ms_max;
             for (size_t i = 0; i < g[k]->n_rules; i++) {
@@ -631,7 +536,7 @@ int bench_rules(const char **files, size_t n_files, long targets, long profiles,
             }
         }
         cpu_s = cpu_seconds() - c0;
-        wall_s = now_seconds() - w0;
+        wall_s = bench_now() - w0;
     }
     /* the anchor: the same expressions as plain instant queries at the same
      * time, in the same run (what the rule engine adds is the difference) */
@@ -644,12 +549,12 @@ int bench_rules(const char **files, size_t n_files, long targets, long profiles,
             rc = err->code;
             break;
         }
-        double t0 = now_seconds();
+        double t0 = bench_now();
         tsdb_reader *r = tsdb_reader_open(b.db, err);
         pql_result res;
         int qrc = r ? pql_eval_instant(r, &q, end, NULL, &res, err) : -1;
         tsdb_reader_close(r);
-        anchor_s += now_seconds() - t0;
+        anchor_s += bench_now() - t0;
         pql_query_free(&q);
         if (qrc < 0) {
             rc = err->code ? err->code : FIRN_EIO;

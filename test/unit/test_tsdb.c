@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "pprof/pprof.h"
 #include "tsdb/tsdb.h"
@@ -2337,7 +2338,8 @@ static void test_empty_stack_sample(void **state)
 }
 
 /* Rewrites blocks of a closed store: the first stored raw and the first
- * deflated one (flag bit 2 of the block header, see tsdb/internal.h). */
+ * compressed one (flag bit 4 of a version 2 block header, 2 of a version
+ * 1 one, see tsdb/internal.h). */
 static void raw_corrupt_blocks(const char *dir)
 {
     MDB_env *env;
@@ -2358,10 +2360,10 @@ static void raw_corrupt_blocks(const char *dir)
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         assert_int_equal(k.mv_size, 16);
         const unsigned char *b = v.mv_data;
-        if (!(b[1] & 2) && !have_raw) {
+        if (!(b[1] & 6) && !have_raw) {
             memcpy(raw_key, k.mv_data, 16);
             have_raw = true;
-        } else if ((b[1] & 2) && !have_deflated && v.mv_size <= sizeof deflated) {
+        } else if ((b[1] & 6) && !have_deflated && v.mv_size <= sizeof deflated) {
             memcpy(deflated_key, k.mv_data, 16);
             memcpy(deflated, v.mv_data, v.mv_size);
             deflated_len = v.mv_size;
@@ -2673,8 +2675,28 @@ static void test_float_retention(void **state)
     tsdb_close(db);
 }
 
+static uint32_t raw_schema_version(const char *dir)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    MDB_val k = {strlen("schema_version"), "schema_version"}, v;
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    uint32_t ver;
+    assert_int_equal(v.mv_size, sizeof ver);
+    memcpy(&ver, v.mv_data, sizeof ver);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return ver;
+}
+
 /* A version 2 store (no floats database): read-only opens read it as it is,
- * a writable open upgrades it to version 3 in place. */
+ * a writable open upgrades it in place (to version 4). */
 static void test_schema_upgrade(void **state)
 {
     const char *dir = *state;
@@ -2714,18 +2736,165 @@ static void test_schema_upgrade(void **state)
     assert_int_equal(tsdb_append_floats(db, s, 1, NULL, &err), 0);
     assert_int_equal(select_count(db, &m, 1, INT64_MIN, INT64_MAX), 2);
     tsdb_close(db);
+    assert_int_equal(raw_schema_version(dir), 4);
+}
+
+/* The samples of one block, copied by a scan. */
+struct block_copy {
+    uint32_t stacks[4096];
+    int64_t values[4096];
+    size_t n;
+    int64_t duration_nanos, period;
+};
+
+static int block_copy_fn(void *ctx, const tsdb_block *b)
+{
+    struct block_copy *c = ctx;
+    assert_true(b->n_samples <= N(c->stacks));
+    memcpy(c->stacks, b->stacks, b->n_samples * sizeof *b->stacks);
+    memcpy(c->values, b->values, b->n_samples * sizeof *b->values);
+    c->n = b->n_samples;
+    c->duration_nanos = b->duration_nanos;
+    c->period = b->period;
+    return 0;
+}
+
+static void put_varint(unsigned char **p, uint64_t v)
+{
+    for (; v >= 0x80; v >>= 7)
+        *(*p)++ = (unsigned char)(v | 0x80);
+    *(*p)++ = (unsigned char)v;
+}
+
+static void put_zigzag(unsigned char **p, int64_t v)
+{
+    put_varint(p, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+/* A version 1 block as schemas 2 and 3 wrote it (tsdb/internal.h): the
+ * header, then one row (stack delta, value) per sample, the rows deflated
+ * when deflate; values times scale, gcd 1.  *header_len: the bytes the
+ * totals database keeps. */
+static size_t v1_block(unsigned char *out, const struct block_copy *c, int64_t scale,
+                       bool deflate, size_t *header_len)
+{
+    unsigned char rows[65536], *q = rows;
+    int64_t total = 0;
+    uint32_t prev = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        put_varint(&q, c->stacks[i] - prev);
+        prev = c->stacks[i];
+        put_zigzag(&q, c->values[i] * scale);
+        total += c->values[i] * scale;
+    }
+    unsigned char *p = out;
+    *p++ = 1;
+    *p++ = deflate ? 2 : 0;
+    put_varint(&p, c->n);
+    put_zigzag(&p, total);
+    put_zigzag(&p, c->duration_nanos);
+    put_zigzag(&p, c->period);
+    put_varint(&p, 1);
+    if (!deflate) {
+        *header_len = (size_t)(p - out);
+        memcpy(p, rows, (size_t)(q - rows));
+        return (size_t)(p - out) + (size_t)(q - rows);
+    }
+    put_varint(&p, (uint64_t)(q - rows));
+    *header_len = (size_t)(p - out);
+    uLongf zlen = 65536;
+    assert_int_equal(compress2(p, &zlen, rows, (uLong)(q - rows), 6), Z_OK);
+    return (size_t)(p - out) + zlen;
+}
+
+static void raw_put_block(const char *dir, uint64_t series, int64_t ts, const unsigned char *b,
+                          size_t len, size_t header_len)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi samples, totals;
+    unsigned char key[16];
+    for (int i = 0; i < 8; i++) {
+        key[i] = (unsigned char)(series >> (56 - 8 * i));
+        key[8 + i] = (unsigned char)((uint64_t)ts >> (56 - 8 * i));
+    }
     assert_int_equal(mdb_env_create(&env), 0);
     assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    MDB_val k = {strlen("schema_version"), "schema_version"}, v;
-    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
-    uint32_t ver;
-    memcpy(&ver, v.mv_data, sizeof ver);
-    assert_int_equal(ver, TSDB_SCHEMA_VERSION);
-    mdb_txn_abort(txn);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "samples", 0, &samples), 0);
+    assert_int_equal(mdb_dbi_open(txn, "totals", 0, &totals), 0);
+    MDB_val k = {16, key}, v = {len, (void *)b}, h = {header_len, (void *)b};
+    assert_int_equal(mdb_put(txn, samples, &k, &v, 0), 0);
+    assert_int_equal(mdb_put(txn, totals, &k, &h, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
+}
+
+
+/* A version 3 store holding version 1 blocks (rows, raw and deflated,
+ * encoded here by hand): read as they are by a read-only open, then a
+ * writable open records version 4 and rewrites nothing, and old and new
+ * blocks merge together.  A version 5 store is refused. */
+static void test_schema_v3_blocks(void **state)
+{
+    const char *dir = *state;
+    tsdb *db = open_path(dir);
+    pprof_profile *cpu = decode_fixture(FX_CPU);
+    firn_label job[] = {{"job", "x"}};
+    append_ok(db, cpu, job, 1, "process_cpu", 5000);
+    tsdb_reader *r = reader_ok(db);
+    uint64_t id = series_id(r, CPU_NAME, "job", "x");
+    static struct block_copy c;
+    firn_err err = {0};
+    assert_int_equal(tsdb_scan(r, id, 5000, 5000, 0, block_copy_fn, &c, &err), 0);
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    assert_true(c.n > 1);
+    int64_t total = 0;
+    for (size_t i = 0; i < c.n; i++)
+        total += c.values[i];
+    /* what schema 3 would have written at 6000 (raw) and 7000 (deflated) */
+    static unsigned char b[70000];
+    size_t hl, len = v1_block(b, &c, 2, false, &hl);
+    raw_put_block(dir, id, 6000, b, len, hl);
+    len = v1_block(b, &c, 3, true, &hl);
+    raw_put_block(dir, id, 7000, b, len, hl);
+    uint32_t v3 = 3;
+    raw_put(dir, "meta", "schema_version", &v3, sizeof v3);
+
+    tsdb_options o;
+    test_options(&o, dir);
+    o.read_only = true;
+    db = open_ok(&o);
+    r = reader_ok(db);
+    struct scan_acc a = scan(r, id, INT64_MIN, INT64_MAX, 0);   /* checks each block's total */
+    assert_int_equal(a.blocks, 3);
+    assert_int_equal(a.samples, 3 * c.n);
+    assert_int_equal(a.value_sum, 6 * total);
+    assert_int_equal(scan(r, id, 7000, 7000, TSDB_SCAN_TOTALS).value_sum, 0);
+    assert_int_equal(scan(r, id, 7000, 7000, TSDB_SCAN_TOTALS).totals[0], 3 * total);
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    assert_int_equal(raw_schema_version(dir), 3);   /* a read-only open changes nothing */
+
+    db = open_path(dir);   /* upgrades */
+    append_ok(db, cpu, job, 1, "process_cpu", 8000);
+    r = reader_ok(db);
+    pprof_profile *m = merge_ok(r, &id, 1, INT64_MIN, INT64_MAX, false, NULL);
+    assert_int_equal(total_of(m, 0), 7 * total);
+    /* every stack of the hand-made blocks is one of the appended ones */
+    assert_int_equal(m->n_samples, c.n);
+    pprof_free(m);
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    assert_int_equal(raw_schema_version(dir), 4);
+
+    uint32_t v5 = 5;
+    raw_put(dir, "meta", "schema_version", &v5, sizeof v5);
+    test_options(&o, dir);
+    open_refused(&o, "schema version 5; this firn reads versions 2 to 4", NULL);
+    pprof_free(cpu);
 }
 
 static void test_pprof_builder(void **state)
@@ -2912,6 +3081,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_float_series, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_float_retention, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_schema_upgrade, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_schema_v3_blocks, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_select_time_range_gaps, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_retention_then_older_append, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_long_label_values, dir_setup, dir_teardown),
