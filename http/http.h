@@ -68,8 +68,11 @@
  *    refused for it.
  *  These answers are written before the body is read, with "Connection:
  *  close"; the connection is then closed, so a client still sending may
- *  see a reset instead.  Over HTTPS h2o cannot be bypassed: a refused
- *  request gets h2o's 413 instead, still before its body is read.
+ *  see a reset instead.  Over HTTPS firn cannot write past h2o: a refused
+ *  request gets h2o's 413 instead, or a closed connection.  What h2o reads
+ *  before firn sees it (bytes that come with the end of a TLS handshake,
+ *  a request pipelined behind another) is judged from the next read: at
+ *  most one read (a socket buffer) gets past per connection.
  *
  * Self-metrics (http_metrics_write): firn_http_requests_total{code,handler},
  * firn_http_request_duration_seconds{handler} (a histogram),

@@ -169,6 +169,8 @@ typedef struct http_conn {
     /* The body gate (see "Request bodies"): h2o's read callback, which
      * on_conn_read calls, and what the request being read may cost. */
     h2o_socket_cb h2o_read;
+    bool fresh;         /* wrapped before the request's first byte came: h2o has
+                         * not parsed its head yet */
     bool head_done;     /* the request's head was read and judged */
     size_t cap;         /* its body's cap (h2o's max_request_entity_size while it reads) */
     unsigned copies;    /* 2 when a worker copies the body off h2o's buffer, else 1 */
@@ -1459,7 +1461,12 @@ static void refuse_raw(http_server *s, h2o_socket_t *sock, int status, const cha
     shutdown(h2o_socket_get_fd(sock), SHUT_WR);
 }
 
-typedef enum gate_verdict { GATE_PASS, GATE_REFUSE_AUTH, GATE_REFUSE_BUDGET } gate_verdict;
+typedef enum gate_verdict {
+    GATE_PASS,
+    GATE_REFUSE_AUTH,    /* 401 */
+    GATE_REFUSE_CAP,     /* 413, when h2o has parsed the head already */
+    GATE_REFUSE_BUDGET,  /* 503 */
+} gate_verdict;
 
 /* Judge what a connection has buffered before h2o reads on: the head of its
  * request once complete (route cap, credentials, budget), then the bytes
@@ -1485,6 +1492,8 @@ static gate_verdict body_gate(http_server *s, http_conn *c)
             !head_may_authenticate(s, &h))
             return GATE_REFUSE_AUTH;
         c->reserved = h.head_len;
+        if (h.has_length && h.content_length > c->cap && !c->fresh)
+            return GATE_REFUSE_CAP;
         if (h.has_length && h.content_length > c->cap)
             body = false;   /* h2o answers 413 at once (on_conn_read gives it the cap) */
         else if (h.has_length)
@@ -1508,17 +1517,25 @@ static void on_conn_read(h2o_socket_t *sock, const char *err)
     h2o_socket_cb next = c->h2o_read;
     assert(next);
     gate_verdict v = err ? GATE_PASS : body_gate(s, c);
+    if (v == GATE_REFUSE_BUDGET)
+        atomic_fetch_add(&s->bodies_refused_budget, 1);
+    else if (v == GATE_REFUSE_AUTH)
+        atomic_fetch_add(&s->bodies_refused_auth, 1);
     if (v != GATE_PASS) {
-        bool budget = v == GATE_REFUSE_BUDGET;
-        atomic_fetch_add(budget ? &s->bodies_refused_budget : &s->bodies_refused_auth, 1);
-        if (sock->ssl) {
+        if (sock->ssl && c->fresh) {
             /* no raw bytes over TLS: h2o's own answer, 413 before the body */
             c->cap = 0;
             c->head_done = true;
+        } else if (sock->ssl) {
+            /* h2o has read this head already (it came with the end of the
+             * handshake, or behind the previous request), so it would not
+             * look at the cap again: close */
+            err = h2o_socket_error_closed;
         } else {
-            refuse_raw(s, sock,
-                       budget ? 503 : 401,
-                       budget ? "too many request body bytes in flight; retry" : "Unauthorized");
+            refuse_raw(s, sock, v == GATE_REFUSE_BUDGET ? 503 : v == GATE_REFUSE_AUTH ? 401 : 413,
+                       v == GATE_REFUSE_BUDGET ? "too many request body bytes in flight; retry"
+                       : v == GATE_REFUSE_AUTH ? "Unauthorized"
+                                               : "request entity is too large");
             err = h2o_socket_error_closed;   /* h2o closes the connection */
         }
     }
@@ -1540,6 +1557,7 @@ static void conn_wrap(http_server *s, http_conn *c)
         return;
     c->h2o_read = cb;
     c->sock->_cb.read = on_conn_read;
+    c->fresh = conn_buffered(c->sock) == 0;
     c->head_done = false;
     c->reserved = 0;
     conn_charge(s, c, conn_buffered(c->sock));
