@@ -1622,8 +1622,9 @@ static void on_first_bytes(h2o_socket_t *sock, const char *err)
     }
     unsigned char first = (unsigned char)sock->input->bytes[0];
     if (first == 0x16) {   /* TLS record type "handshake" */
+        /* may close the socket (a bad handshake) and free c; conns_wrap
+         * puts the body gate in front once h2o reads requests */
         h2o_accept(&c->server->accept_ctx, sock);
-        conn_wrap(c->server, c);
     } else if (first >= 'A' && first <= 'Z') {
         h2o_iovec_t buf = h2o_iovec_init(plain_http, sizeof plain_http - 1);
         h2o_socket_write(sock, &buf, 1, on_plain_refused);
@@ -1675,8 +1676,11 @@ static void on_accept(h2o_socket_t *listener, const char *err)
             h2o_timeout_link(s->loop, &s->ctx.handshake_timeout, &c->first_bytes);
             h2o_socket_read_start(sock, on_first_bytes);
         } else {
+            /* h2o's HTTP/1 reads nothing yet (the input is empty), so c
+             * lives on; the gate goes in front before the first read,
+             * which may come in this turn */
             h2o_accept(&s->accept_ctx, sock);
-            conn_wrap(s, c);   /* before its first read, which may come in this turn */
+            conn_wrap(s, c);
         }
     }
 }
