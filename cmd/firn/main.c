@@ -14,6 +14,7 @@
 
 #include "config/config.h"
 #include "config/web_config.h"
+#include "ingest/ingest.h"
 #include "model/model.h"
 #include "pyroscope/pyroscope.h"
 #include "scrape/scrape.h"
@@ -35,6 +36,8 @@ typedef struct flags {
     size_t max_connections_n;
     const char *body_in_flight;     /* --web.max-body-bytes-in-flight, as given */
     size_t body_in_flight_n;
+    const char *ingest_bytes;       /* --ingest.max-bytes-in-flight, as given */
+    size_t ingest_bytes_n;
     const char *ui_assets;          /* --web.ui-assets: NULL for the embedded UI */
     const char *external_url;       /* --web.external-url: NULL for http://self */
     int64_t resend_delay_ms, outage_tolerance_ms, grace_period_ms;
@@ -88,6 +91,10 @@ static void usage(FILE *f)
           "  --web.max-body-bytes-in-flight=SIZE\n"
           "                                  request bytes held at once (default 256MiB):\n"
           "                                  past it a request with a body gets 503\n"
+          "  --ingest.max-bytes-in-flight=SIZE\n"
+          "                                  memory scraped bodies and decoding hold at\n"
+          "                                  once (default 512MiB): past it scrapes are\n"
+          "                                  skipped and pushes get 503\n"
           "  --web.ui-assets=DIR             serve the web UI from DIR (a copy of web/ui/),\n"
           "                                  read at each request, instead of the files\n"
           "                                  embedded in firn: for working on the UI\n"
@@ -118,7 +125,7 @@ enum {
     OPT_CONFIG = 256, OPT_LISTEN, OPT_WEB_CONFIG, OPT_PATH, OPT_RETENTION, OPT_LIFECYCLE,
     OPT_LOG, OPT_DNS_SERVER, OPT_UI_ASSETS, OPT_VERSION, OPT_EXTERNAL_URL, OPT_RESEND,
     OPT_OUTAGE, OPT_GRACE, OPT_QUEUE, OPT_BATCH, OPT_MAX_CONNECTIONS, OPT_MAX_SERIES,
-    OPT_BODY_IN_FLIGHT
+    OPT_BODY_IN_FLIGHT, OPT_INGEST_BYTES
 };
 
 /* A size as Prometheus's byte flags take it (kingpin's Base2Bytes): a
@@ -155,6 +162,7 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"web.enable-lifecycle", no_argument, NULL, OPT_LIFECYCLE},
         {"web.max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
         {"web.max-body-bytes-in-flight", required_argument, NULL, OPT_BODY_IN_FLIGHT},
+        {"ingest.max-bytes-in-flight", required_argument, NULL, OPT_INGEST_BYTES},
         {"storage.tsdb.max-series", required_argument, NULL, OPT_MAX_SERIES},
         {"web.ui-assets", required_argument, NULL, OPT_UI_ASSETS},
         {"log.level", required_argument, NULL, OPT_LOG},
@@ -185,6 +193,8 @@ static int parse_flags(int argc, char **argv, flags *f)
         .max_connections_n = HTTP_DEFAULT_MAX_CONNECTIONS,
         .body_in_flight = "256MiB",
         .body_in_flight_n = HTTP_DEFAULT_BODY_BYTES_IN_FLIGHT,
+        .ingest_bytes = "512MiB",
+        .ingest_bytes_n = INGEST_DEFAULT_BUDGET,
     };
     int c;
     firn_err err = {0};
@@ -246,6 +256,14 @@ static int parse_flags(int argc, char **argv, flags *f)
                 return 2;
             }
             f->body_in_flight = optarg;
+            break;
+        case OPT_INGEST_BYTES:
+            if (parse_bytes(optarg, &f->ingest_bytes_n) < 0 || f->ingest_bytes_n < (4u << 20)) {
+                fprintf(stderr, "firn: --ingest.max-bytes-in-flight: %s is not a size of at "
+                        "least 4MiB (such as 512MiB)\n", optarg);
+                return 2;
+            }
+            f->ingest_bytes = optarg;
             break;
         case OPT_UI_ASSETS:
             f->ui_assets = optarg;
@@ -551,6 +569,7 @@ int main(int argc, char **argv)
                  firn_log_quote(q, sizeof q, err.msg));
         return 1;
     }
+    ingest_budget_set(s.f.ingest_bytes_n);
     http_options wo;
     http_options_default(&wo);
     wo.listen_address = s.f.listen_address;
@@ -662,6 +681,7 @@ int main(int argc, char **argv)
         "web.enable-lifecycle", s.f.enable_lifecycle ? "true" : "false",
         "web.max-connections", s.f.max_connections,
         "web.max-body-bytes-in-flight", s.f.body_in_flight,
+        "ingest.max-bytes-in-flight", s.f.ingest_bytes,
         "storage.tsdb.max-series", s.f.max_series,
         "web.ui-assets", s.f.ui_assets ? s.f.ui_assets : "",
         "log.level", s.f.log_level,
