@@ -582,12 +582,15 @@ static void test_server_credentials(void **state)
 static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
 static bool gate_open;
+static bool gate_entered;   /* h_block is running (under gate_mu) */
 
 static void h_block(void *ctx, const http_request *r, http_response *resp)
 {
     (void)ctx;
     (void)r;
     pthread_mutex_lock(&gate_mu);
+    gate_entered = true;
+    pthread_cond_broadcast(&gate_cv);
     while (!gate_open)
         pthread_cond_wait(&gate_cv, &gate_mu);
     pthread_mutex_unlock(&gate_mu);
@@ -646,11 +649,16 @@ static void test_server_stop_while_checking(void **state)
     expect(s, "http", "/inline", &(client){.userpwd = "alice:secret"}, 200, "inline\n");
 
     gate_open = false;
+    gate_entered = false;
     async_request blocker = {.s = s, .path = "/block", .c = {.userpwd = "alice:secret"}};
     async_request checking = {.s = s, .path = "/inline", .c = {.userpwd = "bob:hunter2"}};
     assert_int_equal(pthread_create(&blocker.thread, NULL, async_main, &blocker), 0);
-    for (int i = 0; i < 60000 && in_flight(s) < 1; i++)
-        usleep(1000);   /* polling a condition, bounded */
+    /* the blocker runs on its worker (a job still queued would be answered
+     * 503 by the stop) */
+    pthread_mutex_lock(&gate_mu);
+    while (!gate_entered)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
     assert_int_equal(pthread_create(&checking.thread, NULL, async_main, &checking), 0);
     for (int i = 0; i < 60000 && in_flight(s) < 2; i++)
         usleep(1000);
