@@ -176,6 +176,9 @@ typedef struct http_conn {
     unsigned copies;    /* 2 when a worker copies the body off h2o's buffer, else 1 */
     size_t reserved;    /* head + declared body x copies */
     size_t charge;      /* what this connection counts in s->body_bytes */
+    size_t request_len; /* head + declared body (SIZE_MAX: chunked or unknown) */
+    size_t discard;     /* refused: request bytes still to read and drop before the
+                         * close, so the client reads the answer (0: not refused) */
 } http_conn;
 
 /* One remembered answer of bcrypt; see auth_cache_get. */
@@ -1492,6 +1495,8 @@ static gate_verdict body_gate(http_server *s, http_conn *c)
             !head_may_authenticate(s, &h))
             return GATE_REFUSE_AUTH;
         c->reserved = h.head_len;
+        c->request_len = h.chunked ? SIZE_MAX
+                         : h.head_len + (h.has_length ? h.content_length : 0);
         if (h.has_length && h.content_length > c->cap && !c->fresh)
             return GATE_REFUSE_CAP;
         if (h.has_length && h.content_length > c->cap)
@@ -1516,6 +1521,16 @@ static void on_conn_read(h2o_socket_t *sock, const char *err)
     http_server *s = c->server;
     h2o_socket_cb next = c->h2o_read;
     assert(next);
+    if (c->discard && !err) {
+        /* a refused request's body: dropped as it comes (h2o is not called
+         * again but to close), then the connection is closed */
+        size_t n = sock->input->size < c->discard ? sock->input->size : c->discard;
+        c->discard -= n;
+        h2o_buffer_consume(&sock->input, sock->input->size);
+        if (c->discard)
+            return;
+        err = h2o_socket_error_closed;
+    }
     gate_verdict v = err ? GATE_PASS : body_gate(s, c);
     if (v == GATE_REFUSE_BUDGET)
         atomic_fetch_add(&s->bodies_refused_budget, 1);
@@ -1536,6 +1551,18 @@ static void on_conn_read(h2o_socket_t *sock, const char *err)
                        v == GATE_REFUSE_BUDGET ? "too many request body bytes in flight; retry"
                        : v == GATE_REFUSE_AUTH ? "Unauthorized"
                                                : "request entity is too large");
+            /* Closing with the body still arriving would reset the
+             * connection, and the client might never read the answer: read
+             * and drop the rest of the request first (a chunked one up to a
+             * body cap), within h2o's request timeout. */
+            size_t buffered = sock->input->size;
+            c->discard = c->request_len == SIZE_MAX ? s->opts.max_body_bytes
+                         : c->request_len > buffered ? c->request_len - buffered
+                                                     : 0;
+            h2o_buffer_consume(&sock->input, buffered);
+            conn_charge(s, c, 0);
+            if (c->discard)
+                return;
             err = h2o_socket_error_closed;   /* h2o closes the connection */
         }
     }
