@@ -67,8 +67,9 @@
  *    it while it arrives, the same.  Requests without a body are not
  *    refused for it.
  *  These answers are written before the body is read, with "Connection:
- *  close"; the connection is then closed, so a client still sending may
- *  see a reset instead.  Over HTTPS firn cannot write past h2o: a refused
+ *  close"; the rest of the request (a chunked one up to max_body_bytes) is
+ *  then read and dropped, within HTTP_REQUEST_TIMEOUT_S, and the
+ *  connection closed, so that a client still sending reads the answer.  Over HTTPS firn cannot write past h2o: a refused
  *  request gets h2o's 413 instead, or a closed connection.  What h2o reads
  *  before firn sees it (bytes that come with the end of a TLS handshake,
  *  a request pipelined behind another) is judged from the next read: at
