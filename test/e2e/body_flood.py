@@ -20,20 +20,12 @@ by itself when the POSTs were done.  Every socket has a timeout; the whole
 attack gives up after 120 s."""
 import base64, json, os, socket, sys, threading, time
 
+from rss_watch import RssWatch
+
 port, pid, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 BODY = 50 << 20
 CHUNK = b"\0" * (1 << 20)
 deadline = time.monotonic() + 120
-
-
-def mem():
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("RssAnon", "RssFile", "RssShmem"):
-                out[k] = int(v.split()[0])
-    return out
 
 
 def basic(u, p):
@@ -80,24 +72,7 @@ def query(results):
         s.close()
 
 
-base = mem()
-peak = dict(base)
-stop = threading.Event()
-
-
-def sample():
-    while not stop.is_set():
-        try:
-            m = mem()
-        except OSError:
-            return
-        for k, v in m.items():
-            peak[k] = max(peak[k], v)
-        time.sleep(0.01)
-
-
-sampler = threading.Thread(target=sample)
-sampler.start()
+watch = RssWatch(pid)
 idle = []
 for _ in range(300):
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
@@ -111,8 +86,7 @@ for t in threads:
     t.start()
 for t in threads:
     t.join(max(0.0, deadline - time.monotonic()))
-stop.set()
-sampler.join()
+growth = watch.stop()
 closed = 0
 for s in idle:
     s.setblocking(False)
@@ -125,7 +99,7 @@ for s in idle:
         closed += 1
     s.close()
 print(json.dumps({
-    "growth_kib": {k: peak[k] - base[k] for k in base},
+    "growth_kib": growth,
     "posts": sorted(str(p) for p in posts),
     "queries": queries,
     "idle_closed_early": closed,

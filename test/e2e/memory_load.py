@@ -15,6 +15,8 @@ load, in KiB; the POSTs' last status codes; the queries' status codes.  Every
 socket has a timeout; the whole load gives up after 300 s."""
 import gzip, http.client, json, os, sys, threading, time
 
+from rss_watch import RssWatch
+
 port, pid, fixture = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 MIB = 1 << 20
 
@@ -40,16 +42,6 @@ mixed = b"".join(os.urandom(256 << 10) + bytes(768 << 10) for _ in range(120))
 bodies = {"gzip": gzip.compress(with_string(raw, mixed), 1),
           "raw": with_string(raw, os.urandom(30 * MIB))}
 del mixed
-
-
-def mem():
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("RssAnon", "RssFile", "RssShmem"):
-                out[k] = int(v.split()[0])
-    return out
 
 
 def request(method, path, body=None, timeout=120):
@@ -84,24 +76,7 @@ def query(results):
                    "&format=top&start=0&end=9999999999", timeout=180))
 
 
-base = mem()
-peak = dict(base)
-stop = threading.Event()
-
-
-def sample():
-    while not stop.is_set():
-        try:
-            m = mem()
-        except OSError:
-            return
-        for k, v in m.items():
-            peak[k] = max(peak[k], v)
-        time.sleep(0.01)
-
-
-sampler = threading.Thread(target=sample)
-sampler.start()
+watch = RssWatch(pid)
 deadline = time.monotonic() + 300
 pushes = [None] * 50
 queries = []
@@ -111,10 +86,9 @@ for t in threads:
     t.start()
 for t in threads:
     t.join(max(0.0, deadline - time.monotonic()))
-stop.set()
-sampler.join()
+growth = watch.stop()
 print(json.dumps({
-    "growth_kib": {k: peak[k] - base[k] for k in base},
+    "growth_kib": growth,
     "body_mib": {k: round(len(v) / MIB, 1) for k, v in bodies.items()},
     "pushes": sorted(str(p) for p in pushes),
     "queries": queries,
