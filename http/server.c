@@ -1435,9 +1435,10 @@ static void conn_charge(http_server *s, http_conn *c, size_t bytes)
     c->charge = bytes;
 }
 
-/* A refusal written straight to the socket, then the connection closed:
- * h2o has not begun an answer (it reads no request while it answers one),
- * and it must not read the body to answer through its own path. */
+/* A refusal written straight to the socket, and its write side shut: h2o
+ * has not begun an answer (it reads no request while it answers one), and
+ * it must not read the body to answer through its own path.  The caller
+ * drops the rest of the request, then has h2o close the connection. */
 static void refuse_raw(http_server *s, h2o_socket_t *sock, int status, const char *text)
 {
     const config_web *wc = s->opts.web_config;
@@ -1486,6 +1487,8 @@ static gate_verdict body_gate(http_server *s, http_conn *c)
             return GATE_PASS;
         }
         c->head_done = true;
+        c->request_len = h.chunked ? SIZE_MAX
+                         : h.head_len + (h.has_length ? h.content_length : 0);
         route *rt = head_route(s, &h);
         c->cap = route_body_cap(s, rt);
         c->copies = rt && (rt->flags & HTTP_ROUTE_WORKER) ? 2 : 1;
@@ -1495,8 +1498,6 @@ static gate_verdict body_gate(http_server *s, http_conn *c)
             !head_may_authenticate(s, &h))
             return GATE_REFUSE_AUTH;
         c->reserved = h.head_len;
-        c->request_len = h.chunked ? SIZE_MAX
-                         : h.head_len + (h.has_length ? h.content_length : 0);
         if (h.has_length && h.content_length > c->cap && !c->fresh)
             return GATE_REFUSE_CAP;
         if (h.has_length && h.content_length > c->cap)
