@@ -25,10 +25,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 W_MIB=128
 I_MIB=128
-# Measured: 289 and 311 MiB; with the ingest budget out of the way
+# Measured: 289 to 373 MiB in four runs (the allowance is wide: queries
+# and the allocator's arenas vary with the load); with the ingest budget out of the way
 # (--ingest.max-bytes-in-flight=100GiB) 799 MiB, the admitted gzipped pushes
 # each decoding 120 MiB inflated and as much again in structures.
-ALLOWANCE_MIB=160
+ALLOWANCE_MIB=256
 TARGETS=1000
 
 for tool in python3 jq; do
