@@ -23,9 +23,8 @@
  * after the URL's (Go's Request.Form puts the body's first), except on
  * HTTP_ROUTE_RAW_BODY routes, whose bodies are uploads.  A malformed
  * escape or a ';' separator gets 400 with Go's message ("invalid URL escape
- * \"%zz\""); more than 10000 parameters 400.  Bodies larger than
- * max_body_bytes get 413 (from h2o itself when the length is declared or
- * the chunks run over); a path with no route 404 "404 page not found"; a
+ * \"%zz\""); more than 10000 parameters 400.  A body over its route's cap
+ * gets 413 (see "Request bodies"); a path with no route 404 "404 page not found"; a
  * route with another method 405 with an Allow header.  HEAD is answered
  * like GET without the body.  Routing uses the path h2o has percent-decoded
  * and cleaned of "." and "..".
@@ -48,8 +47,33 @@
  * checks are queued or running at once: past that, a password not in the
  * cache gets 503 with Retry-After at once, so guessing passwords cannot
  * take the workers from requests with known credentials.  Configured response headers go
- * on every response firn makes.  Bodies are read (up to max_body_bytes)
- * before credentials are checked: h2o 2.2 hands over whole requests.
+ * on every response firn makes.
+ *
+ * Request bodies.  h2o 2.2 reads a whole body before a handler runs, so
+ * the server judges each request's head as soon as it has arrived, before
+ * h2o reads the body (HTTP/1.1 is all h2o speaks here):
+ *  - cap: a POST route takes max_body_bytes, a GET-only route or a path
+ *    with no route HTTP_SMALL_BODY_CAP; a declared length over it gets 413
+ *    at once, a chunked body when it runs over.
+ *  - credentials: with users or tokens configured, a body over
+ *    HTTP_SMALL_BODY_CAP (or chunked) without credentials that may be
+ *    valid (none, a wrong token, a password the cache knows is wrong) gets
+ *    401 at once.  A password still to be checked may send its body.
+ *  - budget: the bytes held for requests (head and body, from the first
+ *    byte until the answer is written; a body bound for a worker counts
+ *    twice, as the worker reads a copy) stay within
+ *    max_body_bytes_in_flight: a request whose declared body would pass
+ *    it gets 503 with Retry-After: 1 at once; a chunked body that passes
+ *    it while it arrives, the same.  Requests without a body are not
+ *    refused for it.
+ *  These answers are written before the body is read, with "Connection:
+ *  close"; the rest of the request (a chunked one up to max_body_bytes) is
+ *  then read and dropped, within HTTP_REQUEST_TIMEOUT_S, and the
+ *  connection closed, so that a client still sending reads the answer.  Over HTTPS firn cannot write past h2o: a refused
+ *  request gets h2o's 413 instead, or a closed connection.  What h2o reads
+ *  before firn sees it (bytes that come with the end of a TLS handshake,
+ *  a request pipelined behind another) is judged from the next read: at
+ *  most one read (a socket buffer) gets past per connection.
  *
  * Self-metrics (http_metrics_write): firn_http_requests_total{code,handler},
  * firn_http_request_duration_seconds{handler} (a histogram),
@@ -57,11 +81,14 @@
  * registered, or "other" for paths with no route; with credentials
  * configured also firn_http_auth_bcrypt_checks_total{result} (passwords that
  * missed the cache: ok, denied, or refused when max_password_checks were
- * already under way); firn_http_connections (open now).
+ * already under way); firn_http_connections (open now);
+ * firn_http_request_body_bytes_in_flight (the budget's count) and
+ * firn_http_request_bodies_refused_total{reason="budget"|"unauthenticated"}.
  *
  * Connections: at most max_connections are open; while that many are, the
  * listener is not read and new clients wait in the kernel's backlog.  A
- * client must send a whole request head within HTTP_REQUEST_TIMEOUT_S of
+ * client must send a whole request (head and body: h2o's req_timeout is
+ * not renewed while a body arrives) within HTTP_REQUEST_TIMEOUT_S of
  * connecting or of its previous response (slowloris), else h2o closes the
  * connection; over HTTPS the TLS handshake's first bytes within 10 s.
  *
@@ -86,6 +113,9 @@
 
 #define HTTP_DEFAULT_LISTEN ":7070"
 #define HTTP_DEFAULT_MAX_BODY (64u << 20)
+#define HTTP_DEFAULT_BODY_BYTES_IN_FLIGHT (256u << 20)
+#define HTTP_SMALL_BODY_CAP (64u << 10)  /* the body cap of GET-only routes and unknown
+                                          * paths, and of requests without credentials */
 #define HTTP_AUTH_CACHE_TTL_S 60   /* how long a checked password is remembered unused */
 #define HTTP_DEFAULT_MAX_CONNECTIONS 512   /* Prometheus's --web.max-connections */
 #define HTTP_REQUEST_TIMEOUT_S 10  /* a request's head (and an idle keep-alive
@@ -100,7 +130,10 @@ typedef struct http_options {
     size_t workers;              /* worker threads, 1..1024 (default 4) */
     size_t queue_max;            /* requests waiting for a worker before 503 (default 256;
                                   * 0: 503 whenever every worker is busy) */
-    size_t max_body_bytes;       /* at least 1; default HTTP_DEFAULT_MAX_BODY */
+    size_t max_body_bytes;       /* at least 1; default HTTP_DEFAULT_MAX_BODY: the cap of
+                                  * POST routes' bodies */
+    size_t max_body_bytes_in_flight;  /* request bytes held at once, see "Request
+                                  * bodies" (0: HTTP_DEFAULT_BODY_BYTES_IN_FLIGHT) */
     size_t max_connections;      /* open connections at most (--web.max-connections);
                                   * past it, new ones wait in the listen backlog
                                   * (0: HTTP_DEFAULT_MAX_CONNECTIONS) */

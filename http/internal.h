@@ -79,4 +79,22 @@ int http_request_build(http_request *r, firn_arena *a, const http_request_parts 
  * (case-insensitive, parameters such as "; charset=utf-8" ignored). */
 bool http_is_form_content_type(const char *value, size_t len);
 
+/* What a request head says about its body (head.c). */
+typedef struct http_head {
+    size_t head_len;            /* bytes of the head, up to its blank line */
+    const char *path;           /* the request target as sent (query included) */
+    size_t path_len;
+    const char *authorization;  /* the first Authorization value, or NULL */
+    size_t authorization_len;
+    bool has_length;            /* a valid Content-Length frames the body */
+    size_t content_length;
+    bool chunked;               /* Transfer-Encoding: chunked frames it */
+} http_head;
+
+/* Read the request head at the start of buf (len bytes received so far) as
+ * h2o 2.2.5 will: 1 when it is complete (*h filled), 0 when more bytes are
+ * needed, -1 when it is not a request h2o takes (h2o answers it).  Neither
+ * has_length nor chunked: no body, or a framing h2o refuses (400). */
+int http_head_scan(const char *buf, size_t len, http_head *h);
+
 #endif

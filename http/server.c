@@ -40,6 +40,27 @@
  * queued again), a refused one gets 401.  So bcrypt never runs on the loop,
  * and inline handlers never run on a worker.
  *
+ * Request bodies (http.h says what a client sees).  h2o 2.2.5's HTTP/1
+ * parser keeps a request's head and body in the socket's input buffer
+ * until the request is answered, and checks a declared Content-Length (and
+ * a chunked body's running size) against globalconf.max_request_entity_size
+ * before reading on, answering 413 itself.  It offers no hook between head
+ * and body, so firn puts its own read callback (on_conn_read) in front of
+ * h2o's on every connection: h2o sets its callback again at every request
+ * from inside libh2o, and conns_wrap, run after every turn of the loop,
+ * puts ours back in front before the next read is dispatched.  On each
+ * read on_conn_read judges the bytes h2o will see (body_gate): the
+ * complete head once (picohttpparser, as h2o parses it: head.c), then the
+ * growing buffer against the in-flight budget; it sets
+ * max_request_entity_size to the route's cap for the length of h2o's
+ * callback (one loop thread, so no other request reads it meanwhile); and
+ * it refuses by writing the answer to the idle socket itself and handing
+ * h2o a read error, on which h2o closes the connection.  A connection's
+ * charge stays until h2o has answered and starts reading again (or the
+ * connection closes).  A request h2o finds already buffered behind the
+ * previous one (pipelining) is parsed by h2o before ours sees it: it is
+ * checked against the largest cap, and charged at its next read.
+ *
  * Shutdown (http_stop).  The loop thread closes the listener, answers queued
  * jobs 503, waits for running jobs to come back, joins the workers (so none
  * is left inside h2o_multithread_send_message), then shuts down the read
@@ -145,6 +166,19 @@ typedef struct http_conn {
     h2o_socket_t *sock;
     http_server *server;
     h2o_timeout_entry_t first_bytes;  /* HTTPS: waiting for the client's first bytes */
+    /* The body gate (see "Request bodies"): h2o's read callback, which
+     * on_conn_read calls, and what the request being read may cost. */
+    h2o_socket_cb h2o_read;
+    bool fresh;         /* wrapped before the request's first byte came: h2o has
+                         * not parsed its head yet */
+    bool head_done;     /* the request's head was read and judged */
+    size_t cap;         /* its body's cap (h2o's max_request_entity_size while it reads) */
+    unsigned copies;    /* 2 when a worker copies the body off h2o's buffer, else 1 */
+    size_t reserved;    /* head + declared body x copies */
+    size_t charge;      /* what this connection counts in s->body_bytes */
+    size_t request_len; /* head + declared body (SIZE_MAX: chunked or unknown) */
+    size_t discard;     /* refused: request bytes still to read and drop before the
+                         * close, so the client reads the answer (0: not refused) */
 } http_conn;
 
 /* One remembered answer of bcrypt; see auth_cache_get. */
@@ -194,6 +228,9 @@ struct http_server {
     h2o_multithread_receiver_t job_receiver;
     h2o_linklist_t conns;
     _Atomic size_t n_conns;  /* in conns (written by the loop thread) */
+    _Atomic size_t body_bytes;  /* request bytes in flight, the sum of the conns'
+                             * charges (written by the loop thread) */
+    _Atomic uint64_t bodies_refused_budget, bodies_refused_auth;
     bool accept_paused;     /* the listener is not read: max_connections are open */
     size_t jobs_out;        /* jobs handed to workers and not back yet */
 
@@ -227,6 +264,7 @@ void http_options_default(http_options *o)
         .workers = HTTP_DEFAULT_WORKERS,
         .queue_max = HTTP_DEFAULT_QUEUE,
         .max_body_bytes = HTTP_DEFAULT_MAX_BODY,
+        .max_body_bytes_in_flight = HTTP_DEFAULT_BODY_BYTES_IN_FLIGHT,
     };
 }
 
@@ -503,6 +541,8 @@ http_server *http_new(const http_options *o, firn_err *err)
         firn_errf(err, FIRN_EINVAL, "web: max_body_bytes must be at least 1");
         return NULL;
     }
+    if (!opts.max_body_bytes_in_flight)
+        opts.max_body_bytes_in_flight = HTTP_DEFAULT_BODY_BYTES_IN_FLIGHT;
     if (!opts.max_connections)
         opts.max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
     if (!opts.max_password_checks)
@@ -528,6 +568,9 @@ http_server *http_new(const http_options *o, firn_err *err)
     atomic_init(&s->bcrypt_denied, 0);
     atomic_init(&s->bcrypt_refused, 0);
     atomic_init(&s->n_conns, 0);
+    atomic_init(&s->body_bytes, 0);
+    atomic_init(&s->bodies_refused_budget, 0);
+    atomic_init(&s->bodies_refused_auth, 0);
     const config_web *wc = opts.web_config;
     if (wc && wc->tls && !(s->ssl_ctx = tls_context(wc, err))) {
         http_stop(s);
@@ -1306,15 +1349,13 @@ typedef struct basic_credentials {
     unsigned char key[HTTP_AUTH_KEY_LEN];
 } basic_credentials;
 
-/* What the Authorization header of req is worth, on the loop thread:
- * AUTH_VERIFY (with bc filled) when only bcrypt can tell. */
-static auth_result auth_check(http_server *s, h2o_req_t *req, basic_credentials *bc)
+/* What an Authorization header value (NULL base: none) is worth, on the
+ * loop thread: AUTH_VERIFY (with bc filled) when only bcrypt can tell. */
+static auth_result auth_check_value(http_server *s, h2o_iovec_t v, basic_credentials *bc)
 {
     const config_web *wc = s->opts.web_config;
-    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    if (i < 0)
+    if (!v.base)
         return AUTH_DENIED;
-    h2o_iovec_t v = req->headers.entries[i].value;
     if (has_scheme(v, "Bearer"))
         return config_web_check_bearer(wc, v.base + 7, v.len - 7) ? AUTH_OK : AUTH_DENIED;
     if (wc->n_users == 0 || !has_scheme(v, "Basic"))
@@ -1330,6 +1371,13 @@ static auth_result auth_check(http_server *s, h2o_req_t *req, basic_credentials 
     if (auth_cache_get(s, bc->key, &ok))
         return ok ? AUTH_OK : AUTH_DENIED;
     return AUTH_VERIFY;
+}
+
+static auth_result auth_check(http_server *s, h2o_req_t *req, basic_credentials *bc)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    return auth_check_value(s, i < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value,
+                            bc);
 }
 
 /* Hand credentials that missed the cache to a worker; the request waits
@@ -1412,6 +1460,231 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+/* ---- request bodies: caps and the in-flight budget ------------------------------ */
+
+static void on_first_bytes(h2o_socket_t *sock, const char *err);
+
+/* The cap on a route's body: POST routes take max_body_bytes; a GET-only
+ * route, and a path with no route, a small body at most (nothing there
+ * reads one). */
+static size_t route_body_cap(const http_server *s, const route *rt)
+{
+    if (rt && (rt->methods & METHOD_POST))
+        return s->opts.max_body_bytes;
+    return s->opts.max_body_bytes < HTTP_SMALL_BODY_CAP ? s->opts.max_body_bytes
+                                                        : HTTP_SMALL_BODY_CAP;
+}
+
+/* The route a request target goes to, found as dispatch will find it: on
+ * the path h2o percent-decodes and cleans. */
+static route *head_route(const http_server *s, const http_head *h)
+{
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    size_t query_at, *norm = NULL;
+    h2o_iovec_t path = h2o_url_normalize_path(&pool, h->path, h->path_len, &query_at, &norm);
+    route *rt = route_match(s, path.base, path.len);
+    h2o_mem_clear_pool(&pool);
+    return rt;
+}
+
+/* Whether the credentials of a head may be accepted: false when they are
+ * missing or known to be wrong (a bcrypt answer still to come counts as
+ * maybe). */
+static bool head_may_authenticate(http_server *s, const http_head *h)
+{
+    basic_credentials bc;
+    auth_result r =
+        auth_check_value(s, h2o_iovec_init(h->authorization, h->authorization_len), &bc);
+    OPENSSL_cleanse(&bc, sizeof bc);
+    return r != AUTH_DENIED;
+}
+
+/* What h2o holds of a connection's input: the bytes of the request being
+ * read or served (h2o keeps a request's head and body in the socket's
+ * buffer until it is answered; over TLS, decrypted as they come, so what
+ * waits for decryption is a record at most). */
+static size_t conn_buffered(const h2o_socket_t *sock)
+{
+    return sock->input->size;
+}
+
+static void conn_charge(http_server *s, http_conn *c, size_t bytes)
+{
+    size_t total = atomic_load(&s->body_bytes);
+    assert(total >= c->charge);
+    atomic_store(&s->body_bytes, total - c->charge + bytes);
+    c->charge = bytes;
+}
+
+/* A refusal written straight to the socket, and its write side shut: h2o
+ * has not begun an answer (it reads no request while it answers one), and
+ * it must not read the body to answer through its own path.  The caller
+ * drops the rest of the request, then has h2o close the connection. */
+static void refuse_raw(http_server *s, h2o_socket_t *sock, int status, const char *text)
+{
+    const config_web *wc = s->opts.web_config;
+    firn_buf b = {0};
+    firn_buf_printf(&b,
+                    "HTTP/1.1 %d %s\r\nServer: firn/" FIRN_VERSION
+                    "\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    "Connection: close\r\nContent-Length: %zu\r\n",
+                    status, firn_http_status_text(status), strlen(text) + 1);
+    if (status == 503)
+        firn_buf_puts(&b, "Retry-After: 1\r\n");
+    if (status == 401 && wc && wc->n_users)
+        firn_buf_puts(&b, "WWW-Authenticate: Basic\r\n");
+    if (status == 401 && wc && wc->n_tokens)
+        firn_buf_puts(&b, "WWW-Authenticate: Bearer\r\n");
+    for (size_t i = 0; wc && i < wc->n_headers; i++)
+        firn_buf_printf(&b, "%s: %s\r\n", wc->headers[i].name, wc->headers[i].value);
+    firn_buf_printf(&b, "\r\n%s\n", text);
+    /* A few hundred bytes into an idle socket's send buffer: one send.  If
+     * it does not all fit, the client sees the connection close. */
+    if (!b.failed)
+        (void)send(h2o_socket_get_fd(sock), b.data, b.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    firn_buf_free(&b);
+    shutdown(h2o_socket_get_fd(sock), SHUT_WR);
+}
+
+typedef enum gate_verdict {
+    GATE_PASS,
+    GATE_REFUSE_AUTH,    /* 401 */
+    GATE_REFUSE_CAP,     /* 413, when h2o has parsed the head already */
+    GATE_REFUSE_BUDGET,  /* 503 */
+} gate_verdict;
+
+/* Judge what a connection has buffered before h2o reads on: the head of its
+ * request once complete (route cap, credentials, budget), then the bytes
+ * as they come against the budget. */
+static gate_verdict body_gate(http_server *s, http_conn *c)
+{
+    h2o_socket_t *sock = c->sock;
+    size_t buffered = conn_buffered(sock);
+    bool body = false;
+    if (!c->head_done) {
+        http_head h;
+        if (http_head_scan(sock->input->bytes, sock->input->size, &h) <= 0) {
+            conn_charge(s, c, buffered);   /* h2o waits for the rest, or refuses it */
+            return GATE_PASS;
+        }
+        c->head_done = true;
+        c->request_len = h.chunked ? SIZE_MAX
+                         : h.head_len + (h.has_length ? h.content_length : 0);
+        route *rt = head_route(s, &h);
+        c->cap = route_body_cap(s, rt);
+        c->copies = rt && (rt->flags & HTTP_ROUTE_WORKER) ? 2 : 1;
+        body = h.chunked || (h.has_length && h.content_length > 0);
+        size_t small = HTTP_SMALL_BODY_CAP;
+        if (s->auth && (h.chunked || (h.has_length && h.content_length > small)) &&
+            !head_may_authenticate(s, &h))
+            return GATE_REFUSE_AUTH;
+        c->reserved = h.head_len;
+        if (h.has_length && h.content_length > c->cap && !c->fresh)
+            return GATE_REFUSE_CAP;
+        if (h.has_length && h.content_length > c->cap)
+            body = false;   /* h2o answers 413 at once (on_conn_read gives it the cap) */
+        else if (h.has_length)
+            c->reserved += h.content_length * c->copies;
+    } else {
+        body = true;   /* bytes of a body h2o is reading */
+    }
+    size_t need = buffered * c->copies > c->reserved ? buffered * c->copies : c->reserved;
+    size_t others = atomic_load(&s->body_bytes) - c->charge;
+    if (body && need > c->charge && others + need > s->opts.max_body_bytes_in_flight)
+        return GATE_REFUSE_BUDGET;
+    conn_charge(s, c, need);
+    return GATE_PASS;
+}
+
+/* Every read of a connection h2o serves comes here first (conns_wrap). */
+static void on_conn_read(h2o_socket_t *sock, const char *err)
+{
+    http_conn *c = sock->on_close.data;
+    http_server *s = c->server;
+    h2o_socket_cb next = c->h2o_read;
+    assert(next);
+    if (c->discard && !err) {
+        /* a refused request's body: dropped as it comes (h2o is not called
+         * again but to close), then the connection is closed */
+        size_t n = sock->input->size < c->discard ? sock->input->size : c->discard;
+        c->discard -= n;
+        h2o_buffer_consume(&sock->input, sock->input->size);
+        if (c->discard)
+            return;
+        err = h2o_socket_error_closed;
+    }
+    gate_verdict v = err ? GATE_PASS : body_gate(s, c);
+    if (v == GATE_REFUSE_BUDGET)
+        atomic_fetch_add(&s->bodies_refused_budget, 1);
+    else if (v == GATE_REFUSE_AUTH)
+        atomic_fetch_add(&s->bodies_refused_auth, 1);
+    if (v != GATE_PASS) {
+        if (sock->ssl && c->fresh) {
+            /* no raw bytes over TLS: h2o's own answer, 413 before the body */
+            c->cap = 0;
+            c->head_done = true;
+        } else if (sock->ssl) {
+            /* h2o has read this head already (it came with the end of the
+             * handshake, or behind the previous request), so it would not
+             * look at the cap again: close */
+            err = h2o_socket_error_closed;
+        } else {
+            refuse_raw(s, sock, v == GATE_REFUSE_BUDGET ? 503 : v == GATE_REFUSE_AUTH ? 401 : 413,
+                       v == GATE_REFUSE_BUDGET ? "too many request body bytes in flight; retry"
+                       : v == GATE_REFUSE_AUTH ? "Unauthorized"
+                                               : "request entity is too large");
+            /* Closing with the body still arriving would reset the
+             * connection, and the client might never read the answer: read
+             * and drop the rest of the request first (a chunked one up to a
+             * body cap), within h2o's request timeout. */
+            size_t buffered = sock->input->size;
+            c->discard = c->request_len == SIZE_MAX ? s->opts.max_body_bytes
+                         : c->request_len > buffered ? c->request_len - buffered
+                                                     : 0;
+            h2o_buffer_consume(&sock->input, buffered);
+            conn_charge(s, c, 0);
+            if (c->discard)
+                return;
+            err = h2o_socket_error_closed;   /* h2o closes the connection */
+        }
+    }
+    /* h2o checks a declared length, and a chunked body as it grows, against
+     * max_request_entity_size: while it reads this connection that is the
+     * route's cap.  One loop thread: nothing else reads it meanwhile. */
+    s->globalconf.max_request_entity_size = c->head_done ? c->cap : s->opts.max_body_bytes;
+    next(sock, err);   /* may close the connection and free c */
+    s->globalconf.max_request_entity_size = s->opts.max_body_bytes;
+}
+
+/* Put on_conn_read in front of the read callback h2o set on c, if it set
+ * a new one. */
+static void conn_wrap(http_server *s, http_conn *c)
+{
+    h2o_socket_cb cb = c->sock->_cb.read;
+    /* none: h2o serves a request, its bytes stay charged until answered */
+    if (!cb || cb == on_conn_read || cb == on_first_bytes)
+        return;
+    c->h2o_read = cb;
+    c->sock->_cb.read = on_conn_read;
+    c->fresh = conn_buffered(c->sock) == 0;
+    c->head_done = false;
+    c->reserved = 0;
+    conn_charge(s, c, conn_buffered(c->sock));
+}
+
+/* Put on_conn_read in front of the read callback h2o set on each
+ * connection.  h2o sets its own at every request (h2o_socket_read_start
+ * from inside libh2o, which firn cannot intercept), so the loop thread
+ * calls this after every turn of the loop, before any further read is
+ * dispatched.  A new callback means h2o begins a new request (or resumes
+ * one after "100 Continue"): its head is judged afresh. */
+static void conns_wrap(http_server *s)
+{
+    for (h2o_linklist_t *l = s->conns.next; l != &s->conns; l = l->next)
+        conn_wrap(s, H2O_STRUCT_FROM_MEMBER(http_conn, link, l));
+}
+
 /* ---- the loop thread ----------------------------------------------------------- */
 
 static void on_accept(h2o_socket_t *listener, const char *err);
@@ -1423,6 +1696,7 @@ static void on_conn_close(void *data)
     if (h2o_timeout_is_linked(&c->first_bytes))
         h2o_timeout_unlink(&c->first_bytes);
     h2o_linklist_unlink(&c->link);
+    conn_charge(s, c, 0);
     free(c);
     assert(atomic_load(&s->n_conns) > 0);
     atomic_fetch_sub(&s->n_conns, 1);
@@ -1458,6 +1732,8 @@ static void on_first_bytes(h2o_socket_t *sock, const char *err)
     }
     unsigned char first = (unsigned char)sock->input->bytes[0];
     if (first == 0x16) {   /* TLS record type "handshake" */
+        /* may close the socket (a bad handshake) and free c; conns_wrap
+         * puts the body gate in front once h2o reads requests */
         h2o_accept(&c->server->accept_ctx, sock);
     } else if (first >= 'A' && first <= 'Z') {
         h2o_iovec_t buf = h2o_iovec_init(plain_http, sizeof plain_http - 1);
@@ -1510,7 +1786,11 @@ static void on_accept(h2o_socket_t *listener, const char *err)
             h2o_timeout_link(s->loop, &s->ctx.handshake_timeout, &c->first_bytes);
             h2o_socket_read_start(sock, on_first_bytes);
         } else {
+            /* h2o's HTTP/1 reads nothing yet (the input is empty), so c
+             * lives on; the gate goes in front before the first read,
+             * which may come in this turn */
             h2o_accept(&s->accept_ctx, sock);
+            conn_wrap(s, c);
         }
     }
 }
@@ -1618,8 +1898,10 @@ static void *loop_main(void *arg)
     s->ready = true;
     pthread_cond_signal(&s->ready_cv);
     pthread_mutex_unlock(&s->mu);
-    while (!atomic_load(&s->stop_requested))
+    while (!atomic_load(&s->stop_requested)) {
         h2o_evloop_run(s->loop, INT32_MAX);
+        conns_wrap(s);
+    }
     loop_shutdown(s);
     return NULL;
 }
@@ -1745,6 +2027,19 @@ void http_metrics_write(http_server *s, firn_buf *b)
     firn_metrics_single(b, "firn_http_connections", "gauge",
                         "Open connections (at most --web.max-connections).",
                         (double)atomic_load(&s->n_conns));
+    firn_metrics_single(b, "firn_http_request_body_bytes_in_flight", "gauge",
+                        "Request bytes held while read and until answered, a body a worker "
+                        "copies counted twice (at most --web.max-body-bytes-in-flight).",
+                        (double)atomic_load(&s->body_bytes));
+    firn_metrics_header(b, "firn_http_request_bodies_refused_total", "counter",
+                        "Requests refused from their head, before their body was read: "
+                        "budget (503, the in-flight bytes would pass their bound) or "
+                        "unauthenticated (401, a body over 64 KiB without valid credentials).");
+    firn_label budget = {"reason", "budget"}, unauth = {"reason", "unauthenticated"};
+    firn_metrics_sample(b, "firn_http_request_bodies_refused_total", &budget, 1,
+                        (double)atomic_load(&s->bodies_refused_budget));
+    firn_metrics_sample(b, "firn_http_request_bodies_refused_total", &unauth, 1,
+                        (double)atomic_load(&s->bodies_refused_auth));
 
     if (!s->auth)
         return;

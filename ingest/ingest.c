@@ -1,6 +1,8 @@
 /* ingest.c -- decode, limit, keep, delta, append: the steps of ingest.h's
  * contract, shared by the scrape workers and every push endpoint. */
+#include <assert.h>
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,18 +29,70 @@ void ingest_result_free(ingest_result *r)
     r->delta_columns = NULL;
 }
 
-pprof_profile *ingest_decode(const void *data, size_t len, firn_err *err)
+/* The first grant for decoding len bytes: a gzipped pprof inflates to a few
+ * times its size, and protobuf-c's structs take a few times that (a raw one
+ * about its size again).  A profile that needs more asks again, doubling,
+ * up to pprof/'s caps or the whole budget. */
+static size_t decode_first_grant(size_t len, bool gzipped)
 {
-    pprof_limits limits;
-    pprof_limits_default(&limits);
-    pprof_profile *p = pprof_decode(data, len, &limits, err);
-    if (!p) {
-        int code = err ? err->code : FIRN_EINVAL;
+    size_t k = gzipped ? 16 : 2;
+    size_t g = len > SIZE_MAX / k ? SIZE_MAX : len * k;
+    return g < ((size_t)4 << 20) ? (size_t)4 << 20 : g;
+}
+
+pprof_profile *ingest_decode(const void *data, size_t len, ingest_grant *g, firn_err *err)
+{
+    assert(g && g->bytes == 0);
+    pprof_limits def;
+    pprof_limits_default(&def);
+    bool gzipped = pprof_is_gzip(data, len);
+    /* a raw body is the caller's (counted there): only the structures count */
+    size_t caps = def.max_memory_bytes + (gzipped ? def.max_decoded_bytes : 0);
+    if (caps > ingest_budget_limit())
+        caps = ingest_budget_limit();
+    size_t want = decode_first_grant(len, gzipped);
+    if (want > caps)
+        want = caps;
+    for (;;) {
+        if (g->bytes < want && !ingest_budget_take(g, want - g->bytes)) {
+            ingest_grant_release(g);
+            firn_errf(err, FIRN_EBUSY,
+                      "decoding profile: the ingest memory budget (%zu bytes) is in use; "
+                      "retry later", ingest_budget_limit());
+            return NULL;
+        }
+        /* within the grant: a gzipped profile's inflated bytes a quarter,
+         * the decoded structures the rest, neither past pprof/'s caps */
+        pprof_limits lim = def;
+        if (gzipped && want / 4 < lim.max_decoded_bytes)
+            lim.max_decoded_bytes = want / 4;
+        size_t structures = want - (gzipped ? lim.max_decoded_bytes : 0);
+        if (structures < lim.max_memory_bytes)
+            lim.max_memory_bytes = structures;
+        bool reduced = lim.max_decoded_bytes < def.max_decoded_bytes ||
+                       lim.max_memory_bytes < def.max_memory_bytes;
+        firn_err e = {0};
+        pprof_profile *p = pprof_decode(data, len, &lim, &e);
+        if (p) {
+            /* the inflated bytes are freed: keep what the profile holds */
+            ingest_grant_keep(g, firn_arena_bytes(p->arena));
+            return p;
+        }
+        if (e.code == FIRN_ETOOBIG && reduced && want < caps) {
+            want = want > caps / 2 ? caps : want * 2;
+            continue;
+        }
+        ingest_grant_release(g);
+        if (err)
+            *err = e;
+        if (e.code == FIRN_ETOOBIG && reduced)
+            firn_err_prefix(err, "more than the ingest memory budget (%zu bytes) allows",
+                            ingest_budget_limit());
         firn_err_prefix(err, "decoding profile");
         if (err)
-            err->code = code == FIRN_ETOOBIG ? code : FIRN_EINVAL;
+            err->code = e.code == FIRN_ETOOBIG ? e.code : FIRN_EINVAL;
+        return NULL;
     }
-    return p;
 }
 
 /* Keep only the sample types listed (Parca's keep_sample_type); columns are
@@ -179,12 +233,15 @@ int ingest_pprof(tsdb *db, const firn_label *labels, size_t n_labels, const void
                  size_t len, const ingest_options *o, ingest_result *r, firn_err *err)
 {
     *r = (ingest_result){0};
-    pprof_profile *p = ingest_decode(data, len, err);
+    ingest_grant g = {0};
+    pprof_profile *p = ingest_decode(data, len, &g, err);
     if (!p) {
         r->failed = INGEST_FAILED_DECODE;
         return err ? err->code : FIRN_EINVAL;
     }
-    return ingest_profile(db, labels, n_labels, p, o, r, err);
+    int rc = ingest_profile(db, labels, n_labels, p, o, r, err);
+    ingest_grant_release(&g);
+    return rc;
 }
 
 int ingest_labels_check(firn_label *labels, size_t *n_labels, firn_err *err)

@@ -86,14 +86,50 @@ typedef struct ingest_result {
     bool *delta_columns;        /* with keep_profile, once stored: one per sample type */
 } ingest_result;
 
+/* ---- memory (budget.c) ----------------------------------------------------
+ *
+ * One byte budget bounds what every ingest path holds at once: a scraped
+ * body from its first byte until it is stored (the scrape loop takes it as
+ * the body arrives; past the budget the scrape is skipped and counted), and
+ * decoding, for scrapes and pushes alike (ingest_decode takes a grant sized
+ * to the input, decodes within it, and asks for more only when a profile
+ * needs it; past the budget FIRN_EBUSY, which pushes answer 503 with
+ * Retry-After).  A grant is held until its profile is stored or dropped. */
+#define INGEST_DEFAULT_BUDGET ((size_t)512 << 20)
+typedef struct ingest_grant {
+    size_t bytes;   /* taken from the budget; zero-initialize */
+} ingest_grant;
+/* The budget's size (0: INGEST_DEFAULT_BUDGET); set before ingest starts. */
+void ingest_budget_set(size_t bytes);
+size_t ingest_budget_limit(void);
+size_t ingest_budget_used(void);
+/* Takes that were refused since the start. */
+uint64_t ingest_budget_refused(void);
+/* Take n bytes into g; false, nothing taken (a refusal counted), when the
+ * budget would run over. */
+bool ingest_budget_take(ingest_grant *g, size_t n);
+/* pprof_gunzip within the budget: the inflated bytes are taken into *g
+ * (zero-initialized; the caller releases it with the buffer); FIRN_EBUSY
+ * when the budget cannot hold them, else pprof_gunzip's errors (FIRN_ETOOBIG
+ * past max_out). */
+int ingest_gunzip(const void *data, size_t len, size_t max_out, unsigned char **out,
+                  size_t *out_len, ingest_grant *g, firn_err *err);
+/* Give back what g holds past n bytes. */
+void ingest_grant_keep(ingest_grant *g, size_t n);
+/* Give back all g holds; g may be NULL or empty. */
+void ingest_grant_release(ingest_grant *g);
+
 /* Frees what a result holds (the profile, the columns); r may be zeroed. */
 void ingest_result_free(ingest_result *r);
 
-/* Steps 1 to 5 above. */
+/* Steps 1 to 5 above, the decoding's grant released before it returns. */
 int ingest_pprof(tsdb *db, const firn_label *labels, size_t n_labels, const void *data,
                  size_t len, const ingest_options *o, ingest_result *r, firn_err *err);
-/* Steps 1 alone: the profile, or NULL with FIRN_EINVAL or FIRN_ETOOBIG. */
-pprof_profile *ingest_decode(const void *data, size_t len, firn_err *err);
+/* Steps 1 alone: the profile, or NULL with FIRN_EINVAL or FIRN_ETOOBIG, or
+ * FIRN_EBUSY when the budget cannot hold its decoding.  The memory is
+ * taken into *g (zero-initialized by the caller, who releases it once the
+ * profile is stored or freed; on failure nothing is left in it). */
+pprof_profile *ingest_decode(const void *data, size_t len, ingest_grant *g, firn_err *err);
 /* Steps 2 to 5 on a profile already decoded or converted; p is taken (and
  * changed: columns dropped, deltas applied). */
 int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_profile *p,

@@ -348,7 +348,8 @@ int ingest_pyroscope_pprof(tsdb *db, const firn_label *labels, size_t n_labels, 
                            ingest_result *r, firn_err *err)
 {
     *r = (ingest_result){0};
-    pprof_profile *p = ingest_decode(data, len, err);
+    ingest_grant g = {0};
+    pprof_profile *p = ingest_decode(data, len, &g, err);
     if (!p) {
         r->failed = INGEST_FAILED_DECODE;
         return err ? err->code : FIRN_EINVAL;
@@ -356,6 +357,7 @@ int ingest_pyroscope_pprof(tsdb *db, const firn_label *labels, size_t n_labels, 
     const char *pn = ingest_pyroscope_profile_name(p, config, true);
     if (!pn || !*pn) {
         pprof_free(p);
+        ingest_grant_release(&g);
         r->failed = INGEST_FAILED_DECODE;
         return firn_errf(err, FIRN_EINVAL, "profile has no sample type to name it by");
     }
@@ -365,6 +367,7 @@ int ingest_pyroscope_pprof(tsdb *db, const firn_label *labels, size_t n_labels, 
     if (!columns) {
         free(name);
         pprof_free(p);
+        ingest_grant_release(&g);
         r->failed = INGEST_FAILED_STORE;
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
     }
@@ -380,6 +383,7 @@ int ingest_pyroscope_pprof(tsdb *db, const firn_label *labels, size_t n_labels, 
     ingest_options o = {.profile_name = name, .delta = INGEST_DELTA_COLUMNS,
                         .delta_columns = columns, .timestamp_ms = p->time_nanos / 1000000};
     int rc = ingest_profile(db, labels, n_labels, p, &o, r, err);
+    ingest_grant_release(&g);
     free(columns);
     free(name);
     return rc;

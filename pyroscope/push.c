@@ -66,6 +66,7 @@ typedef struct pending {
     const char *name;
     bool cumulative;       /* no __delta__: cumulative columns get deltas */
     pprof_profile *profile;
+    ingest_grant grant;    /* the ingest budget its decoding holds, until stored */
     bool *delta_columns;
     bool baseline;         /* kept as the delta baseline only: not stored */
 } pending;
@@ -109,10 +110,13 @@ static int decode_sample(pyroscope_call *c, const Push__V1__RawSample *raw, pend
 {
     if (!raw || raw->raw_profile.len == 0)
         return firn_errf(err, FIRN_EINVAL, "raw_profile is empty: want a pprof profile");
-    pd->profile = ingest_decode(raw->raw_profile.data, raw->raw_profile.len, err);
+    pd->profile = ingest_decode(raw->raw_profile.data, raw->raw_profile.len, &pd->grant, err);
     if (!pd->profile) {
+        int code = err ? err->code : FIRN_EINVAL;
         firn_err_prefix(err, "raw_profile");
-        return FIRN_EINVAL;   /* too big is bad input here too: a retry will not help */
+        /* too big is bad input here too (a retry will not help); a full
+         * ingest budget is not */
+        return code == FIRN_EBUSY ? FIRN_EBUSY : FIRN_EINVAL;
     }
     pprof_profile *p = pd->profile;
     if (!pd->name) {
@@ -292,9 +296,12 @@ int pyroscope_rpc_push(pyroscope_call *c, const ProtobufCMessage *in, ProtobufCM
                 rc = FIRN_EINVAL;   /* it will never fit: invalid_argument, not retried */
         }
         ingest_result_free(&res);
+        ingest_grant_release(&pd[i].grant);
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         pprof_free(pd[i].profile);
+        ingest_grant_release(&pd[i].grant);
+    }
     free(pd);
     if (rc < 0)
         return rc;

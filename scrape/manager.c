@@ -51,12 +51,13 @@ enum result {
     RES_STORE_ERROR,
     RES_QUEUE_FULL,
     RES_SKIPPED,       /* the previous scrape of the loop was still running */
+    RES_BUDGET,        /* the ingest memory budget was in use: skipped */
     RES_COUNT
 };
 
 static const char *const RESULT_NAMES[RES_COUNT] = {
     "success", "baseline", "http_error", "fetch_error", "timeout", "body_limit",
-    "decode_error", "limit", "store_error", "queue_full", "skipped",
+    "decode_error", "limit", "store_error", "queue_full", "skipped", "budget",
 };
 
 /* ---- types ------------------------------------------------------------------ */
@@ -92,7 +93,9 @@ typedef struct loop {
     bool in_multi;                  /* easy is added to the multi handle */
     httpc_request req;              /* headers, connect_to: live while in_multi */
     firn_buf body;
+    ingest_grant body_grant;        /* body's bytes, taken from the ingest budget */
     bool body_too_big;
+    bool over_budget;               /* the ingest budget refused more of the body */
     int64_t started_mono_ms;
     int64_t started_wall_ms;
     char curl_error[CURL_ERROR_SIZE];
@@ -135,6 +138,7 @@ typedef struct heap_entry {
 typedef struct ingest_job {
     loop *l;
     firn_buf body;
+    ingest_grant grant;             /* body's bytes in the ingest budget */
     int64_t fetch_s_start_mono;
 } ingest_job;
 
@@ -208,6 +212,13 @@ static loop *loop_get(loop *l)
     return l;
 }
 
+/* Free a fetched body and give its bytes back to the ingest budget. */
+static void body_drop(firn_buf *body, ingest_grant *g)
+{
+    firn_buf_free(body);
+    ingest_grant_release(g);
+}
+
 static void loop_put(loop *l)
 {
     if (!l || atomic_fetch_sub(&l->refs, 1) != 1)
@@ -215,7 +226,7 @@ static void loop_put(loop *l)
     if (l->easy)
         curl_easy_cleanup(l->easy);
     httpc_request_free(&l->req);
-    firn_buf_free(&l->body);
+    body_drop(&l->body, &l->body_grant);
     pprof_delta_free(l->delta);
     free(l->url);
     free(l->pool_name);
@@ -317,6 +328,13 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
         l->body_too_big = true;
         return 0;  /* aborts the transfer: CURLE_WRITE_ERROR */
     }
+    /* the body's bytes count in the ingest budget until stored (realloc
+     * leaves the unused part of a large buffer untouched: len is what is
+     * resident) */
+    if (!ingest_budget_take(&l->body_grant, n)) {
+        l->over_budget = true;
+        return 0;
+    }
     firn_buf_append(&l->body, data, n);
     return l->body.failed ? 0 : n;
 }
@@ -376,8 +394,9 @@ static void loop_start(scrape_manager *m, loop *l)
         loop_finish(l, RES_LIMIT, why, l->started_mono_ms);
         return;
     }
-    firn_buf_free(&l->body);
+    body_drop(&l->body, &l->body_grant);
     l->body_too_big = false;
+    l->over_budget = false;
     l->curl_error[0] = '\0';
     const char *error = loop_prepare(l, why, sizeof why);
     if (error) {
@@ -405,7 +424,11 @@ static void loop_fetched(scrape_manager *m, loop *l, CURLcode rc)
     curl_multi_remove_handle(m->multi, l->easy);
     l->in_multi = false;
     enum result res = RES_SUCCESS;
-    if (l->body_too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+    if (l->over_budget) {
+        snprintf(why, sizeof why, "ingest memory budget (%zu bytes) in use: scrape skipped",
+                 ingest_budget_limit());
+        res = RES_BUDGET;
+    } else if (l->body_too_big || rc == CURLE_FILESIZE_EXCEEDED) {
         uint64_t limit = l->job->body_size_limit ? l->job->body_size_limit
                                                  : m->opts.default_body_limit;
         snprintf(why, sizeof why, "body size limit exceeded (limit: %llu bytes)",
@@ -430,14 +453,14 @@ static void loop_fetched(scrape_manager *m, loop *l, CURLcode rc)
     }
     atomic_fetch_add(&m->bytes_fetched, l->body.len);
     if (res != RES_SUCCESS) {
-        firn_buf_free(&l->body);
+        body_drop(&l->body, &l->body_grant);
         loop_finish(l, res, why, l->started_mono_ms);
         atomic_store(&l->busy, false);
     } else if (atomic_load(&l->removed)) {
-        firn_buf_free(&l->body);
+        body_drop(&l->body, &l->body_grant);
         atomic_store(&l->busy, false);
     } else if (!enqueue_ingest(m, l)) {
-        firn_buf_free(&l->body);
+        body_drop(&l->body, &l->body_grant);
         loop_finish(l, RES_QUEUE_FULL, "ingest queue full: profile dropped", l->started_mono_ms);
         atomic_store(&l->busy, false);
     }
@@ -460,7 +483,7 @@ static void take_changes(scrape_manager *m)
              * worker instead. */
             curl_multi_remove_handle(m->multi, l->easy);
             l->in_multi = false;
-            firn_buf_free(&l->body);
+            body_drop(&l->body, &l->body_grant);
             atomic_store(&l->busy, false);
             loop_put(l);  /* the transfer's reference */
         }
@@ -561,7 +584,9 @@ static bool enqueue_ingest(scrape_manager *m, loop *l)
     ingest_job *j = &m->queue[(m->q_head + m->q_len) % m->opts.ingest_queue_max];
     j->l = loop_get(l);
     j->body = l->body;
+    j->grant = l->body_grant;
     l->body = (firn_buf){0};
+    l->body_grant = (ingest_grant){0};
     m->q_len++;
     pthread_cond_signal(&m->qcond);
     pthread_mutex_unlock(&m->qmu);
@@ -616,7 +641,7 @@ static void *ingest_worker(void *arg)
         pthread_mutex_unlock(&m->qmu);
         if (!atomic_load(&j.l->removed))
             ingest_one(m, j.l, &j.body);
-        firn_buf_free(&j.body);
+        body_drop(&j.body, &j.grant);
         atomic_store(&j.l->busy, false);
         loop_put(j.l);
     }
@@ -1347,6 +1372,14 @@ void scrape_manager_metrics_write(scrape_manager *m, firn_buf *b)
     firn_metrics_single(b, "firn_scrape_dropped_targets", "gauge",
                         "Discovered targets that relabeling dropped.",
                         (double)dropped);
+    firn_metrics_single(b, "firn_ingest_memory_bytes", "gauge",
+                        "Bytes the ingest paths hold now: scraped bodies until stored, and "
+                        "decoding (at most --ingest.max-bytes-in-flight).",
+                        (double)ingest_budget_used());
+    firn_metrics_single(b, "firn_ingest_memory_refusals_total", "counter",
+                        "Times the ingest memory budget refused bytes: a scrape skipped "
+                        "(result=\"budget\") or a push answered 503.",
+                        (double)ingest_budget_refused());
     firn_metrics_header(b, "firn_scrapes_total", "counter", "Scrapes by result.");
     for (int r = 0; r < RES_COUNT; r++) {
         firn_label rl = {"result", RESULT_NAMES[r]};

@@ -103,6 +103,7 @@ static int status_of(int code)
 typedef struct push {
     firn_arena *arena;            /* labels, names, parts */
     unsigned char *gunzipped;     /* the body after Content-Encoding: gzip, or NULL */
+    ingest_grant gunzipped_grant; /* its bytes in the ingest memory budget */
     const char *body;
     size_t body_len;
     firn_label *labels;
@@ -114,6 +115,7 @@ static void push_free(push *in)
 {
     ingest_result_free(&in->result);
     free(in->gunzipped);
+    ingest_grant_release(&in->gunzipped_grant);
     firn_arena_free(in->arena);
 }
 
@@ -152,7 +154,8 @@ static int push_body(push *in, const http_request *req, firn_err *err)
         return firn_errf(err, FIRN_EINVAL,
                          "Content-Encoding \"%.100s\" is not supported (only gzip)", enc);
     size_t n;
-    int rc = pprof_gunzip(in->body, in->body_len, GUNZIP_MAX, &in->gunzipped, &n, err);
+    int rc = ingest_gunzip(in->body, in->body_len, GUNZIP_MAX, &in->gunzipped, &n,
+                           &in->gunzipped_grant, err);
     if (rc < 0) {
         firn_err_prefix(err, "Content-Encoding gzip");
         return rc;

@@ -14,6 +14,7 @@
 
 #include "config/config.h"
 #include "config/web_config.h"
+#include "ingest/ingest.h"
 #include "model/model.h"
 #include "pyroscope/pyroscope.h"
 #include "forward/forward.h"
@@ -35,6 +36,10 @@ typedef struct flags {
     uint64_t max_series_n;
     const char *max_connections;    /* --web.max-connections, as given (for status/flags) */
     size_t max_connections_n;
+    const char *body_in_flight;     /* --web.max-body-bytes-in-flight, as given */
+    size_t body_in_flight_n;
+    const char *ingest_bytes;       /* --ingest.max-bytes-in-flight, as given */
+    size_t ingest_bytes_n;
     const char *ui_assets;          /* --web.ui-assets: NULL for the embedded UI */
     const char *external_url;       /* --web.external-url: NULL for http://self */
     int64_t resend_delay_ms, outage_tolerance_ms, grace_period_ms;
@@ -88,6 +93,13 @@ static void usage(FILE *f)
           "                                  0 = no limit); a profile that needs more is refused\n"
           "  --web.max-connections=N         open connections at most (default 512); more\n"
           "                                  wait in the listen backlog\n"
+          "  --web.max-body-bytes-in-flight=SIZE\n"
+          "                                  request bytes held at once (default 256MiB):\n"
+          "                                  past it a request with a body gets 503\n"
+          "  --ingest.max-bytes-in-flight=SIZE\n"
+          "                                  memory scraped bodies and decoding hold at\n"
+          "                                  once (default 512MiB): past it scrapes are\n"
+          "                                  skipped and pushes get 503\n"
           "  --web.ui-assets=DIR             serve the web UI from DIR (a copy of web/ui/),\n"
           "                                  read at each request, instead of the files\n"
           "                                  embedded in firn: for working on the UI\n"
@@ -118,8 +130,31 @@ enum {
     OPT_CONFIG = 256, OPT_LISTEN, OPT_WEB_CONFIG, OPT_PATH, OPT_RETENTION, OPT_LIFECYCLE,
     OPT_LOG, OPT_DNS_SERVER, OPT_UI_ASSETS, OPT_VERSION, OPT_EXTERNAL_URL, OPT_RESEND,
     OPT_OUTAGE, OPT_GRACE, OPT_QUEUE, OPT_BATCH, OPT_MAX_CONNECTIONS, OPT_MAX_SERIES,
-    OPT_NO_ROLLUPS
+    OPT_NO_ROLLUPS, OPT_BODY_IN_FLIGHT, OPT_INGEST_BYTES
 };
+
+/* A size as Prometheus's byte flags take it (kingpin's Base2Bytes): a
+ * whole number and a unit, B, KB/KiB, MB/MiB, GB/GiB, each a power of 1024. */
+static int parse_bytes(const char *s, size_t *out)
+{
+    static const struct { const char *unit; unsigned shift; } units[] = {
+        {"B", 0}, {"KB", 10}, {"KiB", 10}, {"MB", 20}, {"MiB", 20}, {"GB", 30}, {"GiB", 30},
+    };
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*s < '0' || *s > '9' || errno)
+        return -1;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].unit) == 0) {
+            if (v > (SIZE_MAX >> units[i].shift))
+                return -1;
+            *out = (size_t)v << units[i].shift;
+            return 0;
+        }
+    }
+    return -1;
+}
 
 static int parse_flags(int argc, char **argv, flags *f)
 {
@@ -131,6 +166,8 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"storage.tsdb.retention.time", required_argument, NULL, OPT_RETENTION},
         {"web.enable-lifecycle", no_argument, NULL, OPT_LIFECYCLE},
         {"web.max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+        {"web.max-body-bytes-in-flight", required_argument, NULL, OPT_BODY_IN_FLIGHT},
+        {"ingest.max-bytes-in-flight", required_argument, NULL, OPT_INGEST_BYTES},
         {"storage.tsdb.max-series", required_argument, NULL, OPT_MAX_SERIES},
         {"storage.tsdb.no-rollups", no_argument, NULL, OPT_NO_ROLLUPS},
         {"web.ui-assets", required_argument, NULL, OPT_UI_ASSETS},
@@ -160,6 +197,10 @@ static int parse_flags(int argc, char **argv, flags *f)
         .max_series_n = 1000000,
         .max_connections = "512",
         .max_connections_n = HTTP_DEFAULT_MAX_CONNECTIONS,
+        .body_in_flight = "256MiB",
+        .body_in_flight_n = HTTP_DEFAULT_BODY_BYTES_IN_FLIGHT,
+        .ingest_bytes = "512MiB",
+        .ingest_bytes_n = INGEST_DEFAULT_BUDGET,
     };
     int c;
     firn_err err = {0};
@@ -217,6 +258,22 @@ static int parse_flags(int argc, char **argv, flags *f)
             f->max_connections_n = (size_t)v;
             break;
         }
+        case OPT_BODY_IN_FLIGHT:
+            if (parse_bytes(optarg, &f->body_in_flight_n) < 0 || f->body_in_flight_n < (1u << 20)) {
+                fprintf(stderr, "firn: --web.max-body-bytes-in-flight: %s is not a size of at "
+                        "least 1MiB (such as 256MiB)\n", optarg);
+                return 2;
+            }
+            f->body_in_flight = optarg;
+            break;
+        case OPT_INGEST_BYTES:
+            if (parse_bytes(optarg, &f->ingest_bytes_n) < 0 || f->ingest_bytes_n < (4u << 20)) {
+                fprintf(stderr, "firn: --ingest.max-bytes-in-flight: %s is not a size of at "
+                        "least 4MiB (such as 512MiB)\n", optarg);
+                return 2;
+            }
+            f->ingest_bytes = optarg;
+            break;
         case OPT_UI_ASSETS:
             f->ui_assets = optarg;
             break;
@@ -538,12 +595,14 @@ int main(int argc, char **argv)
                  firn_log_quote(q, sizeof q, err.msg));
         return 1;
     }
+    ingest_budget_set(s.f.ingest_bytes_n);
     http_options wo;
     http_options_default(&wo);
     wo.listen_address = s.f.listen_address;
     wo.web_config = s.web_config;
     wo.workers = 8;  /* CPU profile requests hold a worker for their duration */
     wo.max_connections = s.f.max_connections_n;
+    wo.max_body_bytes_in_flight = s.f.body_in_flight_n;
     s.web = http_new(&wo, &err);
     if (!s.web) {
         firn_log(FIRN_LOG_ERROR, "main", "Cannot listen", "err=%s",
@@ -661,6 +720,8 @@ int main(int argc, char **argv)
         "storage.tsdb.retention.time", retention,
         "web.enable-lifecycle", s.f.enable_lifecycle ? "true" : "false",
         "web.max-connections", s.f.max_connections,
+        "web.max-body-bytes-in-flight", s.f.body_in_flight,
+        "ingest.max-bytes-in-flight", s.f.ingest_bytes,
         "storage.tsdb.max-series", s.f.max_series,
         "storage.tsdb.no-rollups", s.f.no_rollups ? "true" : "false",
         "web.ui-assets", s.f.ui_assets ? s.f.ui_assets : "",

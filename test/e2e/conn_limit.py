@@ -1,21 +1,23 @@
 #!/usr/bin/env python3
-"""conn_limit.py PORT IDLE -- past --web.max-connections: IDLE idle
+"""conn_limit.py PORT IDLE [HEADER] -- past --web.max-connections: IDLE idle
 connections (they send nothing, as a slowloris client between bytes) fill
 firn's slots; one more client asks for /-/healthy.  Prints one JSON line:
 the order in which firn closed idle connections and answered the extra
 client ("closed_before_answer": how many idle ones firn had closed when the
 answer came), the answer's status line, and how many idle connections firn
-closed by itself in all.  Bounded: gives up after 60 s."""
+closed by itself in all.  HEADER ("Name: value") goes on the extra
+client's request (credentials).  Bounded: gives up after 60 s."""
 import json, select, socket, sys, time
 
 port, idle = int(sys.argv[1]), int(sys.argv[2])
+header = sys.argv[3] + "\r\n" if len(sys.argv) > 3 else ""
 deadline = time.monotonic() + 60
 conns = []
 for _ in range(idle):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     conns.append(s)
 extra = socket.create_connection(("127.0.0.1", port), timeout=10)
-extra.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+extra.sendall(f"GET /-/healthy HTTP/1.1\r\nHost: x\r\n{header}Connection: close\r\n\r\n".encode())
 open_idle = set(conns)
 closed = 0
 answer = b""

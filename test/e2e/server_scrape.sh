@@ -139,8 +139,11 @@ same "CPU seconds per profile match the recording duration" "$bad_cpu" ""
 
 top=$("$firnctl" query profile 'process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta{job="go"}' \
     --start 0 --end 9999999999999 --format top --storage.tsdb.path "$data" 2>&1)
-busiest=$(awk '/flat%/ { s = 1; next } s { print $6; exit }' <<<"$top")
-same "the busiest function of the merged CPU profile" "$busiest" "main.burnCPU"
+# runtime.asyncPreempt aside: Go's preemption point inside the spinning
+# loop, sampled often when the machine is loaded (firn under ASan, other
+# tests): its caller is the function the loop is in.
+busiest=$(awk '/flat%/ { s = 1; next } s && $6 != "runtime.asyncPreempt" { print $6; exit }' <<<"$top")
+same "the busiest function of the merged CPU profile (runtime.asyncPreempt aside)" "$busiest" "main.burnCPU"
 
 # ---- failing targets ---------------------------------------------------------------
 expect_error() {  # POOL REGEX

@@ -28,6 +28,7 @@
 #include "model/model.h"
 #include "http_reply.h"
 #include "http/http.h"
+#include "http/internal.h"
 
 #define MAX_BODY 4096
 
@@ -214,6 +215,9 @@ static void h_block(void *ctx, const http_request *r, http_response *resp)
 
 /* ---- servers --------------------------------------------------------------- */
 
+/* max_body_bytes_in_flight of the servers started next (0: the default). */
+static size_t servers_in_flight;
+
 /* A started server with the test routes; NULL (with err) when http_new
  * fails. */
 static http_server *try_start_server(const char *listen, size_t workers, size_t queue_max,
@@ -225,6 +229,7 @@ static http_server *try_start_server(const char *listen, size_t workers, size_t 
     o.workers = workers;
     o.queue_max = queue_max;
     o.max_body_bytes = max_body;
+    o.max_body_bytes_in_flight = servers_in_flight;
     http_server *s = http_new(&o, err);
     if (!s)
         return NULL;
@@ -587,6 +592,127 @@ static void test_body_limit(void **state)
     expect(s, "POST", "/own413", big, "text/plain", 429, "too large, said the handler\n");
     expect(s, "POST", "/own413", "abc", "text/plain", 200, "body=3\n");
     free(big);
+}
+
+/* The head as h2o frames its body (lib/http1.c): the first Content-Length,
+ * unless a Transfer-Encoding is there (the last one wins). */
+static void test_head_scan(void **state)
+{
+    (void)state;
+    http_head h;
+    const char *req = "POST /api/v1/ingest?name=x HTTP/1.1\r\nHost: x\r\n"
+                      "authorization: Basic YTpi\r\nContent-Length: 12\r\n"
+                      "Content-Length: 99\r\n\r\nbody...";
+    assert_int_equal(http_head_scan(req, strlen(req), &h), 1);
+    assert_int_equal(h.head_len, strstr(req, "body...") - req);
+    assert_int_equal(h.path_len, strlen("/api/v1/ingest?name=x"));
+    assert_memory_equal(h.path, "/api/v1/ingest?name=x", h.path_len);
+    assert_true(h.has_length);
+    assert_int_equal(h.content_length, 12);
+    assert_false(h.chunked);
+    assert_int_equal(h.authorization_len, strlen("Basic YTpi"));
+    assert_memory_equal(h.authorization, "Basic YTpi", h.authorization_len);
+    /* incomplete: wait */
+    assert_int_equal(http_head_scan(req, 30, &h), 0);
+    /* Transfer-Encoding wins over Content-Length, in either order */
+    const char *te = "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n"
+                     "TRANSFER-ENCODING: Chunked\r\n\r\n";
+    assert_int_equal(http_head_scan(te, strlen(te), &h), 1);
+    assert_true(h.chunked);
+    assert_false(h.has_length);
+    assert_null(h.authorization);
+    /* a framing h2o refuses itself (400): neither */
+    const char *bad = "POST / HTTP/1.1\r\nContent-Length: 12a\r\n\r\n";
+    assert_int_equal(http_head_scan(bad, strlen(bad), &h), 1);
+    assert_false(h.has_length);
+    assert_false(h.chunked);
+    const char *huge = "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n";
+    assert_int_equal(http_head_scan(huge, strlen(huge), &h), 1);
+    assert_false(h.has_length);
+    const char *none = "GET / HTTP/1.1\r\n\r\n";
+    assert_int_equal(http_head_scan(none, strlen(none), &h), 1);
+    assert_false(h.has_length || h.chunked);
+    assert_int_equal(http_head_scan("\x16\x03\x01 junk\r\n\r\n", 14, &h), -1);
+}
+
+/* The status line a raw connection gets (at most 255 bytes of it), or "" when
+ * the server closes it first. */
+static void raw_status(int fd, char *line, size_t size)
+{
+    size_t n = 0;
+    line[0] = '\0';
+    while (n + 1 < size) {
+        ssize_t r = recv(fd, line + n, 1, 0);
+        if (r <= 0 || line[n] == '\r')
+            break;
+        n++;
+    }
+    line[n] = '\0';
+}
+
+static double metric_value(http_server *s, const char *name)
+{
+    firn_buf m = {0};
+    http_metrics_write(s, &m);
+    char *at = strstr(m.data, name);
+    double v = at ? strtod(at + strlen(name), NULL) : -1;
+    firn_buf_free(&m);
+    return v;
+}
+
+/* Bodies are judged from the head, before h2o reads them: over the route's
+ * cap 413, past the in-flight budget 503 with Retry-After; the budget frees
+ * when a request is answered. */
+static void test_body_budget(void **state)
+{
+    (void)state;
+    servers_in_flight = 1u << 20;
+    http_server *s = start_server("127.0.0.1:0", 2, 8, 4u << 20);
+    servers_in_flight = 0;
+    char line[256];
+    /* a GET-only route takes at most HTTP_SMALL_BODY_CAP: 413 with no body sent */
+    int fd = raw_connect(s);
+    raw_send(fd, "GET /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
+    raw_status(fd, line, sizeof line);
+    assert_string_equal(line, "HTTP/1.1 413 Request Entity Too Large");
+    close(fd);
+    /* a worker route's body counts twice: 300000 x 2 fits in 1 MiB */
+    int a = raw_connect(s);
+    raw_send(a, "POST /wecho HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\n"
+                "Content-Length: 300000\r\n\r\nxxxx");
+    for (int i = 0; i < 10000 && metric_value(s, "\nfirn_http_request_body_bytes_in_flight ") <
+                                     600000; i++)
+        usleep(1000);   /* polling the server's own count, bounded */
+    assert_true(metric_value(s, "\nfirn_http_request_body_bytes_in_flight ") >= 600000);
+    /* another 300000 x 2 does not: 503 at once, nothing of its body sent */
+    int b = raw_connect(s);
+    raw_send(b, "POST /wecho HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\n"
+                "Content-Length: 300000\r\n\r\n");
+    raw_status(b, line, sizeof line);
+    assert_string_equal(line, "HTTP/1.1 503 Service Unavailable");
+    close(b);
+    /* a request without a body is not refused for the budget */
+    expect(s, "GET", "/hello", NULL, NULL, 200, "hello\n");
+    /* the first body completes and is answered */
+    char *rest = malloc(300000 - 4);
+    assert_non_null(rest);
+    memset(rest, 'x', 300000 - 4);
+    assert_int_equal(send(a, rest, 300000 - 4, MSG_NOSIGNAL), 300000 - 4);
+    free(rest);
+    raw_status(a, line, sizeof line);
+    assert_string_equal(line, "HTTP/1.1 200 OK");
+    close(a);
+    /* then the budget is free again */
+    char *body = malloc(300001);
+    assert_non_null(body);
+    memset(body, 'y', 300000);
+    body[300000] = '\0';
+    expect(s, "POST", "/wecho", body, "application/octet-stream", 200,
+           "method=POST path=/wecho\nbody=300000\n");
+    free(body);
+    assert_true(metric_value(s, "\nfirn_http_request_bodies_refused_total{reason=\"budget\"} ") ==
+                1);
+    http_stop(s);
 }
 
 static void test_headers(void **state)
@@ -1085,6 +1211,8 @@ int main(void)
     };
     const struct CMUnitTest own[] = {
         cmocka_unit_test(test_too_many_params),
+        cmocka_unit_test(test_head_scan),
+        cmocka_unit_test(test_body_budget),
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_client_disconnects),
         cmocka_unit_test(test_stop_with_work_in_progress),

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ingest/ingest.h"
 #include "scrape/scrape.h"
 #include "tsdb/tsdb.h"
 #include "web/web.h"
@@ -474,6 +475,32 @@ static void test_limits(void **state)
     assert_int_equal(stored(f, "memory:inuse_objects:count:space:bytes", "keep", NULL), 0);
 }
 
+/* The ingest memory budget: a body it cannot hold is not kept, the scrape
+ * is skipped (counted as result "budget", the target down saying why), and
+ * scrapes are stored again once the budget has room. */
+static void test_budget(void **state)
+{
+    fixture *f = *state;
+    ingest_budget_set(64);   /* smaller than any profile the target serves */
+    apply(f, "global: {scrape_interval: 100ms}\n"
+             "scrape_configs:\n"
+             "  - job_name: budget\n"
+             "    static_configs: [{targets: ['127.0.0.1:PORT']}]\n" ONLY_MEMORY);
+    loop_view v;
+    wait_until(view(f, "budget", "memory", NULL, &v) && v.health == SCRAPE_HEALTH_DOWN &&
+               strstr(v.last_error, "ingest memory budget"));
+    assert_string_equal(v.last_error, "ingest memory budget (64 bytes) in use: scrape skipped");
+    assert_int_equal(stored(f, "memory:inuse_space:bytes:space:bytes", "budget", NULL), 0);
+    firn_buf b = {0};
+    scrape_manager_metrics_write(f->m, &b);
+    const char *line = strstr(b.data, "\nfirn_scrapes_total{result=\"budget\"} ");
+    assert_non_null(line);
+    assert_true(strtod(line + strlen("\nfirn_scrapes_total{result=\"budget\"} "), NULL) >= 1);
+    firn_buf_free(&b);
+    ingest_budget_set(0);
+    wait_until(stored(f, "memory:inuse_space:bytes:space:bytes", "budget", NULL) >= 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -483,6 +510,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -768,6 +768,115 @@ static int count_block(void *ctx, const tsdb_block *blk)
 
 /* Pushes racing for a one-slot store queue: each is either stored (200)
  * or refused whole with 503 and Retry-After, never half-written. */
+/* One ingest memory budget: a decoding that cannot get its grant is
+ * FIRN_EBUSY and a push 503 with Retry-After; a profile that needs more than
+ * its first grant asks again; a decoded profile keeps what its arena holds;
+ * every grant comes back. */
+static void test_ingest_budget(void **state)
+{
+    fixture *f = *state;
+    size_t len;
+    unsigned char *cpu = read_fixture(CPU_FIXTURE, &len);
+    assert_int_equal(ingest_budget_used(), 0);
+    ingest_budget_set(6u << 20);
+    ingest_grant hog = {0};
+    assert_true(ingest_budget_take(&hog, 3u << 20));
+    assert_false(ingest_budget_take(&hog, 4u << 20));   /* 7 MiB > 6 MiB */
+    assert_int_equal(hog.bytes, 3u << 20);
+
+    /* the first grant of a small profile is 4 MiB: 3 + 4 > 6 */
+    firn_err err = {0};
+    ingest_grant g = {0};
+    uint64_t refused = ingest_budget_refused();
+    assert_null(ingest_decode(cpu, len, &g, &err));
+    assert_int_equal(err.code, FIRN_EBUSY);
+    assert_non_null(strstr(err.msg, "ingest memory budget (6291456 bytes) is in use"));
+    assert_int_equal(g.bytes, 0);
+    assert_true(ingest_budget_refused() == refused + 1);
+    reply r = post(f, "/api/v1/ingest?name=process_cpu&job=budget&time=1700000000", cpu, len,
+                   NULL, NULL);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strstr(body_of(&r), "ingest memory budget"));
+    assert_non_null(strcasestr(r.headers.data ? r.headers.data : "", "\r\nRetry-After: 1\r\n"));
+    reply_free(&r);
+    expect_series(f, "job", "budget", "");
+    assert_int_equal(ingest_budget_used(), 3u << 20);
+
+    ingest_grant_release(&hog);
+    assert_int_equal(hog.bytes, 0);
+    assert_int_equal(ingest_budget_used(), 0);
+    pprof_profile *p = ingest_decode(cpu, len, &g, &err);
+    assert_non_null(p);
+    assert_int_equal(g.bytes, firn_arena_bytes(p->arena));
+    assert_int_equal(ingest_budget_used(), g.bytes);
+    pprof_free(p);
+    ingest_grant_release(&g);
+    assert_int_equal(ingest_budget_used(), 0);
+    r = post(f, "/api/v1/ingest?name=process_cpu&job=budget&time=1700000000", cpu, len, NULL,
+             NULL);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    assert_int_equal(ingest_budget_used(), 0);
+
+    /* a profile whose decoding needs more than its first grant: the CPU
+     * profile with an unused 3 MiB string appended to its string table
+     * (field 6), gzipped to a few KiB: its first grant (4 MiB, a quarter of
+     * it for the gunzipped bytes) is too small, the third one fits */
+    unsigned char *raw;
+    size_t raw_len;
+    assert_int_equal(pprof_gunzip(cpu, len, 1u << 20, &raw, &raw_len, &err), 0);
+    firn_buf padded = {0};
+    firn_buf_append(&padded, raw, raw_len);
+    size_t pad = 3u << 20;
+    unsigned char head[8] = {0x32};   /* field 6, length-delimited */
+    size_t h = 1;
+    for (size_t v = pad; v; v >>= 7)
+        head[h++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+    firn_buf_append(&padded, head, h);
+    char *filler = malloc(pad);
+    assert_non_null(filler);
+    memset(filler, 'a', pad);
+    firn_buf_append(&padded, filler, pad);
+    free(filler);
+    assert_false(padded.failed);
+    unsigned char *gz;
+    size_t gz_len;
+    assert_int_equal(pprof_gzip(padded.data, padded.len, 9, &gz, &gz_len, &err), 0);
+    assert_true(gz_len * 16 < (4u << 20));
+    ingest_budget_set(64u << 20);
+    refused = ingest_budget_refused();
+    p = ingest_decode(gz, gz_len, &g, &err);
+    if (!p)
+        fail_msg("decoding %zu bytes gzipped to %zu: %s", padded.len, gz_len, err.msg);
+    assert_int_equal(g.bytes, firn_arena_bytes(p->arena));
+    assert_true(ingest_budget_refused() == refused);
+    pprof_free(p);
+    ingest_grant_release(&g);
+    /* with 10 MiB left the second grant (8 MiB, 2 for the gunzipped bytes)
+     * is too small and the third (16 MiB) cannot be had: busy, nothing held */
+    assert_true(ingest_budget_take(&hog, 54u << 20));
+    assert_null(ingest_decode(gz, gz_len, &g, &err));
+    assert_int_equal(err.code, FIRN_EBUSY);
+    assert_int_equal(g.bytes, 0);
+    ingest_grant_release(&hog);
+    assert_int_equal(ingest_budget_used(), 0);
+    /* a budget of 12 MiB can never hold it (3 MiB for the gunzipped
+     * bytes): too big, not busy */
+    ingest_budget_set(12u << 20);
+    assert_null(ingest_decode(gz, gz_len, &g, &err));
+    assert_int_equal(err.code, FIRN_ETOOBIG);
+    assert_non_null(strstr(err.msg, "decoding profile: more than the ingest memory budget "
+                                    "(12582912 bytes) allows: "));
+    assert_int_equal(g.bytes, 0);
+    assert_int_equal(ingest_budget_used(), 0);
+    firn_buf_free(&padded);
+    free(raw);
+    free(gz);
+    ingest_budget_set(0);
+    assert_int_equal(ingest_budget_limit(), INGEST_DEFAULT_BUDGET);
+    free(cpu);
+}
+
 static void test_queue_full(void **state)
 {
     fixture *f = *state;
@@ -843,6 +952,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pyroscope_folded, setup_server, teardown_server),
         cmocka_unit_test_setup_teardown(test_pyroscope_pprof, setup_server, teardown_server),
         cmocka_unit_test_setup_teardown(test_queue_full, setup_server, teardown_server),
+        cmocka_unit_test_setup_teardown(test_ingest_budget, setup_server, teardown_server),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
