@@ -22,7 +22,9 @@ check_figures "bench fleet" "$out" ingest_samples_per_s ingest_profiles_per_s \
     merge_warm_samples_per_s merge_cold_samples_per_s merge_speedup_vs_go_pprof \
     flamegraph_1h_ms flamegraph_24h_ms flamegraph_7d_ms rss_anon_peak_mb stacks_per_profile \
     distinct_stacks inflate_seconds gzip_pprof_bytes memcpy_floor_samples_per_s \
-    go_pprof_merge_seconds rss_file_peak_mb rss_anon_after_mb rss_file_after_mb
+    go_pprof_merge_seconds rss_file_peak_mb rss_anon_after_mb rss_file_after_mb \
+    compaction_seconds flamegraph_1h_raw_ms flamegraph_24h_raw_ms flamegraph_7d_raw_ms \
+    rollup_speedup_7d
 
 # 2 targets x 12 steps x 4 kinds, and 7 days of one profile an hour
 profiles=$(printf '%s\n' "$out" | awk '$1 == "bench_profiles" { print $2 }')
