@@ -973,7 +973,7 @@ static int parse_offset(parser *p, pql_expr *e)
     bool negative = p->tok.type == T_SUB;
     if (negative && advance(p) < 0)
         return -1;
-    int64_t ms;
+    int64_t ms = 0;   /* set by parse_duration; -O3 cannot tell */
     if (parse_duration(p, "offset", &ms) < 0)
         return -1;
     e->sel.offset_ms = negative ? -ms : ms;

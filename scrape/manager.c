@@ -245,7 +245,9 @@ static void loop_finish(loop *l, enum result res, const char *error, int64_t sta
         firn_histogram_observe(&m->duration, took);
     pthread_mutex_lock(&m->mu);
     l->health = error ? SCRAPE_HEALTH_DOWN : SCRAPE_HEALTH_UP;
-    snprintf(l->last_error, sizeof l->last_error, "%s", error ? error : "");
+    /* a longer error is cut to what the targets page shows */
+    snprintf(l->last_error, sizeof l->last_error, "%.*s", (int)sizeof l->last_error - 1,
+             error ? error : "");
     l->last_scrape_ms = l->started_wall_ms;
     l->last_duration_s = took;
     pthread_mutex_unlock(&m->mu);
