@@ -441,7 +441,7 @@ Querier__V1__FlameGraph *pyroscope_flamegraph(pyroscope_call *c, const pyroscope
 {
     if (t->nodes[0].total[0] == 0)
         return NULL;
-    encoded e;
+    encoded e = {0};
     Querier__V1__FlameGraph *fg = pyroscope_new(c, &querier__v1__flame_graph__descriptor);
     if (!fg) {
         firn_errf(err, FIRN_ENOMEM, "out of memory");
@@ -462,7 +462,7 @@ Querier__V1__FlameGraphDiff *pyroscope_flamegraph_diff(pyroscope_call *c,
                                                        const pyroscope_tree *t,
                                                        int64_t max_nodes, firn_err *err)
 {
-    encoded e;
+    encoded e = {0};
     Querier__V1__FlameGraphDiff *fg = pyroscope_new(c, &querier__v1__flame_graph_diff__descriptor);
     if (!fg) {
         firn_errf(err, FIRN_ENOMEM, "out of memory");

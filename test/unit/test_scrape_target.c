@@ -113,12 +113,12 @@ static void assert_labels(const firn_label *l, size_t n, const char *want)
 {
     char *got = firn_labels_format(l, n);
     assert_non_null(got);
-    if (strcmp(got, want) != 0) {
+    bool same = strcmp(got, want) == 0;
+    if (!same)
         fprintf(stderr, "got  %s\nwant %s\n", got, want);
-        free(got);
-        fail();
-    }
     free(got);
+    if (!same)
+        fail();
 }
 
 /* ---- label population: Prometheus's TestPopulateLabels -------------------- */
