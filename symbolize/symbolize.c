@@ -443,6 +443,12 @@ const char *symbolize_demangle(symbolize_names *names, const char *mangled)
      * its own recursion (no DMGL_NO_RECURSE_LIMIT), so hostile names in a
      * file of any process cannot exhaust the stack. */
     char *readable = cplus_demangle(mangled, DMGL_PARAMS | DMGL_ANSI | DMGL_AUTO);
+    if (readable && !readable[0]) {
+        /* Some hostile names demangle to nothing (the Rust v0 "_RC0"): the
+         * mangled name reads better than an empty one. */
+        free(readable);
+        readable = NULL;
+    }
     if (firn_u64map_put(&names->by_mangled, (uintptr_t)mangled, (uint32_t)names->n, NULL) < 0) {
         free(readable);   /* not remembered: asked again next time */
         return NULL;

@@ -163,6 +163,19 @@ static void test_demangle_too_long(void **state)
     free(name);
 }
 
+/* A name the demangler turns into nothing (fuzz.demangle found the Rust v0
+ * "_RC0") keeps its mangled form: no frame is ever named "". */
+static void test_demangle_empty(void **state)
+{
+    (void)state;
+    symbolize_names *store = symbolize_names_new();
+    assert_non_null(store);
+    const char *name = "_RC0";
+    const char *readable = symbolize_demangle(store, name);
+    assert_true(readable == NULL || readable[0] != '\0');
+    symbolize_names_free(store);
+}
+
 /* Whether addr (module terms) is in an executable section: the agent
  * names code addresses only, and there the index must agree (data
  * symbols at section ends, which libdwfl ranks by rules of its own, are
@@ -236,6 +249,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_demangle_as_nm),
         cmocka_unit_test(test_demangle_too_long),
+        cmocka_unit_test(test_demangle_empty),
         cmocka_unit_test(test_symbols_libc),
         cmocka_unit_test(test_symbols_self),
     };
