@@ -503,6 +503,12 @@ static int cmp_frame(const void *a, const void *b)
     return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
+/* A builder string from a span that may be empty (and then have no bytes). */
+static int64_t span_string(pprof_builder *pb, struct span s)
+{
+    return pprof_builder_string(pb, s.n ? s.p : "", s.n);
+}
+
 static struct frame *find_frame(struct frame *t, size_t n, uint64_t a)
 {
     struct frame key = {a, 0, 0};
@@ -596,8 +602,8 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
                 goto out;
             }
             pprof_function fn = {0};
-            fn.name = fn.system_name = pprof_builder_string(pb, jf.func.p, jf.func.n);
-            fn.filename = pprof_builder_string(pb, jf.file.p, jf.file.n);
+            fn.name = fn.system_name = span_string(pb, jf.func);
+            fn.filename = span_string(pb, jf.file);
             struct java_named *jn = &named[f - frames];
             *jn = (struct java_named){true, pprof_builder_function(pb, &fn), jf.line};
         }
@@ -630,7 +636,7 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
         pm.memory_start = maps[k].start;
         pm.memory_limit = maps[k].limit;
         pm.file_offset = maps[k].offset;
-        pm.filename = pprof_builder_string(pb, maps[k].file.p, maps[k].file.n);
+        pm.filename = span_string(pb, maps[k].file);
         map_index[k] = pprof_builder_mapping(pb, &pm);
     }
     if (any_fake) {
