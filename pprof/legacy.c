@@ -17,7 +17,8 @@
  * second frame shared by nearly every sample (the signal handler's frame)
  * and a second frame equal to the leaf minus 1 (the leaf recorded twice);
  * both are repeated here so that stacks, not only flat values, match.
- * Java addresses are frame ids, used as they are.
+ * Java addresses are frame ids, not adjusted, and dropped once the text
+ * has named them.
  *
  * Every size comes from the input and is checked against what is left of
  * it, so allocations are bounded by the (already capped) input length.
@@ -575,7 +576,8 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
     pprof_builder_sample_type(pb, 1, "cpu", "nanoseconds");
     pprof_builder_period(pb, "cpu", "nanoseconds", period);
 
-    /* Java: frames named by the text; each address keeps its first name. */
+    /* Java: frames named by the text (a later line for the same id wins,
+     * as in pprof); one function per name, with the first line's file. */
     struct java_named {
         bool named;
         uint32_t function;
@@ -583,29 +585,55 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
     } *named = NULL;
     if (java) {
         named = calloc(n_frames ? n_frames : 1, sizeof *named);
-        if (!named) {
-            firn_errf(err, FIRN_ENOMEM, "out of memory");
-            goto out;
-        }
+        uint32_t *fn_of_name = NULL;   /* by the name's string index */
+        size_t n_fn_of_name = 0;
+        bool bad = !named, too_many = false;
         struct span line;
-        size_t n_functions = 0;
-        while (next_line(&text, &line)) {
+        size_t n_lines = 0;
+        while (!bad && !too_many && next_line(&text, &line)) {
             struct java_frame jf;
             if (!parse_java_line(trim(line), &jf))
                 continue;
             struct frame *f = find_frame(frames, n_frames, jf.addr);
             if (!f)
                 continue;   /* a frame no sample uses */
-            if (++n_functions > lim->max_functions) {
-                free(named);
-                firn_errf(err, FIRN_ETOOBIG, "%s: more than %zu frame names", WHAT, lim->max_functions);
-                goto out;
+            if (++n_lines > lim->max_functions) {
+                too_many = true;
+                break;
             }
-            pprof_function fn = {0};
-            fn.name = fn.system_name = span_string(pb, jf.func);
-            fn.filename = span_string(pb, jf.file);
-            struct java_named *jn = &named[f - frames];
-            *jn = (struct java_named){true, pprof_builder_function(pb, &fn), jf.line};
+            int64_t name = span_string(pb, jf.func);
+            if (name < 0) {
+                bad = true;
+                break;
+            }
+            if ((size_t)name >= n_fn_of_name) {
+                size_t nn = (size_t)name * 2 + 16;
+                uint32_t *g = realloc(fn_of_name, nn * sizeof *g);
+                if (!g) {
+                    bad = true;
+                    break;
+                }
+                for (size_t k = n_fn_of_name; k < nn; k++)
+                    g[k] = PPROF_NONE;
+                fn_of_name = g;
+                n_fn_of_name = nn;
+            }
+            if (fn_of_name[name] == PPROF_NONE) {
+                pprof_function fn = {0};
+                fn.name = fn.system_name = name;
+                fn.filename = span_string(pb, jf.file);
+                fn_of_name[name] = pprof_builder_function(pb, &fn);
+            }
+            named[f - frames] = (struct java_named){true, fn_of_name[name], jf.line};
+        }
+        free(fn_of_name);
+        if (bad || too_many) {
+            free(named);
+            if (too_many)
+                firn_errf(err, FIRN_ETOOBIG, "%s: more than %zu frame names", WHAT, lim->max_functions);
+            else
+                firn_errf(err, FIRN_ENOMEM, "out of memory");
+            goto out;
         }
     }
 
@@ -616,8 +644,7 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
         for (size_t k = 0; k < r.s[i].n; k++) {
             struct frame *f = find_frame(frames, n_frames, r.addrs[r.s[i].off + k]);
             assert(f);
-            bool is_named = named && named[f - frames].named;
-            if (f->map != SIZE_MAX || !f->addr || is_named)
+            if (f->map != SIZE_MAX || !f->addr || java)
                 continue;
             f->map = find_map(maps, n_maps, f->addr);
             any_fake |= f->map == n_maps;
@@ -656,13 +683,18 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
                 pprof_line ln = {0};
                 l.address = f->addr;
                 l.mapping = f->map == SIZE_MAX ? PPROF_NONE : map_index[f->map];
-                if (named && named[f - frames].named) {
-                    /* Named Java frames lose their address, as in pprof. */
-                    ln.function = named[f - frames].function;
-                    ln.line = named[f - frames].line;
-                    l.lines = &ln;
-                    l.n_lines = 1;
+                if (java) {
+                    /* Java frame ids are no addresses: pprof drops them
+                     * (its Aggregate without addresses), so frames of one
+                     * name and line are one location, and unnamed ones are
+                     * all one unknown frame. */
                     l.address = 0;
+                    if (named[f - frames].named) {
+                        ln.function = named[f - frames].function;
+                        ln.line = named[f - frames].line;
+                        l.lines = &ln;
+                        l.n_lines = 1;
+                    }
                 }
                 f->loc = pprof_builder_location(pb, &l);
             }
@@ -685,6 +717,13 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
         goto out;
     p = pprof_builder_finish(pb, err);
     pb = NULL;
+    /* The profiler writes a stack once per table slot it held, so one stack
+     * can come several times; pprof shows them as one sample (go tool pprof
+     * -raw), and so does firn. */
+    if (p && pprof_merge_samples(p, err) < 0) {
+        pprof_free(p);
+        p = NULL;
+    }
 
 out:
     pprof_builder_free(pb);

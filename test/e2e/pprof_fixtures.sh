@@ -8,7 +8,9 @@
 #  - a file firnctl refuses ("not a pprof protobuf") go tool pprof refuses
 #    too;
 #  - the three legacy binary CPU profiles (gperftools, old Go, Java) are read
-#    and compared as above, like every other fixture;
+#    and compared as above, like every other fixture, and `go tool pprof
+#    -raw` prints the same samples, locations and mappings for firn's
+#    converted file as for the original;
 #  - .NET profiles whose function ids are all 0 (go tool pprof refuses them)
 #    are read, repaired, and converted into files go tool pprof accepts.
 set -uo pipefail
@@ -72,6 +74,19 @@ for f in "$FIXTURES"/*; do
     [ "$ours" = "$theirs" ] && ok "$name: converted: go tool pprof totals $theirs" ||
         fail "$name: converted: go tool pprof totals [$theirs], want [$ours]"
     check "$name: converted: go tool pprof -top reads it" go tool pprof -top "$conv"
+    # A legacy profile's stacks, addresses (pcs but the leaf minus 1, pprof's
+    # clean-ups), mappings and Java frame names as firn read them: go tool
+    # pprof -raw of firn's converted file must print what it prints for the
+    # original.
+    if printf '%s\n' "$LEGACY" | grep -qx "$name"; then
+        go tool pprof -raw "$f" >"$tmp/raw_orig.txt" 2>/dev/null
+        go tool pprof -raw "$conv" >"$tmp/raw_conv.txt" 2>/dev/null
+        if [ -s "$tmp/raw_orig.txt" ] && cmp -s "$tmp/raw_orig.txt" "$tmp/raw_conv.txt"; then
+            ok "$name: converted: go tool pprof -raw identical to the original's ($(awk '/^Samples:/ { s = 1; getline; next } /^Locations/ { s = 0 } s { n++ } END { print n + 0 }' "$tmp/raw_orig.txt") samples)"
+        else
+            fail "$name: converted: go tool pprof -raw differs: $(diff "$tmp/raw_orig.txt" "$tmp/raw_conv.txt" | head -4 | tr '\n' ' ')"
+        fi
+    fi
     a=$(printf '%s' "$info" | jq -c .counts)
     b=$("$FIRNCTL" pprof info "$conv" | jq -c .counts)
     [ "$a" = "$b" ] && ok "$name: converted: same counts" || fail "$name: converted: counts $b, want $a"
