@@ -656,6 +656,16 @@ static void check_legacy_cpp(unsigned size, bool big)
     pprof_profile *q = reencode(p, -1);
     assert_same_content(p, q);
     pprof_free(q);
+    /* Gzipped, it is read too (go tool pprof gunzips before it looks). */
+    unsigned char *gz;
+    size_t gz_len;
+    assert_int_equal(pprof_gzip(l.b, l.n, -1, &gz, &gz_len, &err), 0);
+    q = pprof_decode(gz, gz_len, NULL, &err);
+    free(gz);
+    if (!q)
+        fail_msg("gzipped: %s", err.msg);
+    assert_same_content(p, q);
+    pprof_free(q);
     pprof_free(p);
 }
 
