@@ -88,9 +88,6 @@ static int read_samples(const struct words *w, bool adjust, const pprof_limits *
                         struct raw *r, firn_err *err)
 {
     size_t n_words = w->len / w->size;
-    if (n_words > lim->max_memory_bytes / sizeof(uint64_t))
-        return firn_errf(err, FIRN_ETOOBIG, "%s: %zu words need more than the memory cap of %zu bytes",
-                         WHAT, n_words, lim->max_memory_bytes);
     r->addrs = malloc((n_words ? n_words : 1) * sizeof *r->addrs);
     if (!r->addrs)
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
@@ -536,6 +533,14 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
         goto out;
     }
     int64_t period = (int64_t)period_us * 1000;
+    /* Per input word at most: one address, one frame (dedup table) and one
+     * stack slot; the builder's tables come on top, like protobuf-c's. */
+    size_t per_word = sizeof(uint64_t) + sizeof(struct frame) + sizeof(uint32_t);
+    if (len / w.size > lim->max_memory_bytes / per_word) {
+        firn_errf(err, FIRN_ETOOBIG, "%s: %zu words need more than the memory cap of %zu bytes",
+                  WHAT, len / w.size, lim->max_memory_bytes);
+        goto out;
+    }
     if (read_samples(&w, !java, lim, &r, err) < 0)
         goto out;
     if (!java)

@@ -810,6 +810,14 @@ static void test_legacy_cpu_malformed(void **state)
     legacy_sample(&l, 1, 1, (const uint64_t[]){0x401000});
     legacy_sample(&l, 1, 1, (const uint64_t[]){0x401000});
     expect_error(l.b, l.n, &lim, FIRN_ETOOBIG, "legacy CPU profile: more than 1 samples");
+    /* The memory cap holds before anything is allocated: a header and one
+     * sample are 8 words, each needing tens of bytes of decode tables. */
+    pprof_limits_default(&lim);
+    lim.max_memory_bytes = 100;
+    legacy_header(&l, 4, false, false, 10000);
+    legacy_sample(&l, 1, 1, (const uint64_t[]){0x401000});
+    expect_error(l.b, l.n, &lim, FIRN_ETOOBIG,
+                 "legacy CPU profile: 8 words need more than the memory cap of 100 bytes");
     /* Four header words are no header: refused as not a protobuf. */
     legacy_header(&l, 4, false, false, 10000);
     expect_error(l.b, 16, NULL, FIRN_EINVAL, "not a pprof protobuf: byte 0: field number 0");
