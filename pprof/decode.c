@@ -2,8 +2,10 @@
  *
  * Four steps, each able to refuse the input with a message naming where:
  *  1. size caps and gunzip (capped, see gzip.c);
+ *     Input with a legacy binary CPU profile header (never a protobuf's
+ *     first bytes: field number 0) goes to legacy.c instead;
  *  2. a scan of the top-level protobuf fields: rejects what is not a pprof
- *     protobuf (legacy binary or text profiles) with the byte offset, counts
+ *     protobuf (text profiles, other binaries) with the byte offset, counts
  *     the repeated tables against their caps before anything is allocated,
  *     and detects concatenated profiles (time_nanos twice, as Go's decoder);
  *  3. protobuf-c unpacks into an arena of its own under a memory budget;
@@ -135,8 +137,8 @@ static int scan_top_level(const unsigned char *b, size_t len, struct counts *c,
         int wt = (int)(tag & 7);
         if (field == 0)
             return firn_errf(err, FIRN_EINVAL,
-                             "%s: byte %zu: field number 0 is invalid (legacy binary "
-                             "profiles, e.g. gperftools CPU or Java, are not supported)",
+                             "%s: byte %zu: field number 0 is invalid (nor is it a legacy "
+                             "CPU profile: its header is 0, 3, 0 or 1, period, 0)",
                              NOT_PPROF, at);
         int want = expected_wire_type(field);
         if (want >= 0 && wt != want)
@@ -615,6 +617,14 @@ pprof_profile *pprof_decode(const void *data, size_t len, const pprof_limits *li
         firn_errf(err, FIRN_ETOOBIG, "profile is %zu bytes, more than the cap of %zu", len,
                   limits->max_decoded_bytes);
         return NULL;
+    }
+
+    bool java;
+    int legacy = pprof_legacy_detect(buf, buf_len, &java);
+    if (legacy >= 0) {
+        pprof_profile *lp = pprof_legacy_decode(buf, buf_len, legacy, java, limits, err);
+        free(inflated);
+        return lp;
     }
 
     struct counts counts;

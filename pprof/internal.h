@@ -22,4 +22,13 @@ void pprof_pb_alloc_init(pprof_pb_alloc *a, firn_arena *arena, size_t budget);
  * location hashed once; FIRN_ENOMEM on failure. */
 int pprof_sample_identities(const pprof_profile *p, pprof_hash *ids);
 
+/* Legacy binary CPU profiles (legacy.c).  pprof_legacy_detect returns the
+ * word kind (0..3: 32-bit little/big, 64-bit little/big) of a legacy CPU
+ * profile header, -1 when b does not start with one; *java tells the Java
+ * variant.  pprof_legacy_decode reads b (len already capped) with that
+ * kind; NULL with err naming what and where when it is malformed. */
+int pprof_legacy_detect(const unsigned char *b, size_t len, bool *java);
+pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind, bool java,
+                                   const pprof_limits *limits, firn_err *err);
+
 #endif

@@ -6,7 +6,11 @@
 #    the same totals and counts; `firnctl pprof top` rows (flat, name) equal
 #    `go tool pprof -top` rows for every sample type;
 #  - a file firnctl refuses ("not a pprof protobuf") go tool pprof refuses
-#    too, except the three legacy CPU profiles listed below (a known gap);
+#    too;
+#  - the three legacy binary CPU profiles (gperftools, old Go, Java) are read
+#    and compared as above, like every other fixture, and `go tool pprof
+#    -raw` prints the same samples, locations and mappings for firn's
+#    converted file as for the original;
 #  - .NET profiles whose function ids are all 0 (go tool pprof refuses them)
 #    are read, repaired, and converted into files go tool pprof accepts.
 set -uo pipefail
@@ -26,15 +30,14 @@ e2e_workspace
 TOP_SIMPLIFY="pyro-pkg_pprof_testdata_gotruncatefix_heap_go_truncated_3.pb.gz
 pyro-pkg_pprof_testdata_profile_rust"
 TOP_SKIP="pyro-pkg_og_convert_pprof_testdata_invalid_utf8.pb.gz"
-# Legacy (pre-protobuf) CPU profiles: go tool pprof reads them, firn does not
-# (README: "Profiles firn reads"); any other refusal must be go tool pprof's
-# verdict too.
+# Legacy (pre-protobuf) binary CPU profiles: read by both, and checked to be
+# read (not refused) by name, so that losing the format cannot pass unseen.
 LEGACY="pprof-fuzz_corpus_go.crc32.cpu.pb
 pprof-internal_driver_testdata_cppbench.cpu
 pprof-profile_testdata_java.cpu"
 
 n=0
-legacy_seen=0
+legacy_read=0
 for f in "$FIXTURES"/*; do
     name=$(basename "$f")
     [ "$name" = MANIFEST.md ] && continue
@@ -44,14 +47,12 @@ for f in "$FIXTURES"/*; do
             fail "$name: refused without a clear reason: $(cat "$tmp/err")"
         elif ! go tool pprof -raw "$f" >/dev/null 2>&1; then
             ok "$name: refused, as go tool pprof refuses it: $(cut -c1-120 "$tmp/err" | sed 's/.*: not a pprof/not a pprof/')"
-        elif printf '%s\n' "$LEGACY" | grep -qx "$name"; then
-            legacy_seen=$((legacy_seen + 1))
-            echo "not compared: $name: a legacy CPU profile go tool pprof reads and firn refuses"
         else
             fail "$name: firn refuses a file go tool pprof reads: $(cat "$tmp/err")"
         fi
         continue
     fi
+    printf '%s\n' "$LEGACY" | grep -qx "$name" && legacy_read=$((legacy_read + 1))
     ours=$(printf '%s' "$info" | jq -r '[.sample_types[].total | tostring] | join(" ")')
     repairs=$(printf '%s' "$info" | jq -r '.repairs | length')
 
@@ -73,6 +74,19 @@ for f in "$FIXTURES"/*; do
     [ "$ours" = "$theirs" ] && ok "$name: converted: go tool pprof totals $theirs" ||
         fail "$name: converted: go tool pprof totals [$theirs], want [$ours]"
     check "$name: converted: go tool pprof -top reads it" go tool pprof -top "$conv"
+    # A legacy profile's stacks, addresses (pcs but the leaf minus 1, pprof's
+    # clean-ups), mappings and Java frame names as firn read them: go tool
+    # pprof -raw of firn's converted file must print what it prints for the
+    # original.
+    if printf '%s\n' "$LEGACY" | grep -qx "$name"; then
+        go tool pprof -raw "$f" >"$tmp/raw_orig.txt" 2>/dev/null
+        go tool pprof -raw "$conv" >"$tmp/raw_conv.txt" 2>/dev/null
+        if [ -s "$tmp/raw_orig.txt" ] && cmp -s "$tmp/raw_orig.txt" "$tmp/raw_conv.txt"; then
+            ok "$name: converted: go tool pprof -raw identical to the original's ($(awk '/^Samples:/ { s = 1; getline; next } /^Locations/ { s = 0 } s { n++ } END { print n + 0 }' "$tmp/raw_orig.txt") samples)"
+        else
+            fail "$name: converted: go tool pprof -raw differs: $(diff "$tmp/raw_orig.txt" "$tmp/raw_conv.txt" | head -4 | tr '\n' ' ')"
+        fi
+    fi
     a=$(printf '%s' "$info" | jq -c .counts)
     b=$("$FIRNCTL" pprof info "$conv" | jq -c .counts)
     [ "$a" = "$b" ] && ok "$name: converted: same counts" || fail "$name: converted: counts $b, want $a"
@@ -102,5 +116,5 @@ for f in "$FIXTURES"/*; do
     done
 done
 [ "$n" -ge 60 ] && ok "$n fixture files examined" || fail "only $n fixture files found in $FIXTURES"
-same "the legacy CPU profiles (refused, not compared) are the three listed" "$legacy_seen" 3
+same "the three legacy CPU profiles were read and compared" "$legacy_read" 3
 finish

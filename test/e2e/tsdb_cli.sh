@@ -251,9 +251,12 @@ expect_fail "series, data.mdb cut to 100 bytes" "data.mdb: (truncated|not an LMD
 
 expect_fail "append a text file" "MANIFEST.md: not a pprof protobuf" \
     tsdb append --name process_cpu --timestamp "$NOW" "$FIXTURES/MANIFEST.md"
-expect_fail "append a legacy binary profile" "cppbench.cpu: not a pprof protobuf" \
-    tsdb append --name process_cpu --timestamp "$NOW" \
-    "$FIXTURES/pprof-internal_driver_testdata_cppbench.cpu"
+# A legacy binary CPU profile cut inside its 11th stack (byte 1184 + 2
+# words + 13 pcs > 1300 bytes).
+head -c 1300 "$FIXTURES/pprof-internal_driver_testdata_cppbench.cpu" >"$tmp/truncated.cpu"
+expect_fail "append a truncated legacy binary profile" \
+    "truncated.cpu: legacy CPU profile: sample 10 at byte 1184: a stack of 13 words runs past the end" \
+    tsdb append --name process_cpu --timestamp "$NOW" "$tmp/truncated.cpu"
 expect_fail "append a profile and a text file" "MANIFEST.md: not a pprof protobuf" \
     tsdb append --name process_cpu --label job=mixed --timestamp "$NOW" "$CPU" "$FIXTURES/MANIFEST.md"
 expect_fail "append older than the retention" "older than the retention" \

@@ -3,7 +3,7 @@
  * Whatever the input, decoding must not crash or leak; and whatever decodes
  * must survive the rest of the pipeline: encode -> decode (with the same
  * content counts), merging samples, and the top report.  Seeds: the shared
- * fixtures (see test/fuzz/CMakeLists.txt).
+ * fixtures and seeds/pprof (legacy CPU profiles; see test/fuzz/CMakeLists.txt).
  */
 #include <stdint.h>
 #include <stdlib.h>

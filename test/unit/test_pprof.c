@@ -20,19 +20,23 @@
 #include "profile.pb-c.h"
 #include "fixtures.h"
 
-/* Legacy (non-protobuf) fixtures, per MANIFEST.md. */
-static const char *const legacy_fixtures[] = {
-    "pprof-fuzz_corpus_go.crc32.cpu.pb",
-    "pprof-internal_driver_testdata_cppbench.cpu",
-    "pprof-profile_testdata_java.cpu",
+/* Legacy binary CPU fixtures (MANIFEST.md: not a pprof proto) and their
+ * samples/count and cpu/nanoseconds totals as `go tool pprof -raw` sums them. */
+static const struct {
+    const char *name;
+    int64_t samples, cpu;
+} legacy_fixtures[] = {
+    {"pprof-fuzz_corpus_go.crc32.cpu.pb", 211, 2110000000},
+    {"pprof-internal_driver_testdata_cppbench.cpu", 712, 7120000000},
+    {"pprof-profile_testdata_java.cpu", 7, 70000000},
 };
 
-static bool is_legacy(const char *name)
+static int legacy_index(const char *name)
 {
     for (size_t i = 0; i < sizeof legacy_fixtures / sizeof legacy_fixtures[0]; i++)
-        if (strcmp(name, legacy_fixtures[i]) == 0)
-            return true;
-    return false;
+        if (strcmp(name, legacy_fixtures[i].name) == 0)
+            return (int)i;
+    return -1;
 }
 
 /* ---- invariants and content equality ------------------------------------ */
@@ -164,17 +168,18 @@ static void test_every_fixture(void **state)
         firn_err err = {0};
         pprof_profile *p = pprof_decode(buf, len, NULL, &err);
         free(buf);
-        if (is_legacy(e->d_name)) {
-            if (p)
-                fail_msg("%s: legacy profile decoded as protobuf", e->d_name);
-            if (!strstr(err.msg, "not a pprof protobuf"))
-                fail_msg("%s: unexpected error: %s", e->d_name, err.msg);
-            legacy++;
-            continue;
-        }
         if (!p)
             fail_msg("%s: %s", e->d_name, err.msg);
         assert_invariants(p);
+        int li = legacy_index(e->d_name);
+        if (li >= 0) {
+            int64_t totals[2];
+            assert_int_equal(p->n_sample_types, 2);
+            pprof_totals(p, totals);
+            assert_int_equal(totals[0], legacy_fixtures[li].samples);
+            assert_int_equal(totals[1], legacy_fixtures[li].cpu);
+            legacy++;
+        }
         /* Round trips, gzipped and raw, keep every field. */
         pprof_profile *q = reencode(p, -1);
         assert_same_content(p, q);
@@ -530,6 +535,292 @@ static void expect_error(const void *data, size_t len, const pprof_limits *lim, 
     if (!strstr(err.msg, substring))
         fail_msg("error \"%s\" lacks \"%s\"", err.msg, substring);
     assert_int_equal(err.code, code);
+}
+
+/* ---- legacy binary CPU profiles ----------------------------------------- */
+
+/* A legacy CPU profile written word by word, in either size and byte order. */
+struct legacy_buf {
+    unsigned char b[2048];
+    size_t n;
+    unsigned size;
+    bool big;
+};
+
+static void lw(struct legacy_buf *l, uint64_t v)
+{
+    assert_true(l->n + l->size <= sizeof l->b);
+    for (unsigned i = 0; i < l->size; i++) {
+        unsigned shift = l->big ? 8 * (l->size - 1 - i) : 8 * i;
+        l->b[l->n++] = (unsigned char)(v >> shift);
+    }
+}
+
+/* Header with the period in microseconds; java selects the Java variant. */
+static void legacy_header(struct legacy_buf *l, unsigned size, bool big, bool java, uint64_t period)
+{
+    memset(l, 0, sizeof *l);
+    l->size = size;
+    l->big = big;
+    lw(l, 0), lw(l, 3), lw(l, java), lw(l, period), lw(l, 0);
+}
+
+static void legacy_sample(struct legacy_buf *l, uint64_t count, size_t depth, const uint64_t *pcs)
+{
+    lw(l, count);
+    lw(l, depth);
+    for (size_t i = 0; i < depth; i++)
+        lw(l, pcs[i]);
+}
+
+static void legacy_trailer_text(struct legacy_buf *l, const char *text)
+{
+    lw(l, 0), lw(l, 1), lw(l, 0);
+    size_t n = strlen(text);
+    assert_true(l->n + n <= sizeof l->b);
+    memcpy(l->b + l->n, text, n);
+    l->n += n;
+}
+
+static const char LEGACY_MAPS[] =
+    "00400000-00500000 r-xp 00000000 08:01 1234 /usr/bin/app\n"
+    "f7000000-f7010000 r-xp 00000000 08:01 99 /lib/libc.so.6\n"
+    "f7010000-f7020000 rw-p 00010000 08:01 99 /lib/libc.so.6\n";
+
+/* Addresses of sample s's stack, leaf first, with their mappings' files. */
+static void expect_stack(const pprof_profile *p, size_t s, size_t depth, const uint64_t *addrs,
+                         const char *const *files)
+{
+    assert_true(s < p->n_samples);
+    assert_int_equal(p->samples[s].n_locations, depth);
+    for (size_t k = 0; k < depth; k++) {
+        const pprof_location *l = &p->locations[p->samples[s].locations[k]];
+        assert_int_equal(l->address, addrs[k]);
+        assert_int_not_equal(l->mapping, PPROF_NONE);
+        assert_string_equal(pprof_str(p, p->mappings[l->mapping].filename), files[k]);
+    }
+}
+
+/* Three samples, by hand:
+ *   2 x [0x401010 0x402020 0x403030]   -> 0x401010 0x40201f 0x40302f
+ *   1 x [0x401050 0x403030]            -> 0x401050 0x40302f
+ *   4 x [0xf7001000]               -> 0xf7001000 (a leaf is not adjusted)
+ * With a period of 10000 us each count is worth 10,000,000 ns: totals 7 and
+ * 70,000,000; five distinct locations (0x40302f is shared); the rw-p line
+ * is no mapping, so two mappings.  No second frame is on all samples and
+ * no second frame is the leaf again, so pprof's clean-ups change nothing. */
+static void check_legacy_cpp(unsigned size, bool big)
+{
+    struct legacy_buf l;
+    legacy_header(&l, size, big, false, 10000);
+    const uint64_t s1[] = {0x401010, 0x402020, 0x403030}, s2[] = {0x401050, 0x403030},
+                   s3[] = {0xf7001000};
+    legacy_sample(&l, 2, 3, s1);
+    legacy_sample(&l, 1, 2, s2);
+    legacy_sample(&l, 4, 1, s3);
+    legacy_trailer_text(&l, LEGACY_MAPS);
+
+    firn_err err = {0};
+    pprof_profile *p = pprof_decode(l.b, l.n, NULL, &err);
+    if (!p)
+        fail_msg("%u-bit %s: %s", size * 8, big ? "big" : "little", err.msg);
+    assert_invariants(p);
+    assert_int_equal(p->n_sample_types, 2);
+    assert_string_equal(pprof_str(p, p->sample_types[0].type), "samples");
+    assert_string_equal(pprof_str(p, p->sample_types[1].unit), "nanoseconds");
+    assert_int_equal(p->period, 10000000);
+    assert_int_equal(p->n_samples, 3);
+    assert_int_equal(p->n_locations, 5);
+    assert_int_equal(p->n_mappings, 2);
+    const int64_t want[3][2] = {{2, 20000000}, {1, 10000000}, {4, 40000000}};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(p->samples[i].values[0], want[i][0]);
+        assert_int_equal(p->samples[i].values[1], want[i][1]);
+    }
+    const char *app = "/usr/bin/app", *libc = "/lib/libc.so.6";
+    expect_stack(p, 0, 3, (const uint64_t[]){0x401010, 0x40201f, 0x40302f},
+                 (const char *const[]){app, app, app});
+    expect_stack(p, 1, 2, (const uint64_t[]){0x401050, 0x40302f}, (const char *const[]){app, app});
+    expect_stack(p, 2, 1, (const uint64_t[]){0xf7001000}, (const char *const[]){libc});
+    /* Flat per binary, as go tool pprof -top names unsymbolized frames. */
+    pprof_top_report t;
+    assert_int_equal(pprof_top(p, 0, &t, &err), 0);
+    assert_int_equal(t.total, 7);
+    assert_int_equal(t.n_rows, 2);
+    assert_string_equal(t.rows[0].name, "[libc.so.6]");
+    assert_int_equal(t.rows[0].flat, 4);
+    assert_string_equal(t.rows[1].name, "[app]");
+    assert_int_equal(t.rows[1].flat, 3);
+    pprof_top_free(&t);
+    /* It encodes as a protobuf that decodes to the same content. */
+    pprof_profile *q = reencode(p, -1);
+    assert_same_content(p, q);
+    pprof_free(q);
+    /* Gzipped, it is read too (go tool pprof gunzips before it looks). */
+    unsigned char *gz;
+    size_t gz_len;
+    assert_int_equal(pprof_gzip(l.b, l.n, -1, &gz, &gz_len, &err), 0);
+    q = pprof_decode(gz, gz_len, NULL, &err);
+    free(gz);
+    if (!q)
+        fail_msg("gzipped: %s", err.msg);
+    assert_same_content(p, q);
+    pprof_free(q);
+    pprof_free(p);
+}
+
+static void test_legacy_cpu_32_little(void **state)
+{
+    (void)state;
+    check_legacy_cpp(4, false);
+}
+
+static void test_legacy_cpu_64_big(void **state)
+{
+    (void)state;
+    check_legacy_cpp(8, true);
+}
+
+/* pprof's clean-ups, by hand:
+ *  - a second frame on every sample (a signal handler's) is dropped, twice
+ *    over: [0x401000 0x409000 0x403030] and [0x401100 0x409000 0x403030]
+ *    lose 0x408fff, then 0x40302f, leaving the leaves alone;
+ *  - a second frame that is the leaf again (recorded twice) is dropped:
+ *    with a third, different sample, [0x401200 0x401200 0x403030] becomes
+ *    [0x401200 0x40302f] (0x4011ff + 1 is the leaf). */
+static void test_legacy_cpu_cleanups(void **state)
+{
+    (void)state;
+    struct legacy_buf l;
+    legacy_header(&l, 8, false, false, 1000);
+    legacy_sample(&l, 1, 3, (const uint64_t[]){0x401000, 0x409000, 0x403030});
+    legacy_sample(&l, 1, 3, (const uint64_t[]){0x401100, 0x409000, 0x403030});
+    legacy_trailer_text(&l, LEGACY_MAPS);
+    firn_err err = {0};
+    pprof_profile *p = pprof_decode(l.b, l.n, NULL, &err);
+    if (!p)
+        fail_msg("%s", err.msg);
+    assert_invariants(p);
+    const char *app = "/usr/bin/app";
+    expect_stack(p, 0, 1, (const uint64_t[]){0x401000}, (const char *const[]){app});
+    expect_stack(p, 1, 1, (const uint64_t[]){0x401100}, (const char *const[]){app});
+    assert_int_equal(p->n_locations, 2);
+    assert_int_equal(p->samples[0].values[1], 1000000);
+    pprof_free(p);
+
+    legacy_header(&l, 4, true, false, 1000);
+    legacy_sample(&l, 1, 3, (const uint64_t[]){0x401200, 0x401200, 0x403030});
+    legacy_sample(&l, 1, 2, (const uint64_t[]){0x401300, 0x405000});
+    legacy_sample(&l, 1, 2, (const uint64_t[]){0x401400, 0x406000});
+    legacy_trailer_text(&l, LEGACY_MAPS);
+    p = pprof_decode(l.b, l.n, NULL, &err);
+    if (!p)
+        fail_msg("%s", err.msg);
+    expect_stack(p, 0, 2, (const uint64_t[]){0x401200, 0x40302f}, (const char *const[]){app, app});
+    expect_stack(p, 1, 2, (const uint64_t[]){0x401300, 0x404fff}, (const char *const[]){app, app});
+    pprof_free(p);
+
+    /* One stack written twice (the profiler's table evicted it) is one
+     * sample, as go tool pprof -raw shows: 2 + 3 of [0x401000 0x401fff]. */
+    legacy_header(&l, 4, false, false, 1000);
+    legacy_sample(&l, 2, 2, (const uint64_t[]){0x401000, 0x402000});
+    legacy_sample(&l, 1, 2, (const uint64_t[]){0x401100, 0x403000});
+    legacy_sample(&l, 3, 2, (const uint64_t[]){0x401000, 0x402000});
+    legacy_trailer_text(&l, LEGACY_MAPS);
+    p = pprof_decode(l.b, l.n, NULL, &err);
+    if (!p)
+        fail_msg("%s", err.msg);
+    assert_int_equal(p->n_samples, 2);
+    expect_stack(p, 0, 2, (const uint64_t[]){0x401000, 0x401fff}, (const char *const[]){app, app});
+    assert_int_equal(p->samples[0].values[0], 5);
+    assert_int_equal(p->samples[0].values[1], 5000000);
+    expect_stack(p, 1, 2, (const uint64_t[]){0x401100, 0x402fff}, (const char *const[]){app, app});
+    assert_int_equal(p->samples[1].values[0], 1);
+    pprof_free(p);
+}
+
+/* The Java variant: frame ids are not adjusted, the text names them
+ * ("0xID name (file:line)" or a bare state such as "VM"), and no frame
+ * keeps its id as an address.  2 x [5 6] and 1 x [7 6]: 7 is named by no
+ * line, so it is an unknown frame at address 0. */
+static void test_legacy_cpu_java(void **state)
+{
+    (void)state;
+    struct legacy_buf l;
+    legacy_header(&l, 4, false, true, 10000);
+    legacy_sample(&l, 2, 2, (const uint64_t[]){5, 6});
+    legacy_sample(&l, 1, 2, (const uint64_t[]){7, 6});
+    legacy_trailer_text(&l, " 0x00000005 VM\n 0x0000006 com.example.Foo.run (Foo.java:12)\n"
+                            " 0x0000009 com.example.Unused (Unused.java:1)\n");
+    firn_err err = {0};
+    pprof_profile *p = pprof_decode(l.b, l.n, NULL, &err);
+    if (!p)
+        fail_msg("%s", err.msg);
+    assert_invariants(p);
+    assert_int_equal(p->n_samples, 2);
+    assert_int_equal(p->n_functions, 2);
+    const pprof_location *leaf = &p->locations[p->samples[0].locations[0]];
+    const pprof_location *caller = &p->locations[p->samples[0].locations[1]];
+    const pprof_location *unnamed = &p->locations[p->samples[1].locations[0]];
+    assert_int_equal(leaf->n_lines, 1);
+    assert_int_equal(leaf->address, 0);
+    assert_string_equal(pprof_str(p, p->functions[leaf->lines[0].function].name), "VM");
+    assert_int_equal(caller->n_lines, 1);
+    assert_int_equal(caller->lines[0].line, 12);
+    const pprof_function *f = &p->functions[caller->lines[0].function];
+    assert_string_equal(pprof_str(p, f->name), "com.example.Foo.run");
+    assert_string_equal(pprof_str(p, f->filename), "Foo.java");
+    assert_int_equal(unnamed->n_lines, 0);
+    assert_int_equal(unnamed->address, 0);
+    assert_int_equal(p->samples[1].values[1], 10000000);
+    pprof_free(p);
+}
+
+/* Bad legacy input is refused with what and where. */
+static void test_legacy_cpu_malformed(void **state)
+{
+    (void)state;
+    struct legacy_buf l;
+    /* A stack longer than what is left: sample 1 starts at byte 20 + 16. */
+    legacy_header(&l, 4, false, false, 10000);
+    legacy_sample(&l, 1, 2, (const uint64_t[]){0x401000, 0x402000});
+    lw(&l, 1), lw(&l, 1000), lw(&l, 0x401000);
+    expect_error(l.b, l.n, NULL, FIRN_EINVAL,
+                 "legacy CPU profile: sample 1 at byte 36: a stack of 1000 words runs past the end");
+    /* A count that is no int64. */
+    legacy_header(&l, 8, false, false, 10000);
+    legacy_sample(&l, UINT64_MAX, 1, (const uint64_t[]){0x401000});
+    expect_error(l.b, l.n, NULL, FIRN_EINVAL, "legacy CPU profile: sample 0 at byte 40: count");
+    /* count x period past int64. */
+    legacy_header(&l, 8, true, false, 1000000);
+    legacy_sample(&l, INT64_MAX / 2, 1, (const uint64_t[]){0x401000});
+    expect_error(l.b, l.n, NULL, FIRN_EINVAL, "legacy CPU profile: sample 0: count");
+    /* A period in microseconds past int64 nanoseconds. */
+    legacy_header(&l, 8, false, false, UINT64_MAX / 2);
+    expect_error(l.b, l.n, NULL, FIRN_EINVAL, "legacy CPU profile: byte 24: period");
+    /* A half sample. */
+    legacy_header(&l, 4, false, false, 10000);
+    lw(&l, 1);
+    expect_error(l.b, l.n, NULL, FIRN_EINVAL, "legacy CPU profile: sample 0 at byte 20: truncated");
+    /* The sample cap holds. */
+    pprof_limits lim;
+    pprof_limits_default(&lim);
+    lim.max_samples = 1;
+    legacy_header(&l, 4, false, false, 10000);
+    legacy_sample(&l, 1, 1, (const uint64_t[]){0x401000});
+    legacy_sample(&l, 1, 1, (const uint64_t[]){0x401000});
+    expect_error(l.b, l.n, &lim, FIRN_ETOOBIG, "legacy CPU profile: more than 1 samples");
+    /* The memory cap holds before anything is allocated: a header and one
+     * sample are 8 words, each needing tens of bytes of decode tables. */
+    pprof_limits_default(&lim);
+    lim.max_memory_bytes = 100;
+    legacy_header(&l, 4, false, false, 10000);
+    legacy_sample(&l, 1, 1, (const uint64_t[]){0x401000});
+    expect_error(l.b, l.n, &lim, FIRN_ETOOBIG,
+                 "legacy CPU profile: 8 words need more than the memory cap of 100 bytes");
+    /* Four header words are no header: refused as not a protobuf. */
+    legacy_header(&l, 4, false, false, 10000);
+    expect_error(l.b, 16, NULL, FIRN_EINVAL, "not a pprof protobuf: byte 0: field number 0");
 }
 
 static void test_not_protobuf(void **state)
@@ -1140,6 +1431,11 @@ int main(void)
         cmocka_unit_test(test_invalid_profiles_rejected),
         cmocka_unit_test(test_all_zero_ids_numbered_by_position),
         cmocka_unit_test(test_not_protobuf),
+        cmocka_unit_test(test_legacy_cpu_32_little),
+        cmocka_unit_test(test_legacy_cpu_64_big),
+        cmocka_unit_test(test_legacy_cpu_cleanups),
+        cmocka_unit_test(test_legacy_cpu_java),
+        cmocka_unit_test(test_legacy_cpu_malformed),
         cmocka_unit_test(test_truncated_protobuf),
         cmocka_unit_test(test_concatenated_profiles),
         cmocka_unit_test(test_packed_and_unpacked_repeated_fields),
