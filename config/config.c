@@ -981,7 +981,6 @@ static void dec_alertmanager(config_dec *d, const config_ynode *v, config_alertm
     dec_http(d, vals, keys, &am->http);
     const config_ynode *const *x = vals + N_HTTP_FIELDS;
     DEC_LIST(d, x[0], "static_configs", am->static_configs, am->n_static_configs, dec_static);
-    check_static_targets(d, x[0]);
     config_dec_str(d, x[1], "scheme", &am->scheme);
     if (strcmp(am->scheme, "http") != 0 && strcmp(am->scheme, "https") != 0)
         config_dec_err(d, x[1], "scheme", "unknown scheme \"%.64s\": http or https",
@@ -994,15 +993,27 @@ static void dec_alertmanager(config_dec *d, const config_ynode *v, config_alertm
         config_dec_err(d, x[4], "api_version",
                        "expected Alertmanager api version to be one of [v2] but got %.16s "
                        "(firn speaks API v2 only)", version);
-    if (x[5] && !config_ynode_is_null(x[5]))
-        config_dec_err(d, x[5], "relabel_configs", "relabeling of Alertmanager targets is not "
-                       "supported by firn (alert_relabel_configs is)");
     DEC_LIST(d, x[6], "file_sd_configs", am->file_sd, am->n_file_sd, dec_file_sd);
     DEC_LIST(d, x[7], "dns_sd_configs", am->dns_sd, am->n_dns_sd, dec_dns_sd);
-    if (x[8] && !config_ynode_is_null(x[8]))
-        config_dec_err(d, x[8], "kubernetes_sd_configs", "Kubernetes discovery of "
-                       "Alertmanagers is not supported by firn (static_configs, "
-                       "file_sd_configs and dns_sd_configs are)");
+    DEC_LIST(d, x[8], "kubernetes_sd_configs", am->kubernetes_sd, am->n_kubernetes_sd,
+             dec_k8s_sd);
+    const config_ynode *rl = config_dec_seq(d, x[5], "relabel_configs");
+    if (rl) {
+        am->relabel_configs = config_dec_calloc(d, rl->n, sizeof *am->relabel_configs);
+        for (size_t i = 0; am->relabel_configs && i < rl->n; i++) {
+            if (config_ynode_is_null(rl->items[i])) {   /* Prometheus's own message here */
+                config_dec_err(d, rl->items[i], "relabel_configs",
+                               "empty or null Alertmanager target relabeling rule");
+                continue;
+            }
+            if (config_dec_relabel(d, rl->items[i], &am->relabel_configs[am->n_relabel_configs]))
+                am->n_relabel_configs++;
+        }
+    }
+    /* A URL pasted as a target, unless relabeling may fix it up
+     * (Prometheus's AlertmanagerConfig.UnmarshalYAML). */
+    if (!rl || rl->n == 0)
+        check_static_targets(d, x[0] && x[0]->kind == CONFIG_YNODE_SEQ ? x[0] : NULL);
 }
 
 static void dec_alerting(config_dec *d, const config_ynode *v, firn_config *cfg)
@@ -1350,6 +1361,9 @@ void config_free(firn_config *cfg)
             firn_relabel_config_destroy(&cfg->scrapes[i].relabel_configs[j]);
     for (size_t j = 0; j < cfg->n_alert_relabel_configs; j++)
         firn_relabel_config_destroy(&cfg->alert_relabel_configs[j]);
+    for (size_t i = 0; i < cfg->n_alertmanagers; i++)
+        for (size_t j = 0; j < cfg->alertmanagers[i].n_relabel_configs; j++)
+            firn_relabel_config_destroy(&cfg->alertmanagers[i].relabel_configs[j]);
     for (size_t i = 0; i < cfg->n_remote_writes; i++)
         for (size_t j = 0; j < cfg->remote_writes[i].n_write_relabel_configs; j++)
             firn_relabel_config_destroy(&cfg->remote_writes[i].write_relabel_configs[j]);

@@ -65,11 +65,15 @@
  *                       config file's directory
  *   alerting:           {alert_relabel_configs: [relabel_config],
  *                        alertmanagers: [{static_configs, file_sd_configs,
- *                        dns_sd_configs (as for scrapes), scheme (http),
- *                        path_prefix (/), timeout (10s), api_version (v2;
- *                        v1 is refused: firn speaks v2 only), basic_auth,
- *                        authorization, tls_config}]}; an Alertmanager's
- *                       relabel_configs is refused (not supported)
+ *                        dns_sd_configs, kubernetes_sd_configs (as for
+ *                        scrapes), relabel_configs (over the targets'
+ *                        labels, __scheme__ and __alerts_path__; a null
+ *                        rule is Prometheus's "empty or null Alertmanager
+ *                        target relabeling rule"; with rules, static
+ *                        targets may hold '/'), scheme (http), path_prefix
+ *                        (/), timeout (10s), api_version (v2; v1 is
+ *                        refused: firn speaks v2 only), basic_auth,
+ *                        authorization, tls_config}]}
  *   remote_write:       [{url (required), name (unique; a hash of the
  *                        entry when absent, as Prometheus), remote_timeout
  *                        (30s), headers ({name: value}; Authorization and
@@ -309,6 +313,12 @@ typedef struct config_alertmanager {
     size_t n_file_sd;
     config_dns_sd *dns_sd;
     size_t n_dns_sd;
+    config_kubernetes_sd *kubernetes_sd;
+    size_t n_kubernetes_sd;
+    /* applied to each discovered target's labels plus __scheme__ and
+     * __alerts_path__ (rules/notify.c); initialized and compiled */
+    firn_relabel_config *relabel_configs;
+    size_t n_relabel_configs;
     char *scheme;               /* "http" or "https" */
     char *path_prefix;          /* "/" unless given */
     int64_t timeout_ms;         /* 10s */

@@ -8,10 +8,13 @@
  * per attempt (failed ones included), errors_total{alertmanager} += 1 per
  * failed request, dropped_total += batch size when no Alertmanager took it.
  *
- * Alertmanagers come from static_configs and from discovery/'s file_sd and
- * dns_sd providers (one per entry, restarted by each rules_notifier_set),
- * whose groups' __address__ values become targets as Prometheus builds
- * them without relabeling: scheme://address/path_prefix/api/v2/alerts.
+ * Alertmanagers come from static_configs and from discovery/'s file_sd,
+ * dns_sd and kubernetes_sd providers (one per entry, restarted by each
+ * rules_notifier_set).  Each target becomes a URL as Prometheus 2.42's
+ * alertmanagerFromGroup builds it: its labels with __scheme__ and
+ * __alerts_path__ (path_prefix + /api/v2/alerts) go through the entry's
+ * relabel_configs; a dropped target is not sent to, a kept one is
+ * __scheme__://__address__ + __alerts_path__ (rules_am_group_urls).
  *
  * Threads: rules_notifier_send from any evaluation thread (never blocks on
  * the network), one sender thread, rules_notifier_set from the reload path,
@@ -39,20 +42,24 @@ struct am {
     uint64_t sent, errors;
 };
 
-/* What one provider last reported: the addresses of each source. */
+/* What one provider last reported: the Alertmanager URLs of each source. */
 struct prov_group {
     char *source;
-    char **addrs;
+    char **urls;
     size_t n;
 };
 
-/* One file_sd or dns_sd entry of an Alertmanager config, running. */
+/* One file_sd, dns_sd or kubernetes_sd entry of an Alertmanager config,
+ * running. */
 struct am_provider {
     disc_sink sink;              /* first: the sink callbacks get this pointer */
     rules_notifier *n;
-    size_t am_index;             /* into the configuration's alertmanagers */
-    disc_file *file;             /* one of these two */
+    /* the entry's config: alive until the provider is stopped (a
+     * configuration outlives the rules_notifier_set replacing it) */
+    const config_alertmanager *am;
+    disc_file *file;             /* one of these three */
     disc_dns *dns;
+    disc_k8s *k8s;
     struct prov_group *groups;
     size_t n_groups;
 };
@@ -126,17 +133,118 @@ static void alerts_prefix(const char *path_prefix, char *prefix, size_t size)
     prefix[pl] = 0;
 }
 
-/* Adds the Alertmanager at address to the list being built (no duplicate
- * URLs), its counters carried over from old. */
-static void add_am(rules_notifier *n, const config_alertmanager *c, const char *address,
-                   const struct am *old, size_t n_old)
+/* Sets name to value in l[0..*n) (l has room for one more). */
+static void label_set(firn_label *l, size_t *n, const char *name, const char *value)
 {
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(l[i].name, name) == 0) {
+            l[i].value = value;
+            return;
+        }
+    l[(*n)++] = (firn_label){name, value};
+}
+
+/* Go's url.URL String() for {scheme, host, path}: the path escaped as
+ * url.PathEscape's encodePath mode does (unreserved and $&+,/:;=@ kept),
+ * a "/" put before a relative path when there is a host. */
+static char *am_url(const char *scheme, const char *host, const char *path)
+{
+    firn_buf b = {0};
+    if (scheme[0])
+        firn_buf_printf(&b, "%s:", scheme);
+    if (scheme[0] || host[0])
+        firn_buf_printf(&b, "//%s", host);
+    if (host[0] && path[0] && path[0] != '/')
+        firn_buf_puts(&b, "/");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("-_.~$&+,/:;=@", *p))
+            firn_buf_printf(&b, "%c", *p);
+        else
+            firn_buf_printf(&b, "%%%02X", *p);
+    }
+    return firn_buf_take(&b, NULL);
+}
+
+int rules_am_group_urls(const config_alertmanager *c, const disc_group *g, char ***urls,
+                        size_t *n_urls, firn_err *err)
+{
+    *urls = NULL;
+    *n_urls = 0;
     char prefix[512];
     alerts_prefix(c->path_prefix, prefix, sizeof prefix);
-    char *url = NULL;
-    if (asprintf(&url, "%s://%s%s%s/api/v2/alerts", c->scheme, address, prefix[0] ? "/" : "",
-                 prefix) < 0)
-        return;
+    char path[600];
+    snprintf(path, sizeof path, "/%s%sapi/v2/alerts", prefix, prefix[0] ? "/" : "");
+    firn_arena *arena = firn_arena_new(0);
+    char **out = calloc(g->n_targets + 1, sizeof *out);
+    size_t n = 0;
+    int rc = 0;
+    if (!arena || !out)
+        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+    for (size_t t = 0; rc == 0 && t < g->n_targets; t++) {
+        const disc_target *tg = &g->targets[t];
+        firn_label *l = firn_arena_alloc(arena, (tg->n_labels + g->n_labels + 2) * sizeof *l);
+        if (!l) {
+            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+            break;
+        }
+        /* the target's labels; the configured scheme and path over them;
+         * the group's labels the target lacks (the order later Prometheus
+         * versions make explicit with a labels.Builder) */
+        size_t nl = 0;
+        for (size_t k = 0; k < tg->n_labels; k++)
+            label_set(l, &nl, tg->labels[k].name, tg->labels[k].value);
+        label_set(l, &nl, "__scheme__", c->scheme);
+        label_set(l, &nl, "__alerts_path__", path);
+        for (size_t k = 0; k < g->n_labels; k++)
+            if (!firn_labels_get(tg->labels, tg->n_labels, g->labels[k].name))
+                label_set(l, &nl, g->labels[k].name, g->labels[k].value);
+        if (firn_labels_normalize(l, &nl, err) < 0) {
+            rc = -1;
+            break;
+        }
+        firn_label *kept = l;
+        size_t n_kept = nl;
+        if (c->n_relabel_configs) {
+            int k = firn_relabel_process(c->relabel_configs, c->n_relabel_configs, l, nl, arena,
+                                         &kept, &n_kept, err);
+            if (k < 0) {
+                rc = -1;
+                break;
+            }
+            if (k == 0)
+                continue;   /* dropped by relabel_configs: not sent to */
+        }
+        const char *addr = firn_labels_get(kept, n_kept, "__address__");
+        const char *scheme = firn_labels_get(kept, n_kept, "__scheme__");
+        const char *apath = firn_labels_get(kept, n_kept, "__alerts_path__");
+        if (addr && strchr(addr, '/')) {   /* config.CheckTargetAddress: the whole group fails */
+            rc = firn_errf(err, FIRN_EINVAL, "\"%.256s\" is not a valid hostname", addr);
+            break;
+        }
+        if (!(out[n] = am_url(scheme ? scheme : "", addr ? addr : "", apath ? apath : ""))) {
+            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+            break;
+        }
+        n++;
+    }
+    firn_arena_free(arena);
+    if (rc < 0) {
+        for (size_t i = 0; i < n; i++)
+            free(out[i]);
+        free(out);
+        return rc;
+    }
+    *urls = out;
+    *n_urls = n;
+    return 0;
+}
+
+/* Adds the Alertmanager at url (taken) to the list being built (no
+ * duplicate URLs), its counters carried over from old. */
+static void add_am(rules_notifier *n, const config_alertmanager *c, char *url,
+                   const struct am *old, size_t n_old)
+{
     for (size_t k = 0; k < n->n_ams; k++)
         if (strcmp(n->ams[k].url, url) == 0) {
             free(url);
@@ -157,6 +265,13 @@ static void add_am(rules_notifier *n, const config_alertmanager *c, const char *
         }
 }
 
+static void log_group_failed(const firn_err *err)
+{
+    char q[512];
+    firn_log(FIRN_LOG_ERROR, "notifier", "Creating discovered Alertmanagers failed", "err=%s",
+             firn_log_quote(q, sizeof q, err->msg));
+}
+
 /* The Alertmanager list from the configuration and what the providers
  * found (n->mu held). */
 static void rebuild_ams(rules_notifier *n)
@@ -167,13 +282,38 @@ static void rebuild_ams(rules_notifier *n)
     n->n_ams = n->cap_ams = 0;
     for (size_t i = 0; n->cfg && i < n->cfg->n_alertmanagers; i++) {
         const config_alertmanager *c = &n->cfg->alertmanagers[i];
-        for (size_t g = 0; g < c->n_static_configs; g++)
-            for (size_t t = 0; t < c->static_configs[g].n_targets; t++)
-                add_am(n, c, c->static_configs[g].targets[t], old, n_old);
+        for (size_t g = 0; g < c->n_static_configs; g++) {
+            /* static_configs as Prometheus's static provider: one group
+             * per entry, its labels the group's */
+            const config_target_group *sg = &c->static_configs[g];
+            disc_target *targets = calloc(sg->n_targets + 1, sizeof *targets);
+            firn_label *addrs = calloc(sg->n_targets + 1, sizeof *addrs);
+            char **urls = NULL;
+            size_t n_urls = 0;
+            firn_err err = {0};
+            if (targets && addrs) {
+                for (size_t t = 0; t < sg->n_targets; t++) {
+                    addrs[t] = (firn_label){"__address__", sg->targets[t]};
+                    targets[t] = (disc_target){&addrs[t], 1};
+                }
+                disc_group dg = {.source = "", .targets = targets, .n_targets = sg->n_targets,
+                                 .labels = sg->labels, .n_labels = sg->n_labels};
+                if (rules_am_group_urls(c, &dg, &urls, &n_urls, &err) < 0)
+                    log_group_failed(&err);
+            }
+            for (size_t u = 0; u < n_urls; u++)
+                add_am(n, c, urls[u], old, n_old);
+            free(urls);
+            free(targets);
+            free(addrs);
+        }
         for (size_t p = 0; p < n->n_provs; p++)
-            for (size_t g = 0; n->provs[p]->am_index == i && g < n->provs[p]->n_groups; g++)
-                for (size_t t = 0; t < n->provs[p]->groups[g].n; t++)
-                    add_am(n, c, n->provs[p]->groups[g].addrs[t], old, n_old);
+            for (size_t g = 0; n->provs[p]->am == c && g < n->provs[p]->n_groups; g++)
+                for (size_t t = 0; t < n->provs[p]->groups[g].n; t++) {
+                    char *url = strdup(n->provs[p]->groups[g].urls[t]);
+                    if (url)
+                        add_am(n, c, url, old, n_old);
+                }
     }
     for (size_t k = 0; k < n_old; k++)
         free(old[k].url);
@@ -183,8 +323,8 @@ static void rebuild_ams(rules_notifier *n)
 static void prov_group_clear(struct prov_group *g)
 {
     for (size_t i = 0; i < g->n; i++)
-        free(g->addrs[i]);
-    free(g->addrs);
+        free(g->urls[i]);
+    free(g->urls);
     free(g->source);
     *g = (struct prov_group){0};
 }
@@ -216,17 +356,11 @@ static void prov_send(disc_sink *self, const disc_group *groups, size_t count)
             p->n_groups++;
         }
         struct prov_group *pg = &p->groups[k];
-        *pg = (struct prov_group){.source = strdup(g->source),
-                                  .addrs = calloc(g->n_targets, sizeof(char *))};
-        for (size_t t = 0; pg->addrs && t < g->n_targets; t++) {
-            const char *addr = firn_labels_get(g->targets[t].labels, g->targets[t].n_labels,
-                                               "__address__");
-            if (!addr)
-                addr = firn_labels_get(g->labels, g->n_labels, "__address__");
-            if (addr && (pg->addrs[pg->n] = strdup(addr)))
-                pg->n++;
-        }
-        if (!pg->source || !pg->addrs) {   /* out of memory: the source is left out */
+        *pg = (struct prov_group){.source = strdup(g->source)};
+        firn_err err = {0};
+        if (rules_am_group_urls(p->am, g, &pg->urls, &pg->n, &err) < 0)
+            log_group_failed(&err);
+        if (!pg->source || !pg->urls) {   /* failed: the source is left out */
             prov_group_clear(pg);
             p->groups[k] = p->groups[--p->n_groups];
         }
@@ -247,6 +381,8 @@ static void provs_stop(struct am_provider **provs, size_t count)
             disc_file_stop(provs[i]->file);
         if (provs[i]->dns)
             disc_dns_stop(provs[i]->dns);
+        if (provs[i]->k8s)
+            disc_k8s_stop(provs[i]->k8s);
         for (size_t g = 0; g < provs[i]->n_groups; g++)
             prov_group_clear(&provs[i]->groups[g]);
         free(provs[i]->groups);
@@ -255,15 +391,17 @@ static void provs_stop(struct am_provider **provs, size_t count)
     free(provs);
 }
 
-/* Starts a provider for Alertmanager config i (the entry file or dns). */
-static void prov_start(rules_notifier *n, size_t i, const config_file_sd *file,
-                       const config_dns_sd *dns)
+/* Starts a provider for Alertmanager config am (the entry file, dns or
+ * k8s). */
+static void prov_start(rules_notifier *n, const config_alertmanager *am,
+                       const config_file_sd *file, const config_dns_sd *dns,
+                       const config_kubernetes_sd *k8s)
 {
     struct am_provider *p = calloc(1, sizeof *p);
     if (p) {
         p->sink = (disc_sink){.send = prov_send, .refreshed = prov_refreshed};
         p->n = n;
-        p->am_index = i;
+        p->am = am;
     }
     pthread_mutex_lock(&n->mu);
     struct am_provider **grown = p ? realloc(n->provs, (n->n_provs + 1) * sizeof *grown) : NULL;
@@ -280,8 +418,10 @@ static void prov_start(rules_notifier *n, size_t i, const config_file_sd *file,
     }
     firn_err err = {0};
     disc_dns_options o = {.server = n->dns_server};
-    bool ok = file ? (p->file = disc_file_start(file, &p->sink, &err)) != NULL
-                   : (p->dns = disc_dns_start(dns, &o, &p->sink, &err)) != NULL;
+    disc_k8s_options ko = {.job = "alerting"};
+    bool ok = file  ? (p->file = disc_file_start(file, &p->sink, &err)) != NULL
+              : dns ? (p->dns = disc_dns_start(dns, &o, &p->sink, &err)) != NULL
+                    : (p->k8s = disc_k8s_start(k8s, &ko, &p->sink, &err)) != NULL;
     if (!ok)
         firn_log(FIRN_LOG_ERROR, "notifier", "Cannot start Alertmanager discovery",
                  "err=\"%s\"", err.msg);
@@ -308,10 +448,13 @@ void rules_notifier_set(rules_notifier *n, const firn_config *cfg)
     /* the old providers, unlocked: their threads may be waiting for n->mu */
     provs_stop(old, n_old);
     for (size_t i = 0; i < cfg->n_alertmanagers; i++) {
-        for (size_t j = 0; j < cfg->alertmanagers[i].n_file_sd; j++)
-            prov_start(n, i, &cfg->alertmanagers[i].file_sd[j], NULL);
-        for (size_t j = 0; j < cfg->alertmanagers[i].n_dns_sd; j++)
-            prov_start(n, i, NULL, &cfg->alertmanagers[i].dns_sd[j]);
+        const config_alertmanager *am = &cfg->alertmanagers[i];
+        for (size_t j = 0; j < am->n_file_sd; j++)
+            prov_start(n, am, &am->file_sd[j], NULL, NULL);
+        for (size_t j = 0; j < am->n_dns_sd; j++)
+            prov_start(n, am, NULL, &am->dns_sd[j], NULL);
+        for (size_t j = 0; j < am->n_kubernetes_sd; j++)
+            prov_start(n, am, NULL, NULL, &am->kubernetes_sd[j]);
     }
 }
 

@@ -12,10 +12,19 @@
 # firn_notifications_alertmanagers_discovered and the per-Alertmanager
 # counters (their URLs: scheme, address, path_prefix, /api/v2/alerts)
 # follow.
+# Then a second firn finds Alertmanagers through kubernetes_sd_configs
+# (role pod) on the fake Kubernetes API server (test/kubeapi), with
+# relabel_configs as a user writes them: keep the port named web, drop the
+# pods labelled alerting=off, take __alerts_path__ from an annotation.  A
+# pod pointing at am2 (path /am2 from its annotation) gets the alerts; one
+# pointing at am1 but dropped by relabeling gets none; a deleted pod is
+# forgotten.  `firnctl check config` accepts that config.
 #
-# usage: rules_am_discovery.sh FIRN
+# usage: rules_am_discovery.sh FIRN SOURCE_DIR FIRNCTL
 set -uo pipefail
 firn=$1
+srcdir=$2
+firnctl=$3
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
 e2e_workspace
@@ -86,9 +95,9 @@ ok "firn on port $FIRN_PORT"
 
 discovered() { curl_local "$F/metrics" | awk '$1 == "firn_notifications_alertmanagers_discovered" { print $2 }'; }
 is_discovered() { [ "$(discovered)" = "$1" ]; }
-in_am() {  # PORT [PREFIX]: the Always alert is active there
+in_am() {  # PORT [PREFIX [ALERTNAME]]: the alert (Always) is active there
     curl_local "http://127.0.0.1:$1${2:-}/api/v2/alerts" |
-        jq -e '[.[] | select(.labels.alertname == "Always")] | length > 0'
+        jq -e --arg n "${3:-Always}" '[.[] | select(.labels.alertname == $n)] | length > 0'
 }
 urls() { curl_local "$F/metrics" |
          sed -n 's/^firn_notifications_sent_total{alertmanager="\([^"]*\)"}.*/\1/p' | sort | tr '\n' ' '; }
@@ -127,4 +136,88 @@ mv "$tmp/am_targets.json.new" "$tmp/am_targets.json"
 wait_for 30 is_discovered 0 && ok "file emptied: no Alertmanager" ||
     fail "discovered $(discovered), want 0"
 alive "$FIRN_PID" && ok "firn still running" || fail "firn died"
+
+# 5. Kubernetes discovery with relabel_configs (a second firn)
+need_go "$srcdir" kubeapi "$tmp"
+"$tmp/kubeapi" -addr 127.0.0.1:0 -addr-file "$tmp/kubeapi.addr" >"$tmp/kubeapi.log" 2>&1 &
+track_pid $!
+wait_for 30 test -s "$tmp/kubeapi.addr" ||
+    { fail "fake API server did not start: $(tail -3 "$tmp/kubeapi.log")"; finish; exit 1; }
+KUBE_URL=http://$(head -n 1 "$tmp/kubeapi.addr")
+ok "fake Kubernetes API server at $KUBE_URL"
+kube() {  # TYPE OBJECT: an ADDED/MODIFIED/DELETED event on the fake server
+    curl_local --fail --max-time 5 -X POST --data-binary "{\"type\":\"$1\",\"object\":$2}" \
+        "$KUBE_URL/_control/apply" >/dev/null
+}
+# am_pod NAME WEB_PORT LABELS ANNOTATIONS: an Alertmanager pod on 127.0.0.1
+# with ports web and cluster (the latter must not be sent to).
+am_pod() {
+    cat <<EOF
+{"kind":"Pod","apiVersion":"v1",
+ "metadata":{"name":"$1","namespace":"monitoring","uid":"uid-$1","labels":$3,"annotations":$4},
+ "spec":{"nodeName":"node1","containers":[{"name":"alertmanager","image":"am:0.25",
+   "ports":[{"name":"web","containerPort":$2,"protocol":"TCP"},
+            {"name":"cluster","containerPort":9094,"protocol":"TCP"}]}]},
+ "status":{"phase":"Running","podIP":"127.0.0.1","podIPs":[{"ip":"127.0.0.1"}],
+   "hostIP":"127.0.0.1","conditions":[{"type":"Ready","status":"True"}]}}
+EOF
+}
+kube ADDED "$(am_pod am-main "$AM2_PORT" '{"app":"alertmanager"}' \
+    '{"firn.test/path-prefix":"/am2"}')" &&
+kube ADDED "$(am_pod am-off "$AM1_PORT" '{"app":"alertmanager","alerting":"off"}' '{}')" ||
+    { fail "could not add the pods: $(tail -3 "$tmp/kubeapi.log")"; finish; exit 1; }
+
+mkdir -p "$tmp/k8s/rules"
+cat >"$tmp/k8s/rules/always.yml" <<'EOF'
+groups:
+  - name: always
+    interval: 1s
+    rules:
+      - alert: AlwaysK8s
+        expr: vector(1)
+EOF
+cat >"$tmp/k8s/firn.yml" <<EOF
+rule_files: ['rules/*.yml']
+alerting:
+  alertmanagers:
+    - kubernetes_sd_configs:
+        - {role: pod, api_server: "$KUBE_URL", namespaces: {names: [monitoring]}}
+      timeout: 2s
+      relabel_configs:
+        - {source_labels: [__meta_kubernetes_pod_container_port_name], action: keep, regex: web}
+        - {source_labels: [__meta_kubernetes_pod_label_alerting], action: drop, regex: "off"}
+        - source_labels: [__meta_kubernetes_pod_annotation_firn_test_path_prefix]
+          regex: "(.+)"
+          target_label: __alerts_path__
+          replacement: "\${1}/api/v2/alerts"
+scrape_configs: []
+EOF
+if out=$("$firnctl" check config "$tmp/k8s/firn.yml" 2>&1); then
+    ok "firnctl check config accepts kubernetes_sd_configs with relabel_configs"
+else
+    fail "firnctl check config refused it: $out"
+fi
+if ! start_firn "$firn" "$tmp/firn2.log" --config.file="$tmp/k8s/firn.yml" \
+        --web.listen-address=127.0.0.1:0 --storage.tsdb.path="$tmp/data2" \
+        --rules.alert.resend-delay=1s; then
+    fail "start firn (Kubernetes): $(tail -5 "$tmp/firn2.log")"
+    finish
+    exit 1
+fi
+F="http://127.0.0.1:$FIRN_PORT"
+wait_for 30 is_discovered 1 && ok "Kubernetes: one Alertmanager kept by relabeling" ||
+    fail "discovered $(discovered), want 1: $(tail -3 "$tmp/firn2.log")"
+same "its URL: the pod's IP and web port, the path from its annotation" "$(urls)" "$AM2_URL "
+wait_for 30 in_am "$AM2_PORT" /am2 AlwaysK8s &&
+    ok "alert reached the Alertmanager discovered through the Kubernetes API" ||
+    fail "AlwaysK8s not in am2: $(tail -3 "$tmp/firn2.log")"
+# every batch goes to every Alertmanager at once, so am1 would have it by now
+in_am "$AM1_PORT" "" AlwaysK8s >/dev/null &&
+    fail "am1 got AlwaysK8s though relabel_configs dropped its pod" ||
+    ok "the pod dropped by relabel_configs (am1) got no alert"
+
+kube DELETED "$(am_pod am-main "$AM2_PORT" '{}' '{}')" || fail "could not delete the pod"
+wait_for 30 is_discovered 0 && ok "pod deleted: no Alertmanager" ||
+    fail "discovered $(discovered), want 0"
+alive "$FIRN_PID" && ok "firn (Kubernetes) still running" || fail "firn (Kubernetes) died"
 finish

@@ -407,12 +407,27 @@ static void test_rules_and_alerting(void **state)
                             "    basic_auth: {username: u, password: p}\n"
                             "  - static_configs: [{targets: ['c:9093']}]\n"
                             "  - file_sd_configs: [{files: [am/*.json]}]\n"
-                            "    dns_sd_configs: [{names: [am.example], type: A, port: 9093}]\n");
+                            "    dns_sd_configs: [{names: [am.example], type: A, port: 9093}]\n"
+                            "  - kubernetes_sd_configs: [{role: pod, api_server: 'http://k:1'}]\n"
+                            "    static_configs: [{targets: ['http://am:9093/']}]\n"
+                            "    relabel_configs:\n"
+                            "    - {source_labels: [__meta_kubernetes_pod_container_port_name],"
+                            " action: keep, regex: web}\n");
     assert_int_equal(cfg->evaluation_interval_ms, 30000);
     assert_int_equal(cfg->n_rule_files, 2);
     assert_string_equal(cfg->rule_files[0], "rules/*.yml");
     assert_int_equal(cfg->n_alert_relabel_configs, 1);
-    assert_int_equal(cfg->n_alertmanagers, 3);
+    assert_int_equal(cfg->n_alertmanagers, 4);
+    /* relabel_configs and kubernetes_sd_configs; with rules, a static
+     * target may hold '/' (relabeling may fix it up, as Prometheus) */
+    const config_alertmanager *k = &cfg->alertmanagers[3];
+    assert_int_equal(k->n_kubernetes_sd, 1);
+    assert_string_equal(k->kubernetes_sd[0].role, "pod");
+    assert_string_equal(k->kubernetes_sd[0].api_server, "http://k:1");
+    assert_int_equal(k->n_relabel_configs, 1);
+    assert_int_equal(k->relabel_configs[0].action, FIRN_RELABEL_KEEP);
+    assert_non_null(k->relabel_configs[0].compiled);
+    assert_string_equal(k->static_configs[0].targets[0], "http://am:9093/");
     const config_alertmanager *a = &cfg->alertmanagers[0], *b = &cfg->alertmanagers[1];
     const config_alertmanager *c = &cfg->alertmanagers[2];
     assert_int_equal(c->n_file_sd, 1);
@@ -679,14 +694,17 @@ static const struct {
      "alerting:\n  alertmanagers:\n  - api_version: v1\n",
      "t.yml:3:18: api_version: expected Alertmanager api version to be one of [v2] but got v1 "
      "(firn speaks API v2 only)"},
-    {"an Alertmanager's relabel_configs",
-     "alerting:\n  alertmanagers:\n  - relabel_configs: [{action: drop}]\n",
-     "t.yml:3:22: relabel_configs: relabeling of Alertmanager targets is not supported by firn "
-     "(alert_relabel_configs is)"},
-    {"Kubernetes discovery of Alertmanagers",
-     "alerting:\n  alertmanagers:\n  - kubernetes_sd_configs: [{role: pod}]\n",
-     "t.yml:3:28: kubernetes_sd_configs: Kubernetes discovery of Alertmanagers is not "
-     "supported by firn (static_configs, file_sd_configs and dns_sd_configs are)"},
+    {"a null Alertmanager relabel rule",
+     "alerting:\n  alertmanagers:\n  - relabel_configs: [null]\n",
+     "t.yml:3:23: relabel_configs: empty or null Alertmanager target relabeling rule"},
+    {"an invalid Alertmanager relabel rule",
+     "alerting:\n  alertmanagers:\n  - relabel_configs: [{action: replace}]\n",
+     "t.yml:3:23: relabel_configs: relabel configuration for replace action requires "
+     "'target_label' value"},
+    {"an Alertmanager Kubernetes SD config without a role",
+     "alerting:\n  alertmanagers:\n  - kubernetes_sd_configs: [{api_server: 'http://k'}]\n",
+     "t.yml:3:29: role: role missing (one of pod, service, endpoints, endpointslice, node, "
+     "ingress)"},
     {"an Alertmanager URL as a target",
      "alerting:\n  alertmanagers:\n  - static_configs: [{targets: ['http://am:9093/']}]\n",
      "t.yml:3:33: targets: \"http://am:9093/\" is not a valid hostname"},

@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
+#include "discovery/discovery.h"
 #include "rules/internal.h"
 #include "rules/rules.h"
 
@@ -769,6 +770,160 @@ static void test_notifier_failures(void **state)
     config_free(cfg);
 }
 
+/* urls_are: the URLs rules_am_group_urls gives for g under the first
+ * Alertmanager config of yaml, joined by spaces. */
+static void urls_are(const char *yaml, const disc_group *g, const char *want)
+{
+    firn_err err = {0};
+    firn_config *cfg = config_load_string(yaml, strlen(yaml), "t.yml", &err);
+    if (!cfg)
+        fail_msg("config: %s", err.msg);
+    char **urls = NULL;
+    size_t n = 0;
+    assert_int_equal(rules_am_group_urls(&cfg->alertmanagers[0], g, &urls, &n, &err), 0);
+    firn_buf b = {0};
+    for (size_t i = 0; i < n; i++) {
+        firn_buf_printf(&b, "%s%s", i ? " " : "", urls[i]);
+        free(urls[i]);
+    }
+    free(urls);
+    char *got = firn_buf_take(&b, NULL);
+    assert_string_equal(got ? got : "", want);
+    free(got);
+    config_free(cfg);
+}
+
+#define TARGET(...) {(firn_label[]){__VA_ARGS__}, sizeof((firn_label[]){__VA_ARGS__}) / sizeof(firn_label)}
+
+/* Alertmanager targets through relabel_configs, as Prometheus 2.42's
+ * alertmanagerFromGroup: the expected URLs are worked out by hand from its
+ * rules (target labels, then __scheme__ and __alerts_path__ from the
+ * config, then the group's labels the target lacks; relabel; a dropped
+ * target gives nothing; scheme://address + path, the path escaped as Go's
+ * url.URL does and made absolute). */
+static void test_am_relabel_urls(void **state)
+{
+    (void)state;
+    /* no relabel_configs: path.Join("/", "/", "/api/v2/alerts") */
+    disc_target plain[] = {TARGET({"__address__", "am:9093"})};
+    disc_group g0 = {"0", plain, 1, NULL, 0};
+    urls_are("alerting:\n  alertmanagers:\n  - static_configs: []\n", &g0,
+             "http://am:9093/api/v2/alerts");
+
+    const char *yaml =
+        "alerting:\n  alertmanagers:\n  - scheme: https\n    path_prefix: /am//\n"
+        "    relabel_configs:\n"
+        "    - {source_labels: [__meta_kubernetes_pod_container_port_name], action: keep, "
+        "regex: web}\n"
+        "    - {source_labels: [__meta_kubernetes_pod_annotation_am_path], regex: '(.+)', "
+        "target_label: __alerts_path__, replacement: '${1}/api/v2/alerts'}\n"
+        "    - {source_labels: [team], regex: x, target_label: __scheme__, replacement: http}\n";
+    /* labels sorted by name, as discovery hands them over */
+    disc_target t[] = {
+        /* team x from the group: http; the config's path /am/api/v2/alerts */
+        TARGET({"__address__", "10.0.0.1:9093"},
+               {"__meta_kubernetes_pod_container_port_name", "web"}),
+        /* its own team y wins over the group's: https stays; its path */
+        TARGET({"__address__", "10.0.0.2:9094"},
+               {"__meta_kubernetes_pod_annotation_am_path", "/custom"},
+               {"__meta_kubernetes_pod_container_port_name", "web"}, {"team", "y"}),
+        /* another port: dropped by keep */
+        TARGET({"__address__", "10.0.0.3:80"},
+               {"__meta_kubernetes_pod_container_port_name", "metrics"}),
+        /* a relative path with a space and '!': "/" put before, escaped */
+        TARGET({"__address__", "10.0.0.4:1"},
+               {"__meta_kubernetes_pod_annotation_am_path", "rel ative!"},
+               {"__meta_kubernetes_pod_container_port_name", "web"}),
+        /* the configured __scheme__ is set over a target's own */
+        TARGET({"__address__", "10.0.0.5:2"},
+               {"__meta_kubernetes_pod_container_port_name", "web"}, {"__scheme__", "ftp"},
+               {"team", "z"}),
+    };
+    firn_label group_labels[] = {{"__meta_kubernetes_namespace", "ns"}, {"team", "x"}};
+    disc_group g = {"pod/ns/am", t, 5, group_labels, 2};
+    urls_are(yaml, &g,
+             "http://10.0.0.1:9093/am/api/v2/alerts https://10.0.0.2:9094/custom/api/v2/alerts "
+             "http://10.0.0.4:1/rel%20ative%21/api/v2/alerts https://10.0.0.5:2/am/api/v2/alerts");
+
+    /* all dropped: no URL, no error */
+    disc_group g3 = {"pod/ns/other", &t[2], 1, group_labels, 2};
+    urls_are(yaml, &g3, "");
+
+    /* relabeling may turn a pasted URL into an address; a kept address
+     * still holding '/' fails the whole group (config.CheckTargetAddress) */
+    const char *fix = "alerting:\n  alertmanagers:\n"
+                      "  - static_configs: [{targets: ['http://am:9093/']}]\n"
+                      "    relabel_configs:\n"
+                      "    - {source_labels: [__address__], regex: 'http://(.*)/', "
+                      "target_label: __address__}\n";
+    disc_target urlish[] = {TARGET({"__address__", "http://am:9093/"}),
+                            TARGET({"__address__", "x/y"})};
+    disc_group gu = {"0", urlish, 1, NULL, 0};
+    urls_are(fix, &gu, "http://am:9093/api/v2/alerts");
+    firn_err err = {0};
+    firn_config *cfg = config_load_string(fix, strlen(fix), "t.yml", &err);
+    assert_non_null(cfg);
+    char **urls = (char **)1;
+    size_t n = 7;
+    gu.n_targets = 2;
+    assert_true(rules_am_group_urls(&cfg->alertmanagers[0], &gu, &urls, &n, &err) < 0);
+    assert_string_equal(err.msg, "\"x/y\" is not a valid hostname");
+    assert_null(urls);
+    assert_int_equal(n, 0);
+    config_free(cfg);
+}
+
+/* Static targets through relabel_configs reach the Alertmanager the
+ * relabeled address names; a dropped one is not sent to. */
+static void test_notifier_relabel(void **state)
+{
+    (void)state;
+    struct fake_am am;
+    fake_am_start(&am, 200);
+    char yaml[768];
+    snprintf(yaml, sizeof yaml,
+             "alerting:\n  alertmanagers:\n"
+             "  - static_configs:\n"
+             "    - {targets: ['keep-me'], labels: {port: '%d', path: /p}}\n"
+             "    - {targets: ['drop-me'], labels: {port: '%d', path: /dropped}}\n"
+             "    relabel_configs:\n"
+             "    - {source_labels: [__address__], action: drop, regex: drop-me}\n"
+             "    - {source_labels: [port], regex: '(.+)', target_label: __address__, "
+             "replacement: '127.0.0.1:$1'}\n"
+             "    - {source_labels: [path], target_label: __alerts_path__, "
+             "replacement: '$1/api/v2/alerts'}\n",
+             am.port, am.port);
+    firn_err err = {0};
+    firn_config *cfg = config_load_string(yaml, strlen(yaml), "t.yml", &err);
+    if (!cfg)
+        fail_msg("config: %s", err.msg);
+    rules_notifier *n = rules_notifier_new(100, 64, NULL, &err);
+    assert_non_null(n);
+    rules_notifier_set(n, cfg);
+    char want[128];
+    snprintf(want, sizeof want, "firn_notifications_alertmanagers_discovered 1\n");
+    assert_true(metrics_show(n, want));
+    snprintf(want, sizeof want,
+             "firn_notifications_sent_total{alertmanager=\"http://127.0.0.1:%d/p/api/v2/alerts\"} 0\n",
+             am.port);
+    assert_true(metrics_show(n, want));
+    assert_int_equal(rules_notifier_start(n, "firn/test", &err), 0);
+    firn_label l[] = {{"alertname", "A"}};
+    rules_notification a = {l, 1, NULL, 0, 0, 0, ""};
+    rules_notifier_send(n, &a, 1);
+    assert_true(fake_am_wait(&am, 1));
+    assert_string_equal(am.paths[0], "/p/api/v2/alerts");
+    /* the dropped target (its own path) is nowhere among the Alertmanagers */
+    firn_buf b = {0};
+    rules_notifier_metrics_write(n, &b);
+    assert_non_null(b.data);
+    assert_null(strstr(b.data, "/dropped/"));
+    firn_buf_free(&b);
+    rules_notifier_free(n);
+    config_free(cfg);
+    fake_am_stop(&am);
+}
+
 /* Alertmanagers from file_sd_configs: found, sent to, and gone when the
  * file lists none (the provider and the notifier's sink on their threads). */
 static void test_notifier_file_sd(void **state)
@@ -917,6 +1072,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_offsets, setup, teardown),
         cmocka_unit_test(test_notifier),
         cmocka_unit_test(test_notifier_failures),
+        cmocka_unit_test(test_am_relabel_urls),
+        cmocka_unit_test(test_notifier_relabel),
         cmocka_unit_test(test_notifier_file_sd),
         cmocka_unit_test(test_remote_queue),
     };
