@@ -282,6 +282,7 @@ int ingest_kv_list_parse(firn_arena *a, const char *what, const char *p, const c
             name_end--;
         while (v < item_end && isspace((unsigned char)*v))
             v++;
+        assert(n < room);   /* one item per comma, plus one */
         out[n].name = firn_arena_strndup(a, item, (size_t)(name_end - item));
         out[n].value = firn_arena_strndup(a, v, (size_t)(item_end - v));
         n++;

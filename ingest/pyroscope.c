@@ -3,6 +3,7 @@
  * braces, profile names by sample type, folded suffixes and collapsed
  * stacks, Unix times by digit count, and the rules of a pprof upload
  * (pkg/ingester/pyroscope, convertMetadata). */
+#include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -179,6 +180,7 @@ pprof_profile *ingest_folded_parse(const char *body, size_t len, const ingest_fo
             locs = firn_xreallocarray(locs, ncap, sizeof *locs);
             cap = ncap;
         }
+        assert(depth <= cap);
         if (folded_stack(b, line, stack_end, locs, depth) < 0 ||
             pprof_builder_sample(b, locs, depth, &value, NULL, 0) < 0) {
             rc = firn_errf(err, FIRN_ENOMEM, "out of memory");

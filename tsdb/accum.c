@@ -198,6 +198,17 @@ static int cmp_entry(const void *x, const void *y)
     return a->labelset < b->labelset ? -1 : a->labelset > b->labelset;
 }
 
+/* The order tsdb_acc_entries promises: (partition, stack, label set)
+ * strictly ascending, so each entry is one distinct sample. */
+__attribute__((unused)) static bool entries_sorted(const struct acc_entry *e, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (e[i - 1].partition > e[i].partition ||
+            (e[i - 1].partition == e[i].partition && cmp_entry(&e[i - 1], &e[i]) >= 0))
+            return false;
+    return true;
+}
+
 size_t tsdb_acc_count(const struct acc *a)
 {
     size_t n = 0;
@@ -234,7 +245,7 @@ void tsdb_acc_entries(struct acc *a, struct acc_entry **out, size_t *n_out)
         while (j < p->n_le)
             e[k++] = p->le[j++];
     }
-    assert(k == n);
+    assert(k == n && entries_sorted(e, n));
     *out = e;
     *n_out = n;
 }

@@ -299,6 +299,7 @@ size_t tsdb_block_encode(firn_buf *b, firn_buf *body, ZSTD_CCtx *zstd, struct bl
         else
             s[kept++] = s[i];
     }
+    assert(kept <= n);
     int64_t total = 0;
     uint64_t g = 0;
     unsigned flags = 0;

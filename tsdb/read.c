@@ -121,9 +121,18 @@ static void ids_sort_unique(struct ids *s)
     s->n = k;
 }
 
+__attribute__((unused)) static bool ids_sorted(const struct ids *s)
+{
+    for (size_t i = 1; i < s->n; i++)
+        if (s->v[i - 1] >= s->v[i])
+            return false;
+    return true;
+}
+
 /* a := a ∩ b (keep) or a \ b (!keep); both sorted. */
 static void ids_filter(struct ids *a, const struct ids *b, bool keep)
 {
+    assert(ids_sorted(a) && ids_sorted(b));
     size_t i = 0, j = 0, k = 0;
     while (i < a->n) {
         while (j < b->n && b->v[j] < a->v[i])

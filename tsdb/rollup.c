@@ -95,8 +95,11 @@ struct spans {
     size_t n, cap;
 };
 
+/* Spans are pushed in time order and never overlap (a rollup plan reads
+ * each profile once). */
 static void spans_push(struct spans *s, int64_t start, int64_t len, const MDB_val *v)
 {
+    assert(len > 0 && (s->n == 0 || s->v[s->n - 1].end_ms < start));
     s->v = firn_grow(s->v, s->n, &s->cap, sizeof *s->v, 64);
     s->v[s->n++] = (struct rollup_span){start, start + len - 1, *v};
 }

@@ -18,6 +18,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,6 +342,7 @@ static void id_cache_put(struct id_cache *c, pprof_hash h, uint32_t id)
         c->hi = firn_xreallocarray(c->hi, ncap, sizeof *c->hi);
         c->hi_cap = ncap;
     }
+    assert(id < c->hi_cap);
     uint32_t have;
     int r = firn_u64map_put(&c->map, h.lo, id, &have);
     if (r == 1)
@@ -750,6 +752,7 @@ static int encode_column(struct writer *w, const struct prepared *pp, size_t t, 
         int64_t v = p->samples[i].values[t];
         if (v == 0)
             continue;
+        assert(n < w->bs_cap);
         w->bs[n].stack = pp->stack_id[i];
         w->bs[n].labelset = pp->ls_id[i];
         w->bs[n].value = v;
