@@ -386,12 +386,12 @@ int forward_apply(forward *f, firn_config *cfg, firn_err *err)
     for (size_t i = 0; i < n; i++) {
         const config_profile_remote_write *w = &cfg->profile_remote_writes[i];
         firn_err e2 = {0};
-        if (!opened[i])
+        if (!opened[i]) {
             endpoint_set(next[i], w);
-        if (!opened[i] &&
-            fq_configure(&next[i]->q, w->max_bytes, (uint32_t)w->shards, &e2) < 0)
-            firn_log(FIRN_LOG_ERROR, "forward", "keeping the previous settings",
-                     "remote_name=%s err=\"%s\"", next[i]->remote_name, e2.msg);
+            if (fq_configure(&next[i]->q, w->max_bytes, (uint32_t)w->shards, &e2) < 0)
+                firn_log(FIRN_LOG_ERROR, "forward", "keeping the previous settings",
+                         "remote_name=%s err=\"%s\"", next[i]->remote_name, e2.msg);
+        }
         if (senders_start(next[i], &e2) < 0)
             firn_log(FIRN_LOG_ERROR, "forward", "starting senders failed",
                      "remote_name=%s err=\"%s\"", next[i]->remote_name, e2.msg);
