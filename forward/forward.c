@@ -176,14 +176,10 @@ static void *sender_main(void *arg)
     fqueue *q = &ep->q;
     const config_profile_remote_write *cfg = ep->cfg;
     CURL *e = curl_easy_init();
-    uint64_t *seqs = malloc(cfg->max_samples_per_send * sizeof *seqs);
-    if (!e || !seqs) {
-        firn_log(FIRN_LOG_ERROR, "forward", "cannot start a sender: out of memory",
-                 "remote_name=%s", ep->remote_name);
-        curl_easy_cleanup(e);
-        free(seqs);
-        return NULL;
-    }
+    if (!e)
+        firn_oom(0);   /* libcurl's allocation: the policy of model/alloc.h */
+    /* max_samples_per_send is capped by config (at most capacity) */
+    uint64_t *seqs = firn_xreallocarray(NULL, cfg->max_samples_per_send, sizeof *seqs);
     pthread_mutex_lock(&q->mu);
     while (!atomic_load(&ep->stop)) {
         uint64_t pending = q->pending[s->shard];
@@ -264,23 +260,23 @@ static int senders_start(endpoint *ep, firn_err *err)
 
 /* ---- endpoints ---------------------------------------------------------------- */
 
-/* The request's headers: Connect's, then the configured ones; NULL when
- * out of memory. */
+/* libcurl's list append; its allocation failing aborts (model/alloc.h). */
+static struct curl_slist *header_add(struct curl_slist *h, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(h, line);
+    if (!l)
+        firn_oom(0);
+    return l;
+}
+
+/* The request's headers: Connect's, then the configured ones. */
 static struct curl_slist *headers_new(const config_profile_remote_write *w)
 {
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/proto");
-    if (h && !curl_slist_append(h, "Connect-Protocol-Version: 1")) {
-        curl_slist_free_all(h);
-        return NULL;
-    }
-    for (size_t i = 0; h && i < w->n_headers; i++) {
-        char *line = NULL;
-        if (asprintf(&line, "%s: %s", w->headers[i].name, w->headers[i].value) < 0)
-            line = NULL;
-        if (!line || !curl_slist_append(h, line)) {
-            curl_slist_free_all(h);
-            h = NULL;
-        }
+    struct curl_slist *h = header_add(NULL, "Content-Type: application/proto");
+    header_add(h, "Connect-Protocol-Version: 1");
+    for (size_t i = 0; i < w->n_headers; i++) {
+        char *line = firn_xasprintf("%s: %s", w->headers[i].name, w->headers[i].value);
+        header_add(h, line);
         free(line);
     }
     return h;
@@ -301,70 +297,41 @@ static void endpoint_free(endpoint *ep)
 }
 
 /* Point ep at w (its senders stopped). */
-static int endpoint_set(endpoint *ep, const config_profile_remote_write *w, firn_err *err)
+static void endpoint_set(endpoint *ep, const config_profile_remote_write *w)
 {
-    struct curl_slist *headers = headers_new(w);
     size_t base = strlen(w->url);
     while (base && w->url[base - 1] == '/')
         base--;   /* as Connect clients join a base URL and a procedure */
-    char *push_url = malloc(base + sizeof PUSH_PATH);
-    char *url = strdup(w->url);
-    ep->cfg = w;   /* even on failure: the previous config is about to go */
-    if (!headers || !push_url || !url) {
-        curl_slist_free_all(headers);
-        free(push_url);
-        free(url);
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    }
-    memcpy(push_url, w->url, base);
-    memcpy(push_url + base, PUSH_PATH, sizeof PUSH_PATH);
+    ep->cfg = w;
     curl_slist_free_all(ep->headers);
     free(ep->push_url);
     free(ep->url);
-    ep->headers = headers;
-    ep->push_url = push_url;
-    ep->url = url;
-    return 0;
+    ep->headers = headers_new(w);
+    ep->push_url = firn_xasprintf("%.*s%s", (int)base, w->url, PUSH_PATH);
+    ep->url = firn_xstrdup(w->url);
 }
 
 static endpoint *endpoint_open(forward *f, const config_profile_remote_write *w, const char *id,
                                firn_err *err)
 {
-    endpoint *ep = calloc(1, sizeof *ep);
-    size_t dlen = strlen(f->dir) + strlen(id) + 2;
-    char *dir = malloc(dlen);
-    if (!ep || !dir || !(ep->id = strdup(id)) ||
-        !(ep->remote_name = strdup(*w->name ? w->name : id))) {
-        free(dir);
-        if (ep) {
-            free(ep->id);
-            free(ep);
-        }
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
-    snprintf(dir, dlen, "%s/%s", f->dir, id);
+    endpoint *ep = firn_xcalloc(1, sizeof *ep);
+    char *dir = firn_xasprintf("%s/%s", f->dir, id);
     int rc = fq_open(&ep->q, dir, w->max_bytes, (uint32_t)w->shards, err);
     free(dir);
-    if (rc < 0 || endpoint_set(ep, w, err) < 0) {
-        if (rc == 0)
-            fq_close(&ep->q);
-        free(ep->id);
-        free(ep->remote_name);
+    if (rc < 0) {
         free(ep);
         return NULL;
     }
+    ep->id = firn_xstrdup(id);
+    ep->remote_name = firn_xstrdup(*w->name ? w->name : id);
+    endpoint_set(ep, w);
     return ep;
 }
 
-forward *forward_new(const char *dir, firn_err *err)
+forward *forward_new(const char *dir)
 {
-    forward *f = calloc(1, sizeof *f);
-    if (!f || !(f->dir = strdup(dir))) {
-        free(f);
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    forward *f = firn_xcalloc(1, sizeof *f);
+    f->dir = firn_xstrdup(dir);
     pthread_rwlock_init(&f->lock, NULL);
     return f;
 }
@@ -380,10 +347,10 @@ static endpoint *find(endpoint **eps, size_t n, const char *id)
 int forward_apply(forward *f, firn_config *cfg, firn_err *err)
 {
     size_t n = cfg->n_profile_remote_writes;
-    endpoint **next = calloc(n + 1, sizeof *next);
-    bool *opened = calloc(n + 1, sizeof *opened);
-    int rc = next && opened ? 0 : firn_errf(err, FIRN_ENOMEM, "out of memory");
-    if (rc == 0 && n && mkdir(f->dir, 0750) < 0 && errno != EEXIST)
+    endpoint **next = firn_xcalloc(n + 1, sizeof *next);
+    bool *opened = firn_xcalloc(n + 1, sizeof *opened);
+    int rc = 0;
+    if (n && mkdir(f->dir, 0750) < 0 && errno != EEXIST)
         rc = firn_errf(err, FIRN_EIO, "profile_remote_write: %s: %s", f->dir, strerror(errno));
     /* Open what is new first: a queue that cannot open leaves all as it was. */
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -419,11 +386,12 @@ int forward_apply(forward *f, firn_config *cfg, firn_err *err)
     for (size_t i = 0; i < n; i++) {
         const config_profile_remote_write *w = &cfg->profile_remote_writes[i];
         firn_err e2 = {0};
-        if (!opened[i] && (endpoint_set(next[i], w, &e2) < 0 ||
-                           fq_configure(&next[i]->q, w->max_bytes, (uint32_t)w->shards,
-                                        &e2) < 0))
-            firn_log(FIRN_LOG_ERROR, "forward", "keeping the previous settings",
-                     "remote_name=%s err=\"%s\"", next[i]->remote_name, e2.msg);
+        if (!opened[i]) {
+            endpoint_set(next[i], w);
+            if (fq_configure(&next[i]->q, w->max_bytes, (uint32_t)w->shards, &e2) < 0)
+                firn_log(FIRN_LOG_ERROR, "forward", "keeping the previous settings",
+                         "remote_name=%s err=\"%s\"", next[i]->remote_name, e2.msg);
+        }
         if (senders_start(next[i], &e2) < 0)
             firn_log(FIRN_LOG_ERROR, "forward", "starting senders failed",
                      "remote_name=%s err=\"%s\"", next[i]->remote_name, e2.msg);
@@ -466,8 +434,6 @@ static int build_record(endpoint *ep, const ingest_stored *s, encoded *enc, firn
 {
     *len = 0;
     firn_label *in = firn_arena_calloc(a, s->n_labels + 1, sizeof *in);
-    if (!in)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     in[0] = (firn_label){FIRN_LABEL_NAME, s->profile_name};
     memcpy(in + 1, s->labels, s->n_labels * sizeof *in);
     firn_label *labels = in;
@@ -484,8 +450,6 @@ static int build_record(endpoint *ep, const ingest_stored *s, encoded *enc, firn
         return rc;
     Types__V1__LabelPair *pairs = firn_arena_calloc(a, n + 1, sizeof *pairs);
     Types__V1__LabelPair **ptrs = firn_arena_calloc(a, n + 1, sizeof *ptrs);
-    if (!pairs || !ptrs)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     uint64_t h = FNV_OFFSET;
     for (size_t i = 0; i < n; i++) {
         types__v1__label_pair__init(&pairs[i]);
@@ -509,8 +473,6 @@ static int build_record(endpoint *ep, const ingest_stored *s, encoded *enc, firn
     series.samples = samples;
     size_t size = push__v1__raw_profile_series__get_packed_size(&series);
     unsigned char *buf = firn_arena_alloc(a, size ? size : 1);
-    if (!buf)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     *len = push__v1__raw_profile_series__pack(&series, buf);
     assert(*len == size);
     *out = buf;
@@ -524,7 +486,7 @@ void forward_profile(void *ctx, const ingest_stored *s)
     pthread_rwlock_rdlock(&f->lock);
     encoded enc = {0};
     firn_arena *a = f->n_eps ? firn_arena_new(0) : NULL;
-    for (size_t i = 0; i < f->n_eps && a; i++) {
+    for (size_t i = 0; i < f->n_eps; i++) {
         endpoint *ep = f->eps[i];
         firn_err err = {0};
         unsigned char *rec;
@@ -586,8 +548,8 @@ void forward_metrics_write(forward *f, firn_buf *b)
         pthread_rwlock_unlock(&f->lock);
         return;
     }
-    double *v = calloc(f->n_eps * M_COUNT, sizeof *v);
-    for (size_t i = 0; v && i < f->n_eps; i++) {
+    double *v = firn_xcalloc(f->n_eps * M_COUNT, sizeof *v);
+    for (size_t i = 0; i < f->n_eps; i++) {
         endpoint *ep = f->eps[i];
         double *m = v + i * M_COUNT;
         m[M_ENQUEUED] = (double)atomic_load(&ep->enqueued);
@@ -605,7 +567,7 @@ void forward_metrics_write(forward *f, firn_buf *b)
         int64_t lag = oldest ? firn_now_ms() - oldest : 0;
         m[M_LAG] = lag > 0 ? (double)lag / 1000.0 : 0;
     }
-    for (int k = 0; v && k < M_COUNT; k++) {
+    for (int k = 0; k < M_COUNT; k++) {
         firn_metrics_header(b, METRICS[k].name, METRICS[k].type, METRICS[k].help);
         for (size_t i = 0; i < f->n_eps; i++) {
             firn_label l[2] = {{"remote_name", f->eps[i]->remote_name},

@@ -55,8 +55,8 @@
 
 typedef struct forward forward;
 
-/* dir: where the queues live (created when missing). */
-forward *forward_new(const char *dir, firn_err *err);
+/* dir: where the queues live (created when missing by forward_apply). */
+forward *forward_new(const char *dir);
 /* Take cfg's profile_remote_write (cfg is taken, also on failure). */
 int forward_apply(forward *f, firn_config *cfg, firn_err *err);
 /* The ingest hook: ctx is the forward. */

@@ -90,12 +90,7 @@ static int scan(fqueue *q, firn_err *err)
             unsigned char ok[KEY_LEN], nk[KEY_LEN];
             memcpy(ok, k.mv_data, KEY_LEN);
             key_put(nk, shard % q->shards, seq);
-            void *copy = malloc(v.mv_size ? v.mv_size : 1);
-            if (!copy) {
-                rc = ENOMEM;
-                break;
-            }
-            memcpy(copy, v.mv_data, v.mv_size);
+            void *copy = firn_xmemdup(v.mv_data, v.mv_size);
             MDB_val nkv = {KEY_LEN, nk}, nv = {v.mv_size, copy}, okv = {KEY_LEN, ok};
             rc = mdb_put(txn, q->dbi, &nkv, &nv, 0);
             free(copy);

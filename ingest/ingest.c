@@ -182,12 +182,7 @@ int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_pr
         pprof_free(p);
         return firn_errf(err, FIRN_EINVAL, "no sample type left after keep_sample_type");
     }
-    bool *columns = calloc(p->n_sample_types, sizeof *columns);
-    if (!columns) {
-        r->failed = INGEST_FAILED_STORE;
-        pprof_free(p);
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    }
+    bool *columns = firn_xcalloc(p->n_sample_types, sizeof *columns);
     int keep = delta_columns(o, p, columns, err);
     if (keep <= 0) {
         r->failed = keep < 0 ? INGEST_FAILED_DECODE : INGEST_OK;
@@ -267,8 +262,6 @@ int ingest_kv_list_parse(firn_arena *a, const char *what, const char *p, const c
     for (const char *q = p; q < end; q++)
         room += *q == ',';
     firn_label *out = firn_arena_calloc(a, room, sizeof *out);
-    if (!out)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     while (p < end) {
         const char *item = p, *item_end = memchr(p, ',', (size_t)(end - p));
         if (!item_end)
@@ -289,10 +282,9 @@ int ingest_kv_list_parse(firn_arena *a, const char *what, const char *p, const c
             name_end--;
         while (v < item_end && isspace((unsigned char)*v))
             v++;
+        assert(n < room);   /* one item per comma, plus one */
         out[n].name = firn_arena_strndup(a, item, (size_t)(name_end - item));
         out[n].value = firn_arena_strndup(a, v, (size_t)(item_end - v));
-        if (!out[n].name || !out[n].value)
-            return firn_errf(err, FIRN_ENOMEM, "out of memory");
         n++;
     }
     *pairs = out;

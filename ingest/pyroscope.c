@@ -3,6 +3,7 @@
  * braces, profile names by sample type, folded suffixes and collapsed
  * stacks, Unix times by digit count, and the rules of a pprof upload
  * (pkg/ingester/pyroscope, convertMetadata). */
+#include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -41,10 +42,7 @@ int ingest_pyroscope_name_parse(const char *s, firn_arena *a, const char **app,
             return firn_errf(err, FIRN_EINVAL, "%s: character '%c' is not allowed in an "
                              "application name ([A-Za-z0-9_.-/])", what,
                              isprint((unsigned char)*p) ? *p : '?');
-    char *name = firn_arena_strndup(a, b, (size_t)(e - b));
-    if (!name)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    *app = name;
+    *app = firn_arena_strndup(a, b, (size_t)(e - b));
     if (!brace)
         return 0;
     const char *close = strchr(brace, '}');
@@ -175,18 +173,14 @@ pprof_profile *ingest_folded_parse(const char *body, size_t len, const ingest_fo
                            INGEST_FOLDED_DEPTH_MAX);
             break;
         }
-        if (depth > cap) {
+        if (depth > cap) {   /* depth is capped above */
             size_t ncap = cap ? cap : 64;
             while (ncap < depth)
                 ncap *= 2;
-            uint32_t *nl_locs = realloc(locs, ncap * sizeof *locs);
-            if (!nl_locs) {
-                rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-                break;
-            }
-            locs = nl_locs;
+            locs = firn_xreallocarray(locs, ncap, sizeof *locs);
             cap = ncap;
         }
+        assert(depth <= cap);
         if (folded_stack(b, line, stack_end, locs, depth) < 0 ||
             pprof_builder_sample(b, locs, depth, &value, NULL, 0) < 0) {
             rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
@@ -288,8 +282,6 @@ int ingest_pyroscope_folded_kind(const char *app, bool lines, int64_t sample_rat
         return firn_errf(err, FIRN_EINVAL, "unknown profile type: %.100s (the suffix of name "
                          "\"%.100s\" after its last '.')", suffix, app);
     *service = dot ? firn_arena_strndup(a, app, (size_t)(dot - app)) : app;
-    if (!*service)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     *t = (ingest_folded_type){.sample_type = fs->sample_type, .sample_unit = fs->unit,
                               .period_type = "", .period_unit = "", .scale = 1, .lines = lines};
     bool timed = strcmp(fs->name, "process_cpu") == 0 || strcmp(fs->name, "wall") == 0;
@@ -362,15 +354,8 @@ int ingest_pyroscope_pprof(tsdb *db, const firn_label *labels, size_t n_labels, 
         return firn_errf(err, FIRN_EINVAL, "profile has no sample type to name it by");
     }
     /* the name may point into p or config, which may not outlive the store */
-    char *name = strdup(pn);
-    bool *columns = name ? calloc(p->n_sample_types + 1, sizeof *columns) : NULL;
-    if (!columns) {
-        free(name);
-        pprof_free(p);
-        ingest_grant_release(&g);
-        r->failed = INGEST_FAILED_STORE;
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    }
+    char *name = firn_xstrdup(pn);
+    bool *columns = firn_xcalloc(p->n_sample_types + 1, sizeof *columns);
     if (p->time_nanos < NANOS_1971)
         p->time_nanos = from_ms * 1000000;
     pprof_delta_columns(p, columns);

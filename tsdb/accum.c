@@ -13,6 +13,12 @@
  * from raw profiles yield the same profile, sample for sample.  The arrays
  * are allocated with calloc, so a partition whose ids run high costs only
  * the pages its stacks touch (large callocs are fresh zero pages).
+ *
+ * Memory: everything but the dense arrays follows the policy of
+ * model/alloc.h.  The dense arrays are sized by the largest stack id read
+ * from the store, up to 2^32 slots (32 GiB), which a corrupt block can
+ * ask for; no cap short of that is right for a store that large, so their
+ * allocation failing is an error of the query (ENOMEM), not an abort.
  */
 #include "internal.h"
 
@@ -80,14 +86,7 @@ static struct acc_part *part_get(struct acc *a, uint32_t partition)
             a->last = i;
             return &a->parts[i];
         }
-    if (a->n_parts == a->cap_parts) {
-        size_t ncap = a->cap_parts ? a->cap_parts * 2 : 8;
-        struct acc_part *np = realloc(a->parts, ncap * sizeof *np);
-        if (!np)
-            return NULL;
-        a->parts = np;
-        a->cap_parts = ncap;
-    }
+    a->parts = firn_grow(a->parts, a->n_parts, &a->cap_parts, sizeof *a->parts, 8);
     struct acc_part *p = &a->parts[a->n_parts];
     memset(p, 0, sizeof *p);
     p->partition = partition;
@@ -134,31 +133,20 @@ static inline int64_t add_sat(int64_t a, int64_t b)
     return s;
 }
 
-static int add_labelled(struct acc_part *p, uint32_t stack, uint32_t ls, int64_t value)
+static void add_labelled(struct acc_part *p, uint32_t stack, uint32_t ls, int64_t value)
 {
     if (!p->lmap_ready) {
-        if (firn_u64map_init(&p->lmap, 256) < 0)
-            return ENOMEM;
+        firn_u64map_init(&p->lmap, 256);
         p->lmap_ready = true;
     }
     uint32_t idx = (uint32_t)p->n_le;
-    int r = firn_u64map_put(&p->lmap, (uint64_t)stack << 32 | ls, idx, &idx);
-    if (r < 0)
-        return ENOMEM;
-    if (r == 0) {
+    if (firn_u64map_put(&p->lmap, (uint64_t)stack << 32 | ls, idx, &idx) == 0) {
+        assert(idx < p->n_le);
         p->le[idx].value = add_sat(p->le[idx].value, value);
-        return 0;
+        return;
     }
-    if (p->n_le == p->cap_le) {
-        size_t ncap = p->cap_le ? p->cap_le * 2 : 256;
-        struct acc_entry *ne = realloc(p->le, ncap * sizeof *ne);
-        if (!ne)
-            return ENOMEM;
-        p->le = ne;
-        p->cap_le = ncap;
-    }
+    p->le = firn_grow(p->le, p->n_le, &p->cap_le, sizeof *p->le, 256);
     p->le[p->n_le++] = (struct acc_entry){p->partition, stack, ls, value};
-    return 0;
 }
 
 int tsdb_acc_add(struct acc *a, uint32_t partition, const uint32_t *stacks,
@@ -168,8 +156,6 @@ int tsdb_acc_add(struct acc *a, uint32_t partition, const uint32_t *stacks,
     if (n == 0)
         return 0;
     struct acc_part *p = part_get(a, partition);
-    if (!p)
-        return ENOMEM;
     /* blocks and rollup segments hold their stacks in ascending order (the
      * decoder only yields nondecreasing ids), so the last is the largest */
     uint32_t max = stacks[n - 1];
@@ -189,8 +175,7 @@ int tsdb_acc_add(struct acc *a, uint32_t partition, const uint32_t *stacks,
     for (size_t i = 0; i < n; i++) {
         uint32_t s = stacks[i];
         if (labelsets[i]) {
-            if (add_labelled(p, s, labelsets[i], values[i]))
-                return ENOMEM;
+            add_labelled(p, s, labelsets[i], values[i]);
             continue;
         }
         val[s] = add_sat(val[s], values[i]);
@@ -213,6 +198,17 @@ static int cmp_entry(const void *x, const void *y)
     return a->labelset < b->labelset ? -1 : a->labelset > b->labelset;
 }
 
+/* The order tsdb_acc_entries promises: (partition, stack, label set)
+ * strictly ascending, so each entry is one distinct sample. */
+__attribute__((unused)) static bool entries_sorted(const struct acc_entry *e, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (e[i - 1].partition > e[i].partition ||
+            (e[i - 1].partition == e[i].partition && cmp_entry(&e[i - 1], &e[i]) >= 0))
+            return false;
+    return true;
+}
+
 size_t tsdb_acc_count(const struct acc *a)
 {
     size_t n = 0;
@@ -225,14 +221,10 @@ size_t tsdb_acc_count(const struct acc *a)
     return n;
 }
 
-int tsdb_acc_entries(struct acc *a, struct acc_entry **out, size_t *n_out)
+void tsdb_acc_entries(struct acc *a, struct acc_entry **out, size_t *n_out)
 {
-    *out = NULL;
-    *n_out = 0;
     size_t n = tsdb_acc_count(a);
-    struct acc_entry *e = malloc((n ? n : 1) * sizeof *e);
-    if (!e)
-        return ENOMEM;
+    struct acc_entry *e = firn_xreallocarray(NULL, n ? n : 1, sizeof *e);
     firn_sort(a->parts, a->n_parts, sizeof *a->parts, cmp_part);
     a->last = 0;
     size_t k = 0;
@@ -253,8 +245,7 @@ int tsdb_acc_entries(struct acc *a, struct acc_entry **out, size_t *n_out)
         while (j < p->n_le)
             e[k++] = p->le[j++];
     }
-    assert(k == n);
+    assert(k == n && entries_sorted(e, n));
     *out = e;
     *n_out = n;
-    return 0;
 }

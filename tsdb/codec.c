@@ -17,27 +17,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-void tsdb_buf_put(struct buf *b, const void *data, size_t n)
-{
-    if (b->oom || n == 0)
-        return;
-    if (b->len + n > b->cap) {
-        size_t ncap = b->cap ? b->cap * 2 : 256;
-        while (ncap < b->len + n)
-            ncap *= 2;
-        unsigned char *nb = realloc(b->b, ncap);
-        if (!nb) {
-            b->oom = true;
-            return;
-        }
-        b->b = nb;
-        b->cap = ncap;
-    }
-    memcpy(b->b + b->len, data, n);
-    b->len += n;
-}
-
-void tsdb_buf_varint(struct buf *b, uint64_t v)
+void tsdb_buf_varint(firn_buf *b, uint64_t v)
 {
     unsigned char tmp[10];
     size_t n = 0;
@@ -46,24 +26,30 @@ void tsdb_buf_varint(struct buf *b, uint64_t v)
         v >>= 7;
     }
     tmp[n++] = (unsigned char)v;
-    tsdb_buf_put(b, tmp, n);
+    firn_buf_append(b, tmp, n);
 }
 
-void tsdb_buf_zigzag(struct buf *b, int64_t v)
+void tsdb_buf_zigzag(firn_buf *b, int64_t v)
 {
     tsdb_buf_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
 
-void tsdb_buf_bytes(struct buf *b, const void *data, size_t n)
+void tsdb_buf_bytes(firn_buf *b, const void *data, size_t n)
 {
     tsdb_buf_varint(b, n);
-    tsdb_buf_put(b, data, n);
+    firn_buf_append(b, data, n);
 }
 
-void tsdb_buf_free(struct buf *b)
+/* Room for n more bytes after b's end, for a library that writes into the
+ * buffer itself (zstd); the caller then sets len and the NUL.  The store's
+ * buffers have no cap, so this is the same growth firn_buf_append does. */
+static void buf_room(firn_buf *b, size_t n)
 {
-    free(b->b);
-    memset(b, 0, sizeof *b);
+    assert(!b->max && n < SIZE_MAX - 1 - b->len);
+    if (b->cap < b->len + n + 1) {
+        b->data = firn_xrealloc(b->data, b->len + n + 1);
+        b->cap = b->len + n + 1;
+    }
 }
 
 uint64_t tsdb_cur_varint(struct cur *c)
@@ -195,8 +181,8 @@ pprof_hash tsdb_labels_hash(const firn_label *labels, size_t n)
     return r;
 }
 
-int tsdb_series_encode(struct buf *b, const firn_label *labels, size_t n, int64_t min_ts,
-                  int64_t max_ts, bool floats)
+void tsdb_series_encode(firn_buf *b, const firn_label *labels, size_t n, int64_t min_ts,
+                        int64_t max_ts, bool floats)
 {
     assert(labels_sorted(labels, n) && min_ts <= max_ts);
     b->len = 0;
@@ -209,9 +195,8 @@ int tsdb_series_encode(struct buf *b, const firn_label *labels, size_t n, int64_
     }
     if (floats) {
         unsigned char kind = SERIES_KIND_FLOAT;
-        tsdb_buf_put(b, &kind, 1);
+        firn_buf_append(b, &kind, 1);
     }
-    return b->oom ? FIRN_ENOMEM : 0;
 }
 
 bool tsdb_series_record_floats(const MDB_val *v)
@@ -238,18 +223,12 @@ int tsdb_series_decode(const MDB_val *v, firn_arena *arena, tsdb_series *out, fi
         return firn_errf(err, FIRN_EIO, "series %llu: corrupt series record",
                          (unsigned long long)out->id);
     out->labels = firn_arena_alloc(arena, (n ? n : 1) * sizeof *out->labels);
-    if (!out->labels)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory reading series");
     for (uint64_t i = 0; i < n; i++) {
         size_t nl, vl;
         const unsigned char *name = tsdb_cur_bytes(&c, &nl);
         const unsigned char *value = tsdb_cur_bytes(&c, &vl);
-        char *ns = firn_arena_strndup(arena, (const char *)name, nl);
-        char *vs = firn_arena_strndup(arena, (const char *)value, vl);
-        if (!ns || !vs)
-            return firn_errf(err, FIRN_ENOMEM, "out of memory reading series");
-        out->labels[i].name = ns;
-        out->labels[i].value = vs;
+        out->labels[i].name = firn_arena_strndup(arena, (const char *)name, nl);
+        out->labels[i].value = firn_arena_strndup(arena, (const char *)value, vl);
     }
     if (c.bad || c.end - c.p > 1 || (c.end - c.p == 1 && *c.p != SERIES_KIND_FLOAT))
         return firn_errf(err, FIRN_EIO, "series %llu: corrupt series record",
@@ -286,37 +265,29 @@ static uint64_t magnitude(int64_t v)
 
 /* Compresses body into b after the header when that saves at least an
  * eighth; returns whether it did. */
-static bool put_compressed(struct buf *b, const struct buf *body, ZSTD_CCtx *zstd)
+static bool put_compressed(firn_buf *b, const firn_buf *body, ZSTD_CCtx *zstd)
 {
-    if (body->len < BLOCK_COMPRESS_MIN || body->oom)
+    if (body->len < BLOCK_COMPRESS_MIN)
         return false;
     size_t bound = ZSTD_compressBound(body->len);
     size_t at = b->len;
     tsdb_buf_varint(b, body->len);
     size_t head = b->len;
-    if (b->oom)
-        return false;
     /* room for the bound, then cut back to what zstd wrote */
-    if (b->cap < head + bound) {
-        unsigned char *nb = realloc(b->b, head + bound);
-        if (!nb) {
-            b->len = at;
-            return false;
-        }
-        b->b = nb;
-        b->cap = head + bound;
-    }
-    size_t z = ZSTD_compressCCtx(zstd, b->b + head, bound, body->b, body->len,
+    buf_room(b, bound);
+    size_t z = ZSTD_compressCCtx(zstd, b->data + head, bound, body->data, body->len,
                                  BLOCK_ZSTD_LEVEL);
     if (ZSTD_isError(z) || z > body->len - body->len / 8) {
         b->len = at;
+        b->data[at] = '\0';
         return false;
     }
     b->len = head + z;
+    b->data[b->len] = '\0';
     return true;
 }
 
-size_t tsdb_block_encode(struct buf *b, struct buf *body, ZSTD_CCtx *zstd, struct block_sample *s,
+size_t tsdb_block_encode(firn_buf *b, firn_buf *body, ZSTD_CCtx *zstd, struct block_sample *s,
                          size_t n, int64_t duration_nanos, int64_t period)
 {
     assert(zstd);
@@ -328,6 +299,7 @@ size_t tsdb_block_encode(struct buf *b, struct buf *body, ZSTD_CCtx *zstd, struc
         else
             s[kept++] = s[i];
     }
+    assert(kept <= n);
     int64_t total = 0;
     uint64_t g = 0;
     unsigned flags = 0;
@@ -359,23 +331,22 @@ size_t tsdb_block_encode(struct buf *b, struct buf *body, ZSTD_CCtx *zstd, struc
         tsdb_buf_zigzag(body, s[i].value / (int64_t)g);
     b->len = 0;
     unsigned char head[2] = {BLOCK_VERSION, (unsigned char)flags};
-    tsdb_buf_put(b, head, 2);
+    firn_buf_append(b, head, 2);
     tsdb_buf_varint(b, kept);
     tsdb_buf_zigzag(b, total);
     tsdb_buf_zigzag(b, duration_nanos);
     tsdb_buf_zigzag(b, period);
     tsdb_buf_varint(b, g);
     if (put_compressed(b, body, zstd))
-        b->b[1] |= BLOCK_ZSTD;
+        b->data[1] |= BLOCK_ZSTD;
     else
-        tsdb_buf_put(b, body->b, body->len);
-    b->oom |= body->oom;
+        firn_buf_append(b, body->data, body->len);
     return kept;
 }
 
 void tsdb_block_scratch_free(struct block_scratch *s)
 {
-    tsdb_buf_free(&s->body);
+    firn_buf_free(&s->body);
     ZSTD_freeDCtx(s->zstd);
     s->zstd = NULL;
 }
@@ -411,29 +382,27 @@ int tsdb_block_open(struct block_reader *br, const MDB_val *v, struct block_scra
     if (br->flags & compressed) {
         if (raw_len > BLOCK_RAW_MAX || raw_len < br->n)
             return -1;
-        struct buf *body = &scratch->body;
+        /* raw_len is capped above: the allocation is the store's own */
+        firn_buf *body = &scratch->body;
         body->len = 0;
-        if (raw_len > body->cap) {
-            unsigned char *nb = realloc(body->b, raw_len);
-            if (!nb)
-                return -1;
-            body->b = nb;
-            body->cap = raw_len;
-        }
+        buf_room(body, raw_len);
+        unsigned char *raw = (unsigned char *)body->data;
         size_t in_len = (size_t)(br->c.end - br->c.p);
         if (compressed == BLOCK_ZSTD) {
             if (!scratch->zstd && !(scratch->zstd = ZSTD_createDCtx()))
-                return -1;
-            size_t got = ZSTD_decompressDCtx(scratch->zstd, body->b, raw_len, br->c.p, in_len);
+                firn_oom(0);   /* zstd's allocation: the policy of model/alloc.h */
+            size_t got = ZSTD_decompressDCtx(scratch->zstd, raw, raw_len, br->c.p, in_len);
             if (ZSTD_isError(got) || got != raw_len)
                 return -1;
         } else {
             uLongf got = raw_len;
-            if (uncompress(body->b, &got, br->c.p, (uLong)in_len) != Z_OK || got != raw_len)
+            if (uncompress(raw, &got, br->c.p, (uLong)in_len) != Z_OK || got != raw_len)
                 return -1;
         }
-        br->c.p = body->b;
-        br->c.end = body->b + raw_len;
+        body->len = raw_len;
+        body->data[raw_len] = '\0';
+        br->c.p = raw;
+        br->c.end = raw + raw_len;
     }
     /* each sample takes at least two bytes */
     if (br->n > (uint64_t)(br->c.end - br->c.p))

@@ -100,27 +100,20 @@ struct tsdb {
 
 /* ---- encodings (codec.c) --------------------------------------------- */
 
-/* A growable byte buffer on the heap. */
-struct buf {
-    unsigned char *b;
-    size_t len, cap;
-    bool oom;
-};
-
 /* What decoding blocks needs from one block to the next: the decompressed
  * body and zstd's context (made on first use). */
 struct block_scratch {
-    struct buf body;
+    firn_buf body;
     ZSTD_DCtx *zstd;
 };
 
 void tsdb_block_scratch_free(struct block_scratch *s);
 
-void tsdb_buf_put(struct buf *b, const void *data, size_t n);
-void tsdb_buf_varint(struct buf *b, uint64_t v);
-void tsdb_buf_zigzag(struct buf *b, int64_t v);
-void tsdb_buf_bytes(struct buf *b, const void *data, size_t n);   /* varint length + bytes */
-void tsdb_buf_free(struct buf *b);
+/* Appenders of the store's encodings to a firn_buf (model/buf.h), which
+ * the store uses without a cap: what it encodes is already in memory. */
+void tsdb_buf_varint(firn_buf *b, uint64_t v);
+void tsdb_buf_zigzag(firn_buf *b, int64_t v);
+void tsdb_buf_bytes(firn_buf *b, const void *data, size_t n);   /* varint length + bytes */
 
 /* ---- merging (accum.c) ------------------------------------------------ */
 
@@ -149,13 +142,14 @@ void tsdb_acc_free(struct acc *a);
 void tsdb_acc_note(struct acc *a, int64_t min_ts, int64_t max_end_ns, int64_t period,
                    uint64_t blocks);
 /* Adds n samples of one partition, stacks ascending; labelsets may be
- * NULL.  ENOMEM on failure. */
+ * NULL.  ENOMEM when the dense array for the largest stack id cannot be
+ * had (accum.c says why that one is not an abort). */
 int tsdb_acc_add(struct acc *a, uint32_t partition, const uint32_t *stacks,
                  const uint32_t *labelsets, const int64_t *values, size_t n);
 /* Distinct entries so far. */
 size_t tsdb_acc_count(const struct acc *a);
 /* The entries sorted by (partition, stack, label set), malloc'd. */
-int tsdb_acc_entries(struct acc *a, struct acc_entry **out, size_t *n);
+void tsdb_acc_entries(struct acc *a, struct acc_entry **out, size_t *n);
 
 /* A read snapshot (read.c). */
 struct tsdb_reader {
@@ -201,8 +195,8 @@ pprof_hash tsdb_labels_hash(const firn_label *labels, size_t n);
  * only, one byte SERIES_KIND_FLOAT (a record without it, as every version 2
  * record, is a profile series). */
 #define SERIES_KIND_FLOAT 1
-int tsdb_series_encode(struct buf *b, const firn_label *labels, size_t n, int64_t min_ts,
-                  int64_t max_ts, bool floats);
+void tsdb_series_encode(firn_buf *b, const firn_label *labels, size_t n, int64_t min_ts,
+                        int64_t max_ts, bool floats);
 /* Whether a stored series record is a float series' (false on a corrupt one). */
 bool tsdb_series_record_floats(const MDB_val *v);
 /* Decode into arena-allocated labels; FIRN_EIO with err on a bad record. */
@@ -227,7 +221,7 @@ struct block_sample {
  * gcd (zigzag varint).  Version 1 (schemas 2, 3) had the same header, a
  * zlib body (BLOCK_DEFLATE) and one row (delta, [labelset], value) per
  * sample. */
-size_t tsdb_block_encode(struct buf *b, struct buf *body, ZSTD_CCtx *zstd, struct block_sample *s,
+size_t tsdb_block_encode(firn_buf *b, firn_buf *body, ZSTD_CCtx *zstd, struct block_sample *s,
                          size_t n, int64_t duration_nanos, int64_t period);
 
 /* Header of a block; then tsdb_block_decode reads its samples. */
@@ -249,8 +243,9 @@ int tsdb_block_open(struct block_reader *br, const MDB_val *v, struct block_scra
 int tsdb_block_decode(struct block_reader *br, uint32_t *stacks, uint32_t *labelsets,
                       int64_t *values);
 
-/* Makes the reader's scratch arrays hold n samples (ENOMEM). */
-int tsdb_reader_reserve(tsdb_reader *r, size_t n);
+/* Makes the reader's scratch arrays hold n samples, n being an opened
+ * block's count (at most half its body's bytes, which are in memory). */
+void tsdb_reader_reserve(tsdb_reader *r, size_t n);
 
 /* Adds the profiles of one series in [start_ms, end_ms] to a, reading the
  * rollups of the given levels (bit 1 << ROLLUP_HOUR, 1 << ROLLUP_DAY) for

@@ -43,12 +43,8 @@ static int adopt_map_size(tsdb *db, firn_err *err)
 
 tsdb_reader *tsdb_reader_open(tsdb *db, firn_err *err)
 {
-    tsdb_reader *r = calloc(1, sizeof *r);
-    if (!r || !(r->arena = firn_arena_new(0))) {
-        free(r);
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    tsdb_reader *r = firn_xcalloc(1, sizeof *r);
+    r->arena = firn_arena_new(0);
     r->db = db;
     pthread_rwlock_rdlock(&db->resize_lock);
     int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &r->txn);
@@ -94,24 +90,16 @@ static int lmdb_err(tsdb_reader *r, firn_err *err, int rc, const char *what)
 
 /* ---- sets of series ids (sorted u64 vectors) ------------------------------- */
 
+/* The ids come from postings the store maps in memory: growing a vector of
+ * them is an internal size (model/alloc.h). */
 struct ids {
     uint64_t *v;
     size_t n, cap;
-    bool oom;
 };
 
 static void ids_push(struct ids *s, uint64_t id)
 {
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 64;
-        uint64_t *nv = realloc(s->v, ncap * sizeof *nv);
-        if (!nv) {
-            s->oom = true;
-            return;
-        }
-        s->v = nv;
-        s->cap = ncap;
-    }
+    s->v = firn_grow(s->v, s->n, &s->cap, sizeof *s->v, 64);
     s->v[s->n++] = id;
 }
 
@@ -133,9 +121,18 @@ static void ids_sort_unique(struct ids *s)
     s->n = k;
 }
 
+__attribute__((unused)) static bool ids_sorted(const struct ids *s)
+{
+    for (size_t i = 1; i < s->n; i++)
+        if (s->v[i - 1] >= s->v[i])
+            return false;
+    return true;
+}
+
 /* a := a ∩ b (keep) or a \ b (!keep); both sorted. */
 static void ids_filter(struct ids *a, const struct ids *b, bool keep)
 {
+    assert(ids_sorted(a) && ids_sorted(b));
     size_t i = 0, j = 0, k = 0;
     while (i < a->n) {
         while (j < b->n && b->v[j] < a->v[i])
@@ -181,7 +178,7 @@ static int postings_collect(MDB_cursor *c, struct ids *out)
 }
 
 /* The whole value of a postings key's label (from long_values when it was
- * cut); NULL when out of memory. */
+ * cut). */
 static const char *posting_value(tsdb_reader *r, const MDB_val *k, size_t name_len,
                                  firn_arena *arena)
 {
@@ -211,18 +208,10 @@ static int for_each_value(tsdb_reader *r, const char *name, value_fn fn, void *c
     if (rc)
         return rc;
     firn_arena *tmp = firn_arena_new(0);
-    if (!tmp) {
-        mdb_cursor_close(c);
-        return ENOMEM;
-    }
     MDB_val k = {nl + 1, prefix}, v;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && k.mv_size > nl && memcmp(k.mv_data, prefix, nl + 1) == 0) {
         const char *value = posting_value(r, &k, nl, tmp);
-        if (!value) {
-            rc = ENOMEM;
-            break;
-        }
         if ((rc = fn(ctx, value, c)))
             break;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP);
@@ -289,7 +278,7 @@ static int select_ids(tsdb_reader *r, const firn_matcher *ms, size_t n, struct i
     bool have = false;
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        if (firn_matcher_matches(&ms[i], "") || out->oom)
+        if (firn_matcher_matches(&ms[i], ""))
             continue;
         struct ids set = {0};
         if (ms[i].type == FIRN_MATCH_EQ) {
@@ -305,7 +294,6 @@ static int select_ids(tsdb_reader *r, const firn_matcher *ms, size_t n, struct i
             have = true;
         } else {
             ids_filter(out, &set, true);
-            out->oom |= set.oom;
             free(set.v);
         }
     }
@@ -319,11 +307,8 @@ static int select_ids(tsdb_reader *r, const firn_matcher *ms, size_t n, struct i
         rc = for_each_value(r, ms[i].name, collect_if, &mc);
         ids_sort_unique(&set);
         ids_filter(out, &set, false);
-        out->oom |= set.oom;
         free(set.v);
     }
-    if (!rc && out->oom)
-        rc = ENOMEM;
     return rc;
 }
 
@@ -401,15 +386,7 @@ int tsdb_select(tsdb_reader *r, const firn_matcher *matchers, size_t n_matchers,
         return lmdb_err(r, err, rc, "selecting series");
     }
     out->arena = firn_arena_new(0);
-    out->series = out->arena ? firn_arena_alloc(out->arena, (ids.n ? ids.n : 1) *
-                                                                sizeof *out->series)
-                             : NULL;
-    if (!out->series) {
-        free(ids.v);
-        firn_arena_free(out->arena);
-        out->arena = NULL;
-        return firn_errf(err, FIRN_ENOMEM, "out of memory selecting series");
-    }
+    out->series = firn_arena_calloc(out->arena, ids.n ? ids.n : 1, sizeof *out->series);
     for (size_t i = 0; i < ids.n; i++) {
         tsdb_series *s = &out->series[out->n];
         if ((rc = get_series(r, ids.v[i], out->arena, s, err)) < 0) {
@@ -450,53 +427,28 @@ struct strvec {
     char **v;
     size_t n, cap;
     firn_arena *arena;
-    bool oom;
 };
 
 static void strvec_add(struct strvec *s, const char *str)
 {
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 64;
-        char **nv = realloc(s->v, ncap * sizeof *nv);
-        if (!nv) {
-            s->oom = true;
-            return;
-        }
-        s->v = nv;
-        s->cap = ncap;
-    }
-    char *c = firn_arena_strndup(s->arena, str, strlen(str));
-    if (!c)
-        s->oom = true;
-    else
-        s->v[s->n++] = c;
+    s->v = firn_grow(s->v, s->n, &s->cap, sizeof *s->v, 64);
+    s->v[s->n++] = firn_arena_strndup(s->arena, str, strlen(str));
 }
 
 /* Sorts, removes duplicates and moves the vector into out. */
-static int strvec_finish(struct strvec *s, tsdb_strings *out, firn_err *err)
+static void strvec_finish(struct strvec *s, tsdb_strings *out)
 {
-    if (s->oom) {
-        free(s->v);
-        firn_arena_free(s->arena);
-        return firn_errf(err, FIRN_ENOMEM, "out of memory listing labels");
-    }
     firn_sort(s->v, s->n, sizeof *s->v, cmp_str);
     size_t k = 0;
     for (size_t i = 0; i < s->n; i++)
         if (!k || strcmp(s->v[i], s->v[k - 1]))
             s->v[k++] = s->v[i];
-    out->v = firn_arena_alloc(s->arena, (k ? k : 1) * sizeof *out->v);
-    if (!out->v) {
-        free(s->v);
-        firn_arena_free(s->arena);
-        return firn_errf(err, FIRN_ENOMEM, "out of memory listing labels");
-    }
+    out->v = firn_arena_calloc(s->arena, k ? k : 1, sizeof *out->v);
     if (k)
         memcpy(out->v, s->v, k * sizeof *out->v);
     out->n = k;
     out->arena = s->arena;
     free(s->v);
-    return 0;
 }
 
 static bool unbounded(const firn_matcher *m, size_t n, int64_t start, int64_t end)
@@ -510,8 +462,6 @@ int tsdb_label_names(tsdb_reader *r, const firn_matcher *matchers, size_t n_matc
 {
     memset(out, 0, sizeof *out);
     struct strvec sv = {.arena = firn_arena_new(0)};
-    if (!sv.arena)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     if (unbounded(matchers, n_matchers, start_ms, end_ms)) {
         /* every distinct name in postings: skip from name\0... to name\1 */
         MDB_cursor *c;
@@ -544,7 +494,8 @@ int tsdb_label_names(tsdb_reader *r, const firn_matcher *matchers, size_t n_matc
             firn_arena_free(sv.arena);
             return lmdb_err(r, err, rc, "listing label names");
         }
-        return strvec_finish(&sv, out, err);
+        strvec_finish(&sv, out);
+        return 0;
     }
     tsdb_series_set set;
     int rc = tsdb_select(r, matchers, n_matchers, start_ms, end_ms, &set, err);
@@ -556,7 +507,8 @@ int tsdb_label_names(tsdb_reader *r, const firn_matcher *matchers, size_t n_matc
         for (size_t j = 0; j < set.series[i].n_labels; j++)
             strvec_add(&sv, set.series[i].labels[j].name);
     tsdb_series_set_free(&set);
-    return strvec_finish(&sv, out, err);
+    strvec_finish(&sv, out);
+    return 0;
 }
 
 static int add_value(void *ctx, const char *value, MDB_cursor *c)
@@ -572,8 +524,6 @@ int tsdb_label_values(tsdb_reader *r, const char *name, const firn_matcher *matc
 {
     memset(out, 0, sizeof *out);
     struct strvec sv = {.arena = firn_arena_new(0)};
-    if (!sv.arena)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     if (unbounded(matchers, n_matchers, start_ms, end_ms)) {
         int rc = for_each_value(r, name, add_value, &sv);
         if (rc) {
@@ -581,7 +531,8 @@ int tsdb_label_values(tsdb_reader *r, const char *name, const firn_matcher *matc
             firn_arena_free(sv.arena);
             return lmdb_err(r, err, rc, "listing label values");
         }
-        return strvec_finish(&sv, out, err);
+        strvec_finish(&sv, out);
+        return 0;
     }
     tsdb_series_set set;
     int rc = tsdb_select(r, matchers, n_matchers, start_ms, end_ms, &set, err);
@@ -595,31 +546,23 @@ int tsdb_label_values(tsdb_reader *r, const char *name, const firn_matcher *matc
             strvec_add(&sv, v);
     }
     tsdb_series_set_free(&set);
-    return strvec_finish(&sv, out, err);
+    strvec_finish(&sv, out);
+    return 0;
 }
 
 /* ---- scanning blocks ------------------------------------------------------ */
 
-int tsdb_reader_reserve(tsdb_reader *r, size_t n)
+void tsdb_reader_reserve(tsdb_reader *r, size_t n)
 {
     if (n <= r->cap)
-        return 0;
+        return;
     size_t ncap = r->cap ? r->cap : 1024;
     while (ncap < n)
         ncap *= 2;
-    uint32_t *s = realloc(r->stacks, ncap * sizeof *s);
-    if (s)
-        r->stacks = s;
-    uint32_t *l = realloc(r->labelsets, ncap * sizeof *l);
-    if (l)
-        r->labelsets = l;
-    int64_t *v = realloc(r->values, ncap * sizeof *v);
-    if (v)
-        r->values = v;
-    if (!s || !l || !v)
-        return ENOMEM;
+    r->stacks = firn_xreallocarray(r->stacks, ncap, sizeof *r->stacks);
+    r->labelsets = firn_xreallocarray(r->labelsets, ncap, sizeof *r->labelsets);
+    r->values = firn_xreallocarray(r->values, ncap, sizeof *r->values);
     r->cap = ncap;
-    return 0;
 }
 
 int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_ms,
@@ -655,10 +598,7 @@ int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_
                         .total = br.total,
                         .partition = (uint32_t)(ts / r->db->partition_ms)};
         if (!(flags & TSDB_SCAN_TOTALS)) {
-            if (tsdb_reader_reserve(r, br.n)) {
-                ret = firn_errf(err, FIRN_ENOMEM, "out of memory scanning");
-                break;
-            }
+            tsdb_reader_reserve(r, br.n);
             if (tsdb_block_decode(&br, r->stacks, r->labelsets, r->values) < 0) {
                 ret = firn_errf(err, FIRN_EIO, "series %llu at %lld ms: corrupt block",
                                 (unsigned long long)series_id, (long long)ts);
@@ -764,8 +704,6 @@ int tsdb_stack_functions(tsdb_reader *r, uint32_t partition, uint32_t stack,
         return corrupt(r, err, partition, "stack", stack, MDB_CORRUPTED);
     size_t cap = (size_t)nloc * 2 + 1, k = 0;
     const char **out = firn_arena_alloc(r->arena, cap * sizeof *out);
-    if (!out)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     for (uint64_t i = 0; i < nloc; i++) {
         uint32_t loc = (uint32_t)tsdb_cur_varint(&sc);
         struct cur lc;
@@ -780,8 +718,6 @@ int tsdb_stack_functions(tsdb_reader *r, uint32_t partition, uint32_t stack,
         if (k + nlines + 1 > cap) {
             size_t ncap = (k + nlines + 1) * 2;
             const char **grown = firn_arena_alloc(r->arena, ncap * sizeof *grown);
-            if (!grown)
-                return firn_errf(err, FIRN_ENOMEM, "out of memory");
             memcpy(grown, out, k * sizeof *out);
             out = grown;
             cap = ncap;
@@ -803,8 +739,7 @@ int tsdb_stack_functions(tsdb_reader *r, uint32_t partition, uint32_t stack,
                 if (fc.bad || (rc = sym_string(r, partition, name_id, &s, &len)))
                     return corrupt(r, err, partition, "string", name_id,
                                    rc ? rc : MDB_CORRUPTED);
-                if (!(out[k] = firn_arena_strndup(r->arena, s, len)))
-                    return firn_errf(err, FIRN_ENOMEM, "out of memory");
+                out[k] = firn_arena_strndup(r->arena, s, len);
             }
             k++;
         }
@@ -850,20 +785,18 @@ static uint32_t *rb_slot(struct rebuild *rb, enum sym_kind kind, uint32_t part, 
         if (rb->dense[kind][i].partition == part)
             d = &rb->dense[kind][i];
     if (!d) {
-        struct rb_dense *nd = realloc(rb->dense[kind], (rb->n_dense[kind] + 1) * sizeof *nd);
-        if (!nd)
-            return NULL;
+        struct rb_dense *nd =
+            firn_xreallocarray(rb->dense[kind], rb->n_dense[kind] + 1, sizeof *nd);
         rb->dense[kind] = nd;
         d = &nd[rb->n_dense[kind]++];
         *d = (struct rb_dense){part, NULL, 0};
     }
     if (id >= d->cap) {
+        /* below RB_DENSE_MAX: at most 256 MiB, the store's own bound */
         size_t ncap = d->cap ? d->cap * 2 : 1024;
         while (ncap <= id)
             ncap *= 2;
-        uint32_t *nv = realloc(d->v, ncap * sizeof *nv);
-        if (!nv)
-            return NULL;
+        uint32_t *nv = firn_xreallocarray(d->v, ncap, sizeof *nv);
         memset(nv + d->cap, 0, (ncap - d->cap) * sizeof *nv);
         d->v = nv;
         d->cap = ncap;
@@ -881,18 +814,14 @@ static bool rb_get(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32
     return true;
 }
 
-/* Remembers v; -1 when out of memory (an id past RB_DENSE_MAX is simply
- * not remembered). */
-static int rb_put(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32_t id, uint32_t v)
+/* Remembers v (an id past RB_DENSE_MAX is simply not remembered). */
+static void rb_put(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32_t id, uint32_t v)
 {
     if (id >= RB_DENSE_MAX)
-        return 0;
+        return;
     uint32_t *s = rb_slot(rb, kind, part, id);
-    if (!s)
-        return -1;
-    assert(v < UINT32_MAX);
+    assert(s && v < UINT32_MAX);
     *s = v + 1;
-    return 0;
 }
 
 static void rb_free(struct rebuild *rb)
@@ -917,8 +846,9 @@ static int rb_string(struct rebuild *rb, uint32_t part, uint32_t id, int64_t *ou
     if (rc)
         return corrupt(rb->r, rb->err, part, "string", id, rc);
     *out = pprof_builder_string(rb->b, s, len);
-    if (*out < 0 || rb_put(rb, SYM_STRING, part, id, (uint32_t)*out) < 0)
+    if (*out < 0)
         return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
+    rb_put(rb, SYM_STRING, part, id, (uint32_t)*out);
     return 0;
 }
 
@@ -939,8 +869,9 @@ static int rb_function(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
         (rc = rb_string(rb, part, file, &f.filename)))
         return rc;
     *out = pprof_builder_function(rb->b, &f);
-    if (*out == PPROF_NONE || rb_put(rb, SYM_FUNCTION, part, id, *out) < 0)
+    if (*out == PPROF_NONE)
         return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
+    rb_put(rb, SYM_FUNCTION, part, id, *out);
     return 0;
 }
 
@@ -969,8 +900,9 @@ static int rb_mapping(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *
     if ((rc = rb_string(rb, part, file, &m.filename)) || (rc = rb_string(rb, part, bid, &m.build_id)))
         return rc;
     *out = pprof_builder_mapping(rb->b, &m);
-    if (*out == PPROF_NONE || rb_put(rb, SYM_MAPPING, part, id, *out) < 0)
+    if (*out == PPROF_NONE)
         return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
+    rb_put(rb, SYM_MAPPING, part, id, *out);
     return 0;
 }
 
@@ -989,9 +921,9 @@ static int rb_location(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
     if (c.bad || nlines > (uint64_t)(c.end - c.p))
         return corrupt(rb->r, rb->err, part, "location", id, MDB_CORRUPTED);
     pprof_line lines_stack[8];
-    pprof_line *lines = nlines <= 8 ? lines_stack : malloc(nlines * sizeof *lines);
-    if (!lines)
-        return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
+    /* nlines is bounded by the record's bytes, checked above */
+    pprof_line *lines =
+        nlines <= 8 ? lines_stack : firn_xreallocarray(NULL, (size_t)nlines, sizeof *lines);
     for (uint64_t i = 0; i < nlines && !rc; i++) {
         uint32_t fn = (uint32_t)tsdb_cur_varint(&c);
         lines[i].line = tsdb_cur_zigzag(&c);
@@ -1012,9 +944,10 @@ static int rb_location(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
         l.lines = lines;
         l.n_lines = (size_t)nlines;
         *out = pprof_builder_location(rb->b, &l);
-        if (*out == PPROF_NONE ||
-            rb_put(rb, SYM_LOCATION, part, id, *out) < 0)
+        if (*out == PPROF_NONE)
             rc = firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
+        else
+            rb_put(rb, SYM_LOCATION, part, id, *out);
     }
     if (lines != lines_stack)
         free(lines);
@@ -1034,9 +967,7 @@ static int rb_labels(struct rebuild *rb, uint32_t part, uint32_t id, pprof_label
     uint64_t count = tsdb_cur_varint(&c);
     if (c.bad || count > (uint64_t)(c.end - c.p))
         return corrupt(rb->r, rb->err, part, "label set", id, MDB_CORRUPTED);
-    pprof_label *l = firn_arena_alloc(rb->r->arena, (count ? count : 1) * sizeof *l);
-    if (!l)
-        return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
+    pprof_label *l = firn_arena_calloc(rb->r->arena, count ? count : 1, sizeof *l);
     for (uint64_t i = 0; i < count; i++) {
         uint32_t key = (uint32_t)tsdb_cur_varint(&c), str = (uint32_t)tsdb_cur_varint(&c);
         l[i].num = tsdb_cur_zigzag(&c);
@@ -1063,10 +994,7 @@ static int rb_stack(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t **l
     if (c.bad || count > (uint64_t)(c.end - c.p))
         return corrupt(rb->r, rb->err, part, "stack", id, MDB_CORRUPTED);
     if (count > *cap) {
-        uint32_t *nl = realloc(*locs, count * sizeof *nl);
-        if (!nl)
-            return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
-        *locs = nl;
+        *locs = firn_xreallocarray(*locs, (size_t)count, sizeof **locs);
         *cap = (size_t)count;
     }
     for (uint64_t i = 0; i < count; i++) {
@@ -1205,10 +1133,6 @@ pprof_profile *tsdb_merge(tsdb_reader *r, const uint64_t *series_ids, size_t n_s
     pprof_profile *p = NULL;
     struct acc_entry *entries = NULL;
     size_t n_entries = 0;
-    if (!arena) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
     if (n_series == 0) {
         firn_errf(err, FIRN_EINVAL, "no series to merge");
         goto out;
@@ -1237,10 +1161,7 @@ pprof_profile *tsdb_merge(tsdb_reader *r, const uint64_t *series_ids, size_t n_s
     }
     if (!m.blocks)
         m.min_ts = start_ms > 0 ? start_ms : 0;
-    if (tsdb_acc_entries(&m, &entries, &n_entries)) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory merging profiles");
-        goto out;
-    }
+    tsdb_acc_entries(&m, &entries, &n_entries);
     p = merge_build(r, &m, entries, n_entries, type_name, err);
     if (stats) {
         stats->blocks = m.blocks;

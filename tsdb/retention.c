@@ -9,7 +9,6 @@
  */
 #include "internal.h"
 
-#include <errno.h>
 #include <string.h>
 
 #define PASS_BUDGET 200000   /* deletions per transaction */
@@ -123,7 +122,7 @@ int tsdb_retention_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, uint64_t *delete
         return 0;
     firn_arena *arena = firn_arena_new(0);
     MDB_cursor *sc;
-    int rc = arena ? mdb_cursor_open(txn, db->dbi_series, &sc) : ENOMEM;
+    int rc = mdb_cursor_open(txn, db->dbi_series, &sc);
     if (rc) {
         firn_arena_free(arena);
         firn_errf(err, FIRN_EIO, "retention: %s", tsdb_strerror(rc));
@@ -167,14 +166,11 @@ int tsdb_retention_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, uint64_t *delete
                 rc = mdb_cursor_get(sc, &k, &v, MDB_NEXT);
                 continue;
             }
-            struct buf b = {0};
-            if (tsdb_series_encode(&b, s.labels, s.n_labels, new_min, max_ts, s.floats) < 0) {
-                rc = ENOMEM;
-                break;
-            }
-            MDB_val nv = {b.len, b.b};
+            firn_buf b = {0};
+            tsdb_series_encode(&b, s.labels, s.n_labels, new_min, max_ts, s.floats);
+            MDB_val nv = {b.len, b.data};
             rc = mdb_cursor_put(sc, &k, &nv, MDB_CURRENT);
-            tsdb_buf_free(&b);
+            firn_buf_free(&b);
             if (rc)
                 break;
         }

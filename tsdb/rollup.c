@@ -78,8 +78,7 @@ int tsdb_rollup_add(tsdb_reader *r, struct acc *a, const MDB_val *v, firn_err *e
         if (c.bad || part > UINT32_MAX || tsdb_block_open(&br, &bv, &r->scratch) < 0)
             return firn_errf(err, FIRN_EIO, "%s: corrupt rollup (segment %llu)", r->db->path,
                              (unsigned long long)s);
-        if (tsdb_reader_reserve(r, br.n))
-            return firn_errf(err, FIRN_ENOMEM, "out of memory reading a rollup");
+        tsdb_reader_reserve(r, br.n);
         if (tsdb_block_decode(&br, r->stacks, r->labelsets, r->values) < 0)
             return firn_errf(err, FIRN_EIO, "%s: corrupt rollup (segment %llu)", r->db->path,
                              (unsigned long long)s);
@@ -96,18 +95,13 @@ struct spans {
     size_t n, cap;
 };
 
-static int spans_push(struct spans *s, int64_t start, int64_t len, const MDB_val *v)
+/* Spans are pushed in time order and never overlap (a rollup plan reads
+ * each profile once). */
+static void spans_push(struct spans *s, int64_t start, int64_t len, const MDB_val *v)
 {
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 64;
-        struct rollup_span *nv = realloc(s->v, ncap * sizeof *nv);
-        if (!nv)
-            return ENOMEM;
-        s->v = nv;
-        s->cap = ncap;
-    }
+    assert(len > 0 && (s->n == 0 || s->v[s->n - 1].end_ms < start));
+    s->v = firn_grow(s->v, s->n, &s->cap, sizeof *s->v, 64);
     s->v[s->n++] = (struct rollup_span){start, start + len - 1, *v};
-    return 0;
 }
 
 /* The rollups of one level whose buckets lie wholly inside [start, end]. */
@@ -133,8 +127,7 @@ static int level_spans(tsdb_reader *r, uint64_t series, int level, int64_t start
         int64_t b = (int64_t)tsdb_be64_get(kp + 9);
         if (b > end - (width - 1))
             break;
-        if ((rc = spans_push(out, b, width, &v)))
-            break;
+        spans_push(out, b, width, &v);
     }
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? 0 : rc;
@@ -172,13 +165,13 @@ int tsdb_rollup_plan(tsdb_reader *r, uint64_t series, int64_t start_ms, int64_t 
         } else {
             s = &days.v[i++];
         }
-        rc = spans_push(&all, s->start_ms, s->end_ms - s->start_ms + 1, &s->value);
+        spans_push(&all, s->start_ms, s->end_ms - s->start_ms + 1, &s->value);
     }
     free(days.v);
     free(hours.v);
     if (rc) {
         free(all.v);
-        return firn_errf(err, rc == ENOMEM ? FIRN_ENOMEM : FIRN_EIO, "%s: reading rollups: %s",
+        return firn_errf(err, FIRN_EIO, "%s: reading rollups: %s",
                          r->db->path, tsdb_strerror(rc));
     }
     *spans = all.v;
@@ -251,7 +244,7 @@ struct pass {
     tsdb_reader r;               /* over the write transaction */
     long budget;                 /* samples left to read */
     uint64_t written, buckets;
-    struct buf val, seg, body;
+    firn_buf val, seg, body;
     ZSTD_CCtx *zstd;             /* compresses the segments' bodies */
     struct block_sample *bs;
     size_t bs_cap;
@@ -259,28 +252,22 @@ struct pass {
 };
 
 /* Encodes a's entries as a rollup value into ps->val. */
-static int encode_rollup(struct pass *ps, struct acc *a)
+static void encode_rollup(struct pass *ps, struct acc *a)
 {
     struct acc_entry *e;
     size_t n;
-    if (tsdb_acc_entries(a, &e, &n))
-        return ENOMEM;
+    tsdb_acc_entries(a, &e, &n);
     if (n > ps->bs_cap) {
-        struct block_sample *nb = realloc(ps->bs, n * sizeof *nb);
-        if (!nb) {
-            free(e);
-            return ENOMEM;
-        }
-        ps->bs = nb;
+        ps->bs = firn_xreallocarray(ps->bs, n, sizeof *ps->bs);
         ps->bs_cap = n;
     }
     size_t segments = 0;
     for (size_t i = 0; i < n; i++)
         segments += i == 0 || e[i].partition != e[i - 1].partition;
-    struct buf *b = &ps->val;
+    firn_buf *b = &ps->val;
     b->len = 0;
     unsigned char version = ROLLUP_VALUE_VERSION;
-    tsdb_buf_put(b, &version, 1);
+    firn_buf_append(b, &version, 1);
     tsdb_buf_varint(b, a->blocks);
     tsdb_buf_varint(b, a->samples);
     tsdb_buf_zigzag(b, a->min_ts);
@@ -295,12 +282,10 @@ static int encode_rollup(struct pass *ps, struct acc *a)
         assert(kept == j - i);   /* entries are distinct: nothing to sum */
         (void)kept;
         tsdb_buf_varint(b, e[i].partition);
-        tsdb_buf_bytes(b, ps->seg.b, ps->seg.len);
-        b->oom |= ps->seg.oom;
+        tsdb_buf_bytes(b, ps->seg.data, ps->seg.len);
         i = j;
     }
     free(e);
-    return b->oom ? ENOMEM : 0;
 }
 
 /* Recomputes one bucket's rollup from what the series holds in it:
@@ -324,11 +309,10 @@ static int redo_bucket(struct pass *ps, uint64_t series, int level, int64_t buck
     ps->budget -= (long)a.samples;
     if (a.blocks < 2)
         goto out;
-    if ((rc = encode_rollup(ps, &a)))
-        goto out;
+    encode_rollup(ps, &a);
     unsigned char kb[ROLLUP_KEY_LEN];
     tsdb_rollup_key(kb, series, level, bucket);
-    MDB_val k = {sizeof kb, kb}, v = {ps->val.len, ps->val.b};
+    MDB_val k = {sizeof kb, kb}, v = {ps->val.len, ps->val.data};
     if ((rc = mdb_put(ps->txn, ps->db->dbi_rollups, &k, &v, 0)) == 0)
         ps->written++;
 out:
@@ -454,9 +438,10 @@ int tsdb_rollup_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, bool *more, uint64_
     struct pass ps = {.db = db, .txn = txn, .budget = (long)db->opts.rollup_pass_samples, .err = err};
     ps.r.db = db;
     ps.r.txn = txn;
-    int rc = (ps.r.arena = firn_arena_new(0)) && (ps.zstd = ZSTD_createCCtx()) ? 0 : ENOMEM;
-    if (!rc)
-        rc = redo_dirty(&ps, more);
+    ps.r.arena = firn_arena_new(0);
+    if (!(ps.zstd = ZSTD_createCCtx()))
+        firn_oom(0);   /* zstd's allocation: the policy of model/alloc.h */
+    int rc = redo_dirty(&ps, more);
     MDB_cursor *sc = NULL;
     if (!rc && !*more)
         rc = mdb_cursor_open(txn, db->dbi_series, &sc);
@@ -503,9 +488,9 @@ int tsdb_rollup_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, bool *more, uint64_
     free(ps.r.values);
     tsdb_block_scratch_free(&ps.r.scratch);
     ZSTD_freeCCtx(ps.zstd);
-    tsdb_buf_free(&ps.val);
-    tsdb_buf_free(&ps.seg);
-    tsdb_buf_free(&ps.body);
+    firn_buf_free(&ps.val);
+    firn_buf_free(&ps.seg);
+    firn_buf_free(&ps.body);
     free(ps.bs);
     if (rc && (!err || !err->code))
         firn_errf(err, rc == ENOMEM ? FIRN_ENOMEM : FIRN_EIO, "compaction: %s",

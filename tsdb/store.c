@@ -46,9 +46,7 @@ const char *tsdb_strerror(int rc)
 /* mkdir -p */
 static int make_dirs(const char *path, firn_err *err)
 {
-    char *p = strdup(path);
-    if (!p)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    char *p = firn_xstrdup(path);
     for (char *s = p + 1;; s++) {
         char c = *s;
         if (c == '/' || c == 0) {
@@ -324,13 +322,9 @@ static int open_schema(tsdb *db, firn_err *err)
 
 tsdb *tsdb_open(const tsdb_options *o, firn_err *err)
 {
-    tsdb *db = calloc(1, sizeof *db);
-    if (!db) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    tsdb *db = firn_xcalloc(1, sizeof *db);
     db->opts = *o;
-    db->path = strdup(o->path && o->path[0] ? o->path : "./data");
+    db->path = firn_xstrdup(o->path && o->path[0] ? o->path : "./data");
     db->opts.path = db->path;
     if (!db->opts.queue_max)
         db->opts.queue_max = 4096;

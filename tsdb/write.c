@@ -18,6 +18,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,7 +114,7 @@ struct writer {
     struct series_entry *series;
     size_t n_series, cap_series;
     uint64_t next_series_id;      /* 0 = not read yet */
-    struct buf val, val2;
+    firn_buf val, val2;
     ZSTD_CCtx *zstd;              /* compresses block bodies; made at start */
     struct block_sample *bs;
     size_t bs_cap;
@@ -135,8 +136,6 @@ static int prepare_series(struct prepared *pp, const tsdb_append_req *req, firn_
 {
     const pprof_profile *p = pp->profile;
     pp->series = firn_arena_calloc(pp->arena, p->n_sample_types, sizeof *pp->series);
-    if (!pp->series)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     for (size_t t = 0; t < p->n_sample_types; t++) {
         const char *st = pprof_str(p, p->sample_types[t].type);
         const char *su = pprof_str(p, p->sample_types[t].unit);
@@ -149,8 +148,6 @@ static int prepare_series(struct prepared *pp, const tsdb_append_req *req, firn_
                              "sample type %zu (%s:%s, period %s:%s): a profile type may not "
                              "contain ':' and needs a sample type", t, st, su, pt, pu);
         char *name = firn_arena_alloc(pp->arena, (size_t)len + 1);
-        if (!name)
-            return firn_errf(err, FIRN_ENOMEM, "out of memory");
         firn_profile_type_format(name, (size_t)len + 1, req->profile_name, st, su, pt, pu,
                                  delta);
         for (size_t u = 0; u < t; u++)
@@ -160,8 +157,6 @@ static int prepare_series(struct prepared *pp, const tsdb_append_req *req, firn_
                                  "sample types %zu and %zu are both %s:%s; a profile type may "
                                  "appear once", u, t, st, su);
         firn_label *l = firn_arena_alloc(pp->arena, (n_base + 1) * sizeof *l);
-        if (!l)
-            return firn_errf(err, FIRN_ENOMEM, "out of memory");
         size_t at = 0;
         while (at < n_base && strcmp(base[at].name, FIRN_LABEL_NAME) < 0)
             at++;
@@ -199,12 +194,8 @@ static int prepare(tsdb *db, const tsdb_append_req *req, struct prepared *pp, fi
     pp->ts = ts;
     pp->partition = (uint32_t)(ts / db->partition_ms);
     pp->arena = firn_arena_new(0);
-    if (!pp->arena)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
 
     firn_label *base = firn_arena_alloc(pp->arena, (req->n_labels + 1) * sizeof *base);
-    if (!base)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     for (size_t i = 0; i < req->n_labels; i++) {
         base[i] = req->labels[i];
         if (!base[i].name || !base[i].value)
@@ -230,8 +221,8 @@ static int prepare(tsdb *db, const tsdb_append_req *req, struct prepared *pp, fi
     pp->ls_hash = firn_arena_calloc(pp->arena, ns + 1, sizeof *pp->ls_hash);
     pp->stack_id = firn_arena_alloc(pp->arena, (ns + 1) * sizeof *pp->stack_id);
     pp->ls_id = firn_arena_alloc(pp->arena, (ns + 1) * sizeof *pp->ls_id);
-    if (!pp->loc_ids || !pp->stack_hash || !pp->ls_hash || !pp->stack_id || !pp->ls_id ||
-        pprof_location_identities(p, pp->loc_ids) < 0)
+    /* pprof/ has its own out-of-memory branch until it follows the policy */
+    if (pprof_location_identities(p, pp->loc_ids) < 0)
         return firn_errf(err, FIRN_ENOMEM, "out of memory");
     for (size_t i = 0; i < ns; i++) {
         const pprof_sample *s = &p->samples[i];
@@ -327,8 +318,7 @@ static int part_cache_get(struct writer *w, MDB_txn *txn, uint32_t partition,
         int rc = read_next_id(w->db, txn, partition, k, &victim->next_id[k]);
         if (rc)
             return rc;
-        if (firn_u64map_init(&victim->ids[k].map, 1024) < 0)
-            return ENOMEM;
+        firn_u64map_init(&victim->ids[k].map, 1024);
     }
     victim->used = true;
     victim->partition = partition;
@@ -342,19 +332,17 @@ static void id_cache_put(struct id_cache *c, pprof_hash h, uint32_t id)
     if (c->map.len >= CACHE_MAX_ENTRIES) {
         /* A bounded cache: start over; misses fall back to symbol_idx. */
         firn_u64map_destroy(&c->map);
-        if (firn_u64map_init(&c->map, 1024) < 0)
-            return;
+        firn_u64map_init(&c->map, 1024);
     }
     if (id >= c->hi_cap) {
+        /* ids are dense, so the table is as large as the symbols stored */
         size_t ncap = c->hi_cap ? c->hi_cap : 1024;
         while (ncap <= id)
             ncap *= 2;
-        uint64_t *nh = realloc(c->hi, ncap * sizeof *nh);
-        if (!nh)
-            return;
-        c->hi = nh;
+        c->hi = firn_xreallocarray(c->hi, ncap, sizeof *c->hi);
         c->hi_cap = ncap;
     }
+    assert(id < c->hi_cap);
     uint32_t have;
     int r = firn_u64map_put(&c->map, h.lo, id, &have);
     if (r == 1)
@@ -397,17 +385,15 @@ static int sym_find(struct writer *w, MDB_txn *txn, struct part_cache *pc, enum 
 }
 
 static int sym_insert(struct writer *w, MDB_txn *txn, struct part_cache *pc, enum sym_kind kind,
-                      pprof_hash h, const struct buf *content, uint32_t *id)
+                      pprof_hash h, const firn_buf *content, uint32_t *id)
 {
-    if (content->oom)
-        return ENOMEM;
     if (pc->next_id[kind] == UINT32_MAX)
         return MDB_MAP_FULL;   /* cannot happen before the disk is full */
     *id = pc->next_id[kind]++;
     unsigned char kb[SYM_KEY_LEN], ib[SYM_IDX_KEY_LEN];
     tsdb_sym_key(kb, pc->partition, kind, *id);
     tsdb_sym_idx_key(ib, pc->partition, kind, h);
-    MDB_val k = {sizeof kb, kb}, v = {content->len, content->b};
+    MDB_val k = {sizeof kb, kb}, v = {content->len, content->data};
     MDB_val ik = {sizeof ib, ib}, iv = {4, id};
     /* NOOVERWRITE: an existing key would mean the id counter is wrong */
     int rc = mdb_put(txn, w->db->dbi_symbols, &k, &v, MDB_NOOVERWRITE);
@@ -423,11 +409,9 @@ static int sym_insert(struct writer *w, MDB_txn *txn, struct part_cache *pc, enu
 /* Find-or-insert for content that is hashed as stored.  content is in
  * w->val2 and gets clobbered by nested resolves, so callers build it last. */
 static int sym_resolve_content(struct writer *w, MDB_txn *txn, struct part_cache *pc,
-                               enum sym_kind kind, const struct buf *content, uint32_t *id)
+                               enum sym_kind kind, const firn_buf *content, uint32_t *id)
 {
-    if (content->oom)
-        return ENOMEM;
-    XXH128_hash_t x = XXH3_128bits(content->b, content->len);
+    XXH128_hash_t x = XXH3_128bits(content->data, content->len);
     pprof_hash h = {x.low64, x.high64};
     bool found;
     int rc = sym_find(w, txn, pc, kind, h, id, &found);
@@ -439,7 +423,8 @@ static int sym_resolve_content(struct writer *w, MDB_txn *txn, struct part_cache
 static int resolve_string(struct writer *w, MDB_txn *txn, struct part_cache *pc, const char *s,
                           uint32_t *id)
 {
-    struct buf b = {(unsigned char *)s, strlen(s), 0, false};
+    /* a view of s, only read */
+    const firn_buf b = {.data = (char *)s, .len = strlen(s)};
     return sym_resolve_content(w, txn, pc, SYM_STRING, &b, id);
 }
 
@@ -453,7 +438,7 @@ static int resolve_function(struct writer *w, MDB_txn *txn, struct part_cache *p
         (rc = resolve_string(w, txn, pc, pprof_str(p, f->system_name), &sys)) ||
         (rc = resolve_string(w, txn, pc, pprof_str(p, f->filename), &file)))
         return rc;
-    struct buf *b = &w->val2;
+    firn_buf *b = &w->val2;
     b->len = 0;
     tsdb_buf_varint(b, name);
     tsdb_buf_varint(b, sys);
@@ -485,7 +470,7 @@ static int resolve_mapping(struct writer *w, MDB_txn *txn, struct part_cache *pc
     bool found;
     if ((rc = sym_find(w, txn, pc, SYM_MAPPING, h, id, &found)) || found)
         return rc;
-    struct buf *b = &w->val2;
+    firn_buf *b = &w->val2;
     b->len = 0;
     tsdb_buf_varint(b, file);
     tsdb_buf_varint(b, bid);
@@ -517,16 +502,14 @@ static int resolve_location(struct writer *w, MDB_txn *txn, struct part_cache *p
         address = l->address - m->memory_start + m->file_offset;
     }
     uint32_t fn_stack[16];
-    uint32_t *fns = l->n_lines <= 16 ? fn_stack : malloc(l->n_lines * sizeof *fns);
-    if (!fns)
-        return ENOMEM;
+    uint32_t *fns = l->n_lines <= 16 ? fn_stack : firn_xreallocarray(NULL, l->n_lines, sizeof *fns);
     for (size_t i = 0; i < l->n_lines && !rc; i++) {
         fns[i] = 0;
         if (l->lines[i].function != PPROF_NONE)
             rc = resolve_function(w, txn, pc, p, l->lines[i].function, &fns[i]);
     }
     if (!rc) {
-        struct buf *b = &w->val2;
+        firn_buf *b = &w->val2;
         b->len = 0;
         tsdb_buf_varint(b, mapping);
         tsdb_buf_varint(b, address);
@@ -553,13 +536,12 @@ static int resolve_stack(struct writer *w, MDB_txn *txn, struct part_cache *pc,
         return rc;
     const pprof_sample *s = &pp->profile->samples[si];
     uint32_t loc_stack[64];
-    uint32_t *locs = s->n_locations <= 64 ? loc_stack : malloc(s->n_locations * sizeof *locs);
-    if (!locs)
-        return ENOMEM;
+    uint32_t *locs = s->n_locations <= 64 ? loc_stack
+                                           : firn_xreallocarray(NULL, s->n_locations, sizeof *locs);
     for (size_t j = 0; j < s->n_locations && !rc; j++)
         rc = resolve_location(w, txn, pc, pp, s->locations[j], &locs[j]);
     if (!rc) {
-        struct buf *b = &w->val2;
+        firn_buf *b = &w->val2;
         b->len = 0;
         tsdb_buf_varint(b, s->n_locations);
         for (size_t j = 0; j < s->n_locations; j++)
@@ -580,9 +562,7 @@ static int resolve_labelset(struct writer *w, MDB_txn *txn, struct part_cache *p
         return rc;
     const pprof_profile *p = pp->profile;
     const pprof_sample *s = &p->samples[si];
-    uint32_t *ids = malloc(s->n_labels * 3 * sizeof *ids);
-    if (!ids)
-        return ENOMEM;
+    uint32_t *ids = firn_xcalloc(s->n_labels * 3, sizeof *ids);
     for (size_t j = 0; j < s->n_labels && !rc; j++) {
         const pprof_label *l = &s->labels[j];
         if (!(rc = resolve_string(w, txn, pc, pprof_str(p, l->key), &ids[3 * j])) &&
@@ -590,7 +570,7 @@ static int resolve_labelset(struct writer *w, MDB_txn *txn, struct part_cache *p
             rc = resolve_string(w, txn, pc, pprof_str(p, l->num_unit), &ids[3 * j + 2]);
     }
     if (!rc) {
-        struct buf *b = &w->val2;
+        firn_buf *b = &w->val2;
         b->len = 0;
         tsdb_buf_varint(b, s->n_labels);
         for (size_t j = 0; j < s->n_labels; j++) {
@@ -621,19 +601,12 @@ static struct series_entry *series_cache_add(struct writer *w, pprof_hash h, uin
 {
     if (w->n_series >= SERIES_CACHE_MAX)
         series_cache_drop(w);
-    if (!w->series_map.cap && firn_u64map_init(&w->series_map, 1024) < 0)
-        return NULL;
-    if (w->n_series == w->cap_series) {
-        size_t ncap = w->cap_series ? w->cap_series * 2 : 1024;
-        struct series_entry *ns = realloc(w->series, ncap * sizeof *ns);
-        if (!ns)
-            return NULL;
-        w->series = ns;
-        w->cap_series = ncap;
-    }
+    if (!w->series_map.cap)
+        firn_u64map_init(&w->series_map, 1024);
+    w->series = firn_grow(w->series, w->n_series, &w->cap_series, sizeof *w->series, 1024);
     uint32_t have;
     if (firn_u64map_put(&w->series_map, h.lo, (uint32_t)w->n_series, &have) != 1)
-        return NULL;   /* out of memory, or a 64-bit collision: not cached */
+        return NULL;   /* a 64-bit collision: not cached */
     struct series_entry *e = &w->series[w->n_series++];
     e->hash = h;
     e->id = id;
@@ -689,11 +662,10 @@ static int series_put_record(struct writer *w, MDB_txn *txn, uint64_t id,
                              const struct series_prep *sp, int64_t min_ts, int64_t max_ts,
                              bool floats, unsigned flags)
 {
-    if (tsdb_series_encode(&w->val, sp->labels, sp->n_labels, min_ts, max_ts, floats) < 0)
-        return ENOMEM;
+    tsdb_series_encode(&w->val, sp->labels, sp->n_labels, min_ts, max_ts, floats);
     unsigned char sk[8];
     tsdb_be64_put(sk, id);
-    MDB_val k = {sizeof sk, sk}, v = {w->val.len, w->val.b};
+    MDB_val k = {sizeof sk, sk}, v = {w->val.len, w->val.data};
     return mdb_put(txn, w->db->dbi_series, &k, &v, flags);
 }
 
@@ -772,10 +744,7 @@ static int encode_column(struct writer *w, const struct prepared *pp, size_t t, 
 {
     const pprof_profile *p = pp->profile;
     if (p->n_samples > w->bs_cap) {
-        struct block_sample *nb = realloc(w->bs, p->n_samples * sizeof *nb);
-        if (!nb)
-            return ENOMEM;
-        w->bs = nb;
+        w->bs = firn_xreallocarray(w->bs, p->n_samples, sizeof *w->bs);
         w->bs_cap = p->n_samples;
     }
     size_t n = 0;
@@ -783,6 +752,7 @@ static int encode_column(struct writer *w, const struct prepared *pp, size_t t, 
         int64_t v = p->samples[i].values[t];
         if (v == 0)
             continue;
+        assert(n < w->bs_cap);
         w->bs[n].stack = pp->stack_id[i];
         w->bs[n].labelset = pp->ls_id[i];
         w->bs[n].value = v;
@@ -790,7 +760,7 @@ static int encode_column(struct writer *w, const struct prepared *pp, size_t t, 
     }
     *kept = tsdb_block_encode(&w->val, &w->val2, w->zstd, w->bs, n, p->duration_nanos,
                                p->period);
-    return w->val.oom ? ENOMEM : 0;
+    return 0;
 }
 
 /* Whether every series already holds, at pp->ts, exactly the block this
@@ -827,7 +797,7 @@ static int same_profile(struct writer *w, MDB_txn *txn, struct prepared *pp, con
         MDB_val k = {sizeof kb, kb}, v;
         if ((rc = mdb_get(txn, w->db->dbi_samples, &k, &v)))
             return rc == MDB_NOTFOUND ? 0 : rc;
-        if (v.mv_size != w->val.len || memcmp(v.mv_data, w->val.b, v.mv_size) != 0)
+        if (v.mv_size != w->val.len || memcmp(v.mv_data, w->val.data, v.mv_size) != 0)
             return 0;
     }
     *same = rc == 0;
@@ -858,13 +828,9 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
     uint64_t ids_stack[8];
     int64_t mins_stack[8], maxs_stack[8];
     size_t taken = 0;   /* 1 + the first series already holding a profile at ts */
-    uint64_t *ids = nt <= 8 ? ids_stack : malloc(nt * sizeof *ids);
-    int64_t *mins = nt <= 8 ? mins_stack : malloc(nt * sizeof *mins);
-    int64_t *maxs = nt <= 8 ? maxs_stack : malloc(nt * sizeof *maxs);
-    if (!ids || !mins || !maxs) {
-        rc = ENOMEM;
-        goto out;
-    }
+    uint64_t *ids = nt <= 8 ? ids_stack : firn_xreallocarray(NULL, nt, sizeof *ids);
+    int64_t *mins = nt <= 8 ? mins_stack : firn_xreallocarray(NULL, nt, sizeof *mins);
+    int64_t *maxs = nt <= 8 ? maxs_stack : firn_xreallocarray(NULL, nt, sizeof *maxs);
     for (size_t t = 0; t < nt; t++) {
         bool floats = false;
         if ((rc = series_find(w, txn, &pp->series[t], &ids[t], &mins[t], &maxs[t], &floats)))
@@ -961,7 +927,7 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
             goto out;
         unsigned char kb[SAMPLE_KEY_LEN];
         tsdb_sample_key(kb, ids[t], pp->ts);
-        MDB_val k = {sizeof kb, kb}, v = {w->val.len, w->val.b};
+        MDB_val k = {sizeof kb, kb}, v = {w->val.len, w->val.data};
         struct block_reader br;
         if ((rc = mdb_put(txn, db->dbi_samples, &k, &v, MDB_NOOVERWRITE)))
             goto out;
@@ -969,7 +935,7 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
             rc = MDB_CORRUPTED;
             goto out;
         }
-        MDB_val hv = {br.header_len, w->val.b};
+        MDB_val hv = {br.header_len, w->val.data};
         if ((rc = mdb_put(txn, db->dbi_totals, &k, &hv, MDB_NOOVERWRITE)) ||
             (rc = tsdb_rollup_note_append(db, txn, ids[t], pp->ts)))
             goto out;
@@ -1311,18 +1277,11 @@ static void *writer_main(void *arg)
 
 int tsdb_writer_start(tsdb *db, firn_err *err)
 {
-    struct writer *w = calloc(1, sizeof *w);
-    if (!w)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    struct writer *w = firn_xcalloc(1, sizeof *w);
     w->db = db;
-    w->batch = malloc(db->opts.batch_max * sizeof *w->batch);
-    w->zstd = ZSTD_createCCtx();
-    if (!w->batch || !w->zstd) {
-        free(w->batch);
-        ZSTD_freeCCtx(w->zstd);
-        free(w);
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    }
+    w->batch = firn_xreallocarray(NULL, db->opts.batch_max, sizeof *w->batch);
+    if (!(w->zstd = ZSTD_createCCtx()))
+        firn_oom(0);   /* zstd's allocation: the policy of model/alloc.h */
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->wake, NULL);
     pthread_cond_init(&w->done, NULL);
@@ -1350,8 +1309,8 @@ void tsdb_writer_stop(tsdb *db)
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
     caches_drop(w);
-    tsdb_buf_free(&w->val);
-    tsdb_buf_free(&w->val2);
+    firn_buf_free(&w->val);
+    firn_buf_free(&w->val2);
     free(w->bs);
     free(w->batch);
     ZSTD_freeCCtx(w->zstd);
@@ -1448,9 +1407,7 @@ int tsdb_append_floats(tsdb *db, const tsdb_float_sample *samples, size_t n, siz
         return 0;
     struct float_prep fp = {.samples = samples, .n = n, .arena = firn_arena_new(0)};
     int rc = 0;
-    fp.series = fp.arena ? firn_arena_calloc(fp.arena, n, sizeof *fp.series) : NULL;
-    if (!fp.series)
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+    fp.series = firn_arena_calloc(fp.arena, n, sizeof *fp.series);
     for (size_t i = 0; i < n && !rc; i++) {
         const tsdb_float_sample *s = &samples[i];
         struct series_prep *sp = &fp.series[i];
@@ -1465,10 +1422,6 @@ int tsdb_append_floats(tsdb *db, const tsdb_float_sample *samples, size_t n, siz
             break;
         }
         sp->labels = firn_arena_alloc(fp.arena, (s->n_labels + 1) * sizeof *sp->labels);
-        if (!sp->labels) {
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-            break;
-        }
         bool has_name = false;
         for (size_t j = 0; j < s->n_labels && !rc; j++) {
             sp->labels[j] = s->labels[j];

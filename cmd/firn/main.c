@@ -661,8 +661,8 @@ int main(int argc, char **argv)
     /* forwarding before anything ingests, so every stored profile is queued */
     char fdir[4096];
     snprintf(fdir, sizeof fdir, "%s/profile_remote_write", s.f.storage_path);
-    s.forward = forward_new(fdir, &err);
-    if (!s.forward || apply_forward(&s, cfg, &err) < 0) {
+    s.forward = forward_new(fdir);
+    if (apply_forward(&s, cfg, &err) < 0) {
         firn_log(FIRN_LOG_ERROR, "main", "Starting profile_remote_write failed", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
         config_free(cfg);

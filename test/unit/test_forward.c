@@ -236,8 +236,7 @@ static forward *forward_with(const char *dir, int port, int shards)
     firn_config *cfg = config_load_string(yaml, strlen(yaml), "t.yml", &err);
     if (!cfg)
         fail_msg("config: %s", err.msg);
-    forward *f = forward_new(dir, &err);
-    assert_non_null(f);
+    forward *f = forward_new(dir);
     if (forward_apply(f, cfg, &err) < 0)
         fail_msg("forward_apply: %s", err.msg);
     return f;
