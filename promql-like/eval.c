@@ -394,16 +394,16 @@ static long last_at_or_before(const struct loaded_series *ls, int64_t t)
  * the previous step: a range query's steps only move forward, so across a
  * query each series' points are walked once, in order, where a search per
  * step jumps over them (360 steps x 1,000 series: the search's cache misses
- * were most of the evaluation).  A first lookup, or one that moved back,
- * searches. */
+ * were most of the evaluation).  The first lookup searches. */
 static long seek_at_or_before(const struct loaded_series *ls, int64_t t, long *hint)
 {
     long k = *hint;
-    if (k == HINT_NONE || (k >= 0 && ls->points[k].t_ms > t))
+    if (k == HINT_NONE) {
         k = last_at_or_before(ls, t);
-    else
+    } else {   /* steps never go back: the assert below would catch one */
         while (k + 1 < (long)ls->n && ls->points[k + 1].t_ms <= t)
             k++;
+    }
     /* what last_at_or_before returns: the points are in time order */
     assert(k >= -1 && k < (long)ls->n);
     assert(k < 0 || ls->points[k].t_ms <= t);
