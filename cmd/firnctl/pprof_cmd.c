@@ -398,8 +398,9 @@ static int bench_usage(void)
                     "--range-series (default 1000) series of --range-points (default 360)\n"
                     "profiles, in a store of its own.\n"
                     "Cold merges drop the page cache as root (else only the store file's pages).\n"
-                    "--quick: 2 targets x 2 minutes, history one profile an hour, a range query over\n"
-                    "100 series x 60 points, and only the store's pages dropped (a smoke test).\n");
+                    "--quick: 2 targets x 2 minutes, history one profile an hour, a range\n"
+                    "query over 100 series x 60 points, and only the store's pages dropped\n"
+                    "(a smoke test).\n");
     return 2;
 }
 
