@@ -160,6 +160,7 @@ struct tsdb_reader {
     int64_t *values;
     size_t cap;                 /* of the three scratch arrays above */
     struct block_scratch scratch;
+    MDB_cursor *sym_cursor[SYM_KINDS];   /* symbols, one per kind (read.c's sym_get) */
 };
 
 /* A bounds-checked reader over a value; `bad` is set by any read past the

@@ -72,6 +72,10 @@ void tsdb_reader_close(tsdb_reader *r)
 {
     if (!r)
         return;
+    /* a read-only transaction's cursors outlive it unless closed */
+    for (int k = 0; k < SYM_KINDS; k++)
+        if (r->sym_cursor[k])
+            mdb_cursor_close(r->sym_cursor[k]);
     mdb_txn_abort(r->txn);
     pthread_rwlock_unlock(&r->db->resize_lock);
     firn_arena_free(r->arena);
@@ -656,13 +660,23 @@ int tsdb_scan_floats(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64
 
 /* ---- symbols back to frames ---------------------------------------------- */
 
+/* A symbol's content.  Each kind has a cursor of its own: LMDB positions
+ * a cursor on a key of the page it is already on without descending the
+ * tree again, and a rebuild reads one kind's ids of one partition, which
+ * share pages; a descent per symbol (mdb_get) was half of a 7-day flame
+ * graph's time, most of it comparing keys. */
 static int sym_get(tsdb_reader *r, uint32_t partition, enum sym_kind kind, uint32_t id,
                    struct cur *out)
 {
+    assert(kind > 0 && kind < SYM_KINDS);
+    int rc;
+    if (!r->sym_cursor[kind] &&
+        (rc = mdb_cursor_open(r->txn, r->db->dbi_symbols, &r->sym_cursor[kind])))
+        return rc;
     unsigned char kb[SYM_KEY_LEN];
     tsdb_sym_key(kb, partition, kind, id);
     MDB_val k = {sizeof kb, kb}, v;
-    int rc = mdb_get(r->txn, r->db->dbi_symbols, &k, &v);
+    rc = mdb_cursor_get(r->sym_cursor[kind], &k, &v, MDB_SET);
     if (rc)
         return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
     out->p = v.mv_data;
@@ -764,6 +778,7 @@ int tsdb_stack_functions(tsdb_reader *r, uint32_t partition, uint32_t stack,
 struct rb_dense {
     uint32_t partition;
     uint32_t *v;
+    uint64_t *shift;            /* mappings: memory_start - file_offset, beside v */
     size_t cap;
 };
 
@@ -775,8 +790,10 @@ struct rebuild {
     firn_err *err;
 };
 
-/* The slot of (kind, partition, id); NULL when it cannot have one. */
-static uint32_t *rb_slot(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32_t id)
+/* The slot of (kind, partition, id); NULL when it cannot have one.  For a
+ * mapping, *shift (when shift is not NULL) is its shift's slot. */
+static uint32_t *rb_slot(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32_t id,
+                         uint64_t **shift)
 {
     if (id >= RB_DENSE_MAX)
         return NULL;
@@ -789,7 +806,7 @@ static uint32_t *rb_slot(struct rebuild *rb, enum sym_kind kind, uint32_t part, 
             firn_xreallocarray(rb->dense[kind], rb->n_dense[kind] + 1, sizeof *nd);
         rb->dense[kind] = nd;
         d = &nd[rb->n_dense[kind]++];
-        *d = (struct rb_dense){part, NULL, 0};
+        *d = (struct rb_dense){part, NULL, NULL, 0};
     }
     if (id >= d->cap) {
         /* below RB_DENSE_MAX: at most 256 MiB, the store's own bound */
@@ -799,7 +816,14 @@ static uint32_t *rb_slot(struct rebuild *rb, enum sym_kind kind, uint32_t part, 
         uint32_t *nv = firn_xreallocarray(d->v, ncap, sizeof *nv);
         memset(nv + d->cap, 0, (ncap - d->cap) * sizeof *nv);
         d->v = nv;
+        if (kind == SYM_MAPPING) {
+            d->shift = firn_xreallocarray(d->shift, ncap, sizeof *d->shift);
+        }
         d->cap = ncap;
+    }
+    if (shift) {
+        assert(kind == SYM_MAPPING);
+        *shift = &d->shift[id];
     }
     return &d->v[id];
 }
@@ -807,7 +831,7 @@ static uint32_t *rb_slot(struct rebuild *rb, enum sym_kind kind, uint32_t part, 
 static bool rb_get(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32_t id,
                    uint32_t *out)
 {
-    uint32_t *s = rb_slot(rb, kind, part, id);
+    uint32_t *s = rb_slot(rb, kind, part, id, NULL);
     if (!s || !*s)
         return false;
     *out = *s - 1;
@@ -819,7 +843,7 @@ static void rb_put(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32
 {
     if (id >= RB_DENSE_MAX)
         return;
-    uint32_t *s = rb_slot(rb, kind, part, id);
+    uint32_t *s = rb_slot(rb, kind, part, id, NULL);
     assert(s && v < UINT32_MAX);
     *s = v + 1;
 }
@@ -827,8 +851,10 @@ static void rb_put(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32
 static void rb_free(struct rebuild *rb)
 {
     for (int k = 0; k < SYM_KINDS; k++) {
-        for (size_t i = 0; i < rb->n_dense[k]; i++)
+        for (size_t i = 0; i < rb->n_dense[k]; i++) {
             free(rb->dense[k][i].v);
+            free(rb->dense[k][i].shift);
+        }
         free(rb->dense[k]);
     }
 }
@@ -875,9 +901,21 @@ static int rb_function(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
     return 0;
 }
 
+/* The builder's mapping, and in *shift what turns a stored (file-relative)
+ * address back into the profile's: memory_start - file_offset, remembered
+ * beside the builder id so that a location of a known mapping reads no
+ * mapping symbol (it read one per location: a tenth of a 7-day flame
+ * graph). */
 static int rb_mapping(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *out,
-                      uint64_t *start, uint64_t *offset)
+                      uint64_t *shift)
 {
+    uint64_t *shift_slot;
+    uint32_t *slot = rb_slot(rb, SYM_MAPPING, part, id, &shift_slot);
+    if (slot && *slot) {
+        *out = *slot - 1;
+        *shift = *shift_slot;
+        return 0;
+    }
     struct cur c;
     int rc = sym_get(rb->r, part, SYM_MAPPING, id, &c);
     if (rc)
@@ -893,16 +931,17 @@ static int rb_mapping(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *
     m.has_filenames = flags & 2;
     m.has_line_numbers = flags & 4;
     m.has_inline_frames = flags & 8;
-    *start = m.memory_start;
-    *offset = m.file_offset;
-    if (rb_get(rb, SYM_MAPPING, part, id, out))
-        return 0;
+    *shift = m.memory_start - m.file_offset;   /* modulo 2^64, as the sum it stands for */
     if ((rc = rb_string(rb, part, file, &m.filename)) || (rc = rb_string(rb, part, bid, &m.build_id)))
         return rc;
     *out = pprof_builder_mapping(rb->b, &m);
     if (*out == PPROF_NONE)
         return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
-    rb_put(rb, SYM_MAPPING, part, id, *out);
+    if (id < RB_DENSE_MAX) {   /* remembered (the strings' slots are another kind's) */
+        slot = rb_slot(rb, SYM_MAPPING, part, id, &shift_slot);
+        *slot = *out + 1;
+        *shift_slot = *shift;
+    }
     return 0;
 }
 
@@ -935,9 +974,9 @@ static int rb_location(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
     if (!rc && c.bad)
         rc = corrupt(rb->r, rb->err, part, "location", id, MDB_CORRUPTED);
     if (!rc && mapping) {
-        uint64_t start = 0, offset = 0;
-        if (!(rc = rb_mapping(rb, part, mapping, &l.mapping, &start, &offset)))
-            address = address - offset + start;
+        uint64_t shift = 0;
+        if (!(rc = rb_mapping(rb, part, mapping, &l.mapping, &shift)))
+            address += shift;
     }
     if (!rc) {
         l.address = address;

@@ -380,6 +380,7 @@ static int bench_usage(void)
                     "[--history-days N]\n"
                     "                           [--history-interval MS] [--threads N] "
                     "[--go-profiles N]\n"
+                    "                           [--range-series N] [--range-points N]\n"
                     "                           [--fixtures DIR] [--keep-store DIR] [FILE...]\n"
                     "\n"
                     "bench fleet: job \"fleet\" has N targets (default 10), each sending a Go CPU, "
@@ -393,9 +394,13 @@ static int bench_usage(void)
                     "agent-style profile every --history-interval ms (default 60000) for\n"
                     "--history-days (default 7): the 24 h and 7 d flame graphs read it, and its\n"
                     "small profiles keep the default run within about 8 minutes on 2 cores.\n"
+                    "The range query sum by (job) (rate(TYPE[1m])) runs at a 10 s step over\n"
+                    "--range-series (default 1000) series of --range-points (default 360)\n"
+                    "profiles, in a store of its own.\n"
                     "Cold merges drop the page cache as root (else only the store file's pages).\n"
-                    "--quick: 2 targets x 2 minutes, history one profile an hour, and only the store's\n"
-                    "pages dropped (a smoke test).\n");
+                    "--quick: 2 targets x 2 minutes, history one profile an hour, a range\n"
+                    "query over 100 series x 60 points, and only the store's pages dropped\n"
+                    "(a smoke test).\n");
     return 2;
 }
 
@@ -457,6 +462,8 @@ static int bench_fleet_cmd(int argc, char **argv)
             o.minutes = 2;
             interval = 3600000;
             o.go_profiles = 4;
+            o.range_series = 100;
+            o.range_points = 60;
             threads = 4;
             o.drop_caches = false;
             first++;
@@ -471,6 +478,8 @@ static int bench_fleet_cmd(int argc, char **argv)
                     : strcmp(flag, "--history-interval") == 0 ? &interval
                     : strcmp(flag, "--threads") == 0          ? &threads
                     : strcmp(flag, "--go-profiles") == 0      ? &o.go_profiles
+                    : strcmp(flag, "--range-series") == 0     ? &o.range_series
+                    : strcmp(flag, "--range-points") == 0     ? &o.range_points
                                                               : NULL;
         if (strcmp(flag, "--fixtures") == 0)
             o.fixtures_dir = v;

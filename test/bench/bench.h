@@ -79,7 +79,10 @@ int bench_rollup(const char **files, size_t n_files, long targets, long profiles
  * merge_speedup_vs_go_pprof (`go tool pprof -proto` on the same profiles);
  * flamegraph_1h_ms, flamegraph_24h_ms, flamegraph_7d_ms (from rollups, after
  * compaction_seconds of tsdb_rollup_run) beside flamegraph_*_raw_ms (the
- * raw profiles alone) and rollup_speedup_7d; rss_anon_peak_mb
+ * raw profiles alone) and rollup_speedup_7d;
+ * range_query_SxP_ms (S series x P points, by default range_query_1000x360_ms:
+ * `sum by (job) (rate(TYPE[1m]))` at a 10 s step, warm, on a store of its
+ * own) beside range_query_read_ms (the same points read alone); rss_anon_peak_mb
  * and the file-backed RSS, at peak and after; stacks_per_profile and
  * distinct_stacks; and the counts behind them. */
 typedef struct bench_fleet_options {
@@ -89,6 +92,8 @@ typedef struct bench_fleet_options {
     int64_t history_interval_ms; /* its profiles' spacing */
     int threads;                 /* producer threads */
     long go_profiles;            /* CPU profiles `go tool pprof` merges */
+    long range_series;           /* the range query's data set: series x points */
+    long range_points;
     const char *fixtures_dir;    /* shared/fixtures/pprof */
     bool drop_caches;            /* as root, drop the whole page cache for the cold merge
                                     (else, and when not root, only the store file's) */

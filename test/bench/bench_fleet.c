@@ -652,6 +652,220 @@ static double time_memcpy(uint64_t bytes)
     return secs;
 }
 
+/* ---- the range query: 1,000 series x 360 points -------------------------- */
+
+/* A query_range as README shows them, `sum by (job) (rate(TYPE[1m]))`, at a
+ * 10 s step, on o->range_series Go CPU series (10 jobs) of o->range_points
+ * profiles each, one per step (by default 1,000 x 360: an hour).  It has a
+ * store of its own, so that its many small profiles change none of the
+ * fleet's figures (ingest, disk, samples). */
+#define RQ_STACKS 16          /* stacks per profile: a range query reads totals only */
+#define RQ_THREADS 256        /* appenders: many appends share each commit */
+#define RQ_ROUNDS 5           /* warm runs; the fastest is reported */
+
+struct range_data {
+    tsdb *db;
+    pprof_profile *p[VARIANTS];
+    int64_t t_end;
+    long series, points;
+    _Atomic long next;
+    _Atomic int failed;
+    firn_err err;
+    pthread_mutex_t mu;
+};
+
+struct range_result {
+    double ingest_secs;
+    double query_ms, query_first_ms;   /* the fastest warm run, and the first */
+    double read_ms;                    /* the anchor: the same series' points read alone */
+    uint64_t points_read;
+    size_t out_series, out_points;
+};
+
+static int64_t range_ts(const struct range_data *d, long point)
+{
+    return d->t_end - (d->points - point) * STEP_MS;
+}
+
+static void *range_producer(void *arg)
+{
+    struct range_data *d = arg;
+    for (;;) {
+        long k = atomic_fetch_add(&d->next, 1);
+        if (k >= d->series * d->points || atomic_load(&d->failed))
+            break;
+        long point = k / d->series, s = k % d->series;   /* time-major, as scrapes arrive */
+        char instance[64], job[16];
+        snprintf(instance, sizeof instance, "10.2.%ld.%ld:6060", s / 250, s % 250 + 1);
+        snprintf(job, sizeof job, "query-%ld", s % 10);
+        firn_label labels[2] = {{"instance", instance}, {"job", job}};
+        tsdb_append_req req = {.labels = labels,
+                               .n_labels = 2,
+                               .profile_name = kind_profile_name[K_CPU],
+                               .delta = true,
+                               .profile = d->p[(point + s) % VARIANTS],
+                               .timestamp_ms = range_ts(d, point)};
+        firn_err err = {0};
+        int rc = tsdb_append(d->db, &req, &err);
+        for (int tries = 0; rc == FIRN_EBUSY && tries < 10000; tries++) {
+            struct timespec pause = {0, 1000000};
+            nanosleep(&pause, NULL);
+            rc = tsdb_append(d->db, &req, &err);
+        }
+        if (rc < 0) {
+            pthread_mutex_lock(&d->mu);
+            if (!atomic_exchange(&d->failed, 1))
+                d->err = err;
+            pthread_mutex_unlock(&d->mu);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Milliseconds for the range query, parse and reader included (what
+ * /api/v1/query_range does before encoding); the result's shape in *r. */
+static double time_range_query(tsdb *db, const char *text, int64_t start, int64_t end,
+                               struct range_result *res, firn_err *err)
+{
+    double t0 = bench_now();
+    pql_query q;
+    if (pql_parse(text, &q, err) < 0)
+        return -1;
+    tsdb_reader *r = tsdb_reader_open(db, err);
+    pql_result out;
+    int rc = r ? pql_eval_range(r, &q, start, end, STEP_MS, NULL, &out, err) : -1;
+    double ms = (bench_now() - t0) * 1000;
+    if (rc == 0) {
+        res->out_series = out.n_series;
+        res->out_points = 0;
+        for (size_t i = 0; i < out.n_series; i++)
+            res->out_points += out.series[i].n_points;
+        pql_result_free(&out);
+    }
+    tsdb_reader_close(r);
+    pql_query_free(&q);
+    return rc == 0 ? ms : -1;
+}
+
+static int count_point(void *ctx, const tsdb_block *b)
+{
+    (void)b;
+    (*(uint64_t *)ctx)++;
+    return 0;
+}
+
+/* The anchor: milliseconds to select the same series and read each one's
+ * (time, total) points over the window the query loads, and nothing else. */
+static double time_range_read(tsdb *db, const firn_matcher *m, int64_t from, int64_t to,
+                              uint64_t *points, firn_err *err)
+{
+    double t0 = bench_now();
+    tsdb_reader *r = tsdb_reader_open(db, err);
+    tsdb_series_set set = {0};
+    int rc = r ? tsdb_select(r, m, 1, from, to, &set, err) : -1;
+    *points = 0;
+    for (size_t i = 0; rc == 0 && i < set.n; i++)
+        rc = tsdb_scan(r, set.series[i].id, from, to, TSDB_SCAN_TOTALS, count_point, points,
+                       err);
+    double ms = (bench_now() - t0) * 1000;
+    tsdb_series_set_free(&set);
+    tsdb_reader_close(r);
+    return rc == 0 ? ms : -1;
+}
+
+/* Builds the range query's store (removed after) from small subsets of the
+ * Go CPU base and times the query and its anchor, each the fastest of
+ * RQ_ROUNDS warm runs. */
+static int bench_range_query(const struct fleet *f, const char *cpu_type, struct range_result *res,
+                             FILE *log, firn_err *err)
+{
+    static struct range_data d;
+    memset(&d, 0, sizeof d);
+    pthread_mutex_init(&d.mu, NULL);
+    d.t_end = f->t_end;
+    d.series = f->o->range_series;
+    d.points = f->o->range_points;
+    const pprof_profile *src = base_of(f, K_CPU, 0)->p;
+    bool *keep = calloc(src->n_samples + 1, sizeof *keep);
+    int64_t *scale = malloc((src->n_samples + 1) * sizeof *scale);
+    int rc = keep && scale ? 0 : firn_errf(err, FIRN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < src->n_samples && i < RQ_STACKS; i++)
+        keep[i] = true;
+    for (int v = 0; v < VARIANTS && !rc; v++) {
+        for (size_t i = 0; i < src->n_samples; i++)
+            scale[i] = 1 + v;
+        if (!(d.p[v] = subset(src, keep, scale, err)))
+            rc = err->code ? err->code : FIRN_ENOMEM;
+    }
+    free(keep);
+    free(scale);
+    char dir[64] = "", store[96];
+    strcpy(dir, "/var/tmp/firn-fleet-query-XXXXXX");
+    if (!rc && !mkdtemp(dir)) {
+        rc = firn_errf(err, FIRN_EIO, "mkdtemp: %s", strerror(errno));
+        dir[0] = 0;
+    }
+    snprintf(store, sizeof store, "%s/store", dir);
+    tsdb_options to;
+    tsdb_options_default(&to);
+    to.path = store;
+    to.no_rollups = true;
+    if (!rc && !(d.db = tsdb_open(&to, err)))
+        rc = err->code;
+    pthread_t th[RQ_THREADS];
+    int started = 0;
+    double t0 = bench_now();
+    for (int i = 0; !rc && i < RQ_THREADS; i++)
+        started += pthread_create(&th[started], NULL, range_producer, &d) == 0;
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    res->ingest_secs = bench_now() - t0;
+    if (!rc && !started)
+        rc = firn_errf(err, FIRN_EIO, "cannot start producer threads");
+    if (!rc && atomic_load(&d.failed)) {
+        *err = d.err;
+        rc = err->code ? err->code : FIRN_EIO;
+    }
+    if (!rc)
+        fprintf(log, "bench fleet: range query data set: %ld series x %ld profiles of %d "
+                     "stacks appended in %.1f s\n", d.series, d.points, RQ_STACKS,
+                res->ingest_secs);
+
+    char q[512];
+    snprintf(q, sizeof q, "sum by (job) (rate(%s[1m]))", cpu_type);
+    int64_t start = range_ts(&d, 0), end = range_ts(&d, d.points - 1);
+    firn_matcher m = {0};
+    if (!rc && firn_matcher_init(&m, FIRN_MATCH_EQ, FIRN_LABEL_NAME, cpu_type, err) < 0)
+        rc = err->code;
+    if (!rc && (res->query_first_ms = time_range_query(d.db, q, start, end, res, err)) < 0)
+        rc = err->code;
+    res->query_ms = res->read_ms = -1;
+    for (int round = 0; round < RQ_ROUNDS && !rc; round++) {
+        /* the window the query loads: its [1m] before the first step */
+        double ms = time_range_read(d.db, &m, start - 60000 + 1, end, &res->points_read, err);
+        double qms = ms < 0 ? -1 : time_range_query(d.db, q, start, end, res, err);
+        if (qms < 0)
+            rc = err->code ? err->code : FIRN_EIO;
+        if (res->read_ms < 0 || ms < res->read_ms)
+            res->read_ms = ms;
+        if (res->query_ms < 0 || qms < res->query_ms)
+            res->query_ms = qms;
+    }
+    if (!rc)
+        fprintf(log, "bench fleet: range query %s over %ld steps -> %zu series, %zu points; "
+                     "%llu points read\n", q, d.points, res->out_series, res->out_points,
+                (unsigned long long)res->points_read);
+    firn_matcher_destroy(&m);
+    if (d.db)
+        tsdb_close(d.db);
+    for (int v = 0; v < VARIANTS; v++)
+        pprof_free(d.p[v]);
+    bench_rm_tree(dir);
+    pthread_mutex_destroy(&d.mu);
+    return rc;
+}
+
 static void set_target_labels(struct target *t, long i, bool history)
 {
     if (history) {
@@ -680,6 +894,8 @@ void bench_fleet_options_default(bench_fleet_options *o)
     o->history_interval_ms = 6 * STEP_MS;
     o->threads = 8;
     o->go_profiles = 30;
+    o->range_series = 1000;
+    o->range_points = 360;
     o->drop_caches = true;
 }
 
@@ -917,6 +1133,12 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
 
     long rss_after_anon = 0, rss_after_file = 0;
     rss_kb(&rss_after_anon, &rss_after_file);
+
+    /* the range query, on a store of its own (after the RSS reading: its
+     * appenders are not the fleet's ingest) */
+    struct range_result rq = {0};
+    if (!rc)
+        rc = bench_range_query(&f, cpu_type, &rq, log, err);
     if (!rc) {
         uint64_t samples = hist_samples + fleet_samples;
         double disk = (double)st.disk_bytes;
@@ -981,6 +1203,17 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
                                 ? f.hsteps
                                 : 7 * 86400000LL / o->history_interval_ms));
         fprintf(out, "flamegraph_fleet_ms %.1f\n", fg_fleet);
+        {
+            fprintf(out, "range_query_series %ld\n", o->range_series);
+            fprintf(out, "range_query_points %ld\n", o->range_points);
+            fprintf(out, "range_query_result_series %zu\n", rq.out_series);
+            fprintf(out, "range_query_first_ms %.2f\n", rq.query_first_ms);
+            /* the data set's size in the name: --quick's is smaller */
+            fprintf(out, "range_query_%ldx%ld_ms %.2f\n", o->range_series, o->range_points,
+                    rq.query_ms);
+            fprintf(out, "range_query_read_ms %.2f\n", rq.read_ms);
+            fprintf(out, "range_query_vs_read_ratio %.2f\n", rq.query_ms / rq.read_ms);
+        }
         fprintf(out, "rss_anon_base_mb %.1f\n", (double)rss_base_anon / 1024);
         fprintf(out, "rss_anon_peak_mb %.1f\n", (double)rss_ingest_anon / 1024);
         fprintf(out, "rss_file_peak_mb %.1f\n", (double)rss_ingest_file / 1024);

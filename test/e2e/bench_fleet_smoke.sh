@@ -24,11 +24,15 @@ check_figures "bench fleet" "$out" ingest_samples_per_s ingest_profiles_per_s \
     distinct_stacks inflate_seconds gzip_pprof_bytes memcpy_floor_samples_per_s \
     go_pprof_merge_seconds rss_file_peak_mb rss_anon_after_mb rss_file_after_mb \
     compaction_seconds flamegraph_1h_raw_ms flamegraph_24h_raw_ms flamegraph_7d_raw_ms \
-    rollup_speedup_7d
+    rollup_speedup_7d range_query_100x60_ms range_query_read_ms range_query_vs_read_ratio
 
 # 2 targets x 12 steps x 4 kinds, and 7 days of one profile an hour
 profiles=$(printf '%s\n' "$out" | awk '$1 == "bench_profiles" { print $2 }')
 same "bench fleet sent 96 + 168 profiles" "${profiles:-none}" 264
+
+# --quick's range query: 100 series in jobs query-0..query-9, summed by job
+groups=$(printf '%s\n' "$out" | awk '$1 == "range_query_result_series" { print $2 }')
+same "the range query's sum by (job) gives one series per job" "${groups:-none}" 10
 
 # the store's samples, summed over every stored profile by another command
 said=$(printf '%s\n' "$out" | awk '$1 == "bench_samples" { print $2 }')

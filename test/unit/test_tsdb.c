@@ -1059,6 +1059,74 @@ static void assert_top_scaled(const pprof_profile *merged, const pprof_profile *
     pprof_top_free(&to);
 }
 
+/* Unsymbolized frames keep their addresses through a merge of several
+ * partitions, for locations that share a mapping (the rebuild remembers a
+ * mapping's shift after its first location) and for two mappings with
+ * different shifts: the expected addresses are the ones appended. */
+static void test_merge_mapping_addresses(void **state)
+{
+    char *pdir = path_join(*state, "addr");
+    tsdb_options o;
+    test_options(&o, pdir);
+    o.partition_ms = 1000;
+    tsdb *db = open_ok(&o);
+    pprof_builder *b = pprof_builder_new(1);
+    assert_non_null(b);
+    pprof_builder_sample_type(b, 0, "cpu", "nanoseconds");
+    pprof_builder_period(b, "cpu", "nanoseconds", 10000000);
+    pprof_mapping bin = {.memory_start = 0x400000, .memory_limit = 0x500000,
+                         .file_offset = 0x1000, .filename = pprof_builder_string(b, "/bin/app", 8)};
+    pprof_mapping lib = {.memory_start = 0x7f0000000000, .memory_limit = 0x7f0000100000,
+                         .file_offset = 0x20000,
+                         .filename = pprof_builder_string(b, "/lib/libc.so.6", 14)};
+    uint32_t mb = pprof_builder_mapping(b, &bin), ml = pprof_builder_mapping(b, &lib);
+    const uint64_t addr[4] = {0x401234, 0x402345, 0x7f0000012345, 0x403456};
+    const uint32_t map_of[4] = {mb, mb, ml, mb};
+    uint32_t loc[4];
+    for (int i = 0; i < 4; i++) {
+        pprof_location l = {.mapping = map_of[i], .address = addr[i]};
+        loc[i] = pprof_builder_location(b, &l);
+    }
+    /* leaf first: [0, 1], [2, 3, 0] */
+    uint32_t st1[] = {loc[0], loc[1]}, st2[] = {loc[2], loc[3], loc[0]};
+    int64_t v1[] = {5}, v2[] = {7};
+    assert_int_equal(pprof_builder_sample(b, st1, 2, v1, NULL, 0), 0);
+    assert_int_equal(pprof_builder_sample(b, st2, 3, v2, NULL, 0), 0);
+    firn_err err = {0};
+    pprof_profile *p = pprof_builder_finish(b, &err);
+    assert_non_null(p);
+    firn_label a[] = {{"job", "a"}};
+    for (int i = 0; i < 3; i++)   /* three partitions */
+        append_ok(db, p, a, 1, "process_cpu", 500 + 1000 * i);
+    tsdb_reader *r = reader_ok(db);
+    uint64_t id = series_id(r, CPU_NAME, "job", "a");
+    tsdb_merge_stats st;
+    pprof_profile *m = merge_ok(r, &id, 1, INT64_MIN, INT64_MAX, false, &st);
+    assert_int_equal(st.blocks, 3);
+    assert_int_equal(m->n_samples, 2);
+    for (size_t i = 0; i < m->n_samples; i++) {
+        const pprof_sample *s = &m->samples[i];
+        bool first = s->n_locations == 2;
+        assert_int_equal(s->values[0], first ? 3 * 5 : 3 * 7);
+        const uint64_t *want = first ? (const uint64_t[]){addr[0], addr[1]}
+                                     : (const uint64_t[]){addr[2], addr[3], addr[0]};
+        for (size_t j = 0; j < s->n_locations; j++) {
+            const pprof_location *l = &m->locations[s->locations[j]];
+            assert_int_equal(l->address, want[j]);
+            assert_int_not_equal(l->mapping, PPROF_NONE);
+            const pprof_mapping *mp = &m->mappings[l->mapping];
+            bool in_lib = want[j] == addr[2];
+            assert_int_equal(mp->memory_start, in_lib ? lib.memory_start : bin.memory_start);
+            assert_int_equal(mp->file_offset, in_lib ? lib.file_offset : bin.file_offset);
+        }
+    }
+    pprof_free(m);
+    pprof_free(p);
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    free(pdir);
+}
+
 static void test_merge(void **state)
 {
     const char *dir = *state;
@@ -3067,6 +3135,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_label_names_and_values, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_scan, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_merge, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_merge_mapping_addresses, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_profile_at_and_labels, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_append_refusals, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_retention, dir_setup, dir_teardown),
