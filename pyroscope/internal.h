@@ -51,7 +51,17 @@ typedef struct pyroscope_call {
     unsigned char *raw;
     size_t raw_len;
     const ProtobufCMessageDescriptor *raw_type;
+    /* A query (pyroscope_query_enter) holds a slot of api->limits until
+     * pyroscope_call_end, its answer encoded; samples_left is what its
+     * merges may still read, query_rc FIRN_ETOOBIG once one went past it. */
+    bool in_query;
+    size_t samples_left;
+    int query_rc;
 } pyroscope_call;
+
+/* Takes a slot of the api's query limits for the rest of the call (once;
+ * waits while --query.max-concurrency queries run). */
+void pyroscope_query_enter(pyroscope_call *c);
 
 typedef int (*pyroscope_rpc_fn)(pyroscope_call *c, const ProtobufCMessage *in,
                                 ProtobufCMessage **out, firn_err *err);
