@@ -1203,7 +1203,9 @@ int pql_profile_tree(tsdb_reader *r, const pql_profile_request *req, pql_tree *o
     if (diff) {
         compare_spec(req, &sp);
         if ((rc = side_eval(r, req, &sp, re, &sides[1], &left, err)) < 0) {
-            firn_err_prefix(err, "compare query");
+            /* past the samples it is the whole query's error, said as Prometheus does */
+            if (rc != FIRN_ETOOBIG)
+                firn_err_prefix(err, "compare query");
             goto out;
         }
         if ((rc = check_comparable(&sides[0], &sides[1], err)) < 0)
