@@ -42,12 +42,13 @@ size_t pql_limits_samples(const pql_limits *l)
     return l ? l->max_samples : PQL_MAX_SAMPLES_DEFAULT;
 }
 
-void pql_limits_enter(pql_limits *l)
+bool pql_limits_enter(pql_limits *l)
 {
     if (!l)
-        return;
+        return false;
     pthread_mutex_lock(&l->mu);
-    if (l->running >= l->max_concurrency) {
+    bool waited = l->running >= l->max_concurrency;
+    if (waited) {
         l->waiting++;
         l->waited_total++;
         while (l->running >= l->max_concurrency)
@@ -56,6 +57,7 @@ void pql_limits_enter(pql_limits *l)
     }
     l->running++;
     pthread_mutex_unlock(&l->mu);
+    return waited;
 }
 
 void pql_limits_leave(pql_limits *l, int rc)

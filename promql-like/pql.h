@@ -311,10 +311,10 @@ int pql_limits_init(pql_limits *l, size_t max_samples, size_t max_concurrency, f
 void pql_limits_destroy(pql_limits *l);
 /* The max_samples to give a query (PQL_MAX_SAMPLES_DEFAULT for NULL). */
 size_t pql_limits_samples(const pql_limits *l);
-/* Takes a slot, waiting while max_concurrency queries run; leave gives it
- * back with the query's result code (FIRN_ETOOBIG is counted).  NULL: no
- * gate. */
-void pql_limits_enter(pql_limits *l);
+/* Takes a slot, waiting while max_concurrency queries run (true when it
+ * waited); leave gives it back with the query's result code (FIRN_ETOOBIG
+ * is counted).  NULL: no gate. */
+bool pql_limits_enter(pql_limits *l);
 void pql_limits_leave(pql_limits *l, int rc);
 void pql_limits_stats(pql_limits *l, pql_limits_counts *out);
 /* firn_engine_queries, _waiting, _concurrent_max, firn_engine_query_max_samples,

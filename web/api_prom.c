@@ -216,7 +216,13 @@ static void run_query(web_api *api, const http_request *req, http_response *resp
         return;
     }
     /* the slot first: a reader pins the store's pages while it waits */
-    pql_limits_enter(api->limits);
+    /* the wait counts against the timeout, as in Prometheus */
+    if (pql_limits_enter(api->limits) && monotonic_ns() >= o->deadline_ns) {
+        pql_limits_leave(api->limits, 0);
+        pql_query_free(&q);
+        web_respond_error(resp, "timeout", "query timed out in query queue");
+        return;
+    }
     tsdb_reader *r = open_reader(api, resp);
     if (!r) {
         pql_limits_leave(api->limits, 0);
