@@ -131,8 +131,13 @@ pyroscope_tree *pyroscope_tree_new(firn_err *err);
 /* Adds p's first sample type to side 0 (the only side, or a diff's left)
  * or 1 (a diff's right). */
 int pyroscope_tree_add(pyroscope_tree *t, const pprof_profile *p, int side, firn_err *err);
-/* pyroscope_tree_new and pyroscope_tree_add on side 0. */
-pyroscope_tree *pyroscope_tree_build(const pprof_profile *p, firn_err *err);
+/* pyroscope_tree_add within the call's query (pyroscope_query_enter): its
+ * new nodes are samples of --query.max-samples, taken from what the
+ * query's merges left; past them FIRN_ETOOBIG with PQL_TOO_MANY_SAMPLES. */
+int pyroscope_tree_add_query(pyroscope_call *c, pyroscope_tree *t, const pprof_profile *p,
+                             int side, firn_err *err);
+/* pyroscope_tree_new and pyroscope_tree_add_query on side 0. */
+pyroscope_tree *pyroscope_tree_build(pyroscope_call *c, const pprof_profile *p, firn_err *err);
 void pyroscope_tree_free(pyroscope_tree *t);
 /* The FlameGraph message of a tree, at most max_nodes nodes (the rest in
  * "other" children), in the call's arena. */

@@ -319,7 +319,7 @@ static int merge_tree(pyroscope_call *c, merge_query *q, int64_t max_nodes,
     pprof_profile *p = merge(c, q, err);
     if (!p)
         return err->code;
-    pyroscope_tree *t = pyroscope_tree_build(p, err);
+    pyroscope_tree *t = pyroscope_tree_build(c, p, err);
     pprof_free(p);
     if (!t)
         return err->code;
@@ -393,7 +393,7 @@ int pyroscope_diff(pyroscope_call *c, const Querier__V1__DiffRequest *req,
         if (!p && err->code)
             rc = err->code;
         else if (p)
-            rc = pyroscope_tree_add(t, p, side, err);
+            rc = pyroscope_tree_add_query(c, t, p, side, err);
         pprof_free(p);
     }
     if (rc == 0 && !(*fg = pyroscope_flamegraph_diff(c, t, max_nodes, err)))
