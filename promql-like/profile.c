@@ -226,15 +226,15 @@ static int one_type(const tsdb_series_set *set, const char **type, firn_err *err
                      n_types, list, n_types > n_shown ? ", ..." : "");
 }
 
-/* Parses, selects, merges and filters one side of a request. */
 /* The request's cap on samples (pql.h: stack values read and tree nodes). */
 static size_t samples_cap(const pql_profile_request *req)
 {
     return req->max_samples ? req->max_samples : PQL_MAX_SAMPLES_DEFAULT;
 }
 
-/* One side, its merge held to *left samples (what the query has not used
- * yet), which it then takes from *left. */
+/* Parses, selects, merges and filters one side of a request, its merge
+ * held to *left samples (what the query has not used yet), which it then
+ * takes from *left. */
 static int side_eval(tsdb_reader *r, const pql_profile_request *req, const struct side_spec *sp,
                      const firn_regex *re, struct side *out, size_t *left, firn_err *err)
 {
