@@ -24,7 +24,6 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define DEFAULT_MAX_POINTS 50000000u
 #define HINT_NONE LONG_MIN               /* no lookup yet (see seek_at_or_before) */
 
 /* The points of one series of a selector, oldest first. */
@@ -146,6 +145,16 @@ static bool stack_passes(const firn_matcher *filters, size_t n_filters, const ch
     return true;
 }
 
+/* Counts n more points the query holds (loaded, or in its result) against
+ * --query.max-samples. */
+static int count_points(struct ctx *c, size_t n)
+{
+    c->points += n;
+    if (c->points > c->max_points)
+        return firn_errf(c->err, FIRN_ETOOBIG, "%s", PQL_TOO_MANY_SAMPLES);
+    return 0;
+}
+
 struct load_scan {
     struct ctx *c;
     const pql_expr *node;
@@ -168,10 +177,8 @@ static int load_block(void *arg, const tsdb_block *b)
 {
     struct load_scan *ls = arg;
     struct ctx *c = ls->c;
-    if (++c->points > c->max_points)
-        return firn_errf(c->err, FIRN_ETOOBIG,
-                         "the query loads more than %zu points; narrow the selector or the "
-                         "time range", c->max_points);
+    if (count_points(c, 1) < 0)
+        return FIRN_ETOOBIG;
     double v = (double)b->total;
     if (ls->node->sel.n_filters) {
         int64_t sum = 0;
@@ -207,10 +214,8 @@ static int load_float(void *arg, int64_t t_ms, double v)
     struct ctx *c = ls->c;
     if (ls->node->kind == PQL_MATRIX_SELECTOR && tsdb_is_stale(v))
         return 0;
-    if (++c->points > c->max_points)
-        return firn_errf(c->err, FIRN_ETOOBIG,
-                         "the query loads more than %zu points; narrow the selector or the "
-                         "time range", c->max_points);
+    if (count_points(c, 1) < 0)
+        return FIRN_ETOOBIG;
     push_point(ls, t_ms, v);
     return 0;
 }
@@ -913,7 +918,7 @@ static int ctx_init(struct ctx *c, tsdb_reader *r, const pql_query *q, int64_t s
     c->r = r;
     c->err = err;
     c->lookback_ms = opts && opts->lookback_ms > 0 ? opts->lookback_ms : PQL_DEFAULT_LOOKBACK_MS;
-    c->max_points = opts && opts->max_samples ? opts->max_samples : DEFAULT_MAX_POINTS;
+    c->max_points = opts && opts->max_samples ? opts->max_samples : PQL_MAX_SAMPLES_DEFAULT;
     size_t n = 0;
     count_selectors(q->root, &n);
     c->sel = calloc(n + 1, sizeof *c->sel);
@@ -969,6 +974,11 @@ int pql_eval_instant(tsdb_reader *r, const pql_query *q, int64_t t_ms,
     out->scalar = v.scalar;
     if (v.type == PQL_TYPE_STRING)
         out->string = firn_arena_strndup(out->arena, v.string, strlen(v.string));
+    if (v.type == PQL_TYPE_VECTOR && count_points(&c, v.n) < 0) {
+        ctx_free(&c);
+        pql_result_free(out);
+        return FIRN_ETOOBIG;
+    }
     if (v.type == PQL_TYPE_VECTOR || v.type == PQL_TYPE_MATRIX) {
         size_t n = v.type == PQL_TYPE_VECTOR ? v.n : v.matrix->n;
         out->series = firn_arena_calloc(out->arena, n + 1, sizeof *out->series);
@@ -992,6 +1002,11 @@ int pql_eval_instant(tsdb_reader *r, const pql_query *q, int64_t t_ms,
                 s->labels = copy_labels(out->arena, ls->series->labels, ls->series->n_labels);
                 s->n_labels = ls->series->n_labels;
                 s->n_points = (size_t)(hi - lo + 1);
+                if (count_points(&c, s->n_points) < 0) {
+                    ctx_free(&c);
+                    pql_result_free(out);
+                    return FIRN_ETOOBIG;
+                }
                 s->points = firn_arena_alloc(out->arena, s->n_points * sizeof *s->points);
                 if (s->points)
                     memcpy(s->points, ls->points + lo, s->n_points * sizeof *s->points);
@@ -1075,6 +1090,8 @@ int pql_eval_range(tsdb_reader *r, const pql_query *q, int64_t start_ms, int64_t
                 }
             }
             struct range_series *x = &rs[idx];
+            if ((rc = count_points(&c, 1)) < 0)
+                break;
             if (x->n == x->cap) {
                 size_t ncap = x->cap ? x->cap * 2 : 16;
                 pql_point *np = firn_arena_alloc(out->arena, ncap * sizeof *np);

@@ -32,6 +32,7 @@
 #ifndef FIRN_PQL_H
 #define FIRN_PQL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -178,7 +179,8 @@ void pql_result_free(pql_result *r);
 
 typedef struct pql_eval_options {
     int64_t lookback_ms;             /* 0: 5 minutes, as Prometheus */
-    size_t max_samples;              /* cap on points loaded (0: 50M) */
+    size_t max_samples;              /* cap on the points the query holds: loaded and
+                                        in its result (0: PQL_MAX_SAMPLES_DEFAULT) */
 } pql_eval_options;
 
 /* The expression at one time (Prometheus /api/v1/query).  A profile series'
@@ -187,7 +189,7 @@ typedef struct pql_eval_options {
  * rate/increase on a delta profile type sum the profiles in the range
  * (increase) and divide by the range in seconds (rate); on other types they
  * follow Prometheus's counter rules.  Errors: FIRN_EINVAL (bad input),
- * FIRN_ETOOBIG (max_samples). */
+ * FIRN_ETOOBIG (max_samples, with the message PQL_TOO_MANY_SAMPLES). */
 int pql_eval_instant(tsdb_reader *r, const pql_query *q, int64_t t_ms,
                      const pql_eval_options *opts, pql_result *out, firn_err *err);
 
@@ -249,7 +251,10 @@ typedef struct pql_profile_request {
     size_t n_group_by;
     const char *filter;              /* function-name regex: keep stacks with a matching frame */
     size_t max_nodes;                /* 0: no limit; else keep the top-N nodes by cum */
-    size_t max_samples;              /* cap on samples read (0: 100M) */
+    size_t max_samples;              /* cap on the samples the query holds: stack values
+                                        read (both sides) and the tree's nodes
+                                        (0: PQL_MAX_SAMPLES_DEFAULT); FIRN_ETOOBIG with
+                                        PQL_TOO_MANY_SAMPLES past it */
     bool raw;                        /* merge raw profiles only, not the store's rollups:
                                         the same result, slower (a benchmark's anchor) */
 } pql_profile_request;
@@ -266,5 +271,54 @@ pprof_profile *pql_profile_pprof(tsdb_reader *r, const pql_profile_request *req,
 int pql_profile_tree(tsdb_reader *r, const pql_profile_request *req, pql_tree *out,
                      firn_err *err);
 void pql_tree_free(pql_tree *t);
+
+/* ---- query limits (limits.c) ------------------------------------------------
+ *
+ * --query.max-samples and --query.max-concurrency, shared by every path that
+ * evaluates a query (the Prometheus API, the profile API, Pyroscope's
+ * Connect queries, rule evaluation).  A sample is one value the query holds
+ * in memory: for a metric expression a point loaded from the store or a
+ * point of its result (as Prometheus counts them); for a profile query a
+ * stack value read from the store (a raw profile's sample, a rollup's
+ * entry; both sides of a diff) and a node of the stack tree it answers
+ * with.  Past max_samples a query fails with FIRN_ETOOBIG and
+ * PQL_TOO_MANY_SAMPLES (Prometheus's text; its API answers 422
+ * "execution").  At most max_concurrency queries are evaluated at once;
+ * more wait in pql_limits_enter, as Prometheus's do. */
+
+#define PQL_MAX_SAMPLES_DEFAULT ((size_t)50 * 1000 * 1000)  /* Prometheus's default */
+#define PQL_MAX_CONCURRENCY_DEFAULT 20                      /* Prometheus's default */
+#define PQL_TOO_MANY_SAMPLES TSDB_TOO_MANY_SAMPLES
+
+typedef struct pql_limits {
+    size_t max_samples;
+    size_t max_concurrency;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t running, waiting;         /* under mu */
+    uint64_t waited_total, too_many_samples_total;  /* under mu */
+    bool ready;                      /* mu and cv initialized */
+} pql_limits;
+
+typedef struct pql_limits_counts {
+    size_t running, waiting;
+    uint64_t waited_total, too_many_samples_total;
+} pql_limits_counts;
+
+/* 0 for either: Prometheus's default.  FIRN_ENOMEM when a lock cannot be made. */
+int pql_limits_init(pql_limits *l, size_t max_samples, size_t max_concurrency, firn_err *err);
+/* No query may be running or waiting. */
+void pql_limits_destroy(pql_limits *l);
+/* The max_samples to give a query (PQL_MAX_SAMPLES_DEFAULT for NULL). */
+size_t pql_limits_samples(const pql_limits *l);
+/* Takes a slot, waiting while max_concurrency queries run (true when it
+ * waited); leave gives it back with the query's result code (FIRN_ETOOBIG
+ * is counted).  NULL: no gate. */
+bool pql_limits_enter(pql_limits *l);
+void pql_limits_leave(pql_limits *l, int rc);
+void pql_limits_stats(pql_limits *l, pql_limits_counts *out);
+/* firn_engine_queries, _waiting, _concurrent_max, firn_engine_query_max_samples,
+ * firn_engine_queries_waited_total, firn_engine_queries_too_many_samples_total. */
+void pql_limits_metrics_write(pql_limits *l, firn_buf *b);
 
 #endif

@@ -37,7 +37,6 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define PROFILE_MAX_SAMPLES_DEFAULT ((size_t)100 * 1000 * 1000)
 #define PROFILE_TYPES_SHOWN 5   /* profile types named in a "several types" error */
 #define SELECTOR_EXAMPLE "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta{job=\"api\"}"
 #define NODE_NONE UINT32_MAX
@@ -227,9 +226,17 @@ static int one_type(const tsdb_series_set *set, const char **type, firn_err *err
                      n_types, list, n_types > n_shown ? ", ..." : "");
 }
 
-/* Parses, selects, merges and filters one side of a request. */
+/* The request's cap on samples (pql.h: stack values read and tree nodes). */
+static size_t samples_cap(const pql_profile_request *req)
+{
+    return req->max_samples ? req->max_samples : PQL_MAX_SAMPLES_DEFAULT;
+}
+
+/* Parses, selects, merges and filters one side of a request, its merge
+ * held to *left samples (what the query has not used yet), which it then
+ * takes from *left. */
 static int side_eval(tsdb_reader *r, const pql_profile_request *req, const struct side_spec *sp,
-                     const firn_regex *re, struct side *out, firn_err *err)
+                     const firn_regex *re, struct side *out, size_t *left, firn_err *err)
 {
     out->p = NULL;
     out->type_name = NULL;
@@ -290,13 +297,21 @@ static int side_eval(tsdb_reader *r, const pql_profile_request *req, const struc
         ids[i] = set.series[i].id;
     tsdb_merge_options mo = {
         .keep_labels = req->n_group_by > 0,
-        .max_samples = req->max_samples ? req->max_samples : PROFILE_MAX_SAMPLES_DEFAULT,
+        /* tsdb takes 0 for no cap: with nothing left, a second side is
+         * held to 1 and refused below for any sample */
+        .max_samples = *left ? *left : 1,
         .raw = req->raw,
     };
-    if (!(out->p = tsdb_merge(r, ids, set.n, start, end, &mo, NULL, err))) {
+    tsdb_merge_stats ms = {0};
+    if (!(out->p = tsdb_merge(r, ids, set.n, start, end, &mo, &ms, err))) {
         rc = err && err->code ? err->code : FIRN_EIO;
         goto out;
     }
+    if (ms.samples > *left) {
+        rc = firn_errf(err, FIRN_ETOOBIG, "%s", PQL_TOO_MANY_SAMPLES);
+        goto out;
+    }
+    *left -= (size_t)ms.samples;
     if (out->p->n_sample_types != 1) {
         rc = firn_errf(err, FIRN_EIO, "the merged profile has %zu sample types, want 1",
                        out->p->n_sample_types);
@@ -398,7 +413,8 @@ pprof_profile *pql_profile_pprof(tsdb_reader *r, const pql_profile_request *req,
     struct side_spec sp;
     base_spec(req, &sp);
     struct side s;
-    int rc = side_eval(r, req, &sp, re, &s, err);
+    size_t left = samples_cap(req);
+    int rc = side_eval(r, req, &sp, re, &s, &left, err);
     firn_regex_free(re);
     if (rc < 0)
         return NULL;
@@ -560,13 +576,16 @@ struct build {
     pql_function_info *info;     /* per info id */
     size_t info_cap;
     struct buf kb;               /* scratch for keys */
+    size_t max_nodes;            /* nodes below the root the query may still hold
+                                    (--query.max-samples less the samples read) */
     firn_err *err;
 };
 
-static int build_init(struct build *b, firn_arena *arena, firn_err *err)
+static int build_init(struct build *b, firn_arena *arena, size_t max_nodes, firn_err *err)
 {
     memset(b, 0, sizeof *b);
     b->arena = arena;
+    b->max_nodes = max_nodes;
     b->err = err;
     b->keys.arena = arena;
     b->infos.arena = arena;
@@ -674,8 +693,8 @@ static int child_of(struct build *b, uint32_t parent, uint32_t key, uint32_t fun
         return oom(b);
     if (r == 0)
         return 0;
-    if (b->n_nodes >= UINT32_MAX - 1)
-        return firn_errf(b->err, FIRN_ETOOBIG, "the stack tree has too many nodes");
+    if (b->n_nodes >= UINT32_MAX - 1 || b->n_nodes > b->max_nodes)
+        return firn_errf(b->err, FIRN_ETOOBIG, "%s", PQL_TOO_MANY_SAMPLES);
     if (b->n_nodes == b->cap_nodes) {
         size_t nc = b->cap_nodes * 2;
         struct bnode *nn = realloc(b->nodes, nc * sizeof *nn);
@@ -1178,12 +1197,15 @@ int pql_profile_tree(tsdb_reader *r, const pql_profile_request *req, pql_tree *o
     bool built = false;
     struct side_spec sp;
     base_spec(req, &sp);
-    if ((rc = side_eval(r, req, &sp, re, &sides[0], err)) < 0)
+    size_t left = samples_cap(req);
+    if ((rc = side_eval(r, req, &sp, re, &sides[0], &left, err)) < 0)
         goto out;
     if (diff) {
         compare_spec(req, &sp);
-        if ((rc = side_eval(r, req, &sp, re, &sides[1], err)) < 0) {
-            firn_err_prefix(err, "compare query");
+        if ((rc = side_eval(r, req, &sp, re, &sides[1], &left, err)) < 0) {
+            /* past the samples it is the whole query's error, said as Prometheus does */
+            if (rc != FIRN_ETOOBIG)
+                firn_err_prefix(err, "compare query");
             goto out;
         }
         if ((rc = check_comparable(&sides[0], &sides[1], err)) < 0)
@@ -1205,7 +1227,7 @@ int pql_profile_tree(tsdb_reader *r, const pql_profile_request *req, pql_tree *o
         rc = firn_errf(err, rc, "out of memory");
         goto out;
     }
-    if ((rc = build_init(&b, out->arena, err)) < 0) {
+    if ((rc = build_init(&b, out->arena, left, err)) < 0) {
         build_destroy(&b);
         goto out;
     }

@@ -352,8 +352,19 @@ int pyroscope_call_begin(pyroscope_call *c, pyroscope_api *api)
     return 0;
 }
 
+void pyroscope_query_enter(pyroscope_call *c)
+{
+    if (c->in_query)
+        return;
+    pql_limits_enter(c->api->limits);
+    c->in_query = true;
+    c->samples_left = pql_limits_samples(c->api->limits);
+}
+
 void pyroscope_call_end(pyroscope_call *c)
 {
+    if (c->in_query)
+        pql_limits_leave(c->api->limits, c->query_rc);
     free(c->raw);
     firn_arena_free(c->arena);
 }

@@ -35,6 +35,8 @@ struct pyroscope_tree {
     firn_u64map names_by_hash;
     firn_u64map children;  /* parent << 32 | name -> node */
     firn_arena *arena;
+    size_t max_n;          /* nodes (root included) it may hold; 0: no cap */
+    bool over;             /* a node was refused for max_n */
 };
 
 #define ROOT_NAME 0
@@ -78,6 +80,10 @@ static uint32_t child_of(pyroscope_tree *t, uint32_t parent, uint32_t name)
     uint32_t id;
     if (firn_u64map_get(&t->children, key, &id) == 1)
         return id;
+    if (t->max_n && t->n >= t->max_n) {
+        t->over = true;
+        return 0;
+    }
     tnode *grown = firn_grow(t->nodes, t->n, &t->cap, sizeof *t->nodes, 1024);
     if (!grown || t->n >= UINT32_MAX)
         return 0;
@@ -230,6 +236,8 @@ int pyroscope_tree_add(pyroscope_tree *t, const pprof_profile *p, int side, firn
         struct insert in = {.t = t, .at = 0, .side = side, .v = v};
         t->nodes[0].total[side] = pprof_add_sat(t->nodes[0].total[side], v);
         each_frame(p, s, insert_frame, &in);
+        if (in.failed && t->over)
+            return firn_errf(err, FIRN_ETOOBIG, "%s", PQL_TOO_MANY_SAMPLES);
         if (in.failed)
             return firn_errf(err, FIRN_ENOMEM, "out of memory building the flame graph");
         t->nodes[in.at].self[side] = pprof_add_sat(t->nodes[in.at].self[side], v);
@@ -237,10 +245,27 @@ int pyroscope_tree_add(pyroscope_tree *t, const pprof_profile *p, int side, firn
     return 0;
 }
 
-pyroscope_tree *pyroscope_tree_build(const pprof_profile *p, firn_err *err)
+int pyroscope_tree_add_query(pyroscope_call *c, pyroscope_tree *t, const pprof_profile *p,
+                             int side, firn_err *err)
+{
+    pyroscope_query_enter(c);
+    size_t before = t->n;
+    /* the nodes are the query's samples too: what its merges left */
+    t->max_n = before + c->samples_left;
+    t->over = false;
+    int rc = pyroscope_tree_add(t, p, side, err);
+    t->max_n = 0;
+    if (rc == FIRN_ETOOBIG)
+        c->query_rc = rc;
+    else if (rc == 0)
+        c->samples_left -= t->n - before;
+    return rc;
+}
+
+pyroscope_tree *pyroscope_tree_build(pyroscope_call *c, const pprof_profile *p, firn_err *err)
 {
     pyroscope_tree *t = pyroscope_tree_new(err);
-    if (t && pyroscope_tree_add(t, p, 0, err) < 0) {
+    if (t && pyroscope_tree_add_query(c, t, p, 0, err) < 0) {
         pyroscope_tree_free(t);
         return NULL;
     }
@@ -493,5 +518,20 @@ pprof_profile *pyroscope_merge(pyroscope_call *c, tsdb_reader *r, const pyroscop
     }
     for (size_t i = 0; i < s->n; i++)
         ids[i] = s->v[i].series->id;
-    return tsdb_merge(r, ids, s->n, start_ms, end_ms, NULL, NULL, err);
+    /* the query's samples are shared by its merges (a diff's two sides);
+     * tsdb takes 0 for no cap, so with nothing left it is held to 1 */
+    pyroscope_query_enter(c);
+    tsdb_merge_options o = {.max_samples = c->samples_left ? c->samples_left : 1};
+    tsdb_merge_stats st = {0};
+    pprof_profile *p = tsdb_merge(r, ids, s->n, start_ms, end_ms, &o, &st, err);
+    if (p && st.samples > c->samples_left) {
+        pprof_free(p);
+        p = NULL;
+        firn_errf(err, FIRN_ETOOBIG, "%s", PQL_TOO_MANY_SAMPLES);
+    }
+    if (!p && err && err->code == FIRN_ETOOBIG)
+        c->query_rc = FIRN_ETOOBIG;
+    if (p)
+        c->samples_left -= (size_t)st.samples;
+    return p;
 }

@@ -51,7 +51,17 @@ typedef struct pyroscope_call {
     unsigned char *raw;
     size_t raw_len;
     const ProtobufCMessageDescriptor *raw_type;
+    /* A query (pyroscope_query_enter) holds a slot of api->limits until
+     * pyroscope_call_end, its answer encoded; samples_left is what its
+     * merges may still read, query_rc FIRN_ETOOBIG once one went past it. */
+    bool in_query;
+    size_t samples_left;
+    int query_rc;
 } pyroscope_call;
+
+/* Takes a slot of the api's query limits for the rest of the call (once;
+ * waits while --query.max-concurrency queries run). */
+void pyroscope_query_enter(pyroscope_call *c);
 
 typedef int (*pyroscope_rpc_fn)(pyroscope_call *c, const ProtobufCMessage *in,
                                 ProtobufCMessage **out, firn_err *err);
@@ -121,8 +131,13 @@ pyroscope_tree *pyroscope_tree_new(firn_err *err);
 /* Adds p's first sample type to side 0 (the only side, or a diff's left)
  * or 1 (a diff's right). */
 int pyroscope_tree_add(pyroscope_tree *t, const pprof_profile *p, int side, firn_err *err);
-/* pyroscope_tree_new and pyroscope_tree_add on side 0. */
-pyroscope_tree *pyroscope_tree_build(const pprof_profile *p, firn_err *err);
+/* pyroscope_tree_add within the call's query (pyroscope_query_enter): its
+ * new nodes are samples of --query.max-samples, taken from what the
+ * query's merges left; past them FIRN_ETOOBIG with PQL_TOO_MANY_SAMPLES. */
+int pyroscope_tree_add_query(pyroscope_call *c, pyroscope_tree *t, const pprof_profile *p,
+                             int side, firn_err *err);
+/* pyroscope_tree_new and pyroscope_tree_add_query on side 0. */
+pyroscope_tree *pyroscope_tree_build(pyroscope_call *c, const pprof_profile *p, firn_err *err);
 void pyroscope_tree_free(pyroscope_tree *t);
 /* The FlameGraph message of a tree, at most max_nodes nodes (the rest in
  * "other" children), in the call's arena. */

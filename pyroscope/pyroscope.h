@@ -41,9 +41,14 @@
 #include "http/http.h"
 
 typedef struct pyroscope_deltas pyroscope_deltas;
+struct pql_limits;
 
 typedef struct pyroscope_api {
     tsdb *db;                  /* NULL: every call that needs the store is unavailable */
+    struct pql_limits *limits; /* --query.max-samples and --query.max-concurrency for
+                                * the queries that read profiles (SelectMergeStacktraces,
+                                * SelectMergeProfile, SelectSeries, diffs, /pyroscope/render);
+                                * NULL: Prometheus's defaults, no gate */
     const char *settings_path; /* the settings file; NULL: Settings answers unavailable */
     pyroscope_deltas *deltas;  /* set by pyroscope_register: pushed series' previous
                                 * cumulative profiles */

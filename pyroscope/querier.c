@@ -300,6 +300,8 @@ static pprof_profile *merge(pyroscope_call *c, merge_query *q, firn_err *err)
     }
     char *sel[] = {(char *)(q->selector && *q->selector ? q->selector : "{}")};
     pyroscope_selection s;
+    /* the slot first: a reader pins the store's pages while it waits */
+    pyroscope_query_enter(c);
     tsdb_reader *r = select_series(c, sel, 1, q->type, &q->start, &q->end, &s, err);
     if (!r)
         return NULL;
@@ -317,7 +319,7 @@ static int merge_tree(pyroscope_call *c, merge_query *q, int64_t max_nodes,
     pprof_profile *p = merge(c, q, err);
     if (!p)
         return err->code;
-    pyroscope_tree *t = pyroscope_tree_build(p, err);
+    pyroscope_tree *t = pyroscope_tree_build(c, p, err);
     pprof_free(p);
     if (!t)
         return err->code;
@@ -391,7 +393,7 @@ int pyroscope_diff(pyroscope_call *c, const Querier__V1__DiffRequest *req,
         if (!p && err->code)
             rc = err->code;
         else if (p)
-            rc = pyroscope_tree_add(t, p, side, err);
+            rc = pyroscope_tree_add_query(c, t, p, side, err);
         pprof_free(p);
     }
     if (rc == 0 && !(*fg = pyroscope_flamegraph_diff(c, t, max_nodes, err)))
@@ -565,6 +567,7 @@ int pyroscope_rpc_select_series(pyroscope_call *c, const ProtobufCMessage *in,
     char *sel[] = {req->label_selector && *req->label_selector ? req->label_selector : "{}"};
     pyroscope_selection s;
     int64_t from = start - step, to = end;
+    pyroscope_query_enter(c);
     tsdb_reader *r = select_series(c, sel, 1, req->profile_typeid, &from, &to, &s, err);
     if (!r)
         return err->code;
@@ -591,6 +594,12 @@ int pyroscope_rpc_select_series(pyroscope_call *c, const ProtobufCMessage *in,
             if (strcmp(groups[k]->key, key.data) == 0)
                 g = groups[k];
         if (!g) {
+            /* a group's points are samples of the query too */
+            if ((uint64_t)(n_groups + 1) * n_edges > c->samples_left) {
+                c->query_rc = FIRN_ETOOBIG;
+                rc = firn_errf(err, FIRN_ETOOBIG, "%s", PQL_TOO_MANY_SAMPLES);
+                break;
+            }
             if ((uint64_t)(n_groups + 1) * n_edges > SERIES_POINTS_MAX) {
                 rc = firn_errf(err, FIRN_ETOOBIG, "more than %u points: narrow the selector "
                                "or widen the step", SERIES_POINTS_MAX);

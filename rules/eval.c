@@ -309,17 +309,32 @@ struct sample {
     double v;
 };
 
+/* An instant query at `at` within the server's query limits: a slot of
+ * --query.max-concurrency (taken before the reader, which pins the store's
+ * pages while it waits) and --query.max-samples. */
+static int eval_limited(const rules_eval_options *o, const pql_query *q, int64_t at,
+                        pql_result *res, firn_err *err)
+{
+    pql_eval_options po = o->pql;
+    if (o->limits)
+        po.max_samples = pql_limits_samples(o->limits);
+    pql_limits_enter(o->limits);
+    tsdb_reader *rd = tsdb_reader_open(o->db, err);
+    int rc = rd ? pql_eval_instant(rd, q, at, &po, res, err)
+                : err && err->code ? err->code : FIRN_EIO;
+    tsdb_reader_close(rd);
+    pql_limits_leave(o->limits, rc);
+    return rc;
+}
+
 static int query(rules_group_rt *g, const rules_rule *rule, int64_t ts, pql_result *res,
                  struct sample **out, size_t *n, firn_err *err)
 {
     *out = NULL;
     *n = 0;
-    tsdb_reader *rd = tsdb_reader_open(g->opts.db, err);
-    if (!rd)
-        return err ? err->code : FIRN_EIO;
-    int64_t at = ts - (g->group->has_query_offset ? g->group->query_offset_ms : 0);
-    int rc = pql_eval_instant(rd, &rule->query, at, &g->opts.pql, res, err);
-    tsdb_reader_close(rd);
+    int rc = eval_limited(&g->opts, &rule->query,
+                          ts - (g->group->has_query_offset ? g->group->query_offset_ms : 0),
+                          res, err);
     if (rc)
         return rc;
     if (res->type == PQL_TYPE_SCALAR) {
@@ -402,10 +417,7 @@ static int template_query(void *ctx, const char *expr, firn_arena *a, rules_samp
     if (pql_parse(expr, &q, err) < 0)
         return err ? err->code : FIRN_EINVAL;
     pql_result res = {0};
-    tsdb_reader *rd = tsdb_reader_open(tq->g->opts.db, err);
-    int rc = rd ? pql_eval_instant(rd, &q, tq->ts, &tq->g->opts.pql, &res, err) : FIRN_EIO;
-    if (rd)
-        tsdb_reader_close(rd);
+    int rc = eval_limited(&tq->g->opts, &q, tq->ts, &res, err);
     pql_query_free(&q);
     if (rc)
         return rc;

@@ -254,7 +254,8 @@ int rules_manager_apply(rules_manager *m, firn_config *cfg, firn_err *err)
                              .send = send_to_notifier,
                              .send_ctx = m->notifier,
                              .written = send_to_remote,
-                             .written_ctx = m->remote};
+                             .written_ctx = m->remote,
+                             .limits = m->opts.limits};
     for (size_t i = 0; !rc && i < n_files; i++)
         for (size_t gi = 0; !rc && gi < files[i]->n_groups; gi++) {
             struct mgroup **ng = firn_grow(groups, n_groups, &cap_groups, sizeof *groups, 8);

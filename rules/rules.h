@@ -197,6 +197,10 @@ typedef struct rules_eval_options {
     rules_written_fn written;            /* NULL: nobody is told (remote_write is) */
     void *written_ctx;
     pql_eval_options pql;
+    /* --query.max-samples and --query.max-concurrency: a rule's query (and a
+     * template's) waits for a slot, and one past the samples fails that
+     * evaluation with Prometheus's error; NULL: pql.max_samples, no gate */
+    pql_limits *limits;
 } rules_eval_options;
 
 typedef enum rules_health { RULES_HEALTH_UNKNOWN, RULES_HEALTH_OK, RULES_HEALTH_ERR } rules_health;
@@ -278,6 +282,7 @@ typedef struct rules_manager_options {
     size_t batch_size;               /* 0: 64 (Prometheus 2.42; 256 since 3.4) */
     const char *dns_server;          /* Alertmanager dns_sd_configs' resolver
                                         (HOST:PORT); NULL: resolv.conf */
+    pql_limits *limits;              /* the server's query limits (rules_eval_options) */
 } rules_manager_options;
 
 rules_manager *rules_manager_new(const rules_manager_options *o, firn_err *err);

@@ -1059,9 +1059,7 @@ struct raw_ctx {
 static int cap_check(const struct acc *a, size_t max_samples, firn_err *err)
 {
     if (max_samples && a->samples > max_samples)
-        return firn_errf(err, FIRN_ETOOBIG,
-                         "the query reads more than %zu samples; narrow the selector or the "
-                         "time range", max_samples);
+        return firn_errf(err, FIRN_ETOOBIG, "%s", TSDB_TOO_MANY_SAMPLES);
     return 0;
 }
 

@@ -271,9 +271,15 @@ int tsdb_scan_floats(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64
 int tsdb_stack_functions(tsdb_reader *r, uint32_t partition, uint32_t stack,
                          const char ***names, size_t *n, firn_err *err);
 
+/* The message of a merge past its max_samples: Prometheus's for a query
+ * over --query.max-samples, so every query path reads alike. */
+#define TSDB_TOO_MANY_SAMPLES \
+    "query processing would load too many samples into memory in query execution"
+
 typedef struct tsdb_merge_options {
     bool keep_labels;            /* keep pprof sample labels (group-by needs them) */
-    size_t max_samples;          /* cap on samples read (0: none); FIRN_ETOOBIG past it */
+    size_t max_samples;          /* cap on samples read (0: none); FIRN_ETOOBIG past it,
+                                    with TSDB_TOO_MANY_SAMPLES */
     bool raw;                    /* read raw profiles only, no rollups (benchmark anchor) */
 } tsdb_merge_options;
 

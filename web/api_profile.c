@@ -31,8 +31,10 @@
  * profile type and matches nothing, pprof and top, which need a sample type,
  * answer 404 not_found.  Errors use Prometheus's envelope: a bad parameter
  * or query (pql's message, with its position), a selector matching several
- * profile types, an unknown format: 400 bad_data; too many samples: 422
- * execution.
+ * profile types, an unknown format: 400 bad_data; more than
+ * --query.max-samples (stack values read, both sides, and the tree's nodes:
+ * web_api.limits): 422 execution with Prometheus's text.  A profile query
+ * takes a slot of --query.max-concurrency first, waiting for one.
  *
  * Both routes run on worker threads; a request holds one store reader for
  * its duration and no other (tsdb's thread rule).
@@ -424,9 +426,17 @@ static void handle_profile(void *ctx, const http_request *req, http_response *re
         web_respond_error(resp, "internal", "out of memory");
         return;
     }
+    web_api *api = ctx;
     struct profile_query q;
     tsdb_reader *r = NULL;
-    if (profile_params(req, a, &q, resp) < 0 || !(r = open_reader(ctx, resp)))
+    bool entered = false;
+    if (profile_params(req, a, &q, resp) < 0)
+        goto out;
+    q.pr.max_samples = pql_limits_samples(api->limits);
+    /* the slot first: a reader pins the store's pages while it waits */
+    pql_limits_enter(api->limits);
+    entered = true;
+    if (!(r = open_reader(api, resp)))
         goto out;
     if (q.format == FORMAT_PPROF) {
         respond_pprof(resp, r, &q.pr);
@@ -444,6 +454,10 @@ static void handle_profile(void *ctx, const http_request *req, http_response *re
     }
 out:
     tsdb_reader_close(r);
+    /* held until the answer is rendered into its buffer: that is the
+     * query's memory too */
+    if (entered)
+        pql_limits_leave(api->limits, resp->status == 422 ? FIRN_ETOOBIG : 0);
     firn_arena_free(a);
     const char *format = http_request_param(req, "format");
     if (resp->status >= 400 && format && strcmp(format, "pprof") == 0)

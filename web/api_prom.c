@@ -16,6 +16,11 @@
  * default --query.timeout of 2 minutes) is checked when the evaluation
  * ends: past it, the result is dropped and the answer is Prometheus's 503
  * "query timed out in expression evaluation".
+ *
+ * Limits (web_api.limits): a query waits for a slot of
+ * --query.max-concurrency and holds at most --query.max-samples points,
+ * loaded or in its result (pql counts them); past that, 422 "execution"
+ * with Prometheus's text.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -29,10 +34,6 @@
 #include "web/internal.h"
 
 #define QUERY_TIMEOUT_MS (2 * 60 * 1000)
-/* Points an answer may hold: Prometheus's default --query.max-samples.  A
- * range query repeats a point in every step its lookback covers, so the
- * answer can outgrow what pql loaded. */
-#define QUERY_POINTS_MAX 50000000
 #define SUCCESS_OPEN "{\"status\":\"success\",\"data\":"
 #define TRUNCATED_WARNING "results truncated due to limit"
 
@@ -214,14 +215,25 @@ static void run_query(web_api *api, const http_request *req, http_response *resp
         web_respond_error(resp, "bad_data", "invalid parameter \"query\": %s", err.msg);
         return;
     }
+    /* the slot first: a reader pins the store's pages while it waits */
+    /* the wait counts against the timeout, as in Prometheus */
+    if (pql_limits_enter(api->limits) && monotonic_ns() >= o->deadline_ns) {
+        pql_limits_leave(api->limits, 0);
+        pql_query_free(&q);
+        web_respond_error(resp, "timeout", "query timed out in query queue");
+        return;
+    }
     tsdb_reader *r = open_reader(api, resp);
     if (!r) {
+        pql_limits_leave(api->limits, 0);
         pql_query_free(&q);
         return;
     }
     pql_result res;
-    int rc = range ? pql_eval_range(r, &q, start, end, step, &o->eval, &res, &err)
-                   : pql_eval_instant(r, &q, start, &o->eval, &res, &err);
+    pql_eval_options eo = o->eval;
+    eo.max_samples = pql_limits_samples(api->limits);
+    int rc = range ? pql_eval_range(r, &q, start, end, step, &eo, &res, &err)
+                   : pql_eval_instant(r, &q, start, &eo, &res, &err);
     tsdb_reader_close(r);
     /* a range query of a range vector or a string is a bad request */
     bool bad_type = range && q.type != PQL_TYPE_SCALAR && q.type != PQL_TYPE_VECTOR;
@@ -241,21 +253,15 @@ static void run_query(web_api *api, const http_request *req, http_response *resp
         bool truncated = series && o->limit && res.n_series > o->limit;
         if (truncated)
             shown.n_series = o->limit;
-        size_t points = 0;
-        for (size_t i = 0; series && i < shown.n_series; i++)
-            points += shown.series[i].n_points;
-        if (points > QUERY_POINTS_MAX) {
-            pql_result_free(&res);
-            web_respond_error(resp, "execution", "query processing would load too many samples "
-                              "into memory in query execution");
-            return;
-        }
         firn_buf b = {0};
         firn_buf_puts(&b, SUCCESS_OPEN);
         web_json_pql_result(&b, &shown);
         pql_result_free(&res);
         respond_success(resp, &b, truncated);
     }
+    /* held until the answer is written into its buffer: that is the
+     * query's memory too */
+    pql_limits_leave(api->limits, rc);
 }
 
 static void handle_query(void *ctx, const http_request *req, http_response *resp)

@@ -64,6 +64,10 @@ typedef struct web_api {
      * caller frees it), or NULL (then "").  Called on a worker thread. */
     char *(*config_yaml)(void *ctx);
     void *config_yaml_ctx;
+    /* --query.max-samples and --query.max-concurrency for every query
+     * (/api/v1/query, query_range, /api/v1/profile); NULL: Prometheus's
+     * defaults and no gate. */
+    pql_limits *limits;
     _Atomic int cpu_profile_requests;  /* /debug/pprof/profile requests recording */
     _Atomic uint64_t cpu_profile_refused_total;  /* refused: too many at once */
     _Atomic bool ready;             /* /-/ready says 503 until set */

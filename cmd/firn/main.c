@@ -40,6 +40,10 @@ typedef struct flags {
     size_t body_in_flight_n;
     const char *ingest_bytes;       /* --ingest.max-bytes-in-flight, as given */
     size_t ingest_bytes_n;
+    const char *query_samples;      /* --query.max-samples, as given */
+    size_t query_samples_n;
+    const char *query_concurrency;  /* --query.max-concurrency, as given */
+    size_t query_concurrency_n;
     const char *ui_assets;          /* --web.ui-assets: NULL for the embedded UI */
     const char *external_url;       /* --web.external-url: NULL for http://self */
     int64_t resend_delay_ms, outage_tolerance_ms, grace_period_ms;
@@ -56,6 +60,7 @@ typedef struct server {
     disc_manager *disc;
     http_server *web;
     config_web *web_config;         /* --web.config.file, read once at startup */
+    pql_limits limits;              /* --query.max-samples, --query.max-concurrency */
     web_api api;
     pyroscope_api pyroscope;        /* Pyroscope's Connect API (Grafana, Alloy) */
     forward *forward;               /* profile_remote_write */
@@ -100,6 +105,12 @@ static void usage(FILE *f)
           "                                  memory scraped bodies and decoding hold at\n"
           "                                  once (default 512MiB): past it scrapes are\n"
           "                                  skipped and pushes get 503\n"
+          "  --query.max-samples=N           samples one query may hold in memory (default\n"
+          "                                  50000000): points loaded or answered, stack\n"
+          "                                  values read and flame-graph nodes; past it the\n"
+          "                                  query fails (422)\n"
+          "  --query.max-concurrency=N       queries evaluated at once (default 20); more\n"
+          "                                  wait for a slot\n"
           "  --web.ui-assets=DIR             serve the web UI from DIR (a copy of web/ui/),\n"
           "                                  read at each request, instead of the files\n"
           "                                  embedded in firn: for working on the UI\n"
@@ -130,7 +141,8 @@ enum {
     OPT_CONFIG = 256, OPT_LISTEN, OPT_WEB_CONFIG, OPT_PATH, OPT_RETENTION, OPT_LIFECYCLE,
     OPT_LOG, OPT_DNS_SERVER, OPT_UI_ASSETS, OPT_VERSION, OPT_EXTERNAL_URL, OPT_RESEND,
     OPT_OUTAGE, OPT_GRACE, OPT_QUEUE, OPT_BATCH, OPT_MAX_CONNECTIONS, OPT_MAX_SERIES,
-    OPT_NO_ROLLUPS, OPT_BODY_IN_FLIGHT, OPT_INGEST_BYTES
+    OPT_NO_ROLLUPS, OPT_BODY_IN_FLIGHT, OPT_INGEST_BYTES, OPT_QUERY_SAMPLES,
+    OPT_QUERY_CONCURRENCY
 };
 
 /* A size as Prometheus's byte flags take it (kingpin's Base2Bytes): a
@@ -169,6 +181,8 @@ static int parse_flags(int argc, char **argv, flags *f)
         {"web.max-body-bytes-in-flight", required_argument, NULL, OPT_BODY_IN_FLIGHT},
         {"ingest.max-bytes-in-flight", required_argument, NULL, OPT_INGEST_BYTES},
         {"storage.tsdb.max-series", required_argument, NULL, OPT_MAX_SERIES},
+        {"query.max-samples", required_argument, NULL, OPT_QUERY_SAMPLES},
+        {"query.max-concurrency", required_argument, NULL, OPT_QUERY_CONCURRENCY},
         {"storage.tsdb.no-rollups", no_argument, NULL, OPT_NO_ROLLUPS},
         {"web.ui-assets", required_argument, NULL, OPT_UI_ASSETS},
         {"log.level", required_argument, NULL, OPT_LOG},
@@ -201,6 +215,10 @@ static int parse_flags(int argc, char **argv, flags *f)
         .body_in_flight_n = HTTP_DEFAULT_BODY_BYTES_IN_FLIGHT,
         .ingest_bytes = "512MiB",
         .ingest_bytes_n = INGEST_DEFAULT_BUDGET,
+        .query_samples = "50000000",
+        .query_samples_n = PQL_MAX_SAMPLES_DEFAULT,
+        .query_concurrency = "20",
+        .query_concurrency_n = PQL_MAX_CONCURRENCY_DEFAULT,
     };
     int c;
     firn_err err = {0};
@@ -274,6 +292,21 @@ static int parse_flags(int argc, char **argv, flags *f)
             }
             f->ingest_bytes = optarg;
             break;
+        case OPT_QUERY_SAMPLES: case OPT_QUERY_CONCURRENCY: {
+            bool samples = c == OPT_QUERY_SAMPLES;
+            unsigned long long most = samples ? SIZE_MAX / 2 : 10000;
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (*optarg < '1' || *optarg > '9' || *end || errno || v > most) {
+                fprintf(stderr, "firn: --query.%s: %s is not a number from 1 to %llu\n",
+                        samples ? "max-samples" : "max-concurrency", optarg, most);
+                return 2;
+            }
+            *(samples ? &f->query_samples : &f->query_concurrency) = optarg;
+            *(samples ? &f->query_samples_n : &f->query_concurrency_n) = (size_t)v;
+            break;
+        }
         case OPT_UI_ASSETS:
             f->ui_assets = optarg;
             break;
@@ -532,6 +565,7 @@ static int reload(void *ctx, firn_err *err)
 static void reload_metrics(void *ctx, firn_buf *b)
 {
     server *s = ctx;
+    pql_limits_metrics_write(&s->limits, b);
     if (s->disc)
         disc_manager_metrics_write(s->disc, b);
     if (s->forward)
@@ -596,6 +630,12 @@ int main(int argc, char **argv)
         return 1;
     }
     ingest_budget_set(s.f.ingest_bytes_n);
+    if (pql_limits_init(&s.limits, s.f.query_samples_n, s.f.query_concurrency_n, &err) < 0) {
+        firn_log(FIRN_LOG_ERROR, "main", "Error setting up query limits", "err=%s",
+                 firn_log_quote(q, sizeof q, err.msg));
+        config_web_free(s.web_config);
+        return 1;
+    }
     http_options wo;
     http_options_default(&wo);
     wo.listen_address = s.f.listen_address;
@@ -608,6 +648,7 @@ int main(int argc, char **argv)
         firn_log(FIRN_LOG_ERROR, "main", "Cannot listen", "err=%s",
                  firn_log_quote(q, sizeof q, err.msg));
         config_web_free(s.web_config);
+        pql_limits_destroy(&s.limits);
         return 1;
     }
     s.self_address = self_address(s.f.listen_address, http_port(s.web));
@@ -649,7 +690,8 @@ int main(int argc, char **argv)
                                 .for_grace_period_ms = s.f.grace_period_ms,
                                 .queue_capacity = (size_t)s.f.queue_capacity,
                                 .batch_size = (size_t)s.f.batch_size,
-                                .dns_server = s.f.dns_server};
+                                .dns_server = s.f.dns_server,
+                                .limits = &s.limits};
     s.rules = rules_manager_new(&ro, &err);
     if (!s.rules || apply_rules(&s, cfg, &err) < 0) {
         firn_log(FIRN_LOG_ERROR, "main", "Error loading rules", "err=%s",
@@ -700,6 +742,7 @@ int main(int argc, char **argv)
     atomic_store(&s.reloads_total, 1);
 
     s.api.db = s.db;
+    s.api.limits = &s.limits;
     s.api.scrape = s.scrape;
     s.api.rules = s.rules;
     s.api.enable_lifecycle = s.f.enable_lifecycle;
@@ -723,6 +766,8 @@ int main(int argc, char **argv)
         "web.max-body-bytes-in-flight", s.f.body_in_flight,
         "ingest.max-bytes-in-flight", s.f.ingest_bytes,
         "storage.tsdb.max-series", s.f.max_series,
+        "query.max-samples", s.f.query_samples,
+        "query.max-concurrency", s.f.query_concurrency,
         "storage.tsdb.no-rollups", s.f.no_rollups ? "true" : "false",
         "web.ui-assets", s.f.ui_assets ? s.f.ui_assets : "",
         "log.level", s.f.log_level,
@@ -734,6 +779,7 @@ int main(int argc, char **argv)
     if (s.settings_path)
         snprintf(s.settings_path, sp_len, "%s/pyroscope_settings.json", s.f.storage_path);
     s.pyroscope.db = s.db;
+    s.pyroscope.limits = &s.limits;
     s.pyroscope.settings_path = s.settings_path;
     if (web_api_register(s.web, &s.api, &err) < 0 ||
         web_ui_register(s.web, s.f.ui_assets, &err) < 0 ||
@@ -782,6 +828,7 @@ out:
     pthread_mutex_destroy(&s.reload_mu);
     free(s.config_yaml);
     pthread_mutex_destroy(&s.config_mu);
+    pql_limits_destroy(&s.limits);
     if (status == 0)
         firn_log(FIRN_LOG_INFO, "main", "See you next time!", NULL);
     return status;

@@ -3,9 +3,9 @@
 targets with large pushes and queries, and watch its memory.
 
   - 50 concurrent POSTs to /api/v1/ingest of about 30 MiB each, all of the
-    same series and time (one can be stored, the others are refused as
-    duplicates once decoded): 25 gzipped, inflating to about 4 times their
-    size (a string of random and zero bytes added to CPU_FIXTURE's string
+    same series and time (one is stored; the same profile again is
+    answered 200 and stores nothing): 25 gzipped, inflating to about 4
+    times their size (a string of random and zero bytes added to CPU_FIXTURE's string
     table), 25 raw (the same with 30 MiB of random bytes);
   - meanwhile three queries that merge every scraped memory profile.
 

@@ -8,12 +8,15 @@
  * values to pprof totals.
  */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <ftw.h>
 #include <cmocka.h>
@@ -577,6 +580,124 @@ static void test_float_series(void **state)
     pql_result_free(&res);
 }
 
+/* One evaluation under a cap: 0 and the series count, or the error code
+ * (whose message must then be Prometheus's). */
+static int capped(struct fixture *f, const char *text, bool range, int64_t start, int64_t end,
+                  int64_t step, size_t cap)
+{
+    pql_query q;
+    pql_result res;
+    firn_err err = {0};
+    assert_int_equal(pql_parse(text, &q, &err), 0);
+    pql_eval_options o = {.max_samples = cap};
+    int rc = range ? pql_eval_range(f->r, &q, start, end, step, &o, &res, &err)
+                   : pql_eval_instant(f->r, &q, start, &o, &res, &err);
+    pql_query_free(&q);
+    if (rc == 0) {
+        pql_result_free(&res);
+        return 0;
+    }
+    assert_string_equal(err.msg, "query processing would load too many samples into memory "
+                                 "in query execution");
+    return rc;
+}
+
+/* --query.max-samples counts the points loaded and the points of the
+ * result (pql.h "query limits"); the counts below come from the fixture's
+ * layout: STEPS profiles per series, 10 s apart, 6 series of CPU. */
+static void test_samples_cap(void **state)
+{
+    struct fixture *f = *state;
+    /* 1+1 over 5 steps loads nothing: its 5 result points are all it holds */
+    assert_int_equal(capped(f, "1+1", true, T0, T0 + 60000, 15000, 5), 0);
+    assert_int_equal(capped(f, "1+1", true, T0, T0 + 60000, 15000, 4), FIRN_ETOOBIG);
+    /* one series over its 12 steps: 12 points loaded, 12 in the result */
+    const char *one = CPU "{job=\"api\", instance=\"a:1\"}";
+    int64_t end = T0 + (STEPS - 1) * 10000;
+    assert_int_equal(capped(f, one, true, T0, end, 10000, 2 * STEPS), 0);
+    assert_int_equal(capped(f, one, true, T0, end, 10000, 2 * STEPS - 1), FIRN_ETOOBIG);
+    /* an instant query at the last step: each of the 6 series loads the
+     * STEPS profiles in its 5-minute lookback, and answers one point (the
+     * job is named: test_fixture_totals adds a series of job "fixture") */
+    const char *all = CPU "{job=~\"api|db\"}";
+    assert_int_equal(capped(f, all, false, end, end, 0, 6 * STEPS + 6), 0);
+    assert_int_equal(capped(f, all, false, end, end, 0, 6 * STEPS + 5), FIRN_ETOOBIG);
+    /* a range vector's answer repeats the points it loaded */
+    const char *range = CPU "{job=\"api\", instance=\"a:1\"}[1m]";
+    /* (end - 60 s, end]: 6 profiles, loaded and answered */
+    assert_int_equal(capped(f, range, false, end, end, 0, 12), 0);
+    assert_int_equal(capped(f, range, false, end, end, 0, 11), FIRN_ETOOBIG);
+}
+
+struct gate_waiter {
+    pql_limits *l;
+    atomic_bool entered;
+};
+
+static void *gate_waiter_run(void *arg)
+{
+    struct gate_waiter *w = arg;
+    pql_limits_enter(w->l);
+    atomic_store(&w->entered, true);
+    pql_limits_leave(w->l, 0);
+    return NULL;
+}
+
+/* Polls the gate (bounded) until `waiting` queries wait; false past 10 s. */
+static bool waiting_becomes(pql_limits *l, size_t waiting)
+{
+    for (int i = 0; i < 10000; i++) {
+        pql_limits_counts c;
+        pql_limits_stats(l, &c);
+        if (c.waiting == waiting)
+            return true;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+/* --query.max-concurrency: the query past the limit waits until a slot is
+ * given back, then runs. */
+static void test_concurrency_gate(void **state)
+{
+    (void)state;
+    pql_limits l;
+    firn_err err = {0};
+    assert_int_equal(pql_limits_init(&l, 0, 2, &err), 0);
+    assert_int_equal(pql_limits_samples(&l), PQL_MAX_SAMPLES_DEFAULT);
+    pql_limits_enter(&l);
+    pql_limits_enter(&l);
+    struct gate_waiter w = {.l = &l};
+    atomic_init(&w.entered, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, gate_waiter_run, &w), 0);
+    assert_true(waiting_becomes(&l, 1));
+    assert_false(atomic_load(&w.entered));   /* the third waits while two run */
+    pql_limits_counts c;
+    pql_limits_stats(&l, &c);
+    assert_int_equal(c.running, 2);
+    assert_int_equal(c.waited_total, 1);
+    pql_limits_leave(&l, FIRN_ETOOBIG);   /* a slot back: the third runs */
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(atomic_load(&w.entered));
+    pql_limits_stats(&l, &c);
+    assert_int_equal(c.running, 1);
+    assert_int_equal(c.waiting, 0);
+    assert_int_equal(c.too_many_samples_total, 1);
+    pql_limits_leave(&l, 0);
+    /* the metrics say the same */
+    firn_buf b = {0};
+    pql_limits_metrics_write(&l, &b);
+    firn_buf_append(&b, "", 1);
+    assert_non_null(strstr(b.data, "\nfirn_engine_queries_waited_total 1\n"));
+    assert_non_null(strstr(b.data, "\nfirn_engine_queries_too_many_samples_total 1\n"));
+    assert_non_null(strstr(b.data, "\nfirn_engine_queries_concurrent_max 2\n"));
+    assert_non_null(strstr(b.data, "\nfirn_engine_queries 0\n"));
+    firn_buf_free(&b);
+    pql_limits_destroy(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -590,6 +711,8 @@ int main(void)
         cmocka_unit_test(test_range_query),
         cmocka_unit_test(test_fixture_totals),
         cmocka_unit_test(test_float_series),
+        cmocka_unit_test(test_samples_cap),
+        cmocka_unit_test(test_concurrency_gate),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

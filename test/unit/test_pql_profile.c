@@ -1268,6 +1268,51 @@ static void test_empty(void **state)
     pprof_refused(f->db, &req, FIRN_EINVAL, "no profile matches");
 }
 
+/* --query.max-samples (pql.h "query limits"): the stack values read on
+ * both sides and the tree's nodes.  Each BASIC profile has 3 samples, and
+ * its tree 5 nodes below the root (main, a, b, c, d). */
+static void test_samples_cap(void **state)
+{
+    struct fixture *f = *state;
+    append_specs(f->db, BASIC, N(BASIC), "a", 1000);
+    append_specs(f->db, BASIC, N(BASIC), "a", 2000);
+    const char *msg = "query processing would load too many samples into memory in query "
+                      "execution";
+    pql_profile_request req = merge_req(CPU "{job=\"a\"}", 0, 3000);
+    req.raw = true;   /* 2 profiles read as stored, whatever compaction did */
+    pql_tree t;
+    req.max_samples = 2 * 3 + 5;
+    tree_ok(f->db, &req, &t);
+    assert_int_equal(t.total, 2 * (10 + 5 + 1));
+    pql_tree_free(&t);
+    req.max_samples = 2 * 3 + 4;   /* one node too many */
+    tree_refused(f->db, &req, FIRN_ETOOBIG, msg, NULL);
+    /* the pprof export holds what it read (its samples), no tree */
+    req.max_samples = 2 * 3;
+    pprof_profile *p = pprof_ok(f->db, &req);
+    pprof_free(p);
+    req.max_samples = 2 * 3 - 1;
+    pprof_refused(f->db, &req, FIRN_ETOOBIG, msg);
+    /* a diff: one profile a side, the union tree still 5 nodes */
+    req = merge_req(CPU "{job=\"a\"}", 0, 1500);
+    req.raw = true;
+    req.compare_query = CPU "{job=\"a\"}";
+    req.compare_mode = PQL_PROFILE_MERGE;
+    req.compare_start_ms = 1501;
+    req.compare_end_ms = 3000;
+    req.max_samples = 3 + 3 + 5;
+    tree_ok(f->db, &req, &t);
+    assert_true(t.diff);
+    pql_tree_free(&t);
+    req.max_samples = 3 + 3 + 4;
+    tree_refused(f->db, &req, FIRN_ETOOBIG, msg, NULL);
+    /* the compare side reads from what the base side left */
+    req.max_samples = 3 + 2;
+    tree_refused(f->db, &req, FIRN_ETOOBIG, msg, NULL);
+    req.max_samples = 3;
+    tree_refused(f->db, &req, FIRN_ETOOBIG, msg, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1282,6 +1327,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_nodes_reference, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_refusals, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_empty, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_samples_cap, store_setup, store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

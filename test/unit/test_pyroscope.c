@@ -204,11 +204,47 @@ static Querier__V1__FlameGraph *flamegraph_of(fixture *f, const pprof_profile *p
                                               int64_t max_nodes)
 {
     firn_err err = {0};
-    pyroscope_tree *t = pyroscope_tree_build(p, &err);
+    pyroscope_tree *t = pyroscope_tree_build(&f->c, p, &err);
     assert_non_null(t);
     Querier__V1__FlameGraph *fg = pyroscope_flamegraph(&f->c, t, max_nodes, &err);
     pyroscope_tree_free(t);
     return fg;
+}
+
+/* A Connect flame graph's tree nodes are samples of --query.max-samples,
+ * taken from what the query has left: "a;b;c" and "a;d" make 4 nodes
+ * below the root. */
+static void test_flamegraph_samples_cap(void **state)
+{
+    fixture *f = *state;
+    static const char *const stacks[] = {"a;b;c", "a;d"};
+    static const int64_t values[] = {3, 4};
+    pprof_profile *p = profile_of(stacks, values, 2);
+    pql_limits limits;
+    firn_err err = {0};
+    assert_int_equal(pql_limits_init(&limits, 4, 1, &err), 0);
+    f->api.limits = &limits;
+    pyroscope_tree *t = pyroscope_tree_build(&f->c, p, &err);   /* 4 of 4 */
+    assert_non_null(t);
+    pyroscope_tree_free(t);
+    assert_int_equal(f->c.samples_left, 0);
+    pyroscope_call_end(&f->c);   /* the slot back */
+    assert_int_equal(pyroscope_call_begin(&f->c, &f->api), 0);
+    limits.max_samples = 3;   /* no query runs: nothing reads it meanwhile */
+    assert_null(pyroscope_tree_build(&f->c, p, &err));
+    assert_int_equal(err.code, FIRN_ETOOBIG);
+    assert_string_equal(err.msg, "query processing would load too many samples into memory in "
+                                 "query execution");
+    assert_int_equal(f->c.query_rc, FIRN_ETOOBIG);
+    pyroscope_call_end(&f->c);
+    pql_limits_counts c;
+    pql_limits_stats(&limits, &c);
+    assert_int_equal(c.running, 0);
+    assert_int_equal(c.too_many_samples_total, 1);
+    pql_limits_destroy(&limits);
+    f->api.limits = NULL;
+    assert_int_equal(pyroscope_call_begin(&f->c, &f->api), 0);   /* for the teardown */
+    pprof_free(p);
 }
 
 static void test_flamegraph_bytes(void **state)
@@ -678,6 +714,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_json_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flamegraph_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flamegraph_samples_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flamegraph_other_and_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_view_rules, setup, teardown),
         cmocka_unit_test(test_connect_path),

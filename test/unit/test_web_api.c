@@ -24,10 +24,12 @@
 #include <curl/curl.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "fixtures.h"
 
@@ -390,13 +392,17 @@ struct server {
     tsdb *db;
     http_server *web;
     web_api api;
+    pql_limits limits;
+    bool limited;                    /* api.limits is &limits */
 };
 
 static struct server *srv;
 
-static int server_up(void **state)
+/* The query limits of the "limited" server: LIMITED_SAMPLES and one slot. */
+#define LIMITED_SAMPLES 10
+
+static int server_start(bool limited)
 {
-    (void)state;
     srv = calloc(1, sizeof *srv);
     srv->dir = temp_dir("web-api");
     tsdb_options o;
@@ -427,16 +433,35 @@ static int server_up(void **state)
     srv->api.flags = flags;
     srv->api.config_yaml = fake_config_yaml;
     srv->api.config_yaml_ctx = "scrape_configs: []\n";
+    if (limited) {
+        assert_int_equal(pql_limits_init(&srv->limits, LIMITED_SAMPLES, 1, &err), 0);
+        srv->api.limits = &srv->limits;
+        srv->limited = true;
+    }
     atomic_store(&srv->api.ready, true);
     assert_int_equal(web_api_prom_register(srv->web, &srv->api, &err), 0);
     assert_int_equal(http_start(srv->web, &err), 0);
     return 0;
 }
 
+static int server_up(void **state)
+{
+    (void)state;
+    return server_start(false);
+}
+
+static int server_up_limited(void **state)
+{
+    (void)state;
+    return server_start(true);
+}
+
 static int server_down(void **state)
 {
     (void)state;
     http_stop(srv->web);
+    if (srv->limited)
+        pql_limits_destroy(&srv->limits);
     tsdb_close(srv->db);
     remove_tree(srv->dir);
     free(srv->dir);
@@ -722,6 +747,105 @@ static void test_status(void **state)
            ERR("bad_data", "end timestamp must not be before start timestamp"));
 }
 
+/* ---- query limits (the "limited" server) ----------------------------------- */
+
+#define TOO_MANY ERR("execution", "query processing would load too many samples into memory " \
+                                  "in query execution")
+
+/* --query.max-samples (LIMITED_SAMPLES): points loaded plus points
+ * answered.  The store has STEPS profiles per job and type, 10 s apart
+ * from T0: an instant query at T0 + 50 s loads all STEPS of each series
+ * (5-minute lookback). */
+static void test_limit_samples(void **state)
+{
+    (void)state;
+    /* two series: 2 x 6 loaded */
+    expect("/api/v1/query?query=" CPU "&time=1700000050", NULL, 422, TOO_MANY);
+    /* one series: 6 loaded + 1 answered */
+    reply r = request("/api/v1/query?query=" CPU "{job=\"api\"}&time=1700000050", NULL);
+    assert_int_equal(r.status, 200);
+    firn_buf_free(&r.body);
+    firn_buf_free(&r.headers);
+    /* a range of 6 steps: 6 loaded + 6 answered */
+    expect("/api/v1/query_range?query=" CPU "{job=\"api\"}&start=1700000000&end=1700000050"
+           "&step=10", NULL, 422, TOO_MANY);
+    /* 3 steps (0, 25, 50 s): 6 + 3 */
+    r = request("/api/v1/query_range?query=" CPU "{job=\"api\"}&start=1700000000"
+                "&end=1700000050&step=25", NULL);
+    assert_int_equal(r.status, 200);
+    firn_buf_free(&r.body);
+    firn_buf_free(&r.headers);
+    pql_limits_counts c;
+    pql_limits_stats(&srv->limits, &c);
+    assert_int_equal(c.too_many_samples_total, 2);
+}
+
+struct queued {
+    const char *target;
+    reply r;
+};
+
+static void *queued_run(void *arg)
+{
+    struct queued *q = arg;
+    q->r = request(q->target, NULL);
+    return NULL;
+}
+
+/* Polls the limits (bounded) until one query waits; false past 10 s. */
+static bool one_waiting(void)
+{
+    for (int i = 0; i < 10000; i++) {
+        pql_limits_counts c;
+        pql_limits_stats(&srv->limits, &c);
+        if (c.waiting == 1)
+            return true;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+/* A query sent while the one slot is taken: `target` waits for it.  Once
+ * it waits, after_ms pass before the slot is given back. */
+static reply while_slot_taken(const char *target, long after_ms)
+{
+    pql_limits_enter(&srv->limits);
+    struct queued q = {.target = target};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, queued_run, &q), 0);
+    bool waited = one_waiting();
+    struct timespec ts = {after_ms / 1000, (after_ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);   /* lets a deadline pass; nothing waits on it */
+    pql_limits_leave(&srv->limits, 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(waited);
+    return q.r;
+}
+
+/* --query.max-concurrency (1): a query waits for the slot, then answers;
+ * the wait counts against its timeout, as in Prometheus. */
+static void test_limit_concurrency(void **state)
+{
+    (void)state;
+    reply r = while_slot_taken("/api/v1/query?query=1%2B1&time=1700000000", 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data,
+                        "{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\","
+                        "\"result\":[1700000000,\"2\"]}}");
+    firn_buf_free(&r.body);
+    firn_buf_free(&r.headers);
+    r = while_slot_taken("/api/v1/query?query=1%2B1&time=1700000000&timeout=0.005", 20);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.body.data, ERR("timeout", "query timed out in query queue"));
+    firn_buf_free(&r.body);
+    firn_buf_free(&r.headers);
+    pql_limits_counts c;
+    pql_limits_stats(&srv->limits, &c);
+    assert_int_equal(c.waited_total, 2);
+    assert_int_equal(c.running, 0);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -746,6 +870,12 @@ int main(void)
     };
     int failed = cmocka_run_group_tests_name("web_api", pure, NULL, NULL);
     failed += cmocka_run_group_tests_name("web_api_served", served, server_up, server_down);
+    const struct CMUnitTest limited[] = {
+        cmocka_unit_test(test_limit_samples),
+        cmocka_unit_test(test_limit_concurrency),
+    };
+    failed += cmocka_run_group_tests_name("web_api_limited", limited, server_up_limited,
+                                          server_down);
     curl_global_cleanup();
     return failed ? 1 : 0;
 }
