@@ -117,58 +117,32 @@ pyroscope_code pyroscope_code_of(int firn_code)
 }
 
 /* A Connect error: its status, application/json, {"code","message"}. */
-/* msg with every byte that is not part of valid UTF-8 replaced by U+FFFD,
- * as Go's strings.ToValidUTF8 does: a message quoting a client's bad bytes
- * must still be a JSON string.  Freed by the caller. */
-static char *valid_utf8(const char *msg)
-{
-    size_t len = strlen(msg);
-    char *out = malloc(len * 3 + 1);   /* each bad byte becomes 3 */
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        uint32_t rune;
-        size_t n = firn_utf8_decode((const unsigned char *)msg + i, len - i, &rune);
-        if (n == 0) {
-            o += firn_utf8_encode(0xFFFD, out + o);
-            i++;
-        } else {
-            memcpy(out + o, msg + i, n);
-            o += n;
-            i += n;
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 void pyroscope_respond_error(http_response *resp, pyroscope_code code, const char *msg)
 {
-    char *fixed = firn_utf8_valid(msg, strlen(msg)) ? NULL : valid_utf8(msg);
-    json_t *j = json_pack("{s:s,s:s}", "code", pyroscope_code_name(code), "message",
-                          fixed ? fixed : msg);
-    free(fixed);
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (!s) {   /* out of memory: the code alone */
-        char buf[64];
-        snprintf(buf, sizeof buf, "{\"code\":\"%s\"}", pyroscope_code_name(code));
-        s = strdup(buf);
-    }
+    /* each byte of msg that is not UTF-8 becomes \ufffd, as Go's encoding/json
+     * writes it: a message quoting a client's bad bytes is still JSON */
+    firn_buf b = {0};
+    firn_buf_printf(&b, "{\"code\":\"%s\",\"message\":", pyroscope_code_name(code));
+    firn_json_string(&b, msg);
+    firn_buf_puts(&b, "}");
+    size_t n;
+    char *s = firn_buf_take(&b, &n);   /* no cap: never NULL */
     free(resp->body);
     *resp = (http_response){.status = pyroscope_code_http_status(code),
-                           .content_type = "application/json", .body = s,
-                           .body_len = s ? strlen(s) : 0,
+                           .content_type = "application/json", .body = s, .body_len = n,
                            /* a full store queue drains within a second */
                            .retry_after = code == PYRO_UNAVAILABLE ? "1" : NULL};
 }
 
 /* ---- the call ------------------------------------------------------------------------ */
 
+/* protobuf-c's allocator: the call's arena, which never answers NULL for
+ * a size protobuf-c asks (each bounded by the body it decodes) */
 static void *arena_alloc(void *a, size_t size)
 {
-    return firn_arena_alloc(a, size ? size : 1);
+    void *p = firn_arena_alloc(a, size ? size : 1);
+    assert(p);
+    return p;
 }
 
 static void arena_free(void *a, void *p)
@@ -180,8 +154,8 @@ static void arena_free(void *a, void *p)
 void *pyroscope_new(pyroscope_call *c, const ProtobufCMessageDescriptor *d)
 {
     ProtobufCMessage *m = firn_arena_alloc(c->arena, d->sizeof_message);
-    if (m)
-        protobuf_c_message_init(d, m);
+    assert(m);   /* a message's own size never overflows */
+    protobuf_c_message_init(d, m);
     return m;
 }
 
@@ -279,16 +253,12 @@ static void serve(const pyroscope_request *req, pyroscope_call *c, http_response
                       "protobuf)", m->in->name);
     } else if (len == 0) {
         in = pyroscope_new(c, m->in);   /* no body: every field its default */
-        if (!in)
-            firn_errf(&err, FIRN_ENOMEM, "out of memory");
     } else if (pyroscope_json_decode(m->in, body, len, &c->alloc, &in, &err) < 0) {
         firn_err_prefix(&err, "decoding %s", m->in->name);
     }
     free(inflated);
     if (!in) {
-        pyroscope_respond_error(resp, err.code == FIRN_ENOMEM ? PYRO_RESOURCE_EXHAUSTED
-                                                              : PYRO_INVALID_ARGUMENT,
-                                err.msg);
+        pyroscope_respond_error(resp, PYRO_INVALID_ARGUMENT, err.msg);
         return;
     }
 
@@ -312,19 +282,15 @@ static void serve(const pyroscope_request *req, pyroscope_call *c, http_response
         c->raw = NULL;
     } else if (binary) {
         assert(out);
+        /* the answer is in memory already (each RPC caps what it
+         * gathers): its encoding is no bigger than it */
         n = protobuf_c_message_get_packed_size(out);
-        data = malloc(n ? n : 1);
-        if (data)
-            protobuf_c_message_pack(out, (uint8_t *)data);
+        data = firn_xmalloc(n);
+        protobuf_c_message_pack(out, (uint8_t *)data);
     } else {
         firn_buf b = {0};
-        if (pyroscope_json_encode(out, &b, &err) == 0)
-            data = firn_buf_take(&b, &n);
-        firn_buf_free(&b);
-    }
-    if (!data) {
-        pyroscope_respond_error(resp, PYRO_RESOURCE_EXHAUSTED, "out of memory encoding the answer");
-        return;
+        pyroscope_json_encode(out, &b);
+        data = firn_buf_take(&b, &n);   /* no cap: never NULL */
     }
     free(resp->body);
     *resp = (http_response){.status = 200,
@@ -342,14 +308,11 @@ static void serve(const pyroscope_request *req, pyroscope_call *c, http_response
     }
 }
 
-int pyroscope_call_begin(pyroscope_call *c, pyroscope_api *api)
+void pyroscope_call_begin(pyroscope_call *c, pyroscope_api *api)
 {
     *c = (pyroscope_call){.api = api, .arena = firn_arena_new(0)};
-    if (!c->arena)
-        return FIRN_ENOMEM;
     c->alloc = (ProtobufCAllocator){.alloc = arena_alloc, .free = arena_free,
                                     .allocator_data = c->arena};
-    return 0;
 }
 
 void pyroscope_query_enter(pyroscope_call *c)
@@ -372,10 +335,7 @@ void pyroscope_call_end(pyroscope_call *c)
 void pyroscope_serve(pyroscope_api *api, const pyroscope_request *req, http_response *resp)
 {
     pyroscope_call c;
-    if (pyroscope_call_begin(&c, api) < 0) {
-        pyroscope_respond_error(resp, PYRO_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-    }
+    pyroscope_call_begin(&c, api);
     serve(req, &c, resp);
     pyroscope_call_end(&c);
 }
@@ -422,8 +382,8 @@ int pyroscope_register(http_server *s, pyroscope_api *api, firn_err *err)
 {
     unsigned flags = HTTP_ROUTE_WORKER | HTTP_ROUTE_RAW_BODY | HTTP_ROUTE_TOO_LARGE |
                      HTTP_ROUTE_MOUNTED;
-    if (!api->deltas && !(api->deltas = pyroscope_deltas_new()))
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    if (!api->deltas)
+        api->deltas = pyroscope_deltas_new();
     for (size_t i = 0; i < sizeof METHODS / sizeof METHODS[0]; i++)
         if (http_route(s, "POST", METHODS[i].path, flags, handle_connect, api, err) < 0)
             return -1;

@@ -50,7 +50,7 @@ static uint64_t fnv1a(const char *s, uint64_t salt)
     return h;
 }
 
-/* The interned id of a name; UINT32_MAX when out of memory. */
+/* The interned id of a name. */
 static uint32_t intern(pyroscope_tree *t, const char *s)
 {
     for (uint64_t salt = 0;; salt++) {
@@ -61,15 +61,11 @@ static uint32_t intern(pyroscope_tree *t, const char *s)
                 return id;
             continue;   /* a collision: probe with the next salt */
         }
-        char **grown = firn_grow(t->names, t->n_names, &t->cap_names, sizeof *t->names, 256);
-        char *copy = firn_arena_strdup(t->arena, s);
-        if (!grown || !copy)
-            return UINT32_MAX;
-        t->names = grown;
+        t->names = firn_grow(t->names, t->n_names, &t->cap_names, sizeof *t->names, 256);
+        assert(t->n_names < UINT32_MAX);   /* a name per frame in memory: far fewer */
         id = (uint32_t)t->n_names;
-        if (firn_u64map_put(&t->names_by_hash, h, id, NULL) < 0)
-            return UINT32_MAX;
-        t->names[t->n_names++] = copy;
+        firn_u64map_put(&t->names_by_hash, h, id, NULL);
+        t->names[t->n_names++] = firn_arena_strdup(t->arena, s);
         return id;
     }
 }
@@ -84,14 +80,11 @@ static uint32_t child_of(pyroscope_tree *t, uint32_t parent, uint32_t name)
         t->over = true;
         return 0;
     }
-    tnode *grown = firn_grow(t->nodes, t->n, &t->cap, sizeof *t->nodes, 1024);
-    if (!grown || t->n >= UINT32_MAX)
-        return 0;
-    t->nodes = grown;
+    t->nodes = firn_grow(t->nodes, t->n, &t->cap, sizeof *t->nodes, 1024);
+    assert(t->n < UINT32_MAX);   /* a node per frame in memory: far fewer */
     id = (uint32_t)t->n++;
     t->nodes[id] = (tnode){.name = name};
-    if (firn_u64map_put(&t->children, key, id, NULL) < 0)
-        return 0;
+    firn_u64map_put(&t->children, key, id, NULL);
     tnode *p = &t->nodes[parent];
     if (p->last_child)
         t->nodes[p->last_child].next_sibling = id;
@@ -180,8 +173,6 @@ size_t pyroscope_call_site(pyroscope_call *c, const Types__V1__StackTraceSelecto
     if (!sel || !sel->n_call_site)
         return 0;
     char **v = firn_arena_calloc(c->arena, sel->n_call_site, sizeof *v);
-    if (!v)
-        return 0;
     for (size_t i = 0; i < sel->n_call_site; i++)
         v[i] = sel->call_site[i] && sel->call_site[i]->name ? sel->call_site[i]->name : "";
     *names = v;
@@ -193,34 +184,32 @@ struct insert {
     uint32_t at;
     int side;
     int64_t v;
-    bool failed;
 };
 
 static bool insert_frame(void *ctx, const char *name)
 {
     struct insert *in = ctx;
-    uint32_t id = intern(in->t, name);
-    uint32_t child = id == UINT32_MAX ? 0 : child_of(in->t, in->at, id);
-    if (!child) {
-        in->failed = true;
+    uint32_t child = child_of(in->t, in->at, intern(in->t, name));
+    if (!child)   /* refused for max_n (t->over) */
         return false;
-    }
     in->at = child;
     int64_t *total = &in->t->nodes[child].total[in->side];
     *total = pprof_add_sat(*total, in->v);
     return true;
 }
 
-pyroscope_tree *pyroscope_tree_new(firn_err *err)
+pyroscope_tree *pyroscope_tree_new(void)
 {
-    pyroscope_tree *t = calloc(1, sizeof *t);
-    if (!t || !(t->arena = firn_arena_new(0)) || firn_u64map_init(&t->names_by_hash, 1024) < 0 ||
-        firn_u64map_init(&t->children, 4096) < 0 || intern(t, "total") != ROOT_NAME ||
-        intern(t, "other") != OTHER_NAME || !(t->nodes = calloc(1, sizeof *t->nodes))) {
-        pyroscope_tree_free(t);
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    pyroscope_tree *t = firn_xcalloc(1, sizeof *t);
+    t->arena = firn_arena_new(0);
+    /* small tables that grow: zeroing big ones cost 3% of a
+     * SelectMergeStacktraces on a tree of a few hundred nodes */
+    firn_u64map_init(&t->names_by_hash, 256);
+    firn_u64map_init(&t->children, 256);
+    uint32_t root = intern(t, "total"), other = intern(t, "other");
+    assert(root == ROOT_NAME && other == OTHER_NAME);
+    (void)root, (void)other;
+    t->nodes = firn_xcalloc(1, sizeof *t->nodes);
     t->cap = t->n = 1;   /* the root */
     return t;
 }
@@ -236,10 +225,8 @@ int pyroscope_tree_add(pyroscope_tree *t, const pprof_profile *p, int side, firn
         struct insert in = {.t = t, .at = 0, .side = side, .v = v};
         t->nodes[0].total[side] = pprof_add_sat(t->nodes[0].total[side], v);
         each_frame(p, s, insert_frame, &in);
-        if (in.failed && t->over)
+        if (t->over)
             return firn_errf(err, FIRN_ETOOBIG, "%s", PQL_TOO_MANY_SAMPLES);
-        if (in.failed)
-            return firn_errf(err, FIRN_ENOMEM, "out of memory building the flame graph");
         t->nodes[in.at].self[side] = pprof_add_sat(t->nodes[in.at].self[side], v);
     }
     return 0;
@@ -264,8 +251,8 @@ int pyroscope_tree_add_query(pyroscope_call *c, pyroscope_tree *t, const pprof_p
 
 pyroscope_tree *pyroscope_tree_build(pyroscope_call *c, const pprof_profile *p, firn_err *err)
 {
-    pyroscope_tree *t = pyroscope_tree_new(err);
-    if (t && pyroscope_tree_add_query(c, t, p, 0, err) < 0) {
+    pyroscope_tree *t = pyroscope_tree_new();
+    if (pyroscope_tree_add_query(c, t, p, 0, err) < 0) {
         pyroscope_tree_free(t);
         return NULL;
     }
@@ -303,9 +290,7 @@ static int64_t min_value(const pyroscope_tree *t, int64_t max_nodes, int sides)
 {
     if ((int64_t)t->n - 1 <= max_nodes)
         return 0;
-    int64_t *v = malloc((t->n - 1) * sizeof *v);
-    if (!v)
-        return 0;
+    int64_t *v = firn_xreallocarray(NULL, t->n - 1, sizeof *v);
     for (size_t i = 1; i < t->n; i++)
         v[i - 1] = weight(&t->nodes[i], sides);
     firn_sort(v, t->n - 1, sizeof *v, cmp_desc);
@@ -325,16 +310,12 @@ typedef struct level {
     size_t n, cap;
 } level;
 
-static int level_push(level *l, const int64_t *v, size_t n)
+static void level_push(level *l, const int64_t *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        int64_t *g = firn_grow(l->v, l->n, &l->cap, sizeof *l->v, 64);
-        if (!g)
-            return -1;
-        l->v = g;
+        l->v = firn_grow(l->v, l->n, &l->cap, sizeof *l->v, 64);
         l->v[l->n++] = v[i];
     }
-    return 0;
 }
 
 /* The bars of a tree, level by level: names and levels in the call's
@@ -348,43 +329,36 @@ typedef struct encoded {
     int64_t max_self;
 } encoded;
 
-static int encode_tree(pyroscope_call *c, const pyroscope_tree *t, int64_t max_nodes, int sides,
-                       encoded *out, firn_err *err)
+static void encode_tree(pyroscope_call *c, const pyroscope_tree *t, int64_t max_nodes,
+                        int sides, encoded *out)
 {
     const size_t width = sides == 2 ? 7 : 4;
     int64_t min = min_value(t, max_nodes, sides);
     level *levels = NULL;
     size_t n_levels = 0, cap_levels = 0;
-    int32_t *out_name = malloc(t->n_names * sizeof *out_name);
-    bar *stack = malloc(2 * t->n * sizeof *stack);
+    /* sized by the tree, which is in memory already */
+    int32_t *out_name = firn_xreallocarray(NULL, t->n_names, sizeof *out_name);
+    bar *stack = firn_xreallocarray(NULL, 2 * t->n, sizeof *stack);
     size_t sp = 0, n_out = 0;
     char **names = firn_arena_calloc(c->arena, t->n_names, sizeof *names);
     int64_t max_self = 0;
-    bool failed = !out_name || !stack || !names;
-    for (size_t i = 0; !failed && i < t->n_names; i++)
+    for (size_t i = 0; i < t->n_names; i++)
         out_name[i] = -1;
-    if (!failed)
-        stack[sp++] = (bar){.node = 0, .depth = 0,
-                            .total = {t->nodes[0].total[0], t->nodes[0].total[1]}};
-    while (!failed && sp) {
+    stack[sp++] = (bar){.node = 0, .depth = 0,
+                        .total = {t->nodes[0].total[0], t->nodes[0].total[1]}};
+    while (sp) {
         bar b = stack[--sp];
         const tnode *nd = b.node == UINT32_MAX ? NULL : &t->nodes[b.node];
         uint32_t name = nd ? nd->name : OTHER_NAME;
         int64_t self[2] = {nd ? nd->self[0] : b.total[0], nd ? nd->self[1] : b.total[1]};
         if (out_name[name] < 0) {
             /* the answer outlives the tree: its names go to the call's arena */
-            if (!(names[n_out] = firn_arena_strdup(c->arena, t->names[name]))) {
-                failed = true;
-                break;
-            }
+            names[n_out] = firn_arena_strdup(c->arena, t->names[name]);
             out_name[name] = (int32_t)n_out++;
         }
-        while (n_levels <= b.depth && !failed) {
-            level *g = firn_grow(levels, n_levels, &cap_levels, sizeof *levels, 16);
-            if (!g)
-                failed = true;
-            else
-                (levels = g)[n_levels++] = (level){0};
+        while (n_levels <= b.depth) {
+            levels = firn_grow(levels, n_levels, &cap_levels, sizeof *levels, 16);
+            levels[n_levels++] = (level){0};
         }
         int64_t v[7];
         size_t k = 0;
@@ -396,10 +370,7 @@ static int encode_tree(pyroscope_call *c, const pyroscope_tree *t, int64_t max_n
                 max_self = self[sd];
         }
         v[k++] = out_name[name];
-        if (failed || level_push(&levels[b.depth], v, k) < 0) {
-            failed = true;
-            break;
-        }
+        level_push(&levels[b.depth], v, k);
         if (!nd)
             continue;
         /* children left to right after the self part; pushed in reverse */
@@ -427,9 +398,8 @@ static int encode_tree(pyroscope_call *c, const pyroscope_tree *t, int64_t max_n
             stack[e] = tmp;
         }
     }
-    Querier__V1__Level **lv = failed ? NULL : firn_arena_calloc(c->arena, n_levels + 1, sizeof *lv);
-    failed = !lv;
-    for (size_t d = 0; d < n_levels && !failed; d++) {
+    Querier__V1__Level **lv = firn_arena_calloc(c->arena, n_levels + 1, sizeof *lv);
+    for (size_t d = 0; d < n_levels; d++) {
         level *l = &levels[d];
         for (int sd = 0; sd < sides; sd++) {
             int64_t prev_end = 0;
@@ -440,11 +410,7 @@ static int encode_tree(pyroscope_call *c, const pyroscope_tree *t, int64_t max_n
             }
         }
         lv[d] = pyroscope_new(c, &querier__v1__level__descriptor);
-        int64_t *vals = firn_arena_alloc(c->arena, (l->n ? l->n : 1) * sizeof *vals);
-        if (!lv[d] || !vals) {
-            failed = true;
-            break;
-        }
+        int64_t *vals = firn_arena_calloc(c->arena, l->n ? l->n : 1, sizeof *vals);
         memcpy(vals, l->v, l->n * sizeof *vals);
         lv[d]->values = vals;
         lv[d]->n_values = l->n;
@@ -454,26 +420,18 @@ static int encode_tree(pyroscope_call *c, const pyroscope_tree *t, int64_t max_n
     free(levels);
     free(stack);
     free(out_name);
-    if (failed)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory encoding the flame graph");
     *out = (encoded){.names = names, .n_names = n_out, .levels = lv, .n_levels = n_levels,
                      .max_self = max_self};
-    return 0;
 }
 
 Querier__V1__FlameGraph *pyroscope_flamegraph(pyroscope_call *c, const pyroscope_tree *t,
-                                              int64_t max_nodes, firn_err *err)
+                                              int64_t max_nodes)
 {
     if (t->nodes[0].total[0] == 0)
         return NULL;
-    encoded e = {0};
+    encoded e;
     Querier__V1__FlameGraph *fg = pyroscope_new(c, &querier__v1__flame_graph__descriptor);
-    if (!fg) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
-    if (encode_tree(c, t, max_nodes, 1, &e, err) < 0)
-        return NULL;
+    encode_tree(c, t, max_nodes, 1, &e);
     fg->names = e.names;
     fg->n_names = e.n_names;
     fg->levels = e.levels;
@@ -485,16 +443,11 @@ Querier__V1__FlameGraph *pyroscope_flamegraph(pyroscope_call *c, const pyroscope
 
 Querier__V1__FlameGraphDiff *pyroscope_flamegraph_diff(pyroscope_call *c,
                                                        const pyroscope_tree *t,
-                                                       int64_t max_nodes, firn_err *err)
+                                                       int64_t max_nodes)
 {
-    encoded e = {0};
+    encoded e;
     Querier__V1__FlameGraphDiff *fg = pyroscope_new(c, &querier__v1__flame_graph_diff__descriptor);
-    if (!fg) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
-    if (encode_tree(c, t, max_nodes, 2, &e, err) < 0)
-        return NULL;
+    encode_tree(c, t, max_nodes, 2, &e);
     fg->names = e.names;
     fg->n_names = e.n_names;
     fg->levels = e.levels;
@@ -511,27 +464,8 @@ pprof_profile *pyroscope_merge(pyroscope_call *c, tsdb_reader *r, const pyroscop
 {
     if (!s->n)
         return NULL;
-    uint64_t *ids = firn_arena_alloc(c->arena, s->n * sizeof *ids);
-    if (!ids) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    uint64_t *ids = firn_arena_calloc(c->arena, s->n, sizeof *ids);
     for (size_t i = 0; i < s->n; i++)
         ids[i] = s->v[i].series->id;
-    /* the query's samples are shared by its merges (a diff's two sides);
-     * tsdb takes 0 for no cap, so with nothing left it is held to 1 */
-    pyroscope_query_enter(c);
-    tsdb_merge_options o = {.max_samples = c->samples_left ? c->samples_left : 1};
-    tsdb_merge_stats st = {0};
-    pprof_profile *p = tsdb_merge(r, ids, s->n, start_ms, end_ms, &o, &st, err);
-    if (p && st.samples > c->samples_left) {
-        pprof_free(p);
-        p = NULL;
-        firn_errf(err, FIRN_ETOOBIG, "%s", PQL_TOO_MANY_SAMPLES);
-    }
-    if (!p && err && err->code == FIRN_ETOOBIG)
-        c->query_rc = FIRN_ETOOBIG;
-    if (p)
-        c->samples_left -= (size_t)st.samples;
-    return p;
+    return tsdb_merge(r, ids, s->n, start_ms, end_ms, NULL, NULL, err);
 }

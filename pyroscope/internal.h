@@ -66,17 +66,19 @@ void pyroscope_query_enter(pyroscope_call *c);
 typedef int (*pyroscope_rpc_fn)(pyroscope_call *c, const ProtobufCMessage *in,
                                 ProtobufCMessage **out, firn_err *err);
 
-/* A message of type d, zeroed to its defaults, in the call's arena. */
+/* A message of type d, zeroed to its defaults, in the call's arena; never
+ * NULL. */
 void *pyroscope_new(pyroscope_call *c, const ProtobufCMessageDescriptor *d);
 
 /* ---- protojson.c ------------------------------------------------------------ */
 
-/* JSON text into a new message of type d allocated with alloc; FIRN_EINVAL
- * naming the field for a value of the wrong kind. */
+/* JSON text into a new message of type d allocated with alloc, which never
+ * answers NULL (the call's arena); FIRN_EINVAL naming the field for a value
+ * of the wrong kind. */
 int pyroscope_json_decode(const ProtobufCMessageDescriptor *d, const char *text, size_t len,
                           ProtobufCAllocator *alloc, ProtobufCMessage **out, firn_err *err);
 /* m as JSON appended to b. */
-int pyroscope_json_encode(const ProtobufCMessage *m, firn_buf *b, firn_err *err);
+void pyroscope_json_encode(const ProtobufCMessage *m, firn_buf *b);
 
 /* ---- view.c: firn's series as Pyroscope sees them ---------------------------- */
 
@@ -127,7 +129,9 @@ void pyroscope_filter_call_site(pprof_profile *p, char *const *call_site, size_t
 /* The call site of a StackTraceSelector (NULL: none) as names. */
 size_t pyroscope_call_site(pyroscope_call *c, const Types__V1__StackTraceSelector *sel,
                            char ***names);
-pyroscope_tree *pyroscope_tree_new(firn_err *err);
+/* The tree grows with the profiles added to it, which are in memory
+ * already (at most a node per frame of theirs): nothing here fails. */
+pyroscope_tree *pyroscope_tree_new(void);
 /* Adds p's first sample type to side 0 (the only side, or a diff's left)
  * or 1 (a diff's right). */
 int pyroscope_tree_add(pyroscope_tree *t, const pprof_profile *p, int side, firn_err *err);
@@ -140,14 +144,15 @@ int pyroscope_tree_add_query(pyroscope_call *c, pyroscope_tree *t, const pprof_p
 pyroscope_tree *pyroscope_tree_build(pyroscope_call *c, const pprof_profile *p, firn_err *err);
 void pyroscope_tree_free(pyroscope_tree *t);
 /* The FlameGraph message of a tree, at most max_nodes nodes (the rest in
- * "other" children), in the call's arena. */
+ * "other" children), in the call's arena; NULL when the tree's total is 0
+ * (nothing to show). */
 Querier__V1__FlameGraph *pyroscope_flamegraph(pyroscope_call *c, const pyroscope_tree *t,
-                                              int64_t max_nodes, firn_err *err);
+                                              int64_t max_nodes);
 /* Both sides of a tree as a FlameGraphDiff (leftTicks, rightTicks, total
  * their sum). */
 Querier__V1__FlameGraphDiff *pyroscope_flamegraph_diff(pyroscope_call *c,
                                                        const pyroscope_tree *t,
-                                                       int64_t max_nodes, firn_err *err);
+                                                       int64_t max_nodes);
 /* max_nodes as a request gives it: absent or 0 the default, else checked. */
 int pyroscope_max_nodes(bool given, int64_t v, int64_t *out, firn_err *err);
 
@@ -157,7 +162,7 @@ int pyroscope_render_register(http_server *s, pyroscope_api *api, firn_err *err)
 /* The error answer of a Connect call, also for the HTTP routes. */
 void pyroscope_respond_error(http_response *resp, pyroscope_code code, const char *msg);
 /* A fresh call on api; pyroscope_call_end frees it. */
-int pyroscope_call_begin(pyroscope_call *c, pyroscope_api *api);
+void pyroscope_call_begin(pyroscope_call *c, pyroscope_api *api);
 void pyroscope_call_end(pyroscope_call *c);
 
 /* ---- the RPCs ---------------------------------------------------------------------- */

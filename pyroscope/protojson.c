@@ -79,8 +79,6 @@ static int b64_decode(ProtobufCAllocator *a, const char *s, size_t len, Protobuf
     if (len % 4 == 1)
         return -1;
     uint8_t *data = a->alloc(a->allocator_data, len * 3 / 4 + 1);
-    if (!data)
-        return -1;
     size_t n = 0;
     uint32_t acc = 0;
     int bits = 0;
@@ -103,9 +101,7 @@ static int b64_decode(ProtobufCAllocator *a, const char *s, size_t len, Protobuf
 static json_t *b64_encode(const ProtobufCBinaryData *b)
 {
     size_t n = (b->len + 2) / 3 * 4;
-    char *s = malloc(n + 1);
-    if (!s)
-        return NULL;
+    char *s = firn_xmalloc(n + 1);
     size_t o = 0;
     for (size_t i = 0; i < b->len; i += 3) {
         uint32_t v = (uint32_t)b->data[i] << 16;
@@ -268,8 +264,6 @@ static int decode_value(decoder *dc, const ProtobufCFieldDescriptor *f, json_t *
             return bad_value(dc, f, "a string", v);
         size_t n = json_string_length(v);
         char *s = dc->alloc->alloc(dc->alloc->allocator_data, n + 1);
-        if (!s)
-            return firn_errf(dc->err, FIRN_ENOMEM, "out of memory");
         memcpy(s, json_string_value(v), n + 1);
         *(char **)dst = s;
         return 0;
@@ -284,8 +278,6 @@ static int decode_value(decoder *dc, const ProtobufCFieldDescriptor *f, json_t *
         if (!json_is_object(v))
             return bad_value(dc, f, "an object", v);
         ProtobufCMessage *sub = dc->alloc->alloc(dc->alloc->allocator_data, md->sizeof_message);
-        if (!sub)
-            return firn_errf(dc->err, FIRN_ENOMEM, "out of memory");
         protobuf_c_message_init(md, sub);
         *(ProtobufCMessage **)dst = sub;
         int rc = decode_message(dc, md, v, sub, depth + 1);
@@ -324,8 +316,6 @@ static int decode_field(decoder *dc, const ProtobufCFieldDescriptor *f, json_t *
             return bad_value(dc, f, "an array", v);
         size_t n = json_array_size(v), esz = scalar_size(f->type);
         char *arr = dc->alloc->alloc(dc->alloc->allocator_data, n ? n * esz : 1);
-        if (!arr)
-            return firn_errf(dc->err, FIRN_ENOMEM, "out of memory");
         memset(arr, 0, n ? n * esz : 1);
         for (size_t i = 0; i < n; i++) {
             json_t *e = json_array_get(v, i);
@@ -375,6 +365,8 @@ int pyroscope_json_decode(const ProtobufCMessageDescriptor *d, const char *text,
 {
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root && json_error_code(&je) == json_error_out_of_memory)
+        firn_oom(len);
     if (!root)
         return firn_errf(err, FIRN_EINVAL, "JSON at line %d, column %d: %s", je.line,
                          je.column, je.text);
@@ -382,9 +374,8 @@ int pyroscope_json_decode(const ProtobufCMessageDescriptor *d, const char *text,
     ProtobufCMessage *m = NULL;
     if (!json_is_object(root)) {
         rc = firn_errf(err, FIRN_EINVAL, "JSON body: want an object for %s", d->name);
-    } else if (!(m = alloc->alloc(alloc->allocator_data, d->sizeof_message))) {
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
     } else {
+        m = alloc->alloc(alloc->allocator_data, d->sizeof_message);
         protobuf_c_message_init(d, m);
         decoder dc = {.alloc = alloc, .err = err};
         rc = decode_message(&dc, d, root, m, 0);
@@ -398,7 +389,16 @@ int pyroscope_json_decode(const ProtobufCMessageDescriptor *d, const char *text,
 
 static json_t *encode_message(const ProtobufCMessage *m);
 
-static json_t *encode_value(const ProtobufCFieldDescriptor *f, const void *src)
+/* j, or an abort: jansson answers NULL for want of memory (the values
+ * given to it are valid: strings checked, reals finite). */
+static json_t *built(json_t *j)
+{
+    if (!j)
+        firn_oom(sizeof(json_t));
+    return j;
+}
+
+static json_t *encode_value_of(const ProtobufCFieldDescriptor *f, const void *src)
 {
     char buf[32];
     switch (f->type) {
@@ -444,6 +444,11 @@ static json_t *encode_value(const ProtobufCFieldDescriptor *f, const void *src)
     return json_null();
 }
 
+static json_t *encode_value(const ProtobufCFieldDescriptor *f, const void *src)
+{
+    return built(encode_value_of(f, src));
+}
+
 /* Whether a proto3 singular field holds its default (and is left out). */
 static bool is_default(const ProtobufCFieldDescriptor *f, const void *src)
 {
@@ -471,9 +476,7 @@ static json_t *encode_message(const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
     const char *base = (const char *)m;
-    json_t *obj = json_object();
-    if (!obj)
-        return NULL;
+    json_t *obj = built(json_object());
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         const void *src = base + f->offset;
@@ -483,10 +486,10 @@ static json_t *encode_message(const ProtobufCMessage *m)
             if (!n)
                 continue;
             const char *arr = *(char *const *)src;
-            v = json_array();
-            for (size_t k = 0; v && k < n; k++)
+            v = built(json_array());
+            for (size_t k = 0; k < n; k++)
                 if (json_array_append_new(v, encode_value(f, arr + k * scalar_size(f->type))))
-                    json_decref(v), v = NULL;
+                    firn_oom(sizeof(json_t));
         } else if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
             if (*(const uint32_t *)(base + f->quantifier_offset) != f->id)
                 continue;
@@ -498,22 +501,19 @@ static json_t *encode_message(const ProtobufCMessage *m)
         }
         char name[128];
         json_name(f->name, name, sizeof name);
-        if (!v || json_object_set_new(obj, name, v) < 0) {
-            json_decref(obj);
-            return NULL;
-        }
+        if (json_object_set_new(obj, name, v) < 0)   /* name is the descriptor's ASCII */
+            firn_oom(sizeof(json_t));
     }
     return obj;
 }
 
-int pyroscope_json_encode(const ProtobufCMessage *m, firn_buf *b, firn_err *err)
+void pyroscope_json_encode(const ProtobufCMessage *m, firn_buf *b)
 {
     json_t *j = encode_message(m);
-    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!s)   /* j is a whole tree: only memory can fail it */
+        firn_oom(sizeof *j);
     json_decref(j);
-    if (!s)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     firn_buf_puts(b, s);
     free(s);
-    return b->failed ? firn_errf(err, FIRN_ENOMEM, "out of memory") : 0;
 }

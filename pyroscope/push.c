@@ -75,8 +75,6 @@ static int series_labels(pyroscope_call *c, const Push__V1__RawProfileSeries *s,
                          firn_err *err)
 {
     pd->labels = firn_arena_calloc(c->arena, s->n_labels + 1, sizeof *pd->labels);
-    if (!pd->labels)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     for (size_t i = 0; i < s->n_labels; i++) {
         const Types__V1__LabelPair *l = s->labels[i];
         if (!l || !l->name)
@@ -92,8 +90,6 @@ static int series_labels(pyroscope_call *c, const Push__V1__RawProfileSeries *s,
         if (strncmp(l->name, "__", 2) == 0)
             continue;
         char *name = firn_arena_strdup(c->arena, l->name);
-        if (!name)
-            return firn_errf(err, FIRN_ENOMEM, "out of memory");
         for (char *p = name; *p; p++)
             if (*p == '.')
                 *p = '_';
@@ -124,12 +120,9 @@ static int decode_sample(pyroscope_call *c, const Push__V1__RawSample *raw, pend
         if (!n || !*n || !firn_label_name_valid(n))
             return firn_errf(err, FIRN_EINVAL, "no __name__ label, and the profile's sample "
                              "types give no profile name");
-        if (!(pd->name = firn_arena_strdup(c->arena, n)))
-            return firn_errf(err, FIRN_ENOMEM, "out of memory");
+        pd->name = firn_arena_strdup(c->arena, n);
     }
     pd->delta_columns = firn_arena_calloc(c->arena, p->n_sample_types + 1, sizeof(bool));
-    if (!pd->delta_columns)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     pprof_delta_columns(p, pd->delta_columns);
     bool any = false;
     for (size_t i = 0; i < p->n_sample_types; i++)
@@ -166,8 +159,6 @@ static int apply_delta(pyroscope_call *c, pyroscope_deltas *d, pending *pd, firn
 {
     bool *cumulative = firn_arena_calloc(c->arena, pd->profile->n_sample_types + 1,
                                          sizeof *cumulative);
-    if (!cumulative)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     uint64_t h = series_hash(pd);
     pthread_mutex_lock(&d->mu);
     uint32_t slot;
@@ -183,18 +174,12 @@ static int apply_delta(pyroscope_call *c, pyroscope_deltas *d, pending *pd, firn
             d->bytes = 0;
             firn_u64map_clear(&d->index);
         }
-        pprof_delta_state **g = firn_grow(d->states, d->n, &d->cap, sizeof *d->states, 64);
-        if (g)
-            d->states = g;
-        size_t *gs = firn_grow(d->sizes, d->n, &d->sizes_cap, sizeof *d->sizes, 64);
-        if (gs)
-            d->sizes = gs;
-        pprof_delta_state *st = g && gs ? pprof_delta_new() : NULL;
-        if (!st || firn_u64map_put(&d->index, h, (uint32_t)d->n, NULL) < 0) {
-            pprof_delta_free(st);
-            pthread_mutex_unlock(&d->mu);
-            return firn_errf(err, FIRN_ENOMEM, "out of memory");
-        }
+        d->states = firn_grow(d->states, d->n, &d->cap, sizeof *d->states, 64);
+        d->sizes = firn_grow(d->sizes, d->n, &d->sizes_cap, sizeof *d->sizes, 64);
+        pprof_delta_state *st = pprof_delta_new();
+        if (!st)   /* pprof/ answers NULL for want of memory */
+            firn_oom(sizeof(void *));
+        firn_u64map_put(&d->index, h, (uint32_t)d->n, NULL);
         slot = (uint32_t)d->n;
         d->sizes[slot] = 0;
         d->states[d->n++] = st;
@@ -212,11 +197,8 @@ static int apply_delta(pyroscope_call *c, pyroscope_deltas *d, pending *pd, firn
 
 pyroscope_deltas *pyroscope_deltas_new(void)
 {
-    pyroscope_deltas *d = calloc(1, sizeof *d);
-    if (!d || firn_u64map_init(&d->index, 1024) < 0) {
-        free(d);
-        return NULL;
-    }
+    pyroscope_deltas *d = firn_xcalloc(1, sizeof *d);
+    firn_u64map_init(&d->index, 1024);
     pthread_mutex_init(&d->mu, NULL);
     return d;
 }
@@ -246,9 +228,7 @@ int pyroscope_rpc_push(pyroscope_call *c, const ProtobufCMessage *in, ProtobufCM
     if (total > PUSH_PROFILES_MAX)
         return firn_errf(err, FIRN_EINVAL, "%zu profiles in one push: at most %d", total,
                          PUSH_PROFILES_MAX);
-    pending *pd = calloc(total + 1, sizeof *pd);
-    if (!pd)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    pending *pd = firn_xcalloc(total + 1, sizeof *pd);   /* total within PUSH_PROFILES_MAX */
     size_t n = 0;
     int rc = 0;
     for (size_t i = 0; i < req->n_series && rc == 0; i++) {
@@ -306,5 +286,5 @@ int pyroscope_rpc_push(pyroscope_call *c, const ProtobufCMessage *in, ProtobufCM
     if (rc < 0)
         return rc;
     *out = pyroscope_new(c, &push__v1__push_response__descriptor);
-    return *out ? 0 : firn_errf(err, FIRN_ENOMEM, "out of memory");
+    return 0;
 }

@@ -30,11 +30,6 @@
 
 #include "pyroscope/internal.h"
 
-static int no_memory(firn_err *err)
-{
-    return firn_errf(err, FIRN_ENOMEM, "out of memory");
-}
-
 static int str_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -79,22 +74,16 @@ int pyroscope_rpc_profile_types(pyroscope_call *c, const ProtobufCMessage *in,
     Querier__V1__ProfileTypesResponse *resp =
         pyroscope_new(c, &querier__v1__profile_types_response__descriptor);
     char **ids = firn_arena_calloc(c->arena, s.n + 1, sizeof *ids);
-    if (!resp || !ids)
-        return no_memory(err);
     for (size_t i = 0; i < s.n; i++)
         ids[i] = (char *)s.v[i].profile_type;
     size_t n = sort_unique(ids, s.n);
     resp->profile_types = firn_arena_calloc(c->arena, n + 1, sizeof *resp->profile_types);
-    if (!resp->profile_types)
-        return no_memory(err);
     for (size_t i = 0; i < n; i++) {
         const pyroscope_series *v = NULL;
         for (size_t k = 0; k < s.n && !v; k++)
             if (strcmp(s.v[k].profile_type, ids[i]) == 0)
                 v = &s.v[k];
         Types__V1__ProfileType *pt = pyroscope_new(c, &types__v1__profile_type__descriptor);
-        if (!pt)
-            return no_memory(err);
         pt->id = ids[i];
         pt->name = (char *)pyroscope_label(v, "__name__");
         pt->sample_type = (char *)pyroscope_label(v, "__type__");
@@ -108,15 +97,13 @@ int pyroscope_rpc_profile_types(pyroscope_call *c, const ProtobufCMessage *in,
 }
 
 /* Names (or values of one name) over a selection, sorted and unique. */
-static int collect(pyroscope_call *c, const pyroscope_selection *s, const char *name,
-                   char ***v, size_t *n, firn_err *err)
+static void collect(pyroscope_call *c, const pyroscope_selection *s, const char *name,
+                    char ***v, size_t *n)
 {
     size_t cap = 0;
     for (size_t i = 0; i < s->n; i++)
         cap += name ? 1 : s->v[i].n_labels;
     char **out = firn_arena_calloc(c->arena, cap + 1, sizeof *out);
-    if (!out)
-        return no_memory(err);
     size_t k = 0;
     for (size_t i = 0; i < s->n; i++) {
         if (name) {
@@ -130,7 +117,6 @@ static int collect(pyroscope_call *c, const pyroscope_selection *s, const char *
     }
     *n = sort_unique(out, k);
     *v = out;
-    return 0;
 }
 
 /* LabelNames (name NULL) and LabelValues: sorted, unique, into a response
@@ -145,15 +131,12 @@ static int names_rpc(pyroscope_call *c, char *const *matchers, size_t n_matchers
         return err->code;
     tsdb_reader_close(r);
     ProtobufCMessage *resp = pyroscope_new(c, d);
-    if (!resp)
-        return no_memory(err);
     /* both responses are {names = 1}: the one field's count and array */
     const ProtobufCFieldDescriptor *f = &d->fields[0];
     assert(d->n_fields == 1 && f->label == PROTOBUF_C_LABEL_REPEATED &&
            f->type == PROTOBUF_C_TYPE_STRING);
-    if (collect(c, &s, name, (char ***)((char *)resp + f->offset),
-                (size_t *)((char *)resp + f->quantifier_offset), err) < 0)
-        return err->code;
+    collect(c, &s, name, (char ***)((char *)resp + f->offset),
+            (size_t *)((char *)resp + f->quantifier_offset));
     *out = resp;
     return 0;
 }
@@ -177,13 +160,12 @@ int pyroscope_rpc_label_values(pyroscope_call *c, const ProtobufCMessage *in,
 }
 
 /* A series' labels restricted to names (all when n_names is 0) as
- * Types__V1__Labels, and its text key for deduplication. */
+ * Types__V1__Labels, and its text key for deduplication (key has no cap). */
 static Types__V1__Labels *project(pyroscope_call *c, const pyroscope_series *v,
                                   char *const *names, size_t n_names, firn_buf *key)
 {
     Types__V1__Labels *l = pyroscope_new(c, &types__v1__labels__descriptor);
-    if (!l || !(l->labels = firn_arena_calloc(c->arena, v->n_labels + 1, sizeof *l->labels)))
-        return NULL;
+    l->labels = firn_arena_calloc(c->arena, v->n_labels + 1, sizeof *l->labels);
     key->len = 0;
     for (size_t i = 0; i < v->n_labels; i++) {
         bool want = n_names == 0;
@@ -192,8 +174,6 @@ static Types__V1__Labels *project(pyroscope_call *c, const pyroscope_series *v,
         if (!want)
             continue;
         Types__V1__LabelPair *p = pyroscope_new(c, &types__v1__label_pair__descriptor);
-        if (!p)
-            return NULL;
         p->name = (char *)v->labels[i].name;
         p->value = (char *)v->labels[i].value;
         l->labels[l->n_labels++] = p;
@@ -204,7 +184,7 @@ static Types__V1__Labels *project(pyroscope_call *c, const pyroscope_series *v,
         key->len--;
     }
     firn_buf_append(key, "", 1);
-    return key->failed ? NULL : l;
+    return l;
 }
 
 typedef struct keyed {
@@ -230,22 +210,14 @@ int pyroscope_rpc_series(pyroscope_call *c, const ProtobufCMessage *in, Protobuf
     tsdb_reader_close(r);
     Querier__V1__SeriesResponse *resp = pyroscope_new(c, &querier__v1__series_response__descriptor);
     keyed *k = firn_arena_calloc(c->arena, s.n + 1, sizeof *k);
-    if (!resp || !k)
-        return no_memory(err);
     firn_buf key = {0};
     for (size_t i = 0; i < s.n; i++) {
         k[i].item = project(c, &s.v[i], req->label_names, req->n_label_names, &key);
-        k[i].key = k[i].item ? firn_arena_strndup(c->arena, key.data, key.len) : NULL;
-        if (!k[i].key) {
-            firn_buf_free(&key);
-            return no_memory(err);
-        }
+        k[i].key = firn_arena_strndup(c->arena, key.data, key.len);
     }
     firn_buf_free(&key);
     firn_sort(k, s.n, sizeof *k, keyed_cmp);
     resp->labels_set = firn_arena_calloc(c->arena, s.n + 1, sizeof *resp->labels_set);
-    if (!resp->labels_set)
-        return no_memory(err);
     for (size_t i = 0; i < s.n; i++)
         if (i == 0 || strcmp(k[i - 1].key, k[i].key) != 0)
             resp->labels_set[resp->n_labels_set++] = k[i].item;
@@ -265,8 +237,6 @@ int pyroscope_rpc_profile_stats(pyroscope_call *c, const ProtobufCMessage *in,
     tsdb_reader_close(r);
     Types__V1__GetProfileStatsResponse *resp =
         pyroscope_new(c, &types__v1__get_profile_stats_response__descriptor);
-    if (!resp)
-        return no_memory(err);
     for (size_t i = 0; i < s.n; i++) {
         const tsdb_series *t = s.v[i].series;
         if (!resp->data_ingested || t->min_time_ms < resp->oldest_profile_time)
@@ -323,9 +293,9 @@ static int merge_tree(pyroscope_call *c, merge_query *q, int64_t max_nodes,
     pprof_free(p);
     if (!t)
         return err->code;
-    *fg = pyroscope_flamegraph(c, t, max_nodes, err);
+    *fg = pyroscope_flamegraph(c, t, max_nodes);   /* NULL: nothing to show */
     pyroscope_tree_free(t);
-    return *fg ? 0 : err->code;   /* no flame graph and no error: nothing to show */
+    return 0;
 }
 
 /* A SelectMergeStacktracesRequest as a merge query and its max_nodes. */
@@ -361,8 +331,6 @@ int pyroscope_rpc_merge_stacktraces(pyroscope_call *c, const ProtobufCMessage *i
         return err->code;
     Querier__V1__SelectMergeStacktracesResponse *resp =
         pyroscope_new(c, &querier__v1__select_merge_stacktraces_response__descriptor);
-    if (!resp)
-        return no_memory(err);
     firn_err_clear(err);
     if (merge_tree(c, &q, max_nodes, &resp->flamegraph, err) < 0)
         return err->code;
@@ -383,9 +351,7 @@ int pyroscope_diff(pyroscope_call *c, const Querier__V1__DiffRequest *req,
     if (!q[0].type || !q[1].type || strcmp(q[0].type, q[1].type) != 0)
         return firn_errf(err, FIRN_EINVAL, "profile types must match: left %.200s, right %.200s",
                          q[0].type ? q[0].type : "", q[1].type ? q[1].type : "");
-    pyroscope_tree *t = pyroscope_tree_new(err);
-    if (!t)
-        return err->code;
+    pyroscope_tree *t = pyroscope_tree_new();
     int rc = 0;
     for (int side = 0; side < 2 && rc == 0; side++) {
         firn_err_clear(err);
@@ -396,8 +362,8 @@ int pyroscope_diff(pyroscope_call *c, const Querier__V1__DiffRequest *req,
             rc = pyroscope_tree_add_query(c, t, p, side, err);
         pprof_free(p);
     }
-    if (rc == 0 && !(*fg = pyroscope_flamegraph_diff(c, t, max_nodes, err)))
-        rc = err->code;
+    if (rc == 0)
+        *fg = pyroscope_flamegraph_diff(c, t, max_nodes);
     pyroscope_tree_free(t);
     return rc;
 }
@@ -406,8 +372,6 @@ int pyroscope_rpc_diff(pyroscope_call *c, const ProtobufCMessage *in, ProtobufCM
                        firn_err *err)
 {
     Querier__V1__DiffResponse *resp = pyroscope_new(c, &querier__v1__diff_response__descriptor);
-    if (!resp)
-        return no_memory(err);
     if (pyroscope_diff(c, (const void *)in, &resp->flamegraph, err) < 0)
         return err->code;
     *out = &resp->base;
@@ -422,7 +386,7 @@ int pyroscope_rpc_merge_span_profile(pyroscope_call *c, const ProtobufCMessage *
     /* spans select nothing in firn: an empty answer, which Grafana shows
      * as "no data" */
     *out = pyroscope_new(c, &querier__v1__select_merge_span_profile_response__descriptor);
-    return *out ? 0 : no_memory(err);
+    return 0;
 }
 
 int pyroscope_rpc_merge_profile(pyroscope_call *c, const ProtobufCMessage *in,
@@ -441,7 +405,7 @@ int pyroscope_rpc_merge_profile(pyroscope_call *c, const ProtobufCMessage *in,
         return err->code;
     if (!p) {   /* nothing matched: an empty profile */
         *out = pyroscope_new(c, &google__v1__profile__descriptor);
-        return *out ? 0 : no_memory(err);
+        return 0;
     }
     int rc = pprof_encode(p, 0, &c->raw, &c->raw_len, err);
     pprof_free(p);
@@ -490,8 +454,7 @@ static int under_call_site(scan_ctx *sc, uint32_t partition, uint32_t stack, boo
     *yes = n >= sc->n_call_site;
     for (size_t i = 0; *yes && i < sc->n_call_site; i++)   /* names are leaf first */
         *yes = strcmp(names[n - 1 - i], sc->call_site[i]) == 0;
-    if (firn_u64map_put(sc->verdicts, key, *yes ? 1 : 2, NULL) < 0)
-        return firn_errf(sc->err, FIRN_ENOMEM, "out of memory");
+    firn_u64map_put(sc->verdicts, key, *yes ? 1 : 2, NULL);
     return 0;
 }
 
@@ -574,20 +537,16 @@ int pyroscope_rpc_select_series(pyroscope_call *c, const ProtobufCMessage *in,
     group **groups = firn_arena_calloc(c->arena, s.n + 1, sizeof *groups);
     size_t n_groups = 0;
     firn_buf key = {0};
-    firn_u64map verdicts = {0};
-    int rc = groups && firn_u64map_init(&verdicts, n_call_site ? 4096 : 1) == 0 ? 0
-                                                                               : no_memory(err);
+    firn_u64map verdicts;
+    firn_u64map_init(&verdicts, n_call_site ? 4096 : 1);
+    int rc = 0;
     for (size_t i = 0; i < s.n && rc == 0; i++) {
         /* group_by keeps only the named labels; none: one series, no labels */
         Types__V1__Labels *l = project(c, &s.v[i], req->group_by, req->n_group_by, &key);
-        if (l && req->n_group_by == 0) {
+        if (req->n_group_by == 0) {
             l->n_labels = 0;
             key.len = 0;
             firn_buf_append(&key, "", 1);
-        }
-        if (!l) {
-            rc = no_memory(err);
-            break;
         }
         group *g = NULL;
         for (size_t k = 0; k < n_groups && !g; k++)
@@ -605,17 +564,11 @@ int pyroscope_rpc_select_series(pyroscope_call *c, const ProtobufCMessage *in,
                                "or widen the step", SERIES_POINTS_MAX);
                 break;
             }
+            /* within SERIES_POINTS_MAX, checked above */
             g = firn_arena_calloc(c->arena, 1, sizeof *g);
-            if (!g || !(g->key = firn_arena_strdup(c->arena, key.data)) ||
-                !(g->sum = calloc(n_edges, sizeof *g->sum)) ||
-                !(g->count = calloc(n_edges, sizeof *g->count))) {
-                if (g) {
-                    free(g->sum);
-                    free(g->count);
-                }
-                rc = no_memory(err);
-                break;
-            }
+            g->key = firn_arena_strdup(c->arena, key.data);
+            g->sum = firn_xcalloc(n_edges, sizeof *g->sum);
+            g->count = firn_xcalloc(n_edges, sizeof *g->count);
             g->labels = l;
             groups[n_groups++] = g;
         }
@@ -631,8 +584,6 @@ int pyroscope_rpc_select_series(pyroscope_call *c, const ProtobufCMessage *in,
     tsdb_reader_close(r);
     Querier__V1__SelectSeriesResponse *resp =
         rc == 0 ? pyroscope_new(c, &querier__v1__select_series_response__descriptor) : NULL;
-    if (rc == 0 && !resp)
-        rc = no_memory(err);
     if (rc == 0) {
         if (req->_limit_case == QUERIER__V1__SELECT_SERIES_REQUEST___LIMIT_LIMIT &&
             req->limit > 0 && (size_t)req->limit < n_groups) {
@@ -641,8 +592,6 @@ int pyroscope_rpc_select_series(pyroscope_call *c, const ProtobufCMessage *in,
         }
         firn_sort(groups, n_groups, sizeof *groups, group_cmp_key);
         resp->series = firn_arena_calloc(c->arena, n_groups + 1, sizeof *resp->series);
-        if (!resp->series)
-            rc = no_memory(err);
     }
     for (size_t gi = 0; rc == 0 && gi < n_groups; gi++) {
         group *g = groups[gi];
@@ -652,10 +601,6 @@ int pyroscope_rpc_select_series(pyroscope_call *c, const ProtobufCMessage *in,
             n_points += g->count[i] != 0;
         Types__V1__Point **pts = firn_arena_calloc(c->arena, n_points + 1, sizeof *pts);
         Types__V1__Point *pv = firn_arena_calloc(c->arena, n_points + 1, sizeof *pv);
-        if (!ser || !pts || !pv) {
-            rc = no_memory(err);
-            break;
-        }
         ser->labels = g->labels->labels;
         ser->n_labels = g->labels->n_labels;
         for (size_t i = 0, k = 0; i < n_edges; i++) {
@@ -671,7 +616,7 @@ int pyroscope_rpc_select_series(pyroscope_call *c, const ProtobufCMessage *in,
         ser->n_points = n_points;
         resp->series[resp->n_series++] = ser;
     }
-    for (size_t i = 0; groups && i < s.n && groups[i]; i++) {
+    for (size_t i = 0; i < s.n && groups[i]; i++) {
         free(groups[i]->sum);
         free(groups[i]->count);
     }

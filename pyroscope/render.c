@@ -17,6 +17,7 @@
  * as SelectMergeStacktraces.  format=dot is not served (400).  Errors are
  * Connect's JSON, as Pyroscope answers them here.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,8 +61,6 @@ static int side(pyroscope_call *c, const http_request *r, const char *qn, const 
     const char *brace = strchr(q, '{');
     req->profile_typeid = firn_arena_strndup(c->arena, q, brace ? (size_t)(brace - q) : strlen(q));
     req->label_selector = (char *)(brace ? brace : "{}");
-    if (!req->profile_typeid)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     int64_t now = firn_now_ms();
     req->end = now;
     req->start = now - RANGE_DEFAULT_MS;
@@ -83,8 +82,9 @@ static int side(pyroscope_call *c, const http_request *r, const char *qn, const 
     return 0;
 }
 
-/* Pyroscope's units and sample rate for a sample type (ExportToFlamebearer). */
-static void metadata(json_t *m, const char *id, const char *format)
+/* Pyroscope's units and sample rate for a sample type (ExportToFlamebearer),
+ * as the "metadata" member. */
+static void metadata(firn_buf *b, const char *id, const char *format)
 {
     firn_profile_type pt;
     char st[256] = "", su[256] = "";
@@ -95,54 +95,50 @@ static void metadata(json_t *m, const char *id, const char *format)
                  pt.field[FIRN_PT_SAMPLE_UNIT]);
     }
     const char *units = su;
-    json_int_t rate = 100;
+    long long rate = 100;
     if (!strcmp(st, "inuse_objects") || !strcmp(st, "alloc_objects") ||
         !strcmp(st, "goroutine") || !strcmp(st, "samples"))
         units = "objects";
     else if (!strcmp(st, "cpu"))
         units = "samples", rate = 1000000000;
-    json_object_set_new(m, "format", json_string(format));
-    json_object_set_new(m, "spyName", json_string(""));
-    json_object_set_new(m, "sampleRate", json_integer(rate));
-    json_object_set_new(m, "units", json_string(units));
-    json_object_set_new(m, "name", json_string(st));
+    firn_buf_printf(b, ",\"metadata\":{\"format\":\"%s\",\"spyName\":\"\",\"sampleRate\":%lld,"
+                    "\"units\":", format, rate);
+    firn_json_string(b, units);
+    firn_buf_puts(b, ",\"name\":");
+    firn_json_string(b, st);
+    firn_buf_puts(b, "}");
 }
 
-static json_t *flamebearer(char **names, size_t n_names, Querier__V1__Level **levels,
-                           size_t n_levels, int64_t total, int64_t max_self)
+/* {"version":1,"flamebearer":{...} as the start of an answer. */
+static void flamebearer(firn_buf *b, char *const *names, size_t n_names,
+                        Querier__V1__Level *const *levels, size_t n_levels, int64_t total,
+                        int64_t max_self)
 {
-    json_t *fb = json_object(), *jn = json_array(), *jl = json_array();
+    firn_buf_puts(b, "{\"version\":1,\"flamebearer\":{\"names\":[");
     for (size_t i = 0; i < n_names; i++) {
-        json_t *s = json_string(names[i]);
-        json_array_append_new(jn, s ? s : json_string("\xef\xbf\xbd"));
+        if (i)
+            firn_buf_puts(b, ",");
+        firn_json_string(b, names[i]);
     }
+    firn_buf_puts(b, "],\"levels\":[");
     for (size_t d = 0; d < n_levels; d++) {
-        json_t *l = json_array();
+        firn_buf_puts(b, d ? ",[" : "[");
         for (size_t i = 0; i < levels[d]->n_values; i++)
-            json_array_append_new(l, json_integer(levels[d]->values[i]));
-        json_array_append_new(jl, l);
+            firn_buf_printf(b, "%s%" PRId64, i ? "," : "", levels[d]->values[i]);
+        firn_buf_puts(b, "]");
     }
-    json_object_set_new(fb, "names", jn);
-    json_object_set_new(fb, "levels", jl);
-    json_object_set_new(fb, "numTicks", json_integer(total));
-    json_object_set_new(fb, "maxSelf", json_integer(max_self));
-    return fb;
+    firn_buf_printf(b, "],\"numTicks\":%" PRId64 ",\"maxSelf\":%" PRId64 "}", total, max_self);
 }
 
-static void respond(http_response *resp, json_t *j)
+/* The answer built in b, closed and sent. */
+static void respond(http_response *resp, firn_buf *b)
 {
-    json_object_set_new(j, "timeline", json_null());
-    json_object_set_new(j, "groups", json_null());
-    json_object_set_new(j, "heatmap", json_null());
-    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(j);
-    if (!s) {
-        pyroscope_respond_error(resp, PYRO_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-    }
+    firn_buf_puts(b, ",\"timeline\":null,\"groups\":null,\"heatmap\":null}");
+    size_t n;
+    char *s = firn_buf_take(b, &n);   /* no cap: never NULL */
     free(resp->body);
     *resp = (http_response){.status = 200, .content_type = "application/json", .body = s,
-                           .body_len = strlen(s)};
+                           .body_len = n};
 }
 
 static void fail(http_response *resp, const firn_err *err)
@@ -153,10 +149,7 @@ static void fail(http_response *resp, const firn_err *err)
 static void handle_render(void *ctx, const http_request *r, http_response *resp)
 {
     pyroscope_call c;
-    if (pyroscope_call_begin(&c, ctx) < 0) {
-        pyroscope_respond_error(resp, PYRO_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-    }
+    pyroscope_call_begin(&c, ctx);
     firn_err err = {0};
     const char *format = http_request_param(r, "format");
     Querier__V1__SelectMergeStacktracesRequest req =
@@ -176,16 +169,14 @@ static void handle_render(void *ctx, const http_request *r, http_response *resp)
         Querier__V1__Level root = QUERIER__V1__LEVEL__INIT, *rootp = &root;
         root.values = ROOT;
         root.n_values = 4;
-        json_t *j = json_object();
-        json_object_set_new(j, "version", json_integer(1));
-        json_object_set_new(j, "flamebearer",
-                            fg ? flamebearer(fg->names, fg->n_names, fg->levels, fg->n_levels,
-                                             fg->total, fg->max_self)
-                               : flamebearer((char **)TOTAL, 1, &rootp, 1, 0, 0));
-        json_t *m = json_object();
-        metadata(m, req.profile_typeid, "single");
-        json_object_set_new(j, "metadata", m);
-        respond(resp, j);
+        firn_buf b = {0};
+        if (fg)
+            flamebearer(&b, fg->names, fg->n_names, fg->levels, fg->n_levels, fg->total,
+                        fg->max_self);
+        else
+            flamebearer(&b, TOTAL, 1, &rootp, 1, 0, 0);
+        metadata(&b, req.profile_typeid, "single");
+        respond(resp, &b);
     }
     pyroscope_call_end(&c);
 }
@@ -193,10 +184,7 @@ static void handle_render(void *ctx, const http_request *r, http_response *resp)
 static void handle_render_diff(void *ctx, const http_request *r, http_response *resp)
 {
     pyroscope_call c;
-    if (pyroscope_call_begin(&c, ctx) < 0) {
-        pyroscope_respond_error(resp, PYRO_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-    }
+    pyroscope_call_begin(&c, ctx);
     firn_err err = {0};
     Querier__V1__SelectMergeStacktracesRequest l =
         QUERIER__V1__SELECT_MERGE_STACKTRACES_REQUEST__INIT, rt = l;
@@ -209,16 +197,13 @@ static void handle_render_diff(void *ctx, const http_request *r, http_response *
         pyroscope_diff(&c, &req, &fg, &err) < 0) {
         fail(resp, &err);
     } else {
-        json_t *j = json_object();
-        json_object_set_new(j, "version", json_integer(1));
-        json_object_set_new(j, "flamebearer", flamebearer(fg->names, fg->n_names, fg->levels,
-                                                          fg->n_levels, fg->total, fg->max_self));
-        json_t *m = json_object();
-        metadata(m, l.profile_typeid, "double");
-        json_object_set_new(j, "metadata", m);
-        json_object_set_new(j, "leftTicks", json_integer(fg->leftticks));
-        json_object_set_new(j, "rightTicks", json_integer(fg->rightticks));
-        respond(resp, j);
+        firn_buf b = {0};
+        flamebearer(&b, fg->names, fg->n_names, fg->levels, fg->n_levels, fg->total,
+                    fg->max_self);
+        metadata(&b, l.profile_typeid, "double");
+        firn_buf_printf(&b, ",\"leftTicks\":%" PRId64 ",\"rightTicks\":%" PRId64, fg->leftticks,
+                        fg->rightticks);
+        respond(resp, &b);
     }
     pyroscope_call_end(&c);
 }

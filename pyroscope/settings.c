@@ -29,7 +29,7 @@ static int settings_load(pyroscope_call *c, Settings__V1__GetSettingsResponse **
     struct stat st;
     if (stat(path, &st) < 0 && errno == ENOENT) {
         *out = pyroscope_new(c, &settings__v1__get_settings_response__descriptor);
-        return *out ? 0 : firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return 0;
     }
     unsigned char *data;
     size_t len;
@@ -52,9 +52,8 @@ static int settings_save(pyroscope_call *c, const Settings__V1__GetSettingsRespo
                          firn_err *err)
 {
     firn_buf b = {0};
-    int rc = pyroscope_json_encode(&s->base, &b, err);
-    if (rc == 0)
-        rc = firn_write_file_atomic(c->api->settings_path, b.data, b.len, err);
+    pyroscope_json_encode(&s->base, &b);
+    int rc = firn_write_file_atomic(c->api->settings_path, b.data, b.len, err);
     firn_buf_free(&b);
     return rc;
 }
@@ -91,8 +90,6 @@ int pyroscope_rpc_settings_set(pyroscope_call *c, const ProtobufCMessage *in,
     Settings__V1__SetSettingsResponse *resp =
         pyroscope_new(c, &settings__v1__set_settings_response__descriptor);
     Settings__V1__Setting *copy = pyroscope_new(c, &settings__v1__setting__descriptor);
-    if (!resp || !copy)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     *copy = *want;
     if (!copy->value)
         copy->value = "";
@@ -113,15 +110,11 @@ int pyroscope_rpc_settings_set(pyroscope_call *c, const ProtobufCMessage *in,
         } else {
             Settings__V1__Setting **v =
                 firn_arena_calloc(c->arena, s->n_settings + 1, sizeof *v);
-            if (!v) {
-                rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-            } else {
-                if (s->n_settings)
-                    memcpy(v, s->settings, s->n_settings * sizeof *v);
-                v[s->n_settings++] = copy;
-                s->settings = v;
-                resp->setting = copy;
-            }
+            if (s->n_settings)
+                memcpy(v, s->settings, s->n_settings * sizeof *v);
+            v[s->n_settings++] = copy;
+            s->settings = v;
+            resp->setting = copy;
         }
         if (rc == 0 && resp->setting == copy)
             rc = settings_save(c, s, err);
@@ -153,5 +146,5 @@ int pyroscope_rpc_settings_delete(pyroscope_call *c, const ProtobufCMessage *in,
     if (rc < 0)
         return rc;
     *out = pyroscope_new(c, &settings__v1__delete_settings_response__descriptor);
-    return *out ? 0 : firn_errf(err, FIRN_ENOMEM, "out of memory");
+    return 0;
 }

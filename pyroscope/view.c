@@ -77,8 +77,6 @@ static int view_of(firn_arena *a, const tsdb_series *s, pyroscope_series *out)
         return -1;
     size_t n = 0;
     firn_label *l = firn_arena_calloc(a, s->n_labels + 8, sizeof *l);
-    if (!l)
-        return -1;
     for (size_t i = 0; i < s->n_labels; i++)
         if (!is_view_label(s->labels[i].name) || strcmp(s->labels[i].name, "service_name") == 0)
             l[n++] = s->labels[i];
@@ -88,8 +86,6 @@ static int view_of(firn_arena *a, const tsdb_series *s, pyroscope_series *out)
     for (int f = 0; f < 5; f++)
         id_len += pt.len[f];
     char *id = firn_arena_alloc(a, id_len + 1);
-    if (!id)
-        return -1;
     snprintf(id, id_len + 1, "%.*s:%.*s:%.*s:%.*s:%.*s", (int)pt.len[0], pt.field[0],
              (int)pt.len[1], pt.field[1], (int)pt.len[2], pt.field[2], (int)pt.len[3],
              pt.field[3], (int)pt.len[4], pt.field[4]);
@@ -98,9 +94,6 @@ static int view_of(firn_arena *a, const tsdb_series *s, pyroscope_series *out)
         const char *job = firn_labels_get(s->labels, s->n_labels, "job");
         l[n++] = (firn_label){"service_name", job && *job ? job : UNKNOWN_SERVICE};
     }
-    for (size_t i = 0; i < n; i++)
-        if (!l[i].value)
-            return -1;
     firn_sort(l, n, sizeof *l, label_cmp);
     *out = (pyroscope_series){.series = s, .labels = l, .n_labels = n, .profile_type = id,
                               .delta = pt.delta};
@@ -127,8 +120,6 @@ static int parse_selector(const char *text, firn_arena *a, pql_query *q, firn_er
         const char *rest = inner + strspn(inner, " \t\r\n");
         size_t n = strlen(inner) + 32;
         char *own = firn_arena_alloc(a, n);
-        if (!own)
-            return firn_errf(err, FIRN_ENOMEM, "out of memory");
         snprintf(own, n, "{__name__=~\".+\"%s%s", *rest == '}' ? "" : ",", inner);
         rc = pql_parse(own, q, NULL);
     }
@@ -165,8 +156,6 @@ static int select_one(pyroscope_call *c, tsdb_reader *r, const pql_expr *sel,
 {
     /* the store's own labels narrow the lookup */
     firn_matcher *store = firn_arena_calloc(c->arena, sel->sel.n_matchers + 1, sizeof *store);
-    if (!store)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     size_t n_store = 0;
     for (size_t i = 0; i < sel->sel.n_matchers; i++)
         if (!is_view_label(sel->sel.matchers[i].name))
@@ -182,31 +171,21 @@ static int select_one(pyroscope_call *c, tsdb_reader *r, const pql_expr *sel,
         /* the series outlives the set: copy it into the call's arena */
         tsdb_series *s = firn_arena_alloc(c->arena, sizeof *s);
         firn_label *l = firn_arena_calloc(c->arena, set.series[i].n_labels + 1, sizeof *l);
-        if (!s || !l) {
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-            break;
-        }
         *s = set.series[i];
         for (size_t k = 0; k < s->n_labels; k++) {
             l[k].name = firn_arena_strdup(c->arena, s->labels[k].name);
             l[k].value = firn_arena_strdup(c->arena, s->labels[k].value);
-            if (!l[k].name || !l[k].value)
-                rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
         }
         s->labels = l;
         pyroscope_series v;
-        if (rc < 0 || view_of(c->arena, s, &v) < 0)
+        if (view_of(c->arena, s, &v) < 0)
             continue;
         if (profile_type && *profile_type && strcmp(v.profile_type, profile_type) != 0)
             continue;
         if (!view_matches(&v, sel->sel.matchers, sel->sel.n_matchers))
             continue;
-        pyroscope_series *grown = firn_grow(pk->v, pk->n + 1, &pk->cap, sizeof *pk->v, 64);
-        if (!grown || firn_u64map_put(&pk->seen, s->id, 1, NULL) < 0) {
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-            break;
-        }
-        pk->v = grown;
+        pk->v = firn_grow(pk->v, pk->n, &pk->cap, sizeof *pk->v, 64);
+        firn_u64map_put(&pk->seen, s->id, 1, NULL);
         pk->v[pk->n++] = v;
     }
     tsdb_series_set_free(&set);
@@ -235,8 +214,7 @@ int pyroscope_select(pyroscope_call *c, tsdb_reader *r, char *const *selectors, 
                      pyroscope_selection *out, firn_err *err)
 {
     picked pk = {0};
-    if (firn_u64map_init(&pk.seen, 256) < 0)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    firn_u64map_init(&pk.seen, 256);
     static char *const EVERYTHING[] = {"{}"};
     if (n_sel == 0) {
         selectors = EVERYTHING;
@@ -255,9 +233,7 @@ int pyroscope_select(pyroscope_call *c, tsdb_reader *r, char *const *selectors, 
         prefer_delta(&pk);
         /* the call's arena keeps the answer; the grown array is copied there */
         out->v = firn_arena_calloc(c->arena, pk.n + 1, sizeof *out->v);
-        if (!out->v)
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-        else if (pk.n)
+        if (pk.n)
             memcpy(out->v, pk.v, pk.n * sizeof *pk.v);
         out->n = pk.n;
     }

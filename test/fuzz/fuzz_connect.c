@@ -73,8 +73,7 @@ static void check_response(const http_response *r)
 static char *encode(const ProtobufCMessage *m, size_t *len)
 {
     firn_buf b = {0};
-    if (pyroscope_json_encode(m, &b, NULL) < 0)
-        abort();
+    pyroscope_json_encode(m, &b);
     return firn_buf_take(&b, len);
 }
 

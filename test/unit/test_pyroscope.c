@@ -54,8 +54,7 @@ static int teardown(void **state)
 static char *encode(const ProtobufCMessage *m)
 {
     firn_buf b = {0};
-    firn_err err = {0};
-    assert_int_equal(pyroscope_json_encode(m, &b, &err), 0);
+    pyroscope_json_encode(m, &b);
     firn_buf_append(&b, "", 1);
     return firn_buf_take(&b, NULL);
 }
@@ -206,7 +205,7 @@ static Querier__V1__FlameGraph *flamegraph_of(fixture *f, const pprof_profile *p
     firn_err err = {0};
     pyroscope_tree *t = pyroscope_tree_build(&f->c, p, &err);
     assert_non_null(t);
-    Querier__V1__FlameGraph *fg = pyroscope_flamegraph(&f->c, t, max_nodes, &err);
+    Querier__V1__FlameGraph *fg = pyroscope_flamegraph(&f->c, t, max_nodes);
     pyroscope_tree_free(t);
     return fg;
 }
@@ -229,7 +228,7 @@ static void test_flamegraph_samples_cap(void **state)
     pyroscope_tree_free(t);
     assert_int_equal(f->c.samples_left, 0);
     pyroscope_call_end(&f->c);   /* the slot back */
-    assert_int_equal(pyroscope_call_begin(&f->c, &f->api), 0);
+    pyroscope_call_begin(&f->c, &f->api);
     limits.max_samples = 3;   /* no query runs: nothing reads it meanwhile */
     assert_null(pyroscope_tree_build(&f->c, p, &err));
     assert_int_equal(err.code, FIRN_ETOOBIG);
@@ -243,7 +242,7 @@ static void test_flamegraph_samples_cap(void **state)
     assert_int_equal(c.too_many_samples_total, 1);
     pql_limits_destroy(&limits);
     f->api.limits = NULL;
-    assert_int_equal(pyroscope_call_begin(&f->c, &f->api), 0);   /* for the teardown */
+    pyroscope_call_begin(&f->c, &f->api);   /* for the teardown */
     pprof_free(p);
 }
 
@@ -686,14 +685,15 @@ static void test_connect_path(void **state)
     assert_memory_equal(r.body, "{}", 2);
     free(r.body);
     /* a message quoting bytes that are not UTF-8 is still JSON with a
-     * message, each bad byte U+FFFD (fuzz.connect found the bare code) */
+     * message, each bad byte \ufffd as Go's encoding/json writes it
+     * (fuzz.connect found the bare code) */
     r = (http_response){0};
     pyroscope_respond_error(&r, PYRO_INVALID_ARGUMENT, "bad \xde\x82\xdd\xd2 here");
     assert_int_equal(r.status, 400);
     assert_string_equal(r.content_type, "application/json");
     assert_int_equal(r.body_len, strlen(r.body));
     assert_string_equal(r.body, "{\"code\":\"invalid_argument\",\"message\":"
-                                "\"bad \xde\x82\xef\xbf\xbd\xef\xbf\xbd here\"}");
+                                "\"bad \xde\x82\\ufffd\\ufffd here\"}");
     free(r.body);
     /* the code table */
     assert_int_equal(pyroscope_code_http_status(PYRO_CANCELED), 499);
