@@ -315,9 +315,10 @@ static int64_t read_stack(agent_sampler *s, int fd, uint64_t key, bool keep)
     size_t len = 0;
     while (len < PROFILE_MAX_DEPTH && pcs[len])
         len++;
-    /* bounded: at most the stack maps' entries a drain, PROFILE_MAX_DEPTH each */
+    /* bounded: at most the stack maps' entries a drain, PROFILE_MAX_DEPTH each;
+     * firn_grow told the array is full doubles it */
     while (s->n_frames + len > s->cap_frames)
-        s->frames = firn_grow(s->frames, s->n_frames, &s->cap_frames, sizeof *s->frames, 4096);
+        s->frames = firn_grow(s->frames, s->cap_frames, &s->cap_frames, sizeof *s->frames, 4096);
     memcpy(s->frames + s->n_frames, pcs, len * sizeof *pcs);
     s->spans = firn_grow(s->spans, s->n_spans, &s->cap_spans, sizeof *s->spans, 256);
     s->spans[s->n_spans] = (struct span){(uint32_t)s->n_frames, (uint32_t)len};

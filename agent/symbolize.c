@@ -46,7 +46,12 @@
 #include "symbolize/symbolize.h"
 
 #define AGENT_MAX_OBJECTS 512
-#define AGENT_OBJECT_TTL 30              /* drains: 5 minutes at 10 s */
+/* Drains an unused object stays open: a minute at 10 s.  An open object
+ * holds its file's pages it read (symbols, DWARF) and libdw's state, about
+ * 2 MB each on a build machine; closed after 5 minutes, the files of
+ * processes long gone were most of the agent's RSS there.  Files in use
+ * (a compiler run again and again) stay open. */
+#define AGENT_OBJECT_TTL 6
 #define AGENT_OBJECT_CACHE_MAX 65536     /* addresses remembered per object */
 #define MAX_SEGMENTS 16
 #define MAX_KEYS 8                       /* files (mounts) found to be one object */
@@ -262,8 +267,8 @@ static size_t object_frames(agent_symbolizer *s, object *o, uint64_t vaddr,
         o->n_addrs = o->n_frames = 0;
     }
     o->addrs = firn_grow(o->addrs, o->n_addrs, &o->cap_addrs, sizeof *o->addrs, 256);
-    while (o->n_frames + n > o->cap_frames)
-        o->frames = firn_grow(o->frames, o->n_frames, &o->cap_frames, sizeof *o->frames, 512);
+    while (o->n_frames + n > o->cap_frames)   /* told it is full, firn_grow doubles it */
+        o->frames = firn_grow(o->frames, o->cap_frames, &o->cap_frames, sizeof *o->frames, 512);
     if (n > 0)   /* an address nothing names is cached as 0 frames */
         memcpy(o->frames + o->n_frames, found, n * sizeof *found);
     o->addrs[o->n_addrs] = (cached_addr){(uint32_t)o->n_frames, (uint32_t)n};
