@@ -439,7 +439,8 @@ int profile_sample(struct bpf_perf_event_data *ctx)
  * 2. The same tracepoint, the thread coming back: away for at least
  *    off_cpu_min_ns, its kernel stack (still the one it blocked with: it
  *    has not run yet) goes to off_kstacks (bpf_get_task_stack works on
- *    another task) and the block waits for step 3.
+ *    another task) and the block waits for step 3.  A thread that blocks
+ *    again before its system call returns adds the next long block to it.
  * 3. tp_btf/sys_exit, in the thread's own context, where its user memory
  *    can be read: if the user registers are those of step 1 (the block
  *    was this system call's), its user stack is taken and the block added
@@ -552,8 +553,9 @@ int off_cpu_switch(__u64 *ctx)
         __u64 away = bpf_ktime_get_ns() - st->ts;
         st->ts = 0;
         if (away >= off_cpu_min_ns) {
-            st->away = away;
-            st->kernel_hash = task_kernel_stack(next);
+            if (st->away == 0)   /* the first long block of this system call */
+                st->kernel_hash = task_kernel_stack(next);
+            st->away += away;
         }
     }
 
@@ -564,10 +566,14 @@ int off_cpu_switch(__u64 *ctx)
     if (!st)
         return 0;
     struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
+    __u64 ip = BPF_CORE_READ(regs, ip), sp = BPF_CORE_READ(regs, sp);
+    /* blocked again before the system call returned: its blocks add up;
+     * a block left over from elsewhere (a page fault) is dropped */
+    if (st->away && (st->ip != ip || st->sp != sp))
+        st->away = 0;
     st->ts = bpf_ktime_get_ns();
-    st->away = 0;
-    st->ip = BPF_CORE_READ(regs, ip);
-    st->sp = BPF_CORE_READ(regs, sp);
+    st->ip = ip;
+    st->sp = sp;
     return 0;
 }
 
