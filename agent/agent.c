@@ -5,6 +5,7 @@
  * pusher.  Nothing here waits for the network, so sampling and draining go
  * on whatever firn does.
  */
+#include <assert.h>
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -67,7 +68,6 @@ struct agent {
     size_t n_hot, cap_hot;
     agent_push_item *ready;       /* the drain's profiles, queued together at its end */
     size_t n_ready, cap_ready;
-    bool out_of_memory;
 
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -102,31 +102,24 @@ static uint64_t *copy_stack(agent *a, const uint64_t *pcs, size_t n)
 {
     if (n == 0)
         return NULL;
+    assert(n <= PROFILE_MAX_DEPTH);
     uint64_t *c = firn_arena_alloc(a->arena, n * sizeof *c);
-    if (c)
-        memcpy(c, pcs, n * sizeof *c);
-    else
-        a->out_of_memory = true;
+    memcpy(c, pcs, n * sizeof *c);
     return c;
 }
 
 static void collect(void *ctx, const agent_sample *s)
 {
     agent *a = ctx;
-    drained *grown = firn_grow(a->samples, a->n_samples, &a->cap_samples, sizeof *grown, 1024);
-    if (!grown) {
-        a->out_of_memory = true;
-        return;
-    }
-    a->samples = grown;
+    a->samples = firn_grow(a->samples, a->n_samples, &a->cap_samples, sizeof *a->samples, 1024);
     drained *d = &a->samples[a->n_samples];
     *d = (drained){.pid = s->pid, .tid = s->tid, .off_cpu = s->off_cpu, .count = s->count,
                    .wait_ns = s->wait_ns};
     memcpy(d->comm, s->comm, sizeof d->comm);
     d->user = copy_stack(a, s->user, s->n_user);
-    d->n_user = d->user ? s->n_user : 0;
+    d->n_user = s->n_user;
     d->kernel = copy_stack(a, s->kernel, s->n_kernel);
-    d->n_kernel = d->kernel ? s->n_kernel : 0;
+    d->n_kernel = s->n_kernel;
     a->n_samples++;
     if (!s->off_cpu)
         atomic_fetch_add(&a->samples_drained, s->count);
@@ -161,7 +154,7 @@ static uint32_t user_mapping(builder *b, const agent_user_frame *f)
     idx = agent_profile_mapping(&b->prof, m->start, m->limit, m->offset, m->path,
                                 f->build_id ? f->build_id : "", f->has_functions,
                                 f->has_functions);
-    (void)firn_u64map_put(&b->mappings, m->start, idx, NULL);
+    firn_u64map_put(&b->mappings, m->start, idx, NULL);
     return idx;
 }
 
@@ -188,7 +181,7 @@ static uint32_t user_location(builder *b, uint64_t addr, bool leaf)
             .function = agent_profile_function(&b->prof, f.jit_name, f.jit_name, NULL, 0)};
     uint32_t mapping = f.map && f.map->path[0] ? user_mapping(b, &f) : PPROF_NONE;
     idx = agent_profile_location(&b->prof, mapping, pc, lines, n);
-    (void)firn_u64map_put(&b->locations, pc, idx, NULL);
+    firn_u64map_put(&b->locations, pc, idx, NULL);
     return idx;
 }
 
@@ -206,7 +199,7 @@ static uint32_t kernel_location(builder *b, uint64_t addr, bool leaf)
     if (name)
         line.function = agent_profile_function(&b->prof, name, name, NULL, 0);
     idx = agent_profile_location(&b->prof, b->kernel_mapping, pc, &line, name ? 1 : 0);
-    (void)firn_u64map_put(&b->locations, pc, idx, NULL);
+    firn_u64map_put(&b->locations, pc, idx, NULL);
     return idx;
 }
 
@@ -264,10 +257,8 @@ static char *ingest_query(agent *a, bool off_cpu, const firn_label *labels, size
             continue;
         }
         char *v = curl_easy_escape(a->escaper, labels[i].value, 0);
-        if (!v) {
-            firn_buf_free(&b);
-            return NULL;
-        }
+        if (!v)   /* libcurl's only failure here is its malloc's */
+            firn_oom(strlen(labels[i].value) * 3 + 1);
         firn_buf_printf(&b, "&%s=%s", name, v);
         curl_free(v);
     }
@@ -296,8 +287,7 @@ static agent_proc *cached_proc(agent *a, int pid)
 
 /* The process as /proc shows it now: the cached one while it is the same
  * image (only /proc/PID/stat read), else read anew (and added to the
- * cache); as it was last read when it has exited since.  NULL when out of
- * memory. */
+ * cache); as it was last read when it has exited since. */
 static agent_proc *proc_for(agent *a, int pid)
 {
     agent_proc *old = cached_proc(a, pid);
@@ -313,11 +303,8 @@ static agent_proc *proc_for(agent *a, int pid)
             old->gone = true;
         return old;
     }
-    agent_proc **grown = firn_grow(a->procs, a->n_procs, &a->cap_procs, sizeof *a->procs, 64);
-    agent_proc *fresh = grown ? calloc(1, sizeof *fresh) : NULL;
-    if (!fresh)
-        return NULL;
-    a->procs = grown;
+    a->procs = firn_grow(a->procs, a->n_procs, &a->cap_procs, sizeof *a->procs, 64);
+    agent_proc *fresh = firn_xcalloc(1, sizeof *fresh);
     if (!running || agent_proc_load(fresh, pid, &now, NULL) < 0) {
         agent_proc_free(fresh);
         fresh->pid = pid;   /* only its pid and samples are known */
@@ -364,14 +351,6 @@ static int gzip_body(unsigned char **body, size_t *len, firn_err *err)
     return 0;
 }
 
-/* Whether a kernel symbol is the BPF machinery of a tracepoint (the
- * program itself, bpf_trace_run*, __traceiter_*, __bpf_trace_*). */
-static bool probe_frame(const char *name)
-{
-    return name && (strncmp(name, "bpf_", 4) == 0 || strncmp(name, "__bpf_", 6) == 0 ||
-                    strncmp(name, "__traceiter_", 12) == 0 || strstr(name, " [bpf]"));
-}
-
 /* Samples [from, to) of one pid into a queued profile. */
 static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
                           int64_t duration_ns)
@@ -379,10 +358,6 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
     int pid = (int)s[0].pid;
     firn_err err = {0};
     agent_proc *proc = proc_for(a, pid);
-    if (!proc) {
-        atomic_fetch_add(&a->profile_errors, 1);
-        return;
-    }
     const char *comm = proc->comm[0] ? proc->comm : s[0].comm;
     for (size_t i = 0; i < n && !proc->comm[0]; i++)
         if (s[i].tid == s[i].pid)
@@ -390,31 +365,28 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
 
     builder b = {.a = a, .proc = proc, .kernel_mapping = PPROF_NONE};
     bool off_cpu = s[0].off_cpu;
-    if ((off_cpu ? agent_profile_init_off_cpu(&b.prof, time_ns, duration_ns, &err)
-                 : agent_profile_init(&b.prof, a->o.frequency_hz, time_ns, duration_ns, &err)) < 0 ||
-        firn_u64map_init(&b.locations, 256) < 0 || firn_u64map_init(&b.mappings, 16) < 0) {
-        atomic_fetch_add(&a->profile_errors, 1);
-        goto out;
-    }
+    firn_u64map_init(&b.locations, 256);
+    firn_u64map_init(&b.mappings, 16);
+    if (off_cpu)
+        agent_profile_init_off_cpu(&b.prof, time_ns, duration_ns);
+    else
+        agent_profile_init(&b.prof, a->o.frequency_hz, time_ns, duration_ns);
     /* pprof takes mapping 1 for the program */
     for (size_t i = 0; i < proc->maps.n && proc->executable[0]; i++) {
         if (strcmp(proc->maps.maps[i].path, proc->executable) == 0) {
             agent_user_frame f;
-            if (agent_symbolize_user(a->sym, proc, proc->maps.maps[i].start, true, &f) == 0 &&
-                f.map)
+            agent_symbolize_user(a->sym, proc, proc->maps.maps[i].start, true, &f);
+            if (f.map)
                 user_mapping(&b, &f);
             break;
         }
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t locs[2 * 127];
-        size_t k = 0, first = 0;
-        /* an off-CPU stack was taken inside the scheduler's tracepoint: its
-         * leaf frames are the probe's own, not the thread's */
-        while (off_cpu && first < s[i].n_kernel &&
-               probe_frame(agent_symbolize_kernel(a->sym, s[i].kernel[first] - 1)))
-            first++;
-        for (size_t j = first; j < s[i].n_kernel; j++)
+        size_t k = 0;
+        /* an off-CPU kernel stack is a blocked thread's: return addresses
+         * only, its leaf where it called into the scheduler */
+        for (size_t j = 0; j < s[i].n_kernel; j++)
             locs[k++] = kernel_location(&b, s[i].kernel[j], j == 0 && !off_cpu);
         for (size_t j = 0; j < s[i].n_user; j++)
             locs[k++] = user_location(&b, s[i].user[j], j == 0 && s[i].n_kernel == 0);
@@ -463,18 +435,7 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
     agent_push_item it = {.body = body, .body_len = body_len,
                           .query = ingest_query(a, off_cpu, labels, n_labels),
                           .enqueued_ms = firn_mono_ms()};
-    if (!it.query) {
-        atomic_fetch_add(&a->profile_errors, 1);
-        agent_push_item_free(&it);
-        goto out;
-    }
-    agent_push_item *g = firn_grow(a->ready, a->n_ready, &a->cap_ready, sizeof *g, 64);
-    if (!g) {
-        atomic_fetch_add(&a->profile_errors, 1);
-        agent_push_item_free(&it);
-        goto out;
-    }
-    a->ready = g;
+    a->ready = firn_grow(a->ready, a->n_ready, &a->cap_ready, sizeof *a->ready, 64);
     a->ready[a->n_ready++] = it;
     atomic_fetch_add(&a->profiles_built, 1);
     /* for the unwinder after the drain's profiles (symbolizing re-read the
@@ -483,9 +444,8 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += s[i].count;
-    hot *h = off_cpu ? NULL : firn_grow(a->hot, a->n_hot, &a->cap_hot, sizeof *h, 64);
-    if (h) {
-        a->hot = h;
+    if (!off_cpu) {
+        a->hot = firn_grow(a->hot, a->n_hot, &a->cap_hot, sizeof *a->hot, 64);
         a->hot[a->n_hot++] = (struct hot){proc, total};
     }
 out:
@@ -522,14 +482,7 @@ static void drain(agent *a, int64_t time_ns, int64_t duration_ns)
     int64_t t0 = firn_mono_ms();
     a->arena = firn_arena_new(1 << 16);
     a->n_samples = 0;
-    a->out_of_memory = false;
-    if (!a->arena) {
-        atomic_fetch_add(&a->profile_errors, 1);
-        return;
-    }
     agent_sampler_drain(a->sampler, collect, a);
-    if (a->out_of_memory)
-        atomic_fetch_add(&a->profile_errors, 1);
     firn_sort(a->samples, a->n_samples, sizeof *a->samples, compare_pid);
     agent_symbolizer_begin(a->sym);
     a->drains++;
@@ -578,11 +531,14 @@ agent *agent_new(const agent_options *o, firn_err *err)
         firn_errf(err, FIRN_EINVAL, "stack map size %u: want 64 to 4194304", o->stack_map_size);
         return NULL;
     }
-    agent *a = calloc(1, sizeof *a);
-    if (!a) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
+    if (o->buffer_profiles < 1 || o->buffer_profiles > AGENT_MAX_BUFFER_PROFILES ||
+        o->buffer_bytes < 1) {
+        firn_errf(err, FIRN_EINVAL, "push buffer of %zu profiles and %zu bytes: want 1 to %d "
+                  "profiles and at least 1 byte", o->buffer_profiles, o->buffer_bytes,
+                  AGENT_MAX_BUFFER_PROFILES);
         return NULL;
     }
+    agent *a = firn_xcalloc(1, sizeof *a);
     a->o = *o;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cond, NULL);
@@ -591,12 +547,9 @@ agent *agent_new(const agent_options *o, firn_err *err)
     else if (gethostname(a->node, sizeof a->node - 1) != 0)
         snprintf(a->node, sizeof a->node, "unknown");
     a->escaper = curl_easy_init();
+    if (!a->escaper)   /* curl_global_init ran in main: only its malloc can fail */
+        firn_oom(sizeof(void *));
     a->q = agent_pushbuf_new(o->buffer_profiles, o->buffer_bytes);
-    if (!a->escaper || !a->q) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        agent_free(a, 0);
-        return NULL;
-    }
     a->sampler = agent_sampler_new(o->frequency_hz, o->stack_map_size, o->unwind_shards,
                                    o->off_cpu_min_ns, &a->sampler_stats, &a->unwind_stats, err);
     if (!a->sampler) {
@@ -607,11 +560,7 @@ agent *agent_new(const agent_options *o, firn_err *err)
         agent_free(a, 0);
         return NULL;
     }
-    a->sym = agent_symbolizer_new(&a->sym_stats, err);
-    if (!a->sym) {
-        agent_free(a, 0);
-        return NULL;
-    }
+    a->sym = agent_symbolizer_new(&a->sym_stats);
     a->pusher = agent_pusher_start(o->remote, a->q, &a->push_stats, err);
     if (!a->pusher) {
         agent_free(a, 0);

@@ -217,6 +217,8 @@ void agent_push_item_free(agent_push_item *it);
  * Thread-safe: the sampling loop puts, the pusher takes. */
 typedef struct agent_pushbuf agent_pushbuf;
 
+/* NULL when either bound is 0; max_items is the caller's to cap (agent_new
+ * takes at most AGENT_MAX_BUFFER_PROFILES). */
 agent_pushbuf *agent_pushbuf_new(size_t max_items, size_t max_bytes);
 /* Frees the items still queued. */
 void agent_pushbuf_free(agent_pushbuf *q);
@@ -243,7 +245,8 @@ uint64_t agent_pushbuf_dropped(agent_pushbuf *q);
 /* ---- one process's profile (profile.c) ------------------------------------------ */
 
 /* A pprof shaped as Go's CPU profile: sample types samples/count and
- * cpu/nanoseconds, period type cpu/nanoseconds, period 1e9/hz; each sample
+ * cpu/nanoseconds, period type cpu/nanoseconds, period 1e9/hz (hz > 0,
+ * checked by agent_new); each sample
  * is a stack with its count, the nanoseconds being count * period.  A thin
  * layer on pprof_builder (which deduplicates), so that the symbolizer adds
  * mappings, functions and locations and the loop adds samples. */
@@ -252,13 +255,11 @@ typedef struct agent_profile {
     int64_t period;
 } agent_profile;
 
-int agent_profile_init(agent_profile *p, int hz, int64_t time_nanos, int64_t duration_nanos,
-                       firn_err *err);
+void agent_profile_init(agent_profile *p, int hz, int64_t time_nanos, int64_t duration_nanos);
 /* The same for time off the CPU: sample types switches/count and
  * wait/nanoseconds, period type wait/nanoseconds, period 1; each sample a
  * stack with its blocks and their nanoseconds (agent_profile_sample_off_cpu). */
-int agent_profile_init_off_cpu(agent_profile *p, int64_t time_nanos, int64_t duration_nanos,
-                               firn_err *err);
+void agent_profile_init_off_cpu(agent_profile *p, int64_t time_nanos, int64_t duration_nanos);
 /* A mapping (filename and build_id are strings, "" when unknown). */
 uint32_t agent_profile_mapping(agent_profile *p, uint64_t start, uint64_t limit,
                                uint64_t offset, const char *filename, const char *build_id,
@@ -289,6 +290,7 @@ void agent_profile_discard(agent_profile *p);
 #define AGENT_DEFAULT_JOB "firn-agent"
 #define AGENT_DEFAULT_BUFFER_PROFILES 4096
 #define AGENT_DEFAULT_BUFFER_BYTES (32u << 20)
+#define AGENT_MAX_BUFFER_PROFILES (1 << 20)
 #define AGENT_DEFAULT_OFF_CPU_MIN_NS 1000000   /* --off-cpu-min-block: 1ms */
 
 typedef struct agent_options {

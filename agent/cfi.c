@@ -123,12 +123,7 @@ static int list_fdes(Elf *elf, Elf_Scn *scn, bool eh, fde_range **out, size_t *n
         int r;
         while ((r = dwarf_next_cfi(ident, data, eh, off, &next, &e)) == 0) {
             if (pass == 0 && dwarf_cfi_cie_p(&e)) {
-                cie_enc *g = firn_grow(cies, n_cies, &cap_cies, sizeof *g, 16);
-                if (!g) {
-                    rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-                    break;
-                }
-                cies = g;
+                cies = firn_grow(cies, n_cies, &cap_cies, sizeof *cies, 16);
                 cies[n_cies].offset = off;
                 if (!eh)
                     cies[n_cies].enc = DW_EH_PE_absptr;
@@ -154,12 +149,7 @@ static int list_fdes(Elf *elf, Elf_Scn *scn, bool eh, fde_range **out, size_t *n
                     loc += (int64_t)(sh.sh_addr +
                                      (uint64_t)(e.fde.start - (const uint8_t *)data->d_buf));
                 if (len > 0) {
-                    fde_range *g = firn_grow(fdes, n, &cap, sizeof *g, 256);
-                    if (!g) {
-                        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-                        break;
-                    }
-                    fdes = g;
+                    fdes = firn_grow(fdes, n, &cap, sizeof *fdes, 256);
                     fdes[n++] = (fde_range){(uint64_t)loc, (uint64_t)loc + (uint64_t)len};
                 }
             }
@@ -277,10 +267,7 @@ static int add_row(agent_unwind_table *t, size_t *cap, uint64_t pc,
     if (t->n >= AGENT_UNWIND_MAX_ROWS)
         return firn_errf(err, FIRN_ETOOBIG, "more than %u unwind rows",
                          (unsigned)AGENT_UNWIND_MAX_ROWS);
-    struct profile_unwind_row *g = firn_grow(t->rows, t->n, cap, sizeof *g, 1024);
-    if (!g)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    t->rows = g;
+    t->rows = firn_grow(t->rows, t->n, cap, sizeof *t->rows, 1024);
     t->rows[t->n++] = row;
     return 0;
 }

@@ -69,7 +69,7 @@ typedef struct agent_user_frame {
 
 /* Reads /proc/kallsyms (a warning when it cannot: kernel frames then stay
  * addresses). */
-agent_symbolizer *agent_symbolizer_new(agent_symbolizer_stats *stats, firn_err *err);
+agent_symbolizer *agent_symbolizer_new(agent_symbolizer_stats *stats);
 void agent_symbolizer_free(agent_symbolizer *s);
 /* Around each drain: begin counts drains, end closes objects unused for a
  * while. */
@@ -79,8 +79,8 @@ void agent_symbolizer_end(agent_symbolizer *s);
 const char *agent_symbolize_kernel(agent_symbolizer *s, uint64_t addr);
 /* addr of process p; leaf says whether it is the interrupted PC (else a
  * return address, looked up at addr - 1). */
-int agent_symbolize_user(agent_symbolizer *s, agent_proc *p, uint64_t addr, bool leaf,
-                         agent_user_frame *out);
+void agent_symbolize_user(agent_symbolizer *s, agent_proc *p, uint64_t addr, bool leaf,
+                          agent_user_frame *out);
 
 /* ---- unwind tables in the BPF maps (unwind.c) ---------------------------------- */
 
@@ -100,7 +100,7 @@ typedef struct agent_unwinder agent_unwinder;
 /* Over the BPF maps unwind_rows (n_shards entries), unwind_tables
  * (n_tables) and unwind_procs. */
 agent_unwinder *agent_unwinder_new(int rows_fd, int tables_fd, int procs_fd, uint32_t n_shards,
-                                   uint32_t n_tables, agent_unwind_stats *stats, firn_err *err);
+                                   uint32_t n_tables, agent_unwind_stats *stats);
 void agent_unwinder_free(agent_unwinder *u);
 /* Once per drain, before the updates: once compiling tables took
  * budget_ms, no other is started; the processes that need one wait. */

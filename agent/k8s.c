@@ -70,12 +70,11 @@ static void pod_free(k8s_pod *p)
     memset(p, 0, sizeof *p);
 }
 
-/* The pod of group g (which has targets) into p; false when memory ran out. */
-static bool pod_build(const disc_group *g, k8s_pod *p)
+/* The pod of group g (which has targets) into p. */
+static void pod_build(const disc_group *g, k8s_pod *p)
 {
     memset(p, 0, sizeof *p);
-    if (!(p->arena = firn_arena_new(4096)))
-        return false;
+    p->arena = firn_arena_new(4096);
     firn_arena *a = p->arena;
     p->source = firn_arena_strdup(a, g->source);
     p->uid = firn_arena_strdup(a, label_value(g->labels, g->n_labels, META "pod_uid"));
@@ -85,10 +84,6 @@ static bool pod_build(const disc_group *g, k8s_pod *p)
     for (size_t i = 0; i < g->n_labels; i++)
         n += strncmp(g->labels[i].name, POD_LABEL, sizeof POD_LABEL - 1) == 0;
     p->labels = firn_arena_calloc(a, n ? n : 1, sizeof *p->labels);
-    if (!p->source || !p->uid || !p->ns || !p->name || !p->labels) {
-        pod_free(p);
-        return false;
-    }
     for (size_t i = 0; i < g->n_labels; i++) {
         const firn_label *l = &g->labels[i];
         if (strncmp(l->name, POD_LABEL, sizeof POD_LABEL - 1) != 0)
@@ -96,10 +91,6 @@ static bool pod_build(const disc_group *g, k8s_pod *p)
         firn_label *c = &p->labels[p->n_labels++];
         c->name = firn_arena_strdup(a, l->name);
         c->value = firn_arena_strdup(a, l->value);
-        if (!c->name || !c->value) {
-            pod_free(p);
-            return false;
-        }
     }
     for (size_t t = 0; t < g->n_targets; t++) {   /* a container per port: once each */
         const disc_target *tg = &g->targets[t];
@@ -114,13 +105,8 @@ static bool pod_build(const disc_group *g, k8s_pod *p)
             continue;
         c.name = firn_arena_strdup(
             a, label_value(tg->labels, tg->n_labels, META "pod_container_name"));
-        if (!c.name) {
-            pod_free(p);
-            return false;
-        }
         p->containers[p->n_containers++] = c;
     }
-    return true;
 }
 
 static void on_send(disc_sink *self, const disc_group *groups, size_t n)
@@ -138,18 +124,13 @@ static void on_send(disc_sink *self, const disc_group *groups, size_t n)
         }
         if (g->n_targets == 0)
             continue;
-        k8s_pod *grown = k->n_pods < K8S_MAX_PODS
-                             ? firn_grow(k->pods, k->n_pods, &k->cap_pods, sizeof *grown, 32)
-                             : NULL;
-        if (!grown || !pod_build(g, &grown[k->n_pods])) {
-            firn_log(FIRN_LOG_WARN, "kubernetes", "a pod is left unnamed (out of memory or "
-                     "more pods than a node holds)", "source=%s pods=%zu", g->source, k->n_pods);
-            if (grown)
-                k->pods = grown;
+        if (k->n_pods == K8S_MAX_PODS) {
+            firn_log(FIRN_LOG_WARN, "kubernetes", "a pod is left unnamed (more pods than a "
+                     "node holds)", "source=%s pods=%zu", g->source, k->n_pods);
             continue;
         }
-        k->pods = grown;
-        k->n_pods++;
+        k->pods = firn_grow(k->pods, k->n_pods, &k->cap_pods, sizeof *k->pods, 32);
+        pod_build(g, &k->pods[k->n_pods++]);
     }
     pthread_mutex_unlock(&k->mu);
 }
@@ -163,11 +144,7 @@ static void on_refreshed(disc_sink *self, bool ok)
 
 agent_k8s *agent_k8s_start(const char *node, const char *kubeconfig, firn_err *err)
 {
-    agent_k8s *k = calloc(1, sizeof *k);
-    if (!k) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    agent_k8s *k = firn_xcalloc(1, sizeof *k);
     k->sink = (disc_sink){.send = on_send, .refreshed = on_refreshed};
     pthread_mutex_init(&k->mu, NULL);
     char field[300];
@@ -231,14 +208,11 @@ size_t agent_k8s_labels(agent_k8s *k, const agent_cgroup_info *cg, firn_arena *a
     for (size_t i = 0; pod && i < 3 && n < cap; i++) {
         if (!own[i].value[0])
             continue;
-        out[n] = (firn_label){own[i].name, firn_arena_strdup(arena, own[i].value)};
-        n += out[n].value != NULL;
+        out[n++] = (firn_label){own[i].name, firn_arena_strdup(arena, own[i].value)};
     }
-    for (size_t i = 0; pod && i < pod->n_labels && n < cap; i++) {
-        out[n] = (firn_label){firn_arena_strdup(arena, pod->labels[i].name),
-                              firn_arena_strdup(arena, pod->labels[i].value)};
-        n += out[n].name && out[n].value;
-    }
+    for (size_t i = 0; pod && i < pod->n_labels && n < cap; i++)
+        out[n++] = (firn_label){firn_arena_strdup(arena, pod->labels[i].name),
+                                firn_arena_strdup(arena, pod->labels[i].value)};
     pthread_mutex_unlock(&k->mu);
     return n;
 }

@@ -95,8 +95,6 @@ int agent_kallsyms_parse(const char *text, size_t len, agent_kallsyms *out, firn
         return firn_errf(err, FIRN_ETOOBIG, "kallsyms: %zu bytes, more than the %u allowed",
                          len, AGENT_KALLSYMS_MAX_BYTES);
     out->arena = firn_arena_new(0);
-    if (!out->arena)
-        return firn_errf(err, FIRN_ENOMEM, "kallsyms: out of memory");
     size_t cap = 0;
     bool any_address = false;
     cursor c = {text, text + len, 0};
@@ -135,15 +133,8 @@ int agent_kallsyms_parse(const char *text, size_t len, agent_kallsyms *out, firn
         size_t mod_len = (size_t)(e - mod);
         if (mod_len > 256)
             mod_len = 256;
-        agent_ksym *grown = firn_grow(out->syms, out->n, &cap, sizeof *out->syms, 4096);
-        char *copy = grown ? firn_arena_alloc(out->arena, name_len + mod_len + 2) : NULL;
-        if (!copy) {
-            if (grown)
-                out->syms = grown;
-            agent_kallsyms_free(out);
-            return firn_errf(err, FIRN_ENOMEM, "kallsyms: out of memory");
-        }
-        out->syms = grown;
+        out->syms = firn_grow(out->syms, out->n, &cap, sizeof *out->syms, 4096);
+        char *copy = firn_arena_alloc(out->arena, name_len + mod_len + 2);
         memcpy(copy, name, name_len);
         if (mod_len) {
             copy[name_len] = ' ';
@@ -188,8 +179,6 @@ int agent_maps_parse(const char *text, size_t len, agent_maps *out, firn_err *er
         return firn_errf(err, FIRN_ETOOBIG, "maps: %zu bytes, more than the %u allowed", len,
                          AGENT_MAPS_MAX_BYTES);
     out->arena = firn_arena_new(0);
-    if (!out->arena)
-        return firn_errf(err, FIRN_ENOMEM, "maps: out of memory");
     size_t cap = 0, entries = 0;
     cursor c = {text, text + len, 0};
     const char *s, *e;
@@ -234,16 +223,8 @@ int agent_maps_parse(const char *text, size_t len, agent_maps *out, firn_err *er
             path_len -= sizeof DELETED - 1;
             m.deleted = true;
         }
-        agent_map *grown = firn_grow(out->maps, out->n, &cap, sizeof *out->maps, 64);
-        char *copy = grown ? firn_arena_strndup(out->arena, path, path_len) : NULL;
-        if (!copy) {
-            if (grown)
-                out->maps = grown;
-            agent_maps_free(out);
-            return firn_errf(err, FIRN_ENOMEM, "maps: out of memory");
-        }
-        out->maps = grown;
-        m.path = copy;
+        out->maps = firn_grow(out->maps, out->n, &cap, sizeof *out->maps, 64);
+        m.path = firn_arena_strndup(out->arena, path, path_len);
         out->maps[out->n++] = m;
     }
     return 0;
@@ -324,8 +305,6 @@ int agent_perf_map_parse(const char *text, size_t len, agent_perf_map *out, firn
         return firn_errf(err, FIRN_ETOOBIG, "perf map: %zu bytes, more than the %u allowed",
                          len, AGENT_PERF_MAP_MAX_BYTES);
     out->arena = firn_arena_new(0);
-    if (!out->arena)
-        return firn_errf(err, FIRN_ENOMEM, "perf map: out of memory");
     size_t cap = 0;
     cursor c = {text, text + len, 0};
     const char *s, *e;
@@ -350,16 +329,8 @@ int agent_perf_map_parse(const char *text, size_t len, agent_perf_map *out, firn
         size_t name_len = (size_t)(e - name);
         if (name_len > 4096)
             name_len = 4096;
-        agent_perf_sym *grown = firn_grow(out->syms, out->n, &cap, sizeof *out->syms, 256);
-        char *copy = grown ? firn_arena_strndup(out->arena, name, name_len) : NULL;
-        if (!copy) {
-            if (grown)
-                out->syms = grown;
-            agent_perf_map_free(out);
-            return firn_errf(err, FIRN_ENOMEM, "perf map: out of memory");
-        }
-        out->syms = grown;
-        sym.name = copy;
+        out->syms = firn_grow(out->syms, out->n, &cap, sizeof *out->syms, 256);
+        sym.name = firn_arena_strndup(out->arena, name, name_len);
         out->syms[out->n++] = sym;
     }
     /* Stable order of equal starts is not needed: the last entry written

@@ -5,6 +5,7 @@
  * process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta; or its time off the
  * CPU in the same shape: off_cpu:switches:count:wait:nanoseconds:delta and
  * off_cpu:wait:nanoseconds:wait:nanoseconds:delta. */
+#include <assert.h>
 #include <string.h>
 
 #include "agent/agent.h"
@@ -14,36 +15,36 @@ static int64_t str(agent_profile *p, const char *s)
     return pprof_builder_string(p->b, s ? s : "", s ? strlen(s) : 0);
 }
 
-int agent_profile_init(agent_profile *p, int hz, int64_t time_nanos, int64_t duration_nanos,
-                       firn_err *err)
+/* pprof's builder still reports running out of memory by NULL. */
+static pprof_builder *builder_new(void)
 {
+    pprof_builder *b = pprof_builder_new(2);
+    if (!b)
+        firn_oom(sizeof(void *));
+    return b;
+}
+
+void agent_profile_init(agent_profile *p, int hz, int64_t time_nanos, int64_t duration_nanos)
+{
+    assert(hz > 0);
     memset(p, 0, sizeof *p);
-    if (hz <= 0)
-        return firn_errf(err, FIRN_EINVAL, "sampling frequency %d: want a positive rate", hz);
-    p->b = pprof_builder_new(2);
-    if (!p->b)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory building a profile");
+    p->b = builder_new();
     p->period = 1000000000LL / hz;
     pprof_builder_sample_type(p->b, 0, "samples", "count");
     pprof_builder_sample_type(p->b, 1, "cpu", "nanoseconds");
     pprof_builder_period(p->b, "cpu", "nanoseconds", p->period);
     pprof_builder_time(p->b, time_nanos, duration_nanos);
-    return 0;
 }
 
-int agent_profile_init_off_cpu(agent_profile *p, int64_t time_nanos, int64_t duration_nanos,
-                               firn_err *err)
+void agent_profile_init_off_cpu(agent_profile *p, int64_t time_nanos, int64_t duration_nanos)
 {
     memset(p, 0, sizeof *p);
-    p->b = pprof_builder_new(2);
-    if (!p->b)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory building a profile");
+    p->b = builder_new();
     p->period = 1;   /* each value is measured, not a sample standing for a period */
     pprof_builder_sample_type(p->b, 0, "switches", "count");
     pprof_builder_sample_type(p->b, 1, "wait", "nanoseconds");
     pprof_builder_period(p->b, "wait", "nanoseconds", 1);
     pprof_builder_time(p->b, time_nanos, duration_nanos);
-    return 0;
 }
 
 uint32_t agent_profile_mapping(agent_profile *p, uint64_t start, uint64_t limit,

@@ -115,11 +115,6 @@ static void push_batch(agent_pusher *p)
         firn_buf_printf(&p->body, "%zu %s\n", p->batch[i].body_len, p->batch[i].query);
         firn_buf_append(&p->body, p->batch[i].body, p->batch[i].body_len);
     }
-    if (p->body.failed) {
-        for (size_t i = 0; i < p->n_batch; i++)
-            p->outcomes[i] = PUSH_RETRY;   /* out of memory: later, perhaps smaller */
-        return;
-    }
     const char *url = p->url_base;
     char curl_error[CURL_ERROR_SIZE] = "";
     buf_clear(&p->reply);
@@ -245,36 +240,22 @@ agent_pusher *agent_pusher_start(const char *remote, agent_pushbuf *q, agent_pus
                   "or https://HOST:PORT", remote);
         return NULL;
     }
-    agent_pusher *p = calloc(1, sizeof *p);
+    agent_pusher *p = firn_xcalloc(1, sizeof *p);
     size_t len = strlen(remote);
     while (len > 0 && remote[len - 1] == '/')
         len--;
-    if (p)
-        p->url_base = malloc(len + sizeof "/api/v1/ingest?");
-    if (p && p->url_base)
-        snprintf(p->url_base, len + sizeof "/api/v1/ingest?", "%.*s/api/v1/ingest", (int)len,
-                 remote);
-    if (p && p->url_base) {
-        p->curl = curl_easy_init();
-        p->batch = calloc(BATCH_MAX_ITEMS, sizeof *p->batch);
-        p->outcomes = calloc(BATCH_MAX_ITEMS, sizeof *p->outcomes);
-    }
-    if (p && p->curl && p->batch && p->outcomes) {
-        p->headers = curl_slist_append(NULL, "Content-Type: " BATCH_CONTENT_TYPE);
-        p->headers = curl_slist_append(p->headers, "Expect:");
-    }
-    if (!p || !p->headers) {
-        if (p) {
-            if (p->curl)
-                curl_easy_cleanup(p->curl);
-            free(p->url_base);
-            free(p->batch);
-            free(p->outcomes);
-        }
-        free(p);
-        firn_errf(err, FIRN_ENOMEM, "out of memory starting the pusher");
-        return NULL;
-    }
+    p->url_base = firn_xasprintf("%.*s/api/v1/ingest", (int)len, remote);
+    p->batch = firn_xcalloc(BATCH_MAX_ITEMS, sizeof *p->batch);
+    p->outcomes = firn_xcalloc(BATCH_MAX_ITEMS, sizeof *p->outcomes);
+    /* libcurl's only failures here are its mallocs' (curl_global_init ran in main) */
+    p->curl = curl_easy_init();
+    if (!p->curl)
+        firn_oom(sizeof(void *));
+    p->headers = curl_slist_append(NULL, "Content-Type: " BATCH_CONTENT_TYPE);
+    struct curl_slist *more = p->headers ? curl_slist_append(p->headers, "Expect:") : NULL;
+    if (!more)
+        firn_oom(sizeof "Expect:");
+    p->headers = more;
     p->q = q;
     p->stats = stats;
     pthread_mutex_init(&p->mu, NULL);
@@ -318,8 +299,8 @@ void agent_pusher_stop(agent_pusher *p, int64_t grace_ms)
 int agent_remote_check(const char *remote, firn_err *err)
 {
     CURL *e = curl_easy_init();
-    if (!e)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    if (!e)   /* only its malloc can fail */
+        firn_oom(sizeof(void *));
     size_t len = strlen(remote);
     while (len > 0 && remote[len - 1] == '/')
         len--;

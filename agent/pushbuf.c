@@ -37,14 +37,8 @@ agent_pushbuf *agent_pushbuf_new(size_t max_items, size_t max_bytes)
 {
     if (max_items == 0 || max_bytes == 0)
         return NULL;
-    agent_pushbuf *q = calloc(1, sizeof *q);
-    if (!q)
-        return NULL;
-    q->ring = calloc(max_items, sizeof *q->ring);
-    if (!q->ring) {
-        free(q);
-        return NULL;
-    }
+    agent_pushbuf *q = firn_xcalloc(1, sizeof *q);
+    q->ring = firn_xcalloc(max_items, sizeof *q->ring);
     q->max_items = max_items;
     q->max_bytes = max_bytes;
     pthread_mutex_init(&q->mu, NULL);

@@ -10,6 +10,7 @@
  * name, and clears both; samples taken meanwhile went to the new
  * generation, which the next drain reads.
  */
+#include <assert.h>
 #include <errno.h>
 #include <linux/perf_event.h>
 #include <linux/types.h>
@@ -27,6 +28,9 @@
 #include "bpf/profile.h"
 #include "profile.skel.h"
 
+/* Frames (8 bytes each) of a drain's stacks kept for the next drain. */
+#define FRAMES_KEPT 65536
+
 /* How long a drain lets BPF programs that read the old generation finish. */
 #define FLIP_GRACE_NS 5000000L
 
@@ -41,12 +45,19 @@ struct agent_sampler {
     uint64_t *counts;             /* scratch: their counts */
     uint32_t *stack_ids;          /* scratch: ids to clear */
     uint32_t stack_map_size;
-    firn_u64map frames_of;        /* a drain's stack id -> index into frames */
-    uint64_t *frames;             /* PROFILE_MAX_DEPTH a stack read this drain */
-    size_t frames_cap;            /* stacks frames has room for */
+    /* The stacks a drain read, each once (keys share stacks): stack id or
+     * hash -> index into spans, a span being its frames in frames.  Only
+     * the frames a stack has are kept (a fifth of PROFILE_MAX_DEPTH on
+     * average), and the arrays go after a drain that made them large. */
+    firn_u64map frames_of;
+    struct span { uint32_t first, n; } *spans;
+    size_t n_spans, cap_spans;
+    uint64_t *frames;
+    size_t n_frames, cap_frames;
     bool no_batch;                /* the kernel refused batch operations */
     agent_unwinder *unwinder;     /* NULL: table unwinding off */
     struct bpf_link *off_link;    /* the sched_switch program; NULL: off-CPU off */
+    struct bpf_link *off_return_link;   /* the sys_exit program */
     struct profile_off_value *off_values;   /* scratch: PROFILE_MAX_KEYS */
     uint64_t *ustack_keys;        /* scratch for the sweep of a ustacks map */
 };
@@ -80,10 +91,8 @@ static int load_error(int e, firn_err *err)
 
 static int open_events(agent_sampler *s, int hz, firn_err *err)
 {
-    s->links = calloc((size_t)s->n_cpus, sizeof *s->links);
-    s->fds = calloc((size_t)s->n_cpus, sizeof *s->fds);
-    if (!s->links || !s->fds)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    s->links = firn_xcalloc((size_t)s->n_cpus, sizeof *s->links);
+    s->fds = firn_xcalloc((size_t)s->n_cpus, sizeof *s->fds);
     for (int cpu = 0; cpu < s->n_cpus; cpu++) {
         struct perf_event_attr attr = {
             .type = PERF_TYPE_SOFTWARE,
@@ -145,6 +154,22 @@ static uint64_t maps_memlock(agent_sampler *s)
     return sum;
 }
 
+/* The off-CPU programs (profile.bpf.c): sched_switch notes when a thread
+ * blocks and, when it comes back, its kernel stack; sys_exit counts the
+ * block with its user stack. */
+static int attach_off_cpu(agent_sampler *s, firn_err *err)
+{
+    s->off_link = bpf_program__attach(s->skel->progs.off_cpu_switch);
+    if (!s->off_link)
+        return firn_errf(err, FIRN_EIO, "attaching the off-CPU program to sched_switch: %s",
+                         strerror(errno));
+    s->off_return_link = bpf_program__attach(s->skel->progs.off_cpu_return);
+    if (!s->off_return_link)
+        return firn_errf(err, FIRN_EIO, "attaching the off-CPU program to sys_exit: %s",
+                         strerror(errno));
+    return 0;
+}
+
 agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size, uint32_t unwind_shards,
                                  int64_t off_cpu_min_ns, agent_sampler_stats *stats,
                                  agent_unwind_stats *unwind_stats, firn_err *err)
@@ -160,26 +185,23 @@ agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size, uint32_t unwin
         return NULL;
     }
     libbpf_set_print(libbpf_log);
-    agent_sampler *s = calloc(1, sizeof *s);
-    if (!s) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    agent_sampler *s = firn_xcalloc(1, sizeof *s);
     s->stats = stats;
     s->stack_map_size = stack_map_size;
     s->n_cpus = libbpf_num_possible_cpus();
-    s->keys = calloc(PROFILE_MAX_KEYS, sizeof *s->keys);
-    s->counts = calloc(PROFILE_MAX_KEYS, sizeof *s->counts);
-    s->stack_ids = calloc(stack_map_size, sizeof *s->stack_ids);
-    s->ustack_keys = calloc(stack_map_size, sizeof *s->ustack_keys);
-    s->off_values = calloc(PROFILE_MAX_KEYS, sizeof *s->off_values);
-    if (s->n_cpus <= 0 || !s->keys || !s->counts || !s->stack_ids || !s->ustack_keys ||
-        !s->off_values ||
-        firn_u64map_init(&s->frames_of, 256) < 0) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
+    if (s->n_cpus <= 0) {
+        firn_errf(err, FIRN_EIO, "cannot count the possible CPUs (/sys/devices/system/cpu/"
+                  "possible): %s", strerror(-s->n_cpus));
         agent_sampler_free(s);
         return NULL;
     }
+    assert(stack_map_size <= (1u << 22));   /* agent_new's cap */
+    s->keys = firn_xcalloc(PROFILE_MAX_KEYS, sizeof *s->keys);
+    s->counts = firn_xcalloc(PROFILE_MAX_KEYS, sizeof *s->counts);
+    s->stack_ids = firn_xcalloc(stack_map_size, sizeof *s->stack_ids);
+    s->ustack_keys = firn_xcalloc(stack_map_size, sizeof *s->ustack_keys);
+    s->off_values = firn_xcalloc(PROFILE_MAX_KEYS, sizeof *s->off_values);
+    firn_u64map_init(&s->frames_of, 256);
     s->skel = profile_bpf__open();
     if (!s->skel) {
         firn_errf(err, FIRN_EIO, "opening the BPF object: %s", strerror(errno));
@@ -203,15 +225,13 @@ agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size, uint32_t unwin
     /* off-CPU: the sched_switch program and its maps, or one entry each */
     bool off_cpu = off_cpu_min_ns >= 0;
     bpf_program__set_autoload(s->skel->progs.off_cpu_switch, off_cpu);
+    bpf_program__set_autoload(s->skel->progs.off_cpu_return, off_cpu);
     if (off_cpu) {
         s->skel->rodata->off_cpu_min_ns = (uint64_t)off_cpu_min_ns;
-        bpf_map__set_max_entries(s->skel->maps.off_stacks, stack_map_size);
     } else {
-        struct bpf_map *off_maps[] = {s->skel->maps.off_starts, s->skel->maps.off_stacks,
-                                      s->skel->maps.off_ustacks, s->skel->maps.off_counts0,
-                                      s->skel->maps.off_counts1};
-        for (size_t i = 0; i < sizeof off_maps / sizeof off_maps[0]; i++)
-            bpf_map__set_max_entries(off_maps[i], 1);
+        bpf_map__set_max_entries(s->skel->maps.off_kstacks, 1);
+        bpf_map__set_max_entries(s->skel->maps.off_counts0, 1);
+        bpf_map__set_max_entries(s->skel->maps.off_counts1, 1);
     }
     int rc = profile_bpf__load(s->skel);
     if (rc != 0) {
@@ -223,19 +243,13 @@ agent_sampler *agent_sampler_new(int hz, uint32_t stack_map_size, uint32_t unwin
         s->unwinder = agent_unwinder_new(bpf_map__fd(s->skel->maps.unwind_rows),
                                          bpf_map__fd(s->skel->maps.unwind_tables),
                                          bpf_map__fd(s->skel->maps.unwind_procs), unwind_shards,
-                                         n_tables, unwind_stats, err);
-        if (!s->unwinder) {
-            agent_sampler_free(s);
-            return NULL;
-        }
+                                         n_tables, unwind_stats);
     }
     if (open_events(s, hz, err) < 0) {
         agent_sampler_free(s);
         return NULL;
     }
-    if (off_cpu && !(s->off_link = bpf_program__attach(s->skel->progs.off_cpu_switch))) {
-        firn_errf(err, FIRN_EIO, "attaching the off-CPU program to sched_switch: %s",
-                  strerror(errno));
+    if (off_cpu && attach_off_cpu(s, err) < 0) {
         agent_sampler_free(s);
         return NULL;
     }
@@ -274,64 +288,75 @@ agent_unwinder *agent_sampler_unwinder(agent_sampler *s)
     return s->unwinder;
 }
 
-/* The frames of stack `key` (leaf first, up to the first 0) in map fd:
- * a stack id of a stack map (below 2^32) or the hash of a walked stack
- * (top bit set), whose map keys are 4 and 8 bytes.  Read from the map and
- * deleted there the first time a drain asks (one system call), then from
- * this drain's copy, since keys share stacks.  NULL with *n 0 when the
- * stack is gone. */
-static const uint64_t *read_stack(agent_sampler *s, int fd, uint64_t key, bool keep, size_t *n)
+/* The span of stack `key` (its frames leaf first) in map fd: a stack id
+ * of a stack map (below 2^32) or the hash of a walked stack (top bit set),
+ * whose map keys are 4 and 8 bytes.  Read from the map and deleted there
+ * (unless keep) the first time a drain asks (one system call), then from
+ * this drain's copy, since keys share stacks.  -1 when the stack is gone. */
+static int64_t read_stack(agent_sampler *s, int fd, uint64_t key, bool keep)
 {
-    *n = 0;
+    uint32_t at;
+    if (firn_u64map_get(&s->frames_of, key, &at) == 1)
+        return at;
     uint32_t id32 = (uint32_t)key;
     const void *k = key >> 32 ? (const void *)&key : (const void *)&id32;
-    uint32_t at;
-    if (firn_u64map_get(&s->frames_of, key, &at) != 1) {
-        at = (uint32_t)s->frames_of.len;
-        if (at >= s->frames_cap) {
-            size_t cap = s->frames_cap ? s->frames_cap * 2 : 64;
-            uint64_t *f = realloc(s->frames, cap * PROFILE_MAX_DEPTH * sizeof *f);
-            if (!f)
-                return NULL;
-            s->frames = f;
-            s->frames_cap = cap;
-        }
-        uint64_t *out = s->frames + (size_t)at * PROFILE_MAX_DEPTH;
-        int rc = s->no_batch || keep ? -1 : bpf_map_lookup_and_delete_elem(fd, k, out);
-        if (rc != 0 && (keep || s->no_batch || errno == EINVAL || errno == ENOTSUP ||
-                        errno == EOPNOTSUPP)) {
-            if (!keep)
-                s->no_batch = true;  /* an older kernel: look up now, clear in the sweep */
-            rc = bpf_map_lookup_elem(fd, k, out);
-        }
-        if (rc != 0) {
-            atomic_fetch_add(&s->stats->stacks_lost, 1);
-            return NULL;
-        }
-        if (firn_u64map_put(&s->frames_of, key, at, NULL) < 0)
-            return NULL;
+    uint64_t pcs[PROFILE_MAX_DEPTH];
+    int rc = s->no_batch || keep ? -1 : bpf_map_lookup_and_delete_elem(fd, k, pcs);
+    if (rc != 0 && (keep || s->no_batch || errno == EINVAL || errno == ENOTSUP ||
+                    errno == EOPNOTSUPP)) {
+        if (!keep)
+            s->no_batch = true;  /* an older kernel: look up now, clear in the sweep */
+        rc = bpf_map_lookup_elem(fd, k, pcs);
     }
-    const uint64_t *f = s->frames + (size_t)at * PROFILE_MAX_DEPTH;
-    while (*n < PROFILE_MAX_DEPTH && f[*n])
-        (*n)++;
-    return f;
+    if (rc != 0) {
+        atomic_fetch_add(&s->stats->stacks_lost, 1);
+        return -1;
+    }
+    size_t len = 0;
+    while (len < PROFILE_MAX_DEPTH && pcs[len])
+        len++;
+    /* bounded: at most the stack maps' entries a drain, PROFILE_MAX_DEPTH each;
+     * firn_grow told the array is full doubles it */
+    while (s->n_frames + len > s->cap_frames)
+        s->frames = firn_grow(s->frames, s->cap_frames, &s->cap_frames, sizeof *s->frames, 4096);
+    memcpy(s->frames + s->n_frames, pcs, len * sizeof *pcs);
+    s->spans = firn_grow(s->spans, s->n_spans, &s->cap_spans, sizeof *s->spans, 256);
+    s->spans[s->n_spans] = (struct span){(uint32_t)s->n_frames, (uint32_t)len};
+    s->n_frames += len;
+    at = (uint32_t)s->n_spans++;
+    firn_u64map_put(&s->frames_of, key, at, NULL);
+    return at;
+}
+
+/* The frames of span at (-1: none) and their number. */
+static const uint64_t *span_frames(const agent_sampler *s, int64_t at, size_t *n)
+{
+    *n = at < 0 ? 0 : s->spans[at].n;
+    return *n ? s->frames + s->spans[at].first : NULL;
 }
 
 /* The thread, comm and stacks of key k into *out: the user stack from
  * ustacks_fd when the program walked it, else from stacks_fd as the kernel
- * stack; kept in their maps or taken out (read_stack). */
+ * stack; taken out of their maps (read_stack).  An off-CPU kernel stack
+ * comes from off_kstacks and stays there.  The stacks hold until the next
+ * call. */
 static void key_stacks(agent_sampler *s, const struct profile_key *k, int stacks_fd,
-                       int ustacks_fd, bool keep, agent_sample *out)
+                       int ustacks_fd, agent_sample *out)
 {
     out->pid = k->pid;
     out->tid = k->tid;
+    int64_t user = -1, kernel = -1;
     if (k->user_stack_hash)
-        out->user = read_stack(s, ustacks_fd, k->user_stack_hash, keep, &out->n_user);
+        user = read_stack(s, ustacks_fd, k->user_stack_hash, false);
     else if (k->user_stack_id >= 0)
-        out->user = read_stack(s, stacks_fd, (uint32_t)k->user_stack_id, keep, &out->n_user);
-    if (k->kernel_stack_id >= 0)
-        out->kernel = read_stack(s, stacks_fd, (uint32_t)k->kernel_stack_id, keep,
-                                 &out->n_kernel);
+        user = read_stack(s, stacks_fd, (uint32_t)k->user_stack_id, false);
+    if (k->kernel_stack_hash)
+        kernel = read_stack(s, bpf_map__fd(s->skel->maps.off_kstacks), k->kernel_stack_hash,
+                            true);
+    else if (k->kernel_stack_id >= 0)
+        kernel = read_stack(s, stacks_fd, (uint32_t)k->kernel_stack_id, false);
+    out->user = span_frames(s, user, &out->n_user);
+    out->kernel = span_frames(s, kernel, &out->n_kernel);
     memcpy(out->comm, k->comm, sizeof out->comm);
     out->comm[sizeof out->comm - 1] = '\0';
 }
@@ -413,15 +438,13 @@ static void sweep_ustacks(agent_sampler *s, int fd)
         bpf_map_delete_elem(fd, &s->ustack_keys[i]);
 }
 
-/* The off-CPU counts of generation old: their stacks stay in their maps
- * (a thread blocked now may name them when it wakes). */
-static void drain_off_cpu(agent_sampler *s, uint32_t old, agent_sample_fn fn, void *ctx)
+/* The off-CPU counts of generation old; their stacks are in the
+ * generation's stack maps, read (and taken out) as the CPU samples' are. */
+static void drain_off_cpu(agent_sampler *s, uint32_t old, int stacks_fd, int ustacks_fd,
+                          agent_sample_fn fn, void *ctx)
 {
     int fd = bpf_map__fd(old ? s->skel->maps.off_counts1 : s->skel->maps.off_counts0);
-    int stacks_fd = bpf_map__fd(s->skel->maps.off_stacks);
-    int ustacks_fd = bpf_map__fd(s->skel->maps.off_ustacks);
     size_t n = take_counts(s, fd, s->off_values, sizeof *s->off_values);
-    firn_u64map_clear(&s->frames_of);   /* another id space than the CPU stacks' */
     for (size_t i = 0; i < n; i++) {
         const struct profile_key *k = &s->keys[i];
         const struct profile_off_value *v = &s->off_values[i];
@@ -429,7 +452,7 @@ static void drain_off_cpu(agent_sampler *s, uint32_t old, agent_sample_fn fn, vo
             continue;
         agent_sample sample = {.off_cpu = true, .count = v->switches,
                                .wait_ns = v->nanoseconds};
-        key_stacks(s, k, stacks_fd, ustacks_fd, true, &sample);
+        key_stacks(s, k, stacks_fd, ustacks_fd, &sample);
         fn(ctx, &sample);
     }
     sweep(s, fd, false);
@@ -447,21 +470,32 @@ void agent_sampler_drain(agent_sampler *s, agent_sample_fn fn, void *ctx)
     int ustacks_fd = bpf_map__fd(old ? s->skel->maps.ustacks1 : s->skel->maps.ustacks0);
     size_t n = take_counts(s, counts_fd, s->counts, sizeof *s->counts);
     firn_u64map_clear(&s->frames_of);
+    s->n_spans = s->n_frames = 0;
     for (size_t i = 0; i < n; i++) {
         const struct profile_key *k = &s->keys[i];
         if (s->counts[i] == 0)
             continue;
         agent_sample sample = {.count = s->counts[i]};
-        key_stacks(s, k, stacks_fd, ustacks_fd, false, &sample);
+        key_stacks(s, k, stacks_fd, ustacks_fd, &sample);
         fn(ctx, &sample);
     }
+    if (s->off_link)
+        drain_off_cpu(s, old, stacks_fd, ustacks_fd, fn, ctx);
     /* What no key read (or all of it, where lookup-and-delete is missing):
      * usually nothing, one system call to find out. */
     sweep(s, counts_fd, false);
     sweep(s, stacks_fd, true);
     sweep_ustacks(s, ustacks_fd);
-    if (s->off_link)
-        drain_off_cpu(s, old, fn, ctx);
+    /* a burst's copies would only hold memory until the next one */
+    if (s->cap_frames > FRAMES_KEPT) {
+        free(s->frames);
+        free(s->spans);
+        s->frames = NULL;
+        s->spans = NULL;
+        s->cap_frames = s->cap_spans = 0;
+        firn_u64map_destroy(&s->frames_of);
+        firn_u64map_init(&s->frames_of, 256);
+    }
     read_stats(s);
     atomic_fetch_add(&s->stats->drains, 1);
 }
@@ -474,6 +508,7 @@ void agent_sampler_free(agent_sampler *s)
         bpf_link__destroy(s->links[i]);
         close(s->fds[i]);
     }
+    bpf_link__destroy(s->off_return_link);
     bpf_link__destroy(s->off_link);
     free(s->off_values);
     free(s->links);
@@ -485,6 +520,7 @@ void agent_sampler_free(agent_sampler *s)
     free(s->ustack_keys);
     agent_unwinder_free(s->unwinder);
     free(s->frames);
+    free(s->spans);
     firn_u64map_destroy(&s->frames_of);
     free(s);
 }

@@ -46,7 +46,12 @@
 #include "symbolize/symbolize.h"
 
 #define AGENT_MAX_OBJECTS 512
-#define AGENT_OBJECT_TTL 30              /* drains: 5 minutes at 10 s */
+/* Drains an unused object stays open: a minute at 10 s.  An open object
+ * holds its file's pages it read (symbols, DWARF) and libdw's state, about
+ * 2 MB each on a build machine; closed after 5 minutes, the files of
+ * processes long gone were most of the agent's RSS there.  Files in use
+ * (a compiler run again and again) stay open. */
+#define AGENT_OBJECT_TTL 6
 #define AGENT_OBJECT_CACHE_MAX 65536     /* addresses remembered per object */
 #define MAX_SEGMENTS 16
 #define MAX_KEYS 8                       /* files (mounts) found to be one object */
@@ -139,20 +144,12 @@ static void object_close(agent_symbolizer *s, object *o)
 
 /* by_file from the objects' keys (the u64map cannot delete: after a close
  * it is rebuilt). */
-static int rebuild_index(agent_symbolizer *s)
+static void rebuild_index(agent_symbolizer *s)
 {
-    firn_u64map m;
-    if (firn_u64map_init(&m, AGENT_MAX_OBJECTS * 2) < 0)
-        return -1;
+    firn_u64map_clear(&s->by_file);
     for (uint32_t i = 0; i < AGENT_MAX_OBJECTS; i++)
         for (size_t k = 0; s->objects[i].used && k < s->objects[i].n_keys; k++)
-            if (firn_u64map_put(&m, s->objects[i].keys[k], i, NULL) < 0) {
-                firn_u64map_destroy(&m);
-                return -1;
-            }
-    firn_u64map_destroy(&s->by_file);
-    s->by_file = m;
-    return 0;
+            firn_u64map_put(&s->by_file, s->objects[i].keys[k], i, NULL);
 }
 
 /* Open the file of map in process pid into a free slot. */
@@ -170,8 +167,7 @@ static object *object_open(agent_symbolizer *s, int pid, const agent_map *map)
         object_close(s, o);
     }
     memset(o, 0, sizeof *o);
-    if (firn_u64map_init(&o->cache, 256) < 0)
-        return NULL;
+    firn_u64map_init(&o->cache, 256);
     o->used = true;
     o->last_used = s->drain;
     s->n_objects++;
@@ -220,7 +216,7 @@ static object *object_open(agent_symbolizer *s, int pid, const agent_map *map)
         o->mod = NULL;
     } else {
         symbolize_build_id_hex(o->mod, o->build_id, sizeof o->build_id);
-        o->names = symbolize_names_new();   /* NULL: its names stay mangled */
+        o->names = symbolize_names_new();
     }
     atomic_fetch_add(&s->stats->objects_opened, 1);
     return o;
@@ -238,8 +234,6 @@ static object *object_for(agent_symbolizer *s, int pid, const agent_map *map)
         return &s->objects[slot];
     }
     object *o = object_open(s, pid, map);
-    if (!o)
-        return NULL;
     for (size_t i = 0; o->build_id[0] && i < AGENT_MAX_OBJECTS; i++) {
         object *other = &s->objects[i];
         if (other != o && other->used && other->n_keys < MAX_KEYS &&
@@ -251,8 +245,7 @@ static object *object_for(agent_symbolizer *s, int pid, const agent_map *map)
         }
     }
     o->keys[o->n_keys++] = key;
-    if (rebuild_index(s) < 0)
-        atomic_fetch_add(&s->stats->object_errors, 1);   /* found again by a later open */
+    rebuild_index(s);
     return o;
 }
 
@@ -270,27 +263,16 @@ static size_t object_frames(agent_symbolizer *s, object *o, uint64_t vaddr,
     symbolize_frame found[SYMBOLIZE_MAX_INLINE_DEPTH];
     size_t n = symbolize_dwfl_frames(o->mod, &o->cus, &o->syms, o->names, vaddr + o->bias, found);
     if (o->n_addrs >= AGENT_OBJECT_CACHE_MAX) {   /* start over rather than grow */
-        firn_u64map_destroy(&o->cache);
-        if (firn_u64map_init(&o->cache, 256) < 0)
-            memset(&o->cache, 0, sizeof o->cache);
+        firn_u64map_clear(&o->cache);
         o->n_addrs = o->n_frames = 0;
     }
-    cached_addr *addrs = firn_grow(o->addrs, o->n_addrs, &o->cap_addrs, sizeof *o->addrs, 256);
-    if (addrs)
-        o->addrs = addrs;
-    while (addrs && o->n_frames + n > o->cap_frames) {
-        symbolize_frame *f = firn_grow(o->frames, o->n_frames, &o->cap_frames, sizeof *f, 512);
-        if (!f)
-            addrs = NULL;
-        else
-            o->frames = f;
-    }
-    if (!addrs || !o->cache.slots)   /* out of memory: the frame stays an address */
-        return 0;
+    o->addrs = firn_grow(o->addrs, o->n_addrs, &o->cap_addrs, sizeof *o->addrs, 256);
+    while (o->n_frames + n > o->cap_frames)   /* told it is full, firn_grow doubles it */
+        o->frames = firn_grow(o->frames, o->cap_frames, &o->cap_frames, sizeof *o->frames, 512);
     if (n > 0)   /* an address nothing names is cached as 0 frames */
         memcpy(o->frames + o->n_frames, found, n * sizeof *found);
     o->addrs[o->n_addrs] = (cached_addr){(uint32_t)o->n_frames, (uint32_t)n};
-    (void)firn_u64map_put(&o->cache, vaddr, (uint32_t)o->n_addrs, NULL);
+    firn_u64map_put(&o->cache, vaddr, (uint32_t)o->n_addrs, NULL);
     *frames = n > 0 ? o->frames + o->n_frames : NULL;
     o->n_frames += n;
     o->n_addrs++;
@@ -448,8 +430,8 @@ static const agent_perf_map *perf_map(agent_symbolizer *s, agent_proc *p)
     return p->perf_map.syms ? &p->perf_map : NULL;
 }
 
-int agent_symbolize_user(agent_symbolizer *s, agent_proc *p, uint64_t addr, bool leaf,
-                         agent_user_frame *out)
+void agent_symbolize_user(agent_symbolizer *s, agent_proc *p, uint64_t addr, bool leaf,
+                          agent_user_frame *out)
 {
     memset(out, 0, sizeof *out);
     uint64_t pc = leaf ? addr : addr - 1;   /* a return address: the call is before it */
@@ -461,18 +443,13 @@ int agent_symbolize_user(agent_symbolizer *s, agent_proc *p, uint64_t addr, bool
         /* anonymous or special ([vdso]...): JIT code names itself in a perf map */
         const agent_perf_map *pm = p->loaded ? perf_map(s, p) : NULL;
         const agent_perf_sym *sym = pm ? agent_perf_map_lookup(pm, pc) : NULL;
-        if (sym) {
-            out->jit_name = sym->name;
-            return 0;
-        }
-        return 0;
+        out->jit_name = sym ? sym->name : NULL;
+        return;
     }
     object *o = object_for(s, p->pid, m);
-    if (!o)
-        return FIRN_ENOMEM;
     out->build_id = o->build_id;
     if (!o->mod)
-        return 0;
+        return;
     out->has_functions = true;
     uint64_t file_off = pc - m->start + m->offset;
     for (size_t i = 0; i < o->n_seg; i++) {
@@ -482,23 +459,15 @@ int agent_symbolize_user(agent_symbolizer *s, agent_proc *p, uint64_t addr, bool
             break;
         }
     }
-    return 0;
 }
 
 /* ---- the symbolizer ------------------------------------------------------------ */
 
-agent_symbolizer *agent_symbolizer_new(agent_symbolizer_stats *stats, firn_err *err)
+agent_symbolizer *agent_symbolizer_new(agent_symbolizer_stats *stats)
 {
-    agent_symbolizer *s = calloc(1, sizeof *s);
-    if (s)
-        s->objects = calloc(AGENT_MAX_OBJECTS, sizeof *s->objects);
-    if (!s || !s->objects || firn_u64map_init(&s->by_file, AGENT_MAX_OBJECTS * 2) < 0) {
-        if (s)
-            free(s->objects);
-        free(s);
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    agent_symbolizer *s = firn_xcalloc(1, sizeof *s);
+    s->objects = firn_xcalloc(AGENT_MAX_OBJECTS, sizeof *s->objects);
+    firn_u64map_init(&s->by_file, AGENT_MAX_OBJECTS * 2);
     s->stats = stats;
     load_kallsyms(s);
     return s;
@@ -518,7 +487,7 @@ void agent_symbolizer_end(agent_symbolizer *s)
             closed = true;
         }
     if (closed)
-        (void)rebuild_index(s);
+        rebuild_index(s);
     atomic_store(&s->stats->objects_open, s->n_objects);
 }
 

@@ -76,27 +76,18 @@ static uint64_t file_key(uint64_t dev, uint64_t inode)
 }
 
 agent_unwinder *agent_unwinder_new(int rows_fd, int tables_fd, int procs_fd, uint32_t n_shards,
-                                   uint32_t n_tables, agent_unwind_stats *stats, firn_err *err)
+                                   uint32_t n_tables, agent_unwind_stats *stats)
 {
     assert(n_tables >= 2 && n_tables <= 65536 && n_shards >= 1 && n_shards <= 65536);
-    agent_unwinder *u = calloc(1, sizeof *u);
-    if (!u) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    agent_unwinder *u = firn_xcalloc(1, sizeof *u);
     *u = (agent_unwinder){.rows_fd = rows_fd, .tables_fd = tables_fd, .procs_fd = procs_fd,
                           .n_shards = n_shards, .n_tables = n_tables, .shards_free = n_shards,
                           .next_epoch = 1, .stats = stats};
-    u->shard_used = calloc(n_shards, 1);
-    u->tables = calloc(n_tables, sizeof *u->tables);
-    u->buf = malloc(sizeof *u->buf);
-    u->tbuf = malloc(sizeof *u->tbuf);
-    u->pbuf = malloc(sizeof *u->pbuf);
-    if (!u->shard_used || !u->tables || !u->buf || !u->tbuf || !u->pbuf) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        agent_unwinder_free(u);
-        return NULL;
-    }
+    u->shard_used = firn_xcalloc(n_shards, 1);
+    u->tables = firn_xcalloc(n_tables, sizeof *u->tables);
+    u->buf = firn_xmalloc(sizeof *u->buf);
+    u->tbuf = firn_xmalloc(sizeof *u->tbuf);
+    u->pbuf = firn_xmalloc(sizeof *u->pbuf);
     return u;
 }
 
@@ -197,9 +188,7 @@ static bool load_rows(agent_unwinder *u, uint32_t i, const agent_unwind_table *r
             return false;
         evict(u, v);
     }
-    t->shards = malloc(need * sizeof *t->shards);
-    if (!t->shards)
-        return false;
+    t->shards = firn_xmalloc(need * sizeof *t->shards);
     memset(u->tbuf, 0, sizeof *u->tbuf);
     uint32_t s = 0;
     for (uint32_t c = 0; c < need; c++) {
@@ -236,8 +225,9 @@ static Elf *open_elf(int pid, const agent_map *m, int *fd, void **image)
     if (strcmp(m->path, "[vdso]") == 0) {
         const char *vdso = (const char *)getauxval(AT_SYSINFO_EHDR);
         size_t size = (size_t)(m->limit - m->start);
-        if (!vdso || size == 0 || size > (1u << 20) || !(*image = malloc(size)))
+        if (!vdso || size == 0 || size > (1u << 20))
             return NULL;
+        *image = firn_xmalloc(size);
         memcpy(*image, vdso, size);   /* the same image in every process */
         return elf_memory(*image, size);
     }

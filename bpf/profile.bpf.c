@@ -426,43 +426,52 @@ int profile_sample(struct bpf_perf_event_data *ctx)
 
 /* ---- off-CPU time ------------------------------------------------------------
  *
- * On every context switch: the thread switched out while blocked (its state
- * is not TASK_RUNNING: sleeping, waiting for I/O, a futex, poll...; a thread
- * preempted while runnable is switched out in TASK_RUNNING, or with the
- * preempt flag, and is not waiting for anything) gets its stacks taken and
- * the time noted; when it is switched in again, the time it was off the CPU
- * is added to its key in the generation's off_counts map, if at least
- * off_cpu_min_ns.  Its stacks were taken at switch-out, possibly in an
- * earlier generation, so they go to maps of their own that are not
- * cleared by drains: off_stacks (reusing the id of a colliding stack) and
- * off_ustacks (least recently used out). */
+ * What a context switch costs has to stay small, since a busy machine
+ * switches tens of thousands of times a second and most blocks are shorter
+ * than the minimum; so the stacks are taken only once a block is known to
+ * be long enough, in three steps kept in the thread's task storage:
+ *
+ * 1. tp_btf/sched_switch, the thread leaving while blocked (its state is
+ *    not TASK_RUNNING: sleeping, waiting for I/O, a futex, poll...; a
+ *    thread preempted while runnable leaves in TASK_RUNNING, or with the
+ *    preempt flag, and waits for nothing): note the time and where its
+ *    user registers point (ip, sp).
+ * 2. The same tracepoint, the thread coming back: away for at least
+ *    off_cpu_min_ns, its kernel stack (still the one it blocked with: it
+ *    has not run yet) goes to off_kstacks (bpf_get_task_stack works on
+ *    another task) and the block waits for step 3.  A thread that blocks
+ *    again before its system call returns adds the next long block to it.
+ * 3. tp_btf/sys_exit, in the thread's own context, where its user memory
+ *    can be read: if the user registers are those of step 1 (the block
+ *    was this system call's), its user stack is taken and the block added
+ *    to its key in the current generation's off_counts.  A block that was
+ *    not a system call's (a page fault's I/O) is dropped at the next one,
+ *    whose registers differ.
+ *
+ * The kernel stacks live in an LRU map of their own, read but not deleted
+ * by drains (a count may name one taken a generation earlier). */
 const volatile __u64 off_cpu_min_ns = 1000000;
 
-struct off_start {
-    __u64 ts;
-    struct profile_key key;
+struct off_state {
+    __u64 ts;           /* when it blocked (ns); 0: not blocked */
+    __u64 away;         /* step 2 passed: the block's length; 0: not yet */
+    __u64 ip, sp;       /* its user registers when it blocked */
+    __u64 kernel_hash;  /* its kernel stack in off_kstacks; 0: none */
 };
 
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __type(key, __u32);
-    __type(value, struct off_start);
-    __uint(max_entries, PROFILE_OFF_THREADS);
-} off_starts SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_STACK_TRACE);
-    __uint(key_size, sizeof(__u32));
-    __uint(value_size, PROFILE_MAX_DEPTH * sizeof(__u64));
-    __uint(max_entries, PROFILE_DEFAULT_STACKS);
-} off_stacks SEC(".maps");
+    __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, struct off_state);
+} off_states SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __type(key, __u64);
     __type(value, struct profile_stack);
-    __uint(max_entries, PROFILE_OFF_USTACKS);
-} off_ustacks SEC(".maps");
+    __uint(max_entries, PROFILE_OFF_KSTACKS);
+} off_kstacks SEC(".maps");
 
 #define OFF_COUNTS_MAP(name)                                         \
     struct {                                                         \
@@ -477,6 +486,59 @@ OFF_COUNTS_MAP(off_counts1);
 
 #define TASK_RUNNING 0
 
+/* A kernel stack being read (per CPU: the walk's scratch is the sampler's). */
+struct kstack {
+    struct profile_stack stack;
+    __u64 hash;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __type(key, __u32);
+    __type(value, struct kstack);
+    __uint(max_entries, 1);
+} off_scratch SEC(".maps");
+
+static long hash_frame(__u32 index, void *ctx)
+{
+    __u32 zero = 0;
+    struct kstack *k = bpf_map_lookup_elem(&off_scratch, &zero);
+    if (!k)
+        return 1;
+    /* bpf_loop's bound keeps index below PROFILE_MAX_DEPTH; the mask shows
+     * the verifier that it stays inside the value */
+    __u64 pc = k->stack.pcs[index & 127];
+    if (pc == 0)
+        return 1;
+    k->hash = (k->hash ^ pc) * 0x100000001b3ULL;
+    return 0;
+}
+
+/* The kernel stack of task (not running) into off_kstacks; its key, 0
+ * when it could not be read. */
+static __always_inline __u64 task_kernel_stack(struct task_struct *task)
+{
+    __u32 zero = 0;
+    struct kstack *k = bpf_map_lookup_elem(&off_scratch, &zero);
+    if (!k)
+        return 0;
+    long n = bpf_get_task_stack(task, &k->stack, sizeof k->stack, 0);
+    if (n <= 0) {
+        stat_inc(PROFILE_STAT_KERNEL_STACK_ERRORS);
+        return 0;
+    }
+    __u32 frames = (__u64)n / sizeof(__u64);
+    if (frames < PROFILE_MAX_DEPTH)
+        k->stack.pcs[frames] = 0;   /* the end mark */
+    /* another seed than the user stacks': the two never share a key */
+    k->hash = 0x84222325cbf29ce4ULL;
+    bpf_loop(PROFILE_MAX_DEPTH, hash_frame, NULL, 0);
+    __u64 hash = k->hash | (1ULL << 63);
+    if (bpf_map_update_elem(&off_kstacks, &hash, &k->stack, BPF_ANY) != 0)
+        return 0;
+    return hash;
+}
+
 SEC("tp_btf/sched_switch")
 int off_cpu_switch(__u64 *ctx)
 {
@@ -484,52 +546,82 @@ int off_cpu_switch(__u64 *ctx)
     struct task_struct *prev = (struct task_struct *)ctx[1];
     struct task_struct *next = (struct task_struct *)ctx[2];
     unsigned int prev_state = (unsigned int)ctx[3];
-    __u64 now = bpf_ktime_get_ns();
 
-    /* next comes back: how long was it away? */
-    __u32 next_tid = next->pid;
-    struct off_start *st = bpf_map_lookup_elem(&off_starts, &next_tid);
-    if (st) {
-        __u64 away = now - st->ts;
+    /* next comes back: was it away long enough to count? */
+    struct off_state *st = bpf_task_storage_get(&off_states, next, 0, 0);
+    if (st && st->ts) {
+        __u64 away = bpf_ktime_get_ns() - st->ts;
+        st->ts = 0;
         if (away >= off_cpu_min_ns) {
-            void *counts = generation & 1 ? (void *)&off_counts1 : (void *)&off_counts0;
-            struct profile_off_value *v = bpf_map_lookup_elem(counts, &st->key);
-            if (v) {
-                __sync_fetch_and_add(&v->switches, 1);
-                __sync_fetch_and_add(&v->nanoseconds, away);
-            } else {
-                struct profile_off_value one = {1, away};
-                long rc = bpf_map_update_elem(counts, &st->key, &one, BPF_NOEXIST);
-                if (rc == -EEXIST && (v = bpf_map_lookup_elem(counts, &st->key))) {
-                    __sync_fetch_and_add(&v->switches, 1);
-                    __sync_fetch_and_add(&v->nanoseconds, away);
-                } else if (rc != 0 && rc != -EEXIST) {
-                    stat_inc(PROFILE_STAT_COUNTS_FULL);
-                }
-            }
+            if (st->away == 0)   /* the first long block of this system call */
+                st->kernel_hash = task_kernel_stack(next);
+            st->away += away;
         }
-        bpf_map_delete_elem(&off_starts, &next_tid);
     }
 
-    /* prev leaves: note it when it blocks (prev is the current task) */
-    if (preempt || prev_state == TASK_RUNNING)
+    /* prev leaves: note it when it blocks */
+    if (preempt || prev_state == TASK_RUNNING || prev->tgid == 0 || !prev->mm)
+        return 0;   /* runnable, the idle task, a kernel thread */
+    st = bpf_task_storage_get(&off_states, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!st)
         return 0;
-    __u32 pid = prev->tgid;
-    if (pid == 0 || !prev->mm)
-        return 0;   /* the idle task, a kernel thread */
-    struct off_start s = {.ts = now, .key = {.pid = pid, .tid = prev->pid}};
-    s.key.kernel_stack_id = bpf_get_stackid(ctx, &off_stacks, BPF_F_REUSE_STACKID);
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
+    __u64 ip = BPF_CORE_READ(regs, ip), sp = BPF_CORE_READ(regs, sp);
+    /* blocked again before the system call returned: its blocks add up;
+     * a block left over from elsewhere (a page fault) is dropped */
+    if (st->away && (st->ip != ip || st->sp != sp))
+        st->away = 0;
+    st->ts = bpf_ktime_get_ns();
+    st->ip = ip;
+    st->sp = sp;
+    return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int off_cpu_return(__u64 *ctx)
+{
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct off_state *st = bpf_task_storage_get(&off_states, task, 0, 0);
+    if (!st || st->away == 0)
+        return 0;
+    __u64 away = st->away;
+    st->away = 0;
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+    if (BPF_CORE_READ(regs, ip) != st->ip || BPF_CORE_READ(regs, sp) != st->sp)
+        return 0;   /* not this system call's block */
+
+    __u64 id = bpf_get_current_pid_tgid();
+    __u32 pid = id >> 32;
+    __u32 gen = generation & 1;
+    void *stacks = gen ? (void *)&stacks1 : (void *)&stacks0;
+    void *counts = gen ? (void *)&off_counts1 : (void *)&off_counts0;
+    struct profile_key key = {.pid = pid, .tid = (__u32)id, .kernel_stack_id = -ENOENT,
+                              .kernel_stack_hash = st->kernel_hash};
     if (bpf_map_lookup_elem(&unwind_procs, &pid))
-        s.key.user_stack_hash = walk_user(NULL, pid, &off_ustacks);
-    if (s.key.user_stack_hash) {
-        s.key.user_stack_id = -ENOENT;
+        key.user_stack_hash = walk_user(NULL, pid, gen ? (void *)&ustacks1 : (void *)&ustacks0);
+    if (key.user_stack_hash) {
+        key.user_stack_id = -ENOENT;
     } else {
-        s.key.user_stack_id = bpf_get_stackid(ctx, &off_stacks,
-                                              BPF_F_USER_STACK | BPF_F_REUSE_STACKID);
-        stack_error(s.key.user_stack_id, PROFILE_STAT_USER_STACK_ERRORS);
+        key.user_stack_id = bpf_get_stackid(ctx, stacks, BPF_F_USER_STACK);
+        stack_error(key.user_stack_id, PROFILE_STAT_USER_STACK_ERRORS);
     }
-    stack_error(s.key.kernel_stack_id, PROFILE_STAT_KERNEL_STACK_ERRORS);
-    bpf_get_current_comm(&s.key.comm, sizeof s.key.comm);
-    bpf_map_update_elem(&off_starts, &s.key.tid, &s, BPF_ANY);
+    bpf_get_current_comm(&key.comm, sizeof key.comm);
+
+    struct profile_off_value *v = bpf_map_lookup_elem(counts, &key);
+    if (!v) {
+        struct profile_off_value one = {1, away};
+        long rc = bpf_map_update_elem(counts, &key, &one, BPF_NOEXIST);
+        if (rc == 0)
+            return 0;
+        if (rc != -EEXIST) {
+            stat_inc(PROFILE_STAT_COUNTS_FULL);
+            return 0;
+        }
+        v = bpf_map_lookup_elem(counts, &key);   /* another CPU added the key meanwhile */
+        if (!v)
+            return 0;
+    }
+    __sync_fetch_and_add(&v->switches, 1);
+    __sync_fetch_and_add(&v->nanoseconds, away);
     return 0;
 }

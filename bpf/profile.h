@@ -25,6 +25,10 @@ struct profile_key {
      * this key in the ustacks map of the generation; user_stack_id is then
      * unused.  The top bit is always set, so it never equals a stack id. */
     __u64 user_stack_hash;
+    /* Non-zero: the kernel stack is the value of this key in off_kstacks
+     * (off-CPU counts only, whose kernel stacks are taken from another
+     * task's context); kernel_stack_id is then unused. */
+    __u64 kernel_stack_hash;
     char comm[PROFILE_COMM_LEN];
 };
 
@@ -114,8 +118,7 @@ struct profile_proc {
 
 /* ---- off-CPU time ------------------------------------------------------------ */
 
-#define PROFILE_OFF_THREADS 16384      /* threads blocked at once, noted */
-#define PROFILE_OFF_USTACKS 4096       /* walked user stacks of blocked threads */
+#define PROFILE_OFF_KSTACKS 4096       /* kernel stacks of long blocks (LRU) */
 
 /* What a key of the off_counts maps adds up: blocks of at least the
  * minimum, and their time off the CPU. */

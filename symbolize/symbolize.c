@@ -45,7 +45,7 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *module_name,
         if (exe_len > 0 && (size_t)exe_len == len && memcmp(exe, module_name, len) == 0) {
             int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
             if (fd >= 0) {
-                *file_name = strdup("/proc/self/exe");
+                *file_name = firn_xstrdup("/proc/self/exe");   /* libdwfl frees it */
                 return fd;
             }
         }
@@ -187,12 +187,10 @@ static int compare_cu_range(const void *a, const void *b)
     return x->low < y->low ? -1 : x->low > y->low;
 }
 
-/* The index of mod; NULL only when memory runs out. */
+/* The index of mod. */
 static symbolize_cu_index *cu_index_new(Dwfl_Module *mod)
 {
-    symbolize_cu_index *cus = calloc(1, sizeof *cus);
-    if (!cus)
-        return NULL;
+    symbolize_cu_index *cus = firn_xcalloc(1, sizeof *cus);
     cus->dwarf = dwfl_module_getdwarf(mod, &cus->bias);
     size_t cap = 0;
     Dwarf_CU *unit = NULL;
@@ -207,13 +205,8 @@ static symbolize_cu_index *cu_index_new(Dwfl_Module *mod)
         for (ptrdiff_t at = 0; (at = dwarf_ranges(&cu, at, &base, &low, &high)) > 0;) {
             if (low >= high)
                 continue;
-            struct cu_range *r = firn_grow(cus->ranges, cus->n, &cap, sizeof *r, 64);
-            if (!r) {
-                symbolize_cu_index_free(cus);
-                return NULL;
-            }
-            cus->ranges = r;
-            r[cus->n++] = (struct cu_range){low, high, dwarf_dieoffset(&cu)};
+            cus->ranges = firn_grow(cus->ranges, cus->n, &cap, sizeof *cus->ranges, 64);
+            cus->ranges[cus->n++] = (struct cu_range){low, high, dwarf_dieoffset(&cu)};
         }
     }
     firn_sort(cus->ranges, cus->n, sizeof *cus->ranges, compare_cu_range);
@@ -276,12 +269,10 @@ static int compare_sym(const void *a, const void *b)
     return x->size < y->size ? -1 : x->size > y->size;
 }
 
-/* The index of mod's symbols; NULL only when memory runs out. */
+/* The index of mod's symbols. */
 static symbolize_symtab *symtab_new(Dwfl_Module *mod)
 {
-    symbolize_symtab *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
+    symbolize_symtab *t = firn_xcalloc(1, sizeof *t);
     int n = dwfl_module_getsymtab(mod);
     size_t cap = 0;
     for (int i = 1; i < n; i++) {   /* 0 is the null symbol */
@@ -294,13 +285,8 @@ static symbolize_symtab *symtab_new(Dwfl_Module *mod)
         if (!name || !name[0] || shndx == SHN_UNDEF || type == STT_SECTION ||
             type == STT_FILE || type == STT_TLS)
             continue;
-        struct sym_entry *v = firn_grow(t->v, t->n, &cap, sizeof *v, 256);
-        if (!v) {
-            symbolize_symtab_free(t);
-            return NULL;
-        }
-        t->v = v;
-        struct sym_entry *e = &v[t->n++];
+        t->v = firn_grow(t->v, t->n, &cap, sizeof *t->v, 256);
+        struct sym_entry *e = &t->v[t->n++];
         *e = (struct sym_entry){
             .addr = addr,
             .size = sym.st_size,
@@ -364,8 +350,8 @@ const char *symbolize_symbol(Dwfl_Module *mod, symbolize_symtab **syms, uint64_t
         GElf_Sym sym;
         return dwfl_module_addrinfo(mod, addr, &offset, &sym, NULL, NULL, NULL);
     }
-    if (!*syms && !(*syms = symtab_new(mod)))
-        return NULL;
+    if (!*syms)
+        *syms = symtab_new(mod);
     const struct sym_entry *v = (*syms)->v;
     size_t i = firn_sorted_count_le(v, (*syms)->n, sizeof *v, offsetof(struct sym_entry, addr),
                                     addr);
@@ -407,11 +393,8 @@ struct symbolize_names {
 
 symbolize_names *symbolize_names_new(void)
 {
-    symbolize_names *names = calloc(1, sizeof *names);
-    if (names && firn_u64map_init(&names->by_mangled, 256) < 0) {
-        free(names);
-        names = NULL;
-    }
+    symbolize_names *names = firn_xcalloc(1, sizeof *names);
+    firn_u64map_init(&names->by_mangled, 256);
     return names;
 }
 
@@ -433,10 +416,7 @@ const char *symbolize_demangle(symbolize_names *names, const char *mangled)
         return names->names[idx];
     if (strnlen(mangled, SYMBOLIZE_DEMANGLE_MAX + 1) > SYMBOLIZE_DEMANGLE_MAX)
         return NULL;
-    char **grown = firn_grow(names->names, names->n, &names->cap, sizeof *grown, 64);
-    if (!grown)
-        return NULL;
-    names->names = grown;
+    names->names = firn_grow(names->names, names->n, &names->cap, sizeof *names->names, 64);
     /* Auto style, as nm -C: Rust first (its legacy names are also valid
      * C++ names, which would keep the hash), then C++ (also "_GLOBAL__"
      * names); a C name comes back NULL and is remembered so.  libiberty bounds
@@ -449,10 +429,7 @@ const char *symbolize_demangle(symbolize_names *names, const char *mangled)
         free(readable);
         readable = NULL;
     }
-    if (firn_u64map_put(&names->by_mangled, (uintptr_t)mangled, (uint32_t)names->n, NULL) < 0) {
-        free(readable);   /* not remembered: asked again next time */
-        return NULL;
-    }
+    firn_u64map_put(&names->by_mangled, (uintptr_t)mangled, (uint32_t)names->n, NULL);
     names->names[names->n++] = readable;
     return readable;
 }

@@ -74,12 +74,11 @@ typedef struct symbolize_names symbolize_names;
  * with the mangled one and bounds nothing else. */
 #define SYMBOLIZE_DEMANGLE_MAX 8192
 
-symbolize_names *symbolize_names_new(void);   /* NULL when memory runs out */
+symbolize_names *symbolize_names_new(void);
 void symbolize_names_free(symbolize_names *names);
 
 /* The readable name of mangled (owned by names), or NULL when mangled is
- * no mangled name libiberty reads (C's "main"), is too long, or memory
- * ran out. */
+ * no mangled name libiberty reads (C's "main") or is too long. */
 const char *symbolize_demangle(symbolize_names *names, const char *mangled);
 
 /* The frames at addr (an address in mod's own terms) innermost first: the

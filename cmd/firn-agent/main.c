@@ -215,7 +215,7 @@ static int parse_flags(int argc, char **argv, flags *f)
             f->config_path = optarg;
             break;
         case OPT_BUF_PROFILES:
-            if ((v = positive("push-buffer-profiles", optarg, 1 << 20)) < 0)
+            if ((v = positive("push-buffer-profiles", optarg, AGENT_MAX_BUFFER_PROFILES)) < 0)
                 return 2;
             f->agent.buffer_profiles = (size_t)v;
             break;

@@ -7,19 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/model.h"
 #include "symbolize/symbolize.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *name = malloc(size + 1);
+    char *name = firn_xmalloc(size + 1);
     symbolize_names *names = symbolize_names_new();
-    if (!name || !names) {
-        free(name);
-        symbolize_names_free(names);
-        return 0;
-    }
     memcpy(name, data, size);
     name[size] = '\0';
     const char *readable = symbolize_demangle(names, name);
