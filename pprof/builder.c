@@ -82,6 +82,7 @@ static uint32_t dedup(const pprof_builder *b, firn_u64map *m, uint64_t h, uint32
                       bool (*same)(const pprof_builder *, uint32_t, const void *),
                       const void *content)
 {
+    assert(next < PPROF_NONE);   /* callers cap their tables far below 2^32 */
     for (;;) {
         uint32_t idx;
         int r = firn_u64map_put(m, h, next, &idx);
