@@ -75,7 +75,7 @@ size_t disc_k8s_group_source(k8s_kind role, const char *ns, const char *name, ch
  * gives a group with none, which tells the scrape side to drop the
  * source.  Refuses (FIRN_EINVAL, naming the object and field) an object
  * without metadata.name, or of the wrong shape where there is no sensible
- * reading; FIRN_ENOMEM when a runs out. */
+ * reading. */
 int disc_k8s_build_group(k8s_kind role, const json_t *obj, const k8s_lookup *lk,
                     const k8s_role_options *o, firn_arena *a, disc_group *out, firn_err *err);
 

@@ -22,6 +22,7 @@
  * index) are malloc'd per build and freed before returning.
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -210,7 +211,6 @@ typedef struct bctx {
     firn_arena *a;
     const k8s_lookup *lk;
     bool attach_node, attach_namespace;
-    bool oom;
     lset group, target, scratch;
     disc_target *targets;
     size_t n_targets, cap_targets;
@@ -226,10 +226,7 @@ static const json_t *lk_get(const bctx *b, k8s_kind kind, const char *ns, const 
 
 static char *astr(bctx *b, const char *s)
 {
-    char *p = firn_arena_strndup(b->a, s, strlen(s));
-    if (!p)
-        b->oom = true;
-    return p;
+    return firn_arena_strndup(b->a, s, strlen(s));
 }
 
 static char *afmt(bctx *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -239,11 +236,8 @@ static char *afmt(bctx *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    char *p = n < 0 ? NULL : firn_arena_alloc(b->a, (size_t)n + 1);
-    if (!p) {
-        b->oom = true;
-        return NULL;
-    }
+    assert(n >= 0);   /* only %s and integers are formatted here */
+    char *p = firn_arena_alloc(b->a, (size_t)n + 1);
     va_start(ap, fmt);
     vsnprintf(p, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -257,10 +251,6 @@ static char *asan(bctx *b, const char *prefix, const char *key)
 {
     size_t pl = strlen(prefix), kl = strlen(key);
     char *p = firn_arena_alloc(b->a, pl + kl + 1);
-    if (!p) {
-        b->oom = true;
-        return NULL;
-    }
     memcpy(p, prefix, pl);
     size_t o = pl;
     for (size_t i = 0; i < kl;) {
@@ -284,7 +274,7 @@ static char *asan(bctx *b, const char *prefix, const char *key)
 static char *alower(bctx *b, const char *s)
 {
     char *p = astr(b, s);
-    for (char *q = p; q && *q; q++)
+    for (char *q = p; *q; q++)
         if (*q >= 'A' && *q <= 'Z')
             *q = (char)(*q - 'A' + 'a');
     return p;
@@ -299,27 +289,16 @@ static char *fmt_uint_port(bctx *b, int32_t port)
 /* Go's net.JoinHostPort. */
 static char *join_host_port(bctx *b, const char *host, const char *port)
 {
-    if (!host || !port) {
-        b->oom = true;
-        return NULL;
-    }
+    assert(host && port);   /* from jstr0 or the arena: never NULL */
     return strchr(host, ':') ? afmt(b, "[%s]:%s", host, port) : afmt(b, "%s:%s", host, port);
 }
 
 /* Append name=value; both must outlive the group (literals or arena). */
-static void put_owned(bctx *b, lset *ls, const char *name, const char *value)
+static void put_owned(lset *ls, const char *name, const char *value)
 {
-    if (!name || !value) {
-        b->oom = true;
-        return;
-    }
-    lent *v = firn_grow(ls->v, ls->n, &ls->cap, sizeof *v, 32);
-    if (!v) {
-        b->oom = true;
-        return;
-    }
-    ls->v = v;
-    v[ls->n] = (lent){{name, value}, ls->n};
+    assert(name && value);
+    ls->v = firn_grow(ls->v, ls->n, &ls->cap, sizeof *ls->v, 32);
+    ls->v[ls->n] = (lent){{name, value}, ls->n};
     ls->n++;
 }
 
@@ -327,13 +306,13 @@ static void put_owned(bctx *b, lset *ls, const char *name, const char *value)
 static void put(bctx *b, lset *ls, const char *name, const char *value)
 {
     if (value)
-        put_owned(b, ls, name, astr(b, value));
+        put_owned(ls, name, astr(b, value));
 }
 
-static void put_all(bctx *b, lset *ls, const firn_label *l, size_t n)
+static void put_all(lset *ls, const firn_label *l, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        put_owned(b, ls, l[i].name, l[i].value);
+        put_owned(ls, l[i].name, l[i].value);
 }
 
 static int lent_cmp(const void *x, const void *y)
@@ -352,11 +331,6 @@ static firn_label *ls_finish(bctx *b, lset *ls, size_t *n_out)
     *n_out = 0;
     firn_sort(ls->v, ls->n, sizeof *ls->v, lent_cmp);
     firn_label *out = firn_arena_calloc(b->a, ls->n + 1, sizeof *out);
-    if (!out) {
-        b->oom = true;
-        ls->n = 0;
-        return NULL;
-    }
     size_t k = 0;
     for (size_t i = 0; i < ls->n; i++) {
         if (i + 1 < ls->n && strcmp(ls->v[i].l.name, ls->v[i + 1].l.name) == 0)
@@ -374,15 +348,8 @@ static void end_target(bctx *b)
 {
     size_t n;
     firn_label *l = ls_finish(b, &b->target, &n);
-    if (!l)
-        return;
-    disc_target *v = firn_grow(b->targets, b->n_targets, &b->cap_targets, sizeof *v, 8);
-    if (!v) {
-        b->oom = true;
-        return;
-    }
-    b->targets = v;
-    v[b->n_targets++] = (disc_target){l, n};
+    b->targets = firn_grow(b->targets, b->n_targets, &b->cap_targets, sizeof *b->targets, 8);
+    b->targets[b->n_targets++] = (disc_target){l, n};
 }
 
 /* ---- object metadata: addObjectMetaLabels and friends ---------------------------- */
@@ -420,10 +387,8 @@ static void put_map(bctx *b, lset *ls, const json_t *map, const char *prefix,
         if (!json_is_string(v))
             continue;
         char *san = asan(b, "", key);
-        if (!san)
-            return;
-        put_owned(b, ls, afmt(b, "%s%s", prefix, san), astr(b, json_string_value(v)));
-        put_owned(b, ls, afmt(b, "%s%s", present, san), "true");
+        put_owned(ls, afmt(b, "%s%s", prefix, san), astr(b, json_string_value(v)));
+        put_owned(ls, afmt(b, "%s%s", present, san), "true");
     }
 }
 
@@ -521,7 +486,7 @@ static void put_pod_labels(bctx *b, lset *ls, const json_t *pod)
     const json_t *meta = jobj(pod, "metadata"), *spec = jobj(pod, "spec"),
                  *status = jobj(pod, "status");
     put(b, ls, META "pod_ip", jstr0(status, "podIP"));
-    put_owned(b, ls, META "pod_ready", pod_ready(b, status));
+    put_owned(ls, META "pod_ready", pod_ready(b, status));
     put(b, ls, META "pod_phase", jstr0(status, "phase"));
     put(b, ls, META "pod_node_name", jstr0(spec, "nodeName"));
     put(b, ls, META "pod_host_ip", jstr0(status, "hostIP"));
@@ -636,7 +601,7 @@ static void build_pod(bctx *b, const json_t *pod)
             put(b, &b->target, META "pod_container_name", cname);
             put(b, &b->target, META "pod_container_id", cid);
             put(b, &b->target, META "pod_container_image", jstr0(c, "image"));
-            put_owned(b, &b->target, META "pod_container_init", init_s);
+            put_owned(&b->target, META "pod_container_init", init_s);
             end_target(b);
             continue;
         }
@@ -645,14 +610,14 @@ static void build_pod(bctx *b, const json_t *pod)
             if (!port)
                 continue;
             char *num = fmt_uint_port(b, jint32_0(port, "containerPort"));
-            put_owned(b, &b->target, "__address__", join_host_port(b, ip, num));
+            put_owned(&b->target, "__address__", join_host_port(b, ip, num));
             put(b, &b->target, META "pod_container_name", cname);
             put(b, &b->target, META "pod_container_id", cid);
             put(b, &b->target, META "pod_container_image", jstr0(c, "image"));
-            put_owned(b, &b->target, META "pod_container_port_number", num);
+            put_owned(&b->target, META "pod_container_port_number", num);
             put(b, &b->target, META "pod_container_port_name", jstr0(port, "name"));
             put(b, &b->target, META "pod_container_port_protocol", jstr0(port, "protocol"));
-            put_owned(b, &b->target, META "pod_container_init", init_s);
+            put_owned(&b->target, META "pod_container_init", init_s);
             end_target(b);
         }
     }
@@ -682,10 +647,6 @@ static const char *loadbalancer_ip(bctx *b, const json_t *svc)
     if (len == 0)
         return jstr0(jobj(svc, "spec"), "loadBalancerIP");
     char *s = firn_arena_alloc(b->a, len);
-    if (!s) {
-        b->oom = true;
-        return NULL;
-    }
     size_t o = 0;
     for (size_t i = 0; i < jlen(ing); i++) {
         const char *ip = jstr0(jobj_at(ing, i), "ip");
@@ -716,9 +677,9 @@ static void build_service(bctx *b, const json_t *svc)
         if (!port)
             continue;
         char *num = afmt(b, "%" PRId32, jint32_0(port, "port"));
-        put_owned(b, &b->target, "__address__", join_host_port(b, host, num));
+        put_owned(&b->target, "__address__", join_host_port(b, host, num));
         put(b, &b->target, META "service_port_name", jstr0(port, "name"));
-        put_owned(b, &b->target, META "service_port_number", num);
+        put_owned(&b->target, META "service_port_number", num);
         put(b, &b->target, META "service_port_protocol", jstr0(port, "protocol"));
         put(b, &b->target, META "service_type", type);
         if (strcmp(type, "ExternalName") == 0)
@@ -765,46 +726,27 @@ static void seen_free(seen_pods *s)
 static seen_pod *seen_get(bctx *b, seen_pods *s, const json_t *pod)
 {
     if (!s->index_ok) {
-        if (firn_u64map_init(&s->index, 16) < 0) {
-            b->oom = true;
-            return NULL;
-        }
+        firn_u64map_init(&s->index, 16);
         s->index_ok = true;
     }
     uint64_t key = (uint64_t)(uintptr_t)pod;
     uint32_t idx;
     if (firn_u64map_get(&s->index, key, &idx))
         return &s->v[idx];
-    if (s->n >= UINT32_MAX) {
-        b->oom = true;
-        return NULL;
-    }
-    seen_pod *v = firn_grow(s->v, s->n, &s->cap, sizeof *v, 8);
-    if (!v) {
-        b->oom = true;
-        return NULL;
-    }
-    s->v = v;
-    if (firn_u64map_put(&s->index, key, (uint32_t)s->n, NULL) < 0) {
-        b->oom = true;
-        return NULL;
-    }
-    seen_pod *sp = &v[s->n++];
+    assert(s->n < UINT32_MAX);   /* pods of one object's addresses, already in memory */
+    s->v = firn_grow(s->v, s->n, &s->cap, sizeof *s->v, 8);
+    firn_u64map_put(&s->index, key, (uint32_t)s->n, NULL);
+    seen_pod *sp = &s->v[s->n++];
     *sp = (seen_pod){pod, NULL, 0, NULL, 0, 0};
     put_pod_labels(b, &b->scratch, pod);
     sp->labels = ls_finish(b, &b->scratch, &sp->n_labels);
     return sp;
 }
 
-static void seen_add_port(bctx *b, seen_pod *sp, int64_t port)
+static void seen_add_port(seen_pod *sp, int64_t port)
 {
-    int64_t *v = firn_grow(sp->ports, sp->n_ports, &sp->cap_ports, sizeof *v, 4);
-    if (!v) {
-        b->oom = true;
-        return;
-    }
-    sp->ports = v;
-    v[sp->n_ports++] = port;
+    sp->ports = firn_grow(sp->ports, sp->n_ports, &sp->cap_ports, sizeof *sp->ports, 4);
+    sp->ports[sp->n_ports++] = port;
 }
 
 static bool seen_covers(const seen_pod *sp, int32_t port)
@@ -841,10 +783,10 @@ static void put_matching_container(bctx *b, const json_t *pod, int32_t port, con
             put(b, &b->target, META "pod_container_name", jstr0(c, "name"));
             put(b, &b->target, META "pod_container_image", jstr0(c, "image"));
             put(b, &b->target, META "pod_container_port_name", jstr0(cport, "name"));
-            put_owned(b, &b->target, META "pod_container_port_number", fmt_uint_port(b, port));
+            put_owned(&b->target, META "pod_container_port_number", fmt_uint_port(b, port));
             put(b, &b->target, META "pod_container_port_protocol",
                 protocol ? protocol : jstr0(cport, "protocol"));
-            put_owned(b, &b->target, META "pod_container_init", init ? "true" : "false");
+            put_owned(&b->target, META "pod_container_init", init ? "true" : "false");
             break;
         }
     }
@@ -872,15 +814,15 @@ static void put_uncovered_ports(bctx *b, const seen_pods *s)
                 if (seen_covers(sp, port))
                     continue;
                 char *num = fmt_uint_port(b, port);
-                put_owned(b, &b->target, "__address__", join_host_port(b, ip, num));
+                put_owned(&b->target, "__address__", join_host_port(b, ip, num));
                 put(b, &b->target, META "pod_container_name", jstr0(c, "name"));
                 put(b, &b->target, META "pod_container_image", jstr0(c, "image"));
                 put(b, &b->target, META "pod_container_port_name", jstr0(cport, "name"));
-                put_owned(b, &b->target, META "pod_container_port_number", num);
+                put_owned(&b->target, META "pod_container_port_number", num);
                 put(b, &b->target, META "pod_container_port_protocol",
                     jstr0(cport, "protocol"));
-                put_owned(b, &b->target, META "pod_container_init", init ? "true" : "false");
-                put_all(b, &b->target, sp->labels, sp->n_labels);
+                put_owned(&b->target, META "pod_container_init", init ? "true" : "false");
+                put_all(&b->target, sp->labels, sp->n_labels);
                 end_target(b);
             }
         }
@@ -891,11 +833,11 @@ static void endpoints_add(bctx *b, seen_pods *seen, const json_t *addr, const js
                           const char *ready)
 {
     int32_t num = jint32_0(port, "port");
-    put_owned(b, &b->target, "__address__",
+    put_owned(&b->target, "__address__",
               join_host_port(b, jstr0(addr, "ip"), fmt_uint_port(b, num)));
     put(b, &b->target, META "endpoint_port_name", jstr0(port, "name"));
     put(b, &b->target, META "endpoint_port_protocol", jstr0(port, "protocol"));
-    put_owned(b, &b->target, META "endpoint_ready", ready);
+    put_owned(&b->target, META "endpoint_ready", ready);
 
     const json_t *ref = jobj(addr, "targetRef");
     if (ref) {
@@ -917,9 +859,9 @@ static void endpoints_add(bctx *b, seen_pods *seen, const json_t *addr, const js
     const json_t *pod = resolve_pod(b, ref);
     seen_pod *sp = pod ? seen_get(b, seen, pod) : NULL;
     if (sp) {
-        put_all(b, &b->target, sp->labels, sp->n_labels);
+        put_all(&b->target, sp->labels, sp->n_labels);
         put_matching_container(b, pod, num, jstr0(port, "protocol"));
-        seen_add_port(b, sp, num);
+        seen_add_port(sp, num);
     }
     end_target(b);
 }
@@ -966,12 +908,12 @@ static void slice_add(bctx *b, seen_pods *seen, const char *addr, const json_t *
     int32_t num = 0;
     bool has_num = jint32(port, "port", &num);
     const char *num_s = has_num ? fmt_uint_port(b, num) : NULL;
-    put_owned(b, &b->target, "__address__",
+    put_owned(&b->target, "__address__",
               has_num ? join_host_port(b, addr, num_s) : astr(b, addr));
     put(b, &b->target, META "endpointslice_port_name", jstr(port, "name"));
     put(b, &b->target, META "endpointslice_port_protocol", jstr(port, "protocol"));
     if (has_num)
-        put_owned(b, &b->target, META "endpointslice_port", num_s);
+        put_owned(&b->target, META "endpointslice_port", num_s);
     put(b, &b->target, META "endpointslice_port_app_protocol", jstr(port, "appProtocol"));
 
     const json_t *cond = jobj(ep, "conditions");
@@ -1003,10 +945,10 @@ static void slice_add(bctx *b, seen_pods *seen, const char *addr, const json_t *
     const json_t *pod = resolve_pod(b, ref);
     seen_pod *sp = pod ? seen_get(b, seen, pod) : NULL;
     if (sp) {
-        put_all(b, &b->target, sp->labels, sp->n_labels);
+        put_all(&b->target, sp->labels, sp->n_labels);
         if (has_num)
             put_matching_container(b, pod, num, NULL);
-        seen_add_port(b, sp, has_num ? num : PORT_NONE);
+        seen_add_port(sp, has_num ? num : PORT_NONE);
     }
     end_target(b);
 }
@@ -1062,7 +1004,7 @@ static int build_node(bctx *b, const json_t *node, firn_err *err)
         if (!c)
             continue;
         char *type = alower(b, jstr0(c, "type"));
-        put_owned(b, &b->group, type ? asan(b, META "node_condition_", type) : NULL,
+        put_owned(&b->group, type ? asan(b, META "node_condition_", type) : NULL,
                   alower(b, jstr0(c, "status")));
     }
     put_meta(b, &b->group, &meta_node, node);
@@ -1084,7 +1026,7 @@ static int build_node(bctx *b, const json_t *node, firn_err *err)
                          disc_k8s_name(node));
 
     int32_t port = jint32_0(jobj(jobj(status, "daemonEndpoints"), "kubeletEndpoint"), "Port");
-    put_owned(b, &b->target, "__address__",
+    put_owned(&b->target, "__address__",
               join_host_port(b, addr, afmt(b, "%" PRId32, port)));
     put(b, &b->target, "instance", disc_k8s_name(node));
     /* The first address of each type: walking backwards, the first is put last. */
@@ -1162,7 +1104,7 @@ static void build_ingress(bctx *b, const json_t *ing)
                 path = jstr0(hp, "path")[0] ? jstr0(hp, "path") : "/";
             }
             put(b, &b->target, "__address__", host);
-            put_owned(b, &b->target, META "ingress_scheme", scheme);
+            put_owned(&b->target, META "ingress_scheme", scheme);
             put(b, &b->target, META "ingress_host", host);
             put(b, &b->target, META "ingress_path", path);
             end_target(b);
@@ -1222,22 +1164,13 @@ int disc_k8s_build_group(k8s_kind role, const json_t *obj, const k8s_lookup *lk,
         size_t sl = disc_k8s_group_source(role, ns, name, NULL, 0);
         char *source = firn_arena_alloc(a, sl + 1);
         disc_target *targets = firn_arena_calloc(a, b.n_targets + 1, sizeof *targets);
-        if (source && targets) {
-            disc_k8s_group_source(role, ns, name, source, sl + 1);
-            if (b.n_targets)
-                memcpy(targets, b.targets, b.n_targets * sizeof *targets);
-            out->source = source;
-            out->targets = targets;
-            out->n_targets = b.n_targets;
-            out->labels = ls_finish(&b, &b.group, &out->n_labels);
-        } else {
-            b.oom = true;
-        }
-        if (b.oom) {
-            memset(out, 0, sizeof *out);
-            rc = firn_errf(err, FIRN_ENOMEM, "%s %s%s%.253s: out of memory", ki->kind,
-                           ki->namespaced ? ns : "", ki->namespaced ? "/" : "", name);
-        }
+        disc_k8s_group_source(role, ns, name, source, sl + 1);
+        if (b.n_targets)
+            memcpy(targets, b.targets, b.n_targets * sizeof *targets);
+        out->source = source;
+        out->targets = targets;
+        out->n_targets = b.n_targets;
+        out->labels = ls_finish(&b, &b.group, &out->n_labels);
     }
     seen_free(&seen);
     free(b.group.v);

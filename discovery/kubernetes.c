@@ -30,6 +30,7 @@
  * owned by their watcher.  managedFields are dropped on arrival: they are
  * large and no label comes from them.
  */
+#include <assert.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -38,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include "config/kubeconfig.h"
@@ -122,7 +124,17 @@ static int64_t backoff_next(int64_t cur)
 static void set_str(char **dst, const char *s)
 {
     free(*dst);
-    *dst = s ? strdup(s) : NULL;
+    *dst = s ? firn_xstrdup(s) : NULL;
+}
+
+/* A value jansson just made: NULL only when its own allocation failed
+ * (what it packs here is valid UTF-8, which it parsed itself), so abort as
+ * model/alloc.h does. */
+static json_t *json_made(json_t *v)
+{
+    if (!v)
+        firn_oom(0);
+    return v;
 }
 
 static const char *obj_rv(const json_t *obj)
@@ -176,7 +188,7 @@ static const json_t *lk_get(void *ctx, k8s_kind kind, const char *ns, const char
     firn_buf key = {0};
     obj_key(kind, ns ? ns : "", name, &key);
     const json_t *found = NULL;
-    for (size_t i = 0; i < k->n_w && !found && key.data; i++) {
+    for (size_t i = 0; i < k->n_w && !found; i++) {
         watcher *w = &k->w[i];
         if (w->kind == kind && (!w->ns[0] || (ns && strcmp(w->ns, ns) == 0)))
             found = json_object_get(w->store, (const char *)key.data);
@@ -209,9 +221,8 @@ static void mark_dirty(void *ctx, const json_t *obj)
     disc_k8s *k = ctx;
     firn_buf key = {0};
     obj_key(k->role, disc_k8s_namespace(obj), disc_k8s_name(obj), &key);
-    if (key.data)
-        json_object_set_new(k->dirty, (const char *)key.data,
-                            json_pack("[ss]", disc_k8s_namespace(obj), disc_k8s_name(obj)));
+    json_object_set_new(k->dirty, (const char *)key.data,
+                        json_made(json_pack("[ss]", disc_k8s_namespace(obj), disc_k8s_name(obj))));
     firn_buf_free(&key);
 }
 
@@ -231,10 +242,6 @@ static void store_put(watcher *w, json_t *obj)
     json_object_del(json_object_get(obj, "metadata"), "managedFields");
     firn_buf key = {0};
     obj_key(w->kind, disc_k8s_namespace(obj), disc_k8s_name(obj), &key);
-    if (!key.data) {
-        json_decref(obj);
-        return;
-    }
     json_t *old = json_object_get(w->store, (const char *)key.data);
     if (old)
         object_changed(w, old);  /* what depended on the old state may change too */
@@ -247,7 +254,7 @@ static void store_del(watcher *w, const json_t *obj)
 {
     firn_buf key = {0};
     obj_key(w->kind, disc_k8s_namespace(obj), disc_k8s_name(obj), &key);
-    json_t *old = key.data ? json_object_get(w->store, (const char *)key.data) : NULL;
+    json_t *old = json_object_get(w->store, (const char *)key.data);
     if (old) {
         json_incref(old);
         json_object_del(w->store, (const char *)key.data);
@@ -286,9 +293,8 @@ static void store_replace(watcher *w, json_t *next)
 
 static uint64_t group_hash(const disc_group *g)
 {
-    XXH3_state_t *st = XXH3_createState();
-    if (!st)
-        return 0;
+    XXH3_state_t state;
+    XXH3_state_t *st = &state;
     XXH3_64bits_reset(st);
     for (size_t i = 0; i < g->n_labels; i++) {
         XXH3_64bits_update(st, g->labels[i].name, strlen(g->labels[i].name) + 1);
@@ -302,9 +308,7 @@ static uint64_t group_hash(const disc_group *g)
             XXH3_64bits_update(st, l->value, strlen(l->value) + 1);
         }
     }
-    uint64_t h = XXH3_64bits_digest(st);
-    XXH3_freeState(st);
-    return h | 1;  /* never 0: 0 means "empty group sent" */
+    return XXH3_64bits_digest(st) | 1;  /* never 0: 0 means "empty group sent" */
 }
 
 /* Rebuild every dirty role object and send the groups that changed. */
@@ -314,15 +318,11 @@ static void emit(disc_k8s *k)
         return;
     size_t cap = json_object_size(k->dirty);
     firn_arena *a = firn_arena_new(64 * 1024);
-    disc_group *out = calloc(cap + 1, sizeof *out);
+    disc_group *out = firn_xcalloc(cap + 1, sizeof *out);
     size_t n = 0;
     k8s_lookup lk = {lk_get, lk_each, k};
     const char *key;
     json_t *v;
-    if (!a || !out) {
-        firn_log(FIRN_LOG_ERROR, K8S_COMPONENT, "out of memory building Kubernetes groups", NULL);
-        goto done;
-    }
     json_object_foreach(k->dirty, key, v) {
         const char *ns = json_string_value(json_array_get(v, 0));
         const char *name = json_string_value(json_array_get(v, 1));
@@ -343,22 +343,20 @@ static void emit(disc_k8s *k)
             char src[1024];
             disc_k8s_group_source(k->role, ns, name, src, sizeof src);
             g.source = firn_arena_strndup(a, src, strlen(src));
-            if (!g.source)
-                continue;
         }
         uint64_t h = g.n_targets ? group_hash(&g) : 0;
         json_t *last = json_object_get(k->sent, g.source);
         if (last ? (uint64_t)json_integer_value(last) == h : h == 0)
             continue;  /* unchanged, or never sent and still empty */
         if (h)
-            json_object_set_new(k->sent, g.source, json_integer((json_int_t)h));
+            json_object_set_new(k->sent, g.source, json_made(json_integer((json_int_t)h)));
         else
             json_object_del(k->sent, g.source);
+        assert(n < cap);   /* one group per dirty key at most */
         out[n++] = g;
     }
     if (n)
         k->sink->send(k->sink, out, n);
-done:
     json_object_clear(k->dirty);
     free(out);
     firn_arena_free(a);
@@ -394,8 +392,8 @@ static size_t on_list_body(char *data, size_t size, size_t nmemb, void *ctx)
         w->body_too_big = true;
         return 0;
     }
-    firn_buf_append(&w->body, data, n);
-    return w->body.failed ? 0 : n;
+    firn_buf_append(&w->body, data, n);   /* no cap: the limit is checked above */
+    return n;
 }
 
 static void handle_event(watcher *w, const char *line, size_t len);
@@ -418,12 +416,7 @@ static size_t on_watch_body(char *data, size_t size, size_t nmemb, void *ctx)
             w->stream_failed = true;
             return 0;
         }
-        firn_buf_append(&w->line, p, take);
-        if (w->line.failed) {
-            snprintf(w->stream_error, sizeof w->stream_error, "out of memory");
-            w->stream_failed = true;
-            return 0;
-        }
+        firn_buf_append(&w->line, p, take);   /* no cap: the limit is checked above */
         if (!nl)
             break;
         if (w->line.len)
@@ -503,16 +496,12 @@ static void watcher_start(watcher *w, enum wstate what)
 {
     disc_k8s *k = w->k;
     const k8s_kind_info *ki = disc_k8s_kind_get(w->kind);
-    if (!w->easy && !(w->easy = curl_easy_init())) {
-        w->state = W_IDLE;
-        w->due_ms = firn_mono_ms() + (w->backoff_ms = backoff_next(w->backoff_ms));
-        return;
-    }
+    if (!w->easy && !(w->easy = curl_easy_init()))
+        firn_oom(0);   /* libcurl's own allocation failed */
     CURL *e = w->easy;
     curl_easy_reset(e);
     httpc_request_free(&w->req);
     w->body.len = 0;
-    w->body.failed = false;
     w->line.len = 0;
     w->body_too_big = w->stream_failed = w->stream_expired = false;
     w->stream_error[0] = w->curl_error[0] = '\0';
@@ -579,11 +568,10 @@ static void watcher_start(watcher *w, enum wstate what)
         if (kc->key_data)
             curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &key);
     }
-    w->req.headers = curl_slist_append(NULL, "Accept: application/json");
+    if (!(w->req.headers = curl_slist_append(NULL, "Accept: application/json")))
+        firn_oom(0);   /* libcurl's own allocation failed */
     char why[512];
-    const char *fail = url.failed || !w->req.headers ? "out of memory"
-                       : httpc_apply(e, &k->http, (const char *)url.data, &w->req, why,
-                                     sizeof why);
+    const char *fail = httpc_apply(e, &k->http, (const char *)url.data, &w->req, why, sizeof why);
     if (fail) {
         char where[160];
         firn_log(FIRN_LOG_WARN, K8S_COMPONENT, "Kubernetes request not made",
@@ -666,7 +654,7 @@ static void list_page_done(watcher *w, long status, CURLcode rc)
         return;
     }
     if (!w->listing)
-        w->listing = json_object();
+        w->listing = json_made(json_object());
     size_t i;
     json_t *obj;
     firn_buf key = {0};
@@ -675,8 +663,7 @@ static void list_page_done(watcher *w, long status, CURLcode rc)
             continue;  /* nameless: no source to give it */
         json_object_del(json_object_get(obj, "metadata"), "managedFields");
         obj_key(w->kind, disc_k8s_namespace(obj), disc_k8s_name(obj), &key);
-        if (key.data)
-            json_object_set(w->listing, (const char *)key.data, obj);
+        json_object_set(w->listing, (const char *)key.data, obj);
     }
     firn_buf_free(&key);
     const char *cont = json_string_value(json_object_get(meta, "continue"));
@@ -801,15 +788,13 @@ static int connection_setup(disc_k8s *k, const config_kubernetes_sd *cfg, char *
     firn_arena *a = k->arena;
     if (cfg->api_server) {
         k->server = firn_arena_strdup(a, cfg->api_server);
-        if (!config_http_copy(a, &cfg->http, &k->http))
-            return firn_errf(err, FIRN_ENOMEM, "out of memory");
+        config_http_copy(a, &cfg->http, &k->http);
     } else if (cfg->kubeconfig_file) {
         if (config_kubeconfig_load(cfg->kubeconfig_file, &k->kubeconfig, err) < 0)
             return -1;
         k->has_kubeconfig = true;
         k->server = firn_arena_strdup(a, k->kubeconfig.server);
-        if (!config_http_copy(a, &k->kubeconfig.http, &k->http))
-            return firn_errf(err, FIRN_ENOMEM, "out of memory");
+        config_http_copy(a, &k->kubeconfig.http, &k->http);
     } else {
         const char *host = getenv("KUBERNETES_SERVICE_HOST");
         const char *port = getenv("KUBERNETES_SERVICE_PORT");
@@ -818,17 +803,13 @@ static int connection_setup(disc_k8s *k, const config_kubernetes_sd *cfg, char *
                              "no api_server or kubeconfig_file, and not running in a "
                              "Kubernetes cluster (KUBERNETES_SERVICE_HOST and "
                              "KUBERNETES_SERVICE_PORT unset)");
-        firn_buf b = {0};
-        firn_buf_printf(&b, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host, port);
-        char *url = firn_buf_take(&b, NULL);
+        char *url = firn_xasprintf(strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s",
+                                   host, port);
         k->server = firn_arena_strdup(a, url);
         free(url);
         const char *dir = k->opts.serviceaccount_dir ? k->opts.serviceaccount_dir : K8S_SA_DIR;
-        firn_buf path = {0};
-        firn_buf_printf(&path, "%s/token", dir);
-        char *token_path = firn_buf_take(&path, NULL);
-        firn_buf_printf(&path, "%s/ca.crt", dir);
-        char *ca_path = firn_buf_take(&path, NULL);
+        char *token_path = firn_xasprintf("%s/token", dir);
+        char *ca_path = firn_xasprintf("%s/ca.crt", dir);
         k->http.authorization.set = true;
         k->http.authorization.type = "Bearer";
         k->http.authorization.credentials_file = firn_arena_strdup(a, token_path);
@@ -836,17 +817,14 @@ static int connection_setup(disc_k8s *k, const config_kubernetes_sd *cfg, char *
         free(token_path);
         free(ca_path);
         if (cfg->own_namespace) {
-            firn_buf_printf(&path, "%s/namespace", dir);
-            char *ns_path = firn_buf_take(&path, NULL);
-            int rc = ns_path ? read_small(ns_path, own_ns, own_ns_size, err)
-                             : firn_errf(err, FIRN_ENOMEM, "out of memory");
+            char *ns_path = firn_xasprintf("%s/namespace", dir);
+            int rc = read_small(ns_path, own_ns, own_ns_size, err);
             free(ns_path);
             if (rc < 0)
                 return -1;
         }
     }
-    if (!k->server)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    assert(k->server);   /* each branch above set it from a string */
     size_t n = strlen(k->server);
     while (n && k->server[n - 1] == '/')
         k->server[--n] = '\0';
@@ -915,14 +893,12 @@ disc_k8s *disc_k8s_start(const config_kubernetes_sd *cfg, const disc_k8s_options
                   cfg->role ? cfg->role : "");
         return NULL;
     }
-    disc_k8s *k = calloc(1, sizeof *k);
-    if (!k || !(k->arena = firn_arena_new(1024)) || !(k->dirty = json_object()) ||
-        !(k->sent = json_object()) || !(k->multi = curl_multi_init())) {
-        if (k)
-            k8s_free(k);
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    disc_k8s *k = firn_xcalloc(1, sizeof *k);
+    k->arena = firn_arena_new(1024);
+    k->dirty = json_made(json_object());
+    k->sent = json_made(json_object());
+    if (!(k->multi = curl_multi_init()))
+        firn_oom(0);   /* libcurl's own allocation failed */
     k->role = (k8s_kind)role;
     k->ropts.attach_node = cfg->attach_node;
     k->ropts.attach_namespace = cfg->attach_namespace;
@@ -950,12 +926,7 @@ disc_k8s *disc_k8s_start(const config_kubernetes_sd *cfg, const disc_k8s_options
     for (int kind = 0; kind < K8S_KIND_COUNT; kind++)
         if (kinds & (1u << kind))
             cap += disc_k8s_kind_get((k8s_kind)kind)->namespaced && n_names ? n_names : 1;
-    k->w = calloc(cap, sizeof *k->w);
-    if (!k->w) {
-        k8s_free(k);
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    k->w = firn_xcalloc(cap, sizeof *k->w);
     for (int kind = 0; kind < K8S_KIND_COUNT; kind++) {
         if (!(kinds & (1u << kind)))
             continue;
@@ -969,16 +940,12 @@ disc_k8s *disc_k8s_start(const config_kubernetes_sd *cfg, const disc_k8s_options
             watcher *w = &k->w[k->n_w];
             w->k = k;
             w->kind = (k8s_kind)kind;
-            w->ns = strdup(per_ns ? names[i] : "");
-            w->store = json_object();
+            w->ns = firn_xstrdup(per_ns ? names[i] : "");
+            w->store = json_made(json_object());
             w->label_sel = firn_arena_strdup(k->arena, selector_for(cfg, (k8s_kind)kind, true));
             w->field_sel = firn_arena_strdup(k->arena, selector_for(cfg, (k8s_kind)kind, false));
             k->n_w++;
-            if (!w->ns || !w->store) {
-                k8s_free(k);
-                firn_errf(err, FIRN_ENOMEM, "out of memory");
-                return NULL;
-            }
+            assert(k->n_w <= cap);
         }
     }
     firn_log(FIRN_LOG_INFO, K8S_COMPONENT, "Kubernetes discovery starting",

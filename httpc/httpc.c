@@ -180,20 +180,16 @@ int httpc_post(CURL *reuse, const config_http *h, const char *url,
 {
     *resp = (httpc_response){.retry_after_ms = -1};
     CURL *e = reuse ? reuse : curl_easy_init();
-    if (!e) {
-        snprintf(resp->error, sizeof resp->error, "out of memory");
-        return -1;
-    }
+    if (!e)
+        firn_oom(0);   /* libcurl's own allocation failed */
     if (reuse)
         curl_easy_reset(e);
     httpc_request r = {0};
     int rc = -1;
     for (const struct curl_slist *l = headers; l; l = l->next) {
         struct curl_slist *grown = curl_slist_append(r.headers, l->data);
-        if (!grown) {
-            snprintf(resp->error, sizeof resp->error, "out of memory");
-            goto out;
-        }
+        if (!grown)
+            firn_oom(strlen(l->data));   /* libcurl's own allocation failed */
         r.headers = grown;
     }
     const char *fail = httpc_apply(e, h, url, &r, resp->error, sizeof resp->error);
@@ -229,7 +225,6 @@ int httpc_post(CURL *reuse, const config_http *h, const char *url,
                      cc == CURLE_ABORTED_BY_CALLBACK ? "canceled" : curl_easy_strerror(cc));
         }
     }
-out:
     httpc_request_free(&r);
     if (!reuse)
         curl_easy_cleanup(e);

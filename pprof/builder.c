@@ -11,6 +11,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t on the stack */
@@ -23,7 +24,6 @@ struct vec {
 
 struct pprof_builder {
     firn_arena *arena;
-    bool oom;
     size_t n_types;
     struct vec strings;     /* char * */
     struct vec functions;   /* pprof_function */
@@ -36,39 +36,23 @@ struct pprof_builder {
     firn_u64map string_map, function_map, mapping_map, location_map;
 };
 
-/* Room for one more element of size sz; NULL when out of memory. */
-static void *vec_push(pprof_builder *b, struct vec *v, size_t sz)
+/* Room for one more element of size sz. */
+static void *vec_push(struct vec *v, size_t sz)
 {
-    if (b->oom)
-        return NULL;
-    if (v->n == v->cap) {
-        size_t ncap = v->cap ? v->cap * 2 : 64;
-        void *nv = realloc(v->v, ncap * sz);
-        if (!nv) {
-            b->oom = true;
-            return NULL;
-        }
-        v->v = nv;
-        v->cap = ncap;
-    }
+    v->v = firn_grow(v->v, v->n, &v->cap, sz, 64);
     return (char *)v->v + sz * v->n++;
 }
 
 pprof_builder *pprof_builder_new(size_t n_sample_types)
 {
-    pprof_builder *b = calloc(1, sizeof *b);
-    if (!b)
-        return NULL;
+    pprof_builder *b = firn_xcalloc(1, sizeof *b);
     b->n_types = n_sample_types;
     b->arena = firn_arena_new(0);
-    b->types = calloc(n_sample_types ? n_sample_types : 1, sizeof *b->types);
-    if (!b->arena || !b->types || firn_u64map_init(&b->string_map, 256) < 0 ||
-        firn_u64map_init(&b->function_map, 256) < 0 ||
-        firn_u64map_init(&b->mapping_map, 16) < 0 ||
-        firn_u64map_init(&b->location_map, 256) < 0) {
-        pprof_builder_free(b);
-        return NULL;
-    }
+    b->types = firn_xcalloc(n_sample_types ? n_sample_types : 1, sizeof *b->types);
+    firn_u64map_init(&b->string_map, 256);
+    firn_u64map_init(&b->function_map, 256);
+    firn_u64map_init(&b->mapping_map, 16);
+    firn_u64map_init(&b->location_map, 256);
     pprof_builder_string(b, "", 0);   /* strings[0] is "" */
     return b;
 }
@@ -93,20 +77,20 @@ void pprof_builder_free(pprof_builder *b)
 
 /* Finds the index of content hashing to h for which same(index) holds, or
  * reserves key for a new element at index next.  Returns the index found,
- * or next after recording it; UINT32_MAX when out of memory. */
-static uint32_t dedup(pprof_builder *b, firn_u64map *m, uint64_t h, uint32_t next,
+ * or next after recording it. */
+static uint32_t dedup(const pprof_builder *b, firn_u64map *m, uint64_t h, uint32_t next,
                       bool (*same)(const pprof_builder *, uint32_t, const void *),
                       const void *content)
 {
+    assert(next < PPROF_NONE);   /* callers cap their tables far below 2^32 */
     for (;;) {
         uint32_t idx;
         int r = firn_u64map_put(m, h, next, &idx);
-        if (r < 0) {
-            b->oom = true;
-            return UINT32_MAX;
-        }
-        if (r == 1 || same(b, idx, content))
-            return r == 1 ? next : idx;
+        if (r == 1)
+            return next;
+        assert(idx < next);   /* a key already there names an element already pushed */
+        if (same(b, idx, content))
+            return idx;
         h = h * 0x9E3779B97F4A7C15ull + 1;   /* collision: probe another key */
     }
 }
@@ -125,20 +109,13 @@ static bool same_string(const pprof_builder *b, uint32_t idx, const void *c)
 
 int64_t pprof_builder_string(pprof_builder *b, const char *s, size_t len)
 {
-    if (b->oom)
-        return -1;
     struct str_content sc = {s, len};
     uint32_t next = (uint32_t)b->strings.n;
     uint32_t idx = dedup(b, &b->string_map, XXH3_64bits(s, len), next, same_string, &sc);
     if (idx != next)
-        return idx == UINT32_MAX ? -1 : (int64_t)idx;
-    char *copy = firn_arena_strndup(b->arena, s, len);
-    char **slot = vec_push(b, &b->strings, sizeof(char *));
-    if (!copy || !slot) {
-        b->oom = true;
-        return -1;
-    }
-    *slot = copy;
+        return idx;
+    char **slot = vec_push(&b->strings, sizeof(char *));
+    *slot = firn_arena_strndup(b->arena, s, len);
     return idx;
 }
 
@@ -178,17 +155,13 @@ static bool same_function(const pprof_builder *b, uint32_t idx, const void *c)
 
 uint32_t pprof_builder_function(pprof_builder *b, const pprof_function *f)
 {
-    if (b->oom)
-        return PPROF_NONE;
     int64_t key[4] = {f->name, f->system_name, f->filename, f->start_line};
     uint32_t next = (uint32_t)b->functions.n;
     uint32_t idx = dedup(b, &b->function_map, XXH3_64bits(key, sizeof key), next,
                          same_function, f);
     if (idx != next)
         return idx;
-    pprof_function *slot = vec_push(b, &b->functions, sizeof *slot);
-    if (!slot)
-        return PPROF_NONE;
+    pprof_function *slot = vec_push(&b->functions, sizeof *slot);
     *slot = *f;
     slot->id = next + 1;
     return idx;
@@ -207,8 +180,6 @@ static bool same_mapping(const pprof_builder *b, uint32_t idx, const void *c)
 
 uint32_t pprof_builder_mapping(pprof_builder *b, const pprof_mapping *m)
 {
-    if (b->oom)
-        return PPROF_NONE;
     uint64_t key[6] = {m->memory_start, m->memory_limit, m->file_offset,
                        (uint64_t)m->filename, (uint64_t)m->build_id,
                        (uint64_t)(m->has_functions | m->has_filenames << 1 |
@@ -218,9 +189,7 @@ uint32_t pprof_builder_mapping(pprof_builder *b, const pprof_mapping *m)
                          same_mapping, m);
     if (idx != next)
         return idx;
-    pprof_mapping *slot = vec_push(b, &b->mappings, sizeof *slot);
-    if (!slot)
-        return PPROF_NONE;
+    pprof_mapping *slot = vec_push(&b->mappings, sizeof *slot);
     *slot = *m;
     slot->id = next + 1;
     return idx;
@@ -241,8 +210,6 @@ static bool same_location(const pprof_builder *b, uint32_t idx, const void *c)
 
 uint32_t pprof_builder_location(pprof_builder *b, const pprof_location *l)
 {
-    if (b->oom)
-        return PPROF_NONE;
     XXH3_state_t st;
     XXH3_64bits_reset(&st);
     uint64_t head[4] = {l->mapping, l->address, l->is_folded, l->n_lines};
@@ -258,15 +225,9 @@ uint32_t pprof_builder_location(pprof_builder *b, const pprof_location *l)
     pprof_line *lines = NULL;
     if (l->n_lines) {
         lines = firn_arena_alloc(b->arena, l->n_lines * sizeof *lines);
-        if (!lines) {
-            b->oom = true;
-            return PPROF_NONE;
-        }
         memcpy(lines, l->lines, l->n_lines * sizeof *lines);
     }
-    pprof_location *slot = vec_push(b, &b->locations, sizeof *slot);
-    if (!slot)
-        return PPROF_NONE;
+    pprof_location *slot = vec_push(&b->locations, sizeof *slot);
     *slot = *l;
     slot->id = next + 1;
     slot->lines = lines;
@@ -276,21 +237,13 @@ uint32_t pprof_builder_location(pprof_builder *b, const pprof_location *l)
 int pprof_builder_sample(pprof_builder *b, const uint32_t *locations, size_t n_locations,
                          const int64_t *values, const pprof_label *labels, size_t n_labels)
 {
-    if (b->oom)
-        return FIRN_ENOMEM;
-    pprof_sample *s = vec_push(b, &b->samples, sizeof *s);
-    if (!s)
-        return FIRN_ENOMEM;
+    pprof_sample *s = vec_push(&b->samples, sizeof *s);
     memset(s, 0, sizeof *s);
     s->n_locations = n_locations;
     s->n_labels = n_labels;
     s->locations = firn_arena_alloc(b->arena, (n_locations ? n_locations : 1) * sizeof(uint32_t));
     s->values = firn_arena_alloc(b->arena, (b->n_types ? b->n_types : 1) * sizeof(int64_t));
     s->labels = n_labels ? firn_arena_alloc(b->arena, n_labels * sizeof(pprof_label)) : NULL;
-    if (!s->locations || !s->values || (n_labels && !s->labels)) {
-        b->oom = true;
-        return FIRN_ENOMEM;
-    }
     if (n_locations)   /* locations may be NULL then */
         memcpy(s->locations, locations, n_locations * sizeof(uint32_t));
     memcpy(s->values, values, b->n_types * sizeof(int64_t));
@@ -300,13 +253,9 @@ int pprof_builder_sample(pprof_builder *b, const uint32_t *locations, size_t n_l
 }
 
 /* Copy a vector's elements into the arena. */
-static void *vec_to_arena(pprof_builder *b, const struct vec *v, size_t sz)
+static void *vec_to_arena(const pprof_builder *b, const struct vec *v, size_t sz)
 {
     void *out = firn_arena_alloc(b->arena, (v->n ? v->n : 1) * sz);
-    if (!out) {
-        b->oom = true;
-        return NULL;
-    }
     if (v->n)
         memcpy(out, v->v, v->n * sz);
     return out;
@@ -314,21 +263,15 @@ static void *vec_to_arena(pprof_builder *b, const struct vec *v, size_t sz)
 
 pprof_profile *pprof_builder_finish(pprof_builder *b, firn_err *err)
 {
-    pprof_profile *p = b->oom ? NULL : firn_arena_calloc(b->arena, 1, sizeof *p);
-    if (p) {
-        p->sample_types = firn_arena_alloc(b->arena, (b->n_types ? b->n_types : 1) *
-                                                         sizeof *p->sample_types);
-        p->strings = vec_to_arena(b, &b->strings, sizeof(char *));
-        p->functions = vec_to_arena(b, &b->functions, sizeof(pprof_function));
-        p->mappings = vec_to_arena(b, &b->mappings, sizeof(pprof_mapping));
-        p->locations = vec_to_arena(b, &b->locations, sizeof(pprof_location));
-        p->samples = vec_to_arena(b, &b->samples, sizeof(pprof_sample));
-    }
-    if (!p || b->oom || !p->sample_types) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory building a profile");
-        pprof_builder_free(b);
-        return NULL;
-    }
+    (void)err;   /* nothing left that can fail: see pprof.h */
+    pprof_profile *p = firn_arena_calloc(b->arena, 1, sizeof *p);
+    p->sample_types = firn_arena_alloc(b->arena, (b->n_types ? b->n_types : 1) *
+                                                     sizeof *p->sample_types);
+    p->strings = vec_to_arena(b, &b->strings, sizeof(char *));
+    p->functions = vec_to_arena(b, &b->functions, sizeof(pprof_function));
+    p->mappings = vec_to_arena(b, &b->mappings, sizeof(pprof_mapping));
+    p->locations = vec_to_arena(b, &b->locations, sizeof(pprof_location));
+    p->samples = vec_to_arena(b, &b->samples, sizeof(pprof_sample));
     memcpy(p->sample_types, b->types, b->n_types * sizeof *p->sample_types);
     p->n_sample_types = b->n_types;
     p->n_strings = b->strings.n;

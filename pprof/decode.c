@@ -39,10 +39,8 @@ static void *pb_alloc(void *data, size_t size)
         a->exceeded = true;
         return NULL;
     }
-    void *p = firn_arena_alloc(a->arena, size);
-    if (p)
-        a->used += size;
-    return p;
+    a->used += size;
+    return firn_arena_alloc(a->arena, size);
 }
 
 static void pb_free(void *data, void *ptr)
@@ -272,17 +270,13 @@ static int build_idmap(struct idmap *m, size_t n, uint64_t (*get_id)(void *tab, 
     }
     if (m->dense)
         return 0;
-    if (firn_u64map_init(&m->map, n) < 0)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory indexing %s ids", kind);
+    firn_u64map_init(&m->map, n);
     for (size_t i = 0; i < n; i++) {
         uint64_t id = get_id(tab, i);
         if (id == 0)
             return firn_errf(err, FIRN_EINVAL, "%s[%zu]: id 0 is reserved", kind, i);
         uint32_t prev;
-        int r = firn_u64map_put(&m->map, id, (uint32_t)i, &prev);
-        if (r < 0)
-            return firn_errf(err, FIRN_ENOMEM, "out of memory indexing %s ids", kind);
-        if (r == 0)
+        if (firn_u64map_put(&m->map, id, (uint32_t)i, &prev) == 0)
             return firn_errf(err, FIRN_EINVAL, "%s[%zu]: duplicate id %llu (also %s[%u])",
                              kind, i, (unsigned long long)id, kind, prev);
     }
@@ -331,14 +325,12 @@ static int convert(const Firn__Pprof__Profile *m, pprof_profile *p, firn_err *er
     /* The profile owns copies of what it keeps of the message (strings,
      * comments, values), so the message's arena can go once this returns:
      * the unpacked message is most of a decode's memory, and a profile
-     * waiting in the store's queue should not carry it. */
+     * waiting in the store's queue should not carry it.  Every table below
+     * is sized by the unpacked message, already in memory under the memory
+     * cap, so these allocations are internal ones (model/alloc.h). */
     p->strings = firn_arena_alloc(A, ns * sizeof *p->strings);
-    if (!p->strings)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     for (size_t i = 0; i < ns; i++)
-        if (!(p->strings[i] = firn_arena_strndup(A, m->string_table[i],
-                                                 strlen(m->string_table[i]))))
-            return firn_errf(err, FIRN_ENOMEM, "out of memory");
+        p->strings[i] = firn_arena_strndup(A, m->string_table[i], strlen(m->string_table[i]));
     p->n_strings = ns;
 
     /* header fields */
@@ -365,8 +357,6 @@ static int convert(const Firn__Pprof__Profile *m, pprof_profile *p, firn_err *er
         if ((rc = check_str(m->comment[i], ns, err, "comment[%zu]", i)))
             return rc;
     p->comments = m->n_comment ? firn_arena_alloc(A, m->n_comment * sizeof *p->comments) : NULL;
-    if (m->n_comment && !p->comments)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     if (m->n_comment)
         memcpy(p->comments, m->comment, m->n_comment * sizeof *p->comments);
     p->n_comments = m->n_comment;
@@ -375,8 +365,6 @@ static int convert(const Firn__Pprof__Profile *m, pprof_profile *p, firn_err *er
     p->n_sample_types = m->n_sample_type;
     p->sample_types = firn_arena_calloc(A, m->n_sample_type ? m->n_sample_type : 1,
                                         sizeof *p->sample_types);
-    if (!p->sample_types)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     for (size_t i = 0; i < m->n_sample_type; i++) {
         if ((rc = check_str(m->sample_type[i]->type, ns, err, "sample_type[%zu].type", i)) ||
             (rc = check_str(m->sample_type[i]->unit, ns, err, "sample_type[%zu].unit", i)))
@@ -407,10 +395,6 @@ static int convert(const Firn__Pprof__Profile *m, pprof_profile *p, firn_err *er
     /* mappings */
     p->n_mappings = m->n_mapping;
     p->mappings = firn_arena_calloc(A, m->n_mapping ? m->n_mapping : 1, sizeof *p->mappings);
-    if (!p->mappings) {
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < m->n_mapping; i++) {
         const Firn__Pprof__Mapping *s = m->mapping[i];
         if ((rc = check_str(s->filename, ns, err, "mapping[%zu] (id %llu).filename", i,
@@ -434,10 +418,6 @@ static int convert(const Firn__Pprof__Profile *m, pprof_profile *p, firn_err *er
     /* functions */
     p->n_functions = m->n_function;
     p->functions = firn_arena_calloc(A, m->n_function ? m->n_function : 1, sizeof *p->functions);
-    if (!p->functions) {
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < m->n_function; i++) {
         const Firn__Pprof__Function *s = m->function[i];
         unsigned long long id = (unsigned long long)s->id;
@@ -456,10 +436,6 @@ static int convert(const Firn__Pprof__Profile *m, pprof_profile *p, firn_err *er
     /* locations */
     p->n_locations = m->n_location;
     p->locations = firn_arena_calloc(A, m->n_location ? m->n_location : 1, sizeof *p->locations);
-    if (!p->locations) {
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < m->n_location; i++) {
         const Firn__Pprof__Location *s = m->location[i];
         pprof_location *d = &p->locations[i];
@@ -474,10 +450,6 @@ static int convert(const Firn__Pprof__Profile *m, pprof_profile *p, firn_err *er
         }
         d->n_lines = s->n_line;
         d->lines = s->n_line ? firn_arena_alloc(A, s->n_line * sizeof *d->lines) : NULL;
-        if (s->n_line && !d->lines) {
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-            goto out;
-        }
         for (size_t j = 0; j < s->n_line; j++) {
             const Firn__Pprof__Line *ls = s->line[j];
             pprof_line *ld = &d->lines[j];
@@ -497,10 +469,6 @@ static int convert(const Firn__Pprof__Profile *m, pprof_profile *p, firn_err *er
     p->n_samples = m->n_sample;
     p->samples = firn_arena_calloc(A, m->n_sample ? m->n_sample : 1, sizeof *p->samples);
     int64_t *values = firn_arena_alloc(A, (m->n_sample * m->n_sample_type + 1) * sizeof *values);
-    if (!p->samples || !values) {
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < m->n_sample; i++) {
         const Firn__Pprof__Sample *s = m->sample[i];
         pprof_sample *d = &p->samples[i];
@@ -515,10 +483,6 @@ static int convert(const Firn__Pprof__Profile *m, pprof_profile *p, firn_err *er
         d->n_locations = s->n_location_id;
         d->locations = s->n_location_id ? firn_arena_alloc(A, s->n_location_id * sizeof(uint32_t))
                                         : NULL;
-        if (s->n_location_id && !d->locations) {
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-            goto out;
-        }
         for (size_t j = 0; j < s->n_location_id; j++) {
             if (!idmap_find(&locs, s->location_id[j], &d->locations[j])) {
                 rc = firn_errf(err, FIRN_EINVAL, "sample[%zu]: location_id %llu not found", i,
@@ -528,10 +492,6 @@ static int convert(const Firn__Pprof__Profile *m, pprof_profile *p, firn_err *er
         }
         d->n_labels = s->n_label;
         d->labels = s->n_label ? firn_arena_alloc(A, s->n_label * sizeof *d->labels) : NULL;
-        if (s->n_label && !d->labels) {
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-            goto out;
-        }
         for (size_t j = 0; j < s->n_label; j++) {
             const Firn__Pprof__Label *ls = s->label[j];
             if ((rc = check_str(ls->key, ns, err, "sample[%zu].label[%zu].key", i, j)) ||
@@ -641,10 +601,6 @@ pprof_profile *pprof_decode(const void *data, size_t len, const pprof_limits *li
     size_t chunk = buf_len < (1u << 16) ? (1u << 16) : buf_len > (8u << 20) ? (8u << 20) : buf_len;
     msg_arena = firn_arena_new(chunk);
     arena = firn_arena_new(chunk / 2);
-    if (!arena || !msg_arena) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto fail;
-    }
     pprof_pb_alloc alloc;
     pprof_pb_alloc_init(&alloc, msg_arena, limits->max_memory_bytes);
     Firn__Pprof__Profile *msg = firn__pprof__profile__unpack(&alloc.pb, buf_len, buf);
@@ -657,10 +613,6 @@ pprof_profile *pprof_decode(const void *data, size_t len, const pprof_limits *li
         goto fail;
     }
     p = firn_arena_calloc(arena, 1, sizeof *p);
-    if (!p) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto fail;
-    }
     p->arena = arena;
     if (convert(msg, p, err) < 0) {
         p = NULL;

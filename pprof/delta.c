@@ -14,6 +14,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +37,7 @@ struct pprof_delta_state {
 
 pprof_delta_state *pprof_delta_new(void)
 {
-    return calloc(1, sizeof(pprof_delta_state));
+    return firn_xcalloc(1, sizeof(pprof_delta_state));
 }
 
 static void state_clear(pprof_delta_state *st)
@@ -100,28 +101,23 @@ static struct delta_entry *find(const pprof_delta_state *st, pprof_hash id)
 
 /* Makes st (zeroed) a baseline of p's values (p has no duplicate
  * identities). */
-static int set_baseline(pprof_delta_state *st, const pprof_profile *p, const bool *columns,
-                        const pprof_hash *ids, firn_err *err)
+static void set_baseline(pprof_delta_state *st, const pprof_profile *p, const bool *columns,
+                         const pprof_hash *ids)
 {
     st->n_types = p->n_sample_types;
     /* One chunk that fits the values: a state lives as long as its scrape
      * loop, so the default 64 KiB chunk would be mostly waste. */
     st->arena = firn_arena_new((p->n_samples + 1) * (st->n_types + 1) * sizeof(int64_t) +
                                64 * (st->n_types + 1));
-    st->columns = malloc((st->n_types ? st->n_types : 1) * sizeof *st->columns);
-    st->type_names = st->arena ? firn_arena_alloc(st->arena, (st->n_types + 1) * sizeof(char *))
-                               : NULL;
-    st->e = malloc((p->n_samples ? p->n_samples : 1) * sizeof *st->e);
-    if (!st->arena || !st->columns || !st->type_names || !st->e ||
-        firn_u64map_init(&st->index, p->n_samples) < 0)
-        goto oom;
+    st->columns = firn_xreallocarray(NULL, st->n_types ? st->n_types : 1, sizeof *st->columns);
+    st->type_names = firn_arena_alloc(st->arena, (st->n_types + 1) * sizeof(char *));
+    st->e = firn_xreallocarray(NULL, p->n_samples ? p->n_samples : 1, sizeof *st->e);
+    firn_u64map_init(&st->index, p->n_samples);
     for (size_t i = 0; i < st->n_types; i++) {
         const char *t = pprof_str(p, p->sample_types[i].type);
         const char *u = pprof_str(p, p->sample_types[i].unit);
         size_t tl = strlen(t), ul = strlen(u);
         char *name = firn_arena_alloc(st->arena, tl + ul + 2);
-        if (!name)
-            goto oom;
         memcpy(name, t, tl);
         name[tl] = '/';
         memcpy(name + tl + 1, u, ul + 1);
@@ -130,25 +126,17 @@ static int set_baseline(pprof_delta_state *st, const pprof_profile *p, const boo
     }
     for (size_t s = 0; s < p->n_samples; s++) {
         int64_t *v = firn_arena_alloc(st->arena, (st->n_types ? st->n_types : 1) * sizeof *v);
-        if (!v)
-            goto oom;
         memcpy(v, p->samples[s].values, st->n_types * sizeof *v);
         uint32_t have;
-        int r = firn_u64map_put(&st->index, ids[s].lo, (uint32_t)st->n, &have);
-        if (r < 0)
-            goto oom;
-        if (r == 0)
+        if (firn_u64map_put(&st->index, ids[s].lo, (uint32_t)st->n, &have) == 0)
             continue;   /* a 64-bit collision: that sample has no baseline */
         st->e[st->n].id = ids[s];
         st->e[st->n].values = v;
         st->n++;
     }
+    assert(st->n <= p->n_samples);
     st->time_nanos = p->time_nanos;
     st->have = true;
-    return 0;
-oom:
-    state_clear(st);
-    return firn_errf(err, FIRN_ENOMEM, "out of memory computing a delta profile");
 }
 
 int pprof_delta_apply(pprof_delta_state *st, pprof_profile *p, const bool *columns,
@@ -156,13 +144,9 @@ int pprof_delta_apply(pprof_delta_state *st, pprof_profile *p, const bool *colum
 {
     /* equal identities first summed, as pprof merges them (Go's heap emits
      * duplicates) */
-    if (pprof_merge_samples(p, err) < 0)
-        return err ? err->code : FIRN_ENOMEM;
-    pprof_hash *ids = malloc((p->n_samples ? p->n_samples : 1) * sizeof *ids);
-    if (!ids || pprof_sample_identities(p, ids) < 0) {
-        free(ids);
-        return firn_errf(err, FIRN_ENOMEM, "out of memory computing a delta profile");
-    }
+    pprof_merge_samples(p, err);
+    pprof_hash *ids = firn_xreallocarray(NULL, p->n_samples ? p->n_samples : 1, sizeof *ids);
+    pprof_sample_identities(p, ids);
     bool reset = !same_shape(st, p, columns);
     for (size_t s = 0; s < p->n_samples && !reset; s++) {
         const struct delta_entry *e = find(st, ids[s]);
@@ -171,8 +155,8 @@ int pprof_delta_apply(pprof_delta_state *st, pprof_profile *p, const bool *colum
     }
     /* the new baseline is p's cumulative values, taken before p changes */
     pprof_delta_state fresh = {0};
-    int rc = set_baseline(&fresh, p, columns, ids, err);
-    if (rc == 0 && !reset) {
+    set_baseline(&fresh, p, columns, ids);
+    if (!reset) {
         size_t kept = 0;
         for (size_t s = 0; s < p->n_samples; s++) {
             pprof_sample *smp = &p->samples[s];
@@ -191,8 +175,6 @@ int pprof_delta_apply(pprof_delta_state *st, pprof_profile *p, const bool *colum
             p->duration_nanos = p->time_nanos - st->time_nanos;
     }
     free(ids);
-    if (rc < 0)
-        return rc;
     state_clear(st);
     *st = fresh;
     return reset ? 0 : 1;

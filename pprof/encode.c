@@ -7,21 +7,20 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NEW_ARRAY(A, T, n) ((T *)firn_arena_calloc((A), (n) ? (n) : 1, sizeof(T)))
 
-static int build_message(const pprof_profile *p, firn_arena *A, Firn__Pprof__Profile *m,
-                         firn_err *err)
+/* The message for p, its arrays in A (sized by p, already in memory). */
+static void build_message(const pprof_profile *p, firn_arena *A, Firn__Pprof__Profile *m)
 {
     firn__pprof__profile__init(m);
 
     m->n_sample_type = p->n_sample_types;
     m->sample_type = NEW_ARRAY(A, Firn__Pprof__ValueType *, p->n_sample_types);
     Firn__Pprof__ValueType *vts = NEW_ARRAY(A, Firn__Pprof__ValueType, p->n_sample_types + 1);
-    if (!m->sample_type || !vts)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory encoding a profile");
     for (size_t i = 0; i < p->n_sample_types; i++) {
         firn__pprof__value_type__init(&vts[i]);
         vts[i].type = p->sample_types[i].type;
@@ -40,8 +39,6 @@ static int build_message(const pprof_profile *p, firn_arena *A, Firn__Pprof__Pro
     m->n_sample = p->n_samples;
     m->sample = NEW_ARRAY(A, Firn__Pprof__Sample *, p->n_samples);
     Firn__Pprof__Sample *samples = NEW_ARRAY(A, Firn__Pprof__Sample, p->n_samples);
-    if (!m->sample || !samples)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory encoding a profile");
     for (size_t i = 0; i < p->n_samples; i++) {
         const pprof_sample *s = &p->samples[i];
         Firn__Pprof__Sample *d = &samples[i];
@@ -50,16 +47,12 @@ static int build_message(const pprof_profile *p, firn_arena *A, Firn__Pprof__Pro
         d->value = s->values;
         d->n_location_id = s->n_locations;
         d->location_id = NEW_ARRAY(A, uint64_t, s->n_locations);
-        if (!d->location_id)
-            return firn_errf(err, FIRN_ENOMEM, "out of memory encoding a profile");
         for (size_t j = 0; j < s->n_locations; j++)
             d->location_id[j] = p->locations[s->locations[j]].id;
         if (s->n_labels) {
             d->n_label = s->n_labels;
             d->label = NEW_ARRAY(A, Firn__Pprof__Label *, s->n_labels);
             Firn__Pprof__Label *labels = NEW_ARRAY(A, Firn__Pprof__Label, s->n_labels);
-            if (!d->label || !labels)
-                return firn_errf(err, FIRN_ENOMEM, "out of memory encoding a profile");
             for (size_t j = 0; j < s->n_labels; j++) {
                 firn__pprof__label__init(&labels[j]);
                 labels[j].key = s->labels[j].key;
@@ -76,8 +69,6 @@ static int build_message(const pprof_profile *p, firn_arena *A, Firn__Pprof__Pro
     m->n_mapping = p->n_mappings;
     m->mapping = NEW_ARRAY(A, Firn__Pprof__Mapping *, p->n_mappings);
     Firn__Pprof__Mapping *maps = NEW_ARRAY(A, Firn__Pprof__Mapping, p->n_mappings);
-    if (!m->mapping || !maps)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory encoding a profile");
     for (size_t i = 0; i < p->n_mappings; i++) {
         const pprof_mapping *s = &p->mappings[i];
         Firn__Pprof__Mapping *d = &maps[i];
@@ -99,8 +90,6 @@ static int build_message(const pprof_profile *p, firn_arena *A, Firn__Pprof__Pro
     m->n_location = p->n_locations;
     m->location = NEW_ARRAY(A, Firn__Pprof__Location *, p->n_locations);
     Firn__Pprof__Location *locs = NEW_ARRAY(A, Firn__Pprof__Location, p->n_locations);
-    if (!m->location || !locs)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory encoding a profile");
     for (size_t i = 0; i < p->n_locations; i++) {
         const pprof_location *s = &p->locations[i];
         Firn__Pprof__Location *d = &locs[i];
@@ -113,8 +102,6 @@ static int build_message(const pprof_profile *p, firn_arena *A, Firn__Pprof__Pro
             d->n_line = s->n_lines;
             d->line = NEW_ARRAY(A, Firn__Pprof__Line *, s->n_lines);
             Firn__Pprof__Line *lines = NEW_ARRAY(A, Firn__Pprof__Line, s->n_lines);
-            if (!d->line || !lines)
-                return firn_errf(err, FIRN_ENOMEM, "out of memory encoding a profile");
             for (size_t j = 0; j < s->n_lines; j++) {
                 firn__pprof__line__init(&lines[j]);
                 const pprof_line *ls = &s->lines[j];
@@ -132,8 +119,6 @@ static int build_message(const pprof_profile *p, firn_arena *A, Firn__Pprof__Pro
     m->n_function = p->n_functions;
     m->function = NEW_ARRAY(A, Firn__Pprof__Function *, p->n_functions);
     Firn__Pprof__Function *funcs = NEW_ARRAY(A, Firn__Pprof__Function, p->n_functions);
-    if (!m->function || !funcs)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory encoding a profile");
     for (size_t i = 0; i < p->n_functions; i++) {
         const pprof_function *s = &p->functions[i];
         Firn__Pprof__Function *d = &funcs[i];
@@ -157,7 +142,6 @@ static int build_message(const pprof_profile *p, firn_arena *A, Firn__Pprof__Pro
     m->comment = p->comments;
     m->default_sample_type = p->default_sample_type;
     m->doc_url = p->doc_url;
-    return 0;
 }
 
 int pprof_encode(const pprof_profile *p, int gzip_level, unsigned char **out, size_t *out_len,
@@ -166,28 +150,19 @@ int pprof_encode(const pprof_profile *p, int gzip_level, unsigned char **out, si
     *out = NULL;
     *out_len = 0;
     firn_arena *A = firn_arena_new(0);
-    if (!A)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory encoding a profile");
     Firn__Pprof__Profile m;
-    int rc = build_message(p, A, &m, err);
-    if (rc < 0) {
-        firn_arena_free(A);
-        return rc;
-    }
+    build_message(p, A, &m);
     size_t size = firn__pprof__profile__get_packed_size(&m);
-    unsigned char *raw = malloc(size ? size : 1);
-    if (!raw) {
-        firn_arena_free(A);
-        return firn_errf(err, FIRN_ENOMEM, "out of memory encoding a profile");
-    }
+    unsigned char *raw = firn_xmalloc(size);
     size_t packed = firn__pprof__profile__pack(&m, raw);
+    assert(packed == size);
     firn_arena_free(A);
     if (gzip_level == 0) {
         *out = raw;
         *out_len = packed;
         return FIRN_OK;
     }
-    rc = pprof_gzip(raw, packed, gzip_level, out, out_len, err);
+    int rc = pprof_gzip(raw, packed, gzip_level, out, out_len, err);
     free(raw);
     return rc;
 }

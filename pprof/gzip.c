@@ -6,6 +6,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -26,8 +27,11 @@ int pprof_gunzip(const void *data, size_t len, size_t max_out,
 
     z_stream zs;
     memset(&zs, 0, sizeof zs);
-    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
-        return firn_errf(err, FIRN_ENOMEM, "gzip: cannot initialize zlib");
+    int init = inflateInit2(&zs, 16 + MAX_WBITS);
+    if (init == Z_MEM_ERROR)
+        firn_oom(0);   /* zlib's own allocation (its state and window) failed */
+    if (init != Z_OK)
+        return firn_errf(err, FIRN_EINVAL, "gzip: cannot initialize zlib (%d)", init);
 
     /* The gzip trailer's ISIZE is the size mod 2^32 of the last member: for
      * the usual single member under 4 GiB it is exact, so one allocation
@@ -44,11 +48,7 @@ int pprof_gunzip(const void *data, size_t len, size_t max_out,
         cap = max_out;
     if (cap == 0)
         cap = 1;
-    unsigned char *buf = malloc(cap);
-    if (!buf) {
-        inflateEnd(&zs);
-        return firn_errf(err, FIRN_ENOMEM, "gzip: out of memory");
-    }
+    unsigned char *buf = firn_xmalloc(cap);   /* at most max_out: capped above */
 
     zs.next_in = (Bytef *)data;
     zs.avail_in = (uInt)len;
@@ -68,14 +68,10 @@ int pprof_gunzip(const void *data, size_t len, size_t max_out,
                                "gzip: decompressed size exceeds the cap of %zu bytes", max_out);
                 break;
             }
-            size_t ncap = cap > max_out / 2 ? max_out : cap * 2;
-            unsigned char *nbuf = realloc(buf, ncap);
-            if (!nbuf) {
-                rc = firn_errf(err, FIRN_ENOMEM, "gzip: out of memory");
-                break;
-            }
-            buf = nbuf;
-            cap = ncap;
+            /* Doubling, but never past the cap (growth is capped, so not
+             * firn_grow). */
+            cap = cap > max_out / 2 ? max_out : cap * 2;
+            buf = firn_xrealloc(buf, cap);
         }
         size_t room = cap - used;
         if (room > UINT32_MAX)
@@ -101,10 +97,8 @@ int pprof_gunzip(const void *data, size_t len, size_t max_out,
                            "gzip: truncated stream after %zu decompressed bytes", used);
             break;
         }
-        if (z == Z_MEM_ERROR) {
-            rc = firn_errf(err, FIRN_ENOMEM, "gzip: out of memory");
-            break;
-        }
+        if (z == Z_MEM_ERROR)
+            firn_oom(0);   /* zlib's own allocation failed */
         rc = firn_errf(err, FIRN_EINVAL, "gzip: corrupt data at input byte %zu: %s",
                        len - zs.avail_in, zs.msg ? zs.msg : "invalid stream");
         break;
@@ -128,14 +122,13 @@ int pprof_gzip(const void *data, size_t len, int level,
         return firn_errf(err, FIRN_ETOOBIG, "gzip: input of %zu bytes is too large", len);
     z_stream zs;
     memset(&zs, 0, sizeof zs);
-    if (deflateInit2(&zs, level, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    int init = deflateInit2(&zs, level, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+    if (init == Z_MEM_ERROR)
+        firn_oom(0);   /* zlib's own allocation (its state and window) failed */
+    if (init != Z_OK)
         return firn_errf(err, FIRN_EINVAL, "gzip: bad compression level %d", level);
     size_t cap = deflateBound(&zs, (uLong)len);
-    unsigned char *buf = malloc(cap);
-    if (!buf) {
-        deflateEnd(&zs);
-        return firn_errf(err, FIRN_ENOMEM, "gzip: out of memory");
-    }
+    unsigned char *buf = firn_xmalloc(cap);
     zs.next_in = (Bytef *)data;
     zs.avail_in = (uInt)len;
     zs.next_out = buf;
@@ -143,10 +136,9 @@ int pprof_gzip(const void *data, size_t len, int level,
     int z = deflate(&zs, Z_FINISH);
     size_t produced = cap - zs.avail_out;
     deflateEnd(&zs);
-    if (z != Z_STREAM_END) {
-        free(buf);
-        return firn_errf(err, FIRN_ENOMEM, "gzip: deflate failed (%d)", z);
-    }
+    /* zlib promises that Z_FINISH into deflateBound's size ends the stream. */
+    assert(z == Z_STREAM_END);
+    (void)z;
     *out = buf;
     *out_len = produced;
     return FIRN_OK;

@@ -10,52 +10,35 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
-/* A growable byte buffer for the hashed encoding (heap, reused). */
-struct hbuf {
-    unsigned char *b;
-    size_t len, cap;
-    bool oom;
-};
+/* The hashed encoding is written into a firn_buf without a cap (its size is
+ * that of a frame or a sample already in memory), reused by setting len to 0. */
+typedef firn_buf hbuf;
 
-static void hb_put(struct hbuf *h, const void *data, size_t n)
+static void hb_put(hbuf *h, const void *data, size_t n)
 {
-    if (h->oom || n == 0)
-        return;
-    if (h->len + n > h->cap) {
-        size_t ncap = h->cap ? h->cap * 2 : 256;
-        while (ncap < h->len + n)
-            ncap *= 2;
-        unsigned char *nb = realloc(h->b, ncap);
-        if (!nb) {
-            h->oom = true;
-            return;
-        }
-        h->b = nb;
-        h->cap = ncap;
-    }
-    memcpy(h->b + h->len, data, n);
-    h->len += n;
+    firn_buf_append(h, data, n);
 }
 
-static void hb_u64(struct hbuf *h, uint64_t v)
+static void hb_u64(hbuf *h, uint64_t v)
 {
     hb_put(h, &v, sizeof v);
 }
 
-static void hb_str(struct hbuf *h, const char *s)
+static void hb_str(hbuf *h, const char *s)
 {
     size_t n = strlen(s);
     hb_u64(h, n);
     hb_put(h, s, n);
 }
 
-static pprof_hash hb_hash(const struct hbuf *h)
+static pprof_hash hb_hash(const hbuf *h)
 {
-    XXH128_hash_t x = XXH3_128bits(h->b, h->len);
+    XXH128_hash_t x = XXH3_128bits(h->data, h->len);
     pprof_hash r = {x.low64, x.high64};
     return r;
 }
@@ -68,7 +51,7 @@ static bool location_is_symbolized(const pprof_location *l)
     return false;
 }
 
-static void encode_location(const pprof_profile *p, uint32_t idx, struct hbuf *h)
+static void encode_location(const pprof_profile *p, uint32_t idx, hbuf *h)
 {
     const pprof_location *l = &p->locations[idx];
     if (location_is_symbolized(l)) {
@@ -102,22 +85,22 @@ static void encode_location(const pprof_profile *p, uint32_t idx, struct hbuf *h
 
 int pprof_location_identities(const pprof_profile *p, pprof_hash *out)
 {
-    struct hbuf h = {0};
+    hbuf h = {0};
     for (size_t i = 0; i < p->n_locations; i++) {
         h.len = 0;
         encode_location(p, (uint32_t)i, &h);
         out[i] = hb_hash(&h);
     }
-    free(h.b);
-    return h.oom ? FIRN_ENOMEM : 0;
+    firn_buf_free(&h);
+    return 0;
 }
 
 pprof_hash pprof_location_identity(const pprof_profile *p, uint32_t location)
 {
-    struct hbuf h = {0};
+    hbuf h = {0};
     encode_location(p, location, &h);
     pprof_hash r = hb_hash(&h);
-    free(h.b);
+    firn_buf_free(&h);
     return r;
 }
 
@@ -145,17 +128,14 @@ static int cmp_label(const void *a, const void *b)
 }
 
 /* Appends the sorted labels of a sample to h. */
-static void encode_labels(const pprof_profile *p, const pprof_sample *s, struct hbuf *h)
+static void encode_labels(const pprof_profile *p, const pprof_sample *s, hbuf *h)
 {
     hb_u64(h, s->n_labels);
     if (s->n_labels == 0)
         return;
     uint32_t stack_order[16];
-    uint32_t *order = s->n_labels <= 16 ? stack_order : malloc(s->n_labels * sizeof *order);
-    if (!order) {
-        h->oom = true;
-        return;
-    }
+    uint32_t *order =
+        s->n_labels <= 16 ? stack_order : firn_xreallocarray(NULL, s->n_labels, sizeof *order);
     for (size_t i = 0; i < s->n_labels; i++)
         order[i] = (uint32_t)i;
     if (s->n_labels > 1) {
@@ -176,17 +156,17 @@ static void encode_labels(const pprof_profile *p, const pprof_sample *s, struct 
 
 pprof_hash pprof_labels_identity(const pprof_profile *p, size_t sample)
 {
-    struct hbuf h = {0};
+    hbuf h = {0};
     encode_labels(p, &p->samples[sample], &h);
     pprof_hash r = hb_hash(&h);
-    free(h.b);
+    firn_buf_free(&h);
     return r;
 }
 
 /* Sample identity from precomputed location identities (loc_ids may be NULL:
  * computed on the fly). */
 static pprof_hash sample_identity(const pprof_profile *p, size_t i, const pprof_hash *loc_ids,
-                                  struct hbuf *h)
+                                  hbuf *h)
 {
     const pprof_sample *s = &p->samples[i];
     h->len = 0;
@@ -203,58 +183,42 @@ static pprof_hash sample_identity(const pprof_profile *p, size_t i, const pprof_
 
 pprof_hash pprof_sample_identity(const pprof_profile *p, size_t sample)
 {
-    struct hbuf h = {0};
+    hbuf h = {0};
     pprof_hash r = sample_identity(p, sample, NULL, &h);
-    free(h.b);
+    firn_buf_free(&h);
     return r;
 }
 
-int pprof_sample_identities(const pprof_profile *p, pprof_hash *ids)
+void pprof_sample_identities(const pprof_profile *p, pprof_hash *ids)
 {
-    pprof_hash *loc_ids = malloc((p->n_locations ? p->n_locations : 1) * sizeof *loc_ids);
-    if (!loc_ids || pprof_location_identities(p, loc_ids) < 0) {
-        free(loc_ids);
-        return FIRN_ENOMEM;
-    }
-    struct hbuf h = {0};
-    for (size_t i = 0; i < p->n_samples && !h.oom; i++)
+    pprof_hash *loc_ids = firn_xreallocarray(NULL, p->n_locations ? p->n_locations : 1,
+                                             sizeof *loc_ids);
+    pprof_location_identities(p, loc_ids);
+    hbuf h = {0};
+    for (size_t i = 0; i < p->n_samples; i++)
         ids[i] = sample_identity(p, i, loc_ids, &h);
-    bool oom = h.oom;
-    free(h.b);
+    firn_buf_free(&h);
     free(loc_ids);
-    return oom ? FIRN_ENOMEM : 0;
 }
 
 int pprof_merge_samples(pprof_profile *p, firn_err *err)
 {
     if (p->n_samples < 2)
         return 0;
-    int rc = 0;
-    struct hbuf h = {0};
-    firn_u64map seen = {0};
-    pprof_hash *loc_ids = malloc((p->n_locations ? p->n_locations : 1) * sizeof *loc_ids);
-    pprof_hash *ids = malloc(p->n_samples * sizeof *ids);
-    if (!loc_ids || !ids || firn_u64map_init(&seen, p->n_samples) < 0) {
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory merging samples");
-        goto out;
-    }
-    if (pprof_location_identities(p, loc_ids) < 0) {
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory merging samples");
-        goto out;
-    }
+    (void)err;   /* nothing left that can fail: see pprof.h */
+    hbuf h = {0};
+    firn_u64map seen;
+    firn_u64map_init(&seen, p->n_samples);
+    pprof_hash *loc_ids = firn_xreallocarray(NULL, p->n_locations ? p->n_locations : 1,
+                                             sizeof *loc_ids);
+    pprof_hash *ids = firn_xreallocarray(NULL, p->n_samples, sizeof *ids);
+    pprof_location_identities(p, loc_ids);
     size_t kept = 0;
     for (size_t i = 0; i < p->n_samples; i++) {
         ids[i] = sample_identity(p, i, loc_ids, &h);
-        if (h.oom) {
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory merging samples");
-            goto out;
-        }
         uint32_t first;
         int r = firn_u64map_put(&seen, ids[i].lo, (uint32_t)kept, &first);
-        if (r < 0) {
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory merging samples");
-            goto out;
-        }
+        assert(r == 1 || first < kept);
         if (r == 0 && pprof_hash_eq(ids[first], ids[i])) {
             int64_t *dst = p->samples[first].values;
             const int64_t *src = p->samples[i].values;
@@ -268,10 +232,9 @@ int pprof_merge_samples(pprof_profile *p, firn_err *err)
         p->samples[kept++] = p->samples[i];
     }
     p->n_samples = kept;
-out:
-    free(h.b);
+    firn_buf_free(&h);
     free(loc_ids);
     free(ids);
     firn_u64map_destroy(&seen);
-    return rc;
+    return 0;
 }

@@ -19,8 +19,8 @@ typedef struct pprof_pb_alloc {
 void pprof_pb_alloc_init(pprof_pb_alloc *a, firn_arena *arena, size_t budget);
 
 /* pprof_sample_identity of every sample into ids[0..n_samples), each
- * location hashed once; FIRN_ENOMEM on failure. */
-int pprof_sample_identities(const pprof_profile *p, pprof_hash *ids);
+ * location hashed once. */
+void pprof_sample_identities(const pprof_profile *p, pprof_hash *ids);
 
 /* Legacy binary CPU profiles (legacy.c).  pprof_legacy_detect returns the
  * word kind (0..3: 32-bit little/big, 64-bit little/big) of a legacy CPU

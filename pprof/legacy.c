@@ -88,9 +88,8 @@ static int read_samples(const struct words *w, bool adjust, const pprof_limits *
                         struct raw *r, firn_err *err)
 {
     size_t n_words = w->len / w->size;
-    r->addrs = malloc((n_words ? n_words : 1) * sizeof *r->addrs);
-    if (!r->addrs)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    /* n_words was judged against the memory cap by the caller. */
+    r->addrs = firn_xreallocarray(NULL, n_words ? n_words : 1, sizeof *r->addrs);
     size_t used = 0, at = 5u * w->size;
     r->text_at = w->len;
     while (at < w->len) {
@@ -114,14 +113,7 @@ static int read_samples(const struct words *w, bool adjust, const pprof_limits *
                              WHAT, r->n, start, (unsigned long long)count);
         if (r->n >= lim->max_samples)
             return firn_errf(err, FIRN_ETOOBIG, "%s: more than %zu samples", WHAT, lim->max_samples);
-        if (r->n == r->cap) {
-            size_t ncap = r->cap ? r->cap * 2 : 64;
-            struct raw_sample *ns = realloc(r->s, ncap * sizeof *ns);
-            if (!ns)
-                return firn_errf(err, FIRN_ENOMEM, "out of memory");
-            r->s = ns;
-            r->cap = ncap;
-        }
+        r->s = firn_grow(r->s, r->n, &r->cap, sizeof *r->s, 64);
         /* Each address was one input word: used never passes n_words. */
         assert(used + depth <= n_words);
         for (size_t i = 0; i < depth; i++, at += w->size)
@@ -356,16 +348,7 @@ static int read_maps(struct span text, const pprof_limits *lim, struct map_entry
             return firn_errf(err, FIRN_ETOOBIG, "%s: memory map: more than %zu mappings", WHAT,
                              lim->max_mappings);
         }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct map_entry *nm = realloc(m, ncap * sizeof *nm);
-            if (!nm) {
-                free(m);
-                return firn_errf(err, FIRN_ENOMEM, "out of memory");
-            }
-            m = nm;
-            cap = ncap;
-        }
+        m = firn_grow(m, n, &cap, sizeof *m, 16);
         m[n++] = e;
     }
     for (size_t k = 0; k < n; k++)
@@ -553,11 +536,8 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
     size_t total = 0;
     for (size_t i = 0; i < r.n; i++)
         total += r.s[i].n;
-    frames = malloc((total ? total : 1) * sizeof *frames);
-    if (!frames) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
+    assert(total <= len / w.size);   /* each address was one input word */
+    frames = firn_xreallocarray(NULL, total ? total : 1, sizeof *frames);
     for (size_t i = 0; i < r.n; i++)
         for (size_t k = 0; k < r.s[i].n; k++)
             frames[n_frames++] = (struct frame){r.addrs[r.s[i].off + k], PPROF_NONE, SIZE_MAX};
@@ -573,10 +553,6 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
     }
 
     pb = pprof_builder_new(2);
-    if (!pb) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
     pprof_builder_sample_type(pb, 0, "samples", "count");
     pprof_builder_sample_type(pb, 1, "cpu", "nanoseconds");
     pprof_builder_period(pb, "cpu", "nanoseconds", period);
@@ -589,13 +565,13 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
         int64_t line;
     } *named = NULL;
     if (java) {
-        named = calloc(n_frames ? n_frames : 1, sizeof *named);
+        named = firn_xcalloc(n_frames ? n_frames : 1, sizeof *named);
         uint32_t *fn_of_name = NULL;   /* by the name's string index */
         size_t n_fn_of_name = 0;
-        bool bad = !named, too_many = false;
+        bool too_many = false;
         struct span line;
         size_t n_lines = 0;
-        while (!bad && !too_many && next_line(&text, &line)) {
+        while (!too_many && next_line(&text, &line)) {
             struct java_frame jf;
             if (!parse_java_line(trim(line), &jf))
                 continue;
@@ -607,20 +583,12 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
                 break;
             }
             int64_t name = span_string(pb, jf.func);
-            if (name < 0) {
-                bad = true;
-                break;
-            }
             if ((size_t)name >= n_fn_of_name) {
+                /* name indexes the builder's strings, already in memory */
                 size_t nn = (size_t)name * 2 + 16;
-                uint32_t *g = realloc(fn_of_name, nn * sizeof *g);
-                if (!g) {
-                    bad = true;
-                    break;
-                }
+                fn_of_name = firn_xreallocarray(fn_of_name, nn, sizeof *fn_of_name);
                 for (size_t k = n_fn_of_name; k < nn; k++)
-                    g[k] = PPROF_NONE;
-                fn_of_name = g;
+                    fn_of_name[k] = PPROF_NONE;
                 n_fn_of_name = nn;
             }
             if (fn_of_name[name] == PPROF_NONE) {
@@ -632,12 +600,9 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
             named[f - frames] = (struct java_named){true, fn_of_name[name], jf.line};
         }
         free(fn_of_name);
-        if (bad || too_many) {
+        if (too_many) {
             free(named);
-            if (too_many)
-                firn_errf(err, FIRN_ETOOBIG, "%s: more than %zu frame names", WHAT, lim->max_functions);
-            else
-                firn_errf(err, FIRN_ENOMEM, "out of memory");
+            firn_errf(err, FIRN_ETOOBIG, "%s: more than %zu frame names", WHAT, lim->max_functions);
             goto out;
         }
     }
@@ -654,15 +619,8 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
             f->map = find_map(maps, n_maps, f->addr);
             any_fake |= f->map == n_maps;
         }
-    uint32_t *map_index = calloc(n_maps + 1, sizeof *map_index);
-    uint32_t *stack = malloc((total ? total : 1) * sizeof *stack);
-    if (!map_index || !stack) {
-        free(map_index);
-        free(stack);
-        free(named);
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
+    uint32_t *map_index = firn_xcalloc(n_maps + 1, sizeof *map_index);
+    uint32_t *stack = firn_xreallocarray(NULL, total ? total : 1, sizeof *stack);
     for (size_t k = 0; k < n_maps; k++) {
         pprof_mapping pm = {0};
         pm.memory_start = maps[k].start;
@@ -712,8 +670,7 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
             overflow = true;
             break;
         }
-        /* Out of memory refuses everything after; finish reports it. */
-        (void)pprof_builder_sample(pb, stack, s->n, values, NULL, 0);
+        pprof_builder_sample(pb, stack, s->n, values, NULL, 0);
     }
     free(map_index);
     free(stack);
@@ -725,10 +682,7 @@ pprof_profile *pprof_legacy_decode(const unsigned char *b, size_t len, int kind,
     /* The profiler writes a stack once per table slot it held, so one stack
      * can come several times; pprof shows them as one sample (go tool pprof
      * -raw), and so does firn. */
-    if (p && pprof_merge_samples(p, err) < 0) {
-        pprof_free(p);
-        p = NULL;
-    }
+    pprof_merge_samples(p, err);
 
 out:
     pprof_builder_free(pb);

@@ -209,7 +209,7 @@ static inline bool pprof_hash_eq(pprof_hash a, pprof_hash b)
 pprof_hash pprof_location_identity(const pprof_profile *p, uint32_t location);
 
 /* pprof_location_identity of every location, into out[n_locations]; one
- * pass with one scratch buffer, for callers that need them all. */
+ * pass with one scratch buffer, for callers that need them all.  Returns 0. */
 int pprof_location_identities(const pprof_profile *p, pprof_hash *out);
 /* Identity of a sample: its stack (location identities, leaf first) and its
  * labels in sorted order (key, str, num, num_unit as strings/numbers).  Two
@@ -220,7 +220,8 @@ pprof_hash pprof_sample_identity(const pprof_profile *p, size_t sample);
  * pprof_sample_identity after the stack). */
 pprof_hash pprof_labels_identity(const pprof_profile *p, size_t sample);
 /* Sum samples of equal identity into the first of them (values saturate)
- * and drop the rest; sample order is otherwise kept. */
+ * and drop the rest; sample order is otherwise kept.  Returns 0 (err is not
+ * written: nothing here can fail under the out-of-memory policy). */
 int pprof_merge_samples(pprof_profile *p, firn_err *err);
 
 /* ---- deltas of cumulative profiles --------------------------------------- */
@@ -242,7 +243,7 @@ void pprof_delta_columns(const pprof_profile *p, bool *columns);
  * two, and makes p's original values the next baseline.  Returns 1 when p
  * now holds a delta to store, 0 when there was no usable baseline (the
  * first profile, other sample types, or a value that went down: a restart)
- * and p should not be stored, negative on error. */
+ * and p should not be stored (err is not written). */
 int pprof_delta_apply(pprof_delta_state *st, pprof_profile *p, const bool *columns,
                       firn_err *err);
 
@@ -255,11 +256,12 @@ int pprof_delta_apply(pprof_delta_state *st, pprof_profile *p, const bool *colum
  * string table indexes.  Not thread-safe; one builder per profile. */
 typedef struct pprof_builder pprof_builder;
 
-/* n_sample_types columns; their types are set with pprof_builder_sample_type. */
+/* n_sample_types columns; their types are set with pprof_builder_sample_type.
+ * Never NULL: the builder allocates under the out-of-memory policy
+ * (model/alloc.h), so no adder fails and the callers cap what they add. */
 pprof_builder *pprof_builder_new(size_t n_sample_types);
 void pprof_builder_free(pprof_builder *b);
-/* Every adder returns the index, or -1 / PPROF_NONE when out of memory
- * (the builder then refuses everything and finish reports the error). */
+/* Every adder returns the element's index (pprof_builder_sample returns 0). */
 int64_t pprof_builder_string(pprof_builder *b, const char *s, size_t len);
 void pprof_builder_sample_type(pprof_builder *b, size_t column, const char *type,
                                const char *unit);
@@ -274,8 +276,8 @@ uint32_t pprof_builder_location(pprof_builder *b, const pprof_location *l);
 /* Values has n_sample_types entries; labels use builder string indexes. */
 int pprof_builder_sample(pprof_builder *b, const uint32_t *locations, size_t n_locations,
                          const int64_t *values, const pprof_label *labels, size_t n_labels);
-/* The finished profile (ids 1..n in table order); the builder is consumed
- * either way.  NULL with err when anything ran out of memory. */
+/* The finished profile (ids 1..n in table order); the builder is consumed.
+ * Never NULL; err is not written (kept for the callers' one error path). */
 pprof_profile *pprof_builder_finish(pprof_builder *b, firn_err *err);
 
 /* ---- reports ----------------------------------------------------------- */

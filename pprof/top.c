@@ -21,10 +21,10 @@ struct top_state {
     size_t n, cap;
 };
 
-/* Row index for a frame name; -1 on OOM.  A name that lives in a caller's
+/* Row index for a frame name.  A name that lives in a caller's
  * scratch buffer (transient) is copied into `arena` only when it starts a
  * new row, so repeated frames cost no memory. */
-static long row_for(struct top_state *t, const char *name, bool transient, firn_arena *arena)
+static size_t row_for(struct top_state *t, const char *name, bool transient, firn_arena *arena)
 {
     uint64_t key = XXH3_64bits(name, strlen(name));
     uint32_t idx;
@@ -35,25 +35,18 @@ static long row_for(struct top_state *t, const char *name, bool transient, firn_
             return idx;
         key++;
     }
-    if (t->n == t->cap) {
-        size_t ncap = t->cap ? t->cap * 2 : 64;
-        pprof_top_row *nr = realloc(t->rows, ncap * sizeof *nr);
-        if (!nr)
-            return -1;
-        t->rows = nr;
-        size_t *nl = realloc(t->last_sample, ncap * sizeof *nl);
-        if (!nl)
-            return -1;
-        t->last_sample = nl;
-        t->cap = ncap;
+    if (t->n == t->cap) {   /* rows and last_sample share one capacity */
+        size_t cap = t->cap;
+        t->rows = firn_grow(t->rows, t->n, &cap, sizeof *t->rows, 64);
+        t->last_sample = firn_xreallocarray(t->last_sample, cap, sizeof *t->last_sample);
+        t->cap = cap;
     }
-    if (transient && !(name = firn_arena_strndup(arena, name, strlen(name))))
-        return -1;
-    if (firn_u64map_put(&t->by_name, key, (uint32_t)t->n, NULL) < 0)
-        return -1;
+    if (transient)
+        name = firn_arena_strndup(arena, name, strlen(name));
+    firn_u64map_put(&t->by_name, key, (uint32_t)t->n, NULL);
     t->rows[t->n] = (pprof_top_row){.name = name, .flat = 0, .cum = 0};
     t->last_sample[t->n] = 0;
-    return (long)t->n++;
+    return t->n++;
 }
 
 /* Frame names as pprof gives them at function granularity: the function's
@@ -97,12 +90,8 @@ int pprof_top(const pprof_profile *p, int sample_index, pprof_top_report *out, f
         return firn_errf(err, FIRN_EINVAL, "sample index %d out of range (profile has %zu sample types)",
                          sample_index, p->n_sample_types);
     struct top_state t = {.p = p};
-    int rc = 0;
     out->arena = firn_arena_new(0);
-    if (!out->arena || firn_u64map_init(&t.by_name, 256) < 0) {
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
+    firn_u64map_init(&t.by_name, 256);
     for (size_t i = 0; i < p->n_samples; i++) {
         const pprof_sample *s = &p->samples[i];
         int64_t v = s->values[sample_index];
@@ -116,11 +105,7 @@ int pprof_top(const pprof_profile *p, int sample_index, pprof_top_report *out, f
             for (size_t k = 0; k < nl; k++) {
                 char buf[256];
                 const char *name = frame_name(p, l, k, buf, sizeof buf);
-                long r = row_for(&t, name, name == buf, out->arena);
-                if (r < 0) {
-                    rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-                    goto out;
-                }
+                size_t r = row_for(&t, name, name == buf, out->arena);
                 if (leaf)
                     t.rows[r].flat = pprof_add_sat(t.rows[r].flat, v);
                 leaf = false;
@@ -133,21 +118,14 @@ int pprof_top(const pprof_profile *p, int sample_index, pprof_top_report *out, f
     }
     firn_sort(t.rows, t.n, sizeof *t.rows, cmp_rows);
     pprof_top_row *out_rows = firn_arena_alloc(out->arena, (t.n ? t.n : 1) * sizeof *out_rows);
-    if (!out_rows) {
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
     if (t.n)
         memcpy(out_rows, t.rows, t.n * sizeof *out_rows);
     out->rows = out_rows;
     out->n_rows = t.n;
-out:
-    if (rc < 0)
-        pprof_top_free(out);
     free(t.rows);
     free(t.last_sample);
     firn_u64map_destroy(&t.by_name);
-    return rc;
+    return 0;
 }
 
 void pprof_top_free(pprof_top_report *t)

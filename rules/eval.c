@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #define RESOLVED_RETENTION_MS (15 * 60 * 1000)
@@ -34,9 +35,7 @@ firn_label *rules_labels_pack(const firn_label *l, size_t n)
     size_t bytes = (n + 1) * sizeof(firn_label);
     for (size_t i = 0; i < n; i++)
         bytes += strlen(l[i].name) + strlen(l[i].value) + 2;
-    firn_label *out = malloc(bytes);
-    if (!out)
-        return NULL;
+    firn_label *out = firn_xmalloc(bytes);
     char *p = (char *)(out + n + 1);
     for (size_t i = 0; i < n; i++) {
         size_t a = strlen(l[i].name) + 1, b = strlen(l[i].value) + 1;
@@ -47,14 +46,14 @@ firn_label *rules_labels_pack(const firn_label *l, size_t n)
         out[i].value = p;
         p += b;
     }
+    assert(p == (char *)out + bytes);
     return out;
 }
 
 static uint64_t labels_hash(const firn_label *l, size_t n)
 {
-    XXH3_state_t *st = XXH3_createState();
-    if (!st)
-        return 0;
+    XXH3_state_t state;
+    XXH3_state_t *st = &state;
     XXH3_64bits_reset(st);
     static const char sep = (char)0xff;
     for (size_t i = 0; i < n; i++) {
@@ -63,9 +62,7 @@ static uint64_t labels_hash(const firn_label *l, size_t n)
         XXH3_64bits_update(st, l[i].value, strlen(l[i].value));
         XXH3_64bits_update(st, &sep, 1);
     }
-    uint64_t h = XXH3_64bits_digest(st);
-    XXH3_freeState(st);
-    return h;
+    return XXH3_64bits_digest(st);
 }
 
 static bool labels_equal(const firn_label *a, size_t na, const firn_label *b, size_t nb)
@@ -156,15 +153,10 @@ rules_group_rt *rules_group_rt_new(const rules_file *f, size_t gi, int64_t defau
                                    const rules_eval_options *o, firn_err *err)
 {
     const rules_group *grp = &f->groups[gi];
-    rules_group_rt *g = calloc(1, sizeof *g);
-    if (!g || !(g->rules = calloc(grp->n_rules + 1, sizeof *g->rules)) ||
-        asprintf(&g->key, "%s;%s", f->path, grp->name) < 0) {
-        if (g)
-            free(g->rules);
-        free(g);
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    (void)err;   /* nothing left that can fail: see rules.h */
+    rules_group_rt *g = firn_xcalloc(1, sizeof *g);
+    g->rules = firn_xcalloc(grp->n_rules + 1, sizeof *g->rules);
+    g->key = firn_xasprintf("%s;%s", f->path, grp->name);
     g->file = f;
     g->group = grp;
     g->interval_ms = grp->interval_ms > 0 ? grp->interval_ms : default_interval_ms;
@@ -198,15 +190,10 @@ int64_t rules_group_rt_offset(const rules_group_rt *g)
 {
     /* labels{file=..., name=...}.Hash() of Prometheus 2.42: xxhash64 of
      * "file\xff<file>\xffname\xff<name>\xff" */
-    const char *file = g->file->path, *name = g->group->name;
-    size_t len = strlen(file) + strlen(name) + 16;
-    char *buf = malloc(len);
-    if (!buf || g->interval_ms <= 0) {
-        free(buf);
+    if (g->interval_ms <= 0)
         return 0;
-    }
-    size_t n = (size_t)snprintf(buf, len, "file\xff%s\xffname\xff%s\xff", file, name);
-    uint64_t h = XXH64(buf, n, 0);
+    char *buf = firn_xasprintf("file\xff%s\xffname\xff%s\xff", g->file->path, g->group->name);
+    uint64_t h = XXH64(buf, strlen(buf), 0);
     free(buf);
     return (int64_t)(h % ((uint64_t)g->interval_ms * 1000000u) / 1000000u);
 }
@@ -222,27 +209,12 @@ struct out_series {
 struct outset {
     struct out_series *s;
     size_t n, cap;
-    bool oom;
 };
 
 static void outset_add(struct outset *o, const firn_label *l, size_t n, double v)
 {
-    if (o->n == o->cap) {
-        size_t ncap = o->cap ? o->cap * 2 : 16;
-        struct out_series *ns = realloc(o->s, ncap * sizeof *ns);
-        if (!ns) {
-            o->oom = true;
-            return;
-        }
-        o->s = ns;
-        o->cap = ncap;
-    }
-    firn_label *p = rules_labels_pack(l, n);
-    if (!p) {
-        o->oom = true;
-        return;
-    }
-    o->s[o->n++] = (struct out_series){p, n, v};
+    o->s = firn_grow(o->s, o->n, &o->cap, sizeof *o->s, 16);
+    o->s[o->n++] = (struct out_series){rules_labels_pack(l, n), n, v};
 }
 
 static void outset_free(struct outset *o)
@@ -259,9 +231,7 @@ static int commit_output(rules_group_rt *g, rules_rule_rt *r, struct outset *o, 
                          firn_err *err)
 {
     size_t n = o->n + r->n_prev;
-    tsdb_float_sample *samples = calloc(n + 1, sizeof *samples);
-    if (!samples)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    tsdb_float_sample *samples = firn_xcalloc(n + 1, sizeof *samples);
     size_t k = 0;
     for (size_t i = 0; i < o->n; i++)
         samples[k++] = (tsdb_float_sample){o->s[i].labels, o->s[i].n, ts, o->s[i].v};
@@ -285,12 +255,8 @@ static int commit_output(rules_group_rt *g, rules_rule_rt *r, struct outset *o, 
                  "group=\"%s\" rule=\"%s\" num_dropped=%zu", g->group->name, r->rule->name,
                  dropped);
     prev_clear(r);
-    r->prev = calloc(o->n + 1, sizeof *r->prev);
-    r->prev_n = calloc(o->n + 1, sizeof *r->prev_n);
-    if (!r->prev || !r->prev_n) {
-        prev_clear(r);
-        return 0;   /* only stale markers are lost */
-    }
+    r->prev = firn_xcalloc(o->n + 1, sizeof *r->prev);
+    r->prev_n = firn_xcalloc(o->n + 1, sizeof *r->prev_n);
     for (size_t i = 0; i < o->n; i++) {
         r->prev[i] = o->s[i].labels;
         r->prev_n[i] = o->s[i].n;
@@ -338,18 +304,15 @@ static int query(rules_group_rt *g, const rules_rule *rule, int64_t ts, pql_resu
     if (rc)
         return rc;
     if (res->type == PQL_TYPE_SCALAR) {
-        *out = calloc(1, sizeof **out);
-        if (!*out)
-            return firn_errf(err, FIRN_ENOMEM, "out of memory");
+        *out = firn_xcalloc(1, sizeof **out);
         (*out)[0] = (struct sample){NULL, 0, res->scalar};
         *n = 1;
         return 0;
     }
     if (res->type != PQL_TYPE_VECTOR)
         return firn_errf(err, FIRN_EINVAL, "rule result is not a vector or scalar");
-    *out = calloc(res->n_series + 1, sizeof **out);
-    if (!*out)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    /* sized by the result, already in memory under the query's caps */
+    *out = firn_xcalloc(res->n_series + 1, sizeof **out);
     for (size_t i = 0; i < res->n_series; i++) {
         const pql_series *s = &res->series[i];
         (*out)[i] = (struct sample){s->labels, s->n_labels, s->points[s->n_points - 1].v};
@@ -368,9 +331,7 @@ static int eval_recording(rules_group_rt *g, rules_rule_rt *r, int64_t ts, firn_
     size_t n;
     int rc = query(g, rule, ts, &res, &s, &n, err);
     struct outset o = {0};
-    struct builder *b = malloc(sizeof *b);
-    if (!rc && !b)
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+    struct builder *b = firn_xmalloc(sizeof *b);
     for (size_t i = 0; i < n && !rc; i++) {
         b_init(b, s[i].labels, s[i].n);
         b_set(b, FIRN_LABEL_NAME, rule->name);
@@ -384,8 +345,6 @@ static int eval_recording(rules_group_rt *g, rules_rule_rt *r, int64_t ts, firn_
         if (!rc)
             outset_add(&o, b->l, b->n, s[i].v);
     }
-    if (!rc && o.oom)
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
     if (!rc && g->group->limit > 0 && (int64_t)o.n > g->group->limit)
         rc = firn_errf(err, FIRN_EINVAL, "exceeded limit of %lld with %zu series",
                        (long long)g->group->limit, o.n);
@@ -425,8 +384,6 @@ static int template_query(void *ctx, const char *expr, firn_arena *a, rules_samp
     if (res.type != PQL_TYPE_SCALAR && res.type != PQL_TYPE_VECTOR)
         rc = firn_errf(err, FIRN_EINVAL, "query result is not a vector or scalar");
     rules_sample *s = rc ? NULL : firn_arena_calloc(a, count + 1, sizeof *s);
-    if (!rc && !s)
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
     for (size_t i = 0; !rc && i < count; i++) {
         if (res.type == PQL_TYPE_SCALAR) {
             s[i].value = res.scalar;
@@ -435,11 +392,11 @@ static int template_query(void *ctx, const char *expr, firn_arena *a, rules_samp
         const pql_series *ps = &res.series[i];
         s[i].value = ps->points[ps->n_points - 1].v;
         s[i].labels = firn_arena_alloc(a, (ps->n_labels + 1) * sizeof *s[i].labels);
-        for (size_t k = 0; s[i].labels && k < ps->n_labels; k++) {
+        for (size_t k = 0; k < ps->n_labels; k++) {
             s[i].labels[k].name = firn_arena_strdup(a, ps->labels[k].name);
             s[i].labels[k].value = firn_arena_strdup(a, ps->labels[k].value);
         }
-        s[i].n_labels = s[i].labels ? ps->n_labels : 0;
+        s[i].n_labels = ps->n_labels;
     }
     pql_result_free(&res);
     if (rc)
@@ -497,15 +454,11 @@ static int build_alert(const rules_group_rt *g, const rules_rule *rule, const st
                        int64_t ts, struct built *out, firn_err *err)
 {
     memset(out, 0, sizeof *out);
-    struct builder *b = malloc(sizeof *b);
-    char **vals = calloc(rule->n_labels + rule->n_annotations + 1, sizeof *vals);
-    firn_label *ann = calloc(rule->n_annotations + 1, sizeof *ann);
-    firn_label *tl = calloc(s->n + 1, sizeof *tl);   /* template labels: __name__ kept */
-    int rc = 0;
-    if (!b || !vals || !ann || !tl) {
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
+    (void)err;   /* a template's error is its text, as Prometheus's */
+    struct builder *b = firn_xmalloc(sizeof *b);
+    char **vals = firn_xcalloc(rule->n_labels + rule->n_annotations + 1, sizeof *vals);
+    firn_label *ann = firn_xcalloc(rule->n_annotations + 1, sizeof *ann);
+    firn_label *tl = firn_xcalloc(s->n + 1, sizeof *tl);   /* template labels: __name__ kept */
     size_t ntl = 0;
     for (size_t i = 0; i < s->n; i++)
         if (strcmp(s->labels[i].name, PQL_FUNCTION_LABEL) != 0)
@@ -514,10 +467,6 @@ static int build_alert(const rules_group_rt *g, const rules_rule *rule, const st
     b_del(b, FIRN_LABEL_NAME);
     for (size_t i = 0; i < rule->n_labels; i++) {
         vals[i] = expand(g, rule, rule->labels[i].value, tl, ntl, s->v, ts);
-        if (!vals[i]) {
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-            goto out;
-        }
         b_set(b, rule->labels[i].name, vals[i]);
     }
     b_set(b, "alertname", rule->name);
@@ -525,10 +474,6 @@ static int build_alert(const rules_group_rt *g, const rules_rule *rule, const st
     for (size_t i = 0; i < rule->n_annotations; i++) {
         char *v = expand(g, rule, rule->annotations[i].value, tl, ntl, s->v, ts);
         vals[rule->n_labels + i] = v;
-        if (!v) {
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-            goto out;
-        }
         ann[i].name = rule->annotations[i].name;
         ann[i].value = v;
     }
@@ -538,19 +483,13 @@ static int build_alert(const rules_group_rt *g, const rules_rule *rule, const st
     out->n_annotations = rule->n_annotations;
     out->hash = labels_hash(b->l, b->n);
     out->v = s->v;
-    if (!out->labels || !out->annotations) {
-        built_free(out);
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-    }
-out:
-    if (vals)
-        for (size_t i = 0; i < rule->n_labels + rule->n_annotations; i++)
-            free(vals[i]);
+    for (size_t i = 0; i < rule->n_labels + rule->n_annotations; i++)
+        free(vals[i]);
     free(vals);
     free(ann);
     free(tl);
     free(b);
-    return rc;
+    return 0;
 }
 
 /* Go's url.QueryEscape. */
@@ -571,9 +510,7 @@ static void send_alerts(rules_group_rt *g, rules_rule_rt *r, int64_t ts)
 {
     if (!g->opts.send)
         return;
-    rules_notification *due = calloc(r->n_alerts + 1, sizeof *due);
-    if (!due)
-        return;
+    rules_notification *due = firn_xcalloc(r->n_alerts + 1, sizeof *due);
     /* generatorURL: firn's UI with the expression (Prometheus points at its
      * /graph page) */
     firn_buf url = {0};
@@ -617,9 +554,7 @@ static int eval_alerting(rules_group_rt *g, rules_rule_rt *r, int64_t ts, firn_e
     struct sample *s = NULL;
     size_t n = 0;
     int rc = query(g, rule, ts, &res, &s, &n, err);
-    struct built *bs = rc ? NULL : calloc(n + 1, sizeof *bs);
-    if (!rc && !bs)
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+    struct built *bs = rc ? NULL : firn_xcalloc(n + 1, sizeof *bs);
     size_t nb = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         if ((rc = build_alert(g, rule, &s[i], ts, &bs[nb], err)))
@@ -644,13 +579,7 @@ static int eval_alerting(rules_group_rt *g, rules_rule_rt *r, int64_t ts, firn_e
         return rc;
     }
     /* present: update, or a new pending alert (a resolved one is replaced) */
-    bool *seen = calloc(r->n_alerts + nb + 1, sizeof *seen);
-    if (!seen) {
-        for (size_t i = 0; i < nb; i++)
-            built_free(&bs[i]);
-        free(bs);
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    }
+    bool *seen = firn_xcalloc(r->n_alerts + nb + 1, sizeof *seen);
     for (size_t i = 0; i < nb; i++) {
         rules_alert *a = find_alert(r, bs[i].hash, bs[i].labels, bs[i].n_labels);
         if (a && a->state != RULES_INACTIVE) {
@@ -666,12 +595,7 @@ static int eval_alerting(rules_group_rt *g, rules_rule_rt *r, int64_t ts, firn_e
             continue;
         }
         if (!a) {
-            rules_alert *na = firn_grow(r->alerts, r->n_alerts, &r->cap_alerts, sizeof *na, 8);
-            if (!na) {
-                built_free(&bs[i]);
-                continue;
-            }
-            r->alerts = na;
+            r->alerts = firn_grow(r->alerts, r->n_alerts, &r->cap_alerts, sizeof *r->alerts, 8);
             a = &r->alerts[r->n_alerts++];
         } else {
             alert_free(a);
@@ -728,8 +652,8 @@ static int eval_alerting(rules_group_rt *g, rules_rule_rt *r, int64_t ts, firn_e
     /* ALERTS and ALERTS_FOR_STATE, once restored */
     if (g->restored) {
         struct outset o = {0};
-        struct builder *b = malloc(sizeof *b);
-        for (size_t i = 0; i < r->n_alerts && b; i++) {
+        struct builder *b = firn_xmalloc(sizeof *b);
+        for (size_t i = 0; i < r->n_alerts; i++) {
             rules_alert *a = &r->alerts[i];
             if (a->state == RULES_INACTIVE)
                 continue;
@@ -744,8 +668,7 @@ static int eval_alerting(rules_group_rt *g, rules_rule_rt *r, int64_t ts, firn_e
             outset_add(&o, b->l, b->n, (double)(a->active_at_ms / 1000));
         }
         free(b);
-        rc = o.oom ? firn_errf(err, FIRN_ENOMEM, "out of memory")
-                   : commit_output(g, r, &o, ts, err);
+        rc = commit_output(g, r, &o, ts, err);
         outset_free(&o);
         if (rc)
             return rc;
@@ -839,9 +762,7 @@ void rules_group_rt_restore(rules_group_rt *g, int64_t now)
             if (!rd && !(rd = tsdb_reader_open(g->opts.db, &err)))
                 goto done;
             /* the series ALERTS_FOR_STATE{alert labels}, exactly */
-            firn_matcher *m = calloc(a->n_labels + 1, sizeof *m);
-            if (!m)
-                goto done;
+            firn_matcher *m = firn_xcalloc(a->n_labels + 1, sizeof *m);
             size_t nm = 0;
             bool ok = firn_matcher_init(&m[nm++], FIRN_MATCH_EQ, FIRN_LABEL_NAME,
                                         "ALERTS_FOR_STATE", &err) == 0;
@@ -890,8 +811,8 @@ void rules_group_rt_copy_state(rules_group_rt *to, rules_group_rt *from)
     to->last_eval_ts_ms = from->last_eval_ts_ms;
     to->eval_seconds = from->eval_seconds;
     to->restored = from->restored;
-    bool *used = calloc(from->n_rules + 1, sizeof *used);
-    for (size_t i = 0; i < to->n_rules && used; i++) {
+    bool *used = firn_xcalloc(from->n_rules + 1, sizeof *used);
+    for (size_t i = 0; i < to->n_rules; i++) {
         const rules_rule *nr = to->rules[i].rule;
         for (size_t j = 0; j < from->n_rules; j++) {
             const rules_rule *or = from->rules[j].rule;

@@ -15,6 +15,7 @@
  */
 #include "rules/rules.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,26 +29,13 @@
 struct strlist {
     char **v;
     size_t n, cap;
-    bool oom;
 };
 
+/* Takes s (malloc'd). */
 static void strlist_add(struct strlist *l, char *s)
 {
-    if (!s) {
-        l->oom = true;
-        return;
-    }
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 8;
-        char **nv = realloc(l->v, ncap * sizeof *nv);
-        if (!nv) {
-            free(s);
-            l->oom = true;
-            return;
-        }
-        l->v = nv;
-        l->cap = ncap;
-    }
+    assert(s);
+    l->v = firn_grow(l->v, l->n, &l->cap, sizeof *l->v, 8);
     l->v[l->n++] = s;
 }
 
@@ -63,7 +51,7 @@ static char *vfmt(const char *fmt, va_list ap)
 {
     char *s = NULL;
     if (vasprintf(&s, fmt, ap) < 0)
-        return NULL;
+        firn_oom(strlen(fmt));   /* as firn_xasprintf: the formats here are %s and numbers */
     return s;
 }
 
@@ -84,7 +72,6 @@ struct loader {
     struct strlist types;        /* tier 3: "line N: ...", of the typed decode */
     struct strlist types2;       /* the same, of the second (yaml.Node) decode */
     struct strlist sem;          /* tier 4: whole messages after "PATH: " */
-    bool oom;
 };
 
 static void type_err(struct loader *ld, const config_ynode *at, const char *fmt, ...)
@@ -95,7 +82,7 @@ static void type_err(struct loader *ld, const config_ynode *at, const char *fmt,
     va_start(ap, fmt);
     char *msg = vfmt(fmt, ap);
     va_end(ap);
-    strlist_add(&ld->types, msg ? fmt_str("line %d: %s", at ? at->line : 0, msg) : NULL);
+    strlist_add(&ld->types, fmt_str("line %d: %s", at ? at->line : 0, msg));
     free(msg);
 }
 
@@ -279,13 +266,11 @@ static int64_t duration_field(struct loader *ld, const config_ynode *v)
     int64_t ms = 0;
     if (!v->value[0]) {
         ld->fatal = fmt_str("empty duration string");
-        ld->oom |= !ld->fatal;
         return 0;
     }
     firn_err e = {0};
     if (firn_duration_parse(v->value, &ms, &e) < 0) {
         ld->fatal = fmt_str("not a valid duration string: \"%s\"", v->value);
-        ld->oom |= !ld->fatal;
         return 0;
     }
     return ms;
@@ -346,10 +331,6 @@ static firn_label *string_map(struct loader *ld, const config_ynode *v, const ch
     if (!unique_keys(ld, v))
         return NULL;
     firn_label *out = firn_arena_alloc(ld->arena, (v->n + 1) * sizeof *out);
-    if (!out) {
-        ld->oom = true;
-        return NULL;
-    }
     for (size_t k = 0; k < v->n; k++) {
         const config_ynode *key = v->items[2 * k], *val = v->items[2 * k + 1];
         if (key->kind != CONFIG_YNODE_SCALAR) {
@@ -438,10 +419,6 @@ static void decode_group(struct loader *ld, const config_ynode *n, rules_group *
     }
     g->rules = firn_arena_calloc(ld->arena, rs->n + 1, sizeof *g->rules);
     gn->rules = firn_arena_calloc(ld->arena, rs->n + 1, sizeof *gn->rules);
-    if (!g->rules || !gn->rules) {
-        ld->oom = true;
-        return;
-    }
     g->n_rules = rs->n;
     for (size_t i = 0; i < rs->n; i++)
         decode_rule(ld, rs->items[i], &g->rules[i], &gn->rules[i]);
@@ -461,10 +438,6 @@ static const char *go_quote(struct loader *ld, const char *s)
 {
     size_t len = strlen(s);
     char *q = firn_arena_alloc(ld->arena, len * 10 + 3);
-    if (!q) {
-        ld->oom = true;
-        return "\"\"";
-    }
     q[firn_go_quote(q, s, len)] = 0;
     return q;
 }
@@ -489,14 +462,14 @@ static void validate_rule(struct loader *ld, const rules_group *g, size_t idx, r
         char *m_ = fmt_str(__VA_ARGS__);                                                    \
         snprintf(where, sizeof where, "%d:%d: ", POS(node));                                \
         sem_err(ld, "%sgroup %s, rule %zu, %s: %s", where, gq, idx + 1, sq,                   \
-                m_ ? m_ : "out of memory");                                                 \
+                m_);                                                                        \
         free(m_);                                                                           \
     } while (0)
 #define ERR_NONE(...)                                                                     \
     do {                                                                                  \
         char *m_ = fmt_str(__VA_ARGS__);                                                  \
         sem_err(ld, "group %s, rule %zu, %s: %s", gq, idx + 1, sq,                        \
-                m_ ? m_ : "out of memory");                                               \
+                m_);                                                                      \
         free(m_);                                                                         \
     } while (0)
 
@@ -514,7 +487,7 @@ static void validate_rule(struct loader *ld, const rules_group *g, size_t idx, r
         firn_err e = {0};
         if (pql_parse(expr, &r->query, &e) < 0) {
             char *pe = parse_error_text(e.msg);
-            ERR_AT(rn->expr, "could not parse expression: %s", pe ? pe : e.msg);
+            ERR_AT(rn->expr, "could not parse expression: %s", pe);
             free(pe);
             memset(&r->query, 0, sizeof r->query);
         }
@@ -544,7 +517,7 @@ static void validate_rule(struct loader *ld, const rules_group *g, size_t idx, r
             ERR_NONE("invalid annotation name: %s", r->annotations[i].name);
     if (alert[0]) {
         char *tname = fmt_str("__alert_%s", alert);
-        for (int pass = 0; pass < 2 && tname; pass++) {
+        for (int pass = 0; pass < 2; pass++) {
             const firn_label *set = pass ? r->annotations : r->labels;
             size_t n = pass ? r->n_annotations : r->n_labels;
             for (size_t i = 0; i < n; i++) {
@@ -608,7 +581,7 @@ static char *first_document(const char *text, size_t len, size_t *doc_end)
     yaml_parser_t p;
     *doc_end = len;
     if (!yaml_parser_initialize(&p))
-        return fmt_str("out of memory");
+        firn_oom(sizeof p);   /* libyaml's own allocation failed */
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
     char *msg = NULL;
     for (;;) {
@@ -661,10 +634,6 @@ static int finish(struct loader *ld, const char *syntax, rules_errors *errs, fir
         for (size_t i = 0; i < ld->sem.n; i++)
             strlist_add(&out, fmt_str("%s: %s", ld->path, ld->sem.v[i]));
     }
-    if (ld->oom || out.oom) {
-        strlist_free(&out);
-        return firn_errf(err, FIRN_ENOMEM, "%s: out of memory", ld->path);
-    }
     if (out.n == 0)
         return 0;
     firn_errf(err, FIRN_EINVAL, "%s", out.v[0]);
@@ -685,17 +654,8 @@ rules_file *rules_file_parse(const char *path, const char *text, size_t len, rul
     struct loader ld = {.path = path};
     rules_file *f = NULL;
     firn_arena *arena = firn_arena_new(0);
-    if (!arena) {
-        firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
-        return NULL;
-    }
     ld.arena = arena;
     f = firn_arena_calloc(arena, 1, sizeof *f);
-    if (!f) {
-        firn_arena_free(arena);
-        firn_errf(err, FIRN_ENOMEM, "%s: out of memory", path);
-        return NULL;
-    }
     f->arena = arena;
     f->path = firn_arena_strdup(arena, path);
     config_ynode *root = NULL;
@@ -729,17 +689,13 @@ rules_file *rules_file_parse(const char *path, const char *text, size_t len, rul
             } else if (gs && gs->kind == CONFIG_YNODE_SEQ) {
                 f->groups = firn_arena_calloc(arena, gs->n + 1, sizeof *f->groups);
                 gns = firn_arena_calloc(arena, gs->n + 1, sizeof *gns);
-                if (!f->groups || !gns) {
-                    ld.oom = true;
-                } else {
-                    f->n_groups = gs->n;
-                    for (size_t i = 0; i < gs->n; i++)
-                        decode_group(&ld, gs->items[i], &f->groups[i], &gns[i]);
-                }
+                f->n_groups = gs->n;
+                for (size_t i = 0; i < gs->n; i++)
+                    decode_group(&ld, gs->items[i], &f->groups[i], &gns[i]);
             }
         }
     }
-    if (!syntax && !ld.fatal && !ld.types.n && !ld.oom) {
+    if (!syntax && !ld.fatal && !ld.types.n) {
         /* rulefmt's RuleGroups.Validate */
         for (size_t i = 0; i < f->n_groups; i++) {
             rules_group *g = &f->groups[i];
@@ -778,9 +734,9 @@ rules_file *rules_file_load(const char *path, rules_errors *errs, firn_err *err)
     size_t len;
     if (firn_read_file(path, RULES_FILE_MAX, &buf, &len, err) < 0) {
         if (errs && err) {
-            errs->lines = malloc(sizeof *errs->lines);
-            if (errs->lines && (errs->lines[0] = strdup(err->msg)))
-                errs->n = 1;
+            errs->lines = firn_xmalloc(sizeof *errs->lines);
+            errs->lines[0] = firn_xstrdup(err->msg);
+            errs->n = 1;
         }
         return NULL;
     }
@@ -818,9 +774,7 @@ char *rules_file_lint_duplicates(const rules_file *f)
 {
     if (f->n_rules < 2)
         return NULL;
-    struct lint_item *items = malloc(f->n_rules * sizeof *items);
-    if (!items)
-        return NULL;
+    struct lint_item *items = firn_xreallocarray(NULL, f->n_rules, sizeof *items);
     size_t n = 0;
     for (size_t g = 0; g < f->n_groups; g++)
         for (size_t i = 0; i < f->groups[g].n_rules; i++)

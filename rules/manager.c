@@ -56,11 +56,7 @@ static void send_to_remote(void *ctx, const tsdb_float_sample *s, size_t n)
 
 rules_manager *rules_manager_new(const rules_manager_options *o, firn_err *err)
 {
-    rules_manager *m = calloc(1, sizeof *m);
-    if (!m) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    rules_manager *m = firn_xcalloc(1, sizeof *m);
     m->opts = *o;
     m->notifier = rules_notifier_new(o->queue_capacity ? o->queue_capacity : 10000,
                                      o->batch_size ? o->batch_size : 64, o->dns_server, err);
@@ -159,24 +155,20 @@ static int expand_globs(const firn_config *cfg, char ***out, size_t *n, firn_err
     *n = 0;
     char *dir = NULL;
     if (cfg->source && cfg->source[0] != '<') {
-        char *copy = strdup(cfg->source);
-        dir = copy ? strdup(dirname(copy)) : NULL;
+        char *copy = firn_xstrdup(cfg->source);
+        dir = firn_xstrdup(dirname(copy));
         free(copy);
     }
     size_t cap = 0;
     for (size_t i = 0; i < cfg->n_rule_files; i++) {
         const char *pat = cfg->rule_files[i];
-        char *full = NULL;
-        if (pat[0] == '/' || !dir || strcmp(dir, ".") == 0)
-            full = strdup(pat);
-        else if (asprintf(&full, "%s/%s", dir, pat) < 0)
-            full = NULL;
-        if (!full) {
-            free(dir);
-            return firn_errf(err, FIRN_ENOMEM, "out of memory");
-        }
+        char *full = pat[0] == '/' || !dir || strcmp(dir, ".") == 0
+                         ? firn_xstrdup(pat)
+                         : firn_xasprintf("%s/%s", dir, pat);
         glob_t gl;
         int rc = glob(full, 0, NULL, &gl);
+        if (rc == GLOB_NOSPACE)
+            firn_oom(0);   /* glob's own allocation failed */
         if (rc != 0 && rc != GLOB_NOMATCH) {
             free(full);
             free(dir);
@@ -184,17 +176,8 @@ static int expand_globs(const firn_config *cfg, char ***out, size_t *n, firn_err
                              pat, strerror(errno));
         }
         for (size_t k = 0; rc == 0 && k < gl.gl_pathc; k++) {
-            char **nv = firn_grow(*out, *n, &cap, sizeof **out, 8);
-            if (!nv || !(nv[*n] = strdup(gl.gl_pathv[k]))) {
-                if (nv)
-                    *out = nv;
-                globfree(&gl);
-                free(full);
-                free(dir);
-                return firn_errf(err, FIRN_ENOMEM, "out of memory");
-            }
-            *out = nv;
-            (*n)++;
+            *out = firn_grow(*out, *n, &cap, sizeof **out, 8);
+            (*out)[(*n)++] = firn_xstrdup(gl.gl_pathv[k]);
         }
         if (rc == 0)
             globfree(&gl);
@@ -218,8 +201,8 @@ int rules_manager_apply(rules_manager *m, firn_config *cfg, firn_err *err)
     struct mgroup **groups = NULL;
     size_t n_groups = 0, cap_groups = 0;
     int rc = expand_globs(cfg, &paths, &n_paths, err);
-    if (!rc && !(files = calloc(n_paths + 1, sizeof *files)))
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+    if (!rc)
+        files = firn_xcalloc(n_paths + 1, sizeof *files);
     /* every file, every error logged; the first one is the reload's */
     bool file_failed = false;
     for (size_t i = 0; !rc && i < n_paths; i++) {
@@ -258,16 +241,9 @@ int rules_manager_apply(rules_manager *m, firn_config *cfg, firn_err *err)
                              .limits = m->opts.limits};
     for (size_t i = 0; !rc && i < n_files; i++)
         for (size_t gi = 0; !rc && gi < files[i]->n_groups; gi++) {
-            struct mgroup **ng = firn_grow(groups, n_groups, &cap_groups, sizeof *groups, 8);
-            struct mgroup *mg = ng ? calloc(1, sizeof *mg) : NULL;
-            if (ng)
-                groups = ng;
-            if (!mg || !(mg->rt = rules_group_rt_new(files[i], gi, cfg->evaluation_interval_ms,
-                                                     &eo, err))) {
-                free(mg);
-                rc = err && err->code ? err->code : FIRN_ENOMEM;
-                break;
-            }
+            groups = firn_grow(groups, n_groups, &cap_groups, sizeof *groups, 8);
+            struct mgroup *mg = firn_xcalloc(1, sizeof *mg);
+            mg->rt = rules_group_rt_new(files[i], gi, cfg->evaluation_interval_ms, &eo, err);
             mg->m = m;
             groups[n_groups++] = mg;
         }
@@ -448,8 +424,8 @@ static void json_query(firn_buf *b, const char *expr)
     size_t n = strlen(expr);
     while (n && (expr[n - 1] == ' ' || expr[n - 1] == '\n' || expr[n - 1] == '\t'))
         n--;
-    char *t = strndup(expr, n);
-    firn_json_string(b, t ? t : "");
+    char *t = firn_xstrndup(expr, n);
+    firn_json_string(b, t);
     free(t);
 }
 
@@ -466,11 +442,7 @@ int rules_manager_json_rules(rules_manager *m, const char *type, firn_buf *b, fi
                              "\"%s\"", type);
     }
     pthread_mutex_lock(&m->mu);
-    struct mgroup **gs = malloc((m->n_groups + 1) * sizeof *gs);
-    if (!gs) {
-        pthread_mutex_unlock(&m->mu);
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    }
+    struct mgroup **gs = firn_xreallocarray(NULL, m->n_groups + 1, sizeof *gs);
     memcpy(gs, m->groups, m->n_groups * sizeof *gs);
     size_t n = m->n_groups;
     firn_sort(gs, n, sizeof *gs, cmp_group);

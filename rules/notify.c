@@ -61,7 +61,7 @@ struct am_provider {
     disc_dns *dns;
     disc_k8s *k8s;
     struct prov_group *groups;
-    size_t n_groups;
+    size_t n_groups, cap_groups;
 };
 
 struct rules_notifier {
@@ -103,15 +103,11 @@ static void am_time(firn_buf *b, int64_t ms)
 rules_notifier *rules_notifier_new(size_t capacity, size_t batch, const char *dns_server,
                                    firn_err *err)
 {
-    rules_notifier *n = calloc(1, sizeof *n);
-    if (!n || !(n->q = calloc(capacity ? capacity : 1, sizeof *n->q)) ||
-        (dns_server && !(n->dns_server = strdup(dns_server)))) {
-        if (n)
-            free(n->q);
-        free(n);
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    (void)err;   /* nothing left that can fail (model/alloc.h) */
+    rules_notifier *n = firn_xcalloc(1, sizeof *n);
+    n->q = firn_xcalloc(capacity ? capacity : 1, sizeof *n->q);   /* a flag's size */
+    if (dns_server)
+        n->dns_server = firn_xstrdup(dns_server);
     n->cap = capacity ? capacity : 1;
     n->batch = batch ? batch : 64;
     pthread_mutex_init(&n->mu, NULL);
@@ -176,18 +172,12 @@ int rules_am_group_urls(const config_alertmanager *c, const disc_group *g, char 
     char path[600];
     snprintf(path, sizeof path, "/%s%sapi/v2/alerts", prefix, prefix[0] ? "/" : "");
     firn_arena *arena = firn_arena_new(0);
-    char **out = calloc(g->n_targets + 1, sizeof *out);
+    char **out = firn_xcalloc(g->n_targets + 1, sizeof *out);
     size_t n = 0;
     int rc = 0;
-    if (!arena || !out)
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
     for (size_t t = 0; rc == 0 && t < g->n_targets; t++) {
         const disc_target *tg = &g->targets[t];
         firn_label *l = firn_arena_alloc(arena, (tg->n_labels + g->n_labels + 2) * sizeof *l);
-        if (!l) {
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-            break;
-        }
         /* the target's labels; the configured scheme and path over them;
          * the group's labels the target lacks (the order later Prometheus
          * versions make explicit with a labels.Builder) */
@@ -222,11 +212,7 @@ int rules_am_group_urls(const config_alertmanager *c, const disc_group *g, char 
             rc = firn_errf(err, FIRN_EINVAL, "\"%.256s\" is not a valid hostname", addr);
             break;
         }
-        if (!(out[n] = am_url(scheme ? scheme : "", addr ? addr : "", apath ? apath : ""))) {
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-            break;
-        }
-        n++;
+        out[n++] = am_url(scheme ? scheme : "", addr ? addr : "", apath ? apath : "");
     }
     firn_arena_free(arena);
     if (rc < 0) {
@@ -250,12 +236,7 @@ static void add_am(rules_notifier *n, const config_alertmanager *c, char *url,
             free(url);
             return;
         }
-    struct am *grown = firn_grow(n->ams, n->n_ams, &n->cap_ams, sizeof *n->ams, 4);
-    if (!grown) {
-        free(url);
-        return;
-    }
-    n->ams = grown;
+    n->ams = firn_grow(n->ams, n->n_ams, &n->cap_ams, sizeof *n->ams, 4);
     struct am *a = &n->ams[n->n_ams++];
     *a = (struct am){.url = url, .timeout_ms = c->timeout_ms, .http = &c->http};
     for (size_t k = 0; k < n_old; k++)   /* counters carry over */
@@ -286,21 +267,19 @@ static void rebuild_ams(rules_notifier *n)
             /* static_configs as Prometheus's static provider: one group
              * per entry, its labels the group's */
             const config_target_group *sg = &c->static_configs[g];
-            disc_target *targets = calloc(sg->n_targets + 1, sizeof *targets);
-            firn_label *addrs = calloc(sg->n_targets + 1, sizeof *addrs);
+            disc_target *targets = firn_xcalloc(sg->n_targets + 1, sizeof *targets);
+            firn_label *addrs = firn_xcalloc(sg->n_targets + 1, sizeof *addrs);
             char **urls = NULL;
             size_t n_urls = 0;
             firn_err err = {0};
-            if (targets && addrs) {
-                for (size_t t = 0; t < sg->n_targets; t++) {
-                    addrs[t] = (firn_label){"__address__", sg->targets[t]};
-                    targets[t] = (disc_target){&addrs[t], 1};
-                }
-                disc_group dg = {.source = "", .targets = targets, .n_targets = sg->n_targets,
-                                 .labels = sg->labels, .n_labels = sg->n_labels};
-                if (rules_am_group_urls(c, &dg, &urls, &n_urls, &err) < 0)
-                    log_group_failed(&err);
+            for (size_t t = 0; t < sg->n_targets; t++) {
+                addrs[t] = (firn_label){"__address__", sg->targets[t]};
+                targets[t] = (disc_target){&addrs[t], 1};
             }
+            disc_group dg = {.source = "", .targets = targets, .n_targets = sg->n_targets,
+                             .labels = sg->labels, .n_labels = sg->n_labels};
+            if (rules_am_group_urls(c, &dg, &urls, &n_urls, &err) < 0)
+                log_group_failed(&err);
             for (size_t u = 0; u < n_urls; u++)
                 add_am(n, c, urls[u], old, n_old);
             free(urls);
@@ -309,11 +288,8 @@ static void rebuild_ams(rules_notifier *n)
         }
         for (size_t p = 0; p < n->n_provs; p++)
             for (size_t g = 0; n->provs[p]->am == c && g < n->provs[p]->n_groups; g++)
-                for (size_t t = 0; t < n->provs[p]->groups[g].n; t++) {
-                    char *url = strdup(n->provs[p]->groups[g].urls[t]);
-                    if (url)
-                        add_am(n, c, url, old, n_old);
-                }
+                for (size_t t = 0; t < n->provs[p]->groups[g].n; t++)
+                    add_am(n, c, firn_xstrdup(n->provs[p]->groups[g].urls[t]), old, n_old);
     }
     for (size_t k = 0; k < n_old; k++)
         free(old[k].url);
@@ -349,18 +325,15 @@ static void prov_send(disc_sink *self, const disc_group *groups, size_t count)
             continue;
         }
         if (k == p->n_groups) {
-            struct prov_group *grown = realloc(p->groups, (k + 1) * sizeof *grown);
-            if (!grown)
-                continue;
-            p->groups = grown;
+            p->groups = firn_grow(p->groups, p->n_groups, &p->cap_groups, sizeof *p->groups, 4);
             p->n_groups++;
         }
         struct prov_group *pg = &p->groups[k];
-        *pg = (struct prov_group){.source = strdup(g->source)};
+        *pg = (struct prov_group){.source = firn_xstrdup(g->source)};
         firn_err err = {0};
         if (rules_am_group_urls(p->am, g, &pg->urls, &pg->n, &err) < 0)
             log_group_failed(&err);
-        if (!pg->source || !pg->urls) {   /* failed: the source is left out */
+        if (!pg->urls) {   /* failed: the source is left out */
             prov_group_clear(pg);
             p->groups[k] = p->groups[--p->n_groups];
         }
@@ -397,25 +370,15 @@ static void prov_start(rules_notifier *n, const config_alertmanager *am,
                        const config_file_sd *file, const config_dns_sd *dns,
                        const config_kubernetes_sd *k8s)
 {
-    struct am_provider *p = calloc(1, sizeof *p);
-    if (p) {
-        p->sink = (disc_sink){.send = prov_send, .refreshed = prov_refreshed};
-        p->n = n;
-        p->am = am;
-    }
+    struct am_provider *p = firn_xcalloc(1, sizeof *p);
+    p->sink = (disc_sink){.send = prov_send, .refreshed = prov_refreshed};
+    p->n = n;
+    p->am = am;
     pthread_mutex_lock(&n->mu);
-    struct am_provider **grown = p ? realloc(n->provs, (n->n_provs + 1) * sizeof *grown) : NULL;
-    if (grown) {
-        n->provs = grown;
-        n->provs[n->n_provs++] = p;   /* before it starts: its first send finds it */
-    }
+    /* one more provider: a config has a handful, each added once */
+    n->provs = firn_xreallocarray(n->provs, n->n_provs + 1, sizeof *n->provs);
+    n->provs[n->n_provs++] = p;   /* before it starts: its first send finds it */
     pthread_mutex_unlock(&n->mu);
-    if (!grown) {
-        free(p);
-        firn_log(FIRN_LOG_ERROR, "notifier", "out of memory: an Alertmanager discovery is not "
-                 "running", NULL);
-        return;
-    }
     firn_err err = {0};
     disc_dns_options o = {.server = n->dns_server};
     disc_k8s_options ko = {.job = "alerting"};
@@ -461,15 +424,11 @@ void rules_notifier_set(rules_notifier *n, const firn_config *cfg)
 void rules_notifier_send(rules_notifier *n, const rules_notification *alerts, size_t count)
 {
     firn_arena *arena = firn_arena_new(0);
-    if (!arena)
-        return;
     pthread_mutex_lock(&n->mu);
     for (size_t i = 0; i < count; i++) {
         const rules_notification *a = &alerts[i];
         /* external labels where the alert lacks the label (or has it empty) */
         firn_label *l = firn_arena_alloc(arena, (a->n_labels + n->n_external + 1) * sizeof *l);
-        if (!l)
-            break;
         size_t nl = 0;
         for (size_t k = 0; k < a->n_labels; k++)
             l[nl++] = a->labels[k];
@@ -501,9 +460,7 @@ void rules_notifier_send(rules_notifier *n, const rules_notification *alerts, si
         firn_buf_puts(&b, ",\"labels\":");
         rules_json_labels(&b, out, n_out);
         firn_buf_puts(&b, "}");
-        char *json = firn_buf_take(&b, NULL);
-        if (!json)
-            continue;
+        char *json = firn_buf_take(&b, NULL);   /* no cap: never NULL */
         if (n->len == n->cap) {
             /* full: the oldest goes */
             free(n->q[n->head].json);
@@ -524,15 +481,15 @@ static bool post(const char *url, const config_http *http, int64_t timeout_ms, c
                  const char *user_agent)
 {
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    httpc_response *resp = malloc(sizeof *resp);
+    if (!h)
+        firn_oom(0);   /* libcurl's own allocation failed */
+    httpc_response *resp = firn_xmalloc(sizeof *resp);
     bool ok = false;
-    const char *why = "out of memory";
-    if (h && resp) {
-        if (httpc_post(NULL, http, url, h, body, strlen(body), timeout_ms, user_agent, NULL, resp) < 0)
-            why = resp->error;
-        else if (!(ok = resp->status / 100 == 2))
-            why = "bad response status";
-    }
+    const char *why = NULL;
+    if (httpc_post(NULL, http, url, h, body, strlen(body), timeout_ms, user_agent, NULL, resp) < 0)
+        why = resp->error;
+    else if (!(ok = resp->status / 100 == 2))
+        why = "bad response status";
     if (!ok) {
         char q[512];
         firn_log(FIRN_LOG_ERROR, "notifier", "Error sending alert", "alertmanager=%s err=%s",
@@ -569,26 +526,25 @@ static void *sender(void *arg)
         n->len -= k;
         /* a snapshot of the targets: the POSTs run unlocked */
         size_t n_ams = n->n_ams;
-        struct am *ams = calloc(n_ams + 1, sizeof *ams);
-        for (size_t i = 0; ams && i < n_ams; i++) {
+        struct am *ams = firn_xcalloc(n_ams + 1, sizeof *ams);
+        for (size_t i = 0; i < n_ams; i++) {
             ams[i] = n->ams[i];
-            ams[i].url = strdup(n->ams[i].url);
+            ams[i].url = firn_xstrdup(n->ams[i].url);
         }
         n->sending = true;
         pthread_mutex_unlock(&n->mu);
         bool any = false;
-        bool *ok = calloc(n_ams + 1, sizeof *ok);
-        for (size_t i = 0; ams && ok && body.data && i < n_ams; i++)
-            any |= ok[i] = ams[i].url && post(ams[i].url, ams[i].http, ams[i].timeout_ms,
-                                              body.data, n->user_agent ? n->user_agent
-                                                                       : "firn");
+        bool *ok = firn_xcalloc(n_ams + 1, sizeof *ok);
+        for (size_t i = 0; i < n_ams; i++)
+            any |= ok[i] = post(ams[i].url, ams[i].http, ams[i].timeout_ms, body.data,
+                                n->user_agent ? n->user_agent : "firn");
         firn_buf_free(&body);
         pthread_mutex_lock(&n->mu);
         n->sending = false;
         pthread_cond_broadcast(&n->idle);
-        for (size_t i = 0; ams && ok && i < n_ams; i++) {
+        for (size_t i = 0; i < n_ams; i++) {
             for (size_t j = 0; j < n->n_ams; j++)
-                if (ams[i].url && strcmp(n->ams[j].url, ams[i].url) == 0) {
+                if (strcmp(n->ams[j].url, ams[i].url) == 0) {
                     n->ams[j].sent += k;
                     n->ams[j].errors += !ok[i];
                 }
@@ -605,7 +561,7 @@ static void *sender(void *arg)
 
 int rules_notifier_start(rules_notifier *n, const char *user_agent, firn_err *err)
 {
-    n->user_agent = strdup(user_agent ? user_agent : "firn");
+    n->user_agent = firn_xstrdup(user_agent ? user_agent : "firn");
     int rc = pthread_create(&n->thread, NULL, sender, n);
     if (rc)
         return firn_errf(err, FIRN_EIO, "starting the notifier: %s", strerror(rc));

@@ -80,12 +80,9 @@ struct rules_remote {
 
 rules_remote *rules_remote_new(const char *user_agent, firn_err *err)
 {
-    rules_remote *r = calloc(1, sizeof *r);
-    if (!r || !(r->user_agent = strdup(user_agent))) {
-        free(r);
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    (void)err;   /* nothing left that can fail (model/alloc.h) */
+    rules_remote *r = firn_xcalloc(1, sizeof *r);
+    r->user_agent = firn_xstrdup(user_agent);
     pthread_mutex_init(&r->mu, NULL);
     return r;
 }
@@ -101,25 +98,29 @@ struct post_settings {
     int64_t timeout_ms, min_backoff_ms, max_backoff_ms;
 };
 
-static bool settings_copy(const struct rw_queue *q, struct post_settings *s)
+/* libcurl's own allocation failure aborts, as model/alloc.h does. */
+static void slist_add(struct curl_slist **l, const char *line)
+{
+    struct curl_slist *grown = curl_slist_append(*l, line);
+    if (!grown)
+        firn_oom(strlen(line));
+    *l = grown;
+}
+
+static void settings_copy(const struct rw_queue *q, struct post_settings *s)
 {
     const config_remote_write *c = q->cfg;
     *s = (struct post_settings){.arena = firn_arena_new(0)};
-    if (!s->arena || !(s->url = firn_arena_strdup(s->arena, c->url)) ||
-        !config_http_copy(s->arena, &c->http, &s->http))
-        return false;
+    s->url = firn_arena_strdup(s->arena, c->url);
+    config_http_copy(s->arena, &c->http, &s->http);
     for (size_t i = 0; i < c->n_headers; i++) {
         char line[8192];
         snprintf(line, sizeof line, "%s: %s", c->headers[i].name, c->headers[i].value);
-        struct curl_slist *l = curl_slist_append(s->extra, line);
-        if (!l)
-            return false;
-        s->extra = l;
+        slist_add(&s->extra, line);
     }
     s->timeout_ms = c->remote_timeout_ms;
     s->min_backoff_ms = c->min_backoff_ms;
     s->max_backoff_ms = c->max_backoff_ms;
-    return true;
 }
 
 static void settings_free(struct post_settings *s)
@@ -130,21 +131,19 @@ static void settings_free(struct post_settings *s)
 }
 
 /* The batch as a snappy-compressed prompb.WriteRequest (malloc'd), one
- * TimeSeries per sample, as Prometheus's queue manager builds it. */
+ * TimeSeries per sample, as Prometheus's queue manager builds it.  Sized by
+ * the batch, already in memory (at most max_samples_per_send). */
 static char *encode(const struct rw_sample *b, size_t n, size_t *out_len)
 {
-    Prometheus__TimeSeries *ts = calloc(n + 1, sizeof *ts);
-    Prometheus__TimeSeries **tsp = calloc(n + 1, sizeof *tsp);
-    Prometheus__Sample *smp = calloc(n + 1, sizeof *smp);
-    Prometheus__Sample **smpp = calloc(n + 1, sizeof *smpp);
+    Prometheus__TimeSeries *ts = firn_xcalloc(n + 1, sizeof *ts);
+    Prometheus__TimeSeries **tsp = firn_xcalloc(n + 1, sizeof *tsp);
+    Prometheus__Sample *smp = firn_xcalloc(n + 1, sizeof *smp);
+    Prometheus__Sample **smpp = firn_xcalloc(n + 1, sizeof *smpp);
     size_t n_labels = 0;
     for (size_t i = 0; i < n; i++)
         n_labels += b[i].n;
-    Prometheus__Label *lab = calloc(n_labels + 1, sizeof *lab);
-    Prometheus__Label **labp = calloc(n_labels + 1, sizeof *labp);
-    char *packed = NULL, *out = NULL;
-    if (!ts || !tsp || !smp || !smpp || !lab || !labp)
-        goto done;
+    Prometheus__Label *lab = firn_xcalloc(n_labels + 1, sizeof *lab);
+    Prometheus__Label **labp = firn_xcalloc(n_labels + 1, sizeof *labp);
     size_t li = 0;
     for (size_t i = 0; i < n; i++) {
         prometheus__time_series__init(&ts[i]);
@@ -169,21 +168,17 @@ static char *encode(const struct rw_sample *b, size_t n, size_t *out_len)
     req.n_timeseries = n;
     req.timeseries = tsp;
     size_t len = prometheus__write_request__get_packed_size(&req);
-    if (!(packed = malloc(len + 1)))
-        goto done;
+    char *packed = firn_xmalloc(len + 1);
     size_t got = prometheus__write_request__pack(&req, (uint8_t *)packed);
     assert(got == len);
     (void)got;   /* only the assert reads it */
     size_t clen = snappy_max_compressed_length(len);
-    if (!(out = malloc(clen + 1)))
-        goto done;
-    if (snappy_compress(packed, len, out, &clen) != SNAPPY_OK) {
-        free(out);
-        out = NULL;
-        goto done;
-    }
+    char *out = firn_xmalloc(clen + 1);
+    /* into snappy_max_compressed_length's bytes it cannot fail */
+    snappy_status st = snappy_compress(packed, len, out, &clen);
+    assert(st == SNAPPY_OK);
+    (void)st;   /* only the assert reads it */
     *out_len = clen;
-done:
     free(ts);
     free(tsp);
     free(smp);
@@ -208,35 +203,20 @@ static void log_failure(const struct rw_queue *q, enum firn_log_level level, con
              firn_log_quote(text, sizeof text, why));
 }
 
-static bool slist_add(struct curl_slist **l, const char *line)
-{
-    struct curl_slist *grown = curl_slist_append(*l, line);
-    if (grown)
-        *l = grown;
-    return grown != NULL;
-}
-
 /* One POST of body: the spec's outcome of its answer. */
 static enum outcome post(const struct rw_queue *q, const struct post_settings *s,
                          const char *user_agent, const char *body, size_t len,
                          int64_t *retry_after_ms)
 {
     struct curl_slist *h = NULL;
-    bool ok = slist_add(&h, "Content-Encoding: snappy") &&
-              slist_add(&h, "Content-Type: application/x-protobuf") &&
-              slist_add(&h, "X-Prometheus-Remote-Write-Version: 0.1.0");
-    for (const struct curl_slist *l = s->extra; ok && l; l = l->next)
-        ok = slist_add(&h, l->data);
-    if (!ok) {
-        curl_slist_free_all(h);
-        log_failure(q, FIRN_LOG_ERROR, "Failed to send batch, retrying", 0, "out of memory");
-        return RETRY;
-    }
-    httpc_response *resp = malloc(sizeof *resp);
+    slist_add(&h, "Content-Encoding: snappy");
+    slist_add(&h, "Content-Type: application/x-protobuf");
+    slist_add(&h, "X-Prometheus-Remote-Write-Version: 0.1.0");
+    for (const struct curl_slist *l = s->extra; l; l = l->next)
+        slist_add(&h, l->data);
+    httpc_response *resp = firn_xmalloc(sizeof *resp);
     enum outcome out = RETRY;
-    if (!resp) {
-        log_failure(q, FIRN_LOG_ERROR, "Failed to send batch, retrying", 0, "out of memory");
-    } else if (httpc_post(NULL, &s->http, s->url, h, body, len, s->timeout_ms, user_agent, NULL, resp) < 0) {
+    if (httpc_post(NULL, &s->http, s->url, h, body, len, s->timeout_ms, user_agent, NULL, resp) < 0) {
         log_failure(q, FIRN_LOG_WARN, "Failed to send batch, retrying", 0, resp->error);
     } else if (resp->status / 100 == 2) {
         out = SENT;
@@ -286,12 +266,7 @@ static void *sender(void *arg)
             break;
         assert(q->len <= q->cap && q->head < q->cap);
         size_t k = q->len < q->cfg->max_samples_per_send ? q->len : q->cfg->max_samples_per_send;
-        struct rw_sample *batch = malloc(k * sizeof *batch);
-        if (!batch) {
-            struct timespec dl = firn_deadline_ms(q->cfg->min_backoff_ms);
-            pthread_cond_timedwait(&q->wake, &r->mu, &dl);
-            continue;
-        }
+        struct rw_sample *batch = firn_xreallocarray(NULL, k, sizeof *batch);
         double newest = 0;
         for (size_t i = 0; i < k; i++) {
             batch[i] = q->ring[(q->head + i) % q->cap];
@@ -306,21 +281,15 @@ static void *sender(void *arg)
         char *body = encode(batch, k, &len);
         batch_free(batch, k);
         pthread_mutex_lock(&r->mu);
-        if (!body) {
-            q->failed += k;
-            firn_log(FIRN_LOG_ERROR, "remote", "encoding a batch failed: out of memory",
-                     "remote_name=%s url=%s", q->remote_name, q->url);
-            continue;
-        }
         /* the batch until it is accepted, refused or the queue stops */
         int64_t backoff = q->cfg->min_backoff_ms;
         while (!q->stop) {
             struct post_settings s;
-            bool ok = settings_copy(q, &s);
+            settings_copy(q, &s);
             pthread_mutex_unlock(&r->mu);
             int64_t retry_after = -1;
-            enum outcome o = ok ? post(q, &s, r->user_agent, body, len, &retry_after) : RETRY;
-            int64_t max_backoff = ok ? s.max_backoff_ms : q->cfg->max_backoff_ms;
+            enum outcome o = post(q, &s, r->user_agent, body, len, &retry_after);
+            int64_t max_backoff = s.max_backoff_ms;
             settings_free(&s);
             pthread_mutex_lock(&r->mu);
             if (o == SENT) {
@@ -360,13 +329,11 @@ static void ring_drop_oldest(struct rw_queue *q)
 }
 
 /* Re-sizes the ring to cap (under the lock), keeping the newest samples. */
-static bool ring_resize(struct rw_queue *q, size_t cap)
+static void ring_resize(struct rw_queue *q, size_t cap)
 {
     if (cap == q->cap)
-        return true;
-    struct rw_sample *ring = calloc(cap, sizeof *ring);
-    if (!ring)
-        return false;
+        return;
+    struct rw_sample *ring = firn_xcalloc(cap, sizeof *ring);   /* the config's capacity */
     while (q->len > cap)
         ring_drop_oldest(q);
     for (size_t i = 0; i < q->len; i++)
@@ -375,7 +342,6 @@ static bool ring_resize(struct rw_queue *q, size_t cap)
     q->ring = ring;
     q->cap = cap;
     q->head = 0;
-    return true;
 }
 
 static void queue_free(struct rw_queue *q)
@@ -403,60 +369,48 @@ static void queue_stop(rules_remote *r, struct rw_queue *q)
 
 static char *queue_key(const config_remote_write *c)
 {
-    char *k = NULL;
-    return asprintf(&k, "%s\n%s", c->url, c->name) < 0 ? NULL : k;
+    return firn_xasprintf("%s\n%s", c->url, c->name);
 }
 
 static struct rw_queue *queue_new(rules_remote *r, const config_remote_write *c)
 {
-    struct rw_queue *q = calloc(1, sizeof *q);
-    if (!q)
-        return NULL;
+    struct rw_queue *q = firn_xcalloc(1, sizeof *q);
     q->owner = r;
     q->key = queue_key(c);
-    q->url = strdup(c->url);
+    q->url = firn_xstrdup(c->url);
     if (c->name[0]) {
-        q->remote_name = strdup(c->name);
+        q->remote_name = firn_xstrdup(c->name);
     } else {
         /* Prometheus names an unnamed queue by its config's hash */
         char h[8];
         snprintf(h, sizeof h, "%06" PRIx64, XXH3_64bits(c->url, strlen(c->url)) & 0xffffff);
-        q->remote_name = strdup(h);
+        q->remote_name = firn_xstrdup(h);
     }
     q->cap = c->capacity;
-    q->ring = calloc(q->cap, sizeof *q->ring);
+    q->ring = firn_xcalloc(q->cap, sizeof *q->ring);
     pthread_cond_init(&q->wake, NULL);
-    if (!q->key || !q->url || !q->remote_name || !q->ring) {
-        queue_free(q);
-        return NULL;
-    }
     return q;
 }
 
 void rules_remote_set(rules_remote *r, const firn_config *cfg)
 {
-    struct rw_queue **next = calloc(cfg->n_remote_writes + 1, sizeof *next);
+    struct rw_queue **next = firn_xcalloc(cfg->n_remote_writes + 1, sizeof *next);
     pthread_mutex_lock(&r->mu);
     size_t n_next = 0;
-    for (size_t i = 0; next && i < cfg->n_remote_writes; i++) {
+    for (size_t i = 0; i < cfg->n_remote_writes; i++) {
         const config_remote_write *c = &cfg->remote_writes[i];
         char *key = queue_key(c);
         struct rw_queue *q = NULL;
-        for (size_t j = 0; key && j < r->n_queues && !q; j++)
+        for (size_t j = 0; j < r->n_queues && !q; j++)
             if (r->queues[j] && strcmp(r->queues[j]->key, key) == 0) {
                 q = r->queues[j];
                 r->queues[j] = NULL;   /* kept */
             }
         free(key);
-        if (!q && !(q = queue_new(r, c))) {
-            firn_log(FIRN_LOG_ERROR, "remote", "out of memory: a remote_write queue is not "
-                     "running", "url=%s", c->url);
-            continue;
-        }
+        if (!q)
+            q = queue_new(r, c);
         q->cfg = c;
-        if (!ring_resize(q, c->capacity))
-            firn_log(FIRN_LOG_ERROR, "remote", "out of memory: the queue keeps its capacity",
-                     "remote_name=%s capacity=%zu", q->remote_name, q->cap);
+        ring_resize(q, c->capacity);
         if (!q->started) {
             q->started = pthread_create(&q->thread, NULL, sender, q) == 0;
             if (!q->started) {
@@ -472,7 +426,7 @@ void rules_remote_set(rules_remote *r, const firn_config *cfg)
     struct rw_queue **old = r->queues;
     size_t n_old = r->n_queues;
     r->queues = next;
-    r->n_queues = next ? n_next : 0;
+    r->n_queues = n_next;
     r->external = cfg->external_labels;
     r->n_external = cfg->n_external_labels;
     /* the queues no longer configured (kept ones are NULL in old) */
@@ -493,14 +447,10 @@ void rules_remote_set(rules_remote *r, const firn_config *cfg)
 void rules_remote_append(rules_remote *r, const tsdb_float_sample *s, size_t n)
 {
     firn_arena *arena = firn_arena_new(0);
-    if (!arena)
-        return;
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; r->n_queues && i < n; i++) {
         /* external labels where the series lacks them */
         firn_label *l = firn_arena_alloc(arena, (s[i].n_labels + r->n_external + 1) * sizeof *l);
-        if (!l)
-            break;
         size_t nl = 0;
         for (size_t k = 0; k < s[i].n_labels; k++)
             l[nl++] = s[i].labels[k];
@@ -529,10 +479,6 @@ void rules_remote_append(rules_remote *r, const tsdb_float_sample *s, size_t n)
                 continue;
             }
             firn_label *packed = rules_labels_pack(out, n_out);
-            if (!packed) {
-                q->dropped_full++;
-                continue;
-            }
             if (q->len == q->cap)
                 ring_drop_oldest(q);
             if (q->len == 0)

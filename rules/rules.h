@@ -72,9 +72,9 @@ typedef struct rules_template_data {
  * "template: NAME:LINE: unclosed action". */
 rules_template *rules_template_parse(const char *name, const char *text, firn_err *err);
 void rules_template_free(rules_template *t);
-/* Runs a template; returns a malloc'd string.  An execution error is, as in
- * Prometheus, the result's text: "<error expanding template: ...>".  NULL
- * only when out of memory. */
+/* Runs a template; returns a malloc'd string, never NULL.  An execution
+ * error is, as in Prometheus, the result's text: "<error expanding
+ * template: ...>". */
 char *rules_template_expand(const rules_template *t, const rules_template_data *data);
 /* Parse and run in one step (firnctl, tests). */
 char *rules_template_expand_text(const char *name, const char *text,
@@ -237,7 +237,7 @@ typedef struct rules_group_rt {
 } rules_group_rt;
 
 /* The runtime of f's group gi (f must outlive it); default_interval_ms
- * applies when the group has no interval. */
+ * applies when the group has no interval.  Never NULL (err is not written). */
 rules_group_rt *rules_group_rt_new(const rules_file *f, size_t gi, int64_t default_interval_ms,
                                    const rules_eval_options *o, firn_err *err);
 void rules_group_rt_free(rules_group_rt *g);

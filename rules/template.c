@@ -26,6 +26,7 @@
  */
 #include "rules/rules.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -461,12 +462,7 @@ static bool has_function(const char *name, size_t len)
 
 static char *adup(struct parser *p, const char *s, size_t n)
 {
-    char *d = firn_arena_alloc(p->a, n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = 0;
-    }
-    return d;
+    return firn_arena_strndup(p->a, s, n);
 }
 
 /* Go's strconv.Unquote for "..." and '...' (the escapes Go knows). */
@@ -604,8 +600,6 @@ static bool operand(struct parser *p, struct arg *a)
             break;
         }
         char *s = adup(p, t.s, t.len), *end;
-        if (!s)
-            return false;
         long long v = strtoll(s, &end, 0);
         if (!*end) {
             a->is_int = true;
@@ -687,8 +681,6 @@ static bool command(struct parser *p, struct cmd *c)
 static struct pipe *pipeline(struct parser *p, const char *context, enum tok end)
 {
     struct pipe *pp = firn_arena_calloc(p->a, 1, sizeof *pp);
-    if (!pp)
-        return NULL;
     struct token t = peek_nonspace(p);
     pp->line = t.line;
     if (t.t == T_VAR) {
@@ -773,8 +765,7 @@ static struct node *item_list(struct parser *p, enum tok *stop);
 static struct node *new_node(struct parser *p, enum node_kind k)
 {
     struct node *n = firn_arena_calloc(p->a, 1, sizeof *n);
-    if (n)
-        n->k = k;
+    n->k = k;
     return n;
 }
 
@@ -794,8 +785,6 @@ static bool close_action(struct parser *p, const char *context)
 static struct node *control(struct parser *p, enum node_kind k, const char *context)
 {
     struct node *n = new_node(p, k);
-    if (!n)
-        return NULL;
     size_t mark = p->n_vars;
     if (++p->depth > MAX_DEPTH) {
         perr(p, p->lx.line, "template nested too deeply");
@@ -914,9 +903,9 @@ static struct node *item_list(struct parser *p, enum tok *stop)
             default:
                 backup(p, k);
                 n = new_node(p, N_ACTION);
-                if (n && !(n->pipe = pipeline(p, "command", T_RIGHT)))
+                if (!(n->pipe = pipeline(p, "command", T_RIGHT)))
                     return NULL;
-                if (n && !close_action(p, "command"))
+                if (!close_action(p, "command"))
                     return NULL;
             }
         } else {
@@ -925,10 +914,7 @@ static struct node *item_list(struct parser *p, enum tok *stop)
         }
         if (p->failed)
             return NULL;
-        if (!n) {
-            perr(p, t.line, "out of memory");
-            return NULL;
-        }
+        assert(n);   /* every case above made a node or failed */
         tail->next = n;
         tail = n;
     }
@@ -943,24 +929,14 @@ void rules_template_free(rules_template *t)
 rules_template *rules_template_parse(const char *name, const char *text, firn_err *err)
 {
     firn_arena *a = firn_arena_new(0);
-    rules_template *t = a ? firn_arena_calloc(a, 1, sizeof *t) : NULL;
-    char *src = NULL;
-    if (!t || asprintf(&src, "%s%s", PREAMBLE, text) < 0) {
-        firn_arena_free(a);
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    rules_template *t = firn_arena_calloc(a, 1, sizeof *t);
+    char *src = firn_xasprintf("%s%s", PREAMBLE, text);
     t->arena = a;
     t->name = firn_arena_strdup(a, name);
     struct parser p = {.a = a, .name = name, .err = err};
     p.vars[p.n_vars++] = "$";
     p.lx.src = p.lx.p = firn_arena_strdup(a, src);
     free(src);
-    if (!p.lx.src || !t->name) {
-        firn_arena_free(a);
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
     p.lx.end = p.lx.src + strlen(p.lx.src);
     p.lx.line = 1;
     enum tok stop = T_EOF;
@@ -1122,8 +1098,6 @@ static void print_value(struct exec *x, firn_buf *b, const struct value *v)
     case V_BOOL: firn_buf_puts(b, v->b ? "true" : "false"); break;
     case V_MAP: {
         firn_label *s = firn_arena_alloc(x->a, (v->n + 1) * sizeof *s);
-        if (!s)
-            return;
         if (v->n)
             memcpy(s, v->m, v->n * sizeof *s);
         firn_sort(s, v->n, sizeof *s, cmp_label_name);
@@ -1179,7 +1153,7 @@ static const char *as_string(struct exec *x, const struct value *v)
     print_value(x, &b, v);
     char *s = firn_arena_strdup(x->a, b.data ? b.data : "");
     firn_buf_free(&b);
-    return s ? s : "";
+    return s;
 }
 
 static const char *type_name(const struct value *v)
@@ -1260,12 +1234,10 @@ static struct value humanize_scaled(struct exec *x, double v, double base, const
         }
     }
     go_g(tmp, sizeof tmp, 4, v);
-    char *s = NULL;
-    if (asprintf(&s, "%s%s", tmp, prefix) < 0)
-        return vstr("");
+    char *s = firn_xasprintf("%s%s", tmp, prefix);
     const char *r = firn_arena_strdup(x->a, s);
     free(s);
-    return vstr(r ? r : "");
+    return vstr(r);
 }
 
 /* Go's int64(v) on amd64: the truncated value where it fits, else (NaN
@@ -1609,8 +1581,6 @@ static struct value call(struct exec *x, const char *fn, struct value *args, siz
         NEED(1);
         const char *s = as_string(x, &args[0]);
         char *r = firn_arena_strdup(x->a, s);
-        if (!r)
-            return vstr("");
         bool start = true;
         for (char *q = r; *q; q++) {
             unsigned char c = (unsigned char)*q;
@@ -1633,7 +1603,9 @@ static struct value call(struct exec *x, const char *fn, struct value *args, siz
             return vstr("");
         const char *s = as_string(x, &args[1]);
         pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
-        int rc = md ? pcre2_match(re, (PCRE2_SPTR)s, strlen(s), 0, 0, md, NULL) : -1;
+        if (!md)
+            firn_oom(0);   /* PCRE2's own allocation failed */
+        int rc = pcre2_match(re, (PCRE2_SPTR)s, strlen(s), 0, 0, md, NULL);
         pcre2_match_data_free(md);
         pcre2_code_free(re);
         return (struct value){.k = V_BOOL, .b = rc >= 0};
@@ -1646,12 +1618,11 @@ static struct value call(struct exec *x, const char *fn, struct value *args, siz
         const char *repl = as_string(x, &args[1]), *s = as_string(x, &args[2]);
         PCRE2_SIZE cap = strlen(s) * 4 + strlen(repl) * 4 + 256;
         char *out = firn_arena_alloc(x->a, cap);
-        int rc = out ? pcre2_substitute(re, (PCRE2_SPTR)s, strlen(s), 0,
-                                        PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_UNSET_EMPTY |
-                                            PCRE2_SUBSTITUTE_UNKNOWN_UNSET,
-                                        NULL, NULL, (PCRE2_SPTR)repl, strlen(repl),
-                                        (PCRE2_UCHAR *)out, &cap)
-                     : -1;
+        int rc = pcre2_substitute(re, (PCRE2_SPTR)s, strlen(s), 0,
+                                  PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_UNSET_EMPTY |
+                                      PCRE2_SUBSTITUTE_UNKNOWN_UNSET,
+                                  NULL, NULL, (PCRE2_SPTR)repl, strlen(repl), (PCRE2_UCHAR *)out,
+                                  &cap);
         pcre2_code_free(re);
         if (rc < 0) {
             xerr(x, "error calling reReplaceAll: replacement failed");
@@ -1699,8 +1670,6 @@ static struct value call(struct exec *x, const char *fn, struct value *args, siz
         NEED(1);
         const char *s = as_string(x, &args[0]);
         char *r = firn_arena_strdup(x->a, s);
-        if (!r)
-            return vstr("");
         if (fn[5] == 'P') {
             /* net.SplitHostPort: [v6]:port or host:port with one colon */
             char *colon = strrchr(r, ':');
@@ -1725,12 +1694,10 @@ static struct value call(struct exec *x, const char *fn, struct value *args, siz
             ip &= isdigit((unsigned char)*q) || *q == '.';
         if (ip || !dot || (port && dot > port))
             return vstr(r);
-        char *out = NULL;
-        if (asprintf(&out, "%.*s%s", (int)(dot - r), r, port ? port : "") < 0)
-            return vstr("");
+        char *out = firn_xasprintf("%.*s%s", (int)(dot - r), r, port ? port : "");
         r = firn_arena_strdup(x->a, out);
         free(out);
-        return vstr(r ? r : "");
+        return vstr(r);
     }
     if (strcmp(fn, "graphLink") == 0 || strcmp(fn, "tableLink") == 0) {
         NEED(1);
@@ -1942,10 +1909,6 @@ static struct value eval_cmd(struct exec *x, const struct cmd *c, struct value d
     }
     size_t n = c->n - 1 + (prev ? 1 : 0);
     struct value *args = firn_arena_alloc(x->a, (n + 1) * sizeof *args);
-    if (!args) {
-        xerr(x, "out of memory");
-        return vstr("");
-    }
     bool lazy = strcmp(first->name, "and") == 0 || strcmp(first->name, "or") == 0;
     size_t k = 0;
     for (size_t i = 1; i < c->n && !x->failed; i++) {
@@ -2032,8 +1995,6 @@ static void run_node(struct exec *x, const struct node *n, struct value dot)
         size_t count = 0;
         if (v.k == V_MAP) {
             firn_label *s = firn_arena_alloc(x->a, (v.n + 1) * sizeof *s);
-            if (!s)
-                return;
             if (v.n)
                 memcpy(s, v.m, v.n * sizeof *s);
             firn_sort(s, v.n, sizeof *s, cmp_label_name);
@@ -2089,18 +2050,15 @@ static void run_list(struct exec *x, const struct node *n, struct value dot)
 char *rules_template_expand(const rules_template *t, const rules_template_data *d)
 {
     struct exec x = {.t = t, .d = d, .a = firn_arena_new(0)};
-    if (!x.a)
-        return NULL;
     struct value root = {.k = V_DATA};
     set_var(&x, "$", root, true);
     run_list(&x, t->root, root);
     char *out;
     if (x.failed) {
         firn_buf_free(&x.out);
-        if (asprintf(&out, "<error expanding template: %s>", x.err) < 0)
-            out = NULL;
+        out = firn_xasprintf("<error expanding template: %s>", x.err);
     } else {
-        out = x.out.failed ? NULL : strdup(x.out.data ? x.out.data : "");
+        out = firn_xstrdup(x.out.data ? x.out.data : "");   /* x.out has no cap */
     }
     firn_buf_free(&x.out);
     firn_arena_free(x.a);
@@ -2112,12 +2070,8 @@ char *rules_template_expand_text(const char *name, const char *text,
 {
     firn_err err = {0};
     rules_template *t = rules_template_parse(name, text, &err);
-    if (!t) {
-        char *out;
-        if (asprintf(&out, "<error expanding template: %s>", err.msg) < 0)
-            return NULL;
-        return out;
-    }
+    if (!t)
+        return firn_xasprintf("<error expanding template: %s>", err.msg);
     char *out = rules_template_expand(t, d);
     rules_template_free(t);
     return out;

@@ -68,8 +68,6 @@ static void go_duration(char *buf, size_t size, int64_t ms)
 static int parse_metric(firn_arena *a, const char *s, firn_label **out, size_t *n, firn_err *err)
 {
     firn_label *l = firn_arena_alloc(a, (FIRN_LABELS_MAX + 2) * sizeof *l);
-    if (!l)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     size_t k = 0;
     const char *p = s;
     while (*p == ' ')
@@ -223,10 +221,7 @@ static int parse_values(const char *s, struct point **out, size_t *n, firn_err *
             return firn_errf(err, FIRN_EINVAL, "too many values");
         double v = start;
         for (long long i = 0; i <= times; i++) {
-            struct point *np = firn_grow(*out, *n, &cap, sizeof **out, 64);
-            if (!np)
-                return firn_errf(err, FIRN_ENOMEM, "out of memory");
-            *out = np;
+            *out = firn_grow(*out, *n, &cap, sizeof **out, 64);   /* capped above */
             (*out)[(*n)++] = (struct point){omitted, stale ? tsdb_stale_nan() : v};
             v += step;
         }
@@ -264,9 +259,8 @@ static bool known_fields(const config_ynode *map, const char *type, const char *
         while (j < n && strcmp(names[j], kn) != 0)
             j++;
         if (j == n) {
-            if (asprintf(why, "yaml: unmarshal errors:\n  line %d: field %s not found in type "
-                              "main.%s", k->line, kn, type) < 0)
-                *why = NULL;
+            *why = firn_xasprintf("yaml: unmarshal errors:\n  line %d: field %s not found in "
+                                  "type main.%s", k->line, kn, type);
             return false;
         }
     }
@@ -301,8 +295,7 @@ static void report(struct out *o, const char *fmt, ...)
 
 static char *labels_string(const firn_label *l, size_t n)
 {
-    char *s = firn_labels_format(l, n);
-    return s ? s : strdup("{}");
+    return firn_labels_format(l, n);
 }
 
 struct la {
@@ -443,12 +436,12 @@ static void run_group(struct ctx *c, const config_ynode *tg, int index)
     to.retention_ms = 0;
     firn_err err = {0};
     tsdb *db = tsdb_open(&to, &err);
-    rules_file **files = calloc(c->n_rule_files + 1, sizeof *files);
+    rules_file **files = firn_xcalloc(c->n_rule_files + 1, sizeof *files);
     size_t n_files = 0;
     rules_group_rt **groups = NULL;
     size_t n_groups = 0, cap = 0;
-    if (!db || !files) {
-        report(o, "%s", db ? "out of memory" : err.msg);
+    if (!db) {
+        report(o, "%s", err.msg);
         goto out;
     }
     /* input series */
@@ -466,12 +459,12 @@ static void run_group(struct ctx *c, const config_ynode *tg, int index)
             free(pts);
             goto out;
         }
-        tsdb_float_sample *s = calloc(np + 1, sizeof *s);
+        tsdb_float_sample *s = firn_xcalloc(np + 1, sizeof *s);
         size_t k = 0;
-        for (size_t j = 0; s && j < np; j++)
+        for (size_t j = 0; j < np; j++)
             if (!pts[j].omitted)
                 s[k++] = (tsdb_float_sample){l, nl, (int64_t)j * interval, pts[j].v};
-        int rc = s ? tsdb_append_floats(db, s, k, NULL, &err) : FIRN_ENOMEM;
+        int rc = tsdb_append_floats(db, s, k, NULL, &err);
         free(s);
         free(pts);
         if (rc) {
@@ -495,14 +488,8 @@ static void run_group(struct ctx *c, const config_ynode *tg, int index)
         }
         files[n_files++] = f;
         for (size_t gi = 0; gi < f->n_groups; gi++) {
-            rules_group_rt **ng = firn_grow(groups, n_groups, &cap, sizeof *groups, 8);
-            if (!ng)
-                goto out;
-            groups = ng;
-            if (!(groups[n_groups] = rules_group_rt_new(f, gi, interval, &eo, &err))) {
-                report(o, "%s", err.msg);
-                goto out;
-            }
+            groups = firn_grow(groups, n_groups, &cap, sizeof *groups, 8);
+            groups[n_groups] = rules_group_rt_new(f, gi, interval, &eo, &err);
             groups[n_groups]->restored = true;
             n_groups++;
         }
@@ -548,9 +535,7 @@ static void run_group(struct ctx *c, const config_ynode *tg, int index)
     for (size_t i = 0; i < n_pts; i++)
         if (eval_time_of(pts->items[i]) > maxt)
             maxt = eval_time_of(pts->items[i]);
-    bool *done = calloc(n_ats + 1, sizeof *done);
-    if (!done)
-        goto out;
+    bool *done = firn_xcalloc(n_ats + 1, sizeof *done);
     for (int64_t ts = 0; ts <= maxt; ts += c->eval_ms) {
         bool rule_err = false;
         for (size_t g = 0; g < n_groups; g++) {
@@ -646,8 +631,8 @@ static void run_group(struct ctx *c, const config_ynode *tg, int index)
         }
         /* got and expected: "labels value" lines, sorted */
         size_t ng = res.type == PQL_TYPE_SCALAR ? 1 : res.n_series;
-        char **gl = calloc(ng + 1, sizeof *gl);
-        for (size_t k = 0; gl && k < ng; k++) {
+        char **gl = firn_xcalloc(ng + 1, sizeof *gl);
+        for (size_t k = 0; k < ng; k++) {
             char v[48];
             double val = res.type == PQL_TYPE_SCALAR
                              ? res.scalar
@@ -656,18 +641,17 @@ static void run_group(struct ctx *c, const config_ynode *tg, int index)
             for (char *p = v; *p; p++)
                 *p = *p == 'e' ? 'E' : *p;
             char *ls = res.type == PQL_TYPE_SCALAR
-                           ? strdup("{}")
+                           ? firn_xstrdup("{}")
                            : labels_string(res.series[k].labels, res.series[k].n_labels);
-            if (asprintf(&gl[k], "%s %s%s", ls ? ls : "{}", v, isnan(val) ? "\x01" : "") < 0)
-                gl[k] = NULL;
+            gl[k] = firn_xasprintf("%s %s%s", ls, v, isnan(val) ? "\x01" : "");
             free(ls);
         }
         pql_result_free(&res);
         const config_ynode *es = get(tc, "exp_samples");
         size_t ne = es && es->kind == CONFIG_YNODE_SEQ ? es->n : 0;
-        char **el = calloc(ne + 1, sizeof *el);
+        char **el = firn_xcalloc(ne + 1, sizeof *el);
         bool bad = false;
-        for (size_t k = 0; el && k < ne; k++) {
+        for (size_t k = 0; k < ne; k++) {
             const char *lbl = scalar(get(es->items[k], "labels"));
             const char *val = scalar(get(es->items[k], "value"));
             firn_label *l;
@@ -684,26 +668,25 @@ static void run_group(struct ctx *c, const config_ynode *tg, int index)
             for (char *p = v; *p; p++)
                 *p = *p == 'e' ? 'E' : *p;
             char *ls = labels_string(l, nl);
-            if (asprintf(&el[k], "%s %s", ls, v) < 0)
-                el[k] = NULL;
+            el[k] = firn_xasprintf("%s %s", ls, v);
             free(ls);
         }
-        if (!bad && gl && el) {
+        if (!bad) {
             firn_sort(gl, ng, sizeof *gl, strcmp_ptr);
             firn_sort(el, ne, sizeof *el, strcmp_ptr);
             bool same = ng == ne;
             for (size_t k = 0; same && k < ng; k++)
-                same = gl[k] && el[k] && strcmp(gl[k], el[k]) == 0;
+                same = strcmp(gl[k], el[k]) == 0;
             if (!same) {
                 firn_buf b = {0};
                 firn_buf_printf(&b, "    expr: \"%s\", time: %s,\n        exp: ", expr, d);
                 for (size_t k = 0; k < ne; k++)
-                    firn_buf_printf(&b, "%s%s", k ? ", " : "", el[k] ? el[k] : "");
+                    firn_buf_printf(&b, "%s%s", k ? ", " : "", el[k]);
                 if (!ne)
                     firn_buf_puts(&b, "nil");
                 firn_buf_puts(&b, "\n        got: ");
                 for (size_t k = 0; k < ng; k++) {
-                    char *g = gl[k] ? gl[k] : "";
+                    char *g = gl[k];
                     size_t gl_len = strlen(g);
                     if (gl_len && g[gl_len - 1] == '\x01')
                         g[gl_len - 1] = 0;
@@ -715,9 +698,9 @@ static void run_group(struct ctx *c, const config_ynode *tg, int index)
                 firn_buf_free(&b);
             }
         }
-        for (size_t k = 0; gl && k < ng; k++)
+        for (size_t k = 0; k < ng; k++)
             free(gl[k]);
-        for (size_t k = 0; el && k < ne; k++)
+        for (size_t k = 0; k < ne; k++)
             free(el[k]);
         free(gl);
         free(el);
@@ -754,8 +737,8 @@ int rules_unittest_file(const char *path, FILE *out, FILE *errf)
     config_ynode *root = NULL;
     int line, col;
     struct ctx c = {.o = &o, .path = path, .eval_ms = 60000};
-    if (!a || firn_read_file(path, RULES_FILE_MAX, &buf, &len, &err) < 0) {
-        report(&o, "%s", a ? err.msg : "out of memory");
+    if (firn_read_file(path, RULES_FILE_MAX, &buf, &len, &err) < 0) {
+        report(&o, "%s", err.msg);
         goto done;
     }
     if (config_ytree_parse((const char *)buf, len, a, &root, &line, &col, &err) < 0) {
@@ -774,7 +757,7 @@ int rules_unittest_file(const char *path, FILE *out, FILE *errf)
     for (size_t i = 0; ok && tests && tests->kind == CONFIG_YNODE_SEQ && i < tests->n; i++)
         ok = known_fields(tests->items[i], "testGroup", tg_f, 7, &why);
     if (!ok) {
-        report(&o, "%s", why ? why : "out of memory");
+        report(&o, "%s", why);
         free(why);
         goto done;
     }
@@ -786,29 +769,25 @@ int rules_unittest_file(const char *path, FILE *out, FILE *errf)
     if (c.eval_ms == 0)
         c.eval_ms = 60000;
     /* rule files: relative to the test file's directory, globbed */
-    char *copy = strdup(path);
-    const char *dir = copy ? dirname(copy) : ".";
+    char *copy = firn_xstrdup(path);
+    const char *dir = dirname(copy);
     const config_ynode *rf = get(root, "rule_files");
     size_t cap = 0;
     for (size_t i = 0; rf && rf->kind == CONFIG_YNODE_SEQ && i < rf->n; i++) {
         const char *p = scalar(rf->items[i]);
         if (!p)
             continue;
-        char *full = NULL;
-        if (p[0] == '/' || strcmp(dir, ".") == 0)
-            full = strdup(p);
-        else if (asprintf(&full, "%s/%s", dir, p) < 0)
-            full = NULL;
+        char *full = p[0] == '/' || strcmp(dir, ".") == 0 ? firn_xstrdup(p)
+                                                           : firn_xasprintf("%s/%s", dir, p);
         glob_t gl;
-        int grc = full ? glob(full, 0, NULL, &gl) : GLOB_NOSPACE;
+        int grc = glob(full, 0, NULL, &gl);
+        if (grc == GLOB_NOSPACE)
+            firn_oom(0);   /* glob's own allocation failed */
         if (grc == GLOB_NOMATCH)
             fprintf(errf, "  WARNING: no file match pattern %s\n", full);
         for (size_t k = 0; grc == 0 && k < gl.gl_pathc; k++) {
-            char **nv = firn_grow(c.rule_files, c.n_rule_files, &cap, sizeof *nv, 8);
-            if (!nv)
-                break;
-            c.rule_files = nv;
-            c.rule_files[c.n_rule_files++] = strdup(gl.gl_pathv[k]);
+            c.rule_files = firn_grow(c.rule_files, c.n_rule_files, &cap, sizeof *c.rule_files, 8);
+            c.rule_files[c.n_rule_files++] = firn_xstrdup(gl.gl_pathv[k]);
         }
         if (grc == 0)
             globfree(&gl);

@@ -17,6 +17,7 @@
  *   an ingest worker after storing): so fetching and storing of one loop
  *   never overlap, and its delta state needs no lock.
  */
+#include <assert.h>
 #include <curl/curl.h>
 #include <math.h>
 #include <pthread.h>
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include "httpc/httpc.h"
@@ -260,24 +262,17 @@ static void loop_finish(loop *l, enum result res, const char *error, int64_t sta
 
 /* ---- growing arrays ------------------------------------------------------------- */
 
-static bool push_loop(loop ***v, size_t *n, size_t *cap, loop *l)
+static void push_loop(loop ***v, size_t *n, size_t *cap, loop *l)
 {
-    loop **p = firn_grow(*v, *n, cap, sizeof *p, 64);
-    if (!p)
-        return false;
-    *v = p;
+    *v = firn_grow(*v, *n, cap, sizeof **v, 64);
     (*v)[(*n)++] = l;
-    return true;
 }
 
 /* ---- the schedule (a binary min-heap on due time) ---------------------------- */
 
-static bool heap_push(scrape_manager *m, int64_t due, loop *l)
+static void heap_push(scrape_manager *m, int64_t due, loop *l)
 {
-    heap_entry *p = firn_grow(m->heap, m->n_heap, &m->cap_heap, sizeof *p, 256);
-    if (!p)
-        return false;
-    m->heap = p;
+    m->heap = firn_grow(m->heap, m->n_heap, &m->cap_heap, sizeof *m->heap, 256);
     size_t i = m->n_heap++;
     while (i > 0) {
         size_t parent = (i - 1) / 2;
@@ -287,7 +282,6 @@ static bool heap_push(scrape_manager *m, int64_t due, loop *l)
         i = parent;
     }
     m->heap[i] = (heap_entry){due, l};
-    return true;
 }
 
 static heap_entry heap_pop(scrape_manager *m)
@@ -337,8 +331,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
         l->over_budget = true;
         return 0;
     }
-    firn_buf_append(&l->body, data, n);
-    return l->body.failed ? 0 : n;
+    firn_buf_append(&l->body, data, n);   /* no cap: the limit is checked above */
+    return n;
 }
 
 static int64_t loop_timeout_ms(const loop *l)
@@ -355,7 +349,7 @@ static const char *loop_prepare(loop *l, char *why, size_t why_size)
     if (!l->easy) {
         l->easy = curl_easy_init();
         if (!l->easy)
-            return "out of memory";
+            firn_oom(0);   /* libcurl's own allocation failed */
     } else {
         curl_easy_reset(l->easy);
     }
@@ -381,7 +375,7 @@ static const char *loop_prepare(loop *l, char *why, size_t why_size)
     snprintf(hdr, sizeof hdr, "X-Prometheus-Scrape-Timeout-Seconds: %g",
              (double)loop_timeout_ms(l) / 1000.0);
     if (!(l->req.headers = curl_slist_append(NULL, hdr)))
-        return "out of memory";
+        firn_oom(sizeof hdr);   /* libcurl's own allocation failed */
     return httpc_apply(e, &l->job->http, l->url, &l->req, why, why_size);
 }
 
@@ -449,9 +443,6 @@ static void loop_fetched(scrape_manager *m, loop *l, CURLcode rc)
         snprintf(why, sizeof why, "server returned HTTP status %ld%s%s", code, *text ? " " : "",
                  text);
         res = RES_HTTP_ERROR;
-    } else if (l->body.failed) {
-        snprintf(why, sizeof why, "out of memory reading the body");
-        res = RES_FETCH_ERROR;
     }
     atomic_fetch_add(&m->bytes_fetched, l->body.len);
     if (res != RES_SUCCESS) {
@@ -492,10 +483,8 @@ static void take_changes(scrape_manager *m)
         loop_put(l);  /* the pool's reference */
     }
     free(reap);
-    for (size_t i = 0; i < n_add; i++) {
-        if (!heap_push(m, next_due(add[i]), add[i]))
-            loop_put(add[i]);  /* out of memory: the loop never runs */
-    }
+    for (size_t i = 0; i < n_add; i++)
+        heap_push(m, next_due(add[i]), add[i]);
     free(add);
 }
 
@@ -542,8 +531,8 @@ static void *scrape_thread(void *arg)
             if (due <= now)
                 due += (now - due) / l->target.interval_ms * l->target.interval_ms +
                        l->target.interval_ms;
-            if (!heap_push(m, due, l))
-                loop_put(l);
+            assert(due > now);
+            heap_push(m, due, l);
         }
 
         int running = 0;
@@ -674,22 +663,31 @@ static int loop_cmp(const void *a, const void *b)
 static firn_label *copy_labels(firn_arena *a, const firn_label *in, size_t n)
 {
     firn_label *out = firn_arena_calloc(a, n + 1, sizeof *out);
-    if (!out)
-        return NULL;
     for (size_t i = 0; i < n; i++) {
         out[i].name = firn_arena_strndup(a, in[i].name, strlen(in[i].name));
         out[i].value = firn_arena_strndup(a, in[i].value, strlen(in[i].value));
-        if (!out[i].name || !out[i].value)
-            return NULL;
     }
     return out;
 }
 
+/* *dst becomes a copy of src in a. */
+static void copy_group(firn_arena *a, disc_group *dst, const disc_group *src)
+{
+    dst->source = firn_arena_strndup(a, src->source, strlen(src->source));
+    dst->labels = copy_labels(a, src->labels, src->n_labels);
+    dst->n_labels = src->n_labels;
+    dst->targets = firn_arena_calloc(a, src->n_targets + 1, sizeof *dst->targets);
+    for (size_t t = 0; t < src->n_targets; t++) {
+        dst->targets[t].labels = copy_labels(a, src->targets[t].labels, src->targets[t].n_labels);
+        dst->targets[t].n_labels = src->targets[t].n_labels;
+    }
+    dst->n_targets = src->n_targets;
+}
+
 static uint64_t loop_key(const scrape_target *t, const char *url, const char *profile)
 {
-    XXH3_state_t *st = XXH3_createState();
-    if (!st)
-        return 0;
+    XXH3_state_t state;
+    XXH3_state_t *st = &state;
     XXH3_64bits_reset(st);
     static const unsigned char sep = 0xff;
     for (size_t i = 0; i < t->n_labels; i++) {
@@ -701,18 +699,14 @@ static uint64_t loop_key(const scrape_target *t, const char *url, const char *pr
     XXH3_64bits_update(st, url, strlen(url));
     XXH3_64bits_update(st, &sep, 1);
     XXH3_64bits_update(st, profile, strlen(profile));
-    uint64_t h = XXH3_64bits_digest(st);
-    XXH3_freeState(st);
-    return h;
+    return XXH3_64bits_digest(st);
 }
 
 /* A new loop for profile type pt of the kept target t (labels copied). */
 static loop *loop_new(scrape_manager *m, pool *p, const scrape_target *t,
                       const config_profile_type *pt, char *url, uint64_t key)
 {
-    loop *l = calloc(1, sizeof *l);
-    if (!l)
-        return NULL;
+    loop *l = firn_xcalloc(1, sizeof *l);
     atomic_init(&l->refs, 1);
     l->m = m;
     l->cref = cfg_ref_get(p->cref);
@@ -720,22 +714,16 @@ static loop *loop_new(scrape_manager *m, pool *p, const scrape_target *t,
     l->pt = pt;
     l->url = url;
     l->key = key;
-    l->pool_name = strdup(p->name);
+    l->pool_name = firn_xstrdup(p->name);
     l->arena = firn_arena_new(2048);  /* a few hundred bytes of labels per loop */
-    if (!l->pool_name || !l->arena)
-        goto fail;
     l->target = *t;
     l->target.discovered = copy_labels(l->arena, t->discovered, t->n_discovered);
     l->target.labels = copy_labels(l->arena, t->labels, t->n_labels);
     l->store_labels = firn_arena_calloc(l->arena, t->n_public + 1, sizeof *l->store_labels);
-    if (!l->target.discovered || !l->target.labels || !l->store_labels)
-        goto fail;
     /* __name__ sorts before any other public label (they start with a
      * letter or one underscore), so it goes first. */
     l->store_labels[0] = (firn_label){FIRN_LABEL_NAME, pt->name};
     firn_label *pub = copy_labels(l->arena, t->public_labels, t->n_public);
-    if (!pub)
-        goto fail;
     memcpy(l->store_labels + 1, pub, t->n_public * sizeof *pub);
     l->n_store_labels = t->n_public + 1;
     l->target.public_labels = l->store_labels + 1;
@@ -743,10 +731,6 @@ static loop *loop_new(scrape_manager *m, pool *p, const scrape_target *t,
     l->offset_ms = scrape_target_offset_ms(t, url, m->opts.offset_seed, t->interval_ms);
     l->health = SCRAPE_HEALTH_UNKNOWN;
     return l;
-fail:
-    l->url = NULL;
-    loop_put(l);
-    return NULL;
 }
 
 /* Remove l from service: the scrape thread aborts its transfer and drops
@@ -754,15 +738,12 @@ fail:
 static void retire_loop(scrape_manager *m, loop *l)
 {
     atomic_store(&l->removed, true);
-    if (!push_loop(&m->to_reap, &m->n_to_reap, &m->cap_to_reap, l)) {
-        /* Out of memory: never release rather than free a loop in use. */
-        firn_log(FIRN_LOG_ERROR, "scrape", "out of memory retiring a scrape loop", NULL);
-    }
+    push_loop(&m->to_reap, &m->n_to_reap, &m->cap_to_reap, l);
 }
 
 /* Rebuild p's loops from its providers' groups, keeping every loop whose
  * identity is unchanged.  m->mu held. */
-static int pool_sync(scrape_manager *m, pool *p, firn_err *err)
+static void pool_sync(scrape_manager *m, pool *p)
 {
     firn_arena *scratch = firn_arena_new(0);
     firn_arena *dropped_arena = firn_arena_new(0);
@@ -770,36 +751,23 @@ static int pool_sync(scrape_manager *m, pool *p, firn_err *err)
     size_t n_loops = 0, cap_loops = 0;
     firn_label **dropped = NULL;
     size_t *n_dropped_labels = NULL, n_dropped = 0, cap_dropped = 0;
-    firn_u64map seen;
-    int rc = 0;
-    if (!scratch || !dropped_arena || firn_u64map_init(&seen, p->n_loops + 16) < 0) {
-        firn_arena_free(scratch);
-        firn_arena_free(dropped_arena);
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    }
-    firn_u64map old;
-    if (firn_u64map_init(&old, p->n_loops + 16) < 0) {
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
+    firn_u64map seen, old;
+    firn_u64map_init(&seen, p->n_loops + 16);
+    firn_u64map_init(&old, p->n_loops + 16);
     for (size_t i = 0; i < p->n_loops; i++)
         firn_u64map_put(&old, p->loops[i]->key, (uint32_t)i, NULL);
 
     size_t n_targets = 0;
-    for (size_t pi = 0; pi < p->n_providers && rc == 0; pi++) {
+    for (size_t pi = 0; pi < p->n_providers; pi++) {
         const disc_groups *gs = &p->providers[pi].groups;
-        for (size_t gi = 0; gi < gs->n && rc == 0; gi++) {
+        for (size_t gi = 0; gi < gs->n; gi++) {
             const disc_group *g = &gs->v[gi];
-            for (size_t ti = 0; ti < g->n_targets && rc == 0; ti++) {
+            for (size_t ti = 0; ti < g->n_targets; ti++) {
                 scrape_target t;
                 firn_err terr = {0};
                 int trc = scrape_target_labels(p->job, g->targets[ti].labels,
                                                g->targets[ti].n_labels, g->labels, g->n_labels,
                                                scratch, &t, &terr);
-                if (trc == FIRN_ENOMEM) {
-                    rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-                    break;
-                }
                 if (trc < 0) {
                     char q[600];
                     firn_log(FIRN_LOG_WARN, "scrape", "creating target failed",
@@ -807,19 +775,10 @@ static int pool_sync(scrape_manager *m, pool *p, firn_err *err)
                     continue;
                 }
                 if (t.dropped) {
-                    if (n_dropped == cap_dropped) {
-                        size_t c = cap_dropped ? cap_dropped * 2 : 16;
-                        firn_label **d = realloc(dropped, c * sizeof *d);
-                        size_t *dn = realloc(n_dropped_labels, c * sizeof *dn);
-                        if (d)
-                            dropped = d;
-                        if (dn)
-                            n_dropped_labels = dn;
-                        if (!d || !dn) {
-                            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-                            break;
-                        }
-                        cap_dropped = c;
+                    if (n_dropped == cap_dropped) {   /* the two share one capacity */
+                        dropped = firn_grow(dropped, n_dropped, &cap_dropped, sizeof *dropped, 16);
+                        n_dropped_labels = firn_xreallocarray(n_dropped_labels, cap_dropped,
+                                                              sizeof *n_dropped_labels);
                     }
                     dropped[n_dropped] = copy_labels(dropped_arena, t.discovered, t.n_discovered);
                     n_dropped_labels[n_dropped++] = t.n_discovered;
@@ -831,17 +790,13 @@ static int pool_sync(scrape_manager *m, pool *p, firn_err *err)
                     if (!pt->enabled)
                         continue;
                     char *url = scrape_target_url(&t, p->job, pt);
-                    if (!url) {
-                        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-                        break;
-                    }
                     uint64_t key = loop_key(&t, url, pt->name);
                     uint32_t idx;
                     if (firn_u64map_get(&seen, key, &idx) == 1) {
                         free(url);  /* the same target twice */
                         continue;
                     }
-                    loop *l = NULL;
+                    loop *l;
                     bool fresh = false;
                     if (firn_u64map_get(&old, key, &idx) == 1 && p->loops[idx]) {
                         l = p->loops[idx];
@@ -850,33 +805,17 @@ static int pool_sync(scrape_manager *m, pool *p, firn_err *err)
                     } else {
                         l = loop_new(m, p, &t, pt, url, key);
                         fresh = true;
-                        if (!l) {
-                            free(url);
-                            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-                            break;
-                        }
                     }
-                    if (!push_loop(&loops, &n_loops, &cap_loops, l) ||
-                        firn_u64map_put(&seen, key, (uint32_t)(n_loops - 1), NULL) < 0) {
-                        if (fresh)
-                            loop_put(l);
-                        else
-                            retire_loop(m, l);
-                        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-                        break;
-                    }
-                    if (fresh && !push_loop(&m->to_schedule, &m->n_to_schedule,
-                                            &m->cap_to_schedule, loop_get(l))) {
-                        loop_put(l);
-                        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-                        break;
-                    }
+                    push_loop(&loops, &n_loops, &cap_loops, l);
+                    firn_u64map_put(&seen, key, (uint32_t)(n_loops - 1), NULL);
+                    if (fresh)
+                        push_loop(&m->to_schedule, &m->n_to_schedule, &m->cap_to_schedule,
+                                  loop_get(l));
                 }
             }
         }
     }
-    /* Loops not found again stop; on failure the pool still takes what was
-     * built, so no loop is lost track of. */
+    /* Loops not found again stop. */
     for (size_t i = 0; i < p->n_loops; i++)
         if (p->loops[i])
             retire_loop(m, p->loops[i]);
@@ -899,11 +838,8 @@ static int pool_sync(scrape_manager *m, pool *p, firn_err *err)
                  (unsigned long long)p->job->target_limit);
     atomic_fetch_add(&m->syncs, 1);
     firn_u64map_destroy(&old);
-out:
     firn_u64map_destroy(&seen);
     firn_arena_free(scratch);
-    firn_arena_free(dropped_arena);
-    return rc;
 }
 
 static void pool_free(scrape_manager *m, pool *p)
@@ -925,26 +861,20 @@ static void pool_free(scrape_manager *m, pool *p)
 }
 
 /* Store groups as provider's (replacing sources given).  Takes gs. */
-static int pool_set_groups(pool *p, const char *provider_name, disc_groups *gs, firn_err *err)
+static void pool_set_groups(pool *p, const char *provider_name, disc_groups *gs)
 {
     provider *pv = NULL;
     for (size_t i = 0; i < p->n_providers; i++)
         if (strcmp(p->providers[i].name, provider_name) == 0)
             pv = &p->providers[i];
     if (!pv) {
-        provider *v = realloc(p->providers, (p->n_providers + 1) * sizeof *v);
-        if (!v)
-            goto oom;
-        p->providers = v;
-        pv = &v[p->n_providers];
-        *pv = (provider){0};
-        pv->name = strdup(provider_name);
-        if (!pv->name)
-            goto oom;
-        p->n_providers++;
+        /* one more provider: a job has a handful, each added once */
+        p->providers = firn_xreallocarray(p->providers, p->n_providers + 1, sizeof *p->providers);
+        pv = &p->providers[p->n_providers++];
+        pv->name = firn_xstrdup(provider_name);
         pv->groups = *gs;
         *gs = (disc_groups){0};
-        return 0;
+        return;
     }
     /* Merge by source: a source in gs replaces the old one; the rest stay.
      * The old groups are copied into gs's arena so one arena owns all. */
@@ -957,8 +887,6 @@ static int pool_set_groups(pool *p, const char *provider_name, disc_groups *gs, 
         n += !replaced;
     }
     disc_group *v = firn_arena_calloc(gs->arena, n + 1, sizeof *v);
-    if (!v)
-        goto oom;
     memcpy(v, gs->v, gs->n * sizeof *v);
     size_t at = gs->n;
     for (size_t i = 0; i < pv->groups.n; i++) {
@@ -967,52 +895,28 @@ static int pool_set_groups(pool *p, const char *provider_name, disc_groups *gs, 
         for (size_t k = 0; k < gs->n; k++)
             if (strcmp(gs->v[k].source, old->source) == 0)
                 replaced = true;
-        if (replaced)
-            continue;
-        disc_group *g = &v[at++];
-        g->source = firn_arena_strndup(gs->arena, old->source, strlen(old->source));
-        g->labels = copy_labels(gs->arena, old->labels, old->n_labels);
-        g->n_labels = old->n_labels;
-        g->targets = firn_arena_calloc(gs->arena, old->n_targets + 1, sizeof *g->targets);
-        if (!g->source || !g->labels || !g->targets)
-            goto oom;
-        for (size_t t = 0; t < old->n_targets; t++) {
-            g->targets[t].labels = copy_labels(gs->arena, old->targets[t].labels,
-                                               old->targets[t].n_labels);
-            g->targets[t].n_labels = old->targets[t].n_labels;
-            if (!g->targets[t].labels)
-                goto oom;
-        }
-        g->n_targets = old->n_targets;
+        if (!replaced)
+            copy_group(gs->arena, &v[at++], old);
     }
+    assert(at == n);
     gs->v = v;
     gs->n = n;
     disc_groups_free(&pv->groups);
     pv->groups = *gs;
     *gs = (disc_groups){0};
-    return 0;
-oom:
-    disc_groups_free(gs);
-    return firn_errf(err, FIRN_ENOMEM, "out of memory");
 }
 
 /* A new pool for job, its static targets synced.  m->mu held. */
-static pool *pool_new(scrape_manager *m, cfg_ref *cref, const config_scrape *job, firn_err *err)
+static pool *pool_new(scrape_manager *m, cfg_ref *cref, const config_scrape *job)
 {
-    pool *p = calloc(1, sizeof *p);
-    if (!p || !(p->name = strdup(job->job_name))) {
-        free(p);
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    pool *p = firn_xcalloc(1, sizeof *p);
+    p->name = firn_xstrdup(job->job_name);
     p->cref = cfg_ref_get(cref);
     p->job = job;
     disc_groups gs;
-    if (disc_static_groups(job, &gs, err) < 0 || pool_set_groups(p, "static", &gs, err) < 0 ||
-        pool_sync(m, p, err) < 0) {
-        pool_free(m, p);
-        return NULL;
-    }
+    disc_static_groups(job, &gs, NULL);   /* cannot fail (discovery.h) */
+    pool_set_groups(p, "static", &gs);
+    pool_sync(m, p);
     return p;
 }
 
@@ -1070,11 +974,7 @@ scrape_manager *scrape_manager_new(const scrape_options *o, firn_err *err)
         firn_errf(err, FIRN_EIO, "initializing libcurl: %s", curl_easy_strerror(curl_init_rc));
         return NULL;
     }
-    scrape_manager *m = calloc(1, sizeof *m);
-    if (!m) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
+    scrape_manager *m = firn_xcalloc(1, sizeof *m);
     m->opts = *o;
     if (!m->opts.ingest_workers)
         m->opts.ingest_workers = DEFAULT_INGEST_WORKERS;
@@ -1085,18 +985,16 @@ scrape_manager *scrape_manager_new(const scrape_options *o, firn_err *err)
         pprof_limits_default(&limits);
         m->opts.default_body_limit = limits.max_input_bytes;
     }
-    m->user_agent = strdup(o->user_agent ? o->user_agent : "firn/" FIRN_VERSION);
-    m->queue = calloc(m->opts.ingest_queue_max, sizeof *m->queue);
-    m->workers = calloc(m->opts.ingest_workers, sizeof *m->workers);
+    m->user_agent = firn_xstrdup(o->user_agent ? o->user_agent : "firn/" FIRN_VERSION);
+    /* sizes from firn's own flags, not from outside input */
+    m->queue = firn_xcalloc(m->opts.ingest_queue_max, sizeof *m->queue);
+    m->workers = firn_xcalloc(m->opts.ingest_workers, sizeof *m->workers);
     m->multi = curl_multi_init();
+    if (!m->multi)
+        firn_oom(0);   /* libcurl's own allocation failed */
     static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                                     2.5, 5, 10, 20, 30, 60};
     firn_histogram_init(&m->duration, bounds, sizeof bounds / sizeof bounds[0]);
-    if (!m->user_agent || !m->queue || !m->workers || !m->multi) {
-        manager_discard(m);
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
     curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)MAX_CONNECTIONS_CACHED);
     pthread_mutex_init(&m->mu, NULL);
     pthread_mutex_init(&m->qmu, NULL);
@@ -1118,20 +1016,16 @@ scrape_manager *scrape_manager_new(const scrape_options *o, firn_err *err)
 
 int scrape_manager_apply(scrape_manager *m, firn_config *cfg, firn_err *err)
 {
-    cfg_ref *cref = calloc(1, sizeof *cref);
-    if (!cref) {
-        config_free(cfg);
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    }
+    (void)err;   /* nothing left that can fail: see scrape.h */
+    cfg_ref *cref = firn_xcalloc(1, sizeof *cref);
     cref->cfg = cfg;
     atomic_init(&cref->refs, 1);
 
     pthread_mutex_lock(&m->mu);
-    pool **pools = calloc(cfg->n_scrapes + 1, sizeof *pools);
-    bool *kept = calloc(cfg->n_scrapes + 1, sizeof *kept);
-    int rc = pools && kept ? 0 : firn_errf(err, FIRN_ENOMEM, "out of memory");
+    pool **pools = firn_xcalloc(cfg->n_scrapes + 1, sizeof *pools);
+    bool *kept = firn_xcalloc(cfg->n_scrapes + 1, sizeof *kept);
     size_t n_kept = 0, built = 0;
-    for (size_t i = 0; i < cfg->n_scrapes && rc == 0; i++) {
+    for (size_t i = 0; i < cfg->n_scrapes; i++) {
         const config_scrape *job = &cfg->scrapes[i];
         for (size_t k = 0; k < m->n_pools && !pools[i]; k++) {
             pool *old = m->pools[k];
@@ -1142,23 +1036,9 @@ int scrape_manager_apply(scrape_manager *m, firn_config *cfg, firn_err *err)
             }
         }
         if (!pools[i]) {
-            pools[i] = pool_new(m, cref, job, err);
-            if (!pools[i])
-                rc = FIRN_ENOMEM;
+            pools[i] = pool_new(m, cref, job);
             built++;
         }
-    }
-    if (rc < 0) {
-        /* Drop what was built: the old pools run on untouched. */
-        for (size_t i = 0; pools && i < cfg->n_scrapes; i++)
-            if (pools[i] && !kept[i])
-                pool_free(m, pools[i]);
-        free(pools);
-        free(kept);
-        pthread_mutex_unlock(&m->mu);
-        cfg_ref_put(cref);
-        wake(m);
-        return rc;
     }
     size_t stopped = 0;
     for (size_t k = 0; k < m->n_pools; k++) {
@@ -1192,32 +1072,9 @@ int scrape_manager_update(scrape_manager *m, const char *job, const char *provid
     /* Copy the groups first, outside the lock. */
     disc_groups gs = {0};
     gs.arena = firn_arena_new(0);
-    if (!gs.arena || !(gs.v = firn_arena_calloc(gs.arena, n + 1, sizeof *gs.v))) {
-        disc_groups_free(&gs);
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++) {
-        disc_group *g = &gs.v[i];
-        g->source = firn_arena_strndup(gs.arena, groups[i].source, strlen(groups[i].source));
-        g->labels = copy_labels(gs.arena, groups[i].labels, groups[i].n_labels);
-        g->n_labels = groups[i].n_labels;
-        g->targets = firn_arena_calloc(gs.arena, groups[i].n_targets + 1, sizeof *g->targets);
-        if (!g->source || !g->labels || !g->targets) {
-            disc_groups_free(&gs);
-            return firn_errf(err, FIRN_ENOMEM, "out of memory");
-        }
-        for (size_t t = 0; t < groups[i].n_targets; t++) {
-            g->targets[t].labels = copy_labels(gs.arena, groups[i].targets[t].labels,
-                                               groups[i].targets[t].n_labels);
-            g->targets[t].n_labels = groups[i].targets[t].n_labels;
-            if (!g->targets[t].labels) {
-                disc_groups_free(&gs);
-                return firn_errf(err, FIRN_ENOMEM, "out of memory");
-            }
-        }
-        g->n_targets = groups[i].n_targets;
-        gs.n++;
-    }
+    gs.v = firn_arena_calloc(gs.arena, n + 1, sizeof *gs.v);
+    for (size_t i = 0; i < n; i++)
+        copy_group(gs.arena, &gs.v[gs.n++], &groups[i]);
     pthread_mutex_lock(&m->mu);
     pool *p = NULL;
     for (size_t i = 0; i < m->n_pools; i++)
@@ -1228,9 +1085,9 @@ int scrape_manager_update(scrape_manager *m, const char *job, const char *provid
         disc_groups_free(&gs);
         rc = firn_errf(err, FIRN_EINVAL, "no scrape config for job %s", job);
     } else {
-        rc = pool_set_groups(p, provider_name, &gs, err);
-        if (rc == 0)
-            rc = pool_sync(m, p, err);
+        pool_set_groups(p, provider_name, &gs);
+        pool_sync(m, p);
+        rc = 0;
     }
     pthread_mutex_unlock(&m->mu);
     wake(m);
@@ -1274,10 +1131,9 @@ void scrape_manager_free(scrape_manager *m)
 
 int scrape_manager_status(scrape_manager *m, scrape_status *out, firn_err *err)
 {
+    (void)err;   /* nothing left that can fail: see scrape.h */
     *out = (scrape_status){0};
     out->arena = firn_arena_new(0);
-    if (!out->arena)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     firn_arena *a = out->arena;
     pthread_mutex_lock(&m->mu);
     size_t n_active = 0, n_dropped = 0;
@@ -1288,13 +1144,11 @@ int scrape_manager_status(scrape_manager *m, scrape_status *out, firn_err *err)
     out->pools = firn_arena_calloc(a, m->n_pools + 1, sizeof *out->pools);
     out->active = firn_arena_calloc(a, n_active + 1, sizeof *out->active);
     out->dropped = firn_arena_calloc(a, n_dropped + 1, sizeof *out->dropped);
-    bool oom = !out->pools || !out->active || !out->dropped;
-    for (size_t i = 0; i < m->n_pools && !oom; i++) {
+    for (size_t i = 0; i < m->n_pools; i++) {
         const pool *p = m->pools[i];
         const char *name = firn_arena_strndup(a, p->name, strlen(p->name));
-        oom |= !name;
         out->pools[out->n_pools++] = name;
-        for (size_t k = 0; k < p->n_loops && !oom; k++) {
+        for (size_t k = 0; k < p->n_loops; k++) {
             const loop *l = p->loops[k];
             scrape_loop_status *s = &out->active[out->n_active++];
             s->pool = name;
@@ -1310,22 +1164,16 @@ int scrape_manager_status(scrape_manager *m, scrape_status *out, firn_err *err)
             s->last_duration_s = l->last_duration_s;
             s->interval_ms = l->target.interval_ms;
             s->timeout_ms = loop_timeout_ms(l);
-            oom |= !s->profile_name || !s->discovered || !s->labels || !s->url ||
-                   !s->last_error;
         }
-        for (size_t k = 0; k < p->n_dropped && !oom; k++) {
+        for (size_t k = 0; k < p->n_dropped; k++) {
             scrape_dropped_status *d = &out->dropped[out->n_dropped++];
             d->pool = name;
             d->discovered = copy_labels(a, p->dropped[k], p->n_dropped_labels[k]);
             d->n_discovered = p->n_dropped_labels[k];
-            oom |= !d->discovered;
         }
     }
+    assert(out->n_active == n_active && out->n_dropped == n_dropped);
     pthread_mutex_unlock(&m->mu);
-    if (oom) {
-        scrape_status_free(out);
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    }
     /* Pools sorted by name; each pool's loops are already in label order. */
     for (size_t i = 1; i < out->n_pools; i++)
         for (size_t k = i; k > 0 && strcmp(out->pools[k - 1], out->pools[k]) > 0; k--) {

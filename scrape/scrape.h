@@ -88,13 +88,13 @@ typedef struct scrape_target {
  * be NULL when its count is 0; names unique within each) under cfg.
  * Returns 0 (out->dropped tells whether relabeling dropped it) or a
  * negative firn_status with err set: FIRN_EINVAL for the checks above,
- * FIRN_ETOOBIG past FIRN_RELABEL_LABELS_MAX labels, FIRN_ENOMEM. */
+ * FIRN_ETOOBIG past FIRN_RELABEL_LABELS_MAX labels. */
 int scrape_target_labels(const config_scrape *cfg, const firn_label *target, size_t n_target,
                          const firn_label *group, size_t n_group, firn_arena *arena,
                          scrape_target *out, firn_err *err);
 
 /* The URL that scrapes profile type pt (one of cfg's) of the kept target t,
- * malloc'd; NULL when out of memory. */
+ * malloc'd; never NULL. */
 char *scrape_target_url(const scrape_target *t, const config_scrape *cfg,
                         const config_profile_type *pt);
 
@@ -168,10 +168,10 @@ scrape_manager *scrape_manager_new(const scrape_options *o, firn_err *err);
  * hold, frees everything including the configs taken. */
 void scrape_manager_free(scrape_manager *m);
 
-/* Run cfg: the manager takes it (frees it when no pool uses it any more),
- * also when this fails.  Each job's static_configs become its "static"
- * target groups.  Fails (FIRN_ENOMEM) leaving the previous config running
- * and cfg freed. */
+/* Run cfg: the manager takes it (frees it when no pool uses it any more).
+ * Each job's static_configs become its "static" target groups.  Returns 0:
+ * nothing here can fail under the out-of-memory policy (err is kept for the
+ * callers' one error path). */
 int scrape_manager_apply(scrape_manager *m, firn_config *cfg, firn_err *err);
 
 /* Replace the target groups a provider (a name unique within the job, e.g.
@@ -222,6 +222,8 @@ typedef struct scrape_status {
     firn_arena *arena;              /* owns all of the above */
 } scrape_status;
 
+/* A snapshot of every pool's loops and dropped targets; returns 0 (err is
+ * not written).  Free with scrape_status_free. */
 int scrape_manager_status(scrape_manager *m, scrape_status *out, firn_err *err);
 void scrape_status_free(scrape_status *s);
 

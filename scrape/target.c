@@ -74,8 +74,6 @@ static int populate_discovered(const config_scrape *cfg, const firn_label *targe
     builder b = {.cap = n_target + n_group + fixed + cfg->n_params};
     b.l = firn_arena_calloc(arena, b.cap, sizeof *b.l);
     char *interval = firn_arena_alloc(arena, 64), *timeout = firn_arena_alloc(arena, 64);
-    if (!b.l || !interval || !timeout)
-        return firn_errf(err, FIRN_ENOMEM, "target labels: out of memory");
     firn_duration_format(interval, 64, cfg->interval_ms);
     firn_duration_format(timeout, 64, cfg->timeout_ms);
 
@@ -94,8 +92,6 @@ static int populate_discovered(const config_scrape *cfg, const firn_label *targe
             continue;
         size_t len = strlen(SCRAPE_LABEL_PARAM_PREFIX) + strlen(p->name) + 1;
         char *name = firn_arena_alloc(arena, len);
-        if (!name)
-            return firn_errf(err, FIRN_ENOMEM, "target labels: out of memory");
         snprintf(name, len, "%s%s", SCRAPE_LABEL_PARAM_PREFIX, p->name);
         builder_set_if_empty(&b, name, p->values[0]);
     }
@@ -154,8 +150,6 @@ int scrape_target_labels(const config_scrape *cfg, const firn_label *target, siz
 
     /* Room for instance, which may have to be added. */
     firn_label *l = firn_arena_calloc(arena, n_rl + 1, sizeof *l);
-    if (!l)
-        return firn_errf(err, FIRN_ENOMEM, "target labels: out of memory");
     size_t n = 0, n_public = 0;
     for (size_t i = 0; i < n_rl; i++)
         if (!has_prefix(rl[i].name, SCRAPE_LABEL_META_PREFIX))
@@ -177,8 +171,6 @@ int scrape_target_labels(const config_scrape *cfg, const firn_label *target, siz
             n_public++;
     }
     firn_label *pub = n_public ? firn_arena_calloc(arena, n_public, sizeof *pub) : NULL;
-    if (n_public && !pub)
-        return firn_errf(err, FIRN_ENOMEM, "target labels: out of memory");
     for (size_t i = 0, j = 0; i < n; i++)
         if (!has_prefix(l[i].name, "__"))
             pub[j++] = l[i];
@@ -245,9 +237,7 @@ char *scrape_target_url(const scrape_target *t, const config_scrape *cfg,
     path += cfg_prefix;
 
     size_t cap = cfg->n_params + t->n_labels + 1, n = 0;
-    query_key *keys = calloc(cap, sizeof *keys);
-    if (!keys)
-        return NULL;
+    query_key *keys = firn_xcalloc(cap, sizeof *keys);
     for (size_t i = 0; i < cfg->n_params; i++) {
         const config_param *p = &cfg->params[i];
         if (p->n_values == 0)
@@ -265,6 +255,7 @@ char *scrape_target_url(const scrape_target *t, const config_scrape *cfg,
         else
             keys[n++] = (query_key){key, t->labels[i].value, NULL, 0};
     }
+    assert(n < cap);   /* room is left for seconds */
     char seconds[32];
     if (pt->delta) {
         snprintf(seconds, sizeof seconds, "%lld", (long long)pt->seconds);

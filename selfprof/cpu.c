@@ -204,10 +204,6 @@ static pprof_profile *build_profile(const struct stack_table *t, int64_t period,
                                     int64_t time_nanos, int64_t duration_nanos, firn_err *err)
 {
     pprof_builder *b = pprof_builder_new(2);
-    if (!b) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory building the cpu profile");
-        return NULL;
-    }
     pprof_builder_sample_type(b, 0, "samples", "count");
     pprof_builder_sample_type(b, 1, "cpu", "nanoseconds");
     pprof_builder_period(b, "cpu", "nanoseconds", period);
@@ -219,12 +215,11 @@ static pprof_profile *build_profile(const struct stack_table *t, int64_t period,
         for (size_t j = 0; j < s->depth; j++)
             locs[j] = selfprof_symbolizer_location(sym, t->pcs[s->first + j]);
         int64_t values[2] = {s->count, s->count * period};
-        pprof_builder_sample(b, locs, s->depth, values, NULL, 0);   /* OOM shows at finish */
+        pprof_builder_sample(b, locs, s->depth, values, NULL, 0);
     }
     selfprof_symbolizer_free(sym);
     pprof_profile *p = pprof_builder_finish(b, err);
-    if (p)
-        selfprof_mark_mappings(p);
+    selfprof_mark_mappings(p);
     return p;
 }
 

@@ -126,11 +126,6 @@ static pprof_profile *build_heap(bool allocs_default, firn_err *err)
     struct snapshot snap = {0};
     selfprof_heap_source.visit(copy_bucket, &snap);
     pprof_builder *b = pprof_builder_new(4);
-    if (!b) {
-        snapshot_free(&snap);
-        firn_errf(err, FIRN_ENOMEM, "out of memory building the heap profile");
-        return NULL;
-    }
     pprof_builder_sample_type(b, 0, "alloc_objects", "count");
     pprof_builder_sample_type(b, 1, "alloc_space", "bytes");
     pprof_builder_sample_type(b, 2, "inuse_objects", "count");
@@ -144,8 +139,6 @@ static pprof_profile *build_heap(bool allocs_default, firn_err *err)
     selfprof_symbolizer_free(sym);
     snapshot_free(&snap);
     pprof_profile *p = pprof_builder_finish(b, err);
-    if (!p)
-        return NULL;
     selfprof_mark_mappings(p);
     if (allocs_default)
         p->default_sample_type = p->sample_types[1].type;   /* "alloc_space" */

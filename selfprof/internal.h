@@ -64,8 +64,7 @@ typedef struct selfprof_symbolizer selfprof_symbolizer;
 /* Adds every executable mapping to b, the main binary first, with
  * has_functions when libdwfl knows its module (selfprof.h says why). */
 selfprof_symbolizer *selfprof_symbolizer_new(pprof_builder *b);
-/* Builder index of the location for pc (cached per pc); PPROF_NONE when
- * the builder ran out of memory. */
+/* Builder index of the location for pc (cached per pc). */
 uint32_t selfprof_symbolizer_location(selfprof_symbolizer *s, uintptr_t pc);
 void selfprof_symbolizer_free(selfprof_symbolizer *s);
 

@@ -224,8 +224,7 @@ uint32_t selfprof_symbolizer_location(selfprof_symbolizer *s, uintptr_t pc)
         .n_lines = symbolize(s, addr, lines),
     };
     idx = pprof_builder_location(s->b, &l);
-    if (idx != PPROF_NONE)
-        firn_u64map_put(&s->cache, pc, idx, NULL);
+    firn_u64map_put(&s->cache, pc, idx, NULL);
     return idx;
 }
 

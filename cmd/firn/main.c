@@ -377,20 +377,13 @@ static char *self_address(const char *listen, int port)
     snprintf(host, sizeof host, "%.*s", (int)host_len, listen);
     if (host_len == 0 || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0)
         snprintf(host, sizeof host, "localhost");
-    char *out = malloc(strlen(host) + 16);
-    if (out)
-        sprintf(out, "%s:%d", host, port);
-    return out;
+    return firn_xasprintf("%s:%d", host, port);
 }
 
 static firn_config *load_config(server *s, firn_err *err)
 {
     if (!s->f.config_file) {
         char *yaml = config_default_yaml(s->self_address);
-        if (!yaml) {
-            firn_errf(err, FIRN_ENOMEM, "out of memory");
-            return NULL;
-        }
         firn_config *cfg = config_load_string(yaml, strlen(yaml), "<embedded default>", err);
         free(yaml);
         return cfg;
@@ -432,7 +425,7 @@ static char *config_yaml(void *ctx)
 {
     server *s = ctx;
     pthread_mutex_lock(&s->config_mu);
-    char *yaml = s->config_yaml ? strdup(s->config_yaml) : NULL;
+    char *yaml = s->config_yaml ? firn_xstrdup(s->config_yaml) : NULL;
     pthread_mutex_unlock(&s->config_mu);
     return yaml;
 }
@@ -540,7 +533,7 @@ static int reload(void *ctx, firn_err *err)
         config_free(cfg);
         cfg = NULL;
     }
-    char *yaml = cfg && cfg->yaml ? strdup(cfg->yaml) : NULL;
+    char *yaml = cfg && cfg->yaml ? firn_xstrdup(cfg->yaml) : NULL;
     rc = cfg ? scrape_manager_apply(s->scrape, cfg, err) : -1;
     char q[600];
     if (rc < 0) {
@@ -678,11 +671,9 @@ int main(int argc, char **argv)
              firn_log_quote(q, sizeof q, s.f.storage_path), (long long)s.f.retention_ms);
 
     if (s.f.external_url) {
-        s.external_url = strdup(s.f.external_url);
+        s.external_url = firn_xstrdup(s.f.external_url);
     } else if (s.self_address) {
-        s.external_url = malloc(strlen(s.self_address) + 8);
-        if (s.external_url)
-            sprintf(s.external_url, "http://%s", s.self_address);
+        s.external_url = firn_xasprintf("http://%s", s.self_address);
     }
     rules_manager_options ro = {.db = s.db, .external_url = s.external_url,
                                 .resend_delay_ms = s.f.resend_delay_ms,
@@ -719,7 +710,7 @@ int main(int argc, char **argv)
     s.scrape = scrape_manager_new(&so, &err);
     if (!s.scrape)
         config_free(cfg);
-    char *yaml = s.scrape && cfg->yaml ? strdup(cfg->yaml) : NULL;
+    char *yaml = s.scrape && cfg->yaml ? firn_xstrdup(cfg->yaml) : NULL;
     /* apply takes cfg, also when it fails */
     if (!s.scrape || scrape_manager_apply(s.scrape, cfg, &err) < 0) {
         free(yaml);
@@ -774,10 +765,7 @@ int main(int argc, char **argv)
         NULL,
     };
     s.api.flags = flag_values;
-    size_t sp_len = strlen(s.f.storage_path) + sizeof "/pyroscope_settings.json";
-    s.settings_path = malloc(sp_len);
-    if (s.settings_path)
-        snprintf(s.settings_path, sp_len, "%s/pyroscope_settings.json", s.f.storage_path);
+    s.settings_path = firn_xasprintf("%s/pyroscope_settings.json", s.f.storage_path);
     s.pyroscope.db = s.db;
     s.pyroscope.limits = &s.limits;
     s.pyroscope.settings_path = s.settings_path;
