@@ -542,9 +542,18 @@ static void buf_field(struct buf *b, const char *s)
 
 /* ---- the tree under construction ---------------------------------------- */
 
+/* A node's children are a list (first_child, next_sibling; the newest
+ * first), searched by walking it while it is short; once a node has more
+ * than FANOUT_LIST children they are also in build.children, found by
+ * hashing.  Most nodes of a big profile have one child or none, so most
+ * lookups touch only the node just reached, and the hash table holds only
+ * the children of the few wide nodes (its probes were the build's largest
+ * cost: a cache miss each). */
+#define FANOUT_LIST 8
+
 struct bnode {
     uint32_t parent, key, function;
-    uint32_t first_child, next_sibling;
+    uint32_t first_child, next_sibling, n_children;
     int64_t self[2], cum[2];
 };
 
@@ -552,7 +561,8 @@ struct build {
     firn_arena *arena;           /* the tree's arena: names and infos land here */
     struct bnode *nodes;
     size_t n_nodes, cap_nodes;
-    firn_u64map children;        /* parent << 32 | key -> node */
+    firn_u64map children;        /* parent << 32 | key -> node, for the children
+                                  * of nodes with more than FANOUT_LIST */
     struct intern keys;          /* node keys: 'N' name, filename / 'G' group name */
     const char **key_names;      /* per key id */
     size_t key_names_cap;
@@ -667,13 +677,25 @@ static int info_id(struct build *b, const char *name, const char *system_name,
 static int child_of(struct build *b, uint32_t parent, uint32_t key, uint32_t function,
                     uint32_t *out)
 {
+    struct bnode *pn = &b->nodes[parent];
     uint64_t k = (uint64_t)parent << 32 | key;
     uint32_t idx = (uint32_t)b->n_nodes;
-    int r = firn_u64map_put(&b->children, k, idx, out);
-    if (r < 0)
-        return oom(b);
-    if (r == 0)
+    if (pn->n_children <= FANOUT_LIST) {
+        for (uint32_t c = pn->first_child; c != NODE_NONE; c = b->nodes[c].next_sibling) {
+            if (b->nodes[c].key == key) {
+                *out = c;
+                return 0;
+            }
+        }
+        if (pn->n_children == FANOUT_LIST) {
+            /* the list is getting long: from now on its keys are hashed */
+            for (uint32_t c = pn->first_child; c != NODE_NONE; c = b->nodes[c].next_sibling)
+                firn_u64map_put(&b->children, (uint64_t)parent << 32 | b->nodes[c].key, c, NULL);
+            firn_u64map_put(&b->children, k, idx, NULL);
+        }
+    } else if (firn_u64map_put(&b->children, k, idx, out) == 0) {
         return 0;
+    }
     if (b->n_nodes >= UINT32_MAX - 1)
         return firn_errf(b->err, FIRN_ETOOBIG, "the stack tree has too many nodes");
     if (b->n_nodes == b->cap_nodes) {
@@ -683,11 +705,12 @@ static int child_of(struct build *b, uint32_t parent, uint32_t key, uint32_t fun
             return oom(b);
         b->nodes = nn;
         b->cap_nodes = nc;
+        pn = &b->nodes[parent];
     }
-    struct bnode *pn = &b->nodes[parent];
     b->nodes[idx] = (struct bnode){.parent = parent, .key = key, .function = function,
                                    .first_child = NODE_NONE, .next_sibling = pn->first_child};
     pn->first_child = idx;
+    pn->n_children++;
     b->n_nodes++;
     *out = idx;
     return 0;
