@@ -16,9 +16,9 @@
  *  - node 0 is the root; every other node has a parent with a smaller
  *    index, and (parent, key) is unique: frames of the same function (same
  *    name and file) under the same parent are one node;
- *  - a node's cum is the sum of the values of the samples whose path goes
- *    through it, its self the sum of those that end there; so the root's cum
- *    is the side's total;
+ *  - a node's self is the sum of the values of the samples whose path ends
+ *    there, and once every sample is in (sum_cums) its cum the sum of those
+ *    whose path goes through it; so the root's cum is the side's total;
  *  - node and function-info keys are interned byte strings, so equality of
  *    names is equality of ids.
  * The finished tree lives in one arena (pql_tree.arena); everything else
@@ -717,18 +717,20 @@ static int child_of(struct build *b, uint32_t parent, uint32_t key, uint32_t fun
 }
 
 /* Frames of every location of a profile, root-first within the location
- * (lines[0], the innermost inlined frame, comes last). */
+ * (lines[0], the innermost inlined frame, comes last): location i's are
+ * at[off[i]] to at[off[i + 1]].  A frame's node key and function info sit
+ * side by side, as the build reads them. */
 struct frames {
-    uint32_t *key, *info;        /* per frame */
-    size_t *off, *n;             /* per location */
+    struct frame {
+        uint32_t key, info;
+    } *at;
+    size_t *off;                 /* per location, and one past the last */
 };
 
 static void frames_free(struct frames *f)
 {
-    free(f->key);
-    free(f->info);
+    free(f->at);
     free(f->off);
-    free(f->n);
 }
 
 /* "[libc.so.6] 0x1234", or "0x1234" without a mapping file. */
@@ -751,11 +753,9 @@ static int frames_make(struct build *b, const pprof_profile *p, struct frames *f
     size_t nloc = p->n_locations, total = 0;
     for (size_t i = 0; i < nloc; i++)
         total += p->locations[i].n_lines ? p->locations[i].n_lines : 1;
-    f->key = malloc((total ? total : 1) * sizeof *f->key);
-    f->info = malloc((total ? total : 1) * sizeof *f->info);
-    f->off = malloc((nloc ? nloc : 1) * sizeof *f->off);
-    f->n = malloc((nloc ? nloc : 1) * sizeof *f->n);
-    if (!f->key || !f->info || !f->off || !f->n)
+    f->at = malloc((total ? total : 1) * sizeof *f->at);
+    f->off = malloc((nloc + 1) * sizeof *f->off);
+    if (!f->at || !f->off)
         return oom(b);
     size_t k = 0;
     char addr[320];
@@ -765,7 +765,6 @@ static int frames_make(struct build *b, const pprof_profile *p, struct frames *f
                                   ? pprof_str(p, p->mappings[l->mapping].filename) : "";
         size_t nl = l->n_lines ? l->n_lines : 1;
         f->off[i] = k;
-        f->n[i] = nl;
         for (size_t j = nl; j-- > 0;) {
             const pprof_function *fn = NULL;
             if (l->n_lines && l->lines[j].function < p->n_functions)
@@ -774,21 +773,22 @@ static int frames_make(struct build *b, const pprof_profile *p, struct frames *f
             int rc;
             if (!*name) {   /* unsymbolized: the binary and the address */
                 unsymbolized_name(p, l, addr, sizeof addr);
-                rc = info_id(b, addr, "", "", 0, mapping, &f->info[k]);
+                rc = info_id(b, addr, "", "", 0, mapping, &f->at[k].info);
                 if (!rc)
-                    rc = node_key(b, 'N', addr, "", &f->key[k]);
+                    rc = node_key(b, 'N', addr, "", &f->at[k].key);
             } else {
                 const char *file = pprof_str(p, fn->filename);
                 rc = info_id(b, name, pprof_str(p, fn->system_name), file, fn->start_line,
-                             mapping, &f->info[k]);
+                             mapping, &f->at[k].info);
                 if (!rc)
-                    rc = node_key(b, 'N', name, file, &f->key[k]);
+                    rc = node_key(b, 'N', name, file, &f->at[k].key);
             }
             if (rc)
                 return rc;
             k++;
         }
     }
+    f->off[nloc] = k;
     return 0;
 }
 
@@ -834,22 +834,18 @@ static int build_add(struct build *b, const pprof_profile *p, int side,
         const pprof_sample *s = &p->samples[i];
         int64_t v = s->values[0];
         uint32_t node = 0;
-        b->nodes[0].cum[side] = pprof_add_sat(b->nodes[0].cum[side], v);
         if (req->n_group_by) {
             uint32_t g;
             if ((rc = group_key(b, p, s, req, &g)) || (rc = child_of(b, node, g, NODE_NONE, &node)))
                 break;
-            b->nodes[node].cum[side] = pprof_add_sat(b->nodes[node].cum[side], v);
         }
         for (size_t k = s->n_locations; k-- > 0 && !rc;) {
             uint32_t loc = s->locations[k];
             if (loc >= p->n_locations)
                 continue;
-            for (size_t j = 0; j < f.n[loc]; j++) {
-                size_t x = f.off[loc] + j;
-                if ((rc = child_of(b, node, f.key[x], f.info[x], &node)))
+            for (size_t x = f.off[loc]; x < f.off[loc + 1]; x++) {
+                if ((rc = child_of(b, node, f.at[x].key, f.at[x].info, &node)))
                     break;
-                b->nodes[node].cum[side] = pprof_add_sat(b->nodes[node].cum[side], v);
             }
         }
         if (!rc)
@@ -857,6 +853,23 @@ static int build_add(struct build *b, const pprof_profile *p, int side,
     }
     frames_free(&f);
     return rc;
+}
+
+/* Every node's cum on one side: its self plus its children's cum.  The
+ * samples only add to the self of the node their path ends at, so a frame
+ * costs one lookup and no write; children come after their parent, so one
+ * pass from the last node up sums every subtree.  (Saturated sums of
+ * values of mixed signs may differ from adding along each path; the
+ * values of one side are of one sign in practice.) */
+static void sum_cums(struct build *b, int side)
+{
+    for (size_t i = b->n_nodes; i-- > 1;) {
+        struct bnode *nd = &b->nodes[i];
+        nd->cum[side] = pprof_add_sat(nd->cum[side], nd->self[side]);
+        int64_t *up = &b->nodes[nd->parent].cum[side];
+        *up = pprof_add_sat(*up, nd->cum[side]);
+    }
+    b->nodes[0].cum[side] = pprof_add_sat(b->nodes[0].cum[side], b->nodes[0].self[side]);
 }
 
 /* ---- node limit ------------------------------------------------------------ */
@@ -1236,6 +1249,9 @@ int pql_profile_tree(tsdb_reader *r, const pql_profile_request *req, pql_tree *o
     for (int s = 0; s < 2; s++)
         if (sides[s].p && (rc = build_add(&b, sides[s].p, s, req)) < 0)
             goto out;
+    for (int s = 0; s < 2; s++)
+        if (sides[s].p)
+            sum_cums(&b, s);
     if ((rc = select_nodes(&b, req->max_nodes, diff, &keep)) < 0 ||
         (rc = finish_tree(&b, keep, out)) < 0)
         goto out;
