@@ -19,9 +19,11 @@
 
 #include "promql-like/render.h"
 
+/* An append fails only when it would pass the buffer's cap (memory itself
+ * never runs out here: firn_buf aborts, as the out-of-memory policy says). */
 static int buf_status(const firn_buf *b)
 {
-    return b->failed ? FIRN_ENOMEM : 0;
+    return b->failed ? FIRN_ETOOBIG : 0;
 }
 
 /* prefix, then v in decimal: the per-node numbers without printf's cost
@@ -53,33 +55,23 @@ struct walk_item {
 struct walk {
     struct walk_item *stack;
     size_t n, cap;
-    bool started, oom;
+    bool started;
 };
 
-static bool walk_push(struct walk *w, const pql_node *node)
+/* The stack grows with the tree's depth, which is in memory already. */
+static void walk_push(struct walk *w, const pql_node *node)
 {
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 64;
-        struct walk_item *s = realloc(w->stack, cap * sizeof *s);
-        if (!s) {
-            w->oom = true;
-            return false;
-        }
-        w->stack = s;
-        w->cap = cap;
-    }
+    w->stack = firn_grow(w->stack, w->n, &w->cap, sizeof *w->stack, 64);
     w->stack[w->n++] = (struct walk_item){node, 0};
-    return true;
 }
 
-/* The next event, or NULL at the end (or when out of memory: w->oom). */
+/* The next event, or NULL at the end. */
 static const pql_node *walk_next(struct walk *w, const pql_node *root, bool *enter,
                                  size_t *depth)
 {
     if (!w->started) {
         w->started = true;
-        if (!walk_push(w, root))
-            return NULL;
+        walk_push(w, root);
         *enter = true;
         *depth = 0;
         return root;
@@ -89,8 +81,7 @@ static const pql_node *walk_next(struct walk *w, const pql_node *root, bool *ent
     struct walk_item *top = &w->stack[w->n - 1];
     if (top->next < top->node->n_children) {
         const pql_node *child = &top->node->children[top->next++];
-        if (!walk_push(w, child))
-            return NULL;
+        walk_push(w, child);
         *enter = true;
         *depth = w->n - 1;
         return child;
@@ -127,24 +118,15 @@ static void put_frame(firn_buf *b, const char *name)
 int pql_render_collapsed(firn_buf *b, const pql_tree *t)
 {
     struct walk w = {0};
-    const char **path = NULL;
+    const char **path = NULL;   /* path[d]: the open frame of depth d */
     size_t path_cap = 0;
-    bool enter, oom = false;
+    bool enter;
     size_t depth;
     const pql_node *n;
-    while (!oom && (n = walk_next(&w, &t->root, &enter, &depth))) {
+    while ((n = walk_next(&w, &t->root, &enter, &depth))) {
         if (!enter || depth == 0)
             continue;   /* the root "total" is left out of every line */
-        if (depth > path_cap) {
-            size_t cap = path_cap ? path_cap * 2 : 64;
-            const char **np = realloc(path, (cap + 1) * sizeof *np);
-            if (!np) {
-                oom = true;
-                break;
-            }
-            path = np;
-            path_cap = cap;
-        }
+        path = firn_grow(path, depth, &path_cap, sizeof *path, 64);
         path[depth] = n->name;
         if (!n->self && !(t->diff && n->compare_self))
             continue;
@@ -158,10 +140,9 @@ int pql_render_collapsed(firn_buf *b, const pql_tree *t)
             put_num(b, " ", n->compare_self);
         firn_buf_append(b, "\n", 1);
     }
-    oom = oom || w.oom;
     walk_free(&w);
     free(path);
-    return oom ? FIRN_ENOMEM : buf_status(b);
+    return buf_status(b);
 }
 
 /* ---- JSON ------------------------------------------------------------------ */
@@ -207,7 +188,6 @@ int pql_render_flamegraph(firn_buf *b, const pql_tree *t)
             put_num(b, ",\"function\":", n->function);
         firn_buf_puts(b, ",\"children\":[");
     }
-    bool oom = w.oom;
     walk_free(&w);
     firn_buf_puts(b, ",\"functions\":[");
     for (size_t i = 0; i < t->n_functions; i++) {
@@ -223,7 +203,7 @@ int pql_render_flamegraph(firn_buf *b, const pql_tree *t)
         firn_buf_puts(b, "}");
     }
     firn_buf_puts(b, "]}");
-    return oom ? FIRN_ENOMEM : buf_status(b);
+    return buf_status(b);
 }
 
 /* ---- the flat/cum table ------------------------------------------------------ */
@@ -264,7 +244,8 @@ int pql_render_top_text(firn_buf *b, const pprof_profile *p, size_t max_rows, fi
     }
     pprof_top_free(&top);
     if (b->failed)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return firn_errf(err, FIRN_ETOOBIG, "the table passed its buffer's cap of %zu bytes",
+                         b->max);
     return 0;
 }
 
@@ -297,9 +278,7 @@ static int cmp_pair(const void *x, const void *y)
 /* Both tables joined by function name (each sorted by name first). */
 static struct top_pair *join_tops(pprof_top_report *a, pprof_top_report *c, size_t *n_out)
 {
-    struct top_pair *pairs = malloc((a->n_rows + c->n_rows + 1) * sizeof *pairs);
-    if (!pairs)
-        return NULL;
+    struct top_pair *pairs = firn_xreallocarray(NULL, a->n_rows + c->n_rows + 1, sizeof *pairs);
     firn_sort(a->rows, a->n_rows, sizeof *a->rows, cmp_row_name);
     firn_sort(c->rows, c->n_rows, sizeof *c->rows, cmp_row_name);
     size_t i = 0, k = 0, n = 0;
@@ -341,11 +320,8 @@ int pql_render_top_json(firn_buf *b, const pprof_profile *p, const pprof_profile
     }
     struct top_pair *pairs = NULL;
     size_t n = top.n_rows;
-    if (compare && !(pairs = join_tops(&top, &ctop, &n))) {
-        pprof_top_free(&top);
-        pprof_top_free(&ctop);
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    }
+    if (compare)
+        pairs = join_tops(&top, &ctop, &n);
     size_t shown = max_rows && max_rows < n ? max_rows : n;
     firn_buf_puts(b, "{");
     json_type_fields(b, p);
@@ -372,7 +348,8 @@ int pql_render_top_json(firn_buf *b, const pprof_profile *p, const pprof_profile
     pprof_top_free(&top);
     pprof_top_free(&ctop);
     if (b->failed)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return firn_errf(err, FIRN_ETOOBIG, "the table passed its buffer's cap of %zu bytes",
+                         b->max);
     return 0;
 }
 
@@ -672,8 +649,8 @@ static void describe_request(firn_buf *b, const pql_profile_request *r)
 /* Frames to draw: the depth of the deepest one at least SVG_MIN_WIDTH wide
  * (a narrower frame's children are narrower still), and the largest change
  * of a diff, for the color scale. */
-static int svg_measure(const pql_tree *t, double px_per_unit, size_t *max_depth,
-                       double *max_change)
+static void svg_measure(const pql_tree *t, double px_per_unit, size_t *max_depth,
+                        double *max_change)
 {
     struct walk w = {0};
     bool enter;
@@ -694,9 +671,7 @@ static int svg_measure(const pql_tree *t, double px_per_unit, size_t *max_depth,
         if (depth > 0 && change > *max_change)
             *max_change = change;
     }
-    bool oom = w.oom;
     walk_free(&w);
-    return oom ? FIRN_ENOMEM : 0;
 }
 
 int pql_render_svg(firn_buf *b, const pql_tree *t, const pql_svg_options *o)
@@ -714,14 +689,10 @@ int pql_render_svg(firn_buf *b, const pql_tree *t, const pql_svg_options *o)
     double px = total > 0 ? frame_w / (double)total : 0;
     size_t max_depth;
     double max_change;
-    if (svg_measure(t, px, &max_depth, &max_change) < 0) {
-        firn_buf_free(&described);
-        return FIRN_ENOMEM;
-    }
+    svg_measure(t, px, &max_depth, &max_change);
     int top = subtitle ? 56 : 40;
     size_t rows = total > 0 ? max_depth + 1 : 0;
     size_t height = (size_t)top + rows * SVG_FRAME_HEIGHT + 40;
-    bool oom;
 
     firn_buf_printf(b,
                     "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
@@ -742,7 +713,6 @@ int pql_render_svg(firn_buf *b, const pql_tree *t, const pql_svg_options *o)
         xml_text(b, subtitle, (size_t)(frame_w / (SVG_FONT_SIZE * SVG_CHAR_WIDTH)));
         firn_buf_puts(b, "</text>\n");
     }
-    oom = described.failed;
     firn_buf_free(&described);
     firn_buf_printf(b,
                     "<text id=\"unzoom\" class=\"btn hide\" x=\"%d\" y=\"24\">Reset Zoom</text>\n"
@@ -772,16 +742,7 @@ int pql_render_svg(firn_buf *b, const pql_tree *t, const pql_svg_options *o)
                 next_x[depth - 1] += fw;
             continue;
         }
-        if (depth >= next_cap) {
-            size_t cap = next_cap ? next_cap * 2 : 64;
-            double *nx = realloc(next_x, cap * sizeof *nx);
-            if (!nx) {
-                oom = true;
-                break;
-            }
-            next_x = nx;
-            next_cap = cap;
-        }
+        next_x = firn_grow(next_x, depth, &next_cap, sizeof *next_x, 64);
         double x = depth == 0 ? SVG_XPAD : next_x[depth - 1];
         if (depth > 0)
             next_x[depth - 1] += fw;
@@ -801,9 +762,8 @@ int pql_render_svg(firn_buf *b, const pql_tree *t, const pql_svg_options *o)
             xml_text(b, n->name, (size_t)chars);
         firn_buf_puts(b, "</text></g>\n");
     }
-    oom = oom || w.oom;
     walk_free(&w);
     free(next_x);
     firn_buf_puts(b, "</g>\n</svg>\n");
-    return oom ? FIRN_ENOMEM : buf_status(b);
+    return buf_status(b);
 }
