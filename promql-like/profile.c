@@ -1089,24 +1089,11 @@ static int finish_tree(struct build *b, const unsigned char *keep, pql_tree *out
     queue[tail++] = (struct qitem){0, &out->root};
     while (head < tail) {
         struct qitem it = queue[head++];
-        size_t nc = 0;
-        int64_t other[2] = {0, 0};
-        bool has_other = false;
-        for (uint32_t c = b->nodes[it.src].first_child; c != NODE_NONE;
-             c = b->nodes[c].next_sibling) {
-            if (keep[c]) {
-                nc++;
-            } else {
-                has_other = true;
-                other[0] = pprof_add_sat(other[0], b->nodes[c].cum[0]);
-                other[1] = pprof_add_sat(other[1], b->nodes[c].cum[1]);
-            }
-        }
-        nc += has_other;
-        if (nc == 0)
+        size_t n_children = b->nodes[it.src].n_children;
+        if (n_children == 0)
             continue;
-        if (nc > scratch_cap) {
-            size_t cap = nc * 2;
+        if (n_children + 1 > scratch_cap) {   /* every child, and an "other" */
+            size_t cap = (n_children + 1) * 2;
             struct pending *ns = realloc(scratch, cap * sizeof *ns);
             if (!ns) {
                 rc = oom(b);
@@ -1115,12 +1102,20 @@ static int finish_tree(struct build *b, const unsigned char *keep, pql_tree *out
             scratch = ns;
             scratch_cap = cap;
         }
+        /* one walk of the children list: its nodes lie anywhere in the
+         * node array, a cache miss each */
         size_t k = 0;
+        int64_t other[2] = {0, 0};
+        bool has_other = false;
         for (uint32_t c = b->nodes[it.src].first_child; c != NODE_NONE;
              c = b->nodes[c].next_sibling) {
-            if (!keep[c])
-                continue;
             const struct bnode *src = &b->nodes[c];
+            if (!keep[c]) {
+                has_other = true;
+                other[0] = pprof_add_sat(other[0], src->cum[0]);
+                other[1] = pprof_add_sat(other[1], src->cum[1]);
+                continue;
+            }
             pql_node *d = &scratch[k].node;
             *d = (pql_node){.function = NODE_NONE, .name = b->key_names[src->key]};
             node_values(d, src);
@@ -1139,6 +1134,7 @@ static int finish_tree(struct build *b, const unsigned char *keep, pql_tree *out
                                          .compare_self = other[1], .compare_cum = other[1]};
             scratch[k++].src = NODE_NONE;
         }
+        size_t nc = k;
         firn_sort(scratch, nc, sizeof *scratch, cmp_pending);
         pql_node *kids = firn_arena_alloc(out->arena, nc * sizeof *kids);
         if (!kids) {
