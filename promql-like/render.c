@@ -10,6 +10,7 @@
  * encoding/json writes it), XML text replaces invalid UTF-8 too and drops the control characters XML 1.0 forbids, and collapsed
  * stacks replace the separators ';' and line breaks.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,19 +27,28 @@ static int buf_status(const firn_buf *b)
     return b->failed ? FIRN_ETOOBIG : 0;
 }
 
-/* prefix, then v in decimal: the per-node numbers without printf's cost
- * (a tree may have millions of nodes). */
-static void put_num(firn_buf *b, const char *prefix, int64_t v)
+/* A string literal, its length known at compile time: the per-node
+ * appends without a strlen each (a tree may have millions of nodes). */
+#define put_lit(b, lit) firn_buf_append((b), "" lit, sizeof(lit) - 1)
+
+/* A literal prefix, then v in decimal, in one append: the per-node numbers
+ * without printf's cost. */
+#define put_num(b, prefix, v) put_num_n((b), "" prefix, sizeof(prefix) - 1, (v))
+
+static void put_num_n(firn_buf *b, const char *prefix, size_t prefix_len, int64_t v)
 {
-    char digits[24], *p = digits + sizeof digits;
+    char out[64], digits[24], *p = digits + sizeof digits;
+    assert(prefix_len <= sizeof out - sizeof digits);
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
     do
         *--p = (char)('0' + u % 10);
     while (u /= 10);
     if (v < 0)
         *--p = '-';
-    firn_buf_puts(b, prefix);
-    firn_buf_append(b, p, (size_t)(digits + sizeof digits - p));
+    size_t n = (size_t)(digits + sizeof digits - p);
+    memcpy(out, prefix, prefix_len);
+    memcpy(out + prefix_len, p, n);
+    firn_buf_append(b, out, prefix_len + n);
 }
 
 /* ---- walking a tree --------------------------------------------------------
@@ -132,13 +142,13 @@ int pql_render_collapsed(firn_buf *b, const pql_tree *t)
             continue;
         for (size_t d = 1; d <= depth; d++) {
             if (d > 1)
-                firn_buf_append(b, ";", 1);
+                put_lit(b, ";");
             put_frame(b, path[d]);
         }
         put_num(b, " ", n->self);
         if (t->diff)
             put_num(b, " ", n->compare_self);
-        firn_buf_append(b, "\n", 1);
+        put_lit(b, "\n");
     }
     walk_free(&w);
     free(path);
@@ -155,28 +165,28 @@ static void json_key_str(firn_buf *b, const char *key, const char *value)
 
 int pql_render_flamegraph(firn_buf *b, const pql_tree *t)
 {
-    firn_buf_puts(b, "{");
+    put_lit(b, "{");
     json_key_str(b, "profile_type", t->profile_type);
-    firn_buf_puts(b, ",");
+    put_lit(b, ",");
     json_key_str(b, "sample_type", t->sample_type);
-    firn_buf_puts(b, ",");
+    put_lit(b, ",");
     json_key_str(b, "sample_unit", t->sample_unit);
     firn_buf_printf(b, ",\"diff\":%s,\"total\":%" PRId64, t->diff ? "true" : "false", t->total);
     if (t->diff)
         firn_buf_printf(b, ",\"compare_total\":%" PRId64, t->compare_total);
-    firn_buf_puts(b, ",\"root\":");
+    put_lit(b, ",\"root\":");
     struct walk w = {0};
     bool enter;
     size_t depth;
     const pql_node *n;
     while ((n = walk_next(&w, &t->root, &enter, &depth))) {
         if (!enter) {
-            firn_buf_puts(b, "]}");
+            put_lit(b, "]}");
             continue;
         }
         if (depth > 0 && w.stack[w.n - 2].next > 1)
-            firn_buf_puts(b, ",");   /* not its parent's first child */
-        firn_buf_puts(b, "{\"name\":");
+            put_lit(b, ",");   /* not its parent's first child */
+        put_lit(b, "{\"name\":");
         firn_json_string(b, n->name);
         put_num(b, ",\"value\":", n->cum);
         put_num(b, ",\"self\":", n->self);
@@ -186,23 +196,23 @@ int pql_render_flamegraph(firn_buf *b, const pql_tree *t)
         }
         if (n->function < t->n_functions)
             put_num(b, ",\"function\":", n->function);
-        firn_buf_puts(b, ",\"children\":[");
+        put_lit(b, ",\"children\":[");
     }
     walk_free(&w);
-    firn_buf_puts(b, ",\"functions\":[");
+    put_lit(b, ",\"functions\":[");
     for (size_t i = 0; i < t->n_functions; i++) {
         const pql_function_info *f = &t->functions[i];
         firn_buf_puts(b, i ? ",{" : "{");
         json_key_str(b, "name", f->name);
-        firn_buf_puts(b, ",");
+        put_lit(b, ",");
         json_key_str(b, "system_name", f->system_name);
-        firn_buf_puts(b, ",");
+        put_lit(b, ",");
         json_key_str(b, "filename", f->filename);
         firn_buf_printf(b, ",\"start_line\":%" PRId64 ",", f->start_line);
         json_key_str(b, "mapping", f->mapping);
-        firn_buf_puts(b, "}");
+        put_lit(b, "}");
     }
-    firn_buf_puts(b, "]}");
+    put_lit(b, "]}");
     return buf_status(b);
 }
 
