@@ -917,23 +917,33 @@ static int cmp_key_name(const void *x, const void *y)
     return strcmp(((const struct key_name *)x)->name, ((const struct key_name *)y)->name);
 }
 
-/* place[key]: the key's name's place in strcmp order, equal for equal
- * names (two keys may share a name: same function name, other file). */
-static uint32_t *name_places(struct build *b)
+/* place[key]: the key's name's place in strcmp order among the keys of
+ * the nodes in heap (equal names, equal places: two keys may share a name,
+ * same function name, other file); the other keys' places are left unset. */
+static uint32_t *name_places(struct build *b, const struct ranked *heap, size_t n_heap)
 {
     size_t n = b->keys.n;
     uint32_t *place = malloc((n ? n : 1) * sizeof *place);
     struct key_name *by = malloc((n ? n : 1) * sizeof *by);
-    if (!place || !by) {
+    unsigned char *seen = calloc(n ? n : 1, 1);
+    if (!place || !by || !seen) {
         free(place);
         free(by);
+        free(seen);
         return NULL;
     }
-    for (size_t k = 0; k < n; k++)
-        by[k] = (struct key_name){b->key_names[k], (uint32_t)k};
-    firn_sort(by, n, sizeof *by, cmp_key_name);
+    size_t m = 0;
+    for (size_t i = 0; i < n_heap; i++) {
+        uint32_t key = b->nodes[heap[i].node].key;
+        if (!seen[key]) {
+            seen[key] = 1;
+            by[m++] = (struct key_name){b->key_names[key], key};
+        }
+    }
+    free(seen);
+    firn_sort(by, m, sizeof *by, cmp_key_name);
     uint32_t at = 0;
-    for (size_t k = 0; k < n; k++) {
+    for (size_t k = 0; k < m; k++) {
         if (k && strcmp(by[k - 1].name, by[k].name) != 0)
             at++;
         place[by[k].key] = at;
@@ -942,12 +952,105 @@ static uint32_t *name_places(struct build *b)
     return place;
 }
 
+static int64_t node_rank(const struct bnode *nd, bool diff)
+{
+    return diff && nd->cum[1] > nd->cum[0] ? nd->cum[1] : nd->cum[0];
+}
+
+/* Restores the min-heap h[0..n) below i. */
+static void min_heap_down(int64_t *h, size_t n, size_t i)
+{
+    int64_t x = h[i];
+    for (size_t c; (c = 2 * i + 1) < n; i = c) {
+        if (c + 1 < n && h[c + 1] < h[c])
+            c++;
+        if (h[c] >= x)
+            break;
+        h[i] = h[c];
+    }
+    h[i] = x;
+}
+
+/* The k-th largest rank of the nodes other than the root (1 <= k < n_nodes):
+ * the smallest of the k largest, kept in a min-heap (n log k at worst; most
+ * ranks are below it and cost one comparison). */
+static int kth_rank(struct build *b, bool diff, size_t k, int64_t *out)
+{
+    int64_t *h = malloc(k * sizeof *h);
+    if (!h)
+        return oom(b);
+    for (size_t i = 0; i < k; i++)
+        h[i] = node_rank(&b->nodes[i + 1], diff);
+    for (size_t i = k / 2; i-- > 0;)
+        min_heap_down(h, k, i);
+    for (size_t i = k + 1; i < b->n_nodes; i++) {
+        int64_t r = node_rank(&b->nodes[i], diff);
+        if (r > h[0]) {
+            h[0] = r;
+            min_heap_down(h, k, 0);
+        }
+    }
+    *out = h[0];
+    free(h);
+    return 0;
+}
+
+/* Offers the nodes other than the root whose rank is at least min (or,
+ * at_least false, below it) in ranked_before order, keeping each with its
+ * ancestors unless that would pass max_nodes, until max_nodes are kept.
+ * The offers come off a heap: a linear heap build and a pop per offer. */
+static int offer_nodes(struct build *b, bool diff, int64_t min, bool at_least,
+                       size_t max_nodes, unsigned char *keep, size_t *kept)
+{
+    size_t n = b->n_nodes, left = 0;
+    struct ranked *heap = malloc((n - 1) * sizeof *heap);
+    if (!heap)
+        return oom(b);
+    for (uint32_t i = 1; i < n; i++) {
+        int64_t rank = node_rank(&b->nodes[i], diff);
+        if ((rank >= min) == at_least)
+            heap[left++] = (struct ranked){rank, 0, i};
+    }
+    uint32_t *place = name_places(b, heap, left);
+    if (!place) {
+        free(heap);
+        return oom(b);
+    }
+    for (size_t i = 0; i < left; i++)
+        heap[i].name = place[b->nodes[heap[i].node].key];
+    free(place);
+    for (size_t i = left / 2; i-- > 0;)
+        heap_down(heap, left, i);
+    while (left && *kept < max_nodes) {
+        uint32_t x = heap[0].node;
+        heap[0] = heap[--left];
+        heap_down(heap, left, 0);
+        size_t chain = 0;
+        for (uint32_t a = x; !keep[a]; a = b->nodes[a].parent)
+            chain++;
+        if (*kept + chain > max_nodes)
+            continue;
+        for (uint32_t a = x; !keep[a]; a = b->nodes[a].parent)
+            keep[a] = 1;
+        *kept += chain;
+    }
+    free(heap);
+    return 0;
+}
+
 /* keep[i]: whether node i stays.  With a limit, the max_nodes nodes of the
  * largest cum (max of both sides for a diff) stay, each with its
  * ancestors, so the count never exceeds the limit: nodes are offered in
  * ranked_before order and one whose missing ancestors would overflow the
- * limit is passed over.  The offers come off a heap, so a big tree costs
- * a linear heap build and a few thousand pops rather than a full sort. */
+ * limit is passed over.
+ *
+ * The order offers every node ranked at least T, the max_nodes-th largest
+ * rank, before any other, so those go on the heap first, and the rest only
+ * if the limit is not reached among them (offers passed over can leave it
+ * short): the same offers in the same order, but a big profile's cut heaps
+ * and sorts the names of a few thousand of its hundreds of thousands of
+ * nodes (there are at least max_nodes of them, and with values of one sign
+ * a node's rank is at most its parent's, so they hold their ancestors). */
 static int select_nodes(struct build *b, size_t max_nodes, bool diff, unsigned char **keep_out)
 {
     size_t n = b->n_nodes;
@@ -961,40 +1064,15 @@ static int select_nodes(struct build *b, size_t max_nodes, bool diff, unsigned c
     }
     memset(keep, 0, n);
     keep[0] = 1;
-    struct ranked *heap = malloc((n - 1) * sizeof *heap);
-    uint32_t *place = name_places(b);
-    if (!heap || !place) {
-        free(heap);
-        free(place);
-        return oom(b);
-    }
-    for (uint32_t i = 1; i < n; i++) {
-        const struct bnode *nd = &b->nodes[i];
-        int64_t rank = nd->cum[0];
-        if (diff && nd->cum[1] > rank)
-            rank = nd->cum[1];
-        heap[i - 1] = (struct ranked){rank, place[nd->key], i};
-    }
-    free(place);
-    size_t left = n - 1;
-    for (size_t i = left / 2; i-- > 0;)
-        heap_down(heap, left, i);
+    int64_t t = 0;
+    int rc = kth_rank(b, diff, max_nodes, &t);
+    if (rc < 0)
+        return rc;
     size_t kept = 0;
-    while (left && kept < max_nodes) {
-        uint32_t x = heap[0].node;
-        heap[0] = heap[--left];
-        heap_down(heap, left, 0);
-        size_t chain = 0;
-        for (uint32_t a = x; !keep[a]; a = b->nodes[a].parent)
-            chain++;
-        if (kept + chain > max_nodes)
-            continue;
-        for (uint32_t a = x; !keep[a]; a = b->nodes[a].parent)
-            keep[a] = 1;
-        kept += chain;
-    }
-    free(heap);
-    return 0;
+    rc = offer_nodes(b, diff, t, true, max_nodes, keep, &kept);
+    if (rc == 0 && kept < max_nodes)
+        rc = offer_nodes(b, diff, t, false, max_nodes, keep, &kept);
+    return rc;
 }
 
 /* ---- the finished tree ---------------------------------------------------- */
