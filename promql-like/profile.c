@@ -755,8 +755,21 @@ static int frames_make(struct build *b, const pprof_profile *p, struct frames *f
         total += p->locations[i].n_lines ? p->locations[i].n_lines : 1;
     f->at = malloc((total ? total : 1) * sizeof *f->at);
     f->off = malloc((nloc + 1) * sizeof *f->off);
-    if (!f->at || !f->off)
+    /* per function: the mapping of its last frame (a location's, which may
+     * be PPROF_NONE) and that frame's ids, which a frame of the same
+     * function and mapping shares (a function is on many locations: one per
+     * call site) */
+    struct fn_frame {
+        bool seen;
+        uint32_t mapping;
+        struct frame ids;
+    } *last = malloc((p->n_functions ? p->n_functions : 1) * sizeof *last);
+    if (!f->at || !f->off || !last) {
+        free(last);
         return oom(b);
+    }
+    for (size_t i = 0; i < p->n_functions; i++)
+        last[i].seen = false;
     size_t k = 0;
     char addr[320];
     for (size_t i = 0; i < nloc; i++) {
@@ -776,18 +789,26 @@ static int frames_make(struct build *b, const pprof_profile *p, struct frames *f
                 rc = info_id(b, addr, "", "", 0, mapping, &f->at[k].info);
                 if (!rc)
                     rc = node_key(b, 'N', addr, "", &f->at[k].key);
+            } else if (last[fn - p->functions].seen &&
+                       last[fn - p->functions].mapping == l->mapping) {
+                f->at[k] = last[fn - p->functions].ids;
+                rc = 0;
             } else {
                 const char *file = pprof_str(p, fn->filename);
                 rc = info_id(b, name, pprof_str(p, fn->system_name), file, fn->start_line,
                              mapping, &f->at[k].info);
                 if (!rc)
                     rc = node_key(b, 'N', name, file, &f->at[k].key);
+                last[fn - p->functions] = (struct fn_frame){true, l->mapping, f->at[k]};
             }
-            if (rc)
+            if (rc) {
+                free(last);
                 return rc;
+            }
             k++;
         }
     }
+    free(last);
     f->off[nloc] = k;
     return 0;
 }
