@@ -16,9 +16,9 @@
  *  - node 0 is the root; every other node has a parent with a smaller
  *    index, and (parent, key) is unique: frames of the same function (same
  *    name and file) under the same parent are one node;
- *  - a node's cum is the sum of the values of the samples whose path goes
- *    through it, its self the sum of those that end there; so the root's cum
- *    is the side's total;
+ *  - a node's self is the sum of the values of the samples whose path ends
+ *    there, and once every sample is in (sum_cums) its cum the sum of those
+ *    whose path goes through it; so the root's cum is the side's total;
  *  - node and function-info keys are interned byte strings, so equality of
  *    names is equality of ids.
  * The finished tree lives in one arena (pql_tree.arena); everything else
@@ -558,9 +558,18 @@ static void buf_field(struct buf *b, const char *s)
 
 /* ---- the tree under construction ---------------------------------------- */
 
+/* A node's children are a list (first_child, next_sibling; the newest
+ * first), searched by walking it while it is short; once a node has more
+ * than FANOUT_LIST children they are also in build.children, found by
+ * hashing.  Most nodes of a big profile have one child or none, so most
+ * lookups touch only the node just reached, and the hash table holds only
+ * the children of the few wide nodes (its probes were the build's largest
+ * cost: a cache miss each). */
+#define FANOUT_LIST 8
+
 struct bnode {
     uint32_t parent, key, function;
-    uint32_t first_child, next_sibling;
+    uint32_t first_child, next_sibling, n_children;
     int64_t self[2], cum[2];
 };
 
@@ -568,7 +577,8 @@ struct build {
     firn_arena *arena;           /* the tree's arena: names and infos land here */
     struct bnode *nodes;
     size_t n_nodes, cap_nodes;
-    firn_u64map children;        /* parent << 32 | key -> node */
+    firn_u64map children;        /* parent << 32 | key -> node, for the children
+                                  * of nodes with more than FANOUT_LIST */
     struct intern keys;          /* node keys: 'N' name, filename / 'G' group name */
     const char **key_names;      /* per key id */
     size_t key_names_cap;
@@ -686,13 +696,25 @@ static int info_id(struct build *b, const char *name, const char *system_name,
 static int child_of(struct build *b, uint32_t parent, uint32_t key, uint32_t function,
                     uint32_t *out)
 {
+    struct bnode *pn = &b->nodes[parent];
     uint64_t k = (uint64_t)parent << 32 | key;
     uint32_t idx = (uint32_t)b->n_nodes;
-    int r = firn_u64map_put(&b->children, k, idx, out);
-    if (r < 0)
-        return oom(b);
-    if (r == 0)
+    if (pn->n_children <= FANOUT_LIST) {
+        for (uint32_t c = pn->first_child; c != NODE_NONE; c = b->nodes[c].next_sibling) {
+            if (b->nodes[c].key == key) {
+                *out = c;
+                return 0;
+            }
+        }
+        if (pn->n_children == FANOUT_LIST) {
+            /* the list is getting long: from now on its keys are hashed */
+            for (uint32_t c = pn->first_child; c != NODE_NONE; c = b->nodes[c].next_sibling)
+                firn_u64map_put(&b->children, (uint64_t)parent << 32 | b->nodes[c].key, c, NULL);
+            firn_u64map_put(&b->children, k, idx, NULL);
+        }
+    } else if (firn_u64map_put(&b->children, k, idx, out) == 0) {
         return 0;
+    }
     if (b->n_nodes >= UINT32_MAX - 1 || b->n_nodes > b->max_nodes)
         return firn_errf(b->err, FIRN_ETOOBIG, "%s", PQL_TOO_MANY_SAMPLES);
     if (b->n_nodes == b->cap_nodes) {
@@ -702,29 +724,32 @@ static int child_of(struct build *b, uint32_t parent, uint32_t key, uint32_t fun
             return oom(b);
         b->nodes = nn;
         b->cap_nodes = nc;
+        pn = &b->nodes[parent];
     }
-    struct bnode *pn = &b->nodes[parent];
     b->nodes[idx] = (struct bnode){.parent = parent, .key = key, .function = function,
                                    .first_child = NODE_NONE, .next_sibling = pn->first_child};
     pn->first_child = idx;
+    pn->n_children++;
     b->n_nodes++;
     *out = idx;
     return 0;
 }
 
 /* Frames of every location of a profile, root-first within the location
- * (lines[0], the innermost inlined frame, comes last). */
+ * (lines[0], the innermost inlined frame, comes last): location i's are
+ * at[off[i]] to at[off[i + 1]].  A frame's node key and function info sit
+ * side by side, as the build reads them. */
 struct frames {
-    uint32_t *key, *info;        /* per frame */
-    size_t *off, *n;             /* per location */
+    struct frame {
+        uint32_t key, info;
+    } *at;
+    size_t *off;                 /* per location, and one past the last */
 };
 
 static void frames_free(struct frames *f)
 {
-    free(f->key);
-    free(f->info);
+    free(f->at);
     free(f->off);
-    free(f->n);
 }
 
 /* "[libc.so.6] 0x1234", or "0x1234" without a mapping file. */
@@ -747,12 +772,23 @@ static int frames_make(struct build *b, const pprof_profile *p, struct frames *f
     size_t nloc = p->n_locations, total = 0;
     for (size_t i = 0; i < nloc; i++)
         total += p->locations[i].n_lines ? p->locations[i].n_lines : 1;
-    f->key = malloc((total ? total : 1) * sizeof *f->key);
-    f->info = malloc((total ? total : 1) * sizeof *f->info);
-    f->off = malloc((nloc ? nloc : 1) * sizeof *f->off);
-    f->n = malloc((nloc ? nloc : 1) * sizeof *f->n);
-    if (!f->key || !f->info || !f->off || !f->n)
+    f->at = malloc((total ? total : 1) * sizeof *f->at);
+    f->off = malloc((nloc + 1) * sizeof *f->off);
+    /* per function: the mapping of its last frame (a location's, which may
+     * be PPROF_NONE) and that frame's ids, which a frame of the same
+     * function and mapping shares (a function is on many locations: one per
+     * call site) */
+    struct fn_frame {
+        bool seen;
+        uint32_t mapping;
+        struct frame ids;
+    } *last = malloc((p->n_functions ? p->n_functions : 1) * sizeof *last);
+    if (!f->at || !f->off || !last) {
+        free(last);
         return oom(b);
+    }
+    for (size_t i = 0; i < p->n_functions; i++)
+        last[i].seen = false;
     size_t k = 0;
     char addr[320];
     for (size_t i = 0; i < nloc; i++) {
@@ -761,7 +797,6 @@ static int frames_make(struct build *b, const pprof_profile *p, struct frames *f
                                   ? pprof_str(p, p->mappings[l->mapping].filename) : "";
         size_t nl = l->n_lines ? l->n_lines : 1;
         f->off[i] = k;
-        f->n[i] = nl;
         for (size_t j = nl; j-- > 0;) {
             const pprof_function *fn = NULL;
             if (l->n_lines && l->lines[j].function < p->n_functions)
@@ -770,21 +805,30 @@ static int frames_make(struct build *b, const pprof_profile *p, struct frames *f
             int rc;
             if (!*name) {   /* unsymbolized: the binary and the address */
                 unsymbolized_name(p, l, addr, sizeof addr);
-                rc = info_id(b, addr, "", "", 0, mapping, &f->info[k]);
+                rc = info_id(b, addr, "", "", 0, mapping, &f->at[k].info);
                 if (!rc)
-                    rc = node_key(b, 'N', addr, "", &f->key[k]);
+                    rc = node_key(b, 'N', addr, "", &f->at[k].key);
+            } else if (last[fn - p->functions].seen &&
+                       last[fn - p->functions].mapping == l->mapping) {
+                f->at[k] = last[fn - p->functions].ids;
+                rc = 0;
             } else {
                 const char *file = pprof_str(p, fn->filename);
                 rc = info_id(b, name, pprof_str(p, fn->system_name), file, fn->start_line,
-                             mapping, &f->info[k]);
+                             mapping, &f->at[k].info);
                 if (!rc)
-                    rc = node_key(b, 'N', name, file, &f->key[k]);
+                    rc = node_key(b, 'N', name, file, &f->at[k].key);
+                last[fn - p->functions] = (struct fn_frame){true, l->mapping, f->at[k]};
             }
-            if (rc)
+            if (rc) {
+                free(last);
                 return rc;
+            }
             k++;
         }
     }
+    free(last);
+    f->off[nloc] = k;
     return 0;
 }
 
@@ -830,22 +874,18 @@ static int build_add(struct build *b, const pprof_profile *p, int side,
         const pprof_sample *s = &p->samples[i];
         int64_t v = s->values[0];
         uint32_t node = 0;
-        b->nodes[0].cum[side] = pprof_add_sat(b->nodes[0].cum[side], v);
         if (req->n_group_by) {
             uint32_t g;
             if ((rc = group_key(b, p, s, req, &g)) || (rc = child_of(b, node, g, NODE_NONE, &node)))
                 break;
-            b->nodes[node].cum[side] = pprof_add_sat(b->nodes[node].cum[side], v);
         }
         for (size_t k = s->n_locations; k-- > 0 && !rc;) {
             uint32_t loc = s->locations[k];
             if (loc >= p->n_locations)
                 continue;
-            for (size_t j = 0; j < f.n[loc]; j++) {
-                size_t x = f.off[loc] + j;
-                if ((rc = child_of(b, node, f.key[x], f.info[x], &node)))
+            for (size_t x = f.off[loc]; x < f.off[loc + 1]; x++) {
+                if ((rc = child_of(b, node, f.at[x].key, f.at[x].info, &node)))
                     break;
-                b->nodes[node].cum[side] = pprof_add_sat(b->nodes[node].cum[side], v);
             }
         }
         if (!rc)
@@ -853,6 +893,23 @@ static int build_add(struct build *b, const pprof_profile *p, int side,
     }
     frames_free(&f);
     return rc;
+}
+
+/* Every node's cum on one side: its self plus its children's cum.  The
+ * samples only add to the self of the node their path ends at, so a frame
+ * costs one lookup and no write; children come after their parent, so one
+ * pass from the last node up sums every subtree.  (Saturated sums of
+ * values of mixed signs may differ from adding along each path; the
+ * values of one side are of one sign in practice.) */
+static void sum_cums(struct build *b, int side)
+{
+    for (size_t i = b->n_nodes; i-- > 1;) {
+        struct bnode *nd = &b->nodes[i];
+        nd->cum[side] = pprof_add_sat(nd->cum[side], nd->self[side]);
+        int64_t *up = &b->nodes[nd->parent].cum[side];
+        *up = pprof_add_sat(*up, nd->cum[side]);
+    }
+    b->nodes[0].cum[side] = pprof_add_sat(b->nodes[0].cum[side], b->nodes[0].self[side]);
 }
 
 /* ---- node limit ------------------------------------------------------------ */
@@ -900,23 +957,33 @@ static int cmp_key_name(const void *x, const void *y)
     return strcmp(((const struct key_name *)x)->name, ((const struct key_name *)y)->name);
 }
 
-/* place[key]: the key's name's place in strcmp order, equal for equal
- * names (two keys may share a name: same function name, other file). */
-static uint32_t *name_places(struct build *b)
+/* place[key]: the key's name's place in strcmp order among the keys of
+ * the nodes in heap (equal names, equal places: two keys may share a name,
+ * same function name, other file); the other keys' places are left unset. */
+static uint32_t *name_places(struct build *b, const struct ranked *heap, size_t n_heap)
 {
     size_t n = b->keys.n;
     uint32_t *place = malloc((n ? n : 1) * sizeof *place);
     struct key_name *by = malloc((n ? n : 1) * sizeof *by);
-    if (!place || !by) {
+    unsigned char *seen = calloc(n ? n : 1, 1);
+    if (!place || !by || !seen) {
         free(place);
         free(by);
+        free(seen);
         return NULL;
     }
-    for (size_t k = 0; k < n; k++)
-        by[k] = (struct key_name){b->key_names[k], (uint32_t)k};
-    firn_sort(by, n, sizeof *by, cmp_key_name);
+    size_t m = 0;
+    for (size_t i = 0; i < n_heap; i++) {
+        uint32_t key = b->nodes[heap[i].node].key;
+        if (!seen[key]) {
+            seen[key] = 1;
+            by[m++] = (struct key_name){b->key_names[key], key};
+        }
+    }
+    free(seen);
+    firn_sort(by, m, sizeof *by, cmp_key_name);
     uint32_t at = 0;
-    for (size_t k = 0; k < n; k++) {
+    for (size_t k = 0; k < m; k++) {
         if (k && strcmp(by[k - 1].name, by[k].name) != 0)
             at++;
         place[by[k].key] = at;
@@ -925,12 +992,105 @@ static uint32_t *name_places(struct build *b)
     return place;
 }
 
+static int64_t node_rank(const struct bnode *nd, bool diff)
+{
+    return diff && nd->cum[1] > nd->cum[0] ? nd->cum[1] : nd->cum[0];
+}
+
+/* Restores the min-heap h[0..n) below i. */
+static void min_heap_down(int64_t *h, size_t n, size_t i)
+{
+    int64_t x = h[i];
+    for (size_t c; (c = 2 * i + 1) < n; i = c) {
+        if (c + 1 < n && h[c + 1] < h[c])
+            c++;
+        if (h[c] >= x)
+            break;
+        h[i] = h[c];
+    }
+    h[i] = x;
+}
+
+/* The k-th largest rank of the nodes other than the root (1 <= k < n_nodes):
+ * the smallest of the k largest, kept in a min-heap (n log k at worst; most
+ * ranks are below it and cost one comparison). */
+static int kth_rank(struct build *b, bool diff, size_t k, int64_t *out)
+{
+    int64_t *h = malloc(k * sizeof *h);
+    if (!h)
+        return oom(b);
+    for (size_t i = 0; i < k; i++)
+        h[i] = node_rank(&b->nodes[i + 1], diff);
+    for (size_t i = k / 2; i-- > 0;)
+        min_heap_down(h, k, i);
+    for (size_t i = k + 1; i < b->n_nodes; i++) {
+        int64_t r = node_rank(&b->nodes[i], diff);
+        if (r > h[0]) {
+            h[0] = r;
+            min_heap_down(h, k, 0);
+        }
+    }
+    *out = h[0];
+    free(h);
+    return 0;
+}
+
+/* Offers the nodes other than the root whose rank is at least min (or,
+ * at_least false, below it) in ranked_before order, keeping each with its
+ * ancestors unless that would pass max_nodes, until max_nodes are kept.
+ * The offers come off a heap: a linear heap build and a pop per offer. */
+static int offer_nodes(struct build *b, bool diff, int64_t min, bool at_least,
+                       size_t max_nodes, unsigned char *keep, size_t *kept)
+{
+    size_t n = b->n_nodes, left = 0;
+    struct ranked *heap = malloc((n - 1) * sizeof *heap);
+    if (!heap)
+        return oom(b);
+    for (uint32_t i = 1; i < n; i++) {
+        int64_t rank = node_rank(&b->nodes[i], diff);
+        if ((rank >= min) == at_least)
+            heap[left++] = (struct ranked){rank, 0, i};
+    }
+    uint32_t *place = name_places(b, heap, left);
+    if (!place) {
+        free(heap);
+        return oom(b);
+    }
+    for (size_t i = 0; i < left; i++)
+        heap[i].name = place[b->nodes[heap[i].node].key];
+    free(place);
+    for (size_t i = left / 2; i-- > 0;)
+        heap_down(heap, left, i);
+    while (left && *kept < max_nodes) {
+        uint32_t x = heap[0].node;
+        heap[0] = heap[--left];
+        heap_down(heap, left, 0);
+        size_t chain = 0;
+        for (uint32_t a = x; !keep[a]; a = b->nodes[a].parent)
+            chain++;
+        if (*kept + chain > max_nodes)
+            continue;
+        for (uint32_t a = x; !keep[a]; a = b->nodes[a].parent)
+            keep[a] = 1;
+        *kept += chain;
+    }
+    free(heap);
+    return 0;
+}
+
 /* keep[i]: whether node i stays.  With a limit, the max_nodes nodes of the
  * largest cum (max of both sides for a diff) stay, each with its
  * ancestors, so the count never exceeds the limit: nodes are offered in
  * ranked_before order and one whose missing ancestors would overflow the
- * limit is passed over.  The offers come off a heap, so a big tree costs
- * a linear heap build and a few thousand pops rather than a full sort. */
+ * limit is passed over.
+ *
+ * The order offers every node ranked at least T, the max_nodes-th largest
+ * rank, before any other, so those go on the heap first, and the rest only
+ * if the limit is not reached among them (offers passed over can leave it
+ * short): the same offers in the same order, but a big profile's cut heaps
+ * and sorts the names of a few thousand of its hundreds of thousands of
+ * nodes (there are at least max_nodes of them, and with values of one sign
+ * a node's rank is at most its parent's, so they hold their ancestors). */
 static int select_nodes(struct build *b, size_t max_nodes, bool diff, unsigned char **keep_out)
 {
     size_t n = b->n_nodes;
@@ -944,40 +1104,15 @@ static int select_nodes(struct build *b, size_t max_nodes, bool diff, unsigned c
     }
     memset(keep, 0, n);
     keep[0] = 1;
-    struct ranked *heap = malloc((n - 1) * sizeof *heap);
-    uint32_t *place = name_places(b);
-    if (!heap || !place) {
-        free(heap);
-        free(place);
-        return oom(b);
-    }
-    for (uint32_t i = 1; i < n; i++) {
-        const struct bnode *nd = &b->nodes[i];
-        int64_t rank = nd->cum[0];
-        if (diff && nd->cum[1] > rank)
-            rank = nd->cum[1];
-        heap[i - 1] = (struct ranked){rank, place[nd->key], i};
-    }
-    free(place);
-    size_t left = n - 1;
-    for (size_t i = left / 2; i-- > 0;)
-        heap_down(heap, left, i);
+    int64_t t = 0;
+    int rc = kth_rank(b, diff, max_nodes, &t);
+    if (rc < 0)
+        return rc;
     size_t kept = 0;
-    while (left && kept < max_nodes) {
-        uint32_t x = heap[0].node;
-        heap[0] = heap[--left];
-        heap_down(heap, left, 0);
-        size_t chain = 0;
-        for (uint32_t a = x; !keep[a]; a = b->nodes[a].parent)
-            chain++;
-        if (kept + chain > max_nodes)
-            continue;
-        for (uint32_t a = x; !keep[a]; a = b->nodes[a].parent)
-            keep[a] = 1;
-        kept += chain;
-    }
-    free(heap);
-    return 0;
+    rc = offer_nodes(b, diff, t, true, max_nodes, keep, &kept);
+    if (rc == 0 && kept < max_nodes)
+        rc = offer_nodes(b, diff, t, false, max_nodes, keep, &kept);
+    return rc;
 }
 
 /* ---- the finished tree ---------------------------------------------------- */
@@ -1072,24 +1207,11 @@ static int finish_tree(struct build *b, const unsigned char *keep, pql_tree *out
     queue[tail++] = (struct qitem){0, &out->root};
     while (head < tail) {
         struct qitem it = queue[head++];
-        size_t nc = 0;
-        int64_t other[2] = {0, 0};
-        bool has_other = false;
-        for (uint32_t c = b->nodes[it.src].first_child; c != NODE_NONE;
-             c = b->nodes[c].next_sibling) {
-            if (keep[c]) {
-                nc++;
-            } else {
-                has_other = true;
-                other[0] = pprof_add_sat(other[0], b->nodes[c].cum[0]);
-                other[1] = pprof_add_sat(other[1], b->nodes[c].cum[1]);
-            }
-        }
-        nc += has_other;
-        if (nc == 0)
+        size_t n_children = b->nodes[it.src].n_children;
+        if (n_children == 0)
             continue;
-        if (nc > scratch_cap) {
-            size_t cap = nc * 2;
+        if (n_children + 1 > scratch_cap) {   /* every child, and an "other" */
+            size_t cap = (n_children + 1) * 2;
             struct pending *ns = realloc(scratch, cap * sizeof *ns);
             if (!ns) {
                 rc = oom(b);
@@ -1098,12 +1220,20 @@ static int finish_tree(struct build *b, const unsigned char *keep, pql_tree *out
             scratch = ns;
             scratch_cap = cap;
         }
+        /* one walk of the children list: its nodes lie anywhere in the
+         * node array, a cache miss each */
         size_t k = 0;
+        int64_t other[2] = {0, 0};
+        bool has_other = false;
         for (uint32_t c = b->nodes[it.src].first_child; c != NODE_NONE;
              c = b->nodes[c].next_sibling) {
-            if (!keep[c])
-                continue;
             const struct bnode *src = &b->nodes[c];
+            if (!keep[c]) {
+                has_other = true;
+                other[0] = pprof_add_sat(other[0], src->cum[0]);
+                other[1] = pprof_add_sat(other[1], src->cum[1]);
+                continue;
+            }
             pql_node *d = &scratch[k].node;
             *d = (pql_node){.function = NODE_NONE, .name = b->key_names[src->key]};
             node_values(d, src);
@@ -1122,6 +1252,7 @@ static int finish_tree(struct build *b, const unsigned char *keep, pql_tree *out
                                          .compare_self = other[1], .compare_cum = other[1]};
             scratch[k++].src = NODE_NONE;
         }
+        size_t nc = k;
         firn_sort(scratch, nc, sizeof *scratch, cmp_pending);
         pql_node *kids = firn_arena_alloc(out->arena, nc * sizeof *kids);
         if (!kids) {
@@ -1235,6 +1366,9 @@ int pql_profile_tree(tsdb_reader *r, const pql_profile_request *req, pql_tree *o
     for (int s = 0; s < 2; s++)
         if (sides[s].p && (rc = build_add(&b, sides[s].p, s, req)) < 0)
             goto out;
+    for (int s = 0; s < 2; s++)
+        if (sides[s].p)
+            sum_cums(&b, s);
     if ((rc = select_nodes(&b, req->max_nodes, diff, &keep)) < 0 ||
         (rc = finish_tree(&b, keep, out)) < 0)
         goto out;

@@ -10,6 +10,7 @@
  * encoding/json writes it), XML text replaces invalid UTF-8 too and drops the control characters XML 1.0 forbids, and collapsed
  * stacks replace the separators ';' and line breaks.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,24 +20,35 @@
 
 #include "promql-like/render.h"
 
+/* An append fails only when it would pass the buffer's cap (memory itself
+ * never runs out here: firn_buf aborts, as the out-of-memory policy says). */
 static int buf_status(const firn_buf *b)
 {
-    return b->failed ? FIRN_ENOMEM : 0;
+    return b->failed ? FIRN_ETOOBIG : 0;
 }
 
-/* prefix, then v in decimal: the per-node numbers without printf's cost
- * (a tree may have millions of nodes). */
-static void put_num(firn_buf *b, const char *prefix, int64_t v)
+/* A string literal, its length known at compile time: the per-node
+ * appends without a strlen each (a tree may have millions of nodes). */
+#define put_lit(b, lit) firn_buf_append((b), "" lit, sizeof(lit) - 1)
+
+/* A literal prefix, then v in decimal, in one append: the per-node numbers
+ * without printf's cost. */
+#define put_num(b, prefix, v) put_num_n((b), "" prefix, sizeof(prefix) - 1, (v))
+
+static void put_num_n(firn_buf *b, const char *prefix, size_t prefix_len, int64_t v)
 {
-    char digits[24], *p = digits + sizeof digits;
+    char out[64], digits[24], *p = digits + sizeof digits;
+    assert(prefix_len <= sizeof out - sizeof digits);
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
     do
         *--p = (char)('0' + u % 10);
     while (u /= 10);
     if (v < 0)
         *--p = '-';
-    firn_buf_puts(b, prefix);
-    firn_buf_append(b, p, (size_t)(digits + sizeof digits - p));
+    size_t n = (size_t)(digits + sizeof digits - p);
+    memcpy(out, prefix, prefix_len);
+    memcpy(out + prefix_len, p, n);
+    firn_buf_append(b, out, prefix_len + n);
 }
 
 /* ---- walking a tree --------------------------------------------------------
@@ -53,33 +65,23 @@ struct walk_item {
 struct walk {
     struct walk_item *stack;
     size_t n, cap;
-    bool started, oom;
+    bool started;
 };
 
-static bool walk_push(struct walk *w, const pql_node *node)
+/* The stack grows with the tree's depth, which is in memory already. */
+static void walk_push(struct walk *w, const pql_node *node)
 {
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 64;
-        struct walk_item *s = realloc(w->stack, cap * sizeof *s);
-        if (!s) {
-            w->oom = true;
-            return false;
-        }
-        w->stack = s;
-        w->cap = cap;
-    }
+    w->stack = firn_grow(w->stack, w->n, &w->cap, sizeof *w->stack, 64);
     w->stack[w->n++] = (struct walk_item){node, 0};
-    return true;
 }
 
-/* The next event, or NULL at the end (or when out of memory: w->oom). */
+/* The next event, or NULL at the end. */
 static const pql_node *walk_next(struct walk *w, const pql_node *root, bool *enter,
                                  size_t *depth)
 {
     if (!w->started) {
         w->started = true;
-        if (!walk_push(w, root))
-            return NULL;
+        walk_push(w, root);
         *enter = true;
         *depth = 0;
         return root;
@@ -89,8 +91,7 @@ static const pql_node *walk_next(struct walk *w, const pql_node *root, bool *ent
     struct walk_item *top = &w->stack[w->n - 1];
     if (top->next < top->node->n_children) {
         const pql_node *child = &top->node->children[top->next++];
-        if (!walk_push(w, child))
-            return NULL;
+        walk_push(w, child);
         *enter = true;
         *depth = w->n - 1;
         return child;
@@ -127,41 +128,31 @@ static void put_frame(firn_buf *b, const char *name)
 int pql_render_collapsed(firn_buf *b, const pql_tree *t)
 {
     struct walk w = {0};
-    const char **path = NULL;
+    const char **path = NULL;   /* path[d]: the open frame of depth d */
     size_t path_cap = 0;
-    bool enter, oom = false;
+    bool enter;
     size_t depth;
     const pql_node *n;
-    while (!oom && (n = walk_next(&w, &t->root, &enter, &depth))) {
+    while ((n = walk_next(&w, &t->root, &enter, &depth))) {
         if (!enter || depth == 0)
             continue;   /* the root "total" is left out of every line */
-        if (depth > path_cap) {
-            size_t cap = path_cap ? path_cap * 2 : 64;
-            const char **np = realloc(path, (cap + 1) * sizeof *np);
-            if (!np) {
-                oom = true;
-                break;
-            }
-            path = np;
-            path_cap = cap;
-        }
+        path = firn_grow(path, depth, &path_cap, sizeof *path, 64);
         path[depth] = n->name;
         if (!n->self && !(t->diff && n->compare_self))
             continue;
         for (size_t d = 1; d <= depth; d++) {
             if (d > 1)
-                firn_buf_append(b, ";", 1);
+                put_lit(b, ";");
             put_frame(b, path[d]);
         }
         put_num(b, " ", n->self);
         if (t->diff)
             put_num(b, " ", n->compare_self);
-        firn_buf_append(b, "\n", 1);
+        put_lit(b, "\n");
     }
-    oom = oom || w.oom;
     walk_free(&w);
     free(path);
-    return oom ? FIRN_ENOMEM : buf_status(b);
+    return buf_status(b);
 }
 
 /* ---- JSON ------------------------------------------------------------------ */
@@ -174,28 +165,28 @@ static void json_key_str(firn_buf *b, const char *key, const char *value)
 
 int pql_render_flamegraph(firn_buf *b, const pql_tree *t)
 {
-    firn_buf_puts(b, "{");
+    put_lit(b, "{");
     json_key_str(b, "profile_type", t->profile_type);
-    firn_buf_puts(b, ",");
+    put_lit(b, ",");
     json_key_str(b, "sample_type", t->sample_type);
-    firn_buf_puts(b, ",");
+    put_lit(b, ",");
     json_key_str(b, "sample_unit", t->sample_unit);
     firn_buf_printf(b, ",\"diff\":%s,\"total\":%" PRId64, t->diff ? "true" : "false", t->total);
     if (t->diff)
         firn_buf_printf(b, ",\"compare_total\":%" PRId64, t->compare_total);
-    firn_buf_puts(b, ",\"root\":");
+    put_lit(b, ",\"root\":");
     struct walk w = {0};
     bool enter;
     size_t depth;
     const pql_node *n;
     while ((n = walk_next(&w, &t->root, &enter, &depth))) {
         if (!enter) {
-            firn_buf_puts(b, "]}");
+            put_lit(b, "]}");
             continue;
         }
         if (depth > 0 && w.stack[w.n - 2].next > 1)
-            firn_buf_puts(b, ",");   /* not its parent's first child */
-        firn_buf_puts(b, "{\"name\":");
+            put_lit(b, ",");   /* not its parent's first child */
+        put_lit(b, "{\"name\":");
         firn_json_string(b, n->name);
         put_num(b, ",\"value\":", n->cum);
         put_num(b, ",\"self\":", n->self);
@@ -205,25 +196,24 @@ int pql_render_flamegraph(firn_buf *b, const pql_tree *t)
         }
         if (n->function < t->n_functions)
             put_num(b, ",\"function\":", n->function);
-        firn_buf_puts(b, ",\"children\":[");
+        put_lit(b, ",\"children\":[");
     }
-    bool oom = w.oom;
     walk_free(&w);
-    firn_buf_puts(b, ",\"functions\":[");
+    put_lit(b, ",\"functions\":[");
     for (size_t i = 0; i < t->n_functions; i++) {
         const pql_function_info *f = &t->functions[i];
         firn_buf_puts(b, i ? ",{" : "{");
         json_key_str(b, "name", f->name);
-        firn_buf_puts(b, ",");
+        put_lit(b, ",");
         json_key_str(b, "system_name", f->system_name);
-        firn_buf_puts(b, ",");
+        put_lit(b, ",");
         json_key_str(b, "filename", f->filename);
         firn_buf_printf(b, ",\"start_line\":%" PRId64 ",", f->start_line);
         json_key_str(b, "mapping", f->mapping);
-        firn_buf_puts(b, "}");
+        put_lit(b, "}");
     }
-    firn_buf_puts(b, "]}");
-    return oom ? FIRN_ENOMEM : buf_status(b);
+    put_lit(b, "]}");
+    return buf_status(b);
 }
 
 /* ---- the flat/cum table ------------------------------------------------------ */
@@ -264,7 +254,8 @@ int pql_render_top_text(firn_buf *b, const pprof_profile *p, size_t max_rows, fi
     }
     pprof_top_free(&top);
     if (b->failed)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return firn_errf(err, FIRN_ETOOBIG, "the table passed its buffer's cap of %zu bytes",
+                         b->max);
     return 0;
 }
 
@@ -297,9 +288,7 @@ static int cmp_pair(const void *x, const void *y)
 /* Both tables joined by function name (each sorted by name first). */
 static struct top_pair *join_tops(pprof_top_report *a, pprof_top_report *c, size_t *n_out)
 {
-    struct top_pair *pairs = malloc((a->n_rows + c->n_rows + 1) * sizeof *pairs);
-    if (!pairs)
-        return NULL;
+    struct top_pair *pairs = firn_xreallocarray(NULL, a->n_rows + c->n_rows + 1, sizeof *pairs);
     firn_sort(a->rows, a->n_rows, sizeof *a->rows, cmp_row_name);
     firn_sort(c->rows, c->n_rows, sizeof *c->rows, cmp_row_name);
     size_t i = 0, k = 0, n = 0;
@@ -341,11 +330,8 @@ int pql_render_top_json(firn_buf *b, const pprof_profile *p, const pprof_profile
     }
     struct top_pair *pairs = NULL;
     size_t n = top.n_rows;
-    if (compare && !(pairs = join_tops(&top, &ctop, &n))) {
-        pprof_top_free(&top);
-        pprof_top_free(&ctop);
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
-    }
+    if (compare)
+        pairs = join_tops(&top, &ctop, &n);
     size_t shown = max_rows && max_rows < n ? max_rows : n;
     firn_buf_puts(b, "{");
     json_type_fields(b, p);
@@ -372,7 +358,8 @@ int pql_render_top_json(firn_buf *b, const pprof_profile *p, const pprof_profile
     pprof_top_free(&top);
     pprof_top_free(&ctop);
     if (b->failed)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return firn_errf(err, FIRN_ETOOBIG, "the table passed its buffer's cap of %zu bytes",
+                         b->max);
     return 0;
 }
 
@@ -672,8 +659,8 @@ static void describe_request(firn_buf *b, const pql_profile_request *r)
 /* Frames to draw: the depth of the deepest one at least SVG_MIN_WIDTH wide
  * (a narrower frame's children are narrower still), and the largest change
  * of a diff, for the color scale. */
-static int svg_measure(const pql_tree *t, double px_per_unit, size_t *max_depth,
-                       double *max_change)
+static void svg_measure(const pql_tree *t, double px_per_unit, size_t *max_depth,
+                        double *max_change)
 {
     struct walk w = {0};
     bool enter;
@@ -694,9 +681,7 @@ static int svg_measure(const pql_tree *t, double px_per_unit, size_t *max_depth,
         if (depth > 0 && change > *max_change)
             *max_change = change;
     }
-    bool oom = w.oom;
     walk_free(&w);
-    return oom ? FIRN_ENOMEM : 0;
 }
 
 int pql_render_svg(firn_buf *b, const pql_tree *t, const pql_svg_options *o)
@@ -714,14 +699,10 @@ int pql_render_svg(firn_buf *b, const pql_tree *t, const pql_svg_options *o)
     double px = total > 0 ? frame_w / (double)total : 0;
     size_t max_depth;
     double max_change;
-    if (svg_measure(t, px, &max_depth, &max_change) < 0) {
-        firn_buf_free(&described);
-        return FIRN_ENOMEM;
-    }
+    svg_measure(t, px, &max_depth, &max_change);
     int top = subtitle ? 56 : 40;
     size_t rows = total > 0 ? max_depth + 1 : 0;
     size_t height = (size_t)top + rows * SVG_FRAME_HEIGHT + 40;
-    bool oom;
 
     firn_buf_printf(b,
                     "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
@@ -742,7 +723,6 @@ int pql_render_svg(firn_buf *b, const pql_tree *t, const pql_svg_options *o)
         xml_text(b, subtitle, (size_t)(frame_w / (SVG_FONT_SIZE * SVG_CHAR_WIDTH)));
         firn_buf_puts(b, "</text>\n");
     }
-    oom = described.failed;
     firn_buf_free(&described);
     firn_buf_printf(b,
                     "<text id=\"unzoom\" class=\"btn hide\" x=\"%d\" y=\"24\">Reset Zoom</text>\n"
@@ -772,16 +752,7 @@ int pql_render_svg(firn_buf *b, const pql_tree *t, const pql_svg_options *o)
                 next_x[depth - 1] += fw;
             continue;
         }
-        if (depth >= next_cap) {
-            size_t cap = next_cap ? next_cap * 2 : 64;
-            double *nx = realloc(next_x, cap * sizeof *nx);
-            if (!nx) {
-                oom = true;
-                break;
-            }
-            next_x = nx;
-            next_cap = cap;
-        }
+        next_x = firn_grow(next_x, depth, &next_cap, sizeof *next_x, 64);
         double x = depth == 0 ? SVG_XPAD : next_x[depth - 1];
         if (depth > 0)
             next_x[depth - 1] += fw;
@@ -801,9 +772,8 @@ int pql_render_svg(firn_buf *b, const pql_tree *t, const pql_svg_options *o)
             xml_text(b, n->name, (size_t)chars);
         firn_buf_puts(b, "</text></g>\n");
     }
-    oom = oom || w.oom;
     walk_free(&w);
     free(next_x);
     firn_buf_puts(b, "</g>\n</svg>\n");
-    return oom ? FIRN_ENOMEM : buf_status(b);
+    return buf_status(b);
 }

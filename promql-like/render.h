@@ -5,9 +5,10 @@
  *
  * Owns only formatting: the tree and the profile come from pql.h's
  * profile queries; nothing here touches the store.  Each renderer appends
- * to b and returns 0, or a negative code (FIRN_ENOMEM when an append
- * failed).  Trees of any depth; names may hold any byte (escaped or
- * replaced as each format needs).
+ * to b and returns 0, or FIRN_ETOOBIG when an append would have passed b's
+ * cap (firn_buf_init; memory running out aborts, as ARCHITECTURE.md's
+ * out-of-memory policy says).  Trees of any depth; names may hold any byte
+ * (escaped or replaced as each format needs).
  */
 #ifndef FIRN_PQL_RENDER_H
 #define FIRN_PQL_RENDER_H

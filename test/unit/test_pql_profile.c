@@ -906,6 +906,22 @@ static void test_max_nodes(void **state)
     diff_values(&t, "main;other", 10, 10, 0, 0);
     assert_null(find(&t, "main;a"));
     pql_tree_free(&t);
+
+    /* a negative self lets children outrank their parent: p 2, p;z 10,
+     * p;z;a 10, m 3.  With one node, a (first of the two ranked 10 by
+     * name) needs p and z, z needs p: both passed over, so the limit is
+     * met below them, by m */
+    static const struct sspec neg[] = {{"p;z;a", 10, NULL}, {"p", -8, NULL}, {"m", 3, NULL}};
+    append_specs(f->db, neg, N(neg), "neg", 1000);
+    req = merge_req(CPU "{job=\"neg\"}", 0, 2000);
+    req.max_nodes = 1;
+    tree_ok(f->db, &req, &t);
+    assert_int_equal(t.total, 5);
+    assert_int_equal(t.root.n_children, 2);
+    values(&t, "m", 3, 3);
+    values(&t, "other", 2, 2);
+    assert_null(find(&t, "p"));
+    pql_tree_free(&t);
 }
 
 /* ---- max_nodes against a reference built here ---------------------------- */

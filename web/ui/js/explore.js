@@ -781,7 +781,10 @@ function draw() {
   renderCrumbs(empty ? null : shown, zoom);
   renderLegend(empty ? null : shown);
   renderCut(empty ? null : base);
-  renderTable(empty ? null : shown, pred);
+  // the top table is built only where it shows: a flame-only view would pay
+  // for every function's row (and its DOM) without showing one
+  if (v === 'flame') $('table-pane').textContent = '';
+  else renderTable(empty ? null : shown, pred);
   if (v === 'sandwich') renderSandwich(empty ? null : base);
   updateDownloads();
 }
