@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t on the stack */
 #include <xxhash.h>
@@ -1019,6 +1020,17 @@ static int apply_floats(struct writer *w, MDB_txn *txn, struct request *rq, int6
     return APPLY_OK;
 }
 
+/* LMDB reports a short write -- the disk filled during it -- as EIO; a
+ * filesystem with no block left is then said to be full, so the log names
+ * the cause a user can act on rather than a hardware fault. */
+static int commit_errno(const tsdb *db, int rc)
+{
+    struct statvfs st;
+    if (rc == EIO && statvfs(db->path, &st) == 0 && (st.f_bavail == 0 || st.f_bfree == 0))
+        return ENOSPC;
+    return rc;
+}
+
 /* Commits the batch, growing the map and retrying when it is full. */
 static void process_batch(struct writer *w, struct request **batch, size_t n)
 {
@@ -1051,7 +1063,7 @@ static void process_batch(struct writer *w, struct request **batch, size_t n)
             continue;
         if (rc != MDB_MAP_FULL)
             firn_errf(&gerr, rc == ENOMEM ? FIRN_ENOMEM : FIRN_EIO, "%s/data.mdb: writing: %s",
-                      db->path, tsdb_strerror(rc));
+                      db->path, tsdb_strerror(commit_errno(db, rc)));
         firn_log(FIRN_LOG_ERROR, "tsdb", "commit failed", "err=\"%s\" appends=%zu", gerr.msg, n);
         for (size_t i = 0; i < n; i++) {
             batch[i]->status = gerr.code ? gerr.code : FIRN_EIO;
