@@ -10,6 +10,7 @@
  * The header values copied go to the caller's arena, within those caps: no
  * allocation here fails (docs/ARCHITECTURE.md, "Memory").
  */
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -275,6 +276,7 @@ int http_multipart_parse(const char *content_type, const char *body, size_t len,
             out[n++] = part;
         d = next;
     }
+    assert(n <= HTTP_MULTIPART_PARTS_MAX);
     *parts = out;
     *n_parts = n;
     return 0;

@@ -1394,9 +1394,10 @@ static void submit_verify(http_server *s, h2o_req_t *req, route *rt, uint64_t st
     job->password = copy + bc->user_len + 1;
     job->password_len = bc->len - bc->user_len - 1;
     memcpy(job->auth_key, bc->key, sizeof job->auth_key);
-    if (submit(s, req, job, &resp))
+    if (submit(s, req, job, &resp)) {
         s->verifies++;
-    else
+        assert(s->verifies <= s->opts.max_password_checks);
+    } else
         finish(s, req, st, req->method.base, req->method.len, req->path_normalized.base,
                req->path_normalized.len, start, &resp, NULL);
 }

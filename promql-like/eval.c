@@ -162,6 +162,8 @@ static void scan_push(struct load_scan *ls, int64_t t_ms, double v)
         ls->cap = ncap;
     }
     assert(ls->n < ls->cap);
+    /* oldest first, as the store scans: last_at_or_before searches them */
+    assert(ls->n == 0 || ls->p[ls->n - 1].t_ms <= t_ms);
     ls->p[ls->n++] = (pql_point){t_ms, v};
 }
 

@@ -17,6 +17,7 @@
  * ends: past it, the result is dropped and the answer is Prometheus's 503
  * "query timed out in expression evaluation".
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -446,6 +447,7 @@ static void handle_series(void *ctx, const http_request *req, http_response *res
         for (size_t i = 0; i < sel.n; i++)
             for (size_t j = 0; j < sets[i].n; j++)
                 all[k++] = &sets[i].series[j];
+        assert(k == n_all);
         respond_list(resp, all, n_all, limit, series_ptr_cmp, write_series);
     } else if (r) {
         web_respond_error(resp, rc == FIRN_ENOMEM ? "internal" : "execution", "%s", err.msg);
@@ -509,6 +511,7 @@ static void respond_label_strings(web_api *api, const http_request *req, http_re
         for (size_t i = 0; i < n_lists; i++)
             for (size_t j = 0; j < lists[i].n; j++)
                 all[k++] = lists[i].v[j];
+        assert(k == n_all);
         respond_list(resp, all, n_all, limit, str_ptr_cmp, write_string);
     } else if (r) {
         web_respond_error(resp, rc == FIRN_ENOMEM ? "internal" : "execution", "%s", err.msg);
