@@ -214,7 +214,7 @@ void http_metrics_write(http_server *s, firn_buf *b);
  * parameters as a URL query: method and path as given, query (raw, without
  * '?') decoded as a request's, body copied, no headers; all in a.  Errors
  * as for a request's query (FIRN_EINVAL naming a malformed escape,
- * FIRN_ETOOBIG past the parameter cap), FIRN_ENOMEM. */
+ * FIRN_ETOOBIG past the parameter cap). */
 int http_request_make(firn_arena *a, const char *method, const char *path, const char *query,
                       size_t query_len, const void *body, size_t body_len, http_request **out,
                       firn_err *err);

@@ -71,7 +71,7 @@ typedef struct http_request_parts {
 /* Build *r from parts, copying everything into a: URL parameters first,
  * then the form body's.  FIRN_EINVAL with Go's message for a malformed
  * escape ("invalid URL escape \"%zz\"") or a ';' separator,
- * FIRN_ETOOBIG past HTTP_PARAMS_MAX parameters, FIRN_ENOMEM. */
+ * FIRN_ETOOBIG past HTTP_PARAMS_MAX parameters. */
 int http_request_build(http_request *r, firn_arena *a, const http_request_parts *parts,
                       firn_err *err);
 

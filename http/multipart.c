@@ -7,7 +7,10 @@
  * outside is capped: the number of parts, the size of a part's header block,
  * the boundary's length (70, RFC 2046).  A body that ends before its closing
  * delimiter is refused, so a truncated upload is never taken for a whole one.
+ * The header values copied go to the caller's arena, within those caps: no
+ * allocation here fails (docs/ARCHITECTURE.md, "Memory").
  */
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -67,8 +70,6 @@ static int header_param(const char *v, size_t len, const char *want, firn_arena 
         if (p < end && *p == '"') {
             p++;
             value = firn_arena_alloc(a, (size_t)(end - p) + 1);
-            if (!value)
-                return firn_errf(err, FIRN_ENOMEM, "out of memory");
             while (p < end && *p != '"') {
                 if (*p == '\\' && p + 1 < end)
                     p++;
@@ -86,8 +87,6 @@ static int header_param(const char *v, size_t len, const char *want, firn_arena 
                 p++;
             value_len = (size_t)(p - start);
             value = firn_arena_strndup(a, start, value_len);
-            if (!value)
-                return firn_errf(err, FIRN_ENOMEM, "out of memory");
         }
         value[value_len] = '\0';
         while (p < end && is_space(*p))
@@ -204,8 +203,6 @@ static int part_headers(const char *p, const char *end, firn_arena *a, http_mult
                 }
             } else if (name_len == 12 && strncasecmp(p, "Content-Type", 12) == 0) {
                 part->content_type = firn_arena_strndup(a, v, vlen);
-                if (!part->content_type)
-                    return firn_errf(err, FIRN_ENOMEM, "out of memory");
             }
         }
         p = next;
@@ -237,8 +234,6 @@ int http_multipart_parse(const char *content_type, const char *body, size_t len,
                          BOUNDARY_MAX);
 
     http_multipart_part *out = firn_arena_calloc(a, HTTP_MULTIPART_PARTS_MAX, sizeof *out);
-    if (!out)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     const char *end = body + len;
     const char *d = find_delimiter(body, end, boundary, blen, true);
     if (!d)
@@ -281,6 +276,7 @@ int http_multipart_parse(const char *content_type, const char *body, size_t len,
             out[n++] = part;
         d = next;
     }
+    assert(n <= HTTP_MULTIPART_PARTS_MAX);
     *parts = out;
     *n_parts = n;
     return 0;

@@ -44,8 +44,6 @@ static int query_unescape(firn_arena *a, const char *s, size_t len, const char *
                           firn_err *err)
 {
     char *dst = firn_arena_alloc(a, len + 1);
-    if (!dst)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory decoding parameters");
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '%') {
@@ -125,12 +123,12 @@ static int param_cmp(const void *x, const void *y)
 
 /* Sort the pairs by name (arrival order within a name) and cut them into
  * groups whose values are contiguous. */
-static int group_params(http_request *r, firn_arena *a, param_list *list, firn_err *err)
+static void group_params(http_request *r, firn_arena *a, param_list *list)
 {
     r->groups = NULL;
     r->n_groups = 0;
     if (list->n == 0)
-        return 0;
+        return;
     firn_sort(list->items, list->n, sizeof list->items[0], param_cmp);
     const char **values = firn_arena_alloc(a, list->n * sizeof *values);
     size_t n_groups = 1;
@@ -138,8 +136,6 @@ static int group_params(http_request *r, firn_arena *a, param_list *list, firn_e
         if (strcmp(list->items[i].name, list->items[i - 1].name) != 0)
             n_groups++;
     http_param_group *groups = firn_arena_alloc(a, n_groups * sizeof *groups);
-    if (!values || !groups)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory grouping parameters");
     size_t g = 0;
     for (size_t i = 0; i < list->n; i++) {
         values[i] = list->items[i].value;
@@ -149,21 +145,21 @@ static int group_params(http_request *r, firn_arena *a, param_list *list, firn_e
         }
         groups[g - 1].n_values++;
     }
+    assert(g == n_groups);
     r->groups = groups;
     r->n_groups = n_groups;
-    return 0;
 }
 
 int http_request_build(http_request *r, firn_arena *a, const http_request_parts *parts,
                       firn_err *err)
 {
+    /* Copies of what h2o holds already, within its caps (and the body
+     * within max_body_bytes): the arena never answers NULL. */
     *r = (http_request){0};
     r->method = firn_arena_strndup(a, parts->method, parts->method_len);
     r->path = firn_arena_strndup(a, parts->path, parts->path_len);
     size_t body_len = parts->body ? parts->body_len : 0;
     char *body = firn_arena_alloc(a, body_len + 1);
-    if (!r->method || !r->path || !body)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory copying the request");
     if (body_len)
         memcpy(body, parts->body, body_len);
     body[body_len] = '\0';
@@ -173,14 +169,10 @@ int http_request_build(http_request *r, firn_arena *a, const http_request_parts 
 
     if (parts->n_headers) {
         r->headers = firn_arena_alloc(a, parts->n_headers * sizeof *r->headers);
-        if (!r->headers)
-            return firn_errf(err, FIRN_ENOMEM, "out of memory copying headers");
         for (size_t i = 0; i < parts->n_headers; i++) {
             const http_header_part *h = &parts->headers[i];
             r->headers[i].name = firn_arena_strndup(a, h->name, h->name_len);
             r->headers[i].value = firn_arena_strndup(a, h->value, h->value_len);
-            if (!r->headers[i].name || !r->headers[i].value)
-                return firn_errf(err, FIRN_ENOMEM, "out of memory copying headers");
         }
         r->n_headers = parts->n_headers;
     }
@@ -194,9 +186,7 @@ int http_request_build(http_request *r, firn_arena *a, const http_request_parts 
         bound = HTTP_PARAMS_MAX;
     param_list list = {0};
     if (bound) {
-        list.items = malloc(bound * sizeof *list.items);
-        if (!list.items)
-            return firn_errf(err, FIRN_ENOMEM, "out of memory parsing parameters");
+        list.items = firn_xreallocarray(NULL, bound, sizeof *list.items);
         list.cap = bound;
     }
     int rc = 0;
@@ -205,7 +195,7 @@ int http_request_build(http_request *r, firn_arena *a, const http_request_parts 
     if (rc == 0 && parts->form_body)
         rc = parse_query(a, body, body_len, &list, err);
     if (rc == 0)
-        rc = group_params(r, a, &list, err);
+        group_params(r, a, &list);
     free(list.items);
     return rc;
 }
@@ -215,8 +205,6 @@ int http_request_make(firn_arena *a, const char *method, const char *path, const
                       firn_err *err)
 {
     http_request *r = firn_arena_alloc(a, sizeof *r);
-    if (!r)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
     const http_request_parts parts = {
         .method = method, .method_len = strlen(method),
         .path = path, .path_len = strlen(path),
@@ -326,9 +314,7 @@ void http_respond_text(http_response *resp, int status, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return;
-    char *body = malloc((size_t)n + 2);
-    if (!body)
-        return;
+    char *body = firn_xmalloc((size_t)n + 2);
     va_start(ap, fmt);
     vsnprintf(body, (size_t)n + 1, fmt, ap);
     va_end(ap);

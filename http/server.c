@@ -547,12 +547,8 @@ http_server *http_new(const http_options *o, firn_err *err)
         opts.max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
     if (!opts.max_password_checks)
         opts.max_password_checks = opts.workers / 4 ? opts.workers / 4 : 1;
-    http_server *s = calloc(1, sizeof *s);
-    if (!s || !(s->listen_address = strdup(opts.listen_address))) {
-        free(s);
-        firn_errf(err, FIRN_ENOMEM, "web: out of memory");
-        return NULL;
-    }
+    http_server *s = firn_xcalloc(1, sizeof *s);
+    s->listen_address = firn_xstrdup(opts.listen_address);
     opts.listen_address = s->listen_address;
     s->opts = opts;
     s->fd = -1;
@@ -645,19 +641,9 @@ int http_route(http_server *s, const char *methods, const char *path, unsigned f
     for (size_t i = 0; i < s->n_routes; i++)
         if (strcmp(s->routes[i]->path, path) == 0)
             return firn_errf(err, FIRN_EEXIST, "web: route %s: already registered", path);
-    if (s->n_routes == s->cap_routes) {
-        size_t cap = s->cap_routes ? s->cap_routes * 2 : 16;
-        route **routes = realloc(s->routes, cap * sizeof *routes);
-        if (!routes)
-            return firn_errf(err, FIRN_ENOMEM, "web: route %s: out of memory", path);
-        s->routes = routes;
-        s->cap_routes = cap;
-    }
-    route *rt = calloc(1, sizeof *rt);
-    if (!rt || !(rt->path = strdup(path))) {
-        free(rt);
-        return firn_errf(err, FIRN_ENOMEM, "web: route %s: out of memory", path);
-    }
+    s->routes = firn_grow(s->routes, s->n_routes, &s->cap_routes, sizeof *s->routes, 16);
+    route *rt = firn_xcalloc(1, sizeof *rt);
+    rt->path = firn_xstrdup(path);
     rt->path_len = strlen(path);
     rt->flags = flags;
     rt->methods = m;
@@ -914,8 +900,11 @@ static void on_setup_too_large(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t
                     : NULL;
     http_job job = {.route = rt};
     firn_err err = {0};
-    if (rt && (rt->flags & HTTP_ROUTE_TOO_LARGE) && (method_bit(req->method) & rt->methods) &&
-        (job.arena = firn_arena_new(0)) && build_request(&job, req, true, &err) == 0) {
+    bool answer = rt && (rt->flags & HTTP_ROUTE_TOO_LARGE) &&
+                  (method_bit(req->method) & rt->methods);
+    if (answer)
+        job.arena = firn_arena_new(0);
+    if (answer && build_request(&job, req, true, &err) == 0) {
         rt->fn(rt->ctx, &job.request, &job.response);
         http_response *resp = &job.response;
         int status = resp->status ? resp->status : 200;
@@ -1191,11 +1180,8 @@ static int build_request(http_job *job, h2o_req_t *req, bool too_large, firn_err
 {
     http_header_part *headers = NULL;
     bool form = false;
-    if (req->headers.size) {
+    if (req->headers.size)   /* h2o holds them already, within its caps */
         headers = firn_arena_alloc(job->arena, req->headers.size * sizeof *headers);
-        if (!headers)
-            return firn_errf(err, FIRN_ENOMEM, "out of memory copying headers");
-    }
     for (size_t i = 0; i < req->headers.size; i++) {
         const h2o_header_t *h = &req->headers.entries[i];
         headers[i] = (http_header_part){h->name->base, h->name->len, h->value.base, h->value.len};
@@ -1271,20 +1257,12 @@ static void dispatch(http_server *s, h2o_req_t *req, uint64_t start)
     }
 
     firn_err err = {0};
-    http_job *job = calloc(1, sizeof *job);
-    if (!job || !(job->arena = firn_arena_new(0))) {
-        free(job);
-        firn_log(FIRN_LOG_WARN, "web", "out of memory", "handler=%s", rt->path);
-        http_respond_text(&resp, 500, "out of memory");
-        FINISH(NULL);
-        return;
-    }
+    http_job *job = firn_xcalloc(1, sizeof *job);
+    job->arena = firn_arena_new(0);
     job->route = rt;
     job->start_ns = start;
     if (build_request(job, req, too_large, &err) < 0) {
-        if (err.code == FIRN_ENOMEM)
-            firn_log(FIRN_LOG_WARN, "web", "out of memory", "handler=%s", rt->path);
-        http_respond_text(&resp, err.code == FIRN_ENOMEM ? 500 : 400, "%s", err.msg);
+        http_respond_text(&resp, 400, "%s", err.msg);
         job_free(job);
         FINISH(NULL);
         return;
@@ -1398,23 +1376,12 @@ static void submit_verify(http_server *s, h2o_req_t *req, route *rt, uint64_t st
                req->path_normalized.len, start, &resp, NULL);
         return;
     }
-    http_job *job = calloc(1, sizeof *job);
-    char *copy = NULL, *method = NULL, *path = NULL;
-    if (job && (job->arena = firn_arena_new(0))) {
-        copy = firn_arena_alloc(job->arena, bc->len + 1);
-        method = firn_arena_strndup(job->arena, req->method.base, req->method.len);
-        path = firn_arena_strndup(job->arena, req->path_normalized.base,
-                                  req->path_normalized.len);
-    }
-    if (!copy || !method || !path) {
-        if (job)
-            job_free(job);
-        firn_log(FIRN_LOG_WARN, "web", "out of memory", "handler=%s", st->handler);
-        http_respond_text(&resp, 500, "out of memory");
-        finish(s, req, st, req->method.base, req->method.len, req->path_normalized.base,
-               req->path_normalized.len, start, &resp, NULL);
-        return;
-    }
+    http_job *job = firn_xcalloc(1, sizeof *job);
+    job->arena = firn_arena_new(0);
+    char *copy = firn_arena_alloc(job->arena, bc->len + 1);
+    char *method = firn_arena_strndup(job->arena, req->method.base, req->method.len);
+    char *path = firn_arena_strndup(job->arena, req->path_normalized.base,
+                                    req->path_normalized.len);
     memcpy(copy, bc->buf, bc->len);
     copy[bc->len] = '\0';
     job->verify = true;
@@ -1427,9 +1394,10 @@ static void submit_verify(http_server *s, h2o_req_t *req, route *rt, uint64_t st
     job->password = copy + bc->user_len + 1;
     job->password_len = bc->len - bc->user_len - 1;
     memcpy(job->auth_key, bc->key, sizeof job->auth_key);
-    if (submit(s, req, job, &resp))
+    if (submit(s, req, job, &resp)) {
         s->verifies++;
-    else
+        assert(s->verifies <= s->opts.max_password_checks);
+    } else
         finish(s, req, st, req->method.base, req->method.len, req->path_normalized.base,
                req->path_normalized.len, start, &resp, NULL);
 }
@@ -1767,12 +1735,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (!sock)
             return;
-        http_conn *c = calloc(1, sizeof *c);  /* h2o asserts an unlinked link is zeroed */
-        if (!c) {
-            firn_log(FIRN_LOG_WARN, "web", "out of memory accepting a connection", NULL);
-            h2o_socket_close(sock);
-            continue;
-        }
+        http_conn *c = firn_xcalloc(1, sizeof *c);  /* h2o asserts an unlinked link is zeroed */
         int one = 1;
         setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c->sock = sock;
@@ -1921,9 +1884,7 @@ int http_start(http_server *s, firn_err *err)
 {
     if (s->started)
         return firn_errf(err, FIRN_EINVAL, "web: already started");
-    s->workers = calloc(s->opts.workers, sizeof *s->workers);
-    if (!s->workers)
-        return firn_errf(err, FIRN_ENOMEM, "web: out of memory");
+    s->workers = firn_xcalloc(s->opts.workers, sizeof *s->workers);
     /* Threads inherit the signal mask: see the top of the file. */
     sigset_t pipe_only, old;
     sigemptyset(&pipe_only);

@@ -135,11 +135,7 @@ static void sb_quote(firn_buf *b, const char *s)
     size_t len = strlen(s);
     char small[256];
     size_t need = firn_go_quote(NULL, s, len);
-    char *q = need <= sizeof small ? small : malloc(need);
-    if (!q) {
-        b->failed = true;
-        return;
-    }
+    char *q = need <= sizeof small ? small : firn_xmalloc(need);
     firn_go_quote(q, s, len);
     firn_buf_append(b, q, need);
     if (q != small)
@@ -289,7 +285,7 @@ static void format_node(firn_buf *b, const pql_expr *e, int indent)
     }
 }
 
-/* A malloc'd string (free it with free()), or NULL when out of memory. */
+/* A malloc'd string (free it with free()); never NULL. */
 char *pql_format_ast(const pql_query *q)
 {
     firn_buf b = {0};

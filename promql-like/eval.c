@@ -170,6 +170,8 @@ static void push_point(struct load_scan *ls, int64_t t_ms, double v)
 {
     struct ctx *c = ls->c;
     c->scratch = firn_grow(c->scratch, ls->n, &c->scratch_cap, sizeof *c->scratch, 512);
+    /* oldest first, as the store scans: last_at_or_before searches them */
+    assert(ls->n == 0 || c->scratch[ls->n - 1].t_ms <= t_ms);
     c->scratch[ls->n++] = (pql_point){t_ms, v};
 }
 
@@ -194,8 +196,7 @@ static int load_block(void *arg, const tsdb_block *b)
                 verdict = stack_passes(ls->node->sel.filters, ls->node->sel.n_filters, names, n)
                               ? 1
                               : 2;
-                if (firn_u64map_put(ls->verdicts, key, verdict, NULL) < 0)
-                    return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+                firn_u64map_put(ls->verdicts, key, verdict, NULL);
             }
             if (verdict == 1)
                 sum = pprof_add_sat(sum, b->values[i]);
@@ -246,11 +247,9 @@ static int load_selector(struct ctx *c, const pql_expr *node, int64_t start, int
         out->set.n = kept;
     }
     out->s = firn_arena_calloc(c->load_arena, out->set.n + 1, sizeof *out->s);
-    if (!out->s)
-        return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
     firn_u64map verdicts = {0};
-    if (node->sel.n_filters && firn_u64map_init(&verdicts, 1024) < 0)
-        return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+    if (node->sel.n_filters)
+        firn_u64map_init(&verdicts, 1024);
     int rc = 0;
     for (size_t i = 0; i < out->set.n && !rc; i++) {
         struct load_scan ls = {.c = c, .node = node, .verdicts = &verdicts};
@@ -264,8 +263,6 @@ static int load_selector(struct ctx *c, const pql_expr *node, int64_t start, int
         out->s[i].nameless = labels_filter(c->load_arena, out->set.series[i].labels,
                                            out->set.series[i].n_labels, &out->s[i].n_nameless,
                                            true, NULL, 0, false);
-        if (!out->s[i].nameless && !rc)
-            rc = firn_errf(c->err, FIRN_ENOMEM, "out of memory");
         out->s[i].points = firn_arena_alloc(c->load_arena, (ls.n ? ls.n : 1) * sizeof(pql_point));
         if (ls.n)
             memcpy(out->s[i].points, c->scratch, ls.n * sizeof(pql_point));
@@ -317,13 +314,12 @@ static bool in_list(const char *name, const char **list, size_t n)
     return false;
 }
 
-/* Copy of labels keeping those for which keep() holds. */
+/* Copy of labels keeping those for which keep() holds.  The n labels are
+ * in memory already, so the arena never answers NULL. */
 static firn_label *labels_filter(firn_arena *a, const firn_label *l, size_t n, size_t *out_n,
                                  bool drop_name, const char **list, size_t n_list, bool only)
 {
     firn_label *out = firn_arena_alloc(a, (n ? n : 1) * sizeof *out);
-    if (!out)
-        return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         bool listed = in_list(l[i].name, list, n_list);
@@ -371,12 +367,11 @@ static int cmp_sample(const void *x, const void *y)
 
 static int eval(struct ctx *c, const pql_expr *e, int64_t t, struct value *out);
 
+/* Room for n samples, n the size of a vector already in memory (never
+ * NULL). */
 static struct sample *samples_alloc(struct ctx *c, size_t n)
 {
-    struct sample *s = firn_arena_alloc(c->step, (n ? n : 1) * sizeof *s);
-    if (!s)
-        firn_errf(c->err, FIRN_ENOMEM, "out of memory");
-    return s;
+    return firn_arena_alloc(c->step, (n ? n : 1) * sizeof(struct sample));
 }
 
 /* Index of the last point with t_ms <= t, or -1. */
@@ -422,8 +417,6 @@ static int eval_vector_selector(struct ctx *c, const pql_expr *e, int64_t t, str
     struct loaded *l = find_loaded(c, e);
     out->type = PQL_TYPE_VECTOR;
     out->s = samples_alloc(c, l->n);
-    if (!out->s)
-        return FIRN_ENOMEM;
     int64_t at = t - e->sel.offset_ms;
     for (size_t i = 0; i < l->n; i++) {
         long k = seek_at_or_before(&l->s[i], at, &l->s[i].hint_end);
@@ -482,8 +475,7 @@ static int eval_scalar_call(struct ctx *c, const pql_expr *e, int64_t t, struct 
         return rc;
     assert(arg.type == PQL_TYPE_SCALAR);
     out->type = PQL_TYPE_VECTOR;
-    if (!(out->s = samples_alloc(c, 1)))
-        return FIRN_ENOMEM;
+    out->s = samples_alloc(c, 1);
     out->s[0] = (struct sample){.v = arg.scalar, .stable = true};
     out->n = 1;
     return 0;
@@ -504,8 +496,6 @@ static int eval_call(struct ctx *c, const pql_expr *e, int64_t t, struct value *
     double range_s = (double)arg->sel.range_ms / 1000.0;
     out->type = PQL_TYPE_VECTOR;
     out->s = samples_alloc(c, l->n);
-    if (!out->s)
-        return FIRN_ENOMEM;
     for (size_t i = 0; i < l->n; i++) {
         struct loaded_series *ls = &l->s[i];
         long hi = seek_at_or_before(ls, end, &ls->hint_end);
@@ -581,8 +571,8 @@ static int cmp_asc(const void *x, const void *y)
 
 /* The group labels and signature of a sample under aggregation e; for a
  * stable label set they are computed once per query and remembered. */
-static int group_key(struct ctx *c, const pql_expr *e, const struct sample *s,
-                     firn_label **labels, size_t *n, uint64_t *sig)
+static void group_key(struct ctx *c, const pql_expr *e, const struct sample *s,
+                      firn_label **labels, size_t *n, uint64_t *sig)
 {
     uint64_t key = 0;
     uint32_t idx;
@@ -593,28 +583,18 @@ static int group_key(struct ctx *c, const pql_expr *e, const struct sample *s,
             *labels = c->memo[idx].labels;
             *n = c->memo[idx].n_labels;
             *sig = c->memo[idx].sig;
-            return 0;
+            return;
         }
     }
     firn_arena *a = s->stable ? c->load_arena : c->step;
     *labels = labels_filter(a, s->labels, s->n_labels, n, e->agg.without, e->agg.labels,
                             e->agg.n_labels, !e->agg.without);
-    if (!*labels)
-        return FIRN_ENOMEM;
     *sig = labels_sig(*labels, *n);
     if (!s->stable)
-        return 0;
-    if (c->n_memo == c->cap_memo) {
-        size_t ncap = c->cap_memo ? c->cap_memo * 2 : 256;
-        struct group_memo *nm = realloc(c->memo, ncap * sizeof *nm);
-        if (!nm)
-            return 0;   /* not remembered; still correct */
-        c->memo = nm;
-        c->cap_memo = ncap;
-    }
+        return;
+    c->memo = firn_grow(c->memo, c->n_memo, &c->cap_memo, sizeof *c->memo, 256);
     if (firn_u64map_put(&c->memo_index, key, (uint32_t)c->n_memo, &idx) == 1)
         c->memo[c->n_memo++] = (struct group_memo){e, s->labels, *labels, *n, *sig};
-    return 0;
 }
 
 static int eval_aggregate(struct ctx *c, const pql_expr *e, int64_t t, struct value *out)
@@ -632,26 +612,16 @@ static int eval_aggregate(struct ctx *c, const pql_expr *e, int64_t t, struct va
     out->type = PQL_TYPE_VECTOR;
     struct group *g = firn_arena_alloc(c->step, (in.n ? in.n : 1) * sizeof *g);
     size_t *group_of = firn_arena_alloc(c->step, (in.n ? in.n : 1) * sizeof *group_of);
-    firn_u64map map = {0};
-    if (!g || !group_of || firn_u64map_init(&map, in.n) < 0) {
-        firn_u64map_destroy(&map);
-        return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
-    }
+    firn_u64map map;
+    firn_u64map_init(&map, in.n);
     size_t ng = 0;
     for (size_t i = 0; i < in.n; i++) {
         size_t nl;
         firn_label *gl;
         uint64_t sig;
-        if (group_key(c, e, &in.s[i], &gl, &nl, &sig) < 0) {
-            firn_u64map_destroy(&map);
-            return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
-        }
+        group_key(c, e, &in.s[i], &gl, &nl, &sig);
         uint32_t idx;
         int r = firn_u64map_put(&map, sig, (uint32_t)ng, &idx);
-        if (r < 0) {
-            firn_u64map_destroy(&map);
-            return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
-        }
         double v = in.s[i].v;
         if (r == 1) {
             idx = (uint32_t)ng++;
@@ -669,13 +639,12 @@ static int eval_aggregate(struct ctx *c, const pql_expr *e, int64_t t, struct va
         }
         group_of[i] = idx;
     }
+    assert(ng <= in.n);
     firn_u64map_destroy(&map);
     if (e->agg.op == PQL_AGG_TOPK || e->agg.op == PQL_AGG_BOTTOMK) {
         /* per group, its members sorted; keep the first k */
         out->s = samples_alloc(c, in.n);
         struct sample *tmp = samples_alloc(c, in.n);
-        if (!out->s || !tmp)
-            return FIRN_ENOMEM;
         long kk = isnan(k) || k < 1 ? 0 : k > (double)in.n ? (long)in.n : (long)k;
         for (size_t gi = 0; gi < ng && kk > 0; gi++) {
             size_t m = 0;
@@ -689,8 +658,6 @@ static int eval_aggregate(struct ctx *c, const pql_expr *e, int64_t t, struct va
         return 0;
     }
     out->s = samples_alloc(c, ng);
-    if (!out->s)
-        return FIRN_ENOMEM;
     for (size_t i = 0; i < ng; i++) {
         double v = g[i].v;
         if (e->agg.op == PQL_AGG_AVG)
@@ -756,8 +723,6 @@ static int eval_binary(struct ctx *c, const pql_expr *e, int64_t t, struct value
         const struct value *vec = scalar_left ? &r : &l;
         double sc = scalar_left ? l.scalar : r.scalar;
         out->s = samples_alloc(c, vec->n);
-        if (!out->s)
-            return FIRN_ENOMEM;
         for (size_t i = 0; i < vec->n; i++) {
             double a = scalar_left ? sc : vec->s[i].v, b = scalar_left ? vec->s[i].v : sc;
             double v = apply(e->bin.op, a, b, &keep);
@@ -770,45 +735,33 @@ static int eval_binary(struct ctx *c, const pql_expr *e, int64_t t, struct value
                     v = vec->s[i].v;   /* the vector's value, on either side */
             }
             struct sample *s = &out->s[out->n];
-            if (!(s->labels = result_labels(c, e, &vec->s[i], false, &s->n_labels)))
-                return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
+            s->labels = result_labels(c, e, &vec->s[i], false, &s->n_labels);
             s->v = v;
             out->n++;
         }
         return 0;
     }
     /* vector-vector, one-to-one on the matching labels */
-    firn_u64map rmap = {0};
-    if (firn_u64map_init(&rmap, r.n) < 0)
-        return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
-    uint64_t *lsig = firn_arena_alloc(c->step, (l.n ? l.n : 1) * sizeof *lsig);
+    firn_u64map rmap, seen;
+    firn_u64map_init(&rmap, r.n);
+    firn_u64map_init(&seen, l.n);
     out->s = samples_alloc(c, l.n);
-    rc = !lsig || !out->s ? firn_errf(c->err, FIRN_ENOMEM, "out of memory") : 0;
+    rc = 0;
     for (size_t i = 0; i < r.n && !rc; i++) {
         size_t n;
         firn_label *m = labels_filter(c->step, r.s[i].labels, r.s[i].n_labels, &n, true,
                                       e->bin.labels, e->bin.n_labels, e->bin.on);
         uint32_t have;
-        int put = m ? firn_u64map_put(&rmap, labels_sig(m, n), (uint32_t)i, &have) : -1;
-        if (put < 0)
-            rc = firn_errf(c->err, FIRN_ENOMEM, "out of memory");
-        else if (put == 0)
+        if (firn_u64map_put(&rmap, labels_sig(m, n), (uint32_t)i, &have) == 0)
             rc = firn_errf(c->err, FIRN_EINVAL,
                            "%d:%d: found duplicate series for the match group on the right "
                            "hand-side of the operation; many-to-many matching not allowed",
                            e->line, e->col);
     }
-    firn_u64map seen = {0};
-    if (!rc && firn_u64map_init(&seen, l.n) < 0)
-        rc = firn_errf(c->err, FIRN_ENOMEM, "out of memory");
     for (size_t i = 0; i < l.n && !rc; i++) {
         size_t n;
         firn_label *m = labels_filter(c->step, l.s[i].labels, l.s[i].n_labels, &n, true,
                                       e->bin.labels, e->bin.n_labels, e->bin.on);
-        if (!m) {
-            rc = firn_errf(c->err, FIRN_ENOMEM, "out of memory");
-            break;
-        }
         uint64_t sig = labels_sig(m, n);
         uint32_t ri, dup;
         if (!firn_u64map_get(&rmap, sig, &ri))
@@ -828,10 +781,7 @@ static int eval_binary(struct ctx *c, const pql_expr *e, int64_t t, struct value
                 continue;
         }
         struct sample *s = &out->s[out->n];
-        if (!(s->labels = result_labels(c, e, &l.s[i], true, &s->n_labels))) {
-            rc = firn_errf(c->err, FIRN_ENOMEM, "out of memory");
-            break;
-        }
+        s->labels = result_labels(c, e, &l.s[i], true, &s->n_labels);
         s->v = v;
         out->n++;
     }
@@ -878,8 +828,6 @@ static int eval(struct ctx *c, const pql_expr *e, int64_t t, struct value *out)
             size_t n;
             firn_label *l = labels_filter(c->step, out->s[i].labels, out->s[i].n_labels, &n,
                                           true, NULL, 0, false);
-            if (!l)
-                return firn_errf(c->err, FIRN_ENOMEM, "out of memory");
             out->s[i].labels = l;
             out->s[i].n_labels = n;
             out->s[i].v = -out->s[i].v;
@@ -921,22 +869,19 @@ static int ctx_init(struct ctx *c, tsdb_reader *r, const pql_query *q, int64_t s
     c->max_points = opts && opts->max_samples ? opts->max_samples : PQL_MAX_SAMPLES_DEFAULT;
     size_t n = 0;
     count_selectors(q->root, &n);
-    c->sel = calloc(n + 1, sizeof *c->sel);
+    c->sel = firn_xcalloc(n + 1, sizeof *c->sel);
     c->load_arena = firn_arena_new(0);
     c->step = firn_arena_new(0);
-    if (!c->sel || !c->load_arena || !c->step || firn_u64map_init(&c->memo_index, 256) < 0)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    firn_u64map_init(&c->memo_index, 256);
     return load_all(c, q->root, start, end);
 }
 
 static firn_label *copy_labels(firn_arena *a, const firn_label *l, size_t n)
 {
     firn_label *out = firn_arena_alloc(a, (n ? n : 1) * sizeof *out);
-    for (size_t i = 0; out && i < n; i++) {
-        out[i].name = firn_arena_strndup(a, l[i].name, strlen(l[i].name));
-        out[i].value = firn_arena_strndup(a, l[i].value, strlen(l[i].value));
-        if (!out[i].name || !out[i].value)
-            return NULL;
+    for (size_t i = 0; i < n; i++) {
+        out[i].name = firn_arena_strdup(a, l[i].name);
+        out[i].value = firn_arena_strdup(a, l[i].value);
     }
     return out;
 }
@@ -963,17 +908,16 @@ int pql_eval_instant(tsdb_reader *r, const pql_query *q, int64_t t_ms,
         rc = eval(&c, q->root, t_ms, &v);
     if (!rc && v.type == PQL_TYPE_VECTOR)
         rc = check_vector(&c, &v);
-    if (!rc && !(out->arena = firn_arena_new(0)))
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
     if (rc) {
         ctx_free(&c);
         return rc < 0 ? rc : FIRN_EIO;
     }
+    out->arena = firn_arena_new(0);
     out->type = v.type;
     out->t_ms = t_ms;
     out->scalar = v.scalar;
     if (v.type == PQL_TYPE_STRING)
-        out->string = firn_arena_strndup(out->arena, v.string, strlen(v.string));
+        out->string = firn_arena_strdup(out->arena, v.string);
     if (v.type == PQL_TYPE_VECTOR && count_points(&c, v.n) < 0) {
         ctx_free(&c);
         pql_result_free(out);
@@ -982,14 +926,13 @@ int pql_eval_instant(tsdb_reader *r, const pql_query *q, int64_t t_ms,
     if (v.type == PQL_TYPE_VECTOR || v.type == PQL_TYPE_MATRIX) {
         size_t n = v.type == PQL_TYPE_VECTOR ? v.n : v.matrix->n;
         out->series = firn_arena_calloc(out->arena, n + 1, sizeof *out->series);
-        for (size_t i = 0; out->series && i < n; i++) {
+        for (size_t i = 0; i < n; i++) {
             pql_series *s = &out->series[out->n_series];
             if (v.type == PQL_TYPE_VECTOR) {
                 s->labels = copy_labels(out->arena, v.s[i].labels, v.s[i].n_labels);
                 s->n_labels = v.s[i].n_labels;
                 s->points = firn_arena_alloc(out->arena, sizeof *s->points);
-                if (s->points)
-                    *s->points = (pql_point){t_ms, v.s[i].v};
+                *s->points = (pql_point){t_ms, v.s[i].v};
                 s->n_points = 1;
             } else {
                 /* a range selector's raw points in (t - range, t] */
@@ -1008,13 +951,7 @@ int pql_eval_instant(tsdb_reader *r, const pql_query *q, int64_t t_ms,
                     return FIRN_ETOOBIG;
                 }
                 s->points = firn_arena_alloc(out->arena, s->n_points * sizeof *s->points);
-                if (s->points)
-                    memcpy(s->points, ls->points + lo, s->n_points * sizeof *s->points);
-            }
-            if (!s->labels || !s->points) {
-                ctx_free(&c);
-                pql_result_free(out);
-                return firn_errf(err, FIRN_ENOMEM, "out of memory");
+                memcpy(s->points, ls->points + lo, s->n_points * sizeof *s->points);
             }
             out->n_series++;
         }
@@ -1046,13 +983,10 @@ int pql_eval_range(tsdb_reader *r, const pql_query *q, int64_t start_ms, int64_t
     struct ctx c;
     int rc = ctx_init(&c, r, q, start_ms, end_ms, opts, err);
     out->arena = firn_arena_new(0);
-    if (!rc && !out->arena)
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-    firn_u64map index = {0};
+    firn_u64map index;
+    firn_u64map_init(&index, 64);
     struct range_series *rs = NULL;
     size_t n_rs = 0, cap_rs = 0;
-    if (!rc && firn_u64map_init(&index, 64) < 0)
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
     for (int64_t t = start_ms; !rc && t <= end_ms; t += step_ms) {
         struct value v;
         if ((rc = eval(&c, q->root, t, &v)) || (v.type == PQL_TYPE_VECTOR &&
@@ -1061,44 +995,22 @@ int pql_eval_range(tsdb_reader *r, const pql_query *q, int64_t start_ms, int64_t
         struct sample scalar = {NULL, 0, v.scalar, false};
         struct sample *s = v.type == PQL_TYPE_SCALAR ? &scalar : v.s;
         size_t n = v.type == PQL_TYPE_SCALAR ? 1 : v.n;
-        for (size_t i = 0; i < n && !rc; i++) {
+        for (size_t i = 0; i < n; i++) {
             uint64_t sig = labels_sig(s[i].labels, s[i].n_labels);
             uint32_t idx;
-            int put = firn_u64map_put(&index, sig, (uint32_t)n_rs, &idx);
-            if (put < 0) {
-                rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-                break;
-            }
-            if (put == 1) {
-                if (n_rs == cap_rs) {
-                    size_t ncap = cap_rs ? cap_rs * 2 : 64;
-                    struct range_series *nr = realloc(rs, ncap * sizeof *nr);
-                    if (!nr) {
-                        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-                        break;
-                    }
-                    rs = nr;
-                    cap_rs = ncap;
-                }
+            if (firn_u64map_put(&index, sig, (uint32_t)n_rs, &idx) == 1) {
+                rs = firn_grow(rs, n_rs, &cap_rs, sizeof *rs, 64);
                 idx = (uint32_t)n_rs++;
                 rs[idx] = (struct range_series){
                     .labels = copy_labels(out->arena, s[i].labels, s[i].n_labels),
                     .n_labels = s[i].n_labels};
-                if (!rs[idx].labels) {
-                    rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-                    break;
-                }
             }
             struct range_series *x = &rs[idx];
             if ((rc = count_points(&c, 1)) < 0)
                 break;
-            if (x->n == x->cap) {
+            if (x->n == x->cap) {   /* in the result's arena, where the points stay */
                 size_t ncap = x->cap ? x->cap * 2 : 16;
                 pql_point *np = firn_arena_alloc(out->arena, ncap * sizeof *np);
-                if (!np) {
-                    rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-                    break;
-                }
                 if (x->n)
                     memcpy(np, x->p, x->n * sizeof *np);
                 x->p = np;
@@ -1108,31 +1020,26 @@ int pql_eval_range(tsdb_reader *r, const pql_query *q, int64_t start_ms, int64_t
         }
         /* the step's values are done with: start its arena over */
         firn_arena_free(c.step);
-        if (!(c.step = firn_arena_new(0)) && !rc)
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+        c.step = firn_arena_new(0);
     }
     firn_u64map_destroy(&index);
     if (!rc) {
         out->type = PQL_TYPE_MATRIX;
         out->series = firn_arena_calloc(out->arena, n_rs + 1, sizeof *out->series);
-        if (!out->series)
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-        for (size_t i = 0; !rc && i < n_rs; i++)
+        for (size_t i = 0; i < n_rs; i++)
             out->series[i] = (pql_series){rs[i].labels, rs[i].n_labels, rs[i].p, rs[i].n};
-        out->n_series = rc ? 0 : n_rs;
-        if (!rc && n_rs > 1) {
+        out->n_series = n_rs;
+        if (n_rs > 1) {
             /* sort by labels, as Prometheus returns them */
-            struct sample *tmp = calloc(n_rs, sizeof *tmp);
-            pql_series *sorted = calloc(n_rs, sizeof *sorted);
-            if (tmp && sorted) {
-                for (size_t i = 0; i < n_rs; i++)
-                    tmp[i] = (struct sample){out->series[i].labels, out->series[i].n_labels,
-                                             (double)i, false};
-                firn_sort(tmp, n_rs, sizeof *tmp, cmp_sample);
-                for (size_t i = 0; i < n_rs; i++)
-                    sorted[i] = out->series[(size_t)tmp[i].v];
-                memcpy(out->series, sorted, n_rs * sizeof *sorted);
-            }
+            struct sample *tmp = firn_xcalloc(n_rs, sizeof *tmp);
+            pql_series *sorted = firn_xcalloc(n_rs, sizeof *sorted);
+            for (size_t i = 0; i < n_rs; i++)
+                tmp[i] = (struct sample){out->series[i].labels, out->series[i].n_labels,
+                                         (double)i, false};
+            firn_sort(tmp, n_rs, sizeof *tmp, cmp_sample);
+            for (size_t i = 0; i < n_rs; i++)
+                sorted[i] = out->series[(size_t)tmp[i].v];
+            memcpy(out->series, sorted, n_rs * sizeof *sorted);
             free(tmp);
             free(sorted);
         }

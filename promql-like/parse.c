@@ -103,7 +103,6 @@ typedef struct parser {
     bool have_ahead;
     int depth;              /* parse_unary recursion */
     bool failed;
-    int code;
     firn_arena *arena;
     node *selectors;        /* every selector holding matchers */
     firn_err *err;
@@ -123,18 +122,7 @@ __attribute__((format(printf, 4, 5))) static int fail_at(parser *p, int line, in
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     p->failed = true;
-    p->code = FIRN_EINVAL;
     firn_errf(p->err, FIRN_EINVAL, "%d:%d: %s", line, col, msg);
-    return -1;
-}
-
-static int out_of_memory(parser *p)
-{
-    if (p->failed)
-        return -1;
-    p->failed = true;
-    p->code = FIRN_ENOMEM;
-    firn_errf(p->err, FIRN_ENOMEM, "query: out of memory");
     return -1;
 }
 
@@ -380,11 +368,6 @@ static void lex_string(parser *p, token *t)
     while (end < p->len && p->text[end] != quote && (raw || p->text[end] != '\n'))
         end += (!raw && p->text[end] == '\\' && end + 1 < p->len) ? 2 : 1;
     char *out = firn_arena_alloc(p->arena, end - p->pos);
-    if (!out) {
-        t->type = T_ERROR;
-        out_of_memory(p);
-        return;
-    }
     size_t at = p->pos + 1, o = 0;
     while (at < end) {
         unsigned char c = (unsigned char)p->text[at];
@@ -479,11 +462,6 @@ static void lex_number_or_duration(parser *p, token *t)
     if (!is_alnum(peek_byte(p, end))) {
         size_t n = end - p->pos;
         char *copy = firn_arena_strndup(p->arena, p->text + p->pos, n), *stop;
-        if (!copy) {
-            t->type = T_ERROR;
-            out_of_memory(p);
-            return;
-        }
         t->number = strtod(copy, &stop);
         if (*stop) {
             lex_fail(p, t, "bad number or duration syntax: \"%.*s\"", (int)(n > 64 ? 64 : n),
@@ -720,13 +698,12 @@ static bool is_word(const parser *p, const token *t, const char *word)
 
 /* ---- building nodes ------------------------------------------------------------ */
 
+/* Allocations below are in the parser's arena, sized by a query of at most
+ * PQL_QUERY_MAX bytes: they never answer NULL (model/alloc.h). */
+
 static pql_expr *new_node(parser *p, pql_kind kind, int line, int col)
 {
     node *n = firn_arena_calloc(p->arena, 1, sizeof *n);
-    if (!n) {
-        out_of_memory(p);
-        return NULL;
-    }
     n->expr.kind = kind;
     n->expr.line = line;
     n->expr.col = col;
@@ -761,28 +738,22 @@ typedef struct ptr_vec {
     size_t n, cap;
 } ptr_vec;
 
-static int vec_push(parser *p, ptr_vec *v, void *item)
+static void vec_push(parser *p, ptr_vec *v, void *item)
 {
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 4;
         void **items = firn_arena_alloc(p->arena, cap * sizeof *items);
-        if (!items)
-            return out_of_memory(p);
         if (v->n)
             memcpy(items, v->items, v->n * sizeof *items);
         v->items = items;
         v->cap = cap;
     }
     v->items[v->n++] = item;
-    return 0;
 }
 
 static char *token_text(parser *p, const token *t)
 {
-    char *s = firn_arena_strndup(p->arena, p->text + t->pos, t->end - t->pos);
-    if (!s)
-        out_of_memory(p);
-    return s;
+    return firn_arena_strndup(p->arena, p->text + t->pos, t->end - t->pos);
 }
 
 /* ---- selectors --------------------------------------------------------------- */
@@ -794,14 +765,12 @@ typedef struct raw_matcher {
     int line, col;
 } raw_matcher;
 
-static int add_raw(parser *p, ptr_vec *v, firn_match_type type, const char *name,
-                   const char *value, const token *at)
+static void add_raw(parser *p, ptr_vec *v, firn_match_type type, const char *name,
+                    const char *value, const token *at)
 {
     raw_matcher *m = firn_arena_alloc(p->arena, sizeof *m);
-    if (!m)
-        return out_of_memory(p);
     *m = (raw_matcher){type, name, value, at->line, at->col};
-    return vec_push(p, v, m);
+    vec_push(p, v, m);
 }
 
 /* The matchers between braces; the current token is "{". */
@@ -816,7 +785,7 @@ static int parse_matchers(parser *p, ptr_vec *raw)
             return unexpected(p, "label matching", "identifier or \"}\"");
         token name = p->tok;
         const char *label = name.type == T_STRING ? name.str : token_text(p, &name);
-        if (!label || advance(p) < 0)
+        if (advance(p) < 0)
             return -1;
         firn_match_type type;
         switch (p->tok.type) {
@@ -828,8 +797,7 @@ static int parse_matchers(parser *p, ptr_vec *raw)
             if (name.type != T_STRING)
                 return unexpected(p, "label matching", "label matching operator");
             /* {"metric.name"}: a quoted metric name (Prometheus 3). */
-            if (add_raw(p, raw, FIRN_MATCH_EQ, FIRN_LABEL_NAME, label, &name) < 0)
-                return -1;
+            add_raw(p, raw, FIRN_MATCH_EQ, FIRN_LABEL_NAME, label, &name);
             goto next;
         }
         if (name.type == T_STRING && !*label)
@@ -838,7 +806,8 @@ static int parse_matchers(parser *p, ptr_vec *raw)
             return -1;
         if (p->tok.type != T_STRING)
             return unexpected(p, "label matching", "string");
-        if (add_raw(p, raw, type, label, p->tok.str, &name) < 0 || advance(p) < 0)
+        add_raw(p, raw, type, label, p->tok.str, &name);
+        if (advance(p) < 0)
             return -1;
     next:
         if (p->tok.type == T_COMMA) {
@@ -856,13 +825,11 @@ static pql_expr *parse_selector(parser *p, bool with_name)
 {
     token start = p->tok;
     pql_expr *e = new_node(p, PQL_VECTOR_SELECTOR, start.line, start.col);
-    if (!e)
-        return NULL;
     ptr_vec raw = {0};
     if (with_name) {
-        if (!(e->sel.name = token_text(p, &start)) ||
-            add_raw(p, &raw, FIRN_MATCH_EQ, FIRN_LABEL_NAME, e->sel.name, &start) < 0 ||
-            advance(p) < 0)
+        e->sel.name = token_text(p, &start);
+        add_raw(p, &raw, FIRN_MATCH_EQ, FIRN_LABEL_NAME, e->sel.name, &start);
+        if (advance(p) < 0)
             return NULL;
     }
     if (p->tok.type == T_LBRACE && parse_matchers(p, &raw) < 0)
@@ -884,8 +851,6 @@ static pql_expr *parse_selector(parser *p, bool with_name)
                                         sizeof *e->sel.matchers);
     e->sel.filters = firn_arena_calloc(p->arena, n_filters ? n_filters : 1,
                                        sizeof *e->sel.filters);
-    if (!e->sel.matchers || !e->sel.filters)
-        return out_of_memory(p), NULL;
     /* On the list before the first matcher, so an error frees them all. */
     node_of(e)->next_selector = p->selectors;
     p->selectors = node_of(e);
@@ -896,10 +861,7 @@ static pql_expr *parse_selector(parser *p, bool with_name)
         firn_matcher *m = filter ? &e->sel.filters[e->sel.n_filters]
                                  : &e->sel.matchers[e->sel.n_matchers];
         firn_err err = {0};
-        int rc = firn_matcher_init(m, r->type, r->name, r->value, &err);
-        if (rc == FIRN_ENOMEM)
-            return out_of_memory(p), NULL;
-        if (rc < 0)
+        if (firn_matcher_init(m, r->type, r->name, r->value, &err) < 0)
             return fail_at(p, r->line, r->col, "%s", err.msg), NULL;
         if (filter)
             e->sel.n_filters++;
@@ -1003,7 +965,8 @@ static int parse_labels(parser *p, const char ***labels, size_t *n)
             label = p->tok.str;
         else
             return unexpected(p, "grouping opts", "label");
-        if (!label || vec_push(p, &v, (void *)label) < 0 || advance(p) < 0)
+        vec_push(p, &v, (void *)label);
+        if (advance(p) < 0)
             return -1;
         if (p->tok.type == T_COMMA) {
             if (advance(p) < 0)
@@ -1026,8 +989,9 @@ static int parse_args(parser *p, const char *where, ptr_vec *args)
         return -1;
     while (p->tok.type != T_RPAREN) {
         pql_expr *arg = parse_expr(p, 0);
-        if (!arg || vec_push(p, args, arg) < 0)
+        if (!arg)
             return -1;
+        vec_push(p, args, arg);
         if (p->tok.type == T_COMMA) {
             if (advance(p) < 0)
                 return -1;
@@ -1092,7 +1056,7 @@ static int parse_grouping(parser *p, pql_expr *e)
 static pql_expr *parse_aggregate(parser *p, int which)
 {
     pql_expr *e = new_node(p, PQL_AGGREGATE, p->tok.line, p->tok.col);
-    if (!e || advance(p) < 0)
+    if (advance(p) < 0)
         return NULL;
     e->agg.op = AGGREGATIONS[which].op;
     bool grouped = is_word(p, &p->tok, "by") || is_word(p, &p->tok, "without");
@@ -1134,7 +1098,7 @@ static pql_expr *parse_call(parser *p)
                        show(shown, p->text + name.pos, len)),
                NULL;
     pql_expr *e = new_node(p, PQL_CALL, name.line, name.col);
-    if (!e || advance(p) < 0)
+    if (advance(p) < 0)
         return NULL;
     e->call.fn = FUNCTIONS[fn].fn;
     ptr_vec args = {0};
@@ -1167,18 +1131,16 @@ static pql_expr *parse_primary(parser *p)
     pql_expr *e;
     switch (t.type) {
     case T_NUMBER:
-        if (!(e = new_node(p, PQL_NUMBER, t.line, t.col)))
-            return NULL;
+        e = new_node(p, PQL_NUMBER, t.line, t.col);
         e->number = t.number;
         return advance(p) < 0 ? NULL : e;
     case T_STRING:
-        if (!(e = new_node(p, PQL_STRING, t.line, t.col)))
-            return NULL;
+        e = new_node(p, PQL_STRING, t.line, t.col);
         e->string = t.str;
         return advance(p) < 0 ? NULL : e;
     case T_LPAREN:
-        if (!(e = new_node(p, PQL_PAREN, t.line, t.col)) || advance(p) < 0 ||
-            !(e->unary.expr = parse_expr(p, 0)))
+        e = new_node(p, PQL_PAREN, t.line, t.col);
+        if (advance(p) < 0 || !(e->unary.expr = parse_expr(p, 0)))
             return NULL;
         if (p->tok.type != T_RPAREN)
             return unexpected(p, "paren expression", "\")\""), NULL;
@@ -1233,8 +1195,7 @@ static pql_expr *parse_unary(parser *p)
             node_of(operand)->unary_plus = true;
             e = operand;
         } else {
-            if (!(e = new_node(p, PQL_UNARY_MINUS, t.line, t.col)))
-                return NULL;
+            e = new_node(p, PQL_UNARY_MINUS, t.line, t.col);
             e->unary.expr = operand;
             if (set_height(p, e, operand, NULL) < 0)
                 return NULL;
@@ -1322,8 +1283,6 @@ static pql_expr *parse_expr(parser *p, int min_precedence)
         if (precedence == 0 || precedence < min_precedence)
             return lhs;
         pql_expr *e = new_node(p, PQL_BINARY, lhs->line, lhs->col);
-        if (!e)
-            return NULL;
         e->bin.op = op;
         e->bin.lhs = lhs;
         node_of(e)->op_line = t.line;
@@ -1463,8 +1422,6 @@ int pql_parse(const char *text, pql_query *out, firn_err *err)
         return firn_errf(err, FIRN_ETOOBIG, "query is longer than %d bytes", PQL_QUERY_MAX);
     parser p = {.text = text, .len = len, .line = 1, .err = err};
     p.arena = firn_arena_new(0);
-    if (!p.arena)
-        return firn_errf(err, FIRN_ENOMEM, "query: out of memory");
     pql_expr *root = NULL;
     pql_value_type type = PQL_TYPE_SCALAR;
     if (advance(&p) == 0 && (root = parse_expr(&p, 0)) != NULL) {
@@ -1481,7 +1438,7 @@ int pql_parse(const char *text, pql_query *out, firn_err *err)
                 firn_matcher_destroy(&n->expr.sel.filters[i]);
         }
         firn_arena_free(p.arena);
-        return p.code ? p.code : FIRN_EINVAL;
+        return FIRN_EINVAL;
     }
     out->root = root;
     out->type = type;

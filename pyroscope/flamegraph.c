@@ -467,5 +467,20 @@ pprof_profile *pyroscope_merge(pyroscope_call *c, tsdb_reader *r, const pyroscop
     uint64_t *ids = firn_arena_calloc(c->arena, s->n, sizeof *ids);
     for (size_t i = 0; i < s->n; i++)
         ids[i] = s->v[i].series->id;
-    return tsdb_merge(r, ids, s->n, start_ms, end_ms, NULL, NULL, err);
+    /* the query's samples are shared by its merges (a diff's two sides);
+     * tsdb takes 0 for no cap, so with nothing left it is held to 1 */
+    pyroscope_query_enter(c);
+    tsdb_merge_options o = {.max_samples = c->samples_left ? c->samples_left : 1};
+    tsdb_merge_stats st = {0};
+    pprof_profile *p = tsdb_merge(r, ids, s->n, start_ms, end_ms, &o, &st, err);
+    if (p && st.samples > c->samples_left) {
+        pprof_free(p);
+        p = NULL;
+        firn_errf(err, FIRN_ETOOBIG, "%s", PQL_TOO_MANY_SAMPLES);
+    }
+    if (!p && err && err->code == FIRN_ETOOBIG)
+        c->query_rc = FIRN_ETOOBIG;
+    if (p)
+        c->samples_left -= (size_t)st.samples;
+    return p;
 }

@@ -182,9 +182,7 @@ static void handle_metrics(void *ctx, const http_request *req, http_response *re
         api->metrics(api->metrics_ctx, &b);
     resp->status = 200;
     resp->content_type = FIRN_METRICS_CONTENT_TYPE;
-    resp->body = firn_buf_take(&b, &resp->body_len);
-    if (!resp->body)
-        http_respond_text(resp, 500, "out of memory");
+    resp->body = firn_buf_take(&b, &resp->body_len);   /* no cap: never NULL */
 }
 
 /* ---- /api/v1/rules, /api/v1/alerts ------------------------------------------------ */
@@ -208,9 +206,7 @@ static void handle_rules(void *ctx, const http_request *req, http_response *resp
     }
     resp->status = 200;
     resp->content_type = "application/json";
-    resp->body = firn_buf_take(&b, &resp->body_len);
-    if (!resp->body)
-        http_respond_text(resp, 500, "out of memory");
+    resp->body = firn_buf_take(&b, &resp->body_len);   /* no cap: never NULL */
 }
 
 /* ---- /api/v1/targets ------------------------------------------------------------ */
@@ -412,8 +408,8 @@ static void handle_pprof_index(void *ctx, const http_request *req, http_response
         "</ul></body></html>\n";
     resp->status = 200;
     resp->content_type = "text/html; charset=utf-8";
-    resp->body = strdup(page);
-    resp->body_len = resp->body ? strlen(page) : 0;
+    resp->body = firn_xstrdup(page);
+    resp->body_len = strlen(page);
 }
 
 /* ---- registration ------------------------------------------------------------------ */

@@ -63,6 +63,7 @@
  * or profile over its cap 413, a full store queue 503 with Retry-After;
  * nothing of a refused profile is stored.  Handlers run on worker threads.
  */
+#include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -119,18 +120,18 @@ static void push_free(push *in)
     firn_arena_free(in->arena);
 }
 
-static int labels_reserve(push *in, size_t n, firn_err *err)
+/* Room for n labels, n counted from a request already in memory. */
+static void labels_reserve(push *in, size_t n)
 {
     in->labels = firn_arena_calloc(in->arena, n ? n : 1, sizeof *in->labels);
     in->cap_labels = n;
     in->n_labels = 0;
-    return in->labels ? 0 : firn_errf(err, FIRN_ENOMEM, "out of memory");
 }
 
 static void label_add(push *in, const char *name, const char *value)
 {
-    if (in->n_labels < in->cap_labels)
-        in->labels[in->n_labels++] = (firn_label){name, value};
+    assert(in->n_labels < in->cap_labels);   /* the callers reserve what they add */
+    in->labels[in->n_labels++] = (firn_label){name, value};
 }
 
 static const char *label_find(const push *in, const char *name)
@@ -244,10 +245,10 @@ static int api_ingest_params(push *in, const http_request *req, ingest_options *
     size_t n_hl = 0;
     size_t n_params = http_request_param_count(req);
     int rc;
-    if ((h && (rc = ingest_kv_list_parse(in->arena, LABELS_HEADER, h, h + strlen(h), &hl, &n_hl,
-                                  err)) < 0) ||
-        (rc = labels_reserve(in, n_params + n_hl, err)) < 0)
+    if (h && (rc = ingest_kv_list_parse(in->arena, LABELS_HEADER, h, h + strlen(h), &hl, &n_hl,
+                                        err)) < 0)
         return rc;
+    labels_reserve(in, n_params + n_hl);
     for (size_t i = 0; i < n_params; i++) {
         const char *const *values;
         size_t n_values;
@@ -330,11 +331,9 @@ static int batch_parse(firn_arena *a, const char *p, size_t len, batch_item **ou
         if (size > len - body_at)
             return firn_errf(err, FIRN_EINVAL, "batch item %zu at byte %zu: %zu bytes announced, "
                              "%zu left in the body (cut short?)", n + 1, at, size, len - body_at);
-        if (n == cap) {
+        if (n == cap) {   /* at most WEB_INGEST_BATCH_MAX items */
             size_t ncap = cap ? cap * 2 : 64;
             batch_item *g = firn_arena_alloc(a, ncap * sizeof *g);
-            if (!g)
-                return firn_errf(err, FIRN_ENOMEM, "out of memory");
             if (n)
                 memcpy(g, items, n * sizeof *g);
             items = g;
@@ -359,9 +358,8 @@ static json_t *batch_store(web_api *api, const batch_item *it, size_t *stored)
     push in = {.arena = firn_arena_new(0)};
     ingest_options o = {0};
     http_request *req = NULL;
-    int rc = in.arena ? http_request_make(in.arena, "POST", "/api/v1/ingest", it->query,
-                                          it->query_len, it->body, it->body_len, &req, &err)
-                      : firn_errf(&err, FIRN_ENOMEM, "out of memory");
+    int rc = http_request_make(in.arena, "POST", "/api/v1/ingest", it->query, it->query_len,
+                               it->body, it->body_len, &req, &err);
     if (rc == 0)
         rc = api_ingest(api, req, &in, &o, &err);
     json_t *j = json_object();
@@ -390,7 +388,7 @@ static void handle_api_ingest_batch(web_api *api, const http_request *req, http_
     push in = {.arena = firn_arena_new(0)};
     batch_item *items = NULL;
     size_t n = 0;
-    int rc = in.arena ? push_body(&in, req, &err) : firn_errf(&err, FIRN_ENOMEM, "out of memory");
+    int rc = push_body(&in, req, &err);
     if (rc == 0)
         rc = batch_parse(in.arena, in.body, in.body_len, &items, &n, &err);
     if (rc < 0) {
@@ -421,8 +419,7 @@ static void handle_api_ingest(void *ctx, const http_request *req, http_response 
     firn_err err = {0};
     push in = {.arena = firn_arena_new(0)};
     ingest_options o = {0};
-    int rc = in.arena ? api_ingest(ctx, req, &in, &o, &err)
-                      : firn_errf(&err, FIRN_ENOMEM, "out of memory");
+    int rc = api_ingest(ctx, req, &in, &o, &err);
     if (rc == 0) {
         json_t *data = json_object();
         json_object_set_new(data, "profileTypes", profile_types_json(o.profile_name, &in.result));
@@ -455,9 +452,7 @@ typedef struct pyroscope_meta {
 static int pyroscope_labels(push *in, const firn_label *l, size_t n, const char *service,
                             const char *spy, firn_err *err)
 {
-    int rc = labels_reserve(in, n + 2, err);
-    if (rc < 0)
-        return rc;
+    labels_reserve(in, n + 2);   /* l, service_name or app_name, pyroscope_spy */
     for (size_t i = 0; i < n; i++)
         label_add(in, l[i].name, l[i].value);
     if (!label_find(in, "service_name"))
@@ -599,8 +594,7 @@ static void handle_pyroscope_ingest(void *ctx, const http_request *req, http_res
 {
     firn_err err = {0};
     push in = {.arena = firn_arena_new(0)};
-    int rc = in.arena ? pyroscope_ingest(ctx, req, &in, &err)
-                      : firn_errf(&err, FIRN_ENOMEM, "out of memory");
+    int rc = pyroscope_ingest(ctx, req, &in, &err);
     if (rc == 0) {
         resp->status = 200;  /* Pyroscope answers an ingest with an empty body */
     } else {

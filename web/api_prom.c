@@ -22,6 +22,7 @@
  * loaded or in its result (pql counts them); past that, 422 "execution"
  * with Prometheus's text.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -81,11 +82,7 @@ static void respond_success(http_response *resp, firn_buf *b, bool truncated)
         firn_buf_puts(b, ",\"warnings\":[\"" TRUNCATED_WARNING "\"]");
     firn_buf_append(b, "}", 1);
     size_t len;
-    char *body = firn_buf_take(b, &len);
-    if (!body) {
-        web_respond_error(resp, "internal", "out of memory");
-        return;
-    }
+    char *body = firn_buf_take(b, &len);   /* no cap: never NULL */
     free(resp->body);
     resp->status = 200;
     resp->content_type = "application/json";
@@ -333,10 +330,7 @@ static bool param_selectors(const http_request *req, bool wrap, selectors *out,
     *out = (selectors){0};
     if (n == 0)
         return true;
-    if (!(out->q = calloc(n, sizeof *out->q))) {
-        web_respond_error(resp, "internal", "out of memory");
-        return false;
-    }
+    out->q = firn_xcalloc(n, sizeof *out->q);
     const char *prefix = wrap ? "invalid parameter \"match[]\": " : "";
     static const char non_empty[] = "match[] must contain at least one non-empty matcher";
     for (size_t i = 0; i < n; i++) {
@@ -441,26 +435,25 @@ static void handle_series(void *ctx, const http_request *req, http_response *res
         !param_selectors(req, true, &sel, resp))
         return;
     tsdb_reader *r = open_reader(api, resp);
-    tsdb_series_set *sets = r ? calloc(sel.n, sizeof *sets) : NULL;
+    tsdb_series_set *sets = r ? firn_xcalloc(sel.n, sizeof *sets) : NULL;
     const void **all = NULL;
     size_t n_all = 0;
     firn_err err = {0};
     int rc = 0;
-    if (r && !sets)
-        rc = firn_errf(&err, FIRN_ENOMEM, "out of memory");
     for (size_t i = 0; sets && i < sel.n && rc == 0; i++) {
         const pql_expr *e = sel.q[i].root;
         rc = tsdb_select(r, e->sel.matchers, e->sel.n_matchers, start, end, &sets[i], &err);
         n_all += rc == 0 ? sets[i].n : 0;
     }
-    if (sets && rc == 0 && n_all && !(all = malloc(n_all * sizeof *all)))
-        rc = firn_errf(&err, FIRN_ENOMEM, "out of memory");
+    if (sets && rc == 0 && n_all)   /* the sets are in memory: an internal size */
+        all = firn_xreallocarray(NULL, n_all, sizeof *all);
     if (r && rc == 0) {
         /* the union of the sets, in label order, each series once */
         size_t k = 0;
         for (size_t i = 0; i < sel.n; i++)
             for (size_t j = 0; j < sets[i].n; j++)
                 all[k++] = &sets[i].series[j];
+        assert(k == n_all);
         respond_list(resp, all, n_all, limit, series_ptr_cmp, write_series);
     } else if (r) {
         web_respond_error(resp, rc == FIRN_ENOMEM ? "internal" : "execution", "%s", err.msg);
@@ -504,13 +497,11 @@ static void respond_label_strings(web_api *api, const http_request *req, http_re
     }
     tsdb_reader *r = open_reader(api, resp);
     size_t n_lists = sel.n ? sel.n : 1;
-    tsdb_strings *lists = r ? calloc(n_lists, sizeof *lists) : NULL;
+    tsdb_strings *lists = r ? firn_xcalloc(n_lists, sizeof *lists) : NULL;
     const void **all = NULL;
     size_t n_all = 0;
     firn_err err = {0};
     int rc = 0;
-    if (r && !lists)
-        rc = firn_errf(&err, FIRN_ENOMEM, "out of memory");
     for (size_t i = 0; lists && i < n_lists && rc == 0; i++) {
         const pql_expr *e = sel.n ? sel.q[i].root : NULL;
         const firn_matcher *m = e ? e->sel.matchers : NULL;
@@ -519,13 +510,14 @@ static void respond_label_strings(web_api *api, const http_request *req, http_re
                   : tsdb_label_names(r, m, nm, start, end, &lists[i], &err);
         n_all += rc == 0 ? lists[i].n : 0;
     }
-    if (lists && rc == 0 && n_all && !(all = malloc(n_all * sizeof *all)))
-        rc = firn_errf(&err, FIRN_ENOMEM, "out of memory");
+    if (lists && rc == 0 && n_all)   /* the lists are in memory: an internal size */
+        all = firn_xreallocarray(NULL, n_all, sizeof *all);
     if (r && rc == 0) {
         size_t k = 0;
         for (size_t i = 0; i < n_lists; i++)
             for (size_t j = 0; j < lists[i].n; j++)
                 all[k++] = lists[i].v[j];
+        assert(k == n_all);
         respond_list(resp, all, n_all, limit, str_ptr_cmp, write_string);
     } else if (r) {
         web_respond_error(resp, rc == FIRN_ENOMEM ? "internal" : "execution", "%s", err.msg);
@@ -607,20 +599,13 @@ static void handle_label_values(void *ctx, const http_request *req, http_respons
     if (!ready(api, resp))
         return;
     size_t len = (size_t)(slash - path);
-    char *raw = malloc(len + 1), *name = malloc(len + 1);
-    if (raw && name) {
-        memcpy(raw, path, len);
-        raw[len] = '\0';
-        unescape_name(raw, name);
-        char q[2048];
-        if (!firn_label_name_valid(name))
-            web_respond_error(resp, "bad_data", "invalid label name: %s",
-                              quoted(q, sizeof q, name));
-        else
-            respond_label_strings(api, req, resp, name);
-    } else {
-        web_respond_error(resp, "internal", "out of memory");
-    }
+    char *raw = firn_xstrndup(path, len), *name = firn_xmalloc(len + 1);
+    unescape_name(raw, name);
+    char q[2048];
+    if (!firn_label_name_valid(name))
+        web_respond_error(resp, "bad_data", "invalid label name: %s", quoted(q, sizeof q, name));
+    else
+        respond_label_strings(api, req, resp, name);
     free(raw);
     free(name);
 }
@@ -668,11 +653,7 @@ static void handle_flags(void *ctx, const http_request *req, http_response *resp
     size_t n = 0;
     while (api->flags && api->flags[2 * n])
         n++;
-    const char **pairs = n ? malloc(2 * n * sizeof *pairs) : NULL;
-    if (n && !pairs) {
-        web_respond_error(resp, "internal", "out of memory");
-        return;
-    }
+    const char **pairs = n ? firn_xreallocarray(NULL, 2 * n, sizeof *pairs) : NULL;
     if (n) {
         memcpy(pairs, api->flags, 2 * n * sizeof *pairs);
         firn_sort(pairs, n, 2 * sizeof *pairs, flag_cmp);

@@ -17,8 +17,8 @@ void web_respond_json(http_response *resp, int status, json_t *j)
 {
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(j);
-    if (!s) {
-        http_respond_text(resp, 500, "out of memory");
+    if (!s) {   /* jansson could not build or encode the document */
+        http_respond_text(resp, 500, "internal error: the answer could not be encoded as JSON");
         return;
     }
     free(resp->body);

@@ -91,12 +91,7 @@ static void respond(const http_request *req, http_response *resp, const represen
     const unsigned char *data = gz ? r->gz : r->data;
     size_t len = gz ? r->gz_len : r->len;
     resp->content_encoding = gz ? "gzip" : NULL;
-    resp->body = malloc(len ? len : 1);
-    if (!resp->body) {
-        http_respond_text(resp, 500, "out of memory");
-        return;
-    }
-    memcpy(resp->body, data, len);
+    resp->body = firn_xmemdup(data, len);
     resp->body_len = len;
 }
 
@@ -201,11 +196,7 @@ static void respond_file(const char *dir, const char *rel, const http_request *r
         firn_buf page = {0};
         web_ui_substitute(&page, data, len, UI_STATIC UI_DEV_HASH);
         free(data);
-        data = (unsigned char *)firn_buf_take(&page, &len);
-        if (!data) {
-            http_respond_text(resp, 500, "out of memory");
-            return;
-        }
+        data = (unsigned char *)firn_buf_take(&page, &len);   /* no cap: never NULL */
     }
     char etag[24];
     snprintf(etag, sizeof etag, "\"%016llx\"", (unsigned long long)XXH3_64bits(data, len));
