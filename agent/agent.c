@@ -398,7 +398,7 @@ static void build_process(agent *a, const drained *s, size_t n, int64_t time_ns,
     pprof_profile *p = agent_profile_finish(&b.prof, &err);
     unsigned char *body = NULL;
     size_t body_len = 0;
-    if (!p || pprof_encode(p, 0, &body, &body_len, &err) < 0 ||
+    if (pprof_encode(p, 0, &body, &body_len, &err) < 0 ||
         (body_len >= GZIP_MIN_BYTES && gzip_body(&body, &body_len, &err) < 0)) {
         atomic_fetch_add(&a->profile_errors, 1);
         char q[600];

@@ -279,7 +279,7 @@ int agent_profile_sample(agent_profile *p, const uint32_t *locations, size_t n,
 int agent_profile_sample_off_cpu(agent_profile *p, const uint32_t *locations, size_t n,
                                  uint64_t switches, uint64_t nanoseconds,
                                  const char *thread_name);
-/* The finished profile; p is consumed either way. */
+/* The finished profile, never NULL (err is not written); p is consumed. */
 pprof_profile *agent_profile_finish(agent_profile *p, firn_err *err);
 void agent_profile_discard(agent_profile *p);
 

@@ -15,20 +15,11 @@ static int64_t str(agent_profile *p, const char *s)
     return pprof_builder_string(p->b, s ? s : "", s ? strlen(s) : 0);
 }
 
-/* pprof's builder still reports running out of memory by NULL. */
-static pprof_builder *builder_new(void)
-{
-    pprof_builder *b = pprof_builder_new(2);
-    if (!b)
-        firn_oom(sizeof(void *));
-    return b;
-}
-
 void agent_profile_init(agent_profile *p, int hz, int64_t time_nanos, int64_t duration_nanos)
 {
     assert(hz > 0);
     memset(p, 0, sizeof *p);
-    p->b = builder_new();
+    p->b = pprof_builder_new(2);
     p->period = 1000000000LL / hz;
     pprof_builder_sample_type(p->b, 0, "samples", "count");
     pprof_builder_sample_type(p->b, 1, "cpu", "nanoseconds");
@@ -39,7 +30,7 @@ void agent_profile_init(agent_profile *p, int hz, int64_t time_nanos, int64_t du
 void agent_profile_init_off_cpu(agent_profile *p, int64_t time_nanos, int64_t duration_nanos)
 {
     memset(p, 0, sizeof *p);
-    p->b = builder_new();
+    p->b = pprof_builder_new(2);
     p->period = 1;   /* each value is measured, not a sample standing for a period */
     pprof_builder_sample_type(p->b, 0, "switches", "count");
     pprof_builder_sample_type(p->b, 1, "wait", "nanoseconds");
@@ -126,10 +117,7 @@ pprof_profile *agent_profile_finish(agent_profile *p, firn_err *err)
     pprof_profile *out = pprof_builder_finish(p->b, err);
     p->b = NULL;
     /* threads of one name with one stack are one sample */
-    if (out && pprof_merge_samples(out, err) < 0) {
-        pprof_free(out);
-        return NULL;
-    }
+    pprof_merge_samples(out, err);
     return out;
 }
 

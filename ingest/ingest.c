@@ -122,7 +122,8 @@ static void keep_sample_types(const ingest_options *o, pprof_profile *p)
 }
 
 /* Which columns are deltas, and the delta against the target's previous
- * profile when they are cumulative: 1 to store, 0 baseline, negative. */
+ * profile when they are cumulative: 1 to store, 0 a baseline only (nothing
+ * here can fail: pprof's delta follows the out-of-memory policy). */
 static int delta_columns(const ingest_options *o, pprof_profile *p, bool *columns, firn_err *err)
 {
     size_t n = p->n_sample_types;
@@ -151,11 +152,7 @@ static int delta_columns(const ingest_options *o, pprof_profile *p, bool *column
         return 1;
     if (!*o->delta_state)
         *o->delta_state = pprof_delta_new();
-    int keep = *o->delta_state ? pprof_delta_apply(*o->delta_state, p, columns, err)
-                               : firn_errf(err, FIRN_ENOMEM, "out of memory");
-    if (keep < 0)
-        firn_err_prefix(err, "computing the delta");
-    return keep;
+    return pprof_delta_apply(*o->delta_state, p, columns, err);
 }
 
 /* The default timestamp: the profile's time, else now (the store's rule,
@@ -183,13 +180,11 @@ int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_pr
         return firn_errf(err, FIRN_EINVAL, "no sample type left after keep_sample_type");
     }
     bool *columns = firn_xcalloc(p->n_sample_types, sizeof *columns);
-    int keep = delta_columns(o, p, columns, err);
-    if (keep <= 0) {
-        r->failed = keep < 0 ? INGEST_FAILED_DECODE : INGEST_OK;
-        r->baseline = keep == 0;
+    if (!delta_columns(o, p, columns, err)) {
+        r->baseline = true;
         free(columns);
         pprof_free(p);
-        return keep < 0 ? keep : 0;
+        return 0;
     }
     r->timestamp_ms = o->timestamp_ms ? o->timestamp_ms : profile_time_ms(p);
     tsdb_append_req req = {

@@ -71,7 +71,7 @@ typedef struct ingest_options {
 
 enum ingest_failure {
     INGEST_OK = 0,
-    INGEST_FAILED_DECODE,   /* not a profile (or over a cap), no column left, a bad delta */
+    INGEST_FAILED_DECODE,   /* not a profile (or over a cap), or no column left */
     INGEST_FAILED_LIMIT,    /* sample_limit */
     INGEST_FAILED_STORE,    /* tsdb_append refused or failed */
 };

@@ -95,8 +95,8 @@ static int parse_count(const char *s, size_t len, int64_t *out)
 }
 
 /* One collapsed stack, root first in [p, end), as locations leaf first. */
-static int folded_stack(pprof_builder *b, const char *p, const char *end, uint32_t *locs,
-                        size_t depth)
+static void folded_stack(pprof_builder *b, const char *p, const char *end, uint32_t *locs,
+                         size_t depth)
 {
     for (size_t i = 0; i < depth; i++) {
         const char *semi = memchr(p, ';', (size_t)(end - p));
@@ -105,13 +105,9 @@ static int folded_stack(pprof_builder *b, const char *p, const char *end, uint32
         pprof_function fn = {.name = name, .system_name = name};
         pprof_line line = {.function = pprof_builder_function(b, &fn)};
         pprof_location loc = {.mapping = PPROF_NONE, .lines = &line, .n_lines = 1};
-        uint32_t l = pprof_builder_location(b, &loc);
-        if (name < 0 || line.function == PPROF_NONE || l == PPROF_NONE)
-            return FIRN_ENOMEM;
-        locs[depth - 1 - i] = l;
+        locs[depth - 1 - i] = pprof_builder_location(b, &loc);
         p = fe + 1;
     }
-    return 0;
 }
 
 pprof_profile *ingest_folded_parse(const char *body, size_t len, const ingest_folded_type *t,
@@ -122,10 +118,6 @@ pprof_profile *ingest_folded_parse(const char *body, size_t len, const ingest_fo
         return NULL;
     }
     pprof_builder *b = pprof_builder_new(1);
-    if (!b) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
     pprof_builder_sample_type(b, 0, t->sample_type, t->sample_unit);
     pprof_builder_period(b, t->period_type ? t->period_type : "",
                          t->period_unit ? t->period_unit : "", t->period);
@@ -181,11 +173,8 @@ pprof_profile *ingest_folded_parse(const char *body, size_t len, const ingest_fo
             cap = ncap;
         }
         assert(depth <= cap);
-        if (folded_stack(b, line, stack_end, locs, depth) < 0 ||
-            pprof_builder_sample(b, locs, depth, &value, NULL, 0) < 0) {
-            rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-            break;
-        }
+        folded_stack(b, line, stack_end, locs, depth);
+        pprof_builder_sample(b, locs, depth, &value, NULL, 0);
     }
     free(locs);
     if (rc < 0) {
@@ -193,10 +182,7 @@ pprof_profile *ingest_folded_parse(const char *body, size_t len, const ingest_fo
         return NULL;
     }
     pprof_profile *prof = pprof_builder_finish(b, err);
-    if (prof && pprof_merge_samples(prof, err) < 0) {
-        pprof_free(prof);
-        return NULL;
-    }
+    pprof_merge_samples(prof, err);
     return prof;
 }
 

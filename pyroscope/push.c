@@ -177,8 +177,6 @@ static int apply_delta(pyroscope_call *c, pyroscope_deltas *d, pending *pd, firn
         d->states = firn_grow(d->states, d->n, &d->cap, sizeof *d->states, 64);
         d->sizes = firn_grow(d->sizes, d->n, &d->sizes_cap, sizeof *d->sizes, 64);
         pprof_delta_state *st = pprof_delta_new();
-        if (!st)   /* pprof/ answers NULL for want of memory */
-            firn_oom(sizeof(void *));
         firn_u64map_put(&d->index, h, (uint32_t)d->n, NULL);
         slot = (uint32_t)d->n;
         d->sizes[slot] = 0;
@@ -189,8 +187,6 @@ static int apply_delta(pyroscope_call *c, pyroscope_deltas *d, pending *pd, firn
     pprof_delta_columns(pd->profile, cumulative);
     rc = pprof_delta_apply(d->states[slot], pd->profile, cumulative, err);
     pthread_mutex_unlock(&d->mu);
-    if (rc < 0)
-        return rc;
     pd->baseline = rc == 0;
     return 0;
 }

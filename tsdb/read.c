@@ -872,8 +872,6 @@ static int rb_string(struct rebuild *rb, uint32_t part, uint32_t id, int64_t *ou
     if (rc)
         return corrupt(rb->r, rb->err, part, "string", id, rc);
     *out = pprof_builder_string(rb->b, s, len);
-    if (*out < 0)
-        return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
     rb_put(rb, SYM_STRING, part, id, (uint32_t)*out);
     return 0;
 }
@@ -895,8 +893,6 @@ static int rb_function(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
         (rc = rb_string(rb, part, file, &f.filename)))
         return rc;
     *out = pprof_builder_function(rb->b, &f);
-    if (*out == PPROF_NONE)
-        return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
     rb_put(rb, SYM_FUNCTION, part, id, *out);
     return 0;
 }
@@ -935,8 +931,6 @@ static int rb_mapping(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *
     if ((rc = rb_string(rb, part, file, &m.filename)) || (rc = rb_string(rb, part, bid, &m.build_id)))
         return rc;
     *out = pprof_builder_mapping(rb->b, &m);
-    if (*out == PPROF_NONE)
-        return firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
     if (id < RB_DENSE_MAX) {   /* remembered (the strings' slots are another kind's) */
         slot = rb_slot(rb, SYM_MAPPING, part, id, &shift_slot);
         *slot = *out + 1;
@@ -983,10 +977,7 @@ static int rb_location(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
         l.lines = lines;
         l.n_lines = (size_t)nlines;
         *out = pprof_builder_location(rb->b, &l);
-        if (*out == PPROF_NONE)
-            rc = firn_errf(rb->err, FIRN_ENOMEM, "out of memory");
-        else
-            rb_put(rb, SYM_LOCATION, part, id, *out);
+        rb_put(rb, SYM_LOCATION, part, id, *out);
     }
     if (lines != lines_stack)
         free(lines);
@@ -1121,26 +1112,23 @@ static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const str
             return NULL;
         }
     struct rebuild rb = {.r = r, .b = pprof_builder_new(1), .err = err};
-    bool ok = rb.b != NULL;
     uint32_t *locs = NULL;
     size_t cap = 0;
     bool partitions_differ = false;
-    int rc = ok ? 0 : firn_errf(err, FIRN_ENOMEM, "out of memory");
-    if (ok) {
-        pprof_builder_sample_type(rb.b, 0, f[FIRN_PT_SAMPLE_TYPE], f[FIRN_PT_SAMPLE_UNIT]);
-        pprof_builder_period(rb.b, f[FIRN_PT_PERIOD_TYPE], f[FIRN_PT_PERIOD_UNIT], m->period);
-        if (m->blocks)
-            pprof_builder_time(rb.b, m->min_ts * 1000000, m->max_end_ns - m->min_ts * 1000000);
-    }
+    int rc = 0;
+    pprof_builder_sample_type(rb.b, 0, f[FIRN_PT_SAMPLE_TYPE], f[FIRN_PT_SAMPLE_UNIT]);
+    pprof_builder_period(rb.b, f[FIRN_PT_PERIOD_TYPE], f[FIRN_PT_PERIOD_UNIT], m->period);
+    if (m->blocks)
+        pprof_builder_time(rb.b, m->min_ts * 1000000, m->max_end_ns - m->min_ts * 1000000);
+    /* rb_stack and rb_labels fill err on every error (a corrupt record,
+     * LMDB's own failure); the builder's adders cannot fail */
     for (size_t i = 0; i < n_entries && !rc; i++) {
         partitions_differ |= e[i].partition != e[0].partition;
         size_t n = 0, nl = 0;
         pprof_label *labels = NULL;
         if (!(rc = rb_stack(&rb, e[i].partition, e[i].stack, &locs, &n, &cap)) &&
             !(rc = rb_labels(&rb, e[i].partition, e[i].labelset, &labels, &nl)))
-            rc = pprof_builder_sample(rb.b, locs, n, &e[i].value, labels, nl);
-        if (rc == FIRN_ENOMEM && (!err || !err->code))
-            firn_errf(err, FIRN_ENOMEM, "out of memory");
+            pprof_builder_sample(rb.b, locs, n, &e[i].value, labels, nl);
     }
     free(locs);
     rb_free(&rb);
@@ -1150,10 +1138,8 @@ static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const str
     }
     pprof_profile *p = pprof_builder_finish(rb.b, err);
     /* the same stack stored in two partitions is two entries: sum them */
-    if (p && partitions_differ && pprof_merge_samples(p, err) < 0) {
-        pprof_free(p);
-        return NULL;
-    }
+    if (partitions_differ)
+        pprof_merge_samples(p, err);
     return p;
 }
 

@@ -222,9 +222,7 @@ static int prepare(tsdb *db, const tsdb_append_req *req, struct prepared *pp, fi
     pp->ls_hash = firn_arena_calloc(pp->arena, ns + 1, sizeof *pp->ls_hash);
     pp->stack_id = firn_arena_alloc(pp->arena, (ns + 1) * sizeof *pp->stack_id);
     pp->ls_id = firn_arena_alloc(pp->arena, (ns + 1) * sizeof *pp->ls_id);
-    /* pprof/ has its own out-of-memory branch until it follows the policy */
-    if (pprof_location_identities(p, pp->loc_ids) < 0)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory");
+    pprof_location_identities(p, pp->loc_ids);
     for (size_t i = 0; i < ns; i++) {
         const pprof_sample *s = &p->samples[i];
         XXH3_state_t st;

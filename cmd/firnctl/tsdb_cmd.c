@@ -328,7 +328,7 @@ static int do_export(tsdb_reader *r, struct opts *o)
         return 1;
     }
     if (!p) {
-        fprintf(stderr, "firnctl: %s\n", err.msg[0] ? err.msg : "out of memory");
+        fprintf(stderr, "firnctl: %s\n", err.msg);   /* tsdb_merge names every failure */
         return 1;
     }
     unsigned char *out;

@@ -212,8 +212,6 @@ static pprof_profile *subset(const pprof_profile *src, const bool *keep, const i
                              firn_err *err)
 {
     pprof_builder *b = pprof_builder_new(src->n_sample_types);
-    if (!b)
-        return NULL;
     int64_t *str = malloc(src->n_strings * sizeof *str);
     uint32_t *fn = malloc((src->n_functions + 1) * sizeof *fn);
     uint32_t *mp = malloc((src->n_mappings + 1) * sizeof *mp);
@@ -316,8 +314,8 @@ static pprof_profile *subset(const pprof_profile *src, const bool *keep, const i
         }
         for (size_t t = 0; t < src->n_sample_types; t++)
             vals[t] = s->values[t] * scale[i];
-        if (!rc && pprof_builder_sample(b, locs, s->n_locations, vals, labels, s->n_labels) < 0)
-            rc = -1;
+        if (!rc)
+            pprof_builder_sample(b, locs, s->n_locations, vals, labels, s->n_labels);
     }
 #undef STR
     free(str);
@@ -327,7 +325,12 @@ static pprof_profile *subset(const pprof_profile *src, const bool *keep, const i
     free(vals);
     free(locs);
     free(labels);
-    return pprof_builder_finish(b, err);   /* reports what ran out, if anything */
+    if (rc) {   /* one of the mallocs above (the builder itself cannot fail) */
+        pprof_builder_free(b);
+        firn_errf(err, FIRN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    return pprof_builder_finish(b, err);
 }
 
 /* Target ti's profiles of kind k: its own subset of its base's stacks, one
@@ -379,8 +382,10 @@ static int make_target_kind(struct fleet *f, long ti, enum kind k, firn_err *err
         if (v == 0) {
             /* distinct stacks fleet-wide: the stack's location identities */
             pprof_hash *ids = malloc((p->n_locations + 1) * sizeof *ids);
-            if (!ids || pprof_location_identities(p, ids) < 0)
+            if (!ids)
                 rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
+            else
+                pprof_location_identities(p, ids);
             for (size_t i = 0; !rc && i < p->n_samples; i++) {
                 XXH3_state_t st;
                 XXH3_128bits_reset(&st);
