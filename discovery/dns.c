@@ -202,14 +202,8 @@ static void dns_add_target(dns_lookup *l, target_list *t, const char *address,
                            const char *meta_name, const char *meta_value,
                            const char *port_value)
 {
-    if (t->n == t->cap) {   /* the list lives in the lookup's arena, as its group */
-        size_t cap = t->cap ? t->cap * 2 : 8;
-        disc_target *v = firn_arena_calloc(l->arena, cap, sizeof *v);
-        if (t->n)
-            memcpy(v, t->v, t->n * sizeof *v);
-        t->v = v;
-        t->cap = cap;
-    }
+    /* the list lives in the lookup's arena, as its group */
+    t->v = firn_arena_grow(l->arena, t->v, t->n, &t->cap, sizeof *t->v, 8);
     firn_label *labels = firn_arena_calloc(l->arena, 4, sizeof *labels);
     size_t n = 0;
     labels[n++] = (firn_label){"__address__", address};

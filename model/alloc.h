@@ -65,6 +65,12 @@ void *firn_arena_calloc(firn_arena *a, size_t count, size_t size);
 char *firn_arena_strndup(firn_arena *a, const char *s, size_t len);
 /* A copy of the string s in a; NULL only when s is NULL. */
 char *firn_arena_strdup(firn_arena *a, const char *s);
+/* firn_grow for an array that lives in the arena a: v itself when there
+ * is room for one more element, else a copy of its n elements in a new
+ * block of twice *cap (initial when empty), *cap updated; the old block
+ * stays in the arena until it is freed.  Never NULL: n elements are
+ * already in memory. */
+void *firn_arena_grow(firn_arena *a, void *v, size_t n, size_t *cap, size_t elem, size_t initial);
 /* Bytes obtained from the system so far (chunks included). */
 size_t firn_arena_bytes(const firn_arena *a);
 

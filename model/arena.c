@@ -108,6 +108,22 @@ void *firn_arena_calloc(firn_arena *a, size_t count, size_t size)
     return p;
 }
 
+void *firn_arena_grow(firn_arena *a, void *v, size_t n, size_t *cap, size_t elem, size_t initial)
+{
+    assert(n <= *cap && initial > 0);
+    if (n < *cap)
+        return v;
+    size_t want = *cap ? *cap * 2 : initial;
+    if (want < *cap || (elem && want > SIZE_MAX / elem))
+        firn_oom(SIZE_MAX);
+    void *grown = firn_arena_alloc(a, want * elem);
+    assert(grown);   /* want * elem fits (checked), and chunks do not fail */
+    if (n)
+        memcpy(grown, v, n * elem);
+    *cap = want;
+    return grown;
+}
+
 char *firn_arena_strdup(firn_arena *a, const char *s)
 {
     return s ? firn_arena_strndup(a, s, strlen(s)) : NULL;

@@ -1008,14 +1008,8 @@ int pql_eval_range(tsdb_reader *r, const pql_query *q, int64_t start_ms, int64_t
             struct range_series *x = &rs[idx];
             if ((rc = count_points(&c, 1)) < 0)
                 break;
-            if (x->n == x->cap) {   /* in the result's arena, where the points stay */
-                size_t ncap = x->cap ? x->cap * 2 : 16;
-                pql_point *np = firn_arena_alloc(out->arena, ncap * sizeof *np);
-                if (x->n)
-                    memcpy(np, x->p, x->n * sizeof *np);
-                x->p = np;
-                x->cap = ncap;
-            }
+            /* in the result's arena, where the points stay */
+            x->p = firn_arena_grow(out->arena, x->p, x->n, &x->cap, sizeof *x->p, 16);
             x->p[x->n++] = (pql_point){t, s[i].v};
         }
         /* the step's values are done with: start its arena over */

@@ -740,14 +740,7 @@ typedef struct ptr_vec {
 
 static void vec_push(parser *p, ptr_vec *v, void *item)
 {
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 4;
-        void **items = firn_arena_alloc(p->arena, cap * sizeof *items);
-        if (v->n)
-            memcpy(items, v->items, v->n * sizeof *items);
-        v->items = items;
-        v->cap = cap;
-    }
+    v->items = firn_arena_grow(p->arena, v->items, v->n, &v->cap, sizeof *v->items, 4);
     v->items[v->n++] = item;
 }
 

@@ -331,14 +331,7 @@ static int batch_parse(firn_arena *a, const char *p, size_t len, batch_item **ou
         if (size > len - body_at)
             return firn_errf(err, FIRN_EINVAL, "batch item %zu at byte %zu: %zu bytes announced, "
                              "%zu left in the body (cut short?)", n + 1, at, size, len - body_at);
-        if (n == cap) {   /* at most WEB_INGEST_BATCH_MAX items */
-            size_t ncap = cap ? cap * 2 : 64;
-            batch_item *g = firn_arena_alloc(a, ncap * sizeof *g);
-            if (n)
-                memcpy(g, items, n * sizeof *g);
-            items = g;
-            cap = ncap;
-        }
+        items = firn_arena_grow(a, items, n, &cap, sizeof *items, 64);   /* at most WEB_INGEST_BATCH_MAX */
         items[n++] = (batch_item){.query = line + i + 1, .query_len = (size_t)(nl - line) - i - 1,
                                   .body = p + body_at, .body_len = size};
         at = body_at + size;

@@ -63,7 +63,7 @@ if [ -z "$bad" ]; then ok "config/ has no internal header"; else fail "internal 
 
 # Modules not yet converted to the out-of-memory policy (top-level
 # directories); a module leaves this list in the commit that converts it.
-PENDING="promql-like http web"
+PENDING="promql-like"
 REALLOC_ALLOWED="model/alloc.c selfprof/malloc.c"
 # A call of realloc or reallocarray itself: firn_xrealloc, __libc_realloc
 # and the like are other names.

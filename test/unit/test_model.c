@@ -1060,6 +1060,27 @@ static void test_grow(void **state)
     free(v);
 }
 
+/* The arena's twin: the elements are copied to a block twice as big, the
+ * old one is left to the arena. */
+static void test_arena_grow(void **state)
+{
+    (void)state;
+    firn_arena *a = firn_arena_new(0);
+    int *v = NULL;
+    size_t n = 0, cap = 0;
+    for (int i = 0; i < 100; i++) {
+        v = firn_arena_grow(a, v, n, &cap, sizeof *v, 4);
+        v[n++] = i;
+        assert_true(cap >= n);
+    }
+    assert_int_equal(cap, 128);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(v[i], i);
+    assert_ptr_equal(firn_arena_grow(a, v, n, &cap, sizeof *v, 4), v);
+    assert_int_equal(cap, 128);
+    firn_arena_free(a);
+}
+
 /* The policy: an allocation firn sizes itself never returns NULL. */
 static void test_xalloc(void **state)
 {
@@ -1252,6 +1273,7 @@ int main(void)
         cmocka_unit_test(test_profile_type_parse),
         cmocka_unit_test(test_profile_type_format),
         cmocka_unit_test(test_grow),
+        cmocka_unit_test(test_arena_grow),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_metrics_text),
