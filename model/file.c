@@ -83,8 +83,39 @@ static int sync_parent(const char *path, firn_err *err)
     return FIRN_OK;
 }
 
+/* Writes all of data to fd; -1 with errno set when a write fails. */
+static int write_all(int fd, const unsigned char *p, size_t left)
+{
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        left -= (size_t)n;
+    }
+    return 0;
+}
+
 int firn_write_file_atomic(const char *path, const void *data, size_t len, firn_err *err)
 {
+    /* A path that names no regular file -- /dev/null, /dev/stdout, a FIFO --
+     * is written through: renaming over it would replace the device with a
+     * file (as root, /dev/null itself). */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            return firn_errf(err, FIRN_EIO, "%s: %s", path, strerror(errno));
+        int rc = write_all(fd, data, len);
+        int saved = errno;
+        if (close(fd) < 0 && rc == 0) {
+            rc = -1;
+            saved = errno;
+        }
+        return rc < 0 ? firn_errf(err, FIRN_EIO, "%s: write: %s", path, strerror(saved)) : 0;
+    }
     size_t plen = strlen(path);
     char *tmp = firn_xmalloc(plen + 16);
     snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
@@ -95,21 +126,12 @@ int firn_write_file_atomic(const char *path, const void *data, size_t len, firn_
         free(tmp);
         return rc;
     }
-    const unsigned char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int rc = firn_errf(err, FIRN_EIO, "%s: write: %s", tmp, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            free(tmp);
-            return rc;
-        }
-        p += n;
-        left -= (size_t)n;
+    if (write_all(fd, data, len) < 0) {
+        int rc = firn_errf(err, FIRN_EIO, "%s: write: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return rc;
     }
     int sync_rc = fsync(fd);
     int close_rc = close(fd);

@@ -16,7 +16,8 @@ int firn_read_file(const char *path, size_t max, unsigned char **out, size_t *ou
  * reader never sees a half-written file; the file and then its directory
  * are synced, so once it returns 0 the new file survives a crash.  An error
  * after the rename (the directory sync failed) leaves the new file in place
- * but not known to be durable. */
+ * but not known to be durable.  A path that exists and is no regular file
+ * (a device such as /dev/null, a FIFO) is opened and written in place. */
 int firn_write_file_atomic(const char *path, const void *data, size_t len, firn_err *err);
 
 #endif

@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <pthread.h>
@@ -197,6 +199,40 @@ static void test_file_roundtrip_and_cap(void **state)
     unlink(path);
     assert_int_equal(firn_read_file(path, 10, &back, &len, &err), FIRN_EIO);
     assert_non_null(strstr(err.msg, "No such file"));
+    rmdir(dir);
+}
+
+/* A path that is no regular file is written in place, never renamed
+ * over: `firnctl ... -o /dev/null` as root replaced /dev/null with a file.
+ * A FIFO stands in for the device (a reader holds it open). */
+static void test_file_write_through(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/firn-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    int rd = open(path, O_RDONLY | O_NONBLOCK);
+    assert_true(rd >= 0);
+    firn_err err = {0};
+    assert_int_equal(firn_write_file_atomic(path, "hello", 5, &err), 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    char got[8];
+    assert_int_equal(read(rd, got, sizeof got), 5);
+    assert_memory_equal(got, "hello", 5);
+    close(rd);
+    /* nothing else was left in the directory (no temporary file) */
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int entries = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        entries += e->d_name[0] != '.';
+    closedir(d);
+    assert_int_equal(entries, 1);
+    unlink(path);
     rmdir(dir);
 }
 
@@ -1250,6 +1286,7 @@ int main(void)
         cmocka_unit_test(test_xalloc),
         cmocka_unit_test(test_sort),
         cmocka_unit_test(test_file_roundtrip_and_cap),
+        cmocka_unit_test(test_file_write_through),
         cmocka_unit_test(test_log_level_parse),
         cmocka_unit_test(test_log_quote),
         cmocka_unit_test(test_log_lines),
