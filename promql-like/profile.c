@@ -421,10 +421,7 @@ pprof_profile *pql_profile_pprof(tsdb_reader *r, const pql_profile_request *req,
                 smp->labels[k++] = smp->labels[j];
         smp->n_labels = k;
     }
-    if (pprof_merge_samples(p, err) < 0) {
-        pprof_free(p);
-        return NULL;
-    }
+    pprof_merge_samples(p, err);   /* cannot fail (pprof.h) */
     return p;
 }
 
