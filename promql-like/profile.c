@@ -63,15 +63,6 @@ static void side_free(struct side *s)
     s->type_name = NULL;
 }
 
-static char *str_dup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 /* t - offset without overflow; the unbounded ends stay unbounded. */
 static int64_t shift_time(int64_t t, int64_t offset)
 {
@@ -129,9 +120,8 @@ static int apply_filters(pprof_profile *p, const firn_matcher *ms, size_t nm,
     size_t nfn = p->n_functions, nloc = p->n_locations;
     /* per filter: [0, nfn) functions, nfn "" (no function), then locations */
     size_t stride = nfn + 1 + nloc;
-    unsigned char *hit = calloc(nf * stride, 1);
-    if (!hit)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory filtering stacks");
+    /* the profile's tables are in memory: an internal size */
+    unsigned char *hit = firn_xcalloc(nf, stride);
     int rc = 0;
     for (size_t f = 0; f < nf && rc == 0; f++) {
         unsigned char *h = hit + f * stride;
@@ -283,16 +273,11 @@ static int side_eval(tsdb_reader *r, const pql_profile_request *req, const struc
         goto out;
     if (!type)
         type = selector_type(sel);
-    if (type && !(out->type_name = str_dup(type))) {
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
+    if (type)
+        out->type_name = firn_xstrdup(type);
     if (set.n == 0)
         goto out;   /* nothing matches: no profile, not an error */
-    if (!(ids = malloc(set.n * sizeof *ids))) {
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
+    ids = firn_xreallocarray(NULL, set.n, sizeof *ids);
     for (size_t i = 0; i < set.n; i++)
         ids[i] = set.series[i].id;
     tsdb_merge_options mo = {
@@ -391,10 +376,6 @@ static pprof_profile *empty_profile(const char *type_name, firn_err *err)
         return NULL;
     }
     pprof_builder *b = pprof_builder_new(1);
-    if (!b) {
-        firn_errf(err, FIRN_ENOMEM, "out of memory");
-        return NULL;
-    }
     char f[5][256];
     for (int i = 0; i < 5; i++)
         snprintf(f[i], sizeof f[i], "%.*s", (int)pt.len[i], pt.field[i]);
@@ -440,10 +421,7 @@ pprof_profile *pql_profile_pprof(tsdb_reader *r, const pql_profile_request *req,
                 smp->labels[k++] = smp->labels[j];
         smp->n_labels = k;
     }
-    if (pprof_merge_samples(p, err) < 0) {
-        pprof_free(p);
-        return NULL;
-    }
+    pprof_merge_samples(p, err);   /* cannot fail (pprof.h) */
     return p;
 }
 
@@ -468,12 +446,10 @@ static void intern_destroy(struct intern *in)
     free(in->keys);
 }
 
-static int intern_grow(struct intern *in)
+static void intern_grow(struct intern *in)
 {
     size_t cap = in->cap ? in->cap * 2 : 1024;
-    uint32_t *slots = calloc(cap, sizeof *slots);
-    if (!slots)
-        return FIRN_ENOMEM;
+    uint32_t *slots = firn_xcalloc(cap, sizeof *slots);
     for (size_t i = 0; i < in->n; i++) {
         size_t h = (size_t)in->keys[i].hash & (cap - 1);
         while (slots[h])
@@ -483,14 +459,17 @@ static int intern_grow(struct intern *in)
     free(in->slots);
     in->slots = slots;
     in->cap = cap;
-    return 0;
 }
 
-/* 1 when new, 0 when found, FIRN_ENOMEM; *id is the key's id. */
+/* 1 when new, 0 when found, FIRN_ETOOBIG past UINT32_MAX - 1 keys (ids
+ * are 32 bits); *id is the key's id. */
 static int intern_get(struct intern *in, const void *s, size_t len, uint32_t *id)
 {
-    if ((in->n + 1) * 2 > in->cap && intern_grow(in) < 0)
-        return FIRN_ENOMEM;
+    if ((in->n + 1) * 2 > in->cap)
+        intern_grow(in);
+    /* at most half full, so a probe ends at an empty slot; a power of two
+     * for the mask */
+    assert(in->n < in->cap / 2 && (in->cap & (in->cap - 1)) == 0);
     uint64_t hash = XXH3_64bits(s, len);
     size_t h = (size_t)hash & (in->cap - 1);
     while (in->slots[h]) {
@@ -502,58 +481,31 @@ static int intern_get(struct intern *in, const void *s, size_t len, uint32_t *id
         h = (h + 1) & (in->cap - 1);
     }
     if (in->n >= UINT32_MAX - 1)
-        return FIRN_ENOMEM;
-    if (in->n == in->keys_cap) {
-        size_t nc = in->keys_cap ? in->keys_cap * 2 : 1024;
-        struct intern_key *nk = realloc(in->keys, nc * sizeof *nk);
-        if (!nk)
-            return FIRN_ENOMEM;
-        in->keys = nk;
-        in->keys_cap = nc;
-    }
+        return FIRN_ETOOBIG;
+    in->keys = firn_grow(in->keys, in->n, &in->keys_cap, sizeof *in->keys, 1024);
     char *copy = firn_arena_strndup(in->arena, s, len);
-    if (!copy)
-        return FIRN_ENOMEM;
     in->keys[in->n] = (struct intern_key){copy, len, hash};
     in->slots[h] = (uint32_t)in->n + 1;
     *id = (uint32_t)in->n++;
     return 1;
 }
 
-/* A growable byte buffer for building keys. */
-struct buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void buf_add(struct buf *b, const void *s, size_t n)
+/* A key is built in a scratch buffer reused for every key: emptied, its
+ * room kept. */
+static void key_reset(firn_buf *b)
 {
-    if (b->oom)
-        return;
-    if (b->len + n > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->len + n)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
 }
 
 /* A field of a key: its length, then its bytes, so that no two different
  * field lists give the same key. */
-static void buf_field(struct buf *b, const char *s)
+static void key_field(firn_buf *b, const char *s)
 {
     uint64_t n = strlen(s);
-    buf_add(b, &n, sizeof n);
-    buf_add(b, s, (size_t)n);
+    firn_buf_append(b, &n, sizeof n);
+    firn_buf_append(b, s, (size_t)n);
 }
 
 /* ---- the tree under construction ---------------------------------------- */
@@ -585,13 +537,13 @@ struct build {
     struct intern infos;         /* function info keys */
     pql_function_info *info;     /* per info id */
     size_t info_cap;
-    struct buf kb;               /* scratch for keys */
+    firn_buf kb;                 /* scratch for keys (no cap: names of a profile in memory) */
     size_t max_nodes;            /* nodes below the root the query may still hold
                                     (--query.max-samples less the samples read) */
     firn_err *err;
 };
 
-static int build_init(struct build *b, firn_arena *arena, size_t max_nodes, firn_err *err)
+static void build_init(struct build *b, firn_arena *arena, size_t max_nodes, firn_err *err)
 {
     memset(b, 0, sizeof *b);
     b->arena = arena;
@@ -599,14 +551,11 @@ static int build_init(struct build *b, firn_arena *arena, size_t max_nodes, firn
     b->err = err;
     b->keys.arena = arena;
     b->infos.arena = arena;
-    b->cap_nodes = 1024;
-    b->nodes = malloc(b->cap_nodes * sizeof *b->nodes);
-    if (!b->nodes || firn_u64map_init(&b->children, 1024) < 0)
-        return firn_errf(err, FIRN_ENOMEM, "out of memory building the stack tree");
+    b->nodes = firn_grow(NULL, 0, &b->cap_nodes, sizeof *b->nodes, 1024);
+    firn_u64map_init(&b->children, 1024);
     b->nodes[0] = (struct bnode){.parent = NODE_NONE, .key = NODE_NONE, .function = NODE_NONE,
                                  .first_child = NODE_NONE, .next_sibling = NODE_NONE};
     b->n_nodes = 1;
-    return 0;
 }
 
 static void build_destroy(struct build *b)
@@ -617,41 +566,32 @@ static void build_destroy(struct build *b)
     intern_destroy(&b->infos);
     free(b->key_names);
     free(b->info);
-    free(b->kb.p);
+    firn_buf_free(&b->kb);
 }
 
-static int oom(struct build *b)
+/* The intern tables' ids are 32 bits: a profile with more distinct names
+ * or functions than that is refused rather than its ids wrapped. */
+static int too_many(struct build *b, const char *what)
 {
-    return firn_errf(b->err, FIRN_ENOMEM, "out of memory building the stack tree");
+    return firn_errf(b->err, FIRN_ETOOBIG, "the stack tree has too many %s", what);
 }
 
 /* The id of a node key; name is what the node will be called. */
 static int node_key(struct build *b, char tag, const char *name, const char *filename,
                     uint32_t *id)
 {
-    b->kb.len = 0;
-    buf_add(&b->kb, &tag, 1);
-    buf_field(&b->kb, name);
+    key_reset(&b->kb);
+    firn_buf_append(&b->kb, &tag, 1);
+    key_field(&b->kb, name);
     if (filename)
-        buf_field(&b->kb, filename);
-    if (b->kb.oom)
-        return oom(b);
-    int r = intern_get(&b->keys, b->kb.p, b->kb.len, id);
+        key_field(&b->kb, filename);
+    int r = intern_get(&b->keys, b->kb.data, b->kb.len, id);
     if (r < 0)
-        return oom(b);
+        return too_many(b, "names");
     if (r == 1) {
-        if (*id >= b->key_names_cap) {
-            size_t nc = b->key_names_cap ? b->key_names_cap * 2 : 1024;
-            const char **nn = realloc(b->key_names, nc * sizeof *nn);
-            if (!nn)
-                return oom(b);
-            b->key_names = nn;
-            b->key_names_cap = nc;
-        }
-        char *nm = firn_arena_strndup(b->arena, name, strlen(name));
-        if (!nm)
-            return oom(b);
-        b->key_names[*id] = nm;
+        b->key_names = firn_grow(b->key_names, *id, &b->key_names_cap, sizeof *b->key_names,
+                                 1024);
+        b->key_names[*id] = firn_arena_strdup(b->arena, name);
     }
     return 0;
 }
@@ -660,34 +600,23 @@ static int node_key(struct build *b, char tag, const char *name, const char *fil
 static int info_id(struct build *b, const char *name, const char *system_name,
                    const char *filename, int64_t start_line, const char *mapping, uint32_t *id)
 {
-    b->kb.len = 0;
-    buf_field(&b->kb, name);
-    buf_field(&b->kb, system_name);
-    buf_field(&b->kb, filename);
-    buf_add(&b->kb, &start_line, sizeof start_line);
-    buf_field(&b->kb, mapping);
-    if (b->kb.oom)
-        return oom(b);
-    int r = intern_get(&b->infos, b->kb.p, b->kb.len, id);
+    key_reset(&b->kb);
+    key_field(&b->kb, name);
+    key_field(&b->kb, system_name);
+    key_field(&b->kb, filename);
+    firn_buf_append(&b->kb, &start_line, sizeof start_line);
+    key_field(&b->kb, mapping);
+    int r = intern_get(&b->infos, b->kb.data, b->kb.len, id);
     if (r < 0)
-        return oom(b);
+        return too_many(b, "functions");
     if (r == 1) {
-        if (*id >= b->info_cap) {
-            size_t nc = b->info_cap ? b->info_cap * 2 : 1024;
-            pql_function_info *ni = realloc(b->info, nc * sizeof *ni);
-            if (!ni)
-                return oom(b);
-            b->info = ni;
-            b->info_cap = nc;
-        }
+        b->info = firn_grow(b->info, *id, &b->info_cap, sizeof *b->info, 1024);
         pql_function_info *fi = &b->info[*id];
         fi->name = firn_arena_strdup(b->arena, name);
         fi->system_name = firn_arena_strdup(b->arena, system_name);
         fi->filename = firn_arena_strdup(b->arena, filename);
         fi->start_line = start_line;
         fi->mapping = firn_arena_strdup(b->arena, mapping);
-        if (!fi->name || !fi->system_name || !fi->filename || !fi->mapping)
-            return oom(b);
     }
     return 0;
 }
@@ -696,6 +625,7 @@ static int info_id(struct build *b, const char *name, const char *system_name,
 static int child_of(struct build *b, uint32_t parent, uint32_t key, uint32_t function,
                     uint32_t *out)
 {
+    assert(parent < b->n_nodes);   /* a parent comes before its children */
     struct bnode *pn = &b->nodes[parent];
     uint64_t k = (uint64_t)parent << 32 | key;
     uint32_t idx = (uint32_t)b->n_nodes;
@@ -717,15 +647,8 @@ static int child_of(struct build *b, uint32_t parent, uint32_t key, uint32_t fun
     }
     if (b->n_nodes >= UINT32_MAX - 1 || b->n_nodes > b->max_nodes)
         return firn_errf(b->err, FIRN_ETOOBIG, "%s", PQL_TOO_MANY_SAMPLES);
-    if (b->n_nodes == b->cap_nodes) {
-        size_t nc = b->cap_nodes * 2;
-        struct bnode *nn = realloc(b->nodes, nc * sizeof *nn);
-        if (!nn)
-            return oom(b);
-        b->nodes = nn;
-        b->cap_nodes = nc;
-        pn = &b->nodes[parent];
-    }
+    b->nodes = firn_grow(b->nodes, b->n_nodes, &b->cap_nodes, sizeof *b->nodes, 1024);
+    pn = &b->nodes[parent];   /* the array may have moved */
     b->nodes[idx] = (struct bnode){.parent = parent, .key = key, .function = function,
                                    .first_child = NODE_NONE, .next_sibling = pn->first_child};
     pn->first_child = idx;
@@ -772,8 +695,9 @@ static int frames_make(struct build *b, const pprof_profile *p, struct frames *f
     size_t nloc = p->n_locations, total = 0;
     for (size_t i = 0; i < nloc; i++)
         total += p->locations[i].n_lines ? p->locations[i].n_lines : 1;
-    f->at = malloc((total ? total : 1) * sizeof *f->at);
-    f->off = malloc((nloc + 1) * sizeof *f->off);
+    /* sizes of the profile's tables, in memory: internal */
+    f->at = firn_xreallocarray(NULL, total ? total : 1, sizeof *f->at);
+    f->off = firn_xreallocarray(NULL, nloc + 1, sizeof *f->off);
     /* per function: the mapping of its last frame (a location's, which may
      * be PPROF_NONE) and that frame's ids, which a frame of the same
      * function and mapping shares (a function is on many locations: one per
@@ -782,11 +706,7 @@ static int frames_make(struct build *b, const pprof_profile *p, struct frames *f
         bool seen;
         uint32_t mapping;
         struct frame ids;
-    } *last = malloc((p->n_functions ? p->n_functions : 1) * sizeof *last);
-    if (!f->at || !f->off || !last) {
-        free(last);
-        return oom(b);
-    }
+    } *last = firn_xreallocarray(NULL, p->n_functions ? p->n_functions : 1, sizeof *last);
     for (size_t i = 0; i < p->n_functions; i++)
         last[i].seen = false;
     size_t k = 0;
@@ -836,7 +756,7 @@ static int frames_make(struct build *b, const pprof_profile *p, struct frames *f
 static int group_key(struct build *b, const pprof_profile *p, const pprof_sample *s,
                      const pql_profile_request *req, uint32_t *id)
 {
-    struct buf g = {0};
+    firn_buf g = {0};   /* no cap: group_by names and values of a profile in memory */
     char num[32];
     for (size_t i = 0; i < req->n_group_by; i++) {
         const char *value = "";
@@ -853,14 +773,14 @@ static int group_key(struct build *b, const pprof_profile *p, const pprof_sample
             break;
         }
         if (i)
-            buf_add(&g, ", ", 2);
-        buf_add(&g, req->group_by[i], strlen(req->group_by[i]));
-        buf_add(&g, "=", 1);
-        buf_add(&g, value, strlen(value));
+            firn_buf_append(&g, ", ", 2);
+        firn_buf_puts(&g, req->group_by[i]);
+        firn_buf_append(&g, "=", 1);
+        firn_buf_puts(&g, value);
     }
-    buf_add(&g, "", 1);
-    int rc = g.oom ? oom(b) : node_key(b, 'G', g.p, NULL, id);
-    free(g.p);
+    assert(g.data);   /* called with group_by labels only, none empty (check_request) */
+    int rc = node_key(b, 'G', g.data, NULL, id);
+    firn_buf_free(&g);
     return rc;
 }
 
@@ -963,15 +883,9 @@ static int cmp_key_name(const void *x, const void *y)
 static uint32_t *name_places(struct build *b, const struct ranked *heap, size_t n_heap)
 {
     size_t n = b->keys.n;
-    uint32_t *place = malloc((n ? n : 1) * sizeof *place);
-    struct key_name *by = malloc((n ? n : 1) * sizeof *by);
-    unsigned char *seen = calloc(n ? n : 1, 1);
-    if (!place || !by || !seen) {
-        free(place);
-        free(by);
-        free(seen);
-        return NULL;
-    }
+    uint32_t *place = firn_xreallocarray(NULL, n ? n : 1, sizeof *place);
+    struct key_name *by = firn_xreallocarray(NULL, n ? n : 1, sizeof *by);
+    unsigned char *seen = firn_xcalloc(n ? n : 1, 1);
     size_t m = 0;
     for (size_t i = 0; i < n_heap; i++) {
         uint32_t key = b->nodes[heap[i].node].key;
@@ -1014,11 +928,10 @@ static void min_heap_down(int64_t *h, size_t n, size_t i)
 /* The k-th largest rank of the nodes other than the root (1 <= k < n_nodes):
  * the smallest of the k largest, kept in a min-heap (n log k at worst; most
  * ranks are below it and cost one comparison). */
-static int kth_rank(struct build *b, bool diff, size_t k, int64_t *out)
+static int64_t kth_rank(const struct build *b, bool diff, size_t k)
 {
-    int64_t *h = malloc(k * sizeof *h);
-    if (!h)
-        return oom(b);
+    assert(k >= 1 && k < b->n_nodes);
+    int64_t *h = firn_xreallocarray(NULL, k, sizeof *h);
     for (size_t i = 0; i < k; i++)
         h[i] = node_rank(&b->nodes[i + 1], diff);
     for (size_t i = k / 2; i-- > 0;)
@@ -1030,32 +943,26 @@ static int kth_rank(struct build *b, bool diff, size_t k, int64_t *out)
             min_heap_down(h, k, 0);
         }
     }
-    *out = h[0];
+    int64_t kth = h[0];
     free(h);
-    return 0;
+    return kth;
 }
 
 /* Offers the nodes other than the root whose rank is at least min (or,
  * at_least false, below it) in ranked_before order, keeping each with its
  * ancestors unless that would pass max_nodes, until max_nodes are kept.
  * The offers come off a heap: a linear heap build and a pop per offer. */
-static int offer_nodes(struct build *b, bool diff, int64_t min, bool at_least,
-                       size_t max_nodes, unsigned char *keep, size_t *kept)
+static void offer_nodes(struct build *b, bool diff, int64_t min, bool at_least,
+                        size_t max_nodes, unsigned char *keep, size_t *kept)
 {
     size_t n = b->n_nodes, left = 0;
-    struct ranked *heap = malloc((n - 1) * sizeof *heap);
-    if (!heap)
-        return oom(b);
+    struct ranked *heap = firn_xreallocarray(NULL, n - 1, sizeof *heap);
     for (uint32_t i = 1; i < n; i++) {
         int64_t rank = node_rank(&b->nodes[i], diff);
         if ((rank >= min) == at_least)
             heap[left++] = (struct ranked){rank, 0, i};
     }
     uint32_t *place = name_places(b, heap, left);
-    if (!place) {
-        free(heap);
-        return oom(b);
-    }
     for (size_t i = 0; i < left; i++)
         heap[i].name = place[b->nodes[heap[i].node].key];
     free(place);
@@ -1074,8 +981,8 @@ static int offer_nodes(struct build *b, bool diff, int64_t min, bool at_least,
             keep[a] = 1;
         *kept += chain;
     }
+    assert(*kept <= max_nodes);
     free(heap);
-    return 0;
 }
 
 /* keep[i]: whether node i stays.  With a limit, the max_nodes nodes of the
@@ -1091,28 +998,22 @@ static int offer_nodes(struct build *b, bool diff, int64_t min, bool at_least,
  * and sorts the names of a few thousand of its hundreds of thousands of
  * nodes (there are at least max_nodes of them, and with values of one sign
  * a node's rank is at most its parent's, so they hold their ancestors). */
-static int select_nodes(struct build *b, size_t max_nodes, bool diff, unsigned char **keep_out)
+static unsigned char *select_nodes(struct build *b, size_t max_nodes, bool diff)
 {
     size_t n = b->n_nodes;
-    unsigned char *keep = malloc(n);
-    if (!keep)
-        return oom(b);
-    *keep_out = keep;
+    unsigned char *keep = firn_xmalloc(n);
     if (max_nodes == 0 || n - 1 <= max_nodes) {
         memset(keep, 1, n);
-        return 0;
+        return keep;
     }
     memset(keep, 0, n);
     keep[0] = 1;
-    int64_t t = 0;
-    int rc = kth_rank(b, diff, max_nodes, &t);
-    if (rc < 0)
-        return rc;
+    int64_t t = kth_rank(b, diff, max_nodes);
     size_t kept = 0;
-    rc = offer_nodes(b, diff, t, true, max_nodes, keep, &kept);
-    if (rc == 0 && kept < max_nodes)
-        rc = offer_nodes(b, diff, t, false, max_nodes, keep, &kept);
-    return rc;
+    offer_nodes(b, diff, t, true, max_nodes, keep, &kept);
+    if (kept < max_nodes)
+        offer_nodes(b, diff, t, false, max_nodes, keep, &kept);
+    return keep;
 }
 
 /* ---- the finished tree ---------------------------------------------------- */
@@ -1148,8 +1049,6 @@ __attribute__((unused)) static bool tree_sums_hold(const pql_node *root)
 {
     size_t cap = 0, n = 0;
     const pql_node **stack = firn_grow(NULL, 0, &cap, sizeof *stack, 64);
-    if (!stack)
-        return true;   /* nothing to check with */
     bool ok = true;
     stack[n++] = root;
     while (ok && n) {
@@ -1160,12 +1059,7 @@ __attribute__((unused)) static bool tree_sums_hold(const pql_node *root)
             const pql_node *c = &nd->children[i];
             exact &= !__builtin_add_overflow(sum[0], c->cum, &sum[0]);
             exact &= !__builtin_add_overflow(sum[1], c->compare_cum, &sum[1]);
-            const pql_node **bigger = firn_grow(stack, n, &cap, sizeof *stack, 64);
-            if (!bigger) {
-                free(stack);
-                return ok;
-            }
-            stack = bigger;
+            stack = firn_grow(stack, n, &cap, sizeof *stack, 64);
             stack[n++] = c;
         }
         ok = !exact || (sum[0] == nd->cum && sum[1] == nd->compare_cum);
@@ -1177,30 +1071,21 @@ __attribute__((unused)) static bool tree_sums_hold(const pql_node *root)
 /* Turns the kept build nodes into pql_nodes (breadth first, no recursion:
  * stacks may be deep), with an "other" child where children were cut and
  * the function table holding the functions the nodes use. */
-static int finish_tree(struct build *b, const unsigned char *keep, pql_tree *out)
+static void finish_tree(struct build *b, const unsigned char *keep, pql_tree *out)
 {
     size_t n = b->n_nodes;
     struct qitem {
         uint32_t src;
         pql_node *dst;
-    } *queue = malloc(n * sizeof *queue);
-    uint32_t *remap = malloc((b->infos.n ? b->infos.n : 1) * sizeof *remap);
+    } *queue = firn_xreallocarray(NULL, n, sizeof *queue);
+    uint32_t *remap = firn_xreallocarray(NULL, b->infos.n ? b->infos.n : 1, sizeof *remap);
     struct pending *scratch = NULL;
     size_t scratch_cap = 0;
-    int rc = 0;
-    if (!queue || !remap) {
-        rc = oom(b);
-        goto out;
-    }
     for (size_t i = 0; i < b->infos.n; i++)
         remap[i] = NODE_NONE;
     size_t n_used = 0;
     pql_function_info *fns =
         firn_arena_alloc(out->arena, (b->infos.n ? b->infos.n : 1) * sizeof *fns);
-    if (!fns) {
-        rc = oom(b);
-        goto out;
-    }
     out->root = (pql_node){.function = NODE_NONE, .name = "total"};
     node_values(&out->root, &b->nodes[0]);
     size_t head = 0, tail = 0;
@@ -1211,14 +1096,8 @@ static int finish_tree(struct build *b, const unsigned char *keep, pql_tree *out
         if (n_children == 0)
             continue;
         if (n_children + 1 > scratch_cap) {   /* every child, and an "other" */
-            size_t cap = (n_children + 1) * 2;
-            struct pending *ns = realloc(scratch, cap * sizeof *ns);
-            if (!ns) {
-                rc = oom(b);
-                goto out;
-            }
-            scratch = ns;
-            scratch_cap = cap;
+            scratch_cap = (n_children + 1) * 2;
+            scratch = firn_xreallocarray(scratch, scratch_cap, sizeof *scratch);
         }
         /* one walk of the children list: its nodes lie anywhere in the
          * node array, a cache miss each */
@@ -1255,25 +1134,21 @@ static int finish_tree(struct build *b, const unsigned char *keep, pql_tree *out
         size_t nc = k;
         firn_sort(scratch, nc, sizeof *scratch, cmp_pending);
         pql_node *kids = firn_arena_alloc(out->arena, nc * sizeof *kids);
-        if (!kids) {
-            rc = oom(b);
-            goto out;
-        }
         for (size_t i = 0; i < nc; i++) {
             kids[i] = scratch[i].node;
-            if (scratch[i].src != NODE_NONE)
+            if (scratch[i].src != NODE_NONE) {
+                assert(tail < n);   /* each kept node is queued once */
                 queue[tail++] = (struct qitem){scratch[i].src, &kids[i]};
+            }
         }
         it.dst->children = kids;
         it.dst->n_children = nc;
     }
     out->functions = fns;
     out->n_functions = n_used;
-out:
     free(queue);
     free(remap);
     free(scratch);
-    return rc;
 }
 
 /* ---- the request ---------------------------------------------------------- */
@@ -1281,17 +1156,16 @@ out:
 /* Sample type and unit of a profile type name, into the arena.  A name
  * that is no profile type (only a selector's, when nothing matched) leaves
  * them "": an empty result is not an error. */
-static int type_fields(firn_arena *a, const char *type_name, const char **sample_type,
-                       const char **sample_unit)
+static void type_fields(firn_arena *a, const char *type_name, const char **sample_type,
+                        const char **sample_unit)
 {
     firn_profile_type pt;
     if (firn_profile_type_parse(type_name, &pt, NULL) < 0)
-        return 0;
+        return;
     *sample_type = firn_arena_strndup(a, pt.field[FIRN_PT_SAMPLE_TYPE],
                                       pt.len[FIRN_PT_SAMPLE_TYPE]);
     *sample_unit = firn_arena_strndup(a, pt.field[FIRN_PT_SAMPLE_UNIT],
                                       pt.len[FIRN_PT_SAMPLE_UNIT]);
-    return *sample_type && *sample_unit ? 0 : FIRN_ENOMEM;
 }
 
 /* Both sides of a diff must count the same thing in the same unit. */
@@ -1342,26 +1216,14 @@ int pql_profile_tree(tsdb_reader *r, const pql_profile_request *req, pql_tree *o
         if ((rc = check_comparable(&sides[0], &sides[1], err)) < 0)
             goto out;
     }
-    if (!(out->arena = firn_arena_new(0))) {
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
+    out->arena = firn_arena_new(0);
     out->diff = diff;
     const char *type = sides[0].type_name ? sides[0].type_name : sides[1].type_name;
     out->profile_type = firn_arena_strdup(out->arena, type ? type : "");
     out->sample_type = out->sample_unit = "";
-    if (!out->profile_type) {
-        rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
-        goto out;
-    }
-    if (type && (rc = type_fields(out->arena, type, &out->sample_type, &out->sample_unit)) < 0) {
-        rc = firn_errf(err, rc, "out of memory");
-        goto out;
-    }
-    if ((rc = build_init(&b, out->arena, left, err)) < 0) {
-        build_destroy(&b);
-        goto out;
-    }
+    if (type)
+        type_fields(out->arena, type, &out->sample_type, &out->sample_unit);
+    build_init(&b, out->arena, left, err);
     built = true;
     for (int s = 0; s < 2; s++)
         if (sides[s].p && (rc = build_add(&b, sides[s].p, s, req)) < 0)
@@ -1369,9 +1231,10 @@ int pql_profile_tree(tsdb_reader *r, const pql_profile_request *req, pql_tree *o
     for (int s = 0; s < 2; s++)
         if (sides[s].p)
             sum_cums(&b, s);
-    if ((rc = select_nodes(&b, req->max_nodes, diff, &keep)) < 0 ||
-        (rc = finish_tree(&b, keep, out)) < 0)
-        goto out;
+    /* the cap on samples held the build to what the query had left */
+    assert(b.n_nodes - 1 <= left);
+    keep = select_nodes(&b, req->max_nodes, diff);
+    finish_tree(&b, keep, out);
     assert(tree_sums_hold(&out->root));
     out->total = out->root.cum;
     out->compare_total = out->root.compare_cum;

@@ -13,8 +13,7 @@
 #  - no hand-written growth (the out-of-memory policy): no realloc( or
 #    reallocarray( call in a module's *.c but model/alloc.c (firn_xrealloc,
 #    which everything grows by) and selfprof/malloc.c (the malloc interposer,
-#    which defines realloc), except in the modules PENDING lists, which have
-#    not been converted yet; the same search over a copy of a converted
+#    which defines realloc); the same search over a copy of a module's
 #    file with a realloc( added must find it (so the pattern matches).
 set -uo pipefail
 AGENT=$1
@@ -61,9 +60,6 @@ if [ -z "$bad" ]; then ok "no module includes another's internal header"; else f
 bad=$(grep -l 'internal to config/' "$SRC"/config/*.h | tr '\n' ';')
 if [ -z "$bad" ]; then ok "config/ has no internal header"; else fail "internal config/ headers: $bad"; fi
 
-# Modules not yet converted to the out-of-memory policy (top-level
-# directories); a module leaves this list in the commit that converts it.
-PENDING="promql-like"
 REALLOC_ALLOWED="model/alloc.c selfprof/malloc.c"
 # A call of realloc or reallocarray itself: firn_xrealloc, __libc_realloc
 # and the like are other names.
@@ -76,8 +72,6 @@ hand_grown() {
 
 files=()
 for f in $(cd "$SRC" && git ls-files '*.c' | grep -v '^test/'); do
-    mod=${f%%/*}
-    [[ " $PENDING " == *" $mod "* ]] && continue
     [[ " $REALLOC_ALLOWED " == *" $f "* ]] && continue
     files+=("$SRC/$f")
 done
@@ -86,7 +80,7 @@ if [ ${#files[@]} -eq 0 ]; then
 else
     bad=$(hand_grown "${files[@]}")
     if [ -z "$bad" ]; then
-        ok "no realloc( outside model/alloc.c and selfprof/malloc.c (${#files[@]} files; pending: $PENDING)"
+        ok "no realloc( outside model/alloc.c and selfprof/malloc.c (${#files[@]} files)"
     else
         fail "hand-written growth (use firn_grow, firn_buf or firn_xreallocarray): $bad"
     fi
