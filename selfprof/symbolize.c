@@ -194,7 +194,7 @@ selfprof_symbolizer *selfprof_symbolizer_new(pprof_builder *b)
     firn_u64map_init(&s->cache, 1024);
     s->b = b;
     s->dwfl = symbolize_dwfl_begin();
-    s->names = symbolize_names_new();   /* NULL: names stay mangled */
+    s->names = symbolize_names_new();
     if (s->dwfl && (dwfl_linux_proc_report(s->dwfl, getpid()) != 0 ||
                     dwfl_report_end(s->dwfl, NULL, NULL) != 0)) {
         dwfl_end(s->dwfl);
