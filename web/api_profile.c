@@ -247,11 +247,9 @@ static void respond_rendered(http_response *resp, firn_buf *b, int rc, const fir
     size_t len;
     char *body = rc < 0 ? NULL : firn_buf_take(b, &len);
     firn_buf_free(b);
-    if (!body) {
-        if (err && err->code)
-            respond_query_error(resp, err);
-        else
-            web_respond_error(resp, "internal", "out of memory");
+    if (!body) {   /* b has no cap: only the query failed, and err says why */
+        assert(err && err->code);
+        respond_query_error(resp, err);
         return;
     }
     free(resp->body);

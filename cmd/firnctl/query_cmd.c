@@ -14,6 +14,7 @@
  *    graph JSON and SVG of /api/v1/profile (web/'s renderers, so the CLI
  *    and the API print the same).
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -412,9 +413,9 @@ static int profile_render(struct opts *o, tsdb_reader *r, const pql_profile_requ
         }
     }
     if (rc < 0) {
-        /* promql-like's renderers still report their own allocation
-         * failures without a message (they are not converted yet). */
-        fprintf(stderr, "firnctl: %s\n", err.code ? err.msg : "out of memory");
+        /* b has no cap: only the query itself fails, and it says why */
+        assert(err.code && err.msg[0]);
+        fprintf(stderr, "firnctl: %s\n", err.msg);
         firn_buf_free(&b);
         return 1;
     }
@@ -464,10 +465,6 @@ static int query_parse(const char *text)
     }
     char *ast = pql_format_ast(&q);
     pql_query_free(&q);
-    if (!ast) {
-        fprintf(stderr, "firnctl: out of memory\n");
-        return 1;
-    }
     fputs(ast, stdout);
     free(ast);
     return 0;
