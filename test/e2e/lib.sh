@@ -158,7 +158,9 @@ check_figures() {
     local name=$1 out=$2 fig
     shift 2
     for fig in "$@"; do
-        if printf '%s\n' "$out" | grep -Eq "^$fig [0-9]+(\.[0-9]+)?$"; then
+        # a here-string, not a pipe: grep -q exits at its first match, and
+        # under pipefail printf's next write would then fail the check
+        if grep -Eq "^$fig [0-9]+(\.[0-9]+)?$" <<<"$out"; then
             ok "$name figure $(printf '%s\n' "$out" | grep "^$fig ")"
         else
             fail "$name figure $fig missing or malformed in: $(printf '%s' "$out" | tr '\n' '|')"

@@ -52,7 +52,7 @@ for f in "$FIXTURES"/*; do
         fi
         continue
     fi
-    printf '%s\n' "$LEGACY" | grep -qx "$name" && legacy_read=$((legacy_read + 1))
+    grep -qx "$name" <<<"$LEGACY" && legacy_read=$((legacy_read + 1))
     ours=$(printf '%s' "$info" | jq -r '[.sample_types[].total | tostring] | join(" ")')
     repairs=$(printf '%s' "$info" | jq -r '.repairs | length')
 
@@ -78,7 +78,7 @@ for f in "$FIXTURES"/*; do
     # clean-ups), mappings and Java frame names as firn read them: go tool
     # pprof -raw of firn's converted file must print what it prints for the
     # original.
-    if printf '%s\n' "$LEGACY" | grep -qx "$name"; then
+    if grep -qx "$name" <<<"$LEGACY"; then
         go tool pprof -raw "$f" >"$tmp/raw_orig.txt" 2>/dev/null
         go tool pprof -raw "$conv" >"$tmp/raw_conv.txt" 2>/dev/null
         if [ -s "$tmp/raw_orig.txt" ] && cmp -s "$tmp/raw_orig.txt" "$tmp/raw_conv.txt"; then
@@ -91,7 +91,7 @@ for f in "$FIXTURES"/*; do
     b=$("$FIRNCTL" pprof info "$conv" | jq -c .counts)
     [ "$a" = "$b" ] && ok "$name: converted: same counts" || fail "$name: converted: counts $b, want $a"
 
-    if printf '%s\n' "$TOP_SKIP" | grep -qx "$name"; then
+    if grep -qx "$name" <<<"$TOP_SKIP"; then
         continue
     fi
     # go tool pprof cannot read the repaired .NET originals: compare on the
@@ -101,7 +101,7 @@ for f in "$FIXTURES"/*; do
     types=$(printf '%s' "$info" | jq -r '.sample_types | length')
     for ((i = 0; i < types; i++)); do
         top_rows_go "$src" "$i" >"$tmp/go.txt"
-        if printf '%s\n' "$TOP_SIMPLIFY" | grep -qx "$name"; then
+        if grep -qx "$name" <<<"$TOP_SIMPLIFY"; then
             top_rows_firn "$FIRNCTL" "$f" "$i" | python3 "$HERE/pprof_simplify.py" | sort >"$tmp/firn.txt"
         else
             top_rows_firn "$FIRNCTL" "$f" "$i" >"$tmp/firn.txt"
