@@ -474,6 +474,23 @@ test('relative from/to (now-1h) and RFC3339 are honoured on /', async () => {
   });
 });
 
+test('Unix seconds in the URL show as UTC dates in the range inputs, and submit to the same range', async () => {
+  await withPage({}, async (page, errors) => {
+    await load(page, firn, explore({ query: A }));
+    const total = (await find(page, 'total'))[0].total;
+    // coreutils' date, not the page's code, says what the dates read as
+    const utc = (s) => execFileSync('date', ['-u', '-d', `@${s}`, '+%Y-%m-%d %H:%M:%SZ'], { encoding: 'utf8' }).trim();
+    assert.equal(await page.locator('#from').inputValue(), utc(FROM));
+    assert.equal(await page.locator('#to').inputValue(), utc(TO));
+    await page.locator('#query-form').evaluate((f) => f.requestSubmit());
+    await ready(page);
+    const state = await page.evaluate(() => window.firnUI.state());
+    assert.equal(state.from, utc(FROM));
+    assert.equal((await find(page, 'total'))[0].total, total);
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('a bad query shows the parser\'s message and position', async () => {
   await withPage({}, async (page, errors) => {
     await load(page, firn, explore({ query: `${CPU}{job=}` }));

@@ -6,7 +6,7 @@
 
 import { header, el, api, apiURL, withLoading, onThemeChange, currentTheme, settled } from './common.js';
 import { parseState, formatState, dataKey } from './lib/url.js';
-import { parseTime, apiTime, PRESETS, chooseStep } from './lib/time.js';
+import { parseTime, apiTime, inputTime, PRESETS, chooseStep } from './lib/time.js';
 import { formatValue, percent, change, formatTime } from './lib/format.js';
 import { colorKey, hashColor, diffRatio, diffColor, diffLegend } from './lib/colors.js';
 import {
@@ -238,13 +238,13 @@ function syncControls() {
   if (t && [...$('ptype').options].some((o) => o.value === t.id)) $('ptype').value = t.id;
   const preset = PRESETS.find((p) => p.from === state.from && state.to === 'now');
   $('preset').value = preset ? preset.from : '';
-  $('from').value = state.from;
-  $('to').value = state.to;
+  $('from').value = inputTime(state.from);
+  $('to').value = inputTime(state.to);
   $('compare').checked = state.compare;
   $('compare-form').hidden = !state.compare;
   $('bquery').value = state.compare_query;
-  $('bfrom').value = state.compare_from;
-  $('bto').value = state.compare_to;
+  $('bfrom').value = inputTime(state.compare_from);
+  $('bto').value = inputTime(state.compare_to);
   $('absolute').checked = state.diff === 'absolute';
   $('palette').value = state.palette;
   for (const b of document.querySelectorAll('[data-view]')) b.setAttribute('aria-pressed', String(b.dataset.view === state.view));

@@ -3,7 +3,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { formatValue, formatRate, percent, change, num3, formatTime, counted } from '../js/lib/format.js';
-import { parseTime, parseDuration, apiTime, chooseStep } from '../js/lib/time.js';
+import { parseTime, parseDuration, apiTime, inputTime, chooseStep } from '../js/lib/time.js';
 import { packageOf, colorKey, hashColor, diffRatio, diffColor, diffLegend, hash32, textOn } from '../js/lib/colors.js';
 import { parseState, formatState, defaultState, dataKey } from '../js/lib/url.js';
 import { completionContext, applyCompletion, scanSelector, matchSelector, filterSuggestions, withMetric } from '../js/lib/selector.js';
@@ -41,6 +41,16 @@ test('percentages and changes', () => {
   assert.equal(change(0, 5), 'new');
   assert.equal(change(5, 0), 'gone');
   assert.equal(formatTime(Date.UTC(2026, 11, 7, 2, 30, 0)), '2026-12-07 02:30:00 UTC');
+});
+
+test('range inputs show Unix seconds as a UTC date that parses back to the same instant', () => {
+  // 1764000000 s is 2025-11-24 16:00:00 UTC (date -u -d @1764000000).
+  assert.equal(inputTime('1764000000'), '2025-11-24 16:00:00Z');
+  assert.equal(inputTime('1764000000.25'), '2025-11-24 16:00:00.250Z');
+  assert.equal(inputTime(1764000000), '2025-11-24 16:00:00Z');
+  assert.equal(parseTime(inputTime('1764000000'), 0), 1764000000e3);
+  assert.equal(parseTime(inputTime('1764000000.25'), 0), 1764000000250);
+  for (const s of ['now-1h', 'now', '2026-12-07T02:00:00Z', '', 'soon']) assert.equal(inputTime(s), s);
 });
 
 test('times: now-relative, Unix seconds, RFC3339', () => {

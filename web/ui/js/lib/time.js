@@ -42,6 +42,20 @@ export function parseTime(s, nowMs) {
   throw new Error(`bad time "${str}": want now, now-1h, Unix seconds or RFC3339`);
 }
 
+// A time parameter as the range inputs show it: Unix seconds (what a
+// selection on the chart or a link puts in the URL) become a UTC date a
+// person reads, in a form parseTime takes back to the same instant; every
+// other form (now-1h, RFC3339) is shown as written.
+export function inputTime(s) {
+  const str = String(s ?? '').trim();
+  if (!/^-?\d+(\.\d+)?$/.test(str)) return str;
+  const ms = Math.round(parseFloat(str) * 1000);
+  const d = new Date(ms);
+  if (Number.isNaN(d.getTime())) return str;
+  const iso = d.toISOString(); // 2026-12-07T14:05:00.250Z
+  return `${iso.slice(0, 10)} ${ms % 1000 ? iso.slice(11, 23) : iso.slice(11, 19)}Z`;
+}
+
 // A time for the server (Unix seconds, three decimals at most).
 export function apiTime(ms) {
   return String(Math.round(ms) / 1000);
