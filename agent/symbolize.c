@@ -228,18 +228,6 @@ static object *object_open(agent_symbolizer *s, int pid, const agent_map *map)
         symbolize_build_id_hex(o->mod, o->build_id, sizeof o->build_id);
         o->names = symbolize_names_new();
         o->readable = true;
-        if (!symbolize_has_dwarf(o->mod)) {
-            /* Its frames are its symbols': indexed now, the file is closed,
-             * and its pages (all of its symbol and string tables, read to
-             * build the index) leave the agent's memory.  A file with
-             * DWARF stays open for its lines and inlined calls. */
-            o->syms = symbolize_symtab_new(o->mod, true);
-            if (symbolize_symtab_owns_names(o->syms)) {
-                dwfl_end(o->dwfl);
-                o->dwfl = NULL;
-                o->mod = NULL;
-            }
-        }
     }
     atomic_fetch_add(&s->stats->objects_opened, 1);
     return o;
@@ -265,6 +253,19 @@ static object *object_for(agent_symbolizer *s, int pid, const agent_map *map)
             other->last_used = s->drain;
             o = other;
             break;
+        }
+    }
+    if (o->mod && !o->syms && !symbolize_has_dwarf(o->mod)) {
+        /* A new file without DWARF (not one known by its build id): its
+         * frames are its symbols'.  Indexed now, the file is closed, and
+         * its pages (all of its symbol and string tables, read to build
+         * the index) leave the agent's memory.  A file with DWARF stays
+         * open for its lines and inlined calls. */
+        o->syms = symbolize_symtab_new(o->mod, true);
+        if (symbolize_symtab_owns_names(o->syms)) {
+            dwfl_end(o->dwfl);
+            o->dwfl = NULL;
+            o->mod = NULL;
         }
     }
     o->keys[o->n_keys++] = key;
