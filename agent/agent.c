@@ -747,8 +747,14 @@ void agent_metrics_write(agent *a, firn_buf *b)
             atomic_load(&ys->objects_opened));
     counter(b, "firn_agent_symbol_file_errors_total",
             "Mapped files or perf maps that could not be read.", atomic_load(&ys->object_errors));
-    gauge(b, "firn_agent_symbol_files_open", "Mapped files kept open, one per build ID.",
+    gauge(b, "firn_agent_symbol_files", "Mapped files known to the symbolizer, one per build ID.",
           (double)atomic_load(&ys->objects_open));
+    gauge(b, "firn_agent_symbol_files_open",
+          "Of those, files kept open (those with DWARF; the others are named by their index).",
+          (double)atomic_load(&ys->files_open));
+    gauge(b, "firn_agent_symbol_index_bytes",
+          "Bytes of the files' symbol indexes (addresses and copied names).",
+          (double)atomic_load(&ys->index_bytes));
 
     counter(b, "firn_agent_profiles_total", "Profiles built and queued for pushing.",
             atomic_load(&a->profiles_built));

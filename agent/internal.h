@@ -12,7 +12,9 @@
 typedef struct agent_symbolizer_stats {
     _Atomic uint64_t cache_hits, cache_misses;  /* addresses, per object */
     _Atomic uint64_t objects_opened, object_errors;
-    _Atomic uint64_t objects_open;
+    _Atomic uint64_t objects_open;       /* files known, one per build ID */
+    _Atomic uint64_t files_open;         /* of those, files kept open (DWARF) */
+    _Atomic uint64_t index_bytes;        /* the symbol indexes' bytes */
 } agent_symbolizer_stats;
 
 /* What is known of one process, kept across drains (agent.c's cache).

@@ -15,10 +15,13 @@
  * processes, or in two containers, is read once), found again per mapping
  * by (device, inode); each keeps a cache of the addresses it resolved, and
  * the index of its compilation units that libdwfl lacks when the file has
- * no .debug_aranges (Go; see symbolize_cu_index).  An
- * object unused for AGENT_OBJECT_TTL drains (its processes exited) is
- * closed, and at most AGENT_MAX_OBJECTS stay open (least recently used
- * closed first), so memory stays bounded on a busy host.
+ * no .debug_aranges (Go; see symbolize_cu_index).  A file without DWARF
+ * (most of a distribution's) is closed as soon as its symbols are indexed,
+ * the names copied: its frames are its symbols'.  An object unused for
+ * AGENT_OBJECT_TTL drains (its processes exited) is dropped, one whose
+ * file stays open for its DWARF after AGENT_OPEN_FILE_TTL, and at most
+ * AGENT_MAX_OBJECTS are kept (least recently used dropped first), so
+ * memory stays bounded on a busy host.
  *
  * Only the DWARF inside the files is read, never separate debug files nor
  * debuginfod (cmd/firn-agent unsets DEBUGINFOD_URLS): the sampling loop
@@ -46,12 +49,17 @@
 #include "symbolize/symbolize.h"
 
 #define AGENT_MAX_OBJECTS 512
-/* Drains an unused object stays open: a minute at 10 s.  An open object
- * holds its file's pages it read (symbols, DWARF) and libdw's state, about
- * 2 MB each on a build machine; closed after 5 minutes, the files of
- * processes long gone were most of the agent's RSS there.  Files in use
- * (a compiler run again and again) stay open. */
+/* Drains an unused object is kept: a minute at 10 s.  Files in use (a
+ * compiler run again and again) stay.  A file without DWARF is closed once
+ * indexed, and what stays is its index and its cache of addresses. */
 #define AGENT_OBJECT_TTL 6
+/* Drains an unused file with DWARF stays open.  It holds the file's pages
+ * it read (symbols, DWARF) and libdw's state: 1 to 3 MB each on a build
+ * machine, 12 MB for a Go binary (its compressed DWARF inflated); kept a
+ * minute, the files of test programs and Go services sampled in the last
+ * minute were most of the agent's RSS there.  Closed with its cache after
+ * two drains unused, a process sampled again later costs it again. */
+#define AGENT_OPEN_FILE_TTL 1
 #define AGENT_OBJECT_CACHE_MAX 65536     /* addresses remembered per object */
 #define MAX_SEGMENTS 16
 #define MAX_KEYS 8                       /* files (mounts) found to be one object */
@@ -63,11 +71,13 @@ typedef struct cached_addr {
 typedef struct object {
     bool used;
     char build_id[129];
-    Dwfl *dwfl;                    /* NULL: the file could not be read */
-    Dwfl_Module *mod;
+    bool readable;                 /* false: the file could not be read */
+    Dwfl *dwfl;                    /* NULL: closed (or unreadable) */
+    Dwfl_Module *mod;              /* NULL: named by syms alone (no DWARF) */
     symbolize_cu_index *cus;        /* built on need (Go: no .debug_aranges) */
-    symbolize_symtab *syms;         /* built on need: symbols by address */
-    symbolize_names *names;         /* demangled names of dwfl's strings */
+    symbolize_symtab *syms;         /* symbols by address: built at open when the
+                                     * file has no DWARF, else on need */
+    symbolize_names *names;         /* demangled names of dwfl's or syms' strings */
     GElf_Addr bias;
     struct segment { uint64_t offset, filesz, vaddr; } seg[MAX_SEGMENTS];
     uint64_t keys[MAX_KEYS];       /* file_key of every (device, inode) seen to be it */
@@ -217,6 +227,7 @@ static object *object_open(agent_symbolizer *s, int pid, const agent_map *map)
     } else {
         symbolize_build_id_hex(o->mod, o->build_id, sizeof o->build_id);
         o->names = symbolize_names_new();
+        o->readable = true;
     }
     atomic_fetch_add(&s->stats->objects_opened, 1);
     return o;
@@ -242,6 +253,19 @@ static object *object_for(agent_symbolizer *s, int pid, const agent_map *map)
             other->last_used = s->drain;
             o = other;
             break;
+        }
+    }
+    if (o->mod && !o->syms && !symbolize_has_dwarf(o->mod)) {
+        /* A new file without DWARF (not one known by its build id): its
+         * frames are its symbols'.  Indexed now, the file is closed, and
+         * its pages (all of its symbol and string tables, read to build
+         * the index) leave the agent's memory.  A file with DWARF stays
+         * open for its lines and inlined calls. */
+        o->syms = symbolize_symtab_new(o->mod, true);
+        if (symbolize_symtab_owns_names(o->syms)) {
+            dwfl_end(o->dwfl);
+            o->dwfl = NULL;
+            o->mod = NULL;
         }
     }
     o->keys[o->n_keys++] = key;
@@ -448,7 +472,7 @@ void agent_symbolize_user(agent_symbolizer *s, agent_proc *p, uint64_t addr, boo
     }
     object *o = object_for(s, p->pid, m);
     out->build_id = o->build_id;
-    if (!o->mod)
+    if (!o->readable)
         return;
     out->has_functions = true;
     uint64_t file_off = pc - m->start + m->offset;
@@ -482,13 +506,22 @@ void agent_symbolizer_end(agent_symbolizer *s)
 {
     bool closed = false;
     for (size_t i = 0; i < AGENT_MAX_OBJECTS; i++)
-        if (s->objects[i].used && s->drain - s->objects[i].last_used > AGENT_OBJECT_TTL) {
+        if (s->objects[i].used &&
+            s->drain - s->objects[i].last_used >
+                (s->objects[i].dwfl ? AGENT_OPEN_FILE_TTL : AGENT_OBJECT_TTL)) {
             object_close(s, &s->objects[i]);
             closed = true;
         }
     if (closed)
         rebuild_index(s);
+    size_t files_open = 0, index_bytes = 0;
+    for (size_t i = 0; i < AGENT_MAX_OBJECTS; i++) {
+        files_open += s->objects[i].dwfl != NULL;
+        index_bytes += s->objects[i].syms ? symbolize_symtab_bytes(s->objects[i].syms) : 0;
+    }
     atomic_store(&s->stats->objects_open, s->n_objects);
+    atomic_store(&s->stats->files_open, files_open);
+    atomic_store(&s->stats->index_bytes, index_bytes);
 }
 
 void agent_symbolizer_free(agent_symbolizer *s)

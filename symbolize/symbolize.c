@@ -5,6 +5,7 @@
  * compilation units for files that have no .debug_aranges, and the
  * readable names of mangled C++ and Rust symbols (libiberty).
  */
+#include <assert.h>
 #include <demangle.h>
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
@@ -239,22 +240,39 @@ static bool cu_index_find(const symbolize_cu_index *cus, Dwarf_Addr pc, Dwarf_Di
  * below the address whose size covers it (at one address: global before
  * weak before local, then the smaller), else a sizeless one (assembly
  * labels) at the nearest address below when no sized symbol below ends
- * past it. */
+ * past it.
+ *
+ * Asked to, the index copies the names into one block of its own, so that
+ * it serves after the module's Dwfl is gone: firn-agent then closes a file
+ * without DWARF as soon as it is indexed, and its pages (symbol and string
+ * tables, all read once to build the index, and the kernel's read-around
+ * of each page) leave the agent's RSS.  A file kept open keeps its names
+ * where they are: a copy would hold them twice. */
 
 struct sym_entry {
     uint64_t addr;      /* module address (bias applied) */
     uint64_t size;
     uint64_t reach;     /* the largest addr + size of this and every entry before */
     uint64_t reach_g;   /* the same over the entries that are not local */
-    uint64_t sec_lo, sec_hi;   /* sizeless: the addresses of its section (absolute:
-                                  its own address only); libdwfl matches only there */
-    const char *name;   /* libelf's string: lives as long as the module */
+    const char *name;   /* in the index's own block, or libelf's string (see names) */
+    uint32_t section;   /* sizeless: index into the index's section ranges
+                         * (sized: unused, see in_section) */
     uint8_t rank;       /* 0 global, 1 weak (or unique), 2 local */
+};
+
+/* The addresses of a sizeless symbol's section (absolute: its own address
+ * only); libdwfl matches a sizeless symbol only there. */
+struct sym_section {
+    uint64_t lo, hi;
 };
 
 struct symbolize_symtab {
     struct sym_entry *v;   /* sorted by addr, rank, sized before sizeless, size */
     size_t n;
+    struct sym_section *sections;
+    size_t n_sections;
+    char *names;           /* the names (NULL: they point into the module) */
+    size_t names_bytes;
 };
 
 static int compare_sym(const void *a, const void *b)
@@ -269,12 +287,50 @@ static int compare_sym(const void *a, const void *b)
     return x->size < y->size ? -1 : x->size > y->size;
 }
 
-/* The index of mod's symbols. */
-static symbolize_symtab *symtab_new(Dwfl_Module *mod)
+/* The index of the section range [lo, hi) in t->sections; by_shndx (for
+ * shndx < SHN_LORESERVE) remembers those of sections seen. */
+static uint32_t sym_section(symbolize_symtab *t, size_t *cap, firn_u64map *by_shndx,
+                            const Elf *elf, GElf_Word shndx, uint64_t lo, uint64_t hi)
+{
+    /* a module's symbols may come from two files (libdwfl's auxiliary
+     * symbol table): the key is the file and the section, shndx < 2^16 */
+    uint64_t key = (uint64_t)(uintptr_t)elf << 16 | shndx;
+    uint32_t idx;
+    if (shndx < SHN_LORESERVE && firn_u64map_get(by_shndx, key, &idx))
+        return idx;
+    assert(t->n_sections < UINT32_MAX);   /* at most one per symbol, an int */
+    t->sections = firn_grow(t->sections, t->n_sections, cap, sizeof *t->sections, 16);
+    idx = (uint32_t)t->n_sections++;
+    t->sections[idx] = (struct sym_section){lo, hi};
+    if (shndx < SHN_LORESERVE)
+        firn_u64map_put(by_shndx, key, idx, NULL);
+    return idx;
+}
+
+/* The bytes of the string tables of mod's file.  Its symbols' names are in
+ * them (libdwfl's auxiliary symbol table aside); a copy of each name takes
+ * about as much, a little more where names share a tail, while symbols of
+ * a hostile file can all name one long string. */
+static uint64_t string_table_bytes(Dwfl_Module *mod)
+{
+    GElf_Addr bias;
+    Elf *elf = dwfl_module_getelf(mod, &bias);
+    uint64_t bytes = 0;
+    for (Elf_Scn *scn = elf ? elf_nextscn(elf, NULL) : NULL; scn; scn = elf_nextscn(elf, scn)) {
+        GElf_Shdr shdr;
+        if (gelf_getshdr(scn, &shdr) && shdr.sh_type == SHT_STRTAB && shdr.sh_size < (1ull << 40))
+            bytes += shdr.sh_size;
+    }
+    return bytes;
+}
+
+symbolize_symtab *symbolize_symtab_new(Dwfl_Module *mod, bool copy_names)
 {
     symbolize_symtab *t = firn_xcalloc(1, sizeof *t);
     int n = dwfl_module_getsymtab(mod);
-    size_t cap = 0;
+    size_t cap = 0, cap_sections = 0, names_bytes = 0;
+    firn_u64map by_shndx;
+    firn_u64map_init(&by_shndx, 64);
     for (int i = 1; i < n; i++) {   /* 0 is the null symbol */
         GElf_Sym sym;
         GElf_Addr addr, bias = 0;
@@ -292,15 +348,33 @@ static symbolize_symtab *symtab_new(Dwfl_Module *mod)
             .size = sym.st_size,
             .name = name,
             .rank = bind == STB_GLOBAL ? 0 : bind == STB_LOCAL ? 2 : 1,
-            .sec_lo = addr,
-            .sec_hi = addr + 1,
         };
-        GElf_Shdr shdr;
-        Elf_Scn *scn = shndx < SHN_LORESERVE && elf ? elf_getscn(elf, shndx) : NULL;
-        if (sym.st_size == 0 && scn && gelf_getshdr(scn, &shdr)) {
-            e->sec_lo = shdr.sh_addr + bias;
-            e->sec_hi = shdr.sh_addr + shdr.sh_size + bias;
+        if (sym.st_size == 0) {
+            GElf_Shdr shdr;
+            Elf_Scn *scn = shndx < SHN_LORESERVE && elf ? elf_getscn(elf, shndx) : NULL;
+            if (scn && gelf_getshdr(scn, &shdr))
+                e->section = sym_section(t, &cap_sections, &by_shndx, elf, shndx, shdr.sh_addr + bias,
+                                         shdr.sh_addr + shdr.sh_size + bias);
+            else
+                e->section = sym_section(t, &cap_sections, &by_shndx, elf, SHN_ABS, addr, addr + 1);
         }
+        /* a string of libelf's ends inside the file's mapped string table */
+        size_t len = strlen(name) + 1;
+        names_bytes = names_bytes + len < names_bytes ? SIZE_MAX : names_bytes + len;
+    }
+    firn_u64map_destroy(&by_shndx);
+    if (copy_names && names_bytes <= SYMBOLIZE_SYMTAB_MAX_NAME_BYTES &&
+        names_bytes <= 2 * string_table_bytes(mod) + 4096) {
+        t->names = firn_xmalloc(names_bytes ? names_bytes : 1);
+        t->names_bytes = names_bytes;
+        size_t at = 0;
+        for (size_t i = 0; i < t->n; i++) {
+            size_t len = strlen(t->v[i].name) + 1;
+            memcpy(t->names + at, t->v[i].name, len);
+            t->v[i].name = t->names + at;
+            at += len;
+        }
+        assert(at == names_bytes);
     }
     firn_sort(t->v, t->n, sizeof *t->v, compare_sym);
     uint64_t reach = 0, reach_g = 0;
@@ -315,11 +389,24 @@ static symbolize_symtab *symtab_new(Dwfl_Module *mod)
     return t;
 }
 
+bool symbolize_symtab_owns_names(const symbolize_symtab *syms)
+{
+    return syms->names != NULL;
+}
+
+size_t symbolize_symtab_bytes(const symbolize_symtab *syms)
+{
+    return syms->n * sizeof *syms->v + syms->n_sections * sizeof *syms->sections +
+           syms->names_bytes;
+}
+
 void symbolize_symtab_free(symbolize_symtab *syms)
 {
     if (!syms)
         return;
     free(syms->v);
+    free(syms->sections);
+    free(syms->names);
     free(syms);
 }
 
@@ -343,6 +430,16 @@ static const char *sized_cover(const struct sym_entry *v, size_t i, uint64_t add
     return NULL;
 }
 
+/* Whether addr is in the section of the sizeless symbol e; a sized one
+ * (its end past 2^64 in a hostile file) counts as [addr, addr + 1). */
+static bool in_section(const symbolize_symtab *t, const struct sym_entry *e, uint64_t addr)
+{
+    if (e->size != 0)
+        return addr == e->addr && e->addr != UINT64_MAX;
+    assert(e->section < t->n_sections);
+    return addr >= t->sections[e->section].lo && addr < t->sections[e->section].hi;
+}
+
 const char *symbolize_symbol(Dwfl_Module *mod, symbolize_symtab **syms, uint64_t addr)
 {
     if (!syms) {
@@ -351,7 +448,7 @@ const char *symbolize_symbol(Dwfl_Module *mod, symbolize_symtab **syms, uint64_t
         return dwfl_module_addrinfo(mod, addr, &offset, &sym, NULL, NULL, NULL);
     }
     if (!*syms)
-        *syms = symtab_new(mod);
+        *syms = symbolize_symtab_new(mod, false);
     const struct sym_entry *v = (*syms)->v;
     size_t i = firn_sorted_count_le(v, (*syms)->n, sizeof *v, offsetof(struct sym_entry, addr),
                                     addr);
@@ -363,8 +460,8 @@ const char *symbolize_symbol(Dwfl_Module *mod, symbolize_symtab **syms, uint64_t
     if (name)
         return name;
     for (size_t k = i; k > 0 && v[k - 1].addr == addr; k--)
-        if (v[k - 1].rank < 2 && v[k - 1].size == 0 && addr >= v[k - 1].sec_lo &&
-            addr < v[k - 1].sec_hi)
+        if (v[k - 1].rank < 2 && v[k - 1].size == 0 &&
+            in_section(*syms, &v[k - 1], addr))
             name = v[k - 1].name;   /* the first at the address */
     if (name || (name = sized_cover(v, i, addr, false)))
         return name;
@@ -378,9 +475,29 @@ const char *symbolize_symbol(Dwfl_Module *mod, symbolize_symtab **syms, uint64_t
     while (k > 0 && v[k - 1].addr == at)
         k--;
     for (; k < i; k++)   /* the first in addr's section */
-        if (addr >= v[k].sec_lo && addr < v[k].sec_hi)
+        if (in_section(*syms, &v[k], addr))
             return v[k].name;
     return NULL;
+}
+
+bool symbolize_has_dwarf(Dwfl_Module *mod)
+{
+    GElf_Addr bias;
+    Elf *elf = dwfl_module_getelf(mod, &bias);
+    size_t shstrndx;
+    if (!elf || elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return false;
+    for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn; scn = elf_nextscn(elf, scn)) {
+        GElf_Shdr shdr;
+        const char *name = gelf_getshdr(scn, &shdr) ? elf_strptr(elf, shstrndx, shdr.sh_name)
+                                                   : NULL;
+        /* libdw's CUs, whatever the compression (SHF_COMPRESSED or the
+         * older .zdebug), the split units' sections too */
+        if (name && (strncmp(name, ".debug_info", 11) == 0 ||
+                     strncmp(name, ".zdebug_info", 12) == 0))
+            return true;
+    }
+    return false;
 }
 
 /* ---- demangled names ------------------------------------------------------- */
@@ -440,16 +557,17 @@ size_t symbolize_dwfl_frames(Dwfl_Module *mod, symbolize_cu_index **cus, symboli
                             symbolize_names *names, uint64_t addr,
                             symbolize_frame out[SYMBOLIZE_MAX_INLINE_DEPTH])
 {
+    assert(mod || (syms && *syms && symbolize_symtab_owns_names(*syms)));
     const char *symbol = symbolize_symbol(mod, syms, addr);
     const char *file = NULL;
     int line = 0;
-    Dwfl_Line *dl = dwfl_module_getsrc(mod, addr);
+    Dwfl_Line *dl = mod ? dwfl_module_getsrc(mod, addr) : NULL;
     if (dl)
         file = dwfl_lineinfo(dl, NULL, &line, NULL, NULL, NULL);
     Dwarf_Addr bias;
-    Dwarf_Die *cu = dwfl_module_addrdie(mod, addr, &bias);
+    Dwarf_Die *cu = mod ? dwfl_module_addrdie(mod, addr, &bias) : NULL;
     Dwarf_Die cu_mem;
-    if (!cu && cus && (*cus || (*cus = cu_index_new(mod))) && (*cus)->dwarf &&
+    if (!cu && mod && cus && (*cus || (*cus = cu_index_new(mod))) && (*cus)->dwarf &&
         cu_index_find(*cus, addr - (*cus)->bias, &cu_mem)) {
         cu = &cu_mem;
         bias = (*cus)->bias;

@@ -6,7 +6,9 @@
  * at each symbol's start, middle, last byte and the bytes around it that
  * are code (what a profile's frames hold), in
  * Debian's libc (dynamic symbols only, IFUNCs and aliases) and in this
- * test program (a full .symtab with local and global symbols).
+ * test program (a full .symtab with local and global symbols) -- also
+ * after the file was closed, from the names the index copied.  Whether a
+ * file has DWARF units is what binutils' readelf -S lists.
  *
  * The expected names come from `nm -C` (GNU binutils) on an object that
  * `as` assembles with one symbol per name: nm -C prints the names as
@@ -30,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "symbolize/symbolize.h"
@@ -194,6 +197,58 @@ static bool in_code(Dwfl_Module *mod, uint64_t addr)
     return false;
 }
 
+/* Whether binutils' readelf lists a DWARF units section in path (the
+ * peer of symbolize_has_dwarf). */
+static bool readelf_has_dwarf(const char *path)
+{
+    char real[4096];   /* readelf's own /proc/self/exe would be readelf */
+    assert_non_null(realpath(path, real));
+    path = real;
+    char cmd[4600];
+    snprintf(cmd, sizeof cmd,
+             "readelf -S --wide '%s' | grep -Eq '[[:space:]]\\.z?debug_info[[:space:]]'", path);
+    int rc = system(cmd);
+    assert_true(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) <= 1);
+    return WEXITSTATUS(rc) == 0;
+}
+
+typedef struct named_addr {
+    uint64_t addr;
+    char *want;   /* libdwfl's name, NULL: none */
+} named_addr;
+
+/* The index, built from mod and then used with mod's Dwfl ended (as
+ * firn-agent does with a file without DWARF), names every address of
+ * checked as libdwfl did while it was open; and so do the frames
+ * symbolize_dwfl_frames makes from it, named as nm -C would. */
+static void compare_after_close(Dwfl *dwfl, Dwfl_Module *mod, const named_addr *checked,
+                                size_t n)
+{
+    symbolize_symtab *syms = symbolize_symtab_new(mod, true);
+    assert_true(symbolize_symtab_owns_names(syms));
+    assert_true(symbolize_symtab_bytes(syms) > 0);
+    dwfl_end(dwfl);   /* its files are closed: names must be the index's own */
+    symbolize_names *store = symbolize_names_new();
+    for (size_t i = 0; i < n; i++) {
+        const char *got = symbolize_symbol(NULL, &syms, checked[i].addr);
+        if ((checked[i].want == NULL) != (got == NULL) ||
+            (got && strcmp(checked[i].want, got) != 0))
+            fail_msg("0x%" PRIx64 ": libdwfl said %s, the closed index %s", checked[i].addr,
+                     checked[i].want ? checked[i].want : "(none)", got ? got : "(none)");
+        symbolize_frame frames[SYMBOLIZE_MAX_INLINE_DEPTH];
+        size_t nf = symbolize_dwfl_frames(NULL, NULL, &syms, store, checked[i].addr, frames);
+        assert_int_equal(nf, got ? 1 : 0);
+        if (!got)
+            continue;
+        assert_string_equal(frames[0].system_name, got);
+        assert_null(frames[0].file);
+        const char *readable = symbolize_demangle(store, got);
+        assert_string_equal(frames[0].name, readable ? readable : got);
+    }
+    symbolize_names_free(store);
+    symbolize_symtab_free(syms);
+}
+
 static void compare_with_libdwfl(const char *path)
 {
     Dwfl *dwfl = symbolize_dwfl_begin();
@@ -205,7 +260,8 @@ static void compare_with_libdwfl(const char *path)
     symbolize_symtab *syms = NULL;
     int n = dwfl_module_getsymtab(mod);
     assert_true(n > 100);
-    size_t checked = 0, named = 0;
+    size_t checked = 0, named = 0, cap = 0;
+    named_addr *seen = NULL;
     for (int i = 1; i < n; i++) {
         GElf_Sym sym;
         GElf_Addr start;
@@ -222,14 +278,24 @@ static void compare_with_libdwfl(const char *path)
             if ((want == NULL) != (got == NULL) || (want && strcmp(want, got) != 0))
                 fail_msg("%s: 0x%" PRIx64 ": libdwfl says %s, the index %s", path, at[k],
                          want ? want : "(none)", got ? got : "(none)");
-            checked++;
+            if (checked == cap) {
+                cap = cap ? 2 * cap : 1024;
+                seen = realloc(seen, cap * sizeof *seen);
+                assert_non_null(seen);
+            }
+            seen[checked++] = (named_addr){at[k], got ? strdup(got) : NULL};
             named += got != NULL;
         }
     }
     assert_non_null(syms);
+    assert_false(symbolize_symtab_owns_names(syms));   /* the file stays open */
     assert_true(named > checked / 2);   /* not a comparison of nothing */
     symbolize_symtab_free(syms);
-    dwfl_end(dwfl);
+    assert_int_equal(symbolize_has_dwarf(mod), readelf_has_dwarf(path));
+    compare_after_close(dwfl, mod, seen, checked);
+    for (size_t i = 0; i < checked; i++)
+        free(seen[i].want);
+    free(seen);
 }
 
 static void test_symbols_libc(void **state)
