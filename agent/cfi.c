@@ -361,6 +361,11 @@ int agent_cfi_compile(struct Elf *elf, agent_unwind_table *out, firn_err *err)
     return 0;
 }
 
+bool agent_cfi_go_binary(struct Elf *elf)
+{
+    return find_section(elf, ".go.buildinfo") || find_section(elf, ".gopclntab");
+}
+
 const struct profile_unwind_row *agent_unwind_lookup(const agent_unwind_table *t, uint64_t pc)
 {
     size_t lo = 0, hi = t->n;
