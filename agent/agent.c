@@ -701,9 +701,6 @@ void agent_metrics_write(agent *a, firn_buf *b)
     counter(b, "firn_agent_unwind_tables_failed_total",
             "Mapped files without usable CFI (or unreadable): frame pointers there.",
             atomic_load(&us->failed));
-    counter(b, "firn_agent_unwind_tables_skipped_total",
-            "Mapped Go programs given no table: Go keeps frame pointers.",
-            atomic_load(&us->frame_pointer_files));
     counter(b, "firn_agent_unwind_tables_evicted_total",
             "Unwind tables evicted (least recently used) to make room.",
             atomic_load(&us->evicted));

@@ -195,10 +195,6 @@ struct Elf;
  * when the file has neither, is not x86-64, its CFI cannot be read, or it
  * needs more than AGENT_UNWIND_MAX_ROWS rows or addresses above 4 GiB. */
 int agent_cfi_compile(struct Elf *elf, agent_unwind_table *out, firn_err *err);
-/* Whether elf is a Go program (a .go.buildinfo or .gopclntab section):
- * Go keeps frame pointers on amd64 (since Go 1.7), so its own code
- * unwinds without a table. */
-bool agent_cfi_go_binary(struct Elf *elf);
 /* The row covering ELF address pc (the last at or below it), or NULL. */
 const struct profile_unwind_row *agent_unwind_lookup(const agent_unwind_table *t, uint64_t pc);
 void agent_unwind_table_free(agent_unwind_table *t);

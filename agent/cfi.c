@@ -6,8 +6,12 @@
  * address and, through dwarf_frame_info, the range of addresses that share
  * them, which is one row.  What elfutils does not offer is the list of
  * FDEs, so dwarf_next_cfi walks the section and each FDE's address range
- * is decoded here (the pointer encodings x86-64 toolchains write).  Each
- * FDE's range is then walked row by row; a gap between FDEs gets a row
+ * is decoded here (the pointer encodings x86-64 toolchains write), with
+ * where its instructions start (past its augmentation data).  Each FDE's
+ * range is then walked row by row, which libdw does by running the FDE's
+ * instructions from its start again for each row: FDEs whose CIE and
+ * instruction bytes are the same (about half of them) share the rows of
+ * one, relative to its start.  A gap between FDEs gets a row
  * without rules, so that an address no FDE covers is a miss rather than
  * the previous function's rules.  Consecutive rows with the same rules are
  * merged.
@@ -493,11 +497,6 @@ int agent_cfi_compile(struct Elf *elf, agent_unwind_table *out, firn_err *err)
         return rc;
     }
     return 0;
-}
-
-bool agent_cfi_go_binary(struct Elf *elf)
-{
-    return find_section(elf, ".go.buildinfo") || find_section(elf, ".gopclntab");
 }
 
 const struct profile_unwind_row *agent_unwind_lookup(const agent_unwind_table *t, uint64_t pc)

@@ -93,7 +93,6 @@ typedef struct agent_unwind_stats {
     _Atomic uint64_t tables, rows, bytes;        /* now in the BPF maps */
     _Atomic uint64_t loaded;                     /* tables compiled and loaded */
     _Atomic uint64_t failed;                     /* files without a usable CFI (or unreadable) */
-    _Atomic uint64_t frame_pointer_files;        /* Go binaries: frame pointers, no table */
     _Atomic uint64_t evicted;                    /* tables evicted for room */
     _Atomic uint64_t no_room;                    /* tables that did not fit */
     _Atomic uint64_t procs_full;                 /* processes the procs map had no room for */

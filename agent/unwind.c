@@ -306,14 +306,7 @@ static uint32_t load_table(agent_unwinder *u, int pid, const agent_map *m, uint6
     }
     agent_unwind_table rows;
     firn_err err = {0};
-    if (agent_cfi_go_binary(elf)) {
-        /* Go keeps frame pointers (amd64, since Go 1.7): its stacks need
-         * no table, and its CFI is in compressed DWARF libdw would inflate */
-        atomic_fetch_add(&u->stats->frame_pointer_files, 1);
-        char qp[600];
-        firn_log(FIRN_LOG_DEBUG, "unwind", "Go binary; frame pointers there", "pid=%d path=%s",
-                 pid, firn_log_quote(qp, sizeof qp, m->path));
-    } else if (t->n_seg == 0 || agent_cfi_compile(elf, &rows, &err) < 0) {
+    if (t->n_seg == 0 || agent_cfi_compile(elf, &rows, &err) < 0) {
         atomic_fetch_add(&u->stats->failed, 1);
         char q[600], qp[600];
         firn_log(FIRN_LOG_DEBUG, "unwind", "no unwind table; frame pointers there",

@@ -297,59 +297,6 @@ static void test_errors(void **state)
     elf_end(elf);
 }
 
-static bool open_elf_file(const char *path, Elf **elf, int *fd)
-{
-    *fd = open(path, O_RDONLY);
-    *elf = *fd >= 0 ? elf_begin(*fd, ELF_C_READ_MMAP, NULL) : NULL;
-    return *elf != NULL;
-}
-
-/* `go version FILE` (the Go toolchain's own reading of a binary's build
- * information): whether it names a Go release for path. */
-static bool go_says_go(const char *path)
-{
-    char cmd[1200], out[1200] = "";
-    snprintf(cmd, sizeof cmd, "go version '%s' 2>&1", path);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t n = fread(out, 1, sizeof out - 1, f);
-    out[n] = '\0';
-    pclose(f);
-    char want[1100];
-    snprintf(want, sizeof want, "%s: go1.", path);
-    return strncmp(out, want, strlen(want)) == 0;
-}
-
-/* Go programs are told from others as the Go toolchain tells them: the
- * go command itself (a Go program), libc and the C workload (not). */
-static void test_go_binary(void **state)
-{
-    (void)state;
-    elf_version(EV_CURRENT);
-    char go[1024] = "";
-    FILE *f = popen("readlink -f \"$(command -v go)\"", "r");
-    assert_non_null(f);
-    if (!fgets(go, sizeof go, f))
-        go[0] = '\0';
-    pclose(f);
-    go[strcspn(go, "\n")] = '\0';
-    if (!go[0])
-        fail_msg("no go command (scripts/deps test installs golang)");
-    const char *paths[] = {go, LIBC, UNWIND_WORKLOAD};
-    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
-        Elf *elf;
-        int fd;
-        assert_true(open_elf_file(paths[i], &elf, &fd));
-        bool want = go_says_go(paths[i]);
-        if (agent_cfi_go_binary(elf) != want)
-            fail_msg("%s: go version says %s Go program", paths[i], want ? "a" : "not a");
-        print_message("%s: %s\n", paths[i], want ? "Go" : "not Go");
-        elf_end(elf);
-        close(fd);
-    }
-    assert_true(go_says_go(go));   /* the peer itself is one */
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -357,7 +304,6 @@ int main(void)
         cmocka_unit_test(test_workload),
         cmocka_unit_test(test_lookup),
         cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_go_binary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
