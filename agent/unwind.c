@@ -1,6 +1,6 @@
 /* unwind.c -- the unwind tables in the BPF maps (bpf/profile.h): one per
  * mapped file, compiled from its CFI (cfi.c) the first time a sampled
- * process maps it, shared by every process that maps the same file (found
+ * stack passes through it, shared by every process that maps the same file (found
  * by device and inode, merged by build ID), and the per-process list of
  * executable mappings that points the BPF walk at them.
  *
