@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -242,6 +243,16 @@ static Elf *open_elf(int pid, const agent_map *m, int *fd, void **image)
     return *fd < 0 ? NULL : elf_begin(*fd, ELF_C_READ_MMAP, NULL);
 }
 
+/* CPU time of the calling thread, in microseconds: what compiling took,
+ * whatever else the machine ran meanwhile. */
+static int64_t thread_cpu_us(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* A new slot for the file of mapping m: its segments, build ID and rows.
  * 0 when no slot is free. */
 static uint32_t load_table(agent_unwinder *u, int pid, const agent_map *m, uint64_t key,
@@ -306,6 +317,7 @@ static uint32_t load_table(agent_unwinder *u, int pid, const agent_map *m, uint6
     }
     agent_unwind_table rows;
     firn_err err = {0};
+    int64_t cpu0 = thread_cpu_us();
     if (t->n_seg == 0 || agent_cfi_compile(elf, &rows, &err) < 0) {
         atomic_fetch_add(&u->stats->failed, 1);
         char q[600], qp[600];
@@ -324,9 +336,9 @@ static uint32_t load_table(agent_unwinder *u, int pid, const agent_map *m, uint6
             atomic_fetch_add(&u->stats->loaded, 1);
             char qp[600];
             firn_log(FIRN_LOG_DEBUG, "unwind", "unwind table loaded",
-                     "pid=%d path=%s rows=%zu fdes=%zu unsupported=%zu", pid,
+                     "pid=%d path=%s rows=%zu fdes=%zu unsupported=%zu cpu_ms=%.1f", pid,
                      firn_log_quote(qp, sizeof qp, m->path), rows.n, rows.fdes,
-                     rows.rows_unsupported);
+                     rows.rows_unsupported, (double)(thread_cpu_us() - cpu0) / 1000);
         }
         agent_unwind_table_free(&rows);
     }
