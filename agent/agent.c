@@ -166,6 +166,8 @@ static uint32_t user_location(builder *b, uint64_t addr, bool leaf)
         return idx;
     agent_user_frame f;
     agent_symbolize_user(b->a->sym, b->proc, addr, leaf, &f);
+    if (f.map)
+        agent_unwind_note(b->proc, f.map);   /* its file's table is wanted */
     pprof_line lines[SYMBOLIZE_MAX_INLINE_DEPTH];
     size_t n = 0;
     for (size_t i = 0; i < f.n_frames; i++) {
@@ -463,8 +465,8 @@ static int compare_hot(const void *x, const void *y)
 /* Unwind tables for the drain's kept processes, busiest first (they win
  * the room for tables over quieter ones): compiling a
  * file's CFI takes milliseconds (a second for the largest libraries), so
- * each drain gets a budget of a twentieth of the interval (at least
- * 100 ms); who is left waits for the next drain, walked by frame pointers
+ * each drain gets a budget of a hundredth of the interval (at least
+ * 50 ms); who is left waits for the next drain, walked by frame pointers
  * meanwhile. */
 static void update_unwinder(agent *a)
 {

@@ -6,8 +6,12 @@
  * address and, through dwarf_frame_info, the range of addresses that share
  * them, which is one row.  What elfutils does not offer is the list of
  * FDEs, so dwarf_next_cfi walks the section and each FDE's address range
- * is decoded here (the pointer encodings x86-64 toolchains write).  Each
- * FDE's range is then walked row by row; a gap between FDEs gets a row
+ * is decoded here (the pointer encodings x86-64 toolchains write), with
+ * where its instructions start (past its augmentation data).  Each FDE's
+ * range is then walked row by row, which libdw does by running the FDE's
+ * instructions from its start again for each row: FDEs whose CIE and
+ * instruction bytes are the same (about half of them) share the rows of
+ * one, relative to its start.  A gap between FDEs gets a row
  * without rules, so that an address no FDE covers is a miss rather than
  * the previous function's rules.  Consecutive rows with the same rules are
  * merged.
@@ -17,6 +21,7 @@
 #include <gelf.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "agent/agent.h"
 
@@ -26,12 +31,29 @@
 
 typedef struct fde_range {
     uint64_t start, end;
+    uint64_t cie;                  /* its CIE's offset */
+    const uint8_t *ins;            /* its instructions (NULL: not found) */
+    size_t ins_len;
 } fde_range;
 
 typedef struct cie_enc {
     uint64_t offset;
     uint8_t enc;       /* the FDE pointer encoding ('R'), DW_EH_PE_absptr without one */
+    bool aug_data;     /* 'z': FDEs carry augmentation data before their instructions */
 } cie_enc;
+
+/* A set of FDEs with the same CIE and instructions: at the same offset
+ * from their starts they have the same rules, so the rows libdw gave for
+ * one (kept with pcs relative to its start) serve every other no longer
+ * than it. */
+typedef struct fde_group {
+    uint32_t first_fde;            /* its first member, by address */
+    uint32_t members;
+    uint64_t len;                  /* length of the member whose rows are kept, 0: none */
+    uint32_t first, n;             /* those rows in the kept list */
+} fde_group;
+
+#define NO_GROUP UINT32_MAX
 
 /* Bytes of a pointer in encoding enc (ELF64), 0 when not fixed-size. */
 static size_t enc_size(uint8_t enc)
@@ -96,6 +118,32 @@ static bool cie_fde_encoding(const Dwarf_CIE *cie, uint8_t *enc)
     return true;
 }
 
+/* The instructions of an FDE whose address fields end at p: after its
+ * augmentation data (a ULEB128 length, then that many bytes) when its
+ * CIE says 'z'.  Left NULL when they run past end. */
+static void fde_instructions(fde_range *f, const uint8_t *p, const uint8_t *end, bool aug_data)
+{
+    if (p > end)
+        return;
+    if (aug_data) {
+        uint64_t n = 0;
+        unsigned shift = 0;
+        uint8_t b;
+        do {
+            if (p >= end || shift > 56)
+                return;
+            b = *p++;
+            n |= (uint64_t)(b & 0x7f) << shift;
+            shift += 7;
+        } while (b & 0x80);
+        if (n > (uint64_t)(end - p))
+            return;
+        p += n;
+    }
+    f->ins = p;
+    f->ins_len = (size_t)(end - p);
+}
+
 static int compare_range(const void *x, const void *y)
 {
     const fde_range *a = x, *b = y;
@@ -129,12 +177,16 @@ static int list_fdes(Elf *elf, Elf_Scn *scn, bool eh, fde_range **out, size_t *n
                     cies[n_cies].enc = DW_EH_PE_absptr;
                 else if (!cie_fde_encoding(&e.cie, &cies[n_cies].enc))
                     cies[n_cies].enc = 0xff;   /* FDEs of it are skipped */
+                cies[n_cies].aug_data = e.cie.augmentation && e.cie.augmentation[0] == 'z';
                 n_cies++;
             } else if (pass == 1 && !dwarf_cfi_cie_p(&e)) {
                 uint8_t enc = 0xff;
+                bool aug_data = false;
                 for (size_t i = 0; i < n_cies; i++)
-                    if (cies[i].offset == e.fde.CIE_pointer)
+                    if (cies[i].offset == e.fde.CIE_pointer) {
                         enc = cies[i].enc;
+                        aug_data = cies[i].aug_data;
+                    }
                 if (!eh && gelf_getclass(elf) == ELFCLASS32)
                     enc = DW_EH_PE_udata4;
                 int64_t loc, len;
@@ -150,7 +202,11 @@ static int list_fdes(Elf *elf, Elf_Scn *scn, bool eh, fde_range **out, size_t *n
                                      (uint64_t)(e.fde.start - (const uint8_t *)data->d_buf));
                 if (len > 0) {
                     fdes = firn_grow(fdes, n, &cap, sizeof *fdes, 256);
-                    fdes[n++] = (fde_range){(uint64_t)loc, (uint64_t)loc + (uint64_t)len};
+                    fdes[n] = (fde_range){(uint64_t)loc, (uint64_t)loc + (uint64_t)len,
+                                          e.fde.CIE_pointer, NULL, 0};
+                    fde_instructions(&fdes[n], e.fde.start + 2 * enc_size(enc), e.fde.end,
+                                     aug_data);
+                    n++;
                 }
             }
             off = next;
@@ -272,6 +328,76 @@ static int add_row(agent_unwind_table *t, size_t *cap, uint64_t pc,
     return 0;
 }
 
+typedef struct rel_row {
+    uint64_t rel;                  /* pc - the FDE's start */
+    struct profile_unwind_row row;
+} rel_row;
+
+/* libdw's rows of FDE f, appended to *rows: one dwarf_cfi_addrframe per
+ * row, dwarf_frame_info giving where its rules end.  An address libdw
+ * finds no rules for ends the FDE with a row without rules.  More rows
+ * than a whole table may hold is an error (before they are allocated). */
+static int fde_rows(Dwarf_CFI *cfi, const fde_range *f, rel_row **rows, size_t *n, size_t *cap,
+                    firn_err *err)
+{
+    size_t first = *n;
+    for (uint64_t pc = f->start; pc < f->end;) {
+        Dwarf_Frame *frame = NULL;
+        Dwarf_Addr start, end;
+        bool signal;
+        int ra;
+        if (*n - first >= AGENT_UNWIND_MAX_ROWS)
+            return firn_errf(err, FIRN_ETOOBIG, "an FDE at 0x%llx with more than %u rows",
+                             (unsigned long long)f->start, (unsigned)AGENT_UNWIND_MAX_ROWS);
+        *rows = firn_grow(*rows, *n, cap, sizeof **rows, 256);
+        if (dwarf_cfi_addrframe(cfi, pc, &frame) != 0 ||
+            (ra = dwarf_frame_info(frame, &start, &end, &signal)) < 0) {
+            free(frame);
+            (*rows)[(*n)++] = (rel_row){pc - f->start, {0}};
+            return 0;
+        }
+        (*rows)[(*n)++] = (rel_row){pc - f->start, frame_row(frame, ra)};
+        free(frame);
+        pc = end > pc && end < f->end ? end : f->end;
+    }
+    return 0;
+}
+
+/* group[i]: the group of FDEs fdes[i] shares its CIE and instructions
+ * with (NO_GROUP when its instructions are unknown). */
+static void group_fdes(const fde_range *fdes, size_t n_fdes, uint32_t **group_out,
+                       fde_group **groups_out)
+{
+    uint32_t *group = firn_xmalloc((n_fdes ? n_fdes : 1) * sizeof *group);
+    fde_group *groups = NULL;
+    size_t n_groups = 0, cap = 0;
+    firn_u64map by_hash;
+    firn_u64map_init(&by_hash, n_fdes);
+    for (size_t i = 0; i < n_fdes; i++) {
+        const fde_range *f = &fdes[i];
+        group[i] = NO_GROUP;
+        if (!f->ins || i > UINT32_MAX)
+            continue;
+        uint64_t h = XXH3_64bits_withSeed(f->ins, f->ins_len, f->cie);
+        uint32_t gi = (uint32_t)n_groups;
+        if (firn_u64map_put(&by_hash, h, gi, &gi) == 1) {
+            groups = firn_grow(groups, n_groups, &cap, sizeof *groups, 256);
+            groups[n_groups++] = (fde_group){.first_fde = (uint32_t)i, .members = 1};
+            group[i] = gi;
+        } else {
+            const fde_range *g = &fdes[groups[gi].first_fde];
+            if (g->cie == f->cie && g->ins_len == f->ins_len &&
+                memcmp(g->ins, f->ins, f->ins_len) == 0) {
+                groups[gi].members++;
+                group[i] = gi;
+            }   /* else a collision: computed on its own */
+        }
+    }
+    firn_u64map_destroy(&by_hash);
+    *group_out = group;
+    *groups_out = groups;
+}
+
 static Elf_Scn *find_section(Elf *elf, const char *name)
 {
     size_t shstrndx;
@@ -317,6 +443,12 @@ int agent_cfi_compile(struct Elf *elf, agent_unwind_table *out, firn_err *err)
     fde_range *fdes = NULL;
     size_t n_fdes = 0, cap = 0;
     int rc = list_fdes(elf, scn, is_eh, &fdes, &n_fdes, err);
+    uint32_t *group = NULL;
+    fde_group *groups = NULL;
+    if (rc == 0)
+        group_fdes(fdes, n_fdes, &group, &groups);
+    rel_row *kept = NULL;          /* rows of groups' members, then scratch */
+    size_t n_kept = 0, cap_kept = 0;
     uint64_t covered = 0;   /* end of the last FDE walked */
     for (size_t i = 0; rc == 0 && i < n_fdes; i++) {
         fde_range f = fdes[i];
@@ -325,30 +457,36 @@ int agent_cfi_compile(struct Elf *elf, agent_unwind_table *out, firn_err *err)
             continue;
         }
         out->fdes++;
-        for (uint64_t pc = f.start; rc == 0 && pc < f.end;) {
-            Dwarf_Frame *frame = NULL;
-            Dwarf_Addr start, end;
-            bool signal;
-            int ra;
-            if (dwarf_cfi_addrframe(cfi, pc, &frame) != 0 ||
-                (ra = dwarf_frame_info(frame, &start, &end, &signal)) < 0) {
-                free(frame);
-                out->rows_unsupported++;
-                rc = add_row(out, &cap, pc, (struct profile_unwind_row){0}, err);
-                break;
+        fde_group *g = group[i] == NO_GROUP ? NULL : &groups[group[i]];
+        uint64_t len = f.end - f.start;
+        size_t first = n_kept, n;
+        if (g && g->len > 0 && len <= g->len) {
+            first = g->first;   /* the rows of a member at least as long */
+            n = g->n;
+        } else {
+            rc = fde_rows(cfi, &f, &kept, &n_kept, &cap_kept, err);
+            n = n_kept - first;
+            if (g && g->members > 1 && n_kept <= UINT32_MAX) {
+                g->len = len;
+                g->first = (uint32_t)first;
+                g->n = (uint32_t)n;
+            } else {
+                n_kept = first;   /* no other member: scratch */
             }
-            struct profile_unwind_row row = frame_row(frame, ra);
-            free(frame);
-            if (row.cfa == PROFILE_CFA_NONE)
+        }
+        for (size_t k = first; rc == 0 && k < first + n && kept[k].rel < len; k++) {
+            if (kept[k].row.cfa == PROFILE_CFA_NONE)
                 out->rows_unsupported++;
-            rc = add_row(out, &cap, pc, row, err);
-            pc = end > pc && end < f.end ? end : f.end;
+            rc = add_row(out, &cap, f.start + kept[k].rel, kept[k].row, err);
         }
         covered = f.end;
         /* the gap up to the next FDE, or the end of the last one */
         if (rc == 0 && (i + 1 == n_fdes || fdes[i + 1].start > f.end))
             rc = add_row(out, &cap, f.end, (struct profile_unwind_row){0}, err);
     }
+    free(kept);
+    free(group);
+    free(groups);
     free(fdes);
     if (dw)
         dwarf_end(dw);   /* and the CFI it owns */

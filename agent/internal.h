@@ -46,6 +46,11 @@ typedef struct agent_proc {
     size_t n_unwind;
     uint16_t unwind_slot[PROFILE_MAX_MAPPINGS];
     uint32_t unwind_epoch[PROFILE_MAX_MAPPINGS];
+    /* The files its sampled stacks passed through (agent_unwind_note):
+     * only these get a table compiled for it; n_hit_written is n_hit when
+     * its entry was written. */
+    uint64_t hit_files[PROFILE_MAX_MAPPINGS];
+    size_t n_hit, n_hit_written;
 } agent_proc;
 
 /* /proc/PID/stat of pid into st; an error when the process is gone. */
@@ -108,13 +113,18 @@ void agent_unwinder_free(agent_unwinder *u);
  * budget_ms, no other is started; the processes that need one wait. */
 void agent_unwinder_begin(agent_unwinder *u, int64_t budget_ms);
 /* p was sampled in this drain (samples times): (re)write its entry when
- * its maps or the tables it names changed since, loading the tables its
- * files need (past the deadline: left for the next drain, counted).  When
+ * its maps, the tables it names or the files its stacks passed through
+ * changed since, loading the tables of those files (past the deadline:
+ * left for the next drain, counted); files with a table already get it
+ * whether its stacks passed through them or not.  When
  * the maps are full, tables unused in this drain are evicted first (least
  * recently used), then those of processes with fewer samples. */
 void agent_unwinder_update(agent_unwinder *u, agent_proc *p, uint64_t samples);
 /* pid exited: its entry goes. */
 void agent_unwinder_forget(agent_unwinder *u, int pid);
+/* A sampled stack of p has a frame in mapping m: its file is one p needs
+ * a table for. */
+void agent_unwind_note(agent_proc *p, const agent_map *m);
 
 /* ---- sampler (sampler.c) ------------------------------------------------------- */
 

@@ -1,6 +1,6 @@
 /* unwind.c -- the unwind tables in the BPF maps (bpf/profile.h): one per
  * mapped file, compiled from its CFI (cfi.c) the first time a sampled
- * process maps it, shared by every process that maps the same file (found
+ * stack passes through it, shared by every process that maps the same file (found
  * by device and inode, merged by build ID), and the per-process list of
  * executable mappings that points the BPF walk at them.
  *
@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -242,6 +243,16 @@ static Elf *open_elf(int pid, const agent_map *m, int *fd, void **image)
     return *fd < 0 ? NULL : elf_begin(*fd, ELF_C_READ_MMAP, NULL);
 }
 
+/* CPU time of the calling thread, in microseconds: what compiling took,
+ * whatever else the machine ran meanwhile. */
+static int64_t thread_cpu_us(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* A new slot for the file of mapping m: its segments, build ID and rows.
  * 0 when no slot is free. */
 static uint32_t load_table(agent_unwinder *u, int pid, const agent_map *m, uint64_t key,
@@ -250,8 +261,17 @@ static uint32_t load_table(agent_unwinder *u, int pid, const agent_map *m, uint6
     int fd;
     void *image;
     Elf *elf = open_elf(pid, m, &fd, &image);
+    if (!elf) {
+        /* the process exited (its map_files and root went with it): no
+         * slot, so that the next process mapping the file gets a table */
+        atomic_fetch_add(&u->stats->failed, 1);
+        if (fd >= 0)
+            close(fd);
+        free(image);
+        return 0;
+    }
     const void *bid = NULL;
-    ssize_t bid_len = elf ? dwelf_elf_gnu_build_id(elf, &bid) : -1;
+    ssize_t bid_len = dwelf_elf_gnu_build_id(elf, &bid);
     if (bid_len > 0 && (size_t)bid_len <= sizeof u->tables[0].build_id) {
         for (uint32_t i = 1; i < u->n_tables; i++) {
             utable *t = &u->tables[i];
@@ -288,7 +308,7 @@ static uint32_t load_table(agent_unwinder *u, int pid, const agent_map *m, uint6
         t->build_id_len = (size_t)bid_len;
     }
     size_t n_phdr = 0;
-    if (elf && elf_getphdrnum(elf, &n_phdr) == 0) {
+    if (elf_getphdrnum(elf, &n_phdr) == 0) {
         for (size_t k = 0; k < n_phdr && t->n_seg < MAX_SEGMENTS; k++) {
             GElf_Phdr ph;
             if (gelf_getphdr(elf, (int)k, &ph) && ph.p_type == PT_LOAD && (ph.p_flags & PF_X))
@@ -297,12 +317,13 @@ static uint32_t load_table(agent_unwinder *u, int pid, const agent_map *m, uint6
     }
     agent_unwind_table rows;
     firn_err err = {0};
-    if (!elf || t->n_seg == 0 || agent_cfi_compile(elf, &rows, &err) < 0) {
+    int64_t cpu0 = thread_cpu_us();
+    if (t->n_seg == 0 || agent_cfi_compile(elf, &rows, &err) < 0) {
         atomic_fetch_add(&u->stats->failed, 1);
         char q[600], qp[600];
         firn_log(FIRN_LOG_DEBUG, "unwind", "no unwind table; frame pointers there",
                  "pid=%d path=%s err=%s", pid, firn_log_quote(qp, sizeof qp, m->path),
-                 firn_log_quote(q, sizeof q, elf ? err.msg : elf_errmsg(-1)));
+                 firn_log_quote(q, sizeof q, t->n_seg ? err.msg : "no executable segment"));
     } else {
         t->heat = heat;   /* not a victim of its own loading */
         if (!load_rows(u, i, &rows, heat)) {
@@ -315,9 +336,9 @@ static uint32_t load_table(agent_unwinder *u, int pid, const agent_map *m, uint6
             atomic_fetch_add(&u->stats->loaded, 1);
             char qp[600];
             firn_log(FIRN_LOG_DEBUG, "unwind", "unwind table loaded",
-                     "pid=%d path=%s rows=%zu fdes=%zu unsupported=%zu", pid,
+                     "pid=%d path=%s rows=%zu fdes=%zu unsupported=%zu cpu_ms=%.1f", pid,
                      firn_log_quote(qp, sizeof qp, m->path), rows.n, rows.fdes,
-                     rows.rows_unsupported);
+                     rows.rows_unsupported, (double)(thread_cpu_us() - cpu0) / 1000);
         }
         agent_unwind_table_free(&rows);
     }
@@ -337,10 +358,36 @@ static uint32_t find_table(agent_unwinder *u, uint64_t key)
     return 0;
 }
 
-/* Whether p's entry still names the tables it was written with. */
+/* The key of mapping m's file, 0 for an anonymous or special one (no table). */
+static uint64_t map_key(const agent_map *m)
+{
+    if (strcmp(m->path, "[vdso]") == 0)
+        return VDSO_KEY;
+    if (m->path[0] != '/' || m->inode == 0)
+        return 0;   /* anonymous (JIT) or special: frame pointers */
+    return file_key(((uint64_t)m->dev_major << 32) | m->dev_minor, m->inode);
+}
+
+static bool hit(const agent_proc *p, uint64_t key)
+{
+    for (size_t k = 0; k < p->n_hit; k++)
+        if (p->hit_files[k] == key)
+            return true;
+    return false;
+}
+
+void agent_unwind_note(agent_proc *p, const agent_map *m)
+{
+    uint64_t key = map_key(m);
+    if (key != 0 && p->n_hit < PROFILE_MAX_MAPPINGS && !hit(p, key))
+        p->hit_files[p->n_hit++] = key;
+}
+
+/* Whether p's entry still names the tables it was written with, for the
+ * files its stacks had passed through then. */
 static bool entry_current(agent_unwinder *u, const agent_proc *p)
 {
-    if (p->unwind_gen != p->maps_gen || p->maps_gen == 0)
+    if (p->unwind_gen != p->maps_gen || p->maps_gen == 0 || p->n_hit != p->n_hit_written)
         return false;
     for (size_t k = 0; k < p->n_unwind; k++)
         if (u->tables[p->unwind_slot[k]].epoch != p->unwind_epoch[k])
@@ -377,12 +424,15 @@ void agent_unwinder_update(agent_unwinder *u, agent_proc *p, uint64_t samples)
         }
         struct profile_mapping *pm = &e->maps[e->n++];
         *pm = (struct profile_mapping){.start = m->start, .end = m->limit};
-        bool vdso = strcmp(m->path, "[vdso]") == 0;
-        if (!vdso && (m->path[0] != '/' || m->inode == 0))
-            continue;   /* anonymous (JIT) or special: frame pointers */
-        uint64_t key = vdso ? VDSO_KEY
-                            : file_key(((uint64_t)m->dev_major << 32) | m->dev_minor, m->inode);
+        uint64_t key = map_key(m);
+        if (key == 0)
+            continue;
         uint32_t slot = find_table(u, key);
+        /* A file no sampled stack of p passed through waits: a process maps
+         * tens of libraries and runs in a few (a table is compiled when a
+         * stack first reaches it, walked by frame pointers until then). */
+        if (slot == 0 && !hit(p, key))
+            continue;
         if (slot == 0 && u->spent_ms >= u->budget_ms) {
             atomic_fetch_add(&u->stats->deferred, 1);
             return;   /* unwind_gen unchanged: the next drain goes on */
@@ -416,6 +466,7 @@ void agent_unwinder_update(agent_unwinder *u, agent_proc *p, uint64_t samples)
         }
     }
     p->unwind_gen = p->maps_gen;
+    p->n_hit_written = p->n_hit;
     if (with_table == 0) {
         (void)bpf_map_delete_elem(u->procs_fd, &(uint32_t){(uint32_t)p->pid});
     } else if (bpf_map_update_elem(u->procs_fd, &(uint32_t){(uint32_t)p->pid}, e, BPF_ANY) != 0) {

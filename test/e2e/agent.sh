@@ -160,6 +160,13 @@ if [ -n "$GO_PID" ]; then
     # Go writes no .debug_aranges (and compresses its DWARF): file:line
     # needs the agent's own CU index.
     hottest_line_is "{pid=\"$GO_PID\"}" main.spinGo main.go
+    # main.spinGo is a leaf without a frame (Go sets up rbp only in
+    # functions with one), so a frame-pointer walk skips its caller:
+    # main.main is there only through the table of the Go binary's
+    # .debug_frame
+    go_main() { profile collapsed "{pid=\"$GO_PID\"}" | grep -Eq '(^|;)main\.main;main\.spinGo( |;)'; }
+    check "the Go program's stacks of its frameless leaf reach main.main (its unwind table)" \
+        wait_for 40 go_main
 fi
 
 # -- firn away: the agent keeps sampling, drops past its buffer, counts it

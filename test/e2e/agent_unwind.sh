@@ -87,7 +87,7 @@ start_agent() {
     printf -v "PORT_$name" '%s' \
         "$(sed -n 's/.*agent is ready.* http_port=\([0-9]*\).*/\1/p' "$tmp/agent-$name.log")"
 }
-start_agent table
+start_agent table --log.level=debug   # its tables, one log line each
 start_agent fp --dwarf-unwinding=false
 ok "two agents start: tables (/metrics on $PORT_table) and frame pointers only ($PORT_fp)"
 
@@ -165,6 +165,22 @@ fi
 if command -v promtool >/dev/null; then
     check "promtool check metrics accepts the agent's /metrics" bash -c \
         "curl --noproxy '*' -sf http://127.0.0.1:$PORT_table/metrics | promtool check metrics"
+fi
+
+# -- tables only for the files sampled stacks pass through: both workloads
+# map the dynamic loader, which none of their stacks reaches once they run
+# (their calls into libc were bound before they said ready), so it gets no
+# table, while the workload and libc, on every stack of unwind_spin, do
+tables=$(sed -n 's/.*msg="unwind table loaded".* path=\([^ ]*\) .*/\1/p' "$tmp/agent-table.log")
+ldso=$(awk '$6 ~ /\/ld-linux/ { print $6; exit }' "/proc/$UW_PID/maps")
+libc=$(awk '$6 ~ /\/libc\.so/ { print $6; exit }' "/proc/$UW_PID/maps")
+if [ -z "$ldso" ] || [ -z "$libc" ]; then
+    fail "the workload maps no ld-linux or libc: $(awk '{ print $6 }' "/proc/$UW_PID/maps" | sort -u | tr '\n' ' ')"
+else
+    check "the workload and libc got tables" \
+        bash -c "grep -qxF '$(readlink -f "/proc/$UW_PID/exe")' <<<'$tables' && grep -qxF '$libc' <<<'$tables'"
+    check "the dynamic loader, mapped but on no stack, got none ($ldso)" \
+        bash -c "! grep -qxF '$ldso' <<<'$tables'"
 fi
 
 # -- the peer: perf's DWARF unwinder on the same processes
