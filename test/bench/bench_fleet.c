@@ -109,7 +109,7 @@ struct fleet {
     /* appends handed to the store (ingest_pprof_async) and its answers, which
      * the producers finish (mu) */
     long in_store;
-    ingest_pending **answers;
+    struct answer *answers;
     size_t n_answers, cap_answers;
     pthread_cond_t answered;
     /* RSS sampling */
@@ -446,13 +446,22 @@ static void fail(struct fleet *f, const firn_err *err)
     pthread_mutex_unlock(&f->mu);
 }
 
+/* An append handed to the store: the ctx of its answer, then the answer. */
+struct answer {
+    struct fleet *f;
+    uint64_t samples;             /* what it counts in the figures (tprofiles.samples) */
+    ingest_pending *pd;
+};
+
 /* The store's answer (its writer thread): kept for a producer to finish. */
 static void answered(void *ctx, ingest_pending *pd)
 {
-    struct fleet *f = ctx;
+    struct answer *an = ctx;
+    struct fleet *f = an->f;
     pthread_mutex_lock(&f->mu);
     f->answers = firn_grow(f->answers, f->n_answers, &f->cap_answers, sizeof *f->answers, 64);
-    f->answers[f->n_answers++] = pd;
+    f->answers[f->n_answers++] = (struct answer){f, an->samples, pd};
+    free(an);
     pthread_cond_broadcast(&f->answered);
     pthread_mutex_unlock(&f->mu);
 }
@@ -467,7 +476,7 @@ static void finish_answers(struct fleet *f, bool all)
             pthread_cond_wait(&f->answered, &f->mu);
         if (!f->n_answers)
             break;
-        ingest_pending **a = f->answers;
+        struct answer *a = f->answers;
         size_t n = f->n_answers;
         f->answers = NULL;
         f->n_answers = f->cap_answers = 0;
@@ -478,8 +487,8 @@ static void finish_answers(struct fleet *f, bool all)
         for (size_t i = 0; i < n; i++) {
             firn_err err = {0};
             ingest_result r;
-            if (ingest_pending_finish(a[i], &r, &err) == 0)
-                atomic_fetch_add(&f->samples, r.samples);
+            if (ingest_pending_finish(a[i].pd, &r, &err) == 0)
+                atomic_fetch_add(&f->samples, a[i].samples);
             else
                 fail(f, &err);
         }
@@ -525,10 +534,15 @@ static void *producer(void *arg)
             pthread_mutex_lock(&f->mu);
             f->in_store++;   /* before the store can answer */
             pthread_mutex_unlock(&f->mu);
+            struct answer *an = malloc(sizeof *an);
+            if (!an)
+                firn_oom(sizeof *an);
+            *an = (struct answer){f, tp->samples[v], NULL};
             rc = ingest_pprof_async(f->db, t->labels, 4, tp->gz[v], tp->len[v], &io, &res,
-                                    answered, f, &err);
+                                    answered, an, &err);
             if (rc == INGEST_QUEUED)
                 break;
+            free(an);
             pthread_mutex_lock(&f->mu);
             f->in_store--;
             pthread_mutex_unlock(&f->mu);
