@@ -250,6 +250,7 @@ struct ingest_pending {
     ingest_result result;
     int rc;
     firn_err err;
+    bool keep;                   /* keep_profile: finish hands the profile back */
     ingest_done_fn done;
     void *ctx;
 };
@@ -274,7 +275,6 @@ int ingest_profile_async(tsdb *db, const firn_label *labels, size_t n_labels, pp
                          ingest_grant *g, const ingest_options *o, ingest_result *r,
                          ingest_done_fn done, void *ctx, firn_err *err)
 {
-    assert(!o->keep_profile);
     bool *columns = NULL;
     int rc = ingest_before_store(p, o, r, &columns, err);
     if (rc <= 0) {
@@ -292,6 +292,7 @@ int ingest_profile_async(tsdb *db, const firn_label *labels, size_t n_labels, pp
     pd->profile = p;
     pd->columns = columns;
     pd->result = *r;
+    pd->keep = o->keep_profile;
     pd->done = done;
     pd->ctx = ctx;
     pd->grant = *g;
@@ -334,8 +335,13 @@ int ingest_pending_finish(ingest_pending *pd, ingest_result *r, firn_err *err)
         *r = pd->result;
     if (rc < 0 && err)
         *err = pd->err;
-    pprof_free(pd->profile);
-    free(pd->columns);
+    if (rc == 0 && pd->keep && r) {
+        r->profile = pd->profile;
+        r->delta_columns = pd->columns;
+    } else {
+        pprof_free(pd->profile);
+        free(pd->columns);
+    }
     firn_arena_free(pd->arena);
     ingest_grant_release(&pd->grant);
     free(pd);

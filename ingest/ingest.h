@@ -147,8 +147,7 @@ int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_pr
  * which hold the caller back when full) and done is called exactly once,
  * on the store's writer thread, once the commit holding the profile is
  * durable or failed.  done must be quick and must not call the store: it
- * hands pd to a thread of the caller's, which calls ingest_pending_finish.
- * keep_profile is not supported here. */
+ * hands pd to a thread of the caller's, which calls ingest_pending_finish. */
 #define INGEST_QUEUED 1
 typedef struct ingest_pending ingest_pending;
 typedef void (*ingest_done_fn)(void *ctx, ingest_pending *pd);
@@ -162,8 +161,8 @@ int ingest_profile_async(tsdb *db, const firn_label *labels, size_t n_labels, pp
                          ingest_done_fn done, void *ctx, firn_err *err);
 /* What ingest_pprof would have returned: 0 (stored; the forwarder, if any,
  * has been given the profile) or the store's error ("storing the profile:
- * ...", r->failed INGEST_FAILED_STORE); r (may be NULL) is the result
- * (never a profile).  Frees pd and releases its grant. */
+ * ...", r->failed INGEST_FAILED_STORE); r (may be NULL) is the result,
+ * with the profile as keep_profile says.  Frees pd and releases its grant. */
 int ingest_pending_finish(ingest_pending *pd, ingest_result *r, firn_err *err);
 
 /* ---- forwarding ------------------------------------------------------------ */
