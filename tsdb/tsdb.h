@@ -63,7 +63,9 @@ typedef struct tsdb_options {
     int64_t retention_interval_ms; /* how often the retention pass runs (default 1m) */
     size_t map_size;               /* initial LMDB map size in bytes (default 1 GiB) */
     size_t queue_max;              /* appends waiting for the writer before FIRN_EBUSY */
-    size_t queue_max_bytes;        /* their decoded size, likewise */
+    size_t queue_max_bytes;        /* their decoded size, likewise, counted until
+                                      their commit is over (what waits for or is
+                                      in a commit) */
     size_t batch_max;              /* appends per commit at most */
     int64_t partition_ms;          /* symbol partition width, fixed when the store is
                                       created (0: derived from the retention) */

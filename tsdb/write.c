@@ -1247,7 +1247,7 @@ static void *writer_main(void *arg)
         }
         if (!w->head && w->stop)
             break;
-        size_t n = 0;
+        size_t n = 0, batch_bytes = 0;
         struct request *retention = NULL;
         if (w->head && (w->head->kind == REQ_RETENTION || w->head->kind == REQ_COMPACT)) {
             retention = w->head;
@@ -1258,7 +1258,9 @@ static void *writer_main(void *arg)
                 struct request *rq = w->head;
                 w->head = rq->next;
                 w->queued--;
-                w->queued_bytes -= rq->kind == REQ_APPEND ? rq->prep->bytes : rq->fprep->bytes;
+                /* its bytes stay counted until its commit is over: the
+                 * byte limit bounds all that waits for or is in a commit */
+                batch_bytes += rq->kind == REQ_APPEND ? rq->prep->bytes : rq->fprep->bytes;
                 batch[n++] = rq;
             }
         }
@@ -1286,6 +1288,10 @@ static void *writer_main(void *arg)
                     batch[kept++] = batch[i];
             }
             n = kept;
+            pthread_mutex_lock(&w->mu);
+            w->queued_bytes -= batch_bytes;
+            pthread_cond_broadcast(&w->room);
+            pthread_mutex_unlock(&w->mu);
         }
         if (retention && retention->kind == REQ_COMPACT) {
             do {

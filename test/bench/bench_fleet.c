@@ -1034,6 +1034,11 @@ static int open_store(struct fleet *f, const char *store, firn_err *err)
     /* compaction runs when the bench says (tsdb_rollup_run, timed), not in
      * the background during ingest */
     to.no_rollups = true;
+    /* Producers do not wait for commits, so the queue fills to its byte
+     * limit: 512 MiB by default put anonymous RSS at 800 MB.  32 MiB of
+     * decoded profiles waiting for or in a commit keeps ingest near the
+     * 256 MB goal (the producers' own profiles, decoding, come on top). */
+    to.queue_max_bytes = (size_t)32 << 20;
     f->db = tsdb_open(&to, err);
     return f->db ? 0 : err->code;
 }
