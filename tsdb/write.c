@@ -121,7 +121,8 @@ struct writer {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
-    pthread_cond_t room;          /* broadcast when the writer takes requests off the queue */
+    pthread_cond_t room;          /* broadcast when requests leave the queue, and when
+                                     their commit is over (their bytes) */
     struct request *head, *tail;
     size_t queued, queued_bytes;
     bool stop;
