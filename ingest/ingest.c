@@ -162,8 +162,10 @@ static int64_t profile_time_ms(const pprof_profile *p)
     return p->time_nanos > 0 ? p->time_nanos / 1000000 : firn_now_ms();
 }
 
-int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_profile *p,
-                   const ingest_options *o, ingest_result *r, firn_err *err)
+/* Steps 2 to 4 of ingest_profile: 1 to store p (*columns set, r's
+ * timestamp set), 0 a baseline (p freed), <0 refused (p freed). */
+static int ingest_before_store(pprof_profile *p, const ingest_options *o, ingest_result *r,
+                               bool **columns_out, firn_err *err)
 {
     *r = (ingest_result){0};
     if (o->sample_limit && p->n_samples > o->sample_limit) {
@@ -187,6 +189,24 @@ int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_pr
         return 0;
     }
     r->timestamp_ms = o->timestamp_ms ? o->timestamp_ms : profile_time_ms(p);
+    *columns_out = columns;
+    return 1;
+}
+
+static void forward_stored(const firn_label *labels, size_t n_labels, const char *profile_name,
+                           const pprof_profile *p, const bool *columns, int64_t ts)
+{
+    if (forward_fn)
+        forward_fn(forward_ctx, &(ingest_stored){labels, n_labels, profile_name, p, columns, ts});
+}
+
+int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_profile *p,
+                   const ingest_options *o, ingest_result *r, firn_err *err)
+{
+    bool *columns = NULL;
+    int rc = ingest_before_store(p, o, r, &columns, err);
+    if (rc <= 0)
+        return rc;
     tsdb_append_req req = {
         .labels = labels,
         .n_labels = n_labels,
@@ -196,7 +216,6 @@ int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_pr
         .timestamp_ms = r->timestamp_ms,
         .duplicate = &r->duplicate,
     };
-    int rc;
     if (!db) {
         r->failed = INGEST_FAILED_STORE;
         rc = firn_errf(err, FIRN_EIO, "no store to write to");
@@ -205,9 +224,8 @@ int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_pr
         firn_err_prefix(err, "storing the profile");
     } else {
         r->samples = p->n_samples;
-        if (forward_fn && !r->duplicate)
-            forward_fn(forward_ctx, &(ingest_stored){labels, n_labels, o->profile_name, p,
-                                                     columns, r->timestamp_ms});
+        if (!r->duplicate)
+            forward_stored(labels, n_labels, o->profile_name, p, columns, r->timestamp_ms);
     }
     if (rc == 0 && o->keep_profile) {
         r->profile = p;
@@ -217,6 +235,131 @@ int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_pr
         free(columns);
     }
     return rc;
+}
+
+/* ---- asynchronous ingest ------------------------------------------------------ */
+
+struct ingest_pending {
+    pprof_profile *profile;
+    bool *columns;
+    firn_label *labels;          /* a copy, for the forwarder */
+    size_t n_labels;
+    char *profile_name;
+    firn_arena *arena;           /* labels and name */
+    ingest_grant grant;          /* the decoding's, released by ingest_pending_finish */
+    ingest_result result;
+    int rc;
+    firn_err err;
+    bool keep;                   /* keep_profile: finish hands the profile back */
+    ingest_done_fn done;
+    void *ctx;
+};
+
+/* The store's completion (writer thread): record, hand on. */
+static void pending_stored(void *ctx, int status, const firn_err *err, bool duplicate)
+{
+    ingest_pending *pd = ctx;
+    pd->rc = status;
+    if (status < 0) {
+        pd->result.failed = INGEST_FAILED_STORE;
+        pd->err = *err;
+        firn_err_prefix(&pd->err, "storing the profile");
+    } else {
+        pd->result.samples = pd->profile->n_samples;
+        pd->result.duplicate = duplicate;
+    }
+    pd->done(pd->ctx, pd);
+}
+
+int ingest_profile_async(tsdb *db, const firn_label *labels, size_t n_labels, pprof_profile *p,
+                         ingest_grant *g, const ingest_options *o, ingest_result *r,
+                         ingest_done_fn done, void *ctx, firn_err *err)
+{
+    bool *columns = NULL;
+    int rc = ingest_before_store(p, o, r, &columns, err);
+    if (rc <= 0) {
+        ingest_grant_release(g);
+        return rc;
+    }
+    if (!db) {
+        r->failed = INGEST_FAILED_STORE;
+        pprof_free(p);
+        free(columns);
+        ingest_grant_release(g);
+        return firn_errf(err, FIRN_EIO, "no store to write to");
+    }
+    ingest_pending *pd = firn_xcalloc(1, sizeof *pd);
+    pd->profile = p;
+    pd->columns = columns;
+    pd->result = *r;
+    pd->keep = o->keep_profile;
+    pd->done = done;
+    pd->ctx = ctx;
+    pd->grant = *g;
+    *g = (ingest_grant){0};
+    if (forward_fn) {
+        pd->arena = firn_arena_new(0);
+        pd->labels = firn_arena_alloc(pd->arena, (n_labels + 1) * sizeof *pd->labels);
+        for (size_t i = 0; i < n_labels; i++) {
+            pd->labels[i].name = firn_arena_strdup(pd->arena, labels[i].name);
+            pd->labels[i].value = firn_arena_strdup(pd->arena, labels[i].value);
+        }
+        pd->n_labels = n_labels;
+        pd->profile_name = firn_arena_strdup(pd->arena, o->profile_name);
+    }
+    tsdb_append_req req = {
+        .labels = labels,
+        .n_labels = n_labels,
+        .profile_name = o->profile_name,
+        .delta_columns = columns,
+        .profile = p,
+        .timestamp_ms = r->timestamp_ms,
+    };
+    if ((rc = tsdb_append_async(db, &req, pending_stored, pd, err)) < 0) {
+        r->failed = INGEST_FAILED_STORE;
+        firn_err_prefix(err, "storing the profile");
+        pd->rc = rc;   /* nothing stored: nothing forwarded */
+        ingest_pending_finish(pd, NULL, NULL);
+        return rc;
+    }
+    return INGEST_QUEUED;
+}
+
+int ingest_pending_finish(ingest_pending *pd, ingest_result *r, firn_err *err)
+{
+    int rc = pd->rc;
+    if (rc == 0 && !pd->result.duplicate)
+        forward_stored(pd->labels, pd->n_labels, pd->profile_name, pd->profile, pd->columns,
+                       pd->result.timestamp_ms);
+    if (r)
+        *r = pd->result;
+    if (rc < 0 && err)
+        *err = pd->err;
+    if (rc == 0 && pd->keep && r) {
+        r->profile = pd->profile;
+        r->delta_columns = pd->columns;
+    } else {
+        pprof_free(pd->profile);
+        free(pd->columns);
+    }
+    firn_arena_free(pd->arena);
+    ingest_grant_release(&pd->grant);
+    free(pd);
+    return rc;
+}
+
+int ingest_pprof_async(tsdb *db, const firn_label *labels, size_t n_labels, const void *data,
+                       size_t len, const ingest_options *o, ingest_result *r, ingest_done_fn done,
+                       void *ctx, firn_err *err)
+{
+    *r = (ingest_result){0};
+    ingest_grant g = {0};
+    pprof_profile *p = ingest_decode(data, len, &g, err);
+    if (!p) {
+        r->failed = INGEST_FAILED_DECODE;
+        return err ? err->code : FIRN_EINVAL;
+    }
+    return ingest_profile_async(db, labels, n_labels, p, &g, o, r, done, ctx, err);
 }
 
 int ingest_pprof(tsdb *db, const firn_label *labels, size_t n_labels, const void *data,

@@ -135,6 +135,36 @@ pprof_profile *ingest_decode(const void *data, size_t len, ingest_grant *g, firn
 int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_profile *p,
                    const ingest_options *o, ingest_result *r, firn_err *err);
 
+/* ---- asynchronous ingest -----------------------------------------------------
+ *
+ * The same steps, but the caller does not wait for the store's commit: it
+ * hands the profile over and goes on, so that many profiles share one
+ * commit (the writer commits every append queued together; see
+ * tsdb_append_async).  Steps 1 to 4 run on the caller's thread: a refusal
+ * there, or a baseline, is returned at once as by ingest_pprof.  Otherwise
+ * the call returns INGEST_QUEUED (memory: the decoded profile and its
+ * grant stay held, within the ingest budget and the store's queue limits,
+ * which hold the caller back when full) and done is called exactly once,
+ * on the store's writer thread, once the commit holding the profile is
+ * durable or failed.  done must be quick and must not call the store: it
+ * hands pd to a thread of the caller's, which calls ingest_pending_finish. */
+#define INGEST_QUEUED 1
+typedef struct ingest_pending ingest_pending;
+typedef void (*ingest_done_fn)(void *ctx, ingest_pending *pd);
+/* decode (step 1), then ingest_profile_async */
+int ingest_pprof_async(tsdb *db, const firn_label *labels, size_t n_labels, const void *data,
+                       size_t len, const ingest_options *o, ingest_result *r, ingest_done_fn done,
+                       void *ctx, firn_err *err);
+/* p and the grant that holds it (*g, left empty) are taken. */
+int ingest_profile_async(tsdb *db, const firn_label *labels, size_t n_labels, pprof_profile *p,
+                         ingest_grant *g, const ingest_options *o, ingest_result *r,
+                         ingest_done_fn done, void *ctx, firn_err *err);
+/* What ingest_pprof would have returned: 0 (stored; the forwarder, if any,
+ * has been given the profile) or the store's error ("storing the profile:
+ * ...", r->failed INGEST_FAILED_STORE); r (may be NULL) is the result,
+ * with the profile as keep_profile says.  Frees pd and releases its grant. */
+int ingest_pending_finish(ingest_pending *pd, ingest_result *r, firn_err *err);
+
 /* ---- forwarding ------------------------------------------------------------ */
 
 /* A profile just made durable in the store, as a forwarder

@@ -14,8 +14,9 @@
  *   set at creation (labels, URL, offset, configs) are read without it.
  * - loop->busy is set by the scrape thread when a scrape starts and cleared
  *   by whoever finishes with the loop (the scrape thread on a failed fetch,
- *   an ingest worker after storing): so fetching and storing of one loop
- *   never overlap, and its delta state needs no lock.
+ *   an ingest worker once the store has answered): so fetching and storing
+ *   of one loop never overlap, and its delta state needs no lock.  A loop
+ *   handed to the store keeps its ingest job's reference until then.
  */
 #include <assert.h>
 #include <curl/curl.h>
@@ -104,6 +105,9 @@ typedef struct loop {
 
     /* ingest worker only (serialized by busy) */
     pprof_delta_state *delta;
+    /* the store's answer to the scrape handed to it (qmu while queued) */
+    ingest_pending *pending;
+    struct loop *done_next;
 
     /* m->mu */
     scrape_health health;
@@ -169,6 +173,8 @@ struct scrape_manager {
     ingest_job *queue;              /* ring */
     size_t q_head, q_len;
     bool q_stopping;
+    loop *done_head;                /* scrapes the store has answered, for a worker */
+    size_t in_store;                /* scrapes handed to the store, not yet finished */
     pthread_t *workers;
     size_t n_workers;
 
@@ -584,7 +590,38 @@ static bool enqueue_ingest(scrape_manager *m, loop *l)
     return true;
 }
 
-static void ingest_one(scrape_manager *m, loop *l, firn_buf *body)
+/* The store's answer to l's scrape (its writer thread): queued for a worker,
+ * which records it (ingest_done_fn). */
+static void scrape_stored(void *ctx, ingest_pending *pd)
+{
+    loop *l = ctx;
+    scrape_manager *m = l->m;
+    pthread_mutex_lock(&m->qmu);
+    l->pending = pd;
+    l->done_next = m->done_head;
+    m->done_head = l;
+    pthread_cond_signal(&m->qcond);
+    pthread_mutex_unlock(&m->qmu);
+}
+
+static void record(scrape_manager *m, loop *l, int rc, const ingest_result *r, const char *error)
+{
+    enum result res = RES_SUCCESS;
+    if (rc < 0)
+        res = r->failed == INGEST_FAILED_LIMIT   ? RES_LIMIT
+              : r->failed == INGEST_FAILED_STORE ? RES_STORE_ERROR
+                                                 : RES_DECODE_ERROR;
+    else if (r->baseline)
+        res = RES_BASELINE;
+    else
+        atomic_fetch_add(&m->samples_stored, r->samples);
+    loop_finish(l, res, rc < 0 ? error : NULL, l->started_mono_ms);
+}
+
+/* Decode l's body and hand it to the store without waiting for the commit:
+ * true when handed over (scrape_stored ends the scrape), false when ended
+ * here (refused, or a delta baseline). */
+static bool ingest_one(scrape_manager *m, loop *l, firn_buf *body)
 {
     firn_err err = {0};
     ingest_options o = {
@@ -599,20 +636,33 @@ static void ingest_one(scrape_manager *m, loop *l, firn_buf *body)
         .n_keep_sample_types = l->pt->n_keep_sample_types,
     };
     ingest_result r;
+    pthread_mutex_lock(&m->qmu);
+    m->in_store++;   /* before the store can answer */
+    pthread_mutex_unlock(&m->qmu);
     /* __name__ is the store's to derive */
-    int rc = ingest_pprof(m->opts.db, l->target.public_labels, l->target.n_public, body->data,
-                          body->len, &o, &r, &err);
-    enum result res = RES_SUCCESS;
-    if (rc < 0)
-        res = r.failed == INGEST_FAILED_LIMIT   ? RES_LIMIT
-              : r.failed == INGEST_FAILED_STORE ? RES_STORE_ERROR
-                                                : RES_DECODE_ERROR;
-    else if (r.baseline)
-        res = RES_BASELINE;
-    else
-        atomic_fetch_add(&m->samples_stored, r.samples);
-    ingest_result_free(&r);
-    loop_finish(l, res, rc < 0 ? err.msg : NULL, l->started_mono_ms);
+    int rc = ingest_pprof_async(m->opts.db, l->target.public_labels, l->target.n_public,
+                                body->data, body->len, &o, &r, scrape_stored, l, &err);
+    if (rc == INGEST_QUEUED)
+        return true;
+    pthread_mutex_lock(&m->qmu);
+    m->in_store--;
+    pthread_mutex_unlock(&m->qmu);
+    record(m, l, rc, &r, err.msg);
+    return false;
+}
+
+/* A scrape the store has answered: forward it, record it, free the loop
+ * for its next scrape. */
+static void ingest_finish(scrape_manager *m, loop *l)
+{
+    firn_err err = {0};
+    ingest_result r;
+    ingest_pending *pd = l->pending;
+    l->pending = NULL;
+    int rc = ingest_pending_finish(pd, &r, &err);
+    record(m, l, rc, &r, err.msg);
+    atomic_store(&l->busy, false);
+    loop_put(l);
 }
 
 static void *ingest_worker(void *arg)
@@ -620,9 +670,20 @@ static void *ingest_worker(void *arg)
     scrape_manager *m = arg;
     for (;;) {
         pthread_mutex_lock(&m->qmu);
-        while (m->q_len == 0 && !m->q_stopping)
+        while (m->q_len == 0 && !m->done_head && !(m->q_stopping && m->in_store == 0))
             pthread_cond_wait(&m->qcond, &m->qmu);
+        if (m->done_head) {
+            loop *l = m->done_head;
+            m->done_head = l->done_next;
+            m->in_store--;
+            if (m->q_stopping && m->in_store == 0)
+                pthread_cond_broadcast(&m->qcond);   /* the others may leave */
+            pthread_mutex_unlock(&m->qmu);
+            ingest_finish(m, l);
+            continue;
+        }
         if (m->q_len == 0) {
+            /* stopping, nothing queued, nothing in the store */
             pthread_mutex_unlock(&m->qmu);
             return NULL;
         }
@@ -630,11 +691,13 @@ static void *ingest_worker(void *arg)
         m->q_head = (m->q_head + 1) % m->opts.ingest_queue_max;
         m->q_len--;
         pthread_mutex_unlock(&m->qmu);
-        if (!atomic_load(&j.l->removed))
-            ingest_one(m, j.l, &j.body);
+        bool handed = !atomic_load(&j.l->removed) && ingest_one(m, j.l, &j.body);
+        /* the profile is decoded: its bytes are not needed any more */
         body_drop(&j.body, &j.grant);
-        atomic_store(&j.l->busy, false);
-        loop_put(j.l);
+        if (!handed) {
+            atomic_store(&j.l->busy, false);
+            loop_put(j.l);
+        }
     }
 }
 
@@ -945,7 +1008,8 @@ static void wake(scrape_manager *m)
     curl_multi_wakeup(m->multi);
 }
 
-/* Let the ingest workers finish the jobs queued and join them. */
+/* Let the ingest workers finish the jobs queued, and record every answer
+ * of the store to what they handed it, and join them. */
 static void stop_workers(scrape_manager *m)
 {
     pthread_mutex_lock(&m->qmu);

@@ -131,8 +131,15 @@ int64_t scrape_next_delay_ms(int64_t now_ms, int64_t interval_ms, uint64_t offse
  *  - ingest workers take fetched bodies from a bounded queue, decode them
  *    (pprof/ with its caps), turn cumulative columns into deltas per loop
  *    (pprof_delta_apply: the first scrape only sets the baseline), check
- *    sample_limit, keep the configured sample types, and append to the
- *    store; the appends of several workers share commits.  A full queue
+ *    sample_limit, keep the configured sample types, and hand the profile to
+ *    the store without waiting for its commit (ingest_pprof_async): a
+ *    worker goes on to the next body, so the profiles of many targets
+ *    share one commit.  The store's answer comes back to the workers,
+ *    which then record the scrape (health, lastError) and free the loop
+ *    for its next scrape; a scrape counts as stored only once durable.
+ *    Memory in flight is bounded by the ingest budget (a decoded profile
+ *    keeps its grant until the store answers) and the store's queue
+ *    limits, which hold a worker back when full.  A full queue
  *    drops the profile with lastError saying so, never blocks the scrape
  *    thread.
  *  - scrape_manager_apply/update/status/metrics may be called from any

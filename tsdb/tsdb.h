@@ -63,7 +63,9 @@ typedef struct tsdb_options {
     int64_t retention_interval_ms; /* how often the retention pass runs (default 1m) */
     size_t map_size;               /* initial LMDB map size in bytes (default 1 GiB) */
     size_t queue_max;              /* appends waiting for the writer before FIRN_EBUSY */
-    size_t queue_max_bytes;        /* their decoded size, likewise */
+    size_t queue_max_bytes;        /* their decoded size, likewise, counted until
+                                      their commit is over (what waits for or is
+                                      in a commit) */
     size_t batch_max;              /* appends per commit at most */
     int64_t partition_ms;          /* symbol partition width, fixed when the store is
                                       created (0: derived from the retention) */
@@ -120,6 +122,26 @@ typedef struct tsdb_append_req {
  * nothing of the profile is stored.  req and the profile are only read, and
  * only until the call returns. */
 int tsdb_append(tsdb *db, const tsdb_append_req *req, firn_err *err);
+
+/* The end of an asynchronous append: status 0 once the profile is durable,
+ * else what tsdb_append would have returned (err says why; nothing of the
+ * profile is stored); duplicate as tsdb_append_req.duplicate.  Called
+ * exactly once, on the writer thread, right after the commit that held the
+ * append: it must be quick and must not call the store (hand the result to
+ * another thread). */
+typedef void (*tsdb_append_done_fn)(void *ctx, int status, const firn_err *err, bool duplicate);
+
+/* tsdb_append without waiting for the commit, so that one caller can have
+ * many profiles in one commit (the writer commits every append queued, up
+ * to batch_max, together).  Returns 0 once the append is queued, and done
+ * is called later; or an error, as tsdb_append's, for an append refused at
+ * once (done is not called).  A full queue (queue_max, queue_max_bytes) is
+ * waited out here, not refused: the caller is held back until the writer
+ * catches up.  Labels, profile name and delta columns are copied;
+ * req->duplicate is not used; the profile is only read, and must stay
+ * valid and unchanged until done is called. */
+int tsdb_append_async(tsdb *db, const tsdb_append_req *req, tsdb_append_done_fn done,
+                      void *ctx, firn_err *err);
 
 /* Prometheus's stale marker: a NaN with this bit pattern, distinct from the
  * NaN a computation yields.  A float series whose newest sample at or

@@ -6,8 +6,12 @@
  * sets and their hashes, and content hashes of every stack and sample label
  * set.  The writer thread then turns hashes into partition-local ids (from
  * its caches, else the symbol_idx database, else by inserting the content),
- * encodes one block per sample type and commits many appends per LMDB
- * transaction.  Callers block until their batch is committed.
+ * encodes one block per sample type and commits every append queued (up to
+ * batch_max) in one LMDB transaction: its two syncs are shared by all of
+ * them.  tsdb_append's caller blocks until its batch is committed;
+ * tsdb_append_async's goes on, and its completion is called by the writer
+ * once the batch is committed or failed, so one producer can have many
+ * appends in one commit.
  *
  * Invariants:
  *  - A request is rejected (nothing written for it) only by checks made
@@ -76,7 +80,19 @@ struct request {
     firn_err err;
     bool duplicate;               /* REQ_APPEND: the same profile was already stored */
     bool done;
+    struct async_append *async;   /* REQ_APPEND from tsdb_append_async, else NULL */
     struct request *next;
+};
+
+/* An asynchronous append owns its request, its preparation and a copy of
+ * the caller's request (labels, names, columns), all freed after done. */
+struct async_append {
+    struct request rq;
+    struct prepared pp;
+    tsdb_append_req req;
+    firn_arena *arena;            /* the copy's strings and columns */
+    tsdb_append_done_fn done;
+    void *ctx;
 };
 
 struct id_cache {
@@ -105,6 +121,8 @@ struct writer {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
+    pthread_cond_t room;          /* broadcast when requests leave the queue, and when
+                                     their commit is over (their bytes) */
     struct request *head, *tail;
     size_t queued, queued_bytes;
     bool stop;
@@ -1189,6 +1207,20 @@ static void run_compaction(struct writer *w, int64_t now, uint64_t *written, fir
 
 /* ---- the writer thread --------------------------------------------------- */
 
+static void async_free(struct async_append *a)
+{
+    firn_arena_free(a->pp.arena);
+    firn_arena_free(a->arena);
+    free(a);
+}
+
+static void async_finish(struct async_append *a)
+{
+    struct request *rq = &a->rq;
+    a->done(a->ctx, rq->status, rq->status ? &rq->err : NULL, rq->status == 0 && rq->duplicate);
+    async_free(a);
+}
+
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
@@ -1216,7 +1248,7 @@ static void *writer_main(void *arg)
         }
         if (!w->head && w->stop)
             break;
-        size_t n = 0;
+        size_t n = 0, batch_bytes = 0;
         struct request *retention = NULL;
         if (w->head && (w->head->kind == REQ_RETENTION || w->head->kind == REQ_COMPACT)) {
             retention = w->head;
@@ -1227,24 +1259,40 @@ static void *writer_main(void *arg)
                 struct request *rq = w->head;
                 w->head = rq->next;
                 w->queued--;
-                w->queued_bytes -= rq->kind == REQ_APPEND ? rq->prep->bytes : rq->fprep->bytes;
+                /* its bytes stay counted until its commit is over: the
+                 * byte limit bounds all that waits for or is in a commit */
+                batch_bytes += rq->kind == REQ_APPEND ? rq->prep->bytes : rq->fprep->bytes;
                 batch[n++] = rq;
             }
         }
         if (!w->head)
             w->tail = NULL;
         atomic_store(&db->queue_length, w->queued);
+        if (n)
+            pthread_cond_broadcast(&w->room);
         pthread_mutex_unlock(&w->mu);
 
         if (n) {
             process_batch(w, batch, n);
+            size_t kept = 0;
             for (size_t i = 0; i < n; i++) {
                 if (batch[i]->kind == REQ_FLOATS && !batch[i]->status)
                     atomic_fetch_add(&db->float_samples_dropped_total, batch[i]->fprep->dropped);
                 else if (batch[i]->kind == REQ_APPEND)
                     atomic_fetch_add(batch[i]->status ? &db->append_failures_total
                                                       : &db->appends_total, 1);
+                /* an asynchronous append is answered now, before any
+                 * maintenance pass below, and never looked at again */
+                if (batch[i]->async)
+                    async_finish(batch[i]->async);
+                else
+                    batch[kept++] = batch[i];
             }
+            n = kept;
+            pthread_mutex_lock(&w->mu);
+            w->queued_bytes -= batch_bytes;
+            pthread_cond_broadcast(&w->room);
+            pthread_mutex_unlock(&w->mu);
         }
         if (retention && retention->kind == REQ_COMPACT) {
             do {
@@ -1295,6 +1343,7 @@ int tsdb_writer_start(tsdb *db, firn_err *err)
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->wake, NULL);
     pthread_cond_init(&w->done, NULL);
+    pthread_cond_init(&w->room, NULL);
     /* the first pass soon after opening, then every interval */
     w->next_retention_ms = firn_now_ms();
     w->next_compact_ms = w->next_retention_ms;
@@ -1304,6 +1353,10 @@ int tsdb_writer_start(tsdb *db, firn_err *err)
         db->writer = NULL;
         free(w->batch);
         ZSTD_freeCCtx(w->zstd);
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->wake);
+        pthread_cond_destroy(&w->done);
+        pthread_cond_destroy(&w->room);
         free(w);
         return firn_errf(err, FIRN_EIO, "starting the writer thread: %s", strerror(rc));
     }
@@ -1316,6 +1369,7 @@ void tsdb_writer_stop(tsdb *db)
     pthread_mutex_lock(&w->mu);
     w->stop = true;
     pthread_cond_signal(&w->wake);
+    pthread_cond_broadcast(&w->room);   /* appends waiting for room are refused */
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
     caches_drop(w);
@@ -1327,21 +1381,20 @@ void tsdb_writer_stop(tsdb *db)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->wake);
     pthread_cond_destroy(&w->done);
+    pthread_cond_destroy(&w->room);
     free(w);
     db->writer = NULL;
 }
 
-/* Queues rq and waits until the writer is done with it. */
-static int submit(tsdb *db, struct request *rq, size_t bytes, firn_err *err)
+/* Queues rq.  With wait_room, a full queue is waited out (the writer
+ * makes room as it takes each batch); without, it is FIRN_EBUSY.  With the
+ * lock held on return 0. */
+static int enqueue(tsdb *db, struct request *rq, size_t bytes, bool wait_room, firn_err *err)
 {
     struct writer *w = db->writer;
     if (!w)
         return firn_errf(err, FIRN_EINVAL, "%s: the store is open read-only", db->path);
     pthread_mutex_lock(&w->mu);
-    if (w->stop) {
-        pthread_mutex_unlock(&w->mu);
-        return firn_errf(err, FIRN_EINVAL, "%s: the store is closing", db->path);
-    }
     bool maintenance = rq->kind == REQ_RETENTION || rq->kind == REQ_COMPACT;
     if (!maintenance && bytes > db->opts.queue_max_bytes) {
         pthread_mutex_unlock(&w->mu);
@@ -1349,14 +1402,23 @@ static int submit(tsdb *db, struct request *rq, size_t bytes, firn_err *err)
                          "profile needs %zu bytes in the append queue; its limit is %zu", bytes,
                          db->opts.queue_max_bytes);
     }
-    if (!maintenance &&
-        (w->queued >= db->opts.queue_max || w->queued_bytes + bytes > db->opts.queue_max_bytes)) {
-        size_t q = w->queued, qb = w->queued_bytes;
-        pthread_mutex_unlock(&w->mu);
-        atomic_fetch_add(&db->queue_full_total, 1);
-        return firn_errf(err, FIRN_EBUSY,
-                         "append queue full (%zu profiles, %zu bytes waiting); try again later",
-                         q, qb);
+    for (;;) {
+        if (w->stop) {
+            pthread_mutex_unlock(&w->mu);
+            return firn_errf(err, FIRN_EINVAL, "%s: the store is closing", db->path);
+        }
+        if (maintenance || (w->queued < db->opts.queue_max &&
+                            w->queued_bytes + bytes <= db->opts.queue_max_bytes))
+            break;
+        if (!wait_room) {
+            size_t q = w->queued, qb = w->queued_bytes;
+            pthread_mutex_unlock(&w->mu);
+            atomic_fetch_add(&db->queue_full_total, 1);
+            return firn_errf(err, FIRN_EBUSY,
+                             "append queue full (%zu profiles, %zu bytes waiting); try again "
+                             "later", q, qb);
+        }
+        pthread_cond_wait(&w->room, &w->mu);
     }
     if (!maintenance) {
         w->queued++;
@@ -1369,6 +1431,16 @@ static int submit(tsdb *db, struct request *rq, size_t bytes, firn_err *err)
     w->tail = rq;
     atomic_store(&db->queue_length, w->queued);
     pthread_cond_signal(&w->wake);
+    return 0;
+}
+
+/* Queues rq and waits until the writer is done with it. */
+static int submit(tsdb *db, struct request *rq, size_t bytes, firn_err *err)
+{
+    int rc = enqueue(db, rq, bytes, false, err);
+    if (rc)
+        return rc;
+    struct writer *w = db->writer;
     while (!rq->done)
         pthread_cond_wait(&w->done, &w->mu);
     pthread_mutex_unlock(&w->mu);
@@ -1390,6 +1462,50 @@ int tsdb_append(tsdb *db, const tsdb_append_req *req, firn_err *err)
         atomic_fetch_add(&db->append_failures_total, 1);
     }
     firn_arena_free(pp.arena);
+    return rc;
+}
+
+int tsdb_append_async(tsdb *db, const tsdb_append_req *req, tsdb_append_done_fn done,
+                      void *ctx, firn_err *err)
+{
+    assert(done);
+    struct async_append *a = firn_xcalloc(1, sizeof *a);
+    /* the copy: nothing of the caller's but the profile is read later */
+    a->arena = firn_arena_new(0);
+    a->req = *req;
+    a->req.duplicate = NULL;
+    firn_label *labels = firn_arena_alloc(a->arena, (req->n_labels + 1) * sizeof *labels);
+    for (size_t i = 0; i < req->n_labels; i++) {
+        labels[i].name = req->labels[i].name ? firn_arena_strdup(a->arena, req->labels[i].name)
+                                             : NULL;
+        labels[i].value =
+            req->labels[i].value ? firn_arena_strdup(a->arena, req->labels[i].value) : NULL;
+    }
+    a->req.labels = labels;
+    if (req->profile_name)
+        a->req.profile_name = firn_arena_strdup(a->arena, req->profile_name);
+    if (req->delta_columns && req->profile) {
+        size_t n = req->profile->n_sample_types;
+        bool *cols = firn_arena_alloc(a->arena, (n + 1) * sizeof *cols);
+        memcpy(cols, req->delta_columns, n * sizeof *cols);
+        a->req.delta_columns = cols;
+    }
+    a->done = done;
+    a->ctx = ctx;
+    int rc = prepare(db, &a->req, &a->pp, err);
+    if (rc == 0) {
+        a->pp.bytes += firn_arena_bytes(a->arena);
+        a->rq = (struct request){.kind = REQ_APPEND, .prep = &a->pp, .async = a};
+        rc = enqueue(db, &a->rq, a->pp.bytes, true, err);
+        if (rc == 0) {
+            /* from here on the writer owns a */
+            pthread_mutex_unlock(&db->writer->mu);
+            return 0;
+        }
+    } else {
+        atomic_fetch_add(&db->append_failures_total, 1);
+    }
+    async_free(a);
     return rc;
 }
 

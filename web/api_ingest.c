@@ -27,8 +27,9 @@
  *   answered in order: {"status":"success","data":{"stored":S,"failed":F,
  *   "items":[{"status":"success","profileTypes":...,"samples":N,
  *   "timestampMs":T} | {"status":"error","errorType":...,"error":...,
- *   "code":HTTP_STATUS},...]}}.  The answer comes once every stored item is
- *   durable.  X-Firn-Labels does not apply to batches.
+ *   "code":HTTP_STATUS},...]}}.  The items are handed to the store without
+ *   waiting for each one's commit, so they share commits; the answer comes
+ *   once every stored item is durable.  X-Firn-Labels does not apply to batches.
  *
  * POST /ingest?name=APP.SUFFIX{k=v,...}&from&until&format&sampleRate&spyName
  *   Pyroscope's ingest API (pkg/ingester/pyroscope), for its clients as
@@ -65,6 +66,7 @@
  */
 #include <assert.h>
 #include <ctype.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,14 +284,24 @@ static json_t *profile_types_json(const char *name, const ingest_result *r)
     return a;
 }
 
-static int api_ingest(web_api *api, const http_request *req, push *in, ingest_options *o,
-                      firn_err *err)
+/* An upload's parameters, labels and body, before anything is decoded. */
+static int api_ingest_prepare(const http_request *req, push *in, ingest_options *o,
+                              firn_err *err)
 {
     int rc;
     if ((rc = api_ingest_params(in, req, o, err)) < 0 || (rc = push_body(in, req, err)) < 0 ||
         (rc = body_not_empty(in->body_len, err)) < 0)
         return rc;
     o->keep_profile = true;  /* the answer lists what was stored */
+    return 0;
+}
+
+static int api_ingest(web_api *api, const http_request *req, push *in, ingest_options *o,
+                      firn_err *err)
+{
+    int rc;
+    if ((rc = api_ingest_prepare(req, in, o, err)) < 0)
+        return rc;
     rc = ingest_pprof(api->db, in->labels, in->n_labels, in->body, in->body_len, o, &in->result,
                       err);
     store_error_log(api, in, rc, err);
@@ -343,35 +355,114 @@ static int batch_parse(firn_arena *a, const char *p, size_t len, batch_item **ou
     return 0;
 }
 
-/* One item of a batch: stored as a single upload with that query and body
- * would be; its own result object. */
-static json_t *batch_store(web_api *api, const batch_item *it, size_t *stored)
+/* A batch's items are handed to the store one after another without
+ * waiting for commits (ingest_pprof_async), so they share commits; the
+ * answer waits for every one of them. */
+typedef struct batch_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    size_t handed, answered;
+} batch_wait;
+
+typedef struct batch_slot {
+    batch_wait *w;
+    push in;
+    ingest_options o;
+    int rc;
+    firn_err err;
+    bool queued;                  /* handed to the store, not yet finished */
+    ingest_pending *pd;           /* the store's answer (w->mu) */
+} batch_slot;
+
+/* ingest_done_fn, on the store's writer thread. */
+static void batch_answered(void *ctx, ingest_pending *pd)
 {
-    firn_err err = {0};
-    push in = {.arena = firn_arena_new(0)};
-    ingest_options o = {0};
+    batch_slot *s = ctx;
+    pthread_mutex_lock(&s->w->mu);
+    s->pd = pd;
+    s->w->answered++;
+    pthread_cond_broadcast(&s->w->cond);
+    pthread_mutex_unlock(&s->w->mu);
+}
+
+/* Waits for the store's answer to every item handed to it so far and
+ * finishes them (the forwarder sees each stored profile here, before the
+ * batch is answered). */
+static void batch_settle(web_api *api, batch_wait *w, batch_slot *slots, size_t n)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->answered < w->handed)
+        pthread_cond_wait(&w->cond, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    for (size_t i = 0; i < n; i++) {
+        batch_slot *s = &slots[i];
+        if (!s->queued)
+            continue;
+        s->queued = false;
+        s->rc = ingest_pending_finish(s->pd, &s->in.result, &s->err);
+        store_error_log(api, &s->in, s->rc, &s->err);
+    }
+}
+
+/* One item of a batch, checked as a single upload with that query and body
+ * would be, and handed to the store.  When the ingest memory budget is in
+ * use, the items handed before are settled (their memory freed) and the
+ * item tried once more. */
+static void batch_hand(web_api *api, const batch_item *it, batch_wait *w, batch_slot *slots,
+                       size_t i)
+{
+    batch_slot *s = &slots[i];
+    s->w = w;
+    s->in.arena = firn_arena_new(0);
     http_request *req = NULL;
-    int rc = http_request_make(in.arena, "POST", "/api/v1/ingest", it->query, it->query_len,
-                               it->body, it->body_len, &req, &err);
-    if (rc == 0)
-        rc = api_ingest(api, req, &in, &o, &err);
+    s->rc = http_request_make(s->in.arena, "POST", "/api/v1/ingest", it->query, it->query_len,
+                              it->body, it->body_len, &req, &s->err);
+    if (s->rc == 0)
+        s->rc = api_ingest_prepare(req, &s->in, &s->o, &s->err);
+    for (int attempt = 0; s->rc == 0; attempt++) {
+        pthread_mutex_lock(&w->mu);
+        w->handed++;   /* before the store can answer */
+        pthread_mutex_unlock(&w->mu);
+        s->err = (firn_err){0};
+        int rc = ingest_pprof_async(api->db, s->in.labels, s->in.n_labels, s->in.body,
+                                    s->in.body_len, &s->o, &s->in.result, batch_answered, s,
+                                    &s->err);
+        if (rc == INGEST_QUEUED) {
+            s->queued = true;
+            return;
+        }
+        pthread_mutex_lock(&w->mu);
+        w->handed--;
+        pthread_mutex_unlock(&w->mu);
+        s->rc = rc;
+        if (rc == FIRN_EBUSY && attempt == 0 && w->handed) {
+            batch_settle(api, w, slots, i);
+            s->rc = 0;
+            continue;
+        }
+        store_error_log(api, &s->in, rc, &s->err);
+    }
+}
+
+/* An item's own result object. */
+static json_t *batch_result(batch_slot *s, size_t *stored)
+{
     json_t *j = json_object();
-    if (rc == 0) {
+    if (s->rc == 0) {
         (*stored)++;
         json_object_set_new(j, "status", json_string("success"));
-        json_object_set_new(j, "profileTypes", profile_types_json(o.profile_name, &in.result));
-        json_object_set_new(j, "samples", json_integer((json_int_t)in.result.samples));
-        json_object_set_new(j, "timestampMs", json_integer(in.result.timestamp_ms));
+        json_object_set_new(j, "profileTypes", profile_types_json(s->o.profile_name, &s->in.result));
+        json_object_set_new(j, "samples", json_integer((json_int_t)s->in.result.samples));
+        json_object_set_new(j, "timestampMs", json_integer(s->in.result.timestamp_ms));
     } else {
-        int status = status_of(rc);
+        int status = status_of(s->rc);
         json_object_set_new(j, "status", json_string("error"));
         json_object_set_new(j, "errorType", json_string(status >= 500 ? (status == 503
                                                         ? "unavailable" : "internal")
                                                         : "bad_data"));
-        json_object_set_new(j, "error", json_string(err.msg));
+        json_object_set_new(j, "error", json_string(s->err.msg));
         json_object_set_new(j, "code", json_integer(status));
     }
-    push_free(&in);
     return j;
 }
 
@@ -390,10 +481,22 @@ static void handle_api_ingest_batch(web_api *api, const http_request *req, http_
         push_free(&in);
         return;
     }
+    batch_wait w = {0};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    batch_slot *slots = firn_xcalloc(n, sizeof *slots);
+    for (size_t i = 0; i < n; i++)
+        batch_hand(api, &items[i], &w, slots, i);
+    batch_settle(api, &w, slots, n);
     json_t *results = json_array();
     size_t stored = 0;
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(results, batch_store(api, &items[i], &stored));
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(results, batch_result(&slots[i], &stored));
+        push_free(&slots[i].in);
+    }
+    free(slots);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cond);
     json_t *data = json_object();
     json_object_set_new(data, "stored", json_integer((json_int_t)stored));
     json_object_set_new(data, "failed", json_integer((json_int_t)(n - stored)));

@@ -16,8 +16,9 @@
  * one job; the smallest base and the wider spacing keep the default run
  * within about 8 minutes on 2 cores.
  *
- * Figures go through the paths a server uses: ingest_pprof (decode, then
- * tsdb_append) from producer threads, tsdb_merge for merges and
+ * Figures go through the paths a server uses: ingest_pprof_async (decode,
+ * then tsdb_append_async: a producer goes on while its profiles wait for
+ * their commit, as the scrape path's workers do) from producer threads, tsdb_merge for merges and
  * pql_profile_tree (what /api/v1/profile serves a flame graph from) for the
  * flame graphs, so whatever those paths learn (rollups) shows here.
  */
@@ -105,6 +106,12 @@ struct fleet {
     _Atomic int failed;
     firn_err err;
     pthread_mutex_t mu;
+    /* appends handed to the store (ingest_pprof_async) and its answers, which
+     * the producers finish (mu) */
+    long in_store;
+    struct answer *answers;
+    size_t n_answers, cap_answers;
+    pthread_cond_t answered;
     /* RSS sampling */
     _Atomic int sampling;
     long rss_anon_peak_kb, rss_file_peak_kb;
@@ -431,10 +438,71 @@ static int64_t history_ts(const struct fleet *f, long step)
     return f->t_end - (f->hsteps - step) * f->o->history_interval_ms;
 }
 
+static void fail(struct fleet *f, const firn_err *err)
+{
+    pthread_mutex_lock(&f->mu);
+    if (!atomic_exchange(&f->failed, 1))
+        f->err = *err;
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* An append handed to the store: the ctx of its answer, then the answer. */
+struct answer {
+    struct fleet *f;
+    uint64_t samples;             /* what it counts in the figures (tprofiles.samples) */
+    ingest_pending *pd;
+};
+
+/* The store's answer (its writer thread): kept for a producer to finish. */
+static void answered(void *ctx, ingest_pending *pd)
+{
+    struct answer *an = ctx;
+    struct fleet *f = an->f;
+    pthread_mutex_lock(&f->mu);
+    f->answers = firn_grow(f->answers, f->n_answers, &f->cap_answers, sizeof *f->answers, 64);
+    f->answers[f->n_answers++] = (struct answer){f, an->samples, pd};
+    free(an);
+    pthread_cond_broadcast(&f->answered);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Finishes the answers there are; with all, waits until every append
+ * handed to the store is answered and finished. */
+static void finish_answers(struct fleet *f, bool all)
+{
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (all && !f->n_answers && f->in_store)
+            pthread_cond_wait(&f->answered, &f->mu);
+        if (!f->n_answers)
+            break;
+        struct answer *a = f->answers;
+        size_t n = f->n_answers;
+        f->answers = NULL;
+        f->n_answers = f->cap_answers = 0;
+        f->in_store -= (long)n;
+        if (!f->in_store)
+            pthread_cond_broadcast(&f->answered);   /* producers waiting for the last */
+        pthread_mutex_unlock(&f->mu);
+        for (size_t i = 0; i < n; i++) {
+            firn_err err = {0};
+            ingest_result r;
+            if (ingest_pending_finish(a[i].pd, &r, &err) == 0)
+                atomic_fetch_add(&f->samples, a[i].samples);
+            else
+                fail(f, &err);
+        }
+        free(a);
+        pthread_mutex_lock(&f->mu);
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
 static void *producer(void *arg)
 {
     struct fleet *f = arg;
     for (;;) {
+        finish_answers(f, false);
         long k = atomic_fetch_add(&f->next, 1);
         if (k >= f->total || atomic_load(&f->failed))
             break;
@@ -461,25 +529,37 @@ static void *producer(void *arg)
                              .timestamp_ms = ts};
         firn_err err = {0};
         ingest_result res;
-        int rc = ingest_pprof(f->db, t->labels, 4, tp->gz[v], tp->len[v], &io, &res, &err);
-        for (int tries = 0; rc == FIRN_EBUSY && tries < 10000; tries++) {
-            /* back-pressure from the store: wait a little, send again */
+        int rc;
+        for (int tries = 0;; tries++) {
+            pthread_mutex_lock(&f->mu);
+            f->in_store++;   /* before the store can answer */
+            pthread_mutex_unlock(&f->mu);
+            struct answer *an = malloc(sizeof *an);
+            if (!an)
+                firn_oom(sizeof *an);
+            *an = (struct answer){f, tp->samples[v], NULL};
+            rc = ingest_pprof_async(f->db, t->labels, 4, tp->gz[v], tp->len[v], &io, &res,
+                                    answered, an, &err);
+            if (rc == INGEST_QUEUED)
+                break;
+            free(an);
+            pthread_mutex_lock(&f->mu);
+            f->in_store--;
+            pthread_mutex_unlock(&f->mu);
+            if (rc != FIRN_EBUSY || tries == 10000)
+                break;
+            /* the ingest budget is in use: finish what the store answered,
+             * wait a little, send again */
+            finish_answers(f, false);
             struct timespec pause = {0, 1000000};
             nanosleep(&pause, NULL);
-            ingest_result_free(&res);
-            rc = ingest_pprof(f->db, t->labels, 4, tp->gz[v], tp->len[v], &io, &res, &err);
         }
-        ingest_result_free(&res);
-        if (rc == 0) {
-            atomic_fetch_add(&f->samples, tp->samples[v]);
-        } else {
-            pthread_mutex_lock(&f->mu);
-            if (!atomic_exchange(&f->failed, 1))
-                f->err = err;
-            pthread_mutex_unlock(&f->mu);
+        if (rc != INGEST_QUEUED) {
+            fail(f, &err);
             break;
         }
     }
+    finish_answers(f, true);
     return NULL;
 }
 
@@ -954,6 +1034,11 @@ static int open_store(struct fleet *f, const char *store, firn_err *err)
     /* compaction runs when the bench says (tsdb_rollup_run, timed), not in
      * the background during ingest */
     to.no_rollups = true;
+    /* Producers do not wait for commits, so the queue fills to its byte
+     * limit: 512 MiB by default put anonymous RSS at 800 MB.  32 MiB of
+     * decoded profiles waiting for or in a commit keeps ingest near the
+     * 256 MB goal (the producers' own profiles, decoding, come on top). */
+    to.queue_max_bytes = (size_t)32 << 20;
     f->db = tsdb_open(&to, err);
     return f->db ? 0 : err->code;
 }
@@ -964,6 +1049,7 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
     memset(&f, 0, sizeof f);
     f.o = o;
     pthread_mutex_init(&f.mu, NULL);
+    pthread_cond_init(&f.answered, NULL);
     char dir[64] = "", store[128] = "", datafile[160];
     double t_begin = bench_now();
     int rc = build_fleet(&f, log, err);
@@ -1231,5 +1317,6 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
     free_fleet(&f);
     bench_rm_tree(dir);
     pthread_mutex_destroy(&f.mu);
+    pthread_cond_destroy(&f.answered);
     return rc;
 }

@@ -9,6 +9,8 @@
  *    file whole and no temporary file;
  *  - a store append whose commit cannot be synced is not acknowledged, leaves
  *    nothing behind, and appends work again once the fault stops;
+ *  - so is every asynchronous append of such a commit, each answered with
+ *    the error;
  *  - a retention pass that fails is counted and the next one works.
  */
 #include <setjmp.h>
@@ -18,6 +20,7 @@
 #include <cmocka.h>
 
 #include "fixtures.h"
+#include "async_answers.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -201,6 +204,76 @@ static void test_store_sync_failure(void **state)
     pprof_free(cpu);
 }
 
+/* Asynchronous appends whose commits cannot be synced: every one of them is
+ * answered with the error, none is stored, and they are taken once the
+ * fault stops. */
+enum { ASYNC_FAULT_N = 24 };
+
+static void append_all_async(tsdb *db, const pprof_profile *p, async_answers *a,
+                             async_slot *slots, int64_t ts)
+{
+    for (size_t i = 0; i < ASYNC_FAULT_N; i++) {
+        char job[16];
+        snprintf(job, sizeof job, "j%zu", i);
+        firn_label labels[] = {{"job", job}};
+        tsdb_append_req req = {.labels = labels, .n_labels = 1, .profile_name = "process_cpu",
+                               .profile = p, .timestamp_ms = ts};
+        slots[i] = (async_slot){a, i};
+        firn_err err = {0};
+        if (tsdb_append_async(db, &req, async_answer, &slots[i], &err) != 0)
+            fail_msg("append %zu not queued: %s", i, err.msg);
+    }
+    async_answers_wait(a, ASYNC_FAULT_N);
+}
+
+static void test_store_sync_failure_async(void **state)
+{
+    struct fixture *f = *state;
+    tsdb_options o;
+    tsdb_options_default(&o);
+    o.path = f->dir;
+    o.retention_ms = 0;
+    firn_err err = {0};
+    tsdb *db = tsdb_open(&o, &err);
+    if (!db)
+        fail_msg("open: %s", err.msg);
+    pprof_profile *cpu = decode_fixture(FX_CPU);
+    const int64_t T = 1700000000000;
+    async_answers *a = malloc(sizeof *a);
+    assert_non_null(a);
+    async_slot slots[ASYNC_FAULT_N];
+
+    async_answers_init(a);
+    fault_start(f, NULL);
+    append_all_async(db, cpu, a, slots, T);
+    assert_true(fault_stop(f) >= 1);
+    for (size_t i = 0; i < ASYNC_FAULT_N; i++) {
+        assert_int_equal(a->status[i], FIRN_EIO);
+        if (!strstr(a->err[i].msg, "Input/output error"))
+            fail_msg("append %zu: the error does not say why: %s", i, a->err[i].msg);
+    }
+    assert_int_equal(stored_blocks(db), 0);
+    tsdb_stats s;
+    assert_int_equal(tsdb_stats_get(db, &s, &err), 0);
+    assert_int_equal(s.series, 0);
+    assert_int_equal(s.append_failures_total, ASYNC_FAULT_N);
+    async_answers_destroy(a);
+
+    async_answers_init(a);
+    append_all_async(db, cpu, a, slots, T);
+    for (size_t i = 0; i < ASYNC_FAULT_N; i++)
+        assert_int_equal(a->status[i], 0);
+    tsdb_close(db);
+    db = tsdb_open(&o, &err);
+    if (!db)
+        fail_msg("reopen: %s", err.msg);
+    assert_int_equal(stored_blocks(db), 2 * ASYNC_FAULT_N);
+    tsdb_close(db);
+    async_answers_destroy(a);
+    free(a);
+    pprof_free(cpu);
+}
+
 static void test_retention_failure_counted(void **state)
 {
     struct fixture *f = *state;
@@ -243,6 +316,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_write_file_directory_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_sync_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_sync_failure_async, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_failure_counted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 #include <zlib.h>
 
 #include "pprof/pprof.h"
@@ -1077,6 +1078,78 @@ static pprof_profile *decode_msg(Msg *m)
     return p;
 }
 
+/* Location identities are stored (they key the store's stacks), so the
+ * bytes they hash are fixed: for a symbolized location "S", the number of
+ * lines, and per line the function's name and file (each a u64 length and
+ * the bytes; empty without a function) and the line number.  Computed here
+ * by that rule alone, for every location of real profiles with inlined
+ * frames, and compared with pprof_location_identities (which makes each
+ * function's part once per profile) and pprof_location_identity. */
+static void put_u64(unsigned char **w, uint64_t v)
+{
+    memcpy(*w, &v, sizeof v);
+    *w += sizeof v;
+}
+
+static void put_str(unsigned char **w, const char *s)
+{
+    size_t n = strlen(s);
+    put_u64(w, n);
+    memcpy(*w, s, n);
+    *w += n;
+}
+
+static void test_location_identity_bytes(void **state)
+{
+    (void)state;
+    const char *fx[] = {"pprof-internal_proftest_testdata_large.cpu",
+                        "pyro-pkg_og_convert_pprof_testdata_cpu.pb.gz"};
+    for (size_t f = 0; f < sizeof fx / sizeof *fx; f++) {
+        pprof_profile *p = decode_fixture(fx[f]);
+        pprof_hash *ids = malloc((p->n_locations + 1) * sizeof *ids);
+        assert_non_null(ids);
+        assert_int_equal(pprof_location_identities(p, ids), 0);
+        size_t symbolized = 0;
+        for (size_t i = 0; i < p->n_locations; i++) {
+            const pprof_location *l = &p->locations[i];
+            bool sym = false;
+            size_t size = 1 + 8;
+            for (size_t j = 0; j < l->n_lines; j++) {
+                size += 8 * 3;
+                if (l->lines[j].function != PPROF_NONE) {
+                    const pprof_function *fn = &p->functions[l->lines[j].function];
+                    size += strlen(pprof_str(p, fn->name)) + strlen(pprof_str(p, fn->filename));
+                    sym = true;
+                }
+            }
+            assert_true(pprof_hash_eq(ids[i], pprof_location_identity(p, (uint32_t)i)));
+            if (!sym)
+                continue;
+            symbolized++;
+            unsigned char *buf = malloc(size), *w = buf;
+            assert_non_null(buf);
+            *w++ = 'S';
+            put_u64(&w, l->n_lines);
+            for (size_t j = 0; j < l->n_lines; j++) {
+                const pprof_line *ln = &l->lines[j];
+                const pprof_function *fn =
+                    ln->function == PPROF_NONE ? NULL : &p->functions[ln->function];
+                put_str(&w, fn ? pprof_str(p, fn->name) : "");
+                put_str(&w, fn ? pprof_str(p, fn->filename) : "");
+                put_u64(&w, (uint64_t)ln->line);
+            }
+            assert_int_equal((size_t)(w - buf), size);
+            XXH128_hash_t x = XXH3_128bits(buf, size);
+            free(buf);
+            if (ids[i].lo != x.low64 || ids[i].hi != x.high64)
+                fail_msg("%s: location %zu: identity differs from its bytes' hash", fx[f], i);
+        }
+        assert_true(symbolized > 0);
+        free(ids);
+        pprof_free(p);
+    }
+}
+
 static void test_identity_ignores_ids_and_load_address(void **state)
 {
     (void)state;
@@ -1442,6 +1515,7 @@ int main(void)
         cmocka_unit_test(test_gzip_members_and_corruption),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_identity_ignores_ids_and_load_address),
+        cmocka_unit_test(test_location_identity_bytes),
         cmocka_unit_test(test_identity_label_order),
         cmocka_unit_test(test_merge_samples_keeps_totals),
         cmocka_unit_test(test_add_saturates),

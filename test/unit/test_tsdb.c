@@ -15,12 +15,14 @@
 #include <cmocka.h>
 
 #include "fixtures.h"
+#include "async_answers.h"
 
 #include <ftw.h>
 #include <lmdb.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -3125,6 +3127,261 @@ static void test_pprof_builder(void **state)
     pprof_builder_free(pprof_builder_new(3));   /* freeing unfinished */
 }
 
+/* ---- asynchronous appends ------------------------------------------------ */
+
+enum { ASYNC_N = 64 };
+
+/* Many asynchronous appends from one thread share commits: another process
+ * holds LMDB's write lock while they are queued, so the writer can take at
+ * most what it had when it blocked in one commit, and all the rest in the
+ * next: at most 2 commits for ASYNC_N appends, all answered 0, all there. */
+static void test_append_async_shares_commits(void **state)
+{
+    const char *dir = *state;
+    tsdb_options o;
+    test_options(&o, dir);
+    o.no_rollups = true;
+    tsdb *db = open_ok(&o);
+    pprof_profile *cpu = decode_fixture(FX_CPU);
+    firn_label first[] = {{"job", "first"}};
+    append_ok(db, cpu, first, 1, "process_cpu", 1000);   /* the series' tables exist */
+    uint64_t commits0 = stats_of(db).commits_total;
+
+    int locked[2], release[2];
+    assert_int_equal(pipe(locked), 0);
+    assert_int_equal(pipe(release), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        MDB_env *env;
+        MDB_txn *txn;
+        char c = 0;
+        int bad = mdb_env_create(&env) || mdb_env_set_maxdbs(env, 64) ||
+                  mdb_env_open(env, dir, 0, 0644) || mdb_txn_begin(env, NULL, 0, &txn);
+        bad |= write(locked[1], &c, 1) != 1;
+        bad |= read(release[0], &c, 1) != 1;
+        if (!bad)
+            mdb_txn_abort(txn);
+        _exit(bad);
+    }
+    close(locked[1]);
+    close(release[0]);
+    char c;
+    assert_int_equal(read(locked[0], &c, 1), 1);   /* the child holds the write lock */
+
+    async_answers *a = malloc(sizeof *a);
+    assert_non_null(a);
+    async_answers_init(a);
+    async_slot slots[ASYNC_N];
+    char values[ASYNC_N][16];
+    for (size_t i = 0; i < ASYNC_N; i++) {
+        snprintf(values[i], sizeof values[i], "t%zu", i);
+        firn_label l[] = {{"job", values[i]}};
+        tsdb_append_req req = {.labels = l,
+                               .n_labels = 1,
+                               .profile_name = "process_cpu",
+                               .profile = cpu,
+                               .timestamp_ms = 5000};
+        slots[i] = (async_slot){a, i};
+        firn_err err = {0};
+        if (tsdb_append_async(db, &req, async_answer, &slots[i], &err) != 0)
+            fail_msg("append %zu not queued: %s", i, err.msg);
+        /* the labels were copied: the caller's may go */
+        memset(values[i], 'x', sizeof values[i] - 1);
+    }
+    assert_int_equal(write(release[1], &c, 1), 1);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(locked[0]);
+    close(release[1]);
+
+    async_answers_wait(a, ASYNC_N);
+    for (size_t i = 0; i < ASYNC_N; i++)
+        if (a->status[i] != 0)
+            fail_msg("append %zu answered %d: %s", i, a->status[i], a->err[i].msg);
+    tsdb_stats s = stats_of(db);
+    if (s.commits_total - commits0 > 2)
+        fail_msg("%d appends took %llu commits, want at most 2", ASYNC_N,
+                 (unsigned long long)(s.commits_total - commits0));
+    assert_int_equal(s.appends_total, ASYNC_N + 1);
+    assert_int_equal(s.queue_length, 0);
+    tsdb_close(db);
+
+    /* every one is there, under the labels it was given */
+    db = open_ok(&o);
+    tsdb_reader *r = reader_ok(db);
+    for (size_t i = 0; i < ASYNC_N; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "t%zu", i);
+        struct scan_acc sa = scan(r, series_id(r, CPU_NAME, "job", v), INT64_MIN, INT64_MAX, 0);
+        assert_int_equal(sa.blocks, 1);
+        assert_int_equal(sa.ts[0], 5000);
+    }
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    async_answers_destroy(a);
+    free(a);
+    pprof_free(cpu);
+}
+
+/* An asynchronous append refused before the writer (bad labels) is refused
+ * at once and never answered; one the writer refuses (another profile at
+ * its timestamp) is answered with the error while the others of its commit
+ * are stored. */
+static void test_append_async_refusals(void **state)
+{
+    const char *dir = *state;
+    tsdb_options o;
+    test_options(&o, dir);
+    tsdb *db = open_ok(&o);
+    pprof_profile *cpu = decode_fixture(FX_CPU);
+    pprof_profile *labels = decode_fixture(FX_LABELS);
+    firn_label a_l[] = {{"job", "a"}}, b_l[] = {{"job", "b"}};
+    append_ok(db, cpu, a_l, 1, "process_cpu", 1000);
+
+    async_answers *a = malloc(sizeof *a);
+    assert_non_null(a);
+    async_answers_init(a);
+    async_slot slots[3] = {{a, 0}, {a, 1}, {a, 2}};
+    firn_label bad[] = {{"__name__", "x"}};
+    tsdb_append_req req = {.labels = bad, .n_labels = 1, .profile_name = "process_cpu",
+                           .profile = cpu, .timestamp_ms = 2000};
+    firn_err err = {0};
+    assert_int_equal(tsdb_append_async(db, &req, async_answer, &slots[0], &err), FIRN_EINVAL);
+    if (!strstr(err.msg, "__name__"))
+        fail_msg("unexpected error: %s", err.msg);
+    /* a different profile at a's timestamp, then a new series */
+    req = (tsdb_append_req){.labels = a_l, .n_labels = 1, .profile_name = "process_cpu",
+                            .profile = labels, .timestamp_ms = 1000};
+    assert_int_equal(tsdb_append_async(db, &req, async_answer, &slots[1], &err), 0);
+    req = (tsdb_append_req){.labels = b_l, .n_labels = 1, .profile_name = "process_cpu",
+                            .profile = cpu, .timestamp_ms = 1000};
+    assert_int_equal(tsdb_append_async(db, &req, async_answer, &slots[2], &err), 0);
+    async_answers_wait(a, 2);
+    assert_false(a->got[0]);
+    assert_int_equal(a->status[1], FIRN_EEXIST);
+    assert_int_equal(a->status[2], 0);
+    tsdb_reader *r = reader_ok(db);
+    assert_int_equal(scan(r, series_id(r, CPU_NAME, "job", "b"), INT64_MIN, INT64_MAX, 0).blocks,
+                     1);
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    async_answers_destroy(a);
+    free(a);
+    pprof_free(labels);
+    pprof_free(cpu);
+}
+
+/* Acknowledged asynchronous appends survive kill -9: a child appends
+ * asynchronously without end and reports each append answered 0 down a
+ * pipe; the parent kills it with SIGKILL mid-stream, reopens the store and
+ * finds every reported append, whole (both sample types' series). */
+enum { KILL9_ACKS = 300, KILL9_MAX = 20000 };
+
+struct ts_set {
+    unsigned char *seen;   /* by index: (ts - 1000) / 1000 */
+    size_t n;
+};
+
+static int ts_set_fn(void *ctx, const tsdb_block *b)
+{
+    struct ts_set *s = ctx;
+    int64_t i = (b->timestamp_ms - 1000) / 1000;
+    if (i >= 0 && (size_t)i < s->n)
+        s->seen[i]++;
+    return 0;
+}
+
+static void kill9_acked(void *ctx, int status, const firn_err *err, bool duplicate)
+{
+    (void)err;
+    (void)duplicate;
+    int *slot = ctx;   /* [0] the pipe, [1] the index */
+    int32_t v = status == 0 ? slot[1] : -1;
+    if (write(slot[0], &v, sizeof v) != (ssize_t)sizeof v)
+        _exit(3);
+    free(slot);
+}
+
+static void test_append_async_kill9(void **state)
+{
+    const char *dir = *state;
+    tsdb_options o;
+    test_options(&o, dir);
+    o.no_rollups = true;
+    int acks[2];
+    assert_int_equal(pipe(acks), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(acks[0]);
+        firn_err err = {0};
+        tsdb *db = tsdb_open(&o, &err);
+        pprof_profile *cpu = db ? decode_fixture(FX_CPU) : NULL;
+        firn_label l[] = {{"job", "k"}};
+        for (int32_t i = 0; db && i < KILL9_MAX; i++) {
+            int *slot = malloc(2 * sizeof *slot);
+            if (!slot)
+                _exit(4);
+            slot[0] = acks[1];
+            slot[1] = i;
+            tsdb_append_req req = {.labels = l, .n_labels = 1, .profile_name = "process_cpu",
+                                   .profile = cpu, .timestamp_ms = 1000 + (int64_t)i * 1000};
+            if (tsdb_append_async(db, &req, kill9_acked, slot, &err) != 0)
+                _exit(2);
+        }
+        _exit(db ? 5 : 1);   /* not killed before the end: the parent says so */
+    }
+    close(acks[1]);
+    unsigned char *acked = calloc(KILL9_MAX, 1);
+    assert_non_null(acked);
+    size_t n_acked = 0;
+    int32_t v;
+    bool killed = false;
+    while (read(acks[0], &v, sizeof v) == (ssize_t)sizeof v) {
+        if (v < 0 || v >= KILL9_MAX)
+            fail_msg("the child's append was answered with an error (%d)", v);
+        acked[v] = 1;
+        if (++n_acked == KILL9_ACKS) {
+            assert_int_equal(kill(pid, SIGKILL), 0);
+            killed = true;
+        }
+    }
+    close(acks[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!killed || !WIFSIGNALED(status))
+        fail_msg("the child was not killed mid-stream (%zu acks, status %d)", n_acked, status);
+    assert_true(n_acked >= KILL9_ACKS);
+
+    tsdb *db = open_ok(&o);
+    tsdb_reader *r = reader_ok(db);
+    struct ts_set set = {calloc(KILL9_MAX, 1), KILL9_MAX};
+    assert_non_null(set.seen);
+    struct mspec ms[] = {{FIRN_MATCH_EQ, "job", "k"}};
+    tsdb_series_set ss;
+    select_ok(r, ms, 1, INT64_MIN, INT64_MAX, &ss);
+    assert_int_equal(ss.n, 2);   /* two sample types */
+    for (size_t i = 0; i < ss.n; i++) {
+        firn_err err = {0};
+        if (tsdb_scan(r, ss.series[i].id, INT64_MIN, INT64_MAX, TSDB_SCAN_TOTALS, ts_set_fn,
+                      &set, &err) < 0)
+            fail_msg("scan: %s", err.msg);
+    }
+    tsdb_series_set_free(&ss);
+    for (size_t i = 0; i < KILL9_MAX; i++) {
+        if (acked[i] && set.seen[i] != 2)
+            fail_msg("acknowledged append %zu: %u of its 2 blocks after kill -9", i, set.seen[i]);
+        if (set.seen[i] != 0 && set.seen[i] != 2)
+            fail_msg("append %zu half stored (%u of 2 blocks)", i, set.seen[i]);
+    }
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    free(set.seen);
+    free(acked);
+}
+
 int main(void)
 {
     firn_log_set_level(FIRN_LOG_WARN);   /* retention and map growth log at info */
@@ -3144,6 +3401,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_only_map_resized, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_series_limit, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_back_pressure, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_append_async_shares_commits, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_append_async_refusals, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_append_async_kill9, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_readers_during_writes, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_readers_during_map_growth, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_stats, dir_setup, dir_teardown),
