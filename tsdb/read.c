@@ -572,7 +572,10 @@ void tsdb_reader_reserve(tsdb_reader *r, size_t n)
 int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_ms,
               unsigned flags, tsdb_block_fn fn, void *ctx, firn_err *err)
 {
-    /* totals alone live densely in their own database */
+    /* totals alone live in chunks of a series' points (in the totals
+     * database, one per profile, in a store read as schema 4 or older) */
+    if ((flags & TSDB_SCAN_TOTALS) && r->db->has_chunks)
+        return tsdb_chunks_scan(r, series_id, start_ms, end_ms, fn, ctx, err);
     MDB_cursor *c;
     int rc = mdb_cursor_open(r->txn,
                              (flags & TSDB_SCAN_TOTALS) ? r->db->dbi_totals : r->db->dbi_samples,

@@ -47,10 +47,12 @@
 #include "model/model.h"
 #include "pprof/pprof.h"
 
-#define TSDB_SCHEMA_VERSION 4   /* 3 adds float series; 4 adds rollups and writes
+#define TSDB_SCHEMA_VERSION 5   /* 3 adds float series; 4 adds rollups and writes
                                    columnar zstd blocks (the old ones are still read);
-                                   a version 2 or 3 store is upgraded in place by a
-                                   writable open (nothing is rewritten; compaction then
+                                   5 adds per-series chunks of totals; a version 2 to
+                                   4 store is upgraded in place by a writable open
+                                   (its chunks are built from its totals in that
+                                   open; nothing else is rewritten; compaction then
                                    rolls up what it holds); a read-only open reads it
                                    as it is */
 #define TSDB_DEFAULT_RETENTION_MS (15LL * 24 * 3600 * 1000)   /* 15d, as Prometheus */
