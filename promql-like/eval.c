@@ -170,7 +170,8 @@ struct load_scan {
 static void push_point(struct load_scan *ls, int64_t t_ms, double v)
 {
     struct ctx *c = ls->c;
-    c->scratch = firn_grow(c->scratch, ls->n, &c->scratch_cap, sizeof *c->scratch, 512);
+    if (ls->n == c->scratch_cap)
+        c->scratch = firn_grow(c->scratch, ls->n, &c->scratch_cap, sizeof *c->scratch, 512);
     /* oldest first, as the store scans: last_at_or_before searches them */
     assert(ls->n == 0 || c->scratch[ls->n - 1].t_ms <= t_ms);
     c->scratch[ls->n++] = (pql_point){t_ms, v};
@@ -506,27 +507,38 @@ static int eval_scalar_call(struct ctx *c, const pql_expr *e, int64_t t, struct 
 static bool window_value(pql_func fn, bool delta, const pql_point *p, size_t n, int64_t start,
                          int64_t end, double range_s, double *out)
 {
-    double v = 0, sum = 0, mx = -INFINITY, mn = INFINITY;
-    for (size_t k = 0; k < n; k++) {
-        sum += p[k].v;
-        mx = p[k].v > mx || isnan(mx) ? p[k].v : mx;
-        mn = p[k].v < mn || isnan(mn) ? p[k].v : mn;
-    }
+    /* each function folds only what it needs (a third of a 1,000-series
+     * range query went to folding sum, max and min for every window) */
+    double v = 0, sum = 0;
     switch (fn) {
     case PQL_FN_RATE:
     case PQL_FN_INCREASE:
-        if (delta) {
-            v = fn == PQL_FN_RATE ? sum / range_s : sum;
-        } else {
+        if (!delta) {
             if (n < 2)
                 return false;
             v = extrapolated(p, n, start, end, fn == PQL_FN_RATE, range_s);
+            break;
         }
+        for (size_t k = 0; k < n; k++)
+            sum += p[k].v;
+        v = fn == PQL_FN_RATE ? sum / range_s : sum;
         break;
-    case PQL_FN_SUM_OVER_TIME: v = sum; break;
-    case PQL_FN_AVG_OVER_TIME: v = sum / (double)n; break;
-    case PQL_FN_MAX_OVER_TIME: v = mx; break;
-    case PQL_FN_MIN_OVER_TIME: v = mn; break;
+    case PQL_FN_SUM_OVER_TIME:
+    case PQL_FN_AVG_OVER_TIME:
+        for (size_t k = 0; k < n; k++)
+            sum += p[k].v;
+        v = fn == PQL_FN_SUM_OVER_TIME ? sum : sum / (double)n;
+        break;
+    case PQL_FN_MAX_OVER_TIME:
+        v = -INFINITY;
+        for (size_t k = 0; k < n; k++)
+            v = p[k].v > v || isnan(v) ? p[k].v : v;
+        break;
+    case PQL_FN_MIN_OVER_TIME:
+        v = INFINITY;
+        for (size_t k = 0; k < n; k++)
+            v = p[k].v < v || isnan(v) ? p[k].v : v;
+        break;
     case PQL_FN_COUNT_OVER_TIME: v = (double)n; break;
     case PQL_FN_VECTOR:
     case PQL_FN_TIME:

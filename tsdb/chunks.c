@@ -12,11 +12,12 @@
  * series' stored profiles.
  *
  * Value: one byte CHUNK_VERSION; varint n; then per point, oldest first,
- * zigzag varints of the differences to the previous point of timestamp
- * (the first against the key's, so 0), duration, period and total (the
- * first against 0).  Differences are taken modulo 2^64, so every int64
- * round-trips.  Scrapes at a fixed interval with steady durations make
- * most differences one byte.
+ * zigzag varints of: its time step (the difference to the previous
+ * point's timestamp; the first point's is 0, its timestamp the key's) minus
+ * the previous point's time step, and the differences to the previous
+ * point of duration, period and total (the first against 0).  Differences
+ * are taken modulo 2^64, so every int64 round-trips.  Scrapes at a fixed
+ * interval with steady durations make most of them one byte.
  */
 #include "internal.h"
 
@@ -73,9 +74,12 @@ static size_t chunk_encode(unsigned char out[CHUNK_MAX_BYTES], const struct chun
     out[len++] = CHUNK_VERSION;
     len += put_varint(out + len, n);
     struct chunk_point prev = {p[0].ts, 0, 0, 0};
+    int64_t step = 0;   /* the previous point's time step */
     for (size_t i = 0; i < n; i++) {
         assert(i == 0 || p[i].ts > p[i - 1].ts);
-        len += put_varint(out + len, zz(diff(p[i].ts, prev.ts)));
+        int64_t d = diff(p[i].ts, prev.ts);
+        len += put_varint(out + len, zz(diff(d, step)));
+        step = d;
         len += put_varint(out + len, zz(diff(p[i].duration, prev.duration)));
         len += put_varint(out + len, zz(diff(p[i].period, prev.period)));
         len += put_varint(out + len, zz(diff(p[i].total, prev.total)));
@@ -83,6 +87,26 @@ static size_t chunk_encode(unsigned char out[CHUNK_MAX_BYTES], const struct chun
     }
     assert(len <= CHUNK_MAX_BYTES);
     return len;
+}
+
+/* A zigzag varint at *p (before end), or *bad set.  codec.c's tsdb_cur_*
+ * does the same out of line; decoding chunks is most of a range query's
+ * read, so this one is inlined. */
+static inline int64_t get_zz(const unsigned char **p, const unsigned char *end, bool *bad)
+{
+    if (*p < end && !(**p & 0x80)) {   /* most are one byte */
+        uint64_t b = *(*p)++;
+        return (int64_t)(b >> 1) ^ -(int64_t)(b & 1);
+    }
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+        unsigned char byte = *(*p)++;
+        v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+    }
+    *bad = true;
+    return 0;
 }
 
 /* Decodes the chunk stored under key timestamp first_ts into p (room for
@@ -95,17 +119,21 @@ static int chunk_decode(const MDB_val *v, int64_t first_ts, struct chunk_point *
     uint64_t count = tsdb_cur_varint(&c);
     if (c.bad || count < 1 || count > CHUNK_MAX_POINTS)
         return -1;
+    const unsigned char *q = c.p;
+    bool bad = false;
     struct chunk_point prev = {first_ts, 0, 0, 0};
+    int64_t step = 0;
     for (size_t i = 0; i < count; i++) {
-        p[i].ts = undiff(prev.ts, tsdb_cur_zigzag(&c));
-        p[i].duration = undiff(prev.duration, tsdb_cur_zigzag(&c));
-        p[i].period = undiff(prev.period, tsdb_cur_zigzag(&c));
-        p[i].total = undiff(prev.total, tsdb_cur_zigzag(&c));
-        if (c.bad || (i == 0 ? p[i].ts != first_ts : p[i].ts <= prev.ts))
+        step = undiff(step, get_zz(&q, c.end, &bad));
+        p[i].ts = undiff(prev.ts, step);
+        p[i].duration = undiff(prev.duration, get_zz(&q, c.end, &bad));
+        p[i].period = undiff(prev.period, get_zz(&q, c.end, &bad));
+        p[i].total = undiff(prev.total, get_zz(&q, c.end, &bad));
+        if (bad || (i == 0 ? p[i].ts != first_ts : p[i].ts <= prev.ts))
             return -1;
         prev = p[i];
     }
-    if (c.p != c.end)
+    if (q != c.end)
         return -1;
     *n = (size_t)count;
     return 0;
@@ -308,6 +336,9 @@ int tsdb_chunks_scan(tsdb_reader *r, uint64_t series, int64_t start_ms, int64_t 
     int ret = 0;
     struct chunk_point p[CHUNK_MAX_POINTS];
     size_t n;
+    /* a point's partition, divided out only when a point passes its end */
+    int64_t width = r->db->partition_ms, part_start = -1;
+    uint32_t part = 0;
     for (; rc == 0 && !ret; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         if (!key_of(&k, series, &first) || first > end_ms)
             break;
@@ -321,11 +352,16 @@ int tsdb_chunks_scan(tsdb_reader *r, uint64_t series, int64_t start_ms, int64_t 
                 continue;
             if (p[i].ts > end_ms)
                 break;
+            /* points ascend (and are >= 0): the partition never goes back */
+            if (part_start < 0 || p[i].ts - part_start >= width) {
+                part = (uint32_t)(p[i].ts / width);
+                part_start = p[i].ts - p[i].ts % width;
+            }
             tsdb_block b = {.timestamp_ms = p[i].ts,
                             .duration_nanos = p[i].duration,
                             .period = p[i].period,
                             .total = p[i].total,
-                            .partition = (uint32_t)(p[i].ts / r->db->partition_ms)};
+                            .partition = part};
             ret = fn(ctx, &b);
         }
     }
