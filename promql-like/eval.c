@@ -167,7 +167,7 @@ struct load_scan {
  * series, and go to the load arena at their exact size once the series is
  * read: doubling in the arena left 2.7 times the points' bytes behind, and
  * faulting those pages in was a tenth of a 1,000-series range query. */
-static void push_point(struct load_scan *ls, int64_t t_ms, double v)
+static inline void push_point(struct load_scan *ls, int64_t t_ms, double v)
 {
     struct ctx *c = ls->c;
     if (ls->n == c->scratch_cap)
@@ -504,7 +504,7 @@ static int eval_scalar_call(struct ctx *c, const pql_expr *e, int64_t t, struct 
 /* The value of a range function over the n >= 1 points p of one series in
  * the window (start, end]; false when it has none (a counter's rate needs
  * two points). */
-static bool window_value(pql_func fn, bool delta, const pql_point *p, size_t n, int64_t start,
+static inline bool window_value(pql_func fn, bool delta, const pql_point *p, size_t n, int64_t start,
                          int64_t end, double range_s, double *out)
 {
     /* each function folds only what it needs (a third of a 1,000-series
