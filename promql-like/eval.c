@@ -230,14 +230,33 @@ static bool ends_with_delta(const tsdb_series *s)
     return n > 6 && strcmp(name + n - 6, ":delta") == 0;
 }
 
+/* A batch of a profile series' totals (no stack filter). */
+static int load_totals(void *arg, const int64_t *ts, const int64_t *totals, size_t n)
+{
+    struct load_scan *ls = arg;
+    struct ctx *c = ls->c;
+    if (count_points(c, n) < 0)
+        return FIRN_ETOOBIG;
+    while (ls->n + n > c->scratch_cap)   /* full: doubles */
+        c->scratch = firn_grow(c->scratch, c->scratch_cap, &c->scratch_cap, sizeof *c->scratch,
+                               512);
+    /* oldest first, as the store scans: last_at_or_before searches them */
+    assert(ls->n == 0 || c->scratch[ls->n - 1].t_ms < ts[0]);
+    for (size_t i = 0; i < n; i++)
+        c->scratch[ls->n + i] = (pql_point){ts[i], (double)totals[i]};
+    ls->n += n;
+    return 0;
+}
+
 /* Reads one series' points in (from, to] into c->scratch (ls->n of them). */
 static int load_series(struct load_scan *ls, const tsdb_series *series, int64_t from, int64_t to)
 {
     struct ctx *c = ls->c;
     if (series->floats)
         return tsdb_scan_floats(c->r, series->id, from + 1, to, load_float, ls, c->err);
-    return tsdb_scan(c->r, series->id, from + 1, to,
-                     ls->node->sel.n_filters ? 0 : TSDB_SCAN_TOTALS, load_block, ls, c->err);
+    if (!ls->node->sel.n_filters)
+        return tsdb_scan_totals(c->r, series->id, from + 1, to, load_totals, ls, c->err);
+    return tsdb_scan(c->r, series->id, from + 1, to, 0, load_block, ls, c->err);
 }
 
 /* Selects a selector's series for the steps in [start, end]: a stack

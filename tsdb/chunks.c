@@ -314,8 +314,10 @@ int tsdb_chunks_build(tsdb *db, MDB_txn *txn, uint64_t *points)
 }
 
 int tsdb_chunks_scan(tsdb_reader *r, uint64_t series, int64_t start_ms, int64_t end_ms,
-                     tsdb_block_fn fn, void *ctx, firn_err *err)
+                     tsdb_block_fn fn, tsdb_totals_fn tfn, void *ctx, firn_err *err)
 {
+    assert(!fn != !tfn);
+    int64_t ts[CHUNK_MAX_POINTS], totals[CHUNK_MAX_POINTS];
     MDB_cursor *c;
     int rc = mdb_cursor_open(r->txn, r->db->dbi_chunks, &c);
     if (rc)
@@ -346,6 +348,17 @@ int tsdb_chunks_scan(tsdb_reader *r, uint64_t series, int64_t start_ms, int64_t 
             ret = firn_errf(err, FIRN_EIO, "series %llu at %lld ms: corrupt chunk of totals",
                             (unsigned long long)series, (long long)first);
             break;
+        }
+        if (tfn) {
+            size_t m = 0;
+            for (size_t i = 0; i < n && p[i].ts <= end_ms; i++) {
+                if (p[i].ts >= start_ms) {
+                    ts[m] = p[i].ts;
+                    totals[m++] = p[i].total;
+                }
+            }
+            ret = m ? tfn(ctx, ts, totals, m) : 0;
+            continue;
         }
         for (size_t i = 0; i < n && !ret; i++) {
             if (p[i].ts < start_ms)

@@ -314,9 +314,10 @@ int tsdb_chunk_trim(tsdb *db, MDB_txn *txn, uint64_t series, int64_t keep_from);
 /* Upgrade: builds every series' chunks from the totals database into the
  * empty chunks database; *points counts the points written.  An LMDB code. */
 int tsdb_chunks_build(tsdb *db, MDB_txn *txn, uint64_t *points);
-/* tsdb_scan with TSDB_SCAN_TOTALS, from the chunks. */
+/* tsdb_scan with TSDB_SCAN_TOTALS, from the chunks: fn per point, or, when
+ * it is NULL, tfn per chunk (tsdb_scan_totals). */
 int tsdb_chunks_scan(tsdb_reader *r, uint64_t series, int64_t start_ms, int64_t end_ms,
-                     tsdb_block_fn fn, void *ctx, firn_err *err);
+                     tsdb_block_fn fn, tsdb_totals_fn tfn, void *ctx, firn_err *err);
 
 /* ---- store.c ----------------------------------------------------------- */
 

@@ -260,6 +260,16 @@ typedef int (*tsdb_block_fn)(void *ctx, const tsdb_block *block);
 int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_ms,
               unsigned flags, tsdb_block_fn fn, void *ctx, firn_err *err);
 
+/* The timestamps and totals of a profile series' profiles in [start_ms,
+ * end_ms], oldest first, handed to fn in batches (up to a chunk's worth,
+ * 240, per call): what tsdb_scan with TSDB_SCAN_TOTALS gives, without a
+ * call per profile (a metric query reads hundreds of thousands).  fn
+ * returns 0 to go on, or a negative code that tsdb_scan_totals returns. */
+typedef int (*tsdb_totals_fn)(void *ctx, const int64_t *timestamps_ms, const int64_t *totals,
+                              size_t n);
+int tsdb_scan_totals(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_ms,
+                     tsdb_totals_fn fn, void *ctx, firn_err *err);
+
 /* Calls fn for each float sample of a float series in [start_ms, end_ms],
  * oldest first, stale markers included (nothing for a profile series).  fn
  * returns 0 to go on, or a negative code that tsdb_scan_floats returns. */

@@ -243,6 +243,16 @@ static int collect(void *ctx, const tsdb_block *b)
     return 0;
 }
 
+/* tsdb_scan_totals's batches, as points (total in total[0]). */
+static int collect_totals(void *ctx, const int64_t *ts, const int64_t *totals, size_t n)
+{
+    struct got *g = ctx;
+    assert_true(n > 0 && g->n + n <= POINTS);
+    for (size_t i = 0; i < n; i++)
+        g->p[g->n++] = (struct point){.ts = ts[i], .total = {totals[i], 0}};
+    return 0;
+}
+
 static uint64_t series_id(tsdb_reader *r, const char *type, const char *instance, bool *found)
 {
     firn_matcher m[2];
@@ -269,14 +279,15 @@ static void scan_ok(tsdb_reader *r, uint64_t id, int64_t from, int64_t to, unsig
         fail_msg("scan: %s", err.msg);
 }
 
-/* Every target's totals in random windows: chunks, raw blocks and the kept
- * points agree; points before keep_from (retention) are gone. */
+/* Every target's totals in random windows: chunks (per point and in
+ * batches), raw blocks and the kept points agree; points before keep_from
+ * (retention) are gone. */
 static void check_scans(tsdb *db, int64_t keep_from)
 {
     firn_err err = {0};
     tsdb_reader *r = tsdb_reader_open(db, &err);
     assert_non_null(r);
-    static struct got chunked, raw;
+    static struct got chunked, raw, bulk;
     for (int t = 0; t < TARGETS; t++) {
         for (int c = 0; c < 2; c++) {
             bool found;
@@ -301,6 +312,14 @@ static void check_scans(tsdb *db, int64_t keep_from)
                 scan_ok(r, id, from, to, TSDB_SCAN_TOTALS, &chunked);
                 scan_ok(r, id, from, to, 0, &raw);
                 assert_int_equal(chunked.n, raw.n);
+                bulk.n = 0;
+                assert_int_equal(tsdb_scan_totals(r, id, from, to, collect_totals, &bulk, &err),
+                                 0);
+                assert_int_equal(bulk.n, raw.n);
+                for (size_t i = 0; i < bulk.n; i++) {
+                    assert_int_equal(bulk.p[i].ts, raw.p[i].ts);
+                    assert_int_equal(bulk.p[i].total[0], raw.p[i].total[0]);
+                }
                 size_t n = 0;
                 for (size_t k = 0; k < W.t[t].n; k++) {
                     const struct point *want = &W.t[t].p[k];
