@@ -7,7 +7,10 @@
  * stores its total), or, with a __function__ stack filter, the sum of the
  * samples the filter keeps (stack verdicts memoized per partition).  Then
  * each step evaluates the tree against those points in memory, so a range
- * query of 360 steps reads the store once, not 360 times.
+ * query of 360 steps reads the store once, not 360 times.  A range query
+ * sum/avg/min/max/count (f(x[r])) is instead evaluated series by series
+ * (eval_by_series): one series' points read, folded into every step, then
+ * the next, with the same results.
  *
  * Per-step values live in a step arena that is reset between steps; what a
  * range query keeps (result labels and points) is copied to the result's
