@@ -138,7 +138,9 @@ static int open_env(tsdb *db, off_t data_size, firn_err *err)
     if (rc)
         return firn_errf(err, FIRN_EIO, "lmdb: %s", tsdb_strerror(rc));
     size_t map = db->opts.map_size ? db->opts.map_size : DEFAULT_MAP_SIZE;
-    if (data_size > 0 && (size_t)data_size > map)
+    /* room to write before the first growth: an upgrade to schema 5 builds
+     * its chunks of totals (a small fraction of the file) in the open */
+    if (data_size > 0 && (size_t)data_size + (size_t)data_size / 4 > map)
         map = (size_t)data_size * 2;
     if ((rc = mdb_env_set_mapsize(db->env, map)) || (rc = mdb_env_set_maxdbs(db->env, 16)) ||
         (rc = mdb_env_set_maxreaders(db->env, 1024)))
