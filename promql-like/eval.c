@@ -7,7 +7,10 @@
  * stores its total), or, with a __function__ stack filter, the sum of the
  * samples the filter keeps (stack verdicts memoized per partition).  Then
  * each step evaluates the tree against those points in memory, so a range
- * query of 360 steps reads the store once, not 360 times.
+ * query of 360 steps reads the store once, not 360 times.  A range query
+ * sum/avg/min/max/count (f(x[r])) is instead evaluated series by series
+ * (eval_by_series): one series' points read, folded into every step, then
+ * the next, with the same results.
  *
  * Per-step values live in a step arena that is reset between steps; what a
  * range query keeps (result labels and points) is copied to the result's
@@ -24,6 +27,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#define BY_SERIES_MAX_CELLS ((size_t)4 << 20)   /* eval_by_series's grid, at most */
 #define HINT_NONE LONG_MIN               /* no lookup yet (see seek_at_or_before) */
 
 /* The points of one series of a selector, oldest first. */
@@ -166,10 +170,11 @@ struct load_scan {
  * series, and go to the load arena at their exact size once the series is
  * read: doubling in the arena left 2.7 times the points' bytes behind, and
  * faulting those pages in was a tenth of a 1,000-series range query. */
-static void push_point(struct load_scan *ls, int64_t t_ms, double v)
+static inline void push_point(struct load_scan *ls, int64_t t_ms, double v)
 {
     struct ctx *c = ls->c;
-    c->scratch = firn_grow(c->scratch, ls->n, &c->scratch_cap, sizeof *c->scratch, 512);
+    if (ls->n == c->scratch_cap)
+        c->scratch = firn_grow(c->scratch, ls->n, &c->scratch_cap, sizeof *c->scratch, 512);
     /* oldest first, as the store scans: last_at_or_before searches them */
     assert(ls->n == 0 || c->scratch[ls->n - 1].t_ms <= t_ms);
     c->scratch[ls->n++] = (pql_point){t_ms, v};
@@ -228,24 +233,66 @@ static bool ends_with_delta(const tsdb_series *s)
     return n > 6 && strcmp(name + n - 6, ":delta") == 0;
 }
 
+/* A batch of a profile series' totals (no stack filter). */
+static int load_totals(void *arg, const int64_t *ts, const int64_t *totals, size_t n)
+{
+    struct load_scan *ls = arg;
+    struct ctx *c = ls->c;
+    if (count_points(c, n) < 0)
+        return FIRN_ETOOBIG;
+    while (ls->n + n > c->scratch_cap)   /* full: doubles */
+        c->scratch = firn_grow(c->scratch, c->scratch_cap, &c->scratch_cap, sizeof *c->scratch,
+                               512);
+    /* oldest first, as the store scans: last_at_or_before searches them */
+    assert(ls->n == 0 || c->scratch[ls->n - 1].t_ms < ts[0]);
+    for (size_t i = 0; i < n; i++)
+        c->scratch[ls->n + i] = (pql_point){ts[i], (double)totals[i]};
+    ls->n += n;
+    return 0;
+}
+
+/* Reads one series' points in (from, to] into c->scratch (ls->n of them). */
+static int load_series(struct load_scan *ls, const tsdb_series *series, int64_t from, int64_t to)
+{
+    struct ctx *c = ls->c;
+    if (series->floats)
+        return tsdb_scan_floats(c->r, series->id, from + 1, to, load_float, ls, c->err);
+    if (!ls->node->sel.n_filters)
+        return tsdb_scan_totals(c->r, series->id, from + 1, to, load_totals, ls, c->err);
+    return tsdb_scan(c->r, series->id, from + 1, to, 0, load_block, ls, c->err);
+}
+
+/* Selects a selector's series for the steps in [start, end]: a stack
+ * filter keeps profile series only.  *from and *to bound the points. */
+static int select_series(struct ctx *c, const pql_expr *node, int64_t start, int64_t end,
+                         tsdb_series_set *set, int64_t *from, int64_t *to)
+{
+    int64_t back = node->kind == PQL_MATRIX_SELECTOR ? node->sel.range_ms : c->lookback_ms;
+    *from = start - node->sel.offset_ms - back;
+    *to = end - node->sel.offset_ms;
+    if (tsdb_select(c->r, node->sel.matchers, node->sel.n_matchers, *from + 1, *to, set,
+                    c->err) < 0)
+        return c->err ? c->err->code : FIRN_EIO;
+    if (node->sel.n_filters) {
+        /* float series have no stacks */
+        size_t kept = 0;
+        for (size_t i = 0; i < set->n; i++)
+            if (!set->series[i].floats)
+                set->series[kept++] = set->series[i];
+        set->n = kept;
+    }
+    return 0;
+}
+
 /* Loads the points every step in [start, end] can need for one selector. */
 static int load_selector(struct ctx *c, const pql_expr *node, int64_t start, int64_t end,
                          struct loaded *out)
 {
-    int64_t back = node->kind == PQL_MATRIX_SELECTOR ? node->sel.range_ms : c->lookback_ms;
-    int64_t from = start - node->sel.offset_ms - back, to = end - node->sel.offset_ms;
+    int64_t from, to;
     out->node = node;
-    if (tsdb_select(c->r, node->sel.matchers, node->sel.n_matchers, from + 1, to, &out->set,
-                    c->err) < 0)
-        return c->err ? c->err->code : FIRN_EIO;
-    if (node->sel.n_filters) {
-        /* a stack filter selects profile series only: float series have no stacks */
-        size_t kept = 0;
-        for (size_t i = 0; i < out->set.n; i++)
-            if (!out->set.series[i].floats)
-                out->set.series[kept++] = out->set.series[i];
-        out->set.n = kept;
-    }
+    int src = select_series(c, node, start, end, &out->set, &from, &to);
+    if (src)
+        return src;
     out->s = firn_arena_calloc(c->load_arena, out->set.n + 1, sizeof *out->s);
     firn_u64map verdicts = {0};
     if (node->sel.n_filters)
@@ -253,12 +300,7 @@ static int load_selector(struct ctx *c, const pql_expr *node, int64_t start, int
     int rc = 0;
     for (size_t i = 0; i < out->set.n && !rc; i++) {
         struct load_scan ls = {.c = c, .node = node, .verdicts = &verdicts};
-        if (out->set.series[i].floats)
-            rc = tsdb_scan_floats(c->r, out->set.series[i].id, from + 1, to, load_float, &ls,
-                                  c->err);
-        else
-            rc = tsdb_scan(c->r, out->set.series[i].id, from + 1, to,
-                           node->sel.n_filters ? 0 : TSDB_SCAN_TOTALS, load_block, &ls, c->err);
+        rc = load_series(&ls, &out->set.series[i], from, to);
         out->s[i].series = &out->set.series[i];
         out->s[i].nameless = labels_filter(c->load_arena, out->set.series[i].labels,
                                            out->set.series[i].n_labels, &out->s[i].n_nameless,
@@ -481,6 +523,54 @@ static int eval_scalar_call(struct ctx *c, const pql_expr *e, int64_t t, struct 
     return 0;
 }
 
+/* The value of a range function over the n >= 1 points p of one series in
+ * the window (start, end]; false when it has none (a counter's rate needs
+ * two points). */
+static inline bool window_value(pql_func fn, bool delta, const pql_point *p, size_t n, int64_t start,
+                         int64_t end, double range_s, double *out)
+{
+    /* each function folds only what it needs (a third of a 1,000-series
+     * range query went to folding sum, max and min for every window) */
+    double v = 0, sum = 0;
+    switch (fn) {
+    case PQL_FN_RATE:
+    case PQL_FN_INCREASE:
+        if (!delta) {
+            if (n < 2)
+                return false;
+            v = extrapolated(p, n, start, end, fn == PQL_FN_RATE, range_s);
+            break;
+        }
+        for (size_t k = 0; k < n; k++)
+            sum += p[k].v;
+        v = fn == PQL_FN_RATE ? sum / range_s : sum;
+        break;
+    case PQL_FN_SUM_OVER_TIME:
+    case PQL_FN_AVG_OVER_TIME:
+        for (size_t k = 0; k < n; k++)
+            sum += p[k].v;
+        v = fn == PQL_FN_SUM_OVER_TIME ? sum : sum / (double)n;
+        break;
+    case PQL_FN_MAX_OVER_TIME:
+        v = -INFINITY;
+        for (size_t k = 0; k < n; k++)
+            v = p[k].v > v || isnan(v) ? p[k].v : v;
+        break;
+    case PQL_FN_MIN_OVER_TIME:
+        v = INFINITY;
+        for (size_t k = 0; k < n; k++)
+            v = p[k].v < v || isnan(v) ? p[k].v : v;
+        break;
+    case PQL_FN_COUNT_OVER_TIME: v = (double)n; break;
+    case PQL_FN_VECTOR:
+    case PQL_FN_TIME:
+        assert(!"evaluated by eval_scalar_call");
+        break;
+    }
+    *out = v;
+    return true;
+}
+
 static int eval_call(struct ctx *c, const pql_expr *e, int64_t t, struct value *out)
 {
     if (e->call.fn == PQL_FN_VECTOR || e->call.fn == PQL_FN_TIME)
@@ -502,35 +592,10 @@ static int eval_call(struct ctx *c, const pql_expr *e, int64_t t, struct value *
         long lo = seek_at_or_before(ls, start, &ls->hint_start) + 1;
         if (hi < lo)
             continue;
-        const pql_point *p = ls->points + lo;
-        size_t n = (size_t)(hi - lo + 1);
-        double v = 0, sum = 0, mx = -INFINITY, mn = INFINITY;
-        for (size_t k = 0; k < n; k++) {
-            sum += p[k].v;
-            mx = p[k].v > mx || isnan(mx) ? p[k].v : mx;
-            mn = p[k].v < mn || isnan(mn) ? p[k].v : mn;
-        }
-        switch (e->call.fn) {
-        case PQL_FN_RATE:
-        case PQL_FN_INCREASE:
-            if (ls->delta) {
-                v = e->call.fn == PQL_FN_RATE ? sum / range_s : sum;
-            } else {
-                if (n < 2)
-                    continue;
-                v = extrapolated(p, n, start, end, e->call.fn == PQL_FN_RATE, range_s);
-            }
-            break;
-        case PQL_FN_SUM_OVER_TIME: v = sum; break;
-        case PQL_FN_AVG_OVER_TIME: v = sum / (double)n; break;
-        case PQL_FN_MAX_OVER_TIME: v = mx; break;
-        case PQL_FN_MIN_OVER_TIME: v = mn; break;
-        case PQL_FN_COUNT_OVER_TIME: v = (double)n; break;
-        case PQL_FN_VECTOR:
-        case PQL_FN_TIME:
-            assert(!"evaluated by eval_scalar_call");
-            break;
-        }
+        double v;
+        if (!window_value(e->call.fn, ls->delta, ls->points + lo, (size_t)(hi - lo + 1), start,
+                          end, range_s, &v))
+            continue;
         struct sample *s = &out->s[out->n++];
         s->labels = ls->nameless;
         s->n_labels = ls->n_nameless;
@@ -597,6 +662,19 @@ static void group_key(struct ctx *c, const pql_expr *e, const struct sample *s,
         c->memo[c->n_memo++] = (struct group_memo){e, s->labels, *labels, *n, *sig};
 }
 
+/* A group's value after one more member's v (the first member's value is
+ * the group's start). */
+static double agg_fold(pql_agg_op op, double acc, double v)
+{
+    switch (op) {
+    case PQL_AGG_SUM:
+    case PQL_AGG_AVG: return acc + v;
+    case PQL_AGG_MIN: return v < acc || isnan(acc) ? v : acc;
+    case PQL_AGG_MAX: return v > acc || isnan(acc) ? v : acc;
+    default: return acc;
+    }
+}
+
 static int eval_aggregate(struct ctx *c, const pql_expr *e, int64_t t, struct value *out)
 {
     struct value in = {0}, param = {0};
@@ -629,13 +707,7 @@ static int eval_aggregate(struct ctx *c, const pql_expr *e, int64_t t, struct va
         } else {
             struct group *gr = &g[idx];
             gr->count++;
-            switch (e->agg.op) {
-            case PQL_AGG_SUM:
-            case PQL_AGG_AVG: gr->v += v; break;
-            case PQL_AGG_MIN: gr->v = v < gr->v || isnan(gr->v) ? v : gr->v; break;
-            case PQL_AGG_MAX: gr->v = v > gr->v || isnan(gr->v) ? v : gr->v; break;
-            default: break;
-            }
+            gr->v = agg_fold(e->agg.op, gr->v, v);
         }
         group_of[i] = idx;
     }
@@ -859,8 +931,10 @@ static void ctx_free(struct ctx *c)
     firn_arena_free(c->step);
 }
 
+/* Sets the context up and, when load is set, loads every selector's points
+ * for the steps in [start, end]. */
 static int ctx_init(struct ctx *c, tsdb_reader *r, const pql_query *q, int64_t start,
-                    int64_t end, const pql_eval_options *opts, firn_err *err)
+                    int64_t end, const pql_eval_options *opts, bool load, firn_err *err)
 {
     memset(c, 0, sizeof *c);
     c->r = r;
@@ -873,7 +947,7 @@ static int ctx_init(struct ctx *c, tsdb_reader *r, const pql_query *q, int64_t s
     c->load_arena = firn_arena_new(0);
     c->step = firn_arena_new(0);
     firn_u64map_init(&c->memo_index, 256);
-    return load_all(c, q->root, start, end);
+    return load ? load_all(c, q->root, start, end) : 0;
 }
 
 static firn_label *copy_labels(firn_arena *a, const firn_label *l, size_t n)
@@ -903,7 +977,7 @@ int pql_eval_instant(tsdb_reader *r, const pql_query *q, int64_t t_ms,
     memset(out, 0, sizeof *out);
     struct ctx c;
     struct value v;
-    int rc = ctx_init(&c, r, q, t_ms, t_ms, opts, err);
+    int rc = ctx_init(&c, r, q, t_ms, t_ms, opts, true, err);
     if (!rc)
         rc = eval(&c, q->root, t_ms, &v);
     if (!rc && v.type == PQL_TYPE_VECTOR)
@@ -968,6 +1042,155 @@ struct range_series {
     size_t n, cap;
 };
 
+static const pql_expr *unparen(const pql_expr *e)
+{
+    while (e->kind == PQL_PAREN)
+        e = e->unary.expr;
+    return e;
+}
+
+/* Whether the query is sum/avg/min/max/count [by|without] (f(x[r])) with f
+ * a range function: each series' value at a step then depends on its own
+ * points alone, so eval_by_series can take the series one at a time
+ * over every step, its points in cache, instead of every series at each
+ * step (at 1,000 series x 360 steps that walk missed the cache at each
+ * series and step: docs/ARCHITECTURE.md, "At fleet scale"). */
+static bool by_series_shape(const pql_expr *root, const pql_expr **agg, const pql_expr **call,
+                            const pql_expr **sel)
+{
+    *agg = unparen(root);
+    if ((*agg)->kind != PQL_AGGREGATE || (*agg)->agg.param)
+        return false;
+    switch ((*agg)->agg.op) {
+    case PQL_AGG_SUM: case PQL_AGG_AVG: case PQL_AGG_MIN: case PQL_AGG_MAX: case PQL_AGG_COUNT:
+        break;
+    default:
+        return false;
+    }
+    *call = unparen((*agg)->agg.expr);
+    if ((*call)->kind != PQL_CALL || (*call)->call.n_args != 1 ||
+        (*call)->call.fn == PQL_FN_VECTOR || (*call)->call.fn == PQL_FN_TIME)
+        return false;
+    *sel = unparen((*call)->call.args[0]);
+    return (*sel)->kind == PQL_MATRIX_SELECTOR;
+}
+
+/* Evaluates agg(call(sel)) (by_series_shape) at every step, series by
+ * series: each series' points are read, its value at every step is folded
+ * into its group's cell of a (group x step) grid, then the next series is
+ * read.  The values are those of the step-by-step evaluation bit for bit:
+ * the same window function and, per cell, the same fold in the same series
+ * order.  *done is false (and nothing is read) when the grid would exceed
+ * the query's point limit; the caller then evaluates step by step. */
+static int eval_by_series(struct ctx *c, const pql_expr *agg, const pql_expr *call,
+                          const pql_expr *sel, int64_t start_ms, int64_t end_ms, int64_t step_ms,
+                          firn_arena *result, struct range_series **rs_out, size_t *n_out,
+                          bool *done)
+{
+    *done = false;
+    uint64_t steps = ((uint64_t)end_ms - (uint64_t)start_ms) / (uint64_t)step_ms + 1;
+    tsdb_series_set set = {0};
+    int64_t from, to;
+    int rc = select_series(c, sel, start_ms, end_ms, &set, &from, &to);
+    if (rc) {
+        tsdb_series_set_free(&set);
+        return rc;
+    }
+    /* each series' group, as eval_aggregate would find it */
+    size_t *group_of = firn_xcalloc(set.n + 1, sizeof *group_of);
+    struct range_series *groups = firn_xcalloc(set.n + 1, sizeof *groups);
+    size_t ng = 0;
+    firn_u64map gmap;
+    firn_u64map_init(&gmap, set.n);
+    for (size_t i = 0; i < set.n; i++) {
+        size_t nn, nl;
+        firn_label *nameless = labels_filter(c->load_arena, set.series[i].labels,
+                                             set.series[i].n_labels, &nn, true, NULL, 0, false);
+        firn_label *gl = labels_filter(c->load_arena, nameless, nn, &nl, agg->agg.without,
+                                       agg->agg.labels, agg->agg.n_labels, !agg->agg.without);
+        uint32_t idx;
+        if (firn_u64map_put(&gmap, labels_sig(gl, nl), (uint32_t)ng, &idx) == 1) {
+            idx = (uint32_t)ng++;
+            groups[idx] = (struct range_series){.labels = gl, .n_labels = nl};
+        }
+        group_of[i] = idx;
+    }
+    firn_u64map_destroy(&gmap);
+    /* the grid is bounded by the points the result may hold, and its memory
+     * by BY_SERIES_MAX_CELLS (48 MiB) */
+    size_t max_cells = c->max_points < BY_SERIES_MAX_CELLS ? c->max_points : BY_SERIES_MAX_CELLS;
+    *done = steps <= max_cells && (ng == 0 || steps <= max_cells / ng);
+    double *cell = NULL;
+    uint32_t *count = NULL;
+    if (*done) {
+        cell = firn_xcalloc(ng * steps + 1, sizeof *cell);
+        count = firn_xcalloc(ng * steps + 1, sizeof *count);
+    }
+    firn_u64map verdicts = {0};
+    if (sel->sel.n_filters)
+        firn_u64map_init(&verdicts, 1024);
+    int64_t offset = sel->sel.offset_ms, range = sel->sel.range_ms;
+    double range_s = (double)range / 1000.0;
+    for (size_t i = 0; *done && i < set.n && !rc; i++) {
+        struct load_scan ls = {.c = c, .node = sel, .verdicts = &verdicts};
+        if ((rc = load_series(&ls, &set.series[i], from, to)))
+            break;
+        const pql_point *p = c->scratch;
+        bool delta = !set.series[i].floats && ends_with_delta(&set.series[i]);
+        double *row = cell + group_of[i] * steps;
+        uint32_t *crow = count + group_of[i] * steps;
+        /* both window edges only move forward: one pass over the points */
+        size_t lo = 0, hi = 0;
+        for (uint64_t k = 0; k < steps; k++) {
+            int64_t end = start_ms + (int64_t)k * step_ms - offset, start = end - range;
+            while (hi < ls.n && p[hi].t_ms <= end)
+                hi++;
+            while (lo < ls.n && p[lo].t_ms <= start)
+                lo++;
+            double v;
+            if (hi <= lo || !window_value(call->call.fn, delta, p + lo, hi - lo, start, end,
+                                          range_s, &v))
+                continue;
+            row[k] = crow[k]++ ? agg_fold(agg->agg.op, row[k], v) : v;
+        }
+    }
+    if (sel->sel.n_filters)
+        firn_u64map_destroy(&verdicts);
+    /* the groups with a value at some step, as the step-by-step loop adds them */
+    struct range_series *rs = NULL;
+    size_t n_rs = 0, cap_rs = 0;
+    for (size_t g = 0; *done && g < ng && !rc; g++) {
+        struct range_series x = {0};
+        for (uint64_t k = 0; k < steps && !rc; k++) {
+            if (!count[g * steps + k])
+                continue;
+            if ((rc = count_points(c, 1)) < 0)
+                break;
+            double v = cell[g * steps + k];
+            if (agg->agg.op == PQL_AGG_AVG)
+                v /= (double)count[g * steps + k];
+            else if (agg->agg.op == PQL_AGG_COUNT)
+                v = (double)count[g * steps + k];
+            x.p = firn_arena_grow(result, x.p, x.n, &x.cap, sizeof *x.p, 16);
+            x.p[x.n++] = (pql_point){start_ms + (int64_t)k * step_ms, v};
+        }
+        if (!x.n)
+            continue;
+        x.labels = copy_labels(result, groups[g].labels, groups[g].n_labels);
+        x.n_labels = groups[g].n_labels;
+        rs = firn_grow(rs, n_rs, &cap_rs, sizeof *rs, 64);
+        rs[n_rs++] = x;
+    }
+    free(cell);
+    free(count);
+    free(groups);
+    free(group_of);
+    tsdb_series_set_free(&set);
+    *rs_out = rs;
+    *n_out = n_rs;
+    return rc;
+}
+
 int pql_eval_range(tsdb_reader *r, const pql_query *q, int64_t start_ms, int64_t end_ms,
                    int64_t step_ms, const pql_eval_options *opts, pql_result *out,
                    firn_err *err)
@@ -981,13 +1204,22 @@ int pql_eval_range(tsdb_reader *r, const pql_query *q, int64_t start_ms, int64_t
                          "instant Vector",
                          q->type == PQL_TYPE_MATRIX ? "range vector" : "string");
     struct ctx c;
-    int rc = ctx_init(&c, r, q, start_ms, end_ms, opts, err);
+    const pql_expr *agg, *call, *sel;
+    bool by_series = by_series_shape(q->root, &agg, &call, &sel);
+    int rc = ctx_init(&c, r, q, start_ms, end_ms, opts, !by_series, err);
     out->arena = firn_arena_new(0);
     firn_u64map index;
     firn_u64map_init(&index, 64);
     struct range_series *rs = NULL;
     size_t n_rs = 0, cap_rs = 0;
-    for (int64_t t = start_ms; !rc && t <= end_ms; t += step_ms) {
+    if (!rc && by_series) {
+        rc = eval_by_series(&c, agg, call, sel, start_ms, end_ms, step_ms, out->arena, &rs,
+                            &n_rs, &by_series);
+        /* too many cells for the grid: step by step, as any other query */
+        if (!rc && !by_series)
+            rc = load_all(&c, q->root, start_ms, end_ms);
+    }
+    for (int64_t t = start_ms; !rc && !by_series && t <= end_ms; t += step_ms) {
         struct value v;
         if ((rc = eval(&c, q->root, t, &v)) || (v.type == PQL_TYPE_VECTOR &&
                                                 (rc = check_vector(&c, &v))))

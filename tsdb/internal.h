@@ -19,6 +19,10 @@
  *               when its record says so, and then has no samples/totals keys
  *   totals      the same key -> the block's header alone (count, total, duration,
  *               period), packed densely so metric queries read no sample pages
+ *   chunks      (series id u64 BE, timestamp of its first point u64 BE) -> the
+ *               (time, duration, period, total) of up to 240 consecutive profiles
+ *               of the series, delta coded (see chunks.c): what metric queries
+ *               read (schema 5)
  *   symbols     (partition u32 BE, kind u8, id u32 BE) -> symbol content
  *   symbol_idx  (partition u32 BE, kind u8, xxh3-128) -> id (u32 LE)
  *   rollups     (series id u64 BE, level u8, bucket start ms u64 BE) -> rollup: the
@@ -75,10 +79,11 @@ struct tsdb {
     char *path;
     MDB_env *env;
     MDB_dbi dbi_meta, dbi_series, dbi_series_idx, dbi_postings, dbi_long_values,
-        dbi_samples, dbi_totals, dbi_symbols, dbi_symbol_idx, dbi_floats, dbi_rollups,
+        dbi_samples, dbi_totals, dbi_chunks, dbi_symbols, dbi_symbol_idx, dbi_floats, dbi_rollups,
         dbi_rollup_state, dbi_rollup_dirty;
     bool has_floats;         /* false only for a read-only open of a version 2 store */
     bool has_rollups;        /* false only for a read-only open of a version 2 or 3 store */
+    bool has_chunks;         /* false only for a read-only open of a version 2 to 4 store */
     /* The writer thread's alone: no series' watermark is above it, so an
      * append at or after it cannot land in a rolled-up bucket (read from
      * meta at open, raised after each compaction commit). */
@@ -296,6 +301,23 @@ int tsdb_rollup_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, bool *more, uint64_
  * gone is set, its watermark. */
 int tsdb_rollup_expire(tsdb *db, MDB_txn *txn, uint64_t series, int64_t cutoff, bool gone,
                        long *budget);
+
+/* ---- chunks.c ---------------------------------------------------------- */
+
+/* Adds one profile's point to its series' chunks (append transaction);
+ * an LMDB code (MDB_KEYEXIST when the series has a point at ts). */
+int tsdb_chunk_add(tsdb *db, MDB_txn *txn, uint64_t series, int64_t ts, int64_t duration,
+                   int64_t period, int64_t total);
+/* Retention: removes the series' points before keep_from (INT64_MAX: all);
+ * an LMDB code. */
+int tsdb_chunk_trim(tsdb *db, MDB_txn *txn, uint64_t series, int64_t keep_from);
+/* Upgrade: builds every series' chunks from the totals database into the
+ * empty chunks database; *points counts the points written.  An LMDB code. */
+int tsdb_chunks_build(tsdb *db, MDB_txn *txn, uint64_t *points);
+/* tsdb_scan with TSDB_SCAN_TOTALS, from the chunks: fn per point, or, when
+ * it is NULL, tfn per chunk (tsdb_scan_totals). */
+int tsdb_chunks_scan(tsdb_reader *r, uint64_t series, int64_t start_ms, int64_t end_ms,
+                     tsdb_block_fn fn, tsdb_totals_fn tfn, void *ctx, firn_err *err);
 
 /* ---- store.c ----------------------------------------------------------- */
 

@@ -572,7 +572,10 @@ void tsdb_reader_reserve(tsdb_reader *r, size_t n)
 int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_ms,
               unsigned flags, tsdb_block_fn fn, void *ctx, firn_err *err)
 {
-    /* totals alone live densely in their own database */
+    /* totals alone live in chunks of a series' points (in the totals
+     * database, one per profile, in a store read as schema 4 or older) */
+    if ((flags & TSDB_SCAN_TOTALS) && r->db->has_chunks)
+        return tsdb_chunks_scan(r, series_id, start_ms, end_ms, fn, NULL, ctx, err);
     MDB_cursor *c;
     int rc = mdb_cursor_open(r->txn,
                              (flags & TSDB_SCAN_TOTALS) ? r->db->dbi_totals : r->db->dbi_samples,
@@ -620,6 +623,27 @@ int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_
     if (!ret && rc && rc != MDB_NOTFOUND)
         ret = lmdb_err(r, err, rc, "scanning");
     return ret;
+}
+
+/* A store read without chunks hands its totals over one at a time. */
+struct totals_one {
+    tsdb_totals_fn fn;
+    void *ctx;
+};
+
+static int totals_one(void *arg, const tsdb_block *b)
+{
+    struct totals_one *t = arg;
+    return t->fn(t->ctx, &b->timestamp_ms, &b->total, 1);
+}
+
+int tsdb_scan_totals(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_ms,
+                     tsdb_totals_fn fn, void *ctx, firn_err *err)
+{
+    if (r->db->has_chunks)
+        return tsdb_chunks_scan(r, series_id, start_ms, end_ms, NULL, fn, ctx, err);
+    struct totals_one t = {fn, ctx};
+    return tsdb_scan(r, series_id, start_ms, end_ms, TSDB_SCAN_TOTALS, totals_one, &t, err);
 }
 
 int tsdb_scan_floats(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_ms,

@@ -80,7 +80,8 @@ static int expire_blocks(tsdb *db, MDB_txn *txn, uint64_t id, bool floats, int64
         *empty = !(rc == 0 && k.mv_size == SAMPLE_KEY_LEN && tsdb_be64_get(k.mv_data) == id);
         if (!*empty)
             *new_min = (int64_t)tsdb_be64_get((unsigned char *)k.mv_data + 8);
-        rc = 0;
+        /* the profiles deleted are exactly those before the first left */
+        rc = floats ? 0 : tsdb_chunk_trim(db, txn, id, *empty ? INT64_MAX : *new_min);
     }
     mdb_cursor_close(c);
     return rc;

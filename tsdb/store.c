@@ -138,7 +138,9 @@ static int open_env(tsdb *db, off_t data_size, firn_err *err)
     if (rc)
         return firn_errf(err, FIRN_EIO, "lmdb: %s", tsdb_strerror(rc));
     size_t map = db->opts.map_size ? db->opts.map_size : DEFAULT_MAP_SIZE;
-    if (data_size > 0 && (size_t)data_size > map)
+    /* room to write before the first growth: an upgrade to schema 5 builds
+     * its chunks of totals (a small fraction of the file) in the open */
+    if (data_size > 0 && (size_t)data_size + (size_t)data_size / 4 > map)
         map = (size_t)data_size * 2;
     if ((rc = mdb_env_set_mapsize(db->env, map)) || (rc = mdb_env_set_maxdbs(db->env, 16)) ||
         (rc = mdb_env_set_maxreaders(db->env, 1024)))
@@ -215,7 +217,7 @@ static int open_schema(tsdb *db, firn_err *err)
                                  "%s: an LMDB environment, but not a firn store (no schema "
                                  "record)", db->path);
             }
-            if (version != TSDB_SCHEMA_VERSION && version != 2 && version != 3) {
+            if (version != TSDB_SCHEMA_VERSION && (version < 2 || version > 4)) {
                 mdb_txn_abort(txn);
                 return firn_errf(err, FIRN_EINVAL,
                                  "%s: store schema version %u; this firn reads versions 2 to "
@@ -255,6 +257,16 @@ static int open_schema(tsdb *db, firn_err *err)
                              tsdb_strerror(rc));
         }
     }
+    /* Version 5 added the chunks of totals.  A writable open of an older
+     * store builds them from its per-profile totals in the upgrade's
+     * transaction (below); a read-only open reads the totals as they are. */
+    rc = mdb_dbi_open(txn, "chunks", ro ? 0 : MDB_CREATE, &db->dbi_chunks);
+    db->has_chunks = rc == 0;
+    if (rc && !(ro && rc == MDB_NOTFOUND)) {
+        mdb_txn_abort(txn);
+        return firn_errf(err, FIRN_EIO, "%s: opening \"chunks\": %s", db->path,
+                         tsdb_strerror(rc));
+    }
     MDB_val hk = {strlen("rollup_horizon_ms"), "rollup_horizon_ms"}, hv;
     if (mdb_get(txn, db->dbi_meta, &hk, &hv) == 0 && hv.mv_size == sizeof db->rollup_horizon_ms)
         memcpy(&db->rollup_horizon_ms, hv.mv_data, sizeof db->rollup_horizon_ms);
@@ -263,9 +275,20 @@ static int open_schema(tsdb *db, firn_err *err)
     uint32_t old_version = 0;
     if (rc == 0 && v.mv_size == sizeof old_version)
         memcpy(&old_version, v.mv_data, sizeof old_version);   /* little-endian hosts only */
-    if (rc == 0 && !ro && (old_version == 2 || old_version == 3)) {
+    if (rc == 0 && !ro && old_version >= 2 && old_version < TSDB_SCHEMA_VERSION) {
         uint32_t ver = TSDB_SCHEMA_VERSION;
         MDB_val vv = {sizeof ver, &ver};
+        uint64_t points = 0;
+        /* an older firn never wrote chunks: none there to keep */
+        if ((rc = mdb_drop(txn, db->dbi_chunks, 0)) ||
+            (rc = tsdb_chunks_build(db, txn, &points))) {
+            mdb_txn_abort(txn);
+            return firn_errf(err, FIRN_EIO,
+                             "%s: upgrading the store to schema %d (building the chunks of "
+                             "totals): %s", db->path, TSDB_SCHEMA_VERSION, tsdb_strerror(rc));
+        }
+        firn_log(FIRN_LOG_INFO, "tsdb", "built the chunks of totals", "path=%s points=%llu",
+                 db->path, (unsigned long long)points);
         if ((rc = mdb_put(txn, db->dbi_meta, &k, &vv, 0)) ||
             (rc = mdb_get(txn, db->dbi_meta, &k, &v))) {
             mdb_txn_abort(txn);
@@ -314,6 +337,9 @@ static int open_schema(tsdb *db, firn_err *err)
         return firn_errf(err, FIRN_EINVAL,
                          "%s: store schema version %u; this firn reads versions 2 to %d",
                          db->path, version, TSDB_SCHEMA_VERSION);
+    /* a store read as it is below version 5 has its totals per profile only */
+    if (version < 5)
+        db->has_chunks = false;
     if (prc || db->partition_ms <= 0)
         return firn_errf(err, FIRN_EINVAL, "%s: corrupt schema record (partition width)",
                          db->path);

@@ -47,10 +47,12 @@
 #include "model/model.h"
 #include "pprof/pprof.h"
 
-#define TSDB_SCHEMA_VERSION 4   /* 3 adds float series; 4 adds rollups and writes
+#define TSDB_SCHEMA_VERSION 5   /* 3 adds float series; 4 adds rollups and writes
                                    columnar zstd blocks (the old ones are still read);
-                                   a version 2 or 3 store is upgraded in place by a
-                                   writable open (nothing is rewritten; compaction then
+                                   5 adds per-series chunks of totals; a version 2 to
+                                   4 store is upgraded in place by a writable open
+                                   (its chunks are built from its totals in that
+                                   open; nothing else is rewritten; compaction then
                                    rolls up what it holds); a read-only open reads it
                                    as it is */
 #define TSDB_DEFAULT_RETENTION_MS (15LL * 24 * 3600 * 1000)   /* 15d, as Prometheus */
@@ -279,6 +281,16 @@ enum {
 typedef int (*tsdb_block_fn)(void *ctx, const tsdb_block *block);
 int tsdb_scan(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_ms,
               unsigned flags, tsdb_block_fn fn, void *ctx, firn_err *err);
+
+/* The timestamps and totals of a profile series' profiles in [start_ms,
+ * end_ms], oldest first, handed to fn in batches (up to a chunk's worth,
+ * 240, per call): what tsdb_scan with TSDB_SCAN_TOTALS gives, without a
+ * call per profile (a metric query reads hundreds of thousands).  fn
+ * returns 0 to go on, or a negative code that tsdb_scan_totals returns. */
+typedef int (*tsdb_totals_fn)(void *ctx, const int64_t *timestamps_ms, const int64_t *totals,
+                              size_t n);
+int tsdb_scan_totals(tsdb_reader *r, uint64_t series_id, int64_t start_ms, int64_t end_ms,
+                     tsdb_totals_fn fn, void *ctx, firn_err *err);
 
 /* Calls fn for each float sample of a float series in [start_ms, end_ms],
  * oldest first, stale markers included (nothing for a profile series).  fn

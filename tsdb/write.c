@@ -954,6 +954,8 @@ static int apply_append(struct writer *w, MDB_txn *txn, struct request *rq, int6
         }
         MDB_val hv = {br.header_len, w->val.data};
         if ((rc = mdb_put(txn, db->dbi_totals, &k, &hv, MDB_NOOVERWRITE)) ||
+            (rc = tsdb_chunk_add(db, txn, ids[t], pp->ts, br.duration_nanos, br.period,
+                                 br.total)) ||
             (rc = tsdb_rollup_note_append(db, txn, ids[t], pp->ts)))
             goto out;
         atomic_fetch_add(&db->samples_total, kept);

@@ -82,7 +82,8 @@ int bench_rollup(const char **files, size_t n_files, long targets, long profiles
  * raw profiles alone) and rollup_speedup_7d;
  * range_query_SxP_ms (S series x P points, by default range_query_1000x360_ms:
  * `sum by (job) (rate(TYPE[1m]))` at a 10 s step, warm, on a store of its
- * own) beside range_query_read_ms (the same points read alone); rss_anon_peak_mb
+ * own) beside range_query_read_ms (the same points read alone), and the CPU
+ * time of each (range_query_cpu_ms, range_query_read_cpu_ms); rss_anon_peak_mb
  * and the file-backed RSS, at peak and after; stacks_per_profile and
  * distinct_stacks; and the counts behind them. */
 typedef struct bench_fleet_options {

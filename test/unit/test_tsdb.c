@@ -2451,9 +2451,14 @@ static void raw_corrupt_blocks(const char *dir)
         deflated[i] ^= 0x5a;
     MDB_val dk = {16, deflated_key}, dv = {deflated_len, deflated};
     assert_int_equal(mdb_put(txn, dbi, &dk, &dv, 0), 0);
-    /* the raw block's copy of its header in "totals" gets the same garbage */
+    /* the raw block's copy of its header in "totals" gets the same garbage,
+     * and so does its point's chunk (the only point: the same key) */
     MDB_dbi totals;
     assert_int_equal(mdb_dbi_open(txn, "totals", 0, &totals), 0);
+    assert_int_equal(mdb_put(txn, totals, &rk, &rv, 0), 0);
+    assert_int_equal(mdb_dbi_open(txn, "chunks", 0, &totals), 0);
+    MDB_val cv = rv;   /* a refused put points it at what is there */
+    assert_int_equal(mdb_put(txn, totals, &rk, &cv, MDB_NOOVERWRITE), MDB_KEYEXIST);
     assert_int_equal(mdb_put(txn, totals, &rk, &rv, 0), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
@@ -2530,7 +2535,7 @@ static void test_corrupt_store(void **state)
             bad_totals++;
     }
     assert_int_equal(bad_full, 2);
-    /* the garbage header is in "totals" too; the scrambled body's header is intact */
+    /* the garbage header is in the chunk too; the scrambled body's header is intact */
     assert_int_equal(bad_totals, 1);
     tsdb_series_set_free(&set);
     tsdb_reader_close(r);
@@ -2806,7 +2811,7 @@ static void test_schema_upgrade(void **state)
     assert_int_equal(tsdb_append_floats(db, s, 1, NULL, &err), 0);
     assert_int_equal(select_count(db, &m, 1, INT64_MIN, INT64_MAX), 2);
     tsdb_close(db);
-    assert_int_equal(raw_schema_version(dir), 4);
+    assert_int_equal(raw_schema_version(dir), 5);
 }
 
 /* The samples of one block, copied by a scan. */
@@ -2958,12 +2963,12 @@ static void test_schema_v3_blocks(void **state)
     pprof_free(m);
     tsdb_reader_close(r);
     tsdb_close(db);
-    assert_int_equal(raw_schema_version(dir), 4);
+    assert_int_equal(raw_schema_version(dir), 5);
 
-    uint32_t v5 = 5;
-    raw_put(dir, "meta", "schema_version", &v5, sizeof v5);
+    uint32_t v6 = 6;
+    raw_put(dir, "meta", "schema_version", &v6, sizeof v6);
     test_options(&o, dir);
-    open_refused(&o, "schema version 5; this firn reads versions 2 to 4", NULL);
+    open_refused(&o, "schema version 6; this firn reads versions 2 to 5", NULL);
     pprof_free(cpu);
 }
 
