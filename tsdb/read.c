@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t on the stack */
+#include <xxhash.h>
 
 /* Another process (the server) grew the store past this read-only
  * process's map.  LMDB allows adopting the new size (mdb_env_set_mapsize
@@ -1099,6 +1101,166 @@ static int field_copy(char *dst, size_t size, const firn_profile_type *pt, int i
     return 0;
 }
 
+/* ---- stacks across partitions --------------------------------------------- */
+
+/* The distinct stacks of a merge, whatever partitions they are stored in.
+ * A stack has another id in each partition, so a merge over daily
+ * partitions met each stack once a day: it resolved every copy to frames
+ * (a stack, location, function and string read per copy) and summed the
+ * copies afterwards (pprof_merge_samples).  Here a stack is known by its
+ * content identity, the hash the writer files it under in symbol_idx
+ * (xxh3-128 over its locations' pprof_location_identity): a stack resolved
+ * in one partition is looked up by that hash in the next one, one
+ * symbol_idx read where resolving it again read every frame's symbols, and
+ * its entries there add to the same sum before any frame is resolved. */
+struct canon_stack {
+    pprof_hash hash;
+    size_t off;                 /* into locs */
+    size_t len;
+    int64_t value;              /* summed (label sets dropped) */
+};
+
+struct canon {
+    firn_u64map map;            /* identity.lo -> index */
+    struct canon_stack *s;
+    size_t n, cap;
+    uint32_t *locs;             /* builder location ids, stack after stack */
+    size_t n_locs, cap_locs;
+    pprof_hash *loc_ident;      /* identity by builder location id */
+    size_t n_loc_ident, cap_loc_ident;
+};
+
+/* A known stack is looked up in another partition only while there are at
+ * most this many of them per distinct stack of that partition's entries:
+ * a lookup costs about what one frame's reads cost, and resolving an
+ * unknown stack reads several frames. */
+#define CANON_LOOKUP_RATIO 8
+
+static void canon_free(struct canon *cs)
+{
+    firn_u64map_destroy(&cs->map);
+    free(cs->s);
+    free(cs->locs);
+    free(cs->loc_ident);
+}
+
+/* The identity of a resolved stack, as write.c computes it at ingest. */
+static pprof_hash canon_identity(struct canon *cs, const pprof_builder *b, const uint32_t *locs,
+                                 size_t n)
+{
+    XXH3_state_t st;
+    XXH3_128bits_reset(&st);
+    for (size_t i = 0; i < n; i++) {
+        /* builder ids are handed out in order: all below a new one exist */
+        while (cs->n_loc_ident <= locs[i]) {
+            cs->loc_ident = firn_grow(cs->loc_ident, cs->n_loc_ident, &cs->cap_loc_ident,
+                                      sizeof *cs->loc_ident, 256);
+            cs->loc_ident[cs->n_loc_ident] =
+                pprof_builder_location_identity(b, (uint32_t)cs->n_loc_ident);
+            cs->n_loc_ident++;
+        }
+        XXH3_128bits_update(&st, &cs->loc_ident[locs[i]], sizeof(pprof_hash));
+    }
+    XXH128_hash_t h = XXH3_128bits_digest(&st);
+    return (pprof_hash){h.low64, h.high64};
+}
+
+/* The index of a stack of this identity, added with locs when new.  A
+ * 64-bit collision of different identities (as in pprof_merge_samples)
+ * keeps the second one apart, unsummed. */
+static uint32_t canon_add(struct canon *cs, pprof_hash h, const uint32_t *locs, size_t n)
+{
+    uint32_t c;
+    if (firn_u64map_get(&cs->map, h.lo, &c) && pprof_hash_eq(cs->s[c].hash, h))
+        return c;
+    assert(cs->n < UINT32_MAX - 1);   /* at most one per accumulator entry */
+    cs->s = firn_grow(cs->s, cs->n, &cs->cap, sizeof *cs->s, 256);
+    c = (uint32_t)cs->n++;
+    firn_u64map_put(&cs->map, h.lo, c, NULL);
+    cs->s[c] = (struct canon_stack){h, cs->n_locs, n, 0};
+    if (cs->cap_locs - cs->n_locs < n) {
+        /* n came from a stored record, so the sum is in memory already */
+        size_t ncap = (cs->n_locs + n) * 2;
+        cs->locs = firn_xreallocarray(cs->locs, ncap, sizeof *cs->locs);
+        cs->cap_locs = ncap;
+    }
+    if (n)
+        memcpy(cs->locs + cs->n_locs, locs, n * sizeof *locs);
+    cs->n_locs += n;
+    return c;
+}
+
+struct canon_key {
+    unsigned char key[SYM_IDX_KEY_LEN];
+    uint32_t c;
+};
+
+static int cmp_canon_key(const void *a, const void *b)
+{
+    return memcmp(((const struct canon_key *)a)->key, ((const struct canon_key *)b)->key,
+                  SYM_IDX_KEY_LEN);
+}
+
+/* Notes the ids that partition part gives the stacks known so far, by
+ * their symbol_idx keys.  The keys are read in key order through one
+ * cursor, so that consecutive ones on a page cost no descent. */
+static int canon_find_in(struct rebuild *rb, struct canon *cs, uint32_t part, MDB_cursor **cur)
+{
+    tsdb_reader *r = rb->r;
+    int rc;
+    if (!*cur && (rc = mdb_cursor_open(r->txn, r->db->dbi_symbol_idx, cur)))
+        return lmdb_err(r, rb->err, rc, "symbol index");
+    struct canon_key *keys = firn_xreallocarray(NULL, cs->n, sizeof *keys);
+    for (size_t c = 0; c < cs->n; c++) {
+        tsdb_sym_idx_key(keys[c].key, part, SYM_STACK, cs->s[c].hash);
+        keys[c].c = (uint32_t)c;
+    }
+    firn_sort(keys, cs->n, sizeof *keys, cmp_canon_key);
+    rc = 0;
+    for (size_t i = 0; i < cs->n && !rc; i++) {
+        MDB_val k = {SYM_IDX_KEY_LEN, keys[i].key}, v;
+        rc = mdb_cursor_get(*cur, &k, &v, MDB_SET);
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        if (rc) {
+            rc = lmdb_err(r, rb->err, rc, "symbol index");
+            break;
+        }
+        uint32_t id;
+        if (v.mv_size != sizeof id) {
+            rc = corrupt(r, rb->err, part, "stack index entry of", keys[i].c, MDB_CORRUPTED);
+            break;
+        }
+        memcpy(&id, v.mv_data, sizeof id);
+        uint32_t *slot = rb_slot(rb, SYM_STACK, part, id, NULL);
+        if (slot)
+            *slot = keys[i].c + 1;
+    }
+    free(keys);
+    return rc;
+}
+
+/* The index of stack id of partition part: known, or resolved now. */
+static int canon_stack(struct rebuild *rb, struct canon *cs, uint32_t part, uint32_t id,
+                       uint32_t **locs, size_t *cap, uint32_t *out)
+{
+    uint32_t *slot = rb_slot(rb, SYM_STACK, part, id, NULL);
+    if (slot && *slot) {
+        *out = *slot - 1;
+        return 0;
+    }
+    size_t n = 0;
+    int rc = rb_stack(rb, part, id, locs, &n, cap);
+    if (rc)
+        return rc;
+    *out = canon_add(cs, canon_identity(cs, rb->b, *locs, n), *locs, n);
+    if (id < RB_DENSE_MAX)
+        *rb_slot(rb, SYM_STACK, part, id, NULL) = *out + 1;
+    return 0;
+}
+
 static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const struct acc_entry *e,
                                   size_t n_entries, const char *type_name, firn_err *err)
 {
@@ -1112,6 +1274,9 @@ static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const str
             return NULL;
         }
     struct rebuild rb = {.r = r, .b = pprof_builder_new(1), .err = err};
+    struct canon cs = {0};
+    firn_u64map_init(&cs.map, n_entries);
+    MDB_cursor *idx_cursor = NULL;
     uint32_t *locs = NULL;
     size_t cap = 0;
     bool partitions_differ = false;
@@ -1120,25 +1285,52 @@ static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const str
     pprof_builder_period(rb.b, f[FIRN_PT_PERIOD_TYPE], f[FIRN_PT_PERIOD_UNIT], m->period);
     if (m->blocks)
         pprof_builder_time(rb.b, m->min_ts * 1000000, m->max_end_ns - m->min_ts * 1000000);
-    /* rb_stack and rb_labels fill err on every error (a corrupt record,
-     * LMDB's own failure); the builder's adders cannot fail */
-    for (size_t i = 0; i < n_entries && !rc; i++) {
-        partitions_differ |= e[i].partition != e[0].partition;
-        size_t n = 0, nl = 0;
-        pprof_label *labels = NULL;
-        if (!(rc = rb_stack(&rb, e[i].partition, e[i].stack, &locs, &n, &cap)) &&
-            !(rc = rb_labels(&rb, e[i].partition, e[i].labelset, &labels, &nl)))
-            pprof_builder_sample(rb.b, locs, n, &e[i].value, labels, nl);
+    /* Entries come by partition.  rb_stack, rb_labels and canon_find_in
+     * fill err on every error (a corrupt record, LMDB's own failure); the
+     * builder's adders cannot fail. */
+    for (size_t i = 0; i < n_entries && !rc;) {
+        uint32_t part = e[i].partition;
+        size_t end = i, distinct = 0;
+        for (; end < n_entries && e[end].partition == part; end++)
+            distinct += end == i || e[end].stack != e[end - 1].stack;
+        if (i > 0) {
+            partitions_differ = true;
+            if (cs.n <= CANON_LOOKUP_RATIO * distinct)
+                rc = canon_find_in(&rb, &cs, part, &idx_cursor);
+        }
+        for (; i < end && !rc; i++) {
+            uint32_t c;
+            if ((rc = canon_stack(&rb, &cs, part, e[i].stack, &locs, &cap, &c)))
+                break;
+            if (!m->keep_labels) {   /* label sets are all 0: sum per stack */
+                cs.s[c].value = pprof_add_sat(cs.s[c].value, e[i].value);
+                continue;
+            }
+            size_t nl = 0;
+            pprof_label *labels = NULL;
+            if (!(rc = rb_labels(&rb, part, e[i].labelset, &labels, &nl)))
+                pprof_builder_sample(rb.b, cs.locs + cs.s[c].off, cs.s[c].len, &e[i].value,
+                                     labels, nl);
+        }
     }
+    /* the stacks in the order the entries first named them, as
+     * pprof_merge_samples would have kept them */
+    for (size_t c = 0; c < cs.n && !rc && !m->keep_labels; c++)
+        pprof_builder_sample(rb.b, cs.locs + cs.s[c].off, cs.s[c].len, &cs.s[c].value, NULL,
+                             0);
+    if (idx_cursor)
+        mdb_cursor_close(idx_cursor);
     free(locs);
     rb_free(&rb);
+    canon_free(&cs);
     if (rc) {
         pprof_builder_free(rb.b);
         return NULL;
     }
     pprof_profile *p = pprof_builder_finish(rb.b, err);
-    /* the same stack stored in two partitions is two entries: sum them */
-    if (partitions_differ)
+    /* with label sets, the same (stack, label set) of two partitions is
+     * still two samples: sum them */
+    if (partitions_differ && m->keep_labels)
         pprof_merge_samples(p, err);
     return p;
 }
