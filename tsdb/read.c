@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 /* Another process (the server) grew the store past this read-only
@@ -1128,6 +1127,9 @@ struct canon {
     size_t n_locs, cap_locs;
     pprof_hash *loc_ident;      /* identity by builder location id */
     size_t n_loc_ident, cap_loc_ident;
+    pprof_hash *scratch;        /* one stack's location identities */
+    size_t cap_scratch;
+    bool keyed;                 /* more than one partition: stacks need identities */
 };
 
 /* A known stack is looked up in another partition only while there are at
@@ -1142,14 +1144,17 @@ static void canon_free(struct canon *cs)
     free(cs->s);
     free(cs->locs);
     free(cs->loc_ident);
+    free(cs->scratch);
 }
 
 /* The identity of a resolved stack, as write.c computes it at ingest. */
 static pprof_hash canon_identity(struct canon *cs, const pprof_builder *b, const uint32_t *locs,
                                  size_t n)
 {
-    XXH3_state_t st;
-    XXH3_128bits_reset(&st);
+    if (n > cs->cap_scratch) {
+        cs->scratch = firn_xreallocarray(cs->scratch, n, sizeof *cs->scratch);
+        cs->cap_scratch = n;
+    }
     for (size_t i = 0; i < n; i++) {
         /* builder ids are handed out in order: all below a new one exist */
         while (cs->n_loc_ident <= locs[i]) {
@@ -1159,24 +1164,28 @@ static pprof_hash canon_identity(struct canon *cs, const pprof_builder *b, const
                 pprof_builder_location_identity(b, (uint32_t)cs->n_loc_ident);
             cs->n_loc_ident++;
         }
-        XXH3_128bits_update(&st, &cs->loc_ident[locs[i]], sizeof(pprof_hash));
+        cs->scratch[i] = cs->loc_ident[locs[i]];
     }
-    XXH128_hash_t h = XXH3_128bits_digest(&st);
+    /* one call over the identities, the bytes write.c streams into its
+     * hash state (xxh3 gives both the same result) */
+    XXH128_hash_t h = XXH3_128bits(cs->scratch, n * sizeof *cs->scratch);
     return (pprof_hash){h.low64, h.high64};
 }
 
 /* The index of a stack of this identity, added with locs when new.  A
  * 64-bit collision of different identities (as in pprof_merge_samples)
- * keeps the second one apart, unsummed. */
+ * keeps the second one apart, unsummed.  Unkeyed (one partition, whose
+ * stacks are distinct by id), h is not looked at. */
 static uint32_t canon_add(struct canon *cs, pprof_hash h, const uint32_t *locs, size_t n)
 {
     uint32_t c;
-    if (firn_u64map_get(&cs->map, h.lo, &c) && pprof_hash_eq(cs->s[c].hash, h))
+    if (cs->keyed && firn_u64map_get(&cs->map, h.lo, &c) && pprof_hash_eq(cs->s[c].hash, h))
         return c;
     assert(cs->n < UINT32_MAX - 1);   /* at most one per accumulator entry */
     cs->s = firn_grow(cs->s, cs->n, &cs->cap, sizeof *cs->s, 256);
     c = (uint32_t)cs->n++;
-    firn_u64map_put(&cs->map, h.lo, c, NULL);
+    if (cs->keyed)
+        firn_u64map_put(&cs->map, h.lo, c, NULL);
     cs->s[c] = (struct canon_stack){h, cs->n_locs, n, 0};
     if (cs->cap_locs - cs->n_locs < n) {
         /* n came from a stored record, so the sum is in memory already */
@@ -1255,7 +1264,10 @@ static int canon_stack(struct rebuild *rb, struct canon *cs, uint32_t part, uint
     int rc = rb_stack(rb, part, id, locs, &n, cap);
     if (rc)
         return rc;
-    *out = canon_add(cs, canon_identity(cs, rb->b, *locs, n), *locs, n);
+    pprof_hash h = {0, 0};
+    if (cs->keyed)
+        h = canon_identity(cs, rb->b, *locs, n);
+    *out = canon_add(cs, h, *locs, n);
     if (id < RB_DENSE_MAX)
         *rb_slot(rb, SYM_STACK, part, id, NULL) = *out + 1;
     return 0;
@@ -1274,8 +1286,9 @@ static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const str
             return NULL;
         }
     struct rebuild rb = {.r = r, .b = pprof_builder_new(1), .err = err};
-    struct canon cs = {0};
-    firn_u64map_init(&cs.map, n_entries);
+    /* entries are sorted by partition */
+    struct canon cs = {.keyed = n_entries && e[0].partition != e[n_entries - 1].partition};
+    firn_u64map_init(&cs.map, cs.keyed ? n_entries : 0);
     MDB_cursor *idx_cursor = NULL;
     uint32_t *locs = NULL;
     size_t cap = 0;
