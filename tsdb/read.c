@@ -1331,22 +1331,63 @@ static int cmp_canon_key(const void *a, const void *b)
                   SYM_IDX_KEY_LEN);
 }
 
-/* Notes the ids that partition part gives the stacks known so far, by
- * their symbol_idx keys.  The keys are read in key order through one
- * cursor, so that consecutive ones on a page cost no descent. */
+/* Notes that stack index value v of partition part names known stack c. */
+static int canon_note(struct rebuild *rb, uint32_t part, const MDB_val *v, uint32_t c)
+{
+    uint32_t id;
+    if (v->mv_size != sizeof id)
+        return corrupt(rb->r, rb->err, part, "stack index entry of", c, MDB_CORRUPTED);
+    memcpy(&id, v->mv_data, sizeof id);
+    uint32_t *slot = rb_slot(rb, SYM_STACK, part, id, NULL);
+    if (slot)
+        *slot = c + 1;
+    return 0;
+}
+
+static int canon_scan_in(struct rebuild *rb, struct canon *cs, uint32_t part, MDB_cursor *cur)
+{
+    unsigned char kb[SYM_IDX_KEY_LEN];
+    tsdb_sym_idx_key(kb, part, SYM_STACK, (pprof_hash){0, 0});
+    MDB_val k = {sizeof kb, kb}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (; !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const unsigned char *key = k.mv_data;
+        if (k.mv_size != SYM_IDX_KEY_LEN || tsdb_be32_get(key) != part || key[4] != SYM_STACK)
+            break;
+        pprof_hash h = {tsdb_be64_get(key + 13), tsdb_be64_get(key + 5)};
+        uint32_t c;
+        if (firn_u64map_get(&cs->map, h.lo, &c) && pprof_hash_eq(cs->s[c].hash, h) &&
+            (rc = canon_note(rb, part, &v, c)))
+            return rc;
+    }
+    if (rc && rc != MDB_NOTFOUND)
+        return lmdb_err(rb->r, rb->err, rc, "symbol index");
+    return 0;
+}
+
+/* Notes the id that partition part gives each stack known so far.  When
+ * they are at least 1 / RUN_SHARE of the partition's stacks, one cursor
+ * pass over the partition's stack index, probing the known identities,
+ * costs less than a lookup per known stack; else each is looked up, in key
+ * order through one cursor, so that consecutive ones on a page cost no
+ * descent. */
 static int canon_find_in(struct rebuild *rb, struct canon *cs, uint32_t part, MDB_cursor **cur)
 {
     tsdb_reader *r = rb->r;
     int rc;
+    uint32_t stacks;
+    if ((rc = sym_max_id(rb, part, SYM_STACK, &stacks)))
+        return rc;
     if (!*cur && (rc = mdb_cursor_open(r->txn, r->db->dbi_symbol_idx, cur)))
         return lmdb_err(r, rb->err, rc, "symbol index");
+    if (stacks / RUN_SHARE <= cs->n)
+        return canon_scan_in(rb, cs, part, *cur);
     struct canon_key *keys = firn_xreallocarray(NULL, cs->n, sizeof *keys);
     for (size_t c = 0; c < cs->n; c++) {
         tsdb_sym_idx_key(keys[c].key, part, SYM_STACK, cs->s[c].hash);
         keys[c].c = (uint32_t)c;
     }
     firn_sort(keys, cs->n, sizeof *keys, cmp_canon_key);
-    rc = 0;
     for (size_t i = 0; i < cs->n && !rc; i++) {
         MDB_val k = {SYM_IDX_KEY_LEN, keys[i].key}, v;
         rc = mdb_cursor_get(*cur, &k, &v, MDB_SET);
@@ -1354,19 +1395,10 @@ static int canon_find_in(struct rebuild *rb, struct canon *cs, uint32_t part, MD
             rc = 0;
             continue;
         }
-        if (rc) {
+        if (rc)
             rc = lmdb_err(r, rb->err, rc, "symbol index");
-            break;
-        }
-        uint32_t id;
-        if (v.mv_size != sizeof id) {
-            rc = corrupt(r, rb->err, part, "stack index entry of", keys[i].c, MDB_CORRUPTED);
-            break;
-        }
-        memcpy(&id, v.mv_data, sizeof id);
-        uint32_t *slot = rb_slot(rb, SYM_STACK, part, id, NULL);
-        if (slot)
-            *slot = keys[i].c + 1;
+        else
+            rc = canon_note(rb, part, &v, keys[i].c);
     }
     free(keys);
     return rc;
