@@ -766,12 +766,12 @@ int tsdb_stack_functions(tsdb_reader *r, uint32_t partition, uint32_t stack,
 
 /* ---- rebuilding profiles -------------------------------------------------- */
 
-/* Maps (partition, stored id) of each kind to the builder's index. */
 /* Builder ids of the symbols resolved so far, per kind and partition, in
  * arrays indexed by the partition-local id (ids are dense): a frame costs
  * one load where a hash map keyed by (partition, id) cost a probe over
  * three arrays, which dominated merges of many stacks over many partitions.
- * A slot holds the builder id + 1 (0: not resolved yet); ids past
+ * A slot holds the builder id + 1 (0: not resolved yet; for stacks, the
+ * merge's index of the stack, struct canon, + 1); ids past
  * RB_DENSE_MAX are resolved each time instead (only a corrupt store has
  * them). */
 #define RB_DENSE_MAX (1u << 26)
@@ -1476,7 +1476,8 @@ static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const str
             uint32_t c;
             if ((rc = canon_stack(&rb, &cs, part, e[i].stack, &locs, &cap, &c)))
                 break;
-            if (!m->keep_labels) {   /* label sets are all 0: sum per stack */
+            if (!m->keep_labels) {   /* the accumulator dropped label sets */
+                assert(e[i].labelset == 0);
                 cs.s[c].value = pprof_add_sat(cs.s[c].value, e[i].value);
                 continue;
             }
