@@ -234,6 +234,24 @@ uint32_t pprof_builder_location(pprof_builder *b, const pprof_location *l)
     return idx;
 }
 
+pprof_hash pprof_builder_location_identity(const pprof_builder *b, uint32_t location)
+{
+    assert(location < b->locations.n);
+    /* The identity reads the string, function, mapping and location tables
+     * alone, which are already in their finished form (finish copies them). */
+    pprof_profile view = {
+        .strings = b->strings.v,
+        .n_strings = b->strings.n,
+        .functions = b->functions.v,
+        .n_functions = b->functions.n,
+        .mappings = b->mappings.v,
+        .n_mappings = b->mappings.n,
+        .locations = b->locations.v,
+        .n_locations = b->locations.n,
+    };
+    return pprof_location_identity(&view, location);
+}
+
 int pprof_builder_sample(pprof_builder *b, const uint32_t *locations, size_t n_locations,
                          const int64_t *values, const pprof_label *labels, size_t n_labels)
 {

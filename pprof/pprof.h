@@ -273,6 +273,9 @@ void pprof_builder_time(pprof_builder *b, int64_t time_nanos, int64_t duration_n
 uint32_t pprof_builder_function(pprof_builder *b, const pprof_function *f);
 uint32_t pprof_builder_mapping(pprof_builder *b, const pprof_mapping *m);
 uint32_t pprof_builder_location(pprof_builder *b, const pprof_location *l);
+/* pprof_location_identity of a location added so far (an index returned by
+ * pprof_builder_location): what it will be in the finished profile. */
+pprof_hash pprof_builder_location_identity(const pprof_builder *b, uint32_t location);
 /* Values has n_sample_types entries; labels use builder string indexes. */
 int pprof_builder_sample(pprof_builder *b, const uint32_t *locations, size_t n_locations,
                          const int64_t *values, const pprof_label *labels, size_t n_labels);

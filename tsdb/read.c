@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <xxhash.h>
 
 /* Another process (the server) grew the store past this read-only
  * process's map.  LMDB allows adopting the new size (mdb_env_set_mapsize
@@ -789,12 +790,12 @@ int tsdb_stack_functions(tsdb_reader *r, uint32_t partition, uint32_t stack,
 
 /* ---- rebuilding profiles -------------------------------------------------- */
 
-/* Maps (partition, stored id) of each kind to the builder's index. */
 /* Builder ids of the symbols resolved so far, per kind and partition, in
  * arrays indexed by the partition-local id (ids are dense): a frame costs
  * one load where a hash map keyed by (partition, id) cost a probe over
  * three arrays, which dominated merges of many stacks over many partitions.
- * A slot holds the builder id + 1 (0: not resolved yet); ids past
+ * A slot holds the builder id + 1 (0: not resolved yet; for stacks, the
+ * merge's index of the stack, struct canon, + 1); ids past
  * RB_DENSE_MAX are resolved each time instead (only a corrupt store has
  * them). */
 #define RB_DENSE_MAX (1u << 26)
@@ -806,13 +807,109 @@ struct rb_dense {
     size_t cap;
 };
 
+/* One kind's records of one partition, read in one pass of a cursor: id
+ * -> value (pointing into the map, valid while the transaction lives; an
+ * id without a record has mv_data NULL). */
+struct sym_run {
+    uint32_t partition;
+    bool loaded;
+    MDB_val *v;
+    size_t n, cap;
+};
+
 struct rebuild {
     tsdb_reader *r;
     pprof_builder *b;
     struct rb_dense *dense[SYM_KINDS];
     size_t n_dense[SYM_KINDS];
+    struct sym_run run[SYM_KINDS];
+    MDB_cursor *run_cursor;
     firn_err *err;
 };
+
+/* A symbol's content: from the partition's run when it was read in one
+ * pass, else through the kind's cursor. */
+static int rb_sym(struct rebuild *rb, uint32_t part, enum sym_kind kind, uint32_t id,
+                  struct cur *out)
+{
+    const struct sym_run *run = &rb->run[kind];
+    if (!run->loaded || run->partition != part)
+        return sym_get(rb->r, part, kind, id, out);
+    if (id >= run->n || !run->v[id].mv_data)
+        return MDB_CORRUPTED;   /* as sym_get says of a missing record */
+    out->p = run->v[id].mv_data;
+    out->end = out->p + run->v[id].mv_size;
+    out->bad = false;
+    return 0;
+}
+
+/* Symbol ids are dense from 1: the largest id of a kind in a partition is
+ * about how many it has.  0 when it has none. */
+static int sym_max_id(struct rebuild *rb, uint32_t part, enum sym_kind kind, uint32_t *max)
+{
+    tsdb_reader *r = rb->r;
+    int rc;
+    *max = 0;
+    if (!rb->run_cursor && (rc = mdb_cursor_open(r->txn, r->db->dbi_symbols, &rb->run_cursor)))
+        return lmdb_err(r, rb->err, rc, "symbols");
+    unsigned char kb[SYM_KEY_LEN];
+    tsdb_sym_key(kb, part, kind + 1, 0);   /* the first key after the kind's */
+    MDB_val k = {sizeof kb, kb}, v;
+    rc = mdb_cursor_get(rb->run_cursor, &k, &v, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(rb->run_cursor, &k, &v, MDB_LAST);
+    else if (!rc)
+        rc = mdb_cursor_get(rb->run_cursor, &k, &v, MDB_PREV);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return lmdb_err(r, rb->err, rc, "symbols");
+    const unsigned char *key = k.mv_data;
+    if (k.mv_size == SYM_KEY_LEN && tsdb_be32_get(key) == part && key[4] == kind)
+        *max = tsdb_be32_get(key + 5);
+    return 0;
+}
+
+/* Reads every record of kind in partition part in one pass.  A run would
+ * need an array past RB_DENSE_MAX ids only in a corrupt store: then the
+ * kind is left to sym_get. */
+static int rb_run_load(struct rebuild *rb, uint32_t part, enum sym_kind kind)
+{
+    tsdb_reader *r = rb->r;
+    struct sym_run *run = &rb->run[kind];
+    if (run->n)
+        memset(run->v, 0, run->n * sizeof *run->v);
+    run->n = 0;
+    run->loaded = false;
+    unsigned char kb[SYM_KEY_LEN];
+    tsdb_sym_key(kb, part, kind, 0);
+    MDB_val k = {sizeof kb, kb}, v;
+    int rc = mdb_cursor_get(rb->run_cursor, &k, &v, MDB_SET_RANGE);
+    for (; !rc; rc = mdb_cursor_get(rb->run_cursor, &k, &v, MDB_NEXT)) {
+        const unsigned char *key = k.mv_data;
+        if (k.mv_size != SYM_KEY_LEN || tsdb_be32_get(key) != part || key[4] != kind)
+            break;
+        uint32_t id = tsdb_be32_get(key + 5);
+        if (id >= RB_DENSE_MAX)
+            return 0;
+        if (id >= run->cap) {
+            size_t ncap = run->cap ? run->cap * 2 : 1024;
+            while (ncap <= id)
+                ncap *= 2;
+            run->v = firn_xreallocarray(run->v, ncap, sizeof *run->v);
+            memset(run->v + run->cap, 0, (ncap - run->cap) * sizeof *run->v);
+            run->cap = ncap;
+        }
+        run->v[id] = v;
+        if (id >= run->n)
+            run->n = (size_t)id + 1;
+    }
+    if (rc && rc != MDB_NOTFOUND)
+        return lmdb_err(r, rb->err, rc, "symbols");
+    run->partition = part;
+    run->loaded = true;
+    return 0;
+}
 
 /* The slot of (kind, partition, id); NULL when it cannot have one.  For a
  * mapping, *shift (when shift is not NULL) is its shift's slot. */
@@ -872,9 +969,31 @@ static void rb_put(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32
     *s = v + 1;
 }
 
+/* A partition's symbols are read in one pass per kind when a merge needs
+ * at least 1 / RUN_SHARE of its stacks: stepping a cursor to the next
+ * record costs a small part of a lookup that lands on another page, and
+ * a merge reads a stack's locations, functions and strings in no order
+ * the keys follow (lookups were a third of a large merge). */
+#define RUN_SHARE 8
+
+static int rb_preload(struct rebuild *rb, uint32_t part, size_t unknown, bool labels)
+{
+    uint32_t stacks;
+    int rc = sym_max_id(rb, part, SYM_STACK, &stacks);
+    if (rc || stacks / RUN_SHARE > unknown)
+        return rc;
+    for (int kind = SYM_STRING; kind < SYM_KINDS && !rc; kind++)
+        if (kind != SYM_LABELSET || labels)
+            rc = rb_run_load(rb, part, kind);
+    return rc;
+}
+
 static void rb_free(struct rebuild *rb)
 {
+    if (rb->run_cursor)
+        mdb_cursor_close(rb->run_cursor);
     for (int k = 0; k < SYM_KINDS; k++) {
+        free(rb->run[k].v);
         for (size_t i = 0; i < rb->n_dense[k]; i++) {
             free(rb->dense[k][i].v);
             free(rb->dense[k][i].shift);
@@ -892,9 +1011,12 @@ static int rb_string(struct rebuild *rb, uint32_t part, uint32_t id, int64_t *ou
     }
     const char *s;
     size_t len;
-    int rc = sym_string(rb->r, part, id, &s, &len);
+    struct cur c;
+    int rc = rb_sym(rb, part, SYM_STRING, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "string", id, rc);
+    s = (const char *)c.p;
+    len = (size_t)(c.end - c.p);
     *out = pprof_builder_string(rb->b, s, len);
     rb_put(rb, SYM_STRING, part, id, (uint32_t)*out);
     return 0;
@@ -905,7 +1027,7 @@ static int rb_function(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
     if (rb_get(rb, SYM_FUNCTION, part, id, out))
         return 0;
     struct cur c;
-    int rc = sym_get(rb->r, part, SYM_FUNCTION, id, &c);
+    int rc = rb_sym(rb, part, SYM_FUNCTION, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "function", id, rc);
     uint32_t name = (uint32_t)tsdb_cur_varint(&c), sys = (uint32_t)tsdb_cur_varint(&c),
@@ -937,7 +1059,7 @@ static int rb_mapping(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *
         return 0;
     }
     struct cur c;
-    int rc = sym_get(rb->r, part, SYM_MAPPING, id, &c);
+    int rc = rb_sym(rb, part, SYM_MAPPING, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "mapping", id, rc);
     uint32_t file = (uint32_t)tsdb_cur_varint(&c), bid = (uint32_t)tsdb_cur_varint(&c);
@@ -968,7 +1090,7 @@ static int rb_location(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
     if (rb_get(rb, SYM_LOCATION, part, id, out))
         return 0;
     struct cur c;
-    int rc = sym_get(rb->r, part, SYM_LOCATION, id, &c);
+    int rc = rb_sym(rb, part, SYM_LOCATION, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "location", id, rc);
     uint32_t mapping = (uint32_t)tsdb_cur_varint(&c);
@@ -1015,7 +1137,7 @@ static int rb_labels(struct rebuild *rb, uint32_t part, uint32_t id, pprof_label
     if (!id)
         return 0;
     struct cur c;
-    int rc = sym_get(rb->r, part, SYM_LABELSET, id, &c);
+    int rc = rb_sym(rb, part, SYM_LABELSET, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "label set", id, rc);
     uint64_t count = tsdb_cur_varint(&c);
@@ -1041,7 +1163,7 @@ static int rb_stack(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t **l
                     size_t *n, size_t *cap)
 {
     struct cur c;
-    int rc = sym_get(rb->r, part, SYM_STACK, id, &c);
+    int rc = rb_sym(rb, part, SYM_STACK, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "stack", id, rc);
     uint64_t count = tsdb_cur_varint(&c);
@@ -1123,6 +1245,211 @@ static int field_copy(char *dst, size_t size, const firn_profile_type *pt, int i
     return 0;
 }
 
+/* ---- stacks across partitions --------------------------------------------- */
+
+/* The distinct stacks of a merge, whatever partitions they are stored in.
+ * A stack has another id in each partition, so a merge over daily
+ * partitions met each stack once a day: it resolved every copy to frames
+ * (a stack, location, function and string read per copy) and summed the
+ * copies afterwards (pprof_merge_samples).  Here a stack is known by its
+ * content identity, the hash the writer files it under in symbol_idx
+ * (xxh3-128 over its locations' pprof_location_identity): a stack resolved
+ * in one partition is looked up by that hash in the next one, one
+ * symbol_idx read where resolving it again read every frame's symbols, and
+ * its entries there add to the same sum before any frame is resolved. */
+struct canon_stack {
+    pprof_hash hash;
+    size_t off;                 /* into locs */
+    size_t len;
+    int64_t value;              /* summed (label sets dropped) */
+};
+
+struct canon {
+    firn_u64map map;            /* identity.lo -> index */
+    struct canon_stack *s;
+    size_t n, cap;
+    uint32_t *locs;             /* builder location ids, stack after stack */
+    size_t n_locs, cap_locs;
+    pprof_hash *loc_ident;      /* identity by builder location id */
+    size_t n_loc_ident, cap_loc_ident;
+    pprof_hash *scratch;        /* one stack's location identities */
+    size_t cap_scratch;
+    bool keyed;                 /* more than one partition: stacks need identities */
+};
+
+/* A known stack is looked up in another partition only while there are at
+ * most this many of them per distinct stack of that partition's entries:
+ * a lookup costs about what one frame's reads cost, and resolving an
+ * unknown stack reads several frames. */
+#define CANON_LOOKUP_RATIO 8
+
+static void canon_free(struct canon *cs)
+{
+    firn_u64map_destroy(&cs->map);
+    free(cs->s);
+    free(cs->locs);
+    free(cs->loc_ident);
+    free(cs->scratch);
+}
+
+/* The identity of a resolved stack, as write.c computes it at ingest. */
+static pprof_hash canon_identity(struct canon *cs, const pprof_builder *b, const uint32_t *locs,
+                                 size_t n)
+{
+    if (n > cs->cap_scratch) {
+        cs->scratch = firn_xreallocarray(cs->scratch, n, sizeof *cs->scratch);
+        cs->cap_scratch = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        /* builder ids are handed out in order: all below a new one exist */
+        while (cs->n_loc_ident <= locs[i]) {
+            cs->loc_ident = firn_grow(cs->loc_ident, cs->n_loc_ident, &cs->cap_loc_ident,
+                                      sizeof *cs->loc_ident, 256);
+            cs->loc_ident[cs->n_loc_ident] =
+                pprof_builder_location_identity(b, (uint32_t)cs->n_loc_ident);
+            cs->n_loc_ident++;
+        }
+        cs->scratch[i] = cs->loc_ident[locs[i]];
+    }
+    /* one call over the identities, the bytes write.c streams into its
+     * hash state (xxh3 gives both the same result) */
+    XXH128_hash_t h = XXH3_128bits(cs->scratch, n * sizeof *cs->scratch);
+    return (pprof_hash){h.low64, h.high64};
+}
+
+/* The index of a stack of this identity, added with locs when new.  A
+ * 64-bit collision of different identities (as in pprof_merge_samples)
+ * keeps the second one apart, unsummed.  Unkeyed (one partition, whose
+ * stacks are distinct by id), h is not looked at. */
+static uint32_t canon_add(struct canon *cs, pprof_hash h, const uint32_t *locs, size_t n)
+{
+    uint32_t c;
+    if (cs->keyed && firn_u64map_get(&cs->map, h.lo, &c) && pprof_hash_eq(cs->s[c].hash, h))
+        return c;
+    assert(cs->n < UINT32_MAX - 1);   /* at most one per accumulator entry */
+    cs->s = firn_grow(cs->s, cs->n, &cs->cap, sizeof *cs->s, 256);
+    c = (uint32_t)cs->n++;
+    if (cs->keyed)
+        firn_u64map_put(&cs->map, h.lo, c, NULL);
+    cs->s[c] = (struct canon_stack){h, cs->n_locs, n, 0};
+    if (cs->cap_locs - cs->n_locs < n) {
+        /* n came from a stored record, so the sum is in memory already */
+        size_t ncap = (cs->n_locs + n) * 2;
+        cs->locs = firn_xreallocarray(cs->locs, ncap, sizeof *cs->locs);
+        cs->cap_locs = ncap;
+    }
+    if (n)
+        memcpy(cs->locs + cs->n_locs, locs, n * sizeof *locs);
+    cs->n_locs += n;
+    return c;
+}
+
+struct canon_key {
+    unsigned char key[SYM_IDX_KEY_LEN];
+    uint32_t c;
+};
+
+static int cmp_canon_key(const void *a, const void *b)
+{
+    return memcmp(((const struct canon_key *)a)->key, ((const struct canon_key *)b)->key,
+                  SYM_IDX_KEY_LEN);
+}
+
+/* Notes that stack index value v of partition part names known stack c. */
+static int canon_note(struct rebuild *rb, uint32_t part, const MDB_val *v, uint32_t c)
+{
+    uint32_t id;
+    if (v->mv_size != sizeof id)
+        return corrupt(rb->r, rb->err, part, "stack index entry of", c, MDB_CORRUPTED);
+    memcpy(&id, v->mv_data, sizeof id);
+    uint32_t *slot = rb_slot(rb, SYM_STACK, part, id, NULL);
+    if (slot)
+        *slot = c + 1;
+    return 0;
+}
+
+static int canon_scan_in(struct rebuild *rb, struct canon *cs, uint32_t part, MDB_cursor *cur)
+{
+    unsigned char kb[SYM_IDX_KEY_LEN];
+    tsdb_sym_idx_key(kb, part, SYM_STACK, (pprof_hash){0, 0});
+    MDB_val k = {sizeof kb, kb}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (; !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const unsigned char *key = k.mv_data;
+        if (k.mv_size != SYM_IDX_KEY_LEN || tsdb_be32_get(key) != part || key[4] != SYM_STACK)
+            break;
+        pprof_hash h = {tsdb_be64_get(key + 13), tsdb_be64_get(key + 5)};
+        uint32_t c;
+        if (firn_u64map_get(&cs->map, h.lo, &c) && pprof_hash_eq(cs->s[c].hash, h) &&
+            (rc = canon_note(rb, part, &v, c)))
+            return rc;
+    }
+    if (rc && rc != MDB_NOTFOUND)
+        return lmdb_err(rb->r, rb->err, rc, "symbol index");
+    return 0;
+}
+
+/* Notes the id that partition part gives each stack known so far.  When
+ * they are at least 1 / RUN_SHARE of the partition's stacks, one cursor
+ * pass over the partition's stack index, probing the known identities,
+ * costs less than a lookup per known stack; else each is looked up, in key
+ * order through one cursor, so that consecutive ones on a page cost no
+ * descent. */
+static int canon_find_in(struct rebuild *rb, struct canon *cs, uint32_t part, MDB_cursor **cur)
+{
+    tsdb_reader *r = rb->r;
+    int rc;
+    uint32_t stacks;
+    if ((rc = sym_max_id(rb, part, SYM_STACK, &stacks)))
+        return rc;
+    if (!*cur && (rc = mdb_cursor_open(r->txn, r->db->dbi_symbol_idx, cur)))
+        return lmdb_err(r, rb->err, rc, "symbol index");
+    if (stacks / RUN_SHARE <= cs->n)
+        return canon_scan_in(rb, cs, part, *cur);
+    struct canon_key *keys = firn_xreallocarray(NULL, cs->n, sizeof *keys);
+    for (size_t c = 0; c < cs->n; c++) {
+        tsdb_sym_idx_key(keys[c].key, part, SYM_STACK, cs->s[c].hash);
+        keys[c].c = (uint32_t)c;
+    }
+    firn_sort(keys, cs->n, sizeof *keys, cmp_canon_key);
+    for (size_t i = 0; i < cs->n && !rc; i++) {
+        MDB_val k = {SYM_IDX_KEY_LEN, keys[i].key}, v;
+        rc = mdb_cursor_get(*cur, &k, &v, MDB_SET);
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        if (rc)
+            rc = lmdb_err(r, rb->err, rc, "symbol index");
+        else
+            rc = canon_note(rb, part, &v, keys[i].c);
+    }
+    free(keys);
+    return rc;
+}
+
+/* The index of stack id of partition part: known, or resolved now. */
+static int canon_stack(struct rebuild *rb, struct canon *cs, uint32_t part, uint32_t id,
+                       uint32_t **locs, size_t *cap, uint32_t *out)
+{
+    uint32_t *slot = rb_slot(rb, SYM_STACK, part, id, NULL);
+    if (slot && *slot) {
+        *out = *slot - 1;
+        return 0;
+    }
+    size_t n = 0;
+    int rc = rb_stack(rb, part, id, locs, &n, cap);
+    if (rc)
+        return rc;
+    pprof_hash h = {0, 0};
+    if (cs->keyed)
+        h = canon_identity(cs, rb->b, *locs, n);
+    *out = canon_add(cs, h, *locs, n);
+    if (id < RB_DENSE_MAX)
+        *rb_slot(rb, SYM_STACK, part, id, NULL) = *out + 1;
+    return 0;
+}
+
 static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const struct acc_entry *e,
                                   size_t n_entries, const char *type_name, firn_err *err)
 {
@@ -1136,6 +1463,10 @@ static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const str
             return NULL;
         }
     struct rebuild rb = {.r = r, .b = pprof_builder_new(1), .err = err};
+    /* entries are sorted by partition */
+    struct canon cs = {.keyed = n_entries && e[0].partition != e[n_entries - 1].partition};
+    firn_u64map_init(&cs.map, cs.keyed ? n_entries : 0);
+    MDB_cursor *idx_cursor = NULL;
     uint32_t *locs = NULL;
     size_t cap = 0;
     bool partitions_differ = false;
@@ -1144,25 +1475,61 @@ static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const str
     pprof_builder_period(rb.b, f[FIRN_PT_PERIOD_TYPE], f[FIRN_PT_PERIOD_UNIT], m->period);
     if (m->blocks)
         pprof_builder_time(rb.b, m->min_ts * 1000000, m->max_end_ns - m->min_ts * 1000000);
-    /* rb_stack and rb_labels fill err on every error (a corrupt record,
-     * LMDB's own failure); the builder's adders cannot fail */
-    for (size_t i = 0; i < n_entries && !rc; i++) {
-        partitions_differ |= e[i].partition != e[0].partition;
-        size_t n = 0, nl = 0;
-        pprof_label *labels = NULL;
-        if (!(rc = rb_stack(&rb, e[i].partition, e[i].stack, &locs, &n, &cap)) &&
-            !(rc = rb_labels(&rb, e[i].partition, e[i].labelset, &labels, &nl)))
-            pprof_builder_sample(rb.b, locs, n, &e[i].value, labels, nl);
+    /* Entries come by partition.  rb_stack, rb_labels and canon_find_in
+     * fill err on every error (a corrupt record, LMDB's own failure); the
+     * builder's adders cannot fail. */
+    for (size_t i = 0; i < n_entries && !rc;) {
+        uint32_t part = e[i].partition;
+        size_t end = i, distinct = 0;
+        for (; end < n_entries && e[end].partition == part; end++)
+            distinct += end == i || e[end].stack != e[end - 1].stack;
+        if (i > 0) {
+            partitions_differ = true;
+            if (cs.n <= CANON_LOOKUP_RATIO * distinct)
+                rc = canon_find_in(&rb, &cs, part, &idx_cursor);
+        }
+        size_t unknown = 0;   /* distinct stacks left to resolve here */
+        for (size_t j = i; j < end; j++)
+            if (j == i || e[j].stack != e[j - 1].stack) {
+                uint32_t *slot = rb_slot(&rb, SYM_STACK, part, e[j].stack, NULL);
+                unknown += !slot || !*slot;
+            }
+        if (!rc && unknown)
+            rc = rb_preload(&rb, part, unknown, m->keep_labels);
+        for (; i < end && !rc; i++) {
+            uint32_t c;
+            if ((rc = canon_stack(&rb, &cs, part, e[i].stack, &locs, &cap, &c)))
+                break;
+            if (!m->keep_labels) {   /* the accumulator dropped label sets */
+                assert(e[i].labelset == 0);
+                cs.s[c].value = pprof_add_sat(cs.s[c].value, e[i].value);
+                continue;
+            }
+            size_t nl = 0;
+            pprof_label *labels = NULL;
+            if (!(rc = rb_labels(&rb, part, e[i].labelset, &labels, &nl)))
+                pprof_builder_sample(rb.b, cs.locs + cs.s[c].off, cs.s[c].len, &e[i].value,
+                                     labels, nl);
+        }
     }
+    /* the stacks in the order the entries first named them, as
+     * pprof_merge_samples would have kept them */
+    for (size_t c = 0; c < cs.n && !rc && !m->keep_labels; c++)
+        pprof_builder_sample(rb.b, cs.locs + cs.s[c].off, cs.s[c].len, &cs.s[c].value, NULL,
+                             0);
+    if (idx_cursor)
+        mdb_cursor_close(idx_cursor);
     free(locs);
     rb_free(&rb);
+    canon_free(&cs);
     if (rc) {
         pprof_builder_free(rb.b);
         return NULL;
     }
     pprof_profile *p = pprof_builder_finish(rb.b, err);
-    /* the same stack stored in two partitions is two entries: sum them */
-    if (partitions_differ)
+    /* with label sets, the same (stack, label set) of two partitions is
+     * still two samples: sum them */
+    if (partitions_differ && m->keep_labels)
         pprof_merge_samples(p, err);
     return p;
 }

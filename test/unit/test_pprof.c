@@ -1219,6 +1219,66 @@ static void test_identity_ignores_ids_and_load_address(void **state)
     firn_arena_free(a);
 }
 
+static int64_t copy_str(pprof_builder *b, const pprof_profile *p, int64_t idx)
+{
+    const char *str = pprof_str(p, idx);
+    return pprof_builder_string(b, str, strlen(str));
+}
+
+/* Location i of p added to b with its mapping, functions and strings. */
+static uint32_t copy_location(pprof_builder *b, const pprof_profile *p, size_t i)
+{
+    pprof_location l = p->locations[i];
+    if (l.mapping != PPROF_NONE) {
+        pprof_mapping m = p->mappings[l.mapping];
+        m.filename = copy_str(b, p, m.filename);
+        m.build_id = copy_str(b, p, m.build_id);
+        l.mapping = pprof_builder_mapping(b, &m);
+    }
+    pprof_line lines[8];
+    assert_true(l.n_lines <= 8);
+    for (size_t j = 0; j < l.n_lines; j++) {
+        lines[j] = l.lines[j];
+        if (lines[j].function == PPROF_NONE)
+            continue;
+        pprof_function f = p->functions[lines[j].function];
+        f.name = copy_str(b, p, f.name);
+        f.system_name = copy_str(b, p, f.system_name);
+        f.filename = copy_str(b, p, f.filename);
+        lines[j].function = pprof_builder_function(b, &f);
+    }
+    l.lines = lines;
+    return pprof_builder_location(b, &l);
+}
+
+/* A location's identity while its profile is being built is the one the
+ * decoded profile it came from gives it, symbolized or not. */
+static void test_identity_in_builder(void **state)
+{
+    (void)state;
+    firn_arena *a = firn_arena_new(0);
+    pprof_profile *sym = decode_msg(base_msg(a));
+    Msg *m = base_msg(a);
+    for (int i = 0; i < 2; i++)
+        m->location[i]->n_line = 0;
+    m->location[1]->mapping_id = 0;   /* no mapping: the raw address */
+    pprof_profile *unsym = decode_msg(m);
+    const pprof_profile *ps[2] = {sym, unsym};
+    pprof_builder *b = pprof_builder_new(1);
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < ps[k]->n_locations; i++) {
+            uint32_t l = copy_location(b, ps[k], i);
+            assert_true(pprof_hash_eq(pprof_builder_location_identity(b, l),
+                                      pprof_location_identity(ps[k], i)));
+        }
+    assert_false(pprof_hash_eq(pprof_builder_location_identity(b, 0),
+                               pprof_builder_location_identity(b, 1)));
+    pprof_builder_free(b);
+    pprof_free(sym);
+    pprof_free(unsym);
+    firn_arena_free(a);
+}
+
 static void test_identity_label_order(void **state)
 {
     (void)state;
@@ -1517,6 +1577,7 @@ int main(void)
         cmocka_unit_test(test_identity_ignores_ids_and_load_address),
         cmocka_unit_test(test_location_identity_bytes),
         cmocka_unit_test(test_identity_label_order),
+        cmocka_unit_test(test_identity_in_builder),
         cmocka_unit_test(test_merge_samples_keeps_totals),
         cmocka_unit_test(test_add_saturates),
         cmocka_unit_test(test_top_flat_and_cum),
