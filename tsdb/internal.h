@@ -344,4 +344,8 @@ int tsdb_retention_pass(tsdb *db, MDB_txn *txn, int64_t now_ms, uint64_t *delete
  * last user), series_idx and series. */
 int tsdb_series_delete(tsdb *db, MDB_txn *txn, uint64_t id, const tsdb_series *s, firn_err *err);
 
+/* check.c: reads every page of the store at path in a child process;
+ * FIRN_EINVAL naming the file when that crashes or LMDB refuses a page. */
+int tsdb_check_pages(const char *path, firn_err *err);
+
 #endif

@@ -807,109 +807,13 @@ struct rb_dense {
     size_t cap;
 };
 
-/* One kind's records of one partition, read in one pass of a cursor: id
- * -> value (pointing into the map, valid while the transaction lives; an
- * id without a record has mv_data NULL). */
-struct sym_run {
-    uint32_t partition;
-    bool loaded;
-    MDB_val *v;
-    size_t n, cap;
-};
-
 struct rebuild {
     tsdb_reader *r;
     pprof_builder *b;
     struct rb_dense *dense[SYM_KINDS];
     size_t n_dense[SYM_KINDS];
-    struct sym_run run[SYM_KINDS];
-    MDB_cursor *run_cursor;
     firn_err *err;
 };
-
-/* A symbol's content: from the partition's run when it was read in one
- * pass, else through the kind's cursor. */
-static int rb_sym(struct rebuild *rb, uint32_t part, enum sym_kind kind, uint32_t id,
-                  struct cur *out)
-{
-    const struct sym_run *run = &rb->run[kind];
-    if (!run->loaded || run->partition != part)
-        return sym_get(rb->r, part, kind, id, out);
-    if (id >= run->n || !run->v[id].mv_data)
-        return MDB_CORRUPTED;   /* as sym_get says of a missing record */
-    out->p = run->v[id].mv_data;
-    out->end = out->p + run->v[id].mv_size;
-    out->bad = false;
-    return 0;
-}
-
-/* Symbol ids are dense from 1: the largest id of a kind in a partition is
- * about how many it has.  0 when it has none. */
-static int sym_max_id(struct rebuild *rb, uint32_t part, enum sym_kind kind, uint32_t *max)
-{
-    tsdb_reader *r = rb->r;
-    int rc;
-    *max = 0;
-    if (!rb->run_cursor && (rc = mdb_cursor_open(r->txn, r->db->dbi_symbols, &rb->run_cursor)))
-        return lmdb_err(r, rb->err, rc, "symbols");
-    unsigned char kb[SYM_KEY_LEN];
-    tsdb_sym_key(kb, part, kind + 1, 0);   /* the first key after the kind's */
-    MDB_val k = {sizeof kb, kb}, v;
-    rc = mdb_cursor_get(rb->run_cursor, &k, &v, MDB_SET_RANGE);
-    if (rc == MDB_NOTFOUND)
-        rc = mdb_cursor_get(rb->run_cursor, &k, &v, MDB_LAST);
-    else if (!rc)
-        rc = mdb_cursor_get(rb->run_cursor, &k, &v, MDB_PREV);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc)
-        return lmdb_err(r, rb->err, rc, "symbols");
-    const unsigned char *key = k.mv_data;
-    if (k.mv_size == SYM_KEY_LEN && tsdb_be32_get(key) == part && key[4] == kind)
-        *max = tsdb_be32_get(key + 5);
-    return 0;
-}
-
-/* Reads every record of kind in partition part in one pass.  A run would
- * need an array past RB_DENSE_MAX ids only in a corrupt store: then the
- * kind is left to sym_get. */
-static int rb_run_load(struct rebuild *rb, uint32_t part, enum sym_kind kind)
-{
-    tsdb_reader *r = rb->r;
-    struct sym_run *run = &rb->run[kind];
-    if (run->n)
-        memset(run->v, 0, run->n * sizeof *run->v);
-    run->n = 0;
-    run->loaded = false;
-    unsigned char kb[SYM_KEY_LEN];
-    tsdb_sym_key(kb, part, kind, 0);
-    MDB_val k = {sizeof kb, kb}, v;
-    int rc = mdb_cursor_get(rb->run_cursor, &k, &v, MDB_SET_RANGE);
-    for (; !rc; rc = mdb_cursor_get(rb->run_cursor, &k, &v, MDB_NEXT)) {
-        const unsigned char *key = k.mv_data;
-        if (k.mv_size != SYM_KEY_LEN || tsdb_be32_get(key) != part || key[4] != kind)
-            break;
-        uint32_t id = tsdb_be32_get(key + 5);
-        if (id >= RB_DENSE_MAX)
-            return 0;
-        if (id >= run->cap) {
-            size_t ncap = run->cap ? run->cap * 2 : 1024;
-            while (ncap <= id)
-                ncap *= 2;
-            run->v = firn_xreallocarray(run->v, ncap, sizeof *run->v);
-            memset(run->v + run->cap, 0, (ncap - run->cap) * sizeof *run->v);
-            run->cap = ncap;
-        }
-        run->v[id] = v;
-        if (id >= run->n)
-            run->n = (size_t)id + 1;
-    }
-    if (rc && rc != MDB_NOTFOUND)
-        return lmdb_err(r, rb->err, rc, "symbols");
-    run->partition = part;
-    run->loaded = true;
-    return 0;
-}
 
 /* The slot of (kind, partition, id); NULL when it cannot have one.  For a
  * mapping, *shift (when shift is not NULL) is its shift's slot. */
@@ -969,31 +873,9 @@ static void rb_put(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32
     *s = v + 1;
 }
 
-/* A partition's symbols are read in one pass per kind when a merge needs
- * at least 1 / RUN_SHARE of its stacks: stepping a cursor to the next
- * record costs a small part of a lookup that lands on another page, and
- * a merge reads a stack's locations, functions and strings in no order
- * the keys follow (lookups were a third of a large merge). */
-#define RUN_SHARE 8
-
-static int rb_preload(struct rebuild *rb, uint32_t part, size_t unknown, bool labels)
-{
-    uint32_t stacks;
-    int rc = sym_max_id(rb, part, SYM_STACK, &stacks);
-    if (rc || stacks / RUN_SHARE > unknown)
-        return rc;
-    for (int kind = SYM_STRING; kind < SYM_KINDS && !rc; kind++)
-        if (kind != SYM_LABELSET || labels)
-            rc = rb_run_load(rb, part, kind);
-    return rc;
-}
-
 static void rb_free(struct rebuild *rb)
 {
-    if (rb->run_cursor)
-        mdb_cursor_close(rb->run_cursor);
     for (int k = 0; k < SYM_KINDS; k++) {
-        free(rb->run[k].v);
         for (size_t i = 0; i < rb->n_dense[k]; i++) {
             free(rb->dense[k][i].v);
             free(rb->dense[k][i].shift);
@@ -1012,7 +894,7 @@ static int rb_string(struct rebuild *rb, uint32_t part, uint32_t id, int64_t *ou
     const char *s;
     size_t len;
     struct cur c;
-    int rc = rb_sym(rb, part, SYM_STRING, id, &c);
+    int rc = sym_get(rb->r, part, SYM_STRING, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "string", id, rc);
     s = (const char *)c.p;
@@ -1027,7 +909,7 @@ static int rb_function(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
     if (rb_get(rb, SYM_FUNCTION, part, id, out))
         return 0;
     struct cur c;
-    int rc = rb_sym(rb, part, SYM_FUNCTION, id, &c);
+    int rc = sym_get(rb->r, part, SYM_FUNCTION, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "function", id, rc);
     uint32_t name = (uint32_t)tsdb_cur_varint(&c), sys = (uint32_t)tsdb_cur_varint(&c),
@@ -1059,7 +941,7 @@ static int rb_mapping(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *
         return 0;
     }
     struct cur c;
-    int rc = rb_sym(rb, part, SYM_MAPPING, id, &c);
+    int rc = sym_get(rb->r, part, SYM_MAPPING, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "mapping", id, rc);
     uint32_t file = (uint32_t)tsdb_cur_varint(&c), bid = (uint32_t)tsdb_cur_varint(&c);
@@ -1090,7 +972,7 @@ static int rb_location(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
     if (rb_get(rb, SYM_LOCATION, part, id, out))
         return 0;
     struct cur c;
-    int rc = rb_sym(rb, part, SYM_LOCATION, id, &c);
+    int rc = sym_get(rb->r, part, SYM_LOCATION, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "location", id, rc);
     uint32_t mapping = (uint32_t)tsdb_cur_varint(&c);
@@ -1137,7 +1019,7 @@ static int rb_labels(struct rebuild *rb, uint32_t part, uint32_t id, pprof_label
     if (!id)
         return 0;
     struct cur c;
-    int rc = rb_sym(rb, part, SYM_LABELSET, id, &c);
+    int rc = sym_get(rb->r, part, SYM_LABELSET, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "label set", id, rc);
     uint64_t count = tsdb_cur_varint(&c);
@@ -1163,7 +1045,7 @@ static int rb_stack(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t **l
                     size_t *n, size_t *cap)
 {
     struct cur c;
-    int rc = rb_sym(rb, part, SYM_STACK, id, &c);
+    int rc = sym_get(rb->r, part, SYM_STACK, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "stack", id, rc);
     uint64_t count = tsdb_cur_varint(&c);
@@ -1368,44 +1250,17 @@ static int canon_note(struct rebuild *rb, uint32_t part, const MDB_val *v, uint3
     return 0;
 }
 
-static int canon_scan_in(struct rebuild *rb, struct canon *cs, uint32_t part, MDB_cursor *cur)
-{
-    unsigned char kb[SYM_IDX_KEY_LEN];
-    tsdb_sym_idx_key(kb, part, SYM_STACK, (pprof_hash){0, 0});
-    MDB_val k = {sizeof kb, kb}, v;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    for (; !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const unsigned char *key = k.mv_data;
-        if (k.mv_size != SYM_IDX_KEY_LEN || tsdb_be32_get(key) != part || key[4] != SYM_STACK)
-            break;
-        pprof_hash h = {tsdb_be64_get(key + 13), tsdb_be64_get(key + 5)};
-        uint32_t c;
-        if (firn_u64map_get(&cs->map, h.lo, &c) && pprof_hash_eq(cs->s[c].hash, h) &&
-            (rc = canon_note(rb, part, &v, c)))
-            return rc;
-    }
-    if (rc && rc != MDB_NOTFOUND)
-        return lmdb_err(rb->r, rb->err, rc, "symbol index");
-    return 0;
-}
-
-/* Notes the id that partition part gives each stack known so far.  When
- * they are at least 1 / RUN_SHARE of the partition's stacks, one cursor
- * pass over the partition's stack index, probing the known identities,
- * costs less than a lookup per known stack; else each is looked up, in key
- * order through one cursor, so that consecutive ones on a page cost no
- * descent. */
+/* Notes the id that partition part gives each stack known so far: each is
+ * looked up, in key order through one cursor, so that consecutive ones on
+ * a page cost no descent.  (Not a pass over the partition's whole index:
+ * a scan visits every page of the range, and LMDB trusts its pages, so a
+ * damaged page anywhere in it would crash the reader; e2e.faults.) */
 static int canon_find_in(struct rebuild *rb, struct canon *cs, uint32_t part, MDB_cursor **cur)
 {
     tsdb_reader *r = rb->r;
-    int rc;
-    uint32_t stacks;
-    if ((rc = sym_max_id(rb, part, SYM_STACK, &stacks)))
-        return rc;
+    int rc = 0;
     if (!*cur && (rc = mdb_cursor_open(r->txn, r->db->dbi_symbol_idx, cur)))
         return lmdb_err(r, rb->err, rc, "symbol index");
-    if (stacks / RUN_SHARE <= cs->n)
-        return canon_scan_in(rb, cs, part, *cur);
     struct canon_key *keys = firn_xreallocarray(NULL, cs->n, sizeof *keys);
     for (size_t c = 0; c < cs->n; c++) {
         tsdb_sym_idx_key(keys[c].key, part, SYM_STACK, cs->s[c].hash);
@@ -1488,14 +1343,6 @@ static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const str
             if (cs.n <= CANON_LOOKUP_RATIO * distinct)
                 rc = canon_find_in(&rb, &cs, part, &idx_cursor);
         }
-        size_t unknown = 0;   /* distinct stacks left to resolve here */
-        for (size_t j = i; j < end; j++)
-            if (j == i || e[j].stack != e[j - 1].stack) {
-                uint32_t *slot = rb_slot(&rb, SYM_STACK, part, e[j].stack, NULL);
-                unknown += !slot || !*slot;
-            }
-        if (!rc && unknown)
-            rc = rb_preload(&rb, part, unknown, m->keep_labels);
         for (; i < end && !rc; i++) {
             uint32_t c;
             if ((rc = canon_stack(&rb, &cs, part, e[i].stack, &locs, &cap, &c)))

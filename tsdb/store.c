@@ -376,7 +376,9 @@ tsdb *tsdb_open(const tsdb_options *o, firn_err *err)
     off_t data_size;
     db->lock_fd = -1;
     if (!db->path || check_dir(&db->opts, &data_size, err) < 0 ||
-        (!o->read_only && lock_dir(db, err) < 0) || open_env(db, data_size, err) < 0 || open_schema(db, err) < 0 ||
+        (!o->read_only && lock_dir(db, err) < 0) || open_env(db, data_size, err) < 0 ||
+        (!o->read_only && o->check_pages && data_size > 0 && tsdb_check_pages(db->path, err) < 0) ||
+        open_schema(db, err) < 0 ||
         (!o->read_only && tsdb_writer_start(db, err) < 0)) {
         tsdb_close(db);
         return NULL;

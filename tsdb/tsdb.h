@@ -72,6 +72,10 @@ typedef struct tsdb_options {
     int64_t partition_ms;          /* symbol partition width, fixed when the store is
                                       created (0: derived from the retention) */
     bool read_only;                /* no writer: for inspecting a store in use */
+    bool check_pages;              /* a writable open first reads every page of the
+                                      store in a child process (fork: only while the
+                                      process has one thread) and refuses the store
+                                      when that crashes (a damaged page) */
     uint64_t max_series;           /* series the store may hold (0: no limit); an append
                                       that would create more is refused (FIRN_EINVAL,
                                       "series limit") and stores nothing */

@@ -660,6 +660,7 @@ int main(int argc, char **argv)
     to.retention_ms = s.f.retention_ms;
     to.max_series = s.f.max_series_n;
     to.no_rollups = s.f.no_rollups;
+    to.check_pages = true;   /* firn has one thread here */
     s.db = tsdb_open(&to, &err);
     if (!s.db) {
         firn_log(FIRN_LOG_ERROR, "main", "Opening storage failed", "err=%s",

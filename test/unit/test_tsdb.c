@@ -616,9 +616,36 @@ static void test_open_refuses_foreign_and_damaged(void **state)
         free(cfile);
         free(cut);
     }
+    /* every page past the two meta pages overwritten: LMDB would follow
+     * the main database's root into garbage and crash; the page check
+     * (in a child process) refuses the store instead, and leaves the file
+     * as it was */
+    {
+        char *wreck = path_join(dir, "wreck");
+        assert_int_equal(mkdir(wreck, 0755), 0);
+        char *wfile = path_join(wreck, "data.mdb");
+        unsigned char *w = firn_xmalloc(len);
+        memcpy(w, data, 2 * 4096);
+        memset(w + 2 * 4096, 0xff, len - 2 * 4096);
+        write_file(wfile, w, len);
+        test_options(&o, wreck);
+        o.check_pages = true;
+        open_refused(&o, "data.mdb: damaged", NULL);
+        unsigned char *after;
+        size_t after_len;
+        assert_int_equal(firn_read_file(wfile, 64u << 20, &after, &after_len, &err), 0);
+        assert_true(after_len == len && memcmp(after, w, len) == 0);
+        free(after);
+        free(w);
+        free(wfile);
+        free(wreck);
+    }
     free(data);
-    /* the original is intact */
-    db = open_path(src);
+    /* the original is intact, and passes the page check */
+    test_options(&o, src);
+    o.check_pages = true;
+    db = tsdb_open(&o, &err);
+    assert_non_null(db);
     assert_int_equal(stats_of(db).blocks, 12);
     tsdb_close(db);
 
