@@ -24,7 +24,7 @@
 #include "internal.h"
 
 /* The walk's own failures (not crashes), written to the parent. */
-static void child_fail(int fd, const char *what, int rc)
+_Noreturn static void child_fail(int fd, const char *what, int rc)
 {
     char msg[256];
     int n = snprintf(msg, sizeof msg, "%s: %s", what, mdb_strerror(rc));
@@ -62,7 +62,7 @@ static int walk_db(MDB_txn *txn, MDB_dbi dbi, size_t page)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-static void child_walk(const char *path, int fd)
+_Noreturn static void child_walk(const char *path, int fd)
 {
     MDB_env *env;
     int rc = mdb_env_create(&env);
