@@ -482,6 +482,10 @@ test('Unix seconds in the URL show as UTC dates in the range inputs, and submit 
     const utc = (s) => execFileSync('date', ['-u', '-d', `@${s}`, '+%Y-%m-%d %H:%M:%SZ'], { encoding: 'utf8' }).trim();
     assert.equal(await page.locator('#from').inputValue(), utc(FROM));
     assert.equal(await page.locator('#to').inputValue(), utc(TO));
+    for (const id of ['#from', '#to']) {
+      assert.ok(await page.locator(id).evaluate((e) => e.scrollWidth <= e.clientWidth), `${id} shows its whole date`);
+    }
+    await screenshot(page, 'explore-unix-range');
     await page.locator('#query-form').evaluate((f) => f.requestSubmit());
     await ready(page);
     const state = await page.evaluate(() => window.firnUI.state());

@@ -238,8 +238,11 @@ function syncControls() {
   if (t && [...$('ptype').options].some((o) => o.value === t.id)) $('ptype').value = t.id;
   const preset = PRESETS.find((p) => p.from === state.from && state.to === 'now');
   $('preset').value = preset ? preset.from : '';
-  $('from').value = inputTime(state.from);
-  $('to').value = inputTime(state.to);
+  for (const id of ['from', 'to']) {
+    const el = $(id);
+    el.value = inputTime(state[id]);
+    el.classList.toggle('date', el.value.length > 10);   // a whole date, not now-1h
+  }
   $('compare').checked = state.compare;
   $('compare-form').hidden = !state.compare;
   $('bquery').value = state.compare_query;
