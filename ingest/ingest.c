@@ -163,9 +163,11 @@ static int64_t profile_time_ms(const pprof_profile *p)
 }
 
 /* Steps 2 to 4 of ingest_profile: 1 to store p (*columns set, r's
- * timestamp set), 0 a baseline (p freed), <0 refused (p freed). */
-static int ingest_before_store(pprof_profile *p, const ingest_options *o, ingest_result *r,
-                               bool **columns_out, firn_err *err)
+ * timestamp set, *req the append of p under labels), 0 a baseline (p
+ * freed), <0 refused (p freed). */
+static int ingest_before_store(pprof_profile *p, const firn_label *labels, size_t n_labels,
+                               const ingest_options *o, ingest_result *r, bool **columns_out,
+                               tsdb_append_req *req, firn_err *err)
 {
     *r = (ingest_result){0};
     if (o->sample_limit && p->n_samples > o->sample_limit) {
@@ -190,6 +192,14 @@ static int ingest_before_store(pprof_profile *p, const ingest_options *o, ingest
     }
     r->timestamp_ms = o->timestamp_ms ? o->timestamp_ms : profile_time_ms(p);
     *columns_out = columns;
+    *req = (tsdb_append_req){
+        .labels = labels,
+        .n_labels = n_labels,
+        .profile_name = o->profile_name,
+        .delta_columns = columns,
+        .profile = p,
+        .timestamp_ms = r->timestamp_ms,
+    };
     return 1;
 }
 
@@ -204,18 +214,11 @@ int ingest_profile(tsdb *db, const firn_label *labels, size_t n_labels, pprof_pr
                    const ingest_options *o, ingest_result *r, firn_err *err)
 {
     bool *columns = NULL;
-    int rc = ingest_before_store(p, o, r, &columns, err);
+    tsdb_append_req req;
+    int rc = ingest_before_store(p, labels, n_labels, o, r, &columns, &req, err);
     if (rc <= 0)
         return rc;
-    tsdb_append_req req = {
-        .labels = labels,
-        .n_labels = n_labels,
-        .profile_name = o->profile_name,
-        .delta_columns = columns,
-        .profile = p,
-        .timestamp_ms = r->timestamp_ms,
-        .duplicate = &r->duplicate,
-    };
+    req.duplicate = &r->duplicate;
     if (!db) {
         r->failed = INGEST_FAILED_STORE;
         rc = firn_errf(err, FIRN_EIO, "no store to write to");
@@ -276,7 +279,8 @@ int ingest_profile_async(tsdb *db, const firn_label *labels, size_t n_labels, pp
                          ingest_done_fn done, void *ctx, firn_err *err)
 {
     bool *columns = NULL;
-    int rc = ingest_before_store(p, o, r, &columns, err);
+    tsdb_append_req req;
+    int rc = ingest_before_store(p, labels, n_labels, o, r, &columns, &req, err);
     if (rc <= 0) {
         ingest_grant_release(g);
         return rc;
@@ -307,14 +311,6 @@ int ingest_profile_async(tsdb *db, const firn_label *labels, size_t n_labels, pp
         pd->n_labels = n_labels;
         pd->profile_name = firn_arena_strdup(pd->arena, o->profile_name);
     }
-    tsdb_append_req req = {
-        .labels = labels,
-        .n_labels = n_labels,
-        .profile_name = o->profile_name,
-        .delta_columns = columns,
-        .profile = p,
-        .timestamp_ms = r->timestamp_ms,
-    };
     if ((rc = tsdb_append_async(db, &req, pending_stored, pd, err)) < 0) {
         r->failed = INGEST_FAILED_STORE;
         firn_err_prefix(err, "storing the profile");
