@@ -175,8 +175,36 @@ struct cur {
     bool bad;
 };
 
-uint64_t tsdb_cur_varint(struct cur *c);
-int64_t tsdb_cur_zigzag(struct cur *c);
+/* A varint at *p (before end), or *bad set, 0 returned and *p at end: the
+ * cursor's read, inlined for loops over many values (block columns, chunks
+ * of totals), with one-byte varints, most of them, taken first. */
+static inline uint64_t tsdb_varint_at(const unsigned char **p, const unsigned char *end,
+                                      bool *bad)
+{
+    if (*p < end && !(**p & 0x80))
+        return *(*p)++;
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+        unsigned char byte = *(*p)++;
+        v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            return v;
+    }
+    *bad = true;
+    *p = end;
+    return 0;
+}
+
+static inline uint64_t tsdb_cur_varint(struct cur *c)
+{
+    return tsdb_varint_at(&c->p, c->end, &c->bad);
+}
+
+static inline int64_t tsdb_cur_zigzag(struct cur *c)
+{
+    uint64_t v = tsdb_cur_varint(c);
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
 /* A length-prefixed byte string; points into the value. */
 const unsigned char *tsdb_cur_bytes(struct cur *c, size_t *len);
 

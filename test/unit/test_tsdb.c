@@ -35,6 +35,7 @@
 
 #include "pprof/pprof.h"
 #include "tsdb/tsdb.h"
+#include "tsdb/internal.h"   /* the block codec, tested directly */
 
 #define FX_CPU "pyro-pkg_og_convert_pprof_testdata_cpu.pb.gz"       /* samples, cpu */
 #define FX_LABELS "pyro-pkg_pprof_testdata_go.cpu.labels.pprof"     /* samples, cpu; labels */
@@ -2501,6 +2502,134 @@ static void test_many_series(void **state)
     pprof_free(p);
 }
 
+/* Decodes block b (as stored) into fresh arrays; -1 on a malformed one. */
+static int block_roundtrip(const firn_buf *b, uint64_t *n, uint32_t **stacks, uint32_t **ls,
+                           int64_t **values)
+{
+    MDB_val v = {b->len, b->data};
+    struct block_reader br;
+    struct block_scratch scratch = {0};
+    int rc = tsdb_block_open(&br, &v, &scratch);
+    if (rc == 0) {
+        *n = br.n;
+        *stacks = calloc(br.n + 1, sizeof **stacks);
+        *ls = calloc(br.n + 1, sizeof **ls);
+        *values = calloc(br.n + 1, sizeof **values);
+        assert_non_null(*stacks);
+        assert_non_null(*ls);
+        assert_non_null(*values);
+        rc = tsdb_block_decode(&br, *stacks, *ls, *values);
+    }
+    tsdb_block_scratch_free(&scratch);
+    return rc;
+}
+
+/* The column decoder takes runs of eight one-byte varints at once and the
+ * rest one at a time: blocks whose stack deltas and value quotients mix
+ * one- and multi-byte varints at every offset, stack ids up to UINT32_MAX
+ * (where eight deltas could overflow), and gcds past INT64_MAX / 64 decode
+ * to exactly the samples encoded. */
+static void test_block_columns(void **state)
+{
+    (void)state;
+    ZSTD_CCtx *z = ZSTD_createCCtx();
+    assert_non_null(z);
+    const size_t sizes[] = {1, 7, 8, 9, 15, 16, 17, 100, 1000, 5003};
+    for (int shape = 0; shape < 4; shape++)
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            size_t n = sizes[si];
+            struct block_sample *in = calloc(n, sizeof *in);
+            int64_t *want = calloc(n, sizeof *want);
+            uint32_t *want_stack = calloc(n, sizeof *want_stack);
+            assert_true(in && want && want_stack);
+            uint64_t rng = 0x9e3779b97f4a7c15ull + n + (uint64_t)shape;
+            /* shape 3 ends at UINT32_MAX; the others start at 0 */
+            uint32_t stack = shape == 3 ? UINT32_MAX - (uint32_t)(n - 1) : 0;
+            for (size_t i = 0; i < n; i++) {
+                rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+                if (i && shape != 3)
+                    stack += rng % 11 == 0 ? 200 + (uint32_t)(rng % 5000) : 1 + (uint32_t)(rng % 3);
+                else if (i)
+                    stack++;
+                int64_t q = (int64_t)(rng >> 8 & 63) - 32;   /* one byte zigzagged */
+                if (rng % 7 == 0)
+                    q = (int64_t)(rng >> 20 & 0xffff) - 0x8000;   /* two or three */
+                int64_t g = shape == 1 ? (INT64_C(1) << 58) : shape == 2 ? 3 : 10000000;
+                if (shape == 1)   /* a gcd past INT64_MAX / 64: quotients -1, 0, 1 */
+                    q = (int64_t)(rng >> 8 & 1) - (int64_t)(rng >> 9 & 1);
+                in[i] = (struct block_sample){stack, 0, q * g};
+                want_stack[i] = stack;
+                want[i] = q * g;
+            }
+            /* encode sorts and may merge nothing: ids are distinct */
+            firn_buf b = {0}, body = {0};
+            size_t kept = tsdb_block_encode(&b, &body, z, in, n, 1, 1);
+            assert_int_equal(kept, n);
+            uint64_t got_n = 0;
+            uint32_t *stacks = NULL, *ls = NULL;
+            int64_t *values = NULL;
+            assert_int_equal(block_roundtrip(&b, &got_n, &stacks, &ls, &values), 0);
+            assert_int_equal(got_n, n);
+            for (size_t i = 0; i < n; i++) {
+                assert_int_equal(stacks[i], want_stack[i]);
+                assert_int_equal(ls[i], 0);
+                assert_true(values[i] == want[i]);
+            }
+            free(stacks);
+            free(ls);
+            free(values);
+            firn_buf_free(&b);
+            firn_buf_free(&body);
+            free(in);
+            free(want);
+            free(want_stack);
+        }
+    ZSTD_freeCCtx(z);
+
+    /* Hand-made raw (uncompressed) version 2 bodies.  Eight one-byte
+     * deltas after a stack id of UINT32_MAX - 16 pass UINT32_MAX: corrupt. */
+    static const unsigned char over[] = {
+        BLOCK_VERSION, 0, 9, 0, 0, 0, 1,                        /* n 9, gcd 1 */
+        0xef, 0xff, 0xff, 0xff, 0x0f,                           /* UINT32_MAX - 16 */
+        2, 2, 2, 2, 2, 2, 2, 127,                               /* + 141 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0};                             /* values */
+    firn_buf hb = {.data = (char *)over, .len = sizeof over};
+    uint64_t hn;
+    uint32_t *hs = NULL, *hl = NULL;
+    int64_t *hv = NULL;
+    assert_int_equal(block_roundtrip(&hb, &hn, &hs, &hl, &hv), -1);
+    free(hs);
+    free(hl);
+    free(hv);
+    /* Quotients -64 and 63 (one byte each) times a gcd of INT64_MAX / 32
+     * do not fit: they saturate; times INT64_MAX / 64 they are exact. */
+    for (int big = 0; big < 2; big++) {
+        uint64_t g = big ? (uint64_t)INT64_MAX / 32 : (uint64_t)INT64_MAX / 64;
+        unsigned char blk[64] = {BLOCK_VERSION, 0, 8, 0, 0, 0};
+        size_t k = 6;
+        for (uint64_t v = g; ; v >>= 7) {   /* the gcd, a varint */
+            blk[k++] = (unsigned char)(v & 0x7f) | (v >= 0x80 ? 0x80 : 0);
+            if (v < 0x80)
+                break;
+        }
+        for (int i = 0; i < 8; i++)
+            blk[k++] = 1;                            /* stacks 1, 2, ..., 8 */
+        for (int i = 0; i < 8; i++)
+            blk[k++] = i % 2 ? 126 : 127;            /* 63 and -64, zigzagged */
+        firn_buf bb = {.data = (char *)blk, .len = k};
+        assert_int_equal(block_roundtrip(&bb, &hn, &hs, &hl, &hv), 0);
+        for (int i = 0; i < 8; i++) {
+            assert_int_equal(hs[i], (uint32_t)i + 1);
+            int64_t want = big ? (i % 2 ? INT64_MAX : INT64_MIN)
+                               : (i % 2 ? 63 : -64) * (int64_t)g;
+            assert_true(hv[i] == want);
+        }
+        free(hs);
+        free(hl);
+        free(hv);
+    }
+}
+
 static void test_extreme_values(void **state)
 {
     const char *dir = *state;
@@ -2634,7 +2763,8 @@ static void raw_corrupt_blocks(const char *dir)
 }
 
 /* Deletes every stack symbol of a closed store. */
-static void raw_delete_stacks(const char *dir)
+/* Deletes every symbol of one kind, as a damaged store may lack them. */
+static void raw_delete_symbols(const char *dir, enum sym_kind kind)
 {
     MDB_env *env;
     MDB_txn *txn;
@@ -2649,7 +2779,7 @@ static void raw_delete_stacks(const char *dir)
     MDB_val k, v;
     int deleted = 0;
     for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;) {
-        if (((unsigned char *)k.mv_data)[4] == 5) {   /* SYM_STACK */
+        if (((unsigned char *)k.mv_data)[4] == kind) {
             assert_int_equal(mdb_cursor_del(c, 0), 0);
             deleted++;
             rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
@@ -2710,8 +2840,32 @@ static void test_corrupt_store(void **state)
     tsdb_reader_close(r);
     tsdb_close(db);
 
-    /* symbols missing under intact blocks: an error naming them */
-    raw_delete_stacks(dir);
+    /* symbols missing under intact blocks: an error naming them, the
+     * deepest kind (functions, read ahead of the rebuild by rb_prefetch)
+     * as the stacks */
+    raw_delete_symbols(dir, SYM_FUNCTION);
+    db = open_path(dir);
+    r = reader_ok(db);
+    select_ok(r, NULL, 0, INT64_MIN, INT64_MAX, &set);
+    int fn_missing = 0;
+    for (size_t i = 0; i < set.n; i++) {
+        firn_err err = {0};
+        pprof_profile *m =
+            tsdb_merge(r, &set.series[i].id, 1, INT64_MIN, INT64_MAX, NULL, NULL, &err);
+        if (m) {
+            pprof_free(m);
+            continue;
+        }
+        if (strstr(err.msg, "function") && strstr(err.msg, "missing or corrupt"))
+            fn_missing++;
+        else
+            assert_non_null(strstr(err.msg, "corrupt block"));
+    }
+    assert_int_equal(fn_missing, 2);
+    tsdb_series_set_free(&set);
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    raw_delete_symbols(dir, SYM_STACK);
     db = open_path(dir);
     r = reader_ok(db);
     select_ok(r, NULL, 0, INT64_MIN, INT64_MAX, &set);
@@ -3591,6 +3745,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_label_values, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_many_series, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_extreme_values, dir_setup, dir_teardown),
+        cmocka_unit_test(test_block_columns),
         cmocka_unit_test_setup_teardown(test_empty_stack_sample, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_store, dir_setup, dir_teardown),
         cmocka_unit_test(test_pprof_builder),
