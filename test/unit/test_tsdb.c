@@ -2565,6 +2565,13 @@ static void test_block_columns(void **state)
             firn_buf b = {0}, body = {0};
             size_t kept = tsdb_block_encode(&b, &body, z, in, n, 1, 1);
             assert_int_equal(kept, n);
+            /* consecutive ids (shape 3) make a bitmap; gaps of hundreds
+             * (shape 0) make deltas */
+            bool bitmap = (unsigned char)b.data[1] & BLOCK_STACK_BITMAP;
+            if (shape == 3 && n >= 7)
+                assert_true(bitmap);
+            if (shape == 0 && n >= 100)
+                assert_false(bitmap);
             uint64_t got_n = 0;
             uint32_t *stacks = NULL, *ls = NULL;
             int64_t *values = NULL;
@@ -2584,7 +2591,76 @@ static void test_block_columns(void **state)
             free(want);
             free(want_stack);
         }
+
+    /* label sets of one stack repeat its id: deltas, whatever the density */
+    struct block_sample lab[40];
+    for (uint32_t i = 0; i < 40; i++)
+        lab[i] = (struct block_sample){i / 2, i % 2 + 1, 3 * (int64_t)i + 1};
+    firn_buf lb = {0}, lbody = {0};
+    assert_int_equal(tsdb_block_encode(&lb, &lbody, z, lab, 40, 1, 1), 40);
+    assert_false((unsigned char)lb.data[1] & BLOCK_STACK_BITMAP);
+    {
+        uint64_t ln;
+        uint32_t *st = NULL, *ls = NULL;
+        int64_t *vs = NULL;
+        assert_int_equal(block_roundtrip(&lb, &ln, &st, &ls, &vs), 0);
+        for (uint32_t i = 0; i < 40; i++) {
+            assert_int_equal(st[i], i / 2);
+            assert_int_equal(ls[i], i % 2 + 1);
+            assert_int_equal(vs[i], 3 * (int64_t)i + 1);
+        }
+        free(st);
+        free(ls);
+        free(vs);
+    }
+    firn_buf_free(&lb);
+    firn_buf_free(&lbody);
     ZSTD_freeCCtx(z);
+
+    /* Hand-made raw bitmap columns (first id, length, bits), then values:
+     * a count the bits disagree with, a bitmap past the body, and an id
+     * past UINT32_MAX are corrupt; spare high bits of the last byte past
+     * UINT32_MAX are not. */
+    const struct {
+        unsigned char blk[32];
+        size_t len;
+        int want;
+    } bm[] = {
+        /* n 3: first 10, one byte 0b111, values 1 2 3 */
+        {{BLOCK_VERSION, BLOCK_STACK_BITMAP, 3, 0, 0, 0, 1, 10, 1, 0x07, 2, 4, 6}, 13, 0},
+        /* n 3 but four bits */
+        {{BLOCK_VERSION, BLOCK_STACK_BITMAP, 3, 0, 0, 0, 1, 10, 1, 0x0f, 2, 4, 6}, 13, -1},
+        /* n 3 but two bits */
+        {{BLOCK_VERSION, BLOCK_STACK_BITMAP, 3, 0, 0, 0, 1, 10, 1, 0x05, 2, 4, 6}, 13, -1},
+        /* a length of 9 bytes in a body of 5 */
+        {{BLOCK_VERSION, BLOCK_STACK_BITMAP, 3, 0, 0, 0, 1, 10, 9, 0x07, 2, 4, 6}, 13, -1},
+        /* first UINT32_MAX - 1, bits 0 1 2: the third is past UINT32_MAX */
+        {{BLOCK_VERSION, BLOCK_STACK_BITMAP, 3, 0, 0, 0, 1, 0xfe, 0xff, 0xff, 0xff, 0x0f, 1,
+          0x07, 2, 4, 6}, 17, -1},
+        /* first UINT32_MAX - 1, bits 0 1 (of a byte whose other bits would
+         * be past it) */
+        {{BLOCK_VERSION, BLOCK_STACK_BITMAP, 2, 0, 0, 0, 1, 0xfe, 0xff, 0xff, 0xff, 0x0f, 1,
+          0x03, 2, 4}, 16, 0},
+    };
+    for (size_t i = 0; i < sizeof bm / sizeof bm[0]; i++) {
+        firn_buf bb = {.data = (char *)bm[i].blk, .len = bm[i].len};
+        uint64_t bn = 0;
+        uint32_t *st = NULL, *ls = NULL;
+        int64_t *vs = NULL;
+        assert_int_equal(block_roundtrip(&bb, &bn, &st, &ls, &vs), bm[i].want);
+        if (bm[i].want == 0 && bn == 3) {
+            for (uint32_t k = 0; k < 3; k++) {
+                assert_int_equal(st[k], 10 + k);
+                assert_int_equal(vs[k], k + 1);
+            }
+        } else if (bm[i].want == 0) {
+            assert_int_equal(st[0], UINT32_MAX - 1);
+            assert_int_equal(st[1], UINT32_MAX);
+        }
+        free(st);
+        free(ls);
+        free(vs);
+    }
 
     /* Hand-made raw (uncompressed) version 2 bodies.  Eight one-byte
      * deltas after a stack id of UINT32_MAX - 16 pass UINT32_MAX: corrupt. */
@@ -3134,7 +3210,7 @@ static void test_schema_upgrade(void **state)
     assert_int_equal(tsdb_append_floats(db, s, 1, NULL, &err), 0);
     assert_int_equal(select_count(db, &m, 1, INT64_MIN, INT64_MAX), 2);
     tsdb_close(db);
-    assert_int_equal(raw_schema_version(dir), 5);
+    assert_int_equal(raw_schema_version(dir), TSDB_SCHEMA_VERSION);
 }
 
 /* The samples of one block, copied by a scan. */
@@ -3286,12 +3362,123 @@ static void test_schema_v3_blocks(void **state)
     pprof_free(m);
     tsdb_reader_close(r);
     tsdb_close(db);
-    assert_int_equal(raw_schema_version(dir), 5);
+    assert_int_equal(raw_schema_version(dir), 6);
 
-    uint32_t v6 = 6;
-    raw_put(dir, "meta", "schema_version", &v6, sizeof v6);
+    uint32_t v7 = 7;
+    raw_put(dir, "meta", "schema_version", &v7, sizeof v7);
     test_options(&o, dir);
-    open_refused(&o, "schema version 6; this firn reads versions 2 to 5", NULL);
+    open_refused(&o, "schema version 7; this firn reads versions 2 to 6", NULL);
+    pprof_free(cpu);
+}
+
+/* The stored block of series id at ts, copied into out (room for size). */
+static size_t raw_get_block(const char *dir, uint64_t series, int64_t ts, unsigned char *out,
+                            size_t size)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi samples;
+    unsigned char key[16];
+    for (int i = 0; i < 8; i++) {
+        key[i] = (unsigned char)(series >> (56 - 8 * i));
+        key[8 + i] = (unsigned char)((uint64_t)ts >> (56 - 8 * i));
+    }
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "samples", 0, &samples), 0);
+    MDB_val k = {16, key}, v;
+    assert_int_equal(mdb_get(txn, samples, &k, &v), 0);
+    assert_true(v.mv_size <= size);
+    memcpy(out, v.mv_data, v.mv_size);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return v.mv_size;
+}
+
+/* A version 5 store, whose blocks have the stack column as deltas (made
+ * here by hand, uncompressed, in place of the block the append wrote with
+ * a bitmap): read as it is by a read-only open; a writable open records
+ * version 6 and rewrites nothing; the same profile appended again is still
+ * a duplicate though its new encoding differs from the stored one. */
+static void test_schema_v5_blocks(void **state)
+{
+    const char *dir = *state;
+    tsdb *db = open_path(dir);
+    pprof_profile *cpu = decode_fixture(FX_CPU);
+    firn_label job[] = {{"job", "x"}};
+    append_ok(db, cpu, job, 1, "process_cpu", 5000);
+    tsdb_reader *r = reader_ok(db);
+    uint64_t id = series_id(r, CPU_NAME, "job", "x");
+    static struct block_copy c;
+    firn_err err = {0};
+    assert_int_equal(tsdb_scan(r, id, 5000, 5000, 0, block_copy_fn, &c, &err), 0);
+    pprof_profile *want = merge_ok(r, &id, 1, INT64_MIN, INT64_MAX, false, NULL);
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    assert_true(c.n > 1);
+    static unsigned char stored[1 << 20];
+    raw_get_block(dir, id, 5000, stored, sizeof stored);
+    assert_true(stored[1] & BLOCK_STACK_BITMAP);   /* a profile's ids are dense */
+
+    /* what schema 5 wrote: deltas, then values (gcd 1), here raw */
+    static unsigned char b[1 << 20];
+    unsigned char *p = b;
+    int64_t total = 0;
+    for (size_t i = 0; i < c.n; i++)
+        total += c.values[i];
+    *p++ = BLOCK_VERSION;
+    *p++ = 0;
+    put_varint(&p, c.n);
+    put_zigzag(&p, total);
+    put_zigzag(&p, c.duration_nanos);
+    put_zigzag(&p, c.period);
+    put_varint(&p, 1);
+    size_t hl = (size_t)(p - b);
+    uint32_t prev = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        put_varint(&p, c.stacks[i] - prev);
+        prev = c.stacks[i];
+    }
+    for (size_t i = 0; i < c.n; i++)
+        put_zigzag(&p, c.values[i]);
+    raw_put_block(dir, id, 5000, b, (size_t)(p - b), hl);
+    uint32_t v5 = 5;
+    raw_put(dir, "meta", "schema_version", &v5, sizeof v5);
+
+    tsdb_options o;
+    test_options(&o, dir);
+    o.read_only = true;
+    db = open_ok(&o);
+    r = reader_ok(db);
+    pprof_profile *m = merge_ok(r, &id, 1, INT64_MIN, INT64_MAX, false, NULL);
+    assert_int_equal(total_of(m, 0), total);
+    assert_int_equal(m->n_samples, want->n_samples);
+    pprof_free(m);
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    assert_int_equal(raw_schema_version(dir), 5);   /* a read-only open changes nothing */
+
+    db = open_path(dir);   /* upgrades */
+    assert_int_equal(raw_get_block(dir, id, 5000, stored, sizeof stored), (size_t)(p - b));
+    assert_int_equal(memcmp(stored, b, (size_t)(p - b)), 0);   /* not rewritten */
+    bool dup = false;
+    tsdb_append_req again = {.labels = job, .n_labels = 1, .profile_name = "process_cpu",
+                             .profile = cpu, .timestamp_ms = 5000, .duplicate = &dup};
+    assert_int_equal(tsdb_append(db, &again, &err), 0);
+    assert_true(dup);
+    cpu->samples[0].values[1]++;
+    append_refused(db, cpu, job, 1, "process_cpu", 5000, "already has a different profile");
+    append_ok(db, cpu, job, 1, "process_cpu", 6000);
+    r = reader_ok(db);
+    m = merge_ok(r, &id, 1, INT64_MIN, INT64_MAX, false, NULL);
+    assert_int_equal(total_of(m, 0), 2 * total + 1);
+    pprof_free(m);
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    assert_int_equal(raw_schema_version(dir), 6);
+    pprof_free(want);
     pprof_free(cpu);
 }
 
@@ -3740,6 +3927,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_float_retention, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_schema_upgrade, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_schema_v3_blocks, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_schema_v5_blocks, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_select_time_range_gaps, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_retention_then_older_append, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_long_label_values, dir_setup, dir_teardown),
