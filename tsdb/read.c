@@ -807,23 +807,11 @@ struct rb_dense {
     size_t cap;
 };
 
-/* The records of one partition's symbols a rebuild is about to resolve,
- * read beforehand kind by kind in id order (rb_prefetch), by id: MDB_val
- * pointers into the map, valid for the read transaction; mv_data NULL
- * where not read. */
-struct rb_pre {
-    MDB_val *v;
-    size_t cap;
-};
-
 struct rebuild {
     tsdb_reader *r;
     pprof_builder *b;
     struct rb_dense *dense[SYM_KINDS];
     size_t n_dense[SYM_KINDS];
-    uint32_t pre_part;          /* the partition pre[] holds, when pre_ready */
-    bool pre_ready;
-    struct rb_pre pre[SYM_KINDS];
     firn_err *err;
 };
 
@@ -888,172 +876,12 @@ static void rb_put(struct rebuild *rb, enum sym_kind kind, uint32_t part, uint32
 static void rb_free(struct rebuild *rb)
 {
     for (int k = 0; k < SYM_KINDS; k++) {
-        free(rb->pre[k].v);
         for (size_t i = 0; i < rb->n_dense[k]; i++) {
             free(rb->dense[k][i].v);
             free(rb->dense[k][i].shift);
         }
         free(rb->dense[k]);
     }
-}
-
-/* A symbol's record: the prefetched one, or a lookup. */
-static int rb_sym(struct rebuild *rb, uint32_t part, enum sym_kind kind, uint32_t id,
-                  struct cur *out)
-{
-    const struct rb_pre *pre = &rb->pre[kind];
-    if (rb->pre_ready && rb->pre_part == part && id < pre->cap && pre->v[id].mv_data) {
-        out->p = pre->v[id].mv_data;
-        out->end = out->p + pre->v[id].mv_size;
-        out->bad = false;
-        return 0;
-    }
-    return sym_get(rb->r, part, kind, id, out);
-}
-
-/* Ids to read, as a bitmap: a stack's locations and a location's
- * functions repeat across stacks, and the bitmap drops the repeats and
- * yields the ids in order, with no sort. */
-struct idset {
-    uint64_t *bits;
-    size_t words;
-};
-
-static void ids_mark(struct idset *l, uint64_t id)
-{
-    if (id >= RB_DENSE_MAX)   /* only a corrupt record has one: left to the lookups */
-        return;
-    size_t w = (size_t)(id >> 6);
-    if (w >= l->words) {
-        size_t nw = l->words ? l->words * 2 : 64;
-        while (nw <= w)
-            nw *= 2;
-        l->bits = firn_xreallocarray(l->bits, nw, sizeof *l->bits);
-        memset(l->bits + l->words, 0, (nw - l->words) * sizeof *l->bits);
-        l->words = nw;
-    }
-    l->bits[w] |= 1ull << (id & 63);
-}
-
-/* Reads the records of l's ids, in id order, into pre, and hands each to
- * fn, which marks the ids it names; empties l.  A record missing or
- * malformed is left out: the rebuild's own lookup then reports it as
- * before. */
-static void pre_read(struct rebuild *rb, uint32_t part, enum sym_kind kind, struct idset *l,
-                     void (*fn)(struct cur *c, void *ctx), void *ctx)
-{
-    size_t words = l->words;
-    while (words && !l->bits[words - 1])
-        words--;
-    struct rb_pre *pre = &rb->pre[kind];
-    size_t need = words * 64;
-    if (need > pre->cap) {
-        pre->v = firn_xreallocarray(pre->v, need, sizeof *pre->v);
-        pre->cap = need;
-    }
-    memset(pre->v, 0, pre->cap * sizeof *pre->v);
-    for (size_t w = 0; w < words; w++) {
-        uint64_t bits = l->bits[w];
-        l->bits[w] = 0;
-        while (bits) {
-            uint32_t id = (uint32_t)(w * 64 + (uint64_t)__builtin_ctzll(bits));
-            bits &= bits - 1;
-            struct cur c;
-            if (sym_get(rb->r, part, kind, id, &c))
-                continue;
-            pre->v[id] = (MDB_val){(size_t)(c.end - c.p), (void *)c.p};
-            if (fn)
-                fn(&c, ctx);
-        }
-    }
-}
-
-struct pre_ids {
-    struct idset loc, fn, map, str;
-};
-
-static void pre_stack(struct cur *c, void *ctx)
-{
-    struct pre_ids *ids = ctx;
-    uint64_t count = tsdb_cur_varint(c);
-    for (uint64_t i = 0; i < count && !c->bad; i++)
-        ids_mark(&ids->loc, tsdb_cur_varint(c));
-}
-
-static void pre_location(struct cur *c, void *ctx)
-{
-    struct pre_ids *ids = ctx;
-    uint64_t mapping = tsdb_cur_varint(c);
-    tsdb_cur_varint(c);   /* address */
-    tsdb_cur_varint(c);   /* folded */
-    uint64_t nlines = tsdb_cur_varint(c);
-    if (c->bad)
-        return;
-    if (mapping)
-        ids_mark(&ids->map, mapping);
-    for (uint64_t i = 0; i < nlines && !c->bad; i++) {
-        uint64_t fn = tsdb_cur_varint(c);
-        tsdb_cur_zigzag(c);
-        tsdb_cur_zigzag(c);
-        if (fn && !c->bad)
-            ids_mark(&ids->fn, fn);
-    }
-}
-
-/* The first n varints of c: string ids (a function's name, system name
- * and file; a mapping's file and build id). */
-static void pre_names(struct cur *c, int n, struct pre_ids *ids)
-{
-    for (int i = 0; i < n; i++) {
-        uint64_t s = tsdb_cur_varint(c);
-        if (c->bad)
-            return;
-        ids_mark(&ids->str, s);
-    }
-}
-
-static void pre_function(struct cur *c, void *ctx)
-{
-    pre_names(c, 3, ctx);
-}
-
-static void pre_mapping(struct cur *c, void *ctx)
-{
-    pre_names(c, 2, ctx);
-}
-
-/* Reads, kind by kind (stacks, locations, functions and mappings, then
- * strings), the records of partition part that resolving its unresolved
- * stacks among e[0..n) will read, each kind in id order through its
- * cursor: consecutive ids share leaf pages, so most reads land on the page
- * the cursor is on (no descent from the root), where the rebuild's reads
- * in stack order land anywhere.  These are lookups, as the rebuild's own:
- * not a pass over the partition's pages (a damaged page anywhere in a
- * range would be followed; e2e.faults).  What the rebuild then reads and
- * in which order, and so the profile built, are unchanged. */
-static void rb_prefetch(struct rebuild *rb, uint32_t part, const struct acc_entry *e, size_t n)
-{
-    struct pre_ids ids = {0};
-    struct idset stacks = {0};
-    for (size_t i = 0; i < n; i++) {
-        if (i && e[i].stack == e[i - 1].stack)
-            continue;
-        uint32_t *slot = rb_slot(rb, SYM_STACK, part, e[i].stack, NULL);
-        if (slot && !*slot)
-            ids_mark(&stacks, e[i].stack);
-    }
-    rb->pre_part = part;
-    rb->pre_ready = true;
-    pre_read(rb, part, SYM_STACK, &stacks, pre_stack, &ids);
-    pre_read(rb, part, SYM_LOCATION, &ids.loc, pre_location, &ids);
-    pre_read(rb, part, SYM_FUNCTION, &ids.fn, pre_function, &ids);
-    pre_read(rb, part, SYM_MAPPING, &ids.map, pre_mapping, &ids);
-    pre_read(rb, part, SYM_STRING, &ids.str, NULL, NULL);
-    free(stacks.bits);
-    free(ids.loc.bits);
-    free(ids.fn.bits);
-    free(ids.map.bits);
-    free(ids.str.bits);
 }
 
 static int rb_string(struct rebuild *rb, uint32_t part, uint32_t id, int64_t *out)
@@ -1066,7 +894,7 @@ static int rb_string(struct rebuild *rb, uint32_t part, uint32_t id, int64_t *ou
     const char *s;
     size_t len;
     struct cur c;
-    int rc = rb_sym(rb, part, SYM_STRING, id, &c);
+    int rc = sym_get(rb->r, part, SYM_STRING, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "string", id, rc);
     s = (const char *)c.p;
@@ -1081,7 +909,7 @@ static int rb_function(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
     if (rb_get(rb, SYM_FUNCTION, part, id, out))
         return 0;
     struct cur c;
-    int rc = rb_sym(rb, part, SYM_FUNCTION, id, &c);
+    int rc = sym_get(rb->r, part, SYM_FUNCTION, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "function", id, rc);
     uint32_t name = (uint32_t)tsdb_cur_varint(&c), sys = (uint32_t)tsdb_cur_varint(&c),
@@ -1113,7 +941,7 @@ static int rb_mapping(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t *
         return 0;
     }
     struct cur c;
-    int rc = rb_sym(rb, part, SYM_MAPPING, id, &c);
+    int rc = sym_get(rb->r, part, SYM_MAPPING, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "mapping", id, rc);
     uint32_t file = (uint32_t)tsdb_cur_varint(&c), bid = (uint32_t)tsdb_cur_varint(&c);
@@ -1144,7 +972,7 @@ static int rb_location(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
     if (rb_get(rb, SYM_LOCATION, part, id, out))
         return 0;
     struct cur c;
-    int rc = rb_sym(rb, part, SYM_LOCATION, id, &c);
+    int rc = sym_get(rb->r, part, SYM_LOCATION, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "location", id, rc);
     uint32_t mapping = (uint32_t)tsdb_cur_varint(&c);
@@ -1191,7 +1019,7 @@ static int rb_labels(struct rebuild *rb, uint32_t part, uint32_t id, pprof_label
     if (!id)
         return 0;
     struct cur c;
-    int rc = rb_sym(rb, part, SYM_LABELSET, id, &c);
+    int rc = sym_get(rb->r, part, SYM_LABELSET, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "label set", id, rc);
     uint64_t count = tsdb_cur_varint(&c);
@@ -1217,7 +1045,7 @@ static int rb_stack(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t **l
                     size_t *n, size_t *cap)
 {
     struct cur c;
-    int rc = rb_sym(rb, part, SYM_STACK, id, &c);
+    int rc = sym_get(rb->r, part, SYM_STACK, id, &c);
     if (rc)
         return corrupt(rb->r, rb->err, part, "stack", id, rc);
     uint64_t count = tsdb_cur_varint(&c);
@@ -1515,8 +1343,6 @@ static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const str
             if (cs.n <= CANON_LOOKUP_RATIO * distinct)
                 rc = canon_find_in(&rb, &cs, part, &idx_cursor);
         }
-        if (!rc)
-            rb_prefetch(&rb, part, e + i, end - i);
         for (; i < end && !rc; i++) {
             uint32_t c;
             if ((rc = canon_stack(&rb, &cs, part, e[i].stack, &locs, &cap, &c)))

@@ -2917,8 +2917,7 @@ static void test_corrupt_store(void **state)
     tsdb_close(db);
 
     /* symbols missing under intact blocks: an error naming them, the
-     * deepest kind (functions, read ahead of the rebuild by rb_prefetch)
-     * as the stacks */
+     * deepest kind (functions) as the stacks */
     raw_delete_symbols(dir, SYM_FUNCTION);
     db = open_path(dir);
     r = reader_ok(db);
