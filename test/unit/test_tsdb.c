@@ -3481,6 +3481,36 @@ static void test_schema_v5_blocks(void **state)
     pprof_free(cpu);
 }
 
+/* Functions added as distinct keep their order and content, one entry
+ * each, as pprof_builder_function would have added them (none equal). */
+static void test_pprof_builder_distinct(void **state)
+{
+    (void)state;
+    pprof_builder *b = pprof_builder_new(1);
+    int64_t s_a = pprof_builder_string(b, "a", 1), s_f = pprof_builder_string(b, "a.go", 4);
+    pprof_function fa = {.id = 9, .name = s_a, .filename = s_f, .start_line = 3};
+    pprof_function fb = {.id = 9, .name = s_f, .filename = s_a, .start_line = 4};
+    assert_int_equal(pprof_builder_function_distinct(b, &fa), 0);
+    assert_int_equal(pprof_builder_function_distinct(b, &fb), 1);
+    pprof_line l = {.function = 1, .line = 7};
+    pprof_location loc = {.mapping = PPROF_NONE, .address = 0x10, .lines = &l, .n_lines = 1};
+    uint32_t li = pprof_builder_location(b, &loc);
+    int64_t v = 5;
+    pprof_builder_sample(b, &li, 1, &v, NULL, 0);
+    firn_err err = {0};
+    pprof_profile *p = pprof_builder_finish(b, &err);
+    assert_int_equal(p->n_functions, 2);
+    assert_int_equal(p->functions[0].id, 1);
+    assert_int_equal(p->functions[1].id, 2);
+    assert_string_equal(pprof_str(p, p->functions[0].name), "a");
+    assert_string_equal(pprof_str(p, p->functions[0].filename), "a.go");
+    assert_int_equal(p->functions[0].start_line, 3);
+    assert_string_equal(pprof_str(p, p->functions[1].name), "a.go");
+    assert_int_equal(p->functions[1].start_line, 4);
+    assert_int_equal(p->locations[0].lines[0].function, 1);
+    pprof_free(p);
+}
+
 static void test_pprof_builder(void **state)
 {
     (void)state;
@@ -3936,6 +3966,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_stack_sample, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_store, dir_setup, dir_teardown),
         cmocka_unit_test(test_pprof_builder),
+        cmocka_unit_test(test_pprof_builder_distinct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
