@@ -922,8 +922,10 @@ static int rb_function(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
     if ((rc = rb_string(rb, part, name, &f.name)) || (rc = rb_string(rb, part, sys, &f.system_name)) ||
         (rc = rb_string(rb, part, file, &f.filename)))
         return rc;
-    *out = rb->distinct_functions ? pprof_builder_function_distinct(rb->b, &f)
-                                  : pprof_builder_function(rb->b, &f);
+    /* (an id past RB_DENSE_MAX is not remembered, so it could come again) */
+    *out = rb->distinct_functions && id < RB_DENSE_MAX
+               ? pprof_builder_function_distinct(rb->b, &f)
+               : pprof_builder_function(rb->b, &f);
     rb_put(rb, SYM_FUNCTION, part, id, *out);
     return 0;
 }
