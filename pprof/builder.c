@@ -167,6 +167,16 @@ uint32_t pprof_builder_function(pprof_builder *b, const pprof_function *f)
     return idx;
 }
 
+uint32_t pprof_builder_function_distinct(pprof_builder *b, const pprof_function *f)
+{
+    uint32_t next = (uint32_t)b->functions.n;
+    assert(next < PPROF_NONE);
+    pprof_function *slot = vec_push(&b->functions, sizeof *slot);
+    *slot = *f;
+    slot->id = next + 1;
+    return next;
+}
+
 static bool same_mapping(const pprof_builder *b, uint32_t idx, const void *c)
 {
     const pprof_mapping *x = &((pprof_mapping *)b->mappings.v)[idx], *y = c;

@@ -271,6 +271,11 @@ void pprof_builder_time(pprof_builder *b, int64_t time_nanos, int64_t duration_n
  * ignored; l->mapping and its lines' functions are indexes from this
  * builder). */
 uint32_t pprof_builder_function(pprof_builder *b, const pprof_function *f);
+/* Adds f without looking for an equal function: for a caller whose
+ * functions are distinct already (a store partition's, keyed by their
+ * content).  A builder given functions this way must get all of them this
+ * way, as pprof_builder_function would not find these. */
+uint32_t pprof_builder_function_distinct(pprof_builder *b, const pprof_function *f);
 uint32_t pprof_builder_mapping(pprof_builder *b, const pprof_mapping *m);
 uint32_t pprof_builder_location(pprof_builder *b, const pprof_location *l);
 /* pprof_location_identity of a location added so far (an index returned by

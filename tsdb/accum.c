@@ -165,11 +165,22 @@ int tsdb_acc_add(struct acc *a, uint32_t partition, const uint32_t *stacks,
     int64_t *val = p->val;
     uint64_t *seen = p->seen;
     if (!a->keep_labels || !labelsets) {
+        /* The seen bits of a run of ids in one word gather in a register:
+         * ids ascend, so most neighbours share a word, and an OR into
+         * memory per sample chained every sample's store to the next
+         * one's load. */
+        uint64_t word = (uint64_t)stacks[0] >> 6, bits = 0;
         for (size_t i = 0; i < n; i++) {
             uint32_t s = stacks[i];
             val[s] = add_sat(val[s], values[i]);
-            seen[s >> 6] |= 1ull << (s & 63);
+            if (s >> 6 != word) {
+                seen[word] |= bits;
+                word = s >> 6;
+                bits = 0;
+            }
+            bits |= 1ull << (s & 63);
         }
+        seen[word] |= bits;
         return 0;
     }
     for (size_t i = 0; i < n; i++) {

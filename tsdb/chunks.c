@@ -89,24 +89,12 @@ static size_t chunk_encode(unsigned char out[CHUNK_MAX_BYTES], const struct chun
     return len;
 }
 
-/* A zigzag varint at *p (before end), or *bad set.  codec.c's tsdb_cur_*
- * does the same out of line; decoding chunks is most of a range query's
- * read, so this one is inlined. */
+/* A zigzag varint at *p (before end), or *bad set: decoding chunks is most
+ * of a range query's read, so this one is inlined. */
 static inline int64_t get_zz(const unsigned char **p, const unsigned char *end, bool *bad)
 {
-    if (*p < end && !(**p & 0x80)) {   /* most are one byte */
-        uint64_t b = *(*p)++;
-        return (int64_t)(b >> 1) ^ -(int64_t)(b & 1);
-    }
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
-        unsigned char byte = *(*p)++;
-        v |= (uint64_t)(byte & 0x7f) << shift;
-        if (!(byte & 0x80))
-            return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
-    }
-    *bad = true;
-    return 0;
+    uint64_t v = tsdb_varint_at(p, end, bad);
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
 
 /* Decodes the chunk stored under key timestamp first_ts into p (room for

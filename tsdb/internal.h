@@ -68,6 +68,7 @@ enum sym_kind {
 #define BLOCK_HAS_LABELSETS 1u
 #define BLOCK_DEFLATE 2u            /* version 1: body zlib-compressed; raw length follows the header */
 #define BLOCK_ZSTD 4u               /* version 2: body zstd-compressed; raw length follows the header */
+#define BLOCK_STACK_BITMAP 8u       /* version 2, schema 6: the stack column is a bitmap */
 #define BLOCK_COMPRESS_MIN 64       /* bodies shorter than this stay raw */
 #define BLOCK_ZSTD_LEVEL 5          /* docs/ARCHITECTURE.md ("Blocks") says why */
 #define BLOCK_RAW_MAX (256u << 20)  /* a body larger than this is corrupt */
@@ -175,8 +176,36 @@ struct cur {
     bool bad;
 };
 
-uint64_t tsdb_cur_varint(struct cur *c);
-int64_t tsdb_cur_zigzag(struct cur *c);
+/* A varint at *p (before end), or *bad set, 0 returned and *p at end: the
+ * cursor's read, inlined for loops over many values (block columns, chunks
+ * of totals), with one-byte varints, most of them, taken first. */
+static inline uint64_t tsdb_varint_at(const unsigned char **p, const unsigned char *end,
+                                      bool *bad)
+{
+    if (*p < end && !(**p & 0x80))
+        return *(*p)++;
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+        unsigned char byte = *(*p)++;
+        v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            return v;
+    }
+    *bad = true;
+    *p = end;
+    return 0;
+}
+
+static inline uint64_t tsdb_cur_varint(struct cur *c)
+{
+    return tsdb_varint_at(&c->p, c->end, &c->bad);
+}
+
+static inline int64_t tsdb_cur_zigzag(struct cur *c)
+{
+    uint64_t v = tsdb_cur_varint(c);
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
 /* A length-prefixed byte string; points into the value. */
 const unsigned char *tsdb_cur_bytes(struct cur *c, size_t *len);
 
@@ -224,7 +253,11 @@ struct block_sample {
  * body's raw length (varint) and the body compressed, else the body.  The
  * body is columnar: n stack id deltas (ids ascending, varint), then with
  * BLOCK_HAS_LABELSETS n label set ids (varint), then n values divided by
- * gcd (zigzag varint).  Version 1 (schemas 2, 3) had the same header, a
+ * gcd (zigzag varint).  With BLOCK_STACK_BITMAP (schema 6 writes it when
+ * the ids are distinct and it is the shorter column) the stack column is
+ * instead the first id (varint), the bitmap's length in bytes (varint) and
+ * the bitmap, bit k (of byte k / 8, least significant first) standing for
+ * id first + k.  Version 1 (schemas 2, 3) had the same header, a
  * zlib body (BLOCK_DEFLATE) and one row (delta, [labelset], value) per
  * sample. */
 size_t tsdb_block_encode(firn_buf *b, firn_buf *body, ZSTD_CCtx *zstd, struct block_sample *s,
@@ -248,6 +281,11 @@ int tsdb_block_open(struct block_reader *br, const MDB_val *v, struct block_scra
  * overflow).  0, or -1 on a malformed block. */
 int tsdb_block_decode(struct block_reader *br, uint32_t *stacks, uint32_t *labelsets,
                       int64_t *values);
+
+/* Whether two stored blocks hold the same header figures and samples, in
+ * whatever encoding: a retried append re-encodes its profile, and a store
+ * upgraded to schema 6 holds blocks encoded the older way. */
+bool tsdb_block_same(const MDB_val *x, const MDB_val *y);
 
 /* Makes the reader's scratch arrays hold n samples, n being an opened
  * block's count (at most half its body's bytes, which are in memory). */

@@ -810,6 +810,8 @@ struct rb_dense {
 struct rebuild {
     tsdb_reader *r;
     pprof_builder *b;
+    bool distinct_functions;    /* one partition: its function records, keyed
+                                   by content, are distinct (no builder dedup) */
     struct rb_dense *dense[SYM_KINDS];
     size_t n_dense[SYM_KINDS];
     firn_err *err;
@@ -920,7 +922,10 @@ static int rb_function(struct rebuild *rb, uint32_t part, uint32_t id, uint32_t 
     if ((rc = rb_string(rb, part, name, &f.name)) || (rc = rb_string(rb, part, sys, &f.system_name)) ||
         (rc = rb_string(rb, part, file, &f.filename)))
         return rc;
-    *out = pprof_builder_function(rb->b, &f);
+    /* (an id past RB_DENSE_MAX is not remembered, so it could come again) */
+    *out = rb->distinct_functions && id < RB_DENSE_MAX
+               ? pprof_builder_function_distinct(rb->b, &f)
+               : pprof_builder_function(rb->b, &f);
     rb_put(rb, SYM_FUNCTION, part, id, *out);
     return 0;
 }
@@ -1320,6 +1325,12 @@ static pprof_profile *merge_build(tsdb_reader *r, const struct acc *m, const str
     struct rebuild rb = {.r = r, .b = pprof_builder_new(1), .err = err};
     /* entries are sorted by partition */
     struct canon cs = {.keyed = n_entries && e[0].partition != e[n_entries - 1].partition};
+    /* A partition stores a function once (keyed by its names' ids and
+     * start line), so one partition's functions need no builder dedup;
+     * locations do (their key is an identity that need not match what is
+     * rebuilt), and strings too (the builder's own, the sample types',
+     * may be among them). */
+    rb.distinct_functions = !cs.keyed;
     firn_u64map_init(&cs.map, cs.keyed ? n_entries : 0);
     MDB_cursor *idx_cursor = NULL;
     uint32_t *locs = NULL;

@@ -217,7 +217,7 @@ static int open_schema(tsdb *db, firn_err *err)
                                  "%s: an LMDB environment, but not a firn store (no schema "
                                  "record)", db->path);
             }
-            if (version != TSDB_SCHEMA_VERSION && (version < 2 || version > 4)) {
+            if (version != TSDB_SCHEMA_VERSION && (version < 2 || version > 5)) {
                 mdb_txn_abort(txn);
                 return firn_errf(err, FIRN_EINVAL,
                                  "%s: store schema version %u; this firn reads versions 2 to "
@@ -259,7 +259,12 @@ static int open_schema(tsdb *db, firn_err *err)
     }
     /* Version 5 added the chunks of totals.  A writable open of an older
      * store builds them from its per-profile totals in the upgrade's
-     * transaction (below); a read-only open reads the totals as they are. */
+     * transaction (below); a read-only open reads the totals as they are.
+     * Version 6 writes blocks whose stack column is a bitmap
+     * (BLOCK_STACK_BITMAP) and reads the older blocks as ever: a version 5
+     * store is upgraded by recording version 6 (nothing is rewritten), and
+     * a firn before version 6 refuses the upgraded store, as it could not
+     * read its new blocks. */
     rc = mdb_dbi_open(txn, "chunks", ro ? 0 : MDB_CREATE, &db->dbi_chunks);
     db->has_chunks = rc == 0;
     if (rc && !(ro && rc == MDB_NOTFOUND)) {
@@ -279,16 +284,17 @@ static int open_schema(tsdb *db, firn_err *err)
         uint32_t ver = TSDB_SCHEMA_VERSION;
         MDB_val vv = {sizeof ver, &ver};
         uint64_t points = 0;
-        /* an older firn never wrote chunks: none there to keep */
-        if ((rc = mdb_drop(txn, db->dbi_chunks, 0)) ||
-            (rc = tsdb_chunks_build(db, txn, &points))) {
+        /* a firn before version 5 never wrote chunks: none there to keep */
+        if (old_version < 5 && ((rc = mdb_drop(txn, db->dbi_chunks, 0)) ||
+                                (rc = tsdb_chunks_build(db, txn, &points)))) {
             mdb_txn_abort(txn);
             return firn_errf(err, FIRN_EIO,
                              "%s: upgrading the store to schema %d (building the chunks of "
                              "totals): %s", db->path, TSDB_SCHEMA_VERSION, tsdb_strerror(rc));
         }
-        firn_log(FIRN_LOG_INFO, "tsdb", "built the chunks of totals", "path=%s points=%llu",
-                 db->path, (unsigned long long)points);
+        if (old_version < 5)
+            firn_log(FIRN_LOG_INFO, "tsdb", "built the chunks of totals",
+                     "path=%s points=%llu", db->path, (unsigned long long)points);
         if ((rc = mdb_put(txn, db->dbi_meta, &k, &vv, 0)) ||
             (rc = mdb_get(txn, db->dbi_meta, &k, &v))) {
             mdb_txn_abort(txn);

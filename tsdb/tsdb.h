@@ -47,14 +47,16 @@
 #include "model/model.h"
 #include "pprof/pprof.h"
 
-#define TSDB_SCHEMA_VERSION 5   /* 3 adds float series; 4 adds rollups and writes
+#define TSDB_SCHEMA_VERSION 6   /* 3 adds float series; 4 adds rollups and writes
                                    columnar zstd blocks (the old ones are still read);
-                                   5 adds per-series chunks of totals; a version 2 to
-                                   4 store is upgraded in place by a writable open
-                                   (its chunks are built from its totals in that
-                                   open; nothing else is rewritten; compaction then
-                                   rolls up what it holds); a read-only open reads it
-                                   as it is */
+                                   5 adds per-series chunks of totals; 6 writes the
+                                   stack column of dense blocks as a bitmap (the old
+                                   blocks are still read); a version 2 to 5 store is
+                                   upgraded in place by a writable open (a store
+                                   before 5 has its chunks built from its totals in
+                                   that open; nothing else is rewritten; compaction
+                                   then rolls up what it holds); a read-only open
+                                   reads it as it is */
 #define TSDB_DEFAULT_RETENTION_MS (15LL * 24 * 3600 * 1000)   /* 15d, as Prometheus */
 
 typedef struct tsdb tsdb;

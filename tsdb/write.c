@@ -814,7 +814,9 @@ static int same_profile(struct writer *w, MDB_txn *txn, struct prepared *pp, con
         MDB_val k = {sizeof kb, kb}, v;
         if ((rc = mdb_get(txn, w->db->dbi_samples, &k, &v)))
             return rc == MDB_NOTFOUND ? 0 : rc;
-        if (v.mv_size != w->val.len || memcmp(v.mv_data, w->val.data, v.mv_size) != 0)
+        MDB_val mine = {w->val.len, w->val.data};
+        if ((v.mv_size != mine.mv_size || memcmp(v.mv_data, mine.mv_data, v.mv_size) != 0) &&
+            !tsdb_block_same(&v, &mine))
             return 0;
     }
     *same = rc == 0;

@@ -310,7 +310,7 @@ int bench_tsdb(const char **files, size_t n_files, long targets, long profiles, 
                     rc = firn_errf(err, FIRN_ENOMEM, "out of memory");
             }
         if (!rc && n_go)
-            go = bench_go_merge(dir, go_files, n_go, "bench tsdb", log);
+            go = bench_go_merge(dir, go_files, n_go, "bench tsdb", log, NULL);
     }
     tsdb_stats st = {0};
     if (!rc && tsdb_stats_get(b.db, &st, err) < 0)

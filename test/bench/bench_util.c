@@ -6,6 +6,7 @@
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -66,7 +67,16 @@ double bench_merge(tsdb *db, const firn_matcher *m, size_t n_m, int64_t start, i
     return merged ? secs : -1;
 }
 
-double bench_go_merge(const char *dir, char **files, size_t n, const char *who, FILE *log)
+static double children_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+double bench_go_merge(const char *dir, char **files, size_t n, const char *who, FILE *log,
+                      double *cpu)
 {
     char **argv = calloc(n + 8, sizeof *argv);
     if (!argv)
@@ -81,7 +91,7 @@ double bench_go_merge(const char *dir, char **files, size_t n, const char *who, 
         argv[a++] = files[i];
     char out[4096];
     snprintf(out, sizeof out, "%s/go-merged.pb.gz", dir);
-    double start = bench_now();
+    double start = bench_now(), cpu0 = children_cpu();
     pid_t pid = fork();
     if (pid == 0) {
         if (!freopen(out, "w", stdout) || !freopen("/dev/null", "w", stderr))
@@ -97,6 +107,8 @@ double bench_go_merge(const char *dir, char **files, size_t n, const char *who, 
     bool ok = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
               WEXITSTATUS(status) == 0;
     double secs = bench_now() - start;
+    if (cpu)
+        *cpu = children_cpu() - cpu0;
     free(argv);
     if (!ok) {
         fprintf(log, "%s: `go tool pprof -proto` failed (status %d); is golang-go installed?\n",

@@ -19,7 +19,9 @@ double bench_merge(tsdb *db, const firn_matcher *m, size_t n_m, int64_t start, i
                    tsdb_merge_stats *st, firn_err *err);
 /* Runs `go tool pprof -proto` on files (output and Go's scratch in dir);
  * seconds, or -1 (said on log, prefixed with who) when go is missing or
- * fails. */
-double bench_go_merge(const char *dir, char **files, size_t n, const char *who, FILE *log);
+ * fails.  *cpu (when not NULL): the CPU seconds (user and system) of go
+ * and the processes it waited for. */
+double bench_go_merge(const char *dir, char **files, size_t n, const char *who, FILE *log,
+                      double *cpu);
 
 #endif

@@ -514,7 +514,7 @@ static void test_chunks_upgrade(void **state)
     assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
     assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
     memcpy(&ver, v.mv_data, sizeof ver);
-    assert_int_equal(ver, 5);
+    assert_int_equal(ver, TSDB_SCHEMA_VERSION);
     mdb_txn_abort(txn);
     mdb_env_close(env);
     free(W.items);

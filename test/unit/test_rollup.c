@@ -620,7 +620,7 @@ static void test_rollup_upgrade(void **state)
     assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
     uint32_t ver;
     memcpy(&ver, v.mv_data, sizeof ver);
-    assert_int_equal(ver, 5);
+    assert_int_equal(ver, TSDB_SCHEMA_VERSION);
     mdb_txn_abort(txn);
     mdb_env_close(env);
     dataset_free(&cpu);

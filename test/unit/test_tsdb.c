@@ -35,6 +35,7 @@
 
 #include "pprof/pprof.h"
 #include "tsdb/tsdb.h"
+#include "tsdb/internal.h"   /* the block codec, tested directly */
 
 #define FX_CPU "pyro-pkg_og_convert_pprof_testdata_cpu.pb.gz"       /* samples, cpu */
 #define FX_LABELS "pyro-pkg_pprof_testdata_go.cpu.labels.pprof"     /* samples, cpu; labels */
@@ -2501,6 +2502,210 @@ static void test_many_series(void **state)
     pprof_free(p);
 }
 
+/* Decodes block b (as stored) into fresh arrays; -1 on a malformed one. */
+static int block_roundtrip(const firn_buf *b, uint64_t *n, uint32_t **stacks, uint32_t **ls,
+                           int64_t **values)
+{
+    MDB_val v = {b->len, b->data};
+    struct block_reader br;
+    struct block_scratch scratch = {0};
+    int rc = tsdb_block_open(&br, &v, &scratch);
+    if (rc == 0) {
+        *n = br.n;
+        *stacks = calloc(br.n + 1, sizeof **stacks);
+        *ls = calloc(br.n + 1, sizeof **ls);
+        *values = calloc(br.n + 1, sizeof **values);
+        assert_non_null(*stacks);
+        assert_non_null(*ls);
+        assert_non_null(*values);
+        rc = tsdb_block_decode(&br, *stacks, *ls, *values);
+    }
+    tsdb_block_scratch_free(&scratch);
+    return rc;
+}
+
+/* The column decoder takes runs of eight one-byte varints at once and the
+ * rest one at a time: blocks whose stack deltas and value quotients mix
+ * one- and multi-byte varints at every offset, stack ids up to UINT32_MAX
+ * (where eight deltas could overflow), and gcds past INT64_MAX / 64 decode
+ * to exactly the samples encoded. */
+static void test_block_columns(void **state)
+{
+    (void)state;
+    ZSTD_CCtx *z = ZSTD_createCCtx();
+    assert_non_null(z);
+    const size_t sizes[] = {1, 7, 8, 9, 15, 16, 17, 100, 1000, 5003};
+    for (int shape = 0; shape < 4; shape++)
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            size_t n = sizes[si];
+            struct block_sample *in = calloc(n, sizeof *in);
+            int64_t *want = calloc(n, sizeof *want);
+            uint32_t *want_stack = calloc(n, sizeof *want_stack);
+            assert_true(in && want && want_stack);
+            uint64_t rng = 0x9e3779b97f4a7c15ull + n + (uint64_t)shape;
+            /* shape 3 ends at UINT32_MAX; the others start at 0 */
+            uint32_t stack = shape == 3 ? UINT32_MAX - (uint32_t)(n - 1) : 0;
+            for (size_t i = 0; i < n; i++) {
+                rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+                if (i && shape != 3)
+                    stack += rng % 11 == 0 ? 200 + (uint32_t)(rng % 5000) : 1 + (uint32_t)(rng % 3);
+                else if (i)
+                    stack++;
+                int64_t q = (int64_t)(rng >> 8 & 63) - 32;   /* one byte zigzagged */
+                if (rng % 7 == 0)
+                    q = (int64_t)(rng >> 20 & 0xffff) - 0x8000;   /* two or three */
+                int64_t g = shape == 1 ? (INT64_C(1) << 58) : shape == 2 ? 3 : 10000000;
+                if (shape == 1)   /* a gcd past INT64_MAX / 64: quotients -1, 0, 1 */
+                    q = (int64_t)(rng >> 8 & 1) - (int64_t)(rng >> 9 & 1);
+                in[i] = (struct block_sample){stack, 0, q * g};
+                want_stack[i] = stack;
+                want[i] = q * g;
+            }
+            /* encode sorts and may merge nothing: ids are distinct */
+            firn_buf b = {0}, body = {0};
+            size_t kept = tsdb_block_encode(&b, &body, z, in, n, 1, 1);
+            assert_int_equal(kept, n);
+            /* consecutive ids (shape 3) make a bitmap; gaps of hundreds
+             * (shape 0) make deltas */
+            bool bitmap = (unsigned char)b.data[1] & BLOCK_STACK_BITMAP;
+            if (shape == 3 && n >= 7)
+                assert_true(bitmap);
+            if (shape == 0 && n >= 100)
+                assert_false(bitmap);
+            uint64_t got_n = 0;
+            uint32_t *stacks = NULL, *ls = NULL;
+            int64_t *values = NULL;
+            assert_int_equal(block_roundtrip(&b, &got_n, &stacks, &ls, &values), 0);
+            assert_int_equal(got_n, n);
+            for (size_t i = 0; i < n; i++) {
+                assert_int_equal(stacks[i], want_stack[i]);
+                assert_int_equal(ls[i], 0);
+                assert_true(values[i] == want[i]);
+            }
+            free(stacks);
+            free(ls);
+            free(values);
+            firn_buf_free(&b);
+            firn_buf_free(&body);
+            free(in);
+            free(want);
+            free(want_stack);
+        }
+
+    /* label sets of one stack repeat its id: deltas, whatever the density */
+    struct block_sample lab[40];
+    for (uint32_t i = 0; i < 40; i++)
+        lab[i] = (struct block_sample){i / 2, i % 2 + 1, 3 * (int64_t)i + 1};
+    firn_buf lb = {0}, lbody = {0};
+    assert_int_equal(tsdb_block_encode(&lb, &lbody, z, lab, 40, 1, 1), 40);
+    assert_false((unsigned char)lb.data[1] & BLOCK_STACK_BITMAP);
+    {
+        uint64_t ln;
+        uint32_t *st = NULL, *ls = NULL;
+        int64_t *vs = NULL;
+        assert_int_equal(block_roundtrip(&lb, &ln, &st, &ls, &vs), 0);
+        for (uint32_t i = 0; i < 40; i++) {
+            assert_int_equal(st[i], i / 2);
+            assert_int_equal(ls[i], i % 2 + 1);
+            assert_int_equal(vs[i], 3 * (int64_t)i + 1);
+        }
+        free(st);
+        free(ls);
+        free(vs);
+    }
+    firn_buf_free(&lb);
+    firn_buf_free(&lbody);
+    ZSTD_freeCCtx(z);
+
+    /* Hand-made raw bitmap columns (first id, length, bits), then values:
+     * a count the bits disagree with, a bitmap past the body, and an id
+     * past UINT32_MAX are corrupt; spare high bits of the last byte past
+     * UINT32_MAX are not. */
+    const struct {
+        unsigned char blk[32];
+        size_t len;
+        int want;
+    } bm[] = {
+        /* n 3: first 10, one byte 0b111, values 1 2 3 */
+        {{BLOCK_VERSION, BLOCK_STACK_BITMAP, 3, 0, 0, 0, 1, 10, 1, 0x07, 2, 4, 6}, 13, 0},
+        /* n 3 but four bits */
+        {{BLOCK_VERSION, BLOCK_STACK_BITMAP, 3, 0, 0, 0, 1, 10, 1, 0x0f, 2, 4, 6}, 13, -1},
+        /* n 3 but two bits */
+        {{BLOCK_VERSION, BLOCK_STACK_BITMAP, 3, 0, 0, 0, 1, 10, 1, 0x05, 2, 4, 6}, 13, -1},
+        /* a length of 9 bytes in a body of 5 */
+        {{BLOCK_VERSION, BLOCK_STACK_BITMAP, 3, 0, 0, 0, 1, 10, 9, 0x07, 2, 4, 6}, 13, -1},
+        /* first UINT32_MAX - 1, bits 0 1 2: the third is past UINT32_MAX */
+        {{BLOCK_VERSION, BLOCK_STACK_BITMAP, 3, 0, 0, 0, 1, 0xfe, 0xff, 0xff, 0xff, 0x0f, 1,
+          0x07, 2, 4, 6}, 17, -1},
+        /* first UINT32_MAX - 1, bits 0 1 (of a byte whose other bits would
+         * be past it) */
+        {{BLOCK_VERSION, BLOCK_STACK_BITMAP, 2, 0, 0, 0, 1, 0xfe, 0xff, 0xff, 0xff, 0x0f, 1,
+          0x03, 2, 4}, 16, 0},
+    };
+    for (size_t i = 0; i < sizeof bm / sizeof bm[0]; i++) {
+        firn_buf bb = {.data = (char *)bm[i].blk, .len = bm[i].len};
+        uint64_t bn = 0;
+        uint32_t *st = NULL, *ls = NULL;
+        int64_t *vs = NULL;
+        assert_int_equal(block_roundtrip(&bb, &bn, &st, &ls, &vs), bm[i].want);
+        if (bm[i].want == 0 && bn == 3) {
+            for (uint32_t k = 0; k < 3; k++) {
+                assert_int_equal(st[k], 10 + k);
+                assert_int_equal(vs[k], k + 1);
+            }
+        } else if (bm[i].want == 0) {
+            assert_int_equal(st[0], UINT32_MAX - 1);
+            assert_int_equal(st[1], UINT32_MAX);
+        }
+        free(st);
+        free(ls);
+        free(vs);
+    }
+
+    /* Hand-made raw (uncompressed) version 2 bodies.  Eight one-byte
+     * deltas after a stack id of UINT32_MAX - 16 pass UINT32_MAX: corrupt. */
+    static const unsigned char over[] = {
+        BLOCK_VERSION, 0, 9, 0, 0, 0, 1,                        /* n 9, gcd 1 */
+        0xef, 0xff, 0xff, 0xff, 0x0f,                           /* UINT32_MAX - 16 */
+        2, 2, 2, 2, 2, 2, 2, 127,                               /* + 141 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0};                             /* values */
+    firn_buf hb = {.data = (char *)over, .len = sizeof over};
+    uint64_t hn;
+    uint32_t *hs = NULL, *hl = NULL;
+    int64_t *hv = NULL;
+    assert_int_equal(block_roundtrip(&hb, &hn, &hs, &hl, &hv), -1);
+    free(hs);
+    free(hl);
+    free(hv);
+    /* Quotients -64 and 63 (one byte each) times a gcd of INT64_MAX / 32
+     * do not fit: they saturate; times INT64_MAX / 64 they are exact. */
+    for (int big = 0; big < 2; big++) {
+        uint64_t g = big ? (uint64_t)INT64_MAX / 32 : (uint64_t)INT64_MAX / 64;
+        unsigned char blk[64] = {BLOCK_VERSION, 0, 8, 0, 0, 0};
+        size_t k = 6;
+        for (uint64_t v = g; ; v >>= 7) {   /* the gcd, a varint */
+            blk[k++] = (unsigned char)(v & 0x7f) | (v >= 0x80 ? 0x80 : 0);
+            if (v < 0x80)
+                break;
+        }
+        for (int i = 0; i < 8; i++)
+            blk[k++] = 1;                            /* stacks 1, 2, ..., 8 */
+        for (int i = 0; i < 8; i++)
+            blk[k++] = i % 2 ? 126 : 127;            /* 63 and -64, zigzagged */
+        firn_buf bb = {.data = (char *)blk, .len = k};
+        assert_int_equal(block_roundtrip(&bb, &hn, &hs, &hl, &hv), 0);
+        for (int i = 0; i < 8; i++) {
+            assert_int_equal(hs[i], (uint32_t)i + 1);
+            int64_t want = big ? (i % 2 ? INT64_MAX : INT64_MIN)
+                               : (i % 2 ? 63 : -64) * (int64_t)g;
+            assert_true(hv[i] == want);
+        }
+        free(hs);
+        free(hl);
+        free(hv);
+    }
+}
+
 static void test_extreme_values(void **state)
 {
     const char *dir = *state;
@@ -2634,7 +2839,8 @@ static void raw_corrupt_blocks(const char *dir)
 }
 
 /* Deletes every stack symbol of a closed store. */
-static void raw_delete_stacks(const char *dir)
+/* Deletes every symbol of one kind, as a damaged store may lack them. */
+static void raw_delete_symbols(const char *dir, enum sym_kind kind)
 {
     MDB_env *env;
     MDB_txn *txn;
@@ -2649,7 +2855,7 @@ static void raw_delete_stacks(const char *dir)
     MDB_val k, v;
     int deleted = 0;
     for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;) {
-        if (((unsigned char *)k.mv_data)[4] == 5) {   /* SYM_STACK */
+        if (((unsigned char *)k.mv_data)[4] == kind) {
             assert_int_equal(mdb_cursor_del(c, 0), 0);
             deleted++;
             rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
@@ -2710,8 +2916,31 @@ static void test_corrupt_store(void **state)
     tsdb_reader_close(r);
     tsdb_close(db);
 
-    /* symbols missing under intact blocks: an error naming them */
-    raw_delete_stacks(dir);
+    /* symbols missing under intact blocks: an error naming them, the
+     * deepest kind (functions) as the stacks */
+    raw_delete_symbols(dir, SYM_FUNCTION);
+    db = open_path(dir);
+    r = reader_ok(db);
+    select_ok(r, NULL, 0, INT64_MIN, INT64_MAX, &set);
+    int fn_missing = 0;
+    for (size_t i = 0; i < set.n; i++) {
+        firn_err err = {0};
+        pprof_profile *m =
+            tsdb_merge(r, &set.series[i].id, 1, INT64_MIN, INT64_MAX, NULL, NULL, &err);
+        if (m) {
+            pprof_free(m);
+            continue;
+        }
+        if (strstr(err.msg, "function") && strstr(err.msg, "missing or corrupt"))
+            fn_missing++;
+        else
+            assert_non_null(strstr(err.msg, "corrupt block"));
+    }
+    assert_int_equal(fn_missing, 2);
+    tsdb_series_set_free(&set);
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    raw_delete_symbols(dir, SYM_STACK);
     db = open_path(dir);
     r = reader_ok(db);
     select_ok(r, NULL, 0, INT64_MIN, INT64_MAX, &set);
@@ -2980,7 +3209,7 @@ static void test_schema_upgrade(void **state)
     assert_int_equal(tsdb_append_floats(db, s, 1, NULL, &err), 0);
     assert_int_equal(select_count(db, &m, 1, INT64_MIN, INT64_MAX), 2);
     tsdb_close(db);
-    assert_int_equal(raw_schema_version(dir), 5);
+    assert_int_equal(raw_schema_version(dir), TSDB_SCHEMA_VERSION);
 }
 
 /* The samples of one block, copied by a scan. */
@@ -3132,13 +3361,154 @@ static void test_schema_v3_blocks(void **state)
     pprof_free(m);
     tsdb_reader_close(r);
     tsdb_close(db);
-    assert_int_equal(raw_schema_version(dir), 5);
+    assert_int_equal(raw_schema_version(dir), 6);
 
-    uint32_t v6 = 6;
-    raw_put(dir, "meta", "schema_version", &v6, sizeof v6);
+    uint32_t v7 = 7;
+    raw_put(dir, "meta", "schema_version", &v7, sizeof v7);
     test_options(&o, dir);
-    open_refused(&o, "schema version 6; this firn reads versions 2 to 5", NULL);
+    open_refused(&o, "schema version 7; this firn reads versions 2 to 6", NULL);
     pprof_free(cpu);
+}
+
+/* The stored block of series id at ts, copied into out (room for size). */
+static size_t raw_get_block(const char *dir, uint64_t series, int64_t ts, unsigned char *out,
+                            size_t size)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi samples;
+    unsigned char key[16];
+    for (int i = 0; i < 8; i++) {
+        key[i] = (unsigned char)(series >> (56 - 8 * i));
+        key[8 + i] = (unsigned char)((uint64_t)ts >> (56 - 8 * i));
+    }
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "samples", 0, &samples), 0);
+    MDB_val k = {16, key}, v;
+    assert_int_equal(mdb_get(txn, samples, &k, &v), 0);
+    assert_true(v.mv_size <= size);
+    memcpy(out, v.mv_data, v.mv_size);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return v.mv_size;
+}
+
+/* A version 5 store, whose blocks have the stack column as deltas (made
+ * here by hand, uncompressed, in place of the block the append wrote with
+ * a bitmap): read as it is by a read-only open; a writable open records
+ * version 6 and rewrites nothing; the same profile appended again is still
+ * a duplicate though its new encoding differs from the stored one. */
+static void test_schema_v5_blocks(void **state)
+{
+    const char *dir = *state;
+    tsdb *db = open_path(dir);
+    pprof_profile *cpu = decode_fixture(FX_CPU);
+    firn_label job[] = {{"job", "x"}};
+    append_ok(db, cpu, job, 1, "process_cpu", 5000);
+    tsdb_reader *r = reader_ok(db);
+    uint64_t id = series_id(r, CPU_NAME, "job", "x");
+    static struct block_copy c;
+    firn_err err = {0};
+    assert_int_equal(tsdb_scan(r, id, 5000, 5000, 0, block_copy_fn, &c, &err), 0);
+    pprof_profile *want = merge_ok(r, &id, 1, INT64_MIN, INT64_MAX, false, NULL);
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    assert_true(c.n > 1);
+    static unsigned char stored[1 << 20];
+    raw_get_block(dir, id, 5000, stored, sizeof stored);
+    assert_true(stored[1] & BLOCK_STACK_BITMAP);   /* a profile's ids are dense */
+
+    /* what schema 5 wrote: deltas, then values (gcd 1), here raw */
+    static unsigned char b[1 << 20];
+    unsigned char *p = b;
+    int64_t total = 0;
+    for (size_t i = 0; i < c.n; i++)
+        total += c.values[i];
+    *p++ = BLOCK_VERSION;
+    *p++ = 0;
+    put_varint(&p, c.n);
+    put_zigzag(&p, total);
+    put_zigzag(&p, c.duration_nanos);
+    put_zigzag(&p, c.period);
+    put_varint(&p, 1);
+    size_t hl = (size_t)(p - b);
+    uint32_t prev = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        put_varint(&p, c.stacks[i] - prev);
+        prev = c.stacks[i];
+    }
+    for (size_t i = 0; i < c.n; i++)
+        put_zigzag(&p, c.values[i]);
+    raw_put_block(dir, id, 5000, b, (size_t)(p - b), hl);
+    uint32_t v5 = 5;
+    raw_put(dir, "meta", "schema_version", &v5, sizeof v5);
+
+    tsdb_options o;
+    test_options(&o, dir);
+    o.read_only = true;
+    db = open_ok(&o);
+    r = reader_ok(db);
+    pprof_profile *m = merge_ok(r, &id, 1, INT64_MIN, INT64_MAX, false, NULL);
+    assert_int_equal(total_of(m, 0), total);
+    assert_int_equal(m->n_samples, want->n_samples);
+    pprof_free(m);
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    assert_int_equal(raw_schema_version(dir), 5);   /* a read-only open changes nothing */
+
+    db = open_path(dir);   /* upgrades */
+    assert_int_equal(raw_get_block(dir, id, 5000, stored, sizeof stored), (size_t)(p - b));
+    assert_int_equal(memcmp(stored, b, (size_t)(p - b)), 0);   /* not rewritten */
+    bool dup = false;
+    tsdb_append_req again = {.labels = job, .n_labels = 1, .profile_name = "process_cpu",
+                             .profile = cpu, .timestamp_ms = 5000, .duplicate = &dup};
+    assert_int_equal(tsdb_append(db, &again, &err), 0);
+    assert_true(dup);
+    cpu->samples[0].values[1]++;
+    append_refused(db, cpu, job, 1, "process_cpu", 5000, "already has a different profile");
+    append_ok(db, cpu, job, 1, "process_cpu", 6000);
+    r = reader_ok(db);
+    m = merge_ok(r, &id, 1, INT64_MIN, INT64_MAX, false, NULL);
+    assert_int_equal(total_of(m, 0), 2 * total + 1);
+    pprof_free(m);
+    tsdb_reader_close(r);
+    tsdb_close(db);
+    assert_int_equal(raw_schema_version(dir), 6);
+    pprof_free(want);
+    pprof_free(cpu);
+}
+
+/* Functions added as distinct keep their order and content, one entry
+ * each, as pprof_builder_function would have added them (none equal). */
+static void test_pprof_builder_distinct(void **state)
+{
+    (void)state;
+    pprof_builder *b = pprof_builder_new(1);
+    int64_t s_a = pprof_builder_string(b, "a", 1), s_f = pprof_builder_string(b, "a.go", 4);
+    pprof_function fa = {.id = 9, .name = s_a, .filename = s_f, .start_line = 3};
+    pprof_function fb = {.id = 9, .name = s_f, .filename = s_a, .start_line = 4};
+    assert_int_equal(pprof_builder_function_distinct(b, &fa), 0);
+    assert_int_equal(pprof_builder_function_distinct(b, &fb), 1);
+    pprof_line l = {.function = 1, .line = 7};
+    pprof_location loc = {.mapping = PPROF_NONE, .address = 0x10, .lines = &l, .n_lines = 1};
+    uint32_t li = pprof_builder_location(b, &loc);
+    int64_t v = 5;
+    pprof_builder_sample(b, &li, 1, &v, NULL, 0);
+    firn_err err = {0};
+    pprof_profile *p = pprof_builder_finish(b, &err);
+    assert_int_equal(p->n_functions, 2);
+    assert_int_equal(p->functions[0].id, 1);
+    assert_int_equal(p->functions[1].id, 2);
+    assert_string_equal(pprof_str(p, p->functions[0].name), "a");
+    assert_string_equal(pprof_str(p, p->functions[0].filename), "a.go");
+    assert_int_equal(p->functions[0].start_line, 3);
+    assert_string_equal(pprof_str(p, p->functions[1].name), "a.go");
+    assert_int_equal(p->functions[1].start_line, 4);
+    assert_int_equal(p->locations[0].lines[0].function, 1);
+    pprof_free(p);
 }
 
 static void test_pprof_builder(void **state)
@@ -3586,14 +3956,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_float_retention, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_schema_upgrade, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_schema_v3_blocks, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_schema_v5_blocks, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_select_time_range_gaps, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_retention_then_older_append, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_long_label_values, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_many_series, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_extreme_values, dir_setup, dir_teardown),
+        cmocka_unit_test(test_block_columns),
         cmocka_unit_test_setup_teardown(test_empty_stack_sample, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_store, dir_setup, dir_teardown),
         cmocka_unit_test(test_pprof_builder),
+        cmocka_unit_test(test_pprof_builder_distinct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
