@@ -145,13 +145,21 @@ struct search {
     __u32 lo, hi;
 };
 
+/* The process's mappings are searched through the entry found once (a
+ * hash look-up per step cost more than the rest of the step). */
+struct search_proc {
+    __u64 key;
+    const struct profile_proc *proc;
+    __u32 lo, hi;
+};
+
 static long search_mapping(__u32 index, void *ctx)
 {
-    struct search *q = ctx;
+    struct search_proc *q = ctx;
     if (q->lo >= q->hi)
         return 1;
     __u32 mid = (q->lo + q->hi) / 2;
-    const struct profile_proc *proc = bpf_map_lookup_elem(&unwind_procs, &q->id);
+    const struct profile_proc *proc = q->proc;
     if (!proc)
         return 1;
     if (proc->maps[mid & (PROFILE_MAX_MAPPINGS - 1)].start <= q->key)
@@ -193,11 +201,11 @@ static long search_row(__u32 index, void *ctx)
     return 0;
 }
 
-/* The executable mapping of process pid (entry proc) holding pc, or NULL. */
+/* The executable mapping of a process (its entry proc) holding pc, or NULL. */
 static __always_inline const struct profile_mapping *find_mapping(const struct profile_proc *proc,
-                                                                   __u32 pid, __u64 pc)
+                                                                   __u64 pc)
 {
-    struct search q = {.key = pc, .id = pid, .lo = 0, .hi = proc->n};
+    struct search_proc q = {.key = pc, .proc = proc, .lo = 0, .hi = proc->n};
     if (q.hi > PROFILE_MAX_MAPPINGS)
         q.hi = PROFILE_MAX_MAPPINGS;
     bpf_loop(8, search_mapping, &q, 0);   /* 2^7 > PROFILE_MAX_MAPPINGS */
@@ -255,7 +263,7 @@ static long walk_step(__u32 index, void *unused)
 
     const struct profile_proc *proc = bpf_map_lookup_elem(&unwind_procs, &w->pid);
     __u64 pc = w->exact ? w->ip : w->ip - 1;
-    const struct profile_mapping *m = proc ? find_mapping(proc, w->pid, pc) : NULL;
+    const struct profile_mapping *m = proc ? find_mapping(proc, pc) : NULL;
     const struct profile_unwind_row *row = NULL;
     __u32 why = WALK_NO_TABLE;
     if (m && m->table) {

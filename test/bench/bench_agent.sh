@@ -67,7 +67,11 @@
 #     stacks of the machine's long blocks: (switch time + exit time - exit
 #     runs x offcpu_exit_filter_ns) / switch runs), plus the workload's
 #     system calls per switch times offcpu_syscall_extra_ns;
-#   offcpu_pct_of_core_at_10k_switches: that, at 10,000 switches a second.
+#   offcpu_pct_of_core_at_10k_switches: that, at 10,000 switches a second;
+#   offcpu_ns_per_long_switch, offcpu_pct_of_core_at_10k_long_switches:
+#     the same from a fourth run with --off-cpu-min-block=0, where every
+#     block is long and has its stacks taken (the machine's too): what a
+#     machine whose every switch is a long block would pay.
 # Needs root (BPF and system-wide perf events): exits 77 without it.
 # Progress goes to standard error; whatever the script starts it stops.
 set -uo pipefail
@@ -209,16 +213,18 @@ if [ -n "$OFFCPU" ]; then
     stats_before=$(sysctl -n kernel.bpf_stats_enabled) || die "cannot read kernel.bpf_stats_enabled"
     trap 'sysctl -q kernel.bpf_stats_enabled="$stats_before"; e2e_cleanup' EXIT
     # prog_stats PID: "NAME RUN_CNT RUN_TIME_NS" of each BPF program the
-    # process holds (its fds' fdinfo; the name from bpftool)
+    # process holds (the fdinfo of its program fds -- its link fds name a
+    # program too, without counts; the name from bpftool)
     prog_stats() {
-        local f id
+        local f line
         for f in /proc/"$1"/fdinfo/*; do
-            id=$(awk '/^prog_id:/ { print $2 }' "$f" 2>/dev/null)
-            [ -n "$id" ] || continue
-            printf '%s %s\n' "$(bpftool prog show id "$id" 2>/dev/null |
-                awk '{ for (i = 1; i < NF; i++) if ($i == "name") { print $(i + 1); exit } }')" \
-                "$(awk '/^run_cnt:/ { c = $2 } /^run_time_ns:/ { t = $2 } END { print c + 0, t + 0 }' "$f")"
-        done
+            line=$(awk '/^prog_id:/ { id = $2 } /^run_cnt:/ { c = $2; n = 1 } /^run_time_ns:/ { t = $2 }
+                END { if (id != "" && n) print id, c, t }' "$f" 2>/dev/null)
+            [ -n "$line" ] || continue
+            set -- $line
+            printf '%s %s %s\n' "$(bpftool prog show id "$1" 2>/dev/null |
+                awk '{ for (i = 1; i < NF; i++) if ($i == "name") { print $(i + 1); exit } }')" "$2" "$3"
+        done | sort -u
     }
     # offcpu_under NAME ARGS...: under an agent started with ARGS, the best
     # of three getppid() loops ($tmp/sys.NAME) and the paced workload's
@@ -249,6 +255,7 @@ if [ -n "$OFFCPU" ]; then
     offcpu_under plain
     offcpu_under off --off-cpu
     offcpu_under filter --off-cpu --off-cpu-min-block=1h
+    offcpu_under long --off-cpu --off-cpu-min-block=0
     stop_pid "$FIRN_PID"
     sys_plain=$(cat "$tmp/sys.plain") sys_off=$(cat "$tmp/sys.off")
     [[ $sys_plain =~ ^[0-9.]+$ && $sys_off =~ ^[0-9.]+$ ]] || die "the system-call loop printed no figure"
@@ -258,8 +265,11 @@ if [ -n "$OFFCPU" ]; then
     read -r exit_runs exit_ns <<<"$(prog off off_cpu_return)"
     read -r fswitch_runs fswitch_ns <<<"$(prog filter off_cpu_switch)"
     read -r fexit_runs fexit_ns <<<"$(prog filter off_cpu_return)"
+    read -r lswitch_runs lswitch_ns <<<"$(prog long off_cpu_switch)"
+    read -r lexit_runs lexit_ns <<<"$(prog long off_cpu_return)"
     [[ ${switch_runs:-0} -gt 0 && ${exit_runs:-0} -gt 0 && ${fswitch_runs:-0} -gt 0 &&
-        ${fexit_runs:-0} -gt 0 ]] || die "no run counts of the off-CPU programs (kernel.bpf_stats_enabled)"
+        ${fexit_runs:-0} -gt 0 && ${lswitch_runs:-0} -gt 0 && ${lexit_runs:-0} -gt 0 ]] ||
+        die "no run counts of the off-CPU programs (kernel.bpf_stats_enabled)"
     [[ $(paced off switches) -gt 0 && $(paced plain switches) -gt 0 ]] ||
         die "the paced workload printed no switches"
 fi
@@ -300,7 +310,8 @@ if [ -n "$OFFCPU" ]; then
         -v sw="$(paced off switches)" -v sc="$(paced off syscalls)" -v cpu_off="$(paced off cpu_ns)" \
         -v swp="$(paced plain switches)" -v cpu_plain="$(paced plain cpu_ns)" \
         -v sr="$switch_runs" -v sn="$switch_ns" -v er="$exit_runs" -v en="$exit_ns" \
-        -v fsr="$fswitch_runs" -v fsn="$fswitch_ns" -v fer="$fexit_runs" -v fen="$fexit_ns" 'BEGIN {
+        -v fsr="$fswitch_runs" -v fsn="$fswitch_ns" -v fer="$fexit_runs" -v fen="$fexit_ns" \
+        -v lsr="$lswitch_runs" -v lsn="$lswitch_ns" -v ler="$lexit_runs" -v len="$lexit_ns" 'BEGIN {
         extra = so - sp; if (extra < 0) extra = 0
         switch_ns = sn / sr; exit_ns = en / er; per_switch = sc / sw; exit_filter = fen / fer
         printf "syscall_ns %.1f\noffcpu_syscall_ns %.1f\noffcpu_syscall_extra_ns %.1f\n", sp, so, extra
@@ -311,5 +322,8 @@ if [ -n "$OFFCPU" ]; then
         printf "paced_cpu_ns_per_switch %.0f\noffcpu_paced_cpu_ns_per_switch %.0f\n", cpu_plain / swp, cpu_off / sw
         beyond = (sn + en - er * exit_filter) / sr; if (beyond < switch_ns) beyond = switch_ns
         d = 2 * beyond + per_switch * extra
-        printf "offcpu_ns_per_switch %.0f\noffcpu_pct_of_core_at_10k_switches %.2f\n", d, d * 10000 / 1e9 * 100 }'
+        printf "offcpu_ns_per_switch %.0f\noffcpu_pct_of_core_at_10k_switches %.2f\n", d, d * 10000 / 1e9 * 100
+        beyond = (lsn + len - ler * exit_filter) / lsr; if (beyond < lsn / lsr) beyond = lsn / lsr
+        d = 2 * beyond + per_switch * extra
+        printf "offcpu_ns_per_long_switch %.0f\noffcpu_pct_of_core_at_10k_long_switches %.2f\n", d, d * 10000 / 1e9 * 100 }'
 fi

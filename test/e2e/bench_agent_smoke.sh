@@ -21,7 +21,8 @@ figures=(seconds frequency_hz baseline_iterations agent_cpu_s_per_min agent_stea
     agent_profiles_pushed syscall_ns offcpu_syscall_ns offcpu_syscall_extra_ns paced_switches_per_s
     paced_syscalls_per_switch offcpu_switch_prog_ns offcpu_exit_prog_ns offcpu_switch_calls_per_s
     offcpu_exit_calls_per_s offcpu_switch_filter_ns offcpu_exit_filter_ns paced_cpu_ns_per_switch offcpu_paced_cpu_ns_per_switch
-    offcpu_ns_per_switch offcpu_pct_of_core_at_10k_switches)
+    offcpu_ns_per_switch offcpu_pct_of_core_at_10k_switches offcpu_ns_per_long_switch
+    offcpu_pct_of_core_at_10k_long_switches)
 out=$(timeout 240 bash "$HERE/../bench/bench_agent.sh" "$1" "$2" "$3" --seconds 3 --offcpu-workload "$4")
 rc=$?
 [ $rc -eq 0 ] && ok "bench_agent.sh exits 0" || fail "bench_agent.sh exited $rc"
