@@ -506,14 +506,10 @@ OFF_COUNTS_MAP(off_counts1);
 #define TASK_RUNNING 0
 
 /* A kernel stack being read (per CPU: the walk's scratch is the sampler's). */
-struct kstack {
-    struct profile_stack stack;
-};
-
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __type(key, __u32);
-    __type(value, struct kstack);
+    __type(value, struct profile_stack);
     __uint(max_entries, 1);
 } off_scratch SEC(".maps");
 
@@ -522,10 +518,10 @@ struct {
 static __always_inline __u64 task_kernel_stack(struct task_struct *task)
 {
     __u32 zero = 0;
-    struct kstack *k = bpf_map_lookup_elem(&off_scratch, &zero);
+    struct profile_stack *k = bpf_map_lookup_elem(&off_scratch, &zero);
     if (!k)
         return 0;
-    long n = bpf_get_task_stack(task, &k->stack, sizeof k->stack, 0);
+    long n = bpf_get_task_stack(task, k, sizeof *k, 0);
     if (n <= 0) {
         stat_inc(PROFILE_STAT_KERNEL_STACK_ERRORS);
         return 0;
@@ -534,16 +530,16 @@ static __always_inline __u64 task_kernel_stack(struct task_struct *task)
     __u32 end = frames;
     barrier_var(end);   /* clang would drop the bound the verifier needs to see */
     if (end < PROFILE_MAX_DEPTH)
-        k->stack.pcs[end] = 0;   /* the end mark */
+        k->pcs[end] = 0;   /* the end mark */
     /* another seed than the user stacks': the two never share a key.  A
      * plain bounded loop over the frames read: a bpf_loop step per frame
      * (a call and a map lookup each) cost more than the hashing */
     __u64 hash = 0x84222325cbf29ce4ULL;
 #pragma clang loop unroll(disable)
     for (__u32 i = 0; i < PROFILE_MAX_DEPTH && i < frames; i++)
-        hash = (hash ^ k->stack.pcs[i]) * 0x100000001b3ULL;
+        hash = (hash ^ k->pcs[i]) * 0x100000001b3ULL;
     hash |= 1ULL << 63;
-    if (bpf_map_update_elem(&off_kstacks, &hash, &k->stack, BPF_ANY) != 0)
+    if (bpf_map_update_elem(&off_kstacks, &hash, k, BPF_ANY) != 0)
         return 0;
     return hash;
 }
