@@ -442,12 +442,12 @@ int profile_sample(struct bpf_perf_event_data *ctx)
  * 1. tp_btf/sched_switch, the thread leaving while blocked (its state is
  *    not TASK_RUNNING: sleeping, waiting for I/O, a futex, poll...; a
  *    thread preempted while runnable leaves in TASK_RUNNING, or with the
- *    preempt flag, and waits for nothing): note the time and where its
- *    user registers point (ip, sp).
+ *    preempt flag, and waits for nothing): note the time.
  * 2. The same tracepoint, the thread coming back: away for at least
  *    off_cpu_min_ns, its kernel stack (still the one it blocked with: it
  *    has not run yet) goes to off_kstacks (bpf_get_task_stack works on
- *    another task) and the block waits for step 3.  A thread that blocks
+ *    another task), where its user registers point (ip, sp) is noted, and
+ *    the block waits for step 3.  A thread that blocks
  *    again before its system call returns adds the next long block to it.
  * 3. tp_btf/sys_exit, in the thread's own context, where its user memory
  *    can be read: if the user registers are those of step 1 (the block
@@ -574,9 +574,21 @@ int off_cpu_switch(__u64 *ctx)
         __u64 away = now - st->ts;
         st->ts = 0;
         if (away >= off_cpu_min_ns) {
+            /* its user registers are still those it entered the kernel
+             * with (it has not run since): read here, for long blocks
+             * only.  Blocked long again before the system call returned:
+             * its blocks add up; a block left over from elsewhere (a page
+             * fault) is dropped.  The pointer is read directly (BTF), not
+             * by helper calls. */
+            struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(next);
+            __u64 ip = regs->ip, sp = regs->sp;
+            if (st->away && (st->ip != ip || st->sp != sp))
+                st->away = 0;
             if (st->away == 0)   /* the first long block of this system call */
                 st->kernel_hash = task_kernel_stack(next);
             st->away += away;
+            st->ip = ip;
+            st->sp = sp;
         }
     }
     *pending = st && st->away ? next->pid : 0;
@@ -587,16 +599,7 @@ int off_cpu_switch(__u64 *ctx)
     st = bpf_task_storage_get(&off_states, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (!st)
         return 0;
-    /* bpf_task_pt_regs' pointer is read directly (BTF), not by helper calls */
-    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
-    __u64 ip = regs->ip, sp = regs->sp;
-    /* blocked again before the system call returned: its blocks add up;
-     * a block left over from elsewhere (a page fault) is dropped */
-    if (st->away && (st->ip != ip || st->sp != sp))
-        st->away = 0;
     st->ts = now ? now : bpf_ktime_get_ns();
-    st->ip = ip;
-    st->sp = sp;
     return 0;
 }
 
