@@ -251,7 +251,8 @@ if [ -n "$OFFCPU" ]; then
     }
     start_firn "$FIRN" "$tmp/firn-oc.log" --web.listen-address=127.0.0.1:0 \
         --storage.tsdb.path="$tmp/data-oc" || die "firn did not start: $(tail -3 "$tmp/firn-oc.log")"
-    note "system calls and a paced 10,000 switches/s under firn-agent, then under firn-agent --off-cpu"
+    note "system calls and a paced 10,000 switches/s under firn-agent, then with --off-cpu," \
+        "--off-cpu --off-cpu-min-block=1h (no stacks), --off-cpu --off-cpu-min-block=0 (all stacks)"
     offcpu_under plain
     offcpu_under off --off-cpu
     offcpu_under filter --off-cpu --off-cpu-min-block=1h
