@@ -145,13 +145,21 @@ struct search {
     __u32 lo, hi;
 };
 
+/* The process's mappings are searched through the entry found once (a
+ * hash look-up per step cost more than the rest of the step). */
+struct search_proc {
+    __u64 key;
+    const struct profile_proc *proc;
+    __u32 lo, hi;
+};
+
 static long search_mapping(__u32 index, void *ctx)
 {
-    struct search *q = ctx;
+    struct search_proc *q = ctx;
     if (q->lo >= q->hi)
         return 1;
     __u32 mid = (q->lo + q->hi) / 2;
-    const struct profile_proc *proc = bpf_map_lookup_elem(&unwind_procs, &q->id);
+    const struct profile_proc *proc = q->proc;
     if (!proc)
         return 1;
     if (proc->maps[mid & (PROFILE_MAX_MAPPINGS - 1)].start <= q->key)
@@ -193,11 +201,11 @@ static long search_row(__u32 index, void *ctx)
     return 0;
 }
 
-/* The executable mapping of process pid (entry proc) holding pc, or NULL. */
+/* The executable mapping of a process (its entry proc) holding pc, or NULL. */
 static __always_inline const struct profile_mapping *find_mapping(const struct profile_proc *proc,
-                                                                   __u32 pid, __u64 pc)
+                                                                   __u64 pc)
 {
-    struct search q = {.key = pc, .id = pid, .lo = 0, .hi = proc->n};
+    struct search_proc q = {.key = pc, .proc = proc, .lo = 0, .hi = proc->n};
     if (q.hi > PROFILE_MAX_MAPPINGS)
         q.hi = PROFILE_MAX_MAPPINGS;
     bpf_loop(8, search_mapping, &q, 0);   /* 2^7 > PROFILE_MAX_MAPPINGS */
@@ -255,7 +263,7 @@ static long walk_step(__u32 index, void *unused)
 
     const struct profile_proc *proc = bpf_map_lookup_elem(&unwind_procs, &w->pid);
     __u64 pc = w->exact ? w->ip : w->ip - 1;
-    const struct profile_mapping *m = proc ? find_mapping(proc, w->pid, pc) : NULL;
+    const struct profile_mapping *m = proc ? find_mapping(proc, pc) : NULL;
     const struct profile_unwind_row *row = NULL;
     __u32 why = WALK_NO_TABLE;
     if (m && m->table) {
@@ -434,12 +442,12 @@ int profile_sample(struct bpf_perf_event_data *ctx)
  * 1. tp_btf/sched_switch, the thread leaving while blocked (its state is
  *    not TASK_RUNNING: sleeping, waiting for I/O, a futex, poll...; a
  *    thread preempted while runnable leaves in TASK_RUNNING, or with the
- *    preempt flag, and waits for nothing): note the time and where its
- *    user registers point (ip, sp).
+ *    preempt flag, and waits for nothing): note the time.
  * 2. The same tracepoint, the thread coming back: away for at least
  *    off_cpu_min_ns, its kernel stack (still the one it blocked with: it
  *    has not run yet) goes to off_kstacks (bpf_get_task_stack works on
- *    another task) and the block waits for step 3.  A thread that blocks
+ *    another task), where its user registers point (ip, sp) is noted, and
+ *    the block waits for step 3.  A thread that blocks
  *    again before its system call returns adds the next long block to it.
  * 3. tp_btf/sys_exit, in the thread's own context, where its user memory
  *    can be read: if the user registers are those of step 1 (the block
@@ -447,6 +455,17 @@ int profile_sample(struct bpf_perf_event_data *ctx)
  *    to its key in the current generation's off_counts.  A block that was
  *    not a system call's (a page fault's I/O) is dropped at the next one,
  *    whose registers differ.
+ *
+ * sys_exit runs on every system call of every process, and nearly all of
+ * them have no block waiting; so step 2 also notes, per CPU, the thread it
+ * switched in if that thread has one (off_pending), and sys_exit, whose
+ * thread is the CPU's last switched in, looks no further when the note is
+ * not its thread: an inlined per-CPU array read instead of a task-storage
+ * lookup (measured in README, "bench agent").  A kernel with BPF task work
+ * (6.18) could run step 3 only in threads that blocked long, without the
+ * global hook; its verifier refuses to schedule the work from a
+ * non-sleepable program ("sleepable callback in a program that is not
+ * sleepable"), and sched_switch programs cannot sleep.
  *
  * The kernel stacks live in an LRU map of their own, read but not deleted
  * by drains (a count may name one taken a generation earlier). */
@@ -487,57 +506,52 @@ OFF_COUNTS_MAP(off_counts1);
 #define TASK_RUNNING 0
 
 /* A kernel stack being read (per CPU: the walk's scratch is the sampler's). */
-struct kstack {
-    struct profile_stack stack;
-    __u64 hash;
-};
-
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __type(key, __u32);
-    __type(value, struct kstack);
+    __type(value, struct profile_stack);
     __uint(max_entries, 1);
 } off_scratch SEC(".maps");
-
-static long hash_frame(__u32 index, void *ctx)
-{
-    __u32 zero = 0;
-    struct kstack *k = bpf_map_lookup_elem(&off_scratch, &zero);
-    if (!k)
-        return 1;
-    /* bpf_loop's bound keeps index below PROFILE_MAX_DEPTH; the mask shows
-     * the verifier that it stays inside the value */
-    __u64 pc = k->stack.pcs[index & 127];
-    if (pc == 0)
-        return 1;
-    k->hash = (k->hash ^ pc) * 0x100000001b3ULL;
-    return 0;
-}
 
 /* The kernel stack of task (not running) into off_kstacks; its key, 0
  * when it could not be read. */
 static __always_inline __u64 task_kernel_stack(struct task_struct *task)
 {
     __u32 zero = 0;
-    struct kstack *k = bpf_map_lookup_elem(&off_scratch, &zero);
+    struct profile_stack *k = bpf_map_lookup_elem(&off_scratch, &zero);
     if (!k)
         return 0;
-    long n = bpf_get_task_stack(task, &k->stack, sizeof k->stack, 0);
+    long n = bpf_get_task_stack(task, k, sizeof *k, 0);
     if (n <= 0) {
         stat_inc(PROFILE_STAT_KERNEL_STACK_ERRORS);
         return 0;
     }
     __u32 frames = (__u64)n / sizeof(__u64);
-    if (frames < PROFILE_MAX_DEPTH)
-        k->stack.pcs[frames] = 0;   /* the end mark */
-    /* another seed than the user stacks': the two never share a key */
-    k->hash = 0x84222325cbf29ce4ULL;
-    bpf_loop(PROFILE_MAX_DEPTH, hash_frame, NULL, 0);
-    __u64 hash = k->hash | (1ULL << 63);
-    if (bpf_map_update_elem(&off_kstacks, &hash, &k->stack, BPF_ANY) != 0)
+    __u32 end = frames;
+    barrier_var(end);   /* clang would drop the bound the verifier needs to see */
+    if (end < PROFILE_MAX_DEPTH)
+        k->pcs[end] = 0;   /* the end mark */
+    /* another seed than the user stacks': the two never share a key.  A
+     * plain bounded loop over the frames read: a bpf_loop step per frame
+     * (a call and a map lookup each) cost more than the hashing */
+    __u64 hash = 0x84222325cbf29ce4ULL;
+#pragma clang loop unroll(disable)
+    for (__u32 i = 0; i < PROFILE_MAX_DEPTH && i < frames; i++)
+        hash = (hash ^ k->pcs[i]) * 0x100000001b3ULL;
+    hash |= 1ULL << 63;
+    if (bpf_map_update_elem(&off_kstacks, &hash, k, BPF_ANY) != 0)
         return 0;
     return hash;
 }
+
+/* Per CPU: the thread last switched in, if a long block of it waits for
+ * sys_exit; else 0. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __type(key, __u32);
+    __type(value, __u32);
+    __uint(max_entries, 1);
+} off_pending SEC(".maps");
 
 SEC("tp_btf/sched_switch")
 int off_cpu_switch(__u64 *ctx)
@@ -546,40 +560,57 @@ int off_cpu_switch(__u64 *ctx)
     struct task_struct *prev = (struct task_struct *)ctx[1];
     struct task_struct *next = (struct task_struct *)ctx[2];
     unsigned int prev_state = (unsigned int)ctx[3];
+    __u32 zero = 0;
+    __u32 *pending = bpf_map_lookup_elem(&off_pending, &zero);
+    if (!pending)
+        return 0;
+    __u64 now = 0;
 
-    /* next comes back: was it away long enough to count? */
-    struct off_state *st = bpf_task_storage_get(&off_states, next, 0, 0);
+    /* next comes back: was it away long enough to count?  The idle task
+     * and kernel threads (no mm) never have a note: no lookup for them. */
+    struct off_state *st = next->mm ? bpf_task_storage_get(&off_states, next, 0, 0) : NULL;
     if (st && st->ts) {
-        __u64 away = bpf_ktime_get_ns() - st->ts;
+        now = bpf_ktime_get_ns();
+        __u64 away = now - st->ts;
         st->ts = 0;
         if (away >= off_cpu_min_ns) {
+            /* its user registers are still those it entered the kernel
+             * with (it has not run since): read here, for long blocks
+             * only.  Blocked long again before the system call returned:
+             * its blocks add up; a block left over from elsewhere (a page
+             * fault) is dropped.  The pointer is read directly (BTF), not
+             * by helper calls. */
+            struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(next);
+            __u64 ip = regs->ip, sp = regs->sp;
+            if (st->away && (st->ip != ip || st->sp != sp))
+                st->away = 0;
             if (st->away == 0)   /* the first long block of this system call */
                 st->kernel_hash = task_kernel_stack(next);
             st->away += away;
+            st->ip = ip;
+            st->sp = sp;
         }
     }
+    *pending = st && st->away ? next->pid : 0;
 
     /* prev leaves: note it when it blocks */
-    if (preempt || prev_state == TASK_RUNNING || prev->tgid == 0 || !prev->mm)
+    if (preempt || prev_state == TASK_RUNNING || !prev->mm)
         return 0;   /* runnable, the idle task, a kernel thread */
     st = bpf_task_storage_get(&off_states, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (!st)
         return 0;
-    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
-    __u64 ip = BPF_CORE_READ(regs, ip), sp = BPF_CORE_READ(regs, sp);
-    /* blocked again before the system call returned: its blocks add up;
-     * a block left over from elsewhere (a page fault) is dropped */
-    if (st->away && (st->ip != ip || st->sp != sp))
-        st->away = 0;
-    st->ts = bpf_ktime_get_ns();
-    st->ip = ip;
-    st->sp = sp;
+    st->ts = now ? now : bpf_ktime_get_ns();
     return 0;
 }
 
 SEC("tp_btf/sys_exit")
 int off_cpu_return(__u64 *ctx)
 {
+    __u32 zero = 0;
+    __u32 *pending = bpf_map_lookup_elem(&off_pending, &zero);
+    if (!pending || *pending == 0)
+        return 0;   /* nearly every system call: nothing waits on this CPU */
+    *pending = 0;
     struct task_struct *task = bpf_get_current_task_btf();
     struct off_state *st = bpf_task_storage_get(&off_states, task, 0, 0);
     if (!st || st->away == 0)
@@ -587,7 +618,7 @@ int off_cpu_return(__u64 *ctx)
     __u64 away = st->away;
     st->away = 0;
     struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-    if (BPF_CORE_READ(regs, ip) != st->ip || BPF_CORE_READ(regs, sp) != st->sp)
+    if (regs->ip != st->ip || regs->sp != st->sp)
         return 0;   /* not this system call's block */
 
     __u64 id = bpf_get_current_pid_tgid();

@@ -39,11 +39,39 @@
 #   agent_bpf_map_mb (what the kernel charges for the agent's maps),
 #   agent_unwind_tables, agent_unwind_table_mb, agent_table_walked_stacks,
 #   agent_push_requests, agent_profiles_pushed (one request a drain);
-#   with --offcpu-workload (test/agent/offcpu_workload.c): its ping-pong
-#   under the agent and under the agent with --off-cpu for S seconds each:
-#   pingpong_switches_per_s, offcpu_pingpong_slowdown_pct,
-#   offcpu_ns_per_switch (the time a round trip gained over its switches),
-#   offcpu_pct_of_core_at_10k_switches
+#   with --offcpu-workload (test/agent/offcpu_workload.c), what --off-cpu
+#   costs, under the agent without it (the anchor) and with it:
+#   syscall_ns, offcpu_syscall_ns: the CPU time of a getppid() (the best
+#     of three 2 s loops), offcpu_syscall_extra_ns their difference (the
+#     sys_exit hook puts every system call of every process on the
+#     kernel's slow exit path and runs the program);
+#   paced_switches_per_s, paced_syscalls_per_switch: the workload's paced
+#     mode for S seconds, a fixed 10,000 blocking switches a second (pipe
+#     ping-pong paced by a timer, so the rate does not depend on what the
+#     profiler costs);
+#   offcpu_switch_prog_ns, offcpu_exit_prog_ns, offcpu_switch_calls_per_s,
+#     offcpu_exit_calls_per_s: what the kernel counts for the two programs
+#     during that run (kernel.bpf_stats_enabled, set for the run and put
+#     back: run_time_ns / run_cnt, every process of the machine, its
+#     long blocks' stacks included; the counting's own cost too);
+#   offcpu_switch_filter_ns, offcpu_exit_filter_ns: the same with
+#     --off-cpu-min-block=1h (a third run: no block is long, no stack is
+#     taken), what every switch and every system call pays;
+#   paced_cpu_ns_per_switch, offcpu_paced_cpu_ns_per_switch: the paced
+#     workload's own CPU (user + system) per switch without and with
+#     --off-cpu -- a direct measure, but noisy on a busy machine;
+#   offcpu_ns_per_switch: what --off-cpu adds per blocking switch, from
+#     the figures above that do not depend on the machine's noise: two
+#     sched_switch runs (the thread leaves, and comes back), each with its
+#     share of the programs' time beyond the system calls' own filter (the
+#     stacks of the machine's long blocks: (switch time + exit time - exit
+#     runs x offcpu_exit_filter_ns) / switch runs), plus the workload's
+#     system calls per switch times offcpu_syscall_extra_ns;
+#   offcpu_pct_of_core_at_10k_switches: that, at 10,000 switches a second;
+#   offcpu_ns_per_long_switch, offcpu_pct_of_core_at_10k_long_switches:
+#     the same from a fourth run with --off-cpu-min-block=0, where every
+#     block is long and has its stacks taken (the machine's too): what a
+#     machine whose every switch is a long block would pay.
 # Needs root (BPF and system-wide perf events): exits 77 without it.
 # Progress goes to standard error; whatever the script starts it stops.
 set -uo pipefail
@@ -180,34 +208,71 @@ wait_for 30 test -s "$tmp/perf-dwarf.data" ||
 measure perf_dwarf "$perf_dwarf_pid"
 rm -f "$tmp/perf.data" "$tmp/perf-dwarf.data"
 
-# -- off-CPU: what --off-cpu costs a machine switching contexts as fast as
-# it can (two threads ping-ponging a byte through pipes): the round trips
-# under the agent with --off-cpu against under the agent without it
+# -- off-CPU: what --off-cpu costs, beside the agent without it
 if [ -n "$OFFCPU" ]; then
-    # pingpong_under NAME ARGS...: the workload's round trips and switches
-    # under an agent started with ARGS, as "TRIPS SWITCHES" in $tmp/pp.NAME
-    pingpong_under() {
+    stats_before=$(sysctl -n kernel.bpf_stats_enabled) || die "cannot read kernel.bpf_stats_enabled"
+    trap 'sysctl -q kernel.bpf_stats_enabled="$stats_before"; e2e_cleanup' EXIT
+    # prog_stats PID: "NAME RUN_CNT RUN_TIME_NS" of each BPF program the
+    # process holds (the fdinfo of its program fds -- its link fds name a
+    # program too, without counts; the name from bpftool)
+    prog_stats() {
+        local f line
+        for f in /proc/"$1"/fdinfo/*; do
+            line=$(awk '/^prog_id:/ { id = $2 } /^run_cnt:/ { c = $2; n = 1 } /^run_time_ns:/ { t = $2 }
+                END { if (id != "" && n) print id, c, t }' "$f" 2>/dev/null)
+            [ -n "$line" ] || continue
+            set -- $line
+            printf '%s %s %s\n' "$(bpftool prog show id "$1" 2>/dev/null |
+                awk '{ for (i = 1; i < NF; i++) if ($i == "name") { print $(i + 1); exit } }')" "$2" "$3"
+        done | sort -u
+    }
+    # offcpu_under NAME ARGS...: under an agent started with ARGS, the best
+    # of three getppid() loops ($tmp/sys.NAME) and the paced workload's
+    # figures ($tmp/paced.NAME), with the agent's programs' run counts and
+    # times over that run ($tmp/progs.NAME)
+    offcpu_under() {
         local name=$1
         shift
         "$AGENT" --remote-store-address="http://127.0.0.1:$FIRN_PORT" --http-address=127.0.0.1:0 \
-            --sampling-frequency="$HZ" "$@" >"$tmp/agent-pp.log" 2>&1 &
+            --sampling-frequency="$HZ" "$@" >"$tmp/agent-oc.log" 2>&1 &
         local pid=$!
         track_pid "$pid"
-        wait_for 30 grep -q 'agent is ready' "$tmp/agent-pp.log" ||
-            die "firn-agent $* did not start: $(tail -3 "$tmp/agent-pp.log")"
-        "$OFFCPU" pingpong "$SECONDS_RUN" |
-            awk '{ v[$1] = $2 } END { print v["round_trips"], v["switches"] }' >"$tmp/pp.$name"
+        wait_for 30 grep -q 'agent is ready' "$tmp/agent-oc.log" ||
+            die "firn-agent $* did not start: $(tail -3 "$tmp/agent-oc.log")"
+        for _ in 1 2 3; do "$OFFCPU" syscalls 2; done |
+            awk '$1 == "ns_per_syscall" && (m == "" || $2 < m) { m = $2 } END { print m }' >"$tmp/sys.$name"
+        sysctl -q kernel.bpf_stats_enabled=1 || die "cannot set kernel.bpf_stats_enabled"
+        prog_stats "$pid" | sort >"$tmp/progs0"
+        "$OFFCPU" paced "$SECONDS_RUN" 10000 >"$tmp/paced.$name"
+        prog_stats "$pid" | sort >"$tmp/progs1"
+        sysctl -q kernel.bpf_stats_enabled="$stats_before"
+        join "$tmp/progs0" "$tmp/progs1" | awk '{ print $1, $4 - $2, $5 - $3 }' >"$tmp/progs.$name"
         stop_pid "$pid" INT
     }
-    start_firn "$FIRN" "$tmp/firn-pp.log" --web.listen-address=127.0.0.1:0 \
-        --storage.tsdb.path="$tmp/data-pp" || die "firn did not start: $(tail -3 "$tmp/firn-pp.log")"
-    note "ping-pong under firn-agent, then under firn-agent --off-cpu"
-    pingpong_under plain
-    pingpong_under off --off-cpu
-    read -r pp_trips pp_switches <"$tmp/pp.plain"
-    read -r pp_off_trips pp_off_switches <"$tmp/pp.off"
-    [[ $pp_trips =~ ^[0-9]+$ && $pp_off_trips =~ ^[0-9]+$ ]] || die "the ping-pong printed no round trips"
+    start_firn "$FIRN" "$tmp/firn-oc.log" --web.listen-address=127.0.0.1:0 \
+        --storage.tsdb.path="$tmp/data-oc" || die "firn did not start: $(tail -3 "$tmp/firn-oc.log")"
+    note "system calls and a paced 10,000 switches/s under firn-agent, then with --off-cpu," \
+        "--off-cpu --off-cpu-min-block=1h (no stacks), --off-cpu --off-cpu-min-block=0 (all stacks)"
+    offcpu_under plain
+    offcpu_under off --off-cpu
+    offcpu_under filter --off-cpu --off-cpu-min-block=1h
+    offcpu_under long --off-cpu --off-cpu-min-block=0
     stop_pid "$FIRN_PID"
+    sys_plain=$(cat "$tmp/sys.plain") sys_off=$(cat "$tmp/sys.off")
+    [[ $sys_plain =~ ^[0-9.]+$ && $sys_off =~ ^[0-9.]+$ ]] || die "the system-call loop printed no figure"
+    paced() { awk -v k="$2" '$1 == k { print $2 }' "$tmp/paced.$1"; }
+    prog() { awk -v n="$2" '$1 == n { print $2, $3 }' "$tmp/progs.$1"; }
+    read -r switch_runs switch_ns <<<"$(prog off off_cpu_switch)"
+    read -r exit_runs exit_ns <<<"$(prog off off_cpu_return)"
+    read -r fswitch_runs fswitch_ns <<<"$(prog filter off_cpu_switch)"
+    read -r fexit_runs fexit_ns <<<"$(prog filter off_cpu_return)"
+    read -r lswitch_runs lswitch_ns <<<"$(prog long off_cpu_switch)"
+    read -r lexit_runs lexit_ns <<<"$(prog long off_cpu_return)"
+    [[ ${switch_runs:-0} -gt 0 && ${exit_runs:-0} -gt 0 && ${fswitch_runs:-0} -gt 0 &&
+        ${fexit_runs:-0} -gt 0 && ${lswitch_runs:-0} -gt 0 && ${lexit_runs:-0} -gt 0 ]] ||
+        die "no run counts of the off-CPU programs (kernel.bpf_stats_enabled)"
+    [[ $(paced off switches) -gt 0 && $(paced plain switches) -gt 0 ]] ||
+        die "the paced workload printed no switches"
 fi
 
 agent_per_min=$(per_min "$agent_cpu")
@@ -242,10 +307,24 @@ echo "agent_table_walked_stacks ${agent_walked:-0}"
 echo "agent_push_requests ${agent_requests:-0}"
 echo "agent_profiles_pushed ${agent_pushed:-0}"
 if [ -n "$OFFCPU" ]; then
-    echo "pingpong_switches_per_s $(awk -v n="$pp_switches" -v s="$SECONDS_RUN" 'BEGIN { printf "%.0f", n / s }')"
-    echo "offcpu_pingpong_slowdown_pct $(slowdown "$pp_trips" "$pp_off_trips")"
-    # the time each switch gained, and what that is at 10,000 switches a second
-    awk -v a="$pp_trips" -v b="$pp_off_trips" -v n="$pp_off_switches" -v s="$SECONDS_RUN" 'BEGIN {
-        d = (s / b - s / a) * 1e9 / (n / b); if (d < 0) d = 0
-        printf "offcpu_ns_per_switch %.0f\noffcpu_pct_of_core_at_10k_switches %.2f\n", d, d * 10000 / 1e9 * 100 }'
+    awk -v sp="$sys_plain" -v so="$sys_off" -v s="$SECONDS_RUN" \
+        -v sw="$(paced off switches)" -v sc="$(paced off syscalls)" -v cpu_off="$(paced off cpu_ns)" \
+        -v swp="$(paced plain switches)" -v cpu_plain="$(paced plain cpu_ns)" \
+        -v sr="$switch_runs" -v sn="$switch_ns" -v er="$exit_runs" -v en="$exit_ns" \
+        -v fsr="$fswitch_runs" -v fsn="$fswitch_ns" -v fer="$fexit_runs" -v fen="$fexit_ns" \
+        -v lsr="$lswitch_runs" -v lsn="$lswitch_ns" -v ler="$lexit_runs" -v len="$lexit_ns" 'BEGIN {
+        extra = so - sp; if (extra < 0) extra = 0
+        switch_ns = sn / sr; exit_ns = en / er; per_switch = sc / sw; exit_filter = fen / fer
+        printf "syscall_ns %.1f\noffcpu_syscall_ns %.1f\noffcpu_syscall_extra_ns %.1f\n", sp, so, extra
+        printf "paced_switches_per_s %.0f\npaced_syscalls_per_switch %.2f\n", sw / s, per_switch
+        printf "offcpu_switch_prog_ns %.0f\noffcpu_exit_prog_ns %.0f\n", switch_ns, exit_ns
+        printf "offcpu_switch_calls_per_s %.0f\noffcpu_exit_calls_per_s %.0f\n", sr / s, er / s
+        printf "offcpu_switch_filter_ns %.0f\noffcpu_exit_filter_ns %.0f\n", fsn / fsr, exit_filter
+        printf "paced_cpu_ns_per_switch %.0f\noffcpu_paced_cpu_ns_per_switch %.0f\n", cpu_plain / swp, cpu_off / sw
+        beyond = (sn + en - er * exit_filter) / sr; if (beyond < switch_ns) beyond = switch_ns
+        d = 2 * beyond + per_switch * extra
+        printf "offcpu_ns_per_switch %.0f\noffcpu_pct_of_core_at_10k_switches %.2f\n", d, d * 10000 / 1e9 * 100
+        beyond = (lsn + len - ler * exit_filter) / lsr; if (beyond < lsn / lsr) beyond = lsn / lsr
+        d = 2 * beyond + per_switch * extra
+        printf "offcpu_ns_per_long_switch %.0f\noffcpu_pct_of_core_at_10k_long_switches %.2f\n", d, d * 10000 / 1e9 * 100 }'
 fi
