@@ -116,8 +116,10 @@ static int expected_wire_type(uint64_t field)
     }
 }
 
+/* Also copies the top-level fields that are not table elements (fields 2
+ * to 6), tag and all and in order, into header (step 3 unpacks them). */
 static int scan_top_level(const unsigned char *b, size_t len, struct counts *c,
-                          const pprof_limits *lim, firn_err *err)
+                          firn_buf *header, const pprof_limits *lim, firn_err *err)
 {
     if (len == 0)
         return firn_errf(err, FIRN_EINVAL, "%s: the input is empty", NOT_PPROF);
@@ -183,6 +185,8 @@ static int scan_top_level(const unsigned char *b, size_t len, struct counts *c,
             return firn_errf(err, FIRN_EINVAL, "%s: byte %zu: invalid wire type %d for field %llu",
                              NOT_PPROF, at, wt, (unsigned long long)field);
         }
+        if (field < 2 || field > 6)
+            firn_buf_append(header, b + at, pos - at);
         switch (field) {
         case 2: c->samples++; break;
         case 3: c->mappings++; break;
@@ -316,8 +320,8 @@ ID_ACCESSORS(pprof_function, function)
  * sample, a location, ...) on its own into a scratch arena that is reset
  * for the next, and the element is copied into the profile at once; the
  * other top-level fields (sample types, period, comments, the scalars and
- * any unknown ones) are gathered, in their order, and unpacked together as
- * one Profile message.  Unpacking the whole Profile instead built a tree of
+ * any unknown ones) are gathered by the scan, in their order, and unpacked
+ * together as one Profile message.  Unpacking the whole Profile instead built a tree of
  * protobuf-c structs twice the profile's size (23.8 MB for Go's 20k-sample
  * large.cpu) before the profile was made from it: memory and cache misses
  * paid by every decode.  The bytes protobuf-c reads are the same; only the
@@ -384,11 +388,6 @@ static void next_field(const unsigned char *b, size_t len, size_t *pos, uint64_t
     (void)rc;
 }
 
-static bool is_element(uint64_t field)
-{
-    return field >= 2 && field <= 6;
-}
-
 /* Readies the scratch arena for the next element within what is left of
  * the budget. */
 static void scratch_ready(struct unpacker *u)
@@ -409,36 +408,18 @@ static int unpack_failed(struct unpacker *u, const pprof_limits *lim, firn_err *
 /* The top-level fields that are not table elements, unpacked as one
  * Profile message (so repeated scalars, the period type's parts and packed
  * or unpacked comments mean what protobuf-c makes of them). */
-static int unpack_header(struct unpacker *u, const unsigned char *b, size_t len,
-                         const pprof_limits *lim, firn_err *err)
+static int unpack_header(struct unpacker *u, const firn_buf *header, const pprof_limits *lim,
+                         firn_err *err)
 {
     pprof_profile *p = u->p;
-    size_t hlen = 0, pos = 0;
-    while (pos < len) {
-        size_t at = pos, start, n;
-        uint64_t field;
-        int wt;
-        next_field(b, len, &pos, &field, &wt, &start, &n);
-        if (!is_element(field))
-            hlen += pos - at;
-    }
-    unsigned char *h = u_alloc(u, u->tmp, hlen);
-    if (!h)
+    if (header->len > u->budget - u->used) {
+        u->exceeded = true;
         return unpack_failed(u, lim, err);
-    hlen = 0;
-    pos = 0;
-    while (pos < len) {
-        size_t at = pos, start, n;
-        uint64_t field;
-        int wt;
-        next_field(b, len, &pos, &field, &wt, &start, &n);
-        if (!is_element(field)) {
-            memcpy(h + hlen, b + at, pos - at);
-            hlen += pos - at;
-        }
     }
+    u->used += header->len;
     scratch_ready(u);
-    Firn__Pprof__Profile *m = firn__pprof__profile__unpack(&u->pb.pb, hlen, h);
+    Firn__Pprof__Profile *m = firn__pprof__profile__unpack(
+        &u->pb.pb, header->len, (const uint8_t *)(header->data ? header->data : ""));
     if (!m)
         return unpack_failed(u, lim, err);
     assert(m->n_sample == 0 && m->n_location == 0 && m->n_string_table == 0);
@@ -856,7 +837,9 @@ pprof_profile *pprof_decode(const void *data, size_t len, const pprof_limits *li
     }
 
     struct counts counts;
-    if (scan_top_level(buf, buf_len, &counts, limits, err) < 0) {
+    firn_buf header = {0};   /* within the input's size, which is capped */
+    if (scan_top_level(buf, buf_len, &counts, &header, limits, err) < 0) {
+        firn_buf_free(&header);
         free(inflated);
         return NULL;
     }
@@ -877,7 +860,7 @@ pprof_profile *pprof_decode(const void *data, size_t len, const pprof_limits *li
     }
     int rc = p ? 0 : unpack_failed(&u, limits, err);
     if (!rc)
-        rc = unpack_header(&u, buf, buf_len, limits, err);
+        rc = unpack_header(&u, &header, limits, err);
     if (!rc)
         rc = alloc_tables(&u, &counts, limits, err);
     if (!rc)
@@ -886,6 +869,7 @@ pprof_profile *pprof_decode(const void *data, size_t len, const pprof_limits *li
         rc = convert(&u, err);
     firn_arena_free(u.scratch);
     firn_arena_free(u.tmp);
+    firn_buf_free(&header);
     free(inflated);
     if (rc) {
         firn_arena_free(arena);
