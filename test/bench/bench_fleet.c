@@ -28,6 +28,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -993,6 +994,7 @@ void bench_fleet_options_default(bench_fleet_options *o)
     o->history_days = 7;
     o->history_interval_ms = 6 * STEP_MS;
     o->threads = 8;
+    o->queue_mb = 32;
     o->go_profiles = 30;
     o->range_series = 1000;
     o->range_points = 360;
@@ -1095,9 +1097,11 @@ static int open_store(struct fleet *f, const char *store, firn_err *err)
     to.no_rollups = true;
     /* Producers do not wait for commits, so the queue fills to its byte
      * limit: 512 MiB by default put anonymous RSS at 800 MB.  32 MiB of
-     * decoded profiles waiting for or in a commit keeps ingest near the
-     * 256 MB goal (the producers' own profiles, decoding, come on top). */
-    to.queue_max_bytes = (size_t)32 << 20;
+     * decoded profiles (--queue-mb) waiting for or in a commit keeps ingest
+     * under the 256 MB goal (the producers' own profiles, decoding, come on
+     * top); fewer MiB share commits among fewer profiles
+     * (profiles_per_commit). */
+    to.queue_max_bytes = (size_t)f->o->queue_mb << 20;
     f->db = tsdb_open(&to, err);
     return f->db ? 0 : err->code;
 }
@@ -1113,6 +1117,10 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
     double t_begin = bench_now();
     int rc = build_fleet(&f, log, err);
     size_t pool_bytes = rc ? 0 : pool_to_shared(&f, log);
+    /* the heap that building the fleet freed goes back to the system, so
+     * that rss_anon_base_mb is what the bench keeps (its bases, its tables)
+     * and the peak above it is ingest's */
+    malloc_trim(0);
     size_t bases_bytes = 0;   /* the decoded bases the fleet is made from (RssAnon) */
     for (size_t i = 0; i < f.n_bases; i++)
         bases_bytes += firn_arena_bytes(f.bases[i].p->arena);
@@ -1313,6 +1321,7 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
         fprintf(out, "inflate_cpu_ns_per_sample %.1f\n",
                 inflate_cpu * 1e9 / (double)fleet_samples);
         fprintf(out, "ingest_cpu_vs_inflate_ratio %.2f\n", fleet_cpu / inflate_cpu);
+        fprintf(out, "queue_mb %ld\n", o->queue_mb);
         fprintf(out, "commits %llu\n", (unsigned long long)commits_before);
         fprintf(out, "profiles_per_commit %.1f\n",
                 (double)(fleet_profiles + (uint64_t)f.hsteps) /
