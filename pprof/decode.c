@@ -321,10 +321,10 @@ ID_ACCESSORS(pprof_function, function)
  * for the next, and the element is copied into the profile at once; the
  * other top-level fields (sample types, period, comments, the scalars and
  * any unknown ones) are gathered by the scan, in their order, and unpacked
- * together as one Profile message.  Unpacking the whole Profile instead built a tree of
- * protobuf-c structs twice the profile's size (23.8 MB for Go's 20k-sample
- * large.cpu) before the profile was made from it: memory and cache misses
- * paid by every decode.  The bytes protobuf-c reads are the same; only the
+ * together as one Profile message.  Unpacking the whole Profile instead
+ * built a tree of protobuf-c structs twice the profile's size (16 MB for
+ * Go's 20k-sample large.cpu) before the profile was made from it: memory
+ * and cache misses paid by every decode.  The bytes protobuf-c reads are the same; only the
  * top level, which scan_top_level has already checked, is walked here.
  *
  * What only validation needs (ids as written, before they are resolved to
@@ -362,22 +362,22 @@ static void *u_alloc(struct unpacker *u, firn_arena *a, size_t n)
 }
 
 /* Steps past the top-level field at *pos (scan_top_level accepted the whole
- * message): its number and wire type, and where its bytes start and how
- * many there are (for a length-delimited field, the payload). */
+ * message): its number, and where its bytes start and how many there are
+ * (for a length-delimited field, the payload). */
 static void next_field(const unsigned char *b, size_t len, size_t *pos, uint64_t *field,
-                       int *wt, size_t *start, size_t *n)
+                       size_t *start, size_t *n)
 {
     uint64_t tag = 0, v = 0;
     int rc = read_varint(b, len, pos, &tag);
     assert(rc == 0);
     *field = tag >> 3;
-    *wt = (int)(tag & 7);
-    switch (*wt) {
+    int wt = (int)(tag & 7);
+    switch (wt) {
     case 0: rc = read_varint(b, len, pos, &v); *start = *pos; *n = 0; break;
     case 1: *start = *pos; *n = 8; *pos += 8; break;
     case 5: *start = *pos; *n = 4; *pos += 4; break;
     default:
-        assert(*wt == 2);
+        assert(wt == 2);
         rc = read_varint(b, len, pos, &v);
         *start = *pos;
         *n = (size_t)v;
@@ -575,8 +575,7 @@ static int unpack_elements(struct unpacker *u, const unsigned char *b, size_t le
     while (pos < len) {
         size_t start, n;
         uint64_t field;
-        int wt;
-        next_field(b, len, &pos, &field, &wt, &start, &n);
+        next_field(b, len, &pos, &field, &start, &n);
         const unsigned char *e = b + start;
         int rc = 0;
         switch (field) {
