@@ -340,8 +340,10 @@ struct unpacker {
     bool exceeded;
     /* as written */
     uint64_t *loc_mapping_id;     /* per location */
-    uint64_t **line_function_id;  /* per location, per line */
-    uint64_t **sample_location_id;/* per sample */
+    uint64_t **line_function_id;  /* per location, per line; NULL when every
+                                     id fits in the lines' own uint32s */
+    uint64_t **sample_location_id;/* per sample; NULL when every id fits in
+                                     the sample's own uint32 array */
     size_t *sample_n_values;      /* per sample */
     int64_t *values;              /* every sample's values, in sample order */
     size_t n_sample_types;
@@ -489,12 +491,24 @@ static int unpack_sample(struct unpacker *u, size_t i, const Firn__Pprof__Sample
     pprof_sample *d = &u->p->samples[i];
     d->n_locations = s->n_location_id;
     if (s->n_location_id) {
-        uint64_t *ids = u_alloc(u, u->tmp, s->n_location_id * sizeof *ids);
         d->locations = u_alloc(u, u->p->arena, s->n_location_id * sizeof *d->locations);
-        if (!ids || !d->locations)
+        if (!d->locations)
             return -1;
-        memcpy(ids, s->location_id, s->n_location_id * sizeof *ids);
-        u->sample_location_id[i] = ids;
+        /* Ids that fit wait in the array their indexes go to, which
+         * validation then rewrites in place (one array walked, not two);
+         * a sample with a larger id keeps its ids as written aside. */
+        bool fit = true;
+        for (size_t j = 0; j < s->n_location_id; j++) {
+            fit &= s->location_id[j] <= UINT32_MAX;
+            d->locations[j] = (uint32_t)s->location_id[j];
+        }
+        if (!fit) {
+            uint64_t *ids = u_alloc(u, u->tmp, s->n_location_id * sizeof *ids);
+            if (!ids)
+                return -1;
+            memcpy(ids, s->location_id, s->n_location_id * sizeof *ids);
+            u->sample_location_id[i] = ids;
+        }
     }
     u->sample_n_values[i] = s->n_value;
     d->values = u->values + i * u->n_sample_types;
@@ -525,17 +539,26 @@ static int unpack_location(struct unpacker *u, size_t i, const Firn__Pprof__Loca
     u->loc_mapping_id[i] = s->mapping_id;
     d->n_lines = s->n_line;
     if (s->n_line) {
-        uint64_t *fids = u_alloc(u, u->tmp, s->n_line * sizeof *fids);
         d->lines = u_alloc(u, u->p->arena, s->n_line * sizeof *d->lines);
-        if (!fids || !d->lines)
+        if (!d->lines)
             return -1;
+        /* function ids wait where their indexes go, as a sample's location
+         * ids do (unpack_sample) */
+        bool fit = true;
         for (size_t j = 0; j < s->n_line; j++) {
-            fids[j] = s->line[j]->function_id;
-            d->lines[j].function = PPROF_NONE;
+            fit &= s->line[j]->function_id <= UINT32_MAX;
+            d->lines[j].function = (uint32_t)s->line[j]->function_id;
             d->lines[j].line = s->line[j]->line;
             d->lines[j].column = s->line[j]->column;
         }
-        u->line_function_id[i] = fids;
+        if (!fit) {
+            uint64_t *fids = u_alloc(u, u->tmp, s->n_line * sizeof *fids);
+            if (!fids)
+                return -1;
+            for (size_t j = 0; j < s->n_line; j++)
+                fids[j] = s->line[j]->function_id;
+            u->line_function_id[i] = fids;
+        }
     }
     return 0;
 }
@@ -718,7 +741,9 @@ static int convert(struct unpacker *u, firn_err *err)
             goto out;
         }
         for (size_t j = 0; j < d->n_lines; j++) {
-            uint64_t fid = u->line_function_id[i][j];
+            const uint64_t *raw = u->line_function_id[i];
+            uint64_t fid = raw ? raw[j] : d->lines[j].function;
+            d->lines[j].function = PPROF_NONE;
             if (fid != 0 && !idmap_find(&funcs, fid, &d->lines[j].function)) {
                 rc = firn_errf(err, FIRN_EINVAL,
                                "location[%zu] (id %llu): line[%zu]: function_id %llu not found", i,
@@ -737,7 +762,8 @@ static int convert(struct unpacker *u, firn_err *err)
             goto out;
         }
         for (size_t j = 0; j < d->n_locations; j++) {
-            uint64_t id = u->sample_location_id[i][j];
+            const uint64_t *raw = u->sample_location_id[i];
+            uint64_t id = raw ? raw[j] : d->locations[j];
             if (!idmap_find(&locs, id, &d->locations[j])) {
                 rc = firn_errf(err, FIRN_EINVAL, "sample[%zu]: location_id %llu not found", i,
                                (unsigned long long)id);

@@ -609,6 +609,47 @@ static void expect_error(const void *data, size_t len, const pprof_limits *lim, 
     assert_int_equal(err.code, code);
 }
 
+/* Ids are 64-bit: ids past 32 bits resolve like small ones, and one that
+ * is not found is named in full. */
+static void test_ids_past_32_bits(void **state)
+{
+    (void)state;
+    const uint64_t fbig = (1ull << 40) + 2, lbig = (1ull << 33) + 2;
+    for (int c = 0; c < 3; c++) {
+        firn_arena *a = firn_arena_new(0);
+        Msg *m = base_msg(a);
+        m->function[1]->id = fbig;                   /* foo */
+        m->location[0]->line[0]->function_id = c == 1 ? fbig + 5 : fbig;
+        m->location[1]->id = lbig;
+        m->sample[0]->location_id[1] = lbig;
+        m->sample[1]->location_id[0] = c == 2 ? lbig + 1 : lbig;
+        size_t len;
+        unsigned char *buf = pack(m, &len);
+        if (c == 1) {
+            expect_error(buf, len, NULL, FIRN_EINVAL,
+                         "location[0] (id 1): line[0]: function_id 1099511627783 not found");
+        } else if (c == 2) {
+            expect_error(buf, len, NULL, FIRN_EINVAL,
+                         "sample[1]: location_id 8589934595 not found");
+        } else {
+            firn_err err = {0};
+            pprof_profile *p = pprof_decode(buf, len, NULL, &err);
+            if (!p)
+                fail_msg("%s", err.msg);
+            assert_int_equal(p->locations[0].lines[0].function, 1);
+            assert_string_equal(pprof_str(p, p->functions[1].name), "foo");
+            assert_int_equal(p->locations[1].id, lbig);
+            assert_int_equal(p->samples[0].n_locations, 2);
+            assert_int_equal(p->samples[0].locations[0], 0);
+            assert_int_equal(p->samples[0].locations[1], 1);
+            assert_int_equal(p->samples[1].locations[0], 1);
+            pprof_free(p);
+        }
+        free(buf);
+        firn_arena_free(a);
+    }
+}
+
 /* ---- legacy binary CPU profiles ----------------------------------------- */
 
 /* A legacy CPU profile written word by word, in either size and byte order. */
@@ -1738,6 +1779,7 @@ int main(void)
         cmocka_unit_test(test_location_identity_bytes),
         cmocka_unit_test(test_labels_identities_by_rule),
         cmocka_unit_test(test_header_fields_anywhere),
+        cmocka_unit_test(test_ids_past_32_bits),
         cmocka_unit_test(test_identity_label_order),
         cmocka_unit_test(test_identity_in_builder),
         cmocka_unit_test(test_merge_samples_keeps_totals),
