@@ -55,6 +55,9 @@ typedef struct firn_arena firn_arena;
  * own.  Never NULL. */
 firn_arena *firn_arena_new(size_t chunk_size);
 void firn_arena_free(firn_arena *a);
+/* Forget everything allocated from a, keeping one chunk of the arena's
+ * chunk size for what comes next (a scratch arena reused per item). */
+void firn_arena_reset(firn_arena *a);
 
 /* 16-byte aligned, uninitialized.  NULL only when size (or count * size)
  * overflows size_t, which a size already checked against a cap never does;

@@ -59,6 +59,26 @@ void firn_arena_free(firn_arena *a)
     free(a);
 }
 
+void firn_arena_reset(firn_arena *a)
+{
+    struct chunk *keep = NULL, *c = a->head;
+    while (c) {
+        struct chunk *next = c->next;
+        if (!keep && c->size == a->chunk_size)
+            keep = c;
+        else
+            free(c);
+        c = next;
+    }
+    a->head = keep;
+    a->bytes = 0;
+    if (keep) {
+        keep->next = NULL;
+        keep->used = 0;
+        a->bytes = sizeof *keep + keep->size;
+    }
+}
+
 void *firn_arena_alloc(firn_arena *a, size_t size)
 {
     if (size > SIZE_MAX - ARENA_ALIGN)

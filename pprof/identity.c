@@ -19,8 +19,16 @@
  * that of a frame or a sample already in memory), reused by setting len to 0. */
 typedef firn_buf hbuf;
 
-static void hb_put(hbuf *h, const void *data, size_t n)
+static inline void hb_put(hbuf *h, const void *data, size_t n)
 {
+    /* in line while there is room for n bytes and the NUL firn_buf keeps:
+     * the call per field was a tenth of ingest's identity work */
+    if (h->data && h->cap - h->len > n) {
+        memcpy(h->data + h->len, data, n);
+        h->len += n;
+        h->data[h->len] = '\0';
+        return;
+    }
     firn_buf_append(h, data, n);
 }
 
@@ -208,6 +216,55 @@ pprof_hash pprof_labels_identity(const pprof_profile *p, size_t sample)
     pprof_hash r = hb_hash(&h);
     firn_buf_free(&h);
     return r;
+}
+
+/* Whether samples a and b carry the same labels in the same order, string
+ * indexes and numbers alike (then their identities are equal). */
+static bool same_raw_labels(const pprof_sample *a, const pprof_sample *b)
+{
+    if (a->n_labels != b->n_labels)
+        return false;
+    for (size_t i = 0; i < a->n_labels; i++) {
+        const pprof_label *x = &a->labels[i], *y = &b->labels[i];
+        if (x->key != y->key || x->str != y->str || x->num != y->num ||
+            x->num_unit != y->num_unit)
+            return false;
+    }
+    return true;
+}
+
+/* The samples of a profile mostly repeat a few label sets (a goroutine's
+ * pprof labels, the agent's thread and process): each set as written (its
+ * string indexes and numbers, in order) is encoded, sorted and hashed once,
+ * the samples that repeat it take its identity.  A set written in another
+ * order is hashed anew and comes out the same: the identity itself is
+ * pprof_labels_identity's. */
+void pprof_labels_identities(const pprof_profile *p, pprof_hash *out)
+{
+    static const pprof_hash none = {0, 0};
+    assert(p->n_samples <= UINT32_MAX);   /* capped far below (pprof_limits) */
+    hbuf h = {0};
+    firn_u64map seen;   /* raw hash of a label set -> first sample with it */
+    firn_u64map_init(&seen, 64);
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const pprof_sample *s = &p->samples[i];
+        if (!s->n_labels) {
+            out[i] = none;
+            continue;
+        }
+        uint64_t raw = XXH3_64bits(s->labels, s->n_labels * sizeof *s->labels);
+        uint32_t first;
+        if (firn_u64map_put(&seen, raw, (uint32_t)i, &first) == 0 &&
+            same_raw_labels(&p->samples[first], s)) {
+            out[i] = out[first];
+            continue;
+        }
+        h.len = 0;
+        encode_labels(p, s, &h);
+        out[i] = hb_hash(&h);
+    }
+    firn_u64map_destroy(&seen);
+    firn_buf_free(&h);
 }
 
 /* Sample identity from precomputed location identities (loc_ids may be NULL:

@@ -219,6 +219,9 @@ pprof_hash pprof_sample_identity(const pprof_profile *p, size_t sample);
 /* Identity of a sample's labels alone, in sorted order (the part of
  * pprof_sample_identity after the stack). */
 pprof_hash pprof_labels_identity(const pprof_profile *p, size_t sample);
+/* pprof_labels_identity of every sample into out[n_samples] ({0,0} for a
+ * sample without labels), each distinct label set as written hashed once. */
+void pprof_labels_identities(const pprof_profile *p, pprof_hash *out);
 /* Sum samples of equal identity into the first of them (values saturate)
  * and drop the rest; sample order is otherwise kept.  Returns 0 (err is not
  * written: nothing here can fail under the out-of-memory policy). */

@@ -241,21 +241,29 @@ static int prepare(tsdb *db, const tsdb_append_req *req, struct prepared *pp, fi
     pp->stack_id = firn_arena_alloc(pp->arena, (ns + 1) * sizeof *pp->stack_id);
     pp->ls_id = firn_arena_alloc(pp->arena, (ns + 1) * sizeof *pp->ls_id);
     pprof_location_identities(p, pp->loc_ids);
+    /* A stack's hash is xxh3-128 over its locations' identities in order.
+     * They are gathered and hashed in one call: xxh3's one-shot and
+     * streaming forms give the same hash, and a stream fed 16 bytes at a
+     * time cost 6% of ingest. */
+    size_t frames_cap = 64;
+    pprof_hash *frames = firn_xreallocarray(NULL, frames_cap, sizeof *frames);
     for (size_t i = 0; i < ns; i++) {
         const pprof_sample *s = &p->samples[i];
-        XXH3_state_t st;
-        XXH3_128bits_reset(&st);
+        if (s->n_locations > frames_cap) {
+            frames_cap = s->n_locations;
+            frames = firn_xreallocarray(frames, frames_cap, sizeof *frames);
+        }
         for (size_t j = 0; j < s->n_locations; j++)
-            XXH3_128bits_update(&st, &pp->loc_ids[s->locations[j]], sizeof(pprof_hash));
-        XXH128_hash_t h = XXH3_128bits_digest(&st);
+            frames[j] = pp->loc_ids[s->locations[j]];
+        XXH128_hash_t h = XXH3_128bits(frames, s->n_locations * sizeof *frames);
         pp->stack_hash[i].lo = h.low64;
         pp->stack_hash[i].hi = h.high64;
-        if (s->n_labels) {
-            pp->ls_hash[i] = pprof_labels_identity(p, i);
-            if (pp->ls_hash[i].lo == 0 && pp->ls_hash[i].hi == 0)
-                pp->ls_hash[i].lo = 1;   /* {0,0} means "no labels" */
-        }
     }
+    free(frames);
+    pprof_labels_identities(p, pp->ls_hash);
+    for (size_t i = 0; i < ns; i++)
+        if (p->samples[i].n_labels && pp->ls_hash[i].lo == 0 && pp->ls_hash[i].hi == 0)
+            pp->ls_hash[i].lo = 1;   /* {0,0} means "no labels" */
     pp->bytes = firn_arena_bytes(pp->arena) + firn_arena_bytes(p->arena);
     return 0;
 }

@@ -380,7 +380,8 @@ static int bench_usage(void)
                     "[--history-days N]\n"
                     "                           [--history-interval MS] [--threads N] "
                     "[--go-profiles N]\n"
-                    "                           [--range-series N] [--range-points N]\n"
+                    "                           [--range-series N] [--range-points N] "
+                    "[--queue-mb N]\n"
                     "                           [--fixtures DIR] [--keep-store DIR] [FILE...]\n"
                     "\n"
                     "bench fleet: job \"fleet\" has N targets (default 10), each sending a Go CPU, "
@@ -397,6 +398,8 @@ static int bench_usage(void)
                     "The range query sum by (job) (rate(TYPE[1m])) runs at a 10 s step over\n"
                     "--range-series (default 1000) series of --range-points (default 360)\n"
                     "profiles, in a store of its own.\n"
+                    "--queue-mb (default 32): MiB of decoded profiles the store's append queue\n"
+                    "lets wait for or be in a commit.\n"
                     "Cold merges drop the page cache as root (else only the store file's pages).\n"
                     "--quick: 2 targets x 2 minutes, history one profile an hour, a range\n"
                     "query over 100 series x 60 points, and only the store's pages dropped\n"
@@ -480,6 +483,7 @@ static int bench_fleet_cmd(int argc, char **argv)
                     : strcmp(flag, "--go-profiles") == 0      ? &o.go_profiles
                     : strcmp(flag, "--range-series") == 0     ? &o.range_series
                     : strcmp(flag, "--range-points") == 0     ? &o.range_points
+                    : strcmp(flag, "--queue-mb") == 0         ? &o.queue_mb
                                                               : NULL;
         if (strcmp(flag, "--fixtures") == 0)
             o.fixtures_dir = v;

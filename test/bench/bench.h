@@ -92,6 +92,7 @@ typedef struct bench_fleet_options {
     long history_days;           /* the "history" job's span */
     int64_t history_interval_ms; /* its profiles' spacing */
     int threads;                 /* producer threads */
+    long queue_mb;               /* the store's append queue: MiB of decoded profiles */
     long go_profiles;            /* CPU profiles `go tool pprof` merges */
     long range_series;           /* the range query's data set: series x points */
     long range_points;

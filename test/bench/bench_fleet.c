@@ -28,6 +28,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -116,6 +117,9 @@ struct fleet {
     _Atomic int sampling;
     long rss_anon_peak_kb, rss_file_peak_kb;
     firn_u64map stacks_seen;      /* distinct stack identities over everything sent */
+    /* the gzipped profiles producers send, in a shared mapping (pool_to_shared) */
+    unsigned char *pool;
+    size_t pool_len;
 };
 
 /* RssAnon and RssFile of this process in kB (from /proc/self/status). */
@@ -1011,6 +1015,7 @@ void bench_fleet_options_default(bench_fleet_options *o)
     o->history_days = 7;
     o->history_interval_ms = 6 * STEP_MS;
     o->threads = 8;
+    o->queue_mb = 32;
     o->go_profiles = 30;
     o->range_series = 1000;
     o->range_points = 360;
@@ -1045,14 +1050,58 @@ static int build_fleet(struct fleet *f, FILE *log, firn_err *err)
     return rc;
 }
 
+/* The gzipped profiles the producers send stand for what arrives over the
+ * network, which a server does not hold: they move into one shared mapping
+ * of a memfd, so that the process's RssAnon (rss_anon_peak_mb) is firn's
+ * memory and not this pool; its size is printed beside (bench_pool_mb), and
+ * it shows in RssShmem.  Returns the pool's bytes; when no memfd can be
+ * made they stay where they are (and count in RssAnon: the log says so). */
+static size_t pool_to_shared(struct fleet *f, FILE *log)
+{
+    size_t total = 0;
+    for (long t = 0; t <= f->o->targets; t++)
+        for (int k = 0; k < K_KINDS; k++)
+            for (int v = 0; v < VARIANTS; v++)
+                total += f->targets[t].k[k].len[v];
+    int fd = memfd_create("firn-bench-pool", MFD_CLOEXEC);
+    void *m = MAP_FAILED;
+    if (fd >= 0 && total && ftruncate(fd, (off_t)total) == 0)
+        m = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (fd >= 0)
+        close(fd);
+    if (m == MAP_FAILED) {
+        fprintf(log, "bench fleet: no shared mapping for the pool of profiles sent (%s): its "
+                     "%.1f MB count in RssAnon\n", strerror(errno), (double)total / 1e6);
+        return total;
+    }
+    f->pool = m;
+    f->pool_len = total;
+    size_t at = 0;
+    for (long t = 0; t <= f->o->targets; t++)
+        for (int k = 0; k < K_KINDS; k++)
+            for (int v = 0; v < VARIANTS; v++) {
+                struct tprofiles *tp = &f->targets[t].k[k];
+                if (!tp->gz[v])
+                    continue;
+                memcpy(f->pool + at, tp->gz[v], tp->len[v]);
+                free(tp->gz[v]);
+                tp->gz[v] = f->pool + at;
+                at += tp->len[v];
+            }
+    assert(at == total);
+    return total;
+}
+
 static void free_fleet(struct fleet *f)
 {
     for (long t = 0; f->targets && t <= f->o->targets; t++)
         for (int k = 0; k < K_KINDS; k++) {
-            for (int v = 0; v < VARIANTS; v++)
+            for (int v = 0; v < VARIANTS && !f->pool; v++)
                 free(f->targets[t].k[k].gz[v]);
             free(f->targets[t].k[k].delta_columns);
         }
+    if (f->pool)
+        munmap(f->pool, f->pool_len);
     free(f->targets);
     for (size_t i = 0; i < f->n_bases; i++)
         pprof_free(f->bases[i].p);
@@ -1069,9 +1118,11 @@ static int open_store(struct fleet *f, const char *store, firn_err *err)
     to.no_rollups = true;
     /* Producers do not wait for commits, so the queue fills to its byte
      * limit: 512 MiB by default put anonymous RSS at 800 MB.  32 MiB of
-     * decoded profiles waiting for or in a commit keeps ingest near the
-     * 256 MB goal (the producers' own profiles, decoding, come on top). */
-    to.queue_max_bytes = (size_t)32 << 20;
+     * decoded profiles (--queue-mb) waiting for or in a commit keeps ingest
+     * under the 256 MB goal (the producers' own profiles, decoding, come on
+     * top); fewer MiB share commits among fewer profiles
+     * (profiles_per_commit). */
+    to.queue_max_bytes = (size_t)f->o->queue_mb << 20;
     f->db = tsdb_open(&to, err);
     return f->db ? 0 : err->code;
 }
@@ -1086,6 +1137,14 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
     char dir[64] = "", store[128] = "", datafile[160];
     double t_begin = bench_now();
     int rc = build_fleet(&f, log, err);
+    size_t pool_bytes = rc ? 0 : pool_to_shared(&f, log);
+    /* the heap that building the fleet freed goes back to the system, so
+     * that rss_anon_base_mb is what the bench keeps (its bases, its tables)
+     * and the peak above it is ingest's */
+    malloc_trim(0);
+    size_t bases_bytes = 0;   /* the decoded bases the fleet is made from (RssAnon) */
+    for (size_t i = 0; i < f.n_bases; i++)
+        bases_bytes += firn_arena_bytes(f.bases[i].p->arena);
     f.steps = o->minutes * 60000 / STEP_MS;
     f.hsteps = o->history_days * 86400000 / o->history_interval_ms;
     struct timespec wall;
@@ -1287,6 +1346,7 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
         fprintf(out, "inflate_cpu_ns_per_sample %.1f\n",
                 inflate_cpu * 1e9 / (double)fleet_samples);
         fprintf(out, "ingest_cpu_vs_inflate_ratio %.2f\n", fleet_cpu / inflate_cpu);
+        fprintf(out, "queue_mb %ld\n", o->queue_mb);
         fprintf(out, "commits %llu\n", (unsigned long long)commits_before);
         fprintf(out, "profiles_per_commit %.1f\n",
                 (double)(fleet_profiles + (uint64_t)f.hsteps) /
@@ -1348,6 +1408,9 @@ int bench_fleet(const bench_fleet_options *o, FILE *out, FILE *log, firn_err *er
             fprintf(out, "range_query_cpu_ms %.2f\n", rq.query_cpu_ms);
             fprintf(out, "range_query_read_cpu_ms %.2f\n", rq.read_cpu_ms);
         }
+        fprintf(out, "bench_pool_mb %.1f\n", (double)pool_bytes / 1e6);
+        fprintf(out, "bench_pool_shared %d\n", f.pool != NULL);
+        fprintf(out, "bench_bases_mb %.1f\n", (double)bases_bytes / 1e6);
         fprintf(out, "rss_anon_base_mb %.1f\n", (double)rss_base_anon / 1024);
         fprintf(out, "rss_anon_peak_mb %.1f\n", (double)rss_ingest_anon / 1024);
         fprintf(out, "rss_file_peak_mb %.1f\n", (double)rss_ingest_file / 1024);

@@ -26,7 +26,12 @@ check_figures "bench fleet" "$out" ingest_samples_per_s ingest_profiles_per_s \
     compaction_seconds flamegraph_1h_raw_ms flamegraph_24h_raw_ms flamegraph_7d_raw_ms \
     rollup_speedup_7d range_query_100x60_ms range_query_read_ms range_query_vs_read_ratio \
     range_query_cpu_ms range_query_read_cpu_ms merge_warm_cpu_samples_per_s \
-    go_pprof_merge_cpu_seconds firn_merge_same_cpu_seconds merge_cpu_speedup_vs_go_pprof
+    go_pprof_merge_cpu_seconds firn_merge_same_cpu_seconds merge_cpu_speedup_vs_go_pprof \
+    bench_pool_mb bench_bases_mb queue_mb \
+    rss_anon_base_mb ingest_cpu_ns_per_sample ingest_cpu_vs_inflate_ratio profiles_per_commit
+# the pool of profiles sent is in a shared mapping, out of RssAnon
+shared=$(printf '%s\n' "$out" | awk '$1 == "bench_pool_shared" { print $2 }')
+same "the pool of profiles sent is in a shared mapping" "${shared:-none}" 1
 
 # 2 targets x 12 steps x 4 kinds, and 7 days of one profile an hour
 profiles=$(printf '%s\n' "$out" | awk '$1 == "bench_profiles" { print $2 }')

@@ -77,6 +77,31 @@ static void test_arena_alignment_and_sizes(void **state)
     firn_arena_free(a);
 }
 
+/* A reset arena keeps one chunk of its chunk size (and only that), and
+ * what it hands out next is whole and aligned. */
+static void test_arena_reset_keeps_one_chunk(void **state)
+{
+    (void)state;
+    firn_arena *a = firn_arena_new(1024);
+    firn_arena_reset(a);   /* nothing yet: nothing kept */
+    assert_int_equal(firn_arena_bytes(a), 0);
+    for (int round = 0; round < 3; round++) {
+        for (size_t size = 1; size < 600; size += 37)
+            memset(firn_arena_alloc(a, size), 0xab, size);   /* several chunks */
+        memset(firn_arena_alloc(a, 100000), 1, 100000);     /* one of its own */
+        size_t before = firn_arena_bytes(a);
+        assert_true(before > 100000 + 2 * 1024);
+        firn_arena_reset(a);
+        size_t kept = firn_arena_bytes(a);
+        assert_true(kept >= 1024 && kept < 2 * 1024);   /* one chunk and its header */
+        unsigned char *p = firn_arena_alloc(a, 1000);
+        assert_int_equal((uintptr_t)p % 16, 0);
+        memset(p, 0xcd, 1000);   /* ASan checks it is ours */
+        assert_int_equal(firn_arena_bytes(a), kept);   /* from the kept chunk */
+    }
+    firn_arena_free(a);
+}
+
 /* Run fn(arg) in a child: it must abort with the out-of-memory message of
  * model/alloc.h on standard error. */
 static void assert_oom_abort(void (*fn)(void *), void *arg)
@@ -1282,6 +1307,7 @@ int main(void)
         cmocka_unit_test(test_err_format_and_prefix),
         cmocka_unit_test(test_err_prefix_truncates_safely),
         cmocka_unit_test(test_arena_alignment_and_sizes),
+        cmocka_unit_test(test_arena_reset_keeps_one_chunk),
         cmocka_unit_test(test_u64map),
         cmocka_unit_test(test_xalloc),
         cmocka_unit_test(test_sort),

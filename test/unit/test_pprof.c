@@ -483,6 +483,77 @@ static void test_base_message_is_valid(void **state)
     firn_arena_free(a);
 }
 
+/* The top-level fields that are not tables may come anywhere and more than
+ * once, as protobuf allows: a later scalar replaces an earlier one, a
+ * message field (period_type) means what protobuf-c makes of it,
+ * repeated comments (packed or not) add up in order, unknown fields are
+ * skipped.  Written
+ * around the base message's bytes, which hold period 10 and period_type
+ * (3, 4). */
+static void test_header_fields_anywhere(void **state)
+{
+    (void)state;
+    firn_arena *a = firn_arena_new(0);
+    size_t len;
+    unsigned char *base = pack(base_msg(a), &len);
+    static const unsigned char before[] = {
+        (10 << 3) | 0, 7,            /* duration_nanos 7 */
+        (12 << 3) | 0, 99,           /* period 99, replaced by the base's 10 */
+        (13 << 3) | 0, 1,            /* comment 1 */
+        0xa0, 0x06, 42,              /* unknown field 100 (tag 800), varint 42 */
+    };
+    static const unsigned char after[] = {
+        (11 << 3) | 2, 2, (2 << 3) | 0, 2,   /* period_type { unit 2 } */
+        (13 << 3) | 2, 2, 2, 5,              /* comments 2 and 5, packed */
+        (15 << 3) | 0, 1,                    /* doc_url 1 */
+    };
+    size_t n = sizeof before + len + sizeof after;
+    unsigned char *buf = malloc(n);
+    assert_non_null(buf);
+    memcpy(buf, before, sizeof before);
+    memcpy(buf + sizeof before, base, len);
+    memcpy(buf + sizeof before + len, after, sizeof after);
+    firn_err err = {0};
+    pprof_profile *p = pprof_decode(buf, n, NULL, &err);
+    if (!p)
+        fail_msg("%s", err.msg);
+    assert_int_equal(p->duration_nanos, 7);
+    assert_int_equal(p->period, 10);
+    assert_int_equal(p->doc_url, 1);
+    assert_int_equal(p->n_comments, 3);
+    assert_int_equal(p->comments[0], 1);
+    assert_int_equal(p->comments[1], 2);
+    assert_int_equal(p->comments[2], 5);
+    /* and what protobuf-c makes of the whole message (a second period_type
+     * replaces the first there) */
+    Msg *whole = firn__pprof__profile__unpack(NULL, n, buf);
+    assert_non_null(whole);
+    assert_non_null(whole->period_type);
+    assert_int_equal(p->period_type.type, whole->period_type->type);
+    assert_int_equal(p->period_type.unit, whole->period_type->unit);
+    assert_int_equal(p->period_type.unit, 2);
+    assert_int_equal(p->duration_nanos, whole->duration_nanos);
+    assert_int_equal(p->n_comments, whole->n_comment);
+    firn__pprof__profile__free_unpacked(whole, NULL);
+    /* the tables are the base's */
+    pprof_profile *q = pprof_decode(base, len, NULL, &err);
+    if (!q)
+        fail_msg("%s", err.msg);
+    assert_int_equal(p->n_samples, q->n_samples);
+    assert_int_equal(p->n_sample_types, 2);
+    for (size_t i = 0; i < p->n_samples; i++) {
+        assert_int_equal(p->samples[i].n_locations, q->samples[i].n_locations);
+        assert_memory_equal(p->samples[i].values, q->samples[i].values, 2 * sizeof(int64_t));
+    }
+    assert_string_equal(pprof_str(p, p->functions[p->locations[p->samples[0].locations[0]].lines[0].function].name),
+                        "foo");
+    pprof_free(q);
+    pprof_free(p);
+    free(buf);
+    free(base);
+    firn_arena_free(a);
+}
+
 static void test_invalid_profiles_rejected(void **state)
 {
     (void)state;
@@ -536,6 +607,47 @@ static void expect_error(const void *data, size_t len, const pprof_limits *lim, 
     if (!strstr(err.msg, substring))
         fail_msg("error \"%s\" lacks \"%s\"", err.msg, substring);
     assert_int_equal(err.code, code);
+}
+
+/* Ids are 64-bit: ids past 32 bits resolve like small ones, and one that
+ * is not found is named in full. */
+static void test_ids_past_32_bits(void **state)
+{
+    (void)state;
+    const uint64_t fbig = (1ull << 40) + 2, lbig = (1ull << 33) + 2;
+    for (int c = 0; c < 3; c++) {
+        firn_arena *a = firn_arena_new(0);
+        Msg *m = base_msg(a);
+        m->function[1]->id = fbig;                   /* foo */
+        m->location[0]->line[0]->function_id = c == 1 ? fbig + 5 : fbig;
+        m->location[1]->id = lbig;
+        m->sample[0]->location_id[1] = lbig;
+        m->sample[1]->location_id[0] = c == 2 ? lbig + 1 : lbig;
+        size_t len;
+        unsigned char *buf = pack(m, &len);
+        if (c == 1) {
+            expect_error(buf, len, NULL, FIRN_EINVAL,
+                         "location[0] (id 1): line[0]: function_id 1099511627783 not found");
+        } else if (c == 2) {
+            expect_error(buf, len, NULL, FIRN_EINVAL,
+                         "sample[1]: location_id 8589934595 not found");
+        } else {
+            firn_err err = {0};
+            pprof_profile *p = pprof_decode(buf, len, NULL, &err);
+            if (!p)
+                fail_msg("%s", err.msg);
+            assert_int_equal(p->locations[0].lines[0].function, 1);
+            assert_string_equal(pprof_str(p, p->functions[1].name), "foo");
+            assert_int_equal(p->locations[1].id, lbig);
+            assert_int_equal(p->samples[0].n_locations, 2);
+            assert_int_equal(p->samples[0].locations[0], 0);
+            assert_int_equal(p->samples[0].locations[1], 1);
+            assert_int_equal(p->samples[1].locations[0], 1);
+            pprof_free(p);
+        }
+        free(buf);
+        firn_arena_free(a);
+    }
 }
 
 /* ---- legacy binary CPU profiles ----------------------------------------- */
@@ -1150,6 +1262,95 @@ static void test_location_identity_bytes(void **state)
     }
 }
 
+/* Label-set identities are stored too (they key the store's label sets):
+ * the number of labels, then the labels sorted by key, str, num and
+ * num_unit, each as key, str (u64 length and bytes), num (u64) and num_unit.
+ * Computed here by that rule for every sample of real profiles with
+ * labels, and compared with pprof_labels_identities (which hashes each set
+ * as written once) and pprof_labels_identity. */
+static const pprof_profile *rule_p;
+
+static int rule_cmp(const void *a, const void *b)
+{
+    const pprof_label *x = a, *y = b;
+    int c = strcmp(pprof_str(rule_p, x->key), pprof_str(rule_p, y->key));
+    if (!c)
+        c = strcmp(pprof_str(rule_p, x->str), pprof_str(rule_p, y->str));
+    if (!c && x->num != y->num)
+        c = x->num < y->num ? -1 : 1;
+    if (!c)
+        c = strcmp(pprof_str(rule_p, x->num_unit), pprof_str(rule_p, y->num_unit));
+    return c;
+}
+
+static pprof_hash labels_by_rule(const pprof_profile *p, const pprof_sample *s)
+{
+    pprof_label *sorted = malloc((s->n_labels + 1) * sizeof *sorted);
+    size_t size = 8;
+    for (size_t i = 0; i < s->n_labels; i++) {
+        sorted[i] = s->labels[i];
+        size += 8 * 4 + strlen(pprof_str(p, s->labels[i].key)) +
+                strlen(pprof_str(p, s->labels[i].str)) + strlen(pprof_str(p, s->labels[i].num_unit));
+    }
+    rule_p = p;
+    qsort(sorted, s->n_labels, sizeof *sorted, rule_cmp);
+    unsigned char *bytes = malloc(size), *w = bytes;
+    put_u64(&w, s->n_labels);
+    for (size_t i = 0; i < s->n_labels; i++) {
+        put_str(&w, pprof_str(p, sorted[i].key));
+        put_str(&w, pprof_str(p, sorted[i].str));
+        put_u64(&w, (uint64_t)sorted[i].num);
+        put_str(&w, pprof_str(p, sorted[i].num_unit));
+    }
+    assert_int_equal((size_t)(w - bytes), size);
+    XXH128_hash_t x = XXH3_128bits(bytes, size);
+    free(bytes);
+    free(sorted);
+    return (pprof_hash){x.low64, x.high64};
+}
+
+static void test_labels_identities_by_rule(void **state)
+{
+    (void)state;
+    const char *fx[] = {"parca-pkg_query_testdata_profile-with-labels.pb.gz",
+                        "pyro-pkg_pprof_testdata_go.cpu.labels.pprof",
+                        "pyro-pkg_pprof_testdata_dotnet.labels.pprof"};
+    for (size_t f = 0; f < sizeof fx / sizeof *fx; f++) {
+        pprof_profile *p = decode_fixture(fx[f]);
+        /* a sample with its labels reversed: another set as written, the
+         * same identity */
+        for (size_t i = 0; i < p->n_samples; i++) {
+            pprof_sample *s = &p->samples[i];
+            if (i % 2 == 0 || s->n_labels < 2)
+                continue;
+            for (size_t a = 0, b = s->n_labels - 1; a < b; a++, b--) {
+                pprof_label t = s->labels[a];
+                s->labels[a] = s->labels[b];
+                s->labels[b] = t;
+            }
+        }
+        pprof_hash *ids = malloc((p->n_samples + 1) * sizeof *ids);
+        assert_non_null(ids);
+        pprof_labels_identities(p, ids);
+        size_t labelled = 0;
+        for (size_t i = 0; i < p->n_samples; i++) {
+            const pprof_sample *s = &p->samples[i];
+            if (!s->n_labels) {
+                assert_true(ids[i].lo == 0 && ids[i].hi == 0);
+                continue;
+            }
+            labelled++;
+            pprof_hash want = labels_by_rule(p, s);
+            assert_true(pprof_hash_eq(ids[i], want));
+            assert_true(pprof_hash_eq(pprof_labels_identity(p, i), want));
+        }
+        assert_true(labelled > 0);
+        free(ids);
+        pprof_free(p);
+    }
+}
+
+
 static void test_identity_ignores_ids_and_load_address(void **state)
 {
     (void)state;
@@ -1576,6 +1777,9 @@ int main(void)
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_identity_ignores_ids_and_load_address),
         cmocka_unit_test(test_location_identity_bytes),
+        cmocka_unit_test(test_labels_identities_by_rule),
+        cmocka_unit_test(test_header_fields_anywhere),
+        cmocka_unit_test(test_ids_past_32_bits),
         cmocka_unit_test(test_identity_label_order),
         cmocka_unit_test(test_identity_in_builder),
         cmocka_unit_test(test_merge_samples_keeps_totals),
