@@ -233,8 +233,9 @@ if [ -n "$OFFCPU" ]; then
     offcpu_under() {
         local name=$1
         shift
+        : >"$tmp/agent-oc.log"   # emptied first: the last run's "ready" must not count
         "$AGENT" --remote-store-address="http://127.0.0.1:$FIRN_PORT" --http-address=127.0.0.1:0 \
-            --sampling-frequency="$HZ" "$@" >"$tmp/agent-oc.log" 2>&1 &
+            --sampling-frequency="$HZ" "$@" >>"$tmp/agent-oc.log" 2>&1 &
         local pid=$!
         track_pid "$pid"
         wait_for 30 grep -q 'agent is ready' "$tmp/agent-oc.log" ||

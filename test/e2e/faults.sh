@@ -44,8 +44,9 @@ start_on() {
     local data=$1 log=$2
     shift 2
     firn_log "$log"
+    : >"$log"   # emptied before the start: a restart must not find the last "ready"
     env "$@" "$firn" --config.file="$tmp/firn.yml" --web.listen-address=127.0.0.1:0 \
-        --storage.tsdb.path="$data" --storage.tsdb.retention.time=0 >"$log" 2>&1 &
+        --storage.tsdb.path="$data" --storage.tsdb.retention.time=0 >>"$log" 2>&1 &
     FIRN_PID=$!
     track_pid "$FIRN_PID"
     wait_for 30 grep -q 'Server is ready to receive web requests' "$log" || return 1

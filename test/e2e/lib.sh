@@ -306,7 +306,10 @@ start_firn() {
     local firn=$1 log=$2
     shift 2
     firn_log "$log"
-    "$firn" "$@" >"$log" 2>&1 &
+    # emptied here, not by the background redirection: a restart on the same
+    # log must not find the last run's "ready" line before its child opens it
+    : >"$log"
+    "$firn" "$@" >>"$log" 2>&1 &
     FIRN_PID=$!
     track_pid "$FIRN_PID"
     wait_for 30 grep -q 'Server is ready to receive web requests' "$log" || return 1

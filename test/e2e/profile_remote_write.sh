@@ -66,7 +66,7 @@ printf 'scrape_configs: []\n' >"$tmp/empty.yml"
 start_central() {
     start_firn "$firn" "$tmp/central.log" --config.file="$tmp/empty.yml" \
         --web.config.file="$tmp/central-web.yml" --web.listen-address="127.0.0.1:${1:-0}" \
-        --storage.tsdb.path="$tmp/central" --storage.tsdb.retention.time=0
+        --storage.tsdb.path="$tmp/central" --storage.tsdb.retention.time=0 || return 1
     CENTRAL_PID=$FIRN_PID
     CENTRAL_PORT=$FIRN_PORT
 }
@@ -136,7 +136,7 @@ start_edge() {
     EDGE_RUN=$((EDGE_RUN + 1))
     start_firn "$firn" "$tmp/edge-$EDGE_RUN.log" --config.file="$tmp/edge.yml" \
         --web.listen-address=127.0.0.1:0 --storage.tsdb.path="$tmp/edge" \
-        --storage.tsdb.retention.time=0
+        --storage.tsdb.retention.time=0 || return 1
     EDGE_PID=$FIRN_PID
     EDGE_PORT=$FIRN_PORT
 }
@@ -223,9 +223,12 @@ stop_pid "$EDGE_PID" KILL
 start_edge || { fail "the edge did not restart: $(tail -3 "$tmp/edge-$EDGE_RUN.log")"; finish; exit 1; }
 wait_for 60 queue_is 0 && ok "the queue drained after the second kill -9" ||
     fail "queue still holds $(metric queue_profiles): $(why)"
+# (the CPU series itself: a CPU profile is stored as one series per sample
+# type, and the samples/count one may arrive first)
 central_scraped_series() {
     curl_local --cacert "$tmp/ca.pem" -u "edge:$password" --get \
-        "https://127.0.0.1:$CENTRAL_PORT/api/v1/series" --data-urlencode 'match[]={job="scraped"}' |
+        "https://127.0.0.1:$CENTRAL_PORT/api/v1/series" \
+        --data-urlencode "match[]=$CPU{job=\"scraped\"}" |
         jq -e '.data | length > 0'
 }
 wait_for 60 central_scraped_series && ok "scraped profiles reached the central firn" ||
