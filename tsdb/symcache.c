@@ -44,7 +44,7 @@ static size_t sc_bucket(const tsdb_symcache *c, uint32_t partition, uint8_t kind
 {
     uint64_t k = ((uint64_t)partition << 35) ^ ((uint64_t)kind << 32) ^ id;
     k *= 0x9E3779B97F4A7C15ull;   /* Fibonacci hashing: the top bits spread */
-    return (size_t)(k >> 32) & (c->n_buckets - 1);
+    return (size_t)(k >> (64 - c->bucket_bits));
 }
 
 tsdb_symcache *tsdb_symcache_new(size_t max_bytes)
@@ -52,7 +52,8 @@ tsdb_symcache *tsdb_symcache_new(size_t max_bytes)
     tsdb_symcache *c = firn_xcalloc(1, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
     c->max_bytes = max_bytes;
-    c->n_buckets = 1024;
+    c->bucket_bits = 10;
+    c->n_buckets = (size_t)1 << c->bucket_bits;
     c->buckets = firn_xcalloc(c->n_buckets, sizeof *c->buckets);
     return c;
 }
@@ -141,6 +142,7 @@ static void sc_grow(tsdb_symcache *c)
     size_t n_old = c->n_buckets;
     c->buckets = b;
     c->n_buckets = n;
+    c->bucket_bits++;
     for (size_t i = 0; i < n_old; i++)
         for (struct sc_entry *e = old[i], *next; e; e = next) {
             next = e->chain;

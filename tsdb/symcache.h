@@ -16,7 +16,8 @@ struct sc_entry;
 typedef struct tsdb_symcache {
     pthread_mutex_t mu;
     struct sc_entry **buckets;
-    size_t n_buckets;                /* a power of two */
+    size_t n_buckets;                /* 2^bucket_bits */
+    unsigned bucket_bits;
     struct sc_entry *head, *tail;    /* LRU list */
     size_t max_bytes, bytes;
     uint32_t floor;                  /* partitions below it are gone */
