@@ -43,6 +43,7 @@
 #include <stdatomic.h>
 #include <zstd.h>
 
+#include "tsdb/symcache.h"
 #include "tsdb/tsdb.h"
 
 /* Symbol kinds: the byte after the partition in symbols/symbol_idx keys. */
@@ -96,6 +97,7 @@ struct tsdb {
      * takes it exclusively only to grow the map. */
     pthread_rwlock_t resize_lock;
     struct writer *writer;   /* NULL when read-only */
+    tsdb_symcache *symcache; /* NULL when read-only (symcache.c) */
     _Atomic uint64_t appends_total, append_failures_total, samples_total, commits_total,
         float_samples_total, float_samples_dropped_total,
         queue_full_total, map_resizes_total, retention_deleted_blocks_total,
@@ -167,6 +169,7 @@ struct tsdb_reader {
     size_t cap;                 /* of the three scratch arrays above */
     struct block_scratch scratch;
     MDB_cursor *sym_cursor[SYM_KINDS];   /* symbols, one per kind (read.c's sym_get) */
+    firn_buf sym_copy[SYM_KINDS];        /* a record from the symbol cache, per kind */
 };
 
 /* A bounds-checked reader over a value; `bad` is set by any read past the

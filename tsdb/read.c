@@ -84,6 +84,8 @@ void tsdb_reader_close(tsdb_reader *r)
     free(r->labelsets);
     free(r->values);
     tsdb_block_scratch_free(&r->scratch);
+    for (int k = 0; k < SYM_KINDS; k++)
+        firn_buf_free(&r->sym_copy[k]);
     free(r);
 }
 
@@ -694,6 +696,16 @@ static int sym_get(tsdb_reader *r, uint32_t partition, enum sym_kind kind, uint3
                    struct cur *out)
 {
     assert(kind > 0 && kind < SYM_KINDS);
+    tsdb_symcache *cache = r->db->symcache;
+    /* A kind's copy is overwritten by its next read: no caller holds two
+     * records of one kind at once (a stack's locations, a location's
+     * functions and mapping, their strings are read one at a time). */
+    if (cache && tsdb_symcache_get(cache, partition, (uint8_t)kind, id, &r->sym_copy[kind])) {
+        out->p = (const unsigned char *)r->sym_copy[kind].data;
+        out->end = out->p + r->sym_copy[kind].len;
+        out->bad = false;
+        return 0;
+    }
     int rc;
     if (!r->sym_cursor[kind] &&
         (rc = mdb_cursor_open(r->txn, r->db->dbi_symbols, &r->sym_cursor[kind])))
@@ -704,6 +716,8 @@ static int sym_get(tsdb_reader *r, uint32_t partition, enum sym_kind kind, uint3
     rc = mdb_cursor_get(r->sym_cursor[kind], &k, &v, MDB_SET);
     if (rc)
         return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+    if (cache)
+        tsdb_symcache_put(cache, partition, (uint8_t)kind, id, v.mv_data, v.mv_size);
     out->p = v.mv_data;
     out->end = out->p + v.mv_size;
     out->bad = false;

@@ -379,6 +379,12 @@ tsdb *tsdb_open(const tsdb_options *o, firn_err *err)
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&db->resize_lock, &attr);
     pthread_rwlockattr_destroy(&attr);
+    /* Only the writing process knows when a partition is deleted (its
+     * retention pass); a read-only process keeps no copies, which another
+     * process's retention could leave stale. */
+    if (!o->read_only)
+        db->symcache = tsdb_symcache_new(o->symbol_cache_bytes ? o->symbol_cache_bytes
+                                                               : TSDB_SYMBOL_CACHE_BYTES);
     off_t data_size;
     db->lock_fd = -1;
     if (!db->path || check_dir(&db->opts, &data_size, err) < 0 ||
@@ -400,11 +406,19 @@ void tsdb_close(tsdb *db)
         tsdb_writer_stop(db);
     if (db->env)
         mdb_env_close(db->env);
+    tsdb_symcache_free(db->symcache);
     pthread_rwlock_destroy(&db->resize_lock);
     if (db->lock_fd >= 0)
         close(db->lock_fd);   /* releases the flock */
     free(db->path);
     free(db);
+}
+
+void tsdb_symbol_cache_stats(tsdb *db, tsdb_symcache_stat *out)
+{
+    *out = (tsdb_symcache_stat){0};
+    if (db->symcache)
+        tsdb_symcache_stats(db->symcache, out);
 }
 
 int tsdb_grow_map(tsdb *db, firn_err *err)

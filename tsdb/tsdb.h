@@ -93,7 +93,18 @@ typedef struct tsdb_options {
     int64_t resize_wait_ms;        /* read-only: how long a read waits for the other
                                       reads of this process to close when another
                                       process grew the store (default 10 s) */
+    size_t symbol_cache_bytes;     /* bytes of symbol records kept for every reader
+                                      of the process (default 32 MiB, least recently
+                                      used out first); a read-only open keeps none
+                                      (docs/ARCHITECTURE.md, "Symbol cache") */
 } tsdb_options;
+
+#define TSDB_SYMBOL_CACHE_BYTES (32u << 20)
+
+/* The symbol cache's state (all zero for a read-only open). */
+typedef struct tsdb_symcache_stat {
+    uint64_t entries, bytes, hits, misses, evictions;
+} tsdb_symcache_stat;
 
 void tsdb_options_default(tsdb_options *o);
 
@@ -104,6 +115,7 @@ void tsdb_options_default(tsdb_options *o);
 tsdb *tsdb_open(const tsdb_options *o, firn_err *err);
 /* Waits for queued appends to commit, stops the threads, closes. */
 void tsdb_close(tsdb *db);
+void tsdb_symbol_cache_stats(tsdb *db, tsdb_symcache_stat *out);
 
 /* ---- writing ------------------------------------------------------------- */
 

@@ -1145,6 +1145,7 @@ static void run_retention(struct writer *w, int64_t now, uint64_t *deleted_block
                     if (w->parts[i].used && w->parts[i].partition < first_live)
                         part_cache_drop(&w->parts[i]);
                 w->first_live_partition = first_live;
+                tsdb_symcache_drop_below(db->symcache, first_live);
             }
             if (blocks || series)
                 firn_log(FIRN_LOG_INFO, "tsdb", "retention deleted expired data",

@@ -1299,6 +1299,253 @@ static void test_merge_across_partitions(void **state)
     free(pdir);
 }
 
+/* ---- the symbol cache ------------------------------------------------------ */
+
+static tsdb_symcache_stat cache_of(tsdb *db)
+{
+    tsdb_symcache_stat s;
+    tsdb_symbol_cache_stats(db, &s);
+    return s;
+}
+
+/* The encoded merge of one series over all time. */
+static unsigned char *merged_bytes(tsdb *db, uint64_t id, bool labels, size_t *len)
+{
+    tsdb_reader *r = reader_ok(db);
+    pprof_profile *m = merge_ok(r, &id, 1, INT64_MIN, INT64_MAX, labels, NULL);
+    tsdb_reader_close(r);
+    unsigned char *buf;
+    firn_err err = {0};
+    assert_int_equal(pprof_encode(m, -1, &buf, &len[0], &err), 0);
+    pprof_free(m);
+    return buf;
+}
+
+static void assert_same_bytes(const unsigned char *a, size_t na, const unsigned char *b,
+                              size_t nb)
+{
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+}
+
+/* Merges from the cache give the bytes the store gives (a second merge
+ * reads nothing from the store, a read-only open has no cache), a stack
+ * appended later into a partition already cached is found, a small cache
+ * evicts and stays exact.  Expected sums come from the profiles appended. */
+static void test_symbol_cache_hits_equal_misses(void **state)
+{
+    for (int small = 0; small < 2; small++) {
+        char *pdir = path_join(*state, small ? "symcache_small" : "symcache");
+        tsdb_options o;
+        test_options(&o, pdir);
+        o.partition_ms = 1000;
+        o.symbol_cache_bytes = small ? 2048 : 0;
+        tsdb *db = open_ok(&o);
+        int first[20], second[20], thirds[14];
+        for (int i = 0; i < 20; i++) {
+            first[i] = i;
+            second[i] = 10 + i;
+        }
+        for (int i = 0; i < 14; i++)
+            thirds[i] = 3 * i;
+        firn_label a[] = {{"job", "a"}}, b[] = {{"job", "b"}};
+        struct id_sums plain = {.n = 0};
+        for (int p = 0; p < 2; p++) {
+            pprof_profile *pa = family_profile(p ? second : first, 20, 100 + p, false);
+            pprof_profile *pb = family_profile(p ? second : first, 20, 100 + p, true);
+            append_ok(db, pa, a, 1, "process_cpu", 500 + 1000 * p);
+            append_ok(db, pb, b, 1, "process_cpu", 500 + 1000 * p);
+            id_sums_add(&plain, pa, 1);
+            pprof_free(pa);
+            pprof_free(pb);
+        }
+        tsdb_reader *r = reader_ok(db);
+        uint64_t ida = series_id(r, CPU_NAME, "job", "a"), idb = series_id(r, CPU_NAME, "job", "b");
+        tsdb_reader_close(r);
+        assert_int_equal(cache_of(db).entries, 0);
+        size_t n1, n2, n3, l1, l2;
+        unsigned char *m1 = merged_bytes(db, ida, false, &n1);
+        unsigned char *lab1 = merged_bytes(db, idb, true, &l1);
+        tsdb_symcache_stat s1 = cache_of(db);
+        assert_true(s1.misses > 0);
+        assert_true(s1.entries > 0);
+        unsigned char *m2 = merged_bytes(db, ida, false, &n2);
+        unsigned char *lab2 = merged_bytes(db, idb, true, &l2);
+        tsdb_symcache_stat s2 = cache_of(db);
+        assert_same_bytes(m1, n1, m2, n2);
+        assert_same_bytes(lab1, l1, lab2, l2);
+        if (small) {
+            assert_true(s2.bytes <= 2048);
+            assert_true(s2.evictions > 0);
+        } else {
+            assert_int_equal(s2.misses, s1.misses);   /* all from the cache */
+            assert_true(s2.hits > s1.hits);
+        }
+        /* a read-only open reads the store alone */
+        tsdb_options ro = o;
+        ro.read_only = true;
+        tsdb *rdb = open_ok(&ro);
+        unsigned char *m3 = merged_bytes(rdb, ida, false, &n3);
+        assert_int_equal(cache_of(rdb).misses, 0);
+        assert_same_bytes(m1, n1, m3, n3);
+        free(m3);
+        tsdb_close(rdb);
+        pprof_profile *dec = pprof_decode(m2, n2, NULL, &(firn_err){0});
+        assert_non_null(dec);
+        assert_id_sums(dec, &plain);
+        pprof_free(dec);
+        /* new stacks (and ids) in partition 0, whose symbols are cached */
+        pprof_profile *late = family_profile(thirds, 14, 300, false);
+        append_ok(db, late, a, 1, "process_cpu", 700);
+        id_sums_add(&plain, late, 1);
+        pprof_free(late);
+        r = reader_ok(db);
+        pprof_profile *m = merge_ok(r, &ida, 1, INT64_MIN, INT64_MAX, false, NULL);
+        assert_id_sums(m, &plain);
+        pprof_free(m);
+        tsdb_reader_close(r);
+        assert_true(cache_of(db).misses > s2.misses);
+        free(m1);
+        free(m2);
+        free(lab1);
+        free(lab2);
+        tsdb_close(db);
+        free(pdir);
+    }
+}
+
+/* Retention drops the cached symbols of the partitions it deletes, and a
+ * reader whose snapshot still has them does not bring them back. */
+static void test_symbol_cache_retention(void **state)
+{
+    char *pdir = path_join(*state, "symcache_retention");
+    tsdb_options o;
+    test_options(&o, pdir);
+    o.partition_ms = 1000;
+    o.retention_ms = 5000;
+    tsdb *db = open_ok(&o);
+    const int64_t T = (firn_now_ms() / 1000 + 1) * 1000;
+    int first[20];
+    for (int i = 0; i < 20; i++)
+        first[i] = i;
+    firn_label a[] = {{"job", "a"}};
+    struct id_sums plain = {.n = 0};
+    for (int p = 0; p < 2; p++) {
+        pprof_profile *pa = family_profile(first, 20, 100 + p, false);
+        append_ok(db, pa, a, 1, "process_cpu", T + 1000 * p);
+        id_sums_add(&plain, pa, 1);
+        pprof_free(pa);
+    }
+    tsdb_reader *before = reader_ok(db);
+    uint64_t ida = series_id(before, CPU_NAME, "job", "a");
+    pprof_profile *m = merge_ok(before, &ida, 1, INT64_MIN, INT64_MAX, false, NULL);
+    pprof_free(m);
+    assert_true(cache_of(db).entries > 0);
+    uint64_t deleted = 0;
+    firn_err err = {0};
+    /* cutoff T+7.5s: both partitions go */
+    assert_int_equal(tsdb_retention_run(db, T + 12500, &deleted, &err), 0);
+    assert_int_equal(deleted, 2);
+    tsdb_symcache_stat s = cache_of(db);
+    assert_int_equal(s.entries, 0);
+    assert_int_equal(s.bytes, 0);
+    /* the older snapshot still merges them, from the store */
+    m = merge_ok(before, &ida, 1, INT64_MIN, INT64_MAX, false, NULL);
+    assert_id_sums(m, &plain);
+    pprof_free(m);
+    tsdb_reader_close(before);
+    tsdb_symcache_stat after = cache_of(db);
+    assert_int_equal(after.entries, 0);
+    assert_true(after.misses > s.misses);
+    tsdb_close(db);
+    free(pdir);
+}
+
+/* Readers share the cache while the writer adds stacks to its partitions
+ * and retention drops another partition's symbols, through a cache small
+ * enough to evict all along: every merge gives the bytes of the first
+ * (run under ThreadSanitizer too). */
+enum { SC_READERS = 3, SC_ROUNDS = 25 };
+
+struct sc_shared {
+    tsdb *db;
+    uint64_t id;
+    const unsigned char *want;
+    size_t want_len;
+    atomic_int failures;
+};
+
+static void *sc_reader(void *arg)
+{
+    struct sc_shared *sh = arg;
+    for (int i = 0; i < SC_ROUNDS; i++) {
+        firn_err err = {0};
+        tsdb_reader *r = tsdb_reader_open(sh->db, &err);
+        pprof_profile *m = r ? tsdb_merge(r, &sh->id, 1, INT64_MIN, INT64_MAX, NULL, NULL, &err)
+                             : NULL;
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        if (!m || pprof_encode(m, -1, &buf, &len, &err) < 0 || len != sh->want_len ||
+            memcmp(buf, sh->want, len) != 0)
+            atomic_fetch_add(&sh->failures, 1);
+        free(buf);
+        pprof_free(m);
+        tsdb_reader_close(r);
+    }
+    return NULL;
+}
+
+static void test_symbol_cache_concurrent(void **state)
+{
+    char *pdir = path_join(*state, "symcache_threads");
+    tsdb_options o;
+    test_options(&o, pdir);
+    o.partition_ms = 1000;
+    o.retention_ms = 5000;
+    o.symbol_cache_bytes = 4096;
+    tsdb *db = open_ok(&o);
+    const int64_t T = (firn_now_ms() / 1000 + 1) * 1000;
+    int first[20], second[20];
+    for (int i = 0; i < 20; i++) {
+        first[i] = i;
+        second[i] = 20 + i;
+    }
+    firn_label a[] = {{"job", "a"}}, b[] = {{"job", "b"}}, old[] = {{"job", "old"}};
+    pprof_profile *pf = family_profile(first, 20, 100, false);
+    pprof_profile *ps = family_profile(second, 20, 200, false);
+    append_ok(db, pf, old, 1, "process_cpu", T);
+    append_ok(db, pf, a, 1, "process_cpu", T + 8000);
+    append_ok(db, pf, a, 1, "process_cpu", T + 9000);
+    tsdb_reader *r = reader_ok(db);
+    uint64_t ida = series_id(r, CPU_NAME, "job", "a"), idold = series_id(r, CPU_NAME, "job", "old");
+    tsdb_reader_close(r);
+    size_t want_len, old_len;
+    unsigned char *want = merged_bytes(db, ida, false, &want_len);
+    free(merged_bytes(db, idold, false, &old_len));   /* the old partition's symbols cached */
+    struct sc_shared sh = {.db = db, .id = ida, .want = want, .want_len = want_len};
+    pthread_t th[SC_READERS];
+    for (int i = 0; i < SC_READERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, sc_reader, &sh), 0);
+    /* new stacks in the cached partitions, then the old partition dropped */
+    append_ok(db, ps, b, 1, "process_cpu", T + 8000);
+    append_ok(db, ps, b, 1, "process_cpu", T + 9000);
+    uint64_t deleted = 0;
+    firn_err err = {0};
+    assert_int_equal(tsdb_retention_run(db, T + 12500, &deleted, &err), 0);
+    assert_int_equal(deleted, 1);
+    for (int i = 0; i < SC_READERS; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(atomic_load(&sh.failures), 0);
+    tsdb_symcache_stat s = cache_of(db);
+    assert_true(s.bytes <= 4096);
+    assert_true(s.hits > 0);
+    free(want);
+    pprof_free(pf);
+    pprof_free(ps);
+    tsdb_close(db);
+    free(pdir);
+}
+
 static void test_merge(void **state)
 {
     const char *dir = *state;
@@ -3938,6 +4185,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_merge_mapping_addresses, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_merge_across_partitions, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_symbol_cache_hits_equal_misses, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_symbol_cache_retention, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_symbol_cache_concurrent, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_profile_at_and_labels, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_append_refusals, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_retention, dir_setup, dir_teardown),
