@@ -1536,9 +1536,11 @@ static void test_symbol_cache_concurrent(void **state)
     for (int i = 0; i < SC_READERS; i++)
         pthread_join(th[i], NULL);
     assert_int_equal(atomic_load(&sh.failures), 0);
+    /* (no count of hits: with a cache this small, whether a record is
+     * still there when read again depends on the threads' interleaving;
+     * test_symbol_cache_hits_equal_misses asserts hits) */
     tsdb_symcache_stat s = cache_of(db);
     assert_true(s.bytes <= 4096);
-    assert_true(s.hits > 0);
     free(want);
     pprof_free(pf);
     pprof_free(ps);
