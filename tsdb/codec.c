@@ -532,7 +532,7 @@ int tsdb_block_decode(struct block_reader *br, uint32_t *stacks, uint32_t *label
         stack += (uint32_t)delta;
         stacks[i++] = stack;
     }
-    if (!labels)
+    if (!labels && n)   /* (n == 0: the arrays may be NULL) */
         memset(labelsets, 0, n * sizeof *labelsets);
     for (i = 0; i < n && labels; i++) {
         uint64_t ls = tsdb_varint_at(&p, end, &bad);

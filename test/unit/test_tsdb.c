@@ -2841,6 +2841,22 @@ static void test_block_columns(void **state)
             free(want_stack);
         }
 
+    /* an empty profile's block (an idle process's CPU profile) decodes into
+     * no arrays at all: the store's scans pass NULL when there are no
+     * samples, and nothing may be written through them (UBSan checks) */
+    struct block_sample none[1] = {{0, 0, 0}};
+    firn_buf eb = {0}, ebody = {0};
+    assert_int_equal(tsdb_block_encode(&eb, &ebody, z, none, 0, 1, 1), 0);
+    MDB_val ev = {eb.len, eb.data};
+    struct block_reader ebr;
+    struct block_scratch escratch = {0};
+    assert_int_equal(tsdb_block_open(&ebr, &ev, &escratch), 0);
+    assert_int_equal(ebr.n, 0);
+    assert_int_equal(tsdb_block_decode(&ebr, NULL, NULL, NULL), 0);
+    tsdb_block_scratch_free(&escratch);
+    firn_buf_free(&eb);
+    firn_buf_free(&ebody);
+
     /* label sets of one stack repeat its id: deltas, whatever the density */
     struct block_sample lab[40];
     for (uint32_t i = 0; i < 40; i++)
